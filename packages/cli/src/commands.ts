@@ -1,0 +1,74 @@
+/**
+ * The commands themselves, each printing its result to stdout.
+ */
+import { applyLayer, digestLayer, mergedListing, packDirectory, type Compression, type Entry } from '@strata/core';
+
+function warn(message: string, path: string): void {
+  process.stderr.write(`strata: warning: ${path}: ${message}\n`);
+}
+
+/** `strata apply`: prints the applied layer's diffID. */
+export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean }): Promise<void> {
+  const result = await applyLayer(layer, dir, {
+    format: options.format,
+    overlayXattrNamespace: options.userxattr ? 'user' : 'trusted',
+    onWarning: warn,
+  });
+  process.stdout.write(`${result.diffID}\n`);
+}
+
+/** `strata digest`: diffID, and for compressed input the blob's digest and size. */
+export async function runDigest(layer: string): Promise<void> {
+  const d = await digestLayer(layer);
+  let out = `diffID ${d.diffID}\n`;
+  if (d.compression !== 'none') out += `digest ${d.digest}\nsize ${d.size}\ncompression ${d.compression}\n`;
+  process.stdout.write(out);
+}
+
+const TYPE_CHARS: Record<Entry['type'], string> = {
+  file: '-',
+  directory: 'd',
+  symlink: 'l',
+  hardlink: 'h',
+  char: 'c',
+  block: 'b',
+  fifo: 'p',
+};
+
+function modeString(entry: Entry): string {
+  const m = entry.mode;
+  const bit = (mask: number, c: string) => (m & mask ? c : '-');
+  const exec = (x: number, special: number, on: string, off: string) => (m & special ? (m & x ? on : off) : m & x ? 'x' : '-');
+  return (
+    TYPE_CHARS[entry.type] +
+    bit(0o400, 'r') + bit(0o200, 'w') + exec(0o100, 0o4000, 's', 'S') +
+    bit(0o040, 'r') + bit(0o020, 'w') + exec(0o010, 0o2000, 's', 'S') +
+    bit(0o004, 'r') + bit(0o002, 'w') + exec(0o001, 0o1000, 't', 'T')
+  );
+}
+
+/** `strata ls`: the merged listing of layers applied in order. */
+export async function runLs(layers: string[], json: boolean): Promise<void> {
+  const entries = await mergedListing(layers);
+  const lines: string[] = [];
+  for (const e of entries) {
+    const mtime = e.mtime.sec + e.mtime.nsec / 1e9;
+    if (json) {
+      lines.push(JSON.stringify({ path: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime, linkname: e.linkname ?? null }));
+    } else {
+      const link = e.type === 'symlink' ? ` -> ${e.linkname}` : e.type === 'hardlink' ? ` link to ${e.linkname}` : '';
+      lines.push(`${modeString(e)} ${e.uid}/${e.gid} ${String(e.size).padStart(10)} ${new Date(e.mtime.sec * 1000).toISOString().slice(0, 19)} ${e.path}${link}`);
+    }
+  }
+  process.stdout.write(lines.length > 0 ? `${lines.join('\n')}\n` : '');
+}
+
+/** `strata pack`: prints diffID, digest and size. */
+export async function runPack(dir: string, output: string, compression: Compression, sourceDateEpoch: number | undefined): Promise<void> {
+  const d = await packDirectory(dir, output, {
+    compression,
+    onWarning: warn,
+    ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+  });
+  process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+}

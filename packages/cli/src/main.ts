@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * The `strata` command: thin argument parsing over @strata/core; typed errors become one line and a
+ * non-zero exit.
+ */
+import { parseArgs } from 'node:util';
+import { runApply, runDigest, runLs, runPack } from './commands.js';
+
+const USAGE = `usage:
+  strata apply <layer> <dir> [--format plain|overlay] [--userxattr]
+  strata digest <layer>
+  strata ls <layer>... [--json]
+  strata pack <dir> -o <layer> [--compression none|gzip|zstd] [--source-date-epoch N]`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      format: { type: 'string' },
+      userxattr: { type: 'boolean' },
+      json: { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      compression: { type: 'string' },
+      'source-date-epoch': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const need = (count: number, variadic = false) => {
+    if (positionals.length < count || (!variadic && positionals.length > count)) throw new UsageError(`wrong number of arguments for ${command}`);
+  };
+  switch (command) {
+    case 'apply': {
+      need(2);
+      const format = values.format ?? 'plain';
+      if (format !== 'plain' && format !== 'overlay') throw new UsageError(`--format must be plain or overlay`);
+      await runApply(positionals[0]!, positionals[1]!, { format, userxattr: values.userxattr ?? false });
+      return;
+    }
+    case 'digest':
+      need(1);
+      await runDigest(positionals[0]!);
+      return;
+    case 'ls':
+      need(1, true);
+      await runLs(positionals, values.json ?? false);
+      return;
+    case 'pack': {
+      need(1);
+      if (!values.output) throw new UsageError('pack needs -o <layer>');
+      const compression = values.compression ?? 'none';
+      if (compression !== 'none' && compression !== 'gzip' && compression !== 'zstd') throw new UsageError('--compression must be none, gzip or zstd');
+      const epochText = values['source-date-epoch'] ?? process.env.SOURCE_DATE_EPOCH;
+      const epoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
+      if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new UsageError('--source-date-epoch must be whole seconds');
+      await runPack(positionals[0]!, values.output, compression, epoch);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`strata: ${(error as Error).message}\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const code = (error as { code?: unknown }).code;
+  process.stderr.write(`strata: ${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,353 @@
+/**
+ * applyLayer: extract a layer onto a directory that may already hold the layers below it.
+ *
+ * Safety: every entry is placed through `resolveInRoot`, so no name, symlink (in the layer or already in
+ * the target) or hardlink ever reaches outside the target; escapes are UNSAFE_PATH errors, not clamps.
+ * A file is never written through an existing symlink: what stands at an entry's path is removed first.
+ */
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  chmodSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  constants as fsConstants,
+  type Stats,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { LayerFormatError, UnsupportedError } from './errors.js';
+import type { Entry } from './entry.js';
+import { getXattr, lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+import { childPath, isWithin, parentOf, resolveInRoot, ROOT } from './path.js';
+import type { ByteInput, LayerDigests } from './tar/digest.js';
+import { readLayer, type ReadLayerOptions } from './tar/reader.js';
+import { classifyWhiteout, isOverlayXattr, opaqueXattr, type OverlayXattrNamespace } from './whiteout.js';
+
+/** How deletions land in the target. */
+export type ApplyFormat = 'plain' | 'overlay';
+
+/** Options of `applyLayer`. */
+export interface ApplyOptions extends ReadLayerOptions {
+  /**
+   * `plain` (default): whiteouts delete what they name; an opaque marker empties its directory of what
+   * came from below. `overlay`: the same, and deletions are recorded as overlayfs expects them (char 0/0
+   * devices and the opaque xattr) so the target can be mounted as an overlayfs layer.
+   */
+  format?: ApplyFormat;
+  /** Namespace of the opaque xattr in overlay form: `trusted` (default) or `user` (for `userxattr` mounts). */
+  overlayXattrNamespace?: OverlayXattrNamespace;
+  /**
+   * `apply`: chown every entry (needs root). `record`: leave files owned by the caller and report the
+   * layer's owners in the result, for rootless use. Default: `apply` as root, else `record`.
+   */
+  owners?: 'apply' | 'record';
+  /** `create` device nodes (default as root), or `refuse` them with UNSUPPORTED (default otherwise). */
+  devices?: 'create' | 'refuse';
+  /** Non-fatal observations: overlay xattrs dropped from entries, xattrs the filesystem refused in record mode. */
+  onWarning?: (message: string, path: string) => void;
+}
+
+/** An owner the layer asked for and a rootless apply recorded instead of applying. */
+export interface OwnerRecord {
+  path: string;
+  uid: number;
+  gid: number;
+}
+
+/** What an apply did. */
+export interface ApplyResult extends LayerDigests {
+  /** Entries applied, whiteouts and opaque markers included. */
+  entries: number;
+  /** In `record` mode, every entry whose owner is not 0:0. */
+  owners: OwnerRecord[];
+}
+
+/** The xattr left on the target root while an in-place apply is under way; it stays if the apply fails. */
+export const INCOMPLETE_XATTR = 'user.strata.incomplete';
+
+/** True when `dir` carries the mark of an apply that did not finish. */
+export function isApplyIncomplete(dir: string): boolean {
+  return getXattr(dir, INCOMPLETE_XATTR) !== undefined;
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+function isWhiteoutDevice(st: Stats | undefined): boolean {
+  return st !== undefined && st.isCharacterDevice() && st.rdev === 0;
+}
+
+/**
+ * Applies the layer `source` (a path, stream or byte iterable; plain, gzip or zstd) onto `target`.
+ *
+ * Order-independent within a layer: an opaque marker hides only what came from below, wherever it stands
+ * among its siblings; a whiteout never removes an entry the same layer adds; a hardlink may precede its
+ * target. Duplicate paths in one layer: the last one wins. Directory modes and times are set after all
+ * entries, so children cannot disturb them.
+ *
+ * State after an error: if `target` did not exist, the layer is extracted into a sibling staging directory
+ * and renamed into place only on success, so after an error `target` still does not exist. If `target`
+ * existed, it is changed in place: while the apply runs, and after it fails, its root carries the xattr
+ * `user.strata.incomplete` (see `isApplyIncomplete`), so a half-applied target never looks complete.
+ * Applying the same layer again completes it.
+ *
+ * Throws LAYER_FORMAT, UNSAFE_PATH, LIMIT_EXCEEDED and UNSUPPORTED (see `readLayer`), plus Node errno
+ * errors from the filesystem.
+ */
+export async function applyLayer(source: ByteInput, target: string, options: ApplyOptions = {}): Promise<ApplyResult> {
+  const existing = lstatOrUndefined(target);
+  if (existing === undefined) {
+    const staging = join(dirname(target), `.${basename(target)}.applying-${process.pid}-${Date.now()}`);
+    mkdirSync(staging, { mode: 0o755 });
+    try {
+      const result = await applyInto(source, staging, options);
+      renameSync(staging, target);
+      return result;
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      throw error;
+    }
+  }
+  if (!existing.isDirectory()) throw new LayerFormatError(`apply target is not a directory: ${target}`);
+  setXattr(target, INCOMPLETE_XATTR, Buffer.from('1'));
+  const result = await applyInto(source, target, options);
+  removeXattr(target, INCOMPLETE_XATTR);
+  return result;
+}
+
+async function applyInto(source: ByteInput, root: string, options: ApplyOptions): Promise<ApplyResult> {
+  const format = options.format ?? 'plain';
+  const isRoot = process.getuid?.() === 0;
+  const owners = options.owners ?? (isRoot ? 'apply' : 'record');
+  const devices = options.devices ?? (isRoot ? 'create' : 'refuse');
+  const opaqueName = opaqueXattr(options.overlayXattrNamespace ?? 'trusted');
+  const warn = options.onWarning ?? (() => {});
+  const reader = readLayer(source, options);
+
+  /** Paths this layer put in place, and every ancestor of one: never removed by this layer's own deletions. */
+  const touched = new Set<string>([ROOT]);
+  /** Resolved directories known to be real directories in the target: skips re-resolving parents. */
+  const knownDirs = new Set<string>([ROOT]);
+  const directories = new Map<string, { hostPath: string; entry: Entry }>();
+  const deferredLinks: Array<{ entry: Entry; hostPath: string }> = [];
+  const ownerRecords: OwnerRecord[] = [];
+  let count = 0;
+
+  const touch = (path: string): void => {
+    for (let p = path; !touched.has(p); p = parentOf(p)) touched.add(p);
+  };
+
+  const forget = (layerPath: string): void => {
+    for (const dir of knownDirs) if (dir !== ROOT && isWithin(dir, layerPath)) knownDirs.delete(dir);
+  };
+
+  /** Removes whatever stands at a resolved path; symlinks are removed, never followed. */
+  const remove = (layerPath: string, hostPath: string, st: Stats): void => {
+    if (st.isDirectory()) rmSync(hostPath, { recursive: true, force: true });
+    else unlinkSync(hostPath);
+    if (st.isDirectory() || st.isSymbolicLink()) forget(layerPath);
+  };
+
+  /** Makes the missing directories of a resolved parent; a non-directory in the way is a format error. */
+  const ensureDir = (layerPath: string, entryPath: string): void => {
+    if (knownDirs.has(layerPath)) return;
+    const chain: string[] = [];
+    for (let p = layerPath; !knownDirs.has(p); p = parentOf(p)) chain.push(p);
+    for (const p of chain.reverse()) {
+      const hostPath = join(root, p);
+      const st = lstatOrUndefined(hostPath);
+      if (st === undefined) mkdirSync(hostPath, { mode: 0o755 });
+      else if (!st.isDirectory()) throw new LayerFormatError(`parent of ${entryPath} is not a directory: ${p}`, { path: entryPath });
+      knownDirs.add(p);
+    }
+  };
+
+  /** Resolves an entry path to the host, creating its parent directories. */
+  const place = (path: string): { hostPath: string; layerPath: string } => {
+    const parent = parentOf(path);
+    if (knownDirs.has(parent)) return { hostPath: join(root, path), layerPath: path };
+    const resolved = resolveInRoot(root, path);
+    ensureDir(parentOf(resolved.layerPath), path);
+    return resolved;
+  };
+
+  const setOwner = (hostPath: string, entry: Entry, fd?: number): void => {
+    if (owners === 'record') {
+      if (entry.uid !== 0 || entry.gid !== 0) ownerRecords.push({ path: entry.path, uid: entry.uid, gid: entry.gid });
+      return;
+    }
+    if (fd !== undefined) fchownSync(fd, entry.uid, entry.gid);
+    else lchownSync(hostPath, entry.uid, entry.gid);
+  };
+
+  const setXattrs = (hostPath: string, entry: Entry): void => {
+    for (const [name, value] of entry.xattrs) {
+      if (isOverlayXattr(name)) {
+        warn(`dropping overlay xattr ${name}: a layer cannot set overlayfs markers`, entry.path);
+        continue;
+      }
+      try {
+        setXattr(hostPath, name, value);
+      } catch (error) {
+        if (owners !== 'record') throw error;
+        warn(`xattr ${name} not set: ${(error as Error).message}`, entry.path);
+      }
+    }
+  };
+
+  /** Empties directory `dir` of everything this layer did not put there, recursively. */
+  const prune = (dir: string, hostDir: string): void => {
+    for (const name of readdirSync(hostDir)) {
+      const path = childPath(dir, name);
+      const hostPath = join(hostDir, name);
+      const st = lstatSync(hostPath);
+      if (!touched.has(path)) remove(path, hostPath, st);
+      else if (st.isDirectory()) prune(path, hostPath);
+    }
+  };
+
+  const whiteout = (path: string): void => {
+    if (touched.has(path)) return; // the same layer's own entry: whiteouts only hide what is below
+    const { hostPath, layerPath } = resolveInRoot(root, path);
+    const parent = lstatOrUndefined(dirname(hostPath));
+    if (parent !== undefined && !parent.isDirectory()) return; // nothing can stand below a non-directory
+    if (parent === undefined) {
+      if (format === 'plain') return; // nothing to delete
+      ensureDir(parentOf(layerPath), path);
+    }
+    const st = lstatOrUndefined(hostPath);
+    if (st !== undefined) remove(layerPath, hostPath, st);
+    if (format === 'overlay') {
+      mknod(hostPath, S_IFCHR, 0o000, 0, 0);
+      touch(path); // a later entry at this path replaces the whiteout device; a later whiteout must not remove it
+    }
+  };
+
+  const opaque = (dir: string): void => {
+    const { hostPath, layerPath } = place(dir);
+    let st = lstatOrUndefined(hostPath);
+    if (st !== undefined && !st.isDirectory() && !touched.has(dir)) {
+      remove(layerPath, hostPath, st);
+      st = undefined;
+    }
+    if (st === undefined) mkdirSync(hostPath, { mode: 0o755 });
+    else if (st.isDirectory()) prune(layerPath, hostPath);
+    else throw new LayerFormatError(`opaque marker inside a non-directory: ${dir}`, { path: dir });
+    touch(dir);
+    knownDirs.add(layerPath);
+    if (format === 'overlay') setXattr(hostPath, opaqueName, Buffer.from('y'));
+  };
+
+  const link = (entry: Entry, hostPath: string): boolean => {
+    const { hostPath: targetHost } = resolveInRoot(root, entry.linkname!);
+    const st = lstatOrUndefined(targetHost);
+    if (st === undefined || (format === 'overlay' && isWhiteoutDevice(st))) return false;
+    if (st.isDirectory()) throw new LayerFormatError(`hardlink to a directory: ${entry.path} -> ${entry.linkname}`, { path: entry.path });
+    if (targetHost === hostPath) throw new LayerFormatError(`hardlink to itself: ${entry.path}`, { path: entry.path });
+    linkSync(targetHost, hostPath);
+    return true;
+  };
+
+  const create = async (entry: Entry, body: AsyncIterable<Uint8Array>, hostPath: string, layerPath: string): Promise<void> => {
+    const st = lstatOrUndefined(hostPath);
+    if (entry.type === 'directory') {
+      if (st !== undefined && !st.isDirectory()) remove(layerPath, hostPath, st);
+      if (st === undefined || !st.isDirectory()) mkdirSync(hostPath, { mode: 0o700 });
+      knownDirs.add(layerPath);
+      setOwner(hostPath, entry);
+      setXattrs(hostPath, entry);
+      directories.delete(entry.path); // duplicates: the last one wins
+      directories.set(entry.path, { hostPath, entry });
+      return;
+    }
+    if (st !== undefined) remove(layerPath, hostPath, st);
+    switch (entry.type) {
+      case 'file': {
+        const fd = openSync(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+        try {
+          for await (const chunk of body) {
+            for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+          }
+          setOwner(hostPath, entry, fd);
+          fchmodSync(fd, entry.mode);
+        } finally {
+          closeSync(fd);
+        }
+        break;
+      }
+      case 'symlink':
+        symlinkSync(entry.linkname!, hostPath);
+        setOwner(hostPath, entry);
+        break;
+      case 'hardlink':
+        if (!link(entry, hostPath)) deferredLinks.push({ entry, hostPath });
+        return; // a hardlink shares its target's metadata
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        if (entry.type !== 'fifo' && devices === 'refuse') {
+          throw new UnsupportedError(`device nodes are not permitted here: ${entry.path}`, { path: entry.path });
+        }
+        const typeBits = entry.type === 'char' ? S_IFCHR : entry.type === 'block' ? S_IFBLK : S_IFIFO;
+        mknod(hostPath, typeBits, 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
+        setOwner(hostPath, entry);
+        chmodSync(hostPath, entry.mode);
+        break;
+      }
+    }
+    setXattrs(hostPath, entry);
+    lutimens(hostPath, entry.mtime, entry.mtime);
+  };
+
+  for await (const { entry, body } of reader) {
+    count++;
+    const kind = classifyWhiteout(entry.path);
+    if (kind.kind === 'aufs-meta') continue;
+    if (kind.kind === 'whiteout') {
+      whiteout(kind.target);
+      continue;
+    }
+    if (kind.kind === 'opaque') {
+      opaque(kind.dir);
+      continue;
+    }
+    if (entry.path === ROOT) {
+      if (entry.type !== 'directory') throw new LayerFormatError('the layer root must be a directory', { path: ROOT });
+      setOwner(root, entry);
+      setXattrs(root, entry);
+      directories.set(ROOT, { hostPath: root, entry });
+      continue;
+    }
+    const { hostPath, layerPath } = place(entry.path);
+    await create(entry, body, hostPath, layerPath);
+    touch(entry.path);
+  }
+
+  for (const { entry, hostPath } of deferredLinks) {
+    if (!link(entry, hostPath)) {
+      throw new LayerFormatError(`hardlink target not found: ${entry.path} -> ${entry.linkname}`, { path: entry.path });
+    }
+  }
+  for (const { hostPath, entry } of directories.values()) {
+    chmodSync(hostPath, entry.mode);
+    lutimens(hostPath, entry.mtime, entry.mtime);
+  }
+  return { ...reader.digests(), entries: count, owners: ownerRecords };
+}

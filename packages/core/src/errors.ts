@@ -1,0 +1,116 @@
+/**
+ * Domain errors: one class per condition, each with a literal `code` that callers can test without
+ * `instanceof`. Filesystem-shaped operations throw Node-style errno errors instead (see `fsError`).
+ */
+
+/** Stable codes of strata's domain errors. */
+export type StrataErrorCode =
+  | 'LAYER_FORMAT'
+  | 'UNSAFE_PATH'
+  | 'LIMIT_EXCEEDED'
+  | 'UNSUPPORTED'
+  | 'DIGEST_MISMATCH'
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'FAILED_PRECONDITION';
+
+interface StrataErrorOptions {
+  /** The layer-relative path the error is about, when there is one. */
+  path?: string;
+  cause?: unknown;
+}
+
+/** Base of every domain error; never thrown itself. */
+export abstract class StrataError extends Error {
+  abstract readonly code: StrataErrorCode;
+  readonly path: string | undefined;
+  constructor(message: string, options: StrataErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.path = options.path;
+  }
+}
+
+/** The archive is not a well-formed layer: bad header, checksum, truncation, size disagreement, bad whiteout. */
+export class LayerFormatError extends StrataError {
+  readonly code = 'LAYER_FORMAT' as const;
+  override readonly name = 'LayerFormatError';
+}
+
+/** An entry would reach outside its root: `..`, absolute names, escaping symlinks or hardlinks. */
+export class UnsafePathError extends StrataError {
+  readonly code = 'UNSAFE_PATH' as const;
+  override readonly name = 'UnsafePathError';
+}
+
+/** A configured bound was crossed (entries, bytes, path or xattr sizes): the defence against tar bombs. */
+export class LimitExceededError extends StrataError {
+  readonly code = 'LIMIT_EXCEEDED' as const;
+  override readonly name = 'LimitExceededError';
+}
+
+/** Valid input that strata refuses rather than mishandle (sparse files, xz/bzip2 layers, devices when barred). */
+export class UnsupportedError extends StrataError {
+  readonly code = 'UNSUPPORTED' as const;
+  override readonly name = 'UnsupportedError';
+}
+
+/** Content did not hash to the digest it was promised to have. */
+export class DigestMismatchError extends StrataError {
+  readonly code = 'DIGEST_MISMATCH' as const;
+  override readonly name = 'DigestMismatchError';
+}
+
+/** The caller passed something unusable. */
+export class InvalidArgumentError extends StrataError {
+  readonly code = 'INVALID_ARGUMENT' as const;
+  override readonly name = 'InvalidArgumentError';
+}
+
+/** A named object does not exist. */
+export class NotFoundError extends StrataError {
+  readonly code = 'NOT_FOUND' as const;
+  override readonly name = 'NotFoundError';
+}
+
+/** A named object exists already. */
+export class AlreadyExistsError extends StrataError {
+  readonly code = 'ALREADY_EXISTS' as const;
+  override readonly name = 'AlreadyExistsError';
+}
+
+/** The operation is valid in general but not in the current state. */
+export class FailedPreconditionError extends StrataError {
+  readonly code = 'FAILED_PRECONDITION' as const;
+  override readonly name = 'FailedPreconditionError';
+}
+
+function codeOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+}
+
+/** True for strata's NOT_FOUND and for Node's ENOENT. */
+export function isNotFound(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === 'NOT_FOUND' || code === 'ENOENT';
+}
+
+/** True for strata's ALREADY_EXISTS and for Node's EEXIST. */
+export function isAlreadyExists(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === 'ALREADY_EXISTS' || code === 'EEXIST';
+}
+
+/** True for an error carrying one of strata's domain codes. */
+export function isStrataError(error: unknown): error is StrataError {
+  return error instanceof StrataError;
+}
+
+/** A Node-shaped errno error (`code`, `syscall`, `path`), for the fs-like surfaces. */
+export function fsError(code: string, syscall: string, path: string, message?: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`${code}: ${message ?? code}, ${syscall} '${path}'`);
+  error.code = code;
+  error.syscall = syscall;
+  error.path = path;
+  return error;
+}

@@ -1,0 +1,18 @@
+/**
+ * @strata/core: layer-relative paths, the entry model, whiteout encodings, the layer tarball codec,
+ * digests and safe apply.
+ */
+export * from './errors.js';
+export * from './entry.js';
+export * from './path.js';
+export * from './whiteout.js';
+export { readXattrs, getXattr, setXattr, removeXattr, mknod, lutimens } from './native.js';
+export { type Compression, detectCompression, layerMediaType } from './tar/compression.js';
+export { type ByteInput, type LayerDigests, type DecodedInput, DigestCounter, decodeInput, digestLayer, chainID } from './tar/digest.js';
+export { type ReadLimits, type ReadLayerOptions, type LayerEntry, type LayerReader, readLayer } from './tar/reader.js';
+export { type ContentSource, type WriteItem, type WriteTarOptions, TarWriter, writeTar } from './tar/writer.js';
+export { type LayerDescriptor, type WriteLayerOptions, writeLayer } from './tar/write-layer.js';
+export { type HostWalkOptions, walkHostDirectory } from './tree/host-walk.js';
+export { type ApplyFormat, type ApplyOptions, type ApplyResult, type OwnerRecord, INCOMPLETE_XATTR, applyLayer, isApplyIncomplete } from './apply.js';
+export { mergedListing } from './listing.js';
+export { type PackDirectoryOptions, packDirectory } from './pack.js';

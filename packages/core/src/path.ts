@@ -1,0 +1,121 @@
+/**
+ * Layer-relative POSIX paths. A clean path has no leading `/` or `./`, no empty, `.` or `..` components
+ * and no trailing `/`; the layer root is `.`.
+ */
+import { lstatSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { UnsafePathError } from './errors.js';
+
+/** The clean path naming the layer root. */
+export const ROOT = '.';
+
+/**
+ * Cleans a tar entry name into a layer-relative path.
+ * Throws UNSAFE_PATH for absolute names and for any `..` component: a layer names its own tree only.
+ */
+export function cleanLayerPath(name: string): string {
+  if (name.startsWith('/')) throw new UnsafePathError(`absolute path in layer: ${JSON.stringify(name)}`, { path: name });
+  const parts: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') throw new UnsafePathError(`'..' in layer path: ${JSON.stringify(name)}`, { path: name });
+    parts.push(part);
+  }
+  return parts.length === 0 ? ROOT : parts.join('/');
+}
+
+/** Parent of a clean path (`.` for top-level names and for the root itself). */
+export function parentOf(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? ROOT : path.slice(0, slash);
+}
+
+/** Last component of a clean path. */
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** Joins a clean directory path and a single name. */
+export function childPath(dir: string, name: string): string {
+  return dir === ROOT ? name : `${dir}/${name}`;
+}
+
+/** True when `path` is `dir` itself or lies beneath it (both clean). */
+export function isWithin(path: string, dir: string): boolean {
+  if (dir === ROOT) return true;
+  return path === dir || (path.startsWith(dir) && path.charCodeAt(dir.length) === 0x2f);
+}
+
+const encoder = new TextEncoder();
+
+/** Byte-wise comparison of two names, the order tar writers use for siblings (not locale order). */
+export function compareNames(a: string, b: string): number {
+  if (a === b) return 0;
+  // UTF-16 code unit order differs from UTF-8 byte order only for astral vs. U+E000..U+FFFF; compare bytes then.
+  const ab = encoder.encode(a);
+  const bb = encoder.encode(b);
+  return Buffer.compare(ab, bb);
+}
+
+/**
+ * Tar order of two clean paths: a parent before its children, siblings in byte order, a directory's whole
+ * subtree before its next sibling.
+ */
+export function compareTarOrder(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === ROOT) return -1;
+  if (b === ROOT) return 1;
+  const as = a.split('/');
+  const bs = b.split('/');
+  const n = Math.min(as.length, bs.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareNames(as[i]!, bs[i]!);
+    if (c !== 0) return c;
+  }
+  return as.length - bs.length;
+}
+
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * Resolves a clean layer path to a host path under `root`, following symlinks in every component but the
+ * last, the way a process chrooted at `root` would: absolute link targets restart at `root`.
+ * Never leaves the root: a link whose `..` would climb above it throws UNSAFE_PATH rather than being clamped,
+ * and more than 40 hops throws UNSAFE_PATH (a loop). Missing components resolve lexically.
+ * Returns the resolved host path and the clean layer path it corresponds to.
+ */
+export function resolveInRoot(root: string, path: string): { hostPath: string; layerPath: string } {
+  const pending = path === ROOT ? [] : path.split('/').reverse();
+  const resolved: string[] = [];
+  let hops = 0;
+  while (pending.length > 0) {
+    const part = pending.pop()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (resolved.length === 0) throw new UnsafePathError(`path climbs above the root: ${JSON.stringify(path)}`, { path });
+      resolved.pop();
+      continue;
+    }
+    if (pending.length === 0) {
+      resolved.push(part);
+      break;
+    }
+    const candidate = join(root, ...resolved, part);
+    let isLink = false;
+    try {
+      isLink = lstatSync(candidate).isSymbolicLink();
+    } catch {
+      // Missing: the rest resolves lexically; whoever creates it creates real directories.
+    }
+    if (!isLink) {
+      resolved.push(part);
+      continue;
+    }
+    if (++hops > MAX_SYMLINK_HOPS) throw new UnsafePathError(`too many symlinks resolving ${JSON.stringify(path)}`, { path });
+    const target = readlinkSync(candidate);
+    if (target.startsWith('/')) resolved.length = 0;
+    for (const piece of target.split('/').reverse()) if (piece !== '' && piece !== '.') pending.push(piece);
+  }
+  const layerPath = resolved.length === 0 ? ROOT : resolved.join('/');
+  return { hostPath: resolved.length === 0 ? root : join(root, layerPath), layerPath };
+}

@@ -1,0 +1,87 @@
+/**
+ * Pull-based reads of exact byte counts from an async iterable of chunks, zero-copy where a read falls
+ * inside one chunk. Running out early is a truncated stream, reported as LAYER_FORMAT.
+ */
+import { LayerFormatError } from '../errors.js';
+
+export class ByteSource {
+  readonly #source: AsyncIterator<Uint8Array>;
+  #chunk: Uint8Array = new Uint8Array(0);
+  #offset = 0;
+  #ended = false;
+  /** Bytes consumed so far: the archive offset of the next read. */
+  position = 0;
+
+  constructor(source: AsyncIterable<Uint8Array>) {
+    this.#source = source[Symbol.asyncIterator]();
+  }
+
+  async #fill(): Promise<boolean> {
+    while (this.#offset >= this.#chunk.length) {
+      if (this.#ended) return false;
+      const next = await this.#source.next();
+      if (next.done) {
+        this.#ended = true;
+        return false;
+      }
+      this.#chunk = next.value;
+      this.#offset = 0;
+    }
+    return true;
+  }
+
+  /** Exactly `n` bytes, or undefined when the stream ends before the first byte. Throws LAYER_FORMAT if it ends midway. */
+  async read(n: number): Promise<Uint8Array | undefined> {
+    if (!(await this.#fill())) return undefined;
+    const available = this.#chunk.length - this.#offset;
+    if (available >= n) {
+      const out = this.#chunk.subarray(this.#offset, this.#offset + n);
+      this.#offset += n;
+      this.position += n;
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      if (!(await this.#fill())) throw new LayerFormatError(`truncated stream: ${n - filled} bytes missing at offset ${this.position}`);
+      const take = Math.min(n - filled, this.#chunk.length - this.#offset);
+      out.set(this.#chunk.subarray(this.#offset, this.#offset + take), filled);
+      filled += take;
+      this.#offset += take;
+      this.position += take;
+    }
+    return out;
+  }
+
+  /** Yields the next `n` bytes as they arrive, as views into the source's chunks. */
+  async *chunks(n: number): AsyncGenerator<Uint8Array> {
+    let left = n;
+    while (left > 0) {
+      if (!(await this.#fill())) throw new LayerFormatError(`truncated stream: ${left} bytes missing at offset ${this.position}`);
+      const take = Math.min(left, this.#chunk.length - this.#offset);
+      const out = this.#chunk.subarray(this.#offset, this.#offset + take);
+      this.#offset += take;
+      this.position += take;
+      left -= take;
+      yield out;
+    }
+  }
+
+  /** Discards the next `n` bytes. */
+  async skip(n: number): Promise<void> {
+    for await (const _ of this.chunks(n)) {
+      // discarded
+    }
+  }
+
+  /** Reads to the end, returning how many bytes were left. */
+  async drain(): Promise<number> {
+    let count = 0;
+    while (await this.#fill()) {
+      count += this.#chunk.length - this.#offset;
+      this.position += this.#chunk.length - this.#offset;
+      this.#offset = this.#chunk.length;
+    }
+    return count;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Layer compression: detected by magic bytes on read, chosen by the caller on write. gzip comes from
+ * node:zlib; zstd from zstd-napi (libzstd's streaming API; Node 20 has no zstd of its own).
+ */
+import { createGunzip, createGzip } from 'node:zlib';
+import type { Transform } from 'node:stream';
+import { CompressStream, DecompressStream } from 'zstd-napi';
+import { UnsupportedError } from '../errors.js';
+
+/** The compressions strata reads and writes. */
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+/** Identifies the compression of a layer from its first bytes (at least 6 for certainty). */
+export function detectCompression(head: Uint8Array): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58) {
+    throw new UnsupportedError('xz-compressed layers are not supported (OCI layers are gzip or zstd)');
+  }
+  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) {
+    throw new UnsupportedError('bzip2-compressed layers are not supported (OCI layers are gzip or zstd)');
+  }
+  return 'none';
+}
+
+/** A decompressing transform, or undefined for uncompressed input. */
+export function decompressor(compression: Compression): Transform | undefined {
+  if (compression === 'gzip') return createGunzip({ chunkSize: 256 * 1024 });
+  if (compression === 'zstd') return new DecompressStream();
+  return undefined;
+}
+
+/** A compressing transform, or undefined for `none`. Output bytes depend only on input and level. */
+export function compressor(compression: Compression, level?: number): Transform | undefined {
+  if (compression === 'gzip') return createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
+  if (compression === 'zstd') return new CompressStream({ compressionLevel: level ?? 3 });
+  return undefined;
+}
+
+/** The OCI media type of a layer with this compression. */
+export function layerMediaType(compression: Compression): string {
+  const base = 'application/vnd.oci.image.layer.v1.tar';
+  return compression === 'none' ? base : `${base}+${compression}`;
+}

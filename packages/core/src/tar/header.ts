@@ -1,0 +1,166 @@
+/**
+ * The 512-byte tar header: decoding ustar, POSIX and GNU headers (octal or base-256 numbers) and encoding
+ * POSIX ustar headers. Pure: no I/O, no knowledge of layers.
+ */
+import { LayerFormatError } from '../errors.js';
+
+export const BLOCK_SIZE = 512;
+
+/** A header's fields as stored, before PAX or GNU long-name records are applied. */
+export interface RawHeader {
+  name: Uint8Array;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: Uint8Array;
+  uname: Uint8Array;
+  gname: Uint8Array;
+  devmajor: number;
+  devminor: number;
+  /** The ustar prefix field; empty for GNU headers, whose bytes there mean other things. */
+  prefix: Uint8Array;
+}
+
+function field(block: Uint8Array, offset: number, length: number): Uint8Array {
+  const end = block.indexOf(0, offset);
+  return block.subarray(offset, end < 0 || end > offset + length ? offset + length : end);
+}
+
+/** Reads an octal or base-256 numeric field; throws LAYER_FORMAT on garbage. */
+function numberField(block: Uint8Array, offset: number, length: number, what: string): number {
+  const first = block[offset]!;
+  if (first & 0x80) {
+    // GNU/star base-256: big-endian two's complement, the top bit of the first byte is the marker.
+    const negative = first === 0xff;
+    let value = BigInt(negative ? first : first & 0x7f);
+    for (let i = 1; i < length; i++) value = (value << 8n) | BigInt(block[offset + i]!);
+    if (negative) value -= 1n << BigInt(8 * length);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new LayerFormatError(`tar header ${what} out of range`);
+    }
+    return Number(value);
+  }
+  let value = 0;
+  let i = offset;
+  const end = offset + length;
+  while (i < end && (block[i] === 0x20 || block[i] === 0)) i++; // leading spaces or NULs
+  for (; i < end; i++) {
+    const c = block[i]!;
+    if (c === 0x20 || c === 0) break;
+    if (c < 0x30 || c > 0x37) throw new LayerFormatError(`tar header ${what} is not an octal number`);
+    value = value * 8 + (c - 0x30);
+  }
+  return value;
+}
+
+function checksumOf(block: Uint8Array): { unsigned: number; signed: number } {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  return { unsigned, signed };
+}
+
+/** True for a block of 512 zero bytes, the end-of-archive marker. */
+export function isZeroBlock(block: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK_SIZE; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Decodes one header block. Throws LAYER_FORMAT when the checksum disagrees (historic signed sums are
+ * accepted, as GNU tar does) or a numeric field is not a number.
+ */
+export function decodeHeader(block: Uint8Array): RawHeader {
+  const stored = numberField(block, 148, 8, 'checksum');
+  const { unsigned, signed } = checksumOf(block);
+  if (stored !== unsigned && stored !== signed) throw new LayerFormatError('tar header checksum mismatch');
+  const magic = Buffer.from(block.subarray(257, 265)).toString('latin1');
+  const isGnu = magic === 'ustar  \0';
+  const isUstar = magic.startsWith('ustar\0');
+  const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
+  return {
+    name: field(block, 0, 100),
+    mode: numberField(block, 100, 8, 'mode'),
+    uid: numberField(block, 108, 8, 'uid'),
+    gid: numberField(block, 116, 8, 'gid'),
+    size: numberField(block, 124, 12, 'size'),
+    mtime: numberField(block, 136, 12, 'mtime'),
+    typeflag,
+    linkname: field(block, 157, 100),
+    uname: isGnu || isUstar ? field(block, 265, 32) : new Uint8Array(0),
+    gname: isGnu || isUstar ? field(block, 297, 32) : new Uint8Array(0),
+    devmajor: isGnu || isUstar ? numberField(block, 329, 8, 'devmajor') : 0,
+    devminor: isGnu || isUstar ? numberField(block, 337, 8, 'devminor') : 0,
+    prefix: isUstar ? field(block, 345, 155) : new Uint8Array(0),
+  };
+}
+
+/** What `encodeHeader` writes; byte fields must already fit (the writer moves long values to PAX). */
+export interface HeaderFields {
+  name: Uint8Array;
+  prefix?: Uint8Array;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname?: Uint8Array;
+  uname?: Uint8Array;
+  gname?: Uint8Array;
+  devmajor?: number;
+  devminor?: number;
+}
+
+/** The largest value an octal field of `length` bytes holds (one byte is the terminator). */
+export function octalLimit(length: number): number {
+  return 8 ** (length - 1) - 1;
+}
+
+function writeNumber(block: Uint8Array, offset: number, length: number, value: number): void {
+  if (value >= 0 && value <= octalLimit(length)) {
+    const digits = value.toString(8).padStart(length - 1, '0');
+    for (let i = 0; i < length - 1; i++) block[offset + i] = digits.charCodeAt(i);
+    block[offset + length - 1] = 0;
+    return;
+  }
+  // Base-256 for what octal cannot hold; PAX carries the value too, for readers without base-256.
+  let v = BigInt(value);
+  if (v < 0n) v += 1n << BigInt(8 * length);
+  for (let i = length - 1; i >= 0; i--) {
+    block[offset + i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  block[offset] = value < 0 ? 0xff : 0x80;
+}
+
+/** Encodes a POSIX ustar header into `block` (512 bytes, zeroed by the caller). */
+export function encodeHeader(block: Uint8Array, fields: HeaderFields): void {
+  block.set(fields.name.subarray(0, 100), 0);
+  writeNumber(block, 100, 8, fields.mode);
+  writeNumber(block, 108, 8, fields.uid);
+  writeNumber(block, 116, 8, fields.gid);
+  writeNumber(block, 124, 12, fields.size);
+  writeNumber(block, 136, 12, fields.mtime);
+  block[156] = fields.typeflag.charCodeAt(0);
+  if (fields.linkname) block.set(fields.linkname.subarray(0, 100), 157);
+  block.set([0x75, 0x73, 0x74, 0x61, 0x72, 0x00, 0x30, 0x30], 257); // "ustar\0" "00"
+  if (fields.uname) block.set(fields.uname.subarray(0, 32), 265);
+  if (fields.gname) block.set(fields.gname.subarray(0, 32), 297);
+  writeNumber(block, 329, 8, fields.devmajor ?? 0);
+  writeNumber(block, 337, 8, fields.devminor ?? 0);
+  if (fields.prefix) block.set(fields.prefix.subarray(0, 155), 345);
+  let sum = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
+  const digits = sum.toString(8).padStart(6, '0');
+  for (let i = 0; i < 6; i++) block[148 + i] = digits.charCodeAt(i);
+  block[154] = 0;
+  block[155] = 0x20;
+}

@@ -1,0 +1,66 @@
+/**
+ * PAX extended-header records (`"<len> <key>=<value>\n"`), kept as raw bytes: xattr values such as
+ * `security.capability` are binary and must survive byte for byte, which a string decoder would break.
+ */
+import { LayerFormatError } from '../errors.js';
+import type { Timestamp } from '../entry.js';
+
+/** Parses PAX records into key → raw value bytes; later records win. Throws LAYER_FORMAT when malformed. */
+export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
+  const records = new Map<string, Uint8Array>();
+  let offset = 0;
+  while (offset < data.length) {
+    if (data[offset] === 0) break; // NUL padding some writers leave at the end
+    const space = data.indexOf(0x20, offset);
+    if (space < 0) throw new LayerFormatError('PAX record without a length');
+    const length = Number(Buffer.from(data.subarray(offset, space)).toString('latin1'));
+    if (!Number.isSafeInteger(length) || length <= space - offset + 1 || offset + length > data.length) {
+      throw new LayerFormatError('PAX record length is invalid');
+    }
+    const end = offset + length;
+    if (data[end - 1] !== 0x0a) throw new LayerFormatError('PAX record is not newline-terminated');
+    const equals = data.indexOf(0x3d, space + 1);
+    if (equals < 0 || equals >= end) throw new LayerFormatError('PAX record without a key');
+    const key = Buffer.from(data.subarray(space + 1, equals)).toString('utf8');
+    records.set(key, data.subarray(equals + 1, end - 1));
+    offset = end;
+  }
+  return records;
+}
+
+const encoder = new TextEncoder();
+
+/** Encodes records in the given order; the length prefix counts itself, as the format requires. */
+export function encodePax(records: ReadonlyArray<readonly [string, Uint8Array | string]>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const [key, raw] of records) {
+    const value = typeof raw === 'string' ? encoder.encode(raw) : raw;
+    const body = encoder.encode(` ${key}=`).length + value.length + 1;
+    let length = body + String(body).length;
+    if (String(length).length !== String(body).length) length = body + String(length).length;
+    parts.push(encoder.encode(`${length} ${key}=`), value, encoder.encode('\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Formats a timestamp as a PAX time: decimal seconds, the fraction without trailing zeros. */
+export function formatPaxTime(time: Timestamp): string {
+  if (time.nsec === 0) return String(time.sec);
+  // A negative time with a fraction: -1.5 s is { sec: -2, nsec: 5e8 }.
+  const negative = time.sec < 0;
+  const whole = negative ? time.sec + 1 : time.sec;
+  const frac = negative ? 1_000_000_000 - time.nsec : time.nsec;
+  const digits = String(frac).padStart(9, '0').replace(/0+$/, '');
+  return `${negative && whole === 0 ? '-' : ''}${whole}.${digits}`;
+}
+
+/** Parses a PAX time (`[-]sec[.fraction]`); throws LAYER_FORMAT when malformed. */
+export function parsePaxTime(text: string): Timestamp {
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
+  if (!match) throw new LayerFormatError(`PAX time is invalid: ${JSON.stringify(text)}`);
+  const whole = Number(match[2]);
+  const nsec = Number((match[3] ?? '').slice(0, 9).padEnd(9, '0'));
+  if (!Number.isSafeInteger(whole)) throw new LayerFormatError('PAX time out of range');
+  if (match[1] !== '-') return { sec: whole, nsec };
+  return nsec === 0 ? { sec: -whole, nsec: 0 } : { sec: -whole - 1, nsec: 1_000_000_000 - nsec };
+}

@@ -1,0 +1,251 @@
+/**
+ * Deterministic layer writer. Entries become POSIX ustar headers, with a PAX record only where ustar cannot
+ * say it (long names, big or negative numbers, sub-second times, xattrs). Output comes in 1 MiB chunks:
+ * headers and file content are written straight into the chunk, so a file is read once and copied never.
+ */
+import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import type { Entry, Timestamp } from '../entry.js';
+import { baseName, ROOT } from '../path.js';
+import { BLOCK_SIZE, encodeHeader, octalLimit } from './header.js';
+import { encodePax, formatPaxTime } from './pax.js';
+
+/** Where a file entry's content comes from. */
+export type ContentSource =
+  | { readonly kind: 'path'; readonly path: string }
+  | { readonly kind: 'bytes'; readonly bytes: Uint8Array }
+  | { readonly kind: 'stream'; readonly stream: AsyncIterable<Uint8Array> };
+
+/** One entry to write; `content` is required for files with a size above zero. */
+export interface WriteItem {
+  readonly entry: Entry;
+  readonly content?: ContentSource;
+}
+
+/** Options of `writeTar`. */
+export interface WriteTarOptions {
+  /** Clamp every mtime to at most this many seconds since the epoch (`SOURCE_DATE_EPOCH`). */
+  sourceDateEpoch?: number;
+  signal?: AbortSignal;
+}
+
+const CHUNK_SIZE = 1024 * 1024;
+const TYPEFLAGS: Record<Entry['type'], string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  char: '3',
+  block: '4',
+  directory: '5',
+  fifo: '6',
+};
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/** Packs `[prefix, name]` into ustar fields when possible (name ≤ 100 bytes, prefix ≤ 155 bytes). */
+function splitUstarName(name: Uint8Array): { name: Uint8Array; prefix?: Uint8Array } | undefined {
+  if (name.length <= 100) return { name };
+  if (name.length > 255) return undefined;
+  for (let i = name.length - 101; i < name.length; i++) {
+    if (i < 0 || name[i] !== 0x2f) continue;
+    if (i <= 155 && name.length - i - 1 <= 100 && i > 0) return { prefix: name.subarray(0, i), name: name.subarray(i + 1) };
+  }
+  return undefined;
+}
+
+function clampTime(time: Timestamp, epoch: number | undefined): Timestamp {
+  if (epoch === undefined || time.sec < epoch) return time;
+  return { sec: epoch, nsec: 0 };
+}
+
+/** Serialises entries to tar bytes. The caller owns ordering (parents first) and hardlink targets. */
+export class TarWriter {
+  #chunk: Buffer = Buffer.alloc(CHUNK_SIZE);
+  #used = 0;
+  readonly #ready: Uint8Array[] = [];
+  readonly #epoch: number | undefined;
+
+  constructor(options: WriteTarOptions = {}) {
+    this.#epoch = options.sourceDateEpoch;
+  }
+
+  /** Takes the chunks completed so far. */
+  take(): Uint8Array[] {
+    return this.#ready.splice(0, this.#ready.length);
+  }
+
+  #flush(): void {
+    if (this.#used === 0) return;
+    this.#ready.push(this.#chunk.subarray(0, this.#used));
+    this.#chunk = Buffer.alloc(CHUNK_SIZE);
+    this.#used = 0;
+  }
+
+  /** Room for `n` more bytes in the current chunk, flushing it first when needed. */
+  #reserve(n: number): void {
+    if (this.#used + n > CHUNK_SIZE) this.#flush();
+  }
+
+  #writeBytes(bytes: Uint8Array): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      if (this.#used === CHUNK_SIZE) this.#flush();
+      const take = Math.min(bytes.length - offset, CHUNK_SIZE - this.#used);
+      this.#chunk.set(bytes.subarray(offset, offset + take), this.#used);
+      this.#used += take;
+      offset += take;
+    }
+  }
+
+  #pad(size: number): void {
+    const padding = (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+    if (padding === 0) return;
+    this.#reserve(padding);
+    this.#chunk.fill(0, this.#used, this.#used + padding); // chunks are reused only fresh, but be explicit
+    this.#used += padding;
+  }
+
+  #header(fields: Parameters<typeof encodeHeader>[1]): void {
+    this.#reserve(BLOCK_SIZE);
+    const block = this.#chunk.subarray(this.#used, this.#used + BLOCK_SIZE);
+    block.fill(0);
+    encodeHeader(block, fields);
+    this.#used += BLOCK_SIZE;
+  }
+
+  /** Writes the header (and PAX record, when needed) of `entry`. Content follows via the content methods. */
+  writeHeader(entry: Entry): void {
+    if (entry.path === ROOT) throw new InvalidArgumentError('the layer root has no entry of its own here');
+    const isDir = entry.type === 'directory';
+    const nameText = isDir ? `${entry.path}/` : entry.path;
+    const name = encoder.encode(nameText);
+    const linkname = entry.linkname === undefined ? EMPTY : encoder.encode(entry.linkname);
+    const uname = entry.uname ? encoder.encode(entry.uname) : EMPTY;
+    const gname = entry.gname ? encoder.encode(entry.gname) : EMPTY;
+    const mtime = clampTime(entry.mtime, this.#epoch);
+    const size = entry.type === 'file' ? entry.size : 0;
+
+    const records: Array<[string, Uint8Array | string]> = [];
+    const split = splitUstarName(name);
+    if (!split) records.push(['path', nameText]);
+    if (linkname.length > 100) records.push(['linkpath', linkname]);
+    if (entry.uid > octalLimit(8)) records.push(['uid', String(entry.uid)]);
+    if (entry.gid > octalLimit(8)) records.push(['gid', String(entry.gid)]);
+    if (size > octalLimit(12)) records.push(['size', String(size)]);
+    if (mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > octalLimit(12)) records.push(['mtime', formatPaxTime(mtime)]);
+    if (uname.length > 32) records.push(['uname', uname]);
+    if (gname.length > 32) records.push(['gname', gname]);
+    if ((entry.devmajor ?? 0) > octalLimit(8)) records.push(['SCHILY.devmajor', String(entry.devmajor)]);
+    if ((entry.devminor ?? 0) > octalLimit(8)) records.push(['SCHILY.devminor', String(entry.devminor)]);
+    for (const [key, value] of entry.xattrs) records.push([`SCHILY.xattr.${key}`, value]);
+
+    if (records.length > 0) {
+      const pax = encodePax(records);
+      const paxName = encoder.encode(`PaxHeaders/${baseName(entry.path)}`).subarray(0, 100);
+      this.#header({ name: paxName, mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: Math.max(0, Math.min(mtime.sec, octalLimit(12))), typeflag: 'x' });
+      this.#writeBytes(pax);
+      this.#pad(pax.length);
+    }
+    this.#header({
+      name: split ? split.name : name.subarray(0, 100),
+      ...(split?.prefix ? { prefix: split.prefix } : {}),
+      mode: entry.mode & 0o7777,
+      uid: Math.min(entry.uid, octalLimit(8)),
+      gid: Math.min(entry.gid, octalLimit(8)),
+      size,
+      mtime: mtime.sec,
+      typeflag: TYPEFLAGS[entry.type],
+      linkname: linkname.subarray(0, 100),
+      uname: uname.subarray(0, 32),
+      gname: gname.subarray(0, 32),
+      devmajor: Math.min(entry.devmajor ?? 0, octalLimit(8)),
+      devminor: Math.min(entry.devminor ?? 0, octalLimit(8)),
+    });
+  }
+
+  /**
+   * Copies `size` bytes of the file at `hostPath` into the output, reading straight into the chunk.
+   * Throws FAILED_PRECONDITION if the file is shorter than `size` (it changed while being packed).
+   */
+  writeFileContent(hostPath: string, size: number): void {
+    if (size === 0) return;
+    const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    try {
+      let left = size;
+      while (left > 0) {
+        if (this.#used === CHUNK_SIZE) this.#flush();
+        const want = Math.min(left, CHUNK_SIZE - this.#used);
+        const got = readSync(fd, this.#chunk, this.#used, want, null);
+        if (got === 0) throw new FailedPreconditionError(`file shrank while being packed: ${hostPath}`, { path: hostPath });
+        this.#used += got;
+        left -= got;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.#pad(size);
+  }
+
+  /** Copies in-memory content, then pads. */
+  writeContent(bytes: Uint8Array): void {
+    this.#writeBytes(bytes);
+    this.#pad(bytes.length);
+  }
+
+  /** Appends part of a streamed file's content; call `endContent` with the total after the last part. */
+  writeContentPart(bytes: Uint8Array): void {
+    this.#writeBytes(bytes);
+  }
+
+  /** Pads a streamed file's content to the block boundary. */
+  endContent(size: number): void {
+    this.#pad(size);
+  }
+
+  /** Writes the two end-of-archive blocks and flushes everything. */
+  finish(): void {
+    this.#reserve(2 * BLOCK_SIZE);
+    this.#chunk.fill(0, this.#used, this.#used + 2 * BLOCK_SIZE);
+    this.#used += 2 * BLOCK_SIZE;
+    this.#flush();
+  }
+
+  /** Bytes held in the current, not yet completed chunk. */
+  get pending(): number {
+    return this.#used;
+  }
+}
+
+/**
+ * Tar bytes for a sequence of entries, in the order given, ending with the end-of-archive blocks.
+ * Throws INVALID_ARGUMENT when a file's content does not match its declared size, FAILED_PRECONDITION
+ * when a source file shrinks while being read.
+ */
+export async function* writeTar(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<Uint8Array> {
+  const writer = new TarWriter(options);
+  for await (const { entry, content } of items) {
+    options.signal?.throwIfAborted();
+    writer.writeHeader(entry);
+    if (entry.type === 'file' && entry.size > 0) {
+      if (!content) throw new InvalidArgumentError(`no content for ${entry.path}`, { path: entry.path });
+      if (content.kind === 'path') writer.writeFileContent(content.path, entry.size);
+      else if (content.kind === 'bytes') {
+        if (content.bytes.length !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
+        writer.writeContent(content.bytes);
+      } else {
+        let total = 0;
+        for await (const part of content.stream) {
+          total += part.length;
+          if (total > entry.size) break;
+          writer.writeContentPart(part);
+          yield* writer.take();
+        }
+        if (total !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
+        writer.endContent(entry.size);
+      }
+    }
+    yield* writer.take();
+  }
+  writer.finish();
+  yield* writer.take();
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything strata's build, tests and benchmarks need on a fresh Debian machine with Node 20:
+# the oracles (GNU tar, umoci, attr tools) from Debian, pnpm from npm, then the workspace, built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=()
+command -v umoci >/dev/null || apt_packages+=(umoci)
+command -v getfattr >/dev/null || apt_packages+=(attr)
+command -v tar >/dev/null || apt_packages+=(tar)
+command -v openssl >/dev/null || apt_packages+=(openssl)
+if [ "${STRATA_BENCH:-0}" = 1 ]; then
+  command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+  else
+    echo "setup: not root, cannot install ${apt_packages[*]}; oracle tests need them" >&2
+  fi
+fi
+
+command -v pnpm >/dev/null || npm install -g pnpm@10 >/dev/null
+pnpm install --frozen-lockfile --reporter=silent
+pnpm -s build
