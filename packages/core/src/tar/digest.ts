@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { LayerFormatError, StrataError } from '../errors.js';
 import { detectCompression, decompressor, type Compression } from './compression.js';
 
 /** A running sha256 and byte count over a stream. */
@@ -68,6 +69,16 @@ export interface DecodedInput {
   digests(): LayerDigests;
 }
 
+/** Turns a decompressor's own errors into LAYER_FORMAT; errors from reading the input pass unchanged. */
+async function* typedErrors(source: AsyncIterable<Uint8Array>, compression: Compression): AsyncGenerator<Uint8Array> {
+  try {
+    yield* source;
+  } catch (error) {
+    if (error instanceof StrataError || (error as NodeJS.ErrnoException).syscall !== undefined) throw error;
+    throw new LayerFormatError(`corrupt ${compression} stream: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** Sniffs the compression from the first bytes and returns the decompressed stream with its digest taps. */
 export async function decodeInput(input: ByteInput): Promise<DecodedInput> {
   const source = openInput(input)[Symbol.asyncIterator]();
@@ -101,7 +112,7 @@ export async function decodeInput(input: ByteInput): Promise<DecodedInput> {
   const uncompressed = transform ? new DigestCounter() : wire;
   return {
     compression,
-    stream: transform ? tap(plain, uncompressed) : plain,
+    stream: transform ? tap(typedErrors(plain, compression), uncompressed) : plain,
     digests: () => ({
       diffID: uncompressed.digest,
       uncompressedSize: uncompressed.size,

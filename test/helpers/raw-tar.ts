@@ -1,0 +1,83 @@
+/**
+ * An independent, deliberately naive tar builder for crafting test archives, hostile ones included.
+ * It shares no code with strata's writer, so tests of the reader do not lean on the code under test.
+ */
+import { createHash } from 'node:crypto';
+
+export interface RawEntry {
+  name: string;
+  type?: '0' | '1' | '2' | '3' | '4' | '5' | '6' | 'x' | 'g' | 'L' | 'K' | 'S';
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  data?: Uint8Array | string;
+  /** Override the size field (to lie about the data). */
+  size?: number;
+  /** PAX records to put in an `x` header before this entry. */
+  pax?: Record<string, string | Uint8Array>;
+  /** GNU magic instead of POSIX ustar. */
+  gnu?: boolean;
+}
+
+function octal(value: number, width: number): string {
+  return value.toString(8).padStart(width - 1, '0') + '\0';
+}
+
+function paxRecords(records: Record<string, string | Uint8Array>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [key, value] of Object.entries(records)) {
+    const v = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value);
+    const rest = Buffer.byteLength(` ${key}=`) + v.length + 1;
+    let len = rest + String(rest).length;
+    if (String(len).length !== String(rest).length) len = rest + String(len).length;
+    parts.push(Buffer.from(`${len} ${key}=`), v, Buffer.from('\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+export function rawHeader(e: RawEntry, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(e.name, 0, 100, 'utf8');
+  h.write(octal(e.mode ?? 0o644, 8), 100, 'latin1');
+  h.write(octal(e.uid ?? 0, 8), 108, 'latin1');
+  h.write(octal(e.gid ?? 0, 8), 116, 'latin1');
+  h.write(octal(size, 12), 124, 'latin1');
+  h.write(octal(e.mtime ?? 1_700_000_000, 12), 136, 'latin1');
+  h.write(e.type ?? '0', 156, 'latin1');
+  if (e.linkname) h.write(e.linkname, 157, 100, 'utf8');
+  h.write(e.gnu ? 'ustar  \0' : 'ustar\x0000', 257, 'latin1');
+  h.write(octal(e.devmajor ?? 0, 8), 329, 'latin1');
+  h.write(octal(e.devminor ?? 0, 8), 337, 'latin1');
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(octal(sum, 7), 148, 'latin1');
+  return h;
+}
+
+function pad(n: number): Buffer {
+  return Buffer.alloc((512 - (n % 512)) % 512);
+}
+
+/** Builds an archive; `end: false` leaves off the end-of-archive blocks. */
+export function rawTar(entries: RawEntry[], options: { end?: boolean } = {}): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    if (e.pax) {
+      const body = paxRecords(e.pax);
+      parts.push(rawHeader({ name: 'PaxHeader', type: 'x' }, body.length), body, pad(body.length));
+    }
+    const data = e.data === undefined ? Buffer.alloc(0) : Buffer.from(e.data);
+    parts.push(rawHeader(e, e.size ?? data.length), data, pad(data.length));
+  }
+  if (options.end !== false) parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}

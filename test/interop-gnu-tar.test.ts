@@ -1,0 +1,76 @@
+/**
+ * Interop both ways with GNU tar on a real tree of 10,000+ entries: GNU tar's posix, gnu and ustar archives
+ * applied by strata equal GNU tar's own extraction; strata's layers extracted by GNU tar give back the source.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyLayer, packDirectory } from '@strata/core';
+import { buildRealTree } from './helpers/fixtures.js';
+import { needs } from './helpers/oracle.js';
+import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
+
+const XATTR_FLAGS = ['--xattrs', '--xattrs-include=*'];
+
+describe.skipIf(!needs('root', 'gnu-tar'))('interop with GNU tar', () => {
+  let work: string;
+  let tree: string;
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-interop-'));
+    tree = join(work, 'tree');
+    buildRealTree(tree);
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('the fixture is a real tree of 10,000+ entries', () => {
+    expect(snapshotTree(tree, { ignoreMtime: true }).size).toBeGreaterThan(10_000);
+  });
+
+  const formats = [
+    { format: 'posix', members: ['.'], flags: XATTR_FLAGS },
+    { format: 'gnu', members: ['.'], flags: [] },
+    { format: 'ustar', members: ['include', 'zoneinfo', 'portable', 'stdio-hardlink.h'], flags: [] },
+  ] as const;
+
+  for (const { format, members, flags } of formats) {
+    it(`GNU tar --format=${format} archive: strata apply equals GNU tar extraction`, async () => {
+      const archive = join(work, `${format}.tar`);
+      execFileSync('tar', [`--format=${format}`, ...flags, '--numeric-owner', '-C', tree, '-cf', archive, ...members]);
+      const reference = join(work, `${format}-gnu`);
+      mkdirSync(reference);
+      execFileSync('tar', [...XATTR_FLAGS, '--numeric-owner', '-xpf', archive, '-C', reference]);
+      const ours = join(work, `${format}-strata`);
+      await applyLayer(archive, ours);
+      const want = snapshotTree(reference);
+      expect(want.size).toBeGreaterThan(10_000);
+      expect(diffSnapshots(want, snapshotTree(ours))).toEqual([]);
+      rmSync(reference, { recursive: true, force: true });
+      rmSync(ours, { recursive: true, force: true });
+    });
+  }
+
+  it('a strata layer extracted by GNU tar gives back the source tree', async () => {
+    const layer = join(work, 'strata.tar');
+    await packDirectory(tree, layer);
+    const extracted = join(work, 'strata-gnu');
+    mkdirSync(extracted);
+    execFileSync('tar', [...XATTR_FLAGS, '--numeric-owner', '-xpf', layer, '-C', extracted]);
+    expect(diffSnapshots(snapshotTree(tree), snapshotTree(extracted))).toEqual([]);
+    // And GNU tar lists it without a warning.
+    const listing = execFileSync('tar', ['-tvf', layer], { stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(listing.length).toBeGreaterThan(0);
+    rmSync(extracted, { recursive: true, force: true });
+  });
+
+  it('a strata layer applied by strata gives back the source tree', async () => {
+    const layer = join(work, 'strata-zstd.tar.zst');
+    await packDirectory(tree, layer, { compression: 'zstd' });
+    const applied = join(work, 'strata-strata');
+    await applyLayer(layer, applied);
+    expect(diffSnapshots(snapshotTree(tree), snapshotTree(applied))).toEqual([]);
+    rmSync(applied, { recursive: true, force: true });
+  });
+});
