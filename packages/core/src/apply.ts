@@ -147,6 +147,8 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
   const knownDirs = new Set<string>([ROOT]);
   const directories = new Map<string, { hostPath: string; entry: Entry }>();
   const deferredLinks: Array<{ entry: Entry; hostPath: string }> = [];
+  /** Paths this layer whited out: a directory it then makes there hides everything below (opaque). */
+  const whitedOut = new Set<string>();
   const ownerRecords: OwnerRecord[] = [];
   let count = 0;
 
@@ -173,7 +175,11 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     for (const p of chain.reverse()) {
       const hostPath = join(root, p);
       const st = lstatOrUndefined(hostPath);
-      if (st === undefined) mkdirSync(hostPath, { mode: 0o755 });
+      if (st !== undefined && isWhiteoutDevice(st) && whitedOut.has(p)) {
+        unlinkSync(hostPath);
+        mkdirSync(hostPath, { mode: 0o755 });
+        markOpaque(hostPath);
+      } else if (st === undefined) mkdirSync(hostPath, { mode: 0o755 });
       else if (!st.isDirectory()) throw new LayerFormatError(`parent of ${entryPath} is not a directory: ${p}`, { path: entryPath });
       knownDirs.add(p);
     }
@@ -186,6 +192,11 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     const resolved = resolveInRoot(root, path);
     ensureDir(parentOf(resolved.layerPath), path);
     return resolved;
+  };
+
+  /** In overlay form, records that a directory hides everything below it. */
+  const markOpaque = (hostPath: string): void => {
+    if (format === 'overlay') setXattr(hostPath, opaqueName, Buffer.from('y'));
   };
 
   const setOwner = (hostPath: string, entry: Entry, fd?: number): void => {
@@ -224,7 +235,13 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
   };
 
   const whiteout = (path: string): void => {
-    if (touched.has(path)) return; // the same layer's own entry: whiteouts only hide what is below
+    whitedOut.add(path);
+    if (touched.has(path)) {
+      // This layer put its own entry here; the whiteout still hides everything from below it.
+      const { hostPath } = resolveInRoot(root, path);
+      if (lstatOrUndefined(hostPath)?.isDirectory()) opaque(path);
+      return;
+    }
     const { hostPath, layerPath } = resolveInRoot(root, path);
     const parent = lstatOrUndefined(dirname(hostPath));
     if (parent !== undefined && !parent.isDirectory()) return; // nothing can stand below a non-directory
@@ -252,7 +269,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     else throw new LayerFormatError(`opaque marker inside a non-directory: ${dir}`, { path: dir });
     touch(dir);
     knownDirs.add(layerPath);
-    if (format === 'overlay') setXattr(hostPath, opaqueName, Buffer.from('y'));
+    markOpaque(hostPath);
   };
 
   const link = (entry: Entry, hostPath: string): boolean => {
@@ -269,7 +286,10 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     const st = lstatOrUndefined(hostPath);
     if (entry.type === 'directory') {
       if (st !== undefined && !st.isDirectory()) remove(layerPath, hostPath, st);
-      if (st === undefined || !st.isDirectory()) mkdirSync(hostPath, { mode: 0o700 });
+      if (st === undefined || !st.isDirectory()) {
+        mkdirSync(hostPath, { mode: 0o700 });
+        if (whitedOut.has(entry.path)) markOpaque(hostPath); // deleted and recreated: nothing below shows
+      }
       knownDirs.add(layerPath);
       setOwner(hostPath, entry);
       setXattrs(hostPath, entry);

@@ -38,13 +38,19 @@ export async function* tap(source: AsyncIterable<Uint8Array>, counter: DigestCou
   }
 }
 
-/** Anything a layer can be read from: a file path, a Node stream, or an async iterable of bytes. */
-export type ByteInput = string | Readable | AsyncIterable<Uint8Array>;
+/** Anything a layer can be read from: a file path, a Node stream, bytes in memory, or (async) chunks. */
+export type ByteInput = string | Readable | Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 /** Opens a byte input as an async iterable of chunks. */
 export function openInput(input: ByteInput): AsyncIterable<Uint8Array> {
   if (typeof input === 'string') return createReadStream(input, { highWaterMark: 1024 * 1024 });
-  return input;
+  if (input instanceof Uint8Array) return fromChunks([input]);
+  if (Symbol.asyncIterator in input) return input;
+  return fromChunks(input);
+}
+
+async function* fromChunks(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* chunks;
 }
 
 /** The digests of one layer blob. */

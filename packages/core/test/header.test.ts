@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { decodeHeader, encodeHeader } from '../src/tar/header.js';
+
+const enc = new TextEncoder();
+
+describe('tar header', () => {
+  it('round trips octal fields and the ustar prefix', () => {
+    const block = new Uint8Array(512);
+    encodeHeader(block, { name: enc.encode('name'), prefix: enc.encode('some/prefix'), mode: 0o4755, uid: 1000, gid: 100, size: 12345, mtime: 1_700_000_000, typeflag: '0' });
+    const h = decodeHeader(block);
+    expect([Buffer.from(h.prefix).toString(), Buffer.from(h.name).toString(), h.mode, h.uid, h.gid, h.size, h.mtime]).toEqual([
+      'some/prefix', 'name', 0o4755, 1000, 100, 12345, 1_700_000_000,
+    ]);
+  });
+
+  it('writes base-256 for what octal cannot hold, including negative times', () => {
+    const block = new Uint8Array(512);
+    encodeHeader(block, { name: enc.encode('x'), mode: 0o644, uid: 3_000_000, gid: 0, size: 9 * 1024 ** 3, mtime: -86_400, typeflag: '0' });
+    const h = decodeHeader(block);
+    expect([h.uid, h.size, h.mtime]).toEqual([3_000_000, 9 * 1024 ** 3, -86_400]);
+  });
+
+  it('refuses a checksum mismatch', () => {
+    const block = new Uint8Array(512);
+    encodeHeader(block, { name: enc.encode('x'), mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, typeflag: '0' });
+    block[0] = 0x79;
+    expect(() => decodeHeader(block)).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
+  });
+});

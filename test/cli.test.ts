@@ -1,0 +1,66 @@
+/**
+ * The strata command, run as a user would run it (the built CLI): results on stdout, errors as one line
+ * on stderr with a non-zero exit.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { needs } from './helpers/oracle.js';
+import { rawTar, sha256 } from './helpers/raw-tar.js';
+
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const strata = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+
+describe.skipIf(!needs('root'))('strata command', () => {
+  let work: string;
+  beforeAll(() => {
+    if (!existsSync(cli)) throw new Error('build first: pnpm build');
+    work = mkdtempSync(join(tmpdir(), 'strata-cli-'));
+    mkdirSync(join(work, 'src/d'), { recursive: true });
+    writeFileSync(join(work, 'src/d/f'), 'hello\n');
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('pack, digest, ls and apply', () => {
+    const layer = join(work, 'l.tar.zst');
+    const pack = strata('pack', join(work, 'src'), '-o', layer, '--compression', 'zstd');
+    expect(pack.status, pack.stderr).toBe(0);
+    const digest = strata('digest', layer);
+    expect(digest.stdout).toContain(pack.stdout.split('\n')[0]!); // same diffID line
+    expect(digest.stdout).toContain('compression zstd');
+    const ls = strata('ls', '--json', layer);
+    expect(ls.stdout.trim().split('\n').map((l) => JSON.parse(l).path)).toEqual(['d', 'd/f']);
+    expect(JSON.parse(ls.stdout.trim().split('\n')[1]!)).toMatchObject({ type: 'file', size: 6, uid: 0, linkname: null });
+    const apply = strata('apply', layer, join(work, 'out'));
+    expect(apply.status, apply.stderr).toBe(0);
+    expect(existsSync(join(work, 'out/d/f'))).toBe(true);
+  });
+
+  it('ls merges layers applied in order', () => {
+    writeFileSync(join(work, 'l1.tar'), rawTar([{ name: 'a', data: '1' }, { name: 'b', data: '2' }]));
+    writeFileSync(join(work, 'l2.tar'), rawTar([{ name: '.wh.a', data: '' }, { name: 'c', data: '3' }]));
+    const ls = strata('ls', '--json', join(work, 'l1.tar'), join(work, 'l2.tar'));
+    expect(ls.stdout.trim().split('\n').map((l) => JSON.parse(l).path)).toEqual(['b', 'c']);
+  });
+
+  it('digest of an uncompressed layer prints its diffID', () => {
+    const bytes = rawTar([{ name: 'x', data: 'x' }]);
+    writeFileSync(join(work, 'x.tar'), bytes);
+    expect(strata('digest', join(work, 'x.tar')).stdout).toBe(`diffID ${sha256(bytes)}\n`);
+  });
+
+  it('a hostile layer: one line naming the code, non-zero exit', () => {
+    writeFileSync(join(work, 'bad.tar'), rawTar([{ name: '../escape', data: 'x' }]));
+    const r = strata('apply', join(work, 'bad.tar'), join(work, 'bad-out'));
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^strata: UNSAFE_PATH: /);
+  });
+
+  it('usage errors exit 2', () => {
+    expect(strata('frobnicate').status).toBe(2);
+    expect(strata('pack', join(work, 'src')).status).toBe(2);
+  });
+});

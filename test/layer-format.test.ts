@@ -1,0 +1,283 @@
+/**
+ * Layer-format corner cases, one named test each, and the weak spots of common tar libraries that strata
+ * must not share (binary PAX values, big ids, 64-bit times, errors inside entry bodies).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyLayer, digestLayer, getXattr, lutimens, mergedListing, packDirectory, readLayer, setXattr, type Entry } from '@strata/core';
+import { BINARY_XATTR, CAP_V2, CAP_V3 } from './helpers/fixtures.js';
+import { needs } from './helpers/oracle.js';
+import { rawTar, sha256, type RawEntry } from './helpers/raw-tar.js';
+import { snapshotTree } from './helpers/snapshot.js';
+
+const file = (name: string, data: string, extra: Partial<RawEntry> = {}): RawEntry => ({ name, data, ...extra });
+const dir = (name: string): RawEntry => ({ name: `${name}/`, type: '5', mode: 0o755 });
+
+async function entriesOf(layer: string): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const { entry } of readLayer(layer)) out.push(entry);
+  return out;
+}
+
+describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
+  let work: string;
+  let n = 0;
+  const fresh = () => join(work, `case-${++n}`);
+  const layerFile = (bytes: Buffer) => {
+    const path = join(work, `layer-${++n}.tar`);
+    writeFileSync(path, bytes);
+    return path;
+  };
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-format-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('an opaque marker that comes after its siblings still applies first', async () => {
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([dir('d'), file('d/lower', 'l')])), target);
+    await applyLayer(layerFile(rawTar([dir('d'), file('d/a', 'a'), file('d/z', 'z'), file('d/.wh..wh..opq', '')])), target);
+    expect([...snapshotTree(target).keys()].sort()).toEqual(['d', 'd/a', 'd/z']);
+  });
+
+  it('a whiteout never removes an entry added by the same layer', async () => {
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([file('f', 'mine'), file('.wh.f', '')])), target);
+    expect(readFileSync(join(target, 'f'), 'utf8')).toBe('mine');
+  });
+
+  for (const bare of ['.wh.', '.wh..', '.wh...']) {
+    it(`a bare ${JSON.stringify(bare)} whiteout is refused`, async () => {
+      await expect(applyLayer(layerFile(rawTar([dir('d'), file(`d/${bare}`, '')])), fresh())).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+    });
+  }
+
+  it('a whiteout whose parent is a file deletes nothing (nothing can stand below a file)', async () => {
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([file('f', 'file')])), target);
+    await applyLayer(layerFile(rawTar([file('f/.wh.x', '')])), target);
+    expect(readFileSync(join(target, 'f'), 'utf8')).toBe('file');
+  });
+
+  it('duplicate paths in one layer: the last one wins', async () => {
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([file('p', 'first'), file('p', 'second'), file('q', 'file'), dir('q'), file('q/child', 'c')])), target);
+    expect(readFileSync(join(target, 'p'), 'utf8')).toBe('second');
+    expect(statSync(join(target, 'q')).isDirectory()).toBe(true);
+    expect((await mergedListing([join(work, `layer-${n}.tar`)])).map((e) => e.path)).toEqual(['p', 'q', 'q/child']);
+  });
+
+  it('a hardlink that comes before its target', async () => {
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([{ name: 'early', type: '1', linkname: 'later' }, file('later', 'content')])), target);
+    expect(lstatSync(join(target, 'early')).ino).toBe(lstatSync(join(target, 'later')).ino);
+  });
+
+  it('absolute hardlink names are refused as unsafe', async () => {
+    await expect(applyLayer(layerFile(rawTar([file('t', 'x'), { name: 'h', type: '1', linkname: '/t' }])), fresh())).rejects.toMatchObject({
+      code: 'UNSAFE_PATH',
+    });
+  });
+
+  it('./-prefixed names and an entry naming the root', async () => {
+    const target = fresh();
+    const layer = layerFile(rawTar([{ name: './', type: '5', mode: 0o710, mtime: 1_234_567_890 }, dir('./a'), file('.//a/./b', 'b'), file('./c', 'c')]));
+    await applyLayer(layer, target);
+    expect([...snapshotTree(target).keys()].sort()).toEqual(['a', 'a/b', 'c']);
+    expect(statSync(target).mode & 0o7777).toBe(0o710);
+    expect(statSync(target).mtimeMs).toBe(1_234_567_890_000);
+    expect((await entriesOf(layer)).map((e) => e.path)).toEqual(['.', 'a', 'a/b', 'c']);
+  });
+
+  it('binary xattr values and security.capability v2 and v3 round trip byte for byte', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    for (const [name, key, value] of [['bin', 'user.binary', BINARY_XATTR], ['v2', 'security.capability', CAP_V2], ['v3', 'security.capability', CAP_V3]] as const) {
+      writeFileSync(join(src, name), name);
+      setXattr(join(src, name), key, value);
+    }
+    const layer = join(work, 'xattrs.tar');
+    await packDirectory(src, layer);
+    const read = new Map((await entriesOf(layer)).map((e) => [e.path, e.xattrs]));
+    expect(Buffer.from(read.get('bin')!.get('user.binary')!)).toEqual(BINARY_XATTR);
+    // The kernel may store v3 as given; compare with what it reports for the source.
+    expect(Buffer.from(read.get('v2')!.get('security.capability')!)).toEqual(Buffer.from(getXattr(join(src, 'v2'), 'security.capability')!));
+    expect(Buffer.from(read.get('v3')!.get('security.capability')!)).toEqual(Buffer.from(getXattr(join(src, 'v3'), 'security.capability')!));
+    const target = fresh();
+    await applyLayer(layer, target);
+    expect(Buffer.from(getXattr(join(target, 'bin'), 'user.binary')!)).toEqual(BINARY_XATTR);
+    expect(Buffer.from(getXattr(join(target, 'v3'), 'security.capability')!)).toEqual(Buffer.from(getXattr(join(src, 'v3'), 'security.capability')!));
+  });
+
+  for (const format of ['plain', 'overlay'] as const) {
+    it(`overlay xattrs inside a layer are not trusted as markers (${format})`, async () => {
+      const target = fresh();
+      mkdirSync(target);
+      mkdirSync(join(target, 'd'));
+      writeFileSync(join(target, 'd', 'lower'), 'kept');
+      const warnings: string[] = [];
+      const layer = rawTar([
+        { name: 'd/', type: '5', mode: 0o755, pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y', 'SCHILY.xattr.user.overlay.opaque': 'y' } },
+        file('d/f', 'x', { pax: { 'SCHILY.xattr.trusted.overlay.redirect': '/etc' } }),
+      ]);
+      await applyLayer(layerFile(layer), target, { format, onWarning: (m) => warnings.push(m) });
+      expect(getXattr(join(target, 'd'), 'trusted.overlay.opaque')).toBeUndefined();
+      expect(getXattr(join(target, 'd'), 'user.overlay.opaque')).toBeUndefined();
+      expect(getXattr(join(target, 'd', 'f'), 'trusted.overlay.redirect')).toBeUndefined();
+      expect(readFileSync(join(target, 'd', 'lower'), 'utf8')).toBe('kept');
+      expect(warnings).toHaveLength(3);
+    });
+  }
+
+  it('uid/gid above 2,097,151 and mtimes before 1970 and after 2038 round trip (and GNU tar agrees)', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    const cases = [
+      { name: 'big', uid: 3_000_000, gid: 2_097_152, time: { sec: 1_700_000_000, nsec: 0 } },
+      { name: 'old', uid: 1, gid: 1, time: { sec: -1_000_001, nsec: 250_000_000 } },
+      { name: 'new', uid: 2, gid: 2, time: { sec: 4_102_444_800, nsec: 999_999_999 } },
+    ];
+    for (const c of cases) {
+      writeFileSync(join(src, c.name), c.name);
+      execFileSync('chown', [`${c.uid}:${c.gid}`, join(src, c.name)]);
+      lutimens(join(src, c.name), c.time, c.time);
+    }
+    const layer = join(work, 'ranges.tar');
+    await packDirectory(src, layer);
+    const entries = new Map((await entriesOf(layer)).map((e) => [e.path, e]));
+    for (const c of cases) expect(entries.get(c.name)).toMatchObject({ uid: c.uid, gid: c.gid, mtime: c.time });
+    const target = fresh();
+    await applyLayer(layer, target);
+    for (const c of cases) {
+      const st = lstatSync(join(target, c.name), { bigint: true });
+      expect([Number(st.uid), Number(st.gid), st.mtimeNs]).toEqual([c.uid, c.gid, BigInt(c.time.sec) * 1_000_000_000n + BigInt(c.time.nsec)]);
+    }
+    const listing = execFileSync('tar', ['--numeric-owner', '-tvf', layer]).toString();
+    expect(listing).toContain('3000000/2097152');
+  });
+
+  it('Unicode names that differ only by normalisation stay distinct', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    writeFileSync(join(src, '\u00e9'), 'nfc');
+    writeFileSync(join(src, 'e\u0301'), 'nfd');
+    const layer = join(work, 'unicode.tar');
+    await packDirectory(src, layer);
+    const target = fresh();
+    await applyLayer(layer, target);
+    expect(readFileSync(join(target, '\u00e9'), 'utf8')).toBe('nfc');
+    expect(readFileSync(join(target, 'e\u0301'), 'utf8')).toBe('nfd');
+  });
+
+  it('trailing bytes after the end-of-archive blocks are still hashed', async () => {
+    const bytes = Buffer.concat([rawTar([file('a', 'a')]), Buffer.alloc(4096), Buffer.from('trailing garbage')]);
+    const layer = layerFile(bytes);
+    expect((await digestLayer(layer)).diffID).toBe(sha256(bytes));
+    const result = await applyLayer(layer, fresh());
+    expect(result.diffID).toBe(sha256(bytes));
+  });
+
+  it('sockets in a source tree are skipped with a warning', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    writeFileSync(join(src, 'file'), 'f');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(src, 'sock'), resolve));
+    try {
+      const warnings: string[] = [];
+      await packDirectory(src, join(work, 'sock.tar'), { onWarning: (_m, p) => warnings.push(p) });
+      expect(warnings).toEqual(['sock']);
+      expect((await entriesOf(join(work, 'sock.tar'))).map((e) => e.path)).toEqual(['file']);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('an error inside an entry body reaches the consumer (never swallowed)', async () => {
+    const truncated = rawTar([file('a', 'x'.repeat(10_000))]).subarray(0, 4096);
+    const consume = async () => {
+      for await (const { body } of readLayer(layerFile(truncated))) for await (const _ of body) void _;
+    };
+    await expect(consume()).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+  });
+
+  it('reads GNU long names and long link names (L/K records)', async () => {
+    const long = `${'n'.repeat(150)}/${'m'.repeat(150)}`;
+    const layer = layerFile(
+      rawTar([
+        { name: '././@LongLink', type: 'L', data: `${long}\0`, gnu: true },
+        { name: 'short', type: '0', data: 'x', gnu: true },
+        { name: '././@LongLink', type: 'K', data: `${'t'.repeat(200)}\0`, gnu: true },
+        { name: 'sym', type: '2', linkname: 'ignored', gnu: true },
+      ]),
+    );
+    const entries = await entriesOf(layer);
+    expect(entries.map((e) => [e.path, e.linkname])).toEqual([[long, undefined], ['sym', 't'.repeat(200)]]);
+  });
+
+  it('packing is deterministic: twice, and after a copy with new inode numbers', async () => {
+    const src = fresh();
+    mkdirSync(join(src, 'a/b'), { recursive: true });
+    for (let i = 0; i < 50; i++) writeFileSync(join(src, 'a', `f${i}`), `content ${i}\n`.repeat(i));
+    execFileSync('ln', [join(src, 'a/f1'), join(src, 'a/b/hard')]);
+    const first = await packDirectory(src, join(work, 'det1.tar'));
+    const second = await packDirectory(src, join(work, 'det2.tar'));
+    const copy = fresh();
+    execFileSync('cp', ['-a', src, copy]);
+    expect(lstatSync(join(copy, 'a/f1')).ino).not.toBe(lstatSync(join(src, 'a/f1')).ino);
+    const third = await packDirectory(copy, join(work, 'det3.tar'));
+    expect(second.diffID).toBe(first.diffID);
+    expect(third.diffID).toBe(first.diffID);
+    const sum = execFileSync('sha256sum', [join(work, 'det1.tar')]).toString().split(' ')[0];
+    expect(first.diffID).toBe(`sha256:${sum}`);
+    for (const compression of ['gzip', 'zstd'] as const) {
+      const a = await packDirectory(src, join(work, `det-a.${compression}`), { compression });
+      const b = await packDirectory(copy, join(work, `det-b.${compression}`), { compression });
+      expect(a.digest).toBe(b.digest);
+      expect(a.diffID).toBe(first.diffID);
+      expect((await digestLayer(join(work, `det-a.${compression}`))).digest).toBe(a.digest);
+    }
+  });
+
+  it('SOURCE_DATE_EPOCH clamps every time, so newer edits of the same content give the same digest', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    writeFileSync(join(src, 'f'), 'same');
+    const a = await packDirectory(src, join(work, 'sde1.tar'), { sourceDateEpoch: 1_000_000 });
+    appendFileSync(join(src, 'f'), '');
+    lutimens(join(src, 'f'), { sec: 2_000_000_000, nsec: 5 }, { sec: 2_000_000_000, nsec: 5 });
+    const b = await packDirectory(src, join(work, 'sde2.tar'), { sourceDateEpoch: 1_000_000 });
+    expect(b.diffID).toBe(a.diffID);
+    for (const e of await entriesOf(join(work, 'sde2.tar'))) expect(e.mtime.sec).toBeLessThanOrEqual(1_000_000);
+  });
+
+  it('sizes above 8 GiB are written as PAX and base-256, and read back', async () => {
+    const { TarWriter } = await import('@strata/core');
+    const writer = new TarWriter();
+    const size = 9 * 1024 ** 3 + 7;
+    writer.writeHeader({ path: 'huge', type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: { sec: 0, nsec: 0 }, xattrs: new Map() });
+    writer.finish();
+    const bytes = Buffer.concat(writer.take());
+    expect(bytes.toString('latin1')).toContain(`size=${size}\n`);
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const { entry } of readLayer([bytes])) seen.push(entry.size);
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'LAYER_FORMAT' }); // the 9 GiB of data are not there
+    expect(seen).toEqual([size]);
+  });
+
+  it('digest of a compressed layer: diffID of the content, digest and size of the blob', async () => {
+    const bytes = rawTar([file('a', 'abc'.repeat(1000))]);
+    const { gzipSync } = await import('node:zlib');
+    const gz = gzipSync(bytes);
+    const d = await digestLayer(layerFile(gz));
+    expect(d).toMatchObject({ diffID: sha256(bytes), digest: sha256(gz), size: gz.length, compression: 'gzip' });
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(d.diffID.slice(7));
+  });
+});
