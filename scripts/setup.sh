@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=()
 command -v umoci >/dev/null || apt_packages+=(umoci)
 command -v getfattr >/dev/null || apt_packages+=(attr)
+[ -x /usr/bin/time ] || apt_packages+=(time)
 command -v tar >/dev/null || apt_packages+=(tar)
 command -v openssl >/dev/null || apt_packages+=(openssl)
 if [ "${STRATA_BENCH:-0}" = 1 ]; then

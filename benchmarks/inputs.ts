@@ -1,0 +1,41 @@
+/**
+ * Benchmark inputs: real trees only. The full run uses a debootstrap minbase root filesystem (built once
+ * and cached) and /usr/share (50,000+ entries); the tiny run uses /usr/share/zoneinfo.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A real tree a benchmark runs on. */
+export interface Tree {
+  name: string;
+  path: string;
+}
+
+/** The trees a run measures, and a scratch directory for outputs. */
+export interface Inputs {
+  trees: Tree[];
+  scratch: string;
+}
+
+const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
+
+/** Builds (once) a Debian bookworm minbase root filesystem with debootstrap. */
+function minbase(): string {
+  const dir = join(CACHE, 'minbase');
+  if (existsSync(join(dir, 'etc/os-release'))) return dir;
+  mkdirSync(CACHE, { recursive: true });
+  const staging = `${dir}.tmp`;
+  rmSync(staging, { recursive: true, force: true });
+  process.stderr.write('building the minbase rootfs with debootstrap (once)…\n');
+  execFileSync('debootstrap', ['--variant=minbase', 'bookworm', staging, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  renameSync(staging, dir);
+  return dir;
+}
+
+export async function prepareInputs(options: { tiny: boolean }): Promise<Inputs> {
+  const scratch = mkdtempSync(join(tmpdir(), 'strata-bench-'));
+  if (options.tiny) return { trees: [{ name: 'zoneinfo', path: '/usr/share/zoneinfo' }], scratch };
+  return { trees: [{ name: 'minbase', path: minbase() }, { name: 'usr-share', path: '/usr/share' }], scratch };
+}

@@ -1,0 +1,136 @@
+/**
+ * The benchmark harness: `pnpm bench [name...] [--tiny] [--runs N]`.
+ *
+ * Every benchmark times strata and its peers as whole commands in the same run, alternating them, and
+ * reports medians (with min and max), peak RSS and the strata/peer ratio. Before each run of a write-heavy
+ * benchmark the page cache is dropped and the inputs re-read, because this VM's write timings otherwise
+ * swing 10×. Results go to benchmarks/results/<stamp>.json and latest.md.
+ *
+ * `--tiny` runs every benchmark once on small inputs: the CI smoke test that keeps the harness alive.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchmarks, type Benchmark } from './suite.js';
+import { prepareInputs, type Inputs, type Tree } from './inputs.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { tiny: { type: 'boolean' }, runs: { type: 'string' }, out: { type: 'string' } },
+});
+const tiny = values.tiny ?? false;
+const runs = Number(values.runs ?? (tiny ? 1 : 5));
+const resultsDir = values.out ?? join(import.meta.dirname, 'results');
+const isRoot = process.getuid?.() === 0;
+
+interface Sample {
+  seconds: number;
+  maxRssKiB: number;
+}
+
+interface CaseResult {
+  label: string;
+  command: string;
+  median: number;
+  min: number;
+  max: number;
+  maxRssKiB: number;
+}
+
+function dropCaches(): void {
+  if (!isRoot) return;
+  execFileSync('sync');
+  writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
+
+/** Re-reads inputs after a cache drop, so runs measure writing, not a cold read of the input. */
+function warm(paths: string[]): void {
+  for (const p of paths) spawnSync('sh', ['-c', `tar -cf - -C "$(dirname "$1")" "$(basename "$1")" > /dev/null 2>&1 || cat "$1" > /dev/null`, 'sh', p]);
+}
+
+function timeCommand(command: string[]): Sample {
+  const rss = join(tmpdir(), `strata-bench-rss-${process.pid}`);
+  const started = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', rss, ...command], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (r.status !== 0) throw new Error(`benchmark command failed (${r.status}): ${command.join(' ')}\n${r.stderr}`);
+  const maxRssKiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop());
+  rmSync(rss, { force: true });
+  return { seconds, maxRssKiB };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promise<{ name: string; description: string; cases: CaseResult[]; ratios: Record<string, number> }> {
+  const name = `${bench.name}/${tree.name}`;
+  const work = join(inputs.scratch, name.replace('/', '-'));
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const plan = await bench.plan(tree, work);
+  const samples = new Map<string, Sample[]>(plan.cases.map((c) => [c.label, []]));
+  for (let run = 0; run < runs; run++) {
+    // Alternate the order each run so neither side always goes first after a cache drop.
+    const order = run % 2 === 0 ? plan.cases : [...plan.cases].reverse();
+    for (const c of order) {
+      plan.reset?.();
+      if (plan.writeHeavy) {
+        dropCaches();
+        warm(plan.inputs);
+      }
+      samples.get(c.label)!.push(timeCommand(c.command));
+    }
+  }
+  const cases = plan.cases.map((c) => {
+    const s = samples.get(c.label)!;
+    const secs = s.map((x) => x.seconds);
+    return { label: c.label, command: c.command.join(' '), median: median(secs), min: Math.min(...secs), max: Math.max(...secs), maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
+  });
+  const strata = cases.find((c) => c.label === 'strata')!;
+  const ratios = Object.fromEntries(cases.filter((c) => c !== strata).map((c) => [c.label, strata.median / c.median]));
+  plan.reset?.();
+  rmSync(work, { recursive: true, force: true });
+  return { name, description: plan.description, cases, ratios };
+}
+
+async function main(): Promise<void> {
+  const selected = positionals.length > 0 ? benchmarks.filter((b) => positionals.some((p) => b.name.startsWith(p))) : benchmarks;
+  if (selected.length === 0) throw new Error(`no benchmark matches ${positionals.join(', ')}; have: ${benchmarks.map((b) => b.name).join(', ')}`);
+  const inputs = await prepareInputs({ tiny });
+  const results = [];
+  for (const bench of selected) {
+    for (const tree of inputs.trees) {
+      process.stderr.write(`bench ${bench.name}/${tree.name} (${runs} run${runs === 1 ? '' : 's'})\n`);
+      results.push(await runBenchmark(bench, tree, inputs));
+    }
+  }
+  const rows = results.flatMap((r) =>
+    r.cases.map((c) => {
+      const ratio = c.label === 'strata' ? '' : `${r.ratios[c.label]!.toFixed(2)}×`;
+      return `| ${r.name} | ${c.label} | ${c.median.toFixed(3)} | ${c.min.toFixed(3)}–${c.max.toFixed(3)} | ${(c.maxRssKiB / 1024).toFixed(0)} | ${ratio} |`;
+    }),
+  );
+  const table = [
+    `strata benchmarks, ${new Date().toISOString()}, ${runs} run(s)${tiny ? ', tiny inputs (smoke test)' : ''}`,
+    '',
+    '| benchmark | command | median s | min–max s | peak RSS MiB | strata / peer |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    ...results.map((r) => `- ${r.name}: ${r.description}`),
+  ].join('\n');
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  writeFileSync(join(resultsDir, `${stamp}.json`), JSON.stringify({ runs, tiny, results }, null, 2));
+  writeFileSync(join(resultsDir, 'latest.md'), `${table}\n`);
+  writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify({ runs, tiny, results }, null, 2));
+  process.stdout.write(`${table}\n`);
+  if (existsSync(inputs.scratch)) rmSync(inputs.scratch, { recursive: true, force: true });
+}
+
+await main();

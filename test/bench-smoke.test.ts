@@ -1,0 +1,26 @@
+/**
+ * The benchmark harness on tiny inputs, so it cannot rot: every benchmark runs once and reports a ratio.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { needs } from './helpers/oracle.js';
+
+describe.skipIf(!needs('root', 'gnu-tar', 'openssl'))('benchmark harness', () => {
+  it('runs every benchmark on tiny inputs and reports strata/peer ratios', () => {
+    const out = mkdtempSync(join(tmpdir(), 'strata-bench-smoke-'));
+    try {
+      const root = join(import.meta.dirname, '..');
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'benchmarks/run.ts', '--tiny', '--out', out], { cwd: root, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { results: Array<{ name: string; ratios: Record<string, number> }> };
+      expect(report.results.map((x) => x.name)).toEqual(['apply/zoneinfo', 'pack/zoneinfo', 'digest/zoneinfo']);
+      for (const result of report.results) for (const ratio of Object.values(result.ratios)) expect(ratio).toBeGreaterThan(0);
+      expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
