@@ -3,7 +3,7 @@
  * on stderr with a non-zero exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,18 @@ describe.skipIf(!needs('root'))('strata command', () => {
     const apply = strata('apply', layer, join(work, 'out'));
     expect(apply.status, apply.stderr).toBe(0);
     expect(existsSync(join(work, 'out/d/f'))).toBe(true);
+  });
+
+  it('apply of a layer large enough to hash on a worker thread completes (regression: exited 0 midway)', () => {
+    const big = join(work, 'big');
+    mkdirSync(big);
+    for (let i = 0; i < 300; i++) writeFileSync(join(big, `f${i}`), Buffer.alloc(256 * 1024, i));
+    const layer = join(work, 'big.tar');
+    expect(strata('pack', big, '-o', layer).status).toBe(0);
+    const apply = strata('apply', layer, join(work, 'big-out'));
+    expect(apply.status, apply.stderr).toBe(0);
+    expect(readdirSync(join(work, 'big-out'))).toHaveLength(300);
+    expect(apply.stdout.trim()).toBe(strata('digest', layer).stdout.trim().replace('diffID ', ''));
   });
 
   it('ls merges layers applied in order', () => {

@@ -68,13 +68,17 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
+// Awaited at the top level on purpose: should the event loop ever drain while work is pending, Node then
+// exits with code 13 (unsettled top-level await) instead of a silent, successful-looking 0.
+try {
+  await main(process.argv.slice(2));
+} catch (error: unknown) {
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`strata: ${(error as Error).message}\n${USAGE}\n`);
     process.exitCode = 2;
-    return;
+  } else {
+    const code = (error as { code?: unknown }).code;
+    process.stderr.write(`strata: ${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}\n`);
+    process.exitCode = 1;
   }
-  const code = (error as { code?: unknown }).code;
-  process.stderr.write(`strata: ${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}\n`);
-  process.exitCode = 1;
-});
+}

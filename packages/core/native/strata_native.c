@@ -1,5 +1,5 @@
-// The few syscalls Node does not expose and layers need: mknod (devices, fifos, overlay whiteouts)
-// and utimensat with nanoseconds on the link itself. Synchronous on purpose: each is one cheap syscall,
+// The few syscalls Node does not expose and layers need: mknod (devices, fifos, overlay whiteouts),
+// utimensat with nanoseconds on the link itself, and the l*xattr family (never following a symlink). Synchronous on purpose: each is one cheap syscall,
 // and a thread-pool round trip would cost more than the call.
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #define PATH_MAX_BYTES 4096
 
@@ -78,10 +79,112 @@ static napi_value js_lutimens(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#define XATTR_NAME_MAX_BYTES 256
+#define XATTR_LIST_MAX_BYTES 65536
+#define XATTR_VALUE_MAX_BYTES 65536
+
+// llistxattr(path) -> string[]: names in the order the filesystem gives them.
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_MAX_BYTES];
+  if (argc < 1 || get_path(env, argv[0], path) != 0) {
+    napi_throw_type_error(env, "EINVAL", "llistxattr(path)");
+    return NULL;
+  }
+  static __thread char list[XATTR_LIST_MAX_BYTES];
+  ssize_t len = llistxattr(path, list, sizeof list);
+  if (len < 0) {
+    if (errno == ENOTSUP) len = 0;
+    else return throw_errno(env, errno, "llistxattr", path);
+  }
+  napi_value result;
+  napi_create_array(env, &result);
+  uint32_t index = 0;
+  for (ssize_t i = 0; i < len;) {
+    size_t n = strnlen(list + i, (size_t)(len - i));
+    napi_value name;
+    napi_create_string_utf8(env, list + i, n, &name);
+    napi_set_element(env, result, index++, name);
+    i += (ssize_t)n + 1;
+  }
+  return result;
+}
+
+// lgetxattr(path, name) -> Buffer | undefined (absent).
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
+  size_t name_len = 0;
+  if (argc < 2 || get_path(env, argv[0], path) != 0 ||
+      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "lgetxattr(path, name)");
+    return NULL;
+  }
+  static __thread char value[XATTR_VALUE_MAX_BYTES];
+  ssize_t len = lgetxattr(path, name, value, sizeof value);
+  if (len < 0) {
+    if (errno == ENODATA || errno == ENOTSUP) {
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      return undefined;
+    }
+    return throw_errno(env, errno, "lgetxattr", path);
+  }
+  napi_value buffer;
+  napi_create_buffer_copy(env, (size_t)len, value, NULL, &buffer);
+  return buffer;
+}
+
+// lsetxattr(path, name, value: Uint8Array).
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
+  size_t name_len = 0;
+  void *data = NULL;
+  size_t length = 0;
+  napi_typedarray_type type;
+  napi_value arraybuffer;
+  size_t offset = 0;
+  if (argc < 3 || get_path(env, argv[0], path) != 0 ||
+      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &type, &length, &data, &arraybuffer, &offset) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "lsetxattr(path, name, value)");
+    return NULL;
+  }
+  if (lsetxattr(path, name, data, length, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
+  return NULL;
+}
+
+// lremovexattr(path, name); absent is not an error.
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
+  size_t name_len = 0;
+  if (argc < 2 || get_path(env, argv[0], path) != 0 ||
+      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "lremovexattr(path, name)");
+    return NULL;
+  }
+  if (lremovexattr(path, name) != 0 && errno != ENODATA) return throw_errno(env, errno, "lremovexattr", path);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
     {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL},
+    {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL},
+    {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
+    {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL},
+    {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

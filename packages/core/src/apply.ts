@@ -82,7 +82,7 @@ export function isApplyIncomplete(dir: string): boolean {
 
 function lstatOrUndefined(path: string): Stats | undefined {
   try {
-    return lstatSync(path);
+    return lstatSync(path, { throwIfNoEntry: false }); // absent is the common case: no Error per new file
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -117,7 +117,7 @@ export async function applyLayer(source: ByteInput, target: string, options: App
     const staging = join(dirname(target), `.${basename(target)}.applying-${process.pid}-${Date.now()}`);
     mkdirSync(staging, { mode: 0o755 });
     try {
-      const result = await applyInto(source, staging, options);
+      const result = await applyInto(source, staging, options, true);
       renameSync(staging, target);
       return result;
     } catch (error) {
@@ -126,13 +126,18 @@ export async function applyLayer(source: ByteInput, target: string, options: App
     }
   }
   if (!existing.isDirectory()) throw new LayerFormatError(`apply target is not a directory: ${target}`);
+  const empty = readdirSync(target).length === 0;
   setXattr(target, INCOMPLETE_XATTR, Buffer.from('1'));
-  const result = await applyInto(source, target, options);
+  const result = await applyInto(source, target, options, empty);
   removeXattr(target, INCOMPLETE_XATTR);
   return result;
 }
 
-async function applyInto(source: ByteInput, root: string, options: ApplyOptions): Promise<ApplyResult> {
+/**
+ * The apply itself. `fresh`: the target starts empty, so whether anything stands at a path is known from
+ * what this apply created, without a syscall per entry.
+ */
+async function applyInto(source: ByteInput, root: string, options: ApplyOptions, fresh: boolean): Promise<ApplyResult> {
   const format = options.format ?? 'plain';
   const isRoot = process.getuid?.() === 0;
   const owners = options.owners ?? (isRoot ? 'apply' : 'record');
@@ -151,6 +156,20 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
   const whitedOut = new Set<string>();
   const ownerRecords: OwnerRecord[] = [];
   let count = 0;
+  /** In a fresh target: host paths this apply created (and has not removed). */
+  const created = new Set<string>();
+  const euid = process.geteuid?.() ?? -1;
+  const egid = process.getegid?.() ?? -1;
+  // New files get the caller's owner unless a directory's setgid bit intervenes; directories this apply
+  // makes get their modes (setgid included) only at the end, so only the root's bit matters.
+  const rootSetgid = (lstatSync(root).mode & 0o2000) !== 0;
+  const ownerIsDefault = (entry: Entry) => fresh && !rootSetgid && entry.uid === euid && entry.gid === egid;
+
+  /** What stands at a resolved host path, or undefined. */
+  const existing = (hostPath: string): Stats | undefined => (fresh && !created.has(hostPath) ? undefined : lstatOrUndefined(hostPath));
+  const made = (hostPath: string): void => {
+    if (fresh) created.add(hostPath);
+  };
 
   const touch = (path: string): void => {
     for (let p = path; !touched.has(p); p = parentOf(p)) touched.add(p);
@@ -165,6 +184,10 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     if (st.isDirectory()) rmSync(hostPath, { recursive: true, force: true });
     else unlinkSync(hostPath);
     if (st.isDirectory() || st.isSymbolicLink()) forget(layerPath);
+    if (fresh) {
+      created.delete(hostPath);
+      if (st.isDirectory()) for (const p of created) if (p.startsWith(`${hostPath}/`)) created.delete(p);
+    }
   };
 
   /** Makes the missing directories of a resolved parent; a non-directory in the way is a format error. */
@@ -174,12 +197,15 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     for (let p = layerPath; !knownDirs.has(p); p = parentOf(p)) chain.push(p);
     for (const p of chain.reverse()) {
       const hostPath = join(root, p);
-      const st = lstatOrUndefined(hostPath);
+      const st = existing(hostPath);
       if (st !== undefined && isWhiteoutDevice(st) && whitedOut.has(p)) {
         unlinkSync(hostPath);
         mkdirSync(hostPath, { mode: 0o755 });
         markOpaque(hostPath);
-      } else if (st === undefined) mkdirSync(hostPath, { mode: 0o755 });
+      } else if (st === undefined) {
+        mkdirSync(hostPath, { mode: 0o755 });
+        made(hostPath);
+      }
       else if (!st.isDirectory()) throw new LayerFormatError(`parent of ${entryPath} is not a directory: ${p}`, { path: entryPath });
       knownDirs.add(p);
     }
@@ -204,6 +230,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
       if (entry.uid !== 0 || entry.gid !== 0) ownerRecords.push({ path: entry.path, uid: entry.uid, gid: entry.gid });
       return;
     }
+    if (ownerIsDefault(entry)) return;
     if (fd !== undefined) fchownSync(fd, entry.uid, entry.gid);
     else lchownSync(hostPath, entry.uid, entry.gid);
   };
@@ -239,32 +266,36 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     if (touched.has(path)) {
       // This layer put its own entry here; the whiteout still hides everything from below it.
       const { hostPath } = resolveInRoot(root, path);
-      if (lstatOrUndefined(hostPath)?.isDirectory()) opaque(path);
+      if (existing(hostPath)?.isDirectory()) opaque(path);
       return;
     }
     const { hostPath, layerPath } = resolveInRoot(root, path);
-    const parent = lstatOrUndefined(dirname(hostPath));
+    const parent = dirname(hostPath) === root ? lstatSync(root) : existing(dirname(hostPath));
     if (parent !== undefined && !parent.isDirectory()) return; // nothing can stand below a non-directory
     if (parent === undefined) {
       if (format === 'plain') return; // nothing to delete
       ensureDir(parentOf(layerPath), path);
     }
-    const st = lstatOrUndefined(hostPath);
+    const st = existing(hostPath);
     if (st !== undefined) remove(layerPath, hostPath, st);
     if (format === 'overlay') {
       mknod(hostPath, S_IFCHR, 0o000, 0, 0);
+      made(hostPath);
       touch(path); // a later entry at this path replaces the whiteout device; a later whiteout must not remove it
     }
   };
 
   const opaque = (dir: string): void => {
     const { hostPath, layerPath } = place(dir);
-    let st = lstatOrUndefined(hostPath);
+    let st = layerPath === ROOT ? lstatSync(root) : existing(hostPath);
     if (st !== undefined && !st.isDirectory() && !touched.has(dir)) {
       remove(layerPath, hostPath, st);
       st = undefined;
     }
-    if (st === undefined) mkdirSync(hostPath, { mode: 0o755 });
+    if (st === undefined) {
+      mkdirSync(hostPath, { mode: 0o755 });
+      made(hostPath);
+    }
     else if (st.isDirectory()) prune(layerPath, hostPath);
     else throw new LayerFormatError(`opaque marker inside a non-directory: ${dir}`, { path: dir });
     touch(dir);
@@ -274,20 +305,22 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
 
   const link = (entry: Entry, hostPath: string): boolean => {
     const { hostPath: targetHost } = resolveInRoot(root, entry.linkname!);
-    const st = lstatOrUndefined(targetHost);
+    const st = existing(targetHost);
     if (st === undefined || (format === 'overlay' && isWhiteoutDevice(st))) return false;
     if (st.isDirectory()) throw new LayerFormatError(`hardlink to a directory: ${entry.path} -> ${entry.linkname}`, { path: entry.path });
     if (targetHost === hostPath) throw new LayerFormatError(`hardlink to itself: ${entry.path}`, { path: entry.path });
     linkSync(targetHost, hostPath);
+    made(hostPath);
     return true;
   };
 
   const create = async (entry: Entry, body: AsyncIterable<Uint8Array>, hostPath: string, layerPath: string): Promise<void> => {
-    const st = lstatOrUndefined(hostPath);
+    const st = existing(hostPath);
     if (entry.type === 'directory') {
       if (st !== undefined && !st.isDirectory()) remove(layerPath, hostPath, st);
       if (st === undefined || !st.isDirectory()) {
         mkdirSync(hostPath, { mode: 0o700 });
+        made(hostPath);
         if (whitedOut.has(entry.path)) markOpaque(hostPath); // deleted and recreated: nothing below shows
       }
       knownDirs.add(layerPath);
@@ -298,6 +331,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
       return;
     }
     if (st !== undefined) remove(layerPath, hostPath, st);
+    if (entry.type !== 'hardlink') made(hostPath); // a hardlink is recorded once it exists
     switch (entry.type) {
       case 'file': {
         const fd = openSync(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
@@ -369,5 +403,5 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions)
     chmodSync(hostPath, entry.mode);
     lutimens(hostPath, entry.mtime, entry.mtime);
   }
-  return { ...reader.digests(), entries: count, owners: ownerRecords };
+  return { ...(await reader.digests()), entries: count, owners: ownerRecords };
 }

@@ -1,13 +1,17 @@
 /**
- * The syscalls Node lacks: mknod and nanosecond utimensat come from our addon (`native/strata_native.c`),
- * extended attributes from @napi-rs/xattr (its calls use the l* variants, so they never follow a symlink).
+ * The syscalls Node lacks, from our addon (`native/strata_native.c`): mknod, nanosecond utimensat, and the
+ * l*xattr family. Synchronous by design: each is one cheap syscall, cheaper than a thread-pool round trip,
+ * and none of them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
  */
 import { createRequire } from 'node:module';
-import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 
 interface StrataNative {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  llistxattr(path: string): string[];
+  lgetxattr(path: string, name: string): Buffer | undefined;
+  lsetxattr(path: string, name: string, value: Uint8Array): void;
+  lremovexattr(path: string, name: string): void;
 }
 
 const require = createRequire(import.meta.url);
@@ -17,7 +21,7 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 
-/** Creates a device node or fifo; throws Node-shaped errno errors. */
+/** Creates a device node or fifo. */
 export function mknod(path: string, typeBits: number, perm: number, major = 0, minor = 0): void {
   addon.mknod(path, typeBits | perm, major, minor);
 }
@@ -27,75 +31,34 @@ export function lutimens(path: string, atime: { sec: number; nsec: number }, mti
   addon.lutimens(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec);
 }
 
-function errnoOf(error: unknown): string | undefined {
-  const message = error instanceof Error ? error.message : String(error);
-  if (/No data available|ENODATA/.test(message)) return 'ENODATA';
-  if (/Operation not supported|ENOTSUP|EOPNOTSUPP/.test(message)) return 'ENOTSUP';
-  if (/Operation not permitted|EPERM/.test(message)) return 'EPERM';
-  if (/No such file|ENOENT/.test(message)) return 'ENOENT';
-  if (/Permission denied|EACCES/.test(message)) return 'EACCES';
-  return undefined;
-}
-
-function rethrow(error: unknown, syscall: string, path: string): never {
-  const wrapped: NodeJS.ErrnoException = new Error(`${syscall} '${path}': ${error instanceof Error ? error.message : String(error)}`, {
-    cause: error,
-  });
-  const code = errnoOf(error);
-  if (code !== undefined) wrapped.code = code;
-  wrapped.syscall = syscall;
-  wrapped.path = path;
-  throw wrapped;
-}
+const NO_XATTRS: ReadonlyMap<string, Uint8Array> = new Map();
 
 /**
- * All extended attributes of `path` (not following symlinks), names sorted, values as raw bytes.
- * A filesystem without xattr support yields an empty map.
+ * All extended attributes of `path`, names sorted, values as raw bytes. A filesystem without xattr
+ * support yields an empty map. The common no-xattr case costs one syscall and no allocation.
  */
-export function readXattrs(path: string): Map<string, Uint8Array> {
-  let names: string[];
-  try {
-    names = listAttributesSync(path);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOTSUP') return new Map();
-    rethrow(error, 'llistxattr', path);
-  }
+export function readXattrs(path: string): ReadonlyMap<string, Uint8Array> {
+  const names = addon.llistxattr(path);
+  if (names.length === 0) return NO_XATTRS;
   const result = new Map<string, Uint8Array>();
-  if (names.length === 0) return result;
-  names.sort();
-  for (const name of names) {
-    const value = getAttributeSync(path, name);
-    if (value !== null) result.set(name, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  for (const name of names.sort()) {
+    const value = addon.lgetxattr(path, name);
+    if (value !== undefined) result.set(name, value);
   }
   return result;
 }
 
-/** One xattr of `path` (not following symlinks), or undefined when absent. */
+/** One xattr of `path`, or undefined when absent. */
 export function getXattr(path: string, name: string): Uint8Array | undefined {
-  try {
-    const value = getAttributeSync(path, name);
-    return value === null ? undefined : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  } catch (error) {
-    if (errnoOf(error) === 'ENODATA' || errnoOf(error) === 'ENOTSUP') return undefined;
-    rethrow(error, 'lgetxattr', path);
-  }
+  return addon.lgetxattr(path, name);
 }
 
-/** Sets one xattr on `path` itself; throws Node-shaped errors (`EPERM`, `ENOTSUP`, …). */
+/** Sets one xattr on `path` itself. */
 export function setXattr(path: string, name: string, value: Uint8Array): void {
-  try {
-    setAttributeSync(path, name, value);
-  } catch (error) {
-    rethrow(error, 'lsetxattr', path);
-  }
+  addon.lsetxattr(path, name, value);
 }
 
 /** Removes one xattr from `path` itself; absent is not an error. */
 export function removeXattr(path: string, name: string): void {
-  try {
-    removeAttributeSync(path, name);
-  } catch (error) {
-    if (errnoOf(error) === 'ENODATA') return;
-    rethrow(error, 'lremovexattr', path);
-  }
+  addon.lremovexattr(path, name);
 }

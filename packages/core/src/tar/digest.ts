@@ -2,55 +2,75 @@
  * Digests of layers: diffID (sha256 of the uncompressed tar), digest and size of the bytes on the wire,
  * computed while the bytes stream past; and chainID, per the OCI image spec.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LayerFormatError, StrataError } from '../errors.js';
 import { detectCompression, decompressor, type Compression } from './compression.js';
+import { BufferPool, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
 
-/** A running sha256 and byte count over a stream. */
-export class DigestCounter {
-  readonly #hash: Hash = createHash('sha256');
-  #size = 0;
-  #digest: string | undefined;
-
-  update(chunk: Uint8Array): void {
-    this.#hash.update(chunk);
-    this.#size += chunk.length;
-  }
-
-  /** `sha256:<hex>`; finalises the hash, so call once all bytes are in. */
-  get digest(): string {
-    this.#digest ??= `sha256:${this.#hash.digest('hex')}`;
-    return this.#digest;
-  }
-
-  get size(): number {
-    return this.#size;
+/** Passes chunks through unchanged, feeding them to `hash` on the way (waiting when it asks to). */
+export async function* tap(source: AsyncIterable<Uint8Array>, hash: Sha256Stream): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    const wait = hash.update(chunk);
+    if (wait) await wait;
+    yield chunk;
   }
 }
 
-/** Passes chunks through unchanged, feeding them to `counter` on the way. */
-export async function* tap(source: AsyncIterable<Uint8Array>, counter: DigestCounter): AsyncGenerator<Uint8Array> {
+/**
+ * Like `tap`, for chunks from `pool` that nothing else keeps: each is hashed once its consumer has asked for
+ * the next one (the validity window readers promise), by moving its buffer to `hash` instead of copying it.
+ */
+async function* tapAndRelease(source: AsyncIterable<Uint8Array>, hash: Sha256Stream, pool: BufferPool): AsyncGenerator<Uint8Array> {
+  let previous: Uint8Array | undefined;
   for await (const chunk of source) {
-    counter.update(chunk);
+    if (previous !== undefined) {
+      const wait = hash.consume(previous, pool);
+      if (wait) await wait;
+    }
     yield chunk;
+    previous = chunk;
   }
+  if (previous !== undefined) await hash.consume(previous, pool);
 }
 
 /** Anything a layer can be read from: a file path, a Node stream, bytes in memory, or (async) chunks. */
 export type ByteInput = string | Readable | Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
-/** Opens a byte input as an async iterable of chunks. */
-export function openInput(input: ByteInput): AsyncIterable<Uint8Array> {
-  if (typeof input === 'string') return createReadStream(input, { highWaterMark: 1024 * 1024 });
-  if (input instanceof Uint8Array) return fromChunks([input]);
-  if (Symbol.asyncIterator in input) return input;
-  return fromChunks(input);
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * A file's bytes in 1 MiB chunks, read with plain synchronous reads: from the page cache that costs a
+ * memcpy, far less than a stream's thread-pool round trip and buffering. Buffers come from `pool`, which
+ * the hashing side refills once it is done with them: no allocation and no page faults per chunk.
+ */
+async function* readFileChunks(fd: number, pool: BufferPool): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      const buffer = pool.take();
+      const n = readSync(fd, buffer, 0, READ_CHUNK, null);
+      if (n === 0) return;
+      yield n === READ_CHUNK ? buffer : buffer.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function* fromChunks(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield* chunks;
+}
+
+/** Opens a byte input as chunks, with its size when known up front (files). */
+function openInput(input: ByteInput, pool: BufferPool): { chunks: AsyncIterable<Uint8Array>; size: number | undefined } {
+  if (typeof input === 'string') {
+    const fd = openSync(input, 'r');
+    return { chunks: readFileChunks(fd, pool), size: fstatSync(fd).size };
+  }
+  if (input instanceof Uint8Array) return { chunks: fromChunks([input]), size: input.length };
+  if (Symbol.asyncIterator in input) return { chunks: input, size: undefined };
+  return { chunks: fromChunks(input), size: undefined };
 }
 
 /** The digests of one layer blob. */
@@ -66,13 +86,13 @@ export interface LayerDigests {
   compression: Compression;
 }
 
-/** Opens a possibly compressed layer: the uncompressed bytes, and digests that settle once they are read. */
+/** A possibly compressed layer opened for reading: the uncompressed bytes, and digests once they are read. */
 export interface DecodedInput {
   compression: Compression;
   /** The uncompressed tar bytes; read it to the end before calling `digests`. */
   stream: AsyncIterable<Uint8Array>;
   /** The digests; valid only after `stream` has been read to its end. */
-  digests(): LayerDigests;
+  digests(): Promise<LayerDigests>;
 }
 
 /** Turns a decompressor's own errors into LAYER_FORMAT; errors from reading the input pass unchanged. */
@@ -85,9 +105,17 @@ async function* typedErrors(source: AsyncIterable<Uint8Array>, compression: Comp
   }
 }
 
+/** Options of `decodeInput`. */
+export interface DecodeOptions {
+  /** Hash on worker threads: `auto` (default) does so for files over 32 MiB. */
+  parallelHash?: boolean | 'auto';
+}
+
 /** Sniffs the compression from the first bytes and returns the decompressed stream with its digest taps. */
-export async function decodeInput(input: ByteInput): Promise<DecodedInput> {
-  const source = openInput(input)[Symbol.asyncIterator]();
+export async function decodeInput(input: ByteInput, options: DecodeOptions = {}): Promise<DecodedInput> {
+  const pool = new BufferPool(READ_CHUNK);
+  const opened = openInput(input, pool);
+  const source = opened.chunks[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let headLength = 0;
   let done = false;
@@ -101,31 +129,33 @@ export async function decodeInput(input: ByteInput): Promise<DecodedInput> {
     headLength += next.value.length;
   }
   const compression = detectCompression(Buffer.concat(head));
-  const wire = new DigestCounter();
+  const setting = options.parallelHash ?? 'auto';
+  const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
+  const parallel = setting === 'auto' ? big : setting;
+  const wire = createSha256(parallel);
   async function* raw(): AsyncGenerator<Uint8Array> {
     for (const chunk of head) yield chunk;
     if (done) return;
     for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
   }
-  const wireBytes = tap(raw(), wire);
   const transform = decompressor(compression);
+  // Without a decompressor the parser is the chunks' last user, so they can be moved to the hasher after
+  // it; a decompressor holds its input asynchronously, so there the hasher copies.
+  const wireBytes = transform ? tap(raw(), wire) : tapAndRelease(raw(), wire, pool);
   let plain: AsyncIterable<Uint8Array> = wireBytes;
   if (transform) {
     const from = Readable.from(wireBytes, { objectMode: false });
     from.on('error', (error) => transform.destroy(error));
     plain = from.pipe(transform);
   }
-  const uncompressed = transform ? new DigestCounter() : wire;
+  const uncompressed = transform ? createSha256(parallel) : wire;
   return {
     compression,
     stream: transform ? tap(typedErrors(plain, compression), uncompressed) : plain,
-    digests: () => ({
-      diffID: uncompressed.digest,
-      uncompressedSize: uncompressed.size,
-      digest: wire.digest,
-      size: wire.size,
-      compression,
-    }),
+    digests: async () => {
+      const [diffID, digest] = await Promise.all([uncompressed.digest(), transform ? wire.digest() : undefined]);
+      return { diffID, uncompressedSize: uncompressed.size, digest: digest ?? diffID, size: wire.size, compression };
+    },
   };
 }
 
@@ -134,7 +164,7 @@ export async function decodeInput(input: ByteInput): Promise<DecodedInput> {
  * compressed, the decompressed bytes hashed too.
  */
 export async function digestLayer(input: ByteInput): Promise<LayerDigests> {
-  const decoded = await decodeInput(input);
+  const decoded = await decodeInput(input, { parallelHash: false });
   for await (const _ of decoded.stream) {
     // Draining is the work: the taps hash as bytes pass.
   }

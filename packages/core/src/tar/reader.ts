@@ -7,7 +7,7 @@ import { LayerFormatError, LimitExceededError, UnsupportedError } from '../error
 import type { Entry, EntryType, Timestamp } from '../entry.js';
 import { cleanLayerPath } from '../path.js';
 import { ByteSource } from './byte-source.js';
-import { decodeInput, type ByteInput, type LayerDigests } from './digest.js';
+import { decodeInput, type ByteInput, type DecodeOptions, type LayerDigests } from './digest.js';
 import { BLOCK_SIZE, decodeHeader, isZeroBlock, type RawHeader } from './header.js';
 import { decodePax, parsePaxTime } from './pax.js';
 
@@ -26,7 +26,7 @@ export interface ReadLimits {
 }
 
 /** Options of `readLayer`. */
-export interface ReadLayerOptions extends ReadLimits {
+export interface ReadLayerOptions extends ReadLimits, DecodeOptions {
   signal?: AbortSignal;
 }
 
@@ -37,7 +37,9 @@ export interface LayerEntry {
   readonly dataOffset: number;
   /**
    * The content (`entry.size` bytes; empty for non-files). Read it before asking for the next entry, or
-   * not at all: the reader skips what was not read. Reading it after moving on throws.
+   * not at all: the reader skips what was not read. Reading it after moving on throws. Chunks are views
+   * into the reader's buffers, which it reuses: a chunk is valid until the next one is requested, so copy
+   * what you keep.
    */
   readonly body: AsyncIterable<Uint8Array>;
 }
@@ -45,7 +47,7 @@ export interface LayerEntry {
 /** A layer opened for reading: its entries, then its digests once they have all been read. */
 export interface LayerReader extends AsyncIterable<LayerEntry> {
   /** Digests of the whole blob, trailing bytes included; available after iteration finished. */
-  digests(): LayerDigests;
+  digests(): Promise<LayerDigests>;
 }
 
 const DEFAULTS: Required<ReadLimits> = {
@@ -127,15 +129,15 @@ function isSparse(header: RawHeader, records: Map<string, Uint8Array>): boolean 
  */
 export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): LayerReader {
   const limits = { ...DEFAULTS, ...options };
-  let digests: (() => LayerDigests) | undefined;
+  let digests: (() => Promise<LayerDigests>) | undefined;
   let finished = false;
   return {
-    digests() {
+    async digests() {
       if (!finished || !digests) throw new LayerFormatError('layer digests are known only after reading every entry');
       return digests();
     },
     async *[Symbol.asyncIterator]() {
-      const decoded = await decodeInput(input);
+      const decoded = await decodeInput(input, options);
       digests = decoded.digests;
       yield* entries(new ByteSource(decoded.stream), limits, options.signal);
       finished = true;

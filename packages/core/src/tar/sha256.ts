@@ -1,0 +1,182 @@
+/**
+ * sha256 over a stream of chunks, on this thread or, for large inputs, on a worker thread so that hashing
+ * (about 1 GB/s) overlaps the parsing and filesystem work of the main thread on a second core. Either way
+ * the bytes are seen once, in order: the digest is of exactly the bytes that were processed.
+ */
+import { createHash } from 'node:crypto';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+
+/** Buffers that travel between a file reader and a hashing worker, so steady state allocates nothing. */
+export class BufferPool {
+  readonly #free: ArrayBuffer[] = [];
+  constructor(readonly size: number) {}
+
+  /** Collects buffers that came back since the last call (set by the hashing side). */
+  refill: () => void = () => {};
+
+  /** A whole buffer of `size` bytes, recycled when one is free. */
+  take(): Buffer {
+    if (this.#free.length === 0) this.refill();
+    const buffer = this.#free.pop();
+    return buffer === undefined ? Buffer.allocUnsafeSlow(this.size) : Buffer.from(buffer);
+  }
+
+  give(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === this.size && this.#free.length < 64) this.#free.push(buffer);
+  }
+}
+
+/** A running sha256 with a byte count. */
+export interface Sha256Stream {
+  /** Adds a chunk; the caller may reuse its buffer once this returns. Await the result when given one (back-pressure). */
+  update(chunk: Uint8Array): Promise<void> | undefined;
+  /**
+   * Adds a chunk whose buffer the caller gives up: a worker-backed stream moves it to the worker instead
+   * of copying it, and hands it to `pool` once hashed. Other streams behave as `update`.
+   */
+  consume(chunk: Uint8Array, pool: BufferPool): Promise<void> | undefined;
+  /** Bytes seen so far. */
+  readonly size: number;
+  /** `sha256:<hex>` of everything added; call once, after the last chunk. */
+  digest(): Promise<string>;
+}
+
+/** Inputs at least this large are worth a worker's start-up (about 30 ms). */
+export const PARALLEL_HASH_THRESHOLD = 32 * 1024 * 1024;
+/** Most bytes queued for the worker before `update` asks the caller to wait. */
+const MAX_IN_FLIGHT = 64 * 1024 * 1024;
+
+class InlineSha256 implements Sha256Stream {
+  readonly #hash = createHash('sha256');
+  size = 0;
+
+  update(chunk: Uint8Array): undefined {
+    this.#hash.update(chunk);
+    this.size += chunk.length;
+    return undefined;
+  }
+
+  consume(chunk: Uint8Array, pool: BufferPool): undefined {
+    this.update(chunk);
+    if (chunk.byteOffset === 0 && chunk.buffer.byteLength === pool.size) pool.give(chunk.buffer as ArrayBuffer);
+    return undefined;
+  }
+
+  async digest(): Promise<string> {
+    return `sha256:${this.#hash.digest('hex')}`;
+  }
+}
+
+// Chunks arrive as [buffer, offset, length, pooled] and every buffer goes back over the same port, so the
+// steady state allocates nothing.
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const hash = require('node:crypto').createHash('sha256');
+const port = workerData.port;
+port.on('message', (message) => {
+  if (message === null) { port.postMessage({ digest: hash.digest('hex') }); port.close(); return; }
+  const [buffer, offset, length, pooled] = message;
+  hash.update(new Uint8Array(buffer, offset, length));
+  port.postMessage({ done: length, buffer, pooled }, [buffer]);
+});
+`;
+
+interface Reply {
+  done?: number;
+  buffer?: ArrayBuffer;
+  pooled?: boolean;
+  digest?: string;
+}
+
+const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
+
+/**
+ * Hashes on a worker thread. Replies (returned buffers, the digest) come over a private port that this
+ * side drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event loop,
+ * so waiting for message events would starve the buffer pool.
+ */
+class WorkerSha256 implements Sha256Stream {
+  readonly #port: MessagePort;
+  readonly #worker: Worker;
+  size = 0;
+  #inFlight = 0;
+  #digest: string | undefined;
+  #failure: Error | undefined;
+  /** Buffers the worker has handed back, ready for the next copies. */
+  readonly #spare: ArrayBuffer[] = [];
+  /** Where consumed buffers go once hashed. */
+  #pool: BufferPool | undefined;
+
+  constructor() {
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { port: port2 }, transferList: [port2] });
+    this.#worker.on('error', (error) => {
+      this.#failure = error;
+    });
+    // Never keeps the process alive by itself: every wait below is a timer, which does.
+    this.#worker.unref();
+    this.#port.unref();
+  }
+
+  /** Takes every reply that has arrived, without waiting. */
+  #drain(): void {
+    for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
+      const reply = received.message as Reply;
+      if (reply.digest !== undefined) this.#digest = reply.digest;
+      if (reply.done !== undefined) this.#inFlight -= reply.done;
+      if (reply.buffer !== undefined) {
+        if (reply.pooled) this.#pool?.give(reply.buffer);
+        else this.#spare.push(reply.buffer);
+      }
+    }
+    if (this.#failure) throw this.#failure;
+  }
+
+  update(chunk: Uint8Array): Promise<void> | undefined {
+    this.#drain();
+    // One copy into a recycled buffer (chunks may be views the caller reuses), then moved, not copied again.
+    let buffer = this.#spare.pop();
+    if (buffer === undefined || buffer.byteLength < chunk.length) buffer = new ArrayBuffer(Math.max(chunk.length, 1024 * 1024));
+    new Uint8Array(buffer, 0, chunk.length).set(chunk);
+    this.#port.postMessage([buffer, 0, chunk.length, false], [buffer]);
+    return this.#account(chunk.length);
+  }
+
+  consume(chunk: Uint8Array, pool: BufferPool): Promise<void> | undefined {
+    this.#drain();
+    const whole = chunk.buffer as ArrayBuffer;
+    if (whole.byteLength !== pool.size) return this.update(chunk); // not a pool buffer: copy it
+    this.#pool = pool;
+    pool.refill = () => this.#drain();
+    this.#port.postMessage([whole, chunk.byteOffset, chunk.length, true], [whole]);
+    return this.#account(chunk.length);
+  }
+
+  /** Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. */
+  #account(length: number): Promise<void> | undefined {
+    this.size += length;
+    this.#inFlight += length;
+    return this.#inFlight <= MAX_IN_FLIGHT ? undefined : this.#settle(MAX_IN_FLIGHT / 2);
+  }
+
+  async #settle(limit: number): Promise<void> {
+    for (this.#drain(); this.#inFlight > limit; this.#drain()) await pause();
+  }
+
+  async digest(): Promise<string> {
+    this.#port.postMessage(null);
+    try {
+      for (this.#drain(); this.#digest === undefined; this.#drain()) await pause();
+      return `sha256:${this.#digest}`;
+    } finally {
+      this.#port.close();
+      void this.#worker.terminate();
+    }
+  }
+}
+
+/** A sha256 stream; `parallel` hashes on a worker thread (worth it for inputs over ~32 MiB). */
+export function createSha256(parallel = false): Sha256Stream {
+  return parallel ? new WorkerSha256() : new InlineSha256();
+}
