@@ -164,7 +164,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
  * compressed, the decompressed bytes hashed too.
  */
 export async function digestLayer(input: ByteInput): Promise<LayerDigests> {
-  const decoded = await decodeInput(input, { parallelHash: false });
+  const decoded = await decodeInput(input);
   for await (const _ of decoded.stream) {
     // Draining is the work: the taps hash as bytes pass.
   }

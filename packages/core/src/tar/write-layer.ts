@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressor, layerMediaType, type Compression } from './compression.js';
 import { tap } from './digest.js';
-import { createSha256 } from './sha256.js';
+import { createSha256, type BufferPool } from './sha256.js';
 
 /** Describes a written layer blob, as an OCI descriptor needs it. */
 export interface LayerDescriptor {
@@ -31,6 +31,11 @@ export interface WriteLayerOptions {
   level?: number;
   /** Hash on worker threads, overlapping the main thread's work (default true). */
   parallelHash?: boolean;
+  /**
+   * The pool `tar`'s chunks come from (see `WriteTarOptions.pool`): each chunk goes back to it once
+   * written and hashed. Used only for uncompressed output to a path; otherwise leave it unset.
+   */
+  pool?: BufferPool;
   signal?: AbortSignal;
 }
 
@@ -53,9 +58,12 @@ export async function writeLayer(
       // Plain synchronous writes: to the page cache they cost a memcpy, far less than a stream's bookkeeping.
       const fd = openSync(temporary, 'w', 0o644);
       try {
-        for await (const chunk of tap(tar, plain)) {
+        for await (const chunk of tar) {
           options.signal?.throwIfAborted();
           for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+          // Written: the hasher may now take the buffer itself (and hand it back to the pool).
+          const wait = options.pool ? plain.consume(chunk, options.pool) : plain.update(chunk);
+          if (wait) await wait;
         }
       } finally {
         closeSync(fd);

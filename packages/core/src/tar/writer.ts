@@ -9,6 +9,7 @@ import type { Entry, Timestamp } from '../entry.js';
 import { baseName, ROOT } from '../path.js';
 import { BLOCK_SIZE, encodeHeader, octalLimit } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
+import type { BufferPool } from './sha256.js';
 
 /** Where a file entry's content comes from. */
 export type ContentSource =
@@ -26,10 +27,16 @@ export interface WriteItem {
 export interface WriteTarOptions {
   /** Clamp every mtime to at most this many seconds since the epoch (`SOURCE_DATE_EPOCH`). */
   sourceDateEpoch?: number;
+  /**
+   * Take output chunks from this pool (1 MiB buffers). Only for a consumer that is done with each chunk
+   * once it asks for the next and gives chunks back to the pool (as `writeLayer` does with the same pool).
+   */
+  pool?: BufferPool;
   signal?: AbortSignal;
 }
 
-const CHUNK_SIZE = 1024 * 1024;
+/** Output chunk size; also the size of pooled buffers. */
+export const CHUNK_SIZE = 1024 * 1024;
 const TYPEFLAGS: Record<Entry['type'], string> = {
   file: '0',
   hardlink: '1',
@@ -60,13 +67,22 @@ function clampTime(time: Timestamp, epoch: number | undefined): Timestamp {
 
 /** Serialises entries to tar bytes. The caller owns ordering (parents first) and hardlink targets. */
 export class TarWriter {
-  #chunk: Buffer = Buffer.alloc(CHUNK_SIZE);
+  #chunk: Buffer;
   #used = 0;
   readonly #ready: Uint8Array[] = [];
   readonly #epoch: number | undefined;
+  readonly #pool: BufferPool | undefined;
 
   constructor(options: WriteTarOptions = {}) {
     this.#epoch = options.sourceDateEpoch;
+    if (options.pool && options.pool.size !== CHUNK_SIZE) throw new InvalidArgumentError(`tar writer pools hold ${CHUNK_SIZE}-byte buffers`);
+    this.#pool = options.pool;
+    this.#chunk = this.#fresh();
+  }
+
+  /** A new output chunk: pooled buffers are not zeroed, which is fine, as every byte of a chunk is written before it is used. */
+  #fresh(): Buffer {
+    return this.#pool ? this.#pool.take() : Buffer.alloc(CHUNK_SIZE);
   }
 
   /** Takes the chunks completed so far. */
@@ -77,7 +93,7 @@ export class TarWriter {
   #flush(): void {
     if (this.#used === 0) return;
     this.#ready.push(this.#chunk.subarray(0, this.#used));
-    this.#chunk = Buffer.alloc(CHUNK_SIZE);
+    this.#chunk = this.#fresh();
     this.#used = 0;
   }
 
