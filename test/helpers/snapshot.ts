@@ -30,6 +30,8 @@ export interface SnapshotOptions {
   ignoreSymlinkMtime?: boolean;
   /** Xattr names to leave out (e.g. the overlay's own). */
   ignoreXattr?: (name: string) => boolean;
+  /** Skip names a directory lists but lstat cannot find (overlayfs lists redundant whiteouts in non-merged directories). */
+  skipVanished?: boolean;
 }
 
 function typeOf(mode: number): string {
@@ -53,7 +55,8 @@ export function snapshotTree(root: string, options: SnapshotOptions = {}): Map<s
     for (const name of readdirSync(dir).sort()) {
       const host = join(dir, name);
       const path = rel === '' ? name : `${rel}/${name}`;
-      const st = lstatSync(host, { bigint: true });
+      const st = lstatSync(host, { bigint: true, throwIfNoEntry: !options.skipVanished });
+      if (st === undefined) continue;
       const type = typeOf(Number(st.mode));
       const record: NodeRecord = { type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid) };
       const skipTime = options.ignoreMtime || (type === 'directory' && options.ignoreDirMtime) || (type === 'symlink' && options.ignoreSymlinkMtime);

@@ -200,8 +200,9 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
       const st = existing(hostPath);
       if (st !== undefined && isWhiteoutDevice(st) && whitedOut.has(p)) {
         unlinkSync(hostPath);
+        whiteoutDevices.delete(p);
         mkdirSync(hostPath, { mode: 0o755 });
-        markOpaque(hostPath);
+        markOpaque(p, hostPath);
       } else if (st === undefined) {
         mkdirSync(hostPath, { mode: 0o755 });
         made(hostPath);
@@ -220,9 +221,33 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     return resolved;
   };
 
-  /** In overlay form, records that a directory hides everything below it. */
-  const markOpaque = (hostPath: string): void => {
-    if (format === 'overlay') setXattr(hostPath, opaqueName, Buffer.from('y'));
+  /** Directories this layer made opaque: whiteouts beneath them hide nothing and are not written. */
+  const opaqued = new Set<string>();
+  /** Whiteout devices this layer wrote (overlay form), removed again if an opaque ancestor makes them redundant. */
+  const whiteoutDevices = new Map<string, string>();
+  const underOpaque = (path: string): boolean => {
+    for (let p = parentOf(path); ; p = parentOf(p)) {
+      if (opaqued.has(p)) return true;
+      if (p === ROOT) return false;
+    }
+  };
+
+  /**
+   * In overlay form, records that a directory hides everything below it, and drops the whiteouts this
+   * layer wrote beneath it: the kernel lists whiteouts inside a non-merged directory (their lookup fails),
+   * and never writes that combination itself.
+   */
+  const markOpaque = (layerPath: string, hostPath: string): void => {
+    if (format !== 'overlay') return;
+    setXattr(hostPath, opaqueName, Buffer.from('y'));
+    opaqued.add(layerPath);
+    for (const [path, host] of whiteoutDevices) {
+      if (path !== layerPath && isWithin(path, layerPath)) {
+        unlinkSync(host);
+        whiteoutDevices.delete(path);
+        if (fresh) created.delete(host);
+      }
+    }
   };
 
   const setOwner = (hostPath: string, entry: Entry, fd?: number): void => {
@@ -278,8 +303,9 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     }
     const st = existing(hostPath);
     if (st !== undefined) remove(layerPath, hostPath, st);
-    if (format === 'overlay') {
+    if (format === 'overlay' && !underOpaque(path)) {
       mknod(hostPath, S_IFCHR, 0o000, 0, 0);
+      whiteoutDevices.set(path, hostPath);
       made(hostPath);
       touch(path); // a later entry at this path replaces the whiteout device; a later whiteout must not remove it
     }
@@ -300,7 +326,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     else throw new LayerFormatError(`opaque marker inside a non-directory: ${dir}`, { path: dir });
     touch(dir);
     knownDirs.add(layerPath);
-    markOpaque(hostPath);
+    markOpaque(dir, hostPath);
   };
 
   const link = (entry: Entry, hostPath: string): boolean => {
@@ -321,7 +347,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
       if (st === undefined || !st.isDirectory()) {
         mkdirSync(hostPath, { mode: 0o700 });
         made(hostPath);
-        if (whitedOut.has(entry.path)) markOpaque(hostPath); // deleted and recreated: nothing below shows
+        if (whitedOut.has(entry.path)) markOpaque(entry.path, hostPath); // deleted and recreated: nothing below shows
       }
       knownDirs.add(layerPath);
       setOwner(hostPath, entry);

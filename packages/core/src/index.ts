@@ -17,3 +17,8 @@ export { type HostWalkOptions, walkHostDirectory } from './tree/host-walk.js';
 export { type ApplyFormat, type ApplyOptions, type ApplyResult, type OwnerRecord, INCOMPLETE_XATTR, applyLayer, isApplyIncomplete } from './apply.js';
 export { mergedListing } from './listing.js';
 export { type PackDirectoryOptions, packDirectory } from './pack.js';
+export { type NodeType, type LayerNode, type NodeStat, type LayerTree, lookupNode } from './tree/layer-tree.js';
+export { type HostLayerOptions, HostLayer } from './tree/host-layer.js';
+export { type MemoryEntry, TarLayer, MemoryLayer } from './tree/indexed-layer.js';
+export { type MergedNode, MergedView } from './union/merged-view.js';
+export { type WritableLayerOptions, type LayerStats, type LayerDirent, WritableLayer, LayerFileHandle } from './cow/writable-layer.js';

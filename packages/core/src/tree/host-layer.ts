@@ -1,0 +1,156 @@
+/**
+ * A layer held in a host directory, in overlay form (whiteouts as char 0/0 devices, opaque directories by
+ * xattr; what the kernel and `applyLayer({ format: 'overlay' })` write) or OCI form (`.wh.` names).
+ */
+import { constants as fsConstants, copyFileSync, createReadStream, lstatSync, readdirSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
+import { join } from 'node:path';
+import { timestampFromNs } from '../entry.js';
+import { fsError } from '../errors.js';
+import { getXattr, readXattrs } from '../native.js';
+import { childPath } from '../path.js';
+import { OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
+import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
+
+/** Options of `HostLayer`. */
+export interface HostLayerOptions {
+  /** How deletions are recorded: `overlay` (default) or `oci`. */
+  format?: 'overlay' | 'oci';
+  /** Namespace of overlay opaque and other markers: `trusted` (default) or `user`. */
+  xattrNamespace?: OverlayXattrNamespace;
+  /** Cache listings (default true). A layer that changes under us must be invalidated by whoever changes it. */
+  cache?: boolean;
+}
+
+const S_IFMT = 0o170000n;
+const TYPES = new Map<bigint, NodeType>([
+  [0o100000n, 'file'],
+  [0o040000n, 'directory'],
+  [0o120000n, 'symlink'],
+  [0o020000n, 'char'],
+  [0o060000n, 'block'],
+  [0o010000n, 'fifo'],
+  [0o140000n, 'socket'],
+]);
+
+function direntType(d: Dirent): NodeType {
+  if (d.isFile()) return 'file';
+  if (d.isDirectory()) return 'directory';
+  if (d.isSymbolicLink()) return 'symlink';
+  if (d.isCharacterDevice()) return 'char';
+  if (d.isBlockDevice()) return 'block';
+  if (d.isFIFO()) return 'fifo';
+  return 'socket';
+}
+
+const EMPTY: ReadonlyMap<string, LayerNode> = new Map();
+const NODES = new Map<NodeType, LayerNode>(
+  (['file', 'directory', 'symlink', 'char', 'block', 'fifo', 'socket'] as const).map((type) => [type, Object.freeze({ kind: 'entry', type })]),
+);
+
+/** Metadata of a host file as a layer entry. */
+export function hostStat(path: string, st: BigIntStats, hostPath: string): NodeStat {
+  const type = TYPES.get(st.mode & S_IFMT) ?? 'file';
+  const rdev = st.rdev;
+  return {
+    path,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === 'file' ? Number(st.size) : 0,
+    mtime: timestampFromNs(st.mtimeNs),
+    nlink: Number(st.nlink),
+    ...(type === 'symlink' ? { linkname: readlinkSync(hostPath) } : {}),
+    ...(type === 'char' || type === 'block'
+      ? { devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)) }
+      : {}),
+    xattrs: readXattrs(hostPath),
+  };
+}
+
+export class HostLayer implements LayerTree {
+  readonly root: string;
+  readonly #format: 'overlay' | 'oci';
+  readonly #opaqueName: string;
+  readonly #cache: Map<string, ReadonlyMap<string, LayerNode>> | undefined;
+
+  constructor(root: string, options: HostLayerOptions = {}) {
+    this.root = root;
+    this.#format = options.format ?? 'overlay';
+    this.#opaqueName = opaqueXattr(options.xattrNamespace ?? 'trusted');
+    this.#cache = options.cache === false ? undefined : new Map();
+  }
+
+  /** The host path of a layer path. */
+  hostPath(path: string): string {
+    return path === '.' ? this.root : join(this.root, path);
+  }
+
+  /** Forgets cached listings of `dir` (call after changing it). */
+  invalidate(dir: string): void {
+    this.#cache?.delete(dir);
+  }
+
+  children(dir: string): ReadonlyMap<string, LayerNode> {
+    const cached = this.#cache?.get(dir);
+    if (cached) return cached;
+    let dirents: Dirent[];
+    try {
+      dirents = readdirSync(this.hostPath(dir), { withFileTypes: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return EMPTY;
+      throw error;
+    }
+    const map = new Map<string, LayerNode>();
+    for (const d of dirents) {
+      const type = direntType(d);
+      if (this.#format === 'oci') {
+        if (d.name === OPAQUE_MARKER) continue;
+        if (d.name.startsWith(WHITEOUT_PREFIX)) {
+          map.set(d.name.slice(WHITEOUT_PREFIX.length), WHITEOUT_NODE);
+          continue;
+        }
+        if (!map.has(d.name)) map.set(d.name, NODES.get(type)!);
+      } else if (type === 'char' && lstatSync(join(this.hostPath(dir), d.name)).rdev === 0) {
+        map.set(d.name, WHITEOUT_NODE);
+      } else {
+        map.set(d.name, NODES.get(type)!);
+      }
+    }
+    this.#cache?.set(dir, map);
+    return map;
+  }
+
+  isOpaque(dir: string): boolean {
+    if (this.#format === 'oci') {
+      return lstatSync(join(this.hostPath(dir), OPAQUE_MARKER), { throwIfNoEntry: false }) !== undefined;
+    }
+    const value = getXattr(this.hostPath(dir), this.#opaqueName);
+    return value !== undefined && value.length === 1 && value[0] === 0x79; // "y"
+  }
+
+  stat(path: string): NodeStat | undefined {
+    const hostPath = this.hostPath(path);
+    const st = lstatSync(hostPath, { bigint: true, throwIfNoEntry: false });
+    return st === undefined ? undefined : hostStat(path, st, hostPath);
+  }
+
+  readlink(path: string): string {
+    try {
+      return readlinkSync(this.hostPath(path));
+    } catch (error) {
+      throw fsError((error as NodeJS.ErrnoException).code ?? 'EIO', 'readlink', path);
+    }
+  }
+
+  read(path: string): AsyncIterable<Uint8Array> {
+    return createReadStream(this.hostPath(path), { highWaterMark: 1024 * 1024 });
+  }
+
+  copyFileTo(path: string, hostPath: string): void {
+    copyFileSync(this.hostPath(path), hostPath, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
+  }
+}
+
+export { childPath };

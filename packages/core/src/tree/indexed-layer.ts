@@ -1,0 +1,245 @@
+/**
+ * Layers held as an index of entries: an uncompressed layer tarball (content read in place, by offset) or a
+ * tree in memory. Both read OCI whiteouts (`.wh.` names) and opaque markers from the entries.
+ */
+import { closeSync, constants as fsConstants, createReadStream, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import type { Entry } from '../entry.js';
+import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
+import { baseName, childPath, parentOf, ROOT } from '../path.js';
+import { readLayer } from '../tar/reader.js';
+import { classifyWhiteout } from '../whiteout.js';
+import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
+
+interface Record {
+  entry: Entry;
+  /** Where the content starts: a tarball offset, or an index into in-memory contents. */
+  offset: number;
+}
+
+const IMPLICIT_DIR = (path: string): Entry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: { sec: 0, nsec: 0 }, xattrs: new Map() });
+
+/** The shared index: records by path, listings by directory, opaque directories, hardlink counts. */
+abstract class IndexedLayer implements LayerTree {
+  readonly #records = new Map<string, Record>();
+  readonly #children = new Map<string, Map<string, LayerNode>>([[ROOT, new Map()]]);
+  readonly #opaque = new Set<string>();
+  readonly #links = new Map<string, number>();
+  /** Hardlinks seen before their targets (allowed, as in `applyLayer`): resolved by `finish`. */
+  readonly #pendingLinks: Entry[] = [];
+
+  /** Resolves hardlinks that came before their targets; LAYER_FORMAT when a target never came. */
+  protected finish(): void {
+    for (const entry of this.#pendingLinks.splice(0)) {
+      if (!this.#records.has(entry.linkname!)) throw new LayerFormatError(`hardlink target not found: ${entry.path} -> ${entry.linkname}`, { path: entry.path });
+      this.add(entry, 0);
+    }
+  }
+
+  protected add(entry: Entry, offset: number): void {
+    const kind = classifyWhiteout(entry.path);
+    if (kind.kind === 'aufs-meta') return;
+    if (kind.kind === 'opaque') {
+      this.#ensureDir(kind.dir);
+      this.#opaque.add(kind.dir);
+      return;
+    }
+    const path = kind.kind === 'whiteout' ? kind.target : entry.path;
+    if (path === ROOT) return;
+    this.#ensureDir(parentOf(path));
+    const siblings = this.#children.get(parentOf(path))!;
+    if (kind.kind === 'whiteout') {
+      if (!siblings.has(baseName(path))) siblings.set(baseName(path), WHITEOUT_NODE); // same-layer entries win
+      return;
+    }
+    const target = entry.type === 'hardlink' ? this.#records.get(entry.linkname!) : undefined;
+    if (entry.type === 'hardlink') {
+      if (!target) {
+        this.#pendingLinks.push(entry);
+        return;
+      }
+      const root = this.#links.has(target.entry.path) ? target.entry.path : entry.linkname!;
+      this.#links.set(root, (this.#links.get(root) ?? 1) + 1);
+    }
+    const resolved: Record = target ? { entry: { ...target.entry, path }, offset: target.offset } : { entry, offset };
+    this.#records.set(path, resolved);
+    siblings.set(baseName(path), { kind: 'entry', type: resolved.entry.type as NodeType });
+    if (resolved.entry.type === 'directory' && !this.#children.has(path)) this.#children.set(path, new Map());
+  }
+
+  #ensureDir(dir: string): void {
+    if (this.#children.has(dir)) return;
+    this.#ensureDir(parentOf(dir));
+    this.#children.get(parentOf(dir))!.set(baseName(dir), { kind: 'entry', type: 'directory' });
+    this.#children.set(dir, new Map());
+    if (!this.#records.has(dir)) this.#records.set(dir, { entry: IMPLICIT_DIR(dir), offset: 0 });
+  }
+
+  protected record(path: string): Record | undefined {
+    return this.#records.get(path);
+  }
+
+  protected fileRecord(path: string, syscall: string): Record {
+    const record = this.#records.get(path);
+    if (!record) throw fsError('ENOENT', syscall, path);
+    if (record.entry.type !== 'file') throw fsError(record.entry.type === 'directory' ? 'EISDIR' : 'EINVAL', syscall, path);
+    return record;
+  }
+
+  /** Every record, for persisting the index. */
+  protected records(): IterableIterator<Record> {
+    return this.#records.values();
+  }
+
+  children(dir: string): ReadonlyMap<string, LayerNode> {
+    return this.#children.get(dir) ?? new Map();
+  }
+
+  isOpaque(dir: string): boolean {
+    return this.#opaque.has(dir);
+  }
+
+  stat(path: string): NodeStat | undefined {
+    if (path === ROOT) {
+      const { type: _type, ...root } = IMPLICIT_DIR(ROOT);
+      return { ...root, type: 'directory', nlink: 1 };
+    }
+    const record = this.#records.get(path);
+    if (!record) return undefined;
+    const nlink = record.entry.type === 'file' ? [...this.#links].find(([p]) => this.#records.get(p)?.offset === record.offset && record.entry.size > 0)?.[1] ?? 1 : 1;
+    const { type, ...rest } = record.entry;
+    return { ...rest, type: type as NodeType, nlink };
+  }
+
+  readlink(path: string): string {
+    const record = this.#records.get(path);
+    if (!record) throw fsError('ENOENT', 'readlink', path);
+    if (record.entry.type !== 'symlink') throw fsError('EINVAL', 'readlink', path);
+    return record.entry.linkname!;
+  }
+
+  abstract read(path: string): AsyncIterable<Uint8Array>;
+  abstract copyFileTo(path: string, hostPath: string): void;
+}
+
+const INDEX_VERSION = 1;
+
+interface IndexFile {
+  version: number;
+  size: number;
+  mtimeMs: number;
+  records: Array<{ entry: Omit<Entry, 'xattrs'> & { xattrs: Array<[string, string]> }; offset: number }>;
+}
+
+/**
+ * An uncompressed layer tarball read in place: entries by an index of offsets built once (and persisted
+ * beside the tarball as `<tar>.strata-index`, reused while the tarball's size and mtime are unchanged),
+ * content streamed straight from the tarball. Compressed layers have no random access: UNSUPPORTED.
+ */
+export class TarLayer extends IndexedLayer {
+  readonly tarPath: string;
+
+  private constructor(tarPath: string) {
+    super();
+    this.tarPath = tarPath;
+  }
+
+  /** Opens (indexing once) the layer tarball at `tarPath`. */
+  static async open(tarPath: string, options: { persistIndex?: boolean } = {}): Promise<TarLayer> {
+    const layer = new TarLayer(tarPath);
+    const st = statSync(tarPath);
+    const indexPath = `${tarPath}.strata-index`;
+    try {
+      const index = JSON.parse(readFileSync(indexPath, 'utf8')) as IndexFile;
+      if (index.version === INDEX_VERSION && index.size === st.size && index.mtimeMs === st.mtimeMs) {
+        for (const { entry, offset } of index.records) {
+          layer.add({ ...entry, xattrs: new Map(entry.xattrs.map(([k, v]) => [k, Buffer.from(v, 'base64')])) }, offset);
+        }
+        layer.finish();
+        return layer;
+      }
+    } catch {
+      // No usable index: build one.
+    }
+    const entries: Array<{ entry: Entry; offset: number }> = [];
+    const reader = readLayer(tarPath);
+    for await (const { entry, dataOffset } of reader) {
+      layer.add(entry, dataOffset);
+      entries.push({ entry, offset: dataOffset });
+    }
+    layer.finish();
+    if ((await reader.digests()).compression !== 'none') throw new UnsupportedError('an indexed layer must be an uncompressed tarball');
+    if (options.persistIndex ?? true) {
+      const index: IndexFile = {
+        version: INDEX_VERSION,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        records: entries.map(({ entry, offset }) => ({ entry: { ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('base64')]) }, offset })),
+      };
+      try {
+        writeFileSync(`${indexPath}.tmp`, JSON.stringify(index));
+        renameSync(`${indexPath}.tmp`, indexPath);
+      } catch {
+        // A read-only location: the index stays in memory.
+      }
+    }
+    return layer;
+  }
+
+  read(path: string): AsyncIterable<Uint8Array> {
+    const { entry, offset } = this.fileRecord(path, 'open');
+    if (entry.size === 0) return (async function* () {})();
+    return createReadStream(this.tarPath, { start: offset, end: offset + entry.size - 1, highWaterMark: 1024 * 1024 });
+  }
+
+  copyFileTo(path: string, hostPath: string): void {
+    const { entry, offset } = this.fileRecord(path, 'copyfile');
+    const input = openSync(this.tarPath, 'r');
+    const output = openSync(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(entry.size, 1024 * 1024) || 1);
+      for (let done = 0; done < entry.size; ) {
+        const n = readSync(input, buffer, 0, Math.min(buffer.length, entry.size - done), offset + done);
+        if (n === 0) throw new LayerFormatError(`tarball shorter than its index: ${this.tarPath}`);
+        for (let w = 0; w < n; ) w += writeSync(output, buffer, w, n - w);
+        done += n;
+      }
+    } finally {
+      closeSync(input);
+      closeSync(output);
+    }
+  }
+}
+
+/** One entry of an in-memory layer; files carry their content. */
+export interface MemoryEntry {
+  entry: Entry;
+  content?: Uint8Array;
+}
+
+/** A layer held in memory (OCI whiteout names included): for tests, tools and small synthetic layers. */
+export class MemoryLayer extends IndexedLayer {
+  readonly #contents: Uint8Array[] = [];
+
+  constructor(entries: Iterable<MemoryEntry>) {
+    super();
+    for (const { entry, content } of entries) {
+      const offset = this.#contents.length;
+      this.#contents.push(content ?? new Uint8Array(0));
+      this.add(entry.type === 'file' ? { ...entry, size: content?.length ?? 0 } : entry, offset);
+    }
+    this.finish();
+  }
+
+  read(path: string): AsyncIterable<Uint8Array> {
+    const content = this.#contents[this.fileRecord(path, 'open').offset]!;
+    return (async function* () {
+      yield content;
+    })();
+  }
+
+  copyFileTo(path: string, hostPath: string): void {
+    writeFileSync(hostPath, this.#contents[this.fileRecord(path, 'copyfile').offset]!, { flag: 'wx', mode: 0o600 });
+  }
+}
+
+export { childPath };
