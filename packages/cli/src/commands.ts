@@ -1,7 +1,22 @@
 /**
  * The commands themselves, each printing its result to stdout.
  */
-import { applyLayer, digestLayer, mergedListing, packDirectory, type Compression, type Entry } from '@strata/core';
+import { statSync } from 'node:fs';
+import {
+  applyLayer,
+
+  cleanLayerPath,
+  digestLayer,
+  HostLayer,
+  mergedListing,
+  MergedView,
+  packDirectory,
+  TarLayer,
+  type Compression,
+  type Entry,
+  type LayerTree,
+  type NodeStat,
+} from '@strata/core';
 
 function warn(message: string, path: string): void {
   process.stderr.write(`strata: warning: ${path}: ${message}\n`);
@@ -49,7 +64,26 @@ function modeString(entry: Entry): string {
 
 /** `strata ls`: the merged listing of layers applied in order. */
 export async function runLs(layers: string[], json: boolean): Promise<void> {
-  const entries = await mergedListing(layers);
+  printEntries(await mergedListing(layers), json);
+}
+
+/** `strata ls --lower`: the merged view of lowers (directories or uncompressed layer tarballs) and an optional upper. */
+export async function runLsMerged(lowers: string[], upper: string | undefined, path: string, json: boolean, userxattr: boolean): Promise<void> {
+  const xattrNamespace = userxattr ? 'user' : 'trusted';
+  const open = async (source: string): Promise<LayerTree> =>
+    statSync(source).isDirectory() ? new HostLayer(source, { xattrNamespace }) : TarLayer.open(source);
+  const view = new MergedView(await Promise.all(lowers.map(open)), upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
+  const start = cleanLayerPath(path.replace(/^\/+/, ''));
+  const node = view.lookup(start);
+  if (!node) throw Object.assign(new Error(`no such path in the merged view: ${path}`), { code: 'ENOENT' });
+  const entries: Entry[] = [];
+  const add = (st: NodeStat) => entries.push({ ...st, type: st.type === 'socket' ? 'fifo' : st.type });
+  if (node.type !== 'directory') add(view.stat(start)!);
+  else for (const child of view.walk(start)) add(view.stat(child.path)!);
+  printEntries(entries, json);
+}
+
+function printEntries(entries: readonly Entry[], json: boolean): void {
   const lines: string[] = [];
   for (const e of entries) {
     const mtime = e.mtime.sec + e.mtime.nsec / 1e9;

@@ -4,12 +4,13 @@
  * non-zero exit.
  */
 import { parseArgs } from 'node:util';
-import { runApply, runDigest, runLs, runPack } from './commands.js';
+import { runApply, runDigest, runLs, runLsMerged, runPack } from './commands.js';
 
 const USAGE = `usage:
   strata apply <layer> <dir> [--format plain|overlay] [--userxattr]
   strata digest <layer>
   strata ls <layer>... [--json]
+  strata ls --lower <dir|layer.tar>... [--upper <dir>] [path] [--json] [--userxattr]
   strata pack <dir> -o <layer> [--compression none|gzip|zstd] [--source-date-epoch N]`;
 
 class UsageError extends Error {}
@@ -23,6 +24,8 @@ async function main(argv: string[]): Promise<void> {
       format: { type: 'string' },
       userxattr: { type: 'boolean' },
       json: { type: 'boolean' },
+      lower: { type: 'string', multiple: true },
+      upper: { type: 'string' },
       output: { type: 'string', short: 'o' },
       compression: { type: 'string' },
       'source-date-epoch': { type: 'string' },
@@ -49,6 +52,12 @@ async function main(argv: string[]): Promise<void> {
       await runDigest(positionals[0]!);
       return;
     case 'ls':
+      if (values.lower !== undefined) {
+        if (positionals.length > 1) throw new UsageError('ls --lower takes at most one path');
+        await runLsMerged(values.lower, values.upper, positionals[0] ?? '/', values.json ?? false, values.userxattr ?? false);
+        return;
+      }
+      if (values.upper !== undefined) throw new UsageError('--upper needs --lower');
       need(1, true);
       await runLs(positionals, values.json ?? false);
       return;
