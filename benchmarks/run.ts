@@ -13,7 +13,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchmarks, type Benchmark } from './suite.js';
+import { benchmarks as fileBenchmarks, type Benchmark } from './suite.js';
+import { mergedBenchmarks } from './merged.js';
+
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({
@@ -61,6 +64,14 @@ function timeCommand(command: string[]): Sample {
   return { seconds, maxRssKiB };
 }
 
+/** Times a function in this process; peak RSS is the process's own. */
+async function timeInline(run: () => unknown): Promise<Sample> {
+  const started = process.hrtime.bigint();
+  await run();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { seconds, maxRssKiB: process.resourceUsage().maxRSS };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -83,17 +94,18 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
         dropCaches();
         warm(plan.inputs);
       }
-      samples.get(c.label)!.push(timeCommand(c.command));
+      samples.get(c.label)!.push('command' in c ? timeCommand(c.command) : await timeInline(c.run));
     }
   }
   const cases = plan.cases.map((c) => {
     const s = samples.get(c.label)!;
     const secs = s.map((x) => x.seconds);
-    return { label: c.label, command: c.command.join(' '), median: median(secs), min: Math.min(...secs), max: Math.max(...secs), maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
+    return { label: c.label, command: 'command' in c ? c.command.join(' ') : '(in process)', median: median(secs), min: Math.min(...secs), max: Math.max(...secs), maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
   });
   const strata = cases.find((c) => c.label === 'strata')!;
   const ratios = Object.fromEntries(cases.filter((c) => c !== strata).map((c) => [c.label, strata.median / c.median]));
   plan.reset?.();
+  plan.cleanup?.();
   rmSync(work, { recursive: true, force: true });
   return { name, description: plan.description, cases, ratios };
 }

@@ -10,15 +10,20 @@ import type { Tree } from './inputs.js';
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 
+/** A case is a whole command, or (for operations that are too small to time as a process) a function timed in this process. */
+export type Case = { label: string; command: string[] } | { label: string; run: () => unknown };
+
 export interface Plan {
   description: string;
   /** `strata` and one or more peers. */
-  cases: Array<{ label: string; command: string[] }>;
+  cases: Case[];
   /** Drop caches before each run and re-read these inputs. */
   writeHeavy: boolean;
   inputs: string[];
   /** Restores the starting state before each run (e.g. removes the previous run's output). */
   reset?: () => void;
+  /** Undoes what the plan set up outside its work directory (mounts). */
+  cleanup?: () => void;
 }
 
 /** A job timed on each input tree; named `<name>/<tree>` in results. */

@@ -48,13 +48,21 @@ export function isWithin(path: string, dir: string): boolean {
 
 const encoder = new TextEncoder();
 
-/** Byte-wise comparison of two names, the order tar writers use for siblings (not locale order). */
+/** Byte-wise comparison of two names in UTF-8, the order tar writers use for siblings (not locale order). */
 export function compareNames(a: string, b: string): number {
   if (a === b) return 0;
-  // UTF-16 code unit order differs from UTF-8 byte order only for astral vs. U+E000..U+FFFF; compare bytes then.
-  const ab = encoder.encode(a);
-  const bb = encoder.encode(b);
-  return Buffer.compare(ab, bb);
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // UTF-16 order equals UTF-8 byte order except between a surrogate (astral) and U+E000..U+FFFF.
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs === ys || (x < 0xe000 && y < 0xe000)) return x - y;
+    return Buffer.compare(encoder.encode(a.slice(i)), encoder.encode(b.slice(i)));
+  }
+  return a.length - b.length;
 }
 
 /**

@@ -317,9 +317,8 @@ export class WritableLayer {
     const path = this.#resolve(file, 'open', true);
     const node = this.#need(path, 'open', file);
     if (node.type === 'directory') throw fsError('EISDIR', 'read', file);
-    const parts: Uint8Array[] = [];
-    for await (const chunk of this.view.read(path)) parts.push(Buffer.from(chunk)); // copies: readers reuse buffers
-    const data = Buffer.concat(parts);
+    const bytes = this.view.layers[node.layer]!.readAll(path);
+    const data = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes); // a copy only for in-memory layers
     const encoding = typeof options === 'string' ? options : options?.encoding;
     return encoding ? data.toString(encoding) : data;
   }

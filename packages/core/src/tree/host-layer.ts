@@ -2,7 +2,7 @@
  * A layer held in a host directory, in overlay form (whiteouts as char 0/0 devices, opaque directories by
  * xattr; what the kernel and `applyLayer({ format: 'overlay' })` write) or OCI form (`.wh.` names).
  */
-import { constants as fsConstants, copyFileSync, createReadStream, lstatSync, readdirSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
+import { constants as fsConstants, copyFileSync, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { timestampFromNs } from '../entry.js';
 import { fsError } from '../errors.js';
@@ -73,12 +73,14 @@ export class HostLayer implements LayerTree {
   readonly #format: 'overlay' | 'oci';
   readonly #opaqueName: string;
   readonly #cache: Map<string, ReadonlyMap<string, LayerNode>> | undefined;
+  readonly #opaque: Map<string, boolean> | undefined;
 
   constructor(root: string, options: HostLayerOptions = {}) {
     this.root = root;
     this.#format = options.format ?? 'overlay';
     this.#opaqueName = opaqueXattr(options.xattrNamespace ?? 'trusted');
     this.#cache = options.cache === false ? undefined : new Map();
+    this.#opaque = options.cache === false ? undefined : new Map();
   }
 
   /** The host path of a layer path. */
@@ -89,6 +91,7 @@ export class HostLayer implements LayerTree {
   /** Forgets cached listings of `dir` (call after changing it). */
   invalidate(dir: string): void {
     this.#cache?.delete(dir);
+    this.#opaque?.delete(dir);
   }
 
   children(dir: string): ReadonlyMap<string, LayerNode> {
@@ -123,11 +126,17 @@ export class HostLayer implements LayerTree {
   }
 
   isOpaque(dir: string): boolean {
+    const cached = this.#opaque?.get(dir);
+    if (cached !== undefined) return cached;
+    let opaque: boolean;
     if (this.#format === 'oci') {
-      return lstatSync(join(this.hostPath(dir), OPAQUE_MARKER), { throwIfNoEntry: false }) !== undefined;
+      opaque = lstatSync(join(this.hostPath(dir), OPAQUE_MARKER), { throwIfNoEntry: false }) !== undefined;
+    } else {
+      const value = getXattr(this.hostPath(dir), this.#opaqueName);
+      opaque = value !== undefined && value.length === 1 && value[0] === 0x79; // "y"
     }
-    const value = getXattr(this.hostPath(dir), this.#opaqueName);
-    return value !== undefined && value.length === 1 && value[0] === 0x79; // "y"
+    this.#opaque?.set(dir, opaque);
+    return opaque;
   }
 
   stat(path: string): NodeStat | undefined {
@@ -146,6 +155,10 @@ export class HostLayer implements LayerTree {
 
   read(path: string): AsyncIterable<Uint8Array> {
     return createReadStream(this.hostPath(path), { highWaterMark: 1024 * 1024 });
+  }
+
+  readAll(path: string): Uint8Array {
+    return readFileSync(this.hostPath(path));
   }
 
   copyFileTo(path: string, hostPath: string): void {

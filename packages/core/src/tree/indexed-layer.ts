@@ -118,6 +118,7 @@ abstract class IndexedLayer implements LayerTree {
   }
 
   abstract read(path: string): AsyncIterable<Uint8Array>;
+  abstract readAll(path: string): Uint8Array;
   abstract copyFileTo(path: string, hostPath: string): void;
 }
 
@@ -191,6 +192,22 @@ export class TarLayer extends IndexedLayer {
     return createReadStream(this.tarPath, { start: offset, end: offset + entry.size - 1, highWaterMark: 1024 * 1024 });
   }
 
+  readAll(path: string): Uint8Array {
+    const { entry, offset } = this.fileRecord(path, 'open');
+    const out = Buffer.allocUnsafe(entry.size);
+    const fd = openSync(this.tarPath, 'r');
+    try {
+      for (let done = 0; done < entry.size; ) {
+        const n = readSync(fd, out, done, entry.size - done, offset + done);
+        if (n === 0) throw new LayerFormatError(`tarball shorter than its index: ${this.tarPath}`);
+        done += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return out;
+  }
+
   copyFileTo(path: string, hostPath: string): void {
     const { entry, offset } = this.fileRecord(path, 'copyfile');
     const input = openSync(this.tarPath, 'r');
@@ -235,6 +252,10 @@ export class MemoryLayer extends IndexedLayer {
     return (async function* () {
       yield content;
     })();
+  }
+
+  readAll(path: string): Uint8Array {
+    return this.#contents[this.fileRecord(path, 'open').offset]!;
   }
 
   copyFileTo(path: string, hostPath: string): void {

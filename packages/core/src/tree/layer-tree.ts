@@ -32,6 +32,8 @@ export interface LayerTree {
   readlink(path: string): string;
   /** Content of the regular file at `path`, streamed. */
   read(path: string): AsyncIterable<Uint8Array>;
+  /** Content of the regular file at `path`, whole (for `readFile`, which returns it whole anyway). */
+  readAll(path: string): Uint8Array;
   /** Copies the regular file at `path` to a new host file (reflink where the filesystem can). */
   copyFileTo(path: string, hostPath: string): void;
 }

@@ -3,10 +3,10 @@
  * whiteout hides everything below it at that path; an opaque directory hides the lower contents of that
  * directory; a non-directory hides whatever is below it, and a directory hides a non-directory below it.
  *
- * Cost: resolving a path walks its components once; at each component only the layers that contributed a
- * directory to the parent are asked, each with one hash lookup in that layer's (cached) listing. Resolved
- * nodes and merged listings are cached, so a repeated lookup is one map hit whatever the stack's depth.
- * Changes to a layer (the writable one) must be reported through `invalidate`.
+ * Cost: each directory is merged once, on first use: one listing per contributing layer, folded into one
+ * map from name to the layer that shows it. After that, resolving a path is one hash lookup per component
+ * however many layers there are, and resolved nodes are cached. Changes to a layer (the writable one) are
+ * reported through `invalidate`, which updates just the entry that changed.
  */
 import { fsError } from '../errors.js';
 import { baseName, childPath, compareNames, isWithin, parentOf, ROOT } from '../path.js';
@@ -22,10 +22,18 @@ export interface MergedNode {
   readonly dirLayers: readonly number[];
 }
 
+/** What a merged directory shows at one name. */
+interface VisibleChild {
+  readonly layer: number;
+  readonly type: NodeType;
+}
+
 export class MergedView {
   /** Layers, top first. */
   readonly layers: readonly LayerTree[];
   readonly #nodes = new Map<string, MergedNode | null>();
+  /** Merged directories: name → the layer that shows it (whiteouts and hidden names left out). */
+  readonly #children = new Map<string, Map<string, VisibleChild>>();
   readonly #listings = new Map<string, readonly string[]>();
 
   /** `lowers` bottom first (as overlayfs `lowerdir` lists them reversed), `upper` on top of them. */
@@ -46,27 +54,57 @@ export class MergedView {
     // Absence is cached only beneath an existing directory, so creating a directory never leaves stale
     // negative entries below it: invalidating a non-directory path touches one key.
     if (!parent || parent.type !== 'directory') return undefined;
-    const node = this.#resolve(path, parent);
+    const child = this.#childrenOf(parent).get(baseName(path));
+    const node = child && {
+      path,
+      type: child.type,
+      layer: child.layer,
+      dirLayers: child.type === 'directory' ? this.#mergedBelow(parent, path, child.layer) : [],
+    };
     this.#nodes.set(path, node ?? null);
     return node;
   }
 
-  #resolve(path: string, parent: MergedNode): MergedNode | undefined {
+  /** The merged children of a directory, built once from its layers' listings. */
+  #childrenOf(dir: MergedNode): Map<string, VisibleChild> {
+    let map = this.#children.get(dir.path);
+    if (map) return map;
+    map = new Map();
+    const hidden = new Set<string>();
+    for (const i of dir.dirLayers) {
+      for (const [name, node] of this.layers[i]!.children(dir.path)) {
+        if (map.has(name) || hidden.has(name)) continue;
+        if (node.kind === 'whiteout') hidden.add(name);
+        else map.set(name, { layer: i, type: node.type });
+      }
+    }
+    this.#children.set(dir.path, map);
+    return map;
+  }
+
+  /** What one name shows in a merged directory, scanning its layers top-down. */
+  #visible(dir: MergedNode, name: string): VisibleChild | undefined {
+    for (const i of dir.dirLayers) {
+      const node = this.layers[i]!.children(dir.path).get(name);
+      if (node === undefined) continue;
+      return node.kind === 'whiteout' ? undefined : { layer: i, type: node.type };
+    }
+    return undefined;
+  }
+
+  /** The layers whose directory at `path` merges, from the visible one down to a non-directory, whiteout or opaque one. */
+  #mergedBelow(parent: MergedNode, path: string, top: number): number[] {
     const name = baseName(path);
-    let top: { layer: number; type: NodeType } | undefined;
-    const dirs: number[] = [];
+    const out: number[] = [];
     for (const i of parent.dirLayers) {
+      if (i < top) continue;
       const node = this.layers[i]!.children(parent.path).get(name);
       if (node === undefined) continue;
-      if (node.kind === 'whiteout') break;
-      if (top === undefined) top = { layer: i, type: node.type };
-      if (node.type !== 'directory') break; // a non-directory ends the merge, above or below a directory
-      if (top.type !== 'directory') break;
-      dirs.push(i);
+      if (node.kind === 'whiteout' || node.type !== 'directory') break;
+      out.push(i);
       if (this.layers[i]!.isOpaque(path)) break;
     }
-    if (top === undefined) return undefined;
-    return { path, type: top.type, layer: top.layer, dirLayers: top.type === 'directory' ? dirs : [] };
+    return out;
   }
 
   #dirLayers(path: string, candidates: number[]): number[] {
@@ -91,16 +129,7 @@ export class MergedView {
     const node = this.lookup(dir);
     if (!node) throw fsError('ENOENT', 'scandir', dir);
     if (node.type !== 'directory') throw fsError('ENOTDIR', 'scandir', dir);
-    const seen = new Set<string>();
-    const names: string[] = [];
-    for (const i of node.dirLayers) {
-      for (const [name, child] of this.layers[i]!.children(dir)) {
-        if (seen.has(name)) continue;
-        seen.add(name); // a whiteout here hides the name in every lower layer
-        if (child.kind === 'entry') names.push(name);
-      }
-    }
-    names.sort(compareNames);
+    const names = [...this.#childrenOf(node).keys()].sort(compareNames);
     this.#listings.set(dir, names);
     return names;
   }
@@ -121,17 +150,28 @@ export class MergedView {
     return this.layers[node.layer]!.read(path);
   }
 
-  /** Forgets what was resolved at `path` (and beneath it, when it was a directory) and its parent's listing. */
+  /**
+   * Reports that `path` changed in some layer: what was resolved there (and beneath it, when it was a
+   * directory) is forgotten, and its parent's merged entry for it is recomputed from the layers.
+   */
   invalidate(path: string): void {
     const cached = this.#nodes.get(path);
-    if (cached?.type === 'directory') {
-      for (const key of this.#nodes.keys()) if (isWithin(key, path)) this.#nodes.delete(key);
-      for (const key of this.#listings.keys()) if (isWithin(key, path)) this.#listings.delete(key);
+    if (cached?.type === 'directory' || path === ROOT) {
+      for (const map of [this.#nodes, this.#children, this.#listings]) for (const key of map.keys()) if (isWithin(key, path)) map.delete(key);
     } else {
       this.#nodes.delete(path);
+      this.#children.delete(path);
       this.#listings.delete(path);
     }
-    this.#listings.delete(parentOf(path));
+    if (path === ROOT) return;
+    const parentPath = parentOf(path);
+    this.#listings.delete(parentPath);
+    const parent = this.#nodes.get(parentPath);
+    const siblings = this.#children.get(parentPath);
+    if (!parent || !siblings) return;
+    const child = this.#visible(parent, baseName(path));
+    if (child) siblings.set(baseName(path), child);
+    else siblings.delete(baseName(path));
   }
 
   /** Every visible path below `dir` in tar order (parents first), with its node. */
