@@ -57,6 +57,33 @@ describe.skipIf(!needs('root'))('strata command', () => {
     expect(ls.stdout.trim().split('\n').map((l) => JSON.parse(l).path)).toEqual(['b', 'c']);
   });
 
+  it('diff --upper, diff --from/--to and flatten write layers that reproduce the change', () => {
+    const lower = join(work, 'dl');
+    const upper = join(work, 'du');
+    const to = join(work, 'dt');
+    for (const d of [lower, upper, to]) mkdirSync(d);
+    writeFileSync(join(lower, 'keep'), 'k');
+    writeFileSync(join(lower, 'gone'), 'g');
+    writeFileSync(join(upper, 'new'), 'n');
+    spawnSync('mknod', [join(upper, 'gone'), 'c', '0', '0']);
+    const base = join(work, 'base.tar');
+    expect(strata('pack', lower, '-o', base).status).toBe(0);
+    const diff = join(work, 'diff.tar.zst');
+    const r = strata('diff', '--upper', upper, '--lower', base, '-o', diff, '--compression', 'zstd');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^diffID sha256:[0-9a-f]{64}\ndigest sha256:[0-9a-f]{64}\nsize \d+\n$/);
+    const listing = (...layers: string[]) => strata('ls', '--json', ...layers).stdout.trim().split('\n').map((l) => JSON.parse(l).path);
+    expect(listing(base, diff)).toEqual(['keep', 'new']);
+    writeFileSync(join(to, 'keep'), 'k');
+    writeFileSync(join(to, 'new'), 'n');
+    const trees = join(work, 'trees.tar');
+    expect(strata('diff', '--from', lower, '--to', to, '-o', trees, '--exact').status).toBe(0);
+    expect(listing(base, trees)).toEqual(['keep', 'new']);
+    const flat = join(work, 'flat.tar');
+    expect(strata('flatten', base, diff, '-o', flat).status).toBe(0);
+    expect(listing(flat)).toEqual(['keep', 'new']);
+  });
+
   it('digest of an uncompressed layer prints its diffID', () => {
     const bytes = rawTar([{ name: 'x', data: 'x' }]);
     writeFileSync(join(work, 'x.tar'), bytes);

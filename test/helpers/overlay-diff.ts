@@ -271,7 +271,26 @@ export interface DiffResult {
  * Runs `ops` on both sides. `lowers: 'dirs' | 'tars'` chooses strata's lower sources (the kernel always
  * mounts the directories).
  */
-export async function differential(base: LayerSpec[], ops: Op[], options: { lowers: 'dirs' | 'tars'; namespace: 'trusted' | 'user' }): Promise<DiffResult> {
+/** What `differential` hands to its `after` hook, while everything still exists. */
+export interface DifferentialContext {
+  stack: Stack;
+  kernelUpper: string;
+  ourUpper: string;
+  lowers: LayerTree[];
+  /** The kernel's merged view, as `mergedPicture` draws it. */
+  kernelMerged: Map<string, NodeRecord>;
+}
+
+/** The picture used to compare merged views: no times, no link groups, no overlay xattrs. */
+export function mergedPicture(dir: string): Map<string, NodeRecord> {
+  return stripForMergedCompare(snapshotTree(dir, { ignoreMtime: true, skipVanished: true, ignoreXattr: (n) => n.includes('overlay.') }));
+}
+
+export async function differential(
+  base: LayerSpec[],
+  ops: Op[],
+  options: { lowers: 'dirs' | 'tars'; namespace: 'trusted' | 'user'; after?: (context: DifferentialContext) => Promise<void> },
+): Promise<DiffResult> {
   const stack = await buildStack(base, options.namespace);
   const kernelUpper = join(stack.dir, 'k-upper');
   const work = join(stack.dir, 'k-work');
@@ -317,11 +336,12 @@ export async function differential(base: LayerSpec[], ops: Op[], options: { lowe
       const got = await run(ours, op);
       if (JSON.stringify(want) !== JSON.stringify(got)) opMismatches.push(`op ${i} ${JSON.stringify(op)}: kernel ${JSON.stringify(want)} strata ${JSON.stringify(got)}`);
     }
-    const merged = stripForMergedCompare(snapshotTree(mount, { ignoreMtime: true, skipVanished: true, ignoreXattr: (n) => n.includes('overlay.') }));
+    const merged = mergedPicture(mount);
     const ourMerged = await snapshotLayer(layer);
     const mergedMismatches = diffMaps(merged, ourMerged);
     execFileSync('umount', [mount]);
     const upperMismatches = diffMaps(upperPicture(kernelUpper, options.namespace), upperPicture(ourUpper, options.namespace));
+    await options.after?.({ stack, kernelUpper, ourUpper, lowers, kernelMerged: merged });
     return { opMismatches, mergedMismatches, upperMismatches };
   } finally {
     try {
@@ -333,7 +353,7 @@ export async function differential(base: LayerSpec[], ops: Op[], options: { lowe
   }
 }
 
-function diffMaps(want: Map<string, NodeRecord>, got: Map<string, NodeRecord>): string[] {
+export function diffMaps(want: Map<string, NodeRecord>, got: Map<string, NodeRecord>): string[] {
   const out: string[] = [];
   for (const [p, w] of want) {
     const g = got.get(p);

@@ -28,6 +28,8 @@ export interface SnapshotOptions {
   ignoreMtime?: boolean;
   /** Leave out symlink mtimes. */
   ignoreSymlinkMtime?: boolean;
+  /** Compare mtimes in whole seconds (for tools that write no finer times). */
+  mtimeInSeconds?: boolean;
   /** Xattr names to leave out (e.g. the overlay's own). */
   ignoreXattr?: (name: string) => boolean;
   /** Skip names a directory lists but lstat cannot find (overlayfs lists redundant whiteouts in non-merged directories). */
@@ -60,7 +62,7 @@ export function snapshotTree(root: string, options: SnapshotOptions = {}): Map<s
       const type = typeOf(Number(st.mode));
       const record: NodeRecord = { type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid) };
       const skipTime = options.ignoreMtime || (type === 'directory' && options.ignoreDirMtime) || (type === 'symlink' && options.ignoreSymlinkMtime);
-      if (!skipTime) record.mtimeNs = st.mtimeNs.toString();
+      if (!skipTime) record.mtimeNs = (options.mtimeInSeconds ? (st.mtimeNs / 1_000_000_000n) * 1_000_000_000n : st.mtimeNs).toString();
       if (type === 'file') {
         record.size = Number(st.size);
         record.sha256 = createHash('sha256').update(readFileSync(host)).digest('hex');

@@ -6,8 +6,13 @@ import {
   applyLayer,
 
   cleanLayerPath,
+  diffTrees,
+  diffUpper,
   digestLayer,
+  flatten,
   HostLayer,
+  writeChanges,
+  type LayerDescriptor,
   mergedListing,
   MergedView,
   packDirectory,
@@ -67,12 +72,47 @@ export async function runLs(layers: string[], json: boolean): Promise<void> {
   printEntries(await mergedListing(layers), json);
 }
 
+/** Where a layer goes and how. */
+export interface WriteTarget {
+  output: string;
+  compression: Compression;
+  sourceDateEpoch: number | undefined;
+}
+
+const writeOptions = (t: WriteTarget) => ({ compression: t.compression, ...(t.sourceDateEpoch !== undefined ? { sourceDateEpoch: t.sourceDateEpoch } : {}) });
+
+function printDescriptor(d: LayerDescriptor): void {
+  process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+}
+
+/** A layer source: a directory, or an uncompressed layer tarball read in place. */
+async function openTree(source: string, xattrNamespace: 'trusted' | 'user' = 'trusted'): Promise<LayerTree> {
+  return statSync(source).isDirectory() ? new HostLayer(source, { xattrNamespace }) : TarLayer.open(source);
+}
+
+/** `strata diff --upper`: an overlay upper directory (strata's or the kernel's) as a layer. */
+export async function runDiffUpper(upper: string, lowers: string[], userxattr: boolean, target: WriteTarget): Promise<void> {
+  const xattrNamespace = userxattr ? 'user' : 'trusted';
+  const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
+  printDescriptor(await writeChanges(diffUpper(upper, trees, { xattrNamespace }), target.output, writeOptions(target)));
+}
+
+/** `strata diff --from --to`: the changes between two trees as a layer. */
+export async function runDiffTrees(from: string, to: string, exact: boolean, target: WriteTarget): Promise<void> {
+  const [a, b] = await Promise.all([openTree(from), openTree(to)]);
+  printDescriptor(await writeChanges(diffTrees(new MergedView([a]), new MergedView([b]), { exact }), target.output, writeOptions(target)));
+}
+
+/** `strata flatten`: layers (bottom first) folded into one. */
+export async function runFlatten(layers: string[], target: WriteTarget): Promise<void> {
+  printDescriptor(await flatten(layers, target.output, writeOptions(target)));
+}
+
 /** `strata ls --lower`: the merged view of lowers (directories or uncompressed layer tarballs) and an optional upper. */
 export async function runLsMerged(lowers: string[], upper: string | undefined, path: string, json: boolean, userxattr: boolean): Promise<void> {
   const xattrNamespace = userxattr ? 'user' : 'trusted';
-  const open = async (source: string): Promise<LayerTree> =>
-    statSync(source).isDirectory() ? new HostLayer(source, { xattrNamespace }) : TarLayer.open(source);
-  const view = new MergedView(await Promise.all(lowers.map(open)), upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
+  const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
+  const view = new MergedView(trees, upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
   const start = cleanLayerPath(path.replace(/^\/+/, ''));
   const node = view.lookup(start);
   if (!node) throw Object.assign(new Error(`no such path in the merged view: ${path}`), { code: 'ENOENT' });
@@ -99,10 +139,5 @@ function printEntries(entries: readonly Entry[], json: boolean): void {
 
 /** `strata pack`: prints diffID, digest and size. */
 export async function runPack(dir: string, output: string, compression: Compression, sourceDateEpoch: number | undefined): Promise<void> {
-  const d = await packDirectory(dir, output, {
-    compression,
-    onWarning: warn,
-    ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
-  });
-  process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+  printDescriptor(await packDirectory(dir, output, { ...writeOptions({ output, compression, sourceDateEpoch }), onWarning: warn }));
 }

@@ -4,14 +4,18 @@
  * non-zero exit.
  */
 import { parseArgs } from 'node:util';
-import { runApply, runDigest, runLs, runLsMerged, runPack } from './commands.js';
+import type { Compression } from '@strata/core';
+import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
 
 const USAGE = `usage:
   strata apply <layer> <dir> [--format plain|overlay] [--userxattr]
   strata digest <layer>
   strata ls <layer>... [--json]
   strata ls --lower <dir|layer.tar>... [--upper <dir>] [path] [--json] [--userxattr]
-  strata pack <dir> -o <layer> [--compression none|gzip|zstd] [--source-date-epoch N]`;
+  strata pack <dir> -o <layer> [--compression none|gzip|zstd] [--source-date-epoch N]
+  strata diff --upper <dir> [--lower <dir|layer.tar>]... -o <layer> [--compression …] [--userxattr]
+  strata diff --from <dir|layer.tar> --to <dir|layer.tar> -o <layer> [--compression …] [--exact]
+  strata flatten <layer>... -o <layer> [--compression …] [--source-date-epoch N]`;
 
 class UsageError extends Error {}
 
@@ -26,6 +30,9 @@ async function main(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       lower: { type: 'string', multiple: true },
       upper: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      exact: { type: 'boolean' },
       output: { type: 'string', short: 'o' },
       compression: { type: 'string' },
       'source-date-epoch': { type: 'string' },
@@ -36,6 +43,21 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const output = (): string => {
+    if (!values.output) throw new UsageError(`${command} needs -o <layer>`);
+    return values.output;
+  };
+  const compression = (): Compression => {
+    const c = values.compression ?? 'none';
+    if (c !== 'none' && c !== 'gzip' && c !== 'zstd') throw new UsageError('--compression must be none, gzip or zstd');
+    return c;
+  };
+  const epoch = (): number | undefined => {
+    const text = values['source-date-epoch'] ?? process.env.SOURCE_DATE_EPOCH;
+    const value = text === undefined || text === '' ? undefined : Number(text);
+    if (value !== undefined && !Number.isSafeInteger(value)) throw new UsageError('--source-date-epoch must be whole seconds');
+    return value;
+  };
   const need = (count: number, variadic = false) => {
     if (positionals.length < count || (!variadic && positionals.length > count)) throw new UsageError(`wrong number of arguments for ${command}`);
   };
@@ -63,15 +85,26 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'pack': {
       need(1);
-      if (!values.output) throw new UsageError('pack needs -o <layer>');
-      const compression = values.compression ?? 'none';
-      if (compression !== 'none' && compression !== 'gzip' && compression !== 'zstd') throw new UsageError('--compression must be none, gzip or zstd');
-      const epochText = values['source-date-epoch'] ?? process.env.SOURCE_DATE_EPOCH;
-      const epoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
-      if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new UsageError('--source-date-epoch must be whole seconds');
-      await runPack(positionals[0]!, values.output, compression, epoch);
+      await runPack(positionals[0]!, output(), compression(), epoch());
       return;
     }
+    case 'diff': {
+      need(0);
+      const write = { output: output(), compression: compression(), sourceDateEpoch: epoch() };
+      if (values.upper !== undefined) {
+        if (values.from !== undefined || values.to !== undefined) throw new UsageError('diff takes --upper or --from/--to, not both');
+        await runDiffUpper(values.upper, values.lower ?? [], values.userxattr ?? false, write);
+      } else if (values.from !== undefined && values.to !== undefined) {
+        await runDiffTrees(values.from, values.to, values.exact ?? false, write);
+      } else {
+        throw new UsageError('diff needs --upper <dir>, or --from and --to');
+      }
+      return;
+    }
+    case 'flatten':
+      need(1, true);
+      await runFlatten(positionals, { output: output(), compression: compression(), sourceDateEpoch: epoch() });
+      return;
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }

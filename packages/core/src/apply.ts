@@ -377,7 +377,9 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
         setOwner(hostPath, entry);
         break;
       case 'hardlink':
-        if (!link(entry, hostPath)) deferredLinks.push({ entry, hostPath });
+        // A tar hardlink names an entry of its own layer, which may still be to come: until this layer has
+        // written its target, link at the end, to the layer's entry if it came, else to what was below.
+        if (!touched.has(entry.linkname!) || !link(entry, hostPath)) deferredLinks.push({ entry, hostPath });
         return; // a hardlink shares its target's metadata
       case 'char':
       case 'block':
@@ -421,6 +423,8 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
   }
 
   for (const { entry, hostPath } of deferredLinks) {
+    const standing = existing(hostPath); // a later entry of the layer may have taken the name meanwhile
+    if (standing !== undefined) remove(entry.path, hostPath, standing);
     if (!link(entry, hostPath)) {
       throw new LayerFormatError(`hardlink target not found: ${entry.path} -> ${entry.linkname}`, { path: entry.path });
     }

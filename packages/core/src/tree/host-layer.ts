@@ -60,6 +60,7 @@ export function hostStat(path: string, st: BigIntStats, hostPath: string): NodeS
     size: type === 'file' ? Number(st.size) : 0,
     mtime: timestampFromNs(st.mtimeNs),
     nlink: Number(st.nlink),
+    ...(type === 'file' && st.nlink > 1n ? { identity: `${st.dev}:${st.ino}` } : {}),
     ...(type === 'symlink' ? { linkname: readlinkSync(hostPath) } : {}),
     ...(type === 'char' || type === 'block'
       ? { devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)) }

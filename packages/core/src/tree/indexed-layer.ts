@@ -107,7 +107,7 @@ abstract class IndexedLayer implements LayerTree {
     if (!record) return undefined;
     const nlink = record.entry.type === 'file' ? [...this.#links].find(([p]) => this.#records.get(p)?.offset === record.offset && record.entry.size > 0)?.[1] ?? 1 : 1;
     const { type, ...rest } = record.entry;
-    return { ...rest, type: type as NodeType, nlink };
+    return { ...rest, type: type as NodeType, nlink, ...(nlink > 1 ? { identity: `offset:${record.offset}` } : {}) };
   }
 
   readlink(path: string): string {

@@ -18,6 +18,8 @@ export interface NodeStat extends Omit<Entry, 'type'> {
   readonly type: NodeType;
   /** Names this content has in the layer (1 unless hardlinked). */
   readonly nlink: number;
+  /** For files with several names: the same string for every name of the set (within one layer). */
+  readonly identity?: string;
 }
 
 /** A read-only layer: a host directory, an indexed tarball, or a tree in memory. Paths are clean layer paths. */

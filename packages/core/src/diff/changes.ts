@@ -1,0 +1,46 @@
+/**
+ * Change sets with their content, and their serialisation as an OCI layer tarball: deletions as `.wh.`
+ * entries, opaque directories as `.wh..wh..opq`, through the deterministic writer.
+ */
+import type { Writable } from 'node:stream';
+import type { Change, Entry } from '../entry.js';
+import { ROOT } from '../path.js';
+import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from '../tar/write-layer.js';
+import { writeTar, type ContentSource, type WriteItem, type WriteTarOptions } from '../tar/writer.js';
+import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
+
+/** A `Change` that carries, for added or modified files, where their content comes from. */
+export type ContentChange =
+  | { readonly kind: 'add' | 'modify'; readonly entry: Entry; readonly content?: ContentSource }
+  | Extract<Change, { kind: 'delete' | 'opaque' }>;
+
+/** Deletion markers carry no time of their own: a fixed one keeps layers reproducible. */
+const MARKER_TIME = { sec: 0, nsec: 0 };
+
+function marker(path: string): Entry {
+  return { path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() };
+}
+
+/** The tar entries for a change set, in its order. */
+export async function* changeItems(changes: AsyncIterable<ContentChange> | Iterable<ContentChange>): AsyncGenerator<WriteItem> {
+  for await (const change of changes) {
+    if (change.kind === 'delete') yield { entry: marker(whiteoutPathFor(change.path)) };
+    else if (change.kind === 'opaque') yield { entry: marker(opaqueMarkerPathFor(change.path)) };
+    else if (change.entry.path !== ROOT) yield change.content ? { entry: change.entry, content: change.content } : { entry: change.entry };
+  }
+}
+
+/** Options of `writeChanges`. */
+export interface WriteChangesOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'> {}
+
+/**
+ * Serialises a change set as a layer blob at `destination`, returning its diffID, digest and size (one
+ * pass). Ordering is the change set's own; diffs emit tar order.
+ */
+export function writeChanges(
+  changes: AsyncIterable<ContentChange> | Iterable<ContentChange>,
+  destination: string | Writable,
+  options: WriteChangesOptions = {},
+): Promise<LayerDescriptor> {
+  return writeLayer(writeTar(changeItems(changes), options), destination, options);
+}

@@ -1,0 +1,118 @@
+/**
+ * diffTrees: the changes that turn one tree into another, by a sorted double walk of two merged views (any
+ * layer sources: directories, indexed tarballs, stacks). Metadata decides first; content is compared only
+ * where metadata ties and `exact` is asked for (byte for byte: cheaper than hashing both sides).
+ */
+import { childPath, compareNames, ROOT } from '../path.js';
+import { HostLayer } from '../tree/host-layer.js';
+import type { NodeStat } from '../tree/layer-tree.js';
+import type { MergedView } from '../union/merged-view.js';
+import { isOverlayXattr } from '../whiteout.js';
+import type { ContentChange } from './changes.js';
+import { equalBytes, sameMetadata } from './compare.js';
+import type { ContentSource } from '../tar/writer.js';
+import type { Entry } from '../entry.js';
+
+/** Options of `diffTrees`. */
+export interface DiffTreesOptions {
+  /** Compare file content where all metadata (mtime included) ties (default false: metadata decides). */
+  exact?: boolean;
+  signal?: AbortSignal;
+}
+
+function toEntry(stat: NodeStat): Entry {
+  const { nlink: _nlink, type, xattrs, ...rest } = stat;
+  return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: new Map([...xattrs].filter(([n]) => !isOverlayXattr(n))) };
+}
+
+/** How to read a file of a view: a host path where the layer is a directory, else the layer's stream. */
+function contentOf(view: MergedView, path: string): ContentSource {
+  const layer = view.layers[view.lookup(path)!.layer]!;
+  if (layer instanceof HostLayer) return { kind: 'path', path: layer.hostPath(path) };
+  return { kind: 'stream', stream: layer.read(path) };
+}
+
+interface Subtree {
+  changes: ContentChange[];
+  /** Entries of `to` below this directory left as they were. */
+  unchanged: number;
+  /** Deletions below this directory. */
+  deletions: number;
+}
+
+/**
+ * The changes from `from` to `to`, in tar order. Where a directory keeps nothing of what it held (every
+ * entry below it changed or went) and something was deleted, one opaque marker replaces its whiteouts.
+ * Names of `to` that share content (a hardlink set, within one layer) are written once, the others as
+ * hardlinks to the first.
+ */
+export async function* diffTrees(from: MergedView, to: MergedView, options: DiffTreesOptions = {}): AsyncGenerator<ContentChange> {
+  /** Names of `to` sharing content: the first written carries it, the others link to it. */
+  const firstName = new Map<string, string>();
+  const fileChange = (kind: 'add' | 'modify', stat: NodeStat, path: string): ContentChange => {
+    const entry = toEntry(stat);
+    const key = stat.identity === undefined ? undefined : `${to.lookup(path)!.layer}/${stat.identity}`;
+    const first = key === undefined ? undefined : firstName.get(key);
+    if (first !== undefined) return { kind, entry: { ...entry, type: 'hardlink', size: 0, linkname: first } };
+    if (key !== undefined) firstName.set(key, path);
+    return { kind, entry, content: contentOf(to, path) };
+  };
+  const add = (path: string, out: ContentChange[]): void => {
+    const stat = to.stat(path)!;
+    out.push(stat.type === 'file' ? fileChange('add', stat, path) : { kind: 'add', entry: toEntry(stat) });
+    if (stat.type === 'directory') for (const name of to.readdir(path)) add(childPath(path, name), out);
+  };
+
+  const walk = (dir: string): Subtree => {
+    options.signal?.throwIfAborted();
+    const before = from.readdir(dir);
+    const after = to.readdir(dir);
+    const names = [...new Set([...before, ...after])].sort(compareNames);
+    const result: Subtree = { changes: [], unchanged: 0, deletions: 0 };
+    for (const name of names) {
+      const path = childPath(dir, name);
+      const a = from.lookup(path);
+      const b = to.lookup(path);
+      if (!b) {
+        result.changes.push({ kind: 'delete', path });
+        result.deletions++;
+        continue;
+      }
+      if (!a || a.type !== b.type) {
+        add(path, result.changes); // a different type replaces whatever stood there, subtree and all
+        continue;
+      }
+      const sa = from.stat(path)!;
+      const sb = to.stat(path)!;
+      if (b.type === 'directory') {
+        const sub = walk(path);
+        const changed = !sameMetadata(sa, sb, { ignoreMtime: true });
+        if (changed || sub.changes.length > 0) {
+          result.changes.push({ kind: 'modify', entry: toEntry(sb) });
+          if (sub.unchanged === 0 && sub.deletions > 0) {
+            result.changes.push({ kind: 'opaque', path });
+            result.changes.push(...sub.changes.filter((c) => c.kind !== 'delete' && c.kind !== 'opaque'));
+          } else {
+            result.changes.push(...sub.changes);
+          }
+        }
+        if (!changed) result.unchanged++;
+        result.unchanged += sub.unchanged;
+        result.deletions += sub.deletions;
+        continue;
+      }
+      let same = sameMetadata(sa, sb);
+      if (same && options.exact && sb.type === 'file') {
+        same = equalBytes(from.layers[a.layer]!.readAll(path), to.layers[b.layer]!.readAll(path));
+      }
+      if (same) {
+        result.unchanged++;
+        continue;
+      }
+      result.changes.push(sb.type === 'file' ? fileChange('modify', sb, path) : { kind: 'modify', entry: toEntry(sb) });
+    }
+    return result;
+  };
+
+  yield* walk(ROOT).changes;
+}

@@ -1,0 +1,142 @@
+/**
+ * diffUpper: an overlay-form upper directory (written by strata's WritableLayer or by the kernel) read back
+ * as a change set. It walks the upper only; the lowers are consulted just to tell an addition from a
+ * modification, to drop copy-ups that changed nothing, and to know whether a deletion hides anything.
+ * Cost grows with the upper, not with the image.
+ */
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import { UnsupportedError } from '../errors.js';
+import type { Entry } from '../entry.js';
+import { childPath, compareNames, parentOf, ROOT } from '../path.js';
+import { hostStat } from '../tree/host-layer.js';
+import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
+import { MergedView } from '../union/merged-view.js';
+import { isOverlayXattr, type OverlayXattrNamespace } from '../whiteout.js';
+import type { ContentChange } from './changes.js';
+import { sameContent, sameMetadata } from './compare.js';
+
+/** Options of `diffUpper`. */
+export interface DiffUpperOptions {
+  /** Namespace of the upper's overlay markers: `trusted` (default) or `user`. */
+  xattrNamespace?: OverlayXattrNamespace;
+  signal?: AbortSignal;
+}
+
+interface UpperNode {
+  path: string;
+  hostPath: string;
+  st: BigIntStats;
+  /** Set for entries; undefined for whiteouts. */
+  entry?: Entry;
+  lower?: NodeStat;
+  emit: boolean;
+  /** Directories: opaque in the upper and hiding something below. */
+  opaque?: boolean;
+}
+
+function toEntry(stat: NodeStat): Entry {
+  const { nlink: _nlink, type, xattrs, ...rest } = stat;
+  const kept = new Map([...xattrs].filter(([name]) => !isOverlayXattr(name)));
+  return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: kept };
+}
+
+/**
+ * The changes an upper directory makes to `lowers` (bottom first), in tar order.
+ *
+ * - A whiteout is emitted only where a lower has something; an opaque marker only where the lower
+ *   directory has contents (recent kernels mark new directories opaque even over nothing).
+ * - A copied-up entry equal to its lower one (type, mode, owner, size, link target, xattrs, mtime; content
+ *   too where one mtime is truncated to whole seconds) is left out, as after `mv a t; mv t a`.
+ * - A directory appears when it changed or as the parent of a change, with its own metadata.
+ * - Upper files sharing an inode are written once, the other names as hardlinks; if any name of such a
+ *   set changed, every name of it is written, so the link survives. Whiteouts, which the kernel may
+ *   hardlink to one inode, are never treated as links.
+ *
+ * Throws UNSUPPORTED for `redirect` or `metacopy` xattrs (redirect_dir / metacopy mounts), which this
+ * diff does not interpret.
+ */
+export async function* diffUpper(upper: string, lowers: readonly LayerTree[], options: DiffUpperOptions = {}): AsyncGenerator<ContentChange> {
+  const ns = options.xattrNamespace ?? 'trusted';
+  const view = new MergedView(lowers);
+  const nodes: UpperNode[] = [];
+
+  const visit = (dir: string, hostDir: string, hidden: boolean): void => {
+    for (const name of readdirSync(hostDir).sort(compareNames)) {
+      options.signal?.throwIfAborted();
+      const path = childPath(dir, name);
+      const hostPath = join(hostDir, name);
+      const st = lstatSync(hostPath, { bigint: true });
+      const lowerNode = hidden ? undefined : view.lookup(path);
+      if ((st.mode & 0o170000n) === 0o020000n && st.rdev === 0n) {
+        if (lowerNode) nodes.push({ path, hostPath, st, emit: true });
+        continue;
+      }
+      const stat = hostStat(path, st, hostPath);
+      for (const key of [`${ns}.overlay.redirect`, `${ns}.overlay.metacopy`]) {
+        if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });
+      }
+      const entry = toEntry(stat);
+      const lower = lowerNode ? view.stat(path) : undefined;
+      const node: UpperNode = { path, hostPath, st, entry, emit: false, ...(lower ? { lower } : {}) };
+      if (stat.type === 'directory') {
+        const markedOpaque = Buffer.from(stat.xattrs.get(`${ns}.overlay.opaque`) ?? []).toString() === 'y';
+        node.opaque = markedOpaque && lower?.type === 'directory' && view.readdir(path).length > 0;
+        node.emit = !lower || lower.type !== 'directory' || !sameMetadata(entry, lower, { ignoreMtime: true }) || node.opaque;
+        nodes.push(node);
+        visit(path, hostPath, hidden || markedOpaque || lower?.type !== 'directory');
+      } else {
+        node.emit = !lower || !sameMetadata(entry, lower, { ignoreMtime: true }) || !sameTime(entry, lower, () => sameContent(hostPath, lowers, view, path));
+        nodes.push(node);
+      }
+    }
+  };
+  visit(ROOT, upper, false);
+
+  // Hardlink sets: one changed name brings the whole set.
+  const sets = new Map<string, UpperNode[]>();
+  for (const node of nodes) {
+    if (!node.entry || node.entry.type === 'directory' || node.st.nlink < 2n) continue;
+    const key = `${node.st.dev}:${node.st.ino}`;
+    sets.set(key, [...(sets.get(key) ?? []), node]);
+  }
+  for (const set of sets.values()) if (set.some((n) => n.emit)) for (const n of set) n.emit = true;
+
+  // Parents of anything emitted are emitted too.
+  const needed = new Set<string>();
+  for (const node of nodes) if (node.emit) for (let p = parentOf(node.path); p !== ROOT && !needed.has(p); p = parentOf(p)) needed.add(p);
+
+  const firstName = new Map<string, string>();
+  for (const node of nodes) {
+    if (!node.entry) {
+      yield { kind: 'delete', path: node.path };
+      continue;
+    }
+    const entry = node.entry;
+    if (entry.type === 'directory') {
+      if (!node.emit && !needed.has(node.path)) continue;
+      yield { kind: node.lower ? 'modify' : 'add', entry };
+      if (node.opaque) yield { kind: 'opaque', path: node.path };
+      continue;
+    }
+    if (!node.emit) continue;
+    const kind = node.lower ? 'modify' : 'add';
+    if (node.st.nlink > 1n) {
+      const key = `${node.st.dev}:${node.st.ino}`;
+      const first = firstName.get(key);
+      if (first !== undefined) {
+        yield { kind, entry: { ...entry, type: 'hardlink', size: 0, linkname: first } };
+        continue;
+      }
+      firstName.set(key, node.path);
+    }
+    yield entry.type === 'file' ? { kind, entry, content: { kind: 'path', path: node.hostPath } } : { kind, entry };
+  }
+}
+
+/** Same mtime, or times that differ only by truncation to whole seconds where the content is the same. */
+function sameTime(entry: Entry, lower: NodeStat, contentEqual: () => boolean): boolean {
+  if (entry.mtime.sec === lower.mtime.sec && entry.mtime.nsec === lower.mtime.nsec) return true;
+  const truncated = entry.mtime.sec === lower.mtime.sec && (entry.mtime.nsec === 0 || lower.mtime.nsec === 0);
+  return truncated && entry.type === 'file' && contentEqual();
+}

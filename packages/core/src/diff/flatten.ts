@@ -1,0 +1,124 @@
+/**
+ * flatten: N layers to one, streaming, without extracting anything. Pass one folds every layer's entries
+ * (metadata only) into the final state of each path; pass two streams each layer again and writes the
+ * entries that survive, content straight from the source. Memory grows with the number of paths.
+ */
+import type { Writable } from 'node:stream';
+import type { Entry } from '../entry.js';
+import { isWithin, parentOf, ROOT } from '../path.js';
+import type { ByteInput } from '../tar/digest.js';
+import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
+import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from '../tar/write-layer.js';
+import { writeTar, type WriteItem, type WriteTarOptions } from '../tar/writer.js';
+import { classifyWhiteout, opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
+import { walkMerged } from './squash.js';
+
+interface Survivor {
+  layer: number;
+  /** Position of the entry among its layer's entries: how pass two recognises it. */
+  ordinal: number;
+  entry: Entry;
+}
+
+/** Options of `flatten`. */
+export interface FlattenOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'>, Omit<ReadLayerOptions, 'parallelHash'> {}
+
+const MARKER_TIME = { sec: 0, nsec: 0 };
+const marker = (path: string): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() });
+
+/**
+ * One layer equivalent to `layers` (bottom first) applied in order, onto any base: later layers win;
+ * deletions and opaque directories are folded in, and kept as whiteouts and opaque markers only where
+ * they may still hide something of the base. A hardlink whose target a later layer replaced keeps the
+ * content it linked to. Entries come layer by layer, each layer's in its own order (deterministic).
+ */
+export async function flatten(layers: readonly ByteInput[], destination: string | Writable, options: FlattenOptions = {}): Promise<LayerDescriptor> {
+  const final = new Map<string, Survivor>();
+  const deleted = new Set<string>();
+  const opaque = new Set<string>();
+  /** Per layer: hardlink target → names linking to it in that layer. */
+  const links: Array<Map<string, string[]>> = [];
+
+  const dropBelow = (path: string, layer: number, keepSelf: boolean): void => {
+    for (const [p, s] of final) if (s.layer < layer && isWithin(p, path) && (p !== path || !keepSelf)) final.delete(p);
+  };
+
+  for (const [i, layer] of layers.entries()) {
+    if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new TypeError('flatten reads each layer twice: give paths or bytes');
+    const linkMap = new Map<string, string[]>();
+    links.push(linkMap);
+    const added = new Set<string>();
+    const whiteouts: string[] = [];
+    const opaques: string[] = [];
+    let ordinal = -1;
+    for await (const { entry } of readLayer(layer, options)) {
+      ordinal++;
+      const kind = classifyWhiteout(entry.path);
+      if (kind.kind === 'whiteout') whiteouts.push(kind.target);
+      else if (kind.kind === 'opaque') opaques.push(kind.dir);
+      else if (kind.kind === 'none' && entry.path !== ROOT) {
+        const previous = final.get(entry.path);
+        if (entry.type !== 'directory' || (previous && previous.entry.type !== 'directory')) dropBelow(entry.path, i, false);
+        final.set(entry.path, { layer: i, ordinal, entry });
+        added.add(entry.path);
+        deleted.delete(entry.path);
+        if (entry.type === 'hardlink') linkMap.set(entry.linkname!, [...(linkMap.get(entry.linkname!) ?? []), entry.path]);
+      }
+    }
+    // Deletions hide only what came from below, wherever they stood in the layer.
+    for (const target of whiteouts) {
+      if (added.has(target)) continue;
+      for (const [p, s] of final) if (s.layer < i && isWithin(p, target)) final.delete(p);
+      deleted.add(target);
+    }
+    for (const dir of opaques) {
+      for (const [p, s] of final) if (s.layer < i && p !== dir && isWithin(p, dir)) final.delete(p);
+      for (const p of deleted) if (p !== dir && isWithin(p, dir)) deleted.delete(p); // the marker says it all
+      opaque.add(dir);
+    }
+  }
+  // A deletion or opaque marker matters only where nothing of the range re-created the path.
+  for (const p of deleted) if (final.has(p)) deleted.delete(p);
+  for (const dir of opaque) if (final.get(dir)?.entry.type !== 'directory') opaque.delete(dir);
+
+  async function* items(): AsyncGenerator<WriteItem> {
+    for (const path of [...deleted].sort()) if (!isUnderDeleted(path, deleted)) yield { entry: marker(whiteoutPathFor(path)) };
+    const written = new Set<string>();
+    for (const [i, layer] of layers.entries()) {
+      const survives = (path: string) => final.get(path)?.layer === i;
+      let ordinal = -1;
+      for await (const { entry, body } of readLayer(layer, options)) {
+        ordinal++;
+        const survivor = final.get(entry.path);
+        const mine = survivor !== undefined && survivor.layer === i && survivor.ordinal === ordinal;
+        if (entry.type === 'file' && !mine) {
+          // Replaced later, but names of this layer still link to it: its content goes out under the first
+          // of them, and the others link to that one.
+          const names = (links[i]!.get(entry.path) ?? []).filter(survives);
+          if (names.length > 0) {
+            yield { entry: { ...entry, path: names[0]! }, content: { kind: 'stream', stream: body } };
+            for (const name of names.slice(1)) yield { entry: { ...final.get(name)!.entry, linkname: names[0]! } };
+            for (const name of names) written.add(name);
+          }
+          continue;
+        }
+        if (!mine || written.has(entry.path)) continue;
+        if (entry.type === 'hardlink' && !survives(entry.linkname!)) continue; // written with its target, above
+        yield entry.type === 'file' ? { entry, content: { kind: 'stream', stream: body } } : { entry };
+        written.add(entry.path);
+        if (entry.type === 'directory' && opaque.has(entry.path)) {
+          yield { entry: marker(opaqueMarkerPathFor(entry.path)) };
+          opaque.delete(entry.path);
+        }
+      }
+    }
+    for (const dir of [...opaque].sort()) yield { entry: marker(opaqueMarkerPathFor(dir)) }; // dirs from earlier layers
+  }
+  return writeLayer(writeTar(items(), options), destination, { ...options, parallelHash: options.parallelHash ?? true });
+}
+
+function isUnderDeleted(path: string, deleted: Set<string>): boolean {
+  for (let p = parentOf(path); p !== ROOT; p = parentOf(p)) if (deleted.has(p)) return true;
+  return false;
+}
+

@@ -1,0 +1,249 @@
+/**
+ * Diff, serialise and flatten. The round-trip laws run on the merged-view suite's random stacks and
+ * operation sequences, with the kernel both as the reference and as the writer of uppers.
+ */
+import { execFileSync } from 'node:child_process';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  applyLayer,
+  diffTrees,
+  diffUpper,
+  flatten,
+  HostLayer,
+  lutimens,
+  MergedView,
+  readLayer,
+  setXattr,
+  TarLayer,
+  WritableLayer,
+  writeChanges,
+  type ContentChange,
+  type Entry,
+} from '@strata/core';
+import { needs } from './helpers/oracle.js';
+import { baseArb, diffMaps, differential, mergedPicture, opArb, type DifferentialContext } from './helpers/overlay-diff.js';
+import { rawTar } from './helpers/raw-tar.js';
+
+const RUNS = Number(process.env.STRATA_DIFF_RUNS ?? 40);
+
+async function collect(changes: AsyncIterable<ContentChange>): Promise<ContentChange[]> {
+  const out: ContentChange[] = [];
+  for await (const c of changes) out.push(c);
+  return out;
+}
+
+async function entriesOf(layer: string): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const { entry } of readLayer(layer)) out.push(entry);
+  return out;
+}
+
+/** Applies the base layers, then `extra`, into a fresh directory; returns its merged picture. */
+async function applyStack(ctx: DifferentialContext, extra: string[], name: string): Promise<string> {
+  const target = join(ctx.stack.dir, name);
+  for (const layer of [...ctx.stack.tarPaths, ...extra]) await applyLayer(layer, target);
+  return target;
+}
+
+/** All four laws, checked after one differential run. */
+async function laws(ctx: DifferentialContext): Promise<string[]> {
+  const problems: string[] = [];
+  const check = (label: string, dir: string) => {
+    for (const m of diffMaps(ctx.kernelMerged, mergedPicture(dir))) problems.push(`${label}: ${m}`);
+  };
+  const ours = join(ctx.stack.dir, 'diff-ours.tar');
+  await writeChanges(diffUpper(ctx.ourUpper, ctx.lowers), ours);
+  check('diffUpper(strata upper)', await applyStack(ctx, [ours], 'applied-ours'));
+  const kernels = join(ctx.stack.dir, 'diff-kernel.tar');
+  await writeChanges(diffUpper(ctx.kernelUpper, ctx.lowers), kernels);
+  check('diffUpper(kernel upper)', await applyStack(ctx, [kernels], 'applied-kernel'));
+  const trees = join(ctx.stack.dir, 'diff-trees.tar');
+  await writeChanges(diffTrees(new MergedView(ctx.lowers), new MergedView(ctx.lowers, new HostLayer(ctx.ourUpper))), trees);
+  check('diffTrees', await applyStack(ctx, [trees], 'applied-trees'));
+  const flat = join(ctx.stack.dir, 'flat.tar');
+  await flatten([...ctx.stack.tarPaths, ours], flat);
+  const flatApplied = join(ctx.stack.dir, 'applied-flat');
+  await applyLayer(flat, flatApplied);
+  check('flatten', flatApplied);
+  return problems;
+}
+
+describe.skipIf(!needs('root', 'overlay'))('round trips on random stacks and operations', () => {
+  for (const lowers of ['dirs', 'tars'] as const) {
+    it(`diffUpper (strata's and the kernel's uppers), diffTrees and flatten reproduce the merged view (lowers as ${lowers})`, async () => {
+      await fc.assert(
+        fc.asyncProperty(baseArb, fc.array(opArb, { minLength: 1, maxLength: 12 }), async (base, ops) => {
+          let problems: string[] = [];
+          const result = await differential(base, ops, { lowers, namespace: 'trusted', after: async (ctx) => void (problems = await laws(ctx)) });
+          expect(result.opMismatches).toEqual([]);
+          expect(problems).toEqual([]);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+  }
+});
+
+describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
+  let work: string;
+  let n = 0;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-diff-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  /** A lower with a, b (hardlinked to a), d/c; a kernel mount over it; `script` run in the mount. */
+  function kernelUpper(script: string): { lower: string; upper: string } {
+    const dir = join(work, `k${++n}`);
+    const [lower, upper, wdir, mnt] = ['lower', 'upper', 'work', 'mnt'].map((x) => join(dir, x)) as [string, string, string, string];
+    for (const d of [lower, upper, wdir, mnt]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(lower, 'a'), 'a\n');
+    linkSync(join(lower, 'a'), join(lower, 'b'));
+    mkdirSync(join(lower, 'd'));
+    writeFileSync(join(lower, 'd', 'c'), 'c\n');
+    writeFileSync(join(lower, 'e'), 'e\n');
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${wdir},index=off,redirect_dir=off,metacopy=off`, mnt]);
+    try {
+      execFileSync('sh', ['-c', script], { cwd: mnt });
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+    return { lower, upper };
+  }
+
+  it('a new directory the kernel marks opaque over nothing gets no opaque marker', async () => {
+    const { lower, upper } = kernelUpper('mkdir n && echo x > n/f');
+    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    expect(changes.map((c) => [c.kind, 'entry' in c ? c.entry.path : c.path])).toEqual([['add', 'n'], ['add', 'n/f']]);
+  });
+
+  it('an unchanged file copied up by mv a t; mv t a is not in the layer', async () => {
+    const { lower, upper } = kernelUpper('mv e t && mv t e');
+    expect(await collect(diffUpper(upper, [new HostLayer(lower)]))).toEqual([]);
+  });
+
+  it('kernel whiteouts (one shared inode) are deletions, never tar hardlinks', async () => {
+    const { lower, upper } = kernelUpper('rm e && rm d/c');
+    const layer = join(work, 'wh.tar');
+    await writeChanges(diffUpper(upper, [new HostLayer(lower)]), layer);
+    const entries = await entriesOf(layer);
+    expect(entries.filter((e) => e.type === 'hardlink')).toEqual([]);
+    expect(entries.map((e) => e.path).sort()).toEqual(['.wh.e', 'd', 'd/.wh.c']);
+    expect(execFileSync('tar', ['-tvf', layer]).toString()).toContain('.wh.e');
+  });
+
+  it('redirect and metacopy xattrs are refused, not mis-diffed', async () => {
+    const upper = join(work, 'redirect');
+    mkdirSync(join(upper, 'moved'), { recursive: true });
+    setXattr(join(upper, 'moved'), 'trusted.overlay.redirect', Buffer.from('/d'));
+    await expect(collect(diffUpper(upper, []))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+
+  it('modifying one name of a hardlink set re-emits its unmodified partners', async () => {
+    const dir = join(work, 'links');
+    const lower = join(dir, 'lower');
+    mkdirSync(lower, { recursive: true });
+    writeFileSync(join(lower, 'a'), 'a\n');
+    mkdirSync(join(dir, 'upper'));
+    const layer = new WritableLayer(join(dir, 'upper'), [new HostLayer(lower)]);
+    await layer.link('/a', '/n'); // a is copied up unchanged; n links to it
+    const changes = await collect(diffUpper(join(dir, 'upper'), [new HostLayer(lower)]));
+    expect(changes.map((c) => 'entry' in c && [c.entry.path, c.entry.type, c.entry.linkname])).toEqual([['a', 'file', undefined], ['n', 'hardlink', 'a']]);
+  });
+
+  it('mtimes truncated to whole seconds compare by content', async () => {
+    const dir = join(work, 'trunc');
+    const [lower, upper] = [join(dir, 'lower'), join(dir, 'upper')];
+    for (const d of [lower, upper]) mkdirSync(d, { recursive: true });
+    for (const [name, content] of [['same', 'x'], ['changed', 'y']] as const) {
+      writeFileSync(join(lower, name), 'x');
+      lutimens(join(lower, name), { sec: 100, nsec: 0 }, { sec: 100, nsec: 0 });
+      writeFileSync(join(upper, name), content);
+      lutimens(join(upper, name), { sec: 100, nsec: 123 }, { sec: 100, nsec: 123 });
+    }
+    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['changed']);
+  });
+});
+
+describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-flat-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('diffTrees uses one opaque marker for a directory that kept nothing', async () => {
+    const [a, b] = [join(work, 'ta'), join(work, 'tb')];
+    for (let i = 0; i < 5; i++) {
+      mkdirSync(join(a, 'd'), { recursive: true });
+      writeFileSync(join(a, 'd', `old${i}`), 'o');
+    }
+    mkdirSync(join(b, 'd'), { recursive: true });
+    writeFileSync(join(b, 'd', 'new'), 'n');
+    const changes = await collect(diffTrees(new MergedView([new HostLayer(a)]), new MergedView([new HostLayer(b)])));
+    expect(changes.map((c) => c.kind)).toEqual(['modify', 'opaque', 'add']);
+  });
+
+  it('flatten keeps a hardlink correct when a later layer overwrote its target', async () => {
+    const l1 = join(work, 'l1.tar');
+    const l2 = join(work, 'l2.tar');
+    writeFileSync(l1, rawTar([{ name: 't', data: 'original\n' }, { name: 'h', type: '1', linkname: 't' }]));
+    writeFileSync(l2, rawTar([{ name: 't', data: 'replaced\n' }]));
+    const flat = join(work, 'flat.tar');
+    await flatten([l1, l2], flat);
+    const [one, two] = [join(work, 'one'), join(work, 'two')];
+    await applyLayer(flat, one);
+    await applyLayer(l1, two);
+    await applyLayer(l2, two);
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(join(one, 'h'), 'utf8')).toBe('original\n');
+    expect(readFileSync(join(one, 't'), 'utf8')).toBe('replaced\n');
+    expect(readFileSync(join(two, 'h'), 'utf8')).toBe('original\n');
+  });
+
+  it('flatten keeps whiteouts that may hide something of the base, and drops what the range itself deleted', async () => {
+    const l1 = join(work, 'w1.tar');
+    const l2 = join(work, 'w2.tar');
+    writeFileSync(l1, rawTar([{ name: 'added', data: 'x' }, { name: '.wh.base-file', data: '' }]));
+    writeFileSync(l2, rawTar([{ name: '.wh.added', data: '' }, { name: 'kept', data: 'k' }]));
+    const flat = join(work, 'w.tar');
+    await flatten([l1, l2], flat);
+    expect((await entriesOf(flat)).map((e) => e.path).sort()).toEqual(['.wh.added', '.wh.base-file', 'kept']);
+    const base = join(work, 'base');
+    mkdirSync(base);
+    writeFileSync(join(base, 'base-file'), 'b');
+    writeFileSync(join(base, 'added'), 'from base');
+    await applyLayer(flat, base);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(base).sort()).toEqual(['kept']);
+  });
+
+  it('with SOURCE_DATE_EPOCH, two builds of the same change give the same digest', async () => {
+    const build = async (time: number, name: string) => {
+      const layer = join(work, `${name}.tar`);
+      writeFileSync(layer, rawTar([{ name: 'f', data: 'same', mtime: time }, { name: '.wh.gone', data: '', mtime: time }]));
+      return flatten([layer], join(work, `${name}-flat.tar`), { sourceDateEpoch: 1_000_000 });
+    };
+    const [a, b] = [await build(1_700_000_000, 'sde-a'), await build(1_800_000_000, 'sde-b')];
+    expect(a.digest).toBe(b.digest);
+  });
+
+  it('TarLayer lowers and an upper squash into one base layer', async () => {
+    const { squash } = await import('@strata/core');
+    const l1 = join(work, 's1.tar');
+    writeFileSync(l1, rawTar([{ name: 'a', data: 'a' }, { name: 'b', data: 'b' }]));
+    const upper = join(work, 'sq-upper');
+    mkdirSync(upper);
+    const layer = new WritableLayer(upper, [await TarLayer.open(l1, { persistIndex: false })]);
+    await layer.unlink('/a');
+    await layer.writeFile('/c', 'c');
+    const out = join(work, 'squashed.tar');
+    await squash([await TarLayer.open(l1, { persistIndex: false })], new HostLayer(upper), out);
+    expect((await entriesOf(out)).map((e) => e.path)).toEqual(['b', 'c']);
+  });
+});

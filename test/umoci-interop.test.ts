@@ -1,0 +1,84 @@
+/**
+ * Interop with umoci: for the same change, the layer `umoci repack` writes and the layer strata's diff
+ * writes, applied to the same base, give identical trees; GNU tar lists strata's layer without complaint.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyLayer, diffTrees, HostLayer, MergedView, setXattr, writeChanges } from '@strata/core';
+import { needs } from './helpers/oracle.js';
+import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
+
+/** The newest layer blob of an image in an OCI layout. */
+function lastLayer(layout: string, tag: string): string {
+  const blob = (digest: string) => join(layout, 'blobs', ...digest.split(':'));
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const manifest = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)!;
+  const layers = (JSON.parse(readFileSync(blob(manifest.digest), 'utf8')) as { layers: Array<{ digest: string }> }).layers;
+  return blob(layers[layers.length - 1]!.digest);
+}
+
+describe.skipIf(!needs('root', 'umoci', 'gnu-tar'))('interop with umoci', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-umoci-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("umoci repack's layer and strata's layer for the same change give identical trees", async () => {
+    const layout = join(work, 'image');
+    const umoci = (...args: string[]) => execFileSync('umoci', args, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+    umoci('init', '--layout', layout);
+    umoci('new', '--image', `${layout}:base`);
+    umoci('unpack', '--image', `${layout}:base`, join(work, 'b1'));
+    const made = join(work, 'b1', 'rootfs');
+    cpSync('/usr/share/zoneinfo', join(made, 'zoneinfo'), { recursive: true, verbatimSymlinks: true });
+    mkdirSync(join(made, 'etc/old'), { recursive: true });
+    writeFileSync(join(made, 'etc/old/conf'), 'old\n');
+    writeFileSync(join(made, 'etc/keep'), 'keep\n');
+    writeFileSync(join(made, 'etc/file-then-dir'), 'file\n');
+    umoci('repack', '--image', `${layout}:base`, join(work, 'b1'));
+    // The base as umoci itself gives it back (its times rounded as in every later unpack).
+    umoci('unpack', '--image', `${layout}:base`, join(work, 'b0'));
+    const base = join(work, 'b0', 'rootfs');
+
+    // The change, made in a fresh unpack of the base.
+    umoci('unpack', '--image', `${layout}:base`, join(work, 'b2'));
+    const next = join(work, 'b2', 'rootfs');
+    writeFileSync(join(next, 'zoneinfo/UTC'), 'changed content\n');
+    chmodSync(join(next, 'etc/keep'), 0o600);
+    rmSync(join(next, 'etc/old'), { recursive: true });
+    unlinkSync(join(next, 'etc/file-then-dir'));
+    mkdirSync(join(next, 'etc/file-then-dir'));
+    writeFileSync(join(next, 'etc/file-then-dir/inside'), 'inside\n');
+    mkdirSync(join(next, 'new/deep'), { recursive: true });
+    writeFileSync(join(next, 'new/deep/file'), 'new\n');
+    symlinkSync('../etc/keep', join(next, 'new/link'));
+    linkSync(join(next, 'new/deep/file'), join(next, 'new/hard'));
+    writeFileSync(join(next, 'new/xattr'), 'x\n');
+    setXattr(join(next, 'new/xattr'), 'user.test', Buffer.from([0, 1, 2, 0xff]));
+    rmSync(join(next, 'zoneinfo/Europe'), { recursive: true });
+    // umoci rounds times to the nearest second where strata keeps them exactly: give the changed entries
+    // whole-second times so both layers carry the same ones.
+    const changed = ['zoneinfo/UTC', 'zoneinfo/Etc/UTC', 'etc/keep', 'etc/file-then-dir/inside', 'new/deep/file', 'new/link', 'new/xattr'];
+    execFileSync('touch', ['-h', '-d', '@1700000000', ...changed.map((p) => join(next, p))]);
+
+    const ours = join(work, 'strata.tar.gz');
+    await writeChanges(diffTrees(new MergedView([new HostLayer(base)]), new MergedView([new HostLayer(next)])), ours, { compression: 'gzip' });
+    umoci('repack', '--image', `${layout}:next`, join(work, 'b2'));
+    const theirs = lastLayer(layout, 'next');
+
+    const [a, b] = [join(work, 'with-umoci'), join(work, 'with-strata')];
+    for (const target of [a, b]) execFileSync('cp', ['-a', base, target]); // cp -a keeps symlink times too
+    await applyLayer(theirs, a);
+    await applyLayer(ours, b);
+    // Both reproduce the changed tree; compared with everything but directory times (each tool sets those
+    // from its own walk) and sub-second times (umoci writes whole seconds).
+    const options = { ignoreDirMtime: true, mtimeInSeconds: true };
+    expect(diffSnapshots(snapshotTree(a, options), snapshotTree(b, options))).toEqual([]);
+    expect(diffSnapshots(snapshotTree(next, options), snapshotTree(b, options))).toEqual([]);
+    execFileSync('tar', ['-tzvf', ours], { stdio: ['ignore', 'pipe', 'pipe'] });
+  });
+});
