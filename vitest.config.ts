@@ -7,6 +7,8 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // In CI, a JSON report too, from which .ci/run prints a plain "N passed, N failed" closing line.
+    reporters: process.env.CI === 'true' ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 300_000,

@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchmarks as fileBenchmarks, type Benchmark } from './suite.js';
 import { mergedBenchmarks } from './merged.js';
+import { diffBenchmarks } from './diff.js';
 
-const benchmarks = [...fileBenchmarks, ...mergedBenchmarks];
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({
@@ -79,7 +80,7 @@ const median = (xs: number[]) => {
 };
 
 async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promise<{ name: string; description: string; cases: CaseResult[]; ratios: Record<string, number> }> {
-  const name = `${bench.name}/${tree.name}`;
+  const name = bench.once ? bench.name : `${bench.name}/${tree.name}`;
   const work = join(inputs.scratch, name.replace('/', '-'));
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
   const inputs = await prepareInputs({ tiny });
   const results = [];
   for (const bench of selected) {
-    for (const tree of inputs.trees) {
+    for (const tree of bench.once ? inputs.trees.slice(0, 1) : inputs.trees) {
       process.stderr.write(`bench ${bench.name}/${tree.name} (${runs} run${runs === 1 ? '' : 's'})\n`);
       results.push(await runBenchmark(bench, tree, inputs));
     }

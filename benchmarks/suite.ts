@@ -29,6 +29,8 @@ export interface Plan {
 /** A job timed on each input tree; named `<name>/<tree>` in results. */
 export interface Benchmark {
   name: string;
+  /** Runs once per run (its own input), not once per input tree. */
+  once?: boolean;
   plan(tree: Tree, work: string): Promise<Plan>;
 }
 

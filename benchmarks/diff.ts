@@ -1,0 +1,148 @@
+/**
+ * Diff benchmarks on a real change: the upper left by `apt-get install python3 curl` in a chroot on a
+ * kernel overlay over the minbase rootfs (benchmarks/inputs/apt-upper.sh). The tiny run uses a small
+ * change the kernel makes over a copy of /usr/share/zoneinfo.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join } from 'node:path';
+import type { Benchmark, Plan } from './suite.js';
+
+const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const strata = (...args: string[]) => [process.execPath, CLI, ...args];
+const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
+
+/** A change: its lower, the upper a kernel overlay left, and the merged tree copied out. */
+interface Change {
+  lower: string;
+  upper: string;
+  merged: string;
+}
+
+function tinyChange(work: string): Change {
+  const dir = join(work, 'tiny-change');
+  const [lower, upper, wdir, mnt, merged] = ['lower', 'upper', 'work', 'mnt', 'merged'].map((d) => join(dir, d)) as [string, string, string, string, string];
+  if (existsSync(merged)) return { lower, upper, merged };
+  mkdirSync(dir, { recursive: true });
+  execFileSync('cp', ['-a', '/usr/share/zoneinfo', lower]);
+  for (const d of [upper, wdir, mnt]) mkdirSync(d);
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${wdir}`, mnt]);
+  try {
+    execFileSync('sh', ['-c', 'rm -r Europe && echo changed > Etc/UTC && mkdir -p new/dir && cp -a America/New_York new/dir/ && chmod 600 Asia/Tokyo'], { cwd: mnt });
+    execFileSync('cp', ['-a', mnt, merged]);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+  return { lower, upper, merged };
+}
+
+function aptChange(): Change {
+  execFileSync('bash', [join(import.meta.dirname, 'inputs', 'apt-upper.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { lower: join(CACHE, 'minbase'), upper: join(CACHE, 'apt-upper'), merged: join(CACHE, 'apt-merged') };
+}
+
+/** The change for this run: the apt change in full runs, the tiny one in smoke runs. */
+function changeFor(tree: { name: string }, work: string): Change {
+  return tree.name === 'zoneinfo' ? tinyChange(work) : aptChange();
+}
+
+export const diffBenchmarks: Benchmark[] = [
+  {
+    name: 'diff-upper',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const change = changeFor(tree, work);
+      const out = join(work, 'out.tar');
+      return {
+        description: `the change in ${change.upper} as a layer: strata diff --upper (diff + serialise + diffID) vs tar -c of the upper alone`,
+        cases: [
+          { label: 'strata', command: strata('diff', '--upper', change.upper, '--lower', change.lower, '-o', out) },
+          { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+        ],
+        writeHeavy: true,
+        inputs: [change.upper],
+        reset: () => rmSync(out, { force: true }),
+      };
+    },
+  },
+  {
+    name: 'diff-trees',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const change = changeFor(tree, work);
+      // umoci's view of the same change: a bundle unpacked from the base image, its rootfs made the merged tree.
+      const layout = join(work, 'image');
+      const umoci = (...args: string[]) => execFileSync('umoci', args, { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+      umoci('init', '--layout', layout);
+      umoci('new', '--image', `${layout}:base`);
+      umoci('unpack', '--image', `${layout}:base`, join(work, 'b1'));
+      rmSync(join(work, 'b1', 'rootfs'), { recursive: true });
+      execFileSync('cp', ['-a', change.lower, join(work, 'b1', 'rootfs')]);
+      umoci('repack', '--image', `${layout}:base`, join(work, 'b1'));
+      umoci('unpack', '--image', `${layout}:base`, join(work, 'b2'));
+      rmSync(join(work, 'b2', 'rootfs'), { recursive: true });
+      execFileSync('cp', ['-a', change.merged, join(work, 'b2', 'rootfs')]);
+      const out = join(work, 'out.tar.gz');
+      return {
+        description: `the change from ${change.lower} to its merged tree as a gzip layer: strata diff --from/--to (walks both trees) vs umoci repack`,
+        cases: [
+          { label: 'strata', command: strata('diff', '--from', change.lower, '--to', change.merged, '-o', out, '--compression', 'gzip') },
+          { label: 'umoci repack', command: ['umoci', 'repack', '--image', `${layout}:next`, join(work, 'b2')] },
+        ],
+        writeHeavy: true,
+        inputs: [change.lower, change.merged],
+        reset: () => rmSync(out, { force: true }),
+      };
+    },
+  },
+  {
+    name: 'flatten-5',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const change = changeFor(tree, work);
+      const base = join(work, 'base.tar');
+      const diff = join(work, 'diff.tar');
+      const extra = join(work, 'extra.tar');
+      execFileSync(process.execPath, [CLI, 'pack', change.lower, '-o', base], { stdio: 'ignore' });
+      execFileSync(process.execPath, [CLI, 'diff', '--upper', change.upper, '--lower', change.lower, '-o', diff], { stdio: 'ignore' });
+      execFileSync(process.execPath, [CLI, 'pack', '/usr/share/zoneinfo', '-o', extra], { stdio: 'ignore' });
+      const layers = [base, diff, base, diff, extra]; // overlapping: later layers replace most of the earlier ones
+      const out = join(work, 'flat.tar');
+      return {
+        description: 'five overlapping layers (base, change, base, change, zoneinfo) folded into one: strata flatten vs openssl dgst -sha256 of the inputs',
+        cases: [
+          { label: 'strata', command: strata('flatten', ...layers, '-o', out) },
+          { label: 'openssl', command: ['openssl', 'dgst', '-sha256', ...layers] },
+        ],
+        writeHeavy: true,
+        inputs: layers,
+        reset: () => rmSync(out, { force: true }),
+      };
+    },
+  },
+  ...[1, 4, 16].map(
+    (scale): Benchmark => ({
+      name: `diff-upper-base-${scale}x`,
+      once: true,
+      async plan(tree, work): Promise<Plan> {
+        const change = changeFor(tree, work);
+        // The same change over a base grown `scale` times: hardlinked copies of it beside the original.
+        const base = join(work, 'base');
+        execFileSync('cp', ['-al', change.lower, base]);
+        for (let i = 1; i < scale; i++) execFileSync('cp', ['-al', change.lower, join(base, `copy-${i}`)]);
+        const out = join(work, 'out.tar');
+        return {
+          description: `diff --upper of the same change over a base ${scale}x as large (cost should follow the change, not the base)`,
+          cases: [
+            { label: 'strata', command: strata('diff', '--upper', change.upper, '--lower', base, '-o', out) },
+            { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+          ],
+          writeHeavy: true,
+          inputs: [change.upper],
+          reset: () => rmSync(out, { force: true }),
+        };
+      },
+    }),
+  ),
+];
+
