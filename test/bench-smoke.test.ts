@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { needs } from './helpers/oracle.js';
 
-describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay'))('benchmark harness', () => {
+describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci'))('benchmark harness', () => {
   it('runs every benchmark on tiny inputs and reports strata/peer ratios', () => {
     const out = mkdtempSync(join(tmpdir(), 'strata-bench-smoke-'));
     try {
@@ -16,9 +16,10 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay'))('benchmark harn
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'benchmarks/run.ts', '--tiny', '--out', out], { cwd: root, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { results: Array<{ name: string; ratios: Record<string, number> }> };
-      expect(report.results.map((x) => x.name)).toEqual(
-        ['apply', 'pack', 'digest', 'lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
-      );
+      expect(report.results.map((x) => x.name)).toEqual([
+        ...['apply', 'pack', 'digest', 'lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
+        ...['diff-upper', 'diff-trees', 'flatten-5', 'diff-upper-base-1x', 'diff-upper-base-4x', 'diff-upper-base-16x'],
+      ]);
       for (const result of report.results) for (const ratio of Object.values(result.ratios)) expect(ratio).toBeGreaterThan(0);
       expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');
     } finally {

@@ -19,7 +19,7 @@ export async function mergedListing(layers: readonly ByteInput[], options: ReadL
     const added = new Set<string>();
     const opaqueDirs = new Set<string>();
     const whiteouts = new Set<string>();
-    for await (const { entry } of readLayer(layer, options)) {
+    for await (const { entry } of readLayer(layer, { ...options, hash: false })) {
       const kind = classifyWhiteout(entry.path);
       if (kind.kind === 'whiteout') whiteouts.add(kind.target);
       else if (kind.kind === 'opaque') opaqueDirs.add(kind.dir);

@@ -166,7 +166,7 @@ export class WritableLayer {
   // ---- paths ---------------------------------------------------------------------------------------
 
   /** Resolves a container path to a clean merged path, following symlinks in every component (and in the last when `followLast`). */
-  #resolve(input: string, syscall: string, followLast: boolean): string {
+  #resolve(input: string, syscall: string, followLast: boolean, allowMissing = false): string {
     if (typeof input !== 'string' || input.includes('\0')) throw fsError('EINVAL', syscall, String(input));
     const pending = input.split('/').reverse();
     const parts: string[] = [];
@@ -189,8 +189,8 @@ export class WritableLayer {
         continue;
       }
       if (!last) {
-        if (!node) throw fsError('ENOENT', syscall, input);
-        if (node.type !== 'directory') throw fsError('ENOTDIR', syscall, input);
+        if (!node && !allowMissing) throw fsError('ENOENT', syscall, input);
+        if (node && node.type !== 'directory') throw fsError('ENOTDIR', syscall, input);
       }
       parts.push(part);
     }
@@ -295,12 +295,9 @@ export class WritableLayer {
     const host = this.#host(path);
     const below = this.#existsBelow(path);
     if (below) this.#copyUp(parentOf(path));
+    // A visible path is in the upper, below, or both: the upper entry goes, a whiteout covers what is below.
     if (this.#inUpper(path)) rmSync(host, { recursive: true, force: true });
-    if (below) {
-      if (lstatSync(host, { throwIfNoEntry: false }) === undefined) mknod(host, S_IFCHR, 0o000, 0, 0);
-    } else if (lstatSync(host, { throwIfNoEntry: false })?.isCharacterDevice()) {
-      unlinkSync(host);
-    }
+    if (below) mknod(host, S_IFCHR, 0o000, 0, 0);
     this.#changed(path);
   }
 
@@ -414,7 +411,7 @@ export class WritableLayer {
     const opts = typeof options === 'number' ? { mode: options } : (options ?? {});
     const mode = opts.mode ?? 0o777;
     if (opts.recursive) {
-      const path = this.#resolve(dir, 'mkdir', true);
+      const path = this.#resolve(dir, 'mkdir', true, true); // missing parents are what it makes
       const missing: string[] = [];
       for (let p = path; p !== ROOT; p = parentOf(p)) {
         const node = this.view.lookup(p);

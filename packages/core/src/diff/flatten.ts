@@ -21,7 +21,7 @@ interface Survivor {
 }
 
 /** Options of `flatten`. */
-export interface FlattenOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'>, Omit<ReadLayerOptions, 'parallelHash'> {}
+export interface FlattenOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'>, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
 
 const MARKER_TIME = { sec: 0, nsec: 0 };
 const marker = (path: string): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() });
@@ -39,8 +39,10 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
   /** Per layer: hardlink target → names linking to it in that layer. */
   const links: Array<Map<string, string[]>> = [];
 
-  const dropBelow = (path: string, layer: number, keepSelf: boolean): void => {
-    for (const [p, s] of final) if (s.layer < layer && isWithin(p, path) && (p !== path || !keepSelf)) final.delete(p);
+  /** Removes what earlier layers left beneath `path`; only a directory can have anything there. */
+  const dropSubtree = (path: string, layer: number): void => {
+    if (final.get(path)?.entry.type !== 'directory') return;
+    for (const [p, s] of final) if (s.layer < layer && p !== path && isWithin(p, path)) final.delete(p);
   };
 
   for (const [i, layer] of layers.entries()) {
@@ -51,14 +53,13 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     const whiteouts: string[] = [];
     const opaques: string[] = [];
     let ordinal = -1;
-    for await (const { entry } of readLayer(layer, options)) {
+    for await (const { entry } of readLayer(layer, { ...options, hash: false })) {
       ordinal++;
       const kind = classifyWhiteout(entry.path);
       if (kind.kind === 'whiteout') whiteouts.push(kind.target);
       else if (kind.kind === 'opaque') opaques.push(kind.dir);
       else if (kind.kind === 'none' && entry.path !== ROOT) {
-        const previous = final.get(entry.path);
-        if (entry.type !== 'directory' || (previous && previous.entry.type !== 'directory')) dropBelow(entry.path, i, false);
+        if (entry.type !== 'directory') dropSubtree(entry.path, i); // a non-directory replaces a whole directory
         final.set(entry.path, { layer: i, ordinal, entry });
         added.add(entry.path);
         deleted.delete(entry.path);
@@ -68,7 +69,8 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     // Deletions hide only what came from below, wherever they stood in the layer.
     for (const target of whiteouts) {
       if (added.has(target)) continue;
-      for (const [p, s] of final) if (s.layer < i && isWithin(p, target)) final.delete(p);
+      dropSubtree(target, i);
+      if ((final.get(target)?.layer ?? i) < i) final.delete(target);
       deleted.add(target);
     }
     for (const dir of opaques) {
@@ -87,7 +89,7 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     for (const [i, layer] of layers.entries()) {
       const survives = (path: string) => final.get(path)?.layer === i;
       let ordinal = -1;
-      for await (const { entry, body } of readLayer(layer, options)) {
+      for await (const { entry, body } of readLayer(layer, { ...options, hash: false })) {
         ordinal++;
         const survivor = final.get(entry.path);
         const mine = survivor !== undefined && survivor.layer === i && survivor.ordinal === ordinal;

@@ -7,7 +7,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LayerFormatError, StrataError } from '../errors.js';
 import { detectCompression, decompressor, type Compression } from './compression.js';
-import { BufferPool, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
+import { BufferPool, createByteCounter, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
 
 /** Passes chunks through unchanged, feeding them to `hash` on the way (waiting when it asks to). */
 export async function* tap(source: AsyncIterable<Uint8Array>, hash: Sha256Stream): AsyncGenerator<Uint8Array> {
@@ -109,6 +109,8 @@ async function* typedErrors(source: AsyncIterable<Uint8Array>, compression: Comp
 export interface DecodeOptions {
   /** Hash on worker threads: `auto` (default) does so for files over 32 MiB. */
   parallelHash?: boolean | 'auto';
+  /** Compute digests (default true); without them, `digests()` rejects and reading costs no hashing. */
+  hash?: boolean;
 }
 
 /** Sniffs the compression from the first bytes and returns the decompressed stream with its digest taps. */
@@ -132,7 +134,8 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const setting = options.parallelHash ?? 'auto';
   const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
   const parallel = setting === 'auto' ? big : setting;
-  const wire = createSha256(parallel);
+  const hashing = options.hash ?? true;
+  const wire = hashing ? createSha256(parallel) : createByteCounter();
   async function* raw(): AsyncGenerator<Uint8Array> {
     for (const chunk of head) yield chunk;
     if (done) return;
@@ -148,7 +151,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
     from.on('error', (error) => transform.destroy(error));
     plain = from.pipe(transform);
   }
-  const uncompressed = transform ? createSha256(parallel) : wire;
+  const uncompressed = !transform ? wire : hashing ? createSha256(parallel) : createByteCounter();
   return {
     compression,
     stream: transform ? tap(typedErrors(plain, compression), uncompressed) : plain,

@@ -22,7 +22,7 @@ export class BufferPool {
   }
 
   give(buffer: ArrayBuffer): void {
-    if (buffer.byteLength === this.size && this.#free.length < 64) this.#free.push(buffer);
+    if (buffer.byteLength === this.size && this.#free.length < 24) this.#free.push(buffer);
   }
 }
 
@@ -43,8 +43,8 @@ export interface Sha256Stream {
 
 /** Inputs at least this large are worth a worker's start-up (about 30 ms). */
 export const PARALLEL_HASH_THRESHOLD = 32 * 1024 * 1024;
-/** Most bytes queued for the worker before `update` asks the caller to wait. */
-const MAX_IN_FLIGHT = 64 * 1024 * 1024;
+/** Most bytes queued for the worker before `update` asks the caller to wait (bounds peak memory). */
+const MAX_IN_FLIGHT = 16 * 1024 * 1024;
 
 class InlineSha256 implements Sha256Stream {
   readonly #hash = createHash('sha256');
@@ -174,6 +174,31 @@ class WorkerSha256 implements Sha256Stream {
       void this.#worker.terminate();
     }
   }
+}
+
+/** Counts bytes and hashes nothing: for readers whose digests nobody asks for. */
+class NoSha256 implements Sha256Stream {
+  size = 0;
+
+  update(chunk: Uint8Array): undefined {
+    this.size += chunk.length;
+    return undefined;
+  }
+
+  consume(chunk: Uint8Array, pool: BufferPool): undefined {
+    this.update(chunk);
+    if (chunk.byteOffset === 0 && chunk.buffer.byteLength === pool.size) pool.give(chunk.buffer as ArrayBuffer);
+    return undefined;
+  }
+
+  async digest(): Promise<string> {
+    throw new Error('digests were not computed for this stream');
+  }
+}
+
+/** A stream that only counts bytes (`digest()` rejects). */
+export function createByteCounter(): Sha256Stream {
+  return new NoSha256();
 }
 
 /** A sha256 stream; `parallel` hashes on a worker thread (worth it for inputs over ~32 MiB). */

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { timestampFromNs } from '../entry.js';
 import { fsError } from '../errors.js';
 import { getXattr, readXattrs } from '../native.js';
-import { childPath } from '../path.js';
+
 import { OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
+import { deviceNumbers, nodeTypeOf } from './host-stat.js';
 import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
 /** Options of `HostLayer`. */
@@ -20,17 +21,6 @@ export interface HostLayerOptions {
   /** Cache listings (default true). A layer that changes under us must be invalidated by whoever changes it. */
   cache?: boolean;
 }
-
-const S_IFMT = 0o170000n;
-const TYPES = new Map<bigint, NodeType>([
-  [0o100000n, 'file'],
-  [0o040000n, 'directory'],
-  [0o120000n, 'symlink'],
-  [0o020000n, 'char'],
-  [0o060000n, 'block'],
-  [0o010000n, 'fifo'],
-  [0o140000n, 'socket'],
-]);
 
 function direntType(d: Dirent): NodeType {
   if (d.isFile()) return 'file';
@@ -49,8 +39,7 @@ const NODES = new Map<NodeType, LayerNode>(
 
 /** Metadata of a host file as a layer entry. */
 export function hostStat(path: string, st: BigIntStats, hostPath: string): NodeStat {
-  const type = TYPES.get(st.mode & S_IFMT) ?? 'file';
-  const rdev = st.rdev;
+  const type = nodeTypeOf(st) ?? 'file';
   return {
     path,
     type,
@@ -62,9 +51,7 @@ export function hostStat(path: string, st: BigIntStats, hostPath: string): NodeS
     nlink: Number(st.nlink),
     ...(type === 'file' && st.nlink > 1n ? { identity: `${st.dev}:${st.ino}` } : {}),
     ...(type === 'symlink' ? { linkname: readlinkSync(hostPath) } : {}),
-    ...(type === 'char' || type === 'block'
-      ? { devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)), devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)) }
-      : {}),
+    ...(type === 'char' || type === 'block' ? deviceNumbers(st.rdev) : {}),
     xattrs: readXattrs(hostPath),
   };
 }
@@ -167,4 +154,3 @@ export class HostLayer implements LayerTree {
   }
 }
 
-export { childPath };

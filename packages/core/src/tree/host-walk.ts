@@ -4,11 +4,12 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
-import type { Entry, EntryType } from '../entry.js';
+import type { Entry } from '../entry.js';
 import { timestampFromNs } from '../entry.js';
 import { readXattrs } from '../native.js';
 import { childPath, compareNames, ROOT } from '../path.js';
 import type { WriteItem } from '../tar/writer.js';
+import { deviceNumbers, nodeTypeOf } from './host-stat.js';
 
 /** Options of `walkHostDirectory`. */
 export interface HostWalkOptions {
@@ -21,25 +22,6 @@ export interface HostWalkOptions {
   signal?: AbortSignal;
 }
 
-const S_IFMT = 0o170000n;
-const KINDS = new Map<bigint, EntryType | 'socket'>([
-  [0o100000n, 'file'],
-  [0o040000n, 'directory'],
-  [0o120000n, 'symlink'],
-  [0o020000n, 'char'],
-  [0o060000n, 'block'],
-  [0o010000n, 'fifo'],
-  [0o140000n, 'socket'],
-]);
-
-/** Linux's dev_t encoding (glibc's gnu_dev_major/minor). */
-function deviceNumbers(rdev: bigint): { devmajor: number; devminor: number } {
-  return {
-    devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
-    devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
-  };
-}
-
 /**
  * The entries of the tree at `root`, each with its content source. A file with several names is written
  * in full at its first name in walk order and as a hardlink at the others (identity by device and inode).
@@ -49,7 +31,7 @@ export async function* walkHostDirectory(root: string, options: HostWalkOptions 
   const seen = new Map<string, string>();
 
   const entryOf = (hostPath: string, path: string, st: BigIntStats): WriteItem | undefined => {
-    const kind = KINDS.get(st.mode & S_IFMT);
+    const kind = nodeTypeOf(st);
     if (kind === undefined || kind === 'socket') {
       options.onWarning?.(`skipping ${kind ?? 'unknown file type'}: sockets have no tar form`, path);
       return undefined;

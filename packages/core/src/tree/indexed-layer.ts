@@ -5,7 +5,7 @@
 import { closeSync, constants as fsConstants, createReadStream, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
-import { baseName, childPath, parentOf, ROOT } from '../path.js';
+import { baseName, parentOf, ROOT } from '../path.js';
 import { readLayer } from '../tar/reader.js';
 import { classifyWhiteout } from '../whiteout.js';
 import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
@@ -263,4 +263,3 @@ export class MemoryLayer extends IndexedLayer {
   }
 }
 
-export { childPath };
