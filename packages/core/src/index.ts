@@ -17,6 +17,7 @@ export { type HostWalkOptions, walkHostDirectory } from './tree/host-walk.js';
 export { type ApplyFormat, type ApplyOptions, type ApplyResult, type OwnerRecord, INCOMPLETE_XATTR, applyLayer, isApplyIncomplete } from './apply.js';
 export { mergedListing } from './listing.js';
 export { type PackDirectoryOptions, packDirectory } from './pack.js';
+export { type WriteItemsOptions, writeItems } from './tar/write-items.js';
 export { type NodeType, type LayerNode, type NodeStat, type LayerTree, lookupNode } from './tree/layer-tree.js';
 export { type HostLayerOptions, HostLayer } from './tree/host-layer.js';
 export { type MemoryEntry, TarLayer, MemoryLayer } from './tree/indexed-layer.js';

@@ -3,12 +3,11 @@
  */
 import type { Writable } from 'node:stream';
 import { walkHostDirectory, type HostWalkOptions } from './tree/host-walk.js';
-import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from './tar/write-layer.js';
-import { CHUNK_SIZE, writeTar, type WriteTarOptions } from './tar/writer.js';
-import { BufferPool } from './tar/sha256.js';
+import type { LayerDescriptor } from './tar/write-layer.js';
+import { writeItems, type WriteItemsOptions } from './tar/write-items.js';
 
 /** Options of `packDirectory`. */
-export interface PackDirectoryOptions extends HostWalkOptions, Omit<WriteLayerOptions, 'pool'>, Omit<WriteTarOptions, 'pool'> {}
+export interface PackDirectoryOptions extends HostWalkOptions, WriteItemsOptions {}
 
 /**
  * Packs the tree at `dir` into a layer at `destination`. The same tree (same names, contents and
@@ -16,9 +15,5 @@ export interface PackDirectoryOptions extends HostWalkOptions, Omit<WriteLayerOp
  * no user or group names, no atime/ctime. Sockets are skipped with a warning.
  */
 export function packDirectory(dir: string, destination: string | Writable, options: PackDirectoryOptions = {}): Promise<LayerDescriptor> {
-  // Uncompressed to a file, output buffers circulate writer → file → hasher → writer without allocation.
-  const pooled = typeof destination === 'string' && (options.compression ?? 'none') === 'none';
-  const pool = pooled ? new BufferPool(CHUNK_SIZE) : undefined;
-  const shared = pool ? { ...options, pool } : options;
-  return writeLayer(writeTar(walkHostDirectory(dir, options), shared), destination, shared);
+  return writeItems(walkHostDirectory(dir, options), destination, options);
 }

@@ -5,8 +5,9 @@
 import type { Writable } from 'node:stream';
 import type { Change, Entry } from '../entry.js';
 import { ROOT } from '../path.js';
-import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from '../tar/write-layer.js';
-import { writeTar, type ContentSource, type WriteItem, type WriteTarOptions } from '../tar/writer.js';
+import type { LayerDescriptor } from '../tar/write-layer.js';
+import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import type { ContentSource, WriteItem } from '../tar/writer.js';
 import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
 
 /** A `Change` that carries, for added or modified files, where their content comes from. */
@@ -31,7 +32,7 @@ export async function* changeItems(changes: AsyncIterable<ContentChange> | Itera
 }
 
 /** Options of `writeChanges`. */
-export interface WriteChangesOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'> {}
+export type WriteChangesOptions = WriteItemsOptions;
 
 /**
  * Serialises a change set as a layer blob at `destination`, returning its diffID, digest and size (one
@@ -42,5 +43,5 @@ export function writeChanges(
   destination: string | Writable,
   options: WriteChangesOptions = {},
 ): Promise<LayerDescriptor> {
-  return writeLayer(writeTar(changeItems(changes), options), destination, options);
+  return writeItems(changeItems(changes), destination, options);
 }

@@ -8,8 +8,9 @@ import type { Entry } from '../entry.js';
 import { isWithin, parentOf, ROOT } from '../path.js';
 import type { ByteInput } from '../tar/digest.js';
 import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
-import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from '../tar/write-layer.js';
-import { writeTar, type WriteItem, type WriteTarOptions } from '../tar/writer.js';
+import type { LayerDescriptor } from '../tar/write-layer.js';
+import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import type { WriteItem } from '../tar/writer.js';
 import { classifyWhiteout, opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
 import { walkMerged } from './squash.js';
 
@@ -21,7 +22,7 @@ interface Survivor {
 }
 
 /** Options of `flatten`. */
-export interface FlattenOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'>, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
+export interface FlattenOptions extends WriteItemsOptions, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
 
 const MARKER_TIME = { sec: 0, nsec: 0 };
 const marker = (path: string): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() });
@@ -116,7 +117,7 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     }
     for (const dir of [...opaque].sort()) yield { entry: marker(opaqueMarkerPathFor(dir)) }; // dirs from earlier layers
   }
-  return writeLayer(writeTar(items(), options), destination, { ...options, parallelHash: options.parallelHash ?? true });
+  return writeItems(items(), destination, options);
 }
 
 function isUnderDeleted(path: string, deleted: Set<string>): boolean {

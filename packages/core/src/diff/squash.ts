@@ -7,8 +7,9 @@ import { HostLayer } from '../tree/host-layer.js';
 import type { LayerTree } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr } from '../whiteout.js';
-import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from '../tar/write-layer.js';
-import { writeTar, type WriteItem, type WriteTarOptions } from '../tar/writer.js';
+import type { LayerDescriptor } from '../tar/write-layer.js';
+import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import type { WriteItem } from '../tar/writer.js';
 
 /** Every visible entry of a view in tar order, with its content source; hardlink sets written once, then linked. */
 export function* walkMerged(view: MergedView): Generator<WriteItem> {
@@ -37,9 +38,9 @@ export function* walkMerged(view: MergedView): Generator<WriteItem> {
 }
 
 /** Options of `squash`. */
-export interface SquashOptions extends WriteLayerOptions, Omit<WriteTarOptions, 'pool'> {}
+export type SquashOptions = WriteItemsOptions;
 
 /** Writes the merged view of `lowers` (bottom first) and `upper` as one layer (no whiteouts: a base layer). */
 export function squash(lowers: readonly LayerTree[], upper: LayerTree | undefined, destination: string | Writable, options: SquashOptions = {}): Promise<LayerDescriptor> {
-  return writeLayer(writeTar(walkMerged(new MergedView(lowers, upper)), options), destination, options);
+  return writeItems(walkMerged(new MergedView(lowers, upper)), destination, options);
 }

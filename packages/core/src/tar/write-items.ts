@@ -1,0 +1,23 @@
+/**
+ * writeItems: entries to a layer blob, the one path every layer producer takes (pack, diffs, flatten,
+ * squash). Uncompressed output to a file circulates its 1 MiB buffers writer → file → hasher → writer,
+ * so a layer is written without an allocation (or a page fault) per chunk.
+ */
+import type { Writable } from 'node:stream';
+import { BufferPool } from './sha256.js';
+import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from './write-layer.js';
+import { CHUNK_SIZE, writeTar, type WriteItem, type WriteTarOptions } from './writer.js';
+
+/** Options of `writeItems`. */
+export interface WriteItemsOptions extends Omit<WriteLayerOptions, 'pool'>, Omit<WriteTarOptions, 'pool'> {}
+
+/** Writes `items` (in their order) as a layer at `destination`; diffID, digest and size in one pass. */
+export function writeItems(
+  items: AsyncIterable<WriteItem> | Iterable<WriteItem>,
+  destination: string | Writable,
+  options: WriteItemsOptions = {},
+): Promise<LayerDescriptor> {
+  const pooled = typeof destination === 'string' && (options.compression ?? 'none') === 'none';
+  const shared = pooled ? { ...options, pool: new BufferPool(CHUNK_SIZE) } : options;
+  return writeLayer(writeTar(items, shared), destination, shared);
+}
