@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -83,6 +84,19 @@ static napi_value js_lutimens(napi_env env, napi_callback_info info) {
 #define XATTR_LIST_MAX_BYTES 65536
 #define XATTR_VALUE_MAX_BYTES 65536
 
+// Reads (path, name) from the first two arguments; returns -1 (with a TypeError thrown) when they are not strings.
+static int get_path_and_name(napi_env env, napi_callback_info info, size_t want, napi_value *argv, char *path, char *name, const char *usage) {
+  size_t argc = want;
+  size_t name_len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < want || get_path(env, argv[0], path) != 0 ||
+      napi_get_value_string_utf8(env, argv[1], name, XATTR_NAME_MAX_BYTES + 1, &name_len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  return 0;
+}
+
 // llistxattr(path) -> string[]: names in the order the filesystem gives them.
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -114,16 +128,9 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
 
 // lgetxattr(path, name) -> Buffer | undefined (absent).
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
-  size_t name_len = 0;
-  if (argc < 2 || get_path(env, argv[0], path) != 0 ||
-      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "lgetxattr(path, name)");
-    return NULL;
-  }
+  if (get_path_and_name(env, info, 2, argv, path, name, "lgetxattr(path, name)") != 0) return NULL;
   static __thread char value[XATTR_VALUE_MAX_BYTES];
   ssize_t len = lgetxattr(path, name, value, sizeof value);
   if (len < 0) {
@@ -141,20 +148,16 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
 
 // lsetxattr(path, name, value: Uint8Array).
 static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
-  size_t name_len = 0;
+  if (get_path_and_name(env, info, 3, argv, path, name, "lsetxattr(path, name, value)") != 0) return NULL;
   void *data = NULL;
   size_t length = 0;
   napi_typedarray_type type;
   napi_value arraybuffer;
   size_t offset = 0;
-  if (argc < 3 || get_path(env, argv[0], path) != 0 ||
-      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len) != napi_ok ||
-      napi_get_typedarray_info(env, argv[2], &type, &length, &data, &arraybuffer, &offset) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "lsetxattr(path, name, value)");
+  if (napi_get_typedarray_info(env, argv[2], &type, &length, &data, &arraybuffer, &offset) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "lsetxattr(path, name, value): value must be a Uint8Array");
     return NULL;
   }
   if (lsetxattr(path, name, data, length, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
@@ -163,16 +166,9 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
 
 // lremovexattr(path, name); absent is not an error.
 static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
-  size_t name_len = 0;
-  if (argc < 2 || get_path(env, argv[0], path) != 0 ||
-      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "lremovexattr(path, name)");
-    return NULL;
-  }
+  if (get_path_and_name(env, info, 2, argv, path, name, "lremovexattr(path, name)") != 0) return NULL;
   if (lremovexattr(path, name) != 0 && errno != ENODATA) return throw_errno(env, errno, "lremovexattr", path);
   return NULL;
 }

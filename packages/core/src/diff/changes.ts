@@ -9,24 +9,18 @@ import type { LayerDescriptor } from '../tar/write-layer.js';
 import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
 import type { ContentSource, WriteItem } from '../tar/writer.js';
 import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
+import { markerEntry } from './entries.js';
 
 /** A `Change` that carries, for added or modified files, where their content comes from. */
 export type ContentChange =
   | { readonly kind: 'add' | 'modify'; readonly entry: Entry; readonly content?: ContentSource }
   | Extract<Change, { kind: 'delete' | 'opaque' }>;
 
-/** Deletion markers carry no time of their own: a fixed one keeps layers reproducible. */
-const MARKER_TIME = { sec: 0, nsec: 0 };
-
-function marker(path: string): Entry {
-  return { path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() };
-}
-
 /** The tar entries for a change set, in its order. */
 export async function* changeItems(changes: AsyncIterable<ContentChange> | Iterable<ContentChange>): AsyncGenerator<WriteItem> {
   for await (const change of changes) {
-    if (change.kind === 'delete') yield { entry: marker(whiteoutPathFor(change.path)) };
-    else if (change.kind === 'opaque') yield { entry: marker(opaqueMarkerPathFor(change.path)) };
+    if (change.kind === 'delete') yield { entry: markerEntry(whiteoutPathFor(change.path)) };
+    else if (change.kind === 'opaque') yield { entry: markerEntry(opaqueMarkerPathFor(change.path)) };
     else if (change.entry.path !== ROOT) yield change.content ? { entry: change.entry, content: change.content } : { entry: change.entry };
   }
 }

@@ -4,32 +4,17 @@
  * where metadata ties and `exact` is asked for (byte for byte: cheaper than hashing both sides).
  */
 import { childPath, compareNames, ROOT } from '../path.js';
-import { HostLayer } from '../tree/host-layer.js';
 import type { NodeStat } from '../tree/layer-tree.js';
 import type { MergedView } from '../union/merged-view.js';
-import { isOverlayXattr } from '../whiteout.js';
 import type { ContentChange } from './changes.js';
 import { equalBytes, sameMetadata } from './compare.js';
-import type { ContentSource } from '../tar/writer.js';
-import type { Entry } from '../entry.js';
+import { asHardlink, contentOf, entryFromStat, HardlinkSets } from './entries.js';
 
 /** Options of `diffTrees`. */
 export interface DiffTreesOptions {
   /** Compare file content where all metadata (mtime included) ties (default false: metadata decides). */
   exact?: boolean;
   signal?: AbortSignal;
-}
-
-function toEntry(stat: NodeStat): Entry {
-  const { nlink: _nlink, type, xattrs, ...rest } = stat;
-  return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: new Map([...xattrs].filter(([n]) => !isOverlayXattr(n))) };
-}
-
-/** How to read a file of a view: a host path where the layer is a directory, else the layer's stream. */
-function contentOf(view: MergedView, path: string): ContentSource {
-  const layer = view.layers[view.lookup(path)!.layer]!;
-  if (layer instanceof HostLayer) return { kind: 'path', path: layer.hostPath(path) };
-  return { kind: 'stream', stream: layer.read(path) };
 }
 
 interface Subtree {
@@ -47,19 +32,15 @@ interface Subtree {
  * hardlinks to the first.
  */
 export async function* diffTrees(from: MergedView, to: MergedView, options: DiffTreesOptions = {}): AsyncGenerator<ContentChange> {
-  /** Names of `to` sharing content: the first written carries it, the others link to it. */
-  const firstName = new Map<string, string>();
+  const links = new HardlinkSets();
   const fileChange = (kind: 'add' | 'modify', stat: NodeStat, path: string): ContentChange => {
-    const entry = toEntry(stat);
-    const key = stat.identity === undefined ? undefined : `${to.lookup(path)!.layer}/${stat.identity}`;
-    const first = key === undefined ? undefined : firstName.get(key);
-    if (first !== undefined) return { kind, entry: { ...entry, type: 'hardlink', size: 0, linkname: first } };
-    if (key !== undefined) firstName.set(key, path);
-    return { kind, entry, content: contentOf(to, path) };
+    const entry = entryFromStat(stat);
+    const first = links.claim(stat.identity === undefined ? undefined : `${to.lookup(path)!.layer}/${stat.identity}`, path);
+    return first !== undefined ? { kind, entry: asHardlink(entry, first) } : { kind, entry, content: contentOf(to, path) };
   };
   const add = (path: string, out: ContentChange[]): void => {
     const stat = to.stat(path)!;
-    out.push(stat.type === 'file' ? fileChange('add', stat, path) : { kind: 'add', entry: toEntry(stat) });
+    out.push(stat.type === 'file' ? fileChange('add', stat, path) : { kind: 'add', entry: entryFromStat(stat) });
     if (stat.type === 'directory') for (const name of to.readdir(path)) add(childPath(path, name), out);
   };
 
@@ -88,7 +69,7 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
         const sub = walk(path);
         const changed = !sameMetadata(sa, sb, { ignoreMtime: true });
         if (changed || sub.changes.length > 0) {
-          result.changes.push({ kind: 'modify', entry: toEntry(sb) });
+          result.changes.push({ kind: 'modify', entry: entryFromStat(sb) });
           if (sub.unchanged === 0 && sub.deletions > 0) {
             result.changes.push({ kind: 'opaque', path });
             result.changes.push(...sub.changes.filter((c) => c.kind !== 'delete' && c.kind !== 'opaque'));
@@ -109,7 +90,7 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
         result.unchanged++;
         continue;
       }
-      result.changes.push(sb.type === 'file' ? fileChange('modify', sb, path) : { kind: 'modify', entry: toEntry(sb) });
+      result.changes.push(sb.type === 'file' ? fileChange('modify', sb, path) : { kind: 'modify', entry: entryFromStat(sb) });
     }
     return result;
   };

@@ -12,9 +12,10 @@ import { childPath, compareNames, parentOf, ROOT } from '../path.js';
 import { hostStat } from '../tree/host-layer.js';
 import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
-import { isOverlayXattr, type OverlayXattrNamespace } from '../whiteout.js';
+import type { OverlayXattrNamespace } from '../whiteout.js';
 import type { ContentChange } from './changes.js';
 import { sameContent, sameMetadata } from './compare.js';
+import { asHardlink, entryFromStat, HardlinkSets } from './entries.js';
 
 /** Options of `diffUpper`. */
 export interface DiffUpperOptions {
@@ -33,12 +34,6 @@ interface UpperNode {
   emit: boolean;
   /** Directories: opaque in the upper and hiding something below. */
   opaque?: boolean;
-}
-
-function toEntry(stat: NodeStat): Entry {
-  const { nlink: _nlink, type, xattrs, ...rest } = stat;
-  const kept = new Map([...xattrs].filter(([name]) => !isOverlayXattr(name)));
-  return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: kept };
 }
 
 /**
@@ -76,7 +71,7 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
       for (const key of [`${ns}.overlay.redirect`, `${ns}.overlay.metacopy`]) {
         if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });
       }
-      const entry = toEntry(stat);
+      const entry = entryFromStat(stat);
       const lower = lowerNode ? view.stat(path) : undefined;
       const node: UpperNode = { path, hostPath, st, entry, emit: false, ...(lower ? { lower } : {}) };
       if (stat.type === 'directory') {
@@ -106,7 +101,7 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
   const needed = new Set<string>();
   for (const node of nodes) if (node.emit) for (let p = parentOf(node.path); p !== ROOT && !needed.has(p); p = parentOf(p)) needed.add(p);
 
-  const firstName = new Map<string, string>();
+  const links = new HardlinkSets();
   for (const node of nodes) {
     if (!node.entry) {
       yield { kind: 'delete', path: node.path };
@@ -121,14 +116,10 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
     }
     if (!node.emit) continue;
     const kind = node.lower ? 'modify' : 'add';
-    if (node.st.nlink > 1n) {
-      const key = `${node.st.dev}:${node.st.ino}`;
-      const first = firstName.get(key);
-      if (first !== undefined) {
-        yield { kind, entry: { ...entry, type: 'hardlink', size: 0, linkname: first } };
-        continue;
-      }
-      firstName.set(key, node.path);
+    const first = links.claim(node.st.nlink > 1n ? `${node.st.dev}:${node.st.ino}` : undefined, node.path);
+    if (first !== undefined) {
+      yield { kind, entry: asHardlink(entry, first) };
+      continue;
     }
     yield entry.type === 'file' ? { kind, entry, content: { kind: 'path', path: node.hostPath } } : { kind, entry };
   }

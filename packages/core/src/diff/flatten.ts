@@ -12,6 +12,7 @@ import type { LayerDescriptor } from '../tar/write-layer.js';
 import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
 import type { WriteItem } from '../tar/writer.js';
 import { classifyWhiteout, opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
+import { markerEntry } from './entries.js';
 import { walkMerged } from './squash.js';
 
 interface Survivor {
@@ -24,8 +25,6 @@ interface Survivor {
 /** Options of `flatten`. */
 export interface FlattenOptions extends WriteItemsOptions, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
 
-const MARKER_TIME = { sec: 0, nsec: 0 };
-const marker = (path: string): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() });
 
 /**
  * One layer equivalent to `layers` (bottom first) applied in order, onto any base: later layers win;
@@ -85,7 +84,7 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
   for (const dir of opaque) if (final.get(dir)?.entry.type !== 'directory') opaque.delete(dir);
 
   async function* items(): AsyncGenerator<WriteItem> {
-    for (const path of [...deleted].sort()) if (!isUnderDeleted(path, deleted)) yield { entry: marker(whiteoutPathFor(path)) };
+    for (const path of [...deleted].sort()) if (!isUnderDeleted(path, deleted)) yield { entry: markerEntry(whiteoutPathFor(path)) };
     const written = new Set<string>();
     for (const [i, layer] of layers.entries()) {
       const survives = (path: string) => final.get(path)?.layer === i;
@@ -110,12 +109,12 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
         yield entry.type === 'file' ? { entry, content: { kind: 'stream', stream: body } } : { entry };
         written.add(entry.path);
         if (entry.type === 'directory' && opaque.has(entry.path)) {
-          yield { entry: marker(opaqueMarkerPathFor(entry.path)) };
+          yield { entry: markerEntry(opaqueMarkerPathFor(entry.path)) };
           opaque.delete(entry.path);
         }
       }
     }
-    for (const dir of [...opaque].sort()) yield { entry: marker(opaqueMarkerPathFor(dir)) }; // dirs from earlier layers
+    for (const dir of [...opaque].sort()) yield { entry: markerEntry(opaqueMarkerPathFor(dir)) }; // dirs from earlier layers
   }
   return writeItems(items(), destination, options);
 }

@@ -2,38 +2,23 @@
  * squash: one layer holding a whole merged view (lowers and an optional upper), as a base image layer.
  */
 import type { Writable } from 'node:stream';
-import type { Entry } from '../entry.js';
-import { HostLayer } from '../tree/host-layer.js';
 import type { LayerTree } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
-import { isOverlayXattr } from '../whiteout.js';
+import { asHardlink, contentOf, entryFromStat, HardlinkSets } from './entries.js';
 import type { LayerDescriptor } from '../tar/write-layer.js';
 import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
 import type { WriteItem } from '../tar/writer.js';
 
 /** Every visible entry of a view in tar order, with its content source; hardlink sets written once, then linked. */
 export function* walkMerged(view: MergedView): Generator<WriteItem> {
-  const firstName = new Map<string, string>();
+  const links = new HardlinkSets();
   for (const node of view.walk()) {
     const stat = view.stat(node.path)!;
-    const { nlink: _nlink, type, xattrs, ...rest } = stat;
-    if (type === 'socket') continue;
-    const entry: Entry = { ...rest, type, xattrs: new Map([...xattrs].filter(([n]) => !isOverlayXattr(n))) };
-    if (type !== 'file') {
-      yield { entry };
-      continue;
-    }
-    if (stat.identity !== undefined) {
-      const key = `${node.layer}/${stat.identity}`;
-      const first = firstName.get(key);
-      if (first !== undefined) {
-        yield { entry: { ...entry, type: 'hardlink', size: 0, linkname: first } };
-        continue;
-      }
-      firstName.set(key, node.path);
-    }
-    const layer = view.layers[node.layer]!;
-    yield { entry, content: layer instanceof HostLayer ? { kind: 'path', path: layer.hostPath(node.path) } : { kind: 'stream', stream: layer.read(node.path) } };
+    if (stat.type === 'socket') continue;
+    const entry = entryFromStat(stat);
+    const first = stat.type === 'file' ? links.claim(stat.identity === undefined ? undefined : `${node.layer}/${stat.identity}`, node.path) : undefined;
+    if (first !== undefined) yield { entry: asHardlink(entry, first) };
+    else yield stat.type === 'file' ? { entry, content: contentOf(view, node.path) } : { entry };
   }
 }
 

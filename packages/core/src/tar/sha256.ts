@@ -24,6 +24,11 @@ export class BufferPool {
   give(buffer: ArrayBuffer): void {
     if (buffer.byteLength === this.size && this.#free.length < 24) this.#free.push(buffer);
   }
+
+  /** Returns the buffer under `chunk` when it is one of ours (a whole pool buffer seen from its start). */
+  giveBack(chunk: Uint8Array): void {
+    if (chunk.byteOffset === 0) this.give(chunk.buffer as ArrayBuffer);
+  }
 }
 
 /** A running sha256 with a byte count. */
@@ -58,7 +63,7 @@ class InlineSha256 implements Sha256Stream {
 
   consume(chunk: Uint8Array, pool: BufferPool): undefined {
     this.update(chunk);
-    if (chunk.byteOffset === 0 && chunk.buffer.byteLength === pool.size) pool.give(chunk.buffer as ArrayBuffer);
+    pool.giveBack(chunk);
     return undefined;
   }
 
@@ -187,7 +192,7 @@ class NoSha256 implements Sha256Stream {
 
   consume(chunk: Uint8Array, pool: BufferPool): undefined {
     this.update(chunk);
-    if (chunk.byteOffset === 0 && chunk.buffer.byteLength === pool.size) pool.give(chunk.buffer as ArrayBuffer);
+    pool.giveBack(chunk);
     return undefined;
   }
 

@@ -1,0 +1,48 @@
+/**
+ * Small pieces every producer of change sets shares: layer metadata as a tar entry, the content source of a
+ * merged view's file, deletion markers, and hardlink sets written once then linked.
+ */
+import type { Entry } from '../entry.js';
+import { HostLayer } from '../tree/host-layer.js';
+import type { NodeStat } from '../tree/layer-tree.js';
+import type { ContentSource } from '../tar/writer.js';
+import type { MergedView } from '../union/merged-view.js';
+import { isOverlayXattr } from '../whiteout.js';
+
+/** A layer's metadata as a tar entry: overlay-private xattrs dropped (sockets have no tar form; callers skip them). */
+export function entryFromStat(stat: NodeStat): Entry {
+  const { nlink: _nlink, identity: _identity, type, xattrs, ...rest } = stat;
+  return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: new Map([...xattrs].filter(([name]) => !isOverlayXattr(name))) };
+}
+
+/** How to read a file of a view: a host path where its layer is a directory (read straight into the output), else the layer's stream. */
+export function contentOf(view: MergedView, path: string): ContentSource {
+  const layer = view.layers[view.lookup(path)!.layer]!;
+  return layer instanceof HostLayer ? { kind: 'path', path: layer.hostPath(path) } : { kind: 'stream', stream: layer.read(path) };
+}
+
+/** Deletion markers carry no time of their own: a fixed one keeps layers reproducible. */
+const MARKER_TIME = { sec: 0, nsec: 0 };
+
+/** An empty entry at `path`: the form of `.wh.` whiteouts and `.wh..wh..opq` markers. */
+export function markerEntry(path: string): Entry {
+  return { path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: MARKER_TIME, xattrs: new Map() };
+}
+
+/** Names sharing content: the first to be written carries it, later ones become hardlinks to it. */
+export class HardlinkSets {
+  readonly #first = new Map<string, string>();
+
+  /** For a name of the set `key`: the name to link to, or undefined when this is the first (it carries the content). */
+  claim(key: string | undefined, path: string): string | undefined {
+    if (key === undefined) return undefined;
+    const first = this.#first.get(key);
+    if (first === undefined) this.#first.set(key, path);
+    return first;
+  }
+}
+
+/** `entry` as a hardlink to `linkname`. */
+export function asHardlink(entry: Entry, linkname: string): Entry {
+  return { ...entry, type: 'hardlink', size: 0, linkname };
+}
