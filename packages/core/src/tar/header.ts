@@ -124,10 +124,19 @@ export function octalLimit(length: number): number {
   return 8 ** (length - 1) - 1;
 }
 
+/** Octal limits of the field widths in use (8 and 12 bytes). */
+export const OCTAL_LIMIT_8 = octalLimit(8);
+export const OCTAL_LIMIT_12 = octalLimit(12);
+const USTAR_MAGIC = Uint8Array.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x00, 0x30, 0x30]); // "ustar\0" "00"
+
 function writeNumber(block: Uint8Array, offset: number, length: number, value: number): void {
-  if (value >= 0 && value <= octalLimit(length)) {
-    const digits = value.toString(8).padStart(length - 1, '0');
-    for (let i = 0; i < length - 1; i++) block[offset + i] = digits.charCodeAt(i);
+  if (value >= 0 && value <= (length === 8 ? OCTAL_LIMIT_8 : length === 12 ? OCTAL_LIMIT_12 : octalLimit(length))) {
+    // Zero-padded octal, right to left; every value here is a safe integer.
+    let v = value;
+    for (let i = offset + length - 2; i >= offset; i--) {
+      block[i] = 0x30 + (v % 8);
+      v = Math.floor(v / 8);
+    }
     block[offset + length - 1] = 0;
     return;
   }
@@ -151,7 +160,7 @@ export function encodeHeader(block: Uint8Array, fields: HeaderFields): void {
   writeNumber(block, 136, 12, fields.mtime);
   block[156] = fields.typeflag.charCodeAt(0);
   if (fields.linkname) block.set(fields.linkname.subarray(0, 100), 157);
-  block.set([0x75, 0x73, 0x74, 0x61, 0x72, 0x00, 0x30, 0x30], 257); // "ustar\0" "00"
+  block.set(USTAR_MAGIC, 257);
   if (fields.uname) block.set(fields.uname.subarray(0, 32), 265);
   if (fields.gname) block.set(fields.gname.subarray(0, 32), 297);
   writeNumber(block, 329, 8, fields.devmajor ?? 0);

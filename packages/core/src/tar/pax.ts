@@ -30,14 +30,28 @@ export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
 
 const encoder = new TextEncoder();
 
+/** The length prefix of a record whose other bytes number `body`: it counts its own digits too. */
+function recordLength(body: number): number {
+  let length = body + String(body).length;
+  if (String(length).length !== String(body).length) length = body + String(length).length;
+  return length;
+}
+
 /** Encodes records in the given order; the length prefix counts itself, as the format requires. */
 export function encodePax(records: ReadonlyArray<readonly [string, Uint8Array | string]>): Uint8Array {
+  if (records.every(([, value]) => typeof value === 'string')) {
+    // All text (the common case: times, long names): one string, encoded once.
+    let text = '';
+    for (const [key, value] of records) {
+      const record = ` ${key}=${value as string}\n`;
+      text += `${recordLength(Buffer.byteLength(record))}${record}`;
+    }
+    return Buffer.from(text, 'utf8');
+  }
   const parts: Uint8Array[] = [];
   for (const [key, raw] of records) {
     const value = typeof raw === 'string' ? encoder.encode(raw) : raw;
-    const body = encoder.encode(` ${key}=`).length + value.length + 1;
-    let length = body + String(body).length;
-    if (String(length).length !== String(body).length) length = body + String(length).length;
+    const length = recordLength(encoder.encode(` ${key}=`).length + value.length + 1);
     parts.push(encoder.encode(`${length} ${key}=`), value, encoder.encode('\n'));
   }
   return Buffer.concat(parts);

@@ -7,7 +7,7 @@ import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import type { Entry, Timestamp } from '../entry.js';
 import { baseName, ROOT } from '../path.js';
-import { BLOCK_SIZE, encodeHeader, octalLimit } from './header.js';
+import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8 } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
 import type { BufferPool } from './sha256.js';
 
@@ -145,20 +145,20 @@ export class TarWriter {
     const split = splitUstarName(name);
     if (!split) records.push(['path', nameText]);
     if (linkname.length > 100) records.push(['linkpath', linkname]);
-    if (entry.uid > octalLimit(8)) records.push(['uid', String(entry.uid)]);
-    if (entry.gid > octalLimit(8)) records.push(['gid', String(entry.gid)]);
-    if (size > octalLimit(12)) records.push(['size', String(size)]);
-    if (mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > octalLimit(12)) records.push(['mtime', formatPaxTime(mtime)]);
+    if (entry.uid > OCTAL_LIMIT_8) records.push(['uid', String(entry.uid)]);
+    if (entry.gid > OCTAL_LIMIT_8) records.push(['gid', String(entry.gid)]);
+    if (size > OCTAL_LIMIT_12) records.push(['size', String(size)]);
+    if (mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > OCTAL_LIMIT_12) records.push(['mtime', formatPaxTime(mtime)]);
     if (uname.length > 32) records.push(['uname', uname]);
     if (gname.length > 32) records.push(['gname', gname]);
-    if ((entry.devmajor ?? 0) > octalLimit(8)) records.push(['SCHILY.devmajor', String(entry.devmajor)]);
-    if ((entry.devminor ?? 0) > octalLimit(8)) records.push(['SCHILY.devminor', String(entry.devminor)]);
+    if ((entry.devmajor ?? 0) > OCTAL_LIMIT_8) records.push(['SCHILY.devmajor', String(entry.devmajor)]);
+    if ((entry.devminor ?? 0) > OCTAL_LIMIT_8) records.push(['SCHILY.devminor', String(entry.devminor)]);
     for (const [key, value] of entry.xattrs) records.push([`SCHILY.xattr.${key}`, value]);
 
     if (records.length > 0) {
       const pax = encodePax(records);
       const paxName = encoder.encode(`PaxHeaders/${baseName(entry.path)}`).subarray(0, 100);
-      this.#header({ name: paxName, mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: Math.max(0, Math.min(mtime.sec, octalLimit(12))), typeflag: 'x' });
+      this.#header({ name: paxName, mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: Math.max(0, Math.min(mtime.sec, OCTAL_LIMIT_12)), typeflag: 'x' });
       this.#writeBytes(pax);
       this.#pad(pax.length);
     }
@@ -166,16 +166,16 @@ export class TarWriter {
       name: split ? split.name : name.subarray(0, 100),
       ...(split?.prefix ? { prefix: split.prefix } : {}),
       mode: entry.mode & 0o7777,
-      uid: Math.min(entry.uid, octalLimit(8)),
-      gid: Math.min(entry.gid, octalLimit(8)),
+      uid: Math.min(entry.uid, OCTAL_LIMIT_8),
+      gid: Math.min(entry.gid, OCTAL_LIMIT_8),
       size,
       mtime: mtime.sec,
       typeflag: TYPEFLAGS[entry.type],
       linkname: linkname.subarray(0, 100),
       uname: uname.subarray(0, 32),
       gname: gname.subarray(0, 32),
-      devmajor: Math.min(entry.devmajor ?? 0, octalLimit(8)),
-      devminor: Math.min(entry.devminor ?? 0, octalLimit(8)),
+      devmajor: Math.min(entry.devmajor ?? 0, OCTAL_LIMIT_8),
+      devminor: Math.min(entry.devminor ?? 0, OCTAL_LIMIT_8),
     });
   }
 
