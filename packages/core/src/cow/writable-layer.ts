@@ -26,6 +26,7 @@ import {
   constants as fsConstants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   ftruncateSync,
   lchownSync,
   linkSync,
@@ -34,19 +35,15 @@ import {
   openSync,
   readSync,
   renameSync,
-
   rmSync,
   symlinkSync,
-
   unlinkSync,
   writeSync,
-  fstatSync,
-
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { fsError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
-import { lutimens, mknod, readXattrs, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
+import { lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
 import { HostLayer } from '../tree/host-layer.js';
 import type { LayerTree, NodeStat, NodeType } from '../tree/layer-tree.js';

@@ -13,7 +13,6 @@ import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
 import type { WriteItem } from '../tar/writer.js';
 import { classifyWhiteout, opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
 import { markerEntry } from './entries.js';
-import { walkMerged } from './squash.js';
 
 interface Survivor {
   layer: number;
