@@ -22,7 +22,7 @@ export { type NodeType, type LayerNode, type NodeStat, type LayerTree, lookupNod
 export { type HostLayerOptions, HostLayer } from './tree/host-layer.js';
 export { type MemoryEntry, TarLayer, MemoryLayer } from './tree/indexed-layer.js';
 export { type MergedNode, MergedView } from './union/merged-view.js';
-export { type WritableLayerOptions, type LayerStats, type LayerDirent, WritableLayer, LayerFileHandle } from './cow/writable-layer.js';
+export { type WritableLayerOptions, type LayerStats, type LayerDirent, type TypeChecks, WritableLayer, LayerFileHandle } from './cow/writable-layer.js';
 export { type ContentChange, type WriteChangesOptions, changeItems, writeChanges } from './diff/changes.js';
 export { type DiffUpperOptions, diffUpper } from './diff/diff-upper.js';
 export { type DiffTreesOptions, diffTrees } from './diff/diff-trees.js';

@@ -58,17 +58,8 @@ export interface WritableLayerOptions {
   renameDirectories?: 'exdev' | 'copy-up';
 }
 
-/** What `stat` and `lstat` return: the fields of `fs.Stats` that a layer defines. */
-export interface LayerStats {
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly size: number;
-  readonly nlink: number;
-  readonly mtime: Date;
-  readonly mtimeMs: number;
-  readonly mtimeNs: bigint;
-  readonly rdev: number;
+/** The type tests of `fs.Stats` and `fs.Dirent`. */
+export interface TypeChecks {
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;
@@ -78,17 +69,23 @@ export interface LayerStats {
   isSocket(): boolean;
 }
 
+/** What `stat` and `lstat` return: the fields of `fs.Stats` that a layer defines. */
+export interface LayerStats extends TypeChecks {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly nlink: number;
+  readonly mtime: Date;
+  readonly mtimeMs: number;
+  readonly mtimeNs: bigint;
+  readonly rdev: number;
+}
+
 /** A directory entry, as `readdir(…, { withFileTypes: true })` gives it. */
-export interface LayerDirent {
+export interface LayerDirent extends TypeChecks {
   readonly name: string;
   readonly parentPath: string;
-  isFile(): boolean;
-  isDirectory(): boolean;
-  isSymbolicLink(): boolean;
-  isCharacterDevice(): boolean;
-  isBlockDevice(): boolean;
-  isFIFO(): boolean;
-  isSocket(): boolean;
 }
 
 const TYPE_BITS: Record<NodeType, number> = {
@@ -101,7 +98,7 @@ const TYPE_BITS: Record<NodeType, number> = {
   socket: 0o140000,
 };
 
-function typeChecks(type: NodeType) {
+function typeChecks(type: NodeType): TypeChecks {
   return {
     isFile: () => type === 'file',
     isDirectory: () => type === 'directory',

@@ -51,19 +51,25 @@ export const PARALLEL_HASH_THRESHOLD = 32 * 1024 * 1024;
 /** Most bytes queued for the worker before `update` asks the caller to wait (bounds peak memory). */
 const MAX_IN_FLIGHT = 16 * 1024 * 1024;
 
-class InlineSha256 implements Sha256Stream {
-  readonly #hash = createHash('sha256');
+/** Streams that do their work on this thread: chunks are done with when `update` returns. */
+abstract class SyncStream implements Sha256Stream {
   size = 0;
-
-  update(chunk: Uint8Array): undefined {
-    this.#hash.update(chunk);
-    this.size += chunk.length;
-    return undefined;
-  }
+  abstract update(chunk: Uint8Array): undefined;
+  abstract digest(): Promise<string>;
 
   consume(chunk: Uint8Array, pool: BufferPool): undefined {
     this.update(chunk);
     pool.giveBack(chunk);
+    return undefined;
+  }
+}
+
+class InlineSha256 extends SyncStream {
+  readonly #hash = createHash('sha256');
+
+  update(chunk: Uint8Array): undefined {
+    this.#hash.update(chunk);
+    this.size += chunk.length;
     return undefined;
   }
 
@@ -182,17 +188,9 @@ class WorkerSha256 implements Sha256Stream {
 }
 
 /** Counts bytes and hashes nothing: for readers whose digests nobody asks for. */
-class NoSha256 implements Sha256Stream {
-  size = 0;
-
+class NoSha256 extends SyncStream {
   update(chunk: Uint8Array): undefined {
     this.size += chunk.length;
-    return undefined;
-  }
-
-  consume(chunk: Uint8Array, pool: BufferPool): undefined {
-    this.update(chunk);
-    pool.giveBack(chunk);
     return undefined;
   }
 
