@@ -206,6 +206,20 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     await expect(consume()).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
   });
 
+  it('readers that seek past content (no hashing) still refuse truncated layers', async () => {
+    const { TarLayer } = await import('@strata/core');
+    const full = rawTar([file('a', 'x'.repeat(5000)), file('b', 'y'.repeat(3000))]);
+    for (const cut of [512 + 1024, full.length - 1024 - 512]) {
+      const layer = layerFile(full.subarray(0, cut));
+      await expect(mergedListing([layer])).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+      await expect(TarLayer.open(layer, { persistIndex: false })).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+    }
+    const whole = layerFile(full);
+    expect((await mergedListing([whole])).map((e) => e.path)).toEqual(['a', 'b']);
+    const indexed = await TarLayer.open(whole, { persistIndex: false });
+    expect(Buffer.from(indexed.readAll('b')).toString()).toBe('y'.repeat(3000));
+  });
+
   it('reads GNU long names and long link names (L/K records)', async () => {
     const long = `${'n'.repeat(150)}/${'m'.repeat(150)}`;
     const layer = layerFile(

@@ -12,8 +12,12 @@ export class ByteSource {
   /** Bytes consumed so far: the archive offset of the next read. */
   position = 0;
 
-  constructor(source: AsyncIterable<Uint8Array>) {
+  readonly #seek: ((n: number) => void) | undefined;
+
+  /** `seek`, when given, passes over bytes of the underlying source without reading them. */
+  constructor(source: AsyncIterable<Uint8Array>, seek?: (n: number) => void) {
     this.#source = source[Symbol.asyncIterator]();
+    this.#seek = seek;
   }
 
   async #fill(): Promise<boolean> {
@@ -67,10 +71,23 @@ export class ByteSource {
     }
   }
 
-  /** Discards the next `n` bytes. */
+  /**
+   * Discards the next `n` bytes: by seeking past what is not buffered yet when the source allows it (a
+   * stream that ends early then shows as truncated at the next read).
+   */
   async skip(n: number): Promise<void> {
-    for await (const _ of this.chunks(n)) {
-      // discarded
+    if (this.#seek === undefined) {
+      for await (const _ of this.chunks(n)) {
+        // discarded
+      }
+      return;
+    }
+    const buffered = Math.min(n, this.#chunk.length - this.#offset);
+    this.#offset += buffered;
+    this.position += buffered;
+    if (n > buffered && !this.#ended) {
+      this.#seek(n - buffered);
+      this.position += n - buffered;
     }
   }
 

@@ -45,16 +45,31 @@ const READ_CHUNK = 1024 * 1024;
  * memcpy, far less than a stream's thread-pool round trip and buffering. Buffers come from `pool`, which
  * the hashing side refills once it is done with them: no allocation and no page faults per chunk.
  */
-async function* readFileChunks(fd: number, pool: BufferPool): AsyncGenerator<Uint8Array> {
-  try {
-    for (;;) {
-      const buffer = pool.take();
-      const n = readSync(fd, buffer, 0, READ_CHUNK, null);
-      if (n === 0) return;
-      yield n === READ_CHUNK ? buffer : buffer.subarray(0, n);
+class FileChunks implements AsyncIterable<Uint8Array> {
+  /** File offset of the next read: positional reads, so `skip` is a seek. */
+  #position = 0;
+  constructor(
+    readonly fd: number,
+    readonly pool: BufferPool,
+  ) {}
+
+  /** Moves past `n` bytes without reading them. */
+  skip(n: number): void {
+    this.#position += n;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        const buffer = this.pool.take();
+        const n = readSync(this.fd, buffer, 0, READ_CHUNK, this.#position);
+        if (n === 0) return;
+        this.#position += n;
+        yield n === READ_CHUNK ? buffer : buffer.subarray(0, n);
+      }
+    } finally {
+      closeSync(this.fd);
     }
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -63,10 +78,11 @@ async function* fromChunks(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Ar
 }
 
 /** Opens a byte input as chunks, with its size when known up front (files). */
-function openInput(input: ByteInput, pool: BufferPool): { chunks: AsyncIterable<Uint8Array>; size: number | undefined } {
+function openInput(input: ByteInput, pool: BufferPool): { chunks: AsyncIterable<Uint8Array>; size: number | undefined; skip?: (n: number) => void } {
   if (typeof input === 'string') {
     const fd = openSync(input, 'r');
-    return { chunks: readFileChunks(fd, pool), size: fstatSync(fd).size };
+    const chunks = new FileChunks(fd, pool);
+    return { chunks, size: fstatSync(fd).size, skip: (n) => chunks.skip(n) };
   }
   if (input instanceof Uint8Array) return { chunks: fromChunks([input]), size: input.length };
   if (Symbol.asyncIterator in input) return { chunks: input, size: undefined };
@@ -93,6 +109,11 @@ export interface DecodedInput {
   stream: AsyncIterable<Uint8Array>;
   /** The digests; valid only after `stream` has been read to its end. */
   digests(): Promise<LayerDigests>;
+  /**
+   * Present when bytes can be passed over without reading them (an uncompressed file read without
+   * hashing): moves the source past `n` bytes, to be called only between pulls of `stream`.
+   */
+  skip?: (n: number) => void;
 }
 
 /** Turns a decompressor's own errors into LAYER_FORMAT; errors from reading the input pass unchanged. */
@@ -154,6 +175,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const uncompressed = !transform ? wire : hashing ? createSha256(parallel) : createByteCounter();
   return {
     compression,
+    ...(!transform && !hashing && opened.skip ? { skip: opened.skip } : {}),
     stream: transform ? tap(typedErrors(plain, compression), uncompressed) : plain,
     digests: async () => {
       const [diffID, digest] = await Promise.all([uncompressed.digest(), transform ? wire.digest() : undefined]);

@@ -139,7 +139,7 @@ export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): Lay
     async *[Symbol.asyncIterator]() {
       const decoded = await decodeInput(input, options);
       digests = decoded.digests;
-      yield* entries(new ByteSource(decoded.stream), limits, options.signal);
+      yield* entries(new ByteSource(decoded.stream, decoded.skip), limits, options.signal);
       finished = true;
     },
   };

@@ -6,6 +6,7 @@ import { closeSync, constants as fsConstants, createReadStream, openSync, readFi
 import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
 import { baseName, parentOf, ROOT } from '../path.js';
+import { detectCompression } from '../tar/compression.js';
 import { readLayer } from '../tar/reader.js';
 import { classifyWhiteout } from '../whiteout.js';
 import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
@@ -161,14 +162,21 @@ export class TarLayer extends IndexedLayer {
     } catch {
       // No usable index: build one.
     }
+    const head = Buffer.alloc(6);
+    const fd = openSync(tarPath, 'r');
+    try {
+      readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    if (detectCompression(head) !== 'none') throw new UnsupportedError('an indexed layer must be an uncompressed tarball');
     const entries: Array<{ entry: Entry; offset: number }> = [];
-    const reader = readLayer(tarPath);
-    for await (const { entry, dataOffset } of reader) {
+    // Headers only: without hashing, the reader seeks past content instead of reading it.
+    for await (const { entry, dataOffset } of readLayer(tarPath, { hash: false })) {
       layer.add(entry, dataOffset);
       entries.push({ entry, offset: dataOffset });
     }
     layer.finish();
-    if ((await reader.digests()).compression !== 'none') throw new UnsupportedError('an indexed layer must be an uncompressed tarball');
     if (options.persistIndex ?? true) {
       const index: IndexFile = {
         version: INDEX_VERSION,
