@@ -223,6 +223,24 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     expect(readdirSync(base).sort()).toEqual(['kept']);
   });
 
+  it('flatten and ls hide what lies beneath a whiteout of a directory only implied by its children', async () => {
+    const { mergedListing } = await import('@strata/core');
+    const l1 = join(work, 'i1.tar');
+    const l2 = join(work, 'i2.tar');
+    writeFileSync(l1, rawTar([{ name: 'a/b', data: 'under an implied a' }, { name: 'keep', data: 'k' }]));
+    writeFileSync(l2, rawTar([{ name: '.wh.a', data: '' }]));
+    const flat = join(work, 'i.tar');
+    await flatten([l1, l2], flat);
+    const [one, two] = [join(work, 'i-flat'), join(work, 'i-each')];
+    await applyLayer(flat, one);
+    await applyLayer(l1, two);
+    await applyLayer(l2, two);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(two).sort()).toEqual(['keep']);
+    expect(readdirSync(one).sort()).toEqual(['keep']);
+    expect((await mergedListing([l1, l2])).map((e) => e.path)).toEqual(['keep']);
+  });
+
   it('with SOURCE_DATE_EPOCH, two builds of the same change give the same digest', async () => {
     const build = async (time: number, name: string) => {
       const layer = join(work, `${name}.tar`);

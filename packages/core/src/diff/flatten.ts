@@ -4,22 +4,15 @@
  * entries that survive, content straight from the source. Memory grows with the number of paths.
  */
 import type { Writable } from 'node:stream';
-import type { Entry } from '../entry.js';
-import { isWithin, parentOf, ROOT } from '../path.js';
+import { parentOf, ROOT } from '../path.js';
 import type { ByteInput } from '../tar/digest.js';
 import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
 import type { LayerDescriptor } from '../tar/write-layer.js';
 import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
 import type { WriteItem } from '../tar/writer.js';
-import { classifyWhiteout, opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
+import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
+import { foldLayers } from './fold.js';
 import { markerEntry } from './entries.js';
-
-interface Survivor {
-  layer: number;
-  /** Position of the entry among its layer's entries: how pass two recognises it. */
-  ordinal: number;
-  entry: Entry;
-}
 
 /** Options of `flatten`. */
 export interface FlattenOptions extends WriteItemsOptions, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
@@ -32,55 +25,10 @@ export interface FlattenOptions extends WriteItemsOptions, Omit<ReadLayerOptions
  * content it linked to. Entries come layer by layer, each layer's in its own order (deterministic).
  */
 export async function flatten(layers: readonly ByteInput[], destination: string | Writable, options: FlattenOptions = {}): Promise<LayerDescriptor> {
-  const final = new Map<string, Survivor>();
-  const deleted = new Set<string>();
-  const opaque = new Set<string>();
-  /** Per layer: hardlink target → names linking to it in that layer. */
-  const links: Array<Map<string, string[]>> = [];
-
-  /** Removes what earlier layers left beneath `path`; only a directory can have anything there. */
-  const dropSubtree = (path: string, layer: number): void => {
-    if (final.get(path)?.entry.type !== 'directory') return;
-    for (const [p, s] of final) if (s.layer < layer && p !== path && isWithin(p, path)) final.delete(p);
-  };
-
-  for (const [i, layer] of layers.entries()) {
+  for (const layer of layers) {
     if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new TypeError('flatten reads each layer twice: give paths or bytes');
-    const linkMap = new Map<string, string[]>();
-    links.push(linkMap);
-    const added = new Set<string>();
-    const whiteouts: string[] = [];
-    const opaques: string[] = [];
-    let ordinal = -1;
-    for await (const { entry } of readLayer(layer, { ...options, hash: false })) {
-      ordinal++;
-      const kind = classifyWhiteout(entry.path);
-      if (kind.kind === 'whiteout') whiteouts.push(kind.target);
-      else if (kind.kind === 'opaque') opaques.push(kind.dir);
-      else if (kind.kind === 'none' && entry.path !== ROOT) {
-        if (entry.type !== 'directory') dropSubtree(entry.path, i); // a non-directory replaces a whole directory
-        final.set(entry.path, { layer: i, ordinal, entry });
-        added.add(entry.path);
-        deleted.delete(entry.path);
-        if (entry.type === 'hardlink') linkMap.set(entry.linkname!, [...(linkMap.get(entry.linkname!) ?? []), entry.path]);
-      }
-    }
-    // Deletions hide only what came from below, wherever they stood in the layer.
-    for (const target of whiteouts) {
-      if (added.has(target)) continue;
-      dropSubtree(target, i);
-      if ((final.get(target)?.layer ?? i) < i) final.delete(target);
-      deleted.add(target);
-    }
-    for (const dir of opaques) {
-      for (const [p, s] of final) if (s.layer < i && p !== dir && isWithin(p, dir)) final.delete(p);
-      for (const p of deleted) if (p !== dir && isWithin(p, dir)) deleted.delete(p); // the marker says it all
-      opaque.add(dir);
-    }
   }
-  // A deletion or opaque marker matters only where nothing of the range re-created the path.
-  for (const p of deleted) if (final.has(p)) deleted.delete(p);
-  for (const dir of opaque) if (final.get(dir)?.entry.type !== 'directory') opaque.delete(dir);
+  const { final, deleted, opaque, links } = await foldLayers(layers, options);
 
   async function* items(): AsyncGenerator<WriteItem> {
     for (const path of [...deleted].sort()) if (!isUnderDeleted(path, deleted)) yield { entry: markerEntry(whiteoutPathFor(path)) };
