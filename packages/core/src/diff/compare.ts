@@ -3,7 +3,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Entry } from '../entry.js';
-import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
+import type { NodeStat } from '../tree/layer-tree.js';
 import type { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr } from '../whiteout.js';
 
@@ -35,7 +35,7 @@ export function sameMetadata(a: Entry | NodeStat, b: Entry | NodeStat, options: 
 }
 
 /** Whether the host file at `hostPath` holds the bytes the merged view shows at `path`. */
-export function sameContent(hostPath: string, _lowers: readonly LayerTree[], view: MergedView, path: string): boolean {
+export function sameContent(hostPath: string, view: MergedView, path: string): boolean {
   const node = view.lookup(path);
   if (!node) return false;
   return equalBytes(readHost(hostPath), view.layers[node.layer]!.readAll(path));

@@ -81,7 +81,7 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
         nodes.push(node);
         visit(path, hostPath, hidden || markedOpaque || lower?.type !== 'directory');
       } else {
-        node.emit = !lower || !sameMetadata(entry, lower, { ignoreMtime: true }) || !sameTime(entry, lower, () => sameContent(hostPath, lowers, view, path));
+        node.emit = !lower || !sameMetadata(entry, lower, { ignoreMtime: true }) || !sameTime(entry, lower, () => sameContent(hostPath, view, path));
         nodes.push(node);
       }
     }

@@ -258,10 +258,9 @@ async function* entries(source: ByteSource, limits: Required<ReadLimits>, signal
     const dataOffset = source.position;
     // Boxed so the body's generator and this loop share it (and TypeScript does not narrow it away).
     const body = new EntryBody(source, type === 'file' ? declaredSize : 0, path);
-    const contentSize = declaredSize;
     yield { entry, dataOffset, body };
     const consumed = body.close();
-    await source.skip(padded(contentSize) - consumed);
+    await source.skip(padded(declaredSize) - consumed);
   }
 }
 

@@ -24,7 +24,8 @@ abstract class IndexedLayer implements LayerTree {
   readonly #records = new Map<string, Record>();
   readonly #children = new Map<string, Map<string, LayerNode>>([[ROOT, new Map()]]);
   readonly #opaque = new Set<string>();
-  readonly #links = new Map<string, number>();
+  /** Names per shared content (by content offset), for the sets hardlinks make. */
+  readonly #names = new Map<number, number>();
   /** Hardlinks seen before their targets (allowed, as in `applyLayer`): resolved by `finish`. */
   readonly #pendingLinks: Entry[] = [];
 
@@ -58,8 +59,7 @@ abstract class IndexedLayer implements LayerTree {
         this.#pendingLinks.push(entry);
         return;
       }
-      const root = this.#links.has(target.entry.path) ? target.entry.path : entry.linkname!;
-      this.#links.set(root, (this.#links.get(root) ?? 1) + 1);
+      this.#names.set(target.offset, (this.#names.get(target.offset) ?? 1) + 1);
     }
     const resolved: Record = target ? { entry: { ...target.entry, path }, offset: target.offset } : { entry, offset };
     this.#records.set(path, resolved);
@@ -106,7 +106,7 @@ abstract class IndexedLayer implements LayerTree {
     }
     const record = this.#records.get(path);
     if (!record) return undefined;
-    const nlink = record.entry.type === 'file' ? [...this.#links].find(([p]) => this.#records.get(p)?.offset === record.offset && record.entry.size > 0)?.[1] ?? 1 : 1;
+    const nlink = record.entry.type === 'file' && record.entry.size > 0 ? (this.#names.get(record.offset) ?? 1) : 1;
     const { type, ...rest } = record.entry;
     return { ...rest, type: type as NodeType, nlink, ...(nlink > 1 ? { identity: `offset:${record.offset}` } : {}) };
   }
