@@ -204,17 +204,7 @@ export class WritableLayer {
 
   /** Whether a lower layer shows an entry at `path` (so deleting it needs a whiteout). */
   #existsBelow(path: string): boolean {
-    if (path === ROOT) return true;
-    const parent = this.view.lookup(parentOf(path));
-    if (!parent || parent.type !== 'directory') return false;
-    const name = baseName(path);
-    for (const i of parent.dirLayers) {
-      if (i === 0) continue; // the upper itself
-      const node = this.view.layers[i]!.children(parent.path).get(name);
-      if (node === undefined) continue;
-      return node.kind === 'entry';
-    }
-    return false;
+    return this.view.shownFrom(path, 1); // layer 0 is the upper itself
   }
 
   /** Whether the upper holds a real entry (not a whiteout) at `path`. */
@@ -269,8 +259,12 @@ export class WritableLayer {
     return host;
   }
 
-  /** Prepares the upper for a new entry at `path`: parents copied up, a whiteout there removed. Returns whether one was. */
-  #prepareCreate(path: string): boolean {
+  /**
+   * Prepares the upper for a new entry at `path`: parents copied up, a whiteout there removed (returns
+   * whether there was one). What else stands in the upper there goes too, except, with `forRename`, a
+   * non-directory, which rename replaces in one step.
+   */
+  #prepareCreate(path: string, forRename = false): boolean {
     this.#copyUp(parentOf(path));
     const host = this.#host(path);
     const existing = lstatSync(host, { throwIfNoEntry: false });
@@ -279,8 +273,8 @@ export class WritableLayer {
       unlinkSync(host);
       return true;
     }
-    // A stale upper entry hidden by nothing cannot exist; be safe regardless.
-    rmSync(host, { recursive: true, force: true });
+    // For a create nothing but a whiteout can stand here; a rename's target directory is empty (checked).
+    if (!forRename || existing.isDirectory()) rmSync(host, { recursive: true, force: true });
     return false;
   }
 
@@ -525,7 +519,7 @@ export class WritableLayer {
     const source = this.#copyUp(from);
     const belowFrom = this.#existsBelow(from);
     const belowTo = target !== undefined && this.#existsBelow(to);
-    const overWhiteout = this.#prepareCreateForRename(to);
+    const overWhiteout = this.#prepareCreate(to, true);
     renameSync(source, this.#host(to));
     // A directory moved into a merged directory is made opaque (as the kernel does): whatever a lower layer
     // has, or will have, at its new name must not show through.
@@ -534,19 +528,6 @@ export class WritableLayer {
     if (belowFrom) mknod(source, S_IFCHR, 0o000, 0, 0);
     this.#changed(from);
     this.#changed(to);
-  }
-
-  /** Like `#prepareCreate`, but an existing upper entry at the destination is left for rename to replace. */
-  #prepareCreateForRename(path: string): boolean {
-    this.#copyUp(parentOf(path));
-    const host = this.#host(path);
-    const existing = lstatSync(host, { throwIfNoEntry: false });
-    if (existing?.isCharacterDevice() && existing.rdev === 0) {
-      unlinkSync(host);
-      return true;
-    }
-    if (existing?.isDirectory()) rmSync(host, { recursive: true, force: true }); // empty in the merged view, checked above
-    return false;
   }
 
   /** Renames a directory with lower parts by copying its merged subtree up to the new name, then deleting the old. */

@@ -117,7 +117,7 @@ export class TarWriter {
     const padding = (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
     if (padding === 0) return;
     this.#reserve(padding);
-    this.#chunk.fill(0, this.#used, this.#used + padding); // chunks are reused only fresh, but be explicit
+    this.#chunk.fill(0, this.#used, this.#used + padding); // pooled chunks are not zeroed
     this.#used += padding;
   }
 

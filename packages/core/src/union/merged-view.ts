@@ -82,9 +82,20 @@ export class MergedView {
     return map;
   }
 
-  /** What one name shows in a merged directory, scanning its layers top-down. */
-  #visible(dir: MergedNode, name: string): VisibleChild | undefined {
+  /**
+   * Whether layers from `fromLayer` down show an entry at `path` (a whiteout or nothing there: false). With
+   * `fromLayer` 1 over a writable upper: whether deleting `path` needs a whiteout.
+   */
+  shownFrom(path: string, fromLayer: number): boolean {
+    if (path === ROOT) return true;
+    const parent = this.lookup(parentOf(path));
+    return parent?.type === 'directory' && this.#visible(parent, baseName(path), fromLayer) !== undefined;
+  }
+
+  /** What one name shows in a merged directory, scanning its layers top-down from `fromLayer`. */
+  #visible(dir: MergedNode, name: string, fromLayer = 0): VisibleChild | undefined {
     for (const i of dir.dirLayers) {
+      if (i < fromLayer) continue;
       const node = this.layers[i]!.children(dir.path).get(name);
       if (node === undefined) continue;
       return node.kind === 'whiteout' ? undefined : { layer: i, type: node.type };
