@@ -258,6 +258,23 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
+  it('a packed layer’s descriptor gives the size and digests of the blob as written, for every compression and hasher', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    for (let i = 0; i < 20; i++) writeFileSync(join(src, `f${i}`), Buffer.alloc(150_000 * i, i)); // several 1 MiB chunks
+    for (const compression of ['none', 'gzip', 'zstd'] as const) {
+      for (const parallelHash of [true, false]) {
+        const out = join(work, `desc-${compression}-${parallelHash}`);
+        const d = await packDirectory(src, out, { compression, parallelHash });
+        const blob = readFileSync(out);
+        const plain = (await digestLayer(out)).diffID;
+        expect(d).toMatchObject({ size: blob.length, digest: sha256(blob), diffID: plain, compression });
+        if (compression === 'none') expect(d.uncompressedSize).toBe(blob.length);
+        else expect(d.uncompressedSize).toBeGreaterThan(blob.length);
+      }
+    }
+  });
+
   it('SOURCE_DATE_EPOCH clamps every time, so newer edits of the same content give the same digest', async () => {
     const src = fresh();
     mkdirSync(src);

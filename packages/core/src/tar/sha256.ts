@@ -160,8 +160,9 @@ class WorkerSha256 implements Sha256Stream {
     if (whole.byteLength !== pool.size) return this.update(chunk); // not a pool buffer: copy it
     this.#pool = pool;
     pool.refill = () => this.#drain();
-    this.#port.postMessage([whole, chunk.byteOffset, chunk.length, true], [whole]);
-    return this.#account(chunk.length);
+    const length = chunk.length; // read before the move: a transferred buffer's views read as empty
+    this.#port.postMessage([whole, chunk.byteOffset, length, true], [whole]);
+    return this.#account(length);
   }
 
   /** Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. */
