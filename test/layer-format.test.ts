@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -272,6 +272,23 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
         if (compression === 'none') expect(d.uncompressedSize).toBe(blob.length);
         else expect(d.uncompressedSize).toBeGreaterThan(blob.length);
       }
+    }
+  });
+
+  it('a pack whose writes fail (disk full) rejects with the write error and leaves no file, with either hasher', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    for (let i = 0; i < 8; i++) writeFileSync(join(src, `f${i}`), Buffer.alloc(400_000, i));
+    const full = fresh();
+    mkdirSync(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full]);
+    try {
+      for (const parallelHash of [true, false]) {
+        await expect(packDirectory(src, join(full, 'out.tar'), { parallelHash })).rejects.toMatchObject({ code: 'ENOSPC' });
+        expect(readdirSync(full)).toEqual([]);
+      }
+    } finally {
+      execFileSync('umount', [full]);
     }
   });
 

@@ -1,6 +1,7 @@
 // The few syscalls Node does not expose and layers need: mknod (devices, fifos, overlay whiteouts),
-// utimensat with nanoseconds on the link itself, and the l*xattr family (never following a symlink). Synchronous on purpose: each is one cheap syscall,
-// and a thread-pool round trip would cost more than the call.
+// utimensat with nanoseconds on the link itself, and the l*xattr family (never following a symlink); and
+// two batched calls for the hot walks (lstat of a whole directory, a whole small file read). Synchronous on
+// purpose: each is a few cheap syscalls, and a thread-pool round trip would cost more than the call.
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #define PATH_MAX_BYTES 4096
 
@@ -173,6 +176,235 @@ static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Fields of one entry in lstat_batch's stats array (keep in step with native.ts).
+enum { F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_MTIME_SEC, F_MTIME_NSEC, F_DEV, F_INO_HIGH, F_INO_LOW, F_RDEV_MAJOR, F_RDEV_MINOR, FIELDS };
+
+typedef struct {
+  char **names;
+  size_t count, capacity;
+} name_list;
+
+static void free_names(name_list *list) {
+  for (size_t i = 0; i < list->count; i++) free(list->names[i]);
+  free(list->names);
+}
+
+static int push_name(name_list *list, const char *name, size_t len) {
+  if (list->count == list->capacity) {
+    size_t capacity = list->capacity ? list->capacity * 2 : 64;
+    char **grown = realloc(list->names, capacity * sizeof *grown);
+    if (!grown) return -1;
+    list->names = grown;
+    list->capacity = capacity;
+  }
+  char *copy = malloc(len + 1);
+  if (!copy) return -1;
+  memcpy(copy, name, len);
+  copy[len] = 0;
+  list->names[list->count++] = copy;
+  return 0;
+}
+
+static napi_value string_array(napi_env env, char *const *items, const size_t *lengths, size_t count) {
+  napi_value array;
+  napi_create_array_with_length(env, count, &array);
+  for (size_t i = 0; i < count; i++) {
+    napi_value s;
+    napi_create_string_utf8(env, items[i], lengths ? lengths[i] : NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, array, (uint32_t)i, s);
+  }
+  return array;
+}
+
+// lstat_batch(dir, names?) -> { names, stats: Float64Array, links, xattrs }: lstat of each name in `dir`
+// (all of its entries when `names` is omitted), with each symlink's target and each entry's xattr names,
+// in one call. This replaces four Node calls per entry on the walks that pack layers and diff uppers.
+// An entry that vanished since it was listed gets mode 0. links[i] / xattrs[i] are undefined when empty.
+static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char dir[PATH_MAX_BYTES];
+  if (argc < 1 || get_path(env, argv[0], dir) != 0) {
+    napi_throw_type_error(env, "EINVAL", "lstat_batch(dir, names?)");
+    return NULL;
+  }
+  napi_valuetype names_type = napi_undefined;
+  if (argc > 1) napi_typeof(env, argv[1], &names_type);
+
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return throw_errno(env, errno, "open", dir);
+  name_list list = {0};
+  napi_value names_value;
+  if (names_type == napi_object) {
+    names_value = argv[1];
+    uint32_t n = 0;
+    napi_get_array_length(env, names_value, &n);
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value item;
+      char name[PATH_MAX_BYTES];
+      size_t len = 0;
+      napi_get_element(env, names_value, i, &item);
+      if (napi_get_value_string_utf8(env, item, name, sizeof name, &len) != napi_ok || push_name(&list, name, len) != 0) {
+        close(dfd);
+        free_names(&list);
+        napi_throw_type_error(env, "EINVAL", "lstat_batch: names must be strings");
+        return NULL;
+      }
+    }
+  } else {
+    int listing_fd = dup(dfd);
+    DIR *d = listing_fd < 0 ? NULL : fdopendir(listing_fd);
+    if (!d) {
+      int err = errno;
+      if (listing_fd >= 0) close(listing_fd);
+      close(dfd);
+      return throw_errno(env, err, "opendir", dir);
+    }
+    struct dirent *ent;
+    errno = 0;
+    while ((ent = readdir(d)) != NULL) {
+      const char *n = ent->d_name;
+      if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
+      if (push_name(&list, n, strlen(n)) != 0) break;
+      errno = 0;
+    }
+    int err = errno;
+    closedir(d);
+    if (err != 0) {
+      close(dfd);
+      free_names(&list);
+      return throw_errno(env, err, "readdir", dir);
+    }
+    names_value = string_array(env, list.names, NULL, list.count);
+  }
+
+  size_t count = list.count;
+  napi_value buffer, stats, links, xattrs;
+  double *fields = NULL;
+  napi_create_arraybuffer(env, count * FIELDS * sizeof(double), (void **)&fields, &buffer);
+  napi_create_typedarray(env, napi_float64_array, count * FIELDS, buffer, 0, &stats);
+  napi_create_array_with_length(env, count, &links);
+  napi_create_array_with_length(env, count, &xattrs);
+
+  size_t dir_len = strlen(dir);
+  static __thread char full[PATH_MAX_BYTES * 2];
+  static __thread char list_buf[XATTR_LIST_MAX_BYTES];
+  static __thread char target[PATH_MAX_BYTES];
+  memcpy(full, dir, dir_len);
+  full[dir_len] = '/';
+  for (size_t i = 0; i < count; i++) {
+    const char *name = list.names[i];
+    double *f = fields + i * FIELDS;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      int err = errno;
+      if (err == ENOENT) {
+        memset(f, 0, FIELDS * sizeof(double));
+        continue;
+      }
+      snprintf(full + dir_len + 1, PATH_MAX_BYTES, "%s", name);
+      close(dfd);
+      free_names(&list);
+      return throw_errno(env, err, "lstat", full);
+    }
+    f[F_MODE] = st.st_mode;
+    f[F_UID] = st.st_uid;
+    f[F_GID] = st.st_gid;
+    f[F_NLINK] = (double)st.st_nlink;
+    f[F_SIZE] = (double)st.st_size;
+    f[F_MTIME_SEC] = (double)st.st_mtim.tv_sec;
+    f[F_MTIME_NSEC] = (double)st.st_mtim.tv_nsec;
+    f[F_DEV] = (double)st.st_dev;
+    f[F_INO_HIGH] = (double)(st.st_ino >> 32);
+    f[F_INO_LOW] = (double)(st.st_ino & 0xffffffffu);
+    f[F_RDEV_MAJOR] = major(st.st_rdev);
+    f[F_RDEV_MINOR] = minor(st.st_rdev);
+    if (S_ISLNK(st.st_mode)) {
+      ssize_t n = readlinkat(dfd, name, target, sizeof target);
+      if (n >= 0) {
+        napi_value link;
+        napi_create_string_utf8(env, target, (size_t)n, &link);
+        napi_set_element(env, links, (uint32_t)i, link);
+      }
+    }
+    size_t name_len = strlen(name);
+    if (dir_len + 1 + name_len >= sizeof full) continue;
+    memcpy(full + dir_len + 1, name, name_len + 1);
+    ssize_t len = llistxattr(full, list_buf, sizeof list_buf);
+    if (len > 0) {
+      char *items[512];
+      size_t lengths[512];
+      size_t n_items = 0;
+      for (ssize_t j = 0; j < len && n_items < 512;) {
+        size_t n = strnlen(list_buf + j, (size_t)(len - j));
+        items[n_items] = list_buf + j;
+        lengths[n_items++] = n;
+        j += (ssize_t)n + 1;
+      }
+      napi_set_element(env, xattrs, (uint32_t)i, string_array(env, items, lengths, n_items));
+    } else if (len < 0 && errno != ENOTSUP && errno != ENOENT) {
+      int err = errno;
+      close(dfd);
+      free_names(&list);
+      return throw_errno(env, err, "llistxattr", full);
+    }
+  }
+  close(dfd);
+  free_names(&list);
+
+  napi_value result;
+  napi_create_object(env, &result);
+  napi_set_named_property(env, result, "names", names_value);
+  napi_set_named_property(env, result, "stats", stats);
+  napi_set_named_property(env, result, "links", links);
+  napi_set_named_property(env, result, "xattrs", xattrs);
+  return result;
+}
+
+// read_file_into(path, buffer, offset, length, position) -> bytes read: open (never following a final
+// symlink), one pread loop, close. One native call per file instead of three Node ones.
+static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_MAX_BYTES];
+  void *data = NULL;
+  size_t length = 0, byte_offset = 0;
+  napi_typedarray_type type;
+  napi_value arraybuffer;
+  if (argc < 5 || get_path(env, argv[0], path) != 0 ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &byte_offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "EINVAL", "read_file_into(path, buffer, offset, length, position)");
+    return NULL;
+  }
+  double offset = get_number(env, argv[2]), want = get_number(env, argv[3]), position = get_number(env, argv[4]);
+  if (offset < 0 || want < 0 || offset + want > (double)length) {
+    napi_throw_range_error(env, "ERANGE", "read_file_into: offset and length must lie within the buffer");
+    return NULL;
+  }
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
+  char *out = (char *)data + (size_t)offset;
+  size_t total = 0, goal = (size_t)want;
+  off_t at = (off_t)position;
+  while (total < goal) {
+    ssize_t n = pread(fd, out + total, goal - total, at + (off_t)total);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      close(fd);
+      return throw_errno(env, err, "read", path);
+    }
+    if (n == 0) break;
+    total += (size_t)n;
+  }
+  close(fd);
+  napi_value result;
+  napi_create_double(env, (double)total, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
@@ -181,6 +413,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL},
     {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_default, NULL},
+    {"lstatBatch", NULL, js_lstat_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"readFileInto", NULL, js_read_file_into, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -12,7 +12,38 @@ interface StrataNative {
   lgetxattr(path: string, name: string): Buffer | undefined;
   lsetxattr(path: string, name: string, value: Uint8Array): void;
   lremovexattr(path: string, name: string): void;
+  lstatBatch(dir: string, names?: readonly string[]): LstatBatch;
+  readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
 }
+
+/**
+ * lstat of several entries of one directory from one native call: `stats` holds `STAT.fields` numbers per
+ * entry (mode 0: the entry vanished after it was listed); `links[i]` is a symlink's target and `xattrs[i]`
+ * the entry's xattr names, each undefined when there is none.
+ */
+export interface LstatBatch {
+  readonly names: readonly string[];
+  readonly stats: Float64Array;
+  readonly links: ReadonlyArray<string | undefined>;
+  readonly xattrs: ReadonlyArray<readonly string[] | undefined>;
+}
+
+/** Offsets into `LstatBatch.stats` (the addon's field order). */
+export const STAT = {
+  mode: 0,
+  uid: 1,
+  gid: 2,
+  nlink: 3,
+  size: 4,
+  mtimeSec: 5,
+  mtimeNsec: 6,
+  dev: 7,
+  inoHigh: 8,
+  inoLow: 9,
+  rdevMajor: 10,
+  rdevMinor: 11,
+  fields: 12,
+} as const;
 
 const require = createRequire(import.meta.url);
 const addon = require('../build/Release/strata_native.node') as StrataNative;
@@ -38,14 +69,34 @@ const NO_XATTRS: ReadonlyMap<string, Uint8Array> = new Map();
  * support yields an empty map. The common no-xattr case costs one syscall and no allocation.
  */
 export function readXattrs(path: string): ReadonlyMap<string, Uint8Array> {
-  const names = addon.llistxattr(path);
-  if (names.length === 0) return NO_XATTRS;
+  return readXattrValues(path, addon.llistxattr(path));
+}
+
+/** The values of the xattrs `names` of `path` (as listed by `lstatBatch`), names sorted. */
+export function readXattrValues(path: string, names: readonly string[] | undefined): ReadonlyMap<string, Uint8Array> {
+  if (names === undefined || names.length === 0) return NO_XATTRS;
   const result = new Map<string, Uint8Array>();
-  for (const name of names.sort()) {
+  for (const name of [...names].sort()) {
     const value = addon.lgetxattr(path, name);
     if (value !== undefined) result.set(name, value);
   }
   return result;
+}
+
+/**
+ * lstat of the entries `names` of directory `dir`, or of all its entries (in directory order) when `names`
+ * is omitted, with symlink targets and xattr names. Throws Node-style errors (ENOENT, ENOTDIR on `dir`).
+ */
+export function lstatBatch(dir: string, names?: readonly string[]): LstatBatch {
+  return names === undefined ? addon.lstatBatch(dir) : addon.lstatBatch(dir, names);
+}
+
+/**
+ * Reads up to `length` bytes of the file at `path` (never following a final symlink) from `position` into
+ * `buffer` at `offset`: open, read, close in one call. Returns the bytes read, short only at end of file.
+ */
+export function readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number {
+  return addon.readFileInto(path, buffer, offset, length, position);
 }
 
 /** One xattr of `path`, or undefined when absent. */

@@ -4,12 +4,13 @@
  * modification, to drop copy-ups that changed nothing, and to know whether a deletion hides anything.
  * Cost grows with the upper, not with the image.
  */
-import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { UnsupportedError } from '../errors.js';
 import type { Entry } from '../entry.js';
-import { childPath, compareNames, parentOf, ROOT } from '../path.js';
-import { hostStat } from '../tree/host-layer.js';
+import { STAT } from '../native.js';
+import { childPath, parentOf, ROOT } from '../path.js';
+import { batchIdentity, batchMode, statFromBatch } from '../tree/host-stat.js';
+import { scanSorted } from '../tree/host-walk.js';
 import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
 import type { OverlayXattrNamespace } from '../whiteout.js';
@@ -27,7 +28,8 @@ export interface DiffUpperOptions {
 interface UpperNode {
   path: string;
   hostPath: string;
-  st: BigIntStats;
+  /** Device and inode, for non-directories with more than one name. */
+  identity?: string;
   /** Set for entries; undefined for whiteouts. */
   entry?: Entry;
   lower?: NodeStat;
@@ -57,23 +59,29 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
   const nodes: UpperNode[] = [];
 
   const visit = (dir: string, hostDir: string, hidden: boolean): void => {
-    for (const name of readdirSync(hostDir).sort(compareNames)) {
+    const { batch, order } = scanSorted(hostDir);
+    for (const i of order) {
       options.signal?.throwIfAborted();
+      const name = batch.names[i]!;
       const path = childPath(dir, name);
       const hostPath = join(hostDir, name);
-      const st = lstatSync(hostPath, { bigint: true });
+      const mode = batchMode(batch, i);
+      if (mode === 0) continue; // removed since it was listed
       const lowerNode = hidden ? undefined : view.lookup(path);
-      if ((st.mode & 0o170000n) === 0o020000n && st.rdev === 0n) {
-        if (lowerNode) nodes.push({ path, hostPath, st, emit: true });
+      const o = i * STAT.fields;
+      if ((mode & 0o170000) === 0o020000 && batch.stats[o + STAT.rdevMajor] === 0 && batch.stats[o + STAT.rdevMinor] === 0) {
+        if (lowerNode) nodes.push({ path, hostPath, emit: true });
         continue;
       }
-      const stat = hostStat(path, st, hostPath);
+      const stat = statFromBatch(batch, i, path, hostPath);
+      if (stat === undefined) continue;
       for (const key of [`${ns}.overlay.redirect`, `${ns}.overlay.metacopy`]) {
         if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });
       }
       const entry = entryFromStat(stat);
       const lower = lowerNode ? view.stat(path) : undefined;
-      const node: UpperNode = { path, hostPath, st, entry, emit: false, ...(lower ? { lower } : {}) };
+      const node: UpperNode = { path, hostPath, entry, emit: false, ...(lower ? { lower } : {}) };
+      if (stat.type !== 'directory' && stat.nlink > 1) node.identity = batchIdentity(batch, i);
       if (stat.type === 'directory') {
         const markedOpaque = Buffer.from(stat.xattrs.get(`${ns}.overlay.opaque`) ?? []).toString() === 'y';
         node.opaque = markedOpaque && lower?.type === 'directory' && view.readdir(path).length > 0;
@@ -91,9 +99,10 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
   // Hardlink sets: one changed name brings the whole set.
   const sets = new Map<string, UpperNode[]>();
   for (const node of nodes) {
-    if (!node.entry || node.entry.type === 'directory' || node.st.nlink < 2n) continue;
-    const key = `${node.st.dev}:${node.st.ino}`;
-    sets.set(key, [...(sets.get(key) ?? []), node]);
+    if (!node.entry || node.identity === undefined) continue;
+    const set = sets.get(node.identity);
+    if (set) set.push(node);
+    else sets.set(node.identity, [node]);
   }
   for (const set of sets.values()) if (set.some((n) => n.emit)) for (const n of set) n.emit = true;
 
@@ -116,7 +125,7 @@ export async function* diffUpper(upper: string, lowers: readonly LayerTree[], op
     }
     if (!node.emit) continue;
     const kind = node.lower ? 'modify' : 'add';
-    const first = links.claim(node.st.nlink > 1n ? `${node.st.dev}:${node.st.ino}` : undefined, node.path);
+    const first = links.claim(node.identity, node.path);
     if (first !== undefined) {
       yield { kind, entry: asHardlink(entry, first) };
       continue;

@@ -2,10 +2,19 @@
  * Layer compression: detected by magic bytes on read, chosen by the caller on write. gzip comes from
  * node:zlib; zstd from zstd-napi (libzstd's streaming API; Node 20 has no zstd of its own).
  */
+import { createRequire } from 'node:module';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
 import { UnsupportedError } from '../errors.js';
+
+type ZstdNapi = typeof import('zstd-napi');
+let zstdModule: ZstdNapi | undefined;
+
+/** zstd-napi, loaded on first use: most commands never touch zstd, and loading it costs ~10 ms of start-up. */
+function zstd(): ZstdNapi {
+  zstdModule ??= createRequire(import.meta.url)('zstd-napi') as ZstdNapi;
+  return zstdModule;
+}
 
 /** The compressions strata reads and writes. */
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -26,14 +35,14 @@ export function detectCompression(head: Uint8Array): Compression {
 /** A decompressing transform, or undefined for uncompressed input. */
 export function decompressor(compression: Compression): Transform | undefined {
   if (compression === 'gzip') return createGunzip({ chunkSize: 256 * 1024 });
-  if (compression === 'zstd') return new DecompressStream();
+  if (compression === 'zstd') return new (zstd().DecompressStream)();
   return undefined;
 }
 
 /** A compressing transform, or undefined for `none`. Output bytes depend only on input and level. */
 export function compressor(compression: Compression, level?: number): Transform | undefined {
   if (compression === 'gzip') return createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
-  if (compression === 'zstd') return new CompressStream({ compressionLevel: level ?? 3 });
+  if (compression === 'zstd') return new (zstd().CompressStream)({ compressionLevel: level ?? 3 });
   return undefined;
 }
 

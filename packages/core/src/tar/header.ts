@@ -150,26 +150,35 @@ function writeNumber(block: Uint8Array, offset: number, length: number, value: n
   block[offset] = value < 0 ? 0xff : 0x80;
 }
 
+/** Copies `bytes` (at most `max` of them) into `block` at `offset`. */
+function putBytes(block: Uint8Array, offset: number, bytes: Uint8Array, max: number): void {
+  block.set(bytes.length <= max ? bytes : bytes.subarray(0, max), offset);
+}
+
 /** Encodes a POSIX ustar header into `block` (512 bytes, zeroed by the caller). */
 export function encodeHeader(block: Uint8Array, fields: HeaderFields): void {
-  block.set(fields.name.subarray(0, 100), 0);
+  putBytes(block, 0, fields.name, 100);
   writeNumber(block, 100, 8, fields.mode);
   writeNumber(block, 108, 8, fields.uid);
   writeNumber(block, 116, 8, fields.gid);
   writeNumber(block, 124, 12, fields.size);
   writeNumber(block, 136, 12, fields.mtime);
   block[156] = fields.typeflag.charCodeAt(0);
-  if (fields.linkname) block.set(fields.linkname.subarray(0, 100), 157);
+  if (fields.linkname !== undefined && fields.linkname.length > 0) putBytes(block, 157, fields.linkname, 100);
   block.set(USTAR_MAGIC, 257);
-  if (fields.uname) block.set(fields.uname.subarray(0, 32), 265);
-  if (fields.gname) block.set(fields.gname.subarray(0, 32), 297);
+  if (fields.uname !== undefined && fields.uname.length > 0) putBytes(block, 265, fields.uname, 32);
+  if (fields.gname !== undefined && fields.gname.length > 0) putBytes(block, 297, fields.gname, 32);
   writeNumber(block, 329, 8, fields.devmajor ?? 0);
   writeNumber(block, 337, 8, fields.devminor ?? 0);
-  if (fields.prefix) block.set(fields.prefix.subarray(0, 155), 345);
-  let sum = 0;
-  for (let i = 0; i < BLOCK_SIZE; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
-  const digits = sum.toString(8).padStart(6, '0');
-  for (let i = 0; i < 6; i++) block[148 + i] = digits.charCodeAt(i);
+  if (fields.prefix !== undefined && fields.prefix.length > 0) putBytes(block, 345, fields.prefix, 155);
+  // The checksum counts its own field as spaces; bytes 500–511 are always zero.
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += block[i]!;
+  for (let i = 156; i < 500; i++) sum += block[i]!;
+  for (let i = 153; i >= 148; i--) {
+    block[i] = 0x30 + (sum & 7);
+    sum >>>= 3;
+  }
   block[154] = 0;
   block[155] = 0x20;
 }

@@ -64,7 +64,10 @@ export function formatPaxTime(time: Timestamp): string {
   const negative = time.sec < 0;
   const whole = negative ? time.sec + 1 : time.sec;
   const frac = negative ? 1_000_000_000 - time.nsec : time.nsec;
-  const digits = String(frac).padStart(9, '0').replace(/0+$/, '');
+  let digits = String(frac).padStart(9, '0');
+  let end = digits.length;
+  while (digits.charCodeAt(end - 1) === 0x30) end--;
+  digits = digits.slice(0, end);
   return `${negative && whole === 0 ? '-' : ''}${whole}.${digits}`;
 }
 

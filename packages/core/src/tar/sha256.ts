@@ -79,20 +79,33 @@ class InlineSha256 extends SyncStream {
 }
 
 // Chunks arrive as [buffer, offset, length, pooled] and every buffer goes back over the same port, so the
-// steady state allocates nothing.
+// steady state allocates nothing. With an fd (`writeTo`), each chunk is written there first, then hashed:
+// the writes leave the producing thread, and a failed write is reported and ends the stream.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
+const { writeSync } = require('node:fs');
 const hash = require('node:crypto').createHash('sha256');
-const port = workerData.port;
+const { port, fd } = workerData;
+let failed = false;
 port.on('message', (message) => {
-  if (message === null) { port.postMessage({ digest: hash.digest('hex') }); port.close(); return; }
+  if (message === null) { if (!failed) port.postMessage({ digest: hash.digest('hex') }); port.close(); return; }
   const [buffer, offset, length, pooled] = message;
-  hash.update(new Uint8Array(buffer, offset, length));
+  const chunk = new Uint8Array(buffer, offset, length);
+  if (fd !== undefined && !failed) {
+    try {
+      for (let written = 0; written < length; ) written += writeSync(fd, chunk, written, length - written);
+    } catch (error) {
+      failed = true;
+      port.postMessage({ error: { message: error.message, code: error.code, syscall: error.syscall } });
+    }
+  }
+  if (!failed) hash.update(chunk);
   port.postMessage({ done: length, buffer, pooled }, [buffer]);
 });
 `;
 
 interface Reply {
+  error?: { message: string; code?: string; syscall?: string };
   done?: number;
   buffer?: ArrayBuffer;
   pooled?: boolean;
@@ -118,10 +131,10 @@ class WorkerSha256 implements Sha256Stream {
   /** Where consumed buffers go once hashed. */
   #pool: BufferPool | undefined;
 
-  constructor() {
+  constructor(writeTo: number | undefined) {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { port: port2 }, transferList: [port2] });
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { port: port2, fd: writeTo }, transferList: [port2] });
     this.#worker.on('error', (error) => {
       this.#failure = error;
     });
@@ -134,6 +147,7 @@ class WorkerSha256 implements Sha256Stream {
   #drain(): void {
     for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
       const reply = received.message as Reply;
+      if (reply.error !== undefined) this.#failure ??= Object.assign(new Error(reply.error.message), { code: reply.error.code, syscall: reply.error.syscall });
       if (reply.digest !== undefined) this.#digest = reply.digest;
       if (reply.done !== undefined) this.#inFlight -= reply.done;
       if (reply.buffer !== undefined) {
@@ -186,6 +200,12 @@ class WorkerSha256 implements Sha256Stream {
       void this.#worker.terminate();
     }
   }
+
+  /** Stops the worker; once this resolves it writes nothing more (so a `writeTo` fd may be closed). */
+  async abort(): Promise<void> {
+    this.#port.close();
+    await this.#worker.terminate();
+  }
 }
 
 /** Counts bytes and hashes nothing: for readers whose digests nobody asks for. */
@@ -207,5 +227,20 @@ export function createByteCounter(): Sha256Stream {
 
 /** A sha256 stream; `parallel` hashes on a worker thread (worth it for inputs over ~32 MiB). */
 export function createSha256(parallel = false): Sha256Stream {
-  return parallel ? new WorkerSha256() : new InlineSha256();
+  return parallel ? new WorkerSha256(undefined) : new InlineSha256();
+}
+
+/** A sha256 stream that also writes what it hashes to a file. */
+export interface WritingSha256 extends Sha256Stream {
+  /** Stops at once; when this resolves nothing more will be written, so the fd may be closed. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Writes each chunk to `fd` (at its file position) and then hashes it, both on a worker thread, so a
+ * producer that reads and encodes on the main thread overlaps with the writing as well as the hashing.
+ * `digest()` resolves once every chunk is written; a failed write rejects it (and every later `update`).
+ */
+export function createWritingSha256(fd: number): WritingSha256 {
+  return new WorkerSha256(fd);
 }

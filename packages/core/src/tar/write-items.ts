@@ -1,6 +1,6 @@
 /**
  * writeItems: entries to a layer blob, the one path every layer producer takes (pack, diffs, flatten,
- * squash). Uncompressed output to a file circulates its 1 MiB buffers writer → file → hasher → writer,
+ * squash). Uncompressed output to a file circulates its buffers writer → file → hasher → writer,
  * so a layer is written without an allocation (or a page fault) per chunk.
  */
 import type { Writable } from 'node:stream';

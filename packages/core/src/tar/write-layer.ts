@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressor, layerMediaType, type Compression } from './compression.js';
 import { tap } from './digest.js';
-import { createSha256, type BufferPool } from './sha256.js';
+import { createSha256, createWritingSha256, type BufferPool } from './sha256.js';
 
 /** Describes a written layer blob, as an OCI descriptor needs it. */
 export interface LayerDescriptor {
@@ -40,6 +40,44 @@ export interface WriteLayerOptions {
 }
 
 /**
+ * Uncompressed tar bytes to a new file at `path`, with plain synchronous writes: to the page cache they cost
+ * a memcpy, far less than a stream's bookkeeping. With `parallel`, a worker thread does the writes and the
+ * hashing, so the producer (reading source files, encoding headers) keeps the main thread to itself.
+ * On failure the file is removed.
+ */
+async function writePlainFile(
+  tar: AsyncIterable<Uint8Array>,
+  path: string,
+  parallel: boolean,
+  options: WriteLayerOptions,
+): Promise<Pick<LayerDescriptor, 'diffID' | 'digest' | 'size' | 'uncompressedSize'>> {
+  const fd = openSync(path, 'w', 0o644);
+  const writer = parallel ? createWritingSha256(fd) : undefined;
+  const hash = writer ?? createSha256(false);
+  let open = true;
+  try {
+    for await (const chunk of tar) {
+      options.signal?.throwIfAborted();
+      if (!writer) for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+      // Written (or handed to the writer): the hasher may now take the buffer itself, back to the pool after.
+      const wait = options.pool ? hash.consume(chunk, options.pool) : hash.update(chunk);
+      if (wait) await wait;
+    }
+    const diffID = await hash.digest(); // with a writer: every chunk is written once this resolves
+    open = false;
+    closeSync(fd);
+    return { diffID, digest: diffID, size: hash.size, uncompressedSize: hash.size };
+  } catch (error) {
+    if (open) {
+      await writer?.abort(); // nothing may write to the fd once it is closed: its number gets reused
+      closeSync(fd);
+    }
+    await rm(path, { force: true });
+    throw error;
+  }
+}
+
+/**
  * Streams `tar` into `destination` (a file path, or a writable stream the caller owns). A path is written
  * as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left under either name.
  */
@@ -50,32 +88,24 @@ export async function writeLayer(
 ): Promise<LayerDescriptor> {
   const compression = options.compression ?? 'none';
   const parallel = options.parallelHash ?? true;
+  const temporary = typeof destination === 'string' ? `${destination}.tmp-${process.pid}` : undefined;
+  if (temporary !== undefined && compression === 'none') {
+    const digests = await writePlainFile(tar, temporary, parallel, options);
+    await rename(temporary, destination as string).catch(async (error: unknown) => {
+      await rm(temporary, { force: true });
+      throw error;
+    });
+    return { ...digests, compression, mediaType: layerMediaType(compression) };
+  }
   const plain = createSha256(parallel);
   const wire = compression === 'none' ? plain : createSha256(parallel);
-  const temporary = typeof destination === 'string' ? `${destination}.tmp-${process.pid}` : undefined;
   try {
-    if (temporary !== undefined && compression === 'none') {
-      // Plain synchronous writes: to the page cache they cost a memcpy, far less than a stream's bookkeeping.
-      const fd = openSync(temporary, 'w', 0o644);
-      try {
-        for await (const chunk of tar) {
-          options.signal?.throwIfAborted();
-          for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
-          // Written: the hasher may now take the buffer itself (and hand it back to the pool).
-          const wait = options.pool ? plain.consume(chunk, options.pool) : plain.update(chunk);
-          if (wait) await wait;
-        }
-      } finally {
-        closeSync(fd);
-      }
-    } else {
-      const sink = temporary !== undefined ? createWriteStream(temporary) : (destination as Writable);
-      const signal = options.signal ? { signal: options.signal } : {};
-      const source = Readable.from(tap(tar, plain), { objectMode: false, highWaterMark: 4 });
-      const transform = compressor(compression, options.level);
-      if (transform) await pipeline(source, transform, (compressed: AsyncIterable<Uint8Array>) => tap(compressed, wire), sink, signal);
-      else await pipeline(source, sink, signal);
-    }
+    const sink = temporary !== undefined ? createWriteStream(temporary) : (destination as Writable);
+    const signal = options.signal ? { signal: options.signal } : {};
+    const source = Readable.from(tap(tar, plain), { objectMode: false, highWaterMark: 4 });
+    const transform = compressor(compression, options.level);
+    if (transform) await pipeline(source, transform, (compressed: AsyncIterable<Uint8Array>) => tap(compressed, wire), sink, signal);
+    else await pipeline(source, sink, signal);
     if (temporary !== undefined) await rename(temporary, destination as string);
   } catch (error) {
     if (temporary !== undefined) await rm(temporary, { force: true });

@@ -1,13 +1,14 @@
 /**
  * Deterministic layer writer. Entries become POSIX ustar headers, with a PAX record only where ustar cannot
- * say it (long names, big or negative numbers, sub-second times, xattrs). Output comes in 1 MiB chunks:
+ * say it (long names, big or negative numbers, sub-second times, xattrs). Output comes in 256 KiB chunks:
  * headers and file content are written straight into the chunk, so a file is read once and copied never.
  */
 import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import type { Entry, Timestamp } from '../entry.js';
+import { readFileInto } from '../native.js';
 import { baseName, ROOT } from '../path.js';
-import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8 } from './header.js';
+import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8, type HeaderFields } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
 import type { BufferPool } from './sha256.js';
 
@@ -28,15 +29,15 @@ export interface WriteTarOptions {
   /** Clamp every mtime to at most this many seconds since the epoch (`SOURCE_DATE_EPOCH`). */
   sourceDateEpoch?: number;
   /**
-   * Take output chunks from this pool (1 MiB buffers). Only for a consumer that is done with each chunk
+   * Take output chunks from this pool (`CHUNK_SIZE` buffers). Only for a consumer that is done with each chunk
    * once it asks for the next and gives chunks back to the pool (as `writeLayer` does with the same pool).
    */
   pool?: BufferPool;
   signal?: AbortSignal;
 }
 
-/** Output chunk size; also the size of pooled buffers. */
-export const CHUNK_SIZE = 1024 * 1024;
+/** Output chunk size; also the size of pooled buffers. Small enough to stay in a core's L2 cache between being filled and written. */
+export const CHUNK_SIZE = 256 * 1024;
 const TYPEFLAGS: Record<Entry['type'], string> = {
   file: '0',
   hardlink: '1',
@@ -49,9 +50,39 @@ const TYPEFLAGS: Record<Entry['type'], string> = {
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
-/** Packs `[prefix, name]` into ustar fields when possible (name ≤ 100 bytes, prefix ≤ 155 bytes). */
-function splitUstarName(name: Uint8Array): { name: Uint8Array; prefix?: Uint8Array } | undefined {
-  if (name.length <= 100) return { name };
+/**
+ * `text` as UTF-8 in `scratch` (from its start), valid until the next call with the same scratch; a new
+ * array when it does not fit. ASCII, nearly every name in a layer, is copied code by code: no allocation.
+ */
+function utf8(text: string, scratch: Uint8Array): Uint8Array {
+  const n = text.length;
+  if (n <= scratch.length) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) break;
+      scratch[i] = c;
+    }
+    if (i === n) return scratch.subarray(0, n);
+    const { read, written } = encoder.encodeInto(text, scratch);
+    if (read === n) return scratch.subarray(0, written);
+  }
+  return encoder.encode(text);
+}
+
+const NAME_SCRATCH = new Uint8Array(4096);
+const LINK_SCRATCH = new Uint8Array(4096);
+const PAX_NAME_SCRATCH = new Uint8Array(4096);
+
+/** Where a name goes in a ustar header: `name` (≤ 100 bytes), with `prefix` (≤ 155 bytes) when it has to be split. */
+interface UstarName {
+  name: Uint8Array;
+  prefix: Uint8Array;
+}
+
+/** Packs `[prefix, name]` into ustar fields when possible; undefined when only PAX can hold the name. */
+function splitUstarName(name: Uint8Array): UstarName | undefined {
+  if (name.length <= 100) return { name, prefix: EMPTY };
   if (name.length > 255) return undefined;
   for (let i = name.length - 101; i < name.length; i++) {
     if (i < 0 || name[i] !== 0x2f) continue;
@@ -65,9 +96,14 @@ function clampTime(time: Timestamp, epoch: number | undefined): Timestamp {
   return { sec: epoch, nsec: 0 };
 }
 
+function shrank(hostPath: string): FailedPreconditionError {
+  return new FailedPreconditionError(`file shrank while being packed: ${hostPath}`, { path: hostPath });
+}
+
 /** Serialises entries to tar bytes. The caller owns ordering (parents first) and hardlink targets. */
 export class TarWriter {
-  #chunk: Buffer;
+  /** A plain Uint8Array (over a pool buffer, when pooled): its subarray and fill are cheaper than Buffer's. */
+  #chunk: Uint8Array;
   #used = 0;
   readonly #ready: Uint8Array[] = [];
   readonly #epoch: number | undefined;
@@ -81,8 +117,10 @@ export class TarWriter {
   }
 
   /** A new output chunk: pooled buffers are not zeroed, which is fine, as every byte of a chunk is written before it is used. */
-  #fresh(): Buffer {
-    return this.#pool ? this.#pool.take() : Buffer.alloc(CHUNK_SIZE);
+  #fresh(): Uint8Array {
+    if (!this.#pool) return new Uint8Array(CHUNK_SIZE);
+    const buffer = this.#pool.take();
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   }
 
   /** Takes the chunks completed so far. */
@@ -121,7 +159,8 @@ export class TarWriter {
     this.#used += padding;
   }
 
-  #header(fields: Parameters<typeof encodeHeader>[1]): void {
+  /** Every header goes through here with fields of one shape (all present), which keeps the encoder monomorphic. */
+  #header(fields: Required<HeaderFields>): void {
     this.#reserve(BLOCK_SIZE);
     const block = this.#chunk.subarray(this.#used, this.#used + BLOCK_SIZE);
     block.fill(0);
@@ -134,48 +173,64 @@ export class TarWriter {
     if (entry.path === ROOT) throw new InvalidArgumentError('the layer root has no entry of its own here');
     const isDir = entry.type === 'directory';
     const nameText = isDir ? `${entry.path}/` : entry.path;
-    const name = encoder.encode(nameText);
-    const linkname = entry.linkname === undefined ? EMPTY : encoder.encode(entry.linkname);
+    const name = utf8(nameText, NAME_SCRATCH);
+    const linkname = entry.linkname === undefined ? EMPTY : utf8(entry.linkname, LINK_SCRATCH);
     const uname = entry.uname ? encoder.encode(entry.uname) : EMPTY;
     const gname = entry.gname ? encoder.encode(entry.gname) : EMPTY;
     const mtime = clampTime(entry.mtime, this.#epoch);
     const size = entry.type === 'file' ? entry.size : 0;
+    const devmajor = entry.devmajor ?? 0;
+    const devminor = entry.devminor ?? 0;
 
-    const records: Array<[string, Uint8Array | string]> = [];
+    let records: Array<[string, Uint8Array | string]> | undefined;
     const split = splitUstarName(name);
-    if (!split) records.push(['path', nameText]);
-    if (linkname.length > 100) records.push(['linkpath', linkname]);
-    if (entry.uid > OCTAL_LIMIT_8) records.push(['uid', String(entry.uid)]);
-    if (entry.gid > OCTAL_LIMIT_8) records.push(['gid', String(entry.gid)]);
-    if (size > OCTAL_LIMIT_12) records.push(['size', String(size)]);
-    if (mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > OCTAL_LIMIT_12) records.push(['mtime', formatPaxTime(mtime)]);
-    if (uname.length > 32) records.push(['uname', uname]);
-    if (gname.length > 32) records.push(['gname', gname]);
-    if ((entry.devmajor ?? 0) > OCTAL_LIMIT_8) records.push(['SCHILY.devmajor', String(entry.devmajor)]);
-    if ((entry.devminor ?? 0) > OCTAL_LIMIT_8) records.push(['SCHILY.devminor', String(entry.devminor)]);
-    for (const [key, value] of entry.xattrs) records.push([`SCHILY.xattr.${key}`, value]);
+    if (!split) (records ??= []).push(['path', nameText]);
+    if (linkname.length > 100) (records ??= []).push(['linkpath', linkname]);
+    if (entry.uid > OCTAL_LIMIT_8) (records ??= []).push(['uid', String(entry.uid)]);
+    if (entry.gid > OCTAL_LIMIT_8) (records ??= []).push(['gid', String(entry.gid)]);
+    if (size > OCTAL_LIMIT_12) (records ??= []).push(['size', String(size)]);
+    if (mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > OCTAL_LIMIT_12) (records ??= []).push(['mtime', formatPaxTime(mtime)]);
+    if (uname.length > 32) (records ??= []).push(['uname', uname]);
+    if (gname.length > 32) (records ??= []).push(['gname', gname]);
+    if (devmajor > OCTAL_LIMIT_8) (records ??= []).push(['SCHILY.devmajor', String(devmajor)]);
+    if (devminor > OCTAL_LIMIT_8) (records ??= []).push(['SCHILY.devminor', String(devminor)]);
+    if (entry.xattrs.size > 0) for (const [key, value] of entry.xattrs) (records ??= []).push([`SCHILY.xattr.${key}`, value]);
 
-    if (records.length > 0) {
+    if (records !== undefined) {
       const pax = encodePax(records);
-      const paxName = encoder.encode(`PaxHeaders/${baseName(entry.path)}`).subarray(0, 100);
-      this.#header({ name: paxName, mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: Math.max(0, Math.min(mtime.sec, OCTAL_LIMIT_12)), typeflag: 'x' });
+      const paxName = utf8(`PaxHeaders/${baseName(entry.path)}`, PAX_NAME_SCRATCH);
+      this.#header({
+        name: paxName.length <= 100 ? paxName : paxName.subarray(0, 100),
+        prefix: EMPTY,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: pax.length,
+        mtime: Math.max(0, Math.min(mtime.sec, OCTAL_LIMIT_12)),
+        typeflag: 'x',
+        linkname: EMPTY,
+        uname: EMPTY,
+        gname: EMPTY,
+        devmajor: 0,
+        devminor: 0,
+      });
       this.#writeBytes(pax);
       this.#pad(pax.length);
     }
     this.#header({
       name: split ? split.name : name.subarray(0, 100),
-      ...(split?.prefix ? { prefix: split.prefix } : {}),
+      prefix: split ? split.prefix : EMPTY,
       mode: entry.mode & 0o7777,
       uid: Math.min(entry.uid, OCTAL_LIMIT_8),
       gid: Math.min(entry.gid, OCTAL_LIMIT_8),
       size,
       mtime: mtime.sec,
       typeflag: TYPEFLAGS[entry.type],
-      linkname: linkname.subarray(0, 100),
-      uname: uname.subarray(0, 32),
-      gname: gname.subarray(0, 32),
-      devmajor: Math.min(entry.devmajor ?? 0, OCTAL_LIMIT_8),
-      devminor: Math.min(entry.devminor ?? 0, OCTAL_LIMIT_8),
+      linkname: linkname.length <= 100 ? linkname : linkname.subarray(0, 100),
+      uname: uname.length <= 32 ? uname : uname.subarray(0, 32),
+      gname: gname.length <= 32 ? gname : gname.subarray(0, 32),
+      devmajor: Math.min(devmajor, OCTAL_LIMIT_8),
+      devminor: Math.min(devminor, OCTAL_LIMIT_8),
     });
   }
 
@@ -185,19 +240,27 @@ export class TarWriter {
    */
   writeFileContent(hostPath: string, size: number): void {
     if (size === 0) return;
-    const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-    try {
-      let left = size;
-      while (left > 0) {
-        if (this.#used === CHUNK_SIZE) this.#flush();
-        const want = Math.min(left, CHUNK_SIZE - this.#used);
-        const got = readSync(fd, this.#chunk, this.#used, want, null);
-        if (got === 0) throw new FailedPreconditionError(`file shrank while being packed: ${hostPath}`, { path: hostPath });
-        this.#used += got;
-        left -= got;
+    if (this.#used + size <= CHUNK_SIZE) {
+      // Fits the current chunk, as most files do: open, read and close in one native call.
+      const got = readFileInto(hostPath, this.#chunk, this.#used, size, 0);
+      if (got !== size) throw shrank(hostPath);
+      this.#used += size;
+    } else {
+      // One descriptor for the whole file, so every chunk of it comes from the same inode.
+      const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      try {
+        let left = size;
+        while (left > 0) {
+          if (this.#used === CHUNK_SIZE) this.#flush();
+          const want = Math.min(left, CHUNK_SIZE - this.#used);
+          const got = readSync(fd, this.#chunk, this.#used, want, null);
+          if (got === 0) throw shrank(hostPath);
+          this.#used += got;
+          left -= got;
+        }
+      } finally {
+        closeSync(fd);
       }
-    } finally {
-      closeSync(fd);
     }
     this.#pad(size);
   }

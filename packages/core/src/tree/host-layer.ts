@@ -2,14 +2,13 @@
  * A layer held in a host directory, in overlay form (whiteouts as char 0/0 devices, opaque directories by
  * xattr; what the kernel and `applyLayer({ format: 'overlay' })` write) or OCI form (`.wh.` names).
  */
-import { constants as fsConstants, copyFileSync, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
+import { constants as fsConstants, copyFileSync, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
-import { timestampFromNs } from '../entry.js';
 import { fsError } from '../errors.js';
-import { getXattr, readXattrs } from '../native.js';
+import { getXattr } from '../native.js';
 
 import { OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
-import { deviceNumbers, nodeTypeOf } from './host-stat.js';
+import { hostStat } from './host-stat.js';
 import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
 /** Options of `HostLayer`. */
@@ -36,25 +35,6 @@ const EMPTY: ReadonlyMap<string, LayerNode> = new Map();
 const NODES = new Map<NodeType, LayerNode>(
   (['file', 'directory', 'symlink', 'char', 'block', 'fifo', 'socket'] as const).map((type) => [type, Object.freeze({ kind: 'entry', type })]),
 );
-
-/** Metadata of a host file as a layer entry. */
-export function hostStat(path: string, st: BigIntStats, hostPath: string): NodeStat {
-  const type = nodeTypeOf(st) ?? 'file';
-  return {
-    path,
-    type,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: type === 'file' ? Number(st.size) : 0,
-    mtime: timestampFromNs(st.mtimeNs),
-    nlink: Number(st.nlink),
-    ...(type === 'file' && st.nlink > 1n ? { identity: `${st.dev}:${st.ino}` } : {}),
-    ...(type === 'symlink' ? { linkname: readlinkSync(hostPath) } : {}),
-    ...(type === 'char' || type === 'block' ? deviceNumbers(st.rdev) : {}),
-    xattrs: readXattrs(hostPath),
-  };
-}
 
 export class HostLayer implements LayerTree {
   readonly root: string;
@@ -128,9 +108,7 @@ export class HostLayer implements LayerTree {
   }
 
   stat(path: string): NodeStat | undefined {
-    const hostPath = this.hostPath(path);
-    const st = lstatSync(hostPath, { bigint: true, throwIfNoEntry: false });
-    return st === undefined ? undefined : hostStat(path, st, hostPath);
+    return hostStat(path, this.hostPath(path));
   }
 
   readlink(path: string): string {

@@ -1,15 +1,15 @@
 /**
  * Walks a host directory in tar order (parents first, siblings in byte order), as entries ready to write.
- * Synchronous lstat/readdir per entry on purpose: one syscall each, no thread-pool round trip per file.
+ * Each directory is listed and lstat'ed by one native call (`lstatBatch`): per entry that is one `fstatat`
+ * (plus `llistxattr`, and `readlink` for symlinks) and no JavaScript wrapper objects.
  */
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Entry } from '../entry.js';
-import { timestampFromNs } from '../entry.js';
-import { readXattrs } from '../native.js';
+import { lstatBatch, type LstatBatch } from '../native.js';
 import { childPath, compareNames, ROOT } from '../path.js';
 import type { WriteItem } from '../tar/writer.js';
-import { deviceNumbers, nodeTypeOf } from './host-stat.js';
+import { batchIdentity, batchMode, statFromBatch } from './host-stat.js';
+import type { NodeStat } from './layer-tree.js';
 
 /** Options of `walkHostDirectory`. */
 export interface HostWalkOptions {
@@ -22,6 +22,20 @@ export interface HostWalkOptions {
   signal?: AbortSignal;
 }
 
+/** A directory's batch with its entries' indices in byte order of their names. */
+export interface SortedBatch {
+  batch: LstatBatch;
+  order: number[];
+}
+
+/** Lists and lstats the entries of `hostDir` in one native call, sorted by name (tar order). */
+export function scanSorted(hostDir: string): SortedBatch {
+  const batch = lstatBatch(hostDir);
+  const names = batch.names;
+  const order = Array.from(names, (_, i) => i).sort((a, b) => compareNames(names[a]!, names[b]!));
+  return { batch, order };
+}
+
 /**
  * The entries of the tree at `root`, each with its content source. A file with several names is written
  * in full at its first name in walk order and as a hardlink at the others (identity by device and inode).
@@ -30,56 +44,55 @@ export async function* walkHostDirectory(root: string, options: HostWalkOptions 
   const withXattrs = options.xattrs ?? true;
   const seen = new Map<string, string>();
 
-  const entryOf = (hostPath: string, path: string, st: BigIntStats): WriteItem | undefined => {
-    const kind = nodeTypeOf(st);
-    if (kind === undefined || kind === 'socket') {
-      options.onWarning?.(`skipping ${kind ?? 'unknown file type'}: sockets have no tar form`, path);
+  const itemOf = (batch: LstatBatch, i: number, hostPath: string, path: string): WriteItem | undefined => {
+    if (batchMode(batch, i) === 0) return undefined; // removed since it was listed
+    const stat = statFromBatch(batch, i, path, hostPath, withXattrs);
+    if (stat === undefined || stat.type === 'socket') {
+      options.onWarning?.(`skipping ${stat?.type ?? 'unknown file type'}: sockets have no tar form`, path);
       return undefined;
     }
-    const base = {
-      path,
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtime: timestampFromNs(st.mtimeNs),
-      xattrs: withXattrs ? readXattrs(hostPath) : new Map<string, Uint8Array>(),
-    };
-    if (kind !== 'directory' && st.nlink > 1n) {
-      const identity = `${st.dev}:${st.ino}`;
+    if (stat.type !== 'directory' && stat.nlink > 1) {
+      // Files, and hardlinked symlinks, devices and fifos too, as tar links them.
+      const identity = stat.identity ?? batchIdentity(batch, i);
       const first = seen.get(identity);
-      if (first !== undefined) return { entry: { ...base, type: 'hardlink', size: 0, linkname: first } };
+      if (first !== undefined) return { entry: { ...entryOf(stat), type: 'hardlink', size: 0, linkname: first } };
       seen.set(identity, path);
     }
-    let entry: Entry;
-    if (kind === 'file') entry = { ...base, type: 'file', size: Number(st.size) };
-    else if (kind === 'symlink') entry = { ...base, type: 'symlink', size: 0, linkname: readlinkSync(hostPath) };
-    else if (kind === 'char' || kind === 'block') entry = { ...base, type: kind, size: 0, ...deviceNumbers(st.rdev) };
-    else entry = { ...base, type: kind, size: 0 };
-    return kind === 'file' ? { entry, content: { kind: 'path', path: hostPath } } : { entry };
+    const entry = entryOf(stat);
+    return entry.type === 'file' ? { entry, content: { kind: 'path', path: hostPath } } : { entry };
   };
 
   if (options.includeRoot) {
-    const item = entryOf(root, ROOT, lstatSync(root, { bigint: true }));
+    const item = itemOf(lstatBatch(dirname(root), [basename(root)]), 0, root, ROOT);
     if (item) yield item;
   }
   // An explicit stack keeps memory to one directory listing per level.
-  const stack: Array<{ hostDir: string; dir: string; names: string[]; next: number }> = [];
-  const listing = (hostDir: string) => readdirSync(hostDir).sort(compareNames);
-  stack.push({ hostDir: root, dir: ROOT, names: listing(root), next: 0 });
+  const stack: Array<{ hostDir: string; dir: string; scan: SortedBatch; next: number }> = [];
+  const hostRoot = root.length > 1 && root.endsWith('/') ? root.slice(0, -1) : root;
+  stack.push({ hostDir: hostRoot, dir: ROOT, scan: scanSorted(hostRoot), next: 0 });
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
-    if (top.next >= top.names.length) {
+    const { batch, order } = top.scan;
+    if (top.next >= order.length) {
       stack.pop();
       continue;
     }
     options.signal?.throwIfAborted();
-    const name = top.names[top.next++]!;
-    const hostPath = join(top.hostDir, name);
+    const i = order[top.next++]!;
+    const name = batch.names[i]!;
+    const hostPath = `${top.hostDir}/${name}`;
     const path = childPath(top.dir, name);
-    const st = lstatSync(hostPath, { bigint: true });
-    const item = entryOf(hostPath, path, st);
+    const item = itemOf(batch, i, hostPath, path);
     if (!item) continue;
     yield item;
-    if (item.entry.type === 'directory') stack.push({ hostDir: hostPath, dir: path, names: listing(hostPath), next: 0 });
+    if (item.entry.type === 'directory') stack.push({ hostDir: hostPath, dir: path, scan: scanSorted(hostPath), next: 0 });
   }
+}
+
+/**
+ * A host entry's metadata as a tar entry. Not a copy: a non-socket `NodeStat` is an `Entry` plus link
+ * bookkeeping (`nlink`, `identity`) that the writer never reads, and this walk makes one per entry.
+ */
+function entryOf(stat: NodeStat): Entry {
+  return stat as unknown as Entry;
 }
