@@ -3,7 +3,7 @@
  * operation sequences, with the kernel both as the reference and as the writer of uppers.
  */
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -204,6 +204,30 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     expect(readFileSync(join(one, 'h'), 'utf8')).toBe('original\n');
     expect(readFileSync(join(one, 't'), 'utf8')).toBe('replaced\n');
     expect(readFileSync(join(two, 'h'), 'utf8')).toBe('original\n');
+  });
+
+  it('flatten gives the same layer from compressed inputs (content streamed) as from plain ones (content copied in place), and skips layers nothing survives from', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const { readFileSync } = await import('node:fs');
+    const layers = [
+      rawTar([{ name: 'd/', type: '5', mode: 0o755 }, { name: 'd/a', data: 'a1'.repeat(3000) }, { name: 'd/gone', data: 'g' }]),
+      rawTar([{ name: 'd/a', data: 'a2'.repeat(5000) }, { name: 'd/.wh.gone', data: '' }, { name: 'h', type: '1', linkname: 'd/a' }]),
+      rawTar([{ name: 'z', data: 'z'.repeat(70_000) }]),
+    ];
+    const plain = layers.map((_, i) => join(work, `c-plain-${i}.tar`));
+    const packed = layers.map((_, i) => join(work, `c-gz-${i}.tar.gz`));
+    layers.forEach((bytes, i) => {
+      writeFileSync(plain[i]!, bytes);
+      writeFileSync(packed[i]!, gzipSync(bytes));
+    });
+    const fromPlain = await flatten([plain[0]!, ...plain], join(work, 'c-plain.tar')); // layer 0 twice: the first copy contributes nothing
+    const fromPacked = await flatten([packed[0]!, ...packed], join(work, 'c-gz.tar'));
+    expect(fromPacked.diffID).toBe(fromPlain.diffID);
+    const target = join(work, 'c-target');
+    await applyLayer(join(work, 'c-plain.tar'), target);
+    expect(readFileSync(join(target, 'h'), 'utf8')).toBe('a2'.repeat(5000));
+    expect(readFileSync(join(target, 'z'), 'utf8')).toBe('z'.repeat(70_000));
+    expect(readdirSync(join(target, 'd'))).toEqual(['a']);
   });
 
   it('flatten keeps whiteouts that may hide something of the base, and drops what the range itself deleted', async () => {

@@ -292,6 +292,25 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
+  it('file content from a host path: a range from an offset, and a file shorter than its entry fails, with either hasher', async () => {
+    const { writeItems } = await import('@strata/core');
+    const source = join(work, 'range-source');
+    writeFileSync(source, 'skip-me|wanted content|tail');
+    const entry = (path: string, size: number): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: { sec: 0, nsec: 0 }, xattrs: new Map() });
+    for (const parallelHash of [true, false]) {
+      const out = join(work, `range-${parallelHash}.tar`);
+      await writeItems([{ entry: entry('r', 14), content: { kind: 'path', path: source, offset: 8 } }, { entry: entry('whole', 27), content: { kind: 'path', path: source } }], out, { parallelHash });
+      const target = fresh();
+      await applyLayer(out, target);
+      expect(readFileSync(join(target, 'r'), 'utf8')).toBe('wanted content');
+      expect(readFileSync(join(target, 'whole'), 'utf8')).toBe('skip-me|wanted content|tail');
+
+      const short = join(work, `short-${parallelHash}.tar`);
+      await expect(writeItems([{ entry: entry('s', 400_000), content: { kind: 'path', path: source } }], short, { parallelHash })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+      expect(() => statSync(short)).toThrow();
+    }
+  });
+
   it('SOURCE_DATE_EPOCH clamps every time, so newer edits of the same content give the same digest', async () => {
     const src = fresh();
     mkdirSync(src);

@@ -27,11 +27,13 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { LayerFormatError, UnsupportedError } from './errors.js';
 import type { Entry } from './entry.js';
-import { getXattr, lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+import { getXattr, lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO, writeNewFile } from './native.js';
 import { childPath, isWithin, parentOf, resolveInRoot, ROOT } from './path.js';
 import type { ByteInput, LayerDigests } from './tar/digest.js';
 import { readLayer, type ReadLayerOptions } from './tar/reader.js';
 import { classifyWhiteout, isOverlayXattr, opaqueXattr, type OverlayXattrNamespace } from './whiteout.js';
+
+const EMPTY = new Uint8Array(0);
 
 /** How deletions land in the target. */
 export type ApplyFormat = 'plain' | 'overlay';
@@ -250,12 +252,17 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     }
   };
 
-  const setOwner = (hostPath: string, entry: Entry, fd?: number): void => {
+  /** The owner to give `entry`, or undefined when there is nothing to change (recorded instead, rootless). */
+  const ownerFor = (entry: Entry): Entry | undefined => {
     if (owners === 'record') {
       if (entry.uid !== 0 || entry.gid !== 0) ownerRecords.push({ path: entry.path, uid: entry.uid, gid: entry.gid });
-      return;
+      return undefined;
     }
-    if (ownerIsDefault(entry)) return;
+    return ownerIsDefault(entry) ? undefined : entry;
+  };
+
+  const setOwner = (hostPath: string, entry: Entry, fd?: number): void => {
+    if (ownerFor(entry) === undefined) return;
     if (fd !== undefined) fchownSync(fd, entry.uid, entry.gid);
     else lchownSync(hostPath, entry.uid, entry.gid);
   };
@@ -360,9 +367,19 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     if (entry.type !== 'hardlink') made(hostPath); // a hardlink is recorded once it exists
     switch (entry.type) {
       case 'file': {
+        const chunks = body[Symbol.asyncIterator]();
+        const first = await chunks.next();
+        if (first.done === true || first.value.length === entry.size) {
+          // The whole content in one chunk, as for most files: created and finished in one native call.
+          writeNewFile(hostPath, first.done === true ? EMPTY : first.value, entry.mode, ownerFor(entry), entry.mtime);
+          if (first.done !== true) await chunks.next(); // ends the body (the reader checks it was read through)
+          setXattrs(hostPath, entry); // xattrs leave mtime alone; after the owner, which clears capabilities
+          return;
+        }
         const fd = openSync(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
         try {
-          for await (const chunk of body) {
+          for (let next: IteratorResult<Uint8Array> = first; next.done !== true; next = await chunks.next()) {
+            const chunk = next.value;
             for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
           }
           setOwner(hostPath, entry, fd);

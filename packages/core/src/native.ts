@@ -14,6 +14,7 @@ interface StrataNative {
   lremovexattr(path: string, name: string): void;
   lstatBatch(dir: string, names?: readonly string[]): LstatBatch;
   readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  writeNewFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
 }
 
 /**
@@ -97,6 +98,15 @@ export function lstatBatch(dir: string, names?: readonly string[]): LstatBatch {
  */
 export function readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number {
   return addon.readFileInto(path, buffer, offset, length, position);
+}
+
+/**
+ * Creates the file `path`, which must not exist (O_EXCL, never through a symlink), with content `data`,
+ * owner `owner` (undefined: the caller's), permission bits `mode` (set after the owner, which clears
+ * setuid bits) and atime and mtime `mtime`; one native call for what takes six Node calls.
+ */
+export function writeNewFile(path: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
+  addon.writeNewFile(path, data, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
 }
 
 /** One xattr of `path`, or undefined when absent. */

@@ -14,6 +14,8 @@ export const ROOT = '.';
  * Throws UNSAFE_PATH for absolute names and for any `..` component: a layer names its own tree only.
  */
 export function cleanLayerPath(name: string): string {
+  if (isClean(name)) return name;
+  if (name.length > 1 && name.charCodeAt(name.length - 1) === 0x2f && isClean(name.slice(0, -1))) return name.slice(0, -1);
   if (name.startsWith('/')) throw new UnsafePathError(`absolute path in layer: ${JSON.stringify(name)}`, { path: name });
   const parts: string[] = [];
   for (const part of name.split('/')) {
@@ -22,6 +24,20 @@ export function cleanLayerPath(name: string): string {
     parts.push(part);
   }
   return parts.length === 0 ? ROOT : parts.join('/');
+}
+
+/** True when `name` is already clean and not the root (no empty, `.` or `..` components): most tar names are. */
+function isClean(name: string): boolean {
+  const n = name.length;
+  let start = 0;
+  for (let i = 0; i <= n; i++) {
+    if (i < n && name.charCodeAt(i) !== 0x2f) continue;
+    const length = i - start;
+    if (length === 0) return false;
+    if (name.charCodeAt(start) === 0x2e && (length === 1 || (length === 2 && name.charCodeAt(start + 1) === 0x2e))) return false;
+    start = i + 1;
+  }
+  return true;
 }
 
 /** Parent of a clean path (`.` for top-level names and for the root itself). */

@@ -9,8 +9,14 @@ describe('layer paths', () => {
     expect(['./', '.', './a', 'a//b/', './a/./b', 'a/b/.'].map(cleanLayerPath)).toEqual(['.', '.', 'a', 'a/b', 'a/b', 'a/b']);
   });
 
+  it('passes clean names through, dots inside names included', () => {
+    const names = ['a', 'a/b', '.a', 'a/..b', '...', 'a/.b/c', 'b..', 'ü/名'];
+    expect(names.map(cleanLayerPath)).toEqual(names);
+    expect(['a/b/', '.a/', '.../'].map(cleanLayerPath)).toEqual(['a/b', '.a', '...']);
+  });
+
   it('refuses .. anywhere and absolute names', () => {
-    for (const bad of ['..', '../a', 'a/../b', 'a/..', '/etc']) expect(() => cleanLayerPath(bad)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
+    for (const bad of ['..', '../a', 'a/../b', 'a/..', '/etc', '../', 'a/../', '//x']) expect(() => cleanLayerPath(bad)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
   });
 
   it('orders parents before children and a subtree before the next sibling', () => {

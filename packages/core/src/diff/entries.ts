@@ -4,6 +4,7 @@
  */
 import type { Entry } from '../entry.js';
 import { HostLayer } from '../tree/host-layer.js';
+import { TarLayer } from '../tree/indexed-layer.js';
 import type { NodeStat } from '../tree/layer-tree.js';
 import type { ContentSource } from '../tar/writer.js';
 import type { MergedView } from '../union/merged-view.js';
@@ -15,10 +16,18 @@ export function entryFromStat(stat: NodeStat): Entry {
   return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: new Map([...xattrs].filter(([name]) => !isOverlayXattr(name))) };
 }
 
-/** How to read a file of a view: a host path where its layer is a directory (read straight into the output), else the layer's stream. */
+/**
+ * How to read a file of a view: a host path (a directory layer's file, or the range of a tarball layer's
+ * file), which the writer copies straight into the output; else the layer's stream.
+ */
 export function contentOf(view: MergedView, path: string): ContentSource {
   const layer = view.layers[view.lookup(path)!.layer]!;
-  return layer instanceof HostLayer ? { kind: 'path', path: layer.hostPath(path) } : { kind: 'stream', stream: layer.read(path) };
+  if (layer instanceof HostLayer) return { kind: 'path', path: layer.hostPath(path) };
+  if (layer instanceof TarLayer) {
+    const range = layer.contentRange(path);
+    return { kind: 'path', path: range.path, offset: range.offset };
+  }
+  return { kind: 'stream', stream: layer.read(path) };
 }
 
 /** Deletion markers carry no time of their own: a fixed one keeps layers reproducible. */

@@ -9,7 +9,8 @@ import type { ByteInput } from '../tar/digest.js';
 import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
 import type { LayerDescriptor } from '../tar/write-layer.js';
 import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
-import type { WriteItem } from '../tar/writer.js';
+import type { ContentSource, WriteItem } from '../tar/writer.js';
+import { detectFileCompression } from '../tar/compression.js';
 import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
 import { foldLayers } from './fold.js';
 import { markerEntry } from './entries.js';
@@ -29,15 +30,23 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new TypeError('flatten reads each layer twice: give paths or bytes');
   }
   const { final, deleted, opaque, links } = await foldLayers(layers, options);
+  // Uncompressed layer files are read in place: a surviving file's content is a range of its layer file,
+  // which the writer copies (off this thread); only compressed layers stream their content through here.
+  const inPlace = layers.map((layer) => typeof layer === 'string' && detectFileCompression(layer) === 'none');
 
   async function* items(): AsyncGenerator<WriteItem> {
     for (const path of [...deleted].sort()) if (!isUnderDeleted(path, deleted)) yield { entry: markerEntry(whiteoutPathFor(path)) };
     const written = new Set<string>();
+    // A layer nothing survives from (every name replaced or deleted above it) is not read again.
+    const contributing = new Set<number>();
+    for (const survivor of final.values()) contributing.add(survivor.layer);
     for (const [i, layer] of layers.entries()) {
+      if (!contributing.has(i)) continue;
       const survives = (path: string) => final.get(path)?.layer === i;
       let ordinal = -1;
-      for await (const { entry, body } of readLayer(layer, { ...options, hash: false })) {
+      for await (const { entry, body, dataOffset } of readLayer(layer, { ...options, hash: false })) {
         ordinal++;
+        const content = (): ContentSource => (inPlace[i] ? { kind: 'path', path: layer as string, offset: dataOffset } : { kind: 'stream', stream: body });
         const survivor = final.get(entry.path);
         const mine = survivor !== undefined && survivor.layer === i && survivor.ordinal === ordinal;
         if (entry.type === 'file' && !mine) {
@@ -45,7 +54,7 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
           // of them, and the others link to that one.
           const names = (links[i]!.get(entry.path) ?? []).filter(survives);
           if (names.length > 0) {
-            yield { entry: { ...entry, path: names[0]! }, content: { kind: 'stream', stream: body } };
+            yield { entry: { ...entry, path: names[0]! }, content: content() };
             for (const name of names.slice(1)) yield { entry: { ...final.get(name)!.entry, linkname: names[0]! } };
             for (const name of names) written.add(name);
           }
@@ -53,7 +62,7 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
         }
         if (!mine || written.has(entry.path)) continue;
         if (entry.type === 'hardlink' && !survives(entry.linkname!)) continue; // written with its target, above
-        yield entry.type === 'file' ? { entry, content: { kind: 'stream', stream: body } } : { entry };
+        yield entry.type === 'file' ? { entry, content: content() } : { entry };
         written.add(entry.path);
         if (entry.type === 'directory' && opaque.has(entry.path)) {
           yield { entry: markerEntry(opaqueMarkerPathFor(entry.path)) };

@@ -5,7 +5,7 @@
  * (which shows the survivors) and `flatten` (which writes them).
  */
 import type { Entry } from '../entry.js';
-import { isWithin, ROOT } from '../path.js';
+import { isWithin, parentOf, ROOT } from '../path.js';
 import type { ByteInput } from '../tar/digest.js';
 import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
 import { classifyWhiteout } from '../whiteout.js';
@@ -39,6 +39,31 @@ export async function foldLayers(layers: readonly ByteInput[], options: Omit<Rea
   const opaque = new Set<string>();
   const links: Array<Map<string, string[]>> = [];
 
+  /** Paths of `final` (and the directories they imply) by parent: subtrees are dropped without a scan of everything. */
+  const children = new Map<string, Set<string>>();
+  const survive = (path: string, survivor: Survivor): void => {
+    final.set(path, survivor);
+    for (let p = path; p !== ROOT; p = parentOf(p)) {
+      const parent = parentOf(p);
+      let kids = children.get(parent);
+      if (kids === undefined) children.set(parent, (kids = new Set()));
+      else if (kids.has(p)) break; // the rest of the chain is indexed already
+      kids.add(p);
+    }
+  };
+
+  /** Removes what layers before `layer` left strictly beneath `path`. */
+  const dropBelow = (path: string, layer: number): void => {
+    const kids = children.get(path);
+    if (kids === undefined) return;
+    for (const kid of kids) {
+      dropBelow(kid, layer);
+      if ((final.get(kid)?.layer ?? layer) < layer) final.delete(kid);
+      if (!final.has(kid) && !children.has(kid)) kids.delete(kid);
+    }
+    if (kids.size === 0) children.delete(path);
+  };
+
   /**
    * Removes what layers before `layer` left beneath `path`. A non-directory has nothing beneath it; a
    * directory, or a path only implied by its children, may.
@@ -46,7 +71,7 @@ export async function foldLayers(layers: readonly ByteInput[], options: Omit<Rea
   const dropSubtree = (path: string, layer: number): void => {
     const standing = final.get(path);
     if (standing !== undefined && standing.entry.type !== 'directory') return;
-    for (const [p, s] of final) if (s.layer < layer && p !== path && isWithin(p, path)) final.delete(p);
+    dropBelow(path, layer);
   };
 
   for (const [i, layer] of layers.entries()) {
@@ -63,7 +88,7 @@ export async function foldLayers(layers: readonly ByteInput[], options: Omit<Rea
       else if (kind.kind === 'opaque') opaques.push(kind.dir);
       else if (kind.kind === 'none' && entry.path !== ROOT) {
         if (entry.type !== 'directory') dropSubtree(entry.path, i); // a non-directory replaces a whole directory
-        final.set(entry.path, { layer: i, ordinal, entry });
+        survive(entry.path, { layer: i, ordinal, entry });
         added.add(entry.path);
         deleted.delete(entry.path);
         if (entry.type === 'hardlink') linkMap.set(entry.linkname!, [...(linkMap.get(entry.linkname!) ?? []), entry.path]);

@@ -2,6 +2,7 @@
  * Layer compression: detected by magic bytes on read, chosen by the caller on write. gzip comes from
  * node:zlib; zstd from zstd-napi (libzstd's streaming API; Node 20 has no zstd of its own).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
@@ -30,6 +31,17 @@ export function detectCompression(head: Uint8Array): Compression {
     throw new UnsupportedError('bzip2-compressed layers are not supported (OCI layers are gzip or zstd)');
   }
   return 'none';
+}
+
+/** The compression of the layer file at `path`, from its first bytes. */
+export function detectFileCompression(path: string): Compression {
+  const head = new Uint8Array(6);
+  const fd = openSync(path, 'r');
+  try {
+    return detectCompression(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A decompressing transform, or undefined for uncompressed input. */

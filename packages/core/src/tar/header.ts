@@ -56,15 +56,29 @@ function numberField(block: Uint8Array, offset: number, length: number, what: st
   return value;
 }
 
-function checksumOf(block: Uint8Array): { unsigned: number; signed: number } {
-  let unsigned = 0;
-  let signed = 0;
+/** The header's checksum as writers compute it: the byte sum with the checksum field counted as spaces. */
+function unsignedChecksum(block: Uint8Array): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += block[i]!;
+  for (let i = 156; i < BLOCK_SIZE; i++) sum += block[i]!;
+  return sum;
+}
+
+/** The same over signed bytes, as some historic writers did. */
+function signedChecksum(block: Uint8Array): number {
+  let sum = 0;
   for (let i = 0; i < BLOCK_SIZE; i++) {
     const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
+    sum += b > 127 ? b - 256 : b;
   }
-  return { unsigned, signed };
+  return sum;
+}
+
+/** "ustar\0" (POSIX) or "ustar  \0" (GNU) at byte 257. */
+function magicOf(block: Uint8Array): 'ustar' | 'gnu' | undefined {
+  if (block[257] !== 0x75 || block[258] !== 0x73 || block[259] !== 0x74 || block[260] !== 0x61 || block[261] !== 0x72) return undefined;
+  if (block[262] === 0) return 'ustar';
+  return block[262] === 0x20 && block[263] === 0x20 && block[264] === 0 ? 'gnu' : undefined;
 }
 
 /** True for a block of 512 zero bytes, the end-of-archive marker. */
@@ -79,11 +93,10 @@ export function isZeroBlock(block: Uint8Array): boolean {
  */
 export function decodeHeader(block: Uint8Array): RawHeader {
   const stored = numberField(block, 148, 8, 'checksum');
-  const { unsigned, signed } = checksumOf(block);
-  if (stored !== unsigned && stored !== signed) throw new LayerFormatError('tar header checksum mismatch');
-  const magic = Buffer.from(block.subarray(257, 265)).toString('latin1');
-  const isGnu = magic === 'ustar  \0';
-  const isUstar = magic.startsWith('ustar\0');
+  if (stored !== unsignedChecksum(block) && stored !== signedChecksum(block)) throw new LayerFormatError('tar header checksum mismatch');
+  const magic = magicOf(block);
+  const isGnu = magic === 'gnu';
+  const isUstar = magic === 'ustar';
   const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
   return {
     name: field(block, 0, 100),

@@ -61,6 +61,10 @@ const DEFAULTS: Required<ReadLimits> = {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function text(bytes: Uint8Array, what: string): string {
+  let ascii = true;
+  for (let i = 0; i < bytes.length && ascii; i++) ascii = bytes[i]! < 0x80;
+  // ASCII, nearly every name: one code unit per byte, no decoder.
+  if (ascii && bytes.length <= 8192) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   try {
     return utf8.decode(bytes);
   } catch {
@@ -95,6 +99,7 @@ function paxString(records: Map<string, Uint8Array>, key: string): string | unde
 
 function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>): Map<string, Uint8Array> {
   const xattrs = new Map<string, Uint8Array>();
+  if (records.size === 0) return xattrs;
   for (const [key, value] of records) {
     let name: string | undefined;
     let bytes = value;
@@ -111,7 +116,7 @@ function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>
     // Copy: the record views the reader's buffer, which is reused.
     xattrs.set(name, Uint8Array.from(bytes));
   }
-  return new Map([...xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return xattrs.size < 2 ? xattrs : new Map([...xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function isSparse(header: RawHeader, records: Map<string, Uint8Array>): boolean {
@@ -204,7 +209,7 @@ async function* entries(source: ByteSource, limits: Required<ReadLimits>, signal
       case 'N':
         throw new UnsupportedError(`tar entry type '${header.typeflag}' (multi-volume or old GNU long names) is not supported`);
     }
-    const records = pax ? new Map([...globals, ...pax]) : globals;
+    const records = pax === undefined ? globals : globals.size === 0 ? pax : new Map([...globals, ...pax]);
     pax = undefined;
     if (isSparse(header, records)) throw new UnsupportedError('sparse files are not supported in layers');
     let type = TYPES[header.typeflag];
@@ -238,22 +243,24 @@ async function* entries(source: ByteSource, limits: Required<ReadLimits>, signal
     const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(mtimeRecord) : { sec: header.mtime, nsec: 0 };
     const uname = paxString(records, 'uname') ?? text(header.uname, 'uname');
     const gname = paxString(records, 'gname') ?? text(header.gname, 'gname');
-    const entry: Entry = {
+    // Built field by field, not with spreads: this runs once per entry, and spreads cost an object copy each.
+    const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
       path,
       type,
       mode: header.mode & 0o7777,
       uid: paxNumber(records, 'uid') ?? header.uid,
       gid: paxNumber(records, 'gid') ?? header.gid,
-      ...(uname ? { uname } : {}),
-      ...(gname ? { gname } : {}),
       size: type === 'file' ? declaredSize : 0,
       mtime,
-      ...(linkname !== undefined ? { linkname } : {}),
-      ...(type === 'char' || type === 'block'
-        ? { devmajor: paxNumber(records, 'SCHILY.devmajor') ?? header.devmajor, devminor: paxNumber(records, 'SCHILY.devminor') ?? header.devminor }
-        : {}),
       xattrs: xattrsOf(records, limits),
     };
+    if (uname) entry.uname = uname;
+    if (gname) entry.gname = gname;
+    if (linkname !== undefined) entry.linkname = linkname;
+    if (type === 'char' || type === 'block') {
+      entry.devmajor = paxNumber(records, 'SCHILY.devmajor') ?? header.devmajor;
+      entry.devminor = paxNumber(records, 'SCHILY.devminor') ?? header.devminor;
+    }
 
     const dataOffset = source.position;
     // Boxed so the body's generator and this loop share it (and TypeScript does not narrow it away).

@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { FailedPreconditionError } from '../errors.js';
+import type { FileInsert } from './writer.js';
 
 /** Buffers that travel between a file reader and a hashing worker, so steady state allocates nothing. */
 export class BufferPool {
@@ -78,38 +80,114 @@ class InlineSha256 extends SyncStream {
   }
 }
 
-// Chunks arrive as [buffer, offset, length, pooled] and every buffer goes back over the same port, so the
-// steady state allocates nothing. With an fd (`writeTo`), each chunk is written there first, then hashed:
-// the writes leave the producing thread, and a failed write is reported and ends the stream.
+// Chunks arrive as [buffer, offset, length, pooled, inserts] and every buffer goes back over the same port,
+// so the steady state allocates nothing. Without an fd the worker only hashes. With one (`writeTo`) it
+// writes the stream to it, and splices in host files: `inserts` is a flat [at, path, size, offset, ...]
+// list, `size` bytes of each file from `offset` (then padding to 512 bytes) going after byte `at` of the chunk. Small pieces
+// gather in the worker's own output buffer, which it writes and hashes while it is hot in its cache;
+// file content is read straight into it. The first failure is reported and ends the stream.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { writeSync } = require('node:fs');
+const { closeSync, constants, openSync, readSync, writeSync } = require('node:fs');
 const hash = require('node:crypto').createHash('sha256');
-const { port, fd } = workerData;
+const { port, fd, outputSize } = workerData;
+const out = fd === undefined ? undefined : new Uint8Array(outputSize);
+let used = 0;
+let total = 0;
 let failed = false;
+
+function emit(bytes) {
+  if (fd !== undefined) for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
+  hash.update(bytes);
+  total += bytes.length;
+}
+function flush() {
+  if (used > 0) emit(out.subarray(0, used));
+  used = 0;
+}
+function append(bytes) {
+  if (out === undefined || bytes.length > out.length / 4) {
+    if (out !== undefined) flush();
+    emit(bytes);
+    return;
+  }
+  if (used + bytes.length > out.length) flush();
+  out.set(bytes, used);
+  used += bytes.length;
+}
+function splice(path, size, offset) {
+  const file = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    for (let left = size; left > 0; ) {
+      if (used === out.length) flush();
+      const got = readSync(file, out, used, Math.min(left, out.length - used), offset + size - left);
+      if (got === 0) throw Object.assign(new Error('file shrank while being packed: ' + path), { code: 'FAILED_PRECONDITION', path });
+      used += got;
+      left -= got;
+    }
+  } finally {
+    closeSync(file);
+  }
+  const padding = (512 - (size % 512)) % 512;
+  if (used + padding > out.length) flush();
+  out.fill(0, used, used + padding);
+  used += padding;
+}
+
 port.on('message', (message) => {
-  if (message === null) { if (!failed) port.postMessage({ digest: hash.digest('hex') }); port.close(); return; }
-  const [buffer, offset, length, pooled] = message;
+  if (message === null) {
+    if (!failed) {
+      try {
+        if (out !== undefined) flush();
+        port.postMessage({ digest: hash.digest('hex'), total });
+      } catch (error) {
+        port.postMessage({ error: { message: error.message, code: error.code, syscall: error.syscall, path: error.path } });
+      }
+    }
+    port.close();
+    return;
+  }
+  const [buffer, offset, length, pooled, inserts] = message;
   const chunk = new Uint8Array(buffer, offset, length);
-  if (fd !== undefined && !failed) {
+  let done = length;
+  if (!failed) {
     try {
-      for (let written = 0; written < length; ) written += writeSync(fd, chunk, written, length - written);
+      let at = 0;
+      if (inserts !== undefined) {
+        for (let i = 0; i < inserts.length; i += 4) {
+          append(chunk.subarray(at, inserts[i]));
+          splice(inserts[i + 1], inserts[i + 2], inserts[i + 3]);
+          at = inserts[i];
+          done += inserts[i + 2];
+        }
+      }
+      append(chunk.subarray(at));
     } catch (error) {
       failed = true;
-      port.postMessage({ error: { message: error.message, code: error.code, syscall: error.syscall } });
+      port.postMessage({ error: { message: error.message, code: error.code, syscall: error.syscall, path: error.path } });
     }
   }
-  if (!failed) hash.update(chunk);
-  port.postMessage({ done: length, buffer, pooled }, [buffer]);
+  port.postMessage({ done, buffer, pooled }, [buffer]);
 });
 `;
 
+/** Size of the writing worker's own output buffer: small enough to stay in its core's L2 cache. */
+const WORKER_OUTPUT_SIZE = 256 * 1024;
+
 interface Reply {
-  error?: { message: string; code?: string; syscall?: string };
+  error?: { message: string; code?: string; syscall?: string; path?: string };
   done?: number;
   buffer?: ArrayBuffer;
   pooled?: boolean;
   digest?: string;
+  /** Bytes of the whole stream, spliced files and their padding included. */
+  total?: number;
+}
+
+/** A worker's error as this side throws it: typed for what strata itself reports, Node-shaped otherwise. */
+function workerError(error: NonNullable<Reply['error']>): Error {
+  if (error.code === 'FAILED_PRECONDITION') return new FailedPreconditionError(error.message, { path: error.path! });
+  return Object.assign(new Error(error.message), { code: error.code, syscall: error.syscall, path: error.path });
 }
 
 const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
@@ -134,7 +212,11 @@ class WorkerSha256 implements Sha256Stream {
   constructor(writeTo: number | undefined) {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { port: port2, fd: writeTo }, transferList: [port2] });
+    this.#worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { port: port2, fd: writeTo, outputSize: WORKER_OUTPUT_SIZE },
+      transferList: [port2],
+    });
     this.#worker.on('error', (error) => {
       this.#failure = error;
     });
@@ -147,8 +229,9 @@ class WorkerSha256 implements Sha256Stream {
   #drain(): void {
     for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
       const reply = received.message as Reply;
-      if (reply.error !== undefined) this.#failure ??= Object.assign(new Error(reply.error.message), { code: reply.error.code, syscall: reply.error.syscall });
+      if (reply.error !== undefined) this.#failure ??= workerError(reply.error);
       if (reply.digest !== undefined) this.#digest = reply.digest;
+      if (reply.total !== undefined) this.size = reply.total;
       if (reply.done !== undefined) this.#inFlight -= reply.done;
       if (reply.buffer !== undefined) {
         if (reply.pooled) this.#pool?.give(reply.buffer);
@@ -179,9 +262,26 @@ class WorkerSha256 implements Sha256Stream {
     return this.#account(length);
   }
 
+  /** `consume` for a pool chunk with host files to splice in (see `WritingSha256.consumeBatch`). */
+  consumeBatch(chunk: Uint8Array, files: readonly FileInsert[], pool: BufferPool): Promise<void> | undefined {
+    this.#drain();
+    this.#pool = pool;
+    pool.refill = () => this.#drain();
+    const inserts: Array<number | string> = [];
+    let spliced = 0;
+    for (const file of files) {
+      inserts.push(file.at, file.path, file.size, file.offset);
+      spliced += file.size;
+    }
+    const whole = chunk.buffer as ArrayBuffer;
+    const length = chunk.length;
+    this.#port.postMessage([whole, chunk.byteOffset, length, true, inserts], [whole]);
+    return this.#account(length + spliced);
+  }
+
   /** Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. */
   #account(length: number): Promise<void> | undefined {
-    this.size += length;
+    this.size += length; // spliced files' padding is counted by the worker, which reports the total at the end
     this.#inFlight += length;
     return this.#inFlight <= MAX_IN_FLIGHT ? undefined : this.#settle(MAX_IN_FLIGHT / 2);
   }
@@ -230,16 +330,23 @@ export function createSha256(parallel = false): Sha256Stream {
   return parallel ? new WorkerSha256(undefined) : new InlineSha256();
 }
 
-/** A sha256 stream that also writes what it hashes to a file. */
+/** A sha256 stream that also writes what it hashes to a file, splicing in host files' contents. */
 export interface WritingSha256 extends Sha256Stream {
+  /**
+   * Like `consume`, for a chunk of `pool` that has host files to splice in: each file's content and its
+   * padding to a tar block go after byte `at` of the chunk. A file shorter than its `size` fails the
+   * stream with FAILED_PRECONDITION.
+   */
+  consumeBatch(chunk: Uint8Array, files: readonly FileInsert[], pool: BufferPool): Promise<void> | undefined;
   /** Stops at once; when this resolves nothing more will be written, so the fd may be closed. */
   abort(): Promise<void>;
 }
 
 /**
- * Writes each chunk to `fd` (at its file position) and then hashes it, both on a worker thread, so a
- * producer that reads and encodes on the main thread overlaps with the writing as well as the hashing.
- * `digest()` resolves once every chunk is written; a failed write rejects it (and every later `update`).
+ * Writes the stream to `fd` (from its file position) and hashes it, both on a worker thread, so a
+ * producer that walks and encodes on the main thread overlaps with the reading of file contents, the
+ * writing and the hashing. `digest()` resolves once everything is written, and `size` is then the total
+ * (spliced files included); a failure rejects it (and every later call).
  */
 export function createWritingSha256(fd: number): WritingSha256 {
   return new WorkerSha256(fd);

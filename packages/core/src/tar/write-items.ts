@@ -1,12 +1,13 @@
 /**
  * writeItems: entries to a layer blob, the one path every layer producer takes (pack, diffs, flatten,
- * squash). Uncompressed output to a file circulates its buffers writer → file → hasher → writer,
- * so a layer is written without an allocation (or a page fault) per chunk.
+ * squash). Uncompressed output to a file circulates its buffers writer → worker → writer, so a layer is
+ * written without an allocation (or a page fault) per chunk; the worker also reads host files' content,
+ * writes and hashes, leaving this thread to walk and encode headers.
  */
 import type { Writable } from 'node:stream';
 import { BufferPool } from './sha256.js';
-import { writeLayer, type LayerDescriptor, type WriteLayerOptions } from './write-layer.js';
-import { CHUNK_SIZE, writeTar, type WriteItem, type WriteTarOptions } from './writer.js';
+import { writeBatchedLayer, writeLayer, type LayerDescriptor, type WriteLayerOptions } from './write-layer.js';
+import { CHUNK_SIZE, writeTar, writeTarBatches, type WriteItem, type WriteTarOptions } from './writer.js';
 
 /** Options of `writeItems`. */
 export interface WriteItemsOptions extends Omit<WriteLayerOptions, 'pool'>, Omit<WriteTarOptions, 'pool'> {}
@@ -18,6 +19,11 @@ export function writeItems(
   options: WriteItemsOptions = {},
 ): Promise<LayerDescriptor> {
   const pooled = typeof destination === 'string' && (options.compression ?? 'none') === 'none';
+  if (pooled && (options.parallelHash ?? true)) {
+    // The common case: host files are read, written and hashed by the worker, off this thread.
+    const pool = new BufferPool(CHUNK_SIZE);
+    return writeBatchedLayer(writeTarBatches(items, { ...options, pool }), destination, pool, options);
+  }
   const shared = pooled ? { ...options, pool: new BufferPool(CHUNK_SIZE) } : options;
   return writeLayer(writeTar(items, shared), destination, shared);
 }

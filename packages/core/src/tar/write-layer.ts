@@ -8,7 +8,9 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressor, layerMediaType, type Compression } from './compression.js';
 import { tap } from './digest.js';
+import { InvalidArgumentError } from '../errors.js';
 import { createSha256, createWritingSha256, type BufferPool } from './sha256.js';
+import type { TarBatch } from './writer.js';
 
 /** Describes a written layer blob, as an OCI descriptor needs it. */
 export interface LayerDescriptor {
@@ -46,7 +48,7 @@ export interface WriteLayerOptions {
  * On failure the file is removed.
  */
 async function writePlainFile(
-  tar: AsyncIterable<Uint8Array>,
+  parts: AsyncIterable<Uint8Array | TarBatch>,
   path: string,
   parallel: boolean,
   options: WriteLayerOptions,
@@ -56,14 +58,22 @@ async function writePlainFile(
   const hash = writer ?? createSha256(false);
   let open = true;
   try {
-    for await (const chunk of tar) {
+    for await (const part of parts) {
       options.signal?.throwIfAborted();
-      if (!writer) for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
-      // Written (or handed to the writer): the hasher may now take the buffer itself, back to the pool after.
-      const wait = options.pool ? hash.consume(chunk, options.pool) : hash.update(chunk);
+      const batch = part instanceof Uint8Array ? undefined : part;
+      const chunk = batch ? batch.bytes : (part as Uint8Array);
+      let wait: Promise<void> | undefined;
+      if (batch !== undefined && batch.files.length > 0) {
+        if (!writer || !options.pool) throw new InvalidArgumentError('tar batches with files need the writing worker and a pool');
+        wait = writer.consumeBatch(chunk, batch.files, options.pool);
+      } else {
+        if (!writer) for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+        // Written (or handed to the writer): the hasher may now take the buffer itself, back to the pool after.
+        wait = options.pool ? hash.consume(chunk, options.pool) : hash.update(chunk);
+      }
       if (wait) await wait;
     }
-    const diffID = await hash.digest(); // with a writer: every chunk is written once this resolves
+    const diffID = await hash.digest(); // with a writer: everything is written once this resolves
     open = false;
     closeSync(fd);
     return { diffID, digest: diffID, size: hash.size, uncompressedSize: hash.size };
@@ -75,6 +85,33 @@ async function writePlainFile(
     await rm(path, { force: true });
     throw error;
   }
+}
+
+/** Renames a finished temporary blob into place; on failure the temporary is removed. */
+async function publish(temporary: string, destination: string): Promise<void> {
+  try {
+    await rename(temporary, destination);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * An uncompressed layer at `destination` from `writeTarBatches` output whose chunks come from `pool`: a
+ * worker thread reads the host files the batches name, writes and hashes, while this thread walks and
+ * encodes. Written as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left.
+ */
+export async function writeBatchedLayer(
+  batches: AsyncIterable<TarBatch>,
+  destination: string,
+  pool: BufferPool,
+  options: Omit<WriteLayerOptions, 'compression' | 'pool' | 'parallelHash'> = {},
+): Promise<LayerDescriptor> {
+  const temporary = `${destination}.tmp-${process.pid}`;
+  const digests = await writePlainFile(batches, temporary, true, { ...options, pool });
+  await publish(temporary, destination);
+  return { ...digests, compression: 'none', mediaType: layerMediaType('none') };
 }
 
 /**
@@ -91,10 +128,7 @@ export async function writeLayer(
   const temporary = typeof destination === 'string' ? `${destination}.tmp-${process.pid}` : undefined;
   if (temporary !== undefined && compression === 'none') {
     const digests = await writePlainFile(tar, temporary, parallel, options);
-    await rename(temporary, destination as string).catch(async (error: unknown) => {
-      await rm(temporary, { force: true });
-      throw error;
-    });
+    await publish(temporary, destination as string);
     return { ...digests, compression, mediaType: layerMediaType(compression) };
   }
   const plain = createSha256(parallel);

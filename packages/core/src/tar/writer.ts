@@ -14,7 +14,8 @@ import type { BufferPool } from './sha256.js';
 
 /** Where a file entry's content comes from. */
 export type ContentSource =
-  | { readonly kind: 'path'; readonly path: string }
+  /** `size` bytes of a host file from `offset` (default 0): a file, or an entry of an uncompressed tarball. */
+  | { readonly kind: 'path'; readonly path: string; readonly offset?: number }
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array }
   | { readonly kind: 'stream'; readonly stream: AsyncIterable<Uint8Array> };
 
@@ -100,6 +101,35 @@ function shrank(hostPath: string): FailedPreconditionError {
   return new FailedPreconditionError(`file shrank while being packed: ${hostPath}`, { path: hostPath });
 }
 
+/** `size` bytes of host file `path` from `offset`, to go into a stream after byte `at` of a chunk, then tar padding. */
+export interface FileInsert {
+  readonly at: number;
+  readonly path: string;
+  readonly size: number;
+  readonly offset: number;
+}
+
+/**
+ * A chunk of tar bytes with host files to splice in: each file's content, then its padding to a tar block,
+ * goes after byte `at` of `bytes` (what a `deferFiles` writer produces).
+ */
+export interface TarBatch {
+  readonly bytes: Uint8Array;
+  readonly files: readonly FileInsert[];
+}
+
+/** Options of `TarWriter`. */
+export interface TarWriterOptions extends WriteTarOptions {
+  /**
+   * Leave the content of `writeFileContent` files to the consumer: chunks come out by `takeBatches`, with
+   * the files to splice in (the writing worker does the reading, off the encoding thread).
+   */
+  deferFiles?: boolean;
+}
+
+/** A deferring writer hands its chunk on once it stands for this many bytes of files, so the consumer starts early. */
+const DEFERRED_FLUSH_BYTES = 1024 * 1024;
+
 /** Serialises entries to tar bytes. The caller owns ordering (parents first) and hardlink targets. */
 export class TarWriter {
   /** A plain Uint8Array (over a pool buffer, when pooled): its subarray and fill are cheaper than Buffer's. */
@@ -108,11 +138,17 @@ export class TarWriter {
   readonly #ready: Uint8Array[] = [];
   readonly #epoch: number | undefined;
   readonly #pool: BufferPool | undefined;
+  readonly #defer: boolean;
+  /** Deferred files of the current chunk, and of each ready chunk. */
+  #inserts: FileInsert[] = [];
+  readonly #readyInserts: FileInsert[][] = [];
+  #deferredBytes = 0;
 
-  constructor(options: WriteTarOptions = {}) {
+  constructor(options: TarWriterOptions = {}) {
     this.#epoch = options.sourceDateEpoch;
     if (options.pool && options.pool.size !== CHUNK_SIZE) throw new InvalidArgumentError(`tar writer pools hold ${CHUNK_SIZE}-byte buffers`);
     this.#pool = options.pool;
+    this.#defer = options.deferFiles ?? false;
     this.#chunk = this.#fresh();
   }
 
@@ -125,12 +161,25 @@ export class TarWriter {
 
   /** Takes the chunks completed so far. */
   take(): Uint8Array[] {
+    if (this.#defer) throw new InvalidArgumentError('a writer that defers files hands out batches: use takeBatches');
     return this.#ready.splice(0, this.#ready.length);
   }
 
+  /** Takes the chunks completed so far, each with the files to splice into it. */
+  takeBatches(): TarBatch[] {
+    const chunks = this.#ready.splice(0, this.#ready.length);
+    const inserts = this.#readyInserts.splice(0, this.#readyInserts.length);
+    return chunks.map((bytes, i) => ({ bytes, files: inserts[i] ?? [] }));
+  }
+
   #flush(): void {
-    if (this.#used === 0) return;
+    if (this.#used === 0 && this.#inserts.length === 0) return;
     this.#ready.push(this.#chunk.subarray(0, this.#used));
+    if (this.#defer) {
+      this.#readyInserts.push(this.#inserts);
+      this.#inserts = [];
+      this.#deferredBytes = 0;
+    }
     this.#chunk = this.#fresh();
     this.#used = 0;
   }
@@ -238,11 +287,17 @@ export class TarWriter {
    * Copies `size` bytes of the file at `hostPath` into the output, reading straight into the chunk.
    * Throws FAILED_PRECONDITION if the file is shorter than `size` (it changed while being packed).
    */
-  writeFileContent(hostPath: string, size: number): void {
+  writeFileContent(hostPath: string, size: number, offset = 0): void {
     if (size === 0) return;
+    if (this.#defer) {
+      this.#inserts.push({ at: this.#used, path: hostPath, size, offset });
+      this.#deferredBytes += size;
+      if (this.#deferredBytes >= DEFERRED_FLUSH_BYTES) this.#flush();
+      return;
+    }
     if (this.#used + size <= CHUNK_SIZE) {
       // Fits the current chunk, as most files do: open, read and close in one native call.
-      const got = readFileInto(hostPath, this.#chunk, this.#used, size, 0);
+      const got = readFileInto(hostPath, this.#chunk, this.#used, size, offset);
       if (got !== size) throw shrank(hostPath);
       this.#used += size;
     } else {
@@ -253,7 +308,7 @@ export class TarWriter {
         while (left > 0) {
           if (this.#used === CHUNK_SIZE) this.#flush();
           const want = Math.min(left, CHUNK_SIZE - this.#used);
-          const got = readSync(fd, this.#chunk, this.#used, want, null);
+          const got = readSync(fd, this.#chunk, this.#used, want, offset + size - left);
           if (got === 0) throw shrank(hostPath);
           this.#used += got;
           left -= got;
@@ -300,14 +355,32 @@ export class TarWriter {
  * Throws INVALID_ARGUMENT when a file's content does not match its declared size, FAILED_PRECONDITION
  * when a source file shrinks while being read.
  */
-export async function* writeTar(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<Uint8Array> {
+export function writeTar(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<Uint8Array> {
   const writer = new TarWriter(options);
+  return encodeItems(items, writer, () => writer.take(), options.signal);
+}
+
+/**
+ * `writeTar` for a consumer that reads host files itself: the content of `path` sources is not read here
+ * but listed in each batch, to be spliced in (see `TarBatch`). Other content is in the bytes.
+ */
+export function writeTarBatches(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<TarBatch> {
+  const writer = new TarWriter({ ...options, deferFiles: true });
+  return encodeItems(items, writer, () => writer.takeBatches(), options.signal);
+}
+
+async function* encodeItems<T>(
+  items: AsyncIterable<WriteItem> | Iterable<WriteItem>,
+  writer: TarWriter,
+  take: () => T[],
+  signal: AbortSignal | undefined,
+): AsyncGenerator<T> {
   for await (const { entry, content } of items) {
-    options.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     writer.writeHeader(entry);
     if (entry.type === 'file' && entry.size > 0) {
       if (!content) throw new InvalidArgumentError(`no content for ${entry.path}`, { path: entry.path });
-      if (content.kind === 'path') writer.writeFileContent(content.path, entry.size);
+      if (content.kind === 'path') writer.writeFileContent(content.path, entry.size, content.offset);
       else if (content.kind === 'bytes') {
         if (content.bytes.length !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
         writer.writeContent(content.bytes);
@@ -317,14 +390,14 @@ export async function* writeTar(items: AsyncIterable<WriteItem> | Iterable<Write
           total += part.length;
           if (total > entry.size) break;
           writer.writeContentPart(part);
-          yield* writer.take();
+          yield* take();
         }
         if (total !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
         writer.endContent(entry.size);
       }
     }
-    yield* writer.take();
+    yield* take();
   }
   writer.finish();
-  yield* writer.take();
+  yield* take();
 }

@@ -194,6 +194,12 @@ export class TarLayer extends IndexedLayer {
     return layer;
   }
 
+  /** Where the content of the regular file at `path` lies: `size` bytes of the tarball from `offset`. */
+  contentRange(path: string): { path: string; offset: number; size: number } {
+    const { entry, offset } = this.fileRecord(path, 'open');
+    return { path: this.tarPath, offset, size: entry.size };
+  }
+
   read(path: string): AsyncIterable<Uint8Array> {
     const { entry, offset } = this.fileRecord(path, 'open');
     if (entry.size === 0) return (async function* () {})();
