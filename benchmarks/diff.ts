@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
 import type { Benchmark, Plan } from './suite.js';
 
-const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
 

@@ -7,7 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tree } from './inputs.js';
 
-const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 
 /** A case is a whole command, or (for operations that are too small to time as a process) a function timed in this process. */

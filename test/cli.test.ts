@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from './helpers/oracle.js';
 import { rawTar, sha256 } from './helpers/raw-tar.js';
 
-const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
 describe.skipIf(!needs('root'))('strata command', () => {

@@ -11,7 +11,7 @@ import { HostLayer, MemoryLayer, MergedView, mknod, WritableLayer, type Entry } 
 import { needs } from './helpers/oracle.js';
 import { snapshotTree } from './helpers/snapshot.js';
 
-const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const entry = (path: string, type: Entry['type'], extra: Partial<Entry> = {}): Entry => ({ path, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 0, nsec: 0 }, xattrs: new Map(), ...extra });
 
 describe.skipIf(!needs('root', 'overlay'))('merged view', () => {

@@ -110,17 +110,31 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-// Awaited at the top level on purpose: should the event loop ever drain while work is pending, Node then
-// exits with code 13 (unsettled top-level await) instead of a silent, successful-looking 0.
-try {
-  await main(process.argv.slice(2));
-} catch (error: unknown) {
-  if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`strata: ${(error as Error).message}\n${USAGE}\n`);
-    process.exitCode = 2;
-  } else {
-    const code = (error as { code?: unknown }).code;
-    process.stderr.write(`strata: ${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}\n`);
-    process.exitCode = 1;
+/** Runs the command line and sets the exit code: 2 for usage errors, 1 for failures, one line on stderr. */
+async function run(argv: string[]): Promise<void> {
+  try {
+    await main(argv);
+  } catch (error: unknown) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`strata: ${(error as Error).message}\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else {
+      const code = (error as { code?: unknown }).code;
+      process.stderr.write(`strata: ${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}\n`);
+      process.exitCode = 1;
+    }
   }
 }
+
+// Should the event loop ever drain while the command is still pending, Node would exit with 0, a silent,
+// successful-looking exit: this makes it a failure instead (13, as Node uses for an unsettled top-level await).
+let settled = false;
+process.on('exit', () => {
+  if (!settled) {
+    process.stderr.write('strata: internal error: exited before the command finished\n');
+    process.exitCode = 13;
+  }
+});
+void run(process.argv.slice(2)).finally(() => {
+  settled = true;
+});

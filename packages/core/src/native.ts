@@ -3,7 +3,7 @@
  * l*xattr family. Synchronous by design: each is one cheap syscall, cheaper than a thread-pool round trip,
  * and none of them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
  */
-import { createRequire } from 'node:module';
+import { addonPath, requireFromPackage } from './package.js';
 
 interface StrataNative {
   mknod(path: string, mode: number, major: number, minor: number): void;
@@ -46,8 +46,7 @@ export const STAT = {
   fields: 12,
 } as const;
 
-const require = createRequire(import.meta.url);
-const addon = require('../build/Release/strata_native.node') as StrataNative;
+const addon = requireFromPackage(addonPath) as StrataNative;
 
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;

@@ -3,17 +3,20 @@
  * node:zlib; zstd from zstd-napi (libzstd's streaming API; Node 20 has no zstd of its own).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createGunzip, createGzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { UnsupportedError } from '../errors.js';
+import { requireFromPackage } from '../package.js';
 
 type ZstdNapi = typeof import('zstd-napi');
 let zstdModule: ZstdNapi | undefined;
 
+/** node:zlib, loaded on first use (~3 ms of start-up otherwise). */
+let zlibModule: typeof import('node:zlib') | undefined;
+const zlib = () => (zlibModule ??= process.getBuiltinModule('node:zlib'));
+
 /** zstd-napi, loaded on first use: most commands never touch zstd, and loading it costs ~10 ms of start-up. */
 function zstd(): ZstdNapi {
-  zstdModule ??= createRequire(import.meta.url)('zstd-napi') as ZstdNapi;
+  zstdModule ??= requireFromPackage('zstd-napi') as ZstdNapi;
   return zstdModule;
 }
 
@@ -46,14 +49,14 @@ export function detectFileCompression(path: string): Compression {
 
 /** A decompressing transform, or undefined for uncompressed input. */
 export function decompressor(compression: Compression): Transform | undefined {
-  if (compression === 'gzip') return createGunzip({ chunkSize: 256 * 1024 });
+  if (compression === 'gzip') return zlib().createGunzip({ chunkSize: 256 * 1024 });
   if (compression === 'zstd') return new (zstd().DecompressStream)();
   return undefined;
 }
 
 /** A compressing transform, or undefined for `none`. Output bytes depend only on input and level. */
 export function compressor(compression: Compression, level?: number): Transform | undefined {
-  if (compression === 'gzip') return createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
+  if (compression === 'gzip') return zlib().createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
   if (compression === 'zstd') return new (zstd().CompressStream)({ compressionLevel: level ?? 3 });
   return undefined;
 }

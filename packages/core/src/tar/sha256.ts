@@ -4,8 +4,9 @@
  * the bytes are seen once, in order: the digest is of exactly the bytes that were processed.
  */
 import { createHash } from 'node:crypto';
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import { FailedPreconditionError } from '../errors.js';
+import { addonPath } from '../package.js';
 import type { FileInsert } from './writer.js';
 
 /** Buffers that travel between a file reader and a hashing worker, so steady state allocates nothing. */
@@ -83,14 +84,16 @@ class InlineSha256 extends SyncStream {
 // Chunks arrive as [buffer, offset, length, pooled, inserts] and every buffer goes back over the same port,
 // so the steady state allocates nothing. Without an fd the worker only hashes. With one (`writeTo`) it
 // writes the stream to it, and splices in host files: `inserts` is a flat [at, path, size, offset, ...]
-// list, `size` bytes of each file from `offset` (then padding to 512 bytes) going after byte `at` of the chunk. Small pieces
-// gather in the worker's own output buffer, which it writes and hashes while it is hot in its cache;
-// file content is read straight into it. The first failure is reported and ends the stream.
+// list, `size` bytes of each file from `offset` (then padding to 512 bytes) going after byte `at` of the
+// chunk. Small pieces gather in the worker's own output buffer, which it writes and hashes while it is
+// hot in its cache; file content is read straight into it (by our addon, loaded here too). The first
+// failure is reported and ends the stream.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { closeSync, constants, openSync, readSync, writeSync } = require('node:fs');
 const hash = require('node:crypto').createHash('sha256');
-const { port, fd, outputSize } = workerData;
+const { port, fd, outputSize, addonPath } = workerData;
+const addon = addonPath === undefined ? undefined : require(addonPath);
 const out = fd === undefined ? undefined : new Uint8Array(outputSize);
 let used = 0;
 let total = 0;
@@ -115,23 +118,36 @@ function append(bytes) {
   out.set(bytes, used);
   used += bytes.length;
 }
+function shrank(path) {
+  return Object.assign(new Error('file shrank while being packed: ' + path), { code: 'FAILED_PRECONDITION', path });
+}
 function splice(path, size, offset) {
+  if (size <= out.length) {
+    // Fits the buffer, as most files do: open, read and close in one native call.
+    if (used + size > out.length) flush();
+    if (addon.readFileInto(path, out, used, size, offset) !== size) throw shrank(path);
+    used += size;
+  } else {
+    spliceLarge(path, size, offset);
+  }
+  const padding = (512 - (size % 512)) % 512;
+  if (used + padding > out.length) flush();
+  out.fill(0, used, used + padding);
+  used += padding;
+}
+function spliceLarge(path, size, offset) {
   const file = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     for (let left = size; left > 0; ) {
       if (used === out.length) flush();
       const got = readSync(file, out, used, Math.min(left, out.length - used), offset + size - left);
-      if (got === 0) throw Object.assign(new Error('file shrank while being packed: ' + path), { code: 'FAILED_PRECONDITION', path });
+      if (got === 0) throw shrank(path);
       used += got;
       left -= got;
     }
   } finally {
     closeSync(file);
   }
-  const padding = (512 - (size % 512)) % 512;
-  if (used + padding > out.length) flush();
-  out.fill(0, used, used + padding);
-  used += padding;
 }
 
 port.on('message', (message) => {
@@ -192,6 +208,10 @@ function workerError(error: NonNullable<Reply['error']>): Error {
 
 const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 
+/** node:worker_threads, loaded when a worker is first needed (~2 ms of start-up otherwise). */
+let threadsModule: typeof import('node:worker_threads') | undefined;
+const threads = () => (threadsModule ??= process.getBuiltinModule('node:worker_threads'));
+
 /**
  * Hashes on a worker thread. Replies (returned buffers, the digest) come over a private port that this
  * side drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event loop,
@@ -210,11 +230,12 @@ class WorkerSha256 implements Sha256Stream {
   #pool: BufferPool | undefined;
 
   constructor(writeTo: number | undefined) {
+    const { MessageChannel, Worker } = threads();
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { port: port2, fd: writeTo, outputSize: WORKER_OUTPUT_SIZE },
+      workerData: { port: port2, fd: writeTo, outputSize: WORKER_OUTPUT_SIZE, addonPath: writeTo === undefined ? undefined : addonPath },
       transferList: [port2],
     });
     this.#worker.on('error', (error) => {
@@ -227,6 +248,7 @@ class WorkerSha256 implements Sha256Stream {
 
   /** Takes every reply that has arrived, without waiting. */
   #drain(): void {
+    const { receiveMessageOnPort } = threads();
     for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
       const reply = received.message as Reply;
       if (reply.error !== undefined) this.#failure ??= workerError(reply.error);
