@@ -42,6 +42,15 @@ static int get_path(napi_env env, napi_value value, char *out) {
   return len >= PATH_MAX_BYTES - 1 ? -1 : 0;
 }
 
+// The bytes of a Uint8Array argument; -1 when it is not one.
+static int get_bytes(napi_env env, napi_value value, void **data, size_t *length) {
+  napi_typedarray_type type;
+  napi_value arraybuffer;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, length, data, &arraybuffer, &byte_offset) != napi_ok) return -1;
+  return type == napi_uint8_array ? 0 : -1;
+}
+
 static double get_number(napi_env env, napi_value value) {
   double d = 0;
   napi_get_value_double(env, value, &d);
@@ -156,10 +165,7 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   if (get_path_and_name(env, info, 3, argv, path, name, "lsetxattr(path, name, value)") != 0) return NULL;
   void *data = NULL;
   size_t length = 0;
-  napi_typedarray_type type;
-  napi_value arraybuffer;
-  size_t offset = 0;
-  if (napi_get_typedarray_info(env, argv[2], &type, &length, &data, &arraybuffer, &offset) != napi_ok) {
+  if (get_bytes(env, argv[2], &data, &length) != 0) {
     napi_throw_type_error(env, "EINVAL", "lsetxattr(path, name, value): value must be a Uint8Array");
     return NULL;
   }
@@ -232,7 +238,8 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
   napi_valuetype names_type = napi_undefined;
   if (argc > 1) napi_typeof(env, argv[1], &names_type);
 
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  // Named entries need only search permission on `dir` (as lstat does): an O_PATH descriptor.
+  int dfd = open(dir, (names_type == napi_object ? O_PATH : O_RDONLY) | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return throw_errno(env, errno, "open", dir);
   name_list list = {0};
   napi_value names_value;
@@ -262,14 +269,18 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       return throw_errno(env, err, "opendir", dir);
     }
     struct dirent *ent;
+    int err = 0;
     errno = 0;
     while ((ent = readdir(d)) != NULL) {
       const char *n = ent->d_name;
       if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
-      if (push_name(&list, n, strlen(n)) != 0) break;
+      if (push_name(&list, n, strlen(n)) != 0) {
+        errno = ENOMEM;
+        break;
+      }
       errno = 0;
     }
-    int err = errno;
+    err = errno;
     closedir(d);
     if (err != 0) {
       close(dfd);
@@ -329,20 +340,35 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       }
     }
     size_t name_len = strlen(name);
-    if (dir_len + 1 + name_len >= sizeof full) continue;
+    if (dir_len + 1 + name_len >= sizeof full) {
+      close(dfd);
+      free_names(&list);
+      return throw_errno(env, ENAMETOOLONG, "llistxattr", dir);
+    }
     memcpy(full + dir_len + 1, name, name_len + 1);
     ssize_t len = llistxattr(full, list_buf, sizeof list_buf);
     if (len > 0) {
-      char *items[512];
-      size_t lengths[512];
       size_t n_items = 0;
-      for (ssize_t j = 0; j < len && n_items < 512;) {
+      for (ssize_t j = 0; j < len; j += (ssize_t)strnlen(list_buf + j, (size_t)(len - j)) + 1) n_items++;
+      char **items = malloc(n_items * sizeof *items);
+      size_t *lengths = malloc(n_items * sizeof *lengths);
+      if (!items || !lengths) {
+        free(items);
+        free(lengths);
+        close(dfd);
+        free_names(&list);
+        return throw_errno(env, ENOMEM, "llistxattr", full);
+      }
+      size_t k = 0;
+      for (ssize_t j = 0; j < len && k < n_items; k++) {
         size_t n = strnlen(list_buf + j, (size_t)(len - j));
-        items[n_items] = list_buf + j;
-        lengths[n_items++] = n;
+        items[k] = list_buf + j;
+        lengths[k] = n;
         j += (ssize_t)n + 1;
       }
       napi_set_element(env, xattrs, (uint32_t)i, string_array(env, items, lengths, n_items));
+      free(items);
+      free(lengths);
     } else if (len < 0 && errno != ENOTSUP && errno != ENOENT) {
       int err = errno;
       close(dfd);
@@ -370,11 +396,8 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
   void *data = NULL;
-  size_t length = 0, byte_offset = 0;
-  napi_typedarray_type type;
-  napi_value arraybuffer;
-  if (argc < 5 || get_path(env, argv[0], path) != 0 ||
-      napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &byte_offset) != napi_ok || type != napi_uint8_array) {
+  size_t length = 0;
+  if (argc < 5 || get_path(env, argv[0], path) != 0 || get_bytes(env, argv[1], &data, &length) != 0) {
     napi_throw_type_error(env, "EINVAL", "read_file_into(path, buffer, offset, length, position)");
     return NULL;
   }
@@ -415,11 +438,8 @@ static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
   void *data = NULL;
-  size_t length = 0, byte_offset = 0;
-  napi_typedarray_type type;
-  napi_value arraybuffer;
-  if (argc < 7 || get_path(env, argv[0], path) != 0 ||
-      napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &byte_offset) != napi_ok || type != napi_uint8_array) {
+  size_t length = 0;
+  if (argc < 7 || get_path(env, argv[0], path) != 0 || get_bytes(env, argv[1], &data, &length) != 0) {
     napi_throw_type_error(env, "EINVAL", "write_new_file(path, data, mode, uid, gid, mtimeSec, mtimeNsec)");
     return NULL;
   }

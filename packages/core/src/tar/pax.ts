@@ -13,19 +13,44 @@ export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
     if (data[offset] === 0) break; // NUL padding some writers leave at the end
     const space = data.indexOf(0x20, offset);
     if (space < 0) throw new LayerFormatError('PAX record without a length');
-    const length = Number(Buffer.from(data.subarray(offset, space)).toString('latin1'));
-    if (!Number.isSafeInteger(length) || length <= space - offset + 1 || offset + length > data.length) {
+    const length = decimal(data, offset, space);
+    if (length < 0 || length <= space - offset + 1 || offset + length > data.length) {
       throw new LayerFormatError('PAX record length is invalid');
     }
     const end = offset + length;
     if (data[end - 1] !== 0x0a) throw new LayerFormatError('PAX record is not newline-terminated');
     const equals = data.indexOf(0x3d, space + 1);
     if (equals < 0 || equals >= end) throw new LayerFormatError('PAX record without a key');
-    const key = Buffer.from(data.subarray(space + 1, equals)).toString('utf8');
+    const key = keyText(data, space + 1, equals);
     records.set(key, data.subarray(equals + 1, end - 1));
     offset = end;
   }
   return records;
+}
+
+/** The decimal number in `data[start, end)`, or -1 when it is not one (or not a safe integer). */
+function decimal(data: Uint8Array, start: number, end: number): number {
+  if (start === end) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = data[i]! - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return Number.isSafeInteger(value) ? value : -1;
+}
+
+const utf8 = new TextDecoder();
+
+/** A record key: ASCII (every standard key) without a decoder, anything else as UTF-8. */
+function keyText(data: Uint8Array, start: number, end: number): string {
+  let ascii = '';
+  for (let i = start; i < end; i++) {
+    const c = data[i]!;
+    if (c >= 0x80) return utf8.decode(data.subarray(start, end));
+    ascii += String.fromCharCode(c);
+  }
+  return ascii;
 }
 
 const encoder = new TextEncoder();

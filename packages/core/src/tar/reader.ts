@@ -87,9 +87,13 @@ const TYPES: Record<string, EntryType> = {
 function paxNumber(records: Map<string, Uint8Array>, key: string): number | undefined {
   const raw = records.get(key);
   if (raw === undefined) return undefined;
-  const s = Buffer.from(raw).toString('latin1');
-  if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new LayerFormatError(`PAX ${key} is not a number: ${JSON.stringify(s)}`);
-  return Number(s);
+  let value = raw.length === 0 ? NaN : 0;
+  for (let i = 0; i < raw.length; i++) {
+    const digit = raw[i]! - 0x30;
+    value = digit >= 0 && digit <= 9 ? value * 10 + digit : NaN;
+  }
+  if (!Number.isSafeInteger(value)) throw new LayerFormatError(`PAX ${key} is not a number: ${JSON.stringify(Buffer.from(raw).toString('latin1'))}`);
+  return value;
 }
 
 function paxString(records: Map<string, Uint8Array>, key: string): string | undefined {
