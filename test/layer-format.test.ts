@@ -64,6 +64,18 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect(readFileSync(join(target, 'f'), 'utf8')).toBe('file');
   });
 
+  it('a target named by an unnormalised path (./, .., a trailing slash) applies the same as its plain name', async () => {
+    const layer = layerFile(rawTar([dir('d'), file('d/f', 'one'), file('d/f', 'two'), { name: 'd/h', type: '1', linkname: 'd/f' }]));
+    for (const existing of [false, true]) {
+      const plain = fresh();
+      mkdirSync(join(work, 'detour'), { recursive: true });
+      if (existing) mkdirSync(plain);
+      await applyLayer(layer, `${work}/./detour/../${plain.slice(work.length + 1)}/`);
+      expect(readFileSync(join(plain, 'd/h'), 'utf8')).toBe('two');
+      expect(lstatSync(join(plain, 'd/h')).ino).toBe(lstatSync(join(plain, 'd/f')).ino);
+    }
+  });
+
   it('duplicate paths in one layer: the last one wins', async () => {
     const target = fresh();
     await applyLayer(layerFile(rawTar([file('p', 'first'), file('p', 'second'), file('q', 'file'), dir('q'), file('q/child', 'c')])), target);

@@ -24,7 +24,7 @@ import {
   constants as fsConstants,
   type Stats,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { LayerFormatError, UnsupportedError } from './errors.js';
 import type { Entry } from './entry.js';
 import { getXattr, lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO, writeNewFile } from './native.js';
@@ -139,7 +139,9 @@ export async function applyLayer(source: ByteInput, target: string, options: App
  * The apply itself. `fresh`: the target starts empty, so whether anything stands at a path is known from
  * what this apply created, without a syscall per entry.
  */
-async function applyInto(source: ByteInput, root: string, options: ApplyOptions, fresh: boolean): Promise<ApplyResult> {
+async function applyInto(source: ByteInput, target: string, options: ApplyOptions, fresh: boolean): Promise<ApplyResult> {
+  // Absolute and normalised, so that a host path made by concatenation equals the one `join` makes.
+  const root = resolve(target);
   const format = options.format ?? 'plain';
   const isRoot = process.getuid?.() === 0;
   const owners = options.owners ?? (isRoot ? 'apply' : 'record');
@@ -166,6 +168,10 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
   // makes get their modes (setgid included) only at the end, so only the root's bit matters.
   const rootSetgid = (lstatSync(root).mode & 0o2000) !== 0;
   const ownerIsDefault = (entry: Entry) => fresh && !rootSetgid && entry.uid === euid && entry.gid === egid;
+
+  /** The host path of a clean layer path (no `..` to normalise away: a concatenation, not `path.join`). */
+  const hostPrefix = root === '/' ? root : `${root}/`;
+  const hostPathOf = (layerPath: string): string => hostPrefix + layerPath;
 
   /** What stands at a resolved host path, or undefined. */
   const existing = (hostPath: string): Stats | undefined => (fresh && !created.has(hostPath) ? undefined : lstatOrUndefined(hostPath));
@@ -198,7 +204,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     const chain: string[] = [];
     for (let p = layerPath; !knownDirs.has(p); p = parentOf(p)) chain.push(p);
     for (const p of chain.reverse()) {
-      const hostPath = join(root, p);
+      const hostPath = hostPathOf(p);
       const st = existing(hostPath);
       if (st !== undefined && isWhiteoutDevice(st) && whitedOut.has(p)) {
         unlinkSync(hostPath);
@@ -217,7 +223,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
   /** Resolves an entry path to the host, creating its parent directories. */
   const place = (path: string): { hostPath: string; layerPath: string } => {
     const parent = parentOf(path);
-    if (knownDirs.has(parent)) return { hostPath: join(root, path), layerPath: path };
+    if (knownDirs.has(parent)) return { hostPath: hostPathOf(path), layerPath: path };
     const resolved = resolveInRoot(root, path);
     ensureDir(parentOf(resolved.layerPath), path);
     return resolved;
