@@ -35,6 +35,11 @@ const regressions: Array<{ name: string; base: LayerSpec[]; ops: Op[] }> = [
   { name: 'link of a directory onto an existing name is EEXIST before EPERM (shrunk counterexample)', base: [[f('a'), d('d'), d('d/e')]], ops: [{ op: 'link', path: 'd/e', to: 'a' }, { op: 'link', path: 'd/e', to: 'n' }] },
   { name: 'renaming a lower directory onto a non-empty one is EXDEV before ENOTEMPTY (shrunk counterexample)', base: [[d('d'), f('d/a'), d('x'), f('x/a')]], ops: [{ op: 'rename', path: 'd', to: 'x' }] },
   { name: 'renaming a file onto its own ancestor is ENOTEMPTY (shrunk counterexample)', base: [[d('d'), d('d/e'), f('d/e/a')]], ops: [{ op: 'rename', path: 'd/e/a', to: 'd' }, { op: 'rename', path: 'd', to: 'd/e/n' }] },
+  {
+    name: 'a climbing symlink moved to the top level is out of scope, and the ops after it still agree (shrunk counterexample)',
+    base: [[d('a'), d('d'), f('d/a', ''), d('x'), { kind: 'symlink', path: 'x/a', target: '../d' }]],
+    ops: [{ op: 'rename', path: 'x/a', to: 'n' }, { op: 'truncate', path: 'n', length: 0 }, { op: 'setxattr', path: 'a', name: 'user.k', value: '1' }],
+  },
   { name: 'opaque lower directory hides the layer below', base: [[d('d'), f('d/a'), f('d/b')], [d('d', true), f('d/e', 'upper')]], ops: [{ op: 'readdir', path: 'd' }, { op: 'unlink', path: 'd/e' }, { op: 'readdir', path: 'd' }] },
 ];
 
