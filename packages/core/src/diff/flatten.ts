@@ -9,6 +9,7 @@ import type { ByteInput } from '../tar/digest.js';
 import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
 import type { LayerDescriptor } from '../tar/write-layer.js';
 import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import type { Entry } from '../entry.js';
 import type { ContentSource, WriteItem } from '../tar/writer.js';
 import { detectFileCompression } from '../tar/compression.js';
 import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
@@ -29,10 +30,26 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
   for (const layer of layers) {
     if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new TypeError('flatten reads each layer twice: give paths or bytes');
   }
-  const { final, deleted, opaque, links } = await foldLayers(layers, options);
-  // Uncompressed layer files are read in place: a surviving file's content is a range of its layer file,
-  // which the writer copies (off this thread); only compressed layers stream their content through here.
+  // Uncompressed layer files are read in place: the fold keeps their entries with offsets, so pass two
+  // does not parse them again, and a surviving file's content is a range of its layer file, which the
+  // writer copies (off this thread). Only compressed layers are read twice and stream their content here.
   const inPlace = layers.map((layer) => typeof layer === 'string' && detectFileCompression(layer) === 'none');
+  const { final, deleted, opaque, links, kept } = await foldLayers(layers, { ...options, keep: (i) => inPlace[i]! });
+
+  /** Layer `i`'s entries for pass two: as the fold kept them, or read again. */
+  async function* entriesOf(i: number): AsyncGenerator<{ entry: Entry; ordinal: number; content: () => ContentSource }> {
+    const keptEntries = kept[i];
+    if (keptEntries !== undefined) {
+      const path = layers[i] as string;
+      for (const { entry, ordinal, dataOffset } of keptEntries) yield { entry, ordinal, content: () => ({ kind: 'path', path, offset: dataOffset }) };
+      return;
+    }
+    let ordinal = -1;
+    for await (const { entry, body } of readLayer(layers[i]!, { ...options, hash: false })) {
+      ordinal++;
+      yield { entry, ordinal, content: () => ({ kind: 'stream', stream: body }) };
+    }
+  }
 
   async function* items(): AsyncGenerator<WriteItem> {
     for (const path of [...deleted].sort()) if (!isUnderDeleted(path, deleted)) yield { entry: markerEntry(whiteoutPathFor(path)) };
@@ -40,13 +57,10 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     // A layer nothing survives from (every name replaced or deleted above it) is not read again.
     const contributing = new Set<number>();
     for (const survivor of final.values()) contributing.add(survivor.layer);
-    for (const [i, layer] of layers.entries()) {
+    for (let i = 0; i < layers.length; i++) {
       if (!contributing.has(i)) continue;
       const survives = (path: string) => final.get(path)?.layer === i;
-      let ordinal = -1;
-      for await (const { entry, body, dataOffset } of readLayer(layer, { ...options, hash: false })) {
-        ordinal++;
-        const content = (): ContentSource => (inPlace[i] ? { kind: 'path', path: layer as string, offset: dataOffset } : { kind: 'stream', stream: body });
+      for await (const { entry, ordinal, content } of entriesOf(i)) {
         const survivor = final.get(entry.path);
         const mine = survivor !== undefined && survivor.layer === i && survivor.ordinal === ordinal;
         if (entry.type === 'file' && !mine) {

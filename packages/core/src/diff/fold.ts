@@ -27,14 +27,32 @@ export interface Fold {
   opaque: Set<string>;
   /** Per layer: hardlink target → names linking to it in that layer. */
   links: Array<Map<string, string[]>>;
+  /** Per layer asked for (`FoldOptions.keep`): its entries (not whiteouts or markers) in order, with offsets. */
+  kept: Array<KeptEntry[] | undefined>;
+}
+
+/** An entry of a layer as the fold read it: a second pass over an uncompressed layer can use these instead. */
+export interface KeptEntry {
+  ordinal: number;
+  entry: Entry;
+  /** Archive offset of its content. */
+  dataOffset: number;
+}
+
+/** Options of `foldLayers`. */
+export interface FoldOptions extends Omit<ReadLayerOptions, 'hash'> {
+  /** Which layers' entries to keep (see `Fold.kept`); none by default. */
+  keep?: (layer: number) => boolean;
 }
 
 /**
  * Reads `layers` (bottom first) once each, headers only. Within a layer, deletions hide only what came
  * from below, wherever they stand; a non-directory replaces a whole subtree. Throws as `readLayer` does.
  */
-export async function foldLayers(layers: readonly ByteInput[], options: Omit<ReadLayerOptions, 'hash'> = {}): Promise<Fold> {
+export async function foldLayers(layers: readonly ByteInput[], options: FoldOptions = {}): Promise<Fold> {
+  const { keep, ...readOptions } = options;
   const final = new Map<string, Survivor>();
+  const kept: Array<KeptEntry[] | undefined> = [];
   const deleted = new Set<string>();
   const opaque = new Set<string>();
   const links: Array<Map<string, string[]>> = [];
@@ -80,8 +98,10 @@ export async function foldLayers(layers: readonly ByteInput[], options: Omit<Rea
     const added = new Set<string>();
     const whiteouts: string[] = [];
     const opaques: string[] = [];
+    const keeping: KeptEntry[] | undefined = keep?.(i) ? [] : undefined;
+    kept.push(keeping);
     let ordinal = -1;
-    for await (const { entry } of readLayer(layer, { ...options, hash: false })) {
+    for await (const { entry, dataOffset } of readLayer(layer, { ...readOptions, hash: false })) {
       ordinal++;
       const kind = classifyWhiteout(entry.path);
       if (kind.kind === 'whiteout') whiteouts.push(kind.target);
@@ -89,6 +109,7 @@ export async function foldLayers(layers: readonly ByteInput[], options: Omit<Rea
       else if (kind.kind === 'none' && entry.path !== ROOT) {
         if (entry.type !== 'directory') dropSubtree(entry.path, i); // a non-directory replaces a whole directory
         survive(entry.path, { layer: i, ordinal, entry });
+        keeping?.push({ ordinal, entry, dataOffset });
         added.add(entry.path);
         deleted.delete(entry.path);
         if (entry.type === 'hardlink') linkMap.set(entry.linkname!, [...(linkMap.get(entry.linkname!) ?? []), entry.path]);
@@ -109,5 +130,5 @@ export async function foldLayers(layers: readonly ByteInput[], options: Omit<Rea
   // A deletion or opaque marker matters only where nothing of the stack re-created the path.
   for (const p of deleted) if (final.has(p)) deleted.delete(p);
   for (const dir of opaque) if (final.get(dir)?.entry.type !== 'directory') opaque.delete(dir);
-  return { final, deleted, opaque, links };
+  return { final, deleted, opaque, links, kept };
 }
