@@ -323,6 +323,31 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
+  it('failed reads and writes stop their hashing threads (no thread left behind per failure)', async () => {
+    // Over 32 MiB, the size from which reads hash on a worker.
+    const big = rawTar([file('big', 'x'.repeat(40 * 1024 * 1024))]);
+    const truncated = layerFile(big.subarray(0, big.length - 4096));
+    const { gzipSync } = await import('node:zlib');
+    const { randomBytes } = await import('node:crypto');
+    const noise = gzipSync(randomBytes(40 * 1024 * 1024), { level: 1 });
+    const truncatedGzip = layerFile(noise.subarray(0, noise.length - 100));
+    const threads = () => readdirSync('/proc/self/task').length;
+    const failures = async () => {
+      await expect(applyLayer(truncated, fresh())).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+      await expect(digestLayer(truncatedGzip)).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+      await expect(packDirectory(src, join(work, 'no-such-dir', 'out.tar.gz'), { compression: 'gzip' })).rejects.toMatchObject({ code: 'ENOENT' });
+    };
+    const src = fresh();
+    mkdirSync(src);
+    writeFileSync(join(src, 'f'), 'x'.repeat(1000));
+    await failures(); // whatever pools the first round starts
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const before = threads();
+    for (let i = 0; i < 3; i++) await failures();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(threads()).toBeLessThanOrEqual(before);
+  });
+
   it('SOURCE_DATE_EPOCH clamps every time, so newer edits of the same content give the same digest', async () => {
     const src = fresh();
     mkdirSync(src);

@@ -114,6 +114,8 @@ export interface DecodedInput {
    * hashing): moves the source past `n` bytes, to be called only between pulls of `stream`.
    */
   skip?: (n: number) => void;
+  /** Stops the hashing threads of a stream that will not be read to its end (after an error). */
+  abort(): Promise<void>;
 }
 
 /** Turns a decompressor's own errors into LAYER_FORMAT; errors from reading the input pass unchanged. */
@@ -181,6 +183,9 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
       const [diffID, digest] = await Promise.all([uncompressed.digest(), transform ? wire.digest() : undefined]);
       return { diffID, uncompressedSize: uncompressed.size, digest: digest ?? diffID, size: wire.size, compression };
     },
+    abort: async () => {
+      await Promise.all([wire.abort(), uncompressed.abort()]);
+    },
   };
 }
 
@@ -191,8 +196,13 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
 export async function digestLayer(input: ByteInput): Promise<LayerDigests> {
   if (typeof input === 'string' && detectFileCompression(input) === 'none') return digestPlainFile(input);
   const decoded = await decodeInput(input);
-  for await (const _ of decoded.stream) {
-    // Draining is the work: the taps hash as bytes pass.
+  try {
+    for await (const _ of decoded.stream) {
+      // Draining is the work: the taps hash as bytes pass.
+    }
+  } catch (error) {
+    await decoded.abort();
+    throw error;
   }
   return decoded.digests();
 }

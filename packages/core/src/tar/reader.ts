@@ -148,8 +148,12 @@ export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): Lay
     async *[Symbol.asyncIterator]() {
       const decoded = await decodeInput(input, options);
       digests = decoded.digests;
-      yield* entries(new ByteSource(decoded.stream, decoded.skip), limits, options.signal);
-      finished = true;
+      try {
+        yield* entries(new ByteSource(decoded.stream, decoded.skip), limits, options.signal);
+        finished = true;
+      } finally {
+        if (!finished) await decoded.abort(); // failed or abandoned: its hashing threads are not needed
+      }
     },
   };
 }

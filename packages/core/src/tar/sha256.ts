@@ -47,6 +47,8 @@ export interface Sha256Stream {
   readonly size: number;
   /** `sha256:<hex>` of everything added; call once, after the last chunk. */
   digest(): Promise<string>;
+  /** Gives up: a worker-backed stream stops its thread (call when the stream will not be finished). */
+  abort(): Promise<void>;
 }
 
 /** Inputs at least this large are worth a worker's start-up (about 30 ms). */
@@ -59,6 +61,10 @@ abstract class SyncStream implements Sha256Stream {
   size = 0;
   abstract update(chunk: Uint8Array): undefined;
   abstract digest(): Promise<string>;
+
+  async abort(): Promise<void> {
+    // Nothing runs elsewhere.
+  }
 
   consume(chunk: Uint8Array, pool: BufferPool): undefined {
     this.update(chunk);

@@ -142,6 +142,7 @@ export async function writeLayer(
     else await pipeline(source, sink, signal);
     if (temporary !== undefined) await rename(temporary, destination as string);
   } catch (error) {
+    await Promise.all([plain.abort(), wire.abort()]);
     if (temporary !== undefined) await rm(temporary, { force: true });
     throw error;
   }
