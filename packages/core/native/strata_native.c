@@ -51,6 +51,18 @@ static int get_bytes(napi_env env, napi_value value, void **data, size_t *length
   return type == napi_uint8_array ? 0 : -1;
 }
 
+// Reads (path, bytes) from the first two of `want` arguments; -1 (with a TypeError thrown) when they are not a
+// string and a Uint8Array.
+static int get_path_and_bytes(napi_env env, napi_callback_info info, size_t want, napi_value *argv, char *path, void **data, size_t *length, const char *usage) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < want || get_path(env, argv[0], path) != 0 || get_bytes(env, argv[1], data, length) != 0) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  return 0;
+}
+
 static double get_number(napi_env env, napi_value value) {
   double d = 0;
   napi_get_value_double(env, value, &d);
@@ -391,16 +403,11 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
 // read_file_into(path, buffer, offset, length, position) -> bytes read: open (never following a final
 // symlink), one pread loop, close. One native call per file instead of three Node ones.
 static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
   void *data = NULL;
   size_t length = 0;
-  if (argc < 5 || get_path(env, argv[0], path) != 0 || get_bytes(env, argv[1], &data, &length) != 0) {
-    napi_throw_type_error(env, "EINVAL", "read_file_into(path, buffer, offset, length, position)");
-    return NULL;
-  }
+  if (get_path_and_bytes(env, info, 5, argv, path, &data, &length, "read_file_into(path, buffer, offset, length, position)") != 0) return NULL;
   double offset = get_number(env, argv[2]), want = get_number(env, argv[3]), position = get_number(env, argv[4]);
   if (offset < 0 || want < 0 || offset + want > (double)length) {
     napi_throw_range_error(env, "ERANGE", "read_file_into: offset and length must lie within the buffer");
@@ -433,16 +440,11 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
 // the owner: chown clears setuid bits) and atime = mtime, and closes it: what an apply does for each small
 // file, in one call instead of six.
 static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
   void *data = NULL;
   size_t length = 0;
-  if (argc < 7 || get_path(env, argv[0], path) != 0 || get_bytes(env, argv[1], &data, &length) != 0) {
-    napi_throw_type_error(env, "EINVAL", "write_new_file(path, data, mode, uid, gid, mtimeSec, mtimeNsec)");
-    return NULL;
-  }
+  if (get_path_and_bytes(env, info, 7, argv, path, &data, &length, "write_new_file(path, data, mode, uid, gid, mtimeSec, mtimeNsec)") != 0) return NULL;
   mode_t mode = (mode_t)get_number(env, argv[2]);
   double uid = get_number(env, argv[3]), gid = get_number(env, argv[4]);
   struct timespec times[2];
