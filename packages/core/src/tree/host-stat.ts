@@ -1,8 +1,7 @@
 /**
- * What a host `lstat` says, in layer terms: the file type, Linux's device-number encoding, and whole
- * `NodeStat`s from the native batched lstat that the hot walks (pack, diffUpper, host layers) share.
+ * What a host `lstat` says, in layer terms: the file type, and whole `NodeStat`s from the native batched
+ * lstat that the hot walks (pack, diffUpper, host layers) share.
  */
-import type { BigIntStats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Timestamp } from '../entry.js';
 import { lstatBatch, readXattrValues, STAT, type LstatBatch } from '../native.js';
@@ -22,19 +21,6 @@ const TYPES = new Map<number, NodeType>([
 /** The type of a host file from its `st_mode`, or undefined for a type no layer knows. */
 export function nodeTypeOfMode(mode: number): NodeType | undefined {
   return TYPES.get(mode & S_IFMT);
-}
-
-/** The type of a host file, or undefined for a type no layer knows. */
-export function nodeTypeOf(st: BigIntStats): NodeType | undefined {
-  return nodeTypeOfMode(Number(st.mode));
-}
-
-/** Linux's dev_t encoding (glibc's gnu_dev_major/minor). */
-export function deviceNumbers(rdev: bigint): { devmajor: number; devminor: number } {
-  return {
-    devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
-    devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
-  };
 }
 
 /** `st_mode` of entry `i` of a batch; 0 when the entry vanished after it was listed. */
