@@ -1,7 +1,8 @@
 /**
  * flatten: N layers to one, streaming, without extracting anything. Pass one folds every layer's entries
- * (metadata only) into the final state of each path; pass two streams each layer again and writes the
- * entries that survive, content straight from the source. Memory grows with the number of paths.
+ * (metadata only) into the final state of each path; pass two writes the entries that survive, layer by
+ * layer, content straight from the source: plain layer files from the entries pass one kept (content
+ * copied by offset), compressed ones streamed again. Memory grows with the number of paths.
  */
 import type { Writable } from 'node:stream';
 import { parentOf, ROOT } from '../path.js';
