@@ -102,4 +102,10 @@ describe.skipIf(!needs('root'))('strata command', () => {
     expect(strata('frobnicate').status).toBe(2);
     expect(strata('pack', join(work, 'src')).status).toBe(2);
   });
+
+  it('the installed bin (pnpm exec strata) runs the bundled command', () => {
+    const r = spawnSync('pnpm', ['exec', 'strata', 'digest', join(work, 'no-such-layer')], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^strata: ENOENT: /);
+  });
 });
