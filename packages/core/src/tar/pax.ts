@@ -4,6 +4,7 @@
  */
 import { LayerFormatError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
+import { asciiText, decimal } from './ascii.js';
 
 /** Parses PAX records into key → raw value bytes; later records win. Throws LAYER_FORMAT when malformed. */
 export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
@@ -21,36 +22,18 @@ export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
     if (data[end - 1] !== 0x0a) throw new LayerFormatError('PAX record is not newline-terminated');
     const equals = data.indexOf(0x3d, space + 1);
     if (equals < 0 || equals >= end) throw new LayerFormatError('PAX record without a key');
-    const key = keyText(data, space + 1, equals);
+    const key = keyText(data.subarray(space + 1, equals));
     records.set(key, data.subarray(equals + 1, end - 1));
     offset = end;
   }
   return records;
 }
 
-/** The decimal number in `data[start, end)`, or -1 when it is not one (or not a safe integer). */
-function decimal(data: Uint8Array, start: number, end: number): number {
-  if (start === end) return -1;
-  let value = 0;
-  for (let i = start; i < end; i++) {
-    const digit = data[i]! - 0x30;
-    if (digit < 0 || digit > 9) return -1;
-    value = value * 10 + digit;
-  }
-  return Number.isSafeInteger(value) ? value : -1;
-}
-
 const utf8 = new TextDecoder();
 
 /** A record key: ASCII (every standard key) without a decoder, anything else as UTF-8. */
-function keyText(data: Uint8Array, start: number, end: number): string {
-  let ascii = '';
-  for (let i = start; i < end; i++) {
-    const c = data[i]!;
-    if (c >= 0x80) return utf8.decode(data.subarray(start, end));
-    ascii += String.fromCharCode(c);
-  }
-  return ascii;
+function keyText(bytes: Uint8Array): string {
+  return asciiText(bytes) ?? utf8.decode(bytes);
 }
 
 const encoder = new TextEncoder();

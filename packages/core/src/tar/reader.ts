@@ -6,6 +6,7 @@
 import { LayerFormatError, LimitExceededError, UnsupportedError } from '../errors.js';
 import type { Entry, EntryType, Timestamp } from '../entry.js';
 import { cleanLayerPath } from '../path.js';
+import { asciiText, decimal } from './ascii.js';
 import { ByteSource } from './byte-source.js';
 import { decodeInput, type ByteInput, type DecodeOptions, type LayerDigests } from './digest.js';
 import { BLOCK_SIZE, decodeHeader, isZeroBlock, type RawHeader } from './header.js';
@@ -61,10 +62,8 @@ const DEFAULTS: Required<ReadLimits> = {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function text(bytes: Uint8Array, what: string): string {
-  let ascii = true;
-  for (let i = 0; i < bytes.length && ascii; i++) ascii = bytes[i]! < 0x80;
-  // ASCII, nearly every name: one code unit per byte, no decoder.
-  if (ascii && bytes.length <= 8192) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  const ascii = asciiText(bytes); // nearly every name: no decoder
+  if (ascii !== undefined) return ascii;
   try {
     return utf8.decode(bytes);
   } catch {
@@ -87,12 +86,8 @@ const TYPES: Record<string, EntryType> = {
 function paxNumber(records: Map<string, Uint8Array>, key: string): number | undefined {
   const raw = records.get(key);
   if (raw === undefined) return undefined;
-  let value = raw.length === 0 ? NaN : 0;
-  for (let i = 0; i < raw.length; i++) {
-    const digit = raw[i]! - 0x30;
-    value = digit >= 0 && digit <= 9 ? value * 10 + digit : NaN;
-  }
-  if (!Number.isSafeInteger(value)) throw new LayerFormatError(`PAX ${key} is not a number: ${JSON.stringify(Buffer.from(raw).toString('latin1'))}`);
+  const value = decimal(raw);
+  if (value < 0) throw new LayerFormatError(`PAX ${key} is not a number: ${JSON.stringify(Buffer.from(raw).toString('latin1'))}`);
   return value;
 }
 
