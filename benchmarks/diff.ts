@@ -60,7 +60,9 @@ export const diffBenchmarks: Benchmark[] = [
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
         ],
         writeHeavy: true,
-        inputs: [change.upper],
+        // The lower too: strata reads its metadata where the upper touched it, and a container that just
+        // ran over it has it in cache.
+        inputs: [change.upper, change.lower],
         reset: () => rmSync(out, { force: true }),
       };
     },
@@ -138,7 +140,7 @@ export const diffBenchmarks: Benchmark[] = [
             { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
           ],
           writeHeavy: true,
-          inputs: [change.upper],
+          inputs: [change.upper, base],
           reset: () => rmSync(out, { force: true }),
         };
       },

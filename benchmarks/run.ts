@@ -3,8 +3,8 @@
  *
  * Every benchmark times strata and its peers as whole commands in the same run, alternating them, and
  * reports medians (with min and max), peak RSS and the strata/peer ratio. Before each run of a write-heavy
- * benchmark the page cache is dropped and the inputs re-read, because this VM's write timings otherwise
- * swing 10×. Results go to benchmarks/results/<stamp>.json and latest.md.
+ * benchmark the page cache is dropped and the inputs and the command's program re-read, because this VM's
+ * write timings otherwise swing 10×. Results go to benchmarks/results/<stamp>.json and latest.md.
  *
  * `--tiny` runs every benchmark once on small inputs: the CI smoke test that keeps the harness alive.
  */
@@ -49,9 +49,29 @@ function dropCaches(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '3\n');
 }
 
-/** Re-reads inputs after a cache drop, so runs measure writing, not a cold read of the input. */
+/**
+ * Re-reads inputs after a cache drop, so runs measure writing, not a cold read of the input. Through a
+ * pipe: GNU tar writing straight to /dev/null skips reading file contents, which left every input's data
+ * cold.
+ */
 function warm(paths: string[]): void {
-  for (const p of paths) spawnSync('sh', ['-c', `tar -cf - -C "$(dirname "$1")" "$(basename "$1")" > /dev/null 2>&1 || cat "$1" > /dev/null`, 'sh', p]);
+  for (const p of paths) spawnSync('sh', ['-c', 'tar -cf - -C "$(dirname "$1")" "$(basename "$1")" 2>/dev/null | cat > /dev/null', 'sh', p]);
+}
+
+/**
+ * The files a command's program is made of: its executable, the shared libraries it loads and, for an
+ * interpreter, the script it runs. A cache drop evicts them too, and re-reading them is not the job being
+ * measured: a 100 MB Node binary pays 80–150 ms to page in, a 500 KB tar almost nothing (and the input
+ * warm-up above runs tar, so its binary was always warm).
+ */
+function programFiles(command: string[]): string[] {
+  const which = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', command[0]!], { encoding: 'utf8' });
+  const executable = which.stdout.trim();
+  if (!executable.startsWith('/')) return [];
+  const ldd = spawnSync('ldd', [executable], { encoding: 'utf8' });
+  const libraries = [...(ldd.stdout ?? '').matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
+  const script = command[1] !== undefined && /\.[cm]?js$/.test(command[1]) ? [command[1]] : [];
+  return [executable, ...libraries, ...script];
 }
 
 /**
@@ -101,6 +121,7 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
       if (plan.writeHeavy) {
         dropCaches();
         warm(plan.inputs);
+        if ('command' in c) warm(programFiles(c.command));
       }
       samples.get(c.label)!.push('command' in c ? timeCommand(c.command) : await timeInline(c.run));
     }
