@@ -155,6 +155,57 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     expect(changes.map((c) => 'entry' in c && [c.entry.path, c.entry.type, c.entry.linkname])).toEqual([['a', 'file', undefined], ['n', 'hardlink', 'a']]);
   });
 
+  it('a changed name re-emits an unchanged partner whose directory was walked before it', async () => {
+    // d1 is walked (and closed) before d2/n turns up: d1/a and d1 itself must still be written.
+    const dir = join(work, 'links-across');
+    const lower = join(dir, 'lower');
+    mkdirSync(join(lower, 'd1'), { recursive: true });
+    mkdirSync(join(lower, 'd2'));
+    writeFileSync(join(lower, 'd1', 'a'), 'a\n');
+    writeFileSync(join(lower, 'd1', 'z'), 'z\n');
+    mkdirSync(join(dir, 'upper'));
+    const layer = new WritableLayer(join(dir, 'upper'), [new HostLayer(lower)]);
+    await layer.link('/d1/a', '/d2/n');
+    const changes = await collect(diffUpper(join(dir, 'upper'), [new HostLayer(lower)]));
+    expect(changes.map((c) => 'entry' in c && [c.kind, c.entry.path, c.entry.type, c.entry.linkname])).toEqual([
+      ['modify', 'd1', 'directory', undefined],
+      ['modify', 'd1/a', 'file', undefined],
+      ['modify', 'd2', 'directory', undefined],
+      ['add', 'd2/n', 'hardlink', 'd1/a'],
+    ]);
+  });
+
+  it('a hardlink set whose every name is unchanged is left out, and so are its directories', async () => {
+    const dir = join(work, 'links-unchanged');
+    const [lower, upper] = [join(dir, 'lower'), join(dir, 'upper')];
+    for (const d of [lower, upper]) mkdirSync(join(d, 'd'), { recursive: true });
+    for (const name of ['a', 'b']) {
+      writeFileSync(join(lower, 'd', name), 'x');
+      lutimens(join(lower, 'd', name), { sec: 100, nsec: 5 }, { sec: 100, nsec: 5 });
+    }
+    writeFileSync(join(upper, 'd', 'a'), 'x');
+    lutimens(join(upper, 'd', 'a'), { sec: 100, nsec: 5 }, { sec: 100, nsec: 5 });
+    linkSync(join(upper, 'd', 'a'), join(upper, 'd', 'b'));
+    writeFileSync(join(upper, 'new'), 'n');
+    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['new']);
+  });
+
+  it('streams: the first changes come out before the rest of the upper is read', async () => {
+    const dir = join(work, 'streaming');
+    const [lower, upper] = [join(dir, 'lower'), join(dir, 'upper')];
+    mkdirSync(lower, { recursive: true });
+    for (const d of ['a', 'z']) mkdirSync(join(upper, d), { recursive: true });
+    writeFileSync(join(upper, 'a', 'f'), 'f');
+    const changes = diffUpper(upper, [new HostLayer(lower)]);
+    const first = await changes.next();
+    expect(first.value).toMatchObject({ kind: 'add', entry: { path: 'a' } });
+    // z has not been listed yet: what appears in it now is part of the diff.
+    writeFileSync(join(upper, 'z', 'late'), 'l');
+    const rest = await collect(changes);
+    expect(rest.map((c) => 'entry' in c && c.entry.path)).toEqual(['a/f', 'z', 'z/late']);
+  });
+
   it('mtimes truncated to whole seconds compare by content', async () => {
     const dir = join(work, 'trunc');
     const [lower, upper] = [join(dir, 'lower'), join(dir, 'upper')];

@@ -16,13 +16,31 @@ export type ContentChange =
   | { readonly kind: 'add' | 'modify'; readonly entry: Entry; readonly content?: ContentSource }
   | Extract<Change, { kind: 'delete' | 'opaque' }>;
 
-/** The tar entries for a change set, in its order. */
-export async function* changeItems(changes: AsyncIterable<ContentChange> | Iterable<ContentChange>): AsyncGenerator<WriteItem> {
-  for await (const change of changes) {
-    if (change.kind === 'delete') yield { entry: markerEntry(whiteoutPathFor(change.path)) };
-    else if (change.kind === 'opaque') yield { entry: markerEntry(opaqueMarkerPathFor(change.path)) };
-    else if (change.entry.path !== ROOT) yield change.content ? { entry: change.entry, content: change.content } : { entry: change.entry };
+/** The tar entry for one change; undefined for the root, which a layer has no entry for. */
+function itemOf(change: ContentChange): WriteItem | undefined {
+  if (change.kind === 'delete') return { entry: markerEntry(whiteoutPathFor(change.path)) };
+  if (change.kind === 'opaque') return { entry: markerEntry(opaqueMarkerPathFor(change.path)) };
+  if (change.entry.path === ROOT) return undefined;
+  return change.content ? { entry: change.entry, content: change.content } : { entry: change.entry };
+}
+
+function* syncItems(changes: Iterable<ContentChange>): Generator<WriteItem> {
+  for (const change of changes) {
+    const item = itemOf(change);
+    if (item) yield item;
   }
+}
+
+async function* asyncItems(changes: AsyncIterable<ContentChange>): AsyncGenerator<WriteItem> {
+  for await (const change of changes) {
+    const item = itemOf(change);
+    if (item) yield item;
+  }
+}
+
+/** The tar entries for a change set, in its order: synchronous for a synchronous change set (as `diffUpper`'s). */
+export function changeItems(changes: AsyncIterable<ContentChange> | Iterable<ContentChange>): Iterable<WriteItem> | AsyncIterable<WriteItem> {
+  return Symbol.iterator in changes ? syncItems(changes) : asyncItems(changes);
 }
 
 /** Options of `writeChanges`. */

@@ -8,6 +8,7 @@ import type { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr } from '../whiteout.js';
 
 function sameXattrs(a: ReadonlyMap<string, Uint8Array>, b: ReadonlyMap<string, Uint8Array>): boolean {
+  if (a.size === 0 && b.size === 0) return true;
   const keys = (m: ReadonlyMap<string, Uint8Array>) => [...m.keys()].filter((k) => !isOverlayXattr(k)).sort();
   const ka = keys(a);
   const kb = keys(b);

@@ -3,12 +3,19 @@
  * as a change set. It walks the upper only; the lowers are consulted just to tell an addition from a
  * modification, to drop copy-ups that changed nothing, and to know whether a deletion hides anything.
  * Cost grows with the upper, not with the image.
+ *
+ * Changes stream out while the walk goes on, so a writer consuming them works alongside it. The walk
+ * queues each entry in tar order and hands on the longest prefix whose fate is known. Two decisions depend
+ * on entries walked later:
+ * - a directory that did not change itself is written only as the parent of a change: it is known once
+ *   its subtree is walked, or as soon as a change below it turns up;
+ * - a hardlinked file that did not change is written only if another name of its set did: known once as
+ *   many names as its link count have been walked (or one changed), else at the end of the walk.
  */
-import { join } from 'node:path';
 import { UnsupportedError } from '../errors.js';
 import type { Entry } from '../entry.js';
-import { STAT } from '../native.js';
-import { childPath, parentOf, ROOT } from '../path.js';
+import { STAT, type LstatBatch } from '../native.js';
+import { childPath, ROOT } from '../path.js';
 import { batchIdentity, batchMode, statFromBatch } from '../tree/host-stat.js';
 import { scanSorted } from '../tree/host-walk.js';
 import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
@@ -25,17 +32,47 @@ export interface DiffUpperOptions {
   signal?: AbortSignal;
 }
 
+/** Names of one upper inode (a hardlinked file), as far as the walk has seen them. */
+interface LinkSet {
+  readonly identity: string;
+  /** Names the upper's inode has: once that many are walked, the set is complete. */
+  readonly nlink: number;
+  seen: number;
+  /** Some name changed: every name is written. */
+  changed: boolean;
+  /** Names walked while the set was unchanged, waiting for its fate. */
+  waiting: UpperNode[];
+}
+
 interface UpperNode {
-  path: string;
-  hostPath: string;
-  /** Device and inode, for non-directories with more than one name. */
-  identity?: string;
+  readonly path: string;
+  readonly hostPath: string;
+  /** The directory this entry is in; undefined at the top level. */
+  readonly parent: UpperNode | undefined;
   /** Set for entries; undefined for whiteouts. */
-  entry?: Entry;
-  lower?: NodeStat;
+  readonly entry?: Entry;
+  readonly lower: NodeStat | undefined;
+  /** Directories: opaque in the upper and hiding something below (an opaque marker is written). */
+  readonly opaque?: boolean;
+  /** Directories: nothing of the lowers shows below it (opaque, new, or replacing a non-directory). */
+  readonly hidesLowers?: boolean;
+  readonly links?: LinkSet | undefined;
+  /** Written: changed itself, the parent of a written entry, or a name of a changed hardlink set. */
   emit: boolean;
-  /** Directories: opaque in the upper and hiding something below. */
-  opaque?: boolean;
+  /** Directories: the whole subtree has been walked. */
+  closed: boolean;
+}
+
+/** A directory being walked: its sorted listing and how far into it the walk is. */
+interface Frame {
+  readonly node: UpperNode | undefined;
+  readonly dir: string;
+  readonly hostDir: string;
+  /** Below a directory that hides the lowers (opaque, new, or replacing a non-directory). */
+  readonly hidden: boolean;
+  readonly batch: LstatBatch;
+  readonly order: number[];
+  next: number;
 }
 
 /**
@@ -52,86 +89,161 @@ interface UpperNode {
  *
  * Throws UNSUPPORTED for `redirect` or `metacopy` xattrs (redirect_dir / metacopy mounts), which this
  * diff does not interpret.
+ *
+ * A synchronous generator (every call it makes is): `for...of` and `for await` both consume it, and
+ * `writeChanges` encodes it without an `await` per change.
  */
-export async function* diffUpper(upper: string, lowers: readonly LayerTree[], options: DiffUpperOptions = {}): AsyncGenerator<ContentChange> {
+export function* diffUpper(upper: string, lowers: readonly LayerTree[], options: DiffUpperOptions = {}): Generator<ContentChange> {
   const ns = options.xattrNamespace ?? 'trusted';
+  const opaqueKey = `${ns}.overlay.opaque`;
+  const refusedKeys = [`${ns}.overlay.redirect`, `${ns}.overlay.metacopy`];
   const view = new MergedView(lowers);
-  const nodes: UpperNode[] = [];
 
-  const visit = (dir: string, hostDir: string, hidden: boolean): void => {
-    const { batch, order } = scanSorted(hostDir);
-    for (const i of order) {
-      options.signal?.throwIfAborted();
-      const name = batch.names[i]!;
-      const path = childPath(dir, name);
-      const hostPath = join(hostDir, name);
-      const mode = batchMode(batch, i);
-      if (mode === 0) continue; // removed since it was listed
-      const lowerNode = hidden ? undefined : view.lookup(path);
-      const o = i * STAT.fields;
-      if ((mode & 0o170000) === 0o020000 && batch.stats[o + STAT.rdevMajor] === 0 && batch.stats[o + STAT.rdevMinor] === 0) {
-        if (lowerNode) nodes.push({ path, hostPath, emit: true });
-        continue;
-      }
-      const stat = statFromBatch(batch, i, path, hostPath);
-      if (stat === undefined) continue;
-      for (const key of [`${ns}.overlay.redirect`, `${ns}.overlay.metacopy`]) {
-        if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });
-      }
-      const entry = entryFromStat(stat);
-      const lower = lowerNode ? view.stat(path) : undefined;
-      const node: UpperNode = { path, hostPath, entry, emit: false, ...(lower ? { lower } : {}) };
-      if (stat.type !== 'directory' && stat.nlink > 1) node.identity = batchIdentity(batch, i);
-      if (stat.type === 'directory') {
-        const markedOpaque = Buffer.from(stat.xattrs.get(`${ns}.overlay.opaque`) ?? []).toString() === 'y';
-        node.opaque = markedOpaque && lower?.type === 'directory' && view.readdir(path).length > 0;
-        node.emit = !lower || lower.type !== 'directory' || !sameMetadata(entry, lower, { ignoreMtime: true }) || node.opaque;
-        nodes.push(node);
-        visit(path, hostPath, hidden || markedOpaque || lower?.type !== 'directory');
-      } else {
-        node.emit = !lower || !sameMetadata(entry, lower, { ignoreMtime: true }) || !sameTime(entry, lower, () => sameContent(hostPath, view, path));
-        nodes.push(node);
-      }
+  /** Entries walked but not yet handed on, in tar order; `head` is the first not handed on. */
+  let queue: UpperNode[] = [];
+  let head = 0;
+  const sets = new Map<string, LinkSet>();
+  /** Hardlink sets not yet known to be written or not: while any is open, an unchanged directory may still be needed. */
+  let openSets = 0;
+  const links = new HardlinkSets();
+
+  const markWritten = (node: UpperNode): void => {
+    node.emit = true;
+    for (let p = node.parent; p !== undefined && !p.emit; p = p.parent) p.emit = true;
+  };
+
+  const joinSet = (node: UpperNode, set: LinkSet): void => {
+    set.seen++;
+    if (set.changed) {
+      markWritten(node);
+      return;
+    }
+    if (node.emit) {
+      set.changed = true;
+      for (const partner of set.waiting) markWritten(partner);
+      set.waiting = [];
+      if (set.seen <= set.nlink) openSets--;
+      return;
+    }
+    set.waiting.push(node);
+    if (set.seen === set.nlink) {
+      openSets--;
+      set.waiting = [];
     }
   };
-  visit(ROOT, upper, false);
 
-  // Hardlink sets: one changed name brings the whole set.
-  const sets = new Map<string, UpperNode[]>();
-  for (const node of nodes) {
-    if (!node.entry || node.identity === undefined) continue;
-    const set = sets.get(node.identity);
-    if (set) set.push(node);
-    else sets.set(node.identity, [node]);
-  }
-  for (const set of sets.values()) if (set.some((n) => n.emit)) for (const n of set) n.emit = true;
+  /** Whether the fate of `node` is known (`ended`: the walk is over, so everything is). */
+  const decided = (node: UpperNode, ended: boolean): boolean => {
+    if (ended || node.emit) return true;
+    if (node.entry === undefined) return true;
+    if (node.entry.type === 'directory') return node.closed && openSets === 0;
+    const set = node.links;
+    return set === undefined || set.changed || set.seen >= set.nlink;
+  };
 
-  // Parents of anything emitted are emitted too.
-  const needed = new Set<string>();
-  for (const node of nodes) if (node.emit) for (let p = parentOf(node.path); p !== ROOT && !needed.has(p); p = parentOf(p)) needed.add(p);
-
-  const links = new HardlinkSets();
-  for (const node of nodes) {
-    if (!node.entry) {
-      yield { kind: 'delete', path: node.path };
-      continue;
-    }
+  function* changesOf(node: UpperNode): Generator<ContentChange> {
     const entry = node.entry;
-    if (entry.type === 'directory') {
-      if (!node.emit && !needed.has(node.path)) continue;
-      yield { kind: node.lower ? 'modify' : 'add', entry };
-      if (node.opaque) yield { kind: 'opaque', path: node.path };
-      continue;
+    if (entry === undefined) {
+      yield { kind: 'delete', path: node.path };
+      return;
     }
-    if (!node.emit) continue;
     const kind = node.lower ? 'modify' : 'add';
-    const first = links.claim(node.identity, node.path);
-    if (first !== undefined) {
-      yield { kind, entry: asHardlink(entry, first) };
+    if (entry.type === 'directory') {
+      yield { kind, entry };
+      if (node.opaque) yield { kind: 'opaque', path: node.path };
+      return;
+    }
+    const first = links.claim(node.links?.identity, node.path);
+    if (first !== undefined) yield { kind, entry: asHardlink(entry, first) };
+    else if (entry.type === 'file') yield { kind, entry, content: { kind: 'path', path: node.hostPath } };
+    else yield { kind, entry };
+  }
+
+  /** Hands on the decided prefix of the queue. */
+  function* release(ended: boolean): Generator<ContentChange> {
+    while (head < queue.length) {
+      const node = queue[head]!;
+      if (!decided(node, ended)) break;
+      head++;
+      if (node.emit) yield* changesOf(node);
+    }
+    if (head > 4096 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+  }
+
+  const open = (node: UpperNode | undefined, dir: string, hostDir: string, hidden: boolean): Frame => {
+    const { batch, order } = scanSorted(hostDir);
+    return { node, dir, hostDir, hidden, batch, order, next: 0 };
+  };
+
+  /** The node for entry `i` of a frame's listing; undefined when it is nothing to diff. */
+  const visit = (frame: Frame, i: number): UpperNode | undefined => {
+    const { batch } = frame;
+    const mode = batchMode(batch, i);
+    if (mode === 0) return undefined; // removed since it was listed
+    const name = batch.names[i]!;
+    const path = childPath(frame.dir, name);
+    const hostPath = `${frame.hostDir}/${name}`;
+    const parent = frame.node;
+    const shown = frame.hidden ? undefined : view.lookup(path);
+    const o = i * STAT.fields;
+    if ((mode & 0o170000) === 0o020000 && batch.stats[o + STAT.rdevMajor] === 0 && batch.stats[o + STAT.rdevMinor] === 0) {
+      // A whiteout: a deletion where a lower shows something, else nothing.
+      return shown ? { path, hostPath, parent, lower: undefined, emit: true, closed: true } : undefined;
+    }
+    const stat = statFromBatch(batch, i, path, hostPath);
+    if (stat === undefined) return undefined;
+    for (const key of refusedKeys) {
+      if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });
+    }
+    const entry = entryFromStat(stat);
+    const lower = shown ? view.stat(path) : undefined;
+    if (stat.type === 'directory') {
+      const opaqueValue = stat.xattrs.get(opaqueKey);
+      const markedOpaque = opaqueValue !== undefined && opaqueValue.length === 1 && opaqueValue[0] === 0x79; // "y"
+      const opaque = markedOpaque && lower?.type === 'directory' && view.readdir(path).length > 0;
+      const emit = !lower || lower.type !== 'directory' || opaque || !sameMetadata(entry, lower, { ignoreMtime: true });
+      const hidesLowers = frame.hidden || markedOpaque || lower?.type !== 'directory';
+      return { path, hostPath, parent, entry, lower, opaque, hidesLowers, emit, closed: false };
+    }
+    const emit = !lower || !sameMetadata(entry, lower, { ignoreMtime: true }) || !sameTime(entry, lower, () => sameContent(hostPath, view, path));
+    return { path, hostPath, parent, entry, lower, emit, closed: true, links: stat.nlink > 1 ? linkSetOf(batchIdentity(batch, i), stat.nlink) : undefined };
+  };
+
+  const linkSetOf = (identity: string, nlink: number): LinkSet => {
+    let set = sets.get(identity);
+    if (set === undefined) {
+      set = { identity, nlink, seen: 0, changed: false, waiting: [] };
+      sets.set(identity, set);
+      openSets++;
+    }
+    return set;
+  };
+
+  const stack: Frame[] = [open(undefined, ROOT, upper.length > 1 && upper.endsWith('/') ? upper.slice(0, -1) : upper, false)];
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    if (frame.next === frame.order.length) {
+      stack.pop();
+      if (frame.node) frame.node.closed = true;
+      yield* release(false);
       continue;
     }
-    yield entry.type === 'file' ? { kind, entry, content: { kind: 'path', path: node.hostPath } } : { kind, entry };
+    options.signal?.throwIfAborted();
+    const node = visit(frame, frame.order[frame.next++]!);
+    if (node === undefined) continue;
+    queue.push(node);
+    if (node.emit) markWritten(node);
+    if (node.links) joinSet(node, node.links);
+    if (node.hidesLowers !== undefined) {
+      stack.push(open(node, node.path, node.hostPath, node.hidesLowers));
+    } else {
+      yield* release(false);
+    }
   }
+  yield* release(true);
 }
 
 /** Same mtime, or times that differ only by truncation to whole seconds where the content is the same. */

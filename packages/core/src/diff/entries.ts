@@ -12,8 +12,32 @@ import { isOverlayXattr } from '../whiteout.js';
 
 /** A layer's metadata as a tar entry: overlay-private xattrs dropped (sockets have no tar form; callers skip them). */
 export function entryFromStat(stat: NodeStat): Entry {
-  const { nlink: _nlink, identity: _identity, type, xattrs, ...rest } = stat;
-  return { ...rest, type: type === 'socket' ? 'fifo' : type, xattrs: new Map([...xattrs].filter(([name]) => !isOverlayXattr(name))) };
+  // Built field by field (one object shape for every entry, no rest-spread copy), and the xattr map is
+  // shared unless overlay markers have to come out of it: diffs make one of these per entry walked.
+  const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
+    path: stat.path,
+    type: stat.type === 'socket' ? 'fifo' : stat.type,
+    mode: stat.mode,
+    uid: stat.uid,
+    gid: stat.gid,
+    size: stat.size,
+    mtime: stat.mtime,
+    xattrs: withoutOverlayXattrs(stat.xattrs),
+  };
+  if (stat.linkname !== undefined) entry.linkname = stat.linkname;
+  if (stat.devmajor !== undefined) entry.devmajor = stat.devmajor;
+  if (stat.devminor !== undefined) entry.devminor = stat.devminor;
+  if (stat.uname !== undefined) entry.uname = stat.uname;
+  if (stat.gname !== undefined) entry.gname = stat.gname;
+  return entry;
+}
+
+function withoutOverlayXattrs(xattrs: ReadonlyMap<string, Uint8Array>): ReadonlyMap<string, Uint8Array> {
+  if (xattrs.size === 0) return xattrs;
+  for (const name of xattrs.keys()) {
+    if (isOverlayXattr(name)) return new Map([...xattrs].filter(([key]) => !isOverlayXattr(key)));
+  }
+  return xattrs;
 }
 
 /**

@@ -369,34 +369,53 @@ export function writeTarBatches(items: AsyncIterable<WriteItem> | Iterable<Write
   return encodeItems(items, writer, () => writer.takeBatches(), options.signal);
 }
 
+/**
+ * The encoding loop behind `writeTar` and `writeTarBatches`. A synchronous source (a host walk, a diff of
+ * an upper) is pulled without an `await` per item: only finished chunks go through the async machinery.
+ */
 async function* encodeItems<T>(
   items: AsyncIterable<WriteItem> | Iterable<WriteItem>,
   writer: TarWriter,
   take: () => T[],
   signal: AbortSignal | undefined,
 ): AsyncGenerator<T> {
-  for await (const { entry, content } of items) {
-    signal?.throwIfAborted();
-    writer.writeHeader(entry);
-    if (entry.type === 'file' && entry.size > 0) {
-      if (!content) throw new InvalidArgumentError(`no content for ${entry.path}`, { path: entry.path });
-      if (content.kind === 'path') writer.writeFileContent(content.path, entry.size, content.offset);
-      else if (content.kind === 'bytes') {
-        if (content.bytes.length !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
-        writer.writeContent(content.bytes);
-      } else {
-        let total = 0;
-        for await (const part of content.stream) {
-          total += part.length;
-          if (total > entry.size) break;
-          writer.writeContentPart(part);
-          yield* take();
-        }
-        if (total !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
-        writer.endContent(entry.size);
+  const sync = Symbol.iterator in items ? items[Symbol.iterator]() : undefined;
+  const async = sync ? undefined : (items as AsyncIterable<WriteItem>)[Symbol.asyncIterator]();
+  let exhausted = false;
+  try {
+    for (;;) {
+      const step = sync ? sync.next() : await async!.next();
+      if (step.done) {
+        exhausted = true;
+        break;
       }
+      signal?.throwIfAborted();
+      const { entry, content } = step.value;
+      writer.writeHeader(entry);
+      if (entry.type === 'file' && entry.size > 0) {
+        if (!content) throw new InvalidArgumentError(`no content for ${entry.path}`, { path: entry.path });
+        if (content.kind === 'path') writer.writeFileContent(content.path, entry.size, content.offset);
+        else if (content.kind === 'bytes') {
+          if (content.bytes.length !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
+          writer.writeContent(content.bytes);
+        } else {
+          let total = 0;
+          for await (const part of content.stream) {
+            total += part.length;
+            if (total > entry.size) break;
+            writer.writeContentPart(part);
+            yield* take();
+          }
+          if (total !== entry.size) throw new InvalidArgumentError(`content of ${entry.path} is not ${entry.size} bytes`, { path: entry.path });
+          writer.endContent(entry.size);
+        }
+      }
+      const ready = take();
+      if (ready.length > 0) yield* ready;
     }
-    yield* take();
+  } finally {
+    // On failure or an early stop, end the source as for...of would (closing its files, ending its walk).
+    if (!exhausted) await (sync ? sync.return?.() : async!.return?.());
   }
   writer.finish();
   yield* take();

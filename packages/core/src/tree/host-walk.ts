@@ -39,8 +39,9 @@ export function scanSorted(hostDir: string): SortedBatch {
 /**
  * The entries of the tree at `root`, each with its content source. A file with several names is written
  * in full at its first name in walk order and as a hardlink at the others (identity by device and inode).
+ * A synchronous generator, so the writer pulls entries without an `await` each.
  */
-export async function* walkHostDirectory(root: string, options: HostWalkOptions = {}): AsyncGenerator<WriteItem> {
+export function* walkHostDirectory(root: string, options: HostWalkOptions = {}): Generator<WriteItem> {
   const withXattrs = options.xattrs ?? true;
   const seen = new Map<string, string>();
 
