@@ -323,6 +323,41 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
+  it('large files are copied by the kernel on one filesystem and by read/write across two: the same bytes, hashed as written', async () => {
+    const { writeItems } = await import('@strata/core');
+    const content = Buffer.alloc(3_000_123);
+    for (let i = 0; i < content.length; i++) content[i] = (i * 7919) % 251;
+    const entry = (path: string, size: number): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: { sec: 0, nsec: 0 }, xattrs: new Map() });
+    const tmpfs = fresh();
+    mkdirSync(tmpfs);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', tmpfs]);
+    try {
+      const blobs: Buffer[] = [];
+      for (const dir of [work, tmpfs]) {
+        const source = join(dir, 'big-source');
+        writeFileSync(source, content);
+        const out = join(work, `big-${blobs.length}.tar`);
+        const items = [
+          { entry: entry('whole', content.length), content: { kind: 'path' as const, path: source } },
+          { entry: entry('small', 10), content: { kind: 'path' as const, path: source, offset: 5 } },
+          { entry: entry('range', 2_000_000), content: { kind: 'path' as const, path: source, offset: 777_777 } },
+        ];
+        const d = await writeItems(items, out, { parallelHash: true });
+        const blob = readFileSync(out);
+        expect(d).toMatchObject({ size: blob.length, digest: sha256(blob), diffID: sha256(blob) });
+        blobs.push(blob);
+      }
+      expect(blobs[0]!.equals(blobs[1]!)).toBe(true);
+      const target = fresh();
+      await applyLayer(join(work, 'big-0.tar'), target);
+      expect(readFileSync(join(target, 'whole')).equals(content)).toBe(true);
+      expect(readFileSync(join(target, 'small')).equals(content.subarray(5, 15))).toBe(true);
+      expect(readFileSync(join(target, 'range')).equals(content.subarray(777_777, 2_777_777))).toBe(true);
+    } finally {
+      execFileSync('umount', [tmpfs]);
+    }
+  });
+
   it('failed reads and writes stop their hashing threads (no thread left behind per failure)', async () => {
     // Over 32 MiB, the size from which reads hash on a worker.
     const big = rawTar([file('big', 'x'.repeat(40 * 1024 * 1024))]);

@@ -1,9 +1,11 @@
 /**
  * sha256 over a stream of chunks, on this thread or, for large inputs, on a worker thread so that hashing
- * (about 1 GB/s) overlaps the parsing and filesystem work of the main thread on a second core. Either way
- * the bytes are seen once, in order: the digest is of exactly the bytes that were processed.
+ * (about 1 GB/s) overlaps the parsing and filesystem work of the main thread on a second core. A layer
+ * written to a file is hashed as written: read back from the page cache behind the worker that writes it.
+ * Either way the digest is of exactly the bytes that were processed, in order.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { FailedPreconditionError } from '../errors.js';
 import { addonPath } from '../package.js';
@@ -88,27 +90,39 @@ class InlineSha256 extends SyncStream {
 }
 
 // Chunks arrive as [buffer, offset, length, pooled, inserts] and every buffer goes back over the same port,
-// so the steady state allocates nothing. Without an fd the worker only hashes. With one (`writeTo`) it
-// writes the stream to it, and splices in host files: `inserts` is a flat [at, path, size, offset, ...]
-// list, `size` bytes of each file from `offset` (then padding to 512 bytes) going after byte `at` of the
-// chunk. Small pieces gather in the worker's own output buffer, which it writes and hashes while it is
-// hot in its cache; file content is read straight into it (by our addon, loaded here too). The first
-// failure is reported and ends the stream.
+// so the steady state allocates nothing. Without an fd the worker hashes the stream. With one (`writeTo`) it
+// writes the stream to it and leaves the hashing to the other side, which reads the file back behind it:
+// after each write the worker publishes how many bytes the file holds (`progress`). It also splices in host
+// files: `inserts` is a flat [at, path, size, offset, ...] list, `size` bytes of each file from `offset`
+// (then padding to 512 bytes) going after byte `at` of the chunk. Small pieces gather in the worker's own
+// output buffer (file content read straight into it by our addon, loaded here too); a large file is copied
+// by the kernel (copy_file_range), never passing through this thread. The first failure is reported and
+// ends the stream.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { closeSync, constants, openSync, readSync, writeSync } = require('node:fs');
-const hash = require('node:crypto').createHash('sha256');
-const { port, fd, outputSize, addonPath } = workerData;
+const { writeSync } = require('node:fs');
+const { port, fd, outputSize, addonPath, progress, copyThreshold } = workerData;
+const hash = fd === undefined ? require('node:crypto').createHash('sha256') : undefined;
 const addon = addonPath === undefined ? undefined : require(addonPath);
 const out = fd === undefined ? undefined : new Uint8Array(outputSize);
+const written = progress === undefined ? undefined : new BigInt64Array(progress);
 let used = 0;
 let total = 0;
 let failed = false;
 
+function publish() {
+  Atomics.store(written, 0, BigInt(total));
+  Atomics.notify(written, 0);
+}
 function emit(bytes) {
-  if (fd !== undefined) for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
-  hash.update(bytes);
+  if (fd === undefined) {
+    hash.update(bytes);
+    total += bytes.length;
+    return;
+  }
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
   total += bytes.length;
+  publish();
 }
 function flush() {
   if (used > 0) emit(out.subarray(0, used));
@@ -128,32 +142,21 @@ function shrank(path) {
   return Object.assign(new Error('file shrank while being packed: ' + path), { code: 'FAILED_PRECONDITION', path });
 }
 function splice(path, size, offset) {
-  if (size <= out.length) {
-    // Fits the buffer, as most files do: open, read and close in one native call.
+  if (size < copyThreshold) {
+    // Open, read and close in one native call, into the buffer.
     if (used + size > out.length) flush();
     if (addon.readFileInto(path, out, used, size, offset) !== size) throw shrank(path);
     used += size;
   } else {
-    spliceLarge(path, size, offset);
+    flush();
+    if (addon.copyFileTo(path, fd, size, offset) !== size) throw shrank(path);
+    total += size;
+    publish();
   }
   const padding = (512 - (size % 512)) % 512;
   if (used + padding > out.length) flush();
   out.fill(0, used, used + padding);
   used += padding;
-}
-function spliceLarge(path, size, offset) {
-  const file = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    for (let left = size; left > 0; ) {
-      if (used === out.length) flush();
-      const got = readSync(file, out, used, Math.min(left, out.length - used), offset + size - left);
-      if (got === 0) throw shrank(path);
-      used += got;
-      left -= got;
-    }
-  } finally {
-    closeSync(file);
-  }
 }
 
 port.on('message', (message) => {
@@ -161,7 +164,7 @@ port.on('message', (message) => {
     if (!failed) {
       try {
         if (out !== undefined) flush();
-        port.postMessage({ digest: hash.digest('hex'), total });
+        port.postMessage({ digest: hash === undefined ? undefined : hash.digest('hex'), total });
       } catch (error) {
         port.postMessage({ error: { message: error.message, code: error.code, syscall: error.syscall, path: error.path } });
       }
@@ -195,6 +198,8 @@ port.on('message', (message) => {
 
 /** Size of the writing worker's own output buffer: small enough to stay in its core's L2 cache. */
 const WORKER_OUTPUT_SIZE = 256 * 1024;
+/** Files at least this large are copied by the kernel rather than read into the output buffer. */
+const KERNEL_COPY_THRESHOLD = 64 * 1024;
 
 interface Reply {
   error?: { message: string; code?: string; syscall?: string; path?: string };
@@ -218,30 +223,65 @@ const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 let threadsModule: typeof import('node:worker_threads') | undefined;
 const threads = () => (threadsModule ??= process.getBuiltinModule('node:worker_threads'));
 
+/** A written layer file read back and hashed behind the worker that writes it. */
+interface Readback {
+  readonly fd: number;
+  readonly hash: Hash;
+  readonly buffer: Buffer;
+  /** Bytes the file holds (published by the worker after each write). */
+  readonly written: BigInt64Array;
+  hashed: number;
+}
+
+/** Read size when hashing a written file back: the page cache hands it over in one copy. */
+const READBACK_SIZE = 256 * 1024;
+
 /**
- * Hashes on a worker thread. Replies (returned buffers, the digest) come over a private port that this
- * side drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event loop,
- * so waiting for message events would starve the buffer pool.
+ * Hashes on a worker thread, or (with `writeTo`) writes on one while this thread hashes the file as
+ * written, reading it back from the page cache: the two halves of the work on two cores, and the digest
+ * of exactly the bytes in the file. Replies (returned buffers, the digest) come over a private port that
+ * this side drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event
+ * loop, so waiting for message events would starve the buffer pool.
  */
 class WorkerSha256 implements Sha256Stream {
   readonly #port: MessagePort;
   readonly #worker: Worker;
+  readonly #readback: Readback | undefined;
   size = 0;
   #inFlight = 0;
   #digest: string | undefined;
+  /** The worker has written or hashed everything and said how much (`size` is final). */
+  #finished = false;
   #failure: Error | undefined;
   /** Buffers the worker has handed back, ready for the next copies. */
   readonly #spare: ArrayBuffer[] = [];
   /** Where consumed buffers go once hashed. */
   #pool: BufferPool | undefined;
 
-  constructor(writeTo: number | undefined) {
+  constructor(writeTo: { fd: number; path: string } | undefined) {
     const { MessageChannel, Worker } = threads();
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
+    const progress = writeTo === undefined ? undefined : new SharedArrayBuffer(8);
+    if (writeTo !== undefined) {
+      this.#readback = {
+        fd: openSync(writeTo.path, 'r'),
+        hash: createHash('sha256'),
+        buffer: Buffer.allocUnsafeSlow(READBACK_SIZE),
+        written: new BigInt64Array(progress!),
+        hashed: 0,
+      };
+    }
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { port: port2, fd: writeTo, outputSize: WORKER_OUTPUT_SIZE, addonPath: writeTo === undefined ? undefined : addonPath },
+      workerData: {
+        port: port2,
+        fd: writeTo?.fd,
+        progress,
+        outputSize: WORKER_OUTPUT_SIZE,
+        copyThreshold: KERNEL_COPY_THRESHOLD,
+        addonPath: writeTo === undefined ? undefined : addonPath,
+      },
       transferList: [port2],
     });
     this.#worker.on('error', (error) => {
@@ -259,7 +299,10 @@ class WorkerSha256 implements Sha256Stream {
       const reply = received.message as Reply;
       if (reply.error !== undefined) this.#failure ??= workerError(reply.error);
       if (reply.digest !== undefined) this.#digest = reply.digest;
-      if (reply.total !== undefined) this.size = reply.total;
+      if (reply.total !== undefined) {
+        this.size = reply.total;
+        this.#finished = true;
+      }
       if (reply.done !== undefined) this.#inFlight -= reply.done;
       if (reply.buffer !== undefined) {
         if (reply.pooled) this.#pool?.give(reply.buffer);
@@ -267,6 +310,20 @@ class WorkerSha256 implements Sha256Stream {
       }
     }
     if (this.#failure) throw this.#failure;
+  }
+
+  /** Hashes up to `limit` bytes of what the worker has written so far; returns the bytes still unhashed. */
+  #hashWritten(limit: number): number {
+    const r = this.#readback!;
+    const written = Number(Atomics.load(r.written, 0));
+    const goal = Math.min(written, r.hashed + limit);
+    while (r.hashed < goal) {
+      const got = readSync(r.fd, r.buffer, 0, Math.min(READBACK_SIZE, goal - r.hashed), r.hashed);
+      if (got === 0) throw new Error(`layer file ended at ${r.hashed} bytes, before the ${written} written`);
+      r.hash.update(r.buffer.subarray(0, got));
+      r.hashed += got;
+    }
+    return written - r.hashed;
   }
 
   update(chunk: Uint8Array): Promise<void> | undefined {
@@ -307,32 +364,53 @@ class WorkerSha256 implements Sha256Stream {
     return this.#account(length + spliced);
   }
 
-  /** Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. */
+  /**
+   * Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. A writing
+   * stream hashes as much of the file as it just handed over, so this thread keeps pace with the writer.
+   */
   #account(length: number): Promise<void> | undefined {
     this.size += length; // spliced files' padding is counted by the worker, which reports the total at the end
     this.#inFlight += length;
+    if (this.#readback) this.#hashWritten(length);
     return this.#inFlight <= MAX_IN_FLIGHT ? undefined : this.#settle(MAX_IN_FLIGHT / 2);
   }
 
   async #settle(limit: number): Promise<void> {
-    for (this.#drain(); this.#inFlight > limit; this.#drain()) await pause();
+    for (this.#drain(); this.#inFlight > limit; this.#drain()) {
+      if (this.#readback === undefined || this.#hashWritten(READBACK_SIZE) === 0) await pause();
+    }
   }
 
   async digest(): Promise<string> {
     this.#port.postMessage(null);
     try {
-      for (this.#drain(); this.#digest === undefined; this.#drain()) await pause();
-      return `sha256:${this.#digest}`;
+      if (this.#readback === undefined) {
+        for (this.#drain(); this.#digest === undefined; this.#drain()) await pause();
+        return `sha256:${this.#digest}`;
+      }
+      // Everything is written once the worker says so; hash what it wrote, waiting only when caught up.
+      for (this.#drain(); !this.#finished || this.#readback.hashed < this.size; this.#drain()) {
+        if (this.#hashWritten(Infinity) === 0 && !this.#finished) await pause();
+      }
+      return `sha256:${this.#readback.hash.digest('hex')}`;
     } finally {
-      this.#port.close();
+      this.#close();
       void this.#worker.terminate();
     }
   }
 
   /** Stops the worker; once this resolves it writes nothing more (so a `writeTo` fd may be closed). */
   async abort(): Promise<void> {
-    this.#port.close();
+    this.#close();
     await this.#worker.terminate();
+  }
+
+  #close(): void {
+    this.#port.close();
+    if (this.#readback && this.#readback.fd >= 0) {
+      closeSync(this.#readback.fd);
+      (this.#readback as { fd: number }).fd = -1;
+    }
   }
 }
 
@@ -371,11 +449,12 @@ export interface WritingSha256 extends Sha256Stream {
 }
 
 /**
- * Writes the stream to `fd` (from its file position) and hashes it, both on a worker thread, so a
- * producer that walks and encodes on the main thread overlaps with the reading of file contents, the
- * writing and the hashing. `digest()` resolves once everything is written, and `size` is then the total
- * (spliced files included); a failure rejects it (and every later call).
+ * Writes the stream to `fd` (from its file position; `path` names the same file) on a worker thread, and
+ * hashes it on this one by reading the file back behind the writer: a producer walking and encoding here
+ * overlaps with the reading of file contents and the writing there, and hashes in the gaps. `digest()`
+ * resolves once everything is written and hashed, and `size` is then the total (spliced files included);
+ * a failure rejects it (and every later call).
  */
-export function createWritingSha256(fd: number): WritingSha256 {
-  return new WorkerSha256(fd);
+export function createWritingSha256(fd: number, path: string): WritingSha256 {
+  return new WorkerSha256({ fd, path });
 }

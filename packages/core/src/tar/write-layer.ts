@@ -43,8 +43,8 @@ export interface WriteLayerOptions {
 
 /**
  * Uncompressed tar bytes to a new file at `path`, with plain synchronous writes: to the page cache they cost
- * a memcpy, far less than a stream's bookkeeping. With `parallel`, a worker thread does the writes and the
- * hashing, so the producer (reading source files, encoding headers) keeps the main thread to itself.
+ * a memcpy, far less than a stream's bookkeeping. With `parallel`, a worker thread does the writes (and
+ * reads the host files batches name), while this thread encodes and hashes the file as it is written.
  * On failure the file is removed.
  */
 async function writePlainFile(
@@ -54,7 +54,7 @@ async function writePlainFile(
   options: WriteLayerOptions,
 ): Promise<Pick<LayerDescriptor, 'diffID' | 'digest' | 'size' | 'uncompressedSize'>> {
   const fd = openSync(path, 'w', 0o644);
-  const writer = parallel ? createWritingSha256(fd) : undefined;
+  const writer = parallel ? createWritingSha256(fd, path) : undefined;
   const hash = writer ?? createSha256(false);
   let open = true;
   try {
