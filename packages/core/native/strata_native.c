@@ -1,14 +1,21 @@
 // The few syscalls Node does not expose and layers need: mknod (devices, fifos, overlay whiteouts),
 // utimensat with nanoseconds on the link itself, and the l*xattr family (never following a symlink); and
-// batched calls for the hot paths (lstat of a whole directory, a whole small file read or written). Synchronous on
-// purpose: each is a few cheap syscalls, and a thread-pool round trip would cost more than the call.
+// batched calls for the hot paths (lstat of a whole directory, a whole small file read or written, a file
+// range copied or hashed in the kernel's pages). Synchronous on purpose: each is a few cheap syscalls, and
+// a thread-pool round trip would cost more than the call.
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -540,6 +547,154 @@ static napi_value js_copy_file_to(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// A file hasher: sha256 of a file being written, fed from its pages in the page cache (mapped, not
+// copied), shared by the thread that writes the file and the one that produces it. The writer publishes how
+// many bytes the file holds; either thread may then hash the next stretch, whichever is free (a try-lock:
+// a busy thread never waits on the other). OpenSSL comes from the Node binary, which exports it for
+// addons. The hasher is a plain heap object named by its address, so that both threads' addon instances can
+// reach it; its owner frees it, once the writing thread is done with it.
+typedef struct {
+  pthread_mutex_t lock;
+  EVP_MD_CTX *ctx;
+  int fd;
+  _Atomic int64_t written;
+  int64_t hashed; // under lock
+} file_hasher;
+
+#define HASH_WINDOW (4 << 20)
+
+static file_hasher *get_hasher(napi_env env, napi_value value) {
+  uint64_t address = 0;
+  bool lossless = false;
+  if (napi_get_value_bigint_uint64(env, value, &address, &lossless) != napi_ok || !lossless || address == 0) return NULL;
+  return (file_hasher *)(uintptr_t)address;
+}
+
+// file_hasher_create(path) -> handle (bigint): opens `path` for reading.
+static napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char path[PATH_MAX_BYTES];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || get_path(env, argv[0], path) != 0) {
+    napi_throw_type_error(env, "EINVAL", "file_hasher_create(path)");
+    return NULL;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
+  file_hasher *h = calloc(1, sizeof *h);
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!h || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    free(h);
+    EVP_MD_CTX_free(ctx);
+    close(fd);
+    return throw_errno(env, ENOMEM, "file_hasher_create", path);
+  }
+  pthread_mutex_init(&h->lock, NULL);
+  h->ctx = ctx;
+  h->fd = fd;
+  napi_value handle;
+  napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)h, &handle);
+  return handle;
+}
+
+// file_hasher_written(handle, bytes): the file now holds `bytes` bytes (called by the writer).
+static napi_value js_file_hasher_written(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  file_hasher *h = argc < 2 ? NULL : get_hasher(env, argv[0]);
+  if (!h) {
+    napi_throw_type_error(env, "EINVAL", "file_hasher_written(handle, bytes)");
+    return NULL;
+  }
+  atomic_store(&h->written, (int64_t)get_number(env, argv[1]));
+  return NULL;
+}
+
+// Hashes up to `limit` more of what is written; the lock is held. 0, or an errno.
+static int hash_written(file_hasher *h, int64_t limit) {
+  int64_t goal = atomic_load(&h->written);
+  if (goal > h->hashed + limit) goal = h->hashed + limit;
+  long page = sysconf(_SC_PAGESIZE);
+  while (h->hashed < goal) {
+    int64_t length = goal - h->hashed < HASH_WINDOW ? goal - h->hashed : HASH_WINDOW;
+    off_t start = (off_t)h->hashed & ~((off_t)page - 1);
+    size_t skip = (size_t)((off_t)h->hashed - start), span = skip + (size_t)length;
+    void *map = mmap(NULL, span, PROT_READ, MAP_SHARED | MAP_POPULATE, h->fd, start);
+    if (map == MAP_FAILED) return errno;
+    int ok = EVP_DigestUpdate(h->ctx, (const char *)map + skip, (size_t)length);
+    munmap(map, span);
+    if (ok != 1) return EIO;
+    h->hashed += length;
+  }
+  return 0;
+}
+
+// file_hasher_hash(handle, limit) -> bytes written but not hashed, or -1 when the other thread is hashing.
+static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  file_hasher *h = argc < 2 ? NULL : get_hasher(env, argv[0]);
+  if (!h) {
+    napi_throw_type_error(env, "EINVAL", "file_hasher_hash(handle, limit)");
+    return NULL;
+  }
+  double limit = get_number(env, argv[1]);
+  napi_value result;
+  if (pthread_mutex_trylock(&h->lock) != 0) {
+    napi_create_double(env, -1, &result);
+    return result;
+  }
+  int err = hash_written(h, limit > 9e15 ? INT64_MAX / 2 : (int64_t)limit);
+  int64_t left = atomic_load(&h->written) - h->hashed;
+  pthread_mutex_unlock(&h->lock);
+  if (err) return throw_errno(env, err, "mmap", "layer file");
+  napi_create_double(env, (double)left, &result);
+  return result;
+}
+
+// file_hasher_digest(handle) -> hex: hashes the rest of what is written, then finishes (once).
+static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  file_hasher *h = argc < 1 ? NULL : get_hasher(env, argv[0]);
+  if (!h || !h->ctx) {
+    napi_throw_type_error(env, "EINVAL", "file_hasher_digest(handle): no hasher, or digested already");
+    return NULL;
+  }
+  pthread_mutex_lock(&h->lock);
+  int err = hash_written(h, INT64_MAX / 2);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (!err && EVP_DigestFinal_ex(h->ctx, md, &size) != 1) err = EIO;
+  EVP_MD_CTX_free(h->ctx);
+  h->ctx = NULL;
+  pthread_mutex_unlock(&h->lock);
+  if (err) return throw_errno(env, err, "digest", "layer file");
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < size; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  napi_value result;
+  napi_create_string_utf8(env, hex, 2 * size, &result);
+  return result;
+}
+
+// file_hasher_free(handle): closes and frees; nothing may use the handle after.
+static napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  file_hasher *h = argc < 1 ? NULL : get_hasher(env, argv[0]);
+  if (!h) return NULL;
+  EVP_MD_CTX_free(h->ctx);
+  close(h->fd);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
@@ -552,6 +707,11 @@ static napi_value init(napi_env env, napi_value exports) {
     {"readFileInto", NULL, js_read_file_into, NULL, NULL, NULL, napi_default, NULL},
     {"writeNewFile", NULL, js_write_new_file, NULL, NULL, NULL, napi_default, NULL},
     {"copyFileTo", NULL, js_copy_file_to, NULL, NULL, NULL, napi_default, NULL},
+    {"fileHasherCreate", NULL, js_file_hasher_create, NULL, NULL, NULL, napi_default, NULL},
+    {"fileHasherWritten", NULL, js_file_hasher_written, NULL, NULL, NULL, napi_default, NULL},
+    {"fileHasherHash", NULL, js_file_hasher_hash, NULL, NULL, NULL, napi_default, NULL},
+    {"fileHasherDigest", NULL, js_file_hasher_digest, NULL, NULL, NULL, napi_default, NULL},
+    {"fileHasherFree", NULL, js_file_hasher_free, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -15,6 +15,10 @@ interface StrataNative {
   lstatBatch(dir: string, names?: readonly string[]): LstatBatch;
   readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
   writeNewFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
+  fileHasherCreate(path: string): bigint;
+  fileHasherHash(handle: bigint, limit: number): number;
+  fileHasherDigest(handle: bigint): string;
+  fileHasherFree(handle: bigint): void;
 }
 
 /**
@@ -121,4 +125,35 @@ export function setXattr(path: string, name: string, value: Uint8Array): void {
 /** Removes one xattr from `path` itself; absent is not an error. */
 export function removeXattr(path: string, name: string): void {
   addon.lremovexattr(path, name);
+}
+
+/**
+ * sha256 of a file as it is written, fed from its pages in the page cache (mapped, not copied). The thread
+ * writing the file and this one share it by `handle`: the writer reports what the file holds, and either
+ * hashes the next stretch when it is free (see `createWritingSha256`).
+ */
+export class FileHasher {
+  readonly handle: bigint;
+  #freed = false;
+
+  constructor(path: string) {
+    this.handle = addon.fileHasherCreate(path);
+  }
+
+  /** Hashes up to `limit` more bytes of what is written: returns the bytes written but not hashed, or -1 when the other thread is hashing. */
+  hashSome(limit: number): number {
+    return addon.fileHasherHash(this.handle, limit);
+  }
+
+  /** Hashes the rest of what is written and returns the hex digest (once). */
+  digest(): string {
+    return addon.fileHasherDigest(this.handle);
+  }
+
+  /** Releases it; only once no other thread can use the handle any more. */
+  free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    addon.fileHasherFree(this.handle);
+  }
 }

@@ -1,13 +1,13 @@
 /**
  * sha256 over a stream of chunks, on this thread or, for large inputs, on a worker thread so that hashing
  * (about 1 GB/s) overlaps the parsing and filesystem work of the main thread on a second core. A layer
- * written to a file is hashed as written: read back from the page cache behind the worker that writes it.
+ * written to a file is hashed as written, from the file's pages, by whichever thread has time.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { FailedPreconditionError } from '../errors.js';
+import { FileHasher } from '../native.js';
 import { addonPath } from '../package.js';
 import type { FileInsert } from './writer.js';
 
@@ -91,28 +91,28 @@ class InlineSha256 extends SyncStream {
 
 // Chunks arrive as [buffer, offset, length, pooled, inserts] and every buffer goes back over the same port,
 // so the steady state allocates nothing. Without an fd the worker hashes the stream. With one (`writeTo`) it
-// writes the stream to it and leaves the hashing to the other side, which reads the file back behind it:
-// after each write the worker publishes how many bytes the file holds (`progress`). It also splices in host
+// writes the stream to it and hashes the file as written through the shared `hasher` (see `FileHasher`):
+// after each write it reports how many bytes the file holds, and when it has nothing to write it hashes,
+// unless the other side, which hashes whenever it would otherwise wait, is at it. It also splices in host
 // files: `inserts` is a flat [at, path, size, offset, ...] list, `size` bytes of each file from `offset`
 // (then padding to 512 bytes) going after byte `at` of the chunk. Small pieces gather in the worker's own
 // output buffer (file content read straight into it by our addon, loaded here too); a large file is copied
 // by the kernel (copy_file_range), never passing through this thread. The first failure is reported and
 // ends the stream.
 const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
+const { receiveMessageOnPort, workerData } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
-const { port, fd, outputSize, addonPath, progress, copyThreshold } = workerData;
+const { port, fd, outputSize, addonPath, hasher, copyThreshold } = workerData;
 const hash = fd === undefined ? require('node:crypto').createHash('sha256') : undefined;
 const addon = addonPath === undefined ? undefined : require(addonPath);
 const out = fd === undefined ? undefined : new Uint8Array(outputSize);
-const written = progress === undefined ? undefined : new BigInt64Array(progress);
 let used = 0;
 let total = 0;
 let failed = false;
+let closed = false;
 
 function publish() {
-  Atomics.store(written, 0, BigInt(total));
-  Atomics.notify(written, 0);
+  addon.fileHasherWritten(hasher, total);
 }
 function emit(bytes) {
   if (fd === undefined) {
@@ -159,8 +159,9 @@ function splice(path, size, offset) {
   used += padding;
 }
 
-port.on('message', (message) => {
+function handle(message) {
   if (message === null) {
+    closed = true;
     if (!failed) {
       try {
         if (out !== undefined) flush();
@@ -193,6 +194,17 @@ port.on('message', (message) => {
     }
   }
   port.postMessage({ done, buffer, pooled }, [buffer]);
+}
+
+port.on('message', (message) => {
+  handle(message);
+  // Writing comes first: take what else has arrived, and hash only when there is nothing to write, a
+  // turn at a time, until caught up or the other thread is at it.
+  for (;;) {
+    const next = receiveMessageOnPort(port);
+    if (next !== undefined) handle(next.message);
+    else if (closed || failed || hasher === undefined || addon.fileHasherHash(hasher, ${1024 * 1024}) <= 0) return;
+  }
 });
 `;
 
@@ -223,30 +235,20 @@ const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 let threadsModule: typeof import('node:worker_threads') | undefined;
 const threads = () => (threadsModule ??= process.getBuiltinModule('node:worker_threads'));
 
-/** A written layer file read back and hashed behind the worker that writes it. */
-interface Readback {
-  readonly fd: number;
-  readonly hash: Hash;
-  readonly buffer: Buffer;
-  /** Bytes the file holds (published by the worker after each write). */
-  readonly written: BigInt64Array;
-  hashed: number;
-}
-
-/** Read size when hashing a written file back: the page cache hands it over in one copy. */
-const READBACK_SIZE = 256 * 1024;
+/** Most bytes this thread hashes per turn while it waits, so that it looks at the worker's replies in between. */
+const HASH_TURN = 4 * 1024 * 1024;
 
 /**
- * Hashes on a worker thread, or (with `writeTo`) writes on one while this thread hashes the file as
- * written, reading it back from the page cache: the two halves of the work on two cores, and the digest
- * of exactly the bytes in the file. Replies (returned buffers, the digest) come over a private port that
+ * Hashes on a worker thread, or (with `writeTo`) writes on one and hashes the file as written, from its
+ * pages in the page cache: the digest of exactly the bytes in the file. This thread hashes too whenever it
+ * would otherwise wait, so the hashing goes to whichever core has time. Replies (returned buffers, the digest) come over a private port that
  * this side drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event
  * loop, so waiting for message events would starve the buffer pool.
  */
 class WorkerSha256 implements Sha256Stream {
   readonly #port: MessagePort;
   readonly #worker: Worker;
-  readonly #readback: Readback | undefined;
+  readonly #hasher: FileHasher | undefined;
   size = 0;
   #inFlight = 0;
   #digest: string | undefined;
@@ -262,22 +264,13 @@ class WorkerSha256 implements Sha256Stream {
     const { MessageChannel, Worker } = threads();
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    const progress = writeTo === undefined ? undefined : new SharedArrayBuffer(8);
-    if (writeTo !== undefined) {
-      this.#readback = {
-        fd: openSync(writeTo.path, 'r'),
-        hash: createHash('sha256'),
-        buffer: Buffer.allocUnsafeSlow(READBACK_SIZE),
-        written: new BigInt64Array(progress!),
-        hashed: 0,
-      };
-    }
+    if (writeTo !== undefined) this.#hasher = new FileHasher(writeTo.path);
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
         port: port2,
         fd: writeTo?.fd,
-        progress,
+        hasher: this.#hasher?.handle,
         outputSize: WORKER_OUTPUT_SIZE,
         copyThreshold: KERNEL_COPY_THRESHOLD,
         addonPath: writeTo === undefined ? undefined : addonPath,
@@ -310,20 +303,6 @@ class WorkerSha256 implements Sha256Stream {
       }
     }
     if (this.#failure) throw this.#failure;
-  }
-
-  /** Hashes up to `limit` bytes of what the worker has written so far; returns the bytes still unhashed. */
-  #hashWritten(limit: number): number {
-    const r = this.#readback!;
-    const written = Number(Atomics.load(r.written, 0));
-    const goal = Math.min(written, r.hashed + limit);
-    while (r.hashed < goal) {
-      const got = readSync(r.fd, r.buffer, 0, Math.min(READBACK_SIZE, goal - r.hashed), r.hashed);
-      if (got === 0) throw new Error(`layer file ended at ${r.hashed} bytes, before the ${written} written`);
-      r.hash.update(r.buffer.subarray(0, got));
-      r.hashed += got;
-    }
-    return written - r.hashed;
   }
 
   update(chunk: Uint8Array): Promise<void> | undefined {
@@ -364,53 +343,44 @@ class WorkerSha256 implements Sha256Stream {
     return this.#account(length + spliced);
   }
 
-  /**
-   * Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. A writing
-   * stream hashes as much of the file as it just handed over, so this thread keeps pace with the writer.
-   */
+  /** Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. */
   #account(length: number): Promise<void> | undefined {
     this.size += length; // spliced files' padding is counted by the worker, which reports the total at the end
     this.#inFlight += length;
-    if (this.#readback) this.#hashWritten(length);
     return this.#inFlight <= MAX_IN_FLIGHT ? undefined : this.#settle(MAX_IN_FLIGHT / 2);
   }
 
+  /** Waits for the worker to get below `limit` bytes in flight, hashing in the meantime when it can. */
   async #settle(limit: number): Promise<void> {
     for (this.#drain(); this.#inFlight > limit; this.#drain()) {
-      if (this.#readback === undefined || this.#hashWritten(READBACK_SIZE) === 0) await pause();
+      if (this.#hasher === undefined || this.#hasher.hashSome(HASH_TURN) <= 0) await pause();
     }
   }
 
   async digest(): Promise<string> {
     this.#port.postMessage(null);
     try {
-      if (this.#readback === undefined) {
+      const hasher = this.#hasher;
+      if (hasher === undefined) {
         for (this.#drain(); this.#digest === undefined; this.#drain()) await pause();
         return `sha256:${this.#digest}`;
       }
-      // Everything is written once the worker says so; hash what it wrote, waiting only when caught up.
-      for (this.#drain(); !this.#finished || this.#readback.hashed < this.size; this.#drain()) {
-        if (this.#hashWritten(Infinity) === 0 && !this.#finished) await pause();
-      }
-      return `sha256:${this.#readback.hash.digest('hex')}`;
+      // Everything is written once the worker says so; until then, hash beside it.
+      for (this.#drain(); !this.#finished; this.#drain()) if (hasher.hashSome(HASH_TURN) <= 0) await pause();
+      return `sha256:${hasher.digest()}`;
     } finally {
-      this.#close();
-      void this.#worker.terminate();
+      this.#port.close();
+      // The worker may be mid-hash until it has stopped: only then is the hasher released.
+      const hasher = this.#hasher;
+      void this.#worker.terminate().then(() => hasher?.free());
     }
   }
 
   /** Stops the worker; once this resolves it writes nothing more (so a `writeTo` fd may be closed). */
   async abort(): Promise<void> {
-    this.#close();
-    await this.#worker.terminate();
-  }
-
-  #close(): void {
     this.#port.close();
-    if (this.#readback && this.#readback.fd >= 0) {
-      closeSync(this.#readback.fd);
-      (this.#readback as { fd: number }).fd = -1;
-    }
+    await this.#worker.terminate();
+    this.#hasher?.free();
   }
 }
 
@@ -450,10 +420,9 @@ export interface WritingSha256 extends Sha256Stream {
 
 /**
  * Writes the stream to `fd` (from its file position; `path` names the same file) on a worker thread, and
- * hashes it on this one by reading the file back behind the writer: a producer walking and encoding here
- * overlaps with the reading of file contents and the writing there, and hashes in the gaps. `digest()`
- * resolves once everything is written and hashed, and `size` is then the total (spliced files included);
- * a failure rejects it (and every later call).
+ * hashes the file as written, from its pages: the worker hashes after each chunk, this thread whenever it
+ * would otherwise wait for the worker. `digest()` resolves once everything is written and hashed, and
+ * `size` is then the total (spliced files included); a failure rejects it (and every later call).
  */
 export function createWritingSha256(fd: number, path: string): WritingSha256 {
   return new WorkerSha256({ fd, path });
