@@ -358,6 +358,28 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
+  it('layer writes one after another reuse one worker thread, across writing and hashing streams, with right digests', async () => {
+    const src = fresh();
+    mkdirSync(src);
+    for (let i = 0; i < 6; i++) writeFileSync(join(src, `f${i}`), Buffer.alloc(300_000 * i + 7, i));
+    const threadIds = () => readdirSync('/proc/self/task');
+    await packDirectory(src, join(work, 'reuse-warm.tar')); // whatever the first write starts
+    const seen = new Set(threadIds());
+    for (let i = 0; i < 6; i++) {
+      const out = join(work, `reuse-${i}`);
+      const d = await packDirectory(src, out);
+      for (const id of threadIds()) seen.add(id);
+      expect(d).toMatchObject({ size: readFileSync(out).length, digest: sha256(readFileSync(out)) });
+    }
+    expect(seen.size).toBe(new Set(threadIds()).size); // no thread came and went: each write took the same one
+    for (const compression of ['gzip', 'none', 'zstd', 'none'] as const) {
+      const out = join(work, `reuse-${compression}`);
+      const d = await packDirectory(src, out, { compression });
+      const blob = readFileSync(out);
+      expect(d).toMatchObject({ size: blob.length, digest: sha256(blob), diffID: (await digestLayer(out)).diffID });
+    }
+  });
+
   it('failed reads and writes stop their hashing threads (no thread left behind per failure)', async () => {
     // Over 32 MiB, the size from which reads hash on a worker.
     const big = rawTar([file('big', 'x'.repeat(40 * 1024 * 1024))]);

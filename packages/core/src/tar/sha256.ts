@@ -100,16 +100,28 @@ class InlineSha256 extends SyncStream {
 // by the kernel (copy_file_range), never passing through this thread. The first failure is reported and
 // ends the stream.
 const WORKER_SOURCE = `
-const { receiveMessageOnPort, workerData } = require('node:worker_threads');
+const { parentPort, receiveMessageOnPort } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
-const { port, fd, outputSize, addonPath, hasher, copyThreshold } = workerData;
-const hash = fd === undefined ? require('node:crypto').createHash('sha256') : undefined;
-const addon = addonPath === undefined ? undefined : require(addonPath);
-const out = fd === undefined ? undefined : new Uint8Array(outputSize);
+const { createHash } = require('node:crypto');
+// One stream at a time; a finished worker waits on parentPort for the next stream's start.
+let port, fd, hasher, copyThreshold, hash, addon, out;
 let used = 0;
 let total = 0;
 let failed = false;
 let closed = false;
+parentPort.on('message', (start) => {
+  ({ port, fd, hasher, copyThreshold } = start);
+  hash = fd === undefined ? createHash('sha256') : undefined;
+  if (fd !== undefined) {
+    addon ??= require(start.addonPath);
+    if (out === undefined || out.length !== start.outputSize) out = new Uint8Array(start.outputSize);
+  }
+  used = 0;
+  total = 0;
+  failed = false;
+  closed = false;
+  port.on('message', onMessage);
+});
 
 function publish() {
   addon.fileHasherWritten(hasher, total);
@@ -129,7 +141,7 @@ function flush() {
   used = 0;
 }
 function append(bytes) {
-  if (out === undefined || bytes.length > out.length / 4) {
+  if (fd === undefined || bytes.length > out.length / 4) {
     if (out !== undefined) flush();
     emit(bytes);
     return;
@@ -164,7 +176,7 @@ function handle(message) {
     closed = true;
     if (!failed) {
       try {
-        if (out !== undefined) flush();
+        if (fd !== undefined) flush();
         port.postMessage({ digest: hash === undefined ? undefined : hash.digest('hex'), total });
       } catch (error) {
         port.postMessage({ error: { message: error.message, code: error.code, syscall: error.syscall, path: error.path } });
@@ -196,7 +208,7 @@ function handle(message) {
   port.postMessage({ done, buffer, pooled }, [buffer]);
 }
 
-port.on('message', (message) => {
+function onMessage(message) {
   handle(message);
   // Writing comes first: take what else has arrived, and hash only when there is nothing to write, a
   // turn at a time, until caught up or the other thread is at it.
@@ -205,7 +217,7 @@ port.on('message', (message) => {
     if (next !== undefined) handle(next.message);
     else if (closed || failed || hasher === undefined || addon.fileHasherHash(hasher, ${1024 * 1024}) <= 0) return;
   }
-});
+}
 `;
 
 /** Size of the writing worker's own output buffer: small enough to stay in its core's L2 cache. */
@@ -235,6 +247,25 @@ const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 let threadsModule: typeof import('node:worker_threads') | undefined;
 const threads = () => (threadsModule ??= process.getBuiltinModule('node:worker_threads'));
 
+/**
+ * A worker whose last stream ended well, kept for the next: a thread costs 50–80 ms to start on these
+ * machines, about what hashing a 60 MB layer costs, and an image build writes one layer per step. One is
+ * kept, unreferenced, so it never holds the process open; a worker whose stream failed is stopped instead.
+ */
+let idleWorker: Worker | undefined;
+
+function takeWorker(): Worker {
+  const worker = idleWorker ?? new (threads().Worker)(WORKER_SOURCE, { eval: true });
+  idleWorker = undefined;
+  worker.unref();
+  return worker;
+}
+
+function giveBackWorker(worker: Worker): void {
+  if (idleWorker === undefined) idleWorker = worker;
+  else void worker.terminate();
+}
+
 /** Most bytes this thread hashes per turn while it waits, so that it looks at the worker's replies in between. */
 const HASH_TURN = 4 * 1024 * 1024;
 
@@ -260,29 +291,28 @@ class WorkerSha256 implements Sha256Stream {
   /** Where consumed buffers go once hashed. */
   #pool: BufferPool | undefined;
 
+  readonly #onError = (error: Error): void => {
+    this.#failure = error;
+  };
+
   constructor(writeTo: { fd: number; path: string } | undefined) {
-    const { MessageChannel, Worker } = threads();
+    const { MessageChannel } = threads();
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    if (writeTo !== undefined) this.#hasher = new FileHasher(writeTo.path);
-    this.#worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        port: port2,
-        fd: writeTo?.fd,
-        hasher: this.#hasher?.handle,
-        outputSize: WORKER_OUTPUT_SIZE,
-        copyThreshold: KERNEL_COPY_THRESHOLD,
-        addonPath: writeTo === undefined ? undefined : addonPath,
-      },
-      transferList: [port2],
-    });
-    this.#worker.on('error', (error) => {
-      this.#failure = error;
-    });
     // Never keeps the process alive by itself: every wait below is a timer, which does.
-    this.#worker.unref();
     this.#port.unref();
+    if (writeTo !== undefined) this.#hasher = new FileHasher(writeTo.path);
+    this.#worker = takeWorker();
+    this.#worker.on('error', this.#onError);
+    const start = {
+      port: port2,
+      fd: writeTo?.fd,
+      hasher: this.#hasher?.handle,
+      outputSize: WORKER_OUTPUT_SIZE,
+      copyThreshold: KERNEL_COPY_THRESHOLD,
+      addonPath,
+    };
+    this.#worker.postMessage(start, [port2]);
   }
 
   /** Takes every reply that has arrived, without waiting. */
@@ -363,16 +393,23 @@ class WorkerSha256 implements Sha256Stream {
       const hasher = this.#hasher;
       if (hasher === undefined) {
         for (this.#drain(); this.#digest === undefined; this.#drain()) await pause();
-        return `sha256:${this.#digest}`;
+      } else {
+        // Everything is written once the worker says so; until then, hash beside it.
+        for (this.#drain(); !this.#finished; this.#drain()) if (hasher.hashSome(HASH_TURN) <= 0) await pause();
       }
-      // Everything is written once the worker says so; until then, hash beside it.
-      for (this.#drain(); !this.#finished; this.#drain()) if (hasher.hashSome(HASH_TURN) <= 0) await pause();
-      return `sha256:${hasher.digest()}`;
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+    // The worker is done with this stream (it touches nothing of it after its last reply): it may serve the next.
+    this.#port.close();
+    this.#worker.off('error', this.#onError);
+    giveBackWorker(this.#worker);
+    if (this.#hasher === undefined) return `sha256:${this.#digest}`;
+    try {
+      return `sha256:${this.#hasher.digest()}`;
     } finally {
-      this.#port.close();
-      // The worker may be mid-hash until it has stopped: only then is the hasher released.
-      const hasher = this.#hasher;
-      void this.#worker.terminate().then(() => hasher?.free());
+      this.#hasher.free();
     }
   }
 
@@ -380,7 +417,7 @@ class WorkerSha256 implements Sha256Stream {
   async abort(): Promise<void> {
     this.#port.close();
     await this.#worker.terminate();
-    this.#hasher?.free();
+    this.#hasher?.free(); // only now: the worker may have been hashing until it stopped
   }
 }
 
