@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
+import { diffUpper, HostLayer, writeChanges } from '@strata/core';
 import type { Benchmark, Plan } from './suite.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
@@ -62,6 +63,24 @@ export const diffBenchmarks: Benchmark[] = [
         writeHeavy: true,
         // The lower too: strata reads its metadata where the upper touched it, and a container that just
         // ran over it has it in cache.
+        inputs: [change.upper, change.lower],
+        reset: () => rmSync(out, { force: true }),
+      };
+    },
+  },
+  {
+    name: 'diff-upper-embedded',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const change = changeFor(tree, work);
+      const out = join(work, 'out.tar');
+      return {
+        description: `the same change as a layer by diffUpper + writeChanges called in a running process (as an image builder embeds it: no process start, modules loaded, the writing thread kept from the run before) vs tar -c of the upper`,
+        cases: [
+          { label: 'strata', run: () => writeChanges(diffUpper(change.upper, [new HostLayer(change.lower)]), out) },
+          { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+        ],
+        writeHeavy: true,
         inputs: [change.upper, change.lower],
         reset: () => rmSync(out, { force: true }),
       };

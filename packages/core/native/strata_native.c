@@ -563,10 +563,16 @@ typedef struct {
 
 #define HASH_WINDOW (4 << 20)
 
-static file_hasher *get_hasher(napi_env env, napi_value value) {
+// Reads `want` arguments, the first a hasher handle; NULL (with a TypeError thrown) when it is not one.
+static file_hasher *hasher_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint64_t address = 0;
   bool lossless = false;
-  if (napi_get_value_bigint_uint64(env, value, &address, &lossless) != napi_ok || !lossless || address == 0) return NULL;
+  if (argc < want || napi_get_value_bigint_uint64(env, argv[0], &address, &lossless) != napi_ok || !lossless || address == 0) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return NULL;
+  }
   return (file_hasher *)(uintptr_t)address;
 }
 
@@ -600,14 +606,9 @@ static napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
 
 // file_hasher_written(handle, bytes): the file now holds `bytes` bytes (called by the writer).
 static napi_value js_file_hasher_written(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  file_hasher *h = argc < 2 ? NULL : get_hasher(env, argv[0]);
-  if (!h) {
-    napi_throw_type_error(env, "EINVAL", "file_hasher_written(handle, bytes)");
-    return NULL;
-  }
+  file_hasher *h = hasher_args(env, info, 2, argv, "file_hasher_written(handle, bytes)");
+  if (!h) return NULL;
   atomic_store(&h->written, (int64_t)get_number(env, argv[1]));
   return NULL;
 }
@@ -633,14 +634,9 @@ static int hash_written(file_hasher *h, int64_t limit) {
 
 // file_hasher_hash(handle, limit) -> bytes written but not hashed, or -1 when the other thread is hashing.
 static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  file_hasher *h = argc < 2 ? NULL : get_hasher(env, argv[0]);
-  if (!h) {
-    napi_throw_type_error(env, "EINVAL", "file_hasher_hash(handle, limit)");
-    return NULL;
-  }
+  file_hasher *h = hasher_args(env, info, 2, argv, "file_hasher_hash(handle, limit)");
+  if (!h) return NULL;
   double limit = get_number(env, argv[1]);
   napi_value result;
   if (pthread_mutex_trylock(&h->lock) != 0) {
@@ -657,12 +653,11 @@ static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
 
 // file_hasher_digest(handle) -> hex: hashes the rest of what is written, then finishes (once).
 static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  file_hasher *h = argc < 1 ? NULL : get_hasher(env, argv[0]);
-  if (!h || !h->ctx) {
-    napi_throw_type_error(env, "EINVAL", "file_hasher_digest(handle): no hasher, or digested already");
+  file_hasher *h = hasher_args(env, info, 1, argv, "file_hasher_digest(handle)");
+  if (!h) return NULL;
+  if (!h->ctx) {
+    napi_throw_error(env, "EINVAL", "file_hasher_digest: digested already");
     return NULL;
   }
   pthread_mutex_lock(&h->lock);
@@ -683,10 +678,8 @@ static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
 
 // file_hasher_free(handle): closes and frees; nothing may use the handle after.
 static napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  file_hasher *h = argc < 1 ? NULL : get_hasher(env, argv[0]);
+  file_hasher *h = hasher_args(env, info, 1, argv, "file_hasher_free(handle)");
   if (!h) return NULL;
   EVP_MD_CTX_free(h->ctx);
   close(h->fd);
