@@ -1,7 +1,8 @@
 /**
  * The syscalls Node lacks, from our addon (`native/strata_native.c`): mknod, nanosecond utimensat, and the
- * l*xattr family. Synchronous by design: each is one cheap syscall, cheaper than a thread-pool round trip,
- * and none of them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
+ * l*xattr family; batched calls for hot paths; and `FileHasher`, which hashes a file from its pages.
+ * Synchronous by design: each is a few cheap syscalls, cheaper than a thread-pool round trip, and none of
+ * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
  */
 import { addonPath, requireFromPackage } from './package.js';
 

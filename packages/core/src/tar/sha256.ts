@@ -255,9 +255,16 @@ const threads = () => (threadsModule ??= process.getBuiltinModule('node:worker_t
 let idleWorker: Worker | undefined;
 
 function takeWorker(): Worker {
-  const worker = idleWorker ?? new (threads().Worker)(WORKER_SOURCE, { eval: true });
+  let worker = idleWorker;
   idleWorker = undefined;
-  worker.unref();
+  if (worker === undefined) {
+    const created = new (threads().Worker)(WORKER_SOURCE, { eval: true });
+    created.on('exit', () => {
+      if (idleWorker === created) idleWorker = undefined;
+    });
+    created.unref();
+    worker = created;
+  }
   return worker;
 }
 
@@ -272,9 +279,9 @@ const HASH_TURN = 4 * 1024 * 1024;
 /**
  * Hashes on a worker thread, or (with `writeTo`) writes on one and hashes the file as written, from its
  * pages in the page cache: the digest of exactly the bytes in the file. This thread hashes too whenever it
- * would otherwise wait, so the hashing goes to whichever core has time. Replies (returned buffers, the digest) come over a private port that
- * this side drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event
- * loop, so waiting for message events would starve the buffer pool.
+ * would otherwise wait, so the hashing goes to whichever core has time. Replies (returned buffers, the
+ * digest) come over a private port that this side drains synchronously with `receiveMessageOnPort`: the
+ * parsing loop rarely yields to the event loop, so waiting for message events would starve the buffer pool.
  */
 class WorkerSha256 implements Sha256Stream {
   readonly #port: MessagePort;
@@ -295,6 +302,10 @@ class WorkerSha256 implements Sha256Stream {
     this.#failure = error;
   };
 
+  readonly #onExit = (): void => {
+    this.#failure ??= new Error('the layer writing thread stopped in the middle of a stream');
+  };
+
   constructor(writeTo: { fd: number; path: string } | undefined) {
     const { MessageChannel } = threads();
     const { port1, port2 } = new MessageChannel();
@@ -303,7 +314,7 @@ class WorkerSha256 implements Sha256Stream {
     this.#port.unref();
     if (writeTo !== undefined) this.#hasher = new FileHasher(writeTo.path);
     this.#worker = takeWorker();
-    this.#worker.on('error', this.#onError);
+    this.#worker.on('error', this.#onError).on('exit', this.#onExit);
     const start = {
       port: port2,
       fd: writeTo?.fd,
@@ -403,7 +414,7 @@ class WorkerSha256 implements Sha256Stream {
     }
     // The worker is done with this stream (it touches nothing of it after its last reply): it may serve the next.
     this.#port.close();
-    this.#worker.off('error', this.#onError);
+    this.#worker.off('error', this.#onError).off('exit', this.#onExit);
     giveBackWorker(this.#worker);
     if (this.#hasher === undefined) return `sha256:${this.#digest}`;
     try {
@@ -457,8 +468,8 @@ export interface WritingSha256 extends Sha256Stream {
 
 /**
  * Writes the stream to `fd` (from its file position; `path` names the same file) on a worker thread, and
- * hashes the file as written, from its pages: the worker hashes after each chunk, this thread whenever it
- * would otherwise wait for the worker. `digest()` resolves once everything is written and hashed, and
+ * hashes the file as written, from its pages: the worker when it has nothing to write, this thread
+ * whenever it would otherwise wait for the worker. `digest()` resolves once everything is written and hashed, and
  * `size` is then the total (spliced files included); a failure rejects it (and every later call).
  */
 export function createWritingSha256(fd: number, path: string): WritingSha256 {

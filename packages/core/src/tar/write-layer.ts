@@ -44,7 +44,8 @@ export interface WriteLayerOptions {
 /**
  * Uncompressed tar bytes to a new file at `path`, with plain synchronous writes: to the page cache they cost
  * a memcpy, far less than a stream's bookkeeping. With `parallel`, a worker thread does the writes (and
- * reads the host files batches name), while this thread encodes and hashes the file as it is written.
+ * reads the host files batches name) while this thread encodes; the file is hashed as it is written, by
+ * whichever of the two has time.
  * On failure the file is removed.
  */
 async function writePlainFile(
