@@ -3,7 +3,7 @@
  * on stderr with a non-zero exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,18 @@ describe.skipIf(!needs('root'))('strata command', () => {
     const apply = strata('apply', layer, join(work, 'out'));
     expect(apply.status, apply.stderr).toBe(0);
     expect(existsSync(join(work, 'out/d/f'))).toBe(true);
+  });
+
+  it('-o /dev/stdout writes the layer to stdout (a pipe or a file), the descriptor to stderr, and leaves /dev/stdout alone', () => {
+    for (const [compression, into] of [['none', '| cat >'], ['gzip', '>']] as const) {
+      const out = join(work, `stdout-${compression}`);
+      const script = `exec "$0" "$1" pack "$2" -o /dev/stdout --compression "$3" ${into} "$4"`;
+      const r = spawnSync('sh', ['-c', script, process.execPath, cli, join(work, 'src'), compression, out], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`digest ${sha256(readFileSync(out))}`);
+      expect(lstatSync('/dev/stdout').isSymbolicLink()).toBe(true);
+      expect(readdirSync('/dev').filter((name) => name.includes('.tmp-'))).toEqual([]);
+    }
   });
 
   it('apply of a layer large enough to hash on a worker thread completes (regression: exited 0 midway)', () => {

@@ -358,6 +358,30 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
+  it('a layer written to a FIFO streams into it, and the FIFO stays a FIFO (no temporary file renamed over it)', async () => {
+    const { spawn } = await import('node:child_process');
+    const src = fresh();
+    mkdirSync(src);
+    for (let i = 0; i < 4; i++) writeFileSync(join(src, `f${i}`), Buffer.alloc(200_000 * i + 3, i));
+    for (const compression of ['none', 'gzip'] as const) {
+      const fifo = join(work, `out-${compression}.fifo`);
+      const received = join(work, `received-${compression}`);
+      execFileSync('mkfifo', [fifo]);
+      const reader = spawn('sh', ['-c', 'exec cat "$1" > "$2"', 'sh', fifo, received]);
+      const done = new Promise((resolve) => reader.on('exit', resolve));
+      try {
+        const d = await packDirectory(src, fifo, { compression });
+        expect(statSync(fifo).isFIFO()).toBe(true);
+        expect(await done).toBe(0);
+        const blob = readFileSync(received);
+        expect(d).toMatchObject({ size: blob.length, digest: sha256(blob) });
+        expect(readdirSync(work).filter((name) => name.includes('.tmp-'))).toEqual([]);
+      } finally {
+        reader.kill(); // a reader still waiting on a FIFO nobody writes would never end
+      }
+    }
+  });
+
   it('layer writes one after another reuse one worker thread, across writing and hashing streams, with right digests', async () => {
     const src = fresh();
     mkdirSync(src);

@@ -1,7 +1,7 @@
 /**
  * The commands themselves, each printing its result to stdout.
  */
-import { statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import {
   applyLayer,
 
@@ -81,8 +81,12 @@ export interface WriteTarget {
 
 const writeOptions = (t: WriteTarget) => ({ compression: t.compression, ...(t.sourceDateEpoch !== undefined ? { sourceDateEpoch: t.sourceDateEpoch } : {}) });
 
-function printDescriptor(d: LayerDescriptor): void {
-  process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+/** Prints a written layer's descriptor: on stdout, or on stderr when the layer itself went to stdout (`-o /dev/stdout`). */
+function printDescriptor(d: LayerDescriptor, output: string): void {
+  const stdout = fstatSync(1);
+  const written = statSync(output, { throwIfNoEntry: false });
+  const toStdout = written !== undefined && written.dev === stdout.dev && written.ino === stdout.ino;
+  (toStdout ? process.stderr : process.stdout).write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
 }
 
 /** A layer source: a directory, or an uncompressed layer tarball read in place. */
@@ -94,18 +98,18 @@ async function openTree(source: string, xattrNamespace: 'trusted' | 'user' = 'tr
 export async function runDiffUpper(upper: string, lowers: string[], userxattr: boolean, target: WriteTarget): Promise<void> {
   const xattrNamespace = userxattr ? 'user' : 'trusted';
   const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
-  printDescriptor(await writeChanges(diffUpper(upper, trees, { xattrNamespace }), target.output, writeOptions(target)));
+  printDescriptor(await writeChanges(diffUpper(upper, trees, { xattrNamespace }), target.output, writeOptions(target)), target.output);
 }
 
 /** `strata diff --from --to`: the changes between two trees as a layer. */
 export async function runDiffTrees(from: string, to: string, exact: boolean, target: WriteTarget): Promise<void> {
   const [a, b] = await Promise.all([openTree(from), openTree(to)]);
-  printDescriptor(await writeChanges(diffTrees(new MergedView([a]), new MergedView([b]), { exact }), target.output, writeOptions(target)));
+  printDescriptor(await writeChanges(diffTrees(new MergedView([a]), new MergedView([b]), { exact }), target.output, writeOptions(target)), target.output);
 }
 
 /** `strata flatten`: layers (bottom first) folded into one. */
 export async function runFlatten(layers: string[], target: WriteTarget): Promise<void> {
-  printDescriptor(await flatten(layers, target.output, writeOptions(target)));
+  printDescriptor(await flatten(layers, target.output, writeOptions(target)), target.output);
 }
 
 /** `strata ls --lower`: the merged view of lowers (directories or uncompressed layer tarballs) and an optional upper. */
@@ -139,5 +143,5 @@ function printEntries(entries: readonly Entry[], json: boolean): void {
 
 /** `strata pack`: prints diffID, digest and size. */
 export async function runPack(dir: string, output: string, compression: Compression, sourceDateEpoch: number | undefined): Promise<void> {
-  printDescriptor(await packDirectory(dir, output, { ...writeOptions({ output, compression, sourceDateEpoch }), onWarning: warn }));
+  printDescriptor(await packDirectory(dir, output, { ...writeOptions({ output, compression, sourceDateEpoch }), onWarning: warn }), output);
 }

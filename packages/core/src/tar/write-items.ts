@@ -1,12 +1,12 @@
 /**
  * writeItems: entries to a layer blob, the one path every layer producer takes (pack, diffs, flatten,
  * squash). Uncompressed output to a file circulates its buffers writer → worker → writer, so a layer is
- * written without an allocation (or a page fault) per chunk; the worker also reads host files' content,
- * writes and hashes, leaving this thread to walk and encode headers.
+ * written without an allocation (or a page fault) per chunk; the worker also reads host files' content
+ * and writes, leaving this thread to walk and encode headers, and the file is hashed as it is written.
  */
 import type { Writable } from 'node:stream';
 import { BufferPool } from './sha256.js';
-import { writeBatchedLayer, writeLayer, type LayerDescriptor, type WriteLayerOptions } from './write-layer.js';
+import { layerDestination, writeBatchedLayer, writeLayer, type LayerDescriptor, type WriteLayerOptions } from './write-layer.js';
 import { CHUNK_SIZE, writeTar, writeTarBatches, type WriteItem, type WriteTarOptions } from './writer.js';
 
 /** Options of `writeItems`. */
@@ -18,12 +18,13 @@ export function writeItems(
   destination: string | Writable,
   options: WriteItemsOptions = {},
 ): Promise<LayerDescriptor> {
-  const pooled = typeof destination === 'string' && (options.compression ?? 'none') === 'none';
+  const target = layerDestination(destination);
+  const pooled = typeof target === 'string' && (options.compression ?? 'none') === 'none';
   if (pooled && (options.parallelHash ?? true)) {
-    // The common case: host files are read, written and hashed by the worker, off this thread.
+    // The common case: host files are read and written by the worker, off this thread.
     const pool = new BufferPool(CHUNK_SIZE);
-    return writeBatchedLayer(writeTarBatches(items, { ...options, pool }), destination, pool, options);
+    return writeBatchedLayer(writeTarBatches(items, { ...options, pool }), target, pool, options);
   }
   const shared = pooled ? { ...options, pool: new BufferPool(CHUNK_SIZE) } : options;
-  return writeLayer(writeTar(items, shared), destination, shared);
+  return writeLayer(writeTar(items, shared), target, shared);
 }

@@ -2,7 +2,7 @@
  * Writes tar bytes out as a layer blob: optional compression, with diffID, digest and size computed on the
  * way in one pass, and the blob written to a temporary name and renamed into place only when complete.
  */
-import { closeSync, createWriteStream, openSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, lstatSync, openSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -116,14 +116,27 @@ export async function writeBatchedLayer(
 }
 
 /**
- * Streams `tar` into `destination` (a file path, or a writable stream the caller owns). A path is written
- * as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left under either name.
+ * `destination` as it is to be written. A file path is written as a temporary file renamed into place. A
+ * symlink (`/dev/stdout`) or a node that is neither file nor directory (a FIFO, a terminal) becomes a
+ * stream into what it names instead, as tar writes it: the rename would replace the link or node itself.
+ */
+export function layerDestination(destination: string | Writable): string | Writable {
+  if (typeof destination !== 'string') return destination;
+  const stat = lstatSync(destination, { throwIfNoEntry: false });
+  return stat !== undefined && !stat.isFile() && !stat.isDirectory() ? createWriteStream(destination) : destination;
+}
+
+/**
+ * Streams `tar` into `destination` (a file path, or a writable stream the caller owns). A file path is
+ * written as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left under either name. A
+ * symlink, FIFO or device is written in place (see `layerDestination`).
  */
 export async function writeLayer(
   tar: AsyncIterable<Uint8Array>,
   destination: string | Writable,
   options: WriteLayerOptions = {},
 ): Promise<LayerDescriptor> {
+  destination = layerDestination(destination);
   const compression = options.compression ?? 'none';
   const parallel = options.parallelHash ?? true;
   const temporary = typeof destination === 'string' ? `${destination}.tmp-${process.pid}` : undefined;
