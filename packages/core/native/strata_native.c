@@ -58,12 +58,23 @@ static int get_bytes(napi_env env, napi_value value, void **data, size_t *length
   return type == napi_uint8_array ? 0 : -1;
 }
 
+// Reads up to `max` arguments into `argv`, at least `need` of them, the first a path into `path`; returns how
+// many were given, or -1 (with a TypeError thrown) when too few were or the first is not a path string.
+static int get_path_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv, char *path, const char *usage) {
+  size_t argc = max;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < need || get_path(env, argv[0], path) != 0) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  return (int)argc;
+}
+
 // Reads (path, bytes) from the first two of `want` arguments; -1 (with a TypeError thrown) when they are not a
 // string and a Uint8Array.
 static int get_path_and_bytes(napi_env env, napi_callback_info info, size_t want, napi_value *argv, char *path, void **data, size_t *length, const char *usage) {
-  size_t argc = want;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < want || get_path(env, argv[0], path) != 0 || get_bytes(env, argv[1], data, length) != 0) {
+  if (get_path_args(env, info, want, want, argv, path, usage) < 0) return -1;
+  if (get_bytes(env, argv[1], data, length) != 0) {
     napi_throw_type_error(env, "EINVAL", usage);
     return -1;
   }
@@ -78,14 +89,9 @@ static double get_number(napi_env env, napi_value value) {
 
 // mknod(path, mode, major, minor): mode carries the file type bits (S_IFCHR, S_IFBLK, S_IFIFO).
 static napi_value js_mknod(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
-  if (argc < 4 || get_path(env, argv[0], path) != 0) {
-    napi_throw_type_error(env, "EINVAL", "mknod(path, mode, major, minor)");
-    return NULL;
-  }
+  if (get_path_args(env, info, 4, 4, argv, path, "mknod(path, mode, major, minor)") < 0) return NULL;
   mode_t mode = (mode_t)get_number(env, argv[1]);
   dev_t dev = makedev((unsigned)get_number(env, argv[2]), (unsigned)get_number(env, argv[3]));
   if (mknod(path, mode, dev) != 0) return throw_errno(env, errno, "mknod", path);
@@ -94,14 +100,9 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
 
 // lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): never follows a final symlink.
 static napi_value js_lutimens(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
-  if (argc < 5 || get_path(env, argv[0], path) != 0) {
-    napi_throw_type_error(env, "EINVAL", "lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)");
-    return NULL;
-  }
+  if (get_path_args(env, info, 5, 5, argv, path, "lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)") < 0) return NULL;
   struct timespec times[2];
   times[0].tv_sec = (time_t)get_number(env, argv[1]);
   times[0].tv_nsec = (long)get_number(env, argv[2]);
@@ -117,11 +118,9 @@ static napi_value js_lutimens(napi_env env, napi_callback_info info) {
 
 // Reads (path, name) from the first two arguments; returns -1 (with a TypeError thrown) when they are not strings.
 static int get_path_and_name(napi_env env, napi_callback_info info, size_t want, napi_value *argv, char *path, char *name, const char *usage) {
-  size_t argc = want;
   size_t name_len = 0;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < want || get_path(env, argv[0], path) != 0 ||
-      napi_get_value_string_utf8(env, argv[1], name, XATTR_NAME_MAX_BYTES + 1, &name_len) != napi_ok) {
+  if (get_path_args(env, info, want, want, argv, path, usage) < 0) return -1;
+  if (napi_get_value_string_utf8(env, argv[1], name, XATTR_NAME_MAX_BYTES + 1, &name_len) != napi_ok) {
     napi_throw_type_error(env, "EINVAL", usage);
     return -1;
   }
@@ -130,14 +129,9 @@ static int get_path_and_name(napi_env env, napi_callback_info info, size_t want,
 
 // llistxattr(path) -> string[]: names in the order the filesystem gives them.
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_MAX_BYTES];
-  if (argc < 1 || get_path(env, argv[0], path) != 0) {
-    napi_throw_type_error(env, "EINVAL", "llistxattr(path)");
-    return NULL;
-  }
+  if (get_path_args(env, info, 1, 1, argv, path, "llistxattr(path)") < 0) return NULL;
   static __thread char list[XATTR_LIST_MAX_BYTES];
   ssize_t len = llistxattr(path, list, sizeof list);
   if (len < 0) {
@@ -246,14 +240,10 @@ static napi_value string_array(napi_env env, char *const *items, const size_t *l
 // in one call. This replaces four Node calls per entry on the walks that pack layers and diff uppers.
 // An entry that vanished since it was listed gets mode 0. links[i] / xattrs[i] are undefined when empty.
 static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char dir[PATH_MAX_BYTES];
-  if (argc < 1 || get_path(env, argv[0], dir) != 0) {
-    napi_throw_type_error(env, "EINVAL", "lstat_batch(dir, names?)");
-    return NULL;
-  }
+  int argc = get_path_args(env, info, 1, 2, argv, dir, "lstat_batch(dir, names?)");
+  if (argc < 0) return NULL;
   napi_valuetype names_type = napi_undefined;
   if (argc > 1) napi_typeof(env, argv[1], &names_type);
 
@@ -487,14 +477,9 @@ static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
 // (copy_file_range: no trip through a user buffer, a reflink where the filesystem shares extents). Falls
 // back to a read/write loop where the kernel cannot copy between the two files. Short only at end of file.
 static napi_value js_copy_file_to(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
   char path[PATH_MAX_BYTES];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4 || get_path(env, argv[0], path) != 0) {
-    napi_throw_type_error(env, "EINVAL", "copy_file_to(path, fd, length, position)");
-    return NULL;
-  }
+  if (get_path_args(env, info, 4, 4, argv, path, "copy_file_to(path, fd, length, position)") < 0) return NULL;
   int out = (int)get_number(env, argv[1]);
   size_t goal = (size_t)get_number(env, argv[2]);
   off_t at = (off_t)get_number(env, argv[3]);
@@ -578,14 +563,9 @@ static file_hasher *hasher_args(napi_env env, napi_callback_info info, size_t wa
 
 // file_hasher_create(path) -> handle (bigint): opens `path` for reading.
 static napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   char path[PATH_MAX_BYTES];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || get_path(env, argv[0], path) != 0) {
-    napi_throw_type_error(env, "EINVAL", "file_hasher_create(path)");
-    return NULL;
-  }
+  if (get_path_args(env, info, 1, 1, argv, path, "file_hasher_create(path)") < 0) return NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open", path);
   file_hasher *h = calloc(1, sizeof *h);

@@ -89,6 +89,11 @@ class InlineSha256 extends SyncStream {
   }
 }
 
+/** Size of the writing worker's own output buffer: small enough to stay in its core's L2 cache. */
+const WORKER_OUTPUT_SIZE = 256 * 1024;
+/** Files at least this large are copied by the kernel rather than read into the output buffer. */
+const KERNEL_COPY_THRESHOLD = 64 * 1024;
+
 // Chunks arrive as [buffer, offset, length, pooled, inserts] and every buffer goes back over the same port,
 // so the steady state allocates nothing. Without an fd the worker hashes the stream. With one (`writeTo`) it
 // writes the stream to it and hashes the file as written through the shared `hasher` (see `FileHasher`):
@@ -104,17 +109,17 @@ const { parentPort, receiveMessageOnPort } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 // One stream at a time; a finished worker waits on parentPort for the next stream's start.
-let port, fd, hasher, copyThreshold, hash, addon, out;
+let port, fd, hasher, hash, addon, out;
 let used = 0;
 let total = 0;
 let failed = false;
 let closed = false;
 parentPort.on('message', (start) => {
-  ({ port, fd, hasher, copyThreshold } = start);
+  ({ port, fd, hasher } = start);
   hash = fd === undefined ? createHash('sha256') : undefined;
   if (fd !== undefined) {
     addon ??= require(start.addonPath);
-    if (out === undefined || out.length !== start.outputSize) out = new Uint8Array(start.outputSize);
+    out ??= new Uint8Array(${WORKER_OUTPUT_SIZE});
   }
   used = 0;
   total = 0;
@@ -154,7 +159,7 @@ function shrank(path) {
   return Object.assign(new Error('file shrank while being packed: ' + path), { code: 'FAILED_PRECONDITION', path });
 }
 function splice(path, size, offset) {
-  if (size < copyThreshold) {
+  if (size < ${KERNEL_COPY_THRESHOLD}) {
     // Open, read and close in one native call, into the buffer.
     if (used + size > out.length) flush();
     if (addon.readFileInto(path, out, used, size, offset) !== size) throw shrank(path);
@@ -220,10 +225,6 @@ function onMessage(message) {
 }
 `;
 
-/** Size of the writing worker's own output buffer: small enough to stay in its core's L2 cache. */
-const WORKER_OUTPUT_SIZE = 256 * 1024;
-/** Files at least this large are copied by the kernel rather than read into the output buffer. */
-const KERNEL_COPY_THRESHOLD = 64 * 1024;
 
 interface Reply {
   error?: { message: string; code?: string; syscall?: string; path?: string };
@@ -319,8 +320,6 @@ class WorkerSha256 implements Sha256Stream {
       port: port2,
       fd: writeTo?.fd,
       hasher: this.#hasher?.handle,
-      outputSize: WORKER_OUTPUT_SIZE,
-      copyThreshold: KERNEL_COPY_THRESHOLD,
       addonPath,
     };
     this.#worker.postMessage(start, [port2]);
