@@ -113,6 +113,13 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
   mkdirSync(work, { recursive: true });
   const plan = await bench.plan(tree, work);
   const samples = new Map<string, Sample[]>(plan.cases.map((c) => [c.label, []]));
+  for (const c of plan.cases) {
+    if (!('run' in c)) continue;
+    for (let i = 0; i < (plan.warmup ?? 0); i++) {
+      plan.reset?.();
+      await c.run();
+    }
+  }
   for (let run = 0; run < runs; run++) {
     // Alternate the order each run so neither side always goes first after a cache drop.
     const order = run % 2 === 0 ? plan.cases : [...plan.cases].reverse();

@@ -22,6 +22,13 @@ export interface Plan {
   inputs: string[];
   /** Restores the starting state before each run (e.g. removes the previous run's output). */
   reset?: () => void;
+  /**
+   * Untimed runs of each in-process case before the timed ones, so that they measure a running process's
+   * steady state (V8 compiles hot code over the first dozen layers, on helper threads that take the cores
+   * the job needs), as in an image builder that has written layers before. A cold process is what the
+   * command cases measure.
+   */
+  warmup?: number;
   /** Undoes what the plan set up outside its work directory (mounts). */
   cleanup?: () => void;
 }
