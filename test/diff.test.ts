@@ -16,6 +16,7 @@ import {
   HostLayer,
   lutimens,
   MergedView,
+  mknod,
   readLayer,
   setXattr,
   TarLayer,
@@ -218,6 +219,53 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     }
     const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
     expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['changed']);
+  });
+});
+
+describe.skipIf(!needs('root'))('sockets (no tar form) in a diff', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-sock-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const S_IFSOCK = 0o140000;
+  const described = (changes: ContentChange[]) => changes.map((c) => [c.kind, 'entry' in c ? `${c.entry.path}:${c.entry.type}` : c.path]);
+
+  it('diffUpper leaves a socket out, and deletes what it replaced instead of letting it show through', async () => {
+    const [lower, upper] = [join(work, 'u-lower'), join(work, 'u-upper')];
+    for (const d of [lower, upper]) mkdirSync(d);
+    writeFileSync(join(lower, 'replaced'), 'was a file');
+    mknod(join(upper, 'replaced'), S_IFSOCK, 0o755);
+    mknod(join(upper, 'new'), S_IFSOCK, 0o755);
+    writeFileSync(join(upper, 'plain'), 'p');
+    const warnings: string[] = [];
+    const changes = await collect(diffUpper(upper, [new HostLayer(lower)], { onWarning: (_m, p) => warnings.push(p) }));
+    expect(described(changes)).toEqual([['add', 'plain:file'], ['delete', 'replaced']]);
+    expect(warnings.sort()).toEqual(['new', 'replaced']);
+    const layer = join(work, 'u.tar');
+    await writeChanges(changes, layer);
+    const target = join(work, 'u-applied');
+    execFileSync('cp', ['-a', lower, target]);
+    await applyLayer(layer, target);
+    expect(readdirSync(target).sort()).toEqual(['plain']);
+  });
+
+  it('diffTrees leaves sockets out of added subtrees and deletes what a socket replaced', async () => {
+    const [from, to] = [join(work, 't-from'), join(work, 't-to')];
+    for (const d of [from, to]) mkdirSync(d);
+    writeFileSync(join(from, 'replaced'), 'was a file');
+    mknod(join(from, 'kept'), S_IFSOCK, 0o755);
+    mknod(join(to, 'kept'), S_IFSOCK, 0o755);
+    mknod(join(to, 'replaced'), S_IFSOCK, 0o755);
+    mkdirSync(join(to, 'dir'));
+    mknod(join(to, 'dir', 'sock'), S_IFSOCK, 0o755);
+    writeFileSync(join(to, 'dir', 'file'), 'f');
+    const warnings: string[] = [];
+    const view = (d: string) => new MergedView([new HostLayer(d)]);
+    const changes = await collect(diffTrees(view(from), view(to), { onWarning: (_m, p) => warnings.push(p) }));
+    expect(described(changes)).toEqual([['add', 'dir:directory'], ['add', 'dir/file:file'], ['delete', 'replaced']]);
+    expect(warnings.sort()).toEqual(['dir/sock', 'replaced']);
   });
 });
 

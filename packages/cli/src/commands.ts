@@ -98,13 +98,13 @@ async function openTree(source: string, xattrNamespace: 'trusted' | 'user' = 'tr
 export async function runDiffUpper(upper: string, lowers: string[], userxattr: boolean, target: WriteTarget): Promise<void> {
   const xattrNamespace = userxattr ? 'user' : 'trusted';
   const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
-  printDescriptor(await writeChanges(diffUpper(upper, trees, { xattrNamespace }), target.output, writeOptions(target)), target.output);
+  printDescriptor(await writeChanges(diffUpper(upper, trees, { xattrNamespace, onWarning: warn }), target.output, writeOptions(target)), target.output);
 }
 
 /** `strata diff --from --to`: the changes between two trees as a layer. */
 export async function runDiffTrees(from: string, to: string, exact: boolean, target: WriteTarget): Promise<void> {
   const [a, b] = await Promise.all([openTree(from), openTree(to)]);
-  printDescriptor(await writeChanges(diffTrees(new MergedView([a]), new MergedView([b]), { exact }), target.output, writeOptions(target)), target.output);
+  printDescriptor(await writeChanges(diffTrees(new MergedView([a]), new MergedView([b]), { exact, onWarning: warn }), target.output, writeOptions(target)), target.output);
 }
 
 /** `strata flatten`: layers (bottom first) folded into one. */

@@ -14,6 +14,8 @@ import { asHardlink, contentOf, entryFromStat, HardlinkSets } from './entries.js
 export interface DiffTreesOptions {
   /** Compare file content where all metadata (mtime included) ties (default false: metadata decides). */
   exact?: boolean;
+  /** Called for a socket in `to`, which has no tar form: left out, or a deletion of what it replaced. */
+  onWarning?: (message: string, path: string) => void;
   signal?: AbortSignal;
 }
 
@@ -38,8 +40,11 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
     const first = links.claim(stat.identity === undefined ? undefined : `${to.lookup(path)!.layer}/${stat.identity}`, path);
     return first !== undefined ? { kind, entry: asHardlink(entry, first) } : { kind, entry, content: contentOf(to, path) };
   };
+  const skipSocket = (path: string, replaced: boolean): void =>
+    options.onWarning?.(`skipping socket: sockets have no tar form${replaced ? '; what it replaced is deleted' : ''}`, path);
   const add = (path: string, out: ContentChange[]): void => {
     const stat = to.stat(path)!;
+    if (stat.type === 'socket') return skipSocket(path, false);
     out.push(stat.type === 'file' ? fileChange('add', stat, path) : { kind: 'add', entry: entryFromStat(stat) });
     if (stat.type === 'directory') for (const name of to.readdir(path)) add(childPath(path, name), out);
   };
@@ -54,7 +59,13 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
       const path = childPath(dir, name);
       const a = from.lookup(path);
       const b = to.lookup(path);
-      if (!b) {
+      if (b?.type === 'socket') {
+        // Left out, as Docker does; what it replaced must not show through, so that is deleted.
+        if (a?.type === 'socket') result.unchanged++;
+        else skipSocket(path, a !== undefined);
+        if (a === undefined || a.type === 'socket') continue;
+      }
+      if (!b || b.type === 'socket') {
         result.changes.push({ kind: 'delete', path });
         result.deletions++;
         continue;

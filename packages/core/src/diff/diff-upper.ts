@@ -29,6 +29,8 @@ import { asHardlink, entryFromStat, HardlinkSets } from './entries.js';
 export interface DiffUpperOptions {
   /** Namespace of the upper's overlay markers: `trusted` (default) or `user`. */
   xattrNamespace?: OverlayXattrNamespace;
+  /** Called for a socket in the upper, which has no tar form: left out, or a deletion of what it replaced. */
+  onWarning?: (message: string, path: string) => void;
   signal?: AbortSignal;
 }
 
@@ -195,6 +197,11 @@ export function* diffUpper(upper: string, lowers: readonly LayerTree[], options:
     }
     const stat = statFromBatch(batch, i, path, hostPath);
     if (stat === undefined) return undefined;
+    if (stat.type === 'socket') {
+      // As Docker does, a socket is left out; what it replaced must not show through, so that is deleted.
+      options.onWarning?.(`skipping socket: sockets have no tar form${shown ? '; what it replaced is deleted' : ''}`, path);
+      return shown ? { path, hostPath, parent, lower: undefined, emit: true, closed: true } : undefined;
+    }
     for (const key of refusedKeys) {
       if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });
     }

@@ -10,7 +10,7 @@ import type { ContentSource } from '../tar/writer.js';
 import type { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr } from '../whiteout.js';
 
-/** A layer's metadata as a tar entry: overlay-private xattrs dropped (sockets have no tar form; callers skip them). */
+/** A layer's metadata as a tar entry: overlay-private xattrs dropped. Not for sockets (no tar form; callers skip them). */
 export function entryFromStat(stat: NodeStat): Entry {
   // Built field by field (one object shape for every entry, no rest-spread copy), and the xattr map is
   // shared unless overlay markers have to come out of it: diffs make one of these per entry walked.
