@@ -77,7 +77,7 @@ export const diffBenchmarks: Benchmark[] = [
       const change = changeFor(tree, work);
       const out = join(work, 'out.tar');
       return {
-        description: `the same change as a layer by diffUpper + writeChanges called in a running process, as an image builder embeds it: no process start, modules loaded, after ${EMBEDDED_WARMUP} untimed layers (code compiled, the writing thread kept from the layer before) vs tar -c of the upper`,
+        description: `the same change as a layer by diffUpper + writeChanges called in a running process, as an image builder embeds it: no process start, modules loaded, after ${EMBEDDED_WARMUP} untimed layers (hot code compiled) vs tar -c of the upper`,
         cases: [
           { label: 'strata', run: () => writeChanges(diffUpper(change.upper, [new HostLayer(change.lower)]), out) },
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },

@@ -317,9 +317,12 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
       expect(readFileSync(join(target, 'r'), 'utf8')).toBe('wanted content');
       expect(readFileSync(join(target, 'whole'), 'utf8')).toBe('skip-me|wanted content|tail');
 
-      const short = join(work, `short-${parallelHash}.tar`);
-      await expect(writeItems([{ entry: entry('s', 400_000), content: { kind: 'path', path: source } }], short, { parallelHash })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
-      expect(() => statSync(short)).toThrow();
+      // Large (copied by the kernel) and small (read into a buffer): both are checked.
+      for (const size of [400_000, 100]) {
+        const short = join(work, `short-${parallelHash}-${size}.tar`);
+        await expect(writeItems([{ entry: entry('s', size), content: { kind: 'path', path: source } }], short, { parallelHash })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', path: source });
+        expect(() => statSync(short)).toThrow();
+      }
     }
   });
 
@@ -382,7 +385,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
-  it('layer writes one after another reuse one worker thread, across writing and hashing streams, with right digests', async () => {
+  it('layer writes one after another leave no thread behind, across writing and hashing streams, with right digests', async () => {
     const src = fresh();
     mkdirSync(src);
     for (let i = 0; i < 6; i++) writeFileSync(join(src, `f${i}`), Buffer.alloc(300_000 * i + 7, i));
@@ -395,13 +398,44 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
       for (const id of threadIds()) seen.add(id);
       expect(d).toMatchObject({ size: readFileSync(out).length, digest: sha256(readFileSync(out)) });
     }
-    expect(seen.size).toBe(new Set(threadIds()).size); // no thread came and went: each write took the same one
+    expect(seen.size).toBe(new Set(threadIds()).size); // every writing thread was gone once its layer was
     for (const compression of ['gzip', 'none', 'zstd', 'none'] as const) {
       const out = join(work, `reuse-${compression}`);
       const d = await packDirectory(src, out, { compression });
       const blob = readFileSync(out);
       expect(d).toMatchObject({ size: blob.length, digest: sha256(blob), diffID: (await digestLayer(out)).diffID });
     }
+  });
+
+  it('the writing thread: a file gone missing fails the layer with its path, a stopped stream writes nothing more, and neither leaves a file or a thread', async () => {
+    const { writeItems } = await import('@strata/core');
+    const entry = (path: string, size: number): Entry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: { sec: 0, nsec: 0 }, xattrs: new Map() });
+    const source = join(work, 'thread-source');
+    writeFileSync(source, Buffer.alloc(500_000, 1));
+    const missing = join(work, 'never-written');
+    const threads = () => readdirSync('/proc/self/task').length;
+    const before = threads();
+    for (const size of [500_000, 10]) {
+      const out = join(work, `missing-${size}.tar`);
+      const items = [
+        { entry: entry('a', size), content: { kind: 'path' as const, path: source } },
+        { entry: entry('b', size), content: { kind: 'path' as const, path: missing } },
+      ];
+      await expect(writeItems(items, out)).rejects.toMatchObject({ code: 'ENOENT', path: missing });
+      expect(readdirSync(work).filter((name) => name.startsWith(`missing-${size}`))).toEqual([]);
+    }
+    // Stopped mid-stream: the source goes on, the abort ends the write, and the thread with it.
+    const controller = new AbortController();
+    const out = join(work, 'stopped.tar');
+    async function* endless() {
+      for (let i = 0; ; i++) {
+        if (i === 200) controller.abort();
+        yield { entry: entry(`f${i}`, 500_000), content: { kind: 'path' as const, path: source } };
+      }
+    }
+    await expect(writeItems(endless(), out, { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    expect(readdirSync(work).filter((name) => name.startsWith('stopped'))).toEqual([]);
+    expect(threads()).toBeLessThanOrEqual(before);
   });
 
   it('failed reads and writes stop their hashing threads (no thread left behind per failure)', async () => {

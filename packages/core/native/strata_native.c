@@ -397,8 +397,33 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// read_file_into(path, buffer, offset, length, position) -> bytes read: open (never following a final
-// symlink), one pread loop, close. One native call per file instead of three Node ones.
+// Reads up to `goal` bytes of the file at `path` (never following a final symlink) from `at` into `out`:
+// open, one pread loop, close. Bytes read (short only at end of file), or -errno with `*syscall` set.
+static ssize_t read_file_at(const char *path, char *out, size_t goal, off_t at, const char **syscall) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    *syscall = "open";
+    return -errno;
+  }
+  size_t total = 0;
+  while (total < goal) {
+    ssize_t n = pread(fd, out + total, goal - total, at + (off_t)total);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      close(fd);
+      *syscall = "read";
+      return -err;
+    }
+    if (n == 0) break;
+    total += (size_t)n;
+  }
+  close(fd);
+  return (ssize_t)total;
+}
+
+// read_file_into(path, buffer, offset, length, position) -> bytes read: `read_file_at` into the buffer.
+// One native call per file instead of three Node ones.
 static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   char path[PATH_MAX_BYTES];
@@ -410,23 +435,9 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERANGE", "read_file_into: offset and length must lie within the buffer");
     return NULL;
   }
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "open", path);
-  char *out = (char *)data + (size_t)offset;
-  size_t total = 0, goal = (size_t)want;
-  off_t at = (off_t)position;
-  while (total < goal) {
-    ssize_t n = pread(fd, out + total, goal - total, at + (off_t)total);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      close(fd);
-      return throw_errno(env, err, "read", path);
-    }
-    if (n == 0) break;
-    total += (size_t)n;
-  }
-  close(fd);
+  const char *syscall = NULL;
+  ssize_t total = read_file_at(path, (char *)data + (size_t)offset, (size_t)want, (off_t)position, &syscall);
+  if (total < 0) return throw_errno(env, (int)-total, syscall, path);
   napi_value result;
   napi_create_double(env, (double)total, &result);
   return result;
@@ -472,24 +483,31 @@ static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// copy_file_to(path, fd, length, position) -> bytes copied: appends `length` bytes of the file at `path`
-// (never following a final symlink) from `position` to `fd` at its file offset, inside the kernel
-// (copy_file_range: no trip through a user buffer, a reflink where the filesystem shares extents). Falls
-// back to a read/write loop where the kernel cannot copy between the two files. Short only at end of file.
-static napi_value js_copy_file_to(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  char path[PATH_MAX_BYTES];
-  if (get_path_args(env, info, 4, 4, argv, path, "copy_file_to(path, fd, length, position)") < 0) return NULL;
-  int out = (int)get_number(env, argv[1]);
-  size_t goal = (size_t)get_number(env, argv[2]);
-  off_t at = (off_t)get_number(env, argv[3]);
+// Writes all of `length` bytes to `fd`; 0, or an errno.
+static int write_all(int fd, const void *bytes, size_t length) {
+  for (size_t done = 0; done < length;) {
+    ssize_t n = write(fd, (const char *)bytes + done, length - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    done += (size_t)n;
+  }
+  return 0;
+}
+
+// Appends `goal` bytes of the file at `path` (never following a final symlink) from `at` to `out` at its
+// file offset (for the layer writer below), inside the kernel (copy_file_range: no trip through a user buffer, a reflink where the
+// filesystem shares extents), falling back to a read/write loop where the kernel cannot copy between the two
+// files. Bytes copied (short only at end of file), or -errno with `*syscall` set.
+static ssize_t copy_file_at(const char *path, int out, size_t goal, off_t at, const char **syscall) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "open", path);
+  if (fd < 0) {
+    *syscall = "open";
+    return -errno;
+  }
   size_t total = 0;
   int in_kernel = 1;
-  const char *syscall = NULL;
   int err = 0;
-  while (total < goal && !syscall) {
+  while (total < goal) {
     ssize_t n;
     if (in_kernel) {
       n = copy_file_range(fd, &at, out, NULL, goal - total, 0);
@@ -502,23 +520,16 @@ static napi_value js_copy_file_to(napi_env env, napi_callback_info info) {
       size_t want = goal - total < sizeof buffer ? goal - total : sizeof buffer;
       n = pread(fd, buffer, want, at);
       if (n > 0) {
-        for (ssize_t done = 0; done < n;) {
-          ssize_t w = write(out, buffer + done, (size_t)(n - done));
-          if (w < 0 && errno == EINTR) continue;
-          if (w < 0) {
-            syscall = "write";
-            err = errno;
-            break;
-          }
-          done += w;
+        if ((err = write_all(out, buffer, (size_t)n)) != 0) {
+          *syscall = "write";
+          break;
         }
         at += n;
       }
     }
-    if (syscall) break;
     if (n < 0) {
       if (errno == EINTR) continue;
-      syscall = in_kernel ? "copy_file_range" : "read";
+      *syscall = in_kernel ? "copy_file_range" : "read";
       err = errno;
       break;
     }
@@ -526,10 +537,7 @@ static napi_value js_copy_file_to(napi_env env, napi_callback_info info) {
     total += (size_t)n;
   }
   close(fd);
-  if (syscall) return throw_errno(env, err, syscall, path);
-  napi_value result;
-  napi_create_double(env, (double)total, &result);
-  return result;
+  return err ? -err : (ssize_t)total;
 }
 
 // A file hasher: sha256 of a file being written, fed from its pages in the page cache (mapped, not
@@ -548,8 +556,9 @@ typedef struct {
 
 #define HASH_WINDOW (4 << 20)
 
-// Reads `want` arguments, the first a hasher handle; NULL (with a TypeError thrown) when it is not one.
-static file_hasher *hasher_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+// Reads `want` arguments, the first a handle (a hasher's or a writer's address, as a bigint); NULL (with a
+// TypeError thrown) when it is not one.
+static void *handle_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
   size_t argc = want;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint64_t address = 0;
@@ -558,7 +567,7 @@ static file_hasher *hasher_args(napi_env env, napi_callback_info info, size_t wa
     napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
-  return (file_hasher *)(uintptr_t)address;
+  return (void *)(uintptr_t)address;
 }
 
 // file_hasher_create(path) -> handle (bigint): opens `path` for reading.
@@ -584,15 +593,6 @@ static napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-// file_hasher_written(handle, bytes): the file now holds `bytes` bytes (called by the writer).
-static napi_value js_file_hasher_written(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  file_hasher *h = hasher_args(env, info, 2, argv, "file_hasher_written(handle, bytes)");
-  if (!h) return NULL;
-  atomic_store(&h->written, (int64_t)get_number(env, argv[1]));
-  return NULL;
-}
-
 // Hashes up to `limit` more of what is written; the lock is held. 0, or an errno.
 static int hash_written(file_hasher *h, int64_t limit) {
   int64_t goal = atomic_load(&h->written);
@@ -612,21 +612,25 @@ static int hash_written(file_hasher *h, int64_t limit) {
   return 0;
 }
 
+// Hashes up to `limit` more of what is written, unless the other thread is at it: the bytes written but not
+// hashed, -1 when the other thread holds the hasher, or -errno.
+static int64_t hash_some(file_hasher *h, int64_t limit) {
+  if (pthread_mutex_trylock(&h->lock) != 0) return -1;
+  int err = hash_written(h, limit);
+  int64_t left = atomic_load(&h->written) - h->hashed;
+  pthread_mutex_unlock(&h->lock);
+  return err ? -err : left;
+}
+
 // file_hasher_hash(handle, limit) -> bytes written but not hashed, or -1 when the other thread is hashing.
 static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  file_hasher *h = hasher_args(env, info, 2, argv, "file_hasher_hash(handle, limit)");
+  file_hasher *h = handle_args(env, info, 2, argv, "file_hasher_hash(handle, limit)");
   if (!h) return NULL;
   double limit = get_number(env, argv[1]);
+  int64_t left = hash_some(h, limit > 9e15 ? INT64_MAX / 2 : (int64_t)limit);
+  if (left < -1) return throw_errno(env, (int)-left, "mmap", "layer file");
   napi_value result;
-  if (pthread_mutex_trylock(&h->lock) != 0) {
-    napi_create_double(env, -1, &result);
-    return result;
-  }
-  int err = hash_written(h, limit > 9e15 ? INT64_MAX / 2 : (int64_t)limit);
-  int64_t left = atomic_load(&h->written) - h->hashed;
-  pthread_mutex_unlock(&h->lock);
-  if (err) return throw_errno(env, err, "mmap", "layer file");
   napi_create_double(env, (double)left, &result);
   return result;
 }
@@ -634,7 +638,7 @@ static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
 // file_hasher_digest(handle) -> hex: hashes the rest of what is written, then finishes (once).
 static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  file_hasher *h = hasher_args(env, info, 1, argv, "file_hasher_digest(handle)");
+  file_hasher *h = handle_args(env, info, 1, argv, "file_hasher_digest(handle)");
   if (!h) return NULL;
   if (!h->ctx) {
     napi_throw_error(env, "EINVAL", "file_hasher_digest: digested already");
@@ -659,12 +663,369 @@ static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
 // file_hasher_free(handle): closes and frees; nothing may use the handle after.
 static napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  file_hasher *h = hasher_args(env, info, 1, argv, "file_hasher_free(handle)");
+  file_hasher *h = handle_args(env, info, 1, argv, "file_hasher_free(handle)");
   if (!h) return NULL;
   EVP_MD_CTX_free(h->ctx);
   close(h->fd);
   pthread_mutex_destroy(&h->lock);
   free(h);
+  return NULL;
+}
+
+// A layer writer: a native thread that writes a layer file from chunks this thread produces, splicing in
+// the content of host files that chunks name (small ones read into its own buffer, large ones copied by the
+// kernel), and hashes the file as written through a `file_hasher` whenever it has nothing to write. A
+// thread of ours starts in microseconds, where a worker thread costs 50–80 ms of start-up (and of a core).
+// Chunks stay owned by JavaScript: each is held by a reference until a poll reports it written, and nothing
+// here calls into JavaScript from the writing thread.
+#define WRITER_BUFFER (256 * 1024)
+#define KERNEL_COPY_THRESHOLD (64 * 1024)
+#define WRITER_HASH_TURN (1 << 20)
+
+typedef struct {
+  size_t at;
+  char *path;
+  int64_t size;
+  int64_t offset;
+} writer_file;
+
+typedef struct writer_job {
+  struct writer_job *next;
+  const uint8_t *bytes;
+  size_t length;
+  napi_ref keep;
+  writer_file *files;
+  size_t file_count;
+} writer_job;
+
+typedef struct {
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  // Under lock:
+  writer_job *pending, *pending_tail, *done, *done_tail;
+  bool closing, stop, finished;
+  int err;             // the first failure: an errno, or -1 for a file that shrank
+  const char *syscall;
+  char *err_path;
+  // The writing thread's own:
+  int fd;
+  file_hasher *hasher;
+  size_t used;
+  int64_t total;
+  uint8_t out[WRITER_BUFFER];
+} layer_writer;
+
+// Everything written so far goes to the file; the hasher may take it.
+static int writer_emit(layer_writer *w, const uint8_t *bytes, size_t length) {
+  int err = write_all(w->fd, bytes, length);
+  if (err) return err;
+  w->total += (int64_t)length;
+  if (w->hasher) atomic_store(&w->hasher->written, w->total);
+  return 0;
+}
+
+static int writer_flush(layer_writer *w) {
+  int err = w->used > 0 ? writer_emit(w, w->out, w->used) : 0;
+  w->used = 0;
+  return err;
+}
+
+static int writer_append(layer_writer *w, const uint8_t *bytes, size_t length) {
+  if (length > WRITER_BUFFER / 4) {
+    int err = writer_flush(w);
+    return err ? err : writer_emit(w, bytes, length);
+  }
+  if (w->used + length > WRITER_BUFFER) {
+    int err = writer_flush(w);
+    if (err) return err;
+  }
+  memcpy(w->out + w->used, bytes, length);
+  w->used += length;
+  return 0;
+}
+
+// One host file's content and its padding to a tar block: 0, an errno (with `*syscall`), or -1 when the
+// file is shorter than it was.
+static int writer_splice(layer_writer *w, const writer_file *f, const char **syscall) {
+  size_t size = (size_t)f->size;
+  if (size < KERNEL_COPY_THRESHOLD) {
+    if (w->used + size > WRITER_BUFFER) {
+      int err = writer_flush(w);
+      if (err) return *syscall = "write", err;
+    }
+    ssize_t n = read_file_at(f->path, (char *)w->out + w->used, size, (off_t)f->offset, syscall);
+    if (n < 0) return (int)-n;
+    if ((size_t)n != size) return -1;
+    w->used += size;
+  } else {
+    int err = writer_flush(w);
+    if (err) return *syscall = "write", err;
+    ssize_t n = copy_file_at(f->path, w->fd, size, (off_t)f->offset, syscall);
+    if (n < 0) return (int)-n;
+    if ((size_t)n != size) return -1;
+    w->total += (int64_t)size;
+    if (w->hasher) atomic_store(&w->hasher->written, w->total);
+  }
+  size_t padding = (512 - size % 512) % 512;
+  if (w->used + padding > WRITER_BUFFER) {
+    int err = writer_flush(w);
+    if (err) return *syscall = "write", err;
+  }
+  memset(w->out + w->used, 0, padding);
+  w->used += padding;
+  return 0;
+}
+
+// Writes one chunk with its files spliced in. 0, or the failure (see `writer_splice`), `*path` naming it.
+static int writer_run(layer_writer *w, const writer_job *job, const char **syscall, const char **path) {
+  size_t at = 0;
+  for (size_t i = 0; i < job->file_count; i++) {
+    const writer_file *f = &job->files[i];
+    int err = writer_append(w, job->bytes + at, f->at - at);
+    if (err) return *syscall = "write", *path = "layer file", err;
+    if ((err = writer_splice(w, f, syscall)) != 0) return *path = f->path, err;
+    at = f->at;
+  }
+  int err = writer_append(w, job->bytes + at, job->length - at);
+  if (err) return *syscall = "write", *path = "layer file", err;
+  return 0;
+}
+
+// Records the first failure; the lock is held.
+static void writer_fail(layer_writer *w, int err, const char *syscall, const char *path) {
+  if (w->err) return;
+  w->err = err;
+  w->syscall = syscall;
+  w->err_path = strdup(path ? path : "layer file");
+}
+
+static void *writer_main(void *arg) {
+  layer_writer *w = arg;
+  pthread_mutex_lock(&w->lock);
+  while (!w->stop) {
+    writer_job *job = w->pending;
+    if (job) {
+      w->pending = job->next;
+      if (!w->pending) w->pending_tail = NULL;
+      bool failed = w->err != 0;
+      pthread_mutex_unlock(&w->lock);
+      const char *syscall = NULL, *path = NULL;
+      int err = failed ? 0 : writer_run(w, job, &syscall, &path);
+      pthread_mutex_lock(&w->lock);
+      if (err) writer_fail(w, err, syscall, path);
+      job->next = NULL;
+      if (w->done_tail) w->done_tail->next = job;
+      else w->done = job;
+      w->done_tail = job;
+      continue;
+    }
+    if (w->closing) {
+      pthread_mutex_unlock(&w->lock);
+      int err = w->err ? 0 : writer_flush(w);
+      pthread_mutex_lock(&w->lock);
+      if (err) writer_fail(w, err, "write", "layer file");
+      w->finished = true;
+      break;
+    }
+    // Nothing to write: hash a turn of what is written, unless the other thread is at it.
+    pthread_mutex_unlock(&w->lock);
+    int64_t left = w->hasher && !w->err ? hash_some(w->hasher, WRITER_HASH_TURN) : 0;
+    pthread_mutex_lock(&w->lock);
+    if (left > 0 || w->pending || w->closing || w->stop) continue;
+    if (left == -1) {
+      // The other thread holds the hasher: look again shortly, in case it stops before the end.
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += 1000000;
+      if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&w->wake, &w->lock, &until);
+    } else {
+      pthread_cond_wait(&w->wake, &w->lock);
+    }
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+// layer_writer_create(fd, hasher) -> handle (bigint): starts the writing thread; `hasher` is a file hasher's
+// handle, or 0n for none.
+static napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint64_t hasher = 0;
+  bool lossless = false;
+  if (argc < 2 || napi_get_value_bigint_uint64(env, argv[1], &hasher, &lossless) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "layer_writer_create(fd, hasher)");
+    return NULL;
+  }
+  layer_writer *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "layer_writer_create", "layer file");
+  w->fd = (int)get_number(env, argv[0]);
+  w->hasher = (file_hasher *)(uintptr_t)hasher;
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->wake, NULL);
+  int err = pthread_create(&w->thread, NULL, writer_main, w);
+  if (err) {
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+    return throw_errno(env, err, "pthread_create", "layer file");
+  }
+  napi_value handle;
+  napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)w, &handle);
+  return handle;
+}
+
+static void writer_free_job(napi_env env, writer_job *job) {
+  napi_delete_reference(env, job->keep);
+  for (size_t i = 0; i < job->file_count; i++) free(job->files[i].path);
+  free(job->files);
+  free(job);
+}
+
+// layer_writer_push(handle, chunk, files?): queues `chunk` (a Uint8Array, held until a poll reports it
+// written) with the host files to splice in, a flat [at, path, size, offset, ...] list.
+static napi_value js_layer_writer_push(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  const char *usage = "layer_writer_push(handle, chunk, files?)";
+  layer_writer *w = handle_args(env, info, 2, argv, usage);
+  if (!w) return NULL;
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  size_t length = 0;
+  if (get_bytes(env, argv[1], &data, &length) != 0) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return NULL;
+  }
+  writer_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "layer_writer_push", "layer file");
+  job->bytes = data;
+  job->length = length;
+  napi_valuetype type = napi_undefined;
+  if (argc > 2) napi_typeof(env, argv[2], &type);
+  if (type == napi_object) {
+    uint32_t count = 0;
+    napi_get_array_length(env, argv[2], &count);
+    job->files = calloc(count / 4 + 1, sizeof *job->files);
+    if (!job->files) {
+      free(job);
+      return throw_errno(env, ENOMEM, "layer_writer_push", "layer file");
+    }
+    for (uint32_t i = 0; i + 3 < count; i += 4) {
+      napi_value at, path, size, offset;
+      napi_get_element(env, argv[2], i, &at);
+      napi_get_element(env, argv[2], i + 1, &path);
+      napi_get_element(env, argv[2], i + 2, &size);
+      napi_get_element(env, argv[2], i + 3, &offset);
+      writer_file *f = &job->files[job->file_count];
+      char buffer[PATH_MAX_BYTES];
+      if (get_path(env, path, buffer) != 0 || get_number(env, at) > (double)length) {
+        writer_free_job(env, job);
+        napi_throw_type_error(env, "EINVAL", usage);
+        return NULL;
+      }
+      f->at = (size_t)get_number(env, at);
+      f->path = strdup(buffer);
+      f->size = (int64_t)get_number(env, size);
+      f->offset = (int64_t)get_number(env, offset);
+      job->file_count++;
+    }
+  }
+  napi_create_reference(env, argv[1], 1, &job->keep);
+  pthread_mutex_lock(&w->lock);
+  if (w->pending_tail) w->pending_tail->next = job;
+  else w->pending = job;
+  w->pending_tail = job;
+  pthread_cond_signal(&w->wake);
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+// layer_writer_poll(handle) -> [chunks written since the last poll, file size once finished else -1];
+// throws the first failure (a file that shrank: code FAILED_PRECONDITION).
+static napi_value js_layer_writer_poll(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  layer_writer *w = handle_args(env, info, 1, argv, "layer_writer_poll(handle)");
+  if (!w) return NULL;
+  pthread_mutex_lock(&w->lock);
+  writer_job *done = w->done;
+  w->done = w->done_tail = NULL;
+  int err = w->err;
+  const char *syscall = w->syscall;
+  bool finished = w->finished;
+  pthread_mutex_unlock(&w->lock);
+  uint32_t count = 0;
+  while (done) {
+    writer_job *next = done->next;
+    writer_free_job(env, done);
+    done = next;
+    count++;
+  }
+  if (err > 0) return throw_errno(env, err, syscall, w->err_path);
+  if (err < 0) {
+    char message[PATH_MAX_BYTES + 64];
+    snprintf(message, sizeof message, "file shrank while being packed: %s", w->err_path);
+    napi_value msg, error, code, path;
+    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &error);
+    napi_create_string_utf8(env, "FAILED_PRECONDITION", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, w->err_path, NAPI_AUTO_LENGTH, &path);
+    napi_set_named_property(env, error, "code", code);
+    napi_set_named_property(env, error, "path", path);
+    napi_throw(env, error);
+    return NULL;
+  }
+  napi_value result, written, size;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_uint32(env, count, &written);
+  napi_create_double(env, finished ? (double)w->total : -1, &size);
+  napi_set_element(env, result, 0, written);
+  napi_set_element(env, result, 1, size);
+  return result;
+}
+
+// Tells the thread no more chunks come (and, with `stop`, to write none of those it still holds).
+static void writer_end(layer_writer *w, bool stop) {
+  pthread_mutex_lock(&w->lock);
+  w->closing = true;
+  if (stop) w->stop = true;
+  pthread_cond_signal(&w->wake);
+  pthread_mutex_unlock(&w->lock);
+}
+
+// layer_writer_close(handle): no more chunks; the thread writes what it holds and finishes.
+static napi_value js_layer_writer_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  layer_writer *w = handle_args(env, info, 1, argv, "layer_writer_close(handle)");
+  if (!w) return NULL;
+  writer_end(w, false);
+  return NULL;
+}
+
+// layer_writer_free(handle, stop): stops the thread (at once with `stop`, else once it has finished), waits
+// for it, and releases every chunk still held. Nothing is written after this returns.
+static napi_value js_layer_writer_free(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  layer_writer *w = handle_args(env, info, 2, argv, "layer_writer_free(handle, stop)");
+  if (!w) return NULL;
+  bool stop = false;
+  napi_get_value_bool(env, argv[1], &stop);
+  writer_end(w, stop);
+  pthread_join(w->thread, NULL);
+  for (writer_job *lists[2] = {w->pending, w->done}, **list = lists; list < lists + 2; list++) {
+    for (writer_job *job = *list; job;) {
+      writer_job *next = job->next;
+      writer_free_job(env, job);
+      job = next;
+    }
+  }
+  pthread_cond_destroy(&w->wake);
+  pthread_mutex_destroy(&w->lock);
+  free(w->err_path);
+  free(w);
   return NULL;
 }
 
@@ -679,12 +1040,15 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lstatBatch", NULL, js_lstat_batch, NULL, NULL, NULL, napi_default, NULL},
     {"readFileInto", NULL, js_read_file_into, NULL, NULL, NULL, napi_default, NULL},
     {"writeNewFile", NULL, js_write_new_file, NULL, NULL, NULL, napi_default, NULL},
-    {"copyFileTo", NULL, js_copy_file_to, NULL, NULL, NULL, napi_default, NULL},
     {"fileHasherCreate", NULL, js_file_hasher_create, NULL, NULL, NULL, napi_default, NULL},
-    {"fileHasherWritten", NULL, js_file_hasher_written, NULL, NULL, NULL, napi_default, NULL},
     {"fileHasherHash", NULL, js_file_hasher_hash, NULL, NULL, NULL, napi_default, NULL},
     {"fileHasherDigest", NULL, js_file_hasher_digest, NULL, NULL, NULL, napi_default, NULL},
     {"fileHasherFree", NULL, js_file_hasher_free, NULL, NULL, NULL, napi_default, NULL},
+    {"layerWriterCreate", NULL, js_layer_writer_create, NULL, NULL, NULL, napi_default, NULL},
+    {"layerWriterPush", NULL, js_layer_writer_push, NULL, NULL, NULL, napi_default, NULL},
+    {"layerWriterPoll", NULL, js_layer_writer_poll, NULL, NULL, NULL, napi_default, NULL},
+    {"layerWriterClose", NULL, js_layer_writer_close, NULL, NULL, NULL, napi_default, NULL},
+    {"layerWriterFree", NULL, js_layer_writer_free, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

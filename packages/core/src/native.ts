@@ -1,6 +1,7 @@
 /**
  * The syscalls Node lacks, from our addon (`native/strata_native.c`): mknod, nanosecond utimensat, and the
- * l*xattr family; batched calls for hot paths; and `FileHasher`, which hashes a file from its pages.
+ * l*xattr family; batched calls for hot paths; `FileHasher`, which hashes a file from its pages; and
+ * `LayerWriter`, a native thread that writes a layer file.
  * Synchronous by design: each is a few cheap syscalls, cheaper than a thread-pool round trip, and none of
  * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
  */
@@ -20,6 +21,11 @@ interface StrataNative {
   fileHasherHash(handle: bigint, limit: number): number;
   fileHasherDigest(handle: bigint): string;
   fileHasherFree(handle: bigint): void;
+  layerWriterCreate(fd: number, hasher: bigint): bigint;
+  layerWriterPush(handle: bigint, chunk: Uint8Array, files?: ReadonlyArray<number | string>): void;
+  layerWriterPoll(handle: bigint): [written: number, size: number];
+  layerWriterClose(handle: bigint): void;
+  layerWriterFree(handle: bigint, stop: boolean): void;
 }
 
 /**
@@ -156,5 +162,52 @@ export class FileHasher {
     if (this.#freed) return;
     this.#freed = true;
     addon.fileHasherFree(this.handle);
+  }
+}
+
+/**
+ * A native thread writing a layer file at `fd` (from its file position): chunks are written in the order
+ * pushed, with host files' content spliced in, and the file is hashed through `hasher` (as written) when the
+ * thread has nothing to write. A pushed chunk must not change until a poll counts it written.
+ */
+export class LayerWriter {
+  readonly #handle: bigint;
+  #freed = false;
+
+  constructor(fd: number, hasher: FileHasher) {
+    this.#handle = addon.layerWriterCreate(fd, hasher.handle);
+  }
+
+  /**
+   * Queues `chunk`, with host files to splice in as a flat [at, path, size, offset, ...] list: `size` bytes
+   * of the file from `offset`, then padding to a tar block, after byte `at` of the chunk.
+   */
+  push(chunk: Uint8Array, files?: ReadonlyArray<number | string>): void {
+    this.#live().layerWriterPush(this.#handle, chunk, files);
+  }
+
+  /**
+   * How many chunks were written since the last poll, and the file's size once the thread has finished
+   * (else -1). Throws the first failure: Node-shaped, or code FAILED_PRECONDITION for a file that shrank.
+   */
+  poll(): [written: number, size: number] {
+    return this.#live().layerWriterPoll(this.#handle);
+  }
+
+  /** No more chunks: the thread writes what it holds and finishes. */
+  close(): void {
+    this.#live().layerWriterClose(this.#handle);
+  }
+
+  /** Waits for the thread (stopping it first with `stop`); nothing is written after this returns. */
+  free(stop: boolean): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    addon.layerWriterFree(this.#handle, stop);
+  }
+
+  #live(): StrataNative {
+    if (this.#freed) throw new Error('the layer writer was freed');
+    return addon;
   }
 }

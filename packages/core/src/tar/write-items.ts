@@ -1,8 +1,8 @@
 /**
  * writeItems: entries to a layer blob, the one path every layer producer takes (pack, diffs, flatten,
- * squash). Uncompressed output to a file circulates its buffers writer → worker → writer, so a layer is
- * written without an allocation (or a page fault) per chunk; the worker also reads host files' content
- * and writes, leaving this thread to walk and encode headers, and the file is hashed as it is written.
+ * squash). Uncompressed output to a file circulates its buffers encoder → writing thread → encoder, so a
+ * layer is written without an allocation (or a page fault) per chunk; the writing thread also reads host
+ * files' content, leaving this thread to walk and encode headers, and the file is hashed as it is written.
  */
 import type { Writable } from 'node:stream';
 import { BufferPool } from './sha256.js';
@@ -21,7 +21,7 @@ export function writeItems(
   const target = layerDestination(destination);
   const pooled = typeof target === 'string' && (options.compression ?? 'none') === 'none';
   if (pooled && (options.parallelHash ?? true)) {
-    // The common case: host files are read and written by the worker, off this thread.
+    // The common case: host files are read and written by the writing thread, off this one.
     const pool = new BufferPool(CHUNK_SIZE);
     return writeBatchedLayer(writeTarBatches(items, { ...options, pool }), target, pool, options);
   }

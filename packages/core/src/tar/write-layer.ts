@@ -31,7 +31,7 @@ export interface WriteLayerOptions {
   compression?: Compression;
   /** Compression level (gzip 1–9, default 6; zstd 1–22, default 3). */
   level?: number;
-  /** Hash on worker threads, overlapping the main thread's work (default true). */
+  /** Write and hash on other threads, overlapping the main thread's work (default true). */
   parallelHash?: boolean;
   /**
    * The pool `tar`'s chunks come from (see `WriteTarOptions.pool`): each chunk goes back to it once
@@ -43,7 +43,7 @@ export interface WriteLayerOptions {
 
 /**
  * Uncompressed tar bytes to a new file at `path`, with plain synchronous writes: to the page cache they cost
- * a memcpy, far less than a stream's bookkeeping. With `parallel`, a worker thread does the writes (and
+ * a memcpy, far less than a stream's bookkeeping. With `parallel`, a native thread does the writes (and
  * reads the host files batches name) while this thread encodes; the file is hashed as it is written, by
  * whichever of the two has time.
  * On failure the file is removed.
@@ -65,7 +65,7 @@ async function writePlainFile(
       const chunk = batch ? batch.bytes : (part as Uint8Array);
       let wait: Promise<void> | undefined;
       if (batch !== undefined && batch.files.length > 0) {
-        if (!writer || !options.pool) throw new InvalidArgumentError('tar batches with files need the writing worker and a pool');
+        if (!writer || !options.pool) throw new InvalidArgumentError('tar batches with files need the writing thread and a pool');
         wait = writer.consumeBatch(chunk, batch.files, options.pool);
       } else {
         if (!writer) for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
@@ -100,7 +100,7 @@ async function publish(temporary: string, destination: string): Promise<void> {
 
 /**
  * An uncompressed layer at `destination` from `writeTarBatches` output whose chunks come from `pool`: a
- * worker thread reads the host files the batches name, writes and hashes, while this thread walks and
+ * native thread reads the host files the batches name, writes and hashes, while this thread walks and
  * encodes. Written as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left.
  */
 export async function writeBatchedLayer(

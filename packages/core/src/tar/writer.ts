@@ -122,7 +122,7 @@ export interface TarBatch {
 export interface TarWriterOptions extends WriteTarOptions {
   /**
    * Leave the content of `writeFileContent` files to the consumer: chunks come out by `takeBatches`, with
-   * the files to splice in (the writing worker does the reading, off the encoding thread).
+   * the files to splice in (the writing thread does the reading, off the encoding thread).
    */
   deferFiles?: boolean;
 }
