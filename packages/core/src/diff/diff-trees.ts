@@ -61,9 +61,12 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
       const b = to.lookup(path);
       if (b?.type === 'socket') {
         // Left out, as Docker does; what it replaced must not show through, so that is deleted.
-        if (a?.type === 'socket') result.unchanged++;
-        else skipSocket(path, a !== undefined);
-        if (a === undefined || a.type === 'socket') continue;
+        if (a?.type === 'socket') {
+          result.unchanged++;
+          continue;
+        }
+        skipSocket(path, a !== undefined);
+        if (a === undefined) continue;
       }
       if (!b || b.type === 'socket') {
         result.changes.push({ kind: 'delete', path });

@@ -41,21 +41,21 @@ export interface Sha256Stream {
   /** Adds a chunk; the caller may reuse its buffer once this returns. Await the result when given one (back-pressure). */
   update(chunk: Uint8Array): Promise<void> | undefined;
   /**
-   * Adds a chunk whose buffer the caller gives up: a worker-backed stream moves it to the worker instead
-   * of copying it, and hands it to `pool` once hashed. Other streams behave as `update`.
+   * Adds a chunk whose buffer the caller gives up: a stream backed by another thread takes it instead of
+   * copying it, and hands it to `pool` once done with it. Other streams behave as `update`.
    */
   consume(chunk: Uint8Array, pool: BufferPool): Promise<void> | undefined;
   /** Bytes seen so far. */
   readonly size: number;
   /** `sha256:<hex>` of everything added; call once, after the last chunk. */
   digest(): Promise<string>;
-  /** Gives up: a worker-backed stream stops its thread (call when the stream will not be finished). */
+  /** Gives up: a stream backed by another thread stops it (call when the stream will not be finished). */
   abort(): Promise<void>;
 }
 
 /** Inputs at least this large are worth a worker's start-up (about 30 ms). */
 export const PARALLEL_HASH_THRESHOLD = 32 * 1024 * 1024;
-/** Most bytes queued for the worker before `update` asks the caller to wait (bounds peak memory). */
+/** Most bytes queued for another thread before `update` asks the caller to wait (bounds peak memory). */
 const MAX_IN_FLIGHT = 16 * 1024 * 1024;
 
 /** Streams that do their work on this thread: chunks are done with when `update` returns. */
