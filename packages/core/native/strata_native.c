@@ -541,11 +541,11 @@ static ssize_t copy_file_at(const char *path, int out, size_t goal, off_t at, co
 }
 
 // A file hasher: sha256 of a file being written, fed from its pages in the page cache (mapped, not
-// copied), shared by the thread that writes the file and the one that produces it. The writer publishes how
-// many bytes the file holds; either thread may then hash the next stretch, whichever is free (a try-lock:
-// a busy thread never waits on the other). OpenSSL comes from the Node binary, which exports it for
-// addons. The hasher is a plain heap object named by its address, so that both threads' addon instances can
-// reach it; its owner frees it, once the writing thread is done with it.
+// copied), shared by the layer writer's thread (below), which writes the file, and the JavaScript thread,
+// which produces it. The writer publishes how many bytes the file holds; either thread may then hash the
+// next stretch, whichever is free (a try-lock: a busy thread never waits on the other). OpenSSL comes from
+// the Node binary, which exports it for addons. JavaScript holds the hasher by its address and frees it,
+// once the writing thread is done with it.
 typedef struct {
   pthread_mutex_t lock;
   EVP_MD_CTX *ctx;
@@ -716,13 +716,16 @@ typedef struct {
   uint8_t out[WRITER_BUFFER];
 } layer_writer;
 
-// Everything written so far goes to the file; the hasher may take it.
+// `length` more bytes are in the file: the hasher may take them.
+static void writer_wrote(layer_writer *w, size_t length) {
+  w->total += (int64_t)length;
+  atomic_store(&w->hasher->written, w->total);
+}
+
 static int writer_emit(layer_writer *w, const uint8_t *bytes, size_t length) {
   int err = write_all(w->fd, bytes, length);
-  if (err) return err;
-  w->total += (int64_t)length;
-  if (w->hasher) atomic_store(&w->hasher->written, w->total);
-  return 0;
+  if (!err) writer_wrote(w, length);
+  return err;
 }
 
 static int writer_flush(layer_writer *w) {
@@ -731,15 +734,18 @@ static int writer_flush(layer_writer *w) {
   return err;
 }
 
+// Makes room for `length` more bytes in the buffer, writing out what it holds when they would not fit.
+static int writer_reserve(layer_writer *w, size_t length) {
+  return w->used + length > WRITER_BUFFER ? writer_flush(w) : 0;
+}
+
 static int writer_append(layer_writer *w, const uint8_t *bytes, size_t length) {
   if (length > WRITER_BUFFER / 4) {
     int err = writer_flush(w);
     return err ? err : writer_emit(w, bytes, length);
   }
-  if (w->used + length > WRITER_BUFFER) {
-    int err = writer_flush(w);
-    if (err) return err;
-  }
+  int err = writer_reserve(w, length);
+  if (err) return err;
   memcpy(w->out + w->used, bytes, length);
   w->used += length;
   return 0;
@@ -749,50 +755,40 @@ static int writer_append(layer_writer *w, const uint8_t *bytes, size_t length) {
 // file is shorter than it was.
 static int writer_splice(layer_writer *w, const writer_file *f, const char **syscall) {
   size_t size = (size_t)f->size;
-  if (size < KERNEL_COPY_THRESHOLD) {
-    if (w->used + size > WRITER_BUFFER) {
-      int err = writer_flush(w);
-      if (err) return *syscall = "write", err;
-    }
-    ssize_t n = read_file_at(f->path, (char *)w->out + w->used, size, (off_t)f->offset, syscall);
-    if (n < 0) return (int)-n;
-    if ((size_t)n != size) return -1;
-    w->used += size;
-  } else {
-    int err = writer_flush(w);
-    if (err) return *syscall = "write", err;
-    ssize_t n = copy_file_at(f->path, w->fd, size, (off_t)f->offset, syscall);
-    if (n < 0) return (int)-n;
-    if ((size_t)n != size) return -1;
-    w->total += (int64_t)size;
-    if (w->hasher) atomic_store(&w->hasher->written, w->total);
-  }
+  // A small file is read into the buffer; a large one goes from file to file in the kernel, after the buffer.
+  bool small = size < KERNEL_COPY_THRESHOLD;
+  int err = small ? writer_reserve(w, size) : writer_flush(w);
+  if (err) return *syscall = "write", err;
+  ssize_t n = small ? read_file_at(f->path, (char *)w->out + w->used, size, (off_t)f->offset, syscall)
+                    : copy_file_at(f->path, w->fd, size, (off_t)f->offset, syscall);
+  if (n < 0) return (int)-n;
+  if ((size_t)n != size) return -1;
+  if (small) w->used += size;
+  else writer_wrote(w, size);
   size_t padding = (512 - size % 512) % 512;
-  if (w->used + padding > WRITER_BUFFER) {
-    int err = writer_flush(w);
-    if (err) return *syscall = "write", err;
-  }
+  if ((err = writer_reserve(w, padding)) != 0) return *syscall = "write", err;
   memset(w->out + w->used, 0, padding);
   w->used += padding;
   return 0;
 }
 
-// Writes one chunk with its files spliced in. 0, or the failure (see `writer_splice`), `*path` naming it.
+// Writes one chunk with its files spliced in. 0, or the failure (see `writer_splice`), `*path` naming the
+// file it concerns (left NULL for the layer file itself).
 static int writer_run(layer_writer *w, const writer_job *job, const char **syscall, const char **path) {
   size_t at = 0;
   for (size_t i = 0; i < job->file_count; i++) {
     const writer_file *f = &job->files[i];
     int err = writer_append(w, job->bytes + at, f->at - at);
-    if (err) return *syscall = "write", *path = "layer file", err;
+    if (err) return *syscall = "write", err;
     if ((err = writer_splice(w, f, syscall)) != 0) return *path = f->path, err;
     at = f->at;
   }
   int err = writer_append(w, job->bytes + at, job->length - at);
-  if (err) return *syscall = "write", *path = "layer file", err;
+  if (err) return *syscall = "write", err;
   return 0;
 }
 
-// Records the first failure; the lock is held.
+// Records the first failure (`path` NULL: the layer file); the lock is held.
 static void writer_fail(layer_writer *w, int err, const char *syscall, const char *path) {
   if (w->err) return;
   w->err = err;
@@ -824,13 +820,13 @@ static void *writer_main(void *arg) {
       pthread_mutex_unlock(&w->lock);
       int err = w->err ? 0 : writer_flush(w);
       pthread_mutex_lock(&w->lock);
-      if (err) writer_fail(w, err, "write", "layer file");
+      if (err) writer_fail(w, err, "write", NULL);
       w->finished = true;
       break;
     }
     // Nothing to write: hash a turn of what is written, unless the other thread is at it.
     pthread_mutex_unlock(&w->lock);
-    int64_t left = w->hasher && !w->err ? hash_some(w->hasher, WRITER_HASH_TURN) : 0;
+    int64_t left = w->err ? 0 : hash_some(w->hasher, WRITER_HASH_TURN);
     pthread_mutex_lock(&w->lock);
     if (left > 0 || w->pending || w->closing || w->stop) continue;
     if (left == -1) {
@@ -848,22 +844,16 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
-// layer_writer_create(fd, hasher) -> handle (bigint): starts the writing thread; `hasher` is a file hasher's
-// handle, or 0n for none.
+// layer_writer_create(hasher, fd) -> handle (bigint): starts the writing thread, which writes to `fd` and
+// hashes through the file hasher `hasher` (a handle).
 static napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  size_t argc = 2;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint64_t hasher = 0;
-  bool lossless = false;
-  if (argc < 2 || napi_get_value_bigint_uint64(env, argv[1], &hasher, &lossless) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "layer_writer_create(fd, hasher)");
-    return NULL;
-  }
+  file_hasher *hasher = handle_args(env, info, 2, argv, "layer_writer_create(hasher, fd)");
+  if (!hasher) return NULL;
   layer_writer *w = calloc(1, sizeof *w);
   if (!w) return throw_errno(env, ENOMEM, "layer_writer_create", "layer file");
-  w->fd = (int)get_number(env, argv[0]);
-  w->hasher = (file_hasher *)(uintptr_t)hasher;
+  w->fd = (int)get_number(env, argv[1]);
+  w->hasher = hasher;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->wake, NULL);
   int err = pthread_create(&w->thread, NULL, writer_main, w);

@@ -21,7 +21,7 @@ interface StrataNative {
   fileHasherHash(handle: bigint, limit: number): number;
   fileHasherDigest(handle: bigint): string;
   fileHasherFree(handle: bigint): void;
-  layerWriterCreate(fd: number, hasher: bigint): bigint;
+  layerWriterCreate(hasher: bigint, fd: number): bigint;
   layerWriterPush(handle: bigint, chunk: Uint8Array, files?: ReadonlyArray<number | string>): void;
   layerWriterPoll(handle: bigint): [written: number, size: number];
   layerWriterClose(handle: bigint): void;
@@ -175,7 +175,7 @@ export class LayerWriter {
   #freed = false;
 
   constructor(fd: number, hasher: FileHasher) {
-    this.#handle = addon.layerWriterCreate(fd, hasher.handle);
+    this.#handle = addon.layerWriterCreate(hasher.handle, fd);
   }
 
   /**

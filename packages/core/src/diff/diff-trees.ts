@@ -8,7 +8,7 @@ import type { NodeStat } from '../tree/layer-tree.js';
 import type { MergedView } from '../union/merged-view.js';
 import type { ContentChange } from './changes.js';
 import { equalBytes, sameMetadata } from './compare.js';
-import { asHardlink, contentOf, entryFromStat, HardlinkSets } from './entries.js';
+import { asHardlink, contentOf, entryFromStat, HardlinkSets, socketWarning } from './entries.js';
 
 /** Options of `diffTrees`. */
 export interface DiffTreesOptions {
@@ -40,11 +40,9 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
     const first = links.claim(stat.identity === undefined ? undefined : `${to.lookup(path)!.layer}/${stat.identity}`, path);
     return first !== undefined ? { kind, entry: asHardlink(entry, first) } : { kind, entry, content: contentOf(to, path) };
   };
-  const skipSocket = (path: string, replaced: boolean): void =>
-    options.onWarning?.(`skipping socket: sockets have no tar form${replaced ? '; what it replaced is deleted' : ''}`, path);
   const add = (path: string, out: ContentChange[]): void => {
     const stat = to.stat(path)!;
-    if (stat.type === 'socket') return skipSocket(path, false);
+    if (stat.type === 'socket') return options.onWarning?.(socketWarning(false), path);
     out.push(stat.type === 'file' ? fileChange('add', stat, path) : { kind: 'add', entry: entryFromStat(stat) });
     if (stat.type === 'directory') for (const name of to.readdir(path)) add(childPath(path, name), out);
   };
@@ -60,12 +58,11 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
       const a = from.lookup(path);
       const b = to.lookup(path);
       if (b?.type === 'socket') {
-        // Left out, as Docker does; what it replaced must not show through, so that is deleted.
         if (a?.type === 'socket') {
           result.unchanged++;
           continue;
         }
-        skipSocket(path, a !== undefined);
+        options.onWarning?.(socketWarning(a !== undefined), path); // and what it replaced is deleted below
         if (a === undefined) continue;
       }
       if (!b || b.type === 'socket') {

@@ -23,7 +23,7 @@ import { MergedView } from '../union/merged-view.js';
 import type { OverlayXattrNamespace } from '../whiteout.js';
 import type { ContentChange } from './changes.js';
 import { sameContent, sameMetadata } from './compare.js';
-import { asHardlink, entryFromStat, HardlinkSets } from './entries.js';
+import { asHardlink, entryFromStat, HardlinkSets, socketWarning } from './entries.js';
 
 /** Options of `diffUpper`. */
 export interface DiffUpperOptions {
@@ -180,6 +180,9 @@ export function* diffUpper(upper: string, lowers: readonly LayerTree[], options:
     return { node, dir, hostDir, hidden, batch, order, next: 0 };
   };
 
+  /** A deletion (written where a lower shows something at `path`). */
+  const deletion = (path: string, hostPath: string, parent: UpperNode | undefined): UpperNode => ({ path, hostPath, parent, lower: undefined, emit: true, closed: true });
+
   /** The node for entry `i` of a frame's listing; undefined when it is nothing to diff. */
   const visit = (frame: Frame, i: number): UpperNode | undefined => {
     const { batch } = frame;
@@ -192,15 +195,13 @@ export function* diffUpper(upper: string, lowers: readonly LayerTree[], options:
     const shown = frame.hidden ? undefined : view.lookup(path);
     const o = i * STAT.fields;
     if ((mode & 0o170000) === 0o020000 && batch.stats[o + STAT.rdevMajor] === 0 && batch.stats[o + STAT.rdevMinor] === 0) {
-      // A whiteout: a deletion where a lower shows something, else nothing.
-      return shown ? { path, hostPath, parent, lower: undefined, emit: true, closed: true } : undefined;
+      return shown ? deletion(path, hostPath, parent) : undefined; // a whiteout
     }
     const stat = statFromBatch(batch, i, path, hostPath);
     if (stat === undefined) return undefined;
     if (stat.type === 'socket') {
-      // As Docker does, a socket is left out; what it replaced must not show through, so that is deleted.
-      options.onWarning?.(`skipping socket: sockets have no tar form${shown ? '; what it replaced is deleted' : ''}`, path);
-      return shown ? { path, hostPath, parent, lower: undefined, emit: true, closed: true } : undefined;
+      options.onWarning?.(socketWarning(shown !== undefined), path);
+      return shown ? deletion(path, hostPath, parent) : undefined;
     }
     for (const key of refusedKeys) {
       if (stat.xattrs.has(key)) throw new UnsupportedError(`${key} on ${path}: uppers of redirect_dir or metacopy mounts are not supported`, { path });

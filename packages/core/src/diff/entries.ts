@@ -10,6 +10,14 @@ import type { ContentSource } from '../tar/writer.js';
 import type { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr } from '../whiteout.js';
 
+/**
+ * What a diff says of a socket it leaves out (a socket has no tar form; Docker leaves them out too). One that
+ * `replaced` something of the base becomes a deletion, so the replaced entry does not show through.
+ */
+export function socketWarning(replaced: boolean): string {
+  return `skipping socket: sockets have no tar form${replaced ? '; what it replaced is deleted' : ''}`;
+}
+
 /** A layer's metadata as a tar entry: overlay-private xattrs dropped. Not for sockets (no tar form; callers skip them). */
 export function entryFromStat(stat: NodeStat): Entry {
   // Built field by field (one object shape for every entry, no rest-spread copy), and the xattr map is

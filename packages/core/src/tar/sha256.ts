@@ -7,9 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { MessagePort, Worker } from 'node:worker_threads';
-import { FailedPreconditionError } from '../errors.js';
 import { FileHasher, LayerWriter } from '../native.js';
-import type { FileInsert } from './writer.js';
+import { shrank, type FileInsert } from './writer.js';
 
 /** Buffers that travel between a file reader and a hashing worker, so steady state allocates nothing. */
 export class BufferPool {
@@ -57,6 +56,18 @@ export interface Sha256Stream {
 export const PARALLEL_HASH_THRESHOLD = 32 * 1024 * 1024;
 /** Most bytes queued for another thread before `update` asks the caller to wait (bounds peak memory). */
 const MAX_IN_FLIGHT = 16 * 1024 * 1024;
+
+/**
+ * `chunk` copied into a buffer from `spare` (buffers another thread has handed back) or a new one: `update`
+ * callers may reuse their chunk, so a stream that works on another thread takes a copy.
+ */
+function copyIntoSpare(spare: ArrayBuffer[], chunk: Uint8Array): Uint8Array<ArrayBuffer> {
+  let buffer = spare.pop();
+  if (buffer === undefined || buffer.byteLength < chunk.length) buffer = new ArrayBuffer(Math.max(chunk.length, 1024 * 1024));
+  const copy = new Uint8Array(buffer, 0, chunk.length);
+  copy.set(chunk);
+  return copy;
+}
 
 /** Streams that do their work on this thread: chunks are done with when `update` returns. */
 abstract class SyncStream implements Sha256Stream {
@@ -203,12 +214,10 @@ class WorkerSha256 implements Sha256Stream {
 
   update(chunk: Uint8Array): Promise<void> | undefined {
     this.#drain();
-    // One copy into a recycled buffer (chunks may be views the caller reuses), then moved, not copied again.
-    let buffer = this.#spare.pop();
-    if (buffer === undefined || buffer.byteLength < chunk.length) buffer = new ArrayBuffer(Math.max(chunk.length, 1024 * 1024));
-    new Uint8Array(buffer, 0, chunk.length).set(chunk);
-    this.#port.postMessage([buffer, 0, chunk.length, false], [buffer]);
-    return this.#account(chunk.length);
+    // One copy, then moved to the worker, not copied again.
+    const { buffer, length } = copyIntoSpare(this.#spare, chunk);
+    this.#port.postMessage([buffer, 0, length, false], [buffer]);
+    return this.#account(length);
   }
 
   consume(chunk: Uint8Array, pool: BufferPool): Promise<void> | undefined {
@@ -293,8 +302,8 @@ const HASH_TURN = 4 * 1024 * 1024;
 
 /** A failure of the writing thread as this side throws it: typed for what strata itself reports. */
 function writerError(error: unknown): Error {
-  const { code, message, path } = error as { code?: string; message: string; path?: string };
-  return code === 'FAILED_PRECONDITION' ? new FailedPreconditionError(message, { path: path! }) : (error as Error);
+  const { code, path } = error as { code?: string; path?: string };
+  return code === 'FAILED_PRECONDITION' ? shrank(path!) : (error as Error);
 }
 
 /**
@@ -354,12 +363,8 @@ class NativeWritingSha256 implements WritingSha256 {
 
   update(chunk: Uint8Array): Promise<void> | undefined {
     this.#drain();
-    // One copy (chunks may be views the caller reuses) into a buffer the thread owns until it is written.
-    let buffer = this.#spare.pop();
-    if (buffer === undefined || buffer.byteLength < chunk.length) buffer = new ArrayBuffer(Math.max(chunk.length, 1024 * 1024));
-    const copy = new Uint8Array(buffer, 0, chunk.length);
-    copy.set(chunk);
-    return this.#push(copy, chunk.length, undefined);
+    // One copy, which the thread holds until it is written.
+    return this.#push(copyIntoSpare(this.#spare, chunk), chunk.length, undefined);
   }
 
   consume(chunk: Uint8Array, pool: BufferPool): Promise<void> | undefined {

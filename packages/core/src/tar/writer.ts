@@ -97,7 +97,8 @@ function clampTime(time: Timestamp, epoch: number | undefined): Timestamp {
   return { sec: epoch, nsec: 0 };
 }
 
-function shrank(hostPath: string): FailedPreconditionError {
+/** The error for a host file that held fewer bytes than its entry says (it changed while being packed). */
+export function shrank(hostPath: string): FailedPreconditionError {
   return new FailedPreconditionError(`file shrank while being packed: ${hostPath}`, { path: hostPath });
 }
 
