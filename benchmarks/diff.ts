@@ -11,6 +11,7 @@ import type { Benchmark, Plan } from './suite.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
+const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
 const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
 /** Layers written before the embedded case is timed: V8 has compiled the hot paths by then (about 13 on this VM). */
 const EMBEDDED_WARMUP = 20;
@@ -85,6 +86,24 @@ export const diffBenchmarks: Benchmark[] = [
         writeHeavy: true,
         inputs: [change.upper, change.lower],
         warmup: EMBEDDED_WARMUP,
+        reset: () => rmSync(out, { force: true }),
+      };
+    },
+  },
+  {
+    name: 'diff-upper-first-layer',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const change = changeFor(tree, work);
+      const out = join(work, 'out.tar');
+      return {
+        description: `the same call in a fresh process, timed from after its modules load: the first layer a builder writes, while V8 still compiles the hot code (no warm-up) vs tar -c of the upper`,
+        cases: [
+          { label: 'strata', probe: [process.execPath, PROBE, change.upper, change.lower, out] },
+          { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+        ],
+        writeHeavy: true,
+        inputs: [change.upper, change.lower],
         reset: () => rmSync(out, { force: true }),
       };
     },

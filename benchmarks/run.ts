@@ -81,12 +81,17 @@ function programFiles(command: string[]): string[] {
  */
 const commandEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_EXTRA_CA_CERTS'));
 
-function timeCommand(command: string[]): Sample {
+/** Times a command; a probe's time is the one it prints last, not its whole run. */
+function timeCommand(command: string[], probe = false): Sample {
   const rss = join(tmpdir(), `strata-bench-rss-${process.pid}`);
   const started = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', rss, ...command], { stdio: ['ignore', 'ignore', 'pipe'], env: commandEnv });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', rss, ...command], { stdio: ['ignore', probe ? 'pipe' : 'ignore', 'pipe'], env: commandEnv, encoding: 'utf8' });
+  let seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`benchmark command failed (${r.status}): ${command.join(' ')}\n${r.stderr}`);
+  if (probe) {
+    seconds = Number(r.stdout.trim().split('\n').pop());
+    if (!(seconds > 0)) throw new Error(`benchmark probe printed no time: ${command.join(' ')}\n${r.stdout}`);
+  }
   const maxRssKiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop());
   rmSync(rss, { force: true });
   return { seconds, maxRssKiB };
@@ -129,14 +134,15 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
         dropCaches();
         warm(plan.inputs);
         if ('command' in c) warm(programFiles(c.command));
+        if ('probe' in c) warm(programFiles(c.probe));
       }
-      samples.get(c.label)!.push('command' in c ? timeCommand(c.command) : await timeInline(c.run));
+      samples.get(c.label)!.push('command' in c ? timeCommand(c.command) : 'probe' in c ? timeCommand(c.probe, true) : await timeInline(c.run));
     }
   }
   const cases = plan.cases.map((c) => {
     const s = samples.get(c.label)!;
     const secs = s.map((x) => x.seconds);
-    return { label: c.label, command: 'command' in c ? c.command.join(' ') : '(in process)', median: median(secs), min: Math.min(...secs), max: Math.max(...secs), maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
+    return { label: c.label, command: 'command' in c ? c.command.join(' ') : 'probe' in c ? `${c.probe.join(' ')} (its own time)` : '(in process)', median: median(secs), min: Math.min(...secs), max: Math.max(...secs), maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
   });
   const strata = cases.find((c) => c.label === 'strata')!;
   const ratios = Object.fromEntries(cases.filter((c) => c !== strata).map((c) => [c.label, strata.median / c.median]));

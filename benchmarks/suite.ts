@@ -10,8 +10,12 @@ import type { Tree } from './inputs.js';
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 
-/** A case is a whole command, or (for operations that are too small to time as a process) a function timed in this process. */
-export type Case = { label: string; command: string[] } | { label: string; run: () => unknown };
+/**
+ * A case is a whole command; a command that times part of its own work (`probe`: it prints the seconds
+ * as its last line of output), for work in a fresh process without the process's start-up; or (for
+ * operations that are too small to time as a process) a function timed in this process.
+ */
+export type Case = { label: string; command: string[] } | { label: string; probe: string[] } | { label: string; run: () => unknown };
 
 export interface Plan {
   description: string;
