@@ -3,7 +3,8 @@
  * operation sequences, with the kernel both as the reference and as the writer of uppers.
  */
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -15,8 +16,10 @@ import {
   flatten,
   HostLayer,
   lutimens,
+  MemoryLayer,
   MergedView,
   mknod,
+  packDirectory,
   readLayer,
   setXattr,
   TarLayer,
@@ -386,5 +389,62 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     const out = join(work, 'squashed.tar');
     await squash([await TarLayer.open(l1, { persistIndex: false })], new HostLayer(upper), out);
     expect((await entriesOf(out)).map((e) => e.path)).toEqual(['b', 'c']);
+  });
+});
+
+describe('content compared a chunk at a time', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-compare-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  /** A sparse file of `size` bytes holding `head` at its start, with the mtime every file here shares. */
+  const sparse = (path: string, size: number, head: string) => {
+    writeFileSync(path, head);
+    truncateSync(path, size);
+    lutimens(path, { sec: 100, nsec: 0 }, { sec: 100, nsec: 0 });
+  };
+  /** Over 4 GiB: more than one Buffer can hold, so only a streamed comparison can tell these apart. */
+  const HUGE = 5 * 1024 ** 3;
+
+  it('diffTrees --exact tells files apart past a chunk, at its end, or in a file larger than memory can hold whole', async () => {
+    const [from, to] = [join(work, 'from'), join(work, 'to')];
+    for (const d of [from, to]) mkdirSync(d);
+    const body = randomBytes(600_000); // more than two 256 KiB chunks
+    const late = Buffer.from(body);
+    late[late.length - 1]! ^= 1;
+    for (const [name, a, b] of [['same', body, body], ['late', body, late]] as const) {
+      writeFileSync(join(from, name), a);
+      writeFileSync(join(to, name), b);
+      for (const d of [from, to]) lutimens(join(d, name), { sec: 100, nsec: 0 }, { sec: 100, nsec: 0 });
+    }
+    sparse(join(from, 'huge'), HUGE, 'a');
+    sparse(join(to, 'huge'), HUGE, 'b');
+    for (const d of [from, to]) lutimens(d, { sec: 100, nsec: 0 }, { sec: 100, nsec: 0 });
+    const paths = async (exact: boolean) => (await collect(diffTrees(new MergedView([new HostLayer(from)]), new MergedView([new HostLayer(to)]), { exact }))).map((c) => 'entry' in c && c.entry.path);
+    expect(await paths(false)).toEqual([]);
+    expect(await paths(true)).toEqual(['huge', 'late']);
+
+    // The same comparison with the content in a tarball and in memory.
+    rmSync(join(from, 'huge'));
+    rmSync(join(to, 'huge'));
+    const tar = join(work, 'from.tar');
+    await packDirectory(from, tar);
+    const memory = new MemoryLayer(['same', 'late'].map((name) => ({ entry: { path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 100, nsec: 0 }, xattrs: new Map() }, content: name === 'same' ? body : late })));
+    for (const lower of [await TarLayer.open(tar, { persistIndex: false }), memory]) {
+      const changes = await collect(diffTrees(new MergedView([lower]), new MergedView([new HostLayer(to)]), { exact: true }));
+      expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(lower === memory ? [] : ['late']);
+    }
+  });
+
+  it('diffUpper compares a copy-up whose mtime lost its nanoseconds a chunk at a time, whatever its size', async () => {
+    const [lower, upper] = [join(work, 'lower'), join(work, 'upper')];
+    for (const d of [lower, upper]) mkdirSync(d);
+    sparse(join(lower, 'huge'), HUGE, 'a');
+    sparse(join(upper, 'huge'), HUGE, 'b');
+    lutimens(join(upper, 'huge'), { sec: 100, nsec: 5 }, { sec: 100, nsec: 5 });
+    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['huge']);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +230,17 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect((await mergedListing([whole])).map((e) => e.path)).toEqual(['a', 'b']);
     const indexed = await TarLayer.open(whole, { persistIndex: false });
     expect(Buffer.from(indexed.readAll('b')).toString()).toBe('y'.repeat(3000));
+    // Read in pieces: a range inside the file, its end, and past it.
+    const reader = indexed.openContent('a');
+    const piece = Buffer.alloc(4096);
+    expect([reader.read(piece, 0), reader.read(piece, 4000), reader.read(piece, 5000)]).toEqual([4096, 1000, 0]);
+    expect(piece.subarray(0, 1000).toString()).toBe('x'.repeat(1000));
+    reader.close();
+    // A tarball cut short after it was indexed: the content it no longer holds is LAYER_FORMAT, not zeros.
+    truncateSync(whole, indexed.contentRange('b').offset + 100);
+    const cut = indexed.openContent('b');
+    expect(() => cut.read(Buffer.alloc(3000), 0)).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
+    cut.close();
   });
 
   it('reads GNU long names and long link names (L/K records)', async () => {

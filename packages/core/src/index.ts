@@ -18,7 +18,7 @@ export { type ApplyFormat, type ApplyOptions, type ApplyResult, type OwnerRecord
 export { mergedListing } from './listing.js';
 export { type PackDirectoryOptions, packDirectory } from './pack.js';
 export { type WriteItemsOptions, writeItems } from './tar/write-items.js';
-export { type NodeType, type LayerNode, type NodeStat, type LayerTree, lookupNode } from './tree/layer-tree.js';
+export { type NodeType, type LayerNode, type NodeStat, type LayerTree, type ContentReader, lookupNode } from './tree/layer-tree.js';
 export { type HostLayerOptions, HostLayer } from './tree/host-layer.js';
 export { type MemoryEntry, TarLayer, MemoryLayer } from './tree/indexed-layer.js';
 export { type MergedNode, MergedView } from './union/merged-view.js';

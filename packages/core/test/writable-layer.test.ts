@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryLayer, WritableLayer, type Entry } from '../src/index.js';
+import { HostLayer, MemoryLayer, WritableLayer, type Entry } from '../src/index.js';
 
 const entry = (path: string, type: Entry['type'], extra: Partial<Entry> = {}): Entry => ({ path, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 1_000, nsec: 0 }, xattrs: new Map(), ...extra });
 
@@ -42,6 +42,26 @@ describe('WritableLayer surface beyond the differential suite', () => {
     await created.close();
     await expect(layer.open('/etc/new', 'wx')).rejects.toMatchObject({ code: 'EEXIST' });
     expect((await layer.stat('/etc/new')).mode & 0o777).toBe(0o600);
+  });
+
+  it('a read-only handle reads a lower file in place, however large, without holding it whole', async () => {
+    const lowerDir = join(work, 'big-lower');
+    mkdirSync(lowerDir);
+    const big = join(lowerDir, 'big');
+    writeFileSync(big, '');
+    truncateSync(big, 5 * 1024 ** 3); // sparse, over what one Buffer holds
+    const fd = openSync(big, 'r+');
+    writeSync(fd, 'hello', 3 * 1024 ** 3);
+    closeSync(fd);
+    mkdirSync(join(work, 'big-upper'));
+    const handle = await new WritableLayer(join(work, 'big-upper'), [new HostLayer(lowerDir)]).open('/big');
+    const buffer = Buffer.alloc(7);
+    expect((await handle.read(buffer, 0, 7, 3 * 1024 ** 3 - 1)).bytesRead).toBe(7);
+    expect(buffer).toEqual(Buffer.from('\0hello\0'));
+    expect((await handle.read(buffer, 0, 7, 5 * 1024 ** 3 - 2)).bytesRead).toBe(2);
+    await handle.close();
+    await expect(handle.read(buffer)).rejects.toMatchObject({ code: 'EBADF' });
+    expect(existsSync(join(work, 'big-upper', 'big'))).toBe(false);
   });
 
   it('access, copyFile, readdir with types, lutimes and xattrs', async () => {

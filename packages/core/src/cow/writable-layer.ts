@@ -46,7 +46,7 @@ import type { Timestamp } from '../entry.js';
 import { lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
 import { HostLayer } from '../tree/host-layer.js';
-import type { LayerTree, NodeStat, NodeType } from '../tree/layer-tree.js';
+import type { ContentReader, LayerTree, NodeStat, NodeType } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr, opaqueXattr, type OverlayXattrNamespace } from '../whiteout.js';
 
@@ -647,8 +647,10 @@ export class WritableLayer {
    */
   async open(file: string, flags: string = 'r', mode = 0o666): Promise<LayerFileHandle> {
     if (flags === 'r') {
-      const data = (await this.readFile(file)) as Buffer;
-      return new LayerFileHandle(undefined, data, () => {});
+      const path = this.#resolve(file, 'open', true);
+      const node = this.#need(path, 'open', file);
+      if (node.type === 'directory') throw fsError('EISDIR', 'read', file);
+      return new LayerFileHandle(undefined, this.view.layers[node.layer]!.openContent(path), () => {});
     }
     const truncate = flags.startsWith('w');
     const create = !flags.startsWith('r');
@@ -673,14 +675,15 @@ export class WritableLayer {
 /** A file handle from `WritableLayer.open`. */
 export class LayerFileHandle {
   readonly #fd: number | undefined;
-  readonly #data: Buffer | undefined;
+  /** Read-only handles: the content where it lies, in whichever layer (never copied up). */
+  readonly #content: ContentReader | undefined;
   readonly #onChange: () => void;
   #position = 0;
   #closed = false;
 
-  constructor(fd: number | undefined, data: Buffer | undefined, onChange: () => void) {
+  constructor(fd: number | undefined, content: ContentReader | undefined, onChange: () => void) {
     this.#fd = fd;
-    this.#data = data;
+    this.#content = content;
     this.#onChange = onChange;
   }
 
@@ -694,11 +697,7 @@ export class LayerFileHandle {
     const at = position ?? this.#position;
     let n: number;
     if (this.#fd !== undefined) n = readSync(this.#fd, buffer, offset, length, at);
-    else {
-      const src = this.#data!.subarray(at, at + length);
-      buffer.set(src, offset);
-      n = src.length;
-    }
+    else n = this.#content!.read(buffer.subarray(offset, offset + length), at);
     if (position === null) this.#position += n;
     return { bytesRead: n, buffer };
   }
@@ -744,6 +743,7 @@ export class LayerFileHandle {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#content?.close();
   }
 }
 

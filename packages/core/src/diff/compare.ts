@@ -1,9 +1,9 @@
 /**
  * Entry comparison for diffs: metadata first, content only when asked.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import type { Entry } from '../entry.js';
-import type { NodeStat } from '../tree/layer-tree.js';
+import { openHostContent } from '../tree/host-layer.js';
+import type { ContentReader, NodeStat } from '../tree/layer-tree.js';
 import type { MergedView } from '../union/merged-view.js';
 import { isOverlayXattr } from '../whiteout.js';
 
@@ -39,22 +39,42 @@ export function sameMetadata(a: Entry | NodeStat, b: Entry | NodeStat, options: 
 export function sameContent(hostPath: string, view: MergedView, path: string): boolean {
   const node = view.lookup(path);
   if (!node) return false;
-  return equalBytes(readHost(hostPath), view.layers[node.layer]!.readAll(path));
+  return sameContents(() => openHostContent(hostPath), () => view.layers[node.layer]!.openContent(path));
 }
 
-function readHost(hostPath: string): Uint8Array {
-  const fd = openSync(hostPath, 'r');
+/** Whether two contents hold the same bytes (see `sameBytes`): each is opened here and closed. */
+export function sameContents(openA: () => ContentReader, openB: () => ContentReader): boolean {
+  const a = openA();
+  let b: ContentReader;
   try {
-    const chunks: Buffer[] = [];
-    const buffer = Buffer.allocUnsafe(1024 * 1024);
-    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) chunks.push(Buffer.from(buffer.subarray(0, n)));
-    return Buffer.concat(chunks);
-  } finally {
-    closeSync(fd);
+    b = openB();
+  } catch (error) {
+    a.close();
+    throw error;
   }
+  return sameBytes(a, b);
 }
 
-/** Byte equality. */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
+/** Bytes compared per step: the two buffers stay in a core's cache, and a difference stops the reading. */
+const COMPARE_CHUNK = 256 * 1024;
+let compareBuffers: [Buffer, Buffer] | undefined;
+
+/**
+ * Whether two contents hold the same bytes, read side by side a chunk at a time: memory stays two chunks
+ * whatever the size, and the first difference ends it. Comparing the bytes themselves costs less than
+ * hashing both sides, and no collision can hide a change. Closes both readers.
+ */
+function sameBytes(a: ContentReader, b: ContentReader): boolean {
+  const [x, y] = (compareBuffers ??= [Buffer.allocUnsafe(COMPARE_CHUNK), Buffer.allocUnsafe(COMPARE_CHUNK)]);
+  try {
+    for (let position = 0; ; position += COMPARE_CHUNK) {
+      const n = a.read(x, position);
+      const m = b.read(y, position);
+      if (n !== m || !x.subarray(0, n).equals(y.subarray(0, m))) return false;
+      if (n < COMPARE_CHUNK) return true;
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
 }

@@ -7,7 +7,7 @@ import { childPath, compareNames, ROOT } from '../path.js';
 import type { NodeStat } from '../tree/layer-tree.js';
 import type { MergedView } from '../union/merged-view.js';
 import type { ContentChange } from './changes.js';
-import { equalBytes, sameMetadata } from './compare.js';
+import { sameContents, sameMetadata } from './compare.js';
 import { asHardlink, contentOf, entryFromStat, HardlinkSets, socketWarning } from './entries.js';
 
 /** Options of `diffTrees`. */
@@ -95,7 +95,7 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
       }
       let same = sameMetadata(sa, sb);
       if (same && options.exact && sb.type === 'file') {
-        same = equalBytes(from.layers[a.layer]!.readAll(path), to.layers[b.layer]!.readAll(path));
+        same = sameContents(() => from.layers[a.layer]!.openContent(path), () => to.layers[b.layer]!.openContent(path));
       }
       if (same) {
         result.unchanged++;

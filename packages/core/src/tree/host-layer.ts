@@ -2,14 +2,14 @@
  * A layer held in a host directory, in overlay form (whiteouts as char 0/0 devices, opaque directories by
  * xattr; what the kernel and `applyLayer({ format: 'overlay' })` write) or OCI form (`.wh.` names).
  */
-import { constants as fsConstants, copyFileSync, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Dirent } from 'node:fs';
+import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
 import { getXattr } from '../native.js';
 
 import { OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
 import { hostStat } from './host-stat.js';
-import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
+import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
 /** Options of `HostLayer`. */
 export interface HostLayerOptions {
@@ -127,8 +127,29 @@ export class HostLayer implements LayerTree {
     return readFileSync(this.hostPath(path));
   }
 
+  openContent(path: string): ContentReader {
+    return openHostContent(this.hostPath(path));
+  }
+
   copyFileTo(path: string, hostPath: string): void {
     copyFileSync(this.hostPath(path), hostPath, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
   }
 }
 
+
+/** The content of the host file at `hostPath` (never following a final symlink), read in place. */
+export function openHostContent(hostPath: string): ContentReader {
+  const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  return {
+    read: (buffer, position) => {
+      let done = 0;
+      while (done < buffer.length) {
+        const n = readSync(fd, buffer, done, buffer.length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    },
+    close: () => closeSync(fd),
+  };
+}

@@ -9,7 +9,7 @@ import { baseName, parentOf, ROOT } from '../path.js';
 import { detectCompression } from '../tar/compression.js';
 import { readLayer } from '../tar/reader.js';
 import { classifyWhiteout } from '../whiteout.js';
-import { WHITEOUT_NODE, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
+import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
 interface Record {
   entry: Entry;
@@ -120,6 +120,7 @@ abstract class IndexedLayer implements LayerTree {
 
   abstract read(path: string): AsyncIterable<Uint8Array>;
   abstract readAll(path: string): Uint8Array;
+  abstract openContent(path: string): ContentReader;
   abstract copyFileTo(path: string, hostPath: string): void;
 }
 
@@ -207,19 +208,32 @@ export class TarLayer extends IndexedLayer {
   }
 
   readAll(path: string): Uint8Array {
-    const { entry, offset } = this.fileRecord(path, 'open');
-    const out = Buffer.allocUnsafe(entry.size);
-    const fd = openSync(this.tarPath, 'r');
+    const { size } = this.fileRecord(path, 'open').entry;
+    const out = Buffer.allocUnsafe(size);
+    const reader = this.openContent(path);
     try {
-      for (let done = 0; done < entry.size; ) {
-        const n = readSync(fd, out, done, entry.size - done, offset + done);
-        if (n === 0) throw new LayerFormatError(`tarball shorter than its index: ${this.tarPath}`);
-        done += n;
-      }
+      reader.read(out, 0);
     } finally {
-      closeSync(fd);
+      reader.close();
     }
     return out;
+  }
+
+  openContent(path: string): ContentReader {
+    const { entry, offset } = this.fileRecord(path, 'open');
+    const fd = openSync(this.tarPath, 'r');
+    return {
+      read: (buffer, position) => {
+        const want = Math.max(0, Math.min(buffer.length, entry.size - position));
+        for (let done = 0; done < want; ) {
+          const n = readSync(fd, buffer, done, want - done, offset + position + done);
+          if (n === 0) throw new LayerFormatError(`tarball shorter than its index: ${this.tarPath}`);
+          done += n;
+        }
+        return want;
+      },
+      close: () => closeSync(fd),
+    };
   }
 
   copyFileTo(path: string, hostPath: string): void {
@@ -270,6 +284,18 @@ export class MemoryLayer extends IndexedLayer {
 
   readAll(path: string): Uint8Array {
     return this.#contents[this.fileRecord(path, 'open').offset]!;
+  }
+
+  openContent(path: string): ContentReader {
+    const content = this.readAll(path);
+    return {
+      read: (buffer, position) => {
+        const piece = content.subarray(position, position + buffer.length);
+        buffer.set(piece);
+        return piece.length;
+      },
+      close: () => {},
+    };
   }
 
   copyFileTo(path: string, hostPath: string): void {

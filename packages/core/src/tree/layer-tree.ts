@@ -22,6 +22,13 @@ export interface NodeStat extends Omit<Entry, 'type'> {
   readonly identity?: string;
 }
 
+/** Synchronous positional reads of one file's content, without holding it whole; closed by whoever opened it. */
+export interface ContentReader {
+  /** Reads into `buffer` from byte `position` of the content: how many bytes, fewer only at its end (0 there). */
+  read(buffer: Uint8Array, position: number): number;
+  close(): void;
+}
+
 /** A read-only layer: a host directory, an indexed tarball, or a tree in memory. Paths are clean layer paths. */
 export interface LayerTree {
   /** Children of directory `dir`: entries and whiteouts by name (opaque markers are not children). Empty if `dir` is not a directory here. */
@@ -36,6 +43,8 @@ export interface LayerTree {
   read(path: string): AsyncIterable<Uint8Array>;
   /** Content of the regular file at `path`, whole (for `readFile`, which returns it whole anyway). */
   readAll(path: string): Uint8Array;
+  /** Content of the regular file at `path`, for reading piece by piece (comparisons, read-only handles). */
+  openContent(path: string): ContentReader;
   /** Copies the regular file at `path` to a new host file (reflink where the filesystem can). */
   copyFileTo(path: string, hostPath: string): void;
 }
