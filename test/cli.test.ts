@@ -50,6 +50,23 @@ describe.skipIf(!needs('root'))('strata command', () => {
     }
   });
 
+  it('-o - is stdout (refused on a terminal), and a layer argument of - is stdin', () => {
+    const sh = (script: string, ...args: string[]) => spawnSync('sh', ['-c', script, process.execPath, cli, ...args], { encoding: 'utf8' });
+    const out = join(work, 'dash.tar.gz');
+    const pack = sh('exec "$0" "$1" pack "$2" -o - --compression gzip > "$3"', join(work, 'src'), out);
+    expect(pack.status, pack.stderr).toBe(0);
+    expect(pack.stderr).toContain(`digest ${sha256(readFileSync(out))}`);
+    const fromFile = strata('digest', out).stdout;
+    expect(sh('exec "$0" "$1" digest - < "$2"', out).stdout).toBe(fromFile);
+    const applied = sh('"$0" "$1" pack "$2" -o - 2>/dev/null | "$0" "$1" apply - "$3"', join(work, 'src'), join(work, 'from-stdin'));
+    expect(applied.status, applied.stderr).toBe(0);
+    expect(readFileSync(join(work, 'from-stdin/d/f'), 'utf8')).toBe('hello\n');
+    // `script` gives the command a terminal for stdout.
+    const tty = spawnSync('script', ['-qec', `"${process.execPath}" "${cli}" pack "${join(work, 'src')}" -o -`, '/dev/null'], { encoding: 'utf8' });
+    expect(tty.status).toBe(2);
+    expect(tty.stdout).toContain('refusing to write a layer to a terminal');
+  });
+
   it('apply of a layer large enough to hash on a worker thread completes (regression: exited 0 midway)', () => {
     const big = join(work, 'big');
     mkdirSync(big);

@@ -17,6 +17,7 @@ import {
   MergedView,
   packDirectory,
   TarLayer,
+  type ByteInput,
   type Compression,
   type Entry,
   type LayerTree,
@@ -27,9 +28,14 @@ function warn(message: string, path: string): void {
   process.stderr.write(`strata: warning: ${path}: ${message}\n`);
 }
 
+/** A layer argument: `-` is stdin, as tar's `-f -`. */
+function layerInput(layer: string): ByteInput {
+  return layer === '-' ? process.stdin : layer;
+}
+
 /** `strata apply`: prints the applied layer's diffID. */
 export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean }): Promise<void> {
-  const result = await applyLayer(layer, dir, {
+  const result = await applyLayer(layerInput(layer), dir, {
     format: options.format,
     overlayXattrNamespace: options.userxattr ? 'user' : 'trusted',
     onWarning: warn,
@@ -39,7 +45,7 @@ export async function runApply(layer: string, dir: string, options: { format: 'p
 
 /** `strata digest`: diffID, and for compressed input the blob's digest and size. */
 export async function runDigest(layer: string): Promise<void> {
-  const d = await digestLayer(layer);
+  const d = await digestLayer(layerInput(layer));
   let out = `diffID ${d.diffID}\n`;
   if (d.compression !== 'none') out += `digest ${d.digest}\nsize ${d.size}\ncompression ${d.compression}\n`;
   process.stdout.write(out);

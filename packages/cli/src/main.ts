@@ -4,18 +4,19 @@
  * non-zero exit.
  */
 import { parseArgs } from 'node:util';
+import { isatty } from 'node:tty';
 import type { Compression } from '@strata/core';
 import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
 
 const USAGE = `usage:
-  strata apply <layer> <dir> [--format plain|overlay] [--userxattr]
-  strata digest <layer>
+  strata apply <layer|-> <dir> [--format plain|overlay] [--userxattr]
+  strata digest <layer|->
   strata ls <layer>... [--json]
   strata ls --lower <dir|layer.tar>... [--upper <dir>] [path] [--json] [--userxattr]
-  strata pack <dir> -o <layer> [--compression none|gzip|zstd] [--source-date-epoch N]
-  strata diff --upper <dir> [--lower <dir|layer.tar>]... -o <layer> [--compression …] [--userxattr]
-  strata diff --from <dir|layer.tar> --to <dir|layer.tar> -o <layer> [--compression …] [--exact]
-  strata flatten <layer>... -o <layer> [--compression …] [--source-date-epoch N]`;
+  strata pack <dir> -o <layer|-> [--compression none|gzip|zstd] [--source-date-epoch N]
+  strata diff --upper <dir> [--lower <dir|layer.tar>]... -o <layer|-> [--compression …] [--userxattr]
+  strata diff --from <dir|layer.tar> --to <dir|layer.tar> -o <layer|-> [--compression …] [--exact]
+  strata flatten <layer>... -o <layer|-> [--compression …] [--source-date-epoch N]`;
 
 class UsageError extends Error {}
 
@@ -45,7 +46,10 @@ async function main(argv: string[]): Promise<void> {
   }
   const output = (): string => {
     if (!values.output) throw new UsageError(`${command} needs -o <layer>`);
-    return values.output;
+    if (values.output !== '-') return values.output;
+    // As tar -f -: the layer goes to stdout, but never onto a terminal.
+    if (isatty(1)) throw new UsageError('refusing to write a layer to a terminal: redirect stdout, or name a file with -o');
+    return '/dev/stdout';
   };
   const compression = (): Compression => {
     const c = values.compression ?? 'none';
