@@ -136,7 +136,6 @@ export class HostLayer implements LayerTree {
   }
 }
 
-
 /** The content of the host file at `hostPath` (never following a final symlink), read in place. */
 export function openHostContent(hostPath: string): ContentReader {
   const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
