@@ -1,11 +1,14 @@
 /**
  * Layer compression: detected by magic bytes on read, chosen by the caller on write. gzip comes from
- * node:zlib; zstd from zstd-napi (libzstd's streaming API; Node 20 has no zstd of its own).
+ * node:zlib (written on every core by ParallelGzip); zstd from zstd-napi (libzstd's streaming API; Node 20
+ * has no zstd of its own).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { Transform } from 'node:stream';
 import { UnsupportedError } from '../errors.js';
 import { requireFromPackage } from '../package.js';
+import { ParallelGzip } from './parallel-gzip.js';
 
 type ZstdNapi = typeof import('zstd-napi');
 let zstdModule: ZstdNapi | undefined;
@@ -54,10 +57,17 @@ export function decompressor(compression: Compression): Transform | undefined {
   return undefined;
 }
 
+/**
+ * libzstd's own threads for compressing: its multithreaded mode cuts the input into fixed jobs, so the
+ * bytes are the same for any number of workers from 1 up (not the same as with none), and a layer stays
+ * reproducible across machines. Each worker holds a job's buffers, hence the cap.
+ */
+const zstdWorkers = () => Math.min(4, availableParallelism());
+
 /** A compressing transform, or undefined for `none`. Output bytes depend only on input and level. */
 export function compressor(compression: Compression, level?: number): Transform | undefined {
-  if (compression === 'gzip') return zlib().createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
-  if (compression === 'zstd') return new (zstd().CompressStream)({ compressionLevel: level ?? 3 });
+  if (compression === 'gzip') return new ParallelGzip(level ?? 6);
+  if (compression === 'zstd') return new (zstd().CompressStream)({ compressionLevel: level ?? 3, nbWorkers: zstdWorkers() });
   return undefined;
 }
 
