@@ -291,6 +291,26 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     expect(changes.map((c) => c.kind)).toEqual(['modify', 'opaque', 'add']);
   });
 
+  it('diffTrees streams: changes come out before later directories are listed, held only while a directory may turn opaque', async () => {
+    const [a, b] = [join(work, 'sa'), join(work, 'sb')];
+    for (const t of [a, b]) {
+      for (const d of ['d', 'e', 'z']) mkdirSync(join(t, d), { recursive: true });
+      writeFileSync(join(t, 'd', 'same'), 's');
+      writeFileSync(join(t, 'e', 'same'), 's');
+      for (const d of ['', 'd', 'e', 'z', 'd/same', 'e/same']) lutimens(join(t, d), { sec: 1, nsec: 0 }, { sec: 1, nsec: 0 });
+    }
+    writeFileSync(join(a, 'd', 'gone'), 'g'); // sorts before d/same: held until d/same shows d keeps something
+    writeFileSync(join(b, 'e', 'new'), 'n');
+    lutimens(join(b, 'e', 'new'), { sec: 1, nsec: 0 }, { sec: 1, nsec: 0 });
+    const changes = diffTrees(new MergedView([new HostLayer(a)]), new MergedView([new HostLayer(b)]));
+    expect((await changes.next()).value).toMatchObject({ kind: 'modify', entry: { path: 'd' } });
+    expect((await changes.next()).value).toEqual({ kind: 'delete', path: 'd/gone' });
+    // z has not been listed yet: what appears in it now is part of the diff.
+    writeFileSync(join(b, 'z', 'late'), 'l');
+    const rest = await collect(changes);
+    expect(rest.map((c) => ('entry' in c ? c.entry.path : `${c.kind} ${c.path}`))).toEqual(['e', 'e/new', 'z', 'z/late']);
+  });
+
   it('flatten keeps a hardlink correct when a later layer overwrote its target', async () => {
     const l1 = join(work, 'l1.tar');
     const l2 = join(work, 'l2.tar');
