@@ -26,4 +26,21 @@ describe('tar header', () => {
     block[0] = 0x79;
     expect(() => decodeHeader(block)).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
   });
+
+  it('checksums every byte, whatever the block\'s alignment: high bytes everywhere, at offsets 0 to 3', () => {
+    const high = (n: number) => new Uint8Array(n).fill(0xff);
+    for (let shift = 0; shift < 4; shift++) {
+      const buffer = new Uint8Array(512 + 4);
+      const block = buffer.subarray(shift, shift + 512);
+      encodeHeader(block, { name: high(100), prefix: high(155), linkname: high(100), uname: high(32), gname: high(32), mode: 0o7777, uid: 0o7777777, gid: 0o7777777, size: 0o77777777777, mtime: 0o77777777777, typeflag: '0' });
+      let sum = 8 * 0x20;
+      block.forEach((byte, i) => {
+        if (i < 148 || i >= 156) sum += byte;
+      });
+      expect(parseInt(Buffer.from(block.subarray(148, 154)).toString(), 8)).toBe(sum);
+      expect(decodeHeader(block).size).toBe(0o77777777777);
+      block[300] ^= 1;
+      expect(() => decodeHeader(block)).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
+    }
+  });
 });

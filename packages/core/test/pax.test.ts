@@ -34,4 +34,13 @@ describe('pax records', () => {
       }),
     );
   });
+
+  it('times: digits past nanoseconds are dropped, not rounded; malformed times are refused', () => {
+    expect(parsePaxTime('7.1234567899999999')).toEqual({ sec: 7, nsec: 123_456_789 });
+    expect(parsePaxTime('-7.0000000001')).toEqual({ sec: -7, nsec: 0 });
+    expect(parsePaxTime('12')).toEqual({ sec: 12, nsec: 0 });
+    for (const bad of ['', '-', '.5', '1.', '1.2.3', '1e5', ' 1', '1 ', '+1', '--1', '99999999999999999999']) {
+      expect(() => parsePaxTime(bad), bad).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
+    }
+  });
 });

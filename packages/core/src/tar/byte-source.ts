@@ -34,6 +34,18 @@ export class ByteSource {
     return true;
   }
 
+  /**
+   * The next `n` bytes when the current chunk holds them all (nearly every header read), without the
+   * promise `read` costs; undefined, having consumed nothing, otherwise.
+   */
+  readBuffered(n: number): Uint8Array | undefined {
+    if (this.#chunk.length - this.#offset < n) return undefined;
+    const out = this.#chunk.subarray(this.#offset, this.#offset + n);
+    this.#offset += n;
+    this.position += n;
+    return out;
+  }
+
   /** Exactly `n` bytes, or undefined when the stream ends before the first byte. Throws LAYER_FORMAT if it ends midway. */
   async read(n: number): Promise<Uint8Array | undefined> {
     if (!(await this.#fill())) return undefined;
@@ -73,21 +85,24 @@ export class ByteSource {
 
   /**
    * Discards the next `n` bytes: by seeking past what is not buffered yet when the source allows it (a
-   * stream that ends early then shows as truncated at the next read).
+   * stream that ends early then shows as truncated at the next read). A promise only when it has to read
+   * through the source: a skip within the chunk or by a seek is done on return.
    */
-  async skip(n: number): Promise<void> {
-    if (this.#seek === undefined) {
-      for await (const _ of this.chunks(n)) {
-        // discarded
-      }
-      return;
-    }
+  skip(n: number): Promise<void> | undefined {
     const buffered = Math.min(n, this.#chunk.length - this.#offset);
     this.#offset += buffered;
     this.position += buffered;
-    if (n > buffered && !this.#ended) {
-      this.#seek(n - buffered);
-      this.position += n - buffered;
+    if (n === buffered) return undefined;
+    if (this.#seek === undefined) return this.#discard(n - buffered);
+    if (this.#ended) return undefined;
+    this.#seek(n - buffered);
+    this.position += n - buffered;
+    return undefined;
+  }
+
+  async #discard(n: number): Promise<void> {
+    for await (const _ of this.chunks(n)) {
+      // discarded
     }
   }
 

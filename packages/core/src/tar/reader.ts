@@ -133,144 +133,157 @@ function isSparse(header: RawHeader, records: Map<string, Uint8Array>): boolean 
  */
 export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): LayerReader {
   const limits = { ...DEFAULTS, ...options };
-  let digests: (() => Promise<LayerDigests>) | undefined;
-  let finished = false;
+  const state: ReadState = { finished: false };
   return {
     async digests() {
-      if (!finished || !digests) throw new LayerFormatError('layer digests are known only after reading every entry');
-      return digests();
+      if (!state.finished || !state.digests) throw new LayerFormatError('layer digests are known only after reading every entry');
+      return state.digests();
     },
-    async *[Symbol.asyncIterator]() {
-      const decoded = await decodeInput(input, options);
-      digests = decoded.digests;
-      try {
-        yield* entries(new ByteSource(decoded.stream, decoded.skip), limits, options.signal);
-        finished = true;
-      } finally {
-        if (!finished) await decoded.abort(); // failed or abandoned: its hashing threads are not needed
-      }
-    },
+    [Symbol.asyncIterator]: () => entries(input, options, limits, state),
   };
 }
 
-async function* entries(source: ByteSource, limits: Required<ReadLimits>, signal: AbortSignal | undefined): AsyncGenerator<LayerEntry> {
-  let globals = new Map<string, Uint8Array>();
-  let pax: Map<string, Uint8Array> | undefined;
-  let longName: Uint8Array | undefined;
-  let longLink: Uint8Array | undefined;
-  let count = 0;
-  let totalBytes = 0;
-  let sawHeader = false;
+/** What iterating a layer leaves its reader: the digests, valid once every entry was read. */
+interface ReadState {
+  digests?: () => Promise<LayerDigests>;
+  finished: boolean;
+}
 
-  const readRecord = async (header: RawHeader, what: string): Promise<Uint8Array> => {
-    if (header.size > limits.maxHeaderBytes) {
-      throw new LimitExceededError(`${what} record is ${header.size} bytes, over the ${limits.maxHeaderBytes}-byte limit`);
-    }
-    const data = Uint8Array.from((await source.read(padded(header.size))) ?? truncated());
-    return data.subarray(0, header.size);
-  };
+/** Names of the extended-header records, by type flag. */
+const RECORDS: Record<string, string> = { x: 'PAX', g: 'PAX global', L: 'GNU long name', K: 'GNU long link' };
 
-  for (;;) {
-    signal?.throwIfAborted();
-    const block = await source.read(BLOCK_SIZE);
-    if (block === undefined) {
-      throw new LayerFormatError(sawHeader ? 'truncated stream: no end-of-archive marker' : 'empty input: not a tar archive');
-    }
-    if (isZeroBlock(block)) {
-      if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
-      const second = await source.read(BLOCK_SIZE);
-      if (second !== undefined && !isZeroBlock(second)) throw new LayerFormatError('data after a single end-of-archive block');
-      await source.drain(); // trailing bytes are part of the blob and of its diffID
-      return;
-    }
-    let header: RawHeader;
-    try {
-      header = decodeHeader(block);
-    } catch (error) {
-      if (!sawHeader) throw new LayerFormatError('not a tar archive', { cause: error });
-      throw error;
-    }
-    sawHeader = true;
-    switch (header.typeflag) {
-      case 'x':
-        if (pax) throw new LayerFormatError('two PAX headers for one entry');
-        pax = decodePax(await readRecord(header, 'PAX'));
-        continue;
-      case 'g':
-        globals = new Map([...globals, ...decodePax(await readRecord(header, 'PAX global'))]);
-        continue;
-      case 'L':
-        longName = trimNul(await readRecord(header, 'GNU long name'));
-        continue;
-      case 'K':
-        longLink = trimNul(await readRecord(header, 'GNU long link'));
-        continue;
-      case 'V':
-        await source.skip(padded(header.size));
-        continue;
-      case 'M':
-      case 'N':
-        throw new UnsupportedError(`tar entry type '${header.typeflag}' (multi-volume or old GNU long names) is not supported`);
-    }
-    const records = pax === undefined ? globals : globals.size === 0 ? pax : new Map([...globals, ...pax]);
-    pax = undefined;
-    if (isSparse(header, records)) throw new UnsupportedError('sparse files are not supported in layers');
-    let type = TYPES[header.typeflag];
-    if (type === undefined) throw new UnsupportedError(`unknown tar entry type '${header.typeflag}'`);
+/** One generator, not one per layer delegating to another: every entry costs one `yield`, not two. */
+async function* entries(input: ByteInput, options: ReadLayerOptions, limits: Required<ReadLimits>, state: ReadState): AsyncGenerator<LayerEntry> {
+  const decoded = await decodeInput(input, options);
+  state.digests = decoded.digests;
+  const source = new ByteSource(decoded.stream, decoded.skip);
+  const signal = options.signal;
+  try {
+    let globals = new Map<string, Uint8Array>();
+    let pax: Map<string, Uint8Array> | undefined;
+    let longName: Uint8Array | undefined;
+    let longLink: Uint8Array | undefined;
+    let count = 0;
+    let totalBytes = 0;
+    let sawHeader = false;
 
-    const nameBytes = records.get('path') ?? longName ?? joinPrefix(header.prefix, header.name);
-    const linkBytes = records.get('linkpath') ?? longLink ?? header.linkname;
-    longName = longLink = undefined;
-    if (nameBytes.length > limits.maxPathBytes || linkBytes.length > limits.maxPathBytes) {
-      throw new LimitExceededError(`entry name over the ${limits.maxPathBytes}-byte limit`);
-    }
-    const rawName = text(nameBytes, 'entry name');
-    if (type === 'file' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
-    const path = cleanLayerPath(rawName);
-    const declaredSize = paxNumber(records, 'size') ?? header.size;
-    if (declaredSize < 0) throw new LayerFormatError(`negative size for ${rawName}`);
-    if (++count > limits.maxEntries) throw new LimitExceededError(`more than ${limits.maxEntries} entries`, { path });
-    totalBytes += declaredSize;
-    if (totalBytes > limits.maxTotalBytes) throw new LimitExceededError(`content over the ${limits.maxTotalBytes}-byte limit`, { path });
-
-    const linkText = linkBytes.length > 0 ? text(linkBytes, 'link name') : undefined;
-    let linkname: string | undefined;
-    if (type === 'hardlink') {
-      if (linkText === undefined) throw new LayerFormatError(`hardlink without a target: ${rawName}`, { path });
-      linkname = cleanLayerPath(linkText);
-    } else if (type === 'symlink') {
-      if (linkText === undefined) throw new LayerFormatError(`symlink without a target: ${rawName}`, { path });
-      linkname = linkText;
-    }
-    const mtimeRecord = paxString(records, 'mtime');
-    const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(mtimeRecord) : { sec: header.mtime, nsec: 0 };
-    const uname = paxString(records, 'uname') ?? text(header.uname, 'uname');
-    const gname = paxString(records, 'gname') ?? text(header.gname, 'gname');
-    // Built field by field, not with spreads: this runs once per entry, and spreads cost an object copy each.
-    const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
-      path,
-      type,
-      mode: header.mode & 0o7777,
-      uid: paxNumber(records, 'uid') ?? header.uid,
-      gid: paxNumber(records, 'gid') ?? header.gid,
-      size: type === 'file' ? declaredSize : 0,
-      mtime,
-      xattrs: xattrsOf(records, limits),
+    /** An extended header's record, copied (the source reuses its buffers); a promise only when it spans chunks. */
+    const readRecord = (header: RawHeader, what: string): Uint8Array | Promise<Uint8Array> => {
+      if (header.size > limits.maxHeaderBytes) {
+        throw new LimitExceededError(`${what} record is ${header.size} bytes, over the ${limits.maxHeaderBytes}-byte limit`);
+      }
+      const length = padded(header.size);
+      const buffered = source.readBuffered(length);
+      if (buffered !== undefined) return new Uint8Array(buffered.subarray(0, header.size));
+      return source.read(length).then((data) => new Uint8Array((data ?? truncated()).subarray(0, header.size)));
     };
-    if (uname) entry.uname = uname;
-    if (gname) entry.gname = gname;
-    if (linkname !== undefined) entry.linkname = linkname;
-    if (type === 'char' || type === 'block') {
-      entry.devmajor = paxNumber(records, 'SCHILY.devmajor') ?? header.devmajor;
-      entry.devminor = paxNumber(records, 'SCHILY.devminor') ?? header.devminor;
-    }
 
-    const dataOffset = source.position;
-    // Boxed so the body's generator and this loop share it (and TypeScript does not narrow it away).
-    const body = new EntryBody(source, type === 'file' ? declaredSize : 0, path);
-    yield { entry, dataOffset, body };
-    const consumed = body.close();
-    await source.skip(padded(declaredSize) - consumed);
+    for (;;) {
+      signal?.throwIfAborted();
+      const block = source.readBuffered(BLOCK_SIZE) ?? (await source.read(BLOCK_SIZE));
+      if (block === undefined) {
+        throw new LayerFormatError(sawHeader ? 'truncated stream: no end-of-archive marker' : 'empty input: not a tar archive');
+      }
+      if (isZeroBlock(block)) {
+        if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
+        const second = await source.read(BLOCK_SIZE);
+        if (second !== undefined && !isZeroBlock(second)) throw new LayerFormatError('data after a single end-of-archive block');
+        await source.drain(); // trailing bytes are part of the blob and of its diffID
+        state.finished = true;
+        return;
+      }
+      let header: RawHeader;
+      try {
+        header = decodeHeader(block);
+      } catch (error) {
+        if (!sawHeader) throw new LayerFormatError('not a tar archive', { cause: error });
+        throw error;
+      }
+      sawHeader = true;
+      const recordName = RECORDS[header.typeflag];
+      if (recordName !== undefined) {
+        if (header.typeflag === 'x' && pax) throw new LayerFormatError('two PAX headers for one entry');
+        let record = readRecord(header, recordName);
+        if (!(record instanceof Uint8Array)) record = await record;
+        if (header.typeflag === 'x') pax = decodePax(record);
+        else if (header.typeflag === 'g') globals = new Map([...globals, ...decodePax(record)]);
+        else if (header.typeflag === 'L') longName = trimNul(record);
+        else longLink = trimNul(record);
+        continue;
+      }
+      switch (header.typeflag) {
+        case 'V': {
+          const skipping = source.skip(padded(header.size));
+          if (skipping) await skipping;
+          continue;
+        }
+        case 'M':
+        case 'N':
+          throw new UnsupportedError(`tar entry type '${header.typeflag}' (multi-volume or old GNU long names) is not supported`);
+      }
+      const records = pax === undefined ? globals : globals.size === 0 ? pax : new Map([...globals, ...pax]);
+      pax = undefined;
+      if (isSparse(header, records)) throw new UnsupportedError('sparse files are not supported in layers');
+      let type = TYPES[header.typeflag];
+      if (type === undefined) throw new UnsupportedError(`unknown tar entry type '${header.typeflag}'`);
+
+      const nameBytes = records.get('path') ?? longName ?? joinPrefix(header.prefix, header.name);
+      const linkBytes = records.get('linkpath') ?? longLink ?? header.linkname;
+      longName = longLink = undefined;
+      if (nameBytes.length > limits.maxPathBytes || linkBytes.length > limits.maxPathBytes) {
+        throw new LimitExceededError(`entry name over the ${limits.maxPathBytes}-byte limit`);
+      }
+      const rawName = text(nameBytes, 'entry name');
+      if (type === 'file' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
+      const path = cleanLayerPath(rawName);
+      const declaredSize = paxNumber(records, 'size') ?? header.size;
+      if (declaredSize < 0) throw new LayerFormatError(`negative size for ${rawName}`);
+      if (++count > limits.maxEntries) throw new LimitExceededError(`more than ${limits.maxEntries} entries`, { path });
+      totalBytes += declaredSize;
+      if (totalBytes > limits.maxTotalBytes) throw new LimitExceededError(`content over the ${limits.maxTotalBytes}-byte limit`, { path });
+
+      const linkText = linkBytes.length > 0 ? text(linkBytes, 'link name') : undefined;
+      let linkname: string | undefined;
+      if (type === 'hardlink') {
+        if (linkText === undefined) throw new LayerFormatError(`hardlink without a target: ${rawName}`, { path });
+        linkname = cleanLayerPath(linkText);
+      } else if (type === 'symlink') {
+        if (linkText === undefined) throw new LayerFormatError(`symlink without a target: ${rawName}`, { path });
+        linkname = linkText;
+      }
+      const mtimeRecord = paxString(records, 'mtime');
+      const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(mtimeRecord) : { sec: header.mtime, nsec: 0 };
+      const uname = paxString(records, 'uname') ?? text(header.uname, 'uname');
+      const gname = paxString(records, 'gname') ?? text(header.gname, 'gname');
+      // Built field by field, not with spreads: this runs once per entry, and spreads cost an object copy each.
+      const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
+        path,
+        type,
+        mode: header.mode & 0o7777,
+        uid: paxNumber(records, 'uid') ?? header.uid,
+        gid: paxNumber(records, 'gid') ?? header.gid,
+        size: type === 'file' ? declaredSize : 0,
+        mtime,
+        xattrs: xattrsOf(records, limits),
+      };
+      if (uname) entry.uname = uname;
+      if (gname) entry.gname = gname;
+      if (linkname !== undefined) entry.linkname = linkname;
+      if (type === 'char' || type === 'block') {
+        entry.devmajor = paxNumber(records, 'SCHILY.devmajor') ?? header.devmajor;
+        entry.devminor = paxNumber(records, 'SCHILY.devminor') ?? header.devminor;
+      }
+
+      const dataOffset = source.position;
+      // Boxed so the body's generator and this loop share it (and TypeScript does not narrow it away).
+      const body = new EntryBody(source, type === 'file' ? declaredSize : 0, path);
+      yield { entry, dataOffset, body };
+      const consumed = body.close();
+      const skipping = source.skip(padded(declaredSize) - consumed);
+      if (skipping) await skipping; // only when the source cannot seek: most skips are done here and now
+    }
+  } finally {
+    if (!state.finished) await decoded.abort(); // failed or abandoned: its hashing threads are not needed
   }
 }
 
