@@ -397,29 +397,37 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// Reads up to `goal` bytes of the file at `path` (never following a final symlink) from `at` into `out`:
-// open, one pread loop, close. Bytes read (short only at end of file), or -errno with `*syscall` set.
-static ssize_t read_file_at(const char *path, char *out, size_t goal, off_t at, const char **syscall) {
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    *syscall = "open";
-    return -errno;
-  }
+// Reads up to `goal` bytes of open file `fd` from `at` into `out`: bytes read (short only at end of file),
+// or -errno with `*syscall` set.
+static ssize_t read_fd_at(int fd, char *out, size_t goal, off_t at, const char **syscall) {
   size_t total = 0;
   while (total < goal) {
     ssize_t n = pread(fd, out + total, goal - total, at + (off_t)total);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      close(fd);
       *syscall = "read";
-      return -err;
+      return -errno;
     }
     if (n == 0) break;
     total += (size_t)n;
   }
-  close(fd);
   return (ssize_t)total;
+}
+
+// Opens `path` for reading, never following a final symlink: the fd, or -errno with `*syscall` set.
+static int open_source(const char *path, const char **syscall) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) *syscall = "open";
+  return fd < 0 ? -errno : fd;
+}
+
+// `read_fd_at` of the file at `path`: open, read, close.
+static ssize_t read_file_at(const char *path, char *out, size_t goal, off_t at, const char **syscall) {
+  int fd = open_source(path, syscall);
+  if (fd < 0) return fd;
+  ssize_t total = read_fd_at(fd, out, goal, at, syscall);
+  close(fd);
+  return total;
 }
 
 // read_file_into(path, buffer, offset, length, position) -> bytes read: `read_file_at` into the buffer.
@@ -494,19 +502,13 @@ static int write_all(int fd, const void *bytes, size_t length) {
   return 0;
 }
 
-// Appends `goal` bytes of the file at `path` (never following a final symlink) from `at` to `out` at its
-// file offset (for the layer writer below), inside the kernel (copy_file_range: no trip through a user buffer, a reflink where the
-// filesystem shares extents), falling back to a read/write loop where the kernel cannot copy between the two
-// files. Bytes copied (short only at end of file), or -errno with `*syscall` set.
-static ssize_t copy_file_at(const char *path, int out, size_t goal, off_t at, const char **syscall) {
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    *syscall = "open";
-    return -errno;
-  }
+// Appends `goal` bytes of open file `fd` from `at` to `out` at its file offset (for the layer writer below),
+// inside the kernel (copy_file_range: no trip through a user buffer, a reflink where the filesystem shares
+// extents), falling back to a read/write loop where the kernel cannot copy between the two files. Bytes
+// copied (short only at end of file), or -errno with `*syscall` set.
+static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, const char **syscall) {
   size_t total = 0;
   int in_kernel = 1;
-  int err = 0;
   while (total < goal) {
     ssize_t n;
     if (in_kernel) {
@@ -520,24 +522,20 @@ static ssize_t copy_file_at(const char *path, int out, size_t goal, off_t at, co
       size_t want = goal - total < sizeof buffer ? goal - total : sizeof buffer;
       n = pread(fd, buffer, want, at);
       if (n > 0) {
-        if ((err = write_all(out, buffer, (size_t)n)) != 0) {
-          *syscall = "write";
-          break;
-        }
+        int err = write_all(out, buffer, (size_t)n);
+        if (err) return *syscall = "write", -err;
         at += n;
       }
     }
     if (n < 0) {
       if (errno == EINTR) continue;
       *syscall = in_kernel ? "copy_file_range" : "read";
-      err = errno;
-      break;
+      return -errno;
     }
     if (n == 0) break;
     total += (size_t)n;
   }
-  close(fd);
-  return err ? -err : (ssize_t)total;
+  return (ssize_t)total;
 }
 
 // A file hasher: sha256 of a file being written, fed from its pages in the page cache (mapped, not
@@ -711,6 +709,8 @@ typedef struct {
   // The writing thread's own:
   int fd;
   file_hasher *hasher;
+  int source_fd; // the file the last splice read, still open (-1: none), and its path
+  char *source_path;
   size_t used;
   int64_t total;
   uint8_t out[WRITER_BUFFER];
@@ -751,6 +751,28 @@ static int writer_append(layer_writer *w, const uint8_t *bytes, size_t length) {
   return 0;
 }
 
+static void writer_drop_source(layer_writer *w) {
+  if (w->source_fd >= 0) close(w->source_fd);
+  free(w->source_path);
+  w->source_fd = -1;
+  w->source_path = NULL;
+}
+
+// An open descriptor for `path`: the last splice's when it named the same file (a flatten splices thousands
+// of ranges of one layer file, one open each otherwise), else newly opened and kept in its place. The fd, or
+// -errno with `*syscall` set.
+static int writer_source(layer_writer *w, const char *path, const char **syscall) {
+  if (w->source_fd >= 0 && strcmp(w->source_path, path) == 0) return w->source_fd;
+  writer_drop_source(w);
+  int fd = open_source(path, syscall);
+  if (fd < 0) return fd;
+  if (!(w->source_path = strdup(path))) {
+    close(fd);
+    return *syscall = "open", -ENOMEM;
+  }
+  return w->source_fd = fd;
+}
+
 // One host file's content and its padding to a tar block: 0, an errno (with `*syscall`), or -1 when the
 // file is shorter than it was.
 static int writer_splice(layer_writer *w, const writer_file *f, const char **syscall) {
@@ -759,8 +781,10 @@ static int writer_splice(layer_writer *w, const writer_file *f, const char **sys
   bool small = size < KERNEL_COPY_THRESHOLD;
   int err = small ? writer_reserve(w, size) : writer_flush(w);
   if (err) return *syscall = "write", err;
-  ssize_t n = small ? read_file_at(f->path, (char *)w->out + w->used, size, (off_t)f->offset, syscall)
-                    : copy_file_at(f->path, w->fd, size, (off_t)f->offset, syscall);
+  int source = writer_source(w, f->path, syscall);
+  if (source < 0) return -source;
+  ssize_t n = small ? read_fd_at(source, (char *)w->out + w->used, size, (off_t)f->offset, syscall)
+                    : copy_fd_at(source, w->fd, size, (off_t)f->offset, syscall);
   if (n < 0) return (int)-n;
   if ((size_t)n != size) return -1;
   if (small) w->used += size;
@@ -841,6 +865,7 @@ static void *writer_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&w->lock);
+  writer_drop_source(w);
   return NULL;
 }
 
@@ -854,6 +879,7 @@ static napi_value js_layer_writer_create(napi_env env, napi_callback_info info) 
   if (!w) return throw_errno(env, ENOMEM, "layer_writer_create", "layer file");
   w->fd = (int)get_number(env, argv[1]);
   w->hasher = hasher;
+  w->source_fd = -1;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->wake, NULL);
   int err = pthread_create(&w->thread, NULL, writer_main, w);
