@@ -8,11 +8,13 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
 import { diffUpper, HostLayer, writeChanges } from '@strata/core';
 import type { Benchmark, Plan } from './suite.js';
+import { Containerd } from './containerd.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
 const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
+const CONTAINERD_PROGRAM = execFileSync('sh', ['-c', 'command -v containerd || true'], { encoding: 'utf8' }).trim() || '/usr/bin/containerd';
 /** Layers written before the embedded case is timed: V8 has compiled the hot paths by then (about 13 on this VM). */
 const EMBEDDED_WARMUP = 20;
 
@@ -57,18 +59,30 @@ export const diffBenchmarks: Benchmark[] = [
     async plan(tree, work): Promise<Plan> {
       const change = changeFor(tree, work);
       const out = join(work, 'out.tar');
-      return {
-        description: `the change in ${change.upper} as a layer: strata diff --upper (diff + serialise + diffID) vs tar -c of the upper alone`,
-        cases: [
-          { label: 'strata', command: strata('diff', '--upper', change.upper, '--lower', change.lower, '-o', out) },
-          { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
-        ],
-        writeHeavy: true,
-        // The lower too: strata reads its metadata where the upper touched it, and a container that just
-        // ran over it has it in cache.
-        inputs: [change.upper, change.lower],
-        reset: () => rmSync(out, { force: true }),
-      };
+      const containerd = await Containerd.start(join(work, 'containerd'));
+      try {
+        const key = containerd.stageChange(change.lower, change.upper);
+        return {
+          description: `the change in ${change.upper} as a layer: strata diff --upper (diff + serialise + diffID) vs tar -c of the upper alone, and vs containerd's snapshot diff of the same change (ctr snapshots diff: its daemon mounts the snapshot and its parent and walks both; the daemon runs throughout, its start untimed)`,
+          cases: [
+            { label: 'strata', command: strata('diff', '--upper', change.upper, '--lower', change.lower, '-o', out) },
+            { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+            { label: 'containerd', command: containerd.diffCommand(key) },
+          ],
+          writeHeavy: true,
+          // The lower too: strata reads its metadata where the upper touched it, and a container that just
+          // ran over it has it in cache. containerd's copies of both, and its daemon's program, likewise.
+          inputs: [change.upper, change.lower, join(work, 'containerd', 'root'), CONTAINERD_PROGRAM],
+          reset: () => {
+            rmSync(out, { force: true });
+            containerd.clearContent();
+          },
+          cleanup: () => containerd.stop(),
+        };
+      } catch (error) {
+        containerd.stop();
+        throw error;
+      }
     },
   },
   {

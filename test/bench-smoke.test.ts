@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { needs } from './helpers/oracle.js';
 
-describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci'))('benchmark harness', () => {
+describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'containerd'))('benchmark harness', () => {
   it('runs every benchmark on tiny inputs and reports strata/peer ratios', () => {
     const out = mkdtempSync(join(tmpdir(), 'strata-bench-smoke-'));
     try {

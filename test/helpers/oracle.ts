@@ -41,6 +41,7 @@ const available = {
   root: isRoot,
   'gnu-tar': probe(() => execFileSync('tar', ['--version']).toString().includes('GNU tar')),
   umoci: hasCommand('umoci'),
+  containerd: hasCommand('containerd') && hasCommand('ctr'),
   openssl: hasCommand('openssl'),
   overlay: probe(canMountOverlay),
 };
