@@ -67,7 +67,7 @@ describe.skipIf(!needs('root'))('strata command', () => {
     expect(tty.stdout).toContain('refusing to write a layer to a terminal');
   });
 
-  it('apply of a layer large enough to hash on a worker thread completes (regression: exited 0 midway)', () => {
+  it('apply of a layer large enough to hash on another thread completes (regression: exited 0 midway)', () => {
     const big = join(work, 'big');
     mkdirSync(big);
     for (let i = 0; i < 300; i++) writeFileSync(join(big, `f${i}`), Buffer.alloc(256 * 1024, i));

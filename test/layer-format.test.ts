@@ -450,7 +450,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
   });
 
   it('failed reads and writes stop their hashing threads (no thread left behind per failure)', async () => {
-    // Over 32 MiB, the size from which reads hash on a worker.
+    // Large enough that reads hash on the addon's native thread.
     const big = rawTar([file('big', 'x'.repeat(40 * 1024 * 1024))]);
     const truncated = layerFile(big.subarray(0, big.length - 4096));
     const { gzipSync } = await import('node:zlib');

@@ -568,19 +568,27 @@ static void *handle_args(napi_env env, napi_callback_info info, size_t want, nap
   return (void *)(uintptr_t)address;
 }
 
-// file_hasher_create(path) -> handle (bigint): opens `path` for reading.
+// file_hasher_create(path?) -> handle (bigint): opens `path` for reading. Without a path, a hasher of bytes
+// fed to it from memory (a layer writer with no file: a stream only hashed, on the writer's thread).
 static napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  char path[PATH_MAX_BYTES];
-  if (get_path_args(env, info, 1, 1, argv, path, "file_hasher_create(path)") < 0) return NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "open", path);
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype type = napi_undefined;
+  if (argc > 0) napi_typeof(env, argv[0], &type);
+  char path[PATH_MAX_BYTES] = "hashed stream";
+  int fd = -1;
+  if (type != napi_null && type != napi_undefined) {
+    if (get_path_args(env, info, 1, 1, argv, path, "file_hasher_create(path?)") < 0) return NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return throw_errno(env, errno, "open", path);
+  }
   file_hasher *h = calloc(1, sizeof *h);
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   if (!h || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
     free(h);
     EVP_MD_CTX_free(ctx);
-    close(fd);
+    if (fd >= 0) close(fd);
     return throw_errno(env, ENOMEM, "file_hasher_create", path);
   }
   pthread_mutex_init(&h->lock, NULL);
@@ -664,7 +672,7 @@ static napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
   file_hasher *h = handle_args(env, info, 1, argv, "file_hasher_free(handle)");
   if (!h) return NULL;
   EVP_MD_CTX_free(h->ctx);
-  close(h->fd);
+  if (h->fd >= 0) close(h->fd);
   pthread_mutex_destroy(&h->lock);
   free(h);
   return NULL;
@@ -672,8 +680,9 @@ static napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
 
 // A layer writer: a native thread that writes a layer file from chunks this thread produces, splicing in
 // the content of host files that chunks name (small ones read into its own buffer, large ones copied by the
-// kernel), and hashes the file as written through a `file_hasher` whenever it has nothing to write. A
-// thread of ours starts in microseconds, where a worker thread costs 50–80 ms of start-up (and of a core).
+// kernel), and hashes the file as written through a `file_hasher` whenever it has nothing to write. With no
+// file (fd -1), the thread only hashes: each chunk goes to the hasher from memory. A thread of ours starts
+// in microseconds, where a worker thread costs 50–80 ms of start-up (and of a core).
 // Chunks stay owned by JavaScript: each is held by a reference until a poll reports it written, and nothing
 // here calls into JavaScript from the writing thread.
 #define WRITER_BUFFER (256 * 1024)
@@ -722,7 +731,21 @@ static void writer_wrote(layer_writer *w, size_t length) {
   atomic_store(&w->hasher->written, w->total);
 }
 
+// Hashes `length` bytes straight from memory: how a writer without a file (fd -1) takes its stream.
+static int hasher_feed(file_hasher *h, const uint8_t *bytes, size_t length) {
+  pthread_mutex_lock(&h->lock);
+  int ok = EVP_DigestUpdate(h->ctx, bytes, length);
+  h->hashed += (int64_t)length;
+  atomic_store(&h->written, h->hashed); // nothing is left for a mapped pass to take
+  pthread_mutex_unlock(&h->lock);
+  return ok == 1 ? 0 : EIO;
+}
+
 static int writer_emit(layer_writer *w, const uint8_t *bytes, size_t length) {
+  if (w->fd < 0) {
+    w->total += (int64_t)length;
+    return hasher_feed(w->hasher, bytes, length);
+  }
   int err = write_all(w->fd, bytes, length);
   if (!err) writer_wrote(w, length);
   return err;

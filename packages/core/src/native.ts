@@ -17,7 +17,7 @@ interface StrataNative {
   lstatBatch(dir: string, names?: readonly string[]): LstatBatch;
   readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
   writeNewFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
-  fileHasherCreate(path: string): bigint;
+  fileHasherCreate(path: string | null): bigint;
   fileHasherHash(handle: bigint, limit: number): number;
   fileHasherDigest(handle: bigint): string;
   fileHasherFree(handle: bigint): void;
@@ -137,14 +137,15 @@ export function removeXattr(path: string, name: string): void {
 /**
  * sha256 of a file as it is written, fed from its pages in the page cache (mapped, not copied). The thread
  * writing the file and this one share it by `handle`: the writer reports what the file holds, and either
- * hashes the next stretch when it is free (see `createWritingSha256`).
+ * hashes the next stretch when it is free (see `createWritingSha256`). Without a `path`, it hashes what a
+ * `LayerWriter` with no file feeds it from memory.
  */
 export class FileHasher {
   readonly handle: bigint;
   #freed = false;
 
-  constructor(path: string) {
-    this.handle = addon.fileHasherCreate(path);
+  constructor(path?: string) {
+    this.handle = addon.fileHasherCreate(path ?? null);
   }
 
   /** Hashes up to `limit` more bytes of what is written: returns the bytes written but not hashed, or -1 when the other thread is hashing. */
@@ -168,7 +169,8 @@ export class FileHasher {
 /**
  * A native thread writing a layer file at `fd` (from its file position): chunks are written in the order
  * pushed, with host files' content spliced in, and the file is hashed through `hasher` (as written) when the
- * thread has nothing to write. A pushed chunk must not change until a poll counts it written.
+ * thread has nothing to write. With `fd` -1 (and a hasher without a path) it writes nothing and hashes each
+ * chunk. A pushed chunk must not change until a poll counts it written.
  */
 export class LayerWriter {
   readonly #handle: bigint;

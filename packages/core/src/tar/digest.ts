@@ -130,7 +130,7 @@ async function* typedErrors(source: AsyncIterable<Uint8Array>, compression: Comp
 
 /** Options of `decodeInput`. */
 export interface DecodeOptions {
-  /** Hash on worker threads: `auto` (default) does so for files over 32 MiB. */
+  /** Hash on a native thread: `auto` (default) does so for files of 8 MiB and more. */
   parallelHash?: boolean | 'auto';
   /** Compute digests (default true); without them, `digests()` rejects and reading costs no hashing. */
   hash?: boolean;
@@ -212,7 +212,7 @@ const HASH_READ_CHUNK = 128 * 1024;
 
 /**
  * An uncompressed layer file's digests: nothing to overlap with the hashing, so it runs on this thread,
- * reading small pieces into one buffer (a worker only adds its start-up and cross-core traffic here).
+ * reading small pieces into one buffer (another thread would only add cross-core traffic here).
  */
 function digestPlainFile(path: string): LayerDigests {
   const hash = createHash('sha256');

@@ -1,16 +1,15 @@
 /**
- * sha256 over a stream of chunks, on this thread or, for large inputs, on a worker thread so that hashing
- * (about 1 GB/s) overlaps the parsing and filesystem work of the main thread on a second core. A layer
- * file is written by a native thread of our addon and hashed as written, from the file's pages, by whichever
+ * sha256 over a stream of chunks, on this thread or, for large inputs, on a native thread of our addon so
+ * that hashing (about 1.4 GB/s) overlaps the parsing and filesystem work of the main thread on a second
+ * core. A layer file is written by that thread and hashed as written, from the file's pages, by whichever
  * of the two threads has time.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
 import { createHash } from 'node:crypto';
-import type { MessagePort, Worker } from 'node:worker_threads';
 import { FileHasher, LayerWriter } from '../native.js';
 import { shrank, type FileInsert } from './writer.js';
 
-/** Buffers that travel between a file reader and a hashing worker, so steady state allocates nothing. */
+/** Buffers that travel between a file reader and a hashing thread, so steady state allocates nothing. */
 export class BufferPool {
   readonly #free: ArrayBuffer[] = [];
   constructor(readonly size: number) {}
@@ -52,8 +51,11 @@ export interface Sha256Stream {
   abort(): Promise<void>;
 }
 
-/** Inputs at least this large are worth a worker's start-up (about 30 ms). */
-export const PARALLEL_HASH_THRESHOLD = 32 * 1024 * 1024;
+/**
+ * Inputs at least this large are hashed on another thread: below it, hashing inline (under 6 ms) costs
+ * less than waiting for that thread to report its digest (a 1 ms poll).
+ */
+export const PARALLEL_HASH_THRESHOLD = 8 * 1024 * 1024;
 /** Most bytes queued for another thread before `update` asks the caller to wait (bounds peak memory). */
 const MAX_IN_FLIGHT = 16 * 1024 * 1024;
 
@@ -100,168 +102,7 @@ class InlineSha256 extends SyncStream {
   }
 }
 
-// Chunks arrive as [buffer, offset, length, pooled] and every buffer goes back over the same port, so the
-// steady state allocates nothing. The worker hashes them in order and, at the end (a null message), replies
-// with the digest.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-// One stream at a time; a finished worker waits on parentPort for the next stream's start.
-parentPort.on('message', ({ port }) => {
-  const hash = createHash('sha256');
-  port.on('message', (message) => {
-    if (message === null) {
-      port.postMessage({ digest: hash.digest('hex') });
-      port.close();
-      return;
-    }
-    const [buffer, offset, length, pooled] = message;
-    hash.update(new Uint8Array(buffer, offset, length));
-    port.postMessage({ done: length, buffer, pooled }, [buffer]);
-  });
-});
-`;
-
-interface Reply {
-  done?: number;
-  buffer?: ArrayBuffer;
-  pooled?: boolean;
-  digest?: string;
-}
-
 const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
-
-/** node:worker_threads, loaded when a worker is first needed (~2 ms of start-up otherwise). */
-let threadsModule: typeof import('node:worker_threads') | undefined;
-const threads = () => (threadsModule ??= process.getBuiltinModule('node:worker_threads'));
-
-/**
- * A worker whose last stream ended well, kept for the next: a thread costs 50–80 ms to start on these
- * machines, about what hashing a 60 MB input costs. One is kept, unreferenced, so it never holds the process
- * open; a worker whose stream was given up is stopped instead.
- */
-let idleWorker: Worker | undefined;
-
-function takeWorker(): Worker {
-  let worker = idleWorker;
-  idleWorker = undefined;
-  if (worker === undefined) {
-    const created = new (threads().Worker)(WORKER_SOURCE, { eval: true });
-    created.on('exit', () => {
-      if (idleWorker === created) idleWorker = undefined;
-    });
-    created.unref();
-    worker = created;
-  }
-  return worker;
-}
-
-function giveBackWorker(worker: Worker): void {
-  if (idleWorker === undefined) idleWorker = worker;
-  else void worker.terminate();
-}
-
-/**
- * Hashes on a worker thread. Replies (returned buffers, the digest) come over a private port that this side
- * drains synchronously with `receiveMessageOnPort`: the parsing loop rarely yields to the event loop, so
- * waiting for message events would starve the buffer pool.
- */
-class WorkerSha256 implements Sha256Stream {
-  readonly #port: MessagePort;
-  readonly #worker: Worker;
-  size = 0;
-  #inFlight = 0;
-  #digest: string | undefined;
-  #failure: Error | undefined;
-  /** Buffers the worker has handed back, ready for the next copies. */
-  readonly #spare: ArrayBuffer[] = [];
-  /** Where consumed buffers go once hashed. */
-  #pool: BufferPool | undefined;
-
-  readonly #onError = (error: Error): void => {
-    this.#failure = error;
-  };
-
-  readonly #onExit = (): void => {
-    this.#failure ??= new Error('the hashing thread stopped in the middle of a stream');
-  };
-
-  constructor() {
-    const { MessageChannel } = threads();
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    // Never keeps the process alive by itself: every wait below is a timer, which does.
-    this.#port.unref();
-    this.#worker = takeWorker();
-    this.#worker.on('error', this.#onError).on('exit', this.#onExit);
-    this.#worker.postMessage({ port: port2 }, [port2]);
-  }
-
-  /** Takes every reply that has arrived, without waiting. */
-  #drain(): void {
-    const { receiveMessageOnPort } = threads();
-    for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
-      const reply = received.message as Reply;
-      if (reply.digest !== undefined) this.#digest = reply.digest;
-      if (reply.done !== undefined) this.#inFlight -= reply.done;
-      if (reply.buffer !== undefined) {
-        if (reply.pooled) this.#pool?.give(reply.buffer);
-        else this.#spare.push(reply.buffer);
-      }
-    }
-    if (this.#failure) throw this.#failure;
-  }
-
-  update(chunk: Uint8Array): Promise<void> | undefined {
-    this.#drain();
-    // One copy, then moved to the worker, not copied again.
-    const { buffer, length } = copyIntoSpare(this.#spare, chunk);
-    this.#port.postMessage([buffer, 0, length, false], [buffer]);
-    return this.#account(length);
-  }
-
-  consume(chunk: Uint8Array, pool: BufferPool): Promise<void> | undefined {
-    this.#drain();
-    const whole = chunk.buffer as ArrayBuffer;
-    if (whole.byteLength !== pool.size) return this.update(chunk); // not a pool buffer: copy it
-    this.#pool = pool;
-    pool.refill = () => this.#drain();
-    const length = chunk.length; // read before the move: a transferred buffer's views read as empty
-    this.#port.postMessage([whole, chunk.byteOffset, length, true], [whole]);
-    return this.#account(length);
-  }
-
-  /** Counts bytes handed to the worker; past the in-flight bound, the caller is asked to wait. */
-  #account(length: number): Promise<void> | undefined {
-    this.size += length;
-    this.#inFlight += length;
-    return this.#inFlight <= MAX_IN_FLIGHT ? undefined : this.#settle(MAX_IN_FLIGHT / 2);
-  }
-
-  async #settle(limit: number): Promise<void> {
-    for (this.#drain(); this.#inFlight > limit; this.#drain()) await pause();
-  }
-
-  async digest(): Promise<string> {
-    this.#port.postMessage(null);
-    try {
-      for (this.#drain(); this.#digest === undefined; this.#drain()) await pause();
-    } catch (error) {
-      await this.abort();
-      throw error;
-    }
-    // The worker is done with this stream (it touches nothing of it after its last reply): it may serve the next.
-    this.#port.close();
-    this.#worker.off('error', this.#onError).off('exit', this.#onExit);
-    giveBackWorker(this.#worker);
-    return `sha256:${this.#digest}`;
-  }
-
-  async abort(): Promise<void> {
-    this.#port.close();
-    await this.#worker.terminate();
-  }
-}
 
 /** Counts bytes and hashes nothing: for readers whose digests nobody asks for. */
 class NoSha256 extends SyncStream {
@@ -280,9 +121,12 @@ export function createByteCounter(): Sha256Stream {
   return new NoSha256();
 }
 
-/** A sha256 stream; `parallel` hashes on a worker thread (worth it for inputs over ~32 MiB). */
+/**
+ * A sha256 stream; `parallel` hashes on a native thread (worth it from a few MiB: see
+ * `PARALLEL_HASH_THRESHOLD`), which takes the chunks as they come and hands their buffers back.
+ */
 export function createSha256(parallel = false): Sha256Stream {
-  return parallel ? new WorkerSha256() : new InlineSha256();
+  return parallel ? new NativeSha256() : new InlineSha256();
 }
 
 /** A sha256 stream that also writes what it hashes to a file, splicing in host files' contents. */
@@ -307,27 +151,29 @@ function writerError(error: unknown): Error {
 }
 
 /**
- * Writes on our addon's native thread (see `LayerWriter`) and hashes the file as written, from its pages in
- * the page cache: the digest of exactly the bytes in the file. The thread hashes when it has nothing to
- * write; this one whenever it would otherwise wait, so the hashing goes to whichever core has time.
+ * Works on our addon's native thread (see `LayerWriter`). With a file, it writes the stream there and
+ * hashes the file as written, from its pages in the page cache: the digest of exactly the bytes in the
+ * file. The thread hashes when it has nothing to write; this one whenever it would otherwise wait, so the
+ * hashing goes to whichever core has time. Without a file, the thread hashes each chunk as it comes.
  */
-class NativeWritingSha256 implements WritingSha256 {
+class NativeSha256 implements WritingSha256 {
   readonly #hasher: FileHasher;
   readonly #writer: LayerWriter;
   size = 0;
   #inFlight = 0;
   /** Pushed chunks not yet reported written, oldest first: their buffers and what each counts in flight. */
   readonly #pushed: Array<{ buffer: ArrayBuffer; bytes: number; pool: BufferPool | undefined }> = [];
-  /** The file's size once the thread has written everything. */
+  /** The stream's size once the thread has taken all of it. */
   #written: number | undefined;
   #failure: Error | undefined;
   /** Copies of `update` chunks, back from the thread, ready for the next. */
   readonly #spare: ArrayBuffer[] = [];
 
-  constructor(fd: number, path: string) {
-    this.#hasher = new FileHasher(path);
+  /** `file`: where to write the stream (an fd open for writing, and its path for the hasher to map). */
+  constructor(file?: { fd: number; path: string }) {
+    this.#hasher = new FileHasher(file?.path);
     try {
-      this.#writer = new LayerWriter(fd, this.#hasher);
+      this.#writer = new LayerWriter(file?.fd ?? -1, this.#hasher);
     } catch (error) {
       this.#hasher.free();
       throw error;
@@ -424,5 +270,5 @@ class NativeWritingSha256 implements WritingSha256 {
  * then the total (spliced files included); a failure rejects it (and every later call).
  */
 export function createWritingSha256(fd: number, path: string): WritingSha256 {
-  return new NativeWritingSha256(fd, path);
+  return new NativeSha256({ fd, path });
 }

@@ -1,0 +1,43 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { BufferPool, createSha256 } from '../src/tar/sha256.js';
+
+const expected = (chunks: Uint8Array[]) => `sha256:${chunks.reduce((h, c) => h.update(c), createHash('sha256')).digest('hex')}`;
+const threads = () => readdirSync('/proc/self/task').length;
+
+describe('sha256 streams', () => {
+  it('on the native thread: the digest of exactly the bytes given, copied or consumed, in any chunking', async () => {
+    const pool = new BufferPool(1024 * 1024);
+    for (const sizes of [[0], [1, 2, 3], [1024 * 1024, 17, 1024 * 1024], Array.from({ length: 40 }, (_, i) => (i * 7919) % 300_000)]) {
+      const chunks = sizes.map((n) => randomBytes(n));
+      const stream = createSha256(true);
+      for (const [i, chunk] of chunks.entries()) {
+        // Alternate: a copy the caller may reuse (then scribbled over), and a pool buffer handed over.
+        if (i % 2 === 0) {
+          const scratch = Buffer.from(chunk);
+          await stream.update(scratch);
+          scratch.fill(0xee);
+        } else {
+          const owned = pool.take();
+          chunk.copy(owned);
+          await stream.consume(owned.subarray(0, chunk.length), pool);
+        }
+      }
+      expect(await stream.digest()).toBe(expected(chunks));
+      expect(stream.size).toBe(sizes.reduce((a, b) => a + b, 0));
+    }
+  });
+
+  it('more than the in-flight bound (16 MiB) waits for the thread, then agrees; abort leaves no thread', async () => {
+    const before = threads();
+    const chunk = randomBytes(1024 * 1024);
+    const stream = createSha256(true);
+    for (let i = 0; i < 48; i++) await stream.update(chunk);
+    expect(await stream.digest()).toBe(expected(Array.from({ length: 48 }, () => chunk)));
+    const abandoned = createSha256(true);
+    await abandoned.update(chunk);
+    await abandoned.abort();
+    expect(threads()).toBeLessThanOrEqual(before);
+  });
+});
