@@ -152,7 +152,7 @@ interface ReadState {
 /** Names of the extended-header records, by type flag. */
 const RECORDS: Record<string, string> = { x: 'PAX', g: 'PAX global', L: 'GNU long name', K: 'GNU long link' };
 
-/** One generator, not one per layer delegating to another: every entry costs one `yield`, not two. */
+/** The parse loop as the iterator itself, not wrapped in a generator that delegates to it: one `yield` per entry, not two. */
 async function* entries(input: ByteInput, options: ReadLayerOptions, limits: Required<ReadLimits>, state: ReadState): AsyncGenerator<LayerEntry> {
   const decoded = await decodeInput(input, options);
   state.digests = decoded.digests;
