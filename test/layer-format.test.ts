@@ -257,6 +257,37 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect(entries.map((e) => [e.path, e.linkname])).toEqual([[long, undefined], ['sym', 't'.repeat(200)]]);
   });
 
+  it('entries and bodies are the same whatever the chunking of a streamed input (records and headers across chunk edges)', async () => {
+    const long = `${'d'.repeat(120)}/${'f'.repeat(120)}`;
+    const bytes = rawTar([
+      { name: 'pax_global_header', type: 'g', data: '23 comment=hello there\n' },
+      { name: 'dir/', type: '5', mode: 0o755 },
+      { name: 'x', pax: { path: long, mtime: '1700000000.123456789', 'SCHILY.xattr.user.bin': Buffer.from([0, 0xff, 10, 0x3d]) }, data: 'p'.repeat(70_000) },
+      { name: '././@LongLink', type: 'L', data: `${long}.2\0`, gnu: true },
+      { name: 'short', data: 'gnu-named', gnu: true },
+      { name: 'link', type: '1', linkname: 'short' },
+      { name: 'empty', data: '' },
+      { name: 'odd', data: 'q'.repeat(513) },
+    ]);
+    const read = async (input: Uint8Array | AsyncIterable<Uint8Array>) => {
+      const out: unknown[] = [];
+      const reader = readLayer(input);
+      for await (const { entry, body } of reader) {
+        const hash = createHash('sha256');
+        for await (const chunk of body) hash.update(chunk);
+        out.push({ ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')]), body: hash.digest('hex') });
+      }
+      return { out, diffID: (await reader.digests()).diffID };
+    };
+    async function* chunked(size: number): AsyncGenerator<Uint8Array> {
+      for (let at = 0; at < bytes.length; at += size) yield Uint8Array.from(bytes.subarray(at, at + size));
+    }
+    const whole = await read(bytes);
+    expect(whole.out.map((e) => (e as Entry).path)).toEqual(['dir', long, `${long}.2`, 'link', 'empty', 'odd']);
+    expect(whole.out[1]).toMatchObject({ mtime: { sec: 1_700_000_000, nsec: 123_456_789 }, xattrs: [['user.bin', '00ff0a3d']], size: 70_000 });
+    for (const size of [1, 7, 100, 511, 512, 513, 4096, 65_539]) expect(await read(chunked(size)), `chunks of ${size}`).toEqual(whole);
+  });
+
   it('packing is deterministic: twice, and after a copy with new inode numbers', async () => {
     const src = fresh();
     mkdirSync(join(src, 'a/b'), { recursive: true });
