@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
 import { diffUpper, HostLayer, writeChanges } from '@strata/core';
 import type { Benchmark, Plan } from './suite.js';
-import { Containerd } from './containerd.js';
+import { Containerd } from '../test/helpers/containerd.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];

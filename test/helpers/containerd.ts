@@ -1,10 +1,10 @@
 /**
- * A private containerd daemon for the diff benchmarks: its own root, state and socket under one directory,
- * so the peer measured is containerd's own snapshot diff (its overlayfs snapshotter and walking differ),
- * not a re-implementation of it.
+ * A private containerd daemon, for the interop test and the diff benchmarks: its own root, state and socket
+ * under one directory, so the oracle and the peer are containerd's own snapshot diff (its overlayfs
+ * snapshotter and walking differ), not a re-implementation of it.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const NAMESPACE = 'strata-bench';
@@ -91,6 +91,17 @@ export class Containerd {
   /** `ctr snapshots diff` of active snapshot `key` against its parent, as an uncompressed layer (printed to stdout). */
   diffCommand(key: string): string[] {
     return this.ctr('snapshots', 'diff', '--media-type', LAYER_TAR, key);
+  }
+
+  /** That diff, written to `out`. */
+  diff(key: string, out: string): void {
+    const [command, ...args] = this.diffCommand(key);
+    const fd = openSync(out, 'w');
+    try {
+      execFileSync(command!, args, { stdio: ['ignore', fd, 'inherit'] });
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Removes the blobs earlier diffs left in the content store, so every run writes its own. */
