@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const NAMESPACE = 'strata-bench';
+const NAMESPACE = 'strata';
 /** Uncompressed, as the other cases write their layers. */
 const LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
 /** What the overlay mount that wrote an upper records of itself: file handles of *its* lowers, meaningless over another lower. */
@@ -39,15 +39,22 @@ export class Containerd {
         '',
       ].join('\n'),
     );
-    const daemon = spawn('containerd', ['--config', config], { stdio: 'ignore' });
+    const log = join(dir, 'containerd.log');
+    const logFd = openSync(log, 'w');
+    const daemon = spawn('containerd', ['--config', config], { stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    let failure: Error | undefined;
+    daemon.on('error', (error) => (failure = error)); // e.g. not installed: reported below, not thrown from an event
     const containerd = new Containerd(daemon, socket);
     process.once('exit', () => daemon.kill('SIGKILL')); // a harness that fails midway leaves no daemon behind
+    const tail = () => readFileSync(log, 'utf8').split('\n').slice(-5).join('\n');
     for (let waited = 0; ; waited += 50) {
-      if (daemon.exitCode !== null) throw new Error(`containerd exited at start-up (${daemon.exitCode})`);
+      if (failure) throw new Error(`containerd did not start: ${failure.message}`);
+      if (daemon.exitCode !== null) throw new Error(`containerd exited at start-up (${daemon.exitCode}):\n${tail()}`);
       if (spawnSync('ctr', ['-a', socket, 'version'], { stdio: 'ignore' }).status === 0) return containerd;
       if (waited > 20_000) {
         containerd.stop();
-        throw new Error('containerd did not answer within 20 s');
+        throw new Error(`containerd did not answer within 20 s:\n${tail()}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
