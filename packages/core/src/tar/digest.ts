@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LayerFormatError, StrataError } from '../errors.js';
-import { detectCompression, detectFileCompression, decompressor, type Compression } from './compression.js';
+import { detectCompression, decompressor, type Compression } from './compression.js';
 import { BufferPool, createByteCounter, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
 
 /** Passes chunks through unchanged, feeding them to `hash` on the way (waiting when it asks to). */
@@ -194,7 +194,8 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
  * compressed, the decompressed bytes hashed too.
  */
 export async function digestLayer(input: ByteInput): Promise<LayerDigests> {
-  if (typeof input === 'string' && detectFileCompression(input) === 'none') return digestPlainFile(input);
+  // A large plain file too: this thread reads while the native one hashes, where one thread doing both
+  // (as openssl does) pays for the reads on top.
   const decoded = await decodeInput(input);
   try {
     for await (const _ of decoded.stream) {
@@ -205,30 +206,6 @@ export async function digestLayer(input: ByteInput): Promise<LayerDigests> {
     throw error;
   }
   return decoded.digests();
-}
-
-/** Reads for hashing a plain file come in pieces this size: each is still in cache when hashed. */
-const HASH_READ_CHUNK = 128 * 1024;
-
-/**
- * An uncompressed layer file's digests: nothing to overlap with the hashing, so it runs on this thread,
- * reading small pieces into one buffer (another thread would only add cross-core traffic here).
- */
-function digestPlainFile(path: string): LayerDigests {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafeSlow(HASH_READ_CHUNK);
-  const fd = openSync(path, 'r');
-  let size = 0;
-  try {
-    for (let n = readSync(fd, buffer, 0, buffer.length, null); n > 0; n = readSync(fd, buffer, 0, buffer.length, null)) {
-      hash.update(n === buffer.length ? buffer : buffer.subarray(0, n));
-      size += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  const diffID = `sha256:${hash.digest('hex')}`;
-  return { diffID, uncompressedSize: size, digest: diffID, size, compression: 'none' };
 }
 
 /** The chainID of a stack of diffIDs, bottom first: ChainID(L0) = DiffID(L0), ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln)). */
