@@ -14,7 +14,6 @@ const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.c
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
 const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
-const CONTAINERD_PROGRAM = execFileSync('sh', ['-c', 'command -v containerd || true'], { encoding: 'utf8' }).trim() || '/usr/bin/containerd';
 /** Layers written before the embedded case is timed: V8 has compiled the hot paths by then (about 13 on this VM). */
 const EMBEDDED_WARMUP = 20;
 
@@ -72,7 +71,7 @@ export const diffBenchmarks: Benchmark[] = [
           writeHeavy: true,
           // The lower too: strata reads its metadata where the upper touched it, and a container that just
           // ran over it has it in cache. containerd's copies of both, and its daemon's program, likewise.
-          inputs: [change.upper, change.lower, join(work, 'containerd', 'root'), CONTAINERD_PROGRAM],
+          inputs: [change.upper, change.lower, join(work, 'containerd', 'root'), containerd.program],
           reset: () => {
             rmSync(out, { force: true });
             containerd.clearContent();

@@ -17,7 +17,12 @@ export class Containerd {
   readonly #daemon: ChildProcess;
   readonly #socket: string;
 
-  private constructor(daemon: ChildProcess, socket: string) {
+  private constructor(
+    daemon: ChildProcess,
+    socket: string,
+    /** The daemon's executable (for a benchmark to re-read after a cache drop). */
+    readonly program: string,
+  ) {
     this.#daemon = daemon;
     this.#socket = socket;
   }
@@ -41,11 +46,12 @@ export class Containerd {
     );
     const log = join(dir, 'containerd.log');
     const logFd = openSync(log, 'w');
-    const daemon = spawn('containerd', ['--config', config], { stdio: ['ignore', logFd, logFd] });
+    const program = spawnSync('sh', ['-c', 'command -v containerd'], { encoding: 'utf8' }).stdout.trim() || 'containerd';
+    const daemon = spawn(program, ['--config', config], { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     let failure: Error | undefined;
     daemon.on('error', (error) => (failure = error)); // e.g. not installed: reported below, not thrown from an event
-    const containerd = new Containerd(daemon, socket);
+    const containerd = new Containerd(daemon, socket, program);
     process.once('exit', () => daemon.kill('SIGKILL')); // a harness that fails midway leaves no daemon behind
     const tail = () => readFileSync(log, 'utf8').split('\n').slice(-5).join('\n');
     for (let waited = 0; ; waited += 50) {

@@ -49,13 +49,8 @@ export class ByteSource {
   /** Exactly `n` bytes, or undefined when the stream ends before the first byte. Throws LAYER_FORMAT if it ends midway. */
   async read(n: number): Promise<Uint8Array | undefined> {
     if (!(await this.#fill())) return undefined;
-    const available = this.#chunk.length - this.#offset;
-    if (available >= n) {
-      const out = this.#chunk.subarray(this.#offset, this.#offset + n);
-      this.#offset += n;
-      this.position += n;
-      return out;
-    }
+    const buffered = this.readBuffered(n);
+    if (buffered !== undefined) return buffered;
     const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
