@@ -93,7 +93,7 @@ export const diffBenchmarks: Benchmark[] = [
       return {
         description: `the same change as a layer by diffUpper + writeChanges called in a running process, as an image builder embeds it: no process start, modules loaded, after ${EMBEDDED_WARMUP} untimed layers (hot code compiled) vs tar -c of the upper`,
         cases: [
-          { label: 'strata', run: () => writeChanges(diffUpper(change.upper, [new HostLayer(change.lower)]), out) },
+          { label: 'strata', run: () => writeChanges(diffUpper([new HostLayer(change.lower)], change.upper), out) },
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
         ],
         writeHeavy: true,

@@ -100,7 +100,7 @@ export const mergedBenchmarks: Benchmark[] = [
       return {
         description: 'first write to a 100 MB lower file: strata copy-up (in process) vs cp --reflink=auto of the same file',
         cases: [
-          { label: 'strata', run: () => new WritableLayer(upper, [new HostLayer(lower)]).chmod('/big', 0o600) },
+          { label: 'strata', run: () => new WritableLayer([new HostLayer(lower)], upper).chmod('/big', 0o600) },
           { label: 'cp --reflink=auto', command: ['cp', '--reflink=auto', join(lower, 'big'), join(cpTarget, 'big')] },
         ],
         writeHeavy: true,
@@ -136,7 +136,7 @@ export const mergedBenchmarks: Benchmark[] = [
         return bytes;
       };
       const walkStrata = async (): Promise<number> => {
-        const layer = new WritableLayer(join(work, 'unused-upper'), dirs.map((d) => new HostLayer(d)));
+        const layer = new WritableLayer(dirs.map((d) => new HostLayer(d)), join(work, 'unused-upper'));
         let bytes = 0;
         for (const node of layer.view.walk()) if (node.type === 'file') bytes += ((await layer.readFile(`/${node.path}`)) as Buffer).length;
         return bytes;

@@ -1,9 +1,11 @@
 // Bundles what strata ships, because start-up is a large share of a short command's time:
 // - @strata/core as one ES module (packages/core/dist/strata-core.js), which its package exports point
 //   at: Node resolves and links ES modules one by one, about 1 ms apiece, so one file beats forty.
-// - the `strata` command as one CommonJS file (packages/cli/dist/strata.cjs) with @strata/core inside:
-//   CommonJS also skips the ES-module facades Node builds for each built-in module it imports.
-// The native addon and zstd-napi stay outside; both are loaded from @strata/core's install (package.ts).
+// - the `strata` command as one CommonJS file (packages/cli/dist/strata.cjs): CommonJS also skips the
+//   ES-module facades Node builds for each built-in module it imports.
+// Every @strata package stays outside every other's bundle and is loaded from its own install, so a process
+// holds one copy of each class (an error thrown by the core is `instanceof` the core's class, whoever
+// imports it). The native addon and zstd-napi stay outside too; @strata/core loads both (package.ts).
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +20,7 @@ await build({
 });
 await build({
   ...common,
+  external: [...common.external, '@strata/*'],
   entryPoints: [`${root}packages/cli/src/main.ts`],
   outfile: `${root}packages/cli/dist/strata.cjs`,
   format: 'cjs',

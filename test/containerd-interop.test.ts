@@ -10,7 +10,8 @@ import { chmodSync, cpSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyLayer, diffUpper, HostLayer, setXattr, writeChanges } from '@strata/core';
+import { applyLayer, diffUpper, HostLayer, writeChanges } from '@strata/core';
+import { setXattr } from './helpers/host.js';
 import { Containerd } from './helpers/containerd.js';
 import { needs } from './helpers/oracle.js';
 import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
@@ -68,7 +69,7 @@ describe.skipIf(!needs('root', 'overlay', 'containerd'))('interop with container
     }
 
     const ours = join(work, 'strata.tar');
-    await writeChanges(diffUpper(upper, [new HostLayer(base)]), ours);
+    await writeChanges(diffUpper([new HostLayer(base)], upper), ours);
     containerd = await Containerd.start(join(work, 'containerd'));
     const theirs = join(work, 'containerd.tar');
     containerd.diff(containerd.stageChange(base, upper), theirs);

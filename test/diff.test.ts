@@ -9,32 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  applyLayer,
-  diffTrees,
-  diffUpper,
-  flatten,
-  HostLayer,
-  lutimens,
-  MemoryLayer,
-  MergedView,
-  mknod,
-  packDirectory,
-  readLayer,
-  setXattr,
-  TarLayer,
-  WritableLayer,
-  writeChanges,
-  type ContentChange,
-  type Entry,
-} from '@strata/core';
+import { applyLayer, diffTrees, diffUpper, flatten, HostLayer, MemoryLayer, MergedView, packDirectory, readLayer, TarLayer, WritableLayer, writeChanges, type ContentChange, type Entry } from '@strata/core';
+import { lutimens, mknod, setXattr } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
 import { baseArb, diffMaps, differential, mergedPicture, opArb, type DifferentialContext } from './helpers/overlay-diff.js';
 import { rawTar } from './helpers/raw-tar.js';
 
 const RUNS = Number(process.env.STRATA_DIFF_RUNS ?? 40);
 
-async function collect(changes: AsyncIterable<ContentChange>): Promise<ContentChange[]> {
+async function collect(changes: AsyncIterable<ContentChange> | Iterable<ContentChange>): Promise<ContentChange[]> {
   const out: ContentChange[] = [];
   for await (const c of changes) out.push(c);
   return out;
@@ -60,10 +43,10 @@ async function laws(ctx: DifferentialContext): Promise<string[]> {
     for (const m of diffMaps(ctx.kernelMerged, mergedPicture(dir))) problems.push(`${label}: ${m}`);
   };
   const ours = join(ctx.stack.dir, 'diff-ours.tar');
-  await writeChanges(diffUpper(ctx.ourUpper, ctx.lowers), ours);
+  await writeChanges(diffUpper(ctx.lowers, ctx.ourUpper), ours);
   check('diffUpper(strata upper)', await applyStack(ctx, [ours], 'applied-ours'));
   const kernels = join(ctx.stack.dir, 'diff-kernel.tar');
-  await writeChanges(diffUpper(ctx.kernelUpper, ctx.lowers), kernels);
+  await writeChanges(diffUpper(ctx.lowers, ctx.kernelUpper), kernels);
   check('diffUpper(kernel upper)', await applyStack(ctx, [kernels], 'applied-kernel'));
   const trees = join(ctx.stack.dir, 'diff-trees.tar');
   await writeChanges(diffTrees(new MergedView(ctx.lowers), new MergedView(ctx.lowers, new HostLayer(ctx.ourUpper))), trees);
@@ -121,19 +104,19 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
 
   it('a new directory the kernel marks opaque over nothing gets no opaque marker', async () => {
     const { lower, upper } = kernelUpper('mkdir n && echo x > n/f');
-    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    const changes = await collect(diffUpper([new HostLayer(lower)], upper));
     expect(changes.map((c) => [c.kind, 'entry' in c ? c.entry.path : c.path])).toEqual([['add', 'n'], ['add', 'n/f']]);
   });
 
   it('an unchanged file copied up by mv a t; mv t a is not in the layer', async () => {
     const { lower, upper } = kernelUpper('mv e t && mv t e');
-    expect(await collect(diffUpper(upper, [new HostLayer(lower)]))).toEqual([]);
+    expect(await collect(diffUpper([new HostLayer(lower)], upper))).toEqual([]);
   });
 
   it('kernel whiteouts (one shared inode) are deletions, never tar hardlinks', async () => {
     const { lower, upper } = kernelUpper('rm e && rm d/c');
     const layer = join(work, 'wh.tar');
-    await writeChanges(diffUpper(upper, [new HostLayer(lower)]), layer);
+    await writeChanges(diffUpper([new HostLayer(lower)], upper), layer);
     const entries = await entriesOf(layer);
     expect(entries.filter((e) => e.type === 'hardlink')).toEqual([]);
     expect(entries.map((e) => e.path).sort()).toEqual(['.wh.e', 'd', 'd/.wh.c']);
@@ -144,7 +127,7 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     const upper = join(work, 'redirect');
     mkdirSync(join(upper, 'moved'), { recursive: true });
     setXattr(join(upper, 'moved'), 'trusted.overlay.redirect', Buffer.from('/d'));
-    await expect(collect(diffUpper(upper, []))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(collect(diffUpper([], upper))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
   });
 
   it('modifying one name of a hardlink set re-emits its unmodified partners', async () => {
@@ -153,9 +136,9 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     mkdirSync(lower, { recursive: true });
     writeFileSync(join(lower, 'a'), 'a\n');
     mkdirSync(join(dir, 'upper'));
-    const layer = new WritableLayer(join(dir, 'upper'), [new HostLayer(lower)]);
+    const layer = new WritableLayer([new HostLayer(lower)], join(dir, 'upper'));
     await layer.link('/a', '/n'); // a is copied up unchanged; n links to it
-    const changes = await collect(diffUpper(join(dir, 'upper'), [new HostLayer(lower)]));
+    const changes = await collect(diffUpper([new HostLayer(lower)], join(dir, 'upper')));
     expect(changes.map((c) => 'entry' in c && [c.entry.path, c.entry.type, c.entry.linkname])).toEqual([['a', 'file', undefined], ['n', 'hardlink', 'a']]);
   });
 
@@ -168,9 +151,9 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     writeFileSync(join(lower, 'd1', 'a'), 'a\n');
     writeFileSync(join(lower, 'd1', 'z'), 'z\n');
     mkdirSync(join(dir, 'upper'));
-    const layer = new WritableLayer(join(dir, 'upper'), [new HostLayer(lower)]);
+    const layer = new WritableLayer([new HostLayer(lower)], join(dir, 'upper'));
     await layer.link('/d1/a', '/d2/n');
-    const changes = await collect(diffUpper(join(dir, 'upper'), [new HostLayer(lower)]));
+    const changes = await collect(diffUpper([new HostLayer(lower)], join(dir, 'upper')));
     expect(changes.map((c) => 'entry' in c && [c.kind, c.entry.path, c.entry.type, c.entry.linkname])).toEqual([
       ['modify', 'd1', 'directory', undefined],
       ['modify', 'd1/a', 'file', undefined],
@@ -191,7 +174,7 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     lutimens(join(upper, 'd', 'a'), { sec: 100, nsec: 5 }, { sec: 100, nsec: 5 });
     linkSync(join(upper, 'd', 'a'), join(upper, 'd', 'b'));
     writeFileSync(join(upper, 'new'), 'n');
-    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    const changes = await collect(diffUpper([new HostLayer(lower)], upper));
     expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['new']);
   });
 
@@ -201,7 +184,7 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     mkdirSync(lower, { recursive: true });
     for (const d of ['a', 'z']) mkdirSync(join(upper, d), { recursive: true });
     writeFileSync(join(upper, 'a', 'f'), 'f');
-    const changes = diffUpper(upper, [new HostLayer(lower)]);
+    const changes = diffUpper([new HostLayer(lower)], upper);
     const first = await changes.next();
     expect(first.value).toMatchObject({ kind: 'add', entry: { path: 'a' } });
     // z has not been listed yet: what appears in it now is part of the diff.
@@ -220,7 +203,7 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
       writeFileSync(join(upper, name), content);
       lutimens(join(upper, name), { sec: 100, nsec: 123 }, { sec: 100, nsec: 123 });
     }
-    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    const changes = await collect(diffUpper([new HostLayer(lower)], upper));
     expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['changed']);
   });
 });
@@ -243,7 +226,7 @@ describe.skipIf(!needs('root'))('sockets (no tar form) in a diff', () => {
     mknod(join(upper, 'new'), S_IFSOCK, 0o755);
     writeFileSync(join(upper, 'plain'), 'p');
     const warnings: string[] = [];
-    const changes = await collect(diffUpper(upper, [new HostLayer(lower)], { onWarning: (_m, p) => warnings.push(p) }));
+    const changes = await collect(diffUpper([new HostLayer(lower)], upper, { onWarning: (_m, p) => warnings.push(p) }));
     expect(described(changes)).toEqual([['add', 'plain:file'], ['delete', 'replaced']]);
     expect(warnings.sort()).toEqual(['new', 'replaced']);
     const layer = join(work, 'u.tar');
@@ -403,11 +386,11 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     writeFileSync(l1, rawTar([{ name: 'a', data: 'a' }, { name: 'b', data: 'b' }]));
     const upper = join(work, 'sq-upper');
     mkdirSync(upper);
-    const layer = new WritableLayer(upper, [await TarLayer.open(l1, { persistIndex: false })]);
+    const layer = new WritableLayer([await TarLayer.open(l1)], upper);
     await layer.unlink('/a');
     await layer.writeFile('/c', 'c');
     const out = join(work, 'squashed.tar');
-    await squash([await TarLayer.open(l1, { persistIndex: false })], new HostLayer(upper), out);
+    await squash([await TarLayer.open(l1)], new HostLayer(upper), out);
     expect((await entriesOf(out)).map((e) => e.path)).toEqual(['b', 'c']);
   });
 });
@@ -452,7 +435,7 @@ describe('content compared a chunk at a time', () => {
     const tar = join(work, 'from.tar');
     await packDirectory(from, tar);
     const memory = new MemoryLayer(['same', 'late'].map((name) => ({ entry: { path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 100, nsec: 0 }, xattrs: new Map() }, content: name === 'same' ? body : late })));
-    for (const lower of [await TarLayer.open(tar, { persistIndex: false }), memory]) {
+    for (const lower of [await TarLayer.open(tar), memory]) {
       const changes = await collect(diffTrees(new MergedView([lower]), new MergedView([new HostLayer(to)]), { exact: true }));
       expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(lower === memory ? [] : ['late']);
     }
@@ -464,7 +447,7 @@ describe('content compared a chunk at a time', () => {
     sparse(join(lower, 'huge'), HUGE, 'a');
     sparse(join(upper, 'huge'), HUGE, 'b');
     lutimens(join(upper, 'huge'), { sec: 100, nsec: 5 }, { sec: 100, nsec: 5 });
-    const changes = await collect(diffUpper(upper, [new HostLayer(lower)]));
+    const changes = await collect(diffUpper([new HostLayer(lower)], upper));
     expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['huge']);
   });
 });

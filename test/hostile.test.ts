@@ -75,7 +75,7 @@ const cases: Case[] = [
     code: 'LAYER_FORMAT',
     archive: () => {
       const tar = rawTar([file('a'), file('b')]);
-      tar[1024 + 10] ^= 0x01; // second header's name
+      tar[1024 + 10]! ^= 0x01; // second header's name
       return tar;
     },
   },
@@ -112,7 +112,7 @@ const cases: Case[] = [
     code: 'LAYER_FORMAT',
     archive: () => {
       const gz = gzipSync(rawTar([file('a', 'z'.repeat(100_000))]));
-      for (let i = 40; i < 80; i++) gz[i] ^= 0x5a;
+      for (let i = 40; i < 80; i++) gz[i]! ^= 0x5a;
       return gz;
     },
   },

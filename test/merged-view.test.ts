@@ -7,7 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, symlinkSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HostLayer, MemoryLayer, MergedView, mknod, WritableLayer, type Entry } from '@strata/core';
+import { HostLayer, MemoryLayer, MergedView, WritableLayer, type Entry } from '@strata/core';
+import { mknod } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
 import { snapshotTree } from './helpers/snapshot.js';
 
@@ -55,7 +56,7 @@ describe.skipIf(!needs('root', 'overlay'))('merged view', () => {
     ]);
     const upper = join(work, 'sym-upper');
     mkdirSync(upper);
-    const layer = new WritableLayer(upper, [lower]);
+    const layer = new WritableLayer([lower], upper);
     expect(await layer.readFile('/abs/passwd', 'utf8')).toBe('root:x:0:0\n');
     expect(await layer.readFile('climb', 'utf8')).toBe('root:x:0:0\n'); // .. stops at the container root
     await layer.writeFile('/abs/shadow', 'secret\n');
@@ -66,11 +67,11 @@ describe.skipIf(!needs('root', 'overlay'))('merged view', () => {
     const lower = new MemoryLayer([{ entry: entry('d', 'directory') }, { entry: entry('d/a', 'file'), content: Buffer.from('a\n') }]);
     const upper = join(work, 'mv-upper');
     mkdirSync(upper);
-    const layer = new WritableLayer(upper, [lower], { renameDirectories: 'copy-up' });
+    const layer = new WritableLayer([lower], upper, { renameDirectories: 'copy-up' });
     await layer.rename('/d', '/moved');
     expect(await layer.readdir('/')).toEqual(['moved']);
     expect(await layer.readFile('/moved/a', 'utf8')).toBe('a\n');
-    const strict = new WritableLayer(join(work, 'mv-upper2'), [lower]);
+    const strict = new WritableLayer([lower], join(work, 'mv-upper2'));
     mkdirSync(join(work, 'mv-upper2'));
     await expect(strict.rename('/d', '/moved')).rejects.toMatchObject({ code: 'EXDEV' });
   });

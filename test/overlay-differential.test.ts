@@ -59,7 +59,7 @@ describe.skipIf(!needs('root', 'overlay'))('a deliberate difference from the ker
       expect(readdirSync(join(mount, 'x'))).toEqual(['a']); // listed ...
       expect(() => readdirSync(join(mount, 'x', 'a'))).toThrow(expect.objectContaining({ code: 'ENOENT' })); // ... yet absent
       mkdirSync(join(stack.dir, 'upper'));
-      const layer = new WritableLayer(join(stack.dir, 'upper'), stack.lowerDirs.map((dir) => new HostLayer(dir)));
+      const layer = new WritableLayer(stack.lowerDirs.map((dir) => new HostLayer(dir)), join(stack.dir, 'upper'));
       expect(await layer.readdir('/x')).toEqual([]);
     } finally {
       execFileSync('umount', [mount]);

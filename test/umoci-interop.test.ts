@@ -7,7 +7,8 @@ import { chmodSync, cpSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyLayer, diffTrees, HostLayer, MergedView, setXattr, writeChanges } from '@strata/core';
+import { applyLayer, diffTrees, HostLayer, MergedView, writeChanges } from '@strata/core';
+import { setXattr } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
 import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
 

@@ -7,7 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyLayer, getXattr } from '@strata/core';
+import { applyLayer } from '@strata/core';
+import { getXattr } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
 import { rawTar, type RawEntry } from './helpers/raw-tar.js';
 import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
@@ -87,8 +88,8 @@ describe.skipIf(!needs('root'))('whiteouts', () => {
       it(`merged view equals the plain result (${namespace}.overlay.* markers)`, async () => {
         const lower = join(work, `${namespace}-lower`);
         const layer = join(work, `${namespace}-layer`);
-        await applyLayer(join(work, 'base.tar'), lower, { format: 'overlay', overlayXattrNamespace: namespace });
-        await applyLayer(join(work, 'upper.tar'), layer, { format: 'overlay', overlayXattrNamespace: namespace });
+        await applyLayer(join(work, 'base.tar'), lower, { layout: 'overlay', xattrNamespace: namespace });
+        await applyLayer(join(work, 'upper.tar'), layer, { layout: 'overlay', xattrNamespace: namespace });
         // The layer directory holds kernel-format markers.
         const layerTree = snapshotTree(layer);
         expect(layerTree.get('etc/secret')).toMatchObject({ type: 'char', rdev: '0' });

@@ -5,5 +5,5 @@ import { diffUpper, HostLayer, writeChanges } from '@strata/core';
 
 const [upper, lower, out] = process.argv.slice(2);
 const started = process.hrtime.bigint();
-await writeChanges(diffUpper(upper, [new HostLayer(lower)]), out);
+await writeChanges(diffUpper([new HostLayer(lower)], upper), out);
 console.log(Number(process.hrtime.bigint() - started) / 1e9);

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, linkSync, lchownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lutimens, mknod, setXattr } from '@strata/core';
+import { lutimens, mknod, setXattr } from './host.js';
 
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;

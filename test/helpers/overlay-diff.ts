@@ -14,16 +14,15 @@ import {
   applyLayer,
   compareTarOrder,
   HostLayer,
-  parentOf,
-  setXattr,
   TarLayer,
   WritableLayer,
-  writeTar,
-  writeLayer,
+  writeEntries,
   type Entry,
   type LayerTree,
   type WriteItem,
 } from '@strata/core';
+import { parentOf } from '../../packages/core/src/path.js';
+import { setXattr } from './host.js';
 import { snapshotTree, type NodeRecord } from './snapshot.js';
 
 // ---- the namespace everything is drawn from ----
@@ -148,7 +147,7 @@ export async function writeSpec(spec: LayerSpec, tarPath: string): Promise<void>
     if (e) items.push(e);
     if (item.kind === 'dir' && item.opaque) items.push({ entry: { path: `${item.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: now, xattrs: new Map() } });
   }
-  await writeLayer(writeTar(items), tarPath);
+  await writeEntries(items, tarPath);
 }
 
 export interface Stack {
@@ -166,7 +165,7 @@ export async function buildStack(base: LayerSpec[], namespace: 'trusted' | 'user
     const tar = join(dir, `layer${i}.tar`);
     await writeSpec(spec, tar);
     const lower = join(dir, `lower${i}`);
-    await applyLayer(tar, lower, { format: 'overlay', overlayXattrNamespace: namespace });
+    await applyLayer(tar, lower, { layout: 'overlay', xattrNamespace: namespace });
     lowerDirs.push(lower);
     tarPaths.push(tar);
   }
@@ -319,8 +318,8 @@ export async function differential(
     const lowers: LayerTree[] =
       options.lowers === 'dirs'
         ? stack.lowerDirs.map((d) => new HostLayer(d, { xattrNamespace: options.namespace }))
-        : await Promise.all(stack.tarPaths.map((t) => TarLayer.open(t, { persistIndex: false })));
-    const layer = new WritableLayer(ourUpper, lowers, { xattrNamespace: options.namespace });
+        : await Promise.all(stack.tarPaths.map((t) => TarLayer.open(t)));
+    const layer = new WritableLayer(lowers, ourUpper, { xattrNamespace: options.namespace });
     // A deliberate difference: in a directory the kernel does not merge, it lists whiteouts that lookup then
     // cannot find; strata never lists them. Names that vanish on lstat are dropped from the kernel's listings.
     const kernelFs = {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { readXattrs } from '@strata/core';
+import { readXattrs } from './host.js';
 
 export interface NodeRecord {
   type: string;
@@ -86,7 +86,7 @@ export function snapshotTree(root: string, options: SnapshotOptions = {}): Map<s
     const r = record as NodeRecord & { inode?: string };
     if (r.inode === undefined) continue;
     const group = inodes.get(r.inode)!;
-    if (group.length > 1) r.linkGroup = [...group].sort()[0];
+    if (group.length > 1) r.linkGroup = [...group].sort()[0]!;
     delete r.inode;
   }
   return out;

@@ -2,9 +2,9 @@
  * The commands themselves, each printing its result to stdout.
  */
 import { fstatSync, statSync } from 'node:fs';
+import { sanitize } from './format.js';
 import {
   applyLayer,
-
   cleanLayerPath,
   diffTrees,
   diffUpper,
@@ -15,6 +15,7 @@ import {
   type LayerDescriptor,
   mergedListing,
   MergedView,
+  NotFoundError,
   packDirectory,
   TarLayer,
   type ByteInput,
@@ -25,7 +26,7 @@ import {
 } from '@strata/core';
 
 function warn(message: string, path: string): void {
-  process.stderr.write(`strata: warning: ${path}: ${message}\n`);
+  process.stderr.write(`strata: warning: ${sanitize(path)}: ${sanitize(message)}\n`);
 }
 
 /** A layer argument: `-` is stdin, as tar's `-f -`. */
@@ -36,8 +37,8 @@ function layerInput(layer: string): ByteInput {
 /** `strata apply`: prints the applied layer's diffID. */
 export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean }): Promise<void> {
   const result = await applyLayer(layerInput(layer), dir, {
-    format: options.format,
-    overlayXattrNamespace: options.userxattr ? 'user' : 'trusted',
+    layout: options.format,
+    xattrNamespace: options.userxattr ? 'user' : 'trusted',
     onWarning: warn,
   });
   process.stdout.write(`${result.diffID}\n`);
@@ -104,7 +105,7 @@ async function openTree(source: string, xattrNamespace: 'trusted' | 'user' = 'tr
 export async function runDiffUpper(upper: string, lowers: string[], userxattr: boolean, target: WriteTarget): Promise<void> {
   const xattrNamespace = userxattr ? 'user' : 'trusted';
   const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
-  printDescriptor(await writeChanges(diffUpper(upper, trees, { xattrNamespace, onWarning: warn }), target.output, writeOptions(target)), target.output);
+  printDescriptor(await writeChanges(diffUpper(trees, upper, { xattrNamespace, onWarning: warn }), target.output, writeOptions(target)), target.output);
 }
 
 /** `strata diff --from --to`: the changes between two trees as a layer. */
@@ -125,12 +126,18 @@ export async function runLsMerged(lowers: string[], upper: string | undefined, p
   const view = new MergedView(trees, upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
   const start = cleanLayerPath(path.replace(/^\/+/, ''));
   const node = view.lookup(start);
-  if (!node) throw Object.assign(new Error(`no such path in the merged view: ${path}`), { code: 'ENOENT' });
+  if (!node) throw new NotFoundError(`no such path in the merged view: ${path}`, { path });
   const entries: Entry[] = [];
   const add = (st: NodeStat) => entries.push({ ...st, type: st.type === 'socket' ? 'fifo' : st.type });
   if (node.type !== 'directory') add(view.stat(start)!);
   else for (const child of view.walk(start)) add(view.stat(child.path)!);
   printEntries(entries, json);
+}
+
+/** A time as ISO 8601 to the second; times no Date can hold (beyond ±8.64e15 ms) as seconds. */
+function isoTime(sec: number): string {
+  const date = new Date(sec * 1000);
+  return Number.isNaN(date.getTime()) ? `@${sec}` : date.toISOString().slice(0, 19);
 }
 
 function printEntries(entries: readonly Entry[], json: boolean): void {
@@ -140,8 +147,8 @@ function printEntries(entries: readonly Entry[], json: boolean): void {
     if (json) {
       lines.push(JSON.stringify({ path: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime, linkname: e.linkname ?? null }));
     } else {
-      const link = e.type === 'symlink' ? ` -> ${e.linkname}` : e.type === 'hardlink' ? ` link to ${e.linkname}` : '';
-      lines.push(`${modeString(e)} ${e.uid}/${e.gid} ${String(e.size).padStart(10)} ${new Date(e.mtime.sec * 1000).toISOString().slice(0, 19)} ${e.path}${link}`);
+      const link = e.type === 'symlink' ? ` -> ${sanitize(e.linkname!)}` : e.type === 'hardlink' ? ` link to ${sanitize(e.linkname!)}` : '';
+      lines.push(`${modeString(e)} ${e.uid}/${e.gid} ${String(e.size).padStart(10)} ${isoTime(e.mtime.sec)} ${sanitize(e.path)}${link}`);
     }
   }
   process.stdout.write(lines.length > 0 ? `${lines.join('\n')}\n` : '');

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { isatty } from 'node:tty';
 import type { Compression } from '@strata/core';
+import { formatError, sanitize } from './format.js';
 import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
 
 const USAGE = `usage:
@@ -120,11 +121,10 @@ async function run(argv: string[]): Promise<void> {
     await main(argv);
   } catch (error: unknown) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`strata: ${(error as Error).message}\n${USAGE}\n`);
+      process.stderr.write(`strata: ${sanitize((error as Error).message)}\n${USAGE}\n`);
       process.exitCode = 2;
     } else {
-      const code = (error as { code?: unknown }).code;
-      process.stderr.write(`strata: ${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}\n`);
+      process.stderr.write(`${formatError(error)}\n`);
       process.exitCode = 1;
     }
   }

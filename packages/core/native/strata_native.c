@@ -2,29 +2,18 @@
 // utimensat with nanoseconds on the link itself, and the l*xattr family (never following a symlink); and
 // batched calls for the hot paths (lstat of a whole directory, a whole small file read or written, a file
 // range copied or hashed in the kernel's pages). Synchronous on purpose: each is a few cheap syscalls, and
-// a thread-pool round trip would cost more than the call.
-#define _GNU_SOURCE
-#include <node_api.h>
+// a thread-pool round trip would cost more than the call. Operations relative to directory descriptors,
+// which apply uses so that nothing it decided can be redirected later, are in at.c.
+#include "common.h"
 #include <openssl/evp.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <dirent.h>
-#include <unistd.h>
 
-#define PATH_MAX_BYTES 4096
-
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   const char *name = strerrorname_np(err);
   char message[PATH_MAX_BYTES + 128];
   snprintf(message, sizeof message, "%s: %s, %s '%s'", name ? name : "EUNKNOWN", strerror(err), syscall, path);
@@ -43,14 +32,15 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   return NULL;
 }
 
-static int get_path(napi_env env, napi_value value, char *out) {
+int get_path(napi_env env, napi_value value, char *out) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, value, out, PATH_MAX_BYTES, &len) != napi_ok) return -1;
-  return len >= PATH_MAX_BYTES - 1 ? -1 : 0;
+  if (len >= PATH_MAX_BYTES - 1) return -ENAMETOOLONG;
+  return strlen(out) == len ? 0 : -EINVAL; // a NUL inside would cut the path short: refuse it
 }
 
 // The bytes of a Uint8Array argument; -1 when it is not one.
-static int get_bytes(napi_env env, napi_value value, void **data, size_t *length) {
+int get_bytes(napi_env env, napi_value value, void **data, size_t *length) {
   napi_typedarray_type type;
   napi_value arraybuffer;
   size_t byte_offset = 0;
@@ -60,11 +50,21 @@ static int get_bytes(napi_env env, napi_value value, void **data, size_t *length
 
 // Reads up to `max` arguments into `argv`, at least `need` of them, the first a path into `path`; returns how
 // many were given, or -1 (with a TypeError thrown) when too few were or the first is not a path string.
-static int get_path_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv, char *path, const char *usage) {
+int get_path_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv, char *path, const char *usage) {
   size_t argc = max;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < need || get_path(env, argv[0], path) != 0) {
+  if (argc < need) {
     napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  int err = get_path(env, argv[0], path);
+  if (err == -1) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  if (err < 0) {
+    // Name the path (its start, when it is too long), not the argument list.
+    throw_errno(env, -err, usage_syscall(usage), path);
     return -1;
   }
   return (int)argc;
@@ -81,7 +81,16 @@ static int get_path_and_bytes(napi_env env, napi_callback_info info, size_t want
   return 0;
 }
 
-static double get_number(napi_env env, napi_value value) {
+const char *usage_syscall(const char *usage) {
+  static __thread char name[64];
+  size_t n = strcspn(usage, "(");
+  if (n >= sizeof name) n = sizeof name - 1;
+  memcpy(name, usage, n);
+  name[n] = 0;
+  return name;
+}
+
+double get_number(napi_env env, napi_value value) {
   double d = 0;
   napi_get_value_double(env, value, &d);
   return d;
@@ -195,8 +204,20 @@ static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// Fields of one entry in lstat_batch's stats array (keep in step with native.ts).
-enum { F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_MTIME_SEC, F_MTIME_NSEC, F_DEV, F_INO_HIGH, F_INO_LOW, F_RDEV_MAJOR, F_RDEV_MINOR, FIELDS };
+void fill_stat(double *f, const struct stat *st) {
+  f[F_MODE] = st->st_mode;
+  f[F_UID] = st->st_uid;
+  f[F_GID] = st->st_gid;
+  f[F_NLINK] = (double)st->st_nlink;
+  f[F_SIZE] = (double)st->st_size;
+  f[F_MTIME_SEC] = (double)st->st_mtim.tv_sec;
+  f[F_MTIME_NSEC] = (double)st->st_mtim.tv_nsec;
+  f[F_DEV] = (double)st->st_dev;
+  f[F_INO_HIGH] = (double)(st->st_ino >> 32);
+  f[F_INO_LOW] = (double)(st->st_ino & 0xffffffffu);
+  f[F_RDEV_MAJOR] = major(st->st_rdev);
+  f[F_RDEV_MINOR] = minor(st->st_rdev);
+}
 
 typedef struct {
   char **names;
@@ -328,18 +349,7 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       free_names(&list);
       return throw_errno(env, err, "lstat", full);
     }
-    f[F_MODE] = st.st_mode;
-    f[F_UID] = st.st_uid;
-    f[F_GID] = st.st_gid;
-    f[F_NLINK] = (double)st.st_nlink;
-    f[F_SIZE] = (double)st.st_size;
-    f[F_MTIME_SEC] = (double)st.st_mtim.tv_sec;
-    f[F_MTIME_NSEC] = (double)st.st_mtim.tv_nsec;
-    f[F_DEV] = (double)st.st_dev;
-    f[F_INO_HIGH] = (double)(st.st_ino >> 32);
-    f[F_INO_LOW] = (double)(st.st_ino & 0xffffffffu);
-    f[F_RDEV_MAJOR] = major(st.st_rdev);
-    f[F_RDEV_MINOR] = minor(st.st_rdev);
+    fill_stat(f, &st);
     if (S_ISLNK(st.st_mode)) {
       ssize_t n = readlinkat(dfd, name, target, sizeof target);
       if (n >= 0) {
@@ -492,7 +502,7 @@ static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
 }
 
 // Writes all of `length` bytes to `fd`; 0, or an errno.
-static int write_all(int fd, const void *bytes, size_t length) {
+int write_all(int fd, const void *bytes, size_t length) {
   for (size_t done = 0; done < length;) {
     ssize_t n = write(fd, (const char *)bytes + done, length - done);
     if (n < 0 && errno == EINTR) continue;
@@ -1090,6 +1100,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"layerWriterFree", NULL, js_layer_writer_free, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  register_at(env, exports);
   return exports;
 }
 

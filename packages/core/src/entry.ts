@@ -39,26 +39,3 @@ export type Change =
   | { readonly kind: 'add' | 'modify'; readonly entry: Entry }
   | { readonly kind: 'delete'; readonly path: string }
   | { readonly kind: 'opaque'; readonly path: string };
-
-const NS_PER_SEC = 1_000_000_000n;
-
-/** A timestamp from nanoseconds since the epoch (as `fs.Stats` with `bigint: true` gives them). */
-export function timestampFromNs(ns: bigint): Timestamp {
-  let sec = ns / NS_PER_SEC;
-  let nsec = ns % NS_PER_SEC;
-  if (nsec < 0n) {
-    nsec += NS_PER_SEC;
-    sec -= 1n;
-  }
-  return { sec: Number(sec), nsec: Number(nsec) };
-}
-
-/** Orders two timestamps; negative when `a` is earlier. */
-export function compareTimestamps(a: Timestamp, b: Timestamp): number {
-  return a.sec !== b.sec ? a.sec - b.sec : a.nsec - b.nsec;
-}
-
-/** Permission bits of a raw `st_mode` or tar mode. */
-export function permissionBits(mode: number): number {
-  return mode & 0o7777;
-}

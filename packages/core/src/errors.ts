@@ -21,66 +21,92 @@ interface StrataErrorOptions {
   cause?: unknown;
 }
 
-/** Base of every domain error; never thrown itself. */
+/** Marks strata's errors across copies of this module (a bundle beside the package, two installs). */
+const BRAND = Symbol.for('@strata/core:error');
+
+/**
+ * Base of every domain error; never thrown itself. `instanceof` holds across copies of @strata/core loaded
+ * side by side (each class tests a shared brand and its code, not its own identity), so a caller that
+ * imports the package and a library that bundled another copy agree on what an error is.
+ */
 export abstract class StrataError extends Error {
   abstract readonly code: StrataErrorCode;
   readonly path: string | undefined;
   constructor(message: string, options: StrataErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.path = options.path;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** The code instances of this class carry; undefined for the base. */
+  static readonly code: StrataErrorCode | undefined = undefined;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || (value as { [BRAND]?: unknown })[BRAND] !== true) return false;
+    const code = (this as { code?: StrataErrorCode | undefined }).code;
+    return code === undefined || (value as StrataError).code === code;
   }
 }
 
 /** The archive is not a well-formed layer: bad header, checksum, truncation, size disagreement, bad whiteout. */
 export class LayerFormatError extends StrataError {
+  static override readonly code = 'LAYER_FORMAT' as const;
   readonly code = 'LAYER_FORMAT' as const;
   override readonly name = 'LayerFormatError';
 }
 
 /** An entry would reach outside its root: `..`, absolute names, escaping symlinks or hardlinks. */
 export class UnsafePathError extends StrataError {
+  static override readonly code = 'UNSAFE_PATH' as const;
   readonly code = 'UNSAFE_PATH' as const;
   override readonly name = 'UnsafePathError';
 }
 
 /** A configured bound was crossed (entries, bytes, path or xattr sizes): the defence against tar bombs. */
 export class LimitExceededError extends StrataError {
+  static override readonly code = 'LIMIT_EXCEEDED' as const;
   readonly code = 'LIMIT_EXCEEDED' as const;
   override readonly name = 'LimitExceededError';
 }
 
 /** Valid input that strata refuses rather than mishandle (sparse files, xz/bzip2 layers, devices when barred). */
 export class UnsupportedError extends StrataError {
+  static override readonly code = 'UNSUPPORTED' as const;
   readonly code = 'UNSUPPORTED' as const;
   override readonly name = 'UnsupportedError';
 }
 
 /** Content did not hash to the digest it was promised to have. */
 export class DigestMismatchError extends StrataError {
+  static override readonly code = 'DIGEST_MISMATCH' as const;
   readonly code = 'DIGEST_MISMATCH' as const;
   override readonly name = 'DigestMismatchError';
 }
 
 /** The caller passed something unusable. */
 export class InvalidArgumentError extends StrataError {
+  static override readonly code = 'INVALID_ARGUMENT' as const;
   readonly code = 'INVALID_ARGUMENT' as const;
   override readonly name = 'InvalidArgumentError';
 }
 
 /** A named object does not exist. */
 export class NotFoundError extends StrataError {
+  static override readonly code = 'NOT_FOUND' as const;
   readonly code = 'NOT_FOUND' as const;
   override readonly name = 'NotFoundError';
 }
 
 /** A named object exists already. */
 export class AlreadyExistsError extends StrataError {
+  static override readonly code = 'ALREADY_EXISTS' as const;
   readonly code = 'ALREADY_EXISTS' as const;
   override readonly name = 'AlreadyExistsError';
 }
 
 /** The operation is valid in general but not in the current state. */
 export class FailedPreconditionError extends StrataError {
+  static override readonly code = 'FAILED_PRECONDITION' as const;
   readonly code = 'FAILED_PRECONDITION' as const;
   override readonly name = 'FailedPreconditionError';
 }

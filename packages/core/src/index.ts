@@ -1,30 +1,81 @@
 /**
- * @strata/core: layer-relative paths, the entry model, whiteout encodings, the layer tarball codec,
- * digests and safe apply.
+ * @strata/core: the layer engine under container images. The public API, by concept; everything else in
+ * this package is internal and may change.
  */
-export * from './errors.js';
-export * from './entry.js';
-export * from './path.js';
-export * from './whiteout.js';
-export { readXattrs, getXattr, setXattr, removeXattr, mknod, lutimens } from './native.js';
-export { type Compression, detectCompression, layerMediaType } from './tar/compression.js';
-export { type ByteInput, type LayerDigests, type DecodedInput, type DecodeOptions, decodeInput, digestLayer, chainID } from './tar/digest.js';
-export { type Sha256Stream, createSha256 } from './tar/sha256.js';
-export { type ReadLimits, type ReadLayerOptions, type LayerEntry, type LayerReader, readLayer } from './tar/reader.js';
-export { type ContentSource, type WriteItem, type WriteTarOptions, TarWriter, writeTar } from './tar/writer.js';
-export { type LayerDescriptor, type WriteLayerOptions, writeLayer } from './tar/write-layer.js';
-export { type HostWalkOptions, walkHostDirectory } from './tree/host-walk.js';
-export { type ApplyFormat, type ApplyOptions, type ApplyResult, type OwnerRecord, INCOMPLETE_XATTR, applyLayer, isApplyIncomplete } from './apply.js';
+
+// Errors: one class per condition, each with a literal `code`; fs-shaped surfaces throw Node errno errors.
+export {
+  StrataError,
+  LayerFormatError,
+  UnsafePathError,
+  LimitExceededError,
+  UnsupportedError,
+  DigestMismatchError,
+  InvalidArgumentError,
+  NotFoundError,
+  AlreadyExistsError,
+  FailedPreconditionError,
+  isStrataError,
+  isNotFound,
+  isAlreadyExists,
+  type StrataErrorCode,
+} from './errors.js';
+
+// The entry model and layer paths.
+export type { Entry, EntryType, Timestamp, Change } from './entry.js';
+export { cleanLayerPath, compareTarOrder, ROOT } from './path.js';
+/** Text a layer controls, made safe for messages and terminals. */
+export { quote, sanitize } from './quote.js';
+
+// Deletions: OCI whiteout names and overlayfs markers.
+export {
+  classifyWhiteout,
+  whiteoutPathFor,
+  opaqueMarkerPathFor,
+  opaqueXattr,
+  isOverlayXattr,
+  type WhiteoutKind,
+  type OverlayXattrNamespace,
+} from './whiteout.js';
+
+// Layer blobs: read, digest, apply, write.
+export type { ByteInput } from './blob/input.js';
+export type { Compression } from './blob/compression.js';
+export { digestBlob, type DecodedDigests } from './blob/decode.js';
+export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';
+export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';
+export {
+  applyLayer,
+  isApplyIncomplete,
+  INCOMPLETE_XATTR,
+  type ApplyOptions,
+  type ApplyLayout,
+  type ApplyResult,
+  type OwnerRecord,
+} from './apply/apply-layer.js';
+export { writeEntries, layerMediaType, type LayerDescriptor, type WriteLayerOptions } from './layer/write-layer.js';
+export type { WriteItem, ContentSource } from './tar/writer.js';
+export { packDirectory, type PackDirectoryOptions } from './pack.js';
 export { mergedListing } from './listing.js';
-export { type PackDirectoryOptions, packDirectory } from './pack.js';
-export { type WriteItemsOptions, writeItems } from './tar/write-items.js';
-export { type NodeType, type LayerNode, type NodeStat, type LayerTree, type ContentReader, lookupNode } from './tree/layer-tree.js';
-export { type HostLayerOptions, HostLayer } from './tree/host-layer.js';
-export { type MemoryEntry, TarLayer, MemoryLayer } from './tree/indexed-layer.js';
-export { type MergedNode, MergedView } from './union/merged-view.js';
-export { type WritableLayerOptions, type LayerStats, type LayerDirent, type TypeChecks, WritableLayer, LayerFileHandle } from './cow/writable-layer.js';
-export { type ContentChange, type WriteChangesOptions, changeItems, writeChanges } from './diff/changes.js';
-export { type DiffUpperOptions, diffUpper } from './diff/diff-upper.js';
-export { type DiffTreesOptions, diffTrees } from './diff/diff-trees.js';
-export { type FlattenOptions, flatten } from './diff/flatten.js';
-export { type SquashOptions, squash, walkMerged } from './diff/squash.js';
+
+// Layer trees and their union: read-only layers, the merged view, the writable (container) layer.
+export type { LayerTree, LayerNode, NodeStat, NodeType, ContentReader } from './tree/layer-tree.js';
+export { HostLayer, type HostLayerOptions, type WhiteoutForm } from './tree/host-layer.js';
+export { TarLayer, MemoryLayer, type TarLayerOptions, type MemoryEntry } from './tree/indexed-layer.js';
+export { walkHostDirectory, type HostWalkOptions } from './tree/host-walk.js';
+export { MergedView, type MergedNode } from './union/merged-view.js';
+export {
+  WritableLayer,
+  LayerFileHandle,
+  type WritableLayerOptions,
+  type LayerStats,
+  type LayerDirent,
+  type TypeChecks,
+} from './cow/writable-layer.js';
+
+// Changes: from an upper directory or two trees, and as a layer.
+export { diffUpper, type DiffUpperOptions } from './diff/diff-upper.js';
+export { diffTrees, type DiffTreesOptions } from './diff/diff-trees.js';
+export { writeChanges, type ContentChange, type WriteChangesOptions } from './diff/changes.js';
+export { flatten, type FlattenOptions } from './diff/flatten.js';
+export { squash, type SquashOptions } from './diff/squash.js';

@@ -5,8 +5,8 @@
 import { foldLayers } from './diff/fold.js';
 import type { Entry } from './entry.js';
 import { compareTarOrder } from './path.js';
-import type { ByteInput } from './tar/digest.js';
-import type { ReadLayerOptions } from './tar/reader.js';
+import type { ByteInput } from './blob/input.js';
+import type { ReadLayerOptions } from './layer/read-layer.js';
 
 /**
  * Applies `layers` (bottom first) to an empty tree in memory and returns the surviving entries in tar

@@ -26,6 +26,24 @@ interface StrataNative {
   layerWriterPoll(handle: bigint): [written: number, size: number];
   layerWriterClose(handle: bigint): void;
   layerWriterFree(handle: bigint, stop: boolean): void;
+  openRoot(path: string): number;
+  openDirAt(dirfd: number, path: string): number;
+  statAt(dirfd: number, name: string, out: Float64Array): boolean;
+  readlinkAt(dirfd: number, name: string): string;
+  mkdirAt(dirfd: number, name: string, mode: number): void;
+  mknodAt(dirfd: number, name: string, mode: number, major: number, minor: number): void;
+  symlinkAt(target: string, dirfd: number, name: string): void;
+  linkAt(fromDirfd: number, fromName: string, toDirfd: number, toName: string): void;
+  removeAt(dirfd: number, name: string): void;
+  unlinkAt(dirfd: number, name: string, directory: boolean): void;
+  writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
+  createFileAt(dirfd: number, name: string): number;
+  finishFile(fd: number, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
+  setAttrsAt(dirfd: number, name: string, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
+  setXattrAt(dirfd: number, name: string, key: string, value: Uint8Array): void;
+  getXattrAt(dirfd: number, name: string, key: string): Buffer | undefined;
+  removeXattrAt(dirfd: number, name: string, key: string): void;
+  listDirAt(dirfd: number): string[];
 }
 
 /**
@@ -58,10 +76,6 @@ export const STAT = {
 } as const;
 
 const addon = requireFromPackage(addonPath) as StrataNative;
-
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
-export const S_IFIFO = 0o010000;
 
 /** Creates a device node or fifo. */
 export function mknod(path: string, typeBits: number, perm: number, major = 0, minor = 0): void {
@@ -213,3 +227,58 @@ export class LayerWriter {
     return addon;
   }
 }
+
+// ---- Operations relative to directory descriptors (native/at.c) ---------------------------------------
+// Each names one entry (a single component, or "" for the directory itself where allowed) of a directory
+// held open by descriptor, and none follows a symlink standing at that entry: what apply uses so that a
+// path it resolved earlier can never be redirected by what a layer puts in place later.
+
+/** The target root, opened as a directory (symlinks in the caller's own path are followed). */
+export const openRoot = (path: string): number => addon.openRoot(path);
+/**
+ * The directory `path` (relative; `.` for `dirfd` itself) below `dirfd`, reached without following any
+ * symlink and without leaving `dirfd`: ELOOP when a component is a symlink, EXDEV for a climb out.
+ */
+export const openDirAt = (dirfd: number, path: string): number => addon.openDirAt(dirfd, path);
+/** lstat of entry `name` ("" for the directory) into `out` (`STAT` fields); false when nothing is there. */
+export const statAt = (dirfd: number, name: string, out: Float64Array): boolean => addon.statAt(dirfd, name, out);
+export const readlinkAt = (dirfd: number, name: string): string => addon.readlinkAt(dirfd, name);
+export const mkdirAt = (dirfd: number, name: string, mode: number): void => addon.mkdirAt(dirfd, name, mode);
+/** A device node or fifo: `typeBits` is S_IFCHR, S_IFBLK or S_IFIFO. */
+export const mknodAt = (dirfd: number, name: string, typeBits: number, perm: number, major = 0, minor = 0): void =>
+  addon.mknodAt(dirfd, name, typeBits | perm, major, minor);
+export const symlinkAt = (target: string, dirfd: number, name: string): void => addon.symlinkAt(target, dirfd, name);
+/** A new name for an existing entry (not followed, even if it is a symlink). */
+export const linkAt = (fromDirfd: number, fromName: string, toDirfd: number, toName: string): void => addon.linkAt(fromDirfd, fromName, toDirfd, toName);
+/** Removes what stands at `name` (a directory with everything below it, by descriptors); absent is fine. */
+export const removeAt = (dirfd: number, name: string): void => addon.removeAt(dirfd, name);
+/** unlink, or rmdir of an empty directory. */
+export const unlinkAt = (dirfd: number, name: string, directory: boolean): void => addon.unlinkAt(dirfd, name, directory);
+/**
+ * Creates entry `name`, which must not exist (O_EXCL, never through a symlink), with `data`, owner (undefined:
+ * the caller's), mode (set after the owner, which clears setuid bits) and atime = mtime, and closes it.
+ */
+export function writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
+  addon.writeFileAt(dirfd, name, data, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
+}
+/** A new file (O_EXCL, never through a symlink) open for writing, mode 0600 until `finishFile`. */
+export const createFileAt = (dirfd: number, name: string): number => addon.createFileAt(dirfd, name);
+/** Owner (undefined: leave), mode and atime = mtime of an open file, in that order. */
+export function finishFile(fd: number, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
+  addon.finishFile(fd, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
+}
+/**
+ * Owner, mode and times of entry `name` ("" for the directory itself), each left alone when undefined;
+ * never through a symlink (and mode never on one).
+ */
+export function setAttrsAt(dirfd: number, name: string, attrs: { owner?: { uid: number; gid: number } | undefined; mode?: number | undefined; mtime?: { sec: number; nsec: number } | undefined }): void {
+  const { owner, mode, mtime } = attrs;
+  addon.setAttrsAt(dirfd, name, owner?.uid ?? -1, owner?.gid ?? -1, mode ?? -1, mtime?.sec ?? 0, mtime?.nsec ?? -1);
+}
+/** One xattr of entry `name` ("" for the directory itself), never through a symlink. */
+export const setXattrAt = (dirfd: number, name: string, key: string, value: Uint8Array): void => addon.setXattrAt(dirfd, name, key, value);
+export const getXattrAt = (dirfd: number, name: string, key: string): Uint8Array | undefined => addon.getXattrAt(dirfd, name, key);
+/** Removes one xattr; absent is not an error. */
+export const removeXattrAt = (dirfd: number, name: string, key: string): void => addon.removeXattrAt(dirfd, name, key);
+/** The names in an open directory (not `.` or `..`), in directory order. */
+export const listDirAt = (dirfd: number): string[] => addon.listDirAt(dirfd);

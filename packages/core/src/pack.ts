@@ -3,11 +3,10 @@
  */
 import type { Writable } from 'node:stream';
 import { walkHostDirectory, type HostWalkOptions } from './tree/host-walk.js';
-import type { LayerDescriptor } from './tar/write-layer.js';
-import { writeItems, type WriteItemsOptions } from './tar/write-items.js';
+import { writeEntries, type LayerDescriptor, type WriteLayerOptions } from './layer/write-layer.js';
 
 /** Options of `packDirectory`. */
-export interface PackDirectoryOptions extends HostWalkOptions, WriteItemsOptions {}
+export interface PackDirectoryOptions extends HostWalkOptions, WriteLayerOptions {}
 
 /**
  * Packs the tree at `dir` into a layer at `destination`. The same tree (same names, contents and
@@ -15,5 +14,5 @@ export interface PackDirectoryOptions extends HostWalkOptions, WriteItemsOptions
  * no user or group names, no atime/ctime. Sockets are skipped with a warning.
  */
 export function packDirectory(dir: string, destination: string | Writable, options: PackDirectoryOptions = {}): Promise<LayerDescriptor> {
-  return writeItems(walkHostDirectory(dir, options), destination, options);
+  return writeEntries(walkHostDirectory(dir, options), destination, options);
 }

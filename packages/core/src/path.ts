@@ -2,9 +2,8 @@
  * Layer-relative POSIX paths. A clean path has no leading `/` or `./`, no empty, `.` or `..` components
  * and no trailing `/`; the layer root is `.`.
  */
-import { lstatSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { UnsafePathError } from './errors.js';
+import { quote } from './quote.js';
 
 /** The clean path naming the layer root. */
 export const ROOT = '.';
@@ -16,11 +15,11 @@ export const ROOT = '.';
 export function cleanLayerPath(name: string): string {
   if (isClean(name)) return name;
   if (name.length > 1 && name.charCodeAt(name.length - 1) === 0x2f && isClean(name.slice(0, -1))) return name.slice(0, -1);
-  if (name.startsWith('/')) throw new UnsafePathError(`absolute path in layer: ${JSON.stringify(name)}`, { path: name });
+  if (name.startsWith('/')) throw new UnsafePathError(`absolute path in layer: ${quote(name)}`, { path: name });
   const parts: string[] = [];
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue;
-    if (part === '..') throw new UnsafePathError(`'..' in layer path: ${JSON.stringify(name)}`, { path: name });
+    if (part === '..') throw new UnsafePathError(`'..' in layer path: ${quote(name)}`, { path: name });
     parts.push(part);
   }
   return parts.length === 0 ? ROOT : parts.join('/');
@@ -97,49 +96,4 @@ export function compareTarOrder(a: string, b: string): number {
     if (c !== 0) return c;
   }
   return as.length - bs.length;
-}
-
-const MAX_SYMLINK_HOPS = 40;
-
-/**
- * Resolves a clean layer path to a host path under `root`, following symlinks in every component but the
- * last, the way a process chrooted at `root` would: absolute link targets restart at `root`.
- * Never leaves the root: a link whose `..` would climb above it throws UNSAFE_PATH rather than being clamped,
- * and more than 40 hops throws UNSAFE_PATH (a loop). Missing components resolve lexically.
- * Returns the resolved host path and the clean layer path it corresponds to.
- */
-export function resolveInRoot(root: string, path: string): { hostPath: string; layerPath: string } {
-  const pending = path === ROOT ? [] : path.split('/').reverse();
-  const resolved: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.pop()!;
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (resolved.length === 0) throw new UnsafePathError(`path climbs above the root: ${JSON.stringify(path)}`, { path });
-      resolved.pop();
-      continue;
-    }
-    if (pending.length === 0) {
-      resolved.push(part);
-      break;
-    }
-    const candidate = join(root, ...resolved, part);
-    let isLink = false;
-    try {
-      isLink = lstatSync(candidate).isSymbolicLink();
-    } catch {
-      // Missing: the rest resolves lexically; whoever creates it creates real directories.
-    }
-    if (!isLink) {
-      resolved.push(part);
-      continue;
-    }
-    if (++hops > MAX_SYMLINK_HOPS) throw new UnsafePathError(`too many symlinks resolving ${JSON.stringify(path)}`, { path });
-    const target = readlinkSync(candidate);
-    if (target.startsWith('/')) resolved.length = 0;
-    for (const piece of target.split('/').reverse()) if (piece !== '' && piece !== '.') pending.push(piece);
-  }
-  const layerPath = resolved.length === 0 ? ROOT : resolved.join('/');
-  return { hostPath: resolved.length === 0 ? root : join(root, layerPath), layerPath };
 }

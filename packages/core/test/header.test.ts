@@ -39,7 +39,7 @@ describe('tar header', () => {
       });
       expect(parseInt(Buffer.from(block.subarray(148, 154)).toString(), 8)).toBe(sum);
       expect(decodeHeader(block).size).toBe(0o77777777777);
-      block[300] ^= 1;
+      block[300]! ^= 1;
       expect(() => decodeHeader(block)).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
     }
   });

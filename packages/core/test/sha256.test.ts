@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BufferPool, createSha256 } from '../src/tar/sha256.js';
+import { BufferPool } from '../src/blob/buffer-pool.js';
+import { createSha256 } from '../src/blob/sha256.js';
 
 const expected = (chunks: Uint8Array[]) => `sha256:${chunks.reduce((h, c) => h.update(c), createHash('sha256')).digest('hex')}`;
 const threads = () => readdirSync('/proc/self/task').length;

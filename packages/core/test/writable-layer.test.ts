@@ -20,7 +20,7 @@ describe('WritableLayer surface beyond the differential suite', () => {
       { entry: entry('bin/sh', 'file', { mode: 0o755, xattrs: new Map([['user.k', Buffer.from('v')]]) }), content: Buffer.from('#!') },
       { entry: entry('link', 'symlink', { linkname: 'etc/hosts' }) },
     ]);
-    layer = new WritableLayer(join(work, 'upper'), [lower]);
+    layer = new WritableLayer([lower], join(work, 'upper'));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -54,7 +54,7 @@ describe('WritableLayer surface beyond the differential suite', () => {
     writeSync(fd, 'hello', 3 * 1024 ** 3);
     closeSync(fd);
     mkdirSync(join(work, 'big-upper'));
-    const handle = await new WritableLayer(join(work, 'big-upper'), [new HostLayer(lowerDir)]).open('/big');
+    const handle = await new WritableLayer([new HostLayer(lowerDir)], join(work, 'big-upper')).open('/big');
     const buffer = Buffer.alloc(7);
     expect((await handle.read(buffer, 0, 7, 3 * 1024 ** 3 - 1)).bytesRead).toBe(7);
     expect(buffer).toEqual(Buffer.from('\0hello\0'));

@@ -43,12 +43,14 @@ import {
 import { dirname } from 'node:path';
 import { fsError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
-import { lutimens, mknod, removeXattr, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
+import { lutimens, mknod, removeXattr, setXattr } from '../native.js';
+import { specialTypeBits, typeBitsOf } from '../mode.js';
+import { resolvePath, type LookupResult } from '../resolve.js';
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
 import { HostLayer } from '../tree/host-layer.js';
 import type { ContentReader, LayerTree, NodeStat, NodeType } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
-import { isOverlayXattr, opaqueXattr, type OverlayXattrNamespace } from '../whiteout.js';
+import { isOverlayXattr, isWhiteoutStats, opaqueXattr, OPAQUE_VALUE, WHITEOUT_DEVICE, type OverlayXattrNamespace } from '../whiteout.js';
 
 /** Options of `WritableLayer`. */
 export interface WritableLayerOptions {
@@ -88,15 +90,6 @@ export interface LayerDirent extends TypeChecks {
   readonly parentPath: string;
 }
 
-const TYPE_BITS: Record<NodeType, number> = {
-  file: 0o100000,
-  directory: 0o040000,
-  symlink: 0o120000,
-  char: 0o020000,
-  block: 0o060000,
-  fifo: 0o010000,
-  socket: 0o140000,
-};
 
 function typeChecks(type: NodeType): TypeChecks {
   return {
@@ -114,7 +107,7 @@ function toStats(st: NodeStat): LayerStats {
   const ns = BigInt(st.mtime.sec) * 1_000_000_000n + BigInt(st.mtime.nsec);
   const ms = st.mtime.sec * 1000 + st.mtime.nsec / 1e6;
   return {
-    mode: TYPE_BITS[st.type] | st.mode,
+    mode: typeBitsOf(st.type) | st.mode,
     uid: st.uid,
     gid: st.gid,
     size: st.size,
@@ -133,7 +126,6 @@ function toTimestamp(time: number | string | Date): Timestamp {
   return { sec, nsec: Math.round((seconds - sec) * 1e9) };
 }
 
-const MAX_SYMLINKS = 40;
 const UTF8 = new TextEncoder();
 
 type Data = string | Uint8Array;
@@ -147,11 +139,11 @@ export class WritableLayer {
   readonly #opaqueName: string;
   readonly #renameDirectories: 'exdev' | 'copy-up';
 
-  /** `lowers` bottom first; `upperDir` must exist (empty for a new container). */
-  constructor(upperDir: string, lowers: readonly LayerTree[], options: WritableLayerOptions = {}) {
+  /** `lowers` bottom first (as `MergedView` takes them); `upperDir` must exist (empty for a new container). */
+  constructor(lowers: readonly LayerTree[], upperDir: string, options: WritableLayerOptions = {}) {
     this.upperDir = upperDir;
     const namespace = options.xattrNamespace ?? 'trusted';
-    this.#upper = new HostLayer(upperDir, { format: 'overlay', xattrNamespace: namespace });
+    this.#upper = new HostLayer(upperDir, { whiteouts: 'overlay', xattrNamespace: namespace });
     this.view = new MergedView(lowers, this.#upper);
     this.#opaqueName = opaqueXattr(namespace);
     this.#renameDirectories = options.renameDirectories ?? 'exdev';
@@ -159,37 +151,29 @@ export class WritableLayer {
 
   // ---- paths ---------------------------------------------------------------------------------------
 
-  /** Resolves a container path to a clean merged path, following symlinks in every component (and in the last when `followLast`). */
+  /**
+   * Resolves a container path to a clean merged path, following symlinks in every component (and in the
+   * last when `followLast`), by the container rules of `resolvePath`: `..` clamps at the root, ELOOP,
+   * ENOENT and ENOTDIR as the kernel gives them (missing parents allowed with `allowMissing`).
+   */
   #resolve(input: string, syscall: string, followLast: boolean, allowMissing = false): string {
     if (typeof input !== 'string' || input.includes('\0')) throw fsError('EINVAL', syscall, String(input));
-    const pending = input.split('/').reverse();
-    const parts: string[] = [];
-    let hops = 0;
-    while (pending.length > 0) {
-      const part = pending.pop()!;
-      if (part === '' || part === '.') continue;
-      if (part === '..') {
-        parts.pop(); // the container root is its own parent
-        continue;
-      }
-      const path = parts.length === 0 ? part : `${parts.join('/')}/${part}`;
-      const last = !pending.some((p) => p !== '' && p !== '.');
-      const node = this.view.lookup(path);
-      if (node?.type === 'symlink' && (!last || followLast)) {
-        if (++hops > MAX_SYMLINKS) throw fsError('ELOOP', syscall, input);
-        const target = this.view.readlink(path);
-        if (target.startsWith('/')) parts.length = 0;
-        for (const piece of target.split('/').reverse()) pending.push(piece);
-        continue;
-      }
-      if (!last) {
-        if (!node && !allowMissing) throw fsError('ENOENT', syscall, input);
-        if (node && node.type !== 'directory') throw fsError('ENOTDIR', syscall, input);
-      }
-      parts.push(part);
-    }
-    return parts.length === 0 ? ROOT : parts.join('/');
+    return resolvePath(input, this.#lookup, {
+      followLast,
+      aboveRoot: 'clamp',
+      missingParent: allowMissing ? 'lexical' : 'error',
+      fileParent: 'error',
+      fail: (failure) => fsError(failure === 'loop' ? 'ELOOP' : failure === 'not-directory' ? 'ENOTDIR' : 'ENOENT', syscall, input),
+    });
   }
+
+  readonly #lookup = (dir: string, name: string): LookupResult => {
+    const path = childPath(dir, name);
+    const node = this.view.lookup(path);
+    if (node === undefined) return 'missing';
+    if (node.type === 'symlink') return { symlink: this.view.readlink(path) };
+    return node.type === 'directory' ? 'directory' : 'other';
+  };
 
   #host(path: string): string {
     return this.#upper.hostPath(path);
@@ -246,7 +230,7 @@ export class WritableLayer {
       case 'char':
       case 'block':
       case 'fifo':
-        mknod(host, st.type === 'char' ? S_IFCHR : st.type === 'block' ? S_IFBLK : S_IFIFO, 0o600, st.devmajor ?? 0, st.devminor ?? 0);
+        mknod(host, specialTypeBits(st.type), 0o600, st.devmajor ?? 0, st.devminor ?? 0);
         break;
       case 'socket':
         throw fsError('EPERM', 'copyup', path);
@@ -269,13 +253,18 @@ export class WritableLayer {
     const host = this.#host(path);
     const existing = lstatSync(host, { throwIfNoEntry: false });
     if (existing === undefined) return false;
-    if (existing.isCharacterDevice() && existing.rdev === 0) {
+    if (isWhiteoutStats(existing)) {
       unlinkSync(host);
       return true;
     }
     // For a create nothing but a whiteout can stand here; a rename's target directory is empty (checked).
     if (!forRename || existing.isDirectory()) rmSync(host, { recursive: true, force: true });
     return false;
+  }
+
+  /** Writes an overlay whiteout at host path `host`. */
+  #whiteout(host: string): void {
+    mknod(host, WHITEOUT_DEVICE.typeBits, WHITEOUT_DEVICE.perm, WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
   }
 
   /** Removes `path` from the merged view: the upper entry goes, and a whiteout covers what is below. */
@@ -285,7 +274,7 @@ export class WritableLayer {
     if (below) this.#copyUp(parentOf(path));
     // A visible path is in the upper, below, or both: the upper entry goes, a whiteout covers what is below.
     if (this.#inUpper(path)) rmSync(host, { recursive: true, force: true });
-    if (below) mknod(host, S_IFCHR, 0o000, 0, 0);
+    if (below) this.#whiteout(host);
     this.#changed(path);
   }
 
@@ -421,7 +410,7 @@ export class WritableLayer {
     const host = this.#host(path);
     mkdirSync(host, { mode });
     // A directory where something below was deleted must not show what is below.
-    if (overWhiteout || this.#existsBelow(path)) setXattr(host, this.#opaqueName, UTF8.encode('y'));
+    if (overWhiteout || this.#existsBelow(path)) setXattr(host, this.#opaqueName, OPAQUE_VALUE);
     this.#changed(path);
   }
 
@@ -524,8 +513,8 @@ export class WritableLayer {
     // A directory moved into a merged directory is made opaque (as the kernel does): whatever a lower layer
     // has, or will have, at its new name must not show through.
     const mergedParent = (this.view.lookup(parentOf(to))?.dirLayers.length ?? 0) > 1;
-    if (node.type === 'directory' && (belowTo || overWhiteout || mergedParent)) setXattr(this.#host(to), this.#opaqueName, UTF8.encode('y'));
-    if (belowFrom) mknod(source, S_IFCHR, 0o000, 0, 0);
+    if (node.type === 'directory' && (belowTo || overWhiteout || mergedParent)) setXattr(this.#host(to), this.#opaqueName, OPAQUE_VALUE);
+    if (belowFrom) this.#whiteout(source);
     this.#changed(from);
     this.#changed(to);
   }
@@ -539,7 +528,7 @@ export class WritableLayer {
       const host = this.#host(dst);
       if (st.type === 'directory') {
         mkdirSync(host, { mode: 0o700 });
-        setXattr(host, this.#opaqueName, UTF8.encode('y')); // holds exactly the merged contents
+        setXattr(host, this.#opaqueName, OPAQUE_VALUE); // holds exactly the merged contents
         this.#changed(dst);
         for (const name of this.view.readdir(src)) copy(childPath(src, name), childPath(dst, name));
       } else if (st.type === 'file') {
@@ -547,7 +536,7 @@ export class WritableLayer {
       } else if (st.type === 'symlink') {
         symlinkSync(st.linkname!, host);
       } else {
-        mknod(host, st.type === 'char' ? S_IFCHR : st.type === 'block' ? S_IFBLK : S_IFIFO, 0o600, st.devmajor ?? 0, st.devminor ?? 0);
+        mknod(host, specialTypeBits(st.type), 0o600, st.devmajor ?? 0, st.devminor ?? 0);
       }
       this.#applyMetadata(host, st);
       this.#changed(dst);

@@ -5,8 +5,7 @@
 import type { Writable } from 'node:stream';
 import type { Change, Entry } from '../entry.js';
 import { ROOT } from '../path.js';
-import type { LayerDescriptor } from '../tar/write-layer.js';
-import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import { writeEntries, type LayerDescriptor, type WriteLayerOptions } from '../layer/write-layer.js';
 import type { ContentSource, WriteItem } from '../tar/writer.js';
 import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
 import { markerEntry } from './entries.js';
@@ -44,7 +43,7 @@ export function changeItems(changes: AsyncIterable<ContentChange> | Iterable<Con
 }
 
 /** Options of `writeChanges`. */
-export type WriteChangesOptions = WriteItemsOptions;
+export type WriteChangesOptions = WriteLayerOptions;
 
 /**
  * Serialises a change set as a layer blob at `destination`, returning its diffID, digest and size (one
@@ -55,5 +54,5 @@ export function writeChanges(
   destination: string | Writable,
   options: WriteChangesOptions = {},
 ): Promise<LayerDescriptor> {
-  return writeItems(changeItems(changes), destination, options);
+  return writeEntries(changeItems(changes), destination, options);
 }

@@ -1,7 +1,8 @@
 /**
  * diffTrees: the changes that turn one tree into another, by a sorted double walk of two merged views (any
- * layer sources: directories, indexed tarballs, stacks). Metadata decides first; content is compared only
- * where metadata ties and `exact` is asked for (byte for byte: cheaper than hashing both sides).
+ * layer sources: directories, indexed tarballs, stacks). Metadata decides first (mtime included, for
+ * directories too); content is compared only where metadata ties and `exact` is asked for (byte for byte:
+ * cheaper than hashing both sides).
  */
 import { childPath, compareNames, ROOT } from '../path.js';
 import type { Entry } from '../entry.js';
@@ -133,7 +134,7 @@ export async function* diffTrees(from: MergedView, to: MergedView, options: Diff
         yield* add(path, frame);
       } else if (b.type === 'directory') {
         const sb = to.stat(path)!;
-        const changed = !sameMetadata(from.stat(path)!, sb, { ignoreMtime: true });
+        const changed = !sameMetadata(from.stat(path)!, sb); // its mtime too: a directory touched is a change
         if (!changed) keep(frame);
         const child: Frame = { path, parent: frame, entry: entryFromStat(sb), changed, open: false, written: false, held: [], deletions: 0 };
         yield* walk(child);

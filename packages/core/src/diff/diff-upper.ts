@@ -20,7 +20,7 @@ import { batchIdentity, batchMode, statFromBatch } from '../tree/host-stat.js';
 import { scanSorted } from '../tree/host-walk.js';
 import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
-import type { OverlayXattrNamespace } from '../whiteout.js';
+import { isOpaqueValue, isWhiteoutDevice, opaqueXattr, type OverlayXattrNamespace } from '../whiteout.js';
 import type { ContentChange } from './changes.js';
 import { sameContent, sameMetadata } from './compare.js';
 import { asHardlink, entryFromStat, HardlinkSets, socketWarning } from './entries.js';
@@ -78,13 +78,15 @@ interface Frame {
 }
 
 /**
- * The changes an upper directory makes to `lowers` (bottom first), in tar order.
+ * The changes the upper directory `upper` makes to `lowers` (bottom first, as `MergedView` takes them), in
+ * tar order.
  *
  * - A whiteout is emitted only where a lower has something; an opaque marker only where the lower
  *   directory has contents (recent kernels mark new directories opaque even over nothing).
  * - A copied-up entry equal to its lower one (type, mode, owner, size, link target, xattrs, mtime; content
  *   too where one mtime is truncated to whole seconds) is left out, as after `mv a t; mv t a`.
- * - A directory appears when it changed or as the parent of a change, with its own metadata.
+ * - A directory appears when it changed (its mtime included) or as the parent of a change, with its own
+ *   metadata.
  * - Upper files sharing an inode are written once, the other names as hardlinks; if any name of such a
  *   set changed, every name of it is written, so the link survives. Whiteouts, which the kernel may
  *   hardlink to one inode, are never treated as links.
@@ -95,9 +97,9 @@ interface Frame {
  * A synchronous generator (every call it makes is): `for...of` and `for await` both consume it, and
  * `writeChanges` encodes it without an `await` per change.
  */
-export function* diffUpper(upper: string, lowers: readonly LayerTree[], options: DiffUpperOptions = {}): Generator<ContentChange> {
+export function* diffUpper(lowers: readonly LayerTree[], upper: string, options: DiffUpperOptions = {}): Generator<ContentChange> {
   const ns = options.xattrNamespace ?? 'trusted';
-  const opaqueKey = `${ns}.overlay.opaque`;
+  const opaqueKey = opaqueXattr(ns);
   const refusedKeys = [`${ns}.overlay.redirect`, `${ns}.overlay.metacopy`];
   const view = new MergedView(lowers);
 
@@ -194,7 +196,7 @@ export function* diffUpper(upper: string, lowers: readonly LayerTree[], options:
     const parent = frame.node;
     const shown = frame.hidden ? undefined : view.lookup(path);
     const o = i * STAT.fields;
-    if ((mode & 0o170000) === 0o020000 && batch.stats[o + STAT.rdevMajor] === 0 && batch.stats[o + STAT.rdevMinor] === 0) {
+    if (isWhiteoutDevice(mode, batch.stats[o + STAT.rdevMajor]!, batch.stats[o + STAT.rdevMinor]!)) {
       return shown ? deletion(path, hostPath, parent) : undefined; // a whiteout
     }
     const stat = statFromBatch(batch, i, path, hostPath);
@@ -209,10 +211,11 @@ export function* diffUpper(upper: string, lowers: readonly LayerTree[], options:
     const entry = entryFromStat(stat);
     const lower = shown ? view.stat(path) : undefined;
     if (stat.type === 'directory') {
-      const opaqueValue = stat.xattrs.get(opaqueKey);
-      const markedOpaque = opaqueValue !== undefined && opaqueValue.length === 1 && opaqueValue[0] === 0x79; // "y"
+      const markedOpaque = isOpaqueValue(stat.xattrs.get(opaqueKey));
       const opaque = markedOpaque && lower?.type === 'directory' && view.readdir(path).length > 0;
-      const emit = !lower || lower.type !== 'directory' || opaque || !sameMetadata(entry, lower, { ignoreMtime: true });
+      // Its own mtime counts: a directory where the container only created and deleted files (/tmp) is a
+      // change, and the image must show the time the container left, as containerd's and moby's diffs do.
+      const emit = !lower || lower.type !== 'directory' || opaque || !sameMetadata(entry, lower, { ignoreMtime: true }) || !sameTime(entry, lower, () => true);
       const hidesLowers = frame.hidden || markedOpaque || lower?.type !== 'directory';
       return { path, hostPath, parent, entry, lower, opaque, hidesLowers, emit, closed: false };
     }
@@ -254,9 +257,13 @@ export function* diffUpper(upper: string, lowers: readonly LayerTree[], options:
   yield* release(true);
 }
 
-/** Same mtime, or times that differ only by truncation to whole seconds where the content is the same. */
+/**
+ * Same mtime, or times that differ only by truncation to whole seconds (a copy-up onto a file system that
+ * keeps whole seconds) where the content is the same: for a file, its bytes; a directory's are its entries,
+ * which the walk compares one by one.
+ */
 function sameTime(entry: Entry, lower: NodeStat, contentEqual: () => boolean): boolean {
   if (entry.mtime.sec === lower.mtime.sec && entry.mtime.nsec === lower.mtime.nsec) return true;
   const truncated = entry.mtime.sec === lower.mtime.sec && (entry.mtime.nsec === 0 || lower.mtime.nsec === 0);
-  return truncated && entry.type === 'file' && contentEqual();
+  return truncated && (entry.type === 'file' || entry.type === 'directory') && contentEqual();
 }

@@ -6,19 +6,18 @@
  */
 import type { Writable } from 'node:stream';
 import { parentOf, ROOT } from '../path.js';
-import type { ByteInput } from '../tar/digest.js';
-import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
-import type { LayerDescriptor } from '../tar/write-layer.js';
-import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import type { ByteInput } from '../blob/input.js';
+import { readLayer, type ReadLayerOptions } from '../layer/read-layer.js';
+import { writeEntries, type LayerDescriptor, type WriteLayerOptions } from '../layer/write-layer.js';
 import type { Entry } from '../entry.js';
 import type { ContentSource, WriteItem } from '../tar/writer.js';
-import { detectFileCompression } from '../tar/compression.js';
+import { detectFileCompression } from '../blob/compression.js';
 import { opaqueMarkerPathFor, whiteoutPathFor } from '../whiteout.js';
 import { foldLayers } from './fold.js';
 import { markerEntry } from './entries.js';
 
 /** Options of `flatten`. */
-export interface FlattenOptions extends WriteItemsOptions, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
+export interface FlattenOptions extends WriteLayerOptions, Omit<ReadLayerOptions, 'parallelHash' | 'hash'> {}
 
 
 /**
@@ -87,7 +86,7 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
     }
     for (const dir of [...opaque].sort()) yield { entry: markerEntry(opaqueMarkerPathFor(dir)) }; // dirs from earlier layers
   }
-  return writeItems(items(), destination, options);
+  return writeEntries(items(), destination, options);
 }
 
 function isUnderDeleted(path: string, deleted: Set<string>): boolean {

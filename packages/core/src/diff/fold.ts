@@ -6,8 +6,8 @@
  */
 import type { Entry } from '../entry.js';
 import { isWithin, parentOf, ROOT } from '../path.js';
-import type { ByteInput } from '../tar/digest.js';
-import { readLayer, type ReadLayerOptions } from '../tar/reader.js';
+import type { ByteInput } from '../blob/input.js';
+import { readLayer, type ReadLayerOptions } from '../layer/read-layer.js';
 import { classifyWhiteout } from '../whiteout.js';
 
 /** An entry that survives the stack. */

@@ -5,8 +5,7 @@ import type { Writable } from 'node:stream';
 import type { LayerTree } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
 import { asHardlink, contentOf, entryFromStat, HardlinkSets } from './entries.js';
-import type { LayerDescriptor } from '../tar/write-layer.js';
-import { writeItems, type WriteItemsOptions } from '../tar/write-items.js';
+import { writeEntries, type LayerDescriptor, type WriteLayerOptions } from '../layer/write-layer.js';
 import type { WriteItem } from '../tar/writer.js';
 
 /** Every visible entry of a view in tar order, with its content source; hardlink sets written once, then linked. */
@@ -23,9 +22,9 @@ export function* walkMerged(view: MergedView): Generator<WriteItem> {
 }
 
 /** Options of `squash`. */
-export type SquashOptions = WriteItemsOptions;
+export type SquashOptions = WriteLayerOptions;
 
 /** Writes the merged view of `lowers` (bottom first) and `upper` as one layer (no whiteouts: a base layer). */
 export function squash(lowers: readonly LayerTree[], upper: LayerTree | undefined, destination: string | Writable, options: SquashOptions = {}): Promise<LayerDescriptor> {
-  return writeItems(walkMerged(new MergedView(lowers, upper)), destination, options);
+  return writeEntries(walkMerged(new MergedView(lowers, upper)), destination, options);
 }

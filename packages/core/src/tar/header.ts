@@ -3,6 +3,7 @@
  * POSIX ustar headers. Pure: no I/O, no knowledge of layers.
  */
 import { LayerFormatError } from '../errors.js';
+import { quote } from '../quote.js';
 
 export const BLOCK_SIZE = 512;
 
@@ -20,7 +21,10 @@ export interface RawHeader {
   gname: Uint8Array;
   devmajor: number;
   devminor: number;
-  /** The ustar prefix field; empty for GNU headers, whose bytes there mean other things. */
+  /**
+   * The ustar prefix field. Empty for GNU headers, whose bytes there are times, except where those do not
+   * read as numbers: then it is a prefix an old Go writer put there, read as Go's own reader does.
+   */
   prefix: Uint8Array;
 }
 
@@ -53,7 +57,7 @@ function numberField(block: Uint8Array, offset: number, length: number, what: st
   for (; i < end; i++) {
     const c = block[i]!;
     if (c === 0x20 || c === 0) break;
-    if (c < 0x30 || c > 0x37) throw new LayerFormatError(`tar header ${what} is not an octal number`);
+    if (c < 0x30 || c > 0x37) throw new LayerFormatError(`tar header ${what} is not an octal number: ${quote(Buffer.from(block.subarray(offset, offset + length)).toString('latin1'))}`);
     value = value * 8 + (c - 0x30);
   }
   return value;
@@ -117,11 +121,14 @@ export function isZeroBlock(block: Uint8Array): boolean {
  */
 export function decodeHeader(block: Uint8Array): RawHeader {
   const stored = numberField(block, 148, 8, 'checksum');
-  if (stored !== unsignedChecksum(block) && stored !== signedChecksum(block)) throw new LayerFormatError('tar header checksum mismatch');
+  const computed = unsignedChecksum(block);
+  if (stored !== computed && stored !== signedChecksum(block)) {
+    throw new LayerFormatError(`tar header checksum mismatch (stored ${stored}, computed ${computed})`);
+  }
   const magic = magicOf(block);
   const isGnu = magic === 'gnu';
   const isUstar = magic === 'ustar';
-  const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
+  const typeflag = String.fromCharCode(block[156]!); // '\0' kept apart from '0': pre-POSIX directories differ
   return {
     name: field(block, 0, 100),
     mode: numberField(block, 100, 8, 'mode'),
@@ -135,8 +142,34 @@ export function decodeHeader(block: Uint8Array): RawHeader {
     gname: isGnu || isUstar ? field(block, 297, 32) : EMPTY,
     devmajor: isGnu || isUstar ? numberField(block, 329, 8, 'devmajor') : 0,
     devminor: isGnu || isUstar ? numberField(block, 337, 8, 'devminor') : 0,
-    prefix: isUstar ? field(block, 345, 155) : EMPTY,
+    prefix: isUstar ? field(block, 345, 155) : isGnu ? legacyGoPrefix(block) : EMPTY,
   };
+}
+
+/** True when the 12-byte GNU time field at `offset` reads as a number, by Go's rules (empty counts). */
+function readsAsGoNumber(block: Uint8Array, offset: number): boolean {
+  if (block[offset] === 0 || (block[offset]! & 0x80) !== 0) return true; // unset, or base-256
+  let start = offset;
+  let end = offset + 12;
+  while (start < end && (block[start] === 0x20 || block[start] === 0)) start++;
+  while (end > start && (block[end - 1] === 0x20 || block[end - 1] === 0)) end--;
+  if (start === end) return true; // only spaces: zero
+  const nul = block.indexOf(0, start);
+  if (nul >= 0 && nul < end) end = nul;
+  for (let i = start; i < end; i++) if (block[i]! < 0x30 || block[i]! > 0x37) return false;
+  return true;
+}
+
+/**
+ * Go before 1.8 wrote a ustar prefix into GNU headers, where GNU keeps atime and ctime. Go's reader (so
+ * containerd's and moby's) reads it back as a prefix when those fields do not read as numbers and it is
+ * ASCII: strata does the same, so it sees the path the runtimes write.
+ */
+function legacyGoPrefix(block: Uint8Array): Uint8Array {
+  if (readsAsGoNumber(block, 345) && readsAsGoNumber(block, 357)) return EMPTY;
+  const prefix = field(block, 345, 155);
+  for (let i = 0; i < prefix.length; i++) if (prefix[i]! >= 0x80) return EMPTY;
+  return prefix;
 }
 
 /** What `encodeHeader` writes; byte fields must already fit (the writer moves long values to PAX). */

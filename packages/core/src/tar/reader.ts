@@ -1,14 +1,22 @@
 /**
- * Streaming layer reader: any real layer tarball (ustar, POSIX/PAX, GNU long names; plain, gzip or zstd)
- * as an async sequence of entries, each with a body to stream. Strict by default: every malformation and
- * every unsafe name is a typed error, never a warning.
+ * The tar entry parser: a stream of uncompressed tar bytes (ustar, POSIX/PAX, GNU long names) as entries,
+ * each with a body to stream. Bytes only: where they come from, their compression and their digests are
+ * `layer/read-layer.ts`'s business. Strict: every malformation and every unsafe name is a typed error.
+ *
+ * Where tar readers disagree, strata reads as the runtimes that will later extract the same layer do (Go's
+ * archive/tar, under containerd and moby), so a scanner or builder using strata is shown the tree they write:
+ * - directories, symlinks, hardlinks, devices and fifos carry no data, whatever their size field says;
+ * - PAX global headers (`g`) are ignored, as containerd and moby ignore them;
+ * - a ustar prefix in a GNU header (written by Go before 1.8) is read as Go reads it (see `header.ts`);
+ * - a NUL in a PAX path, link path, user or group name, or in any PAX key, is refused, as Go refuses it;
+ * - only the old `\0` type flag with a name ending in `/` is a directory (pre-POSIX archives).
  */
 import { LayerFormatError, LimitExceededError, UnsupportedError } from '../errors.js';
 import type { Entry, EntryType, Timestamp } from '../entry.js';
 import { cleanLayerPath } from '../path.js';
+import { quote } from '../quote.js';
 import { asciiText, decimal } from './ascii.js';
-import { ByteSource } from './byte-source.js';
-import { decodeInput, type ByteInput, type DecodeOptions, type LayerDigests } from './digest.js';
+import type { ByteSource } from './byte-source.js';
 import { BLOCK_SIZE, decodeHeader, isZeroBlock, type RawHeader } from './header.js';
 import { decodePax, parsePaxTime } from './pax.js';
 
@@ -26,13 +34,24 @@ export interface ReadLimits {
   maxXattrBytes?: number;
 }
 
-/** Options of `readLayer`. */
-export interface ReadLayerOptions extends ReadLimits, DecodeOptions {
-  signal?: AbortSignal;
-}
+export const DEFAULT_LIMITS: Required<ReadLimits> = {
+  maxEntries: 10_000_000,
+  maxTotalBytes: 2 ** 40,
+  maxPathBytes: 4096,
+  maxHeaderBytes: 1024 * 1024,
+  maxXattrBytes: 64 * 1024,
+};
+
+/** Longest name of one path component, in bytes (Linux NAME_MAX): no file system takes more. */
+const NAME_MAX = 255;
+/** Largest uid or gid a host can give a file (2^32 - 1 means "no change" to chown). */
+const MAX_ID = 2 ** 32 - 2;
+/** Linux device numbers: 12 bits of major, 20 of minor. */
+const MAX_MAJOR = 2 ** 12 - 1;
+const MAX_MINOR = 2 ** 20 - 1;
 
 /** One entry and its content. */
-export interface LayerEntry {
+export interface TarEntry {
   readonly entry: Entry;
   /** Archive offset of the entry's content (for indexing uncompressed layers). */
   readonly dataOffset: number;
@@ -44,20 +63,6 @@ export interface LayerEntry {
    */
   readonly body: AsyncIterable<Uint8Array>;
 }
-
-/** A layer opened for reading: its entries, then its digests once they have all been read. */
-export interface LayerReader extends AsyncIterable<LayerEntry> {
-  /** Digests of the whole blob, trailing bytes included; available after iteration finished. */
-  digests(): Promise<LayerDigests>;
-}
-
-const DEFAULTS: Required<ReadLimits> = {
-  maxEntries: 10_000_000,
-  maxTotalBytes: 2 ** 40,
-  maxPathBytes: 4096,
-  maxHeaderBytes: 1024 * 1024,
-  maxXattrBytes: 64 * 1024,
-};
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -71,7 +76,9 @@ function text(bytes: Uint8Array, what: string): string {
   }
 }
 
+/** Entry types by type flag. `\0` is told apart from `0` for pre-POSIX directories (see `typeOf`). */
 const TYPES: Record<string, EntryType> = {
+  '\0': 'file',
   '0': 'file',
   '7': 'file',
   '1': 'hardlink',
@@ -83,17 +90,22 @@ const TYPES: Record<string, EntryType> = {
   '6': 'fifo',
 };
 
+/** Types whose size field says nothing about data that follows (Go's isHeaderOnlyType). */
+const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
+
 function paxNumber(records: Map<string, Uint8Array>, key: string): number | undefined {
   const raw = records.get(key);
   if (raw === undefined) return undefined;
   const value = decimal(raw);
-  if (value < 0) throw new LayerFormatError(`PAX ${key} is not a number: ${JSON.stringify(Buffer.from(raw).toString('latin1'))}`);
+  if (value < 0) throw new LayerFormatError(`PAX ${key} is not a number: ${quote(Buffer.from(raw).toString('latin1'))}`);
   return value;
 }
 
-function paxString(records: Map<string, Uint8Array>, key: string): string | undefined {
+/** A PAX record that names something (path, link, user, group): text, and never with a NUL inside. */
+function paxName(records: Map<string, Uint8Array>, key: string): Uint8Array | undefined {
   const raw = records.get(key);
-  return raw === undefined ? undefined : text(raw, `PAX ${key}`);
+  if (raw !== undefined && raw.includes(0)) throw new LayerFormatError(`PAX ${key} holds a NUL byte`);
+  return raw;
 }
 
 function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>): Map<string, Uint8Array> {
@@ -104,13 +116,17 @@ function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>
     let bytes = value;
     if (key.startsWith('SCHILY.xattr.')) name = key.slice('SCHILY.xattr.'.length);
     else if (key.startsWith('LIBARCHIVE.xattr.')) {
-      name = decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length));
+      try {
+        name = decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length));
+      } catch {
+        throw new LayerFormatError(`xattr name is not valid: ${quote(key)}`);
+      }
       bytes = Buffer.from(Buffer.from(value).toString('latin1'), 'base64');
     }
     if (name === undefined) continue;
-    if (name === '' || name.length > 255) throw new LayerFormatError(`xattr name is invalid: ${JSON.stringify(name)}`);
+    if (name === '' || Buffer.byteLength(name) > 255 || name.includes('\0')) throw new LayerFormatError(`xattr name is not valid: ${quote(name)}`);
     if (bytes.length > limits.maxXattrBytes) {
-      throw new LimitExceededError(`xattr ${name} is ${bytes.length} bytes, over the ${limits.maxXattrBytes}-byte limit`);
+      throw new LimitExceededError(`xattr ${quote(name)} is ${bytes.length} bytes, over the ${limits.maxXattrBytes}-byte limit`);
     }
     // Copy: the record views the reader's buffer, which is reused.
     xattrs.set(name, Uint8Array.from(bytes));
@@ -124,42 +140,65 @@ function isSparse(header: RawHeader, records: Map<string, Uint8Array>): boolean 
   return false;
 }
 
-/**
- * Opens a layer for reading. Entries come in archive order with clean paths (see `cleanLayerPath`).
- *
- * Throws, while iterating: LAYER_FORMAT (checksum, truncation, malformed PAX, invalid UTF-8 names, a
- * missing end-of-archive), UNSAFE_PATH (`..`, absolute names or hardlink targets), LIMIT_EXCEEDED (see
- * `ReadLimits`), UNSUPPORTED (sparse files, multi-volume archives, unknown entry types, xz/bzip2).
- */
-export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): LayerReader {
-  const limits = { ...DEFAULTS, ...options };
-  const state: ReadState = { finished: false };
-  return {
-    async digests() {
-      if (!state.finished || !state.digests) throw new LayerFormatError('layer digests are known only after reading every entry');
-      return state.digests();
-    },
-    [Symbol.asyncIterator]: () => entries(input, options, limits, state),
-  };
+/** Throws LIMIT_EXCEEDED when a component of `path` is longer than any file system takes. */
+function checkComponents(path: string, bytes: number): void {
+  if (bytes <= NAME_MAX) return;
+  for (const part of path.split('/')) {
+    if (part.length > NAME_MAX / 3 && Buffer.byteLength(part) > NAME_MAX) {
+      throw new LimitExceededError(`a name in ${quote(path)} is over ${NAME_MAX} bytes`, { path });
+    }
+  }
 }
 
-/** What iterating a layer leaves its reader: the digests, valid once every entry was read. */
-interface ReadState {
-  digests?: () => Promise<LayerDigests>;
-  finished: boolean;
+function checkId(value: number, what: string, path: string): number {
+  if (value < 0 || value > MAX_ID) throw new LayerFormatError(`${what} ${value} of ${quote(path)} is out of range (0 to ${MAX_ID})`, { path });
+  return value;
 }
 
 /** Names of the extended-header records, by type flag. */
 const RECORDS: Record<string, string> = { x: 'PAX', g: 'PAX global', L: 'GNU long name', K: 'GNU long link' };
 
-/** The parse loop as the iterator itself, not wrapped in a generator that delegates to it: one `yield` per entry, not two. */
-async function* entries(input: ByteInput, options: ReadLayerOptions, limits: Required<ReadLimits>, state: ReadState): AsyncGenerator<LayerEntry> {
-  const decoded = await decodeInput(input, options);
-  state.digests = decoded.digests;
-  const source = new ByteSource(decoded.stream, decoded.skip);
-  const signal = options.signal;
+function padded(size: number): number {
+  return Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE;
+}
+
+function truncated(): never {
+  throw new LayerFormatError('truncated stream inside an extended header');
+}
+
+function trimNul(bytes: Uint8Array): Uint8Array {
+  const end = bytes.indexOf(0);
+  return end < 0 ? bytes : bytes.subarray(0, end);
+}
+
+function joinPrefix(prefix: Uint8Array, name: Uint8Array): Uint8Array {
+  if (prefix.length === 0) return name;
+  return Buffer.concat([prefix, Buffer.from('/'), name]);
+}
+
+/**
+ * Where a parse gets its bytes: opened when iteration starts, closed when it ends (`finished`: after the
+ * end-of-archive marker and the trailing bytes; false after an error or an early stop).
+ */
+export interface TarSource {
+  open(): Promise<ByteSource>;
+  close(finished: boolean): Promise<void>;
+}
+
+/**
+ * Parses tar entries from `input` until the end-of-archive marker, then reads it to the end (trailing
+ * bytes belong to the blob). Entries come in archive order with clean paths (see `cleanLayerPath`). The
+ * parse loop is the iterator itself, not wrapped in another generator: one hop per entry, not two.
+ *
+ * Throws LAYER_FORMAT (checksum, truncation, malformed PAX, invalid UTF-8 or NUL in names, ids and device
+ * numbers out of range, a missing end-of-archive), UNSAFE_PATH (`..`, absolute names or hardlink targets),
+ * LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED (sparse files, multi-volume
+ * archives, unknown entry types).
+ */
+export async function* readTarEntries(input: TarSource, limits: Required<ReadLimits>, signal?: AbortSignal): AsyncGenerator<TarEntry, void> {
+  const source = await input.open();
+  let finished = false;
   try {
-    let globals = new Map<string, Uint8Array>();
     let pax: Map<string, Uint8Array> | undefined;
     let longName: Uint8Array | undefined;
     let longLink: Uint8Array | undefined;
@@ -189,25 +228,29 @@ async function* entries(input: ByteInput, options: ReadLayerOptions, limits: Req
         const second = await source.read(BLOCK_SIZE);
         if (second !== undefined && !isZeroBlock(second)) throw new LayerFormatError('data after a single end-of-archive block');
         await source.drain(); // trailing bytes are part of the blob and of its diffID
-        state.finished = true;
+        finished = true;
         return;
       }
       let header: RawHeader;
       try {
         header = decodeHeader(block);
       } catch (error) {
-        if (!sawHeader) throw new LayerFormatError('not a tar archive', { cause: error });
+        if (!sawHeader) throw new LayerFormatError(`not a tar archive: ${(error as Error).message}`, { cause: error });
         throw error;
       }
+      if (header.size < 0) throw new LayerFormatError(`negative size in a tar header (${header.size})`);
       sawHeader = true;
       const recordName = RECORDS[header.typeflag];
       if (recordName !== undefined) {
         if (header.typeflag === 'x' && pax) throw new LayerFormatError('two PAX headers for one entry');
         let record = readRecord(header, recordName);
         if (!(record instanceof Uint8Array)) record = await record;
-        if (header.typeflag === 'x') pax = decodePax(record);
-        else if (header.typeflag === 'g') globals = new Map([...globals, ...decodePax(record)]);
-        else if (header.typeflag === 'L') longName = trimNul(record);
+        if (header.typeflag === 'x') {
+          pax = decodePax(record);
+          for (const key of pax.keys()) if (key.includes('\0')) throw new LayerFormatError(`PAX key holds a NUL byte: ${quote(key)}`);
+        } else if (header.typeflag === 'g') {
+          decodePax(record); // checked, then ignored (as containerd and moby do)
+        } else if (header.typeflag === 'L') longName = trimNul(record);
         else longLink = trimNul(record);
         continue;
       }
@@ -219,50 +262,55 @@ async function* entries(input: ByteInput, options: ReadLayerOptions, limits: Req
         }
         case 'M':
         case 'N':
-          throw new UnsupportedError(`tar entry type '${header.typeflag}' (multi-volume or old GNU long names) is not supported`);
+          throw new UnsupportedError(`tar entry type ${quote(header.typeflag)} (multi-volume or old GNU long names) is not supported`);
       }
-      const records = pax === undefined ? globals : globals.size === 0 ? pax : new Map([...globals, ...pax]);
+      const records = pax ?? new Map<string, Uint8Array>();
       pax = undefined;
       if (isSparse(header, records)) throw new UnsupportedError('sparse files are not supported in layers');
       let type = TYPES[header.typeflag];
-      if (type === undefined) throw new UnsupportedError(`unknown tar entry type '${header.typeflag}'`);
+      if (type === undefined) throw new UnsupportedError(`unknown tar entry type ${quote(header.typeflag)}`);
+      const headerOnly = HEADER_ONLY.has(header.typeflag);
 
-      const nameBytes = records.get('path') ?? longName ?? joinPrefix(header.prefix, header.name);
-      const linkBytes = records.get('linkpath') ?? longLink ?? header.linkname;
+      const nameBytes = paxName(records, 'path') ?? longName ?? joinPrefix(header.prefix, header.name);
+      const linkBytes = paxName(records, 'linkpath') ?? longLink ?? header.linkname;
       longName = longLink = undefined;
       if (nameBytes.length > limits.maxPathBytes || linkBytes.length > limits.maxPathBytes) {
         throw new LimitExceededError(`entry name over the ${limits.maxPathBytes}-byte limit`);
       }
       const rawName = text(nameBytes, 'entry name');
-      if (type === 'file' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
+      if (header.typeflag === '\0' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
       const path = cleanLayerPath(rawName);
-      const declaredSize = paxNumber(records, 'size') ?? header.size;
-      if (declaredSize < 0) throw new LayerFormatError(`negative size for ${rawName}`);
+      checkComponents(path, nameBytes.length);
+      // Header-only types carry no data: their size field, even if set, is not followed by content.
+      const dataSize = headerOnly || (header.typeflag === '\0' && type === 'directory') ? 0 : (paxNumber(records, 'size') ?? header.size);
       if (++count > limits.maxEntries) throw new LimitExceededError(`more than ${limits.maxEntries} entries`, { path });
-      totalBytes += declaredSize;
+      totalBytes += dataSize;
       if (totalBytes > limits.maxTotalBytes) throw new LimitExceededError(`content over the ${limits.maxTotalBytes}-byte limit`, { path });
 
       const linkText = linkBytes.length > 0 ? text(linkBytes, 'link name') : undefined;
       let linkname: string | undefined;
       if (type === 'hardlink') {
-        if (linkText === undefined) throw new LayerFormatError(`hardlink without a target: ${rawName}`, { path });
+        if (linkText === undefined) throw new LayerFormatError(`hardlink without a target: ${quote(rawName)}`, { path });
         linkname = cleanLayerPath(linkText);
+        checkComponents(linkname, linkBytes.length);
       } else if (type === 'symlink') {
-        if (linkText === undefined) throw new LayerFormatError(`symlink without a target: ${rawName}`, { path });
+        if (linkText === undefined) throw new LayerFormatError(`symlink without a target: ${quote(rawName)}`, { path });
         linkname = linkText;
       }
-      const mtimeRecord = paxString(records, 'mtime');
-      const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(mtimeRecord) : { sec: header.mtime, nsec: 0 };
-      const uname = paxString(records, 'uname') ?? text(header.uname, 'uname');
-      const gname = paxString(records, 'gname') ?? text(header.gname, 'gname');
+      const mtimeRecord = records.get('mtime');
+      const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(text(mtimeRecord, 'PAX mtime')) : { sec: header.mtime, nsec: 0 };
+      const unameBytes = paxName(records, 'uname');
+      const gnameBytes = paxName(records, 'gname');
+      const uname = unameBytes !== undefined ? text(unameBytes, 'PAX uname') : text(header.uname, 'uname');
+      const gname = gnameBytes !== undefined ? text(gnameBytes, 'PAX gname') : text(header.gname, 'gname');
       // Built field by field, not with spreads: this runs once per entry, and spreads cost an object copy each.
       const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
         path,
         type,
         mode: header.mode & 0o7777,
-        uid: paxNumber(records, 'uid') ?? header.uid,
-        gid: paxNumber(records, 'gid') ?? header.gid,
-        size: type === 'file' ? declaredSize : 0,
+        uid: checkId(paxNumber(records, 'uid') ?? header.uid, 'uid', path),
+        gid: checkId(paxNumber(records, 'gid') ?? header.gid, 'gid', path),
+        size: type === 'file' ? dataSize : 0,
         mtime,
         xattrs: xattrsOf(records, limits),
       };
@@ -270,20 +318,24 @@ async function* entries(input: ByteInput, options: ReadLayerOptions, limits: Req
       if (gname) entry.gname = gname;
       if (linkname !== undefined) entry.linkname = linkname;
       if (type === 'char' || type === 'block') {
-        entry.devmajor = paxNumber(records, 'SCHILY.devmajor') ?? header.devmajor;
-        entry.devminor = paxNumber(records, 'SCHILY.devminor') ?? header.devminor;
+        const major = paxNumber(records, 'SCHILY.devmajor') ?? header.devmajor;
+        const minor = paxNumber(records, 'SCHILY.devminor') ?? header.devminor;
+        if (major < 0 || major > MAX_MAJOR || minor < 0 || minor > MAX_MINOR) {
+          throw new LayerFormatError(`device number ${major}:${minor} of ${quote(path)} is out of range (major 0 to ${MAX_MAJOR}, minor 0 to ${MAX_MINOR})`, { path });
+        }
+        entry.devmajor = major;
+        entry.devminor = minor;
       }
 
       const dataOffset = source.position;
-      // Boxed so the body's generator and this loop share it (and TypeScript does not narrow it away).
-      const body = new EntryBody(source, type === 'file' ? declaredSize : 0, path);
+      const body = new EntryBody(source, type === 'file' ? dataSize : 0, path);
       yield { entry, dataOffset, body };
       const consumed = body.close();
-      const skipping = source.skip(padded(declaredSize) - consumed);
+      const skipping = source.skip(padded(dataSize) - consumed);
       if (skipping) await skipping; // only when the source cannot seek: most skips are done here and now
     }
   } finally {
-    if (!state.finished) await decoded.abort(); // failed or abandoned: its hashing threads are not needed
+    await input.close(finished);
   }
 }
 
@@ -301,7 +353,7 @@ class EntryBody implements AsyncIterable<Uint8Array> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    if (this.#state !== 'unread') throw new LayerFormatError(`body of ${this.#path} was already read or skipped`, { path: this.#path });
+    if (this.#state !== 'unread') throw new LayerFormatError(`body of ${quote(this.#path)} was already read or skipped`, { path: this.#path });
     this.#state = 'reading';
     yield* this.#source.chunks(this.#size);
     this.#state = 'done';
@@ -311,25 +363,7 @@ class EntryBody implements AsyncIterable<Uint8Array> {
   close(): number {
     const state = this.#state;
     this.#state = 'closed';
-    if (state === 'reading') throw new LayerFormatError(`body of ${this.#path} was abandoned midway`, { path: this.#path });
+    if (state === 'reading') throw new LayerFormatError(`body of ${quote(this.#path)} was abandoned midway`, { path: this.#path });
     return state === 'done' ? this.#size : 0;
   }
-}
-
-function padded(size: number): number {
-  return Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE;
-}
-
-function truncated(): never {
-  throw new LayerFormatError('truncated stream inside an extended header');
-}
-
-function trimNul(bytes: Uint8Array): Uint8Array {
-  const end = bytes.indexOf(0);
-  return end < 0 ? bytes : bytes.subarray(0, end);
-}
-
-function joinPrefix(prefix: Uint8Array, name: Uint8Array): Uint8Array {
-  if (prefix.length === 0) return name;
-  return Buffer.concat([prefix, Buffer.from('/'), name]);
 }

@@ -4,13 +4,14 @@
  * headers and file content are written straight into the chunk, so a file is read once and copied never.
  */
 import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
-import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { BufferPool } from '../blob/buffer-pool.js';
+import { fileShrank, type FileRange, type SplicedChunk } from '../blob/file-range.js';
 import type { Entry, Timestamp } from '../entry.js';
 import { readFileInto } from '../native.js';
 import { baseName, ROOT } from '../path.js';
 import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8, type HeaderFields } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
-import type { BufferPool } from './sha256.js';
 
 /** Where a file entry's content comes from. */
 export type ContentSource =
@@ -97,28 +98,6 @@ function clampTime(time: Timestamp, epoch: number | undefined): Timestamp {
   return { sec: epoch, nsec: 0 };
 }
 
-/** The error for a host file that held fewer bytes than its entry says (it changed while being packed). */
-export function shrank(hostPath: string): FailedPreconditionError {
-  return new FailedPreconditionError(`file shrank while being packed: ${hostPath}`, { path: hostPath });
-}
-
-/** `size` bytes of host file `path` from `offset`, to go into a stream after byte `at` of a chunk, then tar padding. */
-export interface FileInsert {
-  readonly at: number;
-  readonly path: string;
-  readonly size: number;
-  readonly offset: number;
-}
-
-/**
- * A chunk of tar bytes with host files to splice in: each file's content, then its padding to a tar block,
- * goes after byte `at` of `bytes` (what a `deferFiles` writer produces).
- */
-export interface TarBatch {
-  readonly bytes: Uint8Array;
-  readonly files: readonly FileInsert[];
-}
-
 /** Options of `TarWriter`. */
 export interface TarWriterOptions extends WriteTarOptions {
   /**
@@ -141,8 +120,8 @@ export class TarWriter {
   readonly #pool: BufferPool | undefined;
   readonly #defer: boolean;
   /** Deferred files of the current chunk, and of each ready chunk. */
-  #inserts: FileInsert[] = [];
-  readonly #readyInserts: FileInsert[][] = [];
+  #inserts: FileRange[] = [];
+  readonly #readyInserts: FileRange[][] = [];
   #deferredBytes = 0;
 
   constructor(options: TarWriterOptions = {}) {
@@ -167,7 +146,7 @@ export class TarWriter {
   }
 
   /** Takes the chunks completed so far, each with the files to splice into it. */
-  takeBatches(): TarBatch[] {
+  takeBatches(): SplicedChunk[] {
     const chunks = this.#ready.splice(0, this.#ready.length);
     const inserts = this.#readyInserts.splice(0, this.#readyInserts.length);
     return chunks.map((bytes, i) => ({ bytes, files: inserts[i] ?? [] }));
@@ -299,7 +278,7 @@ export class TarWriter {
     if (this.#used + size <= CHUNK_SIZE) {
       // Fits the current chunk, as most files do: open, read and close in one native call.
       const got = readFileInto(hostPath, this.#chunk, this.#used, size, offset);
-      if (got !== size) throw shrank(hostPath);
+      if (got !== size) throw fileShrank(hostPath);
       this.#used += size;
     } else {
       // One descriptor for the whole file, so every chunk of it comes from the same inode.
@@ -310,7 +289,7 @@ export class TarWriter {
           if (this.#used === CHUNK_SIZE) this.#flush();
           const want = Math.min(left, CHUNK_SIZE - this.#used);
           const got = readSync(fd, this.#chunk, this.#used, want, offset + size - left);
-          if (got === 0) throw shrank(hostPath);
+          if (got === 0) throw fileShrank(hostPath);
           this.#used += got;
           left -= got;
         }
@@ -363,9 +342,9 @@ export function writeTar(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, 
 
 /**
  * `writeTar` for a consumer that reads host files itself: the content of `path` sources is not read here
- * but listed in each batch, to be spliced in (see `TarBatch`). Other content is in the bytes.
+ * but listed in each batch, to be spliced in (see `SplicedChunk`). Other content is in the bytes.
  */
-export function writeTarBatches(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<TarBatch> {
+export function writeTarBatches(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<SplicedChunk> {
   const writer = new TarWriter({ ...options, deferFiles: true });
   return encodeItems(items, writer, () => writer.takeBatches(), options.signal);
 }

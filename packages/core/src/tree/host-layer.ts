@@ -1,20 +1,26 @@
 /**
  * A layer held in a host directory, in overlay form (whiteouts as char 0/0 devices, opaque directories by
- * xattr; what the kernel and `applyLayer({ format: 'overlay' })` write) or OCI form (`.wh.` names).
+ * xattr; what the kernel and `applyLayer({ layout: 'overlay' })` write) or OCI form (`.wh.` names, read by
+ * the same rules as a layer tarball's: an entry beats a whiteout of the same name, aufs bookkeeping names
+ * are skipped).
  */
 import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
 import { getXattr } from '../native.js';
 
-import { OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
+import { childPath } from '../path.js';
+import { classifyWhiteout, isOpaqueValue, isWhiteoutStats, OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
 import { hostStat } from './host-stat.js';
 import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
+
+/** How a host directory records deletions: as overlayfs does, or with OCI `.wh.` names. */
+export type WhiteoutForm = 'overlay' | 'oci';
 
 /** Options of `HostLayer`. */
 export interface HostLayerOptions {
   /** How deletions are recorded: `overlay` (default) or `oci`. */
-  format?: 'overlay' | 'oci';
+  whiteouts?: WhiteoutForm;
   /** Namespace of overlay opaque and other markers: `trusted` (default) or `user`. */
   xattrNamespace?: OverlayXattrNamespace;
   /** Cache listings (default true). A layer that changes under us must be invalidated by whoever changes it. */
@@ -38,14 +44,14 @@ const NODES = new Map<NodeType, LayerNode>(
 
 export class HostLayer implements LayerTree {
   readonly root: string;
-  readonly #format: 'overlay' | 'oci';
+  readonly #form: WhiteoutForm;
   readonly #opaqueName: string;
   readonly #cache: Map<string, ReadonlyMap<string, LayerNode>> | undefined;
   readonly #opaque: Map<string, boolean> | undefined;
 
   constructor(root: string, options: HostLayerOptions = {}) {
     this.root = root;
-    this.#format = options.format ?? 'overlay';
+    this.#form = options.whiteouts ?? 'overlay';
     this.#opaqueName = opaqueXattr(options.xattrNamespace ?? 'trusted');
     this.#cache = options.cache === false ? undefined : new Map();
     this.#opaque = options.cache === false ? undefined : new Map();
@@ -74,21 +80,21 @@ export class HostLayer implements LayerTree {
       throw error;
     }
     const map = new Map<string, LayerNode>();
+    const whiteouts: string[] = [];
     for (const d of dirents) {
       const type = direntType(d);
-      if (this.#format === 'oci') {
-        if (d.name === OPAQUE_MARKER) continue;
-        if (d.name.startsWith(WHITEOUT_PREFIX)) {
-          map.set(d.name.slice(WHITEOUT_PREFIX.length), WHITEOUT_NODE);
-          continue;
-        }
-        if (!map.has(d.name)) map.set(d.name, NODES.get(type)!);
-      } else if (type === 'char' && lstatSync(join(this.hostPath(dir), d.name)).rdev === 0) {
+      if (this.#form === 'oci') {
+        const kind = classifyWhiteout(childPath(dir, d.name));
+        if (kind.kind === 'whiteout') whiteouts.push(d.name.slice(WHITEOUT_PREFIX.length));
+        else if (kind.kind === 'none') map.set(d.name, NODES.get(type)!);
+        // An opaque marker is not a child (see isOpaque); aufs bookkeeping is skipped.
+      } else if (type === 'char' && isWhiteoutStats(lstatSync(join(this.hostPath(dir), d.name)))) {
         map.set(d.name, WHITEOUT_NODE);
       } else {
         map.set(d.name, NODES.get(type)!);
       }
     }
+    for (const name of whiteouts) if (!map.has(name)) map.set(name, WHITEOUT_NODE); // an entry of this layer wins
     this.#cache?.set(dir, map);
     return map;
   }
@@ -97,11 +103,10 @@ export class HostLayer implements LayerTree {
     const cached = this.#opaque?.get(dir);
     if (cached !== undefined) return cached;
     let opaque: boolean;
-    if (this.#format === 'oci') {
+    if (this.#form === 'oci') {
       opaque = lstatSync(join(this.hostPath(dir), OPAQUE_MARKER), { throwIfNoEntry: false }) !== undefined;
     } else {
-      const value = getXattr(this.hostPath(dir), this.#opaqueName);
-      opaque = value !== undefined && value.length === 1 && value[0] === 0x79; // "y"
+      opaque = isOpaqueValue(getXattr(this.hostPath(dir), this.#opaqueName));
     }
     this.#opaque?.set(dir, opaque);
     return opaque;

@@ -5,23 +5,9 @@
 import { basename, dirname } from 'node:path';
 import type { Timestamp } from '../entry.js';
 import { lstatBatch, readXattrValues, STAT, type LstatBatch } from '../native.js';
-import type { NodeStat, NodeType } from './layer-tree.js';
+import { nodeTypeOfMode } from '../mode.js';
+import type { NodeStat } from './layer-tree.js';
 
-const S_IFMT = 0o170000;
-const TYPES = new Map<number, NodeType>([
-  [0o100000, 'file'],
-  [0o040000, 'directory'],
-  [0o120000, 'symlink'],
-  [0o020000, 'char'],
-  [0o060000, 'block'],
-  [0o010000, 'fifo'],
-  [0o140000, 'socket'],
-]);
-
-/** The type of a host file from its `st_mode`, or undefined for a type no layer knows. */
-export function nodeTypeOfMode(mode: number): NodeType | undefined {
-  return TYPES.get(mode & S_IFMT);
-}
 
 /** `st_mode` of entry `i` of a batch; 0 when the entry vanished after it was listed. */
 export function batchMode(batch: LstatBatch, i: number): number {

@@ -2,12 +2,13 @@
  * Layers held as an index of entries: an uncompressed layer tarball (content read in place, by offset) or a
  * tree in memory. Both read OCI whiteouts (`.wh.` names) and opaque markers from the entries.
  */
-import { closeSync, constants as fsConstants, createReadStream, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, createReadStream, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, type BigIntStats } from 'node:fs';
 import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
-import { baseName, parentOf, ROOT } from '../path.js';
-import { detectCompression } from '../tar/compression.js';
-import { readLayer } from '../tar/reader.js';
+import { baseName, cleanLayerPath, parentOf, ROOT } from '../path.js';
+import { detectCompression } from '../blob/compression.js';
+import { readLayer } from '../layer/read-layer.js';
 import { classifyWhiteout } from '../whiteout.js';
 import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
@@ -124,19 +125,99 @@ abstract class IndexedLayer implements LayerTree {
   abstract copyFileTo(path: string, hostPath: string): void;
 }
 
-const INDEX_VERSION = 1;
+const INDEX_VERSION = 2;
 
+/** A persisted index: the entries of one tarball, valid while the tarball is the same file, unchanged. */
 interface IndexFile {
   version: number;
+  dev: number;
+  ino: number;
   size: number;
-  mtimeMs: number;
+  mtimeNs: string;
   records: Array<{ entry: Omit<Entry, 'xattrs'> & { xattrs: Array<[string, string]> }; offset: number }>;
 }
 
+const ENTRY_TYPES = new Set<string>(['file', 'directory', 'symlink', 'hardlink', 'char', 'block', 'fifo']);
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
 /**
- * An uncompressed layer tarball read in place: entries by an index of offsets built once (and persisted
- * beside the tarball as `<tar>.strata-index`, reused while the tarball's size and mtime are unchanged),
- * content streamed straight from the tarball. Compressed layers have no random access: UNSUPPORTED.
+ * The entries of a persisted index, each checked as the reader would have checked it (clean paths, known
+ * types, content inside the tarball); undefined when the index is absent, stale or malformed in any way.
+ */
+function loadIndex(indexPath: string, st: BigIntStats): Array<{ entry: Entry; offset: number }> | undefined {
+  let index: IndexFile;
+  try {
+    index = JSON.parse(readFileSync(indexPath, 'utf8')) as IndexFile;
+  } catch {
+    return undefined; // absent or not JSON: build one
+  }
+  const size = Number(st.size);
+  if (
+    index?.version !== INDEX_VERSION ||
+    index.dev !== Number(st.dev) ||
+    index.ino !== Number(st.ino) ||
+    index.size !== size ||
+    index.mtimeNs !== String(st.mtimeNs) ||
+    !Array.isArray(index.records)
+  ) {
+    return undefined;
+  }
+  const entries: Array<{ entry: Entry; offset: number }> = [];
+  try {
+    for (const { entry, offset } of index.records) {
+      const { xattrs, ...rest } = entry;
+      const ok =
+        typeof rest.path === 'string' &&
+        (rest.path === ROOT || cleanLayerPath(rest.path) === rest.path) &&
+        ENTRY_TYPES.has(rest.type) &&
+        isCount(rest.mode) && isCount(rest.uid) && isCount(rest.gid) && isCount(rest.size) && isCount(offset) &&
+        offset + rest.size <= size &&
+        Number.isSafeInteger(rest.mtime?.sec) && isCount(rest.mtime?.nsec) &&
+        (rest.type !== 'hardlink' || (typeof rest.linkname === 'string' && cleanLayerPath(rest.linkname) === rest.linkname)) &&
+        (rest.type !== 'symlink' || typeof rest.linkname === 'string') &&
+        Array.isArray(xattrs) && xattrs.every((x) => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'string');
+      if (!ok) return undefined;
+      entries.push({ entry: { ...rest, xattrs: new Map(xattrs.map(([k, v]) => [k, Buffer.from(v, 'base64')])) }, offset });
+    }
+  } catch {
+    return undefined; // an unsafe path in a cached index: ignore the cache, the tarball decides
+  }
+  return entries;
+}
+
+/** Writes an index under a name unique to this call, then renames it into place: concurrent opens never see half of one. */
+function saveIndex(indexPath: string, st: BigIntStats, entries: Array<{ entry: Entry; offset: number }>): void {
+  const index: IndexFile = {
+    version: INDEX_VERSION,
+    dev: Number(st.dev),
+    ino: Number(st.ino),
+    size: Number(st.size),
+    mtimeNs: String(st.mtimeNs),
+    records: entries.map(({ entry, offset }) => ({ entry: { ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('base64')]) }, offset })),
+  };
+  const temporary = `${indexPath}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  try {
+    writeFileSync(temporary, JSON.stringify(index), { flag: 'wx', mode: 0o644 });
+    renameSync(temporary, indexPath);
+  } catch {
+    rmSync(temporary, { force: true }); // a read-only location: the index stays in memory
+  }
+}
+
+/** Options of `TarLayer.open`. */
+export interface TarLayerOptions {
+  /**
+   * Where to keep the index of entries and offsets between opens (a file path); reused while the tarball
+   * is the same file with the same size and mtime. Default: none, the tarball's headers are read at each
+   * open (content is seeked past, not read).
+   */
+  indexPath?: string;
+}
+
+/**
+ * An uncompressed layer tarball read in place: entries by an index of offsets built at open (or loaded from
+ * `indexPath`), content streamed straight from the tarball. Compressed layers have no random access:
+ * UNSUPPORTED.
  */
 export class TarLayer extends IndexedLayer {
   readonly tarPath: string;
@@ -146,22 +227,15 @@ export class TarLayer extends IndexedLayer {
     this.tarPath = tarPath;
   }
 
-  /** Opens (indexing once) the layer tarball at `tarPath`. */
-  static async open(tarPath: string, options: { persistIndex?: boolean } = {}): Promise<TarLayer> {
-    const layer = new TarLayer(tarPath);
-    const st = statSync(tarPath);
-    const indexPath = `${tarPath}.strata-index`;
-    try {
-      const index = JSON.parse(readFileSync(indexPath, 'utf8')) as IndexFile;
-      if (index.version === INDEX_VERSION && index.size === st.size && index.mtimeMs === st.mtimeMs) {
-        for (const { entry, offset } of index.records) {
-          layer.add({ ...entry, xattrs: new Map(entry.xattrs.map(([k, v]) => [k, Buffer.from(v, 'base64')])) }, offset);
-        }
-        layer.finish();
-        return layer;
-      }
-    } catch {
-      // No usable index: build one.
+  /** Opens the layer tarball at `tarPath`. Throws as `readLayer` does, UNSUPPORTED for a compressed one. */
+  static async open(tarPath: string, options: TarLayerOptions = {}): Promise<TarLayer> {
+    const st = statSync(tarPath, { bigint: true });
+    const cached = options.indexPath === undefined ? undefined : loadIndex(options.indexPath, st);
+    if (cached !== undefined) {
+      const layer = new TarLayer(tarPath);
+      for (const { entry, offset } of cached) layer.add(entry, offset);
+      layer.finish();
+      return layer;
     }
     const head = Buffer.alloc(6);
     const fd = openSync(tarPath, 'r');
@@ -171,6 +245,7 @@ export class TarLayer extends IndexedLayer {
       closeSync(fd);
     }
     if (detectCompression(head) !== 'none') throw new UnsupportedError('an indexed layer must be an uncompressed tarball');
+    const layer = new TarLayer(tarPath);
     const entries: Array<{ entry: Entry; offset: number }> = [];
     // Headers only: without hashing, the reader seeks past content instead of reading it.
     for await (const { entry, dataOffset } of readLayer(tarPath, { hash: false })) {
@@ -178,20 +253,7 @@ export class TarLayer extends IndexedLayer {
       entries.push({ entry, offset: dataOffset });
     }
     layer.finish();
-    if (options.persistIndex ?? true) {
-      const index: IndexFile = {
-        version: INDEX_VERSION,
-        size: st.size,
-        mtimeMs: st.mtimeMs,
-        records: entries.map(({ entry, offset }) => ({ entry: { ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('base64')]) }, offset })),
-      };
-      try {
-        writeFileSync(`${indexPath}.tmp`, JSON.stringify(index));
-        renameSync(`${indexPath}.tmp`, indexPath);
-      } catch {
-        // A read-only location: the index stays in memory.
-      }
-    }
+    if (options.indexPath !== undefined) saveIndex(options.indexPath, st, entries);
     return layer;
   }
 

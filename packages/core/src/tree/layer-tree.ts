@@ -48,11 +48,3 @@ export interface LayerTree {
   /** Copies the regular file at `path` to a new host file (reflink where the filesystem can). */
   copyFileTo(path: string, hostPath: string): void;
 }
-
-/** The node a layer holds at `path`, from its parent's listing (the root is always a directory). */
-export function lookupNode(layer: LayerTree, path: string): LayerNode | undefined {
-  if (path === '.') return { kind: 'entry', type: 'directory' };
-  const slash = path.lastIndexOf('/');
-  const dir = slash < 0 ? '.' : path.slice(0, slash);
-  return layer.children(dir).get(path.slice(slash + 1));
-}

@@ -7,32 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { FileHasher, LayerWriter } from '../native.js';
-import { shrank, type FileInsert } from './writer.js';
-
-/** Buffers that travel between a file reader and a hashing thread, so steady state allocates nothing. */
-export class BufferPool {
-  readonly #free: ArrayBuffer[] = [];
-  constructor(readonly size: number) {}
-
-  /** Collects buffers that came back since the last call (set by the hashing side). */
-  refill: () => void = () => {};
-
-  /** A whole buffer of `size` bytes, recycled when one is free. */
-  take(): Buffer {
-    if (this.#free.length === 0) this.refill();
-    const buffer = this.#free.pop();
-    return buffer === undefined ? Buffer.allocUnsafeSlow(this.size) : Buffer.from(buffer);
-  }
-
-  give(buffer: ArrayBuffer): void {
-    if (buffer.byteLength === this.size && this.#free.length < 24) this.#free.push(buffer);
-  }
-
-  /** Returns the buffer under `chunk` when it is one of ours (a whole pool buffer seen from its start). */
-  giveBack(chunk: Uint8Array): void {
-    if (chunk.byteOffset === 0) this.give(chunk.buffer as ArrayBuffer);
-  }
-}
+import type { BufferPool } from './buffer-pool.js';
+import { fileShrank, type FileRange } from './file-range.js';
 
 /** A running sha256 with a byte count. */
 export interface Sha256Stream {
@@ -136,7 +112,7 @@ export interface WritingSha256 extends Sha256Stream {
    * padding to a tar block go after byte `at` of the chunk. A file shorter than its `size` fails the
    * stream with FAILED_PRECONDITION.
    */
-  consumeBatch(chunk: Uint8Array, files: readonly FileInsert[], pool: BufferPool): Promise<void> | undefined;
+  consumeBatch(chunk: Uint8Array, files: readonly FileRange[], pool: BufferPool): Promise<void> | undefined;
   /** Stops at once; when this resolves nothing more will be written, so the fd may be closed. */
   abort(): Promise<void>;
 }
@@ -147,7 +123,7 @@ const HASH_TURN = 4 * 1024 * 1024;
 /** A failure of the writing thread as this side throws it: typed for what strata itself reports. */
 function writerError(error: unknown): Error {
   const { code, path } = error as { code?: string; path?: string };
-  return code === 'FAILED_PRECONDITION' ? shrank(path!) : (error as Error);
+  return code === 'FAILED_PRECONDITION' ? fileShrank(path!) : (error as Error);
 }
 
 /**
@@ -220,7 +196,7 @@ class NativeSha256 implements WritingSha256 {
     return this.#push(chunk, chunk.length, pool);
   }
 
-  consumeBatch(chunk: Uint8Array, files: readonly FileInsert[], pool: BufferPool): Promise<void> | undefined {
+  consumeBatch(chunk: Uint8Array, files: readonly FileRange[], pool: BufferPool): Promise<void> | undefined {
     this.#drain();
     pool.refill = () => this.#drain();
     const inserts: Array<number | string> = [];

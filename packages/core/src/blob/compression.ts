@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import type { Transform } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { UnsupportedError } from '../errors.js';
 import { requireFromPackage } from '../package.js';
 import { ParallelGzip } from './parallel-gzip.js';
@@ -50,10 +50,53 @@ export function detectFileCompression(path: string): Compression {
   }
 }
 
-/** A decompressing transform, or undefined for uncompressed input. */
-export function decompressor(compression: Compression): Transform | undefined {
-  if (compression === 'gzip') return zlib().createGunzip({ chunkSize: 256 * 1024 });
-  if (compression === 'zstd') return new (zstd().DecompressStream)();
+/** Turns compressed chunks into uncompressed ones, pulled as the consumer asks for them. */
+export type Decompress = (compressed: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>;
+
+/** Size of the chunks decompressors produce. */
+const OUTPUT_CHUNK = 256 * 1024;
+
+/** gzip through node:zlib, which works on the thread pool and waits for its reader (back-pressure). */
+const gunzip: Decompress = (compressed) => {
+  const from = Readable.from(compressed, { objectMode: false });
+  const transform = zlib().createGunzip({ chunkSize: OUTPUT_CHUNK });
+  from.on('error', (error) => transform.destroy(error));
+  return from.pipe(transform);
+};
+
+/** The streaming decompression context of zstd-napi's binding (the part of libzstd this needs). */
+interface ZstdDCtx {
+  decompressStream(out: Uint8Array, input: Uint8Array): [remaining: number, produced: number, consumed: number];
+}
+
+/**
+ * zstd, one output chunk per pull: zstd-napi's stream decompresses a whole input chunk at once, so a 72 KB
+ * input that inflates to gigabytes would sit in memory; here memory stays one chunk whatever the ratio.
+ */
+async function* unzstd(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const { DCtx } = requireFromPackage('zstd-napi/binding') as { DCtx: new () => ZstdDCtx };
+  const context = new DCtx();
+  let inFrame = false;
+  for await (const chunk of compressed) {
+    let input = chunk;
+    for (;;) {
+      const out = Buffer.allocUnsafe(OUTPUT_CHUNK);
+      const [remaining, produced, consumed] = context.decompressStream(out, input);
+      input = input.subarray(consumed);
+      if (produced > 0) yield out.subarray(0, produced);
+      if (input.length === 0 && (produced < OUTPUT_CHUNK || remaining === 0)) {
+        inFrame = remaining !== 0;
+        break;
+      }
+    }
+  }
+  if (inFrame) throw new Error('stream ended in the middle of a frame');
+}
+
+/** The decompressor for `compression`, or undefined for uncompressed input. */
+export function decompressor(compression: Compression): Decompress | undefined {
+  if (compression === 'gzip') return gunzip;
+  if (compression === 'zstd') return unzstd;
   return undefined;
 }
 
@@ -69,10 +112,4 @@ export function compressor(compression: Compression, level?: number): Transform 
   if (compression === 'gzip') return new ParallelGzip(level ?? 6);
   if (compression === 'zstd') return new (zstd().CompressStream)({ compressionLevel: level ?? 3, nbWorkers: zstdWorkers() });
   return undefined;
-}
-
-/** The OCI media type of a layer with this compression. */
-export function layerMediaType(compression: Compression): string {
-  const base = 'application/vnd.oci.image.layer.v1.tar';
-  return compression === 'none' ? base : `${base}+${compression}`;
 }

@@ -1,41 +1,33 @@
 /**
- * Writes tar bytes out as a layer blob: optional compression, with diffID, digest and size computed on the
- * way in one pass, and the blob written to a temporary name and renamed into place only when complete.
+ * Writes bytes out as a blob: optional compression, with the digest and size of both the uncompressed and
+ * the written bytes computed on the way in one pass, and the blob written to a temporary name and renamed
+ * into place only when complete.
  */
 import { closeSync, createWriteStream, lstatSync, openSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { compressor, layerMediaType, type Compression } from './compression.js';
-import { tap } from './digest.js';
 import { InvalidArgumentError } from '../errors.js';
-import { createSha256, createWritingSha256, type BufferPool } from './sha256.js';
-import type { TarBatch } from './writer.js';
+import type { BufferPool } from './buffer-pool.js';
+import { compressor, type Compression } from './compression.js';
+import type { DecodedDigests } from './decode.js';
+import { tap } from './decode.js';
+import type { SplicedChunk } from './file-range.js';
+import { createSha256, createWritingSha256 } from './sha256.js';
 
-/** Describes a written layer blob, as an OCI descriptor needs it. */
-export interface LayerDescriptor {
-  /** sha256 of the uncompressed tar. */
-  diffID: string;
-  /** sha256 of the blob as written. */
-  digest: string;
-  /** Bytes of the blob as written. */
-  size: number;
-  /** Bytes of the uncompressed tar. */
-  uncompressedSize: number;
-  compression: Compression;
-  mediaType: string;
-}
+/** What a written blob is: the digests of the written and of the uncompressed bytes. */
+export type BlobDigests = DecodedDigests;
 
-/** Options of `writeLayer`. */
-export interface WriteLayerOptions {
+/** Options of `writeBlob`. */
+export interface WriteBlobOptions {
   compression?: Compression;
   /** Compression level (gzip 1–9, default 6; zstd 1–22, default 3). */
   level?: number;
   /** Write and hash on other threads, overlapping the main thread's work (default true). */
   parallelHash?: boolean;
   /**
-   * The pool `tar`'s chunks come from (see `WriteTarOptions.pool`): each chunk goes back to it once
-   * written and hashed. Used only for uncompressed output to a path; otherwise leave it unset.
+   * The pool the input's chunks come from: each chunk goes back to it once written and hashed. Used only
+   * for uncompressed output to a path; otherwise leave it unset.
    */
   pool?: BufferPool;
   signal?: AbortSignal;
@@ -49,11 +41,11 @@ export interface WriteLayerOptions {
  * On failure the file is removed.
  */
 async function writePlainFile(
-  parts: AsyncIterable<Uint8Array | TarBatch>,
+  parts: AsyncIterable<Uint8Array | SplicedChunk>,
   path: string,
   parallel: boolean,
-  options: WriteLayerOptions,
-): Promise<Pick<LayerDescriptor, 'diffID' | 'digest' | 'size' | 'uncompressedSize'>> {
+  options: WriteBlobOptions,
+): Promise<BlobDigests> {
   const fd = openSync(path, 'w', 0o644);
   const writer = parallel ? createWritingSha256(fd, path) : undefined;
   const hash = writer ?? createSha256(false);
@@ -65,7 +57,7 @@ async function writePlainFile(
       const chunk = batch ? batch.bytes : (part as Uint8Array);
       let wait: Promise<void> | undefined;
       if (batch !== undefined && batch.files.length > 0) {
-        if (!writer || !options.pool) throw new InvalidArgumentError('tar batches with files need the writing thread and a pool');
+        if (!writer || !options.pool) throw new InvalidArgumentError('chunks with file ranges need the writing thread and a pool');
         wait = writer.consumeBatch(chunk, batch.files, options.pool);
       } else {
         if (!writer) for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
@@ -74,10 +66,10 @@ async function writePlainFile(
       }
       if (wait) await wait;
     }
-    const diffID = await hash.digest(); // with a writer: everything is written once this resolves
+    const digest = await hash.digest(); // with a writer: everything is written once this resolves
     open = false;
     closeSync(fd);
-    return { diffID, digest: diffID, size: hash.size, uncompressedSize: hash.size };
+    return { digest, size: hash.size, compression: 'none', uncompressedDigest: digest, uncompressedSize: hash.size };
   } catch (error) {
     if (open) {
       await writer?.abort(); // nothing may write to the fd once it is closed: its number gets reused
@@ -98,21 +90,27 @@ async function publish(temporary: string, destination: string): Promise<void> {
   }
 }
 
+/** A temporary name beside `destination`, unique to this process and call. */
+let temporaries = 0;
+function temporaryFor(destination: string): string {
+  return `${destination}.tmp-${process.pid}-${++temporaries}`;
+}
+
 /**
- * An uncompressed layer at `destination` from `writeTarBatches` output whose chunks come from `pool`: a
- * native thread reads the host files the batches name, writes and hashes, while this thread walks and
- * encodes. Written as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left.
+ * An uncompressed blob at `destination` from chunks of `pool` with host file ranges to splice in: a native
+ * thread reads the files, writes and hashes, while this thread produces the chunks. Written to a temporary
+ * name beside it and renamed on success; on failure nothing is left.
  */
-export async function writeBatchedLayer(
-  batches: AsyncIterable<TarBatch>,
+export async function writeSplicedBlob(
+  chunks: AsyncIterable<SplicedChunk>,
   destination: string,
   pool: BufferPool,
-  options: Omit<WriteLayerOptions, 'compression' | 'pool' | 'parallelHash'> = {},
-): Promise<LayerDescriptor> {
-  const temporary = `${destination}.tmp-${process.pid}`;
-  const digests = await writePlainFile(batches, temporary, true, { ...options, pool });
+  options: Omit<WriteBlobOptions, 'compression' | 'pool' | 'parallelHash'> = {},
+): Promise<BlobDigests> {
+  const temporary = temporaryFor(destination);
+  const digests = await writePlainFile(chunks, temporary, true, { ...options, pool });
   await publish(temporary, destination);
-  return { ...digests, compression: 'none', mediaType: layerMediaType('none') };
+  return digests;
 }
 
 /**
@@ -120,37 +118,37 @@ export async function writeBatchedLayer(
  * symlink (`/dev/stdout`) or a node that is neither file nor directory (a FIFO, a terminal) becomes a
  * stream into what it names instead, as tar writes it: the rename would replace the link or node itself.
  */
-export function layerDestination(destination: string | Writable): string | Writable {
+export function blobDestination(destination: string | Writable): string | Writable {
   if (typeof destination !== 'string') return destination;
   const stat = lstatSync(destination, { throwIfNoEntry: false });
   return stat !== undefined && !stat.isFile() && !stat.isDirectory() ? createWriteStream(destination) : destination;
 }
 
 /**
- * Streams `tar` into `destination` (a file path, or a writable stream the caller owns). A file path is
- * written as `<path>.tmp-<pid>` and renamed on success; on failure nothing is left under either name. A
- * symlink, FIFO or device is written in place (see `layerDestination`).
+ * Streams `bytes` into `destination` (a file path, or a writable stream the caller owns), compressed as
+ * asked. A file path is written to a temporary name beside it and renamed on success; on failure nothing
+ * is left under either name. A symlink, FIFO or device is written in place (see `blobDestination`).
  */
-export async function writeLayer(
-  tar: AsyncIterable<Uint8Array>,
+export async function writeBlob(
+  bytes: AsyncIterable<Uint8Array>,
   destination: string | Writable,
-  options: WriteLayerOptions = {},
-): Promise<LayerDescriptor> {
-  destination = layerDestination(destination);
+  options: WriteBlobOptions = {},
+): Promise<BlobDigests> {
+  destination = blobDestination(destination);
   const compression = options.compression ?? 'none';
   const parallel = options.parallelHash ?? true;
-  const temporary = typeof destination === 'string' ? `${destination}.tmp-${process.pid}` : undefined;
+  const temporary = typeof destination === 'string' ? temporaryFor(destination) : undefined;
   if (temporary !== undefined && compression === 'none') {
-    const digests = await writePlainFile(tar, temporary, parallel, options);
+    const digests = await writePlainFile(bytes, temporary, parallel, options);
     await publish(temporary, destination as string);
-    return { ...digests, compression, mediaType: layerMediaType(compression) };
+    return digests;
   }
   const plain = createSha256(parallel);
   const wire = compression === 'none' ? plain : createSha256(parallel);
   try {
     const sink = temporary !== undefined ? createWriteStream(temporary) : (destination as Writable);
     const signal = options.signal ? { signal: options.signal } : {};
-    const source = Readable.from(tap(tar, plain), { objectMode: false, highWaterMark: 4 });
+    const source = Readable.from(tap(bytes, plain), { objectMode: false, highWaterMark: 4 });
     const transform = compressor(compression, options.level);
     if (transform) await pipeline(source, transform, (compressed: AsyncIterable<Uint8Array>) => tap(compressed, wire), sink, signal);
     else await pipeline(source, sink, signal);
@@ -160,13 +158,6 @@ export async function writeLayer(
     if (temporary !== undefined) await rm(temporary, { force: true });
     throw error;
   }
-  const [diffID, digest] = await Promise.all([plain.digest(), wire === plain ? undefined : wire.digest()]);
-  return {
-    diffID,
-    digest: digest ?? diffID,
-    size: wire.size,
-    uncompressedSize: plain.size,
-    compression,
-    mediaType: layerMediaType(compression),
-  };
+  const [uncompressedDigest, digest] = await Promise.all([plain.digest(), wire === plain ? undefined : wire.digest()]);
+  return { digest: digest ?? uncompressedDigest, size: wire.size, compression, uncompressedDigest, uncompressedSize: plain.size };
 }

@@ -1,0 +1,170 @@
+/**
+ * applyLayer: extract a layer onto a directory that may already hold the layers below it.
+ *
+ * The parts: this file is the per-layer loop and what is left after an error; `target.ts` reaches the host
+ * only through directory descriptors; `entries.ts` creates one entry; `deletions.ts` holds the two ways
+ * deletions land (plain and overlay); `state.ts` what an apply remembers between entries.
+ */
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fsError, InvalidArgumentError } from '../errors.js';
+import type { Entry } from '../entry.js';
+import { getXattr, removeXattr, setXattr } from '../native.js';
+import { parentOf, ROOT } from '../path.js';
+import type { ByteInput } from '../blob/input.js';
+import type { LayerDigests } from '../layer/digests.js';
+import { readLayer, type ReadLimits } from '../layer/read-layer.js';
+import { classifyWhiteout, type OverlayXattrNamespace } from '../whiteout.js';
+import { OverlayDeletions, PlainDeletions } from './deletions.js';
+import { EntryWriter, type OwnerRecord } from './entries.js';
+import { ApplyState } from './state.js';
+import { ApplyTarget } from './target.js';
+
+export type { OwnerRecord } from './entries.js';
+
+/** How deletions land in the target: executed (`plain`), or also recorded for overlayfs (`overlay`). */
+export type ApplyLayout = 'plain' | 'overlay';
+
+/** Options of `applyLayer`. */
+export interface ApplyOptions extends ReadLimits {
+  /**
+   * `plain` (default): whiteouts delete what they name; an opaque marker empties its directory of what
+   * came from below. `overlay`: the same, and deletions are recorded as overlayfs expects them (char 0/0
+   * devices and the opaque xattr) so the target can be mounted as an overlayfs layer.
+   */
+  layout?: ApplyLayout;
+  /** Namespace of the opaque xattr in overlay layout: `trusted` (default) or `user` (for `userxattr` mounts). */
+  xattrNamespace?: OverlayXattrNamespace;
+  /**
+   * `apply`: chown every entry (needs root). `record`: leave files owned by the caller and report the
+   * layer's owners in the result, for rootless use. Default: `apply` as root, else `record`.
+   */
+  owners?: 'apply' | 'record';
+  /** `create` device nodes (default as root), or `refuse` them with UNSUPPORTED (default otherwise). */
+  devices?: 'create' | 'refuse';
+  /** Non-fatal observations: overlay xattrs dropped from entries, xattrs the file system refused. */
+  onWarning?: (message: string, path: string) => void;
+  signal?: AbortSignal;
+}
+
+/** What an apply did. */
+export interface ApplyResult extends LayerDigests {
+  /** Entries applied, whiteouts and opaque markers included. */
+  entries: number;
+  /** In `record` mode, every entry whose owner is not 0:0. */
+  owners: OwnerRecord[];
+}
+
+/** The xattr left on the target root while an in-place apply is under way; it stays if the apply fails. */
+export const INCOMPLETE_XATTR = 'user.strata.incomplete';
+
+/** True when `dir` carries the mark of an apply that did not finish. */
+export function isApplyIncomplete(dir: string): boolean {
+  return getXattr(dir, INCOMPLETE_XATTR) !== undefined;
+}
+
+function oneOf<T extends string>(value: T | undefined, allowed: readonly T[], name: string): T | undefined {
+  if (value !== undefined && !allowed.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}: ${String(value)}`);
+  return value;
+}
+
+/**
+ * Applies the layer `source` (a path, stream or byte iterable; plain, gzip or zstd) onto `target`.
+ *
+ * Order-independent within a layer: an opaque marker hides only what came from below, wherever it stands
+ * among its siblings; a whiteout never removes an entry the same layer adds; a hardlink may precede its
+ * target, even through a chain of hardlinks. Duplicate paths in one layer: the last one wins, and work
+ * pending for the earlier one (its directory mode and times, a hardlink not yet linked) is dropped.
+ * Directory modes and times are set after all entries, so children cannot disturb them.
+ *
+ * Safety: entries are placed by resolving symlinks inside the target (as a process chrooted there would),
+ * refusing any that leave it, and every host operation goes through directory descriptors opened without
+ * following symlinks, so nothing a layer does, in any order, reaches outside `target`.
+ *
+ * State after an error: if `target` did not exist, the layer is extracted into a sibling staging directory
+ * and renamed into place only on success, so after an error `target` still does not exist. If `target`
+ * existed, it is changed in place: while the apply runs, and after it fails, its root carries the xattr
+ * `user.strata.incomplete` (see `isApplyIncomplete`), so a half-applied target never looks complete.
+ * Applying the same layer again completes it.
+ *
+ * Throws LAYER_FORMAT, UNSAFE_PATH, LIMIT_EXCEEDED and UNSUPPORTED (see `readLayer`), INVALID_ARGUMENT for
+ * bad options, ENOTDIR when `target` is not a directory, and Node errno errors from the file system.
+ */
+export async function applyLayer(source: ByteInput, target: string, options: ApplyOptions = {}): Promise<ApplyResult> {
+  oneOf(options.layout, ['plain', 'overlay'], 'layout');
+  oneOf(options.xattrNamespace, ['trusted', 'user'], 'xattrNamespace');
+  oneOf(options.owners, ['apply', 'record'], 'owners');
+  oneOf(options.devices, ['create', 'refuse'], 'devices');
+  const existing = lstatSync(target, { throwIfNoEntry: false });
+  if (existing === undefined) {
+    const staging = join(dirname(target), `.${basename(target)}.applying-${process.pid}-${Date.now()}`);
+    mkdirSync(staging, { mode: 0o755 });
+    try {
+      const result = await applyInto(source, staging, options, true);
+      renameSync(staging, target);
+      return result;
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      throw error;
+    }
+  }
+  if (!existing.isDirectory()) throw fsError('ENOTDIR', 'apply', target, 'the apply target is not a directory');
+  const empty = readdirSync(target).length === 0;
+  setXattr(target, INCOMPLETE_XATTR, Buffer.from('1'));
+  const result = await applyInto(source, target, options, empty);
+  removeXattr(target, INCOMPLETE_XATTR);
+  return result;
+}
+
+/** The layer's entries applied to `root`. `fresh`: the root starts empty (what is there is what this apply made). */
+async function applyInto(source: ByteInput, root: string, options: ApplyOptions, fresh: boolean): Promise<ApplyResult> {
+  const isRoot = process.getuid?.() === 0;
+  const target = new ApplyTarget(resolve(root), fresh);
+  try {
+    const state = new ApplyState();
+    const deletions =
+      options.layout === 'overlay' ? new OverlayDeletions(target, state, options.xattrNamespace ?? 'trusted') : new PlainDeletions(target, state);
+    target.onRemoved = (path, wasDirectory) => {
+      state.removed(path, wasDirectory);
+      if (deletions instanceof OverlayDeletions) deletions.removed(path, wasDirectory);
+    };
+    const euid = process.geteuid?.() ?? -1;
+    const egid = process.getegid?.() ?? -1;
+    // New files get the caller's owner unless a directory's setgid bit intervenes; directories this apply
+    // makes get their modes (setgid included) only at the end, so only the root's bit matters.
+    const rootSetgid = (lstatSync(root).mode & 0o2000) !== 0;
+    const writer = new EntryWriter(target, state, deletions, {
+      owners: options.owners ?? (isRoot ? 'apply' : 'record'),
+      devices: options.devices ?? (isRoot ? 'create' : 'refuse'),
+      warn: options.onWarning ?? (() => {}),
+      ownerIsDefault: (entry: Entry) => fresh && !rootSetgid && entry.uid === euid && entry.gid === egid,
+    });
+    const { layout: _layout, xattrNamespace: _ns, owners: _owners, devices: _devices, onWarning: _warn, ...readOptions } = options;
+    const reader = readLayer(source, readOptions);
+    let count = 0;
+    for await (const { entry, body } of reader) {
+      count++;
+      const kind = classifyWhiteout(entry.path);
+      if (kind.kind === 'aufs-meta') continue;
+      if (kind.kind === 'whiteout') {
+        deletions.whiteout(target.resolve(kind.target));
+        continue;
+      }
+      if (kind.kind === 'opaque') {
+        deletions.opaque(parentOf(target.resolve(entry.path)));
+        continue;
+      }
+      if (entry.path === ROOT) {
+        writer.root(entry);
+        continue;
+      }
+      const path = writer.place(entry.path);
+      await writer.create(entry, body, path);
+      state.touch(path);
+    }
+    writer.finish();
+    return { ...(await reader.digests()), entries: count, owners: writer.ownerRecords };
+  } finally {
+    target.close();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Creating one entry of a layer in the target: files, directories, symlinks, hardlinks, devices and fifos,
+ * with owner, mode, xattrs and times. What the host refuses of an entry's metadata is a policy decision
+ * made here, in one place (see `EntryWriter.setXattrs`).
+ */
+import { LayerFormatError, UnsupportedError } from '../errors.js';
+import type { Entry } from '../entry.js';
+import { specialTypeBits } from '../mode.js';
+import { ROOT } from '../path.js';
+import { quote } from '../quote.js';
+import { isOverlayXattr } from '../whiteout.js';
+import type { Deletions } from './deletions.js';
+import type { ApplyState } from './state.js';
+import type { ApplyTarget, HostKind, Owner } from './target.js';
+
+const EMPTY = new Uint8Array(0);
+
+/** Errno codes with which a file system refuses an xattr it does not take (namespace, value, size, type). */
+const REFUSED_XATTR = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'EINVAL', 'ENOSPC', 'E2BIG', 'ERANGE', 'EACCES']);
+
+/** How owners and devices are treated, and where warnings go. */
+export interface EntryPolicy {
+  /** `apply`: chown every entry. `record`: leave the caller's owner and report the layer's. */
+  readonly owners: 'apply' | 'record';
+  readonly devices: 'create' | 'refuse';
+  readonly warn: (message: string, path: string) => void;
+  /**
+   * True when a new entry with this owner would get it without a chown: the target started empty, is not
+   * setgid, and the owner is the caller's (a rootless apply of a layer made by the same user).
+   */
+  readonly ownerIsDefault: (entry: Entry) => boolean;
+}
+
+/** An owner the layer asked for and a rootless apply recorded instead of applying. */
+export interface OwnerRecord {
+  path: string;
+  uid: number;
+  gid: number;
+}
+
+export class EntryWriter {
+  readonly ownerRecords: OwnerRecord[] = [];
+  readonly #clear: (path: string, kind: HostKind) => boolean;
+
+  constructor(
+    readonly target: ApplyTarget,
+    readonly state: ApplyState,
+    readonly deletions: Deletions,
+    readonly policy: EntryPolicy,
+  ) {
+    this.#clear = (path, kind) => deletions.clearForDirectory(path, kind);
+  }
+
+  /** Resolves entry path `path` and makes its parent directories: the resolved path. */
+  place(path: string): string {
+    return this.target.place(path, this.#clear);
+  }
+
+  /** The owner to give `entry`, or undefined when there is nothing to change (recorded instead, rootless). */
+  #ownerFor(entry: Entry): Owner {
+    if (this.policy.owners === 'record') {
+      if (entry.uid !== 0 || entry.gid !== 0) this.ownerRecords.push({ path: entry.path, uid: entry.uid, gid: entry.gid });
+      return undefined;
+    }
+    return this.policy.ownerIsDefault(entry) ? undefined : entry;
+  }
+
+  /**
+   * The entry's xattrs, after its owner (a chown clears `security.capability`). Overlay markers are dropped:
+   * a layer cannot forge them. An xattr the target's file system refuses (a namespace it does not know,
+   * `user.*` on a symlink or device, an invalid capability, a value too large) is skipped with a warning,
+   * as GNU tar does; any other failure fails the apply.
+   */
+  #setXattrs(path: string, entry: Entry): void {
+    for (const [name, value] of entry.xattrs) {
+      if (isOverlayXattr(name)) {
+        this.policy.warn(`dropping overlay xattr ${quote(name)}: a layer cannot set overlayfs markers`, entry.path);
+        continue;
+      }
+      try {
+        this.target.setXattr(path, name, value);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (!REFUSED_XATTR.has(code)) throw error;
+        this.policy.warn(`xattr ${quote(name)} not set: the file system refused it (${code})`, entry.path);
+      }
+    }
+  }
+
+  /** The layer's entry for the root directory: owner and xattrs now, mode and times at the end. */
+  root(entry: Entry): void {
+    if (entry.type !== 'directory') throw new LayerFormatError('the layer root must be a directory', { path: ROOT });
+    this.target.setAttrs(ROOT, { owner: this.#ownerFor(entry) });
+    this.#setXattrs(ROOT, entry);
+    this.state.directories.set(ROOT, entry);
+  }
+
+  /** Puts `entry` at resolved path `path`, replacing what stands there (the last entry for a path wins). */
+  async create(entry: Entry, body: AsyncIterable<Uint8Array>, path: string): Promise<void> {
+    this.state.replaced(path);
+    const existing = this.target.kind(path);
+    if (entry.type === 'directory') return this.#directory(entry, path, existing);
+    if (existing !== undefined) this.target.remove(path, existing);
+    switch (entry.type) {
+      case 'file':
+        await this.#file(entry, body, path);
+        break;
+      case 'symlink':
+        this.target.symlink(path, entry.linkname!);
+        this.target.setAttrs(path, { owner: this.#ownerFor(entry) });
+        this.#setXattrs(path, entry);
+        this.target.setAttrs(path, { mtime: entry.mtime });
+        break;
+      case 'hardlink':
+        // A tar hardlink names an entry of its own layer, which may still be to come: until the layer has
+        // put its target in place, link at the end, to the layer's entry if it came, else to what was below.
+        if (!this.state.touched.has(this.target.resolve(entry.linkname!)) || !this.#link(entry, path)) this.state.links.set(path, entry);
+        break;
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        if (entry.type !== 'fifo' && this.policy.devices === 'refuse') {
+          throw new UnsupportedError(`device nodes are not permitted here: ${quote(entry.path)}`, { path: entry.path });
+        }
+        this.target.mknod(path, specialTypeBits(entry.type), 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
+        this.target.setAttrs(path, { owner: this.#ownerFor(entry), mode: entry.mode });
+        this.#setXattrs(path, entry);
+        this.target.setAttrs(path, { mtime: entry.mtime });
+        break;
+      }
+    }
+  }
+
+  #directory(entry: Entry, path: string, existing: HostKind | undefined): void {
+    if (existing !== 'directory') {
+      if (existing !== undefined) this.target.remove(path, existing);
+      this.target.mkdir(path, 0o700); // its mode at the end: until then the apply must be able to write in it
+      // Deleted and re-created, or made where a deletion stood: nothing below may show through.
+      if (existing === 'whiteout' || this.state.whitedOut.has(path)) this.deletions.recreated(path);
+    }
+    this.target.setAttrs(path, { owner: this.#ownerFor(entry) });
+    this.#setXattrs(path, entry);
+    this.state.directories.set(path, entry);
+  }
+
+  async #file(entry: Entry, body: AsyncIterable<Uint8Array>, path: string): Promise<void> {
+    const chunks = body[Symbol.asyncIterator]();
+    const first = await chunks.next();
+    const owner = this.#ownerFor(entry);
+    if (first.done === true || first.value.length === entry.size) {
+      // The whole content in one chunk, as for most files: created and finished in one native call.
+      this.target.writeFile(path, first.done === true ? EMPTY : first.value, entry.mode, owner, entry.mtime);
+      if (first.done !== true) await chunks.next(); // ends the body (the reader checks it was read through)
+    } else {
+      await this.target.writeFileFrom(path, chunks, first.value, entry.mode, owner, entry.mtime);
+    }
+    this.#setXattrs(path, entry); // xattrs leave mtime alone
+  }
+
+  /** Links hardlink `entry` at `path` to what its target names now: false when nothing (linkable) is there. */
+  #link(entry: Entry, path: string): boolean {
+    const target = this.target.resolve(entry.linkname!);
+    const kind = this.target.kind(target);
+    if (kind === undefined || kind === 'whiteout') return false;
+    if (kind === 'directory') throw new LayerFormatError(`hardlink to a directory: ${quote(entry.path)} -> ${quote(entry.linkname!)}`, { path: entry.path });
+    if (target === path) throw new LayerFormatError(`hardlink to itself: ${quote(entry.path)}`, { path: entry.path });
+    this.target.link(target, path);
+    return true;
+  }
+
+  /**
+   * The deferred work, once every entry is in place: hardlinks whose target came later (in rounds, so that
+   * a chain `a -> b -> c` with `c` last resolves), then directory modes and times. Paths a later entry
+   * replaced were dropped from both (see `ApplyState`).
+   */
+  finish(): void {
+    const pending = this.state.links;
+    for (let progress = true; progress && pending.size > 0; ) {
+      progress = false;
+      for (const [path, entry] of pending) {
+        if (this.target.kind(path) !== undefined) {
+          pending.delete(path); // cannot happen: a later entry at this path dropped the link
+          continue;
+        }
+        if (this.#link(entry, path)) {
+          pending.delete(path);
+          progress = true;
+        }
+      }
+    }
+    for (const entry of pending.values()) {
+      throw new LayerFormatError(`hardlink target not found: ${quote(entry.path)} -> ${quote(entry.linkname!)}`, { path: entry.path });
+    }
+    for (const [path, entry] of this.state.directories) this.target.setAttrs(path, { mode: entry.mode, mtime: entry.mtime });
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * What one apply remembers between entries: which paths the layer itself put in place (its deletions never
+ * remove those), which it whited out, and the work deferred to the end (directory modes and times, hardlinks
+ * whose target comes later). Paths are resolved paths (see `ApplyTarget`).
+ *
+ * One rule keeps deferred work honest: when a later entry replaces a path, whatever was pending at or below
+ * it is dropped, because what it was meant for is gone (the last entry for a path wins). So no deferred step
+ * ever runs on a path that now means something else.
+ */
+import type { Entry } from '../entry.js';
+import { isWithin, parentOf, ROOT } from '../path.js';
+
+export class ApplyState {
+  /** Paths this layer put in place, and every ancestor of one: never removed by this layer's own deletions. */
+  readonly touched = new Set<string>([ROOT]);
+  /** Paths this layer whited out: a directory it then makes there hides everything below (opaque). */
+  readonly whitedOut = new Set<string>();
+  /** Directories whose mode and times are set at the end, so that their children cannot disturb them. */
+  readonly directories = new Map<string, Entry>();
+  /** Hardlinks linked at the end (their target came later in the layer), by the link's resolved path. */
+  readonly links = new Map<string, Entry>();
+
+  /** Records that the layer put something at `path`. */
+  touch(path: string): void {
+    for (let p = path; !this.touched.has(p); p = parentOf(p)) this.touched.add(p);
+  }
+
+  /** A new entry takes `path`: anything still pending for an earlier entry there is void. */
+  replaced(path: string): void {
+    this.directories.delete(path);
+    this.links.delete(path);
+  }
+
+  /** `path` was removed (with everything below it, for a directory): forget what was pending there. */
+  removed(path: string, wasDirectory: boolean): void {
+    this.replaced(path);
+    if (!wasDirectory) return;
+    for (const dir of this.directories.keys()) if (isWithin(dir, path)) this.directories.delete(dir);
+    for (const link of this.links.keys()) if (isWithin(link, path)) this.links.delete(link);
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * The directory an apply writes into, reached only through directory descriptors. Every operation names one
+ * entry of a directory held open, and directories are opened from the root without following any symlink
+ * (see native/at.c): a path resolved earlier can never be redirected by what the layer puts in place later,
+ * so no step of an apply, deferred or not, can touch anything outside the root.
+ *
+ * Paths here are resolved layer paths: clean, and free of symlinks in every component but (possibly) the
+ * last. `resolve` makes them from entry paths, following symlinks the way a process chrooted at the root
+ * would and refusing any that leave it.
+ *
+ * Host state cache: open descriptors of recently used directories (tar order keeps them few), and, for a
+ * target that started empty, the set of paths this apply created, so that "is something there?" costs no
+ * system call for the common new file. Removing a path forgets both below it.
+ */
+import { closeSync, writeSync } from 'node:fs';
+import { fsError, LayerFormatError, UnsafePathError } from '../errors.js';
+import type { Timestamp } from '../entry.js';
+import { S_IFDIR, S_IFLNK, S_IFMT } from '../mode.js';
+import {
+  createFileAt,
+  finishFile,
+  getXattrAt,
+  linkAt,
+  listDirAt,
+  mkdirAt,
+  mknodAt,
+  openDirAt,
+  openRoot,
+  readlinkAt,
+  removeAt,
+  setAttrsAt,
+  setXattrAt,
+  STAT,
+  statAt,
+  symlinkAt,
+  unlinkAt,
+  writeFileAt,
+} from '../native.js';
+import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
+import { quote } from '../quote.js';
+import { resolvePath, type LookupResult } from '../resolve.js';
+import { isWhiteoutDevice } from '../whiteout.js';
+
+/** What stands at a path of the target. `whiteout` is a character device 0/0. */
+export type HostKind = 'directory' | 'symlink' | 'whiteout' | 'other';
+
+/** An owner to set, or undefined to leave the caller's. */
+export type Owner = { readonly uid: number; readonly gid: number } | undefined;
+
+/** Most directory descriptors kept open; tar order touches one directory at a time. */
+const MAX_OPEN_DIRS = 128;
+
+const RESOLVE_RULES = {
+  followLast: false,
+  aboveRoot: 'refuse',
+  missingParent: 'lexical',
+  fileParent: 'lexical',
+} as const;
+
+function isErrno(error: unknown): error is NodeJS.ErrnoException {
+  return typeof (error as NodeJS.ErrnoException | undefined)?.syscall === 'string';
+}
+
+export class ApplyTarget {
+  /** The root's host path, for messages. */
+  readonly root: string;
+  readonly #rootFd: number;
+  /** Open descriptors of real directories, by resolved path, oldest first. */
+  readonly #dirs = new Map<string, number>();
+  /** For a target that started empty: every path this apply created and has not removed. */
+  readonly #created: Set<string> | undefined;
+  readonly #stat = new Float64Array(STAT.fields);
+  /** Called after a path (and, for a directory, everything below it) was removed. */
+  onRemoved: (path: string, wasDirectory: boolean) => void = () => {};
+
+  constructor(root: string, fresh: boolean) {
+    this.root = root;
+    this.#rootFd = openRoot(root);
+    this.#created = fresh ? new Set() : undefined;
+  }
+
+  /** Closes every descriptor. */
+  close(): void {
+    for (const fd of this.#dirs.values()) closeSync(fd);
+    this.#dirs.clear();
+    closeSync(this.#rootFd);
+  }
+
+  /** A host-side failure as Node reports them, naming the host path instead of the bare entry name. */
+  #fail(error: unknown, path: string): never {
+    if (!isErrno(error)) throw error;
+    const host = path === ROOT ? this.root : `${this.root}/${path}`;
+    if (error.code === 'ELOOP' || error.code === 'EXDEV') {
+      // A directory resolved earlier is now reached through a symlink: only something outside this apply
+      // can have done that, and it is refused rather than followed.
+      throw new UnsafePathError(`${quote(path)} changed under the apply (a symlink appeared on its path)`, { path, cause: error });
+    }
+    throw fsError(error.code ?? 'EIO', error.syscall!, host, error.message.split(',')[0]?.replace(/^[A-Z]+: /, ''));
+  }
+
+  // ---- resolution and directories -------------------------------------------------------------
+
+  /**
+   * The resolved path of entry path `path`: symlinks followed in every component but the last, inside the
+   * root. Throws UNSAFE_PATH for a climb above the root or more than 40 symlinks.
+   */
+  resolve(path: string): string {
+    if (this.#dirs.has(parentOf(path))) return path; // a known real directory: nothing to follow above it
+    return resolvePath(path, (dir, name) => this.#lookup(dir, name), {
+      ...RESOLVE_RULES,
+      fail: (failure) =>
+        new UnsafePathError(failure === 'loop' ? `too many symlinks resolving ${quote(path)}` : `${quote(path)} climbs above the root through a symlink`, { path }),
+    });
+  }
+
+  #lookup(dir: string, name: string): LookupResult {
+    const path = childPath(dir, name);
+    const kind = this.kind(path);
+    if (kind === undefined) return 'missing';
+    if (kind === 'symlink') return { symlink: this.readlink(path) };
+    return kind === 'directory' ? 'directory' : 'other';
+  }
+
+  /** The open descriptor of the real directory at resolved path `dir`, or undefined when there is none. */
+  #openDir(dir: string): number | undefined {
+    if (dir === ROOT) return this.#rootFd;
+    const cached = this.#dirs.get(dir);
+    if (cached !== undefined) return cached;
+    if (this.#created !== undefined && !this.#created.has(dir)) return undefined;
+    let fd: number;
+    try {
+      fd = openDirAt(this.#rootFd, dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      this.#fail(error, dir);
+    }
+    this.#remember(dir, fd);
+    return fd;
+  }
+
+  #remember(dir: string, fd: number): void {
+    if (this.#dirs.size >= MAX_OPEN_DIRS) {
+      const [oldest, oldFd] = this.#dirs.entries().next().value as [string, number];
+      this.#dirs.delete(oldest);
+      closeSync(oldFd);
+    }
+    this.#dirs.set(dir, fd);
+  }
+
+  /** The descriptor of the directory holding resolved path `path`; it must exist. */
+  #parent(path: string): number {
+    const fd = this.#openDir(parentOf(path));
+    if (fd === undefined) throw new LayerFormatError(`parent of ${quote(path)} is not a directory`, { path });
+    return fd;
+  }
+
+  /**
+   * Makes sure resolved path `dir` is a directory, creating missing ones on the way (mode 0755). What stands
+   * in the way is handed to `replace`, which may clear it (true) or not, in which case the entry that
+   * needs the directory is a format error.
+   */
+  ensureDir(dir: string, entryPath: string, replace: (path: string, kind: HostKind) => boolean): number {
+    const known = this.#openDir(dir);
+    if (known !== undefined) return known;
+    const missing: string[] = [];
+    let fd: number | undefined;
+    for (let p = dir; (fd = this.#openDir(p)) === undefined; p = parentOf(p)) missing.push(p);
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const p = missing[i]!;
+      const kind = this.kind(p);
+      if (kind !== undefined && !replace(p, kind)) {
+        throw new LayerFormatError(`parent of ${quote(entryPath)} is not a directory: ${quote(p)}`, { path: entryPath });
+      }
+      if (this.kind(p) === undefined) this.mkdir(p, 0o755);
+      fd = this.#openDir(p);
+      if (fd === undefined) throw new LayerFormatError(`parent of ${quote(entryPath)} is not a directory: ${quote(p)}`, { path: entryPath });
+    }
+    return fd;
+  }
+
+  /** Resolves entry path `path` and makes its parent directories (see `ensureDir`): its resolved path. */
+  place(path: string, replace: (path: string, kind: HostKind) => boolean): string {
+    const parent = parentOf(path);
+    if (this.#dirs.has(parent)) return path;
+    const resolved = this.resolve(path);
+    this.ensureDir(parentOf(resolved), path, replace);
+    return resolved;
+  }
+
+  // ---- what is there ---------------------------------------------------------------------------
+
+  /** What stands at resolved path `path` (never following it), or undefined. */
+  kind(path: string): HostKind | undefined {
+    if (path === ROOT) return 'directory';
+    if (this.#created !== undefined && !this.#created.has(path)) return undefined;
+    const fd = this.#openDir(parentOf(path));
+    if (fd === undefined) return undefined;
+    const st = this.#stat;
+    let found: boolean;
+    try {
+      found = statAt(fd, baseName(path), st);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    if (!found) return undefined;
+    const mode = st[STAT.mode]!;
+    const type = mode & S_IFMT;
+    if (type === S_IFDIR) return 'directory';
+    if (type === S_IFLNK) return 'symlink';
+    return isWhiteoutDevice(mode, st[STAT.rdevMajor]!, st[STAT.rdevMinor]!) ? 'whiteout' : 'other';
+  }
+
+  readlink(path: string): string {
+    try {
+      return readlinkAt(this.#parent(path), baseName(path));
+    } catch (error) {
+      this.#fail(error, path);
+    }
+  }
+
+  /** The names in directory `dir`. */
+  list(dir: string): string[] {
+    const fd = this.#openDir(dir);
+    if (fd === undefined) return [];
+    try {
+      return listDirAt(fd);
+    } catch (error) {
+      this.#fail(error, dir);
+    }
+  }
+
+  /** One xattr of the entry at `path`, or undefined. */
+  getXattr(path: string, key: string): Uint8Array | undefined {
+    try {
+      return path === ROOT ? getXattrAt(this.#rootFd, '', key) : getXattrAt(this.#parent(path), baseName(path), key);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+  }
+
+  // ---- changes ---------------------------------------------------------------------------------
+
+  #made(path: string): void {
+    this.#created?.add(path);
+  }
+
+  mkdir(path: string, mode: number): void {
+    try {
+      mkdirAt(this.#parent(path), baseName(path), mode);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#made(path);
+  }
+
+  /** A new file with all of `data`, its owner, mode and times, in one call. */
+  writeFile(path: string, data: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): void {
+    try {
+      writeFileAt(this.#parent(path), baseName(path), data, mode, owner, mtime);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#made(path);
+  }
+
+  /** A new file written from `chunks`, then given its owner, mode and times. */
+  async writeFileFrom(path: string, chunks: AsyncIterator<Uint8Array>, first: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): Promise<void> {
+    let fd: number;
+    try {
+      fd = createFileAt(this.#parent(path), baseName(path));
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#made(path);
+    try {
+      for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
+        for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+        const next = await chunks.next();
+        chunk = next.done === true ? undefined : next.value;
+      }
+      finishFile(fd, mode, owner, mtime);
+    } catch (error) {
+      this.#fail(error, path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  symlink(path: string, linkTarget: string): void {
+    try {
+      symlinkAt(linkTarget, this.#parent(path), baseName(path));
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#made(path);
+  }
+
+  /** A new name `path` for the existing entry at resolved path `existing`. */
+  link(existing: string, path: string): void {
+    try {
+      linkAt(this.#parent(existing), baseName(existing), this.#parent(path), baseName(path));
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#made(path);
+  }
+
+  mknod(path: string, typeBits: number, perm: number, major: number, minor: number): void {
+    try {
+      mknodAt(this.#parent(path), baseName(path), typeBits, perm, major, minor);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#made(path);
+  }
+
+  /** Owner, mode and times of the entry at `path` (each left alone when undefined), never through a symlink. */
+  setAttrs(path: string, attrs: { owner?: Owner; mode?: number; mtime?: Timestamp }): void {
+    try {
+      if (path === ROOT) setAttrsAt(this.#rootFd, '', attrs);
+      else setAttrsAt(this.#parent(path), baseName(path), attrs);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+  }
+
+  /** Sets one xattr; the host's refusal comes back as a Node errno error for the caller's policy. */
+  setXattr(path: string, key: string, value: Uint8Array): void {
+    try {
+      if (path === ROOT) setXattrAt(this.#rootFd, '', key, value);
+      else setXattrAt(this.#parent(path), baseName(path), key, value);
+    } catch (error) {
+      if (isErrno(error)) throw fsError(error.code ?? 'EIO', 'setxattr', path === ROOT ? this.root : `${this.root}/${path}`);
+      throw error;
+    }
+  }
+
+  /** Removes what stands at `path` (a directory with everything below it); symlinks are removed, never followed. */
+  remove(path: string, kind: HostKind): void {
+    try {
+      if (kind === 'directory') removeAt(this.#parent(path), baseName(path));
+      else unlinkAt(this.#parent(path), baseName(path), false);
+    } catch (error) {
+      this.#fail(error, path);
+    }
+    this.#forget(path, kind === 'directory');
+    this.onRemoved(path, kind === 'directory');
+  }
+
+  #forget(path: string, directory: boolean): void {
+    const created = this.#created;
+    created?.delete(path);
+    if (!directory) return;
+    for (const [dir, fd] of this.#dirs) {
+      if (isWithin(dir, path)) {
+        this.#dirs.delete(dir);
+        closeSync(fd);
+      }
+    }
+    if (created !== undefined) for (const p of created) if (isWithin(p, path)) created.delete(p);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * A blob opened for reading: compression sniffed from its first bytes, the uncompressed bytes streamed, and
+ * the sha256 and size of both the bytes as given and the uncompressed bytes computed on the way, in one
+ * pass (on a native thread for large inputs).
+ */
+import { LayerFormatError, StrataError } from '../errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { decompressor, detectCompression, type Compression } from './compression.js';
+import { openInput, READ_CHUNK, type ByteInput } from './input.js';
+import { createByteCounter, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
+
+/** Passes chunks through unchanged, feeding them to `hash` on the way (waiting when it asks to). */
+export async function* tap(source: AsyncIterable<Uint8Array>, hash: Sha256Stream): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    const wait = hash.update(chunk);
+    if (wait) await wait;
+    yield chunk;
+  }
+}
+
+/**
+ * Like `tap`, for chunks from `pool` that nothing else keeps: each is hashed once its consumer has asked for
+ * the next one (the validity window readers promise), by moving its buffer to `hash` instead of copying it.
+ */
+async function* tapAndRelease(source: AsyncIterable<Uint8Array>, hash: Sha256Stream, pool: BufferPool): AsyncGenerator<Uint8Array> {
+  let previous: Uint8Array | undefined;
+  for await (const chunk of source) {
+    if (previous !== undefined) {
+      const wait = hash.consume(previous, pool);
+      if (wait) await wait;
+    }
+    yield chunk;
+    previous = chunk;
+  }
+  if (previous !== undefined) await hash.consume(previous, pool);
+}
+
+/** The digests of a blob and of its uncompressed content. */
+export interface DecodedDigests {
+  /** `sha256:<hex>` of the blob as given. */
+  digest: string;
+  /** Bytes of the blob as given. */
+  size: number;
+  compression: Compression;
+  /** `sha256:<hex>` of the uncompressed bytes (equals `digest` when uncompressed). */
+  uncompressedDigest: string;
+  uncompressedSize: number;
+}
+
+/** A possibly compressed blob opened for reading: the uncompressed bytes, and digests once they are read. */
+export interface DecodedInput {
+  compression: Compression;
+  /** The uncompressed bytes; read to the end before calling `digests`. */
+  stream: AsyncIterable<Uint8Array>;
+  /** The digests; valid only after `stream` has been read to its end. */
+  digests(): Promise<DecodedDigests>;
+  /**
+   * Present when bytes can be passed over without reading them (an uncompressed file read without
+   * hashing): moves the source past `n` bytes, to be called only between pulls of `stream`.
+   */
+  skip?: (n: number) => void;
+  /** Stops the hashing threads of a stream that will not be read to its end (after an error). */
+  abort(): Promise<void>;
+}
+
+/** Turns a decompressor's own errors into LAYER_FORMAT; errors from reading the input pass unchanged. */
+async function* typedErrors(source: AsyncIterable<Uint8Array>, compression: Compression): AsyncGenerator<Uint8Array> {
+  try {
+    yield* source;
+  } catch (error) {
+    if (error instanceof StrataError || (error as NodeJS.ErrnoException).syscall !== undefined) throw error;
+    throw new LayerFormatError(`corrupt ${compression} stream: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Options of `decodeInput`. */
+export interface DecodeOptions {
+  /** Hash on a native thread: `auto` (default) does so for files of 8 MiB and more. */
+  parallelHash?: boolean | 'auto';
+  /** Compute digests (default true); without them, `digests()` rejects and reading costs no hashing. */
+  hash?: boolean;
+}
+
+/** Sniffs the compression from the first bytes and returns the uncompressed stream with its digest taps. */
+export async function decodeInput(input: ByteInput, options: DecodeOptions = {}): Promise<DecodedInput> {
+  const pool = new BufferPool(READ_CHUNK);
+  const opened = openInput(input, pool);
+  const source = opened.chunks[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let headLength = 0;
+  let done = false;
+  while (headLength < 6) {
+    const next = await source.next();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    head.push(next.value);
+    headLength += next.value.length;
+  }
+  const compression = detectCompression(Buffer.concat(head));
+  const setting = options.parallelHash ?? 'auto';
+  const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
+  const parallel = setting === 'auto' ? big : setting;
+  const hashing = options.hash ?? true;
+  const wire = hashing ? createSha256(parallel) : createByteCounter();
+  async function* raw(): AsyncGenerator<Uint8Array> {
+    for (const chunk of head) yield chunk;
+    if (done) return;
+    for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
+  }
+  const decompress = decompressor(compression);
+  // Without a decompressor the parser is the chunks' last user, so they can be moved to the hasher after
+  // it; a decompressor holds its input asynchronously, so there the hasher copies.
+  const wireBytes = decompress ? tap(raw(), wire) : tapAndRelease(raw(), wire, pool);
+  const uncompressed = !decompress ? wire : hashing ? createSha256(parallel) : createByteCounter();
+  return {
+    compression,
+    ...(!decompress && !hashing && opened.skip ? { skip: opened.skip } : {}),
+    stream: decompress ? tap(typedErrors(decompress(wireBytes), compression), uncompressed) : wireBytes,
+    digests: async () => {
+      const [uncompressedDigest, digest] = await Promise.all([uncompressed.digest(), decompress ? wire.digest() : undefined]);
+      return { digest: digest ?? uncompressedDigest, size: wire.size, compression, uncompressedDigest, uncompressedSize: uncompressed.size };
+    },
+    abort: async () => {
+      await Promise.all([wire.abort(), uncompressed.abort()]);
+    },
+  };
+}
+
+/**
+ * Digests a blob without interpreting its content: one pass, the bytes as given hashed as they are read
+ * and, when compressed, the decompressed bytes hashed too. Throws LAYER_FORMAT for a corrupt compressed
+ * stream, UNSUPPORTED for xz and bzip2.
+ */
+export async function digestBlob(input: ByteInput): Promise<DecodedDigests> {
+  // A large plain file too: this thread reads while the native one hashes, where one thread doing both
+  // (as openssl does) pays for the reads on top.
+  const decoded = await decodeInput(input);
+  try {
+    for await (const _ of decoded.stream) {
+      // Draining is the work: the taps hash as bytes pass.
+    }
+  } catch (error) {
+    await decoded.abort();
+    throw error;
+  }
+  return decoded.digests();
+}

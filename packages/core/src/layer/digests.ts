@@ -1,0 +1,54 @@
+/**
+ * The identities of a layer: diffID (sha256 of the uncompressed tar), digest and size of the blob as
+ * given; and chainID, per the OCI image spec.
+ */
+import { createHash } from 'node:crypto';
+import type { Compression } from '../blob/compression.js';
+import type { DecodedDigests } from '../blob/decode.js';
+import type { ByteInput } from '../blob/input.js';
+import { InvalidArgumentError } from '../errors.js';
+import { readLayer, type ReadLayerOptions } from './read-layer.js';
+
+/** The digests of one layer blob. */
+export interface LayerDigests {
+  /** sha256 of the uncompressed tar stream, trailing bytes included. */
+  diffID: string;
+  /** Bytes of the uncompressed tar stream. */
+  uncompressedSize: number;
+  /** sha256 of the blob as given (equals diffID when uncompressed). */
+  digest: string;
+  /** Bytes of the blob as given. */
+  size: number;
+  compression: Compression;
+}
+
+/** A decoded blob's digests in layer terms. */
+export function layerDigestsOf(d: DecodedDigests): LayerDigests {
+  return { diffID: d.uncompressedDigest, uncompressedSize: d.uncompressedSize, digest: d.digest, size: d.size, compression: d.compression };
+}
+
+/**
+ * Digests a layer, checking on the way that it is one: every header is parsed (content is hashed, not
+ * interpreted), so a blob that `readLayer` and `applyLayer` would refuse is refused here too, with the same
+ * error. For a blob of any content, use `digestBlob`.
+ */
+export async function digestLayer(input: ByteInput, options: Omit<ReadLayerOptions, 'hash'> = {}): Promise<LayerDigests> {
+  const reader = readLayer(input, { ...options, hash: true });
+  for await (const _ of reader) {
+    // Parsing is the check; bodies are hashed as the reader passes over them.
+  }
+  return reader.digests();
+}
+
+/**
+ * The chainID of a stack of diffIDs, bottom first: ChainID(L0) = DiffID(L0), ChainID(L0..n) =
+ * sha256(ChainID(L0..n-1) + " " + DiffID(Ln)). Throws INVALID_ARGUMENT for an empty stack.
+ */
+export function chainID(diffIDs: readonly string[]): string {
+  if (diffIDs.length === 0) throw new InvalidArgumentError('chainID of an empty stack');
+  let chain = diffIDs[0]!;
+  for (let i = 1; i < diffIDs.length; i++) {
+    chain = `sha256:${createHash('sha256').update(`${chain} ${diffIDs[i]}`).digest('hex')}`;
+  }
+  return chain;
+}
