@@ -7,13 +7,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
 import { diffUpper, HostLayer, writeChanges } from '@strata/core';
+import { aptChange } from './inputs.js';
 import type { Benchmark, Plan } from './suite.js';
 import { Containerd } from '../test/helpers/containerd.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
-const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
 /** Layers written before the embedded case is timed: V8 has compiled the hot paths by then (about 13 on this VM). */
 const EMBEDDED_WARMUP = 20;
 
@@ -39,11 +39,6 @@ function tinyChange(work: string): Change {
     execFileSync('umount', [mnt]);
   }
   return { lower, upper, merged };
-}
-
-function aptChange(): Change {
-  execFileSync('bash', [join(import.meta.dirname, 'inputs', 'apt-upper.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return { lower: join(CACHE, 'minbase'), upper: join(CACHE, 'apt-upper'), merged: join(CACHE, 'apt-merged') };
 }
 
 /** The change for this run: the apt change in full runs, the tiny one in smoke runs. */

@@ -21,8 +21,8 @@ export interface Inputs {
 
 const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
 
-/** Builds (once) a Debian bookworm minbase root filesystem with debootstrap. */
-function minbase(): string {
+/** Builds (once) a Debian bookworm minbase root filesystem with debootstrap; tests use it too. */
+export function minbaseRootfs(): string {
   const dir = join(CACHE, 'minbase');
   if (existsSync(join(dir, 'etc/os-release'))) return dir;
   mkdirSync(CACHE, { recursive: true });
@@ -37,5 +37,19 @@ function minbase(): string {
 export async function prepareInputs(options: { tiny: boolean }): Promise<Inputs> {
   const scratch = mkdtempSync(join(tmpdir(), 'strata-bench-'));
   if (options.tiny) return { trees: [{ name: 'zoneinfo', path: '/usr/share/zoneinfo' }], scratch };
-  return { trees: [{ name: 'minbase', path: minbase() }, { name: 'usr-share', path: '/usr/share' }], scratch };
+  return { trees: [{ name: 'minbase', path: minbaseRootfs() }, { name: 'usr-share', path: '/usr/share' }], scratch };
+}
+
+/** A real container change: the upper `apt-get install python3 curl` leaves over minbase, and the merged tree. */
+export interface AptChange {
+  lower: string;
+  upper: string;
+  merged: string;
+}
+
+/** Builds (once) the apt change over the minbase rootfs (inputs/apt-upper.sh); tests use it too. */
+export function aptChange(): AptChange {
+  const lower = minbaseRootfs();
+  execFileSync('bash', [join(import.meta.dirname, 'inputs', 'apt-upper.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { lower, upper: join(CACHE, 'apt-upper'), merged: join(CACHE, 'apt-merged') };
 }

@@ -12,9 +12,9 @@ command -v getfattr >/dev/null || apt_packages+=(attr)
 [ -x /usr/bin/time ] || apt_packages+=(time)
 command -v tar >/dev/null || apt_packages+=(tar)
 command -v openssl >/dev/null || apt_packages+=(openssl)
-if [ "${STRATA_BENCH:-0}" = 1 ]; then
-  command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
-fi
+command -v python3 >/dev/null || apt_packages+=(python3)
+# debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
+command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

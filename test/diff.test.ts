@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyLayer, diffTrees, diffUpper, flatten, HostLayer, MemoryLayer, MergedView, packDirectory, readLayer, TarLayer, WritableLayer, writeChanges, type ContentChange, type Entry } from '@strata/core';
 import { lutimens, mknod, setXattr } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
-import { baseArb, diffMaps, differential, mergedPicture, opArb, type DifferentialContext } from './helpers/overlay-diff.js';
+import { baseArb, diffMaps, differential, mergedPicture, opArb, timedPicture, type DifferentialContext } from './helpers/overlay-diff.js';
 import { rawTar } from './helpers/raw-tar.js';
 
 const RUNS = Number(process.env.STRATA_DIFF_RUNS ?? 40);
@@ -42,15 +42,26 @@ async function laws(ctx: DifferentialContext): Promise<string[]> {
   const check = (label: string, dir: string) => {
     for (const m of diffMaps(ctx.kernelMerged, mergedPicture(dir))) problems.push(`${label}: ${m}`);
   };
+  // With times too: every entry's mtime, directories' included, is what the upper left (the kernel's for
+  // its upper, strata's for strata's).
+  const checkTimes = (label: string, want: typeof ctx.kernelTimed, dir: string) => {
+    for (const m of diffMaps(want, timedPicture(dir))) problems.push(`${label} (times): ${m}`);
+  };
   const ours = join(ctx.stack.dir, 'diff-ours.tar');
   await writeChanges(diffUpper(ctx.lowers, ctx.ourUpper), ours);
-  check('diffUpper(strata upper)', await applyStack(ctx, [ours], 'applied-ours'));
+  const appliedOurs = await applyStack(ctx, [ours], 'applied-ours');
+  check('diffUpper(strata upper)', appliedOurs);
+  checkTimes('diffUpper(strata upper)', ctx.oursTimed, appliedOurs);
   const kernels = join(ctx.stack.dir, 'diff-kernel.tar');
   await writeChanges(diffUpper(ctx.lowers, ctx.kernelUpper), kernels);
-  check('diffUpper(kernel upper)', await applyStack(ctx, [kernels], 'applied-kernel'));
+  const appliedKernel = await applyStack(ctx, [kernels], 'applied-kernel');
+  check('diffUpper(kernel upper)', appliedKernel);
+  checkTimes('diffUpper(kernel upper)', ctx.kernelTimed, appliedKernel);
   const trees = join(ctx.stack.dir, 'diff-trees.tar');
   await writeChanges(diffTrees(new MergedView(ctx.lowers), new MergedView(ctx.lowers, new HostLayer(ctx.ourUpper))), trees);
-  check('diffTrees', await applyStack(ctx, [trees], 'applied-trees'));
+  const appliedTrees = await applyStack(ctx, [trees], 'applied-trees');
+  check('diffTrees', appliedTrees);
+  checkTimes('diffTrees', ctx.oursTimed, appliedTrees);
   const flat = join(ctx.stack.dir, 'flat.tar');
   await flatten([...ctx.stack.tarPaths, ours], flat);
   const flatApplied = join(ctx.stack.dir, 'applied-flat');

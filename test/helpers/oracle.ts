@@ -43,6 +43,8 @@ const available = {
   umoci: hasCommand('umoci'),
   containerd: hasCommand('containerd') && hasCommand('ctr'),
   openssl: hasCommand('openssl'),
+  debootstrap: hasCommand('debootstrap'),
+  python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   overlay: probe(canMountOverlay),
 };
 

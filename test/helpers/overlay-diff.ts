@@ -238,12 +238,13 @@ async function run(target: Target, op: Op): Promise<Outcome> {
   }
 }
 
-/** The picture of a merged view through strata, in the snapshot format (times and link counts left out). */
-async function snapshotLayer(layer: WritableLayer): Promise<Map<string, NodeRecord>> {
+/** The picture of a merged view through strata, in the snapshot format (link counts left out; times only with `times`). */
+async function snapshotLayer(layer: WritableLayer, times = false): Promise<Map<string, NodeRecord>> {
   const out = new Map<string, NodeRecord>();
   for (const node of layer.view.walk()) {
     const st = layer.view.stat(node.path)!;
     const record: NodeRecord = { type: st.type, mode: st.mode, uid: st.uid, gid: st.gid };
+    if (times) record.mtimeNs = (BigInt(st.mtime.sec) * 1_000_000_000n + BigInt(st.mtime.nsec)).toString();
     if (st.type === 'file') {
       record.size = st.size;
       const data = (await layer.readFile(node.path)) as Buffer;
@@ -290,6 +291,17 @@ export interface DifferentialContext {
   lowers: LayerTree[];
   /** The kernel's merged view, as `mergedPicture` draws it. */
   kernelMerged: Map<string, NodeRecord>;
+  /** The kernel's merged view with every mtime, directories' included (`timedPicture`). */
+  kernelTimed: Map<string, NodeRecord>;
+  /** Strata's merged view with every mtime. */
+  oursTimed: Map<string, NodeRecord>;
+}
+
+/** The picture used to compare trees with their times: mtimes of every entry, no link groups, no overlay xattrs. */
+export function timedPicture(dir: string): Map<string, NodeRecord> {
+  const map = snapshotTree(dir, { skipVanished: true, ignoreXattr: (n) => n.includes('overlay.') });
+  for (const r of map.values()) delete r.linkGroup;
+  return map;
 }
 
 /** The picture used to compare merged views: no times, no link groups, no overlay xattrs. */
@@ -349,11 +361,13 @@ export async function differential(
       if (JSON.stringify(want) !== JSON.stringify(got)) opMismatches.push(`op ${i} ${JSON.stringify(op)}: kernel ${JSON.stringify(want)} strata ${JSON.stringify(got)}`);
     }
     const merged = mergedPicture(mount);
+    const kernelTimed = timedPicture(mount);
     const ourMerged = await snapshotLayer(layer);
+    const oursTimed = await snapshotLayer(layer, true);
     const mergedMismatches = diffMaps(merged, ourMerged);
     execFileSync('umount', [mount]);
     const upperMismatches = diffMaps(upperPicture(kernelUpper, options.namespace), upperPicture(ourUpper, options.namespace));
-    await options.after?.({ stack, kernelUpper, ourUpper, lowers, kernelMerged: merged });
+    await options.after?.({ stack, kernelUpper, ourUpper, lowers, kernelMerged: merged, kernelTimed, oursTimed });
     return { opMismatches, mergedMismatches, upperMismatches };
   } finally {
     try {

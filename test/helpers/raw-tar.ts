@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 
 export interface RawEntry {
   name: string;
-  type?: '0' | '1' | '2' | '3' | '4' | '5' | '6' | 'x' | 'g' | 'L' | 'K' | 'S';
+  /** The type flag byte (any string's first character; '\0' for the old regular-file flag). */
+  type?: string;
   mode?: number;
   uid?: number;
   gid?: number;
@@ -21,6 +22,14 @@ export interface RawEntry {
   pax?: Record<string, string | Uint8Array>;
   /** GNU magic instead of POSIX ustar. */
   gnu?: boolean;
+  /** No magic at all (a V7 header). */
+  v7?: boolean;
+  /** The ustar prefix field (bytes 345..500), written whatever the magic. */
+  prefix?: string;
+  /** Changes the header before its checksum is computed (base-256 numbers, garbage in fields). */
+  patch?: (header: Buffer) => void;
+  /** PAX global records to put in a `g` header before this entry. */
+  globals?: Record<string, string | Uint8Array>;
 }
 
 function octal(value: number, width: number): string {
@@ -49,9 +58,13 @@ export function rawHeader(e: RawEntry, size: number): Buffer {
   h.write(octal(e.mtime ?? 1_700_000_000, 12), 136, 'latin1');
   h.write(e.type ?? '0', 156, 'latin1');
   if (e.linkname) h.write(e.linkname, 157, 100, 'utf8');
-  h.write(e.gnu ? 'ustar  \0' : 'ustar\x0000', 257, 'latin1');
-  h.write(octal(e.devmajor ?? 0, 8), 329, 'latin1');
-  h.write(octal(e.devminor ?? 0, 8), 337, 'latin1');
+  if (!e.v7) {
+    h.write(e.gnu ? 'ustar  \0' : 'ustar\x0000', 257, 'latin1');
+    h.write(octal(e.devmajor ?? 0, 8), 329, 'latin1');
+    h.write(octal(e.devminor ?? 0, 8), 337, 'latin1');
+  }
+  if (e.prefix !== undefined) h.write(e.prefix, 345, 155, 'utf8');
+  e.patch?.(h);
   h.fill(0x20, 148, 156);
   let sum = 0;
   for (const b of h) sum += b;
@@ -67,6 +80,10 @@ function pad(n: number): Buffer {
 export function rawTar(entries: RawEntry[], options: { end?: boolean } = {}): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
+    if (e.globals) {
+      const body = paxRecords(e.globals);
+      parts.push(rawHeader({ name: 'GlobalHead', type: 'g' }, body.length), body, pad(body.length));
+    }
     if (e.pax) {
       const body = paxRecords(e.pax);
       parts.push(rawHeader({ name: 'PaxHeader', type: 'x' }, body.length), body, pad(body.length));

@@ -38,7 +38,7 @@ function layerInput(layer: string): ByteInput {
 export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean }): Promise<void> {
   const result = await applyLayer(layerInput(layer), dir, {
     layout: options.format,
-    xattrNamespace: options.userxattr ? 'user' : 'trusted',
+    ...(options.userxattr ? { xattrNamespace: 'user' as const } : {}),
     onWarning: warn,
   });
   process.stdout.write(`${result.diffID}\n`);

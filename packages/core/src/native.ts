@@ -5,6 +5,7 @@
  * Synchronous by design: each is a few cheap syscalls, cheaper than a thread-pool round trip, and none of
  * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
  */
+import { FailedPreconditionError } from './errors.js';
 import { addonPath, requireFromPackage } from './package.js';
 
 interface StrataNative {
@@ -223,7 +224,7 @@ export class LayerWriter {
   }
 
   #live(): StrataNative {
-    if (this.#freed) throw new Error('the layer writer was freed');
+    if (this.#freed) throw new FailedPreconditionError('the layer writer was freed');
     return addon;
   }
 }

@@ -51,6 +51,11 @@ export function isWhiteoutDevice(mode: number, major: number, minor: number): bo
   return (mode & S_IFMT) === S_IFCHR && major === 0 && minor === 0;
 }
 
+/** The same test for layer metadata (a `NodeStat` or an `Entry`). */
+export function isWhiteoutEntry(entry: { readonly type: string; readonly devmajor?: number | undefined; readonly devminor?: number | undefined }): boolean {
+  return entry.type === 'char' && (entry.devmajor ?? 0) === 0 && (entry.devminor ?? 0) === 0;
+}
+
 /** The same test for a Node `fs.Stats` (whose `rdev` is 0 exactly for device 0/0). */
 export function isWhiteoutStats(stats: { readonly mode: number; readonly rdev: number }): boolean {
   return (stats.mode & S_IFMT) === S_IFCHR && stats.rdev === 0;

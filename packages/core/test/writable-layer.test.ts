@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostLayer, MemoryLayer, WritableLayer, type Entry } from '../src/index.js';
 
-const entry = (path: string, type: Entry['type'], extra: Partial<Entry> = {}): Entry => ({ path, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 1_000, nsec: 0 }, xattrs: new Map(), ...extra });
+// Owned by whoever runs the test: copy-up keeps owners, which only root may give away.
+const [uid, gid] = [process.getuid?.() ?? 0, process.getgid?.() ?? 0];
+const entry = (path: string, type: Entry['type'], extra: Partial<Entry> = {}): Entry => ({ path, type, mode: type === 'directory' ? 0o755 : 0o644, uid, gid, size: 0, mtime: { sec: 1_000, nsec: 0 }, xattrs: new Map(), ...extra });
 
 describe('WritableLayer surface beyond the differential suite', () => {
   let work: string;

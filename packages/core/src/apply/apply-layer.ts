@@ -33,7 +33,10 @@ export interface ApplyOptions extends ReadLimits {
    * devices and the opaque xattr) so the target can be mounted as an overlayfs layer.
    */
   layout?: ApplyLayout;
-  /** Namespace of the opaque xattr in overlay layout: `trusted` (default) or `user` (for `userxattr` mounts). */
+  /**
+   * Namespace of the opaque xattr in overlay layout: `trusted` (default as root: what a kernel mount reads
+   * by default, and only root may set) or `user` (default otherwise: what `userxattr` mounts read).
+   */
   xattrNamespace?: OverlayXattrNamespace;
   /**
    * `apply`: chown every entry (needs root). `record`: leave files owned by the caller and report the
@@ -123,7 +126,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
   try {
     const state = new ApplyState();
     const deletions =
-      options.layout === 'overlay' ? new OverlayDeletions(target, state, options.xattrNamespace ?? 'trusted') : new PlainDeletions(target, state);
+      options.layout === 'overlay' ? new OverlayDeletions(target, state, options.xattrNamespace ?? (isRoot ? 'trusted' : 'user')) : new PlainDeletions(target, state);
     target.onRemoved = (path, wasDirectory) => {
       state.removed(path, wasDirectory);
       if (deletions instanceof OverlayDeletions) deletions.removed(path, wasDirectory);

@@ -8,7 +8,7 @@
  * Both follow one rule within a layer: a deletion hides only what is below, never an entry of the same
  * layer, wherever it stands in the archive.
  */
-import { LayerFormatError } from '../errors.js';
+import { LayerFormatError, UnsupportedError } from '../errors.js';
 import { childPath, isWithin, parentOf, ROOT } from '../path.js';
 import { quote } from '../quote.js';
 import { opaqueXattr, OPAQUE_VALUE, WHITEOUT_DEVICE, type OverlayXattrNamespace } from '../whiteout.js';
@@ -147,7 +147,12 @@ export class OverlayDeletions extends PlainDeletions {
    * inside a non-merged directory (and then cannot find them), and never writes that combination itself.
    */
   protected override markOpaque(dir: string): void {
-    this.target.setXattr(dir, this.#opaqueName, OPAQUE_VALUE);
+    try {
+      this.target.setXattr(dir, this.#opaqueName, OPAQUE_VALUE);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+      throw new UnsupportedError(`${this.#opaqueName} cannot be set here (only root may set trusted.* xattrs): apply as root, or with xattrNamespace 'user'`, { path: dir, cause: error });
+    }
     this.#opaqued.add(dir);
     for (const path of this.#devices) {
       if (path === dir || !isWithin(path, dir)) continue;

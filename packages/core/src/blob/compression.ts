@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Readable, type Transform } from 'node:stream';
-import { UnsupportedError } from '../errors.js';
+import { LayerFormatError, UnsupportedError } from '../errors.js';
 import { requireFromPackage } from '../package.js';
 import { ParallelGzip } from './parallel-gzip.js';
 
@@ -90,7 +90,7 @@ async function* unzstd(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
       }
     }
   }
-  if (inFrame) throw new Error('stream ended in the middle of a frame');
+  if (inFrame) throw new LayerFormatError('corrupt zstd stream: it ends in the middle of a frame');
 }
 
 /** The decompressor for `compression`, or undefined for uncompressed input. */

@@ -6,6 +6,7 @@
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
 import { createHash } from 'node:crypto';
+import { FailedPreconditionError } from '../errors.js';
 import { FileHasher, LayerWriter } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
 import { fileShrank, type FileRange } from './file-range.js';
@@ -88,7 +89,7 @@ class NoSha256 extends SyncStream {
   }
 
   async digest(): Promise<string> {
-    throw new Error('digests were not computed for this stream');
+    throw new FailedPreconditionError('digests were not computed for this stream (it was opened without hashing)');
   }
 }
 

@@ -5,6 +5,7 @@
  * copied by offset), compressed ones streamed again. Memory grows with the number of paths.
  */
 import type { Writable } from 'node:stream';
+import { InvalidArgumentError } from '../errors.js';
 import { parentOf, ROOT } from '../path.js';
 import type { ByteInput } from '../blob/input.js';
 import { readLayer, type ReadLayerOptions } from '../layer/read-layer.js';
@@ -28,7 +29,7 @@ export interface FlattenOptions extends WriteLayerOptions, Omit<ReadLayerOptions
  */
 export async function flatten(layers: readonly ByteInput[], destination: string | Writable, options: FlattenOptions = {}): Promise<LayerDescriptor> {
   for (const layer of layers) {
-    if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new TypeError('flatten reads each layer twice: give paths or bytes');
+    if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new InvalidArgumentError('flatten reads each layer twice: give paths or bytes');
   }
   // Uncompressed layer files are read in place: the fold keeps their entries with offsets, so pass two
   // does not parse them again, and a surviving file's content is a range of its layer file, which the

@@ -36,13 +36,21 @@ function field(block: Uint8Array, offset: number, length: number): Uint8Array {
   return block.subarray(offset, end < 0 || end > offset + length ? offset + length : end);
 }
 
-/** Reads an octal or base-256 numeric field; throws LAYER_FORMAT on garbage. */
+/**
+ * Reads an octal or base-256 numeric field; throws LAYER_FORMAT on garbage. Octal: the bytes before the
+ * first NUL, spaces around them allowed, digits only (none is 0), as Go's and Python's readers agree; a
+ * field that starts empty and has digits after its NUL reads as 10 to Go and 0 to Python, so it is refused.
+ * Base-256: a first byte of 0x80 (positive) or 0xff (negative), the two that every reader takes.
+ */
 function numberField(block: Uint8Array, offset: number, length: number, what: string): number {
   const first = block[offset]!;
+  const end = offset + length;
+  const bad = () => new LayerFormatError(`tar header ${what} is not a number: ${quote(Buffer.from(block.subarray(offset, end)).toString('latin1'))}`);
   if (first & 0x80) {
     // GNU/star base-256: big-endian two's complement, the top bit of the first byte is the marker.
+    if (first !== 0x80 && first !== 0xff) throw bad();
     const negative = first === 0xff;
-    let value = BigInt(negative ? first : first & 0x7f);
+    let value = BigInt(negative ? first : 0);
     for (let i = 1; i < length; i++) value = (value << 8n) | BigInt(block[offset + i]!);
     if (negative) value -= 1n << BigInt(8 * length);
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
@@ -50,14 +58,20 @@ function numberField(block: Uint8Array, offset: number, length: number, what: st
     }
     return Number(value);
   }
-  let value = 0;
+  let stop = block.indexOf(0, offset);
+  if (stop < 0 || stop > end) stop = end;
   let i = offset;
-  const end = offset + length;
-  while (i < end && (block[i] === 0x20 || block[i] === 0)) i++; // leading spaces or NULs
-  for (; i < end; i++) {
+  let last = stop;
+  while (i < last && block[i] === 0x20) i++;
+  while (last > i && block[last - 1] === 0x20) last--;
+  if (i === last) {
+    for (let j = stop; j < end; j++) if (block[j] !== 0 && block[j] !== 0x20) throw bad();
+    return 0;
+  }
+  let value = 0;
+  for (; i < last; i++) {
     const c = block[i]!;
-    if (c === 0x20 || c === 0) break;
-    if (c < 0x30 || c > 0x37) throw new LayerFormatError(`tar header ${what} is not an octal number: ${quote(Buffer.from(block.subarray(offset, offset + length)).toString('latin1'))}`);
+    if (c < 0x30 || c > 0x37) throw bad();
     value = value * 8 + (c - 0x30);
   }
   return value;

@@ -271,8 +271,11 @@ export async function* readTarEntries(input: TarSource, limits: Required<ReadLim
       if (type === undefined) throw new UnsupportedError(`unknown tar entry type ${quote(header.typeflag)}`);
       const headerOnly = HEADER_ONLY.has(header.typeflag);
 
-      const nameBytes = paxName(records, 'path') ?? longName ?? joinPrefix(header.prefix, header.name);
-      const linkBytes = paxName(records, 'linkpath') ?? longLink ?? header.linkname;
+      // A GNU long name beats a PAX path, as in Go's reader and Python's (and a PAX path beats the header).
+      const paxPath = paxName(records, 'path');
+      const paxLink = paxName(records, 'linkpath');
+      const nameBytes = longName ?? paxPath ?? joinPrefix(header.prefix, header.name);
+      const linkBytes = longLink ?? paxLink ?? header.linkname;
       longName = longLink = undefined;
       if (nameBytes.length > limits.maxPathBytes || linkBytes.length > limits.maxPathBytes) {
         throw new LimitExceededError(`entry name over the ${limits.maxPathBytes}-byte limit`);

@@ -10,7 +10,7 @@ import { fsError } from '../errors.js';
 import { getXattr } from '../native.js';
 
 import { childPath } from '../path.js';
-import { classifyWhiteout, isOpaqueValue, isWhiteoutStats, OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
+import { classifyWhiteout, isOpaqueValue, isWhiteoutEntry, isWhiteoutStats, OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
 import { hostStat } from './host-stat.js';
 import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
@@ -113,7 +113,9 @@ export class HostLayer implements LayerTree {
   }
 
   stat(path: string): NodeStat | undefined {
-    return hostStat(path, this.hostPath(path));
+    const stat = hostStat(path, this.hostPath(path));
+    // In overlay form a char 0/0 device is a deletion, not an entry of this layer.
+    return stat !== undefined && this.#form === 'overlay' && isWhiteoutEntry(stat) ? undefined : stat;
   }
 
   readlink(path: string): string {

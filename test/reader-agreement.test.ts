@@ -1,0 +1,162 @@
+/**
+ * The reader and apply agree with the runtimes, byte for byte. Each case is a layer on which tar readers
+ * have been seen to disagree; strata reads it as Go's archive/tar does (what containerd and moby extract),
+ * and `ls`, `apply` and `digest` agree with each other: all accept, listing the same entries as Python's
+ * tarfile, or all refuse with one typed code. Archives are built by hand (an independent writer plus byte
+ * patching), since no well-behaved writer makes them.
+ */
+import { readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TarLayer, type Entry } from '@strata/core';
+import { needs } from './helpers/oracle.js';
+import { pythonList } from './helpers/python-tar.js';
+import { rawTar, type RawEntry } from './helpers/raw-tar.js';
+import { codeOf, threeWays, type ThreeWays } from './helpers/three-ways.js';
+
+const file = (name: string, data = 'x\n', extra: Partial<RawEntry> = {}): RawEntry => ({ name, data, ...extra });
+
+/** The fields Python's tarfile and strata both report, in archive order. */
+function comparable(entries: readonly Entry[]) {
+  return entries.map((e) => ({ path: e.path, type: e.type, size: e.type === 'file' ? e.size : 0, linkname: e.linkname ?? '' }));
+}
+
+const work = mkdtempSync(join(tmpdir(), 'strata-agree-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** All three accept; their entries are `paths` (archive order) and Python's tarfile lists the same. */
+async function expectAccepted(bytes: Buffer, paths: string[]): Promise<ThreeWays> {
+  const r = await threeWays(bytes);
+  expect(codeOf(r.entries), 'readLayer').toBeUndefined();
+  expect(codeOf(r.ls), 'ls').toBeUndefined();
+  expect(codeOf(r.apply), 'apply').toBeUndefined();
+  expect(codeOf(r.digest), 'digest').toBeUndefined();
+  expect(r.outside).toEqual([]);
+  const entries = (r.entries as { value: Entry[] }).value;
+  expect(entries.map((e) => e.path)).toEqual(paths);
+  const tar = join(work, `case-${Math.random().toString(36).slice(2)}.tar`);
+  writeFileSync(tar, bytes);
+  const python = pythonList(tar);
+  expect('entries' in python ? comparable(python.entries as never) : python).toEqual(comparable(entries));
+  return r;
+}
+
+/** All three refuse, with `code`, and the apply leaves nothing behind. */
+async function expectRefused(bytes: Buffer, code: string, message?: RegExp): Promise<void> {
+  const r = await threeWays(bytes);
+  try {
+    expect([codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([code, code, code]);
+    if (message) expect(String((r.digest as { error: Error }).error.message)).toMatch(message);
+    expect(r.outside).toEqual([]);
+  } finally {
+    r.dispose();
+  }
+}
+
+describe.skipIf(!needs('root', 'python3'))('reader and apply agree with the runtimes', () => {
+  for (const [type, extra] of [
+    ['5', {}],
+    ['2', { linkname: 'f' }],
+    ['1', { linkname: 'f' }],
+    ['3', { devmajor: 1, devminor: 3 }],
+    ['4', { devmajor: 7, devminor: 0 }],
+    ['6', {}],
+  ] as const) {
+    it(`a type ${type} header with a size but no data: the size carries no data and the next entries are read`, async () => {
+      const bytes = rawTar([file('f'), { name: type === '5' ? 'odd/' : 'odd', type, size: 1536, ...extra }, file('after-1'), file('after-2')]);
+      const r = await expectAccepted(bytes, ['f', 'odd', 'after-1', 'after-2']);
+      expect(readdirSync(r.target).sort()).toEqual(['after-1', 'after-2', 'f', 'odd']);
+      r.dispose();
+    });
+  }
+
+  it('a GNU dumpdir (D) directory carries data, which is skipped (Python lists it as an unknown type)', async () => {
+    const r = await threeWays(rawTar([{ name: 'dump/', type: 'D', data: 'Ya\0Yb\0\0' }, file('after')]));
+    try {
+      expect([codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined]);
+      expect((r.entries as { value: Entry[] }).value.map((e) => [e.path, e.type])).toEqual([['dump', 'directory'], ['after', 'file']]);
+    } finally {
+      r.dispose();
+    }
+  });
+
+  it('a NUL in a PAX path is refused', async () => {
+    await expectRefused(rawTar([file('harmless', 'x', { pax: { path: 'a\0b' } })]), 'LAYER_FORMAT');
+  });
+
+  it('a NUL in a PAX link path is refused', async () => {
+    await expectRefused(rawTar([file('f'), { name: 'l', type: '2', pax: { linkpath: 'f\0../../x' } }]), 'LAYER_FORMAT');
+  });
+
+  it('a NUL in a PAX xattr key is refused', async () => {
+    await expectRefused(rawTar([file('f', 'x', { pax: { 'SCHILY.xattr.user.a\0b': 'v' } })]), 'LAYER_FORMAT');
+  });
+
+  it('PAX global headers are ignored (as containerd and moby do): no entry is renamed or dropped, no time changed', async () => {
+    const bytes = rawTar([
+      file('first', 'x', { globals: { path: 'renamed', mtime: '1' } }),
+      file('second', 'y', { globals: { path: '' } }),
+      file('third', 'z', { mtime: 1_700_000_123 }),
+    ]);
+    const r = await threeWays(bytes);
+    try {
+      expect([codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined]);
+      const entries = (r.entries as { value: Entry[] }).value;
+      expect(entries.map((e) => [e.path, e.mtime.sec])).toEqual([
+        ['first', 1_700_000_000],
+        ['second', 1_700_000_000],
+        ['third', 1_700_000_123],
+      ]);
+      expect(readdirSync(r.target).sort()).toEqual(['first', 'second', 'third']);
+      const tar = join(work, 'globals.tar');
+      writeFileSync(tar, bytes);
+      const indexed = await TarLayer.open(tar);
+      expect([...indexed.children('.').keys()].sort()).toEqual(['first', 'second', 'third']);
+    } finally {
+      r.dispose();
+    }
+  });
+
+  it('a ustar prefix in a GNU header (Go before 1.8 wrote it) is read as Go reads it', async () => {
+    const r = await expectAccepted(rawTar([{ name: 'pre/', type: '5' }, file('name', 'x', { gnu: true, prefix: 'pre' })]), ['pre', 'pre/name']);
+    r.dispose();
+  });
+
+  it('GNU times where a ustar prefix would be are times, not a prefix', async () => {
+    const times = (h: Buffer) => {
+      h.write('14567645676\0', 345, 'latin1'); // atime
+      h.write('14567645677\0', 357, 'latin1'); // ctime
+    };
+    const r = await threeWays(rawTar([file('name', 'x', { gnu: true, patch: times })]));
+    try {
+      expect((r.entries as { value: Entry[] }).value.map((e) => e.path)).toEqual(['name']);
+      expect(codeOf(r.apply)).toBeUndefined();
+    } finally {
+      r.dispose();
+    }
+  });
+
+  it('only the old NUL type flag with a trailing slash is a directory', async () => {
+    const r = await expectAccepted(rawTar([{ name: 'old-dir/', type: '\0' }, file('old-dir/f'), { name: 'reg', type: '0', data: 'x' }]), ['old-dir', 'old-dir/f', 'reg']);
+    r.dispose();
+  });
+
+  it('a corrupt first header says what is wrong: a checksum mismatch', async () => {
+    const bytes = rawTar([file('a')]);
+    bytes[10]! ^= 0x40;
+    await expectRefused(bytes, 'LAYER_FORMAT', /not a tar archive: tar header checksum mismatch \(stored \d+, computed \d+\)/);
+  });
+
+  it('a corrupt first header says what is wrong: a size that is not a number', async () => {
+    await expectRefused(rawTar([file('a', 'x', { patch: (h) => h.write('12 34\0', 124, 'latin1') })]), 'LAYER_FORMAT', /not a tar archive: tar header size is not a number/);
+  });
+
+  it('a negative base-256 size is refused', async () => {
+    await expectRefused(rawTar([file('a', '', { patch: (h) => h.fill(0xff, 124, 136) })]), 'LAYER_FORMAT', /negative size/);
+  });
+
+  it('a numeric field read differently by Go (10) and Python (0) is refused', async () => {
+    await expectRefused(rawTar([file('a', '', { patch: (h) => h.write('\x00\x00\x00\x0012\x00', 108, 'latin1') })]), 'LAYER_FORMAT');
+  });
+});
