@@ -20,7 +20,14 @@ await build({
 });
 await build({
   ...common,
-  external: [...common.external, '@strata/*'],
+  external: [...common.external, '@strata/*', 'lmdb'],
+  entryPoints: [`${root}packages/snapshotter/src/index.ts`],
+  outfile: `${root}packages/snapshotter/dist/strata-snapshotter.js`,
+  format: 'esm',
+});
+await build({
+  ...common,
+  external: [...common.external, '@strata/*', 'lmdb'],
   entryPoints: [`${root}packages/cli/src/main.ts`],
   outfile: `${root}packages/cli/dist/strata.cjs`,
   format: 'cjs',

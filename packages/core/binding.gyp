@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "strata_native",
-      "sources": ["native/strata_native.c", "native/at.c"],
+      "sources": ["native/strata_native.c", "native/at.c", "native/mount.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -1101,6 +1101,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_at(env, exports);
+  register_mount(env, exports);
   return exports;
 }
 

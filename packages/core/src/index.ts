@@ -73,6 +73,10 @@ export {
   type TypeChecks,
 } from './cow/writable-layer.js';
 
+// Host helpers: kernel mounts of layer directories (privileged), disk usage, extended attributes.
+export { mountOverlay, mountBind, mountAll, mountCommand, unmount, diskUsage, type Mount } from './host/mounts.js';
+export { getXattr, setXattr, removeXattr } from './native.js';
+
 // Changes: from an upper directory or two trees, and as a layer.
 export { diffUpper, type DiffUpperOptions } from './diff/diff-upper.js';
 export { diffTrees, type DiffTreesOptions } from './diff/diff-trees.js';

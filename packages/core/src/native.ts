@@ -45,6 +45,10 @@ interface StrataNative {
   getXattrAt(dirfd: number, name: string, key: string): Buffer | undefined;
   removeXattrAt(dirfd: number, name: string, key: string): void;
   listDirAt(dirfd: number): string[];
+  mountOverlay(target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
+  mountBind(source: string, target: string, readonly: boolean): void;
+  unmount(target: string, detach: boolean): void;
+  diskUsage(path: string): [bytes: number, inodes: number];
 }
 
 /**
@@ -283,3 +287,11 @@ export const getXattrAt = (dirfd: number, name: string, key: string): Uint8Array
 export const removeXattrAt = (dirfd: number, name: string, key: string): void => addon.removeXattrAt(dirfd, name, key);
 /** The names in an open directory (not `.` or `..`), in directory order. */
 export const listDirAt = (dirfd: number): string[] => addon.listDirAt(dirfd);
+
+// ---- Mounts and disk usage (native/mount.c) ---------------------------------------------------------
+
+export const mountOverlayNative = (target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void =>
+  addon.mountOverlay(target, lowers, upper, work, options);
+export const mountBindNative = (source: string, target: string, readonly: boolean): void => addon.mountBind(source, target, readonly);
+export const unmountNative = (target: string, detach: boolean): void => addon.unmount(target, detach);
+export const diskUsageNative = (path: string): [bytes: number, inodes: number] => addon.diskUsage(path);

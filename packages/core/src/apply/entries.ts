@@ -72,6 +72,7 @@ export class EntryWriter {
    * as GNU tar does; any other failure fails the apply.
    */
   #setXattrs(path: string, entry: Entry): void {
+    if (entry.xattrs.size === 0) return;
     for (const [name, value] of entry.xattrs) {
       if (isOverlayXattr(name)) {
         this.policy.warn(`dropping overlay xattr ${quote(name)}: a layer cannot set overlayfs markers`, entry.path);
@@ -90,7 +91,8 @@ export class EntryWriter {
   /** The layer's entry for the root directory: owner and xattrs now, mode and times at the end. */
   root(entry: Entry): void {
     if (entry.type !== 'directory') throw new LayerFormatError('the layer root must be a directory', { path: ROOT });
-    this.target.setAttrs(ROOT, { owner: this.#ownerFor(entry) });
+    const owner = this.#ownerFor(entry);
+    if (owner !== undefined) this.target.setAttrs(ROOT, { owner });
     this.#setXattrs(ROOT, entry);
     this.state.directories.set(ROOT, entry);
   }
@@ -107,9 +109,9 @@ export class EntryWriter {
         break;
       case 'symlink':
         this.target.symlink(path, entry.linkname!);
-        this.target.setAttrs(path, { owner: this.#ownerFor(entry) });
+        // Times with the owner: xattrs set after them (a chown would clear a capability) leave mtime alone.
+        this.target.setAttrs(path, { owner: this.#ownerFor(entry), mtime: entry.mtime });
         this.#setXattrs(path, entry);
-        this.target.setAttrs(path, { mtime: entry.mtime });
         break;
       case 'hardlink':
         // A tar hardlink names an entry of its own layer, which may still be to come: until the layer has
@@ -123,9 +125,8 @@ export class EntryWriter {
           throw new UnsupportedError(`device nodes are not permitted here: ${quote(entry.path)}`, { path: entry.path });
         }
         this.target.mknod(path, specialTypeBits(entry.type), 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
-        this.target.setAttrs(path, { owner: this.#ownerFor(entry), mode: entry.mode });
+        this.target.setAttrs(path, { owner: this.#ownerFor(entry), mode: entry.mode, mtime: entry.mtime });
         this.#setXattrs(path, entry);
-        this.target.setAttrs(path, { mtime: entry.mtime });
         break;
       }
     }
@@ -138,7 +139,8 @@ export class EntryWriter {
       // Deleted and re-created, or made where a deletion stood: nothing below may show through.
       if (existing === 'whiteout' || this.state.whitedOut.has(path)) this.deletions.recreated(path);
     }
-    this.target.setAttrs(path, { owner: this.#ownerFor(entry) });
+    const owner = this.#ownerFor(entry);
+    if (owner !== undefined) this.target.setAttrs(path, { owner });
     this.#setXattrs(path, entry);
     this.state.directories.set(path, entry);
   }

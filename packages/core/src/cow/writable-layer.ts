@@ -58,6 +58,8 @@ export interface WritableLayerOptions {
   xattrNamespace?: OverlayXattrNamespace;
   /** Renaming a directory with lower parts: `exdev` (default, as the kernel) or `copy-up` the subtree. */
   renameDirectories?: 'exdev' | 'copy-up';
+  /** A read-only view, as a read-only mount: every change fails with EROFS and the upper is never written. */
+  readOnly?: boolean;
 }
 
 /** The type tests of `fs.Stats` and `fs.Dirent`. */
@@ -138,6 +140,7 @@ export class WritableLayer {
   readonly #upper: HostLayer;
   readonly #opaqueName: string;
   readonly #renameDirectories: 'exdev' | 'copy-up';
+  readonly #readOnly: boolean;
 
   /** `lowers` bottom first (as `MergedView` takes them); `upperDir` must exist (empty for a new container). */
   constructor(lowers: readonly LayerTree[], upperDir: string, options: WritableLayerOptions = {}) {
@@ -147,6 +150,17 @@ export class WritableLayer {
     this.view = new MergedView(lowers, this.#upper);
     this.#opaqueName = opaqueXattr(namespace);
     this.#renameDirectories = options.renameDirectories ?? 'exdev';
+    this.#readOnly = options.readOnly ?? false;
+  }
+
+  /** True when changes fail with EROFS (see `WritableLayerOptions.readOnly`). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** Refuses a change to a read-only view, as a read-only mount does. */
+  #writable(syscall: string, path: string): void {
+    if (this.#readOnly) throw fsError('EROFS', syscall, path, 'read-only file system');
   }
 
   // ---- paths ---------------------------------------------------------------------------------------
@@ -340,6 +354,7 @@ export class WritableLayer {
 
   /** Opens the upper copy of a file for writing (copying it up, or creating it), runs `fn`, closes it. */
   #withUpperFile<T>(file: string, syscall: string, flags: { create: boolean; exclusive?: boolean; truncate: boolean; mode?: number }, fn: (fd: number) => T): T {
+    this.#writable(syscall, file);
     const path = this.#resolve(file, syscall, true);
     const node = this.view.lookup(path);
     let fd: number;
@@ -385,6 +400,7 @@ export class WritableLayer {
 
   /** `fs.promises.mkdir`; with `recursive`, returns the first directory made. */
   async mkdir(dir: string, options?: { recursive?: boolean; mode?: number } | number): Promise<string | undefined> {
+    this.#writable('mkdir', dir);
     const opts = typeof options === 'number' ? { mode: options } : (options ?? {});
     const mode = opts.mode ?? 0o777;
     if (opts.recursive) {
@@ -416,6 +432,7 @@ export class WritableLayer {
 
   /** `fs.promises.symlink`. */
   async symlink(target: string, file: string): Promise<void> {
+    this.#writable('symlink', file);
     const path = this.#resolve(file, 'symlink', false);
     if (this.view.lookup(path)) throw fsError('EEXIST', 'symlink', file);
     this.#prepareCreate(path);
@@ -425,6 +442,7 @@ export class WritableLayer {
 
   /** `fs.promises.link`: a new name for an existing non-directory (copied up first). */
   async link(existing: string, file: string): Promise<void> {
+    this.#writable('link', file);
     const from = this.#resolve(existing, 'link', false);
     const node = this.#need(from, 'link', existing);
     const to = this.#resolve(file, 'link', false);
@@ -439,6 +457,7 @@ export class WritableLayer {
 
   /** `fs.promises.unlink`. */
   async unlink(file: string): Promise<void> {
+    this.#writable('unlink', file);
     const path = this.#resolve(file, 'unlink', false);
     const node = this.#need(path, 'unlink', file);
     if (node.type === 'directory') throw fsError('EISDIR', 'unlink', file);
@@ -447,6 +466,7 @@ export class WritableLayer {
 
   /** `fs.promises.rmdir`. */
   async rmdir(dir: string): Promise<void> {
+    this.#writable('rmdir', dir);
     const path = this.#resolve(dir, 'rmdir', false);
     const node = this.#need(path, 'rmdir', dir);
     if (node.type !== 'directory') throw fsError('ENOTDIR', 'rmdir', dir);
@@ -457,6 +477,7 @@ export class WritableLayer {
 
   /** `fs.promises.rm`: `recursive` removes directories with their contents; `force` ignores absence. */
   async rm(file: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    this.#writable('rm', file);
     let path: string;
     try {
       path = this.#resolve(file, 'rm', false);
@@ -483,6 +504,7 @@ export class WritableLayer {
 
   /** `fs.promises.rename`, with the kernel's rules for directories (see the class notes). */
   async rename(oldFile: string, newFile: string): Promise<void> {
+    this.#writable('rename', oldFile);
     const from = this.#resolve(oldFile, 'rename', false);
     const to = this.#resolve(newFile, 'rename', false);
     const node = this.#need(from, 'rename', oldFile);
@@ -555,6 +577,7 @@ export class WritableLayer {
   // ---- metadata ------------------------------------------------------------------------------------
 
   #metadata(file: string, syscall: string, follow: boolean, change: (host: string) => void): void {
+    this.#writable(syscall, file);
     const path = this.#resolve(file, syscall, follow);
     this.#need(path, syscall, file);
     change(this.#copyUp(path));
@@ -596,12 +619,14 @@ export class WritableLayer {
 
   /** Sets an extended attribute on the entry itself (never through a symlink). Overlay-private names: EPERM. */
   async setxattr(file: string, name: string, value: Data): Promise<void> {
+    this.#writable('setxattr', file);
     this.#checkXattr(file, name, 'setxattr');
     this.#metadata(file, 'setxattr', false, (host) => setXattr(host, name, typeof value === 'string' ? UTF8.encode(value) : value));
   }
 
   /** Removes an extended attribute; ENODATA when absent. */
   async removexattr(file: string, name: string): Promise<void> {
+    this.#writable('removexattr', file);
     this.#checkXattr(file, name, 'removexattr');
     const path = this.#resolve(file, 'removexattr', false);
     const st = this.view.stat(path);
@@ -641,6 +666,7 @@ export class WritableLayer {
       if (node.type === 'directory') throw fsError('EISDIR', 'read', file);
       return new LayerFileHandle(undefined, this.view.layers[node.layer]!.openContent(path), () => {});
     }
+    this.#writable('open', file);
     const truncate = flags.startsWith('w');
     const create = !flags.startsWith('r');
     const append = flags.startsWith('a');

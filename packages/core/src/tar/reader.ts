@@ -108,9 +108,13 @@ function paxName(records: Map<string, Uint8Array>, key: string): Uint8Array | un
   return raw;
 }
 
-function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>): Map<string, Uint8Array> {
+/** Shared by every entry without PAX records or xattrs (most of them): no allocation per entry. */
+const NO_RECORDS: Map<string, Uint8Array> = new Map();
+const NO_XATTRS: ReadonlyMap<string, Uint8Array> = new Map();
+
+function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>): ReadonlyMap<string, Uint8Array> {
+  if (records.size === 0) return NO_XATTRS;
   const xattrs = new Map<string, Uint8Array>();
-  if (records.size === 0) return xattrs;
   for (const [key, value] of records) {
     let name: string | undefined;
     let bytes = value;
@@ -131,6 +135,7 @@ function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>
     // Copy: the record views the reader's buffer, which is reused.
     xattrs.set(name, Uint8Array.from(bytes));
   }
+  if (xattrs.size === 0) return NO_XATTRS;
   return xattrs.size < 2 ? xattrs : new Map([...xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
@@ -264,7 +269,7 @@ export async function* readTarEntries(input: TarSource, limits: Required<ReadLim
         case 'N':
           throw new UnsupportedError(`tar entry type ${quote(header.typeflag)} (multi-volume or old GNU long names) is not supported`);
       }
-      const records = pax ?? new Map<string, Uint8Array>();
+      const records = pax ?? NO_RECORDS;
       pax = undefined;
       if (isSparse(header, records)) throw new UnsupportedError('sparse files are not supported in layers');
       let type = TYPES[header.typeflag];
@@ -304,8 +309,8 @@ export async function* readTarEntries(input: TarSource, limits: Required<ReadLim
       const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(text(mtimeRecord, 'PAX mtime')) : { sec: header.mtime, nsec: 0 };
       const unameBytes = paxName(records, 'uname');
       const gnameBytes = paxName(records, 'gname');
-      const uname = unameBytes !== undefined ? text(unameBytes, 'PAX uname') : text(header.uname, 'uname');
-      const gname = gnameBytes !== undefined ? text(gnameBytes, 'PAX gname') : text(header.gname, 'gname');
+      const uname = unameBytes !== undefined ? text(unameBytes, 'PAX uname') : header.uname.length === 0 ? '' : text(header.uname, 'uname');
+      const gname = gnameBytes !== undefined ? text(gnameBytes, 'PAX gname') : header.gname.length === 0 ? '' : text(header.gname, 'gname');
       // Built field by field, not with spreads: this runs once per entry, and spreads cost an object copy each.
       const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
         path,
