@@ -6,17 +6,19 @@
 import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from 'node:path';
-import { HostLayer, MergedView, WritableLayer } from '@strata/core';
+import { HostLayer, MergedView, mountOverlay, unmount, WritableLayer } from '@strata/core';
 import type { Benchmark, Plan } from './suite.js';
 
-/** Mounts `lowers` (bottom first) at `target` with an empty upper (a read-only overlay needs two lowers). */
+/**
+ * Mounts `lowers` (bottom first) at `target` with an empty upper (a read-only overlay needs two lowers),
+ * each lower its own mount parameter: 128 lowers do not fit mount(8)'s one-page option string.
+ */
 function mount(lowers: string[], target: string): () => void {
   const upper = `${target}-upper`;
   const work = `${target}-work`;
   for (const d of [target, upper, work]) mkdirSync(d, { recursive: true });
-  const options = `lowerdir=${[...lowers].reverse().join(':')},upperdir=${upper},workdir=${work}`;
-  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
-  return () => execFileSync('umount', [target]);
+  mountOverlay(target, [...lowers].reverse(), { upper, work }, ['index=off']);
+  return () => unmount(target);
 }
 
 const DEPTH = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
@@ -65,6 +67,7 @@ export const mergedBenchmarks: Benchmark[] = [
   lookupBenchmark(1),
   lookupBenchmark(8),
   lookupBenchmark(64),
+  lookupBenchmark(128),
   {
     name: 'readdir-10k-8-layers',
     async plan(_tree, work): Promise<Plan> {

@@ -16,8 +16,9 @@ import { parseArgs } from 'node:util';
 import { benchmarks as fileBenchmarks, type Benchmark } from './suite.js';
 import { mergedBenchmarks } from './merged.js';
 import { diffBenchmarks } from './diff.js';
+import { snapshotBenchmarks } from './snapshots.js';
 
-const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks];
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({

@@ -15,3 +15,6 @@ export function formatError(error: unknown): string {
   if (typeof code === 'string' && message.startsWith(`${code}: `)) message = message.slice(code.length + 2);
   return `strata: ${typeof code === 'string' ? `${code}: ` : ''}${sanitize(message)}`;
 }
+
+/** A usage mistake the parser could not see: exit 2, like the parser's own. */
+export class UsageError extends Error {}

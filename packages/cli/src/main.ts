@@ -1,127 +1,147 @@
 #!/usr/bin/env node
 /**
- * The `strata` command: thin argument parsing over @strata/core; typed errors become one line and a
- * non-zero exit.
+ * The `strata` command: commander parses (per-command --help, --version, unknown flags refused), the
+ * libraries do the work, and every failure becomes one line on stderr: `strata: <CODE>: <message>`, exit
+ * 1; usage errors exit 2.
  */
-import { parseArgs } from 'node:util';
+import { createRequire } from 'node:module';
 import { isatty } from 'node:tty';
+import { Command, CommanderError, InvalidArgumentError as OptionError, Option } from 'commander';
 import type { Compression } from '@strata/core';
-import { formatError, sanitize } from './format.js';
 import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
+import { formatError, sanitize, UsageError } from './format.js';
+import { registerSnapshotCommands, registerFsck } from './snapshot-commands.js';
 
-const USAGE = `usage:
-  strata apply <layer|-> <dir> [--format plain|overlay] [--userxattr]
-  strata digest <layer|->
-  strata ls <layer>... [--json]
-  strata ls --lower <dir|layer.tar>... [--upper <dir>] [path] [--json] [--userxattr]
-  strata pack <dir> -o <layer|-> [--compression none|gzip|zstd] [--source-date-epoch N]
-  strata diff --upper <dir> [--lower <dir|layer.tar>]... -o <layer|-> [--compression …] [--userxattr]
-  strata diff --from <dir|layer.tar> --to <dir|layer.tar> -o <layer|-> [--compression …] [--exact]
-  strata flatten <layer>... -o <layer|-> [--compression …] [--source-date-epoch N]`;
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-class UsageError extends Error {}
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      format: { type: 'string' },
-      userxattr: { type: 'boolean' },
-      json: { type: 'boolean' },
-      lower: { type: 'string', multiple: true },
-      upper: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      exact: { type: 'boolean' },
-      output: { type: 'string', short: 'o' },
-      compression: { type: 'string' },
-      'source-date-epoch': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help || command === undefined || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
-  const output = (): string => {
-    if (!values.output) throw new UsageError(`${command} needs -o <layer>`);
-    if (values.output !== '-') return values.output;
-    // As tar -f -: the layer goes to stdout, but never onto a terminal.
-    if (isatty(1)) throw new UsageError('refusing to write a layer to a terminal: redirect stdout, or name a file with -o');
-    return '/dev/stdout';
-  };
-  const compression = (): Compression => {
-    const c = values.compression ?? 'none';
-    if (c !== 'none' && c !== 'gzip' && c !== 'zstd') throw new UsageError('--compression must be none, gzip or zstd');
-    return c;
-  };
-  const epoch = (): number | undefined => {
-    const text = values['source-date-epoch'] ?? process.env.SOURCE_DATE_EPOCH;
-    const value = text === undefined || text === '' ? undefined : Number(text);
-    if (value !== undefined && !Number.isSafeInteger(value)) throw new UsageError('--source-date-epoch must be whole seconds');
+const compressionOption = () => new Option('--compression <kind>', 'none, gzip or zstd').choices(['none', 'gzip', 'zstd']).default('none');
+const epochOption = () =>
+  new Option('--source-date-epoch <seconds>', 'clamp times to this (default: $SOURCE_DATE_EPOCH)').argParser((text) => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value)) throw new OptionError('must be whole seconds');
     return value;
-  };
-  const need = (count: number, variadic = false) => {
-    if (positionals.length < count || (!variadic && positionals.length > count)) throw new UsageError(`wrong number of arguments for ${command}`);
-  };
-  switch (command) {
-    case 'apply': {
-      need(2);
-      const format = values.format ?? 'plain';
-      if (format !== 'plain' && format !== 'overlay') throw new UsageError(`--format must be plain or overlay`);
-      await runApply(positionals[0]!, positionals[1]!, { format, userxattr: values.userxattr ?? false });
-      return;
-    }
-    case 'digest':
-      need(1);
-      await runDigest(positionals[0]!);
-      return;
-    case 'ls':
-      if (values.lower !== undefined) {
-        if (positionals.length > 1) throw new UsageError('ls --lower takes at most one path');
-        await runLsMerged(values.lower, values.upper, positionals[0] ?? '/', values.json ?? false, values.userxattr ?? false);
-        return;
+  });
+
+/** Where a layer goes: a file, or stdout for `-` (refused on a terminal, as tar refuses). */
+function outputPath(output: string): string {
+  if (output !== '-') return output;
+  if (isatty(1)) throw new UsageError('refusing to write a layer to a terminal: redirect stdout, or name a file with -o');
+  return '/dev/stdout';
+}
+
+function epoch(value: number | undefined): number | undefined {
+  if (value !== undefined) return value;
+  const env = process.env.SOURCE_DATE_EPOCH;
+  if (env === undefined || env === '') return undefined;
+  const parsed = Number(env);
+  if (!Number.isSafeInteger(parsed)) throw new UsageError('SOURCE_DATE_EPOCH must be whole seconds');
+  return parsed;
+}
+
+function program(): Command {
+  const cli = new Command('strata')
+    .description('The layer engine under container images: layers, snapshots and their trees.')
+    .version(version, '-V, --version')
+    .option('--root <dir>', 'the snapshot root (default: $STRATA_ROOT, /var/lib/strata as root, $XDG_DATA_HOME/strata otherwise)')
+    .addOption(new Option('--driver <name>', 'the snapshot driver for a new root, or to switch between overlay and userspace').choices(['overlay', 'userspace', 'native']))
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `strata: ${text}` : text) });
+
+  cli
+    .command('apply')
+    .description('apply a layer (- for stdin) onto a directory; prints its diffID')
+    .argument('<layer>')
+    .argument('<dir>')
+    .addOption(new Option('--format <layout>', 'plain, or overlay (deletions kept as overlayfs reads them)').choices(['plain', 'overlay']).default('plain'))
+    .option('--userxattr', 'overlay markers in the user.* namespace (userxattr mounts)')
+    .action((layer: string, dir: string, o: { format: 'plain' | 'overlay'; userxattr?: boolean }) => runApply(layer, dir, { format: o.format, userxattr: o.userxattr ?? false }));
+
+  cli
+    .command('digest')
+    .description('check a layer (- for stdin) and print its diffID, and its digest and size when compressed')
+    .argument('<layer>')
+    .action((layer: string) => runDigest(layer));
+
+  cli
+    .command('ls')
+    .description('the merged listing of layers (bottom first), or of directories and tarballs as lowers with --lower')
+    .argument('[paths...]')
+    .option('--lower <dir|layer.tar>', 'a lower layer, bottom first (repeatable)', collect)
+    .option('--upper <dir>', 'an overlay upper directory on top (with --lower)')
+    .option('--json', 'one JSON object per entry')
+    .option('--userxattr', 'overlay markers in the user.* namespace')
+    .action((paths: string[], o: { lower?: string[]; upper?: string; json?: boolean; userxattr?: boolean }) => {
+      if (o.lower !== undefined) {
+        if (paths.length > 1) throw new UsageError('ls --lower takes at most one path');
+        return runLsMerged(o.lower, o.upper, paths[0] ?? '/', o.json ?? false, o.userxattr ?? false);
       }
-      if (values.upper !== undefined) throw new UsageError('--upper needs --lower');
-      need(1, true);
-      await runLs(positionals, values.json ?? false);
-      return;
-    case 'pack': {
-      need(1);
-      await runPack(positionals[0]!, output(), compression(), epoch());
-      return;
-    }
-    case 'diff': {
-      need(0);
-      const write = { output: output(), compression: compression(), sourceDateEpoch: epoch() };
-      if (values.upper !== undefined) {
-        if (values.from !== undefined || values.to !== undefined) throw new UsageError('diff takes --upper or --from/--to, not both');
-        await runDiffUpper(values.upper, values.lower ?? [], values.userxattr ?? false, write);
-      } else if (values.from !== undefined && values.to !== undefined) {
-        await runDiffTrees(values.from, values.to, values.exact ?? false, write);
-      } else {
-        throw new UsageError('diff needs --upper <dir>, or --from and --to');
+      if (o.upper !== undefined) throw new UsageError('--upper needs --lower');
+      if (paths.length === 0) throw new UsageError('ls needs at least one layer');
+      return runLs(paths, o.json ?? false);
+    });
+
+  cli
+    .command('pack')
+    .description('a directory as a deterministic layer; prints diffID, digest and size')
+    .argument('<dir>')
+    .requiredOption('-o, --output <layer>', 'where to write it (- for stdout)')
+    .addOption(compressionOption())
+    .addOption(epochOption())
+    .action((dir: string, o: { output: string; compression: Compression; sourceDateEpoch?: number }) =>
+      runPack(dir, outputPath(o.output), o.compression, epoch(o.sourceDateEpoch)),
+    );
+
+  cli
+    .command('diff')
+    .description('a change as a layer: an overlay upper over its lowers, or the difference of two trees')
+    .option('--upper <dir>', 'an overlay upper directory (strata’s or the kernel’s)')
+    .option('--lower <dir|layer.tar>', 'a lower of the upper, bottom first (repeatable)', collect)
+    .option('--from <dir|layer.tar>', 'the tree before')
+    .option('--to <dir|layer.tar>', 'the tree after')
+    .option('--exact', 'compare contents where size and time tie')
+    .option('--userxattr', 'overlay markers in the user.* namespace')
+    .requiredOption('-o, --output <layer>', 'where to write it (- for stdout)')
+    .addOption(compressionOption())
+    .addOption(epochOption())
+    .action(async (o: { upper?: string; lower?: string[]; from?: string; to?: string; exact?: boolean; userxattr?: boolean; output: string; compression: Compression; sourceDateEpoch?: number }) => {
+      const target = { output: outputPath(o.output), compression: o.compression, sourceDateEpoch: epoch(o.sourceDateEpoch) };
+      if (o.upper !== undefined) {
+        if (o.from !== undefined || o.to !== undefined) throw new UsageError('diff takes --upper or --from/--to, not both');
+        return runDiffUpper(o.upper, o.lower ?? [], o.userxattr ?? false, target);
       }
-      return;
-    }
-    case 'flatten':
-      need(1, true);
-      await runFlatten(positionals, { output: output(), compression: compression(), sourceDateEpoch: epoch() });
-      return;
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  }
+      if (o.from !== undefined && o.to !== undefined) return runDiffTrees(o.from, o.to, o.exact ?? false, target);
+      throw new UsageError('diff needs --upper <dir>, or --from and --to');
+    });
+
+  cli
+    .command('flatten')
+    .description('layers (bottom first) folded into one')
+    .argument('<layers...>')
+    .requiredOption('-o, --output <layer>', 'where to write it (- for stdout)')
+    .addOption(compressionOption())
+    .addOption(epochOption())
+    .action((layers: string[], o: { output: string; compression: Compression; sourceDateEpoch?: number }) =>
+      runFlatten(layers, { output: outputPath(o.output), compression: o.compression, sourceDateEpoch: epoch(o.sourceDateEpoch) }),
+    );
+
+  registerSnapshotCommands(cli);
+  registerFsck(cli);
+  return cli;
 }
 
 /** Runs the command line and sets the exit code: 2 for usage errors, 1 for failures, one line on stderr. */
 async function run(argv: string[]): Promise<void> {
   try {
-    await main(argv);
+    await program().parseAsync(argv, { from: 'user' });
   } catch (error: unknown) {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`strata: ${sanitize((error as Error).message)}\n${USAGE}\n`);
+    if (error instanceof CommanderError) {
+      // Help and --version exit 0; everything else the parser refused is a usage error (already printed).
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+    } else if (error instanceof UsageError) {
+      process.stderr.write(`strata: ${sanitize(error.message)}\n`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`${formatError(error)}\n`);
