@@ -37,15 +37,18 @@ export interface RootSettings {
 
 const SCHEMA_VERSION = 1;
 
-/** The separator between a parent and a child in the children index (keys never hold a NUL). */
-const SEP = '\u0000';
+/**
+ * The children index is keyed by [parent, child] (lmdb orders array keys element by element). Keys never
+ * hold a control character, so every [parent, child] sorts between [parent] and [parent + "\u0001"].
+ */
+const AFTER = '\u0001';
 
 export class MetadataStore {
   readonly #env: RootDatabase;
   /** Snapshot records by key or name. */
   readonly snapshots: Database<SnapshotRecord, string>;
-  /** `<parent>\0<child>` for every snapshot with a parent: children found without a scan. */
-  readonly #children: Database<true, string>;
+  /** [parent, child] for every snapshot with a parent: children found without a scan. */
+  readonly #children: Database<true, [string, string]>;
   readonly #meta: Database<unknown, string>;
   #closed = false;
 
@@ -53,7 +56,7 @@ export class MetadataStore {
     // maxDbs leaves room for the stores images, containers, content and leases will add.
     this.#env = open({ path, maxDbs: 16, compression: false, cache: false });
     this.snapshots = this.#env.openDB<SnapshotRecord, string>('snapshots', { cache: false });
-    this.#children = this.#env.openDB<true, string>('children', { cache: false });
+    this.#children = this.#env.openDB<true, [string, string]>('children', { cache: false });
     this.#meta = this.#env.openDB<unknown, string>('meta', { cache: false });
   }
 
@@ -113,26 +116,23 @@ export class MetadataStore {
   }
 
   addChild(parent: string, child: string): void {
-    this.#children.put(`${parent}${SEP}${child}`, true);
+    this.#children.put([parent, child], true);
   }
 
   removeChild(parent: string, child: string): void {
-    this.#children.remove(`${parent}${SEP}${child}`);
+    this.#children.remove([parent, child]);
   }
 
   /** The keys of `parent`'s children. */
   children(parent: string): string[] {
     const out: string[] = [];
-    for (const key of this.#children.getKeys({ start: `${parent}${SEP}`, end: `${parent}${SEP}\uffff` })) out.push(key.slice(parent.length + 1));
+    for (const key of this.#children.getKeys({ start: [parent] as unknown as [string, string], end: [`${parent}${AFTER}`] as unknown as [string, string] })) out.push(key[1]);
     return out;
   }
 
   /** Every (parent, child) pair of the index. */
   *childPairs(): Generator<[string, string]> {
-    for (const key of this.#children.getKeys()) {
-      const at = key.indexOf(SEP);
-      yield [key.slice(0, at), key.slice(at + 1)];
-    }
+    for (const key of this.#children.getKeys()) yield [key[0], key[1]];
   }
 
   /** Rebuilds the children index from the records (fsck's repair). */

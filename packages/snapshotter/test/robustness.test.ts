@@ -194,6 +194,29 @@ describe('bad input', () => {
   });
 });
 
+describe('keys as image unpacking names them', () => {
+  it('chainID-shaped names (sha256:…) as parents: children are counted, remove refuses, fsck is clean', async () => {
+    const sn = await openSnapshotter(join(work, 'chain-keys'), { driver: 'userspace' });
+    try {
+      const names = ['sha256:127c6a072f0adc5e0c80e18d93ccf0ded8f18288e2af7566c4a1b4207d2d8d29', 'sha256:0', 'sha256:1:2', 'extract-1 sha256:ab', 'a b c', 'ü-ß-日本'];
+      let parent: string | undefined;
+      for (const [i, name] of names.entries()) {
+        await sn.prepare(`tmp-${i}`, parent);
+        await sn.commit(name, `tmp-${i}`);
+        parent = name;
+      }
+      await sn.prepare('top', parent);
+      for (const name of names) await expect(sn.remove(name)).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+      expect((await sn.fsck()).problems).toEqual([]);
+      await sn.remove('top');
+      for (const name of [...names].reverse()) await sn.remove(name);
+      expect((await sn.fsck()).problems).toEqual([]);
+    } finally {
+      await sn.close();
+    }
+  });
+});
+
 describe('fsck', () => {
   it('finds what a damaged root holds and repairs what it safely can', async () => {
     const root = join(work, 'fsck');
