@@ -11,7 +11,8 @@ import { openSnapshotter, type Snapshotter } from '@strata/snapshotter';
 import { Containerd } from '../test/helpers/containerd.js';
 import type { Benchmark, Plan } from './suite.js';
 
-const PAIRS = 50;
+/** The smoke run (`--tiny`, on zoneinfo) keeps counts small: it checks the harness, not the speed. */
+const small = (tree: { name: string }) => tree.name === 'zoneinfo';
 
 /** A shell command running `ctr` for each of `args`, in one process tree (so one timing covers them all). */
 function shellOf(commands: string[][]): string[] {
@@ -23,7 +24,8 @@ export const snapshotBenchmarks: Benchmark[] = [
   {
     name: 'snapshot-prepare-commit',
     once: true,
-    async plan(_tree, work): Promise<Plan> {
+    async plan(tree, work): Promise<Plan> {
+      const PAIRS = small(tree) ? 5 : 50;
       const containerd = await Containerd.start(join(work, 'containerd'));
       let sn: Snapshotter | undefined;
       let round = 0;
@@ -83,16 +85,17 @@ export const snapshotBenchmarks: Benchmark[] = [
   {
     name: 'snapshot-usage',
     once: true,
-    async plan(_tree, work): Promise<Plan> {
+    async plan(tree, work): Promise<Plan> {
+      const dirs = small(tree) ? 10 : 100;
       const sn = await openSnapshotter(join(work, 'root'), { driver: 'userspace' });
       await sn.prepare('active');
       const upper = (await sn.mounts('active'))[0]!.source;
-      for (let d = 0; d < 100; d++) {
+      for (let d = 0; d < dirs; d++) {
         mkdirSync(join(upper, `d${d}`));
         for (let f = 0; f < 100; f++) writeFileSync(join(upper, `d${d}`, `f${f}`), 'x'.repeat((d * 100 + f) % 9000));
       }
       return {
-        description: 'disk usage of an active snapshot of 10,000 files (its upper): strata usage() in process vs du -s',
+        description: `disk usage of an active snapshot of ${dirs * 100} files (its upper): strata usage() in process vs du -s`,
         cases: [
           { label: 'strata', run: () => sn.usage('active') },
           { label: 'du -s', command: ['du', '-s', upper] },
@@ -107,12 +110,13 @@ export const snapshotBenchmarks: Benchmark[] = [
   {
     name: 'snapshot-stat-walk',
     once: true,
-    async plan(_tree, work): Promise<Plan> {
+    async plan(tree, work): Promise<Plan> {
+      const count = small(tree) ? 20 : 1000;
       const containerd = await Containerd.start(join(work, 'containerd'));
       const sn = await openSnapshotter(join(work, 'root'), { driver: 'userspace' });
       let parent: string | undefined;
       const ctrSetup: string[][] = [];
-      for (let i = 0; i < 1000; i++) {
+      for (let i = 0; i < count; i++) {
         await sn.prepare(`a${i}`, i % 10 === 0 ? undefined : parent, { labels: { n: String(i) } });
         await sn.commit(`c${i}`, `a${i}`);
         parent = `c${i}`;
@@ -122,10 +126,10 @@ export const snapshotBenchmarks: Benchmark[] = [
         const cmd = shellOf(ctrSetup.slice(i, i + 200));
         execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
       }
-      const keys = Array.from({ length: 1000 }, (_, i) => `c${i}`);
+      const keys = Array.from({ length: count }, (_, i) => `c${i}`);
       const ls = containerd.ctr('snapshots', '--snapshotter', 'overlayfs', 'ls');
       return {
-        description: 'stat of 1,000 snapshots then a walk of all of them (strata in process) vs one ctr snapshots ls over 1,000',
+        description: `stat of ${count} snapshots then a walk of all of them (strata in process) vs one ctr snapshots ls over ${count}`,
         cases: [
           {
             label: 'strata',
@@ -133,7 +137,7 @@ export const snapshotBenchmarks: Benchmark[] = [
               for (const key of keys) await sn.stat(key);
               let n = 0;
               await sn.walk(() => void n++);
-              if (n !== 1000) throw new Error(`walked ${n}`);
+              if (n !== count) throw new Error(`walked ${n}`);
             },
           },
           { label: 'ctr snapshots ls', command: ls },

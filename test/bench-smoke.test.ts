@@ -17,8 +17,9 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'contai
       expect(r.status, r.stderr).toBe(0);
       const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { results: Array<{ name: string; ratios: Record<string, number> }> };
       expect(report.results.map((x) => x.name)).toEqual([
-        ...['apply', 'pack', 'digest', 'lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
+        ...['apply', 'pack', 'digest', 'lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'lookup-128-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
         ...['diff-upper', 'diff-upper-embedded', 'diff-upper-first-layer', 'diff-trees', 'flatten-5', 'diff-upper-base-growth'],
+        ...['snapshot-prepare-commit', 'snapshot-usage', 'snapshot-stat-walk'],
       ]);
       for (const result of report.results) for (const ratio of Object.values(result.ratios)) expect(ratio).toBeGreaterThan(0);
       expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');
