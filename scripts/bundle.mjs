@@ -1,33 +1,36 @@
 // Bundles what strata ships, because start-up is a large share of a short command's time:
 // - @strata/core as one ES module (packages/core/dist/strata-core.js), which its package exports point
 //   at: Node resolves and links ES modules one by one, about 1 ms apiece, so one file beats forty.
-// - the `strata` command as one CommonJS file (packages/cli/dist/strata.cjs): CommonJS also skips the
-//   ES-module facades Node builds for each built-in module it imports.
-// Every @strata package stays outside every other's bundle and is loaded from its own install, so a process
-// holds one copy of each class (an error thrown by the core is `instanceof` the core's class, whoever
-// imports it). The native addon and zstd-napi stay outside too; @strata/core loads both (package.ts).
+// - the `strata` command as one CommonJS file (packages/cli/dist/strata.cjs) with the libraries and commander
+//   inside: CommonJS also skips the ES-module facades Node builds for each built-in module it imports. The
+//   snapshotter inside it is initialised only when a snapshot command runs (a dynamic import), so the
+//   database binding costs the other commands nothing.
+// Each library bundle loads the other @strata packages from their installs, and the command holds the one
+// copy it carries: a process has one copy of each class either way (and instanceof holds across copies
+// anyway: errors carry a shared brand). The native addon, zstd-napi and lmdb stay outside; @strata/core
+// loads its addon and zstd-napi from its own install (package.ts).
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const common = { bundle: true, platform: 'node', target: 'node20', external: ['zstd-napi'], sourcemap: 'linked', logLevel: 'warning' };
 
+// The libraries as ES modules, each loading the other @strata packages (and lmdb) from their installs.
+for (const [dir, file] of [
+  ['core', 'strata-core.js'],
+  ['snapshotter', 'strata-snapshotter.js'],
+]) {
+  await build({
+    ...common,
+    external: [...common.external, '@strata/*', 'lmdb'],
+    entryPoints: [`${root}packages/${dir}/src/index.ts`],
+    outfile: `${root}packages/${dir}/dist/${file}`,
+    format: 'esm',
+  });
+}
 await build({
   ...common,
-  entryPoints: [`${root}packages/core/src/index.ts`],
-  outfile: `${root}packages/core/dist/strata-core.js`,
-  format: 'esm',
-});
-await build({
-  ...common,
-  external: [...common.external, '@strata/*', 'lmdb'],
-  entryPoints: [`${root}packages/snapshotter/src/index.ts`],
-  outfile: `${root}packages/snapshotter/dist/strata-snapshotter.js`,
-  format: 'esm',
-});
-await build({
-  ...common,
-  external: [...common.external, '@strata/*', 'lmdb'],
+  external: [...common.external, 'lmdb'],
   entryPoints: [`${root}packages/cli/src/main.ts`],
   outfile: `${root}packages/cli/dist/strata.cjs`,
   format: 'cjs',

@@ -2,7 +2,7 @@
  * How the command reports failures: one line, `strata: <CODE>: <message>`, whatever threw it. Messages
  * are sanitised (a layer controls names, and a name may hold a newline or an escape sequence).
  */
-import { sanitize } from '@strata/core';
+import { isStrataError, sanitize } from '@strata/core';
 
 export { sanitize };
 
@@ -10,7 +10,8 @@ export { sanitize };
 export function formatError(error: unknown): string {
   if (!(error instanceof Error)) return `strata: ${sanitize(String(error))}`;
   const code = (error as { code?: unknown }).code;
-  let message = error.message;
+  // strata's messages are one line; another library's may run on (a stack of requires): keep its first line.
+  let message = isStrataError(error) ? error.message : error.message.split('\n')[0]!;
   // Node's errno messages already start with their code ("ENOENT: no such file or directory, open 'x'").
   if (typeof code === 'string' && message.startsWith(`${code}: `)) message = message.slice(code.length + 2);
   return `strata: ${typeof code === 'string' ? `${code}: ` : ''}${sanitize(message)}`;

@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { mountCommand, type Compression } from '@strata/core';
-import { openSnapshotter, type DriverName, type Info, type Snapshotter } from '@strata/snapshotter';
+import type { DriverName, Info, Snapshotter } from '@strata/snapshotter';
 import { sanitize, UsageError } from './format.js';
 
 /** The root: --root, else $STRATA_ROOT, else /var/lib/strata as root, else $XDG_DATA_HOME/strata. */
@@ -24,6 +24,8 @@ interface GlobalOptions {
 /** Runs `fn` on the snapshotter the global options name, closing it after. */
 async function withSnapshotter<T>(command: Command, fn: (sn: Snapshotter) => Promise<T>): Promise<T> {
   const global = command.optsWithGlobals<GlobalOptions>();
+  // Loaded here, not at start-up: the database binding costs every other command time it does not need.
+  const { openSnapshotter } = await import('@strata/snapshotter');
   const sn = await openSnapshotter(global.root ?? defaultRoot(), global.driver === undefined ? {} : { driver: global.driver });
   try {
     return await fn(sn);
@@ -57,25 +59,20 @@ function table(rows: string[][]): string {
 export function registerSnapshotCommands(cli: Command): void {
   const snapshot = cli.command('snapshot').description('snapshots of the root: containerd’s model (prepare, view, commit, remove, walk)');
 
-  snapshot
-    .command('prepare')
-    .description('an active snapshot on a committed parent (none: an empty base)')
-    .argument('<key>')
-    .argument('[parent]')
-    .option('--label <k=v>', 'a label (repeatable)', collect)
-    .action((key: string, parent: string | undefined, o: { label?: string[] }, command: Command) =>
-      withSnapshotter(command, async (sn) => void (await sn.prepare(key, parent, { labels: labels(o.label) }))),
-    );
-
-  snapshot
-    .command('view')
-    .description('a read-only view of a committed snapshot')
-    .argument('<key>')
-    .argument('[parent]')
-    .option('--label <k=v>', 'a label (repeatable)', collect)
-    .action((key: string, parent: string | undefined, o: { label?: string[] }, command: Command) =>
-      withSnapshotter(command, async (sn) => void (await sn.view(key, parent, { labels: labels(o.label) }))),
-    );
+  for (const [verb, description] of [
+    ['prepare', 'an active snapshot on a committed parent (none: an empty base)'],
+    ['view', 'a read-only view of a committed snapshot'],
+  ] as const) {
+    snapshot
+      .command(verb)
+      .description(description)
+      .argument('<key>')
+      .argument('[parent]')
+      .option('--label <k=v>', 'a label (repeatable)', collect)
+      .action((key: string, parent: string | undefined, o: { label?: string[] }, command: Command) =>
+        withSnapshotter(command, async (sn) => void (await sn[verb](key, parent, { labels: labels(o.label) }))),
+      );
+  }
 
   snapshot
     .command('commit')

@@ -98,7 +98,7 @@ static int open_beneath(int dirfd, const char *path) {
 }
 
 // open_root(path) -> fd: the target's root directory (the caller named it: symlinks in it are followed).
-static napi_value js_open_root(napi_env env, napi_callback_info info) {
+napi_value js_open_root(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char path[PATH_MAX_BYTES];
   if (get_path_args(env, info, 1, 1, argv, path, "open_root(path)") < 0) return NULL;
@@ -109,7 +109,7 @@ static napi_value js_open_root(napi_env env, napi_callback_info info) {
 
 // open_dir_at(dirfd, path) -> fd: the directory `path` (relative, "." for `dirfd` itself) below `dirfd`,
 // reached without following any symlink. ELOOP when a component is a symlink, EXDEV when the path leaves.
-static napi_value js_open_dir_at(napi_env env, napi_callback_info info) {
+napi_value js_open_dir_at(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX_BYTES];
   if (!get_args(env, info, 2, argv, "open_dir_at(dirfd, path)")) return NULL;
@@ -125,7 +125,7 @@ static napi_value js_open_dir_at(napi_env env, napi_callback_info info) {
 
 // stat_at(dirfd, name, out: Float64Array) -> boolean: lstat of entry `name` ("" for the directory itself)
 // into `out`; false when nothing is there.
-static napi_value js_stat_at(napi_env env, napi_callback_info info) {
+napi_value js_stat_at(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char name[PATH_MAX_BYTES];
   int dirfd;
@@ -152,7 +152,7 @@ static napi_value js_stat_at(napi_env env, napi_callback_info info) {
 }
 
 // readlink_at(dirfd, name) -> string.
-static napi_value js_readlink_at(napi_env env, napi_callback_info info) {
+napi_value js_readlink_at(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char name[PATH_MAX_BYTES], target[PATH_MAX_BYTES];
   int dirfd;
@@ -164,29 +164,25 @@ static napi_value js_readlink_at(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// mkdir_at(dirfd, name, mode).
-static napi_value js_mkdir_at(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  char name[PATH_MAX_BYTES];
-  int dirfd;
-  if (!entry_args(env, info, 3, argv, "mkdir_at(dirfd, name, mode)", &dirfd, name, false)) return NULL;
-  if (mkdirat(dirfd, name, (mode_t)get_number(env, argv[2])) != 0) return throw_errno(env, errno, "mkdir", name);
-  return NULL;
-}
-
-// mknod_at(dirfd, name, mode, major, minor): `mode` carries the type bits (S_IFCHR, S_IFBLK, S_IFIFO).
-static napi_value js_mknod_at(napi_env env, napi_callback_info info) {
+// make_at(dirfd, name, mode, major, minor): a directory, device node or fifo, by the type bits of `mode`
+// (S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO); the device numbers matter only for devices.
+napi_value js_make_at(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   char name[PATH_MAX_BYTES];
   int dirfd;
-  if (!entry_args(env, info, 5, argv, "mknod_at(dirfd, name, mode, major, minor)", &dirfd, name, false)) return NULL;
+  if (!entry_args(env, info, 5, argv, "make_at(dirfd, name, mode, major, minor)", &dirfd, name, false)) return NULL;
+  mode_t mode = (mode_t)get_number(env, argv[2]);
+  if (S_ISDIR(mode)) {
+    if (mkdirat(dirfd, name, mode & 07777) != 0) return throw_errno(env, errno, "mkdir", name);
+    return NULL;
+  }
   dev_t dev = makedev((unsigned)get_number(env, argv[3]), (unsigned)get_number(env, argv[4]));
-  if (mknodat(dirfd, name, (mode_t)get_number(env, argv[2]), dev) != 0) return throw_errno(env, errno, "mknod", name);
+  if (mknodat(dirfd, name, mode, dev) != 0) return throw_errno(env, errno, "mknod", name);
   return NULL;
 }
 
 // symlink_at(target, dirfd, name).
-static napi_value js_symlink_at(napi_env env, napi_callback_info info) {
+napi_value js_symlink_at(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char target[PATH_MAX_BYTES], name[PATH_MAX_BYTES];
   if (!get_args(env, info, 3, argv, "symlink_at(target, dirfd, name)")) return NULL;
@@ -200,7 +196,7 @@ static napi_value js_symlink_at(napi_env env, napi_callback_info info) {
 
 // link_at(fromDirfd, fromName, toDirfd, toName): a new name for an existing entry, which is not followed
 // even when it is a symlink (linkat without AT_SYMLINK_FOLLOW).
-static napi_value js_link_at(napi_env env, napi_callback_info info) {
+napi_value js_link_at(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   char from[PATH_MAX_BYTES], to[PATH_MAX_BYTES];
   if (!get_args(env, info, 4, argv, "link_at(fromDirfd, fromName, toDirfd, toName)")) return NULL;
@@ -294,7 +290,7 @@ static int remove_at(int dirfd, const char *name, const char **failed) {
 
 // remove_at(dirfd, name): removes what stands at `name`, a directory with everything below it; absent is
 // fine. Symlinks are removed, never followed.
-static napi_value js_remove_at(napi_env env, napi_callback_info info) {
+napi_value js_remove_at(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char name[PATH_MAX_BYTES];
   int dirfd;
@@ -306,7 +302,7 @@ static napi_value js_remove_at(napi_env env, napi_callback_info info) {
 }
 
 // unlink_at(dirfd, name, directory): unlink, or rmdir of an empty directory.
-static napi_value js_unlink_at(napi_env env, napi_callback_info info) {
+napi_value js_unlink_at(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char name[PATH_MAX_BYTES];
   int dirfd;
@@ -333,7 +329,7 @@ static int finish_fd(int fd, double uid, double gid, double mode, double sec, do
 // write_file_at(dirfd, name, data, mode, uid, gid, mtimeSec, mtimeNsec): creates entry `name`, which must
 // not exist (O_EXCL, never through a symlink), with all of `data`, owner (uid < 0: the caller's), mode and
 // times, and closes it: one call for what an apply does per small file.
-static napi_value js_write_file_at(napi_env env, napi_callback_info info) {
+napi_value js_write_file_at(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   char name[PATH_MAX_BYTES];
   const char *usage = "write_file_at(dirfd, name, data, mode, uid, gid, mtimeSec, mtimeNsec)";
@@ -361,7 +357,7 @@ static napi_value js_write_file_at(napi_env env, napi_callback_info info) {
 }
 
 // create_file_at(dirfd, name) -> fd: a new file (O_EXCL, never through a symlink) open for writing, mode 0600.
-static napi_value js_create_file_at(napi_env env, napi_callback_info info) {
+napi_value js_create_file_at(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char name[PATH_MAX_BYTES];
   int dirfd;
@@ -372,7 +368,7 @@ static napi_value js_create_file_at(napi_env env, napi_callback_info info) {
 }
 
 // finish_file(fd, mode, uid, gid, mtimeSec, mtimeNsec): owner, mode and times of an open file (see finish_fd).
-static napi_value js_finish_file(napi_env env, napi_callback_info info) {
+napi_value js_finish_file(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   if (!get_args(env, info, 6, argv, "finish_file(fd, mode, uid, gid, mtimeSec, mtimeNsec)")) return NULL;
   int fd = get_fd(env, argv[0]);
@@ -386,7 +382,7 @@ static napi_value js_finish_file(napi_env env, napi_callback_info info) {
 // set_attrs_at(dirfd, name, uid, gid, mode, mtimeSec, mtimeNsec): owner (uid < 0: leave), mode (< 0: leave;
 // never on a symlink) and atime = mtime (nsec < 0: leave) of entry `name` ("" for the directory itself),
 // never following a symlink there.
-static napi_value js_set_attrs_at(napi_env env, napi_callback_info info) {
+napi_value js_set_attrs_at(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   char name[PATH_MAX_BYTES];
   int dirfd;
@@ -428,7 +424,7 @@ static bool xattr_args(napi_env env, napi_value *argv, int *dirfd, char *name, c
 }
 
 // set_xattr_at(dirfd, name, key, value): on entry `name` ("" for the directory itself), never through a symlink.
-static napi_value js_set_xattr_at(napi_env env, napi_callback_info info) {
+napi_value js_set_xattr_at(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   char name[PATH_MAX_BYTES], key[256], path[PATH_MAX_BYTES + 32];
   int dirfd;
@@ -450,7 +446,7 @@ static napi_value js_set_xattr_at(napi_env env, napi_callback_info info) {
 }
 
 // get_xattr_at(dirfd, name, key) -> Buffer | undefined (absent, or no xattr support).
-static napi_value js_get_xattr_at(napi_env env, napi_callback_info info) {
+napi_value js_get_xattr_at(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char name[PATH_MAX_BYTES], key[256], path[PATH_MAX_BYTES + 32];
   int dirfd;
@@ -476,7 +472,7 @@ static napi_value js_get_xattr_at(napi_env env, napi_callback_info info) {
 }
 
 // remove_xattr_at(dirfd, name, key); absent is not an error.
-static napi_value js_remove_xattr_at(napi_env env, napi_callback_info info) {
+napi_value js_remove_xattr_at(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char name[PATH_MAX_BYTES], key[256], path[PATH_MAX_BYTES + 32];
   int dirfd;
@@ -492,7 +488,7 @@ static napi_value js_remove_xattr_at(napi_env env, napi_callback_info info) {
 }
 
 // list_dir_at(dirfd) -> string[]: the names in the open directory (not "." or ".."), in directory order.
-static napi_value js_list_dir_at(napi_env env, napi_callback_info info) {
+napi_value js_list_dir_at(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "list_dir_at(dirfd)")) return NULL;
   int dirfd = get_fd(env, argv[0]);
@@ -514,28 +510,4 @@ static napi_value js_list_dir_at(napi_env env, napi_callback_info info) {
   }
   free(names);
   return array;
-}
-
-void register_at(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"openRoot", NULL, js_open_root, NULL, NULL, NULL, napi_default, NULL},
-    {"openDirAt", NULL, js_open_dir_at, NULL, NULL, NULL, napi_default, NULL},
-    {"statAt", NULL, js_stat_at, NULL, NULL, NULL, napi_default, NULL},
-    {"readlinkAt", NULL, js_readlink_at, NULL, NULL, NULL, napi_default, NULL},
-    {"mkdirAt", NULL, js_mkdir_at, NULL, NULL, NULL, napi_default, NULL},
-    {"mknodAt", NULL, js_mknod_at, NULL, NULL, NULL, napi_default, NULL},
-    {"symlinkAt", NULL, js_symlink_at, NULL, NULL, NULL, napi_default, NULL},
-    {"linkAt", NULL, js_link_at, NULL, NULL, NULL, napi_default, NULL},
-    {"removeAt", NULL, js_remove_at, NULL, NULL, NULL, napi_default, NULL},
-    {"unlinkAt", NULL, js_unlink_at, NULL, NULL, NULL, napi_default, NULL},
-    {"writeFileAt", NULL, js_write_file_at, NULL, NULL, NULL, napi_default, NULL},
-    {"createFileAt", NULL, js_create_file_at, NULL, NULL, NULL, napi_default, NULL},
-    {"finishFile", NULL, js_finish_file, NULL, NULL, NULL, napi_default, NULL},
-    {"setAttrsAt", NULL, js_set_attrs_at, NULL, NULL, NULL, napi_default, NULL},
-    {"setXattrAt", NULL, js_set_xattr_at, NULL, NULL, NULL, napi_default, NULL},
-    {"getXattrAt", NULL, js_get_xattr_at, NULL, NULL, NULL, napi_default, NULL},
-    {"removeXattrAt", NULL, js_remove_xattr_at, NULL, NULL, NULL, napi_default, NULL},
-    {"listDirAt", NULL, js_list_dir_at, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

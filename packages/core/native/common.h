@@ -36,8 +36,7 @@ enum { F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_MTIME_SEC, F_MTIME_NSEC, F_DEV, 
 // Fills FIELDS numbers at `f` from `st`.
 void fill_stat(double *f, const struct stat *st);
 
-// Registers the directory-descriptor operations of at.c, and the mounts and disk usage of mount.c.
-void register_at(napi_env env, napi_value exports);
-void register_mount(napi_env env, napi_value exports);
+
+#include "methods.h"
 
 #endif

@@ -90,7 +90,7 @@ static int overlay_old_api(const char *target, char **lowers, int nlowers, const
 
 // mount_overlay(target, lowers: string[] (top first), upper: string | null, work: string | null, options: string[]).
 // Without an upper directory the mount is read-only.
-static napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
+napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   size_t argc = 5;
   char target[PATH_MAX_BYTES], upper[PATH_MAX_BYTES], work[PATH_MAX_BYTES];
@@ -126,7 +126,7 @@ static napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
 }
 
 // mount_bind(source, target, readonly): a recursive bind mount, made read-only by a remount when asked.
-static napi_value js_mount_bind(napi_env env, napi_callback_info info) {
+napi_value js_mount_bind(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char source[PATH_MAX_BYTES], target[PATH_MAX_BYTES];
   if (get_path_args(env, info, 3, 3, argv, source, "mount_bind(source, target, readonly)") < 0) return NULL;
@@ -146,7 +146,7 @@ static napi_value js_mount_bind(napi_env env, napi_callback_info info) {
 }
 
 // unmount(target, detach): umount2, lazily with `detach`.
-static napi_value js_unmount(napi_env env, napi_callback_info info) {
+napi_value js_unmount(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char target[PATH_MAX_BYTES];
   if (get_path_args(env, info, 2, 2, argv, target, "unmount(target, detach)") < 0) return NULL;
@@ -233,7 +233,7 @@ static int usage_walk(int fd, inode_set *set, double *bytes) {
 
 // disk_usage(path) -> [bytes, inodes]: what `du -s` counts (blocks of every inode, hardlinks once, the
 // root included), never following a symlink.
-static napi_value js_disk_usage(napi_env env, napi_callback_info info) {
+napi_value js_disk_usage(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char path[PATH_MAX_BYTES];
   if (get_path_args(env, info, 1, 1, argv, path, "disk_usage(path)") < 0) return NULL;
@@ -261,14 +261,4 @@ static napi_value js_disk_usage(napi_env env, napi_callback_info info) {
   napi_set_element(env, result, 0, b);
   napi_set_element(env, result, 1, n);
   return result;
-}
-
-void register_mount(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"mountOverlay", NULL, js_mount_overlay, NULL, NULL, NULL, napi_default, NULL},
-    {"mountBind", NULL, js_mount_bind, NULL, NULL, NULL, napi_default, NULL},
-    {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL},
-    {"diskUsage", NULL, js_disk_usage, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

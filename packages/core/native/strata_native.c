@@ -97,7 +97,7 @@ double get_number(napi_env env, napi_value value) {
 }
 
 // mknod(path, mode, major, minor): mode carries the file type bits (S_IFCHR, S_IFBLK, S_IFIFO).
-static napi_value js_mknod(napi_env env, napi_callback_info info) {
+napi_value js_mknod(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   char path[PATH_MAX_BYTES];
   if (get_path_args(env, info, 4, 4, argv, path, "mknod(path, mode, major, minor)") < 0) return NULL;
@@ -108,7 +108,7 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
 }
 
 // lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): never follows a final symlink.
-static napi_value js_lutimens(napi_env env, napi_callback_info info) {
+napi_value js_lutimens(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   char path[PATH_MAX_BYTES];
   if (get_path_args(env, info, 5, 5, argv, path, "lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)") < 0) return NULL;
@@ -137,7 +137,7 @@ static int get_path_and_name(napi_env env, napi_callback_info info, size_t want,
 }
 
 // llistxattr(path) -> string[]: names in the order the filesystem gives them.
-static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char path[PATH_MAX_BYTES];
   if (get_path_args(env, info, 1, 1, argv, path, "llistxattr(path)") < 0) return NULL;
@@ -161,7 +161,7 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
 }
 
 // lgetxattr(path, name) -> Buffer | undefined (absent).
-static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
   if (get_path_and_name(env, info, 2, argv, path, name, "lgetxattr(path, name)") != 0) return NULL;
@@ -181,7 +181,7 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
 }
 
 // lsetxattr(path, name, value: Uint8Array).
-static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
   if (get_path_and_name(env, info, 3, argv, path, name, "lsetxattr(path, name, value)") != 0) return NULL;
@@ -196,7 +196,7 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
 }
 
 // lremovexattr(path, name); absent is not an error.
-static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX_BYTES], name[XATTR_NAME_MAX_BYTES + 1];
   if (get_path_and_name(env, info, 2, argv, path, name, "lremovexattr(path, name)") != 0) return NULL;
@@ -260,7 +260,7 @@ static napi_value string_array(napi_env env, char *const *items, const size_t *l
 // (all of its entries when `names` is omitted), with each symlink's target and each entry's xattr names,
 // in one call. This replaces four Node calls per entry on the walks that pack layers and diff uppers.
 // An entry that vanished since it was listed gets mode 0. links[i] / xattrs[i] are undefined when empty.
-static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
+napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char dir[PATH_MAX_BYTES];
   int argc = get_path_args(env, info, 1, 2, argv, dir, "lstat_batch(dir, names?)");
@@ -442,7 +442,7 @@ static ssize_t read_file_at(const char *path, char *out, size_t goal, off_t at, 
 
 // read_file_into(path, buffer, offset, length, position) -> bytes read: `read_file_at` into the buffer.
 // One native call per file instead of three Node ones.
-static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
+napi_value js_read_file_into(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   char path[PATH_MAX_BYTES];
   void *data = NULL;
@@ -465,7 +465,7 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
 // exist yet (never through a symlink), writes all of `data`, sets owner (uid < 0: leave it), mode (after
 // the owner: chown clears setuid bits) and atime = mtime, and closes it: what an apply does for each small
 // file, in one call instead of six.
-static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
+napi_value js_write_new_file(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   char path[PATH_MAX_BYTES];
   void *data = NULL;
@@ -580,7 +580,7 @@ static void *handle_args(napi_env env, napi_callback_info info, size_t want, nap
 
 // file_hasher_create(path?) -> handle (bigint): opens `path` for reading. Without a path, a hasher of bytes
 // fed to it from memory (a layer writer with no file: a stream only hashed, on the writer's thread).
-static napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
+napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   size_t argc = 1;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -639,7 +639,7 @@ static int64_t hash_some(file_hasher *h, int64_t limit) {
 }
 
 // file_hasher_hash(handle, limit) -> bytes written but not hashed, or -1 when the other thread is hashing.
-static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
+napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   file_hasher *h = handle_args(env, info, 2, argv, "file_hasher_hash(handle, limit)");
   if (!h) return NULL;
@@ -652,7 +652,7 @@ static napi_value js_file_hasher_hash(napi_env env, napi_callback_info info) {
 }
 
 // file_hasher_digest(handle) -> hex: hashes the rest of what is written, then finishes (once).
-static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
+napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   file_hasher *h = handle_args(env, info, 1, argv, "file_hasher_digest(handle)");
   if (!h) return NULL;
@@ -677,7 +677,7 @@ static napi_value js_file_hasher_digest(napi_env env, napi_callback_info info) {
 }
 
 // file_hasher_free(handle): closes and frees; nothing may use the handle after.
-static napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
+napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   file_hasher *h = handle_args(env, info, 1, argv, "file_hasher_free(handle)");
   if (!h) return NULL;
@@ -904,7 +904,7 @@ static void *writer_main(void *arg) {
 
 // layer_writer_create(hasher, fd) -> handle (bigint): starts the writing thread, which writes to `fd` and
 // hashes through the file hasher `hasher` (a handle).
-static napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
+napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   file_hasher *hasher = handle_args(env, info, 2, argv, "layer_writer_create(hasher, fd)");
   if (!hasher) return NULL;
@@ -936,7 +936,7 @@ static void writer_free_job(napi_env env, writer_job *job) {
 
 // layer_writer_push(handle, chunk, files?): queues `chunk` (a Uint8Array, held until a poll reports it
 // written) with the host files to splice in, a flat [at, path, size, offset, ...] list.
-static napi_value js_layer_writer_push(napi_env env, napi_callback_info info) {
+napi_value js_layer_writer_push(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   const char *usage = "layer_writer_push(handle, chunk, files?)";
   layer_writer *w = handle_args(env, info, 2, argv, usage);
@@ -995,7 +995,7 @@ static napi_value js_layer_writer_push(napi_env env, napi_callback_info info) {
 
 // layer_writer_poll(handle) -> [chunks written since the last poll, file size once finished else -1];
 // throws the first failure (a file that shrank: code FAILED_PRECONDITION).
-static napi_value js_layer_writer_poll(napi_env env, napi_callback_info info) {
+napi_value js_layer_writer_poll(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   layer_writer *w = handle_args(env, info, 1, argv, "layer_writer_poll(handle)");
   if (!w) return NULL;
@@ -1046,7 +1046,7 @@ static void writer_end(layer_writer *w, bool stop) {
 }
 
 // layer_writer_close(handle): no more chunks; the thread writes what it holds and finishes.
-static napi_value js_layer_writer_close(napi_env env, napi_callback_info info) {
+napi_value js_layer_writer_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   layer_writer *w = handle_args(env, info, 1, argv, "layer_writer_close(handle)");
   if (!w) return NULL;
@@ -1056,7 +1056,7 @@ static napi_value js_layer_writer_close(napi_env env, napi_callback_info info) {
 
 // layer_writer_free(handle, stop): stops the thread (at once with `stop`, else once it has finished), waits
 // for it, and releases every chunk still held. Nothing is written after this returns.
-static napi_value js_layer_writer_free(napi_env env, napi_callback_info info) {
+napi_value js_layer_writer_free(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   layer_writer *w = handle_args(env, info, 2, argv, "layer_writer_free(handle, stop)");
   if (!w) return NULL;
@@ -1079,29 +1079,10 @@ static napi_value js_layer_writer_free(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
-    {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL},
-    {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL},
-    {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
-    {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL},
-    {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_default, NULL},
-    {"lstatBatch", NULL, js_lstat_batch, NULL, NULL, NULL, napi_default, NULL},
-    {"readFileInto", NULL, js_read_file_into, NULL, NULL, NULL, napi_default, NULL},
-    {"writeNewFile", NULL, js_write_new_file, NULL, NULL, NULL, napi_default, NULL},
-    {"fileHasherCreate", NULL, js_file_hasher_create, NULL, NULL, NULL, napi_default, NULL},
-    {"fileHasherHash", NULL, js_file_hasher_hash, NULL, NULL, NULL, napi_default, NULL},
-    {"fileHasherDigest", NULL, js_file_hasher_digest, NULL, NULL, NULL, napi_default, NULL},
-    {"fileHasherFree", NULL, js_file_hasher_free, NULL, NULL, NULL, napi_default, NULL},
-    {"layerWriterCreate", NULL, js_layer_writer_create, NULL, NULL, NULL, napi_default, NULL},
-    {"layerWriterPush", NULL, js_layer_writer_push, NULL, NULL, NULL, napi_default, NULL},
-    {"layerWriterPoll", NULL, js_layer_writer_poll, NULL, NULL, NULL, napi_default, NULL},
-    {"layerWriterClose", NULL, js_layer_writer_close, NULL, NULL, NULL, napi_default, NULL},
-    {"layerWriterFree", NULL, js_layer_writer_free, NULL, NULL, NULL, napi_default, NULL},
-  };
+#define STRATA_ENTRY(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL},
+  napi_property_descriptor props[] = {STRATA_METHODS(STRATA_ENTRY)};
+#undef STRATA_ENTRY
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  register_at(env, exports);
-  register_mount(env, exports);
   return exports;
 }
 

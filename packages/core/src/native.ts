@@ -6,6 +6,7 @@
  * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
  */
 import { FailedPreconditionError } from './errors.js';
+import { S_IFDIR } from './mode.js';
 import { addonPath, requireFromPackage } from './package.js';
 
 interface StrataNative {
@@ -31,8 +32,7 @@ interface StrataNative {
   openDirAt(dirfd: number, path: string): number;
   statAt(dirfd: number, name: string, out: Float64Array): boolean;
   readlinkAt(dirfd: number, name: string): string;
-  mkdirAt(dirfd: number, name: string, mode: number): void;
-  mknodAt(dirfd: number, name: string, mode: number, major: number, minor: number): void;
+  makeAt(dirfd: number, name: string, mode: number, major: number, minor: number): void;
   symlinkAt(target: string, dirfd: number, name: string): void;
   linkAt(fromDirfd: number, fromName: string, toDirfd: number, toName: string): void;
   removeAt(dirfd: number, name: string): void;
@@ -248,10 +248,10 @@ export const openDirAt = (dirfd: number, path: string): number => addon.openDirA
 /** lstat of entry `name` ("" for the directory) into `out` (`STAT` fields); false when nothing is there. */
 export const statAt = (dirfd: number, name: string, out: Float64Array): boolean => addon.statAt(dirfd, name, out);
 export const readlinkAt = (dirfd: number, name: string): string => addon.readlinkAt(dirfd, name);
-export const mkdirAt = (dirfd: number, name: string, mode: number): void => addon.mkdirAt(dirfd, name, mode);
+export const mkdirAt = (dirfd: number, name: string, mode: number): void => addon.makeAt(dirfd, name, S_IFDIR | mode, 0, 0);
 /** A device node or fifo: `typeBits` is S_IFCHR, S_IFBLK or S_IFIFO. */
 export const mknodAt = (dirfd: number, name: string, typeBits: number, perm: number, major = 0, minor = 0): void =>
-  addon.mknodAt(dirfd, name, typeBits | perm, major, minor);
+  addon.makeAt(dirfd, name, typeBits | perm, major, minor);
 export const symlinkAt = (target: string, dirfd: number, name: string): void => addon.symlinkAt(target, dirfd, name);
 /** A new name for an existing entry (not followed, even if it is a symlink). */
 export const linkAt = (fromDirfd: number, fromName: string, toDirfd: number, toName: string): void => addon.linkAt(fromDirfd, fromName, toDirfd, toName);

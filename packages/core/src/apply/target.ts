@@ -211,12 +211,17 @@ export class ApplyTarget {
     return isWhiteoutDevice(mode, st[STAT.rdevMajor]!, st[STAT.rdevMinor]!) ? 'whiteout' : 'other';
   }
 
-  readlink(path: string): string {
+  /** Runs `op` on the entry `path` names in its (open) parent directory; host failures as `#fail` reports them. */
+  #at<T>(path: string, op: (dirfd: number, name: string) => T): T {
     try {
-      return readlinkAt(this.#parent(path), baseName(path));
+      return op(this.#parent(path), baseName(path));
     } catch (error) {
       this.#fail(error, path);
     }
+  }
+
+  readlink(path: string): string {
+    return this.#at(path, readlinkAt);
   }
 
   /** The names in directory `dir`. */
@@ -246,32 +251,19 @@ export class ApplyTarget {
   }
 
   mkdir(path: string, mode: number): void {
-    try {
-      mkdirAt(this.#parent(path), baseName(path), mode);
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    this.#at(path, (fd, name) => mkdirAt(fd, name, mode));
     this.#made(path);
   }
 
   /** A new file with all of `data`, its owner, mode and times, in one call. */
   writeFile(path: string, data: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): void {
-    try {
-      writeFileAt(this.#parent(path), baseName(path), data, mode, owner, mtime);
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    this.#at(path, (fd, name) => writeFileAt(fd, name, data, mode, owner, mtime));
     this.#made(path);
   }
 
   /** A new file written from `chunks`, then given its owner, mode and times. */
   async writeFileFrom(path: string, chunks: AsyncIterator<Uint8Array>, first: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): Promise<void> {
-    let fd: number;
-    try {
-      fd = createFileAt(this.#parent(path), baseName(path));
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    const fd = this.#at(path, createFileAt);
     this.#made(path);
     try {
       for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
@@ -288,38 +280,27 @@ export class ApplyTarget {
   }
 
   symlink(path: string, linkTarget: string): void {
-    try {
-      symlinkAt(linkTarget, this.#parent(path), baseName(path));
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    this.#at(path, (fd, name) => symlinkAt(linkTarget, fd, name));
     this.#made(path);
   }
 
   /** A new name `path` for the existing entry at resolved path `existing`. */
   link(existing: string, path: string): void {
-    try {
-      linkAt(this.#parent(existing), baseName(existing), this.#parent(path), baseName(path));
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    const from = this.#parent(existing);
+    this.#at(path, (fd, name) => linkAt(from, baseName(existing), fd, name));
     this.#made(path);
   }
 
   mknod(path: string, typeBits: number, perm: number, major: number, minor: number): void {
-    try {
-      mknodAt(this.#parent(path), baseName(path), typeBits, perm, major, minor);
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    this.#at(path, (fd, name) => mknodAt(fd, name, typeBits, perm, major, minor));
     this.#made(path);
   }
 
   /** Owner, mode and times of the entry at `path` (each left alone when undefined), never through a symlink. */
   setAttrs(path: string, attrs: { owner?: Owner; mode?: number; mtime?: Timestamp }): void {
+    if (path !== ROOT) return this.#at(path, (fd, name) => setAttrsAt(fd, name, attrs));
     try {
-      if (path === ROOT) setAttrsAt(this.#rootFd, '', attrs);
-      else setAttrsAt(this.#parent(path), baseName(path), attrs);
+      setAttrsAt(this.#rootFd, '', attrs);
     } catch (error) {
       this.#fail(error, path);
     }
@@ -338,12 +319,7 @@ export class ApplyTarget {
 
   /** Removes what stands at `path` (a directory with everything below it); symlinks are removed, never followed. */
   remove(path: string, kind: HostKind): void {
-    try {
-      if (kind === 'directory') removeAt(this.#parent(path), baseName(path));
-      else unlinkAt(this.#parent(path), baseName(path), false);
-    } catch (error) {
-      this.#fail(error, path);
-    }
+    this.#at(path, kind === 'directory' ? removeAt : (fd, name) => unlinkAt(fd, name, false));
     this.#forget(path, kind === 'directory');
     this.onRemoved(path, kind === 'directory');
   }
