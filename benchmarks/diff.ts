@@ -18,13 +18,13 @@ const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
 const EMBEDDED_WARMUP = 20;
 
 /** A change: its lower, the upper a kernel overlay left, and the merged tree copied out. */
-interface Change {
+export interface Change {
   lower: string;
   upper: string;
   merged: string;
 }
 
-function tinyChange(work: string): Change {
+export function tinyChange(work: string): Change {
   const dir = join(work, 'tiny-change');
   const [lower, upper, wdir, mnt, merged] = ['lower', 'upper', 'work', 'mnt', 'merged'].map((d) => join(dir, d)) as [string, string, string, string, string];
   if (existsSync(merged)) return { lower, upper, merged };

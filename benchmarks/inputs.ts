@@ -53,3 +53,24 @@ export function aptChange(): AptChange {
   execFileSync('bash', [join(import.meta.dirname, 'inputs', 'apt-upper.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   return { lower, upper: join(CACHE, 'apt-upper'), merged: join(CACHE, 'apt-merged') };
 }
+
+/** A real two-layer image made by umoci and skopeo: minbase, then the apt change (inputs/two-layer-image.sh). */
+export interface AptImage {
+  /** An OCI layout with tags `base` and `apt`. */
+  layout: string;
+  /** The `apt` image as a docker save archive (skopeo), named example.com/apt:latest. */
+  dockerArchive: string;
+}
+
+/** Builds (once) the two-layer apt image; tests and benchmarks use it. */
+export function aptImage(): AptImage {
+  const change = aptChange();
+  return twoLayerImage(change.lower, change.merged, join(CACHE, 'apt-image'));
+}
+
+/** Builds (once) a two-layer image of `base` and then `changed` at `out` (an OCI layout) and `out`.docker.tar. */
+export function twoLayerImage(base: string, changed: string, out: string): AptImage {
+  const image = { layout: out, dockerArchive: `${out}.docker.tar` };
+  execFileSync('bash', [join(import.meta.dirname, 'inputs', 'two-layer-image.sh'), base, changed, image.layout, image.dockerArchive], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return image;
+}

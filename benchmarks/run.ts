@@ -17,8 +17,9 @@ import { benchmarks as fileBenchmarks, type Benchmark } from './suite.js';
 import { mergedBenchmarks } from './merged.js';
 import { diffBenchmarks } from './diff.js';
 import { snapshotBenchmarks } from './snapshots.js';
+import { imageBenchmarks } from './images.js';
 
-const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks];
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({

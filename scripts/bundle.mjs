@@ -19,6 +19,7 @@ const common = { bundle: true, platform: 'node', target: 'node20', external: ['z
 for (const [dir, file] of [
   ['core', 'strata-core.js'],
   ['snapshotter', 'strata-snapshotter.js'],
+  ['images', 'strata-images.js'],
 ]) {
   await build({
     ...common,

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything strata's build, tests and benchmarks need on a fresh Debian machine with Node 20:
-# the oracles and peers (GNU tar, umoci, containerd, attr tools) from Debian, pnpm from npm, then the
-# workspace, built.
+# the oracles and peers (GNU tar, umoci, skopeo, podman, containerd, attr tools) from Debian, pnpm from
+# npm, then the workspace, built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=()
 command -v umoci >/dev/null || apt_packages+=(umoci)
+command -v skopeo >/dev/null || apt_packages+=(skopeo)
+command -v podman >/dev/null || apt_packages+=(podman)
 command -v containerd >/dev/null || apt_packages+=(containerd)
 command -v getfattr >/dev/null || apt_packages+=(attr)
 [ -x /usr/bin/time ] || apt_packages+=(time)

@@ -13,7 +13,7 @@ import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyLayer, digestLayer, readLayer } from '@strata/core';
+import { applyLayer, digestLayer, HostLayer, readLayer } from '@strata/core';
 import { compressor } from '../packages/core/src/blob/compression.js';
 import { needs } from './helpers/oracle.js';
 import { rawHeader, rawTar, type RawEntry } from './helpers/raw-tar.js';
@@ -197,5 +197,47 @@ process.stdout.write(JSON.stringify({ size: d.uncompressedSize, chunks: count, m
         // refused at the header
       }
     })()).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+  });
+});
+
+describe.skipIf(!needs('root', 'overlay'))('parents a layer implies, in overlay layout', () => {
+  it('are copied up from the lowers (mode, owner, xattrs, times), so the kernel’s merged view matches a plain apply', async () => {
+    const lower = fresh();
+    const stamp = 1_600_000_000;
+    await applyLayer(
+      layerFile(
+        rawTar([
+          { name: 'tmp/', type: '5', mode: 0o1777, mtime: stamp },
+          { name: 'srv/', type: '5', mode: 0o750, uid: 1234, gid: 99, mtime: stamp, pax: { 'SCHILY.xattr.user.kept': 'yes' } },
+          { name: 'srv/deep/', type: '5', mode: 0o711, mtime: stamp },
+        ]),
+      ),
+      lower,
+    );
+    // The next layer names files below those directories, not the directories: what umoci repack and others write.
+    const next = layerFile(rawTar([file('tmp/scratch'), file('srv/deep/data'), file('new/dir/file')]));
+    const upper = fresh();
+    mkdirSync(upper);
+    await applyLayer(next, upper, { layout: 'overlay', lowers: [new HostLayer(lower)] });
+    const plain = fresh();
+    execFileSync('cp', ['-a', lower, plain]);
+    await applyLayer(next, plain);
+
+    const [work2, merged] = [fresh(), fresh()];
+    mkdirSync(work2);
+    mkdirSync(merged);
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work2}`, merged]);
+    try {
+      for (const path of ['tmp', 'srv', 'srv/deep']) {
+        const [m, p] = [lstatSync(join(merged, path)), lstatSync(join(plain, path))];
+        expect([m.mode, m.uid, m.gid], path).toEqual([p.mode, p.uid, p.gid]);
+        expect(m.mtimeMs, path).toBe(stamp * 1000); // the layer did not change the directory itself
+      }
+      expect(getXattr(join(merged, 'srv'), 'user.kept')?.toString()).toBe('yes');
+      expect(lstatSync(join(merged, 'new', 'dir')).mode & 0o7777).toBe(0o755); // nothing below: a new directory
+      expect(readFileSync(join(merged, 'srv', 'deep', 'data'), 'utf8')).toBe('x\n');
+    } finally {
+      execFileSync('umount', [merged]);
+    }
   });
 });

@@ -41,6 +41,8 @@ const available = {
   root: isRoot,
   'gnu-tar': probe(() => execFileSync('tar', ['--version']).toString().includes('GNU tar')),
   umoci: hasCommand('umoci'),
+  skopeo: hasCommand('skopeo'),
+  podman: hasCommand('podman'),
   containerd: hasCommand('containerd') && hasCommand('ctr'),
   openssl: hasCommand('openssl'),
   debootstrap: hasCommand('debootstrap'),

@@ -10,7 +10,8 @@ import { Command, CommanderError, InvalidArgumentError as OptionError, Option } 
 import type { Compression } from '@strata/core';
 import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
 import { formatError, sanitize, UsageError } from './format.js';
-import { registerSnapshotCommands, registerFsck } from './snapshot-commands.js';
+import { registerContainerCommands, registerImageCommands } from './image-commands.js';
+import { registerSnapshotCommands } from './snapshot-commands.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -42,9 +43,9 @@ function epoch(value: number | undefined): number | undefined {
 
 function program(): Command {
   const cli = new Command('strata')
-    .description('The layer engine under container images: layers, snapshots and their trees.')
+    .description('The layer engine under container images: layers, snapshots, images and containers.')
     .version(version, '-V, --version')
-    .option('--root <dir>', 'the snapshot root (default: $STRATA_ROOT, /var/lib/strata as root, $XDG_DATA_HOME/strata otherwise)')
+    .option('--root <dir>', 'the root of snapshots, images and containers (default: $STRATA_ROOT, /var/lib/strata as root, $XDG_DATA_HOME/strata otherwise)')
     .addOption(new Option('--driver <name>', 'the snapshot driver for a new root, or to switch between overlay and userspace').choices(['overlay', 'userspace', 'native']))
     .showHelpAfterError()
     .exitOverride()
@@ -128,7 +129,8 @@ function program(): Command {
     );
 
   registerSnapshotCommands(cli);
-  registerFsck(cli);
+  registerImageCommands(cli);
+  registerContainerCommands(cli);
   return cli;
 }
 

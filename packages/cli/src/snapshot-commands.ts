@@ -1,59 +1,15 @@
 /**
- * `strata snapshot …` and `strata fsck`: the snapshotter of one root from the command line, with ctr's
+ * `strata snapshot …`: the snapshotter of one root from the command line, with ctr's
  * shape (`ctr snapshots …`). Listings take `--json` (one object per line); errors are typed as everywhere.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { mountCommand, type Compression } from '@strata/core';
-import type { DriverName, Info, Snapshotter } from '@strata/snapshotter';
+import type { Info } from '@strata/snapshotter';
 import { sanitize, UsageError } from './format.js';
-
-/** The root: --root, else $STRATA_ROOT, else /var/lib/strata as root, else $XDG_DATA_HOME/strata. */
-export function defaultRoot(): string {
-  if (process.env.STRATA_ROOT) return process.env.STRATA_ROOT;
-  if (process.geteuid?.() === 0) return '/var/lib/strata';
-  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'strata');
-}
-
-interface GlobalOptions {
-  root?: string;
-  driver?: DriverName;
-}
-
-/** Runs `fn` on the snapshotter the global options name, closing it after. */
-async function withSnapshotter<T>(command: Command, fn: (sn: Snapshotter) => Promise<T>): Promise<T> {
-  const global = command.optsWithGlobals<GlobalOptions>();
-  // Loaded here, not at start-up: the database binding costs every other command time it does not need.
-  const { openSnapshotter } = await import('@strata/snapshotter');
-  const sn = await openSnapshotter(global.root ?? defaultRoot(), global.driver === undefined ? {} : { driver: global.driver });
-  try {
-    return await fn(sn);
-  } finally {
-    await sn.close();
-  }
-}
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-/** `k=v` options as labels. */
-function labels(pairs: string[] = []): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const at = pair.indexOf('=');
-    if (at <= 0) throw new UsageError(`a label is key=value: ${pair}`);
-    out[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return out;
-}
+import { collect, labels, table, withSnapshotter } from './root.js';
 
 function json(info: Info): string {
   return JSON.stringify({ key: info.name, kind: info.kind, parent: info.parent ?? null, labels: info.labels, created: info.created.toISOString(), updated: info.updated.toISOString() });
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 export function registerSnapshotCommands(cli: Command): void {
@@ -208,24 +164,4 @@ export function registerSnapshotCommands(cli: Command): void {
     .command('cleanup')
     .description('remove what interrupted operations left behind')
     .action((_o: unknown, command: Command) => withSnapshotter(command, (sn) => sn.cleanup()));
-}
-
-export function registerFsck(cli: Command): void {
-  cli
-    .command('fsck')
-    .description('check the root against its database; --repair fixes what can be fixed safely')
-    .option('--repair', 'fix what can be fixed safely')
-    .option('--json', 'the report as one JSON object')
-    .action((o: { repair?: boolean; json?: boolean }, command: Command) =>
-      withSnapshotter(command, async (sn) => {
-        const report = await sn.fsck({ repair: o.repair ?? false });
-        if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-        else {
-          const lines = report.problems.map((p) => `${p.repaired ? 'repaired' : 'problem'} ${p.kind} ${sanitize(p.key ?? p.path ?? '')}: ${sanitize(p.detail)}`);
-          lines.push(`${report.snapshots} snapshot(s), ${report.problems.length} problem(s), ${report.problems.filter((p) => !p.repaired).length} left`);
-          process.stdout.write(`${lines.join('\n')}\n`);
-        }
-        if (!report.ok) process.exitCode = 1;
-      }),
-    );
 }

@@ -6,6 +6,7 @@
 /** Stable codes of strata's domain errors. */
 export type StrataErrorCode =
   | 'LAYER_FORMAT'
+  | 'IMAGE_FORMAT'
   | 'UNSAFE_PATH'
   | 'LIMIT_EXCEEDED'
   | 'UNSUPPORTED'
@@ -53,6 +54,13 @@ export class LayerFormatError extends StrataError {
   static override readonly code = 'LAYER_FORMAT' as const;
   readonly code = 'LAYER_FORMAT' as const;
   override readonly name = 'LayerFormatError';
+}
+
+/** An image or an image archive is malformed: its layout, index, manifest, config or docker-save structure. */
+export class ImageFormatError extends StrataError {
+  static override readonly code = 'IMAGE_FORMAT' as const;
+  readonly code = 'IMAGE_FORMAT' as const;
+  override readonly name = 'ImageFormatError';
 }
 
 /** An entry would reach outside its root: `..`, absolute names, escaping symlinks or hardlinks. */

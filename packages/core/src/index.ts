@@ -7,6 +7,7 @@
 export {
   StrataError,
   LayerFormatError,
+  ImageFormatError,
   UnsafePathError,
   LimitExceededError,
   UnsupportedError,
@@ -40,8 +41,8 @@ export {
 
 // Layer blobs: read, digest, apply, write.
 export type { ByteInput } from './blob/input.js';
-export type { Compression } from './blob/compression.js';
-export { digestBlob, type DecodedDigests } from './blob/decode.js';
+export { detectFileCompression, type Compression } from './blob/compression.js';
+export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type DecodedInput, type DecodeOptions } from './blob/decode.js';
 export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';
 export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';
 export {

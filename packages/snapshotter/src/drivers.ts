@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { HostLayer, MergedView, WritableLayer, diffTrees, diffUpper, type ContentChange, type LayerTree, type Mount, type OverlayXattrNamespace } from '@strata/core';
+import { HostLayer, MergedView, WritableLayer, diffTrees, diffUpper, type ApplyLayout, type ContentChange, type LayerTree, type Mount, type OverlayXattrNamespace } from '@strata/core';
 import type { DriverName, Kind } from './snapshotter.js';
 
 /** A snapshot's own directories. */
@@ -37,6 +37,10 @@ export interface Driver {
   open(kind: Kind, own: OwnDirs, parents: readonly string[]): WritableLayer;
   /** The change an active (or committed) snapshot makes to its parents. */
   changes(own: OwnDirs, parents: readonly string[]): Iterable<ContentChange> | AsyncIterable<ContentChange>;
+  /** How a layer is applied into an active snapshot's own directory: deletions recorded (overlay) or done (native). */
+  readonly applyLayout: ApplyLayout;
+  /** Overlay markers' namespace, for applying in overlay layout. */
+  readonly namespace: OverlayXattrNamespace;
 }
 
 /** containerd's overlay option set: no inode index (lowers are shared), nothing the diff cannot read back. */
@@ -51,6 +55,8 @@ function makeFs(dir: string): void {
 
 /** The layout-sharing drivers: overlay (kernel mounts) and userspace (strata's views). */
 class LayeredDriver implements Driver {
+  readonly applyLayout = 'overlay';
+
   constructor(
     readonly name: 'overlay' | 'userspace',
     readonly namespace: OverlayXattrNamespace,
@@ -93,6 +99,9 @@ class LayeredDriver implements Driver {
 class NativeDriver implements Driver {
   readonly name = 'native';
   readonly mountsWithKernel = true;
+  readonly applyLayout = 'plain';
+
+  constructor(readonly namespace: OverlayXattrNamespace) {}
 
   stage(dir: string, _kind: Kind, parentFs: string | undefined): void {
     if (parentFs === undefined) return makeFs(dir);
@@ -120,5 +129,5 @@ class NativeDriver implements Driver {
 
 /** The driver called `name`, for uppers in `namespace`. */
 export function driverFor(name: DriverName, namespace: OverlayXattrNamespace): Driver {
-  return name === 'native' ? new NativeDriver() : new LayeredDriver(name, namespace);
+  return name === 'native' ? new NativeDriver(namespace) : new LayeredDriver(name, namespace);
 }

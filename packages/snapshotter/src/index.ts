@@ -15,6 +15,7 @@ export type {
   FsckProblem,
   FsckReport,
 } from './snapshotter.js';
-export { openSnapshotter, canMountOverlay, type OpenOptions } from './open.js';
+export { openSnapshotter, openRoot, canMountOverlay, type OpenOptions, type Root } from './open.js';
+export type { Metadata, Table, TableKey, SnapshotEntry } from './metadata.js';
 export { parseFilter, matchesAny, type Filter, type FieldLookup } from './filters.js';
-export { MAX_KEY_BYTES, MAX_LABEL_BYTES } from './names.js';
+export { MAX_KEY_BYTES, MAX_LABEL_BYTES, checkLabels, updateLabels } from './names.js';

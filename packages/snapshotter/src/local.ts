@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AlreadyExistsError,
+  applyLayer,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -21,6 +22,9 @@ import {
   unmount,
   walkHostDirectory,
   writeChanges,
+  type ApplyOptions,
+  type ApplyResult,
+  type ByteInput,
   type LayerDescriptor,
   type LayerTree,
   type Mount,
@@ -30,7 +34,7 @@ import { driverFor, type Driver, type OwnDirs } from './drivers.js';
 import { matchesAny, parseFilter } from './filters.js';
 import { Layout } from './layout.js';
 import { MetadataStore, type RootSettings, type SnapshotRecord } from './metadata.js';
-import { checkKey, checkLabels } from './names.js';
+import { checkKey, checkLabels, updateLabels } from './names.js';
 import type { CommitOptions, DriverName, FsckProblem, FsckReport, Info, InfoUpdate, Kind, LayerOutput, Snapshotter, SnapshotOptions, Usage } from './snapshotter.js';
 
 function infoOf(name: string, record: SnapshotRecord): Info {
@@ -201,6 +205,18 @@ export class LocalSnapshotter implements Snapshotter {
     return this.#writeLayer(record, output);
   }
 
+  async applyLayer(key: string, layer: ByteInput, options: ApplyOptions = {}): Promise<ApplyResult> {
+    this.#live();
+    checkKey(key);
+    this.#meta.refresh();
+    const record = this.#record(key);
+    if (record.kind !== 'active') throw new FailedPreconditionError(`snapshot ${quote(key)} is ${record.kind}: layers are applied into active snapshots`, { path: key });
+    const layout = this.#impl.applyLayout;
+    // In overlay layout the parents are the lowers: directories the layer implies are copied up from them.
+    const lowers = layout === 'overlay' ? this.#impl.layers('active', this.#layout.fs(record.id), this.#chain(record.parent)) : undefined;
+    return applyLayer(layer, this.#layout.fs(record.id), { ...options, layout, xattrNamespace: this.#impl.namespace, ...(lowers ? { lowers } : {}) });
+  }
+
   async remove(key: string): Promise<void> {
     this.#live();
     checkKey(key);
@@ -232,17 +248,7 @@ export class LocalSnapshotter implements Snapshotter {
     const given = checkLabels(info.labels ?? {});
     return this.#meta.transaction(() => {
       const record = this.#record(info.name);
-      let labels = { ...record.labels };
-      if (fieldpaths.length === 0) labels = given;
-      for (const path of fieldpaths) {
-        if (path === 'labels') labels = { ...given };
-        else if (path.startsWith('labels.') && path.length > 'labels.'.length) {
-          const label = path.slice('labels.'.length);
-          if (Object.hasOwn(given, label)) labels[label] = given[label]!;
-          else delete labels[label];
-        } else throw new InvalidArgumentError(`cannot update field ${quote(path)}: only labels change`);
-      }
-      checkLabels(labels);
+      const labels = checkLabels(updateLabels(record.labels, given, fieldpaths));
       const updated: SnapshotRecord = { ...record, labels, updated: Math.max(Date.now(), record.updated) };
       this.#meta.snapshots.put(info.name, updated);
       return infoOf(info.name, updated);
@@ -298,7 +304,16 @@ export class LocalSnapshotter implements Snapshotter {
       }
       return aside;
     });
-    for (const path of doomed) this.#layout.discard(path);
+    // Every directory gets its try: one that cannot go (a mount point still in use) does not keep the rest.
+    const failures: string[] = [];
+    for (const path of doomed) {
+      try {
+        this.#layout.discard(path);
+      } catch (error) {
+        failures.push(`${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+    if (failures.length > 0) throw new FailedPreconditionError(`cleanup could not remove ${failures.length} director${failures.length === 1 ? 'y' : 'ies'}: ${failures.join('; ')}`);
   }
 
   async close(): Promise<void> {

@@ -43,18 +43,56 @@ const SCHEMA_VERSION = 1;
  */
 const AFTER = '\u0001';
 
-export class MetadataStore {
+/** A key of a table: a string, or a tuple (ordered element by element). */
+export type TableKey = string | readonly (string | number)[];
+
+/**
+ * One named table of the root's database, for the stores built on the snapshotter (images, containers,
+ * content labels, leases). Reads work anywhere; writes only inside `MetadataStore.transaction`, where they
+ * land together with everything else the transaction does, or not at all.
+ */
+export interface Table<V, K extends TableKey = string> {
+  get(key: K): V | undefined;
+  put(key: K, value: V): void;
+  remove(key: K): void;
+  /** Entries in key order, from `start` (inclusive) to `end` (exclusive). */
+  entries(range?: { start?: K; end?: K }): Iterable<{ key: K; value: V }>;
+}
+
+/** The root's database as the stores beside the snapshotter use it. */
+export interface Metadata {
+  /** Runs `fn` in one write transaction (nested calls join the enclosing one). */
+  transaction<T>(fn: () => T): T;
+  /** A named table (created on first use). */
+  table<V, K extends TableKey = string>(name: string): Table<V, K>;
+  /** Makes later reads see what other processes committed since this one last read. */
+  refresh(): void;
+}
+
+/** A snapshot as a collector sees it (see `Root.snapshotRecords`). */
+export interface SnapshotEntry {
+  readonly key: string;
+  readonly kind: Kind;
+  readonly parent: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Committed snapshots: bytes of their own layer, frozen at commit. */
+  readonly size: number | undefined;
+}
+
+export class MetadataStore implements Metadata {
   readonly #env: RootDatabase;
   /** Snapshot records by key or name. */
   readonly snapshots: Database<SnapshotRecord, string>;
   /** [parent, child] for every snapshot with a parent: children found without a scan. */
   readonly #children: Database<true, [string, string]>;
   readonly #meta: Database<unknown, string>;
+  readonly #tables = new Map<string, Table<unknown, TableKey>>();
+  #inTransaction = false;
   #closed = false;
 
   private constructor(path: string) {
-    // maxDbs leaves room for the stores images, containers, content and leases will add.
-    this.#env = open({ path, maxDbs: 16, compression: false, cache: false });
+    // maxDbs leaves room for the stores images, containers, content and leases add.
+    this.#env = open({ path, maxDbs: 32, compression: false, cache: false });
     this.snapshots = this.#env.openDB<SnapshotRecord, string>('snapshots', { cache: false });
     this.#children = this.#env.openDB<true, [string, string]>('children', { cache: false });
     this.#meta = this.#env.openDB<unknown, string>('meta', { cache: false });
@@ -68,11 +106,42 @@ export class MetadataStore {
   /** Runs `fn` in one write transaction: all of its changes land together, or none (when it throws). */
   transaction<T>(fn: () => T): T {
     this.#live();
+    if (this.#inTransaction) return fn(); // nested: part of the enclosing transaction
     let result: T;
-    this.#env.transactionSync(() => {
-      result = fn();
-    });
+    this.#inTransaction = true;
+    try {
+      this.#env.transactionSync(() => {
+        result = fn();
+      });
+    } finally {
+      this.#inTransaction = false;
+    }
     return result!;
+  }
+
+  /** The named table `name` (created on first use), for stores other than the snapshots'. */
+  table<V, K extends TableKey = string>(name: string): Table<V, K> {
+    this.#live();
+    const known = this.#tables.get(name);
+    if (known !== undefined) return known as Table<V, K>;
+    const db = this.#env.openDB<V, K & (string | (string | number)[])>(`x:${name}`, { cache: false });
+    const writable = () => {
+      if (!this.#inTransaction) throw new FailedPreconditionError(`table ${name}: writes happen inside a transaction`);
+    };
+    const table: Table<V, K> = {
+      get: (key) => db.get(key as K & (string | (string | number)[])),
+      put: (key, value) => {
+        writable();
+        db.put(key as K & (string | (string | number)[]), value);
+      },
+      remove: (key) => {
+        writable();
+        db.remove(key as K & (string | (string | number)[]));
+      },
+      entries: (range = {}) => db.getRange(range as never) as Iterable<{ key: K; value: V }>,
+    };
+    this.#tables.set(name, table as Table<unknown, TableKey>);
+    return table;
   }
 
   /** Makes later reads see what other processes committed since this one last read. */
@@ -133,6 +202,30 @@ export class MetadataStore {
   /** Every (parent, child) pair of the index. */
   *childPairs(): Generator<[string, string]> {
     for (const key of this.#children.getKeys()) yield [key[0], key[1]];
+  }
+
+  /** Every snapshot, in key order. */
+  *entries(): Generator<SnapshotEntry> {
+    for (const { key, value } of this.snapshots.getRange()) yield { key, kind: value.kind, parent: value.parent, labels: value.labels, size: value.size };
+  }
+
+  /**
+   * Forgets the snapshots `keys` at once (call inside a transaction): their records and index entries. A
+   * snapshot with a child outside `keys` is FAILED_PRECONDITION. Their directories are left for `cleanup`.
+   */
+  forget(keys: readonly string[]): void {
+    if (!this.#inTransaction) throw new FailedPreconditionError('snapshots are forgotten inside a transaction');
+    const doomed = new Set(keys);
+    for (const key of doomed) {
+      if (this.snapshots.get(key) === undefined) throw new FailedPreconditionError(`snapshot ${key} does not exist`);
+      const kept = this.children(key).find((child) => !doomed.has(child));
+      if (kept !== undefined) throw new FailedPreconditionError(`snapshot ${key} has a child, ${kept}, that stays`);
+    }
+    for (const key of doomed) {
+      const record = this.snapshots.get(key)!;
+      this.snapshots.remove(key);
+      if (record.parent !== undefined) this.removeChild(record.parent, key);
+    }
   }
 
   /** Rebuilds the children index from the records (fsck's repair). */

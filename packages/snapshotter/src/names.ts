@@ -38,3 +38,20 @@ export function checkLabels(labels: unknown): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * Labels after an update with containerd's field paths: none (or `labels`) replaces them all with `given`;
+ * `labels.<key>` sets that one from `given` or, absent there, removes it. Any other path is INVALID_ARGUMENT.
+ */
+export function updateLabels(current: Readonly<Record<string, string>>, given: Readonly<Record<string, string>>, fieldpaths: readonly string[]): Record<string, string> {
+  let labels: Record<string, string> = fieldpaths.length === 0 ? { ...given } : { ...current };
+  for (const path of fieldpaths) {
+    if (path === 'labels') labels = { ...given };
+    else if (path.startsWith('labels.') && path.length > 'labels.'.length) {
+      const label = path.slice('labels.'.length);
+      if (Object.hasOwn(given, label)) labels[label] = given[label]!;
+      else delete labels[label];
+    } else throw new InvalidArgumentError(`cannot update field ${quote(path)}: only labels change`);
+  }
+  return labels;
+}

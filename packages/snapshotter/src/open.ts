@@ -8,7 +8,7 @@ import { FailedPreconditionError, InvalidArgumentError, mountOverlay, quote, set
 import { overlayOptions } from './drivers.js';
 import { Layout } from './layout.js';
 import { compatibleDrivers, LocalSnapshotter, metadataPath } from './local.js';
-import { MetadataStore } from './metadata.js';
+import { MetadataStore, type Metadata, type SnapshotEntry } from './metadata.js';
 import type { DriverName, Snapshotter } from './snapshotter.js';
 
 /** Options of `openSnapshotter`. */
@@ -52,6 +52,40 @@ function xattrProblem(root: string, namespace: 'trusted' | 'user'): string | und
   }
 }
 
+/** A root opened whole: its snapshotter, and its database for the stores built beside it. */
+export interface Root {
+  readonly path: string;
+  readonly snapshotter: Snapshotter;
+  /** The root's one database: images, containers, content labels and leases keep their tables in it. */
+  readonly metadata: Metadata;
+  /**
+   * For collectors (the images package's gc): every snapshot as recorded. Called inside
+   * `metadata.transaction`, it reads the one instant the transaction sees.
+   */
+  snapshotRecords(): Iterable<SnapshotEntry>;
+  /**
+   * For collectors, inside `metadata.transaction`: forgets snapshots (records only, all at once; one with a
+   * child outside the set is FAILED_PRECONDITION). Their directories go with the next `snapshotter.cleanup()`,
+   * as containerd's metadata layer leaves its snapshotter's directories to the backend's cleanup.
+   */
+  forgetSnapshots(keys: readonly string[]): void;
+  /** Closes the snapshotter and the database; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens `root` whole (see `openSnapshotter`, which this extends with the database). */
+export async function openRoot(root: string, options: OpenOptions = {}): Promise<Root> {
+  const { snapshotter, metadata } = await open(root, options);
+  return {
+    path: root,
+    snapshotter,
+    metadata,
+    snapshotRecords: () => metadata.entries(),
+    forgetSnapshots: (keys) => metadata.forget(keys),
+    close: () => snapshotter.close(),
+  };
+}
+
 /**
  * Opens the snapshotter of `root` (created on first use). Throws INVALID_ARGUMENT for an unknown driver,
  * FAILED_PRECONDITION for a driver the root cannot switch to, UNSUPPORTED for a driver the host cannot
@@ -59,6 +93,10 @@ function xattrProblem(root: string, namespace: 'trusted' | 'user'): string | und
  * extended attributes: use native).
  */
 export async function openSnapshotter(root: string, options: OpenOptions = {}): Promise<Snapshotter> {
+  return (await open(root, options)).snapshotter;
+}
+
+async function open(root: string, options: OpenOptions): Promise<{ snapshotter: Snapshotter; metadata: MetadataStore }> {
   if (options.driver !== undefined && !DRIVERS.includes(options.driver)) {
     throw new InvalidArgumentError(`unknown driver ${quote(String(options.driver))}: use overlay, userspace or native`);
   }
@@ -81,7 +119,7 @@ export async function openSnapshotter(root: string, options: OpenOptions = {}): 
       throw new FailedPreconditionError(`root ${quote(root)} was made for the ${recorded} driver, whose layout ${driver} cannot read`);
     }
     if (driver !== recorded) meta.setDriver(driver);
-    return new LocalSnapshotter(root, meta, settings, driver);
+    return { snapshotter: new LocalSnapshotter(root, meta, settings, driver), metadata: meta };
   } catch (error) {
     meta.close();
     throw error;

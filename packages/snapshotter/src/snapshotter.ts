@@ -35,7 +35,7 @@
  * labels, filters or field paths; a parent that is not committed), UNSUPPORTED (a kernel mount under the
  * userspace driver), and Node errno errors from the file system.
  */
-import type { LayerDescriptor, LayerTree, Mount, WritableLayer, WriteLayerOptions } from '@strata/core';
+import type { ApplyOptions, ApplyResult, ByteInput, LayerDescriptor, LayerTree, Mount, WritableLayer, WriteLayerOptions } from '@strata/core';
 
 /** The three kinds of snapshot. */
 export type Kind = 'active' | 'view' | 'committed';
@@ -192,6 +192,13 @@ export interface Snapshotter {
 
   /** Writes the change of an active snapshot (or a committed one, against its parent) as a layer. */
   diff(key: string, output: LayerOutput): Promise<LayerDescriptor>;
+
+  /**
+   * Applies a layer tarball into the active snapshot `key`, in the form its driver keeps trees (into the
+   * upper directory in overlay layout, or into the full copy): how images are unpacked, one snapshot per
+   * layer. Throws FAILED_PRECONDITION (not active) and what `applyLayer` throws.
+   */
+  applyLayer(key: string, layer: ByteInput, options?: ApplyOptions): Promise<ApplyResult>;
 
   /**
    * Checks the root against its database: records without directories, directories without records,

@@ -15,6 +15,9 @@ import type { ByteInput } from '../blob/input.js';
 import type { LayerDigests } from '../layer/digests.js';
 import { readLayer, type ReadLimits } from '../layer/read-layer.js';
 import { classifyWhiteout, type OverlayXattrNamespace } from '../whiteout.js';
+import { entryFromStat } from '../diff/entries.js';
+import type { LayerTree } from '../tree/layer-tree.js';
+import { MergedView } from '../union/merged-view.js';
 import { OverlayDeletions, PlainDeletions } from './deletions.js';
 import { EntryWriter, type OwnerRecord } from './entries.js';
 import { ApplyState } from './state.js';
@@ -45,6 +48,12 @@ export interface ApplyOptions extends ReadLimits {
   owners?: 'apply' | 'record';
   /** `create` device nodes (default as root), or `refuse` them with UNSUPPORTED (default otherwise). */
   devices?: 'create' | 'refuse';
+  /**
+   * In overlay layout, the layers below the target (bottom first): a parent directory the layer does not
+   * name but needs is made as a copy-up of theirs (owner, mode, xattrs, times), not as a new 0755
+   * directory that would change what the merged view shows.
+   */
+  lowers?: readonly LayerTree[];
   /** Non-fatal observations: overlay xattrs dropped from entries, xattrs the file system refused. */
   onWarning?: (message: string, path: string) => void;
   signal?: AbortSignal;
@@ -142,7 +151,14 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
       warn: options.onWarning ?? (() => {}),
       ownerIsDefault: (entry: Entry) => fresh && !rootSetgid && entry.uid === euid && entry.gid === egid,
     });
-    const { layout: _layout, xattrNamespace: _ns, owners: _owners, devices: _devices, onWarning: _warn, ...readOptions } = options;
+    if (options.layout === 'overlay' && options.lowers !== undefined && options.lowers.length > 0) {
+      const below = new MergedView(options.lowers);
+      target.onParentMade = (path) => {
+        const stat = below.stat(path);
+        if (stat?.type === 'directory') writer.implicitDirectory(path, entryFromStat(stat));
+      };
+    }
+    const { layout: _layout, xattrNamespace: _ns, owners: _owners, devices: _devices, onWarning: _warn, lowers: _lowers, ...readOptions } = options;
     const reader = readLayer(source, readOptions);
     let count = 0;
     for await (const { entry, body } of reader) {

@@ -145,6 +145,17 @@ export class EntryWriter {
     this.state.directories.set(path, entry);
   }
 
+  /**
+   * A parent directory the layer does not name, made where the layers below have it (overlay layout): it
+   * gets their directory's owner, xattrs, mode and times, as the kernel's copy-up would, so the merged view
+   * shows the directory as it was.
+   */
+  implicitDirectory(path: string, below: Entry): void {
+    if (this.policy.owners === 'apply' && !this.policy.ownerIsDefault(below)) this.target.setAttrs(path, { owner: below });
+    this.#setXattrs(path, below);
+    this.state.directories.set(path, below);
+  }
+
   async #file(entry: Entry, body: AsyncIterable<Uint8Array>, path: string): Promise<void> {
     const chunks = body[Symbol.asyncIterator]();
     const first = await chunks.next();

@@ -160,6 +160,9 @@ export class ApplyTarget {
    * in the way is handed to `replace`, which may clear it (true) or not, in which case the entry that
    * needs the directory is a format error.
    */
+  /** Called for each missing parent directory `ensureDir` makes (mode 0755, the caller's owner). */
+  onParentMade: ((path: string) => void) | undefined;
+
   ensureDir(dir: string, entryPath: string, replace: (path: string, kind: HostKind) => boolean): number {
     const known = this.#openDir(dir);
     if (known !== undefined) return known;
@@ -172,7 +175,10 @@ export class ApplyTarget {
       if (kind !== undefined && !replace(p, kind)) {
         throw new LayerFormatError(`parent of ${quote(entryPath)} is not a directory: ${quote(p)}`, { path: entryPath });
       }
-      if (this.kind(p) === undefined) this.mkdir(p, 0o755);
+      if (this.kind(p) === undefined) {
+        this.mkdir(p, 0o755);
+        this.onParentMade?.(p);
+      }
       fd = this.#openDir(p);
       if (fd === undefined) throw new LayerFormatError(`parent of ${quote(entryPath)} is not a directory: ${quote(p)}`, { path: entryPath });
     }

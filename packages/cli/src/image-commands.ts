@@ -1,0 +1,353 @@
+/**
+ * `strata image …`, `strata container …`, `strata unpack`, `strata commit`, `strata gc` and `strata fsck`:
+ * the images of one root, with Docker's and ctr's shapes. Listings take `--json` (one object per line);
+ * long work shows progress on a terminal.
+ */
+import { Option, type Command } from 'commander';
+import type { Compression } from '@strata/core';
+import type { GcResult, Images, PlatformChoice } from '@strata/images';
+import { sanitize, UsageError } from './format.js';
+import { humanBytes, progress } from './progress.js';
+import { collect, labels, table, withImages } from './root.js';
+
+interface PlatformOptions {
+  platform?: string;
+  allPlatforms?: boolean;
+}
+
+/** --platform / --all-platforms as a choice (undefined: the library's default, the host). */
+async function platformChoice(o: PlatformOptions): Promise<PlatformChoice | undefined> {
+  if (o.platform !== undefined && o.allPlatforms) throw new UsageError('--platform and --all-platforms exclude each other');
+  if (o.allPlatforms) return { all: true };
+  if (o.platform === undefined) return undefined;
+  const { parsePlatform } = await import('@strata/images');
+  return { platform: parsePlatform(o.platform) };
+}
+
+const compressionOption = (fallback: Compression) => new Option('--compression <kind>', 'none, gzip or zstd').choices(['none', 'gzip', 'zstd']).default(fallback);
+const quietOption = () => new Option('-q, --quiet', 'no progress');
+
+function dateOf(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function shortId(digest: string): string {
+  return digest.slice('sha256:'.length, 'sha256:'.length + 12);
+}
+
+function reportGc(freed: GcResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(freed)}\n`);
+    return;
+  }
+  process.stdout.write(`freed ${freed.blobs.length} blob(s), ${freed.snapshots.length} snapshot(s), ${freed.ingests} ingest(s): ${humanBytes(freed.bytes)}\n`);
+  for (const e of freed.errors) process.stderr.write(`strata: gc: ${sanitize(e)}\n`);
+  if (freed.errors.length > 0) process.exitCode = 1;
+}
+
+async function unpackWithProgress(images: Images, ref: string, platform: PlatformChoice | undefined, quiet: boolean): Promise<string | undefined> {
+  const bar = progress(`unpack ${ref}`, { quiet });
+  try {
+    const result = await images.unpack(ref, { ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
+    return result.chainID;
+  } finally {
+    bar.stop();
+  }
+}
+
+export function registerImageCommands(cli: Command): void {
+  const image = cli.command('image').description('images of the root: import, export, list, tag, remove, squash');
+
+  image
+    .command('import')
+    .description('import an OCI layout directory, an OCI archive or a docker save archive (plain or compressed)')
+    .argument('<source>')
+    .option('--name <ref>', 'the name (one image), or the repository for tag-only names (several)')
+    .option('--platform <os/arch[/variant]>', 'the platform to take from a multi-platform image (default: this host)')
+    .option('--all-platforms', 'take every platform')
+    .option('--unpack', 'unpack what was imported (host platform unless told)')
+    .addOption(quietOption())
+    .action((source: string, o: PlatformOptions & { name?: string; unpack?: boolean; quiet?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const platform = await platformChoice(o);
+        const bar = progress(`import ${source}`, { quiet: o.quiet ?? false });
+        let result;
+        try {
+          result = await images.import(source, { ...(o.name ? { name: o.name } : {}), ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
+        } finally {
+          bar.stop();
+        }
+        for (const i of result.images) process.stdout.write(i.name !== undefined ? `Loaded image: ${sanitize(i.name)}\n` : `Loaded image ID: ${i.target.digest}\n`);
+        if (o.unpack) {
+          const unpackPlatform = platform && 'platform' in platform ? platform : undefined;
+          for (const i of result.images) {
+            const chain = await unpackWithProgress(images, i.name ?? i.target.digest, unpackPlatform, o.quiet ?? false);
+            process.stdout.write(`Unpacked ${sanitize(i.name ?? i.target.digest)}: ${chain ?? '(no layers)'}\n`);
+          }
+        }
+      }),
+    );
+
+  image
+    .command('export')
+    .description('export images to an OCI layout directory, an OCI archive or a docker save archive')
+    .argument('<refs...>')
+    .requiredOption('-o, --output <path>', 'where to write it')
+    .addOption(new Option('--format <format>', 'oci (a directory), oci-archive or docker').choices(['oci', 'oci-archive', 'docker']).default('oci-archive'))
+    .option('--platform <os/arch[/variant]>', 'export only this platform')
+    .option('--all-platforms', 'every platform the store holds')
+    .addOption(quietOption())
+    .action((refs: string[], o: PlatformOptions & { output: string; format: 'oci' | 'oci-archive' | 'docker'; quiet?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const platform = await platformChoice(o);
+        const bar = progress(`export ${o.output}`, { quiet: o.quiet ?? false });
+        try {
+          await images.export(refs, o.output, { format: o.format, ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
+        } finally {
+          bar.stop();
+        }
+      }),
+    );
+
+  image
+    .command('ls')
+    .description('list images (NAME ID SIZE CREATED); dangling ones show as <none>')
+    .option('--json', 'one JSON object per image: name, digest, size, created, dangling')
+    .option('--dangling', 'only dangling images')
+    .action((o: { json?: boolean; dangling?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const list = images.list({ dangling: o.dangling ?? false });
+        if (o.json) {
+          process.stdout.write(list.map((i) => `${JSON.stringify({ name: i.name ?? null, digest: i.digest, size: i.size, created: dateOf(i.created), dangling: i.dangling })}\n`).join(''));
+          return;
+        }
+        process.stdout.write(table([['NAME', 'ID', 'SIZE', 'CREATED'], ...list.map((i) => [sanitize(i.name ?? '<none>'), shortId(i.digest), humanBytes(i.size), dateOf(i.created)])]));
+      }),
+    );
+
+  image
+    .command('inspect')
+    .description('what an image is: its manifest, config and platform')
+    .argument('<ref>')
+    .option('--platform <os/arch[/variant]>', 'the platform of a multi-platform image')
+    .option('--json', 'as one JSON object')
+    .action((ref: string, o: PlatformOptions & { json?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const platform = await platformChoice(o);
+        const d = images.inspect(ref, platform);
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify({ names: d.names, digest: d.digest, mediaType: d.mediaType, manifest: d.manifest.digest, platform: d.platform, configDigest: d.configDigest, config: d.config, layers: d.layers, unpacked: d.unpacked ?? null })}\n`);
+          return;
+        }
+        const lines = [
+          ...d.names.map((n) => `name ${sanitize(n)}`),
+          `digest ${d.digest}`,
+          `media-type ${d.mediaType}`,
+          `manifest ${d.manifest.digest}`,
+          `platform ${d.platform}`,
+          `config ${d.configDigest}`,
+          `created ${sanitize(String(d.config.created ?? ''))}`,
+          `layers ${d.layers.length}`,
+          `unpacked ${d.unpacked ?? 'no'}`,
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  image
+    .command('history')
+    .description('the steps that made an image, newest first')
+    .argument('<ref>')
+    .option('--json', 'one JSON object per step')
+    .action((ref: string, o: { json?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const steps = images.history(ref);
+        if (o.json) {
+          process.stdout.write(steps.map((s) => `${JSON.stringify({ created: s.created ?? null, createdBy: s.created_by ?? '', comment: s.comment ?? '', author: s.author ?? '', emptyLayer: s.empty_layer ?? false, layer: s.layer ?? null, size: s.size })}\n`).join(''));
+          return;
+        }
+        const cell = (text: string) => sanitize(text.length > 60 ? `${text.slice(0, 57)}...` : text);
+        process.stdout.write(table([['CREATED', 'SIZE', 'CREATED BY', 'COMMENT'], ...steps.map((s) => [sanitize(s.created ?? ''), humanBytes(s.size), cell(s.created_by ?? ''), cell(s.comment ?? '')])]));
+      }),
+    );
+
+  image
+    .command('tag')
+    .description('name an image (by name or ID) also <name>')
+    .argument('<source>')
+    .argument('<name>')
+    .action((source: string, name: string, _o: unknown, command: Command) => withImages(command, async (images) => void images.tag(source, name)));
+
+  image
+    .command('rm')
+    .description('remove images by name or ID (Docker’s rules), then collect what nothing holds')
+    .argument('<refs...>')
+    .option('-f, --force', 'untag images containers use (their content stays until the containers go), and IDs with several names')
+    .action((refs: string[], o: { force?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const removed = images.removeImages(refs, { force: o.force ?? false });
+        for (const name of removed.untagged) process.stdout.write(`Untagged: ${sanitize(name)}\n`);
+        for (const digest of removed.deleted) process.stdout.write(`Deleted: ${digest}\n`);
+        reportGc(await images.gc(), false);
+      }),
+    );
+
+  image
+    .command('prune')
+    .description('remove dangling images no container uses, then collect what nothing holds')
+    .action((_o: unknown, command: Command) =>
+      withImages(command, async (images) => {
+        for (const digest of images.prune()) process.stdout.write(`Deleted: ${digest}\n`);
+        reportGc(await images.gc(), false);
+      }),
+    );
+
+  image
+    .command('squash')
+    .description('fold an image’s layers (all, or those above --base) into one, as <new-ref>')
+    .argument('<ref>')
+    .argument('<new-ref>')
+    .option('--base <ref>', 'keep this image’s layers and fold only those above them')
+    .addOption(compressionOption('gzip'))
+    .action((ref: string, name: string, o: { base?: string; compression: Compression }, command: Command) =>
+      withImages(command, async (images) => {
+        const made = await images.squash(ref, name, { ...(o.base ? { base: o.base } : {}), compression: o.compression });
+        process.stdout.write(`${sanitize(made.name)} ${made.target.digest} (${made.folded} layer(s) folded into ${made.layer.digest})\n`);
+      }),
+    );
+}
+
+export function registerContainerCommands(cli: Command): void {
+  cli
+    .command('unpack')
+    .description('unpack an image into snapshots named by chainID; prints the top chainID')
+    .argument('<ref>')
+    .option('--platform <os/arch[/variant]>', 'the platform of a multi-platform image')
+    .addOption(quietOption())
+    .action((ref: string, o: PlatformOptions & { quiet?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const platform = await platformChoice(o);
+        if (platform && 'all' in platform) throw new UsageError('unpack takes one platform');
+        const chain = await unpackWithProgress(images, ref, platform, o.quiet ?? false);
+        process.stdout.write(`${chain ?? ''}\n`);
+      }),
+    );
+
+  const container = cli.command('container').description('containers: a writable snapshot on an image');
+
+  container
+    .command('create')
+    .description('make a container from an image (unpacking it first if needed)')
+    .argument('<image>')
+    .argument('<name>')
+    .option('--platform <os/arch[/variant]>', 'the platform of a multi-platform image')
+    .option('--label <k=v>', 'a label (repeatable)', collect)
+    .action((ref: string, name: string, o: PlatformOptions & { label?: string[] }, command: Command) =>
+      withImages(command, async (images) => {
+        const platform = await platformChoice(o);
+        if (platform && 'all' in platform) throw new UsageError('a container runs one platform');
+        const c = await images.createContainer(ref, name, { ...(platform ? { platform } : {}), labels: labels(o.label) });
+        process.stdout.write(`${sanitize(c.name)}\n`);
+      }),
+    );
+
+  container
+    .command('ls')
+    .description('list containers (NAME IMAGE SNAPSHOT CREATED)')
+    .option('--json', 'one JSON object per container')
+    .action((o: { json?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const list = images.containers.list();
+        if (o.json) {
+          process.stdout.write(list.map((c) => `${JSON.stringify({ name: c.name, image: c.image, imageDigest: c.target.digest, snapshot: c.snapshot, chainID: c.chainID, created: dateOf(c.created), labels: c.labels })}\n`).join(''));
+          return;
+        }
+        process.stdout.write(table([['NAME', 'IMAGE', 'SNAPSHOT', 'CREATED'], ...list.map((c) => [sanitize(c.name), sanitize(c.image), sanitize(c.snapshot), dateOf(c.created)])]));
+      }),
+    );
+
+  container
+    .command('rm')
+    .description('remove containers and their snapshots')
+    .argument('<names...>')
+    .option('-f, --force', 'unmount mounted ones first')
+    .action((names: string[], o: { force?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        for (const name of names) await images.removeContainer(name, { force: o.force ?? false });
+      }),
+    );
+
+  container
+    .command('mount')
+    .description('mount a container’s tree at <target> with the kernel')
+    .argument('<name>')
+    .argument('<target>')
+    .action((name: string, target: string, _o: unknown, command: Command) => withImages(command, (images) => images.mountContainer(name, target)));
+
+  container
+    .command('unmount')
+    .description('unmount <target>')
+    .argument('<target>')
+    .action((target: string, _o: unknown, command: Command) => withImages(command, (images) => images.snapshotter.unmount(target)));
+
+  container
+    .command('diff')
+    .description('a container’s change as a layer')
+    .argument('<name>')
+    .requiredOption('-o, --output <layer>', 'where to write it')
+    .addOption(compressionOption('none'))
+    .action((name: string, o: { output: string; compression: Compression }, command: Command) =>
+      withImages(command, async (images) => {
+        const d = await images.diffContainer(name, { path: o.output, compression: o.compression });
+        process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+      }),
+    );
+
+  cli
+    .command('commit')
+    .description('a container’s change as a new image (docker commit); prints its ID')
+    .argument('<container>')
+    .argument('<ref>')
+    .option('-m, --message <text>', 'the history comment')
+    .option('--author <name>', 'the author')
+    .addOption(compressionOption('gzip'))
+    .action((name: string, ref: string, o: { message?: string; author?: string; compression: Compression }, command: Command) =>
+      withImages(command, async (images) => {
+        const made = await images.commit(name, ref, { ...(o.message !== undefined ? { message: o.message } : {}), ...(o.author !== undefined ? { author: o.author } : {}), compression: o.compression });
+        process.stdout.write(`${made.target.digest}\n`);
+      }),
+    );
+
+  cli
+    .command('gc')
+    .description('collect what no image, container, lease or gc.root label holds')
+    .option('--json', 'what was freed, as one JSON object')
+    .action((o: { json?: boolean }, command: Command) => withImages(command, async (images) => reportGc(await images.gc(), o.json ?? false)));
+
+  cli
+    .command('fsck')
+    .description('check the root: snapshots against the database, images and containers against their content')
+    .option('--content', 'also re-hash every blob')
+    .option('--repair', 'fix what can be fixed safely (corrupt blobs are deleted)')
+    .option('--json', 'the report as one JSON object')
+    .action((o: { content?: boolean; repair?: boolean; json?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const report = await images.fsck({ content: o.content ?? false, repair: o.repair ?? false });
+        // One list of problems, the snapshotter's and the images', each naming what it concerns.
+        const problems = [
+          ...report.snapshots.problems.map((p) => ({ kind: p.kind, subject: p.key ?? p.path ?? '', detail: p.detail, repaired: p.repaired })),
+          ...report.problems.map((p) => ({ kind: p.kind, subject: p.subject, detail: p.detail, repaired: p.repaired })),
+        ];
+        if (o.json) {
+          const { snapshots, blobs, verified, images: count, ok } = { ...report, snapshots: report.snapshots.snapshots };
+          process.stdout.write(`${JSON.stringify({ ok, snapshots, blobs, verified, images: count, problems })}\n`);
+        } else {
+          const lines = problems.map((p) => `${p.repaired ? 'repaired' : 'problem'} ${p.kind} ${sanitize(p.subject)}: ${sanitize(p.detail)}`);
+          const left = problems.filter((p) => !p.repaired).length;
+          lines.push(`${report.snapshots.snapshots} snapshot(s), ${report.blobs} blob(s)${o.content ? ` (${report.verified} re-hashed)` : ''}, ${report.images} image(s): ${problems.length} problem(s), ${left} left`);
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
+        if (!report.ok) process.exitCode = 1;
+      }),
+    );
+}

@@ -1,0 +1,525 @@
+/**
+ * Images on a strata root: the content store, leases, the image and container records and the snapshotter,
+ * all in the root's one database, and the operations users know from Docker and containerd (import,
+ * export, unpack, containers, commit, squash, rmi, prune, gc, fsck) built on them.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import {
+  AlreadyExistsError,
+  chainID,
+  FailedPreconditionError,
+  flatten,
+  InvalidArgumentError,
+  isNotFound,
+  NotFoundError,
+  quote,
+  unmount,
+  type Compression,
+  type LayerDescriptor,
+  type ReadLimits,
+  type WritableLayer,
+} from '@strata/core';
+import { openRoot, type FsckReport, type LayerOutput, type OpenOptions, type Root, type Snapshotter } from '@strata/snapshotter';
+import { checkContainerName, ContainerStore, containerSnapshotKey, type Container } from './container-store.js';
+import { ContentStore } from './content.js';
+import type { Descriptor, History, ImageConfig } from './documents.js';
+import { exportImages, type ExportOptions, type ExportResult } from './export.js';
+import { collectGarbage, type GcResult } from './gc.js';
+import { layersOf, platformImage, platformImages, reachable, readManifest, readConfig, type PlatformImage } from './graph.js';
+import { ImageStore, type Image } from './image-store.js';
+import { importImages, type ImportOptions, type ImportResult } from './import.js';
+import { Leases } from './leases.js';
+import { kindOf } from './media-types.js';
+import { createdAt, foldHistory, layerLabels, sourceDateEpoch, writeNewImage } from './new-image.js';
+import { formatPlatform, hostPlatform, type PlatformChoice } from './platform.js';
+import { unpackImage, type UnpackOptions, type UnpackResult } from './unpack.js';
+
+/** An image as `list` shows it. */
+export interface ImageSummary {
+  /** Full name; undefined when dangling. */
+  readonly name: string | undefined;
+  /** The image ID: its index or manifest digest. */
+  readonly digest: string;
+  /** Bytes of the host platform's manifest, config and layers as stored (compressed), or of the target alone. */
+  readonly size: number;
+  readonly created: Date;
+  readonly dangling: boolean;
+}
+
+/** What `inspect` says of an image. */
+export interface ImageDetails {
+  readonly names: string[];
+  readonly digest: string;
+  readonly mediaType: string;
+  /** The platform manifest chosen (the image's own, or its index's entry for the platform). */
+  readonly manifest: Descriptor;
+  readonly platform: string;
+  readonly config: ImageConfig;
+  readonly configDigest: string;
+  readonly layers: readonly Descriptor[];
+  /** The top chainID, when the image is unpacked. */
+  readonly unpacked: string | undefined;
+}
+
+/** One step of `history`. */
+export interface HistoryStep extends History {
+  /** The layer this step made, and its size as stored; undefined for steps that made none. */
+  readonly layer: string | undefined;
+  readonly size: number;
+}
+
+/** What `removeImages` did. */
+export interface RemoveResult {
+  readonly untagged: string[];
+  /** Image IDs no name or container holds any more (their content goes with the next `gc`). */
+  readonly deleted: string[];
+}
+
+/** Options of `commit`. */
+export interface CommitOptions {
+  /** The history step's comment (`docker commit -m`). */
+  readonly message?: string;
+  readonly author?: string;
+  /** The history step's `created_by` (default: empty, as `docker commit` leaves it). */
+  readonly createdBy?: string;
+  /** Layer compression (default gzip, as containerd and BuildKit write layers). */
+  readonly compression?: Compression;
+  /** Times of the config and history, and the ceiling of the layer's file times (default `SOURCE_DATE_EPOCH`). */
+  readonly sourceDateEpoch?: number;
+}
+
+/** Options of `squash`. */
+export interface SquashOptions {
+  /** Fold only the layers above this image's (whose layers must be a prefix of the squashed image's). */
+  readonly base?: string;
+  readonly compression?: Compression;
+  readonly sourceDateEpoch?: number;
+  readonly platform?: PlatformChoice;
+}
+
+/** One problem `fsck` found in the images part of a root. */
+export interface ImageFsckProblem {
+  readonly kind: 'corrupt-blob' | 'broken-image' | 'not-unpackable' | 'broken-container';
+  readonly subject: string;
+  readonly detail: string;
+  repaired: boolean;
+}
+
+export interface ImageFsckReport {
+  readonly snapshots: FsckReport;
+  readonly blobs: number;
+  /** Blobs re-hashed (with `content`). */
+  readonly verified: number;
+  readonly images: number;
+  readonly problems: ImageFsckProblem[];
+  readonly ok: boolean;
+}
+
+/** The root's images: open with `openImages`. */
+export class Images {
+  readonly root: Root;
+  readonly snapshotter: Snapshotter;
+  readonly content: ContentStore;
+  readonly leases: Leases;
+  readonly images: ImageStore;
+  readonly containers: ContainerStore;
+
+  constructor(root: Root) {
+    this.root = root;
+    this.snapshotter = root.snapshotter;
+    this.leases = new Leases(root.metadata);
+    this.content = new ContentStore(root.path, root.metadata, this.leases);
+    this.images = new ImageStore(root.metadata);
+    this.containers = new ContainerStore(root.metadata);
+  }
+
+  get #parts() {
+    return { metadata: this.root.metadata, content: this.content, leases: this.leases, images: this.images, containers: this.containers, snapshotter: this.snapshotter, root: this.root };
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+
+  // ---- images ----------------------------------------------------------------------------------
+
+  /** The one image `text` names (a name, or an ID that only one image has). Throws NOT_FOUND. */
+  image(text: string): Image {
+    return this.images.resolve(text)[0]!;
+  }
+
+  /** Every image, with sizes. */
+  list(options: { dangling?: boolean } = {}): ImageSummary[] {
+    const out: ImageSummary[] = [];
+    for (const image of this.images.list()) {
+      if (options.dangling && image.name !== undefined) continue;
+      out.push({ name: image.name, digest: image.target.digest, size: this.#size(image.target), created: image.created, dangling: image.name === undefined });
+    }
+    return out;
+  }
+
+  #size(target: Descriptor): number {
+    try {
+      const p = platformImage(this.content, target);
+      return p.manifestDescriptor.size + p.manifest.config.size + p.manifest.layers.reduce((sum, l) => sum + l.size, 0);
+    } catch {
+      return target.size;
+    }
+  }
+
+  /** Imports images from an OCI layout directory, an OCI archive or a docker save archive. */
+  async import(source: string, options: ImportOptions = {}): Promise<ImportResult> {
+    return importImages(this.#parts, source, options);
+  }
+
+  /** Exports images (names or IDs) to `output`. */
+  async export(refs: readonly string[], output: string, options: ExportOptions = {}): Promise<ExportResult> {
+    const chosen = refs.map((ref) => {
+      const image = this.image(ref);
+      return { name: image.name, target: image.target };
+    });
+    return exportImages(this.content, chosen, output, options);
+  }
+
+  /** The platform image of `ref` (host platform unless told). */
+  platformImage(ref: string, platform?: PlatformChoice): PlatformImage {
+    return platformImage(this.content, this.image(ref).target, platform);
+  }
+
+  inspect(ref: string, platform?: PlatformChoice): ImageDetails {
+    const image = this.image(ref);
+    const p = platformImage(this.content, image.target, platform);
+    const config = p.config;
+    const diffIDs = config.rootfs.diff_ids;
+    const top = diffIDs.length > 0 ? chainID(diffIDs) : undefined;
+    let unpacked: string | undefined;
+    if (top !== undefined) {
+      try {
+        this.root.metadata.refresh();
+        unpacked = [...this.root.snapshotRecords()].some((s) => s.key === top && s.kind === 'committed') ? top : undefined;
+      } catch {
+        unpacked = undefined;
+      }
+    }
+    return {
+      names: this.images.namesOf(image.target.digest),
+      digest: image.target.digest,
+      mediaType: image.target.mediaType,
+      manifest: p.manifestDescriptor,
+      platform: formatPlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) }),
+      config,
+      configDigest: p.manifest.config.digest,
+      layers: p.manifest.layers,
+      unpacked,
+    };
+  }
+
+  /** The image's history, newest first (as `docker history`), each step with the layer it made. */
+  history(ref: string, platform?: PlatformChoice): HistoryStep[] {
+    const p = this.platformImage(ref, platform);
+    const layers = p.manifest.layers;
+    const steps: HistoryStep[] = [];
+    let next = 0;
+    for (const h of p.config.history ?? []) {
+      const layer = h.empty_layer ? undefined : layers[next++];
+      steps.push({ ...h, layer: layer?.digest, size: layer?.size ?? 0 });
+    }
+    return steps.reverse();
+  }
+
+  /** Names `target` (a name or ID) also `name`. */
+  tag(source: string, name: string): string {
+    const images = this.images.resolve(source);
+    const digests = new Set(images.map((i) => i.target.digest));
+    if (digests.size !== 1) throw new InvalidArgumentError(`${quote(source)} names more than one image`);
+    return this.images.put(name, images[0]!.target);
+  }
+
+  /**
+   * Removes images by name or ID, with Docker's rules: a name is untagged; the last name of an image a
+   * container uses is refused (FAILED_PRECONDITION naming the container) unless `force`, which untags it
+   * while the container keeps its content; an ID with several names needs `force`. The content goes with
+   * the next `gc`.
+   */
+  removeImages(refs: readonly string[], options: { force?: boolean } = {}): RemoveResult {
+    const untagged: string[] = [];
+    const deleted = new Set<string>();
+    for (const ref of refs) {
+      const images = this.images.resolve(ref);
+      const digest = images[0]!.target.digest;
+      const byId = images.length > 1 || images[0]!.key !== named(this.images, ref)?.key;
+      this.root.metadata.transaction(() => {
+        const names = this.images.namesOf(digest);
+        if (byId && names.length > 1 && !options.force) {
+          throw new FailedPreconditionError(`image ${digest} is named ${names.map((n) => quote(n)).join(', ')}: remove the names, or force`, { path: ref });
+        }
+        const doomed = byId ? images.map((i) => i.key) : [images[0]!.key];
+        const last = doomed.length >= names.length;
+        const users = this.containers.using(digest);
+        if (last && users.length > 0 && !options.force) {
+          throw new FailedPreconditionError(`image ${quote(ref)} is used by container ${quote(users[0]!.name)}${users.length > 1 ? ` and ${users.length - 1} more` : ''}: remove the container first, or force (which untags the image and keeps its content for the container)`, { path: ref });
+        }
+        for (const key of doomed) {
+          this.images.delete(key);
+          if (!key.startsWith('dangling@')) untagged.push(key);
+        }
+        if (last && users.length === 0) deleted.add(digest);
+      });
+    }
+    return { untagged, deleted: [...deleted] };
+  }
+
+  /** Removes dangling images no container uses (`docker image prune`); their content goes with the next `gc`. */
+  prune(): string[] {
+    const removed: string[] = [];
+    this.root.metadata.transaction(() => {
+      for (const image of this.images.current()) {
+        if (image.name !== undefined || this.containers.using(image.target.digest).length > 0) continue;
+        this.images.delete(image.key);
+        removed.push(image.target.digest);
+      }
+    });
+    return removed;
+  }
+
+  // ---- unpack ----------------------------------------------------------------------------------
+
+  /** Unpacks an image into snapshots named by chainID (host platform unless told). */
+  async unpack(ref: string, options: UnpackOptions & { platform?: PlatformChoice } = {}): Promise<UnpackResult> {
+    return unpackImage(this.#parts, this.platformImage(ref, options.platform), options);
+  }
+
+  // ---- containers -------------------------------------------------------------------------------
+
+  /** Makes a container: the image unpacked (if it was not), and an active snapshot on its top chainID. */
+  async createContainer(ref: string, name: string, options: { platform?: PlatformChoice; labels?: Record<string, string>; limits?: ReadLimits } = {}): Promise<Container> {
+    checkContainerName(name);
+    if (this.containers.has(name)) throw new AlreadyExistsError(`container ${quote(name)} already exists`, { path: name });
+    const image = this.image(ref);
+    const p = platformImage(this.content, image.target, options.platform);
+    return this.leases.with(async (lease) => {
+      const unpacked = await unpackImage(this.#parts, p, { ...(options.limits ? { limits: options.limits } : {}) }, lease);
+      const key = containerSnapshotKey(name);
+      this.leases.add(lease.id, { type: 'snapshot', id: key });
+      await this.snapshotter.prepare(key, unpacked.chainID, { labels: { 'strata.io/container': name } });
+      try {
+        return this.containers.put({ name, image: image.name ?? image.target.digest, target: image.target, manifest: p.manifestDescriptor, chainID: unpacked.chainID ?? '', snapshot: key, labels: options.labels ?? {} });
+      } catch (error) {
+        await this.snapshotter.remove(key).catch(() => {});
+        throw error;
+      }
+    }, { 'strata.io/work': 'container' });
+  }
+
+  /** The container `name`. Throws NOT_FOUND. */
+  container(name: string): Container {
+    return this.containers.get(name);
+  }
+
+  /** Where a container's snapshot is mounted by the kernel, if anywhere (its upper, or its bind source, in mountinfo). */
+  async mountPoints(name: string): Promise<string[]> {
+    const c = this.containers.get(name);
+    let mounts;
+    try {
+      mounts = await this.snapshotter.mounts(c.snapshot);
+    } catch {
+      return [];
+    }
+    const upper = mounts[0]?.options.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
+    const source = mounts[0]?.type === 'bind' ? mounts[0].source : undefined;
+    const out: string[] = [];
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const fields = line.split(' ');
+      const dash = fields.indexOf('-');
+      if (dash < 0) continue;
+      const superOptions = fields[dash + 3] ?? '';
+      if ((upper !== undefined && superOptions.split(',').includes(`upperdir=${upper}`)) || (source !== undefined && fields[3] === source)) out.push(unescapeMountinfo(fields[4]!));
+    }
+    return out;
+  }
+
+  /** Removes containers: a mounted one is refused unless `force` (which unmounts it first). */
+  async removeContainer(name: string, options: { force?: boolean } = {}): Promise<void> {
+    const c = this.containers.get(name);
+    const mounted = await this.mountPoints(name);
+    if (mounted.length > 0) {
+      if (!options.force) throw new FailedPreconditionError(`container ${quote(name)} is mounted at ${quote(mounted[0]!)}: unmount it first, or force`, { path: name });
+      for (const target of mounted.reverse()) unmount(target);
+    }
+    try {
+      await this.snapshotter.remove(c.snapshot);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    this.containers.delete(name);
+  }
+
+  /** Mounts a container's tree at `target` with the kernel. */
+  async mountContainer(name: string, target: string): Promise<void> {
+    await this.snapshotter.mount(this.containers.get(name).snapshot, target);
+  }
+
+  /** The container's tree in strata's userspace view (writable), under any driver. */
+  async openContainer(name: string): Promise<WritableLayer> {
+    return this.snapshotter.open(this.containers.get(name).snapshot);
+  }
+
+  /** The container's change as a layer. */
+  async diffContainer(name: string, output: LayerOutput): Promise<LayerDescriptor> {
+    return this.snapshotter.diff(this.containers.get(name).snapshot, output);
+  }
+
+  /**
+   * `docker commit`: the container's change as a new layer (read from its upper directory, so it costs what
+   * the change costs) on its image, with a new config (diffIDs, a history step, created) and manifest, named
+   * `name`.
+   */
+  async commit(container: string, name: string, options: CommitOptions = {}): Promise<{ name: string; target: Descriptor; layer: LayerDescriptor }> {
+    const c = this.containers.get(container);
+    const base = { manifest: readManifest(this.content, c.manifest), config: undefined as ImageConfig | undefined };
+    base.config = readConfig(this.content, base.manifest.config);
+    const epoch = options.sourceDateEpoch ?? sourceDateEpoch();
+    return this.leases.with(async (lease) => {
+      const temp = this.content.temporaryPath();
+      const layer = await this.snapshotter.diff(c.snapshot, { path: temp, compression: options.compression ?? 'gzip', ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) });
+      this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
+      const created = createdAt(epoch);
+      const step: History = {
+        created,
+        created_by: options.createdBy ?? '',
+        ...(options.author !== undefined ? { author: options.author } : {}),
+        ...(options.message !== undefined ? { comment: options.message } : {}),
+      };
+      const old = base.config!;
+      const config: ImageConfig = {
+        ...old,
+        created,
+        ...(options.author !== undefined ? { author: options.author } : {}),
+        rootfs: { type: 'layers', diff_ids: [...old.rootfs.diff_ids, layer.diffID] },
+        history: [...(old.history ?? []), step],
+      };
+      const made = await writeNewImage(this.#parts, { base: base.manifest, keep: base.manifest.layers.length, config, layer }, name, lease.id);
+      return { ...made, layer };
+    }, { 'strata.io/work': 'commit' });
+  }
+
+  /** An image's layers (all, or those above `base`'s) folded into one, named `name`. */
+  async squash(ref: string, name: string, options: SquashOptions = {}): Promise<{ name: string; target: Descriptor; layer: LayerDescriptor; folded: number }> {
+    const p = this.platformImage(ref, options.platform);
+    const layers = layersOf(p);
+    const diffIDs = p.config.rootfs.diff_ids;
+    let keep = 0;
+    if (options.base !== undefined) {
+      const base = this.platformImage(options.base, options.platform).config.rootfs.diff_ids;
+      if (base.length > diffIDs.length || base.some((d, i) => diffIDs[i] !== d)) {
+        throw new FailedPreconditionError(`${quote(options.base)} is not a base of ${quote(ref)}: its layers are not the first layers of the image`);
+      }
+      keep = base.length;
+    }
+    const folded = layers.slice(keep);
+    if (folded.length === 0) throw new FailedPreconditionError(`${quote(ref)} has no layers above its base to squash`);
+    const epoch = options.sourceDateEpoch ?? sourceDateEpoch();
+    return this.leases.with(async (lease) => {
+      for (const l of folded) if (!this.content.hold(l.digest, lease.id)) throw new NotFoundError(`layer ${l.digest} is not in the store`, { path: l.digest });
+      const temp = this.content.temporaryPath();
+      const layer = await flatten(folded.map((l) => this.content.path(l.digest)), temp, { compression: options.compression ?? 'gzip', ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) });
+      this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
+      const created = createdAt(epoch);
+      const config: ImageConfig = {
+        ...p.config,
+        created,
+        rootfs: { type: 'layers', diff_ids: [...diffIDs.slice(0, keep), layer.diffID] },
+        history: foldHistory(p.config.history, keep, { created, created_by: 'strata image squash', comment: `${folded.length} layer(s) folded into one` }),
+      };
+      const made = await writeNewImage(this.#parts, { base: p.manifest, keep, config, layer }, name, lease.id);
+      return { ...made, layer, folded: folded.length };
+    }, { 'strata.io/work': 'squash' });
+  }
+
+  // ---- collection and checks -----------------------------------------------------------------------
+
+  /** Collects what nothing holds: blobs, snapshots, abandoned ingests, expired leases. */
+  gc(): Promise<GcResult> {
+    return collectGarbage(this.#parts);
+  }
+
+  /**
+   * Checks the root: the snapshotter's own check, every image's content (present, parsable, sizes as
+   * described) and its chain (unpacked, or every layer there to unpack it again), every container's
+   * snapshot and image, and with `content` every blob re-hashed. `repair` fixes the snapshotter's problems
+   * and deletes corrupt blobs (content-addressed: a wrong one is worth nothing).
+   */
+  async fsck(options: { content?: boolean; repair?: boolean } = {}): Promise<ImageFsckReport> {
+    const snapshots = await this.snapshotter.fsck({ repair: options.repair ?? false });
+    const problems: ImageFsckProblem[] = [];
+    const digests = this.content.digests();
+    let verified = 0;
+    if (options.content) {
+      for (const digest of digests) {
+        const actual = await hashFile(this.content.path(digest));
+        verified++;
+        if (actual === digest) continue;
+        const problem: ImageFsckProblem = { kind: 'corrupt-blob', subject: digest, detail: `its bytes hash to ${actual}`, repaired: false };
+        if (options.repair) {
+          this.content.delete(digest);
+          problem.repaired = true;
+        }
+        problems.push(problem);
+      }
+    }
+    const committed = new Set<string>();
+    this.root.metadata.refresh();
+    for (const s of this.root.snapshotRecords()) if (s.kind === 'committed') committed.add(s.key);
+    const images = this.images.list();
+    for (const image of images) {
+      const subject = image.name ?? image.target.digest;
+      try {
+        reachable(this.content, image.target, { all: true });
+        for (const p of platformImages(this.content, image.target, kindOf(image.target.mediaType) === 'index' ? { all: true } : { platform: hostPlatform() })) {
+          const diffIDs = p.config.rootfs.diff_ids;
+          const layers = layersOf(p);
+          const chain = diffIDs.length > 0 ? chainID(diffIDs) : undefined;
+          if (chain === undefined || committed.has(chain)) continue;
+          const missing = layers.filter((l) => !this.content.has(l.digest));
+          if (missing.length > 0) problems.push({ kind: 'not-unpackable', subject, detail: `not unpacked, and layer ${missing[0]!.digest} is missing`, repaired: false });
+        }
+      } catch (error) {
+        problems.push({ kind: 'broken-image', subject, detail: (error as Error).message, repaired: false });
+      }
+    }
+    const keys = new Set([...this.root.snapshotRecords()].map((s) => s.key));
+    for (const c of this.containers.list()) {
+      const lacks: string[] = [];
+      if (!keys.has(c.snapshot)) lacks.push(`its snapshot ${c.snapshot}`);
+      if (!this.content.has(c.manifest.digest)) lacks.push(`its image's manifest ${c.manifest.digest}`);
+      if (lacks.length > 0) problems.push({ kind: 'broken-container', subject: c.name, detail: `missing ${lacks.join(' and ')}`, repaired: false });
+    }
+    return { snapshots, blobs: digests.length, verified, images: images.length, problems, ok: snapshots.ok && problems.every((p) => p.repaired) };
+  }
+}
+
+/** The image named `text`, when it is a name at all. */
+function named(store: ImageStore, text: string): Image | undefined {
+  try {
+    return store.get(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal. */
+function unescapeMountinfo(text: string): string {
+  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** Opens the images of `root` (created on first use), with its snapshotter (see `openSnapshotter`). */
+export async function openImages(root: string, options: OpenOptions = {}): Promise<Images> {
+  return new Images(await openRoot(root, options));
+}

@@ -1,0 +1,81 @@
+/**
+ * A new image from an old one and a new top layer: the config (diffIDs, history, created), the manifest in
+ * the old one's family (Docker schema 2 stays Docker; OCI stays OCI), both written into the content store
+ * under the caller's lease, and the name pointed at it. What `commit` and `squash` end with.
+ */
+import type { LayerDescriptor } from '@strata/core';
+import type { Metadata } from '@strata/snapshotter';
+import type { ContentStore } from './content.js';
+import { encodeJson, type Descriptor, type History, type ImageConfig, type Manifest } from './documents.js';
+import type { ImageStore } from './image-store.js';
+import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST } from './media-types.js';
+import { UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL } from './unpack.js';
+
+/** `SOURCE_DATE_EPOCH` (seconds), when set to a number. */
+export function sourceDateEpoch(): number | undefined {
+  const text = process.env.SOURCE_DATE_EPOCH;
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+/** The time an image records: `epoch` (seconds) when given, else now; RFC 3339 as configs write it. */
+export function createdAt(epoch: number | undefined): string {
+  return (epoch === undefined ? new Date() : new Date(epoch * 1000)).toISOString().replace(/\.000Z$/, 'Z');
+}
+
+/** A layer's media type in a manifest family. */
+function layerType(docker: boolean, compression: LayerDescriptor['compression']): string {
+  if (compression === 'zstd') return OCI_LAYER_ZSTD; // Docker's schema 2 has no zstd type; containerd uses OCI's
+  if (docker) return compression === 'gzip' ? DOCKER_LAYER_GZIP : DOCKER_LAYER;
+  return compression === 'gzip' ? OCI_LAYER_GZIP : OCI_LAYER;
+}
+
+export interface NewImage {
+  /** The old image's manifest, whose family and base layers the new one keeps. */
+  readonly base: Manifest;
+  /** How many of the base's layers stay (the rest are replaced by `layer`). */
+  readonly keep: number;
+  /** The config: the old one with diffIDs, history and times changed by the caller. */
+  readonly config: ImageConfig;
+  /** The new top layer, published in the store already. */
+  readonly layer: LayerDescriptor;
+}
+
+export interface NewImageParts {
+  readonly metadata: Metadata;
+  readonly content: ContentStore;
+  readonly images: ImageStore;
+}
+
+/** Labels a layer blob with what export needs to know of it without a pass. */
+export function layerLabels(layer: LayerDescriptor): Record<string, string> {
+  return { [UNCOMPRESSED_LABEL]: layer.diffID, [UNCOMPRESSED_SIZE_LABEL]: String(layer.uncompressedSize) };
+}
+
+/** Writes the config and manifest (under `lease`) and names the image `name` in one transaction. */
+export async function writeNewImage(parts: NewImageParts, image: NewImage, name: string, lease: string): Promise<{ name: string; target: Descriptor }> {
+  const docker = image.base.mediaType === DOCKER_MANIFEST;
+  const configBytes = encodeJson(image.config);
+  const config = await parts.content.ingest(configBytes, {}, { lease });
+  const layer: Descriptor = { mediaType: layerType(docker, image.layer.compression), digest: image.layer.digest, size: image.layer.size };
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: docker ? DOCKER_MANIFEST : OCI_MANIFEST,
+    config: { mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG, digest: config.digest, size: config.size },
+    layers: [...image.base.layers.slice(0, image.keep), layer],
+  };
+  const written = await parts.content.ingest(encodeJson(manifest), {}, { lease });
+  const target: Descriptor = { mediaType: manifest.mediaType!, digest: written.digest, size: written.size };
+  return { name: parts.images.put(name, target), target };
+}
+
+/** The history of an image whose layers above `keep` were folded into one: theirs marked empty, then `entry`. */
+export function foldHistory(history: readonly History[] | undefined, keep: number, entry: History): History[] {
+  const out: History[] = [];
+  let layers = 0;
+  for (const h of history ?? []) {
+    if (h.empty_layer) out.push(h);
+    else out.push(layers++ < keep ? h : { ...h, empty_layer: true });
+  }
+  out.push(entry);
+  return out;
+}

@@ -1,0 +1,311 @@
+/**
+ * Images on a root: import (OCI layouts and archives, docker save), names and platforms, unpack by
+ * chainID with shared bases, containers and commit, Docker's deletion rules, squash, collection and fsck.
+ * Images here are built by the test helpers (no strata code); the real tools' images are in
+ * test/images-oracles.test.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { chainID } from '@strata/core';
+import { openImages, type Images } from '../src/index.js';
+import { imagesRoot } from './helpers.js';
+import { buildImage, buildIndex, dockerSaveFiles, layer, layoutFiles, named, writeArchive, writeDirectory } from '../../../test/helpers/images.js';
+import { needs } from '../../../test/helpers/oracle.js';
+import { sha256 } from '../../../test/helpers/raw-tar.js';
+
+const base = layer({ 'etc/': '', 'etc/os-release': 'ID=test\n', 'bin/': '', 'bin/sh': '#!fake shell\n' });
+const app = layer({ 'app/': '', 'app/run': 'echo app\n' });
+const other = layer({ 'srv/': '', 'srv/data': 'other data\n' });
+
+/** Reads a file of a snapshot chain through strata's userspace view. */
+async function readIn(images: Images, key: string, path: string): Promise<string> {
+  const tree = await images.snapshotter.open(key);
+  return (await tree.readFile(path)).toString();
+}
+
+async function snapshotKeys(images: Images): Promise<string[]> {
+  const keys: string[] = [];
+  await images.snapshotter.walk((info) => void keys.push(info.name));
+  return keys.sort();
+}
+
+describe('images on a root', () => {
+  const root = imagesRoot('strata-images-');
+
+  /** Two images on one base, in one OCI layout. */
+  function twoImages() {
+    const one = buildImage({ layers: [base, app] });
+    const two = buildImage({ layers: [base, other] });
+    const blobs = new Map([...one.blobs, ...two.blobs]);
+    const layout = writeDirectory(join(root.dir, 'layout'), layoutFiles(blobs, [named(one.manifestDescriptor, 'example.com/one:1', '1'), named(two.manifestDescriptor, 'example.com/two:1', '1')]));
+    return { one, two, layout };
+  }
+
+  it('imports a layout, names its root.images, and unpacks a shared base once', async () => {
+    const { one, two, layout } = twoImages();
+    const result = await root.images.import(layout);
+    expect(result.images.map((i) => i.name)).toEqual(['example.com/one:1', 'example.com/two:1']);
+    expect(result.blobs).toBe(7); // base, app, other, two configs, two manifests
+    const first = await root.images.unpack('example.com/one:1');
+    expect(first.layers.map((l) => l.applied)).toEqual([true, true]);
+    expect(first.chainID).toBe(chainID(one.diffIDs));
+    const second = await root.images.unpack('example.com/two:1');
+    // The base is shared: only the top layer is applied, and only its bytes are read.
+    expect(second.layers.map((l) => l.applied)).toEqual([false, true]);
+    expect(second.layers[0]!.bytes).toBe(0);
+    expect(second.layers[0]!.chainID).toBe(first.layers[0]!.chainID);
+    expect(await snapshotKeys(root.images)).toEqual([chainID([one.diffIDs[0]!]), chainID(one.diffIDs), chainID(two.diffIDs)].sort());
+    expect(await readIn(root.images, second.chainID!, '/srv/data')).toBe('other data\n');
+    expect(await readIn(root.images, first.chainID!, '/etc/os-release')).toBe('ID=test\n');
+    // Unpacking again applies nothing.
+    expect((await root.images.unpack('example.com/one:1')).layers.map((l) => l.applied)).toEqual([false, false]);
+    expect(root.images.inspect('example.com/one:1').unpacked).toBe(first.chainID);
+  });
+
+  it('imports docker save archives, legacy and OCI-flavoured, following their in-archive links', async () => {
+    const built = buildImage({ layers: [base, app], gzip: false });
+    const files = dockerSaveFiles([{ built, tags: ['example.com/legacy:v1', 'legacy:latest'], layers: [base, app] }]);
+    // podman and older Docker link a repeated layer to its first copy.
+    const first = `${sha256(base).slice(7)}/layer.tar`;
+    files.delete(first);
+    files.set(`${sha256(base).slice(7)}.tar`, base);
+    const archive = writeArchive(join(root.dir, 'save.tar'), files, [{ name: first, type: '2', linkname: `../${sha256(base).slice(7)}.tar` }]);
+    const result = await root.images.import(archive);
+    expect(result.images.map((i) => i.name)).toEqual(['example.com/legacy:v1', 'docker.io/library/legacy:latest']);
+    const unpacked = await root.images.unpack('legacy');
+    expect(unpacked.chainID).toBe(chainID(built.diffIDs));
+    expect(await readIn(root.images, unpacked.chainID!, '/app/run')).toBe('echo app\n');
+
+    // Newer Docker: blobs/ and index.json beside manifest.json; index.json is read.
+    const oci = buildImage({ layers: [base] });
+    const both = layoutFiles(oci.blobs, [named(oci.manifestDescriptor, 'docker.io/library/new:1', '1')]);
+    both.set('manifest.json', Buffer.from(JSON.stringify([{ Config: `blobs/sha256/${sha256(oci.config).slice(7)}`, RepoTags: ['new:1'], Layers: [] }])));
+    expect((await root.images.import(writeArchive(join(root.dir, 'new.tar'), both))).images.map((i) => i.name)).toEqual(['docker.io/library/new:1']);
+  });
+
+  it('imports compressed archives', async () => {
+    const { one } = twoImages();
+    const files = layoutFiles(one.blobs, [named(one.manifestDescriptor, 'example.com/gz:1')]);
+    const tar = writeArchive(join(root.dir, 'a.tar'), files);
+    execFileSync('gzip', ['-k', tar]);
+    expect((await root.images.import(`${tar}.gz`)).images.map((i) => i.name)).toEqual(['example.com/gz:1']);
+  });
+
+  it('takes the host platform from an index by default, another with --platform, all with --all-platforms', async () => {
+    const amd = buildImage({ layers: [base], architecture: 'amd64' });
+    const arm = buildImage({ layers: [other], architecture: 'arm64' });
+    arm.manifestDescriptor.platform = { architecture: 'arm64', os: 'linux', variant: 'v8' };
+    const index = buildIndex([amd, arm]);
+    const files = layoutFiles(index.blobs, [named(index.descriptor, 'example.com/multi:1')]);
+    const archive = writeArchive(join(root.dir, 'multi.tar'), files);
+
+    await root.images.import(archive);
+    const image = root.images.image('example.com/multi:1');
+    expect(image.target.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    // Only the host platform's content came in; the index keeps listing the other, as containerd's partial images do.
+    expect(root.images.content.has(amd.manifestDescriptor.digest)).toBe(true);
+    expect(root.images.content.has(arm.manifestDescriptor.digest)).toBe(false);
+    expect(root.images.inspect('example.com/multi:1').platform).toBe('linux/amd64');
+    await expect(root.images.unpack('example.com/multi:1', { platform: { platform: { os: 'linux', architecture: 'arm64' } } })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+    await root.images.import(archive, { platform: { platform: { os: 'linux', architecture: 'arm64' } } });
+    expect(root.images.content.has(arm.manifestDescriptor.digest)).toBe(true);
+    const armUnpacked = await root.images.unpack('example.com/multi:1', { platform: { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } } });
+    expect(await readIn(root.images, armUnpacked.chainID!, '/srv/data')).toBe('other data\n');
+
+    const onlyArm = await openImages(join(root.dir, 'root2'), { driver: 'userspace' });
+    try {
+      const armOnly = layoutFiles(arm.blobs, [named(arm.manifestDescriptor, 'example.com/arm:1')]);
+      await expect(onlyArm.import(writeArchive(join(root.dir, 'arm.tar'), layoutFiles(buildIndex([arm]).blobs, [named(buildIndex([arm]).descriptor, 'example.com/armidx:1')])))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      // A lone manifest is an image for whatever platform it is: taken as it is.
+      expect((await onlyArm.import(writeArchive(join(root.dir, 'arm1.tar'), armOnly))).images).toHaveLength(1);
+      const all = await onlyArm.import(archive, { platform: { all: true } });
+      expect(all.images).toHaveLength(1);
+      expect(onlyArm.content.has(amd.manifestDescriptor.digest) && onlyArm.content.has(arm.manifestDescriptor.digest)).toBe(true);
+    } finally {
+      await onlyArm.close();
+    }
+  });
+
+  it('names images from annotations, --name and tags; an unnamed one is dangling', async () => {
+    const one = buildImage({ layers: [base], label: 'a' });
+    const two = buildImage({ layers: [base], label: 'b' });
+    const three = buildImage({ layers: [base], label: 'c' });
+    const blobs = new Map([...one.blobs, ...two.blobs, ...three.blobs]);
+    const tagOnly = (d: typeof one.manifestDescriptor, tag: string) => ({ ...d, annotations: { 'org.opencontainers.image.ref.name': tag } });
+    const layout = writeDirectory(join(root.dir, 'tags'), layoutFiles(blobs, [tagOnly(one.manifestDescriptor, 'v1'), tagOnly(two.manifestDescriptor, 'v2'), three.manifestDescriptor]));
+    const result = await root.images.import(layout, { name: 'registry.local:5000/team/app' });
+    expect(result.images.map((i) => i.name)).toEqual(['registry.local:5000/team/app:v1', 'registry.local:5000/team/app:v2', undefined]);
+    expect(root.images.list({ dangling: true }).map((i) => i.digest)).toEqual([three.manifestDescriptor.digest]);
+    // One image and --name: that name, with the image's tag unless --name has its own.
+    const single = writeDirectory(join(root.dir, 'single'), layoutFiles(one.blobs, [tagOnly(one.manifestDescriptor, 'v1')]));
+    expect((await root.images.import(single, { name: 'mine' })).images.map((i) => i.name)).toEqual(['docker.io/library/mine:v1']);
+    expect((await root.images.import(single, { name: 'mine:2' })).images.map((i) => i.name)).toEqual(['docker.io/library/mine:2']);
+  });
+
+  it('makes containers, commits them as root.images, and follows Docker’s deletion rules', async () => {
+    const { one, layout } = twoImages();
+    await root.images.import(layout);
+    const c = await root.images.createContainer('example.com/one:1', 'c1');
+    expect(c.chainID).toBe(chainID(one.diffIDs));
+    const tree = await root.images.openContainer('c1');
+    await tree.writeFile('/app/config', 'changed in the container\n');
+    await tree.rm('/etc/os-release');
+    const made = await root.images.commit('c1', 'example.com/one:committed', { message: 'configure', author: 'tester' });
+    const history = root.images.history('example.com/one:committed');
+    expect(history[0]).toMatchObject({ comment: 'configure', author: 'tester', layer: made.layer.digest });
+    expect(root.images.inspect('example.com/one:committed').config.rootfs.diff_ids).toEqual([...one.diffIDs, made.layer.diffID]);
+    const unpacked = await root.images.unpack('example.com/one:committed');
+    expect(unpacked.layers.map((l) => l.applied)).toEqual([false, false, true]); // only the new layer
+    expect(await readIn(root.images, unpacked.chainID!, '/app/config')).toBe('changed in the container\n');
+    const view = await root.images.snapshotter.open(unpacked.chainID!);
+    await expect(view.stat('/etc/os-release')).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // The image a container uses cannot lose its last name, unless forced; its content stays for the container.
+    expect(() => root.images.removeImages(['example.com/one:1'])).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('"c1"') }));
+    root.images.tag('example.com/one:1', 'example.com/one:alias');
+    expect(root.images.removeImages(['example.com/one:1'])).toEqual({ untagged: ['example.com/one:1'], deleted: [] }); // another name is left
+    expect(root.images.removeImages(['example.com/one:alias'], { force: true })).toEqual({ untagged: ['example.com/one:alias'], deleted: [] });
+    const kept = await root.images.gc();
+    expect(kept.blobs).toEqual([]);
+    expect(root.images.content.has(one.manifestDescriptor.digest)).toBe(true);
+
+    // Once the container goes (its snapshot with it), collection frees exactly what nothing else holds: the
+    // old image's manifest and config; its layers and snapshots are the committed image's base.
+    await root.images.removeContainer('c1');
+    const freed = await root.images.gc();
+    expect(freed.blobs.sort()).toEqual([one.manifestDescriptor.digest, sha256(one.config)].sort());
+    expect(freed.snapshots).toEqual([]);
+    expect(await snapshotKeys(root.images)).toEqual([chainID([one.diffIDs[0]!]), chainID(one.diffIDs), unpacked.chainID!].sort());
+  });
+
+  it('leaves a re-tagged image dangling, and prune removes dangling images', async () => {
+    const { one, two, layout } = twoImages();
+    await root.images.import(layout);
+    root.images.tag('example.com/two:1', 'example.com/one:1'); // moves the name: image one has none left
+    expect(root.images.list({ dangling: true }).map((i) => i.digest)).toEqual([one.manifestDescriptor.digest]);
+    expect(root.images.list().map((i) => [i.name, i.dangling])).toEqual([
+      ['example.com/one:1', false],
+      ['example.com/two:1', false],
+      [undefined, true],
+    ]);
+    expect(root.images.prune()).toEqual([one.manifestDescriptor.digest]);
+    const freed = await root.images.gc();
+    expect(freed.blobs.sort()).toEqual([...one.blobs.keys()].filter((d) => !two.blobs.has(d)).sort());
+    expect(root.images.list().map((i) => i.name)).toEqual(['example.com/one:1', 'example.com/two:1']);
+  });
+
+  it('removes an image and collects only what it did not share', async () => {
+    const { one, two, layout } = twoImages();
+    await root.images.import(layout);
+    await root.images.unpack('example.com/one:1');
+    await root.images.unpack('example.com/two:1');
+    const removed = root.images.removeImages(['example.com/one:1']);
+    expect(removed).toEqual({ untagged: ['example.com/one:1'], deleted: [one.manifestDescriptor.digest] });
+    const freed = await root.images.gc();
+    const unique = [...one.blobs.keys()].filter((d) => !two.blobs.has(d));
+    expect(freed.blobs.sort()).toEqual(unique.sort());
+    expect(freed.snapshots).toEqual([chainID(one.diffIDs)]);
+    expect(await snapshotKeys(root.images)).toEqual([chainID([two.diffIDs[0]!]), chainID(two.diffIDs)].sort());
+    expect((await root.images.fsck({ content: true })).ok).toBe(true);
+  });
+
+  it('squashes all layers, or those above a base, keeping the tree and the history', async () => {
+    const { one, layout } = twoImages();
+    await root.images.import(layout);
+    const top = layer({ 'app/run': 'echo patched\n', 'app/.wh.gone': '', 'etc/extra': 'x\n' });
+    const three = buildImage({ layers: [base, app, top] });
+    await root.images.import(writeDirectory(join(root.dir, 'three'), layoutFiles(three.blobs, [named(three.manifestDescriptor, 'example.com/three:1')])));
+
+    const all = await root.images.squash('example.com/three:1', 'example.com/three:flat', { sourceDateEpoch: 1_700_000_000 });
+    expect(all.folded).toBe(3);
+    const flat = root.images.inspect('example.com/three:flat');
+    expect(flat.layers).toHaveLength(1);
+    expect(flat.config.history!.map((h) => h.empty_layer ?? false)).toEqual([true, true, true, false]);
+    expect(flat.config.created).toBe('2023-11-14T22:13:20Z');
+
+    const above = await root.images.squash('example.com/three:1', 'example.com/three:above', { base: 'example.com/one:1' });
+    expect(above.folded).toBe(1);
+    expect(root.images.inspect('example.com/three:above').config.rootfs.diff_ids.slice(0, 2)).toEqual(one.diffIDs);
+    await expect(root.images.squash('example.com/three:1', 'x', { base: 'example.com/two:1' })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+
+    const trees: string[][] = [];
+    for (const ref of ['example.com/three:1', 'example.com/three:flat', 'example.com/three:above']) {
+      const chain = (await root.images.unpack(ref)).chainID!;
+      const view = await root.images.snapshotter.open(chain);
+      const files: string[] = [];
+      for (const path of ['/app/run', '/etc/extra', '/etc/os-release', '/bin/sh']) files.push(`${path}=${(await view.readFile(path)).toString()}`);
+      await expect(view.stat('/app/gone')).rejects.toMatchObject({ code: 'ENOENT' });
+      trees.push(files);
+    }
+    expect(trees[1]).toEqual(trees[0]);
+    expect(trees[2]).toEqual(trees[0]);
+  });
+
+  it('commits reproducibly under SOURCE_DATE_EPOCH', async () => {
+    const { layout } = twoImages();
+    await root.images.import(layout);
+    const digests: string[] = [];
+    for (const name of ['r1', 'r2']) {
+      await root.images.createContainer('example.com/one:1', name);
+      const tree = await root.images.openContainer(name);
+      await tree.writeFile('/app/state', 'same bytes\n');
+      await tree.utimes('/app/state', new Date(), new Date()); // times above the epoch are clamped
+      digests.push((await root.images.commit(name, `example.com/repro:${name}`, { sourceDateEpoch: 1_600_000_000 })).target.digest);
+    }
+    expect(digests[0]).toBe(digests[1]);
+    expect(root.images.inspect('example.com/repro:r1').config.created).toBe('2020-09-13T12:26:40Z');
+  });
+
+  it('fsck finds a corrupt blob, and an image whose content is gone', async () => {
+    const { one, layout } = twoImages();
+    await root.images.import(layout);
+    const appLayer = (JSON.parse(one.manifest.toString()) as { layers: { digest: string }[] }).layers[1]!.digest;
+    writeFileSync(root.images.content.path(appLayer), 'not the layer');
+    const report = await root.images.fsck({ content: true });
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.kind)).toContain('corrupt-blob');
+    expect(report.problems.some((p) => p.kind === 'broken-image' || p.kind === 'not-unpackable')).toBe(true);
+    const repaired = await root.images.fsck({ content: true, repair: true });
+    expect(repaired.problems.find((p) => p.kind === 'corrupt-blob')!.repaired).toBe(true);
+    expect(root.images.content.has(appLayer)).toBe(false);
+  });
+});
+
+describe.skipIf(!needs('root', 'overlay'))('containers through a kernel mount', () => {
+  const root = imagesRoot('strata-containers-', 'overlay');
+
+  it('commits what was written through the mount, and refuses to remove a mounted container', async () => {
+    const one = buildImage({ layers: [base, app] });
+    await root.images.import(writeDirectory(join(root.dir, 'layout'), layoutFiles(one.blobs, [named(one.manifestDescriptor, 'example.com/one:1')])));
+    await root.images.createContainer('example.com/one:1', 'web');
+    const target = join(root.dir, 'mnt');
+    mkdirSync(target);
+    await root.images.mountContainer('web', target);
+    try {
+      writeFileSync(join(target, 'app', 'written'), 'through the kernel\n');
+      rmSync(join(target, 'bin'), { recursive: true });
+      expect(await root.images.mountPoints('web')).toEqual([target]);
+      await expect(root.images.removeContainer('web')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    } finally {
+      await root.images.snapshotter.unmount(target);
+    }
+    await root.images.commit('web', 'example.com/one:web');
+    const chain = (await root.images.unpack('example.com/one:web')).chainID!;
+    const view = join(root.dir, 'view');
+    mkdirSync(view);
+    await root.images.snapshotter.view('check', chain);
+    await root.images.snapshotter.mount('check', view);
+    try {
+      expect(readFileSync(join(view, 'app', 'written'), 'utf8')).toBe('through the kernel\n');
+      expect(existsSync(join(view, 'bin'))).toBe(false);
+      expect(readdirSync(view).sort()).toEqual(['app', 'etc']);
+    } finally {
+      await root.images.snapshotter.unmount(view);
+    }
+    await root.images.removeContainer('web', { force: true });
+  });
+});

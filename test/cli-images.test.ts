@@ -1,0 +1,121 @@
+/**
+ * `strata image …`, `strata container …`, `unpack`, `commit`, `gc` and `fsck` as a user runs them (the built
+ * CLI): Docker's and ctr's shapes, JSON listings, progress on stderr only, typed one-line errors.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImage, layer, layoutFiles, named, writeArchive } from './helpers/images.js';
+import { needs } from './helpers/oracle.js';
+
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
+
+describe('strata image, container, commit and gc', () => {
+  let work: string;
+  let root: string;
+  let archive: string;
+  const strata = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+  const ok = (...args: string[]) => {
+    const r = strata(...args);
+    expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r;
+  };
+  const lines = (text: string) => text.trim().split('\n').filter((l) => l !== '');
+  beforeAll(() => {
+    if (!existsSync(cli)) throw new Error('build first: pnpm build');
+    work = mkdtempSync(join(tmpdir(), 'strata-cli-images-'));
+    root = join(work, 'root');
+    const base = layer({ 'etc/': '', 'etc/os-release': 'ID=cli\n' });
+    const one = buildImage({ layers: [base, layer({ 'app/': '', 'app/one': '1\n' })] });
+    const two = buildImage({ layers: [base, layer({ 'app/': '', 'app/two': '2\n' })] });
+    archive = writeArchive(join(work, 'images.tar'), layoutFiles(new Map([...one.blobs, ...two.blobs]), [named(one.manifestDescriptor, 'example.com/one:1', '1'), named(two.manifestDescriptor, 'example.com/two:1', '1')]));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('imports, lists, inspects, tags, shows history, unpacks and exports', () => {
+    const imported = ok('--driver', 'userspace', 'image', 'import', archive, '--unpack');
+    expect(lines(imported.stdout)).toEqual(['Loaded image: example.com/one:1', 'Loaded image: example.com/two:1', expect.stringMatching(/^Unpacked example.com\/one:1: sha256:/), expect.stringMatching(/^Unpacked example.com\/two:1: sha256:/)]);
+    expect(imported.stderr).toMatch(/import .*: 100%/); // progress, on stderr, as plain lines off a terminal
+    const listed = lines(ok('image', 'ls', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(listed.map((i) => Object.keys(i))).toEqual([['name', 'digest', 'size', 'created', 'dangling'], ['name', 'digest', 'size', 'created', 'dangling']]);
+    expect(listed.map((i) => [i.name, i.dangling])).toEqual([['example.com/one:1', false], ['example.com/two:1', false]]);
+    expect(lines(ok('image', 'ls').stdout)[0]).toMatch(/^NAME\s+ID\s+SIZE\s+CREATED$/);
+    const inspected = JSON.parse(ok('image', 'inspect', 'example.com/one:1', '--json').stdout) as Record<string, unknown>;
+    expect(inspected).toMatchObject({ names: ['example.com/one:1'], manifest: listed[0]!.digest, platform: 'linux/amd64', config: { rootfs: { type: 'layers' } } });
+    // By ID (a prefix of the digest), as Docker takes it.
+    ok('image', 'tag', String(listed[0]!.digest).slice(7, 19), 'one:alias');
+    expect(JSON.parse(ok('image', 'inspect', 'one:alias', '--json').stdout).names).toEqual(['docker.io/library/one:alias', 'example.com/one:1']);
+    const history = lines(ok('image', 'history', 'one:alias', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(history.map((h) => h.createdBy)).toEqual(['step 1', 'step 0']);
+    expect(ok('unpack', 'example.com/two:1', '-q').stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    for (const format of ['oci', 'oci-archive', 'docker']) ok('image', 'export', 'example.com/one:1', '-o', join(work, `out-${format}`), '--format', format, '-q');
+    expect(existsSync(join(work, 'out-oci', 'index.json'))).toBe(true);
+  });
+
+  it('makes containers, commits them, refuses to remove an image in use, and collects', () => {
+    ok('container', 'create', 'example.com/one:1', 'web', '--label', 'team=x');
+    const containers = lines(ok('container', 'ls', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(containers).toMatchObject([{ name: 'web', image: 'example.com/one:1', snapshot: 'container-web', labels: { team: 'x' } }]);
+    const layerPath = join(work, 'web.tar');
+    expect(ok('container', 'diff', 'web', '-o', layerPath).stdout).toMatch(/^diffID sha256:/);
+    const committed = ok('commit', 'web', 'example.com/one:web', '-m', 'from the cli', '--author', 'tester');
+    expect(committed.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    expect(JSON.parse(lines(ok('image', 'history', 'example.com/one:web', '--json').stdout)[0]!)).toMatchObject({ comment: 'from the cli', author: 'tester' });
+
+    const untagged = strata('image', 'rm', 'example.com/one:1');
+    expect(untagged.status).toBe(0); // not the image's last name
+    expect(untagged.stdout).toContain('Untagged: example.com/one:1');
+    const last = strata('image', 'rm', 'one:alias');
+    expect(last.status).toBe(1);
+    expect(last.stderr).toMatch(/^strata: FAILED_PRECONDITION: image "one:alias" is used by container "web"/);
+    expect(ok('image', 'rm', '-f', 'one:alias').stdout).toContain('Untagged: docker.io/library/one:alias');
+    ok('container', 'rm', 'web');
+    const freed = JSON.parse(ok('gc', '--json').stdout) as { blobs: string[]; snapshots: string[]; bytes: number };
+    expect(freed.blobs.length).toBeGreaterThan(0);
+    expect(freed.bytes).toBeGreaterThan(0);
+    expect(ok('fsck', '--content').stdout).toMatch(/0 problem\(s\), 0 left\n$/);
+  });
+
+  it('lists and prunes dangling images, squashes, and says what is wrong in one line', () => {
+    ok('image', 'tag', 'example.com/two:1', 'example.com/one:web'); // the committed image loses its name
+    const dangling = lines(ok('image', 'ls', '--dangling', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(dangling).toMatchObject([{ name: null, dangling: true }]);
+    expect(ok('image', 'prune').stdout).toMatch(/^Deleted: sha256:/);
+    expect(ok('image', 'ls', '--dangling', '--json').stdout).toBe('');
+    expect(ok('image', 'squash', 'example.com/two:1', 'example.com/two:flat').stdout).toMatch(/2 layer\(s\) folded/);
+    expect(JSON.parse(ok('image', 'inspect', 'example.com/two:flat', '--json').stdout).layers).toHaveLength(1);
+
+    const missing = strata('image', 'inspect', 'nope');
+    expect([missing.status, missing.stderr]).toEqual([1, 'strata: NOT_FOUND: image "nope" does not exist\n']);
+    const bad = join(work, 'bad.tar');
+    writeFileSync(bad, 'not an archive at all');
+    expect(strata('image', 'import', bad).stderr).toMatch(/^strata: (LAYER_FORMAT|IMAGE_FORMAT): /);
+    expect(strata('image', 'import', archive, '--platform', 'linux/arm64', '--all-platforms').status).toBe(2);
+    for (const command of [['image', 'import'], ['image', 'export'], ['container', 'create'], ['commit'], ['gc']]) {
+      const help = strata(...command, '--help');
+      expect(help.status).toBe(0);
+      expect(help.stdout).toContain(`Usage: strata ${command.join(' ')}`);
+    }
+  });
+
+  it.skipIf(!needs('root', 'overlay'))('mounts a container with the kernel, and will not remove it mounted', () => {
+    const kernelRoot = join(work, 'kernel-root');
+    const k = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', kernelRoot, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    expect(k('--driver', 'overlay', 'image', 'import', archive, '-q').status).toBe(0);
+    expect(k('container', 'create', 'example.com/one:1', 'm').status).toBe(0);
+    const target = join(work, 'mnt');
+    mkdirSync(target);
+    expect(k('container', 'mount', 'm', target).status).toBe(0);
+    try {
+      writeFileSync(join(target, 'etc', 'written'), 'x\n');
+      const refused = k('container', 'rm', 'm');
+      expect(refused.stderr).toMatch(/^strata: FAILED_PRECONDITION: container "m" is mounted at /);
+    } finally {
+      expect(k('container', 'unmount', target).status).toBe(0);
+    }
+    expect(k('commit', 'm', 'example.com/one:m').status).toBe(0);
+    expect(k('container', 'rm', 'm').status).toBe(0);
+  });
+});

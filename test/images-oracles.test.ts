@@ -1,0 +1,185 @@
+/**
+ * Images against the real tools: a two-layer image built with umoci (the minbase root filesystem, then the
+ * `apt-get install` change) and the same image as skopeo writes a docker save archive both import into
+ * strata and unpack to the tree `umoci unpack` gives; strata's exports in all three formats are read by
+ * skopeo, umoci and podman and give that tree again; podman's own archives import; and a container
+ * changed through a kernel mount, or through the userspace driver, commits to an image umoci unpacks with
+ * the change.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openImages, type Images } from '@strata/images';
+import { aptImage, type AptImage } from '../benchmarks/inputs.js';
+import { needs } from './helpers/oracle.js';
+import { diffSnapshots, snapshotTree, type NodeRecord } from './helpers/snapshot.js';
+
+const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 }).toString();
+
+/** Trees compared as umoci and the kernel show them: the overlay's own xattrs are not content. */
+function picture(dir: string): Map<string, NodeRecord> {
+  return snapshotTree(dir, { ignoreXattr: (name) => name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') });
+}
+
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootstrap'))('images against umoci, skopeo and podman', () => {
+  let work: string;
+  let apt: AptImage;
+  let expected: Map<string, NodeRecord>;
+  let podmanArgs: string[];
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-images-oracles-'));
+    apt = aptImage(); // built once per machine, then cached
+    run('umoci', ['unpack', '--image', `${apt.layout}:apt`, join(work, 'umoci-bundle')]);
+    expected = picture(join(work, 'umoci-bundle', 'rootfs'));
+    podmanArgs = ['--root', join(work, 'podman', 'root'), '--runroot', join(work, 'podman', 'run'), '--storage-driver', 'overlay'];
+  }, 30 * 60_000);
+  afterAll(() => {
+    try {
+      run('podman', [...podmanArgs, 'image', 'unmount', '--all']);
+    } catch {
+      // nothing mounted
+    }
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** The tree of `ref` unpacked in `images`, through a kernel mount of a view of its chain. */
+  async function unpackedTree(images: Images, ref: string): Promise<Map<string, NodeRecord>> {
+    const chain = (await images.unpack(ref)).chainID!;
+    const key = `check-${Math.random().toString(36).slice(2)}`;
+    const target = mkdtempSync(join(work, 'view-'));
+    await images.snapshotter.view(key, chain);
+    await images.snapshotter.mount(key, target);
+    try {
+      return picture(target);
+    } finally {
+      await images.snapshotter.unmount(target);
+      await images.snapshotter.remove(key);
+    }
+  }
+
+  async function withRoot<T>(name: string, fn: (images: Images) => Promise<T>, driver: 'overlay' | 'userspace' = 'overlay'): Promise<T> {
+    const images = await openImages(join(work, name), { driver });
+    try {
+      return await fn(images);
+    } finally {
+      await images.close();
+    }
+  }
+
+  /** The tree umoci unpacks from an OCI layout. */
+  function umociTree(layout: string, tag: string): Map<string, NodeRecord> {
+    const bundle = mkdtempSync(join(work, 'bundle-'));
+    rmSync(bundle, { recursive: true });
+    run('umoci', ['unpack', '--image', `${layout}:${tag}`, bundle]);
+    return picture(join(bundle, 'rootfs'));
+  }
+
+  it("imports umoci's layout and skopeo's docker archive, each unpacking to umoci's tree", async () => {
+    expect(expected.size).toBeGreaterThan(5000);
+    await withRoot('from-layout', async (images) => {
+      const result = await images.import(apt.layout, { name: 'example.com/apt' });
+      expect(result.images.map((i) => i.name).sort()).toEqual(['example.com/apt:apt', 'example.com/apt:base']);
+      expect(diffSnapshots(expected, await unpackedTree(images, 'example.com/apt:apt'))).toEqual([]);
+    });
+    await withRoot('from-docker', async (images) => {
+      const result = await images.import(apt.dockerArchive);
+      expect(result.images.map((i) => i.name)).toEqual(['example.com/apt:latest']);
+      expect(diffSnapshots(expected, await unpackedTree(images, 'example.com/apt:latest'))).toEqual([]);
+    });
+  });
+
+  it('exports in three formats that skopeo, umoci and podman read, to the same tree', async () => {
+    const out = join(work, 'exports');
+    mkdirSync(out);
+    await withRoot('from-layout', async (images) => {
+      await images.export(['example.com/apt:apt'], join(out, 'oci'), { format: 'oci' });
+      await images.export(['example.com/apt:apt'], join(out, 'oci.tar'), { format: 'oci-archive' });
+      await images.export(['example.com/apt:apt'], join(out, 'docker.tar'), { format: 'docker' });
+    });
+    // umoci reads the layout as written (its tag is the name's tag).
+    expect(diffSnapshots(expected, umociTree(join(out, 'oci'), 'apt'))).toEqual([]);
+    // skopeo reads all three, and umoci unpacks what it copied.
+    for (const [transport, source] of [
+      ['oci', `${join(out, 'oci')}:apt`],
+      ['oci-archive', join(out, 'oci.tar')],
+      ['docker-archive', join(out, 'docker.tar')],
+    ] as const) {
+      const copy = join(out, `skopeo-${transport}`);
+      run('skopeo', ['copy', '--quiet', `${transport}:${source}`, `oci:${copy}:copied`]);
+      expect(diffSnapshots(expected, umociTree(copy, 'copied')), transport).toEqual([]);
+    }
+    // podman loads the docker and OCI archives; its own mount of the image is the same tree.
+    for (const archive of ['docker.tar', 'oci.tar']) {
+      const loaded = run('podman', [...podmanArgs, 'load', '-i', join(out, archive)]);
+      expect(loaded).toContain('Loaded image');
+      const mount = run('podman', [...podmanArgs, 'image', 'mount', 'example.com/apt:apt']).trim();
+      try {
+        // podman (like Docker) applies a layer into its upper directory and makes the parents a layer
+        // implies as new directories, timed now: their times are podman's, not the image's.
+        const times = { ignoreXattr: (name: string) => name.startsWith('trusted.overlay.'), ignoreDirMtime: true };
+        expect(diffSnapshots(snapshotTree(join(work, 'umoci-bundle', 'rootfs'), times), snapshotTree(mount, times)), archive).toEqual([]);
+      } finally {
+        run('podman', [...podmanArgs, 'image', 'unmount', 'example.com/apt:apt']);
+        run('podman', [...podmanArgs, 'rmi', '--force', 'example.com/apt:apt']);
+      }
+    }
+  });
+
+  it("imports podman's own docker and OCI archives", async () => {
+    run('podman', [...podmanArgs, 'load', '-i', apt.dockerArchive]);
+    for (const format of ['docker-archive', 'oci-archive']) {
+      const archive = join(work, `podman-${format}.tar`);
+      run('podman', [...podmanArgs, 'save', '--format', format, '-o', archive, 'example.com/apt:latest']);
+      await withRoot(`from-podman-${format}`, async (images) => {
+        const result = await images.import(archive, { name: 'example.com/podman:saved' });
+        expect(result.images.map((i) => i.name)).toEqual(['example.com/podman:saved']);
+        expect(diffSnapshots(expected, await unpackedTree(images, 'example.com/podman:saved')), format).toEqual([]);
+      });
+    }
+  });
+
+  for (const driver of ['overlay', 'userspace'] as const) {
+    it(`commits a container changed through ${driver === 'overlay' ? 'a kernel mount' : 'the userspace driver'}, and umoci unpacks the change`, async () => {
+      const out = join(work, `commit-${driver}`);
+      await withRoot(`commit-root-${driver}`, async (images) => {
+        await images.import(apt.layout, { name: 'example.com/apt' });
+        await images.createContainer('example.com/apt:apt', 'c1');
+        if (driver === 'overlay') {
+          const target = mkdtempSync(join(work, 'mnt-'));
+          await images.mountContainer('c1', target);
+          try {
+            writeFileSync(join(target, 'etc', 'motd'), 'committed by strata\n');
+            rmSync(join(target, 'usr', 'share', 'doc'), { recursive: true });
+          } finally {
+            await images.snapshotter.unmount(target);
+          }
+        } else {
+          const tree = await images.openContainer('c1');
+          await tree.writeFile('/etc/motd', 'committed by strata\n');
+          await tree.rm('/usr/share/doc', { recursive: true });
+        }
+        await images.commit('c1', 'example.com/apt:changed', { message: 'a change' });
+        await images.export(['example.com/apt:changed'], out, { format: 'oci' });
+      }, driver);
+      const tree = umociTree(out, 'changed');
+      expect(tree.get('etc/motd')).toMatchObject({ type: 'file', sha256: createHash('sha256').update('committed by strata\n').digest('hex') });
+      // Everything else is the image as it was: the removed tree gone, the directories changed keep their
+      // mode and owner (their times are the container's).
+      const want = new Map([...expected].filter(([path]) => path !== 'etc/motd' && path !== 'usr/share/doc' && !path.startsWith('usr/share/doc/')));
+      const got = new Map([...tree].filter(([path]) => path !== 'etc/motd'));
+      for (const dir of ['etc', 'usr/share']) {
+        const { mtimeNs: _a, ...w } = want.get(dir)!;
+        const { mtimeNs: _b, ...g } = got.get(dir)!;
+        expect(g).toEqual(w);
+        want.delete(dir);
+        got.delete(dir);
+      }
+      expect(expected.has('usr/share/doc')).toBe(true);
+      expect(diffSnapshots(want, got)).toEqual([]);
+    });
+  }
+});
