@@ -20,7 +20,7 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
         ...['apply', 'pack', 'digest', 'lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'lookup-128-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
         ...['diff-upper', 'diff-upper-embedded', 'diff-upper-first-layer', 'diff-trees', 'flatten-5', 'diff-upper-base-growth'],
         ...['snapshot-prepare-commit', 'snapshot-usage', 'snapshot-stat-walk'],
-        ...['image-import-unpack', 'image-export-docker', 'commit', 'gc-100-images'],
+        ...['image-import-unpack', 'image-export-docker', 'commit', 'commit-embedded', 'commit-gzip', 'gc-100-images'],
       ]);
       for (const result of report.results) for (const ratio of Object.values(result.ratios)) expect(ratio).toBeGreaterThan(0);
       expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');

@@ -48,7 +48,8 @@ function reportGc(freed: GcResult, json: boolean): void {
 async function unpackWithProgress(images: Images, ref: string, platform: PlatformChoice | undefined, quiet: boolean): Promise<string | undefined> {
   const bar = progress(`unpack ${ref}`, { quiet });
   try {
-    const result = await images.unpack(ref, { ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
+    // Without progress, unpack reads each layer file directly (no counting stream in between).
+    const result = await images.unpack(ref, { ...(platform ? { platform } : {}), ...(quiet ? {} : { onProgress: (done: number, total: number) => bar.update(done, total) }) });
     return result.chainID;
   } finally {
     bar.stop();
@@ -73,7 +74,7 @@ export function registerImageCommands(cli: Command): void {
         const bar = progress(`import ${source}`, { quiet: o.quiet ?? false });
         let result;
         try {
-          result = await images.import(source, { ...(o.name ? { name: o.name } : {}), ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
+          result = await images.import(source, { ...(o.name ? { name: o.name } : {}), ...(platform ? { platform } : {}), ...(o.quiet ? {} : { onProgress: (done: number, total: number | undefined) => bar.update(done, total) }) });
         } finally {
           bar.stop();
         }

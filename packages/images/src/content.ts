@@ -12,18 +12,21 @@
  * Given a lease, a writer adds its ingest to it when opened and its blob when committed (or found already
  * there), in the transaction that publishes it: collection never sees a blob of unfinished work unheld.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, existsSync, fstatSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   AlreadyExistsError,
+  createSha256,
   FailedPreconditionError,
   InvalidArgumentError,
   LimitExceededError,
   NotFoundError,
+  PARALLEL_HASH_THRESHOLD,
   quote,
   type ByteInput,
+  type Sha256Stream,
 } from '@strata/core';
 import { checkLabels, matchesAny, parseFilter, updateLabels, type Metadata, type Table } from '@strata/snapshotter';
 import { checkDigest } from './documents.js';
@@ -82,19 +85,6 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The sha256 state of the first `size` bytes of `fd`, read in chunks (a resumed ingest may be large). */
-function hashPrefix(fd: number, size: number): Hash {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(Math.min(size, 1024 * 1024));
-  for (let offset = 0; offset < size; ) {
-    const n = readSync(fd, buffer, 0, Math.min(buffer.length, size - offset), offset);
-    if (n === 0) break;
-    hash.update(buffer.subarray(0, n));
-    offset += n;
-  }
-  return hash;
-}
-
 async function* chunksOf(input: ByteInput): AsyncGenerator<Uint8Array> {
   if (typeof input === 'string') yield* createReadStream(input, { highWaterMark: 1024 * 1024 });
   else if (input instanceof Uint8Array) yield input;
@@ -107,32 +97,41 @@ export interface SealedBlob {
   readonly size: number;
   /** Its bytes, readable until published or discarded. */
   readonly file: string;
+  /** Resolves once its bytes are on disk (fsync, on the thread pool); `publish` only after it. */
+  readonly durable: Promise<void>;
   /** Publishes it (in the caller's transaction, when there is one); a digest already there is fine. */
   publish(): void;
   /** Deletes the ingest. */
   discard(): void;
 }
 
-/** A writer of one ingest. One live writer per ref; not for use from two places at once. */
+/**
+ * A writer of one ingest. One live writer per ref; not for use from two places at once. Large blobs are
+ * hashed on a native thread while this one writes (see `PARALLEL_HASH_THRESHOLD`), and made durable on the
+ * thread pool, so neither holds up the reading of what comes next.
+ */
 export class ContentWriter {
   readonly ref: string;
   readonly #dir: string;
   readonly #store: ContentStore;
   readonly #fd: number;
-  readonly #hash: Hash;
+  readonly #hash: Sha256Stream;
   readonly #expected: Expected;
   readonly #options: WriterOptions;
   #offset: number;
+  /** Bytes a resumed ingest held when opened, not yet fed to the hash. */
+  #unhashed: number;
   #closed = false;
 
   /** @internal Opened by `ContentStore.writer`. */
-  constructor(store: ContentStore, ref: string, dir: string, fd: number, hash: Hash, offset: number, expected: Expected, options: WriterOptions) {
+  constructor(store: ContentStore, ref: string, dir: string, fd: number, offset: number, expected: Expected, options: WriterOptions) {
     this.#store = store;
     this.ref = ref;
     this.#dir = dir;
     this.#fd = fd;
-    this.#hash = hash;
+    this.#hash = createSha256((expected.size ?? 0) >= PARALLEL_HASH_THRESHOLD);
     this.#offset = offset;
+    this.#unhashed = offset;
     this.#expected = expected;
     this.#options = options;
   }
@@ -146,22 +145,38 @@ export class ContentWriter {
     if (this.#closed) throw new FailedPreconditionError(`writer for ${quote(this.ref)} is closed`);
   }
 
+  /** Feeds what a resumed ingest held to the hash, read back once. */
+  async #hashPrefix(): Promise<void> {
+    if (this.#unhashed === 0) return;
+    const size = this.#unhashed;
+    this.#unhashed = 0;
+    const buffer = Buffer.allocUnsafe(Math.min(size, 1024 * 1024));
+    for (let at = 0; at < size; ) {
+      const n = readSync(this.#fd, buffer, 0, Math.min(buffer.length, size - at), at);
+      if (n === 0) break;
+      await this.#hash.update(buffer.subarray(0, n));
+      at += n;
+    }
+  }
+
   /** Appends `chunk`. Past the expected size the data is wrong: FAILED_PRECONDITION, and the ingest goes. */
-  write(chunk: Uint8Array): void {
+  async write(chunk: Uint8Array): Promise<void> {
     this.#live();
     const total = this.#expected.size;
     if (total !== undefined && this.#offset + chunk.length > total) {
       this.abort();
       throw new FailedPreconditionError(`${quote(this.ref)}: more than the ${total} bytes expected`);
     }
+    await this.#hashPrefix();
     for (let done = 0; done < chunk.length; ) done += writeSync(this.#fd, chunk, done, chunk.length - done, this.#offset + done);
-    this.#hash.update(chunk);
     this.#offset += chunk.length;
+    const wait = this.#hash.update(chunk); // the chunk is free again once update returns
+    if (wait) await wait;
   }
 
   /** Appends everything `source` yields. */
   async writeAll(source: ByteInput): Promise<void> {
-    for await (const chunk of chunksOf(source)) this.write(chunk);
+    for await (const chunk of chunksOf(source)) await this.write(chunk);
   }
 
   /**
@@ -170,7 +185,7 @@ export class ContentWriter {
    * a long or wrong one is deleted. The sealed ingest keeps its ref until published or discarded, so an
    * import can verify everything first and publish it all in one transaction (or nothing).
    */
-  seal(expected: Expected = {}): SealedBlob {
+  async seal(expected: Expected = {}): Promise<SealedBlob> {
     this.#live();
     const want: Expected = { ...this.#expected, ...expected };
     if (want.size !== undefined && this.#offset < want.size) {
@@ -181,14 +196,16 @@ export class ContentWriter {
       this.abort();
       throw new FailedPreconditionError(`${quote(this.ref)}: ${this.#offset} bytes, expected ${want.size}`);
     }
-    const digest = `sha256:${this.#hash.digest('hex')}`;
+    await this.#hashPrefix();
+    const digest = await this.#hash.digest();
     if (want.digest !== undefined && digest !== want.digest) {
       this.abort();
       throw new FailedPreconditionError(`${quote(this.ref)}: content is ${digest}, expected ${want.digest}`);
     }
-    fsyncSync(this.#fd);
-    closeSync(this.#fd);
     this.#closed = true;
+    const fd = this.#fd;
+    const durable = new Promise<void>((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve()))).finally(() => closeSync(fd));
+    durable.catch(() => {}); // awaited by whoever publishes; a failure there is theirs to report
     const dir = this.#dir;
     const ref = this.ref;
     const store = this.#store;
@@ -198,6 +215,7 @@ export class ContentWriter {
       digest,
       size: this.#offset,
       file: join(dir, 'data'),
+      durable,
       publish() {
         if (settled) throw new FailedPreconditionError(`${digest} was already published or discarded`);
         settled = true;
@@ -222,9 +240,10 @@ export class ContentWriter {
    * Verifies and publishes the blob (see `seal`): nothing is published unless everything matched. A digest
    * already in the store is ALREADY_EXISTS (and the ingest goes). Returns the digest and size.
    */
-  commit(expected: Expected = {}): { digest: string; size: number } {
-    const sealed = this.seal(expected);
+  async commit(expected: Expected = {}): Promise<{ digest: string; size: number }> {
+    const sealed = await this.seal(expected);
     try {
+      await sealed.durable;
       this.#store.publish(sealed.file, sealed.digest, this.#options, this.ref);
     } finally {
       sealed.discard();
@@ -236,6 +255,7 @@ export class ContentWriter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    void this.#hash.abort();
     closeSync(this.#fd);
     rmSync(join(this.#dir, 'lock'), { force: true });
   }
@@ -244,6 +264,7 @@ export class ContentWriter {
   abort(): void {
     if (!this.#closed) {
       this.#closed = true;
+      void this.#hash.abort();
       closeSync(this.#fd);
     }
     rmSync(this.#dir, { recursive: true, force: true });
@@ -414,15 +435,14 @@ export class ContentStore {
       }
       writeFileSync(meta, JSON.stringify({ ...expected, started: Date.now() }));
       const fd = openSync(join(dir, 'data'), 'a+');
-      const size = fstatSync(fd).size;
-      const hash = hashPrefix(fd, size); // resuming: the hash of what is there already, read back once
+      const size = fstatSync(fd).size; // resuming: the writer hashes what is there once, before writing on
       try {
         if (options.lease !== undefined) this.#leases.add(options.lease, { type: 'ingest', id: ref });
       } catch (error) {
         closeSync(fd);
         throw error;
       }
-      return new ContentWriter(this, ref, dir, fd, hash, size, expected, options);
+      return new ContentWriter(this, ref, dir, fd, size, expected, options);
     } catch (error) {
       rmSync(join(dir, 'lock'), { force: true });
       throw error;
@@ -501,7 +521,7 @@ export class ContentStore {
     }
     try {
       await writer.writeAll(source);
-      return writer.commit();
+      return await writer.commit();
     } catch (error) {
       writer.abort();
       if (isAlreadyExists(error)) return this.#existing(error);
@@ -584,14 +604,15 @@ export class ContentStore {
 
   /** @internal For collection, inside its transaction: removes a blob and its record; false when it was gone. */
   sweep(digest: string): boolean {
-    this.#records.remove(digest);
     try {
       unlinkSync(this.path(digest));
-      return true;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // the blob stays, and so do its labels
+      this.#records.remove(digest);
+      return false;
     }
+    this.#records.remove(digest);
+    return true;
   }
 }
 

@@ -102,6 +102,11 @@ export class ImageStore {
     return [imageOf(key, record)];
   }
 
+  /** Whether a record `key` (a name as stored, or a dangling key) exists. */
+  has(key: string): boolean {
+    return this.#records.get(key) !== undefined;
+  }
+
   /** Names (not dangling records) on the image with target `digest`. */
   namesOf(digest: string): string[] {
     const out: string[] = [];

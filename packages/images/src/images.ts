@@ -26,7 +26,7 @@ import { ContentStore } from './content.js';
 import type { Descriptor, History, ImageConfig } from './documents.js';
 import { exportImages, type ExportOptions, type ExportResult } from './export.js';
 import { collectGarbage, type GcResult } from './gc.js';
-import { layersOf, platformImage, platformImages, reachable, readManifest, readConfig, type PlatformImage } from './graph.js';
+import { layersOf, mayBeAbsent, platformImage, platformImages, reachable, readManifest, readConfig, type PlatformImage } from './graph.js';
 import { ImageStore, type Image } from './image-store.js';
 import { importImages, type ImportOptions, type ImportResult } from './import.js';
 import { Leases } from './leases.js';
@@ -239,22 +239,22 @@ export class Images {
   /**
    * Removes images by name or ID, with Docker's rules: a name is untagged; the last name of an image a
    * container uses is refused (FAILED_PRECONDITION naming the container) unless `force`, which untags it
-   * while the container keeps its content; an ID with several names needs `force`. The content goes with
-   * the next `gc`.
+   * while the container keeps its content; an ID with several names needs `force`. All in one transaction:
+   * a refusal removes nothing. The content goes with the next `gc`.
    */
   removeImages(refs: readonly string[], options: { force?: boolean } = {}): RemoveResult {
     const untagged: string[] = [];
     const deleted = new Set<string>();
-    for (const ref of refs) {
-      const images = this.images.resolve(ref);
-      const digest = images[0]!.target.digest;
-      const byId = images.length > 1 || images[0]!.key !== named(this.images, ref)?.key;
-      this.root.metadata.transaction(() => {
+    const resolved = refs.map((ref) => ({ ref, images: this.images.resolve(ref) }));
+    this.root.metadata.transaction(() => {
+      for (const { ref, images } of resolved) {
+        const digest = images[0]!.target.digest;
+        const byId = images.length > 1 || images[0]!.key !== named(this.images, ref)?.key;
         const names = this.images.namesOf(digest);
         if (byId && names.length > 1 && !options.force) {
           throw new FailedPreconditionError(`image ${digest} is named ${names.map((n) => quote(n)).join(', ')}: remove the names, or force`, { path: ref });
         }
-        const doomed = byId ? images.map((i) => i.key) : [images[0]!.key];
+        const doomed = (byId ? images.map((i) => i.key) : [images[0]!.key]).filter((key) => this.images.has(key)); // a ref may repeat another
         const last = doomed.length >= names.length;
         const users = this.containers.using(digest);
         if (last && users.length > 0 && !options.force) {
@@ -265,8 +265,8 @@ export class Images {
           if (!key.startsWith('dangling@')) untagged.push(key);
         }
         if (last && users.length === 0) deleted.add(digest);
-      });
-    }
+      }
+    });
     return { untagged, deleted: [...deleted] };
   }
 
@@ -481,7 +481,7 @@ export class Images {
           const layers = layersOf(p);
           const chain = diffIDs.length > 0 ? chainID(diffIDs) : undefined;
           if (chain === undefined || committed.has(chain)) continue;
-          const missing = layers.filter((l) => !this.content.has(l.digest));
+          const missing = layers.filter((l) => !this.content.has(l.digest) && !mayBeAbsent(l)); // strata never fetches foreign layers
           if (missing.length > 0) problems.push({ kind: 'not-unpackable', subject, detail: `not unpacked, and layer ${missing[0]!.digest} is missing`, repaired: false });
         }
       } catch (error) {

@@ -33,7 +33,7 @@ import { checkDigest, encodeJson, MAX_DOCUMENT_BYTES, parseDescriptor, parseInde
 import { layersOf, platformImages, reachable, readIndex, readManifest } from './graph.js';
 import type { ImageStore } from './image-store.js';
 import type { Leases } from './leases.js';
-import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, kindOf, OCI_LAYER_ZSTD, OCI_LAYOUT_VERSION } from './media-types.js';
+import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, isForeignLayer, kindOf, OCI_LAYER_ZSTD, OCI_LAYOUT_VERSION } from './media-types.js';
 import { chooseManifests, hostPlatform, type PlatformChoice } from './platform.js';
 import { normalizeReference, parseReference } from './reference.js';
 import { Staging } from './staging.js';
@@ -107,7 +107,7 @@ async function fill(writer: ContentWriter, chunks: AsyncIterable<Uint8Array>, sk
       skip -= chunk.length;
       continue;
     }
-    writer.write(skip > 0 ? chunk.subarray(skip) : chunk);
+    await writer.write(skip > 0 ? chunk.subarray(skip) : chunk);
     skip = 0;
   }
 }
@@ -123,9 +123,9 @@ async function* reporting(chunks: AsyncIterable<Uint8Array>, report: (bytes: num
 }
 
 /** A blob's digest disagreeing with its name is the source's fault: DIGEST_MISMATCH naming where. */
-function sealOrMismatch(staging: Staging, writer: ContentWriter, where: string): { digest: string; size: number } {
+async function sealOrMismatch(staging: Staging, writer: ContentWriter, where: string): Promise<{ digest: string; size: number }> {
   try {
-    return staging.seal(writer);
+    return await staging.seal(writer);
   } catch (error) {
     if ((error as { code?: string }).code === 'FAILED_PRECONDITION') throw new DigestMismatchError(`${where}: ${(error as Error).message}`, { cause: error });
     throw error;
@@ -199,7 +199,7 @@ export class Importer {
       const staging = new Staging(this.#parts.content, lease.id);
       try {
         const candidates = st.isDirectory() ? await this.#fromLayout(source, staging) : await this.#fromArchive(source, st.size, st.mtimeMs, staging);
-        return this.#finish(candidates, staging, lease.id);
+        return await this.#finish(candidates, staging, lease.id);
       } catch (error) {
         staging.discard();
         throw error;
@@ -224,13 +224,13 @@ export class Importer {
     const kind = kindOf(d.mediaType);
     const path = join(dir, 'blobs', 'sha256', checkDigest(d.digest, 'layout').slice('sha256:'.length));
     if (!staging.has(d.digest)) {
-      let size: number;
-      try {
-        size = statSync(path).size;
-      } catch {
-        if (kind === 'layer' && isForeign(d)) return;
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st === undefined) {
+        if (kind === 'layer' && isForeignLayer(d.mediaType)) return; // not distributed: kept as a descriptor
         throw new ImageFormatError(`the layout has no blob ${d.digest} (${d.mediaType})`);
       }
+      if (!st.isFile()) throw new ImageFormatError(`blob ${d.digest} of the layout is not a regular file`);
+      const size = st.size;
       if (size !== d.size) throw new ImageFormatError(`blob ${d.digest} is ${size} bytes, its descriptor says ${d.size}`);
       const writer = staging.open(`import:${d.digest}`, { digest: d.digest, size: d.size });
       if (writer !== undefined) {
@@ -242,7 +242,7 @@ export class Importer {
           writer.close();
           throw error;
         }
-        sealOrMismatch(staging, writer, `blob ${d.digest}`);
+        await sealOrMismatch(staging, writer, `blob ${d.digest}`);
       }
       total.done += d.size;
       this.#options.onProgress?.(total.done, undefined);
@@ -293,7 +293,7 @@ export class Importer {
         const writer = staging.open(`import:${expected.digest}`, expected);
         if (writer !== undefined) {
           await this.#write(writer, body);
-          members.staged.set(entry.path, sealOrMismatch(staging, writer, `archive member ${entry.path}`));
+          members.staged.set(entry.path, await sealOrMismatch(staging, writer, `archive member ${entry.path}`));
         } else members.staged.set(entry.path, expected);
       } else if (entry.size <= (INDEX_FILES.has(entry.path) ? MAX_DOCUMENT_BYTES : MEMORY_FILE_BYTES) && members.memoryBytes + entry.size <= MEMORY_BUDGET_BYTES) {
         const chunks: Buffer[] = [];
@@ -304,7 +304,7 @@ export class Importer {
         // A file by another name (a legacy layer.tar): staged under a ref this archive and member name fix.
         const writer = staging.open(`import:${sha256(`${identity}\u0000${entry.path}`)}`, { size: entry.size });
         await this.#write(writer!, body);
-        members.staged.set(entry.path, sealOrMismatch(staging, writer!, `archive member ${entry.path}`));
+        members.staged.set(entry.path, await sealOrMismatch(staging, writer!, `archive member ${entry.path}`));
       }
       progress?.(Math.min(done, size), size);
     }
@@ -323,10 +323,11 @@ export class Importer {
   }
 
   /** The images of a `docker save` archive's manifest.json, each given a Docker schema 2 manifest. */
-  #dockerCandidates(members: ArchiveMembers, staging: Staging): Candidate[] {
+  async #dockerCandidates(members: ArchiveMembers, staging: Staging): Promise<Candidate[]> {
     const list = parseJson(members.memory.get('manifest.json')!, 'manifest.json');
     if (!Array.isArray(list)) throw new ImageFormatError('manifest.json: not an array of images');
-    return list.map((item, i) => {
+    const candidates: Candidate[] = [];
+    for (const [i, item] of list.entries()) {
       const where = `manifest.json[${i}]`;
       if (typeof item !== 'object' || item === null) throw new ImageFormatError(`${where}: not an object`);
       const { Config, RepoTags, Layers, LayerSources } = item as Record<string, unknown>;
@@ -339,44 +340,47 @@ export class Importer {
         for (const [diffID, d] of Object.entries(LayerSources)) sources.set(checkDigest(diffID, `${where} LayerSources`), parseDescriptor(d, `${where} LayerSources`));
       }
 
-      const config = this.#member(members, staging, members.resolve(Config, `${where} Config`));
+      const config = await this.#member(members, staging, members.resolve(Config, `${where} Config`));
       const configBytes = staging.readBytes(config.digest, MAX_DOCUMENT_BYTES);
       const configJson = parseJson(configBytes, `${where} config`) as { rootfs?: { diff_ids?: unknown } };
       const diffIDs = Array.isArray(configJson?.rootfs?.diff_ids) ? (configJson.rootfs!.diff_ids as unknown[]) : undefined;
       if (diffIDs === undefined) throw new ImageFormatError(`${where}: its config has no rootfs.diff_ids`);
       if (diffIDs.length !== Layers.length) throw new ImageFormatError(`${where}: ${Layers.length} layers, but the config lists ${diffIDs.length} diff_ids`);
 
-      const layers = (Layers as string[]).map((name, l) => {
+      const layers: Descriptor[] = [];
+      for (const [l, name] of (Layers as string[]).entries()) {
         const diffID = checkDigest(diffIDs[l], `${where} config rootfs.diff_ids[${l}]`);
         const foreign = sources.get(diffID);
         let member: string;
         try {
           member = members.resolve(name, `${where} Layers[${l}]`);
         } catch (error) {
-          if (foreign !== undefined && error instanceof ImageFormatError) return foreign; // not distributed: kept as a descriptor
-          throw error;
+          if (foreign === undefined || !(error instanceof ImageFormatError)) throw error;
+          layers.push(foreign); // not distributed: kept as a descriptor
+          continue;
         }
-        const blob = this.#member(members, staging, member);
+        const blob = await this.#member(members, staging, member);
         const compression = detectFileCompression(staging.path(blob.digest));
         if (compression === 'none' && blob.digest !== diffID) {
           throw new DigestMismatchError(`${where}: layer ${quote(name)} is ${blob.digest}, but the config's rootfs.diff_ids[${l}] is ${diffID}`);
         }
         const mediaType = compression === 'none' ? DOCKER_LAYER : compression === 'gzip' ? DOCKER_LAYER_GZIP : OCI_LAYER_ZSTD;
-        return { mediaType, digest: blob.digest, size: blob.size };
-      });
+        layers.push({ mediaType, digest: blob.digest, size: blob.size });
+      }
       const manifest = { schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { mediaType: DOCKER_CONFIG, digest: config.digest, size: config.size }, layers };
-      const staged = staging.stageBytes(`import:manifest:${sha256(JSON.stringify(manifest))}`, encodeJson(manifest));
+      const staged = await staging.stageBytes(`import:manifest:${sha256(JSON.stringify(manifest))}`, encodeJson(manifest));
       const names = ((RepoTags as string[] | undefined | null) ?? []).map((tag) => normalizeName(tag, `${where} RepoTags`));
-      return { target: { mediaType: DOCKER_MANIFEST, digest: staged.digest, size: staged.size }, names };
-    });
+      candidates.push({ target: { mediaType: DOCKER_MANIFEST, digest: staged.digest, size: staged.size }, names });
+    }
+    return candidates;
   }
 
   /** A member as a staged blob (small ones staged from memory now). */
-  #member(members: ArchiveMembers, staging: Staging, path: string): { digest: string; size: number } {
+  async #member(members: ArchiveMembers, staging: Staging, path: string): Promise<{ digest: string; size: number }> {
     const staged = members.staged.get(path);
     if (staged !== undefined) return staged;
     const bytes = members.memory.get(path)!;
-    const blob = staging.stageBytes(`import:bytes:${createHash('sha256').update(bytes).digest('hex')}`, bytes);
+    const blob = await staging.stageBytes(`import:bytes:${createHash('sha256').update(bytes).digest('hex')}`, bytes);
     members.staged.set(path, blob);
     return blob;
   }
@@ -408,7 +412,7 @@ export class Importer {
   }
 
   /** Checks every image whole, then publishes blobs and names in one transaction. */
-  #finish(candidates: Candidate[], staging: Staging, lease: string): ImportResult {
+  async #finish(candidates: Candidate[], staging: Staging, lease: string): Promise<ImportResult> {
     const { metadata, images, leases } = this.#parts;
     const keep = new Set<string>();
     for (const c of candidates) {
@@ -419,6 +423,7 @@ export class Importer {
     const before = new Set([...keep].filter((d) => this.#parts.content.has(d)));
     let bytes = 0;
     for (const d of keep) if (!before.has(d)) bytes += staging.size(d);
+    await staging.settle();
     return metadata.transaction(() => {
       staging.publish(keep);
       const out: ImportedImage[] = [];
@@ -454,10 +459,6 @@ export class Importer {
       return { target: c.target, names: [] };
     });
   }
-}
-
-function isForeign(d: Descriptor): boolean {
-  return d.mediaType.includes('nondistributable') || d.mediaType.includes('foreign');
 }
 
 /** A descriptor without the naming annotations of index.json (names live in the image store). */

@@ -39,8 +39,8 @@ export class Staging implements BlobReader {
   }
 
   /** Seals a finished writer's blob (verified) into the staging. */
-  seal(writer: ContentWriter, expected: Expected = {}): { digest: string; size: number } {
-    const sealed = writer.seal(expected);
+  async seal(writer: ContentWriter, expected: Expected = {}): Promise<{ digest: string; size: number }> {
+    const sealed = await writer.seal(expected);
     if (this.#sealed.has(sealed.digest) || this.#content.hold(sealed.digest, this.#lease)) {
       sealed.discard(); // the same bytes twice in one archive, or already in the store
       if (!this.#sealed.has(sealed.digest)) this.#existing.add(sealed.digest);
@@ -49,14 +49,14 @@ export class Staging implements BlobReader {
   }
 
   /** Stages bytes held in memory (a small document). */
-  stageBytes(ref: string, bytes: Uint8Array): { digest: string; size: number } {
+  async stageBytes(ref: string, bytes: Uint8Array): Promise<{ digest: string; size: number }> {
     const writer = this.#content.writer(ref, {}, { lease: this.#lease });
     try {
       if (writer.offset > 0) {
         writer.abort();
         return this.stageBytes(ref, bytes);
       }
-      writer.write(bytes);
+      await writer.write(bytes);
     } catch (error) {
       writer.abort();
       throw error;
@@ -94,7 +94,15 @@ export class Staging implements BlobReader {
     return path;
   }
 
-  /** Publishes the staged blobs in `keep` (call inside the transaction that names the images) and discards the rest. */
+  /** Waits until every staged blob is on disk (their fsyncs run on the thread pool meanwhile). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.#sealed.values()].map((sealed) => sealed.durable));
+  }
+
+  /**
+   * Publishes the staged blobs in `keep` and discards the rest: call after `settle`, inside the transaction
+   * that names the images.
+   */
   publish(keep: ReadonlySet<string>): void {
     for (const [digest, sealed] of this.#sealed) {
       if (keep.has(digest)) sealed.publish();

@@ -10,8 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chainID, DigestMismatchError, NotFoundError, isAlreadyExists, isNotFound, type ByteInput, type ReadLimits } from '@strata/core';
-import type { Snapshotter } from '@strata/snapshotter';
+import { chainID, DigestMismatchError, NotFoundError, isAlreadyExists, isNotFound, PARALLEL_HASH_THRESHOLD, type ByteInput, type ReadLimits } from '@strata/core';
+import type { Metadata, Snapshotter } from '@strata/snapshotter';
 import type { ContentStore } from './content.js';
 import { layersOf, mayBeAbsent, type PlatformImage } from './graph.js';
 import type { Lease, Leases } from './leases.js';
@@ -47,6 +47,7 @@ export interface UnpackResult {
 }
 
 export interface UnpackParts {
+  readonly metadata: Metadata;
   readonly snapshotter: Snapshotter;
   readonly content: ContentStore;
   readonly leases: Leases;
@@ -73,17 +74,15 @@ async function* counted(path: string, report: (n: number) => void): AsyncGenerat
 /** Unpacks `image` (under `lease`, or a lease of its own). */
 export async function unpackImage(parts: UnpackParts, image: PlatformImage, options: UnpackOptions = {}, lease?: Lease): Promise<UnpackResult> {
   if (lease === undefined) return parts.leases.with((own) => unpackImage(parts, image, options, own), { 'strata.io/work': 'unpack' });
-  const { snapshotter: sn, content, leases } = parts;
+  const { snapshotter: sn, content, leases, metadata } = parts;
   const layers = layersOf(image);
   const diffIDs = image.config.rootfs.diff_ids;
   const chains = diffIDs.map((_, i) => chainID(diffIDs.slice(0, i + 1)));
 
   // What is there already is held by the lease first, so the total to read is known and nothing goes meanwhile.
+  leases.add(lease.id, ...chains.map((id) => ({ type: 'snapshot' as const, id })));
   const present: boolean[] = [];
-  for (const chain of chains) {
-    leases.add(lease.id, { type: 'snapshot', id: chain });
-    present.push(await committed(sn, chain));
-  }
+  for (const chain of chains) present.push(await committed(sn, chain));
   // Above the first missing layer, every chain is made anew (its parent is new).
   const first = present.indexOf(false);
   const total = first < 0 ? 0 : layers.slice(first).reduce((sum, l) => sum + l.size, 0);
@@ -105,13 +104,19 @@ export async function unpackImage(parts: UnpackParts, image: PlatformImage, opti
       out.push({ chainID: chain, diffID, digest: layer.digest, applied: false, bytes: 0 });
       continue;
     }
-    if (!content.hold(layer.digest, lease.id)) {
+    const key = `extract-${process.pid}-${randomBytes(6).toString('hex')}-${chain.slice(7, 19)}`;
+    // One transaction: the blob held (if it is there) and the snapshot-to-be named in the lease.
+    const there = metadata.transaction(() => {
+      if (!content.hold(layer.digest, lease.id)) return false;
+      leases.add(lease.id, { type: 'snapshot', id: key });
+      return true;
+    });
+    if (!there) {
       const why = mayBeAbsent(layer) ? ' (a non-distributable layer: strata does not fetch it from its URLs)' : '';
       throw new NotFoundError(`layer ${i} of ${image.manifestDescriptor.digest}, ${layer.digest}, is not in the store${why}`, { path: layer.digest });
     }
-    const key = `extract-${process.pid}-${randomBytes(6).toString('hex')}-${chain.slice(7, 19)}`;
-    leases.add(lease.id, { type: 'snapshot', id: key });
     await sn.prepare(key, parent, { labels: { 'containerd.io/snapshot.ref': chain } });
+    let committedHere = false;
     try {
       const path = content.path(layer.digest);
       const input: ByteInput = options.onProgress
@@ -120,7 +125,8 @@ export async function unpackImage(parts: UnpackParts, image: PlatformImage, opti
             options.onProgress!(done, total);
           })
         : path;
-      const applied = await sn.applyLayer(key, input, { ...options.limits, ...(options.signal ? { signal: options.signal } : {}) });
+      // A counted stream has no size for `auto` to judge by: large layers are hashed on the native thread anyway.
+      const applied = await sn.applyLayer(key, input, { ...options.limits, parallelHash: layer.size >= PARALLEL_HASH_THRESHOLD, ...(options.signal ? { signal: options.signal } : {}) });
       if (applied.digest !== layer.digest) {
         throw new DigestMismatchError(`layer ${i} of ${image.manifestDescriptor.digest}: the stored blob is ${applied.digest}, not ${layer.digest} (the store is damaged; run fsck --content)`);
       }
@@ -129,6 +135,7 @@ export async function unpackImage(parts: UnpackParts, image: PlatformImage, opti
       }
       try {
         await sn.commit(chain, key, { labels: { [UNCOMPRESSED_LABEL]: diffID } });
+        committedHere = true;
       } catch (error) {
         if (!isAlreadyExists(error)) throw error; // else: another unpack committed it first; ours goes below
       }
@@ -139,8 +146,8 @@ export async function unpackImage(parts: UnpackParts, image: PlatformImage, opti
       }
       out.push({ chainID: chain, diffID, digest: layer.digest, applied: true, bytes: layer.size });
     } finally {
-      await sn.remove(key).catch(() => {}); // gone when committed; else the partial snapshot goes
-      leases.remove(lease.id, { type: 'snapshot', id: key });
+      // Committed, the key is gone; else the partial snapshot goes (the lease's record of it goes with the lease).
+      if (!committedHere) await sn.remove(key).catch(() => {});
     }
   }
   return { chainID: chains.at(-1), layers: out };

@@ -24,15 +24,15 @@ describe('content store', () => {
     const data = randomBytes(300_000);
     const digest = digestOf(data);
     const first = root.images.content.writer('pull-1', { digest, size: data.length });
-    first.write(data.subarray(0, 100_000));
+    await first.write(data.subarray(0, 100_000));
     first.close(); // the writer stops (a dropped connection, a killed process)
     expect(root.images.content.has(digest)).toBe(false);
     expect(root.images.content.ingests()).toMatchObject([{ ref: 'pull-1', offset: 100_000, total: data.length, expected: digest, locked: false }]);
 
     const again = root.images.content.writer('pull-1', { digest, size: data.length });
     expect(again.offset).toBe(100_000);
-    again.write(data.subarray(100_000));
-    expect(again.commit()).toEqual({ digest, size: data.length });
+    await again.write(data.subarray(100_000));
+    expect(await again.commit()).toEqual({ digest, size: data.length });
     expect(root.images.content.has(digest)).toBe(true);
     expect(root.images.content.ingests()).toEqual([]);
     expect(await text(root.images.content.read(digest, { start: 10, end: 20 }))).toBe(data.subarray(10, 20).toString());
@@ -50,21 +50,21 @@ describe('content store', () => {
     expect(root.images.content.writer('busy').offset).toBe(0);
   });
 
-  it('publishes nothing when the size or digest is wrong', () => {
+  it('publishes nothing when the size or digest is wrong', async () => {
     const data = Buffer.from('the real bytes');
     const wrong = root.images.content.writer('w1', { digest: digestOf(Buffer.from('other bytes')) });
-    wrong.write(data);
-    expect(() => wrong.commit()).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+    await wrong.write(data);
+    await expect(wrong.commit()).rejects.toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
     expect(root.images.content.digests()).toEqual([]);
     expect(root.images.content.ingests()).toEqual([]); // a wrong blob is not worth resuming
 
     const long = root.images.content.writer('w2', { size: 4 });
-    expect(() => long.write(data)).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+    await expect(long.write(data)).rejects.toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
     expect(root.images.content.ingests()).toEqual([]);
 
     const short = root.images.content.writer('w3', { size: data.length + 10 });
-    short.write(data);
-    expect(() => short.commit()).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+    await short.write(data);
+    await expect(short.commit()).rejects.toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
     expect(root.images.content.ingests().map((i) => [i.ref, i.offset])).toEqual([['w3', data.length]]); // resumable
     expect(root.images.content.digests()).toEqual([]);
   });
@@ -74,8 +74,8 @@ describe('content store', () => {
     const { digest } = await root.images.content.ingest(data);
     expect(() => root.images.content.writer('again', { digest })).toThrow(expect.objectContaining({ code: 'ALREADY_EXISTS' }));
     const blind = root.images.content.writer('blind');
-    blind.write(data);
-    expect(() => blind.commit()).toThrow(expect.objectContaining({ code: 'ALREADY_EXISTS' }));
+    await blind.write(data);
+    await expect(blind.commit()).rejects.toThrow(expect.objectContaining({ code: 'ALREADY_EXISTS' }));
     expect(root.images.content.ingests()).toEqual([]);
     expect(await root.images.content.ingest(data, { digest })).toEqual({ digest, size: data.length });
   });
@@ -127,13 +127,13 @@ describe('leases and collection of content', () => {
 
   it('leaves an ingest a live writer holds, and one a lease holds; takes an abandoned one', async () => {
     const live = root.images.content.writer('live');
-    live.write(Buffer.from('x'));
+    await live.write(Buffer.from('x'));
     const lease = root.images.leases.create();
     const leased = root.images.content.writer('leased', {}, { lease: lease.id });
-    leased.write(Buffer.from('y'));
+    await leased.write(Buffer.from('y'));
     leased.close();
     const abandoned = root.images.content.writer('abandoned');
-    abandoned.write(Buffer.from('z'));
+    await abandoned.write(Buffer.from('z'));
     abandoned.close();
     // Unheld ingests are left alone for a grace period (one being opened looks the same): age them all.
     const ingestDir = join(root.dir, 'root', 'content', 'ingest');

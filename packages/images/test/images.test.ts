@@ -260,6 +260,23 @@ describe('images on a root', () => {
     expect(root.images.inspect('example.com/repro:r1').config.created).toBe('2020-09-13T12:26:40Z');
   });
 
+  it('keeps non-distributable layers as descriptors, and never fetches them', async () => {
+    const foreign = { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: `sha256:${'f'.repeat(64)}`, size: 1234, urls: ['https://example.invalid/layer'] };
+    const image = buildImage({
+      layers: [base],
+      config: (c) => ((c.rootfs as { diff_ids: string[] }).diff_ids = [`sha256:${'e'.repeat(64)}`, ...(c.rootfs as { diff_ids: string[] }).diff_ids]),
+      manifest: (m) => Object.assign(m, { layers: [foreign, ...(m.layers as object[])] }),
+    });
+    await root.images.import(writeArchive(join(root.dir, 'foreign.tar'), layoutFiles(image.blobs, [named(image.manifestDescriptor, 'example.com/foreign:1')])));
+    expect(root.images.inspect('example.com/foreign:1').layers[0]).toMatchObject({ digest: foreign.digest, urls: foreign.urls });
+    await expect(root.images.unpack('example.com/foreign:1')).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining('non-distributable') });
+    // An OCI export keeps the descriptor (a docker archive needs the bytes, and says so).
+    const out = join(root.dir, 'out');
+    await root.images.export(['example.com/foreign:1'], out, { format: 'oci' });
+    expect(existsSync(join(out, 'blobs', 'sha256', 'f'.repeat(64)))).toBe(false);
+    await expect(root.images.export(['example.com/foreign:1'], join(root.dir, 'd.tar'), { format: 'docker' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('fsck finds a corrupt blob, and an image whose content is gone', async () => {
     const { one, layout } = twoImages();
     await root.images.import(layout);
@@ -272,6 +289,24 @@ describe('images on a root', () => {
     const repaired = await root.images.fsck({ content: true, repair: true });
     expect(repaired.problems.find((p) => p.kind === 'corrupt-blob')!.repaired).toBe(true);
     expect(root.images.content.has(appLayer)).toBe(false);
+  });
+});
+
+describe.skipIf(!needs('root'))('a sweep that cannot remove something', () => {
+  const root = imagesRoot('strata-gc-fail-');
+
+  it('reports the failure and goes on with the rest', async () => {
+    const stuck = await root.images.content.ingest(Buffer.from('immutable'));
+    const loose = await root.images.content.ingest(Buffer.from('loose'));
+    execFileSync('chattr', ['+i', root.images.content.path(stuck.digest)]); // not even root may unlink it
+    try {
+      const freed = await root.images.gc();
+      expect(freed.blobs).toEqual([loose.digest]);
+      expect(freed.errors).toEqual([expect.stringContaining(stuck.digest)]);
+    } finally {
+      execFileSync('chattr', ['-i', root.images.content.path(stuck.digest)]);
+    }
+    expect((await root.images.gc()).blobs).toEqual([stuck.digest]);
   });
 });
 

@@ -54,6 +54,11 @@ export interface ApplyOptions extends ReadLimits {
    * directory that would change what the merged view shows.
    */
   lowers?: readonly LayerTree[];
+  /**
+   * Hash on a native thread (the digests come free while the apply runs on this one): `auto` (default) does
+   * for files of 8 MiB and more; give `true` for a large layer that arrives as a stream.
+   */
+  parallelHash?: boolean | 'auto';
   /** Non-fatal observations: overlay xattrs dropped from entries, xattrs the file system refused. */
   onWarning?: (message: string, path: string) => void;
   signal?: AbortSignal;
