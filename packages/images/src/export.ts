@@ -27,7 +27,7 @@ import type { ContentStore } from './content.js';
 import { encodeJson, type Descriptor, type Index, type Manifest } from './documents.js';
 import { layersOf, platformImages, reachable, readIndex, type PlatformImage } from './graph.js';
 import { kindOf, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYOUT_VERSION, OCI_MANIFEST } from './media-types.js';
-import { chooseManifests, hostPlatform, type PlatformChoice } from './platform.js';
+import { hostPlatform, type PlatformChoice } from './platform.js';
 import { parseReference } from './reference.js';
 import { UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL } from './unpack.js';
 
@@ -118,7 +118,7 @@ export class Exporter {
     if (kindOf(image.target.mediaType) === 'index' && choice === undefined && this.#complete(image.target)) top = image.target;
     else if (kindOf(image.target.mediaType) !== 'index') top = image.target;
     if (top !== undefined) {
-      for (const d of reachable(this.#content, top, { all: true })) this.#addStored(d);
+      for (const d of reachable(this.#content, top, { all: true }, { attestations: true })) this.#addStored(d);
       this.#entries.push({ ...top, annotations: { ...(top.annotations ?? {}), ...nameAnnotations(image.name) } });
       return;
     }
@@ -135,9 +135,9 @@ export class Exporter {
     this.#entries.push({ mediaType: OCI_INDEX, ...blob, annotations: nameAnnotations(image.name) });
   }
 
-  /** Whether the store holds every manifest an index lists (then it can go as it is). */
+  /** Whether the store holds everything an index lists, attestations included (then it can go as it is). */
   #complete(d: Descriptor): boolean {
-    return chooseManifests(readIndex(this.#content, d).manifests, { all: true }).every((m) => this.#content.has(m.digest) && (kindOf(m.mediaType) !== 'index' || this.#complete(m)));
+    return readIndex(this.#content, d).manifests.every((m) => this.#content.has(m.digest) && (kindOf(m.mediaType) !== 'index' || this.#complete(m)));
   }
 
   /** Plans one image of a docker archive: one platform, its layers uncompressed (written by `prepare`). */

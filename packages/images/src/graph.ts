@@ -109,9 +109,9 @@ export function mayBeAbsent(d: Descriptor): boolean {
 /**
  * Every descriptor `target` reaches for `choice`, each once, parents before children: what an export writes
  * and an import must have. Missing blobs are NOT_FOUND, except manifests an index lists that are not in
- * the store (other platforms) and foreign layers, which are skipped.
+ * the store (other platforms) and foreign layers, which are skipped. Attestations are left out unless asked.
  */
-export function reachable(content: BlobReader, target: Descriptor, choice: PlatformChoice): Descriptor[] {
+export function reachable(content: BlobReader, target: Descriptor, choice: PlatformChoice, options: { attestations?: boolean } = {}): Descriptor[] {
   const out = new Map<string, Descriptor>();
   const need = (d: Descriptor, what: string) => {
     if (!content.has(d.digest)) throw new NotFoundError(`${what} ${d.digest} is not in the store`, { path: d.digest });
@@ -125,7 +125,8 @@ export function reachable(content: BlobReader, target: Descriptor, choice: Platf
     out.set(d.digest, d);
     path.add(d.digest);
     if (kind === 'index') {
-      for (const child of chooseManifests(readIndex(content, d).manifests, choice)) {
+      const listed = readIndex(content, d).manifests;
+      for (const child of options.attestations ? listed : chooseManifests(listed, choice)) {
         if (kindOf(child.mediaType) === 'manifest' && !content.has(child.digest) && depth >= 0) continue;
         visit(child, depth + 1, path);
       }

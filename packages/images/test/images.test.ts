@@ -130,6 +130,25 @@ describe('images on a root', () => {
     }
   });
 
+  it('exports every blob what it writes names: an index whose attestations stayed behind goes as its platform manifest', async () => {
+    const amd = buildImage({ layers: [base] });
+    const attestation = buildImage({ layers: [layer({ 'sbom.json': '{}' })], label: 'attestation' });
+    attestation.manifestDescriptor.platform = { architecture: 'unknown', os: 'unknown' };
+    const index = buildIndex([amd, attestation]);
+    await root.images.import(writeArchive(join(root.dir, 'attested.tar'), layoutFiles(index.blobs, [named(index.descriptor, 'example.com/attested:1')])));
+    expect(root.images.content.has(attestation.manifestDescriptor.digest)).toBe(false); // attestations are not images
+    const out = join(root.dir, 'attested-out');
+    const written = await root.images.export(['example.com/attested:1'], out, { format: 'oci' });
+    expect(written.manifests.map((m) => m.digest)).toEqual([amd.manifestDescriptor.digest]);
+    // Every descriptor reachable from index.json is in the layout.
+    const blob = (digest: string) => join(out, 'blobs', 'sha256', digest.slice(7));
+    const entries = (JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests;
+    for (const entry of entries) {
+      const manifest = JSON.parse(readFileSync(blob(entry.digest), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+      for (const d of [manifest.config, ...manifest.layers]) expect(existsSync(blob(d.digest)), d.digest).toBe(true);
+    }
+  });
+
   it('names images from annotations, --name and tags; an unnamed one is dangling', async () => {
     const one = buildImage({ layers: [base], label: 'a' });
     const two = buildImage({ layers: [base], label: 'b' });
