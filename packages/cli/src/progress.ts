@@ -55,7 +55,8 @@ export function progress(label: string, options: { quiet?: boolean } = {}): Prog
             const whole = params.total > 0 ? params.total : undefined;
             const width = 24;
             const filled = whole ? Math.round((params.value / whole) * width) : 0;
-            const eta = whole && rate > 0 ? Math.max(0, Math.round((whole - params.value) / rate)) : undefined;
+            // No estimate from the first half second: the rate is still mostly start-up.
+            const eta = whole && rate > 0 && seconds >= 0.5 ? Math.max(0, Math.round((whole - params.value) / rate)) : undefined;
             return `${label} [${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${humanBytes(params.value)}${whole ? ` / ${humanBytes(whole)}` : ''}  ${humanBytes(rate)}/s${eta !== undefined ? `  ETA ${eta}s` : ''}`;
           },
         });
