@@ -7,6 +7,7 @@ export default defineConfig({
       '@strata/core': fileURLToPath(new URL('./packages/core/src/index.ts', import.meta.url)),
       '@strata/snapshotter': fileURLToPath(new URL('./packages/snapshotter/src/index.ts', import.meta.url)),
       '@strata/images': fileURLToPath(new URL('./packages/images/src/index.ts', import.meta.url)),
+      '@strata/registry': fileURLToPath(new URL('./packages/registry/src/index.ts', import.meta.url)),
     },
   },
   test: {

@@ -18,8 +18,9 @@ import { mergedBenchmarks } from './merged.js';
 import { diffBenchmarks } from './diff.js';
 import { snapshotBenchmarks } from './snapshots.js';
 import { imageBenchmarks } from './images.js';
+import { registryBenchmarks } from './registry.js';
 
-const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks];
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks, ...registryBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({

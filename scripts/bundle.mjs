@@ -20,6 +20,7 @@ for (const [dir, file] of [
   ['core', 'strata-core.js'],
   ['snapshotter', 'strata-snapshotter.js'],
   ['images', 'strata-images.js'],
+  ['registry', 'strata-registry.js'],
 ]) {
   await build({
     ...common,

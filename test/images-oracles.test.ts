@@ -16,13 +16,9 @@ import { openImages, type Images } from '@strata/images';
 import { aptImage, type AptImage } from '../benchmarks/inputs.js';
 import { needs } from './helpers/oracle.js';
 import { diffSnapshots, snapshotTree, type NodeRecord } from './helpers/snapshot.js';
+import { chainTree, picture } from './helpers/unpacked.js';
 
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 }).toString();
-
-/** Trees compared as umoci and the kernel show them: the overlay's own xattrs are not content. */
-function picture(dir: string): Map<string, NodeRecord> {
-  return snapshotTree(dir, { ignoreXattr: (name) => name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') });
-}
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootstrap'))('images against umoci, skopeo and podman', () => {
   let work: string;
@@ -48,17 +44,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootst
 
   /** The tree of `ref` unpacked in `images`, through a kernel mount of a view of its chain. */
   async function unpackedTree(images: Images, ref: string): Promise<Map<string, NodeRecord>> {
-    const chain = (await images.unpack(ref)).chainID!;
-    const key = `check-${Math.random().toString(36).slice(2)}`;
-    const target = mkdtempSync(join(work, 'view-'));
-    await images.snapshotter.view(key, chain);
-    await images.snapshotter.mount(key, target);
-    try {
-      return picture(target);
-    } finally {
-      await images.snapshotter.unmount(target);
-      await images.snapshotter.remove(key);
-    }
+    return chainTree(images, (await images.unpack(ref)).chainID!, work);
   }
 
   async function withRoot<T>(name: string, fn: (images: Images) => Promise<T>, driver: 'overlay' | 'userspace' = 'overlay'): Promise<T> {

@@ -45,6 +45,8 @@ const available = {
   podman: hasCommand('podman'),
   containerd: hasCommand('containerd') && hasCommand('ctr'),
   openssl: hasCommand('openssl'),
+  'docker-registry': hasCommand('docker-registry'),
+  htpasswd: hasCommand('htpasswd'),
   debootstrap: hasCommand('debootstrap'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   overlay: probe(canMountOverlay),

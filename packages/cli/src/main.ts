@@ -11,6 +11,7 @@ import type { Compression } from '@strata/core';
 import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
 import { formatError, sanitize, UsageError } from './format.js';
 import { registerContainerCommands, registerImageCommands } from './image-commands.js';
+import { registerRegistryCommands } from './registry-commands.js';
 import { registerSnapshotCommands } from './snapshot-commands.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -131,6 +132,7 @@ function program(): Command {
   registerSnapshotCommands(cli);
   registerImageCommands(cli);
   registerContainerCommands(cli);
+  registerRegistryCommands(cli);
   return cli;
 }
 

@@ -1,8 +1,8 @@
 /**
- * Progress of long work (import, export, unpack): a bar with bytes, rate and ETA on a terminal (stderr),
- * a plain line every tenth of the way when stderr is not a terminal, nothing with --quiet.
+ * Progress of long work (import, export, unpack, pull, push): a bar with bytes, rate and ETA on a terminal
+ * (stderr), one per blob for transfers; plain lines when stderr is not a terminal; nothing with --quiet.
  */
-import { SingleBar } from 'cli-progress';
+import { MultiBar, SingleBar } from 'cli-progress';
 
 /** Bytes for people: 1.5 MiB. */
 export function humanBytes(n: number): string {
@@ -67,6 +67,72 @@ export function progress(label: string, options: { quiet?: boolean } = {}): Prog
     },
     stop() {
       bar?.stop();
+    },
+  };
+}
+
+/** What a transfer reports (the registry package's TransferEvent, as far as progress needs it). */
+export type TransferUpdate =
+  | { readonly kind: 'blob'; readonly digest: string; readonly size: number; readonly state: 'exists' | 'start' | 'done' | 'mounted' | 'uploaded' }
+  | { readonly kind: 'bytes'; readonly digest: string; readonly size: number; readonly done: number }
+  | { readonly kind: 'retry'; readonly what: string; readonly attempt: number; readonly waitMs: number; readonly reason: string };
+
+/** A line of the transfer display: the blob's short digest, its state, bytes, rate and ETA. */
+function transferLine(id: string, state: string, done: number, size: number, started: number): string {
+  const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+  const rate = done / seconds;
+  if (state !== 'active') return `${id}  ${state.padEnd(8)} ${humanBytes(size)}`;
+  const width = 24;
+  const filled = size > 0 ? Math.min(width, Math.round((done / size) * width)) : 0;
+  const eta = rate > 0 && seconds >= 0.5 ? Math.max(0, Math.round((size - done) / rate)) : undefined;
+  return `${id}  [${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${humanBytes(done)} / ${humanBytes(size)}  ${humanBytes(rate)}/s${eta !== undefined ? `  ETA ${eta}s` : ''}`;
+}
+
+/**
+ * Progress of a pull or push: on a terminal, one line per blob ("exists" and "mounted" for the skipped);
+ * otherwise a plain line as each blob starts, ends or is skipped, and for each retry.
+ */
+export function transferProgress(options: { quiet?: boolean } = {}): { onProgress: (event: TransferUpdate) => void; stop(): void } {
+  if (options.quiet) return { onProgress: () => {}, stop: () => {} };
+  const short = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
+  if (!process.stderr.isTTY) {
+    return {
+      onProgress(event) {
+        if (event.kind === 'retry') process.stderr.write(`retry ${event.attempt} of ${event.what} in ${event.waitMs} ms: ${event.reason}\n`);
+        else if (event.kind === 'blob') process.stderr.write(`${short(event.digest)}: ${event.state === 'start' ? 'transferring' : event.state} (${humanBytes(event.size)})\n`);
+      },
+      stop() {},
+    };
+  }
+  const multi = new MultiBar({ stream: process.stderr, hideCursor: true, clearOnComplete: false, format: (_o, params, payload: { line: () => string }) => payload.line() });
+  const rows = new Map<string, { bar: ReturnType<MultiBar['create']>; state: string; done: number; started: number }>();
+  return {
+    onProgress(event) {
+      if (event.kind === 'retry') {
+        multi.log(`retry ${event.attempt} of ${event.what} in ${event.waitMs} ms: ${event.reason}\n`);
+        return;
+      }
+      let row = rows.get(event.digest);
+      if (row === undefined) {
+        const fresh = { state: 'waiting', done: 0, started: Date.now() } as { bar: ReturnType<MultiBar['create']>; state: string; done: number; started: number };
+        fresh.bar = multi.create(event.size, 0, { line: () => transferLine(short(event.digest), fresh.state, fresh.done, event.size, fresh.started) });
+        rows.set(event.digest, fresh);
+        row = fresh;
+      }
+      if (event.kind === 'bytes') {
+        row.state = 'active';
+        row.done = event.done;
+      } else if (event.state === 'start') {
+        row.state = 'active';
+        row.started = Date.now();
+      } else {
+        row.state = event.state;
+        row.done = event.size;
+      }
+      row.bar.update(row.done);
+    },
+    stop() {
+      multi.stop();
     },
   };
 }

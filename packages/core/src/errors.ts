@@ -14,7 +14,11 @@ export type StrataErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
   | 'ALREADY_EXISTS'
-  | 'FAILED_PRECONDITION';
+  | 'FAILED_PRECONDITION'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'UNAVAILABLE'
+  | 'REGISTRY';
 
 interface StrataErrorOptions {
   /** The layer-relative path the error is about, when there is one. */
@@ -117,6 +121,34 @@ export class FailedPreconditionError extends StrataError {
   static override readonly code = 'FAILED_PRECONDITION' as const;
   readonly code = 'FAILED_PRECONDITION' as const;
   override readonly name = 'FailedPreconditionError';
+}
+
+/** A registry wants credentials it was not given, or refused the ones it was given. */
+export class UnauthenticatedError extends StrataError {
+  static override readonly code = 'UNAUTHENTICATED' as const;
+  readonly code = 'UNAUTHENTICATED' as const;
+  override readonly name = 'UnauthenticatedError';
+}
+
+/** A registry knows who is asking and refuses the operation (403, or a token without the scope). */
+export class PermissionDeniedError extends StrataError {
+  static override readonly code = 'PERMISSION_DENIED' as const;
+  readonly code = 'PERMISSION_DENIED' as const;
+  override readonly name = 'PermissionDeniedError';
+}
+
+/** A registry could not be reached or kept failing (connection errors, timeouts, 429 and 5xx) after every retry. */
+export class UnavailableError extends StrataError {
+  static override readonly code = 'UNAVAILABLE' as const;
+  readonly code = 'UNAVAILABLE' as const;
+  override readonly name = 'UnavailableError';
+}
+
+/** A registry answered outside the distribution protocol (an unexpected status or header), or with an error of its own. */
+export class RegistryError extends StrataError {
+  static override readonly code = 'REGISTRY' as const;
+  readonly code = 'REGISTRY' as const;
+  override readonly name = 'RegistryError';
 }
 
 function codeOf(error: unknown): unknown {

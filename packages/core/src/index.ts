@@ -16,6 +16,10 @@ export {
   NotFoundError,
   AlreadyExistsError,
   FailedPreconditionError,
+  UnauthenticatedError,
+  PermissionDeniedError,
+  UnavailableError,
+  RegistryError,
   isStrataError,
   isNotFound,
   isAlreadyExists,
@@ -43,6 +47,7 @@ export {
 export type { ByteInput } from './blob/input.js';
 export { detectFileCompression, type Compression } from './blob/compression.js';
 export { createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './blob/sha256.js';
+export { BufferPool } from './blob/buffer-pool.js';
 export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type DecodedInput, type DecodeOptions } from './blob/decode.js';
 export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';
 export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';

@@ -17,6 +17,7 @@ import { closeSync, createReadStream, existsSync, fstatSync, fsync, mkdirSync, o
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  BufferPool,
   AlreadyExistsError,
   createSha256,
   FailedPreconditionError,
@@ -105,10 +106,14 @@ export interface SealedBlob {
   discard(): void;
 }
 
+/** Bytes gathered before one write and one hand-over to the hash: network chunks are small (16–64 KiB). */
+const STAGE_BYTES = 1024 * 1024;
+
 /**
- * A writer of one ingest. One live writer per ref; not for use from two places at once. Large blobs are
- * hashed on a native thread while this one writes (see `PARALLEL_HASH_THRESHOLD`), and made durable on the
- * thread pool, so neither holds up the reading of what comes next.
+ * A writer of one ingest. One live writer per ref; not for use from two places at once. Writes are gathered
+ * into 1 MiB buffers, each written with one call and handed to the hash without another copy. Large blobs
+ * are hashed on a native thread while this one writes (see `PARALLEL_HASH_THRESHOLD`), and made durable on
+ * the thread pool, so neither holds up the reading of what comes next.
  */
 export class ContentWriter {
   readonly ref: string;
@@ -118,7 +123,12 @@ export class ContentWriter {
   readonly #hash: Sha256Stream;
   readonly #expected: Expected;
   readonly #options: WriterOptions;
+  /** Bytes in the file. */
   #offset: number;
+  /** Bytes accepted but not yet in the file: the start of `#stage`. */
+  #staged = 0;
+  #stage: Buffer | undefined;
+  readonly #pool = new BufferPool(STAGE_BYTES);
   /** Bytes a resumed ingest held when opened, not yet fed to the hash. */
   #unhashed: number;
   #closed = false;
@@ -138,7 +148,7 @@ export class ContentWriter {
 
   /** Bytes written so far (where a resumed writer continues). */
   get offset(): number {
-    return this.#offset;
+    return this.#offset + this.#staged;
   }
 
   #live(): void {
@@ -161,17 +171,57 @@ export class ContentWriter {
 
   /** Appends `chunk`. Past the expected size the data is wrong: FAILED_PRECONDITION, and the ingest goes. */
   async write(chunk: Uint8Array): Promise<void> {
+    const wait = this.append(chunk);
+    if (wait) await wait;
+  }
+
+  /**
+   * `write` without a turn of the event loop when none is needed: copies `chunk` (its buffer is free again
+   * on return) and returns a promise only when the caller must wait before the next (the hash is behind).
+   */
+  append(chunk: Uint8Array): Promise<void> | undefined {
     this.#live();
     const total = this.#expected.size;
-    if (total !== undefined && this.#offset + chunk.length > total) {
+    if (total !== undefined && this.offset + chunk.length > total) {
       this.abort();
       throw new FailedPreconditionError(`${quote(this.ref)}: more than the ${total} bytes expected`);
     }
-    await this.#hashPrefix();
-    for (let done = 0; done < chunk.length; ) done += writeSync(this.#fd, chunk, done, chunk.length - done, this.#offset + done);
-    this.#offset += chunk.length;
-    const wait = this.#hash.update(chunk); // the chunk is free again once update returns
-    if (wait) await wait;
+    if (this.#unhashed > 0) {
+      const copy = Buffer.from(chunk);
+      return this.#hashPrefix().then(() => this.append(copy));
+    }
+    for (let at = 0; at < chunk.length; ) {
+      this.#stage ??= this.#pool.take();
+      const n = Math.min(chunk.length - at, this.#stage.length - this.#staged);
+      this.#stage.set(chunk.subarray(at, at + n), this.#staged);
+      this.#staged += n;
+      at += n;
+      if (this.#staged === this.#stage.length) {
+        const wait = this.#flush();
+        if (wait && at < chunk.length) {
+          const rest = Buffer.from(chunk.subarray(at));
+          return wait.then(() => this.append(rest));
+        }
+        if (wait) return wait;
+      }
+    }
+    return undefined;
+  }
+
+  /** Writes what is staged to the file, then hands its buffer to the hash (which returns it to the pool). */
+  #flush(): Promise<void> | undefined {
+    const stage = this.#stage;
+    if (stage === undefined || this.#staged === 0) return undefined;
+    const data = stage.subarray(0, this.#staged);
+    this.#writeStaged(data);
+    this.#stage = undefined;
+    return this.#hash.consume(data, this.#pool);
+  }
+
+  #writeStaged(data: Uint8Array): void {
+    for (let done = 0; done < data.length; ) done += writeSync(this.#fd, data, done, data.length - done, this.#offset + done);
+    this.#offset += data.length;
+    this.#staged = 0;
   }
 
   /** Appends everything `source` yields. */
@@ -187,6 +237,7 @@ export class ContentWriter {
    */
   async seal(expected: Expected = {}): Promise<SealedBlob> {
     this.#live();
+    await this.#flush();
     const want: Expected = { ...this.#expected, ...expected };
     if (want.size !== undefined && this.#offset < want.size) {
       this.close();
@@ -255,6 +306,8 @@ export class ContentWriter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#stage !== undefined && this.#staged > 0) this.#writeStaged(this.#stage.subarray(0, this.#staged)); // kept to resume
+    this.#stage = undefined;
     void this.#hash.abort();
     closeSync(this.#fd);
     rmSync(join(this.#dir, 'lock'), { force: true });

@@ -29,7 +29,7 @@ export { ContainerStore, type Container } from './container-store.js';
 // Moving images in and out, and into snapshots.
 export { importImages, type ImportOptions, type ImportResult, type ImportedImage } from './import.js';
 export { exportImages, familiarName, type ExportFormat, type ExportOptions, type ExportImage, type ExportResult } from './export.js';
-export { unpackImage, UNCOMPRESSED_LABEL, type UnpackOptions, type UnpackResult, type UnpackedLayer } from './unpack.js';
+export { unpackImage, UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL, type UnpackOptions, type UnpackResult, type UnpackedLayer } from './unpack.js';
 
 // Documents, media types, platforms, references.
 export {
@@ -46,6 +46,6 @@ export {
   type Platform,
 } from './documents.js';
 export * as mediaTypes from './media-types.js';
-export { platformImage, platformImages, type PlatformImage } from './graph.js';
-export { hostPlatform, parsePlatform, formatPlatform, type PlatformChoice } from './platform.js';
+export { platformImage, platformImages, layersOf, readIndex, readManifest, readConfig, type PlatformImage, type BlobReader } from './graph.js';
+export { hostPlatform, parsePlatform, formatPlatform, chooseManifests, isAttestation, platformMatches, type PlatformChoice } from './platform.js';
 export { parseReference, normalizeReference, formatReference, type Reference } from './reference.js';

@@ -1,0 +1,16 @@
+/**
+ * @strata/registry: the OCI distribution protocol for strata's images. The public API, by concept;
+ * everything else in this package is internal and may change.
+ */
+
+// Moving images: pull into a root, push from it.
+export { pullImage, sourceLabel, type PullOptions, type PullResult, type TransferEvent } from './pull.js';
+export { pushImage, type PushOptions, type PushResult } from './push.js';
+
+// One registry, its protocol and its transport.
+export { Registry, isLocalHost, MANIFEST_TYPES, type RegistryOptions, type FetchedManifest, type UploadSession } from './registry.js';
+export { type TransportOptions, type RetryPolicy, type RetryEvent } from './transport.js';
+
+// Credentials and authentication.
+export { credentialsFrom, saveLogin, removeLogin, defaultAuthFile, defaultDockerConfig, type Credentials, type CredentialSource } from './credentials.js';
+export { parseChallenges, type Challenge } from './auth.js';

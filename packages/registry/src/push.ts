@@ -1,0 +1,171 @@
+/**
+ * `push`: an image of a root to a registry. Blobs first, a few at a time: skipped when the repository has
+ * them (`HEAD`), mounted when the registry holds them in another repository strata knows of (pulled from or
+ * pushed to before: the blob's `containerd.io/distribution.source.<registry>` label), else uploaded. Blobs up
+ * to a chunk go in one `PUT`; larger ones in `PATCH` chunks of at least the registry's minimum, and an
+ * upload that breaks resumes from the offset the registry reports. Manifests last, children before the index
+ * that names them, so a tag never names something incomplete.
+ */
+import { createReadStream } from 'node:fs';
+import { FailedPreconditionError, NotFoundError, quote } from '@strata/core';
+import { hostPlatform, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type PlatformChoice } from '@strata/images';
+import { eachLimited, retryReports, sourceLabel, type TransferEvent } from './pull.js';
+import { Registry, type RegistryOptions, type UploadSession } from './registry.js';
+import { withRetries } from './transport.js';
+
+export interface PushOptions extends RegistryOptions {
+  /** Push only this platform of an index (default: the whole index when the store holds all of it). */
+  readonly platform?: PlatformChoice;
+  /** Blobs sent at once (default 3). */
+  readonly concurrency?: number;
+  /** Blobs up to this size go in one request; larger ones in chunks of this size (default 128 MiB; streamed from the file either way). */
+  readonly chunkSize?: number;
+  readonly onProgress?: (event: TransferEvent) => void;
+}
+
+export interface PushResult {
+  /** Where it went: `registry/repository:tag` (or `@digest`). */
+  readonly name: string;
+  /** The digest of what the tag names. */
+  readonly digest: string;
+  readonly uploaded: number;
+  readonly mounted: number;
+  readonly existed: number;
+  /** Bytes uploaded. */
+  readonly bytes: number;
+}
+
+/** Whether the store holds all an index lists (then it is pushed as it is). */
+function complete(images: Images, d: Descriptor): boolean {
+  return readIndex(images.content, d).manifests.every((m) => images.content.has(m.digest) && (mediaTypes.kindOf(m.mediaType) !== 'index' || complete(images, m)));
+}
+
+/** Pushes the image `source` (a name or ID) to `destination` (default: its own name). */
+export async function pushImage(images: Images, source: string, destination?: string, options: PushOptions = {}): Promise<PushResult> {
+  const image = images.image(source);
+  const target = destination ?? image.name;
+  if (target === undefined) throw new FailedPreconditionError(`image ${quote(source)} has no name: say where to push it`);
+  const ref = parseReference(target);
+  const name = normalizeReference(target);
+  const repository = ref.path;
+  const progress = options.onProgress;
+  const registry = new Registry(ref.domain, { ...options, onRetry: (e) => progress?.({ kind: 'retry', ...e }) });
+  const content = images.content;
+  const stats = { uploaded: 0, mounted: 0, existed: 0, bytes: 0 };
+  try {
+    // What goes: the index as it is when whole (and no platform was asked), else the platform's manifests.
+    let top = image.target;
+    const manifests: Descriptor[] = [];
+    if (mediaTypes.kindOf(top.mediaType) === 'index' && options.platform === undefined && complete(images, top)) {
+      const collect = (d: Descriptor) => {
+        for (const child of readIndex(content, d).manifests) {
+          if (mediaTypes.kindOf(child.mediaType) === 'index') collect(child);
+          manifests.push(child);
+        }
+      };
+      collect(top);
+    } else {
+      const chosen = platformImages(content, top, options.platform ?? { platform: hostPlatform() });
+      if (mediaTypes.kindOf(top.mediaType) === 'index' && chosen.length > 1) throw new FailedPreconditionError(`${quote(source)} is part of an index: push one platform (--platform), or pull the rest first`);
+      for (const p of chosen) manifests.push(p.manifestDescriptor);
+      if (mediaTypes.kindOf(top.mediaType) === 'index') top = chosen[0]!.manifestDescriptor;
+    }
+    if (mediaTypes.kindOf(top.mediaType) !== 'index' && !manifests.some((m) => m.digest === top.digest)) manifests.push(top);
+
+    const blobs = new Map<string, Descriptor>();
+    for (const m of manifests) {
+      if (mediaTypes.kindOf(m.mediaType) !== 'manifest') continue;
+      const manifest = readManifest(content, m);
+      blobs.set(manifest.config.digest, manifest.config);
+      for (const layer of manifest.layers) {
+        if (content.has(layer.digest)) blobs.set(layer.digest, layer);
+        else if (!mediaTypes.isForeignLayer(layer.mediaType)) throw new NotFoundError(`layer ${layer.digest} of ${quote(source)} is not in the store`, { path: layer.digest });
+      }
+    }
+    const label = sourceLabel(ref.domain);
+    // Learn how the registry authenticates before the blobs go in parallel (else each meets a 401 first).
+    await registry.ping();
+    await eachLimited([...blobs.values()], options.concurrency ?? 3, async (d) => {
+      if ((await registry.blobSize(repository, d.digest, [`repository:${repository}:pull,push`])) !== undefined) {
+        stats.existed++;
+        progress?.({ kind: 'blob', digest: d.digest, size: d.size, state: 'exists' });
+        return;
+      }
+      const from = (content.info(d.digest).labels[label] ?? '').split(',').find((r) => r !== '' && r !== repository);
+      let session: UploadSession | 'mounted' | undefined;
+      if (from !== undefined) session = await registry.startUpload(repository, { digest: d.digest, from });
+      if (session === 'mounted') {
+        stats.mounted++;
+        progress?.({ kind: 'blob', digest: d.digest, size: d.size, state: 'mounted' });
+        return;
+      }
+      progress?.({ kind: 'blob', digest: d.digest, size: d.size, state: 'start' });
+      await upload(registry, repository, images, d, session, options.chunkSize ?? 128 * 1024 * 1024, progress);
+      stats.uploaded++;
+      stats.bytes += d.size;
+      progress?.({ kind: 'blob', digest: d.digest, size: d.size, state: 'uploaded' });
+    });
+
+    // Manifests: the children by digest, then what the tag names.
+    for (const m of manifests) if (m.digest !== top.digest) await registry.putManifest(repository, m.digest, content.readBytes(m.digest, 4 * 1024 * 1024), m.mediaType);
+    const digest = await registry.putManifest(repository, ref.digest ?? ref.tag ?? 'latest', content.readBytes(top.digest, 4 * 1024 * 1024), top.mediaType);
+
+    // The registry holds these now: later pushes to its other repositories mount them.
+    images.root.metadata.transaction(() => {
+      for (const d of [...blobs.keys(), ...manifests.map((m) => m.digest), top.digest]) {
+        if (!content.has(d)) continue;
+        const known = (content.info(d).labels[label] ?? '').split(',').filter((r) => r !== '');
+        if (!known.includes(repository)) content.update(d, { [label]: [...known, repository].join(',') }, [`labels.${label}`]);
+      }
+    });
+    return { name, digest, ...stats };
+  } finally {
+    await registry.close();
+  }
+}
+
+/** Uploads one blob: in one request up to `chunkSize`, else in chunks that resume where the registry says. */
+async function upload(
+  registry: Registry,
+  repository: string,
+  images: Images,
+  d: Descriptor,
+  begun: UploadSession | undefined,
+  chunkSize: number,
+  progress: ((event: TransferEvent) => void) | undefined,
+): Promise<void> {
+  const path = images.content.path(d.digest);
+  let session = begun;
+  const policy = registry.transport.options;
+  const what = `upload of ${d.digest}`;
+  const reports = retryReports(what, registry, progress);
+  if (d.size <= chunkSize) {
+    // One PUT; a broken one starts over in a new upload (its stream cannot be sent again).
+    await withRetries(policy, what, async (attempt) => {
+      const current = attempt === 1 && session !== undefined ? session : ((await registry.startUpload(repository)) as UploadSession);
+      session = undefined;
+      await registry.finishUpload(repository, current, d.digest, () => createReadStream(path, { highWaterMark: 1024 * 1024 }), d.size);
+      progress?.({ kind: 'bytes', digest: d.digest, size: d.size, done: d.size });
+    }, reports);
+    return;
+  }
+  let current = session ?? ((await withRetries(policy, what, () => registry.startUpload(repository), reports)) as UploadSession);
+  await withRetries(policy, what, async (attempt) => {
+    if (attempt > 1) {
+      // After a failure: on from where the registry says the upload stands, or anew when it has let the
+      // session go (distribution does once an answer was lost: its location then names a stale offset).
+      current = await registry.uploadStatus(repository, current).catch(async (error: unknown) => {
+        if ((error as { code?: string }).code !== 'NOT_FOUND') throw error;
+        return (await registry.startUpload(repository)) as UploadSession;
+      });
+    }
+    const size = Math.max(chunkSize, current.minChunk ?? 0);
+    while (current.offset < d.size) {
+      const length = Math.min(size, d.size - current.offset);
+      const from = current.offset;
+      current = await registry.uploadChunk(repository, current, () => createReadStream(path, { start: from, end: from + length - 1, highWaterMark: 1024 * 1024 }), length);
+      progress?.({ kind: 'bytes', digest: d.digest, size: d.size, done: current.offset });
+    }
+    await registry.finishUpload(repository, current, d.digest);
+  }, reports);
+}
