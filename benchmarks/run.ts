@@ -78,6 +78,17 @@ function programFiles(command: string[]): string[] {
 }
 
 /**
+ * The files this process has mapped (node, its libraries, native addons such as lmdb's and strata's): what an
+ * in-process case runs on. A cache drop evicts them as it does a command's program, and paging them back in
+ * is not the job being measured either.
+ */
+function ownProgramFiles(): string[] {
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  const paths = [...maps.matchAll(/ (\/[^\n]+)$/gm)].map((m) => m[1]!).filter((p) => !p.startsWith('/dev/') && !p.endsWith(' (deleted)') && existsSync(p));
+  return [...new Set(paths)];
+}
+
+/**
  * The environment every timed command runs in: this one, less NODE_EXTRA_CA_CERTS. With it set (as on these
  * VMs) Node parses the whole CA bundle at start-up, 50–100 ms that a Node program pays whether or not it ever
  * opens a TLS connection; strata's commands never do, and no peer here is a Node program.
@@ -138,6 +149,7 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
         warm(plan.inputs);
         if ('command' in c) warm(programFiles(c.command));
         if ('probe' in c) warm(programFiles(c.probe));
+        if ('run' in c) spawnSync('cat', ownProgramFiles(), { stdio: 'ignore' });
       }
       samples.get(c.label)!.push('command' in c ? timeCommand(c.command) : 'probe' in c ? timeCommand(c.probe, true) : await timeInline(c.run));
     }

@@ -100,6 +100,7 @@ export async function pullImage(images: Images, reference: string, options: Pull
   const repository = ref.path;
   const choice = options.platform ?? { platform: hostPlatform() };
   const progress = options.onProgress;
+  if (options.unpack && 'all' in choice) throw new FailedPreconditionError('unpack takes one platform: pull with --platform, or without --all-platforms');
   const registry = new Registry(ref.domain, { ...options, onRetry: (e) => progress?.({ kind: 'retry', ...e }) });
   const stats = { fetched: 0, bytes: 0, present: 0, refetched: 0 };
   const content = images.content;
@@ -162,8 +163,7 @@ export async function pullImage(images: Images, reference: string, options: Pull
       return top.descriptor;
     }, { 'strata.io/work': 'pull' });
     let chainID: string | undefined;
-    if (options.unpack) {
-      if ('all' in choice) throw new FailedPreconditionError('unpack takes one platform: pull with --platform, or without --all-platforms');
+    if (options.unpack && 'platform' in choice) {
       chainID = (await images.unpack(name, { platform: choice })).chainID;
     }
     return { name, target: pulled, ...stats, ...(chainID !== undefined ? { chainID } : {}) };
