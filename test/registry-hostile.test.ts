@@ -148,6 +148,8 @@ describe('hostile registries', () => {
     await expect(pull('evil/app:lie')).rejects.toMatchObject({ code: 'IMAGE_FORMAT', message: expect.stringMatching(/says sha256:/) });
     fake.serve(`/v2/evil/app/manifests/${sha256(Buffer.from('other'))}`, lying, MANIFEST);
     await expect(pull(`evil/app@${sha256(Buffer.from('other'))}`)).rejects.toMatchObject({ code: 'IMAGE_FORMAT' });
+    fake.serve('/v2/evil/app/manifests/garbage', Buffer.from('<html>not json</html>'), 'text/html');
+    await expect(pull('evil/app:garbage')).rejects.toMatchObject({ code: 'IMAGE_FORMAT', message: expect.stringMatching(/not JSON/) });
     fake.serve('/v2/evil/app/manifests/v1', Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'evil/app' })), 'application/vnd.docker.distribution.manifest.v1+prettyjws');
     await expect(pull('evil/app:v1')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     nothingLeft();
@@ -239,6 +241,10 @@ describe('hostile registries', () => {
         res.writeHead(200).end('{"tags":["e"]}');
       });
       expect(await registry.tags('good/app')).toEqual(['a', 'b', 'c', 'd', 'e']);
+      fake.routes.set('GET /v2/bad/app/tags/list', (_req, res) => void res.writeHead(200).end('{"tags": [1, 2]}'));
+      await expect(registry.tags('bad/app')).rejects.toMatchObject({ code: 'REGISTRY' });
+      fake.routes.set('GET /v2/bad/app/tags/list', (_req, res) => void res.writeHead(200).end('tags: a, b'));
+      await expect(registry.tags('bad/app')).rejects.toMatchObject({ code: 'REGISTRY', message: expect.stringMatching(/not JSON/) });
     } finally {
       await registry.close();
     }

@@ -189,7 +189,12 @@ export class Registry {
     const claimed = header(response, 'docker-content-digest');
     if (claimed !== undefined && claimed.startsWith('sha256:') && claimed !== digest) throw new ImageFormatError(`${what}: the registry says ${claimed}, but its content is ${digest}`);
     const mediaType = (header(response, 'content-type') ?? '').split(';')[0]!.trim();
-    const declared = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    let declared: unknown;
+    try {
+      declared = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown } | null)?.mediaType;
+    } catch {
+      throw new ImageFormatError(`${what}: the registry sent something that is not JSON`);
+    }
     const type = MANIFEST_TYPES.includes(mediaType) ? mediaType : typeof declared === 'string' && MANIFEST_TYPES.includes(declared) ? declared : undefined;
     if (type === undefined) throw new UnsupportedError(`${what}: media type ${quote(mediaType || String(declared))} is not an image index or manifest (Docker schema 1 is not supported)`);
     return { bytes, mediaType: type, digest };
@@ -329,7 +334,13 @@ export class Registry {
       const current: URL = url;
       const response = await this.call(`tags of ${repository}`, [`repository:${repository}:pull`], () => ({ method: 'GET', url: current }));
       if (response.status !== 200) return this.fail(response, `tags of ${repository}`);
-      const body = JSON.parse((await Transport.read(response, MAX_DOCUMENT_BYTES, `tags of ${repository}`)).toString('utf8')) as { tags?: unknown };
+      const text = (await Transport.read(response, MAX_DOCUMENT_BYTES, `tags of ${repository}`)).toString('utf8');
+      let body: { tags?: unknown };
+      try {
+        body = (JSON.parse(text) as { tags?: unknown } | null) ?? {};
+      } catch {
+        throw new RegistryError(`tags of ${repository}: the registry sent something that is not JSON`);
+      }
       if (body.tags !== null && body.tags !== undefined && (!Array.isArray(body.tags) || body.tags.some((t) => typeof t !== 'string'))) {
         throw new RegistryError(`tags of ${repository}: the registry sent something that is not a list of tags`);
       }
