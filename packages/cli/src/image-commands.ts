@@ -8,21 +8,7 @@ import type { Compression } from '@strata/core';
 import type { GcResult, Images, PlatformChoice } from '@strata/images';
 import { sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
-import { collect, labels, table, withImages } from './root.js';
-
-interface PlatformOptions {
-  platform?: string;
-  allPlatforms?: boolean;
-}
-
-/** --platform / --all-platforms as a choice (undefined: the library's default, the host). */
-async function platformChoice(o: PlatformOptions): Promise<PlatformChoice | undefined> {
-  if (o.platform !== undefined && o.allPlatforms) throw new UsageError('--platform and --all-platforms exclude each other');
-  if (o.allPlatforms) return { all: true };
-  if (o.platform === undefined) return undefined;
-  const { parsePlatform } = await import('@strata/images');
-  return { platform: parsePlatform(o.platform) };
-}
+import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
 
 const compressionOption = (fallback: Compression) => new Option('--compression <kind>', 'none, gzip or zstd').choices(['none', 'gzip', 'zstd']).default(fallback);
 const quietOption = () => new Option('-q, --quiet', 'no progress');

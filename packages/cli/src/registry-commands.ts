@@ -3,11 +3,10 @@
  * from registries, with Docker's shapes. Secrets come from stdin only and are never printed.
  */
 import { Option, type Command } from 'commander';
-import type { PlatformChoice } from '@strata/images';
 import type { RegistryOptions } from '@strata/registry';
 import { sanitize, UsageError } from './format.js';
 import { humanBytes, transferProgress } from './progress.js';
-import { withImages } from './root.js';
+import { platformChoice, withImages } from './root.js';
 
 interface ConnectionOptions {
   plainHttp?: boolean;
@@ -20,15 +19,6 @@ const quietOption = () => new Option('-q, --quiet', 'no progress');
 
 function connection(o: ConnectionOptions): RegistryOptions {
   return { ...(o.plainHttp ? { plainHttp: true } : {}), ...(o.caFile !== undefined ? { caFile: o.caFile } : {}) };
-}
-
-/** --platform / --all-platforms as a choice (undefined: the host's). */
-async function platformChoice(o: { platform?: string; allPlatforms?: boolean }): Promise<PlatformChoice | undefined> {
-  if (o.platform !== undefined && o.allPlatforms) throw new UsageError('--platform and --all-platforms exclude each other');
-  if (o.allPlatforms) return { all: true };
-  if (o.platform === undefined) return undefined;
-  const { parsePlatform } = await import('@strata/images');
-  return { platform: parsePlatform(o.platform) };
 }
 
 /** A registry host as the user wrote it, without a scheme or path (`https://r.example/` → `r.example`). */

@@ -5,7 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Images } from '@strata/images';
+import type { Images, PlatformChoice } from '@strata/images';
 import type { DriverName, Snapshotter } from '@strata/snapshotter';
 import { UsageError } from './format.js';
 
@@ -67,3 +67,17 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
+
+export interface PlatformOptions {
+  platform?: string;
+  allPlatforms?: boolean;
+}
+
+/** --platform / --all-platforms as a choice (undefined: the library's default, the host). */
+export async function platformChoice(o: PlatformOptions): Promise<PlatformChoice | undefined> {
+  if (o.platform !== undefined && o.allPlatforms) throw new UsageError('--platform and --all-platforms exclude each other');
+  if (o.allPlatforms) return { all: true };
+  if (o.platform === undefined) return undefined;
+  const { parsePlatform } = await import('@strata/images');
+  return { platform: parsePlatform(o.platform) };
+}
