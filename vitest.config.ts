@@ -8,6 +8,7 @@ export default defineConfig({
       '@strata/snapshotter': fileURLToPath(new URL('./packages/snapshotter/src/index.ts', import.meta.url)),
       '@strata/images': fileURLToPath(new URL('./packages/images/src/index.ts', import.meta.url)),
       '@strata/registry': fileURLToPath(new URL('./packages/registry/src/index.ts', import.meta.url)),
+      '@strata/build': fileURLToPath(new URL('./packages/build/src/index.ts', import.meta.url)),
     },
   },
   test: {

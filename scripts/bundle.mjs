@@ -21,10 +21,11 @@ for (const [dir, file] of [
   ['snapshotter', 'strata-snapshotter.js'],
   ['images', 'strata-images.js'],
   ['registry', 'strata-registry.js'],
+  ['build', 'strata-build.js'],
 ]) {
   await build({
     ...common,
-    external: [...common.external, '@strata/*', 'lmdb'],
+    external: [...common.external, '@strata/*', 'lmdb', 'dockerfile-ast', '@balena/dockerignore'],
     entryPoints: [`${root}packages/${dir}/src/index.ts`],
     outfile: `${root}packages/${dir}/dist/${file}`,
     format: 'esm',

@@ -16,6 +16,7 @@ command -v tar >/dev/null || apt_packages+=(tar)
 command -v openssl >/dev/null || apt_packages+=(openssl)
 command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null || apt_packages+=(apache2-utils)
+command -v buildah >/dev/null || apt_packages+=(buildah)
 command -v python3 >/dev/null || apt_packages+=(python3)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)

@@ -47,6 +47,7 @@ const available = {
   openssl: hasCommand('openssl'),
   'docker-registry': hasCommand('docker-registry'),
   htpasswd: hasCommand('htpasswd'),
+  buildah: hasCommand('buildah'),
   debootstrap: hasCommand('debootstrap'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   overlay: probe(canMountOverlay),

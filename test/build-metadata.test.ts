@@ -1,0 +1,140 @@
+/**
+ * The Dockerfile frontend and its config steps against buildah (`buildah bud --format docker`, FROM scratch,
+ * no RUN, so no runtime is involved): the same Dockerfiles, with build args, give the same config: Env
+ * (quotes, escapes, `${x:-y}`, `${x:+y}`, legacy `ENV k v`, all pairs of one ENV against the variables from
+ * before it), Labels, WorkingDir (relative to the last), User, Volumes, Cmd and Entrypoint (shell form through
+ * SHELL, an ENTRYPOINT clearing the base's CMD), StopSignal, Healthcheck and OnBuild.
+ *
+ * Known and kept differences, where strata follows Docker: buildah keeps an `EXPOSE` range as one key
+ * (`8000-8002/tcp`), Docker expands it to one key per port; buildah labels its images `io.buildah.version`.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { globalArgs, neededStages, parseDockerfile, StageState, targetStage, type RunConfig } from '@strata/build';
+import { needs } from './helpers/oracle.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'dockerfiles');
+/** The PATH Docker and buildah give an image built from scratch. */
+const SCRATCH: RunConfig = { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] };
+
+/** strata's config for the target stage, its base stages evaluated first. */
+function evaluate(text: string, buildArgs: Record<string, string>): { config: RunConfig; author?: string } {
+  const dockerfile = parseDockerfile(text, buildArgs);
+  const globals = globalArgs(dockerfile, buildArgs);
+  const configs = new Map<number, RunConfig>();
+  let last: StageState | undefined;
+  for (const stage of neededStages(dockerfile, targetStage(dockerfile), buildArgs)) {
+    const base = dockerfile.stages.find((s) => s.name === stage.image.toLowerCase() && s.index < stage.index);
+    const state = new StageState(dockerfile, base ? configs.get(base.index)! : SCRATCH, buildArgs, globals);
+    for (const step of stage.instructions) expect(state.apply(step), `line ${step.line}`).toBe(true);
+    configs.set(stage.index, state.config);
+    last = state;
+  }
+  return { config: last!.config, ...(last!.author ? { author: last!.author } : {}) };
+}
+
+/** A config as compared: buildah's own label out, empty lists as absent, ranges as Docker expands them. */
+function comparable(config: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of ['Env', 'Labels', 'WorkingDir', 'User', 'ExposedPorts', 'Volumes', 'Cmd', 'Entrypoint', 'StopSignal', 'Shell', 'Healthcheck', 'OnBuild']) {
+    let value = config[key];
+    if (key === 'Labels' && value) value = Object.fromEntries(Object.entries(value as Record<string, string>).filter(([k]) => k !== 'io.buildah.version'));
+    if (key === 'ExposedPorts' && value) {
+      const ports: Record<string, object> = {};
+      for (const port of Object.keys(value as object)) {
+        const m = /^(\d+)-(\d+)\/(\w+)$/.exec(port);
+        if (m) for (let p = Number(m[1]); p <= Number(m[2]); p++) ports[`${p}/${m[3]}`] = {};
+        else ports[port] = {};
+      }
+      value = ports;
+    }
+    if (value === null || value === undefined || value === '' || (Array.isArray(value) && value.length === 0) || (typeof value === 'object' && Object.keys(value).length === 0)) continue;
+    out[key] = value;
+  }
+  return out;
+}
+
+describe.skipIf(!needs('buildah'))('Dockerfile config steps against buildah', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'strata-build-metadata-'));
+  });
+  afterAll(() => {
+    try {
+      execFileSync('buildah', [...store(), 'rmi', '--all', '--force'], { stdio: 'ignore' });
+    } catch {
+      // nothing built
+    }
+    rmSync(work, { recursive: true, force: true });
+  });
+  const store = () => ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs'];
+
+  function buildah(file: string, buildArgs: Record<string, string>): Record<string, unknown> {
+    const tag = `strata-test-${Math.random().toString(36).slice(2)}`;
+    const args = Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+    execFileSync('buildah', [...store(), 'bud', '--quiet', '--format', 'docker', ...args, '-t', tag, '-f', file, FIXTURES], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const inspected = JSON.parse(execFileSync('buildah', [...store(), 'inspect', '--type', 'image', tag], { encoding: 'utf8' })) as { Docker: { config: Record<string, unknown> } };
+    return inspected.Docker.config;
+  }
+
+  for (const [file, buildArgs] of [
+    ['metadata.Dockerfile', { V: 'given' }],
+    ['metadata.Dockerfile', {}],
+    ['stages.Dockerfile', {}],
+  ] as const) {
+    it(`${file} with ${JSON.stringify(buildArgs)} gives buildah's config`, () => {
+      const path = join(FIXTURES, file);
+      const ours = evaluate(readFileSync(path, 'utf8'), buildArgs);
+      expect(comparable(ours.config as Record<string, unknown>)).toEqual(comparable(buildah(path, buildArgs)));
+    }, 120_000);
+  }
+});
+
+describe('Dockerfile frontend', () => {
+  it('expands EXPOSE ranges as Docker does, one key per port', () => {
+    const { config } = evaluate('FROM scratch\nEXPOSE 8000-8002 53/UDP\n', {});
+    expect(Object.keys(config.ExposedPorts!)).toEqual(['8000/tcp', '8001/tcp', '8002/tcp', '53/udp']);
+  });
+
+  it('refuses what it does not carry out, naming the line', () => {
+    const cases: [string, RegExp][] = [
+      ['FROM scratch\nFOO bar\n', /line 2: unknown instruction "FOO"/],
+      ['FROM scratch\nRUN --mount=type=cache,target=/x true\n', /line 2: RUN --mount is not supported/],
+      ['FROM scratch\nCOPY --link a b\n', /line 2: COPY --link is not supported \(COPY takes --from, --chown, --chmod\)/],
+      ['ENV A=1\nFROM scratch\n', /line 1: ENV before the first FROM/],
+      ['FROM scratch AS a\nFROM scratch AS A\n', /line 2: stage name "a" used twice/],
+      ['ARG BASE\nFROM ${BASE}\n', /line 2: FROM \$\{BASE\} names no image/],
+      ['FROM scratch\nONBUILD FROM x\n', /line 2: ONBUILD FROM is not allowed/],
+      ['FROM scratch\nSHELL /bin/bash -c\n', /line 2: SHELL takes the JSON form/],
+      ['FROM scratch\nHEALTHCHECK --interval=soon CMD true\n', /line 2: HEALTHCHECK --interval=soon is not a duration/],
+      ['FROM scratch\nEXPOSE http\n', /line 2: EXPOSE "http" is not a port/],
+      ['FROM scratch\nENV A=${B:?x}\n', /unsupported modifier/],
+      ['FROM scratch\nCOPY --from=1 a b\n', /line 2: COPY --from=1: there is no earlier stage 1/],
+      ['# nothing\n', /no FROM/],
+    ];
+    for (const [text, message] of cases) {
+      expect(() => evaluate(text, {}), text).toThrow(message);
+    }
+  });
+
+  it('builds only the stages the target needs, dependencies first', () => {
+    const text = ['FROM scratch AS a', 'FROM scratch AS unused', 'FROM a AS b', 'FROM scratch AS c', 'COPY --from=b /x /x', 'COPY --from=0 /y /y', 'FROM scratch AS d'].join('\n');
+    const dockerfile = parseDockerfile(text);
+    expect(neededStages(dockerfile, targetStage(dockerfile, 'c')).map((s) => s.name)).toEqual(['a', 'b', 'c']);
+    expect(neededStages(dockerfile, targetStage(dockerfile)).map((s) => s.name)).toEqual(['d']);
+    expect(() => targetStage(dockerfile, 'missing')).toThrow(/target stage "missing"/);
+  });
+
+  it('keeps RUN heredocs and exec forms as written', () => {
+    const dockerfile = parseDockerfile('FROM scratch\nRUN <<EOT bash\necho one\necho "$HOME"\nEOT\nRUN ["/bin/echo", "a b"]\nRUN echo a \\\n  b\n');
+    const [heredoc, exec, shell] = dockerfile.stages[0]!.instructions;
+    expect(heredoc).toMatchObject({ keyword: 'RUN', line: 2, heredoc: { name: 'EOT', content: 'echo one\necho "$HOME"\n' } });
+    expect(exec).toMatchObject({ keyword: 'RUN', line: 6, json: ['/bin/echo', 'a b'] });
+    expect(shell).toMatchObject({ keyword: 'RUN', line: 7 });
+    expect(shell!.json).toBeUndefined();
+    expect(shell!.args.replace(/\s+/g, ' ')).toBe('echo a b');
+  });
+});
