@@ -28,5 +28,5 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  });
+  }, 15 * 60_000); // every benchmark once, registries and daemons started: about two minutes, more on a busy machine
 });
