@@ -187,7 +187,8 @@ async function fetchBlob(
 ): Promise<void> {
   const content = images.content;
   const ref = `pull:${d.digest}`;
-  for (let fresh = 0; ; fresh++) {
+  let fresh = 0; // fetches from the start after a blob that failed verification
+  for (;;) {
     if (content.hold(d.digest, lease)) {
       stats.present++;
       progress?.({ kind: 'blob', digest: d.digest, size: d.size, state: 'exists' });
@@ -200,7 +201,7 @@ async function fetchBlob(
       const code = (error as { code?: string }).code;
       if (code === 'ALREADY_EXISTS') continue;
       if (code === 'FAILED_PRECONDITION') {
-        await sleep(200); // another writer (a process pulling the same blob) has it: wait until it is published
+        await sleep(200, registry.signal); // another writer (a process pulling the same blob) has it: wait until it is published
         continue;
       }
       throw error;
@@ -235,7 +236,7 @@ async function fetchBlob(
       if (code === 'ALREADY_EXISTS') continue; // published meanwhile by another pull
       // A wrong blob (bytes that are not its digest, or more of them than it has) was deleted with its
       // ingest: one more try from the start, then it is the registry's fault.
-      if (code === 'FAILED_PRECONDITION' && fresh === 0) {
+      if (code === 'FAILED_PRECONDITION' && fresh++ === 0) {
         stats.refetched += writer.offset;
         continue;
       }

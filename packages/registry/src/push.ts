@@ -139,13 +139,21 @@ async function upload(
   const policy = registry.transport.options;
   const what = `upload of ${d.digest}`;
   const reports = retryReports(what, registry, progress);
+  /** The file's bytes from `start` as they go, reported. */
+  async function* sent(chunks: AsyncIterable<Buffer>, start: number): AsyncIterable<Uint8Array> {
+    let done = start;
+    for await (const chunk of chunks) {
+      yield chunk;
+      done += chunk.length;
+      progress?.({ kind: 'bytes', digest: d.digest, size: d.size, done });
+    }
+  }
   if (d.size <= chunkSize) {
     // One PUT; a broken one starts over in a new upload (its stream cannot be sent again).
     await withRetries(policy, what, async (attempt) => {
       const current = attempt === 1 && session !== undefined ? session : ((await registry.startUpload(repository)) as UploadSession);
       session = undefined;
-      await registry.finishUpload(repository, current, d.digest, () => createReadStream(path, { highWaterMark: 1024 * 1024 }), d.size);
-      progress?.({ kind: 'bytes', digest: d.digest, size: d.size, done: d.size });
+      await registry.finishUpload(repository, current, d.digest, () => sent(createReadStream(path, { highWaterMark: 1024 * 1024 }), 0), d.size);
     }, reports);
     return;
   }
@@ -163,8 +171,7 @@ async function upload(
     while (current.offset < d.size) {
       const length = Math.min(size, d.size - current.offset);
       const from = current.offset;
-      current = await registry.uploadChunk(repository, current, () => createReadStream(path, { start: from, end: from + length - 1, highWaterMark: 1024 * 1024 }), length);
-      progress?.({ kind: 'bytes', digest: d.digest, size: d.size, done: current.offset });
+      current = await registry.uploadChunk(repository, current, () => sent(createReadStream(path, { start: from, end: from + length - 1, highWaterMark: 1024 * 1024 }), from), length);
     }
     await registry.finishUpload(repository, current, d.digest);
   }, reports);
