@@ -1,0 +1,239 @@
+/**
+ * The Dockerfile frontend: instructions, their lines, flags and forms, grouped into stages, over
+ * `dockerfile-ast` (a maintained parser: continuations, comments, parser directives, heredocs, JSON forms).
+ * Every instruction and flag strata does not carry out is an error naming its line, never ignored. Word
+ * processing follows Docker's rules (`lex.ts`) rather than the parser's own value splitting, which reads
+ * escaped quotes differently from Docker.
+ */
+import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
+import { InvalidArgumentError } from '@strata/core';
+import { keyValues, processWord, type Env } from './lex.js';
+
+export type Keyword =
+  | 'FROM'
+  | 'ARG'
+  | 'ENV'
+  | 'LABEL'
+  | 'WORKDIR'
+  | 'USER'
+  | 'EXPOSE'
+  | 'VOLUME'
+  | 'CMD'
+  | 'ENTRYPOINT'
+  | 'SHELL'
+  | 'STOPSIGNAL'
+  | 'HEALTHCHECK'
+  | 'ONBUILD'
+  | 'COPY'
+  | 'ADD'
+  | 'RUN'
+  | 'MAINTAINER';
+
+/** The flags each instruction takes (any other is an error naming it). */
+const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
+  FROM: ['platform'],
+  ARG: [],
+  ENV: [],
+  LABEL: [],
+  WORKDIR: [],
+  USER: [],
+  EXPOSE: [],
+  VOLUME: [],
+  CMD: [],
+  ENTRYPOINT: [],
+  SHELL: [],
+  STOPSIGNAL: [],
+  HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
+  ONBUILD: [],
+  COPY: ['from', 'chown', 'chmod'],
+  ADD: ['chown', 'chmod'],
+  RUN: [],
+  MAINTAINER: [],
+};
+
+/** One instruction as written. */
+export interface Instruction {
+  readonly keyword: Keyword;
+  /** 1-based, where the instruction starts. */
+  readonly line: number;
+  readonly flags: Readonly<Record<string, string>>;
+  /** The arguments with continuations joined, flags left out; not expanded. */
+  readonly args: string;
+  /** The exec (JSON) form's strings, when the instruction was written that way. */
+  readonly json?: readonly string[];
+  /** A heredoc's body (`RUN <<EOF`), when the instruction has one. */
+  readonly heredoc?: { readonly name: string; readonly content: string };
+}
+
+export interface Stage {
+  /** Its position among the stages, from 0 (what `COPY --from=<n>` names). */
+  readonly index: number;
+  /** `AS <name>`, lower-cased as Docker compares them. */
+  readonly name?: string;
+  /** The FROM instruction; its image is expanded with the global ARGs only. */
+  readonly from: Instruction;
+  readonly image: string;
+  readonly platform?: string;
+  readonly instructions: readonly Instruction[];
+}
+
+export interface Dockerfile {
+  /** The escape character (`# escape=` directive; `\` by default). */
+  readonly escape: string;
+  /** ARGs before the first FROM: usable in FROM lines, and in a stage that declares them again. */
+  readonly globalArgs: readonly Instruction[];
+  readonly stages: readonly Stage[];
+}
+
+/** A Dockerfile problem, with its line (INVALID_ARGUMENT). */
+export function lineError(line: number, message: string): InvalidArgumentError {
+  return new InvalidArgumentError(`Dockerfile line ${line}: ${message}`);
+}
+
+const KEYWORDS = new Set<string>(Object.keys(FLAGS));
+
+function instructionOf(ast: AstInstruction, text: string): Instruction {
+  const line = ast.getRange().start.line + 1;
+  const keyword = ast.getKeyword().toUpperCase();
+  if (!KEYWORDS.has(keyword)) throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}`);
+  const allowed = FLAGS[keyword as Keyword];
+  const flags: Record<string, string> = {};
+  const astFlags = (ast as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? [];
+  for (const flag of astFlags) {
+    const name = flag.getName();
+    if (!allowed.includes(name)) throw lineError(line, `${keyword} --${name} is not supported${allowed.length ? ` (${keyword} takes ${allowed.map((f) => `--${f}`).join(', ')})` : ''}`);
+    if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
+    const value = flag.getValue();
+    if (value === null || value === '') throw lineError(line, `${keyword} --${name} needs a value`);
+    flags[name] = value;
+  }
+  // The arguments after the flags, continuations joined as Docker joins them.
+  const args = (ast.getArgumentsContent() ?? '').trim();
+  let rest = args;
+  for (let i = 0; i < astFlags.length; i++) rest = rest.replace(/^--\S+\s*/, '');
+  const heredocs = (ast as unknown as { getHeredocs?: () => { getName(): string; getContentRange(): { start: { line: number; character: number }; end: { line: number; character: number } } | null }[] }).getHeredocs?.() ?? [];
+  let heredoc: Instruction['heredoc'];
+  if (heredocs.length > 0) {
+    if (keyword !== 'RUN') throw lineError(line, `heredocs are supported in RUN only, not ${keyword}`);
+    if (heredocs.length > 1) throw lineError(line, 'one heredoc per RUN');
+    const range = heredocs[0]!.getContentRange();
+    const lines = text.split('\n');
+    const content = range === null ? '' : `${lines.slice(range.start.line, range.end.line).concat(lines[range.end.line]!.slice(0, range.end.character)).join('\n')}\n`;
+    heredoc = { name: heredocs[0]!.getName(), content };
+    rest = rest.split('\n')[0]!.trim();
+  }
+  let json: string[] | undefined;
+  if (rest.startsWith('[') && ['CMD', 'ENTRYPOINT', 'RUN', 'SHELL', 'COPY', 'ADD', 'VOLUME', 'HEALTHCHECK'].includes(keyword)) {
+    try {
+      const parsed = JSON.parse(rest) as unknown;
+      if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) json = parsed;
+    } catch {
+      // not JSON: the shell form, as Docker reads it
+    }
+  }
+  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredoc ? { heredoc } : {}) };
+}
+
+/** The variables of the global ARGs: their defaults, overridden by build args for the names declared. */
+export function globalArgs(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>> = {}): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const arg of dockerfile.globalArgs) {
+    for (const [name, raw] of keyValues(arg.args, dockerfile.escape, false)) {
+      const value = Object.hasOwn(buildArgs, name) ? buildArgs[name] : raw === undefined ? undefined : processWord(raw, env, dockerfile.escape);
+      if (value !== undefined) env.set(name, value);
+    }
+  }
+  return env;
+}
+
+/** Parses and checks a Dockerfile: instructions known, flags known, FROM first, stage names unique. */
+export function parseDockerfile(text: string, buildArgs: Readonly<Record<string, string>> = {}): Dockerfile {
+  const ast = DockerfileParser.parse(text);
+  const escape = ast.getEscapeCharacter();
+  const globals: Instruction[] = [];
+  const stages: { index: number; name?: string; from: Instruction; image: string; platform?: string; instructions: Instruction[] }[] = [];
+  const names = new Set<string>();
+  let env: Env | undefined;
+  for (const node of ast.getInstructions()) {
+    const instruction = instructionOf(node, text);
+    const line = instruction.line;
+    if (instruction.keyword === 'ONBUILD') {
+      const trigger = instruction.args.split(/\s+/, 1)[0]!.toUpperCase();
+      if (trigger === 'ONBUILD' || trigger === 'FROM' || trigger === 'MAINTAINER') throw lineError(line, `ONBUILD ${trigger} is not allowed`);
+      if (!KEYWORDS.has(trigger)) throw lineError(line, `ONBUILD of an unknown instruction ${JSON.stringify(trigger)}`);
+    }
+    if (instruction.keyword === 'FROM') {
+      env ??= globalArgs({ escape, globalArgs: globals, stages: [] }, buildArgs);
+      const words = instruction.args.split(/\s+/).filter((w) => w !== '');
+      if (words.length !== 1 && !(words.length === 3 && words[1]!.toUpperCase() === 'AS')) throw lineError(line, 'FROM takes an image and, optionally, AS <name>');
+      const image = processWord(words[0]!, env, escape);
+      if (image === '') throw lineError(line, `FROM ${words[0]} names no image (an ARG without a value?)`);
+      let name: string | undefined;
+      if (words.length === 3) {
+        name = words[2]!.toLowerCase();
+        if (!/^[a-z][a-z0-9_.-]*$/.test(name)) throw lineError(line, `${JSON.stringify(words[2])} is not a stage name`);
+        if (names.has(name)) throw lineError(line, `stage name ${JSON.stringify(name)} used twice`);
+        names.add(name);
+      }
+      const platform = instruction.flags.platform === undefined ? undefined : processWord(instruction.flags.platform, env, escape);
+      stages.push({ index: stages.length, ...(name ? { name } : {}), from: instruction, image, ...(platform ? { platform } : {}), instructions: [] });
+      continue;
+    }
+    const stage = stages.at(-1);
+    if (stage === undefined) {
+      if (instruction.keyword !== 'ARG') throw lineError(line, `${instruction.keyword} before the first FROM (only ARG may come before it)`);
+      globals.push(instruction);
+      continue;
+    }
+    stage.instructions.push(instruction);
+  }
+  if (stages.length === 0) throw new InvalidArgumentError('the Dockerfile has no FROM');
+  return { escape, globalArgs: globals, stages };
+}
+
+/** The stage `target` names (a name or an index; default the last). */
+export function targetStage(dockerfile: Dockerfile, target?: string): Stage {
+  if (target === undefined) return dockerfile.stages.at(-1)!;
+  const stage = stageNamed(dockerfile, target);
+  if (stage === undefined) throw new InvalidArgumentError(`target stage ${JSON.stringify(target)} is not in the Dockerfile`);
+  return stage;
+}
+
+/** The stage a `FROM` or `COPY --from` names by name or index, or undefined (then it names an image). */
+export function stageNamed(dockerfile: Dockerfile, reference: string, before = dockerfile.stages.length): Stage | undefined {
+  const lower = reference.toLowerCase();
+  const byName = dockerfile.stages.find((s) => s.name === lower && s.index < before);
+  if (byName) return byName;
+  if (/^\d+$/.test(reference) && Number(reference) < before) return dockerfile.stages[Number(reference)];
+  return undefined;
+}
+
+/**
+ * The stages `target` needs, in the order they must be built (dependencies first): those its FROM or a
+ * `COPY --from` names, and theirs. Stages nothing needs are not built.
+ */
+export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: Readonly<Record<string, string>> = {}): Stage[] {
+  const env = globalArgs(dockerfile, buildArgs);
+  const order: Stage[] = [];
+  const state = new Map<number, 'visiting' | 'done'>();
+  const visit = (stage: Stage): void => {
+    if (state.get(stage.index) === 'done') return;
+    if (state.get(stage.index) === 'visiting') throw lineError(stage.from.line, 'stages depend on each other in a cycle');
+    state.set(stage.index, 'visiting');
+    const base = stageNamed(dockerfile, stage.image, stage.index);
+    if (base) visit(base);
+    for (const instruction of stage.instructions) {
+      const from = instruction.keyword === 'COPY' ? instruction.flags.from : undefined;
+      if (from === undefined) continue;
+      const name = processWord(from, env, dockerfile.escape);
+      const source = stageNamed(dockerfile, name, stage.index);
+      if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `COPY --from=${name}: there is no earlier stage ${name}`);
+      if (source === stage) throw lineError(instruction.line, 'COPY --from names its own stage');
+      if (source) visit(source);
+    }
+    state.set(stage.index, 'done');
+    order.push(stage);
+  };
+  visit(target);
+  return order;
+}

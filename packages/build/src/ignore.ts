@@ -1,0 +1,22 @@
+/**
+ * `.dockerignore`, with Docker's rules (patterns relative to the context root, `**`, `!` exceptions, the
+ * last matching line winning), through `@balena/dockerignore`, a port of Docker's own matcher.
+ */
+import { createRequire } from 'node:module';
+import type { Ignore } from '@balena/dockerignore';
+
+// A CommonJS module whose types claim a default export it does not have: required as it is.
+const dockerignore = createRequire(import.meta.url)('@balena/dockerignore') as (options?: { ignorecase?: boolean }) => Ignore;
+
+/** Whether a context-relative path (`a/b.txt`, no leading `./` or `/`) is excluded. */
+export type ContextFilter = (path: string) => boolean;
+
+/** The filter a `.dockerignore`'s text makes (comments and blank lines skipped). */
+export function contextFilter(text: string): ContextFilter {
+  const patterns = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const matcher = dockerignore({ ignorecase: false }).add(patterns);
+  return (path) => matcher.ignores(path);
+}
