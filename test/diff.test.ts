@@ -184,6 +184,8 @@ describe.skipIf(!needs('root', 'overlay', 'gnu-tar'))('diffUpper traps', () => {
     writeFileSync(join(upper, 'd', 'a'), 'x');
     lutimens(join(upper, 'd', 'a'), { sec: 100, nsec: 5 }, { sec: 100, nsec: 5 });
     linkSync(join(upper, 'd', 'a'), join(upper, 'd', 'b'));
+    // The directory as the kernel's copy-up leaves it, its times the lower's (two mkdirs apart can differ).
+    for (const d of [lower, upper]) lutimens(join(d, 'd'), { sec: 200, nsec: 7 }, { sec: 200, nsec: 7 });
     writeFileSync(join(upper, 'new'), 'n');
     const changes = await collect(diffUpper([new HostLayer(lower)], upper));
     expect(changes.map((c) => 'entry' in c && c.entry.path)).toEqual(['new']);
