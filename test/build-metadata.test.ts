@@ -128,6 +128,14 @@ describe('Dockerfile frontend', () => {
     expect(() => targetStage(dockerfile, 'missing')).toThrow(/target stage "missing"/);
   });
 
+  it('reads flags apart from the arguments, FROM --platform expanded with the global ARGs', () => {
+    const dockerfile = parseDockerfile('ARG ARCH=arm64\nFROM --platform=linux/$ARCH busybox AS b\nCOPY --from=b --chown=1:2 a /b\n');
+    const stage = dockerfile.stages[0]!;
+    expect(stage).toMatchObject({ name: 'b', image: 'busybox', platform: 'linux/arm64' });
+    expect(stage.instructions[0]).toMatchObject({ keyword: 'COPY', line: 3, flags: { from: 'b', chown: '1:2' }, args: 'a /b' });
+    expect(parseDockerfile('ARG ARCH=arm64\nFROM --platform=linux/$ARCH busybox\n', { ARCH: 'amd64' }).stages[0]!.platform).toBe('linux/amd64');
+  });
+
   it('keeps RUN heredocs and exec forms as written', () => {
     const dockerfile = parseDockerfile('FROM scratch\nRUN <<EOT bash\necho one\necho "$HOME"\nEOT\nRUN ["/bin/echo", "a b"]\nRUN echo a \\\n  b\n');
     const [heredoc, exec, shell] = dockerfile.stages[0]!.instructions;

@@ -107,10 +107,8 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
     if (value === null || value === '') throw lineError(line, `${keyword} --${name} needs a value`);
     flags[name] = value;
   }
-  // The arguments after the flags, continuations joined as Docker joins them.
-  const args = (ast.getArgumentsContent() ?? '').trim();
-  let rest = args;
-  for (let i = 0; i < astFlags.length; i++) rest = rest.replace(/^--\S+\s*/, '');
+  // The arguments after the flags (the parser leaves them out), continuations joined as Docker joins them.
+  let rest = (ast.getArgumentsContent() ?? '').trim();
   const heredocs = (ast as unknown as { getHeredocs?: () => { getName(): string; getContentRange(): { start: { line: number; character: number }; end: { line: number; character: number } } | null }[] }).getHeredocs?.() ?? [];
   let heredoc: Instruction['heredoc'];
   if (heredocs.length > 0) {
