@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImages } from '@strata/images';
 import { credentialsFrom, parseChallenges, pushImage, removeLogin, saveLogin } from '@strata/registry';
 import { buildImage, layer, layoutFiles, writeDirectory } from './helpers/images.js';
+import { sha256 } from './helpers/raw-tar.js';
 
 describe('credentials and challenges', () => {
   let work: string;
@@ -111,12 +112,12 @@ describe('uploads as a registry asks for them', () => {
         }
         if (req.method === 'PUT' && url.pathname.includes('/blobs/uploads/')) {
           const all = Buffer.concat([...uploads.get(u)!, body]);
-          const digest = `sha256:${createHash('sha256').update(all).digest('hex')}`;
+          const digest = sha256(all);
           if (digest !== url.searchParams.get('digest')) return void res.writeHead(400).end();
           stored.add(digest);
           return void res.writeHead(201, { location: `/v2/t/app/blobs/${digest}` }).end();
         }
-        if (req.method === 'PUT') return void res.writeHead(201, { 'docker-content-digest': `sha256:${createHash('sha256').update(body).digest('hex')}` }).end();
+        if (req.method === 'PUT') return void res.writeHead(201, { 'docker-content-digest': sha256(body) }).end();
         res.writeHead(404).end();
       });
     });

@@ -6,7 +6,6 @@
  * nothing named or published, and no secret in any message.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -17,8 +16,8 @@ import { openImages, type Images } from '@strata/images';
 import { pullImage, Registry } from '@strata/registry';
 import { buildImage, layer } from './helpers/images.js';
 import { needs } from './helpers/oracle.js';
+import { sha256 } from './helpers/raw-tar.js';
 
-const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 

@@ -3,6 +3,7 @@
  * (stderr), one per blob for transfers; plain lines when stderr is not a terminal; nothing with --quiet.
  */
 import { MultiBar, SingleBar } from 'cli-progress';
+import type { TransferEvent } from '@strata/registry';
 
 /** Bytes for people: 1.5 MiB. */
 export function humanBytes(n: number): string {
@@ -23,6 +24,17 @@ export interface Progress {
 }
 
 const SILENT: Progress = { update: () => {}, stop: () => {} };
+
+/** `[████░░░░] done / total  rate/s  ETA Ns` of work begun at `started` (ms). */
+function barText(done: number, total: number | undefined, started: number): string {
+  const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+  const rate = done / seconds;
+  const width = 24;
+  const filled = total ? Math.min(width, Math.round((done / total) * width)) : 0;
+  // No estimate from the first half second: the rate is still mostly start-up.
+  const eta = total && rate > 0 && seconds >= 0.5 ? Math.max(0, Math.round((total - done) / rate)) : undefined;
+  return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${humanBytes(done)}${total ? ` / ${humanBytes(total)}` : ''}  ${humanBytes(rate)}/s${eta !== undefined ? `  ETA ${eta}s` : ''}`;
+}
 
 /** A progress reporter for `label`. */
 export function progress(label: string, options: { quiet?: boolean } = {}): Progress {
@@ -49,16 +61,7 @@ export function progress(label: string, options: { quiet?: boolean } = {}): Prog
           stream: process.stderr,
           hideCursor: true,
           clearOnComplete: true,
-          format: (_options, params) => {
-            const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-            const rate = params.value / seconds;
-            const whole = params.total > 0 ? params.total : undefined;
-            const width = 24;
-            const filled = whole ? Math.round((params.value / whole) * width) : 0;
-            // No estimate from the first half second: the rate is still mostly start-up.
-            const eta = whole && rate > 0 && seconds >= 0.5 ? Math.max(0, Math.round((whole - params.value) / rate)) : undefined;
-            return `${label} [${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${humanBytes(params.value)}${whole ? ` / ${humanBytes(whole)}` : ''}  ${humanBytes(rate)}/s${eta !== undefined ? `  ETA ${eta}s` : ''}`;
-          },
+          format: (_options, params) => `${label} ${barText(params.value, params.total > 0 ? params.total : undefined, started)}`,
         });
         bar.start(total ?? 0, done);
       }
@@ -71,28 +74,16 @@ export function progress(label: string, options: { quiet?: boolean } = {}): Prog
   };
 }
 
-/** What a transfer reports (the registry package's TransferEvent, as far as progress needs it). */
-export type TransferUpdate =
-  | { readonly kind: 'blob'; readonly digest: string; readonly size: number; readonly state: 'exists' | 'start' | 'done' | 'mounted' | 'uploaded' }
-  | { readonly kind: 'bytes'; readonly digest: string; readonly size: number; readonly done: number }
-  | { readonly kind: 'retry'; readonly what: string; readonly attempt: number; readonly waitMs: number; readonly reason: string };
-
-/** A line of the transfer display: the blob's short digest, its state, bytes, rate and ETA. */
+/** A line of the transfer display: the blob's short digest and its bar, or its state once skipped or done. */
 function transferLine(id: string, state: string, done: number, size: number, started: number): string {
-  const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-  const rate = done / seconds;
-  if (state !== 'active') return `${id}  ${state.padEnd(8)} ${humanBytes(size)}`;
-  const width = 24;
-  const filled = size > 0 ? Math.min(width, Math.round((done / size) * width)) : 0;
-  const eta = rate > 0 && seconds >= 0.5 ? Math.max(0, Math.round((size - done) / rate)) : undefined;
-  return `${id}  [${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${humanBytes(done)} / ${humanBytes(size)}  ${humanBytes(rate)}/s${eta !== undefined ? `  ETA ${eta}s` : ''}`;
+  return state === 'active' ? `${id}  ${barText(done, size, started)}` : `${id}  ${state.padEnd(8)} ${humanBytes(size)}`;
 }
 
 /**
  * Progress of a pull or push: on a terminal, one line per blob ("exists" and "mounted" for the skipped);
  * otherwise a plain line as each blob starts, ends or is skipped, and for each retry.
  */
-export function transferProgress(options: { quiet?: boolean } = {}): { onProgress: (event: TransferUpdate) => void; stop(): void } {
+export function transferProgress(options: { quiet?: boolean } = {}): { onProgress: (event: TransferEvent) => void; stop(): void } {
   if (options.quiet) return { onProgress: () => {}, stop: () => {} };
   const short = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
   if (!process.stderr.isTTY) {

@@ -4,7 +4,8 @@
  */
 
 // Moving images: pull into a root, push from it.
-export { pullImage, sourceLabel, type PullOptions, type PullResult, type TransferEvent } from './pull.js';
+export { pullImage, type PullOptions, type PullResult, type TransferEvent } from './pull.js';
+export { sourceLabel } from './sources.js';
 export { pushImage, type PushOptions, type PushResult } from './push.js';
 
 // One registry, its protocol and its transport.

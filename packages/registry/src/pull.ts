@@ -25,6 +25,7 @@ import {
   type PlatformChoice,
 } from '@strata/images';
 import { Registry, type RegistryOptions } from './registry.js';
+import { recordSource } from './sources.js';
 import { sleep, withRetries, type RetryEvent } from './transport.js';
 
 /** What a transfer reports as it goes. */
@@ -56,11 +57,6 @@ export interface PullResult {
   readonly refetched: number;
   /** The top chainID, when unpacked. */
   readonly chainID?: string;
-}
-
-/** The label containerd gives a blob for each repository of a registry it is known to be in. */
-export function sourceLabel(domain: string): string {
-  return `containerd.io/distribution.source.${domain}`;
 }
 
 /** Runs `work` on every item, at most `limit` at a time; the first failure stops new work and is thrown. */
@@ -151,13 +147,8 @@ export async function pullImage(images: Images, reference: string, options: Pull
 
       // Whole and well-formed before it is named (configs parsed, layers against diffIDs).
       for (const image of platformImages(content, top.descriptor, choice)) layersOf(image);
-      const label = sourceLabel(ref.domain);
       images.root.metadata.transaction(() => {
-        for (const digest of [...blobs.keys(), ...manifests.map((m) => m.descriptor.digest), top.descriptor.digest]) {
-          if (!content.has(digest)) continue;
-          const known = (content.info(digest).labels[label] ?? '').split(',').filter((r) => r !== '');
-          if (!known.includes(repository)) content.update(digest, { [label]: [...known, repository].join(',') }, [`labels.${label}`]);
-        }
+        recordSource(content, [...blobs.keys(), ...manifests.map((m) => m.descriptor.digest), top.descriptor.digest], ref.domain, repository);
         images.images.put(name, top.descriptor);
       });
       return top.descriptor;

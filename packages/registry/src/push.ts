@@ -8,9 +8,10 @@
  */
 import { createReadStream } from 'node:fs';
 import { FailedPreconditionError, NotFoundError, quote } from '@strata/core';
-import { hostPlatform, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type PlatformChoice } from '@strata/images';
-import { eachLimited, retryReports, sourceLabel, type TransferEvent } from './pull.js';
+import { hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type PlatformChoice } from '@strata/images';
+import { eachLimited, retryReports, type TransferEvent } from './pull.js';
 import { Registry, type RegistryOptions, type UploadSession } from './registry.js';
+import { recordSource, sourcesOf } from './sources.js';
 import { withRetries } from './transport.js';
 
 export interface PushOptions extends RegistryOptions {
@@ -82,7 +83,6 @@ export async function pushImage(images: Images, source: string, destination?: st
         else if (!mediaTypes.isForeignLayer(layer.mediaType)) throw new NotFoundError(`layer ${layer.digest} of ${quote(source)} is not in the store`, { path: layer.digest });
       }
     }
-    const label = sourceLabel(ref.domain);
     // Learn how the registry authenticates before the blobs go in parallel (else each meets a 401 first).
     await registry.ping();
     await eachLimited([...blobs.values()], options.concurrency ?? 3, async (d) => {
@@ -91,7 +91,7 @@ export async function pushImage(images: Images, source: string, destination?: st
         progress?.({ kind: 'blob', digest: d.digest, size: d.size, state: 'exists' });
         return;
       }
-      const from = (content.info(d.digest).labels[label] ?? '').split(',').find((r) => r !== '' && r !== repository);
+      const from = sourcesOf(content, d.digest, ref.domain).find((r) => r !== repository);
       let session: UploadSession | 'mounted' | undefined;
       if (from !== undefined) session = await registry.startUpload(repository, { digest: d.digest, from });
       if (session === 'mounted') {
@@ -107,17 +107,11 @@ export async function pushImage(images: Images, source: string, destination?: st
     });
 
     // Manifests: the children by digest, then what the tag names.
-    for (const m of manifests) if (m.digest !== top.digest) await registry.putManifest(repository, m.digest, content.readBytes(m.digest, 4 * 1024 * 1024), m.mediaType);
-    const digest = await registry.putManifest(repository, ref.digest ?? ref.tag ?? 'latest', content.readBytes(top.digest, 4 * 1024 * 1024), top.mediaType);
+    for (const m of manifests) if (m.digest !== top.digest) await registry.putManifest(repository, m.digest, content.readBytes(m.digest, MAX_DOCUMENT_BYTES), m.mediaType);
+    const digest = await registry.putManifest(repository, ref.digest ?? ref.tag ?? 'latest', content.readBytes(top.digest, MAX_DOCUMENT_BYTES), top.mediaType);
 
     // The registry holds these now: later pushes to its other repositories mount them.
-    images.root.metadata.transaction(() => {
-      for (const d of [...blobs.keys(), ...manifests.map((m) => m.digest), top.digest]) {
-        if (!content.has(d)) continue;
-        const known = (content.info(d).labels[label] ?? '').split(',').filter((r) => r !== '');
-        if (!known.includes(repository)) content.update(d, { [label]: [...known, repository].join(',') }, [`labels.${label}`]);
-      }
-    });
+    images.root.metadata.transaction(() => recordSource(content, [...blobs.keys(), ...manifests.map((m) => m.digest), top.digest], ref.domain, repository));
     return { name, digest, ...stats };
   } finally {
     await registry.close();

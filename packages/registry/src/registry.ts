@@ -74,6 +74,14 @@ async function errorDetail(response: HttpResponse): Promise<string> {
   }
 }
 
+/** A transient status as `TransientStatus` (its body dropped), for a retry loop to try again; else nothing. */
+async function throwIfTransient(response: HttpResponse): Promise<void> {
+  if (!retriableStatus(response.status)) return;
+  const wait = retryAfterMs(response);
+  await response.dump();
+  throw new TransientStatus(response.status, wait);
+}
+
 export class Registry {
   /** The registry as references name it (`docker.io`, `localhost:5000`). */
   readonly domain: string;
@@ -127,11 +135,7 @@ export class Registry {
           if (auth === 0) continue; // once more, as the challenge asks (a second refusal is final)
           throw new UnauthenticatedError(`${quote(this.domain)} refused ${what}: check the credentials (strata login ${this.domain})`);
         }
-        if (retry && retriableStatus(response.status)) {
-          const wait = retryAfterMs(response);
-          await response.dump();
-          throw new TransientStatus(response.status, wait);
-        }
+        if (retry) await throwIfTransient(response);
         return response;
       }
     };
@@ -154,11 +158,7 @@ export class Registry {
    */
   async #expect(response: HttpResponse, status: number, what: string): Promise<void> {
     if (response.status === status) return;
-    if (retriableStatus(response.status)) {
-      const wait = retryAfterMs(response);
-      await response.dump();
-      throw new TransientStatus(response.status, wait);
-    }
+    await throwIfTransient(response);
     return this.fail(response, what);
   }
 
