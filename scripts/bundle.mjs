@@ -25,7 +25,7 @@ for (const [dir, file] of [
 ]) {
   await build({
     ...common,
-    external: [...common.external, '@strata/*', 'lmdb', 'dockerfile-ast', '@balena/dockerignore'],
+    external: [...common.external, '@strata/*', 'lmdb', 'dockerfile-ast', '@balena/dockerignore', 'fast-glob'],
     entryPoints: [`${root}packages/${dir}/src/index.ts`],
     outfile: `${root}packages/${dir}/dist/${file}`,
     format: 'esm',

@@ -2,11 +2,11 @@
  * `.dockerignore`, with Docker's rules (patterns relative to the context root, `**`, `!` exceptions, the
  * last matching line winning), through `@balena/dockerignore`, a port of Docker's own matcher.
  */
-import { createRequire } from 'node:module';
+import * as balena from '@balena/dockerignore';
 import type { Ignore } from '@balena/dockerignore';
 
-// A CommonJS module whose types claim a default export it does not have: required as it is.
-const dockerignore = createRequire(import.meta.url)('@balena/dockerignore') as (options?: { ignorecase?: boolean }) => Ignore;
+// A CommonJS module (module.exports is the factory): Node's ESM loader and the bundler both give it as `default`.
+const dockerignore = (balena as unknown as { default: (options?: { ignorecase?: boolean }) => Ignore }).default;
 
 /** Whether a context-relative path (`a/b.txt`, no leading `./` or `/`) is excluded. */
 export type ContextFilter = (path: string) => boolean;

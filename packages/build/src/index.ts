@@ -1,7 +1,10 @@
 /**
- * @strata/build: Dockerfile builds. So far the frontend (instructions, stages, Docker's word processing,
- * .dockerignore) and the steps that change only the config; layers from COPY, ADD and RUN come next.
+ * @strata/build: Dockerfile builds. The frontend (instructions, stages, Docker's word processing,
+ * .dockerignore), the step loop with its content-addressed cache, and RUN through an OCI runtime.
  */
+export { build, type BuildOptions, type BuildEvent, type BuildResult } from './builder.js';
+export { BuildCache, type CacheEntry, type CacheRecord } from './cache.js';
+export { FileChecksums } from './checksums.js';
 export { parseDockerfile, targetStage, stageNamed, neededStages, globalArgs, lineError, type Dockerfile, type Stage, type Instruction, type Keyword } from './dockerfile.js';
 export { processWord, processWords, splitRaw, keyValues, type Env } from './lex.js';
 export { StageState, type RunConfig } from './metadata.js';

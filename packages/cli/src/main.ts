@@ -11,6 +11,7 @@ import type { Compression } from '@strata/core';
 import { runApply, runDiffTrees, runDiffUpper, runDigest, runFlatten, runLs, runLsMerged, runPack } from './commands.js';
 import { formatError, sanitize, UsageError } from './format.js';
 import { registerContainerCommands, registerImageCommands } from './image-commands.js';
+import { registerBuildCommands } from './build-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { registerSnapshotCommands } from './snapshot-commands.js';
 
@@ -133,6 +134,7 @@ function program(): Command {
   registerImageCommands(cli);
   registerContainerCommands(cli);
   registerRegistryCommands(cli);
+  registerBuildCommands(cli);
   return cli;
 }
 

@@ -29,6 +29,7 @@ export { ContainerStore, type Container } from './container-store.js';
 // Moving images in and out, and into snapshots.
 export { importImages, type ImportOptions, type ImportResult, type ImportedImage } from './import.js';
 export { exportImages, familiarName, type ExportFormat, type ExportOptions, type ExportImage, type ExportResult } from './export.js';
+export { sourceDateEpoch, createdAt, layerLabels, layerDescriptor, writeImageDocuments, foldHistory } from './new-image.js';
 export { unpackImage, UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL, type UnpackOptions, type UnpackResult, type UnpackedLayer } from './unpack.js';
 
 // Documents, media types, platforms, references.

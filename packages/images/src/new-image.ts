@@ -51,20 +51,33 @@ export function layerLabels(layer: LayerDescriptor): Record<string, string> {
   return { [UNCOMPRESSED_LABEL]: layer.diffID, [UNCOMPRESSED_SIZE_LABEL]: String(layer.uncompressedSize) };
 }
 
-/** Writes the config and manifest (under `lease`) and names the image `name` in one transaction. */
-export async function writeNewImage(parts: NewImageParts, image: NewImage, name: string, lease: string): Promise<{ name: string; target: Descriptor }> {
-  const docker = image.base.mediaType === DOCKER_MANIFEST;
-  const configBytes = encodeJson(image.config);
-  const config = await parts.content.ingest(configBytes, {}, { lease });
-  const layer: Descriptor = { mediaType: layerType(docker, image.layer.compression), digest: image.layer.digest, size: image.layer.size };
+/** A layer as a manifest lists it, in the Docker (schema 2) or OCI family. */
+export function layerDescriptor(layer: LayerDescriptor, docker: boolean): Descriptor {
+  return { mediaType: layerType(docker, layer.compression), digest: layer.digest, size: layer.size };
+}
+
+/**
+ * Writes `config` and a manifest listing `layers` (blobs the store holds already) into the store under
+ * `lease`, in the Docker or OCI family; returns the manifest's descriptor. Names nothing.
+ */
+export async function writeImageDocuments(content: ContentStore, image: { config: ImageConfig; layers: readonly Descriptor[]; docker: boolean }, lease: string): Promise<Descriptor> {
+  const { docker } = image;
+  const config = await content.ingest(encodeJson(image.config), {}, { lease });
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: docker ? DOCKER_MANIFEST : OCI_MANIFEST,
     config: { mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG, digest: config.digest, size: config.size },
-    layers: [...image.base.layers.slice(0, image.keep), layer],
+    layers: [...image.layers],
   };
-  const written = await parts.content.ingest(encodeJson(manifest), {}, { lease });
-  const target: Descriptor = { mediaType: manifest.mediaType!, digest: written.digest, size: written.size };
+  const written = await content.ingest(encodeJson(manifest), {}, { lease });
+  return { mediaType: manifest.mediaType!, digest: written.digest, size: written.size };
+}
+
+/** Writes the config and manifest (under `lease`) and names the image `name` in one transaction. */
+export async function writeNewImage(parts: NewImageParts, image: NewImage, name: string, lease: string): Promise<{ name: string; target: Descriptor }> {
+  const docker = image.base.mediaType === DOCKER_MANIFEST;
+  const layers = [...image.base.layers.slice(0, image.keep), layerDescriptor(image.layer, docker)];
+  const target = await writeImageDocuments(parts.content, { config: image.config, layers, docker }, lease);
   return { name: parts.images.put(name, target), target };
 }
 

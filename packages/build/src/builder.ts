@@ -1,0 +1,598 @@
+/**
+ * The step loop: each stage from its base (an image in the store, `scratch`, or an earlier stage), each
+ * step that changes files in a container (an active snapshot on the previous step's) whose change becomes a
+ * layer through the `diffUpper` fast path and a committed snapshot named by chainID, each config step a
+ * history entry with `empty_layer`. Then the image: config, manifest, names.
+ *
+ * The cache: a step that changes files has a key made of the previous such step's key (or the base's
+ * identity), the step as expanded (sources and destination, flags, the command with the environment, user,
+ * working directory and shell it runs with, which is where the build args it sees come in), and for COPY
+ * and ADD the checksum of exactly the files selected (content, mode, type, link target, and the owners when
+ * kept; never times). Config-only steps do not enter keys on their own: only what a later step sees of them
+ * does. A key found in the cache reuses its snapshot and layer and runs nothing.
+ *
+ * Everything runs under one lease, so a collection meanwhile keeps what the build made; cache records hold
+ * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix, resolve } from 'node:path';
+import {
+  applyLayer,
+  chainID,
+  FailedPreconditionError,
+  flatten,
+  isAlreadyExists,
+  isNotFound,
+  NotFoundError,
+  quote,
+  UnsupportedError,
+  type Compression,
+  type LayerDescriptor,
+  type WritableLayer,
+} from '@strata/core';
+import {
+  createdAt,
+  foldHistory,
+  formatPlatform,
+  hostPlatform,
+  layerDescriptor,
+  layerLabels,
+  mediaTypes,
+  parsePlatform,
+  UNCOMPRESSED_LABEL,
+  writeImageDocuments,
+  type Descriptor,
+  type History,
+  type ImageConfig,
+  type Images,
+  type Lease,
+  type Platform,
+} from '@strata/images';
+import { BuildCache } from './cache.js';
+import { FileChecksums } from './checksums.js';
+import { CopySelection, type CopyOptions } from './copy.js';
+import { globalArgs, lineError, neededStages, parseDockerfile, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { contextFilter } from './ignore.js';
+import { processWord, processWords } from './lex.js';
+import { StageState, type RunConfig } from './metadata.js';
+import { findRuntime, runContainer } from './runtime.js';
+import { ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { resolveUser } from './users.js';
+
+/** Options of `build`. */
+export interface BuildOptions {
+  /** The build context directory. */
+  readonly context: string;
+  /** The Dockerfile's path (default `<context>/Dockerfile`), or its text in `dockerfileText`. */
+  readonly dockerfile?: string;
+  readonly dockerfileText?: string;
+  /** Names for the image; none leaves it dangling (listed by its ID). */
+  readonly tags?: readonly string[];
+  /** The stage to build (name or index; default the last). */
+  readonly target?: string;
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Run every step, using no cache record (new records are still written). */
+  readonly noCache?: boolean;
+  /** Fold the layers above the target stage's base into one. */
+  readonly squash?: boolean;
+  /** `os/arch[/variant]` of the base images and the result (default the host's; RUN needs the host's). */
+  readonly platform?: string;
+  /** Fixes layer times (a ceiling), config `created` and history times: with it, builds are reproducible. */
+  readonly sourceDateEpoch?: number;
+  /** Compression of the layers written (default none, as Docker's and buildah's stores keep them). */
+  readonly compression?: Compression;
+  /** The OCI runtime for RUN (default `$STRATA_RUNTIME`, else runc, else crun). */
+  readonly runtime?: string;
+  /** Called for a FROM image the store lacks (a pull); without it, such a FROM is NOT_FOUND. */
+  readonly pull?: (reference: string, platform: Platform) => Promise<void>;
+  /** Limits on what COPY and ADD select from the context or a stage. */
+  readonly limits?: { readonly maxEntries?: number; readonly maxBytes?: number };
+  readonly onEvent?: (event: BuildEvent) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** Progress of a build, step by step. Steps are numbered over all the stages built, FROM lines included. */
+export type BuildEvent =
+  | { readonly type: 'step'; readonly step: number; readonly total: number; readonly stage: string; readonly instruction: string }
+  | { readonly type: 'output'; readonly step: number; readonly data: Buffer }
+  | {
+      readonly type: 'done';
+      readonly step: number;
+      readonly total: number;
+      readonly stage: string;
+      readonly instruction: string;
+      readonly cached: boolean;
+      readonly seconds: number;
+      /** The diffID of the layer the step made or reused, or null for a step that made none. */
+      readonly layer: string | null;
+    };
+
+/** What a build made. */
+export interface BuildResult {
+  /** The image's manifest. */
+  readonly target: Descriptor;
+  /** The names given (normalized); empty when the image is dangling. */
+  readonly names: string[];
+  readonly config: ImageConfig;
+  /** Steps that ran, and steps answered from the cache. */
+  readonly ran: number;
+  readonly cached: number;
+}
+
+/** The PATH Docker gives a stage that starts from scratch. */
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
+
+/** A stage's tree and image so far. */
+interface StageResult {
+  readonly name: string;
+  /** The committed snapshot of its tree (undefined: empty). */
+  snapshot: string | undefined;
+  /** The cache key of its tree. */
+  key: string;
+  readonly diffIDs: string[];
+  readonly layers: Descriptor[];
+  /** Layers this stage made itself (above its base): what squash folds. */
+  readonly own: LayerDescriptor[];
+  readonly baseLayers: number;
+  readonly history: History[];
+  readonly docker: boolean;
+  readonly platform: Platform;
+  readonly baseConfig: ImageConfig | undefined;
+  state: StageState;
+}
+
+function sha256(...parts: string[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(`${part.length}:${part}`);
+  return hash.digest('hex');
+}
+
+/** Builds a Dockerfile into an image in `images`' root. */
+export async function build(images: Images, options: BuildOptions): Promise<BuildResult> {
+  const context = resolve(options.context);
+  const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
+  const buildArgs = options.buildArgs ?? {};
+  const dockerfile = parseDockerfile(text, buildArgs);
+  const target = targetStage(dockerfile, options.target);
+  const stages = neededStages(dockerfile, target, buildArgs);
+  const builder = new Builder(images, options, dockerfile, context, stages);
+  return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
+}
+
+class Builder {
+  readonly #images: Images;
+  readonly #options: BuildOptions;
+  readonly #dockerfile: Dockerfile;
+  readonly #stages: Stage[];
+  readonly #cache: BuildCache;
+  readonly #checksums: FileChecksums;
+  readonly #context: ContextTree;
+  readonly #results = new Map<number, StageResult>();
+  readonly #total: number;
+  readonly #platform: Platform;
+  readonly #epoch: number | undefined;
+  readonly #limits: { maxEntries: number; maxBytes: number };
+  #step = 0;
+  #ran = 0;
+  #cached = 0;
+  #lease!: Lease;
+
+  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[]) {
+    this.#images = images;
+    this.#options = options;
+    this.#dockerfile = dockerfile;
+    this.#stages = stages;
+    this.#cache = new BuildCache(images);
+    this.#checksums = new FileChecksums(images.root.metadata);
+    let ignoreText = '';
+    try {
+      ignoreText = readFileSync(join(context, '.dockerignore'), 'utf8');
+    } catch {
+      // no .dockerignore
+    }
+    this.#context = new ContextTree(context, contextFilter(ignoreText), /^\s*!/m.test(ignoreText), this.#checksums);
+    this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
+    this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
+    this.#epoch = options.sourceDateEpoch;
+    this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
+  }
+
+  async run(lease: Lease, target: Stage): Promise<BuildResult> {
+    this.#lease = lease;
+    try {
+      for (const stage of this.#stages) await this.#buildStage(stage);
+    } finally {
+      this.#checksums.flush();
+      this.#cache.flush();
+    }
+    const result = this.#results.get(target.index)!;
+    return this.#finish(result);
+  }
+
+  #emit(event: BuildEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  // ---- stages ---------------------------------------------------------------------------------------
+
+  async #buildStage(stage: Stage): Promise<void> {
+    const label = stage.name ?? String(stage.index);
+    const started = performance.now();
+    const step = ++this.#step;
+    const fromText = `FROM ${stage.from.args}`;
+    this.#emit({ type: 'step', step, total: this.#total, stage: label, instruction: fromText });
+    const result = await this.#base(stage, label);
+    this.#results.set(stage.index, result);
+    this.#emit({ type: 'done', step, total: this.#total, stage: label, instruction: fromText, cached: false, seconds: (performance.now() - started) / 1000, layer: null });
+
+    // Triggers the base image left (ONBUILD) run first, as Docker runs them, then the stage's own steps.
+    const triggers = result.state.config.OnBuild ?? [];
+    delete result.state.config.OnBuild;
+    const steps: Instruction[] = [];
+    if (triggers.length > 0) {
+      for (const trigger of parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`).stages[0]!.instructions) steps.push({ ...trigger, line: stage.from.line });
+    }
+    steps.push(...stage.instructions);
+    for (const instruction of steps) {
+      this.#options.signal?.throwIfAborted();
+      await this.#runStep(result, instruction);
+    }
+  }
+
+  async #base(stage: Stage, label: string): Promise<StageResult> {
+    const platform = stage.platform ? parsePlatform(stage.platform) : this.#platform;
+    const globals = globalArgs(this.#dockerfile, this.#options.buildArgs ?? {});
+    const buildArgs = this.#options.buildArgs ?? {};
+    const fresh = (config: RunConfig, fields: Omit<StageResult, 'state' | 'name' | 'platform'>): StageResult => ({
+      ...fields,
+      name: label,
+      platform,
+      state: new StageState(this.#dockerfile, config, buildArgs, globals),
+    });
+    if (stage.image.toLowerCase() === 'scratch') {
+      return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
+    }
+    const earlier = stageNamed(this.#dockerfile, stage.image, stage.index);
+    if (earlier && earlier.name === stage.image.toLowerCase()) {
+      const base = this.#results.get(earlier.index)!;
+      return {
+        name: label,
+        platform: base.platform,
+        snapshot: base.snapshot,
+        key: base.key,
+        diffIDs: [...base.diffIDs],
+        layers: [...base.layers],
+        own: [],
+        baseLayers: base.diffIDs.length,
+        history: [...base.history],
+        docker: base.docker,
+        baseConfig: base.baseConfig,
+        state: new StageState(this.#dockerfile, structuredClone(base.state.config), buildArgs, globals),
+      };
+    }
+    const image = await this.#image(stage.image, platform, stage.from.line);
+    const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
+    const p = image.platformImage;
+    if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
+    return fresh((p.config.config ?? {}) as RunConfig, {
+      snapshot: unpacked.chainID,
+      key: sha256('image', p.manifestDescriptor.digest),
+      diffIDs: [...p.config.rootfs.diff_ids],
+      layers: [...p.manifest.layers],
+      own: [],
+      baseLayers: p.config.rootfs.diff_ids.length,
+      history: [...(p.config.history ?? [])],
+      docker: p.manifestDescriptor.mediaType === mediaTypes.DOCKER_MANIFEST,
+      baseConfig: p.config,
+    });
+  }
+
+  /** An image from the store (pulled first when missing and a puller was given). */
+  async #image(reference: string, platform: Platform, line: number) {
+    const find = () => {
+      const image = this.#images.image(reference);
+      return { ref: image.name ?? image.target.digest, platformImage: this.#images.platformImage(image.name ?? image.target.digest, { platform }) };
+    };
+    try {
+      return find();
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      if (!this.#options.pull) throw new NotFoundError(`Dockerfile line ${line}: image ${quote(reference)} is not in the store (strata pull ${reference}, or strata image import)`, { path: reference });
+    }
+    await this.#options.pull(reference, platform);
+    return find();
+  }
+
+  // ---- steps ----------------------------------------------------------------------------------------
+
+  async #runStep(stage: StageResult, step: Instruction): Promise<void> {
+    const number = ++this.#step;
+    const text = `${step.keyword} ${flagText(step)}${step.args}`;
+    this.#emit({ type: 'step', step: number, total: this.#total, stage: stage.name, instruction: text });
+    const started = performance.now();
+    const done = (cached: boolean, layer: string | null) =>
+      this.#emit({ type: 'done', step: number, total: this.#total, stage: stage.name, instruction: text, cached, seconds: (performance.now() - started) / 1000, layer });
+    if (stage.state.apply(step)) {
+      stage.history.push({ created: createdAt(this.#epoch), created_by: historyText(step), empty_layer: true });
+      done(false, null);
+      return;
+    }
+    const plan = step.keyword === 'RUN' ? await this.#planRun(stage, step) : await this.#planCopy(stage, step);
+    const key = sha256(stage.key, plan.identity, this.#options.compression ?? 'none', String(this.#epoch ?? ''));
+    const cached = this.#options.noCache ? undefined : await this.#cache.get(key);
+    if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
+      this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
+      this.#addLayer(stage, cached.layer, cached.snapshot, key, plan.history);
+      this.#cached++;
+      done(true, cached.layer.diffID);
+      return;
+    }
+    const { layer, snapshot } = await this.#execute(stage, step, number, plan.execute);
+    this.#cache.put(key, { snapshot, layer, step: text });
+    this.#addLayer(stage, layer, snapshot, key, plan.history);
+    this.#ran++;
+    done(false, layer.diffID);
+  }
+
+  #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, key: string, createdBy: string): void {
+    stage.diffIDs.push(layer.diffID);
+    stage.layers.push(layerDescriptor(layer, stage.docker));
+    stage.own.push(layer);
+    stage.history.push({ created: createdAt(this.#epoch), created_by: createdBy });
+    stage.snapshot = snapshot;
+    stage.key = key;
+  }
+
+  /** Runs `execute` in a new container on the stage's tree; its change becomes a layer and a committed snapshot. */
+  async #execute(stage: StageResult, step: Instruction, number: number, execute: (key: string, number: number) => Promise<void>): Promise<{ layer: LayerDescriptor; snapshot: string }> {
+    const { snapshotter, content, leases } = this.#images;
+    const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
+    leases.add(this.#lease.id, { type: 'snapshot', id: active });
+    await snapshotter.prepare(active, stage.snapshot, { labels: { 'strata.io/build-step': `line ${step.line}` } });
+    let committed = false;
+    try {
+      await execute(active, number);
+      const temp = content.temporaryPath();
+      let layer: LayerDescriptor;
+      try {
+        layer = await snapshotter.diff(active, { path: temp, compression: this.#options.compression ?? 'none', ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}) });
+        content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
+      } finally {
+        rmSync(temp, { force: true });
+      }
+      const snapshot = chainID([...stage.diffIDs, layer.diffID]);
+      leases.add(this.#lease.id, { type: 'snapshot', id: snapshot });
+      try {
+        await snapshotter.commit(snapshot, active, { labels: { [UNCOMPRESSED_LABEL]: layer.diffID } });
+        committed = true;
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error; // the same tree was committed before (an unpack, another build): that one serves
+      }
+      return { layer, snapshot };
+    } finally {
+      if (!committed) await snapshotter.remove(active).catch(() => {});
+    }
+  }
+
+  // ---- COPY and ADD ---------------------------------------------------------------------------------
+
+  async #planCopy(stage: StageResult, step: Instruction): Promise<{ identity: string; history: string; execute: (key: string) => Promise<void> }> {
+    const vars = stage.state.variables();
+    const escape = this.#dockerfile.escape;
+    const words = step.json ? step.json.map((w) => processWord(w, vars, escape)) : processWords(step.args, vars, escape);
+    if (words.length < 2) throw lineError(step.line, `${step.keyword} needs a source and a destination`);
+    const sources = words.slice(0, -1);
+    let dest = words.at(-1)!;
+    const workdir = stage.state.config.WorkingDir || '/';
+    const dirLike = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
+    dest = posix.resolve(workdir, dest) + (dirLike && !dest.endsWith('/') ? '/' : dest.endsWith('/') ? '/' : '');
+    if (dest === '//') dest = '/';
+    const flags = step.flags;
+    let mode: number | undefined;
+    if (flags.chmod !== undefined) {
+      const chmod = processWord(flags.chmod, vars, escape);
+      if (!/^[0-7]{3,4}$/.test(chmod)) throw lineError(step.line, `${step.keyword} --chmod=${chmod}: an octal mode is expected`);
+      mode = parseInt(chmod, 8);
+    }
+    const chown = flags.chown === undefined ? undefined : processWord(flags.chown, vars, escape);
+    let tree: SourceTree = this.#context;
+    let keepOwners = false;
+    let fromIdentity = 'context';
+    if (flags.from !== undefined) {
+      const from = processWord(flags.from, vars, escape);
+      ({ tree, identity: fromIdentity } = await this.#fromTree(from, step, stage));
+      keepOwners = true;
+    }
+    if (step.keyword === 'ADD') {
+      const remote = sources.find((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.startsWith('git@'));
+      if (remote !== undefined) throw lineError(step.line, `ADD ${remote}: remote sources are refused (download in a RUN step, or into the context first)`);
+    }
+    let selection: CopySelection;
+    try {
+      selection = await CopySelection.select(tree, sources, dest, this.#limits);
+    } catch (error) {
+      if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
+      throw error;
+    }
+    if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
+    const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
+    const sum = await selection.checksum(copyOptions);
+    const archives = step.keyword === 'ADD' ? await selection.archives() : [];
+    const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum]);
+    const history = `${step.keyword} ${flagText(step)}${sources.join(' ')} ${dest}`;
+    const execute = async (key: string) => {
+      const layer = await this.#images.snapshotter.open(key);
+      let owner: CopyOptions['owner'];
+      if (chown !== undefined) {
+        try {
+          const user = await resolveUser(layer, chown);
+          owner = { uid: user.uid, gid: user.gid };
+        } catch (error) {
+          throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
+        }
+      }
+      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) };
+      try {
+        await selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined);
+      } catch (error) {
+        if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
+        throw error;
+      }
+    };
+    return { identity, history, execute };
+  }
+
+  /** `--from`: an earlier stage, or an image (unpacked). */
+  async #fromTree(from: string, step: Instruction, stage: StageResult): Promise<{ tree: SourceTree; identity: string }> {
+    const index = this.#stages.find((s) => s.name === from.toLowerCase() || (/^\d+$/.test(from) && s.index === Number(from)));
+    let snapshot: string | undefined;
+    let label: string;
+    if (index && this.#results.has(index.index)) {
+      const source = this.#results.get(index.index)!;
+      snapshot = source.snapshot;
+      label = `stage ${JSON.stringify(from)}`;
+    } else {
+      const image = await this.#image(from, stage.platform, step.line);
+      const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
+      snapshot = unpacked.chainID;
+      label = `image ${quote(from)}`;
+    }
+    if (snapshot === undefined) throw lineError(step.line, `COPY --from=${from}: ${label} is empty`);
+    const view = await this.#images.snapshotter.open(snapshot);
+    // The source's content, not its name, enters the key: a stage rebuilt to the same bytes still hits.
+    return { tree: new SnapshotTree(label, view, (path, compute) => this.#cache.fileSum(snapshot!, path, compute)), identity: 'tree' };
+  }
+
+  /** ADD of a local tar archive: extracted (its owners kept unless --chown) into the destination directory. */
+  async #extract(layer: WritableLayer, tree: SourceTree, node: SourceNode, target: string, options: CopyOptions): Promise<void> {
+    const temp = mkdtempSync(join(tmpdir(), 'strata-add-'));
+    try {
+      await applyLayer(tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
+      const extracted = new ContextTree(temp, () => false, false, this.#checksums);
+      const selection = await CopySelection.select(extracted, ['.'], `${target.replace(/\/+$/, '')}/`, this.#limits);
+      await selection.write(layer, { ...options, keepOwners: true });
+    } finally {
+      rmSync(temp, { recursive: true, force: true });
+    }
+  }
+
+  // ---- RUN ------------------------------------------------------------------------------------------
+
+  async #planRun(stage: StageResult, step: Instruction): Promise<{ identity: string; history: string; execute: (key: string, number: number) => Promise<void> }> {
+    const config = stage.state.config;
+    let args: string[];
+    if (step.heredoc) {
+      if (!/^<<-?["']?\w+["']?$/.test(step.args.trim())) throw lineError(step.line, 'RUN with a heredoc is supported as the whole command (RUN <<EOF), not as input to another command');
+      args = [...stage.state.shell(), step.heredoc.content];
+    } else args = step.json ? [...step.json] : [...stage.state.shell(), step.args];
+    // The environment: the config's, then the build args in scope that it does not set, as Docker gives RUN.
+    const env = [...(config.Env ?? [])];
+    const names = new Set(env.map((e) => e.split('=', 1)[0]!));
+    const args_ = [...stage.state.args].filter(([name]) => !names.has(name)).sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const [name, value] of args_) env.push(`${name}=${value}`);
+    if (!env.some((e) => e.startsWith('PATH='))) env.push(DEFAULT_PATH);
+    const cwd = config.WorkingDir || '/';
+    const user = config.User || 'root';
+    const identity = JSON.stringify(['RUN', args, env, cwd, user]);
+    const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
+    const execute = async (key: string, number: number) => {
+      if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
+      const runtime = findRuntime(this.#options.runtime);
+      const { snapshotter } = this.#images;
+      if (snapshotter.driver !== 'overlay') throw new UnsupportedError(`Dockerfile line ${step.line}: RUN needs kernel overlay mounts; this root uses the ${snapshotter.driver} driver`);
+      const layer = await snapshotter.open(key);
+      let resolved;
+      try {
+        resolved = await resolveUser(layer, user);
+      } catch (error) {
+        throw lineError(step.line, `RUN as ${JSON.stringify(user)}: ${(error as Error).message}`);
+      }
+      const runEnv = resolved.home && !env.some((e) => e.startsWith('HOME=')) ? [...env, `HOME=${resolved.home}`] : env;
+      try {
+        await layer.stat(cwd);
+      } catch {
+        await layer.mkdir(cwd, { recursive: true, mode: 0o755 });
+      }
+      const binds: string[] = [];
+      for (const file of ['/etc/resolv.conf', '/etc/hosts']) {
+        try {
+          if ((await layer.lstat(file)).isFile()) binds.push(file);
+        } catch {
+          // the image has none: RUN gets none (nothing appears in the layer for it)
+        }
+      }
+      const bundle = mkdtempSync(join(tmpdir(), 'strata-run-'));
+      const rootfs = join(bundle, 'rootfs');
+      mkdirSync(rootfs);
+      await snapshotter.mount(key, rootfs);
+      let status: number;
+      try {
+        status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds }, {
+          onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
+          ...(this.#options.signal ? { signal: this.#options.signal } : {}),
+        });
+      } finally {
+        await snapshotter.unmount(rootfs).catch(() => {});
+        rmSync(bundle, { recursive: true, force: true });
+      }
+      if (status !== 0) throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN ${step.json ? JSON.stringify(step.json) : step.args} failed with exit status ${status}`);
+    };
+    return { identity, history, execute };
+  }
+
+  // ---- the image ------------------------------------------------------------------------------------
+
+  async #finish(stage: StageResult): Promise<BuildResult> {
+    const { content, images } = this.#images;
+    let diffIDs = stage.diffIDs;
+    let layers = stage.layers;
+    let history = stage.history;
+    if (this.#options.squash && stage.own.length > 0) {
+      const temp = content.temporaryPath();
+      let layer: LayerDescriptor;
+      try {
+        layer = await flatten(stage.own.map((l) => content.path(l.digest)), temp, { compression: this.#options.compression ?? 'none', ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}) });
+        content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
+      } finally {
+        rmSync(temp, { force: true });
+      }
+      diffIDs = [...diffIDs.slice(0, stage.baseLayers), layer.diffID];
+      layers = [...layers.slice(0, stage.baseLayers), layerDescriptor(layer, stage.docker)];
+      history = foldHistory(history, stage.baseLayers, { created: createdAt(this.#epoch), created_by: 'strata build --squash', comment: `${stage.own.length} layer(s) folded into one` });
+    }
+    const base = stage.baseConfig;
+    const platform = base ? { os: base.os, architecture: base.architecture, ...(base.variant ? { variant: base.variant } : {}) } : stage.platform;
+    const config: ImageConfig = {
+      ...(base ?? {}),
+      ...platform,
+      created: createdAt(this.#epoch),
+      ...(stage.state.author !== undefined ? { author: stage.state.author } : {}),
+      config: stage.state.config as Record<string, unknown>,
+      rootfs: { type: 'layers', diff_ids: diffIDs },
+      history,
+    };
+    const target = await writeImageDocuments(content, { config, layers, docker: stage.docker }, this.#lease.id);
+    const names: string[] = [];
+    this.#images.root.metadata.transaction(() => {
+      for (const tag of this.#options.tags ?? []) names.push(images.put(tag, target));
+      if (names.length === 0) images.putDangling(target);
+    });
+    return { target, names, config, ran: this.#ran, cached: this.#cached };
+  }
+
+}
+
+/** The flags as written, for progress and history. */
+function flagText(step: Instruction): string {
+  return Object.entries(step.flags)
+    .map(([k, v]) => `--${k}=${v} `)
+    .join('');
+}
+
+/** A config step as history records it (`ENV A=b`, `WORKDIR /app`). */
+function historyText(step: Instruction): string {
+  return `${step.keyword} ${step.args}`;
+}

@@ -1,0 +1,128 @@
+/**
+ * The build cache: a step's key (see `builder.ts` for what goes in it) → the committed snapshot and the layer
+ * the step made. Each record is held by a lease of its own (no expiry), so collection keeps the snapshot and
+ * the layer blob while the record lives, and drops them once `prune` deleted it and nothing else holds them.
+ * Records, their leases, and the checksums remembered for files of committed snapshots all live in the
+ * root's database.
+ */
+import type { LayerDescriptor } from '@strata/core';
+import type { Images } from '@strata/images';
+import type { Table } from '@strata/snapshotter';
+
+/** What a cached step left. */
+export interface CacheRecord {
+  /** The committed snapshot of the tree after the step (named by chainID). */
+  readonly snapshot: string;
+  readonly layer: LayerDescriptor;
+  /** The step, for `build cache ls`. */
+  readonly step: string;
+  readonly created: number;
+  readonly used: number;
+}
+
+/** One record as `build cache ls` shows it. */
+export interface CacheEntry extends CacheRecord {
+  readonly key: string;
+}
+
+const LEASE = 'build-cache:';
+
+export class BuildCache {
+  readonly #images: Images;
+  readonly #records: Table<CacheRecord>;
+  readonly #sums: Table<string>;
+  readonly #pending = new Map<string, string>();
+
+  constructor(images: Images) {
+    this.#images = images;
+    this.#records = images.root.metadata.table<CacheRecord>('build-cache');
+    this.#sums = images.root.metadata.table<string>('build-sums');
+  }
+
+  /** The record for `key`, when it is there and what it names still exists; a broken record is dropped. */
+  async get(key: string): Promise<CacheRecord | undefined> {
+    this.#images.root.metadata.refresh();
+    const record = this.#records.get(key);
+    if (record === undefined) return undefined;
+    let whole = this.#images.content.has(record.layer.digest);
+    if (whole) {
+      try {
+        whole = (await this.#images.snapshotter.stat(record.snapshot)).kind === 'committed';
+      } catch {
+        whole = false;
+      }
+    }
+    if (!whole) {
+      this.#drop([key]);
+      return undefined;
+    }
+    this.#images.root.metadata.transaction(() => this.#records.put(key, { ...record, used: Date.now() }));
+    return record;
+  }
+
+  /** Records `key` (replacing a record there), its lease holding the snapshot and the layer blob. */
+  put(key: string, record: Omit<CacheRecord, 'created' | 'used'>): void {
+    const { leases, root } = this.#images;
+    root.metadata.transaction(() => {
+      const id = LEASE + key;
+      if (leases.list().some((l) => l.id === id)) leases.delete(id);
+      leases.create({ id, labels: { 'strata.io/build-cache': key } });
+      leases.add(id, { type: 'snapshot', id: record.snapshot }, { type: 'content', id: record.layer.digest });
+      const now = Date.now();
+      this.#records.put(key, { ...record, created: now, used: now });
+    });
+  }
+
+  /** Every record, most recently used first. */
+  list(): CacheEntry[] {
+    this.#images.root.metadata.refresh();
+    return [...this.#records.entries()].map(({ key, value }) => ({ key, ...value })).sort((a, b) => b.used - a.used);
+  }
+
+  /**
+   * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
+   * what only they held. Returns the keys deleted.
+   */
+  prune(options: { before?: Date } = {}): string[] {
+    const doomed = this.list()
+      .filter((r) => options.before === undefined || r.used < options.before.getTime())
+      .map((r) => r.key);
+    this.#drop(doomed);
+    if (options.before === undefined) {
+      this.#images.root.metadata.transaction(() => {
+        for (const { key } of [...this.#sums.entries()]) this.#sums.remove(key);
+      });
+    }
+    return doomed;
+  }
+
+  #drop(keys: readonly string[]): void {
+    const { leases, root } = this.#images;
+    root.metadata.transaction(() => {
+      const ids = new Set(leases.list().map((l) => l.id));
+      for (const key of keys) {
+        this.#records.remove(key);
+        if (ids.has(LEASE + key)) leases.delete(LEASE + key);
+      }
+    });
+  }
+
+  /** A checksum of a file in a committed snapshot, remembered (committed snapshots never change). */
+  async fileSum(snapshot: string, path: string, compute: () => Promise<string>): Promise<string> {
+    const key = `${snapshot}\0${path}`;
+    const known = this.#pending.get(key) ?? this.#sums.get(key);
+    if (known !== undefined) return known;
+    const sum = await compute();
+    this.#pending.set(key, sum);
+    return sum;
+  }
+
+  /** Writes the checksums learnt since the last flush, in one transaction. */
+  flush(): void {
+    if (this.#pending.size === 0) return;
+    this.#images.root.metadata.transaction(() => {
+      for (const [key, sum] of this.#pending) this.#sums.put(key, sum);
+    });
+    this.#pending.clear();
+  }
+}

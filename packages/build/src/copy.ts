@@ -1,0 +1,269 @@
+/**
+ * COPY and ADD: which nodes a step selects (its checksum, for the cache key), and writing them into the
+ * step's container through strata's writable layer, which resolves every destination inside the container
+ * (a symlink in the image never sends a file to the host) and copies parent directories up as overlayfs does.
+ *
+ * Docker's rules: a directory source copies its contents; a file source lands at `dest/<name>` when `dest`
+ * ends with `/` or is a directory, else at `dest`; several sources, or a wildcard, need a `dest` ending in
+ * `/`. Context files become root's (or `--chown`'s); files from a stage or image keep their owners unless
+ * `--chown`; `--chmod` sets the mode of everything copied; modes and mtimes are kept otherwise.
+ */
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import type { WritableLayer } from '@strata/core';
+import { SourceError, type SourceNode, type SourceTree } from './sources.js';
+
+/** One selected node and where it goes, relative to its top-level source. */
+interface Selected {
+  readonly node: SourceNode;
+  /** Path below the top-level source (`''` for the top itself). */
+  readonly rel: string;
+}
+
+/** One top-level match of a COPY source, with everything below it. */
+interface Top {
+  /** The match's own name (before following a symlink): a file source lands under it. */
+  readonly name: string;
+  readonly node: SourceNode;
+  readonly below: Selected[];
+}
+
+export interface CopyOptions {
+  /** Owner of everything copied (`--chown`, resolved); default root for the context, kept for `--from`. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
+  readonly keepOwners: boolean;
+  /** `--chmod`. */
+  readonly mode?: number;
+}
+
+/** A COPY's selection: made once, checksummed for the key, then written if the key misses. */
+export class CopySelection {
+  readonly #tops: Top[];
+  readonly #tree: SourceTree;
+  readonly dest: string;
+  readonly #destIsDir: boolean;
+  #archives = new Set<SourceNode>();
+
+  private constructor(tree: SourceTree, tops: Top[], dest: string, destIsDir: boolean) {
+    this.#tree = tree;
+    this.#tops = tops;
+    this.dest = dest;
+    this.#destIsDir = destIsDir;
+  }
+
+  /** Bytes of the files selected. */
+  get bytes(): number {
+    let n = 0;
+    for (const top of this.#tops) for (const node of [top.node, ...top.below.map((s) => s.node)]) n += node.size;
+    return n;
+  }
+
+  /** The top-level file sources that are tar archives (what ADD extracts instead of copying). */
+  async archives(): Promise<SourceNode[]> {
+    const out: SourceNode[] = [];
+    for (const top of this.#tops) if (top.node.type === 'file' && (await isTarArchive(this.#tree, top.node))) out.push(top.node);
+    this.#archives = new Set(out);
+    return out;
+  }
+
+  /** Files and directories selected (for progress and limits). */
+  get count(): number {
+    return this.#tops.reduce((n, t) => n + 1 + t.below.length, 0);
+  }
+
+  /**
+   * Selects what `sources` name in `tree` for `dest` (absolute in the container; a trailing `/` kept).
+   * Throws SourceError: a source that matches nothing, leads out of the tree, or several for a file `dest`.
+   */
+  static async select(tree: SourceTree, sources: readonly string[], dest: string, limits: { maxEntries: number }): Promise<CopySelection> {
+    const tops: Top[] = [];
+    let wildcard = false;
+    for (const source of sources) {
+      const matches = await tree.match(source);
+      if (matches.length === 0) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}${tree.label === 'the build context' ? ' (or .dockerignore excludes it)' : ''}`);
+      if (matches.length > 1 || matches[0] !== posix.normalize(`/${source}`).slice(1).replace(/\/$/, '')) wildcard = true;
+      for (const match of matches) {
+        const node = await tree.resolve(match);
+        if (node === undefined) throw new SourceError(`${JSON.stringify(match)} is not in ${tree.label}`);
+        const below: Selected[] = [];
+        if (node.type === 'directory') await walk(tree, node.path, '', below, limits, () => tops.reduce((n, t) => n + t.below.length, 0));
+        tops.push({ name: posix.basename(match) || '.', node, below });
+      }
+    }
+    const destIsDir = dest.endsWith('/');
+    if ((tops.length > 1 || wildcard) && !destIsDir && !(tops.length === 1 && tops[0]!.node.type === 'directory')) {
+      throw new SourceError(`with more than one source file the destination must be a directory and end with a /`);
+    }
+    return new CopySelection(tree, tops, dest, destIsDir);
+  }
+
+  /**
+   * The selection's checksum: every node's path below its source, type, mode, link target and content
+   * checksum (owners too when they are kept), never its times. `concurrency` files are read at once.
+   */
+  async checksum(options: CopyOptions, concurrency = 16): Promise<string> {
+    const hash = createHash('sha256');
+    const files: SourceNode[] = [];
+    for (const top of this.#tops) for (const n of [top.node, ...top.below.map((s) => s.node)]) if (n.type === 'file') files.push(n);
+    const sums = new Map<SourceNode, string>();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, files.length) }, async () => {
+        while (next < files.length) {
+          const node = files[next++]!;
+          sums.set(node, await this.#tree.checksum(node));
+        }
+      }),
+    );
+    for (const top of this.#tops) {
+      hash.update(`top ${top.name} ${top.node.type}\n`);
+      for (const { node, rel } of [{ node: top.node, rel: '' }, ...top.below]) {
+        const owner = options.keepOwners && options.owner === undefined ? ` ${node.uid}:${node.gid}` : '';
+        hash.update(`${JSON.stringify(rel)} ${node.type} ${node.mode.toString(8)}${owner} ${JSON.stringify(node.linkname ?? '')} ${sums.get(node) ?? ''}\n`);
+      }
+    }
+    return hash.digest('hex');
+  }
+
+  /**
+   * Writes the selection into `layer` (the step's container); the archives `archives()` found go to
+   * `extract` with their destination directory instead. Throws fs-shaped errors from the layer.
+   */
+  async write(layer: WritableLayer, options: CopyOptions, extract?: (node: SourceNode, dir: string) => Promise<void>): Promise<void> {
+    const dirTimes: { path: string; node: SourceNode }[] = [];
+    const owner = (node: SourceNode) => options.owner ?? (options.keepOwners ? { uid: node.uid, gid: node.gid } : { uid: 0, gid: 0 });
+    const created = async (dir: string) => {
+      const made = await layer.mkdir(dir, { recursive: true, mode: 0o755 });
+      if (made !== undefined && options.owner !== undefined) {
+        // The directories COPY makes for its destination belong to --chown's owner, as in BuildKit.
+        for (let p = dir; p.length >= made.length; p = posix.dirname(p)) await layer.lchown(p, options.owner.uid, options.owner.gid);
+      }
+    };
+    for (const top of this.#tops) {
+      let base: string;
+      if (top.node.type === 'directory') {
+        base = this.dest.replace(/\/+$/, '') || '/';
+        await created(base);
+      } else if (extract && this.#archives.has(top.node)) {
+        base = this.dest.replace(/\/+$/, '') || '/';
+        await created(base);
+        await extract(top.node, base);
+        continue;
+      } else {
+        const into = this.#destIsDir || (await isDirectory(layer, this.dest));
+        base = into ? posix.join(this.dest, top.name) : this.dest.replace(/\/+$/, '');
+        await created(posix.dirname(base));
+        await this.#writeNode(layer, top.node, base, owner(top.node), options.mode);
+      }
+      for (const { node, rel } of top.below) {
+        const target = posix.join(base, rel);
+        await this.#writeNode(layer, node, target, owner(node), options.mode);
+        if (node.type === 'directory') dirTimes.push({ path: target, node });
+      }
+    }
+    // Directory times last: writing their entries moved them.
+    for (const { path, node } of dirTimes.reverse()) await layer.lutimes(path, seconds(node.mtime), seconds(node.mtime));
+  }
+
+  async #writeNode(layer: WritableLayer, node: SourceNode, target: string, owner: { uid: number; gid: number }, chmod: number | undefined): Promise<void> {
+    const mode = chmod ?? node.mode;
+    const existing = await lstatOrUndefined(layer, target);
+    if (node.type === 'directory') {
+      if (existing?.isDirectory()) {
+        await layer.chmod(target, mode);
+        await layer.lchown(target, owner.uid, owner.gid);
+        return;
+      }
+      if (existing) await layer.rm(target, { recursive: true, force: true });
+      await layer.mkdir(target, { mode: 0o700 });
+      await layer.chmod(target, mode);
+      await layer.lchown(target, owner.uid, owner.gid);
+      return;
+    }
+    if (existing) await layer.rm(target, { recursive: true, force: true });
+    if (node.type === 'symlink') {
+      await layer.symlink(node.linkname!, target);
+    } else if (node.type === 'file') {
+      const handle = await layer.open(target, 'wx', 0o600);
+      try {
+        let position = 0;
+        for await (const chunk of this.#tree.read(node)) {
+          await handle.write(chunk, position);
+          position += chunk.length;
+        }
+      } finally {
+        await handle.close();
+      }
+      await layer.chmod(target, mode);
+    } else {
+      throw new SourceError(`${JSON.stringify(node.path)} in ${this.#tree.label} is a special file; COPY takes files, directories and symlinks`);
+    }
+    await layer.lchown(target, owner.uid, owner.gid);
+    await layer.lutimes(target, seconds(node.mtime), seconds(node.mtime));
+  }
+}
+
+/** Whether a file is a tar archive, plain or compressed (ADD's test). Throws UNSUPPORTED for bzip2 and xz. */
+async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
+  if (node.size < 512 && node.size !== 0) {
+    // too short for a tar header, but a compressed archive can be this small
+  }
+  let head = Buffer.alloc(0);
+  for await (const chunk of tree.read(node)) {
+    head = Buffer.concat([head, chunk]);
+    if (head.length >= 64 * 1024) break;
+  }
+  const ustar = (b: Buffer) => b.length >= 263 && b.subarray(257, 262).toString('latin1') === 'ustar';
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    try {
+      const inflated = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        const gunzip = createGunzip();
+        gunzip.on('data', (c: Buffer) => chunks.push(c));
+        gunzip.on('error', (e) => (chunks.length > 0 ? resolve(Buffer.concat(chunks)) : reject(e)));
+        gunzip.on('end', () => resolve(Buffer.concat(chunks)));
+        gunzip.end(head);
+      });
+      return ustar(inflated);
+    } catch {
+      return false;
+    }
+  }
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return true;
+  if (head.subarray(0, 3).toString('latin1') === 'BZh' || head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+    throw new SourceError(`${JSON.stringify(node.path)} is a bzip2 or xz archive: ADD extracts plain, gzip and zstd tar archives only`);
+  }
+  return ustar(head);
+}
+
+function seconds(t: { sec: number; nsec: number }): number {
+  return t.sec + t.nsec / 1e9;
+}
+
+async function lstatOrUndefined(layer: WritableLayer, path: string) {
+  try {
+    return await layer.lstat(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function isDirectory(layer: WritableLayer, path: string): Promise<boolean> {
+  try {
+    return (await layer.stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function walk(tree: SourceTree, dir: string, rel: string, out: Selected[], limits: { maxEntries: number }, counted: () => number): Promise<void> {
+  for (const node of await tree.children(dir)) {
+    const childRel = rel === '' ? posix.basename(node.path) : `${rel}/${posix.basename(node.path)}`;
+    out.push({ node, rel: childRel });
+    if (counted() + out.length > limits.maxEntries) throw new SourceError(`more than ${limits.maxEntries} entries selected (the build's limit)`);
+    if (node.type === 'directory') await walk(tree, node.path, childRel, out, limits, counted);
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * Where COPY and ADD read from: the build context on the host (with `.dockerignore` applied), or the tree of
+ * an earlier stage or an image (`--from`), read through strata's userspace view of its committed snapshot.
+ * Both answer the same questions: which paths a source names (wildcards expanded), what each node is, its
+ * content and its checksum. Paths are relative to the tree's root, `/`-separated, `''` for the root itself.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink, realpath } from 'node:fs/promises';
+import { join, posix, sep } from 'node:path';
+import type { WritableLayer } from '@strata/core';
+import type { ContextFilter } from './ignore.js';
+import type { FileChecksums } from './checksums.js';
+
+import glob from 'fast-glob';
+
+export type SourceType = 'file' | 'directory' | 'symlink' | 'other';
+
+/** One node of a source tree, as COPY needs to know it. */
+export interface SourceNode {
+  readonly path: string;
+  readonly type: SourceType;
+  /** Permission bits with setuid, setgid and sticky (0o7777). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtime: { readonly sec: number; readonly nsec: number };
+  readonly linkname?: string;
+}
+
+/** A tree COPY reads. */
+export interface SourceTree {
+  /** What messages call it: `the build context`, `stage "builder"`. */
+  readonly label: string;
+  /** The paths a COPY source names, wildcards expanded, sorted; `[]` when nothing matches. */
+  match(source: string): Promise<string[]>;
+  /** The node at `path`, a symlink there followed (within the tree); undefined when absent or excluded. */
+  resolve(path: string): Promise<SourceNode | undefined>;
+  /** The children of a directory (excluded ones left out), sorted by name. */
+  children(dir: string): Promise<SourceNode[]>;
+  /** The content of a file. */
+  read(node: SourceNode): AsyncIterable<Uint8Array>;
+  /** A checksum of a file's content (cached where the tree can tell it has not changed). */
+  checksum(node: SourceNode): Promise<string>;
+}
+
+/** An error about a COPY source, raised with the step's line by the caller. */
+export class SourceError extends Error {}
+
+const WILDCARD = /[*?[\\]/;
+
+/** A source path cleaned: leading `/` and `./` dropped; refused when it climbs out of the tree. */
+export function cleanSource(source: string, label: string): string {
+  const cleaned = posix.normalize(`/${source}`).slice(1).replace(/\/$/, '');
+  const raw = posix.normalize(source.replace(/^\/+/, ''));
+  if (raw === '..' || raw.startsWith('../')) throw new SourceError(`${JSON.stringify(source)} is outside ${label}`);
+  return cleaned === '.' ? '' : cleaned;
+}
+
+/** The checksum of bytes as COPY keys use it. */
+export async function hashStream(chunks: AsyncIterable<Uint8Array>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of chunks) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+function timeOf(ns: bigint): { sec: number; nsec: number } {
+  const sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  let s = sec;
+  if (nsec < 0n) {
+    nsec += 1_000_000_000n;
+    s -= 1n;
+  }
+  return { sec: Number(s), nsec: Number(nsec) };
+}
+
+function typeOfMode(mode: number): SourceType {
+  const t = mode & 0o170000;
+  return t === 0o100000 ? 'file' : t === 0o040000 ? 'directory' : t === 0o120000 ? 'symlink' : 'other';
+}
+
+/** The build context: a host directory, `.dockerignore` applied, symlinks never followed out of it. */
+export class ContextTree implements SourceTree {
+  readonly label = 'the build context';
+  readonly #root: string;
+  readonly #ignored: ContextFilter;
+  /** Whether `.dockerignore` has exceptions (`!`), under which an excluded directory may hold included files. */
+  readonly #exceptions: boolean;
+  readonly #checksums: FileChecksums;
+
+  constructor(root: string, ignored: ContextFilter, exceptions: boolean, checksums: FileChecksums) {
+    this.#root = root;
+    this.#ignored = ignored;
+    this.#exceptions = exceptions;
+    this.#checksums = checksums;
+  }
+
+  #host(path: string): string {
+    return path === '' ? this.#root : join(this.#root, path);
+  }
+
+  async match(source: string): Promise<string[]> {
+    const path = cleanSource(source, this.label);
+    if (!WILDCARD.test(path)) return (await this.resolve(path)) ? [path] : [];
+    const found = await glob(path, { cwd: this.#root, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true });
+    return found.filter((p) => !this.#excluded(p)).sort();
+  }
+
+  #excluded(path: string): boolean {
+    return path !== '' && this.#ignored(path);
+  }
+
+  async #node(path: string, host: string): Promise<SourceNode> {
+    const st = await lstat(host, { bigint: true });
+    const mode = Number(st.mode);
+    const type = typeOfMode(mode);
+    return {
+      path,
+      type,
+      mode: mode & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: type === 'file' ? Number(st.size) : 0,
+      mtime: timeOf(st.mtimeNs),
+      ...(type === 'symlink' ? { linkname: await readlink(host) } : {}),
+    };
+  }
+
+  async resolve(path: string): Promise<SourceNode | undefined> {
+    if (this.#excluded(path)) return undefined;
+    const host = this.#host(path);
+    let real: string;
+    try {
+      real = await realpath(host);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw error;
+    }
+    const root = await realpath(this.#root);
+    if (real !== root && !real.startsWith(root + sep)) throw new SourceError(`${JSON.stringify(path)} leads out of ${this.label} (a symlink to ${real})`);
+    const inside = real === root ? '' : real.slice(root.length + 1).split(sep).join('/');
+    if (this.#excluded(inside)) return undefined;
+    return { ...(await this.#node(inside, real)), path: inside };
+  }
+
+  async children(dir: string): Promise<SourceNode[]> {
+    const names = (await readdir(this.#host(dir))).sort();
+    const out: SourceNode[] = [];
+    for (const name of names) {
+      const path = dir === '' ? name : `${dir}/${name}`;
+      if (this.#excluded(path)) {
+        if (!this.#exceptions) continue;
+        const node = await this.#node(path, this.#host(path));
+        if (node.type === 'directory') out.push(node); // may hold an exception; kept with what it holds
+        continue;
+      }
+      out.push(await this.#node(path, this.#host(path)));
+    }
+    return out;
+  }
+
+  async *read(node: SourceNode): AsyncIterable<Uint8Array> {
+    yield* createReadStream(this.#host(node.path), { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+  }
+
+  checksum(node: SourceNode): Promise<string> {
+    return this.#checksums.of(this.#host(node.path));
+  }
+}
+
+/**
+ * A committed snapshot's tree (an earlier stage, or an image given to `--from`), read through strata's
+ * userspace view: paths and symlinks resolve inside it, never on the host. Checksums are remembered per
+ * snapshot and path (a committed snapshot never changes).
+ */
+export class SnapshotTree implements SourceTree {
+  readonly label: string;
+  readonly #layer: WritableLayer;
+  readonly #memo: (path: string, compute: () => Promise<string>) => Promise<string>;
+
+  constructor(label: string, layer: WritableLayer, memo: (path: string, compute: () => Promise<string>) => Promise<string>) {
+    this.label = label;
+    this.#layer = layer;
+    this.#memo = memo;
+  }
+
+  async #node(path: string): Promise<SourceNode | undefined> {
+    let st;
+    try {
+      st = await this.#layer.lstat(`/${path}`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw error;
+    }
+    const type = typeOfMode(st.mode);
+    return {
+      path,
+      type,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: type === 'file' ? st.size : 0,
+      mtime: timeOf(st.mtimeNs),
+      ...(type === 'symlink' ? { linkname: await this.#layer.readlink(`/${path}`) } : {}),
+    };
+  }
+
+  async match(source: string): Promise<string[]> {
+    const path = cleanSource(source, this.label);
+    if (!WILDCARD.test(path)) return (await this.#node(path)) ? [path] : [];
+    // Walk from the last directory without wildcards, one segment at a time, as Go's filepath.Glob does.
+    let current = [''];
+    for (const segment of path.split('/')) {
+      const next: string[] = [];
+      for (const dir of current) {
+        if (!WILDCARD.test(segment)) {
+          const p = dir === '' ? segment : `${dir}/${segment}`;
+          if (await this.#node(p)) next.push(p);
+          continue;
+        }
+        const node = await this.#node(dir);
+        if (node?.type !== 'directory') continue;
+        const re = segmentPattern(segment);
+        for (const name of (await this.#layer.readdir(`/${dir}`)).sort()) if (re.test(name)) next.push(dir === '' ? name : `${dir}/${name}`);
+      }
+      current = next;
+    }
+    return current;
+  }
+
+  async resolve(path: string): Promise<SourceNode | undefined> {
+    let current = path;
+    for (let hops = 0; hops < 40; hops++) {
+      const node = await this.#node(current);
+      if (node?.type !== 'symlink') return node;
+      const target = node.linkname!;
+      current = posix.normalize(posix.join('/', target.startsWith('/') ? '' : posix.dirname(`/${current}`), target)).slice(1);
+    }
+    throw new SourceError(`${JSON.stringify(path)} in ${this.label}: too many levels of symbolic links`);
+  }
+
+  async children(dir: string): Promise<SourceNode[]> {
+    const out: SourceNode[] = [];
+    for (const name of (await this.#layer.readdir(`/${dir}`)).sort()) {
+      const node = await this.#node(dir === '' ? name : `${dir}/${name}`);
+      if (node) out.push(node);
+    }
+    return out;
+  }
+
+  async *read(node: SourceNode): AsyncIterable<Uint8Array> {
+    const handle = await this.#layer.open(`/${node.path}`, 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(node.size, 1)));
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        yield Buffer.from(buffer.subarray(0, bytesRead));
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  checksum(node: SourceNode): Promise<string> {
+    return this.#memo(node.path, () => hashStream(this.read(node)));
+  }
+}
+
+/** A Go `filepath.Match` segment (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes) as a regular expression. */
+export function segmentPattern(segment: string): RegExp {
+  let out = '';
+  for (let i = 0; i < segment.length; i++) {
+    const c = segment[i]!;
+    if (c === '*') out += '[^/]*';
+    else if (c === '?') out += '[^/]';
+    else if (c === '\\' && i + 1 < segment.length) out += escapeRegex(segment[++i]!);
+    else if (c === '[') {
+      const end = segment.indexOf(']', i + 2);
+      if (end < 0) throw new SourceError(`bad pattern ${JSON.stringify(segment)}`);
+      let body = segment.slice(i + 1, end);
+      if (body.startsWith('^')) body = `^${body.slice(1).replace(/[\]\\]/g, '\\$&')}`;
+      else body = body.replace(/[\]\\^]/g, '\\$&');
+      out += `[${body}]`;
+      i = end;
+    } else out += escapeRegex(c);
+  }
+  return new RegExp(`^${out}$`);
+}
+
+function escapeRegex(c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}

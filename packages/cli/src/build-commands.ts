@@ -1,0 +1,146 @@
+/**
+ * `strata build` (a Dockerfile into an image of the root) and `strata build cache ls|prune`. Progress is
+ * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
+ * `--progress json` one object per finished step on stdout.
+ */
+import { Option, type Command } from 'commander';
+import type { BuildEvent } from '@strata/build';
+import { sanitize, UsageError } from './format.js';
+import { humanBytes } from './progress.js';
+import { collect, table, withImages } from './root.js';
+
+interface BuildFlags {
+  file?: string;
+  tag?: string[];
+  target?: string;
+  buildArg?: string[];
+  cache: boolean;
+  squash?: boolean;
+  platform?: string;
+  progress: 'auto' | 'plain' | 'json';
+  output?: string;
+  quiet?: boolean;
+  sourceDateEpoch?: string;
+  plainHttp?: boolean;
+}
+
+/** `k=v` build args; a bare `k` takes the value of the environment variable, as Docker's. */
+function buildArgs(pairs: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at === 0) throw new UsageError(`a build arg is NAME=value: ${pair}`);
+    if (at < 0) {
+      const value = process.env[pair];
+      if (value !== undefined) out[pair] = value;
+    } else out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
+/** `-o type=oci|docker|oci-archive,dest=PATH`. */
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive'; dest: string } {
+  const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  const format = fields.type;
+  if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive') throw new UsageError(`-o type= is oci, oci-archive or docker: ${text}`);
+  if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
+  return { format, dest: fields.dest };
+}
+
+function showEvents(mode: 'plain' | 'json', quiet: boolean): (event: BuildEvent) => void {
+  return (event) => {
+    if (mode === 'json') {
+      if (event.type === 'done') {
+        process.stdout.write(`${JSON.stringify({ step: event.step, stage: event.stage, instruction: event.instruction, cached: event.cached, seconds: Number(event.seconds.toFixed(3)), layer: event.layer })}\n`);
+      } else if (event.type === 'output' && !quiet) process.stderr.write(event.data);
+      return;
+    }
+    if (quiet) return;
+    if (event.type === 'step') process.stderr.write(`[${event.step}/${event.total}] ${sanitize(event.instruction)}\n`);
+    else if (event.type === 'output') process.stderr.write(event.data);
+    else if (event.layer !== null || event.cached) process.stderr.write(`[${event.step}/${event.total}] ${event.cached ? 'CACHED' : `done in ${event.seconds.toFixed(2)}s`}\n`);
+  };
+}
+
+export function registerBuildCommands(cli: Command): void {
+  const buildCommand = cli
+    .command('build')
+    .description('build a Dockerfile into an image of the root (steps as layers, with a build cache)')
+    .argument('<context>', 'the build context directory')
+    .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile)')
+    .option('-t, --tag <name>', 'name the image (repeatable; none: a dangling image)', collect)
+    .option('--target <stage>', 'the stage to build (default: the last)')
+    .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
+    .option('--no-cache', 'run every step (the cache is still written)')
+    .option('--squash', 'fold the layers above the base into one')
+    .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
+    .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
+    .option('-o, --output <type=oci|oci-archive|docker,dest=PATH>', 'also export the image')
+    .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
+    .option('--plain-http', 'pull missing base images over plain http')
+    .option('-q, --quiet', 'print only the image ID')
+    .action((context: string, o: BuildFlags, command: Command) =>
+      withImages(command, async (images) => {
+        const { build } = await import('@strata/build');
+        const epochText = o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
+        if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
+        const output = o.output === undefined ? undefined : outputSpec(o.output);
+        const result = await build(images, {
+          context,
+          ...(o.file !== undefined ? { dockerfile: o.file } : {}),
+          ...(o.tag ? { tags: o.tag } : {}),
+          ...(o.target !== undefined ? { target: o.target } : {}),
+          buildArgs: buildArgs(o.buildArg),
+          noCache: !o.cache,
+          ...(o.squash ? { squash: true } : {}),
+          ...(o.platform !== undefined ? { platform: o.platform } : {}),
+          ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
+          pull: async (reference, platform) => {
+            const { pullImage } = await import('@strata/registry');
+            await pullImage(images, reference, { platform: { platform }, ...(o.plainHttp ? { plainHttp: true } : {}) });
+          },
+          onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
+        });
+        if (output) await images.export([result.target.digest], output.dest, { format: output.format });
+        if (o.quiet) process.stdout.write(`${result.target.digest}\n`);
+        else {
+          const to = o.progress === 'json' ? process.stderr : process.stdout;
+          to.write(`Built ${result.target.digest}${result.names.length ? ` as ${result.names.map(sanitize).join(', ')}` : ' (dangling)'}: ${result.ran} step(s) ran, ${result.cached} cached\n`);
+        }
+      }),
+    );
+
+  const cache = buildCommand.command('cache').description('the build cache');
+  cache
+    .command('ls')
+    .description('list build cache records, most recently used first')
+    .option('--json', 'one JSON object per line')
+    .action((o: { json?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const { BuildCache } = await import('@strata/build');
+        const records = new BuildCache(images).list();
+        if (o.json) {
+          for (const r of records) process.stdout.write(`${JSON.stringify({ key: r.key, step: r.step, snapshot: r.snapshot, layer: r.layer.digest, diffID: r.layer.diffID, size: r.layer.size, created: new Date(r.created).toISOString(), used: new Date(r.used).toISOString() })}\n`);
+          return;
+        }
+        const rows = [['KEY', 'SIZE', 'LAST USED', 'STEP']];
+        for (const r of records) rows.push([r.key.slice(0, 12), humanBytes(r.layer.size), new Date(r.used).toISOString(), sanitize(r.step.length > 60 ? `${r.step.slice(0, 57)}...` : r.step)]);
+        process.stdout.write(table(rows));
+      }),
+    );
+  cache
+    .command('prune')
+    .description('delete build cache records (all, or those unused for a while) and collect what only they held')
+    .option('--older-than <hours>', 'only records not used for this many hours')
+    .action((o: { olderThan?: string }, command: Command) =>
+      withImages(command, async (images) => {
+        const { BuildCache, FileChecksums } = await import('@strata/build');
+        if (o.olderThan !== undefined && !/^\d+(\.\d+)?$/.test(o.olderThan)) throw new UsageError(`--older-than takes hours: ${o.olderThan}`);
+        const before = o.olderThan === undefined ? undefined : new Date(Date.now() - Number(o.olderThan) * 3600_000);
+        const removed = new BuildCache(images).prune(before ? { before } : {});
+        if (before === undefined) new FileChecksums(images.root.metadata).clear();
+        const gc = await images.gc();
+        process.stdout.write(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
+      }),
+    );
+}
