@@ -277,7 +277,10 @@ class Builder {
     const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
     const p = image.platformImage;
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
-    return fresh((p.config.config ?? {}) as RunConfig, {
+    // A base without PATH gets Docker's default, as BuildKit and buildah give it (scratch's too).
+    const baseRun = structuredClone((p.config.config ?? {}) as RunConfig);
+    if (!(baseRun.Env ?? []).some((e) => e.startsWith('PATH='))) baseRun.Env = [DEFAULT_PATH, ...(baseRun.Env ?? [])];
+    return fresh(baseRun, {
       snapshot: unpacked.chainID,
       key: sha256('image', p.manifestDescriptor.digest),
       diffIDs: [...p.config.rootfs.diff_ids],

@@ -171,14 +171,14 @@ export class CopySelection {
     const existing = await lstatOrUndefined(layer, target);
     if (node.type === 'directory') {
       if (existing?.isDirectory()) {
-        await layer.chmod(target, mode);
         await layer.lchown(target, owner.uid, owner.gid);
+        await layer.chmod(target, mode);
         return;
       }
       if (existing) await layer.rm(target, { recursive: true, force: true });
       await layer.mkdir(target, { mode: 0o700 });
-      await layer.chmod(target, mode);
       await layer.lchown(target, owner.uid, owner.gid);
+      await layer.chmod(target, mode);
       return;
     }
     if (existing) await layer.rm(target, { recursive: true, force: true });
@@ -195,11 +195,13 @@ export class CopySelection {
       } finally {
         await handle.close();
       }
+      // Owner first: chown clears setuid and setgid, which the mode then sets.
+      await layer.lchown(target, owner.uid, owner.gid);
       await layer.chmod(target, mode);
     } else {
       throw new SourceError(`${JSON.stringify(node.path)} in ${this.#tree.label} is a special file; COPY takes files, directories and symlinks`);
     }
-    await layer.lchown(target, owner.uid, owner.gid);
+    if (node.type === 'symlink') await layer.lchown(target, owner.uid, owner.gid);
     await layer.lutimes(target, seconds(node.mtime), seconds(node.mtime));
   }
 }

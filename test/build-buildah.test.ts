@@ -1,0 +1,158 @@
+/**
+ * strata build against buildah (`buildah bud --layers --isolation chroot`, Debian's), on the same Dockerfile
+ * and context, from the same minbase image: COPY (directories, single files, renames, --chown, --chmod),
+ * ADD of a local tar, RUN (shell work, a user made with useradd, a step run as that user), ENV, WORKDIR,
+ * USER, ARG, and a multi-stage COPY --from. Both results, unpacked and mounted by the kernel, give the same
+ * tree and the same config.
+ *
+ * Known and kept differences, listed where they are left out of the comparison:
+ * - times of what RUN made or touched (each build runs at its own moment), and of directories;
+ * - symlink times below the second: buildah does not keep them (strata does, as BuildKit); the context's
+ *   symlink has a whole-second time;
+ * - setuid and setgid bits of copied files: buildah 1.28 loses them (its chown after the chmod clears them);
+ *   strata keeps them, as Docker does;
+ * - `/etc/hosts`: the image has none; buildah's chroot isolation leaves the empty file it bind-mounted
+ *   over, strata (as Docker) leaves nothing of the files it binds for RUN.
+ */
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Images } from '@strata/images';
+import { BASE, Buildah, buildWith, imageTree, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { needs } from './helpers/oracle.js';
+import { diffSnapshots, type NodeRecord } from './helpers/snapshot.js';
+
+const DOCKERFILE = `
+FROM ${BASE} AS builder
+ARG GREETING=hello
+WORKDIR /src
+COPY app/ ./
+RUN set -e; echo "$GREETING from $(pwd)" > built.txt; mkdir -p out; cp -p *.sh out/; chmod 0750 out; ln -s built.txt latest
+
+FROM ${BASE}
+ENV APP_HOME=/opt/app LANG=C.UTF-8
+WORKDIR $APP_HOME
+COPY --from=builder /src/out ./bin/
+COPY --from=builder /src/built.txt /src/latest ./
+COPY --chown=nobody:nogroup --chmod=640 config/ /etc/app/
+ADD vendor.tar.gz /opt/vendor/
+COPY notes.txt single.txt /opt/docs/
+COPY single.txt /opt/docs/renamed.txt
+COPY tree /opt/tree
+RUN useradd -m -u 1234 builder && mkdir -p /var/lib/app && chown builder:builder /var/lib/app && rm -rf /usr/share/doc/apt /etc/motd
+USER builder
+RUN echo "$(id -u):$(id -g) $HOME" > /var/lib/app/who && touch /var/lib/app/.hidden
+USER root
+LABEL org.example.purpose=test
+EXPOSE 8080
+ENTRYPOINT ["/opt/app/bin/run.sh"]
+CMD ["--serve"]
+`;
+
+const MTIME = 1_600_000_000;
+
+describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'debootstrap', 'gnu-tar'))('strata build against buildah', () => {
+  let work: string;
+  let images: Images;
+  let buildah: Buildah;
+  let context: string;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-buildah-');
+    images = await rootWithBase(work);
+    buildah = new Buildah(work);
+    context = writeContext(join(work, 'context'), {
+      Dockerfile: DOCKERFILE,
+      '.dockerignore': 'app/*.log\n**/secret*\n',
+      'app/run.sh': { content: '#!/bin/sh\necho run\n', mode: 0o755, mtime: MTIME },
+      'app/lib.sh': { content: 'helper() { :; }\n', mode: 0o644, mtime: MTIME },
+      'app/debug.log': 'ignored\n',
+      'app/secret.key': 'never copied\n',
+      'config/app.conf': { content: 'port=8080\n', mode: 0o600, mtime: MTIME },
+      'config/nested/extra.conf': { content: 'x=1\n', mtime: MTIME },
+      'notes.txt': { content: 'notes\n', mtime: MTIME },
+      'single.txt': { content: 'single\n', mode: 0o4755, mtime: MTIME },
+      'tree/a/b/c.txt': { content: 'deep\n', mtime: MTIME },
+      'tree/link': { symlink: 'a/b/c.txt', mtime: MTIME },
+      'tree/empty': { dir: true, mode: 0o700 },
+      'tree/exec': { content: '#!/bin/sh\n', mode: 0o700, mtime: MTIME },
+    });
+    // A gzipped tar with its own owners and modes (GNU tar writes it), for ADD to extract.
+    writeContext(join(work, 'vendor'), { 'lib/v.txt': { content: 'vendored\n', mtime: MTIME }, 'bin/tool': { content: 'tool\n', mode: 0o755, mtime: MTIME } });
+    execFileSync('tar', ['-C', join(work, 'vendor'), '--owner=1000', '--group=1000', '-czf', join(context, 'vendor.tar.gz'), 'lib', 'bin']);
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await images?.close();
+    buildah?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** A tree with the times left out where each build has its own (RUN's work, directories). */
+  function comparable(tree: Map<string, NodeRecord>): Map<string, NodeRecord> {
+    const out = new Map<string, NodeRecord>();
+    for (const [path, record] of tree) {
+      const copied = /^(opt\/(app|docs|tree|vendor)|etc\/app)\//.test(path) && record.type !== 'directory' && !/^opt\/app\/(built\.txt|latest)$/.test(path);
+      const { mtimeNs, ...rest } = record;
+      if (!copied || mtimeNs === undefined) out.set(path, rest);
+      else out.set(path, record);
+    }
+    return out;
+  }
+
+  it('gives the same tree and config as buildah bud', async () => {
+    const ours = await buildWith(images, { context, tags: ['example.com/built:strata'] });
+    buildah.build(context, 'example.com/built:buildah');
+    expect(ours.result.names).toEqual(['example.com/built:strata']);
+
+    const theirs = comparable(buildah.tree('example.com/built:buildah'));
+    expect(theirs.get('etc/hosts')).toMatchObject({ type: 'file', size: 0 });
+    theirs.delete('etc/hosts');
+    for (const path of ['opt/docs/single.txt', 'opt/docs/renamed.txt']) {
+      expect(theirs.get(path)!.mode).toBe(0o755);
+      theirs.get(path)!.mode = 0o4755;
+    }
+    const mine = comparable(await imageTree(images, 'example.com/built:strata', work));
+    expect(diffSnapshots(theirs, mine, 40)).toEqual([]);
+    // What the comparison rests on, checked directly.
+    expect(mine.get('etc/app/app.conf')).toMatchObject({ mode: 0o640, uid: 65534, gid: 65534 });
+    expect(mine.get('opt/vendor/bin/tool')).toMatchObject({ mode: 0o755, uid: 1000, gid: 1000 });
+    expect(mine.get('opt/docs/single.txt')).toMatchObject({ mode: 0o4755, uid: 0, mtimeNs: `${MTIME}000000000` });
+    expect(mine.has('opt/app/bin/debug.log') || mine.has('src/secret.key')).toBe(false);
+    expect(mine.get('var/lib/app/who')).toMatchObject({ uid: 1234 });
+
+    const config = images.inspect('example.com/built:strata').config.config as Record<string, unknown>;
+    const theirConfig = buildah.config('example.com/built:buildah');
+    for (const key of ['Env', 'Cmd', 'Entrypoint', 'User', 'WorkingDir', 'ExposedPorts']) expect(config[key], key).toEqual(theirConfig[key]);
+    const labels = { ...(theirConfig.Labels as Record<string, string>) };
+    delete labels['io.buildah.version'];
+    expect(config.Labels).toEqual(labels);
+  }, 10 * 60_000);
+
+  it('gives the same tree as buildah for an apt-get install', async () => {
+    const dir = writeContext(join(work, 'apt-context'), {
+      Dockerfile: `FROM ${BASE}\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tree >/dev/null && rm -rf /var/lib/apt/lists/*\n`,
+    });
+    await buildWith(images, { context: dir, tags: ['example.com/apt:strata'] });
+    buildah.build(dir, 'example.com/apt:buildah');
+    const strip = (tree: Map<string, NodeRecord>) => {
+      const out = new Map<string, NodeRecord>();
+      for (const [path, record] of tree) {
+        if (VOLATILE.some((re) => re.test(path))) continue;
+        const { mtimeNs, ...rest } = record;
+        void mtimeNs;
+        out.set(path, rest);
+      }
+      return out;
+    };
+    const theirs = strip(buildah.tree('example.com/apt:buildah'));
+    theirs.delete('etc/hosts');
+    const mine = strip(await imageTree(images, 'example.com/apt:strata', work));
+    expect(diffSnapshots(theirs, mine, 40)).toEqual([]);
+    expect(mine.get('usr/bin/tree')).toMatchObject({ type: 'file', mode: 0o755 });
+  }, 10 * 60_000);
+});
+
+/** What two runs of apt-get write differently whatever runs them: logs and caches with times in them. */
+const VOLATILE = [/^var\/log\//, /^var\/cache\/(debconf|ldconfig|apt)\//, /^var\/lib\/dpkg\/(status-old|triggers\/)/];

@@ -1,0 +1,77 @@
+/**
+ * `strata build` and `strata build cache ls|prune` as a user runs them (the built CLI): -f, -t, --target,
+ * --build-arg, --progress plain and json, -o, SOURCE_DATE_EPOCH from the environment, a failing build's exit
+ * status and one-line error.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BASE, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { needs } from './helpers/oracle.js';
+
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
+
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('strata build', () => {
+  let work: string;
+  let root: string;
+  let context: string;
+  const strata = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [cli, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '', ...env } });
+
+  beforeAll(async () => {
+    work = scratch('strata-build-cli-');
+    root = join(work, 'root');
+    await (await rootWithBase(work)).close();
+    context = writeContext(join(work, 'context'), {
+      'build.Dockerfile': `FROM ${BASE} AS first\nARG WHO=world\nCOPY hello.txt /\nRUN echo "hello $WHO" >> /hello.txt && cat /hello.txt\nFROM first AS second\nLABEL stage=second\n`,
+      'hello.txt': 'greetings\n',
+    });
+  }, 30 * 60_000);
+
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('builds with plain progress: each step, its output, CACHED on the second run', () => {
+    const first = strata(['build', '-f', join(context, 'build.Dockerfile'), '-t', 'example.com/cli:1', '--build-arg', 'WHO=you', '--progress', 'plain', context]);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).toContain('[4/6] RUN echo "hello $WHO" >> /hello.txt && cat /hello.txt\ngreetings\nhello you\n');
+    expect(first.stdout).toMatch(/^Built sha256:[0-9a-f]{64} as example.com\/cli:1: 2 step\(s\) ran, 0 cached\n$/);
+    const second = strata(['build', '-f', join(context, 'build.Dockerfile'), '-t', 'example.com/cli:1', '--build-arg', 'WHO=you', context]);
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toContain('[4/6] CACHED');
+    expect(second.stdout).toContain('0 step(s) ran, 2 cached');
+  }, 120_000);
+
+  it('prints one JSON object per step, builds --target, exports with -o, honours SOURCE_DATE_EPOCH', () => {
+    const out = join(work, 'first.tar');
+    const r = strata(['build', '-f', join(context, 'build.Dockerfile'), '--target', 'first', '--progress', 'json', '-o', `type=docker,dest=${out}`, context], { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(r.status, r.stderr).toBe(0);
+    const steps = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(steps.map((s) => s.instruction)).toEqual([`FROM ${BASE} AS first`, 'ARG WHO=world', 'COPY hello.txt /', 'RUN echo "hello $WHO" >> /hello.txt && cat /hello.txt']);
+    for (const s of steps) expect(Object.keys(s).sort()).toEqual(['cached', 'instruction', 'layer', 'seconds', 'stage', 'step']);
+    expect(steps[2]).toMatchObject({ step: 3, cached: false, layer: expect.stringMatching(/^sha256:/) });
+    expect(steps[1]).toMatchObject({ layer: null });
+    expect(r.stderr).toMatch(/Built sha256:[0-9a-f]{64} \(dangling\)/);
+    expect(existsSync(out)).toBe(true);
+    const listed = spawnSync('tar', ['-tf', out], { encoding: 'utf8' }).stdout;
+    expect(listed).toContain('manifest.json');
+    const manifest = JSON.parse(spawnSync('tar', ['-xOf', out, 'manifest.json'], { encoding: 'utf8' }).stdout) as { Config: string }[];
+    const config = JSON.parse(spawnSync('tar', ['-xOf', out, manifest[0]!.Config], { encoding: 'utf8' }).stdout) as { created: string };
+    expect(config.created).toBe('2023-11-14T22:13:20Z');
+  }, 120_000);
+
+  it('fails with the line and a non-zero status, and lists and prunes the cache', () => {
+    const bad = writeContext(join(work, 'bad'), { Dockerfile: `FROM ${BASE}\nRUN exit 7\n` });
+    const r = strata(['build', bad]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('Dockerfile line 2: RUN exit 7 failed with exit status 7');
+    const ls = strata(['build', 'cache', 'ls', '--json']);
+    expect(ls.status, ls.stderr).toBe(0);
+    const records = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; size: number });
+    expect(records.map((x) => x.step)).toContain('COPY hello.txt /');
+    const prune = strata(['build', 'cache', 'prune']);
+    expect(prune.status, prune.stderr).toBe(0);
+    expect(prune.stdout).toMatch(/^Deleted \d+ cache record\(s\); freed /);
+    expect(strata(['build', 'cache', 'ls', '--json']).stdout).toBe('');
+  }, 120_000);
+});

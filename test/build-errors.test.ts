@@ -1,0 +1,131 @@
+/**
+ * Bad input to a build: each a clear error naming the Dockerfile line, nothing named, no container left
+ * behind; a hostile base image cannot send COPY's files to the host; RUN refused where it cannot run (the
+ * userspace driver) while a Dockerfile without RUN still builds there; an aborted build stops its RUN.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Images } from '@strata/images';
+import { BASE, buildWith, imageTree, rootWithBase, scratch, writeContext, type ContextFiles } from './helpers/build.js';
+import { needs } from './helpers/oracle.js';
+
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('bad input to a build', () => {
+  let work: string;
+  let images: Images;
+  let n = 0;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-errors-');
+    images = await rootWithBase(work);
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  function context(dockerfile: string, files: ContextFiles = {}): string {
+    return writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile, 'a.txt': 'a\n', ...files });
+  }
+
+  async function activeSnapshots(): Promise<string[]> {
+    const keys: string[] = [];
+    await images.snapshotter.walk((info) => void keys.push(info.name), 'kind==active');
+    return keys;
+  }
+
+  const cases: [string, string, ContextFiles, RegExp][] = [
+    ['an unknown instruction', `FROM ${BASE}\nCOPY a.txt /\nFETCH x\n`, {}, /Dockerfile line 3: unknown instruction "FETCH"/],
+    ['a source above the context', `FROM ${BASE}\nCOPY ../x /x\n`, {}, /Dockerfile line 2: COPY "..\/x" is outside the build context/],
+    ['a symlink leading out of the context', `FROM ${BASE}\nCOPY out /x\n`, { out: { symlink: '/etc' } }, /Dockerfile line 2: COPY "out" leads out of the build context/],
+    ['a symlinked directory leading out', `FROM ${BASE}\nCOPY dir/passwd /x\n`, { dir: { symlink: '/etc' } }, /Dockerfile line 2: COPY "dir\/passwd" leads out of the build context/],
+    ['a source that is not there', `FROM ${BASE}\nCOPY *.nomatch /x/\n`, {}, /Dockerfile line 2: COPY "\*\.nomatch" is not in the build context/],
+    ['a missing stage or image', `FROM ${BASE}\nCOPY --from=nosuch /x /x\n`, {}, /Dockerfile line 2: image "nosuch" is not in the store/],
+    ['a missing base', `FROM example.com/never:seen\n`, {}, /Dockerfile line 1: image "example.com\/never:seen" is not in the store/],
+    ['a remote ADD', `FROM ${BASE}\nADD https://example.com/x.tar /x\n`, {}, /Dockerfile line 2: ADD https:\/\/example.com\/x.tar: remote sources are refused/],
+    ['several sources into a file', `FROM ${BASE}\nCOPY a.txt b.txt /x\n`, { 'b.txt': 'b' }, /Dockerfile line 2: COPY with more than one source file the destination must be a directory/],
+    ['a bad --chmod', `FROM ${BASE}\nCOPY --chmod=u+x a.txt /x\n`, {}, /Dockerfile line 2: COPY --chmod=u\+x: an octal mode is expected/],
+    ['an unknown --chown user', `FROM ${BASE}\nCOPY --chown=nosuchuser a.txt /x\n`, {}, /Dockerfile line 2: COPY --chown=nosuchuser: user "nosuchuser" is not in the image's \/etc\/passwd/],
+    ['a RUN as an unknown user', `FROM ${BASE}\nUSER ghost\nRUN true\n`, {}, /Dockerfile line 3: RUN as "ghost": user "ghost" is not in the image's \/etc\/passwd/],
+  ];
+  for (const [what, dockerfile, files, message] of cases) {
+    it(`refuses ${what}, naming the line`, async () => {
+      const tag = `example.com/bad:${n + 1}`;
+      await expect(buildWith(images, { context: context(dockerfile, files), tags: [tag] })).rejects.toThrow(message);
+      expect(images.images.get(tag)).toBeUndefined();
+      expect(await activeSnapshots()).toEqual([]);
+    }, 120_000);
+  }
+
+  it('refuses a target stage that is not there', async () => {
+    await expect(buildWith(images, { context: context(`FROM ${BASE} AS one\n`), target: 'two' })).rejects.toThrow(/target stage "two" is not in the Dockerfile/);
+  });
+
+  it('stops at a failing RUN: nothing named, its container removed, the steps before it cached', async () => {
+    const dir = context(`FROM ${BASE}\nCOPY a.txt /a.txt\nRUN echo about to fail && exit 3\nRUN echo never\n`);
+    const failed = buildWith(images, { context: dir, tags: ['example.com/fails:1'] });
+    await expect(failed).rejects.toThrow(/Dockerfile line 3: RUN echo about to fail && exit 3 failed with exit status 3/);
+    expect(images.images.get('example.com/fails:1')).toBeUndefined();
+    expect(await activeSnapshots()).toEqual([]);
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nCOPY a.txt /a.txt\nRUN echo fixed\n`);
+    const fixed = await buildWith(images, { context: dir, tags: ['example.com/fails:1'] });
+    expect(fixed.ran).toEqual(['RUN echo fixed']);
+    expect(fixed.output).toContain('fixed\n');
+  }, 120_000);
+
+  it('refuses a context over the limits, naming the line', async () => {
+    const files: ContextFiles = {};
+    for (let i = 0; i < 20; i++) files[`many/f${i}`] = String(i);
+    const dir = context(`FROM ${BASE}\nCOPY a.txt /\nCOPY many /many\n`, files);
+    await expect(buildWith(images, { context: dir, limits: { maxEntries: 10 } })).rejects.toThrow(/Dockerfile line 3: COPY more than 10 entries selected/);
+    await expect(buildWith(images, { context: dir, limits: { maxBytes: 20 } })).rejects.toThrow(/Dockerfile line 3: COPY selects 30 bytes, more than the build's limit of 20/);
+  }, 120_000);
+
+  it('keeps COPY inside the container when the image has a symlink pointing out of it', async () => {
+    const outside = join(work, 'host-target');
+    mkdirSync(outside);
+    const dir = context(`FROM ${BASE}\nRUN ln -s /../../../../..${outside} /app && ln -s ../../../../..${outside}/f /rel\nCOPY a.txt /app/\nCOPY a.txt /rel\n`);
+    const { result } = await buildWith(images, { context: dir, tags: ['example.com/hostile:1'] });
+    expect(existsSync(join(outside, 'a.txt'))).toBe(false);
+    expect(existsSync(join(outside, 'f'))).toBe(false);
+    const tree = await imageTree(images, result.names[0]!, work);
+    expect(tree.get(`${outside.slice(1)}/a.txt`)).toMatchObject({ type: 'file', size: 2 });
+    // A file destination that is a symlink is replaced by the file, never written through.
+    expect(tree.get('rel')).toMatchObject({ type: 'file', size: 2 });
+  }, 120_000);
+
+  it('stops a RUN when the build is aborted', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const building = buildWith(images, { context: context(`FROM ${BASE}\nRUN sleep 60\n`), signal: controller.signal });
+    setTimeout(() => controller.abort(), 1500);
+    await expect(building).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await activeSnapshots()).toEqual([]);
+  }, 120_000);
+});
+
+describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('builds on the userspace driver', () => {
+  let work: string;
+  let images: Images;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-userspace-');
+    images = await rootWithBase(work, 'root', 'userspace');
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('builds a Dockerfile without RUN, and refuses RUN saying why', async () => {
+    const dir = writeContext(join(work, 'context'), { Dockerfile: `FROM ${BASE}\nCOPY a.txt /srv/\nENV X=1\n`, 'a.txt': 'a\n' });
+    const { result } = await buildWith(images, { context: dir, tags: ['example.com/userspace:1'] });
+    const view = await images.snapshotter.open((await images.unpack(result.names[0]!)).chainID!);
+    expect(await view.readFile('/srv/a.txt', 'utf8')).toBe('a\n');
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nRUN true\n`);
+    await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 2: RUN needs kernel overlay mounts; this root uses the userspace driver/);
+  }, 120_000);
+});
