@@ -19,8 +19,9 @@ import { diffBenchmarks } from './diff.js';
 import { snapshotBenchmarks } from './snapshots.js';
 import { imageBenchmarks } from './images.js';
 import { registryBenchmarks } from './registry.js';
+import { buildBenchmarks } from './build.js';
 
-const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks, ...registryBenchmarks];
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks, ...registryBenchmarks, ...buildBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({

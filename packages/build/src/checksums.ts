@@ -10,27 +10,24 @@
  * Records live in the root's database (table `build-files`, keyed by the file's absolute path) and are
  * written in one transaction per build (`flush`).
  */
-import { stat } from 'node:fs/promises';
 import type { Metadata, Table } from '@strata/snapshotter';
-import { createReadStream } from 'node:fs';
-import { hashStream } from './sources.js';
+import { hashStream, readChunks } from './sources.js';
 
 interface FileRecord {
-  readonly dev: string;
-  readonly ino: string;
-  readonly size: string;
-  readonly mtime: string;
-  readonly ctime: string;
+  /** Device, inode, size, mtime and ctime, as the context walk read them. */
+  readonly stamp: string;
   readonly sum: string;
 }
 
-/** A record is trusted only if the file's ctime is at least this much older than the reading of it. */
-const RACY_NS = 10_000_000n;
+/** A record is kept only when the file's ctime is this much older than the reading of it (seconds). */
+const RACY_SECONDS = 0.01;
 
 export class FileChecksums {
   readonly #table: Table<FileRecord>;
   readonly #metadata: Metadata;
   readonly #pending = new Map<string, FileRecord>();
+  /** Read buffers, one per checksum in flight. */
+  readonly #buffers: Buffer[] = [];
   /** Files read (hashed) and files answered from records, since this object was made. */
   hashed = 0;
   reused = 0;
@@ -40,19 +37,23 @@ export class FileChecksums {
     this.#table = metadata.table<FileRecord>('build-files');
   }
 
-  /** The checksum of the regular file at `path` (absolute). */
-  async of(path: string): Promise<string> {
-    const st = await stat(path, { bigint: true });
-    const fields = { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtime: String(st.mtimeNs), ctime: String(st.ctimeNs) };
-    const known = this.#pending.get(path) ?? this.#table.get(path);
-    if (known && known.dev === fields.dev && known.ino === fields.ino && known.size === fields.size && known.mtime === fields.mtime && known.ctime === fields.ctime) {
+  /** The checksum of the regular file at `path` (absolute), whose stat the context walk took. */
+  async of(path: string, node: { readonly size: number; readonly stamp?: string; readonly ctime?: number }): Promise<string> {
+    const known = node.stamp === undefined ? undefined : (this.#pending.get(path) ?? this.#table.get(path));
+    if (known !== undefined && known.stamp === node.stamp) {
       this.reused++;
       return known.sum;
     }
-    const wall = BigInt(Date.now()) * 1_000_000n;
-    const sum = await hashStream(createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>);
+    const startedAt = Date.now() / 1000;
+    const buffer = this.#buffers.pop() ?? Buffer.allocUnsafe(1024 * 1024);
+    let sum: string;
+    try {
+      sum = await hashStream(readChunks(path, node.size, buffer));
+    } finally {
+      this.#buffers.push(buffer);
+    }
     this.hashed++;
-    if (st.ctimeNs < wall - RACY_NS) this.#pending.set(path, { ...fields, sum });
+    if (node.stamp !== undefined && node.ctime !== undefined && node.ctime < startedAt - RACY_SECONDS) this.#pending.set(path, { stamp: node.stamp, sum });
     else this.#pending.delete(path);
     return sum;
   }

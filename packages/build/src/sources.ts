@@ -5,10 +5,9 @@
  * content and its checksum. Paths are relative to the tree's root, `/`-separated, `''` for the root itself.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink, realpath } from 'node:fs/promises';
-import { join, posix, sep } from 'node:path';
-import type { WritableLayer } from '@strata/core';
+import { lstat, open, realpath } from 'node:fs/promises';
+import { basename, dirname, join, posix, sep } from 'node:path';
+import { lstatBatch, STAT, type WritableLayer } from '@strata/core';
 import type { ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
@@ -27,6 +26,9 @@ export interface SourceNode {
   readonly size: number;
   readonly mtime: { readonly sec: number; readonly nsec: number };
   readonly linkname?: string;
+  /** Context files: device, inode, size, mtime and ctime, for the checksum records. */
+  readonly stamp?: string;
+  readonly ctime?: number;
 }
 
 /** A tree COPY reads. */
@@ -56,6 +58,27 @@ export function cleanSource(source: string, label: string): string {
   const raw = posix.normalize(source.replace(/^\/+/, ''));
   if (raw === '..' || raw.startsWith('../')) throw new SourceError(`${JSON.stringify(source)} is outside ${label}`);
   return cleaned === '.' ? '' : cleaned;
+}
+
+const CHUNK = 1024 * 1024;
+
+/**
+ * A host file's bytes in chunks of at most 1 MiB, read into a buffer sized to the file (so small files
+ * cost small buffers), or into `buffer` when given: then each chunk is valid only until the next is asked
+ * for (for consumers that are done with a chunk before they ask again, like a hash).
+ */
+export async function* readChunks(path: string, size: number, buffer?: Buffer): AsyncGenerator<Uint8Array> {
+  const handle = await open(path, 'r');
+  try {
+    for (;;) {
+      const into = buffer ?? Buffer.allocUnsafe(Math.min(Math.max(size, 1), CHUNK));
+      const { bytesRead } = await handle.read(into, 0, into.length, null);
+      if (bytesRead === 0) return;
+      yield into.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The checksum of bytes as COPY keys use it. */
@@ -112,20 +135,41 @@ export class ContextTree implements SourceTree {
     return path !== '' && this.#ignored(path);
   }
 
-  async #node(path: string, host: string): Promise<SourceNode> {
-    const st = await lstat(host, { bigint: true });
-    const mode = Number(st.mode);
-    const type = typeOfMode(mode);
-    return {
-      path,
-      type,
-      mode: mode & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: type === 'file' ? Number(st.size) : 0,
-      mtime: timeOf(st.mtimeNs),
-      ...(type === 'symlink' ? { linkname: await readlink(host) } : {}),
-    };
+  /** The nodes of `names` in host directory `hostDir` (one native call), vanished ones left out. */
+  #nodes(dir: string, hostDir: string, names?: readonly string[]): SourceNode[] {
+    const batch = lstatBatch(hostDir, names);
+    const out: SourceNode[] = [];
+    const f = batch.stats;
+    for (let i = 0; i < batch.names.length; i++) {
+      const o = i * STAT.fields;
+      const mode = f[o + STAT.mode]!;
+      if (mode === 0) continue; // gone since it was listed
+      const type = typeOfMode(mode);
+      const name = batch.names[i]!;
+      const size = type === 'file' ? f[o + STAT.size]! : 0;
+      out.push({
+        path: dir === '' ? name : `${dir}/${name}`,
+        type,
+        mode: mode & 0o7777,
+        uid: f[o + STAT.uid]!,
+        gid: f[o + STAT.gid]!,
+        size,
+        mtime: { sec: f[o + STAT.mtimeSec]!, nsec: f[o + STAT.mtimeNsec]! },
+        ...(type === 'symlink' ? { linkname: batch.links[i]! } : {}),
+        // What tells a file unchanged since its checksum was taken (see FileChecksums).
+        stamp: `${f[o + STAT.dev]}:${f[o + STAT.inoHigh]}:${f[o + STAT.inoLow]}:${size}:${f[o + STAT.mtimeSec]}.${f[o + STAT.mtimeNsec]}:${f[o + STAT.ctimeSec]}.${f[o + STAT.ctimeNsec]}`,
+        ctime: f[o + STAT.ctimeSec]! + f[o + STAT.ctimeNsec]! / 1e9,
+      });
+    }
+    return out;
+  }
+
+  async #node(path: string, host: string): Promise<SourceNode | undefined> {
+    if (path === '') {
+      const st = await lstat(host, { bigint: true });
+      return { path: '', type: typeOfMode(Number(st.mode)), mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: timeOf(st.mtimeNs) };
+    }
+    return this.#nodes(posix.dirname(path) === '.' ? '' : posix.dirname(path), dirname(host), [basename(host)])[0];
   }
 
   async resolve(path: string): Promise<SourceNode | undefined> {
@@ -142,31 +186,25 @@ export class ContextTree implements SourceTree {
     if (real !== root && !real.startsWith(root + sep)) throw new SourceError(`${JSON.stringify(path)} leads out of ${this.label} (a symlink to ${real})`);
     const inside = real === root ? '' : real.slice(root.length + 1).split(sep).join('/');
     if (this.#excluded(inside)) return undefined;
-    return { ...(await this.#node(inside, real)), path: inside };
+    return this.#node(inside, real);
   }
 
   async children(dir: string): Promise<SourceNode[]> {
-    const names = (await readdir(this.#host(dir))).sort();
     const out: SourceNode[] = [];
-    for (const name of names) {
-      const path = dir === '' ? name : `${dir}/${name}`;
-      if (this.#excluded(path)) {
-        if (!this.#exceptions) continue;
-        const node = await this.#node(path, this.#host(path));
-        if (node.type === 'directory') out.push(node); // may hold an exception; kept with what it holds
-        continue;
-      }
-      out.push(await this.#node(path, this.#host(path)));
+    for (const node of this.#nodes(dir, this.#host(dir)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+      // An excluded directory may hold an exception (`!`): kept, with what it holds, when there are any.
+      if (this.#excluded(node.path) && !(this.#exceptions && node.type === 'directory')) continue;
+      out.push(node);
     }
     return out;
   }
 
-  async *read(node: SourceNode): AsyncIterable<Uint8Array> {
-    yield* createReadStream(this.#host(node.path), { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+  read(node: SourceNode): AsyncIterable<Uint8Array> {
+    return readChunks(this.#host(node.path), node.size);
   }
 
   checksum(node: SourceNode): Promise<string> {
-    return this.#checksums.of(this.#host(node.path));
+    return this.#checksums.of(this.#host(node.path), node);
   }
 }
 

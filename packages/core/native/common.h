@@ -32,7 +32,7 @@ const char *usage_syscall(const char *usage);
 int write_all(int fd, const void *bytes, size_t length);
 
 // Fields of one entry in the stats arrays lstat_batch and stat_at fill (keep in step with native.ts STAT).
-enum { F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_MTIME_SEC, F_MTIME_NSEC, F_DEV, F_INO_HIGH, F_INO_LOW, F_RDEV_MAJOR, F_RDEV_MINOR, FIELDS };
+enum { F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_MTIME_SEC, F_MTIME_NSEC, F_DEV, F_INO_HIGH, F_INO_LOW, F_RDEV_MAJOR, F_RDEV_MINOR, F_CTIME_SEC, F_CTIME_NSEC, FIELDS };
 // Fills FIELDS numbers at `f` from `st`.
 void fill_stat(double *f, const struct stat *st);
 

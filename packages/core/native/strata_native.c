@@ -217,6 +217,8 @@ void fill_stat(double *f, const struct stat *st) {
   f[F_INO_LOW] = (double)(st->st_ino & 0xffffffffu);
   f[F_RDEV_MAJOR] = major(st->st_rdev);
   f[F_RDEV_MINOR] = minor(st->st_rdev);
+  f[F_CTIME_SEC] = (double)st->st_ctim.tv_sec;
+  f[F_CTIME_NSEC] = (double)st->st_ctim.tv_nsec;
 }
 
 typedef struct {

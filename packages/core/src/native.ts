@@ -77,7 +77,9 @@ export const STAT = {
   inoLow: 9,
   rdevMajor: 10,
   rdevMinor: 11,
-  fields: 12,
+  ctimeSec: 12,
+  ctimeNsec: 13,
+  fields: 14,
 } as const;
 
 const addon = requireFromPackage(addonPath) as StrataNative;

@@ -193,9 +193,14 @@ export class WritableLayer {
     return this.#upper.hostPath(path);
   }
 
-  /** Reports a change at `path` to the caches. */
+  /**
+   * Reports that the entry at `path` was made, removed, replaced or copied up: the upper's listing of its
+   * parent is updated for that one name, and what the view resolved there is forgotten. Changes of an
+   * upper entry's metadata or content need no report: no cache holds them.
+   */
   #changed(path: string): void {
-    this.#upper.invalidate(parentOf(path));
+    if (path === ROOT) this.#upper.invalidate(ROOT);
+    else this.#upper.refreshChild(parentOf(path), baseName(path));
     this.#upper.invalidate(path);
     this.view.invalidate(path);
   }
@@ -580,8 +585,7 @@ export class WritableLayer {
     this.#writable(syscall, file);
     const path = this.#resolve(file, syscall, follow);
     this.#need(path, syscall, file);
-    change(this.#copyUp(path));
-    this.#changed(path);
+    change(this.#copyUp(path)); // a copy-up reports itself; the change of metadata needs no report
   }
 
   /** `fs.promises.chmod` (follows symlinks). */
@@ -683,7 +687,7 @@ export class WritableLayer {
     }
     const fd = openSync(host, (node ? 0 : fsConstants.O_CREAT | fsConstants.O_EXCL) | fsConstants.O_RDWR | (truncate ? fsConstants.O_TRUNC : 0) | (append ? fsConstants.O_APPEND : 0), mode);
     this.#changed(path);
-    return new LayerFileHandle(fd, undefined, () => this.#changed(path));
+    return new LayerFileHandle(fd, undefined, () => {}); // writes change content only: nothing to report
   }
 }
 

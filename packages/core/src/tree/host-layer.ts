@@ -4,7 +4,7 @@
  * the same rules as a layer tarball's: an entry beats a whiteout of the same name, aufs bookkeeping names
  * are skipped).
  */
-import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent } from 'node:fs';
+import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
 import { getXattr } from '../native.js';
@@ -25,6 +25,16 @@ export interface HostLayerOptions {
   xattrNamespace?: OverlayXattrNamespace;
   /** Cache listings (default true). A layer that changes under us must be invalidated by whoever changes it. */
   cache?: boolean;
+}
+
+function statType(st: Stats): NodeType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  if (st.isFIFO()) return 'fifo';
+  return 'socket';
 }
 
 function direntType(d: Dirent): NodeType {
@@ -66,6 +76,27 @@ export class HostLayer implements LayerTree {
   invalidate(dir: string): void {
     this.#cache?.delete(dir);
     this.#opaque?.delete(dir);
+  }
+
+  /**
+   * Reports that one name of `dir` changed (made, removed, replaced): a cached listing of `dir` is updated
+   * for that name alone (one lstat) instead of being read again, so filling a large directory one entry at
+   * a time does not reread it each time.
+   */
+  refreshChild(dir: string, name: string): void {
+    const cached = this.#cache?.get(dir);
+    if (cached === undefined) return;
+    if (this.#form === 'oci' && (name.startsWith(WHITEOUT_PREFIX) || classifyWhiteout(childPath(dir, name)).kind !== 'none')) {
+      this.invalidate(dir); // whiteout names stand for other names: read the directory again
+      return;
+    }
+    const st = lstatSync(join(this.hostPath(dir), name), { throwIfNoEntry: false });
+    // In place (a copy per change would make filling a directory quadratic): a Map iterated meanwhile
+    // shows the change or not, and never fails.
+    const map = cached as Map<string, LayerNode>;
+    if (st === undefined) map.delete(name);
+    else if (this.#form === 'overlay' && isWhiteoutStats(st)) map.set(name, WHITEOUT_NODE);
+    else map.set(name, NODES.get(statType(st))!);
   }
 
   children(dir: string): ReadonlyMap<string, LayerNode> {

@@ -1,0 +1,153 @@
+/**
+ * Build benchmarks against buildah (`buildah bud --layers --isolation chroot`, overlay storage), both as
+ * whole commands, on the same Dockerfile and context: a copy of /usr/share (54,000 files, 670 MB; of
+ * /usr/share/zoneinfo in smoke runs) copied into the minbase image, then a few shell steps.
+ *
+ * - build-cold: nothing cached (each side's store holds only the base image);
+ * - build-cached: everything cached (the same build done before);
+ * - build-one-change: one source file rewritten (same size, same mtime) since the last build: the COPY and
+ *   the steps after it run again.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { aptImage } from './inputs.js';
+import type { Benchmark, Plan } from './suite.js';
+
+const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
+const run = (command: string[]) => execFileSync(command[0]!, command.slice(1), { stdio: 'ignore' });
+const BASE = 'example.com/base:base';
+
+const DOCKERFILE = `FROM ${BASE}
+WORKDIR /app
+COPY tree /app/tree
+RUN find /app/tree -type f | wc -l > /app/files && du -s /app/tree > /app/size
+RUN mkdir -p /app/bin && printf '#!/bin/sh\\necho app\\n' > /app/bin/app && chmod 755 /app/bin/app
+ENV APP=/app/bin/app
+RUN /app/bin/app > /app/ran
+`;
+
+/** The file the one-change benchmark rewrites (same size, same mtime). */
+const CHANGED = 'strata-bench-changed.txt';
+
+interface Sides {
+  context: string;
+  strataRoot: string;
+  buildah: string[];
+  strata: string[];
+  buildahBuild: string[];
+  /** Empties both stores but for the base image. */
+  fresh(): void;
+  /** Rewrites the changed file with the same size and mtime. */
+  touch(): void;
+  inputs: string[];
+}
+
+function sides(treePath: string, work: string): Sides {
+  const context = join(work, 'context');
+  mkdirSync(context, { recursive: true });
+  cpSync(treePath, join(context, 'tree'), { recursive: true, verbatimSymlinks: true });
+  writeFileSync(join(context, 'tree', CHANGED), 'version 0000\n');
+  writeFileSync(join(context, 'Dockerfile'), DOCKERFILE);
+  const layout = aptImage().layout;
+  const strataRoot = join(work, 'strata-root');
+  const buildahStore = ['--root', join(work, 'buildah', 'root'), '--runroot', join(work, 'buildah', 'run'), '--storage-driver', 'overlay'];
+  let version = 0;
+  return {
+    context,
+    strataRoot,
+    buildah: buildahStore,
+    strata: [process.execPath, CLI, '--root', strataRoot, 'build', '-q', '-t', 'example.com/bench:1', context],
+    buildahBuild: ['buildah', ...buildahStore, 'bud', '--quiet', '--layers', '--isolation', 'chroot', '--pull-never', '-t', 'example.com/bench:1', context],
+    fresh() {
+      rmSync(strataRoot, { recursive: true, force: true });
+      run([process.execPath, CLI, '--root', strataRoot, 'image', 'import', layout, '--name', 'example.com/base', '-q']);
+      try {
+        run(['buildah', ...buildahStore, 'rmi', '--all', '--force']);
+      } catch {
+        // an empty store
+      }
+      const id = execFileSync('buildah', [...buildahStore, 'pull', '--quiet', `oci:${layout}:base`], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+      run(['buildah', ...buildahStore, 'tag', id, BASE]);
+    },
+    touch() {
+      const path = join(context, 'tree', CHANGED);
+      const before = statSync(path);
+      writeFileSync(path, `version ${String(++version).padStart(4, '0')}\n`);
+      utimesSync(path, before.atime, before.mtime);
+    },
+    inputs: [context, layout, join(work, 'buildah', 'root'), strataRoot],
+  };
+}
+
+function unmountBuildah(s: Sides): void {
+  try {
+    run(['buildah', ...s.buildah, 'rm', '--all']);
+    run(['buildah', ...s.buildah, 'rmi', '--all', '--force']);
+  } catch {
+    // nothing left
+  }
+}
+
+export const buildBenchmarks: Benchmark[] = [
+  {
+    name: 'build-cold',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const s = sides(tree.name === 'zoneinfo' ? tree.path : '/usr/share', work);
+      return {
+        description: `build with nothing cached: COPY of ${tree.name === 'zoneinfo' ? tree.path : '/usr/share'} into minbase and four shell steps (strata build vs buildah bud --layers --isolation chroot)`,
+        cases: [
+          { label: 'strata', command: s.strata },
+          { label: 'buildah', command: s.buildahBuild },
+        ],
+        writeHeavy: true,
+        inputs: s.inputs,
+        reset: () => s.fresh(),
+        cleanup: () => unmountBuildah(s),
+      };
+    },
+  },
+  {
+    name: 'build-cached',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const s = sides(tree.name === 'zoneinfo' ? tree.path : '/usr/share', work);
+      s.fresh();
+      run(s.strata);
+      run(s.buildahBuild);
+      return {
+        description: `rebuild with every step cached (the same build done before; strata build vs buildah bud --layers)`,
+        cases: [
+          { label: 'strata', command: s.strata },
+          { label: 'buildah', command: s.buildahBuild },
+        ],
+        writeHeavy: true,
+        inputs: s.inputs,
+        cleanup: () => unmountBuildah(s),
+      };
+    },
+  },
+  {
+    name: 'build-one-change',
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const s = sides(tree.name === 'zoneinfo' ? tree.path : '/usr/share', work);
+      s.fresh();
+      run(s.strata);
+      run(s.buildahBuild);
+      return {
+        description: `rebuild after one source file was rewritten (same size and mtime): the COPY and the steps after it run again (strata build vs buildah bud --layers)`,
+        cases: [
+          { label: 'strata', command: s.strata },
+          { label: 'buildah', command: s.buildahBuild },
+        ],
+        writeHeavy: true,
+        inputs: s.inputs,
+        // Each side sees a file it has not built yet: both run the COPY and what follows.
+        reset: () => s.touch(),
+        cleanup: () => unmountBuildah(s),
+      };
+    },
+  },
+];
