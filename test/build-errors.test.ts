@@ -3,6 +3,7 @@
  * behind; a hostile base image cannot send COPY's files to the host; RUN refused where it cannot run (the
  * userspace driver) while a Dockerfile without RUN still builds there; an aborted build stops its RUN.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +94,19 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     expect(tree.get(`${outside.slice(1)}/a.txt`)).toMatchObject({ type: 'file', size: 2 });
     // A file destination that is a symlink is replaced by the file, never written through.
     expect(tree.get('rel')).toMatchObject({ type: 'file', size: 2 });
+  }, 120_000);
+
+  it('extracts device nodes and FIFOs from an ADDed tar, and copies them from a stage', async () => {
+    const made = join(work, 'specials');
+    mkdirSync(made);
+    execFileSync('mkfifo', [join(made, 'pipe')]);
+    execFileSync('mknod', ['-m', '600', join(made, 'null2'), 'c', '1', '3']);
+    const dir = context(`FROM ${BASE} AS s\nADD specials.tar /dev2/\nFROM ${BASE}\nCOPY --from=s /dev2 /dev3\n`);
+    execFileSync('tar', ['-C', made, '-cf', join(dir, 'specials.tar'), 'pipe', 'null2']);
+    const { result } = await buildWith(images, { context: dir, tags: ['example.com/specials:1'] });
+    const tree = await imageTree(images, result.names[0]!, work);
+    expect(tree.get('dev3/pipe')).toMatchObject({ type: 'fifo' });
+    expect(tree.get('dev3/null2')).toMatchObject({ type: 'char', mode: 0o600, rdev: String((1 << 8) | 3) });
   }, 120_000);
 
   it('stops a RUN when the build is aborted', async () => {

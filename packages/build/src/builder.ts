@@ -15,7 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
@@ -23,6 +23,7 @@ import {
   chainID,
   FailedPreconditionError,
   flatten,
+  InvalidArgumentError,
   isAlreadyExists,
   isNotFound,
   NotFoundError,
@@ -153,6 +154,7 @@ function sha256(...parts: string[]): string {
 /** Builds a Dockerfile into an image in `images`' root. */
 export async function build(images: Images, options: BuildOptions): Promise<BuildResult> {
   const context = resolve(options.context);
+  if (!statSync(context, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is not a directory`);
   const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs);
@@ -222,7 +224,7 @@ class Builder {
     const label = stage.name ?? String(stage.index);
     const started = performance.now();
     const step = ++this.#step;
-    const fromText = `FROM ${stage.from.args}`;
+    const fromText = `FROM ${flagText(stage.from)}${stage.image}${stage.name !== undefined ? ` AS ${stage.name}` : ''}`;
     this.#emit({ type: 'step', step, total: this.#total, stage: label, instruction: fromText });
     const result = await this.#base(stage, label);
     this.#results.set(stage.index, result);
@@ -503,7 +505,12 @@ class Builder {
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
-      const runtime = findRuntime(this.#options.runtime);
+      let runtime: string;
+      try {
+        runtime = findRuntime(this.#options.runtime);
+      } catch (error) {
+        throw new UnsupportedError(`Dockerfile line ${step.line}: ${(error as Error).message}`);
+      }
       const { snapshotter } = this.#images;
       if (snapshotter.driver !== 'overlay') throw new UnsupportedError(`Dockerfile line ${step.line}: RUN needs kernel overlay mounts; this root uses the ${snapshotter.driver} driver`);
       const layer = await snapshotter.open(key);
@@ -568,8 +575,10 @@ class Builder {
     }
     const base = stage.baseConfig;
     const platform = base ? { os: base.os, architecture: base.architecture, ...(base.variant ? { variant: base.variant } : {}) } : stage.platform;
+    // What Docker's classic builder recorded of the container that made the base is not this image's.
+    const { container: _container, container_config: _containerConfig, ...kept } = (base ?? {}) as ImageConfig & { container?: unknown; container_config?: unknown };
     const config: ImageConfig = {
-      ...(base ?? {}),
+      ...kept,
       ...platform,
       created: createdAt(this.#epoch),
       ...(stage.state.author !== undefined ? { author: stage.state.author } : {}),

@@ -26,6 +26,8 @@ export interface SourceNode {
   readonly size: number;
   readonly mtime: { readonly sec: number; readonly nsec: number };
   readonly linkname?: string;
+  /** Device nodes and FIFOs: the type bits (`S_IFCHR`, `S_IFBLK`, `S_IFIFO`, or `S_IFSOCK`) and device numbers. */
+  readonly special?: { readonly typeBits: number; readonly major: number; readonly minor: number };
   /** Context files: device, inode, size, mtime and ctime, for the checksum records. */
   readonly stamp?: string;
   readonly ctime?: number;
@@ -156,6 +158,7 @@ export class ContextTree implements SourceTree {
         size,
         mtime: { sec: f[o + STAT.mtimeSec]!, nsec: f[o + STAT.mtimeNsec]! },
         ...(type === 'symlink' ? { linkname: batch.links[i]! } : {}),
+        ...(type === 'other' ? { special: { typeBits: mode & 0o170000, major: f[o + STAT.rdevMajor]!, minor: f[o + STAT.rdevMinor]! } } : {}),
         // What tells a file unchanged since its checksum was taken (see FileChecksums).
         stamp: `${f[o + STAT.dev]}:${f[o + STAT.inoHigh]}:${f[o + STAT.inoLow]}:${size}:${f[o + STAT.mtimeSec]}.${f[o + STAT.mtimeNsec]}:${f[o + STAT.ctimeSec]}.${f[o + STAT.ctimeNsec]}`,
         ctime: f[o + STAT.ctimeSec]! + f[o + STAT.ctimeNsec]! / 1e9,
@@ -242,6 +245,7 @@ export class SnapshotTree implements SourceTree {
       size: type === 'file' ? st.size : 0,
       mtime: timeOf(st.mtimeNs),
       ...(type === 'symlink' ? { linkname: await this.#layer.readlink(`/${path}`) } : {}),
+      ...(type === 'other' ? { special: { typeBits: st.mode & 0o170000, major: st.rdev >> 8, minor: st.rdev & 0xff } } : {}),
     };
   }
 

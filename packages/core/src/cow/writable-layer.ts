@@ -445,6 +445,21 @@ export class WritableLayer {
     this.#changed(path);
   }
 
+  /**
+   * A device node or FIFO at `file`: `mode` holds its type bits (`S_IFCHR`, `S_IFBLK`, `S_IFIFO`) and
+   * permissions, as mknod(2) takes them. EEXIST when something is there.
+   */
+  async mknod(file: string, mode: number, major = 0, minor = 0): Promise<void> {
+    this.#writable('mknod', file);
+    const type = mode & fsConstants.S_IFMT;
+    if (type !== fsConstants.S_IFCHR && type !== fsConstants.S_IFBLK && type !== fsConstants.S_IFIFO) throw fsError('EINVAL', 'mknod', file);
+    const path = this.#resolve(file, 'mknod', false);
+    if (this.view.lookup(path)) throw fsError('EEXIST', 'mknod', file);
+    this.#prepareCreate(path);
+    mknod(this.#host(path), type, mode & 0o7777, major, minor);
+    this.#changed(path);
+  }
+
   /** `fs.promises.link`: a new name for an existing non-directory (copied up first). */
   async link(existing: string, file: string): Promise<void> {
     this.#writable('link', file);
