@@ -4,7 +4,7 @@
  * status and one-line error.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE, rootWithBase, scratch, writeContext } from './helpers/build.js';
@@ -58,6 +58,30 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('st
     const manifest = JSON.parse(spawnSync('tar', ['-xOf', out, 'manifest.json'], { encoding: 'utf8' }).stdout) as { Config: string }[];
     const config = JSON.parse(spawnSync('tar', ['-xOf', out, manifest[0]!.Config], { encoding: 'utf8' }).stdout) as { created: string };
     expect(config.created).toBe('2023-11-14T22:13:20Z');
+  }, 120_000);
+
+  it('builds config-only Dockerfiles without root, and says why COPY and RUN need it', () => {
+    const rootless = join(work, 'rootless');
+    const dir = writeContext(join(rootless, 'context'), { Dockerfile: 'FROM scratch\nENV A=1\nLABEL who=nobody\n', 'a.txt': 'a\n' });
+    spawnSync('chown', ['-R', '65534:65534', rootless]);
+    chmodSync(work, 0o755); // nobody passes through the scratch directory
+    const asNobody = (dockerfile: string) => {
+      writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+      spawnSync('chown', ['65534:65534', join(dir, 'Dockerfile')]);
+      return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, '--root', join(rootless, 'root'), '--driver', 'userspace', 'build', '-q', dir], {
+        encoding: 'utf8',
+        env: { ...process.env, HOME: rootless, NODE_EXTRA_CA_CERTS: '' },
+      });
+    };
+    const ok = asNobody('FROM scratch\nENV A=1\nLABEL who=nobody\n');
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    const copy = asNobody('FROM scratch\nCOPY a.txt /\n');
+    expect(copy.status).toBe(1);
+    expect(copy.stderr).toContain('Dockerfile line 2: COPY needs root');
+    const run = asNobody('FROM scratch\nRUN true\n');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('Dockerfile line 2: RUN needs root');
   }, 120_000);
 
   it('fails with the line and a non-zero status, and lists and prunes the cache', () => {

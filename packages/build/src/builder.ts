@@ -429,6 +429,10 @@ class Builder {
     const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum]);
     const history = `${step.keyword} ${flagText(step)}${sources.join(' ')} ${dest}`;
     const execute = async (key: string) => {
+      if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+        // Snapshots keep owners as the host file system does, and only root sets them (no owner overlay yet).
+        throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword} needs root: strata's snapshots keep file owners as the host file system does, which only root can set`);
+      }
       const layer = await this.#images.snapshotter.open(key);
       let owner: CopyOptions['owner'];
       if (chown !== undefined) {

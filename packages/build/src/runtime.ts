@@ -43,7 +43,7 @@ const CAPABILITIES = [
 /** The runtime binary to use: `preferred`, `$STRATA_RUNTIME`, or runc then crun on PATH. Throws UNSUPPORTED. */
 export function findRuntime(preferred?: string): string {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new UnsupportedError('RUN needs root (an OCI runtime and kernel overlay mounts); a Dockerfile without RUN builds without it');
+    throw new UnsupportedError('RUN needs root (an OCI runtime and kernel overlay mounts)');
   }
   const wanted = preferred ?? process.env.STRATA_RUNTIME;
   const names = wanted ? [wanted] : ['runc', 'crun'];
