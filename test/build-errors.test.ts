@@ -109,6 +109,17 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     expect(tree.get('dev3/null2')).toMatchObject({ type: 'char', mode: 0o600, rdev: String((1 << 8) | 3) });
   }, 120_000);
 
+  it("runs the base image's ONBUILD triggers first, at the FROM line", async () => {
+    const dir = context(`FROM ${BASE}\nONBUILD COPY a.txt /from-trigger.txt\nONBUILD RUN echo triggered > /triggered\n`);
+    await buildWith(images, { context: dir, tags: ['example.com/onbuild:base'] });
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM example.com/onbuild:base\nRUN cat /triggered\n');
+    const child = await buildWith(images, { context: dir, tags: ['example.com/onbuild:child'] });
+    expect(child.ran).toEqual(['COPY a.txt /from-trigger.txt', 'RUN echo triggered > /triggered', 'RUN cat /triggered']);
+    expect(child.output).toBe('triggered\n');
+    expect(child.events.filter((e) => e.type === 'done').map((e) => (e.type === 'done' ? `${e.step}/${e.total}` : ''))).toEqual(['1/2', '2/4', '3/4', '4/4']);
+    expect(child.result.config.config).not.toHaveProperty('OnBuild');
+  }, 120_000);
+
   it('stops a RUN when the build is aborted', async () => {
     const controller = new AbortController();
     const started = Date.now();

@@ -173,11 +173,12 @@ class Builder {
   readonly #checksums: FileChecksums;
   readonly #context: ContextTree;
   readonly #results = new Map<number, StageResult>();
-  readonly #total: number;
   readonly #platform: Platform;
   readonly #epoch: number | undefined;
   readonly #limits: { maxEntries: number; maxBytes: number };
   #step = 0;
+  /** Steps counted so far: the Dockerfile's, and the ONBUILD triggers of bases as they are found. */
+  #total: number;
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
@@ -236,6 +237,7 @@ class Builder {
     const steps: Instruction[] = [];
     if (triggers.length > 0) {
       for (const trigger of parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`).stages[0]!.instructions) steps.push({ ...trigger, line: stage.from.line });
+      this.#total += steps.length;
     }
     steps.push(...stage.instructions);
     for (const instruction of steps) {
