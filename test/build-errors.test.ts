@@ -59,6 +59,15 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     }, 120_000);
   }
 
+  it('refuses ADD of an xz archive, and copies a file that only looks like one as a file', async () => {
+    const dir = context(`FROM ${BASE}\nADD notes.txt /notes/\nADD x.tar.xz /x/\n`, { 'notes.txt': 'BZh but no bzip2 after it\n' });
+    writeFileSync(join(dir, 'x.tar.xz'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]));
+    await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 3: ADD "x.tar.xz" is a bzip2 or xz archive: ADD extracts plain, gzip and zstd tar archives only/);
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nADD notes.txt /notes/\n`);
+    const { result } = await buildWith(images, { context: dir, tags: ['example.com/add:notes'] });
+    expect((await imageTree(images, result.names[0]!, work)).get('notes/notes.txt')).toMatchObject({ type: 'file' });
+  }, 120_000);
+
   it('refuses a target stage that is not there', async () => {
     await expect(buildWith(images, { context: context(`FROM ${BASE} AS one\n`), target: 'two' })).rejects.toThrow(/target stage "two" is not in the Dockerfile/);
   });

@@ -418,8 +418,10 @@ class Builder {
       if (remote !== undefined) throw lineError(step.line, `ADD ${remote}: remote sources are refused (download in a RUN step, or into the context first)`);
     }
     let selection: CopySelection;
+    let archives: SourceNode[];
     try {
       selection = await CopySelection.select(tree, sources, dest, this.#limits);
+      archives = step.keyword === 'ADD' ? await selection.archives() : [];
     } catch (error) {
       if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
       throw error;
@@ -427,7 +429,6 @@ class Builder {
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
     const sum = await selection.checksum(copyOptions);
-    const archives = step.keyword === 'ADD' ? await selection.archives() : [];
     const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum]);
     const history = `${step.keyword} ${flagText(step)}${sources.join(' ')} ${dest}`;
     const execute = async (key: string) => {

@@ -213,9 +213,6 @@ export class CopySelection {
 
 /** Whether a file is a tar archive, plain or compressed (ADD's test). Throws UNSUPPORTED for bzip2 and xz. */
 async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
-  if (node.size < 512 && node.size !== 0) {
-    // too short for a tar header, but a compressed archive can be this small
-  }
   let head = Buffer.alloc(0);
   for await (const chunk of tree.read(node)) {
     head = Buffer.concat([head, chunk]);
@@ -226,10 +223,19 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
     try {
       const inflated = await new Promise<Buffer>((resolve, reject) => {
         const chunks: Buffer[] = [];
+        let size = 0;
         const gunzip = createGunzip();
-        gunzip.on('data', (c: Buffer) => chunks.push(c));
-        gunzip.on('error', (e) => (chunks.length > 0 ? resolve(Buffer.concat(chunks)) : reject(e)));
-        gunzip.on('end', () => resolve(Buffer.concat(chunks)));
+        const done = () => resolve(Buffer.concat(chunks));
+        gunzip.on('data', (c: Buffer) => {
+          chunks.push(c);
+          size += c.length;
+          if (size >= 512) {
+            gunzip.destroy(); // a tar header is all it takes; never inflate more (a bomb stays small)
+            done();
+          }
+        });
+        gunzip.on('error', (e) => (chunks.length > 0 ? done() : reject(e)));
+        gunzip.on('end', done);
         gunzip.end(head);
       });
       return ustar(inflated);
@@ -238,7 +244,8 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
     }
   }
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return true;
-  if (head.subarray(0, 3).toString('latin1') === 'BZh' || head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+  const bzip2 = head.subarray(0, 3).toString('latin1') === 'BZh' && head[3]! >= 0x31 && head[3]! <= 0x39 && head.subarray(4, 10).equals(Buffer.from([0x31, 0x41, 0x59, 0x26, 0x53, 0x59]));
+  if (bzip2 || head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
     throw new SourceError(`${JSON.stringify(node.path)} is a bzip2 or xz archive: ADD extracts plain, gzip and zstd tar archives only`);
   }
   return ustar(head);
