@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { needs } from './helpers/oracle.js';
 
-describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo', 'containerd', 'docker-registry'))('benchmark harness', () => {
+describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo', 'containerd', 'docker-registry', 'buildah', 'debootstrap'))('benchmark harness', () => {
   it('runs every benchmark on tiny inputs and reports strata/peer ratios', () => {
     const out = mkdtempSync(join(tmpdir(), 'strata-bench-smoke-'));
     try {
@@ -22,11 +22,12 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
         ...['snapshot-prepare-commit', 'snapshot-usage', 'snapshot-stat-walk'],
         ...['image-import-unpack', 'image-export-docker', 'commit', 'commit-embedded', 'commit-gzip', 'gc-100-images'],
         ...['registry-push', 'registry-pull', 'registry-pull-on-base', 'registry-push-embedded', 'registry-pull-embedded'],
+        ...['build-cold', 'build-cached', 'build-one-change'],
       ]);
       for (const result of report.results) for (const ratio of Object.values(result.ratios)) expect(ratio).toBeGreaterThan(0);
       expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  }, 15 * 60_000); // every benchmark once, registries and daemons started: about two minutes, more on a busy machine
+  }, 15 * 60_000); // every benchmark once, registries, daemons and builds: about four minutes, more on a busy machine
 });
