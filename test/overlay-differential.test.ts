@@ -14,7 +14,7 @@ const f = (path: string, content = 'lower\n', extra: Partial<{ mode: number; uid
 const d = (path: string, opaque = false): LayerSpec[number] => ({ kind: 'dir', path, mode: 0o755, uid: 0, opaque });
 
 /** Named cases: each pins a behaviour, whatever the generator draws. */
-const regressions: Array<{ name: string; base: LayerSpec[]; ops: Op[] }> = [
+const regressions: Array<{ name: string; base: LayerSpec[]; ops: Op[]; trustedOnly?: true }> = [
   { name: 'write into a lower file copies it up', base: [[f('a'), d('d'), f('d/a')]], ops: [{ op: 'appendFile', path: 'd/a', data: 'more\n' }] },
   { name: 'truncate, chmod, chown and utimes of lower files', base: [[f('a', 'hello'), f('b', 'x', { mode: 0o4755 })]], ops: [{ op: 'truncate', path: 'a', length: 2 }, { op: 'chmod', path: 'b', mode: 0o700 }, { op: 'chown', path: 'a', uid: 42, gid: 43 }, { op: 'utimes', path: 'b', time: 1_000_000 }] },
   { name: 'unlink a lower file, then recreate it', base: [[f('a')]], ops: [{ op: 'unlink', path: 'a' }, { op: 'readFile', path: 'a' }, { op: 'writeFile', path: 'a', data: 'new\n' }] },
@@ -39,6 +39,12 @@ const regressions: Array<{ name: string; base: LayerSpec[]; ops: Op[] }> = [
     name: 'a climbing symlink moved to the top level is out of scope, and the ops after it still agree (shrunk counterexample)',
     base: [[d('a'), d('d'), f('d/a', ''), d('x'), { kind: 'symlink', path: 'x/a', target: '../d' }]],
     ops: [{ op: 'rename', path: 'x/a', to: 'n' }, { op: 'truncate', path: 'n', length: 0 }, { op: 'setxattr', path: 'a', name: 'user.k', value: '1' }],
+  },
+  {
+    name: 'renaming one hardlinked name onto another does nothing, and succeeds (shrunk counterexample)',
+    base: [[{ kind: 'symlink', path: 'a', target: 'a' }, { kind: 'symlink', path: 'b', target: 'a' }, d('d'), f('d/b', '')]],
+    ops: [{ op: 'rm', path: 'd', recursive: true }, { op: 'link', path: 'b', to: 'd' }, { op: 'rename', path: 'd', to: 'b' }, { op: 'writeFile', path: 'a', data: 'new\n' }, { op: 'readdir', path: '' }],
+    trustedOnly: true, // with userxattr the kernel answers this rename with ESTALE, a quirk not to copy
   },
   { name: 'opaque lower directory hides the layer below', base: [[d('d'), f('d/a'), f('d/b')], [d('d', true), f('d/e', 'upper')]], ops: [{ op: 'readdir', path: 'd' }, { op: 'unlink', path: 'd/e' }, { op: 'readdir', path: 'd' }] },
 ];
@@ -72,7 +78,8 @@ describe.skipIf(!needs('root', 'overlay'))('WritableLayer against the kernel ove
   for (const lowers of ['dirs', 'tars'] as const) {
     for (const namespace of ['trusted', 'user'] as const) {
       describe(`lowers as ${lowers}, ${namespace}.overlay.* markers`, () => {
-        for (const { name, base, ops } of regressions) {
+        for (const { name, base, ops, trustedOnly } of regressions) {
+          if (trustedOnly && namespace !== 'trusted') continue;
           it(name, async () => {
             expect(await differential(base, ops, { lowers, namespace })).toEqual({ opMismatches: [], mergedMismatches: [], upperMismatches: [] });
           });

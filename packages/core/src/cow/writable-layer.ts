@@ -537,6 +537,12 @@ export class WritableLayer {
     const toParent = this.view.lookup(parentOf(to));
     if (!toParent) throw fsError('ENOENT', 'rename', newFile);
     if (toParent.type !== 'directory') throw fsError('ENOTDIR', 'rename', newFile);
+    // Two names of one upper file (a hardlink): rename(2) does nothing and succeeds, both names stay.
+    if (target && node.type !== 'directory' && target.type !== 'directory' && this.#inUpper(from) && this.#inUpper(to)) {
+      const a = lstatSync(this.#host(from), { bigint: true });
+      const b = lstatSync(this.#host(to), { bigint: true });
+      if (a.ino === b.ino && a.dev === b.dev) return;
+    }
     if (node.type === 'directory') {
       // The order of checks is Linux's: the VFS (EINVAL, ENOTDIR), then overlayfs (EXDEV), then emptiness.
       if (target && target.type !== 'directory') throw fsError('ENOTDIR', 'rename', newFile);
