@@ -89,65 +89,48 @@ function unmountBuildah(s: Sides): void {
   }
 }
 
+/** The tree a build copies: /usr/share, or zoneinfo in smoke runs. */
+const sourceOf = (tree: { name: string; path: string }) => (tree.name === 'zoneinfo' ? tree.path : '/usr/share');
+
+/**
+ * One build benchmark: strata and buildah run the same build. `builtBefore`: both have built it once
+ * (untimed); `reset` runs before each timed build.
+ */
+function buildBenchmark(name: string, describe: (source: string) => string, options: { builtBefore: boolean; reset?: (s: Sides) => void }): Benchmark {
+  return {
+    name,
+    once: true,
+    async plan(tree, work): Promise<Plan> {
+      const s = sides(sourceOf(tree), work);
+      if (options.builtBefore) {
+        s.fresh();
+        run(s.strata);
+        run(s.buildahBuild);
+      }
+      return {
+        description: describe(sourceOf(tree)),
+        cases: [
+          { label: 'strata', command: s.strata },
+          { label: 'buildah', command: s.buildahBuild },
+        ],
+        writeHeavy: true,
+        inputs: s.inputs,
+        ...(options.reset ? { reset: () => options.reset!(s) } : {}),
+        cleanup: () => unmountBuildah(s),
+      };
+    },
+  };
+}
+
 export const buildBenchmarks: Benchmark[] = [
-  {
-    name: 'build-cold',
-    once: true,
-    async plan(tree, work): Promise<Plan> {
-      const s = sides(tree.name === 'zoneinfo' ? tree.path : '/usr/share', work);
-      return {
-        description: `build with nothing cached: COPY of ${tree.name === 'zoneinfo' ? tree.path : '/usr/share'} into minbase and four shell steps (strata build vs buildah bud --layers --isolation chroot)`,
-        cases: [
-          { label: 'strata', command: s.strata },
-          { label: 'buildah', command: s.buildahBuild },
-        ],
-        writeHeavy: true,
-        inputs: s.inputs,
-        reset: () => s.fresh(),
-        cleanup: () => unmountBuildah(s),
-      };
-    },
-  },
-  {
-    name: 'build-cached',
-    once: true,
-    async plan(tree, work): Promise<Plan> {
-      const s = sides(tree.name === 'zoneinfo' ? tree.path : '/usr/share', work);
-      s.fresh();
-      run(s.strata);
-      run(s.buildahBuild);
-      return {
-        description: `rebuild with every step cached (the same build done before; strata build vs buildah bud --layers)`,
-        cases: [
-          { label: 'strata', command: s.strata },
-          { label: 'buildah', command: s.buildahBuild },
-        ],
-        writeHeavy: true,
-        inputs: s.inputs,
-        cleanup: () => unmountBuildah(s),
-      };
-    },
-  },
-  {
-    name: 'build-one-change',
-    once: true,
-    async plan(tree, work): Promise<Plan> {
-      const s = sides(tree.name === 'zoneinfo' ? tree.path : '/usr/share', work);
-      s.fresh();
-      run(s.strata);
-      run(s.buildahBuild);
-      return {
-        description: `rebuild after one source file was rewritten (same size and mtime): the COPY and the steps after it run again (strata build vs buildah bud --layers)`,
-        cases: [
-          { label: 'strata', command: s.strata },
-          { label: 'buildah', command: s.buildahBuild },
-        ],
-        writeHeavy: true,
-        inputs: s.inputs,
-        // Each side sees a file it has not built yet: both run the COPY and what follows.
-        reset: () => s.touch(),
-        cleanup: () => unmountBuildah(s),
-      };
-    },
-  },
+  buildBenchmark('build-cold', (source) => `build with nothing cached: COPY of ${source} into minbase and four shell steps (strata build vs buildah bud --layers --isolation chroot)`, {
+    builtBefore: false,
+    reset: (s) => s.fresh(),
+  }),
+  buildBenchmark('build-cached', () => 'rebuild with every step cached (the same build done before; strata build vs buildah bud --layers)', { builtBefore: true }),
+  buildBenchmark('build-one-change', () => 'rebuild after one source file was rewritten (same size and mtime): the COPY and the steps after it run again (strata build vs buildah bud --layers)', {
+    builtBefore: true,
+    // Each side sees a file it has not built yet: both run the COPY and what follows.
+    reset: (s) => s.touch(),
+  }),
 ];

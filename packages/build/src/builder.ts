@@ -395,8 +395,8 @@ class Builder {
     let dest = words.at(-1)!;
     const workdir = stage.state.config.WorkingDir || '/';
     const dirLike = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
-    dest = posix.resolve(workdir, dest) + (dirLike && !dest.endsWith('/') ? '/' : dest.endsWith('/') ? '/' : '');
-    if (dest === '//') dest = '/';
+    dest = posix.resolve(workdir, dest);
+    if (dirLike && dest !== '/') dest += '/';
     const flags = step.flags;
     let mode: number | undefined;
     if (flags.chmod !== undefined) {

@@ -8,6 +8,7 @@
 import type { LayerDescriptor } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
+import { FileChecksums } from './checksums.js';
 
 /** What a cached step left. */
 export interface CacheRecord {
@@ -81,7 +82,8 @@ export class BuildCache {
 
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
-   * what only they held. Returns the keys deleted.
+   * what only they held. Pruning all also forgets the remembered checksums (of snapshot and context
+   * files). Returns the keys deleted.
    */
   prune(options: { before?: Date } = {}): string[] {
     const doomed = this.list()
@@ -92,6 +94,7 @@ export class BuildCache {
       this.#images.root.metadata.transaction(() => {
         for (const { key } of [...this.#sums.entries()]) this.#sums.remove(key);
       });
+      new FileChecksums(this.#images.root.metadata).clear();
     }
     return doomed;
   }

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { WritableLayer } from '@strata/core';
-import { SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { cleanSource, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
 /** One selected node and where it goes, relative to its top-level source. */
 interface Selected {
@@ -82,7 +82,7 @@ export class CopySelection {
     for (const source of sources) {
       const matches = await tree.match(source);
       if (matches.length === 0) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}${tree.label === 'the build context' ? ' (or .dockerignore excludes it)' : ''}`);
-      if (matches.length > 1 || matches[0] !== posix.normalize(`/${source}`).slice(1).replace(/\/$/, '')) wildcard = true;
+      if (matches.length > 1 || matches[0] !== cleanSource(source, tree.label)) wildcard = true;
       for (const match of matches) {
         const node = await tree.resolve(match);
         if (node === undefined) throw new SourceError(`${JSON.stringify(match)} is not in ${tree.label}`);

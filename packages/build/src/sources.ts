@@ -295,11 +295,11 @@ export class SnapshotTree implements SourceTree {
   async *read(node: SourceNode): AsyncIterable<Uint8Array> {
     const handle = await this.#layer.open(`/${node.path}`, 'r');
     try {
-      const buffer = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(node.size, 1)));
       for (;;) {
+        const buffer = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(node.size, 1)));
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
         if (bytesRead === 0) break;
-        yield Buffer.from(buffer.subarray(0, bytesRead));
+        yield buffer.subarray(0, bytesRead);
       }
     } finally {
       await handle.close();

@@ -134,11 +134,10 @@ export function registerBuildCommands(cli: Command): void {
     .option('--older-than <hours>', 'only records not used for this many hours')
     .action((o: { olderThan?: string }, command: Command) =>
       withImages(command, async (images) => {
-        const { BuildCache, FileChecksums } = await import('@strata/build');
+        const { BuildCache } = await import('@strata/build');
         if (o.olderThan !== undefined && !/^\d+(\.\d+)?$/.test(o.olderThan)) throw new UsageError(`--older-than takes hours: ${o.olderThan}`);
         const before = o.olderThan === undefined ? undefined : new Date(Date.now() - Number(o.olderThan) * 3600_000);
         const removed = new BuildCache(images).prune(before ? { before } : {});
-        if (before === undefined) new FileChecksums(images.root.metadata).clear();
         const gc = await images.gc();
         process.stdout.write(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
       }),

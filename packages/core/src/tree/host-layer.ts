@@ -27,17 +27,8 @@ export interface HostLayerOptions {
   cache?: boolean;
 }
 
-function statType(st: Stats): NodeType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'directory';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isFIFO()) return 'fifo';
-  return 'socket';
-}
-
-function direntType(d: Dirent): NodeType {
+/** The node type an `fs.Stats` or `fs.Dirent` tells. */
+function nodeType(d: Stats | Dirent): NodeType {
   if (d.isFile()) return 'file';
   if (d.isDirectory()) return 'directory';
   if (d.isSymbolicLink()) return 'symlink';
@@ -96,7 +87,7 @@ export class HostLayer implements LayerTree {
     const map = cached as Map<string, LayerNode>;
     if (st === undefined) map.delete(name);
     else if (this.#form === 'overlay' && isWhiteoutStats(st)) map.set(name, WHITEOUT_NODE);
-    else map.set(name, NODES.get(statType(st))!);
+    else map.set(name, NODES.get(nodeType(st))!);
   }
 
   children(dir: string): ReadonlyMap<string, LayerNode> {
@@ -113,7 +104,7 @@ export class HostLayer implements LayerTree {
     const map = new Map<string, LayerNode>();
     const whiteouts: string[] = [];
     for (const d of dirents) {
-      const type = direntType(d);
+      const type = nodeType(d);
       if (this.#form === 'oci') {
         const kind = classifyWhiteout(childPath(dir, d.name));
         if (kind.kind === 'whiteout') whiteouts.push(d.name.slice(WHITEOUT_PREFIX.length));
