@@ -20,8 +20,9 @@ import { snapshotBenchmarks } from './snapshots.js';
 import { imageBenchmarks } from './images.js';
 import { registryBenchmarks } from './registry.js';
 import { buildBenchmarks } from './build.js';
+import { eventLoopBenchmarks } from './event-loop.js';
 
-const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks, ...registryBenchmarks, ...buildBenchmarks];
+const benchmarks = [...fileBenchmarks, ...mergedBenchmarks, ...diffBenchmarks, ...snapshotBenchmarks, ...imageBenchmarks, ...eventLoopBenchmarks, ...registryBenchmarks, ...buildBenchmarks];
 import { prepareInputs, type Inputs, type Tree } from './inputs.js';
 
 const { values, positionals } = parseArgs({
@@ -126,7 +127,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promise<{ name: string; description: string; cases: CaseResult[]; ratios: Record<string, number> }> {
+async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promise<{ name: string; description: string; cases: CaseResult[]; ratios: Record<string, number>; notes: string[] }> {
   const name = bench.once ? bench.name : `${bench.name}/${tree.name}`;
   const work = join(inputs.scratch, name.replace('/', '-'));
   rmSync(work, { recursive: true, force: true });
@@ -165,7 +166,7 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
   plan.reset?.();
   plan.cleanup?.();
   rmSync(work, { recursive: true, force: true });
-  return { name, description: plan.description, cases, ratios };
+  return { name, description: plan.description, cases, ratios, notes: plan.notes?.() ?? [] };
 }
 
 async function main(): Promise<void> {
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
     '| --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
-    ...results.map((r) => `- ${r.name}: ${r.description}`),
+    ...results.flatMap((r) => [`- ${r.name}: ${r.description}`, ...r.notes.map((n) => `  - ${n}`)]),
   ].join('\n');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

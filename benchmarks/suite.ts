@@ -5,10 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { applyLayer, digestLayer, packDirectory } from '@strata/core';
 import type { Tree } from './inputs.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => [process.execPath, CLI, ...args];
+const PROBE = join(import.meta.dirname, 'probes', 'layer-job.mjs');
+const probe = (...args: string[]) => [process.execPath, PROBE, ...args];
 
 /**
  * A case is a whole command; a command that times part of its own work (`probe`: it prints the seconds
@@ -35,6 +38,8 @@ export interface Plan {
   warmup?: number;
   /** Undoes what the plan set up outside its work directory (mounts). */
   cleanup?: () => void;
+  /** Lines reported after the run beside the description (figures other than time, such as latency). */
+  notes?: () => string[];
 }
 
 /** A job timed on each input tree; named `<name>/<tree>` in results. */
@@ -52,17 +57,63 @@ function layerOf(tree: string, work: string): string {
   return layer;
 }
 
-export const benchmarks: Benchmark[] = [
-  {
-    name: 'apply',
+/**
+ * Layers an embedded case handles untimed before it is timed: V8 has compiled the per-entry code by then
+ * (about a dozen small layers on this VM; one /usr/share layer is 54,000 entries of warm-up on its own).
+ */
+const warmupFor = (tree: Tree) => (tree.name === 'usr-share' ? 2 : 12);
+
+/**
+ * One job in its three forms, each against the same peer commands: `strata`'s CLI (a whole process),
+ * `<name>-embedded` (the library called in a running process after untimed warm-up layers, as an image
+ * builder or puller embeds it) and `<name>-first-layer` (the library's first call in a fresh process,
+ * module loading left out).
+ */
+interface Job {
+  name: string;
+  describe(tree: Tree): string;
+  setup(tree: Tree, work: string): { cli: string[]; embedded: () => Promise<unknown>; probe: string[]; peers: Case[]; writeHeavy: boolean; inputs: string[]; reset?: () => void };
+}
+
+function forms(job: Job): Benchmark[] {
+  const form = (suffix: string, what: string, strataCase: (s: ReturnType<Job['setup']>) => Case, warm: (tree: Tree) => number | undefined): Benchmark => ({
+    name: `${job.name}${suffix}`,
     async plan(tree, work) {
+      const s = job.setup(tree, work);
+      const warmup = warm(tree);
+      return {
+        description: `${job.describe(tree)}; ${what}`,
+        cases: [strataCase(s), ...s.peers],
+        writeHeavy: s.writeHeavy,
+        inputs: s.inputs,
+        ...(s.reset ? { reset: s.reset } : {}),
+        ...(warmup !== undefined ? { warmup } : {}),
+      };
+    },
+  });
+  return [
+    form('', 'strata as its CLI', (s) => ({ label: 'strata', command: s.cli }), () => undefined),
+    form('-embedded', 'strata called in a running process after untimed warm-up layers', (s) => ({ label: 'strata', run: s.embedded }), warmupFor),
+    form('-first-layer', "strata's first call in a fresh process, module loading left out", (s) => ({ label: 'strata', probe: s.probe }), () => undefined),
+  ];
+}
+
+export const benchmarks: Benchmark[] = [
+  ...forms({
+    name: 'apply',
+    describe: (tree) => `extract a layer of ${tree.path} into an empty directory (vs tar -x)`,
+    setup(tree, work) {
       const layer = layerOf(tree.path, work);
       const target = join(work, 'target');
       return {
-        description: `extract a layer of ${tree.path} into an empty directory (strata apply vs tar -x)`,
-        cases: [
-          { label: 'strata', command: strata('apply', layer, target) },
+        cli: strata('apply', layer, target),
+        embedded: () => applyLayer(layer, target),
+        probe: probe('apply', layer, target),
+        peers: [
           { label: 'tar -x', command: ['tar', '-xf', layer, '-C', target] },
+          // strata also computes the layer's diffID while it extracts, as a puller must to verify it: tar
+          // with the digest beside it, on the other core, is the peer doing the same work.
+          { label: 'tar -x & sha256', command: ['sh', '-c', 'tar -xf "$0" -C "$1" & openssl dgst -sha256 "$0" > /dev/null; wait $!', layer, target] },
         ],
         writeHeavy: true,
         inputs: [layer],
@@ -72,36 +123,40 @@ export const benchmarks: Benchmark[] = [
         },
       };
     },
-  },
-  {
+  }),
+  ...forms({
     name: 'pack',
-    async plan(tree, work) {
+    describe: (tree) => `write a layer of ${tree.path}, strata computing its diffID on the way (vs tar -c)`,
+    setup(tree, work) {
       const out = join(work, 'out.tar');
       return {
-        description: `write a layer of ${tree.path}, strata computing its diffID on the way (strata pack vs tar -c)`,
-        cases: [
-          { label: 'strata', command: strata('pack', tree.path, '-o', out) },
+        cli: strata('pack', tree.path, '-o', out),
+        embedded: () => packDirectory(tree.path, out),
+        probe: probe('pack', tree.path, out),
+        peers: [
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', tree.path, '.'] },
+          // strata's pack gives the diffID too: tar with the digest of its stream, in a pipeline.
+          { label: 'tar -c, sha256', command: ['bash', '-c', 'set -o pipefail; tar -cf - -C "$1" . | tee "$0" | openssl dgst -sha256 > /dev/null', out, tree.path] },
         ],
         writeHeavy: true,
         inputs: [tree.path],
         reset: () => rmSync(out, { force: true }),
       };
     },
-  },
-  {
+  }),
+  ...forms({
     name: 'digest',
-    async plan(tree, work) {
+    describe: (tree) => `diffID of an uncompressed layer of ${tree.path} (vs openssl dgst -sha256)`,
+    setup(tree, work) {
       const layer = layerOf(tree.path, work);
       return {
-        description: `diffID of an uncompressed layer of ${tree.path} (strata digest vs openssl dgst -sha256)`,
-        cases: [
-          { label: 'strata', command: strata('digest', layer) },
-          { label: 'openssl', command: ['openssl', 'dgst', '-sha256', layer] },
-        ],
+        cli: strata('digest', layer),
+        embedded: () => digestLayer(layer),
+        probe: probe('digest', layer),
+        peers: [{ label: 'openssl', command: ['openssl', 'dgst', '-sha256', layer] }],
         writeHeavy: false,
         inputs: [layer],
       };
     },
-  },
+  }),
 ];

@@ -22,6 +22,7 @@ import { OverlayDeletions, PlainDeletions } from './deletions.js';
 import { EntryWriter, type OwnerRecord } from './entries.js';
 import { ApplyState } from './state.js';
 import { ApplyTarget } from './target.js';
+import { turn } from '../turns.js';
 
 export type { OwnerRecord } from './entries.js';
 
@@ -185,8 +186,10 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
       const path = writer.place(entry.path);
       await writer.create(entry, body, path);
       state.touch(path);
+      const wait = turn();
+      if (wait) await wait;
     }
-    writer.finish();
+    await writer.finish();
     return { ...(await reader.digests()), entries: count, owners: writer.ownerRecords };
   } finally {
     target.close();

@@ -8,6 +8,7 @@ import type { Entry } from '../entry.js';
 import { specialTypeBits } from '../mode.js';
 import { ROOT } from '../path.js';
 import { quote } from '../quote.js';
+import { turn } from '../turns.js';
 import { isOverlayXattr } from '../whiteout.js';
 import type { Deletions } from './deletions.js';
 import type { ApplyState } from './state.js';
@@ -186,7 +187,7 @@ export class EntryWriter {
    * a chain `a -> b -> c` with `c` last resolves), then directory modes and times. Paths a later entry
    * replaced were dropped from both (see `ApplyState`).
    */
-  finish(): void {
+  async finish(): Promise<void> {
     const pending = this.state.links;
     for (let progress = true; progress && pending.size > 0; ) {
       progress = false;
@@ -204,6 +205,11 @@ export class EntryWriter {
     for (const entry of pending.values()) {
       throw new LayerFormatError(`hardlink target not found: ${quote(entry.path)} -> ${quote(entry.linkname!)}`, { path: entry.path });
     }
-    for (const [path, entry] of this.state.directories) this.target.setAttrs(path, { mode: entry.mode, mtime: entry.mtime });
+    // A layer has thousands of directories: the loop takes its turns (see `turn`) like the entries did.
+    for (const [path, entry] of this.state.directories) {
+      this.target.setAttrs(path, { mode: entry.mode, mtime: entry.mtime });
+      const wait = turn();
+      if (wait) await wait;
+    }
   }
 }

@@ -39,6 +39,7 @@ import {
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
 import { quote } from '../quote.js';
 import { resolvePath, type LookupResult } from '../resolve.js';
+import { turn } from '../turns.js';
 import { isWhiteoutDevice } from '../whiteout.js';
 
 /** What stands at a path of the target. `whiteout` is a character device 0/0. */
@@ -274,6 +275,8 @@ export class ApplyTarget {
     try {
       for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
         for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+        const wait = turn();
+        if (wait) await wait;
         const next = await chunks.next();
         chunk = next.done === true ? undefined : next.value;
       }

@@ -7,6 +7,7 @@ import { LayerFormatError, StrataError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { decompressor, detectCompression, type Compression } from './compression.js';
 import { openInput, READ_CHUNK, type ByteInput } from './input.js';
+import { turn } from '../turns.js';
 import { createByteCounter, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
 
 /** Passes chunks through unchanged, feeding them to `hash` on the way (waiting when it asks to). */
@@ -140,6 +141,8 @@ export async function digestBlob(input: ByteInput): Promise<DecodedDigests> {
   try {
     for await (const _ of decoded.stream) {
       // Draining is the work: the taps hash as bytes pass.
+      const wait = turn();
+      if (wait) await wait;
     }
   } catch (error) {
     await decoded.abort();

@@ -10,6 +10,7 @@ import { FailedPreconditionError } from '../errors.js';
 import { FileHasher, LayerWriter } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
 import { fileShrank, type FileRange } from './file-range.js';
+import { turn } from '../turns.js';
 
 /** A running sha256 with a byte count. */
 export interface Sha256Stream {
@@ -211,16 +212,20 @@ class NativeSha256 implements WritingSha256 {
 
   /** Waits for the thread to get below `limit` bytes in flight, hashing in the meantime when it can. */
   async #settle(limit: number): Promise<void> {
-    for (this.#drain(); this.#inFlight > limit; this.#drain()) {
-      if (this.#hasher.hashSome(HASH_TURN) <= 0) await pause();
-    }
+    for (this.#drain(); this.#inFlight > limit; this.#drain()) await this.#hashOrPause();
+  }
+
+  /** While waiting for the thread: hashes a turn of what it wrote, or pauses when there is none; takes turns of the event loop either way. */
+  async #hashOrPause(): Promise<void> {
+    if (this.#hasher.hashSome(HASH_TURN) <= 0) return pause();
+    return turn();
   }
 
   async digest(): Promise<string> {
     try {
       this.#writer.close();
       // Everything is written once the thread says so; until then, hash beside it.
-      for (this.#drain(); this.#written === undefined; this.#drain()) if (this.#hasher.hashSome(HASH_TURN) <= 0) await pause();
+      for (this.#drain(); this.#written === undefined; this.#drain()) await this.#hashOrPause();
     } catch (error) {
       await this.abort();
       throw error;

@@ -7,6 +7,7 @@ import type { Compression } from '../blob/compression.js';
 import type { DecodedDigests } from '../blob/decode.js';
 import type { ByteInput } from '../blob/input.js';
 import { InvalidArgumentError } from '../errors.js';
+import { turn } from '../turns.js';
 import { readLayer, type ReadLayerOptions } from './read-layer.js';
 
 /** The digests of one layer blob. */
@@ -36,6 +37,8 @@ export async function digestLayer(input: ByteInput, options: Omit<ReadLayerOptio
   const reader = readLayer(input, { ...options, hash: true });
   for await (const _ of reader) {
     // Parsing is the check; bodies are hashed as the reader passes over them.
+    const wait = turn();
+    if (wait) await wait;
   }
   return reader.digests();
 }

@@ -9,6 +9,7 @@ import type { BufferPool } from '../blob/buffer-pool.js';
 import { fileShrank, type FileRange, type SplicedChunk } from '../blob/file-range.js';
 import type { Entry, Timestamp } from '../entry.js';
 import { readFileInto } from '../native.js';
+import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
 import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8, type HeaderFields } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
@@ -392,6 +393,8 @@ async function* encodeItems<T>(
       }
       const ready = take();
       if (ready.length > 0) yield* ready;
+      const wait = turn();
+      if (wait) await wait;
     }
   } finally {
     // On failure or an early stop, end the source as for...of would (closing its files, ending its walk).

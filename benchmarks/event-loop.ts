@@ -1,0 +1,67 @@
+/**
+ * The event loop while strata works in the process that embeds it: three applies of a layer at once, against
+ * the same three in a row, in this process, and the longest gap of a 1 ms `setInterval` during each (what a
+ * progress UI or a download waiting on the loop would see). Three at once on two cores should take less than
+ * three in a row.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { applyLayer, packDirectory } from '@strata/core';
+import type { Benchmark } from './suite.js';
+import { watchLoop } from '../test/helpers/event-loop.js';
+
+const WARMUP = 4;
+
+/** The longest gap of a 1 ms interval while `work` runs, in milliseconds. */
+const longestGap = async (work: () => Promise<unknown>) => (await watchLoop(work)).longestGap;
+
+export const eventLoopBenchmarks: Benchmark[] = [
+  {
+    name: 'apply-concurrent',
+    once: true,
+    async plan(tree, work) {
+      const layer = join(work, 'input.tar');
+      await packDirectory(tree.path, layer);
+      const targets = [0, 1, 2].map((i) => join(work, `target-${i}`));
+      const gaps = { together: [] as number[], alone: [] as number[] };
+      const runs = { together: 0, alone: 0 };
+      // Each case's warm-up runs come before its timed ones and are not reported.
+      const timed = (which: 'together' | 'alone') => ++runs[which] > WARMUP;
+      return {
+        description: `three applies of a layer of ${tree.path} at once in one process ('strata') vs the same three in a row ('in a row')`,
+        cases: [
+          {
+            label: 'strata',
+            run: async () => {
+              const gap = await longestGap(() => Promise.all(targets.map((t) => applyLayer(layer, t))));
+              if (timed('together')) gaps.together.push(gap);
+            },
+          },
+          {
+            label: 'in a row',
+            run: async () => {
+              const alone = [];
+              for (const t of targets) alone.push(await longestGap(() => applyLayer(layer, t)));
+              if (timed('alone')) gaps.alone.push(...alone);
+            },
+          },
+        ],
+        writeHeavy: true,
+        inputs: [layer],
+        warmup: WARMUP,
+        reset: () => {
+          for (const t of targets) rmSync(t, { recursive: true, force: true });
+          for (const t of targets) mkdirSync(t);
+        },
+        notes: () => {
+          const worst = (xs: number[]) => (xs.length > 0 ? `${Math.max(...xs).toFixed(1)} ms` : 'n/a');
+          const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]?.toFixed(1) ?? 'n/a';
+          return [
+            `longest event-loop gap (1 ms interval) during one apply: median ${median(gaps.alone)} ms, worst ${worst(gaps.alone)}`,
+            `longest event-loop gap during three concurrent applies: median ${median(gaps.together)} ms, worst ${worst(gaps.together)}`,
+          ];
+        },
+      };
+    },
+  },
+];

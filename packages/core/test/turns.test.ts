@@ -1,0 +1,96 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyLayer, digestLayer, packDirectory, walkHostDirectory, writeEntries } from '../src/index.js';
+import { turn } from '../src/turns.js';
+import { watchLoop } from '../../../test/helpers/event-loop.js';
+
+const work = mkdtempSync(join(tmpdir(), 'strata-turns-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Spins for `ms` milliseconds: a job's synchronous work. */
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // busy
+  }
+}
+
+/** A tree of `count` small files over 100 directories, and a layer of it. */
+async function bigLayer(count: number): Promise<{ tree: string; layer: string }> {
+  const tree = join(work, `tree-${count}`);
+  const { writeFileSync } = await import('node:fs');
+  for (let d = 0; d < 100; d++) {
+    mkdirSync(join(tree, `d${d}`), { recursive: true });
+    for (let f = 0; f < count / 100; f++) writeFileSync(join(tree, `d${d}`, `f${f}`), `file ${d}/${f}\n`);
+  }
+  const layer = join(work, `layer-${count}.tar`);
+  await packDirectory(tree, layer);
+  return { tree, layer };
+}
+
+/**
+ * How much of `job`'s run the event loop was held at a stretch: the longest gap of a 1 ms interval as a
+ * share of the whole run. A job that never gives way holds it for all of it (or for the stretches between
+ * its hashing thread's rare waits).
+ */
+async function heldShare(job: () => Promise<unknown>): Promise<number> {
+  const { longestGap, duration } = await watchLoop(job);
+  return longestGap / duration;
+}
+
+describe('turns of the event loop', () => {
+  it('jobs that have run their slice wait in line, one per turn of the loop, with timers between them', async () => {
+    const order: string[] = [];
+    const job = async (name: string) => {
+      for (let i = 0; i < 3; i++) {
+        spin(10); // longer than a slice: every check gives way
+        order.push(name);
+        const wait = turn();
+        expect(wait).toBeInstanceOf(Promise);
+        await wait;
+      }
+    };
+    let ticks = 0;
+    const timer = setInterval(() => {
+      ticks++;
+      order.push('timer');
+    }, 0);
+    try {
+      await Promise.all([job('a'), job('b')]);
+    } finally {
+      clearInterval(timer);
+    }
+    const jobs = order.filter((o) => o !== 'timer');
+    expect(jobs).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
+    // Between two slices of work the loop turned: timers ran between the jobs, not only after them.
+    expect(order.indexOf('timer')).toBeLessThan(order.lastIndexOf('a'));
+    expect(ticks).toBeGreaterThan(1);
+  });
+
+  it('a job within its slice is not held up', () => {
+    const wait = turn();
+    if (wait) return wait; // a slice ended just now: the next check must pass
+    expect(turn()).toBeUndefined();
+  });
+
+  it('apply, pack and digest of a 10,000-entry layer let timers run while they work, and concurrent applies agree', async () => {
+    const { tree, layer } = await bigLayer(10_000);
+    const targets = [0, 1, 2].map((i) => join(work, `target-${i}`));
+    for (const t of targets) mkdirSync(t);
+    // Each takes well over ten slices here; held for a quarter of its run, it did not take turns.
+    expect(await heldShare(() => applyLayer(layer, targets[0]!))).toBeLessThan(0.25);
+    expect(await heldShare(() => packDirectory(tree, join(work, 'again.tar')))).toBeLessThan(0.25);
+    expect(await heldShare(() => writeEntries(walkHostDirectory(tree), join(work, 'entries.tar'), { compression: 'gzip' }))).toBeLessThan(0.25);
+    expect(await heldShare(() => digestLayer(layer))).toBeLessThan(0.25);
+    // Three at once take turns and each gives the same tree as the one applied alone.
+    for (const t of targets) rmSync(t, { recursive: true, force: true });
+    for (const t of targets) mkdirSync(t);
+    const results = await Promise.all(targets.map((t) => applyLayer(layer, t)));
+    expect(new Set(results.map((r) => r.diffID)).size).toBe(1);
+    const packed = await Promise.all(targets.map((t, i) => packDirectory(t, join(work, `packed-${i}.tar`), { sourceDateEpoch: 0 })));
+    expect(new Set(packed.map((p) => p.diffID)).size).toBe(1);
+    expect(packed[0]!.diffID).toBe((await packDirectory(tree, join(work, 'source.tar'), { sourceDateEpoch: 0 })).diffID);
+  }, 120_000);
+});
