@@ -60,25 +60,44 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('st
     expect(config.created).toBe('2023-11-14T22:13:20Z');
   }, 120_000);
 
-  it('builds config-only Dockerfiles without root, and says why COPY and RUN need it', () => {
+  it('builds without root: config steps, and COPY and ADD as root would (the caller is root in its containers); says why RUN and other owners need root', () => {
     const rootless = join(work, 'rootless');
     const dir = writeContext(join(rootless, 'context'), { Dockerfile: 'FROM scratch\nENV A=1\nLABEL who=nobody\n', 'a.txt': 'a\n' });
     spawnSync('chown', ['-R', '65534:65534', rootless]);
     chmodSync(work, 0o755); // nobody passes through the scratch directory
-    const asNobody = (dockerfile: string) => {
+    const build = (dockerfile: string, as: 'nobody' | 'root') => {
       writeFileSync(join(dir, 'Dockerfile'), dockerfile);
       spawnSync('chown', ['65534:65534', join(dir, 'Dockerfile')]);
-      return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, '--root', join(rootless, 'root'), '--driver', 'userspace', 'build', '-q', dir], {
-        encoding: 'utf8',
-        env: { ...process.env, HOME: rootless, NODE_EXTRA_CA_CERTS: '' },
-      });
+      const command = [cli, '--root', join(rootless, as === 'root' ? 'root-of-root' : 'root'), '--driver', 'userspace', 'build', '-q', '--source-date-epoch', '1700000000', dir];
+      const env = { ...process.env, HOME: rootless, NODE_EXTRA_CA_CERTS: '' };
+      if (as === 'root') return spawnSync(process.execPath, command, { encoding: 'utf8', env });
+      return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...command], { encoding: 'utf8', env });
     };
+    const asNobody = (dockerfile: string) => build(dockerfile, 'nobody');
     const ok = asNobody('FROM scratch\nENV A=1\nLABEL who=nobody\n');
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
-    const copy = asNobody('FROM scratch\nCOPY a.txt /\n');
-    expect(copy.status).toBe(1);
-    expect(copy.stderr).toContain('Dockerfile line 2: COPY needs root');
+    // COPY and ADD (of a tar whose entries are root's) write as nobody; the layers say root, as a build by
+    // root of the same Dockerfile gives them: the same image, byte for byte.
+    spawnSync('tar', ['-cf', join(dir, 'files.tar'), '--owner=0', '--group=0', '-C', dir, 'a.txt']);
+    spawnSync('chown', ['65534:65534', join(dir, 'files.tar')]);
+    const copying = 'FROM scratch\nCOPY a.txt /\nCOPY --chown=0:0 a.txt /dir/b.txt\nADD files.tar /unpacked/\n';
+    const copy = asNobody(copying);
+    expect(copy.status, copy.stderr).toBe(0);
+    const byRoot = build(copying, 'root');
+    expect(byRoot.status, byRoot.stderr).toBe(0);
+    expect(copy.stdout).toBe(byRoot.stdout);
+    // Owners the caller cannot give are refused with the line, never written as the caller's.
+    const chowned = asNobody('FROM scratch\nCOPY --chown=1000:1000 a.txt /\n');
+    expect(chowned.status).toBe(1);
+    expect(chowned.stderr).toContain('Dockerfile line 2: COPY');
+    expect(chowned.stderr).toContain('belong to 1000:1000, which a build without root cannot give');
+    spawnSync('tar', ['-cf', join(dir, 'theirs.tar'), '--owner=1000', '--group=1000', '-C', dir, 'a.txt']);
+    spawnSync('chown', ['65534:65534', join(dir, 'theirs.tar')]);
+    const theirs = asNobody('FROM scratch\nADD theirs.tar /\n');
+    expect(theirs.status).toBe(1);
+    expect(theirs.stderr).toContain('Dockerfile line 2: ADD');
+    expect(theirs.stderr).toContain('belongs to 1000:1000');
     const run = asNobody('FROM scratch\nRUN true\n');
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('Dockerfile line 2: RUN needs root');

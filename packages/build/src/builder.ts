@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
   applyLayer,
+  callerAsRoot,
   chainID,
   FailedPreconditionError,
   flatten,
@@ -30,6 +31,7 @@ import {
   quote,
   UnsupportedError,
   type Compression,
+  type IdMap,
   type LayerDescriptor,
   type WritableLayer,
 } from '@strata/core';
@@ -176,6 +178,12 @@ class Builder {
   readonly #platform: Platform;
   readonly #epoch: number | undefined;
   readonly #limits: { maxEntries: number; maxBytes: number };
+  /**
+   * Without root: the caller's own user and group are root's in the build's containers (rootless Podman's
+   * model, without the subordinate ids that root alone can grant). COPY and ADD write as the caller and the
+   * layers say root; any other owner is UNSUPPORTED.
+   */
+  readonly #idMap: IdMap | undefined = typeof process.geteuid === 'function' && process.geteuid() !== 0 ? callerAsRoot(process.geteuid(), process.getegid!()) : undefined;
   #step = 0;
   /** Steps counted so far: the Dockerfile's, and the ONBUILD triggers of bases as they are found. */
   #total: number;
@@ -365,7 +373,12 @@ class Builder {
       const temp = content.temporaryPath();
       let layer: LayerDescriptor;
       try {
-        layer = await snapshotter.diff(active, { path: temp, compression: this.#options.compression ?? 'none', ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}) });
+        layer = await snapshotter.diff(active, {
+          path: temp,
+          compression: this.#options.compression ?? 'none',
+          ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}),
+          ...(this.#idMap ? { idMap: this.#idMap } : {}),
+        });
         content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
       } finally {
         rmSync(temp, { force: true });
@@ -432,10 +445,6 @@ class Builder {
     const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum]);
     const history = `${step.keyword} ${flagText(step)}${sources.join(' ')} ${dest}`;
     const execute = async (key: string) => {
-      if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-        // Snapshots keep owners as the host file system does, and only root sets them (no owner overlay yet).
-        throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword} needs root: strata's snapshots keep file owners as the host file system does, which only root can set`);
-      }
       const layer = await this.#images.snapshotter.open(key);
       let owner: CopyOptions['owner'];
       if (chown !== undefined) {
@@ -446,11 +455,12 @@ class Builder {
           throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
         }
       }
-      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) };
+      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
       try {
         await selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined);
       } catch (error) {
         if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
+        if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
         throw error;
       }
     };
@@ -482,7 +492,12 @@ class Builder {
   async #extract(layer: WritableLayer, tree: SourceTree, node: SourceNode, target: string, options: CopyOptions): Promise<void> {
     const temp = mkdtempSync(join(tmpdir(), 'strata-add-'));
     try {
-      await applyLayer(tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
+      const applied = await applyLayer(tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
+      // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
+      const foreign = options.owner === undefined ? applied.owners[0] : undefined;
+      if (foreign !== undefined) {
+        throw new UnsupportedError(`${JSON.stringify(foreign.path)} in ${JSON.stringify(node.path)} belongs to ${foreign.uid}:${foreign.gid}, which a build without root cannot give (give the files an owner with --chown)`);
+      }
       const extracted = new ContextTree(temp, () => false, false, this.#checksums);
       const selection = await CopySelection.select(extracted, ['.'], `${target.replace(/\/+$/, '')}/`, this.#limits);
       await selection.write(layer, { ...options, keepOwners: true });

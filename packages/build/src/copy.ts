@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import type { WritableLayer } from '@strata/core';
+import { toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import { cleanSource, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
 /** One selected node and where it goes, relative to its top-level source. */
@@ -35,6 +35,40 @@ export interface CopyOptions {
   readonly keepOwners: boolean;
   /** `--chmod`. */
   readonly mode?: number;
+  /**
+   * Set in a rootless build: owners are the containers' (and a kept owner is read through it); the host gets
+   * what the map says, and an owner it cannot give is UNSUPPORTED.
+   */
+  readonly idMap?: IdMap;
+}
+
+/** A file owner. */
+type Owner = { readonly uid: number; readonly gid: number };
+
+/** Sets owners in the step's container, through the build's id map when it has one. */
+type Chown = (target: string, owner: Owner) => Promise<void>;
+
+function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chown {
+  if (map === undefined) return (target, owner) => layer.lchown(target, owner.uid, owner.gid);
+  return async (target, owner) => {
+    const uid = toHostId(map.uids, owner.uid);
+    const gid = toHostId(map.gids, owner.gid);
+    if (uid === undefined || gid === undefined) {
+      throw new UnsupportedError(`${JSON.stringify(target)} would belong to ${owner.uid}:${owner.gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path: target });
+    }
+    await layer.lchown(target, uid, gid);
+  };
+}
+
+/** A kept owner as the containers see it (the host's own, without a map). */
+function sourceOwner(node: SourceNode, map: IdMap | undefined): Owner {
+  if (map === undefined) return { uid: node.uid, gid: node.gid };
+  const uid = toContainerId(map.uids, node.uid);
+  const gid = toContainerId(map.gids, node.gid);
+  if (uid === undefined || gid === undefined) {
+    throw new UnsupportedError(`a source belongs to ${node.uid}:${node.gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`);
+  }
+  return { uid, gid };
 }
 
 /** A COPY's selection: made once, checksummed for the key, then written if the key misses. */
@@ -133,12 +167,13 @@ export class CopySelection {
    */
   async write(layer: WritableLayer, options: CopyOptions, extract?: (node: SourceNode, dir: string) => Promise<void>): Promise<void> {
     const dirTimes: { path: string; node: SourceNode }[] = [];
-    const owner = (node: SourceNode) => options.owner ?? (options.keepOwners ? { uid: node.uid, gid: node.gid } : { uid: 0, gid: 0 });
+    const owner = (node: SourceNode) => options.owner ?? (options.keepOwners ? sourceOwner(node, options.idMap) : { uid: 0, gid: 0 });
+    const chown = chownThrough(layer, options.idMap);
     const created = async (dir: string) => {
       const made = await layer.mkdir(dir, { recursive: true, mode: 0o755 });
       if (made !== undefined && options.owner !== undefined) {
         // The directories COPY makes for its destination belong to --chown's owner, as in BuildKit.
-        for (let p = dir; p.length >= made.length; p = posix.dirname(p)) await layer.lchown(p, options.owner.uid, options.owner.gid);
+        for (let p = dir; p.length >= made.length; p = posix.dirname(p)) await chown(p, options.owner);
       }
     };
     for (const top of this.#tops) {
@@ -155,11 +190,11 @@ export class CopySelection {
         const into = this.#destIsDir || (await isDirectory(layer, this.dest));
         base = into ? posix.join(this.dest, top.name) : this.dest.replace(/\/+$/, '');
         await created(posix.dirname(base));
-        await this.#writeNode(layer, top.node, base, owner(top.node), options.mode);
+        await this.#writeNode(layer, chown, top.node, base, owner(top.node), options.mode);
       }
       for (const { node, rel } of top.below) {
         const target = posix.join(base, rel);
-        await this.#writeNode(layer, node, target, owner(node), options.mode);
+        await this.#writeNode(layer, chown, node, target, owner(node), options.mode);
         if (node.type === 'directory') dirTimes.push({ path: target, node });
       }
     }
@@ -167,18 +202,18 @@ export class CopySelection {
     for (const { path, node } of dirTimes.reverse()) await layer.lutimes(path, seconds(node.mtime), seconds(node.mtime));
   }
 
-  async #writeNode(layer: WritableLayer, node: SourceNode, target: string, owner: { uid: number; gid: number }, chmod: number | undefined): Promise<void> {
+  async #writeNode(layer: WritableLayer, chown: Chown, node: SourceNode, target: string, owner: Owner, chmod: number | undefined): Promise<void> {
     const mode = chmod ?? node.mode;
     const existing = await lstatOrUndefined(layer, target);
     if (node.type === 'directory') {
       if (existing?.isDirectory()) {
-        await layer.lchown(target, owner.uid, owner.gid);
+        await chown(target, owner);
         await layer.chmod(target, mode);
         return;
       }
       if (existing) await layer.rm(target, { recursive: true, force: true });
       await layer.mkdir(target, { mode: 0o700 });
-      await layer.lchown(target, owner.uid, owner.gid);
+      await chown(target, owner);
       await layer.chmod(target, mode);
       return;
     }
@@ -197,16 +232,16 @@ export class CopySelection {
         await handle.close();
       }
       // Owner first: chown clears setuid and setgid, which the mode then sets.
-      await layer.lchown(target, owner.uid, owner.gid);
+      await chown(target, owner);
       await layer.chmod(target, mode);
     } else if (node.special && node.special.typeBits !== 0o140000) {
       await layer.mknod(target, node.special.typeBits | (mode & 0o7777), node.special.major, node.special.minor);
-      await layer.lchown(target, owner.uid, owner.gid);
+      await chown(target, owner);
       await layer.chmod(target, mode);
     } else {
       return; // a socket: no layer can hold one (tar has no form for it), as Docker skips them
     }
-    if (node.type === 'symlink') await layer.lchown(target, owner.uid, owner.gid);
+    if (node.type === 'symlink') await chown(target, owner);
     await layer.lutimes(target, seconds(node.mtime), seconds(node.mtime));
   }
 }

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { BufferPool } from '../blob/buffer-pool.js';
 import { fileShrank, type FileRange, type SplicedChunk } from '../blob/file-range.js';
 import type { Entry, Timestamp } from '../entry.js';
+import { mapEntryOwner, type IdMap } from '../idmap.js';
 import { readFileInto } from '../native.js';
 import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
@@ -36,6 +37,8 @@ export interface WriteTarOptions {
    * once it asks for the next and gives chunks back to the pool (as `writeLayer` does with the same pool).
    */
   pool?: BufferPool;
+  /** Owners as a user namespace sees them (a rootless caller's files as root's); an owner outside it is UNSUPPORTED. */
+  idMap?: IdMap;
   signal?: AbortSignal;
 }
 
@@ -338,7 +341,7 @@ export class TarWriter {
  */
 export function writeTar(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<Uint8Array> {
   const writer = new TarWriter(options);
-  return encodeItems(items, writer, () => writer.take(), options.signal);
+  return encodeItems(items, writer, () => writer.take(), options);
 }
 
 /**
@@ -347,7 +350,7 @@ export function writeTar(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, 
  */
 export function writeTarBatches(items: AsyncIterable<WriteItem> | Iterable<WriteItem>, options: WriteTarOptions = {}): AsyncGenerator<SplicedChunk> {
   const writer = new TarWriter({ ...options, deferFiles: true });
-  return encodeItems(items, writer, () => writer.takeBatches(), options.signal);
+  return encodeItems(items, writer, () => writer.takeBatches(), options);
 }
 
 /**
@@ -358,7 +361,7 @@ async function* encodeItems<T>(
   items: AsyncIterable<WriteItem> | Iterable<WriteItem>,
   writer: TarWriter,
   take: () => T[],
-  signal: AbortSignal | undefined,
+  { signal, idMap }: WriteTarOptions,
 ): AsyncGenerator<T> {
   const sync = Symbol.iterator in items ? items[Symbol.iterator]() : undefined;
   const async = sync ? undefined : (items as AsyncIterable<WriteItem>)[Symbol.asyncIterator]();
@@ -371,7 +374,8 @@ async function* encodeItems<T>(
         break;
       }
       signal?.throwIfAborted();
-      const { entry, content } = step.value;
+      const { content } = step.value;
+      const entry = idMap ? mapEntryOwner(step.value.entry, idMap) : step.value.entry;
       writer.writeHeader(entry);
       if (entry.type === 'file' && entry.size > 0) {
         if (!content) throw new InvalidArgumentError(`no content for ${entry.path}`, { path: entry.path });

@@ -1,0 +1,55 @@
+/**
+ * Id maps: how a host's file owners appear inside a user namespace, as the OCI runtime spec writes them
+ * (`linux.uidMappings`). A rootless build writes every file as its caller, whom its containers see as root:
+ * written through a map, its layers carry the owners its containers saw, not the host's.
+ */
+import { UnsupportedError } from './errors.js';
+import type { Entry } from './entry.js';
+import { quote } from './quote.js';
+import { baseName } from './path.js';
+
+/** One range of ids: `size` host ids from `hostID` are the namespace's ids from `containerID`. */
+export interface IdMapping {
+  readonly containerID: number;
+  readonly hostID: number;
+  readonly size: number;
+}
+
+/** The ranges for user and group ids. */
+export interface IdMap {
+  readonly uids: readonly IdMapping[];
+  readonly gids: readonly IdMapping[];
+}
+
+/** The map of a rootless caller: its own user and group are root's, and no other id exists. */
+export function callerAsRoot(uid: number, gid: number): IdMap {
+  return { uids: [{ containerID: 0, hostID: uid, size: 1 }], gids: [{ containerID: 0, hostID: gid, size: 1 }] };
+}
+
+/** The namespace's id for host id `id`, or undefined when the map has none. */
+export function toContainerId(mappings: readonly IdMapping[], id: number): number | undefined {
+  for (const m of mappings) if (id >= m.hostID && id < m.hostID + m.size) return m.containerID + (id - m.hostID);
+  return undefined;
+}
+
+/** The host's id for the namespace's id `id`, or undefined when the map has none. */
+export function toHostId(mappings: readonly IdMapping[], id: number): number | undefined {
+  for (const m of mappings) if (id >= m.containerID && id < m.containerID + m.size) return m.hostID + (id - m.containerID);
+  return undefined;
+}
+
+/**
+ * `entry` with its owner as the namespace sees it. Throws UNSUPPORTED for an owner outside the map: the
+ * namespace has no name for it (the kernel shows such files as the overflow id, which would silently change
+ * an owner).
+ */
+export function mapEntryOwner(entry: Entry, map: IdMap): Entry {
+  // Whiteouts and opaque markers are made by the writer (root's, as every layer has them), not read from the host.
+  if (baseName(entry.path).startsWith('.wh.')) return entry;
+  const uid = toContainerId(map.uids, entry.uid);
+  const gid = toContainerId(map.gids, entry.gid);
+  if (uid === undefined || gid === undefined) {
+    throw new UnsupportedError(`${quote(entry.path)} belongs to ${entry.uid}:${entry.gid}, which the id map does not map`, { path: entry.path });
+  }
+  return uid === entry.uid && gid === entry.gid ? entry : { ...entry, uid, gid };
+}
