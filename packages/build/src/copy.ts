@@ -66,7 +66,7 @@ function sourceOwner(node: SourceNode, map: IdMap | undefined): Owner {
   const uid = toContainerId(map.uids, node.uid);
   const gid = toContainerId(map.gids, node.gid);
   if (uid === undefined || gid === undefined) {
-    throw new UnsupportedError(`a source belongs to ${node.uid}:${node.gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`);
+    throw new UnsupportedError(`${JSON.stringify(node.path)} belongs to ${node.uid}:${node.gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path: node.path });
   }
   return { uid, gid };
 }
