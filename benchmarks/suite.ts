@@ -1,6 +1,7 @@
 /**
- * The benchmarks: each names strata's command and its peers' commands for the same job on the same input.
- * strata runs as its CLI (a whole process, like its peers).
+ * The layer benchmarks: each names strata's work and its peers' commands for the same job on the same input.
+ * strata runs as its CLI (a whole process, like its peers), as its first call in a fresh process, and embedded
+ * in the harness's process (see `forms`).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
