@@ -48,14 +48,17 @@ type Owner = { readonly uid: number; readonly gid: number };
 /** Sets owners in the step's container, through the build's id map when it has one. */
 type Chown = (target: string, owner: Owner) => Promise<void>;
 
+/** UNSUPPORTED for an owner a rootless build has no host id for. */
+function ownerOutsideMap(path: string, uid: number, gid: number, tense: 'would belong' | 'belongs'): UnsupportedError {
+  return new UnsupportedError(`${JSON.stringify(path)} ${tense} to ${uid}:${gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path });
+}
+
 function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chown {
   if (map === undefined) return (target, owner) => layer.lchown(target, owner.uid, owner.gid);
   return async (target, owner) => {
     const uid = toHostId(map.uids, owner.uid);
     const gid = toHostId(map.gids, owner.gid);
-    if (uid === undefined || gid === undefined) {
-      throw new UnsupportedError(`${JSON.stringify(target)} would belong to ${owner.uid}:${owner.gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path: target });
-    }
+    if (uid === undefined || gid === undefined) throw ownerOutsideMap(target, owner.uid, owner.gid, 'would belong');
     await layer.lchown(target, uid, gid);
   };
 }
@@ -65,9 +68,7 @@ function sourceOwner(node: SourceNode, map: IdMap | undefined): Owner {
   if (map === undefined) return { uid: node.uid, gid: node.gid };
   const uid = toContainerId(map.uids, node.uid);
   const gid = toContainerId(map.gids, node.gid);
-  if (uid === undefined || gid === undefined) {
-    throw new UnsupportedError(`${JSON.stringify(node.path)} belongs to ${node.uid}:${node.gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path: node.path });
-  }
+  if (uid === undefined || gid === undefined) throw ownerOutsideMap(node.path, node.uid, node.gid, 'belongs');
   return { uid, gid };
 }
 

@@ -7,6 +7,7 @@ import { UnsupportedError } from './errors.js';
 import type { Entry } from './entry.js';
 import { quote } from './quote.js';
 import { baseName } from './path.js';
+import { WHITEOUT_PREFIX } from './whiteout.js';
 
 /** One range of ids: `size` host ids from `hostID` are the namespace's ids from `containerID`. */
 export interface IdMapping {
@@ -45,7 +46,7 @@ export function toHostId(mappings: readonly IdMapping[], id: number): number | u
  */
 export function mapEntryOwner(entry: Entry, map: IdMap): Entry {
   // Whiteouts and opaque markers are made by the writer (root's, as every layer has them), not read from the host.
-  if (baseName(entry.path).startsWith('.wh.')) return entry;
+  if (baseName(entry.path).startsWith(WHITEOUT_PREFIX)) return entry;
   const uid = toContainerId(map.uids, entry.uid);
   const gid = toContainerId(map.gids, entry.gid);
   if (uid === undefined || gid === undefined) {

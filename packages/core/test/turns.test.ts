@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,6 @@ function spin(ms: number): void {
 /** A tree of `count` small files over 100 directories, and a layer of it. */
 async function bigLayer(count: number): Promise<{ tree: string; layer: string }> {
   const tree = join(work, `tree-${count}`);
-  const { writeFileSync } = await import('node:fs');
   for (let d = 0; d < 100; d++) {
     mkdirSync(join(tree, `d${d}`), { recursive: true });
     for (let f = 0; f < count / 100; f++) writeFileSync(join(tree, `d${d}`, `f${f}`), `file ${d}/${f}\n`);
