@@ -9,9 +9,9 @@
  * `--tiny` runs every benchmark once on small inputs: the CI smoke test that keeps the harness alive.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchmarks as fileBenchmarks, type Benchmark } from './suite.js';
 import { mergedBenchmarks } from './merged.js';
@@ -76,7 +76,9 @@ function programFiles(command: string[]): string[] {
   const ldd = spawnSync('ldd', [executable], { encoding: 'utf8' });
   const libraries = [...(ldd.stdout ?? '').matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
   const script = command[1] !== undefined && /\.[cm]?js$/.test(command[1]) ? [command[1]] : [];
-  return [executable, ...libraries, ...script];
+  // strata's executable runs the command bundle beside it, through the code cache beside that.
+  const loaded = script.flatMap((file) => readdirSync(dirname(file)).filter((name) => /^strata-command\.(cjs|v8cache)$/.test(name)).map((name) => join(dirname(file), name)));
+  return [executable, ...libraries, ...script, ...loaded];
 }
 
 /**

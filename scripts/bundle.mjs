@@ -1,14 +1,16 @@
 // Bundles what strata ships, because start-up is a large share of a short command's time:
 // - @strata/core as one ES module (packages/core/dist/strata-core.js), which its package exports point
 //   at: Node resolves and links ES modules one by one, about 1 ms apiece, so one file beats forty.
-// - the `strata` command as one CommonJS file (packages/cli/dist/strata.cjs) with the libraries and commander
-//   inside: CommonJS also skips the ES-module facades Node builds for each built-in module it imports. The
+// - the `strata` command as one CommonJS file (packages/cli/dist/strata-command.cjs, which dist/strata.cjs runs
+//   through V8's code cache) with the libraries and commander inside: CommonJS also skips the ES-module facades Node builds for each built-in module it imports. The
 //   snapshotter inside it is initialised only when a snapshot command runs (a dynamic import), so the
 //   database binding costs the other commands nothing.
 // Each library bundle loads the other @strata packages from their installs, and the command holds the one
 // copy it carries: a process has one copy of each class either way (and instanceof holds across copies
 // anyway: errors carry a shared brand). The native addon, zstd-napi and lmdb stay outside; @strata/core
 // loads its addon and zstd-napi from its own install (package.ts).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
@@ -31,13 +33,27 @@ for (const [dir, file] of [
     format: 'esm',
   });
 }
+const commandBundle = `${root}packages/cli/dist/strata-command.cjs`;
 await build({
   ...common,
   external: [...common.external, 'lmdb'],
   entryPoints: [`${root}packages/cli/src/main.ts`],
-  outfile: `${root}packages/cli/dist/strata.cjs`,
+  outfile: commandBundle,
   format: 'cjs',
   // CommonJS has no import.meta: give the bundled modules this file's URL (they resolve the package from it).
   define: { 'import.meta.url': '__strataModuleUrl' },
+  banner: { js: 'const __strataModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+});
+// The executable: it runs the command bundle through V8's code cache (launcher.ts), which it keys by the
+// bundle's content, as V8 itself checks only the source's length.
+await build({
+  ...common,
+  entryPoints: [`${root}packages/cli/src/launcher.ts`],
+  outfile: `${root}packages/cli/dist/strata.cjs`,
+  format: 'cjs',
+  define: {
+    'import.meta.url': '__strataModuleUrl',
+    STRATA_COMMAND_BUNDLE_ID: JSON.stringify(createHash('sha256').update(readFileSync(commandBundle)).digest('hex').slice(0, 32)),
+  },
   banner: { js: 'const __strataModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });

@@ -3,7 +3,7 @@
  * on stderr with a non-zero exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,5 +136,79 @@ describe.skipIf(!needs('root'))('strata command', () => {
     const r = spawnSync('pnpm', ['exec', 'strata', 'digest', join(work, 'no-such-layer')], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^strata: ENOENT: /);
+  });
+
+  describe('code cache', () => {
+    // Each case has a cache of its own (STRATA_CODE_CACHE), so the other tests' runs cannot touch it.
+    const run = (cache: string, ...args: string[]) =>
+      spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, STRATA_CODE_CACHE: cache } });
+    const header = (cache: string) => {
+      const bytes = readFileSync(cache);
+      const [stamp, commands] = bytes.toString('utf8', 0, bytes.indexOf(10)).split('\t');
+      return { stamp: stamp!, commands: commands!, data: bytes.subarray(bytes.indexOf(10) + 1) };
+    };
+    let layer: string;
+    let expected: string;
+    beforeAll(() => {
+      layer = join(work, 'cached.tar');
+      writeFileSync(layer, rawTar([{ name: 'a', data: 'a' }]));
+      expected = `diffID ${sha256(readFileSync(layer))}\n`;
+    });
+
+    it('is written once per command that ran, and used after', () => {
+      const cache = join(work, 'cache-once');
+      expect(run(cache, '--version').status).toBe(0);
+      expect(existsSync(cache)).toBe(false); // --version compiles nothing worth keeping
+      expect(run(cache, 'digest', layer).stdout).toBe(expected);
+      const first = header(cache);
+      expect(first.stamp).toMatch(/^strata-v8cache [0-9a-f]{32} v\d+\.\d+\.\d+ \w+$/);
+      expect(first.commands).toBe('digest');
+      const { ino } = statSync(cache);
+      expect(run(cache, 'digest', layer).stdout).toBe(expected);
+      expect(statSync(cache).ino).toBe(ino); // digest is in it already: not rewritten
+      expect(run(cache, 'ls', layer).stdout).toMatch(/ a\n$/);
+      expect(header(cache).commands).toBe('digest,ls');
+    });
+
+    it('is ignored, and replaced, when V8 rejects it, when another bundle made it, or when it is not trusted', () => {
+      const cache = join(work, 'cache-bad');
+      expect(run(cache, 'digest', layer).status).toBe(0);
+      const good = header(cache);
+      const expectReplaced = () => {
+        expect(run(cache, 'digest', layer).stdout).toBe(expected);
+        const now = header(cache);
+        expect(now.stamp).toBe(good.stamp);
+        expect(now.commands).toBe('digest'); // a fresh cache, not the old one's list extended
+        expect(statSync(cache).uid).toBe(process.geteuid!());
+        expect(statSync(cache).mode & 0o022).toBe(0);
+      };
+      const write = (stamp: string, commands: string, data: Uint8Array) => {
+        rmSync(cache, { force: true });
+        writeFileSync(cache, Buffer.concat([Buffer.from(`${stamp}\t${commands}\n`), data]));
+      };
+      // Garbage where the bytecode should be: V8 refuses it, the command runs compiled afresh.
+      write(good.stamp, 'digest,x', Buffer.alloc(good.data.length, 7));
+      expectReplaced();
+      // Another bundle's cache (the stamp's build id differs).
+      write(good.stamp.replace(/ [0-9a-f]{32} /, ` ${'0'.repeat(32)} `), 'digest,x', good.data);
+      expectReplaced();
+      // Writable by others, or owned by someone who is neither the caller nor the bundle's owner.
+      write(good.stamp, 'digest,x', good.data);
+      chmodSync(cache, 0o666);
+      expectReplaced();
+      write(good.stamp, 'digest,x', good.data);
+      chownSync(cache, 65534, 65534);
+      expectReplaced();
+      // Trusted and accepted: kept as it is.
+      write(good.stamp, 'digest,x', good.data);
+      expect(run(cache, 'digest', layer).stdout).toBe(expected);
+      expect(header(cache).commands).toBe('digest,x');
+    });
+
+    it('is skipped where it cannot be written', () => {
+      const cache = join(work, 'no-such-dir', 'cache');
+      expect(run(cache, 'digest', layer).stdout).toBe(expected);
+      expect(existsSync(cache)).toBe(false);
+    });
   });
 });

@@ -138,10 +138,22 @@ function program(): Command {
   return cli;
 }
 
+let ranCommand: string | undefined;
+
+/** The command that ran (`image import`), once its action started: the launcher keys its code cache by it. */
+export function commandName(): string | undefined {
+  return ranCommand;
+}
+
 /** Runs the command line and sets the exit code: 2 for usage errors, 1 for failures, one line on stderr. */
 async function run(argv: string[]): Promise<void> {
   try {
-    await program().parseAsync(argv, { from: 'user' });
+    const cli = program().hook('preAction', (_root, action) => {
+      const names: string[] = [];
+      for (let command: Command | null = action; command?.parent; command = command.parent) names.unshift(command.name());
+      ranCommand = names.join(' ');
+    });
+    await cli.parseAsync(argv, { from: 'user' });
   } catch (error: unknown) {
     if (error instanceof CommanderError) {
       // Help and --version exit 0; everything else the parser refused is a usage error (already printed).
