@@ -100,8 +100,20 @@ export class ContainerStore {
 
   /** The containers made from the image with target `digest` (as of the caller's transaction, when there is one). */
   using(digest: string): Container[] {
-    const out: Container[] = [];
-    for (const { key, value } of this.#records.entries()) if (value.target.digest === digest || value.manifest.digest === digest) out.push(containerOf(key, value));
+    return this.usersByDigest().get(digest) ?? [];
+  }
+
+  /** The containers by the digests they use (their image's target and manifest), in one pass over the records. */
+  usersByDigest(): Map<string, Container[]> {
+    const out = new Map<string, Container[]>();
+    for (const { key, value } of this.#records.entries()) {
+      const container = containerOf(key, value);
+      for (const digest of new Set([value.target.digest, value.manifest.digest])) {
+        const users = out.get(digest);
+        if (users) users.push(container);
+        else out.set(digest, [container]);
+      }
+    }
     return out;
   }
 

@@ -109,8 +109,18 @@ export class ImageStore {
 
   /** Names (not dangling records) on the image with target `digest`. */
   namesOf(digest: string): string[] {
-    const out: string[] = [];
-    for (const { key, value } of this.#records.entries()) if (value.target.digest === digest && !key.startsWith(DANGLING)) out.push(key);
+    return this.namesByDigest().get(digest) ?? [];
+  }
+
+  /** Every image's names (not dangling records) by target digest, in one pass over the records. */
+  namesByDigest(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const { key, value } of this.#records.entries()) {
+      if (key.startsWith(DANGLING)) continue;
+      const names = out.get(value.target.digest);
+      if (names) names.push(key);
+      else out.set(value.target.digest, [key]);
+    }
     return out;
   }
 

@@ -247,16 +247,19 @@ export class Images {
     const deleted = new Set<string>();
     const resolved = refs.map((ref) => ({ ref, images: this.images.resolve(ref) }));
     this.root.metadata.transaction(() => {
+      // Indexed once: a scan of every record per image would make removing n images cost n² reads.
+      const namesByDigest = this.images.namesByDigest();
+      const usersByDigest = this.containers.usersByDigest();
       for (const { ref, images } of resolved) {
         const digest = images[0]!.target.digest;
         const byId = images.length > 1 || images[0]!.key !== named(this.images, ref)?.key;
-        const names = this.images.namesOf(digest);
+        const names = namesByDigest.get(digest) ?? [];
         if (byId && names.length > 1 && !options.force) {
           throw new FailedPreconditionError(`image ${digest} is named ${names.map((n) => quote(n)).join(', ')}: remove the names, or force`, { path: ref });
         }
         const doomed = (byId ? images.map((i) => i.key) : [images[0]!.key]).filter((key) => this.images.has(key)); // a ref may repeat another
         const last = doomed.length >= names.length;
-        const users = this.containers.using(digest);
+        const users = usersByDigest.get(digest) ?? [];
         if (last && users.length > 0 && !options.force) {
           throw new FailedPreconditionError(`image ${quote(ref)} is used by container ${quote(users[0]!.name)}${users.length > 1 ? ` and ${users.length - 1} more` : ''}: remove the container first, or force (which untags the image and keeps its content for the container)`, { path: ref });
         }
@@ -264,6 +267,7 @@ export class Images {
           this.images.delete(key);
           if (!key.startsWith('dangling@')) untagged.push(key);
         }
+        namesByDigest.set(digest, names.filter((name) => !doomed.includes(name)));
         if (last && users.length === 0) deleted.add(digest);
       }
     });
@@ -274,8 +278,9 @@ export class Images {
   prune(): string[] {
     const removed: string[] = [];
     this.root.metadata.transaction(() => {
+      const usersByDigest = this.containers.usersByDigest();
       for (const image of this.images.current()) {
-        if (image.name !== undefined || this.containers.using(image.target.digest).length > 0) continue;
+        if (image.name !== undefined || usersByDigest.has(image.target.digest)) continue;
         this.images.delete(image.key);
         removed.push(image.target.digest);
       }

@@ -186,6 +186,9 @@ describe('images on a root', () => {
     // The image a container uses cannot lose its last name, unless forced; its content stays for the container.
     expect(() => root.images.removeImages(['example.com/one:1'])).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('"c1"') }));
     root.images.tag('example.com/one:1', 'example.com/one:alias');
+    // Both names in one call: the second is then the last, so the call is refused and removes neither.
+    expect(() => root.images.removeImages(['example.com/one:1', 'example.com/one:alias'])).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('"c1"') }));
+    expect(root.images.image('example.com/one:1').name).toBe('example.com/one:1');
     expect(root.images.removeImages(['example.com/one:1'])).toEqual({ untagged: ['example.com/one:1'], deleted: [] }); // another name is left
     expect(root.images.removeImages(['example.com/one:alias'], { force: true })).toEqual({ untagged: ['example.com/one:alias'], deleted: [] });
     const kept = await root.images.gc();
@@ -222,8 +225,10 @@ describe('images on a root', () => {
     await root.images.import(layout);
     await root.images.unpack('example.com/one:1');
     await root.images.unpack('example.com/two:1');
-    const removed = root.images.removeImages(['example.com/one:1']);
-    expect(removed).toEqual({ untagged: ['example.com/one:1'], deleted: [one.manifestDescriptor.digest] });
+    root.images.tag('example.com/one:1', 'example.com/one:alias');
+    // Two names of one image in one call: the image goes with the second, its last.
+    const removed = root.images.removeImages(['example.com/one:1', 'example.com/one:alias']);
+    expect(removed).toEqual({ untagged: ['example.com/one:1', 'example.com/one:alias'], deleted: [one.manifestDescriptor.digest] });
     const freed = await root.images.gc();
     const unique = [...one.blobs.keys()].filter((d) => !two.blobs.has(d));
     expect(freed.blobs.sort()).toEqual(unique.sort());
