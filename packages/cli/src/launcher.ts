@@ -10,7 +10,7 @@
  * command the cache has not seen ran (its functions are then compiled too), at most once per command, by
  * rename, so a reader sees the old cache or the new one.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,29 +31,24 @@ interface Cache {
   commands: string[];
 }
 
+const NO_CACHE: Cache = { data: undefined, commands: [] };
+
 /** The cache, when it was made from this bundle by this Node, and is owned by us or by the bundle's owner. */
 function readCache(): Cache {
   let fd: number;
   try {
     fd = openSync(cacheFile, 'r');
   } catch {
-    return { data: undefined, commands: [] };
+    return NO_CACHE;
   }
   try {
-    const stat = fstatSync(fd);
-    const trusted = [process.geteuid?.(), ownerOf(bundle)];
-    if (!trusted.includes(stat.uid) || (stat.mode & 0o022) !== 0) return { data: undefined, commands: [] };
-    const bytes = Buffer.allocUnsafe(stat.size);
-    let read = 0;
-    while (read < bytes.length) {
-      const n = readSync(fd, bytes, read, bytes.length - read, read);
-      if (n === 0) break;
-      read += n;
-    }
+    const { uid, mode } = fstatSync(fd);
+    if (![process.geteuid?.(), ownerOf(bundle)].includes(uid) || (mode & 0o022) !== 0) return NO_CACHE;
+    const bytes = readFileSync(fd);
     const newline = bytes.indexOf(10);
-    if (newline < 0 || read !== bytes.length) return { data: undefined, commands: [] };
+    if (newline < 0) return NO_CACHE;
     const [header, commandList = ''] = bytes.toString('utf8', 0, newline).split('\t');
-    if (header !== stamp) return { data: undefined, commands: [] };
+    if (header !== stamp) return NO_CACHE;
     return { data: bytes.subarray(newline + 1), commands: commandList.split(',').filter(Boolean) };
   } finally {
     closeSync(fd);
