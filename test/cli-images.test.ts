@@ -3,7 +3,7 @@
  * CLI): Docker's and ctr's shapes, JSON listings, progress on stderr only, typed one-line errors.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,41 @@ describe('strata image, container, commit and gc', () => {
     expect(freed.blobs.length).toBeGreaterThan(0);
     expect(freed.bytes).toBeGreaterThan(0);
     expect(ok('fsck', '--content').stdout).toMatch(/0 problem\(s\), 0 left\n$/);
+  });
+
+  it.skipIf(!needs('root'))('without root, a commit gives the caller’s files to root, as a build does, and refuses files of other owners', () => {
+    const rootless = join(work, 'rootless');
+    mkdirSync(rootless);
+    chownSync(rootless, 65534, 65534);
+    chmodSync(work, 0o755); // nobody passes through to its root and reads the archive
+    chmodSync(archive, 0o644);
+    const asNobody = (...args: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, '--root', join(rootless, 'root'), '--driver', 'userspace', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, HOME: rootless, NODE_EXTRA_CA_CERTS: '' },
+      });
+    for (const args of [['image', 'import', archive, '--unpack', '-q'], ['container', 'create', 'example.com/one:1', 'c']]) {
+      const r = asNobody(...args);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const upper = /upperdir=([^,\s]+)/.exec(asNobody('snapshot', 'mounts', '/mnt', 'container-c').stdout)![1]!;
+    // What the container wrote is nobody's on the host, as a rootless container's files are.
+    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', 'mkdir -p "$1/app" && echo changed > "$1/app/new"', 'sh', upper]);
+    const committed = asNobody('commit', 'c', 'example.com/one:rootless', '--compression', 'none');
+    expect(committed.status, committed.stderr).toBe(0);
+    const diff = join(rootless, 'diff.tar');
+    expect(asNobody('container', 'diff', 'c', '-o', diff).status).toBe(0);
+    const listing = spawnSync('tar', ['-tvf', diff, '--numeric-owner'], { encoding: 'utf8' }).stdout;
+    expect(lines(listing).map((l) => l.split(/\s+/)[1])).toEqual(['0/0', '0/0']); // app/ and app/new, root's in the image
+    const exported = join(rootless, 'out');
+    expect(asNobody('image', 'export', 'example.com/one:rootless', '-o', exported, '--format', 'oci', '-q').status).toBe(0);
+    expect(existsSync(exported)).toBe(true);
+    // A file the caller does not own cannot be given an owner inside: refused, naming it, nothing committed.
+    writeFileSync(join(upper, 'app', 'roots'), 'root wrote this\n');
+    const refused = asNobody('commit', 'c', 'example.com/one:refused');
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^strata: UNSUPPORTED: .*app\/roots.* belongs to 0:0/);
+    expect(asNobody('image', 'inspect', 'example.com/one:refused').status).toBe(1);
   });
 
   it('lists and prunes dangling images, squashes, and says what is wrong in one line', () => {

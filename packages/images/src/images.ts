@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import {
   AlreadyExistsError,
+  callerAsRoot,
   chainID,
   FailedPreconditionError,
   flatten,
@@ -16,6 +17,7 @@ import {
   quote,
   unmount,
   type Compression,
+  type IdMap,
   type LayerDescriptor,
   type ReadLimits,
   type WritableLayer,
@@ -124,6 +126,11 @@ export class Images {
   readonly leases: Leases;
   readonly images: ImageStore;
   readonly containers: ContainerStore;
+  /**
+   * Without root, the caller is root in its containers (as in builds): what a container's layer holds as the
+   * caller's is root's in the image, and the caller's own ids never reach one.
+   */
+  readonly #idMap: IdMap | undefined = typeof process.geteuid === 'function' && process.geteuid() !== 0 ? callerAsRoot(process.geteuid(), process.getegid!()) : undefined;
 
   constructor(root: Root) {
     this.root = root;
@@ -370,9 +377,9 @@ export class Images {
     return this.snapshotter.open(this.containers.get(name).snapshot);
   }
 
-  /** The container's change as a layer. */
+  /** The container's change as a layer (without root, the caller's files as root's, unless `output` maps ids itself). */
   async diffContainer(name: string, output: LayerOutput): Promise<LayerDescriptor> {
-    return this.snapshotter.diff(this.containers.get(name).snapshot, output);
+    return this.snapshotter.diff(this.containers.get(name).snapshot, { ...(this.#idMap ? { idMap: this.#idMap } : {}), ...output });
   }
 
   /**
@@ -387,7 +394,12 @@ export class Images {
     const epoch = options.sourceDateEpoch ?? sourceDateEpoch();
     return this.leases.with(async (lease) => {
       const temp = this.content.temporaryPath();
-      const layer = await this.snapshotter.diff(c.snapshot, { path: temp, compression: options.compression ?? 'gzip', ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) });
+      const layer = await this.snapshotter.diff(c.snapshot, {
+        path: temp,
+        compression: options.compression ?? 'gzip',
+        ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+        ...(this.#idMap ? { idMap: this.#idMap } : {}),
+      });
       this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
       const created = createdAt(epoch);
       const step: History = {
