@@ -129,6 +129,21 @@ describe('apply edges', () => {
     expect(lstatSync(join(target, 'c')).nlink).toBe(3);
   });
 
+  it('a hardlink whose target path runs through a symlink loop the same layer undoes is linked at the end', async () => {
+    // Found by the diff round trips: below, d -> a; the layer turns a into a loop (a -> a) before its
+    // hardlink b -> d/b, then makes d a directory holding b's target.
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([{ name: 'a/', type: '5' }, { name: 'd', type: '2', linkname: 'a' }])), target);
+    const layer = rawTar([{ name: 'a', type: '2', linkname: 'a' }, { name: 'b', type: '1', linkname: 'd/b' }, { name: 'd/', type: '5' }, file('d/b', 'shared\n')]);
+    await applyLayer(layerFile(layer), target);
+    expect(readFileSync(join(target, 'b'), 'utf8')).toBe('shared\n');
+    expect(statSync(join(target, 'b')).ino).toBe(statSync(join(target, 'd/b')).ino);
+    // A loop still there at the end is UNSAFE_PATH, as it is for any entry.
+    const looping = fresh();
+    await applyLayer(layerFile(rawTar([{ name: 'd', type: '2', linkname: 'd' }])), looping);
+    await expect(applyLayer(layerFile(rawTar([{ name: 'b', type: '1', linkname: 'd/b' }])), looping)).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
+  });
+
   it('a cycle of hardlinks is LAYER_FORMAT', async () => {
     await expect(applyLayer(layerFile(rawTar([{ name: 'a', type: '1', linkname: 'b' }, { name: 'b', type: '1', linkname: 'a' }])), fresh())).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
   });

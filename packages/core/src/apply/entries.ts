@@ -3,7 +3,7 @@
  * with owner, mode, xattrs and times. What the host refuses of an entry's metadata is a policy decision
  * made here, in one place (see `EntryWriter.setXattrs`).
  */
-import { LayerFormatError, UnsupportedError } from '../errors.js';
+import { LayerFormatError, UnsafePathError, UnsupportedError } from '../errors.js';
 import type { Entry } from '../entry.js';
 import { specialTypeBits } from '../mode.js';
 import { ROOT } from '../path.js';
@@ -117,7 +117,10 @@ export class EntryWriter {
       case 'hardlink':
         // A tar hardlink names an entry of its own layer, which may still be to come: until the layer has
         // put its target in place, link at the end, to the layer's entry if it came, else to what was below.
-        if (!this.state.touched.has(this.target.resolve(entry.linkname!)) || !this.#link(entry, path)) this.state.links.set(path, entry);
+        // A target path that cannot be resolved yet (a symlink loop a later entry may replace) waits too; at
+        // the end it is resolved again, and refused if it still cannot be.
+        const linkTarget = this.#resolvedNow(entry.linkname!);
+        if (linkTarget === undefined || !this.state.touched.has(linkTarget) || !this.#link(entry, path)) this.state.links.set(path, entry);
         break;
       case 'char':
       case 'block':
@@ -169,6 +172,16 @@ export class EntryWriter {
       await this.target.writeFileFrom(path, chunks, first.value, entry.mode, owner, entry.mtime);
     }
     this.#setXattrs(path, entry); // xattrs leave mtime alone
+  }
+
+  /** `path` resolved in the target as it stands, or undefined when it cannot be (UNSAFE_PATH) for now. */
+  #resolvedNow(path: string): string | undefined {
+    try {
+      return this.target.resolve(path);
+    } catch (error) {
+      if (error instanceof UnsafePathError) return undefined;
+      throw error;
+    }
   }
 
   /** Links hardlink `entry` at `path` to what its target names now: false when nothing (linkable) is there. */
