@@ -114,7 +114,7 @@ export class EntryWriter {
         this.target.setAttrs(path, { owner: this.#ownerFor(entry), mtime: entry.mtime });
         this.#setXattrs(path, entry);
         break;
-      case 'hardlink':
+      case 'hardlink': {
         // A tar hardlink names an entry of its own layer, which may still be to come: until the layer has
         // put its target in place, link at the end, to the layer's entry if it came, else to what was below.
         // A target path that cannot be resolved yet (a symlink loop a later entry may replace) waits too; at
@@ -122,6 +122,7 @@ export class EntryWriter {
         const linkTarget = this.#resolvedNow(entry.linkname!);
         if (linkTarget === undefined || !this.state.touched.has(linkTarget) || !this.#link(entry, path)) this.state.links.set(path, entry);
         break;
+      }
       case 'char':
       case 'block':
       case 'fifo': {
