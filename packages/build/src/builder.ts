@@ -20,7 +20,6 @@ import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
   applyLayer,
-  callerAsRoot,
   chainID,
   FailedPreconditionError,
   flatten,
@@ -28,6 +27,7 @@ import {
   isAlreadyExists,
   isNotFound,
   NotFoundError,
+  processIdMap,
   quote,
   UnsupportedError,
   type Compression,
@@ -183,7 +183,7 @@ class Builder {
    * model, without the subordinate ids that root alone can grant). COPY and ADD write as the caller and the
    * layers say root; any other owner is UNSUPPORTED.
    */
-  readonly #idMap: IdMap | undefined = typeof process.geteuid === 'function' && process.geteuid() !== 0 ? callerAsRoot(process.geteuid(), process.getegid!()) : undefined;
+  readonly #idMap: IdMap | undefined = processIdMap();
   #step = 0;
   /** Steps counted so far: the Dockerfile's, and the ONBUILD triggers of bases as they are found. */
   #total: number;

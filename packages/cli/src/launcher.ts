@@ -11,7 +11,7 @@
  * command the cache has not seen ran (its functions are then compiled too), at most once per command, by
  * rename, so a reader sees the old cache or the new one.
  */
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,16 +57,7 @@ function readCache(): Cache {
 }
 
 function ownerOf(path: string): number | undefined {
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      return fstatSync(fd).uid;
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
+  return statSync(path, { throwIfNoEntry: false })?.uid;
 }
 
 /** Writes the cache by rename; a read-only install keeps none. */

@@ -27,6 +27,15 @@ export function callerAsRoot(uid: number, gid: number): IdMap {
   return { uids: [{ containerID: 0, hostID: uid, size: 1 }], gids: [{ containerID: 0, hostID: gid, size: 1 }] };
 }
 
+/**
+ * This process's map as strata's rootless model has it: without root, the caller is root in its containers
+ * (`callerAsRoot` of the effective ids); as root, there is none.
+ */
+export function processIdMap(): IdMap | undefined {
+  if (typeof process.geteuid !== 'function' || process.geteuid() === 0) return undefined;
+  return callerAsRoot(process.geteuid(), process.getegid!());
+}
+
 /** The namespace's id for host id `id`, or undefined when the map has none. */
 export function toContainerId(mappings: readonly IdMapping[], id: number): number | undefined {
   for (const m of mappings) if (id >= m.hostID && id < m.hostID + m.size) return m.containerID + (id - m.hostID);

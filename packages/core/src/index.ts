@@ -31,7 +31,7 @@ export type { Entry, EntryType, Timestamp, Change } from './entry.js';
 export { cleanLayerPath, compareTarOrder, ROOT } from './path.js';
 /** Text a layer controls, made safe for messages and terminals. */
 export { quote, sanitize } from './quote.js';
-export { callerAsRoot, mapEntryOwner, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';
+export { callerAsRoot, mapEntryOwner, processIdMap, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';
 
 // Deletions: OCI whiteout names and overlayfs markers.
 export {

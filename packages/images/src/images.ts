@@ -7,13 +7,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import {
   AlreadyExistsError,
-  callerAsRoot,
   chainID,
   FailedPreconditionError,
   flatten,
   InvalidArgumentError,
   isNotFound,
   NotFoundError,
+  processIdMap,
   quote,
   unmount,
   type Compression,
@@ -130,7 +130,7 @@ export class Images {
    * Without root, the caller is root in its containers (as in builds): what a container's layer holds as the
    * caller's is root's in the image, and the caller's own ids never reach one.
    */
-  readonly #idMap: IdMap | undefined = typeof process.geteuid === 'function' && process.geteuid() !== 0 ? callerAsRoot(process.geteuid(), process.getegid!()) : undefined;
+  readonly #idMap: IdMap | undefined = processIdMap();
 
   constructor(root: Root) {
     this.root = root;
