@@ -855,8 +855,12 @@ static void writer_fail(layer_writer *w, int err, const char *syscall, const cha
   w->err_path = strdup(path ? path : "layer file");
 }
 
+// The writing thread's name, as `ps -T` and /proc/<pid>/task/*/comm show it (at most 15 bytes).
+#define WRITER_THREAD_NAME "strata-writer"
+
 static void *writer_main(void *arg) {
   layer_writer *w = arg;
+  pthread_setname_np(pthread_self(), WRITER_THREAD_NAME);
   pthread_mutex_lock(&w->lock);
   while (!w->stop) {
     writer_job *job = w->pending;
