@@ -3,9 +3,9 @@
  * and cached) and /usr/share (50,000+ entries); the tiny run uses /usr/share/zoneinfo.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeScratch, type Scratch } from './scratch.js';
 
 /** A real tree a benchmark runs on. */
 export interface Tree {
@@ -13,10 +13,10 @@ export interface Tree {
   path: string;
 }
 
-/** The trees a run measures, and a scratch directory for outputs. */
+/** The trees a run measures, and a scratch directory for outputs (see scratch.ts). */
 export interface Inputs {
   trees: Tree[];
-  scratch: string;
+  scratch: Scratch;
 }
 
 const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
@@ -35,7 +35,7 @@ export function minbaseRootfs(): string {
 }
 
 export async function prepareInputs(options: { tiny: boolean }): Promise<Inputs> {
-  const scratch = mkdtempSync(join(tmpdir(), 'strata-bench-'));
+  const scratch = makeScratch(CACHE);
   if (options.tiny) return { trees: [{ name: 'zoneinfo', path: '/usr/share/zoneinfo' }], scratch };
   return { trees: [{ name: 'minbase', path: minbaseRootfs() }, { name: 'usr-share', path: '/usr/share' }], scratch };
 }

@@ -131,7 +131,7 @@ const median = (xs: number[]) => {
 
 async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promise<{ name: string; description: string; cases: CaseResult[]; ratios: Record<string, number>; notes: string[] }> {
   const name = bench.once ? bench.name : `${bench.name}/${tree.name}`;
-  const work = join(inputs.scratch, name.replace('/', '-'));
+  const work = join(inputs.scratch.dir, name.replace('/', '-'));
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const plan = await bench.plan(tree, work);
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
   writeFileSync(join(resultsDir, 'latest.md'), `${table}\n`);
   writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify({ runs, tiny, results }, null, 2));
   process.stdout.write(`${table}\n`);
-  if (existsSync(inputs.scratch)) rmSync(inputs.scratch, { recursive: true, force: true });
+  inputs.scratch.release();
 }
 
 await main();
