@@ -26,17 +26,19 @@ export interface Scratch {
 /** Sparse: blocks are only used as written. Room for the largest run (/usr/share outputs, registries, roots). */
 const SIZE = '24G';
 
+/** A directory under `parent`, on whatever file system that is. */
+function plainScratch(parent: string): Scratch {
+  const dir = mkdtempSync(join(parent, 'strata-bench-'));
+  return { dir, release: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 export function makeScratch(cache: string): Scratch {
   const given = process.env.STRATA_BENCH_SCRATCH;
   if (given !== undefined) {
     mkdirSync(given, { recursive: true });
-    const dir = mkdtempSync(join(given, 'strata-bench-'));
-    return { dir, release: () => rmSync(dir, { recursive: true, force: true }) };
+    return plainScratch(given);
   }
-  if (process.getuid?.() !== 0) {
-    const dir = mkdtempSync(join(tmpdir(), 'strata-bench-'));
-    return { dir, release: () => rmSync(dir, { recursive: true, force: true }) };
-  }
+  if (process.getuid?.() !== 0) return plainScratch(tmpdir());
   mkdirSync(cache, { recursive: true });
   const image = join(cache, `bench-scratch-${process.pid}.ext4`);
   const dir = mkdtempSync(join(tmpdir(), 'strata-bench-'));

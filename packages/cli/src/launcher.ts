@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `strata` executable (bundled as dist/strata.cjs): runs the bundled command (dist/strata-command.cjs)
- * through V8’s code cache. Compiling the 1 MB bundle, and then each function it calls, is 30–90 ms of every
+ * through V8's code cache. Compiling the 1 MB bundle, and then each function it calls, is 30–90 ms of every
  * command; with the cache V8 deserialises the bytecode a previous run compiled instead (Node 22 has
  * `module.enableCompileCache` for this; Node 20 does not).
  *

@@ -379,7 +379,12 @@ export class Images {
 
   /** The container's change as a layer (without root, the caller's files as root's, unless `output` maps ids itself). */
   async diffContainer(name: string, output: LayerOutput): Promise<LayerDescriptor> {
-    return this.snapshotter.diff(this.containers.get(name).snapshot, { ...(this.#idMap ? { idMap: this.#idMap } : {}), ...output });
+    return this.snapshotter.diff(this.containers.get(name).snapshot, this.#asImageLayer(output));
+  }
+
+  /** `output` with this process's id map (see `#idMap`), unless it maps ids itself. */
+  #asImageLayer(output: LayerOutput): LayerOutput {
+    return this.#idMap === undefined ? output : { idMap: this.#idMap, ...output };
   }
 
   /**
@@ -394,12 +399,10 @@ export class Images {
     const epoch = options.sourceDateEpoch ?? sourceDateEpoch();
     return this.leases.with(async (lease) => {
       const temp = this.content.temporaryPath();
-      const layer = await this.snapshotter.diff(c.snapshot, {
-        path: temp,
-        compression: options.compression ?? 'gzip',
-        ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
-        ...(this.#idMap ? { idMap: this.#idMap } : {}),
-      });
+      const layer = await this.snapshotter.diff(
+        c.snapshot,
+        this.#asImageLayer({ path: temp, compression: options.compression ?? 'gzip', ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) }),
+      );
       this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
       const created = createdAt(epoch);
       const step: History = {
