@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything strata's build, tests and benchmarks need on a fresh Debian machine with Node 20:
-# the oracles and peers (GNU tar, umoci, skopeo, podman, containerd, attr tools) from Debian, pnpm from
-# npm, then the workspace, built.
+# the oracles and peers (GNU tar, umoci, skopeo, podman, containerd, attr tools) and ISA-L from Debian,
+# pnpm from npm, then the workspace, built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,8 @@ command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null || apt_packages+=(apache2-utils)
 command -v buildah >/dev/null || apt_packages+=(buildah)
 command -v python3 >/dev/null || apt_packages+=(python3)
+# ISA-L's inflate reads gzip layers at about twice zlib's speed (the addon loads it if present).
+[ -f /usr/include/isa-l/igzip_lib.h ] || apt_packages+=(libisal-dev)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then

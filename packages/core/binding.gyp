@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "strata_native",
-      "sources": ["native/strata_native.c", "native/at.c", "native/mount.c"],
+      "sources": ["native/strata_native.c", "native/at.c", "native/mount.c", "native/inflate.c"],
+      "libraries": ["-ldl"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -1,5 +1,5 @@
 // Every function the addon exports, in one list: its JavaScript name and its C function (in
-// strata_native.c, at.c or mount.c). init() registers exactly these.
+// strata_native.c, at.c, mount.c or inflate.c). init() registers exactly these.
 #ifndef STRATA_METHODS_H
 #define STRATA_METHODS_H
 
@@ -42,7 +42,9 @@
   X("mountOverlay", js_mount_overlay)     \
   X("mountBind", js_mount_bind)           \
   X("unmount", js_unmount)                \
-  X("diskUsage", js_disk_usage)
+  X("diskUsage", js_disk_usage)           \
+  X("inflaterCreate", js_inflater_create) \
+  X("inflaterRun", js_inflater_run)
 
 #define STRATA_DECLARE(name, fn) napi_value fn(napi_env env, napi_callback_info info);
 STRATA_METHODS(STRATA_DECLARE)

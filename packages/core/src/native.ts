@@ -3,7 +3,8 @@
  * l*xattr family; batched calls for hot paths; `FileHasher`, which hashes a file from its pages; and
  * `LayerWriter`, a native thread that writes a layer file.
  * Synchronous by design: each is a few cheap syscalls, cheaper than a thread-pool round trip, and none of
- * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`).
+ * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`). The exception is
+ * `Inflater`, gzip's inflate on the thread pool with ISA-L.
  */
 import { FailedPreconditionError } from './errors.js';
 import { S_IFDIR } from './mode.js';
@@ -49,6 +50,8 @@ interface StrataNative {
   mountBind(source: string, target: string, readonly: boolean): void;
   unmount(target: string, detach: boolean): void;
   diskUsage(path: string): [bytes: number, inodes: number];
+  inflaterCreate(): object | null;
+  inflaterRun(inflater: object, input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]>;
 }
 
 /**
@@ -297,3 +300,32 @@ export const mountOverlayNative = (target: string, lowers: readonly string[], up
 export const mountBindNative = (source: string, target: string, readonly: boolean): void => addon.mountBind(source, target, readonly);
 export const unmountNative = (target: string, detach: boolean): void => addon.unmount(target, detach);
 export const diskUsageNative = (path: string): [bytes: number, inodes: number] => addon.diskUsage(path);
+
+// ---- gzip with ISA-L (native/inflate.c) ---------------------------------------------------------------
+
+/**
+ * A gzip stream's inflate by ISA-L (libisal, loaded when first asked for), each call on the thread pool;
+ * members follow one another, and from a zero byte after a member on the rest is ignored, as node:zlib has
+ * it. `create` gives undefined where libisal is not installed.
+ */
+export class Inflater {
+  readonly #native: object;
+
+  private constructor(native: object) {
+    this.#native = native;
+  }
+
+  static create(): Inflater | undefined {
+    const native = addon.inflaterCreate();
+    return native === null ? undefined : new Inflater(native);
+  }
+
+  /**
+   * Inflates what it can of `input` into `output`: how much of each it used, and whether the input so far
+   * ends a whole stream. Neither buffer may change until it settles; one call at a time. Rejects with the
+   * decoder's message for corrupt data (a bad header, block, distance, CRC-32 or length).
+   */
+  run(input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]> {
+    return addon.inflaterRun(this.#native, input, output);
+  }
+}

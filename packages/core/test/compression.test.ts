@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { crc32, gunzipSync, gzipSync, deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressor, decompressor, type Compression } from '../src/blob/compression.js';
+import { compressor, decompressor, gunzipEngines, type Compression, type Decompress } from '../src/blob/compression.js';
 
 const BLOCK = 256 * 1024;
 
@@ -59,5 +59,129 @@ describe('compressors', () => {
       const back = await buffer(Readable.from(decompressor('zstd')!(Readable.from([outputs[0]!]))));
       expect(back.equals(data)).toBe(true);
     }
+  });
+});
+
+/** `data` cut into pieces of the given sizes (cycled). */
+function cut(data: Uint8Array, pieces: number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < data.length; i++) {
+    chunks.push(data.subarray(at, at + pieces[i % pieces.length]!));
+    at += pieces[i % pieces.length]!;
+  }
+  return chunks;
+}
+
+/** What a decompressor makes of `chunks`: the bytes, or that it failed. */
+async function outcome(decompress: Decompress, chunks: Uint8Array[]): Promise<Buffer | 'error'> {
+  async function* feed() {
+    for (const chunk of chunks) yield chunk;
+  }
+  try {
+    const parts: Uint8Array[] = [];
+    for await (const part of decompress(feed())) parts.push(Buffer.from(part));
+    return Buffer.concat(parts);
+  } catch {
+    return 'error';
+  }
+}
+
+/** A gzip member with every optional header field (FEXTRA, FNAME, FCOMMENT, FHCRC) around `data`. */
+function gzipWithAllHeaderFields(data: Buffer): Buffer {
+  const head = Buffer.from([0x1f, 0x8b, 8, 0x1e, 0, 0, 0, 0, 0, 3]);
+  const extra = Buffer.from([4, 0, 0x41, 0x42, 0, 0]);
+  const name = Buffer.from('layer.tar\0');
+  const comment = Buffer.from('made by hand\0');
+  const header = Buffer.concat([head, extra, name, comment]);
+  const hcrc = Buffer.alloc(2);
+  hcrc.writeUInt16LE(crc32(header) & 0xffff);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc32(data), 0);
+  trailer.writeUInt32LE(data.length, 4);
+  return Buffer.concat([header, hcrc, deflateRawSync(data), trailer]);
+}
+
+const engines = gunzipEngines();
+
+describe('gzip read through ISA-L', () => {
+  it('is built and installed where CI runs', () => {
+    if (process.env.CI === 'true') expect(engines.isal).toBeDefined();
+  });
+
+  it.skipIf(engines.isal === undefined && process.env.CI !== 'true')('makes of every stream, whole or broken, what node:zlib makes of it', async () => {
+    const isal = engines.isal!;
+    /** Streams whole and broken around `data`. */
+    const streamsOf = (data: Buffer): Record<string, Buffer> => {
+      const one = gzipSync(data);
+      const second = gzipSync(Buffer.from('second member'));
+      const flipped = Buffer.from(one);
+      flipped[one.length >> 1]! ^= 0x10;
+      const badCrc = Buffer.from(one);
+      badCrc[one.length - 8]! ^= 1;
+      const badLength = Buffer.from(one);
+      badLength[one.length - 1]! ^= 1;
+      const headerCrc = gzipWithAllHeaderFields(data);
+      const badHeaderCrc = Buffer.from(headerCrc);
+      badHeaderCrc[headerCrc.indexOf('made by hand')]! ^= 1;
+      const reservedFlag = Buffer.from(one);
+      reservedFlag[3]! |= 0x20;
+      return {
+        'one member': one,
+        'three members': Buffer.concat([one, gzipSync(Buffer.alloc(0)), second]),
+        'every header field': headerCrc,
+        'trailing zeros': Buffer.concat([one, Buffer.alloc(1000)]),
+        'zeros, then anything': Buffer.concat([one, Buffer.alloc(3), Buffer.from('junk')]),
+        'trailing garbage': Buffer.concat([one, Buffer.from('junk')]),
+        'a flipped byte': flipped,
+        'a wrong CRC-32': badCrc,
+        'a wrong length': badLength,
+        'a wrong header CRC': badHeaderCrc,
+        'a reserved flag': reservedFlag,
+        'cut in the header': one.subarray(0, 5),
+        'cut in the data': one.subarray(0, one.length >> 1),
+        'cut in the trailer': one.subarray(0, one.length - 3),
+        'cut in the second member': Buffer.concat([one, second.subarray(0, 12)]),
+      };
+    };
+    const cases: [Record<string, Buffer>, number[][]][] = [
+      // Every split of headers and trailers, byte by byte, on small streams.
+      [{ ...streamsOf(sample(4_000)), 'empty content': gzipSync(Buffer.alloc(0)), 'not deflate': Buffer.from([0x1f, 0x8b, 7, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4]) }, [[1], [1 << 30]]],
+      [
+        { ...streamsOf(sample(3 * BLOCK + 12_345)), incompressible: gzipSync(randomBytes(2 * BLOCK), { level: 1 }), 'stored blocks': gzipSync(randomBytes(100_000), { level: 0 }) },
+        [[1 << 30], [7, 1000, 65_536], [BLOCK + 3]],
+      ],
+    ];
+    for (const [streams, chunkings] of cases) {
+      for (const [name, stream] of Object.entries(streams)) {
+        const expected = await outcome(engines.zlib, [stream]);
+        for (const pieces of chunkings) {
+          const got = await outcome(isal, cut(stream, pieces));
+          const same = got === 'error' || expected === 'error' ? got === expected : got.equals(expected);
+          expect(same, `${name} (${stream.length} bytes) in pieces of ${pieces.join(', ')}: ${got === 'error' ? 'error' : 'bytes'} where zlib gives ${expected === 'error' ? 'error' : 'bytes'}`).toBe(true);
+        }
+      }
+    }
+    // Not two decoders failing alike on everything.
+    const text = Buffer.from('whiteout '.repeat(1000));
+    expect(await outcome(isal, [gzipSync(text)])).toEqual(text);
+  });
+
+  it.skipIf(engines.isal === undefined && process.env.CI !== 'true')('stops with its consumer and keeps memory to a chunk however far a stream inflates', async () => {
+    const bomb = gzipSync(Buffer.alloc(256 * 1024 * 1024), { level: 9 }); // 256 MiB from about 256 KB
+    let pulled = 0;
+    async function* feed() {
+      for (const chunk of cut(bomb, [4096])) {
+        pulled += chunk.length;
+        yield chunk;
+      }
+    }
+    const stream = engines.isal!(feed());
+    let made = 0;
+    for await (const part of stream) {
+      made += part.length;
+      if (made >= 4 * 1024 * 1024) break;
+    }
+    expect(made).toBeLessThanOrEqual(4 * 1024 * 1024 + 1024 * 1024);
+    expect(pulled).toBeLessThan(bomb.length / 4);
   });
 });

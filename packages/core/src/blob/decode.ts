@@ -5,7 +5,7 @@
  */
 import { LayerFormatError, StrataError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
-import { decompressor, detectCompression, type Compression } from './compression.js';
+import { decompressor, detectCompression, pooledDecompressor, type Compression } from './compression.js';
 import { openInput, READ_CHUNK, type ByteInput } from './input.js';
 import { turn } from '../turns.js';
 import { createByteCounter, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
@@ -110,17 +110,24 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
     if (done) return;
     for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
   }
-  const decompress = decompressor(compression);
+  const pooled = pooledDecompressor(compression);
+  const decompress = pooled ? undefined : decompressor(compression);
   // Without a decompressor the parser is the chunks' last user, so they can be moved to the hasher after
-  // it; a decompressor holds its input asynchronously, so there the hasher copies.
+  // it; so can a pooled decompressor's input, and its output after the parser. node:zlib and zstd hold
+  // their input asynchronously, so there the hasher copies.
   const wireBytes = decompress ? tap(raw(), wire) : tapAndRelease(raw(), wire, pool);
-  const uncompressed = !decompress ? wire : hashing ? createSha256(parallel) : createByteCounter();
+  const uncompressed = !decompress && !pooled ? wire : hashing ? createSha256(parallel) : createByteCounter();
+  const outputs = pooled ? new BufferPool(pooled.outputSize) : undefined;
   return {
     compression,
-    ...(!decompress && !hashing && opened.skip ? { skip: opened.skip } : {}),
-    stream: decompress ? tap(typedErrors(decompress(wireBytes), compression), uncompressed) : wireBytes,
+    ...(!decompress && !pooled && !hashing && opened.skip ? { skip: opened.skip } : {}),
+    stream: pooled
+      ? tapAndRelease(typedErrors(pooled.run(wireBytes, outputs!), compression), uncompressed, outputs!)
+      : decompress
+        ? tap(typedErrors(decompress(wireBytes), compression), uncompressed)
+        : wireBytes,
     digests: async () => {
-      const [uncompressedDigest, digest] = await Promise.all([uncompressed.digest(), decompress ? wire.digest() : undefined]);
+      const [uncompressedDigest, digest] = await Promise.all([uncompressed.digest(), uncompressed !== wire ? wire.digest() : undefined]);
       return { digest: digest ?? uncompressedDigest, size: wire.size, compression, uncompressedDigest, uncompressedSize: uncompressed.size };
     },
     abort: async () => {
