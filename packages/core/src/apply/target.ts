@@ -9,8 +9,11 @@
  * would and refusing any that leave it.
  *
  * Host state cache: open descriptors of recently used directories (tar order keeps them few), and, for a
- * target that started empty, the set of paths this apply created, so that "is something there?" costs no
- * system call for the common new file. Removing a path forgets both below it.
+ * target that started empty, what this apply created at each path, so that "what is there?" costs no system
+ * call: not for the common new file, nor for each directory on the path of a new directory's first entry.
+ * Removing a path forgets both below it. The cache decides nothing the host could contradict unseen: every
+ * operation still goes through descriptors opened without following symlinks, so a directory swapped for
+ * a symlink from outside is refused (UNSAFE_PATH), never followed.
  */
 import { closeSync, writeSync } from 'node:fs';
 import { fsError, LayerFormatError, UnsafePathError } from '../errors.js';
@@ -68,8 +71,8 @@ export class ApplyTarget {
   readonly #rootFd: number;
   /** Open descriptors of real directories, by resolved path, oldest first. */
   readonly #dirs = new Map<string, number>();
-  /** For a target that started empty: every path this apply created and has not removed. */
-  readonly #created: Set<string> | undefined;
+  /** For a target that started empty: what this apply created at each path and has not removed. */
+  readonly #created: Map<string, HostKind> | undefined;
   readonly #stat = new Float64Array(STAT.fields);
   /** Called after a path (and, for a directory, everything below it) was removed. */
   onRemoved: (path: string, wasDirectory: boolean) => void = () => {};
@@ -77,7 +80,7 @@ export class ApplyTarget {
   constructor(root: string, fresh: boolean) {
     this.root = root;
     this.#rootFd = openRoot(root);
-    this.#created = fresh ? new Set() : undefined;
+    this.#created = fresh ? new Map() : undefined;
   }
 
   /** Closes every descriptor. */
@@ -127,7 +130,7 @@ export class ApplyTarget {
     if (dir === ROOT) return this.#rootFd;
     const cached = this.#dirs.get(dir);
     if (cached !== undefined) return cached;
-    if (this.#created !== undefined && !this.#created.has(dir)) return undefined;
+    if (this.#created !== undefined && this.#created.get(dir) !== 'directory') return undefined;
     let fd: number;
     try {
       fd = openDirAt(this.#rootFd, dir);
@@ -200,7 +203,7 @@ export class ApplyTarget {
   /** What stands at resolved path `path` (never following it), or undefined. */
   kind(path: string): HostKind | undefined {
     if (path === ROOT) return 'directory';
-    if (this.#created !== undefined && !this.#created.has(path)) return undefined;
+    if (this.#created !== undefined) return this.#created.get(path);
     const fd = this.#openDir(parentOf(path));
     if (fd === undefined) return undefined;
     const st = this.#stat;
@@ -253,25 +256,25 @@ export class ApplyTarget {
 
   // ---- changes ---------------------------------------------------------------------------------
 
-  #made(path: string): void {
-    this.#created?.add(path);
+  #made(path: string, kind: HostKind): void {
+    this.#created?.set(path, kind);
   }
 
   mkdir(path: string, mode: number): void {
     this.#at(path, (fd, name) => mkdirAt(fd, name, mode));
-    this.#made(path);
+    this.#made(path, 'directory');
   }
 
   /** A new file with all of `data`, its owner, mode and times, in one call. */
   writeFile(path: string, data: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): void {
     this.#at(path, (fd, name) => writeFileAt(fd, name, data, mode, owner, mtime));
-    this.#made(path);
+    this.#made(path, 'other');
   }
 
   /** A new file written from `chunks`, then given its owner, mode and times. */
   async writeFileFrom(path: string, chunks: AsyncIterator<Uint8Array>, first: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): Promise<void> {
     const fd = this.#at(path, createFileAt);
-    this.#made(path);
+    this.#made(path, 'other');
     try {
       for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
         for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
@@ -290,19 +293,19 @@ export class ApplyTarget {
 
   symlink(path: string, linkTarget: string): void {
     this.#at(path, (fd, name) => symlinkAt(linkTarget, fd, name));
-    this.#made(path);
+    this.#made(path, 'symlink');
   }
 
-  /** A new name `path` for the existing entry at resolved path `existing`. */
+  /** A new name `path` for the existing entry at resolved path `existing` (a file, symlink or device). */
   link(existing: string, path: string): void {
     const from = this.#parent(existing);
     this.#at(path, (fd, name) => linkAt(from, baseName(existing), fd, name));
-    this.#made(path);
+    this.#made(path, this.#created?.get(existing) ?? 'other');
   }
 
   mknod(path: string, typeBits: number, perm: number, major: number, minor: number): void {
     this.#at(path, (fd, name) => mknodAt(fd, name, typeBits, perm, major, minor));
-    this.#made(path);
+    this.#made(path, isWhiteoutDevice(typeBits | perm, major, minor) ? 'whiteout' : 'other');
   }
 
   /** Owner, mode and times of the entry at `path` (each left alone when undefined), never through a symlink. */
@@ -343,6 +346,6 @@ export class ApplyTarget {
         closeSync(fd);
       }
     }
-    if (created !== undefined) for (const p of created) if (isWithin(p, path)) created.delete(p);
+    if (created !== undefined) for (const p of created.keys()) if (isWithin(p, path)) created.delete(p);
   }
 }
