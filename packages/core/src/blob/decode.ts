@@ -117,15 +117,17 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   // their input asynchronously, so there the hasher copies.
   const wireBytes = decompress ? tap(raw(), wire) : tapAndRelease(raw(), wire, pool);
   const uncompressed = !decompress && !pooled ? wire : hashing ? createSha256(parallel) : createByteCounter();
-  const outputs = pooled ? new BufferPool(pooled.outputSize) : undefined;
+  let stream = wireBytes;
+  if (pooled) {
+    const outputs = new BufferPool(pooled.outputSize);
+    stream = tapAndRelease(typedErrors(pooled.run(wireBytes, outputs), compression), uncompressed, outputs);
+  } else if (decompress) {
+    stream = tap(typedErrors(decompress(wireBytes), compression), uncompressed);
+  }
   return {
     compression,
     ...(!decompress && !pooled && !hashing && opened.skip ? { skip: opened.skip } : {}),
-    stream: pooled
-      ? tapAndRelease(typedErrors(pooled.run(wireBytes, outputs!), compression), uncompressed, outputs!)
-      : decompress
-        ? tap(typedErrors(decompress(wireBytes), compression), uncompressed)
-        : wireBytes,
+    stream,
     digests: async () => {
       const [uncompressedDigest, digest] = await Promise.all([uncompressed.digest(), uncompressed !== wire ? wire.digest() : undefined]);
       return { digest: digest ?? uncompressedDigest, size: wire.size, compression, uncompressedDigest, uncompressedSize: uncompressed.size };
