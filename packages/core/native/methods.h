@@ -1,5 +1,5 @@
 // Every function the addon exports, in one list: its JavaScript name and its C function (in
-// strata_native.c, at.c, mount.c or inflate.c). init() registers exactly these.
+// strata_native.c, at.c, mount.c, decode.c, gunzip.c or unzstd.c). init() registers exactly these.
 #ifndef STRATA_METHODS_H
 #define STRATA_METHODS_H
 
@@ -43,8 +43,9 @@
   X("mountBind", js_mount_bind)           \
   X("unmount", js_unmount)                \
   X("diskUsage", js_disk_usage)           \
-  X("inflaterCreate", js_inflater_create) \
-  X("inflaterRun", js_inflater_run)
+  X("gzipDecoderCreate", js_gzip_decoder_create) \
+  X("zstdDecoderCreate", js_zstd_decoder_create) \
+  X("decoderRun", js_decoder_run)
 
 #define STRATA_DECLARE(name, fn) napi_value fn(napi_env env, napi_callback_info info);
 STRATA_METHODS(STRATA_DECLARE)

@@ -4,7 +4,7 @@
  * `LayerWriter`, a native thread that writes a layer file.
  * Synchronous by design: each is a few cheap syscalls, cheaper than a thread-pool round trip, and none of
  * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`). The exception is
- * `Inflater`, gzip's inflate on the thread pool with ISA-L.
+ * `NativeDecoder`, gzip and zstd decompression on the thread pool.
  */
 import { FailedPreconditionError } from './errors.js';
 import { S_IFDIR } from './mode.js';
@@ -50,8 +50,9 @@ interface StrataNative {
   mountBind(source: string, target: string, readonly: boolean): void;
   unmount(target: string, detach: boolean): void;
   diskUsage(path: string): [bytes: number, inodes: number];
-  inflaterCreate(): object | null;
-  inflaterRun(inflater: object, input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]>;
+  gzipDecoderCreate(): object | null;
+  zstdDecoderCreate(): object | null;
+  decoderRun(decoder: object, input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]>;
 }
 
 /**
@@ -301,31 +302,37 @@ export const mountBindNative = (source: string, target: string, readonly: boolea
 export const unmountNative = (target: string, detach: boolean): void => addon.unmount(target, detach);
 export const diskUsageNative = (path: string): [bytes: number, inodes: number] => addon.diskUsage(path);
 
-// ---- gzip with ISA-L (native/inflate.c) ---------------------------------------------------------------
+// ---- Decompression on the thread pool (native/decode.c, gunzip.c, unzstd.c) -----------------------------
 
 /**
- * A gzip stream's inflate by ISA-L (libisal, loaded when first asked for), each call on the thread pool;
- * members follow one another, and from a zero byte after a member on the rest is ignored, as node:zlib has
- * it. `create` gives undefined where libisal is not installed.
+ * A compressed stream's decoder whose calls run on the thread pool: gzip by ISA-L (members follow one
+ * another; from a zero byte after a member on the rest is ignored, as node:zlib has it), zstd by the
+ * system's libzstd (frames follow one another). Each library is loaded when first asked for; the factories
+ * give undefined where it is not installed.
  */
-export class Inflater {
+export class NativeDecoder {
   readonly #native: object;
 
   private constructor(native: object) {
     this.#native = native;
   }
 
-  static create(): Inflater | undefined {
-    const native = addon.inflaterCreate();
-    return native === null ? undefined : new Inflater(native);
+  static gzip(): NativeDecoder | undefined {
+    const native = addon.gzipDecoderCreate();
+    return native === null ? undefined : new NativeDecoder(native);
+  }
+
+  static zstd(): NativeDecoder | undefined {
+    const native = addon.zstdDecoderCreate();
+    return native === null ? undefined : new NativeDecoder(native);
   }
 
   /**
-   * Inflates what it can of `input` into `output`: how much of each it used, and whether the input so far
-   * ends a whole stream. Neither buffer may change until it settles; one call at a time. Rejects with the
-   * decoder's message for corrupt data (a bad header, block, distance, CRC-32 or length).
+   * Decodes what it can of `input` into `output`: how much of each it used, and whether the input so far
+   * is a whole stream. Neither buffer may change until it settles; one call at a time. Rejects with the
+   * library's message for corrupt data.
    */
   run(input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]> {
-    return addon.inflaterRun(this.#native, input, output);
+    return addon.decoderRun(this.#native, input, output);
   }
 }

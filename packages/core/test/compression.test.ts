@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { crc32, gunzipSync, gzipSync, deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressor, decompressor, gunzipEngines, type Compression, type Decompress } from '../src/blob/compression.js';
+import { compressor, decoderEngines, decompressor, type Compression, type Decompress } from '../src/blob/compression.js';
 
 const BLOCK = 256 * 1024;
 
@@ -101,15 +101,37 @@ function gzipWithAllHeaderFields(data: Buffer): Buffer {
   return Buffer.concat([header, hcrc, deflateRawSync(data), trailer]);
 }
 
-const engines = gunzipEngines();
+const engines = decoderEngines('gzip');
+const zstdEngines = decoderEngines('zstd');
 
-describe('gzip read through ISA-L', () => {
+/** Every stream decoded natively in every chunking and two output sizes gives what the reference gives. */
+async function expectSameOutcomes(cases: [Record<string, Buffer>, number[][]][], reference: Decompress, native: NonNullable<typeof engines.native>): Promise<void> {
+  for (const [streams, chunkings] of cases) {
+    for (const [name, stream] of Object.entries(streams)) {
+      const expected = await outcome(reference, [stream]);
+      for (const pieces of chunkings) {
+        // Small outputs and stages too: the decoder then often stops on a full output holding more, its
+        // input used up, and a source chunk is staged across several calls.
+        for (const sizes of [{}, { output: 100, stage: 64 }]) {
+          const got = await outcome((compressed) => native(compressed, sizes), cut(stream, pieces));
+          const same = got === 'error' || expected === 'error' ? got === expected : got.equals(expected);
+          expect(same, `${name} (${stream.length} bytes) in pieces of ${pieces.join(', ')}, sizes ${JSON.stringify(sizes)}: ${got === 'error' ? 'error' : 'bytes'} where the reference gives ${expected === 'error' ? 'error' : 'bytes'}`).toBe(true);
+        }
+      }
+    }
+  }
+}
+
+describe('gzip read through ISA-L, zstd through the system libzstd, on the thread pool', () => {
   it('is built and installed where CI runs', () => {
-    if (process.env.CI === 'true') expect(engines.isal).toBeDefined();
+    if (process.env.CI === 'true') {
+      expect(engines.native).toBeDefined();
+      expect(zstdEngines.native).toBeDefined();
+    }
   });
 
-  it.skipIf(engines.isal === undefined && process.env.CI !== 'true')('makes of every stream, whole or broken, what node:zlib makes of it', async () => {
-    const isal = engines.isal!;
+  it.skipIf(engines.native === undefined && process.env.CI !== 'true')('makes of every gzip stream, whole or broken, what node:zlib makes of it', async () => {
+    const isal = engines.native!;
     /** Streams whole and broken around `data`. */
     const streamsOf = (data: Buffer): Record<string, Buffer> => {
       const one = gzipSync(data);
@@ -151,22 +173,13 @@ describe('gzip read through ISA-L', () => {
         [[1 << 30], [7, 1000, 65_536], [BLOCK + 3]],
       ],
     ];
-    for (const [streams, chunkings] of cases) {
-      for (const [name, stream] of Object.entries(streams)) {
-        const expected = await outcome(engines.zlib, [stream]);
-        for (const pieces of chunkings) {
-          const got = await outcome(isal, cut(stream, pieces));
-          const same = got === 'error' || expected === 'error' ? got === expected : got.equals(expected);
-          expect(same, `${name} (${stream.length} bytes) in pieces of ${pieces.join(', ')}: ${got === 'error' ? 'error' : 'bytes'} where zlib gives ${expected === 'error' ? 'error' : 'bytes'}`).toBe(true);
-        }
-      }
-    }
+    await expectSameOutcomes(cases, engines.reference, isal);
     // Not two decoders failing alike on everything.
     const text = Buffer.from('whiteout '.repeat(1000));
-    expect(await outcome(isal, [gzipSync(text)])).toEqual(text);
+    expect(await outcome((compressed) => isal(compressed), [gzipSync(text)])).toEqual(text);
   });
 
-  it.skipIf(engines.isal === undefined && process.env.CI !== 'true')('stops with its consumer and keeps memory to a chunk however far a stream inflates', async () => {
+  it.skipIf(engines.native === undefined && process.env.CI !== 'true')('stops with its consumer and keeps memory to its chunks however far a stream inflates', async () => {
     const bomb = gzipSync(Buffer.alloc(256 * 1024 * 1024), { level: 9 }); // 256 MiB from about 256 KB
     let pulled = 0;
     async function* feed() {
@@ -175,13 +188,54 @@ describe('gzip read through ISA-L', () => {
         yield chunk;
       }
     }
-    const stream = engines.isal!(feed());
+    const sizes = { output: 1024 * 1024, stage: 16 * 1024 };
     let made = 0;
-    for await (const part of stream) {
+    for await (const part of engines.native!(feed(), sizes)) {
       made += part.length;
-      if (made >= 4 * 1024 * 1024) break;
+      if (made >= 4 * sizes.output) break;
     }
-    expect(made).toBeLessThanOrEqual(4 * 1024 * 1024 + 1024 * 1024);
-    expect(pulled).toBeLessThan(bomb.length / 4);
+    expect(made).toBe(4 * sizes.output);
+    expect(pulled).toBeLessThan(bomb.length / 4); // about a stage per output chunk, not the whole stream
+  });
+
+  it.skipIf(zstdEngines.native === undefined && process.env.CI !== 'true')('makes of every zstd stream, whole or broken, what zstd-napi makes of it', async () => {
+    const { CompressStream } = await import('zstd-napi');
+    const zstdOf = async (data: Buffer, options: { checksumFlag?: boolean; compressionLevel?: number } = {}) =>
+      buffer(Readable.from([data]).pipe(new CompressStream({ checksumFlag: true, ...options })));
+    const streamsOf = async (data: Buffer): Promise<Record<string, Buffer>> => {
+      const one = await zstdOf(data);
+      const second = await zstdOf(Buffer.from('second frame'));
+      const flipped = Buffer.from(one);
+      flipped[one.length >> 1]! ^= 0x10;
+      const badChecksum = Buffer.from(one);
+      badChecksum[one.length - 1]! ^= 1;
+      const skippable = Buffer.alloc(8 + 5);
+      skippable.writeUInt32LE(0x184d2a50, 0);
+      skippable.writeUInt32LE(5, 4);
+      return {
+        'one frame': one,
+        'no checksum': await zstdOf(data, { checksumFlag: false }),
+        'three frames': Buffer.concat([one, await zstdOf(Buffer.alloc(0)), second]),
+        'a skippable frame between': Buffer.concat([one, skippable, second]),
+        'trailing garbage': Buffer.concat([one, Buffer.from('junk')]),
+        'trailing zeros': Buffer.concat([one, Buffer.alloc(16)]),
+        'a flipped byte': flipped,
+        'a wrong checksum': badChecksum,
+        'cut in the header': one.subarray(0, 5),
+        'cut in the data': one.subarray(0, one.length >> 1),
+        'cut in the checksum': one.subarray(0, one.length - 2),
+        'cut in the second frame': Buffer.concat([one, second.subarray(0, 9)]),
+      };
+    };
+    await expectSameOutcomes(
+      [
+        [await streamsOf(sample(4_000)), [[1], [1 << 30]]],
+        [{ ...(await streamsOf(sample(3 * BLOCK + 12_345))), incompressible: await zstdOf(randomBytes(2 * BLOCK), { compressionLevel: 1 }) }, [[1 << 30], [7, 1000, 65_536], [BLOCK + 3]]],
+      ],
+      zstdEngines.reference,
+      zstdEngines.native!,
+    );
+    const text = Buffer.from('whiteout '.repeat(1000));
+    expect(await outcome((compressed) => zstdEngines.native!(compressed), [await zstdOf(text)])).toEqual(text);
   });
 });

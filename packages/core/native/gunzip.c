@@ -1,8 +1,6 @@
 // gzip decompression with Intel's ISA-L (igzip), about twice as fast as zlib's inflate on this kind of
-// machine. libisal is loaded with dlopen on first use, so the addon loads, and strata falls back to
-// node:zlib, where it is not installed. Each call inflates one input chunk into one output buffer on the
-// thread pool and settles a promise; the caller keeps one call in flight at a time.
-#include "common.h"
+// machine: a decoder of decode.h. Debian ships libisal only as a shared library, hence dlopen.
+#include "decode.h"
 #include <dlfcn.h>
 
 #if !defined(STRATA_NO_ISAL) && __has_include(<isa-l/igzip_lib.h>)
@@ -45,6 +43,7 @@ enum { FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16, FRESERVED = 0xe0 };
 enum { BAD_MAGIC = -100, BAD_METHOD, BAD_FLAGS, BAD_HEADER_CRC };
 
 typedef struct {
+  decoder base;
   struct inflate_state state;
   int phase;
   // The header being parsed.
@@ -54,47 +53,13 @@ typedef struct {
   uint32_t extra;   // FEXTRA's length
   uint32_t crc;     // CRC-32 of the header so far (its complement, while running)
   uint8_t stored[2];
-  bool busy;        // a call is on the thread pool
-  bool released;    // the JS object was collected while busy: free on completion
-  // The call in flight.
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref input_ref, output_ref;
-  uint8_t *in;
-  size_t in_length, consumed;
-  uint8_t *out;
-  size_t out_length, produced;
-  int error;        // an ISAL_* or BAD_* error, 0 when none
 } inflater;
-
-static void inflater_finalize(napi_env env, void *data, void *hint) {
-  (void)env, (void)hint;
-  inflater *z = data;
-  if (z->busy) z->released = true;
-  else free(z);
-}
 
 static void start_header(inflater *z) {
   z->phase = IN_HEADER;
   z->part = H_FIXED;
   z->have = 0;
   z->crc = 0xffffffffu;
-}
-
-// inflater_create() -> an inflater, or null where libisal is not installed.
-napi_value js_inflater_create(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value result;
-  if (!load_isal()) {
-    napi_get_null(env, &result);
-    return result;
-  }
-  inflater *z = calloc(1, sizeof *z);
-  if (!z) return throw_errno(env, ENOMEM, "inflater_create", "gzip stream");
-  p_inflate_init(&z->state);
-  start_header(z);
-  napi_create_external(env, z, inflater_finalize, NULL, &result);
-  return result;
 }
 
 // The part of the header after `part`, skipping those the flags leave out.
@@ -159,16 +124,18 @@ static int parse_header(inflater *z, struct inflate_state *s) {
   return 0;
 }
 
-// Inflates from z->in into z->out until one is used up, across member boundaries.
-static void inflate_execute(napi_env env, void *data) {
-  (void)env;
-  inflater *z = data;
+static const char *inflate_message(int error);
+
+// Inflates from `in` into `out` until one is used up, across member boundaries.
+static void inflate_step(decoder *d) {
+  inflater *z = (inflater *)d;
   struct inflate_state *s = &z->state;
-  s->next_in = z->in;
-  s->avail_in = (uint32_t)z->in_length;
-  s->next_out = z->out;
-  s->avail_out = (uint32_t)z->out_length;
-  while (z->error == 0) {
+  s->next_in = d->in;
+  s->avail_in = (uint32_t)d->in_length;
+  s->next_out = d->out;
+  s->avail_out = (uint32_t)d->out_length;
+  int error = 0;
+  while (error == 0) {
     if (z->phase == IGNORING_REST) {
       s->next_in += s->avail_in;
       s->avail_in = 0;
@@ -182,7 +149,7 @@ static void inflate_execute(napi_env env, void *data) {
     }
     if (z->phase == IN_HEADER) {
       int ret = parse_header(z, s);
-      if (ret < 0) z->error = ret;
+      if (ret < 0) error = ret;
       if (ret != 1) break;
       // The deflate data follows, then the trailer, which ISA-L verifies.
       uint8_t *next_in = s->next_in, *next_out = s->next_out;
@@ -195,7 +162,7 @@ static void inflate_execute(napi_env env, void *data) {
     }
     int ret = p_inflate(s);
     if (ret < 0) {
-      z->error = ret;
+      error = ret;
       break;
     }
     if (s->block_state == ISAL_BLOCK_FINISH) {
@@ -204,8 +171,10 @@ static void inflate_execute(napi_env env, void *data) {
     }
     if (s->avail_in == 0 || s->avail_out == 0) break;
   }
-  z->consumed = z->in_length - s->avail_in;
-  z->produced = z->out_length - s->avail_out;
+  d->consumed = d->in_length - s->avail_in;
+  d->produced = d->out_length - s->avail_out;
+  d->ended = z->phase == BETWEEN_MEMBERS || z->phase == IGNORING_REST;
+  d->error = error != 0 ? inflate_message(error) : NULL;
 }
 
 static const char *inflate_message(int error) {
@@ -222,80 +191,34 @@ static const char *inflate_message(int error) {
   }
 }
 
-static void inflate_complete(napi_env env, napi_status status, void *data) {
-  inflater *z = data;
-  z->busy = false;
-  napi_delete_reference(env, z->input_ref);
-  napi_delete_reference(env, z->output_ref);
-  napi_delete_async_work(env, z->work);
-  if (status != napi_ok || z->error != 0) {
-    napi_value message, error;
-    napi_create_string_utf8(env, status != napi_ok ? "inflate was cancelled" : inflate_message(z->error), NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    napi_reject_deferred(env, z->deferred, error);
-  } else {
-    // [consumed, produced, ended]: ended when the input so far is a whole stream (its last member complete).
-    napi_value result, consumed, produced, ended;
-    napi_create_array_with_length(env, 3, &result);
-    napi_create_double(env, (double)z->consumed, &consumed);
-    napi_create_double(env, (double)z->produced, &produced);
-    napi_get_boolean(env, z->phase == BETWEEN_MEMBERS || z->phase == IGNORING_REST, &ended);
-    napi_set_element(env, result, 0, consumed);
-    napi_set_element(env, result, 1, produced);
-    napi_set_element(env, result, 2, ended);
-    napi_resolve_deferred(env, z->deferred, result);
-  }
-  if (z->released) free(z);
+static void inflater_destroy(decoder *d) {
+  free(d);
 }
 
-// inflater_run(inflater, input, output) -> Promise<[consumed, produced, ended]>: inflates what it can of
-// `input` into `output` on the thread pool. Neither buffer may change until the promise settles; an
-// inflater runs one call at a time.
-napi_value js_inflater_run(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  inflater *z = NULL;
-  void *in = NULL, *out = NULL;
-  size_t in_length = 0, out_length = 0;
-  if (argc < 3 || napi_get_value_external(env, argv[0], (void **)&z) != napi_ok || !z || get_bytes(env, argv[1], &in, &in_length) != 0 ||
-      get_bytes(env, argv[2], &out, &out_length) != 0 || in_length > UINT32_MAX || out_length > UINT32_MAX) {
-    napi_throw_type_error(env, "EINVAL", "inflater_run(inflater, input, output)");
-    return NULL;
+// gzip_decoder_create() -> a decoder, or null where libisal is not installed.
+napi_value js_gzip_decoder_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!load_isal()) {
+    napi_value none;
+    napi_get_null(env, &none);
+    return none;
   }
-  if (z->busy) {
-    napi_throw_error(env, "EBUSY", "inflater_run: a call is already in flight");
-    return NULL;
-  }
-  z->in = in;
-  z->in_length = in_length;
-  z->out = out;
-  z->out_length = out_length;
-  z->error = 0;
-  napi_value promise, name;
-  napi_create_promise(env, &z->deferred, &promise);
-  napi_create_reference(env, argv[1], 1, &z->input_ref);
-  napi_create_reference(env, argv[2], 1, &z->output_ref);
-  napi_create_string_utf8(env, "strata:inflate", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, inflate_execute, inflate_complete, z, &z->work);
-  z->busy = true;
-  napi_queue_async_work(env, z->work);
-  return promise;
+  inflater *z = calloc(1, sizeof *z);
+  if (!z) return throw_errno(env, ENOMEM, "gzip_decoder_create", "gzip stream");
+  z->base.step = inflate_step;
+  z->base.destroy = inflater_destroy;
+  p_inflate_init(&z->state);
+  start_header(z);
+  return wrap_decoder(env, &z->base);
 }
 
 #else
 
-napi_value js_inflater_create(napi_env env, napi_callback_info info) {
+napi_value js_gzip_decoder_create(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value result;
-  napi_get_null(env, &result);
-  return result;
-}
-
-napi_value js_inflater_run(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_throw_error(env, "ENOSYS", "inflater_run: built without ISA-L");
-  return NULL;
+  napi_value none;
+  napi_get_null(env, &none);
+  return none;
 }
 
 #endif
