@@ -113,8 +113,8 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const pooled = pooledDecompressor(compression);
   const decompress = pooled ? undefined : decompressor(compression);
   // Without a decompressor the parser is the chunks' last user, so they can be moved to the hasher after
-  // it; so can a pooled decompressor's input, and its output after the parser. node:zlib and zstd hold
-  // their input asynchronously, so there the hasher copies.
+  // it; so can a pooled decompressor's input, and its output after the parser. The fallbacks (node:zlib,
+  // zstd-napi) may hold their input after asking for more, so there the hasher copies.
   const wireBytes = decompress ? tap(raw(), wire) : tapAndRelease(raw(), wire, pool);
   const uncompressed = !decompress && !pooled ? wire : hashing ? createSha256(parallel) : createByteCounter();
   let stream = wireBytes;
