@@ -17,6 +17,12 @@ napi_value wrap_decoder(napi_env env, decoder *d) {
   return result;
 }
 
+napi_value no_decoder(napi_env env) {
+  napi_value none;
+  napi_get_null(env, &none);
+  return none;
+}
+
 static void decoder_execute(napi_env env, void *data) {
   (void)env;
   decoder *d = data;

@@ -27,5 +27,7 @@ struct decoder {
 
 // The JS handle of a new decoder, which it owns from then on.
 napi_value wrap_decoder(napi_env env, decoder *d);
+// What a decoder's factory returns where its library is not installed (null).
+napi_value no_decoder(napi_env env);
 
 #endif

@@ -198,11 +198,7 @@ static void inflater_destroy(decoder *d) {
 // gzip_decoder_create() -> a decoder, or null where libisal is not installed.
 napi_value js_gzip_decoder_create(napi_env env, napi_callback_info info) {
   (void)info;
-  if (!load_isal()) {
-    napi_value none;
-    napi_get_null(env, &none);
-    return none;
-  }
+  if (!load_isal()) return no_decoder(env);
   inflater *z = calloc(1, sizeof *z);
   if (!z) return throw_errno(env, ENOMEM, "gzip_decoder_create", "gzip stream");
   z->base.step = inflate_step;
@@ -216,9 +212,7 @@ napi_value js_gzip_decoder_create(napi_env env, napi_callback_info info) {
 
 napi_value js_gzip_decoder_create(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value none;
-  napi_get_null(env, &none);
-  return none;
+  return no_decoder(env);
 }
 
 #endif

@@ -74,11 +74,7 @@ static void unzstd_destroy(decoder *d) {
 // zstd_decoder_create() -> a decoder, or null where libzstd is not installed.
 napi_value js_zstd_decoder_create(napi_env env, napi_callback_info info) {
   (void)info;
-  if (!load_zstd()) {
-    napi_value none;
-    napi_get_null(env, &none);
-    return none;
-  }
+  if (!load_zstd()) return no_decoder(env);
   unzstd *z = calloc(1, sizeof *z);
   void *context = z ? p_create() : NULL;
   if (!context) {

@@ -192,18 +192,6 @@ function nativeDecoder(compression: Compression): NativeDecoder | undefined {
   return undefined;
 }
 
-/** gzip through ISA-L where libisal is installed (about twice zlib's speed), else node:zlib. */
-const gunzip: Decompress = (compressed) => {
-  const decoder = NativeDecoder.gzip();
-  return decoder ? nativeDecode(compressed, 'gzip', decoder, new BufferPool(NATIVE_OUTPUT_CHUNK)) : zlibGunzip(compressed);
-};
-
-/** zstd through the system's libzstd on the thread pool, else zstd-napi on this thread. */
-const unzstd: Decompress = (compressed) => {
-  const decoder = NativeDecoder.zstd();
-  return decoder ? nativeDecode(compressed, 'zstd', decoder, new BufferPool(NATIVE_OUTPUT_CHUNK)) : zstdNapiDecompress(compressed);
-};
-
 /**
  * A decompressor whose buffers can be handed on rather than copied: it is done with an input chunk once it
  * asks for the next, and writes into buffers of `outputs` (of `outputSize` bytes), each of which is the
@@ -231,7 +219,7 @@ export function decoderEngines(compression: 'gzip' | 'zstd'): {
   native: ((compressed: AsyncIterable<Uint8Array>, sizes?: { output?: number; stage?: number }) => AsyncIterable<Uint8Array>) | undefined;
 } {
   return {
-    reference: compression === 'gzip' ? zlibGunzip : zstdNapiDecompress,
+    reference: decompressor(compression)!,
     native: nativeDecoder(compression)
       ? (compressed, sizes = {}) =>
           nativeDecode(compressed, compression, nativeDecoder(compression)!, new BufferPool(sizes.output ?? NATIVE_OUTPUT_CHUNK), sizes.stage)
@@ -239,10 +227,13 @@ export function decoderEngines(compression: 'gzip' | 'zstd'): {
   };
 }
 
-/** The decompressor for `compression`, or undefined for uncompressed input. */
+/**
+ * The decompressor on this thread for `compression` (node:zlib's gzip, zstd-napi), or undefined for
+ * uncompressed input: what reads a layer where `pooledDecompressor` has no thread-pool decoder.
+ */
 export function decompressor(compression: Compression): Decompress | undefined {
-  if (compression === 'gzip') return gunzip;
-  if (compression === 'zstd') return unzstd;
+  if (compression === 'gzip') return zlibGunzip;
+  if (compression === 'zstd') return zstdNapiDecompress;
   return undefined;
 }
 
