@@ -551,9 +551,9 @@ static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, const char **s
 }
 
 // A file hasher: sha256 of a file being written, fed from its pages in the page cache (mapped, not
-// copied), shared by the layer writer's thread (below), which writes the file, and the JavaScript thread,
-// which produces it. The writer publishes how many bytes the file holds; either thread may then hash the
-// next stretch, whichever is free (a try-lock: a busy thread never waits on the other). OpenSSL comes from
+// copied), shared by the layer writer's hashing thread (below) and the JavaScript thread, which produces
+// the file. The writer publishes how many bytes the file holds; either thread may then hash the next
+// stretch, whichever is free (a try-lock: a busy thread never waits on the other). OpenSSL comes from
 // the Node binary, which exports it for addons. JavaScript holds the hasher by its address and frees it,
 // once the writing thread is done with it.
 typedef struct {
@@ -692,7 +692,7 @@ napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
 
 // A layer writer: a native thread that writes a layer file from chunks this thread produces, splicing in
 // the content of host files that chunks name (small ones read into its own buffer, large ones copied by the
-// kernel), and hashes the file as written through a `file_hasher` whenever it has nothing to write. With no
+// kernel), while a hashing thread beside it hashes the file as written through a `file_hasher`. With no
 // file (fd -1), the thread only hashes: each chunk goes to the hasher from memory. A thread of ours starts
 // in microseconds, where a worker thread costs 50–80 ms of start-up (and of a core).
 // Chunks stay owned by JavaScript: each is held by a reference until a poll reports it written, and nothing
@@ -734,6 +734,14 @@ typedef struct {
   char *source_path;
   size_t used;
   int64_t total;
+  // The hashing thread (with a file only), which follows the writing: under `hash_lock`, how many times
+  // the writer wrote (its wake-up call) and whether to stop.
+  pthread_t hash_thread;
+  bool hashing;
+  pthread_mutex_t hash_lock;
+  pthread_cond_t hash_wake;
+  uint64_t writes;
+  bool hash_stop;
   uint8_t out[WRITER_BUFFER];
 } layer_writer;
 
@@ -741,6 +749,11 @@ typedef struct {
 static void writer_wrote(layer_writer *w, size_t length) {
   w->total += (int64_t)length;
   atomic_store(&w->hasher->written, w->total);
+  if (!w->hashing) return;
+  pthread_mutex_lock(&w->hash_lock);
+  w->writes++;
+  pthread_cond_signal(&w->hash_wake);
+  pthread_mutex_unlock(&w->hash_lock);
 }
 
 // Hashes `length` bytes straight from memory: how a writer without a file (fd -1) takes its stream.
@@ -857,6 +870,16 @@ static void writer_fail(layer_writer *w, int err, const char *syscall, const cha
 
 // The writing thread's name, as `ps -T` and /proc/<pid>/task/*/comm show it (at most 15 bytes).
 #define WRITER_THREAD_NAME "strata-writer"
+#define HASH_THREAD_NAME "strata-hasher"
+
+// Waits on `wake` (with `lock` held) for at most `nanoseconds` (under a second).
+static void wait_briefly(pthread_cond_t *wake, pthread_mutex_t *lock, long nanoseconds) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += nanoseconds;
+  if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+  pthread_cond_timedwait(wake, lock, &until);
+}
 
 static void *writer_main(void *arg) {
   layer_writer *w = arg;
@@ -887,18 +910,14 @@ static void *writer_main(void *arg) {
       w->finished = true;
       break;
     }
-    // Nothing to write: hash a turn of what is written, unless the other thread is at it.
+    // Nothing to write: without a hashing thread, hash a turn of what is written, unless the other thread is at it.
     pthread_mutex_unlock(&w->lock);
-    int64_t left = w->err ? 0 : hash_some(w->hasher, WRITER_HASH_TURN);
+    int64_t left = w->err || w->hashing ? 0 : hash_some(w->hasher, WRITER_HASH_TURN);
     pthread_mutex_lock(&w->lock);
     if (left > 0 || w->pending || w->closing || w->stop) continue;
     if (left == -1) {
       // The other thread holds the hasher: look again shortly, in case it stops before the end.
-      struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_nsec += 1000000;
-      if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
-      pthread_cond_timedwait(&w->wake, &w->lock, &until);
+      wait_briefly(&w->wake, &w->lock, 1000000);
     } else {
       pthread_cond_wait(&w->wake, &w->lock);
     }
@@ -908,8 +927,47 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+// The hashing thread: hashes what is written as it is written, so that the digest is not left to do after
+// the last write. sha256 is serial, and the two threads that produce and write the layer are busy while it
+// is made: a third, which the kernel gives whichever core has time, keeps the hashing just behind the
+// writing (the apt change as a layer, in a warm process: 96 → 86 ms, medians of 40 runs). It hashes in
+// turns of WRITER_HASH_TURN, so that a stop waits for one turn at most, and leaves the hasher to the other
+// threads while they hold it; a failure to map stops it, and the digest, which hashes the rest, reports it.
+static void *hash_main(void *arg) {
+  layer_writer *w = arg;
+  pthread_setname_np(pthread_self(), HASH_THREAD_NAME);
+  pthread_mutex_lock(&w->hash_lock);
+  while (!w->hash_stop) {
+    uint64_t seen = w->writes;
+    pthread_mutex_unlock(&w->hash_lock);
+    int64_t left = hash_some(w->hasher, WRITER_HASH_TURN);
+    pthread_mutex_lock(&w->hash_lock);
+    if (left < -1) break;
+    if (left > 0) continue;
+    if (left == -1) {
+      // Another thread holds the hasher: look again shortly.
+      wait_briefly(&w->hash_wake, &w->hash_lock, 500000);
+    } else {
+      while (!w->hash_stop && w->writes == seen) pthread_cond_wait(&w->hash_wake, &w->hash_lock);
+    }
+  }
+  pthread_mutex_unlock(&w->hash_lock);
+  return NULL;
+}
+
+// Stops the hashing thread, if there is one, and waits for it.
+static void writer_stop_hashing(layer_writer *w) {
+  if (!w->hashing) return;
+  pthread_mutex_lock(&w->hash_lock);
+  w->hash_stop = true;
+  pthread_cond_signal(&w->hash_wake);
+  pthread_mutex_unlock(&w->hash_lock);
+  pthread_join(w->hash_thread, NULL);
+  w->hashing = false;
+}
+
 // layer_writer_create(hasher, fd) -> handle (bigint): starts the writing thread, which writes to `fd` and
-// hashes through the file hasher `hasher` (a handle).
+// hashes through the file hasher `hasher` (a handle), and with a file the hashing thread beside it.
 napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   file_hasher *hasher = handle_args(env, info, 2, argv, "layer_writer_create(hasher, fd)");
@@ -921,8 +979,15 @@ napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
   w->source_fd = -1;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->wake, NULL);
+  pthread_mutex_init(&w->hash_lock, NULL);
+  pthread_cond_init(&w->hash_wake, NULL);
+  // Before the writer starts, which reads `hashing`; without it the writer's idle turns hash alone.
+  w->hashing = w->fd >= 0 && pthread_create(&w->hash_thread, NULL, hash_main, w) == 0;
   int err = pthread_create(&w->thread, NULL, writer_main, w);
   if (err) {
+    writer_stop_hashing(w);
+    pthread_cond_destroy(&w->hash_wake);
+    pthread_mutex_destroy(&w->hash_lock);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -1070,6 +1135,7 @@ napi_value js_layer_writer_free(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[1], &stop);
   writer_end(w, stop);
   pthread_join(w->thread, NULL);
+  writer_stop_hashing(w);
   for (writer_job *lists[2] = {w->pending, w->done}, **list = lists; list < lists + 2; list++) {
     for (writer_job *job = *list; job;) {
       writer_job *next = job->next;
@@ -1077,6 +1143,8 @@ napi_value js_layer_writer_free(napi_env env, napi_callback_info info) {
       job = next;
     }
   }
+  pthread_cond_destroy(&w->hash_wake);
+  pthread_mutex_destroy(&w->hash_lock);
   pthread_cond_destroy(&w->wake);
   pthread_mutex_destroy(&w->lock);
   free(w->err_path);

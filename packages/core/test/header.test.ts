@@ -20,6 +20,21 @@ describe('tar header', () => {
     expect([h.uid, h.size, h.mtime]).toEqual([3_000_000, 9 * 1024 ** 3, -86_400]);
   });
 
+  it('writes zero-padded octal on both sides of 2^30, where the encoder splits a value, up to the largest a field holds', () => {
+    const sizes = [0, 7, 8, 0o7777777, 2 ** 30 - 1, 2 ** 30, 2 ** 30 + 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32 + 5, 1_700_000_000, 0o77777777777];
+    for (let k = 0; k < 200; k++) sizes.push(Math.floor(Math.random() * 0o77777777777));
+    const block = new Uint8Array(512);
+    for (const size of sizes) {
+      block.fill(0);
+      encodeHeader(block, { name: enc.encode('x'), mode: 0o7777, uid: 0o7777777, gid: size % 0o10000000, size, mtime: size, typeflag: '0' });
+      const text = (offset: number, length: number) => Buffer.from(block.subarray(offset, offset + length)).toString('latin1');
+      const octal = (value: number, digits: number) => `${value.toString(8).padStart(digits, '0')}\0`;
+      expect([text(100, 8), text(108, 8), text(116, 8), text(124, 12), text(136, 12)]).toEqual([
+        octal(0o7777, 7), octal(0o7777777, 7), octal(size % 0o10000000, 7), octal(size, 11), octal(size, 11),
+      ]);
+    }
+  });
+
   it('refuses a checksum mismatch', () => {
     const block = new Uint8Array(512);
     encodeHeader(block, { name: enc.encode('x'), mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, typeflag: '0' });

@@ -1,8 +1,8 @@
 /**
  * sha256 over a stream of chunks, on this thread or, for large inputs, on a native thread of our addon so
  * that hashing (about 1.4 GB/s) overlaps the parsing and filesystem work of the main thread on a second
- * core. A layer file is written by that thread and hashed as written, from the file's pages, by whichever
- * of the two threads has time.
+ * core. A layer file is written by that thread and hashed as written, from the file's pages, by a hashing
+ * thread beside it, and by this one while it would otherwise wait.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
 import { createHash } from 'node:crypto';
@@ -131,8 +131,8 @@ function writerError(error: unknown): Error {
 /**
  * Works on our addon's native thread (see `LayerWriter`). With a file, it writes the stream there and
  * hashes the file as written, from its pages in the page cache: the digest of exactly the bytes in the
- * file. The thread hashes when it has nothing to write; this one whenever it would otherwise wait, so the
- * hashing goes to whichever core has time. Without a file, the thread hashes each chunk as it comes.
+ * file. A hashing thread follows the writing; this one hashes too whenever it would otherwise wait. Without
+ * a file, the writing thread hashes each chunk as it comes.
  */
 class NativeSha256 implements WritingSha256 {
   readonly #hasher: FileHasher;
@@ -247,8 +247,8 @@ class NativeSha256 implements WritingSha256 {
 
 /**
  * Writes the stream to `fd` (from its file position; `path` names the same file) on a native thread, and
- * hashes the file as written, from its pages: the thread when it has nothing to write, this thread whenever
- * it would otherwise wait for it. `digest()` resolves once everything is written and hashed, and `size` is
+ * hashes the file as written, from its pages: a hashing thread beside it, and this thread whenever it would
+ * otherwise wait. `digest()` resolves once everything is written and hashed, and `size` is
  * then the total (spliced files included); a failure rejects it (and every later call).
  */
 export function createWritingSha256(fd: number, path: string): WritingSha256 {

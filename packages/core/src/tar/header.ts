@@ -36,6 +36,11 @@ function field(block: Uint8Array, offset: number, length: number): Uint8Array {
   return block.subarray(offset, end < 0 || end > offset + length ? offset + length : end);
 }
 
+/** The error for a numeric field that holds no number. */
+function notANumber(block: Uint8Array, offset: number, end: number, what: string): LayerFormatError {
+  return new LayerFormatError(`tar header ${what} is not a number: ${quote(Buffer.from(block.subarray(offset, end)).toString('latin1'))}`);
+}
+
 /**
  * Reads an octal or base-256 numeric field; throws LAYER_FORMAT on garbage. Octal: the bytes before the
  * first NUL, spaces around them allowed, digits only (none is 0), as Go's and Python's readers agree; a
@@ -45,10 +50,9 @@ function field(block: Uint8Array, offset: number, length: number): Uint8Array {
 function numberField(block: Uint8Array, offset: number, length: number, what: string): number {
   const first = block[offset]!;
   const end = offset + length;
-  const bad = () => new LayerFormatError(`tar header ${what} is not a number: ${quote(Buffer.from(block.subarray(offset, end)).toString('latin1'))}`);
   if (first & 0x80) {
     // GNU/star base-256: big-endian two's complement, the top bit of the first byte is the marker.
-    if (first !== 0x80 && first !== 0xff) throw bad();
+    if (first !== 0x80 && first !== 0xff) throw notANumber(block, offset, end, what);
     const negative = first === 0xff;
     let value = BigInt(negative ? first : 0);
     for (let i = 1; i < length; i++) value = (value << 8n) | BigInt(block[offset + i]!);
@@ -65,13 +69,13 @@ function numberField(block: Uint8Array, offset: number, length: number, what: st
   while (i < last && block[i] === 0x20) i++;
   while (last > i && block[last - 1] === 0x20) last--;
   if (i === last) {
-    for (let j = stop; j < end; j++) if (block[j] !== 0 && block[j] !== 0x20) throw bad();
+    for (let j = stop; j < end; j++) if (block[j] !== 0 && block[j] !== 0x20) throw notANumber(block, offset, end, what);
     return 0;
   }
   let value = 0;
   for (; i < last; i++) {
     const c = block[i]!;
-    if (c < 0x30 || c > 0x37) throw bad();
+    if (c < 0x30 || c > 0x37) throw notANumber(block, offset, end, what);
     value = value * 8 + (c - 0x30);
   }
   return value;
@@ -215,11 +219,19 @@ const USTAR_MAGIC = Uint8Array.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x00, 0x30, 0
 
 function writeNumber(block: Uint8Array, offset: number, length: number, value: number): void {
   if (value >= 0 && value <= (length === 8 ? OCTAL_LIMIT_8 : length === 12 ? OCTAL_LIMIT_12 : octalLimit(length))) {
-    // Zero-padded octal, right to left; every value here is a safe integer.
-    let v = value;
-    for (let i = offset + length - 2; i >= offset; i--) {
-      block[i] = 0x30 + (v % 8);
-      v = Math.floor(v / 8);
+    // Zero-padded octal, right to left, in integer operations: a float's `% 8` is a call into C, once per
+    // digit of every field of every header. 2^30 is 8^10, so the low 30 bits are the last ten digits and
+    // what is above them (under 2^23, for a safe integer) the digits before.
+    let high = Math.floor(value / 0x40000000);
+    let low = (value - high * 0x40000000) | 0;
+    let i = offset + length - 2;
+    for (const stop = Math.max(offset, i - 9); i >= stop; i--) {
+      block[i] = 0x30 + (low & 7);
+      low >>>= 3;
+    }
+    for (; i >= offset; i--) {
+      block[i] = 0x30 + (high & 7);
+      high >>>= 3;
     }
     block[offset + length - 1] = 0;
     return;
