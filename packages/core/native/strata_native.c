@@ -910,7 +910,8 @@ static void *writer_main(void *arg) {
       w->finished = true;
       break;
     }
-    // Nothing to write: without a hashing thread, hash a turn of what is written, unless the other thread is at it.
+    // Nothing to write: without a hashing thread, hash a turn of what is written, unless the other thread
+    // is at it.
     pthread_mutex_unlock(&w->lock);
     int64_t left = w->err || w->hashing ? 0 : hash_some(w->hasher, WRITER_HASH_TURN);
     pthread_mutex_lock(&w->lock);

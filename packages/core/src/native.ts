@@ -194,8 +194,8 @@ export class FileHasher {
 /**
  * A native thread writing a layer file at `fd` (from its file position): chunks are written in the order
  * pushed, with host files' content spliced in, and the file is hashed through `hasher` (as written) by a
- * second native thread that follows the writing. With `fd` -1 (and a hasher without a path) it writes nothing and hashes each
- * chunk. A pushed chunk must not change until a poll counts it written.
+ * second native thread that follows the writing. With `fd` -1 (and a hasher without a path) it writes
+ * nothing and hashes each chunk. A pushed chunk must not change until a poll counts it written.
  */
 export class LayerWriter {
   readonly #handle: bigint;

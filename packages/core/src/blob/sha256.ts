@@ -248,8 +248,8 @@ class NativeSha256 implements WritingSha256 {
 /**
  * Writes the stream to `fd` (from its file position; `path` names the same file) on a native thread, and
  * hashes the file as written, from its pages: a hashing thread beside it, and this thread whenever it would
- * otherwise wait. `digest()` resolves once everything is written and hashed, and `size` is
- * then the total (spliced files included); a failure rejects it (and every later call).
+ * otherwise wait. `digest()` resolves once everything is written and hashed, and `size` is then the total
+ * (spliced files included); a failure rejects it (and every later call).
  */
 export function createWritingSha256(fd: number, path: string): WritingSha256 {
   return new NativeSha256({ fd, path });
