@@ -872,15 +872,6 @@ static void writer_fail(layer_writer *w, int err, const char *syscall, const cha
 #define WRITER_THREAD_NAME "strata-writer"
 #define HASH_THREAD_NAME "strata-hasher"
 
-// Waits on `wake` (with `lock` held) for at most `nanoseconds` (under a second).
-static void wait_briefly(pthread_cond_t *wake, pthread_mutex_t *lock, long nanoseconds) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_nsec += nanoseconds;
-  if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
-  pthread_cond_timedwait(wake, lock, &until);
-}
-
 static void *writer_main(void *arg) {
   layer_writer *w = arg;
   pthread_setname_np(pthread_self(), WRITER_THREAD_NAME);
@@ -910,18 +901,8 @@ static void *writer_main(void *arg) {
       w->finished = true;
       break;
     }
-    // Nothing to write: without a hashing thread, hash a turn of what is written, unless the other thread
-    // is at it.
-    pthread_mutex_unlock(&w->lock);
-    int64_t left = w->err || w->hashing ? 0 : hash_some(w->hasher, WRITER_HASH_TURN);
-    pthread_mutex_lock(&w->lock);
-    if (left > 0 || w->pending || w->closing || w->stop) continue;
-    if (left == -1) {
-      // The other thread holds the hasher: look again shortly, in case it stops before the end.
-      wait_briefly(&w->wake, &w->lock, 1000000);
-    } else {
-      pthread_cond_wait(&w->wake, &w->lock);
-    }
+    // Nothing to write: wait for a chunk. The hashing thread hashes what is written meanwhile.
+    pthread_cond_wait(&w->wake, &w->lock);
   }
   pthread_mutex_unlock(&w->lock);
   writer_drop_source(w);
@@ -932,8 +913,9 @@ static void *writer_main(void *arg) {
 // the last write. sha256 is serial, and the two threads that produce and write the layer are busy while it
 // is made: a third, which the kernel gives whichever core has time, keeps the hashing just behind the
 // writing (the apt change as a layer, in a warm process: 96 → 86 ms, medians of 40 runs). It hashes in
-// turns of WRITER_HASH_TURN, so that a stop waits for one turn at most, and leaves the hasher to the other
-// threads while they hold it; a failure to map stops it, and the digest, which hashes the rest, reports it.
+// turns of WRITER_HASH_TURN, so that a stop waits for one turn at most, and leaves the hasher to the
+// JavaScript thread while it holds it; a failure to map stops it, and the digest, which hashes the rest,
+// reports it.
 static void *hash_main(void *arg) {
   layer_writer *w = arg;
   pthread_setname_np(pthread_self(), HASH_THREAD_NAME);
@@ -946,8 +928,12 @@ static void *hash_main(void *arg) {
     if (left < -1) break;
     if (left > 0) continue;
     if (left == -1) {
-      // Another thread holds the hasher: look again shortly.
-      wait_briefly(&w->hash_wake, &w->hash_lock, 500000);
+      // The JavaScript thread holds the hasher: look again shortly.
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += 500000;
+      if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&w->hash_wake, &w->hash_lock, &until);
     } else {
       while (!w->hash_stop && w->writes == seen) pthread_cond_wait(&w->hash_wake, &w->hash_lock);
     }
@@ -982,7 +968,8 @@ napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
   pthread_cond_init(&w->wake, NULL);
   pthread_mutex_init(&w->hash_lock, NULL);
   pthread_cond_init(&w->hash_wake, NULL);
-  // Before the writer starts, which reads `hashing`; without it the writer's idle turns hash alone.
+  // Before the writer starts, which reads `hashing`. Should it not start, the JavaScript thread hashes
+  // while it waits, and the digest hashes the rest.
   w->hashing = w->fd >= 0 && pthread_create(&w->hash_thread, NULL, hash_main, w) == 0;
   int err = pthread_create(&w->thread, NULL, writer_main, w);
   if (err) {
