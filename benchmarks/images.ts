@@ -157,11 +157,16 @@ export const imageBenchmarks: Benchmark[] = [
         return {
           description: gzip
             ? 'docker commit of a container holding the apt change, gzip: strata commit (on every core) vs tar -cz of its upper'
-            : `docker commit of a container holding the apt change (${change}): strata commit (layer, config, manifest, name; ${variant.embedded ? 'the library call, in process, after 12 untimed commits' : 'a whole process'}) vs tar -c of the upper, and vs tar -c piped through openssl sha256 (a diffID needs the hash tar does not compute)`,
+            : `docker commit of a container holding the apt change (${change}): strata commit (layer on disk, config, manifest, name; ${variant.embedded ? 'the library call, in process, after 12 untimed commits' : 'a whole process'}) vs tar -c of the upper, vs tar -c piped through openssl sha256 (a diffID needs the hash tar does not compute), and vs that with the tarball synced to disk (a store records a blob only once it is)`,
           cases: [
             ours,
             { label: gzip ? 'tar -cz' : 'tar -c', command: ['tar', gzip ? '-czf' : '-cf', out, '-C', upper, '.'] },
-            ...(gzip ? [] : [{ label: 'tar -c + openssl sha256', command: sh('tar -cf - -C "$1" . | tee "$2" | openssl dgst -sha256 >/dev/null', upper, out) }]),
+            ...(gzip
+              ? []
+              : [
+                  { label: 'tar -c + openssl sha256', command: sh('tar -cf - -C "$1" . | tee "$2" | openssl dgst -sha256 >/dev/null', upper, out) },
+                  { label: 'tar -c + sha256 + sync', command: sh('tar -cf - -C "$1" . | tee "$2" | openssl dgst -sha256 >/dev/null && sync "$2"', upper, out) },
+                ]),
           ],
           writeHeavy: true,
           ...(variant.embedded ? { warmup: 12 } : {}),

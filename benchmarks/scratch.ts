@@ -9,6 +9,10 @@
  * tar and strata alike spent most of their time in `recently_deleted`. A journaled ext4 is what Docker and
  * containerd hosts have, and each run starts from the same empty one.
  *
+ * The loop device does direct I/O to its file: buffered, it writes into the file's page cache, and each
+ * fsync then waits for everything written since the last (the disk sees nothing before the flush), which
+ * no real disk does. The apt change's layer synced as it is written cost 31 ms more buffered, 5 ms direct.
+ *
  * As root only (mounting needs it, as dropping caches does). `STRATA_BENCH_SCRATCH=<dir>` writes in `dir`
  * as it is, and without root the run writes under the temporary directory as before.
  */
@@ -46,7 +50,13 @@ export function makeScratch(cache: string): Scratch {
     execFileSync('truncate', ['-s', SIZE, image]);
     // Inode tables and journal written now: lazy initialisation would zero them in the background while runs are timed.
     execFileSync('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
-    execFileSync('mount', ['-o', 'loop', image, dir]);
+    const device = execFileSync('losetup', ['--direct-io=on', '--find', '--show', image], { encoding: 'utf8' }).trim();
+    try {
+      execFileSync('mount', [device, dir]);
+    } finally {
+      // Detached now if the mount failed, else (autoclear) when it is unmounted.
+      execFileSync('losetup', ['--detach', device]);
+    }
   } catch (error) {
     rmSync(image, { force: true });
     rmSync(dir, { recursive: true, force: true });

@@ -18,6 +18,8 @@ command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null || apt_packages+=(apache2-utils)
 command -v buildah >/dev/null || apt_packages+=(buildah)
 command -v python3 >/dev/null || apt_packages+=(python3)
+# The durability tests read a child's fdatasync and rename calls from strace.
+command -v strace >/dev/null || apt_packages+=(strace)
 # ISA-L's inflate reads gzip layers at about twice zlib's speed (the addon loads it if present).
 [ -f /usr/include/isa-l/igzip_lib.h ] || apt_packages+=(libisal-dev)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.

@@ -49,6 +49,7 @@ const available = {
   htpasswd: hasCommand('htpasswd'),
   buildah: hasCommand('buildah'),
   debootstrap: hasCommand('debootstrap'),
+  strace: hasCommand('strace'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   overlay: probe(canMountOverlay),
 };

@@ -45,7 +45,7 @@ import {
   mediaTypes,
   parsePlatform,
   UNCOMPRESSED_LABEL,
-  writeImageDocuments,
+  stageImageDocuments,
   type Descriptor,
   type History,
   type ImageConfig,
@@ -376,10 +376,11 @@ class Builder {
         layer = await snapshotter.diff(active, {
           path: temp,
           compression: this.#options.compression ?? 'none',
+          durable: true,
           ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}),
           ...(this.#idMap ? { idMap: this.#idMap } : {}),
         });
-        content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
+        await content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
       } finally {
         rmSync(temp, { force: true });
       }
@@ -586,8 +587,8 @@ class Builder {
       const temp = content.temporaryPath();
       let layer: LayerDescriptor;
       try {
-        layer = await flatten(stage.own.map((l) => content.path(l.digest)), temp, { compression: this.#options.compression ?? 'none', ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}) });
-        content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
+        layer = await flatten(stage.own.map((l) => content.path(l.digest)), temp, { compression: this.#options.compression ?? 'none', durable: true, ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}) });
+        await content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
       } finally {
         rmSync(temp, { force: true });
       }
@@ -608,12 +609,18 @@ class Builder {
       rootfs: { type: 'layers', diff_ids: diffIDs },
       history,
     };
-    const target = await writeImageDocuments(content, { config, layers, docker: stage.docker }, this.#lease.id);
+    const staged = await stageImageDocuments(content, { config, layers, docker: stage.docker });
+    const { target } = staged;
     const names: string[] = [];
-    this.#images.root.metadata.transaction(() => {
-      for (const tag of this.#options.tags ?? []) names.push(images.put(tag, target));
-      if (names.length === 0) images.putDangling(target);
-    });
+    try {
+      this.#images.root.metadata.transaction(() => {
+        staged.publish(this.#lease.id);
+        for (const tag of this.#options.tags ?? []) names.push(images.put(tag, target));
+        if (names.length === 0) images.putDangling(target);
+      });
+    } finally {
+      staged.discard();
+    }
     return { target, names, config, ran: this.#ran, cached: this.#cached };
   }
 

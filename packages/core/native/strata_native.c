@@ -700,6 +700,9 @@ napi_value js_file_hasher_free(napi_env env, napi_callback_info info) {
 #define WRITER_BUFFER (256 * 1024)
 #define KERNEL_COPY_THRESHOLD (64 * 1024)
 #define WRITER_HASH_TURN (1 << 20)
+// A durable writer starts writeback of every WRITEBACK_STEP bytes as it writes them, so that the fdatasync
+// it ends with waits for the last few MiB instead of the whole file.
+#define WRITEBACK_STEP (8 << 20)
 
 typedef struct {
   size_t at;
@@ -734,6 +737,8 @@ typedef struct {
   char *source_path;
   size_t used;
   int64_t total;
+  bool durable;   // fdatasync before finishing, writeback started behind the writing
+  int64_t synced; // where writeback was last started up to
   // The hashing thread (with a file only), which follows the writing: under `hash_lock`, how many times
   // the writer wrote (its wake-up call) and whether to stop.
   pthread_t hash_thread;
@@ -749,6 +754,11 @@ typedef struct {
 static void writer_wrote(layer_writer *w, size_t length) {
   w->total += (int64_t)length;
   atomic_store(&w->hasher->written, w->total);
+  if (w->durable && w->total - w->synced >= WRITEBACK_STEP) {
+    // Only starts the writeback (never waits for it); a failure shows again in the final fdatasync.
+    sync_file_range(w->fd, w->synced, w->total - w->synced, SYNC_FILE_RANGE_WRITE);
+    w->synced = w->total;
+  }
   if (!w->hashing) return;
   pthread_mutex_lock(&w->hash_lock);
   w->writes++;
@@ -895,9 +905,11 @@ static void *writer_main(void *arg) {
     }
     if (w->closing) {
       pthread_mutex_unlock(&w->lock);
+      const char *syscall = "write";
       int err = w->err ? 0 : writer_flush(w);
+      if (!err && !w->err && w->durable && fdatasync(w->fd) != 0) err = errno, syscall = "fdatasync";
       pthread_mutex_lock(&w->lock);
-      if (err) writer_fail(w, err, "write", NULL);
+      if (err) writer_fail(w, err, syscall, NULL);
       w->finished = true;
       break;
     }
@@ -953,15 +965,18 @@ static void writer_stop_hashing(layer_writer *w) {
   w->hashing = false;
 }
 
-// layer_writer_create(hasher, fd) -> handle (bigint): starts the writing thread, which writes to `fd` and
-// hashes through the file hasher `hasher` (a handle), and with a file the hashing thread beside it.
+// layer_writer_create(hasher, fd, durable) -> handle (bigint): starts the writing thread, which writes to
+// `fd` (on disk before it finishes, when `durable`) and hashes through the file hasher `hasher` (a handle),
+// and with a file the hashing thread beside it.
 napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  file_hasher *hasher = handle_args(env, info, 2, argv, "layer_writer_create(hasher, fd)");
+  napi_value argv[3];
+  file_hasher *hasher = handle_args(env, info, 3, argv, "layer_writer_create(hasher, fd, durable)");
   if (!hasher) return NULL;
   layer_writer *w = calloc(1, sizeof *w);
   if (!w) return throw_errno(env, ENOMEM, "layer_writer_create", "layer file");
   w->fd = (int)get_number(env, argv[1]);
+  napi_get_value_bool(env, argv[2], &w->durable);
+  w->durable = w->durable && w->fd >= 0;
   w->hasher = hasher;
   w->source_fd = -1;
   pthread_mutex_init(&w->lock, NULL);

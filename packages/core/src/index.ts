@@ -82,6 +82,7 @@ export {
 } from './cow/writable-layer.js';
 
 // Host helpers: kernel mounts of layer directories (privileged), disk usage, extended attributes.
+export { syncFile } from './host/sync.js';
 export { mountOverlay, mountBind, mountAll, mountCommand, unmount, diskUsage, type Mount } from './host/mounts.js';
 export { getXattr, setXattr, removeXattr, lstatBatch, STAT, type LstatBatch } from './native.js';
 

@@ -24,7 +24,7 @@ interface StrataNative {
   fileHasherHash(handle: bigint, limit: number): number;
   fileHasherDigest(handle: bigint): string;
   fileHasherFree(handle: bigint): void;
-  layerWriterCreate(hasher: bigint, fd: number): bigint;
+  layerWriterCreate(hasher: bigint, fd: number, durable: boolean): bigint;
   layerWriterPush(handle: bigint, chunk: Uint8Array, files?: ReadonlyArray<number | string>): void;
   layerWriterPoll(handle: bigint): [written: number, size: number];
   layerWriterClose(handle: bigint): void;
@@ -195,14 +195,16 @@ export class FileHasher {
  * A native thread writing a layer file at `fd` (from its file position): chunks are written in the order
  * pushed, with host files' content spliced in, and the file is hashed through `hasher` (as written) by a
  * second native thread that follows the writing. With `fd` -1 (and a hasher without a path) it writes
- * nothing and hashes each chunk. A pushed chunk must not change until a poll counts it written.
+ * nothing and hashes each chunk. A pushed chunk must not change until a poll counts it written. A
+ * `durable` writer has the file on disk (fdatasync) before it reports finishing, and starts writeback
+ * behind its writing so that the last sync waits for little.
  */
 export class LayerWriter {
   readonly #handle: bigint;
   #freed = false;
 
-  constructor(fd: number, hasher: FileHasher) {
-    this.#handle = addon.layerWriterCreate(hasher.handle, fd);
+  constructor(fd: number, hasher: FileHasher, durable = false) {
+    this.#handle = addon.layerWriterCreate(hasher.handle, fd, durable);
   }
 
   /**

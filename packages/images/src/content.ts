@@ -13,6 +13,7 @@
  * there), in the transaction that publishes it: collection never sees a blob of unfinished work unheld.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { closeSync, createReadStream, existsSync, fstatSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -26,11 +27,12 @@ import {
   NotFoundError,
   PARALLEL_HASH_THRESHOLD,
   quote,
+  syncFile,
   type ByteInput,
   type Sha256Stream,
 } from '@strata/core';
 import { checkLabels, matchesAny, parseFilter, updateLabels, type Metadata, type Table } from '@strata/snapshotter';
-import { checkDigest } from './documents.js';
+import { checkDigest, digestOf } from './documents.js';
 import type { Leases } from './leases.js';
 
 /** What the store says of a blob. */
@@ -86,10 +88,34 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A new file at `path` holding `bytes`, on disk when this resolves. */
+async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
+  const handle = await open(path, 'wx', 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function* chunksOf(input: ByteInput): AsyncGenerator<Uint8Array> {
   if (typeof input === 'string') yield* createReadStream(input, { highWaterMark: 1024 * 1024 });
   else if (input instanceof Uint8Array) yield input;
   else yield* input as AsyncIterable<Uint8Array>;
+}
+
+/** Small blobs written and on disk, waiting to be published together (see `ContentStore.stageDocuments`). */
+export interface StagedDocuments {
+  /** Each document's digest and size, in the order given. */
+  readonly blobs: ReadonlyArray<{ digest: string; size: number }>;
+  /**
+   * Publishes them all under `lease`, in the caller's transaction when there is one (so that they land
+   * with what references them); one already in the store is held by the lease instead.
+   */
+  publish(lease?: string): void;
+  /** Removes the files of those not published. */
+  discard(): void;
 }
 
 /** A verified ingest waiting to be published (see `ContentWriter.seal`). */
@@ -588,6 +614,45 @@ export class ContentStore {
   }
 
   /**
+   * Small blobs held in memory (a config and its manifest): each written to a file of its own and synced,
+   * all at once on the thread pool, then published together by the caller (see `StagedDocuments`). What
+   * an ingest costs in transactions and directories, a commit's documents are spared: one transaction for
+   * the documents and the name that points at them.
+   */
+  async stageDocuments(documents: readonly Uint8Array[]): Promise<StagedDocuments> {
+    const blobs = documents.map((bytes) => ({ digest: digestOf(bytes), size: bytes.length }));
+    const files = documents.map(() => this.temporaryPath());
+    const written = await Promise.allSettled(documents.map((bytes, i) => writeDurably(files[i]!, bytes)));
+    const failed = written.find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
+      for (const file of files) rmSync(file, { force: true });
+      throw failed.reason;
+    }
+    let pending = true;
+    return {
+      blobs,
+      publish: (lease) => {
+        if (!pending) throw new FailedPreconditionError('the documents were already published or discarded');
+        this.#metadata.transaction(() => {
+          for (const [i, { digest }] of blobs.entries()) {
+            try {
+              this.publish(files[i]!, digest, lease !== undefined ? { lease } : {});
+            } catch (error) {
+              if (!isAlreadyExists(error)) throw error;
+              rmSync(files[i]!, { force: true }); // there already, and now held by the lease
+            }
+          }
+        });
+        pending = false;
+      },
+      discard: () => {
+        if (pending) for (const file of files) rmSync(file, { force: true });
+        pending = false;
+      },
+    };
+  }
+
+  /**
    * A path for a file to be made and then adopted (a layer written by commit or squash): in the store's
    * file system, so adopting it is a rename; left by a dead process, collection removes it.
    */
@@ -596,11 +661,14 @@ export class ContentStore {
   }
 
   /**
-   * Publishes a file whose digest the caller computed while writing it (see `temporaryPath`). A digest
-   * already in the store is fine: the file goes and the lease holds the blob that is there.
+   * Publishes a file whose digest the caller computed while writing it (see `temporaryPath`), once its
+   * bytes are on disk: a crash must not leave a record of a blob that was only in the page cache. That wait
+   * is short for a file written `durable` (core's layer writers), whose writeback started as it was
+   * written. A digest already in the store is fine: the file goes and the lease holds the blob that is there.
    */
-  adopt(file: string, digest: string, options: WriterOptions = {}): void {
+  async adopt(file: string, digest: string, options: WriterOptions = {}): Promise<void> {
     try {
+      await syncFile(file);
       this.publish(file, digest, options);
     } catch (error) {
       rmSync(file, { force: true });

@@ -3,6 +3,7 @@
  * them from archives and registries nobody here wrote, so every field used is checked for its type and
  * range, documents are bounded in size, and a failure is IMAGE_FORMAT naming what is wrong.
  */
+import { createHash } from 'node:crypto';
 import { ImageFormatError, LimitExceededError, UnsupportedError, quote } from '@strata/core';
 import { DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from './media-types.js';
 
@@ -66,6 +67,11 @@ export interface ImageConfig {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** The digest of bytes held in memory (a document). */
+export function digestOf(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
 
 /** Throws unless `digest` is a sha256 digest (other algorithms: UNSUPPORTED). */
 export function checkDigest(digest: unknown, where: string): string {

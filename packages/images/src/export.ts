@@ -8,7 +8,7 @@
  * against the config's diffIDs as they are written. Every output is made whole or not at all: archives are
  * written under a temporary name and renamed, a directory is built beside its place and renamed in.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
@@ -24,7 +24,7 @@ import {
   type WriteItem,
 } from '@strata/core';
 import type { ContentStore } from './content.js';
-import { encodeJson, type Descriptor, type Index, type Manifest } from './documents.js';
+import { digestOf, encodeJson, type Descriptor, type Index, type Manifest } from './documents.js';
 import { layersOf, platformImages, reachable, readIndex, type PlatformImage } from './graph.js';
 import { kindOf, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYOUT_VERSION, OCI_MANIFEST } from './media-types.js';
 import { hostPlatform, type PlatformChoice } from './platform.js';
@@ -84,10 +84,6 @@ type OutBlob =
   /** `size` is -1 until `prepare` counted it. */
   | { readonly kind: 'decompressed'; readonly digest: string; readonly size: number; readonly from: string };
 
-function sha256Of(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
 export class Exporter {
   readonly #content: ContentStore;
   readonly #options: ExportOptions;
@@ -106,7 +102,7 @@ export class Exporter {
   }
 
   #addBytes(bytes: Buffer): { digest: string; size: number } {
-    const digest = sha256Of(bytes);
+    const digest = digestOf(bytes);
     if (!this.#blobs.has(digest)) this.#blobs.set(digest, { kind: 'bytes', digest, bytes });
     return { digest, size: bytes.length };
   }

@@ -401,9 +401,9 @@ export class Images {
       const temp = this.content.temporaryPath();
       const layer = await this.snapshotter.diff(
         c.snapshot,
-        this.#asImageLayer({ path: temp, compression: options.compression ?? 'gzip', ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) }),
+        this.#asImageLayer({ path: temp, compression: options.compression ?? 'gzip', durable: true, ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) }),
       );
-      this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
+      await this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
       const created = createdAt(epoch);
       const step: History = {
         created,
@@ -443,8 +443,8 @@ export class Images {
     return this.leases.with(async (lease) => {
       for (const l of folded) if (!this.content.hold(l.digest, lease.id)) throw new NotFoundError(`layer ${l.digest} is not in the store`, { path: l.digest });
       const temp = this.content.temporaryPath();
-      const layer = await flatten(folded.map((l) => this.content.path(l.digest)), temp, { compression: options.compression ?? 'gzip', ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) });
-      this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
+      const layer = await flatten(folded.map((l) => this.content.path(l.digest)), temp, { compression: options.compression ?? 'gzip', durable: true, ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}) });
+      await this.content.adopt(temp, layer.digest, { lease: lease.id, labels: layerLabels(layer) });
       const created = createdAt(epoch);
       const config: ImageConfig = {
         ...p.config,

@@ -18,7 +18,7 @@ export {
 } from './images.js';
 
 // Content: blobs by digest, resumable verified ingests; leases; collection.
-export { ContentStore, ContentWriter, type ContentInfo, type IngestStatus, type Expected, type WriterOptions, type SealedBlob } from './content.js';
+export { ContentStore, ContentWriter, type ContentInfo, type IngestStatus, type Expected, type WriterOptions, type SealedBlob, type StagedDocuments } from './content.js';
 export { Leases, DEFAULT_LEASE_TTL_MS, type Lease, type LeaseResource, type LeaseResourceType } from './leases.js';
 export { collectGarbage, GC_ROOT, type GcResult } from './gc.js';
 
@@ -29,7 +29,7 @@ export { ContainerStore, type Container } from './container-store.js';
 // Moving images in and out, and into snapshots.
 export { importImages, type ImportOptions, type ImportResult, type ImportedImage } from './import.js';
 export { exportImages, familiarName, type ExportFormat, type ExportOptions, type ExportImage, type ExportResult } from './export.js';
-export { sourceDateEpoch, createdAt, layerLabels, layerDescriptor, writeImageDocuments, foldHistory } from './new-image.js';
+export { sourceDateEpoch, createdAt, layerLabels, layerDescriptor, stageImageDocuments, writeImageDocuments, foldHistory, type StagedImage } from './new-image.js';
 export { unpackImage, UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL, type UnpackOptions, type UnpackResult, type UnpackedLayer } from './unpack.js';
 
 // Documents, media types, platforms, references.

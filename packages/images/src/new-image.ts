@@ -6,7 +6,7 @@
 import type { LayerDescriptor } from '@strata/core';
 import type { Metadata } from '@strata/snapshotter';
 import type { ContentStore } from './content.js';
-import { encodeJson, type Descriptor, type History, type ImageConfig, type Manifest } from './documents.js';
+import { digestOf, encodeJson, type Descriptor, type History, type ImageConfig, type Manifest } from './documents.js';
 import type { ImageStore } from './image-store.js';
 import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST } from './media-types.js';
 import { UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL } from './unpack.js';
@@ -56,29 +56,59 @@ export function layerDescriptor(layer: LayerDescriptor, docker: boolean): Descri
   return { mediaType: layerType(docker, layer.compression), digest: layer.digest, size: layer.size };
 }
 
+/** An image's config and manifest, on disk and ready to be published (see `stageImageDocuments`). */
+export interface StagedImage {
+  /** The manifest's descriptor. */
+  readonly target: Descriptor;
+  /** Publishes both under `lease`, in the caller's transaction when there is one. */
+  publish(lease: string): void;
+  discard(): void;
+}
+
+/**
+ * Writes `config` and a manifest listing `layers` (blobs the store holds already), in the Docker or OCI
+ * family, to disk; the caller publishes them in the transaction that names the image. Names nothing.
+ */
+export async function stageImageDocuments(content: ContentStore, image: { config: ImageConfig; layers: readonly Descriptor[]; docker: boolean }): Promise<StagedImage> {
+  const { docker } = image;
+  const configBytes = encodeJson(image.config);
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: docker ? DOCKER_MANIFEST : OCI_MANIFEST,
+    config: { mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG, digest: digestOf(configBytes), size: configBytes.length },
+    layers: [...image.layers],
+  };
+  const { blobs, publish, discard } = await content.stageDocuments([configBytes, encodeJson(manifest)]);
+  return { target: { mediaType: manifest.mediaType!, ...blobs[1]! }, publish, discard };
+}
+
 /**
  * Writes `config` and a manifest listing `layers` (blobs the store holds already) into the store under
  * `lease`, in the Docker or OCI family; returns the manifest's descriptor. Names nothing.
  */
 export async function writeImageDocuments(content: ContentStore, image: { config: ImageConfig; layers: readonly Descriptor[]; docker: boolean }, lease: string): Promise<Descriptor> {
-  const { docker } = image;
-  const config = await content.ingest(encodeJson(image.config), {}, { lease });
-  const manifest: Manifest = {
-    schemaVersion: 2,
-    mediaType: docker ? DOCKER_MANIFEST : OCI_MANIFEST,
-    config: { mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG, digest: config.digest, size: config.size },
-    layers: [...image.layers],
-  };
-  const written = await content.ingest(encodeJson(manifest), {}, { lease });
-  return { mediaType: manifest.mediaType!, digest: written.digest, size: written.size };
+  const staged = await stageImageDocuments(content, image);
+  try {
+    staged.publish(lease);
+  } finally {
+    staged.discard();
+  }
+  return staged.target;
 }
 
-/** Writes the config and manifest (under `lease`) and names the image `name` in one transaction. */
+/** Writes the config and manifest (under `lease`) and names the image `name`, all in one transaction. */
 export async function writeNewImage(parts: NewImageParts, image: NewImage, name: string, lease: string): Promise<{ name: string; target: Descriptor }> {
   const docker = image.base.mediaType === DOCKER_MANIFEST;
   const layers = [...image.base.layers.slice(0, image.keep), layerDescriptor(image.layer, docker)];
-  const target = await writeImageDocuments(parts.content, { config: image.config, layers, docker }, lease);
-  return { name: parts.images.put(name, target), target };
+  const staged = await stageImageDocuments(parts.content, { config: image.config, layers, docker });
+  try {
+    return parts.metadata.transaction(() => {
+      staged.publish(lease);
+      return { name: parts.images.put(name, staged.target), target: staged.target };
+    });
+  } finally {
+    staged.discard();
+  }
 }
 
 /** The history of an image whose layers above `keep` were folded into one: theirs marked empty, then `entry`. */

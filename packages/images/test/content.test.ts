@@ -95,6 +95,47 @@ describe('content store', () => {
     expect(() => root.images.content.info('sha256:zz')).toThrow(expect.objectContaining({ code: 'IMAGE_FORMAT' }));
     expect(() => root.images.content.info('sha512:abcd')).toThrow(expect.objectContaining({ code: 'UNSUPPORTED' }));
   });
+
+  it('stages documents on disk, publishes them with what the caller adds in its transaction, or leaves nothing', async () => {
+    const { content, leases } = root.images;
+    const temporaries = () => readdirSync(join(root.dir, 'root', 'content', 'ingest')).filter((n) => n.startsWith('tmp-'));
+    const held = Buffer.from('{"held":true}');
+    await content.ingest(held);
+    const fresh = Buffer.from('{"fresh":true}');
+
+    // Discarded: no blob and no temporary file left.
+    const dropped = await content.stageDocuments([fresh]);
+    expect(temporaries()).toHaveLength(1);
+    dropped.discard();
+    expect(temporaries()).toEqual([]);
+    expect(content.has(digestOf(fresh))).toBe(false);
+
+    // A transaction that throws after the publish records nothing of the blobs: no lease holds them.
+    const lease = leases.create();
+    const failed = await content.stageDocuments([fresh]);
+    expect(() =>
+      root.images.root.metadata.transaction(() => {
+        failed.publish(lease.id);
+        throw new Error('the name could not be written');
+      }),
+    ).toThrow('the name could not be written');
+    failed.discard();
+    expect(leases.resources(lease.id)).toEqual([]);
+
+    // Published: new bytes become a blob, bytes already there are held; the lease holds both; nothing left over.
+    const staged = await content.stageDocuments([fresh, held]);
+    expect(staged.blobs).toEqual([
+      { digest: digestOf(fresh), size: fresh.length },
+      { digest: digestOf(held), size: held.length },
+    ]);
+    root.images.root.metadata.transaction(() => staged.publish(lease.id));
+    staged.discard(); // after a publish: a no-op
+    expect(content.readBytes(digestOf(fresh), 1024).equals(fresh)).toBe(true);
+    expect(leases.resources(lease.id).map((r) => r.id).sort()).toEqual([digestOf(fresh), digestOf(held)].sort());
+    expect(temporaries()).toEqual([]);
+    expect(() => staged.publish(lease.id)).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+    leases.delete(lease.id);
+  });
 });
 
 describe('leases and collection of content', () => {

@@ -147,11 +147,14 @@ class NativeSha256 implements WritingSha256 {
   /** Copies of `update` chunks, back from the thread, ready for the next. */
   readonly #spare: ArrayBuffer[] = [];
 
-  /** `file`: where to write the stream (an fd open for writing, and its path for the hasher to map). */
-  constructor(file?: { fd: number; path: string }) {
+  /**
+   * `file`: where to write the stream (an fd open for writing, and its path for the hasher to map), and
+   * whether it is on disk before `digest` resolves.
+   */
+  constructor(file?: { fd: number; path: string; durable: boolean }) {
     this.#hasher = new FileHasher(file?.path);
     try {
-      this.#writer = new LayerWriter(file?.fd ?? -1, this.#hasher);
+      this.#writer = new LayerWriter(file?.fd ?? -1, this.#hasher, file?.durable ?? false);
     } catch (error) {
       this.#hasher.free();
       throw error;
@@ -248,9 +251,9 @@ class NativeSha256 implements WritingSha256 {
 /**
  * Writes the stream to `fd` (from its file position; `path` names the same file) on a native thread, and
  * hashes the file as written, from its pages: a hashing thread beside it, and this thread whenever it would
- * otherwise wait. `digest()` resolves once everything is written and hashed, and `size` is then the total
- * (spliced files included); a failure rejects it (and every later call).
+ * otherwise wait. `digest()` resolves once everything is written and hashed (and, when `durable`, on disk),
+ * and `size` is then the total (spliced files included); a failure rejects it (and every later call).
  */
-export function createWritingSha256(fd: number, path: string): WritingSha256 {
-  return new NativeSha256({ fd, path });
+export function createWritingSha256(fd: number, path: string, durable = false): WritingSha256 {
+  return new NativeSha256({ fd, path, durable });
 }

@@ -3,8 +3,9 @@
  * the written bytes computed on the way in one pass, and the blob written to a temporary name and renamed
  * into place only when complete.
  */
-import { closeSync, createWriteStream, lstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, fdatasync, lstatSync, openSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
+import { syncFile } from '../host/sync.js';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError } from '../errors.js';
@@ -30,7 +31,18 @@ export interface WriteBlobOptions {
    * for uncompressed output to a path; otherwise leave it unset.
    */
   pool?: BufferPool;
+  /**
+   * The file's bytes are on disk (fdatasync) before it is renamed into place and the call returns: what a
+   * store that records the blob next needs, so that a crash never leaves a record of a file that was still
+   * in the page cache. Writeback starts behind the writing, so the wait at the end is short. Files only.
+   */
+  durable?: boolean;
   signal?: AbortSignal;
+}
+
+/** Waits until `fd`'s data is on disk, on the thread pool. */
+function syncData(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 /**
@@ -47,9 +59,10 @@ async function writePlainFile(
   options: WriteBlobOptions,
 ): Promise<BlobDigests> {
   const fd = openSync(path, 'w', 0o644);
-  const writer = parallel ? createWritingSha256(fd, path) : undefined;
+  const durable = options.durable ?? false;
+  const writer = parallel ? createWritingSha256(fd, path, durable) : undefined;
   const hash = writer ?? createSha256(false);
-  let open = true;
+  let fdOpen = true;
   try {
     for await (const part of parts) {
       options.signal?.throwIfAborted();
@@ -66,12 +79,13 @@ async function writePlainFile(
       }
       if (wait) await wait;
     }
-    const digest = await hash.digest(); // with a writer: everything is written once this resolves
-    open = false;
+    const digest = await hash.digest(); // with a writer: everything is written (and synced) once this resolves
+    if (durable && !writer) await syncData(fd);
+    fdOpen = false;
     closeSync(fd);
     return { digest, size: hash.size, compression: 'none', uncompressedDigest: digest, uncompressedSize: hash.size };
   } catch (error) {
-    if (open) {
+    if (fdOpen) {
       await writer?.abort(); // nothing may write to the fd once it is closed: its number gets reused
       closeSync(fd);
     }
@@ -152,7 +166,10 @@ export async function writeBlob(
     const transform = compressor(compression, options.level);
     if (transform) await pipeline(source, transform, (compressed: AsyncIterable<Uint8Array>) => tap(compressed, wire), sink, signal);
     else await pipeline(source, sink, signal);
-    if (temporary !== undefined) await rename(temporary, destination as string);
+    if (temporary !== undefined) {
+      if (options.durable) await syncFile(temporary);
+      await rename(temporary, destination as string);
+    }
   } catch (error) {
     await Promise.all([plain.abort(), wire.abort()]);
     if (temporary !== undefined) await rm(temporary, { force: true });
