@@ -13,6 +13,7 @@
   X("lstatBatch", js_lstat_batch)         \
   X("readFileInto", js_read_file_into)    \
   X("writeNewFile", js_write_new_file)    \
+  X("startWriteback", js_start_writeback) \
   X("fileHasherCreate", js_file_hasher_create) \
   X("fileHasherHash", js_file_hasher_hash)     \
   X("fileHasherDigest", js_file_hasher_digest) \

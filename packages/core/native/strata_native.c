@@ -463,6 +463,21 @@ napi_value js_read_file_into(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// start_writeback(fd, offset, length) -> undefined: starts writing the range's dirty pages to disk and
+// returns without waiting (sync_file_range), so that a later fsync waits for little. Best effort: a failure
+// here shows again in that fsync.
+napi_value js_start_writeback(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) {
+    napi_throw_type_error(env, "EINVAL", "start_writeback(fd, offset, length)");
+    return NULL;
+  }
+  sync_file_range((int)get_number(env, argv[0]), (off_t)get_number(env, argv[1]), (off_t)get_number(env, argv[2]), SYNC_FILE_RANGE_WRITE);
+  return NULL;
+}
+
 // write_new_file(path, data, mode, uid, gid, mtimeSec, mtimeNsec) -> undefined: creates a file that must not
 // exist yet (never through a symlink), writes all of `data`, sets owner (uid < 0: leave it), mode (after
 // the owner: chown clears setuid bits) and atime = mtime, and closes it: what an apply does for each small

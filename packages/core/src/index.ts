@@ -84,7 +84,7 @@ export {
 // Host helpers: kernel mounts of layer directories (privileged), disk usage, extended attributes.
 export { syncFile } from './host/sync.js';
 export { mountOverlay, mountBind, mountAll, mountCommand, unmount, diskUsage, type Mount } from './host/mounts.js';
-export { getXattr, setXattr, removeXattr, lstatBatch, STAT, type LstatBatch } from './native.js';
+export { getXattr, setXattr, removeXattr, lstatBatch, startWriteback, STAT, type LstatBatch } from './native.js';
 
 // Changes: from an upper directory or two trees, and as a layer.
 export { diffUpper, type DiffUpperOptions } from './diff/diff-upper.js';

@@ -20,6 +20,7 @@ interface StrataNative {
   lstatBatch(dir: string, names?: readonly string[]): LstatBatch;
   readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
   writeNewFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
+  startWriteback(fd: number, offset: number, length: number): void;
   fileHasherCreate(path: string | null): bigint;
   fileHasherHash(handle: bigint, limit: number): number;
   fileHasherDigest(handle: bigint): string;
@@ -140,6 +141,14 @@ export function readFileInto(path: string, buffer: Uint8Array, offset: number, l
  * owner `owner` (undefined: the caller's), permission bits `mode` (set after the owner, which clears
  * setuid bits) and atime and mtime `mtime`; one native call for what takes six Node calls.
  */
+/**
+ * Starts writing `length` bytes of `fd` from `offset` to disk without waiting for them, so that the fsync
+ * that makes the file durable later waits for little (best effort: that fsync reports any failure).
+ */
+export function startWriteback(fd: number, offset: number, length: number): void {
+  addon.startWriteback(fd, offset, length);
+}
+
 export function writeNewFile(path: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
   addon.writeNewFile(path, data, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
 }

@@ -27,6 +27,7 @@ import {
   NotFoundError,
   PARALLEL_HASH_THRESHOLD,
   quote,
+  startWriteback,
   syncFile,
   type ByteInput,
   type Sha256Stream,
@@ -136,6 +137,12 @@ export interface SealedBlob {
 const STAGE_BYTES = 1024 * 1024;
 
 /**
+ * Writeback is started behind the writing every so many bytes, so that the fsync before publishing waits
+ * for the last few MiB instead of the whole blob (a 95 MB layer pulled: 44 ms of waiting otherwise).
+ */
+const WRITEBACK_BYTES = 8 * 1024 * 1024;
+
+/**
  * A writer of one ingest. One live writer per ref; not for use from two places at once. Writes are gathered
  * into 1 MiB buffers, each written with one call and handed to the hash without another copy. Large blobs
  * are hashed on a native thread while this one writes (see `PARALLEL_HASH_THRESHOLD`), and made durable on
@@ -151,6 +158,8 @@ export class ContentWriter {
   readonly #options: WriterOptions;
   /** Bytes in the file. */
   #offset: number;
+  /** Where writeback was last started up to. */
+  #writeback: number;
   /** Bytes accepted but not yet in the file: the start of `#stage`. */
   #staged = 0;
   #stage: Buffer | undefined;
@@ -167,6 +176,7 @@ export class ContentWriter {
     this.#fd = fd;
     this.#hash = createSha256((expected.size ?? 0) >= PARALLEL_HASH_THRESHOLD);
     this.#offset = offset;
+    this.#writeback = offset;
     this.#unhashed = offset;
     this.#expected = expected;
     this.#options = options;
@@ -248,6 +258,10 @@ export class ContentWriter {
     for (let done = 0; done < data.length; ) done += writeSync(this.#fd, data, done, data.length - done, this.#offset + done);
     this.#offset += data.length;
     this.#staged = 0;
+    if (this.#offset - this.#writeback >= WRITEBACK_BYTES) {
+      startWriteback(this.#fd, this.#writeback, this.#offset - this.#writeback);
+      this.#writeback = this.#offset;
+    }
   }
 
   /** Appends everything `source` yields. */
