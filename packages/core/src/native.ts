@@ -137,11 +137,6 @@ export function readFileInto(path: string, buffer: Uint8Array, offset: number, l
 }
 
 /**
- * Creates the file `path`, which must not exist (O_EXCL, never through a symlink), with content `data`,
- * owner `owner` (undefined: the caller's), permission bits `mode` (set after the owner, which clears
- * setuid bits) and atime and mtime `mtime`; one native call for what takes six Node calls.
- */
-/**
  * Starts writing `length` bytes of `fd` from `offset` to disk without waiting for them, so that the fsync
  * that makes the file durable later waits for little (best effort: that fsync reports any failure).
  */
@@ -149,6 +144,11 @@ export function startWriteback(fd: number, offset: number, length: number): void
   addon.startWriteback(fd, offset, length);
 }
 
+/**
+ * Creates the file `path`, which must not exist (O_EXCL, never through a symlink), with content `data`,
+ * owner `owner` (undefined: the caller's), permission bits `mode` (set after the owner, which clears
+ * setuid bits) and atime and mtime `mtime`; one native call for what takes six Node calls.
+ */
 export function writeNewFile(path: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
   addon.writeNewFile(path, data, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
 }

@@ -5,10 +5,10 @@
  */
 import { closeSync, createWriteStream, fdatasync, lstatSync, openSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { syncFile } from '../host/sync.js';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError } from '../errors.js';
+import { syncFile } from '../host/sync.js';
 import type { BufferPool } from './buffer-pool.js';
 import { compressor, type Compression } from './compression.js';
 import type { DecodedDigests } from './decode.js';
