@@ -14,6 +14,7 @@ import { pullImage, pushImage } from '@strata/registry';
 import { buildImage, buildIndex, layer, layoutFiles, writeDirectory, type Built } from './helpers/images.js';
 import { needs } from './helpers/oracle.js';
 import { TestRegistry } from './helpers/registry.js';
+import { afterEachTransaction } from './helpers/transactions.js';
 
 const execFile = promisify(execFileCb);
 
@@ -51,7 +52,15 @@ describe.skipIf(!needs('skopeo', 'docker-registry'))('multi-platform images thro
 
   it('pulls one platform of an index, fetching nothing of the others', async () => {
     const images = await root('one');
+    // The pull's lease goes in the transaction that names the image: no committed state has both.
+    const named: number[] = [];
+    const restore = afterEachTransaction(images.root.metadata, () => {
+      if (images.list().length > 0) named.push(images.leases.list().length);
+    });
     const result = await pullImage(images, `${registry.host}/multi/app:1`, { platform: { platform: { os: 'linux', architecture: 'arm64' } } });
+    restore();
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((leases) => leases > 0)).toEqual([]);
     expect(result.target.digest).toBe(index.digest); // named by the index, as docker pull does
     expect(images.content.has(layerOf(arm64))).toBe(true);
     expect(images.content.has(layerOf(amd64))).toBe(false);

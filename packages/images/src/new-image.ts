@@ -8,6 +8,7 @@ import type { Metadata } from '@strata/snapshotter';
 import type { ContentStore } from './content.js';
 import { digestOf, encodeJson, type Descriptor, type History, type ImageConfig, type Manifest } from './documents.js';
 import type { ImageStore } from './image-store.js';
+import type { Leases } from './leases.js';
 import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST } from './media-types.js';
 import { UNCOMPRESSED_LABEL, UNCOMPRESSED_SIZE_LABEL } from './unpack.js';
 
@@ -44,6 +45,7 @@ export interface NewImageParts {
   readonly metadata: Metadata;
   readonly content: ContentStore;
   readonly images: ImageStore;
+  readonly leases: Leases;
 }
 
 /** Labels a layer blob with what export needs to know of it without a pass. */
@@ -96,7 +98,11 @@ export async function writeImageDocuments(content: ContentStore, image: { config
   return staged.target;
 }
 
-/** Writes the config and manifest (under `lease`) and names the image `name`, all in one transaction. */
+/**
+ * Writes the config and manifest (under `lease`) and names the image `name`, all in one transaction, which
+ * also deletes `lease`: once named, everything the work made is reachable without it, and the deletion
+ * costs no sync of its own.
+ */
 export async function writeNewImage(parts: NewImageParts, image: NewImage, name: string, lease: string): Promise<{ name: string; target: Descriptor }> {
   const docker = image.base.mediaType === DOCKER_MANIFEST;
   const layers = [...image.base.layers.slice(0, image.keep), layerDescriptor(image.layer, docker)];
@@ -104,7 +110,9 @@ export async function writeNewImage(parts: NewImageParts, image: NewImage, name:
   try {
     return parts.metadata.transaction(() => {
       staged.publish(lease);
-      return { name: parts.images.put(name, staged.target), target: staged.target };
+      const named = parts.images.put(name, staged.target);
+      parts.leases.delete(lease);
+      return { name: named, target: staged.target };
     });
   } finally {
     staged.discard();

@@ -15,6 +15,7 @@ import { imagesRoot } from './helpers.js';
 import { buildImage, buildIndex, dockerSaveFiles, layer, layoutFiles, named, writeArchive, writeDirectory } from '../../../test/helpers/images.js';
 import { needs } from '../../../test/helpers/oracle.js';
 import { sha256 } from '../../../test/helpers/raw-tar.js';
+import { afterEachTransaction } from '../../../test/helpers/transactions.js';
 
 const base = layer({ 'etc/': '', 'etc/os-release': 'ID=test\n', 'bin/': '', 'bin/sh': '#!fake shell\n' });
 const app = layer({ 'app/': '', 'app/run': 'echo app\n' });
@@ -173,7 +174,15 @@ describe('images on a root', () => {
     const tree = await root.images.openContainer('c1');
     await tree.writeFile('/app/config', 'changed in the container\n');
     await tree.rm('/etc/os-release');
+    // The commit's lease goes in the transaction that names the image: no committed state has both.
+    const states: string[] = [];
+    const restore = afterEachTransaction(root.images.root.metadata, () =>
+      states.push(`${root.images.list().some((i) => i.name === 'example.com/one:committed') ? 'named' : 'unnamed'}, ${root.images.leases.list().length} lease(s)`),
+    );
     const made = await root.images.commit('c1', 'example.com/one:committed', { message: 'configure', author: 'tester' });
+    restore();
+    expect(states.at(-1)).toBe('named, 0 lease(s)');
+    expect(states.filter((s) => s.startsWith('named') && !s.endsWith(' 0 lease(s)'))).toEqual([]);
     const history = root.images.history('example.com/one:committed');
     expect(history[0]).toMatchObject({ comment: 'configure', author: 'tester', layer: made.layer.digest });
     expect(root.images.inspect('example.com/one:committed').config.rootfs.diff_ids).toEqual([...one.diffIDs, made.layer.diffID]);

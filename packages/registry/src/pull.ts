@@ -147,9 +147,11 @@ export async function pullImage(images: Images, reference: string, options: Pull
 
       // Whole and well-formed before it is named (configs parsed, layers against diffIDs).
       for (const image of platformImages(content, top.descriptor, choice)) layersOf(image);
+      // Named, everything pulled is reachable without the lease: it goes in the same transaction (one sync fewer).
       images.root.metadata.transaction(() => {
         recordSource(content, [...blobs.keys(), ...manifests.map((m) => m.descriptor.digest), top.descriptor.digest], ref.domain, repository);
         images.images.put(name, top.descriptor);
+        images.leases.delete(lease.id);
       });
       return top.descriptor;
     }, { 'strata.io/work': 'pull' });
