@@ -1,8 +1,8 @@
 /**
- * Durability: a layer written `durable`, and every layer a commit puts in the content store, is on disk
- * (fdatasync) before it is renamed into place, and a commit's layer before the metadata that records it.
- * Nothing here can crash the machine, so the system calls are the evidence: the writes run in a child
- * process under strace, and the order of its fdatasync and rename calls is checked.
+ * Durability: a layer written `durable`, every blob a commit publishes (layer, config, manifest) and every
+ * ingest is on disk (fdatasync) before it is renamed into place, and before the metadata that records it;
+ * writeback starts behind the writing. Nothing here can crash the machine, so the system calls are the
+ * evidence: the writes run in a child process under strace, and the order of its calls is checked.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +71,7 @@ function syncedThenRenamed(calls: Call[], from: (path: string) => boolean, to: (
 /** Writeback started on `file` before call `before`. */
 const writebacks = (calls: Call[], file: string, before: number) => calls.filter((c, i) => c.name === 'sync_file_range' && c.paths[0] === file && i < before);
 
-describe.skipIf(!needs('strace'))('durable layers', () => {
+describe.skipIf(!needs('strace'))('durable blobs', () => {
   let work: string;
   let tree: string;
 
