@@ -287,6 +287,63 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect(whole.out.map((e) => (e as Entry).path)).toEqual(['dir', long, `${long}.2`, 'link', 'empty', 'odd']);
     expect(whole.out[1]).toMatchObject({ mtime: { sec: 1_700_000_000, nsec: 123_456_789 }, xattrs: [['user.bin', '00ff0a3d']], size: 70_000 });
     for (const size of [1, 7, 100, 511, 512, 513, 4096, 65_539]) expect(await read(chunked(size)), `chunks of ${size}`).toEqual(whole);
+
+    // A body taken whole when the reader holds it (apply's path for small files), else iterated: the same
+    // bodies and diffID; taken once only, and then not iterable.
+    const readTaking = async (input: Uint8Array | AsyncIterable<Uint8Array>) => {
+      const out: unknown[] = [];
+      let taken = 0;
+      const reader = readLayer(input);
+      for await (const { entry, body } of reader) {
+        const hash = createHash('sha256');
+        const whole = body.takeBuffered();
+        if (whole !== undefined) {
+          taken++;
+          hash.update(whole);
+          expect(() => body.takeBuffered()).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
+          await expect(body[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+        } else {
+          for await (const chunk of body) hash.update(chunk);
+        }
+        out.push({ ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')]), body: hash.digest('hex') });
+      }
+      return { result: { out, diffID: (await reader.digests()).diffID }, taken };
+    };
+    const all = await readTaking(bytes);
+    expect(all.result).toEqual(whole);
+    expect(all.taken).toBe(whole.out.length); // one chunk holds every body
+    for (const size of [1, 100, 513, 65_539]) {
+      const { result, taken } = await readTaking(chunked(size));
+      expect(result, `chunks of ${size}`).toEqual(whole);
+      expect(taken, `chunks of ${size}`).toBeLessThan(whole.out.length);
+    }
+
+  });
+
+  it('an apply fed in any chunking writes the tree the whole input gives (small files whole, large ones streamed)', async () => {
+    const bytes = rawTar([
+      { name: 'dir/', type: '5', mode: 0o755 },
+      { name: 'dir/big', data: 'b'.repeat(70_000), mode: 0o640 },
+      { name: 'dir/small', data: 'small file\n', mode: 0o600 },
+      { name: 'dir/empty', data: '' },
+      { name: 'dir/odd', data: 'q'.repeat(513) },
+      { name: 'dir/hard', type: '1', linkname: 'dir/small' },
+      { name: 'dir/sym', type: '2', linkname: 'small' },
+    ]);
+    async function* chunked(size: number): AsyncGenerator<Uint8Array> {
+      for (let at = 0; at < bytes.length; at += size) yield Uint8Array.from(bytes.subarray(at, at + size));
+    }
+    const applied = async (name: string, input: Uint8Array | AsyncIterable<Uint8Array>) => {
+      const dir = join(work, name);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+      const { diffID } = await applyLayer(input, dir);
+      return { diffID, tree: snapshotTree(dir) };
+    };
+    const expected = await applied('chunked-whole', bytes);
+    expect(readFileSync(join(work, 'chunked-whole', 'dir/big'), 'utf8')).toBe('b'.repeat(70_000));
+    expect(statSync(join(work, 'chunked-whole', 'dir/hard')).ino).toBe(statSync(join(work, 'chunked-whole', 'dir/small')).ino);
+    for (const size of [1, 511, 513, 4096, 65_539]) expect(await applied(`chunked-${size}`, chunked(size)), `chunks of ${size}`).toEqual(expected);
   });
 
   it('packing is deterministic: twice, and after a copy with new inode numbers', async () => {

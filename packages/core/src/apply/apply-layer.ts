@@ -184,7 +184,8 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
         continue;
       }
       const path = writer.place(entry.path);
-      await writer.create(entry, body, path);
+      const creating = writer.create(entry, body, path);
+      if (creating) await creating;
       state.touch(path);
       const wait = turn();
       if (wait) await wait;

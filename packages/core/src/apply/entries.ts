@@ -12,6 +12,7 @@ import { turn } from '../turns.js';
 import { isOverlayXattr } from '../whiteout.js';
 import type { Deletions } from './deletions.js';
 import type { ApplyState } from './state.js';
+import type { EntryContent } from '../tar/reader.js';
 import type { ApplyTarget, HostKind, Owner } from './target.js';
 
 const EMPTY = new Uint8Array(0);
@@ -98,16 +99,22 @@ export class EntryWriter {
     this.state.directories.set(ROOT, entry);
   }
 
-  /** Puts `entry` at resolved path `path`, replacing what stands there (the last entry for a path wins). */
-  async create(entry: Entry, body: AsyncIterable<Uint8Array>, path: string): Promise<void> {
+  /**
+   * Puts `entry` at resolved path `path`, replacing what stands there (the last entry for a path wins). A
+   * promise only while a file's content streams in: everything else, small files included, is done on return
+   * (thousands of entries a layer, each spared its promises).
+   */
+  create(entry: Entry, body: EntryContent, path: string): Promise<void> | undefined {
     this.state.replaced(path);
     const existing = this.target.kind(path);
-    if (entry.type === 'directory') return this.#directory(entry, path, existing);
+    if (entry.type === 'directory') {
+      this.#directory(entry, path, existing);
+      return undefined;
+    }
     if (existing !== undefined) this.target.remove(path, existing);
     switch (entry.type) {
       case 'file':
-        await this.#file(entry, body, path);
-        break;
+        return this.#file(entry, body, path);
       case 'symlink':
         this.target.symlink(path, entry.linkname!);
         // Times with the owner: xattrs set after them (a chown would clear a capability) leave mtime alone.
@@ -135,6 +142,7 @@ export class EntryWriter {
         break;
       }
     }
+    return undefined;
   }
 
   #directory(entry: Entry, path: string, existing: HostKind | undefined): void {
@@ -161,18 +169,27 @@ export class EntryWriter {
     this.state.directories.set(path, below);
   }
 
-  async #file(entry: Entry, body: AsyncIterable<Uint8Array>, path: string): Promise<void> {
+  /** A file: when the reader holds all its content (most files), created and finished in one native call. */
+  #file(entry: Entry, body: EntryContent, path: string): Promise<void> | undefined {
+    const whole = body.takeBuffered();
+    if (whole === undefined) return this.#streamedFile(entry, body, path);
+    this.target.writeFile(path, whole, entry.mode, this.#ownerFor(entry), entry.mtime);
+    this.#setXattrs(path, entry); // xattrs leave mtime alone
+    return undefined;
+  }
+
+  /** A file whose content spans the reader's chunks. */
+  async #streamedFile(entry: Entry, body: EntryContent, path: string): Promise<void> {
     const chunks = body[Symbol.asyncIterator]();
     const first = await chunks.next();
     const owner = this.#ownerFor(entry);
     if (first.done === true || first.value.length === entry.size) {
-      // The whole content in one chunk, as for most files: created and finished in one native call.
       this.target.writeFile(path, first.done === true ? EMPTY : first.value, entry.mode, owner, entry.mtime);
       if (first.done !== true) await chunks.next(); // ends the body (the reader checks it was read through)
     } else {
       await this.target.writeFileFrom(path, chunks, first.value, entry.mode, owner, entry.mtime);
     }
-    this.#setXattrs(path, entry); // xattrs leave mtime alone
+    this.#setXattrs(path, entry);
   }
 
   /** `path` resolved in the target as it stands, or undefined when it cannot be (UNSAFE_PATH) for now. */

@@ -61,7 +61,16 @@ export interface TarEntry {
    * into the reader's buffers, which it reuses: a chunk is valid until the next one is requested, so copy
    * what you keep.
    */
-  readonly body: AsyncIterable<Uint8Array>;
+  readonly body: EntryContent;
+}
+
+/** An entry's content as chunks, or (when the reader already holds all of it) as one view without a promise. */
+export interface EntryContent extends AsyncIterable<Uint8Array> {
+  /**
+   * The whole content when the reader's current chunk holds it (most small files), read through as
+   * iterating would read it; undefined, having consumed nothing, when it does not. Valid as a chunk is.
+   */
+  takeBuffered(): Uint8Array | undefined;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -348,7 +357,7 @@ export async function* readTarEntries(input: TarSource, limits: Required<ReadLim
 }
 
 /** An entry's content: readable once, while the reader is still at that entry. */
-class EntryBody implements AsyncIterable<Uint8Array> {
+class EntryBody implements EntryContent {
   #state: 'unread' | 'reading' | 'done' | 'closed' = 'unread';
   readonly #source: ByteSource;
   readonly #size: number;
@@ -365,6 +374,13 @@ class EntryBody implements AsyncIterable<Uint8Array> {
     this.#state = 'reading';
     yield* this.#source.chunks(this.#size);
     this.#state = 'done';
+  }
+
+  takeBuffered(): Uint8Array | undefined {
+    if (this.#state !== 'unread') throw new LayerFormatError(`body of ${quote(this.#path)} was already read or skipped`, { path: this.#path });
+    const whole = this.#source.readBuffered(this.#size);
+    if (whole !== undefined) this.#state = 'done';
+    return whole;
   }
 
   /** Ends access; returns how many content bytes were consumed. Throws if a read was abandoned midway. */
