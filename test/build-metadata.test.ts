@@ -99,6 +99,11 @@ describe('Dockerfile frontend', () => {
     expect(Object.keys(config.ExposedPorts!)).toEqual(['8000/tcp', '8001/tcp', '8002/tcp', '53/udp']);
   });
 
+  it('reads HEALTHCHECK durations as Go does, both micro signs included', () => {
+    const { config } = evaluate('FROM scratch\nHEALTHCHECK --interval=1m30s --timeout=250\u00b5s --start-period=1.5\u03bcs --start-interval=2us CMD true\n', {});
+    expect(config.Healthcheck).toMatchObject({ Interval: 90e9, Timeout: 250e3, StartPeriod: 1500, StartInterval: 2000 });
+  });
+
   it('refuses what it does not carry out, naming the line', () => {
     const cases: [string, RegExp][] = [
       ['FROM scratch\nFOO bar\n', /line 2: unknown instruction "FOO"/],
