@@ -51,6 +51,7 @@ export { createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './blob
 export { BufferPool } from './blob/buffer-pool.js';
 export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type DecodedInput, type DecodeOptions } from './blob/decode.js';
 export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';
+export type { EntryContent } from './tar/reader.js';
 export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';
 export {
   applyLayer,
