@@ -10,9 +10,9 @@ import { ROOT } from '../path.js';
 import { quote } from '../quote.js';
 import { turn } from '../turns.js';
 import { isOverlayXattr } from '../whiteout.js';
+import type { EntryContent } from '../tar/reader.js';
 import type { Deletions } from './deletions.js';
 import type { ApplyState } from './state.js';
-import type { EntryContent } from '../tar/reader.js';
 import type { ApplyTarget, HostKind, Owner } from './target.js';
 
 const EMPTY = new Uint8Array(0);
@@ -178,7 +178,7 @@ export class EntryWriter {
     return undefined;
   }
 
-  /** A file whose content spans the reader's chunks. */
+  /** A file whose content is not all in the reader's current chunk: written as it comes in. */
   async #streamedFile(entry: Entry, body: EntryContent, path: string): Promise<void> {
     const chunks = body[Symbol.asyncIterator]();
     const first = await chunks.next();

@@ -36,7 +36,7 @@ class FileChunks implements AsyncIterable<Uint8Array> {
         this.#position += n;
         // A plain Uint8Array, not a Buffer: every view the parser takes of it (thousands a layer) is then a
         // native subarray, not a construction of Node's Buffer subclass, which costs while code is cold.
-        yield new Uint8Array(buffer.buffer, 0, n);
+        yield new Uint8Array(buffer.buffer, buffer.byteOffset, n);
       }
     } finally {
       closeSync(this.fd);
