@@ -270,33 +270,17 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
       { name: 'empty', data: '' },
       { name: 'odd', data: 'q'.repeat(513) },
     ]);
-    const read = async (input: Uint8Array | AsyncIterable<Uint8Array>) => {
-      const out: unknown[] = [];
-      const reader = readLayer(input);
-      for await (const { entry, body } of reader) {
-        const hash = createHash('sha256');
-        for await (const chunk of body) hash.update(chunk);
-        out.push({ ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')]), body: hash.digest('hex') });
-      }
-      return { out, diffID: (await reader.digests()).diffID };
-    };
-    async function* chunked(size: number): AsyncGenerator<Uint8Array> {
-      for (let at = 0; at < bytes.length; at += size) yield Uint8Array.from(bytes.subarray(at, at + size));
-    }
-    const whole = await read(bytes);
-    expect(whole.out.map((e) => (e as Entry).path)).toEqual(['dir', long, `${long}.2`, 'link', 'empty', 'odd']);
-    expect(whole.out[1]).toMatchObject({ mtime: { sec: 1_700_000_000, nsec: 123_456_789 }, xattrs: [['user.bin', '00ff0a3d']], size: 70_000 });
-    for (const size of [1, 7, 100, 511, 512, 513, 4096, 65_539]) expect(await read(chunked(size)), `chunks of ${size}`).toEqual(whole);
-
-    // A body taken whole when the reader holds it (apply's path for small files), else iterated: the same
-    // bodies and diffID; taken once only, and then not iterable.
-    const readTaking = async (input: Uint8Array | AsyncIterable<Uint8Array>) => {
+    /**
+     * Entries with their bodies' hashes, and the diffID. With `take`, a body the reader holds whole is taken
+     * (apply's path for small files), checked to be taken once only and then not iterable, and counted.
+     */
+    const readCounting = async (input: Uint8Array | AsyncIterable<Uint8Array>, take: boolean) => {
       const out: unknown[] = [];
       let taken = 0;
       const reader = readLayer(input);
       for await (const { entry, body } of reader) {
         const hash = createHash('sha256');
-        const whole = body.takeBuffered();
+        const whole = take ? body.takeBuffered() : undefined;
         if (whole !== undefined) {
           taken++;
           hash.update(whole);
@@ -309,11 +293,21 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
       }
       return { result: { out, diffID: (await reader.digests()).diffID }, taken };
     };
-    const all = await readTaking(bytes);
+    const read = async (input: Uint8Array | AsyncIterable<Uint8Array>) => (await readCounting(input, false)).result;
+    async function* chunked(size: number): AsyncGenerator<Uint8Array> {
+      for (let at = 0; at < bytes.length; at += size) yield Uint8Array.from(bytes.subarray(at, at + size));
+    }
+    const whole = await read(bytes);
+    expect(whole.out.map((e) => (e as Entry).path)).toEqual(['dir', long, `${long}.2`, 'link', 'empty', 'odd']);
+    expect(whole.out[1]).toMatchObject({ mtime: { sec: 1_700_000_000, nsec: 123_456_789 }, xattrs: [['user.bin', '00ff0a3d']], size: 70_000 });
+    for (const size of [1, 7, 100, 511, 512, 513, 4096, 65_539]) expect(await read(chunked(size)), `chunks of ${size}`).toEqual(whole);
+
+    // Bodies taken whole where the reader holds them, else iterated: the same bodies and diffID.
+    const all = await readCounting(bytes, true);
     expect(all.result).toEqual(whole);
     expect(all.taken).toBe(whole.out.length); // one chunk holds every body
     for (const size of [1, 100, 513, 65_539]) {
-      const { result, taken } = await readTaking(chunked(size));
+      const { result, taken } = await readCounting(chunked(size), true);
       expect(result, `chunks of ${size}`).toEqual(whole);
       expect(taken, `chunks of ${size}`).toBeLessThan(whole.out.length);
     }

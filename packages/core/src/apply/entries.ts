@@ -178,17 +178,15 @@ export class EntryWriter {
     return undefined;
   }
 
-  /** A file whose content is not all in the reader's current chunk: written as it comes in. */
+  /**
+   * A file whose content is not all in the reader's current chunk, written as it comes in. Never empty: an
+   * empty file's content is always held.
+   */
   async #streamedFile(entry: Entry, body: EntryContent, path: string): Promise<void> {
     const chunks = body[Symbol.asyncIterator]();
     const first = await chunks.next();
     const owner = this.#ownerFor(entry);
-    if (first.done === true || first.value.length === entry.size) {
-      this.target.writeFile(path, first.done === true ? EMPTY : first.value, entry.mode, owner, entry.mtime);
-      if (first.done !== true) await chunks.next(); // ends the body (the reader checks it was read through)
-    } else {
-      await this.target.writeFileFrom(path, chunks, first.value, entry.mode, owner, entry.mtime);
-    }
+    await this.target.writeFileFrom(path, chunks, first.done === true ? EMPTY : first.value, entry.mode, owner, entry.mtime);
     this.#setXattrs(path, entry);
   }
 
