@@ -7,10 +7,13 @@
 //   database binding costs the other commands nothing.
 // Each library bundle loads the other @strata packages from their installs, and the command holds the one
 // copy it carries: a process has one copy of each class either way (and instanceof holds across copies
-// anyway: errors carry a shared brand). The native addon, zstd-napi and lmdb stay outside; @strata/core
-// loads its addon and zstd-napi from its own install (package.ts).
+// anyway: errors carry a shared brand). The native addon and zstd-napi stay outside, and lmdb in the libraries;
+// @strata/core loads its addon and zstd-napi from its own install (package.ts), the command lmdb's binding
+// from lmdb's (packages/cli/src/lmdb-binding.ts).
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
@@ -54,14 +57,34 @@ for (const [dir, file] of [
   asciiOnly(`${root}packages/${dir}/dist/${file}`);
 }
 const commandBundle = `${root}packages/cli/dist/strata-command.cjs`;
+const lmdbEntry = createRequire(`${root}packages/cli/package.json`).resolve('lmdb');
+const lmdbVersion = JSON.parse(readFileSync(join(dirname(dirname(lmdbEntry)), 'package.json'), 'utf8')).version;
+/**
+ * lmdb's JavaScript goes into the command bundle (loaded from its install, resolving it and its five
+ * packages cost every command that opens a root 30-40 ms, outside the code cache). Its binding comes
+ * through packages/cli/src/lmdb-binding.ts instead of lmdb's loader, and msgpackr's optional native string
+ * extraction stays out: it is found through the same costly loader, and the metadata records it would decode
+ * are a few hundred bytes, where msgpackr's JavaScript is as fast.
+ */
+const lmdbInBundle = {
+  name: 'lmdb-in-bundle',
+  setup(b) {
+    // lmdb's rolled-up CommonJS build, as `require` loads it: esbuild's bundling of its ES sources hangs on the
+    // first write (their import cycles evaluate in another order).
+    b.onResolve({ filter: /^lmdb$/ }, () => ({ path: lmdbEntry }));
+    b.onResolve({ filter: /^node-gyp-build-optional-packages$/ }, () => ({ path: `${root}packages/cli/src/lmdb-binding.ts` }));
+    b.onResolve({ filter: /^msgpackr-extract$/ }, () => ({ path: 'msgpackr-extract', namespace: 'strata-left-out' }));
+    b.onLoad({ filter: /.*/, namespace: 'strata-left-out' }, () => ({ contents: 'throw new Error("msgpackr-extract is not in the strata command");', loader: 'js' }));
+  },
+};
 await build({
   ...common,
-  external: [...common.external, 'lmdb'],
   entryPoints: [`${root}packages/cli/src/main.ts`],
   outfile: commandBundle,
   format: 'cjs',
+  plugins: [lmdbInBundle],
   // CommonJS has no import.meta: give the bundled modules this file's URL (they resolve the package from it).
-  define: { 'import.meta.url': '__strataModuleUrl' },
+  define: { 'import.meta.url': '__strataModuleUrl', STRATA_BUNDLED_LMDB_VERSION: JSON.stringify(lmdbVersion) },
   banner: { js: 'const __strataModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
 asciiOnly(commandBundle);

@@ -5,7 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from './helpers/oracle.js';
 
@@ -77,6 +78,23 @@ describe('strata snapshot', () => {
     const bad = strata('snapshot', 'prepare', 'a/b');
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/^strata: INVALID_ARGUMENT: /);
+  });
+
+  it("the command carries lmdb, with the binding lmdb's own loader picks, and that loader where it steps aside", async () => {
+    // The command's database is the same either way: lmdb's loader (LIBC set) reads what the bundled path wrote.
+    expect(strata('snapshot', 'prepare', 'loader-check').status).toBe(0);
+    const viaLoader = spawnSync(process.execPath, [cli, '--root', root, 'snapshot', 'ls', '--json'], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '', LIBC: 'glibc' } });
+    expect(viaLoader.status).toBe(0);
+    expect(viaLoader.stdout).toBe(strata('snapshot', 'ls', '--json').stdout);
+    expect(viaLoader.stdout).toContain('"loader-check"');
+    expect(strata('snapshot', 'rm', 'loader-check').status).toBe(0);
+    // On this machine (glibc Linux, no musl loader) the shortcut applies, and names the loader's own choice.
+    const { prebuiltGlibcBinding } = (await import(join(cli, '..', 'lmdb-binding.js'))) as { prebuiltGlibcBinding: (dir: string) => string | undefined };
+    const lmdbEntry = createRequire(join(cli, '..', '..', 'package.json')).resolve('lmdb');
+    const lmdbDir = dirname(dirname(lmdbEntry));
+    const loaderChoice = (createRequire(lmdbEntry)('node-gyp-build-optional-packages') as { path: (dir: string) => string }).path(lmdbDir);
+    expect(loaderChoice).toMatch(/\.glibc\.node$/);
+    expect(prebuiltGlibcBinding(lmdbDir)).toBe(loaderChoice);
   });
 
   it.skipIf(!needs('root', 'overlay'))('mount and unmount with the kernel under the overlay driver', () => {
