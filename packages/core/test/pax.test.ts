@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { asciiText } from '../src/tar/ascii.js';
 import { decodePax, encodePax, formatPaxTime, parsePaxTime } from '../src/tar/pax.js';
 
 describe('pax records', () => {
@@ -42,5 +43,24 @@ describe('pax records', () => {
     for (const bad of ['', '-', '.5', '1.', '1.2.3', '1e5', ' 1', '1 ', '+1', '--1', '99999999999999999999']) {
       expect(() => parsePaxTime(bad), bad).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
     }
+  });
+});
+
+describe('asciiText', () => {
+  it("is the bytes' text for ASCII at any offset and length, and undefined for anything else", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ max: 0x7f, maxLength: 20_000 }), fc.uint8Array({ maxLength: 20_000 })), fc.nat(64), (bytes, lead) => {
+        // A view into a larger buffer, as the reader's fields are.
+        const buffer = new Uint8Array(lead + bytes.length + 7).fill(0x41);
+        buffer.set(bytes, lead);
+        const view = buffer.subarray(lead, lead + bytes.length);
+        const ascii = bytes.every((b) => b < 0x80);
+        expect(asciiText(view)).toBe(ascii ? Buffer.from(bytes).toString('latin1') : undefined);
+      }),
+      { numRuns: 200 },
+    );
+    const long = new Uint8Array(20_000).map((_, i) => 0x20 + (i % 95));
+    expect(asciiText(long)).toBe(Buffer.from(long).toString('latin1'));
+    expect(asciiText(new Uint8Array(0))).toBe('');
   });
 });

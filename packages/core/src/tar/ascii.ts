@@ -15,9 +15,17 @@ export function decimal(data: Uint8Array, start = 0, end = data.length): number 
   return Number.isSafeInteger(value) ? value : -1;
 }
 
+/**
+ * Node's one-byte string maker, which takes any Uint8Array, not only Buffers. On a file name it takes a third
+ * of `String.fromCharCode.apply`'s time (145 against 530 ns), and the reader makes three or four strings an
+ * entry (name, owner and group names, link name, PAX keys and times): over 20,000 for minbase's 6,767 entries.
+ */
+const latin1Slice = (Buffer.prototype as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+
 /** `bytes` as a string when they are all ASCII (one code unit per byte); undefined otherwise. */
 export function asciiText(bytes: Uint8Array): string | undefined {
   for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return undefined;
+  if (latin1Slice !== undefined) return latin1Slice.call(bytes, 0, bytes.length);
   let text = '';
   // In slices: fromCharCode takes its bytes as arguments, and arguments are bounded.
   for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
