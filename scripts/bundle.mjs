@@ -72,8 +72,8 @@ const lmdbInBundle = {
     // lmdb's rolled-up CommonJS build, as `require` loads it: esbuild's bundling of its ES sources hangs on the
     // first write (their import cycles evaluate in another order).
     b.onResolve({ filter: /^lmdb$/ }, () => ({ path: lmdbEntry }));
-    b.onResolve({ filter: /^node-gyp-build-optional-packages$/ }, () => ({ path: `${root}packages/cli/src/lmdb-binding.ts` }));
-    b.onResolve({ filter: /^msgpackr-extract$/ }, () => ({ path: 'msgpackr-extract', namespace: 'strata-left-out' }));
+    b.onResolve({ filter: /^node-gyp-build-optional-packages$/ }, (args) => (args.importer === lmdbEntry ? { path: `${root}packages/cli/src/lmdb-binding.ts` } : undefined));
+    b.onResolve({ filter: /^msgpackr-extract$/ }, (args) => (/[\\/]msgpackr[\\/]/.test(args.importer) ? { path: 'msgpackr-extract', namespace: 'strata-left-out' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'strata-left-out' }, () => ({ contents: 'throw new Error("msgpackr-extract is not in the strata command");', loader: 'js' }));
   },
 };

@@ -1,9 +1,10 @@
 /**
  * lmdb's native binding, for the command bundle: it carries lmdb's JavaScript (and so V8's code cache covers
  * it), and scripts/bundle.mjs hands lmdb's import of its binding loader (node-gyp-build-optional-packages)
- * this module instead. That loader costs every command that opens a root 30-40 ms: resolving and reading
- * half a dozen package.json files, loading detect-libc (and with it child_process), scanning the prebuild
- * directories. This goes straight to the file that loader picks for a glibc system, the prebuilt binding for
+ * this module instead. Loading lmdb from its install cost every command that opens a root 30-40 ms:
+ * resolving and reading half a dozen package.json files, compiling outside the code cache, and in that
+ * loader detect-libc (and with it child_process) and scans of the prebuild directories. This goes straight
+ * to the file that loader picks for a glibc system, the prebuilt binding for
  * this Node's ABI in the installed lmdb's platform package, and hands everything else (a binding built from
  * source, a system with musl's loader, another platform, a missing file) to that loader itself.
  */
