@@ -181,6 +181,24 @@ async function bomb(path: string, compression: 'gzip' | 'zstd', size: number): P
   await pipeline(Readable.from(tar()), transform, createWriteStream(path));
 }
 
+describe('in a worker thread', () => {
+  it('an apply closes the descriptors it opened without Node warning about each one', () => {
+    // Node tracks the descriptors a worker's fs opens and warns on stderr for every other one fs closes: the
+    // target's directories and streamed files are opened by strata's addon, so the addon closes them too.
+    const layer = layerFile(rawTar([{ name: 'd/', type: '5' }, file('d/small'), file('d/large', 'y'.repeat(3 << 20)), file('e/f')]));
+    const target = fresh();
+    const core = new URL('../packages/core/dist/strata-core.js', import.meta.url).href;
+    const worker = `import(${JSON.stringify(core)}).then((core) => core.applyLayer(${JSON.stringify(layer)}, ${JSON.stringify(target)})).then((r) => require('node:worker_threads').parentPort.postMessage(r.diffID))`;
+    const main = `const { Worker } = require('node:worker_threads'); new Worker(${JSON.stringify(worker)}, { eval: true }).on('message', (m) => console.log(m)).on('error', (e) => { console.error(e); process.exitCode = 1; });`;
+    const run = spawnSync(process.execPath, ['-e', main], { encoding: 'utf8' });
+    expect(run.stderr).not.toMatch(/closed but not opened/);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    expect(statSync(join(target, 'd', 'large')).size).toBe(3 << 20);
+    expect(readFileSync(join(target, 'e', 'f'), 'utf8')).toBe('x\n');
+  });
+});
+
 describe('decompression bombs', () => {
   for (const compression of ['zstd', 'gzip'] as const) {
     it(`a ${compression} layer that inflates to 1 GiB is digested and listed in flat memory`, async () => {

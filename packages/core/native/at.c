@@ -367,6 +367,18 @@ napi_value js_create_file_at(napi_env env, napi_callback_info info) {
   return number(env, fd);
 }
 
+// close_fd(fd): closes a descriptor one of these calls opened. Not through fs.closeSync: in a worker thread
+// Node warns on stderr about every descriptor fs closes that fs did not open.
+napi_value js_close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "close_fd(fd)")) return NULL;
+  int fd = get_fd(env, argv[0]);
+  if (fd < 0) return NULL;
+  // Linux releases the descriptor even when close fails (EINTR included): never retry.
+  if (close(fd) != 0 && errno != EINTR) return throw_errno(env, errno, "close", "directory or file");
+  return NULL;
+}
+
 // finish_file(fd, mode, uid, gid, mtimeSec, mtimeNsec): owner, mode and times of an open file (see finish_fd).
 napi_value js_finish_file(napi_env env, napi_callback_info info) {
   napi_value argv[6];

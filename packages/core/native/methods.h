@@ -35,6 +35,7 @@
   X("writeFileAt", js_write_file_at)      \
   X("createFileAt", js_create_file_at)    \
   X("finishFile", js_finish_file)         \
+  X("closeFd", js_close_fd)               \
   X("setAttrsAt", js_set_attrs_at)        \
   X("setXattrAt", js_set_xattr_at)        \
   X("getXattrAt", js_get_xattr_at)        \

@@ -41,6 +41,7 @@ interface StrataNative {
   unlinkAt(dirfd: number, name: string, directory: boolean): void;
   writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
   createFileAt(dirfd: number, name: string): number;
+  closeFd(fd: number): void;
   finishFile(fd: number, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
   setAttrsAt(dirfd: number, name: string, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
   setXattrAt(dirfd: number, name: string, key: string, value: Uint8Array): void;
@@ -285,6 +286,11 @@ export function writeFileAt(dirfd: number, name: string, data: Uint8Array, mode:
 }
 /** A new file (O_EXCL, never through a symlink) open for writing, mode 0600 until `finishFile`. */
 export const createFileAt = (dirfd: number, name: string): number => addon.createFileAt(dirfd, name);
+/**
+ * Closes a descriptor `openRoot`, `openDirAt` or `createFileAt` gave. Not `fs.closeSync`: in a worker thread
+ * Node warns on stderr about each descriptor its fs closes that it did not open.
+ */
+export const closeFd = (fd: number): void => addon.closeFd(fd);
 /** Owner (undefined: leave), mode and atime = mtime of an open file, in that order. */
 export function finishFile(fd: number, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
   addon.finishFile(fd, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);

@@ -15,11 +15,12 @@
  * operation still goes through descriptors opened without following symlinks, so a directory swapped for
  * a symlink from outside is refused (UNSAFE_PATH), never followed.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { fsError, LayerFormatError, UnsafePathError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../mode.js';
 import {
+  closeFd,
   createFileAt,
   finishFile,
   getXattrAt,
@@ -85,9 +86,9 @@ export class ApplyTarget {
 
   /** Closes every descriptor. */
   close(): void {
-    for (const fd of this.#dirs.values()) closeSync(fd);
+    for (const fd of this.#dirs.values()) closeFd(fd);
     this.#dirs.clear();
-    closeSync(this.#rootFd);
+    closeFd(this.#rootFd);
   }
 
   /** A host-side failure as Node reports them, naming the host path instead of the bare entry name. */
@@ -147,7 +148,7 @@ export class ApplyTarget {
     if (this.#dirs.size >= MAX_OPEN_DIRS) {
       const [oldest, oldFd] = this.#dirs.entries().next().value as [string, number];
       this.#dirs.delete(oldest);
-      closeSync(oldFd);
+      closeFd(oldFd);
     }
     this.#dirs.set(dir, fd);
   }
@@ -287,7 +288,7 @@ export class ApplyTarget {
     } catch (error) {
       this.#fail(error, path);
     } finally {
-      closeSync(fd);
+      closeFd(fd);
     }
   }
 
@@ -343,7 +344,7 @@ export class ApplyTarget {
     for (const [dir, fd] of this.#dirs) {
       if (isWithin(dir, path)) {
         this.#dirs.delete(dir);
-        closeSync(fd);
+        closeFd(fd);
       }
     }
     if (created !== undefined) for (const p of created.keys()) if (isWithin(p, path)) created.delete(p);
