@@ -2,7 +2,7 @@
  * The benchmark harness: `pnpm bench [name...] [--tiny] [--runs N]`.
  *
  * Every benchmark times strata and its peers as whole commands in the same run, alternating them, and
- * reports medians (with min and max), peak RSS and the strata/peer ratio. Before each run of a write-heavy
+ * reports medians (with min and max), CPU time, peak RSS and the strata/peer ratio. Before each run of a write-heavy
  * benchmark the page cache is dropped and the inputs and the command's program re-read, because this VM's
  * write timings otherwise swing 10×. Results go to benchmarks/results/<stamp>.json and latest.md.
  *
@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchmarks as fileBenchmarks, type Benchmark } from './suite.js';
@@ -36,6 +36,8 @@ const isRoot = process.getuid?.() === 0;
 
 interface Sample {
   seconds: number;
+  /** User + system time of every thread of the process (and of its children, for a command). */
+  cpuSeconds: number;
   maxRssKiB: number;
 }
 
@@ -45,6 +47,8 @@ interface CaseResult {
   median: number;
   min: number;
   max: number;
+  /** Median CPU seconds. */
+  cpu: number;
   maxRssKiB: number;
 }
 
@@ -99,28 +103,35 @@ function ownProgramFiles(): string[] {
  */
 const commandEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_EXTRA_CA_CERTS'));
 
-/** Times a command; a probe's time is the one it prints last, not its whole run. */
+/**
+ * Times a command; a probe's time is the one it prints last, not its whole run, and so is its CPU time (the
+ * second figure on that line). A command's CPU time is its own and its children's, as `time` reports them
+ * (10 ms steps).
+ */
 function timeCommand(command: string[], probe = false): Sample {
-  const rss = join(tmpdir(), `strata-bench-rss-${process.pid}`);
+  const usage = join(tmpdir(), `strata-bench-usage-${process.pid}`);
   const started = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', rss, ...command], { stdio: ['ignore', probe ? 'pipe' : 'ignore', 'pipe'], env: commandEnv, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', usage, ...command], { stdio: ['ignore', probe ? 'pipe' : 'ignore', 'pipe'], env: commandEnv, encoding: 'utf8' });
   let seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`benchmark command failed (${r.status}): ${command.join(' ')}\n${r.stderr}`);
+  const [maxRssKiB, user, system] = readFileSync(usage, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  rmSync(usage, { force: true });
+  let cpuSeconds = user! + system!;
   if (probe) {
-    seconds = Number(r.stdout.trim().split('\n').pop());
-    if (!(seconds > 0)) throw new Error(`benchmark probe printed no time: ${command.join(' ')}\n${r.stdout}`);
+    [seconds, cpuSeconds] = r.stdout.trim().split('\n').pop()!.split(' ').map(Number) as [number, number];
+    if (!(seconds > 0) || !(cpuSeconds >= 0)) throw new Error(`benchmark probe printed no time and CPU time: ${command.join(' ')}\n${r.stdout}`);
   }
-  const maxRssKiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop());
-  rmSync(rss, { force: true });
-  return { seconds, maxRssKiB };
+  return { seconds, cpuSeconds, maxRssKiB: maxRssKiB! };
 }
 
-/** Times a function in this process; peak RSS is the process's own. */
+/** Times a function in this process; CPU time and peak RSS are the process's own (all its threads). */
 async function timeInline(run: () => unknown): Promise<Sample> {
+  const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
   await run();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { seconds, maxRssKiB: process.resourceUsage().maxRSS };
+  const { user, system } = process.cpuUsage(cpu);
+  return { seconds, cpuSeconds: (user + system) / 1e6, maxRssKiB: process.resourceUsage().maxRSS };
 }
 
 const median = (xs: number[]) => {
@@ -161,14 +172,34 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
   const cases = plan.cases.map((c) => {
     const s = samples.get(c.label)!;
     const secs = s.map((x) => x.seconds);
-    return { label: c.label, command: 'command' in c ? c.command.join(' ') : 'probe' in c ? `${c.probe.join(' ')} (its own time)` : '(in process)', median: median(secs), min: Math.min(...secs), max: Math.max(...secs), maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
+    const cpu = median(s.map((x) => x.cpuSeconds));
+    return { label: c.label, command: 'command' in c ? c.command.join(' ') : 'probe' in c ? `${c.probe.join(' ')} (its own time)` : '(in process)', median: median(secs), min: Math.min(...secs), max: Math.max(...secs), cpu, maxRssKiB: Math.max(...s.map((x) => x.maxRssKiB)) };
   });
   const strata = cases.find((c) => c.label === 'strata')!;
   const ratios = Object.fromEntries(cases.filter((c) => c !== strata).map((c) => [c.label, strata.median / c.median]));
   plan.reset?.();
   plan.cleanup?.();
   rmSync(work, { recursive: true, force: true });
-  return { name, description: plan.description, cases, ratios, notes: plan.notes?.() ?? [] };
+  const floor = plan.sameWork === undefined ? [] : [cpuFloor(cases, plan.sameWork)];
+  return { name, description: plan.description, cases, ratios, notes: [...floor, ...(plan.notes?.() ?? [])] };
+}
+
+/**
+ * How fast this machine lets any program do the work of the peer labelled `sameWork` (the peer doing what
+ * strata does, hashing included): its CPU time spread perfectly over every core. The figure a target ratio
+ * has to be checked against: below it, a program would have to do the peer's work in less CPU than the peer.
+ */
+function cpuFloor(cases: CaseResult[], sameWork: string): string {
+  const peer = cases.find((c) => c.label === sameWork);
+  const strata = cases.find((c) => c.label === 'strata')!;
+  const first = cases.find((c) => c !== strata)!;
+  if (peer === undefined) throw new Error(`no case ${sameWork}`);
+  const cores = availableParallelism();
+  const floor = peer.cpu / cores;
+  return (
+    `CPU floor: \`${sameWork}\` takes ${peer.cpu.toFixed(2)} s of CPU; spread over ${cores} cores that is ${floor.toFixed(3)} s, ` +
+    `${(floor / first.median).toFixed(2)}× \`${first.label}\`; to go below it a program would have to spend less CPU on that work than the peer does. strata took ${strata.cpu.toFixed(2)} s of CPU.`
+  );
 }
 
 async function main(): Promise<void> {
@@ -185,14 +216,14 @@ async function main(): Promise<void> {
   const rows = results.flatMap((r) =>
     r.cases.map((c) => {
       const ratio = c.label === 'strata' ? '' : `${r.ratios[c.label]!.toFixed(2)}×`;
-      return `| ${r.name} | ${c.label} | ${c.median.toFixed(3)} | ${c.min.toFixed(3)}–${c.max.toFixed(3)} | ${(c.maxRssKiB / 1024).toFixed(0)} | ${ratio} |`;
+      return `| ${r.name} | ${c.label} | ${c.median.toFixed(3)} | ${c.min.toFixed(3)}–${c.max.toFixed(3)} | ${c.cpu.toFixed(2)} | ${(c.maxRssKiB / 1024).toFixed(0)} | ${ratio} |`;
     }),
   );
   const table = [
     `strata benchmarks, ${new Date().toISOString()}, ${runs} run(s)${tiny ? ', tiny inputs (smoke test)' : ''}`,
     '',
-    '| benchmark | command | median s | min–max s | peak RSS MiB | strata / peer |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| benchmark | command | median s | min–max s | CPU s | peak RSS MiB | strata / peer |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
     ...results.flatMap((r) => [`- ${r.name}: ${r.description}`, ...r.notes.map((n) => `  - ${n}`)]),

@@ -1,6 +1,6 @@
 // `node layer-job.mjs apply <layer> <dir>` | `pack <dir> <out>` | `digest <layer>`: one layer job in a fresh
-// process, printing the seconds it took with module loading left out: the first layer an image builder or
-// puller handles, before V8 has compiled anything hot.
+// process, printing the seconds it took and the CPU seconds of all its threads, with module loading left
+// out: the first layer an image builder or puller handles, before V8 has compiled anything hot.
 import { applyLayer, digestLayer, packDirectory } from '@strata/core';
 
 const [job, a, b] = process.argv.slice(2);
@@ -10,6 +10,9 @@ const jobs = {
   digest: () => digestLayer(a),
 };
 if (!(job in jobs)) throw new Error(`unknown job ${job}`);
+const cpu = process.cpuUsage();
 const started = process.hrtime.bigint();
 await jobs[job]();
-console.log(Number(process.hrtime.bigint() - started) / 1e9);
+const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+const { user, system } = process.cpuUsage(cpu);
+console.log(seconds, (user + system) / 1e6);
