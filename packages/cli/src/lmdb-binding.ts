@@ -26,7 +26,14 @@ export default function loadLmdbBinding(_dir: string): unknown {
   }
   const lmdbRequire = createRequire(entry);
   const prebuilt = prebuiltGlibcBinding(lmdbDir);
-  if (prebuilt !== undefined) return lmdbRequire(prebuilt);
+  if (prebuilt !== undefined) {
+    try {
+      return lmdbRequire(prebuilt);
+    } catch {
+      // Not loadable here after all (a musl system whose loader is not where the check looks): lmdb's own
+      // loader decides, and reports what it cannot load.
+    }
+  }
   return (lmdbRequire('node-gyp-build-optional-packages') as (dir: string) => unknown)(lmdbDir);
 }
 
