@@ -30,10 +30,17 @@ export interface RawHeader {
 
 const EMPTY = new Uint8Array(0);
 
+/** Where the field at `offset` ends: its first NUL, else its length. A loop: indexOf is a runtime call per field. */
+function fieldEnd(block: Uint8Array, offset: number, length: number): number {
+  const limit = offset + length;
+  let end = offset;
+  while (end < limit && block[end] !== 0) end++;
+  return end;
+}
+
 function field(block: Uint8Array, offset: number, length: number): Uint8Array {
   if (block[offset] === 0) return EMPTY; // most link names, prefixes and GNU fields: no view to make
-  const end = block.indexOf(0, offset);
-  return block.subarray(offset, end < 0 || end > offset + length ? offset + length : end);
+  return block.subarray(offset, fieldEnd(block, offset, length));
 }
 
 /** The error for a numeric field that holds no number. */
@@ -62,8 +69,7 @@ function numberField(block: Uint8Array, offset: number, length: number, what: st
     }
     return Number(value);
   }
-  let stop = block.indexOf(0, offset);
-  if (stop < 0 || stop > end) stop = end;
+  const stop = fieldEnd(block, offset, length);
   let i = offset;
   let last = stop;
   while (i < last && block[i] === 0x20) i++;
