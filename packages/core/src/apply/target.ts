@@ -261,14 +261,25 @@ export class ApplyTarget {
     this.#created?.set(path, kind);
   }
 
+  // The calls made for nearly every entry (mkdir, writeFile, symlink, setAttrs) spell out `#at`'s try
+  // instead of passing it a closure: one closure per entry was 1 MB of an apply's 17 MB of garbage.
+
   mkdir(path: string, mode: number): void {
-    this.#at(path, (fd, name) => mkdirAt(fd, name, mode));
+    try {
+      mkdirAt(this.#parent(path), baseName(path), mode);
+    } catch (error) {
+      this.#fail(error, path);
+    }
     this.#made(path, 'directory');
   }
 
   /** A new file with all of `data`, its owner, mode and times, in one call. */
   writeFile(path: string, data: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): void {
-    this.#at(path, (fd, name) => writeFileAt(fd, name, data, mode, owner, mtime));
+    try {
+      writeFileAt(this.#parent(path), baseName(path), data, mode, owner, mtime);
+    } catch (error) {
+      this.#fail(error, path);
+    }
     this.#made(path, 'other');
   }
 
@@ -293,7 +304,11 @@ export class ApplyTarget {
   }
 
   symlink(path: string, linkTarget: string): void {
-    this.#at(path, (fd, name) => symlinkAt(linkTarget, fd, name));
+    try {
+      symlinkAt(linkTarget, this.#parent(path), baseName(path));
+    } catch (error) {
+      this.#fail(error, path);
+    }
     this.#made(path, 'symlink');
   }
 
@@ -311,9 +326,9 @@ export class ApplyTarget {
 
   /** Owner, mode and times of the entry at `path` (each left alone when undefined), never through a symlink. */
   setAttrs(path: string, attrs: { owner?: Owner; mode?: number; mtime?: Timestamp }): void {
-    if (path !== ROOT) return this.#at(path, (fd, name) => setAttrsAt(fd, name, attrs));
     try {
-      setAttrsAt(this.#rootFd, '', attrs);
+      if (path === ROOT) setAttrsAt(this.#rootFd, '', attrs);
+      else setAttrsAt(this.#parent(path), baseName(path), attrs);
     } catch (error) {
       this.#fail(error, path);
     }
