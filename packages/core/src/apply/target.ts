@@ -262,7 +262,7 @@ export class ApplyTarget {
   }
 
   // The calls made for nearly every entry (mkdir, writeFile, symlink, setAttrs) spell out `#at`'s try
-  // instead of passing it a closure: one closure per entry was 1 MB of an apply's 17 MB of garbage.
+  // instead of passing it a closure, which V8 allocated per call (about 0.5 MB of minbase's 17 MB).
 
   mkdir(path: string, mode: number): void {
     try {
