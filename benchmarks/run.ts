@@ -2,9 +2,9 @@
  * The benchmark harness: `pnpm bench [name...] [--tiny] [--runs N]`.
  *
  * Every benchmark times strata and its peers as whole commands in the same run, alternating them, and
- * reports medians (with min and max), CPU time, peak RSS and the strata/peer ratio. Before each run of a write-heavy
- * benchmark the page cache is dropped and the inputs and the command's program re-read, because this VM's
- * write timings otherwise swing 10×. Results go to benchmarks/results/<stamp>.json and latest.md.
+ * reports medians (with min and max), CPU time, peak RSS and the strata/peer ratio. Before each run of a
+ * write-heavy benchmark the page cache is dropped and the inputs and the command's program re-read, because
+ * this VM's write timings otherwise swing 10×. Results go to benchmarks/results/<stamp>.json and latest.md.
  *
  * `--tiny` runs every benchmark once on small inputs: the CI smoke test that keeps the harness alive.
  */
