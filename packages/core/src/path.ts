@@ -39,15 +39,37 @@ function isClean(name: string): boolean {
   return true;
 }
 
+/**
+ * Index of the last `/` in `path`, or -1. A loop V8 compiles inline: `lastIndexOf` is a call into its
+ * runtime, and an apply asks this several times an entry.
+ */
+export function lastSlash(path: string): number {
+  let i = path.length - 1;
+  while (i >= 0 && path.charCodeAt(i) !== 0x2f) i--;
+  return i;
+}
+
+/**
+ * The last path `parentOf` was asked about, and its answer. An apply asks for the parent of one entry's path
+ * several times in a row (to place it, to reach its directory, to record it); returning the same string
+ * each time, not a new slice, lets every map keyed by paths reuse the hash V8 stored in it.
+ */
+let lastChild: string | undefined;
+let lastParent = '';
+
 /** Parent of a clean path (`.` for top-level names and for the root itself). */
 export function parentOf(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return slash < 0 ? ROOT : path.slice(0, slash);
+  if (path === lastChild) return lastParent;
+  const slash = lastSlash(path);
+  const parent = slash < 0 ? ROOT : path.slice(0, slash);
+  lastChild = path;
+  lastParent = parent;
+  return parent;
 }
 
 /** Last component of a clean path. */
 export function baseName(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
+  return path.slice(lastSlash(path) + 1);
 }
 
 /** Joins a clean directory path and a single name. */

@@ -13,7 +13,7 @@
  */
 import { LayerFormatError } from './errors.js';
 import { S_IFCHR, S_IFMT } from './mode.js';
-import { baseName, childPath, parentOf } from './path.js';
+import { baseName, childPath, lastSlash, parentOf } from './path.js';
 import { quote } from './quote.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -76,8 +76,8 @@ const AUFS: WhiteoutKind = Object.freeze({ kind: 'aufs-meta' });
  * directory itself (`.wh..`) or its parent (`.wh...`), or an unknown `.wh..wh.` marker.
  */
 export function classifyWhiteout(path: string): WhiteoutKind {
+  if (!path.startsWith(WHITEOUT_PREFIX, lastSlash(path) + 1)) return NONE; // nearly every entry: no slice made
   const base = baseName(path);
-  if (!base.startsWith(WHITEOUT_PREFIX)) return NONE;
   if (base === OPAQUE_MARKER) return { kind: 'opaque', dir: parentOf(path) };
   if (AUFS_META.has(base)) return AUFS;
   if (base.startsWith(AUFS_META_PREFIX)) throw new LayerFormatError(`unknown whiteout marker ${quote(base)}`, { path });

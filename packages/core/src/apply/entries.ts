@@ -105,8 +105,8 @@ export class EntryWriter {
    * (thousands of entries a layer, each spared its promises).
    */
   create(entry: Entry, body: EntryContent, path: string): Promise<void> | undefined {
-    this.state.replaced(path);
     const existing = this.target.kind(path);
+    this.state.replaced(path, existing !== undefined);
     if (entry.type === 'directory') {
       this.#directory(entry, path, existing);
       return undefined;

@@ -25,10 +25,15 @@ export class ApplyState {
     for (let p = path; !this.touched.has(p); p = parentOf(p)) this.touched.add(p);
   }
 
-  /** A new entry takes `path`: anything still pending for an earlier entry there is void. */
-  replaced(path: string): void {
-    this.directories.delete(path);
-    this.links.delete(path);
+  /**
+   * A new entry takes `path`: anything still pending for an earlier entry there is void. `present`: something
+   * stands there now. When nothing does, only a hardlink can be pending (a directory pending its mode and
+   * times stands where it is until removed, and removing it drops it), and an apply's new paths, nearly all
+   * of them, cost no lookup in the map of directories.
+   */
+  replaced(path: string, present = true): void {
+    if (present) this.directories.delete(path);
+    if (this.links.size !== 0) this.links.delete(path); // nearly always empty
   }
 
   /** `path` was removed (with everything below it, for a directory): forget what was pending there. */

@@ -88,16 +88,32 @@ function numberField(block: Uint8Array, offset: number, length: number, what: st
 }
 
 /**
+ * The last buffer whose headers were summed, seen as words: one view for all the headers of a chunk, not one
+ * each (it keeps that one buffer alive until another is summed).
+ */
+let wordsBuffer: ArrayBufferLike | undefined;
+let words: Uint32Array = new Uint32Array(0);
+
+function wordsOf(buffer: ArrayBufferLike): Uint32Array {
+  if (buffer !== wordsBuffer || words.byteLength === 0) {
+    wordsBuffer = buffer;
+    words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+  }
+  return words;
+}
+
+/**
  * The sum of a block's 512 bytes. Where the block is 4-byte aligned (every block of a reader's or writer's
  * buffers), a word at a time: bytes 0 and 2 of each word add up in one 16-bit lane pair, bytes 1 and 3 in
  * another; 128 words of at most 255 per byte cannot carry from one lane into the next.
  */
 function blockSum(block: Uint8Array): number {
   if ((block.byteOffset & 3) === 0) {
-    const words = new Uint32Array(block.buffer, block.byteOffset, BLOCK_SIZE / 4);
+    const words = wordsOf(block.buffer);
+    const first = block.byteOffset >>> 2;
     let even = 0;
     let odd = 0;
-    for (let i = 0; i < BLOCK_SIZE / 4; i++) {
+    for (let i = first; i < first + BLOCK_SIZE / 4; i++) {
       const word = words[i]!;
       even += word & 0x00ff00ff;
       odd += (word >>> 8) & 0x00ff00ff;
