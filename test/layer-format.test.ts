@@ -274,11 +274,26 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
      * Entries with their bodies' hashes, and the diffID. With `take`, a body the reader holds whole is taken
      * (apply's path for small files), checked to be taken once only and then not iterable, and counted.
      */
-    const readCounting = async (input: Uint8Array | AsyncIterable<Uint8Array>, take: boolean) => {
+    const readCounting = async (input: Uint8Array | AsyncIterable<Uint8Array>, take: boolean, viaTake = false) => {
       const out: unknown[] = [];
       let taken = 0;
+      let promised = 0;
       const reader = readLayer(input);
-      for await (const { entry, body } of reader) {
+      // Through `entries().take()` (apply's path) when asked, else `for await`.
+      async function* iterate() {
+        if (!viaTake) return yield* reader;
+        const entries = reader.entries();
+        for (;;) {
+          let next = entries.take();
+          if (next instanceof Promise) {
+            promised++;
+            next = await next;
+          }
+          if (next === undefined) return;
+          yield next;
+        }
+      }
+      for await (const { entry, body } of iterate()) {
         const hash = createHash('sha256');
         const whole = take ? body.takeBuffered() : undefined;
         if (whole !== undefined) {
@@ -291,7 +306,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
         }
         out.push({ ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')]), body: hash.digest('hex') });
       }
-      return { result: { out, diffID: (await reader.digests()).diffID }, taken };
+      return { result: { out, diffID: (await reader.digests()).diffID }, taken, promised };
     };
     const read = async (input: Uint8Array | AsyncIterable<Uint8Array>) => (await readCounting(input, false)).result;
     async function* chunked(size: number): AsyncGenerator<Uint8Array> {
@@ -312,6 +327,52 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
       expect(taken, `chunks of ${size}`).toBeLessThan(whole.out.length);
     }
 
+    // Taken one by one as apply takes them: the same, and from one buffer only the first entry (the input
+    // opening) and the end (the trailing bytes drained, the input closed) wait for a promise.
+    const viaTake = await readCounting(bytes, true, true);
+    expect(viaTake.result).toEqual(whole);
+    expect(viaTake.promised).toBe(2);
+    for (const size of [1, 7, 512, 513, 65_539]) {
+      const { result, promised } = await readCounting(chunked(size), true, true);
+      expect(result, `chunks of ${size}, taken`).toEqual(whole);
+      if (size < 1024) expect(promised, `chunks of ${size}, taken`).toBeGreaterThan(whole.out.length); // headers wait for reads
+    }
+
+  });
+
+  it('entries taken one by one: stopping early or failing closes the input, and later takes give nothing', async () => {
+    const bytes = rawTar([file('a', 'x'.repeat(10)), file('b', 'y'), file('c', 'z')]);
+    const stopped = readLayer(bytes);
+    const entries = stopped.entries();
+    expect((await entries.take())?.entry.path).toBe('a');
+    await entries.return();
+    expect(await entries.take()).toBeUndefined();
+    await expect(stopped.digests()).rejects.toMatchObject({ code: 'LAYER_FORMAT' }); // never read to the end
+
+    // b's header (after a's header and its one block of data) corrupted: its checksum fails.
+    const corrupt = Uint8Array.from(bytes);
+    corrupt[1024 + 1] ^= 1;
+    const failing = readLayer(corrupt).entries();
+    expect((await failing.take())?.entry.path).toBe('a');
+    await expect(Promise.resolve().then(() => failing.take())).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
+    expect(await failing.take()).toBeUndefined();
+
+    // Asked again before the last answer came (as `next()` may be), from an input in chunks whose headers
+    // wait for reads: each take in turn, none given a read meant for another.
+    async function* chunks() {
+      for (let at = 0; at < bytes.length; at += 100) yield bytes.subarray(at, at + 100);
+    }
+    const eager = readLayer(chunks()).entries();
+    const answers = await Promise.all([eager.next(), eager.next(), eager.next(), eager.next()]);
+    expect(answers.map((answer) => (answer.done ? 'done' : answer.value.entry.path))).toEqual(['a', 'b', 'c', 'done']);
+
+    // Read to the end: the digests are the layer's.
+    const finished = readLayer(bytes);
+    const all = finished.entries();
+    const paths: string[] = [];
+    for (let next = await all.take(); next !== undefined; next = await all.take()) paths.push(next.entry.path);
+    expect(paths).toEqual(['a', 'b', 'c']);
+    expect((await finished.digests()).diffID).toBe(sha256(bytes));
   });
 
   it('an apply fed in any chunking writes the tree the whole input gives (small files whole, large ones streamed)', async () => {

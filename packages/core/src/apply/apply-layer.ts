@@ -166,29 +166,39 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     }
     const { layout: _layout, xattrNamespace: _ns, owners: _owners, devices: _devices, onWarning: _warn, lowers: _lowers, ...readOptions } = options;
     const reader = readLayer(source, readOptions);
+    const entries = reader.entries();
     let count = 0;
-    for await (const { entry, body } of reader) {
-      count++;
-      const kind = classifyWhiteout(entry.path);
-      if (kind.kind === 'aufs-meta') continue;
-      if (kind.kind === 'whiteout') {
-        deletions.whiteout(target.resolve(kind.target));
-        continue;
+    try {
+      for (;;) {
+        // Most entries come at once: no promise and no microtask turn for each.
+        let next = entries.take();
+        if (next instanceof Promise) next = await next;
+        if (next === undefined) break;
+        const { entry, body } = next;
+        count++;
+        const kind = classifyWhiteout(entry.path);
+        if (kind.kind === 'aufs-meta') continue;
+        if (kind.kind === 'whiteout') {
+          deletions.whiteout(target.resolve(kind.target));
+          continue;
+        }
+        if (kind.kind === 'opaque') {
+          deletions.opaque(parentOf(target.resolve(entry.path)));
+          continue;
+        }
+        if (entry.path === ROOT) {
+          writer.root(entry);
+          continue;
       }
-      if (kind.kind === 'opaque') {
-        deletions.opaque(parentOf(target.resolve(entry.path)));
-        continue;
+        const path = writer.place(entry.path);
+        const creating = writer.create(entry, body, path);
+        if (creating) await creating;
+        state.touch(path);
+        const wait = turn();
+        if (wait) await wait;
       }
-      if (entry.path === ROOT) {
-        writer.root(entry);
-        continue;
-      }
-      const path = writer.place(entry.path);
-      const creating = writer.create(entry, body, path);
-      if (creating) await creating;
-      state.touch(path);
-      const wait = turn();
-      if (wait) await wait;
+    } finally {
+      await entries.return(); // after the last entry, nothing; after an error, the input closed as unfinished
     }
     await writer.finish();
     return { ...(await reader.digests()), entries: count, owners: writer.ownerRecords };

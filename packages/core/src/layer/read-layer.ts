@@ -7,7 +7,7 @@ import { LayerFormatError } from '../errors.js';
 import { decodeInput, type DecodedInput, type DecodeOptions } from '../blob/decode.js';
 import type { ByteInput } from '../blob/input.js';
 import { ByteSource } from '../tar/byte-source.js';
-import { DEFAULT_LIMITS, readTarEntries, type ReadLimits, type TarEntry, type TarSource } from '../tar/reader.js';
+import { DEFAULT_LIMITS, readTarEntries, type ReadLimits, type TarEntry, type TarEntryReader, type TarSource } from '../tar/reader.js';
 import { layerDigestsOf, type LayerDigests } from './digests.js';
 
 export type { ReadLimits } from '../tar/reader.js';
@@ -22,6 +22,12 @@ export type LayerEntry = TarEntry;
 
 /** A layer opened for reading: its entries, then its digests once they have all been read. */
 export interface LayerReader extends AsyncIterable<LayerEntry> {
+  /**
+   * The entries as iterating gives them, with `take()` besides: each entry at once while the bytes it
+   * needs are buffered, a promise only when the parse waits for a read (see `TarEntryReader`). Who stops
+   * before the end calls its `return()`.
+   */
+  entries(): TarEntryReader;
   /** Digests of the whole blob, trailing bytes included; available after iteration finished. */
   digests(): Promise<LayerDigests>;
 }
@@ -52,11 +58,12 @@ export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): Lay
       if (!state.finished || !state.digests) throw new LayerFormatError('layer digests are known only after reading every entry');
       return state.digests();
     },
+    entries: () => entries(input, options, limits, state),
     [Symbol.asyncIterator]: () => entries(input, options, limits, state),
   };
 }
 
-function entries(input: ByteInput, options: ReadLayerOptions, limits: Required<ReadLimits>, state: ReadState): AsyncGenerator<LayerEntry> {
+function entries(input: ByteInput, options: ReadLayerOptions, limits: Required<ReadLimits>, state: ReadState): TarEntryReader {
   let decoded: DecodedInput | undefined;
   const source: TarSource = {
     open: async () => {

@@ -286,97 +286,206 @@ export interface TarSource {
 }
 
 /**
- * Parses tar entries from `input` until the end-of-archive marker, then reads it to the end (trailing
- * bytes belong to the blob). Entries come in archive order with clean paths (see `cleanLayerPath`). The
- * parse loop is the iterator itself, not wrapped in another generator: one hop per entry, not two.
+ * The parse, one step at a time: each step an entry for the consumer, or a read the parse must wait for,
+ * whose result is sent back into it (so the parse stays one loop, and waits only where bytes are missing).
+ */
+type ParseStep = TarEntry | Promise<unknown>;
+
+/**
+ * Parses tar entries from `source` until the end-of-archive marker, then reads it to the end (trailing
+ * bytes belong to the blob). Returns normally only then. See `TarEntryReader` for what it throws.
+ */
+function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: AbortSignal | undefined): Generator<ParseStep, void, unknown> {
+  let pax: Map<string, Uint8Array> | undefined;
+  let longName: Uint8Array | undefined;
+  let longLink: Uint8Array | undefined;
+  const totals: ParseTotals = { entries: 0, bytes: 0 };
+  let sawHeader = false;
+
+  /** An extended header's record, copied (the source reuses its buffers); a promise only when it spans chunks. */
+  const readRecord = (header: RawHeader, what: string): Uint8Array | Promise<Uint8Array> => {
+    if (header.size > limits.maxHeaderBytes) {
+      throw new LimitExceededError(`${what} record is ${header.size} bytes, over the ${limits.maxHeaderBytes}-byte limit`);
+    }
+    const length = padded(header.size);
+    const buffered = source.readBuffered(length);
+    if (buffered !== undefined) return new Uint8Array(buffered.subarray(0, header.size));
+    return source.read(length).then((data) => new Uint8Array((data ?? truncated()).subarray(0, header.size)));
+  };
+
+  for (;;) {
+    signal?.throwIfAborted();
+    const block = source.readBuffered(BLOCK_SIZE) ?? ((yield source.read(BLOCK_SIZE)) as Uint8Array | undefined);
+    if (block === undefined) {
+      throw new LayerFormatError(sawHeader ? 'truncated stream: no end-of-archive marker' : 'empty input: not a tar archive');
+    }
+    if (isZeroBlock(block)) {
+      if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
+      const second = (yield source.read(BLOCK_SIZE)) as Uint8Array | undefined;
+      if (second !== undefined && !isZeroBlock(second)) throw new LayerFormatError('data after a single end-of-archive block');
+      yield source.drain(); // trailing bytes are part of the blob and of its diffID
+      return;
+    }
+    let header: RawHeader;
+    try {
+      header = decodeHeader(block);
+    } catch (error) {
+      if (!sawHeader) throw new LayerFormatError(`not a tar archive: ${(error as Error).message}`, { cause: error });
+      throw error;
+    }
+    if (header.size < 0) throw new LayerFormatError(`negative size in a tar header (${header.size})`);
+    sawHeader = true;
+    const recordName = RECORDS[header.typeflag];
+    if (recordName !== undefined) {
+      if (header.typeflag === 'x' && pax) throw new LayerFormatError('two PAX headers for one entry');
+      let record = readRecord(header, recordName);
+      if (!(record instanceof Uint8Array)) record = (yield record) as Uint8Array;
+      if (header.typeflag === 'x') {
+        pax = decodePax(record);
+        for (const key of pax.keys()) if (key.includes('\0')) throw new LayerFormatError(`PAX key holds a NUL byte: ${quote(key)}`);
+      } else if (header.typeflag === 'g') {
+        decodePax(record); // checked, then ignored (as containerd and moby do)
+      } else if (header.typeflag === 'L') longName = trimNul(record);
+      else longLink = trimNul(record);
+      continue;
+    }
+    switch (header.typeflag) {
+      case 'V': {
+        const skipping = source.skip(padded(header.size));
+        if (skipping) yield skipping;
+        continue;
+      }
+      case 'M':
+      case 'N':
+        throw new UnsupportedError(`tar entry type ${quote(header.typeflag)} (multi-volume or old GNU long names) is not supported`);
+    }
+    const records = pax ?? NO_RECORDS;
+    const { entry, dataSize } = describeEntry(header, records, longName, longLink, limits, totals);
+    pax = longName = longLink = undefined;
+
+    const dataOffset = source.position;
+    const body = new EntryBody(source, entry.size, entry.path);
+    yield { entry, dataOffset, body };
+    const consumed = body.close();
+    const skipping = source.skip(padded(dataSize) - consumed);
+    if (skipping) yield skipping; // only when the source cannot seek: most skips are done here and now
+  }
+}
+
+/**
+ * The entries of a tar stream, in archive order with clean paths (see `cleanLayerPath`). `take()` hands out
+ * each entry as soon as it is parsed: at once while the bytes it needs are buffered (nearly every entry of a
+ * layer), a promise only when the parse waits for a read. An apply takes thousands of entries a layer, and
+ * a promise and a turn of the microtask queue for each cost more than parsing it. It is also an async
+ * iterator (one promise an entry) for everyone else.
+ *
+ * Whoever stops before the end calls `return()`, which closes the input (a `for await` loop does so itself).
  *
  * Throws LAYER_FORMAT (checksum, truncation, malformed PAX, invalid UTF-8 or NUL in names, ids and device
  * numbers out of range, a missing end-of-archive), UNSAFE_PATH (`..`, absolute names or hardlink targets),
  * LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED (sparse files, multi-volume
  * archives, unknown entry types).
  */
-export async function* readTarEntries(input: TarSource, limits: Required<ReadLimits>, signal?: AbortSignal): AsyncGenerator<TarEntry, void> {
-  const source = await input.open();
-  let finished = false;
-  try {
-    let pax: Map<string, Uint8Array> | undefined;
-    let longName: Uint8Array | undefined;
-    let longLink: Uint8Array | undefined;
-    const totals: ParseTotals = { entries: 0, bytes: 0 };
-    let sawHeader = false;
+export class TarEntryReader implements AsyncIterableIterator<TarEntry> {
+  readonly #input: TarSource;
+  readonly #limits: Required<ReadLimits>;
+  readonly #signal: AbortSignal | undefined;
+  #steps: Generator<ParseStep, void, unknown> | undefined;
+  /** The take under way while the parse waits for a read: a take asked meanwhile runs after it. */
+  #waiting: Promise<void> | undefined;
+  #closed = false;
 
-    /** An extended header's record, copied (the source reuses its buffers); a promise only when it spans chunks. */
-    const readRecord = (header: RawHeader, what: string): Uint8Array | Promise<Uint8Array> => {
-      if (header.size > limits.maxHeaderBytes) {
-        throw new LimitExceededError(`${what} record is ${header.size} bytes, over the ${limits.maxHeaderBytes}-byte limit`);
-      }
-      const length = padded(header.size);
-      const buffered = source.readBuffered(length);
-      if (buffered !== undefined) return new Uint8Array(buffered.subarray(0, header.size));
-      return source.read(length).then((data) => new Uint8Array((data ?? truncated()).subarray(0, header.size)));
-    };
-
-    for (;;) {
-      signal?.throwIfAborted();
-      const block = source.readBuffered(BLOCK_SIZE) ?? (await source.read(BLOCK_SIZE));
-      if (block === undefined) {
-        throw new LayerFormatError(sawHeader ? 'truncated stream: no end-of-archive marker' : 'empty input: not a tar archive');
-      }
-      if (isZeroBlock(block)) {
-        if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
-        const second = await source.read(BLOCK_SIZE);
-        if (second !== undefined && !isZeroBlock(second)) throw new LayerFormatError('data after a single end-of-archive block');
-        await source.drain(); // trailing bytes are part of the blob and of its diffID
-        finished = true;
-        return;
-      }
-      let header: RawHeader;
-      try {
-        header = decodeHeader(block);
-      } catch (error) {
-        if (!sawHeader) throw new LayerFormatError(`not a tar archive: ${(error as Error).message}`, { cause: error });
-        throw error;
-      }
-      if (header.size < 0) throw new LayerFormatError(`negative size in a tar header (${header.size})`);
-      sawHeader = true;
-      const recordName = RECORDS[header.typeflag];
-      if (recordName !== undefined) {
-        if (header.typeflag === 'x' && pax) throw new LayerFormatError('two PAX headers for one entry');
-        let record = readRecord(header, recordName);
-        if (!(record instanceof Uint8Array)) record = await record;
-        if (header.typeflag === 'x') {
-          pax = decodePax(record);
-          for (const key of pax.keys()) if (key.includes('\0')) throw new LayerFormatError(`PAX key holds a NUL byte: ${quote(key)}`);
-        } else if (header.typeflag === 'g') {
-          decodePax(record); // checked, then ignored (as containerd and moby do)
-        } else if (header.typeflag === 'L') longName = trimNul(record);
-        else longLink = trimNul(record);
-        continue;
-      }
-      switch (header.typeflag) {
-        case 'V': {
-          const skipping = source.skip(padded(header.size));
-          if (skipping) await skipping;
-          continue;
-        }
-        case 'M':
-        case 'N':
-          throw new UnsupportedError(`tar entry type ${quote(header.typeflag)} (multi-volume or old GNU long names) is not supported`);
-      }
-      const records = pax ?? NO_RECORDS;
-      const { entry, dataSize } = describeEntry(header, records, longName, longLink, limits, totals);
-      pax = longName = longLink = undefined;
-
-      const dataOffset = source.position;
-      const body = new EntryBody(source, entry.size, entry.path);
-      yield { entry, dataOffset, body };
-      const consumed = body.close();
-      const skipping = source.skip(padded(dataSize) - consumed);
-      if (skipping) await skipping; // only when the source cannot seek: most skips are done here and now
-    }
-  } finally {
-    await input.close(finished);
+  constructor(input: TarSource, limits: Required<ReadLimits>, signal?: AbortSignal) {
+    this.#input = input;
+    this.#limits = limits;
+    this.#signal = signal;
   }
+
+  /**
+   * The next entry, or undefined after the last (once the input was read to its end and closed). Read the
+   * previous entry's body before, or not at all (see `TarEntry`). After an error the input is closed, and
+   * every later call says undefined.
+   */
+  take(): TarEntry | undefined | Promise<TarEntry | undefined> {
+    if (this.#waiting !== undefined) return this.#waiting.then(() => this.take());
+    const next = this.#steps === undefined ? this.#open() : this.#step(undefined);
+    if (next instanceof Promise) {
+      const settled = (): void => {
+        if (this.#waiting === waiting) this.#waiting = undefined;
+      };
+      const waiting: Promise<void> = next.then(settled, settled);
+      this.#waiting = waiting;
+    }
+    return next;
+  }
+
+  async #open(): Promise<TarEntry | undefined> {
+    if (this.#closed) return undefined;
+    let source: ByteSource;
+    try {
+      source = await this.#input.open();
+    } catch (error) {
+      return this.#fail(error);
+    }
+    if (this.#closed) {
+      await this.#input.close(false); // stopped while it opened: what it opened goes too
+      return undefined;
+    }
+    this.#steps = parseSteps(source, this.#limits, this.#signal);
+    return this.#step(undefined);
+  }
+
+  /** Runs the parse on to its next entry, `sent` being the result of the read it last waited for. */
+  #step(sent: unknown): TarEntry | undefined | Promise<TarEntry | undefined> {
+    if (this.#closed) return undefined;
+    let step: IteratorResult<ParseStep, void>;
+    try {
+      step = this.#steps!.next(sent);
+    } catch (error) {
+      return this.#fail(error);
+    }
+    if (step.done === true) return this.#close(true).then(() => undefined);
+    const value = step.value;
+    if (value instanceof Promise) {
+      return value.then(
+        (result) => this.#step(result),
+        (error: unknown) => this.#fail(error),
+      );
+    }
+    return value;
+  }
+
+  async #fail(error: unknown): Promise<never> {
+    await this.#close(false);
+    throw error;
+  }
+
+  async #close(finished: boolean): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#steps?.return();
+    await this.#input.close(finished);
+  }
+
+  async next(): Promise<IteratorResult<TarEntry, undefined>> {
+    const entry = await this.take();
+    return entry === undefined ? { done: true, value: undefined } : { done: false, value: entry };
+  }
+
+  /** Stops early: the input is closed as unfinished (nothing happens after the end). */
+  async return(): Promise<IteratorResult<TarEntry, undefined>> {
+    await this.#close(false);
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+/** The entries of `input` (see `TarEntryReader`). */
+export function readTarEntries(input: TarSource, limits: Required<ReadLimits>, signal?: AbortSignal): TarEntryReader {
+  return new TarEntryReader(input, limits, signal);
 }
 
 /** An entry's content: readable once, while the reader is still at that entry. */
