@@ -99,7 +99,9 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
     head.push(next.value);
     headLength += next.value.length;
   }
-  const compression = detectCompression(Buffer.concat(head));
+  // The magic numbers are in the first 6 bytes: joined only when the first chunk is shorter (a 1 MiB copy
+  // into fresh memory otherwise, about 1 ms of every apply).
+  const compression = detectCompression(head.length === 1 ? head[0]! : Buffer.concat(head));
   const setting = options.parallelHash ?? 'auto';
   const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
   const parallel = setting === 'auto' ? big : setting;
