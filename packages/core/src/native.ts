@@ -1,6 +1,6 @@
 /**
  * The syscalls Node lacks, from our addon (`native/strata_native.c`): mknod, nanosecond utimensat, and the
- * l*xattr family; batched calls for hot paths; `FileHasher`, which hashes a file from its pages; and
+ * l*xattr family; batched calls for hot paths; `FileHasher`, which hashes a file as it is written; and
  * `LayerWriter`, a native thread that writes a layer file.
  * Synchronous by design: each is a few cheap syscalls, cheaper than a thread-pool round trip, and none of
  * them ever follows a final symlink. Errors are Node-shaped (`code`, `syscall`, `path`). The exception is
@@ -170,7 +170,7 @@ export function removeXattr(path: string, name: string): void {
 }
 
 /**
- * sha256 of a file as it is written, fed from its pages in the page cache (mapped, not copied). The thread
+ * sha256 of a file as it is written, read back from the page cache (see `native/strata_native.c`). The thread
  * writing the file and this one share it by `handle`: the writer reports what the file holds, and either
  * hashes the next stretch when it is free (see `createWritingSha256`). Without a `path`, it hashes what a
  * `LayerWriter` with no file feeds it from memory.

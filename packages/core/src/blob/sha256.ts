@@ -130,7 +130,7 @@ function writerError(error: unknown): Error {
 
 /**
  * Works on our addon's native thread (see `LayerWriter`). With a file, it writes the stream there and
- * hashes the file as written, from its pages in the page cache: the digest of exactly the bytes in the
+ * hashes the file as written, read back from the page cache: the digest of exactly the bytes in the
  * file. A hashing thread follows the writing; this one hashes too whenever it would otherwise wait. Without
  * a file, the writing thread hashes each chunk as it comes.
  */
@@ -148,7 +148,7 @@ class NativeSha256 implements WritingSha256 {
   readonly #spare: ArrayBuffer[] = [];
 
   /**
-   * `file`: where to write the stream (an fd open for writing, and its path for the hasher to map), and
+   * `file`: where to write the stream (an fd open for writing, and its path for the hasher to read), and
    * whether it is on disk before `digest` resolves.
    */
   constructor(file?: { fd: number; path: string; durable: boolean }) {
@@ -250,7 +250,7 @@ class NativeSha256 implements WritingSha256 {
 
 /**
  * Writes the stream to `fd` (from its file position; `path` names the same file) on a native thread, and
- * hashes the file as written, from its pages: a hashing thread beside it, and this thread whenever it would
+ * hashes the file as written, read back from the page cache: a hashing thread beside it, and this thread whenever it would
  * otherwise wait. `digest()` resolves once everything is written and hashed (and, when `durable`, on disk),
  * and `size` is then the total (spliced files included); a failure rejects it (and every later call).
  */
