@@ -201,8 +201,8 @@ interface ParseTotals {
  * path, as in Go's reader and Python's, and a PAX path beats the header), and the size of its content in
  * the archive: everything the parse decides about an entry without reading. Outside the parse loop, which
  * V8 compiles as one unit, and again after each deoptimisation (a path first taken after it was compiled,
- * such as the first header that straddles two chunks): with this inside, each compile of that async
- * generator took 55-105 ms of a helper thread during a first layer.
+ * such as the first header that straddles two chunks): with this inside, each compile of that loop (then
+ * an async generator) took 55-105 ms of a helper thread during a first layer.
  */
 function describeEntry(
   header: RawHeader,
