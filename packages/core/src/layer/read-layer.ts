@@ -7,7 +7,7 @@ import { LayerFormatError } from '../errors.js';
 import { decodeInput, type DecodedInput, type DecodeOptions } from '../blob/decode.js';
 import type { ByteInput } from '../blob/input.js';
 import { ByteSource } from '../tar/byte-source.js';
-import { DEFAULT_LIMITS, readTarEntries, type ReadLimits, type TarEntry, type TarEntryReader, type TarSource } from '../tar/reader.js';
+import { DEFAULT_LIMITS, TarEntryReader, type ReadLimits, type TarEntry, type TarSource } from '../tar/reader.js';
 import { layerDigestsOf, type LayerDigests } from './digests.js';
 
 export type { ReadLimits } from '../tar/reader.js';
@@ -41,7 +41,7 @@ interface ReadState {
 /**
  * Opens a layer for reading. Entries come in archive order with clean paths (see `cleanLayerPath`).
  *
- * Throws, while iterating: LAYER_FORMAT (corrupt tar or compressed stream; see `readTarEntries`),
+ * Throws, while iterating: LAYER_FORMAT (corrupt tar or compressed stream; see `TarEntryReader`),
  * UNSAFE_PATH, LIMIT_EXCEEDED, UNSUPPORTED (sparse files, unknown entry types, xz/bzip2).
  */
 export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): LayerReader {
@@ -77,5 +77,5 @@ function entries(input: ByteInput, options: ReadLayerOptions, limits: Required<R
       if (!finished) await decoded?.abort(); // failed or abandoned: its hashing threads are not needed
     },
   };
-  return readTarEntries(source, limits, options.signal);
+  return new TarEntryReader(source, limits, options.signal);
 }

@@ -483,11 +483,6 @@ export class TarEntryReader implements AsyncIterableIterator<TarEntry> {
   }
 }
 
-/** The entries of `input` (see `TarEntryReader`). */
-export function readTarEntries(input: TarSource, limits: Required<ReadLimits>, signal?: AbortSignal): TarEntryReader {
-  return new TarEntryReader(input, limits, signal);
-}
-
 /** An entry's content: readable once, while the reader is still at that entry. */
 class EntryBody implements EntryContent {
   #state: 'unread' | 'reading' | 'done' | 'closed' = 'unread';
