@@ -31,7 +31,23 @@ describe('sha256 streams', () => {
     }
   });
 
-  it('more than the in-flight bound (16 MiB) waits for the thread, then agrees; abort leaves no thread', async () => {
+  it('a hashing stream holds at most 4 MiB of a reader that outruns it: the pool stays a few buffers', async () => {
+    const pool = new BufferPool(1024 * 1024);
+    const buffers = new Set<ArrayBufferLike>();
+    const stream = createSha256(true);
+    for (let i = 0; i < 48; i++) {
+      const owned = pool.take();
+      // The same bytes in every chunk, so that a recycled buffer needs no filling: the loop outruns the hash.
+      if (!buffers.has(owned.buffer)) owned.fill(0x5a);
+      buffers.add(owned.buffer);
+      await stream.consume(owned, pool);
+    }
+    expect(await stream.digest()).toBe(expected(Array.from({ length: 48 }, () => Buffer.alloc(1024 * 1024, 0x5a))));
+    // Each buffer is memory a fresh process touches for the first time: 4 in flight, one being filled.
+    expect(buffers.size).toBeLessThanOrEqual(6);
+  });
+
+  it('more than the in-flight bound waits for the thread, then agrees; abort leaves no thread', async () => {
     const before = threads();
     const chunk = randomBytes(1024 * 1024);
     const stream = createSha256(true);

@@ -34,8 +34,14 @@ export interface Sha256Stream {
  * less than waiting for that thread to report its digest (a 1 ms poll).
  */
 export const PARALLEL_HASH_THRESHOLD = 8 * 1024 * 1024;
-/** Most bytes queued for another thread before `update` asks the caller to wait (bounds peak memory). */
-const MAX_IN_FLIGHT = 16 * 1024 * 1024;
+/**
+ * Most bytes queued for another thread before `update` asks the caller to wait. Each buffer in flight is
+ * memory the process touches for the first time, a page fault per 4 KiB (5-12 us each on these VMs, where
+ * a fresh process's first layer took 1,800-2,800 of them for its read buffers alone). A stream that only
+ * hashes keeps up at about 1.4 GB/s, so a few MiB are enough for a reader that outruns it in a large file;
+ * a writing stream counts the host files it splices in too, and its thread waits on the disk.
+ */
+const MAX_IN_FLIGHT = { hashing: 4 * 1024 * 1024, writing: 16 * 1024 * 1024 };
 
 /**
  * `chunk` copied into a buffer from `spare` (buffers another thread has handed back) or a new one: `update`
@@ -137,6 +143,7 @@ function writerError(error: unknown): Error {
 class NativeSha256 implements WritingSha256 {
   readonly #hasher: FileHasher;
   readonly #writer: LayerWriter;
+  readonly #maxInFlight: number;
   size = 0;
   #inFlight = 0;
   /** Pushed chunks not yet reported written, oldest first: their buffers and what each counts in flight. */
@@ -152,6 +159,7 @@ class NativeSha256 implements WritingSha256 {
    * whether it is on disk before `digest` resolves.
    */
   constructor(file?: { fd: number; path: string; durable: boolean }) {
+    this.#maxInFlight = file ? MAX_IN_FLIGHT.writing : MAX_IN_FLIGHT.hashing;
     this.#hasher = new FileHasher(file?.path);
     try {
       this.#writer = new LayerWriter(file?.fd ?? -1, this.#hasher, file?.durable ?? false);
@@ -185,7 +193,7 @@ class NativeSha256 implements WritingSha256 {
     this.#pushed.push({ buffer: chunk.buffer as ArrayBuffer, bytes, pool });
     this.size += bytes; // spliced files' padding is counted by the thread, whose total is final
     this.#inFlight += bytes;
-    return this.#inFlight <= MAX_IN_FLIGHT ? undefined : this.#settle(MAX_IN_FLIGHT / 2);
+    return this.#inFlight <= this.#maxInFlight ? undefined : this.#settle(this.#maxInFlight / 2);
   }
 
   update(chunk: Uint8Array): Promise<void> | undefined {
