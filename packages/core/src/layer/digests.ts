@@ -35,10 +35,17 @@ export function layerDigestsOf(d: DecodedDigests): LayerDigests {
  */
 export async function digestLayer(input: ByteInput, options: Omit<ReadLayerOptions, 'hash'> = {}): Promise<LayerDigests> {
   const reader = readLayer(input, { ...options, hash: true });
-  for await (const _ of reader) {
-    // Parsing is the check; bodies are hashed as the reader passes over them.
-    const wait = turn();
-    if (wait) await wait;
+  const entries = reader.entries();
+  try {
+    // Parsing is the check; bodies are hashed as the reader passes over them. `take()`: no promise for an
+    // entry whose bytes are buffered.
+    for (let next = entries.take(); next !== undefined; next = entries.take()) {
+      if (next instanceof Promise && (await next) === undefined) break;
+      const wait = turn();
+      if (wait) await wait;
+    }
+  } finally {
+    await entries.return();
   }
   return reader.digests();
 }
