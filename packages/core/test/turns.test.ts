@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -72,6 +72,19 @@ describe('turns of the event loop', () => {
     const wait = turn();
     if (wait) return wait; // a slice ended just now: the next check must pass
     expect(turn()).toBeUndefined();
+  });
+
+  it('an apply begun once the slice has run out waits its turn before it touches anything', async () => {
+    const { layer } = await bigLayer(100);
+    const parent = join(work, 'begun');
+    mkdirSync(parent);
+    spin(10);
+    // Three begun together would otherwise each open its input, start its hashing thread and read its
+    // first chunk (and make its staging directory) in this one turn of the loop.
+    const applies = [0, 1, 2].map((i) => applyLayer(layer, join(parent, `t${i}`)));
+    expect(readdirSync(parent)).toEqual([]);
+    await Promise.all(applies);
+    expect(readdirSync(parent).sort()).toEqual(['t0', 't1', 't2']);
   });
 
   it('apply, pack and digest of a 10,000-entry layer let timers run while they work, and concurrent applies agree', async () => {
