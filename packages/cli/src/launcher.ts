@@ -76,10 +76,10 @@ function writeCache(data: Buffer, commands: string[]): void {
 }
 
 const cache = readCache();
-// The bundle starts with the command's `#!` line, which only a file's first line may hold: comment it out
-// (same length and lines, so positions in stack traces hold).
-const source = readFileSync(bundle, 'utf8').replace(/^#!/, '//');
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+// The bundle is CommonJS's module function, wrapper included (scripts/bundle.mjs), in ASCII: read as
+// Latin-1 it becomes V8's source as it is, with no decoding and no copy to wrap it.
+const source = readFileSync(bundle, 'latin1');
+const script = new Script(source, {
   filename: bundle,
   ...(cache.data ? { cachedData: cache.data } : {}),
 });
