@@ -37,7 +37,7 @@ export const PARALLEL_HASH_THRESHOLD = 8 * 1024 * 1024;
 /**
  * Most bytes queued for another thread before `update` asks the caller to wait. Each buffer in flight is
  * memory the process touches for the first time, a page fault per 4 KiB (5-12 us each on these VMs, where
- * a fresh process's first layer took 1,800-2,800 of them for its read buffers alone). A stream that only
+ * a fresh process's first apply of minbase took 3,300-4,600 of them for its read buffers alone). A stream that only
  * hashes keeps up at about 1.4 GB/s, so a few MiB are enough for a reader that outruns it in a large file;
  * a writing stream counts the host files it splices in too, and its thread waits on the disk.
  */
