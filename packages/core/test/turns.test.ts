@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyLayer, digestLayer, packDirectory, walkHostDirectory, writeEntries } from '../src/index.js';
 import { turn } from '../src/turns.js';
@@ -85,6 +86,14 @@ describe('turns of the event loop', () => {
     expect(readdirSync(parent)).toEqual([]);
     await Promise.all(applies);
     expect(readdirSync(parent).sort()).toEqual(['t0', 't1', 't2']);
+  });
+
+  it('an apply of a stream begun once the slice has run out meets the stream at once: its error rejects the apply', async () => {
+    spin(10);
+    const stream = new PassThrough();
+    // Emitted before a turn in line would have ended: with no listener yet it would be an uncaught exception.
+    setImmediate(() => stream.destroy(new Error('connection reset')));
+    await expect(applyLayer(stream, join(work, 'from-stream'))).rejects.toThrow('connection reset');
   });
 
   it('apply, pack and digest of a 10,000-entry layer let timers run while they work, and concurrent applies agree', async () => {

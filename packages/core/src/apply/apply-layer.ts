@@ -113,10 +113,14 @@ export async function applyLayer(source: ByteInput, target: string, options: App
   oneOf(options.xattrNamespace, ['trusted', 'user'], 'xattrNamespace');
   oneOf(options.owners, ['apply', 'record'], 'owners');
   oneOf(options.devices, ['create', 'refuse'], 'devices');
-  // Applies begun together start in line as well: each opens its input, starts its hashing thread and reads
-  // its first chunk before its first entry, and three such starts in one turn held the loop 20-28 ms.
-  const wait = turn();
-  if (wait) await wait;
+  // Applies of files begun together start in line as well: each opens its file, starts its hashing thread
+  // and reads its first chunk before its first entry, none of it waiting on the loop, and three such starts
+  // in one turn held the loop 20-28 ms. A stream is not held here: its first chunk waits on the loop anyway,
+  // and an error it emitted while the apply waited would find no listener (an uncaught exception).
+  if (typeof source === 'string' || source instanceof Uint8Array) {
+    const wait = turn();
+    if (wait) await wait;
+  }
   const existing = lstatSync(target, { throwIfNoEntry: false });
   if (existing === undefined) {
     const staging = join(dirname(target), `.${basename(target)}.applying-${process.pid}-${Date.now()}`);
