@@ -75,7 +75,7 @@ describe('turns of the event loop', () => {
     expect(turn()).toBeUndefined();
   });
 
-  it('an apply begun once the slice has run out waits its turn before it touches anything', async () => {
+  it('an apply of a file begun once the slice has run out waits its turn before it touches anything', async () => {
     const { layer } = await bigLayer(100);
     const parent = join(work, 'begun');
     mkdirSync(parent);
