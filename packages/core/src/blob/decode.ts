@@ -120,22 +120,32 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const wireBytes = decompress ? tap(raw(), wire) : tapAndRelease(raw(), wire, pool);
   const uncompressed = !decompress && !pooled ? wire : hashing ? createSha256(parallel) : createByteCounter();
   let stream = wireBytes;
-  if (pooled) {
-    const outputs = new BufferPool(pooled.outputSize);
+  const outputs = pooled ? new BufferPool(pooled.outputSize) : undefined;
+  if (pooled && outputs) {
     stream = tapAndRelease(typedErrors(pooled.run(wireBytes, outputs), compression), uncompressed, outputs);
   } else if (decompress) {
     stream = tap(typedErrors(decompress(wireBytes), compression), uncompressed);
   }
+  // The stream is read through (or given up) and the threads are done with the buffers they held.
+  const retire = () => {
+    pool.retire();
+    outputs?.retire();
+  };
   return {
     compression,
     ...(!decompress && !pooled && !hashing && opened.skip ? { skip: opened.skip } : {}),
     stream,
     digests: async () => {
-      const [uncompressedDigest, digest] = await Promise.all([uncompressed.digest(), uncompressed !== wire ? wire.digest() : undefined]);
-      return { digest: digest ?? uncompressedDigest, size: wire.size, compression, uncompressedDigest, uncompressedSize: uncompressed.size };
+      try {
+        const [uncompressedDigest, digest] = await Promise.all([uncompressed.digest(), uncompressed !== wire ? wire.digest() : undefined]);
+        return { digest: digest ?? uncompressedDigest, size: wire.size, compression, uncompressedDigest, uncompressedSize: uncompressed.size };
+      } finally {
+        retire();
+      }
     },
     abort: async () => {
       await Promise.all([wire.abort(), uncompressed.abort()]);
+      retire();
     },
   };
 }

@@ -59,8 +59,17 @@ export async function writeEntries(
   if (pooled && (options.parallelHash ?? true)) {
     // The common case: host files are read and written by the writing thread, off this one.
     const pool = new BufferPool(CHUNK_SIZE);
-    return describe(await writeSplicedBlob(writeTarBatches(items, { ...options, pool }), target, pool, options));
+    try {
+      return describe(await writeSplicedBlob(writeTarBatches(items, { ...options, pool }), target, pool, options));
+    } finally {
+      pool.retire();
+    }
   }
-  const shared = pooled ? { ...options, pool: new BufferPool(CHUNK_SIZE) } : options;
-  return describe(await writeBlob(writeTar(items, shared), target, shared));
+  const pool = pooled ? new BufferPool(CHUNK_SIZE) : undefined;
+  const shared = pool ? { ...options, pool } : options;
+  try {
+    return describe(await writeBlob(writeTar(items, shared), target, shared));
+  } finally {
+    pool?.retire();
+  }
 }
