@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { applyLayer, digestLayer, packDirectory, walkHostDirectory, writeEntries } from '../src/index.js';
+import { FileHasher } from '../src/native.js';
 import { turn } from '../src/turns.js';
 import { watchLoop } from '../../../test/helpers/event-loop.js';
 
@@ -94,6 +95,29 @@ describe('turns of the event loop', () => {
     // Emitted before a turn in line would have ended: with no listener yet it would be an uncaught exception.
     setImmediate(() => stream.destroy(new Error('connection reset')));
     await expect(applyLayer(stream, join(work, 'from-stream'))).rejects.toThrow('connection reset');
+  });
+
+  it('a pack whose hash trails its writing catches the hash up in turns, not in one call at the end', async () => {
+    const tree = join(work, 'sparse');
+    mkdirSync(tree);
+    // Read as zeros without touching a disk: the writing thread outruns the hashing one by far.
+    writeFileSync(join(tree, 'big'), '');
+    truncateSync(join(tree, 'big'), 128 * 1024 * 1024);
+    const layer = join(work, 'sparse.tar');
+    // The digest hashed what the hashing thread had not reached in one call: 30-70% of the pack's run.
+    const left: number[] = [];
+    const digest = FileHasher.prototype.digest;
+    const spy = vi.spyOn(FileHasher.prototype, 'digest').mockImplementation(function (this: FileHasher) {
+      left.push(this.hashSome(0)); // what the one call would hash (-1: the hashing thread holds it)
+      return digest.call(this);
+    });
+    try {
+      expect(await heldShare(() => packDirectory(tree, layer))).toBeLessThan(0.25);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(left).toEqual([0]);
+    expect((await digestLayer(layer)).diffID).toBe((await packDirectory(tree, join(work, 'sparse-again.tar'))).diffID);
   });
 
   it('apply, pack and digest of a 10,000-entry layer let timers run while they work, and concurrent applies agree', async () => {
