@@ -18,6 +18,9 @@
   X("fileHasherHash", js_file_hasher_hash)     \
   X("fileHasherDigest", js_file_hasher_digest) \
   X("fileHasherFree", js_file_hasher_free)     \
+  X("fileHasherRun", js_file_hasher_run)       \
+  X("fileHashRunPoll", js_file_hash_run_poll)  \
+  X("fileHashRunFree", js_file_hash_run_free)  \
   X("layerWriterCreate", js_layer_writer_create) \
   X("layerWriterPush", js_layer_writer_push)     \
   X("layerWriterPoll", js_layer_writer_poll)     \

@@ -985,6 +985,88 @@ static void writer_stop_hashing(layer_writer *w) {
   w->hashing = false;
 }
 
+// A whole file hashed on a thread of its own, through a file hasher that holds the file open: for a reader
+// that only parses the file (a digest), whose hash then runs at the speed of the hash from the first byte
+// instead of waiting for the parser to hand it each chunk. The thread hashes in turns of WRITER_HASH_TURN
+// and stops between turns when asked.
+typedef struct {
+  file_hasher *hasher;
+  pthread_t thread;
+  atomic_bool stop;
+  atomic_bool done;
+  atomic_int err; // errno of a failed read (EIO: the file holds less than it did), or 0
+} file_hash_run;
+
+static void *file_hash_main(void *arg) {
+  file_hash_run *r = arg;
+  pthread_setname_np(pthread_self(), HASH_THREAD_NAME);
+  while (!atomic_load(&r->stop)) {
+    int64_t left = hash_some(r->hasher, WRITER_HASH_TURN);
+    if (left < -1) {
+      atomic_store(&r->err, (int)-left);
+      break;
+    }
+    if (left == 0) break;
+    if (left == -1) {
+      // The JavaScript thread holds the hasher: look again shortly.
+      struct timespec pause = {0, 200000};
+      nanosleep(&pause, NULL);
+    }
+  }
+  atomic_store(&r->done, true);
+  return NULL;
+}
+
+// file_hasher_run(hasher, size) -> handle (bigint): the hasher's file counts as `size` bytes long, and a
+// thread hashes all of it.
+napi_value js_file_hasher_run(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  file_hasher *h = handle_args(env, info, 2, argv, "file_hasher_run(hasher, size)");
+  if (!h) return NULL;
+  double size = get_number(env, argv[1]);
+  if (h->fd < 0 || !(size >= 0 && size <= 9e15)) {
+    napi_throw_type_error(env, "EINVAL", "file_hasher_run: a hasher of a file and a size");
+    return NULL;
+  }
+  file_hash_run *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, ENOMEM, "file_hasher_run", "layer file");
+  r->hasher = h;
+  atomic_store(&h->written, (int64_t)size);
+  int err = pthread_create(&r->thread, NULL, file_hash_main, r);
+  if (err) {
+    free(r);
+    return throw_errno(env, err, "pthread_create", "layer file");
+  }
+  napi_value handle;
+  napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)r, &handle);
+  return handle;
+}
+
+// file_hash_run_poll(handle) -> true once the thread has hashed the whole file; throws its read failure.
+napi_value js_file_hash_run_poll(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  file_hash_run *r = handle_args(env, info, 1, argv, "file_hash_run_poll(handle)");
+  if (!r) return NULL;
+  bool done = atomic_load(&r->done);
+  int err = atomic_load(&r->err);
+  if (err) return throw_errno(env, err, "pread", "layer file");
+  napi_value result;
+  napi_get_boolean(env, done, &result);
+  return result;
+}
+
+// file_hash_run_free(handle): stops the thread (after its current turn), waits for it and frees the run;
+// the hasher stays the caller's.
+napi_value js_file_hash_run_free(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  file_hash_run *r = handle_args(env, info, 1, argv, "file_hash_run_free(handle)");
+  if (!r) return NULL;
+  atomic_store(&r->stop, true);
+  pthread_join(r->thread, NULL);
+  free(r);
+  return NULL;
+}
+
 // layer_writer_create(hasher, fd, durable) -> handle (bigint): starts the writing thread, which writes to
 // `fd` (on disk before it finishes, when `durable`) and hashes through the file hasher `hasher` (a handle),
 // and with a file the hashing thread beside it.

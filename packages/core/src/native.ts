@@ -25,6 +25,9 @@ interface StrataNative {
   fileHasherHash(handle: bigint, limit: number): number;
   fileHasherDigest(handle: bigint): string;
   fileHasherFree(handle: bigint): void;
+  fileHasherRun(hasher: bigint, size: number): bigint;
+  fileHashRunPoll(handle: bigint): boolean;
+  fileHashRunFree(handle: bigint): void;
   layerWriterCreate(hasher: bigint, fd: number, durable: boolean): bigint;
   layerWriterPush(handle: bigint, chunk: Uint8Array, files?: ReadonlyArray<number | string>): void;
   layerWriterPoll(handle: bigint): [written: number, size: number];
@@ -198,6 +201,31 @@ export class FileHasher {
     if (this.#freed) return;
     this.#freed = true;
     addon.fileHasherFree(this.handle);
+  }
+}
+
+/**
+ * A native thread hashing all `size` bytes of `hasher`'s file, from its first byte, apart from whatever
+ * this thread reads of it (see `createFileSha256`).
+ */
+export class FileHashRun {
+  readonly #handle: bigint;
+  #freed = false;
+
+  constructor(hasher: FileHasher, size: number) {
+    this.#handle = addon.fileHasherRun(hasher.handle, size);
+  }
+
+  /** True once the whole file is hashed; throws a failed read (EIO: the file holds less than `size`). */
+  poll(): boolean {
+    return addon.fileHashRunPoll(this.#handle);
+  }
+
+  /** Stops the thread (after its current turn) and waits for it; only then may the hasher be freed. */
+  free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    addon.fileHashRunFree(this.#handle);
   }
 }
 

@@ -8,7 +8,7 @@ import { BufferPool } from './buffer-pool.js';
 import { decompressor, detectCompression, pooledDecompressor, type Compression } from './compression.js';
 import { openInput, READ_CHUNK, type ByteInput } from './input.js';
 import { turn } from '../turns.js';
-import { createByteCounter, createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
+import { createByteCounter, createSha256, FileSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
 
 /** Passes chunks through unchanged, feeding them to `hash` on the way (waiting when it asks to). */
 export async function* tap(source: AsyncIterable<Uint8Array>, hash: Sha256Stream): AsyncGenerator<Uint8Array> {
@@ -57,7 +57,8 @@ export interface DecodedInput {
   digests(): Promise<DecodedDigests>;
   /**
    * Present when bytes can be passed over without reading them (an uncompressed file read without
-   * hashing): moves the source past `n` bytes, to be called only between pulls of `stream`.
+   * hashing, or hashed from the file itself): moves the source past `n` bytes, to be called only between
+   * pulls of `stream`.
    */
   skip?: (n: number) => void;
   /** Stops the hashing threads of a stream that will not be read to its end (after an error). */
@@ -80,6 +81,13 @@ export interface DecodeOptions {
   parallelHash?: boolean | 'auto';
   /** Compute digests (default true); without them, `digests()` rejects and reading costs no hashing. */
   hash?: boolean;
+  /**
+   * For a reader that only parses (a digest), of a file hashed on a native thread: that thread reads and
+   * hashes the file as given itself, from its first byte, instead of taking the chunks this stream passes
+   * on, which may then also seek past what the parse does not need. Not for a reader that acts on the bytes
+   * (an apply): the digest would not be of the very bytes it read. Default false.
+   */
+  hashFromFile?: boolean;
 }
 
 /** Sniffs the compression from the first bytes and returns the uncompressed stream with its digest taps. */
@@ -106,7 +114,8 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
   const parallel = setting === 'auto' ? big : setting;
   const hashing = options.hash ?? true;
-  const wire = hashing ? createSha256(parallel) : createByteCounter();
+  const fileHash = hashing && parallel && options.hashFromFile === true && opened.sameFile !== undefined ? new FileSha256(opened.sameFile, opened.size!) : undefined;
+  const wire = fileHash ?? (hashing ? createSha256(parallel) : createByteCounter());
   async function* raw(): AsyncGenerator<Uint8Array> {
     for (const chunk of head) yield chunk;
     if (done) return;
@@ -126,6 +135,15 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   } else if (decompress) {
     stream = tap(typedErrors(decompress(wireBytes), compression), uncompressed);
   }
+  // What the consumer does not need is passed over when nothing hashes it from the stream.
+  const seek = opened.skip;
+  let skip: ((n: number) => void) | undefined;
+  if (seek && !decompress && !pooled && (!hashing || fileHash)) {
+    skip = (n) => {
+      fileHash?.skipped(n);
+      seek(n);
+    };
+  }
   // The stream is read through (or given up) and the threads are done with the buffers they held.
   const retire = () => {
     pool.retire();
@@ -133,7 +151,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   };
   return {
     compression,
-    ...(!decompress && !pooled && !hashing && opened.skip ? { skip: opened.skip } : {}),
+    ...(skip ? { skip } : {}),
     stream,
     digests: async () => {
       try {

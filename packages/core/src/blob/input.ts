@@ -55,6 +55,8 @@ export interface OpenedInput {
   readonly size: number | undefined;
   /** Present for files: passes over `n` bytes without reading them (between pulls only). */
   readonly skip?: (n: number) => void;
+  /** Present for files: a path that opens the same file (its descriptor's, under `/proc/self/fd`). */
+  readonly sameFile?: string;
 }
 
 /** Opens a byte input as chunks, with its size when known up front (files). */
@@ -62,7 +64,7 @@ export function openInput(input: ByteInput, pool: BufferPool): OpenedInput {
   if (typeof input === 'string') {
     const fd = openSync(input, 'r');
     const chunks = new FileChunks(fd, pool);
-    return { chunks, size: fstatSync(fd).size, skip: (n) => chunks.skip(n) };
+    return { chunks, size: fstatSync(fd).size, skip: (n) => chunks.skip(n), sameFile: `/proc/self/fd/${fd}` };
   }
   if (input instanceof Uint8Array) return { chunks: fromChunks([input]), size: input.length };
   if (Symbol.asyncIterator in input) return { chunks: input, size: undefined };

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { FailedPreconditionError } from '../errors.js';
-import { FileHasher, LayerWriter } from '../native.js';
+import { FileHasher, FileHashRun, LayerWriter } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
 import { fileShrank, type FileRange } from './file-range.js';
 import { turn } from '../turns.js';
@@ -111,6 +111,65 @@ export function createByteCounter(): Sha256Stream {
  */
 export function createSha256(parallel = false): Sha256Stream {
   return parallel ? new NativeSha256() : new InlineSha256();
+}
+
+/**
+ * The sha256 of a whole file, read and hashed by a native thread of its own from the first byte, while this
+ * thread reads the same file for something else (a digest's parse): the hash runs at its own speed instead
+ * of waiting for each chunk. Chunks passed to it, and bytes skipped (`skipped`), are only counted: a reader
+ * that saw more or fewer bytes than the file held when it was opened (the file changed while read) fails
+ * the digest with FAILED_PRECONDITION.
+ */
+export class FileSha256 implements Sha256Stream {
+  size = 0;
+  readonly #hasher: FileHasher;
+  readonly #run: FileHashRun;
+
+  /** `path` names the file (`/proc/self/fd/<n>` for one already open), `fileSize` its length. */
+  constructor(
+    path: string,
+    readonly fileSize: number,
+  ) {
+    this.#hasher = new FileHasher(path);
+    try {
+      this.#run = new FileHashRun(this.#hasher, fileSize);
+    } catch (error) {
+      this.#hasher.free();
+      throw error;
+    }
+  }
+
+  update(chunk: Uint8Array): undefined {
+    this.size += chunk.length;
+    return undefined;
+  }
+
+  consume(chunk: Uint8Array, pool: BufferPool): undefined {
+    this.size += chunk.length;
+    pool.giveBack(chunk);
+    return undefined;
+  }
+
+  /** Counts `n` bytes the reader passed over without reading them. */
+  skipped(n: number): void {
+    this.size += n;
+  }
+
+  async digest(): Promise<string> {
+    try {
+      while (!this.#run.poll()) await pause();
+      if (this.size !== this.fileSize) throw new FailedPreconditionError(`the file changed while it was read: ${this.fileSize} bytes when opened, ${this.size} read`);
+      this.#run.free();
+      return `sha256:${this.#hasher.digest()}`;
+    } finally {
+      await this.abort();
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.#run.free(); // waits for the thread: only then may the hasher go
+    this.#hasher.free();
+  }
 }
 
 /** A sha256 stream that also writes what it hashes to a file, splicing in host files' contents. */

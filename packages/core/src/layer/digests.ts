@@ -34,7 +34,8 @@ export function layerDigestsOf(d: DecodedDigests): LayerDigests {
  * error. For a blob of any content, use `digestBlob`.
  */
 export async function digestLayer(input: ByteInput, options: Omit<ReadLayerOptions, 'hash'> = {}): Promise<LayerDigests> {
-  const reader = readLayer(input, { ...options, hash: true });
+  // Nothing acts on the bytes but the parse: the file is hashed by a thread that reads it itself.
+  const reader = readLayer(input, { ...options, hash: true, hashFromFile: true });
   const entries = reader.entries();
   try {
     // Parsing is the check; bodies are hashed as the reader passes over them. `take()`: no promise for an
