@@ -195,6 +195,20 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect(result.diffID).toBe(sha256(bytes));
   });
 
+  it('a large layer with trailing bytes is digested alike by its own hashing thread and, without /proc, from its chunks', () => {
+    // Past the size hashed on a thread: digestLayer's thread reopens the file through /proc/self/fd, and
+    // hashes it whole while the parse seeks past the body and counts the trailing bytes.
+    const bytes = Buffer.concat([rawTar([file('big', 'x'.repeat(9 * 1024 * 1024))]), Buffer.from('trailing garbage')]);
+    const layer = layerFile(bytes);
+    const script = `import { digestLayer } from '@strata/core'; process.stdout.write((await digestLayer(process.argv[1])).diffID);`;
+    const node = [process.execPath, '--input-type=module', '-e', script, layer];
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '' };
+    const withProc = execFileSync(node[0]!, node.slice(1), { encoding: 'utf8', env });
+    const withoutProc = execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && exec "$@"', 'sh', ...node], { encoding: 'utf8', env });
+    expect(withProc).toBe(sha256(bytes));
+    expect(withoutProc).toBe(sha256(bytes));
+  });
+
   it('sockets in a source tree are skipped with a warning', async () => {
     const src = fresh();
     mkdirSync(src);

@@ -6,7 +6,7 @@
 import { LayerFormatError, StrataError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { decompressor, detectCompression, pooledDecompressor, type Compression } from './compression.js';
-import { openInput, READ_CHUNK, type ByteInput } from './input.js';
+import { openInput, READ_CHUNK, type ByteInput, type OpenedInput } from './input.js';
 import { turn } from '../turns.js';
 import { createByteCounter, createSha256, FileSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
 
@@ -90,6 +90,16 @@ export interface DecodeOptions {
   hashFromFile?: boolean;
 }
 
+/** A hash of an opened file by a thread that reads it itself; undefined where it cannot be reopened (no `/proc`). */
+function fileSha256(opened: OpenedInput): FileSha256 | undefined {
+  if (opened.sameFile === undefined) return undefined;
+  try {
+    return new FileSha256(opened.sameFile, opened.size!);
+  } catch {
+    return undefined; // hashed from the chunks instead, as any other reader's
+  }
+}
+
 /** Sniffs the compression from the first bytes and returns the uncompressed stream with its digest taps. */
 export async function decodeInput(input: ByteInput, options: DecodeOptions = {}): Promise<DecodedInput> {
   const pool = new BufferPool(READ_CHUNK);
@@ -114,7 +124,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
   const parallel = setting === 'auto' ? big : setting;
   const hashing = options.hash ?? true;
-  const fileHash = hashing && parallel && options.hashFromFile === true && opened.sameFile !== undefined ? new FileSha256(opened.sameFile, opened.size!) : undefined;
+  const fileHash = hashing && parallel && options.hashFromFile === true ? fileSha256(opened) : undefined;
   const wire = fileHash ?? (hashing ? createSha256(parallel) : createByteCounter());
   async function* raw(): AsyncGenerator<Uint8Array> {
     for (const chunk of head) yield chunk;
