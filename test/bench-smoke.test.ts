@@ -23,6 +23,7 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
         ...['snapshot-prepare-commit', 'snapshot-usage', 'snapshot-stat-walk'],
         ...['image-import-unpack', 'image-export-docker', 'commit', 'commit-embedded', 'commit-gzip', 'gc-100-images'],
         'apply-concurrent',
+        'pack-concurrent',
         ...['registry-push', 'registry-pull', 'registry-pull-on-base', 'registry-push-embedded', 'registry-pull-embedded'],
         ...['build-cold', 'build-cached', 'build-one-change'],
       ]);
