@@ -197,7 +197,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
         if (entry.path === ROOT) {
           writer.root(entry);
           continue;
-      }
+        }
         const path = writer.place(entry.path);
         const creating = writer.create(entry, body, path);
         if (creating) await creating;
