@@ -206,7 +206,7 @@ export class FileHasher {
 
 /**
  * A native thread hashing all `size` bytes of `hasher`'s file, from its first byte, apart from whatever
- * this thread reads of it (see `createFileSha256`).
+ * this thread reads of it (see `FileSha256`).
  */
 export class FileHashRun {
   readonly #handle: bigint;

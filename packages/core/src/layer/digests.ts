@@ -34,12 +34,12 @@ export function layerDigestsOf(d: DecodedDigests): LayerDigests {
  * error. For a blob of any content, use `digestBlob`.
  */
 export async function digestLayer(input: ByteInput, options: Omit<ReadLayerOptions, 'hash'> = {}): Promise<LayerDigests> {
-  // Nothing acts on the bytes but the parse: the file is hashed by a thread that reads it itself.
+  // Nothing acts on the bytes but the parse: a large file is hashed by a thread that reads it itself.
   const reader = readLayer(input, { ...options, hash: true, hashFromFile: true });
   const entries = reader.entries();
   try {
-    // Parsing is the check; bodies are hashed as the reader passes over them. `take()`: no promise for an
-    // entry whose bytes are buffered.
+    // Parsing is the check; bodies are passed over (hashed by that thread, or by the taps as the reader reads
+    // past them). `take()`: no promise for an entry whose bytes are buffered.
     for (let next = entries.take(); next !== undefined; next = entries.take()) {
       if (next instanceof Promise && (await next) === undefined) break;
       const wait = turn();
