@@ -55,7 +55,7 @@ function copyIntoSpare(spare: ArrayBuffer[], chunk: Uint8Array): Uint8Array<Arra
   return copy;
 }
 
-/** Streams that do their work on this thread: chunks are done with when `update` returns. */
+/** Streams whose chunks are done with when `update` returns (their work is on this thread, or needs no chunks). */
 abstract class SyncStream implements Sha256Stream {
   size = 0;
   abstract update(chunk: Uint8Array): undefined;
@@ -120,8 +120,7 @@ export function createSha256(parallel = false): Sha256Stream {
  * that saw more or fewer bytes than the file held when it was opened (the file changed while read) fails
  * the digest with FAILED_PRECONDITION.
  */
-export class FileSha256 implements Sha256Stream {
-  size = 0;
+export class FileSha256 extends SyncStream {
   readonly #hasher: FileHasher;
   readonly #run: FileHashRun;
 
@@ -130,6 +129,7 @@ export class FileSha256 implements Sha256Stream {
     path: string,
     readonly fileSize: number,
   ) {
+    super();
     this.#hasher = new FileHasher(path);
     try {
       this.#run = new FileHashRun(this.#hasher, fileSize);
@@ -141,12 +141,6 @@ export class FileSha256 implements Sha256Stream {
 
   update(chunk: Uint8Array): undefined {
     this.size += chunk.length;
-    return undefined;
-  }
-
-  consume(chunk: Uint8Array, pool: BufferPool): undefined {
-    this.size += chunk.length;
-    pool.giveBack(chunk);
     return undefined;
   }
 
@@ -166,7 +160,7 @@ export class FileSha256 implements Sha256Stream {
     }
   }
 
-  async abort(): Promise<void> {
+  override async abort(): Promise<void> {
     this.#run.free(); // waits for the thread: only then may the hasher go
     this.#hasher.free();
   }

@@ -56,18 +56,13 @@ export async function writeEntries(
 ): Promise<LayerDescriptor> {
   const target = blobDestination(destination);
   const pooled = typeof target === 'string' && (options.compression ?? 'none') === 'none';
-  if (pooled && (options.parallelHash ?? true)) {
-    // The common case: host files are read and written by the writing thread, off this one.
-    const pool = new BufferPool(CHUNK_SIZE);
-    try {
-      return describe(await writeSplicedBlob(writeTarBatches(items, { ...options, pool }), target, pool, options));
-    } finally {
-      pool.retire();
-    }
-  }
   const pool = pooled ? new BufferPool(CHUNK_SIZE) : undefined;
-  const shared = pool ? { ...options, pool } : options;
   try {
+    if (pool && typeof target === 'string' && (options.parallelHash ?? true)) {
+      // The common case: host files are read and written by the writing thread, off this one.
+      return describe(await writeSplicedBlob(writeTarBatches(items, { ...options, pool }), target, pool, options));
+    }
+    const shared = pool ? { ...options, pool } : options;
     return describe(await writeBlob(writeTar(items, shared), target, shared));
   } finally {
     pool?.retire();
