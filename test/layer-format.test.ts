@@ -495,7 +495,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     }
   });
 
-  it('large files are copied by the kernel on one filesystem and by read/write across two: the same bytes, hashed as written', async () => {
+  it('large files are copied by the kernel on one filesystem (copy_file_range) and across two (sendfile): the same bytes, hashed as written', async () => {
     const { writeEntries: writeItems } = await import('@strata/core');
     const content = Buffer.alloc(3_000_123);
     for (let i = 0; i < content.length; i++) content[i] = (i * 7919) % 251;
@@ -525,6 +525,34 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
       expect(readFileSync(join(target, 'whole')).equals(content)).toBe(true);
       expect(readFileSync(join(target, 'small')).equals(content.subarray(5, 15))).toBe(true);
       expect(readFileSync(join(target, 'range')).equals(content.subarray(777_777, 2_777_777))).toBe(true);
+
+      // Which way the bytes went: across file systems copy_file_range is refused (EXDEV) once, not once a
+      // file, and the kernel copies by sendfile, with no read of the source into a buffer.
+      if (needs('strace')) {
+        const logs = join(work, 'cross-strace');
+        mkdirSync(logs);
+        const script = `import { writeEntries } from '@strata/core';
+          const [source, out, size] = process.argv.slice(1);
+          const entry = (path, size) => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: { sec: 0, nsec: 0 }, xattrs: new Map() });
+          const items = [
+            { entry: entry('whole', Number(size)), content: { kind: 'path', path: source } },
+            { entry: entry('range', 2_000_000), content: { kind: 'path', path: source, offset: 777_777 } },
+          ];
+          await writeEntries(items, out, { parallelHash: true });`;
+        const source = join(tmpfs, 'big-source');
+        // One log per thread (-ff): no call is split across lines by another thread's.
+        execFileSync('strace', ['-ff', '-qq', '-y', '-o', join(logs, 't'), '-e', 'trace=copy_file_range,sendfile,pread64', process.execPath, '--input-type=module', '-e', script, source, join(work, 'cross.tar'), String(content.length)], {
+          env: { ...process.env, NODE_EXTRA_CA_CERTS: '' },
+        });
+        const crossed = fresh();
+        await applyLayer(join(work, 'cross.tar'), crossed);
+        expect(readFileSync(join(crossed, 'whole')).equals(content)).toBe(true);
+        expect(readFileSync(join(crossed, 'range')).equals(content.subarray(777_777, 2_777_777))).toBe(true);
+        const calls = readdirSync(logs).flatMap((name) => readFileSync(join(logs, name), 'utf8').split('\n')).filter((line) => line.includes(source));
+        expect(calls.filter((line) => /copy_file_range\(/.test(line) && /EXDEV/.test(line))).toHaveLength(1);
+        expect(calls.filter((line) => /sendfile\(/.test(line)).length).toBeGreaterThan(0);
+        expect(calls.filter((line) => /pread64\(/.test(line))).toEqual([]);
+      }
     } finally {
       execFileSync('umount', [tmpfs]);
     }

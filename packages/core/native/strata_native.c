@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/sendfile.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <dirent.h>
@@ -528,19 +529,29 @@ int write_all(int fd, const void *bytes, size_t length) {
   return 0;
 }
 
+// How the kernel copies between a source and the layer file: copy_file_range (a reflink where the file
+// system shares extents), sendfile (page cache to page cache, across file systems, where copy_file_range
+// refuses with EXDEV), or neither: a read/write loop through a user buffer, a second copy of every byte.
+typedef enum { COPY_RANGE, COPY_SENDFILE, COPY_USER } copy_mode;
+
 // Appends `goal` bytes of open file `fd` from `at` to `out` at its file offset (for the layer writer below),
-// inside the kernel (copy_file_range: no trip through a user buffer, a reflink where the filesystem shares
-// extents), falling back to a read/write loop where the kernel cannot copy between the two files. Bytes
-// copied (short only at end of file), or -errno with `*syscall` set.
-static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, const char **syscall) {
+// inside the kernel where it can: `*mode` starts at COPY_RANGE and steps down for good when a way is refused
+// (a writer's sources and layer file stay on the same file systems). Bytes copied (short only at end of
+// file), or -errno with `*syscall` set.
+static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, copy_mode *mode, const char **syscall) {
   size_t total = 0;
-  int in_kernel = 1;
   while (total < goal) {
     ssize_t n;
-    if (in_kernel) {
+    if (*mode == COPY_RANGE) {
       n = copy_file_range(fd, &at, out, NULL, goal - total, 0);
       if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
-        in_kernel = 0;
+        *mode = COPY_SENDFILE;
+        continue;
+      }
+    } else if (*mode == COPY_SENDFILE) {
+      n = sendfile(out, fd, &at, goal - total);
+      if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        *mode = COPY_USER;
         continue;
       }
     } else {
@@ -555,7 +566,7 @@ static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, const char **s
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      *syscall = in_kernel ? "copy_file_range" : "read";
+      *syscall = *mode == COPY_RANGE ? "copy_file_range" : *mode == COPY_SENDFILE ? "sendfile" : "read";
       return -errno;
     }
     if (n == 0) break;
@@ -755,6 +766,7 @@ typedef struct {
   file_hasher *hasher;
   int source_fd; // the file the last splice read, still open (-1: none), and its path
   char *source_path;
+  copy_mode copy; // how large files are copied in (see copy_fd_at)
   size_t used;
   int64_t total;
   bool durable;   // fdatasync before finishing, writeback started behind the writing
@@ -862,7 +874,7 @@ static int writer_splice(layer_writer *w, const writer_file *f, const char **sys
   int source = writer_source(w, f->path, syscall);
   if (source < 0) return -source;
   ssize_t n = small ? read_fd_at(source, (char *)w->out + w->used, size, (off_t)f->offset, syscall)
-                    : copy_fd_at(source, w->fd, size, (off_t)f->offset, syscall);
+                    : copy_fd_at(source, w->fd, size, (off_t)f->offset, &w->copy, syscall);
   if (n < 0) return (int)-n;
   if ((size_t)n != size) return -1;
   if (small) w->used += size;
