@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <dirent.h>
@@ -258,6 +259,25 @@ static napi_value string_array(napi_env env, char *const *items, const size_t *l
   return array;
 }
 
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465 // Linux 6.13, the same number on every architecture
+#endif
+// Cleared when the kernel (or a seccomp filter that does not know it) refuses listxattrat.
+static atomic_bool have_listxattrat = true;
+
+// The xattr names of entry `name` of directory `dfd` (`path` names the same entry), the entry itself where
+// it is a symlink: listxattrat looks up the one name below the directory, where llistxattr walks the whole
+// path again (a C walk of /usr/share's 54,000 entries here: 226 ms with fstatat alone, 360 ms with
+// llistxattr besides, 325 ms with listxattrat). Bytes, or -1 with errno.
+static ssize_t list_xattrs_at(int dfd, const char *name, const char *path, char *list, size_t size) {
+  if (atomic_load_explicit(&have_listxattrat, memory_order_relaxed)) {
+    long n = syscall(SYS_listxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, list, size);
+    if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return (ssize_t)n;
+    atomic_store_explicit(&have_listxattrat, false, memory_order_relaxed);
+  }
+  return llistxattr(path, list, size);
+}
+
 // lstat_batch(dir, names?) -> { names, stats: Float64Array, links, xattrs }: lstat of each name in `dir`
 // (all of its entries when `names` is omitted), with each symlink's target and each entry's xattr names,
 // in one call. This replaces four Node calls per entry on the walks that pack layers and diff uppers.
@@ -367,7 +387,7 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       return throw_errno(env, ENAMETOOLONG, "llistxattr", dir);
     }
     memcpy(full + dir_len + 1, name, name_len + 1);
-    ssize_t len = llistxattr(full, list_buf, sizeof list_buf);
+    ssize_t len = list_xattrs_at(dfd, name, full, list_buf, sizeof list_buf);
     if (len > 0) {
       size_t n_items = 0;
       for (ssize_t j = 0; j < len; j += (ssize_t)strnlen(list_buf + j, (size_t)(len - j)) + 1) n_items++;
