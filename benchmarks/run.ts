@@ -80,8 +80,8 @@ function programFiles(command: string[]): string[] {
   const ldd = spawnSync('ldd', [executable], { encoding: 'utf8' });
   const libraries = [...(ldd.stdout ?? '').matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
   const script = command[1] !== undefined && /\.[cm]?js$/.test(command[1]) ? [command[1]] : [];
-  // strata's executable runs the command bundle beside it, through the code cache beside that.
-  const loaded = script.flatMap((file) => readdirSync(dirname(file)).filter((name) => /^strata-command\.(cjs|v8cache)$/.test(name)).map((name) => join(dirname(file), name)));
+  // strata's executable runs the bundles beside it (the command's, and the root libraries'), through the code cache beside them.
+  const loaded = script.flatMap((file) => readdirSync(dirname(file)).filter((name) => /^strata-(command|root)\.cjs$|^strata-command\.v8cache$/.test(name)).map((name) => join(dirname(file), name)));
   return [executable, ...libraries, ...script, ...loaded];
 }
 

@@ -144,8 +144,9 @@ describe.skipIf(!needs('root'))('strata command', () => {
       spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, STRATA_CODE_CACHE: cache } });
     const header = (cache: string) => {
       const bytes = readFileSync(cache);
-      const [stamp, commands] = bytes.toString('utf8', 0, bytes.indexOf(10)).split('\t');
-      return { stamp: stamp!, commands: commands!, data: bytes.subarray(bytes.indexOf(10) + 1) };
+      const [stamp, commands, split] = bytes.toString('utf8', 0, bytes.indexOf(10)).split('\t');
+      const data = bytes.subarray(bytes.indexOf(10) + 1);
+      return { stamp: stamp!, commands: commands!, split: Number(split), data, command: data.subarray(0, Number(split)), root: data.subarray(Number(split)) };
     };
     let layer: string;
     let expected: string;
@@ -155,54 +156,84 @@ describe.skipIf(!needs('root'))('strata command', () => {
       expected = `diffID ${sha256(readFileSync(layer))}\n`;
     });
 
-    it('is written once per command that ran, and used after', () => {
+    it('is written once per command that ran, and used after; the root libraries\' bytecode once one of them ran', () => {
       const cache = join(work, 'cache-once');
+      const root = join(work, 'cache-once-root');
       expect(run(cache, '--version').status).toBe(0);
       expect(existsSync(cache)).toBe(false); // --version compiles nothing worth keeping
       expect(run(cache, 'digest', layer).stdout).toBe(expected);
       const first = header(cache);
       expect(first.stamp).toMatch(/^strata-v8cache [0-9a-f]{32} v\d+\.\d+\.\d+ \w+$/);
       expect(first.commands).toBe('digest');
+      expect(first.split).toBe(first.data.length); // a layer command loads no root library
       const { ino } = statSync(cache);
       expect(run(cache, 'digest', layer).stdout).toBe(expected);
       expect(statSync(cache).ino).toBe(ino); // digest is in it already: not rewritten
+      expect(run(cache, 'image', 'ls', '--root', root).status).toBe(0);
+      const withRoot = header(cache);
+      expect(withRoot.commands).toBe('digest,image ls');
+      expect(withRoot.root.length).toBeGreaterThan(0);
+      // A layer command the cache has not seen: the command bundle's part again, the root libraries' as it was.
       expect(run(cache, 'ls', layer).stdout).toMatch(/ a\n$/);
-      expect(header(cache).commands).toBe('digest,ls');
+      const last = header(cache);
+      expect(last.commands).toBe('digest,image ls,ls');
+      expect(last.root.equals(withRoot.root)).toBe(true);
+      const { ino: kept } = statSync(cache);
+      expect(run(cache, 'image', 'ls', '--root', root).status).toBe(0);
+      expect(statSync(cache).ino).toBe(kept);
     });
 
     it('is ignored, and replaced, when V8 rejects it, when another bundle made it, or when it is not trusted', () => {
       const cache = join(work, 'cache-bad');
+      const root = join(work, 'cache-bad-root');
       expect(run(cache, 'digest', layer).status).toBe(0);
+      expect(run(cache, 'image', 'ls', '--root', root).status).toBe(0);
       const good = header(cache);
-      const expectReplaced = () => {
-        expect(run(cache, 'digest', layer).stdout).toBe(expected);
+      expect(good.commands).toBe('digest,image ls');
+      const expectReplaced = (...command: string[]) => {
+        const r = run(cache, ...command);
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
         const now = header(cache);
         expect(now.stamp).toBe(good.stamp);
-        expect(now.commands).toBe('digest'); // a fresh cache, not the old one's list extended
+        expect(now.commands).toBe(command[0] === 'digest' ? 'digest' : 'image ls'); // a fresh cache, not the old one's list extended
         expect(statSync(cache).uid).toBe(process.geteuid!());
         expect(statSync(cache).mode & 0o022).toBe(0);
       };
-      const write = (stamp: string, commands: string, data: Uint8Array) => {
+      const replacedByDigest = () => {
+        expectReplaced('digest', layer);
+        expect(run(cache, 'digest', layer).stdout).toBe(expected);
+      };
+      const write = (stamp: string, commands: string, data: Uint8Array, split: number | string = good.split) => {
         rmSync(cache, { force: true });
-        writeFileSync(cache, Buffer.concat([Buffer.from(`${stamp}\t${commands}\n`), data]));
+        writeFileSync(cache, Buffer.concat([Buffer.from(`${stamp}\t${commands}\t${split}\n`), data]));
       };
       // Garbage where the bytecode should be: V8 refuses it, the command runs compiled afresh.
       write(good.stamp, 'digest,x', Buffer.alloc(good.data.length, 7));
-      expectReplaced();
+      replacedByDigest();
+      // Garbage in the root libraries' part only: refused when a command that opens a root loads them.
+      write(good.stamp, 'digest,image ls', Buffer.concat([good.command, Buffer.alloc(good.root.length, 7)]));
+      expectReplaced('image', 'ls', '--root', root);
+      // The parts' boundary missing, past the end or at zero.
+      for (const split of ['', String(good.data.length + 1), '0', 'x']) {
+        write(good.stamp, 'digest,x', good.data, split);
+        replacedByDigest();
+      }
       // Another bundle's cache (the stamp's build id differs).
       write(good.stamp.replace(/ [0-9a-f]{32} /, ` ${'0'.repeat(32)} `), 'digest,x', good.data);
-      expectReplaced();
+      replacedByDigest();
       // Writable by others, or owned by someone who is neither the caller nor the bundle's owner.
       write(good.stamp, 'digest,x', good.data);
       chmodSync(cache, 0o666);
-      expectReplaced();
+      replacedByDigest();
       write(good.stamp, 'digest,x', good.data);
       chownSync(cache, 65534, 65534);
-      expectReplaced();
+      replacedByDigest();
       // Trusted and accepted: kept as it is.
       write(good.stamp, 'digest,x', good.data);
       expect(run(cache, 'digest', layer).stdout).toBe(expected);
-      expect(header(cache).commands).toBe('digest,x');
+      expect(run(cache, 'image', 'ls', '--root', root).status).toBe(0);
+      expect(header(cache).commands).toBe('digest,x,image ls');
     });
 
     it('is skipped where it cannot be written', () => {

@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 /**
  * The `strata` executable (bundled as dist/strata.cjs): runs the bundled command (dist/strata-command.cjs)
- * through V8's code cache. Compiling the 1 MB bundle, and then each function it calls, is 30–90 ms of every
- * command; with the cache V8 deserialises the bytecode a previous run compiled instead (Node 22 has
- * `module.enableCompileCache` for this; Node 20 does not).
+ * through V8's code cache, and the libraries of the commands that open a root (dist/strata-root.cjs) the
+ * same way, once the command imports one of them. Compiling a bundle, and then each function it calls, is
+ * 30–90 ms of every command; with the cache V8 deserialises the bytecode a previous run compiled instead
+ * (Node 22 has `module.enableCompileCache` for this; Node 20 does not).
  *
- * The cache lives beside the bundle, so it is exactly as trusted as the bundle: a user who cannot write there
+ * The cache lives beside the bundles, so it is exactly as trusted as they are: a user who cannot write there
  * reads the cache the installer's runs left, or runs without one. Bytecode is code, so a cache owned by
  * anyone but the caller or the bundle's owner, or writable by others, is ignored. It is rewritten when a
  * command the cache has not seen ran (its functions are then compiled too), at most once per command, by
- * rename, so a reader sees the old cache or the new one.
+ * rename, so a reader sees the old cache or the new one. One file holds both bundles' bytecode: the
+ * command's, then the root libraries' (none until a command that opens a root ran).
  */
 import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,24 +19,34 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
-/** The command bundle's content hash, set by scripts/bundle.mjs: V8 itself checks only the source's length. */
+/** The bundles' content hash, set by scripts/bundle.mjs: V8 itself checks only a source's length. */
 declare const STRATA_COMMAND_BUNDLE_ID: string;
 
 const here = dirname(fileURLToPath(import.meta.url));
-const bundle = join(here, 'strata-command.cjs');
+const commandBundle = join(here, 'strata-command.cjs');
+const rootBundle = join(here, 'strata-root.cjs');
 /** `STRATA_CODE_CACHE` moves it (a user of a read-only install points it into their own directory). */
 const cacheFile = process.env.STRATA_CODE_CACHE || join(here, 'strata-command.v8cache');
-/** The cache's first line: what it was made from, then the commands whose functions it holds. */
+/** The cache's first line: what it was made from, the commands whose functions it holds, the command bundle's bytes. */
 const stamp = `strata-v8cache ${STRATA_COMMAND_BUNDLE_ID} ${process.version} ${process.arch}`;
 
+/** The packages in the root bundle, by the name of their namespace in its exports (src/root-libraries.cjs). */
+const ROOT_LIBRARIES: Record<string, string> = {
+  '@strata/images': 'images',
+  '@strata/snapshotter': 'snapshotter',
+  '@strata/registry': 'registry',
+  '@strata/build': 'build',
+};
+
 interface Cache {
-  data: Buffer | undefined;
+  command: Buffer | undefined;
+  root: Buffer | undefined;
   commands: string[];
 }
 
-const NO_CACHE: Cache = { data: undefined, commands: [] };
+const NO_CACHE: Cache = { command: undefined, root: undefined, commands: [] };
 
-/** The cache, when it was made from this bundle by this Node, and is owned by us or by the bundle's owner. */
+/** The cache, when it was made from these bundles by this Node, and is owned by us or by the bundle's owner. */
 function readCache(): Cache {
   let fd: number;
   try {
@@ -44,13 +56,19 @@ function readCache(): Cache {
   }
   try {
     const { uid, mode } = fstatSync(fd);
-    if (![process.geteuid?.(), ownerOf(bundle)].includes(uid) || (mode & 0o022) !== 0) return NO_CACHE;
+    if (![process.geteuid?.(), ownerOf(commandBundle)].includes(uid) || (mode & 0o022) !== 0) return NO_CACHE;
     const bytes = readFileSync(fd);
     const newline = bytes.indexOf(10);
     if (newline < 0) return NO_CACHE;
-    const [header, commandList = ''] = bytes.toString('utf8', 0, newline).split('\t');
-    if (header !== stamp) return NO_CACHE;
-    return { data: bytes.subarray(newline + 1), commands: commandList.split(',').filter(Boolean) };
+    const [header, commandList = '', commandBytes = ''] = bytes.toString('utf8', 0, newline).split('\t');
+    const data = bytes.subarray(newline + 1);
+    const split = Number(commandBytes);
+    if (header !== stamp || commandBytes === '' || !Number.isSafeInteger(split) || split <= 0 || split > data.length) return NO_CACHE;
+    return {
+      command: data.subarray(0, split),
+      root: split < data.length ? data.subarray(split) : undefined,
+      commands: commandList.split(',').filter(Boolean),
+    };
   } finally {
     closeSync(fd);
   }
@@ -61,10 +79,11 @@ function ownerOf(path: string): number | undefined {
 }
 
 /** Writes the cache by rename; a read-only install keeps none. */
-function writeCache(data: Buffer, commands: string[]): void {
+function writeCache(command: Buffer, root: Buffer | undefined, commands: string[]): void {
   const temporary = `${cacheFile}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, Buffer.concat([Buffer.from(`${stamp}\t${commands.join(',')}\n`), data]), { mode: 0o644, flag: 'wx' });
+    const header = Buffer.from(`${stamp}\t${commands.join(',')}\t${command.length}\n`);
+    writeFileSync(temporary, Buffer.concat(root ? [header, command, root] : [header, command]), { mode: 0o644, flag: 'wx' });
     renameSync(temporary, cacheFile);
   } catch {
     try {
@@ -75,21 +94,52 @@ function writeCache(data: Buffer, commands: string[]): void {
   }
 }
 
+/**
+ * Compiles a bundle, from the cache when there is one. Each bundle is CommonJS's module function, wrapper
+ * included (scripts/bundle.mjs), in ASCII: read as Latin-1 it becomes V8's source as it is, with no decoding
+ * and no copy to wrap it.
+ */
+function compile(file: string, cachedData: Buffer | undefined): Script {
+  return new Script(readFileSync(file, 'latin1'), { filename: file, ...(cachedData ? { cachedData } : {}) });
+}
+
+type ModuleFunction = (exports: unknown, require: NodeJS.Require, module: { exports: unknown }, filename: string, dirname: string) => void;
+
+/** Runs a compiled bundle as a module with `require`, but for the ids `resolve` answers: its exports. */
+function run<T>(script: Script, file: string, resolve: (id: string) => unknown): T {
+  const nodeRequire = createRequire(file);
+  const require = Object.assign((id: string) => resolve(id) ?? nodeRequire(id), nodeRequire) as NodeJS.Require;
+  const module = { exports: {} as T };
+  (script.runInThisContext() as ModuleFunction)(module.exports, require, module, file, here);
+  return module.exports;
+}
+
 const cache = readCache();
-// The bundle is CommonJS's module function, wrapper included (scripts/bundle.mjs), in ASCII: read as
-// Latin-1 it becomes V8's source as it is, with no decoding and no copy to wrap it.
-const source = readFileSync(bundle, 'latin1');
-const script = new Script(source, {
-  filename: bundle,
-  ...(cache.data ? { cachedData: cache.data } : {}),
+const commandScript = compile(commandBundle, cache.command);
+let rootScript: Script | undefined;
+let rootExports: Record<string, unknown> | undefined;
+
+/** The root libraries' namespaces, their bundle run the first time the command asks for one. */
+function rootLibraries(): Record<string, unknown> {
+  if (rootExports === undefined) {
+    rootScript = compile(rootBundle, cache.root);
+    rootExports = run<Record<string, unknown>>(rootScript, rootBundle, (id) => (id === '@strata/core' ? commandExports.strataCore : undefined));
+  }
+  return rootExports;
+}
+
+const commandExports = run<{ commandName?: () => string | undefined; strataCore?: unknown }>(commandScript, commandBundle, (id) => {
+  const name = ROOT_LIBRARIES[id];
+  return name === undefined ? undefined : rootLibraries()[name];
 });
-const commandModule = { exports: {} as { commandName?: () => string | undefined } };
-(script.runInThisContext() as (...args: unknown[]) => void)(commandModule.exports, createRequire(bundle), commandModule, bundle, here);
 
 process.on('exit', () => {
-  const command = commandModule.exports.commandName?.();
+  const command = commandExports.commandName?.();
   if (command === undefined) return; // help, version and usage errors compile little worth keeping
-  const fresh = cache.data === undefined || script.cachedDataRejected === true;
+  // A rejected cache (another V8, garbage) holds nothing worth extending.
+  const fresh = cache.command === undefined || commandScript.cachedDataRejected === true || rootScript?.cachedDataRejected === true;
   if (!fresh && cache.commands.includes(command)) return;
-  writeCache(script.createCachedData(), fresh ? [command] : [...cache.commands, command]);
+  // The root bundle's bytecode from this run, or as the cache had it when this command did not load it.
+  const root = rootScript ? rootScript.createCachedData() : fresh ? undefined : cache.root;
+  writeCache(commandScript.createCachedData(), root, fresh ? [command] : [...cache.commands, command]);
 });

@@ -140,6 +140,9 @@ function program(): Command {
 
 let ranCommand: string | undefined;
 
+/** @strata/core as the command bundle carries it: the launcher hands it to the bundle of the root libraries. */
+export * as strataCore from '@strata/core';
+
 /** The command that ran (`image import`), once its action started: the launcher keys its code cache by it. */
 export function commandName(): string | undefined {
   return ranCommand;
