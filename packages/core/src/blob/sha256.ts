@@ -5,7 +5,7 @@
  * thread beside it, and by this one while it would otherwise wait.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
-import { createHash } from 'node:crypto';
+import { crypto } from '../crypto.js';
 import { FailedPreconditionError } from '../errors.js';
 import { FileHasher, FileHashRun, LayerWriter } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
@@ -73,7 +73,7 @@ abstract class SyncStream implements Sha256Stream {
 }
 
 class InlineSha256 extends SyncStream {
-  readonly #hash = createHash('sha256');
+  readonly #hash = crypto().createHash('sha256');
 
   update(chunk: Uint8Array): undefined {
     this.#hash.update(chunk);

@@ -2,7 +2,7 @@
  * The identities of a layer: diffID (sha256 of the uncompressed tar), digest and size of the blob as
  * given; and chainID, per the OCI image spec.
  */
-import { createHash } from 'node:crypto';
+import { crypto } from '../crypto.js';
 import type { Compression } from '../blob/compression.js';
 import type { DecodedDigests } from '../blob/decode.js';
 import type { ByteInput } from '../blob/input.js';
@@ -59,7 +59,7 @@ export function chainID(diffIDs: readonly string[]): string {
   if (diffIDs.length === 0) throw new InvalidArgumentError('chainID of an empty stack');
   let chain = diffIDs[0]!;
   for (let i = 1; i < diffIDs.length; i++) {
-    chain = `sha256:${createHash('sha256').update(`${chain} ${diffIDs[i]}`).digest('hex')}`;
+    chain = `sha256:${crypto().createHash('sha256').update(`${chain} ${diffIDs[i]}`).digest('hex')}`;
   }
   return chain;
 }

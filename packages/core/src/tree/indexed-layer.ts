@@ -2,7 +2,7 @@
  * Layers held as an index of entries: an uncompressed layer tarball (content read in place, by offset) or a
  * tree in memory. Both read OCI whiteouts (`.wh.` names) and opaque markers from the entries.
  */
-import { randomBytes } from 'node:crypto';
+import { crypto } from '../crypto.js';
 import { closeSync, constants as fsConstants, createReadStream, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, type BigIntStats } from 'node:fs';
 import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
@@ -195,7 +195,7 @@ function saveIndex(indexPath: string, st: BigIntStats, entries: Array<{ entry: E
     mtimeNs: String(st.mtimeNs),
     records: entries.map(({ entry, offset }) => ({ entry: { ...entry, xattrs: [...entry.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('base64')]) }, offset })),
   };
-  const temporary = `${indexPath}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const temporary = `${indexPath}.tmp-${process.pid}-${crypto().randomBytes(6).toString('hex')}`;
   try {
     writeFileSync(temporary, JSON.stringify(index), { flag: 'wx', mode: 0o644 });
     renameSync(temporary, indexPath);
