@@ -1,6 +1,6 @@
 /**
- * lmdb's native binding, for the command bundle: it carries lmdb's JavaScript (and so V8's code cache covers
- * it), and scripts/bundle.mjs hands lmdb's import of its binding loader (node-gyp-build-optional-packages)
+ * lmdb's native binding, for the command's bundle of the root libraries: it carries lmdb's JavaScript (and so
+ * V8's code cache covers it), and scripts/bundle.mjs hands lmdb's import of its binding loader (node-gyp-build-optional-packages)
  * this module instead. Loading lmdb from its install cost every command that opens a root 30-40 ms:
  * resolving and reading half a dozen package.json files, compiling outside the code cache, and in that
  * loader detect-libc (and with it child_process) and scans of the prebuild directories. This goes straight
