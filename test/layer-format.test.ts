@@ -127,6 +127,63 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect(Buffer.from(getXattr(join(target, 'v3'), 'security.capability')!)).toEqual(Buffer.from(getXattr(join(src, 'v3'), 'security.capability')!));
   });
 
+  it.skipIf(!needs('strace'))('xattr names are listed alike where the kernel refuses listxattrat (a seccomp filter: ENOSYS, EPERM)', () => {
+    // lstatBatch lists each entry's xattrs relative to its directory (listxattrat, Linux 6.13) and goes back
+    // to llistxattr by path where that call is refused: an older kernel, or a seccomp profile that does not
+    // know it. A small C program installs such a filter and runs node under it.
+    const src = fresh();
+    mkdirSync(join(src, 'dir'), { recursive: true });
+    writeFileSync(join(src, 'plain'), 'p');
+    writeFileSync(join(src, 'tagged'), 't');
+    setXattr(join(src, 'tagged'), 'user.one', Buffer.from('1'));
+    setXattr(join(src, 'tagged'), 'user.two', Buffer.from('2'));
+    setXattr(join(src, 'dir'), 'trusted.mark', Buffer.from('d'));
+    execFileSync('ln', ['-s', 'tagged', join(src, 'link')]);
+    const filter = join(work, 'refuse-listxattrat');
+    writeFileSync(
+      `${filter}.c`,
+      `#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+int main(int argc, char **argv) {
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 465, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (atoi(argv[1]) & SECCOMP_RET_DATA)),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog program = { sizeof code / sizeof code[0], code };
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program)) return perror("seccomp"), 1;
+  execvp(argv[2], argv + 2);
+  return perror("exec"), 1;
+}
+`,
+    );
+    execFileSync('cc', ['-o', filter, `${filter}.c`]);
+    const script = `import { lstatBatch } from '@strata/core';
+      const b = lstatBatch(process.argv[1]);
+      console.log(JSON.stringify(b.names.map((name, i) => [name, b.xattrs[i] ?? []]).sort()));`;
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '' };
+    const node = [process.execPath, '--input-type=module', '-e', script, src];
+    const list = (...prefix: string[]) => {
+      const log = join(work, `listing-${++n}.strace`);
+      const out = execFileSync('strace', ['-f', '-qq', '-o', log, '-e', 'trace=llistxattr', ...prefix, ...node], { encoding: 'utf8', env });
+      return { listing: JSON.parse(out) as Array<[string, string[]]>, byPath: readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('llistxattr(') && l.includes(src)).length };
+    };
+    const direct = list();
+    expect(direct.listing).toEqual([['dir', ['trusted.mark']], ['link', []], ['plain', []], ['tagged', ['user.one', 'user.two']]]);
+    expect(direct.byPath).toBe(0);
+    for (const errno of ['38', '1']) {
+      const refused = list(filter, errno);
+      expect(refused.listing).toEqual(direct.listing);
+      expect(refused.byPath).toBe(4); // every entry, by path
+    }
+  });
+
   for (const format of ['plain', 'overlay'] as const) {
     it(`overlay xattrs inside a layer are not trusted as markers (${format})`, async () => {
       const target = fresh();
