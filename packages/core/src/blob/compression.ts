@@ -7,6 +7,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Readable, type Transform } from 'node:stream';
+import { zlib } from '../builtins.js';
 import { LayerFormatError, UnsupportedError } from '../errors.js';
 import { NativeDecoder } from '../native.js';
 import { BufferPool } from './buffer-pool.js';
@@ -16,9 +17,6 @@ import { ParallelGzip } from './parallel-gzip.js';
 type ZstdNapi = typeof import('zstd-napi');
 let zstdModule: ZstdNapi | undefined;
 
-/** node:zlib, loaded on first use (~3 ms of start-up otherwise). */
-let zlibModule: typeof import('node:zlib') | undefined;
-const zlib = () => (zlibModule ??= process.getBuiltinModule('node:zlib'));
 
 /** zstd-napi, loaded on first use: most commands never touch zstd, and loading it costs ~10 ms of start-up. */
 function zstd(): ZstdNapi {

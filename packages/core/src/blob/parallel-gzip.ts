@@ -9,6 +9,7 @@
  * fraction of a percent of one stream's.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { zlib } from '../builtins.js';
 import type * as Zlib from 'node:zlib';
 
 /** Input per block: large enough that a block's thread-pool round trip is noise, small enough to spread. */
@@ -17,9 +18,6 @@ const BLOCK = 256 * 1024;
 const WINDOW = 32 * 1024;
 /** Blocks compressing at once: a few per core keeps them busy without holding much input. */
 const IN_FLIGHT = 4;
-
-let zlibModule: typeof Zlib | undefined;
-const zlib = () => (zlibModule ??= process.getBuiltinModule('node:zlib'));
 
 /** The gzip member header: no name, no mtime (reproducible), XFL from the level, OS Unix. */
 function header(level: number): Buffer {

@@ -5,7 +5,7 @@
  * thread beside it, and by this one while it would otherwise wait.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
-import { crypto } from '../crypto.js';
+import { crypto } from '../builtins.js';
 import { FailedPreconditionError } from '../errors.js';
 import { FileHasher, FileHashRun, LayerWriter } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';

@@ -2,7 +2,7 @@
  * The identities of a layer: diffID (sha256 of the uncompressed tar), digest and size of the blob as
  * given; and chainID, per the OCI image spec.
  */
-import { crypto } from '../crypto.js';
+import { crypto } from '../builtins.js';
 import type { Compression } from '../blob/compression.js';
 import type { DecodedDigests } from '../blob/decode.js';
 import type { ByteInput } from '../blob/input.js';

@@ -2,7 +2,7 @@
  * Layers held as an index of entries: an uncompressed layer tarball (content read in place, by offset) or a
  * tree in memory. Both read OCI whiteouts (`.wh.` names) and opaque markers from the entries.
  */
-import { crypto } from '../crypto.js';
+import { crypto } from '../builtins.js';
 import { closeSync, constants as fsConstants, createReadStream, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, type BigIntStats } from 'node:fs';
 import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
