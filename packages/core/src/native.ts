@@ -58,6 +58,7 @@ interface StrataNative {
   gzipDecoderCreate(): object | null;
   zstdDecoderCreate(): object | null;
   decoderRun(decoder: object, input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]>;
+  ioBuffer(size: number): ArrayBuffer;
 }
 
 /**
@@ -102,6 +103,12 @@ export function mknod(path: string, typeBits: number, perm: number, major = 0, m
 export function lutimens(path: string, atime: { sec: number; nsec: number }, mtime: { sec: number; nsec: number }): void {
   addon.lutimens(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec);
 }
+
+/**
+ * A buffer for a pool that carries layer bytes (`native/io_buffer.c`): its pages are present from the start and
+ * not write-protected by the forks that start child processes, so reusing it never faults.
+ */
+export const ioBuffer = (size: number): ArrayBuffer => addon.ioBuffer(size);
 
 const NO_XATTRS: ReadonlyMap<string, Uint8Array> = new Map();
 

@@ -1,13 +1,17 @@
 /**
  * Buffers that travel between a reader and a hashing or writing thread and back, so that steady state
- * allocates nothing (and takes no page faults) per chunk.
+ * allocates nothing (and takes no page faults) per chunk. They are the addon's (`ioBuffer`): present when
+ * made, and not write-protected by the forks that start child processes, which made every reused page
+ * fault again after a builder or the benchmark ran a command.
  */
+import { ioBuffer } from '../native.js';
 
 /**
  * Free buffers of pools that finished, by size, for the next pool: a process handling layer after layer (a
- * pull, an import, a build) reads and writes into memory it has touched before. Fresh memory costs a page
- * fault per 4 KiB (5-12 µs each on these VMs): a second apply of minbase in a fresh process took about 1,500
- * of them for its read buffers. Capped, and let go once no pool has finished for a while.
+ * pull, an import, a build) reads and writes into memory it has touched before. Fresh memory costs a
+ * mapping and a zeroing, and before buffers were populated when made, a page fault per 4 KiB (5-12 µs each
+ * on these VMs: a second apply of minbase in a fresh process took about 1,500 of them for its read buffers).
+ * Capped, and let go once no pool has finished for a while.
  */
 const reserve = new Map<number, ArrayBuffer[]>();
 const RESERVE_BYTES = 16 * 1024 * 1024;
@@ -57,7 +61,7 @@ export class BufferPool {
   take(): Buffer {
     if (this.#free.length === 0) this.refill();
     const buffer = this.#free.pop() ?? fromReserve(this.size);
-    return buffer === undefined ? Buffer.allocUnsafeSlow(this.size) : Buffer.from(buffer);
+    return Buffer.from(buffer ?? ioBuffer(this.size));
   }
 
   give(buffer: ArrayBuffer): void {

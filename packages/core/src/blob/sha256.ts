@@ -7,7 +7,7 @@
  */
 import { crypto } from '../builtins.js';
 import { FailedPreconditionError } from '../errors.js';
-import { FileHasher, FileHashRun, LayerWriter } from '../native.js';
+import { FileHasher, FileHashRun, ioBuffer, LayerWriter } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
 import { fileShrank, type FileRange } from './file-range.js';
 import { turn } from '../turns.js';
@@ -49,7 +49,7 @@ const MAX_IN_FLIGHT = { hashing: 4 * 1024 * 1024, writing: 16 * 1024 * 1024 };
  */
 function copyIntoSpare(spare: ArrayBuffer[], chunk: Uint8Array): Uint8Array<ArrayBuffer> {
   let buffer = spare.pop();
-  if (buffer === undefined || buffer.byteLength < chunk.length) buffer = new ArrayBuffer(Math.max(chunk.length, 1024 * 1024));
+  if (buffer === undefined || buffer.byteLength < chunk.length) buffer = ioBuffer(Math.max(chunk.length, 1024 * 1024));
   const copy = new Uint8Array(buffer, 0, chunk.length);
   copy.set(chunk);
   return copy;
