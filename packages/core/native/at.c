@@ -326,14 +326,21 @@ static int finish_fd(int fd, double uid, double gid, double mode, double sec, do
   return 0;
 }
 
-// write_file_at(dirfd, name, data, mode, uid, gid, mtimeSec, mtimeNsec): creates entry `name`, which must
-// not exist (O_EXCL, never through a symlink), with all of `data`, owner (uid < 0: the caller's), mode and
-// times, and closes it: one call for what an apply does per small file.
+// The permission bits a new file is created with (the umask applies): `create_mode` when the caller gives
+// one (>= 0; special bits never), else 0600 until its mode is set.
+static mode_t creation_mode(double create_mode) {
+  return create_mode >= 0 ? (mode_t)create_mode & 0777 : 0600;
+}
+
+// write_file_at(dirfd, name, data, mode, uid, gid, mtimeSec, mtimeNsec, createMode): creates entry `name`,
+// which must not exist (O_EXCL, never through a symlink), with permission bits `createMode` (< 0: 0600),
+// all of `data`, owner (uid < 0: the caller's), mode (< 0: leave as created) and times, and closes it: one
+// call for what an apply does per small file.
 napi_value js_write_file_at(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
+  napi_value argv[9];
   char name[PATH_MAX_BYTES];
-  const char *usage = "write_file_at(dirfd, name, data, mode, uid, gid, mtimeSec, mtimeNsec)";
-  if (!get_args(env, info, 8, argv, usage)) return NULL;
+  const char *usage = "write_file_at(dirfd, name, data, mode, uid, gid, mtimeSec, mtimeNsec, createMode)";
+  if (!get_args(env, info, 9, argv, usage)) return NULL;
   int dirfd = get_fd(env, argv[0]);
   if (dirfd < 0 || get_name(env, argv[1], name, false) < 0) return NULL;
   void *data = NULL;
@@ -342,7 +349,7 @@ napi_value js_write_file_at(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
-  int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, creation_mode(get_number(env, argv[8])));
   if (fd < 0) return throw_errno(env, errno, "open", name);
   const char *syscall = NULL;
   int err = write_all(fd, data, length);
@@ -356,13 +363,14 @@ napi_value js_write_file_at(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// create_file_at(dirfd, name) -> fd: a new file (O_EXCL, never through a symlink) open for writing, mode 0600.
+// create_file_at(dirfd, name, createMode) -> fd: a new file (O_EXCL, never through a symlink) open for
+// writing, with permission bits `createMode` (< 0: 0600).
 napi_value js_create_file_at(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   char name[PATH_MAX_BYTES];
   int dirfd;
-  if (!entry_args(env, info, 2, argv, "create_file_at(dirfd, name)", &dirfd, name, false)) return NULL;
-  int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (!entry_args(env, info, 3, argv, "create_file_at(dirfd, name, createMode)", &dirfd, name, false)) return NULL;
+  int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, creation_mode(get_number(env, argv[2])));
   if (fd < 0) return throw_errno(env, errno, "open", name);
   return number(env, fd);
 }

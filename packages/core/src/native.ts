@@ -42,8 +42,8 @@ interface StrataNative {
   linkAt(fromDirfd: number, fromName: string, toDirfd: number, toName: string): void;
   removeAt(dirfd: number, name: string): void;
   unlinkAt(dirfd: number, name: string, directory: boolean): void;
-  writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
-  createFileAt(dirfd: number, name: string): number;
+  writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number, createMode: number): void;
+  createFileAt(dirfd: number, name: string, createMode: number): number;
   closeFd(fd: number): void;
   finishFile(fd: number, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
   setAttrsAt(dirfd: number, name: string, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
@@ -314,21 +314,29 @@ export const removeAt = (dirfd: number, name: string): void => addon.removeAt(di
 export const unlinkAt = (dirfd: number, name: string, directory: boolean): void => addon.unlinkAt(dirfd, name, directory);
 /**
  * Creates entry `name`, which must not exist (O_EXCL, never through a symlink), with `data`, owner (undefined:
- * the caller's), mode (set after the owner, which clears setuid bits) and atime = mtime, and closes it.
+ * the caller's), mode and atime = mtime, and closes it. `mode` is set after the owner (which clears setuid
+ * bits), or, given as `{ atCreation }`, is the file's permission bits from its creation on (no special bits;
+ * the umask applies), with no call after.
  */
-export function writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
-  addon.writeFileAt(dirfd, name, data, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
+export function writeFileAt(dirfd: number, name: string, data: Uint8Array, mode: FileMode, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
+  const later = typeof mode === 'number';
+  addon.writeFileAt(dirfd, name, data, later ? mode : -1, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec, later ? -1 : mode.atCreation);
 }
-/** A new file (O_EXCL, never through a symlink) open for writing, mode 0600 until `finishFile`. */
-export const createFileAt = (dirfd: number, name: string): number => addon.createFileAt(dirfd, name);
+/** A mode to set once a new file is written, or the permission bits to create it with (see `writeFileAt`). */
+export type FileMode = number | { readonly atCreation: number };
+/**
+ * A new file (O_EXCL, never through a symlink) open for writing: mode 0600 until `finishFile` sets it, or
+ * `atCreation`'s permission bits (see `writeFileAt`).
+ */
+export const createFileAt = (dirfd: number, name: string, atCreation?: number): number => addon.createFileAt(dirfd, name, atCreation ?? -1);
 /**
  * Closes a descriptor `openRoot`, `openDirAt` or `createFileAt` gave. Not `fs.closeSync`: in a worker thread
  * Node warns on stderr about each descriptor its fs closes that it did not open.
  */
 export const closeFd = (fd: number): void => addon.closeFd(fd);
-/** Owner (undefined: leave), mode and atime = mtime of an open file, in that order. */
-export function finishFile(fd: number, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
-  addon.finishFile(fd, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
+/** Owner (undefined: leave), mode (undefined: leave) and atime = mtime of an open file, in that order. */
+export function finishFile(fd: number, mode: number | undefined, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
+  addon.finishFile(fd, mode ?? -1, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
 }
 /**
  * Owner, mode and times of entry `name` ("" for the directory itself), each left alone when undefined;

@@ -106,7 +106,9 @@ function oneOf<T extends string>(value: T | undefined, allowed: readonly T[], na
  * Applying the same layer again completes it.
  *
  * Throws LAYER_FORMAT, UNSAFE_PATH, LIMIT_EXCEEDED and UNSUPPORTED (see `readLayer`), INVALID_ARGUMENT for
- * bad options, ENOTDIR when `target` is not a directory, and Node errno errors from the file system.
+ * bad options, ENOTDIR when `target` is not a directory, FAILED_PRECONDITION when the process's umask
+ * changed while the apply created files in an empty target (their modes may be short of the layer's), and
+ * Node errno errors from the file system.
  */
 export async function applyLayer(source: ByteInput, target: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   oneOf(options.layout, ['plain', 'overlay'], 'layout');
@@ -209,6 +211,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
       await entries.return(); // after the last entry, nothing; after an error, the input closed as unfinished
     }
     await writer.finish();
+    target.confirmModes();
     return { ...(await reader.digests()), entries: count, owners: writer.ownerRecords };
   } finally {
     target.close();
