@@ -325,18 +325,21 @@ export function writeFileAt(dirfd: number, name: string, data: Uint8Array, mode:
 /** A mode to set once a new file is written, or the permission bits to create it with (see `writeFileAt`). */
 export type FileMode = number | { readonly atCreation: number };
 /**
- * A new file (O_EXCL, never through a symlink) open for writing: mode 0600 until `finishFile` sets it, or
- * `atCreation`'s permission bits (see `writeFileAt`).
+ * A new file (O_EXCL, never through a symlink) open for writing: mode 0600 until `finishFile` sets `mode`, or
+ * created with `mode.atCreation`'s permission bits (see `writeFileAt`).
  */
-export const createFileAt = (dirfd: number, name: string, atCreation?: number): number => addon.createFileAt(dirfd, name, atCreation ?? -1);
+export const createFileAt = (dirfd: number, name: string, mode: FileMode): number => addon.createFileAt(dirfd, name, typeof mode === 'number' ? -1 : mode.atCreation);
 /**
  * Closes a descriptor `openRoot`, `openDirAt` or `createFileAt` gave. Not `fs.closeSync`: in a worker thread
  * Node warns on stderr about each descriptor its fs closes that it did not open.
  */
 export const closeFd = (fd: number): void => addon.closeFd(fd);
-/** Owner (undefined: leave), mode (undefined: leave) and atime = mtime of an open file, in that order. */
-export function finishFile(fd: number, mode: number | undefined, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
-  addon.finishFile(fd, mode ?? -1, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
+/**
+ * Owner (undefined: leave), mode (left as created when given as `{ atCreation }`) and atime = mtime of an
+ * open file, in that order.
+ */
+export function finishFile(fd: number, mode: FileMode, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
+  addon.finishFile(fd, typeof mode === 'number' ? mode : -1, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
 }
 /**
  * Owner, mode and times of entry `name` ("" for the directory itself), each left alone when undefined;

@@ -101,7 +101,7 @@ export class ApplyTarget {
   /** True when the root carries a default ACL (which new entries below it inherit instead of the umask), or may. */
   #rootHasDefaultAcl(): boolean {
     try {
-      return getXattrAt(this.#rootFd, '', DEFAULT_ACL) !== undefined;
+      return this.getXattr(ROOT, DEFAULT_ACL) !== undefined;
     } catch {
       return true; // unknown: assume the worst
     }
@@ -349,8 +349,7 @@ export class ApplyTarget {
   /** A new file written from `chunks`, then given its owner, mode and times. */
   async writeFileFrom(path: string, chunks: AsyncIterator<Uint8Array>, first: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): Promise<void> {
     const fileMode = this.#fileMode(mode);
-    const atCreation = typeof fileMode === 'number' ? undefined : fileMode.atCreation;
-    const fd = this.#at(path, (dirfd, name) => createFileAt(dirfd, name, atCreation));
+    const fd = this.#at(path, (dirfd, name) => createFileAt(dirfd, name, fileMode));
     this.#made(path, 'other');
     try {
       for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
@@ -360,7 +359,7 @@ export class ApplyTarget {
         const next = await chunks.next();
         chunk = next.done === true ? undefined : next.value;
       }
-      finishFile(fd, atCreation === undefined ? mode : undefined, owner, mtime);
+      finishFile(fd, fileMode, owner, mtime);
     } catch (error) {
       this.#fail(error, path);
     } finally {
