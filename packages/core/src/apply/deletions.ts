@@ -52,7 +52,7 @@ export class PlainDeletions implements Deletions {
    * the whiteout still hides everything below it, so it becomes opaque. True when that was the case.
    */
   #hidesOwnEntry(path: string): boolean {
-    if (!this.state.touched.has(path)) return false;
+    if (!this.state.isTouched(path)) return false;
     if (this.target.kind(path) === 'directory') this.opaque(path);
     return true;
   }
@@ -61,7 +61,7 @@ export class PlainDeletions implements Deletions {
     this.target.ensureDir(parentOf(dir), dir, (p, kind) => this.clearForDirectory(p, kind));
     const kind = this.target.kind(dir);
     if (kind !== undefined && kind !== 'directory') {
-      if (this.state.touched.has(dir)) throw new LayerFormatError(`opaque marker inside a non-directory: ${quote(dir)}`, { path: dir });
+      if (this.state.isTouched(dir)) throw new LayerFormatError(`opaque marker inside a non-directory: ${quote(dir)}`, { path: dir });
       this.target.remove(dir, kind);
     }
     if (kind !== 'directory') this.target.mkdir(dir, 0o755);
@@ -83,7 +83,7 @@ export class PlainDeletions implements Deletions {
       const path = childPath(dir, name);
       const kind = this.target.kind(path);
       if (kind === undefined) continue;
-      if (!this.state.touched.has(path)) this.target.remove(path, kind);
+      if (!this.state.isTouched(path)) this.target.remove(path, kind);
       else if (kind === 'directory') this.#prune(path);
     }
   }
@@ -118,7 +118,7 @@ export class OverlayDeletions extends PlainDeletions {
   }
 
   override whiteout(path: string): void {
-    if (this.state.touched.has(path)) {
+    if (this.state.isTouched(path)) {
       super.whiteout(path);
       return;
     }

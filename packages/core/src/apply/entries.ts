@@ -127,7 +127,7 @@ export class EntryWriter {
         // A target path that cannot be resolved yet (a symlink loop a later entry may replace) waits too; at
         // the end it is resolved again, and refused if it still cannot be.
         const linkTarget = this.#resolvedNow(entry.linkname!);
-        if (linkTarget === undefined || !this.state.touched.has(linkTarget) || !this.#link(entry, path)) this.state.links.set(path, entry);
+        if (linkTarget === undefined || !this.state.isTouched(linkTarget) || !this.#link(entry, path)) this.state.links.set(path, entry);
         break;
       }
       case 'char':

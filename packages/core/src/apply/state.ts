@@ -11,8 +11,14 @@ import type { Entry } from '../entry.js';
 import { isWithin, parentOf, ROOT } from '../path.js';
 
 export class ApplyState {
-  /** Paths this layer put in place, and every ancestor of one: never removed by this layer's own deletions. */
-  readonly touched = new Set<string>([ROOT]);
+  /**
+   * Paths this layer put in place, and every ancestor of one: never removed by this layer's own deletions.
+   * Only deletions and hardlinks ask (most layers have few of either, many have none), so paths are listed
+   * as they come and folded into the set when one is asked about: an append per entry, not two or three
+   * lookups in a set of tens of thousands of paths.
+   */
+  readonly #touched = new Set<string>([ROOT]);
+  #pending: string[] = [];
   /** Paths this layer whited out: a directory it then makes there hides everything below (opaque). */
   readonly whitedOut = new Set<string>();
   /** Directories whose mode and times are set at the end, so that their children cannot disturb them. */
@@ -22,7 +28,18 @@ export class ApplyState {
 
   /** Records that the layer put something at `path`. */
   touch(path: string): void {
-    for (let p = path; !this.touched.has(p); p = parentOf(p)) this.touched.add(p);
+    this.#pending.push(path);
+  }
+
+  /** True when the layer put something at `path` or below it. */
+  isTouched(path: string): boolean {
+    const pending = this.#pending;
+    if (pending.length !== 0) {
+      const touched = this.#touched;
+      for (const added of pending) for (let p = added; !touched.has(p); p = parentOf(p)) touched.add(p);
+      this.#pending = [];
+    }
+    return this.#touched.has(path);
   }
 
   /**

@@ -77,6 +77,12 @@ export class ApplyTarget {
   readonly #rootFd: number;
   /** Open descriptors of real directories, by resolved path, oldest first. */
   readonly #dirs = new Map<string, number>();
+  /**
+   * The directory most recently reached, and its descriptor (one of `#dirs`): tar order puts a directory's
+   * entries together, so most entries ask for the one before theirs, and a comparison spares a lookup.
+   */
+  #lastDir: string | undefined;
+  #lastFd = -1;
   /** For a target that started empty: what this apply created at each path and has not removed. */
   readonly #created: Map<string, HostKind> | undefined;
   readonly #stat = new Float64Array(STAT.fields);
@@ -149,6 +155,7 @@ export class ApplyTarget {
   close(): void {
     for (const fd of this.#dirs.values()) closeFd(fd);
     this.#dirs.clear();
+    this.#lastDir = undefined;
     closeFd(this.#rootFd);
   }
 
@@ -171,7 +178,7 @@ export class ApplyTarget {
    * root. Throws UNSAFE_PATH for a climb above the root or more than 40 symlinks.
    */
   resolve(path: string): string {
-    if (this.#dirs.has(parentOf(path))) return path; // a known real directory: nothing to follow above it
+    if (this.#isKnownDir(parentOf(path))) return path; // a real directory: nothing to follow above it
     return resolvePath(path, (dir, name) => this.#lookup(dir, name), {
       ...RESOLVE_RULES,
       fail: (failure) =>
@@ -187,11 +194,25 @@ export class ApplyTarget {
     return kind === 'directory' ? 'directory' : 'other';
   }
 
+  /**
+   * True when `dir`, as a resolved path, is known to name a real directory: one held open, or one this apply
+   * made. Either way it has no symlink on its way either (one on it would be a removed directory, forgotten
+   * with everything below it), so `dir` is resolved already.
+   */
+  #isKnownDir(dir: string): boolean {
+    return dir === this.#lastDir || this.#dirs.has(dir) || this.#created?.get(dir) === 'directory';
+  }
+
   /** The open descriptor of the real directory at resolved path `dir`, or undefined when there is none. */
   #openDir(dir: string): number | undefined {
+    if (dir === this.#lastDir) return this.#lastFd;
     if (dir === ROOT) return this.#rootFd;
     const cached = this.#dirs.get(dir);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      this.#lastDir = dir;
+      this.#lastFd = cached;
+      return cached;
+    }
     if (this.#created !== undefined && this.#created.get(dir) !== 'directory') return undefined;
     let fd: number;
     try {
@@ -212,6 +233,8 @@ export class ApplyTarget {
       closeFd(oldFd);
     }
     this.#dirs.set(dir, fd);
+    this.#lastDir = dir;
+    this.#lastFd = fd;
   }
 
   /** The descriptor of the directory holding resolved path `path`; it must exist. */
@@ -254,7 +277,7 @@ export class ApplyTarget {
   /** Resolves entry path `path` and makes its parent directories (see `ensureDir`): its resolved path. */
   place(path: string, replace: (path: string, kind: HostKind) => boolean): string {
     const parent = parentOf(path);
-    if (this.#dirs.has(parent)) return path;
+    if (this.#isKnownDir(parent)) return path;
     const resolved = this.resolve(path);
     this.ensureDir(parentOf(resolved), path, replace);
     return resolved;
@@ -423,6 +446,7 @@ export class ApplyTarget {
     const created = this.#created;
     created?.delete(path);
     if (!directory) return;
+    if (this.#lastDir !== undefined && isWithin(this.#lastDir, path)) this.#lastDir = undefined;
     for (const [dir, fd] of this.#dirs) {
       if (isWithin(dir, path)) {
         this.#dirs.delete(dir);
