@@ -11,6 +11,7 @@
   X("lsetxattr", js_lsetxattr)            \
   X("lremovexattr", js_lremovexattr)      \
   X("lstatBatch", js_lstat_batch)         \
+  X("listDirSorted", js_list_dir_sorted)  \
   X("readFileInto", js_read_file_into)    \
   X("writeNewFile", js_write_new_file)    \
   X("startWriteback", js_start_writeback) \

@@ -259,6 +259,94 @@ static napi_value string_array(napi_env env, char *const *items, const size_t *l
   return array;
 }
 
+// The names in directory `dfd` (not "." or ".."), appended to `list`: 0, or an errno with `*failed` set to the
+// call that failed. `dfd` stays open (the listing reads a duplicate).
+static int read_names(int dfd, name_list *list, const char **failed) {
+  int listing_fd = dup(dfd);
+  DIR *d = listing_fd < 0 ? NULL : fdopendir(listing_fd);
+  if (!d) {
+    int err = errno;
+    if (listing_fd >= 0) close(listing_fd);
+    *failed = "opendir";
+    return err;
+  }
+  struct dirent *ent;
+  int err = 0;
+  errno = 0;
+  while ((ent = readdir(d)) != NULL) {
+    const char *n = ent->d_name;
+    if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
+    if (push_name(list, n, strlen(n)) != 0) {
+      errno = ENOMEM;
+      break;
+    }
+    errno = 0;
+  }
+  err = errno;
+  closedir(d);
+  *failed = "readdir";
+  return err;
+}
+
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): the names
+// a JavaScript string carries back to the file system unchanged.
+static bool valid_utf8(const unsigned char *s) {
+  while (*s) {
+    unsigned c = *s;
+    if (c < 0x80) {
+      s++;
+      continue;
+    }
+    int n;
+    unsigned min;
+    if (c >= 0xc2 && c <= 0xdf) n = 1, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) n = 2, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) n = 3, min = 0x10000;
+    else return false;
+    unsigned cp = c & (0x3f >> n);
+    for (int i = 1; i <= n; i++) {
+      if ((s[i] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    s += n + 1;
+  }
+  return true;
+}
+
+static int compare_bytes(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// list_dir_sorted(dir) -> string[]: the names in `dir` (not "." or "..") in byte order, the order of a tar
+// walk; EILSEQ when one is not UTF-8. Sorted here: a JavaScript comparator took 15-27 ms for the 18,000
+// names of /usr/share/man/man1.
+napi_value js_list_dir_sorted(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char dir[PATH_MAX_BYTES];
+  if (get_path_args(env, info, 1, 1, argv, dir, "list_dir_sorted(dir)") < 0) return NULL;
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return throw_errno(env, errno, "open", dir);
+  name_list list = {0};
+  const char *failed = NULL;
+  int err = read_names(dfd, &list, &failed);
+  close(dfd);
+  if (err != 0) {
+    free_names(&list);
+    return throw_errno(env, err, failed, dir);
+  }
+  for (size_t i = 0; i < list.count; i++) {
+    if (!valid_utf8((const unsigned char *)list.names[i])) {
+      free_names(&list);
+      return throw_errno(env, EILSEQ, "readdir", dir); // a name no string can carry back
+    }
+  }
+  if (list.count > 1) qsort(list.names, list.count, sizeof *list.names, compare_bytes);
+  napi_value names = string_array(env, list.names, NULL, list.count);
+  free_names(&list);
+  return names;
+}
+
 #ifndef SYS_listxattrat
 #define SYS_listxattrat 465 // Linux 6.13, the same number on every architecture
 #endif
@@ -312,32 +400,12 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       }
     }
   } else {
-    int listing_fd = dup(dfd);
-    DIR *d = listing_fd < 0 ? NULL : fdopendir(listing_fd);
-    if (!d) {
-      int err = errno;
-      if (listing_fd >= 0) close(listing_fd);
-      close(dfd);
-      return throw_errno(env, err, "opendir", dir);
-    }
-    struct dirent *ent;
-    int err = 0;
-    errno = 0;
-    while ((ent = readdir(d)) != NULL) {
-      const char *n = ent->d_name;
-      if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
-      if (push_name(&list, n, strlen(n)) != 0) {
-        errno = ENOMEM;
-        break;
-      }
-      errno = 0;
-    }
-    err = errno;
-    closedir(d);
+    const char *failed = NULL;
+    int err = read_names(dfd, &list, &failed);
     if (err != 0) {
       close(dfd);
       free_names(&list);
-      return throw_errno(env, err, "readdir", dir);
+      return throw_errno(env, err, failed, dir);
     }
     names_value = string_array(env, list.names, NULL, list.count);
   }

@@ -18,6 +18,7 @@ interface StrataNative {
   lsetxattr(path: string, name: string, value: Uint8Array): void;
   lremovexattr(path: string, name: string): void;
   lstatBatch(dir: string, names?: readonly string[]): LstatBatch;
+  listDirSorted(dir: string): string[];
   readFileInto(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
   writeNewFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, mtimeSec: number, mtimeNsec: number): void;
   startWriteback(fd: number, offset: number, length: number): void;
@@ -138,6 +139,9 @@ export function readXattrValues(path: string, names: readonly string[] | undefin
 export function lstatBatch(dir: string, names?: readonly string[]): LstatBatch {
   return names === undefined ? addon.lstatBatch(dir) : addon.lstatBatch(dir, names);
 }
+
+/** The names in directory `dir` in byte order (UTF-8, as `compareNames` orders them). Throws Node-style errors. */
+export const listDirSorted = (dir: string): string[] => addon.listDirSorted(dir);
 
 /**
  * Reads up to `length` bytes of the file at `path` (never following a final symlink) from `position` into

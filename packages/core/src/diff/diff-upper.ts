@@ -14,10 +14,10 @@
  */
 import { UnsupportedError } from '../errors.js';
 import type { Entry } from '../entry.js';
-import { STAT, type LstatBatch } from '../native.js';
+import { STAT } from '../native.js';
 import { childPath, ROOT } from '../path.js';
 import { batchIdentity, batchMode, statFromBatch } from '../tree/host-stat.js';
-import { scanSorted } from '../tree/host-walk.js';
+import { DirectoryScan } from '../tree/host-walk.js';
 import type { LayerTree, NodeStat } from '../tree/layer-tree.js';
 import { MergedView } from '../union/merged-view.js';
 import { isOpaqueValue, isWhiteoutDevice, opaqueXattr, type OverlayXattrNamespace } from '../whiteout.js';
@@ -72,8 +72,7 @@ interface Frame {
   readonly hostDir: string;
   /** Below a directory that hides the lowers (opaque, new, or replacing a non-directory). */
   readonly hidden: boolean;
-  readonly batch: LstatBatch;
-  readonly order: number[];
+  readonly scan: DirectoryScan;
   next: number;
 }
 
@@ -178,19 +177,19 @@ export function* diffUpper(lowers: readonly LayerTree[], upper: string, options:
   }
 
   const open = (node: UpperNode | undefined, dir: string, hostDir: string, hidden: boolean): Frame => {
-    const { batch, order } = scanSorted(hostDir);
-    return { node, dir, hostDir, hidden, batch, order, next: 0 };
+    return { node, dir, hostDir, hidden, scan: new DirectoryScan(hostDir), next: 0 };
   };
 
   /** A deletion (written where a lower shows something at `path`). */
   const deletion = (path: string, hostPath: string, parent: UpperNode | undefined): UpperNode => ({ path, hostPath, parent, lower: undefined, emit: true, closed: true });
 
-  /** The node for entry `i` of a frame's listing; undefined when it is nothing to diff. */
-  const visit = (frame: Frame, i: number): UpperNode | undefined => {
-    const { batch } = frame;
+  /** The node for entry `k` of a frame's listing; undefined when it is nothing to diff. */
+  const visit = (frame: Frame, k: number): UpperNode | undefined => {
+    const batch = frame.scan.seek(k);
+    const i = frame.scan.index;
     const mode = batchMode(batch, i);
     if (mode === 0) return undefined; // removed since it was listed
-    const name = batch.names[i]!;
+    const name = frame.scan.names[k]!;
     const path = childPath(frame.dir, name);
     const hostPath = `${frame.hostDir}/${name}`;
     const parent = frame.node;
@@ -236,14 +235,14 @@ export function* diffUpper(lowers: readonly LayerTree[], upper: string, options:
   const stack: Frame[] = [open(undefined, ROOT, upper.length > 1 && upper.endsWith('/') ? upper.slice(0, -1) : upper, false)];
   while (stack.length > 0) {
     const frame = stack[stack.length - 1]!;
-    if (frame.next === frame.order.length) {
+    if (frame.next === frame.scan.names.length) {
       stack.pop();
       if (frame.node) frame.node.closed = true;
       yield* release(false);
       continue;
     }
     options.signal?.throwIfAborted();
-    const node = visit(frame, frame.order[frame.next++]!);
+    const node = visit(frame, frame.next++);
     if (node === undefined) continue;
     queue.push(node);
     if (node.emit) markWritten(node);

@@ -1,0 +1,81 @@
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { diffUpper, HostLayer, packDirectory, readLayer, writeChanges } from '../src/index.js';
+import { STAT, type LstatBatch } from '../src/native.js';
+import { compareNames } from '../src/path.js';
+import { DirectoryScan } from '../src/tree/host-walk.js';
+
+const work = mkdtempSync(join(tmpdir(), 'strata-host-walk-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Entry paths of a layer, in order. */
+async function pathsOf(layer: string): Promise<string[]> {
+  const paths: string[] = [];
+  for await (const { entry } of readLayer(layer).entries()) paths.push(entry.path);
+  return paths;
+}
+
+describe('walking a host directory', () => {
+  it('lists a directory in byte order and lstats it a chunk at a time, each entry as lstat sees it', () => {
+    const dir = join(work, 'large');
+    mkdirSync(dir);
+    // Names whose UTF-16 order differs from their UTF-8 byte order (astral against U+E000-U+FFFF), and
+    // more of them than one chunk holds.
+    const names = ['\u{1F600}', '\uFF21', 'Z', 'a', 'é', ...Array.from({ length: 600 }, (_, i) => `f${i}`)];
+    names.forEach((name, i) => writeFileSync(join(dir, name), 'x'.repeat(i)));
+    const scan = new DirectoryScan(dir);
+    expect(scan.names).toEqual([...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    expect([...scan.names].sort(compareNames)).toEqual(scan.names);
+    const batches = new Set<LstatBatch>();
+    scan.names.forEach((name, k) => {
+      const batch = scan.seek(k);
+      batches.add(batch);
+      expect(batch.names[scan.index]).toBe(name);
+      const st = lstatSync(join(dir, name));
+      expect(batch.stats[scan.index * STAT.fields + STAT.size]).toBe(st.size);
+      expect(batch.stats[scan.index * STAT.fields + STAT.inoLow]).toBe(st.ino % 2 ** 32);
+    });
+    // 605 entries: three native calls, none holding more than a chunk.
+    expect(batches.size).toBe(3);
+    for (const batch of batches) expect(batch.names.length).toBeLessThanOrEqual(256);
+  });
+
+  it('packs and diffs a large directory in the order GNU tar sorts it, hardlinks across chunks included', async () => {
+    const tree = join(work, 'tree');
+    const dir = join(tree, 'many');
+    mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < 700; i++) writeFileSync(join(dir, `n${String(i).padStart(4, '0')}`), `${i}\n`);
+    symlinkSync('n0001', join(dir, 'zz-link'));
+    const { linkSync } = await import('node:fs');
+    linkSync(join(dir, 'n0003'), join(dir, 'n0650-hard'));
+    const layer = join(work, 'tree.tar');
+    await packDirectory(tree, layer);
+    const paths = await pathsOf(layer);
+    const expected = ['many', ...[...Array.from({ length: 700 }, (_, i) => `n${String(i).padStart(4, '0')}`), 'n0650-hard', 'zz-link'].sort().map((n) => `many/${n}`)];
+    expect(paths).toEqual(expected);
+    const entries: Array<{ path: string; type: string; linkname?: string }> = [];
+    for await (const { entry } of readLayer(layer).entries()) entries.push(entry);
+    expect(entries.find((e) => e.path === 'many/n0650-hard')).toMatchObject({ type: 'hardlink', linkname: 'many/n0003' });
+    // The same tree as an upper over an empty lower: the same entries, in the same order.
+    const lower = join(work, 'lower');
+    mkdirSync(lower);
+    const changes = join(work, 'changes.tar');
+    await writeChanges(diffUpper([new HostLayer(lower)], tree), changes);
+    expect(await pathsOf(changes)).toEqual(expected);
+  });
+
+  it('refuses a name that is not UTF-8 with UNSUPPORTED, in pack and in diff, and writes no layer', async () => {
+    const tree = join(work, 'latin1');
+    mkdirSync(join(tree, 'd'), { recursive: true });
+    writeFileSync(Buffer.from(`${tree}/d/caf\xe9`, 'latin1'), 'x');
+    const out = join(work, 'latin1.tar');
+    await expect(packDirectory(tree, out)).rejects.toMatchObject({ code: 'UNSUPPORTED', path: join(tree, 'd') });
+    expect(existsSync(out)).toBe(false);
+    const lower = join(work, 'latin1-lower');
+    mkdirSync(lower);
+    await expect(writeChanges(diffUpper([new HostLayer(lower)], tree), out)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    expect(existsSync(out)).toBe(false);
+  });
+});
