@@ -2,7 +2,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diffUpper, HostLayer, packDirectory, readLayer, writeChanges } from '../src/index.js';
+import { diffTrees, diffUpper, HostLayer, MergedView, packDirectory, readLayer, writeChanges } from '../src/index.js';
 import { STAT, type LstatBatch } from '../src/native.js';
 import { compareNames } from '../src/path.js';
 import { DirectoryScan } from '../src/tree/host-walk.js';
@@ -77,5 +77,22 @@ describe('walking a host directory', () => {
     mkdirSync(lower);
     await expect(writeChanges(diffUpper([new HostLayer(lower)], tree), out)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     expect(existsSync(out)).toBe(false);
+    // Two trees compared (`diff --from --to`): the host layer's listing refuses it too, where the name Node
+    // lists (U+FFFD for the byte) named nothing and the diff failed with a TypeError.
+    await expect(writeChanges(diffTrees(new MergedView([new HostLayer(lower)]), new MergedView([new HostLayer(tree)])), out)).rejects.toMatchObject({ code: 'UNSUPPORTED', path: join(tree, 'd') });
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('takes a name that is U+FFFD itself, well-formed UTF-8, in every walk', async () => {
+    const tree = join(work, 'replacement');
+    mkdirSync(tree);
+    writeFileSync(join(tree, 'a\uFFFDb'), 'x');
+    const lower = join(work, 'replacement-lower');
+    mkdirSync(lower);
+    const expected = ['a\uFFFDb'];
+    await packDirectory(tree, join(work, 'r1.tar'));
+    await writeChanges(diffUpper([new HostLayer(lower)], tree), join(work, 'r2.tar'));
+    await writeChanges(diffTrees(new MergedView([new HostLayer(lower)]), new MergedView([new HostLayer(tree)])), join(work, 'r3.tar'));
+    for (const layer of ['r1', 'r2', 'r3']) expect(await pathsOf(join(work, `${layer}.tar`))).toEqual(expected);
   });
 });

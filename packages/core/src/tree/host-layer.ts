@@ -5,11 +5,12 @@
  * are skipped).
  */
 import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent, type Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { join } from 'node:path';
-import { fsError } from '../errors.js';
+import { fsError, UnsupportedError } from '../errors.js';
 import { getXattr } from '../native.js';
-
 import { childPath } from '../path.js';
+import { quote } from '../quote.js';
 import { classifyWhiteout, isOpaqueValue, isWhiteoutEntry, isWhiteoutStats, OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
 import { hostStat } from './host-stat.js';
 import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
@@ -25,6 +26,16 @@ export interface HostLayerOptions {
   xattrNamespace?: OverlayXattrNamespace;
   /** Cache listings (default true). A layer that changes under us must be invalidated by whoever changes it. */
   cache?: boolean;
+}
+
+/**
+ * Throws UNSUPPORTED when `hostDir` holds a name that is not UTF-8. Node lists such a name with U+FFFD in
+ * place of its bytes, which then names nothing; only a listing with such a character is read again as bytes.
+ */
+function refuseNonUtf8Names(hostDir: string, dirents: readonly Dirent[]): void {
+  if (!dirents.some((d) => d.name.includes('\uFFFD'))) return;
+  if (readdirSync(hostDir, { encoding: 'buffer' }).every((name) => isUtf8(name))) return;
+  throw new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8: layer entries are named in UTF-8`, { path: hostDir });
 }
 
 /** The node type an `fs.Stats` or `fs.Dirent` tells. */
@@ -101,6 +112,7 @@ export class HostLayer implements LayerTree {
       if (code === 'ENOENT' || code === 'ENOTDIR') return EMPTY;
       throw error;
     }
+    refuseNonUtf8Names(this.hostPath(dir), dirents);
     const map = new Map<string, LayerNode>();
     const whiteouts: string[] = [];
     for (const d of dirents) {
