@@ -8,6 +8,7 @@
 #include "common.h"
 #include <dirent.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -402,6 +403,29 @@ napi_value js_finish_file(napi_env env, napi_callback_info info) {
 // set_attrs_at(dirfd, name, uid, gid, mode, mtimeSec, mtimeNsec): owner (uid < 0: leave), mode (< 0: leave;
 // never on a symlink) and atime = mtime (nsec < 0: leave) of entry `name` ("" for the directory itself),
 // never following a symlink there.
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452 // Linux 6.6, the same number on every architecture
+#endif
+// Cleared once the kernel (or a seccomp filter that does not know it) refuses fchmodat2.
+static atomic_bool have_fchmodat2 = true;
+
+// chmod of entry `name` of `dirfd`, never through a symlink (EOPNOTSUPP for one). glibc before 2.39 does
+// that as openat(O_PATH | O_NOFOLLOW), fstatat, chmod of /proc/self/fd/N and close: four calls and a /proc
+// lookup, for each of an apply's directories. The kernel's fchmodat2 takes the flag itself.
+static int chmod_at_nofollow(int dirfd, const char *name, mode_t mode) {
+  if (atomic_load_explicit(&have_fchmodat2, memory_order_relaxed)) {
+    if (syscall(SYS_fchmodat2, dirfd, name, mode, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+    if (errno != ENOSYS && errno != EPERM) return -1;
+    if (errno == ENOSYS) atomic_store_explicit(&have_fchmodat2, false, memory_order_relaxed);
+    // An EPERM is the entry's own (not the caller's to change), which the old way reports again, or a
+    // seccomp filter's refusal of a call it does not know, after which the old way succeeds.
+    if (fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+    atomic_store_explicit(&have_fchmodat2, false, memory_order_relaxed);
+    return 0;
+  }
+  return fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW);
+}
+
 napi_value js_set_attrs_at(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   char name[PATH_MAX_BYTES];
@@ -416,8 +440,7 @@ napi_value js_set_attrs_at(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (uid >= 0 && fchownat(dirfd, name, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "lchown", name);
-  // glibc opens the entry O_PATH | O_NOFOLLOW and refuses a symlink (EOPNOTSUPP): never a chmod through one.
-  if (mode >= 0 && fchmodat(dirfd, name, (mode_t)mode, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "chmod", name);
+  if (mode >= 0 && chmod_at_nofollow(dirfd, name, (mode_t)mode) != 0) return throw_errno(env, errno, "chmod", name);
   if (nsec >= 0) {
     struct timespec times[2] = {{(time_t)sec, (long)nsec}, {(time_t)sec, (long)nsec}};
     if (utimensat(dirfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat", name);

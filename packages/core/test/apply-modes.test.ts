@@ -97,6 +97,26 @@ describe('file modes of an apply', () => {
     expect(traced('0o022', true)).toEqual([...expected().keys()].sort());
   });
 
+  it.skipIf(!needs('strace'))('directories get their modes at the end by one fchmodat2 each (the kernel refusing to follow a symlink), not glibc\'s four calls', () => {
+    const modes = [0o555, 0o750, 0o1777, 0o2755, 0o700, 0o000];
+    const layer = layerFile(modes.map((mode) => ({ name: `d${mode.toString(8)}/`, type: '5', mode, mtime: 1_000_000 + mode })));
+    const target = fresh();
+    const log = join(work, `dirs-${++n}.strace`);
+    const script = `import { applyLayer } from '@strata/core'; await applyLayer(process.argv[1], process.argv[2]);`;
+    execFileSync('strace', ['-f', '-qq', '-o', log, process.execPath, '--input-type=module', '-e', script, layer, target], { env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    for (const mode of modes) {
+      const st = statSync(join(target, `d${mode.toString(8)}`));
+      expect([st.mode & 0o7777, st.mtimeMs / 1000]).toEqual([mode, 1_000_000 + mode]);
+    }
+    const calls = readFileSync(log, 'utf8').split('\n');
+    // glibc's AT_SYMLINK_NOFOLLOW before 2.39: openat(O_PATH), fstatat, chmod of /proc/self/fd/N, close.
+    expect(calls.filter((line) => /\bchmod\("\/proc\/self\/fd\//.test(line))).toEqual([]);
+    // fchmodat2 (452; strace 6.1 has no name for it), with AT_SYMLINK_NOFOLLOW (0x100): one per directory.
+    const fchmodat2 = calls.filter((line) => /\b(fchmodat2|syscall_0x1c4)\(/.test(line));
+    expect(fchmodat2).toHaveLength(modes.length);
+    for (const line of fchmodat2) expect(line).toMatch(/AT_SYMLINK_NOFOLLOW\)|\((?:0x[0-9a-f]+|0), 0x[0-9a-f]+, (?:0x[0-9a-f]+|0), 0x100\b/);
+  });
+
   it('under a default ACL on the target, files still get exactly their modes', async () => {
     process.umask(0o022);
     const target = fresh();
