@@ -400,9 +400,6 @@ napi_value js_finish_file(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// set_attrs_at(dirfd, name, uid, gid, mode, mtimeSec, mtimeNsec): owner (uid < 0: leave), mode (< 0: leave;
-// never on a symlink) and atime = mtime (nsec < 0: leave) of entry `name` ("" for the directory itself),
-// never following a symlink there.
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452 // Linux 6.6, the same number on every architecture
 #endif
@@ -426,6 +423,9 @@ static int chmod_at_nofollow(int dirfd, const char *name, mode_t mode) {
   return fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW);
 }
 
+// set_attrs_at(dirfd, name, uid, gid, mode, mtimeSec, mtimeNsec): owner (uid < 0: leave), mode (< 0: leave;
+// never on a symlink) and atime = mtime (nsec < 0: leave) of entry `name` ("" for the directory itself),
+// never following a symlink there.
 napi_value js_set_attrs_at(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   char name[PATH_MAX_BYTES];

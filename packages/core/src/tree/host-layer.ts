@@ -7,12 +7,11 @@
 import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { join } from 'node:path';
-import { fsError, UnsupportedError } from '../errors.js';
+import { fsError } from '../errors.js';
 import { getXattr } from '../native.js';
 import { childPath } from '../path.js';
-import { quote } from '../quote.js';
 import { classifyWhiteout, isOpaqueValue, isWhiteoutEntry, isWhiteoutStats, OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
-import { hostStat } from './host-stat.js';
+import { hostStat, nonUtf8NameError } from './host-stat.js';
 import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
 /** How a host directory records deletions: as overlayfs does, or with OCI `.wh.` names. */
@@ -35,7 +34,7 @@ export interface HostLayerOptions {
 function refuseNonUtf8Names(hostDir: string, dirents: readonly Dirent[]): void {
   if (!dirents.some((d) => d.name.includes('\uFFFD'))) return;
   if (readdirSync(hostDir, { encoding: 'buffer' }).every((name) => isUtf8(name))) return;
-  throw new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8: layer entries are named in UTF-8`, { path: hostDir });
+  throw nonUtf8NameError(hostDir);
 }
 
 /** The node type an `fs.Stats` or `fs.Dirent` tells. */

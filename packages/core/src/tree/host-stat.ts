@@ -4,9 +4,19 @@
  */
 import { basename, dirname } from 'node:path';
 import type { Timestamp } from '../entry.js';
+import { UnsupportedError } from '../errors.js';
 import { lstatBatch, readXattrValues, STAT, type LstatBatch } from '../native.js';
 import { nodeTypeOfMode } from '../mode.js';
 import type { NodeStat } from './layer-tree.js';
+import { quote } from '../quote.js';
+
+/**
+ * The error for a host directory holding a name that is not UTF-8: a layer names its entries in UTF-8, and a
+ * string cannot carry such a name back to the file system (it lists with U+FFFD in place of the bytes).
+ */
+export function nonUtf8NameError(hostDir: string, cause?: unknown): UnsupportedError {
+  return new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8: layer entries are named in UTF-8`, { path: hostDir, cause });
+}
 
 
 /** `st_mode` of entry `i` of a batch; 0 when the entry vanished after it was listed. */

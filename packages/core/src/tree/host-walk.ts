@@ -6,12 +6,10 @@
  */
 import { basename, dirname } from 'node:path';
 import type { Entry } from '../entry.js';
-import { UnsupportedError } from '../errors.js';
 import { listDirSorted, lstatBatch, type LstatBatch } from '../native.js';
 import { childPath, ROOT } from '../path.js';
-import { quote } from '../quote.js';
 import type { WriteItem } from '../tar/writer.js';
-import { batchIdentity, batchMode, statFromBatch } from './host-stat.js';
+import { batchIdentity, batchMode, nonUtf8NameError, statFromBatch } from './host-stat.js';
 import type { NodeStat } from './layer-tree.js';
 
 /** Options of `walkHostDirectory`. */
@@ -50,7 +48,7 @@ export class DirectoryScan {
       this.names = listDirSorted(hostDir);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EILSEQ') throw error;
-      throw new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8: layer entries are named in UTF-8`, { path: hostDir, cause: error });
+      throw nonUtf8NameError(hostDir, error);
     }
   }
 
