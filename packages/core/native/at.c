@@ -209,9 +209,9 @@ napi_value js_link_at(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// Collects the names in open directory `fd` (taking ownership of it). 0 or an errno; *names is a NUL-separated
-// list of *count names, freed by the caller.
-static int list_names(int fd, char **names, size_t *count) {
+// See common.h: the one listing of a directory the addon has (apply's removals, listDirAt, lstatBatch,
+// listDirSorted).
+int list_names(int fd, char **names, size_t *count) {
   DIR *d = fdopendir(fd);
   if (!d) {
     int err = errno;

@@ -30,6 +30,9 @@ double get_number(napi_env env, napi_value value);
 const char *usage_syscall(const char *usage);
 // Writes all of `length` bytes to `fd`; 0, or an errno.
 int write_all(int fd, const void *bytes, size_t length);
+// Collects the names in open directory `fd` (taking ownership of it), not "." or "..": 0 or an errno;
+// *names is a NUL-separated list of *count names, freed by the caller.
+int list_names(int fd, char **names, size_t *count);
 
 // Fields of one entry in the stats arrays lstat_batch and stat_at fill (keep in step with native.ts STAT).
 enum { F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_MTIME_SEC, F_MTIME_NSEC, F_DEV, F_INO_HIGH, F_INO_LOW, F_RDEV_MAJOR, F_RDEV_MINOR, F_CTIME_SEC, F_CTIME_NSEC, FIELDS };

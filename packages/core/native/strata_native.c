@@ -259,32 +259,19 @@ static napi_value string_array(napi_env env, char *const *items, const size_t *l
   return array;
 }
 
-// The names in directory `dfd` (not "." or ".."), appended to `list`: 0, or an errno with `*failed` set to the
-// call that failed. `dfd` stays open (the listing reads a duplicate).
-static int read_names(int dfd, name_list *list, const char **failed) {
-  int listing_fd = dup(dfd);
-  DIR *d = listing_fd < 0 ? NULL : fdopendir(listing_fd);
-  if (!d) {
-    int err = errno;
-    if (listing_fd >= 0) close(listing_fd);
-    *failed = "opendir";
-    return err;
+// The names in directory `dfd` (not "." or ".."), appended to `list`: 0, or an errno. `dfd` stays open
+// (the listing reads a duplicate).
+static int read_names(int dfd, name_list *list) {
+  int fd = dup(dfd);
+  if (fd < 0) return errno;
+  char *names = NULL;
+  size_t count = 0;
+  int err = list_names(fd, &names, &count);
+  const char *n = names;
+  for (size_t i = 0; !err && i < count; i++, n += strlen(n) + 1) {
+    if (push_name(list, n, strlen(n)) != 0) err = ENOMEM;
   }
-  struct dirent *ent;
-  int err = 0;
-  errno = 0;
-  while ((ent = readdir(d)) != NULL) {
-    const char *n = ent->d_name;
-    if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
-    if (push_name(list, n, strlen(n)) != 0) {
-      errno = ENOMEM;
-      break;
-    }
-    errno = 0;
-  }
-  err = errno;
-  closedir(d);
-  *failed = "readdir";
+  free(names);
   return err;
 }
 
@@ -325,26 +312,30 @@ napi_value js_list_dir_sorted(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char dir[PATH_MAX_BYTES];
   if (get_path_args(env, info, 1, 1, argv, dir, "list_dir_sorted(dir)") < 0) return NULL;
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return throw_errno(env, errno, "open", dir);
-  name_list list = {0};
-  const char *failed = NULL;
-  int err = read_names(dfd, &list, &failed);
-  close(dfd);
-  if (err != 0) {
-    free_names(&list);
-    return throw_errno(env, err, failed, dir);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open", dir);
+  char *names = NULL;
+  size_t count = 0;
+  int err = list_names(fd, &names, &count);
+  if (err) return throw_errno(env, err, "readdir", dir);
+  char **sorted = malloc((count ? count : 1) * sizeof *sorted);
+  if (!sorted) {
+    free(names);
+    return throw_errno(env, ENOMEM, "readdir", dir);
   }
-  for (size_t i = 0; i < list.count; i++) {
-    if (!valid_utf8((const unsigned char *)list.names[i])) {
-      free_names(&list);
-      return throw_errno(env, EILSEQ, "readdir", dir); // a name no string can carry back
-    }
+  char *n = names;
+  for (size_t i = 0; i < count; i++, n += strlen(n) + 1) sorted[i] = n;
+  bool valid = true;
+  for (size_t i = 0; i < count && valid; i++) valid = valid_utf8((const unsigned char *)sorted[i]);
+  napi_value result = NULL;
+  if (!valid) throw_errno(env, EILSEQ, "readdir", dir); // a name no string can carry back
+  else {
+    if (count > 1) qsort(sorted, count, sizeof *sorted, compare_bytes);
+    result = string_array(env, sorted, NULL, count);
   }
-  if (list.count > 1) qsort(list.names, list.count, sizeof *list.names, compare_bytes);
-  napi_value names = string_array(env, list.names, NULL, list.count);
-  free_names(&list);
-  return names;
+  free(sorted);
+  free(names);
+  return result;
 }
 
 #ifndef SYS_listxattrat
@@ -400,12 +391,11 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       }
     }
   } else {
-    const char *failed = NULL;
-    int err = read_names(dfd, &list, &failed);
+    int err = read_names(dfd, &list);
     if (err != 0) {
       close(dfd);
       free_names(&list);
-      return throw_errno(env, err, failed, dir);
+      return throw_errno(env, err, "readdir", dir);
     }
     names_value = string_array(env, list.names, NULL, list.count);
   }
