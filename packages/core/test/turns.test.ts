@@ -41,6 +41,17 @@ async function heldShare(job: () => Promise<unknown>): Promise<number> {
   return longestGap / duration;
 }
 
+/**
+ * The least `heldShare` of up to three runs of `job(attempt)`. A job of ten slices or so is held 10-20% of
+ * its run by design (a slice resumed by I/O can run into the next one), and a test file beside this one can
+ * take the core for a few milliseconds more; a job that does not take turns is held for most of every run.
+ */
+async function leastHeldShare(job: (attempt: number) => Promise<unknown>): Promise<number> {
+  let least = Infinity;
+  for (let attempt = 0; attempt < 3 && least >= 0.25; attempt++) least = Math.min(least, await heldShare(() => job(attempt)));
+  return least;
+}
+
 describe('turns of the event loop', () => {
   it('jobs that have run their slice wait in line, one per turn of the loop, with timers between them', async () => {
     const order: string[] = [];
@@ -124,11 +135,11 @@ describe('turns of the event loop', () => {
     const { tree, layer } = await bigLayer(10_000);
     const targets = [0, 1, 2].map((i) => join(work, `target-${i}`));
     for (const t of targets) mkdirSync(t);
-    // Each takes well over ten slices here; held for a quarter of its run, it did not take turns.
-    expect(await heldShare(() => applyLayer(layer, targets[0]!))).toBeLessThan(0.25);
-    expect(await heldShare(() => packDirectory(tree, join(work, 'again.tar')))).toBeLessThan(0.25);
-    expect(await heldShare(() => writeEntries(walkHostDirectory(tree), join(work, 'entries.tar'), { compression: 'gzip' }))).toBeLessThan(0.25);
-    expect(await heldShare(() => digestLayer(layer))).toBeLessThan(0.25);
+    // Each takes ten slices or more here; held for a quarter of its run every time, it did not take turns.
+    expect(await leastHeldShare((i) => applyLayer(layer, targets[i]!))).toBeLessThan(0.25);
+    expect(await leastHeldShare((i) => packDirectory(tree, join(work, `again-${i}.tar`)))).toBeLessThan(0.25);
+    expect(await leastHeldShare((i) => writeEntries(walkHostDirectory(tree), join(work, `entries-${i}.tar`), { compression: 'gzip' }))).toBeLessThan(0.25);
+    expect(await leastHeldShare(() => digestLayer(layer))).toBeLessThan(0.25);
     // Three at once take turns and each gives the same tree as the one applied alone.
     for (const t of targets) rmSync(t, { recursive: true, force: true });
     for (const t of targets) mkdirSync(t);
