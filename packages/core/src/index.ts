@@ -71,7 +71,7 @@ export { mergedListing } from './listing.js';
 export type { LayerTree, LayerNode, NodeStat, NodeType, ContentReader } from './tree/layer-tree.js';
 export { HostLayer, type HostLayerOptions, type WhiteoutForm } from './tree/host-layer.js';
 export { TarLayer, MemoryLayer, type TarLayerOptions, type MemoryEntry } from './tree/indexed-layer.js';
-export { walkHostDirectory, type HostWalkOptions } from './tree/host-walk.js';
+export { DirectoryScan, walkHostDirectory, type HostWalkOptions } from './tree/host-walk.js';
 export { MergedView, type MergedNode } from './union/merged-view.js';
 export {
   WritableLayer,

@@ -1,0 +1,89 @@
+/**
+ * The build context as COPY lists it: every entry of a large directory, in byte order of the names, with its
+ * stats and `.dockerignore` applied, listed a chunk per turn of the event loop; a name that is not UTF-8 is
+ * refused (a layer cannot carry it) instead of being lost on the way to the layer.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { FileChecksums } from '../src/checksums.js';
+import { contextFilter } from '../src/ignore.js';
+import { ContextTree, SourceError } from '../src/sources.js';
+
+const work = mkdtempSync(join(tmpdir(), 'strata-sources-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Listing never asks for a checksum. */
+const noChecksums = undefined as unknown as FileChecksums;
+
+function contextWith(name: string, ignore = ''): { root: string; tree: ContextTree } {
+  const root = join(work, name);
+  mkdirSync(root);
+  return { root, tree: new ContextTree(root, contextFilter(ignore), false, noChecksums) };
+}
+
+describe('the build context', () => {
+  it('lists every entry of a large directory in byte order, with its stats, .dockerignore applied', async () => {
+    const { root, tree } = contextWith('large', 'big/skip-*\n');
+    const big = join(root, 'big');
+    mkdirSync(big);
+    const names: string[] = [];
+    for (let i = 0; i < 700; i++) {
+      const name = `f${String(i).padStart(4, '0')}`;
+      writeFileSync(join(big, name), 'x'.repeat(i));
+      names.push(name);
+    }
+    // U+FF21 sorts after U+1F600 in UTF-16 code units and before it in bytes (EF BC A1 < F0 9F 98 80).
+    for (const name of ['\u{1F600}', '\uFF21', 'sub', 'link', 'skip-me']) names.push(name);
+    writeFileSync(join(big, '\u{1F600}'), 'astral');
+    writeFileSync(join(big, '\uFF21'), 'fullwidth');
+    mkdirSync(join(big, 'sub'));
+    symlinkSync('f0001', join(big, 'link'));
+    writeFileSync(join(big, 'skip-me'), 'ignored');
+    chmodSync(join(big, 'f0007'), 0o751);
+
+    const children = await tree.children('big');
+    const expected = names
+      .filter((n) => n !== 'skip-me')
+      .map((n) => `big/${n}`)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect(children.map((c) => c.path)).toEqual(expected);
+    expect(expected.indexOf('big/\uFF21')).toBeLessThan(expected.indexOf('big/\u{1F600}'));
+    const byPath = new Map(children.map((c) => [c.path, c]));
+    expect(byPath.get('big/f0699')).toMatchObject({ type: 'file', size: 699 });
+    expect(byPath.get('big/f0007')).toMatchObject({ type: 'file', mode: 0o751, size: 7 });
+    expect(byPath.get('big/sub')).toMatchObject({ type: 'directory', size: 0 });
+    expect(byPath.get('big/link')).toMatchObject({ type: 'symlink', linkname: 'f0001' });
+  });
+
+  it('lets the event loop turn between the chunks of a large directory', async () => {
+    const { root, tree } = contextWith('turns');
+    for (let i = 0; i < 1000; i++) writeFileSync(join(root, `f${i}`), '');
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    try {
+      expect(await tree.children('')).toHaveLength(1000);
+    } finally {
+      ticking = false;
+    }
+    // Four chunks of lstats: the loop turned between them (a single call for all of them would not let it).
+    expect(turns).toBeGreaterThanOrEqual(3);
+  });
+
+  it('refuses a directory holding a name that is not UTF-8, naming the directory', async () => {
+    const { root, tree } = contextWith('latin1');
+    mkdirSync(join(root, 'd'));
+    writeFileSync(join(root, 'd', 'ok'), 'ok');
+    writeFileSync(Buffer.concat([Buffer.from(`${root}/d/caf`), Buffer.from([0xe9])]), 'latin-1');
+    const listing = tree.children('d');
+    await expect(listing).rejects.toThrow(SourceError);
+    await expect(listing).rejects.toThrow('"d" in the build context holds a name that is not valid UTF-8');
+    expect((await tree.children('')).map((c) => c.path)).toEqual(['d']);
+  });
+});
