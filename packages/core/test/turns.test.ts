@@ -42,9 +42,10 @@ async function heldShare(job: () => Promise<unknown>): Promise<number> {
 }
 
 /**
- * The least `heldShare` of up to three runs of `job(attempt)`. A job of ten slices or so is held 10-20% of
- * its run by design (a slice resumed by I/O can run into the next one), and a test file beside this one can
- * take the core for a few milliseconds more; a job that does not take turns is held for most of every run.
+ * The least `heldShare` of up to three runs of `job(attempt)`. A job of ten slices or so is held 11-24% of
+ * its run in its longest gap (a digest of the 10,000-entry layer, 50 ms: a slice and what ran past it, a
+ * collection), and a test file beside this one can take the core for a few milliseconds more; a job that does
+ * not take turns is held for most of every run.
  */
 async function leastHeldShare(job: (attempt: number) => Promise<unknown>): Promise<number> {
   let least = Infinity;
