@@ -131,6 +131,8 @@ export class ContextTree implements SourceTree {
     const path = cleanSource(source, this.label);
     if (!WILDCARD.test(path)) return (await this.resolve(path)) ? [path] : [];
     const found = await glob(path, { cwd: this.#root, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true });
+    // fast-glob hands a name that is not UTF-8 back with U+FFFD in it: its directory's listing refuses it.
+    for (const p of found) if (p.includes('\uFFFD')) this.#scan(posix.dirname(p) === '.' ? '' : posix.dirname(p));
     return found.filter((p) => !this.#excluded(p)).sort();
   }
 

@@ -85,5 +85,14 @@ describe('the build context', () => {
     await expect(listing).rejects.toThrow(SourceError);
     await expect(listing).rejects.toThrow('"d" in the build context holds a name that is not valid UTF-8');
     expect((await tree.children('')).map((c) => c.path)).toEqual(['d']);
+    // A wildcard that matches it is refused the same way, not reported as matching nothing.
+    await expect(tree.match('d/caf*')).rejects.toThrow('"d" in the build context holds a name that is not valid UTF-8');
+  });
+
+  it('matches a name that is U+FFFD itself', async () => {
+    const { root, tree } = contextWith('replacement');
+    writeFileSync(join(root, 'x\uFFFD'), 'ok');
+    expect(await tree.match('x*')).toEqual(['x\uFFFD']);
+    expect((await tree.children('')).map((c) => c.path)).toEqual(['x\uFFFD']);
   });
 });
