@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything strata's build, tests and benchmarks need on a fresh Debian machine with Node 20:
-# the oracles and peers (GNU tar, umoci, skopeo, podman, containerd, attr tools) and ISA-L from Debian,
+# the oracles and peers (GNU tar, umoci, skopeo, podman, containerd, attr tools, Go) and ISA-L from Debian,
 # pnpm from npm, then the workspace, built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,8 @@ command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null || apt_packages+=(apache2-utils)
 command -v buildah >/dev/null || apt_packages+=(buildah)
 command -v python3 >/dev/null || apt_packages+=(python3)
+# Go's archive/tar (the reader under containerd and moby) and its corpus of tricky archives, an oracle.
+command -v go >/dev/null || apt_packages+=(golang-go)
 # The durability tests read a child's fdatasync and rename calls from strace.
 command -v strace >/dev/null || apt_packages+=(strace)
 # ISA-L's inflate reads gzip layers at about twice zlib's speed (the addon loads it if present).

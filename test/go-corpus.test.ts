@@ -1,0 +1,179 @@
+/**
+ * Go's own corpus of tricky tar archives (archive/tar's testdata, shipped with Debian's Go toolchain), read
+ * by strata and by Go's archive/tar, the reader under containerd and moby. Where Go reads an archive, strata
+ * reads the same entries (names, types, modes, owners, times to the nanosecond, links, devices, xattrs and
+ * content), or refuses it for one of the reasons it documents, at the entry that calls for it; where Go
+ * refuses, strata refuses too, with a typed error. `ls`, `apply` and `digest` agree with the reader on each.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readLayer, type Entry } from '@strata/core';
+import { needs } from './helpers/oracle.js';
+import { goList, goTarCorpus, type GoEntry } from './helpers/go-tar.js';
+import { codeOf, threeWays } from './helpers/three-ways.js';
+
+interface StrataEntry {
+  entry: Entry;
+  read: number;
+  sha256: string;
+}
+
+/** strata's reading of `path`: the entries it read through, then its error if it stopped on one. */
+async function strataList(path: string): Promise<{ entries: StrataEntry[]; error?: { code: string; message: string } }> {
+  const entries: StrataEntry[] = [];
+  try {
+    for await (const { entry, body } of readLayer(path)) {
+      const hash = createHash('sha256');
+      let read = 0;
+      for await (const chunk of body) {
+        hash.update(chunk);
+        read += chunk.length;
+      }
+      entries.push({ entry, read, sha256: hash.digest('hex') });
+    }
+    return { entries };
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    return { entries, error: { code: code ?? `untyped: ${message}`, message } };
+  }
+}
+
+/** Go's entry name as a layer path (no `.` or empty components, no trailing slash); undefined when unsafe. */
+function layerPath(name: string): string | undefined {
+  if (name.startsWith('/')) return undefined;
+  const parts = name.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.includes('..')) return undefined;
+  return parts.length === 0 ? '.' : parts.join('/');
+}
+
+/**
+ * Go's type flags (TypeReg, TypeCont, TypeDir, TypeGNUDumpDir, TypeLink, TypeSymlink, TypeChar, TypeBlock,
+ * TypeFifo) as entry types: written out here, not taken from the reader under test.
+ */
+const LINKS_AND_SPECIALS: Record<string, Entry['type'] | undefined> = { '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '6': 'fifo' };
+function typeOf(flag: string): Entry['type'] | undefined {
+  if (flag === '0' || flag === '7') return 'file';
+  if (flag === '5' || flag === 'D') return 'directory';
+  return LINKS_AND_SPECIALS[flag];
+}
+
+/** The fields Go and strata both report, as strata would report Go's entry. */
+function expected(go: GoEntry) {
+  const type = typeOf(go.typeflag);
+  const device = type === 'char' || type === 'block';
+  return {
+    path: layerPath(go.name),
+    type,
+    mode: go.mode & 0o7777,
+    uid: go.uid,
+    gid: go.gid,
+    mtime: { sec: go.sec, nsec: go.nsec },
+    linkname: type === 'hardlink' ? layerPath(go.linkname) : type === 'symlink' ? go.linkname : undefined,
+    uname: go.uname || undefined,
+    gname: go.gname || undefined,
+    devices: device ? [go.devmajor, go.devminor] : undefined,
+    xattrs: go.xattrs,
+    // Go hands out a GNU dump directory's listing as content; strata's directories carry none.
+    content: type === 'file' ? { size: go.size, read: go.read, sha256: go.sha256 } : undefined,
+  };
+}
+
+function actual({ entry, read, sha256 }: StrataEntry): ReturnType<typeof expected> {
+  const device = entry.type === 'char' || entry.type === 'block';
+  return {
+    path: entry.path,
+    type: entry.type,
+    mode: entry.mode,
+    uid: entry.uid,
+    gid: entry.gid,
+    mtime: { sec: entry.mtime.sec, nsec: entry.mtime.nsec },
+    linkname: entry.linkname,
+    uname: entry.uname,
+    gname: entry.gname,
+    devices: device ? [entry.devmajor ?? 0, entry.devminor ?? 0] : undefined,
+    xattrs: Object.fromEntries([...entry.xattrs].map(([key, value]) => [key, Buffer.from(value).toString('base64')])),
+    content: entry.type === 'file' ? { size: entry.size, read, sha256 } : undefined,
+  };
+}
+
+/**
+ * Why strata may stop where Go reads on: the refusals the README documents, each checked against what Go
+ * made of the entry it stopped at (`next`; undefined when Go read nothing more).
+ */
+function justified(
+  error: { code: string; message: string },
+  next: GoEntry | undefined,
+  archive: { name: string; bytes: Buffer },
+): boolean {
+  if (next !== undefined) {
+    // Sparse files: refused, never expanded or written with holes.
+    if (error.code === 'UNSUPPORTED' && /sparse/.test(error.message)) return next.sparse;
+    // Layer entries are named in UTF-8.
+    if (error.code === 'LAYER_FORMAT' && /not valid UTF-8/.test(error.message)) return !next.utf8;
+    // Absolute names and `..` name something outside the layer.
+    if (error.code === 'UNSAFE_PATH') {
+      return layerPath(next.name) === undefined || (next.typeflag === '1' && layerPath(next.linkname) === undefined);
+    }
+    // Two PAX headers before one entry: Go keeps only the later one, Python's tarfile takes the earlier's
+    // path; strata refuses to pick. (Go leaves no trace of the first header, so the archive is named.)
+    if (error.code === 'LAYER_FORMAT' && /two PAX headers/.test(error.message)) return archive.name === 'pax-multi-hdrs.tar';
+    return false;
+  }
+  // An archive that stops at an entry boundary without its end-of-archive blocks cannot be told from one
+  // cut short there: Go ends quietly, strata refuses.
+  if (error.code === 'LAYER_FORMAT' && /no end-of-archive marker/.test(error.message)) {
+    const last = archive.bytes.subarray(archive.bytes.length - 512);
+    return last.length < 512 || last.some((byte) => byte !== 0);
+  }
+  return false;
+}
+
+const TYPED = ['LAYER_FORMAT', 'LIMIT_EXCEEDED', 'UNSUPPORTED', 'UNSAFE_PATH'];
+
+describe.skipIf(!needs('root', 'go'))("Go's archive/tar corpus: strata reads it as Go does", () => {
+  const corpus = needs('go') ? goTarCorpus() : '';
+  // The one compressed archive (bzip2, which layers never use) is left out.
+  const archives = corpus ? readdirSync(corpus).filter((name) => name.endsWith('.tar')).sort() : [];
+
+  it('the corpus is there, with its tricky cases', () => {
+    expect(archives.length).toBeGreaterThanOrEqual(40);
+    for (const name of ['pax-records.tar', 'gnu-incremental.tar', 'hdr-only.tar', 'neg-size.tar', 'pax-nul-path.tar', 'xattrs.tar']) {
+      expect(archives).toContain(name);
+    }
+  });
+
+  for (const name of archives) {
+    it(name, async () => {
+      const path = join(corpus, name);
+      const bytes = readFileSync(path);
+      const go = goList(path);
+      // Go hands out PAX global headers and GNU volume headers as entries; strata passes over both.
+      const goEntries = go.entries.filter((entry) => entry.typeflag !== 'g' && entry.typeflag !== 'V');
+      const ours = await strataList(path);
+
+      const read = ours.entries.length;
+      expect(read, 'strata read more entries than Go').toBeLessThanOrEqual(goEntries.length);
+      expect(ours.entries.map(actual)).toEqual(goEntries.slice(0, read).map(expected));
+      if (ours.error === undefined) {
+        expect(go.error, 'strata read to the end where Go refused').toBe('');
+        expect(read).toBe(goEntries.length);
+      } else {
+        expect(TYPED, ours.error.message).toContain(ours.error.code);
+        const goStopped = go.error !== '' && read === goEntries.length;
+        const why = `${ours.error.code}: ${ours.error.message}`;
+        if (!goStopped) expect(justified(ours.error, goEntries[read], { name, bytes }), why).toBe(true);
+      }
+
+      const ways = await threeWays(bytes);
+      try {
+        const code = ours.error?.code;
+        expect([codeOf(ways.entries), codeOf(ways.ls), codeOf(ways.apply), codeOf(ways.digest)]).toEqual([code, code, code, code]);
+        expect(ways.outside).toEqual([]);
+      } finally {
+        ways.dispose();
+      }
+    });
+  }
+});
