@@ -422,7 +422,7 @@ int main(int argc, char **argv) {
 
     // b's header (after a's header and its one block of data) corrupted: its checksum fails.
     const corrupt = Uint8Array.from(bytes);
-    corrupt[1024 + 1] ^= 1;
+    corrupt[1024 + 1] = corrupt[1024 + 1]! ^ 1;
     const failing = readLayer(corrupt).entries();
     expect((await failing.take())?.entry.path).toBe('a');
     await expect(Promise.resolve().then(() => failing.take())).rejects.toMatchObject({ code: 'LAYER_FORMAT' });

@@ -59,7 +59,7 @@ describe('digestLayer of a file hashed by a thread that reads it itself', () => 
     // The header after the first large file's body (its name at a block's start): a checksum that no longer matches.
     let header = bytes.indexOf('big-1');
     while (header % 512 !== 0) header = bytes.indexOf('big-1', header + 1);
-    bytes[header + 10] ^= 0x40;
+    bytes[header + 10] = bytes[header + 10]! ^ 0x40;
     writeFileSync(layer, bytes);
     await expect(digestLayer(layer)).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
   });
