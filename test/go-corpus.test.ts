@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readLayer, type Entry } from '@strata/core';
 import { needs } from './helpers/oracle.js';
-import { goList, goTarCorpus, type GoEntry } from './helpers/go-tar.js';
+import { goEntryType, goLayerPath, goList, goTarCorpus, type GoEntry } from './helpers/go-tar.js';
 import { codeOf, threeWays } from './helpers/three-ways.js';
 
 interface StrataEntry {
@@ -40,37 +40,18 @@ async function strataList(path: string): Promise<{ entries: StrataEntry[]; error
   }
 }
 
-/** Go's entry name as a layer path (no `.` or empty components, no trailing slash); undefined when unsafe. */
-function layerPath(name: string): string | undefined {
-  if (name.startsWith('/')) return undefined;
-  const parts = name.split('/').filter((part) => part !== '' && part !== '.');
-  if (parts.includes('..')) return undefined;
-  return parts.length === 0 ? '.' : parts.join('/');
-}
-
-/**
- * Go's type flags (TypeReg, TypeCont, TypeDir, TypeGNUDumpDir, TypeLink, TypeSymlink, TypeChar, TypeBlock,
- * TypeFifo) as entry types: written out here, not taken from the reader under test.
- */
-const LINKS_AND_SPECIALS: Record<string, Entry['type'] | undefined> = { '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '6': 'fifo' };
-function typeOf(flag: string): Entry['type'] | undefined {
-  if (flag === '0' || flag === '7') return 'file';
-  if (flag === '5' || flag === 'D') return 'directory';
-  return LINKS_AND_SPECIALS[flag];
-}
-
 /** The fields Go and strata both report, as strata would report Go's entry. */
 function expected(go: GoEntry) {
-  const type = typeOf(go.typeflag);
+  const type = goEntryType(go.typeflag);
   const device = type === 'char' || type === 'block';
   return {
-    path: layerPath(go.name),
+    path: goLayerPath(go.name),
     type,
     mode: go.mode & 0o7777,
     uid: go.uid,
     gid: go.gid,
     mtime: { sec: go.sec, nsec: go.nsec },
-    linkname: type === 'hardlink' ? layerPath(go.linkname) : type === 'symlink' ? go.linkname : undefined,
+    linkname: type === 'hardlink' ? goLayerPath(go.linkname) : type === 'symlink' ? go.linkname : undefined,
     uname: go.uname || undefined,
     gname: go.gname || undefined,
     devices: device ? [go.devmajor, go.devminor] : undefined,
@@ -114,7 +95,7 @@ function justified(
     if (error.code === 'LAYER_FORMAT' && /not valid UTF-8/.test(error.message)) return !next.utf8;
     // Absolute names and `..` name something outside the layer.
     if (error.code === 'UNSAFE_PATH') {
-      return layerPath(next.name) === undefined || (next.typeflag === '1' && layerPath(next.linkname) === undefined);
+      return goLayerPath(next.name) === undefined || (next.typeflag === '1' && goLayerPath(next.linkname) === undefined);
     }
     // Two PAX headers before one entry: Go keeps only the later one, Python's tarfile takes the earlier's
     // path; strata refuses to pick. (Go leaves no trace of the first header, so the archive is named.)

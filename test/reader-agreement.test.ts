@@ -5,12 +5,13 @@
  * tarfile, or all refuse with one typed code. Archives are built by hand (an independent writer plus byte
  * patching), since no well-behaved writer makes them.
  */
-import { readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TarLayer, type Entry } from '@strata/core';
 import { needs } from './helpers/oracle.js';
+import { goEntryType, goLayerPath, goList } from './helpers/go-tar.js';
 import { pythonList } from './helpers/python-tar.js';
 import { rawTar, type RawEntry } from './helpers/raw-tar.js';
 import { codeOf, threeWays, type ThreeWays } from './helpers/three-ways.js';
@@ -25,7 +26,23 @@ function comparable(entries: readonly Entry[]) {
 const work = mkdtempSync(join(tmpdir(), 'strata-agree-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** All three accept; their entries are `paths` (archive order) and Python's tarfile lists the same. */
+/** What Go's archive/tar (containerd's and moby's reader) makes of `bytes`, in the fields `comparable` keeps. */
+function goReading(bytes: Buffer): { error: string; entries: ReturnType<typeof comparable> } {
+  const tar = join(work, `go-${Math.random().toString(36).slice(2)}.tar`);
+  writeFileSync(tar, bytes);
+  const { error, entries } = goList(tar);
+  const go = entries.filter((e) => e.typeflag !== 'g');
+  return {
+    error,
+    entries: go.map((e) => {
+      const type = goEntryType(e.typeflag) ?? `go:${e.typeflag}`;
+      const linkname = type === 'hardlink' ? (goLayerPath(e.linkname) ?? e.linkname) : type === 'symlink' ? e.linkname : '';
+      return { path: goLayerPath(e.name) ?? e.name, type: type as Entry['type'], size: type === 'file' ? e.size : 0, linkname };
+    }),
+  };
+}
+
+/** All three accept; their entries are `paths` (archive order) and Go's archive/tar and Python's tarfile list the same. */
 async function expectAccepted(bytes: Buffer, paths: string[]): Promise<ThreeWays> {
   const r = await threeWays(bytes);
   expect(codeOf(r.entries), 'readLayer').toBeUndefined();
@@ -39,11 +56,13 @@ async function expectAccepted(bytes: Buffer, paths: string[]): Promise<ThreeWays
   writeFileSync(tar, bytes);
   const python = pythonList(tar);
   expect('entries' in python ? comparable(python.entries as never) : python).toEqual(comparable(entries));
+  expect(goReading(bytes)).toEqual({ error: '', entries: comparable(entries) });
   return r;
 }
 
-/** All three refuse, with `code`, and the apply leaves nothing behind. */
-async function expectRefused(bytes: Buffer, code: string, message?: RegExp): Promise<void> {
+/** All three refuse, with `code`, and the apply leaves nothing behind; `goRefuses`: so does Go's reader. */
+async function expectRefused(bytes: Buffer, code: string, message?: RegExp, goRefuses = false): Promise<void> {
+  if (goRefuses) expect(goReading(bytes).error).not.toBe('');
   const r = await threeWays(bytes);
   try {
     expect([codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([code, code, code]);
@@ -54,7 +73,7 @@ async function expectRefused(bytes: Buffer, code: string, message?: RegExp): Pro
   }
 }
 
-describe.skipIf(!needs('root', 'python3'))('reader and apply agree with the runtimes', () => {
+describe.skipIf(!needs('root', 'python3', 'go'))('reader and apply agree with the runtimes', () => {
   for (const [type, extra] of [
     ['5', {}],
     ['2', { linkname: 'f' }],
@@ -155,6 +174,49 @@ describe.skipIf(!needs('root', 'python3'))('reader and apply agree with the runt
   it('a negative base-256 size is refused', async () => {
     await expectRefused(rawTar([file('a', '', { patch: (h) => h.fill(0xff, 124, 136) })]), 'LAYER_FORMAT', /negative size/);
   });
+
+  it('a PAX record with an empty value leaves the header field in force, as Go reads it (Python reads zero or empty)', async () => {
+    const bytes = rawTar([
+      file('named', 'x', { pax: { path: '', uid: '', mtime: '' }, uid: 7, mtime: 1_700_000_321 }),
+      file('target'),
+      { name: 'link', type: '2', linkname: 'target', pax: { linkpath: '', uname: '' } },
+    ]);
+    const r = await threeWays(bytes);
+    try {
+      expect([codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined]);
+      const entries = (r.entries as { value: Entry[] }).value;
+      expect(entries.map((e) => [e.path, e.uid, e.mtime.sec, e.linkname])).toEqual([
+        ['named', 7, 1_700_000_321, undefined],
+        ['target', 0, 1_700_000_000, undefined],
+        ['link', 0, 1_700_000_000, 'target'],
+      ]);
+      expect(goReading(bytes)).toEqual({ error: '', entries: comparable(entries) });
+      expect(readlinkSync(join(r.target, 'link'))).toBe('target');
+    } finally {
+      r.dispose();
+    }
+  });
+
+  it('PAX times with a plus sign or a point without digits are read as Go reads them', async () => {
+    const r = await expectAccepted(rawTar([file('plus', 'x', { pax: { mtime: '+1700000100' } }), file('point', 'y', { pax: { mtime: '1700000200.' } })]), ['plus', 'point']);
+    expect((r.entries as { value: Entry[] }).value.map((e) => e.mtime)).toEqual([
+      { sec: 1_700_000_100, nsec: 0 },
+      { sec: 1_700_000_200, nsec: 0 },
+    ]);
+    r.dispose();
+  });
+
+  for (const [what, entry] of [
+    ['a malformed PAX atime', file('f', 'x', { pax: { atime: 'yesterday' } })],
+    ['a malformed PAX ctime', file('f', 'x', { pax: { ctime: '1.2.3' } })],
+    ['a malformed PAX size on a directory', { name: 'd/', type: '5', pax: { size: '12a' } } as RawEntry],
+    ['a PAX size beyond any integer on a symlink', { name: 's', type: '2', linkname: 't', pax: { size: '99999999999999999999' } } as RawEntry],
+    ['a negative PAX size on a file', file('f', '', { pax: { size: '-1' } })],
+  ] as const) {
+    it(`${what} is refused, as Go refuses it (though the field is not kept, or the entry has no data)`, async () => {
+      await expectRefused(rawTar([entry, file('after')]), 'LAYER_FORMAT', undefined, true);
+    });
+  }
 
   it('a numeric field read differently by Go (10) and Python (0) is refused', async () => {
     await expectRefused(rawTar([file('a', '', { patch: (h) => h.write('\x00\x00\x00\x0012\x00', 108, 'latin1') })]), 'LAYER_FORMAT');

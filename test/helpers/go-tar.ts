@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { EntryType } from '@strata/core';
 
 export interface GoEntry {
   name: string;
@@ -134,4 +135,24 @@ export function goList(path: string): GoListing {
 export function goTarCorpus(): string {
   const root = execFileSync('go', ['env', 'GOROOT'], { encoding: 'utf8' }).trim();
   return join(root, 'src', 'archive', 'tar', 'testdata');
+}
+
+/** Go's entry name as a layer path (no `.` or empty components, no trailing slash); undefined when unsafe. */
+export function goLayerPath(name: string): string | undefined {
+  if (name.startsWith('/')) return undefined;
+  const parts = name.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.includes('..')) return undefined;
+  return parts.length === 0 ? '.' : parts.join('/');
+}
+
+const LINKS_AND_SPECIALS: Record<string, EntryType | undefined> = { '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '6': 'fifo' };
+
+/**
+ * Go's type flags (TypeReg, TypeCont, TypeDir, TypeGNUDumpDir, TypeLink, TypeSymlink, TypeChar, TypeBlock,
+ * TypeFifo) as entry types: written out here, not taken from the reader under test.
+ */
+export function goEntryType(flag: string): EntryType | undefined {
+  if (flag === '0' || flag === '7') return 'file';
+  if (flag === '5' || flag === 'D') return 'directory';
+  return LINKS_AND_SPECIALS[flag];
 }

@@ -40,7 +40,11 @@ describe('pax records', () => {
     expect(parsePaxTime('7.1234567899999999')).toEqual({ sec: 7, nsec: 123_456_789 });
     expect(parsePaxTime('-7.0000000001')).toEqual({ sec: -7, nsec: 0 });
     expect(parsePaxTime('12')).toEqual({ sec: 12, nsec: 0 });
-    for (const bad of ['', '-', '.5', '1.', '1.2.3', '1e5', ' 1', '1 ', '+1', '--1', '99999999999999999999']) {
+    // As Go reads them (containerd, moby), and Python too: a plus sign, a point without digits.
+    expect(parsePaxTime('+12')).toEqual({ sec: 12, nsec: 0 });
+    expect(parsePaxTime('12.')).toEqual({ sec: 12, nsec: 0 });
+    expect(parsePaxTime('-12.')).toEqual({ sec: -12, nsec: 0 });
+    for (const bad of ['', '-', '+', '.5', '-.5', '.', '1.2.3', '1e5', ' 1', '1 ', '+-1', '-+1', '--1', '++1', '1.+5', '1.-5', '99999999999999999999']) {
       expect(() => parsePaxTime(bad), bad).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
     }
   });

@@ -79,11 +79,15 @@ export function formatPaxTime(time: Timestamp): string {
   return `${negative && whole === 0 ? '-' : ''}${whole}.${digits}`;
 }
 
-/** Parses a PAX time (`[-]sec[.fraction]`); throws LAYER_FORMAT when malformed. */
+/**
+ * Parses a PAX time (`[+-]sec[.fraction]`) as Go's archive/tar reads it, and so containerd and moby: a sign
+ * before the seconds, and a point with no digits after it, are accepted. Throws LAYER_FORMAT when malformed.
+ */
 export function parsePaxTime(text: string): Timestamp {
   // By hand, not by a regular expression: nearly every entry of a layer with sub-second times has one.
-  const negative = text.charCodeAt(0) === 0x2d;
-  let i = negative ? 1 : 0;
+  const sign = text.charCodeAt(0);
+  const negative = sign === 0x2d;
+  let i = negative || sign === 0x2b ? 1 : 0;
   const wholeStart = i;
   let whole = 0;
   for (; i < text.length; i++) {
@@ -101,7 +105,6 @@ export function parsePaxTime(text: string): Timestamp {
       nsec += digit * scale; // digits past nanoseconds are checked, then dropped
       scale = scale > 1 ? scale / 10 : 0;
     }
-    if (i === wholeEnd + 1) i = -1; // a point without digits
   }
   if (wholeEnd === wholeStart || i !== text.length) throw new LayerFormatError(`PAX time is invalid: ${JSON.stringify(text)}`);
   if (!Number.isSafeInteger(whole)) throw new LayerFormatError('PAX time out of range');

@@ -9,6 +9,8 @@
  * - PAX global headers (`g`) are ignored, as containerd and moby ignore them;
  * - a ustar prefix in a GNU header (written by Go before 1.8) is read as Go reads it (see `header.ts`);
  * - a NUL in a PAX path, link path, user or group name, or in any PAX key, is refused, as Go refuses it;
+ * - a PAX record with an empty value leaves the header's field in force, and a malformed PAX size, atime
+ *   or ctime fails its entry even where the value goes unused, as in Go;
  * - only the old `\0` type flag with a name ending in `/` is a directory (pre-POSIX archives).
  */
 import { LayerFormatError, LimitExceededError, UnsupportedError } from '../errors.js';
@@ -102,19 +104,36 @@ const TYPES: Record<string, EntryType> = {
 /** Types whose size field says nothing about data that follows (Go's isHeaderOnlyType). */
 const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
 
-function paxNumber(records: Map<string, Uint8Array>, key: string): number | undefined {
+/**
+ * A PAX record for a header field, or undefined when the entry has none. A record with an empty value
+ * leaves the header's field in force, as Go's archive/tar (containerd's and moby's reader) reads it.
+ */
+function paxField(records: Map<string, Uint8Array>, key: string): Uint8Array | undefined {
   const raw = records.get(key);
+  return raw === undefined || raw.length === 0 ? undefined : raw;
+}
+
+/** A numeric PAX record (`[+-]digits`, as Go parses it): the number, or undefined when absent or empty. */
+function paxNumber(records: Map<string, Uint8Array>, key: string): number | undefined {
+  const raw = paxField(records, key);
   if (raw === undefined) return undefined;
-  const value = decimal(raw);
+  const negative = raw[0] === 0x2d;
+  const value = decimal(raw, negative || raw[0] === 0x2b ? 1 : 0);
   if (value < 0) throw new LayerFormatError(`PAX ${key} is not a number: ${quote(Buffer.from(raw).toString('latin1'))}`);
-  return value;
+  return negative && value !== 0 ? -value : value;
 }
 
 /** A PAX record that names something (path, link, user, group): text, and never with a NUL inside. */
 function paxName(records: Map<string, Uint8Array>, key: string): Uint8Array | undefined {
-  const raw = records.get(key);
+  const raw = paxField(records, key);
   if (raw !== undefined && raw.includes(0)) throw new LayerFormatError(`PAX ${key} holds a NUL byte`);
   return raw;
+}
+
+/** A PAX time record as a timestamp, or undefined when absent or empty. */
+function paxTime(records: Map<string, Uint8Array>, key: string): Timestamp | undefined {
+  const raw = paxField(records, key);
+  return raw === undefined ? undefined : parsePaxTime(text(raw, `PAX ${key}`));
 }
 
 /** Shared by every entry without PAX records or xattrs (most of them): no allocation per entry. */
@@ -228,8 +247,11 @@ function describeEntry(
   if (header.typeflag === '\0' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
   const path = cleanLayerPath(rawName);
   checkComponents(path, nameBytes.length);
-  // Header-only types carry no data: their size field, even if set, is not followed by content.
-  const dataSize = headerOnly || (header.typeflag === '\0' && type === 'directory') ? 0 : (paxNumber(records, 'size') ?? header.size);
+  // Header-only types carry no data: their size field, even if set, is not followed by content. A PAX size
+  // is read all the same, as Go reads it (a malformed one is refused there too).
+  const paxSize = paxNumber(records, 'size');
+  const dataSize = headerOnly || (header.typeflag === '\0' && type === 'directory') ? 0 : (paxSize ?? header.size);
+  if (dataSize < 0) throw new LayerFormatError(`negative PAX size (${dataSize}) of ${quote(path)}`, { path });
   if (++totals.entries > limits.maxEntries) throw new LimitExceededError(`more than ${limits.maxEntries} entries`, { path });
   totals.bytes += dataSize;
   if (totals.bytes > limits.maxTotalBytes) throw new LimitExceededError(`content over the ${limits.maxTotalBytes}-byte limit`, { path });
@@ -244,8 +266,12 @@ function describeEntry(
     if (linkText === undefined) throw new LayerFormatError(`symlink without a target: ${quote(rawName)}`, { path });
     linkname = linkText;
   }
-  const mtimeRecord = records.get('mtime');
-  const mtime: Timestamp = mtimeRecord !== undefined ? parsePaxTime(text(mtimeRecord, 'PAX mtime')) : { sec: header.mtime, nsec: 0 };
+  const mtime: Timestamp = paxTime(records, 'mtime') ?? { sec: header.mtime, nsec: 0 };
+  // Access and change times are not kept, but a malformed one fails the entry, as in Go's reader.
+  if (records.size !== 0) {
+    paxTime(records, 'atime');
+    paxTime(records, 'ctime');
+  }
   const unameBytes = paxName(records, 'uname');
   const gnameBytes = paxName(records, 'gname');
   const uname = unameBytes !== undefined ? text(unameBytes, 'PAX uname') : header.uname.length === 0 ? '' : text(header.uname, 'uname');
