@@ -1,9 +1,10 @@
 /**
  * The reader and apply agree with the runtimes, byte for byte. Each case is a layer on which tar readers
  * have been seen to disagree; strata reads it as Go's archive/tar does (what containerd and moby extract),
- * and `ls`, `apply` and `digest` agree with each other: all accept, listing the same entries as Python's
- * tarfile, or all refuse with one typed code. Archives are built by hand (an independent writer plus byte
- * patching), since no well-behaved writer makes them.
+ * checked against Go itself, and `ls`, `apply` and `digest` agree with each other: all accept, listing the
+ * same entries as Go and (where it agrees with Go) Python's tarfile, or all refuse with one typed code.
+ * Archives are built by hand (an independent writer plus byte patching), since no well-behaved writer makes
+ * them.
  */
 import { readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
