@@ -91,6 +91,12 @@ export async function hashStream(chunks: AsyncIterable<Uint8Array>): Promise<str
   return hash.digest('hex');
 }
 
+/** The context directory holding context path `path` (`''` for the context's root). */
+function contextDirOf(path: string): string {
+  const dir = posix.dirname(path);
+  return dir === '.' ? '' : dir;
+}
+
 function timeOf(ns: bigint): { sec: number; nsec: number } {
   const sec = ns / 1_000_000_000n;
   let nsec = ns % 1_000_000_000n;
@@ -132,7 +138,7 @@ export class ContextTree implements SourceTree {
     if (!WILDCARD.test(path)) return (await this.resolve(path)) ? [path] : [];
     const found = await glob(path, { cwd: this.#root, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true });
     // fast-glob hands a name that is not UTF-8 back with U+FFFD in it: its directory's listing refuses it.
-    for (const p of found) if (p.includes('\uFFFD')) this.#scan(posix.dirname(p) === '.' ? '' : posix.dirname(p));
+    for (const p of found) if (p.includes('\uFFFD')) this.#scan(contextDirOf(p));
     return found.filter((p) => !this.#excluded(p)).sort();
   }
 
@@ -170,7 +176,7 @@ export class ContextTree implements SourceTree {
       const st = await lstat(host, { bigint: true });
       return { path: '', type: typeOfMode(Number(st.mode)), mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: timeOf(st.mtimeNs) };
     }
-    return this.#nodeOf(posix.dirname(path) === '.' ? '' : posix.dirname(path), lstatBatch(dirname(host), [basename(host)]), 0);
+    return this.#nodeOf(contextDirOf(path), lstatBatch(dirname(host), [basename(host)]), 0);
   }
 
   async resolve(path: string): Promise<SourceNode | undefined> {
