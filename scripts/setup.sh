@@ -18,6 +18,9 @@ command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null || apt_packages+=(apache2-utils)
 command -v buildah >/dev/null || apt_packages+=(buildah)
 command -v python3 >/dev/null || apt_packages+=(python3)
+# Python's test suite ships tarfile's corpus of tricky archives (testtar.tar), an oracle beside Go's.
+py_version=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3.11)
+compgen -G '/usr/lib/python3*/test/testtar.tar' >/dev/null || apt_packages+=("libpython${py_version}-testsuite")
 # Go's archive/tar (the reader under containerd and moby) and its corpus of tricky archives, an oracle.
 command -v go >/dev/null || apt_packages+=(golang-go)
 # The durability tests read a child's fdatasync and rename calls from strace.

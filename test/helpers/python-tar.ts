@@ -51,3 +51,57 @@ export function pythonList(path: string): { entries: PythonEntry[] } | { error: 
   if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
   return JSON.parse(run.stdout) as { entries: PythonEntry[] } | { error: string };
 }
+
+const SPLIT = String.raw`
+import json, os, posixpath, re, sys, tarfile
+def corpus():
+    try:
+        import test
+        path = os.path.join(os.path.dirname(test.__file__), 'testtar.tar')
+        if os.path.exists(path): return path
+    except ImportError:
+        pass
+    for version in sorted(os.listdir('/usr/lib'), reverse=True):
+        path = os.path.join('/usr/lib', version, 'test', 'testtar.tar')
+        if version.startswith('python3') and os.path.exists(path): return path
+    return None
+source = corpus()
+if source is None or len(sys.argv) < 2:
+    print(json.dumps({'source': source, 'pieces': []}))
+    sys.exit(0)
+data = open(source, 'rb').read()
+with tarfile.open(source) as tf:
+    members = tf.getmembers()
+def clean(name): return posixpath.normpath('/' + name).lstrip('/')
+starts = [m.offset for m in members]
+def piece(i):
+    m = members[i]
+    end = starts[i + 1] if i + 1 < len(members) else m.offset_data + (m.size + 511) // 512 * 512
+    return data[m.offset:end]
+pieces = []
+for i, m in enumerate(members):
+    body = piece(i)
+    if m.islnk():
+        # A hardlink's piece starts with its target, so that every piece also applies.
+        target = [j for j, t in enumerate(members[:i]) if clean(t.name) == clean(m.linkname)]
+        if target: body = piece(target[-1]) + body
+    label = re.sub(r'[^A-Za-z0-9._-]', '_', m.name.encode('utf-8', 'surrogateescape').decode('ascii', 'replace'))
+    if len(label) > 48: label = label[:16] + '--' + label[-30:]
+    name = '%02d-%s.tar' % (i, label)
+    with open(os.path.join(sys.argv[1], name), 'wb') as out:
+        out.write(body + bytes(1024))
+    pieces.append(name)
+print(json.dumps({'source': source, 'pieces': pieces}))
+`;
+
+/**
+ * Python's own corpus of tar archives (`test/testtar.tar` of its test suite: ustar, GNU, PAX, v7, Solaris
+ * and star headers, signed checksums, long names, sparse files, non-UTF-8 names), one archive holding them
+ * all. Split into one archive per member (a hardlink's preceded by its target), written into `dir`; the
+ * pieces' names, or none when the test suite is not installed (`libpython3.X-testsuite` on Debian).
+ */
+export function pythonTarCorpus(dir?: string): { source: string | null; pieces: string[] } {
+  const run = spawnSync('python3', ['-c', SPLIT, ...(dir ? [dir] : [])], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as { source: string | null; pieces: string[] };
+}
