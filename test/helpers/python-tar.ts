@@ -91,14 +91,21 @@ for i, m in enumerate(members):
     with open(os.path.join(sys.argv[1], name), 'wb') as out:
         out.write(body + bytes(1024))
     pieces.append(name)
+# A PAX global header with a zero-length record (CVE-2019-20907: Python's reader looped forever on it).
+recursion = os.path.join(os.path.dirname(source), 'recursion.tar')
+if os.path.exists(recursion):
+    with open(recursion, 'rb') as src, open(os.path.join(sys.argv[1], 'recursion.tar'), 'wb') as out:
+        out.write(src.read())
+    pieces.append('recursion.tar')
 print(json.dumps({'source': source, 'pieces': pieces}))
 `;
 
 /**
  * Python's own corpus of tar archives (`test/testtar.tar` of its test suite: ustar, GNU, PAX, v7, Solaris
  * and star headers, signed checksums, long names, sparse files, non-UTF-8 names), one archive holding them
- * all. Split into one archive per member (a hardlink's preceded by its target), written into `dir`; the
- * pieces' names, or none when the test suite is not installed (`libpython3.X-testsuite` on Debian).
+ * all. Split into one archive per member (a hardlink's preceded by its target), written into `dir` with
+ * `recursion.tar` beside it; their names, or none when the test suite is not installed
+ * (`libpython3.X-testsuite` on Debian).
  */
 export function pythonTarCorpus(dir?: string): { source: string | null; pieces: string[] } {
   const run = spawnSync('python3', ['-c', SPLIT, ...(dir ? [dir] : [])], { encoding: 'utf8' });
