@@ -75,6 +75,21 @@ async function expectRefused(bytes: Buffer, code: string, message?: RegExp, goRe
 }
 
 describe.skipIf(!needs('root', 'python3', 'go'))('reader and apply agree with the runtimes', () => {
+  it('an input of no bytes at all is an empty layer, as Go reads it and Docker applies it (moby#18226)', async () => {
+    expect(goReading(Buffer.alloc(0))).toEqual({ error: '', entries: [] });
+    const r = await threeWays(Buffer.alloc(0));
+    try {
+      expect([codeOf(r.entries), codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined, undefined]);
+      expect((r.entries as { value: Entry[] }).value).toEqual([]);
+      expect((r.digest as { value: string }).value).toBe('sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+      expect(r.outside).toEqual([]);
+    } finally {
+      r.dispose();
+    }
+    // One byte more is a stream cut short, not an empty layer.
+    await expectRefused(Buffer.from('x'), 'LAYER_FORMAT', /truncated stream/);
+  });
+
   for (const [type, extra] of [
     ['5', {}],
     ['2', { linkname: 'f' }],

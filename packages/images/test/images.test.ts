@@ -87,6 +87,24 @@ describe('images on a root', () => {
     expect((await root.images.import(writeArchive(join(root.dir, 'new.tar'), both))).images.map((i) => i.name)).toEqual(['docker.io/library/new:1']);
   });
 
+  it('imports and unpacks images with layers of no bytes at all, as Docker does (moby#18226)', async () => {
+    // `docker save` archives with 0-byte layer.tar files exist (images pushed so, bazel's rules_docker).
+    const empty = Buffer.alloc(0);
+    const built = buildImage({ layers: [base, empty, app], gzip: false });
+    const archive = writeArchive(join(root.dir, 'zero.tar'), dockerSaveFiles([{ built, tags: ['example.com/zero:1'], layers: [base, empty, app] }]));
+    expect((await root.images.import(archive)).images.map((i) => i.name)).toEqual(['example.com/zero:1']);
+    expect(built.diffIDs[1]).toBe('sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    const unpacked = await root.images.unpack('example.com/zero:1');
+    expect(unpacked.chainID).toBe(chainID(built.diffIDs));
+    expect(await readIn(root.images, unpacked.chainID!, '/app/run')).toBe('echo app\n');
+    expect(await readIn(root.images, unpacked.chainID!, '/etc/os-release')).toBe('ID=test\n');
+    // And as a gzip stream of nothing, in an OCI layout.
+    const gz = buildImage({ layers: [base, empty], label: 'gzip' });
+    const layout = writeDirectory(join(root.dir, 'zero-layout'), layoutFiles(gz.blobs, [named(gz.manifestDescriptor, 'example.com/zero:gz', 'gz')]));
+    await root.images.import(layout);
+    expect((await root.images.unpack('example.com/zero:gz')).chainID).toBe(chainID(gz.diffIDs));
+  });
+
   it('imports compressed archives', async () => {
     const { one } = twoImages();
     const files = layoutFiles(one.blobs, [named(one.manifestDescriptor, 'example.com/gz:1')]);

@@ -319,7 +319,8 @@ type ParseStep = TarEntry | Promise<unknown>;
 
 /**
  * Parses tar entries from `source` until the end-of-archive marker, then reads it to the end (trailing
- * bytes belong to the blob). Returns normally only then. See `TarEntryReader` for what it throws.
+ * bytes belong to the blob). Returns normally only then, or at once for an input of no bytes (an empty
+ * layer). See `TarEntryReader` for what it throws.
  */
 function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: AbortSignal | undefined): Generator<ParseStep, void, unknown> {
   let pax: Map<string, Uint8Array> | undefined;
@@ -343,7 +344,10 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
     signal?.throwIfAborted();
     const block = source.readBuffered(BLOCK_SIZE) ?? ((yield source.read(BLOCK_SIZE)) as Uint8Array | undefined);
     if (block === undefined) {
-      throw new LayerFormatError(sawHeader ? 'truncated stream: no end-of-archive marker' : 'empty input: not a tar archive');
+      // A layer of no bytes at all is an empty layer, as Go's reader and Docker take it (moby#18226: such
+      // layers were pushed to Docker Hub, and `docker save` archives hold 0-byte layer.tar files).
+      if (!sawHeader) return; // no block at all: the input is empty
+      throw new LayerFormatError('truncated stream: no end-of-archive marker');
     }
     if (isZeroBlock(block)) {
       if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
