@@ -177,10 +177,12 @@ describe.skipIf(!needs('root', 'python3', 'go'))('fuzzed layers', () => {
           const goEntries = go.entries.filter((e) => e.typeflag !== 'g');
           expect({ error: go.error, entries: goComparable(goEntries) }).toEqual({ error: '', entries: ours });
           // So does Python's tarfile, but for a PAX record with an empty value, which Go (and strata) read as
-          // leaving the header's field in force and Python as zero or empty, and for a stream of no bytes,
-          // an empty layer to Go (and Docker and strata) and "empty file" to Python.
+          // leaving the header's field in force and Python as zero or empty; for a stream of no bytes, an
+          // empty layer to Go (and Docker and strata) and "empty file" to Python; and for a stream cut inside
+          // its last entry's padding, which Go (and strata) read to there and Python calls cut short.
           const emptyRecord = flat.some((e) => Object.values(e.pax ?? {}).includes(''));
-          if (!emptyRecord && tar.length > 0) expect('entries' in python ? comparable(python.entries) : python).toEqual(ours);
+          const pythonAgrees = !emptyRecord && tar.length > 0 && tar.length % 512 === 0;
+          if (pythonAgrees) expect('entries' in python ? comparable(python.entries) : python).toEqual(ours);
         } finally {
           r.dispose();
         }

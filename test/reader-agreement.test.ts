@@ -6,6 +6,7 @@
  * Archives are built by hand (an independent writer plus byte patching), since no well-behaved writer makes
  * them.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,7 +75,38 @@ async function expectRefused(bytes: Buffer, code: string, message?: RegExp, goRe
   }
 }
 
-describe.skipIf(!needs('root', 'python3', 'go'))('reader and apply agree with the runtimes', () => {
+describe.skipIf(!needs('root', 'python3', 'go', 'gnu-tar'))('reader and apply agree with the runtimes', () => {
+  it('an archive that ends at an entry boundary, without its end-of-archive blocks, is read to there, as Go, Python and GNU tar read it', async () => {
+    // umoci's insert wrote layers so (umoci#436); containerd and Docker unpack them.
+    const bytes = rawTar([file('a'), file('b', 'y'.repeat(700)), { name: 'd/', type: '5' }, { name: 'd/l', type: '2', linkname: '../a' }], { end: false });
+    (await expectAccepted(bytes, ['a', 'b', 'd', 'd/l'])).dispose();
+    const tar = join(work, 'no-end.tar');
+    writeFileSync(tar, bytes);
+    expect(execFileSync('tar', ['-tf', tar], { encoding: 'utf8' }).split('\n').filter(Boolean)).toEqual(['a', 'b', 'd/', 'd/l']);
+    // An extended header with no entry after it is refused (Go drops it, Python refuses).
+    await expectRefused(rawTar([file('a'), { name: 'PaxHeaders/b', type: 'x', data: '10 path=b\n' }], { end: false }), 'LAYER_FORMAT', /ends after an extended header/);
+  });
+
+  it("an archive that ends inside its last entry's padding is read to there, as Go reads it (Debian's umoci insert writes such layers)", async () => {
+    const whole = rawTar([file('a'), file('b', 'y'.repeat(700))], { end: false });
+    for (const cut of [512 + 512 + 512 + 700, 512 + 512 + 512 + 900]) {
+      const bytes = whole.subarray(0, cut);
+      const r = await threeWays(bytes);
+      try {
+        expect([codeOf(r.entries), codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined, undefined]);
+        const entries = (r.entries as { value: Entry[] }).value;
+        expect(goReading(bytes)).toEqual({ error: '', entries: comparable(entries) });
+        expect(entries.map((e) => e.path)).toEqual(['a', 'b']);
+        expect(readdirSync(r.target).sort()).toEqual(['a', 'b']);
+      } finally {
+        r.dispose();
+      }
+    }
+    // Cut inside the data or inside a header, it is a stream cut short, to Go too.
+    await expectRefused(whole.subarray(0, 512 + 512 + 512 + 300), 'LAYER_FORMAT', /truncated stream/, true);
+    await expectRefused(whole.subarray(0, 512 + 512 + 300), 'LAYER_FORMAT', /truncated stream/, true);
+  });
+
   it('an input of no bytes at all is an empty layer, as Go reads it and Docker applies it (moby#18226)', async () => {
     expect(goReading(Buffer.alloc(0))).toEqual({ error: '', entries: [] });
     const r = await threeWays(Buffer.alloc(0));

@@ -5,6 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { LayerFormatError } from '../errors.js';
 import type { BufferPool } from './buffer-pool.js';
 
 /** Anything a blob can be read from: a file path, a Node stream, bytes in memory, or (async) chunks. */
@@ -32,7 +33,13 @@ class FileChunks implements AsyncIterable<Uint8Array> {
       for (;;) {
         const buffer = this.pool.take();
         const n = readSync(this.fd, buffer, 0, READ_CHUNK, this.#position);
-        if (n === 0) return;
+        if (n === 0) {
+          // Past the end by a skip: bytes passed over were never there, so the stream was cut short (a
+          // reader that reads them would find it so too).
+          const size = fstatSync(this.fd).size;
+          if (this.#position > size) throw new LayerFormatError(`truncated stream: ${this.#position - size} bytes missing at offset ${size}`);
+          return;
+        }
         this.#position += n;
         // A plain Uint8Array, not a Buffer: every view the parser takes of it (thousands a layer) is then a
         // native subarray, not a construction of Node's Buffer subclass, which costs while code is cold.

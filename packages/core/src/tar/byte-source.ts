@@ -95,6 +95,26 @@ export class ByteSource {
     return undefined;
   }
 
+  /**
+   * Discards up to `n` bytes by reading through them, never by seeking (a tar entry's padding: a stream that
+   * ends inside it is then seen to end there). A promise only when it has to read.
+   */
+  skipUpTo(n: number): Promise<void> | undefined {
+    const buffered = Math.min(n, this.#chunk.length - this.#offset);
+    this.#offset += buffered;
+    this.position += buffered;
+    return n === buffered ? undefined : this.#discardUpTo(n - buffered);
+  }
+
+  async #discardUpTo(n: number): Promise<void> {
+    for (let left = n; left > 0 && (await this.#fill()); ) {
+      const take = Math.min(left, this.#chunk.length - this.#offset);
+      this.#offset += take;
+      this.position += take;
+      left -= take;
+    }
+  }
+
   async #discard(n: number): Promise<void> {
     for await (const _ of this.chunks(n)) {
       // discarded

@@ -319,8 +319,8 @@ type ParseStep = TarEntry | Promise<unknown>;
 
 /**
  * Parses tar entries from `source` until the end-of-archive marker, then reads it to the end (trailing
- * bytes belong to the blob). Returns normally only then, or at once for an input of no bytes (an empty
- * layer). See `TarEntryReader` for what it throws.
+ * bytes belong to the blob), or until the input ends between entries (at an entry's end or inside its
+ * padding). See `TarEntryReader` for what it throws.
  */
 function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: AbortSignal | undefined): Generator<ParseStep, void, unknown> {
   let pax: Map<string, Uint8Array> | undefined;
@@ -344,10 +344,12 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
     signal?.throwIfAborted();
     const block = source.readBuffered(BLOCK_SIZE) ?? ((yield source.read(BLOCK_SIZE)) as Uint8Array | undefined);
     if (block === undefined) {
-      // A layer of no bytes at all is an empty layer, as Go's reader and Docker take it (moby#18226: such
-      // layers were pushed to Docker Hub, and `docker save` archives hold 0-byte layer.tar files).
-      if (!sawHeader) return; // no block at all: the input is empty
-      throw new LayerFormatError('truncated stream: no end-of-archive marker');
+      // The input ends at an entry boundary (or inside its padding) without the end-of-archive blocks: the
+      // end, as Go's reader takes it. Layers in the wild end so (umoci's insert wrote them, umoci#436), and
+      // so does a layer of no bytes at all, an empty layer to Go and Docker (moby#18226). A stream cut there
+      // cannot be told from them; a layer's digest and diffID are what tell.
+      if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
+      return;
     }
     if (isZeroBlock(block)) {
       if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
@@ -397,8 +399,12 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
     const body = new EntryBody(source, entry.size, entry.path);
     yield { entry, dataOffset, body };
     const consumed = body.close();
-    const skipping = source.skip(padded(dataSize) - consumed);
+    const skipping = source.skip(dataSize - consumed);
     if (skipping) yield skipping; // only when the source cannot seek: most skips are done here and now
+    // The padding is read through, never sought past: a stream that ends inside it, after the last entry's
+    // data, ends there, as Go reads it (Debian's umoci 0.4.7 `insert` writes such layers).
+    const padding = source.skipUpTo(padded(dataSize) - dataSize);
+    if (padding) yield padding;
   }
 }
 
@@ -411,8 +417,8 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
  *
  * Whoever stops before the end calls `return()`, which closes the input (a `for await` loop does so itself).
  *
- * Throws LAYER_FORMAT (checksum, truncation, malformed PAX, invalid UTF-8 or NUL in names, ids and device
- * numbers out of range, a missing end-of-archive), UNSAFE_PATH (`..`, absolute names or hardlink targets),
+ * Throws LAYER_FORMAT (checksum, a stream cut inside a header or an entry's data, malformed PAX, invalid
+ * UTF-8 or NUL in names, ids and device numbers out of range), UNSAFE_PATH (`..`, absolute names or hardlink targets),
  * LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED (sparse files, multi-volume
  * archives, unknown entry types).
  */
