@@ -2,7 +2,7 @@
  * The hostile-archive corpus: each test is named after the attack it pins. Every archive fails with its
  * typed code, nothing outside the target changes, and a fresh target is not left behind looking complete.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -26,7 +26,6 @@ const file = (name: string, data = 'pwned\n', extra: Partial<RawEntry> = {}): Ra
 const cases: Case[] = [
   { attack: 'dot-dot entry name', code: 'UNSAFE_PATH', archive: () => rawTar([file('../../escaped')]) },
   { attack: 'dot-dot hidden mid-path', code: 'UNSAFE_PATH', archive: () => rawTar([file('a/../../../escaped')]) },
-  { attack: 'absolute entry name', code: 'UNSAFE_PATH', archive: () => rawTar([file('/tmp/strata-absolute-escape')]) },
   { attack: 'PAX path with dot-dot behind a harmless ustar name', code: 'UNSAFE_PATH', archive: () => rawTar([file('harmless', 'x', { pax: { path: '../../escaped' } })]) },
   {
     attack: 'GNU long name with dot-dot',
@@ -55,7 +54,9 @@ const cases: Case[] = [
     archive: () => rawTar([file('planted/escaped')]),
   },
   { attack: 'hardlink with dot-dot target', code: 'UNSAFE_PATH', archive: () => rawTar([{ name: 'h', type: '1', linkname: '../../outside/secret' }]) },
-  { attack: 'hardlink with absolute target', code: 'UNSAFE_PATH', archive: () => rawTar([{ name: 'h', type: '1', linkname: '/etc/passwd' }]) },
+  // An absolute target is read from the layer root (where this layer has no etc/passwd), never the host's.
+  { attack: 'hardlink with absolute target', code: 'LAYER_FORMAT', archive: () => rawTar([{ name: 'h', type: '1', linkname: '/etc/passwd' }]) },
+  { attack: 'absolute name with dot-dot', code: 'UNSAFE_PATH', archive: () => rawTar([file('/../../tmp/strata-absolute-escape')]) },
   {
     attack: 'hardlink through an escaping symlink',
     code: 'UNSAFE_PATH',
@@ -184,6 +185,17 @@ describe('hostile layers', () => {
     writeFileSync(archive, rawTar([file('new')]));
     await applyLayer(archive, target);
     expect(isApplyIncomplete(target)).toBe(false);
+  });
+
+  it('an absolute entry name lands inside the target, read from its root as containerd and Docker read it', async () => {
+    const archive = join(sandbox, 'layer.tar');
+    writeFileSync(archive, rawTar([file('/tmp/strata-absolute-escape', 'inside\n'), { name: '/tmp/h', type: '1', linkname: '/tmp/strata-absolute-escape' }]));
+    const before = outsideOf();
+    await applyLayer(archive, target);
+    expect(diffSnapshots(before, outsideOf())).toEqual([]);
+    expect(existsSync('/tmp/strata-absolute-escape')).toBe(false);
+    expect(readFileSync(join(target, 'tmp/strata-absolute-escape'), 'utf8')).toBe('inside\n');
+    expect(statSync(join(target, 'tmp/h')).ino).toBe(statSync(join(target, 'tmp/strata-absolute-escape')).ino);
   });
 
   it('an absolute symlink used as a parent stays inside the target (container view)', async () => {

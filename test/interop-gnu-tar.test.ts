@@ -1,6 +1,7 @@
 /**
  * Interop both ways with GNU tar on a real tree of 10,000+ entries: GNU tar's posix, gnu and ustar archives
- * applied by strata equal GNU tar's own extraction; strata's layers extracted by GNU tar give back the source.
+ * (and one of absolute names) applied by strata equal GNU tar's own extraction; strata's layers extracted by
+ * GNU tar give back the source.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -51,6 +52,23 @@ describe.skipIf(!needs('root', 'gnu-tar'))('interop with GNU tar', () => {
       rmSync(ours, { recursive: true, force: true });
     });
   }
+
+  it('GNU tar --absolute-names archive (names from /): strata apply equals GNU tar extraction, both from the target root', async () => {
+    const archive = join(work, 'absolute.tar');
+    const source = join(tree, 'zoneinfo');
+    execFileSync('tar', ['--format=posix', '--absolute-names', '--numeric-owner', '-cf', archive, source]);
+    expect(execFileSync('tar', ['-P', '-tf', archive], { encoding: 'utf8' }).startsWith('/')).toBe(true);
+    const reference = join(work, 'absolute-gnu');
+    mkdirSync(reference);
+    execFileSync('tar', ['--numeric-owner', '-xpf', archive, '-C', reference], { stdio: ['ignore', 'pipe', 'pipe'] }); // strips the leading /
+    const ours = join(work, 'absolute-strata');
+    await applyLayer(archive, ours);
+    const want = snapshotTree(join(reference, source));
+    expect(want.size).toBeGreaterThan(1_000);
+    expect(diffSnapshots(want, snapshotTree(join(ours, source)))).toEqual([]);
+    rmSync(reference, { recursive: true, force: true });
+    rmSync(ours, { recursive: true, force: true });
+  });
 
   it('a strata layer extracted by GNU tar gives back the source tree', async () => {
     const layer = join(work, 'strata.tar');

@@ -91,8 +91,11 @@ describe.skipIf(!needs('root', 'gnu-tar'))('layer format corner cases', () => {
     expect(lstatSync(join(target, 'early')).ino).toBe(lstatSync(join(target, 'later')).ino);
   });
 
-  it('absolute hardlink names are refused as unsafe', async () => {
-    await expect(applyLayer(layerFile(rawTar([file('t', 'x'), { name: 'h', type: '1', linkname: '/t' }])), fresh())).rejects.toMatchObject({
+  it('absolute names and hardlink targets start at the layer root, as in distroless layers; .. is refused', async () => {
+    const target = fresh();
+    await applyLayer(layerFile(rawTar([{ name: '/', type: '5', mode: 0o755 }, dir('/usr'), file('/usr/t', 'x'), { name: 'h', type: '1', linkname: '/usr/t' }])), target);
+    expect(lstatSync(join(target, 'h')).ino).toBe(lstatSync(join(target, 'usr/t')).ino);
+    await expect(applyLayer(layerFile(rawTar([file('t', 'x'), { name: 'h', type: '1', linkname: '/../t' }])), fresh())).rejects.toMatchObject({
       code: 'UNSAFE_PATH',
     });
   });

@@ -95,7 +95,7 @@ function justified(error: { code: string; message: string }, next: GoEntry | und
   if (error.code === 'UNSUPPORTED' && /sparse/.test(error.message)) return next.sparse;
   // Layer entries are named in UTF-8.
   if (error.code === 'LAYER_FORMAT' && /not valid UTF-8/.test(error.message)) return !next.utf8;
-  // Absolute names and `..` name something outside the layer.
+  // `..` names something outside the layer.
   if (error.code === 'UNSAFE_PATH') {
     return goLayerPath(next.name) === undefined || (next.typeflag === '1' && goLayerPath(next.linkname) === undefined);
   }

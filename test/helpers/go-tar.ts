@@ -137,9 +137,11 @@ export function goTarCorpus(): string {
   return join(root, 'src', 'archive', 'tar', 'testdata');
 }
 
-/** Go's entry name as a layer path (no `.` or empty components, no trailing slash); undefined when unsafe. */
+/**
+ * Go's entry name as a layer path (no `.` or empty components, no trailing slash, a leading `/` from the
+ * layer root, as containerd reads it); undefined when unsafe (`..`).
+ */
 export function goLayerPath(name: string): string | undefined {
-  if (name.startsWith('/')) return undefined;
   const parts = name.split('/').filter((part) => part !== '' && part !== '.');
   if (parts.includes('..')) return undefined;
   return parts.length === 0 ? '.' : parts.join('/');

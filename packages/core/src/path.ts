@@ -25,6 +25,18 @@ export function cleanLayerPath(name: string): string {
   return parts.length === 0 ? ROOT : parts.join('/');
 }
 
+/**
+ * A tar entry's name, or a hardlink's target, as a layer path: as `cleanLayerPath`, but a leading `/` starts
+ * at the layer root, as containerd, Docker and GNU tar read it (distroless, kaniko and Paketo layers spell
+ * paths so: `/usr/bin/python`, `/`). `..` anywhere stays UNSAFE_PATH.
+ */
+export function cleanEntryName(name: string): string {
+  if (name.charCodeAt(0) !== 0x2f) return cleanLayerPath(name);
+  let start = 1;
+  while (name.charCodeAt(start) === 0x2f) start++;
+  return cleanLayerPath(name.slice(start));
+}
+
 /** True when `name` is already clean and not the root (no empty, `.` or `..` components): most tar names are. */
 function isClean(name: string): boolean {
   const n = name.length;

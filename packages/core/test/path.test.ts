@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cleanLayerPath, compareTarOrder } from '../src/path.js';
+import { cleanEntryName, cleanLayerPath, compareTarOrder } from '../src/path.js';
 
 describe('layer paths', () => {
   it('cleans ./ prefixes, doubled and trailing slashes', () => {
@@ -14,6 +14,11 @@ describe('layer paths', () => {
 
   it('refuses .. anywhere and absolute names', () => {
     for (const bad of ['..', '../a', 'a/../b', 'a/..', '/etc', '../', 'a/../', '//x']) expect(() => cleanLayerPath(bad)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
+  });
+
+  it('reads a tar entry name with a leading / from the layer root, as containerd and Docker do, and still refuses ..', () => {
+    expect(['/', '//', '/usr/', '/usr/bin/python', '//x/./y', 'a/b', './c'].map(cleanEntryName)).toEqual(['.', '.', 'usr', 'usr/bin/python', 'x/y', 'a/b', 'c']);
+    for (const bad of ['/..', '/../etc', '//a/../../b', '../a']) expect(() => cleanEntryName(bad)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
   });
 
   it('orders parents before children and a subtree before the next sibling', () => {

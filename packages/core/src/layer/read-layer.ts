@@ -39,7 +39,8 @@ interface ReadState {
 }
 
 /**
- * Opens a layer for reading. Entries come in archive order with clean paths (see `cleanLayerPath`).
+ * Opens a layer for reading. Entries come in archive order with clean paths (see `cleanLayerPath`; a
+ * leading `/` in a name starts at the layer root, as containerd and Docker read it).
  *
  * Throws, while iterating: LAYER_FORMAT (corrupt tar or compressed stream; see `TarEntryReader`),
  * UNSAFE_PATH, LIMIT_EXCEEDED, UNSUPPORTED (sparse files, unknown entry types, xz/bzip2).

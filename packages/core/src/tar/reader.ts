@@ -15,7 +15,7 @@
  */
 import { LayerFormatError, LimitExceededError, UnsupportedError } from '../errors.js';
 import type { Entry, EntryType, Timestamp } from '../entry.js';
-import { cleanLayerPath } from '../path.js';
+import { cleanEntryName } from '../path.js';
 import { quote } from '../quote.js';
 import { asciiText, decimal } from './ascii.js';
 import type { ByteSource } from './byte-source.js';
@@ -245,7 +245,7 @@ function describeEntry(
   }
   const rawName = text(nameBytes, 'entry name');
   if (header.typeflag === '\0' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
-  const path = cleanLayerPath(rawName);
+  const path = cleanEntryName(rawName);
   checkComponents(path, nameBytes.length);
   // Header-only types carry no data: their size field, even if set, is not followed by content. A PAX size
   // is read all the same, as Go reads it (a malformed one is refused there too).
@@ -260,7 +260,7 @@ function describeEntry(
   let linkname: string | undefined;
   if (type === 'hardlink') {
     if (linkText === undefined) throw new LayerFormatError(`hardlink without a target: ${quote(rawName)}`, { path });
-    linkname = cleanLayerPath(linkText);
+    linkname = cleanEntryName(linkText);
     checkComponents(linkname, linkBytes.length);
   } else if (type === 'symlink') {
     if (linkText === undefined) throw new LayerFormatError(`symlink without a target: ${quote(rawName)}`, { path });
@@ -409,7 +409,7 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
 }
 
 /**
- * The entries of a tar stream, in archive order with clean paths (see `cleanLayerPath`). `take()` hands out
+ * The entries of a tar stream, in archive order with clean paths (see `cleanEntryName`). `take()` hands out
  * each entry as soon as it is parsed: at once while the bytes it needs are buffered (nearly every entry of a
  * layer), a promise only when the parse waits for a read. An apply takes thousands of entries a layer, and
  * a promise and a turn of the microtask queue for each cost more than parsing it. It is also an async
@@ -418,9 +418,9 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
  * Whoever stops before the end calls `return()`, which closes the input (a `for await` loop does so itself).
  *
  * Throws LAYER_FORMAT (checksum, a stream cut inside a header or an entry's data, malformed PAX, invalid
- * UTF-8 or NUL in names, ids and device numbers out of range), UNSAFE_PATH (`..`, absolute names or hardlink targets),
- * LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED (sparse files, multi-volume
- * archives, unknown entry types).
+ * UTF-8 or NUL in names, ids and device numbers out of range), UNSAFE_PATH (`..` in names or hardlink
+ * targets), LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED (sparse files,
+ * multi-volume archives, unknown entry types).
  */
 export class TarEntryReader implements AsyncIterableIterator<TarEntry> {
   readonly #input: TarSource;
