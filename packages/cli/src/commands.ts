@@ -5,7 +5,7 @@ import { fstatSync, statSync } from 'node:fs';
 import { sanitize } from './format.js';
 import {
   applyLayer,
-  cleanLayerPath,
+  cleanEntryName,
   diffTrees,
   diffUpper,
   digestLayer,
@@ -124,7 +124,7 @@ export async function runLsMerged(lowers: string[], upper: string | undefined, p
   const xattrNamespace = userxattr ? 'user' : 'trusted';
   const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
   const view = new MergedView(trees, upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
-  const start = cleanLayerPath(path.replace(/^\/+/, ''));
+  const start = cleanEntryName(path);
   const node = view.lookup(start);
   if (!node) throw new NotFoundError(`no such path in the merged view: ${path}`, { path });
   const entries: Entry[] = [];

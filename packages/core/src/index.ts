@@ -28,7 +28,7 @@ export {
 
 // The entry model and layer paths.
 export type { Entry, EntryType, Timestamp, Change } from './entry.js';
-export { cleanLayerPath, compareTarOrder, ROOT } from './path.js';
+export { cleanEntryName, cleanLayerPath, compareTarOrder, ROOT } from './path.js';
 /** Text a layer controls, made safe for messages and terminals. */
 export { quote, sanitize } from './quote.js';
 export { callerAsRoot, mapEntryOwner, processIdMap, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';

@@ -343,16 +343,13 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
   for (;;) {
     signal?.throwIfAborted();
     const block = source.readBuffered(BLOCK_SIZE) ?? ((yield source.read(BLOCK_SIZE)) as Uint8Array | undefined);
-    if (block === undefined) {
+    if (block === undefined || isZeroBlock(block)) {
+      if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
       // The input ends at an entry boundary (or inside its padding) without the end-of-archive blocks: the
       // end, as Go's reader takes it. Layers in the wild end so (umoci's insert wrote them, umoci#436), and
       // so does a layer of no bytes at all, an empty layer to Go and Docker (moby#18226). A stream cut there
       // cannot be told from them; a layer's digest and diffID are what tell.
-      if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
-      return;
-    }
-    if (isZeroBlock(block)) {
-      if (pax || longName || longLink) throw new LayerFormatError('archive ends after an extended header');
+      if (block === undefined) return;
       const second = (yield source.read(BLOCK_SIZE)) as Uint8Array | undefined;
       if (second !== undefined && !isZeroBlock(second)) throw new LayerFormatError('data after a single end-of-archive block');
       yield source.drain(); // trailing bytes are part of the blob and of its diffID
