@@ -13,7 +13,7 @@ import { applyLayer, diffTrees, diffUpper, flatten, HostLayer, MemoryLayer, Merg
 import { lutimens, mknod, setXattr } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
 import { baseArb, diffMaps, differential, mergedPicture, opArb, timedPicture, type DifferentialContext } from './helpers/overlay-diff.js';
-import { rawTar } from './helpers/raw-tar.js';
+import { oldGnuSparse, rawTar } from './helpers/raw-tar.js';
 
 const RUNS = Number(process.env.STRATA_DIFF_RUNS ?? 40);
 
@@ -346,6 +346,24 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     expect(readFileSync(join(target, 'h'), 'utf8')).toBe('a2'.repeat(5000));
     expect(readFileSync(join(target, 'z'), 'utf8')).toBe('z'.repeat(70_000));
     expect(readdirSync(join(target, 'd'))).toEqual(['a']);
+  });
+
+  it("flatten of plain layers holding a sparse file writes its content (holes as zeros), read again since it is not one range of its layer; TarLayer refuses to read it in place", async () => {
+    const { readFileSync } = await import('node:fs');
+    const l1 = join(work, 's1.tar');
+    const l2 = join(work, 's2.tar');
+    writeFileSync(l1, rawTar([oldGnuSparse('sparse', 100_000, [[10, 'data'], [90_000, 'more']]), { name: 'plain', data: 'p' }]));
+    writeFileSync(l2, rawTar([{ name: 'other', data: 'o' }]));
+    const flat = join(work, 's.tar');
+    await flatten([l1, l2], flat);
+    const expected = Buffer.alloc(100_000);
+    expected.write('data', 10);
+    expected.write('more', 90_000);
+    const target = join(work, 's-target');
+    await applyLayer(flat, target);
+    expect(readFileSync(join(target, 'sparse')).equals(expected)).toBe(true);
+    expect(readdirSync(target).sort()).toEqual(['other', 'plain', 'sparse']);
+    await expect(TarLayer.open(l1)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
   });
 
   it('flatten keeps whiteouts that may hide something of the base, and drops what the range itself deleted', async () => {

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyLayer, isApplyIncomplete, type ApplyOptions } from '@strata/core';
 import { needs } from './helpers/oracle.js';
-import { rawTar, type RawEntry } from './helpers/raw-tar.js';
+import { oldGnuSparse, rawTar, sparse01, type RawEntry } from './helpers/raw-tar.js';
 import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
 
 interface Case {
@@ -118,8 +118,42 @@ const cases: Case[] = [
     },
   },
   { attack: 'truncated gzip stream', code: 'LAYER_FORMAT', archive: () => gzipSync(rawTar([file('a', 'q'.repeat(100_000))])).subarray(0, 60) },
-  { attack: 'GNU sparse file', code: 'UNSUPPORTED', archive: () => rawTar([{ name: 'sparse', type: 'S', data: 'x', gnu: true }]) },
-  { attack: 'PAX sparse file', code: 'UNSUPPORTED', archive: () => rawTar([file('sparse', 'x', { pax: { 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0' } })]) },
+  // Sparse files: a map that lies about the data stored, or about the file, fails before anything is written.
+  { attack: 'old GNU sparse file storing data its map does not name', code: 'LAYER_FORMAT', archive: () => rawTar([{ name: 'sparse', type: 'S', data: 'x', gnu: true }]) },
+  { attack: "old GNU sparse header without GNU's magic (star's layout)", code: 'LAYER_FORMAT', archive: () => rawTar([oldGnuSparse('sparse', 10, [[0, 'x']], { gnu: false })]) },
+  { attack: 'sparse map reaching past the file', code: 'LAYER_FORMAT', archive: () => rawTar([oldGnuSparse('sparse', 4, [[2, 'xyz']])]) },
+  { attack: 'sparse fragments overlapping', code: 'LAYER_FORMAT', archive: () => rawTar([oldGnuSparse('sparse', 100, [[10, 'abcd'], [12, 'efgh']])]) },
+  { attack: 'sparse map naming more data than stored', code: 'LAYER_FORMAT', archive: () => rawTar([sparse01('sparse', 100, '10,50', 'short')]) },
+  { attack: 'sparse fragment count disagreeing with the map', code: 'LAYER_FORMAT', archive: () => rawTar([sparse01('sparse', 100, '0,1,5,1', 'ab', '1')]) },
+  {
+    attack: 'sparse map records (PAX 0.0) out of order',
+    code: 'LAYER_FORMAT',
+    archive: () => rawTar([file('sparse', 'ab', { pax: [['GNU.sparse.numblocks', '1'], ['GNU.sparse.numbytes', '2'], ['GNU.sparse.offset', '0']] })]),
+  },
+  {
+    attack: 'PAX 1.0 sparse map claiming more fragments than the data holds',
+    code: 'LAYER_FORMAT',
+    archive: () => rawTar([file('sparse', Buffer.concat([Buffer.from('999999999\n0\n'), Buffer.alloc(1024)]) as unknown as string, { pax: { 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.realsize': '10' } })]),
+  },
+  { attack: 'PAX 1.0 sparse map in an entry too short for it', code: 'LAYER_FORMAT', archive: () => rawTar([file('sparse', 'x', { pax: { 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0' } })]) },
+  { attack: 'sparse map on a directory', code: 'LAYER_FORMAT', archive: () => rawTar([{ name: 'dir/', type: '5', pax: { 'GNU.sparse.map': '0,0', 'GNU.sparse.numblocks': '1' } }]) },
+  {
+    attack: 'old GNU sparse map of endless extension blocks',
+    code: 'LIMIT_EXCEEDED',
+    options: { maxHeaderBytes: 64 * 1024 },
+    archive: () => {
+      const extension = Buffer.alloc(512);
+      extension[504] = 1;
+      const blocks = Array.from({ length: 200 }, () => extension);
+      return rawTar([{ ...oldGnuSparse('sparse', 1, []), data: Buffer.concat(blocks), size: 0, patch: (h) => void (h[482] = 1) }]);
+    },
+  },
+  {
+    attack: 'sparse bomb: gigabytes of holes in a few blocks',
+    code: 'LIMIT_EXCEEDED',
+    options: { maxTotalBytes: 1024 ** 3 },
+    archive: () => rawTar([oldGnuSparse('sparse', 2 ** 33 - 1, [[2 ** 33 - 2, 'x']])]),
+  },
   { attack: 'whiteout naming the parent directory', code: 'LAYER_FORMAT', archive: () => rawTar([file('a/.wh...', '')]) },
   { attack: 'not a tar archive at all', code: 'LAYER_FORMAT', archive: () => Buffer.from('this is not a tarball\n'.repeat(100)) },
   { attack: 'invalid UTF-8 entry name', code: 'LAYER_FORMAT', archive: () => rawTar([file('ok', 'x', { pax: { path: Buffer.from([0x66, 0xff, 0xfe]) } })]) },

@@ -1,10 +1,10 @@
 /**
  * Interop both ways with GNU tar on a real tree of 10,000+ entries: GNU tar's posix, gnu and ustar archives
- * (and one of absolute names) applied by strata equal GNU tar's own extraction; strata's layers extracted by
- * GNU tar give back the source.
+ * (and one of absolute names, and sparse files in each sparse format) applied by strata equal GNU tar's own
+ * extraction; strata's layers extracted by GNU tar give back the source.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,40 @@ describe.skipIf(!needs('root', 'gnu-tar'))('interop with GNU tar', () => {
     expect(diffSnapshots(want, snapshotTree(join(ours, source)))).toEqual([]);
     rmSync(reference, { recursive: true, force: true });
     rmSync(ours, { recursive: true, force: true });
+  });
+
+  it('GNU tar --sparse archives (gnu, and posix in sparse versions 0.0, 0.1, 1.0): strata apply equals GNU tar extraction, holes and all', async () => {
+    const source = join(work, 'sparse-source');
+    mkdirSync(source);
+    const sparseFile = (name: string, size: number, data: Array<[number, string]>) => {
+      const fd = openSync(join(source, name), 'w');
+      for (const [offset, text] of data) writeSync(fd, Buffer.from(text), 0, text.length, offset);
+      ftruncateSync(fd, size);
+      closeSync(fd);
+    };
+    sparseFile('data-then-hole', 20 * 1024 * 1024, [[0, 'head'], [5 * 1024 * 1024, 'x'.repeat(10_000)]]);
+    sparseFile('hole-then-data', 3 * 1024 * 1024 + 3, [[3 * 1024 * 1024, 'end']]);
+    sparseFile('all-hole', 8 * 1024 * 1024, []);
+    sparseFile('dense', 5000, [[0, 'd'.repeat(5000)]]);
+    for (const [format, version] of [['gnu', undefined], ['posix', '0.0'], ['posix', '0.1'], ['posix', '1.0']] as const) {
+      const archive = join(work, `sparse-${format}-${version}.tar`);
+      const versionFlags = version === undefined ? [] : [`--sparse-version=${version}`];
+      execFileSync('tar', ['--sparse', `--format=${format}`, ...versionFlags, '--numeric-owner', '-C', source, '-cf', archive, '.']);
+      expect(statSync(archive).size, 'GNU tar stored the files sparse').toBeLessThan(1024 * 1024);
+      const reference = join(work, 'sparse-gnu');
+      mkdirSync(reference);
+      execFileSync('tar', ['--numeric-owner', '-xpf', archive, '-C', reference]);
+      const ours = join(work, 'sparse-strata');
+      await applyLayer(archive, ours);
+      const want = snapshotTree(reference);
+      expect(want.get('data-then-hole')?.size).toBe(20 * 1024 * 1024);
+      expect(diffSnapshots(want, snapshotTree(ours)), `${format} ${version ?? ''}`).toEqual([]);
+      for (const name of ['data-then-hole', 'hole-then-data', 'all-hole', 'dense']) {
+        expect(statSync(join(ours, name)).blocks, `${name}: blocks allocated`).toBe(statSync(join(reference, name)).blocks);
+      }
+      rmSync(reference, { recursive: true, force: true });
+      rmSync(ours, { recursive: true, force: true });
+    }
   });
 
   it('a strata layer extracted by GNU tar gives back the source tree', async () => {

@@ -7,15 +7,16 @@
  * them.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TarLayer, type Entry } from '@strata/core';
+import { readLayer, TarLayer, type Entry } from '@strata/core';
 import { needs } from './helpers/oracle.js';
-import { goEntryType, goLayerPath, goList } from './helpers/go-tar.js';
+import { ContentPrint, goEntryType, goLayerPath, goList } from './helpers/go-tar.js';
 import { pythonList } from './helpers/python-tar.js';
-import { rawTar, type RawEntry } from './helpers/raw-tar.js';
+import { oldGnuSparse, rawTar, sparse01, type RawEntry } from './helpers/raw-tar.js';
 import { codeOf, threeWays, type ThreeWays } from './helpers/three-ways.js';
 
 const file = (name: string, data = 'x\n', extra: Partial<RawEntry> = {}): RawEntry => ({ name, data, ...extra });
@@ -265,6 +266,86 @@ describe.skipIf(!needs('root', 'python3', 'go', 'gnu-tar'))('reader and apply ag
       await expectRefused(rawTar([entry, file('after')]), 'LAYER_FORMAT', undefined, true);
     });
   }
+
+  describe('GNU sparse files, in each of the forms GNU tar writes, read and applied as Go and Python read them', () => {
+    // Data at the start, in the middle, across the first MiB and a hole at the end; a zero-length fragment
+    // at the end, as GNU tar marks a file that ends in a hole.
+    const size = 3 * 1024 * 1024 + 1000;
+    const fragments: Array<[number, string]> = [[0, 'head\n'], [70_000, 'middle'.repeat(50)], [1024 * 1024 - 3, 'across a MiB boundary'], [2 * 1024 * 1024, 'tail'], [size, '']];
+    const content = Buffer.alloc(size);
+    for (const [offset, data] of fragments) content.write(data, offset, 'latin1');
+    const stored = fragments.map(([, data]) => data).join('');
+    const map = fragments.flatMap(([offset, data]) => [String(offset), String(data.length)]);
+    const many = Array.from({ length: 30 }, (_, i): [number, string] => [i * 65536, `fragment ${i}`]);
+    const manyContent = Buffer.alloc(30 * 65536);
+    for (const [offset, data] of many) manyContent.write(data, offset, 'latin1');
+
+    const forms: Array<[string, () => Buffer, Buffer]> = [
+      ['old GNU (type S)', () => rawTar([oldGnuSparse('f', size, fragments)]), content],
+      ['old GNU with extension blocks (30 fragments)', () => rawTar([oldGnuSparse('f', manyContent.length, many)]), manyContent],
+      ['PAX 0.0', () => rawTar([file('f', stored, { pax: [['GNU.sparse.size', String(size)], ['GNU.sparse.numblocks', String(fragments.length)], ...fragments.flatMap(([offset, data]): Array<[string, string]> => [['GNU.sparse.offset', String(offset)], ['GNU.sparse.numbytes', String(data.length)]])] })]), content],
+      ['PAX 0.1', () => rawTar([{ ...sparse01('GNUSparseFile.0/f', size, map.join(','), stored), pax: { ...sparse01('', size, map.join(','), '').pax, 'GNU.sparse.name': 'f' } }]), content],
+      [
+        'PAX 1.0',
+        () => {
+          const header = Buffer.from(`${fragments.length}\n${map.join('\n')}\n`);
+          const data = Buffer.concat([header, Buffer.alloc(512 - (header.length % 512)), Buffer.from(stored, 'latin1')]);
+          return rawTar([file('GNUSparseFile.0/f', data as unknown as string, { pax: { 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'f', 'GNU.sparse.realsize': String(size) } })]);
+        },
+        content,
+      ],
+    ];
+
+    for (const [form, build, expected] of forms) {
+      it(form, async () => {
+        const bytes = build();
+        const r = await threeWays(bytes);
+        try {
+          expect([codeOf(r.entries), codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined, undefined]);
+          expect((r.entries as { value: Entry[] }).value.map((e) => [e.path, e.type, e.size])).toEqual([['f', 'file', expected.length]]);
+          const chunks: Uint8Array[] = [];
+          for await (const { body } of readLayer(bytes)) for await (const chunk of body) chunks.push(Buffer.from(chunk));
+          expect(Buffer.concat(chunks).equals(expected), 'content read').toBe(true);
+          const applied = join(r.target, 'f');
+          expect(readFileSync(applied).equals(expected), 'content applied').toBe(true);
+          // Holes stay holes: a block or two for each fragment (30 at most here), of files of 2 and 3 MiB.
+          expect(statSync(applied).blocks * 512, 'holes applied as holes').toBeLessThanOrEqual(8192 * 30);
+
+          const tar = join(work, `sparse-${Math.random().toString(36).slice(2)}.tar`);
+          writeFileSync(tar, bytes);
+          const go = goList(tar);
+          const print = new ContentPrint();
+          print.update(expected);
+          expect(go.error).toBe('');
+          expect(go.entries.map((e) => [goLayerPath(e.name), goEntryType(e.typeflag), e.size, e.read, e.print])).toEqual([['f', 'file', expected.length, expected.length, print.digest()]]);
+          const python = pythonList(tar);
+          const sha256 = createHash('sha256').update(expected).digest('hex');
+          expect('entries' in python ? python.entries.map((e) => [e.path, e.type, e.size, e.sha256]) : python).toEqual([['f', 'file', expected.length, sha256]]);
+        } finally {
+          r.dispose();
+        }
+      });
+    }
+
+    it('a sparse version GNU never wrote is a plain file, its stored bytes its content, as Go reads it (Python takes its real size)', async () => {
+      const bytes = rawTar([file('f', 'stored bytes', { pax: { 'GNU.sparse.major': '2', 'GNU.sparse.minor': '0', 'GNU.sparse.realsize': '100' } })]);
+      const r = await threeWays(bytes);
+      try {
+        expect([codeOf(r.entries), codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined, undefined]);
+        const entries = (r.entries as { value: Entry[] }).value;
+        expect(goReading(bytes)).toEqual({ error: '', entries: comparable(entries) });
+        expect(readFileSync(join(r.target, 'f'), 'utf8')).toBe('stored bytes');
+      } finally {
+        r.dispose();
+      }
+    });
+
+    it('a map that disagrees with the data stored is refused, where Go fails the read', async () => {
+      await expectRefused(rawTar([sparse01('f', 100, '10,50', 'short')]), 'LAYER_FORMAT', /stores 5 bytes where its map names 50/, true);
+      await expectRefused(rawTar([{ name: 'f', type: 'S', data: 'x', gnu: true }]), 'LAYER_FORMAT', /stores 1 bytes where its map names 0/, true);
+      await expectRefused(rawTar([oldGnuSparse('f', 100, [[10, 'abcd'], [12, 'efgh']])]), 'LAYER_FORMAT', /overlapping/, true);
+    });
+  });
 
   it('a numeric field read differently by Go (10) and Python (0) is refused', async () => {
     await expectRefused(rawTar([file('a', '', { patch: (h) => h.write('\x00\x00\x00\x0012\x00', 108, 'latin1') })]), 'LAYER_FORMAT');

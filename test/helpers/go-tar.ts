@@ -5,6 +5,7 @@
  * archive. Go's own test corpus of tricky archives ships with it (`goTarCorpus`).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,13 +28,11 @@ export interface GoEntry {
   devminor: number;
   /** `SCHILY.xattr.*` records, values in base64. */
   xattrs: Record<string, string>;
-  /** A GNU sparse file (type `S`, or PAX `GNU.sparse.*` records). */
-  sparse: boolean;
   /** Name, link name, user and group name are all valid UTF-8. */
   utf8: boolean;
-  /** Bytes Go reads as the entry's content, and their sha256 (hex); not read for a sparse file. */
+  /** Bytes Go reads as the entry's content (a sparse file's holes as zeros), and their `ContentPrint`. */
   read: number;
-  sha256: string;
+  print: string;
 }
 
 export interface GoListing {
@@ -46,8 +45,10 @@ const LISTER = String.raw`package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -55,6 +56,41 @@ import (
 	"strings"
 	"unicode/utf8"
 )
+
+const block = 1 << 20
+
+var zeros = make([]byte, block)
+
+// contentPrint reads r to its end: the bytes read, and the sha256 of each block that is not all zeros,
+// after its index (ContentPrint in go-tar.ts).
+func contentPrint(r io.Reader) (int64, string, error) {
+	hash := sha256.New()
+	buf := make([]byte, block)
+	var n int64
+	for {
+		// A block at a time; not io.ReadFull, which would hide the reader's own io.ErrUnexpectedEOF.
+		m := 0
+		var err error
+		for m < block && err == nil {
+			var k int
+			k, err = r.Read(buf[m:])
+			m += k
+		}
+		if m > 0 && !bytes.Equal(buf[:m], zeros[:m]) {
+			var index [8]byte
+			binary.BigEndian.PutUint64(index[:], uint64(n/block))
+			hash.Write(index[:])
+			hash.Write(buf[:m])
+		}
+		n += int64(m)
+		if err == io.EOF {
+			return n, hex.EncodeToString(hash.Sum(nil)), nil
+		}
+		if err != nil {
+			return n, "", err
+		}
+	}
+}
 
 func main() {
 	f, err := os.Open(os.Args[1])
@@ -74,20 +110,12 @@ func main() {
 			break
 		}
 		xattrs := map[string]string{}
-		sparse := h.Typeflag == tar.TypeGNUSparse
 		for k, v := range h.PAXRecords {
 			if strings.HasPrefix(k, "SCHILY.xattr.") {
 				xattrs[k[len("SCHILY.xattr."):]] = base64.StdEncoding.EncodeToString([]byte(v))
 			}
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				sparse = true
-			}
 		}
-		hash := sha256.New()
-		var n int64
-		if !sparse { // its holes would be read as gigabytes of zeros; strata refuses sparse files anyway
-			n, err = io.Copy(hash, r)
-		}
+		n, print, err := contentPrint(r)
 		if err != nil {
 			failure = err.Error()
 			break
@@ -96,9 +124,9 @@ func main() {
 			"name": h.Name, "typeflag": string([]byte{h.Typeflag}), "size": h.Size, "mode": h.Mode,
 			"uid": h.Uid, "gid": h.Gid, "sec": h.ModTime.Unix(), "nsec": h.ModTime.Nanosecond(),
 			"linkname": h.Linkname, "uname": h.Uname, "gname": h.Gname, "devmajor": h.Devmajor, "devminor": h.Devminor,
-			"xattrs": xattrs, "sparse": sparse,
+			"xattrs": xattrs,
 			"utf8": utf8.ValidString(h.Name) && utf8.ValidString(h.Linkname) && utf8.ValidString(h.Uname) && utf8.ValidString(h.Gname),
-			"read": n, "sha256": hex.EncodeToString(hash.Sum(nil)),
+			"read": n, "print": print,
 		})
 	}
 	out, _ := json.Marshal(map[string]interface{}{"entries": entries, "error": failure})
@@ -147,6 +175,52 @@ export function goLayerPath(name: string): string | undefined {
   return parts.length === 0 ? '.' : parts.join('/');
 }
 
+const BLOCK = 1024 * 1024;
+const ZEROS = new Uint8Array(BLOCK);
+
+/**
+ * A digest of content that does not hash holes: the sha256 of each 1 MiB block that is not all zeros,
+ * after its index (8 bytes, big-endian), and the number of bytes. So a sparse file of gigabytes of holes
+ * is compared by what it holds, in the time its data takes to read, whatever size its chunks come in.
+ */
+export class ContentPrint {
+  readonly #hash = createHash('sha256');
+  readonly #block = new Uint8Array(BLOCK); // zeros but where the current block holds data
+  #filled = 0;
+  #data = false;
+  bytes = 0;
+
+  update(chunk: Uint8Array): void {
+    for (let at = 0; at < chunk.length; ) {
+      const piece = chunk.subarray(at, at + Math.min(chunk.length - at, BLOCK - this.#filled));
+      if (Buffer.compare(piece, ZEROS.subarray(0, piece.length)) !== 0) {
+        this.#block.set(piece, this.#filled);
+        this.#data = true;
+      }
+      this.#filled += piece.length;
+      this.bytes += piece.length;
+      at += piece.length;
+      if (this.#filled === BLOCK) this.#flush();
+    }
+  }
+
+  #flush(): void {
+    if (this.#data) {
+      const index = Buffer.alloc(8);
+      index.writeBigUInt64BE(BigInt(Math.floor((this.bytes - 1) / BLOCK)));
+      this.#hash.update(index).update(this.#block.subarray(0, this.#filled));
+      this.#block.fill(0);
+    }
+    this.#filled = 0;
+    this.#data = false;
+  }
+
+  digest(): string {
+    this.#flush();
+    return this.#hash.digest('hex');
+  }
+}
+
 const LINKS_AND_SPECIALS: Record<string, EntryType | undefined> = { '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '6': 'fifo' };
 
 /**
@@ -154,7 +228,8 @@ const LINKS_AND_SPECIALS: Record<string, EntryType | undefined> = { '1': 'hardli
  * TypeFifo) as entry types: written out here, not taken from the reader under test.
  */
 export function goEntryType(flag: string): EntryType | undefined {
-  if (flag === '0' || flag === '7') return 'file';
+  // TypeGNUSparse too: a file, as GNU tar, bsdtar and Python extract it (containerd and moby refuse the flag).
+  if (flag === '0' || flag === '7' || flag === 'S') return 'file';
   if (flag === '5' || flag === 'D') return 'directory';
   return LINKS_AND_SPECIALS[flag];
 }

@@ -17,10 +17,12 @@ export interface PythonEntry {
   linkname: string;
   devmajor: number;
   devminor: number;
+  /** A file's content as Python reads it (a sparse file's holes as zeros), sha256 in hex. */
+  sha256?: string;
 }
 
 const SCRIPT = String.raw`
-import json, posixpath, sys, tarfile
+import hashlib, json, posixpath, sys, tarfile
 def clean(name):
     name = posixpath.normpath('/' + name).lstrip('/')
     return name or '.'
@@ -40,6 +42,7 @@ try:
                         'uid': m.uid, 'gid': m.gid, 'mtime': int(m.mtime // 1),
                         'linkname': clean(m.linkname) if t == 'hardlink' else m.linkname,
                         'devmajor': m.devmajor if t in ('char', 'block') else 0, 'devminor': m.devminor if t in ('char', 'block') else 0})
+            if t == 'file': out[-1]['sha256'] = hashlib.sha256(tf.extractfile(m).read()).hexdigest()
     print(json.dumps({'entries': out}))
 except Exception as e:
     print(json.dumps({'error': type(e).__name__ + ': ' + str(e)}))

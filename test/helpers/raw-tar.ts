@@ -18,8 +18,8 @@ export interface RawEntry {
   data?: Uint8Array | string;
   /** Override the size field (to lie about the data). */
   size?: number;
-  /** PAX records to put in an `x` header before this entry. */
-  pax?: Record<string, string | Uint8Array>;
+  /** PAX records to put in an `x` header before this entry (as pairs where a key repeats). */
+  pax?: Record<string, string | Uint8Array> | Array<[string, string | Uint8Array]>;
   /** GNU magic instead of POSIX ustar. */
   gnu?: boolean;
   /** No magic at all (a V7 header). */
@@ -36,9 +36,9 @@ function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, '0') + '\0';
 }
 
-function paxRecords(records: Record<string, string | Uint8Array>): Buffer {
+function paxRecords(records: Record<string, string | Uint8Array> | Array<[string, string | Uint8Array]>): Buffer {
   const parts: Buffer[] = [];
-  for (const [key, value] of Object.entries(records)) {
+  for (const [key, value] of Array.isArray(records) ? records : Object.entries(records)) {
     const v = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value);
     const rest = Buffer.byteLength(` ${key}=`) + v.length + 1;
     let len = rest + String(rest).length;
@@ -93,6 +93,47 @@ export function rawTar(entries: RawEntry[], options: { end?: boolean } = {}): Bu
   }
   if (options.end !== false) parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
+}
+
+/** A GNU sparse map slot (offset, then length: 12 octal bytes each) at `at` of a header or extension block. */
+export function sparseSlot(block: Buffer, at: number, offset: number, length: number): void {
+  block.write(octal(offset, 12), at, 'latin1');
+  block.write(octal(length, 12), at + 12, 'latin1');
+}
+
+/**
+ * An old GNU sparse file (type `S`) of `size` bytes holding `fragments` (offset and data, in order): four
+ * slots in the header, the rest in extension blocks of 21 between the header and the data.
+ */
+export function oldGnuSparse(name: string, size: number, fragments: Array<[number, string]>, extra: Partial<RawEntry> = {}): RawEntry {
+  const inHeader = fragments.slice(0, 4);
+  const extensions: Buffer[] = [];
+  for (let i = 4; i < fragments.length; i += 21) {
+    const block = Buffer.alloc(512);
+    fragments.slice(i, i + 21).forEach(([offset, data], slot) => sparseSlot(block, 24 * slot, offset, data.length));
+    if (i + 21 < fragments.length) block[504] = 1;
+    extensions.push(block);
+  }
+  const data = fragments.map(([, data]) => data).join('');
+  return {
+    name,
+    type: 'S',
+    gnu: true,
+    data: Buffer.concat([...extensions, Buffer.from(data)]),
+    size: Buffer.byteLength(data),
+    patch: (h) => {
+      inHeader.forEach(([offset, data], slot) => sparseSlot(h, 386 + 24 * slot, offset, data.length));
+      if (extensions.length > 0) h[482] = 1;
+      h.write(octal(size, 12), 483, 'latin1');
+    },
+    ...extra,
+  };
+}
+
+/** A GNU PAX 0.1 sparse file: its map (`offset,length,…`) and real size in PAX records, `data` its fragments. */
+export function sparse01(name: string, size: number, map: string, data: string, numblocks = String(map === '' ? 0 : map.split(',').length / 2)): RawEntry {
+  const pax = { 'GNU.sparse.major': '0', 'GNU.sparse.minor': '1', 'GNU.sparse.size': String(size), 'GNU.sparse.map': map, 'GNU.sparse.numblocks': numblocks };
+  return { name, data, pax };
 }
 
 export function sha256(bytes: Uint8Array): string {

@@ -34,6 +34,8 @@ export interface SnapshotOptions {
   ignoreXattr?: (name: string) => boolean;
   /** Skip names a directory lists but lstat cannot find (overlayfs lists redundant whiteouts in non-merged directories). */
   skipVanished?: boolean;
+  /** Paths (relative, as keyed) to leave out with everything below them. */
+  skip?: (path: string) => boolean;
 }
 
 function typeOf(mode: number): string {
@@ -57,6 +59,7 @@ export function snapshotTree(root: string, options: SnapshotOptions = {}): Map<s
     for (const name of readdirSync(dir).sort()) {
       const host = join(dir, name);
       const path = rel === '' ? name : `${rel}/${name}`;
+      if (options.skip?.(path)) continue;
       const st = lstatSync(host, { bigint: true, throwIfNoEntry: !options.skipVanished });
       if (st === undefined) continue;
       const type = typeOf(Number(st.mode));

@@ -81,7 +81,7 @@ export class LimitExceededError extends StrataError {
   override readonly name = 'LimitExceededError';
 }
 
-/** Valid input that strata refuses rather than mishandle (sparse files, xz/bzip2 layers, devices when barred). */
+/** Valid input that strata refuses rather than mishandle (xz/bzip2 layers, devices when barred, a sparse file read in place). */
 export class UnsupportedError extends StrataError {
   static override readonly code = 'UNSUPPORTED' as const;
   readonly code = 'UNSUPPORTED' as const;

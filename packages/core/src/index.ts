@@ -52,6 +52,7 @@ export { BufferPool } from './blob/buffer-pool.js';
 export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type DecodedInput, type DecodeOptions } from './blob/decode.js';
 export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';
 export type { EntryContent } from './tar/reader.js';
+export { isHole } from './tar/sparse.js';
 export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';
 export {
   applyLayer,

@@ -20,6 +20,17 @@ describe('pax records', () => {
     }
   });
 
+  it("joins GNU sparse 0.0's repeated offset and length records, in order, into one map record; refuses them out of order", () => {
+    const records = (pairs: Array<[string, string]>) => encodePax(pairs);
+    const joined = decodePax(records([['GNU.sparse.offset', '0'], ['GNU.sparse.numbytes', '4'], ['path', 'f'], ['GNU.sparse.offset', '100'], ['GNU.sparse.numbytes', '2']]));
+    expect(Buffer.from(joined.get('GNU.sparse.map')!).toString()).toBe('0,4,100,2');
+    expect(joined.has('GNU.sparse.offset')).toBe(false);
+    expect(Buffer.from(joined.get('path')!).toString()).toBe('f');
+    for (const bad of [[['GNU.sparse.numbytes', '4']], [['GNU.sparse.offset', '0'], ['GNU.sparse.offset', '1']], [['GNU.sparse.offset', '0,1']]] as Array<Array<[string, string]>>) {
+      expect(() => decodePax(records(bad))).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
+    }
+  });
+
   it('refuses a record whose length runs past the data', () => {
     expect(() => decodePax(Buffer.from('99 path=x\n'))).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
   });

@@ -15,11 +15,12 @@
  * operation still goes through descriptors opened without following symlinks, so a directory swapped for
  * a symlink from outside is refused (UNSAFE_PATH), never followed.
  */
-import { writeSync } from 'node:fs';
+import { ftruncateSync, writeSync } from 'node:fs';
 import { FailedPreconditionError, fsError, LayerFormatError, UnsafePathError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../mode.js';
 import { readUmask } from '../host/umask.js';
+import { isHole } from '../tar/sparse.js';
 import {
   closeFd,
   createFileAt,
@@ -369,19 +370,26 @@ export class ApplyTarget {
     this.#checkCreated(path, fileMode);
   }
 
-  /** A new file written from `chunks`, then given its owner, mode and times. */
+  /** A new file written from `chunks` (a sparse file's holes left as holes), then given its owner, mode and times. */
   async writeFileFrom(path: string, chunks: AsyncIterator<Uint8Array>, first: Uint8Array, mode: number, owner: Owner, mtime: Timestamp): Promise<void> {
     const fileMode = this.#fileMode(mode);
     const fd = this.#at(path, (dirfd, name) => createFileAt(dirfd, name, fileMode));
     this.#made(path, 'other');
     try {
+      // A sparse file's holes are left unwritten, as GNU tar extracts them: written at their positions, the
+      // data after a hole, then the size set, so a hole at the end is one too.
+      let position = 0;
+      let holes = false;
       for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
-        for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+        if (isHole(chunk)) holes = true;
+        else for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written, chunk.length - written, position + written);
+        position += chunk.length;
         const wait = turn();
         if (wait) await wait;
         const next = await chunks.next();
         chunk = next.done === true ? undefined : next.value;
       }
+      if (holes) ftruncateSync(fd, position);
       finishFile(fd, fileMode, owner, mtime);
     } catch (error) {
       this.#fail(error, path);

@@ -40,9 +40,10 @@ export async function flatten(layers: readonly ByteInput[], destination: string 
   /** Layer `i`'s entries for pass two: as the fold kept them, or read again. */
   async function* entriesOf(i: number): AsyncGenerator<{ entry: Entry; ordinal: number; content: () => ContentSource }> {
     const keptEntries = kept[i];
-    if (keptEntries !== undefined) {
+    // A sparse file's content is not one range of its layer: a layer holding one is read again.
+    if (keptEntries !== undefined && keptEntries.every(({ dataOffset }) => dataOffset !== undefined)) {
       const path = layers[i] as string;
-      for (const { entry, ordinal, dataOffset } of keptEntries) yield { entry, ordinal, content: () => ({ kind: 'path', path, offset: dataOffset }) };
+      for (const { entry, ordinal, dataOffset } of keptEntries) yield { entry, ordinal, content: () => ({ kind: 'path', path, offset: dataOffset! }) };
       return;
     }
     let ordinal = -1;

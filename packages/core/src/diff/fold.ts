@@ -35,8 +35,8 @@ export interface Fold {
 export interface KeptEntry {
   ordinal: number;
   entry: Entry;
-  /** Archive offset of its content. */
-  dataOffset: number;
+  /** Archive offset of its content; undefined for a sparse file (see `TarEntry.dataOffset`). */
+  dataOffset: number | undefined;
 }
 
 /** Options of `foldLayers`. */

@@ -43,7 +43,7 @@ interface ReadState {
  * leading `/` in a name starts at the layer root, as containerd and Docker read it).
  *
  * Throws, while iterating: LAYER_FORMAT (corrupt tar or compressed stream; see `TarEntryReader`),
- * UNSAFE_PATH, LIMIT_EXCEEDED, UNSUPPORTED (sparse files, unknown entry types, xz/bzip2).
+ * UNSAFE_PATH, LIMIT_EXCEEDED, UNSUPPORTED (unknown entry types, xz/bzip2).
  */
 export function readLayer(input: ByteInput, options: ReadLayerOptions = {}): LayerReader {
   const limits: Required<ReadLimits> = {

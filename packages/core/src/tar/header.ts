@@ -54,7 +54,7 @@ function notANumber(block: Uint8Array, offset: number, end: number, what: string
  * field that starts empty and has digits after its NUL reads as 10 to Go and 0 to Python, so it is refused.
  * Base-256: a first byte of 0x80 (positive) or 0xff (negative), the two that every reader takes.
  */
-function numberField(block: Uint8Array, offset: number, length: number, what: string): number {
+export function numberField(block: Uint8Array, offset: number, length: number, what: string): number {
   const first = block[offset]!;
   const end = offset + length;
   if (first & 0x80) {
@@ -143,7 +143,7 @@ function signedChecksum(block: Uint8Array): number {
 }
 
 /** "ustar\0" (POSIX) or "ustar  \0" (GNU) at byte 257. */
-function magicOf(block: Uint8Array): 'ustar' | 'gnu' | undefined {
+export function magicOf(block: Uint8Array): 'ustar' | 'gnu' | undefined {
   if (block[257] !== 0x75 || block[258] !== 0x73 || block[259] !== 0x74 || block[260] !== 0x61 || block[261] !== 0x72) return undefined;
   if (block[262] === 0) return 'ustar';
   return block[262] === 0x20 && block[263] === 0x20 && block[264] === 0 ? 'gnu' : undefined;

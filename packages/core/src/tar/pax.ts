@@ -6,9 +6,21 @@ import { LayerFormatError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
 import { asciiText, decimal } from './ascii.js';
 
-/** Parses PAX records into key → raw value bytes; later records win. Throws LAYER_FORMAT when malformed. */
+/** The record GNU's sparse format 0.0 repeats once per fragment, offset then length (see `decodePax`). */
+const SPARSE_OFFSET = 'GNU.sparse.offset';
+const SPARSE_NUMBYTES = 'GNU.sparse.numbytes';
+/** The record GNU's sparse format 0.1 keeps the whole map in: `offset,length,offset,length…`. */
+export const SPARSE_MAP = 'GNU.sparse.map';
+
+/**
+ * Parses PAX records into key → raw value bytes; later records win. GNU's sparse format 0.0 is the one
+ * place where order and repetition matter: its `GNU.sparse.offset` and `GNU.sparse.numbytes` records,
+ * which must alternate, are joined into one `GNU.sparse.map` record (the 0.1 form), as Go's reader joins
+ * them. Throws LAYER_FORMAT when malformed.
+ */
 export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
   const records = new Map<string, Uint8Array>();
+  let sparseMap: Uint8Array[] | undefined;
   let offset = 0;
   while (offset < data.length) {
     if (data[offset] === 0) break; // NUL padding some writers leave at the end
@@ -23,9 +35,19 @@ export function decodePax(data: Uint8Array): Map<string, Uint8Array> {
     const equals = data.indexOf(0x3d, space + 1);
     if (equals < 0 || equals >= end) throw new LayerFormatError('PAX record without a key');
     const key = keyText(data.subarray(space + 1, equals));
-    records.set(key, data.subarray(equals + 1, end - 1));
+    const value = data.subarray(equals + 1, end - 1);
     offset = end;
+    if (key === SPARSE_OFFSET || key === SPARSE_NUMBYTES) {
+      sparseMap ??= [];
+      if ((key === SPARSE_OFFSET) !== (sparseMap.length % 2 === 0) || value.includes(0x2c)) {
+        throw new LayerFormatError('PAX sparse map records (GNU 0.0) out of order or malformed');
+      }
+      sparseMap.push(value);
+      continue;
+    }
+    records.set(key, value);
   }
+  if (sparseMap !== undefined) records.set(SPARSE_MAP, Buffer.from(sparseMap.map((value) => Buffer.from(value).toString('latin1')).join(','), 'latin1'));
   return records;
 }
 

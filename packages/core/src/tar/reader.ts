@@ -11,7 +11,10 @@
  * - a NUL in a PAX path, link path, user or group name, or in any PAX key, is refused, as Go refuses it;
  * - a PAX record with an empty value leaves the header's field in force, and a malformed PAX size, atime
  *   or ctime fails its entry even where the value goes unused, as in Go;
- * - only the old `\0` type flag with a name ending in `/` is a directory (pre-POSIX archives).
+ * - only the old `\0` type flag with a name ending in `/` is a directory (pre-POSIX archives);
+ * - GNU sparse files (old GNU `S` headers, PAX formats 0.0, 0.1 and 1.0) are files of their real size, their
+ *   holes read as zeros (see `sparse.ts`); an old GNU one is a file, as GNU tar extracts it, where
+ *   containerd and moby refuse its type flag.
  */
 import { LayerFormatError, LimitExceededError, UnsupportedError } from '../errors.js';
 import type { Entry, EntryType, Timestamp } from '../entry.js';
@@ -21,6 +24,7 @@ import { asciiText, decimal } from './ascii.js';
 import type { ByteSource } from './byte-source.js';
 import { BLOCK_SIZE, decodeHeader, isZeroBlock, type RawHeader } from './header.js';
 import { decodePax, parsePaxTime } from './pax.js';
+import { checkFragments, DataSparseMap, holeChunks, oldGnuSparse, oldGnuSparseExtension, paxSparse, type Fragment, type SparseFile } from './sparse.js';
 
 /** Bounds that keep a hostile archive from exhausting memory or disk. */
 export interface ReadLimits {
@@ -55,8 +59,11 @@ const MAX_MINOR = 2 ** 20 - 1;
 /** One entry and its content. */
 export interface TarEntry {
   readonly entry: Entry;
-  /** Archive offset of the entry's content (for indexing uncompressed layers). */
-  readonly dataOffset: number;
+  /**
+   * Archive offset of the entry's content (for indexing uncompressed layers); undefined for a sparse file,
+   * whose content is not one range of the archive.
+   */
+  readonly dataOffset: number | undefined;
   /**
    * The content (`entry.size` bytes; empty for non-files). Read it before asking for the next entry, or
    * not at all: the reader skips what was not read. Reading it after moving on throws. Chunks are views
@@ -167,12 +174,6 @@ function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>
   return xattrs.size < 2 ? xattrs : new Map([...xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function isSparse(header: RawHeader, records: Map<string, Uint8Array>): boolean {
-  if (header.typeflag === 'S') return true;
-  for (const key of records.keys()) if (key.startsWith('GNU.sparse.')) return true;
-  return false;
-}
-
 /** Throws LIMIT_EXCEEDED when a component of `path` is longer than any file system takes. */
 function checkComponents(path: string, bytes: number): void {
   if (bytes <= NAME_MAX) return;
@@ -209,6 +210,49 @@ function joinPrefix(prefix: Uint8Array, name: Uint8Array): Uint8Array {
   return Buffer.concat([prefix, Buffer.from('/'), name]);
 }
 
+/** The next block of `source`, read as the parse reads: a step to wait on only where it is not buffered. */
+function* nextBlock(source: ByteSource, what: string): Generator<ParseStep, Uint8Array, unknown> {
+  const block = source.readBuffered(BLOCK_SIZE) ?? ((yield source.read(BLOCK_SIZE)) as Uint8Array | undefined);
+  if (block === undefined) throw new LayerFormatError(`truncated stream inside ${what}`);
+  return block;
+}
+
+/** An old GNU sparse file (type `S`): the map in its header `block` and in the extension blocks after it. */
+function* oldGnuSparseFile(block: Uint8Array, source: ByteSource, limits: Required<ReadLimits>): Generator<ParseStep, SparseFile, unknown> {
+  const { size, fragments, extended } = oldGnuSparse(block);
+  for (let more = extended, blocks = 1; more; blocks++) {
+    if (blocks * BLOCK_SIZE > limits.maxHeaderBytes) throw new LimitExceededError(`sparse map over the ${limits.maxHeaderBytes}-byte limit`);
+    more = oldGnuSparseExtension(yield* nextBlock(source, 'a sparse map'), fragments);
+  }
+  return { format: 'records', fragments, name: undefined, size };
+}
+
+/**
+ * A sparse file's map checked against its real size and its `dataSize` bytes in the archive, the map read
+ * first where it starts the data (PAX 1.0): the bytes its fragments take, which follow.
+ */
+function* sparseFragments(sparse: SparseFile, entry: Entry, dataSize: number, source: ByteSource, limits: Required<ReadLimits>): Generator<ParseStep, number, unknown> {
+  let stored = dataSize;
+  if (sparse.format === 'data') {
+    const map = new DataSparseMap();
+    for (let fragments: Fragment[] | undefined; fragments === undefined; ) {
+      if (map.bytes + BLOCK_SIZE > dataSize) throw new LayerFormatError(`sparse map of ${quote(entry.path)} runs past its data`, { path: entry.path });
+      if (map.bytes + BLOCK_SIZE > limits.maxHeaderBytes) throw new LimitExceededError(`sparse map over the ${limits.maxHeaderBytes}-byte limit`, { path: entry.path });
+      fragments = map.add(yield* nextBlock(source, 'a sparse map'));
+      if (fragments !== undefined) sparse.fragments = fragments;
+    }
+    stored -= map.bytes;
+  }
+  checkFragments(sparse.fragments, entry.size, stored, entry.path);
+  return stored;
+}
+
+/**
+ * The parse, one step at a time: each step an entry for the consumer, or a read the parse must wait for,
+ * whose result is sent back into it (so the parse stays one loop, and waits only where bytes are missing).
+ */
+type ParseStep = TarEntry | Promise<unknown>;
+
 /** Entries and content bytes a parse has passed, for its limits. */
 interface ParseTotals {
   entries: number;
@@ -216,9 +260,10 @@ interface ParseTotals {
 }
 
 /**
- * The entry `header` describes, with the extended records before it applied (a GNU long name beats a PAX
- * path, as in Go's reader and Python's, and a PAX path beats the header), and the size of its content in
- * the archive: everything the parse decides about an entry without reading. Outside the parse loop, which
+ * The entry `header` describes, with the extended records before it applied (a sparse file's own name beats
+ * a GNU long name, which beats a PAX path, as in Go's reader, and a PAX path beats the header), and the
+ * size of its content in the archive: everything the parse decides about an entry without reading (a
+ * sparse file's size is its real size; its stored fragments are `dataSize`). Outside the parse loop, which
  * V8 compiles as one unit, and again after each deoptimisation (a path first taken after it was compiled,
  * such as the first header that straddles two chunks): with this inside, each compile of that loop (then
  * an async generator) took 55-105 ms of a helper thread during a first layer.
@@ -230,15 +275,18 @@ function describeEntry(
   longLink: Uint8Array | undefined,
   limits: Required<ReadLimits>,
   totals: ParseTotals,
+  sparse: SparseFile | undefined,
 ): { entry: Entry; dataSize: number } {
-  if (isSparse(header, records)) throw new UnsupportedError('sparse files are not supported in layers');
-  let type = TYPES[header.typeflag];
+  // An old GNU sparse file (`S`) is a regular file, as GNU tar, bsdtar and Python extract it (containerd
+  // and moby refuse the type flag after Go has read it).
+  let type: EntryType | undefined = header.typeflag === 'S' ? 'file' : TYPES[header.typeflag];
   if (type === undefined) throw new UnsupportedError(`unknown tar entry type ${quote(header.typeflag)}`);
   const headerOnly = HEADER_ONLY.has(header.typeflag);
 
   const paxPath = paxName(records, 'path');
   const paxLink = paxName(records, 'linkpath');
-  const nameBytes = longName ?? paxPath ?? joinPrefix(header.prefix, header.name);
+  if (sparse?.name !== undefined && sparse.name.includes(0)) throw new LayerFormatError('PAX GNU.sparse.name holds a NUL byte');
+  const nameBytes = sparse?.name ?? longName ?? paxPath ?? joinPrefix(header.prefix, header.name);
   const linkBytes = longLink ?? paxLink ?? header.linkname;
   if (nameBytes.length > limits.maxPathBytes || linkBytes.length > limits.maxPathBytes) {
     throw new LimitExceededError(`entry name over the ${limits.maxPathBytes}-byte limit`);
@@ -252,8 +300,11 @@ function describeEntry(
   const paxSize = paxNumber(records, 'size');
   const dataSize = headerOnly || (header.typeflag === '\0' && type === 'directory') ? 0 : (paxSize ?? header.size);
   if (dataSize < 0) throw new LayerFormatError(`negative PAX size (${dataSize}) of ${quote(path)}`, { path });
+  if (sparse !== undefined && type !== 'file') throw new LayerFormatError(`a sparse map on ${type} ${quote(path)}`, { path });
+  const size = sparse?.size ?? dataSize;
+  if (size < 0) throw new LayerFormatError(`negative sparse file size (${size}) of ${quote(path)}`, { path });
   if (++totals.entries > limits.maxEntries) throw new LimitExceededError(`more than ${limits.maxEntries} entries`, { path });
-  totals.bytes += dataSize;
+  totals.bytes += Math.max(size, dataSize); // a sparse file's holes count: whoever copies it writes them
   if (totals.bytes > limits.maxTotalBytes) throw new LimitExceededError(`content over the ${limits.maxTotalBytes}-byte limit`, { path });
 
   const linkText = linkBytes.length > 0 ? text(linkBytes, 'link name') : undefined;
@@ -283,7 +334,7 @@ function describeEntry(
     mode: header.mode & 0o7777,
     uid: checkId(paxNumber(records, 'uid') ?? header.uid, 'uid', path),
     gid: checkId(paxNumber(records, 'gid') ?? header.gid, 'gid', path),
-    size: type === 'file' ? dataSize : 0,
+    size: type === 'file' ? size : 0,
     mtime,
     xattrs: xattrsOf(records, limits),
   };
@@ -310,12 +361,6 @@ export interface TarSource {
   open(): Promise<ByteSource>;
   close(finished: boolean): Promise<void>;
 }
-
-/**
- * The parse, one step at a time: each step an entry for the consumer, or a read the parse must wait for,
- * whose result is sent back into it (so the parse stays one loop, and waits only where bytes are missing).
- */
-type ParseStep = TarEntry | Promise<unknown>;
 
 /**
  * Parses tar entries from `source` until the end-of-archive marker, then reads it to the end (trailing
@@ -389,14 +434,17 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
         throw new UnsupportedError(`tar entry type ${quote(header.typeflag)} (multi-volume or old GNU long names) is not supported`);
     }
     const records = pax ?? NO_RECORDS;
-    const { entry, dataSize } = describeEntry(header, records, longName, longLink, limits, totals);
+    // A sparse file's map (see `sparse.ts`), in generators of their own: the loop stays small for V8.
+    const sparse = header.typeflag === 'S' ? yield* oldGnuSparseFile(block, source, limits) : records.size !== 0 ? paxSparse(records) : undefined;
+    const { entry, dataSize } = describeEntry(header, records, longName, longLink, limits, totals, sparse);
     pax = longName = longLink = undefined;
+    const stored = sparse === undefined ? dataSize : yield* sparseFragments(sparse, entry, dataSize, source, limits);
 
-    const dataOffset = source.position;
-    const body = new EntryBody(source, entry.size, entry.path);
+    const dataOffset = sparse === undefined ? source.position : undefined;
+    const body = new EntryBody(source, entry.size, entry.path, stored, sparse?.fragments);
     yield { entry, dataOffset, body };
     const consumed = body.close();
-    const skipping = source.skip(dataSize - consumed);
+    const skipping = source.skip(stored - consumed);
     if (skipping) yield skipping; // only when the source cannot seek: most skips are done here and now
     // The padding is read through, never sought past: a stream that ends inside it, after the last entry's
     // data, ends there, as Go reads it (Debian's umoci 0.4.7 `insert` writes such layers).
@@ -414,10 +462,10 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
  *
  * Whoever stops before the end calls `return()`, which closes the input (a `for await` loop does so itself).
  *
- * Throws LAYER_FORMAT (checksum, a stream cut inside a header or an entry's data, malformed PAX, invalid
- * UTF-8 or NUL in names, ids and device numbers out of range), UNSAFE_PATH (`..` in names or hardlink
- * targets), LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED (sparse files,
- * multi-volume archives, unknown entry types).
+ * Throws LAYER_FORMAT (checksum, a stream cut inside a header or an entry's data, malformed PAX or sparse
+ * maps, invalid UTF-8 or NUL in names, ids and device numbers out of range), UNSAFE_PATH (`..` in names or
+ * hardlink targets), LIMIT_EXCEEDED (see `ReadLimits`, and names over 255 bytes), UNSUPPORTED
+ * (multi-volume archives, unknown entry types).
  */
 export class TarEntryReader implements AsyncIterableIterator<TarEntry> {
   readonly #input: TarSource;
@@ -516,38 +564,58 @@ export class TarEntryReader implements AsyncIterableIterator<TarEntry> {
   }
 }
 
-/** An entry's content: readable once, while the reader is still at that entry. */
+/**
+ * An entry's content: readable once, while the reader is still at that entry. A sparse file's is its
+ * stored fragments with its holes between them, as chunks of shared zeros (see `isHole`).
+ */
 class EntryBody implements EntryContent {
   #state: 'unread' | 'reading' | 'done' | 'closed' = 'unread';
   readonly #source: ByteSource;
   readonly #size: number;
   readonly #path: string;
+  /** Bytes a sparse file's fragments take in the archive. */
+  readonly #stored: number;
+  readonly #fragments: readonly Fragment[] | undefined;
 
-  constructor(source: ByteSource, size: number, path: string) {
+  constructor(source: ByteSource, size: number, path: string, stored: number, fragments: readonly Fragment[] | undefined) {
     this.#source = source;
     this.#size = size;
     this.#path = path;
+    this.#stored = stored;
+    this.#fragments = fragments;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
     if (this.#state !== 'unread') throw new LayerFormatError(`body of ${quote(this.#path)} was already read or skipped`, { path: this.#path });
     this.#state = 'reading';
-    yield* this.#source.chunks(this.#size);
+    if (this.#fragments === undefined) yield* this.#source.chunks(this.#size);
+    else {
+      let position = 0;
+      for (const { offset, length } of this.#fragments) {
+        if (length === 0) continue;
+        yield* holeChunks(offset - position);
+        yield* this.#source.chunks(length);
+        position = offset + length;
+      }
+      yield* holeChunks(this.#size - position);
+    }
     this.#state = 'done';
   }
 
   takeBuffered(): Uint8Array | undefined {
     if (this.#state !== 'unread') throw new LayerFormatError(`body of ${quote(this.#path)} was already read or skipped`, { path: this.#path });
+    if (this.#fragments !== undefined && this.#size !== 0) return undefined; // holes are never buffered
     const whole = this.#source.readBuffered(this.#size);
     if (whole !== undefined) this.#state = 'done';
     return whole;
   }
 
-  /** Ends access; returns how many content bytes were consumed. Throws if a read was abandoned midway. */
+  /** Ends access; returns how many stored bytes were consumed. Throws if a read was abandoned midway. */
   close(): number {
     const state = this.#state;
     this.#state = 'closed';
     if (state === 'reading') throw new LayerFormatError(`body of ${quote(this.#path)} was abandoned midway`, { path: this.#path });
-    return state === 'done' ? this.#size : 0;
+    if (state !== 'done') return 0;
+    return this.#fragments === undefined ? this.#size : this.#stored;
   }
 }

@@ -7,6 +7,7 @@ import { closeSync, constants as fsConstants, createReadStream, openSync, readFi
 import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
 import { baseName, cleanLayerPath, parentOf, ROOT } from '../path.js';
+import { quote } from '../quote.js';
 import { detectCompression } from '../blob/compression.js';
 import { readLayer } from '../layer/read-layer.js';
 import { classifyWhiteout } from '../whiteout.js';
@@ -249,6 +250,9 @@ export class TarLayer extends IndexedLayer {
     const entries: Array<{ entry: Entry; offset: number }> = [];
     // Headers only: without hashing, the reader seeks past content instead of reading it.
     for await (const { entry, dataOffset } of readLayer(tarPath, { hash: false })) {
+      if (dataOffset === undefined) {
+        throw new UnsupportedError(`${tarPath}: the sparse file ${quote(entry.path)} cannot be read in place (apply the layer instead)`, { path: entry.path });
+      }
       layer.add(entry, dataOffset);
       entries.push({ entry, offset: dataOffset });
     }
