@@ -156,7 +156,11 @@ const cases: Case[] = [
   },
   { attack: 'whiteout naming the parent directory', code: 'LAYER_FORMAT', archive: () => rawTar([file('a/.wh...', '')]) },
   { attack: 'not a tar archive at all', code: 'LAYER_FORMAT', archive: () => Buffer.from('this is not a tarball\n'.repeat(100)) },
-  { attack: 'invalid UTF-8 entry name', code: 'LAYER_FORMAT', archive: () => rawTar([file('ok', 'x', { pax: { path: Buffer.from([0x66, 0xff, 0xfe]) } })]) },
+  {
+    attack: 'dot-dot behind bytes that are not UTF-8',
+    code: 'UNSAFE_PATH',
+    archive: () => rawTar([file('ok', 'x', { pax: { path: Buffer.concat([Buffer.from([0x66, 0xff, 0xfe]), Buffer.from('/../../../escaped')]) } })]),
+  },
 ];
 
 describe('hostile layers', () => {

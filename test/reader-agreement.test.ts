@@ -8,13 +8,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readLayer, TarLayer, type Entry } from '@strata/core';
+import { applyLayer, flatten, mergedListing, readLayer, TarLayer, type Entry } from '@strata/core';
 import { needs } from './helpers/oracle.js';
-import { ContentPrint, goEntryType, goLayerPath, goList } from './helpers/go-tar.js';
+import { ContentPrint, goBinary, goEntryType, goLayerPath, goList, strataBinary } from './helpers/go-tar.js';
 import { pythonList } from './helpers/python-tar.js';
 import { oldGnuSparse, rawTar, sparse01, type RawEntry } from './helpers/raw-tar.js';
 import { codeOf, threeWays, type ThreeWays } from './helpers/three-ways.js';
@@ -344,6 +344,85 @@ describe.skipIf(!needs('root', 'python3', 'go', 'gnu-tar'))('reader and apply ag
       await expectRefused(rawTar([sparse01('f', 100, '10,50', 'short')]), 'LAYER_FORMAT', /stores 5 bytes where its map names 50/, true);
       await expectRefused(rawTar([{ name: 'f', type: 'S', data: 'x', gnu: true }]), 'LAYER_FORMAT', /stores 1 bytes where its map names 0/, true);
       await expectRefused(rawTar([oldGnuSparse('f', 100, [[10, 'abcd'], [12, 'efgh']])]), 'LAYER_FORMAT', /overlapping/, true);
+    });
+  });
+
+  describe('names that are not UTF-8 are kept byte for byte, as Go reads them and containerd and GNU tar write them', () => {
+    const latin1 = (text: string) => Buffer.from(text, 'latin1');
+    /** A ustar name field of raw bytes (rawTar writes names as UTF-8). */
+    const named = (bytes: Buffer) => (h: Buffer) => {
+      h.fill(0, 0, 100);
+      bytes.copy(h, 0);
+    };
+    const first = () =>
+      rawTar([
+        { name: 'd', type: '5', mode: 0o755, patch: named(latin1('d\xe9/')) },
+        file('f', 'latin-1\n', { patch: named(latin1('d\xe9/caf\xe9')) }),
+        { name: 'link', type: '2', pax: { linkpath: latin1('d\xe9/caf\xe9') } },
+        { name: 'hard', type: '1', pax: { linkpath: latin1('d\xe9/caf\xe9') } },
+        file('bad', 'pax\n', { pax: { path: Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe]), uname: latin1('us\xe9r') } }),
+        file('cut', 'cut short\n', { pax: { path: Buffer.from([0x78, 0xe2, 0x82]) } }),
+        file('x', 'sorted\n', { patch: named(latin1('d\xe9/\x80')) }),
+        file('y', 'sorted\n', { patch: named(Buffer.concat([latin1('d\xe9/'), Buffer.from('\u00e9', 'utf8')])) }),
+      ]);
+
+    /** Every name under `root` as bytes, with what it is: the tree GNU tar or strata made, byte for byte. */
+    const binaryTree = (root: string): Record<string, string> => {
+      const out: Record<string, string> = {};
+      const walk = (dir: Buffer, rel: string) => {
+        for (const name of readdirSync(dir, { encoding: 'buffer' })) {
+          const path = Buffer.concat([dir, Buffer.from('/'), name]);
+          const key = `${rel}/${name.toString('hex')}`;
+          const st = lstatSync(path);
+          if (st.isDirectory()) {
+            out[key] = 'dir';
+            walk(path, key);
+          } else if (st.isSymbolicLink()) out[key] = `link ${readlinkSync(path, { encoding: 'buffer' }).toString('hex')}`;
+          else out[key] = `file ${readFileSync(path).toString('hex')} nlink ${st.nlink}`;
+        }
+      };
+      walk(Buffer.from(root), '');
+      return out;
+    };
+
+    it('read as Go reads them, applied as GNU tar extracts them, and written back by flatten as they were', async () => {
+      const bytes = first();
+      const r = await threeWays(bytes);
+      try {
+        expect([codeOf(r.entries), codeOf(r.ls), codeOf(r.apply), codeOf(r.digest)]).toEqual([undefined, undefined, undefined, undefined]);
+        const entries = (r.entries as { value: Entry[] }).value;
+        const tar = join(work, 'not-utf8.tar');
+        writeFileSync(tar, bytes);
+        const go = goList(tar);
+        expect(go.error).toBe('');
+        const goNames = go.entries.map((e) => [goLayerPath(goBinary(e.bytes.name)), goBinary(e.bytes.linkname), goBinary(e.bytes.uname)]);
+        expect(entries.map((e) => [strataBinary(e.path), e.type === 'hardlink' ? strataBinary(e.linkname!) : e.linkname === undefined ? '' : strataBinary(e.linkname), strataBinary(e.uname ?? '')])).toEqual(goNames);
+        expect(go.entries.some((e) => !e.utf8)).toBe(true);
+
+        const gnu = join(work, 'not-utf8-gnu');
+        execFileSync('mkdir', ['-p', gnu]);
+        execFileSync('tar', ['-xf', tar, '-C', gnu]);
+        expect(binaryTree(r.target)).toEqual(binaryTree(gnu));
+        expect(Object.keys(binaryTree(r.target))).toHaveLength(8);
+
+        // The writer gives the bytes back: flatten of the layer names the same bytes.
+        const flat = join(work, 'not-utf8-flat.tar');
+        await flatten([tar], flat);
+        const names = (listing: ReturnType<typeof goList>) => listing.entries.map((e) => [goBinary(e.bytes.name).replace(/\/$/, ''), goBinary(e.bytes.linkname), goBinary(e.bytes.uname)]);
+        expect(names(goList(flat))).toEqual(names(go));
+        // Siblings listed in byte order: 'c' (0x63), then the byte 0x80, then U+00E9 (0xc3 0xa9).
+        const listed = (await mergedListing([tar])).map((e) => strataBinary(e.path)).filter((p) => p.startsWith(latin1('d\xe9/').toString('latin1')));
+        expect(listed).toEqual(['d\xe9/caf\xe9', 'd\xe9/\x80', 'd\xe9/\xc3\xa9'].map((n) => latin1(n).toString('latin1')));
+
+        // A later layer's whiteout and opaque marker name them too.
+        const second = join(work, 'not-utf8-2.tar');
+        writeFileSync(second, rawTar([file('w', '', { patch: named(latin1('.wh.bad\xff\xfe')) }), file('o', '', { patch: named(latin1('d\xe9/.wh..wh..opq')) })]));
+        await applyLayer(second, r.target);
+        const left = Object.keys(binaryTree(r.target)).map((k) => k.split('/').map((h) => Buffer.from(h, 'hex').toString('latin1')).join('/'));
+        expect(left.sort()).toEqual(['/cut'.replace('cut', latin1('x\xe2\x82').toString('latin1')), '/d\xe9', '/hard', '/link'].map((n) => latin1(n).toString('latin1')).sort());
+      } finally {
+        r.dispose();
+      }
     });
   });
 

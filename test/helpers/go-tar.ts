@@ -30,6 +30,8 @@ export interface GoEntry {
   xattrs: Record<string, string>;
   /** Name, link name, user and group name are all valid UTF-8. */
   utf8: boolean;
+  /** The bytes of name, link name, user and group name, in base64 (JSON shows bytes that are not UTF-8 as U+FFFD). */
+  bytes: { name: string; linkname: string; uname: string; gname: string };
   /** Bytes Go reads as the entry's content (a sparse file's holes as zeros), and their `ContentPrint`. */
   read: number;
   print: string;
@@ -60,6 +62,8 @@ import (
 const block = 1 << 20
 
 var zeros = make([]byte, block)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // contentPrint reads r to its end: the bytes read, and the sha256 of each block that is not all zeros,
 // after its index (ContentPrint in go-tar.ts).
@@ -126,6 +130,7 @@ func main() {
 			"linkname": h.Linkname, "uname": h.Uname, "gname": h.Gname, "devmajor": h.Devmajor, "devminor": h.Devminor,
 			"xattrs": xattrs,
 			"utf8": utf8.ValidString(h.Name) && utf8.ValidString(h.Linkname) && utf8.ValidString(h.Uname) && utf8.ValidString(h.Gname),
+			"bytes": map[string]string{"name": b64(h.Name), "linkname": b64(h.Linkname), "uname": b64(h.Uname), "gname": b64(h.Gname)},
 			"read": n, "print": print,
 		})
 	}
@@ -164,6 +169,24 @@ export function goTarCorpus(): string {
   const root = execFileSync('go', ['env', 'GOROOT'], { encoding: 'utf8' }).trim();
   return join(root, 'src', 'archive', 'tar', 'testdata');
 }
+
+/**
+ * The bytes a strata name stands for, worked out here and not by the code under test: UTF-8, and a lone
+ * U+DC80..U+DCFF (the escape of a byte that is not UTF-8) as that byte.
+ */
+export function nameBytes(text: string): Buffer {
+  const parts: Buffer[] = [];
+  for (const char of text) {
+    const c = char.charCodeAt(0);
+    parts.push(char.length === 1 && c >= 0xdc80 && c <= 0xdcff ? Buffer.of(c - 0xdc00) : Buffer.from(char, 'utf8'));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Go's name as a binary string (a byte a character), for comparing names that are not UTF-8 byte for byte. */
+export const goBinary = (base64: string): string => Buffer.from(base64, 'base64').toString('latin1');
+/** strata's name as a binary string (see `goBinary`). */
+export const strataBinary = (text: string): string => nameBytes(text).toString('latin1');
 
 /**
  * Go's entry name as a layer path (no `.` or empty components, no trailing slash, a leading `/` from the

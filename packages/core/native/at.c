@@ -161,7 +161,7 @@ napi_value js_readlink_at(napi_env env, napi_callback_info info) {
   ssize_t n = readlinkat(dirfd, name, target, sizeof target);
   if (n < 0) return throw_errno(env, errno, "readlink", name);
   napi_value result;
-  napi_create_string_utf8(env, target, (size_t)n, &result);
+  name_string(env, target, (size_t)n, &result);
   return result;
 }
 
@@ -548,7 +548,7 @@ napi_value js_list_dir_at(napi_env env, napi_callback_info info) {
   const char *n = names;
   for (size_t i = 0; i < count; i++, n += strlen(n) + 1) {
     napi_value s;
-    napi_create_string_utf8(env, n, NAPI_AUTO_LENGTH, &s);
+    name_string(env, n, strlen(n), &s);
     napi_set_element(env, array, (uint32_t)i, s);
   }
   free(names);

@@ -17,9 +17,13 @@
 
 // Throws an Error shaped as Node's errno errors (`code`, `errno`, `syscall`, `path`); returns NULL.
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path);
-// Copies a string argument into `out` (PATH_MAX_BYTES): 0, -1 when it is not a string, -ENAMETOOLONG,
-// or -EINVAL when it holds a NUL (which would cut it short in every call below).
+// Copies a string argument into `out` (PATH_MAX_BYTES) as bytes, surrogate escapes as the bytes they stand
+// for (see name_string): 0, -1 when it is not a string, -ENAMETOOLONG, or -EINVAL when it holds a NUL (which
+// would cut it short in every call below) or a lone surrogate that is no escape.
 int get_path(napi_env env, napi_value value, char *out);
+// A name or link target of `len` bytes as a JavaScript string: UTF-8, each byte of an ill-formed sequence
+// as the surrogate escape U+DC80..U+DCFF, which get_path writes back as that byte (see name-bytes.ts).
+napi_status name_string(napi_env env, const char *bytes, size_t len, napi_value *out);
 // The bytes of a Uint8Array argument; -1 when it is not one.
 int get_bytes(napi_env env, napi_value value, void **data, size_t *length);
 // Reads up to `max` arguments, at least `need`, the first a path into `path`; how many were given, or -1

@@ -33,10 +33,96 @@ napi_value throw_errno(napi_env env, int err, const char *syscall, const char *p
   return NULL;
 }
 
+// The length of the well-formed UTF-8 sequence at `s` (of `left` bytes), its code point in *cp; 0 when
+// ill-formed (overlong, a surrogate, past U+10FFFF, cut short).
+static size_t utf8_sequence(const unsigned char *s, size_t left, unsigned *cp) {
+  unsigned c = s[0];
+  if (c < 0x80) return *cp = c, 1;
+  size_t n;
+  unsigned min;
+  if (c >= 0xc2 && c <= 0xdf) n = 1, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef) n = 2, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4) n = 3, min = 0x10000;
+  else return 0;
+  if (n >= left) return 0;
+  unsigned v = c & (0x3f >> n);
+  for (size_t i = 1; i <= n; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (s[i] & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+  *cp = v;
+  return n + 1;
+}
+
+napi_status name_string(napi_env env, const char *bytes, size_t len, napi_value *out) {
+  const unsigned char *s = (const unsigned char *)bytes;
+  unsigned cp;
+  size_t i = 0;
+  while (i < len) {
+    size_t n = utf8_sequence(s + i, len - i, &cp);
+    if (n == 0) break;
+    i += n;
+  }
+  if (i == len) return napi_create_string_utf8(env, bytes, len, out);
+  // Ill-formed: each byte of a bad sequence as the surrogate escape U+DC80..U+DCFF (what name-bytes.ts does).
+  char16_t *units = malloc(len * sizeof *units + 1);
+  if (!units) return napi_generic_failure;
+  size_t count = 0;
+  for (i = 0; i < len;) {
+    size_t n = utf8_sequence(s + i, len - i, &cp);
+    if (n == 0) {
+      units[count++] = (char16_t)(0xdc00 + s[i]);
+      i++;
+    } else if (cp >= 0x10000) {
+      units[count++] = (char16_t)(0xd800 + ((cp - 0x10000) >> 10));
+      units[count++] = (char16_t)(0xdc00 + ((cp - 0x10000) & 0x3ff));
+      i += n;
+    } else {
+      units[count++] = (char16_t)cp;
+      i += n;
+    }
+  }
+  napi_status status = napi_create_string_utf16(env, units, count, out);
+  free(units);
+  return status;
+}
+
+// A string holding surrogate escapes (or a U+FFFD, or too long for the UTF-8 read) written as its bytes:
+// UTF-8, but U+DC80..U+DCFF alone as the byte it stands for. 0, -ENAMETOOLONG, or -EINVAL for a NUL or
+// another lone surrogate.
+static int escaped_path(napi_env env, napi_value value, char *out) {
+  static __thread char16_t units[PATH_MAX_BYTES];
+  size_t count = 0;
+  if (napi_get_value_string_utf16(env, value, units, PATH_MAX_BYTES, &count) != napi_ok) return -1;
+  if (count >= PATH_MAX_BYTES - 1) return -ENAMETOOLONG;
+  size_t len = 0;
+  for (size_t i = 0; i < count; i++) {
+    unsigned c = units[i];
+    unsigned char bytes[4];
+    size_t n;
+    if (c == 0) return -EINVAL;
+    if (c < 0x80) bytes[0] = (unsigned char)c, n = 1;
+    else if (c < 0x800) bytes[0] = 0xc0 | (c >> 6), bytes[1] = 0x80 | (c & 0x3f), n = 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < count && units[i + 1] >= 0xdc00 && units[i + 1] <= 0xdfff) {
+      unsigned cp = 0x10000 + ((c - 0xd800) << 10) + (units[++i] - 0xdc00);
+      bytes[0] = 0xf0 | (cp >> 18), bytes[1] = 0x80 | ((cp >> 12) & 0x3f), bytes[2] = 0x80 | ((cp >> 6) & 0x3f), bytes[3] = 0x80 | (cp & 0x3f), n = 4;
+    } else if (c >= 0xdc80 && c <= 0xdcff) bytes[0] = (unsigned char)(c - 0xdc00), n = 1;
+    else if (c >= 0xd800 && c <= 0xdfff) return -EINVAL;
+    else bytes[0] = 0xe0 | (c >> 12), bytes[1] = 0x80 | ((c >> 6) & 0x3f), bytes[2] = 0x80 | (c & 0x3f), n = 3;
+    if (len + n >= PATH_MAX_BYTES - 1) return -ENAMETOOLONG;
+    memcpy(out + len, bytes, n);
+    len += n;
+  }
+  out[len] = 0;
+  return 0;
+}
+
 int get_path(napi_env env, napi_value value, char *out) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, value, out, PATH_MAX_BYTES, &len) != napi_ok) return -1;
-  if (len >= PATH_MAX_BYTES - 1) return -ENAMETOOLONG;
+  // Node writes a lone surrogate as U+FFFD: a name carrying bytes that are not UTF-8 is read again.
+  if (len >= PATH_MAX_BYTES - 1 || memmem(out, len, "\xef\xbf\xbd", 3) != NULL) return escaped_path(env, value, out);
   return strlen(out) == len ? 0 : -EINVAL; // a NUL inside would cut the path short: refuse it
 }
 
@@ -434,7 +520,7 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       ssize_t n = readlinkat(dfd, name, target, sizeof target);
       if (n >= 0) {
         napi_value link;
-        napi_create_string_utf8(env, target, (size_t)n, &link);
+        name_string(env, target, (size_t)n, &link);
         napi_set_element(env, links, (uint32_t)i, link);
       }
     }

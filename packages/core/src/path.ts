@@ -4,6 +4,7 @@
  */
 import { UnsafePathError } from './errors.js';
 import { quote } from './quote.js';
+import { encodeName } from './name-bytes.js';
 
 /** The clean path naming the layer root. */
 export const ROOT = '.';
@@ -95,9 +96,10 @@ export function isWithin(path: string, dir: string): boolean {
   return path === dir || (path.startsWith(dir) && path.charCodeAt(dir.length) === 0x2f);
 }
 
-const encoder = new TextEncoder();
-
-/** Byte-wise comparison of two names in UTF-8, the order tar writers use for siblings (not locale order). */
+/**
+ * Byte-wise comparison of two names as their bytes (UTF-8, surrogate escapes as the bytes they stand for: see
+ * `name-bytes.ts`), the order tar writers use for siblings (not locale order).
+ */
 export function compareNames(a: string, b: string): number {
   if (a === b) return 0;
   const n = Math.min(a.length, b.length);
@@ -105,11 +107,11 @@ export function compareNames(a: string, b: string): number {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
     if (x === y) continue;
-    // UTF-16 order equals UTF-8 byte order except between a surrogate (astral) and U+E000..U+FFFF.
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs === ys || (x < 0xe000 && y < 0xe000)) return x - y;
-    return Buffer.compare(encoder.encode(a.slice(i)), encoder.encode(b.slice(i)));
+    // UTF-16 order equals byte order between code units that are not surrogates; from a surrogate on (an
+    // astral character, or an escaped byte), the bytes decide, from the character's start.
+    if ((x < 0xd800 || x > 0xdfff) && (y < 0xd800 || y > 0xdfff)) return x - y;
+    const from = i > 0 && (a.charCodeAt(i - 1) & 0xfc00) === 0xd800 ? i - 1 : i;
+    return Buffer.compare(encodeName(a.slice(from)), encodeName(b.slice(from)));
   }
   return a.length - b.length;
 }

@@ -3,9 +3,15 @@
  * control sequences, however hostile the input.
  */
 
+/** How a lone surrogate shows: `\xNN` for the escape of a byte that is not UTF-8 (see `name-bytes.ts`). */
+function loneSurrogate(c: number): string {
+  return c >= 0xdc80 && c <= 0xdcff ? `\\x${(c - 0xdc00).toString(16)}` : `\\u${c.toString(16)}`;
+}
+
 /**
  * `text` in double quotes with every control character (C0, DEL, C1), quote and backslash escaped, and
- * lone surrogates shown as escapes: safe to print on one line of a terminal.
+ * lone surrogates shown as escapes (a name's byte that is not UTF-8 as `\xNN`): safe to print on one line
+ * of a terminal.
  */
 export function quote(text: string): string {
   let out = '"';
@@ -19,14 +25,23 @@ export function quote(text: string): string {
       if (c < 0xdc00 && next >= 0xdc00 && next <= 0xdfff) {
         out += text[i]! + text[i + 1]!;
         i++;
-      } else out += `\\u${c.toString(16)}`;
+      } else out += loneSurrogate(c);
     } else out += text[i]!;
   }
   return `${out}"`;
 }
 
-/** `text` made safe for one line of a terminal, without quotes: control characters escaped, nothing else. */
+/**
+ * `text` made safe for one line of a terminal, without quotes: control characters and lone surrogates
+ * escaped (as `quote` escapes them), nothing else.
+ */
 export function sanitize(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    (c) => {
+      const code = c.charCodeAt(0);
+      return code >= 0xd800 && code <= 0xdfff ? loneSurrogate(code) : `\\u${code.toString(16).padStart(4, '0')}`;
+    },
+  );
 }

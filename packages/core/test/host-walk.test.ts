@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -81,6 +81,17 @@ describe('walking a host directory', () => {
     // lists (U+FFFD for the byte) named nothing and the diff failed with a TypeError.
     await expect(writeChanges(diffTrees(new MergedView([new HostLayer(lower)]), new MergedView([new HostLayer(tree)])), out)).rejects.toMatchObject({ code: 'UNSUPPORTED', path: join(tree, 'd') });
     expect(existsSync(out)).toBe(false);
+  });
+
+  it("packs a symlink whose target is not UTF-8 with the target's bytes (where U+FFFD was written)", async () => {
+    const tree = join(work, 'latin1-link');
+    mkdirSync(tree);
+    symlinkSync(Buffer.from('caf\xe9', 'latin1'), Buffer.from(`${tree}/l`, 'latin1'));
+    const out = join(work, 'latin1-link.tar');
+    await packDirectory(tree, out);
+    const bytes = readFileSync(out);
+    expect(bytes.includes(Buffer.from('caf\xe9\0', 'latin1'))).toBe(true);
+    expect(bytes.includes(Buffer.from('\ufffd', 'utf8'))).toBe(false);
   });
 
   it('takes a name that is U+FFFD itself, well-formed UTF-8, in every walk', async () => {

@@ -18,6 +18,7 @@
  */
 import { LayerFormatError, LimitExceededError, UnsupportedError } from '../errors.js';
 import type { Entry, EntryType, Timestamp } from '../entry.js';
+import { decodeName, nameByteLength } from '../name-bytes.js';
 import { cleanEntryName } from '../path.js';
 import { quote } from '../quote.js';
 import { asciiText, decimal } from './ascii.js';
@@ -82,16 +83,12 @@ export interface EntryContent extends AsyncIterable<Uint8Array> {
   takeBuffered(): Uint8Array | undefined;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function text(bytes: Uint8Array, what: string): string {
-  const ascii = asciiText(bytes); // nearly every name: no decoder
-  if (ascii !== undefined) return ascii;
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new LayerFormatError(`${what} is not valid UTF-8`);
-  }
+/**
+ * A name (of an entry, link, owner or group) from its bytes. Bytes that are not UTF-8 are kept as surrogate
+ * escapes (see `name-bytes.ts`): containerd and Docker create such names with their bytes, and so does strata.
+ */
+function text(bytes: Uint8Array): string {
+  return asciiText(bytes) ?? decodeName(bytes); // nearly every name is ASCII: no decoder
 }
 
 /** Entry types by type flag. `\0` is told apart from `0` for pre-POSIX directories (see `typeOf`). */
@@ -140,7 +137,7 @@ function paxName(records: Map<string, Uint8Array>, key: string): Uint8Array | un
 /** A PAX time record as a timestamp, or undefined when absent or empty. */
 function paxTime(records: Map<string, Uint8Array>, key: string): Timestamp | undefined {
   const raw = paxField(records, key);
-  return raw === undefined ? undefined : parsePaxTime(text(raw, `PAX ${key}`));
+  return raw === undefined ? undefined : parsePaxTime(text(raw));
 }
 
 /** Shared by every entry without PAX records or xattrs (most of them): no allocation per entry. */
@@ -178,7 +175,7 @@ function xattrsOf(records: Map<string, Uint8Array>, limits: Required<ReadLimits>
 function checkComponents(path: string, bytes: number): void {
   if (bytes <= NAME_MAX) return;
   for (const part of path.split('/')) {
-    if (part.length > NAME_MAX / 3 && Buffer.byteLength(part) > NAME_MAX) {
+    if (part.length > NAME_MAX / 3 && nameByteLength(part) > NAME_MAX) {
       throw new LimitExceededError(`a name in ${quote(path)} is over ${NAME_MAX} bytes`, { path });
     }
   }
@@ -291,7 +288,7 @@ function describeEntry(
   if (nameBytes.length > limits.maxPathBytes || linkBytes.length > limits.maxPathBytes) {
     throw new LimitExceededError(`entry name over the ${limits.maxPathBytes}-byte limit`);
   }
-  const rawName = text(nameBytes, 'entry name');
+  const rawName = text(nameBytes);
   if (header.typeflag === '\0' && rawName.endsWith('/')) type = 'directory'; // pre-POSIX directories
   const path = cleanEntryName(rawName);
   checkComponents(path, nameBytes.length);
@@ -307,7 +304,7 @@ function describeEntry(
   totals.bytes += Math.max(size, dataSize); // a sparse file's holes count: whoever copies it writes them
   if (totals.bytes > limits.maxTotalBytes) throw new LimitExceededError(`content over the ${limits.maxTotalBytes}-byte limit`, { path });
 
-  const linkText = linkBytes.length > 0 ? text(linkBytes, 'link name') : undefined;
+  const linkText = linkBytes.length > 0 ? text(linkBytes) : undefined;
   let linkname: string | undefined;
   if (type === 'hardlink') {
     if (linkText === undefined) throw new LayerFormatError(`hardlink without a target: ${quote(rawName)}`, { path });
@@ -325,8 +322,8 @@ function describeEntry(
   }
   const unameBytes = paxName(records, 'uname');
   const gnameBytes = paxName(records, 'gname');
-  const uname = unameBytes !== undefined ? text(unameBytes, 'PAX uname') : header.uname.length === 0 ? '' : text(header.uname, 'uname');
-  const gname = gnameBytes !== undefined ? text(gnameBytes, 'PAX gname') : header.gname.length === 0 ? '' : text(header.gname, 'gname');
+  const uname = unameBytes !== undefined ? text(unameBytes) : header.uname.length === 0 ? '' : text(header.uname);
+  const gname = gnameBytes !== undefined ? text(gnameBytes) : header.gname.length === 0 ? '' : text(header.gname);
   // Built field by field, not with spreads: this runs once per entry, and spreads cost an object copy each.
   const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
     path,

@@ -12,6 +12,7 @@ import { mapEntryOwner, type IdMap } from '../idmap.js';
 import { readFileInto } from '../native.js';
 import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
+import { encodeName, hasEscapes } from '../name-bytes.js';
 import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8, type HeaderFields } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
 
@@ -58,7 +59,8 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * `text` as UTF-8 in `scratch` (from its start), valid until the next call with the same scratch; a new
- * array when it does not fit. ASCII, nearly every name in a layer, is copied code by code: no allocation.
+ * array when it does not fit, or when it carries bytes that are not UTF-8 (`encodeName`). ASCII, nearly
+ * every name in a layer, is copied code by code: no allocation.
  */
 function utf8(text: string, scratch: Uint8Array): Uint8Array {
   const n = text.length;
@@ -70,10 +72,11 @@ function utf8(text: string, scratch: Uint8Array): Uint8Array {
       scratch[i] = c;
     }
     if (i === n) return scratch.subarray(0, n);
+    if (hasEscapes(text)) return encodeName(text); // bytes that are not UTF-8 (see name-bytes.ts)
     const { read, written } = encoder.encodeInto(text, scratch);
     if (read === n) return scratch.subarray(0, written);
   }
-  return encoder.encode(text);
+  return encodeName(text);
 }
 
 const NAME_SCRATCH = new Uint8Array(4096);
@@ -208,8 +211,8 @@ export class TarWriter {
     const nameText = isDir ? `${entry.path}/` : entry.path;
     const name = utf8(nameText, NAME_SCRATCH);
     const linkname = entry.linkname === undefined ? EMPTY : utf8(entry.linkname, LINK_SCRATCH);
-    const uname = entry.uname ? encoder.encode(entry.uname) : EMPTY;
-    const gname = entry.gname ? encoder.encode(entry.gname) : EMPTY;
+    const uname = entry.uname ? encodeName(entry.uname) : EMPTY;
+    const gname = entry.gname ? encodeName(entry.gname) : EMPTY;
     const mtime = clampTime(entry.mtime, this.#epoch);
     const size = entry.type === 'file' ? entry.size : 0;
     const devmajor = entry.devmajor ?? 0;
@@ -217,7 +220,7 @@ export class TarWriter {
 
     let records: Array<[string, Uint8Array | string]> | undefined;
     const split = splitUstarName(name);
-    if (!split) (records ??= []).push(['path', nameText]);
+    if (!split) (records ??= []).push(['path', hasEscapes(nameText) ? Uint8Array.from(name) : nameText]);
     if (linkname.length > 100) (records ??= []).push(['linkpath', linkname]);
     if (entry.uid > OCTAL_LIMIT_8) (records ??= []).push(['uid', String(entry.uid)]);
     if (entry.gid > OCTAL_LIMIT_8) (records ??= []).push(['gid', String(entry.gid)]);
