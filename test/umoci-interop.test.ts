@@ -2,10 +2,11 @@
  * Interop with umoci: for the same change, the layer `umoci repack` writes and the layer strata's diff
  * writes, applied to the same base, give identical trees; GNU tar lists strata's layer without complaint.
  * And the layers `umoci insert` writes, which end without their end-of-archive blocks and inside their last
- * entry's padding (umoci#436; Debian's umoci 0.4.7 writes them so), import and unpack to umoci's own tree.
+ * entry's padding (umoci#436; Debian's umoci 0.4.7 writes them so), and layers of GNU tar's sparse files,
+ * import and unpack to umoci's own tree.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, ftruncateSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,53 @@ describe.skipIf(!needs('root', 'umoci', 'gnu-tar', 'overlay'))('interop with umo
     expect(diffSnapshots(snapshotTree(a, options), snapshotTree(b, options))).toEqual([]);
     expect(diffSnapshots(snapshotTree(next, options), snapshotTree(b, options))).toEqual([]);
     execFileSync('tar', ['-tzvf', ours], { stdio: ['ignore', 'pipe', 'pipe'] });
+  });
+
+  it("layers of GNU tar's sparse files import and unpack to umoci's tree (PAX 0.0, 0.1, 1.0); the old GNU form, which umoci refuses, to the source", async () => {
+    const umoci = (...args: string[]) => execFileSync('umoci', args, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+    const source = join(work, 'sparse-source');
+    mkdirSync(join(source, 'data'), { recursive: true });
+    const sparseFile = (name: string, size: number, data: Array<[number, string]>) => {
+      const fd = openSync(join(source, 'data', name), 'w');
+      for (const [offset, text] of data) writeSync(fd, Buffer.from(text), 0, text.length, offset);
+      ftruncateSync(fd, size);
+      closeSync(fd);
+    };
+    sparseFile('db', 64 * 1024 * 1024, [[0, 'header'], [40 * 1024 * 1024, 'record'.repeat(2000)]]);
+    sparseFile('log', 3 * 1024 * 1024, [[3 * 1024 * 1024 - 4, 'end\n']]);
+    /** An image of one layer per set of GNU tar flags, each layer replacing the files of the one before. */
+    const image = (name: string, forms: string[][]) => {
+      const layout = join(work, name);
+      umoci('init', '--layout', layout);
+      umoci('new', '--image', `${layout}:s`);
+      for (const flags of forms) {
+        const tar = join(work, 'sparse-layer.tar');
+        execFileSync('tar', ['--sparse', ...flags, '--numeric-owner', '--owner=0', '--group=0', '-C', source, '-cf', tar, 'data']);
+        umoci('raw', 'add-layer', '--image', `${layout}:s`, tar);
+        rmSync(tar);
+      }
+      return layout;
+    };
+    const pax = image('sparse-pax', ['0.0', '0.1', '1.0'].map((version) => ['--format=posix', `--sparse-version=${version}`]));
+    const gnu = image('sparse-gnu', [['--format=gnu']]);
+    umoci('unpack', '--image', `${pax}:s`, join(work, 'sparse-bundle'));
+    const expected = picture(join(work, 'sparse-bundle', 'rootfs'));
+    expect(expected.get('data/db')).toMatchObject({ type: 'file', size: 64 * 1024 * 1024 });
+    // umoci, like containerd, takes Go's type flag for an old GNU sparse file as unknown.
+    expect(() => umoci('unpack', '--image', `${gnu}:s`, join(work, 'sparse-gnu-bundle'))).toThrow(/unknown typeflag/);
+
+    const images = await openImages(join(work, 'sparse-root'), { driver: 'overlay' });
+    try {
+      await images.import(pax, { name: 'example.com/sparse-pax' });
+      const unpacked = await images.unpack('example.com/sparse-pax:s');
+      expect(diffSnapshots(expected, await chainTree(images, unpacked.chainID!, work))).toEqual([]);
+      await images.import(gnu, { name: 'example.com/sparse-gnu' });
+      const old = await images.unpack('example.com/sparse-gnu:s');
+      const tree = await chainTree(images, old.chainID!, work);
+      for (const name of ['data/db', 'data/log']) expect(tree.get(name)).toMatchObject({ type: 'file', sha256: expected.get(name)!.sha256 });
+    } finally {
+      await images.close();
+    }
   });
 
   it("imports and unpacks the layers umoci insert writes, cut short as they are, to umoci's tree", async () => {

@@ -35,7 +35,7 @@ function latin1(bytes: Uint8Array | undefined): string {
 function integer(text: string, what: string): number {
   if (!/^[+-]?[0-9]+$/.test(text)) throw new LayerFormatError(`sparse file's ${what} is not a number: ${quote(text.slice(0, 40))}`);
   const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw new LayerFormatError(`sparse file's ${what} is out of range: ${text.slice(0, 40)}`);
+  if (!Number.isSafeInteger(value)) throw new LayerFormatError(`sparse file's ${what} is out of range: ${quote(text.slice(0, 40))}`);
   return value;
 }
 
