@@ -12,7 +12,7 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyLayer, flatten, mergedListing, readLayer, TarLayer, type Entry } from '@strata/core';
+import { applyLayer, decodeName, encodeName, flatten, mergedListing, readLayer, TarLayer, type Entry } from '@strata/core';
 import { needs } from './helpers/oracle.js';
 import { ContentPrint, goBinary, goEntryType, goLayerPath, goList, strataBinary } from './helpers/go-tar.js';
 import { pythonList } from './helpers/python-tar.js';
@@ -404,6 +404,10 @@ describe.skipIf(!needs('root', 'python3', 'go', 'gnu-tar'))('reader and apply ag
         execFileSync('tar', ['-xf', tar, '-C', gnu]);
         expect(binaryTree(r.target)).toEqual(binaryTree(gnu));
         expect(Object.keys(binaryTree(r.target))).toHaveLength(8);
+        // An embedder reaches them through Node with the path's bytes.
+        const latin = entries.find((e) => strataBinary(e.path) === latin1('d\xe9/caf\xe9').toString('latin1'))!;
+        expect(readFileSync(Buffer.from(encodeName(`${r.target}/${latin.path}`)), 'utf8')).toBe('latin-1\n');
+        expect(decodeName(encodeName(latin.path))).toBe(latin.path);
 
         // The writer gives the bytes back: flatten of the layer names the same bytes.
         const flat = join(work, 'not-utf8-flat.tar');

@@ -219,7 +219,7 @@ export class ContextTree implements SourceTree {
     try {
       return new DirectoryScan(this.#host(dir));
     } catch (error) {
-      if (isStrataError(error) && error.code === 'UNSUPPORTED') throw new SourceError(`${JSON.stringify(dir === '' ? '.' : dir)} in ${this.label} holds a name that is not valid UTF-8: layer entries are named in UTF-8`);
+      if (isStrataError(error) && error.code === 'UNSUPPORTED') throw new SourceError(`${JSON.stringify(dir === '' ? '.' : dir)} in ${this.label} holds a name that is not valid UTF-8, which strata does not read from a host directory`);
       throw error;
     }
   }

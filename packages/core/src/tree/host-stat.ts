@@ -11,13 +11,13 @@ import type { NodeStat } from './layer-tree.js';
 import { quote } from '../quote.js';
 
 /**
- * The error for a host directory holding a name that is not UTF-8: a layer names its entries in UTF-8, and a
- * string cannot carry such a name back to the file system (it lists with U+FFFD in place of the bytes).
+ * The error for a host directory holding a name that is not UTF-8: host trees are walked through Node's file
+ * system calls, which list such a name with U+FFFD in place of its bytes, so it would name nothing (a layer
+ * carries such names: see `name-bytes.ts`).
  */
 export function nonUtf8NameError(hostDir: string, cause?: unknown): UnsupportedError {
-  return new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8: layer entries are named in UTF-8`, { path: hostDir, cause });
+  return new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8, which strata does not read from a host directory`, { path: hostDir, cause });
 }
-
 
 /** `st_mode` of entry `i` of a batch; 0 when the entry vanished after it was listed. */
 export function batchMode(batch: LstatBatch, i: number): number {
