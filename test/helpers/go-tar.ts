@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EntryType } from '@strata/core';
@@ -146,15 +146,30 @@ function goEnv(dir: string): NodeJS.ProcessEnv {
   return { ...process.env, HOME: dir, GOCACHE: join(dir, 'cache'), GOPATH: join(dir, 'gopath'), GOPROXY: 'off', GOFLAGS: '', GO111MODULE: 'off' };
 }
 
-/** Builds the lister once per process (a few seconds). */
+/**
+ * The lister, built once per source and toolchain (a few seconds) into a directory named by their hash, which
+ * every later test file and run reuses: a directory per process was left behind by each test file (its
+ * exit hook does not run in vitest's workers). Built aside and renamed in, so concurrent builds cannot mix.
+ */
 function lister(): string {
   if (built !== undefined && existsSync(built)) return built;
-  const dir = mkdtempSync(join(tmpdir(), 'strata-go-tar-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  mkdirSync(join(dir, 'src'));
-  writeFileSync(join(dir, 'src', 'main.go'), LISTER);
+  const key = createHash('sha256').update(LISTER).update(execFileSync('go', ['version'])).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), `strata-go-tar-${key}`);
   const binary = join(dir, 'go-tar-list');
-  execFileSync('go', ['build', '-o', binary, join(dir, 'src', 'main.go')], { env: goEnv(dir), stdio: ['ignore', 'ignore', 'pipe'] });
+  if (!existsSync(binary)) {
+    const build = mkdtempSync(join(tmpdir(), 'strata-go-tar-build-'));
+    try {
+      mkdirSync(join(build, 'src'));
+      writeFileSync(join(build, 'src', 'main.go'), LISTER);
+      execFileSync('go', ['build', '-o', join(build, 'go-tar-list'), join(build, 'src', 'main.go')], { env: goEnv(build), stdio: ['ignore', 'ignore', 'pipe'] });
+      for (const scratch of ['src', 'cache', 'gopath']) rmSync(join(build, scratch), { recursive: true, force: true });
+      renameSync(build, dir);
+    } catch (error) {
+      rmSync(build, { recursive: true, force: true });
+      // Another worker renamed its build in first: use that one.
+      if (!existsSync(binary)) throw error;
+    }
+  }
   built = binary;
   return binary;
 }
