@@ -55,16 +55,19 @@ static size_t utf8_sequence(const unsigned char *s, size_t left, unsigned *cp) {
   return n + 1;
 }
 
+// How many of the `len` bytes at `s` are well-formed UTF-8 before the first ill-formed sequence.
+static size_t utf8_prefix(const unsigned char *s, size_t len) {
+  unsigned cp;
+  size_t i = 0;
+  for (size_t n; i < len && (n = utf8_sequence(s + i, len - i, &cp)) != 0;) i += n;
+  return i;
+}
+
 napi_status name_string(napi_env env, const char *bytes, size_t len, napi_value *out) {
   const unsigned char *s = (const unsigned char *)bytes;
   unsigned cp;
-  size_t i = 0;
-  while (i < len) {
-    size_t n = utf8_sequence(s + i, len - i, &cp);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == len) return napi_create_string_utf8(env, bytes, len, out);
+  size_t i;
+  if (utf8_prefix(s, len) == len) return napi_create_string_utf8(env, bytes, len, out);
   // Ill-formed: each byte of a bad sequence as the surrogate escape U+DC80..U+DCFF (what name-bytes.ts does).
   char16_t *units = malloc(len * sizeof *units + 1);
   if (!units) return napi_generic_failure;
@@ -364,27 +367,8 @@ static int read_names(int dfd, name_list *list) {
 // True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): the names
 // a JavaScript string carries back to the file system unchanged.
 static bool valid_utf8(const unsigned char *s) {
-  while (*s) {
-    unsigned c = *s;
-    if (c < 0x80) {
-      s++;
-      continue;
-    }
-    int n;
-    unsigned min;
-    if (c >= 0xc2 && c <= 0xdf) n = 1, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) n = 2, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) n = 3, min = 0x10000;
-    else return false;
-    unsigned cp = c & (0x3f >> n);
-    for (int i = 1; i <= n; i++) {
-      if ((s[i] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    s += n + 1;
-  }
-  return true;
+  size_t len = strlen((const char *)s);
+  return utf8_prefix(s, len) == len;
 }
 
 static int compare_bytes(const void *a, const void *b) {
