@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyLayer, diffTrees, diffUpper, flatten, HostLayer, MemoryLayer, MergedView, packDirectory, readLayer, TarLayer, WritableLayer, writeChanges, type ContentChange, type Entry } from '@strata/core';
 import { lutimens, mknod, setXattr } from './helpers/host.js';
 import { needs } from './helpers/oracle.js';
-import { baseArb, diffMaps, differential, mergedPicture, opArb, timedPicture, type DifferentialContext } from './helpers/overlay-diff.js';
+import { baseArb, diffMaps, differential, mergedPicture, opArb, timedPicture, withNamesNotUtf8, type DifferentialContext } from './helpers/overlay-diff.js';
 import { oldGnuSparse, rawTar } from './helpers/raw-tar.js';
 
 const RUNS = Number(process.env.STRATA_DIFF_RUNS ?? 40);
@@ -81,6 +81,18 @@ describe.skipIf(!needs('root', 'overlay'))('round trips on random stacks and ope
           expect(problems).toEqual([]);
         }),
         { numRuns: RUNS },
+      );
+    });
+    it(`the same on names that are not UTF-8, which every walk keeps byte for byte (lowers as ${lowers})`, async () => {
+      await fc.assert(
+        fc.asyncProperty(baseArb, fc.array(opArb, { minLength: 1, maxLength: 12 }), async (base, ops) => {
+          const bytes = withNamesNotUtf8(base, ops);
+          let problems: string[] = [];
+          const result = await differential(bytes.base, bytes.ops, { lowers, namespace: 'trusted', after: async (ctx) => void (problems = await laws(ctx)) });
+          expect(result.opMismatches).toEqual([]);
+          expect(problems).toEqual([]);
+        }),
+        { numRuns: Math.ceil(RUNS / 4) },
       );
     });
   }

@@ -27,7 +27,11 @@ describe.skipIf(!needs('root', 'gnu-tar'))('interop with GNU tar', () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('the fixture is a real tree of 10,000+ entries', () => {
-    expect(snapshotTree(tree, { ignoreMtime: true }).size).toBeGreaterThan(10_000);
+    const picture = snapshotTree(tree, { ignoreMtime: true });
+    expect(picture.size).toBeGreaterThan(10_000);
+    // Names that are not UTF-8 among them (keyed with strata's escapes), their bytes on disk.
+    expect(picture.get('extended/d\udce9/caf\udce9')).toMatchObject({ type: 'file', linkGroup: 'extended/d\udce9/caf\udce9', xattrs: { 'user.latin': '31' } });
+    expect(picture.get('extended/link\udce9')).toMatchObject({ type: 'symlink', linkname: 'd\udce9/caf\udce9' });
   });
 
   const formats = [

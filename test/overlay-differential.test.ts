@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { needs } from './helpers/oracle.js';
-import { baseArb, differential, opArb, type LayerSpec, type Op } from './helpers/overlay-diff.js';
+import { baseArb, differential, opArb, withNamesNotUtf8, type LayerSpec, type Op } from './helpers/overlay-diff.js';
 
 const RUNS = Number(process.env.STRATA_DIFF_RUNS ?? 40);
 
@@ -92,6 +92,20 @@ describe.skipIf(!needs('root', 'overlay'))('WritableLayer against the kernel ove
                 expect(result).toEqual({ opMismatches: [], mergedMismatches: [], upperMismatches: [] });
               }),
               { numRuns: RUNS },
+            );
+          });
+          it('the named cases and random sequences agree on names that are not UTF-8 (bytes only)', async () => {
+            const clean = { opMismatches: [], mergedMismatches: [], upperMismatches: [] };
+            for (const { name, base, ops } of regressions) {
+              const bytes = withNamesNotUtf8(base, ops);
+              expect({ name, ...(await differential(bytes.base, bytes.ops, { lowers, namespace })) }).toEqual({ name, ...clean });
+            }
+            await fc.assert(
+              fc.asyncProperty(baseArb, fc.array(opArb, { minLength: 1, maxLength: 12 }), async (base, ops) => {
+                const bytes = withNamesNotUtf8(base, ops);
+                expect(await differential(bytes.base, bytes.ops, { lowers, namespace })).toEqual(clean);
+              }),
+              { numRuns: Math.ceil(RUNS / 4) },
             );
           });
         }

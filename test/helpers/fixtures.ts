@@ -63,7 +63,16 @@ export function buildExtended(dir: string, options: { xattrs: boolean }): void {
   lutimens(join(dir, 'before-1970'), { sec: -1_000_001, nsec: 500_000_000 }, { sec: -1_000_001, nsec: 500_000_000 });
   writeFileSync(join(dir, 'after-2038'), 'future\n');
   lutimens(join(dir, 'after-2038'), { sec: 4_102_444_800, nsec: 123_456_789 }, { sec: 4_102_444_800, nsec: 123_456_789 });
+  // Names only bytes spell (old packages' Latin-1 names, a byte no UTF-8 starts with), in every role: a
+  // directory, a file inside it, one larger than a writer's chunk, a symlink and its target, a hardlink.
+  const bytes = (path: string) => Buffer.from(`${dir}/${path}`, 'latin1');
+  mkdirSync(bytes('d\xe9'));
+  writeFileSync(bytes('d\xe9/caf\xe9'), 'latin-1\n');
+  writeFileSync(bytes('d\xe9/big\xff'), Buffer.alloc(600_000, 'b'));
+  symlinkSync(Buffer.from('d\xe9/caf\xe9', 'latin1'), bytes('link\xe9'));
+  linkSync(bytes('d\xe9/caf\xe9'), bytes('hard\x80'));
   if (options.xattrs) {
+    setXattr(`${dir}/d\udce9/caf\udce9`, 'user.latin', Buffer.from('1')); // strata's escapes: the addon writes the bytes
     writeFileSync(join(dir, 'xattr-binary'), 'x\n');
     setXattr(join(dir, 'xattr-binary'), 'user.binary', BINARY_XATTR);
     setXattr(join(dir, 'xattr-binary'), 'user.text', Buffer.from('hello'));

@@ -21,6 +21,7 @@ import {
   type LayerTree,
   type WriteItem,
 } from '@strata/core';
+import { decodeName, fsPath } from '../../packages/core/src/name-bytes.js';
 import { parentOf } from '../../packages/core/src/path.js';
 import { setXattr } from './host.js';
 import { snapshotTree, type NodeRecord } from './snapshot.js';
@@ -115,6 +116,38 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('setxattr' as const), path: pathArb, name: fc.constantFrom('user.k', 'user.j'), value: fc.constantFrom('1', '2') }),
 );
 
+/**
+ * Each name of the namespace as one that is not UTF-8 (strata's escapes: Latin-1 bytes, a cut-short
+ * sequence, bytes no UTF-8 starts with), so the same stacks and operations run on names only bytes spell.
+ */
+const NOT_UTF8: Record<string, string> = { a: 'caf\udce9', b: 'b\udcff\udcfe', d: 'd\udce9', e: '\udc80e', x: 'x\udce2\udc82', n: 'n\udcc3' };
+const notUtf8 = (path: string): string => path.split('/').map((name) => NOT_UTF8[name] ?? name).join('/');
+
+/** `base` and `ops` with every name of the namespace, and of link targets, spelled by `NOT_UTF8`. */
+export function withNamesNotUtf8(base: LayerSpec[], ops: Op[]): { base: LayerSpec[]; ops: Op[] } {
+  const item = (i: LayerItem): LayerItem => ('target' in i ? { ...i, path: notUtf8(i.path), target: notUtf8(i.target) } : { ...i, path: notUtf8(i.path) });
+  const op = (o: Op): Op => {
+    const out = { ...o, path: notUtf8(o.path) } as Op & { to?: string; target?: string };
+    if ('to' in o) out.to = notUtf8(o.to);
+    if ('target' in o) out.target = notUtf8(o.target);
+    return out;
+  };
+  return { base: base.map((layer) => layer.map(item)), ops: ops.map(op) };
+}
+
+/**
+ * Node's fs/promises for strata's paths: a path carrying escapes goes as its bytes, and names and link
+ * targets come back with their escapes (Node would show U+FFFD), as the kernel side of the harness needs.
+ */
+const bytesFs = {
+  ...Object.fromEntries(
+    Object.entries(fs).map(([key, f]) => [key, typeof f === 'function' ? (...args: unknown[]) => (f as (...a: unknown[]) => unknown)(...args.map((a) => (typeof a === 'string' ? fsPath(a) : a))) : f]),
+  ),
+  readdir: async (p: string) => (await fs.readdir(fsPath(p), { encoding: 'buffer' })).map(decodeName),
+  readlink: async (p: string) => decodeName(await fs.readlink(fsPath(p), { encoding: 'buffer' })),
+  lstat: (p: string) => fs.lstat(fsPath(p)),
+};
+
 const now = { sec: 1_700_000_000, nsec: 0 };
 
 function entryFor(item: LayerItem): WriteItem | undefined {
@@ -205,7 +238,7 @@ interface Target {
  */
 async function bringsClimbingLinkToTop(op: Op, mount: string): Promise<boolean> {
   if ((op.op !== 'rename' && op.op !== 'link') || op.to.includes('/')) return false;
-  const target = await fs.readlink(join(mount, op.path)).catch(() => undefined);
+  const target = await bytesFs.readlink(join(mount, op.path)).catch(() => undefined);
   return target !== undefined && target.startsWith('../');
 }
 
@@ -335,11 +368,11 @@ export async function differential(
     // A deliberate difference: in a directory the kernel does not merge, it lists whiteouts that lookup then
     // cannot find; strata never lists them. Names that vanish on lstat are dropped from the kernel's listings.
     const kernelFs = {
-      ...fs,
+      ...bytesFs,
       readdir: async (p: string) => {
-        const names = await fs.readdir(p);
+        const names = await bytesFs.readdir(p);
         const kept: string[] = [];
-        for (const name of names) if ((await fs.lstat(join(p, name)).catch(() => undefined)) !== undefined) kept.push(name);
+        for (const name of names) if ((await bytesFs.lstat(join(p, name)).catch(() => undefined)) !== undefined) kept.push(name);
         return kept;
       },
     };

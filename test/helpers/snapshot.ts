@@ -1,10 +1,12 @@
 /**
  * A comparable picture of a host tree: every path with type, mode, owner, size, mtime (ns), link target,
  * device numbers, xattrs, content hash and hardlink group. Two trees are equal when their pictures are.
+ * Names and link targets are read as bytes, those that are not UTF-8 keyed with strata's escapes.
  */
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeName, fsPath } from '../../packages/core/src/name-bytes.js';
 import { readXattrs } from './host.js';
 
 export interface NodeRecord {
@@ -56,11 +58,11 @@ export function snapshotTree(root: string, options: SnapshotOptions = {}): Map<s
   const out = new Map<string, NodeRecord>();
   const inodes = new Map<string, string[]>();
   const walk = (dir: string, rel: string) => {
-    for (const name of readdirSync(dir).sort()) {
+    for (const name of readdirSync(fsPath(dir), { encoding: 'buffer' }).map(decodeName).sort()) {
       const host = join(dir, name);
       const path = rel === '' ? name : `${rel}/${name}`;
       if (options.skip?.(path)) continue;
-      const st = lstatSync(host, { bigint: true, throwIfNoEntry: !options.skipVanished });
+      const st = lstatSync(fsPath(host), { bigint: true, throwIfNoEntry: !options.skipVanished });
       if (st === undefined) continue;
       const type = typeOf(Number(st.mode));
       const record: NodeRecord = { type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid) };
@@ -68,9 +70,9 @@ export function snapshotTree(root: string, options: SnapshotOptions = {}): Map<s
       if (!skipTime) record.mtimeNs = (options.mtimeInSeconds ? (st.mtimeNs / 1_000_000_000n) * 1_000_000_000n : st.mtimeNs).toString();
       if (type === 'file') {
         record.size = Number(st.size);
-        record.sha256 = createHash('sha256').update(readFileSync(host)).digest('hex');
+        record.sha256 = createHash('sha256').update(readFileSync(fsPath(host))).digest('hex');
       }
-      if (type === 'symlink') record.linkname = readlinkSync(host);
+      if (type === 'symlink') record.linkname = decodeName(readlinkSync(fsPath(host), { encoding: 'buffer' }));
       if (type === 'char' || type === 'block') record.rdev = st.rdev.toString();
       const xattrs = [...readXattrs(host)].filter(([n]) => !options.ignoreXattr?.(n));
       if (xattrs.length > 0) record.xattrs = Object.fromEntries(xattrs.map(([n, v]) => [n, Buffer.from(v).toString('hex')]));

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { DirectoryScan, isStrataError, lstatBatch, STAT, type LstatBatch, type WritableLayer } from '@strata/core';
+import { DirectoryScan, hasEscapes, lstatBatch, STAT, type LstatBatch, type WritableLayer } from '@strata/core';
 import type { ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
@@ -214,14 +214,14 @@ export class ContextTree implements SourceTree {
     return out;
   }
 
-  /** A listing of context directory `dir`; a name that is not UTF-8 (which a layer cannot carry) is refused. */
+  /**
+   * A listing of context directory `dir`. A name that is not UTF-8 is refused: the listing carries it (with
+   * strata's escapes), but the context's reads, checksums, globs and symlink checks go through Node's fs.
+   */
   #scan(dir: string): DirectoryScan {
-    try {
-      return new DirectoryScan(this.#host(dir));
-    } catch (error) {
-      if (isStrataError(error) && error.code === 'UNSUPPORTED') throw new SourceError(`${JSON.stringify(dir === '' ? '.' : dir)} in ${this.label} holds a name that is not valid UTF-8, which strata does not read from a host directory`);
-      throw error;
-    }
+    const scan = new DirectoryScan(this.#host(dir));
+    if (scan.names.some(hasEscapes)) throw new SourceError(`${JSON.stringify(dir === '' ? '.' : dir)} in ${this.label} holds a name that is not valid UTF-8, which strata does not read from a build context`);
+    return scan;
   }
 
   read(node: SourceNode): AsyncIterable<Uint8Array> {

@@ -337,12 +337,14 @@ static int push_name(name_list *list, const char *name, size_t len) {
   return 0;
 }
 
-static napi_value string_array(napi_env env, char *const *items, const size_t *lengths, size_t count) {
+// Strings of `count` names (NUL-terminated when `lengths` is NULL), each as name_string reads it: bytes that
+// are not UTF-8 as surrogate escapes, so every name of a directory comes back and get_path finds it again.
+static napi_value name_array(napi_env env, char *const *items, const size_t *lengths, size_t count) {
   napi_value array;
   napi_create_array_with_length(env, count, &array);
   for (size_t i = 0; i < count; i++) {
     napi_value s;
-    napi_create_string_utf8(env, items[i], lengths ? lengths[i] : NAPI_AUTO_LENGTH, &s);
+    name_string(env, items[i], lengths ? lengths[i] : strlen(items[i]), &s);
     napi_set_element(env, array, (uint32_t)i, s);
   }
   return array;
@@ -364,19 +366,13 @@ static int read_names(int dfd, name_list *list) {
   return err;
 }
 
-// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): the names
-// a JavaScript string carries back to the file system unchanged.
-static bool valid_utf8(const unsigned char *s) {
-  size_t len = strlen((const char *)s);
-  return utf8_prefix(s, len) == len;
-}
 
 static int compare_bytes(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 // list_dir_sorted(dir) -> string[]: the names in `dir` (not "." or "..") in byte order, the order of a tar
-// walk; EILSEQ when one is not UTF-8. Sorted here: a JavaScript comparator took 15-27 ms for the 18,000
+// walk (names that are not UTF-8 as name_string reads them). Sorted here: a JavaScript comparator took 15-27 ms for the 18,000
 // names of /usr/share/man/man1.
 napi_value js_list_dir_sorted(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -395,14 +391,8 @@ napi_value js_list_dir_sorted(napi_env env, napi_callback_info info) {
   }
   char *n = names;
   for (size_t i = 0; i < count; i++, n += strlen(n) + 1) sorted[i] = n;
-  bool valid = true;
-  for (size_t i = 0; i < count && valid; i++) valid = valid_utf8((const unsigned char *)sorted[i]);
-  napi_value result = NULL;
-  if (!valid) throw_errno(env, EILSEQ, "readdir", dir); // a name no string can carry back
-  else {
-    if (count > 1) qsort(sorted, count, sizeof *sorted, compare_bytes);
-    result = string_array(env, sorted, NULL, count);
-  }
+  if (count > 1) qsort(sorted, count, sizeof *sorted, compare_bytes);
+  napi_value result = name_array(env, sorted, NULL, count);
   free(sorted);
   free(names);
   return result;
@@ -451,11 +441,12 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
     for (uint32_t i = 0; i < n; i++) {
       napi_value item;
       char name[PATH_MAX_BYTES];
-      size_t len = 0;
       napi_get_element(env, names_value, i, &item);
-      if (napi_get_value_string_utf8(env, item, name, sizeof name, &len) != napi_ok || push_name(&list, name, len) != 0) {
+      int err = get_path(env, item, name);
+      if (err != 0 || push_name(&list, name, strlen(name)) != 0) {
         close(dfd);
         free_names(&list);
+        if (err < -1) return throw_errno(env, -err, "lstat", dir);
         napi_throw_type_error(env, "EINVAL", "lstat_batch: names must be strings");
         return NULL;
       }
@@ -467,7 +458,7 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
       free_names(&list);
       return throw_errno(env, err, "readdir", dir);
     }
-    names_value = string_array(env, list.names, NULL, list.count);
+    names_value = name_array(env, list.names, NULL, list.count);
   }
 
   size_t count = list.count;
@@ -535,7 +526,7 @@ napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
         lengths[k] = n;
         j += (ssize_t)n + 1;
       }
-      napi_set_element(env, xattrs, (uint32_t)i, string_array(env, items, lengths, n_items));
+      napi_set_element(env, xattrs, (uint32_t)i, name_array(env, items, lengths, n_items));
       free(items);
       free(lengths);
     } else if (len < 0 && errno != ENOTSUP && errno != ENOENT) {

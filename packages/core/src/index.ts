@@ -53,7 +53,7 @@ export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type Decode
 export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';
 export type { EntryContent } from './tar/reader.js';
 export { isHole } from './tar/sparse.js';
-export { decodeName, encodeName } from './name-bytes.js';
+export { decodeName, encodeName, fsPath, hasEscapes } from './name-bytes.js';
 export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';
 export {
   applyLayer,

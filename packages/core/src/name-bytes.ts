@@ -4,8 +4,8 @@
  * the surrogate escape (Python's PEP 383): each such byte as one lone U+DC80..U+DCFF, a code unit that
  * well-formed UTF-8 never decodes to. The native addon writes an escape back as its byte and lists names the
  * same way (`name_string`, `get_path`), and the tar writer does too, so such a name survives an apply, a
- * listing and a rewrite byte for byte. Node's own file system calls would write U+FFFD instead: such paths
- * go only through the addon.
+ * listing and a rewrite byte for byte. Node's own file system calls would write U+FFFD instead: a path goes
+ * to them through `fsPath`, and a name they list as bytes through `decodeName`.
  */
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -80,4 +80,12 @@ export function encodeName(text: string): Uint8Array {
 /** How many bytes `text` names (see `encodeName`). */
 export function nameByteLength(text: string): number {
   return wellFormed(text) ? Buffer.byteLength(text) : encodeName(text).length;
+}
+
+/**
+ * A path for Node's file system calls: `path` itself, or its bytes when it carries escapes (Node would write
+ * each as U+FFFD). Node takes a Buffer wherever it takes a path.
+ */
+export function fsPath(path: string): string | Buffer {
+  return wellFormed(path) ? path : Buffer.from(encodeName(path));
 }

@@ -1,8 +1,8 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diffTrees, diffUpper, HostLayer, MergedView, packDirectory, readLayer, writeChanges } from '../src/index.js';
+import { applyLayer, decodeName, diffTrees, diffUpper, encodeName, HostLayer, MergedView, packDirectory, readLayer, writeChanges, type Entry } from '../src/index.js';
 import { STAT, type LstatBatch } from '../src/native.js';
 import { compareNames } from '../src/path.js';
 import { DirectoryScan } from '../src/tree/host-walk.js';
@@ -48,7 +48,6 @@ describe('walking a host directory', () => {
     mkdirSync(dir, { recursive: true });
     for (let i = 0; i < 700; i++) writeFileSync(join(dir, `n${String(i).padStart(4, '0')}`), `${i}\n`);
     symlinkSync('n0001', join(dir, 'zz-link'));
-    const { linkSync } = await import('node:fs');
     linkSync(join(dir, 'n0003'), join(dir, 'n0650-hard'));
     const layer = join(work, 'tree.tar');
     await packDirectory(tree, layer);
@@ -66,21 +65,39 @@ describe('walking a host directory', () => {
     expect(await pathsOf(changes)).toEqual(expected);
   });
 
-  it('refuses a name that is not UTF-8 with UNSUPPORTED, in pack and in diff, and writes no layer', async () => {
+  it('packs and diffs names that are not UTF-8 with their bytes, as GNU tar and Docker do, and applies them back', async () => {
     const tree = join(work, 'latin1');
-    mkdirSync(join(tree, 'd'), { recursive: true });
-    writeFileSync(Buffer.from(`${tree}/d/caf\xe9`, 'latin1'), 'x');
-    const out = join(work, 'latin1.tar');
-    await expect(packDirectory(tree, out)).rejects.toMatchObject({ code: 'UNSUPPORTED', path: join(tree, 'd') });
-    expect(existsSync(out)).toBe(false);
+    const bytes = (path: string) => Buffer.from(`${tree}/${path}`, 'latin1');
+    mkdirSync(bytes('d\xe9'), { recursive: true });
+    writeFileSync(bytes('d\xe9/caf\xe9'), 'x');
+    writeFileSync(bytes('d\xe9/big\xff'), Buffer.alloc(300_000, 'b')); // past one chunk: read through Node
+    symlinkSync(Buffer.from('d\xe9/caf\xe9', 'latin1'), bytes('l\x80'));
+    linkSync(bytes('d\xe9/caf\xe9'), bytes('h\xe9'));
+    const names = ['d\xe9', 'd\xe9/big\xff', 'd\xe9/caf\xe9', 'h\xe9', 'l\x80'];
     const lower = join(work, 'latin1-lower');
     mkdirSync(lower);
-    await expect(writeChanges(diffUpper([new HostLayer(lower)], tree), out)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
-    expect(existsSync(out)).toBe(false);
-    // Two trees compared (`diff --from --to`): the host layer's listing refuses it too, where the name Node
-    // lists (U+FFFD for the byte) named nothing and the diff failed with a TypeError.
-    await expect(writeChanges(diffTrees(new MergedView([new HostLayer(lower)]), new MergedView([new HostLayer(tree)])), out)).rejects.toMatchObject({ code: 'UNSUPPORTED', path: join(tree, 'd') });
-    expect(existsSync(out)).toBe(false);
+    const layers = { pack: join(work, 'latin1.tar'), upper: join(work, 'latin1-upper.tar'), trees: join(work, 'latin1-trees.tar') };
+    await packDirectory(tree, layers.pack);
+    await writeChanges(diffUpper([new HostLayer(lower)], tree), layers.upper);
+    await writeChanges(diffTrees(new MergedView([new HostLayer(lower)]), new MergedView([new HostLayer(tree)])), layers.trees);
+    for (const layer of Object.values(layers)) {
+      const entries: Entry[] = [];
+      for await (const { entry } of readLayer(layer).entries()) entries.push(entry);
+      expect(entries.map((e) => Buffer.from(encodeName(e.path)).toString('latin1'))).toEqual(names);
+      expect(entries.find((e) => e.type === 'symlink')?.linkname).toBe(decodeName(Buffer.from('d\xe9/caf\xe9', 'latin1')));
+      expect(entries.find((e) => e.type === 'hardlink')?.linkname).toBe(decodeName(Buffer.from('d\xe9/caf\xe9', 'latin1')));
+      const applied = `${layer}.applied`;
+      await applyLayer(layer, applied);
+      expect(readFileSync(Buffer.from(`${applied}/h\xe9`, 'latin1'), 'utf8')).toBe('x');
+      expect(readFileSync(Buffer.from(`${applied}/d\xe9/big\xff`, 'latin1'))).toEqual(Buffer.alloc(300_000, 'b'));
+      expect(readlinkSync(Buffer.from(`${applied}/l\x80`, 'latin1'), { encoding: 'buffer' }).toString('latin1')).toBe('d\xe9/caf\xe9');
+    }
+    // The host layer lists them with their escapes and reads them through Node by their bytes.
+    const host = new HostLayer(tree);
+    const dir = decodeName(Buffer.from('d\xe9', 'latin1'));
+    expect([...host.children(dir).keys()].sort()).toEqual(['big\udcff', 'caf\udce9']);
+    expect(Buffer.from(host.readAll(`${dir}/caf\udce9`)).toString()).toBe('x');
+    expect(host.readlink('l\udc80')).toBe(`${dir}/caf\udce9`);
   });
 
   it("packs a symlink whose target is not UTF-8 with the target's bytes (where U+FFFD was written)", async () => {

@@ -44,6 +44,7 @@ import { dirname } from 'node:path';
 import { fsError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
 import { lutimens, mknod, removeXattr, setXattr } from '../native.js';
+import { fsPath } from '../name-bytes.js';
 import { specialTypeBits, typeBitsOf } from '../mode.js';
 import { resolvePath, type LookupResult } from '../resolve.js';
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
@@ -220,8 +221,8 @@ export class WritableLayer {
   // ---- copy-up -------------------------------------------------------------------------------------
 
   #applyMetadata(hostPath: string, st: NodeStat): void {
-    lchownSync(hostPath, st.uid, st.gid); // before chmod: chown clears setuid
-    if (st.type !== 'symlink') chmodSync(hostPath, st.mode);
+    lchownSync(fsPath(hostPath), st.uid, st.gid); // before chmod: chown clears setuid
+    if (st.type !== 'symlink') chmodSync(fsPath(hostPath), st.mode);
     for (const [name, value] of st.xattrs) if (!isOverlayXattr(name)) setXattr(hostPath, name, value);
     lutimens(hostPath, st.mtime, st.mtime);
   }
@@ -235,16 +236,16 @@ export class WritableLayer {
     const layer = this.view.layers[node.layer]!;
     const st = layer.stat(path)!;
     const parentHost = dirname(host);
-    const parentTimes = lstatSync(parentHost, { bigint: true });
+    const parentTimes = lstatSync(fsPath(parentHost), { bigint: true });
     switch (st.type) {
       case 'directory':
-        mkdirSync(host, { mode: 0o700 });
+        mkdirSync(fsPath(host), { mode: 0o700 });
         break;
       case 'file':
         layer.copyFileTo(path, host);
         break;
       case 'symlink':
-        symlinkSync(st.linkname!, host);
+        symlinkSync(fsPath(st.linkname!), fsPath(host));
         break;
       case 'char':
       case 'block':
@@ -270,14 +271,14 @@ export class WritableLayer {
   #prepareCreate(path: string, forRename = false): boolean {
     this.#copyUp(parentOf(path));
     const host = this.#host(path);
-    const existing = lstatSync(host, { throwIfNoEntry: false });
+    const existing = lstatSync(fsPath(host), { throwIfNoEntry: false });
     if (existing === undefined) return false;
     if (isWhiteoutStats(existing)) {
-      unlinkSync(host);
+      unlinkSync(fsPath(host));
       return true;
     }
     // For a create nothing but a whiteout can stand here; a rename's target directory is empty (checked).
-    if (!forRename || existing.isDirectory()) rmSync(host, { recursive: true, force: true });
+    if (!forRename || existing.isDirectory()) rmSync(fsPath(host), { recursive: true, force: true });
     return false;
   }
 
@@ -292,7 +293,7 @@ export class WritableLayer {
     const below = this.#existsBelow(path);
     if (below) this.#copyUp(parentOf(path));
     // A visible path is in the upper, below, or both: the upper entry goes, a whiteout covers what is below.
-    if (this.#inUpper(path)) rmSync(host, { recursive: true, force: true });
+    if (this.#inUpper(path)) rmSync(fsPath(host), { recursive: true, force: true });
     if (below) this.#whiteout(host);
     this.#changed(path);
   }
@@ -367,12 +368,12 @@ export class WritableLayer {
       if (flags.exclusive) throw fsError('EEXIST', syscall, file);
       if (node.type === 'directory') throw fsError('EISDIR', syscall, file);
       const host = this.#copyUp(path);
-      fd = openSync(host, fsConstants.O_WRONLY | (flags.truncate ? fsConstants.O_TRUNC : 0) | fsConstants.O_NOFOLLOW);
+      fd = openSync(fsPath(host), fsConstants.O_WRONLY | (flags.truncate ? fsConstants.O_TRUNC : 0) | fsConstants.O_NOFOLLOW);
     } else {
       if (!flags.create) throw fsError('ENOENT', syscall, file);
       if (path === ROOT) throw fsError('EISDIR', syscall, file);
       this.#prepareCreate(path);
-      fd = openSync(this.#host(path), fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, flags.mode ?? 0o666);
+      fd = openSync(fsPath(this.#host(path)), fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, flags.mode ?? 0o666);
     }
     try {
       return fn(fd);
@@ -429,7 +430,7 @@ export class WritableLayer {
   #mkdirOne(path: string, mode: number): void {
     const overWhiteout = this.#prepareCreate(path);
     const host = this.#host(path);
-    mkdirSync(host, { mode });
+    mkdirSync(fsPath(host), { mode });
     // A directory where something below was deleted must not show what is below.
     if (overWhiteout || this.#existsBelow(path)) setXattr(host, this.#opaqueName, OPAQUE_VALUE);
     this.#changed(path);
@@ -441,7 +442,7 @@ export class WritableLayer {
     const path = this.#resolve(file, 'symlink', false);
     if (this.view.lookup(path)) throw fsError('EEXIST', 'symlink', file);
     this.#prepareCreate(path);
-    symlinkSync(target, this.#host(path));
+    symlinkSync(fsPath(target), fsPath(this.#host(path)));
     this.#changed(path);
   }
 
@@ -470,7 +471,7 @@ export class WritableLayer {
     if (node.type === 'directory') throw fsError('EPERM', 'link', existing);
     const source = this.#copyUp(from);
     this.#prepareCreate(to);
-    linkSync(source, this.#host(to));
+    linkSync(fsPath(source), fsPath(this.#host(to)));
     this.#changed(to);
     this.#changed(from);
   }
@@ -539,8 +540,8 @@ export class WritableLayer {
     if (toParent.type !== 'directory') throw fsError('ENOTDIR', 'rename', newFile);
     // Two names of one upper file (a hardlink): rename(2) does nothing and succeeds, both names stay.
     if (target && node.type !== 'directory' && target.type !== 'directory' && this.#inUpper(from) && this.#inUpper(to)) {
-      const a = lstatSync(this.#host(from), { bigint: true });
-      const b = lstatSync(this.#host(to), { bigint: true });
+      const a = lstatSync(fsPath(this.#host(from)), { bigint: true });
+      const b = lstatSync(fsPath(this.#host(to)), { bigint: true });
       if (a.ino === b.ino && a.dev === b.dev) return;
     }
     if (node.type === 'directory') {
@@ -557,7 +558,7 @@ export class WritableLayer {
     const belowFrom = this.#existsBelow(from);
     const belowTo = target !== undefined && this.#existsBelow(to);
     const overWhiteout = this.#prepareCreate(to, true);
-    renameSync(source, this.#host(to));
+    renameSync(fsPath(source), fsPath(this.#host(to)));
     // A directory moved into a merged directory is made opaque (as the kernel does): whatever a lower layer
     // has, or will have, at its new name must not show through.
     const mergedParent = (this.view.lookup(parentOf(to))?.dirLayers.length ?? 0) > 1;
@@ -575,14 +576,14 @@ export class WritableLayer {
       this.#prepareCreate(dst);
       const host = this.#host(dst);
       if (st.type === 'directory') {
-        mkdirSync(host, { mode: 0o700 });
+        mkdirSync(fsPath(host), { mode: 0o700 });
         setXattr(host, this.#opaqueName, OPAQUE_VALUE); // holds exactly the merged contents
         this.#changed(dst);
         for (const name of this.view.readdir(src)) copy(childPath(src, name), childPath(dst, name));
       } else if (st.type === 'file') {
         this.view.layers[this.view.lookup(src)!.layer]!.copyFileTo(src, host);
       } else if (st.type === 'symlink') {
-        symlinkSync(st.linkname!, host);
+        symlinkSync(fsPath(st.linkname!), fsPath(host));
       } else {
         mknod(host, specialTypeBits(st.type), 0o600, st.devmajor ?? 0, st.devminor ?? 0);
       }
@@ -611,17 +612,17 @@ export class WritableLayer {
 
   /** `fs.promises.chmod` (follows symlinks). */
   async chmod(file: string, mode: number): Promise<void> {
-    this.#metadata(file, 'chmod', true, (host) => chmodSync(host, mode));
+    this.#metadata(file, 'chmod', true, (host) => chmodSync(fsPath(host), mode));
   }
 
   /** `fs.promises.chown` (follows symlinks). */
   async chown(file: string, uid: number, gid: number): Promise<void> {
-    this.#metadata(file, 'chown', true, (host) => lchownSync(host, uid, gid));
+    this.#metadata(file, 'chown', true, (host) => lchownSync(fsPath(host), uid, gid));
   }
 
   /** `fs.promises.lchown`. */
   async lchown(file: string, uid: number, gid: number): Promise<void> {
-    this.#metadata(file, 'lchown', false, (host) => lchownSync(host, uid, gid));
+    this.#metadata(file, 'lchown', false, (host) => lchownSync(fsPath(host), uid, gid));
   }
 
   /** `fs.promises.utimes` (follows symlinks). */
@@ -706,7 +707,7 @@ export class WritableLayer {
       this.#prepareCreate(path);
       host = this.#host(path);
     }
-    const fd = openSync(host, (node ? 0 : fsConstants.O_CREAT | fsConstants.O_EXCL) | fsConstants.O_RDWR | (truncate ? fsConstants.O_TRUNC : 0) | (append ? fsConstants.O_APPEND : 0), mode);
+    const fd = openSync(fsPath(host), (node ? 0 : fsConstants.O_CREAT | fsConstants.O_EXCL) | fsConstants.O_RDWR | (truncate ? fsConstants.O_TRUNC : 0) | (append ? fsConstants.O_APPEND : 0), mode);
     this.#changed(path);
     return new LayerFileHandle(fd, undefined, () => {}); // writes change content only: nothing to report
   }

@@ -10,6 +10,7 @@ import { fileShrank, type FileRange, type SplicedChunk } from '../blob/file-rang
 import type { Entry, Timestamp } from '../entry.js';
 import { mapEntryOwner, type IdMap } from '../idmap.js';
 import { readFileInto } from '../native.js';
+import { fsPath } from '../name-bytes.js';
 import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
 import { encodeName, hasEscapes } from '../name-bytes.js';
@@ -289,7 +290,7 @@ export class TarWriter {
       this.#used += size;
     } else {
       // One descriptor for the whole file, so every chunk of it comes from the same inode.
-      const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      const fd = openSync(fsPath(hostPath), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
       try {
         let left = size;
         while (left > 0) {

@@ -5,13 +5,13 @@
  * are skipped).
  */
 import { closeSync, constants as fsConstants, copyFileSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent, type Stats } from 'node:fs';
-import { isUtf8 } from 'node:buffer';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
 import { getXattr } from '../native.js';
 import { childPath } from '../path.js';
 import { classifyWhiteout, isOpaqueValue, isWhiteoutEntry, isWhiteoutStats, OPAQUE_MARKER, opaqueXattr, WHITEOUT_PREFIX, type OverlayXattrNamespace } from '../whiteout.js';
-import { hostStat, nonUtf8NameError } from './host-stat.js';
+import { decodeName, fsPath } from '../name-bytes.js';
+import { hostStat } from './host-stat.js';
 import { WHITEOUT_NODE, type ContentReader, type LayerNode, type LayerTree, type NodeStat, type NodeType } from './layer-tree.js';
 
 /** How a host directory records deletions: as overlayfs does, or with OCI `.wh.` names. */
@@ -28,17 +28,18 @@ export interface HostLayerOptions {
 }
 
 /**
- * Throws UNSUPPORTED when `hostDir` holds a name that is not UTF-8. Node lists such a name with U+FFFD in
- * place of its bytes, which then names nothing; only a listing with such a character is read again as bytes.
+ * The entries of host directory `hostDir`, their names as strata spells them. Node lists a name that is not
+ * UTF-8 with U+FFFD in place of its bytes, which then names nothing: a listing showing that character is read
+ * again as bytes, and each name decoded with its escapes (see `name-bytes.ts`).
  */
-function refuseNonUtf8Names(hostDir: string, dirents: readonly Dirent[]): void {
-  if (!dirents.some((d) => d.name.includes('\uFFFD'))) return;
-  if (readdirSync(hostDir, { encoding: 'buffer' }).every((name) => isUtf8(name))) return;
-  throw nonUtf8NameError(hostDir);
+function listHostDir(hostDir: string): Array<{ name: string; entry: Dirent | Dirent<Buffer> }> {
+  const dirents = readdirSync(fsPath(hostDir), { withFileTypes: true });
+  if (!dirents.some((d) => d.name.includes('\uFFFD'))) return dirents.map((entry) => ({ name: entry.name, entry }));
+  return readdirSync(fsPath(hostDir), { withFileTypes: true, encoding: 'buffer' }).map((entry) => ({ name: decodeName(entry.name), entry }));
 }
 
 /** The node type an `fs.Stats` or `fs.Dirent` tells. */
-function nodeType(d: Stats | Dirent): NodeType {
+function nodeType(d: Stats | Dirent | Dirent<Buffer>): NodeType {
   if (d.isFile()) return 'file';
   if (d.isDirectory()) return 'directory';
   if (d.isSymbolicLink()) return 'symlink';
@@ -91,7 +92,7 @@ export class HostLayer implements LayerTree {
       this.invalidate(dir); // whiteout names stand for other names: read the directory again
       return;
     }
-    const st = lstatSync(join(this.hostPath(dir), name), { throwIfNoEntry: false });
+    const st = lstatSync(fsPath(join(this.hostPath(dir), name)), { throwIfNoEntry: false });
     // In place (a copy per change would make filling a directory quadratic): a Map iterated meanwhile
     // shows the change or not, and never fails.
     const map = cached as Map<string, LayerNode>;
@@ -103,28 +104,27 @@ export class HostLayer implements LayerTree {
   children(dir: string): ReadonlyMap<string, LayerNode> {
     const cached = this.#cache?.get(dir);
     if (cached) return cached;
-    let dirents: Dirent[];
+    let dirents: ReturnType<typeof listHostDir>;
     try {
-      dirents = readdirSync(this.hostPath(dir), { withFileTypes: true });
+      dirents = listHostDir(this.hostPath(dir));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return EMPTY;
       throw error;
     }
-    refuseNonUtf8Names(this.hostPath(dir), dirents);
     const map = new Map<string, LayerNode>();
     const whiteouts: string[] = [];
-    for (const d of dirents) {
-      const type = nodeType(d);
+    for (const { name, entry } of dirents) {
+      const type = nodeType(entry);
       if (this.#form === 'oci') {
-        const kind = classifyWhiteout(childPath(dir, d.name));
-        if (kind.kind === 'whiteout') whiteouts.push(d.name.slice(WHITEOUT_PREFIX.length));
-        else if (kind.kind === 'none') map.set(d.name, NODES.get(type)!);
+        const kind = classifyWhiteout(childPath(dir, name));
+        if (kind.kind === 'whiteout') whiteouts.push(name.slice(WHITEOUT_PREFIX.length));
+        else if (kind.kind === 'none') map.set(name, NODES.get(type)!);
         // An opaque marker is not a child (see isOpaque); aufs bookkeeping is skipped.
-      } else if (type === 'char' && isWhiteoutStats(lstatSync(join(this.hostPath(dir), d.name)))) {
-        map.set(d.name, WHITEOUT_NODE);
+      } else if (type === 'char' && isWhiteoutStats(lstatSync(fsPath(join(this.hostPath(dir), name))))) {
+        map.set(name, WHITEOUT_NODE);
       } else {
-        map.set(d.name, NODES.get(type)!);
+        map.set(name, NODES.get(type)!);
       }
     }
     for (const name of whiteouts) if (!map.has(name)) map.set(name, WHITEOUT_NODE); // an entry of this layer wins
@@ -137,7 +137,7 @@ export class HostLayer implements LayerTree {
     if (cached !== undefined) return cached;
     let opaque: boolean;
     if (this.#form === 'oci') {
-      opaque = lstatSync(join(this.hostPath(dir), OPAQUE_MARKER), { throwIfNoEntry: false }) !== undefined;
+      opaque = lstatSync(fsPath(join(this.hostPath(dir), OPAQUE_MARKER)), { throwIfNoEntry: false }) !== undefined;
     } else {
       opaque = isOpaqueValue(getXattr(this.hostPath(dir), this.#opaqueName));
     }
@@ -153,18 +153,18 @@ export class HostLayer implements LayerTree {
 
   readlink(path: string): string {
     try {
-      return readlinkSync(this.hostPath(path));
+      return decodeName(readlinkSync(fsPath(this.hostPath(path)), { encoding: 'buffer' }));
     } catch (error) {
       throw fsError((error as NodeJS.ErrnoException).code ?? 'EIO', 'readlink', path);
     }
   }
 
   read(path: string): AsyncIterable<Uint8Array> {
-    return createReadStream(this.hostPath(path), { highWaterMark: 1024 * 1024 });
+    return createReadStream(fsPath(this.hostPath(path)), { highWaterMark: 1024 * 1024 });
   }
 
   readAll(path: string): Uint8Array {
-    return readFileSync(this.hostPath(path));
+    return readFileSync(fsPath(this.hostPath(path)));
   }
 
   openContent(path: string): ContentReader {
@@ -172,13 +172,13 @@ export class HostLayer implements LayerTree {
   }
 
   copyFileTo(path: string, hostPath: string): void {
-    copyFileSync(this.hostPath(path), hostPath, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
+    copyFileSync(fsPath(this.hostPath(path)), fsPath(hostPath), fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
   }
 }
 
 /** The content of the host file at `hostPath` (never following a final symlink), read in place. */
 export function openHostContent(hostPath: string): ContentReader {
-  const fd = openSync(hostPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  const fd = openSync(fsPath(hostPath), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   return {
     read: (buffer, position) => {
       let done = 0;

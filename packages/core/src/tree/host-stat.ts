@@ -4,20 +4,9 @@
  */
 import { basename, dirname } from 'node:path';
 import type { Timestamp } from '../entry.js';
-import { UnsupportedError } from '../errors.js';
 import { lstatBatch, readXattrValues, STAT, type LstatBatch } from '../native.js';
 import { nodeTypeOfMode } from '../mode.js';
 import type { NodeStat } from './layer-tree.js';
-import { quote } from '../quote.js';
-
-/**
- * The error for a host directory holding a name that is not UTF-8: host trees are walked through Node's file
- * system calls, which list such a name with U+FFFD in place of its bytes, so it would name nothing (a layer
- * carries such names: see `name-bytes.ts`).
- */
-export function nonUtf8NameError(hostDir: string, cause?: unknown): UnsupportedError {
-  return new UnsupportedError(`a name in ${quote(hostDir)} is not valid UTF-8, which strata does not read from a host directory`, { path: hostDir, cause });
-}
 
 /** `st_mode` of entry `i` of a batch; 0 when the entry vanished after it was listed. */
 export function batchMode(batch: LstatBatch, i: number): number {

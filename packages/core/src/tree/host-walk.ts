@@ -9,7 +9,7 @@ import type { Entry } from '../entry.js';
 import { listDirSorted, lstatBatch, type LstatBatch } from '../native.js';
 import { childPath, ROOT } from '../path.js';
 import type { WriteItem } from '../tar/writer.js';
-import { batchIdentity, batchMode, nonUtf8NameError, statFromBatch } from './host-stat.js';
+import { batchIdentity, batchMode, statFromBatch } from './host-stat.js';
 import type { NodeStat } from './layer-tree.js';
 
 /** Options of `walkHostDirectory`. */
@@ -32,8 +32,7 @@ const STAT_CHUNK = 256;
 
 /**
  * A host directory's entries in tar order (byte order of their names), lstat'ed a chunk at a time as a
- * walk reaches them. Throws UNSUPPORTED when a name is not UTF-8: a layer names its entries in UTF-8, and
- * such a name could be neither read back nor written as it is.
+ * walk reaches them. A name that is not UTF-8 comes with its bytes escaped (see `name-bytes.ts`).
  */
 export class DirectoryScan {
   readonly names: readonly string[];
@@ -44,12 +43,7 @@ export class DirectoryScan {
   #start = -1;
 
   constructor(readonly hostDir: string) {
-    try {
-      this.names = listDirSorted(hostDir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EILSEQ') throw error;
-      throw nonUtf8NameError(hostDir, error);
-    }
+    this.names = listDirSorted(hostDir);
   }
 
   /** Makes entry `k` of `names` the current one (`batch`, `index`), lstat'ing its chunk when it is not yet. */

@@ -8,6 +8,7 @@ import type { Entry } from '../entry.js';
 import { fsError, LayerFormatError, UnsupportedError } from '../errors.js';
 import { baseName, cleanLayerPath, parentOf, ROOT } from '../path.js';
 import { quote } from '../quote.js';
+import { fsPath } from '../name-bytes.js';
 import { detectCompression } from '../blob/compression.js';
 import { readLayer } from '../layer/read-layer.js';
 import { classifyWhiteout } from '../whiteout.js';
@@ -305,7 +306,7 @@ export class TarLayer extends IndexedLayer {
   copyFileTo(path: string, hostPath: string): void {
     const { entry, offset } = this.fileRecord(path, 'copyfile');
     const input = openSync(this.tarPath, 'r');
-    const output = openSync(hostPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    const output = openSync(fsPath(hostPath), fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
     try {
       const buffer = Buffer.allocUnsafe(Math.min(entry.size, 1024 * 1024) || 1);
       for (let done = 0; done < entry.size; ) {
@@ -365,7 +366,7 @@ export class MemoryLayer extends IndexedLayer {
   }
 
   copyFileTo(path: string, hostPath: string): void {
-    writeFileSync(hostPath, this.#contents[this.fileRecord(path, 'copyfile').offset]!, { flag: 'wx', mode: 0o600 });
+    writeFileSync(fsPath(hostPath), this.#contents[this.fileRecord(path, 'copyfile').offset]!, { flag: 'wx', mode: 0o600 });
   }
 }
 
