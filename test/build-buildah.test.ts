@@ -15,7 +15,7 @@
  *   over, strata (as Docker) leaves nothing of the files it binds for RUN.
  */
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { lutimesSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -78,6 +78,13 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
       'tree/empty': { dir: true, mode: 0o700 },
       'tree/exec': { content: '#!/bin/sh\n', mode: 0o700, mtime: MTIME },
     });
+    // Names only bytes spell (Latin-1, a byte no UTF-8 starts with): copied and linked by their bytes.
+    const latin1 = (path: string) => Buffer.from(`${context}/${path}`, 'latin1');
+    mkdirSync(latin1('tree/d\xe9'));
+    writeFileSync(latin1('tree/caf\xe9'), 'latin-1\n');
+    writeFileSync(latin1('tree/d\xe9/inner\xff'), 'inner\n');
+    symlinkSync(Buffer.from('caf\xe9', 'latin1'), latin1('tree/l\x80'));
+    for (const path of ['tree/caf\xe9', 'tree/d\xe9/inner\xff', 'tree/l\x80']) lutimesSync(latin1(path), MTIME, MTIME);
     // A gzipped tar with its own owners and modes (GNU tar writes it), for ADD to extract.
     writeContext(join(work, 'vendor'), { 'lib/v.txt': { content: 'vendored\n', mtime: MTIME }, 'bin/tool': { content: 'tool\n', mode: 0o755, mtime: MTIME } });
     execFileSync('tar', ['-C', join(work, 'vendor'), '--owner=1000', '--group=1000', '-czf', join(context, 'vendor.tar.gz'), 'lib', 'bin']);
@@ -121,6 +128,8 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     expect(mine.get('opt/docs/single.txt')).toMatchObject({ mode: 0o4755, uid: 0, mtimeNs: `${MTIME}000000000` });
     expect(mine.has('opt/app/bin/debug.log') || mine.has('src/secret.key')).toBe(false);
     expect(mine.get('var/lib/app/who')).toMatchObject({ uid: 1234 });
+    expect(mine.get('opt/tree/d\udce9/inner\udcff')).toMatchObject({ type: 'file', mtimeNs: `${MTIME}000000000` });
+    expect(mine.get('opt/tree/l\udc80')).toMatchObject({ type: 'symlink', linkname: 'caf\udce9' });
 
     const config = images.inspect('example.com/built:strata').config.config as Record<string, unknown>;
     const theirConfig = buildah.config('example.com/built:buildah');

@@ -21,6 +21,7 @@ import { join, posix, resolve } from 'node:path';
 import {
   applyLayer,
   chainID,
+  decodeName,
   FailedPreconditionError,
   flatten,
   InvalidArgumentError,
@@ -200,7 +201,7 @@ class Builder {
     this.#checksums = new FileChecksums(images.root.metadata);
     let ignoreText = '';
     try {
-      ignoreText = readFileSync(join(context, '.dockerignore'), 'utf8');
+      ignoreText = decodeName(readFileSync(join(context, '.dockerignore'))); // bytes that are not UTF-8 as the names they match
     } catch {
       // no .dockerignore
     }

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
+import { encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import { cleanSource, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
 /** One selected node and where it goes, relative to its top-level source. */
@@ -152,7 +152,7 @@ export class CopySelection {
       }),
     );
     for (const top of this.#tops) {
-      hash.update(`top ${top.name} ${top.node.type}\n`);
+      hash.update(encodeName(`top ${top.name} ${top.node.type}\n`)); // a name's bytes, escapes included (UTF-8 otherwise, as before)
       for (const { node, rel } of [{ node: top.node, rel: '' }, ...top.below]) {
         const owner = options.keepOwners && options.owner === undefined ? ` ${node.uid}:${node.gid}` : '';
         const special = node.special ? ` ${node.special.typeBits.toString(8)}:${node.special.major}:${node.special.minor}` : '';

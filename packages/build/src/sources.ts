@@ -5,14 +5,15 @@
  * content and its checksum. Paths are relative to the tree's root, `/`-separated, `''` for the root itself.
  */
 import { createHash } from 'node:crypto';
+import { lstat as lstatCallback, readdir as readdirCallback, stat as statCallback, type Dirent, type Stats } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { DirectoryScan, hasEscapes, lstatBatch, STAT, type LstatBatch, type WritableLayer } from '@strata/core';
+import { decodeName, DirectoryScan, fsPath, lstatBatch, STAT, type LstatBatch, type WritableLayer } from '@strata/core';
 import type { ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
-import glob from 'fast-glob';
+import glob, { type Options as GlobOptions } from 'fast-glob';
 
 export type SourceType = 'file' | 'directory' | 'symlink' | 'other';
 
@@ -71,7 +72,7 @@ const CHUNK = 1024 * 1024;
  * for (for consumers that are done with a chunk before they ask again, like a hash).
  */
 export async function* readChunks(path: string, size: number, buffer?: Buffer): AsyncGenerator<Uint8Array> {
-  const handle = await open(path, 'r');
+  const handle = await open(fsPath(path), 'r');
   try {
     for (;;) {
       const into = buffer ?? Buffer.allocUnsafe(Math.min(Math.max(size, 1), CHUNK));
@@ -90,6 +91,27 @@ export async function hashStream(chunks: AsyncIterable<Uint8Array>): Promise<str
   for await (const chunk of chunks) hash.update(chunk);
   return hash.digest('hex');
 }
+
+type StatCallback = (error: NodeJS.ErrnoException | null, stats: Stats) => void;
+type ReaddirCallback = (error: NodeJS.ErrnoException | null, entries: Dirent[]) => void;
+type GlobFs = Required<NonNullable<GlobOptions['fs']>>;
+
+/**
+ * The file system calls fast-glob makes, on strata's spelling of names: a path carrying escapes goes as its
+ * bytes, and a listing Node shows with U+FFFD is read again as bytes and decoded with its escapes, so a
+ * wildcard matches a name that is not UTF-8 (and reaches below one) as it matches any other.
+ */
+const BYTE_NAMES_FS: NonNullable<GlobOptions['fs']> = {
+  lstat: ((path: string, callback: StatCallback) => lstatCallback(fsPath(path), callback)) as GlobFs['lstat'],
+  stat: ((path: string, callback: StatCallback) => statCallback(fsPath(path), callback)) as GlobFs['stat'],
+  readdir: ((path: string, _options: { withFileTypes: true }, callback: ReaddirCallback) =>
+    readdirCallback(fsPath(path), { withFileTypes: true }, (error, entries) => {
+      if (error !== null || !entries.some((d) => d.name.includes('\uFFFD'))) return callback(error, entries);
+      readdirCallback(fsPath(path), { withFileTypes: true, encoding: 'buffer' }, (again, raw) =>
+        callback(again, again === null ? raw.map((d) => Object.assign(Object.create(d) as Dirent, { name: decodeName(d.name) })) : []),
+      );
+    })) as unknown as GlobFs['readdir'], // fast-glob asks with file types only (it needs no stats)
+};
 
 /** The context directory holding context path `path` (`''` for the context's root). */
 function contextDirOf(path: string): string {
@@ -136,9 +158,7 @@ export class ContextTree implements SourceTree {
   async match(source: string): Promise<string[]> {
     const path = cleanSource(source, this.label);
     if (!WILDCARD.test(path)) return (await this.resolve(path)) ? [path] : [];
-    const found = await glob(path, { cwd: this.#root, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true });
-    // fast-glob hands a name that is not UTF-8 back with U+FFFD in it: its directory's listing refuses it.
-    for (const p of found) if (p.includes('\uFFFD')) this.#scan(contextDirOf(p));
+    const found = await glob(path, { cwd: this.#root, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true, fs: BYTE_NAMES_FS });
     return found.filter((p) => !this.#excluded(p)).sort();
   }
 
@@ -173,7 +193,7 @@ export class ContextTree implements SourceTree {
 
   async #node(path: string, host: string): Promise<SourceNode | undefined> {
     if (path === '') {
-      const st = await lstat(host, { bigint: true });
+      const st = await lstat(fsPath(host), { bigint: true });
       return { path: '', type: typeOfMode(Number(st.mode)), mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: timeOf(st.mtimeNs) };
     }
     return this.#nodeOf(contextDirOf(path), lstatBatch(dirname(host), [basename(host)]), 0);
@@ -184,12 +204,12 @@ export class ContextTree implements SourceTree {
     const host = this.#host(path);
     let real: string;
     try {
-      real = await realpath(host);
+      real = decodeName(await realpath(fsPath(host), { encoding: 'buffer' }));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
       throw error;
     }
-    const root = await realpath(this.#root);
+    const root = decodeName(await realpath(fsPath(this.#root), { encoding: 'buffer' }));
     if (real !== root && !real.startsWith(root + sep)) throw new SourceError(`${JSON.stringify(path)} leads out of ${this.label} (a symlink to ${real})`);
     const inside = real === root ? '' : real.slice(root.length + 1).split(sep).join('/');
     if (this.#excluded(inside)) return undefined;
@@ -214,14 +234,9 @@ export class ContextTree implements SourceTree {
     return out;
   }
 
-  /**
-   * A listing of context directory `dir`. A name that is not UTF-8 is refused: the listing carries it (with
-   * strata's escapes), but the context's reads, checksums, globs and symlink checks go through Node's fs.
-   */
+  /** A listing of context directory `dir` (names that are not UTF-8 with strata's escapes). */
   #scan(dir: string): DirectoryScan {
-    const scan = new DirectoryScan(this.#host(dir));
-    if (scan.names.some(hasEscapes)) throw new SourceError(`${JSON.stringify(dir === '' ? '.' : dir)} in ${this.label} holds a name that is not valid UTF-8, which strata does not read from a build context`);
-    return scan;
+    return new DirectoryScan(this.#host(dir));
   }
 
   read(node: SourceNode): AsyncIterable<Uint8Array> {

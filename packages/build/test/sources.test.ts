@@ -1,7 +1,7 @@
 /**
  * The build context as COPY lists it: every entry of a large directory, in byte order of the names, with its
  * stats and `.dockerignore` applied, listed a chunk per turn of the event loop; a name that is not UTF-8 is
- * refused (a layer cannot carry it) instead of being lost on the way to the layer.
+ * listed, matched, resolved and read by its bytes, as BuildKit does, instead of being lost on the way.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FileChecksums } from '../src/checksums.js';
 import { contextFilter } from '../src/ignore.js';
-import { ContextTree, SourceError } from '../src/sources.js';
+import { ContextTree } from '../src/sources.js';
 
 const work = mkdtempSync(join(tmpdir(), 'strata-sources-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -76,17 +76,30 @@ describe('the build context', () => {
     expect(turns).toBeGreaterThanOrEqual(3);
   });
 
-  it('refuses a directory holding a name that is not UTF-8, naming the directory', async () => {
-    const { root, tree } = contextWith('latin1');
-    mkdirSync(join(root, 'd'));
-    writeFileSync(join(root, 'd', 'ok'), 'ok');
-    writeFileSync(Buffer.concat([Buffer.from(`${root}/d/caf`), Buffer.from([0xe9])]), 'latin-1');
-    const listing = tree.children('d');
-    await expect(listing).rejects.toThrow(SourceError);
-    await expect(listing).rejects.toThrow('"d" in the build context holds a name that is not valid UTF-8');
-    expect((await tree.children('')).map((c) => c.path)).toEqual(['d']);
-    // A wildcard that matches it is refused the same way, not reported as matching nothing.
-    await expect(tree.match('d/caf*')).rejects.toThrow('"d" in the build context holds a name that is not valid UTF-8');
+  it("lists, matches, resolves and reads names that are not UTF-8 by their bytes, with strata's escapes", async () => {
+    const { root, tree } = contextWith('latin1', 'd\udce9/skip*\n'); // a .dockerignore in Latin-1, as the builder decodes it
+    const bytes = (path: string) => Buffer.from(`${root}/${path}`, 'latin1');
+    mkdirSync(bytes('d\xe9'));
+    writeFileSync(bytes('d\xe9/ok'), 'ok');
+    writeFileSync(bytes('d\xe9/caf\xe9'), 'latin-1');
+    writeFileSync(bytes('d\xe9/caf\xe8'), 'another'); // the same name to Node (U+FFFD), not to strata
+    writeFileSync(bytes('d\xe9/skip\xff'), 'excluded');
+    symlinkSync(Buffer.from('caf\xe9', 'latin1'), bytes('d\xe9/link'));
+    const dir = 'd\udce9';
+    expect((await tree.children('')).map((c) => c.path)).toEqual([dir]);
+    const listed = await tree.children(dir);
+    expect(listed.map((c) => c.path)).toEqual([`${dir}/caf\udce8`, `${dir}/caf\udce9`, `${dir}/link`, `${dir}/ok`]);
+    expect(listed.find((c) => c.type === 'symlink')?.linkname).toBe('caf\udce9');
+    // Wildcards match them, and reach below a directory so named; .dockerignore applies to them too.
+    expect(await tree.match('d*/caf*')).toEqual([`${dir}/caf\udce8`, `${dir}/caf\udce9`]);
+    expect(await tree.match(`${dir}/*`)).toEqual([`${dir}/caf\udce8`, `${dir}/caf\udce9`, `${dir}/link`, `${dir}/ok`]);
+    // Resolved through the symlink, and read by their bytes.
+    const node = (await tree.resolve(`${dir}/link`))!;
+    expect(node.path).toBe(`${dir}/caf\udce9`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of tree.read(node)) chunks.push(Buffer.from(chunk));
+    expect(Buffer.concat(chunks).toString()).toBe('latin-1');
+    expect(await tree.resolve(`${dir}/skip\udcff`)).toBeUndefined();
   });
 
   it('matches a name that is U+FFFD itself', async () => {
