@@ -112,6 +112,21 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
     expect(tree.get('app/out.txt')?.sha256).toBe(sha('OTHER DATA\n'));
   }, 120_000);
 
+  it('keeps apart two names that differ only in bytes that are not UTF-8, where a string hash sees one name', async () => {
+    const named = (byte: string) => {
+      const dir = writeContext(join(work, `latin1-${byte.charCodeAt(0).toString(16)}`), { Dockerfile: `FROM ${BASE}\nCOPY caf* /latin/\n` });
+      writeFileSync(Buffer.from(`${dir}/caf${byte}`, 'latin1'), 'the same content\n');
+      utimesSync(Buffer.from(`${dir}/caf${byte}`, 'latin1'), 1_600_000_000, 1_600_000_000);
+      return dir;
+    };
+    const first = await buildWith(images, { context: named('\xe9'), tags: ['example.com/cache:e9'] });
+    const second = await buildWith(images, { context: named('\xe8'), tags: ['example.com/cache:e8'] });
+    expect(first.ran).toEqual(['COPY caf* /latin/']);
+    expect(second.ran).toEqual(['COPY caf* /latin/']);
+    expect([...(await imageTree(images, 'example.com/cache:e8', work)).keys()].filter((p) => p.startsWith('latin/'))).toEqual(['latin/caf\udce8']);
+    expect((await buildWith(images, { context: named('\xe8') })).ran).toEqual([]);
+  }, 120_000);
+
   it('runs every step with noCache', async () => {
     expect((await buildWith(images, { context, noCache: true })).ran).toEqual(all);
   }, 120_000);
