@@ -15,8 +15,7 @@
  * snapshotter's cleanup (as containerd leaves them to its backend), and a removal that fails is reported
  * and does not stop the sweep.
  */
-import { rmSync } from 'node:fs';
-import { chainID } from '@strata/core';
+import { chainID, removeTree } from '@strata/core';
 import type { Root, SnapshotEntry } from '@strata/snapshotter';
 import type { ContainerStore } from './container-store.js';
 import type { ContentStore } from './content.js';
@@ -194,7 +193,7 @@ export async function collectGarbage(parts: GcParts): Promise<GcResult> {
     if (leftover.locked || (leftover.ref !== undefined && swept.leasedIngests.has(leftover.ref))) continue;
     if (leftover.pid === undefined && now - leftover.mtimeMs < INGEST_GRACE_MS) continue;
     try {
-      rmSync(leftover.path, { recursive: true, force: true });
+      removeTree(leftover.path);
       ingests++;
     } catch (error) {
       errors.push(`ingest ${leftover.path}: ${(error as Error).message}`);

@@ -12,8 +12,9 @@
  * are gone, and numbered directories no record names.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeTree } from '@strata/core';
 
 /** What `list` finds under `snapshots/`. */
 export interface Listing {
@@ -75,7 +76,7 @@ export class Layout {
    */
   publish(staging: string, id: number): void {
     const target = this.dir(id);
-    rmSync(target, { recursive: true, force: true });
+    removeTree(target);
     renameSync(staging, target);
   }
 
@@ -93,7 +94,7 @@ export class Layout {
 
   /** Removes a directory tree (a retired or staged snapshot). */
   discard(path: string): void {
-    rmSync(path, { recursive: true, force: true, maxRetries: 2 });
+    removeTree(path);
   }
 
   /** What is under `snapshots/`, sorted into the kinds `cleanup` and `fsck` deal with. */

@@ -5,7 +5,8 @@
  * only through directory descriptors; `entries.ts` creates one entry; `deletions.ts` holds the two ways
  * deletions land (plain and overlay); `state.ts` what an apply remembers between entries.
  */
-import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { removeTree } from '../host/remove-tree.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsError, InvalidArgumentError } from '../errors.js';
 import type { Entry } from '../entry.js';
@@ -132,7 +133,7 @@ export async function applyLayer(source: ByteInput, target: string, options: App
       renameSync(staging, target);
       return result;
     } catch (error) {
-      rmSync(staging, { recursive: true, force: true });
+      removeTree(staging);
       throw error;
     }
   }

@@ -35,7 +35,6 @@ import {
   openSync,
   readSync,
   renameSync,
-  rmSync,
   symlinkSync,
   unlinkSync,
   writeSync,
@@ -45,6 +44,7 @@ import { fsError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
 import { lutimens, mknod, removeXattr, setXattr } from '../native.js';
 import { fsPath } from '../name-bytes.js';
+import { removeTree } from '../host/remove-tree.js';
 import { specialTypeBits, typeBitsOf } from '../mode.js';
 import { resolvePath, type LookupResult } from '../resolve.js';
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
@@ -278,7 +278,7 @@ export class WritableLayer {
       return true;
     }
     // For a create nothing but a whiteout can stand here; a rename's target directory is empty (checked).
-    if (!forRename || existing.isDirectory()) rmSync(fsPath(host), { recursive: true, force: true });
+    if (!forRename || existing.isDirectory()) removeTree(host);
     return false;
   }
 
@@ -293,7 +293,7 @@ export class WritableLayer {
     const below = this.#existsBelow(path);
     if (below) this.#copyUp(parentOf(path));
     // A visible path is in the upper, below, or both: the upper entry goes, a whiteout covers what is below.
-    if (this.#inUpper(path)) rmSync(fsPath(host), { recursive: true, force: true });
+    if (this.#inUpper(path)) removeTree(host);
     if (below) this.#whiteout(host);
     this.#changed(path);
   }
