@@ -9,12 +9,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chainID } from '@strata/core';
+import { chainID, encodeName, readLayer } from '@strata/core';
 import { openImages, type Images } from '../src/index.js';
 import { imagesRoot } from './helpers.js';
 import { buildImage, buildIndex, dockerSaveFiles, layer, layoutFiles, named, writeArchive, writeDirectory } from '../../../test/helpers/images.js';
 import { needs } from '../../../test/helpers/oracle.js';
-import { sha256 } from '../../../test/helpers/raw-tar.js';
+import { rawTar, sha256 } from '../../../test/helpers/raw-tar.js';
 import { afterEachTransaction } from '../../../test/helpers/transactions.js';
 
 const base = layer({ 'etc/': '', 'etc/os-release': 'ID=test\n', 'bin/': '', 'bin/sh': '#!fake shell\n' });
@@ -182,6 +182,39 @@ describe('images on a root', () => {
     const single = writeDirectory(join(root.dir, 'single'), layoutFiles(one.blobs, [tagOnly(one.manifestDescriptor, 'v1')]));
     expect((await root.images.import(single, { name: 'mine' })).images.map((i) => i.name)).toEqual(['docker.io/library/mine:v1']);
     expect((await root.images.import(single, { name: 'mine:2' })).images.map((i) => i.name)).toEqual(['docker.io/library/mine:2']);
+  });
+
+  it('keeps names that are not UTF-8 byte for byte through unpack, a container, its commit and the unpack of that', async () => {
+    const latin1 = (text: string) => Buffer.from(text, 'latin1');
+    const mtime = 1_700_000_000;
+    const notUtf8 = rawTar([
+      { name: 'd', type: '5', mode: 0o755, mtime, pax: { path: latin1('d\xe9/') } },
+      { name: 'f', data: 'latin-1\n', mode: 0o644, mtime, pax: { path: latin1('d\xe9/caf\xe9') } },
+      { name: 'g', data: 'goes\n', mode: 0o644, mtime, pax: { path: latin1('d\xe9/gone\xff') } },
+      { name: 'l', type: '2', mode: 0o777, mtime, pax: { path: latin1('l\x80'), linkpath: latin1('d\xe9/caf\xe9') } },
+    ]);
+    const image = buildImage({ layers: [base, notUtf8] });
+    await root.images.import(writeDirectory(join(root.dir, 'not-utf8'), layoutFiles(image.blobs, [named(image.manifestDescriptor, 'example.com/bytes:1', '1')])));
+    await root.images.createContainer('example.com/bytes:1', 'bytes');
+    const tree = await root.images.openContainer('bytes');
+    const dir = '/d\udce9';
+    expect((await tree.readdir(dir)).sort()).toEqual(['caf\udce9', 'gone\udcff']);
+    expect((await tree.readFile('/l\udc80')).toString()).toBe('latin-1\n'); // through the symlink, by its target's bytes
+    await tree.rename(`${dir}/caf\udce9`, `${dir}/caf\udce8`);
+    await tree.rm(`${dir}/gone\udcff`);
+    await tree.writeFile('/new\udcfe', 'new\n');
+    const made = await root.images.commit('bytes', 'example.com/bytes:committed');
+    // The committed layer names them by their bytes: the renamed file, the whiteouts of the old names, the new file.
+    const names: string[] = [];
+    for await (const { entry } of readLayer(root.images.content.path(made.layer.digest))) names.push(Buffer.from(encodeName(entry.path)).toString('latin1'));
+    expect(names.sort()).toEqual(['d\xe9', 'd\xe9/.wh.caf\xe9', 'd\xe9/.wh.gone\xff', 'd\xe9/caf\xe8', 'new\xfe'].sort());
+    const unpacked = await root.images.unpack('example.com/bytes:committed');
+    const view = await root.images.snapshotter.open(unpacked.chainID!);
+    expect((await view.readdir(dir)).sort()).toEqual(['caf\udce8']);
+    expect((await view.readFile(`${dir}/caf\udce8`)).toString()).toBe('latin-1\n');
+    expect((await view.readFile('/new\udcfe')).toString()).toBe('new\n');
+    await expect(view.readFile('/l\udc80')).rejects.toMatchObject({ code: 'ENOENT' }); // its target was renamed
+    await root.images.removeContainer('bytes');
   });
 
   it('makes containers, commits them as root.images, and follows Docker’s deletion rules', async () => {
