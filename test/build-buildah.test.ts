@@ -15,6 +15,7 @@
  *   over, strata (as Docker) leaves nothing of the files it binds for RUN.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { lutimesSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -160,6 +161,43 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     const mine = strip(await imageTree(images, 'example.com/apt:strata', work));
     expect(diffSnapshots(theirs, mine, 40)).toEqual([]);
     expect(mine.get('usr/bin/tree')).toMatchObject({ type: 'file', mode: 0o755 });
+  }, 10 * 60_000);
+
+  it('runs RUN --mount=type=cache and type=tmpfs as buildah does, none of them in a layer', async () => {
+    const id = `strata-test-${Date.now()}`; // buildah keeps its caches outside its store: one of this run's own
+    const dir = writeContext(join(work, 'mount-context'), {
+      Dockerfile: [
+        `FROM ${BASE}`,
+        `RUN --mount=type=cache,target=/var/cache/test-mount,id=${id} echo first >> /var/cache/test-mount/seen && mkdir -p /opt/mounts && cp /var/cache/test-mount/seen /opt/mounts/one`,
+        `RUN --mount=type=cache,id=${id},sharing=locked,target=/var/cache/test-mount cat /var/cache/test-mount/seen > /opt/mounts/two`,
+        'RUN --mount=type=tmpfs,target=/tmp/scratch echo x > /tmp/scratch/f && ls -a /tmp/scratch > /opt/mounts/tmpfs',
+        `RUN --mount=type=cache,id=${id}-owned,target=/var/lib/test-mount/owned,uid=1234,gid=1234,mode=0700 stat -c '%u:%g %a' /var/lib/test-mount/owned > /opt/mounts/owned`,
+        '',
+      ].join('\n'),
+    });
+    await buildWith(images, { context: dir, tags: ['example.com/mounts:strata'] });
+    buildah.build(dir, 'example.com/mounts:buildah');
+    const theirs = comparable(buildah.tree('example.com/mounts:buildah'));
+    theirs.delete('etc/hosts');
+    const mine = comparable(await imageTree(images, 'example.com/mounts:strata', work));
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    expect(mine.get('opt/mounts/one')?.sha256).toBe(sha('first\n'));
+    expect(mine.get('opt/mounts/two')?.sha256).toBe(sha('first\n')); // the same cache, locked
+    expect(mine.get('opt/mounts/tmpfs')?.sha256).toBe(sha('.\n..\nf\n'));
+    expect(mine.get('opt/mounts/owned')?.sha256).toBe(sha('1234:1234 700\n'));
+    // The mount points the runtime made are gone, as in BuildKit; buildah 1.28 removes a cache's target but
+    // leaves a directory it made above one, and a tmpfs's target: the differences, listed here.
+    for (const path of ['var/cache/test-mount', 'tmp/scratch', 'var/lib/test-mount/owned', 'var/lib/test-mount']) expect(mine.has(path), path).toBe(false);
+    for (const path of ['var/lib/test-mount', 'tmp/scratch']) {
+      expect(theirs.get(path), path).toMatchObject({ type: 'directory' });
+      theirs.delete(path);
+    }
+    expect(diffSnapshots(theirs, mine, 40)).toEqual([]);
+    // The cache outlives the build: a second build sees what the first left, and the step is not cached
+    // by the cache's contents.
+    const again = await buildWith(images, { context: dir, tags: ['example.com/mounts:again'], noCache: true });
+    expect(again.ran).toHaveLength(4);
+    expect((await imageTree(images, 'example.com/mounts:again', work)).get('opt/mounts/one')?.sha256).toBe(sha('first\nfirst\n'));
   }, 10 * 60_000);
 });
 

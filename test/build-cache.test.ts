@@ -6,7 +6,7 @@
  * the cache holds until it is pruned. Also reproducible builds and squash.
  */
 import { createHash } from 'node:crypto';
-import { rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildCache } from '@strata/build';
@@ -127,6 +127,16 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
     expect((await buildWith(images, { context: named('\xe8') })).ran).toEqual([]);
   }, 120_000);
 
+  it("keys a RUN by its mounts as written, never by a cache mount's contents", async () => {
+    const dir = (name: string, mountId: string) =>
+      writeContext(join(work, name), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=cache,target=/var/cache/keyed,id=${mountId} date +%N >> /var/cache/keyed/runs && cp /var/cache/keyed/runs /ran\n` });
+    const step = 'RUN date +%N >> /var/cache/keyed/runs && cp /var/cache/keyed/runs /ran'; // progress shows the command
+    const id = `keyed-${Date.now()}`;
+    expect((await buildWith(images, { context: dir('keyed', id) })).ran).toEqual([step]);
+    expect((await buildWith(images, { context: dir('keyed', id) })).ran).toEqual([]); // the cache changed, the key did not
+    expect((await buildWith(images, { context: dir('keyed-other', `${id}-other`) })).ran).toEqual([step]);
+  }, 120_000);
+
   it('runs every step with noCache', async () => {
     expect((await buildWith(images, { context, noCache: true })).ran).toEqual(all);
   }, 120_000);
@@ -142,7 +152,10 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
     await images.gc();
     expect(images.content.has(stageLayer)).toBe(true);
     expect((await buildWith(images, { context })).ran).toEqual([]);
+    const cacheMounts = join(images.root.path, 'build', 'cache-mounts');
+    expect(readdirSync(cacheMounts).length).toBeGreaterThan(0); // the keyed RUNs' caches, above
     expect(cache.prune().length).toBeGreaterThan(0);
+    expect(readdirSync(cacheMounts)).toEqual([]); // pruning all removes them, as BuildKit's prune does
     dropBuilt();
     const collected = await images.gc();
     expect(images.content.has(stageLayer)).toBe(false);

@@ -107,7 +107,9 @@ describe('Dockerfile frontend', () => {
   it('refuses what it does not carry out, naming the line', () => {
     const cases: [string, RegExp][] = [
       ['FROM scratch\nFOO bar\n', /line 2: unknown instruction "FOO"/],
-      ['FROM scratch\nRUN --mount=type=cache,target=/x true\n', /line 2: RUN --mount is not supported/],
+      ['FROM scratch\nRUN --mount=type=bind,target=/x true\n', /line 2: --mount type=bind is not supported/],
+      ['FROM scratch\nRUN --mount=type=cache,target=/x,sharing=maybe true\n', /line 2: --mount sharing="maybe" is not shared, private or locked/],
+      ['FROM scratch\nRUN --network=none true\n', /line 2: RUN --network is not supported \(RUN takes --mount\)/],
       ['FROM scratch\nCOPY --link a b\n', /line 2: COPY --link is not supported \(COPY takes --from, --chown, --chmod\)/],
       ['ENV A=1\nFROM scratch\n', /line 1: ENV before the first FROM/],
       ['FROM scratch AS a\nFROM scratch AS A\n', /line 2: stage name "a" used twice/],

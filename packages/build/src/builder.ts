@@ -55,13 +55,16 @@ import {
   type Platform,
 } from '@strata/images';
 import { BuildCache } from './cache.js';
+import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { CopySelection, type CopyOptions } from './copy.js';
 import { globalArgs, lineError, neededStages, parseDockerfile, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
-import { findRuntime, runContainer } from './runtime.js';
+import { mountStubs, removeMountStubs } from './mount-stubs.js';
+import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
+import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
 
@@ -174,6 +177,7 @@ class Builder {
   readonly #stages: Stage[];
   readonly #cache: BuildCache;
   readonly #checksums: FileChecksums;
+  readonly #cacheMounts: CacheMounts;
   readonly #context: ContextTree;
   readonly #results = new Map<number, StageResult>();
   readonly #platform: Platform;
@@ -199,6 +203,7 @@ class Builder {
     this.#stages = stages;
     this.#cache = new BuildCache(images);
     this.#checksums = new FileChecksums(images.root.metadata);
+    this.#cacheMounts = new CacheMounts(cacheMountsDir(images));
     let ignoreText = '';
     try {
       ignoreText = decodeName(readFileSync(join(context, '.dockerignore'))); // bytes that are not UTF-8 as the names they match
@@ -525,7 +530,9 @@ class Builder {
     if (!env.some((e) => e.startsWith('PATH='))) env.push(DEFAULT_PATH);
     const cwd = config.WorkingDir || '/';
     const user = config.User || 'root';
-    const identity = JSON.stringify(['RUN', args, env, cwd, user]);
+    const mounts = this.#runMounts(stage, step, cwd);
+    // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit).
+    const identity = JSON.stringify(mounts.length > 0 ? ['RUN', args, env, cwd, user, mounts] : ['RUN', args, env, cwd, user]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -558,23 +565,56 @@ class Builder {
           // the image has none: RUN gets none (nothing appears in the layer for it)
         }
       }
+      const stubs = await mountStubs(layer, mounts);
+      const held: HeldCache[] = [];
       const bundle = mkdtempSync(join(tmpdir(), 'strata-run-'));
       const rootfs = join(bundle, 'rootfs');
       mkdirSync(rootfs);
-      await snapshotter.mount(key, rootfs);
       let status: number;
       try {
-        status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds }, {
-          onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
-          ...(this.#options.signal ? { signal: this.#options.signal } : {}),
-        });
+        const ociMounts: OciMount[] = [];
+        for (const mount of mounts) {
+          if (mount.type === 'tmpfs') {
+            ociMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(mount.size === undefined ? [] : [`size=${mount.size}`])] });
+            continue;
+          }
+          const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
+          held.push(cache);
+          ociMounts.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
+        }
+        await snapshotter.mount(key, rootfs);
+        try {
+          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts }, {
+            onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
+            ...(this.#options.signal ? { signal: this.#options.signal } : {}),
+          });
+        } finally {
+          await snapshotter.unmount(rootfs).catch(() => {});
+        }
       } finally {
-        await snapshotter.unmount(rootfs).catch(() => {});
+        for (const cache of held) cache.release();
         rmSync(bundle, { recursive: true, force: true });
       }
+      await removeMountStubs(await snapshotter.open(key), stubs);
       if (status !== 0) throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN ${step.json ? JSON.stringify(step.json) : step.args} failed with exit status ${status}`);
     };
     return { identity, history, execute };
+  }
+
+  /** The step's `--mount`s, expanded and parsed, parents first; a malformed one is the line's error. */
+  #runMounts(stage: StageResult, step: Instruction, cwd: string): RunMount[] {
+    const vars = stage.state.variables();
+    const mounts = (step.mounts ?? []).map((spec) => {
+      try {
+        return parseRunMount(processWord(spec, vars, this.#dockerfile.escape), cwd);
+      } catch (error) {
+        if (error instanceof MountError) throw lineError(step.line, error.message);
+        throw error;
+      }
+    });
+    mounts.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+    for (let i = 1; i < mounts.length; i++) if (mounts[i]!.target === mounts[i - 1]!.target) throw lineError(step.line, `two mounts at ${mounts[i]!.target}`);
+    return mounts;
   }
 
   // ---- the image ------------------------------------------------------------------------------------

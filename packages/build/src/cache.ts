@@ -8,6 +8,7 @@
 import type { LayerDescriptor } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
+import { CacheMounts, cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 
 /** What a cached step left. */
@@ -83,7 +84,7 @@ export class BuildCache {
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
    * what only they held. Pruning all also forgets the remembered checksums (of snapshot and context
-   * files). Returns the keys deleted.
+   * files) and removes the cache mounts' directories that no build holds. Returns the keys deleted.
    */
   prune(options: { before?: Date } = {}): string[] {
     const doomed = this.list()
@@ -95,6 +96,7 @@ export class BuildCache {
         for (const { key } of [...this.#sums.entries()]) this.#sums.remove(key);
       });
       new FileChecksums(this.#images.root.metadata).clear();
+      new CacheMounts(cacheMountsDir(this.#images)).prune();
     }
     return doomed;
   }

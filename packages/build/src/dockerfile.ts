@@ -8,6 +8,7 @@
 import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { keyValues, processWord, type Env } from './lex.js';
+import { MountError, parseRunMount } from './run-mounts.js';
 
 export type Keyword =
   | 'FROM'
@@ -47,7 +48,7 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   ONBUILD: [],
   COPY: ['from', 'chown', 'chmod'],
   ADD: ['chown', 'chmod'],
-  RUN: [],
+  RUN: ['mount'],
   MAINTAINER: [],
 };
 
@@ -63,6 +64,8 @@ export interface Instruction {
   readonly json?: readonly string[];
   /** A heredoc's body (`RUN <<EOF`), when the instruction has one. */
   readonly heredoc?: { readonly name: string; readonly content: string };
+  /** `RUN --mount` values, in order (the one flag given more than once); not expanded. */
+  readonly mounts?: readonly string[];
 }
 
 export interface Stage {
@@ -92,20 +95,35 @@ export function lineError(line: number, message: string): InvalidArgumentError {
 
 const KEYWORDS = new Set<string>(Object.keys(FLAGS));
 
+function checkRunMount(spec: string, line: number): void {
+  try {
+    parseRunMount(spec, '/');
+  } catch (error) {
+    if (error instanceof MountError) throw lineError(line, error.message);
+    throw error;
+  }
+}
+
 function instructionOf(ast: AstInstruction, text: string): Instruction {
   const line = ast.getRange().start.line + 1;
   const keyword = ast.getKeyword().toUpperCase();
   if (!KEYWORDS.has(keyword)) throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}`);
   const allowed = FLAGS[keyword as Keyword];
   const flags: Record<string, string> = {};
+  const mounts: string[] = [];
   const astFlags = (ast as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? [];
   for (const flag of astFlags) {
     const name = flag.getName();
     if (!allowed.includes(name)) throw lineError(line, `${keyword} --${name} is not supported${allowed.length ? ` (${keyword} takes ${allowed.map((f) => `--${f}`).join(', ')})` : ''}`);
-    if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
     const value = flag.getValue();
     if (value === null || value === '') throw lineError(line, `${keyword} --${name} needs a value`);
-    flags[name] = value;
+    if (name === 'mount') {
+      // Checked here when it needs no variables, so a build fails before its first step, as BuildKit's does.
+      if (!value.includes('$')) checkRunMount(value, line);
+      mounts.push(value);
+    }
+    else if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
+    else flags[name] = value;
   }
   // The arguments after the flags (the parser leaves them out), continuations joined as Docker joins them.
   let rest = (ast.getArgumentsContent() ?? '').trim();
@@ -129,7 +147,7 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
       // not JSON: the shell form, as Docker reads it
     }
   }
-  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredoc ? { heredoc } : {}) };
+  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredoc ? { heredoc } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
 }
 
 /** The variables of the global ARGs: their defaults, overridden by build args for the names declared. */

@@ -20,6 +20,16 @@ export interface RunSpec {
   readonly additionalGids: readonly number[];
   /** Host files bind-mounted read-only over the same paths (`/etc/resolv.conf`, `/etc/hosts`), when the image has them. */
   readonly binds: readonly string[];
+  /** The step's own mounts (`RUN --mount`), after the others, parents before what they hold. */
+  readonly mounts?: readonly OciMount[];
+}
+
+/** A mount of the OCI runtime spec. */
+export interface OciMount {
+  readonly destination: string;
+  readonly type: string;
+  readonly source: string;
+  readonly options: readonly string[];
 }
 
 /** Docker's default capabilities for a container. */
@@ -81,6 +91,7 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       // Without a network namespace sysfs cannot be mounted anew: the host's, read-only, as Docker does for --network host.
       { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
       ...run.binds.map((path) => ({ destination: path, type: 'bind', source: path, options: ['rbind', 'ro'] })),
+      ...(run.mounts ?? []),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],

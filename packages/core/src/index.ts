@@ -87,6 +87,7 @@ export {
 // Host helpers: kernel mounts of layer directories (privileged), disk usage, extended attributes.
 export { syncFile } from './host/sync.js';
 export { removeTree } from './host/remove-tree.js';
+export { processAlive } from './host/process.js';
 export { mountOverlay, mountBind, mountAll, mountCommand, unmount, diskUsage, type Mount } from './host/mounts.js';
 export { getXattr, setXattr, removeXattr, lstatBatch, startWriteback, STAT, type LstatBatch } from './native.js';
 

@@ -26,6 +26,7 @@ import {
   LimitExceededError,
   NotFoundError,
   PARALLEL_HASH_THRESHOLD,
+  processAlive,
   quote,
   startWriteback,
   syncFile,
@@ -76,17 +77,6 @@ interface ContentRecord {
   readonly created: number;
   readonly updated: number;
   readonly labels: Record<string, string>;
-}
-
-/** True while process `pid` exists. */
-function alive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** A new file at `path` holding `bytes`, on disk when this resolves. */
@@ -552,7 +542,7 @@ export class ContentStore {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const holder = Number(readFileSync(lock, 'utf8'));
         if (holder === process.pid) throw new FailedPreconditionError(`ingest ${quote(ref)} has a live writer in this process`);
-        if (alive(holder)) throw new FailedPreconditionError(`ingest ${quote(ref)} is being written by process ${holder}`);
+        if (processAlive(holder)) throw new FailedPreconditionError(`ingest ${quote(ref)} is being written by process ${holder}`);
         rmSync(lock, { force: true }); // its process is gone
       }
     }
@@ -588,7 +578,7 @@ export class ContentStore {
   /** Whether the ingest `ref` has a live writer. */
   ingestLocked(ref: string): boolean {
     try {
-      return alive(Number(readFileSync(join(this.#ingestDir(ref), 'lock'), 'utf8')));
+      return processAlive(Number(readFileSync(join(this.#ingestDir(ref), 'lock'), 'utf8')));
     } catch {
       return false;
     }
@@ -723,7 +713,7 @@ export class ContentStore {
       }
       const temp = /^tmp-(\d+)-[0-9a-f]+$/.exec(name);
       if (temp) {
-        out.push({ path, pid: Number(temp[1]), locked: alive(Number(temp[1])), mtimeMs });
+        out.push({ path, pid: Number(temp[1]), locked: processAlive(Number(temp[1])), mtimeMs });
         continue;
       }
       let ref: string | undefined;

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeTree } from '@strata/core';
+import { processAlive, removeTree } from '@strata/core';
 
 /** What `list` finds under `snapshots/`. */
 export interface Listing {
@@ -26,16 +26,6 @@ export interface Listing {
   readonly removing: string[];
   /** Anything else: reported, never touched. */
   readonly unknown: string[];
-}
-
-/** True while process `pid` exists (signal 0 checks without sending). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class Layout {
@@ -108,7 +98,7 @@ export class Layout {
       if (/^[1-9]\d*$/.test(name)) ids.push(Number(name));
       else if (/^rm-\d+$/.test(name)) removing.push(path);
       else if (/^new-\d+-[0-9a-f]+$/.test(name)) {
-        if (!alive(Number(name.split('-')[1]))) deadStaging.push(path);
+        if (!processAlive(Number(name.split('-')[1]))) deadStaging.push(path);
       } else unknown.push(path);
     }
     return { ids, deadStaging, removing, unknown };

@@ -123,7 +123,12 @@ function toStats(st: NodeStat): LayerStats {
   };
 }
 
-function toTimestamp(time: number | string | Date): Timestamp {
+function toTimestamp(time: number | string | Date | bigint): Timestamp {
+  if (typeof time === 'bigint') {
+    // Nanoseconds (what `lstat` gives as `mtimeNs`), kept exact where seconds in a double are not.
+    const sec = time / 1_000_000_000n - (time % 1_000_000_000n < 0n ? 1n : 0n);
+    return { sec: Number(sec), nsec: Number(time - sec * 1_000_000_000n) };
+  }
   const seconds = time instanceof Date ? time.getTime() / 1000 : Number(time);
   const sec = Math.floor(seconds);
   return { sec, nsec: Math.round((seconds - sec) * 1e9) };
@@ -625,13 +630,13 @@ export class WritableLayer {
     this.#metadata(file, 'lchown', false, (host) => lchownSync(fsPath(host), uid, gid));
   }
 
-  /** `fs.promises.utimes` (follows symlinks). */
-  async utimes(file: string, atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+  /** `fs.promises.utimes` (follows symlinks); a bigint is nanoseconds, exact (`lstat`'s `mtimeNs`). */
+  async utimes(file: string, atime: number | string | Date | bigint, mtime: number | string | Date | bigint): Promise<void> {
     this.#metadata(file, 'utime', true, (host) => lutimens(host, toTimestamp(atime), toTimestamp(mtime)));
   }
 
-  /** `fs.promises.lutimes`. */
-  async lutimes(file: string, atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+  /** `fs.promises.lutimes`; a bigint is nanoseconds, as for `utimes`. */
+  async lutimes(file: string, atime: number | string | Date | bigint, mtime: number | string | Date | bigint): Promise<void> {
     this.#metadata(file, 'lutime', false, (host) => lutimens(host, toTimestamp(atime), toTimestamp(mtime)));
   }
 

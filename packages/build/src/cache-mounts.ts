@@ -1,0 +1,121 @@
+/**
+ * The directories behind `RUN --mount=type=cache`, under `<root>/build/cache-mounts/`: one per id (named by
+ * the id's sha256, so any id is a safe name), made on first use with the mount's mode and owner and kept
+ * across builds until `build cache prune` removes them all, as BuildKit keeps them. Sharing as BuildKit
+ * does: `shared` (the default) lets any number of steps use the directory at once; `locked` waits until no
+ * other step holds it; `private` takes another instance of the id while one is held. A step holding a
+ * directory leaves a file named by its pid beside it (created exclusively for `locked` and `private`), so a
+ * crashed build's hold is seen as stale, and prune leaves what a live build holds.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive, removeTree } from '@strata/core';
+import type { Images } from '@strata/images';
+import type { CacheMount } from './run-mounts.js';
+
+/** Where a root keeps its cache mounts. */
+export const cacheMountsDir = (images: Images): string => join(images.root.path, 'build', 'cache-mounts');
+
+/** A held cache directory: `path` to mount; `release` when the step is done with it. */
+export interface HeldCache {
+  readonly path: string;
+  release(): void;
+}
+
+export class CacheMounts {
+  constructor(readonly dir: string) {}
+
+  /** Takes the directory for `mount` (making it on first use), as its `sharing` allows. */
+  async acquire(mount: CacheMount, signal?: AbortSignal): Promise<HeldCache> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const base = createHash('sha256').update(mount.id).digest('hex');
+    for (let instance = 0; ; ) {
+      signal?.throwIfAborted();
+      const name = instance === 0 ? base : `${base}-${instance}`;
+      const hold = this.#hold(name, mount.sharing !== 'shared');
+      if (hold !== undefined) {
+        const path = join(this.dir, name);
+        try {
+          mkdirSync(path, { mode: 0o700 });
+          chownSync(path, mount.uid, mount.gid);
+          chmodSync(path, mount.mode); // after chown, which clears set-id bits; whatever the umask
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+            hold();
+            throw error;
+          }
+        }
+        return { path, release: hold };
+      }
+      if (mount.sharing === 'private') instance++;
+      else await sleep(50); // locked: until the step holding it is done
+    }
+  }
+
+  /**
+   * Marks `name` held by this process; with `exclusive`, only when no live process holds it. Returns what
+   * releases it, or undefined when it is held exclusively elsewhere (or at all, for `exclusive`).
+   */
+  #hold(name: string, exclusive: boolean): (() => void) | undefined {
+    const holds = this.#holders(name);
+    if (holds.some((h) => h.exclusive) || (exclusive && holds.length > 0)) return undefined;
+    const file = join(this.dir, `${name}.${exclusive ? 'lock' : `use-${process.pid}-${randomBytes(4).toString('hex')}`}`);
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined; // another process won the race
+      throw error;
+    }
+    try {
+      writeSync(fd, String(process.pid));
+    } finally {
+      closeSync(fd);
+    }
+    // A shared hold taken while another process took the lock: give way to the lock.
+    if (!exclusive && this.#holders(name).some((h) => h.exclusive)) {
+      unlinkSync(file);
+      return undefined;
+    }
+    return () => rmSync(file, { force: true });
+  }
+
+  /** The live holds on `name`; stale ones (their process gone) are removed on the way. */
+  #holders(name: string): Array<{ exclusive: boolean }> {
+    const out: Array<{ exclusive: boolean }> = [];
+    for (const entry of readdirSync(this.dir)) {
+      if (!entry.startsWith(`${name}.`)) continue;
+      const file = join(this.dir, entry);
+      let pid: number;
+      try {
+        pid = Number(readFileSync(file, 'utf8'));
+      } catch {
+        continue; // released meanwhile
+      }
+      // A lock file just created and not yet written reads as 0: held.
+      if (pid !== 0 && !processAlive(pid)) rmSync(file, { force: true });
+      else out.push({ exclusive: entry.endsWith('.lock') });
+    }
+    return out;
+  }
+
+  /** Removes every cache directory no live build holds; returns how many went. */
+  prune(): number {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw error;
+    }
+    let removed = 0;
+    for (const name of entries) {
+      if (name.includes('.') || this.#holders(name).length > 0) continue;
+      removeTree(join(this.dir, name));
+      removed++;
+    }
+    return removed;
+  }
+}

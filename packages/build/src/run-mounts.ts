@@ -1,0 +1,101 @@
+/**
+ * `RUN --mount`: what a step mounts besides its root, as BuildKit's Dockerfile frontend reads the flag
+ * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
+ * `cache` (a directory kept under the root across builds, by `id`, never part of a layer) and `tmpfs`;
+ * `bind`, `secret` and `ssh` are refused with the line's error rather than run without their mount.
+ */
+import { posix } from 'node:path';
+
+/** A cache mount: the directory for `id`, created `mode`/`uid`/`gid`, shared as `sharing` says. */
+export interface CacheMount {
+  readonly type: 'cache';
+  /** Absolute in the container. */
+  readonly target: string;
+  readonly id: string;
+  readonly sharing: 'shared' | 'private' | 'locked';
+  readonly readonly: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** A tmpfs over `target` for the step, `size` bytes at most (the kernel's default when undefined). */
+export interface TmpfsMount {
+  readonly type: 'tmpfs';
+  readonly target: string;
+  readonly size?: number;
+}
+
+export type RunMount = CacheMount | TmpfsMount;
+
+const TYPES = new Set(['bind', 'cache', 'tmpfs', 'secret', 'ssh']);
+const FIELDS: Readonly<Record<'cache' | 'tmpfs', ReadonlySet<string>>> = {
+  cache: new Set(['type', 'target', 'dst', 'destination', 'id', 'sharing', 'ro', 'readonly', 'rw', 'readwrite', 'mode', 'uid', 'gid', 'from', 'source', 'src']),
+  tmpfs: new Set(['type', 'target', 'dst', 'destination', 'size', 'tmpfs-size']),
+};
+
+/** Thrown for a mount that is malformed (the builder adds the line). */
+export class MountError extends Error {}
+
+/** `true`/`false` for a boolean field (`ro` alone is true). */
+function boolean(key: string, value: string | undefined): boolean {
+  if (value === undefined || value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new MountError(`--mount ${key}=${JSON.stringify(value)} is not a boolean`);
+}
+
+function id(key: string, value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff) throw new MountError(`--mount ${key}=${JSON.stringify(value)} is not a numeric id`);
+  return Number(value);
+}
+
+/** A size with an optional binary suffix (`64m`, `1g`), as Docker reads `tmpfs-size`. */
+function size(value: string): number {
+  const match = /^(\d+)([kmg]?)b?$/i.exec(value);
+  if (!match) throw new MountError(`--mount size=${JSON.stringify(value)} is not a size`);
+  return Number(match[1]) * 1024 ** ' kmg'.indexOf((match[2] || ' ').toLowerCase());
+}
+
+/**
+ * One `--mount` value, its variables already expanded, for a step whose working directory is `cwd` (a
+ * relative target is below it, as BuildKit resolves it). Throws MountError for what is malformed, and for
+ * the types strata does not carry out.
+ */
+export function parseRunMount(spec: string, cwd: string): RunMount {
+  const fields = new Map<string, string | undefined>();
+  for (const part of spec.split(',')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const key = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    if (fields.has(key)) throw new MountError(`--mount ${key} given twice`);
+    fields.set(key, eq < 0 ? undefined : part.slice(eq + 1));
+  }
+  const type = fields.get('type') ?? 'bind';
+  if (!TYPES.has(type)) throw new MountError(`--mount type=${JSON.stringify(type)} is not a mount type (bind, cache, tmpfs, secret, ssh)`);
+  if (type !== 'cache' && type !== 'tmpfs') throw new MountError(`--mount type=${type} is not supported (strata carries out type=cache and type=tmpfs)`);
+  for (const key of fields.keys()) if (!FIELDS[type].has(key)) throw new MountError(`--mount type=${type} takes no ${key}`);
+  const targets = ['target', 'dst', 'destination'].filter((k) => fields.has(k));
+  if (targets.length !== 1 || !fields.get(targets[0]!)) throw new MountError(`--mount type=${type} needs one target`);
+  const target = posix.resolve(cwd, fields.get(targets[0]!)!);
+  if (target === '/') throw new MountError(`--mount type=${type} cannot be mounted over /`);
+  if (type === 'tmpfs') {
+    const limit = fields.get('size') ?? fields.get('tmpfs-size');
+    return { type, target, ...(limit === undefined ? {} : { size: size(limit) }) };
+  }
+  if (fields.has('from') || fields.has('source') || fields.has('src')) throw new MountError('--mount type=cache from another stage or image is not supported');
+  const sharing = fields.get('sharing') ?? 'shared';
+  if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw new MountError(`--mount sharing=${JSON.stringify(sharing)} is not shared, private or locked`);
+  const mode = fields.get('mode');
+  if (mode !== undefined && !/^[0-7]{1,4}$/.test(mode)) throw new MountError(`--mount mode=${JSON.stringify(mode)} is not an octal mode`);
+  const readonly = fields.has('ro') ? boolean('ro', fields.get('ro')) : fields.has('readonly') ? boolean('readonly', fields.get('readonly')) : fields.has('rw') ? !boolean('rw', fields.get('rw')) : fields.has('readwrite') ? !boolean('readwrite', fields.get('readwrite')) : false;
+  return {
+    type,
+    target,
+    id: fields.get('id') || target,
+    sharing,
+    readonly,
+    mode: mode === undefined ? 0o755 : parseInt(mode, 8),
+    uid: fields.has('uid') ? id('uid', fields.get('uid') ?? '') : 0,
+    gid: fields.has('gid') ? id('gid', fields.get('gid') ?? '') : 0,
+  };
+}
