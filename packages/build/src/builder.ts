@@ -58,12 +58,12 @@ import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { CopySelection, type CopyOptions } from './copy.js';
-import { globalArgs, lineError, neededStages, parseDockerfile, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { globalArgs, lineError, neededStages, parseDockerfile, runMountAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
-import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
+import type { RunMount } from './run-mounts.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -604,14 +604,7 @@ class Builder {
   /** The step's `--mount`s, expanded and parsed, parents first; a malformed one is the line's error. */
   #runMounts(stage: StageResult, step: Instruction, cwd: string): RunMount[] {
     const vars = stage.state.variables();
-    const mounts = (step.mounts ?? []).map((spec) => {
-      try {
-        return parseRunMount(processWord(spec, vars, this.#dockerfile.escape), cwd);
-      } catch (error) {
-        if (error instanceof MountError) throw lineError(step.line, error.message);
-        throw error;
-      }
-    });
+    const mounts = (step.mounts ?? []).map((spec) => runMountAt(processWord(spec, vars, this.#dockerfile.escape), cwd, step.line));
     mounts.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
     for (let i = 1; i < mounts.length; i++) if (mounts[i]!.target === mounts[i - 1]!.target) throw lineError(step.line, `two mounts at ${mounts[i]!.target}`);
     return mounts;

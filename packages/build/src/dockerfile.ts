@@ -8,7 +8,7 @@
 import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { keyValues, processWord, type Env } from './lex.js';
-import { MountError, parseRunMount } from './run-mounts.js';
+import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
 
 export type Keyword =
   | 'FROM'
@@ -95,9 +95,10 @@ export function lineError(line: number, message: string): InvalidArgumentError {
 
 const KEYWORDS = new Set<string>(Object.keys(FLAGS));
 
-function checkRunMount(spec: string, line: number): void {
+/** A `RUN --mount` value (expanded) for a step in `cwd`, as `parseRunMount` reads it; malformed: the line's error. */
+export function runMountAt(spec: string, cwd: string, line: number): RunMount {
   try {
-    parseRunMount(spec, '/');
+    return parseRunMount(spec, cwd);
   } catch (error) {
     if (error instanceof MountError) throw lineError(line, error.message);
     throw error;
@@ -119,7 +120,7 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
     if (value === null || value === '') throw lineError(line, `${keyword} --${name} needs a value`);
     if (name === 'mount') {
       // Checked here when it needs no variables, so a build fails before its first step, as BuildKit's does.
-      if (!value.includes('$')) checkRunMount(value, line);
+      if (!value.includes('$')) runMountAt(value, '/', line);
       mounts.push(value);
     }
     else if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
