@@ -137,6 +137,18 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
     expect((await buildWith(images, { context: dir('keyed-other', `${id}-other`) })).ran).toEqual([step]);
   }, 120_000);
 
+  it('keys a RUN by what its bind mounts show, as COPY by its sources', async () => {
+    const dir = writeContext(join(work, 'bound'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=bind,source=dep.txt,target=/dep.txt cp /dep.txt /got\n`, 'dep.txt': 'one\n', 'other.txt': 'x\n' });
+    const step = 'RUN cp /dep.txt /got';
+    expect((await buildWith(images, { context: dir })).ran).toEqual([step]);
+    writeFileSync(join(dir, 'other.txt'), 'not bound\n');
+    expect((await buildWith(images, { context: dir })).ran).toEqual([]);
+    writeFileSync(join(dir, 'dep.txt'), 'two\n');
+    const { ran, result } = await buildWith(images, { context: dir, tags: ['example.com/cache:bound'] });
+    expect(ran).toEqual([step]);
+    expect((await imageTree(images, result.names[0]!, work)).get('got')?.sha256).toBe(sha('two\n'));
+  }, 120_000);
+
   it('runs every step with noCache', async () => {
     expect((await buildWith(images, { context, noCache: true })).ran).toEqual(all);
   }, 120_000);

@@ -107,7 +107,8 @@ describe('Dockerfile frontend', () => {
   it('refuses what it does not carry out, naming the line', () => {
     const cases: [string, RegExp][] = [
       ['FROM scratch\nFOO bar\n', /line 2: unknown instruction "FOO"/],
-      ['FROM scratch\nRUN --mount=type=bind,target=/x true\n', /line 2: --mount type=bind is not supported/],
+      ['FROM scratch\nRUN --mount=type=secret,id=npmrc true\n', /line 2: --mount type=secret is not supported/],
+      ['FROM scratch\nRUN --mount=type=bind,from=scratch,target=/x,from=x true\n', /line 2: --mount from given twice/],
       ['FROM scratch\nRUN --mount=type=cache,target=/x,sharing=maybe true\n', /line 2: --mount sharing="maybe" is not shared, private or locked/],
       ['FROM scratch\nRUN --network=none true\n', /line 2: RUN --network is not supported \(RUN takes --mount\)/],
       ['FROM scratch\nCOPY --link a b\n', /line 2: COPY --link is not supported \(COPY takes --from, --chown, --chmod\)/],
@@ -133,6 +134,9 @@ describe('Dockerfile frontend', () => {
     expect(neededStages(dockerfile, targetStage(dockerfile, 'c')).map((s) => s.name)).toEqual(['a', 'b', 'c']);
     expect(neededStages(dockerfile, targetStage(dockerfile)).map((s) => s.name)).toEqual(['d']);
     expect(() => targetStage(dockerfile, 'missing')).toThrow(/target stage "missing"/);
+    // A bind mount's `from` is a dependency as COPY --from is (its variables the global ARGs).
+    const mounted = parseDockerfile(['ARG SRC=a', 'FROM scratch AS a', 'FROM scratch AS unused', 'FROM scratch AS m', 'RUN --mount=type=bind,from=$SRC,target=/x true'].join('\n'));
+    expect(neededStages(mounted, targetStage(mounted)).map((s) => s.name)).toEqual(['a', 'm']);
   });
 
   it('reads flags apart from the arguments, FROM --platform expanded with the global ARGs', () => {

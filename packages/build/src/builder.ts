@@ -34,7 +34,7 @@ import {
   type Compression,
   type IdMap,
   type LayerDescriptor,
-  type WritableLayer,
+  WritableLayer,
 } from '@strata/core';
 import {
   createdAt,
@@ -65,7 +65,7 @@ import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
 
 /** Options of `build`. */
@@ -531,8 +531,11 @@ class Builder {
     const cwd = config.WorkingDir || '/';
     const user = config.User || 'root';
     const mounts = this.#runMounts(stage, step, cwd);
-    // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit).
-    const identity = JSON.stringify(mounts.length > 0 ? ['RUN', args, env, cwd, user, mounts] : ['RUN', args, env, cwd, user]);
+    const bindSources = await this.#bindSelections(stage, step, mounts);
+    // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit),
+    // and what a bind mount shows, by checksum as COPY's sources are.
+    const mountKeys = mounts.map((m) => (m.type === 'bind' ? { ...m, sum: bindSources.get(m)!.sum } : m));
+    const identity = JSON.stringify(mounts.length > 0 ? ['RUN', args, env, cwd, user, mountKeys] : ['RUN', args, env, cwd, user]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -573,14 +576,22 @@ class Builder {
       let status: number;
       try {
         const ociMounts: OciMount[] = [];
-        for (const mount of mounts) {
+        for (const [i, mount] of mounts.entries()) {
           if (mount.type === 'tmpfs') {
             ociMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(mount.size === undefined ? [] : [`size=${mount.size}`])] });
-            continue;
+          } else if (mount.type === 'bind') {
+            // A private copy of what the mount shows (the bundle goes after the step): the context as
+            // .dockerignore leaves it, writes with rw discarded, nothing of the host's reachable through it.
+            const { selection, file, keepOwners } = bindSources.get(mount)!;
+            const tree = join(bundle, `bind-${i}`);
+            mkdirSync(tree);
+            await selection.write(new WritableLayer([], tree), { keepOwners });
+            ociMounts.push({ destination: mount.target, type: 'bind', source: file === undefined ? tree : join(tree, file), options: ['rbind', mount.readwrite ? 'rw' : 'ro'] });
+          } else {
+            const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
+            held.push(cache);
+            ociMounts.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
           }
-          const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
-          held.push(cache);
-          ociMounts.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
         }
         await snapshotter.mount(key, rootfs);
         try {
@@ -599,6 +610,32 @@ class Builder {
       if (status !== 0) throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN ${step.json ? JSON.stringify(step.json) : step.args} failed with exit status ${status}`);
     };
     return { identity, history, execute };
+  }
+
+  /**
+   * What each bind mount of a step shows, selected as COPY selects a source (from the context with its
+   * `.dockerignore`, or from a stage's or an image's tree), with its checksum for the step's key; `file` is
+   * the name to mount when the source is not a directory.
+   */
+  async #bindSelections(stage: StageResult, step: Instruction, mounts: readonly RunMount[]): Promise<Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>> {
+    const out = new Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>();
+    for (const mount of mounts) {
+      if (mount.type !== 'bind') continue;
+      const tree = mount.from === undefined ? this.#context : (await this.#fromTree(mount.from, step, stage)).tree;
+      const keepOwners = mount.from !== undefined;
+      try {
+        const path = cleanSource(mount.source, tree.label);
+        const node = await tree.resolve(path);
+        if (node === undefined) throw new SourceError(`${JSON.stringify(mount.source)} is not in ${tree.label}`);
+        const selection = await CopySelection.select(tree, [mount.source], '/', this.#limits);
+        if (selection.bytes > this.#limits.maxBytes) throw new SourceError(`${JSON.stringify(mount.source)} holds more than the build's limit of ${this.#limits.maxBytes} bytes`);
+        out.set(mount, { selection, file: node.type === 'directory' ? undefined : posix.basename(path), keepOwners, sum: await selection.checksum({ keepOwners }) });
+      } catch (error) {
+        if (error instanceof SourceError) throw lineError(step.line, `RUN --mount source ${error.message}`);
+        throw error;
+      }
+    }
+    return out;
   }
 
   /** The step's `--mount`s, expanded and parsed, parents first; a malformed one is the line's error. */

@@ -225,9 +225,20 @@ export function stageNamed(dockerfile: Dockerfile, reference: string, before = d
   return undefined;
 }
 
+/** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount=type=bind,from=`. */
+function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array<{ name: string; what: string }> {
+  if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: processWord(instruction.flags.from, env, escape), what: 'COPY --from' }];
+  const out: Array<{ name: string; what: string }> = [];
+  for (const spec of instruction.mounts ?? []) {
+    const mount = runMountAt(processWord(spec, env, escape), '/', instruction.line);
+    if (mount.type === 'bind' && mount.from !== undefined) out.push({ name: mount.from, what: 'RUN --mount from' });
+  }
+  return out;
+}
+
 /**
- * The stages `target` needs, in the order they must be built (dependencies first): those its FROM or a
- * `COPY --from` names, and theirs. Stages nothing needs are not built.
+ * The stages `target` needs, in the order they must be built (dependencies first): those its FROM, a
+ * `COPY --from` or a bind mount's `from` names, and theirs. Stages nothing needs are not built.
  */
 export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: Readonly<Record<string, string>> = {}): Stage[] {
   const env = globalArgs(dockerfile, buildArgs);
@@ -240,13 +251,12 @@ export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: R
     const base = stageNamed(dockerfile, stage.image, stage.index);
     if (base) visit(base);
     for (const instruction of stage.instructions) {
-      const from = instruction.keyword === 'COPY' ? instruction.flags.from : undefined;
-      if (from === undefined) continue;
-      const name = processWord(from, env, dockerfile.escape);
-      const source = stageNamed(dockerfile, name, stage.index);
-      if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `COPY --from=${name}: there is no earlier stage ${name}`);
-      if (source === stage) throw lineError(instruction.line, 'COPY --from names its own stage');
-      if (source) visit(source);
+      for (const { name, what } of sourcesNamed(instruction, env, dockerfile.escape)) {
+        const source = stageNamed(dockerfile, name, stage.index);
+        if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no earlier stage ${name}`);
+        if (source === stage) throw lineError(instruction.line, `${what} names its own stage`);
+        if (source) visit(source);
+      }
     }
     state.set(stage.index, 'done');
     order.push(stage);

@@ -1,6 +1,6 @@
 /**
- * What a step's mounts leave in its tree: the runtime makes each mount's target, and the directories above
- * it, where the tree has none, and they would land in the step's layer. As BuildKit does, they are noted
+ * What a step's mounts leave in its tree: the runtime makes each mount's target (an empty file for a file's
+ * bind mount), and the directories above it, where the tree has none, and they would land in the step's layer. As BuildKit does, they are noted
  * before the step runs and removed after it where they are still empty directories, and the directory
  * that holds them gets back the time it had.
  */
@@ -41,16 +41,20 @@ export async function removeMountStubs(layer: WritableLayer, stubs: readonly Mou
   for (const { made, parent, mtimeNs } of [...stubs].reverse()) {
     let removedAll = true;
     for (const path of made) {
+      let st;
       try {
-        if (!(await layer.lstat(path)).isDirectory() || (await layer.readdir(path)).length > 0) {
-          removedAll = false;
-          break;
-        }
+        st = await layer.lstat(path);
       } catch (error) {
         if (absent(error)) continue; // a mount nested in it went first
         throw error;
       }
-      await layer.rmdir(path);
+      // The target of a file's bind mount is an empty file the runtime made; every other stub a directory.
+      const emptyFile = path === made[0] && st.isFile() && st.size === 0;
+      if (!emptyFile && (!st.isDirectory() || (await layer.readdir(path)).length > 0)) {
+        removedAll = false;
+        break;
+      }
+      await (emptyFile ? layer.unlink(path) : layer.rmdir(path));
     }
     // The parent changed only by what went again: its time as it was (what the step did there stays).
     if (removedAll && (await layer.lstat(parent)).mtimeNs !== mtimeNs) await layer.lutimes(parent, mtimeNs, mtimeNs);

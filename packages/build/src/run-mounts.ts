@@ -1,8 +1,10 @@
 /**
  * `RUN --mount`: what a step mounts besides its root, as BuildKit's Dockerfile frontend reads the flag
  * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
- * `cache` (a directory kept under the root across builds, by `id`, never part of a layer) and `tmpfs`;
- * `bind`, `secret` and `ssh` are refused with the line's error rather than run without their mount.
+ * `cache` (a directory kept under the root across builds, by `id`, never part of a layer), `tmpfs` and
+ * `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a private copy,
+ * so writes with `rw` are discarded); `secret` and `ssh` are refused with the line's error rather than run
+ * without their mount.
  */
 import { posix } from 'node:path';
 
@@ -26,10 +28,20 @@ export interface TmpfsMount {
   readonly size?: number;
 }
 
-export type RunMount = CacheMount | TmpfsMount;
+/** A bind mount of `source` (relative, `.` for the root) of the context, or of stage or image `from`. */
+export interface BindMount {
+  readonly type: 'bind';
+  readonly target: string;
+  readonly source: string;
+  readonly from?: string;
+  readonly readwrite: boolean;
+}
+
+export type RunMount = CacheMount | TmpfsMount | BindMount;
 
 const TYPES = new Set(['bind', 'cache', 'tmpfs', 'secret', 'ssh']);
-const FIELDS: Readonly<Record<'cache' | 'tmpfs', ReadonlySet<string>>> = {
+const FIELDS: Readonly<Record<'bind' | 'cache' | 'tmpfs', ReadonlySet<string>>> = {
+  bind: new Set(['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'ro', 'readonly', 'rw', 'readwrite']),
   cache: new Set(['type', 'target', 'dst', 'destination', 'id', 'sharing', 'ro', 'readonly', 'rw', 'readwrite', 'mode', 'uid', 'gid', 'from', 'source', 'src']),
   tmpfs: new Set(['type', 'target', 'dst', 'destination', 'size', 'tmpfs-size']),
 };
@@ -72,7 +84,7 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
   }
   const type = fields.get('type') ?? 'bind';
   if (!TYPES.has(type)) throw new MountError(`--mount type=${JSON.stringify(type)} is not a mount type (bind, cache, tmpfs, secret, ssh)`);
-  if (type !== 'cache' && type !== 'tmpfs') throw new MountError(`--mount type=${type} is not supported (strata carries out type=cache and type=tmpfs)`);
+  if (type !== 'cache' && type !== 'tmpfs' && type !== 'bind') throw new MountError(`--mount type=${type} is not supported (strata carries out type=bind, type=cache and type=tmpfs)`);
   for (const key of fields.keys()) if (!FIELDS[type].has(key)) throw new MountError(`--mount type=${type} takes no ${key}`);
   const targets = ['target', 'dst', 'destination'].filter((k) => fields.has(k));
   if (targets.length !== 1 || !fields.get(targets[0]!)) throw new MountError(`--mount type=${type} needs one target`);
@@ -82,18 +94,26 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
     const limit = fields.get('size') ?? fields.get('tmpfs-size');
     return { type, target, ...(limit === undefined ? {} : { size: size(limit) }) };
   }
+  const writable = (fallback: boolean): boolean =>
+    fields.has('ro') ? !boolean('ro', fields.get('ro')) : fields.has('readonly') ? !boolean('readonly', fields.get('readonly')) : fields.has('rw') ? boolean('rw', fields.get('rw')) : fields.has('readwrite') ? boolean('readwrite', fields.get('readwrite')) : fallback;
+  if (type === 'bind') {
+    const source = fields.get('source') ?? fields.get('src') ?? '.';
+    if (fields.has('source') && fields.has('src')) throw new MountError('--mount source given twice');
+    const from = fields.get('from');
+    if (from === '') throw new MountError('--mount from needs a stage or an image');
+    return { type, target, source: source || '.', ...(from === undefined ? {} : { from }), readwrite: writable(false) };
+  }
   if (fields.has('from') || fields.has('source') || fields.has('src')) throw new MountError('--mount type=cache from another stage or image is not supported');
   const sharing = fields.get('sharing') ?? 'shared';
   if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw new MountError(`--mount sharing=${JSON.stringify(sharing)} is not shared, private or locked`);
   const mode = fields.get('mode');
   if (mode !== undefined && !/^[0-7]{1,4}$/.test(mode)) throw new MountError(`--mount mode=${JSON.stringify(mode)} is not an octal mode`);
-  const readonly = fields.has('ro') ? boolean('ro', fields.get('ro')) : fields.has('readonly') ? boolean('readonly', fields.get('readonly')) : fields.has('rw') ? !boolean('rw', fields.get('rw')) : fields.has('readwrite') ? !boolean('readwrite', fields.get('readwrite')) : false;
   return {
     type,
     target,
     id: fields.get('id') || target,
     sharing,
-    readonly,
+    readonly: !writable(true),
     mode: mode === undefined ? 0o755 : parseInt(mode, 8),
     uid: fields.has('uid') ? id('uid', fields.get('uid') ?? '') : 0,
     gid: fields.has('gid') ? id('gid', fields.get('gid') ?? '') : 0,

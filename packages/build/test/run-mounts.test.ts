@@ -1,5 +1,5 @@
 /**
- * `RUN --mount` as BuildKit's frontend reads it, and the cache mounts' directories: shared, locked and
+ * `RUN --mount` as BuildKit's frontend reads it (bind, cache, tmpfs), and the cache mounts' directories: shared, locked and
  * private holds between steps and processes, stale holds of dead processes, and prune.
  */
 import { spawn } from 'node:child_process';
@@ -27,10 +27,13 @@ describe('RUN --mount', () => {
     expect(parseRunMount('type=cache,target=/c,readonly=false', '/')).toMatchObject({ readonly: false });
     expect(parseRunMount('type=tmpfs,target=/tmp/x,size=64m', '/')).toEqual({ type: 'tmpfs', target: '/tmp/x', size: 64 * 1024 * 1024 });
     expect(parseRunMount('target=/t,type=tmpfs', '/')).toEqual({ type: 'tmpfs', target: '/t' });
+    // bind is the type when none is given; read-only unless rw.
+    expect(parseRunMount('target=/src', '/')).toEqual({ type: 'bind', target: '/src', source: '.', readwrite: false });
+    expect(parseRunMount('type=bind,src=out,dst=in,from=builder,rw', '/app')).toEqual({ type: 'bind', target: '/app/in', source: 'out', from: 'builder', readwrite: true });
+    expect(parseRunMount('type=bind,source=go.mod,target=go.mod,readonly', '/src')).toEqual({ type: 'bind', target: '/src/go.mod', source: 'go.mod', readwrite: false });
   });
 
   it('refuses what it does not carry out, and what is malformed, naming it', () => {
-    expect(() => parseRunMount('target=/src', '/')).toThrow('type=bind is not supported');
     expect(() => parseRunMount('type=secret,id=npmrc', '/')).toThrow('type=secret is not supported');
     expect(() => parseRunMount('type=volume,target=/x', '/')).toThrow('is not a mount type');
     expect(() => parseRunMount('type=cache', '/')).toThrow('needs one target');
@@ -42,6 +45,9 @@ describe('RUN --mount', () => {
     expect(() => parseRunMount('type=cache,target=/a,from=builder', '/')).toThrow('from another stage or image is not supported');
     expect(() => parseRunMount('type=tmpfs,target=/a,id=x', '/')).toThrow('type=tmpfs takes no id');
     expect(() => parseRunMount('type=tmpfs,target=/a,size=lots', '/')).toThrow('is not a size');
+    expect(() => parseRunMount('type=bind,target=/a,src=x,source=y', '/')).toThrow('source given twice');
+    expect(() => parseRunMount('type=bind,target=/a,from=', '/')).toThrow('from needs a stage or an image');
+    expect(() => parseRunMount('type=bind,target=/a,id=x', '/')).toThrow('type=bind takes no id');
   });
 });
 
