@@ -16,7 +16,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lutimesSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lutimesSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -198,6 +198,42 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     const again = await buildWith(images, { context: dir, tags: ['example.com/mounts:again'], noCache: true });
     expect(again.ran).toHaveLength(4);
     expect((await imageTree(images, 'example.com/mounts:again', work)).get('opt/mounts/one')?.sha256).toBe(sha('first\nfirst\n'));
+  }, 10 * 60_000);
+
+  it('gives RUN --mount=type=secret the secret as buildah does, in no layer and no key', async () => {
+    const secretFile = join(work, 'token.txt');
+    writeFileSync(secretFile, 's3cret-value\n');
+    const dir = writeContext(join(work, 'secret-context'), {
+      Dockerfile: [
+        `FROM ${BASE}`,
+        'RUN --mount=type=secret,id=token mkdir -p /opt/secrets && sha256sum < /run/secrets/token > /opt/secrets/sum && stat -c %a /run/secrets/token > /opt/secrets/mode',
+        'RUN --mount=type=secret,id=token,target=/etc/token.conf,mode=0440 stat -c %a /etc/token.conf > /opt/secrets/target-mode',
+        'RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo absent > /opt/secrets/absent',
+        '',
+      ].join('\n'),
+    });
+    const first = await buildWith(images, { context: dir, tags: ['example.com/secrets:strata'], secrets: { token: readFileSync(secretFile) } });
+    buildah.build(dir, 'example.com/secrets:buildah', ['--secret', `id=token,src=${secretFile}`]);
+    const theirs = comparable(buildah.tree('example.com/secrets:buildah'));
+    theirs.delete('etc/hosts');
+    const mine = comparable(await imageTree(images, 'example.com/secrets:strata', work));
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    expect(mine.get('opt/secrets/sum')?.sha256).toBe(sha(`${createHash('sha256').update('s3cret-value\n').digest('hex')}  -\n`));
+    expect(mine.get('opt/secrets/mode')?.sha256).toBe(sha('400\n'));
+    expect(mine.get('opt/secrets/target-mode')?.sha256).toBe(sha('440\n'));
+    expect(mine.has('run/secrets/token') || mine.has('run/secrets') || mine.has('etc/token.conf')).toBe(false);
+    // buildah 1.28 leaves the directory it made for the secret: the difference, listed here.
+    expect(theirs.get('run/secrets')).toMatchObject({ type: 'directory' });
+    theirs.delete('run/secrets');
+    expect(diffSnapshots(theirs, mine, 40)).toEqual([]);
+    // Nowhere in the image's blobs, and another secret value keys the same steps.
+    const manifest = JSON.parse(readFileSync(images.content.path(first.result.target.digest), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+    for (const { digest } of [manifest.config, ...manifest.layers]) expect(readFileSync(images.content.path(digest)).includes('s3cret-value')).toBe(false);
+    const again = await buildWith(images, { context: dir, secrets: { token: Buffer.from('another\n') } });
+    expect(again.ran).toEqual([]);
+    // A required secret that was not given is the line's error.
+    const required = writeContext(join(work, 'secret-required'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=secret,id=token,required true\n` });
+    await expect(buildWith(images, { context: required })).rejects.toThrow('Dockerfile line 2: RUN --mount=type=secret: the secret "token" is required and was not given');
   }, 10 * 60_000);
 
   it('runs RUN --mount=type=bind of the context and of a stage as buildah does, writes with rw discarded', async () => {

@@ -42,6 +42,22 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('st
     expect(second.stdout).toContain('0 step(s) ran, 2 cached');
   }, 120_000);
 
+  it('gives RUN its secrets from --secret, from a file or the environment, and says which is missing', () => {
+    const dir = writeContext(join(work, 'secrets'), {
+      Dockerfile: `FROM ${BASE}\nRUN --mount=type=secret,id=file,required --mount=type=secret,id=env,required cat /run/secrets/file /run/secrets/env\n`,
+      'token.txt': 'from a file\n',
+    });
+    const r = strata(['build', '--progress', 'plain', '--secret', `id=file,src=${join(dir, 'token.txt')}`, '--secret', 'id=env,env=STRATA_TEST_SECRET', dir], { STRATA_TEST_SECRET: 'from the environment\n' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('from a file\nfrom the environment\n');
+    const missing = strata(['build', '--no-cache', '--secret', `id=file,src=${join(dir, 'token.txt')}`, dir]);
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('the secret "env" is required and was not given');
+    const bad = strata(['build', '--secret', 'src=/nowhere', dir]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('a secret is id=ID[,src=PATH|,env=VAR]');
+  }, 120_000);
+
   it('prints one JSON object per step, builds --target, exports with -o, honours SOURCE_DATE_EPOCH', () => {
     const out = join(work, 'first.tar');
     const r = strata(['build', '-f', join(context, 'build.Dockerfile'), '--target', 'first', '--progress', 'json', '-o', `type=docker,dest=${out}`, context], { SOURCE_DATE_EPOCH: '1700000000' });

@@ -15,7 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
@@ -92,6 +92,8 @@ export interface BuildOptions {
   readonly compression?: Compression;
   /** The OCI runtime for RUN (default `$STRATA_RUNTIME`, else runc, else crun). */
   readonly runtime?: string;
+  /** Secrets by id, for `RUN --mount=type=secret`: files in the steps that mount them, never in a layer or a key. */
+  readonly secrets?: Readonly<Record<string, Uint8Array>>;
   /** Called for a FROM image the store lacks (a pull); without it, such a FROM is NOT_FOUND. */
   readonly pull?: (reference: string, platform: Platform) => Promise<void>;
   /** Limits on what COPY and ADD select from the context or a stage. */
@@ -587,6 +589,18 @@ class Builder {
             mkdirSync(tree);
             await selection.write(new WritableLayer([], tree), { keepOwners });
             ociMounts.push({ destination: mount.target, type: 'bind', source: file === undefined ? tree : join(tree, file), options: ['rbind', mount.readwrite ? 'rw' : 'ro'] });
+          } else if (mount.type === 'secret') {
+            const secret = this.#options.secrets?.[mount.id];
+            if (secret === undefined) {
+              if (mount.required) throw lineError(step.line, `RUN --mount=type=secret: the secret ${JSON.stringify(mount.id)} is required and was not given`);
+              continue; // as BuildKit: the step runs without it
+            }
+            // In the bundle (mode 0700, removed after the step), read-only in the container.
+            const file = join(bundle, `secret-${i}`);
+            writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+            chownSync(file, mount.uid, mount.gid);
+            chmodSync(file, mount.mode);
+            ociMounts.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
           } else {
             const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
             held.push(cache);

@@ -3,8 +3,8 @@
  * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
  * `cache` (a directory kept under the root across builds, by `id`, never part of a layer), `tmpfs` and
  * `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a private copy,
- * so writes with `rw` are discarded); `secret` and `ssh` are refused with the line's error rather than run
- * without their mount.
+ * so writes with `rw` are discarded) and `secret` (a file of what the build was given); `ssh` is refused
+ * with the line's error rather than run without its mount.
  */
 import { posix } from 'node:path';
 
@@ -37,10 +37,26 @@ export interface BindMount {
   readonly readwrite: boolean;
 }
 
-export type RunMount = CacheMount | TmpfsMount | BindMount;
+/**
+ * A secret the build was given (`secrets[id]`), as a read-only file at `target` (default
+ * `/run/secrets/<id>`) for the step; never in a layer or a key. Absent: the step runs without it unless
+ * `required`.
+ */
+export interface SecretMount {
+  readonly type: 'secret';
+  readonly target: string;
+  readonly id: string;
+  readonly required: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export type RunMount = CacheMount | TmpfsMount | BindMount | SecretMount;
 
 const TYPES = new Set(['bind', 'cache', 'tmpfs', 'secret', 'ssh']);
-const FIELDS: Readonly<Record<'bind' | 'cache' | 'tmpfs', ReadonlySet<string>>> = {
+const FIELDS: Readonly<Record<'bind' | 'cache' | 'tmpfs' | 'secret', ReadonlySet<string>>> = {
+  secret: new Set(['type', 'target', 'dst', 'destination', 'id', 'required', 'mode', 'uid', 'gid']),
   bind: new Set(['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'ro', 'readonly', 'rw', 'readwrite']),
   cache: new Set(['type', 'target', 'dst', 'destination', 'id', 'sharing', 'ro', 'readonly', 'rw', 'readwrite', 'mode', 'uid', 'gid', 'from', 'source', 'src']),
   tmpfs: new Set(['type', 'target', 'dst', 'destination', 'size', 'tmpfs-size']),
@@ -60,6 +76,16 @@ function id(key: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 0xffffffff) throw new MountError(`--mount ${key}=${JSON.stringify(value)} is not a numeric id`);
   return Number(value);
 }
+
+/** An octal mode field, or `fallback` when absent. */
+function octal(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^[0-7]{1,4}$/.test(value)) throw new MountError(`--mount mode=${JSON.stringify(value)} is not an octal mode`);
+  return parseInt(value, 8);
+}
+
+/** A numeric id field (`uid`, `gid`), 0 when absent. */
+const numeric = (fields: ReadonlyMap<string, string | undefined>, key: string): number => (fields.has(key) ? id(key, fields.get(key) ?? '') : 0);
 
 /** A size with an optional binary suffix (`64m`, `1g`), as Docker reads `tmpfs-size`. */
 function size(value: string): number {
@@ -82,11 +108,21 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
     if (fields.has(key)) throw new MountError(`--mount ${key} given twice`);
     fields.set(key, eq < 0 ? undefined : part.slice(eq + 1));
   }
-  const type = fields.get('type') ?? 'bind';
-  if (!TYPES.has(type)) throw new MountError(`--mount type=${JSON.stringify(type)} is not a mount type (bind, cache, tmpfs, secret, ssh)`);
-  if (type !== 'cache' && type !== 'tmpfs' && type !== 'bind') throw new MountError(`--mount type=${type} is not supported (strata carries out type=bind, type=cache and type=tmpfs)`);
+  const named = fields.get('type') ?? 'bind';
+  if (!TYPES.has(named)) throw new MountError(`--mount type=${JSON.stringify(named)} is not a mount type (bind, cache, tmpfs, secret, ssh)`);
+  if (named === 'ssh') throw new MountError('--mount type=ssh is not supported (strata carries out type=bind, cache, tmpfs and secret)');
+  const type = named as keyof typeof FIELDS;
   for (const key of fields.keys()) if (!FIELDS[type].has(key)) throw new MountError(`--mount type=${type} takes no ${key}`);
   const targets = ['target', 'dst', 'destination'].filter((k) => fields.has(k));
+  if (type === 'secret') {
+    if (targets.length > 1) throw new MountError('--mount type=secret takes one target');
+    const named = targets.length === 1 ? fields.get(targets[0]!) : undefined;
+    const secretId = fields.get('id') || (named ? posix.basename(named) : '');
+    if (secretId === '' || secretId.includes('/')) throw new MountError('--mount type=secret needs an id (or a target to take it from)');
+    const target = named ? posix.resolve(cwd, named) : `/run/secrets/${secretId}`;
+    const mode = octal(fields.get('mode'), 0o400);
+    return { type, target, id: secretId, required: fields.has('required') ? boolean('required', fields.get('required')) : false, mode, uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
+  }
   if (targets.length !== 1 || !fields.get(targets[0]!)) throw new MountError(`--mount type=${type} needs one target`);
   const target = posix.resolve(cwd, fields.get(targets[0]!)!);
   if (target === '/') throw new MountError(`--mount type=${type} cannot be mounted over /`);
@@ -106,16 +142,5 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
   if (fields.has('from') || fields.has('source') || fields.has('src')) throw new MountError('--mount type=cache from another stage or image is not supported');
   const sharing = fields.get('sharing') ?? 'shared';
   if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw new MountError(`--mount sharing=${JSON.stringify(sharing)} is not shared, private or locked`);
-  const mode = fields.get('mode');
-  if (mode !== undefined && !/^[0-7]{1,4}$/.test(mode)) throw new MountError(`--mount mode=${JSON.stringify(mode)} is not an octal mode`);
-  return {
-    type,
-    target,
-    id: fields.get('id') || target,
-    sharing,
-    readonly: !writable(true),
-    mode: mode === undefined ? 0o755 : parseInt(mode, 8),
-    uid: fields.has('uid') ? id('uid', fields.get('uid') ?? '') : 0,
-    gid: fields.has('gid') ? id('gid', fields.get('gid') ?? '') : 0,
-  };
+  return { type, target, id: fields.get('id') || target, sharing, readonly: !writable(true), mode: octal(fields.get('mode'), 0o755), uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
 }

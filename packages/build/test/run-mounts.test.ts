@@ -1,5 +1,5 @@
 /**
- * `RUN --mount` as BuildKit's frontend reads it (bind, cache, tmpfs), and the cache mounts' directories: shared, locked and
+ * `RUN --mount` as BuildKit's frontend reads it (bind, cache, tmpfs, secret), and the cache mounts' directories: shared, locked and
  * private holds between steps and processes, stale holds of dead processes, and prune.
  */
 import { spawn } from 'node:child_process';
@@ -31,10 +31,15 @@ describe('RUN --mount', () => {
     expect(parseRunMount('target=/src', '/')).toEqual({ type: 'bind', target: '/src', source: '.', readwrite: false });
     expect(parseRunMount('type=bind,src=out,dst=in,from=builder,rw', '/app')).toEqual({ type: 'bind', target: '/app/in', source: 'out', from: 'builder', readwrite: true });
     expect(parseRunMount('type=bind,source=go.mod,target=go.mod,readonly', '/src')).toEqual({ type: 'bind', target: '/src/go.mod', source: 'go.mod', readwrite: false });
+    // A secret at /run/secrets/<id>, 0400, optional unless required; the id from the target when absent.
+    expect(parseRunMount('type=secret,id=npmrc', '/')).toEqual({ type: 'secret', target: '/run/secrets/npmrc', id: 'npmrc', required: false, mode: 0o400, uid: 0, gid: 0 });
+    expect(parseRunMount('type=secret,target=/root/.npmrc,required,mode=0440,uid=1000', '/')).toEqual({ type: 'secret', target: '/root/.npmrc', id: '.npmrc', required: true, mode: 0o440, uid: 1000, gid: 0 });
   });
 
   it('refuses what it does not carry out, and what is malformed, naming it', () => {
-    expect(() => parseRunMount('type=secret,id=npmrc', '/')).toThrow('type=secret is not supported');
+    expect(() => parseRunMount('type=ssh', '/')).toThrow('type=ssh is not supported');
+    expect(() => parseRunMount('type=secret', '/')).toThrow('type=secret needs an id');
+    expect(() => parseRunMount('type=secret,id=a,required=perhaps', '/')).toThrow('is not a boolean');
     expect(() => parseRunMount('type=volume,target=/x', '/')).toThrow('is not a mount type');
     expect(() => parseRunMount('type=cache', '/')).toThrow('needs one target');
     expect(() => parseRunMount('type=cache,target=/', '/')).toThrow('cannot be mounted over /');

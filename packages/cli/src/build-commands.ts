@@ -3,6 +3,7 @@
  * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
  * `--progress json` one object per finished step on stdout.
  */
+import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { BuildEvent } from '@strata/build';
 import { sanitize, UsageError } from './format.js';
@@ -14,6 +15,7 @@ interface BuildFlags {
   tag?: string[];
   target?: string;
   buildArg?: string[];
+  secret?: string[];
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -22,6 +24,31 @@ interface BuildFlags {
   quiet?: boolean;
   sourceDateEpoch?: string;
   plainHttp?: boolean;
+}
+
+/**
+ * `--secret id=ID[,src=PATH|,env=VAR][,type=file|env]`, as `docker build` reads it: the file's bytes, or the
+ * environment variable's value; with neither, the file or variable named by the id.
+ */
+function secrets(specs: string[] = []): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const spec of specs) {
+    const fields = new Map<string, string>();
+    for (const part of spec.split(',')) {
+      const eq = part.indexOf('=');
+      fields.set((eq < 0 ? part : part.slice(0, eq)).toLowerCase(), eq < 0 ? '' : part.slice(eq + 1));
+    }
+    const id = fields.get('id');
+    if (!id || [...fields.keys()].some((k) => !['id', 'src', 'source', 'env', 'type'].includes(k))) throw new UsageError(`a secret is id=ID[,src=PATH|,env=VAR]: ${spec}`);
+    const type = fields.get('type') ?? (fields.has('env') ? 'env' : 'file');
+    if (type === 'env') {
+      const value = process.env[fields.get('env') ?? id];
+      if (value === undefined) throw new UsageError(`the secret ${id}: the environment has no ${fields.get('env') ?? id}`);
+      out[id] = Buffer.from(value);
+    } else if (type === 'file') out[id] = readFileSync(fields.get('src') ?? fields.get('source') ?? id);
+    else throw new UsageError(`a secret's type is file or env: ${spec}`);
+  }
+  return out;
 }
 
 /** `k=v` build args; a bare `k` takes the value of the environment variable, as Docker's. */
@@ -71,6 +98,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('-t, --tag <name>', 'name the image (repeatable; none: a dangling image)', collect)
     .option('--target <stage>', 'the stage to build (default: the last)')
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
+    .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
@@ -91,6 +119,7 @@ export function registerBuildCommands(cli: Command): void {
           ...(o.tag ? { tags: o.tag } : {}),
           ...(o.target !== undefined ? { target: o.target } : {}),
           buildArgs: buildArgs(o.buildArg),
+          secrets: secrets(o.secret),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
           ...(o.platform !== undefined ? { platform: o.platform } : {}),
