@@ -74,8 +74,10 @@ export class CacheMounts {
     } finally {
       closeSync(fd);
     }
-    // A shared hold taken while another process took the lock: give way to the lock.
-    if (!exclusive && this.#holders(name).some((h) => h.exclusive)) {
+    // Taken while another process took a hold: a shared hold gives way to a lock, a lock to any other hold
+    // (both looked before they took; one of them sees the other now, and waits).
+    const holders = this.#holders(name);
+    if (exclusive ? holders.length > 1 : holders.some((h) => h.exclusive)) {
       unlinkSync(file);
       return undefined;
     }

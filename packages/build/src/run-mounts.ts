@@ -116,10 +116,11 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
   const targets = ['target', 'dst', 'destination'].filter((k) => fields.has(k));
   if (type === 'secret') {
     if (targets.length > 1) throw new MountError('--mount type=secret takes one target');
-    const named = targets.length === 1 ? fields.get(targets[0]!) : undefined;
-    const secretId = fields.get('id') || (named ? posix.basename(named) : '');
+    const given = targets.length === 1 ? fields.get(targets[0]!) : undefined;
+    const secretId = fields.get('id') || (given ? posix.basename(given) : '');
     if (secretId === '' || secretId.includes('/')) throw new MountError('--mount type=secret needs an id (or a target to take it from)');
-    const target = named ? posix.resolve(cwd, named) : `/run/secrets/${secretId}`;
+    const target = given ? posix.resolve(cwd, given) : `/run/secrets/${secretId}`;
+    if (target === '/') throw new MountError('--mount type=secret cannot be mounted over /');
     const mode = octal(fields.get('mode'), 0o400);
     return { type, target, id: secretId, required: fields.has('required') ? boolean('required', fields.get('required')) : false, mode, uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
   }
@@ -136,7 +137,7 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
     const source = fields.get('source') ?? fields.get('src') ?? '.';
     if (fields.has('source') && fields.has('src')) throw new MountError('--mount source given twice');
     const from = fields.get('from');
-    if (from === '') throw new MountError('--mount from needs a stage or an image');
+    if (fields.has('from') && !from) throw new MountError('--mount from needs a stage or an image');
     return { type, target, source: source || '.', ...(from === undefined ? {} : { from }), readwrite: writable(false) };
   }
   if (fields.has('from') || fields.has('source') || fields.has('src')) throw new MountError('--mount type=cache from another stage or image is not supported');
