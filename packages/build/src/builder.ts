@@ -15,7 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
@@ -30,6 +30,7 @@ import {
   NotFoundError,
   processIdMap,
   quote,
+  removeTree,
   UnsupportedError,
   type Compression,
   type IdMap,
@@ -577,36 +578,7 @@ class Builder {
       mkdirSync(rootfs);
       let status: number;
       try {
-        const ociMounts: OciMount[] = [];
-        for (const [i, mount] of mounts.entries()) {
-          if (mount.type === 'tmpfs') {
-            ociMounts.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(mount.size === undefined ? [] : [`size=${mount.size}`])] });
-          } else if (mount.type === 'bind') {
-            // A private copy of what the mount shows (the bundle goes after the step): the context as
-            // .dockerignore leaves it, writes with rw discarded, nothing of the host's reachable through it.
-            const { selection, file, keepOwners } = bindSources.get(mount)!;
-            const tree = join(bundle, `bind-${i}`);
-            mkdirSync(tree);
-            await selection.write(new WritableLayer([], tree), { keepOwners });
-            ociMounts.push({ destination: mount.target, type: 'bind', source: file === undefined ? tree : join(tree, file), options: ['rbind', mount.readwrite ? 'rw' : 'ro'] });
-          } else if (mount.type === 'secret') {
-            const secret = this.#options.secrets?.[mount.id];
-            if (secret === undefined) {
-              if (mount.required) throw lineError(step.line, `RUN --mount=type=secret: the secret ${JSON.stringify(mount.id)} is required and was not given`);
-              continue; // as BuildKit: the step runs without it
-            }
-            // In the bundle (mode 0700, removed after the step), read-only in the container.
-            const file = join(bundle, `secret-${i}`);
-            writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
-            chownSync(file, mount.uid, mount.gid);
-            chmodSync(file, mount.mode);
-            ociMounts.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
-          } else {
-            const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
-            held.push(cache);
-            ociMounts.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
-          }
-        }
+        const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held);
         await snapshotter.mount(key, rootfs);
         try {
           status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts }, {
@@ -618,12 +590,52 @@ class Builder {
         }
       } finally {
         for (const cache of held) cache.release();
-        rmSync(bundle, { recursive: true, force: true });
+        // The root first, alone: were it still mounted, removing the bundle would reach into the snapshot.
+        rmdirSync(rootfs);
+        removeTree(bundle);
       }
       await removeMountStubs(await snapshotter.open(key), stubs);
       if (status !== 0) throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN ${step.json ? JSON.stringify(step.json) : step.args} failed with exit status ${status}`);
     };
     return { identity, history, execute };
+  }
+
+  /**
+   * The runtime's mounts for a step's `--mount`s, in order: caches held (into `held`, for the caller to
+   * release), bind sources and secrets written into the step's `bundle` (removed after the step).
+   */
+  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean }>, bundle: string, held: HeldCache[]): Promise<OciMount[]> {
+    const out: OciMount[] = [];
+    for (const [i, mount] of mounts.entries()) {
+      if (mount.type === 'tmpfs') {
+        out.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(mount.size === undefined ? [] : [`size=${mount.size}`])] });
+      } else if (mount.type === 'bind') {
+        // A private copy of what the mount shows: the context as .dockerignore leaves it, writes with rw
+        // discarded, nothing of the host's reachable through it.
+        const { selection, file, keepOwners } = bindSources.get(mount)!;
+        const tree = join(bundle, `bind-${i}`);
+        mkdirSync(tree);
+        await selection.write(new WritableLayer([], tree), { keepOwners });
+        out.push({ destination: mount.target, type: 'bind', source: file === undefined ? tree : join(tree, file), options: ['rbind', mount.readwrite ? 'rw' : 'ro'] });
+      } else if (mount.type === 'secret') {
+        const secret = this.#options.secrets?.[mount.id];
+        if (secret === undefined) {
+          if (mount.required) throw lineError(step.line, `RUN --mount=type=secret: the secret ${JSON.stringify(mount.id)} is required and was not given`);
+          continue; // as BuildKit: the step runs without it
+        }
+        // In the bundle (mode 0700), read-only in the container.
+        const file = join(bundle, `secret-${i}`);
+        writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+        chownSync(file, mount.uid, mount.gid);
+        chmodSync(file, mount.mode);
+        out.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
+      } else {
+        const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
+        held.push(cache);
+        out.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
+      }
+    }
+    return out;
   }
 
   /**
