@@ -53,6 +53,8 @@ CMD ["--serve"]
 
 const MTIME = 1_600_000_000;
 
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+
 describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'debootstrap', 'gnu-tar'))('strata build against buildah', () => {
   let work: string;
   let images: Images;
@@ -96,6 +98,13 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     buildah?.close();
     rmSync(work, { recursive: true, force: true });
   });
+
+  /** The trees of `<name>:buildah` and `<name>:strata`, comparable; buildah's empty /etc/hosts (its mount point) left out. */
+  async function bothTrees(name: string): Promise<{ theirs: Map<string, NodeRecord>; mine: Map<string, NodeRecord> }> {
+    const theirs = comparable(buildah.tree(`${name}:buildah`));
+    theirs.delete('etc/hosts');
+    return { theirs, mine: comparable(await imageTree(images, `${name}:strata`, work)) };
+  }
 
   /** A tree with the times left out where each build has its own (RUN's work, directories). */
   function comparable(tree: Map<string, NodeRecord>): Map<string, NodeRecord> {
@@ -177,10 +186,7 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     });
     await buildWith(images, { context: dir, tags: ['example.com/mounts:strata'] });
     buildah.build(dir, 'example.com/mounts:buildah');
-    const theirs = comparable(buildah.tree('example.com/mounts:buildah'));
-    theirs.delete('etc/hosts');
-    const mine = comparable(await imageTree(images, 'example.com/mounts:strata', work));
-    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    const { theirs, mine } = await bothTrees('example.com/mounts');
     expect(mine.get('opt/mounts/one')?.sha256).toBe(sha('first\n'));
     expect(mine.get('opt/mounts/two')?.sha256).toBe(sha('first\n')); // the same cache, locked
     expect(mine.get('opt/mounts/tmpfs')?.sha256).toBe(sha('.\n..\nf\n'));
@@ -214,11 +220,8 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     });
     const first = await buildWith(images, { context: dir, tags: ['example.com/secrets:strata'], secrets: { token: readFileSync(secretFile) } });
     buildah.build(dir, 'example.com/secrets:buildah', ['--secret', `id=token,src=${secretFile}`]);
-    const theirs = comparable(buildah.tree('example.com/secrets:buildah'));
-    theirs.delete('etc/hosts');
-    const mine = comparable(await imageTree(images, 'example.com/secrets:strata', work));
-    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
-    expect(mine.get('opt/secrets/sum')?.sha256).toBe(sha(`${createHash('sha256').update('s3cret-value\n').digest('hex')}  -\n`));
+    const { theirs, mine } = await bothTrees('example.com/secrets');
+    expect(mine.get('opt/secrets/sum')?.sha256).toBe(sha(`${sha('s3cret-value\n')}  -\n`));
     expect(mine.get('opt/secrets/mode')?.sha256).toBe(sha('400\n'));
     expect(mine.get('opt/secrets/target-mode')?.sha256).toBe(sha('440\n'));
     expect(mine.has('run/secrets/token') || mine.has('run/secrets') || mine.has('etc/token.conf')).toBe(false);
@@ -256,10 +259,7 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     await buildWith(images, { context: dir, tags: ['example.com/binds:strata'] });
     expect(readdirSync(join(dir, 'src')).sort()).toEqual(['a.txt', 'b.txt', 'skip.log']); // rw wrote nothing back (buildah 1.28 does)
     buildah.build(dir, 'example.com/binds:buildah');
-    const theirs = comparable(buildah.tree('example.com/binds:buildah'));
-    theirs.delete('etc/hosts');
-    const mine = comparable(await imageTree(images, 'example.com/binds:strata', work));
-    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    const { theirs, mine } = await bothTrees('example.com/binds');
     expect(mine.get('opt/binds/listing')?.sha256).toBe(sha('a.txt\nb.txt\n'));
     expect(mine.get('opt/binds/bound')?.sha256).toBe(sha('bound\n'));
     expect(mine.get('opt/binds/from-stage')?.sha256).toBe(sha('made\n'));

@@ -8,7 +8,7 @@
  * crashed build's hold is seen as stale, and prune leaves what a live build holds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, removeTree } from '@strata/core';
@@ -62,17 +62,11 @@ export class CacheMounts {
     const holds = this.#holders(name);
     if (holds.some((h) => h.exclusive) || (exclusive && holds.length > 0)) return undefined;
     const file = join(this.dir, `${name}.${exclusive ? 'lock' : `use-${process.pid}-${randomBytes(4).toString('hex')}`}`);
-    let fd: number;
     try {
-      fd = openSync(file, 'wx', 0o600);
+      writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined; // another process won the race
       throw error;
-    }
-    try {
-      writeSync(fd, String(process.pid));
-    } finally {
-      closeSync(fd);
     }
     // Taken while another process took a hold: a shared hold gives way to a lock, a lock to any other hold
     // (both looked before they took; one of them sees the other now, and waits).
