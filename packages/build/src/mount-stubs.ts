@@ -2,17 +2,19 @@
  * What a step's mounts leave in its tree: the runtime makes each mount's target (an empty file for a file's
  * bind mount), and the directories above it, where the tree has none, and they would land in the step's layer. As BuildKit does, they are noted
  * before the step runs and removed after it where they are still empty directories, and the directory
- * that holds them gets back the time it had.
+ * that holds them gets back its time.
  */
 import { posix } from 'node:path';
 import type { WritableLayer } from '@strata/core';
 import type { RunMount } from './run-mounts.js';
 
-/** The paths a mount will make (deepest first), and the directory above them with its time. */
+/** The paths a mount will make (deepest first), and the directory above them with its time before the step. */
 export interface MountStub {
   readonly made: readonly string[];
+  /** Where the runtime will make the first of `made`: a symlink to a directory stands for that directory. */
   readonly parent: string;
-  readonly mtimeNs: bigint;
+  /** Undefined where `parent` is no directory (the runtime then fails, or makes nothing there). */
+  readonly mtimeNs: bigint | undefined;
 }
 
 const absent = (error: unknown) => ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '');
@@ -24,21 +26,42 @@ export async function mountStubs(layer: WritableLayer, mounts: readonly RunMount
     const made: string[] = [];
     for (let path = target; ; path = posix.dirname(path)) {
       try {
-        const st = await layer.lstat(path);
-        if (made.length > 0) stubs.push({ made, parent: path, mtimeNs: st.mtimeNs });
-        break;
+        await layer.lstat(path);
       } catch (error) {
         if (!absent(error)) throw error;
         made.push(path);
+        continue;
       }
+      // The runtime follows a symlink here, as every path below it did: the directory it reaches is the one
+      // whose time the stub changes.
+      if (made.length > 0) stubs.push({ made, parent: path, mtimeNs: await directoryTime(layer, path) });
+      break;
     }
   }
   return stubs;
 }
 
-/** Removes what `stubs` noted where it is still an empty directory, deepest first, and restores the times. */
+async function directoryTime(layer: WritableLayer, path: string): Promise<bigint | undefined> {
+  try {
+    const st = await layer.stat(path);
+    return st.isDirectory() ? st.mtimeNs : undefined;
+  } catch (error) {
+    if (absent(error) || (error as NodeJS.ErrnoException).code === 'ELOOP') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Removes what `stubs` noted where it is still an empty directory (or the empty file of a file's bind),
+ * deepest first, and gives the directory above the time it had: before the step where the runtime's stub
+ * was the last thing to change it, else (the step wrote there too) the time the step left, as BuildKit's
+ * cleaner keeps it.
+ */
 export async function removeMountStubs(layer: WritableLayer, stubs: readonly MountStub[]): Promise<void> {
   for (const { made, parent, mtimeNs } of [...stubs].reverse()) {
+    const top = made[made.length - 1]!;
+    let stubTime: bigint | undefined;
+    let left: bigint | undefined;
     let removedAll = true;
     for (const path of made) {
       let st;
@@ -54,9 +77,16 @@ export async function removeMountStubs(layer: WritableLayer, stubs: readonly Mou
         removedAll = false;
         break;
       }
+      if (path === top) {
+        stubTime = st.mtimeNs;
+        left = await directoryTime(layer, parent);
+      }
       await (emptyFile ? layer.unlink(path) : layer.rmdir(path));
     }
-    // The parent changed only by what went again: its time as it was (what the step did there stays).
-    if (removedAll && (await layer.lstat(parent)).mtimeNs !== mtimeNs) await layer.lutimes(parent, mtimeNs, mtimeNs);
+    if (!removedAll || mtimeNs === undefined || left === undefined || stubTime === undefined) continue;
+    // The stub's making set the parent's time, and anything the step did there after it set a later one
+    // (a clock tick apart at least, so one within the same tick reads as the stub's).
+    const restore = left <= stubTime ? mtimeNs : left;
+    if ((await layer.stat(parent)).mtimeNs !== restore) await layer.utimes(parent, restore, restore);
   }
 }
