@@ -105,10 +105,37 @@ function compile(file: string, cachedData: Buffer | undefined): Script {
 
 type ModuleFunction = (exports: unknown, require: NodeJS.Require, module: { exports: unknown }, filename: string, dirname: string) => void;
 
+/**
+ * Built-in modules the bundles require at load but use on a few paths only: commander requires
+ * child_process for subcommands that are programs of their own (strata has none), cli-progress readline
+ * for a progress bar, the command tty to refuse a layer on a terminal. Loading them (and net, dgram and
+ * streams below them) cost every command 6-8 ms. Each is handed out as a stand-in that loads it on first
+ * use: the bundles reach a module's members at the call (`(0, mod.fn)()`), never by a copy made at load.
+ */
+const LOADED_ON_USE = new Set(['node:child_process', 'readline', 'node:readline', 'node:tty', 'node:os', 'node:fs/promises', 'node:stream/promises']);
+
+function loadedOnUse(load: () => object): object {
+  let module: object | undefined;
+  const real = () => (module ??= load());
+  return new Proxy(
+    {},
+    {
+      get: (_, key) => Reflect.get(real(), key),
+      has: (_, key) => Reflect.has(real(), key),
+      ownKeys: () => Reflect.ownKeys(real()),
+      getOwnPropertyDescriptor: (_, key) => {
+        const descriptor = Reflect.getOwnPropertyDescriptor(real(), key);
+        return descriptor && { ...descriptor, configurable: true }; // a proxy may not report what its empty target lacks as fixed
+      },
+    },
+  );
+}
+
 /** Runs a compiled bundle as a module with `require`, but for the ids `resolve` answers: its exports. */
 function run<T>(script: Script, file: string, resolve: (id: string) => unknown): T {
   const nodeRequire = createRequire(file);
-  const require = Object.assign((id: string) => resolve(id) ?? nodeRequire(id), nodeRequire) as NodeJS.Require;
+  const requireOne = (id: string) => resolve(id) ?? (LOADED_ON_USE.has(id) ? loadedOnUse(() => nodeRequire(id) as object) : nodeRequire(id));
+  const require = Object.assign(requireOne, nodeRequire) as NodeJS.Require;
   const module = { exports: {} as T };
   (script.runInThisContext() as ModuleFunction)(module.exports, require, module, file, here);
   return module.exports;
