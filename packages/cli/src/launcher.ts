@@ -13,7 +13,7 @@
  * rename, so a reader sees the old cache or the new one. One file holds both bundles' bytecode: the
  * command's, then the root libraries' (none until a command that opens a root ran).
  */
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,13 +40,33 @@ const ROOT_LIBRARIES: Record<string, string> = {
 
 interface Cache {
   command: Buffer | undefined;
-  root: Buffer | undefined;
+  /** The root libraries' bytecode, read when first asked for: most commands never open a root. */
+  root: () => Buffer | undefined;
   commands: string[];
 }
 
-const NO_CACHE: Cache = { command: undefined, root: undefined, commands: [] };
+const NO_CACHE: Cache = { command: undefined, root: () => undefined, commands: [] };
 
-/** The cache, when it was made from these bundles by this Node, and is owned by us or by the bundle's owner. */
+/** Longest first line read: the stamp and the commands the cache has seen, a few hundred bytes in practice. */
+const HEADER_MAX = 64 * 1024;
+
+/** `length` bytes of `fd` from `position`, or undefined where the file ends first. */
+function readAt(fd: number, position: number, length: number): Buffer | undefined {
+  const bytes = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, bytes, done, length - done, position + done);
+    if (n === 0) return undefined;
+    done += n;
+  }
+  return bytes;
+}
+
+/**
+ * The cache, when it was made from these bundles by this Node, and is owned by us or by the bundle's owner.
+ * Its root part stays unread (the file open, so a cache renamed over it meanwhile is never mixed in) until a
+ * command opens a root: reading and deserialising it is most of a cache's bytes.
+ */
 function readCache(): Cache {
   let fd: number;
   try {
@@ -54,23 +74,29 @@ function readCache(): Cache {
   } catch {
     return NO_CACHE;
   }
+  let keepOpen = false;
   try {
-    const { uid, mode } = fstatSync(fd);
+    const { uid, mode, size } = fstatSync(fd);
     if (![process.geteuid?.(), ownerOf(commandBundle)].includes(uid) || (mode & 0o022) !== 0) return NO_CACHE;
-    const bytes = readFileSync(fd);
-    const newline = bytes.indexOf(10);
-    if (newline < 0) return NO_CACHE;
-    const [header, commandList = '', commandBytes = ''] = bytes.toString('utf8', 0, newline).split('\t');
-    const data = bytes.subarray(newline + 1);
+    const head = readAt(fd, 0, Math.min(size, HEADER_MAX));
+    const newline = head?.indexOf(10) ?? -1;
+    if (head === undefined || newline < 0) return NO_CACHE;
+    const [header, commandList = '', commandBytes = ''] = head.toString('utf8', 0, newline).split('\t');
+    const start = newline + 1;
     const split = Number(commandBytes);
-    if (header !== stamp || commandBytes === '' || !Number.isSafeInteger(split) || split <= 0 || split > data.length) return NO_CACHE;
+    if (header !== stamp || commandBytes === '' || !Number.isSafeInteger(split) || split <= 0 || split > size - start) return NO_CACHE;
+    const command = readAt(fd, start, split);
+    if (command === undefined) return NO_CACHE;
+    const rootStart = start + split;
+    keepOpen = rootStart < size;
+    let root: Buffer | undefined;
     return {
-      command: data.subarray(0, split),
-      root: split < data.length ? data.subarray(split) : undefined,
+      command,
+      root: () => (keepOpen ? (root ??= readAt(fd, rootStart, size - rootStart)) : undefined),
       commands: commandList.split(',').filter(Boolean),
     };
   } finally {
-    closeSync(fd);
+    if (!keepOpen) closeSync(fd);
   }
 }
 
@@ -149,7 +175,7 @@ let rootExports: Record<string, unknown> | undefined;
 /** The root libraries' namespaces, their bundle run the first time the command asks for one. */
 function rootLibraries(): Record<string, unknown> {
   if (rootExports === undefined) {
-    rootScript = compile(rootBundle, cache.root);
+    rootScript = compile(rootBundle, cache.root());
     rootExports = run<Record<string, unknown>>(rootScript, rootBundle, (id) => (id === '@strata/core' ? commandExports.strataCore : undefined));
   }
   return rootExports;
@@ -167,6 +193,6 @@ process.on('exit', () => {
   const fresh = cache.command === undefined || commandScript.cachedDataRejected === true || rootScript?.cachedDataRejected === true;
   if (!fresh && cache.commands.includes(command)) return;
   // The root bundle's bytecode from this run, or as the cache had it when this command did not load it.
-  const root = rootScript ? rootScript.createCachedData() : fresh ? undefined : cache.root;
+  const root = rootScript ? rootScript.createCachedData() : fresh ? undefined : cache.root();
   writeCache(commandScript.createCachedData(), root, fresh ? [command] : [...cache.commands, command]);
 });
