@@ -59,7 +59,7 @@ import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { CopySelection, type CopyOptions } from './copy.js';
-import { globalArgs, lineError, neededStages, parseDockerfile, runMountAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { globalArgs, lineError, neededStages, parseDockerfile, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
@@ -538,7 +538,9 @@ class Builder {
     // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit),
     // and what a bind mount shows, by checksum as COPY's sources are.
     const mountKeys = mounts.map((m) => (m.type === 'bind' ? { ...m, sum: bindSources.get(m)!.sum } : m));
-    const identity = JSON.stringify(mounts.length > 0 ? ['RUN', args, env, cwd, user, mountKeys] : ['RUN', args, env, cwd, user]);
+    // `default` and `host` are the same network here (the host's), and so the same step; `none` is another.
+    const network = runNetworkAt(step.flags.network, step.line) === 'none' ? 'none' : 'host';
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : [])]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -581,7 +583,7 @@ class Builder {
         const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held);
         await snapshotter.mount(key, rootfs);
         try {
-          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts }, {
+          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network }, {
             onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
             ...(this.#options.signal ? { signal: this.#options.signal } : {}),
           });

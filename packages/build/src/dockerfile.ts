@@ -48,7 +48,7 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   ONBUILD: [],
   COPY: ['from', 'chown', 'chmod'],
   ADD: ['chown', 'chmod'],
-  RUN: ['mount'],
+  RUN: ['mount', 'network'],
   MAINTAINER: [],
 };
 
@@ -95,6 +95,17 @@ export function lineError(line: number, message: string): InvalidArgumentError {
 
 const KEYWORDS = new Set<string>(Object.keys(FLAGS));
 
+/** The networks `RUN --network` takes, as BuildKit's frontend: the build's own (`default`, here the host's), `host`, or `none`. */
+export type RunNetwork = 'default' | 'host' | 'none';
+const RUN_NETWORKS: readonly RunNetwork[] = ['default', 'host', 'none'];
+
+/** The network a RUN's `--network` value names; a line error for anything else (variables are not expanded in it, as in BuildKit). */
+export function runNetworkAt(value: string | undefined, line: number): RunNetwork {
+  if (value === undefined) return 'default';
+  if (!(RUN_NETWORKS as readonly string[]).includes(value)) throw lineError(line, `RUN --network=${value} is not a network (RUN --network takes ${RUN_NETWORKS.join(', ')})`);
+  return value as RunNetwork;
+}
+
 /** A `RUN --mount` value (expanded) for a step in `cwd`, as `parseRunMount` reads it; malformed: the line's error. */
 export function runMountAt(spec: string, cwd: string, line: number): RunMount {
   try {
@@ -125,6 +136,7 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
     }
     else if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
     else flags[name] = value;
+    if (name === 'network') runNetworkAt(value, line); // before the first step, as BuildKit's frontend refuses it
   }
   // The arguments after the flags (the parser leaves them out), continuations joined as Docker joins them.
   let rest = (ast.getArgumentsContent() ?? '').trim();

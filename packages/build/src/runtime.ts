@@ -1,7 +1,8 @@
 /**
  * RUN through a real OCI runtime (runc or crun): a bundle whose root is the kernel overlay mount of the
  * step's snapshot, with `/proc`, `/dev`, `/sys`, the host's network (no network namespace, as `docker build`
- * gives RUN by default), the step's environment, user, working directory and command. The runtime's own
+ * gives RUN by default) or none (`RUN --network=none`: a namespace of its own, loopback only), the step's
+ * environment, user, working directory and command. The runtime's own
  * output and the command's go to `onOutput`; the exit status comes back.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,6 +23,8 @@ export interface RunSpec {
   readonly binds: readonly string[];
   /** The step's own mounts (`RUN --mount`), after the others, parents before what they hold. */
   readonly mounts?: readonly OciMount[];
+  /** `none`: a network namespace of its own, with loopback alone (the runtime brings it up). Default: the host's. */
+  readonly network?: 'host' | 'none';
 }
 
 /** A mount of the OCI runtime spec. */
@@ -68,6 +71,7 @@ export function findRuntime(preferred?: string): string {
 }
 
 function ociSpec(rootfs: string, run: RunSpec): object {
+  const isolated = run.network === 'none';
   const caps = { bounding: CAPABILITIES, effective: CAPABILITIES, permitted: CAPABILITIES };
   return {
     ociVersion: '1.0.2',
@@ -88,13 +92,16 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      // Without a network namespace sysfs cannot be mounted anew: the host's, read-only, as Docker does for --network host.
-      { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+      // Without a network namespace sysfs cannot be mounted anew: the host's, read-only, as Docker does for
+      // --network host. In one of its own, its own (the host's interfaces are not its business).
+      isolated
+        ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
+        : { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
       ...run.binds.map((path) => ({ destination: path, type: 'bind', source: path, options: ['rbind', 'ro'] })),
       ...(run.mounts ?? []),
     ],
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(isolated ? [{ type: 'network' }] : [])],
       maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },

@@ -1,0 +1,80 @@
+/**
+ * What a RUN step's container is made of, beyond what the buildah comparison covers:
+ * - the mount points its mounts need (and the directories above them) are made by the runtime in the step's
+ *   tree and removed after it; the directory that held them keeps the time it should have: its own from
+ *   before the step where only the stub changed it, the step's where the step wrote there too, and a
+ *   symlink's target directory (the directory the runtime reached) rather than the symlink;
+ * - `--network=none` gives the step a network of its own with loopback alone, and is a step of its own in
+ *   the cache (`default` and `host` are the host's network, and one step).
+ */
+import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Images } from '@strata/images';
+import { BASE, buildWith, imageTree, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { needs } from './helpers/oracle.js';
+import type { NodeRecord } from './helpers/snapshot.js';
+
+const OLD = 1_000_000_000; // seconds: a time no step of this test runs at
+/** A step writing the names of the network interfaces it sees, one a line, sorted. */
+const LIST_INTERFACES = "RUN sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort > /interfaces";
+
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('RUN', () => {
+  let work: string;
+  let images: Images;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-run-');
+    images = await rootWithBase(work);
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('leaves no stub, and gives the directory above it the time it should have', async () => {
+    const dir = writeContext(join(work, 'context'), {
+      Dockerfile: [
+        `FROM ${BASE}`,
+        `RUN mkdir -p /srv/kept /srv/wrote /real && ln -s /real /link && touch -d @${OLD} /srv/kept /srv/wrote /real`,
+        'RUN --mount=type=tmpfs,target=/srv/kept/scratch --mount=type=tmpfs,target=/srv/wrote/scratch --mount=type=tmpfs,target=/link/deep/scratch touch /srv/wrote/file',
+        '',
+      ].join('\n'),
+    });
+    const { result } = await buildWith(images, { context: dir, tags: ['example.com/stubs:strata'] });
+    const tree = await imageTree(images, result.names[0]!, work);
+    const old = `${OLD}000000000`;
+    for (const path of ['srv/kept/scratch', 'srv/wrote/scratch', 'real/deep', 'real/deep/scratch']) expect(tree.has(path), path).toBe(false);
+    // Only the stub changed it: as before the step.
+    expect(tree.get('srv/kept')).toMatchObject({ type: 'directory', mtimeNs: old });
+    // The step wrote there too: the time the step left, not the one from before it.
+    expect(tree.get('srv/wrote/file')).toMatchObject({ type: 'file' });
+    expect(BigInt(tree.get('srv/wrote')!.mtimeNs!)).toBeGreaterThan(BigInt(old));
+    // Made through a symlink: the directory it reached gets its time back; the symlink is as it was.
+    expect(tree.get('real')).toMatchObject({ type: 'directory', mtimeNs: old });
+    expect(tree.get('link')).toMatchObject({ type: 'symlink', linkname: '/real' });
+  }, 10 * 60_000);
+
+  it('gives --network=none a network of its own with loopback alone, and keys it apart', async () => {
+    const none = await buildNetwork('none', '--network=none ');
+    expect(none.tree.get('interfaces')?.sha256).toBe(sha('lo\n'));
+    const host = await buildNetwork('host', '');
+    expect(host.ran).toEqual([LIST_INTERFACES]); // not the cached step of --network=none
+    // The host's interfaces, loopback among them (a machine with loopback alone could not tell the two apart).
+    expect(host.tree.get('interfaces')?.size).toBeGreaterThan('lo\n'.length);
+    // default and host are the same network here, and the same step.
+    expect((await buildNetwork('host-again', '--network=host ')).ran).toEqual([]);
+    expect((await buildNetwork('default-again', '--network=default ')).ran).toEqual([]);
+  }, 10 * 60_000);
+
+  /** Builds LIST_INTERFACES with `network` flags in a context of its own. */
+  async function buildNetwork(name: string, network: string): Promise<{ ran: string[]; tree: Map<string, NodeRecord> }> {
+    const dir = writeContext(join(work, `network-${name}`), { Dockerfile: `FROM ${BASE}\n${LIST_INTERFACES.replace('RUN ', `RUN ${network}`)}\n` });
+    const { result, ran } = await buildWith(images, { context: dir, tags: [`example.com/network:${name}`] });
+    return { ran, tree: await imageTree(images, result.names[0]!, work) };
+  }
+});
+
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
