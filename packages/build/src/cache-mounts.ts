@@ -1,14 +1,15 @@
 /**
  * The directories behind `RUN --mount=type=cache`, under `<root>/build/cache-mounts/`: one per id (named by
  * the id's sha256, so any id is a safe name), made on first use with the mount's mode and owner and kept
- * across builds until `build cache prune` removes them all, as BuildKit keeps them. Sharing as BuildKit
+ * across builds until `build cache prune` removes them (all, or those unused for a while: a step that lets
+ * go of one touches `<name>.used` beside it), as BuildKit keeps them. Sharing as BuildKit
  * does: `shared` (the default) lets any number of steps use the directory at once; `locked` waits until no
  * other step holds it; `private` takes another instance of the id while one is held. A step holding a
  * directory leaves a file named by its pid beside it (created exclusively for `locked` and `private`), so a
  * crashed build's hold is seen as stale, and prune leaves what a live build holds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, removeTree } from '@strata/core';
@@ -23,6 +24,9 @@ export interface HeldCache {
   readonly path: string;
   release(): void;
 }
+
+/** Beside a cache directory, the file whose time is the last release of it. */
+const USED = '.used';
 
 export class CacheMounts {
   constructor(readonly dir: string) {}
@@ -47,7 +51,18 @@ export class CacheMounts {
             throw error;
           }
         }
-        return { path, release: hold };
+        return {
+          path,
+          release: () => {
+            try {
+              writeFileSync(join(this.dir, `${name}${USED}`), ''); // its time: when a step last had it
+            } catch {
+              // Only an age for prune --older-than: without it the directory's own time stands in.
+            } finally {
+              hold();
+            }
+          },
+        };
       }
       if (mount.sharing === 'private') instance++;
       else await sleep(50); // locked: until the step holding it is done
@@ -82,7 +97,7 @@ export class CacheMounts {
   #holders(name: string): Array<{ exclusive: boolean }> {
     const out: Array<{ exclusive: boolean }> = [];
     for (const entry of readdirSync(this.dir)) {
-      if (!entry.startsWith(`${name}.`)) continue;
+      if (!entry.startsWith(`${name}.`) || entry.endsWith(USED)) continue;
       const file = join(this.dir, entry);
       let pid: number;
       try {
@@ -97,8 +112,17 @@ export class CacheMounts {
     return out;
   }
 
-  /** Removes every cache directory no live build holds; returns how many went. */
-  prune(): number {
+  /** When a step last let go of `name` (its directory's time where none has since this was recorded), in ms. */
+  #lastUse(name: string): number {
+    const marker = statSync(join(this.dir, `${name}${USED}`), { throwIfNoEntry: false });
+    return (marker ?? statSync(join(this.dir, name))).mtimeMs;
+  }
+
+  /**
+   * Removes every cache directory no live build holds (with `before`, only those no step has had since);
+   * returns how many went.
+   */
+  prune(before?: Date): number {
     let entries: string[];
     try {
       entries = readdirSync(this.dir);
@@ -109,7 +133,9 @@ export class CacheMounts {
     let removed = 0;
     for (const name of entries) {
       if (name.includes('.') || this.#holders(name).length > 0) continue;
+      if (before !== undefined && this.#lastUse(name) >= before.getTime()) continue;
       removeTree(join(this.dir, name));
+      rmSync(join(this.dir, `${name}${USED}`), { force: true });
       removed++;
     }
     return removed;

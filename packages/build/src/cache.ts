@@ -83,8 +83,9 @@ export class BuildCache {
 
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
-   * what only they held. Pruning all also forgets the remembered checksums (of snapshot and context
-   * files) and removes the cache mounts' directories that no build holds. Returns the keys deleted.
+   * what only they held. The cache mounts' directories no build holds go too (all, or those no step has had
+   * since `before`), and pruning all also forgets the remembered checksums (of snapshot and context files).
+   * Returns the keys deleted.
    */
   prune(options: { before?: Date } = {}): string[] {
     const doomed = this.list()
@@ -96,8 +97,8 @@ export class BuildCache {
         for (const { key } of [...this.#sums.entries()]) this.#sums.remove(key);
       });
       new FileChecksums(this.#images.root.metadata).clear();
-      new CacheMounts(cacheMountsDir(this.#images)).prune();
     }
+    new CacheMounts(cacheMountsDir(this.#images)).prune(options.before);
     return doomed;
   }
 

@@ -3,7 +3,7 @@
  * private holds between steps and processes, stale holds of dead processes, and prune.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -114,5 +114,26 @@ describe('cache mounts', () => {
     expect(existsSync(b.path)).toBe(true);
     b.release();
     expect(mounts.prune()).toBe(1);
+  });
+
+  it('prunes by age only what no step has had since, by the time of its last release', async () => {
+    const mounts = new CacheMounts(join(work, 'aged'));
+    const old = await mounts.acquire(mount({ id: 'old' }));
+    old.release();
+    const recent = await mounts.acquire(mount({ id: 'recent' }));
+    recent.release();
+    const held = await mounts.acquire(mount({ id: 'held' }));
+    const hourAgo = new Date(Date.now() - 3600_000);
+    const twoHoursAgo = new Date(Date.now() - 7200_000);
+    utimesSync(`${old.path}.used`, twoHoursAgo, twoHoursAgo);
+    utimesSync(held.path, twoHoursAgo, twoHoursAgo); // never released: its directory's time stands in, but it is held
+    expect(mounts.prune(hourAgo)).toBe(1);
+    expect(existsSync(old.path)).toBe(false);
+    expect(existsSync(`${old.path}.used`)).toBe(false);
+    expect(existsSync(recent.path)).toBe(true);
+    expect(existsSync(held.path)).toBe(true);
+    held.release();
+    expect(mounts.prune(hourAgo)).toBe(0); // just released
+    expect(mounts.prune()).toBe(2);
   });
 });

@@ -160,7 +160,7 @@ export function registerBuildCommands(cli: Command): void {
   cache
     .command('prune')
     .description('delete build cache records (all, or those unused for a while) and collect what only they held')
-    .option('--older-than <hours>', 'only records not used for this many hours')
+    .option('--older-than <hours>', 'only records and cache mounts not used for this many hours')
     .action((o: { olderThan?: string }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
