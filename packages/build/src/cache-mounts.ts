@@ -112,10 +112,13 @@ export class CacheMounts {
     return out;
   }
 
-  /** When a step last let go of `name` (its directory's time where none has since this was recorded), in ms. */
+  /**
+   * When a step last let go of `name` (its directory's time where none has since this was recorded), in ms;
+   * 0 when another prune removed it meanwhile.
+   */
   #lastUse(name: string): number {
-    const marker = statSync(join(this.dir, `${name}${USED}`), { throwIfNoEntry: false });
-    return (marker ?? statSync(join(this.dir, name))).mtimeMs;
+    const at = (file: string) => statSync(join(this.dir, file), { throwIfNoEntry: false })?.mtimeMs;
+    return at(`${name}${USED}`) ?? at(name) ?? 0;
   }
 
   /**
