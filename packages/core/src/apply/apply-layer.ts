@@ -6,9 +6,9 @@
  * deletions land (plain and overlay); `state.ts` what an apply remembers between entries.
  */
 import { lstatSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { removeTree } from '../host/remove-tree.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsError, InvalidArgumentError } from '../errors.js';
+import { removeTree } from '../host/remove-tree.js';
 import type { Entry } from '../entry.js';
 import { getXattr, removeXattr, setXattr } from '../native.js';
 import { parentOf, ROOT } from '../path.js';

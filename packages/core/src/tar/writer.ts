@@ -10,10 +10,9 @@ import { fileShrank, type FileRange, type SplicedChunk } from '../blob/file-rang
 import type { Entry, Timestamp } from '../entry.js';
 import { mapEntryOwner, type IdMap } from '../idmap.js';
 import { readFileInto } from '../native.js';
-import { fsPath } from '../name-bytes.js';
 import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
-import { encodeName, hasEscapes } from '../name-bytes.js';
+import { encodeName, fsPath, hasEscapes } from '../name-bytes.js';
 import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8, type HeaderFields } from './header.js';
 import { encodePax, formatPaxTime } from './pax.js';
 
