@@ -48,6 +48,7 @@ import { quote } from '../quote.js';
 import { resolvePath, type LookupResult } from '../resolve.js';
 import { turn } from '../turns.js';
 import { isWhiteoutDevice } from '../whiteout.js';
+import { CreatedPaths } from './created-paths.js';
 
 /** What stands at a path of the target. `whiteout` is a character device 0/0. */
 export type HostKind = 'directory' | 'symlink' | 'whiteout' | 'other';
@@ -85,7 +86,7 @@ export class ApplyTarget {
   #lastDir: string | undefined;
   #lastFd = -1;
   /** For a target that started empty: what this apply created at each path and has not removed. */
-  readonly #created: Map<string, HostKind> | undefined;
+  readonly #created: CreatedPaths<HostKind> | undefined;
   readonly #stat = new Float64Array(STAT.fields);
   /**
    * While new files can get their permission bits when created (see `#fileMode`): the umask those bits must
@@ -101,7 +102,7 @@ export class ApplyTarget {
   constructor(root: string, fresh: boolean) {
     this.root = root;
     this.#rootFd = openRoot(root);
-    this.#created = fresh ? new Map() : undefined;
+    this.#created = fresh ? new CreatedPaths() : undefined;
     if (fresh) this.#umask = this.#rootHasDefaultAcl() ? undefined : readUmask();
   }
 
@@ -451,8 +452,7 @@ export class ApplyTarget {
   }
 
   #forget(path: string, directory: boolean): void {
-    const created = this.#created;
-    created?.delete(path);
+    this.#created?.delete(path, directory);
     if (!directory) return;
     if (this.#lastDir !== undefined && isWithin(this.#lastDir, path)) this.#lastDir = undefined;
     for (const [dir, fd] of this.#dirs) {
@@ -461,6 +461,5 @@ export class ApplyTarget {
         closeFd(fd);
       }
     }
-    if (created !== undefined) for (const p of created.keys()) if (isWithin(p, path)) created.delete(p);
   }
 }
