@@ -2,7 +2,7 @@
  * The strata command, run as a user would run it (the built CLI): results on stdout, errors as one line
  * on stderr with a non-zero exit.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,30 @@ describe.skipIf(!needs('root'))('strata command', () => {
   it('usage errors exit 2', () => {
     expect(strata('frobnicate').status).toBe(2);
     expect(strata('pack', join(work, 'src')).status).toBe(2);
+  });
+
+  it("runs V8's helper threads ten steps of nice below its own, which keep the caller's priority", async () => {
+    // A digest of stdin waits for its input: the process holds still while its threads are read.
+    const child = spawn(process.execPath, [cli, 'digest', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const niceOf = (tid: string) => {
+      const stat = readFileSync(`/proc/${child.pid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    try {
+      const own = niceOf(String(child.pid)); // the caller's: a test run under nice starts there
+      const helper = Math.min(19, own + 10);
+      let nices: number[] = [];
+      for (let tries = 0; tries < 200 && !nices.includes(helper); tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        nices = readdirSync(`/proc/${child.pid}/task`).filter((tid) => tid !== String(child.pid)).map(niceOf);
+      }
+      expect(niceOf(String(child.pid))).toBe(own);
+      expect(nices.filter((nice) => nice === helper).length).toBeGreaterThanOrEqual(4); // V8's platform workers
+      expect(nices.every((nice) => nice === helper || nice === own)).toBe(true);
+    } finally {
+      child.stdin.end(rawTar([]));
+      await new Promise((resolve) => child.on('close', resolve));
+    }
   });
 
   it('the installed bin (pnpm exec strata) runs the bundled command', () => {

@@ -13,8 +13,9 @@
  * rename, so a reader sees the old cache or the new one. One file holds both bundles' bytecode: the
  * command's, then the root libraries' (none until a command that opens a root ran).
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { getPriority, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
@@ -138,7 +139,7 @@ type ModuleFunction = (exports: unknown, require: NodeJS.Require, module: { expo
  * streams below them) cost every command 6-8 ms. Each is handed out as a stand-in that loads it on first
  * use: the bundles reach a module's members at the call (`(0, mod.fn)()`), never by a copy made at load.
  */
-const LOADED_ON_USE = new Set(['node:child_process', 'readline', 'node:readline', 'node:tty', 'node:os', 'node:fs/promises', 'node:stream/promises']);
+const LOADED_ON_USE = new Set(['node:child_process', 'readline', 'node:readline', 'node:tty', 'node:fs/promises', 'node:stream/promises']);
 
 function loadedOnUse(load: () => object): object {
   let module: object | undefined;
@@ -167,6 +168,37 @@ function run<T>(script: Script, file: string, resolve: (id: string) => unknown):
   return module.exports;
 }
 
+/**
+ * V8's helper threads (its optimising compiler and the collector's concurrent marking), which Node starts
+ * before any JavaScript, run below the command's own threads: in a layer job those are the critical path
+ * (the hashing thread most of all, which a compile on its core holds up), and a compile can wait. Ten
+ * steps of nice (a tenth of a core's share where they contend), not more: under a load that keeps every
+ * core busy the compiles still come, where at fifteen a digest of `/usr/share` took a third longer. Threads
+ * started later (strata's own, libuv's) are started by this one and keep its priority. A library never
+ * does this: the threads are its embedder's.
+ */
+function lowerHelperThreads(): void {
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return; // no /proc: they stay as they are
+  }
+  for (const task of tasks) {
+    const tid = Number(task);
+    if (tid === process.pid) continue;
+    try {
+      setPriority(tid, Math.min(19, getPriority(tid) + HELPER_NICE));
+    } catch {
+      // Gone, or not ours to change: it stays as it is.
+    }
+  }
+}
+
+/** How far below the command's priority V8's helpers run (see `lowerHelperThreads`). */
+const HELPER_NICE = 10;
+
+lowerHelperThreads();
 const cache = readCache();
 const commandScript = compile(commandBundle, cache.command);
 let rootScript: Script | undefined;
