@@ -8,13 +8,21 @@
 /** How long a job runs before it gives way: well under the 20 ms a UI or a transfer notices. */
 const SLICE_MS = 5;
 
-let sliceStart = performance.now();
+/**
+ * The clock: `Date.now()`, as cheap as `performance.now()` per call (about 40 ns) without the global
+ * `performance`, whose first touch loads perf_hooks and ten internal modules (0.7-1 ms of every command's
+ * start). Milliseconds are fine grain for a 5 ms slice; a wall clock set back makes the elapsed time
+ * negative, which ends the slice rather than stretching it.
+ */
+const now = Date.now;
+
+let sliceStart = now();
 const waiting: Array<() => void> = [];
 let scheduled = false;
 
 /** Gives the next job in line the slice starting now (one per loop turn: a setImmediate per job). */
 function nextInLine(): void {
-  sliceStart = performance.now();
+  sliceStart = now();
   const resume = waiting.shift();
   scheduled = waiting.length > 0;
   if (scheduled) setImmediate(nextInLine);
@@ -26,7 +34,8 @@ function nextInLine(): void {
  * otherwise. Costs a clock read.
  */
 export function turn(): Promise<void> | undefined {
-  if (performance.now() - sliceStart < SLICE_MS) return undefined;
+  const elapsed = now() - sliceStart;
+  if (elapsed >= 0 && elapsed < SLICE_MS) return undefined;
   return new Promise((resolve) => {
     waiting.push(resolve);
     if (!scheduled) {

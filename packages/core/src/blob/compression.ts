@@ -1,18 +1,18 @@
 /**
  * Layer compression: detected by magic bytes on read, chosen by the caller on write. Reading decodes on the
  * thread pool where the libraries are installed (gzip with ISA-L, zstd with the system's libzstd), else with
- * node:zlib and zstd-napi; gzip is written by node:zlib (on every core by ParallelGzip), zstd by zstd-napi
+ * node:zlib and zstd-napi; gzip is written by node:zlib (on every core by parallelGzip), zstd by zstd-napi
  * (libzstd's streaming API; Node 20 has no zstd of its own).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { Readable, type Transform } from 'node:stream';
-import { zlib } from '../builtins.js';
+import type { Transform } from 'node:stream';
+import { stream, zlib } from '../builtins.js';
 import { LayerFormatError, UnsupportedError } from '../errors.js';
 import { NativeDecoder } from '../native.js';
 import { BufferPool } from './buffer-pool.js';
 import { requireFromPackage } from '../package.js';
-import { ParallelGzip } from './parallel-gzip.js';
+import { parallelGzip } from './parallel-gzip.js';
 
 type ZstdNapi = typeof import('zstd-napi');
 let zstdModule: ZstdNapi | undefined;
@@ -59,7 +59,7 @@ const OUTPUT_CHUNK = 256 * 1024;
 
 /** gzip through node:zlib, which works on the thread pool and waits for its reader (back-pressure). */
 const zlibGunzip: Decompress = (compressed) => {
-  const from = Readable.from(compressed, { objectMode: false });
+  const from = stream().Readable.from(compressed, { objectMode: false });
   const transform = zlib().createGunzip({ chunkSize: OUTPUT_CHUNK });
   from.on('error', (error) => transform.destroy(error));
   return from.pipe(transform);
@@ -244,7 +244,7 @@ const zstdWorkers = () => Math.min(4, availableParallelism());
 
 /** A compressing transform, or undefined for `none`. Output bytes depend only on input and level. */
 export function compressor(compression: Compression, level?: number): Transform | undefined {
-  if (compression === 'gzip') return new ParallelGzip(level ?? 6);
+  if (compression === 'gzip') return parallelGzip(level ?? 6);
   if (compression === 'zstd') return new (zstd().CompressStream)({ compressionLevel: level ?? 3, nbWorkers: zstdWorkers() });
   return undefined;
 }

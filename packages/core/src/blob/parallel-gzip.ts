@@ -8,8 +8,8 @@
  * which block finished first, so layers stay reproducible. The dictionary keeps the ratio within a
  * fraction of a percent of one stream's.
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import { zlib } from '../builtins.js';
+import type { Transform } from 'node:stream';
+import { stream, zlib } from '../builtins.js';
 import type * as Zlib from 'node:zlib';
 
 /** Input per block: large enough that a block's thread-pool round trip is noise, small enough to spread. */
@@ -25,8 +25,27 @@ function header(level: number): Buffer {
   return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
 }
 
-export class ParallelGzip extends Transform {
+/**
+ * A gzip compressor as a Transform stream that compresses on every core. A function, not a subclass of
+ * Transform, so that node:stream loads when a compressed blob is first written, not with strata.
+ */
+export function parallelGzip(level = 6): Transform {
+  const deflate = new BlockDeflate(level, (bytes) => transform.push(bytes));
+  const transform: Transform = new (stream().Transform)({
+    transform(chunk: Buffer, _encoding, callback) {
+      deflate.write(chunk).then(() => callback(), callback);
+    },
+    flush(callback) {
+      deflate.end().then((trailer) => callback(null, trailer), callback);
+    },
+  });
+  return transform;
+}
+
+/** The blocks, their compressions in flight and the checksum of one gzip member; output goes to `push`. */
+class BlockDeflate {
   readonly #level: number;
+  readonly #push: (bytes: Buffer) => void;
   /** Input not yet cut into a block. */
   #pieces: Buffer[] = [];
   #held = 0;
@@ -38,26 +57,27 @@ export class ParallelGzip extends Transform {
   #size = 0;
   #started = false;
 
-  constructor(level = 6) {
-    super();
+  constructor(level: number, push: (bytes: Buffer) => void) {
     this.#level = level;
+    this.#push = push;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Takes `chunk` in, compressing every whole block held (waiting whenever too many compress). */
+  write(chunk: Buffer): Promise<void> {
     this.#pieces.push(chunk);
     this.#held += chunk.length;
-    this.#cutBlocks().then(() => callback(), callback);
+    return this.#cutBlocks();
   }
 
-  override _flush(callback: TransformCallback): void {
+  /** Compresses the rest as the last block and sends everything out: the member's trailer. */
+  async end(): Promise<Buffer> {
     const rest = this.#take(this.#held);
     this.#start(rest, true);
-    this.#drain(0).then(() => {
-      const trailer = Buffer.alloc(8);
-      trailer.writeUInt32LE(this.#crc >>> 0, 0);
-      trailer.writeUInt32LE(this.#size % 2 ** 32, 4);
-      callback(null, trailer);
-    }, callback);
+    await this.#drain(0);
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(this.#crc >>> 0, 0);
+    trailer.writeUInt32LE(this.#size % 2 ** 32, 4);
+    return trailer;
   }
 
   /** Starts a compression per whole block held, waiting whenever too many run. */
@@ -87,7 +107,7 @@ export class ParallelGzip extends Transform {
   #start(block: Buffer, last: boolean): void {
     if (!this.#started) {
       this.#started = true;
-      this.push(header(this.#level));
+      this.#push(header(this.#level));
     }
     const z = zlib();
     this.#crc = z.crc32(block, this.#crc);
@@ -102,6 +122,6 @@ export class ParallelGzip extends Transform {
 
   /** Sends on finished output, oldest first, until at most `left` compressions run. */
   async #drain(left: number): Promise<void> {
-    while (this.#running.length > left) this.push(await this.#running.shift()!);
+    while (this.#running.length > left) this.#push(await this.#running.shift()!);
   }
 }

@@ -5,8 +5,9 @@
  */
 import { closeSync, createWriteStream, fdatasync, lstatSync, openSync, writeSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { stream } from '../builtins.js';
 import { InvalidArgumentError } from '../errors.js';
 import { syncFile } from '../host/sync.js';
 import type { BufferPool } from './buffer-pool.js';
@@ -162,7 +163,7 @@ export async function writeBlob(
   try {
     const sink = temporary !== undefined ? createWriteStream(temporary) : (destination as Writable);
     const signal = options.signal ? { signal: options.signal } : {};
-    const source = Readable.from(tap(bytes, plain), { objectMode: false, highWaterMark: 4 });
+    const source = stream().Readable.from(tap(bytes, plain), { objectMode: false, highWaterMark: 4 });
     const transform = compressor(compression, options.level);
     if (transform) await pipeline(source, transform, (compressed: AsyncIterable<Uint8Array>) => tap(compressed, wire), sink, signal);
     else await pipeline(source, sink, signal);
