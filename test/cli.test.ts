@@ -132,6 +132,41 @@ describe.skipIf(!needs('root'))('strata command', () => {
     expect(strata('pack', join(work, 'src')).status).toBe(2);
   });
 
+  it('prints all of a long listing through a stdout left non-blocking, and stops quietly when its reader goes', async () => {
+    const layer = join(work, 'many.tar');
+    const tree = join(work, 'many');
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(join(tree, `dir-${d}`), { recursive: true });
+      for (let f = 0; f < 250; f++) writeFileSync(join(tree, `dir-${d}`, `a-file-with-a-long-name-${f}`), '');
+    }
+    expect(strata('pack', tree, '-o', layer).status).toBe(0);
+    const whole = strata('ls', layer);
+    expect(whole.stdout.length).toBeGreaterThan(4 * 65536); // more than a pipe holds, several times over
+    // A pipe the reader made non-blocking and reads late: writes meet EAGAIN, and nothing is lost or reordered.
+    const script = [
+      'import fcntl, os, subprocess, sys, time',
+      'r, w = os.pipe()',
+      'fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)',
+      'p = subprocess.Popen(sys.argv[1:], stdout=w)',
+      'os.close(w)',
+      'time.sleep(0.5)',
+      'data = b""',
+      'while chunk := os.read(r, 65536): data += chunk',
+      'sys.stdout.buffer.write(data)',
+      'sys.exit(p.wait())',
+    ].join('\n');
+    const late = spawnSync('python3', ['-c', script, process.execPath, cli, 'ls', layer], { encoding: 'utf8' });
+    expect(late.status, late.stderr).toBe(0);
+    expect(late.stdout).toBe(whole.stdout);
+    // A reader that takes the first chunk and goes: the command ends as it would have, with nothing on stderr.
+    const child = spawn(process.execPath, [cli, 'ls', layer]);
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const status = await new Promise((resolve) => child.on('close', resolve));
+    expect([status, stderr]).toEqual([0, '']);
+  });
+
   it("runs V8's helper threads ten steps of nice below its own, which keep the caller's priority", async () => {
     // A digest of stdin waits for its input: the process holds still while its threads are read.
     const child = spawn(process.execPath, [cli, 'digest', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });

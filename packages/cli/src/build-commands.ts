@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { BuildEvent } from '@strata/build';
-import { sanitize, UsageError } from './format.js';
+import { print, sanitize, UsageError } from './format.js';
 import { humanBytes } from './progress.js';
 import { collect, table, withImages } from './root.js';
 
@@ -78,7 +78,7 @@ function showEvents(mode: 'plain' | 'json', quiet: boolean): (event: BuildEvent)
   return (event) => {
     if (mode === 'json') {
       if (event.type === 'done') {
-        process.stdout.write(`${JSON.stringify({ step: event.step, stage: event.stage, instruction: event.instruction, cached: event.cached, seconds: Number(event.seconds.toFixed(3)), layer: event.layer })}\n`);
+        print(`${JSON.stringify({ step: event.step, stage: event.stage, instruction: event.instruction, cached: event.cached, seconds: Number(event.seconds.toFixed(3)), layer: event.layer })}\n`);
       } else if (event.type === 'output' && !quiet) process.stderr.write(event.data);
       return;
     }
@@ -131,10 +131,10 @@ export function registerBuildCommands(cli: Command): void {
           onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
         });
         if (output) await images.export([result.target.digest], output.dest, { format: output.format });
-        if (o.quiet) process.stdout.write(`${result.target.digest}\n`);
+        if (o.quiet) print(`${result.target.digest}\n`);
         else {
-          const to = o.progress === 'json' ? process.stderr : process.stdout;
-          to.write(`Built ${result.target.digest}${result.names.length ? ` as ${result.names.map(sanitize).join(', ')}` : ' (dangling)'}: ${result.ran} step(s) ran, ${result.cached} cached\n`);
+          const to = o.progress === 'json' ? (text: string) => process.stderr.write(text) : print;
+          to(`Built ${result.target.digest}${result.names.length ? ` as ${result.names.map(sanitize).join(', ')}` : ' (dangling)'}: ${result.ran} step(s) ran, ${result.cached} cached\n`);
         }
       }),
     );
@@ -149,12 +149,12 @@ export function registerBuildCommands(cli: Command): void {
         const { BuildCache } = await import('@strata/build');
         const records = new BuildCache(images).list();
         if (o.json) {
-          for (const r of records) process.stdout.write(`${JSON.stringify({ key: r.key, step: r.step, snapshot: r.snapshot, layer: r.layer.digest, diffID: r.layer.diffID, size: r.layer.size, created: new Date(r.created).toISOString(), used: new Date(r.used).toISOString() })}\n`);
+          for (const r of records) print(`${JSON.stringify({ key: r.key, step: r.step, snapshot: r.snapshot, layer: r.layer.digest, diffID: r.layer.diffID, size: r.layer.size, created: new Date(r.created).toISOString(), used: new Date(r.used).toISOString() })}\n`);
           return;
         }
         const rows = [['KEY', 'SIZE', 'LAST USED', 'STEP']];
         for (const r of records) rows.push([r.key.slice(0, 12), humanBytes(r.layer.size), new Date(r.used).toISOString(), sanitize(r.step.length > 60 ? `${r.step.slice(0, 57)}...` : r.step)]);
-        process.stdout.write(table(rows));
+        print(table(rows));
       }),
     );
   cache
@@ -168,7 +168,7 @@ export function registerBuildCommands(cli: Command): void {
         const before = o.olderThan === undefined ? undefined : new Date(Date.now() - Number(o.olderThan) * 3600_000);
         const removed = new BuildCache(images).prune(before ? { before } : {});
         const gc = await images.gc();
-        process.stdout.write(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
+        print(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
       }),
     );
 }

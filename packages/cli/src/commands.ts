@@ -2,7 +2,7 @@
  * The commands themselves, each printing its result to stdout.
  */
 import { fstatSync, statSync } from 'node:fs';
-import { sanitize } from './format.js';
+import { print, sanitize } from './format.js';
 import {
   applyLayer,
   cleanEntryName,
@@ -41,7 +41,7 @@ export async function runApply(layer: string, dir: string, options: { format: 'p
     ...(options.userxattr ? { xattrNamespace: 'user' as const } : {}),
     onWarning: warn,
   });
-  process.stdout.write(`${result.diffID}\n`);
+  print(`${result.diffID}\n`);
 }
 
 /** `strata digest`: diffID, and for compressed input the blob's digest and size. */
@@ -49,7 +49,7 @@ export async function runDigest(layer: string): Promise<void> {
   const d = await digestLayer(layerInput(layer));
   let out = `diffID ${d.diffID}\n`;
   if (d.compression !== 'none') out += `digest ${d.digest}\nsize ${d.size}\ncompression ${d.compression}\n`;
-  process.stdout.write(out);
+  print(out);
 }
 
 const TYPE_CHARS: Record<Entry['type'], string> = {
@@ -93,7 +93,9 @@ function printDescriptor(d: LayerDescriptor, output: string): void {
   const stdout = fstatSync(1);
   const written = statSync(output, { throwIfNoEntry: false });
   const toStdout = written !== undefined && written.dev === stdout.dev && written.ino === stdout.ino;
-  (toStdout ? process.stderr : process.stdout).write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+  const descriptor = `diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`;
+  if (toStdout) process.stderr.write(descriptor);
+  else print(descriptor);
 }
 
 /** A layer source: a directory, or an uncompressed layer tarball read in place. */
@@ -151,7 +153,7 @@ function printEntries(entries: readonly Entry[], json: boolean): void {
       lines.push(`${modeString(e)} ${e.uid}/${e.gid} ${String(e.size).padStart(10)} ${isoTime(e.mtime.sec)} ${sanitize(e.path)}${link}`);
     }
   }
-  process.stdout.write(lines.length > 0 ? `${lines.join('\n')}\n` : '');
+  print(lines.length > 0 ? `${lines.join('\n')}\n` : '');
 }
 
 /** `strata pack`: prints diffID, digest and size. */

@@ -6,7 +6,7 @@
 import { Option, type Command } from 'commander';
 import type { Compression } from '@strata/core';
 import type { GcResult, Images, PlatformChoice } from '@strata/images';
-import { sanitize, UsageError } from './format.js';
+import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
 
@@ -23,10 +23,10 @@ function shortId(digest: string): string {
 
 function reportGc(freed: GcResult, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify(freed)}\n`);
+    print(`${JSON.stringify(freed)}\n`);
     return;
   }
-  process.stdout.write(`freed ${freed.blobs.length} blob(s), ${freed.snapshots.length} snapshot(s), ${freed.ingests} ingest(s): ${humanBytes(freed.bytes)}\n`);
+  print(`freed ${freed.blobs.length} blob(s), ${freed.snapshots.length} snapshot(s), ${freed.ingests} ingest(s): ${humanBytes(freed.bytes)}\n`);
   for (const e of freed.errors) process.stderr.write(`strata: gc: ${sanitize(e)}\n`);
   if (freed.errors.length > 0) process.exitCode = 1;
 }
@@ -64,12 +64,12 @@ export function registerImageCommands(cli: Command): void {
         } finally {
           bar.stop();
         }
-        for (const i of result.images) process.stdout.write(i.name !== undefined ? `Loaded image: ${sanitize(i.name)}\n` : `Loaded image ID: ${i.target.digest}\n`);
+        for (const i of result.images) print(i.name !== undefined ? `Loaded image: ${sanitize(i.name)}\n` : `Loaded image ID: ${i.target.digest}\n`);
         if (o.unpack) {
           const unpackPlatform = platform && 'platform' in platform ? platform : undefined;
           for (const i of result.images) {
             const chain = await unpackWithProgress(images, i.name ?? i.target.digest, unpackPlatform, o.quiet ?? false);
-            process.stdout.write(`Unpacked ${sanitize(i.name ?? i.target.digest)}: ${chain ?? '(no layers)'}\n`);
+            print(`Unpacked ${sanitize(i.name ?? i.target.digest)}: ${chain ?? '(no layers)'}\n`);
           }
         }
       }),
@@ -105,10 +105,10 @@ export function registerImageCommands(cli: Command): void {
       withImages(command, async (images) => {
         const list = images.list({ dangling: o.dangling ?? false });
         if (o.json) {
-          process.stdout.write(list.map((i) => `${JSON.stringify({ name: i.name ?? null, digest: i.digest, size: i.size, created: dateOf(i.created), dangling: i.dangling })}\n`).join(''));
+          print(list.map((i) => `${JSON.stringify({ name: i.name ?? null, digest: i.digest, size: i.size, created: dateOf(i.created), dangling: i.dangling })}\n`).join(''));
           return;
         }
-        process.stdout.write(table([['NAME', 'ID', 'SIZE', 'CREATED'], ...list.map((i) => [sanitize(i.name ?? '<none>'), shortId(i.digest), humanBytes(i.size), dateOf(i.created)])]));
+        print(table([['NAME', 'ID', 'SIZE', 'CREATED'], ...list.map((i) => [sanitize(i.name ?? '<none>'), shortId(i.digest), humanBytes(i.size), dateOf(i.created)])]));
       }),
     );
 
@@ -123,7 +123,7 @@ export function registerImageCommands(cli: Command): void {
         const platform = await platformChoice(o);
         const d = images.inspect(ref, platform);
         if (o.json) {
-          process.stdout.write(`${JSON.stringify({ names: d.names, digest: d.digest, mediaType: d.mediaType, manifest: d.manifest.digest, platform: d.platform, configDigest: d.configDigest, config: d.config, layers: d.layers, unpacked: d.unpacked ?? null })}\n`);
+          print(`${JSON.stringify({ names: d.names, digest: d.digest, mediaType: d.mediaType, manifest: d.manifest.digest, platform: d.platform, configDigest: d.configDigest, config: d.config, layers: d.layers, unpacked: d.unpacked ?? null })}\n`);
           return;
         }
         const lines = [
@@ -137,7 +137,7 @@ export function registerImageCommands(cli: Command): void {
           `layers ${d.layers.length}`,
           `unpacked ${d.unpacked ?? 'no'}`,
         ];
-        process.stdout.write(`${lines.join('\n')}\n`);
+        print(`${lines.join('\n')}\n`);
       }),
     );
 
@@ -150,11 +150,11 @@ export function registerImageCommands(cli: Command): void {
       withImages(command, async (images) => {
         const steps = images.history(ref);
         if (o.json) {
-          process.stdout.write(steps.map((s) => `${JSON.stringify({ created: s.created ?? null, createdBy: s.created_by ?? '', comment: s.comment ?? '', author: s.author ?? '', emptyLayer: s.empty_layer ?? false, layer: s.layer ?? null, size: s.size })}\n`).join(''));
+          print(steps.map((s) => `${JSON.stringify({ created: s.created ?? null, createdBy: s.created_by ?? '', comment: s.comment ?? '', author: s.author ?? '', emptyLayer: s.empty_layer ?? false, layer: s.layer ?? null, size: s.size })}\n`).join(''));
           return;
         }
         const cell = (text: string) => sanitize(text.length > 60 ? `${text.slice(0, 57)}...` : text);
-        process.stdout.write(table([['CREATED', 'SIZE', 'CREATED BY', 'COMMENT'], ...steps.map((s) => [sanitize(s.created ?? ''), humanBytes(s.size), cell(s.created_by ?? ''), cell(s.comment ?? '')])]));
+        print(table([['CREATED', 'SIZE', 'CREATED BY', 'COMMENT'], ...steps.map((s) => [sanitize(s.created ?? ''), humanBytes(s.size), cell(s.created_by ?? ''), cell(s.comment ?? '')])]));
       }),
     );
 
@@ -173,8 +173,8 @@ export function registerImageCommands(cli: Command): void {
     .action((refs: string[], o: { force?: boolean }, command: Command) =>
       withImages(command, async (images) => {
         const removed = images.removeImages(refs, { force: o.force ?? false });
-        for (const name of removed.untagged) process.stdout.write(`Untagged: ${sanitize(name)}\n`);
-        for (const digest of removed.deleted) process.stdout.write(`Deleted: ${digest}\n`);
+        for (const name of removed.untagged) print(`Untagged: ${sanitize(name)}\n`);
+        for (const digest of removed.deleted) print(`Deleted: ${digest}\n`);
         reportGc(await images.gc(), false);
       }),
     );
@@ -184,7 +184,7 @@ export function registerImageCommands(cli: Command): void {
     .description('remove dangling images no container uses, then collect what nothing holds')
     .action((_o: unknown, command: Command) =>
       withImages(command, async (images) => {
-        for (const digest of images.prune()) process.stdout.write(`Deleted: ${digest}\n`);
+        for (const digest of images.prune()) print(`Deleted: ${digest}\n`);
         reportGc(await images.gc(), false);
       }),
     );
@@ -199,7 +199,7 @@ export function registerImageCommands(cli: Command): void {
     .action((ref: string, name: string, o: { base?: string; compression: Compression }, command: Command) =>
       withImages(command, async (images) => {
         const made = await images.squash(ref, name, { ...(o.base ? { base: o.base } : {}), compression: o.compression });
-        process.stdout.write(`${sanitize(made.name)} ${made.target.digest} (${made.folded} layer(s) folded into ${made.layer.digest})\n`);
+        print(`${sanitize(made.name)} ${made.target.digest} (${made.folded} layer(s) folded into ${made.layer.digest})\n`);
       }),
     );
 }
@@ -216,7 +216,7 @@ export function registerContainerCommands(cli: Command): void {
         const platform = await platformChoice(o);
         if (platform && 'all' in platform) throw new UsageError('unpack takes one platform');
         const chain = await unpackWithProgress(images, ref, platform, o.quiet ?? false);
-        process.stdout.write(`${chain ?? ''}\n`);
+        print(`${chain ?? ''}\n`);
       }),
     );
 
@@ -234,7 +234,7 @@ export function registerContainerCommands(cli: Command): void {
         const platform = await platformChoice(o);
         if (platform && 'all' in platform) throw new UsageError('a container runs one platform');
         const c = await images.createContainer(ref, name, { ...(platform ? { platform } : {}), labels: labels(o.label) });
-        process.stdout.write(`${sanitize(c.name)}\n`);
+        print(`${sanitize(c.name)}\n`);
       }),
     );
 
@@ -246,10 +246,10 @@ export function registerContainerCommands(cli: Command): void {
       withImages(command, async (images) => {
         const list = images.containers.list();
         if (o.json) {
-          process.stdout.write(list.map((c) => `${JSON.stringify({ name: c.name, image: c.image, imageDigest: c.target.digest, snapshot: c.snapshot, chainID: c.chainID, created: dateOf(c.created), labels: c.labels })}\n`).join(''));
+          print(list.map((c) => `${JSON.stringify({ name: c.name, image: c.image, imageDigest: c.target.digest, snapshot: c.snapshot, chainID: c.chainID, created: dateOf(c.created), labels: c.labels })}\n`).join(''));
           return;
         }
-        process.stdout.write(table([['NAME', 'IMAGE', 'SNAPSHOT', 'CREATED'], ...list.map((c) => [sanitize(c.name), sanitize(c.image), sanitize(c.snapshot), dateOf(c.created)])]));
+        print(table([['NAME', 'IMAGE', 'SNAPSHOT', 'CREATED'], ...list.map((c) => [sanitize(c.name), sanitize(c.image), sanitize(c.snapshot), dateOf(c.created)])]));
       }),
     );
 
@@ -286,7 +286,7 @@ export function registerContainerCommands(cli: Command): void {
     .action((name: string, o: { output: string; compression: Compression }, command: Command) =>
       withImages(command, async (images) => {
         const d = await images.diffContainer(name, { path: o.output, compression: o.compression });
-        process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+        print(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
       }),
     );
 
@@ -301,7 +301,7 @@ export function registerContainerCommands(cli: Command): void {
     .action((name: string, ref: string, o: { message?: string; author?: string; compression: Compression }, command: Command) =>
       withImages(command, async (images) => {
         const made = await images.commit(name, ref, { ...(o.message !== undefined ? { message: o.message } : {}), ...(o.author !== undefined ? { author: o.author } : {}), compression: o.compression });
-        process.stdout.write(`${made.target.digest}\n`);
+        print(`${made.target.digest}\n`);
       }),
     );
 
@@ -327,12 +327,12 @@ export function registerContainerCommands(cli: Command): void {
         ];
         if (o.json) {
           const { snapshots, blobs, verified, images: count, ok } = { ...report, snapshots: report.snapshots.snapshots };
-          process.stdout.write(`${JSON.stringify({ ok, snapshots, blobs, verified, images: count, problems })}\n`);
+          print(`${JSON.stringify({ ok, snapshots, blobs, verified, images: count, problems })}\n`);
         } else {
           const lines = problems.map((p) => `${p.repaired ? 'repaired' : 'problem'} ${p.kind} ${sanitize(p.subject)}: ${sanitize(p.detail)}`);
           const left = problems.filter((p) => !p.repaired).length;
           lines.push(`${report.snapshots.snapshots} snapshot(s), ${report.blobs} blob(s)${o.content ? ` (${report.verified} re-hashed)` : ''}, ${report.images} image(s): ${problems.length} problem(s), ${left} left`);
-          process.stdout.write(`${lines.join('\n')}\n`);
+          print(`${lines.join('\n')}\n`);
         }
         if (!report.ok) process.exitCode = 1;
       }),

@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { RegistryOptions } from '@strata/registry';
-import { sanitize, UsageError } from './format.js';
+import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, transferProgress } from './progress.js';
 import { platformChoice, withImages } from './root.js';
 
@@ -63,8 +63,8 @@ export function registerRegistryCommands(cli: Command): void {
           shown.stop();
         }
         const refetched = result.refetched > 0 ? `, ${humanBytes(result.refetched)} fetched again` : '';
-        process.stdout.write(`Pulled ${sanitize(result.name)}@${result.target.digest}: ${result.fetched} blob(s) fetched (${humanBytes(result.bytes)}), ${result.present} present${refetched}\n`);
-        if (result.chainID !== undefined) process.stdout.write(`Unpacked ${sanitize(result.name)}: ${result.chainID}\n`);
+        print(`Pulled ${sanitize(result.name)}@${result.target.digest}: ${result.fetched} blob(s) fetched (${humanBytes(result.bytes)}), ${result.present} present${refetched}\n`);
+        if (result.chainID !== undefined) print(`Unpacked ${sanitize(result.name)}: ${result.chainID}\n`);
       }),
     );
 
@@ -88,7 +88,7 @@ export function registerRegistryCommands(cli: Command): void {
         } finally {
           shown.stop();
         }
-        process.stdout.write(
+        print(
           `Pushed ${sanitize(result.name)}@${result.digest}: ${result.uploaded} blob(s) uploaded (${humanBytes(result.bytes)}), ${result.mounted} mounted, ${result.existed} already there\n`,
         );
       }),
@@ -115,7 +115,7 @@ export function registerRegistryCommands(cli: Command): void {
         await registry.close();
       }
       saveLogin(host, { username: o.username, password });
-      process.stdout.write('Login Succeeded\n');
+      print('Login Succeeded\n');
     });
 
   cli
@@ -126,7 +126,7 @@ export function registerRegistryCommands(cli: Command): void {
       const host = registryHost(text);
       const { removeLogin } = await import('@strata/registry');
       if (!removeLogin(host)) throw new UsageError(`not logged in to ${host}`);
-      process.stdout.write(`Removing login credentials for ${host}\n`);
+      print(`Removing login credentials for ${host}\n`);
     });
 
   const image = cli.commands.find((c) => c.name() === 'image');
@@ -145,7 +145,7 @@ export function registerRegistryCommands(cli: Command): void {
       const registry = new Registry(ref.domain, connection(o));
       try {
         const tags = await registry.tags(ref.path);
-        process.stdout.write(o.json ? `${JSON.stringify(tags)}\n` : tags.map((t) => `${sanitize(t)}\n`).join(''));
+        print(o.json ? `${JSON.stringify(tags)}\n` : tags.map((t) => `${sanitize(t)}\n`).join(''));
       } finally {
         await registry.close();
       }

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { mountCommand, type Compression } from '@strata/core';
 import type { Info } from '@strata/snapshotter';
-import { sanitize, UsageError } from './format.js';
+import { print, sanitize, UsageError } from './format.js';
 import { collect, labels, table, withSnapshotter } from './root.js';
 
 function json(info: Info): string {
@@ -60,8 +60,8 @@ export function registerSnapshotCommands(cli: Command): void {
         const infos: Info[] = [];
         await sn.walk((info) => void infos.push(info), ...(o.filter ?? []));
         infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-        if (o.json) process.stdout.write(infos.map((i) => `${json(i)}\n`).join(''));
-        else process.stdout.write(table([['KEY', 'PARENT', 'KIND'], ...infos.map((i) => [sanitize(i.name), sanitize(i.parent ?? ''), i.kind])]));
+        if (o.json) print(infos.map((i) => `${json(i)}\n`).join(''));
+        else print(table([['KEY', 'PARENT', 'KIND'], ...infos.map((i) => [sanitize(i.name), sanitize(i.parent ?? ''), i.kind])]));
       }),
     );
 
@@ -73,11 +73,11 @@ export function registerSnapshotCommands(cli: Command): void {
     .action((key: string, o: { json?: boolean }, command: Command) =>
       withSnapshotter(command, async (sn) => {
         const info = await sn.stat(key);
-        if (o.json) process.stdout.write(`${json(info)}\n`);
+        if (o.json) print(`${json(info)}\n`);
         else {
           const lines = [`key ${sanitize(info.name)}`, `kind ${info.kind}`, `parent ${sanitize(info.parent ?? '')}`, `created ${info.created.toISOString()}`, `updated ${info.updated.toISOString()}`];
           for (const [k, v] of Object.entries(info.labels)) lines.push(`label ${sanitize(k)}=${sanitize(v)}`);
-          process.stdout.write(`${lines.join('\n')}\n`);
+          print(`${lines.join('\n')}\n`);
         }
       }),
     );
@@ -100,7 +100,7 @@ export function registerSnapshotCommands(cli: Command): void {
           paths.push(`labels.${k}`);
         }
         const info = await sn.update({ name: key, labels: given }, paths);
-        process.stdout.write(Object.entries(info.labels).map(([k, v]) => `${sanitize(k)}=${sanitize(v)}\n`).join(''));
+        print(Object.entries(info.labels).map(([k, v]) => `${sanitize(k)}=${sanitize(v)}\n`).join(''));
       }),
     );
 
@@ -119,8 +119,8 @@ export function registerSnapshotCommands(cli: Command): void {
           const u = await sn.usage(k);
           rows.push([k, u.size, u.inodes]);
         }
-        if (o.json) process.stdout.write(rows.map(([k, size, inodes]) => `${JSON.stringify({ key: k, size, inodes })}\n`).join(''));
-        else process.stdout.write(table([['KEY', 'SIZE', 'INODES'], ...rows.map(([k, s, i]) => [sanitize(k), String(s), String(i)])]));
+        if (o.json) print(rows.map(([k, size, inodes]) => `${JSON.stringify({ key: k, size, inodes })}\n`).join(''));
+        else print(table([['KEY', 'SIZE', 'INODES'], ...rows.map(([k, s, i]) => [sanitize(k), String(s), String(i)])]));
       }),
     );
 
@@ -130,7 +130,7 @@ export function registerSnapshotCommands(cli: Command): void {
     .argument('<target>')
     .argument('<key>')
     .action((target: string, key: string, _o: unknown, command: Command) =>
-      withSnapshotter(command, async (sn) => void process.stdout.write(`${mountCommand(await sn.mounts(key), target)}\n`)),
+      withSnapshotter(command, async (sn) => void print(`${mountCommand(await sn.mounts(key), target)}\n`)),
     );
 
   snapshot
@@ -156,7 +156,7 @@ export function registerSnapshotCommands(cli: Command): void {
       withSnapshotter(command, async (sn) => {
         if (!['none', 'gzip', 'zstd'].includes(o.compression)) throw new UsageError('--compression must be none, gzip or zstd');
         const d = await sn.diff(key, { path: o.output, compression: o.compression });
-        process.stdout.write(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
+        print(`diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`);
       }),
     );
 
