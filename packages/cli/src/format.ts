@@ -1,6 +1,7 @@
 /**
- * How the command reports results and failures: one line, `strata: <CODE>: <message>`, whatever threw it. Messages
- * are sanitised (a layer controls names, and a name may hold a newline or an escape sequence).
+ * How the command reports: results on stdout (`print`), a failure as one line, `strata: <CODE>: <message>`,
+ * whatever threw it. Messages are sanitised (a layer controls names, and a name may hold a newline or an
+ * escape sequence).
  */
 import { writeSync } from 'node:fs';
 import { isStrataError, sanitize } from '@strata/core';

@@ -135,7 +135,8 @@ type ModuleFunction = (exports: unknown, require: NodeJS.Require, module: { expo
 /**
  * Built-in modules the bundles require at load but use on a few paths only: commander requires
  * child_process for subcommands that are programs of their own (strata has none), cli-progress readline
- * for a progress bar, the command tty to refuse a layer on a terminal. Loading them (and net, dgram and
+ * for a progress bar, the command tty to refuse a layer on a terminal, the core streams for compressed
+ * blobs and streams a caller hands it (the command prints without them). Loading them (and net, dgram and
  * streams below them) cost every command 6-8 ms. Each is handed out as a stand-in that loads it on first
  * use: the bundles reach a module's members at the call (`(0, mod.fn)()`), never by a copy made at load.
  */
@@ -168,6 +169,9 @@ function run<T>(script: Script, file: string, resolve: (id: string) => unknown):
   return module.exports;
 }
 
+/** How far below the command's priority V8's helpers run (see `lowerHelperThreads`). */
+const HELPER_NICE = 10;
+
 /**
  * V8's helper threads (its optimising compiler and the collector's concurrent marking), which Node starts
  * before any JavaScript, run below the command's own threads: in a layer job those are the critical path
@@ -194,9 +198,6 @@ function lowerHelperThreads(): void {
     }
   }
 }
-
-/** How far below the command's priority V8's helpers run (see `lowerHelperThreads`). */
-const HELPER_NICE = 10;
 
 lowerHelperThreads();
 const cache = readCache();
