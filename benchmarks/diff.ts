@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
 import { diffUpper, HostLayer, writeChanges } from '@strata/core';
 import { aptChange } from './inputs.js';
-import type { Benchmark, Plan } from './suite.js';
+import type { Benchmark, Case, Plan } from './suite.js';
 import { Containerd } from '../test/helpers/containerd.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
@@ -16,6 +16,23 @@ const strata = (...args: string[]) => [process.execPath, CLI, ...args];
 const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
 /** Layers written before the embedded case is timed: V8 has compiled the hot paths by then (about 13 on this VM). */
 const EMBEDDED_WARMUP = 20;
+
+/**
+ * The peers doing strata's whole work on a change, and the hash alone: `tar -c` of the upper piped through
+ * the digest (a diffID is the hash of the layer), and the digest of the change's layer (made once, untimed)
+ * read back from the page cache, as strata's hashing thread reads what it wrote. Their inputs: that layer.
+ */
+function hashPeers(change: Change, work: string, out: string): { cases: Case[]; inputs: string[] } {
+  const layer = join(work, 'change.tar');
+  execFileSync(process.execPath, [CLI, 'diff', '--upper', change.upper, '--lower', change.lower, '-o', layer], { stdio: 'ignore' });
+  return {
+    cases: [
+      { label: 'tar -c, sha256', command: ['bash', '-c', 'set -o pipefail; tar -cf - -C "$1" . | tee "$0" | openssl dgst -sha256 > /dev/null', out, change.upper] },
+      { label: 'sha256 alone', command: ['openssl', 'dgst', '-sha256', layer] },
+    ],
+    inputs: [layer],
+  };
+}
 
 /** A change: its lower, the upper a kernel overlay left, and the merged tree copied out. */
 export interface Change {
@@ -56,17 +73,21 @@ export const diffBenchmarks: Benchmark[] = [
       const containerd = await Containerd.start(join(work, 'containerd'));
       try {
         const key = containerd.stageChange(change.lower, change.upper);
+        const hash = hashPeers(change, work, out);
         return {
-          description: `the change in ${change.upper} as a layer: strata diff --upper (diff + serialise + diffID) vs tar -c of the upper alone, and vs containerd's snapshot diff of the same change (ctr snapshots diff: its daemon mounts the snapshot and its parent and walks both; the daemon runs throughout, its start untimed)`,
+          description: `the change in ${change.upper} as a layer: strata diff --upper (diff + serialise + diffID) vs tar -c of the upper alone, and vs containerd's snapshot diff of the same change (ctr snapshots diff: its daemon mounts the snapshot and its parent and walks both; the daemon runs throughout, its start untimed); beside them tar -c piped through the digest (strata's work) and the digest of the layer alone (the hash floor)`,
           cases: [
             { label: 'strata', command: strata('diff', '--upper', change.upper, '--lower', change.lower, '-o', out) },
             { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
             { label: 'containerd', command: containerd.diffCommand(key) },
+            ...hash.cases,
           ],
+          sameWork: ['tar -c', 'sha256 alone'],
+          hashFloor: 'sha256 alone',
           writeHeavy: true,
           // The lower too: strata reads its metadata where the upper touched it, and a container that just
           // ran over it has it in cache. containerd's copies of both, and its daemon's program, likewise.
-          inputs: [change.upper, change.lower, join(work, 'containerd', 'root'), containerd.program],
+          inputs: [change.upper, change.lower, join(work, 'containerd', 'root'), containerd.program, ...hash.inputs],
           reset: () => {
             rmSync(out, { force: true });
             containerd.clearContent();
@@ -85,14 +106,18 @@ export const diffBenchmarks: Benchmark[] = [
     async plan(tree, work): Promise<Plan> {
       const change = changeFor(tree, work);
       const out = join(work, 'out.tar');
+      const hash = hashPeers(change, work, out);
       return {
-        description: `the same change as a layer by diffUpper + writeChanges called in a running process, as an image builder embeds it: no process start, modules loaded, after ${EMBEDDED_WARMUP} untimed layers (hot code compiled) vs tar -c of the upper`,
+        description: `the same change as a layer by diffUpper + writeChanges called in a running process, as an image builder embeds it: no process start, modules loaded, after ${EMBEDDED_WARMUP} untimed layers (hot code compiled) vs tar -c of the upper, tar -c piped through the digest and the digest alone`,
         cases: [
           { label: 'strata', run: () => writeChanges(diffUpper([new HostLayer(change.lower)], change.upper), out) },
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+          ...hash.cases,
         ],
+        sameWork: ['tar -c', 'sha256 alone'],
+        hashFloor: 'sha256 alone',
         writeHeavy: true,
-        inputs: [change.upper, change.lower],
+        inputs: [change.upper, change.lower, ...hash.inputs],
         warmup: EMBEDDED_WARMUP,
         reset: () => rmSync(out, { force: true }),
       };
@@ -104,14 +129,18 @@ export const diffBenchmarks: Benchmark[] = [
     async plan(tree, work): Promise<Plan> {
       const change = changeFor(tree, work);
       const out = join(work, 'out.tar');
+      const hash = hashPeers(change, work, out);
       return {
-        description: `the same call in a fresh process, timed from after its modules load: the first layer a builder writes, while V8 still compiles the hot code (no warm-up) vs tar -c of the upper`,
+        description: `the same call in a fresh process, timed from after its modules load: the first layer a builder writes, while V8 still compiles the hot code (no warm-up) vs tar -c of the upper, tar -c piped through the digest and the digest alone`,
         cases: [
           { label: 'strata', probe: [process.execPath, PROBE, change.upper, change.lower, out] },
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
+          ...hash.cases,
         ],
+        sameWork: ['tar -c', 'sha256 alone'],
+        hashFloor: 'sha256 alone',
         writeHeavy: true,
-        inputs: [change.upper, change.lower],
+        inputs: [change.upper, change.lower, ...hash.inputs],
         reset: () => rmSync(out, { force: true }),
       };
     },
