@@ -210,9 +210,11 @@ function hashFloor(cases: CaseResult[], hashOnly: string, start: number): string
   const first = cases.find((c) => c !== strata)!;
   if (hash === undefined) throw new Error(`no case ${hashOnly}`);
   const floor = hash.median - start;
+  const head = `Hash floor: \`${hashOnly}\` (the layer read back from the page cache and hashed, as strata's hashing thread does) takes ${hash.median.toFixed(3)} s, ${(start * 1000).toFixed(1)} ms of it its own start (on an empty input)`;
+  // A layer hashed faster than the noise of a process's start (the smoke run's) has no floor to report.
+  if (floor <= 0) return `${head}: the hash of so small a layer is lost in that start's noise.`;
   return (
-    `Hash floor: \`${hashOnly}\` (the layer read back from the page cache and hashed, as strata's hashing thread does) takes ${hash.median.toFixed(3)} s, ` +
-    `${(start * 1000).toFixed(1)} ms of it its own start (on an empty input): ${floor.toFixed(3)} s, ${(floor / first.median).toFixed(2)}× \`${first.label}\`; ` +
+    `${head}: ${floor.toFixed(3)} s, ${(floor / first.median).toFixed(2)}× \`${first.label}\`; ` +
     `a writer that gives the diffID cannot finish sooner. strata took ${strata.median.toFixed(3)} s, ${(strata.median / floor).toFixed(2)}× it.`
   );
 }

@@ -15,7 +15,7 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
       const root = join(import.meta.dirname, '..');
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'benchmarks/run.ts', '--tiny', '--out', out], { cwd: root, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { results: Array<{ name: string; ratios: Record<string, number> }> };
+      const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { results: Array<{ name: string; ratios: Record<string, number>; notes: string[] }> };
       expect(report.results.map((x) => x.name)).toEqual([
         ...['apply', 'pack', 'digest'].flatMap((job) => [job, `${job}-embedded`, `${job}-first-layer`]).map((n) => `${n}/zoneinfo`),
         ...['lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'lookup-128-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
@@ -28,6 +28,15 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
         ...['build-cold', 'build-cached', 'build-one-change'],
       ]);
       for (const result of report.results) for (const ratio of Object.values(result.ratios)) expect(ratio).toBeGreaterThan(0);
+      // The floors a target is checked against: apply's CPU floor, and for the writers the hash floor beside it.
+      const notes = (name: string) => report.results.find((x) => x.name === name)!.notes;
+      for (const name of ['apply', 'apply-embedded', 'apply-first-layer'].map((n) => `${n}/zoneinfo`)) {
+        expect(notes(name).filter((n) => n.startsWith('CPU floor: `tar -x & sha256` takes '))).toHaveLength(1);
+      }
+      for (const name of [...['pack', 'pack-embedded', 'pack-first-layer'].map((n) => `${n}/zoneinfo`), 'diff-upper', 'diff-upper-embedded', 'diff-upper-first-layer']) {
+        expect(notes(name).filter((n) => n.startsWith('CPU floor: `tar -c` and `sha256 alone` take '))).toHaveLength(1);
+        expect(notes(name).filter((n) => /^Hash floor: `sha256 alone` .* takes \d+\.\d{3} s, \d+\.\d ms of it its own start/.test(n))).toHaveLength(1);
+      }
       expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');
     } finally {
       rmSync(out, { recursive: true, force: true });
