@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from 'node:path';
 import { diffUpper, HostLayer, writeChanges } from '@strata/core';
 import { aptChange } from './inputs.js';
-import type { Benchmark, Case, Plan } from './suite.js';
+import { writerPeers, type Benchmark, type Plan } from './suite.js';
 import { Containerd } from '../test/helpers/containerd.js';
 
 const CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
@@ -18,20 +18,13 @@ const PROBE = join(import.meta.dirname, 'probes', 'diff-upper.mjs');
 const EMBEDDED_WARMUP = 20;
 
 /**
- * The peers doing strata's whole work on a change, and the hash alone: `tar -c` of the upper piped through
- * the digest (a diffID is the hash of the layer), and the digest of the change's layer (made once, untimed)
- * read back from the page cache, as strata's hashing thread reads what it wrote. Their inputs: that layer.
+ * A writer's peers for a change (see `writerPeers`), the layer they hash made once, untimed, by strata; and the
+ * inputs to warm for them: that layer.
  */
-function hashPeers(change: Change, work: string, out: string): { cases: Case[]; inputs: string[] } {
+function hashPeers(change: Change, work: string, out: string): ReturnType<typeof writerPeers> & { inputs: string[] } {
   const layer = join(work, 'change.tar');
   execFileSync(process.execPath, [CLI, 'diff', '--upper', change.upper, '--lower', change.lower, '-o', layer], { stdio: 'ignore' });
-  return {
-    cases: [
-      { label: 'tar -c, sha256', command: ['bash', '-c', 'set -o pipefail; tar -cf - -C "$1" . | tee "$0" | openssl dgst -sha256 > /dev/null', out, change.upper] },
-      { label: 'sha256 alone', command: ['openssl', 'dgst', '-sha256', layer] },
-    ],
-    inputs: [layer],
-  };
+  return { ...writerPeers(change.upper, out, layer), inputs: [layer] };
 }
 
 /** A change: its lower, the upper a kernel overlay left, and the merged tree copied out. */
@@ -80,10 +73,10 @@ export const diffBenchmarks: Benchmark[] = [
             { label: 'strata', command: strata('diff', '--upper', change.upper, '--lower', change.lower, '-o', out) },
             { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
             { label: 'containerd', command: containerd.diffCommand(key) },
-            ...hash.cases,
+            ...hash.peers,
           ],
-          sameWork: ['tar -c', 'sha256 alone'],
-          hashFloor: 'sha256 alone',
+          sameWork: hash.sameWork,
+          hashFloor: hash.hashFloor,
           writeHeavy: true,
           // The lower too: strata reads its metadata where the upper touched it, and a container that just
           // ran over it has it in cache. containerd's copies of both, and its daemon's program, likewise.
@@ -112,10 +105,10 @@ export const diffBenchmarks: Benchmark[] = [
         cases: [
           { label: 'strata', run: () => writeChanges(diffUpper([new HostLayer(change.lower)], change.upper), out) },
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
-          ...hash.cases,
+          ...hash.peers,
         ],
-        sameWork: ['tar -c', 'sha256 alone'],
-        hashFloor: 'sha256 alone',
+        sameWork: hash.sameWork,
+        hashFloor: hash.hashFloor,
         writeHeavy: true,
         inputs: [change.upper, change.lower, ...hash.inputs],
         warmup: EMBEDDED_WARMUP,
@@ -135,10 +128,10 @@ export const diffBenchmarks: Benchmark[] = [
         cases: [
           { label: 'strata', probe: [process.execPath, PROBE, change.upper, change.lower, out] },
           { label: 'tar -c', command: ['tar', '-cf', out, '-C', change.upper, '.'] },
-          ...hash.cases,
+          ...hash.peers,
         ],
-        sameWork: ['tar -c', 'sha256 alone'],
-        hashFloor: 'sha256 alone',
+        sameWork: hash.sameWork,
+        hashFloor: hash.hashFloor,
         writeHeavy: true,
         inputs: [change.upper, change.lower, ...hash.inputs],
         reset: () => rmSync(out, { force: true }),

@@ -63,6 +63,23 @@ export interface Benchmark {
   plan(tree: Tree, work: string): Promise<Plan>;
 }
 
+/**
+ * What a job that writes `dir` as a layer to `out` and gives its diffID is measured against besides `tar -c`
+ * (which it names by that label): `tar -c` piped through the digest, the same work, and the digest alone of
+ * `layer` (a layer of the same input, made beforehand) read back from the page cache, as strata's hashing
+ * thread reads what it wrote; with the floors the run reports from them.
+ */
+export function writerPeers(dir: string, out: string, layer: string): { peers: Case[]; sameWork: readonly string[]; hashFloor: string } {
+  return {
+    peers: [
+      { label: 'tar -c, sha256', command: ['bash', '-c', 'set -o pipefail; tar -cf - -C "$1" . | tee "$0" | openssl dgst -sha256 > /dev/null', out, dir] },
+      { label: 'sha256 alone', command: ['openssl', 'dgst', '-sha256', layer] },
+    ],
+    sameWork: ['tar -c', 'sha256 alone'],
+    hashFloor: 'sha256 alone',
+  };
+}
+
 /** A layer of a tree, made by strata once per benchmark (GNU tar reads it as well). */
 function layerOf(tree: string, work: string): string {
   const layer = join(work, 'input.tar');
@@ -146,18 +163,15 @@ export const benchmarks: Benchmark[] = [
     setup(tree, work) {
       const out = join(work, 'out.tar');
       const layer = layerOf(tree.path, work);
+      // strata's pack gives the diffID too.
+      const hashing = writerPeers(tree.path, out, layer);
       return {
         cli: strata('pack', tree.path, '-o', out),
         embedded: () => packDirectory(tree.path, out),
         probe: probe('pack', tree.path, out),
-        peers: [
-          { label: 'tar -c', command: ['tar', '-cf', out, '-C', tree.path, '.'] },
-          // strata's pack gives the diffID too: tar with the digest of its stream, in a pipeline.
-          { label: 'tar -c, sha256', command: ['bash', '-c', 'set -o pipefail; tar -cf - -C "$1" . | tee "$0" | openssl dgst -sha256 > /dev/null', out, tree.path] },
-          { label: 'sha256 alone', command: ['openssl', 'dgst', '-sha256', layer] },
-        ],
-        sameWork: ['tar -c', 'sha256 alone'],
-        hashFloor: 'sha256 alone',
+        peers: [{ label: 'tar -c', command: ['tar', '-cf', out, '-C', tree.path, '.'] }, ...hashing.peers],
+        sameWork: hashing.sameWork,
+        hashFloor: hashing.hashFloor,
         writeHeavy: true,
         // The layer as the hashing thread finds what was just written: in the page cache.
         inputs: [tree.path, layer],
