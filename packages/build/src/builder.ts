@@ -440,18 +440,11 @@ class Builder {
       const remote = sources.find((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.startsWith('git@'));
       if (remote !== undefined) throw lineError(step.line, `ADD ${remote}: remote sources are refused (download in a RUN step, or into the context first)`);
     }
-    let selection: CopySelection;
-    let archives: SourceNode[];
-    try {
-      selection = await CopySelection.select(tree, sources, dest, this.#limits);
-      archives = step.keyword === 'ADD' ? await selection.archives() : [];
-    } catch (error) {
-      if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
-      throw error;
-    }
+    const selection = await atLine(step, () => CopySelection.select(tree, sources, dest, this.#limits));
+    const archives = step.keyword === 'ADD' ? await atLine(step, () => selection.archives()) : [];
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
-    const sum = await selection.checksum(copyOptions);
+    const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
     const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum]);
     const history = `${step.keyword} ${flagText(step)}${sources.join(' ')} ${dest}`;
     const execute = async (key: string) => {
@@ -723,6 +716,16 @@ class Builder {
     return { target, names, config, ran: this.#ran, cached: this.#cached };
   }
 
+}
+
+/** `fn`'s result; a source's problem (SourceError) becomes the step's error, naming its line. */
+async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
+    throw error;
+  }
 }
 
 /** The flags as written, for progress and history. */

@@ -3,6 +3,7 @@
  * stats and `.dockerignore` applied, listed a chunk per turn of the event loop; a name that is not UTF-8 is
  * listed, matched, resolved and read by its bytes, as BuildKit does, instead of being lost on the way.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +101,28 @@ describe('the build context', () => {
     for await (const chunk of tree.read(node)) chunks.push(Buffer.from(chunk));
     expect(Buffer.concat(chunks).toString()).toBe('latin-1');
     expect(await tree.resolve(`${dir}/skip\udcff`)).toBeUndefined();
+  });
+
+  it('reads a file in chunks as the listing saw it, and refuses a FIFO put in its place without waiting on it', async () => {
+    const { root, tree } = contextWith('reads');
+    const content = Buffer.alloc(2.5 * 1024 * 1024);
+    for (let i = 0; i < content.length; i++) content[i] = (i * 31) & 0xff;
+    writeFileSync(join(root, 'big'), content);
+    writeFileSync(join(root, 'swapped'), 'a file when listed');
+    const big = (await tree.resolve('big'))!;
+    const chunks: Buffer[] = [];
+    for await (const chunk of tree.read(big)) chunks.push(Buffer.from(chunk));
+    expect(chunks.length).toBe(3);
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+    const swapped = (await tree.resolve('swapped'))!;
+    rmSync(join(root, 'swapped'));
+    execFileSync('mkfifo', [join(root, 'swapped')]); // no writer will ever come: a blocking open would hang
+    const read = async () => {
+      for await (const _ of tree.read(swapped)) {
+        // nothing arrives
+      }
+    };
+    await expect(read()).rejects.toThrow(/swapped" is no longer a regular file/);
   });
 
   it('matches a name that is U+FFFD itself', async () => {
