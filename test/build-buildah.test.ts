@@ -1,9 +1,10 @@
 /**
  * strata build against buildah (`buildah bud --layers --isolation chroot`, Debian's), on the same Dockerfile
  * and context, from the same minbase image: COPY (directories, two directories into one, single files,
- * renames, --chown, --chmod), ADD of a local tar, RUN (shell work, a user made with useradd, a step run as
- * that user), ENV, WORKDIR, USER, ARG, and a multi-stage COPY --from. Both results, unpacked and mounted by
- * the kernel, give the same tree and the same config.
+ * renames, --chown, --chmod), ADD of a local tar (alone, and with a directory into one new directory), RUN
+ * (shell work, a user made with useradd, a step run as that user), ENV, WORKDIR, USER, ARG, and a
+ * multi-stage COPY --from. Both results, unpacked and mounted by the kernel, give the same tree and the same
+ * config.
  *
  * Known and kept differences, listed where they are left out of the comparison:
  * - times of what RUN made or touched (each build runs at its own moment), and of directories;
@@ -42,6 +43,7 @@ COPY notes.txt single.txt /opt/docs/
 COPY single.txt /opt/docs/renamed.txt
 COPY tree /opt/tree
 COPY over1/ over2/ /opt/over/
+ADD vendor.tar.gz over3/ /opt/mixed/
 RUN useradd -m -u 1234 builder && mkdir -p /var/lib/app && chown builder:builder /var/lib/app && rm -rf /usr/share/doc/apt /etc/motd
 USER builder
 RUN echo "$(id -u):$(id -g) $HOME" > /var/lib/app/who && touch /var/lib/app/.hidden
@@ -87,6 +89,9 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
       'over1/sub/a.txt': { content: 'a\n', mtime: MTIME },
       'over2/same.txt': { content: 'second, longer\n', mode: 0o600, mtime: MTIME },
       'over2/sub/b.txt': { content: 'b\n', mtime: MTIME },
+      // After an archive extracted into a new directory, a source with one of its names: the later one wins.
+      'over3/lib/v.txt': { content: 'not the vendored one\n', mtime: MTIME },
+      'over3/extra.txt': { content: 'extra\n', mtime: MTIME },
     });
     // Names only bytes spell (Latin-1, a byte no UTF-8 starts with): copied and linked by their bytes.
     const latin1 = (path: string) => Buffer.from(`${context}/${path}`, 'latin1');

@@ -198,6 +198,7 @@ export class CopySelection {
         base = this.dest.replace(/\/+$/, '') || '/';
         await created(base);
         await extract(top.node, base);
+        madeDirs.clear(); // what the archive put there is not in `written`
         continue;
       } else {
         const into = this.#destIsDir || (await isDirectory(layer, this.dest));
