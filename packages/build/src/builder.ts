@@ -460,9 +460,8 @@ class Builder {
       }
       const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
       try {
-        await selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined);
+        await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined));
       } catch (error) {
-        if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
         if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
         throw error;
       }
