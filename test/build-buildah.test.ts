@@ -1,7 +1,8 @@
 /**
  * strata build against buildah (`buildah bud --layers --isolation chroot`, Debian's), on the same Dockerfile
  * and context, from the same minbase image: COPY (directories, two directories into one, single files,
- * renames, --chown, --chmod), ADD of a local tar (alone, and with a directory into one new directory), RUN
+ * renames, --chown, --chmod), ADD of a local tar (alone, and with a directory into one new directory), ADD
+ * of URLs (served on 127.0.0.1: with and without Last-Modified, an archive kept as it is, --chmod, --chown), RUN
  * (shell work, a user made with useradd, a step run as that user), ENV, WORKDIR, USER, ARG, and a
  * multi-stage COPY --from. Both results, unpacked and mounted by the kernel, give the same tree and the same
  * config.
@@ -22,6 +23,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Images } from '@strata/images';
 import { BASE, Buildah, buildWith, imageTree, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { serveFiles } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
 import { diffSnapshots, type NodeRecord } from './helpers/snapshot.js';
 
@@ -44,6 +46,9 @@ COPY single.txt /opt/docs/renamed.txt
 COPY tree /opt/tree
 COPY over1/ over2/ /opt/over/
 ADD vendor.tar.gz over3/ /opt/mixed/
+ADD ORIGIN/files/hello.txt ORIGIN/files/nodate.txt /opt/dl/
+ADD --chmod=640 ORIGIN/files/vendor.tar.gz /opt/dl/archive.tgz
+ADD --chown=nobody:nogroup ORIGIN/files/hello.txt?v=2 /opt/dl/owned/
 RUN useradd -m -u 1234 builder && mkdir -p /var/lib/app && chown builder:builder /var/lib/app && rm -rf /usr/share/doc/apt /etc/motd
 USER builder
 RUN echo "$(id -u):$(id -g) $HOME" > /var/lib/app/who && touch /var/lib/app/.hidden
@@ -63,13 +68,14 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
   let images: Images;
   let buildah: Buildah;
   let context: string;
+  let server: Awaited<ReturnType<typeof serveFiles>> | undefined;
 
   beforeAll(async () => {
     work = scratch('strata-build-buildah-');
     images = await rootWithBase(work);
     buildah = new Buildah(work);
     context = writeContext(join(work, 'context'), {
-      Dockerfile: DOCKERFILE,
+      Dockerfile: '', // written below, once the files its ADDs fetch are served
       '.dockerignore': 'app/*.log\n**/secret*\n',
       'app/run.sh': { content: '#!/bin/sh\necho run\n', mode: 0o755, mtime: MTIME },
       'app/lib.sh': { content: 'helper() { :; }\n', mode: 0o644, mtime: MTIME },
@@ -103,9 +109,21 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     // A gzipped tar with its own owners and modes (GNU tar writes it), for ADD to extract.
     writeContext(join(work, 'vendor'), { 'lib/v.txt': { content: 'vendored\n', mtime: MTIME }, 'bin/tool': { content: 'tool\n', mode: 0o755, mtime: MTIME } });
     execFileSync('tar', ['-C', join(work, 'vendor'), '--owner=1000', '--group=1000', '-czf', join(context, 'vendor.tar.gz'), 'lib', 'bin']);
+    // What the ADDs of URLs fetch, from both builders.
+    const lastModified = new Date(MTIME * 1000).toUTCString();
+    server = await serveFiles(
+      {
+        '/files/hello.txt': { body: Buffer.from('fetched\n'), lastModified },
+        '/files/nodate.txt': { body: Buffer.from('no date\n') },
+        '/files/vendor.tar.gz': { body: readFileSync(join(context, 'vendor.tar.gz')), lastModified },
+      },
+      join(work, 'served.json'),
+    );
+    writeFileSync(join(context, 'Dockerfile'), DOCKERFILE.replaceAll('ORIGIN', server.origin));
   }, 30 * 60_000);
 
   afterAll(async () => {
+    server?.close();
     await images?.close();
     buildah?.close();
     rmSync(work, { recursive: true, force: true });
@@ -122,7 +140,7 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
   function comparable(tree: Map<string, NodeRecord>): Map<string, NodeRecord> {
     const out = new Map<string, NodeRecord>();
     for (const [path, record] of tree) {
-      const copied = /^(opt\/(app|docs|tree|vendor)|etc\/app)\//.test(path) && record.type !== 'directory' && !/^opt\/app\/(built\.txt|latest)$/.test(path);
+      const copied = /^(opt\/(app|docs|tree|vendor|dl)|etc\/app)\//.test(path) && record.type !== 'directory' && !/^opt\/app\/(built\.txt|latest)$/.test(path);
       const { mtimeNs, ...rest } = record;
       if (!copied || mtimeNs === undefined) out.set(path, rest);
       else out.set(path, record);
@@ -152,6 +170,10 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     expect(mine.get('var/lib/app/who')).toMatchObject({ uid: 1234 });
     expect(mine.get('opt/tree/d\udce9/inner\udcff')).toMatchObject({ type: 'file', mtimeNs: `${MTIME}000000000` });
     expect(mine.get('opt/tree/l\udc80')).toMatchObject({ type: 'symlink', linkname: 'caf\udce9' });
+    expect(mine.get('opt/dl/hello.txt')).toMatchObject({ mode: 0o600, uid: 0, mtimeNs: `${MTIME}000000000` });
+    expect(mine.get('opt/dl/nodate.txt')).toMatchObject({ mode: 0o600, mtimeNs: '0' });
+    expect(mine.get('opt/dl/archive.tgz')).toMatchObject({ type: 'file', mode: 0o640 });
+    expect(mine.get('opt/dl/owned/hello.txt')).toMatchObject({ mode: 0o600, uid: 65534, gid: 65534 });
 
     const config = images.inspect('example.com/built:strata').config.config as Record<string, unknown>;
     const theirConfig = buildah.config('example.com/built:buildah');

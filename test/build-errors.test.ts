@@ -44,7 +44,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     ['a source that is not there', `FROM ${BASE}\nCOPY *.nomatch /x/\n`, {}, /Dockerfile line 2: COPY "\*\.nomatch" is not in the build context/],
     ['a missing stage or image', `FROM ${BASE}\nCOPY --from=nosuch /x /x\n`, {}, /Dockerfile line 2: image "nosuch" is not in the store/],
     ['a missing base', `FROM example.com/never:seen\n`, {}, /Dockerfile line 1: image "example.com\/never:seen" is not in the store/],
-    ['a remote ADD', `FROM ${BASE}\nADD https://example.com/x.tar /x\n`, {}, /Dockerfile line 2: ADD https:\/\/example.com\/x.tar: remote sources are refused/],
+    ['an ADD of a git remote', `FROM ${BASE}\nADD git://example.com/x.git /x\n`, {}, /Dockerfile line 2: ADD git:\/\/example.com\/x.git: strata fetches files over http and https only, not repositories/],
     ['several sources into a file', `FROM ${BASE}\nCOPY a.txt b.txt /x\n`, { 'b.txt': 'b' }, /Dockerfile line 2: COPY with more than one source file the destination must be a directory/],
     ['a bad --chmod', `FROM ${BASE}\nCOPY --chmod=u+x a.txt /x\n`, {}, /Dockerfile line 2: COPY --chmod=u\+x: an octal mode is expected/],
     ['an unknown --chown user', `FROM ${BASE}\nCOPY --chown=nosuchuser a.txt /x\n`, {}, /Dockerfile line 2: COPY --chown=nosuchuser: user "nosuchuser" is not in the image's \/etc\/passwd/],

@@ -31,6 +31,7 @@ import {
   processIdMap,
   quote,
   removeTree,
+  StrataError,
   UnsupportedError,
   type Compression,
   type IdMap,
@@ -58,16 +59,18 @@ import {
 import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
-import { CopySelection, type CopyOptions } from './copy.js';
+import { CopySelection, type CopyOptions, type PickedSource } from './copy.js';
 import { globalArgs, lineError, neededStages, parseDockerfile, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
+import { Downloads, isRemoteSource, isUrlSource, redactUrls } from './remote.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
+import { parseDownloadDigest } from '@strata/registry';
 
 /** Options of `build`. */
 export interface BuildOptions {
@@ -134,6 +137,15 @@ export interface BuildResult {
 /** The PATH Docker gives a stage that starts from scratch. */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
+
+/** A step that changes files, planned: its key's part, its history line, how it runs on a cache miss. */
+interface StepPlan {
+  readonly identity: string;
+  readonly history: string;
+  readonly execute: (key: string, number: number) => Promise<void>;
+  /** Lets go of what planning fetched (an ADD's downloads), once the step is done or failed. */
+  readonly dispose?: () => void;
+}
 
 /** A stage's tree and image so far. */
 interface StageResult {
@@ -334,7 +346,7 @@ class Builder {
 
   async #runStep(stage: StageResult, step: Instruction): Promise<void> {
     const number = ++this.#step;
-    const text = `${step.keyword} ${flagText(step)}${step.args}`;
+    const text = redactUrls(`${step.keyword} ${flagText(step)}${step.args}`);
     this.#emit({ type: 'step', step: number, total: this.#total, stage: stage.name, instruction: text });
     const started = performance.now();
     const done = (cached: boolean, layer: string | null) =>
@@ -344,21 +356,25 @@ class Builder {
       done(false, null);
       return;
     }
-    const plan = step.keyword === 'RUN' ? await this.#planRun(stage, step) : await this.#planCopy(stage, step);
-    const key = sha256(stage.key, plan.identity, this.#options.compression ?? 'none', String(this.#epoch ?? ''));
-    const cached = this.#options.noCache ? undefined : await this.#cache.get(key);
-    if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
-      this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
-      this.#addLayer(stage, cached.layer, cached.snapshot, key, plan.history);
-      this.#cached++;
-      done(true, cached.layer.diffID);
-      return;
+    const plan: StepPlan = step.keyword === 'RUN' ? await this.#planRun(stage, step) : await this.#planCopy(stage, step);
+    try {
+      const key = sha256(stage.key, plan.identity, this.#options.compression ?? 'none', String(this.#epoch ?? ''));
+      const cached = this.#options.noCache ? undefined : await this.#cache.get(key);
+      if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
+        this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
+        this.#addLayer(stage, cached.layer, cached.snapshot, key, plan.history);
+        this.#cached++;
+        done(true, cached.layer.diffID);
+        return;
+      }
+      const { layer, snapshot } = await this.#execute(stage, step, number, plan.execute);
+      this.#cache.put(key, { snapshot, layer, step: text });
+      this.#addLayer(stage, layer, snapshot, key, plan.history);
+      this.#ran++;
+      done(false, layer.diffID);
+    } finally {
+      plan.dispose?.();
     }
-    const { layer, snapshot } = await this.#execute(stage, step, number, plan.execute);
-    this.#cache.put(key, { snapshot, layer, step: text });
-    this.#addLayer(stage, layer, snapshot, key, plan.history);
-    this.#ran++;
-    done(false, layer.diffID);
   }
 
   #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, key: string, createdBy: string): void {
@@ -409,7 +425,7 @@ class Builder {
 
   // ---- COPY and ADD ---------------------------------------------------------------------------------
 
-  async #planCopy(stage: StageResult, step: Instruction): Promise<{ identity: string; history: string; execute: (key: string) => Promise<void> }> {
+  async #planCopy(stage: StageResult, step: Instruction): Promise<StepPlan> {
     const vars = stage.state.variables();
     const escape = this.#dockerfile.escape;
     const words = step.json ? step.json.map((w) => processWord(w, vars, escape)) : processWords(step.args, vars, escape);
@@ -436,17 +452,62 @@ class Builder {
       ({ tree, identity: fromIdentity } = await this.#fromTree(from, step, stage));
       keepOwners = true;
     }
-    if (step.keyword === 'ADD') {
-      const remote = sources.find((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.startsWith('git@'));
-      if (remote !== undefined) throw lineError(step.line, `ADD ${remote}: remote sources are refused (download in a RUN step, or into the context first)`);
+    const remote = sources.find((s) => isRemoteSource(s) && (step.keyword === 'COPY' || !isUrlSource(s)));
+    if (remote !== undefined) {
+      if (step.keyword === 'COPY') throw lineError(step.line, `COPY ${redactUrls(remote)}: COPY takes no URLs (ADD fetches http and https ones)`);
+      throw lineError(step.line, `ADD ${redactUrls(remote)}: strata fetches files over http and https only, not repositories or other remotes (clone in a RUN step, or into the context first)`);
     }
-    const selection = await atLine(step, () => CopySelection.select(tree, sources, dest, this.#limits));
+    let digest: string | undefined;
+    if (flags.checksum !== undefined) {
+      digest = processWord(flags.checksum, vars, escape);
+      try {
+        parseDownloadDigest(digest);
+      } catch (error) {
+        throw lineError(step.line, `ADD --checksum: ${(error as Error).message}`);
+      }
+      if (sources.length !== 1) throw lineError(step.line, 'ADD --checksum takes one source (the URL the digest is of)');
+      if (!isUrlSource(sources[0]!)) throw lineError(step.line, 'ADD --checksum is for URL sources only (a context file is checked by the cache already)');
+    }
+    const downloads = sources.some(isUrlSource) ? new Downloads() : undefined;
+    try {
+      // URLs are fetched first, as BuildKit resolves them: their content is part of the step's key.
+      const picked: (string | PickedSource)[] = [];
+      const fetchedTimes: (number | null)[] = [];
+      for (const source of sources) {
+        if (!isUrlSource(source)) {
+          picked.push(source);
+          continue;
+        }
+        const options = { maxBytes: this.#limits.maxBytes, ...(digest ? { digest } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
+        const fetched = await downloads!.fetch(source, options).catch((error: unknown) => {
+          throw withLine(step, error);
+        });
+        picked.push(fetched);
+        fetchedTimes.push(fetched.lastModified);
+      }
+      const plan = await this.#planSelection(step, { tree, written: sources, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes });
+      return { ...plan, ...(downloads ? { dispose: () => downloads.dispose() } : {}) };
+    } catch (error) {
+      downloads?.dispose();
+      throw error;
+    }
+  }
+
+  /** COPY and ADD once their URLs are fetched: the selection, its key and how it is written. */
+  async #planSelection(
+    step: Instruction,
+    { tree, written, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes }: { tree: SourceTree; written: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; fetchedTimes: (number | null)[] },
+  ): Promise<StepPlan> {
+    const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits));
     const archives = step.keyword === 'ADD' ? await atLine(step, () => selection.archives()) : [];
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
-    const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum]);
-    const history = `${step.keyword} ${flagText(step)}${sources.join(' ')} ${dest}`;
+    // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
+    // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
+    const sources = picked.map((s) => (typeof s === 'string' ? s : 'url'));
+    const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : [])]);
+    const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
     const execute = async (key: string) => {
       const layer = await this.#images.snapshotter.open(key);
       let owner: CopyOptions['owner'];
@@ -510,7 +571,7 @@ class Builder {
 
   // ---- RUN ------------------------------------------------------------------------------------------
 
-  async #planRun(stage: StageResult, step: Instruction): Promise<{ identity: string; history: string; execute: (key: string, number: number) => Promise<void> }> {
+  async #planRun(stage: StageResult, step: Instruction): Promise<StepPlan> {
     const config = stage.state.config;
     let args: string[];
     if (step.heredoc) {
@@ -718,6 +779,13 @@ class Builder {
 }
 
 /** `fn`'s result; a source's problem (SourceError) becomes the step's error, naming its line. */
+/** A download's typed error with the step's line in front (the same class, so callers still tell a 404 from a bad digest). */
+function withLine(step: Instruction, error: unknown): unknown {
+  if (!(error instanceof StrataError)) return error;
+  const Kind = error.constructor as new (message: string, options: { cause: unknown }) => StrataError;
+  return new Kind(`Dockerfile line ${step.line}: ${step.keyword} ${error.message}`, { cause: error });
+}
+
 async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();

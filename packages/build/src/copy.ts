@@ -27,6 +27,17 @@ interface Top {
   readonly name: string;
   readonly node: SourceNode;
   readonly below: Selected[];
+  /** The tree it was found in (the step's, or a download's). */
+  readonly tree: SourceTree;
+  /** Whether ADD may extract it (a local archive; never a download). */
+  readonly extractable: boolean;
+}
+
+/** A source found elsewhere than in the step's tree (an ADD's download): a file, taken as it is. */
+export interface PickedSource {
+  readonly tree: SourceTree;
+  readonly node: SourceNode;
+  readonly name: string;
 }
 
 export interface CopyOptions {
@@ -75,13 +86,11 @@ function sourceOwner(node: SourceNode, map: IdMap | undefined): Owner {
 /** A COPY's selection: made once, checksummed for the key, then written if the key misses. */
 export class CopySelection {
   readonly #tops: Top[];
-  readonly #tree: SourceTree;
   readonly dest: string;
   readonly #destIsDir: boolean;
   #archives = new Set<SourceNode>();
 
-  private constructor(tree: SourceTree, tops: Top[], dest: string, destIsDir: boolean) {
-    this.#tree = tree;
+  private constructor(tops: Top[], dest: string, destIsDir: boolean) {
     this.#tops = tops;
     this.dest = dest;
     this.#destIsDir = destIsDir;
@@ -97,7 +106,7 @@ export class CopySelection {
   /** The top-level file sources that are tar archives (what ADD extracts instead of copying). */
   async archives(): Promise<SourceNode[]> {
     const out: SourceNode[] = [];
-    for (const top of this.#tops) if (top.node.type === 'file' && (await isTarArchive(this.#tree, top.node))) out.push(top.node);
+    for (const top of this.#tops) if (top.extractable && top.node.type === 'file' && (await isTarArchive(top.tree, top.node))) out.push(top.node);
     this.#archives = new Set(out);
     return out;
   }
@@ -108,13 +117,18 @@ export class CopySelection {
   }
 
   /**
-   * Selects what `sources` name in `tree` for `dest` (absolute in the container; a trailing `/` kept).
-   * Throws SourceError: a source that matches nothing, leads out of the tree, or several for a file `dest`.
+   * Selects what `sources` name in `tree` (or, picked, elsewhere) for `dest` (absolute in the container; a
+   * trailing `/` kept). Throws SourceError: a source that matches nothing, leads out of the tree, or several
+   * for a file `dest`.
    */
-  static async select(tree: SourceTree, sources: readonly string[], dest: string, limits: { maxEntries: number }): Promise<CopySelection> {
+  static async select(tree: SourceTree, sources: readonly (string | PickedSource)[], dest: string, limits: { maxEntries: number }): Promise<CopySelection> {
     const tops: Top[] = [];
     let wildcard = false;
     for (const source of sources) {
+      if (typeof source !== 'string') {
+        tops.push({ name: source.name, node: source.node, below: [], tree: source.tree, extractable: false });
+        continue;
+      }
       const matches = await tree.match(source);
       if (matches.length === 0) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}${tree.label === 'the build context' ? ' (or .dockerignore excludes it)' : ''}`);
       if (matches.length > 1 || matches[0] !== cleanSource(source, tree.label)) wildcard = true;
@@ -123,14 +137,14 @@ export class CopySelection {
         if (node === undefined) throw new SourceError(`${JSON.stringify(match)} is not in ${tree.label}`);
         const below: Selected[] = [];
         if (node.type === 'directory') await walk(tree, node.path, '', below, limits, () => tops.reduce((n, t) => n + t.below.length, 0));
-        tops.push({ name: posix.basename(match) || '.', node, below });
+        tops.push({ name: posix.basename(match) || '.', node, below, tree, extractable: true });
       }
     }
     const destIsDir = dest.endsWith('/');
     if ((tops.length > 1 || wildcard) && !destIsDir && !(tops.length === 1 && tops[0]!.node.type === 'directory')) {
       throw new SourceError(`with more than one source file the destination must be a directory and end with a /`);
     }
-    return new CopySelection(tree, tops, dest, destIsDir);
+    return new CopySelection(tops, dest, destIsDir);
   }
 
   /**
@@ -139,15 +153,15 @@ export class CopySelection {
    */
   async checksum(options: CopyOptions, concurrency = 16): Promise<string> {
     const hash = createHash('sha256');
-    const files: SourceNode[] = [];
-    for (const top of this.#tops) for (const n of [top.node, ...top.below.map((s) => s.node)]) if (n.type === 'file') files.push(n);
+    const files: { node: SourceNode; tree: SourceTree }[] = [];
+    for (const top of this.#tops) for (const node of [top.node, ...top.below.map((s) => s.node)]) if (node.type === 'file') files.push({ node, tree: top.tree });
     const sums = new Map<SourceNode, string>();
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(concurrency, files.length) }, async () => {
         while (next < files.length) {
-          const node = files[next++]!;
-          sums.set(node, await this.#tree.checksum(node));
+          const { node, tree } = files[next++]!;
+          sums.set(node, await tree.checksum(node));
         }
       }),
     );
@@ -175,9 +189,9 @@ export class CopySelection {
     // (two sources may put the same name in one directory).
     const madeDirs = new Set<string>();
     const written = new Set<string>();
-    const writeNode = async (node: SourceNode, target: string) => {
+    const writeNode = async (tree: SourceTree, node: SourceNode, target: string) => {
       const absent = madeDirs.has(posix.dirname(target)) && !written.has(target);
-      if (await this.#writeNode(layer, chown, node, target, owner(node), options.mode, absent)) madeDirs.add(target);
+      if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.mode, absent)) madeDirs.add(target);
       written.add(target);
     };
     const created = async (dir: string) => {
@@ -194,7 +208,7 @@ export class CopySelection {
       if (top.node.type === 'directory') {
         base = this.dest.replace(/\/+$/, '') || '/';
         await created(base);
-      } else if (extract && this.#archives.has(top.node)) {
+      } else if (extract && top.extractable && this.#archives.has(top.node)) {
         base = this.dest.replace(/\/+$/, '') || '/';
         await created(base);
         await extract(top.node, base);
@@ -204,11 +218,11 @@ export class CopySelection {
         const into = this.#destIsDir || (await isDirectory(layer, this.dest));
         base = into ? posix.join(this.dest, top.name) : this.dest.replace(/\/+$/, '');
         await created(posix.dirname(base));
-        await writeNode(top.node, base);
+        await writeNode(top.tree, top.node, base);
       }
       for (const { node, rel } of top.below) {
         const target = posix.join(base, rel);
-        await writeNode(node, target);
+        await writeNode(top.tree, node, target);
         if (node.type === 'directory') dirTimes.push({ path: target, node });
       }
     }
@@ -217,7 +231,7 @@ export class CopySelection {
   }
 
   /** One node at `target` (`absent`: nothing can be there yet); true when it made a directory there. */
-  async #writeNode(layer: WritableLayer, chown: Chown, node: SourceNode, target: string, owner: Owner, chmod: number | undefined, absent: boolean): Promise<boolean> {
+  async #writeNode(layer: WritableLayer, tree: SourceTree, chown: Chown, node: SourceNode, target: string, owner: Owner, chmod: number | undefined, absent: boolean): Promise<boolean> {
     const mode = chmod ?? node.mode;
     const existing = absent ? undefined : await lstatOrUndefined(layer, target);
     if (node.type === 'directory') {
@@ -239,7 +253,7 @@ export class CopySelection {
       const handle = await layer.open(target, 'wx', 0o600);
       try {
         let position = 0;
-        for await (const chunk of this.#tree.read(node)) {
+        for await (const chunk of tree.read(node)) {
           await handle.write(chunk, position);
           position += chunk.length;
         }

@@ -47,7 +47,7 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
   ONBUILD: [],
   COPY: ['from', 'chown', 'chmod'],
-  ADD: ['chown', 'chmod'],
+  ADD: ['chown', 'chmod', 'checksum'],
   RUN: ['mount', 'network'],
   MAINTAINER: [],
 };

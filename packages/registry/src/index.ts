@@ -12,6 +12,9 @@ export { pushImage, type PushOptions, type PushResult } from './push.js';
 export { Registry, isLocalHost, MANIFEST_TYPES, type RegistryOptions, type FetchedManifest, type UploadSession } from './registry.js';
 export { type TransportOptions, type RetryPolicy, type RetryEvent } from './transport.js';
 
+// Plain HTTP(S) downloads over the same transport (a Dockerfile's ADD <url>).
+export { download, parseDownloadDigest, redactUrl, type Download, type DownloadOptions } from './download.js';
+
 // Credentials and authentication.
 export { credentialsFrom, saveLogin, removeLogin, defaultAuthFile, defaultDockerConfig, type Credentials, type CredentialSource } from './credentials.js';
 export { parseChallenges, type Challenge } from './auth.js';
