@@ -1,7 +1,7 @@
 /**
  * strata build against buildah (`buildah bud --layers --isolation chroot`, Debian's), on the same Dockerfile
  * and context, from the same minbase image: COPY (directories, two directories into one, single files,
- * renames, --chown, --chmod), ADD of a local tar (alone, and with a directory into one new directory), ADD
+ * renames, --chown, --chmod), an automatic platform ARG in a RUN, ADD of a local tar (alone, and with a directory into one new directory), ADD
  * of URLs (served on 127.0.0.1: with and without Last-Modified, an archive kept as it is, --chmod, --chown), RUN
  * (shell work, a user made with useradd, a step run as that user), ENV, WORKDIR, USER, ARG, and a
  * multi-stage COPY --from. Both results, unpacked and mounted by the kernel, give the same tree and the same
@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { lutimesSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import type { Images } from '@strata/images';
+import { hostPlatform, type Images } from '@strata/images';
 import { BASE, Buildah, buildWith, imageTree, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { serveFiles } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
@@ -30,9 +30,10 @@ import { diffSnapshots, type NodeRecord } from './helpers/snapshot.js';
 const DOCKERFILE = `
 FROM ${BASE} AS builder
 ARG GREETING=hello
+ARG TARGETARCH
 WORKDIR /src
 COPY app/ ./
-RUN set -e; echo "$GREETING from $(pwd)" > built.txt; mkdir -p out; cp -p *.sh out/; chmod 0750 out; ln -s built.txt latest
+RUN set -e; echo "$GREETING from $(pwd) on $TARGETARCH" > built.txt; mkdir -p out; cp -p *.sh out/; chmod 0750 out; ln -s built.txt latest
 
 FROM ${BASE}
 ENV APP_HOME=/opt/app LANG=C.UTF-8
@@ -168,6 +169,7 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     expect(mine.get('opt/docs/single.txt')).toMatchObject({ mode: 0o4755, uid: 0, mtimeNs: `${MTIME}000000000` });
     expect(mine.has('opt/app/bin/debug.log') || mine.has('src/secret.key')).toBe(false);
     expect(mine.get('var/lib/app/who')).toMatchObject({ uid: 1234 });
+    expect(mine.get('opt/app/built.txt')).toMatchObject({ sha256: sha(`hello from /src on ${hostPlatform().architecture}\n`) });
     expect(mine.get('opt/tree/d\udce9/inner\udcff')).toMatchObject({ type: 'file', mtimeNs: `${MTIME}000000000` });
     expect(mine.get('opt/tree/l\udc80')).toMatchObject({ type: 'symlink', linkname: 'caf\udce9' });
     expect(mine.get('opt/dl/hello.txt')).toMatchObject({ mode: 0o600, uid: 0, mtimeNs: `${MTIME}000000000` });

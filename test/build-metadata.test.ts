@@ -3,7 +3,9 @@
  * no RUN, so no runtime is involved): the same Dockerfiles, with build args, give the same config: Env
  * (quotes, escapes, `${x:-y}`, `${x:+y}`, legacy `ENV k v`, all pairs of one ENV against the variables from
  * before it), Labels, WorkingDir (relative to the last), User, Volumes, Cmd and Entrypoint (shell form through
- * SHELL, an ENTRYPOINT clearing the base's CMD), StopSignal, Healthcheck and OnBuild.
+ * SHELL, an ENTRYPOINT clearing the base's CMD), StopSignal, Healthcheck and OnBuild, and the automatic
+ * platform ARGs (`TARGETARCH` and the rest: in FROM lines, declared in a stage, given a default, given as a
+ * build arg).
  *
  * Known and kept differences, where strata follows Docker: buildah keeps an `EXPOSE` range as one key
  * (`8000-8002/tcp`), Docker expands it to one key per port; buildah labels its images `io.buildah.version`.
@@ -13,7 +15,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalArgs, neededStages, parseDockerfile, StageState, targetStage, type RunConfig } from '@strata/build';
+import { globalArgs, neededStages, parseDockerfile, platformArgs, StageState, targetStage, type RunConfig } from '@strata/build';
+import { hostPlatform } from '@strata/images';
 import { needs } from './helpers/oracle.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'dockerfiles');
@@ -22,7 +25,7 @@ const SCRATCH: RunConfig = { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbi
 
 /** strata's config for the target stage, its base stages evaluated first. */
 function evaluate(text: string, buildArgs: Record<string, string>): { config: RunConfig; author?: string } {
-  const dockerfile = parseDockerfile(text, buildArgs);
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(hostPlatform(), hostPlatform()));
   const globals = globalArgs(dockerfile, buildArgs);
   const configs = new Map<number, RunConfig>();
   let last: StageState | undefined;
@@ -84,6 +87,8 @@ describe.skipIf(!needs('buildah'))('Dockerfile config steps against buildah', ()
     ['metadata.Dockerfile', { V: 'given' }],
     ['metadata.Dockerfile', {}],
     ['stages.Dockerfile', {}],
+    ['platform-args.Dockerfile', {}],
+    ['platform-args.Dockerfile', { TARGETARCH: 'given' }],
   ] as const) {
     it(`${file} with ${JSON.stringify(buildArgs)} gives buildah's config`, () => {
       const path = join(FIXTURES, file);

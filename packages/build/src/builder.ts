@@ -60,7 +60,7 @@ import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { CopySelection, type CopyOptions, type PickedSource } from './copy.js';
-import { globalArgs, lineError, neededStages, parseDockerfile, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { globalArgs, lineError, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
@@ -178,7 +178,7 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
   if (!statSync(context, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is not a directory`);
   const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
   const buildArgs = options.buildArgs ?? {};
-  const dockerfile = parseDockerfile(text, buildArgs);
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform()));
   const target = targetStage(dockerfile, options.target);
   const stages = neededStages(dockerfile, target, buildArgs);
   const builder = new Builder(images, options, dockerfile, context, stages);

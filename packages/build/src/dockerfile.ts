@@ -7,6 +7,7 @@
  */
 import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
+import { formatPlatform, type Platform } from '@strata/images';
 import { keyValues, processWord, type Env } from './lex.js';
 import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
 
@@ -83,6 +84,8 @@ export interface Stage {
 export interface Dockerfile {
   /** The escape character (`# escape=` directive; `\` by default). */
   readonly escape: string;
+  /** The ARGs every build defines in the global scope (`platformArgs`), under the Dockerfile's own. */
+  readonly automaticArgs: ReadonlyMap<string, string>;
   /** ARGs before the first FROM: usable in FROM lines, and in a stage that declares them again. */
   readonly globalArgs: readonly Instruction[];
   readonly stages: readonly Stage[];
@@ -163,9 +166,29 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
   return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredoc ? { heredoc } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
 }
 
-/** The variables of the global ARGs: their defaults, overridden by build args for the names declared. */
+/**
+ * BuildKit's automatic platform ARGs: `TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`, `TARGETVARIANT` of the
+ * platform the build is for, and the same four `BUILD…` of the one it runs on. Defined in the global scope,
+ * so a FROM line can use them as they are (`FROM --platform=$BUILDPLATFORM`) and a stage gets one by
+ * declaring it without a value (`ARG TARGETARCH`).
+ */
+export function platformArgs(target: Platform, build: Platform): Map<string, string> {
+  const args = new Map<string, string>();
+  for (const [prefix, p] of [['TARGET', target], ['BUILD', build]] as const) {
+    args.set(`${prefix}PLATFORM`, formatPlatform(p));
+    args.set(`${prefix}OS`, p.os);
+    args.set(`${prefix}ARCH`, p.architecture);
+    args.set(`${prefix}VARIANT`, p.variant ?? '');
+  }
+  return args;
+}
+
+/**
+ * The variables of the global scope: the automatic ARGs, then the global ARGs' defaults, overridden by build
+ * args for the names declared.
+ */
 export function globalArgs(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>> = {}): Map<string, string> {
-  const env = new Map<string, string>();
+  const env = new Map<string, string>(dockerfile.automaticArgs);
   for (const arg of dockerfile.globalArgs) {
     for (const [name, raw] of keyValues(arg.args, dockerfile.escape, false)) {
       const value = Object.hasOwn(buildArgs, name) ? buildArgs[name] : raw === undefined ? undefined : processWord(raw, env, dockerfile.escape);
@@ -175,8 +198,11 @@ export function globalArgs(dockerfile: Dockerfile, buildArgs: Readonly<Record<st
   return env;
 }
 
-/** Parses and checks a Dockerfile: instructions known, flags known, FROM first, stage names unique. */
-export function parseDockerfile(text: string, buildArgs: Readonly<Record<string, string>> = {}): Dockerfile {
+/**
+ * Parses and checks a Dockerfile: instructions known, flags known, FROM first, stage names unique.
+ * `automaticArgs` are the global scope's before the Dockerfile's ARGs (`platformArgs`, for a build).
+ */
+export function parseDockerfile(text: string, buildArgs: Readonly<Record<string, string>> = {}, automaticArgs: ReadonlyMap<string, string> = new Map()): Dockerfile {
   const ast = DockerfileParser.parse(text);
   const escape = ast.getEscapeCharacter();
   const globals: Instruction[] = [];
@@ -192,7 +218,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
       if (!KEYWORDS.has(trigger)) throw lineError(line, `ONBUILD of an unknown instruction ${JSON.stringify(trigger)}`);
     }
     if (instruction.keyword === 'FROM') {
-      env ??= globalArgs({ escape, globalArgs: globals, stages: [] }, buildArgs);
+      env ??= globalArgs({ escape, automaticArgs, globalArgs: globals, stages: [] }, buildArgs);
       const words = instruction.args.split(/\s+/).filter((w) => w !== '');
       if (words.length !== 1 && !(words.length === 3 && words[1]!.toUpperCase() === 'AS')) throw lineError(line, 'FROM takes an image and, optionally, AS <name>');
       const image = processWord(words[0]!, env, escape);
@@ -217,7 +243,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
     stage.instructions.push(instruction);
   }
   if (stages.length === 0) throw new InvalidArgumentError('the Dockerfile has no FROM');
-  return { escape, globalArgs: globals, stages };
+  return { escape, automaticArgs, globalArgs: globals, stages };
 }
 
 /** The stage `target` names (a name or an index; default the last). */
