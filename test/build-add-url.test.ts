@@ -131,7 +131,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
   }
 
   /** Downloads left in the temporary directory (there must be none once a build is over). */
-  const leftovers = () => readdirSync(tmpdir()).filter((name) => name.startsWith('strata-add-url-'));
+  const leftovers = () => readdirSync(tmpdir()).filter((name) => name.startsWith('strata-step-files-'));
 
   async function activeSnapshots(): Promise<string[]> {
     const keys: string[] = [];

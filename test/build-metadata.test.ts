@@ -154,10 +154,21 @@ describe('Dockerfile frontend', () => {
     expect(parseDockerfile('ARG ARCH=arm64\nFROM --platform=linux/$ARCH busybox\n', { ARCH: 'amd64' }).stages[0]!.platform).toBe('linux/amd64');
   });
 
+  it('reads heredocs from the lines between their delimiters: several, chomped, quoted, after a continued command line', () => {
+    const text = 'FROM scratch\nCOPY <<-A <<"B" \\\n  /dest/\n\tfirst\n\\$x\nA\n\nsecond\nB\nRUN true\n';
+    const [copy, run] = parseDockerfile(text).stages[0]!.instructions;
+    expect(copy).toMatchObject({ keyword: 'COPY', line: 2, heredocs: [{ name: 'A', content: '\tfirst\n\\$x\n', chomp: true, quoted: false }, { name: 'B', content: '\nsecond\n', chomp: false, quoted: true }] });
+    expect(run).toMatchObject({ keyword: 'RUN', line: 10, args: 'true' });
+    expect(() => parseDockerfile('FROM scratch\nCOPY <<EOF /x\nno end\n')).toThrow(/Dockerfile line 2: the heredoc EOF has no end/);
+    // A last body line ending in \ is continued by the parser, so the heredoc would take the wrong arguments.
+    for (const body of ['\\', 'a\nb \\']) expect(() => parseDockerfile(`FROM scratch\nCOPY <<EOF /x\n${body}\nEOF\n`)).toThrow(/Dockerfile line 2: the heredoc EOF has no end .*a body whose last line ends in \\ is read as continued/);
+    expect(parseDockerfile('FROM scratch\nCOPY <<EOF /x\n\\\\\nEOF\n').stages[0]!.instructions[0]).toMatchObject({ args: '<<EOF /x', heredocs: [{ content: '\\\\\n' }] });
+  });
+
   it('keeps RUN heredocs and exec forms as written', () => {
     const dockerfile = parseDockerfile('FROM scratch\nRUN <<EOT bash\necho one\necho "$HOME"\nEOT\nRUN ["/bin/echo", "a b"]\nRUN echo a \\\n  b\n');
     const [heredoc, exec, shell] = dockerfile.stages[0]!.instructions;
-    expect(heredoc).toMatchObject({ keyword: 'RUN', line: 2, heredoc: { name: 'EOT', content: 'echo one\necho "$HOME"\n' } });
+    expect(heredoc).toMatchObject({ keyword: 'RUN', line: 2, args: '<<EOT bash', heredocs: [{ name: 'EOT', content: 'echo one\necho "$HOME"\n', chomp: false, quoted: false }] });
     expect(exec).toMatchObject({ keyword: 'RUN', line: 6, json: ['/bin/echo', 'a b'] });
     expect(shell).toMatchObject({ keyword: 'RUN', line: 7 });
     expect(shell!.json).toBeUndefined();

@@ -60,13 +60,14 @@ import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { CopySelection, type CopyOptions, type PickedSource } from './copy.js';
-import { globalArgs, lineError, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
-import { processWord, processWords } from './lex.js';
+import { expandHeredoc, processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
-import { Downloads, isRemoteSource, isUrlSource, redactUrls } from './remote.js';
+import { isRemoteSource, isUrlSource, redactUrls } from './remote.js';
+import { StepFiles } from './step-files.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -452,6 +453,17 @@ class Builder {
       ({ tree, identity: fromIdentity } = await this.#fromTree(from, step, stage));
       keepOwners = true;
     }
+    // Here-documents among the sources (`COPY <<EOF <<EOF2 /dest/`): each `<<NAME` word stands for the next one.
+    const documents = new Map<number, Heredoc>();
+    if (step.heredocs) {
+      const pending = [...step.heredocs];
+      if (heredocWord(words.at(-1)!) !== undefined) throw lineError(step.line, `${step.keyword} cannot take a heredoc as its destination`);
+      sources.forEach((source, i) => {
+        if (pending.length > 0 && heredocWord(source) === pending[0]!.name) documents.set(i, pending.shift()!);
+      });
+      if (pending.length > 0) throw lineError(step.line, `the heredoc ${pending[0]!.name} is not among the ${step.keyword}'s sources`);
+      for (const { name } of documents.values()) if (name === '.' || name === '..' || name.includes('/')) throw lineError(step.line, `${JSON.stringify(name)} cannot name a heredoc's file`);
+    }
     const remote = sources.find((s) => isRemoteSource(s) && (step.keyword === 'COPY' || !isUrlSource(s)));
     if (remote !== undefined) {
       if (step.keyword === 'COPY') throw lineError(step.line, `COPY ${redactUrls(remote)}: COPY takes no URLs (ADD fetches http and https ones)`);
@@ -468,45 +480,48 @@ class Builder {
       if (sources.length !== 1) throw lineError(step.line, 'ADD --checksum takes one source (the URL the digest is of)');
       if (!isUrlSource(sources[0]!)) throw lineError(step.line, 'ADD --checksum is for URL sources only (a context file is checked by the cache already)');
     }
-    const downloads = sources.some(isUrlSource) ? new Downloads() : undefined;
+    const files = documents.size > 0 || sources.some(isUrlSource) ? new StepFiles() : undefined;
     try {
-      // URLs are fetched first, as BuildKit resolves them: their content is part of the step's key.
+      // URLs are fetched first, as BuildKit resolves them, and documents written: their content is part of the
+      // step's key.
       const picked: (string | PickedSource)[] = [];
       const fetchedTimes: (number | null)[] = [];
-      for (const source of sources) {
-        if (!isUrlSource(source)) {
-          picked.push(source);
-          continue;
-        }
-        const options = { maxBytes: this.#limits.maxBytes, ...(digest ? { digest } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
-        const fetched = await downloads!.fetch(source, options).catch((error: unknown) => {
-          throw withLine(step, error);
-        });
-        picked.push(fetched);
-        fetchedTimes.push(fetched.lastModified);
+      for (const [i, source] of sources.entries()) {
+        const document = documents.get(i);
+        if (document !== undefined) {
+          const body = document.chomp ? chompHeredoc(document.content) : document.content;
+          picked.push(files!.write(document.name, document.quoted ? body : expandHeredoc(body, vars)));
+        } else if (isUrlSource(source)) {
+          const options = { maxBytes: this.#limits.maxBytes, ...(digest ? { digest } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
+          const fetched = await files!.fetch(source, options).catch((error: unknown) => {
+            throw withLine(step, error);
+          });
+          picked.push(fetched);
+          fetchedTimes.push(fetched.lastModified);
+        } else picked.push(source);
       }
-      const plan = await this.#planSelection(step, { tree, written: sources, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes });
-      return { ...plan, ...(downloads ? { dispose: () => downloads.dispose() } : {}) };
+      // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
+      // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
+      const keySources = sources.map((s, i) => (!documents.has(i) && isUrlSource(s) ? 'url' : s));
+      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes });
+      return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}) };
     } catch (error) {
-      downloads?.dispose();
+      files?.dispose();
       throw error;
     }
   }
 
-  /** COPY and ADD once their URLs are fetched: the selection, its key and how it is written. */
+  /** COPY and ADD once their URLs are fetched and documents written: the selection, its key and how it is written. */
   async #planSelection(
     step: Instruction,
-    { tree, written, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes }: { tree: SourceTree; written: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; fetchedTimes: (number | null)[] },
+    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; fetchedTimes: (number | null)[] },
   ): Promise<StepPlan> {
     const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits));
     const archives = step.keyword === 'ADD' ? await atLine(step, () => selection.archives()) : [];
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
-    // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
-    // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
-    const sources = picked.map((s) => (typeof s === 'string' ? s : 'url'));
-    const identity = JSON.stringify([step.keyword, fromIdentity, sources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : [])]);
+    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : [])]);
     const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
     const execute = async (key: string) => {
       const layer = await this.#images.snapshotter.open(key);
@@ -574,9 +589,21 @@ class Builder {
   async #planRun(stage: StageResult, step: Instruction): Promise<StepPlan> {
     const config = stage.state.config;
     let args: string[];
-    if (step.heredoc) {
-      if (!/^<<-?["']?\w+["']?$/.test(step.args.trim())) throw lineError(step.line, 'RUN with a heredoc is supported as the whole command (RUN <<EOF), not as input to another command');
-      args = [...stage.state.shell(), step.heredoc.content];
+    /** A heredoc that is the whole command and starts with `#!`: run as the program it names, as in BuildKit. */
+    let script: { readonly path: string; readonly content: string } | undefined;
+    if (step.heredocs) {
+      const first = step.heredocs[0]!;
+      const marker = /^<<-?(["']?)(\w+)\1$/.exec(step.args.trim());
+      if (step.heredocs.length === 1 && marker?.[2] === first.name) {
+        const body = first.chomp ? chompHeredoc(first.content) : first.content;
+        if (body.startsWith('#!')) {
+          script = { path: `/dev/pipes/${first.name}`, content: body };
+          args = [...stage.state.shell(), script.path];
+        } else args = [...stage.state.shell(), body];
+      } else {
+        // The heredocs are input to the command: the shell gets the command line and the documents as written.
+        args = [...stage.state.shell(), step.args + step.heredocs.map((h) => `\n${h.content}${h.name}`).join('')];
+      }
     } else args = step.json ? [...step.json] : [...stage.state.shell(), step.args];
     // The environment: the config's, then the build args in scope that it does not set, as Docker gives RUN.
     const env = [...(config.Env ?? [])];
@@ -593,7 +620,7 @@ class Builder {
     const mountKeys = mounts.map((m) => (m.type === 'bind' ? { ...m, sum: bindSources.get(m)!.sum } : m));
     // `default` and `host` are the same network here (the host's), and so the same step; `none` is another.
     const network = runNetworkAt(step.flags.network, step.line) === 'none' ? 'none' : 'host';
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : [])]);
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : [])]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -634,6 +661,12 @@ class Builder {
       let status: number;
       try {
         const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held);
+        if (script) {
+          // Under /dev, the container's own tmpfs: nothing of it reaches the layer.
+          const file = join(bundle, 'heredoc-script');
+          writeFileSync(file, script.content, { mode: 0o755, flag: 'wx' });
+          ociMounts.push({ destination: script.path, type: 'bind', source: file, options: ['rbind', 'ro'] });
+        }
         await snapshotter.mount(key, rootfs);
         try {
           status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network }, {
@@ -779,6 +812,11 @@ class Builder {
 }
 
 /** `fn`'s result; a source's problem (SourceError) becomes the step's error, naming its line. */
+/** The heredoc a COPY or ADD source word names (`<<NAME`, `<<-NAME`, quotes already removed), or undefined. */
+function heredocWord(word: string): string | undefined {
+  return /^<<-?(.+)$/.exec(word)?.[1];
+}
+
 /** A download's typed error with the step's line in front (the same class, so callers still tell a 404 from a bad digest). */
 function withLine(step: Instruction, error: unknown): unknown {
   if (!(error instanceof StrataError)) return error;

@@ -53,6 +53,29 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   MAINTAINER: [],
 };
 
+/** A here-document: `<<NAME` (`<<-NAME` strips the body's leading tabs, a quoted name keeps `$` literal). */
+export interface Heredoc {
+  readonly name: string;
+  /** The body as written, each line with its newline. */
+  readonly content: string;
+  /** `<<-`. */
+  readonly chomp: boolean;
+  /** `<<"NAME"` or `<<'NAME'`. */
+  readonly quoted: boolean;
+}
+
+/** A heredoc's body with each line's leading tabs taken off (what `<<-` asks for). */
+export function chompHeredoc(content: string): string {
+  return content.replace(/^\t+/gm, '');
+}
+
+/** How many escape characters a line ends with (an odd number continues it). */
+function trailingEscapes(text: string, escape: string): number {
+  let n = 0;
+  while (n < text.length && text[text.length - 1 - n] === escape) n++;
+  return n;
+}
+
 /** One instruction as written. */
 export interface Instruction {
   readonly keyword: Keyword;
@@ -63,8 +86,8 @@ export interface Instruction {
   readonly args: string;
   /** The exec (JSON) form's strings, when the instruction was written that way. */
   readonly json?: readonly string[];
-  /** A heredoc's body (`RUN <<EOF`), when the instruction has one. */
-  readonly heredoc?: { readonly name: string; readonly content: string };
+  /** Its here-documents (RUN, COPY and ADD), in order; `args` is then the instruction's first line. */
+  readonly heredocs?: readonly Heredoc[];
   /** `RUN --mount` values, in order (the one flag given more than once); not expanded. */
   readonly mounts?: readonly string[];
 }
@@ -119,7 +142,7 @@ export function runMountAt(spec: string, cwd: string, line: number): RunMount {
   }
 }
 
-function instructionOf(ast: AstInstruction, text: string): Instruction {
+function instructionOf(ast: AstInstruction, text: string, escape: string): Instruction {
   const line = ast.getRange().start.line + 1;
   const keyword = ast.getKeyword().toUpperCase();
   if (!KEYWORDS.has(keyword)) throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}`);
@@ -143,16 +166,34 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
   }
   // The arguments after the flags (the parser leaves them out), continuations joined as Docker joins them.
   let rest = (ast.getArgumentsContent() ?? '').trim();
-  const heredocs = (ast as unknown as { getHeredocs?: () => { getName(): string; getContentRange(): { start: { line: number; character: number }; end: { line: number; character: number } } | null }[] }).getHeredocs?.() ?? [];
-  let heredoc: Instruction['heredoc'];
-  if (heredocs.length > 0) {
-    if (keyword !== 'RUN') throw lineError(line, `heredocs are supported in RUN only, not ${keyword}`);
-    if (heredocs.length > 1) throw lineError(line, 'one heredoc per RUN');
-    const range = heredocs[0]!.getContentRange();
+  type Position = { line: number; character: number };
+  type Range = { start: Position; end: Position };
+  const found = (ast as unknown as { getHeredocs?: () => { getName(): string; getStartRange(): Range; getDelimiterRange(): Range | null }[] }).getHeredocs?.() ?? [];
+  const heredocs: Heredoc[] = [];
+  if (found.length > 0) {
+    if (keyword !== 'RUN' && keyword !== 'COPY' && keyword !== 'ADD' && keyword !== 'ONBUILD') throw lineError(line, `heredocs are supported in RUN, COPY and ADD (and ONBUILD of them), not ${keyword}`);
     const lines = text.split('\n');
-    const content = range === null ? '' : `${lines.slice(range.start.line, range.end.line).concat(lines[range.end.line]!.slice(0, range.end.character)).join('\n')}\n`;
-    heredoc = { name: heredocs[0]!.getName(), content };
+    // Bodies are taken from the lines between the delimiters, not from the parser's content ranges, which it
+    // loses for a body starting with the escape character (\$).
+    let body = line - 1;
+    while (body < lines.length && lines[body]!.trimEnd().endsWith(escape)) body++; // the command line's continuations
+    body++;
+    for (const heredoc of found) {
+      const end = heredoc.getDelimiterRange();
+      // dockerfile-ast joins a body's last line that ends in the escape character to the delimiter after it,
+      // as if continued: refused, where BuildKit's parser would take it as written.
+      if (end === null || trailingEscapes(lines[end.start.line - 1]!.trimEnd(), escape) % 2 === 1) {
+        throw lineError(line, `the heredoc ${heredoc.getName()} has no end (a line of ${heredoc.getName()} alone; a body whose last line ends in ${escape} is read as continued, so end it with another line)`);
+      }
+      const content = lines.slice(body, end.start.line).map((l) => `${l}\n`).join('');
+      body = end.start.line + 1;
+      const start = heredoc.getStartRange();
+      const operator = lines[start.start.line]!.slice(start.start.character, start.end.line === start.start.line ? start.end.character : undefined);
+      heredocs.push({ name: heredoc.getName(), content, chomp: operator.startsWith('<<-'), quoted: /["']/.test(operator) });
+    }
     rest = rest.split('\n')[0]!.trim();
+    // An ONBUILD trigger is kept as text, to be parsed again in the image built on this one: with its bodies.
+    if (keyword === 'ONBUILD') rest += heredocs.map((h) => `\n${h.content}${h.name}`).join('');
   }
   let json: string[] | undefined;
   if (rest.startsWith('[') && ['CMD', 'ENTRYPOINT', 'RUN', 'SHELL', 'COPY', 'ADD', 'VOLUME', 'HEALTHCHECK'].includes(keyword)) {
@@ -163,7 +204,7 @@ function instructionOf(ast: AstInstruction, text: string): Instruction {
       // not JSON: the shell form, as Docker reads it
     }
   }
-  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredoc ? { heredoc } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
+  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredocs.length > 0 && keyword !== 'ONBUILD' ? { heredocs } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
 }
 
 /**
@@ -210,7 +251,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
   const names = new Set<string>();
   let env: Env | undefined;
   for (const node of ast.getInstructions()) {
-    const instruction = instructionOf(node, text);
+    const instruction = instructionOf(node, text, escape);
     const line = instruction.line;
     if (instruction.keyword === 'ONBUILD') {
       const trigger = instruction.args.split(/\s+/, 1)[0]!.toUpperCase();

@@ -31,6 +31,8 @@ class Lexer {
     readonly env: Env,
     readonly escape: string,
     readonly split: boolean,
+    /** Quotes as plain characters (a COPY heredoc's body): only escapes and variables are processed. */
+    readonly rawQuotes = false,
   ) {}
 
   run(): string[] {
@@ -42,11 +44,11 @@ class Lexer {
         if (this.#at < text.length) this.#add(text[this.#at++]!);
         continue;
       }
-      if (ch === "'") {
+      if (ch === "'" && !this.rawQuotes) {
         this.#single();
         continue;
       }
-      if (ch === '"') {
+      if (ch === '"' && !this.rawQuotes) {
         this.#double();
         continue;
       }
@@ -170,6 +172,14 @@ class Lexer {
 /** One word: expanded, quotes removed, whitespace kept (FROM, WORKDIR, USER, values of ENV and LABEL…). */
 export function processWord(text: string, env: Env, escape = '\\'): string {
   return new Lexer(text, env, escape, false).run().join('');
+}
+
+/**
+ * A COPY or ADD heredoc's body as BuildKit expands one whose name is not quoted: variables expanded and `\`
+ * taking the next character literally (`\$` is `$`, `\\` is `\`), quotes kept as written.
+ */
+export function expandHeredoc(text: string, env: Env): string {
+  return new Lexer(text, env, '\\', false, true).run().join('');
 }
 
 /** Words: expanded, quotes removed, split on unquoted whitespace (COPY and ADD sources, EXPOSE, VOLUME…). */
