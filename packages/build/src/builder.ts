@@ -445,6 +445,8 @@ class Builder {
       mode = parseInt(chmod, 8);
     }
     const chown = flags.chown === undefined ? undefined : processWord(flags.chown, vars, escape);
+    // BuildKit links only without --chmod (its merged copy has no mode to give): with it, a plain copy.
+    const link = flags.link === 'true' && mode === undefined;
     let tree: SourceTree = this.#context;
     let keepOwners = false;
     let fromIdentity = 'context';
@@ -503,7 +505,7 @@ class Builder {
       // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
       // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
       const keySources = sources.map((s, i) => (!documents.has(i) && isUrlSource(s) ? 'url' : s));
-      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes });
+      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes });
       return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}) };
     } catch (error) {
       files?.dispose();
@@ -514,14 +516,14 @@ class Builder {
   /** COPY and ADD once their URLs are fetched and documents written: the selection, its key and how it is written. */
   async #planSelection(
     step: Instruction,
-    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, fetchedTimes }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; fetchedTimes: (number | null)[] },
+    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; link: boolean; fetchedTimes: (number | null)[] },
   ): Promise<StepPlan> {
     const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits));
     const archives = step.keyword === 'ADD' ? await atLine(step, () => selection.archives()) : [];
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
-    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : [])]);
+    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : [])]);
     const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
     const execute = async (key: string) => {
       const layer = await this.#images.snapshotter.open(key);
@@ -534,7 +536,7 @@ class Builder {
           throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
         }
       }
-      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
+      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(link ? { link } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
       try {
         await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined));
       } catch (error) {
@@ -836,7 +838,7 @@ async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
 /** The flags as written, for progress and history. */
 function flagText(step: Instruction): string {
   return Object.entries(step.flags)
-    .map(([k, v]) => `--${k}=${v} `)
+    .map(([k, v]) => (k === 'link' && v === 'true' ? '--link ' : `--${k}=${v} `))
     .join('');
 }
 

@@ -47,8 +47,8 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   STOPSIGNAL: [],
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
   ONBUILD: [],
-  COPY: ['from', 'chown', 'chmod'],
-  ADD: ['chown', 'chmod', 'checksum'],
+  COPY: ['from', 'chown', 'chmod', 'link'],
+  ADD: ['chown', 'chmod', 'checksum', 'link'],
   RUN: ['mount', 'network'],
   MAINTAINER: [],
 };
@@ -75,6 +75,9 @@ function trailingEscapes(text: string, escape: string): number {
   while (n < text.length && text[text.length - 1 - n] === escape) n++;
   return n;
 }
+
+/** Flags that are switches: `--link` alone means `--link=true`. */
+const SWITCHES = new Set(['link']);
 
 /** One instruction as written. */
 export interface Instruction {
@@ -153,7 +156,11 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
   for (const flag of astFlags) {
     const name = flag.getName();
     if (!allowed.includes(name)) throw lineError(line, `${keyword} --${name} is not supported${allowed.length ? ` (${keyword} takes ${allowed.map((f) => `--${f}`).join(', ')})` : ''}`);
-    const value = flag.getValue();
+    let value = flag.getValue();
+    if (SWITCHES.has(name)) {
+      value = value === null ? 'true' : value.toLowerCase();
+      if (value !== 'true' && value !== 'false') throw lineError(line, `${keyword} --${name}=${flag.getValue()}: true or false is expected`);
+    }
     if (value === null || value === '') throw lineError(line, `${keyword} --${name} needs a value`);
     if (name === 'mount') {
       // Checked here when it needs no variables, so a build fails before its first step, as BuildKit's does.
