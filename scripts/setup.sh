@@ -27,6 +27,8 @@ command -v go >/dev/null || apt_packages+=(golang-go)
 command -v strace >/dev/null || apt_packages+=(strace)
 # ISA-L's inflate reads gzip layers at about twice zlib's speed (the addon loads it if present).
 [ -f /usr/include/isa-l/igzip_lib.h ] || apt_packages+=(libisal-dev)
+# OpenSSH's agent answers the forwarded socket of RUN --mount=type=ssh.
+command -v ssh-agent >/dev/null || apt_packages+=(openssh-client)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then

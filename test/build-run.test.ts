@@ -5,10 +5,14 @@
  *   before the step where only the stub changed it, the step's where the step wrote there too, and a
  *   symlink's target directory (the directory the runtime reached) rather than the symlink;
  * - `--network=none` gives the step a network of its own with loopback alone, and is a step of its own in
- *   the cache (`default` and `host` are the host's network, and one step).
+ *   the cache (`default` and `host` are the host's network, and one step);
+ * - `--mount=type=ssh` gives the step a socket forwarding to an OpenSSH agent the build was given (the agent
+ *   answers the step's request for its identities with the key added to it), `SSH_AUTH_SOCK` pointing at it,
+ *   and leaves nothing in the layer; a required agent not given stops the build with the line.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -20,7 +24,7 @@ const OLD = 1_000_000_000; // seconds: a time no step of this test runs at
 /** A step writing the names of the network interfaces it sees, one a line, sorted. */
 const LIST_INTERFACES = "RUN sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort > /interfaces";
 
-describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('RUN', () => {
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh-agent'))('RUN', () => {
   let work: string;
   let images: Images;
 
@@ -67,6 +71,42 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('RU
     // default and host are the same network here, and the same step.
     expect((await buildNetwork('host-again', '--network=host ')).ran).toEqual([]);
     expect((await buildNetwork('default-again', '--network=default ')).ran).toEqual([]);
+  }, 10 * 60_000);
+
+  it('forwards an SSH agent to RUN --mount=type=ssh, and leaves nothing of it in the layer', async () => {
+    const agentSocket = join(work, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', agentSocket], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !existsSync(agentSocket); i++) await new Promise((r) => setTimeout(r, 50));
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'strata-test-key', '-f', join(work, 'key')]);
+      execFileSync('ssh-add', ['-q', join(work, 'key')], { env: { ...process.env, SSH_AUTH_SOCK: agentSocket }, stdio: 'ignore' });
+      // Asks the agent for its identities (SSH2_AGENTC_REQUEST_IDENTITIES) and prints their count and comments.
+      const ask = `perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die $!; print $s pack("NC", 1, 11); read($s, $l, 4); read($s, $m, unpack("N", $l)); ($t, $n) = unpack("CN", $m); $m = substr($m, 5); print "$t $n"; for (1..$n) { ($b, $c) = unpack("N/a N/a", $m); $m = substr($m, 8 + length($b) + length($c)); print " $c" } print "\\n"'`;
+      const dir = writeContext(join(work, 'ssh'), {
+        Dockerfile: [
+          `FROM ${BASE}`,
+          `RUN --mount=type=ssh ${ask} > /identities && echo "$SSH_AUTH_SOCK $(stat -c %a:%u "$SSH_AUTH_SOCK")" > /agent`,
+          `RUN --mount=type=ssh,id=deploy,target=/tmp/deploy.sock,mode=0660,uid=1234 stat -c %a:%u /tmp/deploy.sock > /deploy && test "$SSH_AUTH_SOCK" = /tmp/deploy.sock`,
+          'RUN --mount=type=ssh,id=absent echo "$SSH_AUTH_SOCK $(test -S "$SSH_AUTH_SOCK" && echo there || echo not there)" > /absent',
+          '',
+        ].join('\n'),
+      });
+      const { result } = await buildWith(images, { context: dir, tags: ['example.com/ssh:1'], ssh: { default: agentSocket, deploy: agentSocket } });
+      const tree = await imageTree(images, result.names[0]!, work);
+      const view = await images.snapshotter.open((await images.unpack(result.names[0]!)).chainID!);
+      // 12: SSH2_AGENT_IDENTITIES_ANSWER, with the one key added.
+      expect(await view.readFile('/identities', 'utf8')).toBe('12 1 strata-test-key\n');
+      expect(await view.readFile('/agent', 'utf8')).toBe('/run/buildkit/ssh_agent.0 600:0\n');
+      expect(await view.readFile('/deploy', 'utf8')).toBe('660:1234\n');
+      // An agent not given and not required: the step runs without it, as in BuildKit.
+      expect(await view.readFile('/absent', 'utf8')).toBe('/run/buildkit/ssh_agent.0 not there\n');
+      for (const path of ['run/buildkit', 'tmp/deploy.sock']) expect(tree.has(path), path).toBe(false);
+
+      writeContext(dir, { Dockerfile: `FROM ${BASE}\nRUN --mount=type=ssh,id=missing,required true\n` });
+      await expect(buildWith(images, { context: dir, ssh: { default: agentSocket } })).rejects.toThrow(/Dockerfile line 2: RUN --mount=type=ssh: the SSH agent "missing" is required and was not given/);
+    } finally {
+      agent.kill();
+    }
   }, 10 * 60_000);
 
   /** Builds LIST_INTERFACES with `network` flags in a context of its own. */

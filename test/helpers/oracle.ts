@@ -50,6 +50,7 @@ const available = {
   buildah: hasCommand('buildah'),
   debootstrap: hasCommand('debootstrap'),
   strace: hasCommand('strace'),
+  'ssh-agent': hasCommand('ssh-agent') && hasCommand('ssh-add') && hasCommand('ssh-keygen'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   go: hasCommand('go'),
   overlay: probe(canMountOverlay),

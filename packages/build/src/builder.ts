@@ -67,6 +67,7 @@ import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
 import { isRemoteSource, isUrlSource, redactUrls } from './remote.js';
+import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
@@ -99,6 +100,11 @@ export interface BuildOptions {
   readonly runtime?: string;
   /** Secrets by id, for `RUN --mount=type=secret`: files in the steps that mount them, never in a layer or a key. */
   readonly secrets?: Readonly<Record<string, Uint8Array>>;
+  /**
+   * SSH agents by id (the path of an agent's socket, `$SSH_AUTH_SOCK` for the usual `default`), for `RUN
+   * --mount=type=ssh`: each step that mounts one gets a socket of its own forwarding to it, never the agent's.
+   */
+  readonly ssh?: Readonly<Record<string, string>>;
   /** Called for a FROM image the store lacks (a pull); without it, such a FROM is NOT_FOUND. */
   readonly pull?: (reference: string, platform: Platform) => Promise<void>;
   /** Limits on what COPY and ADD select from the context or a stage. */
@@ -616,6 +622,9 @@ class Builder {
     const cwd = config.WorkingDir || '/';
     const user = config.User || 'root';
     const mounts = this.#runMounts(stage, step, cwd);
+    // The first ssh mount is the step's agent, as BuildKit sets it (unless the step's environment has one).
+    const agent = mounts.find((m) => m.type === 'ssh');
+    if (agent !== undefined && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${agent.target}`);
     const bindSources = await this.#bindSelections(stage, step, mounts);
     // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit),
     // and what a bind mount shows, by checksum as COPY's sources are.
@@ -719,6 +728,18 @@ class Builder {
         chownSync(file, mount.uid, mount.gid);
         chmodSync(file, mount.mode);
         out.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
+      } else if (mount.type === 'ssh') {
+        const agent = this.#options.ssh?.[mount.id];
+        if (agent === undefined) {
+          if (mount.required) throw lineError(step.line, `RUN --mount=type=ssh: the SSH agent ${JSON.stringify(mount.id)} is required and was not given`);
+          continue; // as BuildKit: the step runs without it
+        }
+        try {
+          held.push(await forwardAgent(agent, join(bundle, `ssh-${i}.sock`), mount));
+        } catch (error) {
+          throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN --mount=type=ssh,id=${mount.id}: ${(error as Error).message}`, { cause: error });
+        }
+        out.push({ destination: mount.target, type: 'bind', source: join(bundle, `ssh-${i}.sock`), options: ['rbind', 'rw'] });
       } else {
         const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
         held.push(cache);
@@ -757,7 +778,12 @@ class Builder {
   /** The step's `--mount`s, expanded and parsed, parents first; a malformed one is the line's error. */
   #runMounts(stage: StageResult, step: Instruction, cwd: string): RunMount[] {
     const vars = stage.state.variables();
-    const mounts = (step.mounts ?? []).map((spec) => runMountAt(processWord(spec, vars, this.#dockerfile.escape), cwd, step.line));
+    let ssh = 0;
+    const mounts = (step.mounts ?? []).map((spec) => {
+      const mount = runMountAt(processWord(spec, vars, this.#dockerfile.escape), cwd, step.line, ssh);
+      if (mount.type === 'ssh') ssh++;
+      return mount;
+    });
     mounts.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
     for (let i = 1; i < mounts.length; i++) if (mounts[i]!.target === mounts[i - 1]!.target) throw lineError(step.line, `two mounts at ${mounts[i]!.target}`);
     return mounts;

@@ -136,9 +136,9 @@ export function runNetworkAt(value: string | undefined, line: number): RunNetwor
 }
 
 /** A `RUN --mount` value (expanded) for a step in `cwd`, as `parseRunMount` reads it; malformed: the line's error. */
-export function runMountAt(spec: string, cwd: string, line: number): RunMount {
+export function runMountAt(spec: string, cwd: string, line: number, sshBefore = 0): RunMount {
   try {
-    return parseRunMount(spec, cwd);
+    return parseRunMount(spec, cwd, sshBefore);
   } catch (error) {
     if (error instanceof MountError) throw lineError(line, error.message);
     throw error;

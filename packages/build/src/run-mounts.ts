@@ -3,8 +3,8 @@
  * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
  * `cache` (a directory kept under the root across builds, by `id`, never part of a layer), `tmpfs` and
  * `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a private copy,
- * so writes with `rw` are discarded) and `secret` (a file of what the build was given); `ssh` is refused
- * with the line's error rather than run without its mount.
+ * so writes with `rw` are discarded), `secret` (a file of what the build was given) and `ssh` (a socket
+ * forwarding to an SSH agent the build was given).
  */
 import { posix } from 'node:path';
 
@@ -37,13 +37,8 @@ export interface BindMount {
   readonly readwrite: boolean;
 }
 
-/**
- * A secret the build was given (`secrets[id]`), as a read-only file at `target` (default
- * `/run/secrets/<id>`) for the step; never in a layer or a key. Absent: the step runs without it unless
- * `required`.
- */
-export interface SecretMount {
-  readonly type: 'secret';
+/** Something the build was given, by `id`, at `target` for the step with a mode and owner; optional unless `required`. */
+interface GivenMount {
   readonly target: string;
   readonly id: string;
   readonly required: boolean;
@@ -52,11 +47,30 @@ export interface SecretMount {
   readonly gid: number;
 }
 
-export type RunMount = CacheMount | TmpfsMount | BindMount | SecretMount;
+/**
+ * A secret the build was given (`secrets[id]`), as a read-only file at `target` (default
+ * `/run/secrets/<id>`) for the step; never in a layer or a key. Absent: the step runs without it unless
+ * `required`.
+ */
+export interface SecretMount extends GivenMount {
+  readonly type: 'secret';
+}
+
+/**
+ * An SSH agent the build was given (`ssh[id]`, default id `default`), as a socket at `target` (default
+ * `/run/buildkit/ssh_agent.<n>`, n counting the step's ssh mounts) whose connections go to that agent.
+ * Absent: the step runs without it unless `required`.
+ */
+export interface SshMount extends GivenMount {
+  readonly type: 'ssh';
+}
+
+export type RunMount = CacheMount | TmpfsMount | BindMount | SecretMount | SshMount;
 
 const TYPES = new Set(['bind', 'cache', 'tmpfs', 'secret', 'ssh']);
-const FIELDS: Readonly<Record<'bind' | 'cache' | 'tmpfs' | 'secret', ReadonlySet<string>>> = {
+const FIELDS: Readonly<Record<'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh', ReadonlySet<string>>> = {
   secret: new Set(['type', 'target', 'dst', 'destination', 'id', 'required', 'mode', 'uid', 'gid']),
+  ssh: new Set(['type', 'target', 'dst', 'destination', 'id', 'required', 'mode', 'uid', 'gid']),
   bind: new Set(['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'ro', 'readonly', 'rw', 'readwrite']),
   cache: new Set(['type', 'target', 'dst', 'destination', 'id', 'sharing', 'ro', 'readonly', 'rw', 'readwrite', 'mode', 'uid', 'gid', 'from', 'source', 'src']),
   tmpfs: new Set(['type', 'target', 'dst', 'destination', 'size', 'tmpfs-size']),
@@ -96,10 +110,10 @@ function size(value: string): number {
 
 /**
  * One `--mount` value, its variables already expanded, for a step whose working directory is `cwd` (a
- * relative target is below it, as BuildKit resolves it). Throws MountError for what is malformed, and for
- * the types strata does not carry out.
+ * relative target is below it, as BuildKit resolves it); `sshBefore` counts the step's ssh mounts before
+ * this one (their default targets are numbered). Throws MountError for what is malformed.
  */
-export function parseRunMount(spec: string, cwd: string): RunMount {
+export function parseRunMount(spec: string, cwd: string, sshBefore = 0): RunMount {
   const fields = new Map<string, string | undefined>();
   for (const part of spec.split(',')) {
     if (part === '') continue;
@@ -110,10 +124,17 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
   }
   const named = fields.get('type') ?? 'bind';
   if (!TYPES.has(named)) throw new MountError(`--mount type=${JSON.stringify(named)} is not a mount type (bind, cache, tmpfs, secret, ssh)`);
-  if (named === 'ssh') throw new MountError('--mount type=ssh is not supported (strata carries out type=bind, cache, tmpfs and secret)');
   const type = named as keyof typeof FIELDS;
   for (const key of fields.keys()) if (!FIELDS[type].has(key)) throw new MountError(`--mount type=${type} takes no ${key}`);
   const targets = ['target', 'dst', 'destination'].filter((k) => fields.has(k));
+  if (type === 'ssh') {
+    if (targets.length > 1) throw new MountError('--mount type=ssh takes one target');
+    const given = targets.length === 1 ? fields.get(targets[0]!) : undefined;
+    const target = given ? posix.resolve(cwd, given) : `/run/buildkit/ssh_agent.${sshBefore}`;
+    if (target === '/') throw new MountError('--mount type=ssh cannot be mounted over /');
+    const required = fields.has('required') ? boolean('required', fields.get('required')) : false;
+    return { type, target, id: fields.get('id') || 'default', required, mode: octal(fields.get('mode'), 0o600), uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
+  }
   if (type === 'secret') {
     if (targets.length > 1) throw new MountError('--mount type=secret takes one target');
     const given = targets.length === 1 ? fields.get(targets[0]!) : undefined;

@@ -34,10 +34,14 @@ describe('RUN --mount', () => {
     // A secret at /run/secrets/<id>, 0400, optional unless required; the id from the target when absent.
     expect(parseRunMount('type=secret,id=npmrc', '/')).toEqual({ type: 'secret', target: '/run/secrets/npmrc', id: 'npmrc', required: false, mode: 0o400, uid: 0, gid: 0 });
     expect(parseRunMount('type=secret,target=/root/.npmrc,required,mode=0440,uid=1000', '/')).toEqual({ type: 'secret', target: '/root/.npmrc', id: '.npmrc', required: true, mode: 0o440, uid: 1000, gid: 0 });
+    // An ssh agent: id default, numbered under /run/buildkit by the ssh mounts before it, 0600.
+    expect(parseRunMount('type=ssh', '/')).toEqual({ type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', required: false, mode: 0o600, uid: 0, gid: 0 });
+    expect(parseRunMount('type=ssh,id=deploy,required', '/', 1)).toMatchObject({ target: '/run/buildkit/ssh_agent.1', id: 'deploy', required: true });
+    expect(parseRunMount('type=ssh,target=agent.sock,mode=0660,uid=7', '/app')).toMatchObject({ target: '/app/agent.sock', mode: 0o660, uid: 7 });
   });
 
   it('refuses what it does not carry out, and what is malformed, naming it', () => {
-    expect(() => parseRunMount('type=ssh', '/')).toThrow('type=ssh is not supported');
+    expect(() => parseRunMount('type=ssh,source=x', '/')).toThrow('type=ssh takes no source');
     expect(() => parseRunMount('type=secret', '/')).toThrow('type=secret needs an id');
     expect(() => parseRunMount('type=secret,id=a,required=perhaps', '/')).toThrow('is not a boolean');
     expect(() => parseRunMount('type=volume,target=/x', '/')).toThrow('is not a mount type');

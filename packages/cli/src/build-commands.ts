@@ -16,6 +16,7 @@ interface BuildFlags {
   target?: string;
   buildArg?: string[];
   secret?: string[];
+  ssh?: string[];
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -47,6 +48,24 @@ function secrets(specs: string[] = []): Record<string, Uint8Array> {
       out[id] = Buffer.from(value);
     } else if (type === 'file') out[id] = readFileSync(fields.get('src') ?? fields.get('source') ?? id);
     else throw new UsageError(`a secret's type is file or env: ${spec}`);
+  }
+  return out;
+}
+
+/**
+ * `--ssh ID[=SOCKET]`, as `docker build` reads it for agents: the socket of the agent for id ID, or with
+ * none, `$SSH_AUTH_SOCK`. Private key files (Docker's other form) are refused: strata forwards agents only.
+ */
+function sshAgents(specs: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    const socket = eq < 0 ? process.env.SSH_AUTH_SOCK : spec.slice(eq + 1);
+    if (!/^[\w.-]+$/.test(id)) throw new UsageError(`an SSH agent is ID[=SOCKET]: ${spec}`);
+    if (!socket) throw new UsageError(`--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`);
+    if (socket.includes(',')) throw new UsageError(`--ssh ${id}: strata forwards an agent's socket, not key files (${socket})`);
+    out[id] = socket;
   }
   return out;
 }
@@ -99,6 +118,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--target <stage>', 'the stage to build (default: the last)')
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
+    .option('--ssh <id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
@@ -120,6 +140,7 @@ export function registerBuildCommands(cli: Command): void {
           ...(o.target !== undefined ? { target: o.target } : {}),
           buildArgs: buildArgs(o.buildArg),
           secrets: secrets(o.secret),
+          ssh: sshAgents(o.ssh),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
           ...(o.platform !== undefined ? { platform: o.platform } : {}),
