@@ -27,13 +27,13 @@ interface Top {
   readonly name: string;
   readonly node: SourceNode;
   readonly below: Selected[];
-  /** The tree it was found in (the step's, or a download's). */
+  /** The tree it was found in (the step's, or the files the step made: downloads, heredocs). */
   readonly tree: SourceTree;
-  /** Whether ADD may extract it (a local archive; never a download). */
+  /** Whether ADD may extract it (a local archive; never a file the step made). */
   readonly extractable: boolean;
 }
 
-/** A source found elsewhere than in the step's tree (an ADD's download): a file, taken as it is. */
+/** A source found elsewhere than in the step's tree (a download, a heredoc's file): a file, taken as it is. */
 export interface PickedSource {
   readonly tree: SourceTree;
   readonly node: SourceNode;

@@ -183,7 +183,7 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
     // Bodies are taken from the lines between the delimiters, not from the parser's content ranges, which it
     // loses for a body starting with the escape character (\$).
     let body = line - 1;
-    while (body < lines.length && lines[body]!.trimEnd().endsWith(escape)) body++; // the command line's continuations
+    while (body < lines.length && trailingEscapes(lines[body]!.trimEnd(), escape) % 2 === 1) body++; // the command line's continuations
     body++;
     for (const heredoc of found) {
       const end = heredoc.getDelimiterRange();

@@ -10,15 +10,9 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { download } from '@strata/registry';
+import type { PickedSource } from './copy.js';
 import { urlFileName } from './remote.js';
 import { readChunks, type SourceNode, type SourceTree } from './sources.js';
-
-/** One file made for a step, as a COPY source. */
-export interface StepFile {
-  readonly tree: SourceTree;
-  readonly node: SourceNode;
-  readonly name: string;
-}
 
 export interface FetchOptions {
   readonly maxBytes: number;
@@ -45,7 +39,7 @@ export class StepFiles implements SourceTree {
    * Fetches `source` (an http or https URL); with the response's `Last-Modified` in seconds, or null (part
    * of the step's key, as in BuildKit's). Errors are the download's: typed, the file gone.
    */
-  async fetch(source: string, options: FetchOptions): Promise<StepFile & { readonly lastModified: number | null }> {
+  async fetch(source: string, options: FetchOptions): Promise<PickedSource & { readonly lastModified: number | null }> {
     const url = new URL(source);
     const name = urlFileName(url);
     const { path, host } = this.#place(name);
@@ -58,7 +52,7 @@ export class StepFiles implements SourceTree {
   }
 
   /** A here-document's file: `content` under `name`, mode 0644, at the present time. */
-  write(name: string, content: string): StepFile {
+  write(name: string, content: string): PickedSource {
     const { path, host } = this.#place(name);
     const bytes = Buffer.from(content);
     writeFileSync(host, bytes, { mode: 0o644, flag: 'wx' });
