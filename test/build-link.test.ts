@@ -3,8 +3,10 @@
  * empty tree laid over the image, so the destination's directories are the link's own (mode 0755, root's or
  * `--chown`'s), a symlink on the way is replaced rather than followed, a destination without a trailing `/`
  * is the file's own path even where the image has a directory, and directories the image has keep what they
- * hold. With `--chmod` BuildKit makes a plain copy, and so does strata. buildah 1.28 refuses `--link`, so the
- * documented behaviour is the oracle, each case beside the plain COPY it differs from.
+ * hold. With `--chmod` BuildKit makes a plain copy, and so does strata. The linked layer is made on an empty
+ * tree, so it is the same layer on any base, and a change below it reuses it (BuildKit's rebase); `--chown`
+ * names are the base's users. buildah 1.28 refuses `--link`, so the documented behaviour is the oracle, each
+ * case beside the plain COPY it differs from.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,6 +80,31 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('CO
     const plain = (await tree('COPY a.txt /data\n')).layer;
     expect(await plain.readFile('/data/a.txt', 'utf8')).toBe('a\n');
     expect(await plain.readFile('/data/inside', 'utf8')).toBe('inside\n');
+  }, 300_000);
+
+  it('makes the same layer on any base, and lays the one made before on a changed base without running again', async () => {
+    const dockerfile = (version: string) => `FROM ${BASE}\nRUN echo ${version} > /base-version\nCOPY --link a.txt /opt/linked/\nRUN cat /opt/linked/a.txt /base-version > /after\n`;
+    const dir = writeContext(join(work, 'rebase'), { Dockerfile: dockerfile('one'), 'a.txt': 'a\n' });
+    // Fixed times, so that a layer made again is the same bytes (its directories are made at build time).
+    const sourceDateEpoch = 1_700_000_000;
+    const first = await buildWith(images, { context: dir, sourceDateEpoch });
+    writeContext(dir, { Dockerfile: dockerfile('two') });
+    const second = await buildWith(images, { context: dir, sourceDateEpoch });
+    // The base changed, the link did not: reused; the step after it sees both, so it ran.
+    expect(second.ran).toEqual(['RUN echo two > /base-version', 'RUN cat /opt/linked/a.txt /base-version > /after']);
+    const linkLayer = (r: typeof first) => r.result.config.rootfs.diff_ids.at(-2);
+    expect(linkLayer(second)).toBe(linkLayer(first));
+    const layer = await images.snapshotter.open((await images.unpack(second.result.target.digest)).chainID!);
+    expect(await layer.readFile('/after', 'utf8')).toBe('a\ntwo\n');
+    // The same layer as the link makes on a base with nothing at its paths.
+    const bare = writeContext(join(work, 'rebase-bare'), { Dockerfile: `FROM ${BASE}\nCOPY --link a.txt /opt/linked/\n`, 'a.txt': 'a\n' });
+    expect((await buildWith(images, { context: bare, noCache: true, sourceDateEpoch })).result.config.rootfs.diff_ids.at(-1)).toBe(linkLayer(first));
+  }, 300_000);
+
+  it("looks --chown names up in the base's users", async () => {
+    const { layer } = await tree('COPY --link --chown=nobody:nogroup a.txt /opt/owned/\n');
+    expect(await stat(layer, '/opt/owned/a.txt')).toMatchObject({ uid: 65534, gid: 65534 });
+    expect(await stat(layer, '/opt/owned')).toMatchObject({ uid: 65534, gid: 65534 });
   }, 300_000);
 
   it('makes a plain copy with --chmod or --link=false, keys the step apart, and refuses another value', async () => {

@@ -22,6 +22,7 @@ import {
   applyLayer,
   chainID,
   decodeName,
+  DigestMismatchError,
   FailedPreconditionError,
   flatten,
   InvalidArgumentError,
@@ -149,7 +150,13 @@ const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
 interface StepPlan {
   readonly identity: string;
   readonly history: string;
-  readonly execute: (key: string, number: number) => Promise<void>;
+  /** Carries out the step in active snapshot `key`; names of users are looked up in `usersFrom` (default `key`). */
+  readonly execute: (key: string, number: number, usersFrom?: string) => Promise<void>;
+  /**
+   * `--link`: the step's layer is made on an empty tree, so it does not depend on the steps before it (its
+   * key leaves them out) and a layer made before goes onto another base as it is, as BuildKit rebases one.
+   */
+  readonly link?: boolean;
   /** Lets go of what planning fetched (an ADD's downloads), once the step is done or failed. */
   readonly dispose?: () => void;
 }
@@ -365,18 +372,31 @@ class Builder {
     }
     const plan: StepPlan = step.keyword === 'RUN' ? await this.#planRun(stage, step) : await this.#planCopy(stage, step);
     try {
-      const key = sha256(stage.key, plan.identity, this.#options.compression ?? 'none', String(this.#epoch ?? ''));
+      const settings = [this.#options.compression ?? 'none', String(this.#epoch ?? '')];
+      const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
+      // The steps after a linked one see the base and the link together: their keys chain through both.
+      const chained = plan.link ? sha256(stage.key, key) : key;
       const cached = this.#options.noCache ? undefined : await this.#cache.get(key);
       if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
         this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
-        this.#addLayer(stage, cached.layer, cached.snapshot, key, plan.history);
+        this.#addLayer(stage, cached.layer, cached.snapshot, chained, plan.history);
         this.#cached++;
         done(true, cached.layer.diffID);
         return;
       }
-      const { layer, snapshot } = await this.#execute(stage, step, number, plan.execute);
+      if (cached && plan.link) {
+        // Made before on another base: the same layer goes onto this one (its blob is the cache's).
+        this.#images.leases.add(this.#lease.id, { type: 'content', id: cached.layer.digest });
+        const snapshot = await this.#applyOnto(stage, step, cached.layer);
+        this.#cache.put(key, { snapshot, layer: cached.layer, step: text });
+        this.#addLayer(stage, cached.layer, snapshot, chained, plan.history);
+        this.#cached++;
+        done(true, cached.layer.diffID);
+        return;
+      }
+      const { layer, snapshot } = plan.link ? await this.#executeLinked(stage, step, number, plan.execute) : await this.#execute(stage, step, number, plan.execute);
       this.#cache.put(key, { snapshot, layer, step: text });
-      this.#addLayer(stage, layer, snapshot, key, plan.history);
+      this.#addLayer(stage, layer, snapshot, chained, plan.history);
       this.#ran++;
       done(false, layer.diffID);
     } finally {
@@ -402,20 +422,7 @@ class Builder {
     let committed = false;
     try {
       await execute(active, number);
-      const temp = content.temporaryPath();
-      let layer: LayerDescriptor;
-      try {
-        layer = await snapshotter.diff(active, {
-          path: temp,
-          compression: this.#options.compression ?? 'none',
-          durable: true,
-          ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}),
-          ...(this.#idMap ? { idMap: this.#idMap } : {}),
-        });
-        await content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
-      } finally {
-        rmSync(temp, { force: true });
-      }
+      const layer = await this.#layerOf(active);
       const snapshot = chainID([...stage.diffIDs, layer.diffID]);
       leases.add(this.#lease.id, { type: 'snapshot', id: snapshot });
       try {
@@ -425,6 +432,73 @@ class Builder {
         if (!isAlreadyExists(error)) throw error; // the same tree was committed before (an unpack, another build): that one serves
       }
       return { layer, snapshot };
+    } finally {
+      if (!committed) await snapshotter.remove(active).catch(() => {});
+    }
+  }
+
+  /** The change of active snapshot `active` as a layer in the content store (held by the build's lease). */
+  async #layerOf(active: string): Promise<LayerDescriptor> {
+    const { snapshotter, content } = this.#images;
+    const temp = content.temporaryPath();
+    try {
+      const layer = await snapshotter.diff(active, {
+        path: temp,
+        compression: this.#options.compression ?? 'none',
+        durable: true,
+        ...(this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}),
+        ...(this.#idMap ? { idMap: this.#idMap } : {}),
+      });
+      await content.adopt(temp, layer.digest, { lease: this.#lease.id, labels: layerLabels(layer) });
+      return layer;
+    } finally {
+      rmSync(temp, { force: true });
+    }
+  }
+
+  /**
+   * A `--link` step: carried out on an empty tree (users looked up in the stage's; a stage from scratch has
+   * none, so the empty tree's), its layer then laid on the stage's tree.
+   */
+  async #executeLinked(stage: StageResult, step: Instruction, number: number, execute: StepPlan['execute']): Promise<{ layer: LayerDescriptor; snapshot: string }> {
+    const { snapshotter, leases } = this.#images;
+    const scratch = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
+    leases.add(this.#lease.id, { type: 'snapshot', id: scratch });
+    await snapshotter.prepare(scratch, undefined, { labels: { 'strata.io/build-step': `line ${step.line}` } });
+    let layer: LayerDescriptor;
+    try {
+      await execute(scratch, number, stage.snapshot);
+      layer = await this.#layerOf(scratch);
+    } finally {
+      await snapshotter.remove(scratch).catch(() => {});
+    }
+    return { layer, snapshot: await this.#applyOnto(stage, step, layer) };
+  }
+
+  /** The snapshot of the stage's tree with `layer` (from the content store) over it, made unless it is there. */
+  async #applyOnto(stage: StageResult, step: Instruction, layer: LayerDescriptor): Promise<string> {
+    const { snapshotter, content, leases } = this.#images;
+    const snapshot = chainID([...stage.diffIDs, layer.diffID]);
+    leases.add(this.#lease.id, { type: 'snapshot', id: snapshot });
+    try {
+      if ((await snapshotter.stat(snapshot)).kind === 'committed') return snapshot;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
+    leases.add(this.#lease.id, { type: 'snapshot', id: active });
+    await snapshotter.prepare(active, stage.snapshot, { labels: { 'strata.io/build-step': `line ${step.line}` } });
+    let committed = false;
+    try {
+      const applied = await snapshotter.applyLayer(active, content.path(layer.digest));
+      if (applied.diffID !== layer.diffID) throw new DigestMismatchError(`Dockerfile line ${step.line}: the linked layer ${layer.digest} unpacks to ${applied.diffID}, not ${layer.diffID} (the store is damaged; run fsck --content)`);
+      try {
+        await snapshotter.commit(snapshot, active, { labels: { [UNCOMPRESSED_LABEL]: layer.diffID } });
+        committed = true;
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+      }
+      return snapshot;
     } finally {
       if (!committed) await snapshotter.remove(active).catch(() => {});
     }
@@ -531,12 +605,12 @@ class Builder {
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
     const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : [])]);
     const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
-    const execute = async (key: string) => {
+    const execute = async (key: string, _number: number, usersFrom: string = key) => {
       const layer = await this.#images.snapshotter.open(key);
       let owner: CopyOptions['owner'];
       if (chown !== undefined) {
         try {
-          const user = await resolveUser(layer, chown);
+          const user = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), chown);
           owner = { uid: user.uid, gid: user.gid };
         } catch (error) {
           throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
@@ -550,7 +624,7 @@ class Builder {
         throw error;
       }
     };
-    return { identity, history, execute };
+    return { identity, history, execute, ...(link ? { link } : {}) };
   }
 
   /** `--from`: an earlier stage, or an image (unpacked). */
