@@ -1,9 +1,9 @@
 /**
  * `strata build` and `strata build cache ls|prune` as a user runs them (the built CLI): -f, -t, --target,
- * --build-arg, --progress plain and json, -o, SOURCE_DATE_EPOCH from the environment, a failing build's exit
- * status and one-line error.
+ * --build-arg, --progress plain and json, --secret, --ssh, -o, SOURCE_DATE_EPOCH from the environment, a failing
+ * build's exit status and one-line error.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { needs } from './helpers/oracle.js';
 
 const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 
-describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('strata build', () => {
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh-agent'))('strata build', () => {
   let work: string;
   let root: string;
   let context: string;
@@ -56,6 +56,26 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('st
     const bad = strata(['build', '--secret', 'src=/nowhere', dir]);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('a secret is id=ID[,src=PATH|,env=VAR]');
+  }, 120_000);
+
+  it('forwards the SSH agent of --ssh (SSH_AUTH_SOCK by default, or a socket given) to RUN --mount=type=ssh', async () => {
+    const socket = join(work, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+      const dir = writeContext(join(work, 'ssh'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=ssh,required test -S "$SSH_AUTH_SOCK" && echo "agent at $SSH_AUTH_SOCK"\n` });
+      const r = strata(['build', '--progress', 'plain', '--ssh', 'default', dir], { SSH_AUTH_SOCK: socket });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain('agent at /run/buildkit/ssh_agent.0\n');
+      const unset = spawnSync(process.execPath, [cli, '--root', root, 'build', '--ssh', 'default', dir], { encoding: 'utf8', env: { ...process.env, SSH_AUTH_SOCK: '', NODE_EXTRA_CA_CERTS: '' } });
+      expect(unset.status).toBe(2);
+      expect(unset.stderr).toContain('--ssh default: no socket given and SSH_AUTH_SOCK is not set');
+      const notSocket = strata(['build', '--no-cache', '--ssh', `default=${join(dir, 'Dockerfile')}`, dir]);
+      expect(notSocket.status).toBe(1);
+      expect(notSocket.stderr).toMatch(/Dockerfile line 2: RUN --mount=type=ssh,id=default: ".*Dockerfile" is not an SSH agent's socket/);
+    } finally {
+      agent.kill();
+    }
   }, 120_000);
 
   it('prints one JSON object per step, builds --target, exports with -o, honours SOURCE_DATE_EPOCH', () => {
