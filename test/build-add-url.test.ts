@@ -37,6 +37,8 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
   /** What `/changing.txt` serves, and with which Last-Modified. */
   const changing = { body: 'version 1\n', modified: MODIFIED };
   const seen: { url: string; authorization: string | undefined }[] = [];
+  /** What `/etag.txt` serves, its ETag, and how often it sent the body or a 304. */
+  const tagged = { body: 'tagged v1\n', etag: '"v1"', full: 0, notModified: 0 };
   let flakyCalls = 0;
 
   function serve(req: IncomingMessage, res: ServerResponse): void {
@@ -71,6 +73,14 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
           return void res.end();
         }
         return send('secret\n');
+      case '/etag.txt':
+        if (req.headers['if-none-match'] === tagged.etag) {
+          tagged.notModified++;
+          res.writeHead(304, { etag: tagged.etag });
+          return void res.end();
+        }
+        tagged.full++;
+        return send(tagged.body, { etag: tagged.etag });
       case '/changing.txt':
         return send(changing.body, { 'last-modified': changing.modified });
       case '/flaky.txt':
@@ -251,6 +261,33 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     expect(flakyCalls).toBe(2);
     expect(await (await view(result.names[0]!)).readFile('/f/flaky.txt', 'utf8')).toBe('second time\n');
   }, 60_000);
+
+  it('asks the server again with the ETag it gave, and fetches the bytes only when the step runs', async () => {
+    const dir = context(`FROM scratch\nADD ${origin}/etag.txt /e/\n`);
+    const step = `ADD ${origin}/etag.txt /e/`;
+    expect((await buildWith(images, { context: dir, tags: ['example.com/url:etag'] })).ran).toEqual([step]);
+    expect(tagged).toMatchObject({ full: 1, notModified: 0 });
+    // Unchanged: a 304, the step from the cache, no body.
+    expect((await buildWith(images, { context: dir, tags: ['example.com/url:etag'] })).ran).toEqual([]);
+    expect(tagged).toMatchObject({ full: 1, notModified: 1 });
+    // Unchanged, but the step has to run: the bytes are fetched then.
+    expect((await buildWith(images, { context: dir, tags: ['example.com/url:etag'], noCache: true })).ran).toEqual([step]);
+    expect(tagged).toMatchObject({ full: 2, notModified: 2 });
+    expect(await (await view('example.com/url:etag')).readFile('/e/etag.txt', 'utf8')).toBe('tagged v1\n');
+    // Changed: the conditional request gets the new body.
+    Object.assign(tagged, { body: 'tagged v2\n', etag: '"v2"' });
+    expect((await buildWith(images, { context: dir, tags: ['example.com/url:etag'] })).ran).toEqual([step]);
+    expect(tagged).toMatchObject({ full: 3, notModified: 2 });
+    expect(await (await view('example.com/url:etag')).readFile('/e/etag.txt', 'utf8')).toBe('tagged v2\n');
+    // A server that says "not modified" and then sends other bytes: refused, nothing named.
+    tagged.body = 'changed behind its ETag\n';
+    const lied = buildWith(images, { context: dir, tags: ['example.com/url:lied'], noCache: true });
+    await expect(lied).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    await expect(lied).rejects.toThrow(/Dockerfile line 2: ADD http:\/\/127\.0\.0\.1:\d+\/etag\.txt changed while the build ran/);
+    expect(images.images.get('example.com/url:lied')).toBeUndefined();
+    expect(await activeSnapshots()).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  }, 120_000);
 
   it('keys the step by what the URL gave: the same content hits, new content or a new date runs it again', async () => {
     const dir = context(`FROM scratch\nADD ${origin}/changing.txt /c/\n`);

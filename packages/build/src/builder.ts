@@ -70,6 +70,7 @@ import type { RunMount } from './run-mounts.js';
 import { isRemoteSource, isUrlSource, redactUrls } from './remote.js';
 import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
+import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -159,6 +160,8 @@ interface StepPlan {
   readonly link?: boolean;
   /** Lets go of what planning fetched (an ADD's downloads), once the step is done or failed. */
   readonly dispose?: () => void;
+  /** Fetches what planning only revalidated (a URL its server said had not changed), before the step runs. */
+  readonly materialize?: () => Promise<void>;
 }
 
 /** A stage's tree and image so far. */
@@ -206,6 +209,7 @@ class Builder {
   readonly #stages: Stage[];
   readonly #cache: BuildCache;
   readonly #checksums: FileChecksums;
+  readonly #urlRecords: UrlRecords;
   readonly #cacheMounts: CacheMounts;
   readonly #context: ContextTree;
   readonly #results = new Map<number, StageResult>();
@@ -232,6 +236,7 @@ class Builder {
     this.#stages = stages;
     this.#cache = new BuildCache(images);
     this.#checksums = new FileChecksums(images.root.metadata);
+    this.#urlRecords = new UrlRecords(images.root.metadata);
     this.#cacheMounts = new CacheMounts(cacheMountsDir(images));
     let ignoreText = '';
     try {
@@ -252,6 +257,7 @@ class Builder {
       for (const stage of this.#stages) await this.#buildStage(stage);
     } finally {
       this.#checksums.flush();
+      this.#urlRecords.flush();
       this.#cache.flush();
     }
     const result = this.#results.get(target.index)!;
@@ -393,6 +399,11 @@ class Builder {
         this.#cached++;
         done(true, cached.layer.diffID);
         return;
+      }
+      if (plan.materialize) {
+        await plan.materialize().catch((error: unknown) => {
+          throw withLine(step, error);
+        });
       }
       const { layer, snapshot } = plan.link ? await this.#executeLinked(stage, step, number, plan.execute) : await this.#execute(stage, step, number, plan.execute);
       this.#cache.put(key, { snapshot, layer, step: text });
@@ -562,7 +573,7 @@ class Builder {
       if (sources.length !== 1) throw lineError(step.line, 'ADD --checksum takes one source (the URL the digest is of)');
       if (!isUrlSource(sources[0]!)) throw lineError(step.line, 'ADD --checksum is for URL sources only (a context file is checked by the cache already)');
     }
-    const files = documents.size > 0 || sources.some(isUrlSource) ? new StepFiles() : undefined;
+    const files = documents.size > 0 || sources.some(isUrlSource) ? new StepFiles(this.#urlRecords) : undefined;
     try {
       // URLs are fetched first, as BuildKit resolves them, and documents written: their content is part of the
       // step's key.
@@ -586,7 +597,7 @@ class Builder {
       // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
       const keySources = sources.map((s, i) => (!documents.has(i) && isUrlSource(s) ? 'url' : s));
       const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes });
-      return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}) };
+      return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}), ...(files?.unfetched ? { materialize: () => files.materialize() } : {}) };
     } catch (error) {
       files?.dispose();
       throw error;

@@ -10,6 +10,7 @@ import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
 import { CacheMounts, cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
+import { UrlRecords } from './url-records.js';
 
 /** What a cached step left. */
 export interface CacheRecord {
@@ -84,7 +85,8 @@ export class BuildCache {
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
    * what only they held. The cache mounts' directories no build holds go too (all, or those no step has had
-   * since `before`), and pruning all also forgets the remembered checksums (of snapshot and context files).
+   * since `before`), and pruning all also forgets the remembered checksums (of snapshot and context files)
+   * and what ADD's URLs answered.
    * Returns the keys deleted.
    */
   prune(options: { before?: Date } = {}): string[] {
@@ -97,6 +99,7 @@ export class BuildCache {
         for (const { key } of [...this.#sums.entries()]) this.#sums.remove(key);
       });
       new FileChecksums(this.#images.root.metadata).clear();
+      new UrlRecords(this.#images.root.metadata).clear();
     }
     new CacheMounts(cacheMountsDir(this.#images)).prune(options.before);
     return doomed;

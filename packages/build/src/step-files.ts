@@ -3,16 +3,20 @@
  * downloads (as BuildKit's frontend fetches a URL: named by its last path segment, mode 0600, at the
  * response's `Last-Modified` or the epoch, checked against `--checksum`) and here-documents (`COPY <<EOF`:
  * named by the heredoc, mode 0644, at the time they are written). They are kept in a directory of the
- * step's own, removed once the step is over.
+ * step's own, removed once the step is over. A URL whose server says it has not changed since a record of
+ * it was made is not fetched: the record stands for its bytes in the step's key, and `materialize` fetches
+ * them only if the step has to run.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { download } from '@strata/registry';
+import { DigestMismatchError } from '@strata/core';
+import { download, redactUrl } from '@strata/registry';
 import type { PickedSource } from './copy.js';
 import { urlFileName } from './remote.js';
 import { readChunks, type SourceNode, type SourceTree } from './sources.js';
+import type { UrlRecord, UrlRecords } from './url-records.js';
 
 export interface FetchOptions {
   readonly maxBytes: number;
@@ -25,7 +29,11 @@ export class StepFiles implements SourceTree {
   readonly label = "the step's own files";
   readonly #dir = mkdtempSync(join(tmpdir(), 'strata-step-files-'));
   readonly #sums = new Map<string, string>();
+  /** Files a record stands for, by path: fetched by `materialize`. */
+  readonly #unfetched = new Map<string, { readonly source: string; readonly record: UrlRecord; readonly options: FetchOptions }>();
   #count = 0;
+
+  constructor(readonly records?: UrlRecords) {}
 
   /** A new file's path in the tree: a directory each, as two sources may have one name. */
   #place(name: string): { path: string; host: string } {
@@ -43,12 +51,46 @@ export class StepFiles implements SourceTree {
     const url = new URL(source);
     const name = urlFileName(url);
     const { path, host } = this.#place(name);
-    const fetched = await download(url, host, { maxBytes: options.maxBytes, ...(options.digest ? { digest: options.digest } : {}), ...(options.signal ? { signal: options.signal } : {}) });
-    const mtime = fetched.lastModified === undefined ? 0 : Math.floor(fetched.lastModified.getTime() / 1000);
-    utimesSync(host, mtime, mtime);
-    this.#sums.set(path, fetched.sha256.slice('sha256:'.length));
-    const node: SourceNode = { path, type: 'file', mode: 0o600, uid: 0, gid: 0, size: fetched.size, mtime: { sec: mtime, nsec: 0 } };
-    return { tree: this, node, name, lastModified: fetched.lastModified === undefined ? null : mtime };
+    // With --checksum the digest is checked on the bytes, so they are always fetched.
+    const known = options.digest === undefined ? this.records?.get(source) : undefined;
+    const fetched = await download(url, host, { maxBytes: options.maxBytes, ...(options.digest ? { digest: options.digest } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(known ? { validators: known.validators } : {}) });
+    let record: UrlRecord;
+    if ('notModified' in fetched) {
+      record = known!;
+      this.#unfetched.set(path, { source, record, options });
+    } else {
+      const lastModified = fetched.lastModified === undefined ? null : Math.floor(fetched.lastModified.getTime() / 1000);
+      record = { validators: fetched.validators, sha256: fetched.sha256.slice('sha256:'.length), size: fetched.size, lastModified };
+      this.records?.set(source, record);
+      utimesSync(host, lastModified ?? 0, lastModified ?? 0);
+    }
+    this.#sums.set(path, record.sha256);
+    const mtime = record.lastModified ?? 0;
+    const node: SourceNode = { path, type: 'file', mode: 0o600, uid: 0, gid: 0, size: record.size, mtime: { sec: mtime, nsec: 0 } };
+    return { tree: this, node, name, lastModified: record.lastModified };
+  }
+
+  /** Whether some file is only a record yet (its server said it had not changed). */
+  get unfetched(): boolean {
+    return this.#unfetched.size > 0;
+  }
+
+  /**
+   * Fetches the files records stood for, for a step that has to run. Bytes other than the record's (the
+   * server changed them after saying it had not) are DIGEST_MISMATCH: the step's key was made from the record.
+   */
+  async materialize(): Promise<void> {
+    for (const [path, { source, record, options }] of this.#unfetched) {
+      const host = join(this.#dir, path);
+      const fetched = await download(source, host, { maxBytes: options.maxBytes, ...(options.signal ? { signal: options.signal } : {}) });
+      // (No validators were sent, so the answer is bytes.)
+      if ('notModified' in fetched || fetched.sha256 !== `sha256:${record.sha256}`) {
+        rmSync(host, { force: true });
+        throw new DigestMismatchError(`${redactUrl(source)} changed while the build ran (its server had said it had not): build again`);
+      }
+      utimesSync(host, record.lastModified ?? 0, record.lastModified ?? 0);
+      this.#unfetched.delete(path);
+    }
   }
 
   /** A here-document's file: `content` under `name`, mode 0644, at the present time. */

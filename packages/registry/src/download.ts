@@ -17,6 +17,17 @@ export interface DownloadOptions extends TransportOptions {
   readonly digest?: string;
   readonly signal?: AbortSignal;
   readonly onRetry?: (event: RetryEvent) => void;
+  /**
+   * What an earlier response said of the same URL: asked with `If-None-Match` (or `If-Modified-Since`
+   * without an ETag), and an answer of 304 leaves nothing fetched (`notModified`).
+   */
+  readonly validators?: Validators;
+}
+
+/** A response's `ETag` and `Last-Modified`, as sent (what a later request can be conditional on). */
+export interface Validators {
+  readonly etag?: string;
+  readonly lastModified?: string;
 }
 
 export interface Download {
@@ -25,6 +36,8 @@ export interface Download {
   readonly sha256: string;
   /** The response's `Last-Modified`; undefined when it sent none or one that is not a date. */
   readonly lastModified?: Date;
+  /** The response's validators, for a conditional request next time. */
+  readonly validators: Validators;
 }
 
 const DIGEST = /^(sha256|sha384|sha512):([0-9a-f]+)$/;
@@ -55,8 +68,11 @@ class ShortBody extends Error {
   readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
-/** Fetches `url` into `file` (created or truncated, mode 0600). */
-export async function download(url: string | URL, file: string, options: DownloadOptions = {}): Promise<Download> {
+/**
+ * Fetches `url` into `file` (created or truncated, mode 0600); `{ notModified: true }`, with no file, when
+ * `validators` were given and the server answered 304.
+ */
+export async function download(url: string | URL, file: string, options: DownloadOptions = {}): Promise<Download | { readonly notModified: true }> {
   const target = new URL(url);
   if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new InvalidArgumentError(`${redactUrl(target)} is not an http or https URL`);
   const shown = redactUrl(target);
@@ -71,7 +87,13 @@ export async function download(url: string | URL, file: string, options: Downloa
       transport.options,
       `GET ${shown}`,
       async () => {
-        const response = await transport.send({ method: 'GET', url: target, headers: { 'user-agent': 'strata' }, ...(signal ? { signal } : {}) });
+        const known = options.validators;
+        const conditional = known?.etag !== undefined ? { 'if-none-match': known.etag } : known?.lastModified !== undefined ? { 'if-modified-since': known.lastModified } : {};
+        const response = await transport.send({ method: 'GET', url: target, headers: { 'user-agent': 'strata', ...conditional }, ...(signal ? { signal } : {}) });
+        if (response.status === 304 && known !== undefined) {
+          await response.dump();
+          return undefined;
+        }
         if (retriableStatus(response.status)) {
           const wait = retryAfterMs(response);
           await response.dump();
@@ -103,17 +125,20 @@ export async function download(url: string | URL, file: string, options: Downloa
         }
         if (Number.isFinite(length) && size !== length) throw new ShortBody(`${shown} sent ${size} of the ${length} bytes it announced`);
         const modified = header(response, 'last-modified');
+        const etag = header(response, 'etag');
         const lastModified = modified === undefined ? undefined : new Date(modified);
-        return { size, sha256: sha256.digest('hex'), checked: check?.digest('hex'), ...(lastModified && !Number.isNaN(lastModified.getTime()) ? { lastModified } : {}) };
+        const validators: Validators = { ...(etag !== undefined ? { etag } : {}), ...(modified !== undefined ? { lastModified: modified } : {}) };
+        return { size, sha256: sha256.digest('hex'), checked: check?.digest('hex'), validators, ...(lastModified && !Number.isNaN(lastModified.getTime()) ? { lastModified } : {}) };
       },
       { ...(signal ? { signal } : {}), ...(options.onRetry ? { onRetry: options.onRetry } : {}) },
     );
+    if (fetched === undefined) return { notModified: true }; // the file goes below, with nothing in it
     if (promised !== undefined) {
       const got = promised.algorithm === 'sha256' ? fetched.sha256 : fetched.checked!;
       if (got !== promised.hex) throw new DigestMismatchError(`${shown} hashes to ${promised.algorithm}:${got}, not ${options.digest}`);
     }
     done = true;
-    return { size: fetched.size, sha256: `sha256:${fetched.sha256}`, ...(fetched.lastModified ? { lastModified: fetched.lastModified } : {}) };
+    return { size: fetched.size, sha256: `sha256:${fetched.sha256}`, validators: fetched.validators, ...(fetched.lastModified ? { lastModified: fetched.lastModified } : {}) };
   } finally {
     closeSync(fd);
     await transport.close();

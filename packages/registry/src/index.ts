@@ -13,7 +13,7 @@ export { Registry, isLocalHost, MANIFEST_TYPES, type RegistryOptions, type Fetch
 export { type TransportOptions, type RetryPolicy, type RetryEvent } from './transport.js';
 
 // Plain HTTP(S) downloads over the same transport (a Dockerfile's ADD <url>).
-export { download, parseDownloadDigest, redactUrl, type Download, type DownloadOptions } from './download.js';
+export { download, parseDownloadDigest, redactUrl, type Download, type DownloadOptions, type Validators } from './download.js';
 
 // Credentials and authentication.
 export { credentialsFrom, saveLogin, removeLogin, defaultAuthFile, defaultDockerConfig, type Credentials, type CredentialSource } from './credentials.js';
