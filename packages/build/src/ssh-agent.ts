@@ -36,8 +36,13 @@ export async function forwardAgent(agent: string, path: string, owner: { readonl
     server.once('error', reject);
     server.listen(path, resolve);
   });
-  chownSync(path, owner.uid, owner.gid);
-  chmodSync(path, owner.mode);
+  try {
+    chownSync(path, owner.uid, owner.gid);
+    chmodSync(path, owner.mode);
+  } catch (error) {
+    server.close();
+    throw error;
+  }
   return {
     path,
     release: () => {
