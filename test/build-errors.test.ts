@@ -154,6 +154,24 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('builds on the
     rmSync(work, { recursive: true, force: true });
   });
 
+  it("reads the Dockerfile's own <name>.dockerignore before the context's .dockerignore, as BuildKit does", async () => {
+    const dir = writeContext(join(work, 'ignores'), {
+      Dockerfile: `FROM ${BASE}\nCOPY . /ctx/\n`,
+      'web.Dockerfile': `FROM ${BASE}\nCOPY . /ctx/\n`,
+      'web.Dockerfile.dockerignore': 'b.txt\n',
+      '.dockerignore': 'a.txt\n',
+      'a.txt': 'a\n',
+      'b.txt': 'b\n',
+    });
+    const files = async (options: { dockerfile?: string }) => {
+      const { result } = await buildWith(images, { context: dir, ...options });
+      const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+      return (await view.readdir('/ctx')).filter((n) => n.endsWith('.txt')).sort();
+    };
+    expect(await files({ dockerfile: join(dir, 'web.Dockerfile') })).toEqual(['a.txt']);
+    expect(await files({})).toEqual(['b.txt']);
+  }, 120_000);
+
   it('builds a Dockerfile without RUN, and refuses RUN saying why', async () => {
     const dir = writeContext(join(work, 'context'), { Dockerfile: `FROM ${BASE}\nCOPY a.txt /srv/\nENV X=1\n`, 'a.txt': 'a\n' });
     const { result } = await buildWith(images, { context: dir, tags: ['example.com/userspace:1'] });

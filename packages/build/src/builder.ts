@@ -238,11 +238,17 @@ class Builder {
     this.#checksums = new FileChecksums(images.root.metadata);
     this.#urlRecords = new UrlRecords(images.root.metadata);
     this.#cacheMounts = new CacheMounts(cacheMountsDir(images));
+    // The Dockerfile's own ignore file (`<name>.dockerignore` beside it) before the context's, as BuildKit
+    // reads them: one context can serve several Dockerfiles.
+    const ignoreFiles = [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
     let ignoreText = '';
-    try {
-      ignoreText = decodeName(readFileSync(join(context, '.dockerignore'))); // bytes that are not UTF-8 as the names they match
-    } catch {
-      // no .dockerignore
+    for (const file of ignoreFiles) {
+      try {
+        ignoreText = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
+        break;
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
     }
     this.#context = new ContextTree(context, contextFilter(ignoreText), /^\s*!/m.test(ignoreText), this.#checksums);
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
