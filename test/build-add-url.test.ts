@@ -7,10 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImages, type Images } from '@strata/images';
@@ -33,7 +32,6 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
   const otherSaw: (string | undefined)[] = [];
   let n = 0;
   let archive: Buffer;
-  let savedTmp: string | undefined;
   /** What `/changing.txt` serves, and with which Last-Modified. */
   const changing = { body: 'version 1\n', modified: MODIFIED };
   const seen: { url: string; authorization: string | undefined }[] = [];
@@ -104,10 +102,6 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
 
   beforeAll(async () => {
     work = scratch('strata-build-add-url-');
-    // A temporary directory of this file's own (its process's), where no other test's build fetches.
-    savedTmp = process.env.TMPDIR;
-    process.env.TMPDIR = join(work, 'tmp');
-    mkdirSync(process.env.TMPDIR);
     images = await openImages(join(work, 'root'), { driver: 'userspace' });
     writeContext(join(work, 'vendor'), { 'lib/v.txt': 'vendored\n' });
     archive = execFileSync('tar', ['-C', join(work, 'vendor'), '-cz', 'lib']);
@@ -126,8 +120,6 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     await new Promise((resolve) => server?.close(resolve));
     await new Promise((resolve) => other?.close(resolve));
     await images?.close();
-    if (savedTmp === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = savedTmp;
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -140,8 +132,8 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     return images.snapshotter.open((await images.unpack(ref)).chainID!);
   }
 
-  /** Downloads left in the temporary directory (there must be none once a build is over). */
-  const leftovers = () => readdirSync(tmpdir()).filter((name) => name.startsWith('strata-step-files-'));
+  /** Downloads left in the root's temporary paths (there must be none once a build is over). */
+  const leftovers = () => readdirSync(join(work, 'root', 'content', 'ingest')).filter((name) => name.startsWith('tmp-'));
 
   async function activeSnapshots(): Promise<string[]> {
     const keys: string[] = [];

@@ -579,7 +579,7 @@ class Builder {
       if (sources.length !== 1) throw lineError(step.line, 'ADD --checksum takes one source (the URL the digest is of)');
       if (!isUrlSource(sources[0]!)) throw lineError(step.line, 'ADD --checksum is for URL sources only (a context file is checked by the cache already)');
     }
-    const files = documents.size > 0 || sources.some(isUrlSource) ? new StepFiles(this.#urlRecords) : undefined;
+    const files = documents.size > 0 || sources.some(isUrlSource) ? new StepFiles(this.#images.content.temporaryPath(), this.#urlRecords) : undefined;
     try {
       // URLs are fetched first, as BuildKit resolves them, and documents written: their content is part of the
       // step's key.

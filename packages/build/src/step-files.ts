@@ -3,13 +3,13 @@
  * downloads (as BuildKit's frontend fetches a URL: named by its last path segment, mode 0600, at the
  * response's `Last-Modified` or the epoch, checked against `--checksum`) and here-documents (`COPY <<EOF`:
  * named by the heredoc, mode 0644, at the time they are written). They are kept in a directory of the
- * step's own, removed once the step is over. A URL whose server says it has not changed since a record of
+ * step's own in the root's file system (a temporary path of its content store, which collection removes
+ * if the process dies first), removed once the step is over. A URL whose server says it has not changed since a record of
  * it was made is not fetched: the record stands for its bytes in the step's key, and `materialize` fetches
  * them only if the step has to run.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DigestMismatchError } from '@strata/core';
 import { download, redactUrl } from '@strata/registry';
@@ -27,13 +27,17 @@ export interface FetchOptions {
 
 export class StepFiles implements SourceTree {
   readonly label = "the step's own files";
-  readonly #dir = mkdtempSync(join(tmpdir(), 'strata-step-files-'));
+  readonly #dir: string;
   readonly #sums = new Map<string, string>();
   /** Files a record stands for, by path: fetched by `materialize`. */
   readonly #unfetched = new Map<string, { readonly source: string; readonly record: UrlRecord; readonly options: FetchOptions }>();
   #count = 0;
 
-  constructor(readonly records?: UrlRecords) {}
+  /** `dir`: a path that does not exist yet (made here, mode 0700). */
+  constructor(dir: string, readonly records?: UrlRecords) {
+    mkdirSync(dir, { mode: 0o700 });
+    this.#dir = dir;
+  }
 
   /** A new file's path in the tree: a directory each, as two sources may have one name. */
   #place(name: string): { path: string; host: string } {
