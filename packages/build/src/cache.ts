@@ -8,6 +8,7 @@
 import type { LayerDescriptor } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
+import { BufferedTable } from './buffered-table.js';
 import { CacheMounts, cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { UrlRecords } from './url-records.js';
@@ -33,13 +34,13 @@ const LEASE = 'build-cache:';
 export class BuildCache {
   readonly #images: Images;
   readonly #records: Table<CacheRecord>;
-  readonly #sums: Table<string>;
-  readonly #pending = new Map<string, string>();
+  /** Checksums of files in committed snapshots (by snapshot and path). */
+  readonly #sums: BufferedTable<string>;
 
   constructor(images: Images) {
     this.#images = images;
     this.#records = images.root.metadata.table<CacheRecord>('build-cache');
-    this.#sums = images.root.metadata.table<string>('build-sums');
+    this.#sums = new BufferedTable<string>(images.root.metadata, 'build-sums');
   }
 
   /** The record for `key`, when it is there and what it names still exists; a broken record is dropped. */
@@ -95,9 +96,7 @@ export class BuildCache {
       .map((r) => r.key);
     this.#drop(doomed);
     if (options.before === undefined) {
-      this.#images.root.metadata.transaction(() => {
-        for (const { key } of [...this.#sums.entries()]) this.#sums.remove(key);
-      });
+      this.#sums.clear();
       new FileChecksums(this.#images.root.metadata).clear();
       new UrlRecords(this.#images.root.metadata).clear();
     }
@@ -119,19 +118,15 @@ export class BuildCache {
   /** A checksum of a file in a committed snapshot, remembered (committed snapshots never change). */
   async fileSum(snapshot: string, path: string, compute: () => Promise<string>): Promise<string> {
     const key = `${snapshot}\0${path}`;
-    const known = this.#pending.get(key) ?? this.#sums.get(key);
+    const known = this.#sums.get(key);
     if (known !== undefined) return known;
     const sum = await compute();
-    this.#pending.set(key, sum);
+    this.#sums.set(key, sum);
     return sum;
   }
 
   /** Writes the checksums learnt since the last flush, in one transaction. */
   flush(): void {
-    if (this.#pending.size === 0) return;
-    this.#images.root.metadata.transaction(() => {
-      for (const [key, sum] of this.#pending) this.#sums.put(key, sum);
-    });
-    this.#pending.clear();
+    this.#sums.flush();
   }
 }

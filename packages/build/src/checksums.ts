@@ -10,7 +10,8 @@
  * Records live in the root's database (table `build-files`, keyed by the file's absolute path) and are
  * written in one transaction per build (`flush`).
  */
-import type { Metadata, Table } from '@strata/snapshotter';
+import type { Metadata } from '@strata/snapshotter';
+import { BufferedTable } from './buffered-table.js';
 import { hashStream, readChunks } from './sources.js';
 
 interface FileRecord {
@@ -23,9 +24,7 @@ interface FileRecord {
 const RACY_SECONDS = 0.01;
 
 export class FileChecksums {
-  readonly #table: Table<FileRecord>;
-  readonly #metadata: Metadata;
-  readonly #pending = new Map<string, FileRecord>();
+  readonly #records: BufferedTable<FileRecord>;
   /** Read buffers, one per checksum in flight. */
   readonly #buffers: Buffer[] = [];
   /** Files read (hashed) and files answered from records, since this object was made. */
@@ -33,13 +32,12 @@ export class FileChecksums {
   reused = 0;
 
   constructor(metadata: Metadata) {
-    this.#metadata = metadata;
-    this.#table = metadata.table<FileRecord>('build-files');
+    this.#records = new BufferedTable<FileRecord>(metadata, 'build-files');
   }
 
   /** The checksum of the regular file at `path` (absolute), whose stat the context walk took. */
   async of(path: string, node: { readonly size: number; readonly stamp?: string; readonly ctime?: number }): Promise<string> {
-    const known = node.stamp === undefined ? undefined : (this.#pending.get(path) ?? this.#table.get(path));
+    const known = node.stamp === undefined ? undefined : this.#records.get(path);
     if (known !== undefined && known.stamp === node.stamp) {
       this.reused++;
       return known.sum;
@@ -53,29 +51,18 @@ export class FileChecksums {
       this.#buffers.push(buffer);
     }
     this.hashed++;
-    if (node.stamp !== undefined && node.ctime !== undefined && node.ctime < startedAt - RACY_SECONDS) this.#pending.set(path, { stamp: node.stamp, sum });
-    else this.#pending.delete(path);
+    if (node.stamp !== undefined && node.ctime !== undefined && node.ctime < startedAt - RACY_SECONDS) this.#records.set(path, { stamp: node.stamp, sum });
+    else this.#records.forget(path);
     return sum;
   }
 
   /** Writes the records learnt since the last flush. */
   flush(): void {
-    if (this.#pending.size === 0) return;
-    this.#metadata.transaction(() => {
-      for (const [path, record] of this.#pending) this.#table.put(path, record);
-    });
-    this.#pending.clear();
+    this.#records.flush();
   }
 
   /** Forgets every record (`build cache prune`). Returns how many there were. */
   clear(): number {
-    let n = 0;
-    this.#metadata.transaction(() => {
-      for (const { key } of [...this.#table.entries()]) {
-        this.#table.remove(key);
-        n++;
-      }
-    });
-    return n;
+    return this.#records.clear();
   }
 }

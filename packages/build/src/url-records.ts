@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Validators } from '@strata/registry';
-import type { Metadata, Table } from '@strata/snapshotter';
+import type { Metadata } from '@strata/snapshotter';
+import { BufferedTable } from './buffered-table.js';
 
 export interface UrlRecord {
   readonly validators: Validators;
@@ -19,13 +20,10 @@ export interface UrlRecord {
 }
 
 export class UrlRecords {
-  readonly #table: Table<UrlRecord>;
-  readonly #metadata: Metadata;
-  readonly #pending = new Map<string, UrlRecord>();
+  readonly #records: BufferedTable<UrlRecord>;
 
   constructor(metadata: Metadata) {
-    this.#metadata = metadata;
-    this.#table = metadata.table<UrlRecord>('build-urls');
+    this.#records = new BufferedTable<UrlRecord>(metadata, 'build-urls');
   }
 
   static #key(url: string): string {
@@ -33,28 +31,21 @@ export class UrlRecords {
   }
 
   get(url: string): UrlRecord | undefined {
-    const key = UrlRecords.#key(url);
-    return this.#pending.get(key) ?? this.#table.get(key);
+    return this.#records.get(UrlRecords.#key(url));
   }
 
   /** Remembers what `url` answered (only a response with a validator can be asked about again). */
   set(url: string, record: UrlRecord): void {
-    if (record.validators.etag !== undefined || record.validators.lastModified !== undefined) this.#pending.set(UrlRecords.#key(url), record);
+    if (record.validators.etag !== undefined || record.validators.lastModified !== undefined) this.#records.set(UrlRecords.#key(url), record);
   }
 
   /** Writes what was learnt since the last flush. */
   flush(): void {
-    if (this.#pending.size === 0) return;
-    this.#metadata.transaction(() => {
-      for (const [key, record] of this.#pending) this.#table.put(key, record);
-    });
-    this.#pending.clear();
+    this.#records.flush();
   }
 
   /** Forgets every record. */
   clear(): void {
-    this.#metadata.transaction(() => {
-      for (const { key } of [...this.#table.entries()]) this.#table.remove(key);
-    });
+    this.#records.clear();
   }
 }
