@@ -431,15 +431,31 @@ class Builder {
   }
 
   /** Runs `execute` in a new container on the stage's tree; its change becomes a layer and a committed snapshot. */
-  async #execute(stage: StageResult, step: Instruction, number: number, execute: (key: string, number: number) => Promise<void>): Promise<{ layer: LayerDescriptor; snapshot: string }> {
-    const { snapshotter, content, leases } = this.#images;
+  #execute(stage: StageResult, step: Instruction, number: number, execute: StepPlan['execute']): Promise<{ layer: LayerDescriptor; snapshot: string }> {
+    return this.#commitOnto(stage, step, async (active) => {
+      await execute(active, number);
+      return this.#layerOf(active);
+    });
+  }
+
+  /** A new active snapshot for a step, on `parent` (or on nothing), held by the build's lease. */
+  async #prepare(step: Instruction, parent: string | undefined): Promise<string> {
     const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
-    leases.add(this.#lease.id, { type: 'snapshot', id: active });
-    await snapshotter.prepare(active, stage.snapshot, { labels: { 'strata.io/build-step': `line ${step.line}` } });
+    this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: active });
+    await this.#images.snapshotter.prepare(active, parent, { labels: { 'strata.io/build-step': `line ${step.line}` } });
+    return active;
+  }
+
+  /**
+   * An active snapshot on the stage's tree, made by `fill` into the change of the layer it returns, then
+   * committed as the stage's next snapshot (named by chainID); removed unless it was committed.
+   */
+  async #commitOnto(stage: StageResult, step: Instruction, fill: (active: string) => Promise<LayerDescriptor>): Promise<{ layer: LayerDescriptor; snapshot: string }> {
+    const { snapshotter, leases } = this.#images;
+    const active = await this.#prepare(step, stage.snapshot);
     let committed = false;
     try {
-      await execute(active, number);
-      const layer = await this.#layerOf(active);
+      const layer = await fill(active);
       const snapshot = chainID([...stage.diffIDs, layer.diffID]);
       leases.add(this.#lease.id, { type: 'snapshot', id: snapshot });
       try {
@@ -478,10 +494,8 @@ class Builder {
    * none, so the empty tree's), its layer then laid on the stage's tree.
    */
   async #executeLinked(stage: StageResult, step: Instruction, number: number, execute: StepPlan['execute']): Promise<{ layer: LayerDescriptor; snapshot: string }> {
-    const { snapshotter, leases } = this.#images;
-    const scratch = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
-    leases.add(this.#lease.id, { type: 'snapshot', id: scratch });
-    await snapshotter.prepare(scratch, undefined, { labels: { 'strata.io/build-step': `line ${step.line}` } });
+    const { snapshotter } = this.#images;
+    const scratch = await this.#prepare(step, undefined);
     let layer: LayerDescriptor;
     try {
       await execute(scratch, number, stage.snapshot);
@@ -502,23 +516,12 @@ class Builder {
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
-    const active = `build-${process.pid}-${randomBytes(6).toString('hex')}`;
-    leases.add(this.#lease.id, { type: 'snapshot', id: active });
-    await snapshotter.prepare(active, stage.snapshot, { labels: { 'strata.io/build-step': `line ${step.line}` } });
-    let committed = false;
-    try {
+    const made = await this.#commitOnto(stage, step, async (active) => {
       const applied = await snapshotter.applyLayer(active, content.path(layer.digest));
       if (applied.diffID !== layer.diffID) throw new DigestMismatchError(`Dockerfile line ${step.line}: the linked layer ${layer.digest} unpacks to ${applied.diffID}, not ${layer.diffID} (the store is damaged; run fsck --content)`);
-      try {
-        await snapshotter.commit(snapshot, active, { labels: { [UNCOMPRESSED_LABEL]: layer.diffID } });
-        committed = true;
-      } catch (error) {
-        if (!isAlreadyExists(error)) throw error;
-      }
-      return snapshot;
-    } finally {
-      if (!committed) await snapshotter.remove(active).catch(() => {});
-    }
+      return layer;
+    });
+    return made.snapshot;
   }
 
   // ---- COPY and ADD ---------------------------------------------------------------------------------
@@ -633,7 +636,7 @@ class Builder {
           throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
         }
       }
-      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(link ? { link } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
+      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
       try {
         await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined));
       } catch (error) {
@@ -825,12 +828,14 @@ class Builder {
           if (mount.required) throw lineError(step.line, `RUN --mount=type=ssh: the SSH agent ${JSON.stringify(mount.id)} is required and was not given`);
           continue; // as BuildKit: the step runs without it
         }
+        let forwarded;
         try {
-          held.push(await forwardAgent(agent, join(bundle, `ssh-${i}.sock`), mount));
+          forwarded = await forwardAgent(agent, join(bundle, `ssh-${i}.sock`), mount);
         } catch (error) {
           throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN --mount=type=ssh,id=${mount.id}: ${(error as Error).message}`, { cause: error });
         }
-        out.push({ destination: mount.target, type: 'bind', source: join(bundle, `ssh-${i}.sock`), options: ['rbind', 'rw'] });
+        held.push(forwarded);
+        out.push({ destination: mount.target, type: 'bind', source: forwarded.path, options: ['rbind', 'rw'] });
       } else {
         const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
         held.push(cache);
@@ -930,7 +935,6 @@ class Builder {
 
 }
 
-/** `fn`'s result; a source's problem (SourceError) becomes the step's error, naming its line. */
 /** The heredoc a COPY or ADD source word names (`<<NAME`, `<<-NAME`, quotes already removed), or undefined. */
 function heredocWord(word: string): string | undefined {
   return /^<<-?(.+)$/.exec(word)?.[1];
@@ -943,6 +947,7 @@ function withLine(step: Instruction, error: unknown): unknown {
   return new Kind(`Dockerfile line ${step.line}: ${step.keyword} ${error.message}`, { cause: error });
 }
 
+/** `fn`'s result; a source's problem (SourceError) becomes the step's error, naming its line. */
 async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();

@@ -47,13 +47,6 @@ export interface CopyOptions {
   /** `--chmod`. */
   readonly mode?: number;
   /**
-   * `--link`: written as into an empty tree laid over the image, as BuildKit's merge does it: the
-   * destination's directories (each below `/`) are made afresh, mode 0755 and the owner's, replacing
-   * whatever is at their paths (a symlink is never followed), and a destination without a trailing `/` is
-   * the file's own path even where the image has a directory.
-   */
-  readonly link?: boolean;
-  /**
    * Set in a rootless build: owners are the containers' (and a kept owner is read through it); the host gets
    * what the map says, and an owner it cannot give is UNSUPPORTED.
    */
@@ -201,23 +194,7 @@ export class CopySelection {
       if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.mode, absent)) madeDirs.add(target);
       written.add(target);
     };
-    const linked: string[] = [];
     const created = async (dir: string) => {
-      if (options.link) {
-        for (const path of ancestors(dir)) {
-          if (linked.includes(path)) continue;
-          const existing = await lstatOrUndefined(layer, path);
-          if (!existing?.isDirectory()) {
-            if (existing) await layer.rm(path, { recursive: true, force: true });
-            await layer.mkdir(path, { mode: 0o755 });
-            madeDirs.add(path);
-          }
-          await chown(path, options.owner ?? { uid: 0, gid: 0 });
-          await layer.chmod(path, 0o755);
-          linked.push(path);
-        }
-        return;
-      }
       const made = await layer.mkdir(dir, { recursive: true, mode: 0o755 });
       if (made === undefined) return;
       for (let p = dir; p.length >= made.length; p = posix.dirname(p)) {
@@ -238,7 +215,7 @@ export class CopySelection {
         madeDirs.clear(); // what the archive put there is not in `written`
         continue;
       } else {
-        const into = this.#destIsDir || (!options.link && (await isDirectory(layer, this.dest)));
+        const into = this.#destIsDir || (await isDirectory(layer, this.dest));
         base = into ? posix.join(this.dest, top.name) : this.dest.replace(/\/+$/, '');
         await created(posix.dirname(base));
         await writeNode(top.tree, top.node, base);
@@ -249,9 +226,7 @@ export class CopySelection {
         if (node.type === 'directory') dirTimes.push({ path: target, node });
       }
     }
-    // Directory times last: writing their entries moved them. A link's directories are its own, made now.
-    const now = Date.now() / 1000;
-    for (const path of linked.reverse()) await layer.lutimes(path, now, now);
+    // Directory times last: writing their entries moved them.
     for (const { path, node } of dirTimes.reverse()) await layer.lutimes(path, seconds(node.mtime), seconds(node.mtime));
   }
 
@@ -339,13 +314,6 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
     throw new SourceError(`${JSON.stringify(node.path)} is a bzip2 or xz archive: ADD extracts plain, gzip and zstd tar archives only`);
   }
   return ustar(head);
-}
-
-/** `/a/b/c` → `/a`, `/a/b`, `/a/b/c` (`/` itself left out). */
-function ancestors(dir: string): string[] {
-  const out: string[] = [];
-  for (let p = posix.normalize(dir).replace(/\/+$/, ''); p !== '' && p !== '/'; p = posix.dirname(p)) out.unshift(p);
-  return out;
 }
 
 function seconds(t: { sec: number; nsec: number }): number {
