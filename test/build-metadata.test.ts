@@ -8,7 +8,9 @@
  * build arg).
  *
  * Known and kept differences, where strata follows Docker: buildah keeps an `EXPOSE` range as one key
- * (`8000-8002/tcp`), Docker expands it to one key per port; buildah labels its images `io.buildah.version`.
+ * (`8000-8002/tcp`), Docker expands it to one key per port; buildah labels its images `io.buildah.version`;
+ * buildah 1.28's word processing is Docker's of 2020 (`$-` kept as written, no `${name-word}`, `${name?}` or
+ * patterns), so those are checked against BuildKit's own expectations (packages/build/test/lex-buildkit.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -109,6 +111,15 @@ describe('Dockerfile frontend', () => {
     expect(config.Healthcheck).toMatchObject({ Interval: 90e9, Timeout: 250e3, StartPeriod: 1500, StartInterval: 2000 });
   });
 
+  it("expands BuildKit's modifiers in config steps: -, +, ? without the colon, patterns trimmed and replaced", () => {
+    const text = ['FROM scratch', 'ARG VERSION=v1.22.3', 'ARG EMPTY=', 'ENV MINOR=${VERSION%.*} BARE=${VERSION#v} DASHED=${VERSION//./-}', 'ENV KEPT=${EMPTY-none} GIVEN=${EMPTY:-none} SET=${EMPTY+set}', 'LABEL major="${VERSION%%.*}" req=${VERSION:?}', 'WORKDIR /opt/${VERSION/v/ver-}'].join('\n');
+    const { config } = evaluate(text, {});
+    expect(config.Env).toEqual([...SCRATCH.Env!, 'MINOR=v1.22', 'BARE=1.22.3', 'DASHED=v1-22-3', 'KEPT=', 'GIVEN=none', 'SET=set']);
+    expect(config.Labels).toEqual({ major: 'v1', req: 'v1.22.3' });
+    expect(config.WorkingDir).toBe('/opt/ver-1.22.3');
+    expect(evaluate(text, { VERSION: '2.0' }).config.Env).toContain('BARE=2.0');
+  });
+
   it('refuses what it does not carry out, naming the line', () => {
     const cases: [string, RegExp][] = [
       ['FROM scratch\nFOO bar\n', /line 2: unknown instruction "FOO"/],
@@ -127,7 +138,11 @@ describe('Dockerfile frontend', () => {
       ['FROM scratch\nSHELL /bin/bash -c\n', /line 2: SHELL takes the JSON form/],
       ['FROM scratch\nHEALTHCHECK --interval=soon CMD true\n', /line 2: HEALTHCHECK --interval=soon is not a duration/],
       ['FROM scratch\nEXPOSE http\n', /line 2: EXPOSE "http" is not a port/],
-      ['FROM scratch\nENV A=${B:?x}\n', /unsupported modifier/],
+      ['FROM scratch\nENV A=${B:=x}\n', /line 2: .*unsupported modifier ":="/],
+      ['FROM scratch\nARG B\nENV A="${B:?B must be set}"\n', /line 3: ENV: B: B must be set/],
+      ['ARG V=${X:?}\nFROM scratch\n', /line 1: ARG: X: is not allowed to be unset/],
+      ["FROM ${X:?required}\n", /line 1: FROM: X: required/],
+      ['FROM scratch\nLABEL a=${B#\\x}\n', /line 2: .*invalid escape/],
       ['FROM scratch\nCOPY --from=1 a b\n', /line 2: COPY --from=1: there is no earlier stage 1/],
       ['# nothing\n', /no FROM/],
     ];

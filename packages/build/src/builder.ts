@@ -63,7 +63,7 @@ import { FileChecksums } from './checksums.js';
 import { CopySelection, type CopyOptions, type PickedSource } from './copy.js';
 import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
-import { expandHeredoc, processWord, processWords } from './lex.js';
+import { expandHeredoc, processWord, processWords, WordError } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
@@ -382,7 +382,7 @@ class Builder {
       done(false, null);
       return;
     }
-    const plan: StepPlan = step.keyword === 'RUN' ? await this.#planRun(stage, step) : await this.#planCopy(stage, step);
+    const plan: StepPlan = await atLine(step, () => (step.keyword === 'RUN' ? this.#planRun(stage, step) : this.#planCopy(stage, step)));
     try {
       const settings = [this.#options.compression ?? 'none', String(this.#epoch ?? '')];
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
@@ -947,12 +947,13 @@ function withLine(step: Instruction, error: unknown): unknown {
   return new Kind(`Dockerfile line ${step.line}: ${step.keyword} ${error.message}`, { cause: error });
 }
 
-/** `fn`'s result; a source's problem (SourceError) becomes the step's error, naming its line. */
+/** `fn`'s result; a source's problem (SourceError) or a word it could not process (WordError) becomes the step's error, naming its line. */
 async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
     if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
+    if (error instanceof WordError) throw lineError(step.line, `${step.keyword}: ${error.message}`);
     throw error;
   }
 }

@@ -8,7 +8,7 @@
 import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { formatPlatform, type Platform } from '@strata/images';
-import { keyValues, processWord, type Env } from './lex.js';
+import { keyValues, processWord, WordError, type Env } from './lex.js';
 import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
 
 export type Keyword =
@@ -120,6 +120,16 @@ export interface Dockerfile {
 /** A Dockerfile problem, with its line (INVALID_ARGUMENT). */
 export function lineError(line: number, message: string): InvalidArgumentError {
   return new InvalidArgumentError(`Dockerfile line ${line}: ${message}`);
+}
+
+/** `fn`'s result, a word it could not process reported with the instruction's line. */
+export function wordsAt<T>(instruction: Instruction, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof WordError) throw lineError(instruction.line, `${instruction.keyword}: ${error.message}`);
+    throw error;
+  }
 }
 
 const KEYWORDS = new Set<string>(Object.keys(FLAGS));
@@ -238,10 +248,12 @@ export function platformArgs(target: Platform, build: Platform): Map<string, str
 export function globalArgs(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>> = {}): Map<string, string> {
   const env = new Map<string, string>(dockerfile.automaticArgs);
   for (const arg of dockerfile.globalArgs) {
-    for (const [name, raw] of keyValues(arg.args, dockerfile.escape, false)) {
-      const value = Object.hasOwn(buildArgs, name) ? buildArgs[name] : raw === undefined ? undefined : processWord(raw, env, dockerfile.escape);
-      if (value !== undefined) env.set(name, value);
-    }
+    wordsAt(arg, () => {
+      for (const [name, raw] of keyValues(arg.args, dockerfile.escape, false)) {
+        const value = Object.hasOwn(buildArgs, name) ? buildArgs[name] : raw === undefined ? undefined : processWord(raw, env, dockerfile.escape);
+        if (value !== undefined) env.set(name, value);
+      }
+    });
   }
   return env;
 }
@@ -269,7 +281,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
       env ??= globalArgs({ escape, automaticArgs, globalArgs: globals, stages: [] }, buildArgs);
       const words = instruction.args.split(/\s+/).filter((w) => w !== '');
       if (words.length !== 1 && !(words.length === 3 && words[1]!.toUpperCase() === 'AS')) throw lineError(line, 'FROM takes an image and, optionally, AS <name>');
-      const image = processWord(words[0]!, env, escape);
+      const image = wordsAt(instruction, () => processWord(words[0]!, env!, escape));
       if (image === '') throw lineError(line, `FROM ${words[0]} names no image (an ARG without a value?)`);
       let name: string | undefined;
       if (words.length === 3) {
@@ -278,7 +290,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
         if (names.has(name)) throw lineError(line, `stage name ${JSON.stringify(name)} used twice`);
         names.add(name);
       }
-      const platform = instruction.flags.platform === undefined ? undefined : processWord(instruction.flags.platform, env, escape);
+      const platform = instruction.flags.platform === undefined ? undefined : wordsAt(instruction, () => processWord(instruction.flags.platform!, env!, escape));
       stages.push({ index: stages.length, ...(name ? { name } : {}), from: instruction, image, ...(platform ? { platform } : {}), instructions: [] });
       continue;
     }
@@ -313,13 +325,15 @@ export function stageNamed(dockerfile: Dockerfile, reference: string, before = d
 
 /** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount=type=bind,from=`. */
 function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array<{ name: string; what: string }> {
-  if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: processWord(instruction.flags.from, env, escape), what: 'COPY --from' }];
-  const out: Array<{ name: string; what: string }> = [];
-  for (const spec of instruction.mounts ?? []) {
-    const mount = runMountAt(processWord(spec, env, escape), '/', instruction.line);
-    if (mount.type === 'bind' && mount.from !== undefined) out.push({ name: mount.from, what: 'RUN --mount from' });
-  }
-  return out;
+  return wordsAt(instruction, () => {
+    if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: processWord(instruction.flags.from, env, escape), what: 'COPY --from' }];
+    const out: Array<{ name: string; what: string }> = [];
+    for (const spec of instruction.mounts ?? []) {
+      const mount = runMountAt(processWord(spec, env, escape), '/', instruction.line);
+      if (mount.type === 'bind' && mount.from !== undefined) out.push({ name: mount.from, what: 'RUN --mount from' });
+    }
+    return out;
+  });
 }
 
 /**

@@ -6,6 +6,6 @@ export { build, type BuildOptions, type BuildEvent, type BuildResult } from './b
 export { BuildCache, type CacheEntry, type CacheRecord } from './cache.js';
 export { FileChecksums } from './checksums.js';
 export { parseDockerfile, targetStage, stageNamed, neededStages, globalArgs, platformArgs, lineError, type Dockerfile, type Stage, type Instruction, type Keyword } from './dockerfile.js';
-export { processWord, processWords, splitRaw, keyValues, type Env } from './lex.js';
+export { processWord, processWords, splitRaw, keyValues, WordError, type Env } from './lex.js';
 export { StageState, type RunConfig } from './metadata.js';
 export { contextFilter, type ContextFilter } from './ignore.js';

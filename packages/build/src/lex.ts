@@ -1,30 +1,42 @@
 /**
- * Docker's word processing for Dockerfile arguments: quotes, the escape character, and variable expansion
- * (`$name`, `${name}`, `${name:-word}`, `${name:+word}`), as the builder does it before a step runs (the
- * shell does its own for RUN, CMD and ENTRYPOINT in shell form, which are never expanded here).
+ * Docker's word processing for Dockerfile arguments: quotes, the escape character, and variable expansion, as
+ * the Dockerfile frontend does it before a step runs (the shell does its own for RUN, CMD and ENTRYPOINT in
+ * shell form, which are never expanded here).
  *
  * - Outside quotes the escape character (`\`, or `` ` `` by directive) takes the next character literally.
  * - Single quotes take everything literally up to the next single quote.
  * - Double quotes allow expansion; inside them the escape character escapes only `"`, `$` and itself.
- * - An unset variable is empty (so is `$1`: a build has no positional parameters); `$` followed by
- *   neither a name, digits nor `{` is a literal `$`.
+ * - `$name` and `${name}`; `${name:-word}` / `${name-word}` (the word if unset or empty / unset),
+ *   `${name:+word}` / `${name+word}` (the word if set and not empty / set), `${name:?message}` /
+ *   `${name?message}` (an error if unset or empty / unset); and BuildKit 1.7's `${name#pattern}`,
+ *   `${name##pattern}`, `${name%pattern}`, `${name%%pattern}`, `${name/pattern/replacement}` and
+ *   `${name//pattern/replacement}` (see shell-pattern.ts). A word runs to the first `}` not escaped and is
+ *   itself processed (quotes, escapes, expansions); in patterns and replacements the escapes are kept for the
+ *   pattern to read.
+ * - An unset variable is empty, and so are positional (`$1`) and special parameters (`$@`, `$#`, `$$`…): a
+ *   build has none. `$` followed by neither a name, digits, a special parameter nor `{` is a literal `$`.
  * - Splitting into words (`processWords`) happens on unquoted whitespace, including whitespace a variable's
  *   value brings outside quotes; quotes are removed.
  */
-import { InvalidArgumentError } from '@strata/core';
+import { replacePattern, trimPrefix, trimSuffix, WordError } from './shell-pattern.js';
+
+export { WordError };
 
 /** Variables visible to a step, name → value. */
 export type Env = ReadonlyMap<string, string>;
 
-const NAME_START = /[A-Za-z_]/;
-const NAME_CHAR = /[A-Za-z0-9_]/;
 const SPACE = /\s/;
+const DIGITS = /\p{Nd}+/uy;
+const NAME = /[\p{L}_][\p{L}\p{Nd}_]*/uy;
+const SPECIAL_PARAMETERS = '@*#?-$!';
 
 class Lexer {
   #at = 0;
   readonly #words: string[] = [];
   #word = '';
   #inWord = false;
+  /** Escapes kept in the text they escape (a pattern's or replacement's word, which the pattern reads). */
+  #rawEscapes = false;
 
   constructor(
     readonly text: string,
@@ -45,11 +57,11 @@ class Lexer {
         continue;
       }
       if (ch === "'" && !this.rawQuotes) {
-        this.#single();
+        this.#add(this.#single());
         continue;
       }
       if (ch === '"' && !this.rawQuotes) {
-        this.#double();
+        this.#add(this.#double());
         continue;
       }
       if (ch === '$') {
@@ -87,85 +99,135 @@ class Lexer {
     }
   }
 
-  #single(): void {
+  #single(): string {
     const close = this.text.indexOf("'", this.#at + 1);
-    if (close < 0) throw new InvalidArgumentError(`unterminated single quote in ${JSON.stringify(this.text)}`);
-    this.#add(this.text.slice(this.#at + 1, close));
+    if (close < 0) throw new WordError(`unterminated single quote in ${JSON.stringify(this.text)}`);
+    const quoted = this.text.slice(this.#at + 1, close);
     this.#at = close + 1;
+    return quoted;
   }
 
-  #double(): void {
+  #double(): string {
     const text = this.text;
+    let quoted = '';
     this.#at++;
-    this.#inWord = true; // "" is an empty word
     for (;;) {
-      if (this.#at >= text.length) throw new InvalidArgumentError(`unterminated double quote in ${JSON.stringify(text)}`);
+      if (this.#at >= text.length) throw new WordError(`unterminated double quote in ${JSON.stringify(text)}`);
       const ch = text[this.#at]!;
       if (ch === '"') {
         this.#at++;
-        return;
-      }
-      if (ch === this.escape && this.#at + 1 < text.length && ['"', '$', this.escape].includes(text[this.#at + 1]!)) {
-        this.#add(text[this.#at + 1]!);
-        this.#at += 2;
-        continue;
+        return quoted;
       }
       if (ch === '$') {
-        this.#add(this.#dollar());
+        quoted += this.#dollar();
         continue;
       }
-      this.#add(ch);
       this.#at++;
+      if (ch === this.escape) {
+        if (this.#rawEscapes) quoted += ch;
+        const next = text[this.#at];
+        if (next === '"' || next === '$' || next === this.escape) {
+          quoted += next;
+          this.#at++;
+          continue;
+        }
+      }
+      quoted += ch;
     }
+  }
+
+  /** The text up to `stop` (consumed), processed but not split: the word of a `${name…}` modifier. */
+  #until(stop: string, rawEscapes: boolean): string {
+    const text = this.text;
+    const outer = this.#rawEscapes;
+    this.#rawEscapes = rawEscapes;
+    try {
+      let word = '';
+      while (this.#at < text.length) {
+        const ch = text[this.#at]!;
+        if (ch === stop) {
+          this.#at++;
+          return word;
+        }
+        if (ch === '$') word += this.#dollar();
+        else if (ch === "'" && !this.rawQuotes) word += this.#single();
+        else if (ch === '"' && !this.rawQuotes) word += this.#double();
+        else {
+          this.#at++;
+          if (ch === this.escape) {
+            if (rawEscapes) word += ch;
+            if (this.#at >= text.length) break;
+            word += text[this.#at++]!;
+          } else word += ch;
+        }
+      }
+      throw new WordError(`missing ${stop} in ${JSON.stringify(text)}`);
+    } finally {
+      this.#rawEscapes = outer;
+    }
+  }
+
+  /** A parameter's name at the cursor: digits, one special parameter's character, or a name; '' if none. */
+  #name(): string {
+    const text = this.text;
+    for (const pattern of [DIGITS, NAME]) {
+      pattern.lastIndex = this.#at;
+      const match = pattern.exec(text);
+      if (match) {
+        this.#at += match[0].length;
+        return match[0];
+      }
+    }
+    if (this.#at < text.length && SPECIAL_PARAMETERS.includes(text[this.#at]!)) return text[this.#at++]!;
+    return '';
   }
 
   /** At a `$`: the expansion, or a literal `$`. */
   #dollar(): string {
     const text = this.text;
     this.#at++;
-    if (text[this.#at] === '{') {
-      const start = this.#at + 1;
-      let end = start;
-      while (end < text.length && NAME_CHAR.test(text[end]!)) end++;
-      const name = text.slice(start, end);
-      if (name === '') throw new InvalidArgumentError(`bad substitution in ${JSON.stringify(text)}`);
-      const value = this.env.get(name);
-      if (text[end] === '}') {
-        this.#at = end + 1;
-        return value ?? '';
+    if (text[this.#at] !== '{') {
+      const name = this.#name();
+      return name === '' ? '$' : (this.env.get(name) ?? '');
+    }
+    this.#at++;
+    if (this.#at >= text.length) throw new WordError(`missing } in ${JSON.stringify(text)}`);
+    if ('{}:'.includes(text[this.#at]!)) throw new WordError(`bad substitution in ${JSON.stringify(text)}`);
+    const name = this.#name();
+    const value = this.env.get(name);
+    let modifier = text[this.#at++];
+    if (modifier === undefined) throw new WordError(`missing } in ${JSON.stringify(text)}`);
+    if (modifier === '}') return value ?? '';
+    if (modifier === '/') {
+      const all = text[this.#at] === '/';
+      if (all) this.#at++;
+      const pattern = this.#until('/', true);
+      const replacement = this.#until('}', true);
+      return replacePattern(value ?? '', pattern, replacement, all);
+    }
+    // `:` makes an empty value count as unset, for -, + and ? only.
+    const emptyIsUnset = modifier === ':';
+    if (emptyIsUnset) modifier = text[this.#at++] ?? '';
+    const trims = modifier === '#' || modifier === '%';
+    if (!'-+?#%'.includes(modifier) || modifier === '' || (emptyIsUnset && trims)) {
+      throw new WordError(`unsupported modifier ${JSON.stringify((emptyIsUnset ? ':' : '') + modifier)} in ${JSON.stringify(text)}`);
+    }
+    let word = this.#until('}', trims);
+    const unset = value === undefined || (emptyIsUnset && value === '');
+    switch (modifier) {
+      case '-':
+        return unset ? word : value!;
+      case '+':
+        return unset ? '' : word;
+      case '?':
+        if (unset) throw new WordError(`${name}: ${word || (value === undefined ? 'is not allowed to be unset' : 'is not allowed to be empty')}`);
+        return value!;
+      default: {
+        const greedy = word.startsWith(modifier);
+        if (greedy) word = word.slice(1);
+        return modifier === '#' ? trimPrefix(word, value ?? '', greedy) : trimSuffix(word, value ?? '', greedy);
       }
-      const modifier = text.slice(end, end + 2);
-      if (modifier !== ':-' && modifier !== ':+') throw new InvalidArgumentError(`unsupported modifier ${JSON.stringify(text.slice(end, end + 2))} in ${JSON.stringify(text)}: use \${name:-default} or \${name:+alternative}`);
-      // The word runs to the matching brace, itself processed (quotes, escapes, nested expansions).
-      let depth = 1;
-      let at = end + 2;
-      for (; at < text.length; at++) {
-        const ch = text[at]!;
-        if (ch === this.escape) at++;
-        else if (ch === '{') depth++;
-        else if (ch === '}' && --depth === 0) break;
-      }
-      if (at >= text.length) throw new InvalidArgumentError(`missing } in ${JSON.stringify(text)}`);
-      const word = processWord(text.slice(end + 2, at), this.env, this.escape);
-      this.#at = at + 1;
-      const set = value !== undefined && value !== '';
-      return modifier === ':-' ? (set ? value : word) : set ? word : '';
     }
-    const start = this.#at;
-    if (start < text.length && /\d/.test(text[start]!)) {
-      // `$1`: a positional parameter, which a build never has (digits only, as Docker reads it).
-      let end = start;
-      while (end < text.length && /\d/.test(text[end]!)) end++;
-      this.#at = end;
-      return '';
-    }
-    if (start < text.length && NAME_START.test(text[start]!)) {
-      let end = start;
-      while (end < text.length && NAME_CHAR.test(text[end]!)) end++;
-      this.#at = end;
-      return this.env.get(text.slice(start, end)) ?? '';
-    }
-    return '$';
   }
 }
 
@@ -217,7 +279,7 @@ export function splitRaw(text: string, escape = '\\'): string[] {
       inWord = true;
     }
   }
-  if (quote !== undefined) throw new InvalidArgumentError(`unterminated quote in ${JSON.stringify(text)}`);
+  if (quote !== undefined) throw new WordError(`unterminated quote in ${JSON.stringify(text)}`);
   if (inWord) words.push(word);
   return words;
 }
@@ -228,18 +290,18 @@ export function splitRaw(text: string, escape = '\\'): string[] {
  */
 export function keyValues(text: string, escape: string, legacy: boolean): [string, string | undefined][] {
   const words = splitRaw(text.trim(), escape);
-  if (words.length === 0) throw new InvalidArgumentError('needs at least one argument');
+  if (words.length === 0) throw new WordError('needs at least one argument');
   if (legacy && !words[0]!.includes('=')) {
     const key = words[0]!;
     const rest = text.trim().slice(key.length).trim();
-    if (rest === '') throw new InvalidArgumentError(`${key} needs a value (key=value, or key value)`);
+    if (rest === '') throw new WordError(`${key} needs a value (key=value, or key value)`);
     return [[key, rest]];
   }
   return words.map((word) => {
     const eq = word.indexOf('=');
-    if (eq === 0) throw new InvalidArgumentError(`${JSON.stringify(word)} has no name`);
+    if (eq === 0) throw new WordError(`${JSON.stringify(word)} has no name`);
     if (eq < 0) {
-      if (legacy) throw new InvalidArgumentError(`${JSON.stringify(word)} is not key=value`);
+      if (legacy) throw new WordError(`${JSON.stringify(word)} is not key=value`);
       return [word, undefined];
     }
     return [word.slice(0, eq), word.slice(eq + 1)];

@@ -7,7 +7,7 @@
  */
 import { posix } from 'node:path';
 import { keyValues, processWord, processWords } from './lex.js';
-import { lineError, type Dockerfile, type Instruction } from './dockerfile.js';
+import { lineError, wordsAt, type Dockerfile, type Instruction } from './dockerfile.js';
 
 /** The runnable part of an image config (the OCI image spec's `config`), as steps change it. */
 export interface RunConfig {
@@ -62,8 +62,15 @@ export class StageState {
     return this.config.Shell ?? ['/bin/sh', '-c'];
   }
 
-  /** Applies a metadata step; returns false for a step that is not one (COPY, ADD, RUN). */
+  /**
+   * Applies a metadata step; returns false for a step that is not one (COPY, ADD, RUN). Throws
+   * INVALID_ARGUMENT naming the line for what the step cannot take.
+   */
   apply(step: Instruction): boolean {
+    return wordsAt(step, () => this.#apply(step));
+  }
+
+  #apply(step: Instruction): boolean {
     const escape = this.dockerfile.escape;
     const at = step.line;
     const config = this.config;
