@@ -60,7 +60,7 @@ import {
 import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
-import { CopySelection, type CopyOptions, type PickedSource } from './copy.js';
+import { CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
 import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { expandHeredoc, processWord, processWords, WordError } from './lex.js';
@@ -547,6 +547,9 @@ class Builder {
     const chown = flags.chown === undefined ? undefined : processWord(flags.chown, vars, escape);
     // BuildKit links only without --chmod (its merged copy has no mode to give): with it, a plain copy.
     const link = flags.link === 'true' && mode === undefined;
+    const select: SelectOptions = { ...(step.excludes ? { exclude: step.excludes } : {}), ...(flags.parents === 'true' ? { parents: true } : {}) };
+    // ADD extracts local archives unless --unpack=false, and downloads only with --unpack (BuildKit's defaults).
+    const unpack = flags.unpack === undefined ? undefined : flags.unpack === 'true';
     let tree: SourceTree = this.#context;
     let keepOwners = false;
     let fromIdentity = 'context';
@@ -594,18 +597,18 @@ class Builder {
           const body = document.chomp ? chompHeredoc(document.content) : document.content;
           picked.push(files!.write(document.name, document.quoted ? body : expandHeredoc(body, vars)));
         } else if (isUrlSource(source)) {
-          const options = { maxBytes: this.#limits.maxBytes, ...(digest ? { digest } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
+          const options = { maxBytes: this.#limits.maxBytes, ...(digest ? { digest } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}), ...(unpack ? { needBytes: true } : {}) };
           const fetched = await files!.fetch(source, options).catch((error: unknown) => {
             throw withLine(step, error);
           });
-          picked.push(fetched);
+          picked.push(unpack ? { ...fetched, extractable: true } : fetched);
           fetchedTimes.push(fetched.lastModified);
         } else picked.push(source);
       }
       // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
       // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
       const keySources = sources.map((s, i) => (!documents.has(i) && isUrlSource(s) ? 'url' : s));
-      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes });
+      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes, select, unpack });
       return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}), ...(files?.unfetched ? { materialize: () => files.materialize() } : {}) };
     } catch (error) {
       files?.dispose();
@@ -616,14 +619,16 @@ class Builder {
   /** COPY and ADD once their URLs are fetched and documents written: the selection, its key and how it is written. */
   async #planSelection(
     step: Instruction,
-    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; link: boolean; fetchedTimes: (number | null)[] },
+    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes, select, unpack }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; link: boolean; fetchedTimes: (number | null)[]; select: SelectOptions; unpack: boolean | undefined },
   ): Promise<StepPlan> {
-    const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits));
-    const archives = step.keyword === 'ADD' ? await atLine(step, () => selection.archives()) : [];
+    const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits, select));
+    const archives = step.keyword === 'ADD' && unpack !== false ? await atLine(step, () => selection.archives()) : [];
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
-    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : [])]);
+    // What is added is only there when given, so the steps of roots built before these flags keep their keys.
+    const flagged = [...(select.parents ? ['parents'] : []), ...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(unpack !== undefined ? [['unpack', unpack]] : [])];
+    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : []), ...flagged]);
     const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
     const execute = async (key: string, _number: number, usersFrom: string = key) => {
       const layer = await this.#images.snapshotter.open(key);
@@ -638,7 +643,7 @@ class Builder {
       }
       const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
       try {
-        await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (node, target) => this.#extract(layer, tree, node, target, options) : undefined));
+        await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (from, node, target) => this.#extract(layer, from, node, target, options) : undefined));
       } catch (error) {
         if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
         throw error;
@@ -668,9 +673,11 @@ class Builder {
     return { tree: new SnapshotTree(label, view, (path, compute) => this.#cache.fileSum(snapshot!, path, compute)), identity: 'tree' };
   }
 
-  /** ADD of a local tar archive: extracted (its owners kept unless --chown) into the destination directory. */
+  /** ADD of a tar archive (local, or a download under --unpack): extracted (its owners kept unless --chown) into the destination directory. */
   async #extract(layer: WritableLayer, tree: SourceTree, node: SourceNode, target: string, options: CopyOptions): Promise<void> {
-    const temp = mkdtempSync(join(tmpdir(), 'strata-add-'));
+    // In the root's file system, beside the layers it goes into (collection removes one a dead build left).
+    const temp = this.#images.content.temporaryPath();
+    mkdirSync(temp, { mode: 0o700 });
     try {
       const applied = await applyLayer(tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
       // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
@@ -960,9 +967,8 @@ async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
 
 /** The flags as written, for progress and history. */
 function flagText(step: Instruction): string {
-  return Object.entries(step.flags)
-    .map(([k, v]) => (k === 'link' && v === 'true' ? '--link ' : `--${k}=${v} `))
-    .join('');
+  const flags = Object.entries(step.flags).map(([k, v]) => ((k === 'link' || k === 'parents') && v === 'true' ? `--${k} ` : `--${k}=${v} `));
+  return flags.join('') + (step.excludes ?? []).map((p) => `--exclude=${p} `).join('');
 }
 
 /** A config step as history records it (`ENV A=b`, `WORKDIR /app`). */

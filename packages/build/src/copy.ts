@@ -4,15 +4,20 @@
  * (a symlink in the image never sends a file to the host) and copies parent directories up as overlayfs does.
  *
  * Docker's rules: a directory source copies its contents; a file source lands at `dest/<name>` when `dest`
- * ends with `/` or is a directory, else at `dest`; several sources, or a wildcard, need a `dest` ending in
- * `/`. Context files become root's (or `--chown`'s); files from a stage or image keep their owners unless
- * `--chown`; `--chmod` sets the mode of everything copied; modes and mtimes are kept otherwise.
+ * ends with `/` or is a directory, else at `dest`; several files need a `dest` that is a directory (BuildKit
+ * would let the last replace the others). Context files become root's (or `--chown`'s); files from a stage
+ * or image keep their owners unless `--chown`; `--chmod` sets the mode of everything copied; modes and
+ * mtimes are kept otherwise. As in
+ * BuildKit, a wildcard that matches nothing adds nothing (a named path that is absent is an error);
+ * `--exclude` leaves out what its patterns match below each source (never the source itself); `--parents`
+ * keeps each source's path from the tree's root, or from a `/./` in it.
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
-import { cleanSource, SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { patternFilter, type ContextFilter } from './ignore.js';
+import { cleanSource, hasWildcards, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
 /** One selected node and where it goes, relative to its top-level source. */
 interface Selected {
@@ -29,7 +34,7 @@ interface Top {
   readonly below: Selected[];
   /** The tree it was found in (the step's, or the files the step made: downloads, heredocs). */
   readonly tree: SourceTree;
-  /** Whether ADD may extract it (a local archive; never a file the step made). */
+  /** Whether ADD may extract it (a local archive, or a download under `--unpack`; never a heredoc's file). */
   readonly extractable: boolean;
 }
 
@@ -38,6 +43,27 @@ export interface PickedSource {
   readonly tree: SourceTree;
   readonly node: SourceNode;
   readonly name: string;
+  /** Whether ADD may extract it (a download under `--unpack`). */
+  readonly extractable?: boolean;
+}
+
+/** How a COPY's flags shape its selection. */
+export interface SelectOptions {
+  /** `--exclude`: patterns (`.dockerignore`'s rules) for paths below each source directory. */
+  readonly exclude?: readonly string[];
+  /** `--parents`: each source keeps its path from the tree's root, or from a `/./` in it. */
+  readonly parents?: boolean;
+}
+
+/** What a walk keeps, by path below the directory walked. */
+interface WalkFilter {
+  readonly excluded?: ContextFilter;
+  /** The exclusions have exceptions (`!`): an excluded directory is searched for what they keep. */
+  readonly exceptions?: boolean;
+  /** `--parents`' pattern: what it matches (and all below that) is kept... */
+  readonly included?: ContextFilter;
+  /** ...and a directory it does not match is searched only if a match can lie below it. */
+  readonly mayHold?: (rel: string) => boolean;
 }
 
 export interface CopyOptions {
@@ -118,33 +144,35 @@ export class CopySelection {
 
   /**
    * Selects what `sources` name in `tree` (or, picked, elsewhere) for `dest` (absolute in the container; a
-   * trailing `/` kept). Throws SourceError: a source that matches nothing, leads out of the tree, or several
-   * for a file `dest`.
+   * trailing `/` kept). Throws SourceError: a named source that is absent, or one that leads out of the
+   * tree (several files for a `dest` that is no directory fail when written).
    */
-  static async select(tree: SourceTree, sources: readonly (string | PickedSource)[], dest: string, limits: { maxEntries: number }): Promise<CopySelection> {
+  static async select(tree: SourceTree, sources: readonly (string | PickedSource)[], dest: string, limits: { maxEntries: number }, options: SelectOptions = {}): Promise<CopySelection> {
     const tops: Top[] = [];
-    let wildcard = false;
+    const counted = () => tops.reduce((n, t) => n + t.below.length, 0);
+    const exclude = options.exclude ?? [];
+    const filter: WalkFilter | undefined = exclude.length > 0 ? { excluded: patternFilter(exclude), exceptions: exclude.some((p) => p.trim().startsWith('!')) } : undefined;
     for (const source of sources) {
       if (typeof source !== 'string') {
-        tops.push({ name: source.name, node: source.node, below: [], tree: source.tree, extractable: false });
+        tops.push({ name: source.name, node: source.node, below: [], tree: source.tree, extractable: source.extractable ?? false });
+        continue;
+      }
+      if (options.parents) {
+        tops.push(...(await parentsTops(tree, source, filter, limits, counted)));
         continue;
       }
       const matches = await tree.match(source);
-      if (matches.length === 0) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}${tree.label === 'the build context' ? ' (or .dockerignore excludes it)' : ''}`);
-      if (matches.length > 1 || matches[0] !== cleanSource(source, tree.label)) wildcard = true;
+      const cleaned = cleanSource(source, tree.label);
+      if (matches.length === 0 && !hasWildcards(cleaned)) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}${tree.label === 'the build context' ? ' (or .dockerignore excludes it)' : ''}`);
       for (const match of matches) {
         const node = await tree.resolve(match);
         if (node === undefined) throw new SourceError(`${JSON.stringify(match)} is not in ${tree.label}`);
         const below: Selected[] = [];
-        if (node.type === 'directory') await walk(tree, node.path, '', below, limits, () => tops.reduce((n, t) => n + t.below.length, 0));
+        if (node.type === 'directory') await walk(tree, node.path, '', below, limits, counted, filter);
         tops.push({ name: posix.basename(match) || '.', node, below, tree, extractable: true });
       }
     }
-    const destIsDir = dest.endsWith('/');
-    if ((tops.length > 1 || wildcard) && !destIsDir && !(tops.length === 1 && tops[0]!.node.type === 'directory')) {
-      throw new SourceError(`with more than one source file the destination must be a directory and end with a /`);
-    }
-    return new CopySelection(tops, dest, destIsDir);
+    return new CopySelection(tops, dest, dest.endsWith('/'));
   }
 
   /**
@@ -178,9 +206,10 @@ export class CopySelection {
 
   /**
    * Writes the selection into `layer` (the step's container); the archives `archives()` found go to
-   * `extract` with their destination directory instead. Throws fs-shaped errors from the layer.
+   * `extract` with the tree they are in and their destination directory instead. Throws fs-shaped errors from
+   * the layer, and SourceError for a second file bound for a `dest` that is no directory.
    */
-  async write(layer: WritableLayer, options: CopyOptions, extract?: (node: SourceNode, dir: string) => Promise<void>): Promise<void> {
+  async write(layer: WritableLayer, options: CopyOptions, extract?: (tree: SourceTree, node: SourceNode, dir: string) => Promise<void>): Promise<void> {
     const dirTimes: { path: string; node: SourceNode }[] = [];
     const owner = (node: SourceNode) => options.owner ?? (options.keepOwners ? sourceOwner(node, options.idMap) : { uid: 0, gid: 0 });
     const chown = chownThrough(layer, options.idMap);
@@ -203,6 +232,7 @@ export class CopySelection {
         if (options.owner !== undefined) await chown(p, options.owner);
       }
     };
+    let filesAtDest = 0;
     for (const top of this.#tops) {
       let base: string;
       if (top.node.type === 'directory') {
@@ -211,11 +241,13 @@ export class CopySelection {
       } else if (extract && top.extractable && this.#archives.has(top.node)) {
         base = this.dest.replace(/\/+$/, '') || '/';
         await created(base);
-        await extract(top.node, base);
+        await extract(top.tree, top.node, base);
         madeDirs.clear(); // what the archive put there is not in `written`
         continue;
       } else {
         const into = this.#destIsDir || (await isDirectory(layer, this.dest));
+        // A second file for a destination that is no directory would replace the first (as BuildKit lets it).
+        if (!into && ++filesAtDest > 1) throw new SourceError('with more than one source file the destination must be a directory (or end with a /)');
         base = into ? posix.join(this.dest, top.name) : this.dest.replace(/\/+$/, '');
         await created(posix.dirname(base));
         await writeNode(top.tree, top.node, base);
@@ -338,11 +370,78 @@ async function isDirectory(layer: WritableLayer, path: string): Promise<boolean>
   }
 }
 
-async function walk(tree: SourceTree, dir: string, rel: string, out: Selected[], limits: { maxEntries: number }, counted: () => number): Promise<void> {
+/**
+ * Everything below `dir` into `out`, parents before what they hold; with a filter, what it keeps, and the
+ * directories on the way to that (made as the source's, as BuildKit makes them when a path below is kept).
+ * Returns whether anything was kept.
+ */
+async function walk(tree: SourceTree, dir: string, rel: string, out: Selected[], limits: { maxEntries: number }, counted: () => number, filter?: WalkFilter): Promise<boolean> {
+  let kept = false;
   for (const node of await tree.children(dir)) {
     const childRel = rel === '' ? posix.basename(node.path) : `${rel}/${posix.basename(node.path)}`;
-    out.push({ node, rel: childRel });
+    const matched = filter?.included?.(childRel) ?? true;
+    const excluded = filter?.excluded?.(childRel) ?? false;
+    if (node.type !== 'directory') {
+      if (matched && !excluded) out.push({ node, rel: childRel });
+    } else {
+      if (excluded && !filter?.exceptions) continue;
+      if (!matched && !(filter?.mayHold?.(childRel) ?? true)) continue;
+      const at = out.length;
+      out.push({ node, rel: childRel });
+      const below = await walk(tree, node.path, childRel, out, limits, counted, filter);
+      if (!below && !(matched && !excluded)) {
+        out.length = at; // nothing of it kept: not made
+        continue;
+      }
+    }
+    kept = true;
     if (counted() + out.length > limits.maxEntries) throw new SourceError(`more than ${limits.maxEntries} entries selected (the build's limit)`);
-    if (node.type === 'directory') await walk(tree, node.path, childRel, out, limits, counted);
   }
+  return kept;
+}
+
+/**
+ * `COPY --parents`' tops for one source, as BuildKit's frontend reads it: the path before a `/./` (the tree's
+ * root without one; wildcards allowed) is the directory copied from, and the rest a pattern of what below
+ * it is kept, with its path. A pattern without wildcards must name something there.
+ */
+async function parentsTops(tree: SourceTree, source: string, filter: WalkFilter | undefined, limits: { maxEntries: number }, counted: () => number): Promise<Top[]> {
+  const pivot = source.indexOf('/./');
+  const from = pivot < 0 ? '' : cleanSource(source.slice(0, pivot) || '/', tree.label);
+  const pattern = cleanSource(pivot < 0 ? source : source.slice(pivot + 3), tree.label);
+  const roots = hasWildcards(from) ? await tree.match(from) : [from];
+  const tops: Top[] = [];
+  for (const root of roots) {
+    const node = await tree.resolve(root);
+    if (node === undefined || node.type !== 'directory') {
+      if (hasWildcards(from)) continue;
+      throw new SourceError(`${JSON.stringify(source)}: ${JSON.stringify(from)} is not a directory in ${tree.label}`);
+    }
+    if (!hasWildcards(pattern) && pattern !== '' && (await tree.resolve(root === '' ? pattern : `${root}/${pattern}`)) === undefined) {
+      throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}${tree.label === 'the build context' ? ' (or .dockerignore excludes it)' : ''}`);
+    }
+    const below: Selected[] = [];
+    const keep = pattern === '' ? filter : { ...filter, included: patternFilter([pattern]), mayHold: mayHoldMatches(pattern) };
+    await walk(tree, node.path, '', below, limits, counted, keep);
+    tops.push({ name: root === '' ? '.' : root, node, below, tree, extractable: false });
+  }
+  return tops;
+}
+
+/**
+ * Whether a directory at `rel` can hold a path `pattern` matches: its components match the pattern's first
+ * ones (anything can, once the pattern has reached a `**`).
+ */
+function mayHoldMatches(pattern: string): (rel: string) => boolean {
+  const parts = pattern.split('/');
+  const globstar = parts.findIndex((p) => p.includes('**'));
+  const prefixes = new Map<number, ContextFilter>();
+  return (rel) => {
+    const depth = rel.split('/').length;
+    if (globstar >= 0 && globstar < depth) return true;
+    if (depth >= parts.length) return false; // as deep as the pattern, and not matched by it
+    let prefix = prefixes.get(depth);
+    if (prefix === undefined) prefixes.set(depth, (prefix = patternFilter([parts.slice(0, depth).join('/')])));
+    return prefix(rel);
+  };
 }

@@ -47,8 +47,8 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   STOPSIGNAL: [],
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
   ONBUILD: [],
-  COPY: ['from', 'chown', 'chmod', 'link'],
-  ADD: ['chown', 'chmod', 'checksum', 'link'],
+  COPY: ['from', 'chown', 'chmod', 'link', 'parents', 'exclude'],
+  ADD: ['chown', 'chmod', 'checksum', 'link', 'unpack', 'exclude'],
   RUN: ['mount', 'network'],
   MAINTAINER: [],
 };
@@ -77,7 +77,7 @@ function trailingEscapes(text: string, escape: string): number {
 }
 
 /** Flags that are switches: `--link` alone means `--link=true`. */
-const SWITCHES = new Set(['link']);
+const SWITCHES = new Set(['link', 'parents', 'unpack']);
 
 /** One instruction as written. */
 export interface Instruction {
@@ -91,8 +91,10 @@ export interface Instruction {
   readonly json?: readonly string[];
   /** Its here-documents (RUN, COPY and ADD), in order; `args` is then the instruction's first line. */
   readonly heredocs?: readonly Heredoc[];
-  /** `RUN --mount` values, in order (the one flag given more than once); not expanded. */
+  /** `RUN --mount` values, in order (a flag given more than once); not expanded. */
   readonly mounts?: readonly string[];
+  /** `COPY --exclude` and `ADD --exclude` patterns, in order (a flag given more than once); never expanded, as in BuildKit. */
+  readonly excludes?: readonly string[];
 }
 
 export interface Stage {
@@ -162,6 +164,7 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
   const allowed = FLAGS[keyword as Keyword];
   const flags: Record<string, string> = {};
   const mounts: string[] = [];
+  const excludes: string[] = [];
   const astFlags = (ast as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? [];
   for (const flag of astFlags) {
     const name = flag.getName();
@@ -176,7 +179,7 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
       // Checked here when it needs no variables, so a build fails before its first step, as BuildKit's does.
       if (!value.includes('$')) runMountAt(value, '/', line);
       mounts.push(value);
-    }
+    } else if (name === 'exclude') excludes.push(value);
     else if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
     else flags[name] = value;
     if (name === 'network') runNetworkAt(value, line); // before the first step, as BuildKit's frontend refuses it
@@ -221,7 +224,7 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
       // not JSON: the shell form, as Docker reads it
     }
   }
-  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredocs.length > 0 && keyword !== 'ONBUILD' ? { heredocs } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
+  return { keyword: keyword as Keyword, line, flags, args: rest, ...(json ? { json } : {}), ...(heredocs.length > 0 && keyword !== 'ONBUILD' ? { heredocs } : {}), ...(mounts.length > 0 ? { mounts } : {}), ...(excludes.length > 0 ? { excludes } : {}) };
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `.dockerignore`, with Docker's rules (patterns relative to the context root, `**`, `!` exceptions, the
+ * `.dockerignore` and COPY's path patterns, with Docker's rules (patterns relative to the context root, `**`, `!` exceptions, the
  * last matching line winning), through `@balena/dockerignore`, a port of Docker's own matcher.
  */
 import * as balena from '@balena/dockerignore';
@@ -17,6 +17,14 @@ export function contextFilter(text: string): ContextFilter {
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
-  const matcher = dockerignore({ ignorecase: false }).add(patterns);
+  return patternFilter(patterns);
+}
+
+/**
+ * Whether a path matches `patterns` with the same rules (a path under a matching directory matches too;
+ * `!` makes an exception): what COPY's `--exclude` and `--parents` patterns use, as BuildKit's copy does.
+ */
+export function patternFilter(patterns: readonly string[]): ContextFilter {
+  const matcher = dockerignore({ ignorecase: false }).add([...patterns]);
   return (path) => matcher.ignores(path);
 }

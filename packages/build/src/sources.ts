@@ -56,6 +56,11 @@ export class SourceError extends Error {}
 
 const WILDCARD = /[*?[\\]/;
 
+/** Whether a source path has wildcards (`*`, `?`, `[`, or an escape of one). */
+export function hasWildcards(source: string): boolean {
+  return WILDCARD.test(source);
+}
+
 /** A source path cleaned: leading `/` and `./` dropped; refused when it climbs out of the tree. */
 export function cleanSource(source: string, label: string): string {
   const cleaned = posix.normalize(`/${source}`).slice(1).replace(/\/$/, '');

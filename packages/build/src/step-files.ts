@@ -23,6 +23,8 @@ export interface FetchOptions {
   /** `--checksum`: what the URL's bytes must hash to. */
   readonly digest?: string;
   readonly signal?: AbortSignal;
+  /** The bytes are read when the step is planned (`ADD --unpack` looks for an archive): always fetched. */
+  readonly needBytes?: boolean;
 }
 
 export class StepFiles implements SourceTree {
@@ -56,7 +58,7 @@ export class StepFiles implements SourceTree {
     const name = urlFileName(url);
     const { path, host } = this.#place(name);
     // With --checksum the digest is checked on the bytes, so they are always fetched.
-    const known = options.digest === undefined ? this.records?.get(source) : undefined;
+    const known = options.digest === undefined && !options.needBytes ? this.records?.get(source) : undefined;
     const fetched = await download(url, host, { maxBytes: options.maxBytes, ...(options.digest ? { digest: options.digest } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(known ? { validators: known.validators } : {}) });
     let record: UrlRecord;
     if ('notModified' in fetched) {

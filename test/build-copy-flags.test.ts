@@ -1,0 +1,222 @@
+/**
+ * COPY and ADD as BuildKit's frontend (dockerfile 1.19 and 1.20) carries them out where buildah 1.28 has no
+ * such flags: `--exclude` (BuildKit's own integration test of it, its context and expected files, is the
+ * oracle for the first case), `--parents` (the cases of the Dockerfile reference), a wildcard that matches
+ * nothing (BuildKit's empty-wildcard test), and `ADD --unpack`. Built on the userspace driver: no RUN.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Images } from '@strata/images';
+import type { WritableLayer } from '@strata/core';
+import { buildWith, rootWithBase, scratch, writeContext, type ContextFiles } from './helpers/build.js';
+import { serveFiles } from './helpers/http-files.js';
+import { needs } from './helpers/oracle.js';
+
+/** BuildKit's exclude test context: four directories of files by extension, and two symlinks. */
+const EXCLUDE_CONTEXT: ContextFiles = {
+  'dir1/file-101.png': '2',
+  'dir1/file-102.txt': '3',
+  'dir1/file-103.jpeg': '4',
+  'dir2/file-201.pdf': '6',
+  'dir2/file-202.jpeg': '7',
+  'dir2/file-203.png': '8',
+  'dir3/file-301.mp3': '9',
+  'dir3/file-302.mpeg': '10',
+  'dir4/file-401.txt': '11',
+  'dir4/file-402.txt': { symlink: 'file-401.txt' },
+  'dir4/file-403.txt': { symlink: 'file-404.txt' },
+};
+
+describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD flags of BuildKit', () => {
+  let work: string;
+  let images: Images;
+  let n = 0;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-copy-flags-');
+    images = await rootWithBase(work, 'root', 'userspace');
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  async function built(dockerfile: string, files: ContextFiles, prepare?: (dir: string) => void): Promise<{ layer: WritableLayer; history: string[] }> {
+    const dir = writeContext(join(work, `context-${++n}`), { ...files, Dockerfile: dockerfile });
+    prepare?.(dir);
+    const { result } = await buildWith(images, { context: dir });
+    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    return { layer, history: (result.config.history ?? []).map((h) => h.created_by ?? '') };
+  }
+
+  /** Every path under `dir`, with a file's content or a symlink's target. */
+  async function listing(layer: WritableLayer, dir: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const visit = async (path: string) => {
+      for (const name of (await layer.readdir(path)).sort()) {
+        const child = `${path}/${name}`;
+        const st = await layer.lstat(child);
+        if (st.isDirectory()) {
+          out[`${child.slice(dir.length + 1)}/`] = '';
+          await visit(child);
+        } else out[child.slice(dir.length + 1)] = st.isSymbolicLink() ? `-> ${String(await layer.readlink(child))}` : String(await layer.readFile(child, 'utf8'));
+      }
+    };
+    await visit(dir);
+    return out;
+  }
+
+  it("--exclude leaves out what its patterns match below each source, as BuildKit's exclude test expects", async () => {
+    const { layer } = await built(
+      [
+        'FROM scratch AS builder1',
+        'COPY --exclude=*/*.png --exclude=*/*.jpeg . /1',
+        'FROM scratch AS builder2',
+        'COPY --exclude=*/*.pdf --exclude=*/*.txt . /2',
+        'FROM scratch AS builder3',
+        'ADD --exclude=*.mp3 dir3/ /3/',
+        'FROM scratch AS builder4',
+        'COPY --exclude=*.mp3 --exclude=*.jpeg --exclude=*.png --exclude=*.pdf --exclude=*.txt dir* /4/',
+        'FROM scratch AS builder5',
+        'ADD --exclude=*.mp* --exclude=*.jpeg --exclude=*.png --exclude=*.pdf dir* /5',
+        'FROM scratch AS builder6',
+        'ADD --exclude=* dir* /6',
+        'FROM scratch',
+        ...[1, 2, 3, 4, 5, 6].map((i) => `COPY --from=builder${i} / /builder${i}`),
+        '',
+      ].join('\n'),
+      { ...EXCLUDE_CONTEXT, '.dockerignore': 'Dockerfile\n.dockerignore\n' },
+    );
+    expect(await listing(layer, '/builder1/1')).toEqual({
+      'dir1/': '',
+      'dir1/file-102.txt': '3',
+      'dir2/': '',
+      'dir2/file-201.pdf': '6',
+      'dir3/': '',
+      'dir3/file-301.mp3': '9',
+      'dir3/file-302.mpeg': '10',
+      'dir4/': '',
+      'dir4/file-401.txt': '11',
+      'dir4/file-402.txt': '-> file-401.txt',
+      'dir4/file-403.txt': '-> file-404.txt',
+    });
+    expect(await listing(layer, '/builder2/2')).toEqual({
+      'dir1/': '',
+      'dir1/file-101.png': '2',
+      'dir1/file-103.jpeg': '4',
+      'dir2/': '',
+      'dir2/file-202.jpeg': '7',
+      'dir2/file-203.png': '8',
+      'dir3/': '',
+      'dir3/file-301.mp3': '9',
+      'dir3/file-302.mpeg': '10',
+      'dir4/': '',
+    });
+    expect(await listing(layer, '/builder3/3')).toEqual({ 'file-302.mpeg': '10' });
+    expect(await listing(layer, '/builder4/4')).toEqual({ 'file-302.mpeg': '10' });
+    expect(await listing(layer, '/builder5/5')).toEqual({ 'file-102.txt': '3', 'file-401.txt': '11', 'file-402.txt': '-> file-401.txt', 'file-403.txt': '-> file-404.txt' });
+    expect(await listing(layer, '/builder6/6')).toEqual({});
+  }, 300_000);
+
+  it('--exclude takes exceptions, keeps a source it names itself, and enters the history and the key', async () => {
+    const context: ContextFiles = { 'd/a.txt': 'a', 'd/keep.txt': 'k', 'd/sub/b.txt': 'b', 'd/sub/keep': 'kk', 'd/sub/other': 'o', 'top.txt': 't' };
+    const dockerfile = (exclude: string) => `FROM scratch\nCOPY ${exclude} d /x/\nCOPY --exclude=*.txt top.txt /y/\n`;
+    const { layer, history } = await built(dockerfile('--exclude=*.txt --exclude=!keep.txt --exclude=sub --exclude=!sub/keep'), context);
+    // sub/ is excluded but holds an exception: it is made, with only what the exception keeps.
+    expect(await listing(layer, '/x')).toEqual({ 'keep.txt': 'k', 'sub/': '', 'sub/keep': 'kk' });
+    // As in BuildKit's copy, the patterns are matched below a source, never against the source itself.
+    expect(await listing(layer, '/y')).toEqual({ 'top.txt': 't' });
+    expect(history).toContain('COPY --exclude=*.txt --exclude=!keep.txt --exclude=sub --exclude=!sub/keep d /x/');
+    const other = await built(dockerfile('--exclude=sub'), context);
+    expect(await listing(other.layer, '/x')).toEqual({ 'a.txt': 'a', 'keep.txt': 'k' });
+  }, 300_000);
+
+  it("--parents keeps each source's path, from a /./ pivot when there is one, as the Dockerfile reference shows", async () => {
+    const context: ContextFiles = {
+      'x/a.txt': 'xa',
+      'y/a.txt': 'ya',
+      'x/y/a.txt': 'xya',
+      'x/y/b.txt': 'xyb',
+      'x/y/c.md': 'xyc',
+      'src/a.txt': 'sa',
+      'src/x/b.txt': 'sb',
+      'src/x/y/c.txt': 'sc',
+      'src/x/y/d.md': 'sd',
+      'lib/e.txt': 'le',
+      'private/f.txt': { content: 'pf', mode: 0o640 },
+      private: { dir: true, mode: 0o750 },
+      'packages/a/package.json': 'pa',
+      'packages/a/src/index.js': 'ia',
+      'packages/b/package.json': 'pb',
+      'packages/b/node/package.json': 'nested',
+    };
+    const { layer } = await built(
+      [
+        'FROM scratch AS app',
+        'COPY dist /app/dist/',
+        'FROM scratch',
+        'COPY ./x/a.txt ./y/a.txt /no_parents/',
+        'COPY --parents ./x/a.txt ./y/a.txt /parents/',
+        'COPY --parents ./x/./y/*.txt /pivot/',
+        'COPY --parents ./src/**/*.txt /globstar/',
+        'COPY --parents --exclude=**/c.txt src/x /excluded/',
+        'COPY --from=app --parents /app/./dist/*.js /stage/',
+        'COPY --parents private/f.txt nomatch*/x /meta/',
+        'COPY --parents packages/*/package.json /mono/',
+        '',
+      ].join('\n'),
+      { ...context, 'dist/a.js': 'ja', 'dist/b.css': 'cb' },
+    );
+    expect(await listing(layer, '/no_parents')).toEqual({ 'a.txt': 'ya' });
+    expect(await listing(layer, '/parents')).toEqual({ 'x/': '', 'x/a.txt': 'xa', 'y/': '', 'y/a.txt': 'ya' });
+    expect(await listing(layer, '/pivot')).toEqual({ 'y/': '', 'y/a.txt': 'xya', 'y/b.txt': 'xyb' });
+    expect(await listing(layer, '/globstar')).toEqual({ 'src/': '', 'src/a.txt': 'sa', 'src/x/': '', 'src/x/b.txt': 'sb', 'src/x/y/': '', 'src/x/y/c.txt': 'sc' });
+    expect(await listing(layer, '/excluded')).toEqual({ 'src/': '', 'src/x/': '', 'src/x/b.txt': 'sb', 'src/x/y/': '', 'src/x/y/d.md': 'sd' });
+    expect(await listing(layer, '/stage')).toEqual({ 'dist/': '', 'dist/a.js': 'ja' });
+    // The directories on the way are the source's own (its mode), and a wildcard that matches nothing adds nothing.
+    expect(await listing(layer, '/meta')).toEqual({ 'private/': '', 'private/f.txt': 'pf' });
+    expect((await layer.lstat('/meta/private/f.txt')).mode & 0o777).toBe(0o640);
+    expect((await layer.lstat('/meta/private')).mode & 0o777).toBe(0o750);
+    // The monorepo case the flag was made for: each package's manifest, nothing else of it.
+    expect(await listing(layer, '/mono')).toEqual({ 'packages/': '', 'packages/a/': '', 'packages/a/package.json': 'pa', 'packages/b/': '', 'packages/b/package.json': 'pb' });
+  }, 300_000);
+
+  it('takes a wildcard that matches nothing, as BuildKit does, and several files into a directory the image has', async () => {
+    const { layer } = await built('FROM scratch\nCOPY a.txt /etc/\nCOPY foo nomatch* /\nCOPY nomatch* /none/\nCOPY a.txt b.txt /etc\n', { foo: 'contents0', 'a.txt': 'a', 'b.txt': 'b' });
+    expect(await layer.readFile('/foo', 'utf8')).toBe('contents0');
+    await expect(layer.lstat('/none')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await listing(layer, '/etc')).toEqual({ 'a.txt': 'a', 'b.txt': 'b' });
+    await expect(built('FROM scratch\nCOPY a.txt b.txt /file\n', { 'a.txt': 'a', 'b.txt': 'b' })).rejects.toThrow(/line 2: COPY with more than one source file the destination must be a directory/);
+  }, 300_000);
+
+  it('ADD --unpack: a local archive kept whole with false, a downloaded one extracted with true', async () => {
+    const source = writeContext(join(work, 'tar-source'), { 'pkg/bin/tool': 'tool', 'pkg/README': 'readme' });
+    const archive = join(work, 'pkg.tar.gz');
+    execFileSync('tar', ['-czf', archive, '-C', source, 'pkg']);
+    const bytes = readFileSync(archive);
+    const server = await serveFiles({ '/pkg.tar.gz': { body: bytes } }, join(work, 'served.json'));
+    try {
+      const { layer } = await built(
+        [
+          'FROM scratch',
+          'ADD pkg.tar.gz /local/',
+          'ADD --unpack=false pkg.tar.gz /kept/',
+          `ADD ${server.origin}/pkg.tar.gz /fetched/`,
+          `ADD --unpack ${server.origin}/pkg.tar.gz /unpacked/`,
+          '',
+        ].join('\n'),
+        {},
+        (dir) => copyFileSync(archive, join(dir, 'pkg.tar.gz')),
+      );
+      expect(await listing(layer, '/local')).toEqual({ 'pkg/': '', 'pkg/README': 'readme', 'pkg/bin/': '', 'pkg/bin/tool': 'tool' });
+      expect(Buffer.compare(Buffer.from(await layer.readFile('/kept/pkg.tar.gz')), bytes)).toBe(0);
+      expect(Buffer.compare(Buffer.from(await layer.readFile('/fetched/pkg.tar.gz')), bytes)).toBe(0);
+      expect(await listing(layer, '/unpacked')).toEqual({ 'pkg/': '', 'pkg/README': 'readme', 'pkg/bin/': '', 'pkg/bin/tool': 'tool' });
+    } finally {
+      server.close();
+    }
+  }, 300_000);
+});
