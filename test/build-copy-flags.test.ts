@@ -192,6 +192,15 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     await expect(built('FROM scratch\nCOPY a.txt b.txt /file\n', { 'a.txt': 'a', 'b.txt': 'b' })).rejects.toThrow(/line 2: COPY with more than one source file the destination must be a directory/);
   }, 300_000);
 
+  it('--chmod takes symbolic modes (Dockerfile 1.14), applied to each file and directory copied', async () => {
+    const context: ContextFiles = { 'bin/run.sh': { content: 'run', mode: 0o644 }, 'bin/data': { content: 'd', mode: 0o600 }, 'tree/exec': { content: 'e', mode: 0o744 }, 'tree/sub/plain': { content: 'p', mode: 0o640 }, 'tree/sub': { dir: true, mode: 0o700 } };
+    const { layer } = await built('FROM scratch\nCOPY --chmod=+x bin/run.sh /usr/local/bin/\nCOPY --chmod=u=rwX,go=rX tree /opt/tree/\nCOPY --chmod=g=u,o= bin /g/\n', context);
+    const mode = async (path: string) => ((await layer.lstat(path)).mode & 0o7777).toString(8);
+    expect(await mode('/usr/local/bin/run.sh')).toBe('755');
+    expect([await mode('/opt/tree/exec'), await mode('/opt/tree/sub'), await mode('/opt/tree/sub/plain')]).toEqual(['755', '755', '644']);
+    expect([await mode('/g/run.sh'), await mode('/g/data')]).toEqual(['660', '660']);
+  }, 300_000);
+
   it('ADD --unpack: a local archive kept whole with false, a downloaded one extracted with true', async () => {
     const source = writeContext(join(work, 'tar-source'), { 'pkg/bin/tool': 'tool', 'pkg/README': 'readme' });
     const archive = join(work, 'pkg.tar.gz');

@@ -47,7 +47,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     ['a missing base', `FROM example.com/never:seen\n`, {}, /Dockerfile line 1: image "example.com\/never:seen" is not in the store/],
     ['an ADD of a git remote', `FROM ${BASE}\nADD git://example.com/x.git /x\n`, {}, /Dockerfile line 2: ADD git:\/\/example.com\/x.git: strata fetches files over http and https only, not repositories/],
     ['several sources into a file', `FROM ${BASE}\nCOPY a.txt b.txt /x\n`, { 'b.txt': 'b' }, /Dockerfile line 2: COPY with more than one source file the destination must be a directory/],
-    ['a bad --chmod', `FROM ${BASE}\nCOPY --chmod=u+x a.txt /x\n`, {}, /Dockerfile line 2: COPY --chmod=u\+x: an octal mode is expected/],
+    ['a bad --chmod', `FROM ${BASE}\nCOPY --chmod=u+q a.txt /x\n`, {}, /Dockerfile line 2: COPY --chmod=u\+q: "u\+q" is not a clause \(an octal mode up to 7777, or chmod's symbolic form/],
     ['an unknown --chown user', `FROM ${BASE}\nCOPY --chown=nosuchuser a.txt /x\n`, {}, /Dockerfile line 2: COPY --chown=nosuchuser: user "nosuchuser" is not in the image's \/etc\/passwd/],
     ['a required build arg left unset', `FROM ${BASE}\nARG VERSION\nCOPY a.txt /\nCOPY a.txt /opt/\${VERSION:?pass --build-arg VERSION}/\n`, {}, /Dockerfile line 4: COPY: VERSION: pass --build-arg VERSION/],
     ['a pattern with a bad escape', `FROM ${BASE}\nARG V=x\nCOPY a.txt /c\${V#\\q}/\n`, {}, /Dockerfile line 3: COPY: invalid escape "\\\\q"/],

@@ -60,6 +60,7 @@ import {
 import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
+import { parseChmod, type ModeChange } from './chmod.js';
 import { CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
 import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
@@ -146,6 +147,12 @@ export interface BuildResult {
 /** The PATH Docker gives a stage that starts from scratch. */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
+
+/** `--chmod`: the change, and what stands for it in the step's key. */
+interface StepChmod {
+  readonly change: ModeChange;
+  readonly key: number | string;
+}
 
 /** A step that changes files, planned: its key's part, its history line, how it runs on a cache miss. */
 interface StepPlan {
@@ -538,15 +545,19 @@ class Builder {
     dest = posix.resolve(workdir, dest);
     if (dirLike && dest !== '/') dest += '/';
     const flags = step.flags;
-    let mode: number | undefined;
+    let chmod: StepChmod | undefined;
     if (flags.chmod !== undefined) {
-      const chmod = processWord(flags.chmod, vars, escape);
-      if (!/^[0-7]{3,4}$/.test(chmod)) throw lineError(step.line, `${step.keyword} --chmod=${chmod}: an octal mode is expected`);
-      mode = parseInt(chmod, 8);
+      const text = processWord(flags.chmod, vars, escape);
+      try {
+        // An octal mode keys the step by its number, as before symbolic modes were read.
+        chmod = { change: parseChmod(text), key: /^\d/.test(text) ? parseInt(text, 8) : text };
+      } catch (error) {
+        throw lineError(step.line, `${step.keyword} ${(error as Error).message}`);
+      }
     }
     const chown = flags.chown === undefined ? undefined : processWord(flags.chown, vars, escape);
     // BuildKit links only without --chmod (its merged copy has no mode to give): with it, a plain copy.
-    const link = flags.link === 'true' && mode === undefined;
+    const link = flags.link === 'true' && chmod === undefined;
     const select: SelectOptions = { ...(step.excludes ? { exclude: step.excludes } : {}), ...(flags.parents === 'true' ? { parents: true } : {}) };
     // ADD extracts local archives unless --unpack=false, and downloads only with --unpack (BuildKit's defaults).
     const unpack = flags.unpack === undefined ? undefined : flags.unpack === 'true';
@@ -608,7 +619,7 @@ class Builder {
       // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
       // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
       const keySources = sources.map((s, i) => (!documents.has(i) && isUrlSource(s) ? 'url' : s));
-      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes, select, unpack });
+      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, chmod, link, fetchedTimes, select, unpack });
       return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}), ...(files?.unfetched ? { materialize: () => files.materialize() } : {}) };
     } catch (error) {
       files?.dispose();
@@ -619,16 +630,16 @@ class Builder {
   /** COPY and ADD once their URLs are fetched and documents written: the selection, its key and how it is written. */
   async #planSelection(
     step: Instruction,
-    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, mode, link, fetchedTimes, select, unpack }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; mode: number | undefined; link: boolean; fetchedTimes: (number | null)[]; select: SelectOptions; unpack: boolean | undefined },
+    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, chmod, link, fetchedTimes, select, unpack }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; chmod: StepChmod | undefined; link: boolean; fetchedTimes: (number | null)[]; select: SelectOptions; unpack: boolean | undefined },
   ): Promise<StepPlan> {
     const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits, select));
     const archives = step.keyword === 'ADD' && unpack !== false ? await atLine(step, () => selection.archives()) : [];
     if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
-    const copyOptions = { keepOwners, ...(mode !== undefined ? { mode } : {}) };
+    const copyOptions = { keepOwners, ...(chmod ? { chmod: chmod.change } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
     // What is added is only there when given, so the steps of roots built before these flags keep their keys.
     const flagged = [...(select.parents ? ['parents'] : []), ...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(unpack !== undefined ? [['unpack', unpack]] : [])];
-    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, mode ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : []), ...flagged]);
+    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, chmod?.key ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : []), ...flagged]);
     const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
     const execute = async (key: string, _number: number, usersFrom: string = key) => {
       const layer = await this.#images.snapshotter.open(key);
@@ -641,7 +652,7 @@ class Builder {
           throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
         }
       }
-      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
+      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
       try {
         await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (from, node, target) => this.#extract(layer, from, node, target, options) : undefined));
       } catch (error) {

@@ -6,8 +6,8 @@
  * Docker's rules: a directory source copies its contents; a file source lands at `dest/<name>` when `dest`
  * ends with `/` or is a directory, else at `dest`; several files need a `dest` that is a directory (BuildKit
  * would let the last replace the others). Context files become root's (or `--chown`'s); files from a stage
- * or image keep their owners unless `--chown`; `--chmod` sets the mode of everything copied; modes and
- * mtimes are kept otherwise. As in
+ * or image keep their owners unless `--chown`; `--chmod` changes the mode of everything copied (chmod.ts);
+ * modes and mtimes are kept otherwise. As in
  * BuildKit, a wildcard that matches nothing adds nothing (a named path that is absent is an error);
  * `--exclude` leaves out what its patterns match below each source (never the source itself); `--parents`
  * keeps each source's path from the tree's root, or from a `/./` in it.
@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
+import type { ModeChange } from './chmod.js';
 import { patternFilter, type ContextFilter } from './ignore.js';
 import { cleanSource, hasWildcards, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
@@ -70,8 +71,8 @@ export interface CopyOptions {
   /** Owner of everything copied (`--chown`, resolved); default root for the context, kept for `--from`. */
   readonly owner?: { readonly uid: number; readonly gid: number };
   readonly keepOwners: boolean;
-  /** `--chmod`. */
-  readonly mode?: number;
+  /** `--chmod`: each node's mode from its own. */
+  readonly chmod?: ModeChange;
   /**
    * Set in a rootless build: owners are the containers' (and a kept owner is read through it); the host gets
    * what the map says, and an owner it cannot give is UNSUPPORTED.
@@ -220,7 +221,7 @@ export class CopySelection {
     const written = new Set<string>();
     const writeNode = async (tree: SourceTree, node: SourceNode, target: string) => {
       const absent = madeDirs.has(posix.dirname(target)) && !written.has(target);
-      if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.mode, absent)) madeDirs.add(target);
+      if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.chmod, absent)) madeDirs.add(target);
       written.add(target);
     };
     const created = async (dir: string) => {
@@ -263,8 +264,8 @@ export class CopySelection {
   }
 
   /** One node at `target` (`absent`: nothing can be there yet); true when it made a directory there. */
-  async #writeNode(layer: WritableLayer, tree: SourceTree, chown: Chown, node: SourceNode, target: string, owner: Owner, chmod: number | undefined, absent: boolean): Promise<boolean> {
-    const mode = chmod ?? node.mode;
+  async #writeNode(layer: WritableLayer, tree: SourceTree, chown: Chown, node: SourceNode, target: string, owner: Owner, chmod: ModeChange | undefined, absent: boolean): Promise<boolean> {
+    const mode = chmod ? chmod(node.mode, node.type === 'directory') : node.mode;
     const existing = absent ? undefined : await lstatOrUndefined(layer, target);
     if (node.type === 'directory') {
       if (existing?.isDirectory()) {
