@@ -73,6 +73,22 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect((await buildNetwork('default-again', '--network=default ')).ran).toEqual([]);
   }, 10 * 60_000);
 
+  it("gives RUN Docker's predefined proxy ARGs from build args, out of its key and the history unless declared", async () => {
+    const dockerfile = [`FROM ${BASE}`, 'RUN echo "${HTTPS_PROXY:-none} ${no_proxy:-none}" > /proxy', 'ARG HTTP_PROXY', 'RUN echo "$HTTP_PROXY" > /declared', ''].join('\n');
+    const dir = writeContext(join(work, 'proxy'), { Dockerfile: dockerfile });
+    const first = await buildWith(images, { context: dir, tags: ['example.com/proxy:1'], buildArgs: { HTTPS_PROXY: 'http://user:secret@proxy.test:3128', no_proxy: 'localhost', HTTP_PROXY: 'http://plain.test:80' } });
+    const view = async (name: string) => images.snapshotter.open((await images.unpack(name)).chainID!);
+    expect(await (await view(first.result.names[0]!)).readFile('/proxy', 'utf8')).toBe('http://user:secret@proxy.test:3128 localhost\n');
+    expect(await (await view(first.result.names[0]!)).readFile('/declared', 'utf8')).toBe('http://plain.test:80\n');
+    const history = JSON.stringify(first.result.config.history);
+    expect(history).not.toContain('secret');
+    expect(history).toContain('HTTP_PROXY=http://plain.test:80'); // declared: an ARG like any other
+    expect(JSON.stringify(first.result.config.config)).not.toContain('proxy.test');
+    // Another proxy: the first RUN is the same step; the declared one is not.
+    const second = await buildWith(images, { context: dir, buildArgs: { HTTPS_PROXY: 'http://elsewhere.test:8080', HTTP_PROXY: 'http://other.test:80' } });
+    expect(second.ran).toEqual(['RUN echo "$HTTP_PROXY" > /declared']);
+  }, 10 * 60_000);
+
   it('forwards an SSH agent to RUN --mount=type=ssh, and leaves nothing of it in the layer', async () => {
     const agentSocket = join(work, 'agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', agentSocket], { stdio: 'ignore' });

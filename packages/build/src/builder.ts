@@ -144,6 +144,9 @@ export interface BuildResult {
   readonly cached: number;
 }
 
+/** Docker's predefined ARGs: a RUN sees them when given as build args, without an ARG declaring them. */
+const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+
 /** The PATH Docker gives a stage that starts from scratch. */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
@@ -731,6 +734,10 @@ class Builder {
     const args_ = [...stage.state.args].filter(([name]) => !names.has(name)).sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [name, value] of args_) env.push(`${name}=${value}`);
     if (!env.some((e) => e.startsWith('PATH='))) env.push(DEFAULT_PATH);
+    // Docker's predefined proxy ARGs, given as build args and not declared: the step sees them, but neither
+    // its key nor the history does (a proxy's address or credentials are the machine's, not the image's).
+    const buildArgs = this.#options.buildArgs ?? {};
+    const proxies = PROXY_ARGS.filter((name) => Object.hasOwn(buildArgs, name) && !stage.state.args.has(name) && !names.has(name)).map((name) => `${name}=${buildArgs[name]}`);
     const cwd = config.WorkingDir || '/';
     const user = config.User || 'root';
     const mounts = this.#runMounts(stage, step, cwd);
@@ -762,7 +769,8 @@ class Builder {
       } catch (error) {
         throw lineError(step.line, `RUN as ${JSON.stringify(user)}: ${(error as Error).message}`);
       }
-      const runEnv = resolved.home && !env.some((e) => e.startsWith('HOME=')) ? [...env, `HOME=${resolved.home}`] : env;
+      const runEnv = resolved.home && !env.some((e) => e.startsWith('HOME=')) ? [...env, `HOME=${resolved.home}`] : [...env];
+      runEnv.push(...proxies);
       try {
         await layer.stat(cwd);
       } catch {
