@@ -58,6 +58,19 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(bad.stderr).toContain('a secret is id=ID[,src=PATH|,env=VAR]');
   }, 120_000);
 
+  it('grants RUN --security=insecure with --allow security.insecure, and refuses it or another entitlement otherwise', () => {
+    const dir = writeContext(join(work, 'insecure'), { Dockerfile: `FROM ${BASE}\nRUN --security=insecure mount -t tmpfs none /mnt && echo mounted\n` });
+    const refused = strata(['build', dir]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('Dockerfile line 2: RUN --security=insecure needs the security.insecure entitlement (strata build --allow security.insecure)');
+    const r = strata(['build', '--progress', 'plain', '--allow', 'security.insecure', dir]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('mounted\n');
+    const other = strata(['build', '--allow', 'network.host', dir]);
+    expect(other.status).toBe(2);
+    expect(other.stderr).toContain('--allow network.host: the entitlements are security.insecure');
+  }, 120_000);
+
   it('forwards the SSH agent of --ssh (SSH_AUTH_SOCK by default, or a socket given) to RUN --mount=type=ssh', async () => {
     const socket = join(work, 'agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });

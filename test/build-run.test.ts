@@ -12,7 +12,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -87,6 +87,27 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     // Another proxy: the first RUN is the same step; the declared one is not.
     const second = await buildWith(images, { context: dir, buildArgs: { HTTPS_PROXY: 'http://elsewhere.test:8080', HTTP_PROXY: 'http://other.test:80' } });
     expect(second.ran).toEqual(['RUN echo "$HTTP_PROXY" > /declared']);
+  }, 10 * 60_000);
+
+  it('runs RUN --security=insecure privileged when the build allows security.insecure, and refuses it otherwise', async () => {
+    const dockerfile = [
+      `FROM ${BASE}`,
+      'RUN grep CapEff /proc/self/status > /sandboxed',
+      'RUN --security=insecure grep CapEff /proc/self/status > /insecure && mkdir /m && mount -t tmpfs none /m && umount /m && ls /dev > /devices && rmdir /m',
+      '',
+    ].join('\n');
+    const dir = writeContext(join(work, 'insecure'), { Dockerfile: dockerfile });
+    await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 3: RUN --security=insecure needs the security.insecure entitlement/);
+    const { result } = await buildWith(images, { context: dir, allow: ['security.insecure'] });
+    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    // Every capability this (root) test process has, which is all the kernel's; Docker's fourteen otherwise.
+    const own = /CapEff:\s*(\w+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+    expect(await view.readFile('/insecure', 'utf8')).toBe(`CapEff:\t${own}\n`);
+    expect(await view.readFile('/sandboxed', 'utf8')).toBe('CapEff:\t00000000a80425fb\n');
+    // The host's devices (a loop or a block device the runtime would not make), where the sandbox has six.
+    const devices = String(await view.readFile('/devices', 'utf8')).split('\n');
+    expect(devices.length).toBeGreaterThan(20);
+    expect(devices).toContain('null');
   }, 10 * 60_000);
 
   it('forwards an SSH agent to RUN --mount=type=ssh, and leaves nothing of it in the layer', async () => {

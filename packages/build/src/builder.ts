@@ -29,6 +29,7 @@ import {
   isAlreadyExists,
   isNotFound,
   NotFoundError,
+  PermissionDeniedError,
   processIdMap,
   quote,
   removeTree,
@@ -62,7 +63,7 @@ import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { parseChmod, type ModeChange } from './chmod.js';
 import { CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
-import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { expandHeredoc, processWord, processWords, WordError } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
@@ -76,6 +77,9 @@ import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
 import { parseDownloadDigest } from '@strata/registry';
+
+/** What a build may be allowed beyond a sandboxed step (BuildKit's entitlements). */
+export type Entitlement = 'security.insecure';
 
 /** Options of `build`. */
 export interface BuildOptions {
@@ -108,6 +112,11 @@ export interface BuildOptions {
    * --mount=type=ssh`: each step that mounts one gets a socket of its own forwarding to it, never the agent's.
    */
   readonly ssh?: Readonly<Record<string, string>>;
+  /**
+   * Entitlements the build grants, as `docker buildx build --allow`: `security.insecure` lets `RUN
+   * --security=insecure` run privileged (every capability, the host's devices, no masked paths).
+   */
+  readonly allow?: readonly Entitlement[];
   /** Called for a FROM image the store lacks (a pull); without it, such a FROM is NOT_FOUND. */
   readonly pull?: (reference: string, platform: Platform) => Promise<void>;
   /** Limits on what COPY and ADD select from the context or a stage. */
@@ -750,7 +759,11 @@ class Builder {
     const mountKeys = mounts.map((m) => (m.type === 'bind' ? { ...m, sum: bindSources.get(m)!.sum } : m));
     // `default` and `host` are the same network here (the host's), and so the same step; `none` is another.
     const network = runNetworkAt(step.flags.network, step.line) === 'none' ? 'none' : 'host';
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : [])]);
+    const privileged = runSecurityAt(step.flags.security, step.line) === 'insecure';
+    if (privileged && !this.#options.allow?.includes('security.insecure')) {
+      throw new PermissionDeniedError(`Dockerfile line ${step.line}: RUN --security=insecure needs the security.insecure entitlement (strata build --allow security.insecure)`);
+    }
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : [])]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -800,7 +813,7 @@ class Builder {
         }
         await snapshotter.mount(key, rootfs);
         try {
-          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network }, {
+          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network, privileged }, {
             onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
             ...(this.#options.signal ? { signal: this.#options.signal } : {}),
           });

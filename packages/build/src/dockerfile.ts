@@ -49,7 +49,7 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   ONBUILD: [],
   COPY: ['from', 'chown', 'chmod', 'link', 'parents', 'exclude'],
   ADD: ['chown', 'chmod', 'checksum', 'link', 'unpack', 'exclude'],
-  RUN: ['mount', 'network'],
+  RUN: ['mount', 'network', 'security'],
   MAINTAINER: [],
 };
 
@@ -140,6 +140,16 @@ const KEYWORDS = new Set<string>(Object.keys(FLAGS));
 export type RunNetwork = 'default' | 'host' | 'none';
 const RUN_NETWORKS: readonly RunNetwork[] = ['default', 'host', 'none'];
 
+/** `RUN --security`: `sandbox` (the default) or `insecure` (what `docker run --privileged` gives). */
+export type RunSecurity = 'sandbox' | 'insecure';
+
+/** The mode a RUN's `--security` value names; a line error for anything else (not expanded, as in BuildKit). */
+export function runSecurityAt(value: string | undefined, line: number): RunSecurity {
+  if (value === undefined || value === 'sandbox') return 'sandbox';
+  if (value !== 'insecure') throw lineError(line, `RUN --security=${value} is not a mode (RUN --security takes sandbox, insecure)`);
+  return value;
+}
+
 /** The network a RUN's `--network` value names; a line error for anything else (variables are not expanded in it, as in BuildKit). */
 export function runNetworkAt(value: string | undefined, line: number): RunNetwork {
   if (value === undefined) return 'default';
@@ -183,6 +193,7 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
     else if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
     else flags[name] = value;
     if (name === 'network') runNetworkAt(value, line); // before the first step, as BuildKit's frontend refuses it
+    if (name === 'security') runSecurityAt(value, line);
   }
   // The arguments after the flags (the parser leaves them out), continuations joined as Docker joins them.
   let rest = (ast.getArgumentsContent() ?? '').trim();

@@ -2,12 +2,12 @@
  * RUN through a real OCI runtime (runc or crun): a bundle whose root is the kernel overlay mount of the
  * step's snapshot, with `/proc`, `/dev`, `/sys`, the host's network (no network namespace, as `docker build`
  * gives RUN by default) or none (`RUN --network=none`: a namespace of its own, loopback only), the step's
- * environment, user, working directory and command. The runtime's own
+ * environment, user, working directory and command; privileged for `RUN --security=insecure`. The runtime's own
  * output and the command's go to `onOutput`; the exit status comes back.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { UnsupportedError } from '@strata/core';
 
@@ -25,6 +25,11 @@ export interface RunSpec {
   readonly mounts?: readonly OciMount[];
   /** `none`: a network namespace of its own, with loopback alone (the runtime brings it up). Default: the host's. */
   readonly network?: 'host' | 'none';
+  /**
+   * `RUN --security=insecure`: what `docker run --privileged` gives, every capability the builder has, the
+   * host's devices, `/sys` writable, nothing of `/proc` masked or read-only.
+   */
+  readonly privileged?: boolean;
 }
 
 /** A mount of the OCI runtime spec. */
@@ -70,9 +75,57 @@ export function findRuntime(preferred?: string): string {
   throw new UnsupportedError(`RUN needs an OCI runtime: ${names.join(' or ')} is not installed (apt-get install runc)`);
 }
 
+/** Linux's capabilities by number (capability.h). */
+const ALL_CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE',
+  'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE',
+  'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+].map((name) => `CAP_${name}`);
+
+/**
+ * The capabilities this process holds (its effective set), for a privileged step: all a container can be
+ * given from here, as containerd's privileged spec gives the current ones (a VM's root may lack some).
+ */
+function currentCapabilities(): string[] {
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  const bits = BigInt(`0x${effective?.[1] ?? '0'}`);
+  return ALL_CAPABILITIES.filter((_, n) => ((bits >> BigInt(n)) & 1n) === 1n);
+}
+
+/** Devices the runtime makes in every container, which a privileged step's list leaves to it. */
+const RUNTIME_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', '/dev/ptmx', '/dev/console']);
+
+/** The host's device nodes under `/dev` (not its pseudo-terminals, shared memory or queues), as the spec lists devices. */
+function hostDevices(dir = '/dev'): object[] {
+  const devices: object[] = [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return devices;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!['/dev/pts', '/dev/shm', '/dev/mqueue'].includes(path)) devices.push(...hostDevices(path));
+    } else if ((entry.isCharacterDevice() || entry.isBlockDevice()) && !RUNTIME_DEVICES.has(path)) {
+      const st = statSync(path, { bigint: true });
+      const rdev = st.rdev;
+      const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+      const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+      devices.push({ path, type: entry.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: Number(st.mode & 0o777n), uid: Number(st.uid), gid: Number(st.gid) });
+    }
+  }
+  return devices;
+}
+
 function ociSpec(rootfs: string, run: RunSpec): object {
   const isolated = run.network === 'none';
-  const caps = { bounding: CAPABILITIES, effective: CAPABILITIES, permitted: CAPABILITIES };
+  const granted = run.privileged ? currentCapabilities() : CAPABILITIES;
+  const caps = { bounding: granted, effective: granted, permitted: granted };
+  const sysOptions = run.privileged ? ['nosuid', 'noexec', 'nodev'] : ['nosuid', 'noexec', 'nodev', 'ro'];
   return {
     ociVersion: '1.0.2',
     process: {
@@ -94,16 +147,18 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       // Without a network namespace sysfs cannot be mounted anew: the host's, read-only, as Docker does for
       // --network host. In one of its own, its own (the host's interfaces are not its business).
-      isolated
-        ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
-        : { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+      isolated ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: sysOptions } : { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', ...sysOptions] },
       ...run.binds.map((path) => ({ destination: path, type: 'bind', source: path, options: ['rbind', 'ro'] })),
       ...(run.mounts ?? []),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(isolated ? [{ type: 'network' }] : [])],
-      maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      ...(run.privileged
+        ? { devices: hostDevices(), resources: { devices: [{ allow: true, access: 'rwm' }] } }
+        : {
+            maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+            readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+          }),
     },
   };
 }

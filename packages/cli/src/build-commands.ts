@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { BuildEvent } from '@strata/build';
+import type { BuildEvent, Entitlement } from '@strata/build';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes } from './progress.js';
 import { collect, table, withImages } from './root.js';
@@ -17,6 +17,7 @@ interface BuildFlags {
   buildArg?: string[];
   secret?: string[];
   ssh?: string[];
+  allow?: string[];
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -119,6 +120,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
+    .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
@@ -133,6 +135,7 @@ export function registerBuildCommands(cli: Command): void {
         const epochText = o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
+        for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
         const result = await build(images, {
           context,
           ...(o.file !== undefined ? { dockerfile: o.file } : {}),
@@ -141,6 +144,7 @@ export function registerBuildCommands(cli: Command): void {
           buildArgs: buildArgs(o.buildArg),
           secrets: secrets(o.secret),
           ssh: sshAgents(o.ssh),
+          ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
           ...(o.platform !== undefined ? { platform: o.platform } : {}),
