@@ -29,6 +29,8 @@ command -v strace >/dev/null || apt_packages+=(strace)
 [ -f /usr/include/isa-l/igzip_lib.h ] || apt_packages+=(libisal-dev)
 # OpenSSH's agent answers the forwarded socket of RUN --mount=type=ssh.
 command -v ssh-agent >/dev/null || apt_packages+=(openssh-client)
+# ADD of a git repository runs git (as BuildKit's git source does), and its tests make repositories with it.
+command -v git >/dev/null || apt_packages+=(git)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -51,6 +51,7 @@ const available = {
   debootstrap: hasCommand('debootstrap'),
   strace: hasCommand('strace'),
   'ssh-agent': hasCommand('ssh-agent') && hasCommand('ssh-add') && hasCommand('ssh-keygen'),
+  git: hasCommand('git'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   go: hasCommand('go'),
   overlay: probe(canMountOverlay),

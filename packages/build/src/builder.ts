@@ -61,6 +61,7 @@ import {
 import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
+import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
 import { CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
 import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
@@ -592,10 +593,17 @@ class Builder {
       if (pending.length > 0) throw lineError(step.line, `the heredoc ${pending[0]!.name} is not among the ${step.keyword}'s sources`);
       for (const { name } of documents.values()) if (name === '.' || name === '..' || name.includes('/')) throw lineError(step.line, `${JSON.stringify(name)} cannot name a heredoc's file`);
     }
-    const remote = sources.find((s) => isRemoteSource(s) && (step.keyword === 'COPY' || !isUrlSource(s)));
+    const gitSource = step.keyword === 'ADD' ? sources.find(isGitSource) : undefined;
+    const remote = sources.find((s) => isRemoteSource(s) && (step.keyword === 'COPY' || (!isUrlSource(s) && !isGitSource(s))));
     if (remote !== undefined) {
-      if (step.keyword === 'COPY') throw lineError(step.line, `COPY ${redactUrls(remote)}: COPY takes no URLs (ADD fetches http and https ones)`);
-      throw lineError(step.line, `ADD ${redactUrls(remote)}: strata fetches files over http and https only, not repositories or other remotes (clone in a RUN step, or into the context first)`);
+      if (step.keyword === 'COPY') throw lineError(step.line, `COPY ${redactUrls(remote)}: COPY takes no URLs or repositories (ADD fetches them)`);
+      throw lineError(step.line, `ADD ${redactUrls(remote)}: strata fetches http and https URLs and git repositories (https, http, git://), not other remotes`);
+    }
+    if (gitSource !== undefined) {
+      if (sources.length !== 1 || documents.size > 0) throw lineError(step.line, `ADD ${redactUrls(gitSource)}: a git repository is to be ADD's only source`);
+      const checksum = flags.checksum === undefined ? undefined : processWord(flags.checksum, vars, escape);
+      const keepGitDir = flags['keep-git-dir'] === undefined ? undefined : flags['keep-git-dir'] === 'true';
+      return this.#planGit(step, { source: gitSource, dest, chown, chmod, link, select, checksum, keepGitDir });
     }
     let digest: string | undefined;
     if (flags.checksum !== undefined) {
@@ -653,26 +661,80 @@ class Builder {
     const flagged = [...(select.parents ? ['parents'] : []), ...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(unpack !== undefined ? [['unpack', unpack]] : [])];
     const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, chmod?.key ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : []), ...flagged]);
     const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
-    const execute = async (key: string, _number: number, usersFrom: string = key) => {
-      const layer = await this.#images.snapshotter.open(key);
-      let owner: CopyOptions['owner'];
-      if (chown !== undefined) {
-        try {
-          const user = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), chown);
-          owner = { uid: user.uid, gid: user.gid };
-        } catch (error) {
-          throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
-        }
-      }
-      const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
-      try {
-        await atLine(step, () => selection.write(layer, options, archives.length > 0 ? (from, node, target) => this.#extract(layer, from, node, target, options) : undefined));
-      } catch (error) {
-        if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
-        throw error;
-      }
-    };
+    const execute = (key: string, _number: number, usersFrom: string = key) => this.#writeSelection(step, selection, key, usersFrom, { chown, chmod, keepOwners, extract: archives.length > 0 });
     return { identity, history, execute, ...(link ? { link } : {}) };
+  }
+
+  /** Writes a COPY's or ADD's selection into active snapshot `key`, `--chown` names looked up in `usersFrom`. */
+  async #writeSelection(step: Instruction, selection: CopySelection, key: string, usersFrom: string, { chown, chmod, keepOwners, extract }: { chown: string | undefined; chmod: StepChmod | undefined; keepOwners: boolean; extract: boolean }): Promise<void> {
+    const layer = await this.#images.snapshotter.open(key);
+    let owner: CopyOptions['owner'];
+    if (chown !== undefined) {
+      try {
+        const user = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), chown);
+        owner = { uid: user.uid, gid: user.gid };
+      } catch (error) {
+        throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
+      }
+    }
+    const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
+    try {
+      await atLine(step, () => selection.write(layer, options, extract ? (from, node, target) => this.#extract(layer, from, node, target, options) : undefined));
+    } catch (error) {
+      if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
+      throw error;
+    }
+  }
+
+  /**
+   * ADD of a git repository (its only source): the ref resolved now, its commit keying the step; fetched,
+   * checked out and copied (root's, or --chown's) only when the step runs.
+   */
+  async #planGit(
+    step: Instruction,
+    { source, dest, chown, chmod, link, select, checksum, keepGitDir }: { source: string; dest: string; chown: string | undefined; chmod: StepChmod | undefined; link: boolean; select: SelectOptions; checksum: string | undefined; keepGitDir: boolean | undefined },
+  ): Promise<StepPlan> {
+    let ref: GitRef;
+    try {
+      ref = parseGitRef(source);
+    } catch (error) {
+      throw withLine(step, error);
+    }
+    if (keepGitDir !== undefined) {
+      if (/[?&]keep-git-dir(=|&|$)/.test(source) && ref.keepGitDir !== keepGitDir) throw lineError(step.line, `ADD --keep-git-dir=${keepGitDir}: inconsistent with the URL's keep-git-dir`);
+      ref = { ...ref, keepGitDir };
+    }
+    if (checksum !== undefined) {
+      if (ref.checksum !== undefined && ref.checksum !== checksum) throw lineError(step.line, `ADD --checksum=${checksum}: checksum mismatch with the URL's ${JSON.stringify(ref.checksum)}`);
+      ref = { ...ref, checksum };
+    }
+    const scratch = this.#images.content.temporaryPath();
+    const { home, tree } = gitScratch(scratch);
+    const dispose = () => rmSync(scratch, { recursive: true, force: true });
+    try {
+      const signal = this.#options.signal;
+      const resolved = await resolveGit(ref, home, signal).catch((error: unknown) => {
+        throw withLine(step, error);
+      });
+      const flagged = [...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(link ? ['link'] : [])];
+      const identity = JSON.stringify(['ADD', 'git', stripCredentials(ref.remote), resolved.commit, ref.subdir, ref.keepGitDir, ref.submodules, ref.mtime, dest, chown ?? null, chmod?.key ?? null, ...flagged]);
+      const history = redactUrls(`ADD ${flagText(step)}${source} ${dest}`);
+      const execute = async (key: string, _number: number, usersFrom: string = key) => {
+        await checkoutGit(ref, resolved, tree, home, signal).catch((error: unknown) => {
+          throw withLine(step, error);
+        });
+        const checkout = new ContextTree(tree, () => false, false, this.#checksums);
+        const top = await atLine(step, () => checkout.resolve(ref.subdir));
+        if (top?.type !== 'directory') throw lineError(step.line, `ADD ${redactUrls(source)}: ${JSON.stringify(ref.subdir)} is not a directory of the repository`);
+        const selection = await atLine(step, () => CopySelection.select(checkout, [ref.subdir || '.'], dest, this.#limits, select));
+        if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `ADD selects ${selection.bytes} bytes of the repository, more than the build's limit of ${this.#limits.maxBytes}`);
+        await this.#writeSelection(step, selection, key, usersFrom, { chown, chmod, keepOwners: false, extract: false });
+      };
+      return { identity, history, execute, dispose, ...(link ? { link } : {}) };
+    } catch (error) {
+      dispose();
+      throw error;
+    }
   }
 
   /** `--from`: an earlier stage, or an image (unpacked). */

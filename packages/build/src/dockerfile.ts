@@ -48,7 +48,7 @@ const FLAGS: Readonly<Record<Keyword, readonly string[]>> = {
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
   ONBUILD: [],
   COPY: ['from', 'chown', 'chmod', 'link', 'parents', 'exclude'],
-  ADD: ['chown', 'chmod', 'checksum', 'link', 'unpack', 'exclude'],
+  ADD: ['chown', 'chmod', 'checksum', 'link', 'unpack', 'exclude', 'keep-git-dir'],
   RUN: ['mount', 'network', 'security'],
   MAINTAINER: [],
 };
@@ -77,7 +77,7 @@ function trailingEscapes(text: string, escape: string): number {
 }
 
 /** Flags that are switches: `--link` alone means `--link=true`. */
-const SWITCHES = new Set(['link', 'parents', 'unpack']);
+const SWITCHES = new Set(['link', 'parents', 'unpack', 'keep-git-dir']);
 
 /** One instruction as written. */
 export interface Instruction {

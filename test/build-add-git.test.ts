@@ -1,0 +1,195 @@
+/**
+ * ADD of a git repository against BuildKit's own expectations (its dockerfile_addgit_test.go: the same
+ * repositories, made by git, served as a "dumb http" remote by a plain file server, and the same URLs and
+ * outcomes): refs by fragment and by query, tags, branches and commits, `--checksum` and `?commit=` (a prefix,
+ * a mismatch, garbage), `--keep-git-dir` (a repository at the commit, its remote without credentials), a
+ * subdirectory, submodules (on by default, off by query), `--chown`, `mtime=commit`, and a cached step that
+ * fetches nothing until the branch moves. buildah 1.28 clones git URLs too, but not the query form, nor
+ * `--keep-git-dir` or `--checksum`. Built on the userspace driver: no RUN.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WritableLayer } from '@strata/core';
+import type { Images } from '@strata/images';
+import { buildWith, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { serveDirectory } from './helpers/http-files.js';
+import { needs } from './helpers/oracle.js';
+
+function shell(dir: string, commands: string[]): void {
+  for (const command of commands) execFileSync('sh', ['-c', command], { cwd: dir, stdio: 'ignore', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_AUTHOR_DATE: '2020-01-02T03:04:05Z', GIT_COMMITTER_DATE: '2020-01-02T03:04:05Z' } });
+}
+
+function revParse(dir: string, ref: string): string {
+  return execFileSync('git', ['rev-parse', ref], { cwd: dir }).toString().trim();
+}
+
+const INIT = ['git init -q -b master', 'git config user.email test', 'git config user.name test', 'git config protocol.file.allow always'];
+
+describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of a git repository', () => {
+  let work: string;
+  let images: Images;
+  let n = 0;
+  const servers: { close: () => void }[] = [];
+  /** BuildKit's first repository: three tagged commits of one file. */
+  let tags: { url: string; v2: string; v3: string };
+  /** Its query-string repository: branches, a subdirectory, a submodule. */
+  let query: { url: string; v2: string; latest: string; dir: string };
+
+  beforeAll(async () => {
+    work = scratch('strata-build-git-');
+    images = await rootWithBase(work, 'root', 'userspace');
+
+    const tagged = join(work, 'tagged');
+    mkdirSync(tagged);
+    shell(tagged, [...INIT, ...['v0.0.1', 'v0.0.2', 'v0.0.3'].flatMap((tag) => [`echo foo of ${tag} >foo`, 'git add foo', `git commit -q -m ${tag}`, `git tag ${tag}`]), 'git update-server-info']);
+    const taggedServer = await serveDirectory(tagged);
+    servers.push(taggedServer);
+    tags = { url: `${taggedServer.origin}/.git`, v2: revParse(tagged, 'v0.0.2'), v3: revParse(tagged, 'v0.0.3') };
+
+    const submodule = join(work, 'submodule');
+    mkdirSync(submodule);
+    shell(submodule, [...INIT, 'echo 123 >file', 'git add file', 'git commit -q -m initial', 'git update-server-info']);
+    const submoduleServer = await serveDirectory(submodule);
+    servers.push(submoduleServer);
+    const repo = join(work, 'query');
+    mkdirSync(repo);
+    shell(repo, [
+      ...INIT,
+      'echo base >foo',
+      `git submodule --quiet add ${submoduleServer.origin}/.git submod`,
+      'git add foo submod',
+      'git commit -q -m initial',
+      'git tag v0.0.1',
+      'git branch base',
+      'echo feature >foo',
+      'mkdir sub',
+      'echo subfeature >sub/foo',
+      'git add foo sub',
+      'git commit -q -m feature',
+      'git branch feature',
+      'git checkout -q -B master base',
+      'echo v0.0.2 >foo',
+      'git add foo',
+      'git commit -q -m v0.0.2',
+      'git tag -a -m release v0.0.2',
+      'echo latest >foo',
+      'git add foo',
+      'git commit -q -m latest',
+      'git tag latest',
+      'git update-server-info',
+    ]);
+    const queryServer = await serveDirectory(repo);
+    servers.push(queryServer);
+    query = { url: `${queryServer.origin}/.git`, v2: revParse(repo, 'v0.0.2^{commit}'), latest: revParse(repo, 'latest'), dir: repo };
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    for (const server of servers) server.close();
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  async function built(dockerfile: string): Promise<{ layer: WritableLayer; ran: string[]; history: string }> {
+    const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile });
+    const { result, ran } = await buildWith(images, { context: dir });
+    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    return { layer, ran, history: JSON.stringify(result.config.history) };
+  }
+
+  const text = async (layer: WritableLayer, path: string) => String(await layer.readFile(path, 'utf8'));
+
+  it("adds a tag's tree, with --keep-git-dir a repository at its commit, checked by --checksum, as BuildKit's test expects", async () => {
+    const { layer } = await built(
+      [
+        'FROM scratch',
+        `ADD ${tags.url}#v0.0.1 /x`,
+        `ARG REPO="${tags.url}"`,
+        'ARG TAG="v0.0.2"',
+        `ADD --keep-git-dir=true --chown=4242:8484 --checksum=${tags.v2} \${REPO}#\${TAG} /buildkit-chowned`,
+        `ADD --checksum=${tags.v3} \${REPO}#v0.0.3 /nogitdir`,
+        `ADD --keep-git-dir=true --checksum=${tags.v3} \${REPO}#${tags.v3} /commitdir`,
+        '',
+      ].join('\n'),
+    );
+    expect(await text(layer, '/x/foo')).toBe('foo of v0.0.1\n');
+    await expect(layer.lstat('/x/.git')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await text(layer, '/buildkit-chowned/foo')).toBe('foo of v0.0.2\n');
+    expect(await layer.lstat('/buildkit-chowned/foo')).toMatchObject({ uid: 4242, gid: 8484 });
+    expect(await layer.lstat('/buildkit-chowned/.git/HEAD')).toMatchObject({ uid: 4242, gid: 8484 });
+    expect(await text(layer, '/buildkit-chowned/.git/HEAD')).toBe(`${tags.v2}\n`);
+    expect(await text(layer, '/nogitdir/foo')).toBe('foo of v0.0.3\n');
+    await expect(layer.lstat('/nogitdir/.git')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await text(layer, '/commitdir/foo')).toBe('foo of v0.0.3\n');
+    expect(await text(layer, '/commitdir/.git/HEAD')).toBe(`${tags.v3}\n`);
+    // Modes as a checkout with umask 022 makes them.
+    expect((await layer.lstat('/x/foo')).mode & 0o7777).toBe(0o644);
+  }, 300_000);
+
+  it('refuses a checksum that does not match, or is not a commit hash', async () => {
+    await expect(built(`FROM scratch\nADD --checksum=${tags.v2} ${tags.url}#v0.0.3 /faildir\n`)).rejects.toThrow(/Dockerfile line 2: ADD expected checksum to match/);
+    await expect(built(`FROM scratch\nADD --checksum=foobar ${tags.url}#v0.0.3 /faildir\n`)).rejects.toThrow(/invalid checksum foobar for Git URL, expected hex commit hash/);
+    await expect(built(`FROM scratch\nADD ${tags.url}#v9.9.9 /faildir\n`)).rejects.toThrow(/Dockerfile line 2: ADD repository does not contain ref v9.9.9/);
+  }, 300_000);
+
+  // BuildKit's testGitQueryString: the URL, and what /repo/foo (or the target's file) holds, or the error.
+  const cases: { name: string; url: () => string; file?: string; out?: () => string; error?: RegExp }[] = [
+    { name: 'tag with invalid commit', url: () => `${query.url}?tag=v0.0.2&commit=${query.latest}`, error: /expected checksum to match/ },
+    { name: 'old style ref', url: () => `${query.url}#v0.0.2`, out: () => 'v0.0.2\n' },
+    { name: 'querystring ref', url: () => `${query.url}?ref=base`, out: () => 'base\n' },
+    { name: 'querystring branch', url: () => `${query.url}?branch=base`, out: () => 'base\n' },
+    { name: 'querystring invalid branch', url: () => `${query.url}?branch=invalid`, error: /repository does not contain ref/ },
+    { name: 'tag as branch', url: () => `${query.url}?branch=v0.0.2`, error: /repository does not contain ref/ },
+    { name: 'allowed mixed refs', url: () => `${query.url}?tag=v0.0.2#refs/tags/v0.0.2`, out: () => 'v0.0.2\n' },
+    { name: 'v2 by commit', url: () => `${query.url}?commit=${query.latest}`, out: () => 'latest\n' },
+    { name: 'v2 by commit (wrong short)', url: () => `${query.url}?commit=${query.v2.slice(0, 8)}`, error: /expected checksum to match/ },
+    { name: 'v2 by commit (short)', url: () => `${query.url}?commit=${query.latest.slice(0, 8)}`, out: () => 'latest\n' },
+    { name: 'v2 ref by commit', url: () => `${query.url}?ref=${query.v2}`, out: () => 'v0.0.2\n' },
+    { name: 'v2 ref by commit (short)', url: () => `${query.url}?ref=${query.v2.slice(0, 8)}`, error: /repository does not contain ref/ },
+    { name: 'tag with commit', url: () => `${query.url}?tag=v0.0.2&commit=${query.v2}`, out: () => 'v0.0.2\n' },
+    { name: 'commit with commit', url: () => `${query.url}?ref=${query.v2}&commit=${query.v2}`, out: () => 'v0.0.2\n' },
+    { name: 'mismatch refs', url: () => `${query.url}?tag=v0.0.2#refs/heads/master`, error: /ref conflicts/ },
+    { name: 'sub old-style', url: () => `${query.url}#feature:sub`, out: () => 'subfeature\n' },
+    { name: 'sub query', url: () => `${query.url}?subdir=sub&ref=feature`, out: () => 'subfeature\n' },
+    { name: 'withgit', url: () => `${query.url}?keep-git-dir=true`, file: '.git/HEAD', out: () => `${query.latest}\n` },
+    { name: 'withgitandtag', url: () => `${query.url}?tag=v0.0.2&keep-git-dir=true`, file: '.git/HEAD', out: () => `${query.v2}\n` },
+    { name: 'withgit-default', url: () => query.url, file: '.git/HEAD', error: /ENOENT/ },
+    { name: 'withgit-valueless', url: () => `${query.url}?keep-git-dir&submodules`, file: '.git/HEAD', out: () => `${query.latest}\n` },
+    { name: 'withgit-forbidden', url: () => `${query.url}?keep-git-dir=false`, file: '.git/HEAD', error: /ENOENT/ },
+    { name: 'withsubmod', url: () => query.url, file: 'submod/file', out: () => '123\n' },
+    { name: 'withsubmodset', url: () => `${query.url}?submodules=true`, file: 'submod/file', out: () => '123\n' },
+    { name: 'withsubmodempty', url: () => `${query.url}?submodules`, file: 'submod/file', out: () => '123\n' },
+    { name: 'withoutsubmod', url: () => `${query.url}?submodules=false`, file: 'submod/file', error: /ENOENT/ },
+  ];
+  for (const c of cases) {
+    it(`reads the query form as BuildKit does: ${c.name}`, async () => {
+      const read = async () => text((await built(`FROM scratch\nADD ${c.url()} /repo/\n`)).layer, `/repo/${c.file ?? 'foo'}`);
+      if (c.error) await expect(read()).rejects.toThrow(c.error);
+      else expect(await read()).toBe(c.out!());
+    }, 300_000);
+  }
+
+  it('keys the step by the commit: cached while the branch stays, fetched again once it moves; credentials stay out of the image', async () => {
+    const url = query.url.replace('http://', 'http://someone:s3cret@');
+    const dockerfile = `FROM scratch\nADD --keep-git-dir ${url}?branch=base&mtime=commit /repo/\n`;
+    const first = await built(dockerfile);
+    expect(first.ran).toHaveLength(1);
+    expect(first.history).not.toContain('s3cret');
+    expect(await text(first.layer, '/repo/.git/config')).not.toContain('s3cret');
+    // mtime=commit: the commit's time (the test's fixed one), not the checkout's.
+    expect((await first.layer.lstat('/repo/foo')).mtimeMs).toBe(Date.parse('2020-01-02T03:04:05Z'));
+    expect((await built(dockerfile)).ran).toEqual([]);
+    shell(query.dir, ['git checkout -q base', 'echo moved >foo', 'git commit -q -am moved', 'git checkout -q master', 'git update-server-info']);
+    const moved = await built(dockerfile);
+    expect(moved.ran).toHaveLength(1);
+    expect(await text(moved.layer, '/repo/foo')).toBe('moved\n');
+  }, 300_000);
+
+  it('refuses a git repository beside other sources, in COPY, and over ssh', async () => {
+    writeFileSync(join(work, 'unused'), '');
+    await expect(built(`FROM scratch\nADD ${tags.url}#v0.0.1 Dockerfile /x/\n`)).rejects.toThrow(/Dockerfile line 2: ADD .*: a git repository is to be ADD's only source/);
+    await expect(built(`FROM scratch\nCOPY ${tags.url}#v0.0.1 /x/\n`)).rejects.toThrow(/Dockerfile line 2: COPY .*: COPY takes no URLs or repositories/);
+    await expect(built('FROM scratch\nADD git@example.com:org/repo.git /x/\n')).rejects.toThrow(/Dockerfile line 2: ADD git@example.com:org\/repo.git: strata fetches git repositories over https, http and git:\/\//);
+  }, 300_000);
+});
