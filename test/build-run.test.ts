@@ -89,6 +89,29 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(second.ran).toEqual(['RUN echo "$HTTP_PROXY" > /declared']);
   }, 10 * 60_000);
 
+  it('gives a secret as an environment variable with env= (Dockerfile 1.10), alone or beside its file, as the reference shows', async () => {
+    const dockerfile = [
+      `FROM ${BASE}`,
+      'ENV API_KEY=from-the-image',
+      'RUN --mount=type=secret,id=API_KEY,env=API_KEY echo "$API_KEY" > /env-only && ls /run/secrets > /listing 2>&1 || true',
+      'RUN --mount=type=secret,source=token,env=TOKEN,target=/etc/token echo "$TOKEN $(cat /etc/token)" > /both',
+      'RUN --mount=type=secret,id=absent,env=ABSENT echo "${ABSENT-unset}" > /absent',
+      'RUN echo "$API_KEY" > /after',
+      '',
+    ].join('\n');
+    const dir = writeContext(join(work, 'secret-env'), { Dockerfile: dockerfile });
+    const { result } = await buildWith(images, { context: dir, secrets: { API_KEY: Buffer.from('k3y'), token: Buffer.from('t0ken') } });
+    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const read = async (path: string) => String(await view.readFile(path, 'utf8'));
+    expect(await read('/env-only')).toBe('k3y\n'); // over the image's variable of that name, for this step only
+    expect(await read('/listing')).toMatch(/No such file|^$/); // no file when env alone is asked for
+    expect(await read('/both')).toBe('t0ken t0ken\n');
+    expect(await read('/absent')).toBe('unset\n');
+    expect(await read('/after')).toBe('from-the-image\n');
+    expect(JSON.stringify(result.config)).not.toMatch(/k3y|t0ken/);
+    await expect(buildWith(images, { context: writeContext(join(work, 'secret-env-bad'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=secret,id=a,env=1X true\n` }) })).rejects.toThrow(/Dockerfile line 2: --mount env="1X" is not a variable's name/);
+  }, 10 * 60_000);
+
   it('runs RUN --security=insecure privileged when the build allows security.insecure, and refuses it otherwise', async () => {
     const dockerfile = [
       `FROM ${BASE}`,

@@ -866,7 +866,7 @@ class Builder {
       mkdirSync(rootfs);
       let status: number;
       try {
-        const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held);
+        const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held, runEnv);
         if (script) {
           // Under /dev, the container's own tmpfs: nothing of it reaches the layer.
           const file = join(bundle, 'heredoc-script');
@@ -896,9 +896,10 @@ class Builder {
 
   /**
    * The runtime's mounts for a step's `--mount`s, in order: caches held (into `held`, for the caller to
-   * release), bind sources and secrets written into the step's `bundle` (removed after the step).
+   * release), bind sources and secrets written into the step's `bundle` (removed after the step); secrets
+   * given as variables go into `env`.
    */
-  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean }>, bundle: string, held: HeldCache[]): Promise<OciMount[]> {
+  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean }>, bundle: string, held: HeldCache[], env: string[]): Promise<OciMount[]> {
     const out: OciMount[] = [];
     for (const [i, mount] of mounts.entries()) {
       if (mount.type === 'tmpfs') {
@@ -917,6 +918,15 @@ class Builder {
           if (mount.required) throw lineError(step.line, `RUN --mount=type=secret: the secret ${JSON.stringify(mount.id)} is required and was not given`);
           continue; // as BuildKit: the step runs without it
         }
+        if (mount.env !== undefined) {
+          const value = Buffer.from(secret).toString();
+          if (value.includes('\0')) throw lineError(step.line, `RUN --mount=type=secret,env=${mount.env}: the secret ${JSON.stringify(mount.id)} holds a NUL byte, which no variable can`);
+          // Over a variable of the same name the step would otherwise see.
+          const same = env.findIndex((e) => e.startsWith(`${mount.env}=`));
+          if (same >= 0) env.splice(same, 1);
+          env.push(`${mount.env}=${value}`);
+        }
+        if (mount.target === undefined) continue;
         // In the bundle (mode 0700), read-only in the container.
         const file = join(bundle, `secret-${i}`);
         writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
@@ -981,8 +991,10 @@ class Builder {
       if (mount.type === 'ssh') ssh++;
       return mount;
     });
-    mounts.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
-    for (let i = 1; i < mounts.length; i++) if (mounts[i]!.target === mounts[i - 1]!.target) throw lineError(step.line, `two mounts at ${mounts[i]!.target}`);
+    // (A secret given as a variable only has no target: first, and no mount.)
+    const at = (m: RunMount) => m.target ?? '';
+    mounts.sort((a, b) => (at(a) < at(b) ? -1 : at(a) > at(b) ? 1 : 0));
+    for (let i = 1; i < mounts.length; i++) if (at(mounts[i]!) !== '' && at(mounts[i]!) === at(mounts[i - 1]!)) throw lineError(step.line, `two mounts at ${at(mounts[i]!)}`);
     return mounts;
   }
 

@@ -23,6 +23,7 @@ const absent = (error: unknown) => ['ENOENT', 'ENOTDIR'].includes((error as Node
 export async function mountStubs(layer: WritableLayer, mounts: readonly RunMount[]): Promise<MountStub[]> {
   const stubs: MountStub[] = [];
   for (const { target } of mounts) {
+    if (target === undefined) continue; // a secret given as a variable only
     const made: string[] = [];
     for (let path = target; ; path = posix.dirname(path)) {
       try {

@@ -39,7 +39,7 @@ export interface BindMount {
 
 /** Something the build was given, by `id`, at `target` for the step with a mode and owner; optional unless `required`. */
 interface GivenMount {
-  readonly target: string;
+  readonly target: string | undefined;
   readonly id: string;
   readonly required: boolean;
   readonly mode: number;
@@ -49,19 +49,23 @@ interface GivenMount {
 
 /**
  * A secret the build was given (`secrets[id]`), as a read-only file at `target` (default
- * `/run/secrets/<id>`) for the step; never in a layer or a key. Absent: the step runs without it unless
- * `required`.
+ * `/run/secrets/<id>`, none when only `env` is given), and as environment variable `env` (Dockerfile 1.10);
+ * never in a layer, a key or the history. Absent: the step runs without it unless `required`.
  */
 export interface SecretMount extends GivenMount {
   readonly type: 'secret';
+  readonly env?: string;
 }
+
+/** An SSH mount's socket is always somewhere. */
+type Placed<T> = Omit<T, 'target'> & { readonly target: string };
 
 /**
  * An SSH agent the build was given (`ssh[id]`, default id `default`), as a socket at `target` (default
  * `/run/buildkit/ssh_agent.<n>`, n counting the step's ssh mounts) whose connections go to that agent.
  * Absent: the step runs without it unless `required`.
  */
-export interface SshMount extends GivenMount {
+export interface SshMount extends Placed<GivenMount> {
   readonly type: 'ssh';
 }
 
@@ -69,7 +73,7 @@ export type RunMount = CacheMount | TmpfsMount | BindMount | SecretMount | SshMo
 
 const TYPES = new Set(['bind', 'cache', 'tmpfs', 'secret', 'ssh']);
 const FIELDS: Readonly<Record<'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh', ReadonlySet<string>>> = {
-  secret: new Set(['type', 'target', 'dst', 'destination', 'id', 'required', 'mode', 'uid', 'gid']),
+  secret: new Set(['type', 'target', 'dst', 'destination', 'id', 'source', 'src', 'env', 'required', 'mode', 'uid', 'gid']),
   ssh: new Set(['type', 'target', 'dst', 'destination', 'id', 'required', 'mode', 'uid', 'gid']),
   bind: new Set(['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'ro', 'readonly', 'rw', 'readwrite']),
   cache: new Set(['type', 'target', 'dst', 'destination', 'id', 'sharing', 'ro', 'readonly', 'rw', 'readwrite', 'mode', 'uid', 'gid', 'from', 'source', 'src']),
@@ -138,12 +142,19 @@ export function parseRunMount(spec: string, cwd: string, sshBefore = 0): RunMoun
   if (type === 'secret') {
     if (targets.length > 1) throw new MountError('--mount type=secret takes one target');
     const given = targets.length === 1 ? fields.get(targets[0]!) : undefined;
-    const secretId = fields.get('id') || (given ? posix.basename(given) : '');
+    // `source` names the secret as `id` does (BuildKit takes either, not both).
+    const source = fields.get('source') ?? fields.get('src');
+    if (fields.has('source') && fields.has('src')) throw new MountError('--mount source given twice');
+    if (source && fields.get('id')) throw new MountError('--mount type=secret takes an id or a source, not both');
+    const secretId = source || fields.get('id') || (given ? posix.basename(given) : '');
     if (secretId === '' || secretId.includes('/')) throw new MountError('--mount type=secret needs an id (or a target to take it from)');
-    const target = given ? posix.resolve(cwd, given) : `/run/secrets/${secretId}`;
+    const env = fields.get('env');
+    if (fields.has('env') && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(env ?? '')) throw new MountError(`--mount env=${JSON.stringify(env ?? '')} is not a variable's name`);
+    // With env alone, no file: the secret is the variable's value only.
+    const target = given ? posix.resolve(cwd, given) : env === undefined ? `/run/secrets/${secretId}` : undefined;
     if (target === '/') throw new MountError('--mount type=secret cannot be mounted over /');
     const mode = octal(fields.get('mode'), 0o400);
-    return { type, target, id: secretId, required: fields.has('required') ? boolean('required', fields.get('required')) : false, mode, uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
+    return { type, target, id: secretId, ...(env !== undefined ? { env } : {}), required: fields.has('required') ? boolean('required', fields.get('required')) : false, mode, uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
   }
   if (targets.length !== 1 || !fields.get(targets[0]!)) throw new MountError(`--mount type=${type} needs one target`);
   const target = posix.resolve(cwd, fields.get(targets[0]!)!);
