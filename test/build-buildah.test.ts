@@ -1,7 +1,7 @@
 /**
  * strata build against buildah (`buildah bud --layers --isolation chroot`, Debian's), on the same Dockerfile
  * and context, from the same minbase image: COPY (directories, two directories into one, single files,
- * renames, --chown, --chmod), an automatic platform ARG in a RUN, ADD of a local tar (alone, and with a directory into one new directory), ADD
+ * renames, --chown by names and by numbers alone, --chmod), an automatic platform ARG in a RUN, ADD of a local tar (alone, and with a directory into one new directory), ADD
  * of URLs (served on 127.0.0.1: with and without Last-Modified, an archive kept as it is, --chmod, --chown), RUN
  * (shell work, a user made with useradd, a step run as that user), ENV, WORKDIR, USER, ARG, and a
  * multi-stage COPY --from. Both results, unpacked and mounted by the kernel, give the same tree and the same
@@ -44,6 +44,9 @@ COPY --chown=nobody:nogroup --chmod=640 config/ /etc/app/
 ADD vendor.tar.gz /opt/vendor/
 COPY notes.txt single.txt /opt/docs/
 COPY single.txt /opt/docs/renamed.txt
+COPY --chown=42 single.txt /opt/docs/by-uid-with-entry.txt
+COPY --chown=4321 single.txt /opt/docs/by-uid.txt
+COPY --chown=_apt: single.txt /opt/docs/by-name.txt
 COPY tree /opt/tree
 COPY over1/ over2/ /opt/over/
 ADD vendor.tar.gz over3/ /opt/mixed/
@@ -157,7 +160,7 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     const theirs = comparable(buildah.tree('example.com/built:buildah'));
     expect(theirs.get('etc/hosts')).toMatchObject({ type: 'file', size: 0 });
     theirs.delete('etc/hosts');
-    for (const path of ['opt/docs/single.txt', 'opt/docs/renamed.txt']) {
+    for (const path of ['opt/docs/single.txt', 'opt/docs/renamed.txt', 'opt/docs/by-uid-with-entry.txt', 'opt/docs/by-uid.txt', 'opt/docs/by-name.txt']) {
       expect(theirs.get(path)!.mode).toBe(0o755);
       theirs.get(path)!.mode = 0o4755;
     }
@@ -167,6 +170,10 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
     expect(mine.get('etc/app/app.conf')).toMatchObject({ mode: 0o640, uid: 65534, gid: 65534 });
     expect(mine.get('opt/vendor/bin/tool')).toMatchObject({ mode: 0o755, uid: 1000, gid: 1000 });
     expect(mine.get('opt/docs/single.txt')).toMatchObject({ mode: 0o4755, uid: 0, mtimeNs: `${MTIME}000000000` });
+    // A number alone is the group too, passwd entry or none; a name with an empty group, its primary group.
+    expect(mine.get('opt/docs/by-uid-with-entry.txt')).toMatchObject({ uid: 42, gid: 42 });
+    expect(mine.get('opt/docs/by-uid.txt')).toMatchObject({ uid: 4321, gid: 4321 });
+    expect(mine.get('opt/docs/by-name.txt')).toMatchObject({ uid: 42, gid: 65534 });
     expect(mine.has('opt/app/bin/debug.log') || mine.has('src/secret.key')).toBe(false);
     expect(mine.get('var/lib/app/who')).toMatchObject({ uid: 1234 });
     expect(mine.get('opt/app/built.txt')).toMatchObject({ sha256: sha(`hello from /src on ${hostPlatform().architecture}\n`) });

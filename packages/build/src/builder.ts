@@ -671,7 +671,7 @@ class Builder {
     let owner: CopyOptions['owner'];
     if (chown !== undefined) {
       try {
-        const user = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), chown);
+        const user = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), chown, { chown: true });
         owner = { uid: user.uid, gid: user.gid };
       } catch (error) {
         throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);

@@ -22,8 +22,13 @@ async function database(layer: WritableLayer, path: string): Promise<string[][]>
   }
 }
 
-/** Resolves `user[:group]` (names or numbers). Throws Error naming what is missing. */
-export async function resolveUser(layer: WritableLayer, spec: string): Promise<ResolvedUser> {
+/**
+ * Resolves `user[:group]` (names or numbers). A name's group is its primary one (`user:` too). A number
+ * alone is, for `USER`, the passwd entry's group where there is one (else 0), as a runtime gives it; for
+ * `--chown` (`chown`), its own number as the group, as Docker, BuildKit and buildah give it. Throws Error
+ * naming what is missing.
+ */
+export async function resolveUser(layer: WritableLayer, spec: string, { chown = false }: { chown?: boolean } = {}): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = spec.split(':', 2);
   const passwd = await database(layer, '/etc/passwd');
   const groups = await database(layer, '/etc/group');
@@ -40,6 +45,7 @@ export async function resolveUser(layer: WritableLayer, spec: string): Promise<R
     gid = Number(entry[3]);
     home = entry[5];
   }
+  if (chown && /^\d+$/.test(userPart)) gid = uid;
   if (groupPart !== undefined && groupPart !== '') {
     if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
     else {
