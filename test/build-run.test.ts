@@ -89,6 +89,30 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(second.ran).toEqual(['RUN echo "$HTTP_PROXY" > /declared']);
   }, 10 * 60_000);
 
+  it("makes WORKDIR's directory when the tree lacks it, owned by the USER, even if nothing uses it, as BuildKit does", async () => {
+    const dockerfile = [`FROM ${BASE}`, 'USER nobody', 'WORKDIR /home/app/work', 'RUN touch made-by-nobody', 'USER root', 'WORKDIR /etc', 'WORKDIR /unused/deep', 'USER ghost', 'WORKDIR /ghost', ''].join('\n');
+    const dir = writeContext(join(work, 'workdir'), { Dockerfile: dockerfile });
+    const { result } = await buildWith(images, { context: dir });
+    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const owner = async (path: string) => {
+      const st = await view.lstat(path);
+      return `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
+    };
+    expect(await owner('/home/app')).toBe('65534:65534 755');
+    expect(await owner('/home/app/work')).toBe('65534:65534 755');
+    expect(await owner('/home/app/work/made-by-nobody')).toBe('65534:65534 644');
+    expect(await owner('/unused/deep')).toBe('0:0 755');
+    expect(await owner('/ghost')).toBe('0:0 755'); // a user the image does not know: root's, as BuildKit gives it
+    // A directory that is there already is no layer: WORKDIR /etc only changes the config.
+    const history = result.config.history!.filter((h) => h.created_by?.startsWith('WORKDIR'));
+    expect(history.map((h) => [h.created_by, h.empty_layer ?? false])).toEqual([
+      ['WORKDIR /home/app/work', false],
+      ['WORKDIR /etc', true],
+      ['WORKDIR /unused/deep', false],
+      ['WORKDIR /ghost', false],
+    ]);
+  }, 10 * 60_000);
+
   it('gives a secret as an environment variable with env= (Dockerfile 1.10), alone or beside its file, as the reference shows', async () => {
     const dockerfile = [
       `FROM ${BASE}`,

@@ -63,7 +63,7 @@ import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
-import { CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
+import { chownThrough, CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
 import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { contextFilter } from './ignore.js';
 import { expandHeredoc, processWord, processWords, WordError } from './lex.js';
@@ -397,12 +397,16 @@ class Builder {
     const started = performance.now();
     const done = (cached: boolean, layer: string | null) =>
       this.#emit({ type: 'done', step: number, total: this.#total, stage: stage.name, instruction: text, cached, seconds: (performance.now() - started) / 1000, layer });
+    let plan: StepPlan;
     if (stage.state.apply(step)) {
-      stage.history.push({ created: createdAt(this.#epoch), created_by: historyText(step), empty_layer: true });
-      done(false, null);
-      return;
-    }
-    const plan: StepPlan = await atLine(step, () => (step.keyword === 'RUN' ? this.#planRun(stage, step) : this.#planCopy(stage, step)));
+      const made = step.keyword === 'WORKDIR' ? await this.#planWorkdir(stage, step) : undefined;
+      if (made === undefined) {
+        stage.history.push({ created: createdAt(this.#epoch), created_by: historyText(step), empty_layer: true });
+        done(false, null);
+        return;
+      }
+      plan = made;
+    } else plan = await atLine(step, () => (step.keyword === 'RUN' ? this.#planRun(stage, step) : this.#planCopy(stage, step)));
     try {
       const settings = [this.#options.compression ?? 'none', String(this.#epoch ?? '')];
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
@@ -542,6 +546,42 @@ class Builder {
       return layer;
     });
     return made.snapshot;
+  }
+
+  // ---- WORKDIR ----------------------------------------------------------------------------------------
+
+  /**
+   * WORKDIR makes its directory when the stage's tree lacks it, even if no step uses it (the Dockerfile
+   * reference's rule), as BuildKit's frontend does: `mkdir -p`, mode 0755, the directories made owned by
+   * the stage's USER (a name the image does not know gives root, as in BuildKit). Undefined when there is
+   * nothing to make: then WORKDIR only changes the config.
+   */
+  async #planWorkdir(stage: StageResult, step: Instruction): Promise<StepPlan | undefined> {
+    const dir = stage.state.config.WorkingDir;
+    if (!dir || dir === '/') return undefined;
+    if (stage.snapshot !== undefined) {
+      const tree = await this.#images.snapshotter.open(stage.snapshot);
+      const found = await tree.stat(dir).catch(() => undefined);
+      if (found?.isDirectory()) return undefined;
+    }
+    const user = stage.state.config.User ?? '';
+    const execute = async (key: string, _number: number, usersFrom: string = key) => {
+      const layer = await this.#images.snapshotter.open(key);
+      let owner = { uid: 0, gid: 0 };
+      if (user !== '') {
+        const resolved = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), user, { chown: true }).catch(() => undefined);
+        if (resolved) owner = { uid: resolved.uid, gid: resolved.gid };
+      }
+      let made: string | undefined;
+      try {
+        made = await layer.mkdir(dir, { recursive: true, mode: 0o755 });
+      } catch (error) {
+        throw lineError(step.line, `WORKDIR ${dir}: ${(error as Error).message}`);
+      }
+      const chown = chownThrough(layer, this.#idMap);
+      if (made !== undefined && (owner.uid !== 0 || owner.gid !== 0)) for (let p = dir; p.length >= made.length; p = posix.dirname(p)) await chown(p, owner);
+    };
+    return { identity: JSON.stringify(['WORKDIR', dir, user]), history: `WORKDIR ${dir}`, execute };
   }
 
   // ---- COPY and ADD ---------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ function ownerOutsideMap(path: string, uid: number, gid: number, tense: 'would b
   return new UnsupportedError(`${JSON.stringify(path)} ${tense} to ${uid}:${gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path });
 }
 
-function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chown {
+/** Sets owners in a step's container: as they are, or through a rootless build's id map (UNSUPPORTED for an owner it lacks). */
+export function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chown {
   if (map === undefined) return (target, owner) => layer.lchown(target, owner.uid, owner.gid);
   return async (target, owner) => {
     const uid = toHostId(map.uids, owner.uid);
