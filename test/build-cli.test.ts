@@ -4,7 +4,7 @@
  * build's exit status and one-line error.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE, rootWithBase, scratch, writeContext } from './helpers/build.js';
@@ -56,6 +56,17 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const bad = strata(['build', '--secret', 'src=/nowhere', dir]);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('a secret is id=ID[,src=PATH|,env=VAR]');
+  }, 120_000);
+
+  it('labels the image with --label over the Dockerfile\'s LABELs, and writes its ID with --iidfile', () => {
+    const dir = writeContext(join(work, 'labels'), { Dockerfile: `FROM ${BASE}\nLABEL keep=dockerfile over=dockerfile\n` });
+    const iid = join(work, 'iid.txt');
+    const r = strata(['build', '-q', '--label', 'over=cli', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '--iidfile', iid, '-t', 'example.com/labelled:1', dir]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(iid, 'utf8')).toBe(r.stdout.trim());
+    const inspected = strata(['image', 'inspect', '--json', 'example.com/labelled:1']);
+    const labels = (JSON.parse(inspected.stdout) as { config: { config: { Labels: Record<string, string> } } }).config.config.Labels;
+    expect(labels).toMatchObject({ keep: 'dockerfile', over: 'cli', 'org.opencontainers.image.revision': 'abc123', empty: '' });
   }, 120_000);
 
   it('grants RUN --security=insecure with --allow security.insecure, and refuses it or another entitlement otherwise', () => {

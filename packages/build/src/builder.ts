@@ -94,6 +94,8 @@ export interface BuildOptions {
   /** The stage to build (name or index; default the last). */
   readonly target?: string;
   readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Labels for the image, over the Dockerfile's (`docker build --label`); not part of any step's key. */
+  readonly labels?: Readonly<Record<string, string>>;
   /** Run every step, using no cache record (new records are still written). */
   readonly noCache?: boolean;
   /** Fold the layers above the target stage's base into one. */
@@ -1067,7 +1069,7 @@ class Builder {
       ...platform,
       created: createdAt(this.#epoch),
       ...(stage.state.author !== undefined ? { author: stage.state.author } : {}),
-      config: stage.state.config as Record<string, unknown>,
+      config: withLabels(stage.state.config, this.#options.labels) as Record<string, unknown>,
       rootfs: { type: 'layers', diff_ids: diffIDs },
       history,
     };
@@ -1086,6 +1088,12 @@ class Builder {
     return { target, names, config, ran: this.#ran, cached: this.#cached };
   }
 
+}
+
+/** The config with the build's own labels over the Dockerfile's (none: the config as it is). */
+function withLabels(config: RunConfig, labels: Readonly<Record<string, string>> | undefined): RunConfig {
+  if (labels === undefined || Object.keys(labels).length === 0) return config;
+  return { ...config, Labels: { ...(config.Labels ?? {}), ...labels } };
 }
 
 /** The heredoc a COPY or ADD source word names (`<<NAME`, `<<-NAME`, quotes already removed), or undefined. */

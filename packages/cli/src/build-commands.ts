@@ -3,7 +3,7 @@
  * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
  * `--progress json` one object per finished step on stdout.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, Entitlement } from '@strata/build';
 import { print, sanitize, UsageError } from './format.js';
@@ -18,6 +18,8 @@ interface BuildFlags {
   secret?: string[];
   ssh?: string[];
   allow?: string[];
+  label?: string[];
+  iidfile?: string;
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -72,6 +74,17 @@ function sshAgents(specs: string[] = []): Record<string, string> {
 }
 
 /** `k=v` build args; a bare `k` takes the value of the environment variable, as Docker's. */
+/** `--label key=value` pairs, as `docker build` reads them (a key alone is an empty label). */
+function labels(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at === 0) throw new UsageError(`a label is key=value: ${pair}`);
+    out[at < 0 ? pair : pair.slice(0, at)] = at < 0 ? '' : pair.slice(at + 1);
+  }
+  return out;
+}
+
 function buildArgs(pairs: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of pairs) {
@@ -121,6 +134,8 @@ export function registerBuildCommands(cli: Command): void {
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
+    .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
+    .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
@@ -145,6 +160,7 @@ export function registerBuildCommands(cli: Command): void {
           secrets: secrets(o.secret),
           ssh: sshAgents(o.ssh),
           ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
+          ...(o.label ? { labels: labels(o.label) } : {}),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
           ...(o.platform !== undefined ? { platform: o.platform } : {}),
@@ -156,6 +172,7 @@ export function registerBuildCommands(cli: Command): void {
           onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
         });
         if (output) await images.export([result.target.digest], output.dest, { format: output.format });
+        if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
         if (o.quiet) print(`${result.target.digest}\n`);
         else {
           const to = o.progress === 'json' ? (text: string) => process.stderr.write(text) : print;
