@@ -69,6 +69,15 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(labels).toMatchObject({ keep: 'dockerfile', over: 'cli', 'org.opencontainers.image.revision': 'abc123', empty: '' });
   }, 120_000);
 
+  it('takes named contexts with --build-context: a directory relative to the current one, or docker-image://', () => {
+    const dir = writeContext(join(work, 'named'), { Dockerfile: 'FROM base\nCOPY --from=extra note.txt /note.txt\n', 'extra/note.txt': 'extra\n' });
+    const r = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '--build-context', 'extra=extra', '--build-context', `base=docker-image://${BASE}`, '.'], { cwd: dir, encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    expect(r.status, r.stderr).toBe(0);
+    const bad = strata(['build', '--build-context', 'x=https://example.com/x.git', dir]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--build-context x=https://example.com/x.git: strata takes docker-image://REF or a directory');
+  }, 120_000);
+
   it('grants RUN --security=insecure with --allow security.insecure, and refuses it or another entitlement otherwise', () => {
     const dir = writeContext(join(work, 'insecure'), { Dockerfile: `FROM ${BASE}\nRUN --security=insecure mount -t tmpfs none /mnt && echo mounted\n` });
     const refused = strata(['build', dir]);

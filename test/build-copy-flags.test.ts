@@ -2,7 +2,8 @@
  * COPY and ADD as BuildKit's frontend (dockerfile 1.19 and 1.20) carries them out where buildah 1.28 has no
  * such flags: `--exclude` (BuildKit's own integration test of it, its context and expected files, is the
  * oracle for the first case), `--parents` (the cases of the Dockerfile reference), a wildcard that matches
- * nothing (BuildKit's empty-wildcard test), and `ADD --unpack`. Built on the userspace driver: no RUN.
+ * nothing (BuildKit's empty-wildcard test), `ADD --unpack`, and named contexts (`--build-context`, as buildx
+ * documents them). Built on the userspace driver: no RUN.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
 import type { WritableLayer } from '@strata/core';
-import { buildWith, rootWithBase, scratch, writeContext, type ContextFiles } from './helpers/build.js';
+import { BASE, buildWith, rootWithBase, scratch, writeContext, type ContextFiles } from './helpers/build.js';
 import { serveFiles } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
 
@@ -199,6 +200,35 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect(await mode('/usr/local/bin/run.sh')).toBe('755');
     expect([await mode('/opt/tree/exec'), await mode('/opt/tree/sub'), await mode('/opt/tree/sub/plain')]).toEqual(['755', '755', '644']);
     expect([await mode('/g/run.sh'), await mode('/g/data')]).toEqual(['660', '660']);
+  }, 300_000);
+
+  it('reads named contexts (--build-context): an image for FROM and --from, a directory with its .dockerignore, a stage replaced', async () => {
+    const shared = writeContext(join(work, 'shared'), { 'lib/a.txt': 'a', 'lib/secret.key': 'no', '.dockerignore': '**/*.key\n' });
+    const dir = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: [
+        'FROM scratch AS replaced',
+        'COPY never-there /x',
+        'FROM base-alias AS from-image',
+        'FROM scratch',
+        'COPY --from=shared lib/ /lib-shared/',
+        'COPY --from=replaced /etc/debian_version /replaced',
+        'COPY --from=from-image /etc/os-release /os-release',
+        '',
+      ].join('\n'),
+    });
+    const contexts = { shared, replaced: `docker-image://${BASE}`, 'base-alias': `docker-image://${BASE}` };
+    const { result } = await buildWith(images, { context: dir, contexts });
+    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const base = await images.snapshotter.open((await images.unpack(BASE)).chainID!);
+    expect(await listing(layer, '/lib-shared')).toEqual({ 'a.txt': 'a' });
+    expect(String(await layer.readFile('/replaced', 'utf8'))).toBe(String(await base.readFile('/etc/debian_version', 'utf8')));
+    expect(String(await layer.readFile('/os-release', 'utf8'))).toBe(String(await base.readFile('/etc/os-release', 'utf8')));
+    // The directory's .dockerignore applies, and what is not there names the context.
+    const missing = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY --from=shared lib/secret.key /k\n' });
+    await expect(buildWith(images, { context: missing, contexts })).rejects.toThrow(/Dockerfile line 2: COPY "lib\/secret.key" is not in context "shared"/);
+    const from = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM shared\n' });
+    await expect(buildWith(images, { context: from, contexts })).rejects.toThrow(/Dockerfile line 1: FROM shared: a named context that is a directory can be copied or mounted from, not built on/);
+    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF nor a directory/);
   }, 300_000);
 
   it('ADD --unpack: a local archive kept whole with false, a downloaded one extracted with true', async () => {

@@ -94,6 +94,13 @@ export interface BuildOptions {
   /** The stage to build (name or index; default the last). */
   readonly target?: string;
   readonly buildArgs?: Readonly<Record<string, string>>;
+  /**
+   * Named contexts (`docker buildx build --build-context NAME=VALUE`): `docker-image://REF` is the image
+   * used wherever NAME is (`FROM NAME`, `COPY --from=NAME`, a bind mount's `from=NAME`); a directory's path
+   * is a tree COPY and mounts read `--from=NAME` (its own `.dockerignore` applied). A stage of that name is
+   * replaced (and not built), as buildx documents.
+   */
+  readonly contexts?: Readonly<Record<string, string>>;
   /** Labels for the image, over the Dockerfile's (`docker build --label`); not part of any step's key. */
   readonly labels?: Readonly<Record<string, string>>;
   /** Run every step, using no cache record (new records are still written). */
@@ -219,7 +226,7 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform()));
   const target = targetStage(dockerfile, options.target);
-  const stages = neededStages(dockerfile, target, buildArgs);
+  const stages = neededStages(dockerfile, target, buildArgs, new Set(Object.keys(options.contexts ?? {})));
   const builder = new Builder(images, options, dockerfile, context, stages);
   return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
 }
@@ -247,6 +254,8 @@ class Builder {
   #step = 0;
   /** Steps counted so far: the Dockerfile's, and the ONBUILD triggers of bases as they are found. */
   #total: number;
+  /** Named contexts: an image's reference, or a directory's tree. */
+  readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree }>();
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
@@ -263,16 +272,12 @@ class Builder {
     // The Dockerfile's own ignore file (`<name>.dockerignore` beside it) before the context's, as BuildKit
     // reads them: one context can serve several Dockerfiles.
     const ignoreFiles = [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
-    let ignoreText = '';
-    for (const file of ignoreFiles) {
-      try {
-        ignoreText = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
-        break;
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-      }
+    this.#context = contextTree(context, ignoreFiles, this.#checksums);
+    for (const [name, value] of Object.entries(options.contexts ?? {})) {
+      const image = /^docker-image:\/\/(.+)$/.exec(value)?.[1];
+      if (image === undefined && !statSync(value, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF nor a directory: ${value}`);
+      this.#named.set(name, image !== undefined ? { image } : { tree: contextTree(value, [join(value, '.dockerignore')], this.#checksums, `context ${JSON.stringify(name)}`) });
     }
-    this.#context = new ContextTree(context, contextFilter(ignoreText), /^\s*!/m.test(ignoreText), this.#checksums);
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
     this.#epoch = options.sourceDateEpoch;
@@ -336,7 +341,7 @@ class Builder {
     if (stage.image.toLowerCase() === 'scratch') {
       return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
     }
-    const earlier = stageNamed(this.#dockerfile, stage.image, stage.index);
+    const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
     if (earlier && earlier.name === stage.image.toLowerCase()) {
       const base = this.#results.get(earlier.index)!;
       return {
@@ -354,7 +359,9 @@ class Builder {
         state: new StageState(this.#dockerfile, structuredClone(base.state.config), buildArgs, globals),
       };
     }
-    const image = await this.#image(stage.image, platform, stage.from.line);
+    const named = this.#named.get(stage.image);
+    if (named !== undefined && 'tree' in named) throw new UnsupportedError(`Dockerfile line ${stage.from.line}: FROM ${stage.image}: a named context that is a directory can be copied or mounted from, not built on (give it as docker-image://)`);
+    const image = await this.#image(named?.image ?? stage.image, platform, stage.from.line);
     const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
     const p = image.platformImage;
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
@@ -765,7 +772,7 @@ class Builder {
         await checkoutGit(ref, resolved, tree, home, signal).catch((error: unknown) => {
           throw withLine(step, error);
         });
-        const checkout = new ContextTree(tree, () => false, false, this.#checksums);
+        const checkout = new ContextTree(tree, () => false, false, this.#checksums, 'the repository');
         const top = await atLine(step, () => checkout.resolve(ref.subdir));
         if (top?.type !== 'directory') throw lineError(step.line, `ADD ${redactUrls(source)}: ${JSON.stringify(ref.subdir)} is not a directory of the repository`);
         const selection = await atLine(step, () => CopySelection.select(checkout, [ref.subdir || '.'], dest, this.#limits, select));
@@ -781,7 +788,7 @@ class Builder {
 
   /** `--from`: an earlier stage, or an image (unpacked). */
   async #fromTree(from: string, step: Instruction, stage: StageResult): Promise<{ tree: SourceTree; identity: string }> {
-    const index = this.#stages.find((s) => s.name === from.toLowerCase() || (/^\d+$/.test(from) && s.index === Number(from)));
+    const index = this.#named.has(from) ? undefined : this.#stages.find((s) => s.name === from.toLowerCase() || (/^\d+$/.test(from) && s.index === Number(from)));
     let snapshot: string | undefined;
     let label: string;
     if (index && this.#results.has(index.index)) {
@@ -789,10 +796,12 @@ class Builder {
       snapshot = source.snapshot;
       label = `stage ${JSON.stringify(from)}`;
     } else {
-      const image = await this.#image(from, stage.platform, step.line);
+      const named = this.#named.get(from);
+      if (named !== undefined && 'tree' in named) return { tree: named.tree, identity: 'tree' };
+      const image = await this.#image(named?.image ?? from, stage.platform, step.line);
       const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
       snapshot = unpacked.chainID;
-      label = `image ${quote(from)}`;
+      label = `image ${quote(named?.image ?? from)}`;
     }
     if (snapshot === undefined) throw lineError(step.line, `COPY --from=${from}: ${label} is empty`);
     const view = await this.#images.snapshotter.open(snapshot);
@@ -1088,6 +1097,20 @@ class Builder {
     return { target, names, config, ran: this.#ran, cached: this.#cached };
   }
 
+}
+
+/** A directory's tree as COPY reads it, filtered by the first of `ignoreFiles` there is. */
+function contextTree(dir: string, ignoreFiles: readonly string[], checksums: FileChecksums, label?: string): ContextTree {
+  let ignoreText = '';
+  for (const file of ignoreFiles) {
+    try {
+      ignoreText = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
+      break;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+  return new ContextTree(dir, contextFilter(ignoreText), /^\s*!/m.test(ignoreText), checksums, label);
 }
 
 /** The config with the build's own labels over the Dockerfile's (none: the config as it is). */

@@ -352,21 +352,24 @@ function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array
 
 /**
  * The stages `target` needs, in the order they must be built (dependencies first): those its FROM, a
- * `COPY --from` or a bind mount's `from` names, and theirs. Stages nothing needs are not built.
+ * `COPY --from` or a bind mount's `from` names, and theirs, unless a named context `replaced` them. Stages
+ * nothing needs are not built.
  */
-export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: Readonly<Record<string, string>> = {}): Stage[] {
+export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: Readonly<Record<string, string>> = {}, replaced: ReadonlySet<string> = new Set()): Stage[] {
   const env = globalArgs(dockerfile, buildArgs);
+  // A stage a named context replaces is never built (it is looked up by name: `FROM x`, `--from=x`).
+  const stageNamedHere = (name: string, before: number) => (replaced.has(name) ? undefined : stageNamed(dockerfile, name, before));
   const order: Stage[] = [];
   const state = new Map<number, 'visiting' | 'done'>();
   const visit = (stage: Stage): void => {
     if (state.get(stage.index) === 'done') return;
     if (state.get(stage.index) === 'visiting') throw lineError(stage.from.line, 'stages depend on each other in a cycle');
     state.set(stage.index, 'visiting');
-    const base = stageNamed(dockerfile, stage.image, stage.index);
+    const base = stageNamedHere(stage.image, stage.index);
     if (base) visit(base);
     for (const instruction of stage.instructions) {
       for (const { name, what } of sourcesNamed(instruction, env, dockerfile.escape)) {
-        const source = stageNamed(dockerfile, name, stage.index);
+        const source = stageNamedHere(name, stage.index);
         if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no earlier stage ${name}`);
         if (source === stage) throw lineError(instruction.line, `${what} names its own stage`);
         if (source) visit(source);

@@ -149,14 +149,16 @@ function typeOfMode(mode: number): SourceType {
 
 /** The build context: a host directory, `.dockerignore` applied, symlinks never followed out of it. */
 export class ContextTree implements SourceTree {
-  readonly label = 'the build context';
+  readonly label: string;
   readonly #root: string;
   readonly #ignored: ContextFilter;
   /** Whether `.dockerignore` has exceptions (`!`), under which an excluded directory may hold included files. */
   readonly #exceptions: boolean;
   readonly #checksums: FileChecksums;
 
-  constructor(root: string, ignored: ContextFilter, exceptions: boolean, checksums: FileChecksums) {
+  /** `label`: what messages call it (the build context by default; a named context, a checkout). */
+  constructor(root: string, ignored: ContextFilter, exceptions: boolean, checksums: FileChecksums, label = 'the build context') {
+    this.label = label;
     this.#root = root;
     this.#ignored = ignored;
     this.#exceptions = exceptions;

@@ -4,6 +4,7 @@
  * `--progress json` one object per finished step on stdout.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, Entitlement } from '@strata/build';
 import { print, sanitize, UsageError } from './format.js';
@@ -20,6 +21,7 @@ interface BuildFlags {
   allow?: string[];
   label?: string[];
   iidfile?: string;
+  buildContext?: string[];
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -74,6 +76,19 @@ function sshAgents(specs: string[] = []): Record<string, string> {
 }
 
 /** `k=v` build args; a bare `k` takes the value of the environment variable, as Docker's. */
+/** `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`, or a directory. */
+function namedContexts(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || at === pair.length - 1) throw new UsageError(`a named context is name=value: ${pair}`);
+    const value = pair.slice(at + 1);
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !value.startsWith('docker-image://')) throw new UsageError(`--build-context ${pair}: strata takes docker-image://REF or a directory`);
+    out[pair.slice(0, at)] = value.startsWith('docker-image://') ? value : resolve(value);
+  }
+  return out;
+}
+
 /** `--label key=value` pairs, as `docker build` reads them (a key alone is an empty label). */
 function labels(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -134,6 +149,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
+    .option('--build-context <name=value>', 'a named context: docker-image://REF, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
     .option('--no-cache', 'run every step (the cache is still written)')
@@ -161,6 +177,7 @@ export function registerBuildCommands(cli: Command): void {
           ssh: sshAgents(o.ssh),
           ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
           ...(o.label ? { labels: labels(o.label) } : {}),
+          ...(o.buildContext ? { contexts: namedContexts(o.buildContext) } : {}),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
           ...(o.platform !== undefined ? { platform: o.platform } : {}),
