@@ -31,6 +31,8 @@ command -v strace >/dev/null || apt_packages+=(strace)
 command -v ssh-agent >/dev/null || apt_packages+=(openssh-client)
 # ADD of a git repository runs git (as BuildKit's git source does), and its tests make repositories with it.
 command -v git >/dev/null || apt_packages+=(git)
+# ... and over ssh through the build's agent: its tests serve a repository with OpenSSH's server.
+[ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then

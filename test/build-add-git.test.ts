@@ -7,8 +7,9 @@
  * fetches nothing until the branch moves. buildah 1.28 clones git URLs too, but not the query form, nor
  * `--keep-git-dir` or `--checksum`. Built on the userspace driver: no RUN.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WritableLayer } from '@strata/core';
@@ -186,10 +187,72 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
     expect(await text(moved.layer, '/repo/foo')).toBe('moved\n');
   }, 300_000);
 
-  it('refuses a git repository beside other sources, in COPY, and over ssh', async () => {
+  it('refuses a git repository beside other sources, and in COPY', async () => {
     writeFileSync(join(work, 'unused'), '');
     await expect(built(`FROM scratch\nADD ${tags.url}#v0.0.1 Dockerfile /x/\n`)).rejects.toThrow(/Dockerfile line 2: ADD .*: a git repository is to be ADD's only source/);
     await expect(built(`FROM scratch\nCOPY ${tags.url}#v0.0.1 /x/\n`)).rejects.toThrow(/Dockerfile line 2: COPY .*: COPY takes no URLs or repositories/);
-    await expect(built('FROM scratch\nADD git@example.com:org/repo.git /x/\n')).rejects.toThrow(/Dockerfile line 2: ADD git@example.com:org\/repo.git: strata fetches git repositories over https, http and git:\/\//);
+  }, 300_000);
+});
+
+/** OpenSSH's server on 127.0.0.1 for root, taking one key, and an agent holding that key. */
+async function sshServer(dir: string): Promise<{ port: number; agent: string; close: () => void }> {
+  mkdirSync('/run/sshd', { recursive: true }); // its privilege separation directory
+  for (const key of ['host', 'client']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)]);
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')));
+  const agent = join(dir, 'agent.sock');
+  const agentProcess = spawn('ssh-agent', ['-D', '-a', agent], { stdio: 'ignore' });
+  for (let i = 0; i < 100 && !existsSync(agent); i++) await new Promise((r) => setTimeout(r, 50));
+  execFileSync('ssh-add', ['-q', join(dir, 'client')], { env: { ...process.env, SSH_AUTH_SOCK: agent }, stdio: 'ignore' });
+  for (let attempt = 0; ; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const config = join(dir, 'sshd_config');
+    writeFileSync(config, [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host')}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', `PidFile ${join(dir, 'sshd.pid')}`, ''].join('\n'));
+    const server = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
+    const listening = await new Promise<boolean>((resolve) => {
+      const until = Date.now() + 5000;
+      const probe = () => {
+        const socket = connect(port, '127.0.0.1');
+        socket.once('connect', () => (socket.destroy(), resolve(true)));
+        socket.once('error', () => (Date.now() > until || server.exitCode !== null ? resolve(false) : setTimeout(probe, 50)));
+      };
+      probe();
+    });
+    if (listening) return { port, agent, close: () => (server.kill(), agentProcess.kill()) };
+    server.kill();
+    if (attempt > 5) throw new Error('sshd would not listen');
+  }
+}
+
+describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git', 'sshd', 'ssh-agent'))('ADD of a git repository over ssh', () => {
+  let work: string;
+  let images: Images;
+  let server: Awaited<ReturnType<typeof sshServer>>;
+  let repo: string;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-git-ssh-');
+    images = await rootWithBase(work, 'root', 'userspace');
+    repo = join(work, 'repo');
+    mkdirSync(repo);
+    shell(repo, [...INIT, 'echo over ssh >foo', 'git add foo', 'git commit -q -m one', 'git tag v1', 'echo later >foo', 'git commit -q -am two']);
+    mkdirSync(join(work, 'ssh'));
+    server = await sshServer(join(work, 'ssh'));
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    server?.close();
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("fetches through the build's SSH agent, and says it needs one without", async () => {
+    const url = `ssh://root@127.0.0.1:${server.port}${repo}`;
+    const dir = writeContext(join(work, 'context'), { Dockerfile: `FROM scratch\nADD --keep-git-dir ${url}#v1 /repo/\nADD ${url}?ref=master /latest/\n` });
+    const { result } = await buildWith(images, { context: dir, ssh: { default: server.agent } });
+    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    expect(String(await layer.readFile('/repo/foo', 'utf8'))).toBe('over ssh\n');
+    expect(String(await layer.readFile('/repo/.git/HEAD', 'utf8'))).toBe(`${revParse(repo, 'v1')}\n`);
+    expect(String(await layer.readFile('/latest/foo', 'utf8'))).toBe('later\n');
+    await expect(buildWith(images, { context: dir, noCache: true })).rejects.toThrow(/Dockerfile line 2: ADD ssh:\/\/root@127\.0\.0\.1:\d+.*: an ssh remote needs the build's SSH agent \(strata build --ssh default\)/);
   }, 300_000);
 });

@@ -230,7 +230,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     ['a digest that is not one', `ADD --checksum=md5:abc ${'ORIGIN'}/files/hello.txt /x/`, /Dockerfile line 2: ADD --checksum: "md5:abc" is not a sha256, sha384 or sha512 digest/, 'INVALID_ARGUMENT'],
     ['--checksum of a context file', `ADD --checksum=sha256:${sha256('local\n')} local.txt /x/`, /Dockerfile line 2: ADD --checksum is for URL sources only/, 'INVALID_ARGUMENT'],
     ['COPY of a URL', `COPY ${'ORIGIN'}/files/hello.txt /x/`, /Dockerfile line 2: COPY http:\/\/127\.0\.0\.1:\d+\/files\/hello\.txt: COPY takes no URLs/, 'INVALID_ARGUMENT'],
-    ['a git remote over ssh', 'ADD git@github.com:example/repo.git /x/', /Dockerfile line 2: ADD git@github\.com:example\/repo\.git: strata fetches git repositories over https, http and git:\/\//, 'UNSUPPORTED'],
+    ['a git remote over ssh without an agent', 'ADD git@github.com:example/repo.git /x/', /Dockerfile line 2: ADD git@github\.com:example\/repo\.git: an ssh remote needs the build's SSH agent/, 'FAILED_PRECONDITION'],
     ['a repository the server does not have (cloned, not downloaded)', `ADD ${'ORIGIN'}/nothing.git#v1 /x/`, /Dockerfile line 2: ADD git ls-remote failed: .*not found/, 'NOT_FOUND'],
     ['--checksum with two sources', `ADD --checksum=sha256:${sha256(HELLO)} ${'ORIGIN'}/files/hello.txt ${'ORIGIN'}/files/hello.txt /x/`, /Dockerfile line 2: ADD --checksum takes one source/, 'INVALID_ARGUMENT'],
     ['an ftp URL', 'ADD ftp://127.0.0.1/x.txt /x/', /Dockerfile line 2: ADD ftp:\/\/127\.0\.0\.1\/x\.txt: strata fetches http and https URLs and git repositories/, 'INVALID_ARGUMENT'],

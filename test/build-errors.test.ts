@@ -45,7 +45,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     ['a --parents path that is not there', `FROM ${BASE}\nCOPY --parents a.txt sub/nosuch.txt /x/\n`, {}, /Dockerfile line 2: COPY "sub\/nosuch\.txt" is not in the build context/],
     ['a missing stage or image', `FROM ${BASE}\nCOPY --from=nosuch /x /x\n`, {}, /Dockerfile line 2: image "nosuch" is not in the store/],
     ['a missing base', `FROM example.com/never:seen\n`, {}, /Dockerfile line 1: image "example.com\/never:seen" is not in the store/],
-    ['an ADD of an ssh git remote', `FROM ${BASE}\nADD git@example.com:x.git /x\n`, {}, /Dockerfile line 2: ADD git@example.com:x.git: strata fetches git repositories over https, http and git:\/\//],
+    ['an ADD of an ssh git remote without an agent', `FROM ${BASE}\nADD git@example.com:x.git /x\n`, {}, /Dockerfile line 2: ADD git@example.com:x.git: an ssh remote needs the build's SSH agent \(strata build --ssh default\)/],
     ['an ADD of another remote', `FROM ${BASE}\nADD ftp://example.com/x /x\n`, {}, /Dockerfile line 2: ADD ftp:\/\/example.com\/x: strata fetches http and https URLs and git repositories/],
     ['several sources into a file', `FROM ${BASE}\nCOPY a.txt b.txt /x\n`, { 'b.txt': 'b' }, /Dockerfile line 2: COPY with more than one source file the destination must be a directory/],
     ['a bad --chmod', `FROM ${BASE}\nCOPY --chmod=u+q a.txt /x\n`, {}, /Dockerfile line 2: COPY --chmod=u\+q: "u\+q" is not a clause \(an octal mode up to 7777, or chmod's symbolic form/],

@@ -52,6 +52,7 @@ const available = {
   strace: hasCommand('strace'),
   'ssh-agent': hasCommand('ssh-agent') && hasCommand('ssh-add') && hasCommand('ssh-keygen'),
   git: hasCommand('git'),
+  sshd: hasCommand('/usr/sbin/sshd') && hasCommand('ssh'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   go: hasCommand('go'),
   overlay: probe(canMountOverlay),

@@ -757,19 +757,22 @@ class Builder {
       if (ref.checksum !== undefined && ref.checksum !== checksum) throw lineError(step.line, `ADD --checksum=${checksum}: checksum mismatch with the URL's ${JSON.stringify(ref.checksum)}`);
       ref = { ...ref, checksum };
     }
+    // An ssh remote goes through the build's default SSH agent, as BuildKit's git source through the forwarded one.
+    const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
+    if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${step.line}: ADD ${redactUrls(source)}: an ssh remote needs the build's SSH agent (strata build --ssh default)`);
     const scratch = this.#images.content.temporaryPath();
     const { home, tree } = gitScratch(scratch);
     const dispose = () => rmSync(scratch, { recursive: true, force: true });
     try {
-      const signal = this.#options.signal;
-      const resolved = await resolveGit(ref, home, signal).catch((error: unknown) => {
+      const run = { home, ...(sshAgent !== undefined ? { sshAgent } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
+      const resolved = await resolveGit(ref, run).catch((error: unknown) => {
         throw withLine(step, error);
       });
       const flagged = [...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(link ? ['link'] : [])];
       const identity = JSON.stringify(['ADD', 'git', stripCredentials(ref.remote), resolved.commit, ref.subdir, ref.keepGitDir, ref.submodules, ref.mtime, dest, chown ?? null, chmod?.key ?? null, ...flagged]);
       const history = redactUrls(`ADD ${flagText(step)}${source} ${dest}`);
       const execute = async (key: string, _number: number, usersFrom: string = key) => {
-        await checkoutGit(ref, resolved, tree, home, signal).catch((error: unknown) => {
+        await checkoutGit(ref, resolved, tree, run).catch((error: unknown) => {
           throw withLine(step, error);
         });
         const checkout = new ContextTree(tree, () => false, false, this.#checksums, 'the repository');

@@ -1,6 +1,7 @@
 /**
  * ADD of a git repository, as BuildKit's Dockerfile frontend and git source read and fetch one:
- * `https://host/repo.git#ref:subdir`, `git://host/repo#ref`, or the query form
+ * `https://host/repo.git#ref:subdir`, `git://host/repo#ref`, `ssh://` and `git@host:org/repo.git` (through
+ * the build's SSH agent `default`), or the query form
  * (`?ref=`, `?tag=`, `?branch=`, `?commit=` or `?checksum=`, `?subdir=`, `?keep-git-dir`, `?submodules=false`,
  * `?mtime=commit`). The ref is resolved to a commit with `git ls-remote` when the step is planned (that commit,
  * not the files, keys the step, so a cached step fetches nothing), and fetched (depth 1) and checked out only
@@ -32,6 +33,17 @@ export interface GitRef {
   readonly submodules: boolean;
   /** `commit`: every file at the commit's time, where the default leaves the time of the checkout. */
   readonly mtime: 'checkout' | 'commit';
+  /** Whether the remote is reached over ssh (`ssh://`, `user@host:path`): through the build's SSH agent. */
+  readonly ssh: boolean;
+}
+
+/** Where and how git runs for one source. */
+export interface GitRun {
+  /** A scratch directory: git's home. */
+  readonly home: string;
+  /** An SSH agent's socket, for an ssh remote. */
+  readonly sshAgent?: string;
+  readonly signal?: AbortSignal;
 }
 
 /** What the ref resolved to. */
@@ -62,14 +74,21 @@ function flag(name: string, value: string | null): boolean {
 
 /** Reads a git source (see the module's comment). Throws INVALID_ARGUMENT for conflicting or unknown parts. */
 export function parseGitRef(source: string): GitRef {
-  if (/^ssh:\/\//i.test(source) || !/^[a-z0-9]+:\/\//i.test(source)) {
-    throw new UnsupportedError(`${redactUrls(source)}: strata fetches git repositories over https, http and git:// (an ssh remote needs an agent strata does not forward to ADD yet: clone it in RUN --mount=type=ssh)`);
-  }
   const hash = source.indexOf('#');
   const fragment = hash < 0 ? '' : source.slice(hash + 1);
-  const url = new URL(hash < 0 ? source : source.slice(0, hash));
-  const query = new URLSearchParams(url.search);
-  url.search = '';
+  const beforeFragment = hash < 0 ? source : source.slice(0, hash);
+  // An scp-style remote (`git@host:org/repo.git`) is no URL: its query, if any, is split off by hand.
+  const scp = /^[a-z0-9_-]+@[a-z0-9.-]+:/i.test(beforeFragment) && !/^[a-z0-9]+:\/\//i.test(beforeFragment);
+  const questionMark = beforeFragment.indexOf('?');
+  const query = new URLSearchParams(scp ? (questionMark < 0 ? '' : beforeFragment.slice(questionMark)) : new URL(beforeFragment).search);
+  let remote: string;
+  if (scp) remote = questionMark < 0 ? beforeFragment : beforeFragment.slice(0, questionMark);
+  else {
+    const url = new URL(beforeFragment);
+    url.search = '';
+    remote = url.href;
+  }
+  const ssh = scp || /^ssh:\/\//i.test(source);
   let [ref = '', subdir = ''] = fragment === '' ? [] : [fragment.slice(0, fragment.includes(':') ? fragment.indexOf(':') : undefined), fragment.includes(':') ? fragment.slice(fragment.indexOf(':') + 1) : ''];
   let checksum: string | undefined;
   let keepGitDir = false;
@@ -126,13 +145,21 @@ export function parseGitRef(source: string): GitRef {
   if (ref.startsWith('-')) throw new InvalidArgumentError(`invalid ref ${JSON.stringify(ref)}`);
   const cleaned = subdir.split('/').filter((p) => p !== '' && p !== '.');
   if (cleaned.includes('..')) throw new InvalidArgumentError(`subdir ${JSON.stringify(subdir)} leaves the repository`);
-  return { remote: url.href, ref, subdir: cleaned.join('/'), ...(checksum !== undefined ? { checksum } : {}), keepGitDir, submodules, mtime };
+  return { remote, ref, subdir: cleaned.join('/'), ...(checksum !== undefined ? { checksum } : {}), keepGitDir, submodules, mtime, ssh };
 }
 
-/** The environment git runs in: the caller's PATH and proxies, nothing of its configuration. */
-function gitEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', LC_ALL: 'C' };
+/**
+ * The environment git runs in: the caller's PATH and proxies, nothing of its configuration; for an ssh
+ * remote, the agent's socket and an ssh that reads no configuration, never prompts, and takes the host's key
+ * as it comes (as BuildKit's git source does without known hosts).
+ */
+function gitEnv(run: GitRun): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: run.home, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', LC_ALL: 'C' };
   for (const name of ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY', 'all_proxy']) if (process.env[name] !== undefined) env[name] = process.env[name];
+  if (run.sshAgent !== undefined) {
+    env.SSH_AUTH_SOCK = run.sshAgent;
+    env.GIT_SSH_COMMAND = 'ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR';
+  }
   return env;
 }
 
@@ -140,18 +167,20 @@ function gitEnv(home: string): NodeJS.ProcessEnv {
  * Runs git (umask 022; file transports refused); its output, or UNAVAILABLE with its message, credentials
  * hidden. A shallow fetch the remote cannot serve (a dumb http server) is made again whole, as BuildKit does.
  */
-async function git(args: readonly string[], home: string, signal?: AbortSignal): Promise<string> {
+async function git(args: readonly string[], run: GitRun): Promise<string> {
   try {
-    return await runGit(args, home, signal);
+    return await runGit(args, run);
   } catch (error) {
     if (!args.includes('--depth=1') || !(error instanceof UnavailableError) || !/--depth|shallow/.test(error.message)) throw error;
-    return runGit(args.filter((a) => a !== '--depth=1'), home, signal);
+    return runGit(args.filter((a) => a !== '--depth=1'), run);
   }
 }
 
-function runGit(args: readonly string[], home: string, signal?: AbortSignal): Promise<string> {
+function runGit(args: readonly string[], run: GitRun): Promise<string> {
+  // ssh only with an agent to answer for it (else it could only fail, or wait).
+  const ssh = run.sshAgent === undefined ? 'never' : 'always';
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', 'umask 022 && exec git -c protocol.file.allow=never -c protocol.ssh.allow=never -c core.hooksPath=/dev/null "$@"', 'git', ...args], { env: gitEnv(home), stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
+    const child = spawn('sh', ['-c', `umask 022 && exec git -c protocol.file.allow=never -c protocol.ssh.allow=${ssh} -c core.hooksPath=/dev/null "$@"`, 'git', ...args], { env: gitEnv(run), stdio: ['ignore', 'pipe', 'pipe'], ...(run.signal ? { signal: run.signal } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -173,7 +202,7 @@ function runGit(args: readonly string[], home: string, signal?: AbortSignal): Pr
  * match. Throws NOT_FOUND for a ref the remote lacks, DIGEST_MISMATCH for a commit that is not `checksum`'s,
  * INVALID_ARGUMENT for a checksum that is no hex, UNAVAILABLE when the remote cannot be reached.
  */
-export async function resolveGit(ref: GitRef, home: string, signal?: AbortSignal): Promise<ResolvedGit> {
+export async function resolveGit(ref: GitRef, run: GitRun): Promise<ResolvedGit> {
   if (ref.checksum !== undefined && !/^[0-9a-f]+$/i.test(ref.checksum)) throw new InvalidArgumentError(`invalid checksum ${ref.checksum} for Git URL, expected hex commit hash`);
   const checksum = ref.checksum?.toLowerCase();
   if (COMMIT.test(ref.ref)) {
@@ -182,11 +211,11 @@ export async function resolveGit(ref: GitRef, home: string, signal?: AbortSignal
   }
   let name = ref.ref;
   if (name === '') {
-    const head = await git(['ls-remote', '--symref', '--', ref.remote, 'HEAD'], home, signal);
+    const head = await git(['ls-remote', '--symref', '--', ref.remote, 'HEAD'], run);
     name = /^ref: (\S+)\tHEAD$/m.exec(head)?.[1] ?? '';
     if (name === '') throw new NotFoundError(`${redactUrls(ref.remote)} names no default branch`);
   }
-  const listed = await git(['ls-remote', '--', ref.remote, name, `${name}^{}`], home, signal);
+  const listed = await git(['ls-remote', '--', ref.remote, name, `${name}^{}`], run);
   const bare = name.replace(/^refs\/(heads\/|tags\/)?/, '');
   const partial = `refs/${name.replace(/^refs\//, '')}`;
   const wanted = { partial, head: `refs/heads/${bare}`, tag: `refs/tags/${bare}` };
@@ -217,32 +246,33 @@ export async function resolveGit(ref: GitRef, home: string, signal?: AbortSignal
  * for git's home and, unless `.git` is kept, its repository). The subdirectory, if any, is the caller's to
  * pick from `tree`.
  */
-export async function checkoutGit(ref: GitRef, resolved: ResolvedGit, tree: string, home: string, signal?: AbortSignal): Promise<void> {
-  const gitDir = ref.keepGitDir ? join(tree, '.git') : join(home, 'repository');
+export async function checkoutGit(ref: GitRef, resolved: ResolvedGit, tree: string, run: GitRun): Promise<void> {
+  const gitDir = ref.keepGitDir ? join(tree, '.git') : join(run.home, 'repository');
   const inRepo = ['--git-dir', gitDir, '--work-tree', tree];
-  await git(['-c', 'init.defaultBranch=master', 'init', '--quiet', ...(ref.keepGitDir ? [tree] : ['--bare', gitDir])], home, signal);
+  await git(['-c', 'init.defaultBranch=master', 'init', '--quiet', ...(ref.keepGitDir ? [tree] : ['--bare', gitDir])], run);
   // The ref is fetched under its own name, so a kept repository has the branch or tag as the remote does.
   const target = resolved.fetchRef === resolved.commit ? resolved.commit : `${resolved.fetchRef}:${resolved.fetchRef}`;
-  await git([...inRepo, 'fetch', '--quiet', '--update-head-ok', '--depth=1', '--no-tags', '--', ref.remote, target], home, signal);
-  const fetched = (await git([...inRepo, 'rev-parse', 'FETCH_HEAD^{commit}'], home, signal)).trim();
+  await git([...inRepo, 'fetch', '--quiet', '--update-head-ok', '--depth=1', '--no-tags', '--', ref.remote, target], run);
+  const fetched = (await git([...inRepo, 'rev-parse', 'FETCH_HEAD^{commit}'], run)).trim();
   if (fetched !== resolved.commit) throw new DigestMismatchError(`${redactUrls(ref.remote)} gave ${fetched} for ${resolved.fetchRef}, where it had listed ${resolved.commit} (it changed while the build ran: build again)`);
   if (ref.keepGitDir) {
-    await git([...inRepo, 'checkout', '--quiet', resolved.commit], home, signal);
-    await git([...inRepo, 'remote', 'add', 'origin', stripCredentials(ref.remote)], home, signal);
-    await git([...inRepo, 'reflog', 'expire', '--all', '--expire=now'], home, signal);
-    await git([...inRepo, 'update-ref', '-d', 'FETCH_HEAD'], home, signal).catch(() => '');
+    await git([...inRepo, 'checkout', '--quiet', resolved.commit], run);
+    await git([...inRepo, 'remote', 'add', 'origin', stripCredentials(ref.remote)], run);
+    await git([...inRepo, 'reflog', 'expire', '--all', '--expire=now'], run);
+    await git([...inRepo, 'update-ref', '-d', 'FETCH_HEAD'], run).catch(() => '');
   } else {
-    await git([...inRepo, 'checkout', '--quiet', '--no-overlay', resolved.commit, '--', '.'], home, signal);
+    await git([...inRepo, 'checkout', '--quiet', '--no-overlay', resolved.commit, '--', '.'], run);
   }
-  if (ref.submodules) await git([...inRepo, '-C', tree, 'submodule', 'update', '--quiet', '--init', '--recursive', '--depth=1'], home, signal);
+  if (ref.submodules) await git([...inRepo, '-C', tree, 'submodule', 'update', '--quiet', '--init', '--recursive', '--depth=1'], run);
   if (ref.mtime === 'commit') {
-    const seconds = Number((await git([...inRepo, 'log', '-1', '--format=%ct', resolved.commit], home, signal)).trim());
+    const seconds = Number((await git([...inRepo, 'log', '-1', '--format=%ct', resolved.commit], run)).trim());
     setTimes(tree, seconds);
   }
 }
 
-/** The URL without its user and password (what a kept repository records as its remote). */
+/** The URL without its user and password (what a kept repository records as its remote); an scp-style remote has none. */
 export function stripCredentials(remote: string): string {
+  if (!/^[a-z0-9]+:\/\//i.test(remote)) return remote;
   const url = new URL(remote);
   url.username = '';
   url.password = '';
