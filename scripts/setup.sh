@@ -38,6 +38,12 @@ command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # No package starts a service (openssh-server would listen on every address): the tests start their own
+    # servers, on 127.0.0.1 only.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq "${apt_packages[@]}" >/dev/null
   else
