@@ -33,6 +33,9 @@ command -v ssh-agent >/dev/null || apt_packages+=(openssh-client)
 command -v git >/dev/null || apt_packages+=(git)
 # ... and over ssh through the build's agent: its tests serve a repository with OpenSSH's server.
 [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)
+# ADD unpacks xz and bzip2 archives through these tools, as BuildKit does.
+command -v xz >/dev/null || apt_packages+=(xz-utils)
+command -v bzip2 >/dev/null || apt_packages+=(bzip2)
 # debootstrap builds the real root filesystem (Debian minbase) that image tests and benchmarks start from.
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -242,6 +242,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
         [
           'FROM scratch',
           'ADD pkg.tar.gz /local/',
+          'ADD --chmod=600 pkg.tar.gz /chmodded/',
           'ADD --unpack=false pkg.tar.gz /kept/',
           `ADD ${server.origin}/pkg.tar.gz /fetched/`,
           `ADD --unpack ${server.origin}/pkg.tar.gz /unpacked/`,
@@ -251,6 +252,8 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
         (dir) => copyFileSync(archive, join(dir, 'pkg.tar.gz')),
       );
       expect(await listing(layer, '/local')).toEqual({ 'pkg/': '', 'pkg/README': 'readme', 'pkg/bin/': '', 'pkg/bin/tool': 'tool' });
+      // --chmod is for what ADD copies, not what it unpacks: the archive's modes stay, as BuildKit's unpack keeps them.
+      expect([(await layer.lstat('/chmodded/pkg/README')).mode & 0o777, (await layer.lstat('/chmodded/pkg/bin')).mode & 0o777]).toEqual([0o644, 0o755]);
       expect(Buffer.compare(Buffer.from(await layer.readFile('/kept/pkg.tar.gz')), bytes)).toBe(0);
       expect(Buffer.compare(Buffer.from(await layer.readFile('/fetched/pkg.tar.gz')), bytes)).toBe(0);
       expect(await listing(layer, '/unpacked')).toEqual({ 'pkg/': '', 'pkg/README': 'readme', 'pkg/bin/': '', 'pkg/bin/tool': 'tool' });

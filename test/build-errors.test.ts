@@ -4,7 +4,7 @@
  * userspace driver) while a Dockerfile without RUN still builds there; an aborted build stops its RUN.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -63,13 +63,26 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     }, 120_000);
   }
 
-  it('refuses ADD of an xz archive, and copies a file that only looks like one as a file', async () => {
-    const dir = context(`FROM ${BASE}\nADD notes.txt /notes/\nADD x.tar.xz /x/\n`, { 'notes.txt': 'BZh but no bzip2 after it\n' });
-    writeFileSync(join(dir, 'x.tar.xz'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]));
-    await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 3: ADD "x.tar.xz" is a bzip2 or xz archive: ADD extracts plain, gzip and zstd tar archives only/);
-    writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nADD notes.txt /notes/\n`);
+  it('extracts xz and bzip2 archives (through the system\'s tools, as BuildKit), and copies a file that only looks like one as a file', async () => {
+    const dir = context(`FROM ${BASE}\nADD notes.txt /notes/\nADD x.tar.xz /x/\nADD b.tar.bz2 /b/\nADD fake.tar.xz /fake/\n`, { 'notes.txt': 'BZh but no bzip2 after it\n', 'src/pkg/file': 'inside\n', 'big/.keep': '' });
+    execFileSync('tar', ['-cJf', join(dir, 'x.tar.xz'), '-C', join(dir, 'src'), 'pkg']);
+    execFileSync('tar', ['-cjf', join(dir, 'b.tar.bz2'), '-C', join(dir, 'src'), 'pkg']);
+    writeFileSync(join(dir, 'fake.tar.xz'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]));
     const { result } = await buildWith(images, { context: dir, tags: ['example.com/add:notes'] });
-    expect((await imageTree(images, result.names[0]!, work)).get('notes/notes.txt')).toMatchObject({ type: 'file' });
+    const tree = await imageTree(images, result.names[0]!, work);
+    expect(tree.get('notes/notes.txt')).toMatchObject({ type: 'file' });
+    expect(tree.get('x/pkg/file')).toMatchObject({ type: 'file', size: 7 });
+    expect(tree.get('b/pkg/file')).toMatchObject({ type: 'file', size: 7 });
+    expect(tree.get('fake/fake.tar.xz')).toMatchObject({ type: 'file', size: 9 });
+    // Cut short: a tar header shows, then the data ends; the step fails with the line, and names nothing.
+    writeFileSync(join(dir, 'big/data'), Buffer.alloc(4 << 20, 1), { flag: 'w' });
+    execFileSync('tar', ['-cJf', join(dir, 'cut.tar.xz'), '-C', dir, 'big']);
+    const whole = readFileSync(join(dir, 'cut.tar.xz'));
+    writeFileSync(join(dir, 'cut.tar.xz'), whole.subarray(0, whole.length - 64));
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nADD cut.tar.xz /cut/\n`);
+    await expect(buildWith(images, { context: dir, tags: ['example.com/add:cut'] })).rejects.toThrow(/Dockerfile line 2: ADD xz: .*(truncated|Unexpected end)/);
+    expect(images.images.get('example.com/add:cut')).toBeUndefined();
+    expect(await activeSnapshots()).toEqual([]);
   }, 120_000);
 
   it('refuses a target stage that is not there', async () => {

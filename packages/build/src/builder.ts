@@ -61,6 +61,7 @@ import {
 import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
+import { externalFormat, inflate } from './external-decompress.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
 import { chownThrough, CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
@@ -728,7 +729,11 @@ class Builder {
     }
     const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
     try {
-      await atLine(step, () => selection.write(layer, options, extract ? (from, node, target) => this.#extract(layer, from, node, target, options) : undefined));
+      const unpack = (from: SourceTree, node: SourceNode, target: string) =>
+        this.#extract(layer, from, node, target, options).catch((error: unknown) => {
+          throw withLine(step, error); // a corrupt archive found half way: the step's error, with its line
+        });
+      await atLine(step, () => selection.write(layer, options, extract ? unpack : undefined));
     } catch (error) {
       if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
       throw error;
@@ -818,7 +823,14 @@ class Builder {
     const temp = this.#images.content.temporaryPath();
     mkdirSync(temp, { mode: 0o700 });
     try {
-      const applied = await applyLayer(tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
+      // bzip2 and xz through the system's tools (core reads plain, gzip and zstd layers itself).
+      let head = Buffer.alloc(0);
+      for await (const chunk of tree.read(node)) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length >= 16) break;
+      }
+      const format = externalFormat(head);
+      const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
       // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
       const foreign = options.owner === undefined ? applied.owners[0] : undefined;
       if (foreign !== undefined) {
@@ -826,7 +838,9 @@ class Builder {
       }
       const extracted = new ContextTree(temp, () => false, false, this.#checksums);
       const selection = await CopySelection.select(extracted, ['.'], `${target.replace(/\/+$/, '')}/`, this.#limits);
-      await selection.write(layer, { ...options, keepOwners: true });
+      // The archive's modes are kept: --chmod is for what ADD copies, not what it unpacks (as BuildKit's unpack).
+      const { chmod: _chmod, ...kept } = options;
+      await selection.write(layer, { ...kept, keepOwners: true });
     } finally {
       rmSync(temp, { recursive: true, force: true });
     }

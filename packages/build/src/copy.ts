@@ -17,6 +17,7 @@ import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import type { ModeChange } from './chmod.js';
+import { externalFormat, inflate } from './external-decompress.js';
 import { patternFilter, type ContextFilter } from './ignore.js';
 import { cleanSource, hasWildcards, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
@@ -310,7 +311,7 @@ export class CopySelection {
   }
 }
 
-/** Whether a file is a tar archive, plain or compressed (ADD's test). Throws UNSUPPORTED for bzip2 and xz. */
+/** Whether a file is a tar archive, plain or compressed with gzip, zstd, bzip2 or xz (ADD's test). */
 async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
   let head = Buffer.alloc(0);
   for await (const chunk of tree.read(node)) {
@@ -343,9 +344,20 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
     }
   }
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return true;
-  const bzip2 = head.subarray(0, 3).toString('latin1') === 'BZh' && head[3]! >= 0x31 && head[3]! <= 0x39 && head.subarray(4, 10).equals(Buffer.from([0x31, 0x41, 0x59, 0x26, 0x53, 0x59]));
-  if (bzip2 || head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
-    throw new SourceError(`${JSON.stringify(node.path)} is a bzip2 or xz archive: ADD extracts plain, gzip and zstd tar archives only`);
+  const format = externalFormat(head);
+  if (format !== undefined) {
+    // Inflated by the system's tool until a tar header shows (a bzip2 block may need all of its input first).
+    let start = Buffer.alloc(0);
+    try {
+      for await (const chunk of inflate(format, tree.read(node))) {
+        start = Buffer.concat([start, chunk]);
+        if (start.length >= 512) break;
+      }
+    } catch (error) {
+      if (error instanceof UnsupportedError) throw new SourceError(`${JSON.stringify(node.path)}: ${error.message}`);
+      return false; // not what it looked like: copied as a file, as BuildKit does
+    }
+    return ustar(start);
   }
   return ustar(head);
 }
