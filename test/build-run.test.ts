@@ -113,6 +113,28 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     ]);
   }, 10 * 60_000);
 
+  it('fills a cache mount from a stage on its first use, and keeps it apart from the same id without from, as BuildKit keys it', async () => {
+    const dockerfile = [
+      `FROM ${BASE} AS seed`,
+      'RUN mkdir -p /seed/sub && echo seeded > /seed/sub/file',
+      `FROM ${BASE}`,
+      'RUN --mount=type=cache,target=/c,from=seed,source=/seed cat /c/sub/file > /first && echo added > /c/new',
+      'RUN --mount=type=cache,target=/c,from=seed,source=/seed cat /c/new > /second',
+      'RUN --mount=type=cache,target=/c ls /c > /plain',
+      '',
+    ].join('\n');
+    const dir = writeContext(join(work, 'cache-from'), { Dockerfile: dockerfile });
+    const { result } = await buildWith(images, { context: dir });
+    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const read = async (path: string) => String(await view.readFile(path, 'utf8'));
+    expect(await read('/first')).toBe('seeded\n');
+    expect(await read('/second')).toBe('added\n'); // the same cache, kept between the steps
+    expect(await read('/plain')).toBe(''); // the id alone is another cache
+    await expect(view.lstat('/c/sub')).rejects.toMatchObject({ code: 'ENOENT' }); // never in a layer
+    const bad = writeContext(join(work, 'cache-from-bad'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=cache,target=/c,source=/x true\n` });
+    await expect(buildWith(images, { context: bad })).rejects.toThrow(/Dockerfile line 2: --mount type=cache takes a source only with from/);
+  }, 10 * 60_000);
+
   it('gives a secret as an environment variable with env= (Dockerfile 1.10), alone or beside its file, as the reference shows', async () => {
     const dockerfile = [
       `FROM ${BASE}`,

@@ -886,7 +886,7 @@ class Builder {
     const bindSources = await this.#bindSelections(stage, step, mounts);
     // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit),
     // and what a bind mount shows, by checksum as COPY's sources are.
-    const mountKeys = mounts.map((m) => (m.type === 'bind' ? { ...m, sum: bindSources.get(m)!.sum } : m));
+    const mountKeys = mounts.map((m) => (bindSources.has(m) ? { ...m, sum: bindSources.get(m)!.sum } : m));
     // `default` and `host` are the same network here (the host's), and so the same step; `none` is another.
     const network = runNetworkAt(step.flags.network, step.line) === 'none' ? 'none' : 'host';
     const privileged = runSecurityAt(step.flags.security, step.line) === 'insecure';
@@ -967,7 +967,7 @@ class Builder {
    * release), bind sources and secrets written into the step's `bundle` (removed after the step); secrets
    * given as variables go into `env`.
    */
-  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean }>, bundle: string, held: HeldCache[], env: string[]): Promise<OciMount[]> {
+  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>, bundle: string, held: HeldCache[], env: string[]): Promise<OciMount[]> {
     const out: OciMount[] = [];
     for (const [i, mount] of mounts.entries()) {
       if (mount.type === 'tmpfs') {
@@ -1016,7 +1016,13 @@ class Builder {
         held.push(forwarded);
         out.push({ destination: mount.target, type: 'bind', source: forwarded.path, options: ['rbind', 'rw'] });
       } else {
-        const cache = await this.#cacheMounts.acquire(mount, this.#options.signal);
+        // With `from`, the cache is the id's on that base (its contents' sum), first filled from it.
+        const base = bindSources.get(mount);
+        const cache = await this.#cacheMounts.acquire(
+          mount,
+          this.#options.signal,
+          base === undefined ? {} : { key: `${mount.id}\0from\0${base.sum}`, seed: (dir) => base.selection.write(new WritableLayer([], dir), { keepOwners: base.keepOwners }) },
+        );
         held.push(cache);
         out.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
       }
@@ -1032,15 +1038,18 @@ class Builder {
   async #bindSelections(stage: StageResult, step: Instruction, mounts: readonly RunMount[]): Promise<Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>> {
     const out = new Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>();
     for (const mount of mounts) {
-      if (mount.type !== 'bind') continue;
+      // A bind's source, or a cache's first contents (`from` a stage, image or named context).
+      if (mount.type !== 'bind' && !(mount.type === 'cache' && mount.from !== undefined)) continue;
+      const source = mount.source ?? '.';
       const tree = mount.from === undefined ? this.#context : (await this.#fromTree(mount.from, step, stage)).tree;
       const keepOwners = mount.from !== undefined;
       try {
-        const path = cleanSource(mount.source, tree.label);
+        const path = cleanSource(source, tree.label);
         const node = await tree.resolve(path);
-        if (node === undefined) throw new SourceError(`${JSON.stringify(mount.source)} is not in ${tree.label}`);
-        const selection = await CopySelection.select(tree, [mount.source], '/', this.#limits);
-        if (selection.bytes > this.#limits.maxBytes) throw new SourceError(`${JSON.stringify(mount.source)} holds more than the build's limit of ${this.#limits.maxBytes} bytes`);
+        if (node === undefined) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}`);
+        if (mount.type === 'cache' && node.type !== 'directory') throw new SourceError(`${JSON.stringify(source)} is no directory of ${tree.label} (a cache's from is one)`);
+        const selection = await CopySelection.select(tree, [source], '/', this.#limits);
+        if (selection.bytes > this.#limits.maxBytes) throw new SourceError(`${JSON.stringify(source)} holds more than the build's limit of ${this.#limits.maxBytes} bytes`);
         out.set(mount, { selection, file: node.type === 'directory' ? undefined : posix.basename(path), keepOwners, sum: await selection.checksum({ keepOwners }) });
       } catch (error) {
         if (error instanceof SourceError) throw lineError(step.line, `RUN --mount source ${error.message}`);

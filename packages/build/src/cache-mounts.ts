@@ -9,7 +9,7 @@
  * crashed build's hold is seen as stale, and prune leaves what a live build holds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, removeTree } from '@strata/core';
@@ -31,10 +31,14 @@ const USED = '.used';
 export class CacheMounts {
   constructor(readonly dir: string) {}
 
-  /** Takes the directory for `mount` (making it on first use), as its `sharing` allows. */
-  async acquire(mount: CacheMount, signal?: AbortSignal): Promise<HeldCache> {
+  /**
+   * Takes the directory for `mount` (making it on first use), as its `sharing` allows. `key` names it (default
+   * the id); `seed` fills a new one before it is put in place (a cache `from` a stage: its first contents),
+   * so no step sees it half filled.
+   */
+  async acquire(mount: CacheMount, signal?: AbortSignal, { key = mount.id, seed }: { key?: string; seed?: (dir: string) => Promise<void> } = {}): Promise<HeldCache> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const base = createHash('sha256').update(mount.id).digest('hex');
+    const base = createHash('sha256').update(key).digest('hex');
     for (let instance = 0; ; ) {
       signal?.throwIfAborted();
       const name = instance === 0 ? base : `${base}-${instance}`;
@@ -42,14 +46,10 @@ export class CacheMounts {
       if (hold !== undefined) {
         const path = join(this.dir, name);
         try {
-          mkdirSync(path, { mode: 0o700 });
-          chownSync(path, mount.uid, mount.gid);
-          chmodSync(path, mount.mode); // after chown, which clears set-id bits; whatever the umask
+          await this.#make(path, mount, seed);
         } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-            hold();
-            throw error;
-          }
+          hold();
+          throw error;
         }
         return {
           path,
@@ -66,6 +66,34 @@ export class CacheMounts {
       }
       if (mount.sharing === 'private') instance++;
       else await sleep(50); // locked: until the step holding it is done
+    }
+  }
+
+  /** Makes the directory at `path` unless it is there: made aside (and seeded), then renamed into place. */
+  async #make(path: string, mount: CacheMount, seed?: (dir: string) => Promise<void>): Promise<void> {
+    if (seed === undefined) {
+      try {
+        mkdirSync(path, { mode: 0o700 }); // the first step to make it wins; the others use it
+        chownSync(path, mount.uid, mount.gid);
+        chmodSync(path, mount.mode); // after chown, which clears set-id bits; whatever the umask
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      return;
+    }
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return;
+    // No dot in its name: a dead build's half-made one is removed by prune like any unheld directory.
+    const made = join(this.dir, `seed-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      mkdirSync(made, { mode: 0o700 });
+      chownSync(made, mount.uid, mount.gid);
+      chmodSync(made, mount.mode); // after chown, which clears set-id bits; whatever the umask
+      await seed?.(made);
+      renameSync(made, path);
+    } catch (error) {
+      removeTree(made);
+      // Another step made it meanwhile: theirs stands.
+      if (!['EEXIST', 'ENOTEMPTY'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
     }
   }
 

@@ -337,14 +337,14 @@ export function stageNamed(dockerfile: Dockerfile, reference: string, before = d
   return undefined;
 }
 
-/** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount=type=bind,from=`. */
+/** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount` `from=` (bind and cache). */
 function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array<{ name: string; what: string }> {
   return wordsAt(instruction, () => {
     if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: processWord(instruction.flags.from, env, escape), what: 'COPY --from' }];
     const out: Array<{ name: string; what: string }> = [];
     for (const spec of instruction.mounts ?? []) {
       const mount = runMountAt(processWord(spec, env, escape), '/', instruction.line);
-      if (mount.type === 'bind' && mount.from !== undefined) out.push({ name: mount.from, what: 'RUN --mount from' });
+      if ((mount.type === 'bind' || mount.type === 'cache') && mount.from !== undefined) out.push({ name: mount.from, what: 'RUN --mount from' });
     }
     return out;
   });

@@ -1,19 +1,26 @@
 /**
  * `RUN --mount`: what a step mounts besides its root, as BuildKit's Dockerfile frontend reads the flag
  * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
- * `cache` (a directory kept under the root across builds, by `id`, never part of a layer), `tmpfs` and
+ * `cache` (a directory kept under the root across builds, by `id` (and `from`), never part of a layer), `tmpfs` and
  * `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a private copy,
  * so writes with `rw` are discarded), `secret` (a file of what the build was given) and `ssh` (a socket
  * forwarding to an SSH agent the build was given).
  */
 import { posix } from 'node:path';
 
-/** A cache mount: the directory for `id`, created `mode`/`uid`/`gid`, shared as `sharing` says. */
+/**
+ * A cache mount: the directory for `id`, created `mode`/`uid`/`gid`, shared as `sharing` says; with `from`
+ * (a stage, image or named context), first filled with what its `source` directory holds, and kept apart
+ * from the same id on another base, as BuildKit keys it.
+ */
 export interface CacheMount {
   readonly type: 'cache';
   /** Absolute in the container. */
   readonly target: string;
   readonly id: string;
+  readonly from?: string;
+  /** A directory of `from` (`.` for its root). */
+  readonly source?: string;
   readonly sharing: 'shared' | 'private' | 'locked';
   readonly readonly: boolean;
   readonly mode: number;
@@ -172,8 +179,13 @@ export function parseRunMount(spec: string, cwd: string, sshBefore = 0): RunMoun
     if (fields.has('from') && !from) throw new MountError('--mount from needs a stage or an image');
     return { type, target, source: source || '.', ...(from === undefined ? {} : { from }), readwrite: writable(false) };
   }
-  if (fields.has('from') || fields.has('source') || fields.has('src')) throw new MountError('--mount type=cache from another stage or image is not supported');
+  if (fields.has('source') && fields.has('src')) throw new MountError('--mount source given twice');
+  const from = fields.get('from');
+  const source = fields.get('source') ?? fields.get('src');
+  if (fields.has('from') && !from) throw new MountError('--mount from needs a stage or an image');
+  if (source !== undefined && from === undefined) throw new MountError('--mount type=cache takes a source only with from');
   const sharing = fields.get('sharing') ?? 'shared';
   if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw new MountError(`--mount sharing=${JSON.stringify(sharing)} is not shared, private or locked`);
-  return { type, target, id: fields.get('id') || target, sharing, readonly: !writable(true), mode: octal(fields.get('mode'), 0o755), uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
+  const base = from === undefined ? {} : { from, source: source || '.' };
+  return { type, target, id: fields.get('id') || target, ...base, sharing, readonly: !writable(true), mode: octal(fields.get('mode'), 0o755), uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
 }

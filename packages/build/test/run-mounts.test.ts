@@ -51,7 +51,9 @@ describe('RUN --mount', () => {
     expect(() => parseRunMount('type=cache,target=/a,sharing=sometimes', '/')).toThrow('is not shared, private or locked');
     expect(() => parseRunMount('type=cache,target=/a,mode=rwx', '/')).toThrow('is not an octal mode');
     expect(() => parseRunMount('type=cache,target=/a,uid=me', '/')).toThrow('is not a numeric id');
-    expect(() => parseRunMount('type=cache,target=/a,from=builder', '/')).toThrow('from another stage or image is not supported');
+    expect(parseRunMount('type=cache,target=/a,from=builder', '/')).toMatchObject({ type: 'cache', from: 'builder', source: '.' });
+    expect(parseRunMount('type=cache,target=/a,from=builder,src=/x', '/')).toMatchObject({ from: 'builder', source: '/x' });
+    expect(() => parseRunMount('type=cache,target=/a,source=/x', '/')).toThrow('takes a source only with from');
     expect(() => parseRunMount('type=tmpfs,target=/a,id=x', '/')).toThrow('type=tmpfs takes no id');
     expect(() => parseRunMount('type=tmpfs,target=/a,size=lots', '/')).toThrow('is not a size');
     expect(() => parseRunMount('type=bind,target=/a,src=x,source=y', '/')).toThrow('source given twice');
