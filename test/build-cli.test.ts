@@ -3,7 +3,7 @@
  * --build-arg, --progress plain and json, --secret, --ssh, -o, SOURCE_DATE_EPOCH from the environment, a failing
  * build's exit status and one-line error.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,24 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const labels = (JSON.parse(inspected.stdout) as { config: { config: { Labels: Record<string, string> } } }).config.config.Labels;
     expect(labels).toMatchObject({ keep: 'dockerfile', over: 'cli', 'org.opencontainers.image.revision': 'abc123', empty: '' });
   }, 120_000);
+
+  it('exports the filesystem with -o type=local (a directory) and type=tar (one archive, as GNU tar reads it)', () => {
+    const dir = writeContext(join(work, 'export-fs'), { Dockerfile: `FROM ${BASE}\nRUN rm /etc/motd && echo made > /made\n` });
+    const local = join(work, 'exported');
+    const r = strata(['build', '-q', '-o', `type=local,dest=${local}`, dir]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(local, 'made'), 'utf8')).toBe('made\n');
+    expect(existsSync(join(local, 'etc/motd'))).toBe(false); // the RUN's whiteout taken
+    expect(existsSync(join(local, 'etc/passwd'))).toBe(true); // the base's layers under it
+    const tar = join(work, 'exported.tar');
+    const t = strata(['build', '-q', '-o', `type=tar,dest=${tar}`, dir]);
+    expect(t.status, t.stderr).toBe(0);
+    const names = execFileSync('tar', ['-tf', tar], { maxBuffer: 64 << 20 }).toString().split('\n');
+    expect(names).toContain('made');
+    expect(names).toContain('etc/passwd');
+    expect(names).not.toContain('etc/motd');
+    expect(names.filter((n) => n.includes('.wh.'))).toEqual([]);
+  }, 300_000);
 
   it('takes named contexts with --build-context: a directory relative to the current one, or docker-image://', () => {
     const dir = writeContext(join(work, 'named'), { Dockerfile: 'FROM base\nCOPY --from=extra note.txt /note.txt\n', 'extra/note.txt': 'extra\n' });

@@ -114,10 +114,11 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
 }
 
 /** `-o type=oci|docker|oci-archive,dest=PATH`. */
-function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive'; dest: string } {
+/** `-o type=…,dest=PATH`: an image layout or archive, or the filesystem (`local`: a directory; `tar`: one archive). */
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } {
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
   const format = fields.type;
-  if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive') throw new UsageError(`-o type= is oci, oci-archive or docker: ${text}`);
+  if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local or tar: ${text}`);
   if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
   return { format, dest: fields.dest };
 }
@@ -156,7 +157,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
-    .option('-o, --output <type=oci|oci-archive|docker,dest=PATH>', 'also export the image')
+    .option('-o, --output <type=oci|oci-archive|docker|local|tar,dest=PATH>', 'also export the image (local, tar: its filesystem)')
     .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
     .option('--plain-http', 'pull missing base images over plain http')
     .option('-q, --quiet', 'print only the image ID')
@@ -188,7 +189,8 @@ export function registerBuildCommands(cli: Command): void {
           },
           onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
         });
-        if (output) await images.export([result.target.digest], output.dest, { format: output.format });
+        if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
+        else if (output) await images.export([result.target.digest], output.dest, { format: output.format });
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
         if (o.quiet) print(`${result.target.digest}\n`);
         else {

@@ -4,17 +4,20 @@
  * export, unpack, containers, commit, squash, rmi, prune, gc, fsck) built on them.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import {
   AlreadyExistsError,
+  applyLayer,
   chainID,
   FailedPreconditionError,
   flatten,
   InvalidArgumentError,
   isNotFound,
   NotFoundError,
+  packDirectory,
   processIdMap,
   quote,
+  removeTree,
   unmount,
   type Compression,
   type IdMap,
@@ -187,6 +190,35 @@ export class Images {
       return { name: image.name, target: image.target };
     });
     return exportImages(this.content, chosen, output, options);
+  }
+
+  /**
+   * Writes the filesystem of `ref`'s platform image (its layers applied in order, whiteouts taken) into the
+   * directory `output` (made if missing; what is there stays unless a layer replaces it), or with `tar` as
+   * one tar archive at `output` (written aside and renamed into place): what `docker buildx build -o
+   * type=local` and `type=tar` give. Owners are the image's (recorded only, without root).
+   */
+  async exportFilesystem(ref: string, output: string, options: { tar?: boolean; platform?: PlatformChoice; signal?: AbortSignal } = {}): Promise<void> {
+    const p = platformImage(this.content, this.image(ref).target, options.platform);
+    const dir = options.tar ? this.content.temporaryPath() : output;
+    mkdirSync(dir, { recursive: true });
+    try {
+      for (const layer of p.manifest.layers) {
+        await applyLayer(createReadStream(this.content.path(layer.digest)), dir, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
+      }
+      if (options.tar) {
+        const temp = `${output}.tmp-${process.pid}`;
+        try {
+          await packDirectory(dir, temp);
+          renameSync(temp, output);
+        } catch (error) {
+          rmSync(temp, { force: true });
+          throw error;
+        }
+      }
+    } finally {
+      if (options.tar) removeTree(dir);
+    }
   }
 
   /** The platform image of `ref` (host platform unless told). */
