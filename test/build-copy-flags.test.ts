@@ -231,6 +231,16 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF nor a directory/);
   }, 300_000);
 
+  it('pulls every image it names once with pullAlways (docker build --pull), and only missing ones without', async () => {
+    const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: `FROM ${BASE}\nCOPY --from=${BASE} /etc/hostname /h\nFROM ${BASE}\n` });
+    const pulled: string[] = [];
+    const pull = async (reference: string) => void pulled.push(reference);
+    await buildWith(images, { context: dir, pull });
+    expect(pulled).toEqual([]); // the root has it
+    await buildWith(images, { context: dir, pull, pullAlways: true });
+    expect(pulled).toEqual([BASE]);
+  }, 300_000);
+
   it('ADD --unpack: a local archive kept whole with false, a downloaded one extracted with true', async () => {
     const source = writeContext(join(work, 'tar-source'), { 'pkg/bin/tool': 'tool', 'pkg/README': 'readme' });
     const archive = join(work, 'pkg.tar.gz');

@@ -71,6 +71,12 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     // default and host are the same network here, and the same step.
     expect((await buildNetwork('host-again', '--network=host ')).ran).toEqual([]);
     expect((await buildNetwork('default-again', '--network=default ')).ran).toEqual([]);
+    // The build's own default (docker build --network=none) for the steps without the flag; the flag wins.
+    const dir = writeContext(join(work, 'network-build-default'), { Dockerfile: `FROM ${BASE}\n${LIST_INTERFACES}\n${LIST_INTERFACES.replace('> /interfaces', '> /host-interfaces').replace('RUN ', 'RUN --network=host ')}\n` });
+    const { result } = await buildWith(images, { context: dir, network: 'none', tags: ['example.com/network:build-default'] });
+    const tree = await imageTree(images, result.names[0]!, work);
+    expect(tree.get('interfaces')?.sha256).toBe(sha('lo\n'));
+    expect(tree.get('host-interfaces')?.size).toBeGreaterThan('lo\n'.length);
   }, 10 * 60_000);
 
   it("gives RUN Docker's predefined proxy ARGs from build args, out of its key and the history unless declared", async () => {

@@ -130,6 +130,10 @@ export interface BuildOptions {
   readonly allow?: readonly Entitlement[];
   /** Called for a FROM image the store lacks (a pull); without it, such a FROM is NOT_FOUND. */
   readonly pull?: (reference: string, platform: Platform) => Promise<void>;
+  /** Call `pull` for every image the build names, once, even one the store has (`docker build --pull`). */
+  readonly pullAlways?: boolean;
+  /** The network of a RUN without `--network` (`docker build --network`); default the host's. */
+  readonly network?: 'default' | 'host' | 'none';
   /** Limits on what COPY and ADD select from the context or a stage. */
   readonly limits?: { readonly maxEntries?: number; readonly maxBytes?: number };
   readonly onEvent?: (event: BuildEvent) => void;
@@ -255,6 +259,8 @@ class Builder {
   #step = 0;
   /** Steps counted so far: the Dockerfile's, and the ONBUILD triggers of bases as they are found. */
   #total: number;
+  /** The images pulled this build (pullAlways pulls each once). */
+  readonly #pulled = new Set<string>();
   /** Named contexts: an image's reference, or a directory's tree. */
   readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree }>();
   #ran = 0;
@@ -382,12 +388,17 @@ class Builder {
     });
   }
 
-  /** An image from the store (pulled first when missing and a puller was given). */
+  /** An image from the store (pulled first when missing and a puller was given, or always with pullAlways, once a build). */
   async #image(reference: string, platform: Platform, line: number) {
     const find = () => {
       const image = this.#images.image(reference);
       return { ref: image.name ?? image.target.digest, platformImage: this.#images.platformImage(image.name ?? image.target.digest, { platform }) };
     };
+    const once = `${reference}\0${formatPlatform(platform)}`;
+    if (this.#options.pullAlways && this.#options.pull && !this.#pulled.has(once)) {
+      this.#pulled.add(once);
+      await this.#options.pull(reference, platform);
+    }
     try {
       return find();
     } catch (error) {
@@ -888,7 +899,7 @@ class Builder {
     // and what a bind mount shows, by checksum as COPY's sources are.
     const mountKeys = mounts.map((m) => (bindSources.has(m) ? { ...m, sum: bindSources.get(m)!.sum } : m));
     // `default` and `host` are the same network here (the host's), and so the same step; `none` is another.
-    const network = runNetworkAt(step.flags.network, step.line) === 'none' ? 'none' : 'host';
+    const network = runNetworkAt(step.flags.network ?? this.#options.network, step.line) === 'none' ? 'none' : 'host';
     const privileged = runSecurityAt(step.flags.security, step.line) === 'insecure';
     if (privileged && !this.#options.allow?.includes('security.insecure')) {
       throw new PermissionDeniedError(`Dockerfile line ${step.line}: RUN --security=insecure needs the security.insecure entitlement (strata build --allow security.insecure)`);

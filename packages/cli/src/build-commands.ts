@@ -22,6 +22,8 @@ interface BuildFlags {
   label?: string[];
   iidfile?: string;
   buildContext?: string[];
+  pull?: boolean;
+  network?: string;
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -153,6 +155,8 @@ export function registerBuildCommands(cli: Command): void {
     .option('--build-context <name=value>', 'a named context: docker-image://REF, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
+    .option('--pull', 'pull every image the build names, even those the root has')
+    .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
@@ -179,6 +183,8 @@ export function registerBuildCommands(cli: Command): void {
           ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
           ...(o.label ? { labels: labels(o.label) } : {}),
           ...(o.buildContext ? { contexts: namedContexts(o.buildContext) } : {}),
+          ...(o.pull ? { pullAlways: true } : {}),
+          ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
           ...(o.platform !== undefined ? { platform: o.platform } : {}),
