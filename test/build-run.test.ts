@@ -79,6 +79,17 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(tree.get('host-interfaces')?.size).toBeGreaterThan('lo\n'.length);
   }, 10 * 60_000);
 
+  it('adds extra hosts to the /etc/hosts RUN sees (docker build --add-host), keyed by them, nothing in the layer', async () => {
+    const dir = writeContext(join(work, 'hosts'), { Dockerfile: `FROM ${BASE}\nRUN getent hosts my.example > /resolved && grep -c . /etc/hosts > /count\n` });
+    const first = await buildWith(images, { context: dir, extraHosts: { 'my.example': '10.1.2.3' } });
+    const view = await images.snapshotter.open((await images.unpack(first.result.target.digest)).chainID!);
+    expect(String(await view.readFile('/resolved', 'utf8'))).toMatch(/^10\.1\.2\.3\s+my\.example\n$/);
+    // The image has no /etc/hosts: the step's was a mount on a stub, gone with it.
+    await expect(view.lstat('/etc/hosts')).rejects.toMatchObject({ code: 'ENOENT' });
+    const again = await buildWith(images, { context: dir, extraHosts: { 'my.example': '10.9.9.9' } });
+    expect(again.ran).toHaveLength(1); // another address: another step
+  }, 10 * 60_000);
+
   it("gives RUN Docker's predefined proxy ARGs from build args, out of its key and the history unless declared", async () => {
     const dockerfile = [`FROM ${BASE}`, 'RUN echo "${HTTPS_PROXY:-none} ${no_proxy:-none}" > /proxy', 'ARG HTTP_PROXY', 'RUN echo "$HTTP_PROXY" > /declared', ''].join('\n');
     const dir = writeContext(join(work, 'proxy'), { Dockerfile: dockerfile });

@@ -15,7 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
@@ -132,6 +132,8 @@ export interface BuildOptions {
   readonly pull?: (reference: string, platform: Platform) => Promise<void>;
   /** Call `pull` for every image the build names, once, even one the store has (`docker build --pull`). */
   readonly pullAlways?: boolean;
+  /** Names for RUN steps' `/etc/hosts`, name → address, beside the host's own (`docker build --add-host`). */
+  readonly extraHosts?: Readonly<Record<string, string>>;
   /** The network of a RUN without `--network` (`docker build --network`); default the host's. */
   readonly network?: 'default' | 'host' | 'none';
   /** Limits on what COPY and ADD select from the context or a stage. */
@@ -904,7 +906,9 @@ class Builder {
     if (privileged && !this.#options.allow?.includes('security.insecure')) {
       throw new PermissionDeniedError(`Dockerfile line ${step.line}: RUN --security=insecure needs the security.insecure entitlement (strata build --allow security.insecure)`);
     }
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : [])]);
+    // Extra hosts are part of what the step runs with (BuildKit keys them too).
+    const hosts = Object.entries(this.#options.extraHosts ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : [])]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -938,7 +942,12 @@ class Builder {
           // the image has none: RUN gets none (nothing appears in the layer for it)
         }
       }
-      const stubs = await mountStubs(layer, mounts);
+      // With extra hosts, /etc/hosts is the host's with them after it, written in the bundle; where the image
+      // has none, its mount point is a stub like a mount's, removed after the step.
+      const hostsFile = hosts.length > 0;
+      if (binds.includes('/etc/hosts') && hostsFile) binds.splice(binds.indexOf('/etc/hosts'), 1);
+      const hostsStub: RunMount[] = hostsFile ? [{ type: 'bind', target: '/etc/hosts', source: '.', readwrite: false }] : [];
+      const stubs = await mountStubs(layer, [...hostsStub, ...mounts]);
       const held: HeldCache[] = [];
       const bundle = mkdtempSync(join(tmpdir(), 'strata-run-'));
       const rootfs = join(bundle, 'rootfs');
@@ -946,6 +955,12 @@ class Builder {
       let status: number;
       try {
         const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held, runEnv);
+        if (hostsFile) {
+          const file = join(bundle, 'hosts');
+          const own = existsSync('/etc/hosts') ? readFileSync('/etc/hosts', 'utf8') : '127.0.0.1\tlocalhost\n';
+          writeFileSync(file, `${own}${own.endsWith('\n') || own === '' ? '' : '\n'}${hosts.map(([name, address]) => `${address}\t${name}\n`).join('')}`, { mode: 0o644 });
+          ociMounts.unshift({ destination: '/etc/hosts', type: 'bind', source: file, options: ['rbind', 'ro'] });
+        }
         if (script) {
           // Under /dev, the container's own tmpfs: nothing of it reaches the layer.
           const file = join(bundle, 'heredoc-script');

@@ -4,6 +4,7 @@
  * `--progress json` one object per finished step on stdout.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, Entitlement } from '@strata/build';
@@ -24,6 +25,7 @@ interface BuildFlags {
   buildContext?: string[];
   pull?: boolean;
   network?: string;
+  addHost?: string[];
   cache: boolean;
   squash?: boolean;
   platform?: string;
@@ -87,6 +89,19 @@ function namedContexts(pairs: string[]): Record<string, string> {
     const value = pair.slice(at + 1);
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !value.startsWith('docker-image://')) throw new UsageError(`--build-context ${pair}: strata takes docker-image://REF or a directory`);
     out[pair.slice(0, at)] = value.startsWith('docker-image://') ? value : resolve(value);
+  }
+  return out;
+}
+
+/** `--add-host name:address` (or `name=address`), as `docker build` reads them; an IPv6 address may be bracketed. */
+function extraHosts(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const match = /^([^:=\s]+)[:=](.+)$/.exec(pair);
+    const address = match?.[2]?.replace(/^\[(.*)\]$/, '$1');
+    if (!match || !address || !(isIP(address) || address === 'host-gateway')) throw new UsageError(`--add-host ${pair}: name:address is expected (an IPv4 or IPv6 address)`);
+    if (address === 'host-gateway') throw new UsageError(`--add-host ${pair}: host-gateway has no meaning where RUN shares the host's network (use 127.0.0.1)`);
+    out[match[1]!] = address;
   }
   return out;
 }
@@ -156,6 +171,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
     .option('--pull', 'pull every image the build names, even those the root has')
+    .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--squash', 'fold the layers above the base into one')
@@ -184,6 +200,7 @@ export function registerBuildCommands(cli: Command): void {
           ...(o.label ? { labels: labels(o.label) } : {}),
           ...(o.buildContext ? { contexts: namedContexts(o.buildContext) } : {}),
           ...(o.pull ? { pullAlways: true } : {}),
+          ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),
           ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
           noCache: !o.cache,
           ...(o.squash ? { squash: true } : {}),
