@@ -187,6 +187,23 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
     expect(await text(moved.layer, '/repo/foo')).toBe('moved\n');
   }, 300_000);
 
+  it('keeps a hostile repository inside its checkout: a subdir through a symlink, a submodule on the builder\'s files', async () => {
+    const hostile = join(work, 'hostile');
+    mkdirSync(hostile);
+    const local = join(work, 'local-secret');
+    mkdirSync(local);
+    shell(local, [...INIT, 'echo secret >s', 'git add s', 'git commit -q -m s']);
+    shell(hostile, [...INIT, 'ln -s /etc out', 'echo x >x', 'git add out x', 'git commit -q -m links', 'git tag links', `git -c protocol.file.allow=always submodule --quiet add ${local} sub`, 'git commit -q -m sub', 'git tag sub', 'git update-server-info']);
+    const server = await serveDirectory(hostile);
+    servers.push(server);
+    // The symlink itself is copied as a symlink; a subdir reached through it is refused.
+    const { layer } = await built(`FROM scratch\nADD ${server.origin}/.git#links /r/\n`);
+    expect(String(await layer.readlink('/r/out'))).toBe('/etc');
+    await expect(built(`FROM scratch\nADD ${server.origin}/.git#links:out /r/\n`)).rejects.toThrow(/leads out of the repository/);
+    // A submodule whose URL is a path of the builder's: git refuses the file transport.
+    await expect(built(`FROM scratch\nADD ${server.origin}/.git#sub /r/\n`)).rejects.toThrow(/git submodule failed: .*(transport 'file' not allowed|not allowed)/);
+  }, 300_000);
+
   it('refuses a git repository beside other sources, and in COPY', async () => {
     writeFileSync(join(work, 'unused'), '');
     await expect(built(`FROM scratch\nADD ${tags.url}#v0.0.1 Dockerfile /x/\n`)).rejects.toThrow(/Dockerfile line 2: ADD .*: a git repository is to be ADD's only source/);
