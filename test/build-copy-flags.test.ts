@@ -167,6 +167,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
         'COPY --from=app --parents /app/./dist/*.js /stage/',
         'COPY --parents private/f.txt nomatch*/x /meta/',
         'COPY --parents packages/*/package.json /mono/',
+        'COPY --link --parents --exclude=**/*.md ./x/./y/ /linked/',
         '',
       ].join('\n'),
       { ...context, 'dist/a.js': 'ja', 'dist/b.css': 'cb' },
@@ -181,6 +182,8 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect(await listing(layer, '/meta')).toEqual({ 'private/': '', 'private/f.txt': 'pf' });
     expect((await layer.lstat('/meta/private/f.txt')).mode & 0o777).toBe(0o640);
     expect((await layer.lstat('/meta/private')).mode & 0o777).toBe(0o750);
+    // With --link too (the layer made on an empty tree), and --exclude.
+    expect(await listing(layer, '/linked')).toEqual({ 'y/': '', 'y/a.txt': 'xya', 'y/b.txt': 'xyb' });
     // The monorepo case the flag was made for: each package's manifest, nothing else of it.
     expect(await listing(layer, '/mono')).toEqual({ 'packages/': '', 'packages/a/': '', 'packages/a/package.json': 'pa', 'packages/b/': '', 'packages/b/package.json': 'pb' });
   }, 300_000);
