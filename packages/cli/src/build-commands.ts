@@ -79,7 +79,6 @@ function sshAgents(specs: string[] = []): Record<string, string> {
   return out;
 }
 
-/** `k=v` build args; a bare `k` takes the value of the environment variable, as Docker's. */
 /** `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`, or a directory. */
 function namedContexts(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -117,6 +116,7 @@ function labels(pairs: string[]): Record<string, string> {
   return out;
 }
 
+/** `k=v` build args; a bare `k` takes the value of the environment variable, as Docker's. */
 function buildArgs(pairs: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of pairs) {
@@ -130,7 +130,6 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
   return out;
 }
 
-/** `-o type=oci|docker|oci-archive,dest=PATH`. */
 /** `-o type=…,dest=PATH`: an image layout or archive, or the filesystem (`local`: a directory; `tar`: one archive). */
 function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } {
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
