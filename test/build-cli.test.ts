@@ -121,9 +121,18 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       const unset = spawnSync(process.execPath, [cli, '--root', root, 'build', '--ssh', 'default', dir], { encoding: 'utf8', env: { ...process.env, SSH_AUTH_SOCK: '', NODE_EXTRA_CA_CERTS: '' } });
       expect(unset.status).toBe(2);
       expect(unset.stderr).toContain('--ssh default: no socket given and SSH_AUTH_SOCK is not set');
-      const notSocket = strata(['build', '--no-cache', '--ssh', `default=${join(dir, 'Dockerfile')}`, dir]);
+      const notSocket = strata(['build', '--no-cache', '--ssh', `default=${dir}`, dir]);
       expect(notSocket.status).toBe(1);
-      expect(notSocket.stderr).toMatch(/Dockerfile line 2: RUN --mount=type=ssh,id=default: ".*Dockerfile" is not an SSH agent's socket/);
+      expect(notSocket.stderr).toMatch(/Dockerfile line 2: RUN --mount=type=ssh,id=default: ".*ssh" is not an SSH agent's socket/);
+      // Key files instead of a socket, as buildx takes them: an agent of the build's own holds them.
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'key')]);
+      const keyed = strata(['build', '--no-cache', '--progress', 'plain', '--ssh', `default=${join(work, 'key')}`, dir]);
+      expect(keyed.status, keyed.stderr).toBe(0);
+      expect(keyed.stderr).toContain('agent at /run/buildkit/ssh_agent.0\n');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret phrase', '-f', join(work, 'locked')]);
+      const locked = strata(['build', '--no-cache', '--ssh', `default=${join(work, 'locked')}`, dir]);
+      expect(locked.status).toBe(1);
+      expect(locked.stderr).toContain(`--ssh: could not load the key ${join(work, 'locked')}`);
     } finally {
       agent.kill();
     }

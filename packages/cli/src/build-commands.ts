@@ -3,13 +3,14 @@
  * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
  * `--progress json` one object per finished step on stdout.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, Entitlement } from '@strata/build';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes } from './progress.js';
+import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
 import { collect, table, withImages } from './root.js';
 
 interface BuildFlags {
@@ -65,18 +66,24 @@ function secrets(specs: string[] = []): Record<string, Uint8Array> {
  * `--ssh ID[=SOCKET]`, as `docker build` reads it for agents: the socket of the agent for id ID, or with
  * none, `$SSH_AUTH_SOCK`. Private key files (Docker's other form) are refused: strata forwards agents only.
  */
-function sshAgents(specs: string[] = []): Record<string, string> {
-  const out: Record<string, string> = {};
+function sshAgents(specs: string[] = []): { agents: Record<string, string>; keys: Record<string, string[]> } {
+  const agents: Record<string, string> = {};
+  const keys: Record<string, string[]> = {};
   for (const spec of specs) {
     const eq = spec.indexOf('=');
     const id = eq < 0 ? spec : spec.slice(0, eq);
-    const socket = eq < 0 ? process.env.SSH_AUTH_SOCK : spec.slice(eq + 1);
-    if (!/^[\w.-]+$/.test(id)) throw new UsageError(`an SSH agent is ID[=SOCKET]: ${spec}`);
-    if (!socket) throw new UsageError(`--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`);
-    if (socket.includes(',')) throw new UsageError(`--ssh ${id}: strata forwards an agent's socket, not key files (${socket})`);
-    out[id] = socket;
+    const value = eq < 0 ? process.env.SSH_AUTH_SOCK : spec.slice(eq + 1);
+    if (!/^[\w.-]+$/.test(id)) throw new UsageError(`an SSH agent is ID[=SOCKET|=KEYFILE[,KEYFILE]...]: ${spec}`);
+    if (!value) throw new UsageError(`--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`);
+    const paths = value.split(',');
+    // A socket is an agent's; files are keys, which an agent of the build's own will hold.
+    if (paths.length === 1 && !statSync(value, { throwIfNoEntry: false })?.isFile()) agents[id] = value;
+    else {
+      for (const path of paths) if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`--ssh ${id}: ${path} is neither an agent's socket nor a key file`);
+      keys[id] = paths;
+    }
   }
-  return out;
+  return { agents, keys };
 }
 
 /** `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`, or a directory. */
@@ -187,30 +194,43 @@ export function registerBuildCommands(cli: Command): void {
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
         for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
-        const result = await build(images, {
-          context,
-          ...(o.file !== undefined ? { dockerfile: o.file } : {}),
-          ...(o.tag ? { tags: o.tag } : {}),
-          ...(o.target !== undefined ? { target: o.target } : {}),
-          buildArgs: buildArgs(o.buildArg),
-          secrets: secrets(o.secret),
-          ssh: sshAgents(o.ssh),
-          ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
-          ...(o.label ? { labels: labels(o.label) } : {}),
-          ...(o.buildContext ? { contexts: namedContexts(o.buildContext) } : {}),
-          ...(o.pull ? { pullAlways: true } : {}),
-          ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),
-          ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
-          noCache: !o.cache,
-          ...(o.squash ? { squash: true } : {}),
-          ...(o.platform !== undefined ? { platform: o.platform } : {}),
-          ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
-          pull: async (reference, platform) => {
-            const { pullImage } = await import('@strata/registry');
-            await pullImage(images, reference, { platform: { platform }, ...(o.plainHttp ? { plainHttp: true } : {}) });
-          },
-          onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
-        });
+        const { agents, keys } = sshAgents(o.ssh);
+        const started: KeyAgent[] = [];
+        const ssh = { ...agents };
+        let result: Awaited<ReturnType<typeof build>>;
+        try {
+          for (const [id, files] of Object.entries(keys)) {
+            const agent = await agentWithKeys(files);
+            started.push(agent);
+            ssh[id] = agent.socket;
+          }
+          result = await build(images, {
+            context,
+            ...(o.file !== undefined ? { dockerfile: o.file } : {}),
+            ...(o.tag ? { tags: o.tag } : {}),
+            ...(o.target !== undefined ? { target: o.target } : {}),
+            buildArgs: buildArgs(o.buildArg),
+            secrets: secrets(o.secret),
+            ssh,
+            ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
+            ...(o.label ? { labels: labels(o.label) } : {}),
+            ...(o.buildContext ? { contexts: namedContexts(o.buildContext) } : {}),
+            ...(o.pull ? { pullAlways: true } : {}),
+            ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),
+            ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
+            noCache: !o.cache,
+            ...(o.squash ? { squash: true } : {}),
+            ...(o.platform !== undefined ? { platform: o.platform } : {}),
+            ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
+            pull: async (reference, platform) => {
+              const { pullImage } = await import('@strata/registry');
+              await pullImage(images, reference, { platform: { platform }, ...(o.plainHttp ? { plainHttp: true } : {}) });
+            },
+            onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
+          });
+        } finally {
+          for (const agent of started) agent.close();
+        }
         if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
         else if (output) await images.export([result.target.digest], output.dest, { format: output.format });
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
