@@ -88,7 +88,7 @@ export class CacheMounts {
       mkdirSync(made, { mode: 0o700 });
       chownSync(made, mount.uid, mount.gid);
       chmodSync(made, mount.mode); // after chown, which clears set-id bits; whatever the umask
-      await seed?.(made);
+      await seed(made);
       renameSync(made, path);
     } catch (error) {
       removeTree(made);

@@ -7,10 +7,9 @@
  * ends with `/` or is a directory, else at `dest`; several files need a `dest` that is a directory (BuildKit
  * would let the last replace the others). Context files become root's (or `--chown`'s); files from a stage
  * or image keep their owners unless `--chown`; `--chmod` changes the mode of everything copied (chmod.ts);
- * modes and mtimes are kept otherwise. As in
- * BuildKit, a wildcard that matches nothing adds nothing (a named path that is absent is an error);
- * `--exclude` leaves out what its patterns match below each source (never the source itself); `--parents`
- * keeps each source's path from the tree's root, or from a `/./` in it.
+ * modes and mtimes are kept otherwise. As in BuildKit, a wildcard that matches nothing adds nothing (a named
+ * path that is absent is an error); `--exclude` leaves out what its patterns match below each source (never
+ * the source itself); `--parents` keeps each source's path from the tree's root, or from a `/./` in it.
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';

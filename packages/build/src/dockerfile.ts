@@ -352,8 +352,8 @@ function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array
 
 /**
  * The stages `target` needs, in the order they must be built (dependencies first): those its FROM, a
- * `COPY --from` or a bind mount's `from` names, and theirs, unless a named context `replaced` them. Stages
- * nothing needs are not built.
+ * `COPY --from` or a mount's `from` (bind or cache) names, and theirs, unless a named context `replaced`
+ * them. Stages nothing needs are not built.
  */
 export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: Readonly<Record<string, string>> = {}, replaced: ReadonlySet<string> = new Set()): Stage[] {
   const env = globalArgs(dockerfile, buildArgs);

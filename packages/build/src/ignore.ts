@@ -1,6 +1,7 @@
 /**
- * `.dockerignore` and COPY's path patterns, with Docker's rules (patterns relative to the context root, `**`, `!` exceptions, the
- * last matching line winning), through `@balena/dockerignore`, a port of Docker's own matcher.
+ * `.dockerignore` and COPY's path patterns, with Docker's rules (patterns relative to the context root, `**`,
+ * `!` exceptions, the last matching line winning), through `@balena/dockerignore`, a port of Docker's own
+ * matcher.
  */
 import * as balena from '@balena/dockerignore';
 import type { Ignore } from '@balena/dockerignore';

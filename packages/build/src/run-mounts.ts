@@ -1,10 +1,10 @@
 /**
  * `RUN --mount`: what a step mounts besides its root, as BuildKit's Dockerfile frontend reads the flag
  * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
- * `cache` (a directory kept under the root across builds, by `id` (and `from`), never part of a layer), `tmpfs` and
- * `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a private copy,
- * so writes with `rw` are discarded), `secret` (a file of what the build was given) and `ssh` (a socket
- * forwarding to an SSH agent the build was given).
+ * `cache` (a directory kept under the root across builds, by `id` and its `from`, never part of a layer),
+ * `tmpfs` and `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a
+ * private copy, so writes with `rw` are discarded), `secret` (a file, or a variable, of what the build was
+ * given) and `ssh` (a socket forwarding to an SSH agent the build was given).
  */
 import { posix } from 'node:path';
 

@@ -2,8 +2,8 @@
  * RUN through a real OCI runtime (runc or crun): a bundle whose root is the kernel overlay mount of the
  * step's snapshot, with `/proc`, `/dev`, `/sys`, the host's network (no network namespace, as `docker build`
  * gives RUN by default) or none (`RUN --network=none`: a namespace of its own, loopback only), the step's
- * environment, user, working directory and command; privileged for `RUN --security=insecure`. The runtime's own
- * output and the command's go to `onOutput`; the exit status comes back.
+ * environment, user, working directory and command; privileged for `RUN --security=insecure`. The
+ * runtime's own output and the command's go to `onOutput`; the exit status comes back.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

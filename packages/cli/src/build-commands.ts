@@ -63,8 +63,8 @@ function secrets(specs: string[] = []): Record<string, Uint8Array> {
 }
 
 /**
- * `--ssh ID[=SOCKET]`, as `docker build` reads it for agents: the socket of the agent for id ID, or with
- * none, `$SSH_AUTH_SOCK`. Private key files (Docker's other form) are refused: strata forwards agents only.
+ * `--ssh ID[=SOCKET|=KEYFILE[,KEYFILE]…]`, as `docker build` reads it: the socket of the agent for id ID (with
+ * none, `$SSH_AUTH_SOCK`), or private key files, which an agent of the build's own will hold (ssh-keys.ts).
  */
 function sshAgents(specs: string[] = []): { agents: Record<string, string>; keys: Record<string, string[]> } {
   const agents: Record<string, string> = {};
@@ -171,7 +171,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--target <stage>', 'the stage to build (default: the last)')
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
-    .option('--ssh <id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
+    .option('--ssh <id[=socket|=keyfile,...]>', 'an SSH agent (or key files) for RUN --mount=type=ssh and git over ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
     .option('--build-context <name=value>', 'a named context: docker-image://REF, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)

@@ -196,7 +196,8 @@ export class Images {
    * Writes the filesystem of `ref`'s platform image (its layers applied in order, whiteouts taken) into the
    * directory `output` (made if missing; what is there stays unless a layer replaces it), or with `tar` as
    * one tar archive at `output` (written aside and renamed into place): what `docker buildx build -o
-   * type=local` and `type=tar` give. Owners are the image's (recorded only, without root).
+   * type=local` and `type=tar` give. Owners are the image's as root; without root they are the caller's, in
+   * the directory and the archive alike.
    */
   async exportFilesystem(ref: string, output: string, options: { tar?: boolean; platform?: PlatformChoice; signal?: AbortSignal } = {}): Promise<void> {
     const p = platformImage(this.content, this.image(ref).target, options.platform);
