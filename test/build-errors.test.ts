@@ -107,6 +107,15 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     const dir = context(`FROM ${BASE}\nCOPY a.txt /\nCOPY many /many\n`, files);
     await expect(buildWith(images, { context: dir, limits: { maxEntries: 10 } })).rejects.toThrow(/Dockerfile line 3: COPY more than 10 entries selected/);
     await expect(buildWith(images, { context: dir, limits: { maxBytes: 20 } })).rejects.toThrow(/Dockerfile line 3: COPY selects 30 bytes, more than the build's limit of 20/);
+    // What an archive inflates to is held to the byte limit too: a small gzip of 8 MiB of zeros stops there.
+    mkdirSync(join(dir, 'bomb'));
+    writeFileSync(join(dir, 'bomb', 'zeros'), Buffer.alloc(8 << 20));
+    execFileSync('tar', ['-czf', join(dir, 'bomb.tar.gz'), '-C', join(dir, 'bomb'), 'zeros']);
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nADD bomb.tar.gz /bomb/\n`);
+    const bomb = buildWith(images, { context: dir, limits: { maxBytes: 1 << 20 } });
+    await expect(bomb).rejects.toThrow(/Dockerfile line 2: ADD .*(limit|1048576)/);
+    await expect(bomb).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    expect(await activeSnapshots()).toEqual([]);
   }, 120_000);
 
   it('keeps COPY inside the container when the image has a symlink pointing out of it', async () => {

@@ -843,7 +843,8 @@ class Builder {
         if (head.length >= 16) break;
       }
       const format = externalFormat(head);
-      const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries });
+      // The build's limits hold for what an archive inflates to, as for what COPY selects (a bomb stops there).
+      const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries, maxTotalBytes: this.#limits.maxBytes });
       // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
       const foreign = options.owner === undefined ? applied.owners[0] : undefined;
       if (foreign !== undefined) {
