@@ -64,10 +64,10 @@ import { FileChecksums } from './checksums.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
-import { chownThrough, CopySelection, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
-import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
-import { contextFilter } from './ignore.js';
-import { expandHeredoc, processWord, processWords, WordError } from './lex.js';
+import { chownThrough, CopySelection, headOf, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
+import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, atWordsLine, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { hasExceptions, ignorePatterns, patternFilter } from './ignore.js';
+import { expandHeredoc, processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
@@ -717,7 +717,6 @@ class Builder {
   ): Promise<StepPlan> {
     const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits, select));
     const archives = step.keyword === 'ADD' && unpack !== false ? await atLine(step, () => selection.archives()) : [];
-    if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `${step.keyword} selects ${selection.bytes} bytes, more than the build's limit of ${this.#limits.maxBytes}`);
     const copyOptions = { keepOwners, ...(chmod ? { chmod: chmod.change } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
     // What is added is only there when given, so the steps of roots built before these flags keep their keys.
@@ -797,7 +796,6 @@ class Builder {
         const top = await atLine(step, () => checkout.resolve(ref.subdir));
         if (top?.type !== 'directory') throw lineError(step.line, `ADD ${redactUrls(source)}: ${JSON.stringify(ref.subdir)} is not a directory of the repository`);
         const selection = await atLine(step, () => CopySelection.select(checkout, [ref.subdir || '.'], dest, this.#limits, select));
-        if (selection.bytes > this.#limits.maxBytes) throw lineError(step.line, `ADD selects ${selection.bytes} bytes of the repository, more than the build's limit of ${this.#limits.maxBytes}`);
         await this.#writeSelection(step, selection, key, usersFrom, { chown, chmod, keepOwners: false, extract: false });
       };
       return { identity, history, execute, dispose, ...(link ? { link } : {}) };
@@ -837,12 +835,7 @@ class Builder {
     mkdirSync(temp, { mode: 0o700 });
     try {
       // bzip2 and xz through the system's tools (core reads plain, gzip and zstd layers itself).
-      let head = Buffer.alloc(0);
-      for await (const chunk of tree.read(node)) {
-        head = Buffer.concat([head, chunk]);
-        if (head.length >= 16) break;
-      }
-      const format = externalFormat(head);
+      const format = externalFormat(await headOf(tree, node, 16));
       // The build's limits hold for what an archive inflates to, as for what COPY selects (a bomb stops there).
       const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries, maxTotalBytes: this.#limits.maxBytes });
       // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
@@ -1076,7 +1069,6 @@ class Builder {
         if (node === undefined) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}`);
         if (mount.type === 'cache' && node.type !== 'directory') throw new SourceError(`${JSON.stringify(source)} is no directory of ${tree.label} (a cache's from is one)`);
         const selection = await CopySelection.select(tree, [source], '/', this.#limits);
-        if (selection.bytes > this.#limits.maxBytes) throw new SourceError(`${JSON.stringify(source)} holds more than the build's limit of ${this.#limits.maxBytes} bytes`);
         out.set(mount, { selection, file: node.type === 'directory' ? undefined : posix.basename(path), keepOwners, sum: await selection.checksum({ keepOwners }) });
       } catch (error) {
         if (error instanceof SourceError) throw lineError(step.line, `RUN --mount source ${error.message}`);
@@ -1163,7 +1155,8 @@ function contextTree(dir: string, ignoreFiles: readonly string[], checksums: Fil
       if (!isNotFound(error)) throw error;
     }
   }
-  return new ContextTree(dir, contextFilter(ignoreText), /^\s*!/m.test(ignoreText), checksums, label);
+  const patterns = ignorePatterns(ignoreText);
+  return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
 }
 
 /** The config with the build's own labels over the Dockerfile's (none: the config as it is). */
@@ -1190,8 +1183,7 @@ async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (error) {
     if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
-    if (error instanceof WordError) throw lineError(step.line, `${step.keyword}: ${error.message}`);
-    throw error;
+    throw atWordsLine(step, error);
   }
 }
 

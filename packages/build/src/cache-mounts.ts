@@ -73,9 +73,7 @@ export class CacheMounts {
   async #make(path: string, mount: CacheMount, seed?: (dir: string) => Promise<void>): Promise<void> {
     if (seed === undefined) {
       try {
-        mkdirSync(path, { mode: 0o700 }); // the first step to make it wins; the others use it
-        chownSync(path, mount.uid, mount.gid);
-        chmodSync(path, mount.mode); // after chown, which clears set-id bits; whatever the umask
+        makeDirectory(path, mount); // the first step to make it wins; the others use it
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
@@ -85,9 +83,7 @@ export class CacheMounts {
     // No dot in its name: a dead build's half-made one is removed by prune like any unheld directory.
     const made = join(this.dir, `seed-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      mkdirSync(made, { mode: 0o700 });
-      chownSync(made, mount.uid, mount.gid);
-      chmodSync(made, mount.mode); // after chown, which clears set-id bits; whatever the umask
+      makeDirectory(made, mount);
       await seed(made);
       renameSync(made, path);
     } catch (error) {
@@ -171,4 +167,11 @@ export class CacheMounts {
     }
     return removed;
   }
+}
+
+/** A cache directory as the mount asks for it: its owner, then its mode (chown clears set-id bits), whatever the umask. */
+function makeDirectory(path: string, mount: CacheMount): void {
+  mkdirSync(path, { mode: 0o700 });
+  chownSync(path, mount.uid, mount.gid);
+  chmodSync(path, mount.mode);
 }

@@ -17,7 +17,7 @@ import { createGunzip } from 'node:zlib';
 import { encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import type { ModeChange } from './chmod.js';
 import { externalFormat, inflate } from './external-decompress.js';
-import { patternFilter, type ContextFilter } from './ignore.js';
+import { hasExceptions, patternFilter, type ContextFilter } from './ignore.js';
 import { cleanSource, hasWildcards, SourceError, type SourceNode, type SourceTree } from './sources.js';
 
 /** One selected node and where it goes, relative to its top-level source. */
@@ -146,14 +146,15 @@ export class CopySelection {
 
   /**
    * Selects what `sources` name in `tree` (or, picked, elsewhere) for `dest` (absolute in the container; a
-   * trailing `/` kept). Throws SourceError: a named source that is absent, or one that leads out of the
-   * tree (several files for a `dest` that is no directory fail when written).
+   * trailing `/` kept). Throws SourceError: a named source that is absent, one that leads out of the tree,
+   * or more entries or bytes than `limits` (several files for a `dest` that is no directory fail when
+   * written).
    */
-  static async select(tree: SourceTree, sources: readonly (string | PickedSource)[], dest: string, limits: { maxEntries: number }, options: SelectOptions = {}): Promise<CopySelection> {
+  static async select(tree: SourceTree, sources: readonly (string | PickedSource)[], dest: string, limits: { maxEntries: number; maxBytes?: number }, options: SelectOptions = {}): Promise<CopySelection> {
     const tops: Top[] = [];
     const counted = () => tops.reduce((n, t) => n + t.below.length, 0);
     const exclude = options.exclude ?? [];
-    const filter: WalkFilter | undefined = exclude.length > 0 ? { excluded: patternFilter(exclude), exceptions: exclude.some((p) => p.trim().startsWith('!')) } : undefined;
+    const filter: WalkFilter | undefined = exclude.length > 0 ? { excluded: patternFilter(exclude), exceptions: hasExceptions(exclude) } : undefined;
     for (const source of sources) {
       if (typeof source !== 'string') {
         tops.push({ name: source.name, node: source.node, below: [], tree: source.tree, extractable: source.extractable ?? false });
@@ -174,7 +175,9 @@ export class CopySelection {
         tops.push({ name: posix.basename(match) || '.', node, below, tree, extractable: true });
       }
     }
-    return new CopySelection(tops, dest, dest.endsWith('/'));
+    const selection = new CopySelection(tops, dest, dest.endsWith('/'));
+    if (limits.maxBytes !== undefined && selection.bytes > limits.maxBytes) throw new SourceError(`selects ${selection.bytes} bytes, more than the build's limit of ${limits.maxBytes}`);
+    return selection;
   }
 
   /**
@@ -311,12 +314,18 @@ export class CopySelection {
 }
 
 /** Whether a file is a tar archive, plain or compressed with gzip, zstd, bzip2 or xz (ADD's test). */
-async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
+/** A file's first `size` bytes (fewer if it is shorter): what its format is told by. */
+export async function headOf(tree: SourceTree, node: SourceNode, size: number): Promise<Buffer> {
   let head = Buffer.alloc(0);
   for await (const chunk of tree.read(node)) {
     head = Buffer.concat([head, chunk]);
-    if (head.length >= 64 * 1024) break;
+    if (head.length >= size) break;
   }
+  return head;
+}
+
+async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
+  const head = await headOf(tree, node, 64 * 1024);
   const ustar = (b: Buffer) => b.length >= 263 && b.subarray(257, 262).toString('latin1') === 'ustar';
   if (head[0] === 0x1f && head[1] === 0x8b) {
     try {

@@ -124,13 +124,17 @@ export function lineError(line: number, message: string): InvalidArgumentError {
   return new InvalidArgumentError(`Dockerfile line ${line}: ${message}`);
 }
 
+/** A word the instruction could not process (WordError) as the line's error; any other error as it is. */
+export function atWordsLine(instruction: Instruction, error: unknown): unknown {
+  return error instanceof WordError ? lineError(instruction.line, `${instruction.keyword}: ${error.message}`) : error;
+}
+
 /** `fn`'s result, a word it could not process reported with the instruction's line. */
 export function wordsAt<T>(instruction: Instruction, fn: () => T): T {
   try {
     return fn();
   } catch (error) {
-    if (error instanceof WordError) throw lineError(instruction.line, `${instruction.keyword}: ${error.message}`);
-    throw error;
+    throw atWordsLine(instruction, error);
   }
 }
 

@@ -12,13 +12,22 @@ const dockerignore = (balena as unknown as { default: (options?: { ignorecase?: 
 /** Whether a context-relative path (`a/b.txt`, no leading `./` or `/`) is excluded. */
 export type ContextFilter = (path: string) => boolean;
 
-/** The filter a `.dockerignore`'s text makes (comments and blank lines skipped). */
-export function contextFilter(text: string): ContextFilter {
-  const patterns = text
+/** A `.dockerignore`'s patterns: its lines trimmed, comments and blank lines skipped. */
+export function ignorePatterns(text: string): string[] {
+  return text
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
-  return patternFilter(patterns);
+}
+
+/** The filter a `.dockerignore`'s text makes. */
+export function contextFilter(text: string): ContextFilter {
+  return patternFilter(ignorePatterns(text));
+}
+
+/** Whether patterns have exceptions (`!`), under which an excluded directory may hold what is kept. */
+export function hasExceptions(patterns: readonly string[]): boolean {
+  return patterns.some((p) => p.trim().startsWith('!'));
 }
 
 /**
