@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WritableLayer } from '@strata/core';
 import type { Images } from '@strata/images';
-import { buildWith, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { buildWith, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { serveDirectory } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
 
@@ -95,7 +95,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
   async function built(dockerfile: string): Promise<{ layer: WritableLayer; ran: string[]; history: string }> {
     const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile });
     const { result, ran } = await buildWith(images, { context: dir });
-    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const layer = await imageView(images, result.target.digest);
     return { layer, ran, history: JSON.stringify(result.config.history) };
   }
 
@@ -266,7 +266,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git', 'sshd', 
     const url = `ssh://root@127.0.0.1:${server.port}${repo}`;
     const dir = writeContext(join(work, 'context'), { Dockerfile: `FROM scratch\nADD --keep-git-dir ${url}#v1 /repo/\nADD ${url}?ref=master /latest/\n` });
     const { result } = await buildWith(images, { context: dir, ssh: { default: server.agent } });
-    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const layer = await imageView(images, result.target.digest);
     expect(String(await layer.readFile('/repo/foo', 'utf8'))).toBe('over ssh\n');
     expect(String(await layer.readFile('/repo/.git/HEAD', 'utf8'))).toBe(`${revParse(repo, 'v1')}\n`);
     expect(String(await layer.readFile('/latest/foo', 'utf8'))).toBe('later\n');

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openImages, type Images } from '@strata/images';
-import { buildWith, scratch, writeContext } from './helpers/build.js';
+import { buildWith, imageView, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
 
 const MODIFIED = 'Wed, 21 Oct 2015 07:28:00 GMT';
@@ -127,11 +127,6 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     return writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile, 'local.txt': 'local\n' });
   }
 
-  /** Files of a built image, read through strata's view of its snapshot. */
-  async function view(ref: string) {
-    return images.snapshotter.open((await images.unpack(ref)).chainID!);
-  }
-
   /** Downloads left in the root's temporary paths (there must be none once a build is over). */
   const leftovers = () => readdirSync(join(work, 'root', 'content', 'ingest')).filter((name) => name.startsWith('tmp-'));
 
@@ -156,7 +151,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
       ].join('\n'),
     );
     const { result } = await buildWith(images, { context: dir, tags: ['example.com/url:1'] });
-    const layer = await view(result.names[0]!);
+    const layer = await imageView(images, result.names[0]!);
     const stat = async (path: string) => {
       const st = await layer.lstat(path);
       return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: st.size, mtime: Number(st.mtimeNs / 1_000_000_000n) };
@@ -188,7 +183,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     const host = origin.slice('http://'.length);
     const dir = context(`FROM scratch\nADD http://user:s3cret@${host}/private/secret.txt http://user:s3cret@${host}/away /s/\n`);
     const { result, events } = await buildWith(images, { context: dir, tags: ['example.com/url:secret'] });
-    const layer = await view(result.names[0]!);
+    const layer = await imageView(images, result.names[0]!);
     expect(await layer.readFile('/s/secret.txt', 'utf8')).toBe('secret\n');
     expect(seen.some((r) => r.url === '/private/secret.txt' && r.authorization !== undefined)).toBe(true);
     // Redirected to another origin: fetched there, without the credentials.
@@ -209,7 +204,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
   it('checks --checksum before anything is written', async () => {
     const good = context(`FROM scratch\nADD --checksum=sha256:${sha256(HELLO)} ${origin}/files/hello.txt /c/\n`);
     const { result } = await buildWith(images, { context: good, tags: ['example.com/url:checked'] });
-    expect(await (await view(result.names[0]!)).readFile('/c/hello.txt', 'utf8')).toBe(HELLO);
+    expect(await (await imageView(images, result.names[0]!)).readFile('/c/hello.txt', 'utf8')).toBe(HELLO);
     const sha512 = createHash('sha512').update(HELLO).digest('hex');
     await buildWith(images, { context: context(`FROM scratch\nADD --checksum=sha512:${sha512} ${origin}/files/hello.txt /c/\n`) });
 
@@ -251,7 +246,7 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     flakyCalls = 0;
     const { result } = await buildWith(images, { context: context(`FROM scratch\nADD ${origin}/flaky.txt /f/\n`), tags: ['example.com/url:flaky'] });
     expect(flakyCalls).toBe(2);
-    expect(await (await view(result.names[0]!)).readFile('/f/flaky.txt', 'utf8')).toBe('second time\n');
+    expect(await (await imageView(images, result.names[0]!)).readFile('/f/flaky.txt', 'utf8')).toBe('second time\n');
   }, 60_000);
 
   it('asks the server again with the ETag it gave, and fetches the bytes only when the step runs', async () => {
@@ -265,12 +260,12 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     // Unchanged, but the step has to run: the bytes are fetched then.
     expect((await buildWith(images, { context: dir, tags: ['example.com/url:etag'], noCache: true })).ran).toEqual([step]);
     expect(tagged).toMatchObject({ full: 2, notModified: 2 });
-    expect(await (await view('example.com/url:etag')).readFile('/e/etag.txt', 'utf8')).toBe('tagged v1\n');
+    expect(await (await imageView(images, 'example.com/url:etag')).readFile('/e/etag.txt', 'utf8')).toBe('tagged v1\n');
     // Changed: the conditional request gets the new body.
     Object.assign(tagged, { body: 'tagged v2\n', etag: '"v2"' });
     expect((await buildWith(images, { context: dir, tags: ['example.com/url:etag'] })).ran).toEqual([step]);
     expect(tagged).toMatchObject({ full: 3, notModified: 2 });
-    expect(await (await view('example.com/url:etag')).readFile('/e/etag.txt', 'utf8')).toBe('tagged v2\n');
+    expect(await (await imageView(images, 'example.com/url:etag')).readFile('/e/etag.txt', 'utf8')).toBe('tagged v2\n');
     // A server that says "not modified" and then sends other bytes: refused, nothing named.
     tagged.body = 'changed behind its ETag\n';
     const lied = buildWith(images, { context: dir, tags: ['example.com/url:lied'], noCache: true });
@@ -292,13 +287,13 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     changing.body = 'version 2\n';
     const changed = await buildWith(images, { context: dir, tags: ['example.com/url:changing'] });
     expect(changed.ran).toEqual([`ADD ${origin}/changing.txt /c/`]);
-    expect(await (await view('example.com/url:changing')).readFile('/c/changing.txt', 'utf8')).toBe('version 2\n');
+    expect(await (await imageView(images, 'example.com/url:changing')).readFile('/c/changing.txt', 'utf8')).toBe('version 2\n');
 
     // The same bytes with a new date: the file's time changes, so the layer does too.
     changing.modified = 'Thu, 22 Oct 2015 07:28:00 GMT';
     const redated = await buildWith(images, { context: dir, tags: ['example.com/url:changing'] });
     expect(redated.ran).toEqual([`ADD ${origin}/changing.txt /c/`]);
-    const st = await (await view('example.com/url:changing')).lstat('/c/changing.txt');
+    const st = await (await imageView(images, 'example.com/url:changing')).lstat('/c/changing.txt');
     expect(Number(st.mtimeNs / 1_000_000_000n)).toBe(Date.parse(changing.modified) / 1000);
   }, 120_000);
 });

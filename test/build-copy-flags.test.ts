@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
 import type { WritableLayer } from '@strata/core';
-import { BASE, buildWith, rootWithBase, scratch, writeContext, type ContextFiles } from './helpers/build.js';
+import { BASE, buildWith, type ContextFiles, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { serveFiles } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
 
@@ -49,7 +49,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     const dir = writeContext(join(work, `context-${++n}`), { ...files, Dockerfile: dockerfile });
     prepare?.(dir);
     const { result } = await buildWith(images, { context: dir });
-    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const layer = await imageView(images, result.target.digest);
     return { layer, history: (result.config.history ?? []).map((h) => h.created_by ?? '') };
   }
 
@@ -221,8 +221,8 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     });
     const contexts = { shared, replaced: `docker-image://${BASE}`, 'base-alias': `docker-image://${BASE}` };
     const { result } = await buildWith(images, { context: dir, contexts });
-    const layer = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
-    const base = await images.snapshotter.open((await images.unpack(BASE)).chainID!);
+    const layer = await imageView(images, result.target.digest);
+    const base = await imageView(images, BASE);
     expect(await listing(layer, '/lib-shared')).toEqual({ 'a.txt': 'a' });
     expect(String(await layer.readFile('/replaced', 'utf8'))).toBe(String(await base.readFile('/etc/debian_version', 'utf8')));
     expect(String(await layer.readFile('/os-release', 'utf8'))).toBe(String(await base.readFile('/etc/os-release', 'utf8')));

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
-import { BASE, buildWith, imageTree, rootWithBase, scratch, writeContext, type ContextFiles } from './helpers/build.js';
+import { BASE, buildWith, type ContextFiles, imageTree, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('bad input to a build', () => {
@@ -191,7 +191,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('builds on the
     });
     const files = async (options: { dockerfile?: string }) => {
       const { result } = await buildWith(images, { context: dir, ...options });
-      const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+      const view = await imageView(images, result.target.digest);
       return (await view.readdir('/ctx')).filter((n) => n.endsWith('.txt')).sort();
     };
     expect(await files({ dockerfile: join(dir, 'web.Dockerfile') })).toEqual(['a.txt']);
@@ -201,7 +201,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('builds on the
   it('builds a Dockerfile without RUN, and refuses RUN saying why', async () => {
     const dir = writeContext(join(work, 'context'), { Dockerfile: `FROM ${BASE}\nCOPY a.txt /srv/\nENV X=1\n`, 'a.txt': 'a\n' });
     const { result } = await buildWith(images, { context: dir, tags: ['example.com/userspace:1'] });
-    const view = await images.snapshotter.open((await images.unpack(result.names[0]!)).chainID!);
+    const view = await imageView(images, result.names[0]!);
     expect(await view.readFile('/srv/a.txt', 'utf8')).toBe('a\n');
     writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nRUN true\n`);
     await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 2: RUN needs kernel overlay mounts; this root uses the userspace driver/);

@@ -14,7 +14,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
-import { BASE, buildWith, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { BASE, buildWith, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
 
 const COPIES = `FROM ${BASE}
@@ -138,7 +138,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('he
   async function built(dockerfile: string, tag: string) {
     const dir = writeContext(join(work, tag.replace(/\W/g, '-')), { Dockerfile: dockerfile, 'local.txt': 'local\n' });
     const { result } = await buildWith(images, { context: dir, tags: [tag] });
-    return images.snapshotter.open((await images.unpack(result.names[0]!)).chainID!);
+    return imageView(images, result.names[0]!);
   }
 
   it('makes COPY and ADD files of heredocs as BuildKit does', async () => {

@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
-import { BASE, buildWith, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { BASE, buildWith, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
 
 /** A base with a symlinked directory, a private directory holding a file, and a directory where a file will go. */
@@ -38,7 +38,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('CO
   async function tree(steps: string) {
     const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: `${SETUP}${steps}`, 'a.txt': 'a\n' });
     const built = await buildWith(images, { context: dir });
-    return { layer: await images.snapshotter.open((await images.unpack(built.result.target.digest)).chainID!), built };
+    return { layer: await imageView(images, built.result.target.digest), built };
   }
 
   const stat = async (layer: Awaited<ReturnType<typeof tree>>['layer'], path: string) => {
@@ -94,7 +94,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('CO
     expect(second.ran).toEqual(['RUN echo two > /base-version', 'RUN cat /opt/linked/a.txt /base-version > /after']);
     const linkLayer = (r: typeof first) => r.result.config.rootfs.diff_ids.at(-2);
     expect(linkLayer(second)).toBe(linkLayer(first));
-    const layer = await images.snapshotter.open((await images.unpack(second.result.target.digest)).chainID!);
+    const layer = await imageView(images, second.result.target.digest);
     expect(await layer.readFile('/after', 'utf8')).toBe('a\ntwo\n');
     // The same layer as the link makes on a base with nothing at its paths.
     const bare = writeContext(join(work, 'rebase-bare'), { Dockerfile: `FROM ${BASE}\nCOPY --link a.txt /opt/linked/\n`, 'a.txt': 'a\n' });

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
-import { BASE, buildWith, imageTree, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { BASE, buildWith, imageTree, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
 import type { NodeRecord } from './helpers/snapshot.js';
 
@@ -82,7 +82,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
   it('adds extra hosts to the /etc/hosts RUN sees (docker build --add-host), keyed by them, nothing in the layer', async () => {
     const dir = writeContext(join(work, 'hosts'), { Dockerfile: `FROM ${BASE}\nRUN getent hosts my.example > /resolved && grep -c . /etc/hosts > /count\n` });
     const first = await buildWith(images, { context: dir, extraHosts: { 'my.example': '10.1.2.3' } });
-    const view = await images.snapshotter.open((await images.unpack(first.result.target.digest)).chainID!);
+    const view = await imageView(images, first.result.target.digest);
     expect(String(await view.readFile('/resolved', 'utf8'))).toMatch(/^10\.1\.2\.3\s+my\.example\n$/);
     // The image has no /etc/hosts: the step's was a mount on a stub, gone with it.
     await expect(view.lstat('/etc/hosts')).rejects.toMatchObject({ code: 'ENOENT' });
@@ -94,9 +94,9 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const dockerfile = [`FROM ${BASE}`, 'RUN echo "${HTTPS_PROXY:-none} ${no_proxy:-none}" > /proxy', 'ARG HTTP_PROXY', 'RUN echo "$HTTP_PROXY" > /declared', ''].join('\n');
     const dir = writeContext(join(work, 'proxy'), { Dockerfile: dockerfile });
     const first = await buildWith(images, { context: dir, tags: ['example.com/proxy:1'], buildArgs: { HTTPS_PROXY: 'http://user:secret@proxy.test:3128', no_proxy: 'localhost', HTTP_PROXY: 'http://plain.test:80' } });
-    const view = async (name: string) => images.snapshotter.open((await images.unpack(name)).chainID!);
-    expect(await (await view(first.result.names[0]!)).readFile('/proxy', 'utf8')).toBe('http://user:secret@proxy.test:3128 localhost\n');
-    expect(await (await view(first.result.names[0]!)).readFile('/declared', 'utf8')).toBe('http://plain.test:80\n');
+    const view = await imageView(images, first.result.names[0]!);
+    expect(await view.readFile('/proxy', 'utf8')).toBe('http://user:secret@proxy.test:3128 localhost\n');
+    expect(await view.readFile('/declared', 'utf8')).toBe('http://plain.test:80\n');
     const history = JSON.stringify(first.result.config.history);
     expect(history).not.toContain('secret');
     expect(history).toContain('HTTP_PROXY=http://plain.test:80'); // declared: an ARG like any other
@@ -110,7 +110,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const dockerfile = [`FROM ${BASE}`, 'USER nobody', 'WORKDIR /home/app/work', 'RUN touch made-by-nobody', 'USER root', 'WORKDIR /etc', 'WORKDIR /unused/deep', 'USER ghost', 'WORKDIR /ghost', ''].join('\n');
     const dir = writeContext(join(work, 'workdir'), { Dockerfile: dockerfile });
     const { result } = await buildWith(images, { context: dir });
-    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const view = await imageView(images, result.target.digest);
     const owner = async (path: string) => {
       const st = await view.lstat(path);
       return `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
@@ -142,7 +142,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     ].join('\n');
     const dir = writeContext(join(work, 'cache-from'), { Dockerfile: dockerfile });
     const { result } = await buildWith(images, { context: dir });
-    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const view = await imageView(images, result.target.digest);
     const read = async (path: string) => String(await view.readFile(path, 'utf8'));
     expect(await read('/first')).toBe('seeded\n');
     expect(await read('/second')).toBe('added\n'); // the same cache, kept between the steps
@@ -164,7 +164,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     ].join('\n');
     const dir = writeContext(join(work, 'secret-env'), { Dockerfile: dockerfile });
     const { result } = await buildWith(images, { context: dir, secrets: { API_KEY: Buffer.from('k3y'), token: Buffer.from('t0ken') } });
-    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const view = await imageView(images, result.target.digest);
     const read = async (path: string) => String(await view.readFile(path, 'utf8'));
     expect(await read('/env-only')).toBe('k3y\n'); // over the image's variable of that name, for this step only
     expect(await read('/listing')).toMatch(/No such file|^$/); // no file when env alone is asked for
@@ -185,7 +185,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const dir = writeContext(join(work, 'insecure'), { Dockerfile: dockerfile });
     await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 3: RUN --security=insecure needs the security.insecure entitlement/);
     const { result } = await buildWith(images, { context: dir, allow: ['security.insecure'] });
-    const view = await images.snapshotter.open((await images.unpack(result.target.digest)).chainID!);
+    const view = await imageView(images, result.target.digest);
     // Every capability this (root) test process has, which is all the kernel's; Docker's fourteen otherwise.
     const own = /CapEff:\s*(\w+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
     expect(await view.readFile('/insecure', 'utf8')).toBe(`CapEff:\t${own}\n`);
@@ -216,7 +216,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       });
       const { result } = await buildWith(images, { context: dir, tags: ['example.com/ssh:1'], ssh: { default: agentSocket, deploy: agentSocket } });
       const tree = await imageTree(images, result.names[0]!, work);
-      const view = await images.snapshotter.open((await images.unpack(result.names[0]!)).chainID!);
+      const view = await imageView(images, result.names[0]!);
       // 12: SSH2_AGENT_IDENTITIES_ANSWER, with the one key added.
       expect(await view.readFile('/identities', 'utf8')).toBe('12 1 strata-test-key\n');
       expect(await view.readFile('/agent', 'utf8')).toBe('/run/buildkit/ssh_agent.0 600:0\n');

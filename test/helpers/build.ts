@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, lutimesSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build, type BuildEvent, type BuildOptions, type BuildResult } from '@strata/build';
+import type { WritableLayer } from '@strata/core';
 import { openImages, type Images } from '@strata/images';
 import { aptImage } from '../../benchmarks/inputs.js';
 import type { NodeRecord } from './snapshot.js';
@@ -49,6 +50,11 @@ export async function buildWith(images: Images, options: BuildOptions): Promise<
   const ran = events.flatMap((e) => (e.type === 'done' && e.layer !== null && !e.cached ? [e.instruction] : []));
   const output = events.flatMap((e) => (e.type === 'output' ? [e.data.toString()] : [])).join('');
   return { result, events, ran, output };
+}
+
+/** A built image's files, read through strata's view of its unpacked top snapshot. */
+export async function imageView(images: Images, ref: string): Promise<WritableLayer> {
+  return images.snapshotter.open((await images.unpack(ref)).chainID!);
 }
 
 /** The tree of a built image, unpacked in its root and mounted by the kernel. */
