@@ -55,6 +55,7 @@ const available = {
   sshd: hasCommand('/usr/sbin/sshd') && hasCommand('ssh'),
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   go: hasCommand('go'),
+  gcc: hasCommand('gcc'),
   overlay: probe(canMountOverlay),
 };
 

@@ -917,7 +917,8 @@ class Builder {
       const layer = await snapshotter.open(key);
       let resolved;
       try {
-        resolved = await resolveUser(layer, user);
+        // No USER is uid 0, with or without a passwd file to name it (a scratch image has none), as BuildKit has it.
+        resolved = await resolveUser(layer, config.User ? user : '0');
       } catch (error) {
         throw lineError(step.line, `RUN as ${JSON.stringify(user)}: ${(error as Error).message}`);
       }

@@ -2,14 +2,16 @@
  * RUN through a real OCI runtime (runc or crun): a bundle whose root is the kernel overlay mount of the
  * step's snapshot, with `/proc`, `/dev`, `/sys`, the host's network (no network namespace, as `docker build`
  * gives RUN by default) or none (`RUN --network=none`: a namespace of its own, loopback only), the step's
- * environment, user, working directory and command; privileged for `RUN --security=insecure`. The
- * runtime's own output and the command's go to `onOutput`; the exit status comes back.
+ * environment, user, working directory and command; confined as BuildKit confines a step (Docker's default
+ * capabilities, containerd's masked paths and seccomp profile), or privileged for `RUN --security=insecure`.
+ * The runtime's own output and the command's go to `onOutput`; the exit status comes back.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { UnsupportedError } from '@strata/core';
+import { runSeccomp } from './seccomp.js';
 
 /** What one RUN executes. */
 export interface RunSpec {
@@ -39,6 +41,15 @@ export interface OciMount {
   readonly source: string;
   readonly options: readonly string[];
 }
+
+/**
+ * What a step does not see of `/proc` and `/sys` (containerd's default, which BuildKit keeps): the host's
+ * keys, its kernel's memory and timers, firmware, and the power meters that leak what other processes compute.
+ */
+const MASKED_PATHS = [
+  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
+  '/proc/sched_debug', '/sys/firmware', '/sys/devices/virtual/powercap', '/proc/scsi',
+];
 
 /** Docker's default capabilities for a container. */
 const CAPABILITIES = [
@@ -156,8 +167,9 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       ...(run.privileged
         ? { devices: hostDevices(), resources: { devices: [{ allow: true, access: 'rwm' }] } }
         : {
-            maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+            maskedPaths: MASKED_PATHS,
             readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+            seccomp: runSeccomp(),
           }),
     },
   };
