@@ -90,6 +90,23 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(again.ran).toHaveLength(1); // another address: another step
   }, 10 * 60_000);
 
+  it("names RUN's sandbox as BuildKit does, resolvable in its /etc/hosts, or BUILDKIT_SANDBOX_HOSTNAME", async () => {
+    // BuildKit's testDockerfileCheckHostname, with the default name as well as the build arg's.
+    const dockerfile = [`FROM ${BASE}`, 'RUN hostname > /name && echo "$(hostname)" > /shell-name && getent hosts "$(hostname)" > /resolved && cat /etc/hosts > /hosts', ''].join('\n');
+    const dir = writeContext(join(work, 'hostname'), { Dockerfile: dockerfile });
+    const plain = await buildWith(images, { context: dir });
+    let view = await imageView(images, plain.result.target.digest);
+    expect(String(await view.readFile('/name', 'utf8'))).toBe('buildkitsandbox\n');
+    expect(String(await view.readFile('/resolved', 'utf8'))).toMatch(/^127\.0\.0\.1\s+localhost buildkitsandbox\n$/);
+    expect(String(await view.readFile('/hosts', 'utf8'))).toBe('127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    const named = await buildWith(images, { context: dir, buildArgs: { BUILDKIT_SANDBOX_HOSTNAME: 'foo' } });
+    expect(named.ran).toHaveLength(1); // another name: another step, as BuildKit keys it
+    view = await imageView(images, named.result.target.digest);
+    expect(String(await view.readFile('/shell-name', 'utf8'))).toBe('foo\n');
+    expect(String(await view.readFile('/hosts', 'utf8'))).toContain('127.0.0.1\tlocalhost foo\n');
+    await expect(buildWith(images, { context: dir, buildArgs: { BUILDKIT_SANDBOX_HOSTNAME: 'a b' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  }, 10 * 60_000);
+
   it("gives RUN Docker's predefined proxy ARGs from build args, out of its key and the history unless declared", async () => {
     const dockerfile = [`FROM ${BASE}`, 'RUN echo "${HTTPS_PROXY:-none} ${no_proxy:-none}" > /proxy', 'ARG HTTP_PROXY', 'RUN echo "$HTTP_PROXY" > /declared', ''].join('\n');
     const dir = writeContext(join(work, 'proxy'), { Dockerfile: dockerfile });

@@ -15,7 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
@@ -132,7 +132,7 @@ export interface BuildOptions {
   readonly pull?: (reference: string, platform: Platform) => Promise<void>;
   /** Call `pull` for every image the build names, once, even one the store has (`docker build --pull`). */
   readonly pullAlways?: boolean;
-  /** Names for RUN steps' `/etc/hosts`, name → address, beside the host's own (`docker build --add-host`). */
+  /** Names for RUN steps' `/etc/hosts`, name → address, after localhost's (`docker build --add-host`). */
   readonly extraHosts?: Readonly<Record<string, string>>;
   /** The network of a RUN without `--network` (`docker build --network`); default the host's. */
   readonly network?: 'default' | 'host' | 'none';
@@ -172,6 +172,19 @@ export interface BuildResult {
 
 /** Docker's predefined ARGs: a RUN sees them when given as build args, without an ARG declaring them. */
 const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+
+/** A RUN step's hostname, as BuildKit names its sandbox; the build arg `BUILDKIT_SANDBOX_HOSTNAME` sets another. */
+const SANDBOX_HOSTNAME = 'buildkitsandbox';
+
+/** RUN's hostname: `BUILDKIT_SANDBOX_HOSTNAME` where given (and not empty), else BuildKit's default. */
+function sandboxHostname(given: string | undefined): string {
+  if (given === undefined || given === '') return SANDBOX_HOSTNAME;
+  // The kernel takes 64 bytes; a space or a control character would break the line /etc/hosts gives it.
+  if (Buffer.byteLength(given) > 64 || /[\s\x00-\x1f\x7f]/.test(given)) {
+    throw new InvalidArgumentError(`BUILDKIT_SANDBOX_HOSTNAME ${JSON.stringify(given)} is not a hostname (at most 64 bytes, no spaces or control characters)`);
+  }
+  return given;
+}
 
 /** The PATH Docker gives a stage that starts from scratch. */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -252,6 +265,8 @@ class Builder {
   readonly #platform: Platform;
   readonly #epoch: number | undefined;
   readonly #limits: { maxEntries: number; maxBytes: number };
+  /** RUN steps' hostname. */
+  readonly #hostname: string;
   /**
    * Without root: the caller's own user and group are root's in the build's containers (rootless Podman's
    * model, without the subordinate ids that root alone can grant). COPY and ADD write as the caller and the
@@ -291,6 +306,7 @@ class Builder {
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
     this.#epoch = options.sourceDateEpoch;
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
+    this.#hostname = sandboxHostname(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
   }
 
   async run(lease: Lease, target: Stage): Promise<BuildResult> {
@@ -900,9 +916,10 @@ class Builder {
     if (privileged && !this.#options.allow?.includes('security.insecure')) {
       throw new PermissionDeniedError(`Dockerfile line ${step.line}: RUN --security=insecure needs the security.insecure entitlement (strata build --allow security.insecure)`);
     }
-    // Extra hosts are part of what the step runs with (BuildKit keys them too).
+    // Extra hosts and the hostname are part of what the step runs with (BuildKit keys them too).
     const hosts = Object.entries(this.#options.extraHosts ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : [])]);
+    const hostname = this.#hostname;
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : [])]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const execute = async (key: string, number: number) => {
       if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
@@ -930,19 +947,16 @@ class Builder {
         await layer.mkdir(cwd, { recursive: true, mode: 0o755 });
       }
       const binds: string[] = [];
-      for (const file of ['/etc/resolv.conf', '/etc/hosts']) {
-        try {
-          if ((await layer.lstat(file)).isFile()) binds.push(file);
-        } catch {
-          // the image has none: RUN gets none (nothing appears in the layer for it)
-        }
+      try {
+        if ((await layer.lstat('/etc/resolv.conf')).isFile()) binds.push('/etc/resolv.conf');
+      } catch {
+        // the image has none: RUN gets none (nothing appears in the layer for it)
       }
-      // With extra hosts, /etc/hosts is the host's with them after it, written in the bundle; where the image
-      // has none, its mount point is a stub like a mount's, removed after the step.
-      const hostsFile = hosts.length > 0;
-      if (binds.includes('/etc/hosts') && hostsFile) binds.splice(binds.indexOf('/etc/hosts'), 1);
-      const hostsStub: RunMount[] = hostsFile ? [{ type: 'bind', target: '/etc/hosts', source: '.', readwrite: false }] : [];
-      const stubs = await mountStubs(layer, [...hostsStub, ...mounts]);
+      // /etc/hosts is the step's own, written in the bundle as BuildKit writes it: localhost under the
+      // sandbox's name too (so the step's hostname resolves), then the extra hosts; where the image has none,
+      // its mount point is a stub like a mount's, removed after the step.
+      const hostsStub: RunMount = { type: 'bind', target: '/etc/hosts', source: '.', readwrite: false };
+      const stubs = await mountStubs(layer, [hostsStub, ...mounts]);
       const held: HeldCache[] = [];
       const bundle = mkdtempSync(join(tmpdir(), 'strata-run-'));
       const rootfs = join(bundle, 'rootfs');
@@ -950,12 +964,9 @@ class Builder {
       let status: number;
       try {
         const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held, runEnv);
-        if (hostsFile) {
-          const file = join(bundle, 'hosts');
-          const own = existsSync('/etc/hosts') ? readFileSync('/etc/hosts', 'utf8') : '127.0.0.1\tlocalhost\n';
-          writeFileSync(file, `${own}${own.endsWith('\n') || own === '' ? '' : '\n'}${hosts.map(([name, address]) => `${address}\t${name}\n`).join('')}`, { mode: 0o644 });
-          ociMounts.unshift({ destination: '/etc/hosts', type: 'bind', source: file, options: ['rbind', 'ro'] });
-        }
+        const hostsFile = join(bundle, 'hosts');
+        writeFileSync(hostsFile, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${hosts.map(([name, address]) => `${address}\t${name}\n`).join('')}`, { mode: 0o644 });
+        ociMounts.unshift({ destination: '/etc/hosts', type: 'bind', source: hostsFile, options: ['rbind', 'ro'] });
         if (script) {
           // Under /dev, the container's own tmpfs: nothing of it reaches the layer.
           const file = join(bundle, 'heredoc-script');
@@ -964,7 +975,7 @@ class Builder {
         }
         await snapshotter.mount(key, rootfs);
         try {
-          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network, privileged }, {
+          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network, privileged, hostname }, {
             onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
             ...(this.#options.signal ? { signal: this.#options.signal } : {}),
           });

@@ -21,7 +21,7 @@ export interface RunSpec {
   readonly uid: number;
   readonly gid: number;
   readonly additionalGids: readonly number[];
-  /** Host files bind-mounted read-only over the same paths (`/etc/resolv.conf`, `/etc/hosts`), when the image has them. */
+  /** Host files bind-mounted read-only over the same paths (`/etc/resolv.conf`), when the image has them. */
   readonly binds: readonly string[];
   /** The step's own mounts (`RUN --mount`), after the others, parents before what they hold. */
   readonly mounts?: readonly OciMount[];
@@ -32,6 +32,8 @@ export interface RunSpec {
    * host's devices, `/sys` writable, nothing of `/proc` masked or read-only.
    */
   readonly privileged?: boolean;
+  /** The container's hostname (its own UTS namespace). */
+  readonly hostname: string;
 }
 
 /** A mount of the OCI runtime spec. */
@@ -149,7 +151,7 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       noNewPrivileges: false,
     },
     root: { path: rootfs, readonly: false },
-    hostname: 'strata-build',
+    hostname: run.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
