@@ -90,6 +90,25 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(again.ran).toHaveLength(1); // another address: another step
   }, 10 * 60_000);
 
+  it("shows RUN its own cgroups, none of the host's", async () => {
+    // The host's groups below each hierarchy's root (the harness's, this test runner's, the step's own as
+    // seen from outside) are what /sys would show; the step's view is its own group as each root.
+    const hostGroups = execFileSync('find', ['/sys/fs/cgroup', '-mindepth', '2', '-maxdepth', '3', '-type', 'd'], { encoding: 'utf8' });
+    expect(hostGroups.trim()).not.toBe('');
+    const dir = writeContext(join(work, 'cgroups'), {
+      Dockerfile: `FROM ${BASE}\nRUN find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d > /groups; ls /sys/fs/cgroup > /roots; grep -c ' /sys/fs/cgroup' /proc/self/mountinfo > /mounts\n`,
+    });
+    const { result } = await buildWith(images, { context: dir });
+    const view = await imageView(images, result.target.digest);
+    expect(String(await view.readFile('/groups', 'utf8'))).toBe('');
+    expect(Number(String(await view.readFile('/mounts', 'utf8')))).toBeGreaterThan(0);
+    // The same hierarchies as the host has (v1's controllers, or v2's files).
+    const hostRoots = execFileSync('ls', ['/sys/fs/cgroup'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const roots = String(await view.readFile('/roots', 'utf8')).split('\n').filter(Boolean);
+    expect(roots.length).toBeGreaterThan(0);
+    for (const root of roots) expect(hostRoots).toContain(root);
+  }, 10 * 60_000);
+
   it("names RUN's sandbox as BuildKit does, resolvable in its /etc/hosts, or BUILDKIT_SANDBOX_HOSTNAME", async () => {
     // BuildKit's testDockerfileCheckHostname, with the default name as well as the build arg's.
     const dockerfile = [`FROM ${BASE}`, 'RUN hostname > /name && echo "$(hostname)" > /shell-name && getent hosts "$(hostname)" > /resolved && cat /etc/hosts > /hosts', ''].join('\n');

@@ -134,6 +134,11 @@ function hostDevices(dir = '/dev'): object[] {
   return devices;
 }
 
+/** Whether the host's cgroups are v2 alone (unified), where a cgroup namespace hides the host's hierarchy. */
+function unifiedCgroups(): boolean {
+  return existsSync('/sys/fs/cgroup/cgroup.controllers');
+}
+
 function ociSpec(rootfs: string, run: RunSpec): object {
   const isolated = run.network === 'none';
   const granted = run.privileged ? currentCapabilities() : CAPABILITIES;
@@ -161,11 +166,15 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       // Without a network namespace sysfs cannot be mounted anew: the host's, read-only, as Docker does for
       // --network host. In one of its own, its own (the host's interfaces are not its business).
       isolated ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: sysOptions } : { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', ...sysOptions] },
+      // The step's own cgroups over the host's (which the /sys above shows whole): the runtime mounts the
+      // container's own, as containerd's default spec asks, so no other process's groups, limits or pids show.
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ...(run.privileged ? [] : ['ro'])] },
       ...run.binds.map((path) => ({ destination: path, type: 'bind', source: path, options: ['rbind', 'ro'] })),
       ...(run.mounts ?? []),
     ],
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(isolated ? [{ type: 'network' }] : [])],
+      // A cgroup namespace where the host has cgroup v2 (BuildKit's rule), so the step's group is its root.
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(isolated ? [{ type: 'network' }] : []), ...(unifiedCgroups() ? [{ type: 'cgroup' }] : [])],
       ...(run.privileged
         ? { devices: hostDevices(), resources: { devices: [{ allow: true, access: 'rwm' }] } }
         : {
