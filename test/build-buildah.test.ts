@@ -14,7 +14,9 @@
  * - setuid and setgid bits of copied files: buildah 1.28 loses them (its chown after the chmod clears them);
  *   strata keeps them, as Docker does;
  * - `/etc/hosts`: the image has none; buildah's chroot isolation leaves the empty file it bind-mounted
- *   over, strata (as Docker) leaves nothing of the files it binds for RUN.
+ *   over, strata (as Docker) leaves nothing of the files it binds for RUN;
+ * - the directory `COPY --chmod=640 config/ /etc/app/` makes: buildah gives it 0755, strata the octal mode,
+ *   as BuildKit's copy does (its testCopyChmod; build-copy-flags tests it).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -164,6 +166,8 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
       expect(theirs.get(path)!.mode).toBe(0o755);
       theirs.get(path)!.mode = 0o4755;
     }
+    expect(theirs.get('etc/app')!.mode).toBe(0o755);
+    theirs.get('etc/app')!.mode = 0o640;
     const mine = comparable(await imageTree(images, 'example.com/built:strata', work));
     expect(diffSnapshots(theirs, mine, 40)).toEqual([]);
     // What the comparison rests on, checked directly.

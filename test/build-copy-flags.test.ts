@@ -205,8 +205,46 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect([await mode('/g/run.sh'), await mode('/g/data')]).toEqual(['660', '660']);
   }, 300_000);
 
+  it("--chmod's octal mode is the mode of the directories COPY makes too, as BuildKit's testCopyChmod expects", async () => {
+    // BuildKit's test (its Dockerfile less the RUN steps that stat what this reads directly, `${mode}` as a
+    // literal), then what its copy does beside it: a symbolic mode leaves the made directories 0755, and so
+    // does an archive's extraction (its unpack makes them), where a plain copy of it takes the mode.
+    const { layer } = await built(
+      [
+        'FROM scratch',
+        'COPY --chmod=0644 foo /',
+        'COPY --chmod=777 bar /baz',
+        'COPY --chmod=0 foo /foobis',
+        'COPY --chmod=777 foo /parent/foo',
+        'COPY --chmod=770 foo /parent/sub/foo',
+        'COPY --chmod=755 foo /footer',
+        'COPY --chmod=u+x foo /symbolic/made/foo',
+        'COPY --chmod=700 dir /copied/tree/',
+        'ADD --chmod=640 a.tar /unpacked/here/',
+        '',
+      ].join('\n'),
+      { foo: { content: 'foo-contents', mode: 0o600 }, bar: { content: 'bar-contents', mode: 0o700 }, 'dir/sub/x': { content: 'x', mode: 0o644 } },
+      (dir) => {
+        writeContext(join(work, 'chmod-tar'), { 'inside/f': { content: 'f', mode: 0o644 } });
+        execFileSync('tar', ['-cf', join(dir, 'a.tar'), '-C', join(work, 'chmod-tar'), 'inside']);
+      },
+    );
+    const mode = async (path: string) => ((await layer.lstat(path)).mode & 0o7777).toString(8).padStart(4, '0');
+    expect(await mode('/foo')).toBe('0644');
+    expect(await mode('/baz')).toBe('0777');
+    expect(await mode('/foobis')).toBe('0000');
+    expect(await mode('/parent')).toBe('0777');
+    expect(await mode('/parent/sub')).toBe('0770');
+    expect(await mode('/footer')).toBe('0755');
+    expect([await mode('/symbolic'), await mode('/symbolic/made'), await mode('/symbolic/made/foo')]).toEqual(['0755', '0755', '0700']);
+    expect([await mode('/copied'), await mode('/copied/tree'), await mode('/copied/tree/sub'), await mode('/copied/tree/sub/x')]).toEqual(['0700', '0700', '0700', '0700']);
+    expect([await mode('/unpacked'), await mode('/unpacked/here'), await mode('/unpacked/here/inside/f')]).toEqual(['0755', '0755', '0644']);
+  }, 300_000);
+
   it('reads named contexts (--build-context): an image for FROM and --from, a directory with its .dockerignore, a stage replaced', async () => {
-    const shared = writeContext(join(work, 'shared'), { 'lib/a.txt': 'a', 'lib/secret.key': 'no', '.dockerignore': '**/*.key\n' });
+    const shared = writeContext(join(work, 'shared'), { 'lib/a.txt': { content: 'a', mode: 0o640, mtime: 1_500_000_000 }, 'lib/secret.key': 'no', '.dockerignore': '**/*.key\n' });
+    // Another user's file: a directory's files are root's in the build, as BuildKit's client sends them.
+    chownSync(join(shared, 'lib/a.txt'), 1234, 5678);
     const dir = writeContext(join(work, `context-${++n}`), {
       Dockerfile: [
         'FROM scratch AS replaced',

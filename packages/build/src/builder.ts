@@ -755,7 +755,8 @@ class Builder {
         throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
       }
     }
-    const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
+    const madeDirMode = typeof chmod?.key === 'number' ? chmod.key & 0o777 : undefined;
+    const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(madeDirMode !== undefined ? { madeDirMode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
     try {
       const unpack = (from: SourceTree, node: SourceNode, target: string) =>
         this.#extract(layer, from, node, target, options).catch((error: unknown) => {

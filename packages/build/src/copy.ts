@@ -74,6 +74,11 @@ export interface CopyOptions {
   /** `--chmod`: each node's mode from its own. */
   readonly chmod?: ModeChange;
   /**
+   * The mode of the directories made for the destination: an octal `--chmod`'s permission bits, as
+   * BuildKit's copy makes them (a symbolic one, or none, leaves them 0755).
+   */
+  readonly madeDirMode?: number;
+  /**
    * Set in a rootless build: owners are the containers' (and a kept owner is read through it); the host gets
    * what the map says, and an owner it cannot give is UNSUPPORTED.
    */
@@ -228,13 +233,16 @@ export class CopySelection {
       if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.chmod, absent)) madeDirs.add(target);
       written.add(target);
     };
-    const created = async (dir: string) => {
+    // An archive's destination stays 0755 whatever --chmod says, as BuildKit's unpack makes it.
+    const created = async (dir: string, forArchive = false) => {
+      const mode = forArchive ? undefined : options.madeDirMode;
       const made = await layer.mkdir(dir, { recursive: true, mode: 0o755 });
       if (made === undefined) return;
       for (let p = dir; p.length >= made.length; p = posix.dirname(p)) {
         madeDirs.add(p);
         // The directories COPY makes for its destination belong to --chown's owner, as in BuildKit.
         if (options.owner !== undefined) await chown(p, options.owner);
+        if (mode !== undefined) await layer.chmod(p, mode);
       }
     };
     let filesAtDest = 0;
@@ -245,7 +253,7 @@ export class CopySelection {
         await created(base);
       } else if (extract && top.extractable && this.#archives.has(top.node)) {
         base = this.dest.replace(/\/+$/, '') || '/';
-        await created(base);
+        await created(base, true);
         await extract(top.tree, top.node, base);
         madeDirs.clear(); // what the archive put there is not in `written`
         continue;
