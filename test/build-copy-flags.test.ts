@@ -6,7 +6,7 @@
  * documents them). Built on the userspace driver: no RUN.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -262,13 +262,20 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     const layer = await imageView(images, result.target.digest);
     const base = await imageView(images, BASE);
     expect(await listing(layer, '/lib-shared')).toEqual({ 'a.txt': 'a' });
+    expect(await layer.lstat('/lib-shared/a.txt')).toMatchObject({ uid: 0, gid: 0, mode: 0o100640 });
     expect(String(await layer.readFile('/replaced', 'utf8'))).toBe(String(await base.readFile('/etc/debian_version', 'utf8')));
     expect(String(await layer.readFile('/os-release', 'utf8'))).toBe(String(await base.readFile('/etc/os-release', 'utf8')));
     // The directory's .dockerignore applies, and what is not there names the context.
     const missing = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY --from=shared lib/secret.key /k\n' });
     await expect(buildWith(images, { context: missing, contexts })).rejects.toThrow(/Dockerfile line 2: COPY "lib\/secret.key" is not in context "shared"/);
-    const from = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM shared\n' });
-    await expect(buildWith(images, { context: from, contexts })).rejects.toThrow(/Dockerfile line 1: FROM shared: a named context that is a directory can be copied or mounted from, not built on/);
+    // FROM a directory: the stage's root is its files (the .dockerignore applied), root's, times kept, as
+    // BuildKit starts a stage from a local source; a RUN-less stage builds on the userspace driver too.
+    const from = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM shared AS tree\nCOPY --from=tree /lib/a.txt /again.txt\n' });
+    const fromTree = await buildWith(images, { context: from, contexts });
+    const root = await imageView(images, fromTree.result.target.digest);
+    expect(await listing(root, '/')).toEqual({ '.dockerignore': '**/*.key\n', 'again.txt': 'a', 'lib/': '', 'lib/a.txt': 'a' });
+    expect(await root.lstat('/lib/a.txt')).toMatchObject({ uid: 0, gid: 0, mode: 0o100640, mtimeMs: 1_500_000_000_000 });
+    expect(fromTree.result.config.rootfs.diff_ids).toHaveLength(2);
     await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF nor a directory/);
   }, 300_000);
 

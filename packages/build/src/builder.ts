@@ -98,8 +98,9 @@ export interface BuildOptions {
   /**
    * Named contexts (`docker buildx build --build-context NAME=VALUE`): `docker-image://REF` is the image
    * used wherever NAME is (`FROM NAME`, `COPY --from=NAME`, a bind mount's `from=NAME`); a directory's path
-   * is a tree COPY and mounts read `--from=NAME` (its own `.dockerignore` applied). A stage of that name is
-   * replaced (and not built), as buildx documents.
+   * is a tree COPY and mounts read `--from=NAME` and a stage can start from (`FROM NAME`), its own
+   * `.dockerignore` applied, its files root's. A stage of that name is replaced (and not built), as buildx
+   * documents.
    */
   readonly contexts?: Readonly<Record<string, string>>;
   /** Labels for the image, over the Dockerfile's (`docker build --label`); not part of any step's key. */
@@ -342,6 +343,12 @@ class Builder {
     const triggers = result.state.config.OnBuild ?? [];
     delete result.state.config.OnBuild;
     const steps: Instruction[] = [];
+    // FROM a named context's directory: the stage's root is its files (as root's, times and modes kept), as
+    // BuildKit starts a stage from a local source; here a layer written as `COPY --from=NAME . /` writes it.
+    if (this.#namedTree(stage.image)) {
+      steps.push({ keyword: 'COPY', line: stage.from.line, flags: { from: stage.image }, args: '. /' });
+      this.#total += 1;
+    }
     if (triggers.length > 0) {
       for (const trigger of parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`).stages[0]!.instructions) steps.push({ ...trigger, line: stage.from.line });
       this.#total += steps.length;
@@ -363,7 +370,8 @@ class Builder {
       platform,
       state: new StageState(this.#dockerfile, config, buildArgs, globals),
     });
-    if (stage.image.toLowerCase() === 'scratch') {
+    // A named context's directory starts from scratch; its files come in the stage's first step (#buildStage).
+    if (stage.image.toLowerCase() === 'scratch' || this.#namedTree(stage.image)) {
       return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
     }
     const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
@@ -385,8 +393,7 @@ class Builder {
       };
     }
     const named = this.#named.get(stage.image);
-    if (named !== undefined && 'tree' in named) throw new UnsupportedError(`Dockerfile line ${stage.from.line}: FROM ${stage.image}: a named context that is a directory can be copied or mounted from, not built on (give it as docker-image://)`);
-    const image = await this.#image(named?.image ?? stage.image, platform, stage.from.line);
+    const image = await this.#image(named !== undefined && 'image' in named ? named.image : stage.image, platform, stage.from.line);
     const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
     const p = image.platformImage;
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
@@ -658,8 +665,7 @@ class Builder {
     let fromIdentity = 'context';
     if (flags.from !== undefined) {
       const from = processWord(flags.from, vars, escape);
-      ({ tree, identity: fromIdentity } = await this.#fromTree(from, step, stage));
-      keepOwners = true;
+      ({ tree, identity: fromIdentity, keepOwners } = await this.#fromTree(from, step, stage));
     }
     // Here-documents among the sources (`COPY <<EOF <<EOF2 /dest/`): each `<<NAME` word stands for the next one.
     const documents = new Map<number, Heredoc>();
@@ -822,8 +828,17 @@ class Builder {
     }
   }
 
-  /** `--from`: an earlier stage, or an image (unpacked). */
-  async #fromTree(from: string, step: Instruction, stage: StageResult): Promise<{ tree: SourceTree; identity: string }> {
+  /** Whether `name` is a named context given as a directory. */
+  #namedTree(name: string): boolean {
+    const named = this.#named.get(name);
+    return named !== undefined && 'tree' in named;
+  }
+
+  /**
+   * `--from`: an earlier stage, an image (unpacked), or a named context's directory. A stage's and an image's
+   * owners are kept; a directory's files are root's, as BuildKit's client sends every local directory.
+   */
+  async #fromTree(from: string, step: Instruction, stage: StageResult): Promise<{ tree: SourceTree; identity: string; keepOwners: boolean }> {
     const index = this.#named.has(from) ? undefined : this.#stages.find((s) => s.name === from.toLowerCase() || (/^\d+$/.test(from) && s.index === Number(from)));
     let snapshot: string | undefined;
     let label: string;
@@ -833,7 +848,7 @@ class Builder {
       label = `stage ${JSON.stringify(from)}`;
     } else {
       const named = this.#named.get(from);
-      if (named !== undefined && 'tree' in named) return { tree: named.tree, identity: 'tree' };
+      if (named !== undefined && 'tree' in named) return { tree: named.tree, identity: 'tree', keepOwners: false };
       const image = await this.#image(named?.image ?? from, stage.platform, step.line);
       const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
       snapshot = unpacked.chainID;
@@ -842,7 +857,7 @@ class Builder {
     if (snapshot === undefined) throw lineError(step.line, `COPY --from=${from}: ${label} is empty`);
     const view = await this.#images.snapshotter.open(snapshot);
     // The source's content, not its name, enters the key: a stage rebuilt to the same bytes still hits.
-    return { tree: new SnapshotTree(label, view, (path, compute) => this.#cache.fileSum(snapshot!, path, compute)), identity: 'tree' };
+    return { tree: new SnapshotTree(label, view, (path, compute) => this.#cache.fileSum(snapshot!, path, compute)), identity: 'tree', keepOwners: true };
   }
 
   /** ADD of a tar archive (local, or a download under --unpack): extracted (its owners kept unless --chown) into the destination directory. */
@@ -1074,8 +1089,7 @@ class Builder {
       // A bind's source, or a cache's first contents (`from` a stage, image or named context).
       if (mount.type !== 'bind' && !(mount.type === 'cache' && mount.from !== undefined)) continue;
       const source = mount.source ?? '.';
-      const tree = mount.from === undefined ? this.#context : (await this.#fromTree(mount.from, step, stage)).tree;
-      const keepOwners = mount.from !== undefined;
+      const { tree, keepOwners } = mount.from === undefined ? { tree: this.#context, keepOwners: false } : await this.#fromTree(mount.from, step, stage);
       try {
         const path = cleanSource(source, tree.label);
         const node = await tree.resolve(path);
