@@ -4,13 +4,14 @@
  * outcomes): refs by fragment and by query, tags, branches and commits, `--checksum` and `?commit=` (a prefix,
  * a mismatch, garbage), `--keep-git-dir` (a repository at the commit, its remote without credentials), a
  * subdirectory, submodules (on by default, off by query), `--chown`, `mtime=commit`, and a cached step that
- * fetches nothing until the branch moves. buildah 1.28 clones git URLs too, but not the query form, nor
+ * fetches nothing until the branch moves; and a repository as a named context (buildx's `--build-context
+ * NAME=URL`), read by COPY --from and FROM. buildah 1.28 clones git URLs too, but not the query form, nor
  * `--keep-git-dir` or `--checksum`. Built on the userspace driver: no RUN.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WritableLayer } from '@strata/core';
 import type { Images } from '@strata/images';
@@ -202,6 +203,24 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
     await expect(built(`FROM scratch\nADD ${server.origin}/.git#links:out /r/\n`)).rejects.toThrow(/leads out of the repository/);
     // A submodule whose URL is a path of the builder's: git refuses the file transport.
     await expect(built(`FROM scratch\nADD ${server.origin}/.git#sub /r/\n`)).rejects.toThrow(/git submodule failed: .*(transport 'file' not allowed|not allowed)/);
+  }, 300_000);
+
+  it('reads a git repository given as a named context (--build-context NAME=URL#ref:subdir), for COPY --from and FROM', async () => {
+    const dockerfile = ['FROM feature AS tree', 'FROM scratch', 'COPY --from=feature / /from-git/', 'COPY --from=tree /foo /from-stage', 'COPY --from=tagged foo /tagged', ''].join('\n');
+    const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile });
+    const contexts = { feature: `${query.url}#feature:sub`, tagged: `${tags.url}#v0.0.2` };
+    const { result } = await buildWith(images, { context: dir, contexts });
+    const layer = await imageView(images, result.target.digest);
+    expect(await layer.readdir('/from-git')).toEqual(['foo']); // the subdirectory alone, no .git
+    expect(await text(layer, '/from-git/foo')).toBe('subfeature\n');
+    expect(await layer.lstat('/from-git/foo')).toMatchObject({ uid: 0, gid: 0 });
+    expect(await text(layer, '/from-stage')).toBe('subfeature\n');
+    expect(await text(layer, '/tagged')).toBe('foo of v0.0.2\n');
+    // A ref the repository lacks names the context and the line; the build leaves no checkout behind.
+    const ingests = dirname(images.content.temporaryPath());
+    const before = readdirSync(ingests);
+    await expect(buildWith(images, { context: dir, contexts: { ...contexts, feature: `${query.url}#no-such-branch` } })).rejects.toThrow(/Dockerfile line 1: the named context "feature": .*no-such-branch/);
+    expect(readdirSync(ingests)).toEqual(before);
   }, 300_000);
 
   it('refuses a git repository beside other sources, and in COPY', async () => {

@@ -276,7 +276,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect(await listing(root, '/')).toEqual({ '.dockerignore': '**/*.key\n', 'again.txt': 'a', 'lib/': '', 'lib/a.txt': 'a' });
     expect(await root.lstat('/lib/a.txt')).toMatchObject({ uid: 0, gid: 0, mode: 0o100640, mtimeMs: 1_500_000_000_000 });
     expect(fromTree.result.config.rootfs.diff_ids).toHaveLength(2);
-    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF nor a directory/);
+    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF, a git repository nor a directory/);
   }, 300_000);
 
   it('pulls every image it names once with pullAlways (docker build --pull), and only missing ones without', async () => {

@@ -99,8 +99,8 @@ export interface BuildOptions {
    * Named contexts (`docker buildx build --build-context NAME=VALUE`): `docker-image://REF` is the image
    * used wherever NAME is (`FROM NAME`, `COPY --from=NAME`, a bind mount's `from=NAME`); a directory's path
    * is a tree COPY and mounts read `--from=NAME` and a stage can start from (`FROM NAME`), its own
-   * `.dockerignore` applied, its files root's. A stage of that name is replaced (and not built), as buildx
-   * documents.
+   * `.dockerignore` applied, its files root's; a git repository (as ADD takes one) is read the same way. A
+   * stage of that name is replaced (and not built), as buildx documents.
    */
   readonly contexts?: Readonly<Record<string, string>>;
   /** Labels for the image, over the Dockerfile's (`docker build --label`); not part of any step's key. */
@@ -280,7 +280,9 @@ class Builder {
   /** The images pulled this build (pullAlways pulls each once). */
   readonly #pulled = new Set<string>();
   /** Named contexts: an image's reference, or a directory's tree. */
-  readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree }>();
+  readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef }>();
+  /** Git named contexts' checkouts, made on first use and removed when the build ends. */
+  readonly #gitCheckouts = new Map<string, Promise<{ tree: ContextTree; scratch: string }>>();
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
@@ -300,8 +302,16 @@ class Builder {
     this.#context = contextTree(context, ignoreFiles, this.#checksums);
     for (const [name, value] of Object.entries(options.contexts ?? {})) {
       const image = /^docker-image:\/\/(.+)$/.exec(value)?.[1];
-      if (image === undefined && !statSync(value, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF nor a directory: ${value}`);
-      this.#named.set(name, image !== undefined ? { image } : { tree: contextTree(value, [join(value, '.dockerignore')], this.#checksums, `context ${JSON.stringify(name)}`) });
+      if (image !== undefined) this.#named.set(name, { image });
+      else if (isGitSource(value)) {
+        try {
+          this.#named.set(name, { git: parseGitRef(value) });
+        } catch (error) {
+          throw withPrefix(`the named context ${JSON.stringify(name)}: `, error);
+        }
+      }
+      else if (statSync(value, { throwIfNoEntry: false })?.isDirectory()) this.#named.set(name, { tree: contextTree(value, [join(value, '.dockerignore')], this.#checksums, `context ${JSON.stringify(name)}`) });
+      else throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF, a git repository nor a directory: ${redactUrls(value)}`);
     }
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
@@ -318,6 +328,7 @@ class Builder {
       this.#checksums.flush();
       this.#urlRecords.flush();
       this.#cache.flush();
+      for (const checkout of this.#gitCheckouts.values()) await checkout.then(({ scratch }) => rmSync(scratch, { recursive: true, force: true }), () => {});
     }
     const result = this.#results.get(target.index)!;
     return this.#finish(result);
@@ -828,10 +839,40 @@ class Builder {
     }
   }
 
-  /** Whether `name` is a named context given as a directory. */
+  /** Whether `name` is a named context of files (a directory or a git repository), not an image. */
   #namedTree(name: string): boolean {
     const named = this.#named.get(name);
-    return named !== undefined && 'tree' in named;
+    return named !== undefined && !('image' in named);
+  }
+
+  /**
+   * A git named context's tree: the repository fetched at the commit its ref names (through the build's
+   * default SSH agent for an ssh remote, as ADD fetches one), its subdirectory if the ref names one; once
+   * a build, whatever steps read it.
+   */
+  #gitContext(name: string, ref: GitRef, line: number): Promise<{ tree: ContextTree; scratch: string }> {
+    let checkout = this.#gitCheckouts.get(name);
+    if (checkout === undefined) {
+      checkout = (async () => {
+        const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
+        if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${line}: the named context ${JSON.stringify(name)} is an ssh remote, which needs the build's SSH agent (strata build --ssh default)`);
+        const scratch = this.#images.content.temporaryPath();
+        const { home, tree } = gitScratch(scratch);
+        const run = { home, ...(sshAgent !== undefined ? { sshAgent } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
+        const label = `context ${JSON.stringify(name)}`;
+        try {
+          await checkoutGit(ref, await resolveGit(ref, run), tree, run);
+          const top = await new ContextTree(tree, () => false, false, this.#checksums, label).resolve(ref.subdir);
+          if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
+          return { tree: new ContextTree(join(tree, ref.subdir), () => false, false, this.#checksums, label), scratch };
+        } catch (error) {
+          rmSync(scratch, { recursive: true, force: true });
+          throw withPrefix(`Dockerfile line ${line}: the named context ${JSON.stringify(name)}: `, error);
+        }
+      })();
+      this.#gitCheckouts.set(name, checkout);
+    }
+    return checkout;
   }
 
   /**
@@ -849,6 +890,7 @@ class Builder {
     } else {
       const named = this.#named.get(from);
       if (named !== undefined && 'tree' in named) return { tree: named.tree, identity: 'tree', keepOwners: false };
+      if (named !== undefined && 'git' in named) return { tree: (await this.#gitContext(from, named.git, step.line)).tree, identity: 'tree', keepOwners: false };
       const image = await this.#image(named?.image ?? from, stage.platform, step.line);
       const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
       snapshot = unpacked.chainID;
@@ -1199,9 +1241,14 @@ function heredocWord(word: string): string | undefined {
 
 /** A download's typed error with the step's line in front (the same class, so callers still tell a 404 from a bad digest). */
 function withLine(step: Instruction, error: unknown): unknown {
+  return withPrefix(`Dockerfile line ${step.line}: ${step.keyword} `, error);
+}
+
+/** A strata error of the same kind, its message after `prefix`; any other error as it is. */
+function withPrefix(prefix: string, error: unknown): unknown {
   if (!(error instanceof StrataError)) return error;
   const Kind = error.constructor as new (message: string, options: { cause: unknown }) => StrataError;
-  return new Kind(`Dockerfile line ${step.line}: ${step.keyword} ${error.message}`, { cause: error });
+  return new Kind(`${prefix}${error.message}`, { cause: error });
 }
 
 /** `fn`'s result; a source's problem (SourceError) or a word it could not process (WordError) becomes the step's error, naming its line. */

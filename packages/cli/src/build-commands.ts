@@ -86,15 +86,18 @@ function sshAgents(specs: string[] = []): { agents: Record<string, string>; keys
   return { agents, keys };
 }
 
-/** `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`, or a directory. */
+/**
+ * `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`, a git
+ * repository (a URL or `user@host:path`; the library tells which URLs are repositories), or a directory.
+ */
 function namedContexts(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     if (at <= 0 || at === pair.length - 1) throw new UsageError(`a named context is name=value: ${pair}`);
     const value = pair.slice(at + 1);
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !value.startsWith('docker-image://')) throw new UsageError(`--build-context ${pair}: strata takes docker-image://REF or a directory`);
-    out[pair.slice(0, at)] = value.startsWith('docker-image://') ? value : resolve(value);
+    const remote = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^[a-z0-9_-]+@[a-z0-9.-]+:/i.test(value);
+    out[pair.slice(0, at)] = remote ? value : resolve(value);
   }
   return out;
 }
@@ -173,7 +176,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket|=keyfile,...]>', 'an SSH agent (or key files) for RUN --mount=type=ssh and git over ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
-    .option('--build-context <name=value>', 'a named context: docker-image://REF, or a directory (repeatable)', collect)
+    .option('--build-context <name=value>', 'a named context: docker-image://REF, a git repository, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
     .option('--pull', 'pull every image the build names, even those the root has')
