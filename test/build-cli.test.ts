@@ -94,7 +94,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     // A URL that is neither an image nor a repository (buildx's http context, a file it downloads) is refused.
     const bad = strata(['build', '--build-context', 'x=https://example.com/x.tar.gz', dir]);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain('the named context "x" is neither docker-image://REF, a git repository nor a directory: https://example.com/x.tar.gz');
+    expect(bad.stderr).toContain('the named context "x" is neither docker-image://REF, oci-layout://PATH, a git repository nor a directory: https://example.com/x.tar.gz');
   }, 120_000);
 
   it('grants RUN --security=insecure with --allow security.insecure, and refuses it or another entitlement otherwise', () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
 import type { WritableLayer } from '@strata/core';
+import { aptImage } from '../benchmarks/inputs.js';
 import { BASE, buildWith, type ContextFiles, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { serveFiles } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
@@ -276,7 +277,28 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect(await listing(root, '/')).toEqual({ '.dockerignore': '**/*.key\n', 'again.txt': 'a', 'lib/': '', 'lib/a.txt': 'a' });
     expect(await root.lstat('/lib/a.txt')).toMatchObject({ uid: 0, gid: 0, mode: 0o100640, mtimeMs: 1_500_000_000_000 });
     expect(fromTree.result.config.rootfs.diff_ids).toHaveLength(2);
-    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF, a git repository nor a directory/);
+    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF, oci-layout:\/\/PATH, a git repository nor a directory/);
+  }, 300_000);
+
+  it('reads an image of an OCI layout as a named context (oci-layout://PATH:TAG or @DIGEST), as buildx does', async () => {
+    // umoci's layout of the bench image, tagged `base` and `apt`: the tag and a digest (of `apt`'s manifest,
+    // by index.json) pick one, which is imported without a name.
+    const { layout } = aptImage();
+    const apt = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] }).manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'apt')!.digest;
+    const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM tagged\nCOPY --from=pinned /usr/bin/python3 /python3\n' });
+    const names = images.list().map((i) => i.name);
+    const contexts = { tagged: `oci-layout://${layout}:base`, pinned: `oci-layout://${layout}@${apt}` };
+    const { result } = await buildWith(images, { context: dir, contexts });
+    const built = await imageView(images, result.target.digest);
+    const base = await imageView(images, BASE);
+    expect(String(await built.readFile('/etc/debian_version', 'utf8'))).toBe(String(await base.readFile('/etc/debian_version', 'utf8')));
+    expect((await built.lstat('/python3')).size).toBeGreaterThan(0); // the apt change's layer, not minbase's
+    await expect(base.lstat('/usr/bin/python3')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(result.config.rootfs.diff_ids.slice(0, 1)).toEqual((await images.platformImage(BASE)).config.rootfs.diff_ids);
+    expect(images.image(apt).target.digest).toBe(apt); // in the store by its digest
+    expect(images.list().map((i) => i.name).filter((name) => name !== undefined && !names.includes(name))).toEqual([result.names[0]].filter(Boolean)); // no name added for the layout's images
+    const missing = { ...contexts, tagged: `oci-layout://${layout}:nosuchtag` };
+    await expect(buildWith(images, { context: dir, contexts: missing })).rejects.toThrow(/Dockerfile line 1: the named context "tagged": the layout has no image tagged "nosuchtag"/);
   }, 300_000);
 
   it('pulls every image it names once with pullAlways (docker build --pull), and only missing ones without', async () => {

@@ -57,6 +57,7 @@ import {
   type Images,
   type Lease,
   type Platform,
+  type PlatformImage,
 } from '@strata/images';
 import { BuildCache } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
@@ -99,8 +100,9 @@ export interface BuildOptions {
    * Named contexts (`docker buildx build --build-context NAME=VALUE`): `docker-image://REF` is the image
    * used wherever NAME is (`FROM NAME`, `COPY --from=NAME`, a bind mount's `from=NAME`); a directory's path
    * is a tree COPY and mounts read `--from=NAME` and a stage can start from (`FROM NAME`), its own
-   * `.dockerignore` applied, its files root's; a git repository (as ADD takes one) is read the same way. A
-   * stage of that name is replaced (and not built), as buildx documents.
+   * `.dockerignore` applied, its files root's; a git repository (as ADD takes one) is read the same way;
+   * `oci-layout://PATH[:TAG][@DIGEST]` is an image of a layout, imported nameless on first use. A stage of
+   * that name is replaced (and not built), as buildx documents.
    */
   readonly contexts?: Readonly<Record<string, string>>;
   /** Labels for the image, over the Dockerfile's (`docker build --label`); not part of any step's key. */
@@ -185,6 +187,27 @@ function sandboxHostname(given: string | undefined): string {
     throw new InvalidArgumentError(`BUILDKIT_SANDBOX_HOSTNAME ${JSON.stringify(given)} is not a hostname (at most 64 bytes, no spaces or control characters)`);
   }
   return given;
+}
+
+/** An `oci-layout://` named context: a layout directory, and the image in it by digest or tag. */
+interface LayoutContext {
+  readonly dir: string;
+  readonly digest?: string;
+  readonly tag?: string;
+}
+
+/** `PATH[:TAG][@DIGEST]` of `oci-layout://PATH[:TAG][@DIGEST]`, as buildx reads it (a tag after the last `/`). */
+function parseLayoutContext(name: string, text: string): LayoutContext {
+  const at = text.lastIndexOf('@');
+  const digest = at < 0 ? undefined : text.slice(at + 1);
+  const rest = at < 0 ? text : text.slice(0, at);
+  const colon = rest.lastIndexOf(':');
+  const tagged = colon > rest.lastIndexOf('/');
+  const dir = tagged ? rest.slice(0, colon) : rest;
+  const tag = tagged ? rest.slice(colon + 1) : undefined;
+  if (dir === '' || tag === '' || digest === '') throw new InvalidArgumentError(`the named context ${JSON.stringify(name)}: oci-layout://${text} is not PATH[:TAG][@DIGEST]`);
+  if (!statSync(resolve(dir), { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the named context ${JSON.stringify(name)}: ${quote(dir)} is not a layout directory`);
+  return { dir: resolve(dir), ...(digest !== undefined ? { digest } : {}), ...(tag !== undefined ? { tag } : {}) };
 }
 
 /** The PATH Docker gives a stage that starts from scratch. */
@@ -280,7 +303,9 @@ class Builder {
   /** The images pulled this build (pullAlways pulls each once). */
   readonly #pulled = new Set<string>();
   /** Named contexts: an image's reference, or a directory's tree. */
-  readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef }>();
+  readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef } | { readonly layout: LayoutContext }>();
+  /** `oci-layout://` contexts' images, imported on first use (by name and platform): their digests. */
+  readonly #layoutImages = new Map<string, Promise<string>>();
   /** Git named contexts' checkouts, made on first use and removed when the build ends. */
   readonly #gitCheckouts = new Map<string, Promise<{ tree: ContextTree; scratch: string }>>();
   #ran = 0;
@@ -302,7 +327,9 @@ class Builder {
     this.#context = contextTree(context, ignoreFiles, this.#checksums);
     for (const [name, value] of Object.entries(options.contexts ?? {})) {
       const image = /^docker-image:\/\/(.+)$/.exec(value)?.[1];
+      const layout = /^oci-layout:\/\/(.+)$/.exec(value)?.[1];
       if (image !== undefined) this.#named.set(name, { image });
+      else if (layout !== undefined) this.#named.set(name, { layout: parseLayoutContext(name, layout) });
       else if (isGitSource(value)) {
         try {
           this.#named.set(name, { git: parseGitRef(value) });
@@ -311,7 +338,7 @@ class Builder {
         }
       }
       else if (statSync(value, { throwIfNoEntry: false })?.isDirectory()) this.#named.set(name, { tree: contextTree(value, [join(value, '.dockerignore')], this.#checksums, `context ${JSON.stringify(name)}`) });
-      else throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF, a git repository nor a directory: ${redactUrls(value)}`);
+      else throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF, oci-layout://PATH, a git repository nor a directory: ${redactUrls(value)}`);
     }
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
@@ -403,8 +430,7 @@ class Builder {
         state: new StageState(this.#dockerfile, structuredClone(base.state.config), buildArgs, globals),
       };
     }
-    const named = this.#named.get(stage.image);
-    const image = await this.#image(named !== undefined && 'image' in named ? named.image : stage.image, platform, stage.from.line);
+    const image = await this.#imageFor(stage.image, platform, stage.from.line);
     const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
     const p = image.platformImage;
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
@@ -422,6 +448,29 @@ class Builder {
       docker: p.manifestDescriptor.mediaType === mediaTypes.DOCKER_MANIFEST,
       baseConfig: p.config,
     });
+  }
+
+  /** The image `reference` names: a named context's (an image of the store or one a layout holds), or the store's. */
+  async #imageFor(reference: string, platform: Platform, line: number): Promise<{ ref: string; platformImage: PlatformImage }> {
+    const named = this.#named.get(reference);
+    if (named !== undefined && 'layout' in named) {
+      const once = `${reference}\0${formatPlatform(platform)}`;
+      let imported = this.#layoutImages.get(once);
+      if (imported === undefined) {
+        const { dir, ...pick } = named.layout;
+        // Kept nameless, found by its digest, as BuildKit keeps a layout's content in its own store.
+        imported = this.#images.import(dir, { pick, platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) }).then(
+          (result) => result.images[0]!.target.digest,
+          (error: unknown) => {
+            throw withPrefix(`Dockerfile line ${line}: the named context ${JSON.stringify(reference)}: `, error);
+          },
+        );
+        this.#layoutImages.set(once, imported);
+      }
+      const digest = await imported;
+      return { ref: digest, platformImage: this.#images.platformImage(digest, { platform }) };
+    }
+    return this.#image(named !== undefined && 'image' in named ? named.image : reference, platform, line);
   }
 
   /** An image from the store (pulled first when missing and a puller was given, or always with pullAlways, once a build). */
@@ -842,7 +891,7 @@ class Builder {
   /** Whether `name` is a named context of files (a directory or a git repository), not an image. */
   #namedTree(name: string): boolean {
     const named = this.#named.get(name);
-    return named !== undefined && !('image' in named);
+    return named !== undefined && ('tree' in named || 'git' in named);
   }
 
   /**
@@ -891,10 +940,10 @@ class Builder {
       const named = this.#named.get(from);
       if (named !== undefined && 'tree' in named) return { tree: named.tree, identity: 'tree', keepOwners: false };
       if (named !== undefined && 'git' in named) return { tree: (await this.#gitContext(from, named.git, step.line)).tree, identity: 'tree', keepOwners: false };
-      const image = await this.#image(named?.image ?? from, stage.platform, step.line);
+      const image = await this.#imageFor(from, stage.platform, step.line);
       const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
       snapshot = unpacked.chainID;
-      label = `image ${quote(named?.image ?? from)}`;
+      label = `image ${quote(named !== undefined && 'image' in named ? named.image : from)}`;
     }
     if (snapshot === undefined) throw lineError(step.line, `COPY --from=${from}: ${label} is empty`);
     const view = await this.#images.snapshotter.open(snapshot);

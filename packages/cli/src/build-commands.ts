@@ -87,8 +87,9 @@ function sshAgents(specs: string[] = []): { agents: Record<string, string>; keys
 }
 
 /**
- * `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`, a git
- * repository (a URL or `user@host:path`; the library tells which URLs are repositories), or a directory.
+ * `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`,
+ * `oci-layout://PATH…`, a git repository (a URL or `user@host:path`; the library tells which URLs are
+ * repositories), or a directory.
  */
 function namedContexts(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -176,7 +177,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket|=keyfile,...]>', 'an SSH agent (or key files) for RUN --mount=type=ssh and git over ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
-    .option('--build-context <name=value>', 'a named context: docker-image://REF, a git repository, or a directory (repeatable)', collect)
+    .option('--build-context <name=value>', 'a named context: docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], a git repository, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
     .option('--pull', 'pull every image the build names, even those the root has')

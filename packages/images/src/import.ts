@@ -20,6 +20,7 @@ import {
   DigestMismatchError,
   detectFileCompression,
   ImageFormatError,
+  InvalidArgumentError,
   NotFoundError,
   readLayer,
   UnsafePathError,
@@ -47,6 +48,12 @@ export interface ImportOptions {
   readonly name?: string;
   /** Which platforms to take from a multi-platform image (default: the host's). */
   readonly platform?: PlatformChoice;
+  /**
+   * One image of a layout directory, imported without a name (dangling, found by its digest), as buildx
+   * reads an `oci-layout://` context: by `digest`, of a descriptor index.json lists or of a manifest or
+   * index among the layout's blobs; else by `tag` (`org.opencontainers.image.ref.name`), `latest` by default.
+   */
+  readonly pick?: { readonly tag?: string; readonly digest?: string };
   /** Limits on reading the archive itself (entries, bytes, header sizes). */
   readonly limits?: ReadLimits;
   /** Called as the source is read: bytes so far, and the total when known. */
@@ -195,6 +202,7 @@ export class Importer {
     } catch {
       throw new NotFoundError(`${quote(source)} does not exist`, { path: source });
     }
+    if (this.#options.pick !== undefined && !st.isDirectory()) throw new InvalidArgumentError(`${quote(source)} is no layout directory, of which one image can be picked`);
     return leases.with(async (lease) => {
       const staging = new Staging(this.#parts.content, lease.id);
       try {
@@ -212,10 +220,33 @@ export class Importer {
   async #fromLayout(dir: string, staging: Staging): Promise<Candidate[]> {
     checkLayoutVersion(readSmall(join(dir, 'oci-layout'), 'oci-layout'));
     const index = parseIndex(readSmall(join(dir, 'index.json'), 'index.json'), 'index.json');
-    const candidates = this.#candidatesOf(index.manifests);
+    const pick = this.#options.pick;
+    const candidates = pick === undefined ? this.#candidatesOf(index.manifests) : [this.#picked(dir, index.manifests, pick)];
     const total = { done: 0 };
     for (const c of candidates) await this.#stageTree(dir, c.target, staging, 0, total);
     return candidates;
+  }
+
+  /** The one image `pick` names in a layout (see ImportOptions.pick), to be kept nameless. Throws NOT_FOUND. */
+  #picked(dir: string, manifests: readonly Descriptor[], pick: { readonly tag?: string; readonly digest?: string }): Candidate {
+    if (pick.digest !== undefined) {
+      const digest = checkDigest(pick.digest, 'the digest picked');
+      const listed = manifests.find((d) => d.digest === digest);
+      if (listed !== undefined) return { target: stripNames(listed), names: [] };
+      // A manifest or index below the listed ones (a platform's manifest of a multi-platform image).
+      const path = join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile()) throw new NotFoundError(`the layout has no image ${digest}`, { path: dir });
+      if (st.size > MAX_DOCUMENT_BYTES) throw new ImageFormatError(`blob ${digest} is ${st.size} bytes, more than an image's document may be`);
+      const mediaType = (parseJson(readFileSync(path), `blob ${digest}`) as { mediaType?: unknown }).mediaType;
+      if (typeof mediaType !== 'string' || (kindOf(mediaType) !== 'manifest' && kindOf(mediaType) !== 'index')) throw new ImageFormatError(`blob ${digest} of the layout is no image manifest or index`);
+      return { target: { mediaType, digest, size: st.size }, names: [] };
+    }
+    const tag = pick.tag ?? 'latest';
+    const tagged = manifests.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === tag);
+    if (tagged.length === 0) throw new NotFoundError(`the layout has no image tagged ${quote(tag)}`, { path: dir });
+    if (tagged.length > 1) throw new ImageFormatError(`the layout lists ${tagged.length} images tagged ${quote(tag)}`);
+    return { target: stripNames(tagged[0]!), names: [] };
   }
 
   /** Stages `d` from the layout and, for indexes and manifests, what the chosen platforms need under it. */
@@ -444,6 +475,7 @@ export class Importer {
    * its own name, else its tag on `--name`'s repository.
    */
   #names(candidates: Candidate[]): { target: Descriptor; names: string[] }[] {
+    if (this.#options.pick !== undefined) return candidates.map((c) => ({ target: c.target, names: [] }));
     const given = this.#options.name;
     if (given !== undefined && candidates.length === 1) {
       const only = candidates[0]!;

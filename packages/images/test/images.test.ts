@@ -184,6 +184,31 @@ describe('images on a root', () => {
     expect((await root.images.import(single, { name: 'mine:2' })).images.map((i) => i.name)).toEqual(['docker.io/library/mine:2']);
   });
 
+  it('picks one image of a layout, by tag (latest by default) or digest (listed, or a platform manifest below), without a name', async () => {
+    const latest = buildImage({ layers: [base], label: 'latest' });
+    const v1 = buildImage({ layers: [base, app], label: 'v1' });
+    const amd = buildImage({ layers: [base, other], architecture: 'amd64' });
+    const index = buildIndex([amd]);
+    const blobs = new Map([...latest.blobs, ...v1.blobs, ...index.blobs]);
+    const tagged = (d: typeof latest.manifestDescriptor, tag: string) => ({ ...d, annotations: { 'org.opencontainers.image.ref.name': tag } });
+    const layout = writeDirectory(join(root.dir, 'pick'), layoutFiles(blobs, [tagged(latest.manifestDescriptor, 'latest'), tagged(v1.manifestDescriptor, 'v1'), tagged(index.descriptor, 'multi')]));
+    const before = root.images.list().map((i) => i.name);
+    const picked = async (pick: { tag?: string; digest?: string }) => (await root.images.import(layout, { pick })).images.map((i) => [i.name, i.target.digest]);
+    expect(await picked({})).toEqual([[undefined, latest.manifestDescriptor.digest]]);
+    expect(await picked({ tag: 'v1' })).toEqual([[undefined, v1.manifestDescriptor.digest]]);
+    expect(await picked({ digest: index.descriptor.digest })).toEqual([[undefined, index.descriptor.digest]]);
+    // Not in index.json, but a manifest among the blobs: buildx pins a platform's manifest this way.
+    expect(await picked({ digest: amd.manifestDescriptor.digest, tag: 'ignored' })).toEqual([[undefined, amd.manifestDescriptor.digest]]);
+    expect(root.images.image(amd.manifestDescriptor.digest).target.digest).toBe(amd.manifestDescriptor.digest);
+    expect(root.images.list().map((i) => i.name).filter((name) => name !== undefined)).toEqual(before.filter((name) => name !== undefined));
+    await expect(picked({ tag: 'v2' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(picked({ digest: `sha256:${'0'.repeat(64)}` })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    // A blob that is no manifest (a layer's) names no image.
+    const layerDigest = (JSON.parse(amd.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest;
+    await expect(picked({ digest: layerDigest })).rejects.toMatchObject({ code: 'IMAGE_FORMAT' });
+    await expect(root.images.import(writeArchive(join(root.dir, 'pick.tar'), layoutFiles(latest.blobs, [tagged(latest.manifestDescriptor, 'latest')])), { pick: {} })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
   it('keeps names that are not UTF-8 byte for byte through unpack, a container, its commit and the unpack of that', async () => {
     const latin1 = (text: string) => Buffer.from(text, 'latin1');
     const mtime = 1_700_000_000;
