@@ -21,7 +21,6 @@ import { join, posix, resolve } from 'node:path';
 import {
   applyLayer,
   chainID,
-  decodeName,
   DigestMismatchError,
   FailedPreconditionError,
   flatten,
@@ -33,7 +32,6 @@ import {
   processIdMap,
   quote,
   removeTree,
-  StrataError,
   UnsupportedError,
   type Compression,
   type IdMap,
@@ -66,8 +64,7 @@ import { externalFormat, inflate } from './external-decompress.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
 import { chownThrough, CopySelection, headOf, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
-import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, atWordsLine, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
-import { hasExceptions, ignorePatterns, patternFilter } from './ignore.js';
+import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, atWordsLine, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, withPrefix, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { expandHeredoc, processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
@@ -77,7 +74,8 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { cleanSource, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { NamedContexts } from './named-contexts.js';
+import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
 import { parseDownloadDigest } from '@strata/registry';
 
@@ -189,27 +187,6 @@ function sandboxHostname(given: string | undefined): string {
   return given;
 }
 
-/** An `oci-layout://` named context: a layout directory, and the image in it by digest or tag. */
-interface LayoutContext {
-  readonly dir: string;
-  readonly digest?: string;
-  readonly tag?: string;
-}
-
-/** `PATH[:TAG][@DIGEST]` of `oci-layout://PATH[:TAG][@DIGEST]`, as buildx reads it (a tag after the last `/`). */
-function parseLayoutContext(name: string, text: string): LayoutContext {
-  const at = text.lastIndexOf('@');
-  const digest = at < 0 ? undefined : text.slice(at + 1);
-  const rest = at < 0 ? text : text.slice(0, at);
-  const colon = rest.lastIndexOf(':');
-  const tagged = colon > rest.lastIndexOf('/');
-  const dir = tagged ? rest.slice(0, colon) : rest;
-  const tag = tagged ? rest.slice(colon + 1) : undefined;
-  if (dir === '' || tag === '' || digest === '') throw new InvalidArgumentError(`the named context ${JSON.stringify(name)}: oci-layout://${text} is not PATH[:TAG][@DIGEST]`);
-  if (!statSync(resolve(dir), { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the named context ${JSON.stringify(name)}: ${quote(dir)} is not a layout directory`);
-  return { dir: resolve(dir), ...(digest !== undefined ? { digest } : {}), ...(tag !== undefined ? { tag } : {}) };
-}
-
 /** The PATH Docker gives a stage that starts from scratch. */
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
@@ -303,11 +280,7 @@ class Builder {
   /** The images pulled this build (pullAlways pulls each once). */
   readonly #pulled = new Set<string>();
   /** Named contexts: an image's reference, or a directory's tree. */
-  readonly #named = new Map<string, { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef } | { readonly layout: LayoutContext }>();
-  /** `oci-layout://` contexts' images, imported on first use (by name and platform): their digests. */
-  readonly #layoutImages = new Map<string, Promise<string>>();
-  /** Git named contexts' checkouts, made on first use and removed when the build ends. */
-  readonly #gitCheckouts = new Map<string, Promise<{ tree: ContextTree; scratch: string }>>();
+  readonly #named: NamedContexts;
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
@@ -325,21 +298,7 @@ class Builder {
     // reads them: one context can serve several Dockerfiles.
     const ignoreFiles = [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
     this.#context = contextTree(context, ignoreFiles, this.#checksums);
-    for (const [name, value] of Object.entries(options.contexts ?? {})) {
-      const image = /^docker-image:\/\/(.+)$/.exec(value)?.[1];
-      const layout = /^oci-layout:\/\/(.+)$/.exec(value)?.[1];
-      if (image !== undefined) this.#named.set(name, { image });
-      else if (layout !== undefined) this.#named.set(name, { layout: parseLayoutContext(name, layout) });
-      else if (isGitSource(value)) {
-        try {
-          this.#named.set(name, { git: parseGitRef(value) });
-        } catch (error) {
-          throw withPrefix(`the named context ${JSON.stringify(name)}: `, error);
-        }
-      }
-      else if (statSync(value, { throwIfNoEntry: false })?.isDirectory()) this.#named.set(name, { tree: contextTree(value, [join(value, '.dockerignore')], this.#checksums, `context ${JSON.stringify(name)}`) });
-      else throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF, oci-layout://PATH, a git repository nor a directory: ${redactUrls(value)}`);
-    }
+    this.#named = new NamedContexts(options.contexts ?? {}, images, this.#checksums, { ...(options.ssh ? { ssh: options.ssh } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
     this.#epoch = options.sourceDateEpoch;
@@ -355,7 +314,7 @@ class Builder {
       this.#checksums.flush();
       this.#urlRecords.flush();
       this.#cache.flush();
-      for (const checkout of this.#gitCheckouts.values()) await checkout.then(({ scratch }) => rmSync(scratch, { recursive: true, force: true }), () => {});
+      await this.#named.dispose();
     }
     const result = this.#results.get(target.index)!;
     return this.#finish(result);
@@ -383,7 +342,7 @@ class Builder {
     const steps: Instruction[] = [];
     // FROM a named context's directory: the stage's root is its files (as root's, times and modes kept), as
     // BuildKit starts a stage from a local source; here a layer written as `COPY --from=NAME . /` writes it.
-    if (this.#namedTree(stage.image)) {
+    if (this.#named.isTree(stage.image)) {
       steps.push({ keyword: 'COPY', line: stage.from.line, flags: { from: stage.image }, args: '. /' });
       this.#total += 1;
     }
@@ -409,7 +368,7 @@ class Builder {
       state: new StageState(this.#dockerfile, config, buildArgs, globals),
     });
     // A named context's directory starts from scratch; its files come in the stage's first step (#buildStage).
-    if (stage.image.toLowerCase() === 'scratch' || this.#namedTree(stage.image)) {
+    if (stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image)) {
       return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
     }
     const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
@@ -452,25 +411,9 @@ class Builder {
 
   /** The image `reference` names: a named context's (an image of the store or one a layout holds), or the store's. */
   async #imageFor(reference: string, platform: Platform, line: number): Promise<{ ref: string; platformImage: PlatformImage }> {
-    const named = this.#named.get(reference);
-    if (named !== undefined && 'layout' in named) {
-      const once = `${reference}\0${formatPlatform(platform)}`;
-      let imported = this.#layoutImages.get(once);
-      if (imported === undefined) {
-        const { dir, ...pick } = named.layout;
-        // Kept nameless, found by its digest, as BuildKit keeps a layout's content in its own store.
-        imported = this.#images.import(dir, { pick, platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) }).then(
-          (result) => result.images[0]!.target.digest,
-          (error: unknown) => {
-            throw withPrefix(`Dockerfile line ${line}: the named context ${JSON.stringify(reference)}: `, error);
-          },
-        );
-        this.#layoutImages.set(once, imported);
-      }
-      const digest = await imported;
-      return { ref: digest, platformImage: this.#images.platformImage(digest, { platform }) };
-    }
-    return this.#image(named !== undefined && 'image' in named ? named.image : reference, platform, line);
+    const digest = await this.#named.layoutImage(reference, platform, line);
+    if (digest !== undefined) return { ref: digest, platformImage: this.#images.platformImage(digest, { platform }) };
+    return this.#image(this.#named.imageReference(reference) ?? reference, platform, line);
   }
 
   /** An image from the store (pulled first when missing and a puller was given, or always with pullAlways, once a build). */
@@ -888,42 +831,6 @@ class Builder {
     }
   }
 
-  /** Whether `name` is a named context of files (a directory or a git repository), not an image. */
-  #namedTree(name: string): boolean {
-    const named = this.#named.get(name);
-    return named !== undefined && ('tree' in named || 'git' in named);
-  }
-
-  /**
-   * A git named context's tree: the repository fetched at the commit its ref names (through the build's
-   * default SSH agent for an ssh remote, as ADD fetches one), its subdirectory if the ref names one; once
-   * a build, whatever steps read it.
-   */
-  #gitContext(name: string, ref: GitRef, line: number): Promise<{ tree: ContextTree; scratch: string }> {
-    let checkout = this.#gitCheckouts.get(name);
-    if (checkout === undefined) {
-      checkout = (async () => {
-        const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
-        if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${line}: the named context ${JSON.stringify(name)} is an ssh remote, which needs the build's SSH agent (strata build --ssh default)`);
-        const scratch = this.#images.content.temporaryPath();
-        const { home, tree } = gitScratch(scratch);
-        const run = { home, ...(sshAgent !== undefined ? { sshAgent } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
-        const label = `context ${JSON.stringify(name)}`;
-        try {
-          await checkoutGit(ref, await resolveGit(ref, run), tree, run);
-          const top = await new ContextTree(tree, () => false, false, this.#checksums, label).resolve(ref.subdir);
-          if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
-          return { tree: new ContextTree(join(tree, ref.subdir), () => false, false, this.#checksums, label), scratch };
-        } catch (error) {
-          rmSync(scratch, { recursive: true, force: true });
-          throw withPrefix(`Dockerfile line ${line}: the named context ${JSON.stringify(name)}: `, error);
-        }
-      })();
-      this.#gitCheckouts.set(name, checkout);
-    }
-    return checkout;
-  }
-
   /**
    * `--from`: an earlier stage, an image (unpacked), or a named context's directory. A stage's and an image's
    * owners are kept; a directory's files are root's, as BuildKit's client sends every local directory.
@@ -937,13 +844,12 @@ class Builder {
       snapshot = source.snapshot;
       label = `stage ${JSON.stringify(from)}`;
     } else {
-      const named = this.#named.get(from);
-      if (named !== undefined && 'tree' in named) return { tree: named.tree, identity: 'tree', keepOwners: false };
-      if (named !== undefined && 'git' in named) return { tree: (await this.#gitContext(from, named.git, step.line)).tree, identity: 'tree', keepOwners: false };
+      const tree = await this.#named.tree(from, step.line);
+      if (tree !== undefined) return { tree, identity: 'tree', keepOwners: false };
       const image = await this.#imageFor(from, stage.platform, step.line);
       const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
       snapshot = unpacked.chainID;
-      label = `image ${quote(named !== undefined && 'image' in named ? named.image : from)}`;
+      label = `image ${quote(this.#named.imageReference(from) ?? from)}`;
     }
     if (snapshot === undefined) throw lineError(step.line, `COPY --from=${from}: ${label} is empty`);
     const view = await this.#images.snapshotter.open(snapshot);
@@ -1262,21 +1168,6 @@ class Builder {
 
 }
 
-/** A directory's tree as COPY reads it, filtered by the first of `ignoreFiles` there is. */
-function contextTree(dir: string, ignoreFiles: readonly string[], checksums: FileChecksums, label?: string): ContextTree {
-  let ignoreText = '';
-  for (const file of ignoreFiles) {
-    try {
-      ignoreText = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
-      break;
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
-  }
-  const patterns = ignorePatterns(ignoreText);
-  return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
-}
-
 /** The config with the build's own labels over the Dockerfile's (none: the config as it is). */
 function withLabels(config: RunConfig, labels: Readonly<Record<string, string>> | undefined): RunConfig {
   if (labels === undefined || Object.keys(labels).length === 0) return config;
@@ -1293,12 +1184,6 @@ function withLine(step: Instruction, error: unknown): unknown {
   return withPrefix(`Dockerfile line ${step.line}: ${step.keyword} `, error);
 }
 
-/** A strata error of the same kind, its message after `prefix`; any other error as it is. */
-function withPrefix(prefix: string, error: unknown): unknown {
-  if (!(error instanceof StrataError)) return error;
-  const Kind = error.constructor as new (message: string, options: { cause: unknown }) => StrataError;
-  return new Kind(`${prefix}${error.message}`, { cause: error });
-}
 
 /** `fn`'s result; a source's problem (SourceError) or a word it could not process (WordError) becomes the step's error, naming its line. */
 async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {

@@ -6,7 +6,7 @@
  * escaped quotes differently from Docker.
  */
 import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
-import { InvalidArgumentError } from '@strata/core';
+import { InvalidArgumentError, StrataError } from '@strata/core';
 import { formatPlatform, type Platform } from '@strata/images';
 import { keyValues, processWord, WordError, type Env } from './lex.js';
 import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
@@ -122,6 +122,13 @@ export interface Dockerfile {
 /** A Dockerfile problem, with its line (INVALID_ARGUMENT). */
 export function lineError(line: number, message: string): InvalidArgumentError {
   return new InvalidArgumentError(`Dockerfile line ${line}: ${message}`);
+}
+
+/** A strata error of the same kind, its message after `prefix`; any other error as it is. */
+export function withPrefix(prefix: string, error: unknown): unknown {
+  if (!(error instanceof StrataError)) return error;
+  const Kind = error.constructor as new (message: string, options: { cause: unknown }) => StrataError;
+  return new Kind(`${prefix}${error.message}`, { cause: error });
 }
 
 /** A word the instruction could not process (WordError) as the line's error; any other error as it is. */

@@ -5,12 +5,12 @@
  * content and its checksum. Paths are relative to the tree's root, `/`-separated, `''` for the root itself.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, lstat as lstatCallback, openSync, readdir as readdirCallback, readSync, stat as statCallback, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, lstat as lstatCallback, openSync, readdir as readdirCallback, readFileSync, readSync, stat as statCallback, type Dirent, type Stats } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { decodeName, DirectoryScan, fsPath, lstatBatch, STAT, turn, type LstatBatch, type WritableLayer } from '@strata/core';
-import type { ContextFilter } from './ignore.js';
+import { decodeName, DirectoryScan, fsPath, isNotFound, lstatBatch, STAT, turn, type LstatBatch, type WritableLayer } from '@strata/core';
+import { hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
 import glob, { type Options as GlobOptions } from 'fast-glob';
@@ -145,6 +145,21 @@ function timeOf(ns: bigint): { sec: number; nsec: number } {
 function typeOfMode(mode: number): SourceType {
   const t = mode & 0o170000;
   return t === 0o100000 ? 'file' : t === 0o040000 ? 'directory' : t === 0o120000 ? 'symlink' : 'other';
+}
+
+/** A directory's tree as COPY reads it, filtered by the first of `ignoreFiles` there is. */
+export function contextTree(dir: string, ignoreFiles: readonly string[], checksums: FileChecksums, label?: string): ContextTree {
+  let ignoreText = '';
+  for (const file of ignoreFiles) {
+    try {
+      ignoreText = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
+      break;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+  const patterns = ignorePatterns(ignoreText);
+  return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
 }
 
 /** The build context: a host directory, `.dockerignore` applied, symlinks never followed out of it. */
