@@ -174,6 +174,52 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
     expect(collected.snapshots.length).toBeGreaterThan(0);
     expect((await buildWith(images, { context })).ran).toEqual(all);
   }, 180_000);
+
+  it("takes steps from another root's image by its inline cache (cacheTo inline, cacheFrom), as BuildKit's min mode", async () => {
+    const source = await rootWithBase(work, 'inline-source');
+    const target = await rootWithBase(work, 'inline-target');
+    try {
+      const made = await buildWith(source, { context, tags: ['example.com/inline:1'], cacheTo: 'inline' });
+      expect(made.ran).toEqual(all);
+      const base = source.inspect(BASE).config.rootfs.diff_ids.length;
+      const record = (made.result.config as unknown as Record<string, { version: number; layers: { index: number; key: string }[] }>)['io.strata.build.cache']!;
+      expect(record.version).toBe(1);
+      expect(record.layers.map((l) => l.index)).toEqual([base, base + 1, base + 2, base + 3]); // the final stage's four layers
+      // To the other root as a registry carries it: the image alone (an OCI archive of it), imported.
+      const archive = join(work, 'inline.tar');
+      await source.export(['example.com/inline:1'], archive, { format: 'oci-archive' });
+      await target.import(archive);
+
+      const taken = await buildWith(target, { context, tags: ['example.com/inline:2'], cacheFrom: ['example.com/inline:1'] });
+      // The final image's steps come from it; the other stage's are not in it (min mode) and run.
+      expect(taken.ran).toEqual([steps.stageCopy, steps.stageRun]);
+      expect(taken.result.config.rootfs.diff_ids).toEqual(made.result.config.rootfs.diff_ids);
+      expect(taken.result.config.rootfs.diff_ids).toEqual(source.inspect('example.com/inline:1').config.rootfs.diff_ids);
+      // Taken into the root's own cache: a build without cacheFrom now runs nothing.
+      expect((await buildWith(target, { context })).ran).toEqual([]);
+      // A change reruns what it touches and after: the build arg's RUN alone, the steps before still taken.
+      const other = await rootWithBase(work, 'inline-other');
+      try {
+        await other.import(archive);
+        const flavored = await buildWith(other, { context, buildArgs: { FLAVOR: 'spicy' }, cacheFrom: ['example.com/inline:1'] });
+        expect(flavored.ran).toEqual([steps.stageCopy, steps.stageRun, steps.flavor]);
+        // An image that gives nothing is a warning, and the build goes on: one missing, one without inline cache.
+        const warned = await buildWith(other, { context, cacheFrom: ['example.com/missing:1', BASE] });
+        expect(warned.events.flatMap((e) => (e.type === 'warning' ? [e.message] : []))).toEqual([
+          expect.stringMatching(/^--cache-from example\.com\/missing:1: image "example\.com\/missing:1" is not in the store/),
+          `--cache-from ${BASE}: the image has no inline cache of strata's (built without --cache-to type=inline); its steps run`,
+        ]);
+      } finally {
+        await other.close();
+      }
+      // Not with squash: the folded layer is no step's.
+      const squashed = await buildWith(source, { context, cacheTo: 'inline', squash: true });
+      expect((squashed.result.config as unknown as Record<string, unknown>)['io.strata.build.cache']).toBeUndefined();
+    } finally {
+      await source.close();
+      await target.close();
+    }
+  }, 600_000);
 });
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('reproducible builds and squash', () => {

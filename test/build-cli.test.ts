@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
+import { TestRegistry } from './helpers/registry.js';
 
 const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 
@@ -214,4 +215,45 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(prune.stdout).toMatch(/^Deleted \d+ cache record\(s\); freed /);
     expect(strata(['build', 'cache', 'ls', '--json']).stdout).toBe('');
   }, 120_000);
+});
+
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'docker-registry'))('strata build with a registry', () => {
+  let work: string;
+  let registry: TestRegistry;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-cli-registry-');
+    registry = await TestRegistry.start(join(work, 'registry'));
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await registry?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('carries the build cache through a registry: --cache-to type=inline, push, and --cache-from on another root, pulling it', async () => {
+    const roots = ['one', 'two'].map((name) => join(work, name));
+    for (const name of ['one', 'two']) await (await rootWithBase(work, name)).close();
+    const context = writeContext(join(work, 'context'), { Dockerfile: `FROM ${BASE}\nCOPY hello.txt /\nRUN cp /hello.txt /copied.txt\n`, 'hello.txt': 'greetings\n' });
+    const ref = `${registry.host}/cache/app:1`;
+    const strataIn = (root: string, args: string[]) => spawnSync(process.execPath, [cli, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    const made = strataIn(roots[0]!, ['build', '--cache-to', 'type=inline', '-t', ref, context]);
+    expect(made.status, made.stderr).toBe(0);
+    expect(made.stdout).toContain('2 step(s) ran, 0 cached');
+    const pushed = strataIn(roots[0]!, ['push', ref, '--quiet']);
+    expect(pushed.status, pushed.stderr).toBe(0);
+    // The other root has only the base: the cache image is pulled, and no step runs.
+    const taken = strataIn(roots[1]!, ['build', '--cache-from', `type=registry,ref=${ref}`, '--progress', 'plain', context]);
+    expect(taken.status, taken.stderr).toBe(0);
+    expect(taken.stdout).toContain('0 step(s) ran, 2 cached');
+    expect(taken.stderr).toContain('[3/3] CACHED');
+    const bad = strataIn(roots[1]!, ['build', '--cache-to', 'type=registry,ref=x', context]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--cache-to: strata writes the inline cache only (type=inline)');
+    // Read when a step misses the root's own cache: a changed file's steps look, and the image is missing.
+    writeFileSync(join(context, 'hello.txt'), 'changed\n');
+    const missing = strataIn(roots[1]!, ['build', '--cache-from', `${registry.host}/cache/none:1`, context]);
+    expect(missing.status, missing.stderr).toBe(0);
+    expect(missing.stderr).toMatch(/strata: warning: --cache-from 127\.0\.0\.1:\d+\/cache\/none:1: .*; its steps run/);
+  }, 300_000);
 });

@@ -27,6 +27,7 @@ import {
   InvalidArgumentError,
   isAlreadyExists,
   isNotFound,
+  isStrataError,
   NotFoundError,
   PermissionDeniedError,
   processIdMap,
@@ -48,6 +49,7 @@ import {
   mediaTypes,
   parsePlatform,
   UNCOMPRESSED_LABEL,
+  UNCOMPRESSED_SIZE_LABEL,
   stageImageDocuments,
   type Descriptor,
   type History,
@@ -57,7 +59,7 @@ import {
   type Platform,
   type PlatformImage,
 } from '@strata/images';
-import { BuildCache } from './cache.js';
+import { BuildCache, type CacheRecord } from './cache.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { externalFormat, inflate } from './external-decompress.js';
@@ -74,6 +76,7 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
+import { INLINE_CACHE_FIELD, InlineCacheSources, inlineCacheRecord } from './inline-cache.js';
 import { NamedContexts } from './named-contexts.js';
 import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -107,6 +110,19 @@ export interface BuildOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Run every step, using no cache record (new records are still written). */
   readonly noCache?: boolean;
+  /**
+   * Images whose inline cache (see `cacheTo`) this build may take steps from (`docker buildx build
+   * --cache-from`): a step the root's cache lacks is taken from the first of them that recorded its key, on
+   * the same layers below, the image pulled through `pull` when the root lacks it and unpacked when a step
+   * is first taken from it. What one cannot give (missing, no inline cache) is a warning, and the steps
+   * run. Trusted as the root's own cache is: the layer an image says a step made is taken as that step's.
+   */
+  readonly cacheFrom?: readonly string[];
+  /**
+   * `inline` (`docker buildx build --cache-to type=inline`): the image's config records which step made
+   * each of its layers (their cache keys), for another root's `cacheFrom`; not with `squash`.
+   */
+  readonly cacheTo?: 'inline';
   /** Fold the layers above the target stage's base into one. */
   readonly squash?: boolean;
   /** `os/arch[/variant]` of the base images and the result (default the host's; RUN needs the host's). */
@@ -147,6 +163,8 @@ export interface BuildOptions {
 export type BuildEvent =
   | { readonly type: 'step'; readonly step: number; readonly total: number; readonly stage: string; readonly instruction: string }
   | { readonly type: 'output'; readonly step: number; readonly data: Buffer }
+  /** Something the build went on without (a `cacheFrom` image it could not use). */
+  | { readonly type: 'warning'; readonly message: string }
   | {
       readonly type: 'done';
       readonly step: number;
@@ -225,6 +243,8 @@ interface StageResult {
   readonly layers: Descriptor[];
   /** Layers this stage made itself (above its base): what squash folds. */
   readonly own: LayerDescriptor[];
+  /** The cache key of the step that made each layer of `diffIDs` (null for an image's): the inline cache. */
+  readonly stepKeys: (string | null)[];
   readonly baseLayers: number;
   readonly history: History[];
   readonly docker: boolean;
@@ -281,6 +301,10 @@ class Builder {
   readonly #pulled = new Set<string>();
   /** Named contexts: an image's reference, or a directory's tree. */
   readonly #named: NamedContexts;
+  /** `cacheFrom`'s images, when there are any. */
+  readonly #inlineSources: InlineCacheSources | undefined;
+  /** `cacheFrom` images unpacked for a step taken from them, by reference. */
+  readonly #unpackedSources = new Map<string, Promise<unknown>>();
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
@@ -304,6 +328,9 @@ class Builder {
     this.#epoch = options.sourceDateEpoch;
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
     this.#hostname = sandboxHostname(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
+    this.#inlineSources = options.cacheFrom?.length
+      ? new InlineCacheSources(options.cacheFrom, (reference) => this.#image(reference, this.#platform, 0), (message) => this.#emit({ type: 'warning', message }))
+      : undefined;
   }
 
   async run(lease: Lease, target: Stage): Promise<BuildResult> {
@@ -369,7 +396,7 @@ class Builder {
     });
     // A named context's directory starts from scratch; its files come in the stage's first step (#buildStage).
     if (stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image)) {
-      return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
+      return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], stepKeys: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
     }
     const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
     if (earlier && earlier.name === stage.image.toLowerCase()) {
@@ -382,6 +409,7 @@ class Builder {
         diffIDs: [...base.diffIDs],
         layers: [...base.layers],
         own: [],
+        stepKeys: [...base.stepKeys],
         baseLayers: base.diffIDs.length,
         history: [...base.history],
         docker: base.docker,
@@ -402,6 +430,7 @@ class Builder {
       diffIDs: [...p.config.rootfs.diff_ids],
       layers: [...p.manifest.layers],
       own: [],
+      stepKeys: p.config.rootfs.diff_ids.map(() => null),
       baseLayers: p.config.rootfs.diff_ids.length,
       history: [...(p.config.history ?? [])],
       docker: p.manifestDescriptor.mediaType === mediaTypes.DOCKER_MANIFEST,
@@ -416,7 +445,10 @@ class Builder {
     return this.#image(this.#named.imageReference(reference) ?? reference, platform, line);
   }
 
-  /** An image from the store (pulled first when missing and a puller was given, or always with pullAlways, once a build). */
+  /**
+   * An image from the store (pulled first when missing and a puller was given, or always with pullAlways,
+   * once a build); `line` 0 for one no line names (a `cacheFrom` image).
+   */
   async #image(reference: string, platform: Platform, line: number) {
     const find = () => {
       const image = this.#images.image(reference);
@@ -431,7 +463,7 @@ class Builder {
       return find();
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      if (!this.#options.pull) throw new NotFoundError(`Dockerfile line ${line}: image ${quote(reference)} is not in the store (strata pull ${reference}, or strata image import)`, { path: reference });
+      if (!this.#options.pull) throw new NotFoundError(`${line > 0 ? `Dockerfile line ${line}: ` : ''}image ${quote(reference)} is not in the store (strata pull ${reference}, or strata image import)`, { path: reference });
     }
     await this.#options.pull(reference, platform);
     return find();
@@ -461,10 +493,10 @@ class Builder {
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
       // The steps after a linked one see the base and the link together: their keys chain through both.
       const chained = plan.link ? sha256(stage.key, key) : key;
-      const cached = this.#options.noCache ? undefined : await this.#cache.get(key);
+      const cached = this.#options.noCache ? undefined : ((await this.#cache.get(key)) ?? (await this.#inlineCached(stage, key, text)));
       if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
         this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
-        this.#addLayer(stage, cached.layer, cached.snapshot, chained, plan.history);
+        this.#addLayer(stage, cached.layer, cached.snapshot, chained, key, plan.history);
         this.#cached++;
         done(true, cached.layer.diffID);
         return;
@@ -474,7 +506,7 @@ class Builder {
         this.#images.leases.add(this.#lease.id, { type: 'content', id: cached.layer.digest });
         const snapshot = await this.#applyOnto(stage, step, cached.layer);
         this.#cache.put(key, { snapshot, layer: cached.layer, step: text });
-        this.#addLayer(stage, cached.layer, snapshot, chained, plan.history);
+        this.#addLayer(stage, cached.layer, snapshot, chained, key, plan.history);
         this.#cached++;
         done(true, cached.layer.diffID);
         return;
@@ -486,7 +518,7 @@ class Builder {
       }
       const { layer, snapshot } = plan.link ? await this.#executeLinked(stage, step, number, plan.execute) : await this.#execute(stage, step, number, plan.execute);
       this.#cache.put(key, { snapshot, layer, step: text });
-      this.#addLayer(stage, layer, snapshot, chained, plan.history);
+      this.#addLayer(stage, layer, snapshot, chained, key, plan.history);
       this.#ran++;
       done(false, layer.diffID);
     } finally {
@@ -494,13 +526,44 @@ class Builder {
     }
   }
 
-  #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, key: string, createdBy: string): void {
+  /** `chained`: the stage's key after the step; `stepKey`: the step's own, by which the cache found or keeps it. */
+  #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, chained: string, stepKey: string, createdBy: string): void {
     stage.diffIDs.push(layer.diffID);
+    stage.stepKeys.push(stepKey);
     stage.layers.push(layerDescriptor(layer, stage.docker));
     stage.own.push(layer);
     stage.history.push({ created: createdAt(this.#epoch), created_by: createdBy });
     stage.snapshot = snapshot;
-    stage.key = key;
+    stage.key = chained;
+  }
+
+  /**
+   * The step of cache key `key` as a `cacheFrom` image recorded it, made a record of the root's cache: the
+   * layer it names, on the same layers below as the stage has (the key says so, the diffIDs check it), its
+   * snapshot from the image unpacked then. An image that cannot be unpacked is a warning, and the step runs.
+   */
+  async #inlineCached(stage: StageResult, key: string, step: string): Promise<CacheRecord | undefined> {
+    const hit = await this.#inlineSources?.find(key);
+    if (hit === undefined || stage.diffIDs.length !== hit.index || stage.diffIDs.some((d, i) => d !== hit.diffIDs[i])) return undefined;
+    let unpacked = this.#unpackedSources.get(hit.ref);
+    if (unpacked === undefined) {
+      unpacked = this.#images.unpack(hit.ref, { platform: { platform: this.#platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
+      this.#unpackedSources.set(hit.ref, unpacked);
+    }
+    try {
+      await unpacked;
+    } catch (error) {
+      if (!isStrataError(error)) throw error;
+      this.#emit({ type: 'warning', message: `--cache-from ${hit.ref}: ${error.message}; its steps run` });
+      return undefined;
+    }
+    const descriptor = hit.layers[hit.index];
+    if (descriptor === undefined) return undefined; // a manifest listing fewer layers than its config: nothing to take
+    const compression = mediaTypes.layerCompressionOf(descriptor.mediaType) ?? 'none';
+    const uncompressedSize = Number(this.#images.content.info(descriptor.digest).labels[UNCOMPRESSED_SIZE_LABEL] ?? 0);
+    const layer: LayerDescriptor = { diffID: hit.diffIDs[hit.index]!, digest: descriptor.digest, size: descriptor.size, uncompressedSize, compression, mediaType: descriptor.mediaType };
+    this.#cache.put(key, { snapshot: chainID(hit.diffIDs.slice(0, hit.index + 1)), layer, step });
+    return this.#cache.get(key);
   }
 
   /** Runs `execute` in a new container on the stage's tree; its change becomes a layer and a committed snapshot. */
@@ -1150,6 +1213,8 @@ class Builder {
       config: withLabels(stage.state.config, this.#options.labels) as Record<string, unknown>,
       rootfs: { type: 'layers', diff_ids: diffIDs },
       history,
+      // A squashed layer is no step's: nothing to record.
+      ...(this.#options.cacheTo === 'inline' && !(this.#options.squash && stage.own.length > 0) ? { [INLINE_CACHE_FIELD]: inlineCacheRecord(stage.stepKeys) } : {}),
     };
     const staged = await stageImageDocuments(content, { config, layers, docker: stage.docker });
     const { target } = staged;

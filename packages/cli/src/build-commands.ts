@@ -28,6 +28,8 @@ interface BuildFlags {
   network?: string;
   addHost?: string[];
   cache: boolean;
+  cacheFrom?: string[];
+  cacheTo?: string;
   squash?: boolean;
   platform?: string;
   progress: 'auto' | 'plain' | 'json';
@@ -141,6 +143,20 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
   return out;
 }
 
+/** `--cache-from`: an image, as buildx takes it (`REF`, or `type=registry,ref=REF`), whose inline cache strata reads. */
+function cacheFromSpec(text: string): string {
+  if (!text.includes('=')) return text;
+  const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  if ((fields.type ?? 'registry') !== 'registry' || !fields.ref) throw new UsageError(`--cache-from takes an image whose inline cache to read (REF, or type=registry,ref=REF): ${text}`);
+  return fields.ref;
+}
+
+/** `--cache-to`: strata exports the inline cache alone (the others are BuildKit's own formats). */
+function cacheToSpec(text: string): 'inline' {
+  if (text !== 'type=inline') throw new UsageError(`--cache-to: strata writes the inline cache only (type=inline): ${text}`);
+  return 'inline';
+}
+
 /** `-o type=…,dest=PATH`: an image layout or archive, or the filesystem (`local`: a directory; `tar`: one archive). */
 function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } {
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
@@ -152,6 +168,10 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
 
 function showEvents(mode: 'plain' | 'json', quiet: boolean): (event: BuildEvent) => void {
   return (event) => {
+    if (event.type === 'warning') {
+      process.stderr.write(`strata: warning: ${sanitize(event.message)}\n`);
+      return;
+    }
     if (mode === 'json') {
       if (event.type === 'done') {
         print(`${JSON.stringify({ step: event.step, stage: event.stage, instruction: event.instruction, cached: event.cached, seconds: Number(event.seconds.toFixed(3)), layer: event.layer })}\n`);
@@ -184,6 +204,8 @@ export function registerBuildCommands(cli: Command): void {
     .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
     .option('--no-cache', 'run every step (the cache is still written)')
+    .option('--cache-from <REF|type=registry,ref=REF>', 'take steps from the inline cache of this image, pulled if missing (repeatable)', collect)
+    .option('--cache-to <type=inline>', 'record in the image which step made each layer, for another build\'s --cache-from')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
@@ -223,6 +245,8 @@ export function registerBuildCommands(cli: Command): void {
             ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),
             ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
             noCache: !o.cache,
+            ...(o.cacheFrom ? { cacheFrom: o.cacheFrom.map(cacheFromSpec) } : {}),
+            ...(o.cacheTo !== undefined ? { cacheTo: cacheToSpec(o.cacheTo) } : {}),
             ...(o.squash ? { squash: true } : {}),
             ...(o.platform !== undefined ? { platform: o.platform } : {}),
             ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
