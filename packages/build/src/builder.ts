@@ -299,7 +299,7 @@ class Builder {
   #total: number;
   /** The images pulled this build (pullAlways pulls each once). */
   readonly #pulled = new Set<string>();
-  /** Named contexts: an image's reference, or a directory's tree. */
+  /** Named contexts (`contexts`): images, directories and repositories by name. */
   readonly #named: NamedContexts;
   /** `cacheFrom`'s images, when there are any. */
   readonly #inlineSources: InlineCacheSources | undefined;
@@ -895,8 +895,9 @@ class Builder {
   }
 
   /**
-   * `--from`: an earlier stage, an image (unpacked), or a named context's directory. A stage's and an image's
-   * owners are kept; a directory's files are root's, as BuildKit's client sends every local directory.
+   * `--from`: an earlier stage, an image (unpacked), or a named context's directory or repository. A stage's
+   * and an image's owners are kept; a directory's files are root's, as BuildKit's client sends every local
+   * directory.
    */
   async #fromTree(from: string, step: Instruction, stage: StageResult): Promise<{ tree: SourceTree; identity: string; keepOwners: boolean }> {
     const index = this.#named.has(from) ? undefined : this.#stages.find((s) => s.name === from.toLowerCase() || (/^\d+$/.test(from) && s.index === Number(from)));

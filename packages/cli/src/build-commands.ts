@@ -30,6 +30,7 @@ interface BuildFlags {
   cache: boolean;
   cacheFrom?: string[];
   cacheTo?: string;
+  push?: boolean;
   squash?: boolean;
   platform?: string;
   progress: 'auto' | 'plain' | 'json';
@@ -211,7 +212,8 @@ export function registerBuildCommands(cli: Command): void {
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
     .option('-o, --output <type=oci|oci-archive|docker|local|tar,dest=PATH>', 'also export the image (local, tar: its filesystem)')
     .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
-    .option('--plain-http', 'pull missing base images over plain http')
+    .option('--push', 'push the image to each of its -t names once built (docker buildx build --push)')
+    .option('--plain-http', 'pull missing base images, and push, over plain http')
     .option('-q, --quiet', 'print only the image ID')
     .action((context: string, o: BuildFlags, command: Command) =>
       withImages(command, async (images) => {
@@ -220,6 +222,7 @@ export function registerBuildCommands(cli: Command): void {
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
         for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
+        if (o.push && !o.tag?.length) throw new UsageError('--push needs a name to push to (-t)');
         const { agents, keys } = sshAgents(o.ssh);
         const started: KeyAgent[] = [];
         const ssh = { ...agents };
@@ -261,6 +264,13 @@ export function registerBuildCommands(cli: Command): void {
         }
         if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
         else if (output) await images.export([result.target.digest], output.dest, { format: output.format });
+        if (o.push) {
+          const { pushImage } = await import('@strata/registry');
+          for (const name of result.names) {
+            const pushed = await pushImage(images, name, undefined, o.plainHttp ? { plainHttp: true } : {});
+            if (!o.quiet) process.stderr.write(`Pushed ${sanitize(pushed.name)}@${pushed.digest}: ${pushed.uploaded} blob(s) uploaded (${humanBytes(pushed.bytes)}), ${pushed.mounted} mounted, ${pushed.existed} already there\n`);
+          }
+        }
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
         if (o.quiet) print(`${result.target.digest}\n`);
         else {
