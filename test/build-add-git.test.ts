@@ -201,6 +201,11 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
     const { layer } = await built(`FROM scratch\nADD ${server.origin}/.git#links /r/\n`);
     expect(String(await layer.readlink('/r/out'))).toBe('/etc');
     await expect(built(`FROM scratch\nADD ${server.origin}/.git#links:out /r/\n`)).rejects.toThrow(/leads out of the repository/);
+    // As a named context too, the subdir itself or below it, and the build leaves no checkout behind.
+    const copy = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY --from=r / /r/\n' });
+    for (const subdir of ['out', 'out/ssl']) {
+      await expect(buildWith(images, { context: copy, contexts: { r: `${server.origin}/.git#links:${subdir}` } })).rejects.toThrow(/Dockerfile line 2: the named context "r": ".*" leads out of context "r"/);
+    }
     // A submodule whose URL is a path of the builder's: git refuses the file transport.
     await expect(built(`FROM scratch\nADD ${server.origin}/.git#sub /r/\n`)).rejects.toThrow(/git submodule failed: .*(transport 'file' not allowed|not allowed)/);
   }, 300_000);

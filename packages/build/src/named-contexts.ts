@@ -12,7 +12,7 @@ import type { FileChecksums } from './checksums.js';
 import { withPrefix } from './dockerfile.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, type GitRef } from './git-source.js';
 import { redactUrls } from './remote.js';
-import { contextTree, ContextTree } from './sources.js';
+import { contextTree, ContextTree, SourceError } from './sources.js';
 
 /** An `oci-layout://` context: a layout directory, and the image in it by digest or tag. */
 interface LayoutContext {
@@ -132,12 +132,14 @@ export class NamedContexts {
         const label = `context ${JSON.stringify(name)}`;
         try {
           await checkoutGit(ref, await resolveGit(ref, run), tree, run);
+          // Resolved inside the checkout (a symlink leading out is refused), and rooted at what it resolved to.
           const top = await new ContextTree(tree, () => false, false, this.#checksums, label).resolve(ref.subdir);
           if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
-          return { tree: new ContextTree(join(tree, ref.subdir), () => false, false, this.#checksums, label), scratch };
+          return { tree: new ContextTree(join(tree, top.path), () => false, false, this.#checksums, label), scratch };
         } catch (error) {
           rmSync(scratch, { recursive: true, force: true });
-          throw withPrefix(`Dockerfile line ${line}: the named context ${JSON.stringify(name)}: `, error);
+          const prefix = `Dockerfile line ${line}: the named context ${JSON.stringify(name)}: `;
+          throw error instanceof SourceError ? new InvalidArgumentError(`${prefix}${error.message}`) : withPrefix(prefix, error);
         }
       })();
       this.#gitCheckouts.set(name, checkout);
