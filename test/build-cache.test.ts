@@ -207,10 +207,38 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
         const warned = await buildWith(other, { context, cacheFrom: ['example.com/missing:1', BASE] });
         expect(warned.events.flatMap((e) => (e.type === 'warning' ? [e.message] : []))).toEqual([
           expect.stringMatching(/^--cache-from example\.com\/missing:1: image "example\.com\/missing:1" is not in the store/),
-          `--cache-from ${BASE}: the image has no inline cache of strata's (built without --cache-to type=inline); its steps run`,
+          `--cache-from ${BASE}: the image has no build cache of strata's (built without --cache-to); its steps run`,
         ]);
       } finally {
         await other.close();
+      }
+      // A cache image (--cache-to type=registry): pushed through `push` (here into an archive), its records read
+      // as the inline ones; with mode max every stage's steps are in it, with min the final image's alone.
+      for (const mode of ['max', 'min'] as const) {
+        const carried = join(work, `cache-${mode}.tar`);
+        const pushed: string[] = [];
+        const exported = await buildWith(source, {
+          context,
+          cacheTo: { ref: `example.com/inline:cache-${mode}`, mode },
+          push: async (image, ref) => {
+            pushed.push(image, ref);
+            await source.export([image], carried, { format: 'oci-archive' });
+          },
+        });
+        expect(pushed[1]).toBe(`example.com/inline:cache-${mode}`);
+        // Pushed, then not kept in the root that made it.
+        expect(source.list().map((i) => i.digest)).not.toContain(pushed[0]);
+        const fresh = await rootWithBase(work, `cache-${mode}`);
+        try {
+          const imported = (await fresh.import(carried)).images[0]!.target.digest;
+          const config = fresh.inspect(imported).config as unknown as Record<string, { layers: { below?: string }[] }>;
+          expect(config['io.strata.build.cache']!.layers.every((l) => l.below !== undefined)).toBe(true);
+          const rebuilt = await buildWith(fresh, { context, cacheFrom: [imported] });
+          expect(rebuilt.ran).toEqual(mode === 'max' ? [] : [steps.stageCopy, steps.stageRun]);
+          expect(rebuilt.result.config.rootfs.diff_ids).toEqual(exported.result.config.rootfs.diff_ids);
+        } finally {
+          await fresh.close();
+        }
       }
       // Not with squash: the folded layer is no step's.
       const squashed = await buildWith(source, { context, cacheTo: 'inline', squash: true });

@@ -247,13 +247,33 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'doc
     expect(taken.status, taken.stderr).toBe(0);
     expect(taken.stdout).toContain('0 step(s) ran, 2 cached');
     expect(taken.stderr).toContain('[3/3] CACHED');
-    const bad = strataIn(roots[1]!, ['build', '--cache-to', 'type=registry,ref=x', context]);
+    const bad = strataIn(roots[1]!, ['build', '--cache-to', 'type=local,dest=x', context]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--cache-to: strata writes the inline cache only (type=inline)');
+    expect(bad.stderr).toContain('--cache-to: strata writes type=inline or type=registry,ref=REF[,mode=min|max]');
     // Read when a step misses the root's own cache: a changed file's steps look, and the image is missing.
     writeFileSync(join(context, 'hello.txt'), 'changed\n');
     const missing = strataIn(roots[1]!, ['build', '--cache-from', `${registry.host}/cache/none:1`, context]);
     expect(missing.status, missing.stderr).toBe(0);
     expect(missing.stderr).toMatch(/strata: warning: --cache-from 127\.0\.0\.1:\d+\/cache\/none:1: .*; its steps run/);
+  }, 300_000);
+
+  it('pushes a cache image with --cache-to type=registry,mode=max, which gives another root every stage\'s steps', async () => {
+    const roots = ['max-one', 'max-two'].map((name) => join(work, name));
+    for (const name of ['max-one', 'max-two']) await (await rootWithBase(work, name)).close();
+    const context = writeContext(join(work, 'max-context'), {
+      Dockerfile: `FROM ${BASE} AS builder\nCOPY src.txt /\nRUN tr a-z A-Z < /src.txt > /built.txt\nFROM ${BASE}\nCOPY --from=builder /built.txt /\n`,
+      'src.txt': 'compiled\n',
+    });
+    const cacheRef = `${registry.host}/cache/app:buildcache`;
+    const strataIn = (root: string, args: string[]) => spawnSync(process.execPath, [cli, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    const made = strataIn(roots[0]!, ['build', '--cache-to', `type=registry,ref=${cacheRef},mode=max`, context]);
+    expect(made.status, made.stderr).toBe(0);
+    expect(made.stdout).toContain('3 step(s) ran, 0 cached');
+    // Only the cache image went to the registry, and the root that made it keeps no image of it.
+    const listed = strataIn(roots[0]!, ['image', 'ls', '--json']);
+    expect(listed.stdout).not.toContain('buildcache');
+    const taken = strataIn(roots[1]!, ['build', '--cache-from', `type=registry,ref=${cacheRef}`, context]);
+    expect(taken.status, taken.stderr).toBe(0);
+    expect(taken.stdout).toContain('0 step(s) ran, 3 cached');
   }, 300_000);
 });

@@ -76,7 +76,7 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { INLINE_CACHE_FIELD, InlineCacheSources, inlineCacheRecord } from './inline-cache.js';
+import { CacheSources, cacheImageField, chainOf, INLINE_CACHE_FIELD, inlineCacheField } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
 import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -111,18 +111,23 @@ export interface BuildOptions {
   /** Run every step, using no cache record (new records are still written). */
   readonly noCache?: boolean;
   /**
-   * Images whose inline cache (see `cacheTo`) this build may take steps from (`docker buildx build
-   * --cache-from`): a step the root's cache lacks is taken from the first of them that recorded its key, on
-   * the same layers below, the image pulled through `pull` when the root lacks it and unpacked when a step
-   * is first taken from it. What one cannot give (missing, no inline cache) is a warning, and the steps
-   * run. Trusted as the root's own cache is: the layer an image says a step made is taken as that step's.
+   * Images whose build cache (see `cacheTo`: an image built with the inline cache, or a cache image) this
+   * build may take steps from (`docker buildx build --cache-from`): a step the root's cache lacks is taken
+   * from the first of them that recorded its key on the layers the stage stands on, the image pulled through
+   * `pull` when the root lacks it, the layer applied onto the stage's tree. What one cannot give (missing,
+   * no record) is a warning, and the steps run. Trusted as the root's own cache is: the layer an image says
+   * a step made is taken as that step's.
    */
   readonly cacheFrom?: readonly string[];
   /**
-   * `inline` (`docker buildx build --cache-to type=inline`): the image's config records which step made
-   * each of its layers (their cache keys), for another root's `cacheFrom`; not with `squash`.
+   * `inline` (`--cache-to type=inline`): the image's config records which step made each of its layers
+   * (their cache keys), for another root's `cacheFrom`; not with `squash`. `{ ref, mode }` (`--cache-to
+   * type=registry,ref=REF[,mode=max]`): a cache image of the steps' layers, the final image's (`min`, the
+   * default) or every stage's (`max`), pushed to `ref` through `push` and not kept in the root.
    */
-  readonly cacheTo?: 'inline';
+  readonly cacheTo?: 'inline' | { readonly ref: string; readonly mode?: 'min' | 'max' };
+  /** Pushes an image of the root (a name or digest) to `ref`: how a cache image reaches its registry. */
+  readonly push?: (image: string, ref: string) => Promise<void>;
   /** Fold the layers above the target stage's base into one. */
   readonly squash?: boolean;
   /** `os/arch[/variant]` of the base images and the result (default the host's; RUN needs the host's). */
@@ -302,9 +307,9 @@ class Builder {
   /** Named contexts (`contexts`): images, directories and repositories by name. */
   readonly #named: NamedContexts;
   /** `cacheFrom`'s images, when there are any. */
-  readonly #inlineSources: InlineCacheSources | undefined;
-  /** `cacheFrom` images unpacked for a step taken from them, by reference. */
-  readonly #unpackedSources = new Map<string, Promise<unknown>>();
+  readonly #cacheSources: CacheSources | undefined;
+  /** Every step that gave a layer this build, by its cache key: the layer and the chain it went on (a cache image's content). */
+  readonly #stepLayers = new Map<string, { readonly layer: LayerDescriptor; readonly below: string }>();
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
@@ -328,9 +333,10 @@ class Builder {
     this.#epoch = options.sourceDateEpoch;
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
     this.#hostname = sandboxHostname(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
-    this.#inlineSources = options.cacheFrom?.length
-      ? new InlineCacheSources(options.cacheFrom, (reference) => this.#image(reference, this.#platform, 0), (message) => this.#emit({ type: 'warning', message }))
+    this.#cacheSources = options.cacheFrom?.length
+      ? new CacheSources(options.cacheFrom, (reference) => this.#image(reference, this.#platform, 0), (message) => this.#emit({ type: 'warning', message }))
       : undefined;
+    if (typeof options.cacheTo === 'object' && !options.push) throw new InvalidArgumentError('a cache image (cacheTo with a ref) is pushed through BuildOptions.push, which was not given');
   }
 
   async run(lease: Lease, target: Stage): Promise<BuildResult> {
@@ -493,7 +499,7 @@ class Builder {
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
       // The steps after a linked one see the base and the link together: their keys chain through both.
       const chained = plan.link ? sha256(stage.key, key) : key;
-      const cached = this.#options.noCache ? undefined : ((await this.#cache.get(key)) ?? (await this.#inlineCached(stage, key, text)));
+      const cached = this.#options.noCache ? undefined : ((await this.#cache.get(key)) ?? (await this.#fromCacheImages(stage, step, key, text)));
       if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
         this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
         this.#addLayer(stage, cached.layer, cached.snapshot, chained, key, plan.history);
@@ -528,6 +534,7 @@ class Builder {
 
   /** `chained`: the stage's key after the step; `stepKey`: the step's own, by which the cache found or keeps it. */
   #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, chained: string, stepKey: string, createdBy: string): void {
+    this.#stepLayers.set(stepKey, { layer, below: chainOf(stage.diffIDs) });
     stage.diffIDs.push(layer.diffID);
     stage.stepKeys.push(stepKey);
     stage.layers.push(layerDescriptor(layer, stage.docker));
@@ -539,31 +546,26 @@ class Builder {
 
   /**
    * The step of cache key `key` as a `cacheFrom` image recorded it, made a record of the root's cache: the
-   * layer it names, on the same layers below as the stage has (the key says so, the diffIDs check it), its
-   * snapshot from the image unpacked then. An image that cannot be unpacked is a warning, and the step runs.
+   * first recorded layer that goes on the layers the stage stands on (the key says so, the chain checks
+   * it), applied onto the stage's tree. A layer that cannot be had or applied is a warning, and the step runs.
    */
-  async #inlineCached(stage: StageResult, key: string, step: string): Promise<CacheRecord | undefined> {
-    const hit = await this.#inlineSources?.find(key);
-    if (hit === undefined || stage.diffIDs.length !== hit.index || stage.diffIDs.some((d, i) => d !== hit.diffIDs[i])) return undefined;
-    let unpacked = this.#unpackedSources.get(hit.ref);
-    if (unpacked === undefined) {
-      unpacked = this.#images.unpack(hit.ref, { platform: { platform: this.#platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
-      this.#unpackedSources.set(hit.ref, unpacked);
+  async #fromCacheImages(stage: StageResult, step: Instruction, key: string, text: string): Promise<CacheRecord | undefined> {
+    const below = chainOf(stage.diffIDs);
+    for (const hit of (await this.#cacheSources?.find(key)) ?? []) {
+      if (hit.below !== below) continue;
+      const { digest, size, mediaType } = hit.layer;
+      try {
+        const labels = this.#images.content.info(digest).labels; // NOT_FOUND: the image's blob is not in the store
+        const layer: LayerDescriptor = { diffID: hit.diffID, digest, size, uncompressedSize: Number(labels[UNCOMPRESSED_SIZE_LABEL] ?? 0), compression: mediaTypes.layerCompressionOf(mediaType) ?? 'none', mediaType };
+        const snapshot = await this.#applyOnto(stage, step, layer);
+        this.#cache.put(key, { snapshot, layer, step: text });
+        return await this.#cache.get(key);
+      } catch (error) {
+        if (!isStrataError(error)) throw error;
+        this.#emit({ type: 'warning', message: `--cache-from ${hit.ref}: ${error.message}; the step runs` });
+      }
     }
-    try {
-      await unpacked;
-    } catch (error) {
-      if (!isStrataError(error)) throw error;
-      this.#emit({ type: 'warning', message: `--cache-from ${hit.ref}: ${error.message}; its steps run` });
-      return undefined;
-    }
-    const descriptor = hit.layers[hit.index];
-    if (descriptor === undefined) return undefined; // a manifest listing fewer layers than its config: nothing to take
-    const compression = mediaTypes.layerCompressionOf(descriptor.mediaType) ?? 'none';
-    const uncompressedSize = Number(this.#images.content.info(descriptor.digest).labels[UNCOMPRESSED_SIZE_LABEL] ?? 0);
-    const layer: LayerDescriptor = { diffID: hit.diffIDs[hit.index]!, digest: descriptor.digest, size: descriptor.size, uncompressedSize, compression, mediaType: descriptor.mediaType };
-    this.#cache.put(key, { snapshot: chainID(hit.diffIDs.slice(0, hit.index + 1)), layer, step });
-    return this.#cache.get(key);
+    return undefined;
   }
 
   /** Runs `execute` in a new container on the stage's tree; its change becomes a layer and a committed snapshot. */
@@ -654,7 +656,7 @@ class Builder {
     }
     const made = await this.#commitOnto(stage, step, async (active) => {
       const applied = await snapshotter.applyLayer(active, content.path(layer.digest));
-      if (applied.diffID !== layer.diffID) throw new DigestMismatchError(`Dockerfile line ${step.line}: the linked layer ${layer.digest} unpacks to ${applied.diffID}, not ${layer.diffID} (the store is damaged; run fsck --content)`);
+      if (applied.diffID !== layer.diffID) throw new DigestMismatchError(`Dockerfile line ${step.line}: the layer ${layer.digest} unpacks to ${applied.diffID}, not ${layer.diffID} (the store is damaged; run fsck --content)`);
       return layer;
     });
     return made.snapshot;
@@ -1215,7 +1217,7 @@ class Builder {
       rootfs: { type: 'layers', diff_ids: diffIDs },
       history,
       // A squashed layer is no step's: nothing to record.
-      ...(this.#options.cacheTo === 'inline' && !(this.#options.squash && stage.own.length > 0) ? { [INLINE_CACHE_FIELD]: inlineCacheRecord(stage.stepKeys) } : {}),
+      ...(this.#options.cacheTo === 'inline' && !(this.#options.squash && stage.own.length > 0) ? { [INLINE_CACHE_FIELD]: inlineCacheField(stage.stepKeys) } : {}),
     };
     const staged = await stageImageDocuments(content, { config, layers, docker: stage.docker });
     const { target } = staged;
@@ -1229,7 +1231,64 @@ class Builder {
     } finally {
       staged.discard();
     }
+    if (typeof this.#options.cacheTo === 'object') await this.#exportCacheImage(stage, this.#options.cacheTo);
     return { target, names, config, ran: this.#ran, cached: this.#cached };
+  }
+
+  /**
+   * The cache image of `--cache-to type=registry`: an image of the platform built for whose layers are the
+   * steps' (the final image's own with `min`, every stage's with `max`), each recorded with its step's key
+   * and the chain it went on; pushed to `ref`, then let go of (its layers stay as the build cache holds them).
+   */
+  async #exportCacheImage(final: StageResult, { ref, mode = 'min' }: { readonly ref: string; readonly mode?: 'min' | 'max' }): Promise<void> {
+    const { content, images } = this.#images;
+    const keys = mode === 'max' ? [...this.#stepLayers.keys()] : final.stepKeys.filter((key): key is string => key !== null);
+    const layers: LayerDescriptor[] = [];
+    const indexes = new Map<string, number>();
+    const recorded: { index: number; key: string; below: string }[] = [];
+    for (const key of keys) {
+      const { layer, below } = this.#stepLayers.get(key)!;
+      let index = indexes.get(layer.digest);
+      if (index === undefined) {
+        index = layers.push(layer) - 1;
+        indexes.set(layer.digest, index);
+      }
+      recorded.push({ index, key, below });
+    }
+    if (recorded.length === 0) {
+      this.#emit({ type: 'warning', message: `--cache-to ${ref}: no step made a layer; no cache image` });
+      return;
+    }
+    const created = createdAt(this.#epoch);
+    const { os, architecture, variant } = this.#platform;
+    const config = {
+      os,
+      architecture,
+      ...(variant ? { variant } : {}),
+      created,
+      config: {},
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) },
+      history: layers.map(() => ({ created, created_by: 'strata build --cache-to (a layer of the build cache)' })),
+      [INLINE_CACHE_FIELD]: cacheImageField(recorded),
+    } as ImageConfig;
+    const staged = await stageImageDocuments(content, { config, layers: layers.map((l) => layerDescriptor(l, false)), docker: false });
+    try {
+      this.#images.root.metadata.transaction(() => {
+        staged.publish(this.#lease.id);
+        images.putDangling(staged.target);
+      });
+    } finally {
+      staged.discard();
+    }
+    try {
+      await this.#options.push!(staged.target.digest, ref);
+    } finally {
+      try {
+        this.#images.removeImages([staged.target.digest]);
+      } catch {
+        // Named meanwhile, or gone: it stays as it is.
+      }
+    }
   }
 
 }

@@ -144,18 +144,20 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
   return out;
 }
 
-/** `--cache-from`: an image, as buildx takes it (`REF`, or `type=registry,ref=REF`), whose inline cache strata reads. */
+/** `--cache-from`: an image, as buildx takes it (`REF`, or `type=registry,ref=REF`), whose build cache strata reads. */
 function cacheFromSpec(text: string): string {
   if (!text.includes('=')) return text;
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
-  if ((fields.type ?? 'registry') !== 'registry' || !fields.ref) throw new UsageError(`--cache-from takes an image whose inline cache to read (REF, or type=registry,ref=REF): ${text}`);
+  if ((fields.type ?? 'registry') !== 'registry' || !fields.ref) throw new UsageError(`--cache-from takes an image whose build cache to read (REF, or type=registry,ref=REF): ${text}`);
   return fields.ref;
 }
 
-/** `--cache-to`: strata exports the inline cache alone (the others are BuildKit's own formats). */
-function cacheToSpec(text: string): 'inline' {
-  if (text !== 'type=inline') throw new UsageError(`--cache-to: strata writes the inline cache only (type=inline): ${text}`);
-  return 'inline';
+/** `--cache-to`: `type=inline`, or `type=registry,ref=REF[,mode=min|max]` (strata's cache image; local, gha and s3 are BuildKit's). */
+function cacheToSpec(text: string): 'inline' | { ref: string; mode: 'min' | 'max' } {
+  const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  if (fields.type === 'inline' && Object.keys(fields).length === 1) return 'inline';
+  if (fields.type === 'registry' && fields.ref && (fields.mode === undefined || fields.mode === 'min' || fields.mode === 'max')) return { ref: fields.ref, mode: fields.mode ?? 'min' };
+  throw new UsageError(`--cache-to: strata writes type=inline or type=registry,ref=REF[,mode=min|max]: ${text}`);
 }
 
 /** `-o type=…,dest=PATH`: an image layout or archive, or the filesystem (`local`: a directory; `tar`: one archive). */
@@ -205,8 +207,8 @@ export function registerBuildCommands(cli: Command): void {
     .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
     .option('--no-cache', 'run every step (the cache is still written)')
-    .option('--cache-from <REF|type=registry,ref=REF>', 'take steps from the inline cache of this image, pulled if missing (repeatable)', collect)
-    .option('--cache-to <type=inline>', 'record in the image which step made each layer, for another build\'s --cache-from')
+    .option('--cache-from <REF|type=registry,ref=REF>', 'take steps from the build cache of this image, pulled if missing (repeatable)', collect)
+    .option('--cache-to <type=inline|type=registry,ref=REF[,mode=min|max]>', 'record which step made each layer, in the image or in a cache image pushed to REF, for another build\'s --cache-from')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
@@ -253,6 +255,10 @@ export function registerBuildCommands(cli: Command): void {
             ...(o.squash ? { squash: true } : {}),
             ...(o.platform !== undefined ? { platform: o.platform } : {}),
             ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
+            push: async (image, ref) => {
+              const { pushImage } = await import('@strata/registry');
+              await pushImage(images, image, ref, o.plainHttp ? { plainHttp: true } : {});
+            },
             pull: async (reference, platform) => {
               const { pullImage } = await import('@strata/registry');
               await pullImage(images, reference, { platform: { platform }, ...(o.plainHttp ? { plainHttp: true } : {}) });

@@ -1,0 +1,119 @@
+/**
+ * The build cache carried in images, as BuildKit carries its own: the config of an image records the cache
+ * key of the step that made each of its layers, so a root that has the image (pulled from a registry,
+ * imported from an archive) takes those steps instead of running them. Two forms, one record:
+ * - inline (`--cache-to type=inline`): the built image's own layers, each on the layers before it;
+ * - a cache image (`--cache-to type=registry,ref=REF[,mode=max]`): an image of its own holding the layers
+ *   of the steps (the final image's, or with `max` every stage's), each with the chain of layers it goes on.
+ * The keys are strata's (BuildKit's are of its own graph): strata reads its own records only, under a
+ * config field of its own.
+ */
+import { chainID, isStrataError } from '@strata/core';
+import type { Descriptor, PlatformImage } from '@strata/images';
+
+/** The config field, beside the OCI ones (a reader ignores what it does not know). */
+export const INLINE_CACHE_FIELD = 'io.strata.build.cache';
+
+/** A layer a step made: its index in `rootfs.diff_ids`, the step's cache key, and (in a cache image) what it goes on. */
+interface RecordedLayer {
+  readonly index: number;
+  readonly key: string;
+  /** The chainID of the layers below it ('' for none); absent inline, where they are the image's layers before it. */
+  readonly below?: string;
+}
+
+interface CacheField {
+  readonly version: 1;
+  readonly layers: readonly RecordedLayer[];
+}
+
+/** The chainID of `diffIDs`, '' for none. */
+export function chainOf(diffIDs: readonly string[]): string {
+  return diffIDs.length === 0 ? '' : chainID(diffIDs);
+}
+
+/** The inline field of an image whose layers the steps of `stepKeys` made (null: a base image's layer). */
+export function inlineCacheField(stepKeys: readonly (string | null)[]): CacheField {
+  return { version: 1, layers: stepKeys.flatMap((key, index) => (key === null ? [] : [{ index, key }])) };
+}
+
+/** The field of a cache image whose layer `index` step `key` made on the chain `below`. */
+export function cacheImageField(layers: readonly RecordedLayer[]): CacheField {
+  return { version: 1, layers };
+}
+
+/** A step an image recorded: the image, its layer, and the chain it goes on. */
+export interface CachedStep {
+  /** The image, as the store names it (or its digest). */
+  readonly ref: string;
+  readonly layer: Descriptor;
+  readonly diffID: string;
+  /** The chainID of the layers below ('' for none): the stage must stand on exactly these. */
+  readonly below: string;
+}
+
+/** The `cacheFrom` images of a build, read when a step first looks for itself in them. */
+export class CacheSources {
+  readonly #refs: readonly string[];
+  readonly #resolve: (reference: string) => Promise<{ ref: string; platformImage: PlatformImage }>;
+  readonly #warn: (message: string) => void;
+  #steps: Promise<Map<string, CachedStep[]>> | undefined;
+
+  /** `resolve` finds (or pulls) an image; `warn` hears of an image that gives nothing. */
+  constructor(refs: readonly string[], resolve: (reference: string) => Promise<{ ref: string; platformImage: PlatformImage }>, warn: (message: string) => void) {
+    this.#refs = refs;
+    this.#resolve = resolve;
+    this.#warn = warn;
+  }
+
+  /** What the images recorded for the step of cache key `key`, in their order. */
+  async find(key: string): Promise<readonly CachedStep[]> {
+    this.#steps ??= this.#read();
+    return (await this.#steps).get(key) ?? [];
+  }
+
+  async #read(): Promise<Map<string, CachedStep[]>> {
+    const steps = new Map<string, CachedStep[]>();
+    for (const reference of this.#refs) {
+      let image: { ref: string; platformImage: PlatformImage };
+      try {
+        image = await this.#resolve(reference);
+      } catch (error) {
+        if (!isStrataError(error)) throw error;
+        this.#warn(`--cache-from ${reference}: ${error.message}; its steps run`);
+        continue;
+      }
+      const { config, manifest } = image.platformImage;
+      const diffIDs = config.rootfs.diff_ids;
+      const field = parseField((config as unknown as Record<string, unknown>)[INLINE_CACHE_FIELD], Math.min(diffIDs.length, manifest.layers.length));
+      if (field === undefined) {
+        this.#warn(`--cache-from ${reference}: the image has no build cache of strata's (built without --cache-to); its steps run`);
+        continue;
+      }
+      for (const { index, key, below } of field.layers) {
+        const step = { ref: image.ref, layer: manifest.layers[index]!, diffID: diffIDs[index]!, below: below ?? chainOf(diffIDs.slice(0, index)) };
+        steps.set(key, [...(steps.get(key) ?? []), step]);
+      }
+    }
+    return steps;
+  }
+}
+
+/** The field, if `value` is one that fits an image of `layerCount` layers; anything else is none. */
+function parseField(value: unknown, layerCount: number): CacheField | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { version, layers } = value as { version?: unknown; layers?: unknown };
+  if (version !== 1 || !Array.isArray(layers)) return undefined;
+  const valid = layers.every((l: unknown) => {
+    const { index, key, below } = (l ?? {}) as { index?: unknown; key?: unknown; below?: unknown };
+    return (
+      Number.isSafeInteger(index) &&
+      (index as number) >= 0 &&
+      (index as number) < layerCount &&
+      typeof key === 'string' &&
+      /^[0-9a-f]{64}$/.test(key) &&
+      (below === undefined || below === '' || (typeof below === 'string' && /^sha256:[0-9a-f]{64}$/.test(below)))
+    );
+  });
+  return valid ? (value as CacheField) : undefined;
+}
