@@ -6,7 +6,7 @@
  * the cache holds until it is pruned. Also reproducible builds and squash.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildCache } from '@strata/build';
@@ -240,6 +240,22 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('th
           await fresh.close();
         }
       }
+      // The same cache image as an OCI layout (--cache-to type=local): written aside and renamed into place,
+      // replacing the layout an earlier build left there, never anything else.
+      const layoutDir = join(work, 'cache-layout');
+      for (let i = 0; i < 2; i++) await buildWith(source, { context, cacheTo: { dest: layoutDir, mode: 'max' } });
+      expect(readdirSync(layoutDir).sort()).toEqual(['blobs', 'index.json', 'oci-layout']);
+      expect(readdirSync(work).filter((name) => name.startsWith('cache-layout.'))).toEqual([]);
+      const local = await rootWithBase(work, 'cache-local');
+      try {
+        expect((await buildWith(local, { context, cacheFrom: [{ src: layoutDir }] })).ran).toEqual([]);
+      } finally {
+        await local.close();
+      }
+      const notCache = join(work, 'not-a-cache');
+      writeFileSync(notCache, 'mine\n');
+      await expect(buildWith(source, { context, cacheTo: { dest: notCache } })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      expect(readFileSync(notCache, 'utf8')).toBe('mine\n');
       // Not with squash: the folded layer is no step's.
       const squashed = await buildWith(source, { context, cacheTo: 'inline', squash: true });
       expect((squashed.result.config as unknown as Record<string, unknown>)['io.strata.build.cache']).toBeUndefined();

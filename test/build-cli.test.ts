@@ -247,9 +247,9 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'doc
     expect(taken.status, taken.stderr).toBe(0);
     expect(taken.stdout).toContain('0 step(s) ran, 2 cached');
     expect(taken.stderr).toContain('[3/3] CACHED');
-    const bad = strataIn(roots[1]!, ['build', '--cache-to', 'type=local,dest=x', context]);
+    const bad = strataIn(roots[1]!, ['build', '--cache-to', 'type=gha', context]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--cache-to: strata writes type=inline or type=registry,ref=REF[,mode=min|max]');
+    expect(bad.stderr).toContain('--cache-to: strata writes type=inline, type=registry,ref=REF or type=local,dest=DIR (mode=min|max): type=gha');
     // Read when a step misses the root's own cache: a changed file's steps look, and the image is missing.
     writeFileSync(join(context, 'hello.txt'), 'changed\n');
     const missing = strataIn(roots[1]!, ['build', '--cache-from', `${registry.host}/cache/none:1`, context]);

@@ -15,10 +15,11 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
+  AlreadyExistsError,
   applyLayer,
   chainID,
   DigestMismatchError,
@@ -76,7 +77,7 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { CacheSources, cacheImageField, chainOf, INLINE_CACHE_FIELD, inlineCacheField } from './image-cache.js';
+import { type CacheSource, CacheSources, cacheImageField, chainOf, INLINE_CACHE_FIELD, inlineCacheField } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
 import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -116,16 +117,19 @@ export interface BuildOptions {
    * from the first of them that recorded its key on the layers the stage stands on, the image pulled through
    * `pull` when the root lacks it, the layer applied onto the stage's tree. What one cannot give (missing,
    * no record) is a warning, and the steps run. Trusted as the root's own cache is: the layer an image says
-   * a step made is taken as that step's.
+   * a step made is taken as that step's. `{ src }` (`--cache-from type=local,src=DIR`): the cache image of
+   * an OCI layout a `cacheTo` of `{ dest }` wrote, imported when first read.
    */
-  readonly cacheFrom?: readonly string[];
+  readonly cacheFrom?: readonly CacheSource[];
   /**
    * `inline` (`--cache-to type=inline`): the image's config records which step made each of its layers
    * (their cache keys), for another root's `cacheFrom`; not with `squash`. `{ ref, mode }` (`--cache-to
    * type=registry,ref=REF[,mode=max]`): a cache image of the steps' layers, the final image's (`min`, the
-   * default) or every stage's (`max`), pushed to `ref` through `push` and not kept in the root.
+   * default) or every stage's (`max`), pushed to `ref` through `push` and not kept in the root. `{ dest,
+   * mode }` (`--cache-to type=local,dest=DIR`): that image written as an OCI layout at `dest` (which is to be
+   * missing, empty, or such a layout, which it replaces).
    */
-  readonly cacheTo?: 'inline' | { readonly ref: string; readonly mode?: 'min' | 'max' };
+  readonly cacheTo?: 'inline' | CacheExport;
   /** Pushes an image of the root (a name or digest) to `ref`: how a cache image reaches its registry. */
   readonly push?: (image: string, ref: string) => Promise<void>;
   /** Fold the layers above the target stage's base into one. */
@@ -181,6 +185,9 @@ export type BuildEvent =
       /** The diffID of the layer the step made or reused, or null for a step that made none. */
       readonly layer: string | null;
     };
+
+/** Where `cacheTo` puts a cache image: a registry (`ref`), or an OCI layout directory (`dest`). */
+export type CacheExport = ({ readonly ref: string } | { readonly dest: string }) & { readonly mode?: 'min' | 'max' };
 
 /** What a build made. */
 export interface BuildResult {
@@ -334,9 +341,9 @@ class Builder {
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
     this.#hostname = sandboxHostname(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
     this.#cacheSources = options.cacheFrom?.length
-      ? new CacheSources(options.cacheFrom, (reference) => this.#image(reference, this.#platform, 0), (message) => this.#emit({ type: 'warning', message }))
+      ? new CacheSources(options.cacheFrom, (source) => this.#cacheSource(source), (message) => this.#emit({ type: 'warning', message }))
       : undefined;
-    if (typeof options.cacheTo === 'object' && !options.push) throw new InvalidArgumentError('a cache image (cacheTo with a ref) is pushed through BuildOptions.push, which was not given');
+    if (typeof options.cacheTo === 'object' && 'ref' in options.cacheTo && !options.push) throw new InvalidArgumentError('a cache image (cacheTo with a ref) is pushed through BuildOptions.push, which was not given');
   }
 
   async run(lease: Lease, target: Stage): Promise<BuildResult> {
@@ -544,6 +551,14 @@ class Builder {
     stage.key = chained;
   }
 
+  /** A `cacheFrom` source's image: from the store (pulled if missing), or imported nameless from a layout. */
+  async #cacheSource(source: CacheSource): Promise<{ ref: string; platformImage: PlatformImage }> {
+    if (typeof source === 'string') return this.#image(source, this.#platform, 0);
+    const imported = await this.#images.import(source.src, { platform: { platform: this.#platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
+    const digest = imported.images[0]!.target.digest;
+    return { ref: digest, platformImage: this.#images.platformImage(digest, { platform: this.#platform }) };
+  }
+
   /**
    * The step of cache key `key` as a `cacheFrom` image recorded it, made a record of the root's cache: the
    * first recorded layer that goes on the layers the stage stands on (the key says so, the chain checks
@@ -566,6 +581,27 @@ class Builder {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Writes image `digest` as an OCI layout at `dest`, beside it first and renamed into place, replacing a
+   * layout there (the cache a CI job restores and saves); anything else at `dest` but an empty directory is
+   * ALREADY_EXISTS, never removed.
+   */
+  async #writeCacheLayout(digest: string, dest: string): Promise<void> {
+    const there = statSync(dest, { throwIfNoEntry: false });
+    if (there !== undefined) {
+      const isLayout = there.isDirectory() && existsSync(join(dest, 'oci-layout')) && existsSync(join(dest, 'index.json'));
+      if (!isLayout && !(there.isDirectory() && readdirSync(dest).length === 0)) throw new AlreadyExistsError(`--cache-to ${quote(dest)}: it is there and is no OCI layout, which a cache replaces`, { path: dest });
+    }
+    const aside = `${dest}.strata-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await this.#images.export([digest], aside, { format: 'oci' });
+      if (there !== undefined) rmSync(dest, { recursive: true, force: true });
+      renameSync(aside, dest);
+    } finally {
+      rmSync(aside, { recursive: true, force: true });
+    }
   }
 
   /** Runs `execute` in a new container on the stage's tree; its change becomes a layer and a committed snapshot. */
@@ -1236,11 +1272,14 @@ class Builder {
   }
 
   /**
-   * The cache image of `--cache-to type=registry`: an image of the platform built for whose layers are the
-   * steps' (the final image's own with `min`, every stage's with `max`), each recorded with its step's key
-   * and the chain it went on; pushed to `ref`, then let go of (its layers stay as the build cache holds them).
+   * The cache image of `--cache-to type=registry|local`: an image of the platform built for whose layers are
+   * the steps' (the final image's own with `min`, every stage's with `max`), each recorded with its step's key
+   * and the chain it went on; pushed to `ref` or written as a layout at `dest`, then let go of (its layers
+   * stay as the build cache holds them).
    */
-  async #exportCacheImage(final: StageResult, { ref, mode = 'min' }: { readonly ref: string; readonly mode?: 'min' | 'max' }): Promise<void> {
+  async #exportCacheImage(final: StageResult, to: CacheExport): Promise<void> {
+    const mode = to.mode ?? 'min';
+    const where = 'ref' in to ? to.ref : to.dest;
     const { content, images } = this.#images;
     const keys = mode === 'max' ? [...this.#stepLayers.keys()] : final.stepKeys.filter((key): key is string => key !== null);
     const layers: LayerDescriptor[] = [];
@@ -1256,7 +1295,7 @@ class Builder {
       recorded.push({ index, key, below });
     }
     if (recorded.length === 0) {
-      this.#emit({ type: 'warning', message: `--cache-to ${ref}: no step made a layer; no cache image` });
+      this.#emit({ type: 'warning', message: `--cache-to ${where}: no step made a layer; no cache image` });
       return;
     }
     const created = createdAt(this.#epoch);
@@ -1281,7 +1320,8 @@ class Builder {
       staged.discard();
     }
     try {
-      await this.#options.push!(staged.target.digest, ref);
+      if ('ref' in to) await this.#options.push!(staged.target.digest, to.ref);
+      else await this.#writeCacheLayout(staged.target.digest, to.dest);
     } finally {
       try {
         this.#images.removeImages([staged.target.digest]);

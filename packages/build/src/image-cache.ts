@@ -52,16 +52,24 @@ export interface CachedStep {
   readonly below: string;
 }
 
+/** Where a `cacheFrom` image is: a reference of the store or a registry, or an OCI layout directory (`src`). */
+export type CacheSource = string | { readonly src: string };
+
+/** A source as the CLI spells it, for warnings. */
+function describe(source: CacheSource): string {
+  return typeof source === 'string' ? source : `type=local,src=${source.src}`;
+}
+
 /** The `cacheFrom` images of a build, read when a step first looks for itself in them. */
 export class CacheSources {
-  readonly #refs: readonly string[];
-  readonly #resolve: (reference: string) => Promise<{ ref: string; platformImage: PlatformImage }>;
+  readonly #sources: readonly CacheSource[];
+  readonly #resolve: (source: CacheSource) => Promise<{ ref: string; platformImage: PlatformImage }>;
   readonly #warn: (message: string) => void;
   #steps: Promise<Map<string, CachedStep[]>> | undefined;
 
-  /** `resolve` finds (or pulls) an image; `warn` hears of an image that gives nothing. */
-  constructor(refs: readonly string[], resolve: (reference: string) => Promise<{ ref: string; platformImage: PlatformImage }>, warn: (message: string) => void) {
-    this.#refs = refs;
+  /** `resolve` finds (pulls, imports) a source's image; `warn` hears of one that gives nothing. */
+  constructor(sources: readonly CacheSource[], resolve: (source: CacheSource) => Promise<{ ref: string; platformImage: PlatformImage }>, warn: (message: string) => void) {
+    this.#sources = sources;
     this.#resolve = resolve;
     this.#warn = warn;
   }
@@ -74,20 +82,20 @@ export class CacheSources {
 
   async #read(): Promise<Map<string, CachedStep[]>> {
     const steps = new Map<string, CachedStep[]>();
-    for (const reference of this.#refs) {
+    for (const source of this.#sources) {
       let image: { ref: string; platformImage: PlatformImage };
       try {
-        image = await this.#resolve(reference);
+        image = await this.#resolve(source);
       } catch (error) {
         if (!isStrataError(error)) throw error;
-        this.#warn(`--cache-from ${reference}: ${error.message}; its steps run`);
+        this.#warn(`--cache-from ${describe(source)}: ${error.message}; its steps run`);
         continue;
       }
       const { config, manifest } = image.platformImage;
       const diffIDs = config.rootfs.diff_ids;
       const field = parseField((config as unknown as Record<string, unknown>)[INLINE_CACHE_FIELD], Math.min(diffIDs.length, manifest.layers.length));
       if (field === undefined) {
-        this.#warn(`--cache-from ${reference}: the image has no build cache of strata's (built without --cache-to); its steps run`);
+        this.#warn(`--cache-from ${describe(source)}: the image has no build cache of strata's (built without --cache-to); its steps run`);
         continue;
       }
       for (const { index, key, below } of field.layers) {

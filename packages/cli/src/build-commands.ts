@@ -7,7 +7,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { BuildEvent, Entitlement } from '@strata/build';
+import type { BuildEvent, CacheExport, Entitlement } from '@strata/build';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes } from './progress.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
@@ -144,20 +144,25 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
   return out;
 }
 
-/** `--cache-from`: an image, as buildx takes it (`REF`, or `type=registry,ref=REF`), whose build cache strata reads. */
-function cacheFromSpec(text: string): string {
+/** `--cache-from`: an image whose build cache strata reads, as buildx names one: `REF`, `type=registry,ref=REF`, `type=local,src=DIR`. */
+function cacheFromSpec(text: string): string | { src: string } {
   if (!text.includes('=')) return text;
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
-  if ((fields.type ?? 'registry') !== 'registry' || !fields.ref) throw new UsageError(`--cache-from takes an image whose build cache to read (REF, or type=registry,ref=REF): ${text}`);
-  return fields.ref;
+  if ((fields.type ?? 'registry') === 'registry' && fields.ref) return fields.ref;
+  if (fields.type === 'local' && fields.src) return { src: resolve(fields.src) };
+  throw new UsageError(`--cache-from takes an image whose build cache to read (REF, type=registry,ref=REF or type=local,src=DIR): ${text}`);
 }
 
-/** `--cache-to`: `type=inline`, or `type=registry,ref=REF[,mode=min|max]` (strata's cache image; local, gha and s3 are BuildKit's). */
-function cacheToSpec(text: string): 'inline' | { ref: string; mode: 'min' | 'max' } {
+/** `--cache-to`: `type=inline`, or strata's cache image at `type=registry,ref=REF` or `type=local,dest=DIR`, `mode=min|max` (gha and s3 are BuildKit's). */
+function cacheToSpec(text: string): 'inline' | CacheExport {
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
   if (fields.type === 'inline' && Object.keys(fields).length === 1) return 'inline';
-  if (fields.type === 'registry' && fields.ref && (fields.mode === undefined || fields.mode === 'min' || fields.mode === 'max')) return { ref: fields.ref, mode: fields.mode ?? 'min' };
-  throw new UsageError(`--cache-to: strata writes type=inline or type=registry,ref=REF[,mode=min|max]: ${text}`);
+  if (fields.mode === undefined || fields.mode === 'min' || fields.mode === 'max') {
+    const mode = fields.mode ?? 'min';
+    if (fields.type === 'registry' && fields.ref) return { ref: fields.ref, mode };
+    if (fields.type === 'local' && fields.dest) return { dest: resolve(fields.dest), mode };
+  }
+  throw new UsageError(`--cache-to: strata writes type=inline, type=registry,ref=REF or type=local,dest=DIR (mode=min|max): ${text}`);
 }
 
 /** `-o type=…,dest=PATH`: an image layout or archive, or the filesystem (`local`: a directory; `tar`: one archive). */
@@ -207,8 +212,8 @@ export function registerBuildCommands(cli: Command): void {
     .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
     .option('--no-cache', 'run every step (the cache is still written)')
-    .option('--cache-from <REF|type=registry,ref=REF>', 'take steps from the build cache of this image, pulled if missing (repeatable)', collect)
-    .option('--cache-to <type=inline|type=registry,ref=REF[,mode=min|max]>', 'record which step made each layer, in the image or in a cache image pushed to REF, for another build\'s --cache-from')
+    .option('--cache-from <REF|type=registry,ref=REF|type=local,src=DIR>', 'take steps from the build cache of this image, pulled if missing, or of a layout (repeatable)', collect)
+    .option('--cache-to <type=inline|type=registry,ref=REF|type=local,dest=DIR>', 'record which step made each layer: in the image, or in a cache image pushed to REF or written at DIR (,mode=min|max)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
