@@ -15,11 +15,10 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import {
-  AlreadyExistsError,
   applyLayer,
   chainID,
   DigestMismatchError,
@@ -77,7 +76,7 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { type CacheSource, CacheSources, cacheImageField, chainOf, INLINE_CACHE_FIELD, inlineCacheField } from './image-cache.js';
+import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, INLINE_CACHE_FIELD, inlineCacheField } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
 import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -185,9 +184,6 @@ export type BuildEvent =
       /** The diffID of the layer the step made or reused, or null for a step that made none. */
       readonly layer: string | null;
     };
-
-/** Where `cacheTo` puts a cache image: a registry (`ref`), or an OCI layout directory (`dest`). */
-export type CacheExport = ({ readonly ref: string } | { readonly dest: string }) & { readonly mode?: 'min' | 'max' };
 
 /** What a build made. */
 export interface BuildResult {
@@ -581,27 +577,6 @@ class Builder {
       }
     }
     return undefined;
-  }
-
-  /**
-   * Writes image `digest` as an OCI layout at `dest`, beside it first and renamed into place, replacing a
-   * layout there (the cache a CI job restores and saves); anything else at `dest` but an empty directory is
-   * ALREADY_EXISTS, never removed.
-   */
-  async #writeCacheLayout(digest: string, dest: string): Promise<void> {
-    const there = statSync(dest, { throwIfNoEntry: false });
-    if (there !== undefined) {
-      const isLayout = there.isDirectory() && existsSync(join(dest, 'oci-layout')) && existsSync(join(dest, 'index.json'));
-      if (!isLayout && !(there.isDirectory() && readdirSync(dest).length === 0)) throw new AlreadyExistsError(`--cache-to ${quote(dest)}: it is there and is no OCI layout, which a cache replaces`, { path: dest });
-    }
-    const aside = `${dest}.strata-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await this.#images.export([digest], aside, { format: 'oci' });
-      if (there !== undefined) rmSync(dest, { recursive: true, force: true });
-      renameSync(aside, dest);
-    } finally {
-      rmSync(aside, { recursive: true, force: true });
-    }
   }
 
   /** Runs `execute` in a new container on the stage's tree; its change becomes a layer and a committed snapshot. */
@@ -1272,63 +1247,17 @@ class Builder {
   }
 
   /**
-   * The cache image of `--cache-to type=registry|local`: an image of the platform built for whose layers are
-   * the steps' (the final image's own with `min`, every stage's with `max`), each recorded with its step's key
-   * and the chain it went on; pushed to `ref` or written as a layout at `dest`, then let go of (its layers
-   * stay as the build cache holds them).
+   * `--cache-to type=registry|local`: the cache image of the steps that gave layers (the final image's own
+   * with `min`, every stage's with `max`), pushed or written (image-cache.ts).
    */
   async #exportCacheImage(final: StageResult, to: CacheExport): Promise<void> {
-    const mode = to.mode ?? 'min';
-    const where = 'ref' in to ? to.ref : to.dest;
-    const { content, images } = this.#images;
-    const keys = mode === 'max' ? [...this.#stepLayers.keys()] : final.stepKeys.filter((key): key is string => key !== null);
-    const layers: LayerDescriptor[] = [];
-    const indexes = new Map<string, number>();
-    const recorded: { index: number; key: string; below: string }[] = [];
-    for (const key of keys) {
-      const { layer, below } = this.#stepLayers.get(key)!;
-      let index = indexes.get(layer.digest);
-      if (index === undefined) {
-        index = layers.push(layer) - 1;
-        indexes.set(layer.digest, index);
-      }
-      recorded.push({ index, key, below });
-    }
-    if (recorded.length === 0) {
-      this.#emit({ type: 'warning', message: `--cache-to ${where}: no step made a layer; no cache image` });
+    const keys = (to.mode ?? 'min') === 'max' ? [...this.#stepLayers.keys()] : final.stepKeys.filter((key): key is string => key !== null);
+    if (keys.length === 0) {
+      this.#emit({ type: 'warning', message: `--cache-to ${'ref' in to ? to.ref : to.dest}: no step made a layer; no cache image` });
       return;
     }
-    const created = createdAt(this.#epoch);
-    const { os, architecture, variant } = this.#platform;
-    const config = {
-      os,
-      architecture,
-      ...(variant ? { variant } : {}),
-      created,
-      config: {},
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) },
-      history: layers.map(() => ({ created, created_by: 'strata build --cache-to (a layer of the build cache)' })),
-      [INLINE_CACHE_FIELD]: cacheImageField(recorded),
-    } as ImageConfig;
-    const staged = await stageImageDocuments(content, { config, layers: layers.map((l) => layerDescriptor(l, false)), docker: false });
-    try {
-      this.#images.root.metadata.transaction(() => {
-        staged.publish(this.#lease.id);
-        images.putDangling(staged.target);
-      });
-    } finally {
-      staged.discard();
-    }
-    try {
-      if ('ref' in to) await this.#options.push!(staged.target.digest, to.ref);
-      else await this.#writeCacheLayout(staged.target.digest, to.dest);
-    } finally {
-      try {
-        this.#images.removeImages([staged.target.digest]);
-      } catch {
-        // Named meanwhile, or gone: it stays as it is.
-      }
-    }
+    const steps = keys.map((key) => ({ key, ...this.#stepLayers.get(key)! }));
+    await exportCacheImage(this.#images, this.#lease.id, steps, { platform: this.#platform, created: createdAt(this.#epoch), to, ...(this.#options.push ? { push: this.#options.push } : {}) });
   }
 
 }

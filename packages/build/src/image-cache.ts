@@ -8,8 +8,11 @@
  * The keys are strata's (BuildKit's are of its own graph): strata reads its own records only, under a
  * config field of its own.
  */
-import { chainID, isStrataError } from '@strata/core';
-import type { Descriptor, PlatformImage } from '@strata/images';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { AlreadyExistsError, chainID, isStrataError, quote, type LayerDescriptor } from '@strata/core';
+import { layerDescriptor, stageImageDocuments, type Descriptor, type ImageConfig, type Images, type Platform, type PlatformImage } from '@strata/images';
 
 /** The config field, beside the OCI ones (a reader ignores what it does not know). */
 export const INLINE_CACHE_FIELD = 'io.strata.build.cache';
@@ -37,9 +40,84 @@ export function inlineCacheField(stepKeys: readonly (string | null)[]): CacheFie
   return { version: 1, layers: stepKeys.flatMap((key, index) => (key === null ? [] : [{ index, key }])) };
 }
 
-/** The field of a cache image whose layer `index` step `key` made on the chain `below`. */
-export function cacheImageField(layers: readonly RecordedLayer[]): CacheField {
-  return { version: 1, layers };
+/** Where `cacheTo` puts a cache image: a registry (`ref`), or an OCI layout directory (`dest`). */
+export type CacheExport = ({ readonly ref: string } | { readonly dest: string }) & { readonly mode?: 'min' | 'max' };
+
+/** A step that gave a layer: its cache key, the layer, and the chainID of the layers it went on ('' for none). */
+export interface StepLayer {
+  readonly key: string;
+  readonly layer: LayerDescriptor;
+  readonly below: string;
+}
+
+/**
+ * Makes the cache image of `steps` (an image of `platform` whose layers are theirs, each recorded with its
+ * step's key and chain) and pushes it to `to.ref` through `push`, or writes it as a layout at `to.dest`;
+ * then lets go of it (its layers stay as the build cache holds them). Published under `lease` meanwhile.
+ */
+export async function exportCacheImage(images: Images, lease: string, steps: readonly StepLayer[], options: { platform: Platform; created: string; to: CacheExport; push?: (image: string, ref: string) => Promise<void> }): Promise<void> {
+  const layers: LayerDescriptor[] = [];
+  const indexes = new Map<string, number>();
+  const recorded: RecordedLayer[] = [];
+  for (const { key, layer, below } of steps) {
+    let index = indexes.get(layer.digest);
+    if (index === undefined) {
+      index = layers.push(layer) - 1;
+      indexes.set(layer.digest, index);
+    }
+    recorded.push({ index, key, below });
+  }
+  const { platform: { os, architecture, variant }, created, to } = options;
+  const config = {
+    os,
+    architecture,
+    ...(variant ? { variant } : {}),
+    created,
+    config: {},
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) },
+    history: layers.map(() => ({ created, created_by: 'strata build --cache-to (a layer of the build cache)' })),
+    [INLINE_CACHE_FIELD]: { version: 1, layers: recorded } satisfies CacheField,
+  } as ImageConfig;
+  const staged = await stageImageDocuments(images.content, { config, layers: layers.map((l) => layerDescriptor(l, false)), docker: false });
+  try {
+    images.root.metadata.transaction(() => {
+      staged.publish(lease);
+      images.images.putDangling(staged.target);
+    });
+  } finally {
+    staged.discard();
+  }
+  try {
+    if ('ref' in to) await options.push!(staged.target.digest, to.ref);
+    else await writeLayout(images, staged.target.digest, to.dest);
+  } finally {
+    try {
+      images.removeImages([staged.target.digest]);
+    } catch {
+      // Named meanwhile, or gone: it stays as it is.
+    }
+  }
+}
+
+/**
+ * Writes image `digest` as an OCI layout at `dest`, beside it first and renamed into place, replacing a
+ * layout there (the cache a CI job restores and saves); anything else at `dest` but an empty directory is
+ * ALREADY_EXISTS, never removed.
+ */
+async function writeLayout(images: Images, digest: string, dest: string): Promise<void> {
+  const there = statSync(dest, { throwIfNoEntry: false });
+  if (there !== undefined) {
+    const isLayout = there.isDirectory() && existsSync(join(dest, 'oci-layout')) && existsSync(join(dest, 'index.json'));
+    if (!isLayout && !(there.isDirectory() && readdirSync(dest).length === 0)) throw new AlreadyExistsError(`--cache-to ${quote(dest)}: it is there and is no OCI layout, which a cache replaces`, { path: dest });
+  }
+  const aside = `${dest}.strata-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await images.export([digest], aside, { format: 'oci' });
+    if (there !== undefined) rmSync(dest, { recursive: true, force: true });
+    renameSync(aside, dest);
+  } finally {
+    rmSync(aside, { recursive: true, force: true });
+  }
 }
 
 /** A step an image recorded: the image, its layer, and the chain it goes on. */

@@ -2,8 +2,8 @@
  * @strata/build: Dockerfile builds. The frontend (instructions, stages, Docker's word processing,
  * .dockerignore), the step loop with its content-addressed cache, and RUN through an OCI runtime.
  */
-export { build, type BuildOptions, type BuildEvent, type BuildResult, type CacheExport, type Entitlement } from './builder.js';
-export type { CacheSource } from './image-cache.js';
+export { build, type BuildOptions, type BuildEvent, type BuildResult, type Entitlement } from './builder.js';
+export type { CacheExport, CacheSource } from './image-cache.js';
 export { BuildCache, type CacheEntry, type CacheRecord } from './cache.js';
 export { FileChecksums } from './checksums.js';
 export { parseDockerfile, targetStage, stageNamed, neededStages, globalArgs, platformArgs, lineError, type Dockerfile, type Stage, type Instruction, type Keyword } from './dockerfile.js';
