@@ -76,7 +76,7 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, INLINE_CACHE_FIELD, inlineCacheField } from './image-cache.js';
+import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, CACHE_FIELD, inlineCacheField } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
 import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -1228,7 +1228,7 @@ class Builder {
       rootfs: { type: 'layers', diff_ids: diffIDs },
       history,
       // A squashed layer is no step's: nothing to record.
-      ...(this.#options.cacheTo === 'inline' && !(this.#options.squash && stage.own.length > 0) ? { [INLINE_CACHE_FIELD]: inlineCacheField(stage.stepKeys) } : {}),
+      ...(this.#options.cacheTo === 'inline' && !(this.#options.squash && stage.own.length > 0) ? { [CACHE_FIELD]: inlineCacheField(stage.stepKeys) } : {}),
     };
     const staged = await stageImageDocuments(content, { config, layers, docker: stage.docker });
     const { target } = staged;

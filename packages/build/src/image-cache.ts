@@ -15,7 +15,7 @@ import { AlreadyExistsError, chainID, isStrataError, quote, type LayerDescriptor
 import { layerDescriptor, stageImageDocuments, type Descriptor, type ImageConfig, type Images, type Platform, type PlatformImage } from '@strata/images';
 
 /** The config field, beside the OCI ones (a reader ignores what it does not know). */
-export const INLINE_CACHE_FIELD = 'io.strata.build.cache';
+export const CACHE_FIELD = 'io.strata.build.cache';
 
 /** A layer a step made: its index in `rootfs.diff_ids`, the step's cache key, and (in a cache image) what it goes on. */
 interface RecordedLayer {
@@ -76,7 +76,7 @@ export async function exportCacheImage(images: Images, lease: string, steps: rea
     config: {},
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) },
     history: layers.map(() => ({ created, created_by: 'strata build --cache-to (a layer of the build cache)' })),
-    [INLINE_CACHE_FIELD]: { version: 1, layers: recorded } satisfies CacheField,
+    [CACHE_FIELD]: { version: 1, layers: recorded } satisfies CacheField,
   } as ImageConfig;
   const staged = await stageImageDocuments(images.content, { config, layers: layers.map((l) => layerDescriptor(l, false)), docker: false });
   try {
@@ -171,7 +171,7 @@ export class CacheSources {
       }
       const { config, manifest } = image.platformImage;
       const diffIDs = config.rootfs.diff_ids;
-      const field = parseField((config as unknown as Record<string, unknown>)[INLINE_CACHE_FIELD], Math.min(diffIDs.length, manifest.layers.length));
+      const field = parseField((config as unknown as Record<string, unknown>)[CACHE_FIELD], Math.min(diffIDs.length, manifest.layers.length));
       if (field === undefined) {
         this.#warn(`--cache-from ${describe(source)}: the image has no build cache of strata's (built without --cache-to); its steps run`);
         continue;
