@@ -135,6 +135,13 @@ export interface BuildOptions {
   readonly squash?: boolean;
   /** `os/arch[/variant]` of the base images and the result (default the host's; RUN needs the host's). */
   readonly platform?: string;
+  /**
+   * Several platforms (`docker buildx build --platform a,b`): the build once for each, in order, and an
+   * index of their images named by `tags`, as BuildKit makes one. A stage `FROM --platform=$BUILDPLATFORM`
+   * runs on this host for every target and is cached across them; a RUN in a stage of another platform is
+   * UNSUPPORTED (no emulation). Not with `platform`, nor with a cache image (`cacheTo` other than inline).
+   */
+  readonly platforms?: readonly string[];
   /** Fixes layer times (a ceiling), config `created` and history times: with it, builds are reproducible. */
   readonly sourceDateEpoch?: number;
   /** Compression of the layers written (default none, as Docker's and buildah's stores keep them). */
@@ -187,11 +194,14 @@ export type BuildEvent =
 
 /** What a build made. */
 export interface BuildResult {
-  /** The image's manifest. */
+  /** The image's manifest (its index, for several `platforms`). */
   readonly target: Descriptor;
   /** The names given (normalized); empty when the image is dangling. */
   readonly names: string[];
+  /** The image's config (the first platform's, for several). */
   readonly config: ImageConfig;
+  /** With several `platforms`: each one's manifest and config, in order. */
+  readonly platforms?: readonly { readonly platform: string; readonly target: Descriptor; readonly config: ImageConfig }[];
   /** Steps that ran, and steps answered from the cache. */
   readonly ran: number;
   readonly cached: number;
@@ -272,17 +282,74 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
   const context = resolve(options.context);
   if (!statSync(context, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is not a directory`);
   const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
+  const platforms = options.platforms ?? [];
+  if (platforms.length > 0 && options.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
+  if (platforms.length <= 1) {
+    const one = platforms.length === 1 ? { ...options, platform: platforms[0]! } : options;
+    const { builder, target } = planBuild(images, one, text, context);
+    return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
+  }
+  if (typeof options.cacheTo === 'object') throw new UnsupportedError('a cache image of a build for several platforms is not made (cacheTo inline is: each platform image carries its own)');
+  const parsed = platforms.map((p) => parsePlatform(p));
+  const seen = new Set(parsed.map((p) => formatPlatform(p)));
+  if (seen.size !== parsed.length) throw new InvalidArgumentError(`platforms ${platforms.join(', ')} name one platform twice`);
+  return images.leases.with(async (lease) => {
+    const built: { platform: Platform; result: BuildResult }[] = [];
+    for (const platform of parsed) {
+      const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true });
+      built.push({ platform, result: await builder.run(lease, target) });
+    }
+    return publishIndex(images, lease.id, built, options.tags ?? []);
+  }, { 'strata.io/work': 'build' });
+}
+
+/** The Dockerfile read for `options.platform` (its automatic platform ARGs), and the builder of its target stage. */
+function planBuild(images: Images, options: BuildOptions, text: string, context: string, { nameless = false }: { nameless?: boolean } = {}): { builder: Builder; target: Stage } {
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform()));
   const target = targetStage(dockerfile, options.target);
   const stages = neededStages(dockerfile, target, buildArgs, new Set(Object.keys(options.contexts ?? {})));
-  const builder = new Builder(images, options, dockerfile, context, stages);
-  return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
+  return { builder: new Builder(images, options, dockerfile, context, stages, nameless), target };
+}
+
+/**
+ * The index of a build for several platforms: each platform's manifest with its platform, a Docker manifest
+ * list when they all are Docker's, else an OCI index; published under `lease` and named `tags` (a dangling
+ * image without), its platforms' images held by it and no record of their own.
+ */
+async function publishIndex(images: Images, lease: string, built: readonly { platform: Platform; result: BuildResult }[], tags: readonly string[]): Promise<BuildResult> {
+  const docker = built.every(({ result }) => result.target.mediaType === mediaTypes.DOCKER_MANIFEST);
+  const index = {
+    schemaVersion: 2,
+    mediaType: docker ? mediaTypes.DOCKER_MANIFEST_LIST : mediaTypes.OCI_INDEX,
+    manifests: built.map(({ platform, result }) => ({ ...result.target, platform: { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+  };
+  const staged = await images.content.stageDocuments([Buffer.from(JSON.stringify(index))]);
+  const target: Descriptor = { mediaType: index.mediaType, ...staged.blobs[0]! };
+  const names: string[] = [];
+  try {
+    images.root.metadata.transaction(() => {
+      staged.publish(lease);
+      for (const tag of tags) names.push(images.images.put(tag, target));
+      if (names.length === 0) images.images.putDangling(target);
+    });
+  } finally {
+    staged.discard();
+  }
+  return {
+    target,
+    names,
+    config: built[0]!.result.config,
+    ran: built.reduce((n, b) => n + b.result.ran, 0),
+    cached: built.reduce((n, b) => n + b.result.cached, 0),
+    platforms: built.map(({ platform, result }) => ({ platform: formatPlatform(platform), target: result.target, config: result.config })),
+  };
 }
 
 class Builder {
   readonly #images: Images;
   readonly #options: BuildOptions;
+  readonly #nameless: boolean;
   readonly #dockerfile: Dockerfile;
   readonly #stages: Stage[];
   readonly #cache: BuildCache;
@@ -317,7 +384,9 @@ class Builder {
   #cached = 0;
   #lease!: Lease;
 
-  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[]) {
+  /** `nameless`: the image gets no record of its own (a platform's of an index that will hold it). */
+  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], nameless = false) {
+    this.#nameless = nameless;
     this.#images = images;
     this.#options = options;
     this.#dockerfile = dockerfile;
@@ -427,6 +496,12 @@ class Builder {
       };
     }
     const image = await this.#imageFor(stage.image, platform, stage.from.line);
+    // An image of one platform is no base for another (the store takes a lone manifest for any platform),
+    // as BuildKit's resolver refuses it: the stage would be that platform's under another's name.
+    const { os, architecture, variant } = image.platformImage.config;
+    if (os !== platform.os || architecture !== platform.architecture || (variant !== undefined && platform.variant !== undefined && variant !== platform.variant)) {
+      throw new NotFoundError(`Dockerfile line ${stage.from.line}: FROM ${stage.image}: the image is for ${formatPlatform({ os, architecture, ...(variant ? { variant } : {}) })}, not ${formatPlatform(platform)}`, { path: stage.image });
+    }
     const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
     const p = image.platformImage;
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
@@ -1237,7 +1312,7 @@ class Builder {
       this.#images.root.metadata.transaction(() => {
         staged.publish(this.#lease.id);
         for (const tag of this.#options.tags ?? []) names.push(images.put(tag, target));
-        if (names.length === 0) images.putDangling(target);
+        if (names.length === 0 && !this.#nameless) images.putDangling(target);
       });
     } finally {
       staged.discard();

@@ -215,7 +215,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--cache-from <REF|type=registry,ref=REF|type=local,src=DIR>', 'take steps from the build cache of this image, pulled if missing, or of a layout (repeatable)', collect)
     .option('--cache-to <type=inline|type=registry,ref=REF|type=local,dest=DIR>', 'record which step made each layer: in the image, or in a cache image pushed to REF or written at DIR (,mode=min|max)')
     .option('--squash', 'fold the layers above the base into one')
-    .option('--platform <os/arch[/variant]>', 'the platform of the base images and the result (default: this host)')
+    .option('--platform <os/arch[/variant][,...]>', 'the platform of the base images and the result (default: this host); several: an index of one image each')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
     .option('-o, --output <type=oci|oci-archive|docker|local|tar,dest=PATH>', 'also export the image (local, tar: its filesystem)')
     .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
@@ -258,7 +258,8 @@ export function registerBuildCommands(cli: Command): void {
             ...(o.cacheFrom ? { cacheFrom: o.cacheFrom.map(cacheFromSpec) } : {}),
             ...(o.cacheTo !== undefined ? { cacheTo: cacheToSpec(o.cacheTo) } : {}),
             ...(o.squash ? { squash: true } : {}),
-            ...(o.platform !== undefined ? { platform: o.platform } : {}),
+            // Several, comma-separated (buildx's form): an index of the images built for each.
+            ...(o.platform === undefined ? {} : o.platform.includes(',') ? { platforms: o.platform.split(',').map((p) => p.trim()) } : { platform: o.platform }),
             ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
             push: async (image, ref) => {
               const { pushImage } = await import('@strata/registry');
