@@ -59,15 +59,38 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(bad.stderr).toContain('a secret is id=ID[,src=PATH|,env=VAR]');
   }, 120_000);
 
-  it('labels the image with --label over the Dockerfile\'s LABELs, and writes its ID with --iidfile', () => {
+  it('labels the image with --label over the Dockerfile\'s LABELs, writes its ID with --iidfile and buildx\'s --metadata-file', () => {
     const dir = writeContext(join(work, 'labels'), { Dockerfile: `FROM ${BASE}\nLABEL keep=dockerfile over=dockerfile\n` });
     const iid = join(work, 'iid.txt');
-    const r = strata(['build', '-q', '--label', 'over=cli', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '--iidfile', iid, '-t', 'example.com/labelled:1', dir]);
+    const metadata = join(work, 'metadata.json');
+    const r = strata(['build', '-q', '--label', 'over=cli', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '--iidfile', iid, '--metadata-file', metadata, '-t', 'example.com/labelled:1', '-t', 'example.com/labelled:2', dir]);
     expect(r.status, r.stderr).toBe(0);
     expect(readFileSync(iid, 'utf8')).toBe(r.stdout.trim());
+    const written = JSON.parse(readFileSync(metadata, 'utf8')) as Record<string, unknown>;
+    const inspectedImage = JSON.parse(strata(['image', 'inspect', '--json', 'example.com/labelled:1']).stdout) as { digest: string; mediaType: string; configDigest: string };
+    expect(written).toEqual({
+      'containerimage.digest': r.stdout.trim(),
+      'containerimage.descriptor': { mediaType: inspectedImage.mediaType, digest: inspectedImage.digest, size: expect.any(Number) },
+      'containerimage.config.digest': inspectedImage.configDigest,
+      'image.name': 'example.com/labelled:1,example.com/labelled:2',
+    });
     const inspected = strata(['image', 'inspect', '--json', 'example.com/labelled:1']);
     const labels = (JSON.parse(inspected.stdout) as { config: { config: { Labels: Record<string, string> } } }).config.config.Labels;
     expect(labels).toMatchObject({ keep: 'dockerfile', over: 'cli', 'org.opencontainers.image.revision': 'abc123', empty: '' });
+  }, 120_000);
+
+  it('reads the Dockerfile from stdin with -f -, and never the context\'s', () => {
+    // The context's own Dockerfile names a file that is not there: building it would fail.
+    const dir = writeContext(join(work, 'stdin'), { 'a.txt': 'from stdin\n', Dockerfile: 'FROM scratch\nCOPY missing.txt /\n' });
+    const run = (input: string) => spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '-f', '-', dir], { encoding: 'utf8', input, env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    const r = run('FROM scratch\nCOPY a.txt /\n');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    const history = strata(['image', 'history', '--json', r.stdout.trim()]);
+    expect(history.stdout).toContain('COPY a.txt /');
+    const bad = run('FROM scratch\nCOPY nowhere.txt /\n');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('Dockerfile line 2: COPY');
   }, 120_000);
 
   it('exports the filesystem with -o type=local (a directory) and type=tar (one archive, as GNU tar reads it)', () => {

@@ -7,8 +7,10 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { BuildEvent, CacheExport, Entitlement } from '@strata/build';
+import type { BuildEvent, BuildResult, CacheExport, Entitlement } from '@strata/build';
+import type { Images } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
+import { readStdin } from './stdin.js';
 import { humanBytes } from './progress.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
 import { collect, table, withImages } from './root.js';
@@ -23,6 +25,7 @@ interface BuildFlags {
   allow?: string[];
   label?: string[];
   iidfile?: string;
+  metadataFile?: string;
   buildContext?: string[];
   pull?: boolean;
   network?: string;
@@ -174,6 +177,21 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   return { format, dest: fields.dest };
 }
 
+/**
+ * The build result as `docker buildx build --metadata-file` writes it, the keys CI tools read: the image's
+ * digest and descriptor, its config's digest (a single platform's), its names comma-separated.
+ */
+function buildMetadata(images: Images, result: BuildResult): Record<string, unknown> {
+  const { mediaType, digest, size } = result.target;
+  const manifest = result.platforms ? undefined : (JSON.parse(images.content.readBytes(digest, 4 * 1024 * 1024).toString()) as { config: { digest: string } });
+  return {
+    ...(manifest ? { 'containerimage.config.digest': manifest.config.digest } : {}),
+    'containerimage.descriptor': { mediaType, digest, size },
+    'containerimage.digest': digest,
+    ...(result.names.length > 0 ? { 'image.name': result.names.join(',') } : {}),
+  };
+}
+
 function showEvents(mode: 'plain' | 'json', quiet: boolean): (event: BuildEvent) => void {
   return (event) => {
     if (event.type === 'warning') {
@@ -198,7 +216,7 @@ export function registerBuildCommands(cli: Command): void {
     .command('build')
     .description('build a Dockerfile into an image of the root (steps as layers, with a build cache)')
     .argument('<context>', 'the build context directory')
-    .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile)')
+    .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile; - reads it from stdin)')
     .option('-t, --tag <name>', 'name the image (repeatable; none: a dangling image)', collect)
     .option('--target <stage>', 'the stage to build (default: the last)')
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
@@ -208,6 +226,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--build-context <name=value>', 'a named context: docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], a git repository, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
+    .option('--metadata-file <file>', 'write the build result as JSON, with buildx\'s keys (containerimage.digest, image.name…)')
     .option('--pull', 'pull every image the build names, even those the root has')
     .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
@@ -242,7 +261,8 @@ export function registerBuildCommands(cli: Command): void {
           }
           result = await build(images, {
             context,
-            ...(o.file !== undefined ? { dockerfile: o.file } : {}),
+            // `-f -`: the Dockerfile from stdin, as docker build reads one (no ignore file of its own beside it).
+            ...(o.file === '-' ? { dockerfileText: await readStdin('the Dockerfile (-f -)', 16 * 1024 * 1024) } : o.file !== undefined ? { dockerfile: o.file } : {}),
             ...(o.tag ? { tags: o.tag } : {}),
             ...(o.target !== undefined ? { target: o.target } : {}),
             buildArgs: buildArgs(o.buildArg),
@@ -284,6 +304,7 @@ export function registerBuildCommands(cli: Command): void {
           }
         }
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
+        if (o.metadataFile !== undefined) writeFileSync(o.metadataFile, `${JSON.stringify(buildMetadata(images, result), null, 2)}\n`);
         if (o.quiet) print(`${result.target.digest}\n`);
         else {
           const to = o.progress === 'json' ? (text: string) => process.stderr.write(text) : print;

@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander';
 import type { RegistryOptions } from '@strata/registry';
 import { print, sanitize, UsageError } from './format.js';
+import { readStdin } from './stdin.js';
 import { humanBytes, transferProgress } from './progress.js';
 import { platformChoice, withImages } from './root.js';
 
@@ -28,17 +29,6 @@ function registryHost(text: string): string {
   return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
 }
 
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from a pipe, not a terminal');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of process.stdin) {
-    size += (chunk as Buffer).length;
-    if (size > 64 * 1024) throw new UsageError('the password on stdin is over 64 KiB');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
 
 export function registerRegistryCommands(cli: Command): void {
   cli
@@ -105,7 +95,7 @@ export function registerRegistryCommands(cli: Command): void {
     .action(async (text: string, o: ConnectionOptions & { username: string; passwordStdin?: boolean }) => {
       if (!o.passwordStdin) throw new UsageError('give the password on stdin, with --password-stdin (never on the command line)');
       const host = registryHost(text);
-      const password = await readStdin();
+      const password = (await readStdin('the password (--password-stdin)', 64 * 1024)).replace(/\r?\n$/, '');
       if (password === '') throw new UsageError('no password on stdin');
       const { Registry, saveLogin } = await import('@strata/registry');
       const registry = new Registry(host, { ...connection(o), credentials: async () => ({ username: o.username, password }) });

@@ -1,0 +1,15 @@
+/** Reading what a command is given on standard input. */
+import { UsageError } from './format.js';
+
+/** All of stdin as text, for `what` (named in the errors): refused from a terminal and over `limit` bytes. */
+export async function readStdin(what: string, limit: number): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError(`${what} is read from a pipe, not a terminal`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new UsageError(`${what} on stdin is over ${limit / 1024} KiB`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
