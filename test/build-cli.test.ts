@@ -32,7 +32,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('builds with plain progress: each step, its output, CACHED on the second run', () => {
+  it('builds with plain progress: each step, its output, CACHED on the second run, not for --no-cache-filter\'s stage', () => {
     const first = strata(['build', '-f', join(context, 'build.Dockerfile'), '-t', 'example.com/cli:1', '--build-arg', 'WHO=you', '--progress', 'plain', context]);
     expect(first.status, first.stderr).toBe(0);
     expect(first.stderr).toContain('[4/6] RUN echo "hello $WHO" >> /hello.txt && cat /hello.txt\ngreetings\nhello you\n');
@@ -41,6 +41,13 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toContain('[4/6] CACHED');
     expect(second.stdout).toContain('0 step(s) ran, 2 cached');
+    // --no-cache-filter runs the stage named (both its steps), beside --no-cache; a stage not there is an error.
+    const filtered = strata(['build', '-f', join(context, 'build.Dockerfile'), '--build-arg', 'WHO=you', '--no-cache-filter', 'first', context]);
+    expect(filtered.status, filtered.stderr).toBe(0);
+    expect(filtered.stdout).toContain('2 step(s) ran, 0 cached');
+    const unknown = strata(['build', '-f', join(context, 'build.Dockerfile'), '--no-cache-filter', 'third', context]);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain('--no-cache-filter "third": the Dockerfile has no such stage');
   }, 120_000);
 
   it('gives RUN its secrets from --secret, from a file or the environment, and says which is missing', () => {

@@ -110,6 +110,8 @@ export interface BuildOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Run every step, using no cache record (new records are still written). */
   readonly noCache?: boolean;
+  /** Run every step of these stages (names, or indexes as FROM counts them), as `--no-cache-filter` does. */
+  readonly noCacheFilter?: readonly string[];
   /**
    * Images whose build cache (see `cacheTo`: an image built with the inline cache, or a cache image) this
    * build may take steps from (`docker buildx build --cache-from`): a step the root's cache lacks is taken
@@ -363,6 +365,8 @@ class Builder {
   readonly #limits: { maxEntries: number; maxBytes: number };
   /** RUN steps' hostname. */
   readonly #hostname: string;
+  /** The stages `noCacheFilter` names, by their label (name, or index for one without). */
+  readonly #noCacheStages: ReadonlySet<string>;
   /**
    * Without root: the caller's own user and group are root's in the build's containers (rootless Podman's
    * model, without the subordinate ids that root alone can grant). COPY and ADD write as the caller and the
@@ -405,6 +409,13 @@ class Builder {
     this.#epoch = options.sourceDateEpoch;
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
     this.#hostname = sandboxHostname(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
+    this.#noCacheStages = new Set(
+      (options.noCacheFilter ?? []).map((name) => {
+        const stage = dockerfile.stages.find((s) => s.name === name.toLowerCase()) ?? (/^\d+$/.test(name) ? dockerfile.stages[Number(name)] : undefined);
+        if (stage === undefined) throw new InvalidArgumentError(`--no-cache-filter ${JSON.stringify(name)}: the Dockerfile has no such stage`);
+        return stage.name ?? String(stage.index);
+      }),
+    );
     this.#cacheSources = options.cacheFrom?.length
       ? new CacheSources(options.cacheFrom, (source) => this.#cacheSource(source), (message) => this.#emit({ type: 'warning', message }))
       : undefined;
@@ -577,7 +588,7 @@ class Builder {
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
       // The steps after a linked one see the base and the link together: their keys chain through both.
       const chained = plan.link ? sha256(stage.key, key) : key;
-      const cached = this.#options.noCache ? undefined : ((await this.#cache.get(key)) ?? (await this.#fromCacheImages(stage, step, key, text)));
+      const cached = this.#options.noCache || this.#noCacheStages.has(stage.name) ? undefined : ((await this.#cache.get(key)) ?? (await this.#fromCacheImages(stage, step, key, text)));
       if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
         this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
         this.#addLayer(stage, cached.layer, cached.snapshot, chained, key, plan.history);

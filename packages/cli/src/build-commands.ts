@@ -32,6 +32,8 @@ interface BuildFlags {
   addHost?: string[];
   cache: boolean;
   cacheFrom?: string[];
+  /** `--no-cache-filter`'s stages: commander reads a `--no-` option as the negation of `cacheFilter`, true when not given. */
+  cacheFilter?: string[] | true;
   cacheTo?: string;
   push?: boolean;
   squash?: boolean;
@@ -231,6 +233,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
     .option('--no-cache', 'run every step (the cache is still written)')
+    .option('--no-cache-filter <stage>', 'run every step of this stage (repeatable)', (stage: string, previous: unknown) => [...(Array.isArray(previous) ? (previous as string[]) : []), stage])
     .option('--cache-from <REF|type=registry,ref=REF|type=local,src=DIR>', 'take steps from the build cache of this image, pulled if missing, or of a layout (repeatable)', collect)
     .option('--cache-to <type=inline|type=registry,ref=REF|type=local,dest=DIR>', 'record which step made each layer: in the image, or in a cache image pushed to REF or written at DIR (,mode=min|max)')
     .option('--squash', 'fold the layers above the base into one')
@@ -275,6 +278,7 @@ export function registerBuildCommands(cli: Command): void {
             ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),
             ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
             noCache: !o.cache,
+            ...(Array.isArray(o.cacheFilter) ? { noCacheFilter: o.cacheFilter } : {}),
             ...(o.cacheFrom ? { cacheFrom: o.cacheFrom.map(cacheFromSpec) } : {}),
             ...(o.cacheTo !== undefined ? { cacheTo: cacheToSpec(o.cacheTo) } : {}),
             ...(o.squash ? { squash: true } : {}),
