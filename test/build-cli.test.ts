@@ -236,21 +236,26 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       Dockerfile: `FROM --platform=$BUILDPLATFORM ${BASE} AS build\nARG TARGETARCH\nRUN echo "built for $TARGETARCH" > /out.txt\nFROM scratch\nCOPY --from=build /out.txt /\n`,
     });
     const layout = join(work, 'multi-layout');
-    const r = strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '-t', 'example.com/multi:1', '-o', `type=oci,dest=${layout}`, dir]);
+    const r = strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '-t', 'example.com/multi:1', '-o', `type=oci,dest=${layout}`, '--annotation', 'index:org.opencontainers.image.source=https://example.com/repo', '--annotation', 'org.opencontainers.image.revision=abc123', dir]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Built sha256:[0-9a-f]{64} as example\.com\/multi:1: 4 step\(s\) ran, 0 cached\n$/);
     // skopeo reads the index and each platform's image from the exported layout.
-    const index = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}`], { encoding: 'utf8' })) as { mediaType: string; manifests: { platform: Record<string, string> }[] };
+    const index = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}`], { encoding: 'utf8' })) as { mediaType: string; manifests: { platform: Record<string, string> }[]; annotations?: Record<string, string> };
     expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(index.annotations).toEqual({ 'org.opencontainers.image.source': 'https://example.com/repo' });
     expect(index.manifests.map((m) => m.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }]);
     for (const [arch, variant] of [['amd64', undefined], ['arm64', 'v8']] as const) {
       const copy = join(work, `multi-${arch}`);
       execFileSync('skopeo', ['copy', '--quiet', '--override-arch', arch, ...(variant ? ['--override-variant', variant] : []), `oci:${layout}`, `dir:${copy}`]);
-      const manifest = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+      const manifest = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8')) as { config: { digest: string }; layers: { digest: string }[]; annotations?: Record<string, string> };
+      expect(manifest.annotations).toEqual({ 'org.opencontainers.image.revision': 'abc123' });
       expect(JSON.parse(readFileSync(join(copy, manifest.config.digest.slice(7)), 'utf8'))).toMatchObject({ architecture: arch, os: 'linux' });
       expect(manifest.layers).toHaveLength(1);
       expect(execFileSync('tar', ['-xOf', join(copy, manifest.layers[0]!.digest.slice(7)), 'out.txt'], { encoding: 'utf8' })).toBe(`built for ${arch}\n`);
     }
+    // Index annotations on a single platform's image, and a form strata does not take, are refused.
+    expect(strata(['build', '--annotation', 'index:a=b', dir]).stderr).toContain('index annotations are for a build of several platforms');
+    expect(strata(['build', '--annotation', 'manifest-descriptor:a=b', dir]).stderr).toContain('--annotation is [manifest:|index:]key=value');
     // A base of this platform alone is no base for the other (BuildKit's resolver refuses it too): said with the line.
     const foreign = writeContext(join(work, 'multi-run'), { Dockerfile: `FROM ${BASE}\nRUN true\n` });
     const refused = strata(['build', '--platform', 'linux/amd64,linux/arm64', foreign]);

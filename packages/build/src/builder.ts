@@ -106,6 +106,11 @@ export interface BuildOptions {
    * that name is replaced (and not built), as buildx documents.
    */
   readonly contexts?: Readonly<Record<string, string>>;
+  /**
+   * Annotations (`docker buildx build --annotation [manifest:|index:]KEY=VALUE`): on the image's manifest (an
+   * OCI one), and with several `platforms` on each platform's manifest and, `index`, on the index.
+   */
+  readonly annotations?: { readonly manifest?: Readonly<Record<string, string>>; readonly index?: Readonly<Record<string, string>> };
   /** Labels for the image, over the Dockerfile's (`docker build --label`); not part of any step's key. */
   readonly labels?: Readonly<Record<string, string>>;
   /** Run every step, using no cache record (new records are still written). */
@@ -287,6 +292,7 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
   const platforms = options.platforms ?? [];
   if (platforms.length > 0 && options.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
   if (platforms.length <= 1) {
+    if (Object.keys(options.annotations?.index ?? {}).length > 0) throw new InvalidArgumentError('index annotations are for a build of several platforms, whose result is an index');
     const one = platforms.length === 1 ? { ...options, platform: platforms[0]! } : options;
     const { builder, target } = planBuild(images, one, text, context);
     return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
@@ -301,7 +307,7 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
       const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true });
       built.push({ platform, result: await builder.run(lease, target) });
     }
-    return publishIndex(images, lease.id, built, options.tags ?? []);
+    return publishIndex(images, lease.id, built, options.tags ?? [], options.annotations?.index ?? {});
   }, { 'strata.io/work': 'build' });
 }
 
@@ -319,12 +325,15 @@ function planBuild(images: Images, options: BuildOptions, text: string, context:
  * list when they all are Docker's, else an OCI index; published under `lease` and named `tags` (a dangling
  * image without), its platforms' images held by it and no record of their own.
  */
-async function publishIndex(images: Images, lease: string, built: readonly { platform: Platform; result: BuildResult }[], tags: readonly string[]): Promise<BuildResult> {
+async function publishIndex(images: Images, lease: string, built: readonly { platform: Platform; result: BuildResult }[], tags: readonly string[], annotations: Readonly<Record<string, string>>): Promise<BuildResult> {
   const docker = built.every(({ result }) => result.target.mediaType === mediaTypes.DOCKER_MANIFEST);
+  const annotated = Object.keys(annotations).length > 0;
+  if (annotated && docker) throw new InvalidArgumentError('index annotations need an OCI index, and every image here is of the Docker family: a Docker manifest list has no annotations');
   const index = {
     schemaVersion: 2,
     mediaType: docker ? mediaTypes.DOCKER_MANIFEST_LIST : mediaTypes.OCI_INDEX,
     manifests: built.map(({ platform, result }) => ({ ...result.target, platform: { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+    ...(annotated ? { annotations: { ...annotations } } : {}),
   };
   const staged = await images.content.stageDocuments([Buffer.from(JSON.stringify(index))]);
   const target: Descriptor = { mediaType: index.mediaType, ...staged.blobs[0]! };
@@ -1316,7 +1325,7 @@ class Builder {
       // A squashed layer is no step's: nothing to record.
       ...(this.#options.cacheTo === 'inline' && !(this.#options.squash && stage.own.length > 0) ? { [CACHE_FIELD]: inlineCacheField(stage.stepKeys) } : {}),
     };
-    const staged = await stageImageDocuments(content, { config, layers, docker: stage.docker });
+    const staged = await stageImageDocuments(content, { config, layers, docker: stage.docker, ...(this.#options.annotations?.manifest ? { annotations: this.#options.annotations.manifest } : {}) });
     const { target } = staged;
     const names: string[] = [];
     try {

@@ -25,6 +25,7 @@ interface BuildFlags {
   allow?: string[];
   label?: string[];
   iidfile?: string;
+  annotation?: string[];
   metadataFile?: string;
   buildContext?: string[];
   pull?: boolean;
@@ -149,6 +150,19 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
   return out;
 }
 
+/** `--annotation [manifest:|index:]key=value`, as buildx reads them (its descriptor and per-platform forms are not taken). */
+function annotations(pairs: string[]): { manifest: Record<string, string>; index: Record<string, string> } {
+  const out = { manifest: {} as Record<string, string>, index: {} as Record<string, string> };
+  for (const pair of pairs) {
+    const typed = /^(manifest|index):(.*)$/s.exec(pair);
+    const text = typed ? typed[2]! : pair;
+    const eq = text.indexOf('=');
+    if (eq <= 0 || /^[a-z-]+(\[[^\]]*\])?:/.test(text.slice(0, eq))) throw new UsageError(`--annotation is [manifest:|index:]key=value: ${pair}`);
+    out[typed ? (typed[1] as 'manifest' | 'index') : 'manifest'][text.slice(0, eq)] = text.slice(eq + 1);
+  }
+  return out;
+}
+
 /** `--cache-from`: an image whose build cache strata reads, as buildx names one: `REF`, `type=registry,ref=REF`, `type=local,src=DIR`. */
 function cacheFromSpec(text: string): string | { src: string } {
   if (!text.includes('=')) return text;
@@ -227,6 +241,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
     .option('--build-context <name=value>', 'a named context: docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], a git repository, or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
+    .option('--annotation <[manifest:|index:]key=value>', 'an annotation on the image\'s manifest, or its index (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
     .option('--metadata-file <file>', 'write the build result as JSON, with buildx\'s keys (containerimage.digest, image.name…)')
     .option('--pull', 'pull every image the build names, even those the root has')
@@ -273,6 +288,7 @@ export function registerBuildCommands(cli: Command): void {
             ssh,
             ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
             ...(o.label ? { labels: labels(o.label) } : {}),
+            ...(o.annotation ? { annotations: annotations(o.annotation) } : {}),
             ...(o.buildContext ? { contexts: namedContexts(o.buildContext) } : {}),
             ...(o.pull ? { pullAlways: true } : {}),
             ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),

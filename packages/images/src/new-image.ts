@@ -3,7 +3,7 @@
  * the old one's family (Docker schema 2 stays Docker; OCI stays OCI), both written into the content store
  * under the caller's lease, and the name pointed at it. What `commit` and `squash` end with.
  */
-import type { LayerDescriptor } from '@strata/core';
+import { InvalidArgumentError, type LayerDescriptor } from '@strata/core';
 import type { Metadata } from '@strata/snapshotter';
 import type { ContentStore } from './content.js';
 import { digestOf, encodeJson, type Descriptor, type History, type ImageConfig, type Manifest } from './documents.js';
@@ -70,15 +70,19 @@ export interface StagedImage {
 /**
  * Writes `config` and a manifest listing `layers` (blobs the store holds already), in the Docker or OCI
  * family, to disk; the caller publishes them in the transaction that names the image. Names nothing.
+ * `annotations` go on the manifest, an OCI one's only (Docker's schema 2 has none): INVALID_ARGUMENT else.
  */
-export async function stageImageDocuments(content: ContentStore, image: { config: ImageConfig; layers: readonly Descriptor[]; docker: boolean }): Promise<StagedImage> {
-  const { docker } = image;
+export async function stageImageDocuments(content: ContentStore, image: { config: ImageConfig; layers: readonly Descriptor[]; docker: boolean; annotations?: Readonly<Record<string, string>> }): Promise<StagedImage> {
+  const { docker, annotations } = image;
+  const annotated = annotations !== undefined && Object.keys(annotations).length > 0;
+  if (annotated && docker) throw new InvalidArgumentError('manifest annotations need an OCI manifest, and this image is of the Docker family (its base is): Docker\'s schema 2 has no annotations');
   const configBytes = encodeJson(image.config);
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: docker ? DOCKER_MANIFEST : OCI_MANIFEST,
     config: { mediaType: docker ? DOCKER_CONFIG : OCI_CONFIG, digest: digestOf(configBytes), size: configBytes.length },
     layers: [...image.layers],
+    ...(annotated ? { annotations: { ...annotations } } : {}),
   };
   const { blobs, publish, discard } = await content.stageDocuments([configBytes, encodeJson(manifest)]);
   return { target: { mediaType: manifest.mediaType!, ...blobs[1]! }, publish, discard };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chainID, encodeName, readLayer } from '@strata/core';
-import { openImages, type Images } from '../src/index.js';
+import { openImages, stageImageDocuments, type Images } from '../src/index.js';
 import { imagesRoot } from './helpers.js';
 import { buildImage, buildIndex, dockerSaveFiles, layer, layoutFiles, named, writeArchive, writeDirectory } from '../../../test/helpers/images.js';
 import { needs } from '../../../test/helpers/oracle.js';
@@ -320,6 +320,18 @@ describe('images on a root', () => {
     expect(freed.snapshots).toEqual([chainID(one.diffIDs)]);
     expect(await snapshotKeys(root.images)).toEqual([chainID([two.diffIDs[0]!]), chainID(two.diffIDs)].sort());
     expect((await root.images.fsck({ content: true })).ok).toBe(true);
+  });
+
+  it('annotates an OCI manifest it stages, and refuses annotations on a Docker one (schema 2 has none)', async () => {
+    const config = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] }, config: {} };
+    const staged = await stageImageDocuments(root.images.content, { config, layers: [], docker: false, annotations: { 'org.example.a': 'b' } });
+    try {
+      staged.publish(root.images.leases.create({ id: 'annotate' }).id);
+      expect(JSON.parse(root.images.content.readBytes(staged.target.digest, 1 << 20).toString())).toMatchObject({ annotations: { 'org.example.a': 'b' } });
+    } finally {
+      staged.discard();
+    }
+    await expect(stageImageDocuments(root.images.content, { config, layers: [], docker: true, annotations: { 'org.example.a': 'b' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
   it('squashes all layers, or those above a base, keeping the tree and the history', async () => {
