@@ -299,7 +299,8 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'doc
     const context = writeContext(join(work, 'context'), { Dockerfile: `FROM ${BASE}\nCOPY hello.txt /\nRUN cp /hello.txt /copied.txt\n`, 'hello.txt': 'greetings\n' });
     const ref = `${registry.host}/cache/app:1`;
     const strataIn = (root: string, args: string[]) => spawnSync(process.execPath, [cli, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
-    expect(strataIn(roots[0]!, ['build', '--push', context]).stderr).toContain('--push needs a name to push to (-t)');
+    expect(strataIn(roots[0]!, ['build', '--push', context]).stderr).toContain('--push needs a name to push to (-t, or -o name=)');
+    expect(strataIn(roots[0]!, ['build', '-o', 'type=registry', context]).stderr).toContain('--push needs a name to push to (-t, or -o name=)');
     const made = strataIn(roots[0]!, ['build', '--cache-to', 'type=inline', '--push', '-t', ref, context]);
     expect(made.status, made.stderr).toBe(0);
     expect(made.stdout).toContain('2 step(s) ran, 0 cached');
@@ -312,6 +313,11 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'doc
     const bad = strataIn(roots[1]!, ['build', '--cache-to', 'type=gha', context]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--cache-to: strata writes type=inline, type=registry,ref=REF or type=local,dest=DIR (mode=min|max): type=gha');
+    // buildx's image exporter: -o type=registry,name=REF names the image and pushes it, as --push does.
+    const exported = strataIn(roots[1]!, ['build', '-q', '-o', `type=registry,name=${registry.host}/cache/exported:1`, context]);
+    expect(exported.status, exported.stderr).toBe(0);
+    const remoteTags = strataIn(roots[1]!, ['image', 'ls-remote', `${registry.host}/cache/exported`, '--json']);
+    expect(JSON.parse(remoteTags.stdout)).toEqual(['1']);
     // Read when a step misses the root's own cache: a changed file's steps look, and the image is missing.
     writeFileSync(join(context, 'hello.txt'), 'changed\n');
     const missing = strataIn(roots[1]!, ['build', '--cache-from', `${registry.host}/cache/none:1`, context]);

@@ -184,11 +184,19 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
   throw new UsageError(`--cache-to: strata writes type=inline, type=registry,ref=REF or type=local,dest=DIR (mode=min|max): ${text}`);
 }
 
-/** `-o type=…,dest=PATH`: an image layout or archive, or the filesystem (`local`: a directory; `tar`: one archive). */
-function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } {
+/**
+ * `-o type=…`: an image layout or archive at `dest=PATH`, or the filesystem (`local`: a directory; `tar`: one
+ * archive); or, as buildx's image exporters, `type=image[,name=REF][,push=true]` (the image, named too) and
+ * `type=registry[,name=REF]` (the same, pushed: `--push`).
+ */
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } | { format: 'image'; name: string | undefined; push: boolean } {
   const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
   const format = fields.type;
-  if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local or tar: ${text}`);
+  if (format === 'image' || format === 'registry') {
+    if (fields.push !== undefined && fields.push !== 'true' && fields.push !== 'false') throw new UsageError(`-o push= is true or false: ${text}`);
+    return { format: 'image', name: fields.name || undefined, push: format === 'registry' || fields.push === 'true' };
+  }
+  if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local, tar, image or registry: ${text}`);
   if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
   return { format, dest: fields.dest };
 }
@@ -254,7 +262,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant][,...]>', 'the platform of the base images and the result (default: this host); several: an index of one image each')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
-    .option('-o, --output <type=oci|oci-archive|docker|local|tar,dest=PATH>', 'also export the image (local, tar: its filesystem)')
+    .option('-o, --output <type=oci|oci-archive|docker|local|tar,dest=PATH|type=image|registry[,name=REF]>', 'also export the image (local, tar: its filesystem; registry: push it)')
     .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
     .option('--push', 'push the image to each of its -t names once built (docker buildx build --push)')
     .option('--plain-http', 'pull missing base images, and push, over plain http')
@@ -266,7 +274,10 @@ export function registerBuildCommands(cli: Command): void {
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
         for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
-        if (o.push && !o.tag?.length) throw new UsageError('--push needs a name to push to (-t)');
+        // `-o type=image|registry` names the image (`name=`) and pushes it as --push does.
+        const tags = [...(o.tag ?? []), ...(output?.format === 'image' && output.name !== undefined ? [output.name] : [])];
+        const push = o.push === true || (output?.format === 'image' && output.push);
+        if (push && tags.length === 0) throw new UsageError('--push needs a name to push to (-t, or -o name=)');
         const { agents, keys } = sshAgents(o.ssh);
         const started: KeyAgent[] = [];
         const ssh = { ...agents };
@@ -281,7 +292,7 @@ export function registerBuildCommands(cli: Command): void {
             context,
             // `-f -`: the Dockerfile from stdin, as docker build reads one (no ignore file of its own beside it).
             ...(o.file === '-' ? { dockerfileText: await readStdin('the Dockerfile (-f -)', 16 * 1024 * 1024) } : o.file !== undefined ? { dockerfile: o.file } : {}),
-            ...(o.tag ? { tags: o.tag } : {}),
+            ...(tags.length > 0 ? { tags } : {}),
             ...(o.target !== undefined ? { target: o.target } : {}),
             buildArgs: buildArgs(o.buildArg),
             secrets: secrets(o.secret),
@@ -315,8 +326,8 @@ export function registerBuildCommands(cli: Command): void {
           for (const agent of started) agent.close();
         }
         if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
-        else if (output) await images.export([result.target.digest], output.dest, { format: output.format });
-        if (o.push) {
+        else if (output !== undefined && output.format !== 'image') await images.export([result.target.digest], output.dest, { format: output.format });
+        if (push) {
           const { pushImage } = await import('@strata/registry');
           for (const name of result.names) {
             const pushed = await pushImage(images, name, undefined, o.plainHttp ? { plainHttp: true } : {});
