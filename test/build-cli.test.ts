@@ -231,7 +231,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(run.stderr).toContain('Dockerfile line 2: RUN needs root');
   }, 120_000);
 
-  it('builds for several platforms (--platform a,b) into an index, as skopeo reads it, the $BUILDPLATFORM stage run here for each', () => {
+  it('builds for several platforms (--platform a,b) into an index, as skopeo reads it, the $BUILDPLATFORM stage run here for each', async () => {
     const dir = writeContext(join(work, 'multi'), {
       Dockerfile: `FROM --platform=$BUILDPLATFORM ${BASE} AS build\nARG TARGETARCH\nRUN echo "built for $TARGETARCH" > /out.txt\nFROM scratch\nCOPY --from=build /out.txt /\n`,
     });
@@ -253,6 +253,14 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       expect(manifest.layers).toHaveLength(1);
       expect(execFileSync('tar', ['-xOf', join(copy, manifest.layers[0]!.digest.slice(7)), 'out.txt'], { encoding: 'utf8' })).toBe(`built for ${arch}\n`);
     }
+    // One cache image holds every platform's steps: another root builds both platforms from it, running none.
+    const cacheDir = join(work, 'multi-cache');
+    const cached = strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '--cache-to', `type=local,dest=${cacheDir},mode=max`, dir]);
+    expect(cached.status, cached.stderr).toBe(0);
+    await (await rootWithBase(work, 'multi-other')).close();
+    const taken = spawnSync(process.execPath, [cli, '--root', join(work, 'multi-other'), 'build', '--platform', 'linux/amd64,linux/arm64/v8', '--cache-from', `type=local,src=${cacheDir}`, dir], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    expect(taken.status, taken.stderr).toBe(0);
+    expect(taken.stdout).toContain('0 step(s) ran, 4 cached');
     // Index annotations on a single platform's image, and a form strata does not take, are refused.
     expect(strata(['build', '--annotation', 'index:a=b', dir]).stderr).toContain('index annotations are for a build of several platforms');
     expect(strata(['build', '--annotation', 'manifest-descriptor:a=b', dir]).stderr).toContain('--annotation is [manifest:|index:]key=value');

@@ -76,7 +76,7 @@ import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
 import { findRuntime, runContainer, type OciMount } from './runtime.js';
-import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, CACHE_FIELD, inlineCacheField } from './image-cache.js';
+import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, CACHE_FIELD, inlineCacheField, type StepLayer } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
 import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
@@ -146,7 +146,7 @@ export interface BuildOptions {
    * Several platforms (`docker buildx build --platform a,b`): the build once for each, in order, and an
    * index of their images named by `tags`, as BuildKit makes one. A stage `FROM --platform=$BUILDPLATFORM`
    * runs on this host for every target and is cached across them; a RUN in a stage of another platform is
-   * UNSUPPORTED (no emulation). Not with `platform`, nor with a cache image (`cacheTo` other than inline).
+   * UNSUPPORTED (no emulation); a cache image (`cacheTo`) holds every platform's steps. Not with `platform`.
    */
   readonly platforms?: readonly string[];
   /** Fixes layer times (a ceiling), config `created` and history times: with it, builds are reproducible. */
@@ -297,18 +297,31 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
     const { builder, target } = planBuild(images, one, text, context);
     return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
   }
-  if (typeof options.cacheTo === 'object') throw new UnsupportedError('a cache image of a build for several platforms is not made (cacheTo inline is: each platform image carries its own)');
   const parsed = platforms.map((p) => parsePlatform(p));
   const seen = new Set(parsed.map((p) => formatPlatform(p)));
   if (seen.size !== parsed.length) throw new InvalidArgumentError(`platforms ${platforms.join(', ')} name one platform twice`);
   return images.leases.with(async (lease) => {
     const built: { platform: Platform; result: BuildResult }[] = [];
+    const steps = new Map<string, StepLayer>();
     for (const platform of parsed) {
       const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true });
       built.push({ platform, result: await builder.run(lease, target) });
+      if (typeof options.cacheTo === 'object') for (const step of builder.cacheSteps(options.cacheTo.mode ?? 'min')) if (!steps.has(step.key)) steps.set(step.key, step);
     }
-    return publishIndex(images, lease.id, built, options.tags ?? [], options.annotations?.index ?? {});
+    const result = await publishIndex(images, lease.id, built, options.tags ?? [], options.annotations?.index ?? {});
+    // One cache image for every platform's steps: their keys differ where the platforms' work does.
+    if (typeof options.cacheTo === 'object') await exportBuildCache(images, lease.id, [...steps.values()], parsed[0]!, options.cacheTo, options);
+    return result;
   }, { 'strata.io/work': 'build' });
+}
+
+/** A cache image of `steps` written to `to` (image-cache.ts); with none, a warning. */
+async function exportBuildCache(images: Images, lease: string, steps: readonly StepLayer[], platform: Platform, to: CacheExport, options: BuildOptions): Promise<void> {
+  if (steps.length === 0) {
+    options.onEvent?.({ type: 'warning', message: `--cache-to ${'ref' in to ? to.ref : to.dest}: no step made a layer; no cache image` });
+    return;
+  }
+  await exportCacheImage(images, lease, steps, { platform, created: createdAt(options.sourceDateEpoch), to, ...(options.push ? { push: options.push } : {}) });
 }
 
 /** The Dockerfile read for `options.platform` (its automatic platform ARGs), and the builder of its target stage. */
@@ -361,6 +374,8 @@ class Builder {
   readonly #images: Images;
   readonly #options: BuildOptions;
   readonly #nameless: boolean;
+  /** The target stage, once built. */
+  #final: StageResult | undefined;
   readonly #dockerfile: Dockerfile;
   readonly #stages: Stage[];
   readonly #cache: BuildCache;
@@ -442,7 +457,14 @@ class Builder {
       await this.#named.dispose();
     }
     const result = this.#results.get(target.index)!;
+    this.#final = result;
     return this.#finish(result);
+  }
+
+  /** The steps a cache image of this build holds, once it ran: the final image's own (`min`) or every stage's (`max`). */
+  cacheSteps(mode: 'min' | 'max'): StepLayer[] {
+    const keys = mode === 'max' ? [...this.#stepLayers.keys()] : this.#final!.stepKeys.filter((key): key is string => key !== null);
+    return keys.map((key) => ({ key, ...this.#stepLayers.get(key)! }));
   }
 
   #emit(event: BuildEvent): void {
@@ -1337,22 +1359,9 @@ class Builder {
     } finally {
       staged.discard();
     }
-    if (typeof this.#options.cacheTo === 'object') await this.#exportCacheImage(stage, this.#options.cacheTo);
+    // A platform's of several: the build exports one cache image for all of them.
+    if (typeof this.#options.cacheTo === 'object' && !this.#nameless) await exportBuildCache(this.#images, this.#lease.id, this.cacheSteps(this.#options.cacheTo.mode ?? 'min'), this.#platform, this.#options.cacheTo, this.#options);
     return { target, names, config, ran: this.#ran, cached: this.#cached };
-  }
-
-  /**
-   * `--cache-to type=registry|local`: the cache image of the steps that gave layers (the final image's own
-   * with `min`, every stage's with `max`), pushed or written (image-cache.ts).
-   */
-  async #exportCacheImage(final: StageResult, to: CacheExport): Promise<void> {
-    const keys = (to.mode ?? 'min') === 'max' ? [...this.#stepLayers.keys()] : final.stepKeys.filter((key): key is string => key !== null);
-    if (keys.length === 0) {
-      this.#emit({ type: 'warning', message: `--cache-to ${'ref' in to ? to.ref : to.dest}: no step made a layer; no cache image` });
-      return;
-    }
-    const steps = keys.map((key) => ({ key, ...this.#stepLayers.get(key)! }));
-    await exportCacheImage(this.#images, this.#lease.id, steps, { platform: this.#platform, created: createdAt(this.#epoch), to, ...(this.#options.push ? { push: this.#options.push } : {}) });
   }
 
 }
