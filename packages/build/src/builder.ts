@@ -997,10 +997,9 @@ class Builder {
     const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
     if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${step.line}: ADD ${redactUrls(source)}: an ssh remote needs the build's SSH agent (strata build --ssh default)`);
     const scratch = this.#images.content.temporaryPath();
-    const { home, tree } = gitScratch(scratch);
+    const { tree, run } = gitScratch(scratch, { sshAgent, signal: this.#options.signal });
     const dispose = () => rmSync(scratch, { recursive: true, force: true });
     try {
-      const run = { home, ...(sshAgent !== undefined ? { sshAgent } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
       const resolved = await resolveGit(ref, run).catch((error: unknown) => {
         throw withLine(step, error);
       });

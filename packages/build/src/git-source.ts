@@ -289,12 +289,15 @@ function setTimes(dir: string, seconds: number): void {
   lutimesSync(dir, seconds, seconds);
 }
 
-/** A scratch directory for one git source: made empty, mode 0700. */
-export function gitScratch(path: string): { home: string; tree: string } {
+/**
+ * A scratch directory for one git source, made empty, mode 0700: the tree to check out into, and how git
+ * runs there (its home beside the tree, `sshAgent` for an ssh remote, `signal` to stop it).
+ */
+export function gitScratch(path: string, options: { readonly sshAgent?: string | undefined; readonly signal?: AbortSignal | undefined } = {}): { tree: string; run: GitRun } {
   mkdirSync(path, { mode: 0o700 });
   const home = join(path, 'home');
   const tree = join(path, 'tree');
   mkdirSync(home);
   mkdirSync(tree);
-  return { home, tree };
+  return { tree, run: { home, ...(options.sshAgent !== undefined ? { sshAgent: options.sshAgent } : {}), ...(options.signal ? { signal: options.signal } : {}) } };
 }

@@ -127,8 +127,7 @@ export class NamedContexts {
         const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
         if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${line}: the named context ${JSON.stringify(name)} is an ssh remote, which needs the build's SSH agent (strata build --ssh default)`);
         const scratch = this.#images.content.temporaryPath();
-        const { home, tree } = gitScratch(scratch);
-        const run = { home, ...(sshAgent !== undefined ? { sshAgent } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}) };
+        const { tree, run } = gitScratch(scratch, { sshAgent, signal: this.#options.signal });
         const label = `context ${JSON.stringify(name)}`;
         try {
           await checkoutGit(ref, await resolveGit(ref, run), tree, run);

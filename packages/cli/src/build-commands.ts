@@ -10,6 +10,7 @@ import { Option, type Command } from 'commander';
 import type { BuildEvent, BuildResult, CacheExport, Entitlement } from '@strata/build';
 import type { Images } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
+import { pushedLine } from './registry-commands.js';
 import { readStdin } from './stdin.js';
 import { humanBytes } from './progress.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
@@ -150,6 +151,11 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
   return out;
 }
 
+/** The `key=value` fields of a comma-separated flag value (`type=registry,ref=REF`), as buildx writes them. */
+function keyValueFields(text: string): Record<string, string> {
+  return Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+}
+
 /** `--annotation [manifest:|index:]key=value`, as buildx reads them (its descriptor and per-platform forms are not taken). */
 function annotations(pairs: string[]): { manifest: Record<string, string>; index: Record<string, string> } {
   const out = { manifest: {} as Record<string, string>, index: {} as Record<string, string> };
@@ -166,7 +172,7 @@ function annotations(pairs: string[]): { manifest: Record<string, string>; index
 /** `--cache-from`: an image whose build cache strata reads, as buildx names one: `REF`, `type=registry,ref=REF`, `type=local,src=DIR`. */
 function cacheFromSpec(text: string): string | { src: string } {
   if (!text.includes('=')) return text;
-  const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  const fields = keyValueFields(text);
   if ((fields.type ?? 'registry') === 'registry' && fields.ref) return fields.ref;
   if (fields.type === 'local' && fields.src) return { src: resolve(fields.src) };
   throw new UsageError(`--cache-from takes an image whose build cache to read (REF, type=registry,ref=REF or type=local,src=DIR): ${text}`);
@@ -174,7 +180,7 @@ function cacheFromSpec(text: string): string | { src: string } {
 
 /** `--cache-to`: `type=inline`, or strata's cache image at `type=registry,ref=REF` or `type=local,dest=DIR`, `mode=min|max` (gha and s3 are BuildKit's). */
 function cacheToSpec(text: string): 'inline' | CacheExport {
-  const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  const fields = keyValueFields(text);
   if (fields.type === 'inline' && Object.keys(fields).length === 1) return 'inline';
   if (fields.mode === undefined || fields.mode === 'min' || fields.mode === 'max') {
     const mode = fields.mode ?? 'min';
@@ -190,7 +196,7 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
  * `type=registry[,name=REF]` (the same, pushed: `--push`).
  */
 function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } | { format: 'image'; name: string | undefined; push: boolean } {
-  const fields = Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  const fields = keyValueFields(text);
   const format = fields.type;
   if (format === 'image' || format === 'registry') {
     if (fields.push !== undefined && fields.push !== 'true' && fields.push !== 'false') throw new UsageError(`-o push= is true or false: ${text}`);
@@ -280,6 +286,11 @@ export function registerBuildCommands(cli: Command): void {
         if (push && tags.length === 0) throw new UsageError('--push needs a name to push to (-t, or -o name=)');
         const { agents, keys } = sshAgents(o.ssh);
         const started: KeyAgent[] = [];
+        // The image pushed (a cache image's too) over plain http when asked, as pulls go.
+        const pushTo = async (image: string, ref?: string) => {
+          const { pushImage } = await import('@strata/registry');
+          return pushImage(images, image, ref, o.plainHttp ? { plainHttp: true } : {});
+        };
         const ssh = { ...agents };
         let result: Awaited<ReturnType<typeof build>>;
         try {
@@ -312,10 +323,7 @@ export function registerBuildCommands(cli: Command): void {
             // Several, comma-separated (buildx's form): an index of the images built for each.
             ...(o.platform === undefined ? {} : o.platform.includes(',') ? { platforms: o.platform.split(',').map((p) => p.trim()) } : { platform: o.platform }),
             ...(epochText !== undefined ? { sourceDateEpoch: Number(epochText) } : {}),
-            push: async (image, ref) => {
-              const { pushImage } = await import('@strata/registry');
-              await pushImage(images, image, ref, o.plainHttp ? { plainHttp: true } : {});
-            },
+            push: async (image, ref) => void (await pushTo(image, ref)),
             pull: async (reference, platform) => {
               const { pullImage } = await import('@strata/registry');
               await pullImage(images, reference, { platform: { platform }, ...(o.plainHttp ? { plainHttp: true } : {}) });
@@ -328,10 +336,9 @@ export function registerBuildCommands(cli: Command): void {
         if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
         else if (output !== undefined && output.format !== 'image') await images.export([result.target.digest], output.dest, { format: output.format });
         if (push) {
-          const { pushImage } = await import('@strata/registry');
           for (const name of result.names) {
-            const pushed = await pushImage(images, name, undefined, o.plainHttp ? { plainHttp: true } : {});
-            if (!o.quiet) process.stderr.write(`Pushed ${sanitize(pushed.name)}@${pushed.digest}: ${pushed.uploaded} blob(s) uploaded (${humanBytes(pushed.bytes)}), ${pushed.mounted} mounted, ${pushed.existed} already there\n`);
+            const pushed = await pushTo(name);
+            if (!o.quiet) process.stderr.write(pushedLine(pushed));
           }
         }
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);

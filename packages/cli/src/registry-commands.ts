@@ -3,7 +3,7 @@
  * from registries, with Docker's shapes. Secrets come from stdin only and are never printed.
  */
 import { Option, type Command } from 'commander';
-import type { RegistryOptions } from '@strata/registry';
+import type { PushResult, RegistryOptions } from '@strata/registry';
 import { print, sanitize, UsageError } from './format.js';
 import { readStdin } from './stdin.js';
 import { humanBytes, transferProgress } from './progress.js';
@@ -17,6 +17,11 @@ interface ConnectionOptions {
 const plainHttpOption = () => new Option('--plain-http', 'speak plain http to the registry (always so for localhost and 127.0.0.1)');
 const caFileOption = () => new Option('--ca-file <pem>', 'trust this CA for the registry, besides the system’s');
 const quietOption = () => new Option('-q, --quiet', 'no progress');
+
+/** What a push did, one line, as `push` and `build --push` print it. */
+export function pushedLine(result: PushResult): string {
+  return `Pushed ${sanitize(result.name)}@${result.digest}: ${result.uploaded} blob(s) uploaded (${humanBytes(result.bytes)}), ${result.mounted} mounted, ${result.existed} already there\n`;
+}
 
 function connection(o: ConnectionOptions): RegistryOptions {
   return { ...(o.plainHttp ? { plainHttp: true } : {}), ...(o.caFile !== undefined ? { caFile: o.caFile } : {}) };
@@ -78,9 +83,7 @@ export function registerRegistryCommands(cli: Command): void {
         } finally {
           shown.stop();
         }
-        print(
-          `Pushed ${sanitize(result.name)}@${result.digest}: ${result.uploaded} blob(s) uploaded (${humanBytes(result.bytes)}), ${result.mounted} mounted, ${result.existed} already there\n`,
-        );
+        print(pushedLine(result));
       }),
     );
 
