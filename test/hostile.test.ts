@@ -2,12 +2,12 @@
  * The hostile-archive corpus: each test is named after the attack it pins. Every archive fails with its
  * typed code, nothing outside the target changes, and a fresh target is not left behind looking complete.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyLayer, isApplyIncomplete, type ApplyOptions } from '@strata/core';
+import { applyLayer, digestLayer, isApplyIncomplete, mergedListing, TarLayer, type ApplyOptions } from '@strata/core';
 import { needs } from './helpers/oracle.js';
 import { oldGnuSparse, rawTar, sparse01, type RawEntry } from './helpers/raw-tar.js';
 import { diffSnapshots, snapshotTree } from './helpers/snapshot.js';
@@ -19,6 +19,17 @@ interface Case {
   /** Prepares the existing target (the lower layers) before the apply. */
   target?: (dir: string) => void;
   options?: ApplyOptions;
+}
+
+/** This process's descriptors open on `path`. */
+function openOn(path: string): string[] {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false; // the listing's own descriptor, closed since
+    }
+  });
 }
 
 const file = (name: string, data = 'pwned\n', extra: Partial<RawEntry> = {}): RawEntry => ({ name, data, ...extra });
@@ -205,6 +216,9 @@ describe('hostile layers', () => {
       // A fresh target is never left half-made; an existing one is marked incomplete.
       if (fresh) expect(existsSync(target)).toBe(false);
       else expect(isApplyIncomplete(target)).toBe(true);
+      // Nobody that read it holds the layer open after, refused or not (an embedder meets many).
+      for (const read of [() => mergedListing([archive]), () => TarLayer.open(archive), () => digestLayer(archive)]) await read().catch(() => {});
+      expect(openOn(archive)).toEqual([]);
     });
   }
 

@@ -174,6 +174,10 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
     abort: async () => {
       await Promise.all([wire.abort(), uncompressed.abort()]);
       retire();
+      // The input is given up where it stands: a file closed (at once: its reads never wait), a stream
+      // destroyed once a read it has under way ends (not waited for: a stalled one may never end). Nothing
+      // else would: a reader that stopped on a hostile entry held its layer file open for the process's life.
+      source.return?.().catch(() => {});
     },
   };
 }
