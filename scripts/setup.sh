@@ -36,6 +36,8 @@ command -v git >/dev/null || apt_packages+=(git)
 # ADD unpacks xz and bzip2 archives through these tools, as BuildKit does.
 command -v xz >/dev/null || apt_packages+=(xz-utils)
 command -v bzip2 >/dev/null || apt_packages+=(bzip2)
+# Compressed layer tarballs as trees are tested on zstd's own compressor.
+command -v zstd >/dev/null || apt_packages+=(zstd)
 # RUN's seccomp test builds a static probe (libc6-dev has the static C library).
 command -v gcc >/dev/null || apt_packages+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || apt_packages+=(libc6-dev)

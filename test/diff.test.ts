@@ -71,18 +71,21 @@ async function laws(ctx: DifferentialContext): Promise<string[]> {
 }
 
 describe.skipIf(!needs('root', 'overlay'))('round trips on random stacks and operations', () => {
-  for (const lowers of ['dirs', 'tars'] as const) {
+  for (const lowers of ['dirs', 'tars', 'gzip tars'] as const) {
+    // Gzip tarballs are read from a rewritten copy: what differs from plain ones is only where content comes from.
     it(`diffUpper (strata's and the kernel's uppers), diffTrees and flatten reproduce the merged view (lowers as ${lowers})`, async () => {
       await fc.assert(
         fc.asyncProperty(baseArb, fc.array(opArb, { minLength: 1, maxLength: 12 }), async (base, ops) => {
           let problems: string[] = [];
           const result = await differential(base, ops, { lowers, namespace: 'trusted', after: async (ctx) => void (problems = await laws(ctx)) });
           expect(result.opMismatches).toEqual([]);
+          expect(result.mergedMismatches).toEqual([]);
           expect(problems).toEqual([]);
         }),
         { numRuns: RUNS },
       );
     });
+    if (lowers === 'gzip tars') continue;
     it(`the same on names that are not UTF-8, which every walk keeps byte for byte (lowers as ${lowers})`, async () => {
       await fc.assert(
         fc.asyncProperty(baseArb, fc.array(opArb, { minLength: 1, maxLength: 12 }), async (base, ops) => {
@@ -360,7 +363,7 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     expect(readdirSync(join(target, 'd'))).toEqual(['a']);
   });
 
-  it("flatten of plain layers holding a sparse file writes its content (holes as zeros), read again since it is not one range of its layer; TarLayer refuses to read it in place", async () => {
+  it("flatten of plain layers holding a sparse file writes its content (holes as zeros), read again since it is not one range of its layer; TarLayer reads it in place", async () => {
     const { readFileSync } = await import('node:fs');
     const l1 = join(work, 's1.tar');
     const l2 = join(work, 's2.tar');
@@ -375,7 +378,9 @@ describe.skipIf(!needs('root'))('diffTrees and flatten corners', () => {
     await applyLayer(flat, target);
     expect(readFileSync(join(target, 'sparse')).equals(expected)).toBe(true);
     expect(readdirSync(target).sort()).toEqual(['other', 'plain', 'sparse']);
-    await expect(TarLayer.open(l1)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    const layer = await TarLayer.open(l1);
+    expect(Buffer.from(layer.readAll('sparse')).equals(expected)).toBe(true);
+    expect(layer.contentRange('sparse')).toBeUndefined();
   });
 
   it('flatten keeps whiteouts that may hide something of the base, and drops what the range itself deleted', async () => {

@@ -312,7 +312,7 @@ int main(int argc, char **argv) {
     expect(piece.subarray(0, 1000).toString()).toBe('x'.repeat(1000));
     reader.close();
     // A tarball cut short after it was indexed: the content it no longer holds is LAYER_FORMAT, not zeros.
-    truncateSync(whole, indexed.contentRange('b').offset + 100);
+    truncateSync(whole, indexed.contentRange('b')!.offset + 100);
     const cut = indexed.openContent('b');
     expect(() => cut.read(Buffer.alloc(3000), 0)).toThrow(expect.objectContaining({ code: 'LAYER_FORMAT' }));
     cut.close();

@@ -75,8 +75,10 @@ describe.skipIf(!needs('root', 'overlay'))('a deliberate difference from the ker
 });
 
 describe.skipIf(!needs('root', 'overlay'))('WritableLayer against the kernel overlayfs', () => {
-  for (const lowers of ['dirs', 'tars'] as const) {
+  // Gzip tarballs are read from a rewritten copy (TarLayer's spool): the regressions and random sequences once, trusted only.
+  for (const lowers of ['dirs', 'tars', 'gzip tars'] as const) {
     for (const namespace of ['trusted', 'user'] as const) {
+      if (lowers === 'gzip tars' && namespace === 'user') continue;
       describe(`lowers as ${lowers}, ${namespace}.overlay.* markers`, () => {
         for (const { name, base, ops, trustedOnly } of regressions) {
           if (trustedOnly && namespace !== 'trusted') continue;

@@ -6,18 +6,18 @@
  * modes, owners, times to the nanosecond, links, devices, xattrs and content, sparse files' holes read as
  * zeros), or refuses it for one of the reasons it documents, at the entry that calls for it; where Go
  * refuses, strata refuses too, with a typed error. `ls`, `apply` and `digest` agree with the reader on each,
- * and the apply leaves holes as holes.
+ * and the apply leaves holes as holes; so does the archive opened as a tree (TarLayer), as it is and gzipped.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readLayer, type Entry } from '@strata/core';
+import { readLayer, TarLayer, type Entry } from '@strata/core';
 import { inCI, needs } from './helpers/oracle.js';
 import { ContentPrint, goBinary, goEntryType, goLayerPath, goList, goTarCorpus, strataBinary, type GoEntry } from './helpers/go-tar.js';
 import { pythonTarCorpus } from './helpers/python-tar.js';
-import { codeOf, threeWays } from './helpers/three-ways.js';
+import { codeOf, threeWays, type Outcome } from './helpers/three-ways.js';
 
 interface StrataEntry {
   entry: Entry;
@@ -145,8 +145,64 @@ async function agreesWithGo(name: string, path: string): Promise<void> {
       const inodes = execFileSync('find', [ways.target], { encoding: 'utf8' }).split('\n').length;
       expect(allocated).toBeLessThanOrEqual(bytes.length + 8192 * inodes);
     }
+    if (ways.ls.ok) await readsAsTree(path, ways.ls.value, ours.entries);
+    else for (const layer of await tarLayers(path)) expect(codeOf(layer)).toBe(ours.error?.code);
   } finally {
     ways.dispose();
+  }
+}
+
+/** The archive at `path` opened as a tree, as it is and gzipped by GNU gzip (read from a decompressed copy). */
+async function tarLayers(path: string): Promise<Array<Outcome<TarLayer>>> {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-corpus-gz-'));
+  try {
+    const gz = join(dir, 'layer.tar.gz');
+    writeFileSync(gz, execFileSync('gzip', ['-c', path], { maxBuffer: 1 << 30 }));
+    const outcomes: Array<Outcome<TarLayer>> = [];
+    for (const source of [path, gz]) {
+      try {
+        outcomes.push({ ok: true, value: await TarLayer.open(source) });
+      } catch (error) {
+        outcomes.push({ ok: false, error });
+      }
+    }
+    return outcomes; // the gzip's copy is unnamed: the directory can go now
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * As a tree (TarLayer), the archive holds what `ls` lists, each file with the content the reader read for
+ * it (a hardlink its target's; a sparse file's holes as zeros), whether read in place or from the
+ * decompressed copy of its gzip.
+ */
+async function readsAsTree(path: string, listed: Entry[], read: StrataEntry[]): Promise<void> {
+  const prints = new Map<string, string>();
+  for (const { entry, print } of read) if (entry.type === 'file') prints.set(entry.path, print);
+  const want = listed.filter((e) => e.type === 'file' || e.type === 'hardlink').map((e) => ({ path: e.path, print: prints.get(e.type === 'hardlink' ? e.linkname! : e.path) }));
+  for (const opened of await tarLayers(path)) {
+    if (!opened.ok) throw opened.error;
+    const layer = opened.value;
+    try {
+      const got: Array<{ path: string; print: string | undefined }> = [];
+      const visit = async (dir: string): Promise<void> => {
+        for (const [name, node] of layer.children(dir)) {
+          if (node.kind !== 'entry') continue;
+          const child = dir === '.' ? name : `${dir}/${name}`;
+          if (node.type === 'directory') await visit(child);
+          if (node.type !== 'file') continue;
+          const print = new ContentPrint();
+          for await (const chunk of layer.read(child)) print.update(chunk);
+          got.push({ path: child, print: print.digest() });
+        }
+      };
+      await visit('.');
+      const order = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+      expect(got.sort(order)).toEqual([...want].sort(order));
+    } finally {
+      layer.close();
+    }
   }
 }
 

@@ -56,6 +56,7 @@ const available = {
   python3: probe(() => spawnSync('python3', ['-c', 'import tarfile']).status === 0),
   go: hasCommand('go'),
   gcc: hasCommand('gcc'),
+  zstd: hasCommand('zstd'),
   overlay: probe(canMountOverlay),
 };
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -342,10 +342,16 @@ export function mergedPicture(dir: string): Map<string, NodeRecord> {
   return stripForMergedCompare(snapshotTree(dir, { ignoreMtime: true, skipVanished: true, ignoreXattr: (n) => n.includes('overlay.') }));
 }
 
+/** The tarball `tar` compressed by GNU gzip, beside it: a layer TarLayer reads from its rewritten copy. */
+function gzipped(tar: string): string {
+  writeFileSync(`${tar}.gz`, execFileSync('gzip', ['-c', tar], { maxBuffer: 1 << 30 }));
+  return `${tar}.gz`;
+}
+
 export async function differential(
   base: LayerSpec[],
   ops: Op[],
-  options: { lowers: 'dirs' | 'tars'; namespace: 'trusted' | 'user'; after?: (context: DifferentialContext) => Promise<void> },
+  options: { lowers: 'dirs' | 'tars' | 'gzip tars'; namespace: 'trusted' | 'user'; after?: (context: DifferentialContext) => Promise<void> },
 ): Promise<DiffResult> {
   const stack = await buildStack(base, options.namespace);
   const kernelUpper = join(stack.dir, 'k-upper');
@@ -359,11 +365,10 @@ export async function differential(
   const semantics = options.namespace === 'user' ? 'userxattr' : 'redirect_dir=off';
   const mountOptions = `lowerdir=${lowerdir},upperdir=${kernelUpper},workdir=${work},index=off,metacopy=off,${semantics}`;
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', mountOptions, mount]);
+  const lowers: LayerTree[] = [];
   try {
-    const lowers: LayerTree[] =
-      options.lowers === 'dirs'
-        ? stack.lowerDirs.map((d) => new HostLayer(d, { xattrNamespace: options.namespace }))
-        : await Promise.all(stack.tarPaths.map((t) => TarLayer.open(t)));
+    if (options.lowers === 'dirs') lowers.push(...stack.lowerDirs.map((d) => new HostLayer(d, { xattrNamespace: options.namespace })));
+    else lowers.push(...(await Promise.all(stack.tarPaths.map((t) => TarLayer.open(options.lowers === 'tars' ? t : gzipped(t))))));
     const layer = new WritableLayer(lowers, ourUpper, { xattrNamespace: options.namespace });
     // A deliberate difference: in a directory the kernel does not merge, it lists whiteouts that lookup then
     // cannot find; strata never lists them. Names that vanish on lstat are dropped from the kernel's listings.
@@ -403,6 +408,7 @@ export async function differential(
     await options.after?.({ stack, kernelUpper, ourUpper, lowers, kernelMerged: merged, kernelTimed, oursTimed });
     return { opMismatches, mergedMismatches, upperMismatches };
   } finally {
+    for (const lower of lowers) if (lower instanceof TarLayer) lower.close();
     try {
       execFileSync('umount', [mount], { stdio: 'ignore' });
     } catch {

@@ -98,22 +98,37 @@ function printDescriptor(d: LayerDescriptor, output: string): void {
   else print(descriptor);
 }
 
-/** A layer source: a directory, or an uncompressed layer tarball read in place. */
-async function openTree(source: string, xattrNamespace: 'trusted' | 'user' = 'trusted'): Promise<LayerTree> {
+/** A layer source: a directory, or a layer tarball (plain, gzip or zstd). */
+async function openTree(source: string, xattrNamespace: 'trusted' | 'user'): Promise<LayerTree> {
   return statSync(source).isDirectory() ? new HostLayer(source, { xattrNamespace }) : TarLayer.open(source);
+}
+
+/** Runs `use` on `sources` opened as trees, then lets go of what they hold (a tarball's rewritten copy). */
+async function withTrees<T>(sources: string[], xattrNamespace: 'trusted' | 'user', use: (trees: LayerTree[]) => Promise<T>): Promise<T> {
+  const opened = await Promise.allSettled(sources.map((source) => openTree(source, xattrNamespace)));
+  const trees = opened.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  try {
+    const failed = opened.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    return await use(trees);
+  } finally {
+    for (const tree of trees) if (tree instanceof TarLayer) tree.close();
+  }
 }
 
 /** `strata diff --upper`: an overlay upper directory (strata's or the kernel's) as a layer. */
 export async function runDiffUpper(upper: string, lowers: string[], userxattr: boolean, target: WriteTarget): Promise<void> {
   const xattrNamespace = userxattr ? 'user' : 'trusted';
-  const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
-  printDescriptor(await writeChanges(diffUpper(trees, upper, { xattrNamespace, onWarning: warn }), target.output, writeOptions(target)), target.output);
+  await withTrees(lowers, xattrNamespace, async (trees) => {
+    printDescriptor(await writeChanges(diffUpper(trees, upper, { xattrNamespace, onWarning: warn }), target.output, writeOptions(target)), target.output);
+  });
 }
 
 /** `strata diff --from --to`: the changes between two trees as a layer. */
 export async function runDiffTrees(from: string, to: string, exact: boolean, target: WriteTarget): Promise<void> {
-  const [a, b] = await Promise.all([openTree(from), openTree(to)]);
-  printDescriptor(await writeChanges(diffTrees(new MergedView([a]), new MergedView([b]), { exact, onWarning: warn }), target.output, writeOptions(target)), target.output);
+  await withTrees([from, to], 'trusted', async ([a, b]) => {
+    printDescriptor(await writeChanges(diffTrees(new MergedView([a!]), new MergedView([b!]), { exact, onWarning: warn }), target.output, writeOptions(target)), target.output);
+  });
 }
 
 /** `strata flatten`: layers (bottom first) folded into one. */
@@ -121,10 +136,13 @@ export async function runFlatten(layers: string[], target: WriteTarget): Promise
   printDescriptor(await flatten(layers, target.output, writeOptions(target)), target.output);
 }
 
-/** `strata ls --lower`: the merged view of lowers (directories or uncompressed layer tarballs) and an optional upper. */
+/** `strata ls --lower`: the merged view of lowers (directories or layer tarballs) and an optional upper. */
 export async function runLsMerged(lowers: string[], upper: string | undefined, path: string, json: boolean, userxattr: boolean): Promise<void> {
   const xattrNamespace = userxattr ? 'user' : 'trusted';
-  const trees = await Promise.all(lowers.map((l) => openTree(l, xattrNamespace)));
+  await withTrees(lowers, xattrNamespace, async (trees) => lsMerged(trees, upper, path, json, xattrNamespace));
+}
+
+function lsMerged(trees: LayerTree[], upper: string | undefined, path: string, json: boolean, xattrNamespace: 'trusted' | 'user'): void {
   const view = new MergedView(trees, upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
   const start = cleanEntryName(path);
   const node = view.lookup(start);

@@ -72,7 +72,8 @@ export { mergedListing } from './listing.js';
 // Layer trees and their union: read-only layers, the merged view, the writable (container) layer.
 export type { LayerTree, LayerNode, NodeStat, NodeType, ContentReader } from './tree/layer-tree.js';
 export { HostLayer, type HostLayerOptions, type WhiteoutForm } from './tree/host-layer.js';
-export { TarLayer, MemoryLayer, type TarLayerOptions, type MemoryEntry } from './tree/indexed-layer.js';
+export { MemoryLayer, type MemoryEntry } from './tree/indexed-layer.js';
+export { TarLayer, type TarLayerOptions } from './tree/tar-layer.js';
 export { DirectoryScan, walkHostDirectory, type HostWalkOptions } from './tree/host-walk.js';
 export { MergedView, type MergedNode } from './union/merged-view.js';
 export {

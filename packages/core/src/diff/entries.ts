@@ -4,7 +4,7 @@
  */
 import type { Entry } from '../entry.js';
 import { HostLayer } from '../tree/host-layer.js';
-import { TarLayer } from '../tree/indexed-layer.js';
+import { TarLayer } from '../tree/tar-layer.js';
 import type { NodeStat } from '../tree/layer-tree.js';
 import type { ContentSource } from '../tar/writer.js';
 import type { MergedView } from '../union/merged-view.js';
@@ -55,10 +55,8 @@ function withoutOverlayXattrs(xattrs: ReadonlyMap<string, Uint8Array>): Readonly
 export function contentOf(view: MergedView, path: string): ContentSource {
   const layer = view.layers[view.lookup(path)!.layer]!;
   if (layer instanceof HostLayer) return { kind: 'path', path: layer.hostPath(path) };
-  if (layer instanceof TarLayer) {
-    const range = layer.contentRange(path);
-    return { kind: 'path', path: range.path, offset: range.offset };
-  }
+  const range = layer instanceof TarLayer ? layer.contentRange(path) : undefined;
+  if (range !== undefined) return { kind: 'path', path: range.path, offset: range.offset };
   return { kind: 'stream', stream: layer.read(path) };
 }
 

@@ -66,12 +66,23 @@ export interface TarEntry {
    */
   readonly dataOffset: number | undefined;
   /**
+   * For a sparse file: its map, and the archive offset where the fragments' data lies, one after another in
+   * map order (for reading it in place).
+   */
+  readonly sparse?: SparseLayout;
+  /**
    * The content (`entry.size` bytes; empty for non-files). Read it before asking for the next entry, or
    * not at all: the reader skips what was not read. Reading it after moving on throws. Chunks are views
    * into the reader's buffers, which it reuses: a chunk is valid until the next one is requested, so copy
    * what you keep.
    */
   readonly body: EntryContent;
+}
+
+/** Where a sparse file's data lies in its archive: `fragments` in file order, stored from `dataOffset` on. */
+export interface SparseLayout {
+  readonly fragments: readonly Fragment[];
+  readonly dataOffset: number;
 }
 
 /** An entry's content as chunks, or (when the reader already holds all of it) as one view without a promise. */
@@ -439,7 +450,7 @@ function* parseSteps(source: ByteSource, limits: Required<ReadLimits>, signal: A
 
     const dataOffset = sparse === undefined ? source.position : undefined;
     const body = new EntryBody(source, entry.size, entry.path, stored, sparse?.fragments);
-    yield { entry, dataOffset, body };
+    yield sparse === undefined ? { entry, dataOffset, body } : { entry, dataOffset, sparse: { fragments: sparse.fragments, dataOffset: source.position }, body };
     const consumed = body.close();
     const skipping = source.skip(stored - consumed);
     if (skipping) yield skipping; // only when the source cannot seek: most skips are done here and now
