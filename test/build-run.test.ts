@@ -8,11 +8,14 @@
  *   the cache (`default` and `host` are the host's network, and one step);
  * - `--mount=type=ssh` gives the step a socket forwarding to an OpenSSH agent the build was given (the agent
  *   answers the step's request for its identities with the key added to it), `SSH_AUTH_SOCK` pointing at it,
- *   and leaves nothing in the layer; a required agent not given stops the build with the line.
+ *   and leaves nothing in the layer; a required agent not given stops the build with the line;
+ * - read-only bind mounts of one selection share one tree over the build (the same inodes in every step), a
+ *   step that can write gets its own, and no tree outlives the build.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -164,6 +167,37 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       ['WORKDIR /unused/deep', false],
       ['WORKDIR /ghost', false],
     ]);
+  }, 10 * 60_000);
+
+  it('binds one copy of a selection into every read-only step that binds it, a private one where a step can write, none left after', async () => {
+    const binds = () => readdirSync(tmpdir()).filter((name) => name.startsWith('strata-binds-'));
+    const before = binds();
+    // Each step writes the inode of what it sees: read-only steps share one tree, as BuildKit mounts one
+    // snapshot; a rw step writes into its own, which no later step sees.
+    const dockerfile = [
+      `FROM ${BASE}`,
+      'RUN --mount=type=bind,source=src,target=/mnt/a stat -c %i /mnt/a/f > /one',
+      'RUN --mount=type=bind,source=src,target=/mnt/b stat -c %i /mnt/b/f > /two && cat /mnt/b/f > /two-content',
+      'RUN --mount=type=bind,source=src,target=/mnt/c,rw stat -c %i /mnt/c/f > /three && echo changed > /mnt/c/f',
+      'RUN --mount=type=bind,source=src,target=/mnt/d cat /mnt/d/f > /four && ! touch /mnt/d/new 2>/dev/null',
+      'RUN --mount=type=bind,source=src/f,target=/mnt/file stat -c %i /mnt/file > /five',
+      '',
+    ].join('\n');
+    const dir = writeContext(join(work, 'bind-shared'), { Dockerfile: dockerfile, 'src/f': 'bound\n' });
+    const { result } = await buildWith(images, { context: dir });
+    const view = await imageView(images, result.target.digest);
+    const read = async (path: string) => String(await view.readFile(path, 'utf8'));
+    expect(await read('/two')).toBe(await read('/one'));
+    expect(await read('/three')).not.toBe(await read('/one'));
+    expect(await read('/two-content')).toBe('bound\n');
+    expect(await read('/four')).toBe('bound\n'); // the rw step's write went nowhere
+    expect(readFileSync(join(dir, 'src/f'), 'utf8')).toBe('bound\n');
+    expect(await read('/five')).not.toBe(''); // a file's selection is a tree of its own
+    expect(binds()).toEqual(before);
+    // A build that fails after a shared bind leaves nothing behind either.
+    const failing = writeContext(join(work, 'bind-shared-fails'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=bind,source=src,target=/mnt/a false\n`, 'src/f': 'x\n' });
+    await expect(buildWith(images, { context: failing })).rejects.toThrow(/line 2: RUN .* failed with exit status 1/);
+    expect(binds()).toEqual(before);
   }, 10 * 60_000);
 
   it('fills a cache mount from a stage on its first use, and keeps it apart from the same id without from, as BuildKit keys it', async () => {

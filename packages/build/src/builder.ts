@@ -60,6 +60,7 @@ import {
   type PlatformImage,
 } from '@strata/images';
 import { BuildCache, type CacheRecord } from './cache.js';
+import { BindTrees } from './bind-trees.js';
 import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { externalFormat, inflate } from './external-decompress.js';
@@ -382,6 +383,7 @@ class Builder {
   readonly #checksums: FileChecksums;
   readonly #urlRecords: UrlRecords;
   readonly #cacheMounts: CacheMounts;
+  readonly #bindTrees = new BindTrees();
   readonly #context: ContextTree;
   readonly #results = new Map<number, StageResult>();
   readonly #platform: Platform;
@@ -455,6 +457,7 @@ class Builder {
       this.#urlRecords.flush();
       this.#cache.flush();
       await this.#named.dispose();
+      this.#bindTrees.dispose();
     }
     const result = this.#results.get(target.index)!;
     this.#final = result;
@@ -1169,7 +1172,7 @@ class Builder {
       mkdirSync(rootfs);
       let status: number;
       try {
-        const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held, runEnv);
+        const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held, runEnv, privileged);
         const hostsFile = join(bundle, 'hosts');
         writeFileSync(hostsFile, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${hosts.map(([name, address]) => `${address}\t${name}\n`).join('')}`, { mode: 0o644 });
         ociMounts.unshift({ destination: '/etc/hosts', type: 'bind', source: hostsFile, options: ['rbind', 'ro'] });
@@ -1205,18 +1208,24 @@ class Builder {
    * release), bind sources and secrets written into the step's `bundle` (removed after the step); secrets
    * given as variables go into `env`.
    */
-  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>, bundle: string, held: HeldCache[], env: string[]): Promise<OciMount[]> {
+  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>, bundle: string, held: HeldCache[], env: string[], privileged: boolean): Promise<OciMount[]> {
     const out: OciMount[] = [];
     for (const [i, mount] of mounts.entries()) {
       if (mount.type === 'tmpfs') {
         out.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(mount.size === undefined ? [] : [`size=${mount.size}`])] });
       } else if (mount.type === 'bind') {
-        // A private copy of what the mount shows: the context as .dockerignore leaves it, writes with rw
-        // discarded, nothing of the host's reachable through it.
-        const { selection, file, keepOwners } = bindSources.get(mount)!;
-        const tree = join(bundle, `bind-${i}`);
-        mkdirSync(tree);
-        await selection.write(new WritableLayer([], tree), { keepOwners });
+        // A copy of what the mount shows (the context as .dockerignore leaves it, nothing of the host's
+        // reachable through it): the build's shared one, read-only, or the step's own where it can write.
+        const { selection, file, keepOwners, sum } = bindSources.get(mount)!;
+        const write = (dir: string) => selection.write(new WritableLayer([], dir), { keepOwners });
+        let tree: string;
+        if (mount.readwrite || privileged) {
+          tree = join(bundle, `bind-${i}`);
+          mkdirSync(tree);
+          await write(tree);
+        } else {
+          tree = await this.#bindTrees.shared(sum, write);
+        }
         out.push({ destination: mount.target, type: 'bind', source: file === undefined ? tree : join(tree, file), options: ['rbind', mount.readwrite ? 'rw' : 'ro'] });
       } else if (mount.type === 'secret') {
         const secret = this.#options.secrets?.[mount.id];

@@ -3,7 +3,8 @@
  * (comma-separated `key=value` fields, `type` first by convention, `bind` when absent). strata carries out
  * `cache` (a directory kept under the root across builds, by `id` and its `from`, never part of a layer),
  * `tmpfs` and `bind` (a path of the build context, `.dockerignore` applied, or of a stage or image: a
- * private copy, so writes with `rw` are discarded), `secret` (a file, or a variable, of what the build was
+ * copy, shared read-only by the build's steps or the step's own where it can write, so writes with `rw`
+ * are discarded; see bind-trees.ts), `secret` (a file, or a variable, of what the build was
  * given) and `ssh` (a socket forwarding to an SSH agent the build was given).
  */
 import { posix } from 'node:path';
