@@ -15,8 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import {
   applyLayer,
@@ -29,10 +28,8 @@ import {
   isNotFound,
   isStrataError,
   NotFoundError,
-  PermissionDeniedError,
   processIdMap,
   quote,
-  removeTree,
   UnsupportedError,
   type Compression,
   type IdMap,
@@ -60,26 +57,22 @@ import {
   type PlatformImage,
 } from '@strata/images';
 import { BuildCache, type CacheRecord } from './cache.js';
-import { BindTrees } from './bind-trees.js';
-import { CacheMounts, cacheMountsDir, type HeldCache } from './cache-mounts.js';
+import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
 import { chownThrough, CopySelection, headOf, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
-import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, atWordsLine, runMountAt, runNetworkAt, runSecurityAt, stageNamed, targetStage, withPrefix, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, atWordsLine, stageNamed, targetStage, withPrefix, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { expandHeredoc, processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
-import { mountStubs, removeMountStubs } from './mount-stubs.js';
-import type { RunMount } from './run-mounts.js';
+import { DEFAULT_PATH, RunSteps } from './run-step.js';
 import { isRemoteSource, isUrlSource, redactUrls } from './remote.js';
-import { forwardAgent } from './ssh-agent.js';
 import { StepFiles } from './step-files.js';
 import { UrlRecords } from './url-records.js';
-import { findRuntime, runContainer, type OciMount } from './runtime.js';
 import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, CACHE_FIELD, inlineCacheField, type StepLayer } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
-import { cleanSource, contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
 import { parseDownloadDigest } from '@strata/registry';
 
@@ -215,24 +208,6 @@ export interface BuildResult {
   readonly cached: number;
 }
 
-/** Docker's predefined ARGs: a RUN sees them when given as build args, without an ARG declaring them. */
-const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
-
-/** A RUN step's hostname, as BuildKit names its sandbox; the build arg `BUILDKIT_SANDBOX_HOSTNAME` sets another. */
-const SANDBOX_HOSTNAME = 'buildkitsandbox';
-
-/** RUN's hostname: `BUILDKIT_SANDBOX_HOSTNAME` where given (and not empty), else BuildKit's default. */
-function sandboxHostname(given: string | undefined): string {
-  if (given === undefined || given === '') return SANDBOX_HOSTNAME;
-  // The kernel takes 64 bytes; a space or a control character would break the line /etc/hosts gives it.
-  if (Buffer.byteLength(given) > 64 || /[\s\x00-\x1f\x7f]/.test(given)) {
-    throw new InvalidArgumentError(`BUILDKIT_SANDBOX_HOSTNAME ${JSON.stringify(given)} is not a hostname (at most 64 bytes, no spaces or control characters)`);
-  }
-  return given;
-}
-
-/** The PATH Docker gives a stage that starts from scratch. */
-const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
 
 /** `--chmod`: the change, and what stands for it in the step's key. */
@@ -382,15 +357,13 @@ class Builder {
   readonly #cache: BuildCache;
   readonly #checksums: FileChecksums;
   readonly #urlRecords: UrlRecords;
-  readonly #cacheMounts: CacheMounts;
-  readonly #bindTrees = new BindTrees();
+  /** RUN's planning and running, with the cache mounts and bind trees it holds. */
+  readonly #runs: RunSteps<StageResult>;
   readonly #context: ContextTree;
   readonly #results = new Map<number, StageResult>();
   readonly #platform: Platform;
   readonly #epoch: number | undefined;
   readonly #limits: { maxEntries: number; maxBytes: number };
-  /** RUN steps' hostname. */
-  readonly #hostname: string;
   /** The stages `noCacheFilter` names, by their label (name, or index for one without). */
   readonly #noCacheStages: ReadonlySet<string>;
   /**
@@ -424,7 +397,6 @@ class Builder {
     this.#cache = new BuildCache(images);
     this.#checksums = new FileChecksums(images.root.metadata);
     this.#urlRecords = new UrlRecords(images.root.metadata);
-    this.#cacheMounts = new CacheMounts(cacheMountsDir(images));
     // The Dockerfile's own ignore file (`<name>.dockerignore` beside it) before the context's, as BuildKit
     // reads them: one context can serve several Dockerfiles.
     const ignoreFiles = [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
@@ -434,7 +406,18 @@ class Builder {
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
     this.#epoch = options.sourceDateEpoch;
     this.#limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
-    this.#hostname = sandboxHostname(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
+    this.#runs = new RunSteps<StageResult>(
+      {
+        images,
+        options,
+        context: this.#context,
+        limits: this.#limits,
+        escape: dockerfile.escape,
+        fromTree: (from, step, stage) => this.#fromTree(from, step, stage),
+        emit: (event) => this.#emit(event),
+      },
+      cacheMountsDir(images),
+    );
     this.#noCacheStages = new Set(
       (options.noCacheFilter ?? []).map((name) => {
         const stage = dockerfile.stages.find((s) => s.name === name.toLowerCase()) ?? (/^\d+$/.test(name) ? dockerfile.stages[Number(name)] : undefined);
@@ -457,7 +440,7 @@ class Builder {
       this.#urlRecords.flush();
       this.#cache.flush();
       await this.#named.dispose();
-      this.#bindTrees.dispose();
+      this.#runs.dispose();
     }
     const result = this.#results.get(target.index)!;
     this.#final = result;
@@ -616,7 +599,7 @@ class Builder {
         return;
       }
       plan = made;
-    } else plan = await atLine(step, () => (step.keyword === 'RUN' ? this.#planRun(stage, step) : this.#planCopy(stage, step)));
+    } else plan = await atLine(step, () => (step.keyword === 'RUN' ? this.#runs.plan(stage, step) : this.#planCopy(stage, step)));
     try {
       const settings = [this.#options.compression ?? 'none', String(this.#epoch ?? '')];
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
@@ -1076,248 +1059,6 @@ class Builder {
     } finally {
       rmSync(temp, { recursive: true, force: true });
     }
-  }
-
-  // ---- RUN ------------------------------------------------------------------------------------------
-
-  async #planRun(stage: StageResult, step: Instruction): Promise<StepPlan> {
-    const config = stage.state.config;
-    let args: string[];
-    /** A heredoc that is the whole command and starts with `#!`: run as the program it names, as in BuildKit. */
-    let script: { readonly path: string; readonly content: string } | undefined;
-    if (step.heredocs) {
-      const first = step.heredocs[0]!;
-      const marker = /^<<-?(["']?)(\w+)\1$/.exec(step.args.trim());
-      if (step.heredocs.length === 1 && marker?.[2] === first.name) {
-        const body = first.chomp ? chompHeredoc(first.content) : first.content;
-        if (body.startsWith('#!')) {
-          script = { path: `/dev/pipes/${first.name}`, content: body };
-          args = [...stage.state.shell(), script.path];
-        } else args = [...stage.state.shell(), body];
-      } else {
-        // The heredocs are input to the command: the shell gets the command line and the documents as written.
-        args = [...stage.state.shell(), step.args + step.heredocs.map((h) => `\n${h.content}${h.name}`).join('')];
-      }
-    } else args = step.json ? [...step.json] : [...stage.state.shell(), step.args];
-    // The environment: the config's, then the build args in scope that it does not set, as Docker gives RUN.
-    const env = [...(config.Env ?? [])];
-    const names = new Set(env.map((e) => e.split('=', 1)[0]!));
-    const args_ = [...stage.state.args].filter(([name]) => !names.has(name)).sort(([a], [b]) => (a < b ? -1 : 1));
-    for (const [name, value] of args_) env.push(`${name}=${value}`);
-    if (!env.some((e) => e.startsWith('PATH='))) env.push(DEFAULT_PATH);
-    // Docker's predefined proxy ARGs, given as build args and not declared: the step sees them, but neither
-    // its key nor the history does (a proxy's address or credentials are the machine's, not the image's).
-    const buildArgs = this.#options.buildArgs ?? {};
-    const proxies = PROXY_ARGS.filter((name) => Object.hasOwn(buildArgs, name) && !stage.state.args.has(name) && !names.has(name)).map((name) => `${name}=${buildArgs[name]}`);
-    const cwd = config.WorkingDir || '/';
-    const user = config.User || 'root';
-    const mounts = this.#runMounts(stage, step, cwd);
-    // The first ssh mount is the step's agent, as BuildKit sets it (unless the step's environment has one).
-    const agent = mounts.find((m) => m.type === 'ssh');
-    if (agent !== undefined && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${agent.target}`);
-    const bindSources = await this.#bindSelections(stage, step, mounts);
-    // A step's key holds its mounts as parsed (a cache's id and options, never its contents, as in BuildKit),
-    // and what a bind mount shows, by checksum as COPY's sources are.
-    const mountKeys = mounts.map((m) => (bindSources.has(m) ? { ...m, sum: bindSources.get(m)!.sum } : m));
-    // `default` and `host` are the same network here (the host's), and so the same step; `none` is another.
-    const network = runNetworkAt(step.flags.network ?? this.#options.network, step.line) === 'none' ? 'none' : 'host';
-    const privileged = runSecurityAt(step.flags.security, step.line) === 'insecure';
-    if (privileged && !this.#options.allow?.includes('security.insecure')) {
-      throw new PermissionDeniedError(`Dockerfile line ${step.line}: RUN --security=insecure needs the security.insecure entitlement (strata build --allow security.insecure)`);
-    }
-    // Extra hosts and the hostname are part of what the step runs with (BuildKit keys them too).
-    const hosts = Object.entries(this.#options.extraHosts ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const hostname = this.#hostname;
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : [])]);
-    const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
-    const execute = async (key: string, number: number) => {
-      if (formatPlatform(stage.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(stage.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
-      let runtime: string;
-      try {
-        runtime = findRuntime(this.#options.runtime);
-      } catch (error) {
-        throw new UnsupportedError(`Dockerfile line ${step.line}: ${(error as Error).message}`);
-      }
-      const { snapshotter } = this.#images;
-      if (snapshotter.driver !== 'overlay') throw new UnsupportedError(`Dockerfile line ${step.line}: RUN needs kernel overlay mounts; this root uses the ${snapshotter.driver} driver`);
-      const layer = await snapshotter.open(key);
-      let resolved;
-      try {
-        // No USER is uid 0, with or without a passwd file to name it (a scratch image has none), as BuildKit has it.
-        resolved = await resolveUser(layer, config.User ? user : '0');
-      } catch (error) {
-        throw lineError(step.line, `RUN as ${JSON.stringify(user)}: ${(error as Error).message}`);
-      }
-      const runEnv = resolved.home && !env.some((e) => e.startsWith('HOME=')) ? [...env, `HOME=${resolved.home}`] : [...env];
-      runEnv.push(...proxies);
-      try {
-        await layer.stat(cwd);
-      } catch {
-        await layer.mkdir(cwd, { recursive: true, mode: 0o755 });
-      }
-      const binds: string[] = [];
-      try {
-        if ((await layer.lstat('/etc/resolv.conf')).isFile()) binds.push('/etc/resolv.conf');
-      } catch {
-        // the image has none: RUN gets none (nothing appears in the layer for it)
-      }
-      // /etc/hosts is the step's own, written in the bundle as BuildKit writes it: localhost under the
-      // sandbox's name too (so the step's hostname resolves), then the extra hosts; where the image has none,
-      // its mount point is a stub like a mount's, removed after the step.
-      const hostsStub: RunMount = { type: 'bind', target: '/etc/hosts', source: '.', readwrite: false };
-      const stubs = await mountStubs(layer, [hostsStub, ...mounts]);
-      const held: HeldCache[] = [];
-      const bundle = mkdtempSync(join(tmpdir(), 'strata-run-'));
-      const rootfs = join(bundle, 'rootfs');
-      mkdirSync(rootfs);
-      let status: number;
-      try {
-        const ociMounts = await this.#stepMounts(step, mounts, bindSources, bundle, held, runEnv, privileged);
-        const hostsFile = join(bundle, 'hosts');
-        writeFileSync(hostsFile, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${hosts.map(([name, address]) => `${address}\t${name}\n`).join('')}`, { mode: 0o644 });
-        ociMounts.unshift({ destination: '/etc/hosts', type: 'bind', source: hostsFile, options: ['rbind', 'ro'] });
-        if (script) {
-          // Under /dev, the container's own tmpfs: nothing of it reaches the layer.
-          const file = join(bundle, 'heredoc-script');
-          writeFileSync(file, script.content, { mode: 0o755, flag: 'wx' });
-          ociMounts.push({ destination: script.path, type: 'bind', source: file, options: ['rbind', 'ro'] });
-        }
-        await snapshotter.mount(key, rootfs);
-        try {
-          status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network, privileged, hostname }, {
-            onOutput: (data) => this.#emit({ type: 'output', step: number, data }),
-            ...(this.#options.signal ? { signal: this.#options.signal } : {}),
-          });
-        } finally {
-          await snapshotter.unmount(rootfs).catch(() => {});
-        }
-      } finally {
-        for (const cache of held) cache.release();
-        // The root first, alone: were it still mounted, removing the bundle would reach into the snapshot.
-        rmdirSync(rootfs);
-        removeTree(bundle);
-      }
-      await removeMountStubs(await snapshotter.open(key), stubs);
-      if (status !== 0) throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN ${step.json ? JSON.stringify(step.json) : step.args} failed with exit status ${status}`);
-    };
-    return { identity, history, execute };
-  }
-
-  /**
-   * The runtime's mounts for a step's `--mount`s, in order: caches held (into `held`, for the caller to
-   * release), bind sources and secrets written into the step's `bundle` (removed after the step); secrets
-   * given as variables go into `env`.
-   */
-  async #stepMounts(step: Instruction, mounts: readonly RunMount[], bindSources: Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>, bundle: string, held: HeldCache[], env: string[], privileged: boolean): Promise<OciMount[]> {
-    const out: OciMount[] = [];
-    for (const [i, mount] of mounts.entries()) {
-      if (mount.type === 'tmpfs') {
-        out.push({ destination: mount.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(mount.size === undefined ? [] : [`size=${mount.size}`])] });
-      } else if (mount.type === 'bind') {
-        // A copy of what the mount shows (the context as .dockerignore leaves it, nothing of the host's
-        // reachable through it): the build's shared one, read-only, or the step's own where it can write.
-        const { selection, file, keepOwners, sum } = bindSources.get(mount)!;
-        const write = (dir: string) => selection.write(new WritableLayer([], dir), { keepOwners });
-        let tree: string;
-        if (mount.readwrite || privileged) {
-          tree = join(bundle, `bind-${i}`);
-          mkdirSync(tree);
-          await write(tree);
-        } else {
-          tree = await this.#bindTrees.shared(sum, write);
-        }
-        out.push({ destination: mount.target, type: 'bind', source: file === undefined ? tree : join(tree, file), options: ['rbind', mount.readwrite ? 'rw' : 'ro'] });
-      } else if (mount.type === 'secret') {
-        const secret = this.#options.secrets?.[mount.id];
-        if (secret === undefined) {
-          if (mount.required) throw lineError(step.line, `RUN --mount=type=secret: the secret ${JSON.stringify(mount.id)} is required and was not given`);
-          continue; // as BuildKit: the step runs without it
-        }
-        if (mount.env !== undefined) {
-          const value = Buffer.from(secret).toString();
-          if (value.includes('\0')) throw lineError(step.line, `RUN --mount=type=secret,env=${mount.env}: the secret ${JSON.stringify(mount.id)} holds a NUL byte, which no variable can`);
-          // Over a variable of the same name the step would otherwise see.
-          const same = env.findIndex((e) => e.startsWith(`${mount.env}=`));
-          if (same >= 0) env.splice(same, 1);
-          env.push(`${mount.env}=${value}`);
-        }
-        if (mount.target === undefined) continue;
-        // In the bundle (mode 0700), read-only in the container.
-        const file = join(bundle, `secret-${i}`);
-        writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
-        chownSync(file, mount.uid, mount.gid);
-        chmodSync(file, mount.mode);
-        out.push({ destination: mount.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
-      } else if (mount.type === 'ssh') {
-        const agent = this.#options.ssh?.[mount.id];
-        if (agent === undefined) {
-          if (mount.required) throw lineError(step.line, `RUN --mount=type=ssh: the SSH agent ${JSON.stringify(mount.id)} is required and was not given`);
-          continue; // as BuildKit: the step runs without it
-        }
-        let forwarded;
-        try {
-          forwarded = await forwardAgent(agent, join(bundle, `ssh-${i}.sock`), mount);
-        } catch (error) {
-          throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN --mount=type=ssh,id=${mount.id}: ${(error as Error).message}`, { cause: error });
-        }
-        held.push(forwarded);
-        out.push({ destination: mount.target, type: 'bind', source: forwarded.path, options: ['rbind', 'rw'] });
-      } else {
-        // With `from`, the cache is the id's on that base (its contents' sum), first filled from it.
-        const base = bindSources.get(mount);
-        const cache = await this.#cacheMounts.acquire(
-          mount,
-          this.#options.signal,
-          base === undefined ? {} : { key: `${mount.id}\0from\0${base.sum}`, seed: (dir) => base.selection.write(new WritableLayer([], dir), { keepOwners: base.keepOwners }) },
-        );
-        held.push(cache);
-        out.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
-      }
-    }
-    return out;
-  }
-
-  /**
-   * What each bind mount of a step shows, selected as COPY selects a source (from the context with its
-   * `.dockerignore`, or from a stage's or an image's tree), with its checksum for the step's key; `file` is
-   * the name to mount when the source is not a directory.
-   */
-  async #bindSelections(stage: StageResult, step: Instruction, mounts: readonly RunMount[]): Promise<Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>> {
-    const out = new Map<RunMount, { selection: CopySelection; file: string | undefined; keepOwners: boolean; sum: string }>();
-    for (const mount of mounts) {
-      // A bind's source, or a cache's first contents (`from` a stage, image or named context).
-      if (mount.type !== 'bind' && !(mount.type === 'cache' && mount.from !== undefined)) continue;
-      const source = mount.source ?? '.';
-      const { tree, keepOwners } = mount.from === undefined ? { tree: this.#context, keepOwners: false } : await this.#fromTree(mount.from, step, stage);
-      try {
-        const path = cleanSource(source, tree.label);
-        const node = await tree.resolve(path);
-        if (node === undefined) throw new SourceError(`${JSON.stringify(source)} is not in ${tree.label}`);
-        if (mount.type === 'cache' && node.type !== 'directory') throw new SourceError(`${JSON.stringify(source)} is no directory of ${tree.label} (a cache's from is one)`);
-        const selection = await CopySelection.select(tree, [source], '/', this.#limits);
-        out.set(mount, { selection, file: node.type === 'directory' ? undefined : posix.basename(path), keepOwners, sum: await selection.checksum({ keepOwners }) });
-      } catch (error) {
-        if (error instanceof SourceError) throw lineError(step.line, `RUN --mount source ${error.message}`);
-        throw error;
-      }
-    }
-    return out;
-  }
-
-  /** The step's `--mount`s, expanded and parsed, parents first; a malformed one is the line's error. */
-  #runMounts(stage: StageResult, step: Instruction, cwd: string): RunMount[] {
-    const vars = stage.state.variables();
-    let ssh = 0;
-    const mounts = (step.mounts ?? []).map((spec) => {
-      const mount = runMountAt(processWord(spec, vars, this.#dockerfile.escape), cwd, step.line, ssh);
-      if (mount.type === 'ssh') ssh++;
-      return mount;
-    });
-    // (A secret given as a variable only has no target: first, and no mount.)
-    const at = (m: RunMount) => m.target ?? '';
-    mounts.sort((a, b) => (at(a) < at(b) ? -1 : at(a) > at(b) ? 1 : 0));
-    for (let i = 1; i < mounts.length; i++) if (at(mounts[i]!) !== '' && at(mounts[i]!) === at(mounts[i - 1]!)) throw lineError(step.line, `two mounts at ${at(mounts[i]!)}`);
-    return mounts;
   }
 
   // ---- the image ------------------------------------------------------------------------------------
