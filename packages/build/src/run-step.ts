@@ -82,7 +82,7 @@ interface HeredocScript {
 }
 
 /** Everything a planned step runs with, decided before it runs. */
-interface RunSpec {
+interface PlannedRun {
   readonly step: Instruction;
   readonly platform: Platform;
   readonly args: readonly string[];
@@ -175,12 +175,12 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
     const hostname = this.#hostname;
     const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : [])]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
-    const spec: RunSpec = { step, platform: stage.platform, args, script, env, proxies, cwd, user, userGiven: Boolean(config.User), mounts, bindSources, network, privileged, hosts };
+    const spec: PlannedRun = { step, platform: stage.platform, args, script, env, proxies, cwd, user, userGiven: Boolean(config.User), mounts, bindSources, network, privileged, hosts };
     return { identity, history, execute: (key, number) => this.#execute(spec, key, number) };
   }
 
   /** Runs a planned step in active snapshot `key`: its container, its mounts, then what it leaves. */
-  async #execute(spec: RunSpec, key: string, number: number): Promise<void> {
+  async #execute(spec: PlannedRun, key: string, number: number): Promise<void> {
     const { step, args, script, env, proxies, cwd, user, mounts, bindSources, network, privileged, hosts } = spec;
     const hostname = this.#hostname;
     if (formatPlatform(spec.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(spec.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
