@@ -38,6 +38,9 @@ command -v xz >/dev/null || apt_packages+=(xz-utils)
 command -v bzip2 >/dev/null || apt_packages+=(bzip2)
 # Compressed layer tarballs as trees are tested on zstd's own compressor.
 command -v zstd >/dev/null || apt_packages+=(zstd)
+# RUN for another platform goes through the emulator the host registers (as BuildKit's does): QEMU's.
+[ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || apt_packages+=(qemu-user-static)
+command -v update-binfmts >/dev/null || apt_packages+=(binfmt-support)
 # RUN's seccomp test builds a static probe (libc6-dev has the static C library).
 command -v gcc >/dev/null || apt_packages+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || apt_packages+=(libc6-dev)
@@ -57,6 +60,13 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   else
     echo "setup: not root, cannot install ${apt_packages[*]}; oracle tests need them" >&2
   fi
+fi
+
+# The kernel forgets binfmt_misc handlers at a reboot: registered again where the packages are there.
+if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true # where the package's trigger did not run
+  update-binfmts --enable qemu-aarch64 || true
 fi
 
 command -v pnpm >/dev/null || npm install -g pnpm@10 >/dev/null

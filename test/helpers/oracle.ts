@@ -3,7 +3,7 @@
  * skips the test; with CI=true it fails, so an oracle suite can never silently stop running.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -57,6 +57,9 @@ const available = {
   go: hasCommand('go'),
   gcc: hasCommand('gcc'),
   zstd: hasCommand('zstd'),
+  // An emulator for arm64 programs the kernel starts itself (binfmt_misc, flag F): Debian's qemu-user-static
+  // and binfmt-support register it (scripts/setup.sh).
+  'qemu-aarch64': probe(() => /^enabled\n[\s\S]*^flags: \w*F/m.test(readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8'))),
   overlay: probe(canMountOverlay),
 };
 

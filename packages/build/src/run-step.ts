@@ -15,6 +15,7 @@ import { BindTrees } from './bind-trees.js';
 import type { BuildEvent, BuildOptions } from './builder.js';
 import { CacheMounts, type HeldCache } from './cache-mounts.js';
 import { CopySelection } from './copy.js';
+import { emulationFor } from './emulation.js';
 import { chompHeredoc, lineError, runMountAt, runNetworkAt, runSecurityAt, type Instruction } from './dockerfile.js';
 import { processWord } from './lex.js';
 import type { StageState } from './metadata.js';
@@ -183,7 +184,12 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
   async #execute(spec: PlannedRun, key: string, number: number): Promise<void> {
     const { step, args, script, env, proxies, cwd, user, mounts, bindSources, network, privileged, hosts } = spec;
     const hostname = this.#hostname;
-    if (formatPlatform(spec.platform) !== formatPlatform(hostPlatform())) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(spec.platform)} cannot run on this ${formatPlatform(hostPlatform())} host`);
+    const host = hostPlatform();
+    if (spec.platform.os !== host.os || spec.platform.architecture !== host.architecture) {
+      // Another platform's programs run through the emulator the host registered for them, as in BuildKit.
+      const emulation = emulationFor(spec.platform);
+      if (!emulation.ok) throw new UnsupportedError(`Dockerfile line ${step.line}: RUN for ${formatPlatform(spec.platform)} cannot run on this ${formatPlatform(host)} host: ${emulation.reason}`);
+    }
     let runtime: string;
     try {
       runtime = findRuntime(this.#build.options.runtime);

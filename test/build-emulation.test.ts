@@ -1,0 +1,101 @@
+/**
+ * RUN for another platform than the host's, as `docker buildx build --platform` runs it with QEMU: through
+ * the emulator the host registered for that platform's programs (binfmt_misc, from Debian's
+ * qemu-user-static and binfmt-support). The programs are Debian's static busybox of each architecture, so
+ * every step runs that platform's code alone; what the steps see of the machine (`uname -m`) is the kernel's
+ * answer through the emulator, and buildah, building the same context for the same platforms on the same
+ * emulator, is the oracle for the trees.
+ */
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openImages, parsePlatform, type Images } from '@strata/images';
+import { busybox } from './helpers/busybox.js';
+import { Buildah, buildWith, scratch, writeContext } from './helpers/build.js';
+import { needs } from './helpers/oracle.js';
+import { diffSnapshots, type NodeRecord } from './helpers/snapshot.js';
+import { chainTree } from './helpers/unpacked.js';
+
+const DOCKERFILE = [
+  'FROM scratch',
+  'ARG TARGETARCH',
+  'COPY busybox-$TARGETARCH /bin/busybox',
+  'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+  'RUN uname -m > /machine && echo "$TARGETARCH" > /arch && mkdir -p /opt && cp /bin/busybox /opt/copied',
+  '',
+].join('\n');
+
+/** A tree without times: each build runs at its own. */
+function comparable(tree: Map<string, NodeRecord>): Map<string, NodeRecord> {
+  const out = new Map<string, NodeRecord>();
+  for (const [path, { mtimeNs: _time, ...record }] of tree) out.set(path, record);
+  return out;
+}
+
+/**
+ * What buildah 1.28 leaves in an image built from scratch where it bound files over RUN's tree (the mount
+ * points of /etc/hosts, /etc/hostname, /etc/resolv.conf and /run); BuildKit, and strata, leave none.
+ */
+const BUILDAH_STUBS = ['etc', 'etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'run'];
+
+describe.skipIf(!needs('root', 'overlay', 'qemu-aarch64', 'buildah'))('RUN for another platform, through the emulator the host registered', () => {
+  let work: string;
+  let images: Images;
+  let buildah: Buildah;
+  let context: string;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-emulation-');
+    images = await openImages(join(work, 'root'));
+    buildah = new Buildah(work);
+    context = writeContext(join(work, 'context'), { Dockerfile: DOCKERFILE });
+    for (const arch of ['amd64', 'arm64'] as const) copyFileSync(busybox(arch), join(context, `busybox-${arch}`));
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    buildah?.close();
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** The tree of the image `ref` holds for `platform`. */
+  async function treeOf(ref: string, platform: string): Promise<Map<string, NodeRecord>> {
+    const unpacked = await images.unpack(ref, { platform: { platform: parsePlatform(platform) } });
+    const dir = join(work, `tree-${platform.replace(/\W/g, '-')}-${Date.now()}`);
+    mkdirSync(dir);
+    return chainTree(images, unpacked.chainID!, dir);
+  }
+
+  it('runs an arm64 build on this amd64 host: its steps see an aarch64 machine, as in buildah on the same emulator', async () => {
+    await buildWith(images, { context, platform: 'linux/arm64', tags: ['example.com/emulated:arm64'] });
+    expect(images.platformImage('example.com/emulated:arm64').config).toMatchObject({ os: 'linux', architecture: 'arm64' });
+    const mine = await treeOf('example.com/emulated:arm64', 'linux/arm64');
+    expect(mine.get('machine')?.sha256).toBe(sha('aarch64\n'));
+    expect(mine.get('arch')?.sha256).toBe(sha('arm64\n'));
+    expect(mine.get('opt/copied')?.sha256).toBe(mine.get('bin/busybox')?.sha256);
+    buildah.build(context, 'example.com/emulated:arm64-buildah', ['--platform', 'linux/arm64']);
+    expect(buildah.config('example.com/emulated:arm64-buildah')).toBeDefined();
+    const theirs = comparable(buildah.tree('example.com/emulated:arm64-buildah'));
+    for (const path of BUILDAH_STUBS) {
+      expect(mine.has(path), path).toBe(false);
+      theirs.delete(path);
+    }
+    expect(diffSnapshots(theirs, comparable(mine), 40)).toEqual([]);
+  }, 10 * 60_000);
+
+  it('builds amd64 and arm64 at once into one index, each platform run as its own machine', async () => {
+    const { result } = await buildWith(images, { context, platforms: ['linux/amd64', 'linux/arm64'], tags: ['example.com/emulated:multi'] });
+    expect(result.platforms?.map((p) => p.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+    for (const [platform, machine] of [['linux/amd64', 'x86_64'], ['linux/arm64', 'aarch64']] as const) {
+      const tree = await treeOf('example.com/emulated:multi', platform);
+      expect(tree.get('machine')?.sha256, platform).toBe(sha(`${machine}\n`));
+      // cp ran as the platform's own busybox, which it copied: each image holds its architecture's program.
+      expect(tree.get('opt/copied')?.sha256, platform).toBe(sha(readFileSync(busybox(platform === 'linux/amd64' ? 'amd64' : 'arm64'))));
+    }
+  }, 10 * 60_000);
+});
+
+function sha(bytes: string | Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
