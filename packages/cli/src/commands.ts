@@ -103,7 +103,7 @@ async function openTree(source: string, xattrNamespace: 'trusted' | 'user'): Pro
   return statSync(source).isDirectory() ? new HostLayer(source, { xattrNamespace }) : TarLayer.open(source);
 }
 
-/** Runs `use` on `sources` opened as trees, then lets go of what they hold (a tarball's rewritten copy). */
+/** Runs `use` on `sources` opened as trees, then lets go of what they hold (a compressed tarball's decompressed copy). */
 async function withTrees<T>(sources: string[], xattrNamespace: 'trusted' | 'user', use: (trees: LayerTree[]) => Promise<T>): Promise<T> {
   const opened = await Promise.allSettled(sources.map((source) => openTree(source, xattrNamespace)));
   const trees = opened.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
@@ -142,6 +142,7 @@ export async function runLsMerged(lowers: string[], upper: string | undefined, p
   await withTrees(lowers, xattrNamespace, async (trees) => lsMerged(trees, upper, path, json, xattrNamespace));
 }
 
+/** Prints the merged view of `trees` (and `upper`) at `path`: the entry, or a directory's whole tree. */
 function lsMerged(trees: LayerTree[], upper: string | undefined, path: string, json: boolean, xattrNamespace: 'trusted' | 'user'): void {
   const view = new MergedView(trees, upper === undefined ? undefined : new HostLayer(upper, { xattrNamespace }));
   const start = cleanEntryName(path);

@@ -116,6 +116,11 @@ const closeWhenCollected = new FinalizationRegistry<LayerSpool>((spool) => spool
 /** How much of a file's content one read takes. */
 const READ_PIECE = 1024 * 1024;
 
+/**
+ * A layer tarball (plain, gzip or zstd) as a read-only tree: OCI whiteouts and opaque markers read from its
+ * entries, content read by offset from the tarball or, for a compressed one, from its decompressed copy.
+ * Open with `TarLayer.open`; `close` when done with a compressed one (the collector does it otherwise).
+ */
 export class TarLayer extends IndexedLayer {
   /** The tarball as opened, for messages. */
   readonly tarPath: string;
