@@ -228,6 +228,42 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
     expect(readdirSync(ingests)).toEqual(before);
   }, 300_000);
 
+  it('builds a git repository as the build context (docker build URL#ref:dir): its Dockerfile, no .dockerignore, nothing left', async () => {
+    const repo = join(work, 'as-context');
+    mkdirSync(join(repo, 'app'), { recursive: true });
+    writeFileSync(join(repo, 'app', 'Dockerfile'), 'FROM scratch\nCOPY . /src/\n');
+    writeFileSync(join(repo, 'app', 'Dockerfile.alt'), 'FROM scratch\nCOPY hello.txt /alt\n');
+    writeFileSync(join(repo, 'app', 'hello.txt'), 'hello\n');
+    writeFileSync(join(repo, 'app', '.dockerignore'), 'hello.txt\n'); // a repository's is not applied, as in BuildKit
+    writeFileSync(join(repo, 'secret-outside-app'), 'not in the context\n');
+    shell(repo, [...INIT, 'mkdir evil', 'ln -s /etc/passwd evil/Dockerfile', 'ln -s ../secret-outside-app app/up', 'git add -A', 'git commit -q -m app', 'git update-server-info']);
+    const server = await serveDirectory(repo);
+    servers.push(server);
+    const url = `${server.origin}/.git`;
+    const { result } = await buildWith(images, { context: `${url}#master:app` });
+    const layer = await imageView(images, result.target.digest);
+    expect((await layer.readdir('/src')).sort()).toEqual(['.dockerignore', 'Dockerfile', 'Dockerfile.alt', 'hello.txt', 'up']);
+    expect(await text(layer, '/src/hello.txt')).toBe('hello\n');
+    expect(await layer.lstat('/src/hello.txt')).toMatchObject({ uid: 0, gid: 0 });
+    expect(await layer.readlink('/src/up')).toBe('../secret-outside-app'); // a symlink, copied as one
+    const alt = await buildWith(images, { context: `${url}#master:app`, dockerfile: 'Dockerfile.alt' });
+    expect(await text(await imageView(images, alt.result.target.digest), '/alt')).toBe('hello\n');
+    // The whole repository, its .git kept as BuildKit keeps it when asked.
+    const kept = await buildWith(images, { context: `${url}#master`, dockerfile: 'app/Dockerfile', buildArgs: { BUILDKIT_CONTEXT_KEEP_GIT_DIR: 'true' } });
+    const keptLayer = await imageView(images, kept.result.target.digest);
+    expect(await text(keptLayer, '/src/.git/HEAD')).toMatch(/^ref: refs\/heads\/master\n$|^[0-9a-f]{40}\n$/);
+    expect(await text(keptLayer, '/src/app/hello.txt')).toBe('hello\n');
+    const dropped = await buildWith(images, { context: `${url}#master`, dockerfile: 'app/Dockerfile' });
+    await expect((await imageView(images, dropped.result.target.digest)).lstat('/src/.git')).rejects.toMatchObject({ code: 'ENOENT' });
+    // A Dockerfile that is a symlink leading out of the context is refused, never read; a missing ref names itself; no checkout stays.
+    const ingests = dirname(images.content.temporaryPath());
+    const before = readdirSync(ingests);
+    await expect(buildWith(images, { context: `${url}#master:evil` })).rejects.toThrow(/the build context .*: "Dockerfile" leads out of the build context \(a symlink to \/etc\/passwd\)/);
+    await expect(buildWith(images, { context: `${url}#no-such-branch` })).rejects.toThrow(/the build context .*no-such-branch/);
+    await expect(buildWith(images, { context: `${url}#master:nowhere` })).rejects.toThrow(/the build context .*"nowhere" is not a directory of the repository/);
+    expect(readdirSync(ingests)).toEqual(before);
+  }, 300_000);
+
   it('refuses a git repository beside other sources, and in COPY', async () => {
     writeFileSync(join(work, 'unused'), '');
     await expect(built(`FROM scratch\nADD ${tags.url}#v0.0.1 Dockerfile /x/\n`)).rejects.toThrow(/Dockerfile line 2: ADD .*: a git repository is to be ADD's only source/);

@@ -60,6 +60,7 @@ import { BuildCache, type CacheRecord } from './cache.js';
 import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { externalFormat, inflate } from './external-decompress.js';
+import { withGitContext } from './git-context.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
 import { chownThrough, CopySelection, headOf, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
@@ -81,9 +82,12 @@ export type Entitlement = 'security.insecure';
 
 /** Options of `build`. */
 export interface BuildOptions {
-  /** The build context directory. */
+  /**
+   * The build context: a directory, or a git repository (`https://host/repo.git#ref:dir`, `git@host:repo`,
+   * the forms ADD takes), fetched for the build as `docker build` takes one; see git-context.ts.
+   */
   readonly context: string;
-  /** The Dockerfile's path (default `<context>/Dockerfile`), or its text in `dockerfileText`. */
+  /** The Dockerfile's path (default `<context>/Dockerfile`; for a repository, a path in its context), or its text in `dockerfileText`. */
   readonly dockerfile?: string;
   readonly dockerfileText?: string;
   /** Names for the image; none leaves it dangling (listed by its ID). */
@@ -262,15 +266,23 @@ function sha256(...parts: string[]): string {
 
 /** Builds a Dockerfile into an image in `images`' root. */
 export async function build(images: Images, options: BuildOptions): Promise<BuildResult> {
+  if (isGitSource(options.context)) {
+    return withGitContext(images, options, ({ dir, dockerfileText }) => buildIn(images, { ...options, context: dir, dockerfileText }, dir, dockerfileText, false));
+  }
   const context = resolve(options.context);
   if (!statSync(context, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is not a directory`);
   const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
+  return buildIn(images, options, context, text, true);
+}
+
+/** The build of the Dockerfile `text` in the directory `context`; `dockerignore`: the context's ignore files apply. */
+async function buildIn(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean): Promise<BuildResult> {
   const platforms = options.platforms ?? [];
   if (platforms.length > 0 && options.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
   if (platforms.length <= 1) {
     if (Object.keys(options.annotations?.index ?? {}).length > 0) throw new InvalidArgumentError('index annotations are for a build of several platforms, whose result is an index');
     const one = platforms.length === 1 ? { ...options, platform: platforms[0]! } : options;
-    const { builder, target } = planBuild(images, one, text, context);
+    const { builder, target } = planBuild(images, one, text, context, { dockerignore });
     return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
   }
   const parsed = platforms.map((p) => parsePlatform(p));
@@ -280,7 +292,7 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
     const built: { platform: Platform; result: BuildResult }[] = [];
     const steps = new Map<string, StepLayer>();
     for (const platform of parsed) {
-      const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true });
+      const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore });
       built.push({ platform, result: await builder.run(lease, target) });
       if (typeof options.cacheTo === 'object') for (const step of builder.cacheSteps(options.cacheTo.mode ?? 'min')) if (!steps.has(step.key)) steps.set(step.key, step);
     }
@@ -301,12 +313,12 @@ async function exportBuildCache(images: Images, lease: string, steps: readonly S
 }
 
 /** The Dockerfile read for `options.platform` (its automatic platform ARGs), and the builder of its target stage. */
-function planBuild(images: Images, options: BuildOptions, text: string, context: string, { nameless = false }: { nameless?: boolean } = {}): { builder: Builder; target: Stage } {
+function planBuild(images: Images, options: BuildOptions, text: string, context: string, { nameless = false, dockerignore = true }: { nameless?: boolean; dockerignore?: boolean } = {}): { builder: Builder; target: Stage } {
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform()));
   const target = targetStage(dockerfile, options.target);
   const stages = neededStages(dockerfile, target, buildArgs, new Set(Object.keys(options.contexts ?? {})));
-  return { builder: new Builder(images, options, dockerfile, context, stages, nameless), target };
+  return { builder: new Builder(images, options, dockerfile, context, stages, { nameless, dockerignore }), target };
 }
 
 /**
@@ -387,8 +399,11 @@ class Builder {
   #cached = 0;
   #lease!: Lease;
 
-  /** `nameless`: the image gets no record of its own (a platform's of an index that will hold it). */
-  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], nameless = false) {
+  /**
+   * `nameless`: the image gets no record of its own (a platform's of an index that will hold it);
+   * `dockerignore`: the context's ignore files apply (not to a git repository's, as in BuildKit).
+   */
+  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true }: { nameless?: boolean; dockerignore?: boolean } = {}) {
     this.#nameless = nameless;
     this.#images = images;
     this.#options = options;
@@ -399,7 +414,7 @@ class Builder {
     this.#urlRecords = new UrlRecords(images.root.metadata);
     // The Dockerfile's own ignore file (`<name>.dockerignore` beside it) before the context's, as BuildKit
     // reads them: one context can serve several Dockerfiles.
-    const ignoreFiles = [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
+    const ignoreFiles = !dockerignore ? [] : [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
     this.#context = contextTree(context, ignoreFiles, this.#checksums);
     this.#named = new NamedContexts(options.contexts ?? {}, images, this.#checksums, { ...(options.ssh ? { ssh: options.ssh } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);

@@ -245,8 +245,8 @@ export function registerBuildCommands(cli: Command): void {
   const buildCommand = cli
     .command('build')
     .description('build a Dockerfile into an image of the root (steps as layers, with a build cache)')
-    .argument('<context>', 'the build context directory')
-    .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile; - reads it from stdin)')
+    .argument('<context>', 'the build context: a directory, or a git repository (URL.git#ref:dir, as docker build takes one)')
+    .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile; in a repository, a path in it; - reads it from stdin)')
     .option('-t, --tag <name>', 'name the image (repeatable; none: a dangling image)', collect)
     .option('--target <stage>', 'the stage to build (default: the last)')
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
