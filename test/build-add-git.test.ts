@@ -14,7 +14,8 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WritableLayer } from '@strata/core';
-import type { Images } from '@strata/images';
+import { parsePlatform, type Images } from '@strata/images';
+import { build, type BuildEvent } from '@strata/build';
 import { buildWith, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { serveDirectory } from './helpers/http-files.js';
 import { needs } from './helpers/oracle.js';
@@ -262,6 +263,28 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap', 'git'))('ADD of
     await expect(buildWith(images, { context: `${url}#no-such-branch` })).rejects.toThrow(/the build context .*no-such-branch/);
     await expect(buildWith(images, { context: `${url}#master:nowhere` })).rejects.toThrow(/the build context .*"nowhere" is not a directory of the repository/);
     expect(readdirSync(ingests)).toEqual(before);
+  }, 300_000);
+
+  it('fetches a git named context once for every platform of a build: each image has the same commit, as BuildKit solves one source', async () => {
+    const repo = join(work, 'moving');
+    mkdirSync(repo);
+    shell(repo, [...INIT, 'echo first >foo', 'git add foo', 'git commit -q -m first', 'git update-server-info']);
+    const server = await serveDirectory(repo);
+    servers.push(server);
+    const dir = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY --from=src foo /foo\n' });
+    let moved = false;
+    // The branch moves once the first platform has read the context: a second fetch would see it.
+    const moveBranch = (event: BuildEvent) => {
+      if (moved || event.type !== 'done' || event.layer === null) return;
+      shell(repo, ['echo second >foo', 'git commit -q -am second', 'git update-server-info']);
+      moved = true;
+    };
+    const result = await build(images, { context: dir, platforms: ['linux/amd64', 'linux/arm64'], contexts: { src: `${server.origin}/.git#master` }, onEvent: moveBranch });
+    expect(moved).toBe(true);
+    for (const platform of ['linux/amd64', 'linux/arm64']) {
+      const unpacked = await images.unpack(result.target.digest, { platform: { platform: parsePlatform(platform) } });
+      expect(await text(await images.snapshotter.open(unpacked.chainID!), '/foo'), platform).toBe('first\n');
+    }
   }, 300_000);
 
   it('refuses a git repository beside other sources, and in COPY', async () => {

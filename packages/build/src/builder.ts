@@ -291,10 +291,19 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
   return images.leases.with(async (lease) => {
     const built: { platform: Platform; result: BuildResult }[] = [];
     const steps = new Map<string, StepLayer>();
-    for (const platform of parsed) {
-      const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore });
-      built.push({ platform, result: await builder.run(lease, target) });
-      if (typeof options.cacheTo === 'object') for (const step of builder.cacheSteps(options.cacheTo.mode ?? 'min')) if (!steps.has(step.key)) steps.set(step.key, step);
+    // Named contexts are fetched once for every platform, as BuildKit solves one source for all: a git
+    // context is the same commit in each platform's image.
+    const checksums = new FileChecksums(images.root.metadata);
+    const named = namedContexts(images, options, checksums);
+    try {
+      for (const platform of parsed) {
+        const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore, named });
+        built.push({ platform, result: await builder.run(lease, target) });
+        if (typeof options.cacheTo === 'object') for (const step of builder.cacheSteps(options.cacheTo.mode ?? 'min')) if (!steps.has(step.key)) steps.set(step.key, step);
+      }
+    } finally {
+      await named.dispose();
+      checksums.flush();
     }
     const result = await publishIndex(images, lease.id, built, options.tags ?? [], options.annotations?.index ?? {});
     // One cache image for every platform's steps: their keys differ where the platforms' work does.
@@ -312,13 +321,28 @@ async function exportBuildCache(images: Images, lease: string, steps: readonly S
   await exportCacheImage(images, lease, steps, { platform, created: createdAt(options.sourceDateEpoch), to, ...(options.push ? { push: options.push } : {}) });
 }
 
+/** How a builder stands to the build around it. */
+interface BuilderSharing {
+  /** The image gets no record of its own (a platform's of an index that will hold it). */
+  readonly nameless?: boolean;
+  /** The context's ignore files apply (not to a git repository's, as in BuildKit). */
+  readonly dockerignore?: boolean;
+  /** Named contexts shared with the other platforms' builders (and disposed by the caller). */
+  readonly named?: NamedContexts;
+}
+
+/** The build's named contexts (`options.contexts`), their directories' checksums kept in `checksums`. */
+function namedContexts(images: Images, options: BuildOptions, checksums: FileChecksums): NamedContexts {
+  return new NamedContexts(options.contexts ?? {}, images, checksums, { ...(options.ssh ? { ssh: options.ssh } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+}
+
 /** The Dockerfile read for `options.platform` (its automatic platform ARGs), and the builder of its target stage. */
-function planBuild(images: Images, options: BuildOptions, text: string, context: string, { nameless = false, dockerignore = true }: { nameless?: boolean; dockerignore?: boolean } = {}): { builder: Builder; target: Stage } {
+function planBuild(images: Images, options: BuildOptions, text: string, context: string, shared: BuilderSharing = {}): { builder: Builder; target: Stage } {
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform()));
   const target = targetStage(dockerfile, options.target);
   const stages = neededStages(dockerfile, target, buildArgs, new Set(Object.keys(options.contexts ?? {})));
-  return { builder: new Builder(images, options, dockerfile, context, stages, { nameless, dockerignore }), target };
+  return { builder: new Builder(images, options, dockerfile, context, stages, shared), target };
 }
 
 /**
@@ -391,6 +415,8 @@ class Builder {
   readonly #pulled = new Set<string>();
   /** Named contexts (`contexts`): images, directories and repositories by name. */
   readonly #named: NamedContexts;
+  /** Whether this build fetched its named contexts itself (else a build of several platforms shares them). */
+  readonly #ownsNamed: boolean;
   /** `cacheFrom`'s images, when there are any. */
   readonly #cacheSources: CacheSources | undefined;
   /** Every step that gave a layer this build, by its cache key: the layer and the chain it went on (a cache image's content). */
@@ -399,11 +425,7 @@ class Builder {
   #cached = 0;
   #lease!: Lease;
 
-  /**
-   * `nameless`: the image gets no record of its own (a platform's of an index that will hold it);
-   * `dockerignore`: the context's ignore files apply (not to a git repository's, as in BuildKit).
-   */
-  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true }: { nameless?: boolean; dockerignore?: boolean } = {}) {
+  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true, named }: BuilderSharing = {}) {
     this.#nameless = nameless;
     this.#images = images;
     this.#options = options;
@@ -416,7 +438,8 @@ class Builder {
     // reads them: one context can serve several Dockerfiles.
     const ignoreFiles = !dockerignore ? [] : [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
     this.#context = contextTree(context, ignoreFiles, this.#checksums);
-    this.#named = new NamedContexts(options.contexts ?? {}, images, this.#checksums, { ...(options.ssh ? { ssh: options.ssh } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+    this.#ownsNamed = named === undefined;
+    this.#named = named ?? namedContexts(images, options, this.#checksums);
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     this.#platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
     this.#epoch = options.sourceDateEpoch;
@@ -454,7 +477,7 @@ class Builder {
       this.#checksums.flush();
       this.#urlRecords.flush();
       this.#cache.flush();
-      await this.#named.dispose();
+      if (this.#ownsNamed) await this.#named.dispose();
       this.#runs.dispose();
     }
     const result = this.#results.get(target.index)!;
