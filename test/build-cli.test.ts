@@ -4,11 +4,13 @@
  * build's exit status and one-line error.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
+import { rawTar } from './helpers/raw-tar.js';
+import { openImages } from '@strata/images';
 import { TestRegistry } from './helpers/registry.js';
 
 const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
@@ -285,6 +287,44 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(prune.stdout).toMatch(/^Deleted \d+ cache record\(s\); freed /);
     expect(strata(['build', 'cache', 'ls', '--json']).stdout).toBe('');
   }, 120_000);
+  it('takes the context on stdin (-), a tar archive of it (GNU tar, gzip or xz) or a Dockerfile alone, as docker build - does', async () => {
+    const dir = writeContext(join(work, 'stdin-context'), {
+      Dockerfile: 'FROM scratch\nCOPY . /ctx/\n',
+      'alt/Dockerfile': 'FROM scratch\nCOPY sub/a /alt\n',
+      'sub/a': 'from the archive\n',
+      ignored: 'left out by .dockerignore\n',
+      '.dockerignore': 'ignored\n',
+    });
+    const fromStdin = (args: string[], input: Buffer | string) => spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', ...args, '-'], { input, encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    const ingests = join(root, 'content', 'ingest');
+    const before = existsSync(ingests) ? readdirSync(ingests) : [];
+    const gz = fromStdin(['-t', 'example.com/stdin:gz'], execFileSync('tar', ['-C', dir, '-cz', '.']));
+    expect(gz.status, gz.stderr).toBe(0);
+    const xz = fromStdin(['-t', 'example.com/stdin:xz', '-f', 'alt/Dockerfile'], execFileSync('tar', ['-C', dir, '-cJ', '.']));
+    expect(xz.status, xz.stderr).toBe(0);
+    const alone = fromStdin(['-t', 'example.com/stdin:dockerfile'], 'FROM scratch\nLABEL context=none\n');
+    expect(alone.status, alone.stderr).toBe(0);
+    const both = spawnSync(process.execPath, [cli, '--root', root, 'build', '-f', '-', '-'], { input: '', encoding: 'utf8' });
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('the build context and the Dockerfile cannot both be read from stdin');
+    // A hostile archive is refused as a hostile layer is, and nothing of it stays.
+    const escaping = fromStdin(['-t', 'example.com/stdin:bad'], execFileSync('gzip', ['-c'], { input: rawTar([{ name: '../../../escaped', data: 'x' }]) }));
+    expect(escaping.status).not.toBe(0);
+    expect(escaping.stderr).toMatch(/strata: UNSAFE_PATH: the build context: /);
+    expect(existsSync(join(root, 'escaped')) || existsSync(join(work, 'escaped'))).toBe(false);
+    expect(existsSync(ingests) ? readdirSync(ingests) : []).toEqual(before);
+    const images = await openImages(root);
+    try {
+      const view = async (ref: string) => images.snapshotter.open((await images.unpack(ref)).chainID!);
+      const ctx = await view('example.com/stdin:gz');
+      expect((await ctx.readdir('/ctx')).sort()).toEqual(['.dockerignore', 'Dockerfile', 'alt', 'sub']);
+      expect(String(await ctx.readFile('/ctx/sub/a', 'utf8'))).toBe('from the archive\n');
+      expect(String(await (await view('example.com/stdin:xz')).readFile('/alt', 'utf8'))).toBe('from the archive\n');
+      expect(images.platformImage('example.com/stdin:dockerfile').config.config?.Labels).toEqual({ context: 'none' });
+    } finally {
+      await images.close();
+    }
+  }, 300_000);
 });
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'docker-registry'))('strata build with a registry', () => {

@@ -15,7 +15,7 @@ import { FileChecksums } from './checksums.js';
 import { withPrefix } from './dockerfile.js';
 import { checkoutGit, gitScratch, parseGitRef, resolveGit } from './git-source.js';
 import { redactUrls } from './remote.js';
-import { ContextTree, SourceError } from './sources.js';
+import { ContextTree, readTreeFile, SourceError } from './sources.js';
 
 /** What a git context gives the build: the checkout's directory, and the Dockerfile read from it. */
 export interface GitContext {
@@ -47,7 +47,10 @@ export async function withGitContext<T>(images: Images, options: BuildOptions, b
       const top = await checkout.resolve(ref.subdir);
       if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
       const dir = join(tree, top.path);
-      context = { dir, dockerfileText: options.dockerfileText ?? (await readDockerfile(new ContextTree(dir, () => false, false, checksums), options.dockerfile ?? 'Dockerfile')) };
+      const dockerfile = options.dockerfile ?? 'Dockerfile';
+      const text = options.dockerfileText ?? (await readTreeFile(new ContextTree(dir, () => false, false, checksums), dockerfile));
+      if (text === undefined) throw new InvalidArgumentError(`no Dockerfile ${JSON.stringify(dockerfile)} in the repository's context`);
+      context = { dir, dockerfileText: text };
     } catch (error) {
       throw error instanceof SourceError ? new InvalidArgumentError(`${prefix}${error.message}`) : withPrefix(prefix, error);
     }
@@ -55,13 +58,4 @@ export async function withGitContext<T>(images: Images, options: BuildOptions, b
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-}
-
-/** The Dockerfile at `path` in the checkout, a symlink there followed only within it. */
-async function readDockerfile(tree: ContextTree, path: string): Promise<string> {
-  const node = await tree.resolve(path);
-  if (node?.type !== 'file') throw new InvalidArgumentError(`no Dockerfile ${JSON.stringify(path)} in the repository's context`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of tree.read(node)) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -51,6 +51,18 @@ export interface SourceTree {
   checksum(node: SourceNode): Promise<string>;
 }
 
+/**
+ * The text of the file at `path` in `tree`, a symlink there followed only within it (SourceError where it
+ * leads out); undefined where there is none, or it is no file.
+ */
+export async function readTreeFile(tree: SourceTree, path: string): Promise<string | undefined> {
+  const node = await tree.resolve(path);
+  if (node?.type !== 'file') return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of tree.read(node)) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** An error about a COPY source, raised with the step's line by the caller. */
 export class SourceError extends Error {}
 

@@ -3,7 +3,7 @@
  * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
  * `--progress json` one object per finished step on stdout.
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -11,7 +11,7 @@ import type { BuildEvent, BuildResult, CacheExport, Entitlement } from '@strata/
 import type { Images } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { pushedLine } from './registry-commands.js';
-import { readStdin } from './stdin.js';
+import { readStdin, spoolStdin } from './stdin.js';
 import { humanBytes } from './progress.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
 import { collect, table, withImages } from './root.js';
@@ -245,7 +245,7 @@ export function registerBuildCommands(cli: Command): void {
   const buildCommand = cli
     .command('build')
     .description('build a Dockerfile into an image of the root (steps as layers, with a build cache)')
-    .argument('<context>', 'the build context: a directory, or a git repository (URL.git#ref:dir, as docker build takes one)')
+    .argument('<context>', 'the build context: a directory, a git repository (URL.git#ref:dir), or - for a tar archive of it (or a Dockerfile alone) on stdin, as docker build takes them')
     .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile; in a repository, a path in it; - reads it from stdin)')
     .option('-t, --tag <name>', 'name the image (repeatable; none: a dangling image)', collect)
     .option('--target <stage>', 'the stage to build (default: the last)')
@@ -293,14 +293,21 @@ export function registerBuildCommands(cli: Command): void {
         };
         const ssh = { ...agents };
         let result: Awaited<ReturnType<typeof build>>;
+        // `-`: the context from stdin, a tar archive of it or a Dockerfile alone, as docker build reads one.
+        let spooled: string | undefined;
         try {
+          if (context === '-') {
+            if (o.file === '-') throw new UsageError('the build context and the Dockerfile cannot both be read from stdin');
+            spooled = images.content.temporaryPath();
+            await spoolStdin('the build context (-)', spooled);
+          }
           for (const [id, files] of Object.entries(keys)) {
             const agent = await agentWithKeys(files);
             started.push(agent);
             ssh[id] = agent.socket;
           }
           result = await build(images, {
-            context,
+            context: spooled ?? context,
             // `-f -`: the Dockerfile from stdin, as docker build reads one (no ignore file of its own beside it).
             ...(o.file === '-' ? { dockerfileText: await readStdin('the Dockerfile (-f -)', 16 * 1024 * 1024) } : o.file !== undefined ? { dockerfile: o.file } : {}),
             ...(tags.length > 0 ? { tags } : {}),
@@ -332,6 +339,7 @@ export function registerBuildCommands(cli: Command): void {
           });
         } finally {
           for (const agent of started) agent.close();
+          if (spooled !== undefined) rmSync(spooled, { force: true });
         }
         if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
         else if (output !== undefined && output.format !== 'image') await images.export([result.target.digest], output.dest, { format: output.format });

@@ -1,4 +1,6 @@
 /** Reading what a command is given on standard input. */
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { UsageError } from './format.js';
 
 /** All of stdin as text, for `what` (named in the errors): refused from a terminal and over `limit` bytes. */
@@ -12,4 +14,13 @@ export async function readStdin(what: string, limit: number): Promise<string> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Stdin written to a new file at `path` (mode 0600), for `what` (named in the errors): refused from a
+ * terminal. A build context can be large: it streams, and never sits in memory whole.
+ */
+export async function spoolStdin(what: string, path: string): Promise<void> {
+  if (process.stdin.isTTY) throw new UsageError(`${what} is read from a pipe, not a terminal`);
+  await pipeline(process.stdin, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
 }
