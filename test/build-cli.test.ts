@@ -312,6 +312,11 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(escaping.status).not.toBe(0);
     expect(escaping.stderr).toMatch(/strata: UNSAFE_PATH: the build context: /);
     expect(existsSync(join(root, 'escaped')) || existsSync(join(work, 'escaped'))).toBe(false);
+    // A device node is no context's; a .dockerignore that is a FIFO (which a read would wait on forever) is none.
+    const device = fromStdin([], rawTar([{ name: 'Dockerfile', data: 'FROM scratch\n' }, { name: 'disk', type: '4', devmajor: 8, devminor: 0 }]));
+    expect(device.stderr).toMatch(/strata: UNSUPPORTED: the build context: /);
+    const fifo = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '-'], { input: rawTar([{ name: 'Dockerfile', data: 'FROM scratch\nCOPY . /c/\n' }, { name: '.dockerignore', type: '6' }]), encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    expect(fifo.status, fifo.stderr).toBe(0);
     expect(existsSync(ingests) ? readdirSync(ingests) : []).toEqual(before);
     const images = await openImages(root);
     try {

@@ -6,7 +6,7 @@
  * (`dockerfile` a path in it, `Dockerfile` by default), never through a symlink leading out. What was
  * extracted goes with the build, however it ends.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyLayer, detectFileCompression, InvalidArgumentError, type ByteInput } from '@strata/core';
 import type { Images } from '@strata/images';
@@ -23,6 +23,9 @@ export interface ArchiveContext {
   /** False for a Dockerfile given alone: its context is empty. */
   readonly archive: boolean;
 }
+
+/** The largest Dockerfile given alone (as `-f -` takes one). */
+const MAX_DOCKERFILE = 16 * 1024 * 1024;
 
 /** Whether `file` (its first bytes `head`) is a tar archive, compressed or not, as Docker tells one from a Dockerfile. */
 function isArchive(file: string, head: Uint8Array): boolean {
@@ -48,12 +51,14 @@ export async function withArchiveContext<T>(images: Images, options: BuildOption
     let context: ArchiveContext;
     try {
       if (!isArchive(file, head.subarray(0, length))) {
+        if (statSync(file).size > MAX_DOCKERFILE) throw new InvalidArgumentError(`neither a tar archive nor a Dockerfile (over ${MAX_DOCKERFILE / 1024 / 1024} MiB)`);
         mkdirSync(dir);
         context = { dir, dockerfileText: options.dockerfileText ?? readFileSync(file, 'utf8'), archive: false };
       } else {
         const format = externalFormat(head.subarray(0, length));
         const input: ByteInput = format ? inflate(format, readChunks(file)) : file;
-        await applyLayer(input, dir, { layout: 'plain', maxEntries: limits.maxEntries, maxTotalBytes: limits.maxBytes });
+        // Device nodes are no context's: refused, never made in the root's ingest directory.
+        await applyLayer(input, dir, { layout: 'plain', devices: 'refuse', maxEntries: limits.maxEntries, maxTotalBytes: limits.maxBytes });
         const tree = new ContextTree(dir, () => false, false, new FileChecksums(images.root.metadata));
         settleIgnoreFile(dir, await readTreeFile(tree, '.dockerignore'));
         const dockerfile = options.dockerfile ?? 'Dockerfile';
@@ -71,15 +76,16 @@ export async function withArchiveContext<T>(images: Images, options: BuildOption
 }
 
 /**
- * The archive's `.dockerignore` as a plain file holding what it resolved to inside the context: the build
- * reads it by path, and a symlink there would be followed out of the context.
+ * The archive's `.dockerignore` as a plain file holding what it resolved to inside the context (`text`), or
+ * none: the build reads it by path, where a symlink would be followed out of the context and a FIFO would
+ * never end.
  */
 function settleIgnoreFile(dir: string, text: string | undefined): void {
   const path = join(dir, '.dockerignore');
   const st = lstatSync(path, { throwIfNoEntry: false });
   if (st === undefined || st.isFile()) return;
-  if (!st.isDirectory()) unlinkSync(path);
-  if (text !== undefined && !st.isDirectory()) writeFileSync(path, text);
+  rmSync(path, { recursive: true, force: true });
+  if (text !== undefined) writeFileSync(path, text);
 }
 
 async function* readChunks(file: string): AsyncGenerator<Uint8Array> {
