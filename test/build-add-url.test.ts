@@ -32,6 +32,8 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
   const otherSaw: (string | undefined)[] = [];
   let n = 0;
   let archive: Buffer;
+  /** A build context as a tarball, for `docker build https://…/app.tar.gz`. */
+  let contextArchive: Buffer;
   /** What `/changing.txt` serves, and with which Last-Modified. */
   const changing = { body: 'version 1\n', modified: MODIFIED };
   const seen: { url: string; authorization: string | undefined }[] = [];
@@ -94,6 +96,10 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
         return void setTimeout(() => res.socket?.destroy(), 20);
       case '/big.bin':
         return send(Buffer.alloc(4096, 1));
+      case '/contexts/app.tar.gz':
+        return send(contextArchive);
+      case '/contexts/Dockerfile':
+        return send('FROM scratch\nLABEL from=url\n');
       default:
         res.writeHead(404);
         res.end();
@@ -105,6 +111,8 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     images = await openImages(join(work, 'root'), { driver: 'userspace' });
     writeContext(join(work, 'vendor'), { 'lib/v.txt': 'vendored\n' });
     archive = execFileSync('tar', ['-C', join(work, 'vendor'), '-cz', 'lib']);
+    writeContext(join(work, 'url-context'), { Dockerfile: 'FROM scratch\nCOPY . /app/\n', 'src/main.txt': 'from the url\n', '.dockerignore': 'skipped\n', skipped: 'no\n' });
+    contextArchive = execFileSync('tar', ['-C', join(work, 'url-context'), '-cz', '.']);
     server = createServer(serve);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -295,5 +303,17 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     expect(redated.ran).toEqual([`ADD ${origin}/changing.txt /c/`]);
     const st = await (await imageView(images, 'example.com/url:changing')).lstat('/c/changing.txt');
     expect(Number(st.mtimeNs / 1_000_000_000n)).toBe(Date.parse(changing.modified) / 1000);
+  }, 120_000);
+  it('builds a context at an http URL (docker build https://…/ctx.tar.gz): a tarball of it, or a Dockerfile alone', async () => {
+    const ingests = readdirSync(join(work, 'root', 'content', 'ingest'));
+    const { result } = await buildWith(images, { context: `${origin}/contexts/app.tar.gz` });
+    const layer = await imageView(images, result.target.digest);
+    expect((await layer.readdir('/app')).sort()).toEqual(['.dockerignore', 'Dockerfile', 'src']);
+    expect(String(await layer.readFile('/app/src/main.txt', 'utf8'))).toBe('from the url\n');
+    const alone = await buildWith(images, { context: `${origin}/contexts/Dockerfile` });
+    expect(alone.result.config.config?.Labels).toEqual({ from: 'url' });
+    await expect(buildWith(images, { context: `${origin}/contexts/missing.tar.gz` })).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(`the build context ${origin}/contexts/missing.tar.gz: `) });
+    await expect(buildWith(images, { context: `${origin}/big.bin`, limits: { maxBytes: 100 } })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    expect(readdirSync(join(work, 'root', 'content', 'ingest'))).toEqual(ingests);
   }, 120_000);
 });

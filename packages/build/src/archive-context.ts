@@ -1,5 +1,5 @@
 /**
- * A build context given as one file, what `docker build - < FILE` reads: a tar archive (plain, gzip, zstd,
+ * A build context given as one file, what `docker build - < FILE` reads (or an http(s) URL, downloaded): a tar archive (plain, gzip, zstd,
  * bzip2 or xz) whose contents are the context, or else a Dockerfile with no context at all, as Docker tells
  * them apart. The archive is extracted as a layer is applied (nothing outside the directory it goes into,
  * the build's limits on what it inflates to), its `.dockerignore` applied; the Dockerfile is read from it
@@ -10,10 +10,12 @@ import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSy
 import { join } from 'node:path';
 import { applyLayer, detectFileCompression, InvalidArgumentError, type ByteInput } from '@strata/core';
 import type { Images } from '@strata/images';
+import { download } from '@strata/registry';
 import type { BuildOptions } from './builder.js';
 import { FileChecksums } from './checksums.js';
 import { withPrefix } from './dockerfile.js';
 import { externalFormat, inflate } from './external-decompress.js';
+import { redactUrls } from './remote.js';
 import { ContextTree, readTreeFile, SourceError } from './sources.js';
 
 /** What an archive context gives the build: the directory of its files, the Dockerfile's text, whether `.dockerignore` applies. */
@@ -31,6 +33,25 @@ const MAX_DOCKERFILE = 16 * 1024 * 1024;
 function isArchive(file: string, head: Uint8Array): boolean {
   if (externalFormat(head) !== undefined || detectFileCompression(file) !== 'none') return true;
   return head.length >= 262 && Buffer.from(head.subarray(257, 262)).toString('latin1') === 'ustar';
+}
+
+/**
+ * A context at an http(s) URL (`docker build https://host/ctx.tar.gz`, BuildKit's http context): downloaded
+ * into the root's ingest directory (the build's byte limit on it; redirects, retries and a body cut short as
+ * ADD's downloads meet them), then read as a context file is; the download goes with the build.
+ */
+export async function withUrlContext<T>(images: Images, options: BuildOptions, limits: { readonly maxEntries: number; readonly maxBytes: number }, build: (context: ArchiveContext) => Promise<T>): Promise<T> {
+  const file = images.content.temporaryPath();
+  try {
+    try {
+      await download(options.context, file, { maxBytes: limits.maxBytes, ...(options.signal ? { signal: options.signal } : {}) });
+    } catch (error) {
+      throw withPrefix(`the build context ${redactUrls(options.context)}: `, error);
+    }
+    return await withArchiveContext(images, options, file, limits, build);
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 /** Reads the context in `file`, hands `build` its directory, then removes what it extracted. */

@@ -60,7 +60,7 @@ import { BuildCache, type CacheRecord } from './cache.js';
 import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { externalFormat, inflate } from './external-decompress.js';
-import { withArchiveContext } from './archive-context.js';
+import { withArchiveContext, withUrlContext, type ArchiveContext } from './archive-context.js';
 import { withGitContext } from './git-context.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
 import { parseChmod, type ModeChange } from './chmod.js';
@@ -85,8 +85,9 @@ export type Entitlement = 'security.insecure';
 export interface BuildOptions {
   /**
    * The build context: a directory; a git repository (`https://host/repo.git#ref:dir`, `git@host:repo`, the
-   * forms ADD takes), fetched for the build as `docker build` takes one (git-context.ts); or a file, a tar
-   * archive of the context or a Dockerfile alone, what `docker build -` reads (archive-context.ts).
+   * forms ADD takes), fetched for the build as `docker build` takes one (git-context.ts); a file, a tar
+   * archive of the context or a Dockerfile alone, what `docker build -` reads; or an http(s) URL of either,
+   * downloaded (archive-context.ts).
    */
   readonly context: string;
   /** The Dockerfile's path (default `<context>/Dockerfile`; for a repository, a path in its context), or its text in `dockerfileText`. */
@@ -271,12 +272,12 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
   if (isGitSource(options.context)) {
     return withGitContext(images, options, ({ dir, dockerfileText }) => buildIn(images, { ...options, context: dir, dockerfileText }, dir, dockerfileText, false));
   }
+  const limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
+  const fromArchive = ({ dir, dockerfileText, archive }: ArchiveContext) => buildIn(images, { ...options, context: dir, dockerfileText }, dir, dockerfileText, archive);
+  if (isUrlSource(options.context)) return withUrlContext(images, options, limits, fromArchive);
   const context = resolve(options.context);
   const kind = statSync(context, { throwIfNoEntry: false });
-  if (kind?.isFile()) {
-    const limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
-    return withArchiveContext(images, options, context, limits, ({ dir, dockerfileText, archive }) => buildIn(images, { ...options, context: dir, dockerfileText }, dir, dockerfileText, archive));
-  }
+  if (kind?.isFile()) return withArchiveContext(images, options, context, limits, fromArchive);
   if (!kind?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is neither a directory, an archive nor a Dockerfile`);
   const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
   return buildIn(images, options, context, text, true);

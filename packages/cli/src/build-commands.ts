@@ -245,7 +245,7 @@ export function registerBuildCommands(cli: Command): void {
   const buildCommand = cli
     .command('build')
     .description('build a Dockerfile into an image of the root (steps as layers, with a build cache)')
-    .argument('<context>', 'the build context: a directory, a git repository (URL.git#ref:dir), or - for a tar archive of it (or a Dockerfile alone) on stdin, as docker build takes them')
+    .argument('<context>', 'the build context: a directory, a git repository (URL.git#ref:dir), an http(s) URL or - (stdin) of a tar archive of it or a Dockerfile alone, as docker build takes them')
     .option('-f, --file <Dockerfile>', 'the Dockerfile (default: <context>/Dockerfile; in a repository, a path in it; - reads it from stdin)')
     .option('-t, --tag <name>', 'name the image (repeatable; none: a dangling image)', collect)
     .option('--target <stage>', 'the stage to build (default: the last)')
