@@ -139,6 +139,10 @@ describe.skipIf(!needs('root', 'gnu-tar', 'zstd'))('layer tarballs as trees', ()
     await expect(TarLayer.open(escaping, { spoolDir })).rejects.toMatchObject({ code: 'UNSAFE_PATH' });
     await expect(TarLayer.open(truncated, { spoolDir })).rejects.toMatchObject({ code: 'LAYER_FORMAT' });
     await expect(TarLayer.open(xz, { spoolDir })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    // A compression bomb stops at what the limits let a tarball hold, not at a full disk.
+    const bomb = join(work, 'bomb.tar.gz');
+    writeFileSync(bomb, execFileSync('gzip', ['-c'], { input: rawTar([{ name: 'a', data: Buffer.alloc(8 * 1024 * 1024) }]) }));
+    await expect(TarLayer.open(bomb, { spoolDir, maxTotalBytes: 1024 * 1024, maxEntries: 4, maxHeaderBytes: 4096 })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED', message: expect.stringMatching(/decompressed, the tarball is over \d+ bytes/) });
     // A limit holds for the copy as for the tarball itself.
     await expect(TarLayer.open(gz('many.tar.gz', rawTar([{ name: 'a', data: '' }, { name: 'b', data: '' }])), { spoolDir, maxEntries: 1 })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
     expect(openFds()).toBe(fds);

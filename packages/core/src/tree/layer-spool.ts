@@ -7,7 +7,7 @@
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnsupportedError } from '../errors.js';
+import { LimitExceededError, UnsupportedError } from '../errors.js';
 import { decodeInput } from '../blob/decode.js';
 import { turn } from '../turns.js';
 
@@ -35,16 +35,20 @@ function unnamedFile(dir: string): { fd: number; path: string } {
 }
 
 /**
- * The layer at `source` decompressed into an unnamed file in `dir` (default: the OS's temporary directory).
- * Throws LAYER_FORMAT for a corrupt compressed stream, UNSUPPORTED for xz and bzip2; on any failure the file
- * is gone.
+ * The layer at `source` decompressed into an unnamed file in `dir` (default: the OS's temporary directory),
+ * of at most `maxBytes` (a compression bomb stops there, not at a full disk). Throws LAYER_FORMAT for a
+ * corrupt compressed stream, UNSUPPORTED for xz and bzip2, LIMIT_EXCEEDED past `maxBytes`; on any failure
+ * the file is gone.
  */
-export async function spoolLayer(source: string, dir = tmpdir()): Promise<LayerSpool> {
+export async function spoolLayer(source: string, maxBytes: number, dir = tmpdir()): Promise<LayerSpool> {
   const { fd, path } = unnamedFile(dir);
   try {
     const decoded = await decodeInput(source, { hash: false });
+    let written = 0;
     try {
       for await (const chunk of decoded.stream) {
+        written += chunk.length;
+        if (written > maxBytes) throw new LimitExceededError(`${source}: decompressed, the tarball is over ${maxBytes} bytes (the limits of what it may hold)`);
         for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done);
         const wait = turn();
         if (wait) await wait;

@@ -11,6 +11,7 @@ import { cleanLayerPath, ROOT } from '../path.js';
 import { fsPath } from '../name-bytes.js';
 import { detectCompression } from '../blob/compression.js';
 import { readLayer, type ReadLimits } from '../layer/read-layer.js';
+import { DEFAULT_LIMITS } from '../tar/reader.js';
 import { holeChunks } from '../tar/sparse.js';
 import { IndexedLayer, type IndexRecord } from './indexed-layer.js';
 import type { ContentReader } from './layer-tree.js';
@@ -104,7 +105,8 @@ export interface TarLayerOptions extends ReadLimits {
    */
   indexPath?: string;
   /**
-   * Where a compressed tarball is decompressed: an unnamed file, gone when the layer is closed or collected.
+   * Where a compressed tarball is decompressed: an unnamed file, gone when the layer is closed or collected,
+   * of at most what the limits let a tarball hold (LIMIT_EXCEEDED past it: a compression bomb stops there).
    * Default: the OS's temporary directory.
    */
   spoolDir?: string;
@@ -162,7 +164,10 @@ export class TarLayer extends IndexedLayer {
       if (indexPath !== undefined && !sparse) saveIndex(indexPath, st, records);
       return layer;
     }
-    const spool = await spoolLayer(tarPath, spoolDir);
+    // The most the limits let a tarball hold bounds its copy: the content, and for each entry its header,
+    // padding, and up to three records (PAX, long name, long link) with their headers.
+    const bound = { ...DEFAULT_LIMITS, ...limits };
+    const spool = await spoolLayer(tarPath, bound.maxTotalBytes + bound.maxEntries * (5 * 512 + 3 * bound.maxHeaderBytes), spoolDir);
     try {
       return (await TarLayer.#index(tarPath, limits, spool)).layer;
     } catch (error) {
