@@ -66,7 +66,7 @@ fi
 if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
   update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true # where the package's trigger did not run
-  update-binfmts --enable qemu-aarch64 || true
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true # (importing may have enabled it already)
 fi
 
 command -v pnpm >/dev/null || npm install -g pnpm@10 >/dev/null

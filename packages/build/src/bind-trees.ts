@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeTree } from '@strata/core';
 
+/** One build's shared bind trees: made on first use, removed by `dispose`. */
 export class BindTrees {
   /** Where the shared trees are (mode 0700), made at the first one. */
   #dir: string | undefined;
