@@ -9,7 +9,7 @@ import type { Entry } from '../entry.js';
 import { LayerFormatError } from '../errors.js';
 import { cleanLayerPath, ROOT } from '../path.js';
 import { fsPath } from '../name-bytes.js';
-import { detectCompression } from '../blob/compression.js';
+import { detectFileCompression } from '../blob/compression.js';
 import { readLayer, type ReadLimits } from '../layer/read-layer.js';
 import { DEFAULT_LIMITS } from '../tar/reader.js';
 import { holeChunks } from '../tar/sparse.js';
@@ -112,6 +112,22 @@ export interface TarLayerOptions extends ReadLimits {
   spoolDir?: string;
 }
 
+/**
+ * Where a file's content lies: each stretch of it that holds data (`offset`, `length` in the file) and where
+ * that is in the tarball (`stored`); one stretch for a file that is not sparse, the fragments for one that is.
+ */
+function* extents(record: IndexRecord): Generator<{ offset: number; length: number; stored: number }> {
+  if (record.fragments === undefined) {
+    yield { offset: 0, length: record.entry.size, stored: record.offset };
+    return;
+  }
+  let stored = record.offset;
+  for (const { offset, length } of record.fragments) {
+    yield { offset, length, stored };
+    stored += length;
+  }
+}
+
 /** Spools of layers collected without `close`. */
 const closeWhenCollected = new FinalizationRegistry<LayerSpool>((spool) => spool.close());
 
@@ -152,14 +168,7 @@ export class TarLayer extends IndexedLayer {
       layer.finish();
       return layer;
     }
-    const head = Buffer.alloc(6);
-    const fd = openSync(tarPath, 'r');
-    try {
-      readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-    if (detectCompression(head) === 'none') {
+    if (detectFileCompression(tarPath) === 'none') {
       const { layer, records, sparse } = await TarLayer.#index(tarPath, limits);
       if (indexPath !== undefined && !sparse) saveIndex(indexPath, st, records);
       return layer;
@@ -227,8 +236,7 @@ export class TarLayer extends IndexedLayer {
     const fd = openSync(this.#readPath, 'r');
     try {
       let at = 0;
-      let stored = record.offset;
-      for (const { offset, length } of record.fragments ?? [{ offset: 0, length: record.entry.size }]) {
+      for (const { offset, length, stored } of extents(record)) {
         yield* holeChunks(offset - at);
         for (let done = 0; done < length; ) {
           const piece = Buffer.allocUnsafe(Math.min(READ_PIECE, length - done));
@@ -237,7 +245,6 @@ export class TarLayer extends IndexedLayer {
           yield piece;
         }
         at = offset + length;
-        stored += length;
       }
       yield* holeChunks(record.entry.size - at);
     } finally {
@@ -257,18 +264,12 @@ export class TarLayer extends IndexedLayer {
   /** Up to `buffer.length` bytes of the content of `record` from `position` (holes as zeros): how many there were. */
   #readAt(fd: number, record: IndexRecord, buffer: Uint8Array, position: number): number {
     const want = Math.max(0, Math.min(buffer.length, record.entry.size - position));
-    if (record.fragments === undefined) {
-      this.#readFully(fd, buffer.subarray(0, want), record.offset + position);
-      return want;
-    }
-    buffer.fill(0, 0, want);
-    let stored = record.offset;
-    for (const { offset, length } of record.fragments) {
+    if (record.fragments !== undefined) buffer.fill(0, 0, want); // the holes
+    for (const { offset, length, stored } of extents(record)) {
       if (offset >= position + want) break;
       const from = Math.max(offset, position);
       const to = Math.min(offset + length, position + want);
       if (from < to) this.#readFully(fd, buffer.subarray(from - position, to - position), stored + (from - offset));
-      stored += length;
     }
     return want;
   }
@@ -309,15 +310,8 @@ export class TarLayer extends IndexedLayer {
           done += piece.length;
         }
       };
-      if (record.fragments === undefined) copy(record.offset, 0, record.entry.size);
-      else {
-        let stored = record.offset;
-        for (const { offset, length } of record.fragments) {
-          copy(stored, offset, length);
-          stored += length;
-        }
-        ftruncateSync(output, record.entry.size);
-      }
+      for (const { offset, length, stored } of extents(record)) copy(stored, offset, length);
+      if (record.fragments !== undefined) ftruncateSync(output, record.entry.size); // the holes after the last data
     } finally {
       closeSync(input);
       closeSync(output);
