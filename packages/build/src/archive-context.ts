@@ -6,7 +6,7 @@
  * (`dockerfile` a path in it, `Dockerfile` by default), never through a symlink leading out. What was
  * extracted goes with the build, however it ends.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyLayer, detectFileCompression, InvalidArgumentError, type ByteInput } from '@strata/core';
 import type { Images } from '@strata/images';
@@ -77,7 +77,7 @@ export async function withArchiveContext<T>(images: Images, options: BuildOption
         context = { dir, dockerfileText: options.dockerfileText ?? readFileSync(file, 'utf8'), archive: false };
       } else {
         const format = externalFormat(head.subarray(0, length));
-        const input: ByteInput = format ? inflate(format, readChunks(file)) : file;
+        const input: ByteInput = format ? inflate(format, createReadStream(file)) : file;
         // Device nodes are no context's: refused, never made in the root's ingest directory.
         await applyLayer(input, dir, { layout: 'plain', devices: 'refuse', maxEntries: limits.maxEntries, maxTotalBytes: limits.maxBytes });
         const tree = new ContextTree(dir, () => false, false, new FileChecksums(images.root.metadata));
@@ -107,14 +107,4 @@ function settleIgnoreFile(dir: string, text: string | undefined): void {
   if (st === undefined || st.isFile()) return;
   rmSync(path, { recursive: true, force: true });
   if (text !== undefined) writeFileSync(path, text);
-}
-
-async function* readChunks(file: string): AsyncGenerator<Uint8Array> {
-  const fd = openSync(file, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(1024 * 1024);
-    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) yield Buffer.from(buffer.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -13,7 +13,7 @@ import type { Images } from '@strata/images';
 import type { BuildOptions } from './builder.js';
 import { FileChecksums } from './checksums.js';
 import { withPrefix } from './dockerfile.js';
-import { checkoutGit, gitScratch, parseGitRef, resolveGit } from './git-source.js';
+import { checkoutGit, gitScratch, parseGitRef, resolveGit, type GitRef } from './git-source.js';
 import { redactUrls } from './remote.js';
 import { ContextTree, readTreeFile, SourceError } from './sources.js';
 
@@ -36,26 +36,39 @@ export async function withGitContext<T>(images: Images, options: BuildOptions, b
   if (keep !== undefined && /^(1|t|true)$/i.test(keep)) ref = { ...ref, keepGitDir: true };
   const sshAgent = ref.ssh ? options.ssh?.default : undefined;
   if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`${prefix}an ssh remote needs the build's SSH agent (strata build --ssh default)`);
-  const scratch = images.content.temporaryPath();
-  const { tree, run } = gitScratch(scratch, { sshAgent, signal: options.signal });
+  const checksums = new FileChecksums(images.root.metadata);
+  const named = (error: unknown) => (error instanceof SourceError ? new InvalidArgumentError(`${prefix}${error.message}`) : withPrefix(prefix, error));
+  const { dir, scratch } = await checkoutContext(images, ref, { sshAgent, signal: options.signal }, checksums, 'the repository').catch((error: unknown) => {
+    throw named(error);
+  });
   try {
-    const checksums = new FileChecksums(images.root.metadata);
-    let context: GitContext;
-    try {
-      await checkoutGit(ref, await resolveGit(ref, run), tree, run);
-      const checkout = new ContextTree(tree, () => false, false, checksums, 'the repository');
-      const top = await checkout.resolve(ref.subdir);
-      if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
-      const dir = join(tree, top.path);
-      const dockerfile = options.dockerfile ?? 'Dockerfile';
-      const text = options.dockerfileText ?? (await readTreeFile(new ContextTree(dir, () => false, false, checksums), dockerfile));
-      if (text === undefined) throw new InvalidArgumentError(`no Dockerfile ${JSON.stringify(dockerfile)} in the repository's context`);
-      context = { dir, dockerfileText: text };
-    } catch (error) {
-      throw error instanceof SourceError ? new InvalidArgumentError(`${prefix}${error.message}`) : withPrefix(prefix, error);
-    }
-    return await build(context);
+    const dockerfile = options.dockerfile ?? 'Dockerfile';
+    const text = options.dockerfileText ?? (await readTreeFile(new ContextTree(dir, () => false, false, checksums), dockerfile).catch((error: unknown) => {
+      throw named(error);
+    }));
+    if (text === undefined) throw named(new InvalidArgumentError(`no Dockerfile ${JSON.stringify(dockerfile)} in the repository's context`));
+    return await build({ dir, dockerfileText: text });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The repository `ref` names, checked out at the commit its ref names (through `sshAgent` for an ssh remote)
+ * into a scratch directory of the root's ingest area, and the directory its subdirectory resolves to inside
+ * the checkout (a symlink leading out is a SourceError, labelled `label`). A failure leaves nothing behind;
+ * after success the caller removes `scratch`.
+ */
+export async function checkoutContext(images: Images, ref: GitRef, options: { readonly sshAgent: string | undefined; readonly signal: AbortSignal | undefined }, checksums: FileChecksums, label: string): Promise<{ dir: string; scratch: string }> {
+  const scratch = images.content.temporaryPath();
+  const { tree, run } = gitScratch(scratch, options);
+  try {
+    await checkoutGit(ref, await resolveGit(ref, run), tree, run);
+    const top = await new ContextTree(tree, () => false, false, checksums, label).resolve(ref.subdir);
+    if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
+    return { dir: join(tree, top.path), scratch };
+  } catch (error) {
+    rmSync(scratch, { recursive: true, force: true });
+    throw error;
   }
 }

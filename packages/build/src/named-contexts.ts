@@ -10,7 +10,8 @@ import { FailedPreconditionError, InvalidArgumentError, quote } from '@strata/co
 import { formatPlatform, type Images, type Platform } from '@strata/images';
 import type { FileChecksums } from './checksums.js';
 import { withPrefix } from './dockerfile.js';
-import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, type GitRef } from './git-source.js';
+import { isGitSource, parseGitRef, type GitRef } from './git-source.js';
+import { checkoutContext } from './git-context.js';
 import { redactUrls } from './remote.js';
 import { contextTree, ContextTree, SourceError } from './sources.js';
 
@@ -126,17 +127,12 @@ export class NamedContexts {
       checkout = (async () => {
         const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
         if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${line}: the named context ${JSON.stringify(name)} is an ssh remote, which needs the build's SSH agent (strata build --ssh default)`);
-        const scratch = this.#images.content.temporaryPath();
-        const { tree, run } = gitScratch(scratch, { sshAgent, signal: this.#options.signal });
         const label = `context ${JSON.stringify(name)}`;
         try {
-          await checkoutGit(ref, await resolveGit(ref, run), tree, run);
-          // Resolved inside the checkout (a symlink leading out is refused), and rooted at what it resolved to.
-          const top = await new ContextTree(tree, () => false, false, this.#checksums, label).resolve(ref.subdir);
-          if (top?.type !== 'directory') throw new InvalidArgumentError(`${JSON.stringify(ref.subdir)} is not a directory of the repository`);
-          return { tree: new ContextTree(join(tree, top.path), () => false, false, this.#checksums, label), scratch };
+          // Rooted at what the subdirectory resolved to inside the checkout.
+          const { dir, scratch } = await checkoutContext(this.#images, ref, { sshAgent, signal: this.#options.signal }, this.#checksums, label);
+          return { tree: new ContextTree(dir, () => false, false, this.#checksums, label), scratch };
         } catch (error) {
-          rmSync(scratch, { recursive: true, force: true });
           const prefix = `Dockerfile line ${line}: the named context ${JSON.stringify(name)}: `;
           throw error instanceof SourceError ? new InvalidArgumentError(`${prefix}${error.message}`) : withPrefix(prefix, error);
         }
