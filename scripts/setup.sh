@@ -55,7 +55,8 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
       trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
-    apt-get update -qq
+    # One index that fails (a mirror mid-sync) fails the whole update; the install says if it needed that one.
+    apt-get update -qq || echo "setup: apt-get update could not fetch every index; installing from those it did" >&2
     apt-get install -y -qq "${apt_packages[@]}" >/dev/null
   else
     echo "setup: not root, cannot install ${apt_packages[*]}; oracle tests need them" >&2

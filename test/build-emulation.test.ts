@@ -4,13 +4,16 @@
  * qemu-user-static and binfmt-support). The programs are Debian's static busybox of each architecture, so
  * every step runs that platform's code alone; what the steps see of the machine (`uname -m`) is the kernel's
  * answer through the emulator, and buildah, building the same context for the same platforms on the same
- * emulator, is the oracle for the trees.
+ * emulator, is the oracle for the trees. A 386 build on this amd64 host runs with no emulator, as BuildKit runs
+ * it: the kernel runs 32-bit x86 programs itself.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { openImages, parsePlatform, type Images } from '@strata/images';
+import { emulationFor, exitingProgram, runsNatively } from '../packages/build/src/emulation.js';
 import { busybox } from './helpers/busybox.js';
 import { Buildah, buildWith, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
@@ -51,6 +54,7 @@ describe.skipIf(!needs('root', 'overlay', 'qemu-aarch64', 'buildah'))('RUN for a
     buildah = new Buildah(work);
     context = writeContext(join(work, 'context'), { Dockerfile: DOCKERFILE });
     for (const arch of ['amd64', 'arm64'] as const) copyFileSync(busybox(arch), join(context, `busybox-${arch}`));
+    copyFileSync(busybox('i386'), join(context, 'busybox-386')); // Debian's i386 is the OCI platform's 386
   }, 10 * 60_000);
 
   afterAll(async () => {
@@ -83,6 +87,34 @@ describe.skipIf(!needs('root', 'overlay', 'qemu-aarch64', 'buildah'))('RUN for a
     }
     expect(diffSnapshots(theirs, comparable(mine), 40)).toEqual([]);
   }, 10 * 60_000);
+
+  it('runs a 386 build on this amd64 host with no emulator, its steps seeing the kernel\'s x86_64 as in buildah', async () => {
+    // The kernel is the oracle for the probe: Debian's i386 busybox runs here exactly when strata's says so.
+    expect(spawnSync(busybox('i386'), ['true']).status).toBe(0); // these VMs' kernel has IA32 emulation
+    expect(runsNatively('386')).toBe(true);
+    expect(emulationFor({ os: 'linux', architecture: '386' })).toEqual({ ok: true, native: true });
+    await buildWith(images, { context, platform: 'linux/386', tags: ['example.com/emulated:386'] });
+    expect(images.platformImage('example.com/emulated:386').config).toMatchObject({ os: 'linux', architecture: '386' });
+    const mine = await treeOf('example.com/emulated:386', 'linux/386');
+    expect(mine.get('machine')?.sha256).toBe(sha('x86_64\n'));
+    expect(mine.get('arch')?.sha256).toBe(sha('386\n'));
+    expect(mine.get('opt/copied')?.sha256).toBe(sha(readFileSync(busybox('i386'))));
+    buildah.build(context, 'example.com/emulated:386-buildah', ['--platform', 'linux/386']);
+    const theirs = comparable(buildah.tree('example.com/emulated:386-buildah'));
+    for (const path of BUILDAH_STUBS) theirs.delete(path);
+    expect(diffSnapshots(theirs, comparable(mine), 40)).toEqual([]);
+  }, 10 * 60_000);
+
+  it('the probe programs are what other loaders run: the arm one exits 0 under QEMU\'s own arm loader', () => {
+    const dir = join(work, 'probes');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'arm'), exitingProgram('arm')!, { mode: 0o755 });
+    expect(spawnSync('qemu-arm-static', [join(dir, 'arm')]).status).toBe(0);
+    writeFileSync(join(dir, '386'), exitingProgram('386')!, { mode: 0o755 });
+    expect(spawnSync(join(dir, '386')).status).toBe(0);
+    // No arm64 CPU here: an arm program is not the kernel's to run, and the answer says so.
+    expect(runsNatively('arm', 'arm64')).toMatch(/does not run arm programs itself/);
+  });
 
   it('builds amd64 and arm64 at once into one index, each platform run as its own machine', async () => {
     const { result } = await buildWith(images, { context, platforms: ['linux/amd64', 'linux/arm64'], tags: ['example.com/emulated:multi'] });

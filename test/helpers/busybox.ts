@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-export function busybox(arch: 'amd64' | 'arm64'): string {
+export function busybox(arch: 'amd64' | 'arm64' | 'i386'): string {
   const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
   const path = join(cache, 'busybox', arch, 'busybox');
   if (existsSync(path)) return path;
@@ -17,7 +17,12 @@ export function busybox(arch: 'amd64' | 'arm64'): string {
   const foreign = execFileSync('dpkg', ['--print-foreign-architectures'], { encoding: 'utf8' }).split('\n');
   if (arch !== native && !foreign.includes(arch)) {
     execFileSync('dpkg', ['--add-architecture', arch]);
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+    try {
+      execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+    } catch {
+      // apt-get fails the whole update when any one index does (a security mirror mid-sync gave the i386
+      // list at a size its Release did not name); the download below says whether the one it needs came.
+    }
   }
   const work = mkdtempSync(join(tmpdir(), 'strata-busybox-'));
   try {

@@ -39,5 +39,17 @@ describe('emulation', () => {
     expect(emulationFor({ os: 'linux', architecture: 'wasm' }, dir)).toMatchObject({ ok: false, reason: 'strata knows no program format of linux/wasm' });
     expect(emulationFor({ os: 'windows', architecture: 'arm64' }, dir)).toMatchObject({ ok: false, reason: 'strata knows no program format of windows/arm64' });
     expect(emulationFor({ os: 'linux', architecture: 'arm64' }, join(dir, 'absent'))).toMatchObject({ ok: false, reason: expect.stringMatching(/no binfmt_misc/) });
+    // 386 programs are an amd64 kernel's own to run, no other host's.
+    expect(emulationFor({ os: 'linux', architecture: '386' }, dir, 'ppc64le')).toMatchObject({ ok: false, reason: expect.stringMatching(/no emulator for linux\/386 is registered/) });
+  });
+
+  it('leaves 386 programs to a handler that claims them, on any host: binfmt_misc comes before the kernel\'s own loader', () => {
+    const own = mkdtempSync(join(tmpdir(), 'strata-binfmt-386-'));
+    try {
+      writeFileSync(join(own, 'qemu-i386'), 'enabled\ninterpreter /usr/libexec/qemu-binfmt/i386\nflags: \noffset 0\nmagic 7f454c4601010100000000000000000002000300\nmask fffffffffffefe00fffffffffffffffffeffffff\n');
+      expect(emulationFor({ os: 'linux', architecture: '386' }, own, 'amd64')).toMatchObject({ ok: false, reason: expect.stringMatching(/qemu-i386\) was registered without the F flag/) });
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
