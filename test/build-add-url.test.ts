@@ -316,4 +316,25 @@ describe.skipIf(!needs('root', 'gnu-tar'))('ADD <url>', () => {
     await expect(buildWith(images, { context: `${origin}/big.bin`, limits: { maxBytes: 100 } })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
     expect(readdirSync(join(work, 'root', 'content', 'ingest'))).toEqual(ingests);
   }, 120_000);
+
+  it('reads an http URL as a named context as BuildKit\'s frontend does: one file, `context`, 0600, at Last-Modified, never extracted', async () => {
+    const ingests = readdirSync(join(work, 'root', 'content', 'ingest'));
+    const requests = () => seen.filter((s) => s.url === '/files/vendor.tar.gz').length;
+    const before = requests();
+    const dir = context('FROM scratch\nCOPY --from=vendor context /v/archive.tgz\nCOPY --from=vendor . /all/\nCOPY --from=hello context /h\n');
+    const { result } = await buildWith(images, { context: dir, contexts: { vendor: `${origin}/files/vendor.tar.gz`, hello: `${origin}/files/nodate.bin` } });
+    expect(requests() - before).toBe(1); // once a build, however many steps read it
+    const view = await imageView(images, result.target.digest);
+    expect(sha256(await view.readFile('/v/archive.tgz'))).toBe(sha256(archive));
+    expect(await view.readdir('/all')).toEqual(['context']);
+    const st = await view.lstat('/v/archive.tgz');
+    expect([st.mode & 0o7777, st.uid, st.gid, Number(st.mtimeNs / 1_000_000_000n)]).toEqual([0o600, 0, 0, MODIFIED_SEC]);
+    expect(Number((await view.lstat('/h')).mtimeNs)).toBe(0); // no Last-Modified: the epoch
+    // A failed download names the context and the line, typed, and leaves nothing; so does the byte limit.
+    const missing = buildWith(images, { context: dir, contexts: { vendor: `${origin}/files/missing.tgz`, hello: `${origin}/files/nodate.bin` } });
+    await expect(missing).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/^Dockerfile line 2: the named context "vendor": /) });
+    const big = buildWith(images, { context: dir, contexts: { vendor: `${origin}/big.bin`, hello: `${origin}/files/nodate.bin` }, limits: { maxBytes: 100 } });
+    await expect(big).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    expect(readdirSync(join(work, 'root', 'content', 'ingest'))).toEqual(ingests);
+  }, 120_000);
 });

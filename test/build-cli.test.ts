@@ -124,10 +124,10 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const dir = writeContext(join(work, 'named'), { Dockerfile: 'FROM base\nCOPY --from=extra note.txt /note.txt\n', 'extra/note.txt': 'extra\n' });
     const r = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '--build-context', 'extra=extra', '--build-context', `base=docker-image://${BASE}`, '.'], { cwd: dir, encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
     expect(r.status, r.stderr).toBe(0);
-    // A URL that is neither an image nor a repository (buildx's http context, a file it downloads) is refused.
-    const bad = strata(['build', '--build-context', 'x=https://example.com/x.tar.gz', dir]);
+    // A URL of no kind strata takes is refused before anything is fetched.
+    const bad = strata(['build', '--build-context', 'x=ftp://example.com/x.tar.gz', dir]);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain('the named context "x" is neither docker-image://REF, oci-layout://PATH, a git repository nor a directory: https://example.com/x.tar.gz');
+    expect(bad.stderr).toContain('the named context "x" is neither docker-image://REF, oci-layout://PATH, a git repository, an http(s) URL nor a directory: ftp://example.com/x.tar.gz');
   }, 120_000);
 
   it('grants RUN --security=insecure with --allow security.insecure, and refuses it or another entitlement otherwise', () => {

@@ -277,7 +277,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect(await listing(root, '/')).toEqual({ '.dockerignore': '**/*.key\n', 'again.txt': 'a', 'lib/': '', 'lib/a.txt': 'a' });
     expect(await root.lstat('/lib/a.txt')).toMatchObject({ uid: 0, gid: 0, mode: 0o100640, mtimeMs: 1_500_000_000_000 });
     expect(fromTree.result.config.rootfs.diff_ids).toHaveLength(2);
-    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF, oci-layout:\/\/PATH, a git repository nor a directory/);
+    await expect(buildWith(images, { context: from, contexts: { shared: join(work, 'nowhere') } })).rejects.toThrow(/the named context "shared" is neither docker-image:\/\/REF, oci-layout:\/\/PATH, a git repository, an http\(s\) URL nor a directory/);
   }, 300_000);
 
   it('reads an image of an OCI layout as a named context (oci-layout://PATH:TAG or @DIGEST), as buildx does', async () => {

@@ -102,7 +102,8 @@ export interface BuildOptions {
    * Named contexts (`docker buildx build --build-context NAME=VALUE`): `docker-image://REF` is the image
    * used wherever NAME is (`FROM NAME`, `COPY --from=NAME`, a bind mount's `from=NAME`); a directory's path
    * is a tree COPY and mounts read `--from=NAME` and a stage can start from (`FROM NAME`), its own
-   * `.dockerignore` applied, its files root's; a git repository (as ADD takes one) is read the same way;
+   * `.dockerignore` applied, its files root's; a git repository (as ADD takes one) is read the same way,
+   * and an http(s) URL as BuildKit's frontend reads one: a tree of the one file it downloads, `context`;
    * `oci-layout://PATH[:TAG][@DIGEST]` is an image of a layout, imported nameless on first use. A stage of
    * that name is replaced (and not built), as buildx documents.
    */
@@ -341,7 +342,8 @@ interface BuilderSharing {
 
 /** The build's named contexts (`options.contexts`), their directories' checksums kept in `checksums`. */
 function namedContexts(images: Images, options: BuildOptions, checksums: FileChecksums): NamedContexts {
-  return new NamedContexts(options.contexts ?? {}, images, checksums, { ...(options.ssh ? { ssh: options.ssh } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  const maxBytes = options.limits?.maxBytes ?? DEFAULT_LIMITS.maxBytes;
+  return new NamedContexts(options.contexts ?? {}, images, checksums, { maxBytes, ...(options.ssh ? { ssh: options.ssh } : {}), ...(options.signal ? { signal: options.signal } : {}) });
 }
 
 /** The Dockerfile read for `options.platform` (its automatic platform ARGs), and the builder of its target stage. */

@@ -2,12 +2,15 @@
  * Named contexts (`docker buildx build --build-context NAME=VALUE`), the kinds buildx takes: what each name
  * stands for, and the files or image behind it, fetched or imported on first use and removed when the build
  * ends. A directory and a git repository are trees (their files root's, as buildx sends every local
- * directory); `docker-image://REF` and `oci-layout://PATH[:TAG][@DIGEST]` are images.
+ * directory); so is an http(s) URL that is no repository, as BuildKit's frontend makes one: the one file it
+ * downloads, named `context` (mode 0600, at its `Last-Modified` or the epoch, never extracted).
+ * `docker-image://REF` and `oci-layout://PATH[:TAG][@DIGEST]` are images.
  */
-import { rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, quote } from '@strata/core';
 import { formatPlatform, type Images, type Platform } from '@strata/images';
+import { download } from '@strata/registry';
 import type { FileChecksums } from './checksums.js';
 import { withPrefix } from './dockerfile.js';
 import { isGitSource, parseGitRef, type GitRef } from './git-source.js';
@@ -22,18 +25,22 @@ interface LayoutContext {
   readonly tag?: string;
 }
 
-type NamedContext = { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef } | { readonly layout: LayoutContext };
+type NamedContext = { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef } | { readonly url: string } | { readonly layout: LayoutContext };
 
-/** What fetching a git context takes from the build: its SSH agents (`default` for ssh remotes), its abort. */
+/**
+ * What fetching a context takes from the build: its SSH agents (`default` for ssh remotes), the most bytes
+ * a download may bring (the build's byte limit), its abort.
+ */
 export interface NamedContextOptions {
   readonly ssh?: Readonly<Record<string, string>>;
+  readonly maxBytes: number;
   readonly signal?: AbortSignal;
 }
 
 export class NamedContexts {
   readonly #named = new Map<string, NamedContext>();
-  /** Git contexts' checkouts, made on first use and removed by `dispose`. */
-  readonly #gitCheckouts = new Map<string, Promise<{ tree: ContextTree; scratch: string }>>();
+  /** Git contexts' checkouts and URL contexts' downloads, by name: made on first use, removed by `dispose`. */
+  readonly #fetched = new Map<string, Promise<{ tree: ContextTree; scratch: string }>>();
   /** Layout contexts' images, imported on first use (by name and platform): their digests. */
   readonly #layoutImages = new Map<string, Promise<string>>();
   readonly #images: Images;
@@ -56,10 +63,12 @@ export class NamedContexts {
         } catch (error) {
           throw withPrefix(`the named context ${JSON.stringify(name)}: `, error);
         }
+      } else if (/^https?:\/\//i.test(value)) {
+        this.#named.set(name, { url: value });
       } else if (statSync(value, { throwIfNoEntry: false })?.isDirectory()) {
         this.#named.set(name, { tree: contextTree(value, [join(value, '.dockerignore')], checksums, `context ${JSON.stringify(name)}`) });
       } else {
-        throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF, oci-layout://PATH, a git repository nor a directory: ${redactUrls(value)}`);
+        throw new InvalidArgumentError(`the named context ${JSON.stringify(name)} is neither docker-image://REF, oci-layout://PATH, a git repository, an http(s) URL nor a directory: ${redactUrls(value)}`);
       }
     }
   }
@@ -68,10 +77,10 @@ export class NamedContexts {
     return this.#named.has(name);
   }
 
-  /** Whether `name` is a context of files (a directory or a git repository), not an image. */
+  /** Whether `name` is a context of files (a directory, a git repository or a URL's file), not an image. */
   isTree(name: string): boolean {
     const named = this.#named.get(name);
-    return named !== undefined && ('tree' in named || 'git' in named);
+    return named !== undefined && ('tree' in named || 'git' in named || 'url' in named);
   }
 
   /** The reference a `docker-image://` context names; undefined for other kinds and other names. */
@@ -80,12 +89,13 @@ export class NamedContexts {
     return named !== undefined && 'image' in named ? named.image : undefined;
   }
 
-  /** A context's files (`isTree`), a git repository's fetched on first use; undefined for other names. */
+  /** A context's files (`isTree`), a git repository's or a URL's fetched on first use; undefined for other names. */
   async tree(name: string, line: number): Promise<ContextTree | undefined> {
     const named = this.#named.get(name);
     if (named === undefined) return undefined;
     if ('tree' in named) return named.tree;
     if ('git' in named) return (await this.#gitCheckout(name, named.git, line)).tree;
+    if ('url' in named) return (await this.#urlDownload(name, named.url, line)).tree;
     return undefined;
   }
 
@@ -111,9 +121,9 @@ export class NamedContexts {
     return imported;
   }
 
-  /** Removes the git checkouts. */
+  /** Removes the git checkouts and the downloads. */
   async dispose(): Promise<void> {
-    for (const checkout of this.#gitCheckouts.values()) await checkout.then(({ scratch }) => rmSync(scratch, { recursive: true, force: true }), () => {});
+    for (const fetched of this.#fetched.values()) await fetched.then(({ scratch }) => rmSync(scratch, { recursive: true, force: true }), () => {});
   }
 
   /**
@@ -122,7 +132,7 @@ export class NamedContexts {
    * build, whatever steps read it. A failed fetch leaves nothing behind.
    */
   #gitCheckout(name: string, ref: GitRef, line: number): Promise<{ tree: ContextTree; scratch: string }> {
-    let checkout = this.#gitCheckouts.get(name);
+    let checkout = this.#fetched.get(name);
     if (checkout === undefined) {
       checkout = (async () => {
         const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
@@ -137,9 +147,37 @@ export class NamedContexts {
           throw error instanceof SourceError ? new InvalidArgumentError(`${prefix}${error.message}`) : withPrefix(prefix, error);
         }
       })();
-      this.#gitCheckouts.set(name, checkout);
+      this.#fetched.set(name, checkout);
     }
     return checkout;
+  }
+
+  /**
+   * A URL context's download, once a build: a directory of the root's file system holding the one file,
+   * `context`, as BuildKit's http source names it (its redirects, retries and byte limit ADD's downloads
+   * meet). A failed download leaves nothing behind.
+   */
+  #urlDownload(name: string, url: string, line: number): Promise<{ tree: ContextTree; scratch: string }> {
+    let fetched = this.#fetched.get(name);
+    if (fetched === undefined) {
+      fetched = (async () => {
+        const scratch = this.#images.content.temporaryPath();
+        mkdirSync(scratch, { mode: 0o700 });
+        try {
+          const file = join(scratch, 'context');
+          const got = await download(url, file, { maxBytes: this.#options.maxBytes, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
+          const modified = 'notModified' in got || got.lastModified === undefined ? 0 : Math.floor(got.lastModified.getTime() / 1000);
+          chmodSync(file, 0o600);
+          utimesSync(file, modified, modified);
+          return { tree: new ContextTree(scratch, () => false, false, this.#checksums, `context ${JSON.stringify(name)}`), scratch };
+        } catch (error) {
+          rmSync(scratch, { recursive: true, force: true });
+          throw withPrefix(`Dockerfile line ${line}: the named context ${JSON.stringify(name)}: `, error);
+        }
+      })();
+      this.#fetched.set(name, fetched);
+    }
+    return fetched;
   }
 }
 

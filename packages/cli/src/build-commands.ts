@@ -99,7 +99,7 @@ function sshAgents(specs: string[] = []): { agents: Record<string, string>; keys
 /**
  * `--build-context name=value`, as buildx reads the kinds strata takes: `docker-image://REF`,
  * `oci-layout://PATH…`, a git repository (a URL or `user@host:path`; the library tells which URLs are
- * repositories), or a directory.
+ * repositories), another http(s) URL, or a directory.
  */
 function namedContexts(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -253,7 +253,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket|=keyfile,...]>', 'an SSH agent (or key files) for RUN --mount=type=ssh and git over ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
-    .option('--build-context <name=value>', 'a named context: docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], a git repository, or a directory (repeatable)', collect)
+    .option('--build-context <name=value>', 'a named context: docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], a git repository, an http(s) URL (its file, named context), or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--annotation <[manifest:|index:]key=value>', 'an annotation on the image\'s manifest, or its index (repeatable)', collect)
     .option('--iidfile <file>', 'write the image ID (its manifest digest) to this file')
