@@ -17,6 +17,8 @@ command -v openssl >/dev/null || apt_packages+=(openssl)
 command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null || apt_packages+=(apache2-utils)
 command -v buildah >/dev/null || apt_packages+=(buildah)
+# RUN's runtime (crun works too); the limits test runs buildah's steps through runc as strata runs its own.
+command -v runc >/dev/null || apt_packages+=(runc)
 command -v python3 >/dev/null || apt_packages+=(python3)
 # Python's test suite ships tarfile's corpus of tricky archives (testtar.tar), an oracle beside Go's.
 py_version=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3.11)

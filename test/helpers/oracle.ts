@@ -48,6 +48,7 @@ const available = {
   'docker-registry': hasCommand('docker-registry'),
   htpasswd: hasCommand('htpasswd'),
   buildah: hasCommand('buildah'),
+  runc: hasCommand('runc'),
   debootstrap: hasCommand('debootstrap'),
   strace: hasCommand('strace'),
   'ssh-agent': hasCommand('ssh-agent') && hasCommand('ssh-add') && hasCommand('ssh-keygen'),

@@ -177,6 +177,14 @@ export interface BuildOptions {
   readonly extraHosts?: Readonly<Record<string, string>>;
   /** The network of a RUN without `--network` (`docker build --network`); default the host's. */
   readonly network?: 'default' | 'host' | 'none';
+  /**
+   * Resource limits of RUN's processes, by name (`docker build --ulimit nofile=1024:2048`): `nofile`,
+   * `nproc`, `core`, `memlock`, `stack`… (Docker's names), soft and hard, -1 for unlimited. Without them a
+   * step has the limits of the process that starts the runtime, as in BuildKit. Part of each RUN's key.
+   */
+  readonly ulimits?: Readonly<Record<string, { readonly soft: number; readonly hard: number }>>;
+  /** Bytes of RUN's `/dev/shm` (`docker build --shm-size`); default 64 MiB. Part of each RUN's key when given. */
+  readonly shmSize?: number;
   /** Limits on what COPY and ADD select from the context or a stage. */
   readonly limits?: { readonly maxEntries?: number; readonly maxBytes?: number };
   readonly onEvent?: (event: BuildEvent) => void;

@@ -21,7 +21,7 @@ import { processWord } from './lex.js';
 import type { StageState } from './metadata.js';
 import { mountStubs, removeMountStubs } from './mount-stubs.js';
 import type { RunMount } from './run-mounts.js';
-import { findRuntime, runContainer, type OciMount } from './runtime.js';
+import { findRuntime, rlimitsOf, runContainer, type OciMount, type Rlimit } from './runtime.js';
 import { cleanSource, SourceError, type SourceTree } from './sources.js';
 import { forwardAgent } from './ssh-agent.js';
 import { resolveUser } from './users.js';
@@ -126,6 +126,9 @@ function command(state: StageState, step: Instruction): { args: string[]; script
 export class RunSteps<S extends { readonly state: StageState; readonly platform: Platform }> {
   readonly #build: RunBuild<S>;
   readonly #hostname: string;
+  /** The build's `ulimits` and `shmSize`, checked when the build starts. */
+  readonly #rlimits: readonly Rlimit[];
+  readonly #shmSize: number | undefined;
   readonly #cacheMounts: CacheMounts;
   readonly #bindTrees = new BindTrees();
 
@@ -133,6 +136,10 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
   constructor(build: RunBuild<S>, cacheMounts: string) {
     this.#build = build;
     this.#hostname = sandboxHostname(build.options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME);
+    this.#rlimits = rlimitsOf(build.options.ulimits ?? {});
+    const shm = build.options.shmSize;
+    if (shm !== undefined && !(Number.isSafeInteger(shm) && shm >= 4096)) throw new InvalidArgumentError(`shmSize must be a whole number of bytes, at least 4096: ${shm}`);
+    this.#shmSize = shm;
     this.#cacheMounts = new CacheMounts(cacheMounts);
   }
 
@@ -174,7 +181,9 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
     // Extra hosts and the hostname are part of what the step runs with (BuildKit keys them too).
     const hosts = Object.entries(this.#build.options.extraHosts ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const hostname = this.#hostname;
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : [])]);
+    // So are limits and /dev/shm's size when given (BuildKit's op holds them): the defaults leave keys as they were.
+    const limits = [...(this.#rlimits.length > 0 ? [['ulimits', ...this.#rlimits.map((r) => [r.type, r.soft, r.hard])]] : []), ...(this.#shmSize !== undefined ? [['shm-size', this.#shmSize]] : [])];
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : []), ...limits]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const spec: PlannedRun = { step, platform: stage.platform, args, script, env, proxies, cwd, user, userGiven: Boolean(config.User), mounts, bindSources, network, privileged, hosts };
     return { identity, history, execute: (key, number) => this.#execute(spec, key, number) };
@@ -241,7 +250,7 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
       }
       await snapshotter.mount(key, rootfs);
       try {
-        status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network, privileged, hostname }, {
+        status = await runContainer(runtime, bundle, rootfs, { args, env: runEnv, cwd, uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids, binds, mounts: ociMounts, network, privileged, hostname, rlimits: this.#rlimits, ...(this.#shmSize !== undefined ? { shmSize: this.#shmSize } : {}) }, {
           onOutput: (data) => this.#build.emit({ type: 'output', step: number, data }),
           ...(this.#build.options.signal ? { signal: this.#build.options.signal } : {}),
         });

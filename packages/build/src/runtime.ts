@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { UnsupportedError } from '@strata/core';
+import { InvalidArgumentError, UnsupportedError } from '@strata/core';
 import { runSeccomp } from './seccomp.js';
 
 /** What one RUN executes. */
@@ -34,7 +34,47 @@ export interface RunSpec {
   readonly privileged?: boolean;
   /** The container's hostname (its own UTS namespace). */
   readonly hostname: string;
+  /** Resource limits (`setrlimit`) of the step's processes; none: the runtime's own, as in BuildKit. */
+  readonly rlimits?: readonly Rlimit[];
+  /** Bytes of the step's `/dev/shm` (a tmpfs); default 64 MiB, containerd's. */
+  readonly shmSize?: number;
 }
+
+/** A resource limit as the runtime spec gives it: `RLIMIT_NOFILE`…, soft and hard, -1 for unlimited. */
+export interface Rlimit {
+  readonly type: string;
+  readonly soft: number;
+  readonly hard: number;
+}
+
+/** The resource names `docker build --ulimit` takes (Docker's, from go-units), each a Linux RLIMIT_*. */
+const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/**
+ * `ulimits` (name → soft and hard, -1 unlimited, as `docker build --ulimit` gives them) as the runtime's
+ * limits, sorted by name. Throws INVALID_ARGUMENT for a name Docker does not take, a value that is not a
+ * whole number of -1 or more, or a soft limit over its hard one.
+ */
+export function rlimitsOf(ulimits: Readonly<Record<string, { readonly soft: number; readonly hard: number }>>): Rlimit[] {
+  const out: Rlimit[] = [];
+  for (const name of Object.keys(ulimits).sort()) {
+    const { soft, hard } = ulimits[name]!;
+    if (!ULIMIT_NAMES.includes(name)) throw new InvalidArgumentError(`ulimit ${JSON.stringify(name)} is none of ${ULIMIT_NAMES.join(', ')}`);
+    for (const value of [soft, hard]) {
+      if (!Number.isSafeInteger(value) || value < -1) throw new InvalidArgumentError(`ulimit ${name}: ${value} is not a limit (a whole number, or -1 for unlimited)`);
+    }
+    if (hard !== -1 && (soft === -1 || soft > hard)) throw new InvalidArgumentError(`ulimit ${name}: the soft limit ${soft} is over the hard limit ${hard}`);
+    out.push({ type: `RLIMIT_${name.toUpperCase()}`, soft, hard });
+  }
+  return out;
+}
+
+/**
+ * Unlimited (RLIM_INFINITY, 2^64 - 1), which no JavaScript number spells: a string in the spec, replaced in
+ * its JSON by the number. Random, so that no argument or variable of a step can be it.
+ */
+const UNLIMITED = `rlim-infinity-${randomBytes(16).toString('hex')}`;
+const UNLIMITED_JSON = '18446744073709551615';
 
 /** A mount of the OCI runtime spec. */
 export interface OciMount {
@@ -154,6 +194,9 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       cwd: run.cwd,
       capabilities: caps,
       noNewPrivileges: false,
+      ...(run.rlimits && run.rlimits.length > 0
+        ? { rlimits: run.rlimits.map(({ type, soft, hard }) => ({ type, soft: soft === -1 ? UNLIMITED : soft, hard: hard === -1 ? UNLIMITED : hard })) }
+        : {}),
     },
     root: { path: rootfs, readonly: false },
     hostname: run.hostname,
@@ -161,7 +204,7 @@ function ociSpec(rootfs: string, run: RunSpec): object {
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${run.shmSize ?? 64 * 1024 * 1024}`] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       // Without a network namespace sysfs cannot be mounted anew: the host's, read-only, as Docker does for
       // --network host. In one of its own, its own (the host's interfaces are not its business).
@@ -193,7 +236,7 @@ function ociSpec(rootfs: string, run: RunSpec): object {
  */
 export async function runContainer(runtime: string, bundle: string, rootfs: string, run: RunSpec, options: { onOutput?: (chunk: Buffer) => void; signal?: AbortSignal } = {}): Promise<number> {
   mkdirSync(bundle, { recursive: true });
-  writeFileSync(join(bundle, 'config.json'), JSON.stringify(ociSpec(rootfs, run)));
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(ociSpec(rootfs, run)).replaceAll(JSON.stringify(UNLIMITED), UNLIMITED_JSON));
   const id = `strata-build-${randomBytes(6).toString('hex')}`;
   const state = join(bundle, 'state');
   const child = spawn(runtime, ['--root', state, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -32,6 +32,8 @@ interface BuildFlags {
   pull?: boolean;
   network?: string;
   addHost?: string[];
+  ulimit?: string[];
+  shmSize?: string;
   cache: boolean;
   cacheFrom?: string[];
   /** `--no-cache-filter`'s stages: commander reads a `--no-` option as the negation of `cacheFilter`, true when not given. */
@@ -111,6 +113,26 @@ function namedContexts(pairs: string[]): Record<string, string> {
     out[pair.slice(0, at)] = remote ? value : resolve(value);
   }
   return out;
+}
+
+/** `--ulimit name=soft[:hard]` (one value: both), as `docker build` reads them; -1 is unlimited. The names are the library's to check. */
+function ulimits(specs: string[]): Record<string, { soft: number; hard: number }> {
+  const out: Record<string, { soft: number; hard: number }> = {};
+  for (const spec of specs) {
+    const match = /^([a-z]+)=(-1|\d+)(?::(-1|\d+))?$/.exec(spec);
+    if (!match) throw new UsageError(`--ulimit ${spec}: name=soft[:hard] is expected (whole numbers, -1 for unlimited)`);
+    const soft = Number(match[2]);
+    out[match[1]!] = { soft, hard: match[3] === undefined ? soft : Number(match[3]) };
+  }
+  return out;
+}
+
+/** `--shm-size 64m`, as `docker build` reads a size: bytes, or a number with a binary unit (k, m, g; b, ib and case ignored). */
+function bytesOf(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(text);
+  if (!match) throw new UsageError(`${flag} ${text}: a size is expected (bytes, or a number with k, m or g)`);
+  const unit = match[2] === undefined ? 1 : 1024 ** ('kmgtp'.indexOf(match[2].toLowerCase()) + 1);
+  return Math.floor(Number(match[1]) * unit);
 }
 
 /** `--add-host name:address` (or `name=address`), as `docker build` reads them; an IPv6 address may be bracketed. */
@@ -261,6 +283,8 @@ export function registerBuildCommands(cli: Command): void {
     .option('--pull', 'pull every image the build names, even those the root has')
     .option('--add-host <name:address>', 'a name for RUN steps\' /etc/hosts (repeatable)', collect)
     .addOption(new Option('--network <mode>', 'the network of RUN steps without --network').choices(['default', 'host', 'none']))
+    .option('--ulimit <name=soft[:hard]>', 'a resource limit of RUN steps (nofile, nproc, core…; -1 unlimited; repeatable)', collect)
+    .option('--shm-size <size>', 'the size of RUN steps\' /dev/shm (bytes, or with k, m, g; default 64m)')
     .option('--no-cache', 'run every step (the cache is still written)')
     .option('--no-cache-filter <stage>', 'run every step of this stage (repeatable)', (stage: string, previous: unknown) => [...(Array.isArray(previous) ? (previous as string[]) : []), stage])
     .option('--cache-from <REF|type=registry,ref=REF|type=local,src=DIR>', 'take steps from the build cache of this image, pulled if missing, or of a layout (repeatable)', collect)
@@ -322,6 +346,8 @@ export function registerBuildCommands(cli: Command): void {
             ...(o.pull ? { pullAlways: true } : {}),
             ...(o.addHost ? { extraHosts: extraHosts(o.addHost) } : {}),
             ...(o.network !== undefined ? { network: o.network as 'default' | 'host' | 'none' } : {}),
+            ...(o.ulimit ? { ulimits: ulimits(o.ulimit) } : {}),
+            ...(o.shmSize !== undefined ? { shmSize: bytesOf('--shm-size', o.shmSize) } : {}),
             noCache: !o.cache,
             ...(Array.isArray(o.cacheFilter) ? { noCacheFilter: o.cacheFilter } : {}),
             ...(o.cacheFrom ? { cacheFrom: o.cacheFrom.map(cacheFromSpec) } : {}),
