@@ -15,13 +15,11 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import {
-  applyLayer,
   chainID,
   DigestMismatchError,
-  FailedPreconditionError,
   flatten,
   InvalidArgumentError,
   isAlreadyExists,
@@ -30,11 +28,9 @@ import {
   NotFoundError,
   processIdMap,
   quote,
-  UnsupportedError,
   type Compression,
   type IdMap,
   type LayerDescriptor,
-  WritableLayer,
 } from '@strata/core';
 import {
   createdAt,
@@ -59,24 +55,21 @@ import {
 import { BuildCache, type CacheRecord } from './cache.js';
 import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
-import { externalFormat, inflate } from './external-decompress.js';
 import { withArchiveContext, withUrlContext, type ArchiveContext } from './archive-context.js';
 import { withGitContext } from './git-context.js';
-import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
-import { parseChmod, type ModeChange } from './chmod.js';
-import { chownThrough, CopySelection, headOf, type CopyOptions, type PickedSource, type SelectOptions } from './copy.js';
-import { chompHeredoc, globalArgs, lineError, type Heredoc, neededStages, parseDockerfile, platformArgs, atWordsLine, stageNamed, targetStage, withPrefix, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
-import { expandHeredoc, processWord, processWords } from './lex.js';
+import { isGitSource } from './git-source.js';
+import { chownThrough } from './copy.js';
+import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { DEFAULT_PATH, RunSteps } from './run-step.js';
-import { isRemoteSource, isUrlSource, redactUrls } from './remote.js';
-import { StepFiles } from './step-files.js';
+import { CopySteps } from './copy-step.js';
+import { atLine, withLine } from './step-errors.js';
+import { isUrlSource, redactUrls } from './remote.js';
 import { UrlRecords } from './url-records.js';
 import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, CACHE_FIELD, inlineCacheField, type StepLayer } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
-import { contextTree, ContextTree, SnapshotTree, SourceError, type SourceNode, type SourceTree } from './sources.js';
+import { contextTree, ContextTree, SnapshotTree, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
-import { parseDownloadDigest } from '@strata/registry';
 
 /** What a build may be allowed beyond a sandboxed step (BuildKit's entitlements). */
 export type Entitlement = 'security.insecure';
@@ -227,13 +220,8 @@ export interface BuildResult {
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
 
 /** `--chmod`: the change, and what stands for it in the step's key. */
-interface StepChmod {
-  readonly change: ModeChange;
-  readonly key: number | string;
-}
-
 /** A step that changes files, planned: its key's part, its history line, how it runs on a cache miss. */
-interface StepPlan {
+export interface StepPlan {
   readonly identity: string;
   readonly history: string;
   /** Carries out the step in active snapshot `key`; names of users are looked up in `usersFrom` (default `key`). */
@@ -413,6 +401,8 @@ class Builder {
   readonly #urlRecords: UrlRecords;
   /** RUN's planning and running, with the cache mounts and bind trees it holds. */
   readonly #runs: RunSteps<StageResult>;
+  /** COPY's and ADD's planning and writing. */
+  readonly #copies: CopySteps<StageResult>;
   readonly #context: ContextTree;
   readonly #results = new Map<number, StageResult>();
   readonly #platform: Platform;
@@ -474,6 +464,17 @@ class Builder {
       },
       cacheMountsDir(images),
     );
+    this.#copies = new CopySteps<StageResult>({
+      images,
+      options,
+      context: this.#context,
+      limits: this.#limits,
+      escape: dockerfile.escape,
+      checksums: this.#checksums,
+      urlRecords: this.#urlRecords,
+      idMap: this.#idMap,
+      fromTree: (from, step, stage) => this.#fromTree(from, step, stage),
+    });
     this.#noCacheStages = new Set(
       (options.noCacheFilter ?? []).map((name) => {
         const stage = dockerfile.stages.find((s) => s.name === name.toLowerCase()) ?? (/^\d+$/.test(name) ? dockerfile.stages[Number(name)] : undefined);
@@ -655,7 +656,7 @@ class Builder {
         return;
       }
       plan = made;
-    } else plan = await atLine(step, () => (step.keyword === 'RUN' ? this.#runs.plan(stage, step) : this.#planCopy(stage, step)));
+    } else plan = await atLine(step, () => (step.keyword === 'RUN' ? this.#runs.plan(stage, step) : this.#copies.plan(stage, step)));
     try {
       const settings = [this.#options.compression ?? 'none', String(this.#epoch ?? '')];
       const key = plan.link ? sha256('link', plan.identity, ...settings) : sha256(stage.key, plan.identity, ...settings);
@@ -868,203 +869,6 @@ class Builder {
     return { identity: JSON.stringify(['WORKDIR', dir, user]), history: `WORKDIR ${dir}`, execute };
   }
 
-  // ---- COPY and ADD ---------------------------------------------------------------------------------
-
-  async #planCopy(stage: StageResult, step: Instruction): Promise<StepPlan> {
-    const vars = stage.state.variables();
-    const escape = this.#dockerfile.escape;
-    const words = step.json ? step.json.map((w) => processWord(w, vars, escape)) : processWords(step.args, vars, escape);
-    if (words.length < 2) throw lineError(step.line, `${step.keyword} needs a source and a destination`);
-    const sources = words.slice(0, -1);
-    let dest = words.at(-1)!;
-    const workdir = stage.state.config.WorkingDir || '/';
-    const dirLike = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
-    dest = posix.resolve(workdir, dest);
-    if (dirLike && dest !== '/') dest += '/';
-    const flags = step.flags;
-    let chmod: StepChmod | undefined;
-    if (flags.chmod !== undefined) {
-      const text = processWord(flags.chmod, vars, escape);
-      try {
-        // An octal mode keys the step by its number, as before symbolic modes were read.
-        chmod = { change: parseChmod(text), key: /^\d/.test(text) ? parseInt(text, 8) : text };
-      } catch (error) {
-        throw lineError(step.line, `${step.keyword} ${(error as Error).message}`);
-      }
-    }
-    const chown = flags.chown === undefined ? undefined : processWord(flags.chown, vars, escape);
-    // BuildKit links only without --chmod (its merged copy has no mode to give): with it, a plain copy.
-    const link = flags.link === 'true' && chmod === undefined;
-    const select: SelectOptions = { ...(step.excludes ? { exclude: step.excludes } : {}), ...(flags.parents === 'true' ? { parents: true } : {}) };
-    // ADD extracts local archives unless --unpack=false, and downloads only with --unpack (BuildKit's defaults).
-    const unpack = flags.unpack === undefined ? undefined : flags.unpack === 'true';
-    let tree: SourceTree = this.#context;
-    let keepOwners = false;
-    let fromIdentity = 'context';
-    if (flags.from !== undefined) {
-      const from = processWord(flags.from, vars, escape);
-      ({ tree, identity: fromIdentity, keepOwners } = await this.#fromTree(from, step, stage));
-    }
-    // Here-documents among the sources (`COPY <<EOF <<EOF2 /dest/`): each `<<NAME` word stands for the next one.
-    const documents = new Map<number, Heredoc>();
-    if (step.heredocs) {
-      const pending = [...step.heredocs];
-      if (heredocWord(words.at(-1)!) !== undefined) throw lineError(step.line, `${step.keyword} cannot take a heredoc as its destination`);
-      sources.forEach((source, i) => {
-        if (pending.length > 0 && heredocWord(source) === pending[0]!.name) documents.set(i, pending.shift()!);
-      });
-      if (pending.length > 0) throw lineError(step.line, `the heredoc ${pending[0]!.name} is not among the ${step.keyword}'s sources`);
-      for (const { name } of documents.values()) if (name === '.' || name === '..' || name.includes('/')) throw lineError(step.line, `${JSON.stringify(name)} cannot name a heredoc's file`);
-    }
-    const gitSource = step.keyword === 'ADD' ? sources.find(isGitSource) : undefined;
-    const remote = sources.find((s) => isRemoteSource(s) && (step.keyword === 'COPY' || (!isUrlSource(s) && !isGitSource(s))));
-    if (remote !== undefined) {
-      if (step.keyword === 'COPY') throw lineError(step.line, `COPY ${redactUrls(remote)}: COPY takes no URLs or repositories (ADD fetches them)`);
-      throw lineError(step.line, `ADD ${redactUrls(remote)}: strata fetches http and https URLs and git repositories (https, http, git://), not other remotes`);
-    }
-    if (gitSource !== undefined) {
-      if (sources.length !== 1 || documents.size > 0) throw lineError(step.line, `ADD ${redactUrls(gitSource)}: a git repository is to be ADD's only source`);
-      const checksum = flags.checksum === undefined ? undefined : processWord(flags.checksum, vars, escape);
-      const keepGitDir = flags['keep-git-dir'] === undefined ? undefined : flags['keep-git-dir'] === 'true';
-      return this.#planGit(step, { source: gitSource, dest, chown, chmod, link, select, checksum, keepGitDir });
-    }
-    let digest: string | undefined;
-    if (flags.checksum !== undefined) {
-      digest = processWord(flags.checksum, vars, escape);
-      try {
-        parseDownloadDigest(digest);
-      } catch (error) {
-        throw lineError(step.line, `ADD --checksum: ${(error as Error).message}`);
-      }
-      if (sources.length !== 1) throw lineError(step.line, 'ADD --checksum takes one source (the URL the digest is of)');
-      if (!isUrlSource(sources[0]!)) throw lineError(step.line, 'ADD --checksum is for URL sources only (a context file is checked by the cache already)');
-    }
-    const files = documents.size > 0 || sources.some(isUrlSource) ? new StepFiles(this.#images.content.temporaryPath(), this.#urlRecords) : undefined;
-    try {
-      // URLs are fetched first, as BuildKit resolves them, and documents written: their content is part of the
-      // step's key.
-      const picked: (string | PickedSource)[] = [];
-      const fetchedTimes: (number | null)[] = [];
-      for (const [i, source] of sources.entries()) {
-        const document = documents.get(i);
-        if (document !== undefined) {
-          const body = document.chomp ? chompHeredoc(document.content) : document.content;
-          picked.push(files!.write(document.name, document.quoted ? body : expandHeredoc(body, vars)));
-        } else if (isUrlSource(source)) {
-          const options = { maxBytes: this.#limits.maxBytes, ...(digest ? { digest } : {}), ...(this.#options.signal ? { signal: this.#options.signal } : {}), ...(unpack ? { needBytes: true } : {}) };
-          const fetched = await files!.fetch(source, options).catch((error: unknown) => {
-            throw withLine(step, error);
-          });
-          picked.push(unpack ? { ...fetched, extractable: true } : fetched);
-          fetchedTimes.push(fetched.lastModified);
-        } else picked.push(source);
-      }
-      // A URL enters the key by what it gave (its name and content, in the sum, and its Last-Modified, which
-      // the file's time is), not by its text, as in BuildKit: a moved download of the same file still hits.
-      const keySources = sources.map((s, i) => (!documents.has(i) && isUrlSource(s) ? 'url' : s));
-      const plan = await this.#planSelection(step, { tree, written: sources, keySources, picked, dest, keepOwners, fromIdentity, chown, chmod, link, fetchedTimes, select, unpack });
-      return { ...plan, ...(files ? { dispose: () => files.dispose() } : {}), ...(files?.unfetched ? { materialize: () => files.materialize() } : {}) };
-    } catch (error) {
-      files?.dispose();
-      throw error;
-    }
-  }
-
-  /** COPY and ADD once their URLs are fetched and documents written: the selection, its key and how it is written. */
-  async #planSelection(
-    step: Instruction,
-    { tree, written, keySources, picked, dest, keepOwners, fromIdentity, chown, chmod, link, fetchedTimes, select, unpack }: { tree: SourceTree; written: string[]; keySources: string[]; picked: (string | PickedSource)[]; dest: string; keepOwners: boolean; fromIdentity: string; chown: string | undefined; chmod: StepChmod | undefined; link: boolean; fetchedTimes: (number | null)[]; select: SelectOptions; unpack: boolean | undefined },
-  ): Promise<StepPlan> {
-    const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#limits, select));
-    const archives = step.keyword === 'ADD' && unpack !== false ? await atLine(step, () => selection.archives()) : [];
-    const copyOptions = { keepOwners, ...(chmod ? { chmod: chmod.change } : {}) };
-    const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
-    // What is added is only there when given, so the steps of roots built before these flags keep their keys.
-    const flagged = [...(select.parents ? ['parents'] : []), ...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(unpack !== undefined ? [['unpack', unpack]] : [])];
-    const identity = JSON.stringify([step.keyword, fromIdentity, keySources, dest, chown ?? null, chmod?.key ?? null, sum, ...(fetchedTimes.length > 0 ? [fetchedTimes] : []), ...(link ? ['link'] : []), ...flagged]);
-    const history = redactUrls(`${step.keyword} ${flagText(step)}${written.join(' ')} ${dest}`);
-    const execute = (key: string, _number: number, usersFrom: string = key) => this.#writeSelection(step, selection, key, usersFrom, { chown, chmod, keepOwners, extract: archives.length > 0 });
-    return { identity, history, execute, ...(link ? { link } : {}) };
-  }
-
-  /** Writes a COPY's or ADD's selection into active snapshot `key`, `--chown` names looked up in `usersFrom`. */
-  async #writeSelection(step: Instruction, selection: CopySelection, key: string, usersFrom: string, { chown, chmod, keepOwners, extract }: { chown: string | undefined; chmod: StepChmod | undefined; keepOwners: boolean; extract: boolean }): Promise<void> {
-    const layer = await this.#images.snapshotter.open(key);
-    let owner: CopyOptions['owner'];
-    if (chown !== undefined) {
-      try {
-        const user = await resolveUser(usersFrom === key ? layer : await this.#images.snapshotter.open(usersFrom), chown, { chown: true });
-        owner = { uid: user.uid, gid: user.gid };
-      } catch (error) {
-        throw lineError(step.line, `${step.keyword} --chown=${chown}: ${(error as Error).message}`);
-      }
-    }
-    const madeDirMode = typeof chmod?.key === 'number' ? chmod.key & 0o777 : undefined;
-    const options: CopyOptions = { keepOwners, ...(owner ? { owner } : {}), ...(chmod ? { chmod: chmod.change } : {}), ...(madeDirMode !== undefined ? { madeDirMode } : {}), ...(this.#idMap ? { idMap: this.#idMap } : {}) };
-    try {
-      const unpack = (from: SourceTree, node: SourceNode, target: string) =>
-        this.#extract(layer, from, node, target, options).catch((error: unknown) => {
-          throw withLine(step, error); // a corrupt archive found half way: the step's error, with its line
-        });
-      await atLine(step, () => selection.write(layer, options, extract ? unpack : undefined));
-    } catch (error) {
-      if (error instanceof UnsupportedError && this.#idMap) throw new UnsupportedError(`Dockerfile line ${step.line}: ${step.keyword}: ${error.message}`, { cause: error });
-      throw error;
-    }
-  }
-
-  /**
-   * ADD of a git repository (its only source): the ref resolved now, its commit keying the step; fetched,
-   * checked out and copied (root's, or --chown's) only when the step runs.
-   */
-  async #planGit(
-    step: Instruction,
-    { source, dest, chown, chmod, link, select, checksum, keepGitDir }: { source: string; dest: string; chown: string | undefined; chmod: StepChmod | undefined; link: boolean; select: SelectOptions; checksum: string | undefined; keepGitDir: boolean | undefined },
-  ): Promise<StepPlan> {
-    let ref: GitRef;
-    try {
-      ref = parseGitRef(source);
-    } catch (error) {
-      throw withLine(step, error);
-    }
-    if (keepGitDir !== undefined) {
-      if (/[?&]keep-git-dir(=|&|$)/.test(source) && ref.keepGitDir !== keepGitDir) throw lineError(step.line, `ADD --keep-git-dir=${keepGitDir}: inconsistent with the URL's keep-git-dir`);
-      ref = { ...ref, keepGitDir };
-    }
-    if (checksum !== undefined) {
-      if (ref.checksum !== undefined && ref.checksum !== checksum) throw lineError(step.line, `ADD --checksum=${checksum}: checksum mismatch with the URL's ${JSON.stringify(ref.checksum)}`);
-      ref = { ...ref, checksum };
-    }
-    // An ssh remote goes through the build's default SSH agent, as BuildKit's git source through the forwarded one.
-    const sshAgent = ref.ssh ? this.#options.ssh?.default : undefined;
-    if (ref.ssh && sshAgent === undefined) throw new FailedPreconditionError(`Dockerfile line ${step.line}: ADD ${redactUrls(source)}: an ssh remote needs the build's SSH agent (strata build --ssh default)`);
-    const scratch = this.#images.content.temporaryPath();
-    const { tree, run } = gitScratch(scratch, { sshAgent, signal: this.#options.signal });
-    const dispose = () => rmSync(scratch, { recursive: true, force: true });
-    try {
-      const resolved = await resolveGit(ref, run).catch((error: unknown) => {
-        throw withLine(step, error);
-      });
-      const flagged = [...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(link ? ['link'] : [])];
-      const identity = JSON.stringify(['ADD', 'git', stripCredentials(ref.remote), resolved.commit, ref.subdir, ref.keepGitDir, ref.submodules, ref.mtime, dest, chown ?? null, chmod?.key ?? null, ...flagged]);
-      const history = redactUrls(`ADD ${flagText(step)}${source} ${dest}`);
-      const execute = async (key: string, _number: number, usersFrom: string = key) => {
-        await checkoutGit(ref, resolved, tree, run).catch((error: unknown) => {
-          throw withLine(step, error);
-        });
-        const checkout = new ContextTree(tree, () => false, false, this.#checksums, 'the repository');
-        const top = await atLine(step, () => checkout.resolve(ref.subdir));
-        if (top?.type !== 'directory') throw lineError(step.line, `ADD ${redactUrls(source)}: ${JSON.stringify(ref.subdir)} is not a directory of the repository`);
-        const selection = await atLine(step, () => CopySelection.select(checkout, [ref.subdir || '.'], dest, this.#limits, select));
-        await this.#writeSelection(step, selection, key, usersFrom, { chown, chmod, keepOwners: false, extract: false });
-      };
-      return { identity, history, execute, dispose, ...(link ? { link } : {}) };
-    } catch (error) {
-      dispose();
-      throw error;
-    }
-  }
-
   /**
    * `--from`: an earlier stage, an image (unpacked), or a named context's directory or repository. A stage's
    * and an image's owners are kept; a directory's files are root's, as BuildKit's client sends every local
@@ -1090,31 +894,6 @@ class Builder {
     const view = await this.#images.snapshotter.open(snapshot);
     // The source's content, not its name, enters the key: a stage rebuilt to the same bytes still hits.
     return { tree: new SnapshotTree(label, view, (path, compute) => this.#cache.fileSum(snapshot!, path, compute)), identity: 'tree', keepOwners: true };
-  }
-
-  /** ADD of a tar archive (local, or a download under --unpack): extracted (its owners kept unless --chown) into the destination directory. */
-  async #extract(layer: WritableLayer, tree: SourceTree, node: SourceNode, target: string, options: CopyOptions): Promise<void> {
-    // In the root's file system, beside the layers it goes into (collection removes one a dead build left).
-    const temp = this.#images.content.temporaryPath();
-    mkdirSync(temp, { mode: 0o700 });
-    try {
-      // bzip2 and xz through the system's tools (core reads plain, gzip and zstd layers itself).
-      const format = externalFormat(await headOf(tree, node, 16));
-      // The build's limits hold for what an archive inflates to, as for what COPY selects (a bomb stops there).
-      const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, { layout: 'plain', maxEntries: this.#limits.maxEntries, maxTotalBytes: this.#limits.maxBytes });
-      // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
-      const foreign = options.owner === undefined ? applied.owners[0] : undefined;
-      if (foreign !== undefined) {
-        throw new UnsupportedError(`${JSON.stringify(foreign.path)} in ${JSON.stringify(node.path)} belongs to ${foreign.uid}:${foreign.gid}, which a build without root cannot give (give the files an owner with --chown)`);
-      }
-      const extracted = new ContextTree(temp, () => false, false, this.#checksums);
-      const selection = await CopySelection.select(extracted, ['.'], `${target.replace(/\/+$/, '')}/`, this.#limits);
-      // The archive's modes are kept: --chmod is for what ADD copies, not what it unpacks (as BuildKit's unpack).
-      const { chmod: _chmod, ...kept } = options;
-      await selection.write(layer, { ...kept, keepOwners: true });
-    } finally {
-      rmSync(temp, { recursive: true, force: true });
-    }
   }
 
   // ---- the image ------------------------------------------------------------------------------------
@@ -1175,33 +954,6 @@ class Builder {
 function withLabels(config: RunConfig, labels: Readonly<Record<string, string>> | undefined): RunConfig {
   if (labels === undefined || Object.keys(labels).length === 0) return config;
   return { ...config, Labels: { ...(config.Labels ?? {}), ...labels } };
-}
-
-/** The heredoc a COPY or ADD source word names (`<<NAME`, `<<-NAME`, quotes already removed), or undefined. */
-function heredocWord(word: string): string | undefined {
-  return /^<<-?(.+)$/.exec(word)?.[1];
-}
-
-/** A download's typed error with the step's line in front (the same class, so callers still tell a 404 from a bad digest). */
-function withLine(step: Instruction, error: unknown): unknown {
-  return withPrefix(`Dockerfile line ${step.line}: ${step.keyword} `, error);
-}
-
-
-/** `fn`'s result; a source's problem (SourceError) or a word it could not process (WordError) becomes the step's error, naming its line. */
-async function atLine<T>(step: Instruction, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (error instanceof SourceError) throw lineError(step.line, `${step.keyword} ${error.message}`);
-    throw atWordsLine(step, error);
-  }
-}
-
-/** The flags as written, for progress and history. */
-function flagText(step: Instruction): string {
-  const flags = Object.entries(step.flags).map(([k, v]) => ((k === 'link' || k === 'parents') && v === 'true' ? `--${k} ` : `--${k}=${v} `));
-  return flags.join('') + (step.excludes ?? []).map((p) => `--exclude=${p} `).join('');
 }
 
 /** A config step as history records it (`ENV A=b`, `WORKDIR /app`). */

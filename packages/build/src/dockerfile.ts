@@ -119,6 +119,12 @@ export interface Dockerfile {
   readonly stages: readonly Stage[];
 }
 
+/** An instruction's flags as written, each followed by a space, for progress and history. */
+export function flagText(step: Instruction): string {
+  const flags = Object.entries(step.flags).map(([k, v]) => ((k === 'link' || k === 'parents') && v === 'true' ? `--${k} ` : `--${k}=${v} `));
+  return flags.join('') + (step.excludes ?? []).map((p) => `--exclude=${p} `).join('');
+}
+
 /** A Dockerfile problem, with its line (INVALID_ARGUMENT). */
 export function lineError(line: number, message: string): InvalidArgumentError {
   return new InvalidArgumentError(`Dockerfile line ${line}: ${message}`);
