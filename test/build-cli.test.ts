@@ -4,7 +4,7 @@
  * build's exit status and one-line error.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE, rootWithBase, scratch, writeContext } from './helpers/build.js';
@@ -118,6 +118,47 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(names).toContain('etc/passwd');
     expect(names).not.toContain('etc/motd');
     expect(names.filter((n) => n.includes('.wh.'))).toEqual([]);
+  }, 300_000);
+
+  it('takes buildx\'s output forms: a path alone, - and dest=- for stdout, type=oci as an archive (tar=false a layout), a symlink written through', () => {
+    const dir = writeContext(join(work, 'export-forms'), { Dockerfile: 'FROM scratch\nCOPY note.txt /\n', 'note.txt': 'a note\n' });
+    const binary = (args: string[]) => spawnSync(process.execPath, [cli, '--root', root, ...args], { env: { ...process.env, NODE_EXTRA_CA_CERTS: '' }, maxBuffer: 64 << 20 });
+    const list = (archive: Buffer) => execFileSync('tar', ['-t'], { input: archive }).toString().split('\n').filter(Boolean).sort();
+    // A path alone: the filesystem into that directory.
+    const local = join(work, 'forms-local');
+    expect(strata(['build', '-q', '-o', local, dir]).status).toBe(0);
+    expect(readFileSync(join(local, 'note.txt'), 'utf8')).toBe('a note\n');
+    // `-`: a tar archive of it on stdout and nothing else there (the summary goes to stderr).
+    const dash = binary(['build', '-o', '-', dir]);
+    expect(dash.status, dash.stderr.toString()).toBe(0);
+    expect(list(dash.stdout)).toEqual(['note.txt']);
+    expect(dash.stderr.toString()).toMatch(/Built sha256:[0-9a-f]{64} \(dangling\)/);
+    // type=docker,dest=-: the image archive on stdout, as skopeo reads one.
+    const docker = binary(['build', '-q', '-o', 'type=docker,dest=-', dir]);
+    expect(docker.status, docker.stderr.toString()).toBe(0);
+    expect(list(docker.stdout)).toContain('manifest.json');
+    const archive = join(work, 'forms-docker.tar');
+    writeFileSync(archive, docker.stdout);
+    expect(JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `docker-archive:${archive}`], { encoding: 'utf8' }))).toMatchObject({ schemaVersion: 2 });
+    // type=oci: an OCI archive, as buildx writes it; with tar=false the layout directory.
+    const ociTar = join(work, 'forms-oci.tar');
+    expect(strata(['build', '-q', '-o', `type=oci,dest=${ociTar}`, dir]).status).toBe(0);
+    expect(JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${ociTar}`], { encoding: 'utf8' }))).toMatchObject({ schemaVersion: 2 });
+    const layout = join(work, 'forms-oci-layout');
+    expect(strata(['build', '-q', '-o', `type=oci,dest=${layout},tar=false`, dir]).status).toBe(0);
+    expect(existsSync(join(layout, 'index.json'))).toBe(true);
+    // A destination that is a symlink (as /dev/stdout is) is written through, never replaced by the archive.
+    const real = join(work, 'forms-real.tar');
+    const link = join(work, 'forms-link.tar');
+    writeFileSync(real, '');
+    symlinkSync(real, link);
+    expect(strata(['build', '-q', '-o', `type=tar,dest=${link}`, dir]).status).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(list(readFileSync(real))).toEqual(['note.txt']);
+    expect(readdirSync(work).filter((name) => name.includes('.tmp-'))).toEqual([]);
+    // Not a directory on stdout, nor tar= for other types.
+    expect(strata(['build', '-o', 'type=local,dest=-', dir]).stderr).toContain('-o dest=- (stdout) is for archives');
+    expect(strata(['build', '-o', `type=docker,dest=${archive},tar=false`, dir]).stderr).toContain('-o tar= is true or false, for type=oci');
   }, 300_000);
 
   it('takes named contexts with --build-context: a directory relative to the current one, or docker-image://', () => {
@@ -238,7 +279,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       Dockerfile: `FROM --platform=$BUILDPLATFORM ${BASE} AS build\nARG TARGETARCH\nRUN echo "built for $TARGETARCH" > /out.txt\nFROM scratch\nCOPY --from=build /out.txt /\n`,
     });
     const layout = join(work, 'multi-layout');
-    const r = strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '-t', 'example.com/multi:1', '-o', `type=oci,dest=${layout}`, '--annotation', 'index:org.opencontainers.image.source=https://example.com/repo', '--annotation', 'org.opencontainers.image.revision=abc123', dir]);
+    const r = strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '-t', 'example.com/multi:1', '-o', `type=oci,dest=${layout},tar=false`, '--annotation', 'index:org.opencontainers.image.source=https://example.com/repo', '--annotation', 'org.opencontainers.image.revision=abc123', dir]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Built sha256:[0-9a-f]{64} as example\.com\/multi:1: 4 step\(s\) ran, 0 cached\n$/);
     // skopeo reads the index and each platform's image from the exported layout.

@@ -3,7 +3,7 @@
  * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
  * `--progress json` one object per finished step on stdout.
  */
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -218,6 +218,9 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
  * `type=registry[,name=REF]` (the same, pushed: `--push`).
  */
 function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } | { format: 'image'; name: string | undefined; push: boolean } {
+  // buildx's shorthands: a path alone is the filesystem into that directory, `-` a tar archive of it on stdout.
+  if (text === '-') return { format: 'tar', dest: '-' };
+  if (!text.includes('=')) return { format: 'local', dest: text };
   const fields = keyValueFields(text);
   const format = fields.type;
   if (format === 'image' || format === 'registry') {
@@ -226,7 +229,11 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   }
   if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local, tar, image or registry: ${text}`);
   if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
-  return { format, dest: fields.dest };
+  if (fields.tar !== undefined && (format !== 'oci' || (fields.tar !== 'true' && fields.tar !== 'false'))) throw new UsageError(`-o tar= is true or false, for type=oci: ${text}`);
+  // As buildx writes them: type=oci is an archive, a layout directory with tar=false.
+  const chosen = format === 'oci' && fields.tar !== 'false' ? 'oci-archive' : format;
+  if (fields.dest === '-' && (chosen === 'local' || chosen === 'oci')) throw new UsageError(`-o dest=- (stdout) is for archives, not a directory: ${text}`);
+  return { format: chosen, dest: fields.dest };
 }
 
 /**
@@ -292,7 +299,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant][,...]>', 'the platform of the base images and the result (default: this host); several: an index of one image each')
     .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
-    .option('-o, --output <type=oci|oci-archive|docker|local|tar,dest=PATH|type=image|registry[,name=REF]>', 'also export the image (local, tar: its filesystem; registry: push it)')
+    .option('-o, --output <type=oci|docker|local|tar,dest=PATH|-|type=image|registry[,name=REF]>', 'also export the image (oci, docker: an archive, oci with tar=false a layout; local, tar: its filesystem; registry: push it); a PATH alone is type=local, dest=- or - alone stdout')
     .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
     .option('--push', 'push the image to each of its -t names once built (docker buildx build --push)')
     .option('--plain-http', 'pull missing base images, and push, over plain http')
@@ -303,6 +310,9 @@ export function registerBuildCommands(cli: Command): void {
         const epochText = o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
+        // An archive on stdout, as buildx writes one: never into a terminal, and nothing else on stdout.
+        const toStdout = output !== undefined && 'dest' in output && output.dest === '-';
+        if (toStdout && process.stdout.isTTY) throw new UsageError('-o: an archive is not for a terminal; redirect stdout, or give dest=PATH');
         for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
         // `-o type=image|registry` names the image (`name=`) and pushes it as --push does.
         const tags = [...(o.tag ?? []), ...(output?.format === 'image' && output.name !== undefined ? [output.name] : [])];
@@ -367,8 +377,12 @@ export function registerBuildCommands(cli: Command): void {
           for (const agent of started) agent.close();
           if (spooled !== undefined) rmSync(spooled, { force: true });
         }
-        if (output?.format === 'local' || output?.format === 'tar') await images.exportFilesystem(result.target.digest, output.dest, { tar: output.format === 'tar' });
-        else if (output !== undefined && output.format !== 'image') await images.export([result.target.digest], output.dest, { format: output.format });
+        if (output !== undefined && output.format !== 'image') {
+          // stdout as a stream of its own on fd 1, left open: written from where it stands (an append redirect keeps what it had).
+          const dest = toStdout ? createWriteStream('', { fd: 1, autoClose: false }) : output.dest;
+          if (output.format === 'local' || output.format === 'tar') await images.exportFilesystem(result.target.digest, dest, { tar: output.format === 'tar' });
+          else await images.export([result.target.digest], dest, { format: output.format });
+        }
         if (push) {
           for (const name of result.names) {
             const pushed = await pushTo(name);
@@ -377,9 +391,10 @@ export function registerBuildCommands(cli: Command): void {
         }
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
         if (o.metadataFile !== undefined) writeFileSync(o.metadataFile, `${JSON.stringify(buildMetadata(images, result), null, 2)}\n`);
-        if (o.quiet) print(`${result.target.digest}\n`);
+        const stderr = (text: string) => process.stderr.write(text);
+        if (o.quiet) (toStdout ? stderr : print)(`${result.target.digest}\n`);
         else {
-          const to = o.progress === 'json' ? (text: string) => process.stderr.write(text) : print;
+          const to = o.progress === 'json' || toStdout ? stderr : print;
           to(`Built ${result.target.digest}${result.names.length ? ` as ${result.names.map(sanitize).join(', ')}` : ' (dangling)'}: ${result.ran} step(s) ran, ${result.cached} cached\n`);
         }
       }),

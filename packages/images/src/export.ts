@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import {
   AlreadyExistsError,
   decodeBlob,
@@ -235,7 +236,7 @@ export class Exporter {
   }
 
   /** Writes the plan as a tar archive at `output` (OCI archive, or docker archive with `manifest.json`). */
-  async writeArchive(output: string, docker: boolean): Promise<number> {
+  async writeArchive(output: string | Writable, docker: boolean): Promise<number> {
     const epoch = this.#options.sourceDateEpoch ?? epochFromEnvironment() ?? 0;
     const total = this.#total();
     const entry = (path: string, type: 'file' | 'directory', size: number): Entry => ({
@@ -295,14 +296,18 @@ function epochFromEnvironment(): number | undefined {
   return Number(text);
 }
 
-/** Exports `images` to `output` in `options.format` (default `oci-archive`). */
-export async function exportImages(content: ContentStore, images: readonly ExportImage[], output: string, options: ExportOptions = {}): Promise<ExportResult> {
+/**
+ * Exports `images` to `output` in `options.format` (default `oci-archive`): a layout directory (`oci`), or
+ * an archive at a path or into a stream (a Writable, or a path naming a symlink, FIFO or device).
+ */
+export async function exportImages(content: ContentStore, images: readonly ExportImage[], output: string | Writable, options: ExportOptions = {}): Promise<ExportResult> {
   if (images.length === 0) throw new InvalidArgumentError('nothing to export: name at least one image');
   const format = options.format ?? 'oci-archive';
   if (!['oci', 'oci-archive', 'docker'].includes(format)) throw new InvalidArgumentError(`export format ${quote(String(format))} is not oci, oci-archive or docker`);
+  if (format === 'oci' && typeof output !== 'string') throw new InvalidArgumentError('an OCI layout is a directory: export it to a path, or as oci-archive into a stream');
   const exporter = new Exporter(content, options);
   for (const image of images) (format === 'docker' ? exporter.addDocker(image) : exporter.addOci(image));
   await exporter.prepare();
-  const bytes = format === 'oci' ? exporter.writeLayout(output) : await exporter.writeArchive(output, format === 'docker');
+  const bytes = format === 'oci' ? exporter.writeLayout(output as string) : await exporter.writeArchive(output, format === 'docker');
   return { format, manifests: exporter.entries, bytes };
 }

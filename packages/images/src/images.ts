@@ -4,7 +4,8 @@
  * export, unpack, containers, commit, squash, rmi, prune, gc, fsck) built on them.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import {
   AlreadyExistsError,
   applyLayer,
@@ -184,7 +185,7 @@ export class Images {
   }
 
   /** Exports images (names or IDs) to `output`. */
-  async export(refs: readonly string[], output: string, options: ExportOptions = {}): Promise<ExportResult> {
+  async export(refs: readonly string[], output: string | Writable, options: ExportOptions = {}): Promise<ExportResult> {
     const chosen = refs.map((ref) => {
       const image = this.image(ref);
       return { name: image.name, target: image.target };
@@ -195,28 +196,23 @@ export class Images {
   /**
    * Writes the filesystem of `ref`'s platform image (its layers applied in order, whiteouts taken) into the
    * directory `output` (made if missing; what is there stays unless a layer replaces it), or with `tar` as
-   * one tar archive at `output` (written aside and renamed into place): what `docker buildx build -o
-   * type=local` and `type=tar` give. Owners are the image's as root; without root they are the caller's, in
-   * the directory and the archive alike.
+   * one tar archive into `output`: a file written aside and renamed into place, or a stream (a Writable, or
+   * a path naming a symlink, FIFO or device such as `/dev/stdout`, written into as it is). What `docker
+   * buildx build -o type=local` and `type=tar` give. Owners are the image's as root; without root they are
+   * the caller's, in the directory and the archive alike.
    */
-  async exportFilesystem(ref: string, output: string, options: { tar?: boolean; platform?: PlatformChoice; signal?: AbortSignal } = {}): Promise<void> {
+  async exportFilesystem(ref: string, output: string | Writable, options: { tar?: boolean; platform?: PlatformChoice; signal?: AbortSignal } = {}): Promise<void> {
+    if (typeof output !== 'string' && !options.tar) throw new InvalidArgumentError('a filesystem goes into a stream only as a tar archive (tar: true)');
     const p = platformImage(this.content, this.image(ref).target, options.platform);
-    const dir = options.tar ? this.content.temporaryPath() : output;
+    const dir = options.tar ? this.content.temporaryPath() : (output as string);
     mkdirSync(dir, { recursive: true });
     try {
       for (const layer of p.manifest.layers) {
         await applyLayer(createReadStream(this.content.path(layer.digest)), dir, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
       }
-      if (options.tar) {
-        const temp = `${output}.tmp-${process.pid}`;
-        try {
-          await packDirectory(dir, temp);
-          renameSync(temp, output);
-        } catch (error) {
-          rmSync(temp, { force: true });
-          throw error;
-        }
-      }
+      // A file is written aside and renamed into place by the writer; a symlink or device is written into,
+      // never replaced (renaming over /dev/stdout replaced the system's link with the archive).
+      if (options.tar) await packDirectory(dir, output);
     } finally {
       if (options.tar) removeTree(dir);
     }
