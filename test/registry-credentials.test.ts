@@ -4,7 +4,7 @@
  * registry may ask for (`OCI-Chunk-Min-Length`), against a small registry this test plays.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,21 @@ describe('credentials and challenges', () => {
     expect(removeLogin('both.example', authFile)).toBe(false);
     expect(await lookup('both.example')).toEqual({ username: 'docker-user', password: 'docker-secret' });
     expect(readFileSync(authFile, 'utf8')).not.toContain('strata-secret');
+  });
+
+  it('keeps a login file that is a symlink a symlink, writing its target (dangling too), as Docker keeps its config', () => {
+    const dotfiles = join(work, 'dotfiles');
+    mkdirSync(dotfiles);
+    const authFile = join(work, 'linked', 'auth.json');
+    mkdirSync(join(work, 'linked'));
+    symlinkSync('../dotfiles/auth.json', authFile); // relative, and dangling until the first login
+    saveLogin('linked.example', { username: 'u', password: 'p' }, authFile);
+    expect(lstatSync(authFile).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(readFileSync(join(dotfiles, 'auth.json'), 'utf8')).auths).toHaveProperty('linked.example');
+    expect(statSync(join(dotfiles, 'auth.json')).mode & 0o777).toBe(0o600);
+    expect(removeLogin('linked.example', authFile)).toBe(true);
+    expect(lstatSync(authFile).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dotfiles, 'auth.json'), 'utf8')).not.toContain('linked.example');
   });
 
   it('parses WWW-Authenticate challenges, quoted commas and escapes included', () => {

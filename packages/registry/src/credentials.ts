@@ -5,9 +5,9 @@
  * with mode 0600, whole or not at all.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, UnauthenticatedError, quote } from '@strata/core';
 
 /** What a registry is told. */
@@ -130,9 +130,15 @@ export function removeLogin(host: string, authFile = defaultAuthFile()): boolean
   return true;
 }
 
+/**
+ * Replaces the file at `path` whole (a new file renamed over it). A symlink there (a dotfiles manager's)
+ * is followed, its target replaced and the link kept, as Docker's CLI saves its config; so is a dangling one.
+ */
 function writePrivate(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${process.pid}.tmp`;
+  let file = path;
+  for (let hops = 0; hops < 40 && lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink(); hops++) file = resolve(dirname(file), readlinkSync(file));
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const temp = `${file}.${process.pid}.tmp`;
   writeFileSync(temp, `${text}\n`, { mode: 0o600 });
-  renameSync(temp, path);
+  renameSync(temp, file);
 }
