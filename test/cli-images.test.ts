@@ -54,6 +54,20 @@ describe('strata image, container, commit and gc', () => {
     expect(existsSync(join(work, 'out-oci', 'index.json'))).toBe(true);
   });
 
+  it('pipes an export into an import (export -o -, import -), as docker save | docker load (the same manifest through an OCI archive)', () => {
+    const raw = (rootDir: string, args: string[], input?: Buffer) => spawnSync(process.execPath, [cli, '--root', rootDir, ...args], { env: { ...process.env, NODE_EXTRA_CA_CERTS: '' }, maxBuffer: 64 << 20, ...(input ? { input } : {}) });
+    const saved = raw(root, ['image', 'export', 'example.com/one:1', '-o', '-', '--format', 'oci-archive']);
+    expect(saved.status, saved.stderr.toString()).toBe(0);
+    expect(saved.stdout.subarray(257, 262).toString()).toBe('ustar'); // the archive alone on stdout
+    const other = join(work, 'piped-root');
+    const loaded = raw(other, ['image', 'import', '-'], saved.stdout);
+    expect(loaded.status, loaded.stderr.toString()).toBe(0);
+    expect(loaded.stdout.toString()).toBe('Loaded image: example.com/one:1\n');
+    const digest = (rootDir: string) => (JSON.parse(raw(rootDir, ['image', 'inspect', 'example.com/one:1', '--json']).stdout.toString()) as { manifest: string }).manifest;
+    expect(digest(other)).toBe(digest(root));
+    expect(raw(root, ['image', 'export', 'example.com/one:1', '-o', '-', '--format', 'oci']).stderr.toString()).toContain('an OCI layout is a directory');
+  });
+
   it('makes containers, commits them, refuses to remove an image in use, and collects', () => {
     ok('container', 'create', 'example.com/one:1', 'web', '--label', 'team=x');
     const containers = lines(ok('container', 'ls', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);

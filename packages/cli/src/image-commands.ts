@@ -3,12 +3,14 @@
  * the images of one root, with Docker's and ctr's shapes. Listings take `--json` (one object per line);
  * long work shows progress on a terminal.
  */
+import { createWriteStream, rmSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Compression } from '@strata/core';
 import type { GcResult, Images, PlatformChoice } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
+import { spoolStdin } from './stdin.js';
 
 const compressionOption = (fallback: Compression) => new Option('--compression <kind>', 'none, gzip or zstd').choices(['none', 'gzip', 'zstd']).default(fallback);
 const quietOption = () => new Option('-q, --quiet', 'no progress');
@@ -47,7 +49,7 @@ export function registerImageCommands(cli: Command): void {
 
   image
     .command('import')
-    .description('import an OCI layout directory, an OCI archive or a docker save archive (plain or compressed)')
+    .description('import an OCI layout directory, an OCI archive or a docker save archive (plain or compressed); - reads an archive from stdin')
     .argument('<source>')
     .option('--name <ref>', 'the name (one image), or the repository for tag-only names (several)')
     .option('--platform <os/arch[/variant]>', 'the platform to take from a multi-platform image (default: this host)')
@@ -57,12 +59,17 @@ export function registerImageCommands(cli: Command): void {
     .action((source: string, o: PlatformOptions & { name?: string; unpack?: boolean; quiet?: boolean }, command: Command) =>
       withImages(command, async (images) => {
         const platform = await platformChoice(o);
+        // `-`: an archive on stdin (`strata image export … -o - | strata image import -`, as docker save | docker
+        // load), spooled into the root first: an archive is read out of order.
+        const spooled = source === '-' ? images.content.temporaryPath() : undefined;
         const bar = progress(`import ${source}`, { quiet: o.quiet ?? false });
         let result;
         try {
-          result = await images.import(source, { ...(o.name ? { name: o.name } : {}), ...(platform ? { platform } : {}), ...(o.quiet ? {} : { onProgress: (done: number, total: number | undefined) => bar.update(done, total) }) });
+          if (spooled !== undefined) await spoolStdin('the archive to import (-)', spooled);
+          result = await images.import(spooled ?? source, { ...(o.name ? { name: o.name } : {}), ...(platform ? { platform } : {}), ...(o.quiet ? {} : { onProgress: (done: number, total: number | undefined) => bar.update(done, total) }) });
         } finally {
           bar.stop();
+          if (spooled !== undefined) rmSync(spooled, { force: true });
         }
         for (const i of result.images) print(i.name !== undefined ? `Loaded image: ${sanitize(i.name)}\n` : `Loaded image ID: ${i.target.digest}\n`);
         if (o.unpack) {
@@ -79,7 +86,7 @@ export function registerImageCommands(cli: Command): void {
     .command('export')
     .description('export images to an OCI layout directory, an OCI archive or a docker save archive')
     .argument('<refs...>')
-    .requiredOption('-o, --output <path>', 'where to write it')
+    .requiredOption('-o, --output <path>', 'where to write it (- : an archive to stdout)')
     .addOption(new Option('--format <format>', 'oci (a directory), oci-archive or docker').choices(['oci', 'oci-archive', 'docker']).default('oci-archive'))
     .option('--platform <os/arch[/variant]>', 'export only this platform')
     .option('--all-platforms', 'every platform the store holds')
@@ -87,9 +94,14 @@ export function registerImageCommands(cli: Command): void {
     .action((refs: string[], o: PlatformOptions & { output: string; format: 'oci' | 'oci-archive' | 'docker'; quiet?: boolean }, command: Command) =>
       withImages(command, async (images) => {
         const platform = await platformChoice(o);
+        const toStdout = o.output === '-';
+        if (toStdout && o.format === 'oci') throw new UsageError('-o -: an OCI layout is a directory; export --format oci-archive or docker to stdout');
+        if (toStdout && process.stdout.isTTY) throw new UsageError('-o -: an archive is not for a terminal; redirect stdout');
         const bar = progress(`export ${o.output}`, { quiet: o.quiet ?? false });
         try {
-          await images.export(refs, o.output, { format: o.format, ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
+          // stdout as a stream of its own on fd 1, left open (the progress bar is on stderr).
+          const output = toStdout ? createWriteStream('', { fd: 1, autoClose: false }) : o.output;
+          await images.export(refs, output, { format: o.format, ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
         } finally {
           bar.stop();
         }
