@@ -212,4 +212,12 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('he
     const dir = writeContext(join(work, 'dest'), { Dockerfile: `FROM ${BASE}\nCOPY local.txt <<EOF\nx\nEOF\n`, 'local.txt': 'x' });
     await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 2: COPY cannot take a heredoc as its destination/);
   }, 120_000);
+
+  it('says so when a heredoc on a file descriptor (3<<IN), which its parser does not read, turned its body into instructions', async () => {
+    const dir = writeContext(join(work, 'fd'), { Dockerfile: `FROM ${BASE}\nRUN 3<<IN cat /dev/fd/3\nhello\nIN\n` });
+    await expect(buildWith(images, { context: dir })).rejects.toThrow(/Dockerfile line 3: unknown instruction "HELLO" \(line 2 opens a heredoc on file descriptor 3, 3<<IN/);
+    // Shell arithmetic is no heredoc: a line that fails for another reason gets no such hint.
+    const shift = writeContext(join(work, 'shift'), { Dockerfile: `FROM ${BASE}\nRUN echo $((1<<2))\nbogus\n` });
+    await expect(buildWith(images, { context: shift })).rejects.toThrow(/^Dockerfile line 3: unknown instruction "BOGUS"$/);
+  }, 120_000);
 });

@@ -184,10 +184,28 @@ export function runMountAt(spec: string, cwd: string, line: number, sshBefore = 
   }
 }
 
+/**
+ * Why line `line` may have been read as an instruction: a heredoc on a file descriptor (`RUN 3<<IN …`), which
+ * BuildKit's parser takes and dockerfile-ast does not, opened above it and ended by a line of its name
+ * below. Empty when there is none.
+ */
+function fdHeredocHint(text: string, line: number): string {
+  const lines = text.split('\n');
+  for (let i = line - 2; i >= 0; i--) {
+    for (const match of lines[i]!.matchAll(/(?:^|\s)(\d+)<<-?(["']?)([A-Za-z_][A-Za-z0-9_]*)\2(?=\s|$)/g)) {
+      const name = match[3]!;
+      if (lines.slice(line - 1).some((l) => l.trim() === name)) {
+        return ` (line ${i + 1} opens a heredoc on file descriptor ${match[1]}, ${match[1]}<<${name}, which strata's parser does not read: write <<${name} and redirect in the command)`;
+      }
+    }
+  }
+  return '';
+}
+
 function instructionOf(ast: AstInstruction, text: string, escape: string): Instruction {
   const line = ast.getRange().start.line + 1;
   const keyword = ast.getKeyword().toUpperCase();
-  if (!KEYWORDS.has(keyword)) throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}`);
+  if (!KEYWORDS.has(keyword)) throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}${fdHeredocHint(text, line)}`);
   const allowed = FLAGS[keyword as Keyword];
   const flags: Record<string, string> = {};
   const mounts: string[] = [];
