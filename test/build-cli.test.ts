@@ -296,6 +296,16 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       expect(manifest.layers).toHaveLength(1);
       expect(execFileSync('tar', ['-xOf', join(copy, manifest.layers[0]!.digest.slice(7)), 'out.txt'], { encoding: 'utf8' })).toBe(`built for ${arch}\n`);
     }
+    // The filesystems of both, each in a directory of its own named as BuildKit names them (platform-split),
+    // as a directory and as one tar; merging them (platform-split=false) is refused before anything is built.
+    const split = join(work, 'multi-local');
+    expect(strata(['build', '-q', '--platform', 'linux/amd64,linux/arm64/v8', '-o', `type=local,dest=${split}`, dir]).status).toBe(0);
+    expect(readdirSync(split).sort()).toEqual(['linux_amd64', 'linux_arm64_v8']);
+    expect(readFileSync(join(split, 'linux_arm64_v8', 'out.txt'), 'utf8')).toBe('built for arm64\n');
+    const splitTar = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '--platform', 'linux/amd64,linux/arm64/v8', '-o', '-', dir], { env: { ...process.env, NODE_EXTRA_CA_CERTS: '' }, maxBuffer: 64 << 20 });
+    expect(splitTar.status, splitTar.stderr.toString()).toBe(0);
+    expect(execFileSync('tar', ['-t'], { input: splitTar.stdout }).toString().split('\n').filter(Boolean).sort()).toEqual(['linux_amd64/', 'linux_amd64/out.txt', 'linux_arm64_v8/', 'linux_arm64_v8/out.txt']);
+    expect(strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '-o', `type=local,dest=${split}-merged,platform-split=false`, dir]).stderr).toContain('does not merge the filesystems of several platforms');
     // One cache image holds every platform's steps: another root builds both platforms from it, running none.
     const cacheDir = join(work, 'multi-cache');
     const cached = strata(['build', '--platform', 'linux/amd64,linux/arm64/v8', '--cache-to', `type=local,dest=${cacheDir},mode=max`, dir]);

@@ -217,7 +217,7 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
  * archive); or, as buildx's image exporters, `type=image[,name=REF][,push=true]` (the image, named too) and
  * `type=registry[,name=REF]` (the same, pushed: `--push`).
  */
-function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string } | { format: 'image'; name: string | undefined; push: boolean } {
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; platformSplit?: boolean } | { format: 'image'; name: string | undefined; push: boolean } {
   // buildx's shorthands: a path alone is the filesystem into that directory, `-` a tar archive of it on stdout.
   if (text === '-') return { format: 'tar', dest: '-' };
   if (!text.includes('=')) return { format: 'local', dest: text };
@@ -233,7 +233,9 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   // As buildx writes them: type=oci is an archive, a layout directory with tar=false.
   const chosen = format === 'oci' && fields.tar !== 'false' ? 'oci-archive' : format;
   if (fields.dest === '-' && (chosen === 'local' || chosen === 'oci')) throw new UsageError(`-o dest=- (stdout) is for archives, not a directory: ${text}`);
-  return { format: chosen, dest: fields.dest };
+  const split = fields['platform-split'];
+  if (split !== undefined && ((chosen !== 'local' && chosen !== 'tar') || (split !== 'true' && split !== 'false'))) throw new UsageError(`-o platform-split= is true or false, for type=local and type=tar: ${text}`);
+  return { format: chosen, dest: fields.dest, ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
 }
 
 /**
@@ -313,6 +315,9 @@ export function registerBuildCommands(cli: Command): void {
         // An archive on stdout, as buildx writes one: never into a terminal, and nothing else on stdout.
         const toStdout = output !== undefined && 'dest' in output && output.dest === '-';
         if (toStdout && process.stdout.isTTY) throw new UsageError('-o: an archive is not for a terminal; redirect stdout, or give dest=PATH');
+        if (output !== undefined && 'dest' in output && output.platformSplit === false && o.platform?.includes(',')) {
+          throw new UsageError('-o platform-split=false: strata does not merge the filesystems of several platforms into one directory');
+        }
         for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
         // `-o type=image|registry` names the image (`name=`) and pushes it as --push does.
         const tags = [...(o.tag ?? []), ...(output?.format === 'image' && output.name !== undefined ? [output.name] : [])];
@@ -380,7 +385,9 @@ export function registerBuildCommands(cli: Command): void {
         if (output !== undefined && output.format !== 'image') {
           // stdout as a stream of its own on fd 1, left open: written from where it stands (an append redirect keeps what it had).
           const dest = toStdout ? createWriteStream('', { fd: 1, autoClose: false }) : output.dest;
-          if (output.format === 'local' || output.format === 'tar') await images.exportFilesystem(result.target.digest, dest, { tar: output.format === 'tar' });
+          // Several platforms: each in a directory of its own, as buildx splits them.
+          const split = output.platformSplit ?? result.platforms !== undefined;
+          if (output.format === 'local' || output.format === 'tar') await images.exportFilesystem(result.target.digest, dest, { tar: output.format === 'tar', split });
           else await images.export([result.target.digest], dest, { format: output.format });
         }
         if (push) {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import {
   AlreadyExistsError,
@@ -197,18 +198,28 @@ export class Images {
    * Writes the filesystem of `ref`'s platform image (its layers applied in order, whiteouts taken) into the
    * directory `output` (made if missing; what is there stays unless a layer replaces it), or with `tar` as
    * one tar archive into `output`: a file written aside and renamed into place, or a stream (a Writable, or
-   * a path naming a symlink, FIFO or device such as `/dev/stdout`, written into as it is). What `docker
-   * buildx build -o type=local` and `type=tar` give. Owners are the image's as root; without root they are
-   * the caller's, in the directory and the archive alike.
+   * a path naming a symlink, FIFO or device such as `/dev/stdout`, written into as it is). With `split`,
+   * every platform the image holds, each in a directory of its own named as BuildKit names them
+   * (`linux_amd64`, `linux_arm64_v8`). What `docker buildx build -o type=local` and `type=tar` give (split
+   * for a build of several platforms). Owners are the image's as root; without root they are the caller's,
+   * in the directory and the archive alike.
    */
-  async exportFilesystem(ref: string, output: string | Writable, options: { tar?: boolean; platform?: PlatformChoice; signal?: AbortSignal } = {}): Promise<void> {
+  async exportFilesystem(ref: string, output: string | Writable, options: { tar?: boolean; platform?: PlatformChoice; split?: boolean; signal?: AbortSignal } = {}): Promise<void> {
     if (typeof output !== 'string' && !options.tar) throw new InvalidArgumentError('a filesystem goes into a stream only as a tar archive (tar: true)');
-    const p = platformImage(this.content, this.image(ref).target, options.platform);
+    if (options.split && options.platform !== undefined) throw new InvalidArgumentError('split exports every platform: give no platform with it');
+    const target = this.image(ref).target;
+    const chosen = options.split
+      ? platformImages(this.content, target, { all: true }).map((p) => ({ p, under: formatPlatform({ os: p.config.os, architecture: p.config.architecture, ...(p.config.variant ? { variant: p.config.variant } : {}) }).replaceAll('/', '_') }))
+      : [{ p: platformImage(this.content, target, options.platform), under: '' }];
     const dir = options.tar ? this.content.temporaryPath() : (output as string);
     mkdirSync(dir, { recursive: true });
     try {
-      for (const layer of p.manifest.layers) {
-        await applyLayer(createReadStream(this.content.path(layer.digest)), dir, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
+      for (const { p, under } of chosen) {
+        const into = under === '' ? dir : join(dir, under);
+        mkdirSync(into, { recursive: true });
+        for (const layer of p.manifest.layers) {
+          await applyLayer(createReadStream(this.content.path(layer.digest)), into, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
+        }
       }
       // A file is written aside and renamed into place by the writer; a symlink or device is written into,
       // never replaced (renaming over /dev/stdout replaced the system's link with the archive).
