@@ -166,7 +166,9 @@ export function runsNatively(architecture: string, host = hostPlatform().archite
   try {
     writeFileSync(join(dir, 'exit'), program, { mode: 0o700 });
     const run = spawnSync(join(dir, 'exit'), [], { stdio: 'ignore', timeout: 10_000 });
-    if (run.error !== undefined) answer = `this host's kernel does not run ${architecture} programs itself (${(run.error as NodeJS.ErrnoException).code ?? run.error.message}: no 32-bit compatibility mode?)`;
+    const code = (run.error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'EACCES' || code === 'EPERM') answer = `strata could not run a probe program from ${tmpdir()} (${code}: a noexec file system?) to ask whether this host runs ${architecture} programs itself`;
+    else if (run.error !== undefined) answer = `this host's kernel does not run ${architecture} programs itself (${code ?? run.error.message}: no 32-bit compatibility mode?)`;
     // A program the kernel cannot run (ENOEXEC) is run as a shell script by the C library's execvp, which
     // then fails: any end but status 0 means no.
     else answer = run.status === 0 ? true : `this host's kernel does not run ${architecture} programs itself (a program of it that exits with status 0 ended with ${run.status ?? run.signal})`;

@@ -208,8 +208,10 @@ export class Images {
     if (typeof output !== 'string' && !options.tar) throw new InvalidArgumentError('a filesystem goes into a stream only as a tar archive (tar: true)');
     if (options.split && options.platform !== undefined) throw new InvalidArgumentError('split exports every platform: give no platform with it');
     const target = this.image(ref).target;
+    // Named by the index's word for each platform where it has one (BuildKit's key), else the config's.
+    const platformOf = (p: PlatformImage) => p.manifestDescriptor.platform ?? { os: p.config.os, architecture: p.config.architecture, ...(p.config.variant ? { variant: p.config.variant } : {}) };
     const chosen = options.split
-      ? platformImages(this.content, target, { all: true }).map((p) => ({ p, under: formatPlatform({ os: p.config.os, architecture: p.config.architecture, ...(p.config.variant ? { variant: p.config.variant } : {}) }).replaceAll('/', '_') }))
+      ? platformImages(this.content, target, { all: true }).map((p) => ({ p, under: formatPlatform(platformOf(p)).replaceAll('/', '_') }))
       : [{ p: platformImage(this.content, target, options.platform), under: '' }];
     const dir = options.tar ? this.content.temporaryPath() : (output as string);
     mkdirSync(dir, { recursive: true });
