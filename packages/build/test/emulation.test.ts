@@ -5,11 +5,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emulationFor } from '../src/emulation.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'strata-binfmt-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let dir: string;
 
 /** A handler as /proc/sys/fs/binfmt_misc/<name> shows it. */
 function handler(name: string, { enabled = true, flags = 'PF', magic, mask }: { enabled?: boolean; flags?: string; magic: string; mask: string }): void {
@@ -17,14 +16,20 @@ function handler(name: string, { enabled = true, flags = 'PF', magic, mask }: { 
 }
 
 const LE_MASK = 'ffffffffffffff00fffffffffffffffffeffffff';
-handler('qemu-aarch64', { magic: '7f454c460201010000000000000000000200b700', mask: LE_MASK });
-handler('qemu-arm', { flags: 'P', magic: '7f454c4601010100000000000000000002002800', mask: LE_MASK });
-handler('qemu-riscv64', { enabled: false, magic: '7f454c460201010000000000000000000200f300', mask: LE_MASK });
-handler('qemu-s390x', { flags: 'OCF', magic: '7f454c4602020100000000000000000000020016', mask: 'fffffffffffffffcfffffffffffffffffffeffff' });
-writeFileSync(join(dir, 'python3.11'), 'enabled\ninterpreter /usr/bin/python3.11\nflags: \noffset 0\nmagic a70d0d0a\n');
-writeFileSync(join(dir, 'jar'), 'enabled\ninterpreter /usr/bin/jexec\nflags: \nextension .jar\n');
-writeFileSync(join(dir, 'register'), '');
-writeFileSync(join(dir, 'status'), 'enabled\n');
+
+// Made when the tests run, not when the file loads: a run that filters them all out leaves nothing behind.
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'strata-binfmt-'));
+  handler('qemu-aarch64', { magic: '7f454c460201010000000000000000000200b700', mask: LE_MASK });
+  handler('qemu-arm', { flags: 'P', magic: '7f454c4601010100000000000000000002002800', mask: LE_MASK });
+  handler('qemu-riscv64', { enabled: false, magic: '7f454c460201010000000000000000000200f300', mask: LE_MASK });
+  handler('qemu-s390x', { flags: 'OCF', magic: '7f454c4602020100000000000000000000020016', mask: 'fffffffffffffffcfffffffffffffffffffeffff' });
+  writeFileSync(join(dir, 'python3.11'), 'enabled\ninterpreter /usr/bin/python3.11\nflags: \noffset 0\nmagic a70d0d0a\n');
+  writeFileSync(join(dir, 'jar'), 'enabled\ninterpreter /usr/bin/jexec\nflags: \nextension .jar\n');
+  writeFileSync(join(dir, 'register'), '');
+  writeFileSync(join(dir, 'status'), 'enabled\n');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('emulation', () => {
   it('finds the enabled handler an executable of the platform matches, registered with F', () => {
