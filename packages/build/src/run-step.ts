@@ -126,9 +126,10 @@ function command(state: StageState, step: Instruction): { args: string[]; script
 export class RunSteps<S extends { readonly state: StageState; readonly platform: Platform }> {
   readonly #build: RunBuild<S>;
   readonly #hostname: string;
-  /** The build's `ulimits` and `shmSize`, checked when the build starts. */
+  /** The build's `ulimits` and `shmSize`, checked when the build starts, and what they add to each RUN's key. */
   readonly #rlimits: readonly Rlimit[];
   readonly #shmSize: number | undefined;
+  readonly #limitsKey: readonly unknown[];
   readonly #cacheMounts: CacheMounts;
   readonly #bindTrees = new BindTrees();
 
@@ -140,6 +141,8 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
     const shm = build.options.shmSize;
     if (shm !== undefined && !(Number.isSafeInteger(shm) && shm >= 4096)) throw new InvalidArgumentError(`shmSize must be a whole number of bytes, at least 4096: ${shm}`);
     this.#shmSize = shm;
+    // Part of each RUN's key when given (BuildKit's op holds them); the defaults leave keys as they were.
+    this.#limitsKey = [...(this.#rlimits.length > 0 ? [['ulimits', ...this.#rlimits.map((r) => [r.type, r.soft, r.hard])]] : []), ...(shm !== undefined ? [['shm-size', shm]] : [])];
     this.#cacheMounts = new CacheMounts(cacheMounts);
   }
 
@@ -181,9 +184,7 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
     // Extra hosts and the hostname are part of what the step runs with (BuildKit keys them too).
     const hosts = Object.entries(this.#build.options.extraHosts ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const hostname = this.#hostname;
-    // So are limits and /dev/shm's size when given (BuildKit's op holds them): the defaults leave keys as they were.
-    const limits = [...(this.#rlimits.length > 0 ? [['ulimits', ...this.#rlimits.map((r) => [r.type, r.soft, r.hard])]] : []), ...(this.#shmSize !== undefined ? [['shm-size', this.#shmSize]] : [])];
-    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : []), ...limits]);
+    const identity = JSON.stringify(['RUN', args, env, cwd, user, ...(mounts.length > 0 ? [mountKeys] : []), ...(network === 'none' ? ['network=none'] : []), ...(script ? [script.content] : []), ...(privileged ? ['security=insecure'] : []), ...(hosts.length > 0 ? [['hosts', ...hosts]] : []), ...(hostname !== SANDBOX_HOSTNAME ? [['hostname', hostname]] : []), ...this.#limitsKey]);
     const history = args_.length > 0 ? `RUN |${args_.length} ${args_.map(([n, v]) => `${n}=${v}`).join(' ')} ${args.join(' ')}` : `RUN ${args.join(' ')}`;
     const spec: PlannedRun = { step, platform: stage.platform, args, script, env, proxies, cwd, user, userGiven: Boolean(config.User), mounts, bindSources, network, privileged, hosts };
     return { identity, history, execute: (key, number) => this.#execute(spec, key, number) };

@@ -3,7 +3,7 @@
  * one line per step (`[3/9] RUN …`, then the step's output, then `CACHED` or its time), or with
  * `--progress json` one object per finished step on stdout.
  */
-import { createWriteStream, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -11,7 +11,7 @@ import type { BuildEvent, BuildResult, CacheExport, Entitlement } from '@strata/
 import type { Images } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { pushedLine } from './registry-commands.js';
-import { readStdin, spoolStdin } from './stdin.js';
+import { archiveToStdout, readStdin, spoolStdin } from './stdin.js';
 import { humanBytes } from './progress.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
 import { collect, table, withImages } from './root.js';
@@ -314,7 +314,7 @@ export function registerBuildCommands(cli: Command): void {
         const output = o.output === undefined ? undefined : outputSpec(o.output);
         // An archive on stdout, as buildx writes one: never into a terminal, and nothing else on stdout.
         const toStdout = output !== undefined && 'dest' in output && output.dest === '-';
-        if (toStdout && process.stdout.isTTY) throw new UsageError('-o: an archive is not for a terminal; redirect stdout, or give dest=PATH');
+        const stdoutArchive = toStdout ? archiveToStdout('-o', 'give dest=PATH') : undefined;
         if (output !== undefined && 'dest' in output && output.platformSplit === false && o.platform?.includes(',')) {
           throw new UsageError('-o platform-split=false: strata does not merge the filesystems of several platforms into one directory');
         }
@@ -383,8 +383,7 @@ export function registerBuildCommands(cli: Command): void {
           if (spooled !== undefined) rmSync(spooled, { force: true });
         }
         if (output !== undefined && output.format !== 'image') {
-          // stdout as a stream of its own on fd 1, left open: written from where it stands (an append redirect keeps what it had).
-          const dest = toStdout ? createWriteStream('', { fd: 1, autoClose: false }) : output.dest;
+          const dest = stdoutArchive ?? output.dest;
           // Several platforms: each in a directory of its own, as buildx splits them.
           const split = output.platformSplit ?? result.platforms !== undefined;
           if (output.format === 'local' || output.format === 'tar') await images.exportFilesystem(result.target.digest, dest, { tar: output.format === 'tar', split });

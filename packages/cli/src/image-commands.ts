@@ -3,14 +3,14 @@
  * the images of one root, with Docker's and ctr's shapes. Listings take `--json` (one object per line);
  * long work shows progress on a terminal.
  */
-import { createWriteStream, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Compression } from '@strata/core';
 import type { GcResult, Images, PlatformChoice } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
-import { spoolStdin } from './stdin.js';
+import { archiveToStdout, spoolStdin } from './stdin.js';
 
 const compressionOption = (fallback: Compression) => new Option('--compression <kind>', 'none, gzip or zstd').choices(['none', 'gzip', 'zstd']).default(fallback);
 const quietOption = () => new Option('-q, --quiet', 'no progress');
@@ -96,11 +96,11 @@ export function registerImageCommands(cli: Command): void {
         const platform = await platformChoice(o);
         const toStdout = o.output === '-';
         if (toStdout && o.format === 'oci') throw new UsageError('-o -: an OCI layout is a directory; export --format oci-archive or docker to stdout');
-        if (toStdout && process.stdout.isTTY) throw new UsageError('-o -: an archive is not for a terminal; redirect stdout');
+        const stdoutArchive = toStdout ? archiveToStdout('-o -') : undefined;
         const bar = progress(`export ${o.output}`, { quiet: o.quiet ?? false });
         try {
-          // stdout as a stream of its own on fd 1, left open (the progress bar is on stderr).
-          const output = toStdout ? createWriteStream('', { fd: 1, autoClose: false }) : o.output;
+          // The progress bar is on stderr.
+          const output = stdoutArchive ?? o.output;
           await images.export(refs, output, { format: o.format, ...(platform ? { platform } : {}), onProgress: (done, total) => bar.update(done, total) });
         } finally {
           bar.stop();

@@ -1,5 +1,5 @@
-/** Reading what a command is given on standard input. */
-import { createWriteStream } from 'node:fs';
+/** Reading what a command is given on standard input, and writing an archive to standard output. */
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from './format.js';
 
@@ -23,4 +23,14 @@ export async function readStdin(what: string, limit: number): Promise<string> {
 export async function spoolStdin(what: string, path: string): Promise<void> {
   if (process.stdin.isTTY) throw new UsageError(`${what} is read from a pipe, not a terminal`);
   await pipeline(process.stdin, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+}
+
+/**
+ * Stdout as a stream of its own on fd 1, for an archive `flag` sends there: refused for a terminal (`or`: what
+ * else the user may do). Left open when done, and written from where it stands (an append redirect keeps
+ * what it had).
+ */
+export function archiveToStdout(flag: string, or?: string): WriteStream {
+  if (process.stdout.isTTY) throw new UsageError(`${flag}: an archive is not for a terminal; redirect stdout${or ? `, or ${or}` : ''}`);
+  return createWriteStream('', { fd: 1, autoClose: false });
 }
