@@ -1,7 +1,7 @@
 /**
  * `strata build` and `strata build cache ls|prune` as a user runs them (the built CLI): -f, -t, --target,
  * --build-arg, --progress plain and json, --secret, --ssh, -o, SOURCE_DATE_EPOCH from the environment, a failing
- * build's exit status and one-line error.
+ * build's exit status and one-line error, the build checks' warnings and --check.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -86,6 +86,39 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const inspected = strata(['image', 'inspect', '--json', 'example.com/labelled:1']);
     const labels = (JSON.parse(inspected.stdout) as { config: { config: { Labels: Record<string, string> } } }).config.config.Labels;
     expect(labels).toMatchObject({ keep: 'dockerfile', over: 'cli', 'org.opencontainers.image.revision': 'abc123', empty: '' });
+  }, 120_000);
+
+  it('lists what the build checks find after the build, all of it with --check (exit status 1), and stops before any step with error=true', () => {
+    const dir = writeContext(join(work, 'checks'), {
+      Dockerfile: `FROM ${BASE} as base\nENV greeting hello\nEXPOSE 127.0.0.1:8080:80\nCMD echo "$greeting"\n`,
+    });
+    const findings = [
+      "FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)",
+      'LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format (line 2)',
+      "ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80' (line 3)",
+      'JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 4)',
+    ];
+    const built = strata(['build', '-t', 'example.com/checked:1', dir]);
+    expect(built.status, built.stderr).toBe(0);
+    expect(built.stderr).toContain(`4 warnings found:\n${findings.map((f) => ` - ${f}\n`).join('')}`);
+    // The address and host port are left out of the image, as BuildKit leaves them.
+    const config = (JSON.parse(strata(['image', 'inspect', '--json', 'example.com/checked:1']).stdout) as { config: { config: { ExposedPorts: unknown } } }).config.config;
+    expect(config.ExposedPorts).toEqual({ '80/tcp': {} });
+
+    const checked = strata(['build', '--check', '-t', 'example.com/checked:2', dir]);
+    expect(checked.status).toBe(1);
+    expect(checked.stdout).toContain('Check complete, 4 warnings have been found!\n\nWARNING: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/\n');
+    expect(checked.stdout).toContain("Dockerfile:3: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80'\n");
+    expect(strata(['image', 'inspect', 'example.com/checked:2']).status).not.toBe(0); // nothing built
+
+    const strict = strata(['build', '--no-cache', '--progress', 'plain', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=JSONArgsRecommended;error=true', dir]);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toContain('Dockerfile line 1: lint violation found for rules: FromAsCasing, LegacyKeyValueFormat, ExposeInvalidFormat');
+    expect(strict.stderr).not.toContain('[1/');
+    const clean = writeContext(join(work, 'checks-clean'), { Dockerfile: `FROM ${BASE}\nENV greeting=hello\nCMD ["echo", "hello"]\n` });
+    const none = strata(['build', '--check', clean]);
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stdout).toBe('Check complete, no warnings found.\n');
   }, 120_000);
 
   it('reads the Dockerfile from stdin with -f -, and never the context\'s', () => {

@@ -55,6 +55,7 @@ import {
 import { BuildCache, type CacheRecord } from './cache.js';
 import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
+import { checkDockerfile, checkFailure, checkOptionsOf, type BuildCheck, type CheckOptions } from './checks.js';
 import { withArchiveContext, withUrlContext, type ArchiveContext } from './archive-context.js';
 import { withGitContext } from './git-context.js';
 import { isGitSource } from './git-source.js';
@@ -190,6 +191,8 @@ export type BuildEvent =
   | { readonly type: 'output'; readonly step: number; readonly data: Buffer }
   /** Something the build went on without (a `cacheFrom` image it could not use). */
   | { readonly type: 'warning'; readonly message: string }
+  /** What a build check found in the Dockerfile (reported before the first step). */
+  | { readonly type: 'check'; readonly check: BuildCheck }
   | {
       readonly type: 'done';
       readonly step: number;
@@ -215,7 +218,12 @@ export interface BuildResult {
   /** Steps that ran, and steps answered from the cache. */
   readonly ran: number;
   readonly cached: number;
+  /** What the build checks found in the Dockerfile (`docker build`'s warnings). */
+  readonly checks: readonly BuildCheck[];
 }
+
+/** A build's image, before its checks are added to the result. */
+type BuiltImage = Omit<BuildResult, 'checks'>;
 
 const DEFAULT_LIMITS = { maxEntries: 2_000_000, maxBytes: 256 * 1024 ** 3 };
 
@@ -266,24 +274,64 @@ function sha256(...parts: string[]): string {
 
 /** Builds a Dockerfile into an image in `images`' root. */
 export async function build(images: Images, options: BuildOptions): Promise<BuildResult> {
+  return withBuildInput(images, options, (options, context, text, dockerignore) => buildIn(images, options, context, text, dockerignore));
+}
+
+/**
+ * What BuildKit's build checks find in the Dockerfile of a build (`docker build --check`), every stage
+ * checked, nothing built: see checks.ts for the rules. The Dockerfile is read as `build` reads it (a git,
+ * URL or archive context fetched for it). Throws for a Dockerfile that does not parse, as a build would.
+ */
+export async function checkBuild(images: Images, options: BuildOptions): Promise<BuildCheck[]> {
+  return withBuildInput(images, options, async (options, _context, text) => buildChecks(options, text, true).found);
+}
+
+/**
+ * Runs `run` on the build's context directory and Dockerfile text: a git repository cloned, a URL or archive
+ * unpacked, or a directory as it is. `dockerignore`: the context's ignore files apply (not a repository's).
+ */
+async function withBuildInput<T>(images: Images, options: BuildOptions, run: (options: BuildOptions, context: string, text: string, dockerignore: boolean) => Promise<T>): Promise<T> {
   if (isGitSource(options.context)) {
-    return withGitContext(images, options, ({ dir, dockerfileText }) => buildIn(images, { ...options, context: dir, dockerfileText }, dir, dockerfileText, false));
+    return withGitContext(images, options, ({ dir, dockerfileText }) => run({ ...options, context: dir, dockerfileText }, dir, dockerfileText, false));
   }
   const limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
-  const fromArchive = ({ dir, dockerfileText, archive }: ArchiveContext) => buildIn(images, { ...options, context: dir, dockerfileText }, dir, dockerfileText, archive);
+  const fromArchive = ({ dir, dockerfileText, archive }: ArchiveContext) => run({ ...options, context: dir, dockerfileText }, dir, dockerfileText, archive);
   if (isUrlSource(options.context)) return withUrlContext(images, options, limits, fromArchive);
   const context = resolve(options.context);
   const kind = statSync(context, { throwIfNoEntry: false });
   if (kind?.isFile()) return withArchiveContext(images, options, context, limits, fromArchive);
   if (!kind?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is neither a directory, an archive nor a Dockerfile`);
   const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
-  return buildIn(images, options, context, text, true);
+  return run(options, context, text, true);
+}
+
+/**
+ * The build checks of `text` for `options` (its build arguments, target and first platform): the rules about
+ * steps run on the stages the build needs, or on all of them (`allStages`, a check run), as in BuildKit.
+ */
+function buildChecks(options: BuildOptions, text: string, allStages: boolean): { found: BuildCheck[]; checks: CheckOptions } {
+  const buildArgs = options.buildArgs ?? {};
+  const checks = checkOptionsOf(text, buildArgs);
+  const platform = options.platform ?? options.platforms?.[0];
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(platform ? parsePlatform(platform) : hostPlatform(), hostPlatform()));
+  const stages = allStages ? undefined : neededStages(dockerfile, targetStage(dockerfile, options.target), buildArgs, new Set(Object.keys(options.contexts ?? {})));
+  return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ...(stages ? { stages } : {}) }), checks };
 }
 
 /** The build of the Dockerfile `text` in the directory `context`; `dockerignore`: the context's ignore files apply. */
 async function buildIn(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean): Promise<BuildResult> {
   const platforms = options.platforms ?? [];
   if (platforms.length > 0 && options.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
+  // The checks come first, as BuildKit's: warnings before the first step, and with error=true no step at all.
+  const { found, checks } = buildChecks(options, text, false);
+  for (const check of found) options.onEvent?.({ type: 'check', check });
+  if (checks.error && found.length > 0) throw checkFailure(found);
+  return { ...(await buildPlatforms(images, options, context, text, dockerignore)), checks: found };
+}
+
+/** The build of `text` for its platform, or for each of several into an index. */
+async function buildPlatforms(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean): Promise<BuiltImage> {
+  const platforms = options.platforms ?? [];
   if (platforms.length <= 1) {
     if (Object.keys(options.annotations?.index ?? {}).length > 0) throw new InvalidArgumentError('index annotations are for a build of several platforms, whose result is an index');
     const one = platforms.length === 1 ? { ...options, platform: platforms[0]! } : options;
@@ -294,7 +342,7 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
   const seen = new Set(parsed.map((p) => formatPlatform(p)));
   if (seen.size !== parsed.length) throw new InvalidArgumentError(`platforms ${platforms.join(', ')} name one platform twice`);
   return images.leases.with(async (lease) => {
-    const built: { platform: Platform; result: BuildResult }[] = [];
+    const built: { platform: Platform; result: BuiltImage }[] = [];
     const steps = new Map<string, StepLayer>();
     // Named contexts are fetched once for every platform, as BuildKit solves one source for all: a git
     // context is the same commit in each platform's image.
@@ -356,7 +404,7 @@ function planBuild(images: Images, options: BuildOptions, text: string, context:
  * list when they all are Docker's, else an OCI index; published under `lease` and named `tags` (a dangling
  * image without), its platforms' images held by it and no record of their own.
  */
-async function publishIndex(images: Images, lease: string, built: readonly { platform: Platform; result: BuildResult }[], tags: readonly string[], annotations: Readonly<Record<string, string>>): Promise<BuildResult> {
+async function publishIndex(images: Images, lease: string, built: readonly { platform: Platform; result: BuiltImage }[], tags: readonly string[], annotations: Readonly<Record<string, string>>): Promise<BuiltImage> {
   const docker = built.every(({ result }) => result.target.mediaType === mediaTypes.DOCKER_MANIFEST);
   const annotated = Object.keys(annotations).length > 0;
   if (annotated && docker) throw new InvalidArgumentError('index annotations need an OCI index, and every image here is of the Docker family: a Docker manifest list has no annotations');
@@ -488,7 +536,7 @@ class Builder {
     if (typeof options.cacheTo === 'object' && 'ref' in options.cacheTo && !options.push) throw new InvalidArgumentError('a cache image (cacheTo with a ref) is pushed through BuildOptions.push, which was not given');
   }
 
-  async run(lease: Lease, target: Stage): Promise<BuildResult> {
+  async run(lease: Lease, target: Stage): Promise<BuiltImage> {
     this.#lease = lease;
     try {
       for (const stage of this.#stages) await this.#buildStage(stage);
@@ -898,7 +946,7 @@ class Builder {
 
   // ---- the image ------------------------------------------------------------------------------------
 
-  async #finish(stage: StageResult): Promise<BuildResult> {
+  async #finish(stage: StageResult): Promise<BuiltImage> {
     const { content, images } = this.#images;
     let diffIDs = stage.diffIDs;
     let layers = stage.layers;

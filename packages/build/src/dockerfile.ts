@@ -308,7 +308,7 @@ export function globalArgs(dockerfile: Dockerfile, buildArgs: Readonly<Record<st
 }
 
 /**
- * Parses and checks a Dockerfile: instructions known, flags known, FROM first, stage names unique.
+ * Parses and checks a Dockerfile: instructions known, flags known, FROM first, stage names well formed.
  * `automaticArgs` are the global scope's before the Dockerfile's ARGs (`platformArgs`, for a build).
  */
 export function parseDockerfile(text: string, buildArgs: Readonly<Record<string, string>> = {}, automaticArgs: ReadonlyMap<string, string> = new Map()): Dockerfile {
@@ -316,7 +316,6 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
   const escape = ast.getEscapeCharacter();
   const globals: Instruction[] = [];
   const stages: { index: number; name?: string; from: Instruction; image: string; platform?: string; instructions: Instruction[] }[] = [];
-  const names = new Set<string>();
   let env: Env | undefined;
   for (const node of ast.getInstructions()) {
     const instruction = instructionOf(node, text, escape);
@@ -336,8 +335,6 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
       if (words.length === 3) {
         name = words[2]!.toLowerCase();
         if (!/^[a-z][a-z0-9_.-]*$/.test(name)) throw lineError(line, `${JSON.stringify(words[2])} is not a stage name`);
-        if (names.has(name)) throw lineError(line, `stage name ${JSON.stringify(name)} used twice`);
-        names.add(name);
       }
       const platform = instruction.flags.platform === undefined ? undefined : wordsAt(instruction, () => processWord(instruction.flags.platform!, env!, escape));
       stages.push({ index: stages.length, ...(name ? { name } : {}), from: instruction, image, ...(platform ? { platform } : {}), instructions: [] });
@@ -366,7 +363,8 @@ export function targetStage(dockerfile: Dockerfile, target?: string): Stage {
 /** The stage a `FROM` or `COPY --from` names by name or index, or undefined (then it names an image). */
 export function stageNamed(dockerfile: Dockerfile, reference: string, before = dockerfile.stages.length): Stage | undefined {
   const lower = reference.toLowerCase();
-  const byName = dockerfile.stages.find((s) => s.name === lower && s.index < before);
+  // A name given twice (a DuplicateStageName warning) names the later stage, as in BuildKit.
+  const byName = dockerfile.stages.findLast((s) => s.name === lower && s.index < before);
   if (byName) return byName;
   if (/^\d+$/.test(reference) && Number(reference) < before) return dockerfile.stages[Number(reference)];
   return undefined;

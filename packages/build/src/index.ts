@@ -2,7 +2,8 @@
  * @strata/build: Dockerfile builds. The frontend (instructions, stages, Docker's word processing,
  * .dockerignore), the step loop with its content-addressed cache, and RUN through an OCI runtime.
  */
-export { build, type BuildOptions, type BuildEvent, type BuildResult, type Entitlement } from './builder.js';
+export { build, checkBuild, type BuildOptions, type BuildEvent, type BuildResult, type Entitlement } from './builder.js';
+export { checkDockerfile, checkOptionsOf, parseCheckOptions, CHECK_RULES, type BuildCheck, type CheckOptions, type CheckRule, type CheckDockerfileOptions } from './checks.js';
 export type { CacheExport, CacheSource } from './image-cache.js';
 export { BuildCache, type CacheEntry, type CacheRecord } from './cache.js';
 export { FileChecksums } from './checksums.js';

@@ -5,6 +5,7 @@
  * ENV against the variables from before it, relative WORKDIRs joined to the previous one, a shell-form
  * CMD or ENTRYPOINT run by the stage's SHELL, and an ENTRYPOINT clearing a CMD inherited from the base.
  */
+import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { keyValues, processWord, processWords } from './lex.js';
 import { lineError, wordsAt, type Dockerfile, type Instruction } from './dockerfile.js';
@@ -116,10 +117,9 @@ export class StageState {
       case 'EXPOSE':
         config.ExposedPorts = { ...(config.ExposedPorts ?? {}) };
         for (const word of processWords(step.args, this.variables(), escape)) {
-          const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(word);
-          if (m === null) throw lineError(at, `EXPOSE ${JSON.stringify(word)} is not a port[/protocol]`);
-          const last = m[2] === undefined ? Number(m[1]) : Number(m[2]);
-          for (let port = Number(m[1]); port <= last; port++) config.ExposedPorts[`${port}/${(m[3] ?? 'tcp').toLowerCase()}`] = {};
+          const ports = exposedPorts(word);
+          if (typeof ports === 'string') throw lineError(at, `EXPOSE ${JSON.stringify(word)}: ${ports}`);
+          for (const port of ports) config.ExposedPorts[port] = {};
         }
         return true;
       case 'VOLUME':
@@ -200,4 +200,44 @@ function healthcheck(step: Instruction): NonNullable<RunConfig['Healthcheck']> {
     out.Retries = Number(f.retries);
   }
   return out;
+}
+
+/** A port or range (`8000-8010`) of EXPOSE: its first and last port, or why it is not one. */
+function portRange(text: string): [number, number] | string {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(text);
+  if (m === null) return `${JSON.stringify(text)} is not a port or a range of ports`;
+  const first = Number(m[1]);
+  const last = m[2] === undefined ? first : Number(m[2]);
+  if (first > 65535 || last > 65535) return `${text}: a port is 0 to 65535`;
+  if (last < first) return `${text}: the range ends before it starts`;
+  return [first, last];
+}
+
+/**
+ * What an EXPOSE word exposes, as BuildKit reads it: `[ip:][hostPort:]port[-port][/protocol]`, the container's
+ * ports each as `port/protocol` (tcp by default; tcp, udp or sctp in any case, written lower-case). An address
+ * or host port is taken and left out of the image (BuildKit warns, ExposeInvalidFormat); a host range is
+ * allowed only for a single container port. A string: why the word is not one.
+ */
+export function exposedPorts(word: string): string[] | string {
+  const parts = word.split(':');
+  const container = parts.at(-1)!;
+  const host = parts.length >= 2 ? parts.at(-2)! : '';
+  const address = parts.length >= 3 ? parts.slice(0, -2).join(':') : '';
+  const slash = container.indexOf('/');
+  const portText = slash < 0 ? container : container.slice(0, slash);
+  const protocol = slash < 0 ? 'tcp' : container.slice(slash + 1).toLowerCase();
+  if (portText === '') return 'no port';
+  if (!['tcp', 'udp', 'sctp'].includes(protocol)) return `${JSON.stringify(container.slice(slash + 1))} is not a protocol (tcp, udp or sctp)`;
+  if (address !== '' && isIP(address.replace(/^\[(.*)\]$/, '$1')) === 0) return `${JSON.stringify(address)} is not an IP address`;
+  const range = portRange(portText);
+  if (typeof range === 'string') return range;
+  if (host !== '') {
+    const hostRange = portRange(host);
+    if (typeof hostRange === 'string') return hostRange;
+    if (range[1] - range[0] !== hostRange[1] - hostRange[0] && range[1] !== range[0]) return `the container's ports ${portText} and the host's ${host} are ranges of different lengths`;
+  }
+  const ports: string[] = [];
+  for (let port = range[0]; port <= range[1]; port++) ports.push(`${port}/${protocol}`);
+  return ports;
 }

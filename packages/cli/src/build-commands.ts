@@ -7,7 +7,7 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { BuildEvent, BuildResult, CacheExport, Entitlement } from '@strata/build';
+import type { BuildCheck, BuildEvent, BuildOptions, BuildResult, CacheExport, Entitlement } from '@strata/build';
 import type { Images } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { pushedLine } from './registry-commands.js';
@@ -47,6 +47,7 @@ interface BuildFlags {
   quiet?: boolean;
   sourceDateEpoch?: string;
   plainHttp?: boolean;
+  check?: boolean;
 }
 
 /**
@@ -253,8 +254,33 @@ function buildMetadata(images: Images, result: BuildResult): Record<string, unkn
   };
 }
 
+/** A check's finding as `docker build` lists them after a build: `Rule: detail (line N)`. */
+const checkLine = (check: BuildCheck) => `${check.rule}: ${sanitize(check.detail)} (line ${check.line})`;
+
+/** The build checks' findings, after a build (`docker build`'s summary of warnings), on stderr. */
+function showChecks(checks: readonly BuildCheck[]): void {
+  if (checks.length === 0) return;
+  process.stderr.write(`${checks.length} warning${checks.length === 1 ? '' : 's'} found:\n${checks.map((c) => ` - ${checkLine(c)}\n`).join('')}`);
+}
+
+/**
+ * `build --check` (`docker build --check`): each finding with its rule's documentation and the line, on
+ * stdout; the exit status 1 when there is any.
+ */
+function printCheckRun(checks: readonly BuildCheck[], dockerfile: string): void {
+  if (checks.length === 0) {
+    print('Check complete, no warnings found.\n');
+    return;
+  }
+  const lines = [`Check complete, ${checks.length} warning${checks.length === 1 ? ' has' : 's have'} been found!`];
+  for (const check of checks) lines.push('', `WARNING: ${check.rule} - ${check.url}`, check.description, `${dockerfile}:${check.line}: ${sanitize(check.detail)}`);
+  print(`${lines.join('\n')}\n`);
+  process.exitCode = 1;
+}
+
 function showEvents(mode: 'plain' | 'json', quiet: boolean): (event: BuildEvent) => void {
   return (event) => {
+    if (event.type === 'check') return; // listed after the build
     if (event.type === 'warning') {
       process.stderr.write(`strata: warning: ${sanitize(event.message)}\n`);
       return;
@@ -306,9 +332,10 @@ export function registerBuildCommands(cli: Command): void {
     .option('--push', 'push the image to each of its -t names once built (docker buildx build --push)')
     .option('--plain-http', 'pull missing base images, and push, over plain http')
     .option('-q, --quiet', 'print only the image ID')
+    .option('--check', 'run the build checks on every stage and build nothing (docker build --check): exit status 1 when they find anything')
     .action((context: string, o: BuildFlags, command: Command) =>
       withImages(command, async (images) => {
-        const { build } = await import('@strata/build');
+        const { build, checkBuild } = await import('@strata/build');
         const epochText = o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
@@ -345,7 +372,7 @@ export function registerBuildCommands(cli: Command): void {
             started.push(agent);
             ssh[id] = agent.socket;
           }
-          result = await build(images, {
+          const options: BuildOptions = {
             context: spooled ?? context,
             // `-f -`: the Dockerfile from stdin, as docker build reads one (no ignore file of its own beside it).
             ...(o.file === '-' ? { dockerfileText: await readStdin('the Dockerfile (-f -)', 16 * 1024 * 1024) } : o.file !== undefined ? { dockerfile: o.file } : {}),
@@ -377,7 +404,12 @@ export function registerBuildCommands(cli: Command): void {
               await pullImage(images, reference, { platform: { platform }, ...(o.plainHttp ? { plainHttp: true } : {}) });
             },
             onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
-          });
+          };
+          if (o.check) {
+            printCheckRun(await checkBuild(images, options), o.file === '-' ? '-' : (o.file ?? 'Dockerfile'));
+            return;
+          }
+          result = await build(images, options);
         } finally {
           for (const agent of started) agent.close();
           if (spooled !== undefined) rmSync(spooled, { force: true });
@@ -402,6 +434,7 @@ export function registerBuildCommands(cli: Command): void {
         else {
           const to = o.progress === 'json' || toStdout ? stderr : print;
           to(`Built ${result.target.digest}${result.names.length ? ` as ${result.names.map(sanitize).join(', ')}` : ' (dangling)'}: ${result.ran} step(s) ran, ${result.cached} cached\n`);
+          showChecks(result.checks);
         }
       }),
     );

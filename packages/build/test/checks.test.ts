@@ -1,0 +1,159 @@
+/**
+ * Build checks: each rule on Dockerfiles that break it and on ones that do not, with the rule names, details
+ * and lines BuildKit's linter gives them (its documented messages), and the ways a check is skipped or made
+ * an error: the `# check=` directive, the BUILDKIT_DOCKERFILE_CHECK build argument in its place, and a
+ * `# check=skip=` comment above one instruction.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkDockerfile, checkOptionsOf, neededStages, parseCheckOptions, parseDockerfile, platformArgs, targetStage } from '@strata/build';
+import { exposedPorts } from '../src/metadata.js';
+
+const AMD64 = { os: 'linux', architecture: 'amd64' };
+
+/** The findings on `text` as `rule line: detail`, for a check run (every stage) or for a build of its last stage. */
+function found(text: string, options: { buildArgs?: Record<string, string>; build?: boolean } = {}): string[] {
+  const buildArgs = options.buildArgs ?? {};
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(AMD64, AMD64));
+  const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile), buildArgs) : undefined;
+  return checkDockerfile(text, dockerfile, { checks: checkOptionsOf(text, buildArgs), buildArgs, ...(stages ? { stages } : {}) }).map((f) => `${f.rule} ${f.line}: ${f.detail}`);
+}
+
+describe('build checks', () => {
+  it('finds stage names in capitals, AS in another case than FROM, and instructions against the majority case', () => {
+    expect(found('\nFROM scratch AS BadName\n\nFROM scratch as base2\nFROM scratch AS base3\n')).toEqual([
+      "StageNameCasing 2: Stage name 'BadName' should be lowercase",
+      "FromAsCasing 4: 'as' and 'FROM' keywords' casing do not match",
+    ]);
+    expect(found('from scratch AS base\nfrom scratch as base2\n')).toEqual(["FromAsCasing 1: 'AS' and 'from' keywords' casing do not match"]);
+    expect(found('From scratch as base\nFROM scratch AS base2\n')).toEqual(["ConsistentInstructionCasing 1: Command 'From' should match the case of the command majority (uppercase)"]);
+    expect(found('from scratch\ncopy a b\nRUN true\nrun true\n')).toEqual(["ConsistentInstructionCasing 3: Command 'RUN' should match the case of the command majority (lowercase)"]);
+    expect(found('FROM scratch AS base\nCOPY a b\n')).toEqual([]);
+  });
+
+  it('finds an empty line inside a continuation, at the instruction\'s last line', () => {
+    expect(found('FROM scratch\nCOPY a \\\n\nb\nCOPY a \\\n# a comment\nb\n')).toEqual(['NoEmptyContinuation 4: Empty continuation line']);
+  });
+
+  it('finds stage names used twice or reserved, and builds with the later of two', () => {
+    expect(found('FROM scratch AS b\nFROM scratch AS b\n')).toEqual(['DuplicateStageName 2: Duplicate stage name "b", stage names should be unique']);
+    expect(found('FROM scratch AS scratch\nFROM scratch AS context\nFROM scratch\n')).toEqual([
+      'ReservedStageName 1: Stage name should not use the same name as reserved stage "scratch"',
+      'ReservedStageName 2: Stage name should not use the same name as reserved stage "context"',
+    ]);
+    const dockerfile = parseDockerfile('FROM scratch AS b\nFROM busybox AS b\nFROM b\n');
+    expect(dockerfile.stages[2]!.image).toBe('b');
+    expect(neededStages(dockerfile, targetStage(dockerfile)).map((s) => s.index)).toEqual([1, 2]);
+  });
+
+  it('finds CMD and ENTRYPOINT in shell form unless a SHELL was set, here or in a stage below', () => {
+    expect(found('FROM scratch\nCMD mycommand\n')).toEqual(['JSONArgsRecommended 2: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals']);
+    expect(found('FROM scratch\nentrypoint mycommand\n')).toEqual([
+      "ConsistentInstructionCasing 2: Command 'entrypoint' should match the case of the command majority (uppercase)",
+      'JSONArgsRecommended 2: JSON arguments recommended for entrypoint to prevent unintended behavior related to OS signals',
+    ]);
+    expect(found('FROM scratch\nSHELL ["/bin/customshell"]\nCMD mycommand\n')).toEqual([]);
+    expect(found('FROM scratch AS base\nSHELL ["/bin/customshell"]\nFROM base\nENTRYPOINT mycommand\n')).toEqual([]);
+    expect(found('FROM scratch\nCMD ["mycommand"]\nHEALTHCHECK CMD curl -f http://localhost/\n')).toEqual([]);
+  });
+
+  it('finds MAINTAINER, and CMD, ENTRYPOINT or HEALTHCHECK given twice in a stage, at the one ignored', () => {
+    expect(found('FROM scratch\nMAINTAINER me@example.org\n')).toEqual(['MaintainerDeprecated 2: Maintainer instruction is deprecated in favor of using label']);
+    const twice = (n: string) => `Multiple ${n} instructions should not be used in the same stage because only the last one will be used`;
+    expect(found('FROM scratch\nENTRYPOINT ["/a"]\nCMD ["/a"]\nHEALTHCHECK CMD ["/a"]\nCOPY x y\nENTRYPOINT ["/b"]\nCMD ["/b"]\nHEALTHCHECK CMD ["/b"]\n')).toEqual([
+      `MultipleInstructionsDisallowed 2: ${twice('ENTRYPOINT')}`,
+      `MultipleInstructionsDisallowed 3: ${twice('CMD')}`,
+      `MultipleInstructionsDisallowed 4: ${twice('HEALTHCHECK')}`,
+    ]);
+    expect(found('FROM scratch AS a\nCMD ["/a"]\nFROM a\nCMD ["/b"]\n')).toEqual([]);
+  });
+
+  it('finds the old key value form of ENV and LABEL, and ARG and ENV names that look like secrets', () => {
+    expect(found('FROM scratch\nENV testkey value\nLABEL key value\nENV k=v\nLABEL k=v\n')).toEqual([
+      'LegacyKeyValueFormat 2: "ENV key=value" should be used instead of legacy "ENV key value" format',
+      'LegacyKeyValueFormat 3: "LABEL key=value" should be used instead of legacy "LABEL key value" format',
+    ]);
+    const secret = (kind: string, name: string) => `SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data (${kind} "${name}")`;
+    const lines = found('FROM scratch\nARG SECRET_PASSPHRASE\nENV DB_Password=x sunflower=y\nARG github_token=1 auth=2\nENV PUBLIC_KEY=1 api_key_file=2\nARG TOKEN_VERSION\nENV keyboard=1 monkey=2\n');
+    expect(lines.map((l) => l.replace(/ \d+:/, ':'))).toEqual([secret('ARG', 'SECRET_PASSPHRASE'), secret('ENV', 'DB_Password'), secret('ARG', 'github_token'), secret('ARG', 'auth')]);
+  });
+
+  it('finds a first WORKDIR that is relative, unless a stage below set one or its value is not known here', () => {
+    expect(found('FROM scratch\nWORKDIR app/\nWORKDIR more\n')).toEqual(['WorkdirRelativePath 2: Relative workdir "app/" can have unexpected results if the base image changes']);
+    expect(found('FROM scratch AS a\nWORKDIR /app\nFROM a\nWORKDIR sub/\n')).toEqual([]);
+    expect(found('FROM scratch\nARG DIR=/srv\nWORKDIR $DIR/app\n')).toEqual([]);
+    expect(found('FROM scratch\nARG DIR=srv\nWORKDIR ${DIR}\n')).toEqual(['WorkdirRelativePath 3: Relative workdir "srv" can have unexpected results if the base image changes']);
+    expect(found('FROM busybox\nWORKDIR $HOME/app\n')).toEqual([]);
+  });
+
+  it('finds what FROM lines use: undeclared variables (with the nearest declared), $TARGETPLATFORM, constant platforms, empty defaults', () => {
+    expect(found('ARG base=scratch\nFROM $base\n')).toEqual([]);
+    expect(found('ARG DEBUG\nFROM scra${DEBUG:-tch}\n')).toEqual([]);
+    expect(found('FROM --platform=$BULIDPLATFORM scratch\n')).toEqual(["UndefinedArgInFrom 1: FROM argument 'BULIDPLATFORM' is not declared (did you mean BUILDPLATFORM?)"]);
+    expect(found('ARG tag=latest\nFROM busybox:${tag}${version} AS b\n')).toEqual(["UndefinedArgInFrom 2: FROM argument 'version' is not declared"]);
+    expect(found('FROM --platform=$TARGETPLATFORM scratch\nFROM --platform=${TARGETPLATFORM} scratch\nFROM --platform=$BUILDPLATFORM scratch\n')).toEqual([
+      'RedundantTargetPlatform 1: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
+      'RedundantTargetPlatform 2: Setting platform to predefined ${TARGETPLATFORM} in FROM is redundant as this is the default behavior',
+    ]);
+    expect(found('FROM --platform=linux/amd64 scratch AS build\nFROM --platform=linux/arm64 scratch AS build-arm64\n')).toEqual([
+      'FromPlatformFlagConstDisallowed 1: FROM --platform flag should not use constant value "linux/amd64"',
+    ]);
+    // A default that leaves the base name invalid, even when the build gives a value.
+    expect(found('ARG VERSION\nFROM busybox:$VERSION\n', { buildArgs: { VERSION: '1.36' } })).toEqual([
+      'InvalidDefaultArgInFrom 2: Default value for ARG busybox:$VERSION results in empty or invalid base image name',
+    ]);
+    expect(found('ARG VERSION=1.36\nARG IMAGE=busybox\nFROM busybox:$VERSION\nFROM $IMAGE\n')).toEqual([]);
+  });
+
+  it('finds EXPOSE of a protocol in capitals or of an address or host port, and exposes its container port as BuildKit does', () => {
+    expect(found('FROM scratch\nEXPOSE 80/TCP 53/udp\nEXPOSE 127.0.0.1:8080:80 9000:90/tcp\n')).toEqual([
+      "ExposeProtoCasing 2: Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
+      "ExposeInvalidFormat 3: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80'",
+      "ExposeInvalidFormat 3: EXPOSE instruction should not define an IP address or host-port mapping, found '9000:90/tcp'",
+    ]);
+    expect(exposedPorts('80/TCP')).toEqual(['80/tcp']);
+    expect(exposedPorts('127.0.0.1:8080:80')).toEqual(['80/tcp']);
+    expect(exposedPorts('[::1]:9000-9001:90-91/udp')).toEqual(['90/udp', '91/udp']);
+    expect(exposedPorts('8000-8002')).toEqual(['8000/tcp', '8001/tcp', '8002/tcp']);
+    expect(exposedPorts('80/ftp')).toMatch(/not a protocol/);
+    expect(exposedPorts('70000')).toMatch(/0 to 65535/);
+    expect(exposedPorts('bad:host:80')).toMatch(/not an IP address/);
+    expect(exposedPorts('9000-9002:90-91')).toMatch(/different lengths/);
+  });
+
+  it('checks the steps of the stages a build needs, and of every stage in a check run', () => {
+    const text = 'FROM scratch AS a\nFROM scratch AS b\nENV testkey value\nFROM a AS c\n';
+    expect(found(text, { build: true })).toEqual([]);
+    expect(found(text)).toEqual(['LegacyKeyValueFormat 3: "ENV key=value" should be used instead of legacy "ENV key value" format']);
+  });
+
+  it('skips rules by directive, build argument (which replaces the directive) or a comment above one instruction', () => {
+    const base = 'FROM scratch as base\ncopy Dockerfile .\n';
+    expect(found(`#check=skip=all\n${base}`)).toEqual([]);
+    expect(found(`#check=skip=ConsistentInstructionCasing,FromAsCasing\n${base}`)).toEqual([]);
+    expect(found(`#check=skip=ConsistentInstructionCasing\n${base}`)).toEqual(["FromAsCasing 2: 'as' and 'FROM' keywords' casing do not match"]);
+    expect(found(`#check=skip=all\n${base}`, { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'skip=ConsistentInstructionCasing;error=true' } })).toEqual([
+      "FromAsCasing 2: 'as' and 'FROM' keywords' casing do not match",
+    ]);
+    expect(found(`#check=error=true\n${base}`, { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'skip=all' } })).toEqual([]);
+    // A comment above an instruction skips for it alone; an empty comment line drops the ones above it.
+    expect(found('FROM scratch\n# check=skip=JSONArgsRecommended // allowed here\nCMD a\nCMD b\n')).toEqual([
+      'MultipleInstructionsDisallowed 3: Multiple CMD instructions should not be used in the same stage because only the last one will be used',
+      'JSONArgsRecommended 4: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals',
+    ]);
+    expect(found('FROM scratch\n# check=skip=all\n#\nMAINTAINER me\n')).toEqual(['MaintainerDeprecated 4: Maintainer instruction is deprecated in favor of using label']);
+    // A directive is one only among the lines that open the file.
+    expect(found('FROM scratch\n# check=skip=all\n\nMAINTAINER me\n')).toEqual([]);
+    expect(found('FROM scratch\n\n# check=error=true\nRUN true\n')).toEqual([]);
+    expect(checkOptionsOf('# syntax=docker/dockerfile:1\n# check=error=true\nFROM scratch\n').error).toBe(true);
+    expect(checkOptionsOf('FROM scratch\n# check=error=true\n').error).toBe(false);
+  });
+
+  it('reads check options as BuildKit does, and refuses what it refuses', () => {
+    expect(parseCheckOptions('skip=A, B;error=true')).toEqual({ skipAll: false, skip: new Set(['A', 'B']), error: true });
+    expect(parseCheckOptions('experimental=all;skip=all')).toMatchObject({ skipAll: true, error: false });
+    expect(parseCheckOptions('')).toMatchObject({ skipAll: false, error: false });
+    expect(() => parseCheckOptions('skip')).toThrow(/not key=value/);
+    expect(() => parseCheckOptions('error=maybe')).toThrow(/true or false/);
+    expect(() => parseCheckOptions('level=high')).toThrow(/not skip, error or experimental/);
+  });
+});
