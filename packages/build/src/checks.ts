@@ -138,9 +138,8 @@ function directives(text: string): { values: Map<string, string>; lines: Set<num
 interface Written {
   /** The keyword as written (`From`, `copy`…). */
   readonly keyword: string;
-  /** Its first and last lines (1-based). */
+  /** Its first line (1-based). */
   readonly line: number;
-  readonly endLine: number;
   /** The `check=` values of the comments just above it. */
   readonly checks: readonly string[];
 }
@@ -168,7 +167,7 @@ function writtenInstructions(text: string): Map<number, Written> {
       const match = /^check\s*=\s*(.+?)\s*$/i.exec(c);
       return match ? [firstWord(match[1]!)] : [];
     });
-    written.set(start + 1, { keyword: node.getInstruction(), line: start + 1, endLine: range.end.line + 1, checks });
+    written.set(start + 1, { keyword: node.getInstruction(), line: start + 1, checks });
     after = range.end.line + 1;
   }
   return written;
@@ -317,7 +316,7 @@ export function checkDockerfile(text: string, dockerfile: Dockerfile, options: C
   checkFromLines(dockerfile, options.buildArgs ?? {}, report);
   const checked = options.stages ?? dockerfile.stages;
   for (const stage of dockerfile.stages) if (checked.includes(stage)) checkSteps(dockerfile, stage, keywordOf, report);
-  return found.map((f, order) => ({ f, order })).sort((a, b) => a.f.line - b.f.line || a.order - b.order).map(({ f }) => f);
+  return found.sort((a, b) => a.line - b.line); // stable: a line's findings in the order the rules ran
 }
 
 type Report = (name: CheckRule, line: number, detail: string, at?: number) => void;
@@ -329,7 +328,8 @@ type Report = (name: CheckRule, line: number, detail: string, at?: number) => vo
  */
 function noEmptyContinuations(text: string, escape: string, written: ReadonlyMap<number, Written>, report: Report): void {
   const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
-  const continues = (line: string) => new RegExp(`${escape === '\\' ? '\\\\' : '`'}[ \\t]*$`).test(line);
+  const continuation = new RegExp(`${escape === '\\' ? '\\\\' : '`'}[ \\t]*$`);
+  const continues = (line: string) => continuation.test(line);
   for (const { line } of written.values()) {
     let i = line - 1;
     if (!continues(lines[i]!)) continue;
@@ -386,9 +386,15 @@ function checkFromLines(dockerfile: Dockerfile, buildArgs: Readonly<Record<strin
         if (watched.matched.size === 0) constantPlatform(processWord(platform, env, dockerfile.escape), stage, from.line, report);
       }
     }
-    // The base name with no build argument given: a default that leaves it empty or invalid.
+    // The base name with no build argument given: a default that leaves it empty or invalid (a word that does
+    // not expand is the build's error to report, not this rule's).
+    let name: string;
     try {
-      const name = processWord(image, defaults, dockerfile.escape);
+      name = processWord(image, defaults, dockerfile.escape);
+    } catch {
+      continue;
+    }
+    try {
       if (name !== 'scratch' && stageNamed(dockerfile, name, stage.index) === undefined) parseReference(name);
     } catch {
       report('InvalidDefaultArgInFrom', from.line, `Default value for ARG ${image} results in empty or invalid base image name`);

@@ -102,6 +102,8 @@ describe('build checks', () => {
       'InvalidDefaultArgInFrom 2: Default value for ARG busybox:$VERSION results in empty or invalid base image name',
     ]);
     expect(found('ARG VERSION=1.36\nARG IMAGE=busybox\nFROM busybox:$VERSION\nFROM $IMAGE\n')).toEqual([]);
+    // A word whose defaults do not expand is the build's error, not this rule's finding.
+    expect(found('ARG V\nFROM busybox:${V:?required}\n', { buildArgs: { V: '1.36' } })).toEqual([]);
   });
 
   it('finds EXPOSE of a protocol in capitals or of an address or host port, and exposes its container port as BuildKit does', () => {
