@@ -119,6 +119,11 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const none = strata(['build', '--check', clean]);
     expect(none.status, none.stderr).toBe(0);
     expect(none.stdout).toBe('Check complete, no warnings found.\n');
+    // The context's .dockerignore is read for CopyIgnoredFile.
+    const ignoring = writeContext(join(work, 'checks-ignore'), { Dockerfile: `FROM ${BASE}\nCOPY secret.txt /\n`, '.dockerignore': 'secret.txt\n', 'secret.txt': 'x' });
+    const copied = strata(['build', '--check', ignoring]);
+    expect(copied.status).toBe(1);
+    expect(copied.stdout).toContain('Dockerfile:2: Attempting to Copy file "secret.txt" that is excluded by .dockerignore\n');
   }, 120_000);
 
   it('reads the Dockerfile from stdin with -f -, and never the context\'s', () => {

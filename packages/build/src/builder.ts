@@ -69,7 +69,7 @@ import { isUrlSource, redactUrls } from './remote.js';
 import { UrlRecords } from './url-records.js';
 import { type CacheExport, type CacheSource, CacheSources, chainOf, exportCacheImage, CACHE_FIELD, inlineCacheField, type StepLayer } from './image-cache.js';
 import { NamedContexts } from './named-contexts.js';
-import { contextTree, ContextTree, SnapshotTree, type SourceTree } from './sources.js';
+import { contextTree, ContextTree, readIgnorePatterns, SnapshotTree, type SourceTree } from './sources.js';
 import { resolveUser } from './users.js';
 
 /** What a build may be allowed beyond a sandboxed step (BuildKit's entitlements). */
@@ -283,7 +283,7 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
  * URL or archive context fetched for it). Throws for a Dockerfile that does not parse, as a build would.
  */
 export async function checkBuild(images: Images, options: BuildOptions): Promise<BuildCheck[]> {
-  return withBuildInput(images, options, async (options, _context, text) => buildChecks(options, text, true).found);
+  return withBuildInput(images, options, async (options, context, text, dockerignore) => buildChecks(options, text, context, dockerignore, true).found);
 }
 
 /**
@@ -306,16 +306,28 @@ async function withBuildInput<T>(images: Images, options: BuildOptions, run: (op
 }
 
 /**
- * The build checks of `text` for `options` (its build arguments, target and first platform): the rules about
- * steps run on the stages the build needs, or on all of them (`allStages`, a check run), as in BuildKit.
+ * The ignore files of a build's context, the first that exists applying: the Dockerfile's own
+ * (`<name>.dockerignore` beside it) before the context's, as BuildKit reads them (one context can serve
+ * several Dockerfiles); none where ignore files do not apply (a git repository).
  */
-function buildChecks(options: BuildOptions, text: string, allStages: boolean): { found: BuildCheck[]; checks: CheckOptions } {
+function ignoreFilesOf(options: BuildOptions, context: string, dockerignore: boolean): string[] {
+  if (!dockerignore) return [];
+  return [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
+}
+
+/**
+ * The build checks of `text` for `options` (its build arguments, target and first platform) in `context`:
+ * the rules about steps run on the stages the build needs, or on all of them (`allStages`, a check run), as
+ * in BuildKit.
+ */
+function buildChecks(options: BuildOptions, text: string, context: string, dockerignore: boolean, allStages: boolean): { found: BuildCheck[]; checks: CheckOptions } {
   const buildArgs = options.buildArgs ?? {};
   const checks = checkOptionsOf(text, buildArgs);
   const platform = options.platform ?? options.platforms?.[0];
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(platform ? parsePlatform(platform) : hostPlatform(), hostPlatform()));
   const stages = allStages ? undefined : neededStages(dockerfile, targetStage(dockerfile, options.target), buildArgs, new Set(Object.keys(options.contexts ?? {})));
-  return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ...(stages ? { stages } : {}) }), checks };
+  const ignored = readIgnorePatterns(ignoreFilesOf(options, context, dockerignore));
+  return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ignored, ...(stages ? { stages } : {}) }), checks };
 }
 
 /** The build of the Dockerfile `text` in the directory `context`; `dockerignore`: the context's ignore files apply. */
@@ -323,7 +335,7 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
   const platforms = options.platforms ?? [];
   if (platforms.length > 0 && options.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
   // The checks come first, as BuildKit's: warnings before the first step, and with error=true no step at all.
-  const { found, checks } = buildChecks(options, text, false);
+  const { found, checks } = buildChecks(options, text, context, dockerignore, false);
   for (const check of found) options.onEvent?.({ type: 'check', check });
   if (checks.error && found.length > 0) throw checkFailure(found);
   return { ...(await buildPlatforms(images, options, context, text, dockerignore)), checks: found };
@@ -490,10 +502,7 @@ class Builder {
     this.#cache = new BuildCache(images);
     this.#checksums = new FileChecksums(images.root.metadata);
     this.#urlRecords = new UrlRecords(images.root.metadata);
-    // The Dockerfile's own ignore file (`<name>.dockerignore` beside it) before the context's, as BuildKit
-    // reads them: one context can serve several Dockerfiles.
-    const ignoreFiles = !dockerignore ? [] : [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
-    this.#context = contextTree(context, ignoreFiles, this.#checksums);
+    this.#context = contextTree(context, ignoreFilesOf(options, context, dockerignore), this.#checksums);
     this.#ownsNamed = named === undefined;
     this.#named = named ?? namedContexts(images, options, this.#checksums);
     this.#total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);

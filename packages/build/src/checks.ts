@@ -5,17 +5,19 @@
  * directive, or the `BUILDKIT_DOCKERFILE_CHECK` build argument in its place, and a `# check=skip=…` comment
  * just above an instruction for that instruction alone.
  *
- * Checked from the Dockerfile alone: the rules that need the build context (CopyIgnoredFile), a base image's
- * platform (InvalidBaseImagePlatform) or every variable a step sees (UndefinedVar) are not run, and a base
- * image's own SHELL is taken as unset (JSONArgsRecommended), as it is in all but Windows images. Rules about
- * what a stage does (its ENV, LABEL, WORKDIR, CMD, ENTRYPOINT, HEALTHCHECK, EXPOSE, ARG) are run for the
- * stages the build needs, or for all with `allStages` (a check run), as BuildKit runs them.
+ * Checked from the Dockerfile and the context's `.dockerignore`: the rules that need a base image's platform
+ * (InvalidBaseImagePlatform) or every variable a step sees (UndefinedVar) are not run, and a base image's own
+ * SHELL is taken as unset (JSONArgsRecommended), as it is in all but Windows images. Rules about what a stage
+ * does (its ENV, LABEL, WORKDIR, CMD, ENTRYPOINT, HEALTHCHECK, EXPOSE, ARG, COPY and ADD) are run for the
+ * stages the build needs, or for all in a check run, as BuildKit runs them.
  */
 import { DockerfileParser } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { parsePlatform, parseReference } from '@strata/images';
 import { lineError, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
-import { keyValues, processWord, processWords, type Env } from './lex.js';
+import { posix } from 'node:path';
+import { hasExceptions, patternFilter } from './ignore.js';
+import { keyValues, processWord, processWords, splitRaw, type Env } from './lex.js';
 
 /** One finding: BuildKit's rule, its description and documentation, what was found, and the line. */
 export interface BuildCheck {
@@ -55,6 +57,7 @@ export const CHECK_RULES = {
     'expose-invalid-format',
     'IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release',
   ),
+  CopyIgnoredFile: rule('copy-ignored-file', 'Attempting to Copy file that is excluded by .dockerignore'),
 } as const;
 
 export type CheckRule = keyof typeof CHECK_RULES;
@@ -243,6 +246,8 @@ export interface CheckDockerfileOptions {
   readonly buildArgs?: Readonly<Record<string, string>>;
   /** The stages whose steps are checked (those a build needs); default all (a check run). */
   readonly stages?: readonly Stage[];
+  /** The context's `.dockerignore` patterns (what COPY and ADD from the context cannot find); default none. */
+  readonly ignored?: readonly string[];
 }
 
 /**
@@ -315,7 +320,8 @@ export function checkDockerfile(text: string, dockerfile: Dockerfile, options: C
 
   checkFromLines(dockerfile, options.buildArgs ?? {}, report);
   const checked = options.stages ?? dockerfile.stages;
-  for (const stage of dockerfile.stages) if (checked.includes(stage)) checkSteps(dockerfile, stage, keywordOf, report);
+  const ignored = ignoredSources(options.ignored ?? []);
+  for (const stage of dockerfile.stages) if (checked.includes(stage)) checkSteps(dockerfile, stage, keywordOf, ignored, report);
   return found.sort((a, b) => a.line - b.line); // stable: a line's findings in the order the rules ran
 }
 
@@ -448,7 +454,7 @@ function safeKeyValues(text: string, escape: string, legacy: boolean): [string, 
  * ENTRYPOINT or HEALTHCHECK given twice (reported at the one that is ignored), and EXPOSE of a protocol in
  * capitals or of an address or host port.
  */
-function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruction) => string, report: Report): void {
+function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruction) => string, ignored: ((source: string) => boolean) | undefined, report: Report): void {
   const escape = dockerfile.escape;
   const chain = stagesBelow(dockerfile, stage);
   const shellSet = (upTo: Instruction) => chain.some((s) => s.instructions.some((i) => i.keyword === 'SHELL' && (s !== stage || i.line < upTo.line)));
@@ -515,6 +521,17 @@ function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruc
         }
         break;
       }
+      case 'COPY':
+      case 'ADD': {
+        if (ignored === undefined || step.flags.from !== undefined || step.heredocs !== undefined) break;
+        const words = step.json ?? splitRawSafe(step.args, escape);
+        for (const word of words.slice(0, -1)) {
+          if (step.keyword === 'ADD' && /^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(word)) continue; // a URL or repository, not the context's
+          const source = step.json ? word : expand(word);
+          if (source !== undefined && ignored(source)) report('CopyIgnoredFile', at, `Attempting to ${step.keyword === 'ADD' ? 'Add' : 'Copy'} file ${JSON.stringify(cleanSource(source))} that is excluded by .dockerignore`, at);
+        }
+        break;
+      }
       case 'EXPOSE': {
         let words: string[];
         try {
@@ -532,6 +549,39 @@ function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruc
       }
       default:
     }
+  }
+}
+
+/** A source as BuildKit cleans one before matching it (`./a/../b/` is `b`, `/a` stays `/a`). */
+function cleanSource(source: string): string {
+  const clean = posix.normalize(source).replace(/(.)\/+$/, '$1');
+  return clean === './' ? '.' : clean;
+}
+
+/**
+ * CopyIgnoredFile's question, as BuildKit asks it: whether a COPY or ADD source (cleaned) is excluded by the
+ * context's `.dockerignore`, or a directory above it is. Undefined where it is not asked: no patterns, or
+ * patterns with exceptions (`!`), under which an excluded directory may hold what is kept. The context root
+ * (`.` or `/`) counts only under a pattern that excludes everything (`*`, `**`, `**\/*`).
+ */
+function ignoredSources(patterns: readonly string[]): ((source: string) => boolean) | undefined {
+  if (patterns.length === 0 || hasExceptions(patterns)) return undefined;
+  const excluded = patternFilter(patterns);
+  const everything = patterns.some((p) => ['*', '**', '**/*'].includes(p.trim()));
+  return (source) => {
+    const clean = cleanSource(source);
+    if (clean === '.' || clean === '/') return everything;
+    // BuildKit matches the path as written, and no pattern (relative to the context) matches one from `/`.
+    return !clean.startsWith('/') && !clean.startsWith('../') && excluded(clean);
+  };
+}
+
+/** `splitRaw`, or no words where the text does not split (the build reports it). */
+function splitRawSafe(text: string, escape: string): string[] {
+  try {
+    return splitRaw(text, escape);
+  } catch {
+    return [];
   }
 }
 

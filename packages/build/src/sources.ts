@@ -161,17 +161,20 @@ function typeOfMode(mode: number): SourceType {
 
 /** A directory's tree as COPY reads it, filtered by the first of `ignoreFiles` there is. */
 export function contextTree(dir: string, ignoreFiles: readonly string[], checksums: FileChecksums, label?: string): ContextTree {
-  let ignoreText = '';
+  const patterns = readIgnorePatterns(ignoreFiles);
+  return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
+}
+
+/** The patterns of the first of `ignoreFiles` that exists (none when none does). */
+export function readIgnorePatterns(ignoreFiles: readonly string[]): string[] {
   for (const file of ignoreFiles) {
     try {
-      ignoreText = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
-      break;
+      return ignorePatterns(decodeName(readFileSync(file))); // bytes that are not UTF-8 as the names they match
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
   }
-  const patterns = ignorePatterns(ignoreText);
-  return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
+  return [];
 }
 
 /** The build context: a host directory, `.dockerignore` applied, symlinks never followed out of it. */

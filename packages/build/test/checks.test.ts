@@ -11,11 +11,12 @@ import { exposedPorts } from '../src/metadata.js';
 const AMD64 = { os: 'linux', architecture: 'amd64' };
 
 /** The findings on `text` as `rule line: detail`, for a check run (every stage) or for a build of its last stage. */
-function found(text: string, options: { buildArgs?: Record<string, string>; build?: boolean } = {}): string[] {
+function found(text: string, options: { buildArgs?: Record<string, string>; build?: boolean; ignored?: string[] } = {}): string[] {
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(AMD64, AMD64));
   const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile), buildArgs) : undefined;
-  return checkDockerfile(text, dockerfile, { checks: checkOptionsOf(text, buildArgs), buildArgs, ...(stages ? { stages } : {}) }).map((f) => `${f.rule} ${f.line}: ${f.detail}`);
+  const checks = checkOptionsOf(text, buildArgs);
+  return checkDockerfile(text, dockerfile, { checks, buildArgs, ignored: options.ignored ?? [], ...(stages ? { stages } : {}) }).map((f) => `${f.rule} ${f.line}: ${f.detail}`);
 }
 
 describe('build checks', () => {
@@ -120,6 +121,21 @@ describe('build checks', () => {
     expect(exposedPorts('70000')).toMatch(/0 to 65535/);
     expect(exposedPorts('bad:host:80')).toMatch(/not an IP address/);
     expect(exposedPorts('9000-9002:90-91')).toMatch(/different lengths/);
+  });
+
+  it('finds COPY and ADD of what .dockerignore excludes, when it has no exceptions', () => {
+    const text = 'FROM scratch AS src\nCOPY . /\nCOPY ./secret.txt logs/today.log keep.txt /\nADD secret.txt https://example.com/a /\nCOPY --from=src secret.txt /\nARG D=logs\nCOPY $D/x /\nCOPY /logs/y /\n';
+    expect(found(text, { ignored: ['secret.txt', 'logs'] })).toEqual([
+      'CopyIgnoredFile 3: Attempting to Copy file "secret.txt" that is excluded by .dockerignore',
+      'CopyIgnoredFile 3: Attempting to Copy file "logs/today.log" that is excluded by .dockerignore',
+      'CopyIgnoredFile 4: Attempting to Add file "secret.txt" that is excluded by .dockerignore',
+      'CopyIgnoredFile 7: Attempting to Copy file "logs/x" that is excluded by .dockerignore',
+    ]);
+    // Exceptions make it undecidable here (an excluded directory may hold what is kept): not asked, as in BuildKit.
+    expect(found(text, { ignored: ['logs', '!logs/keep'] })).toEqual([]);
+    // The context root counts only under a pattern that excludes everything.
+    expect(found('FROM scratch\nCOPY . /\n', { ignored: ['*'] })).toEqual(['CopyIgnoredFile 2: Attempting to Copy file "." that is excluded by .dockerignore']);
+    expect(found('FROM scratch\nCOPY . /\n')).toEqual([]);
   });
 
   it('checks the steps of the stages a build needs, and of every stage in a check run', () => {
