@@ -11,11 +11,11 @@
  * does (its ENV, LABEL, WORKDIR, CMD, ENTRYPOINT, HEALTHCHECK, EXPOSE, ARG, COPY and ADD) are run for the
  * stages the build needs, or for all in a check run, as BuildKit runs them.
  */
+import { posix } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { parsePlatform, parseReference } from '@strata/images';
 import { lineError, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
-import { posix } from 'node:path';
 import { hasExceptions, patternFilter } from './ignore.js';
 import { keyValues, processWord, processWords, splitRaw, type Env } from './lex.js';
 
@@ -451,8 +451,8 @@ function safeKeyValues(text: string, escape: string, legacy: boolean): [string, 
 /**
  * The rules of a stage's steps: ENV and LABEL in the old `key value` form, ARG and ENV names that look like
  * secrets, a first WORKDIR that is relative, CMD and ENTRYPOINT in shell form where no SHELL was set, CMD,
- * ENTRYPOINT or HEALTHCHECK given twice (reported at the one that is ignored), and EXPOSE of a protocol in
- * capitals or of an address or host port.
+ * ENTRYPOINT or HEALTHCHECK given twice (reported at the one that is ignored), COPY and ADD of what
+ * `ignored` excludes, and EXPOSE of a protocol in capitals or of an address or host port.
  */
 function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruction) => string, ignored: ((source: string) => boolean) | undefined, report: Report): void {
   const escape = dockerfile.escape;
