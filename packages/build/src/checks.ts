@@ -15,9 +15,10 @@ import { posix } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { parsePlatform, parseReference } from '@strata/images';
-import { lineError, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { globalArgs, lineError, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { hasExceptions, patternFilter } from './ignore.js';
 import { keyValues, processWord, processWords, splitRaw, type Env } from './lex.js';
+import { portParts } from './metadata.js';
 
 /** One finding: BuildKit's rule, its description and documentation, what was found, and the line. */
 export interface BuildCheck {
@@ -318,10 +319,12 @@ export function checkDockerfile(text: string, dockerfile: Dockerfile, options: C
     }
   }
 
-  checkFromLines(dockerfile, options.buildArgs ?? {}, report);
+  // The global scope once: with the build's arguments (what FROM lines read), and with none (their defaults).
+  const defaults = globalScope(dockerfile, {});
+  checkFromLines(dockerfile, globalScope(dockerfile, options.buildArgs ?? {}), defaults, report);
   const checked = options.stages ?? dockerfile.stages;
   const ignored = ignoredSources(options.ignored ?? []);
-  for (const stage of dockerfile.stages) if (checked.includes(stage)) checkSteps(dockerfile, stage, keywordOf, ignored, report);
+  for (const stage of dockerfile.stages) if (checked.includes(stage)) checkSteps(dockerfile, stage, keywordOf, defaults ?? new Map(), ignored, report);
   return found.sort((a, b) => a.line - b.line); // stable: a line's findings in the order the rules ran
 }
 
@@ -358,40 +361,14 @@ function noEmptyContinuations(text: string, escape: string, written: ReadonlyMap
  * nearest declared name), `--platform=$TARGETPLATFORM`, a constant `--platform` (unless the stage's name
  * says which), and a base name the global ARGs' defaults make invalid.
  */
-function checkFromLines(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>>, report: Report): void {
+function checkFromLines(dockerfile: Dockerfile, env: Env | undefined, defaults: Env | undefined, report: Report): void {
   const declared = new Set<string>(dockerfile.automaticArgs.keys());
   for (const arg of dockerfile.globalArgs) for (const [name] of safeKeyValues(arg.args, dockerfile.escape, false)) declared.add(name);
-  const env = globalScope(dockerfile, buildArgs);
-  const defaults = globalScope(dockerfile, {});
   for (const stage of dockerfile.stages) {
     const from = stage.from;
-    const words = from.args.split(/\s+/).filter((w) => w !== '');
-    const undeclared = (word: string): WatchedEnv | undefined => {
-      const watched = new WatchedEnv(env);
-      try {
-        processWord(word, watched, dockerfile.escape);
-      } catch {
-        return undefined; // the build reports the word itself
-      }
-      for (const name of watched.unmatched) {
-        if (declared.has(name)) continue;
-        const near = suggestName(name, declared);
-        report('UndefinedArgInFrom', from.line, `FROM argument '${name}' is not declared${near ? ` (did you mean ${near}?)` : ''}`, from.line);
-      }
-      return watched;
-    };
-    const image = words[0] ?? '';
-    undeclared(image);
-    const platform = from.flags.platform;
-    if (platform !== undefined) {
-      const watched = undeclared(platform);
-      if (watched !== undefined && watched.unmatched.size === 0) {
-        if (watched.matched.size === 1 && watched.matched.has('TARGETPLATFORM') && processWord(platform, env, dockerfile.escape) === env.get('TARGETPLATFORM')) {
-          report('RedundantTargetPlatform', from.line, `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, from.line);
-        }
-        if (watched.matched.size === 0) constantPlatform(processWord(platform, env, dockerfile.escape), stage, from.line, report);
-      }
-    }
+    const image = from.args.split(/\s+/).filter((w) => w !== '')[0] ?? '';
+    if (env !== undefined) checkFromWords(dockerfile, stage, image, env, declared, report);
+    if (defaults === undefined) continue;
     // The base name with no build argument given: a default that leaves it empty or invalid (a word that does
     // not expand is the build's error to report, not this rule's).
     let name: string;
@@ -408,6 +385,34 @@ function checkFromLines(dockerfile: Dockerfile, buildArgs: Readonly<Record<strin
   }
 }
 
+/** A FROM line's image and `--platform` words with the build's global scope `env`: undeclared names, and the platform rules. */
+function checkFromWords(dockerfile: Dockerfile, stage: Stage, image: string, env: Env, declared: ReadonlySet<string>, report: Report): void {
+  const from = stage.from;
+  const undeclared = (word: string): WatchedEnv | undefined => {
+    const watched = new WatchedEnv(env);
+    try {
+      processWord(word, watched, dockerfile.escape);
+    } catch {
+      return undefined; // the build reports the word itself
+    }
+    for (const name of watched.unmatched) {
+      if (declared.has(name)) continue;
+      const near = suggestName(name, declared);
+      report('UndefinedArgInFrom', from.line, `FROM argument '${name}' is not declared${near ? ` (did you mean ${near}?)` : ''}`, from.line);
+    }
+    return watched;
+  };
+  undeclared(image);
+  const platform = from.flags.platform;
+  if (platform === undefined) return;
+  const watched = undeclared(platform);
+  if (watched === undefined || watched.unmatched.size !== 0) return;
+  if (watched.matched.size === 1 && watched.matched.has('TARGETPLATFORM') && processWord(platform, env, dockerfile.escape) === env.get('TARGETPLATFORM')) {
+    report('RedundantTargetPlatform', from.line, `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, from.line);
+  }
+  if (watched.matched.size === 0) constantPlatform(processWord(platform, env, dockerfile.escape), stage, from.line, report);
+}
+
 /** FromPlatformFlagConstDisallowed: a platform written as a constant, unless the stage's name holds its OS or architecture. */
 function constantPlatform(platform: string, stage: Stage, line: number, report: Report): void {
   let os: string;
@@ -422,21 +427,16 @@ function constantPlatform(platform: string, stage: Stage, line: number, report: 
   report('FromPlatformFlagConstDisallowed', line, `FROM --platform flag should not use constant value "${platform}"`, line);
 }
 
-/** The global scope's variables, as `globalArgs` makes them, words that do not expand left unset. */
-function globalScope(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>>): Map<string, string> {
-  const env = new Map<string, string>(dockerfile.automaticArgs);
-  for (const arg of dockerfile.globalArgs) {
-    for (const [name, raw] of safeKeyValues(arg.args, dockerfile.escape, false)) {
-      let value: string | undefined;
-      try {
-        value = Object.hasOwn(buildArgs, name) ? buildArgs[name] : raw === undefined ? undefined : processWord(raw, env, dockerfile.escape);
-      } catch {
-        value = undefined;
-      }
-      if (value !== undefined) env.set(name, value);
-    }
+/**
+ * The global scope's variables (`globalArgs`), or undefined where a global ARG's value does not expand with
+ * these build arguments: the rules that need it are not run then, as BuildKit abandons them.
+ */
+function globalScope(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>>): Map<string, string> | undefined {
+  try {
+    return globalArgs(dockerfile, buildArgs);
+  } catch {
+    return undefined;
   }
-  return env;
 }
 
 /** `keyValues`, or none where the words do not parse (the build reports them). */
@@ -454,15 +454,14 @@ function safeKeyValues(text: string, escape: string, legacy: boolean): [string, 
  * ENTRYPOINT or HEALTHCHECK given twice (reported at the one that is ignored), COPY and ADD of what
  * `ignored` excludes, and EXPOSE of a protocol in capitals or of an address or host port.
  */
-function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruction) => string, ignored: ((source: string) => boolean) | undefined, report: Report): void {
+function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruction) => string, globals: Env, ignored: ((source: string) => boolean) | undefined, report: Report): void {
   const escape = dockerfile.escape;
   const chain = stagesBelow(dockerfile, stage);
   const shellSet = (upTo: Instruction) => chain.some((s) => s.instructions.some((i) => i.keyword === 'SHELL' && (s !== stage || i.line < upTo.line)));
   let workdirSet = chain.some((s) => s !== stage && s.instructions.some((i) => i.keyword === 'WORKDIR'));
   const last = new Map<string, Instruction>();
-  // What a step's words can be expanded with: the stage's ARG (a global one's default when declared without
-  // one) and ENV values; a word naming anything else (the base image's variables) is not judged.
-  const globals = globalScope(dockerfile, {});
+  // What a step's words can be expanded with: the stage's ARG (a global one's default, `globals`, when declared
+  // without one) and ENV values; a word naming anything else (the base image's variables) is not judged.
   const vars = new Map<string, string>();
   const expand = (word: string): string | undefined => {
     const watched = new WatchedEnv(vars);
@@ -539,11 +538,10 @@ function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruc
         } catch {
           break;
         }
-        for (const port of words) {
-          const parts = port.split(':');
-          const [spec, proto = ''] = parts.at(-1)!.split('/', 2) as [string, string | undefined];
-          if (spec !== '' && proto !== proto.toLowerCase()) report('ExposeProtoCasing', at, `Defined protocol '${port}' in EXPOSE instruction should be lowercase`, at);
-          if (parts.length > 1) report('ExposeInvalidFormat', at, `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`, at);
+        for (const word of words) {
+          const { address, host, port, protocol } = portParts(word);
+          if (port !== '' && protocol !== protocol.toLowerCase()) report('ExposeProtoCasing', at, `Defined protocol '${word}' in EXPOSE instruction should be lowercase`, at);
+          if (address !== '' || host !== '') report('ExposeInvalidFormat', at, `EXPOSE instruction should not define an IP address or host-port mapping, found '${word}'`, at);
         }
         break;
       }

@@ -214,21 +214,32 @@ function portRange(text: string): [number, number] | string {
 }
 
 /**
+ * An EXPOSE word split as BuildKit splits it, `[address:][hostPort:]port[/protocol]`: each part as written,
+ * '' where absent (what the build reads, and what the build checks judge).
+ */
+export function portParts(word: string): { address: string; host: string; port: string; protocol: string } {
+  const parts = word.split(':');
+  const container = parts.at(-1)!;
+  const slash = container.indexOf('/');
+  return {
+    address: parts.length >= 3 ? parts.slice(0, -2).join(':') : '',
+    host: parts.length >= 2 ? parts.at(-2)! : '',
+    port: slash < 0 ? container : container.slice(0, slash),
+    protocol: slash < 0 ? '' : container.slice(slash + 1),
+  };
+}
+
+/**
  * What an EXPOSE word exposes, as BuildKit reads it: `[ip:][hostPort:]port[-port][/protocol]`, the container's
  * ports each as `port/protocol` (tcp by default; tcp, udp or sctp in any case, written lower-case). An address
  * or host port is taken and left out of the image (BuildKit warns, ExposeInvalidFormat); a host range is
  * allowed only for a single container port. A string: why the word is not one.
  */
 export function exposedPorts(word: string): string[] | string {
-  const parts = word.split(':');
-  const container = parts.at(-1)!;
-  const host = parts.length >= 2 ? parts.at(-2)! : '';
-  const address = parts.length >= 3 ? parts.slice(0, -2).join(':') : '';
-  const slash = container.indexOf('/');
-  const portText = slash < 0 ? container : container.slice(0, slash);
-  const protocol = slash < 0 ? 'tcp' : container.slice(slash + 1).toLowerCase();
+  const { address, host, port: portText, protocol: written } = portParts(word);
+  const protocol = written === '' ? 'tcp' : written.toLowerCase();
   if (portText === '') return 'no port';
-  if (!['tcp', 'udp', 'sctp'].includes(protocol)) return `${JSON.stringify(container.slice(slash + 1))} is not a protocol (tcp, udp or sctp)`;
+  if (!['tcp', 'udp', 'sctp'].includes(protocol)) return `${JSON.stringify(written)} is not a protocol (tcp, udp or sctp)`;
   if (address !== '' && isIP(address.replace(/^\[(.*)\]$/, '$1')) === 0) return `${JSON.stringify(address)} is not an IP address`;
   const range = portRange(portText);
   if (typeof range === 'string') return range;
