@@ -146,6 +146,8 @@ describe('Dockerfile frontend', () => {
       ["FROM ${X:?required}\n", /line 1: FROM: X: required/],
       ['FROM scratch\nLABEL a=${B#\\x}\n', /line 2: .*invalid escape/],
       ['FROM scratch\nCOPY --from=1 a b\n', /line 2: COPY --from=1: there is no earlier stage 1/],
+      ['FROM scratch AS first\nCOPY --from=later a b\nFROM scratch AS later\nFROM first\n', /line 2: COPY --from=later: stage later is defined after this one/],
+      ['FROM scratch AS first\nRUN --mount=from=Later,target=/x true\nFROM scratch AS later\nFROM first\n', /line 2: RUN --mount from=Later: stage Later is defined after this one/],
       ['# nothing\n', /no FROM/],
     ];
     for (const [text, message] of cases) {

@@ -404,6 +404,11 @@ export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: R
       for (const { name, what } of sourcesNamed(instruction, env, dockerfile.escape)) {
         const source = stageNamedHere(name, stage.index);
         if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no earlier stage ${name}`);
+        // BuildKit builds stages in the order they are written: a later stage's name is an error there, not
+        // an image to pull.
+        if (source === undefined && stageNamedHere(name, Infinity) !== undefined) {
+          throw lineError(instruction.line, `${what}=${name}: stage ${name} is defined after this one (a stage can only use earlier stages)`);
+        }
         if (source === stage) throw lineError(instruction.line, `${what} names its own stage`);
         if (source) visit(source);
       }
