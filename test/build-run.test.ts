@@ -145,6 +145,35 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(second.ran).toEqual(['RUN echo "$HTTP_PROXY" > /declared']);
   }, 10 * 60_000);
 
+  it("gives a stage the ARGs its base stage declared, as BuildKit does (the Docker manual's scoping example)", async () => {
+    const dockerfile = [
+      `FROM ${BASE} AS base`,
+      'ARG NAME="joe"',
+      'ARG KEPT=parent',
+      'ARG GIVEN=parent',
+      'FROM base AS build',
+      'ARG KEPT', // declared again without a value: the base stage's stays
+      'ARG GIVEN', // a build argument: its value, in both stages
+      'ENV SEEN=$NAME',
+      'RUN echo "hello $NAME! $KEPT $GIVEN" > /hello',
+      'FROM ' + BASE + ' AS unrelated',
+      'RUN echo "[${NAME:-unset}]" > /hello',
+      'FROM build',
+      'COPY --from=unrelated /hello /unrelated',
+      '',
+    ].join('\n');
+    const dir = writeContext(join(work, 'inherited-args'), { Dockerfile: dockerfile });
+    const { result } = await buildWith(images, { context: dir, buildArgs: { GIVEN: 'cli' } });
+    const view = await imageView(images, result.target.digest);
+    expect(await view.readFile('/hello', 'utf8')).toBe('hello joe! parent cli\n');
+    expect(await view.readFile('/unrelated', 'utf8')).toBe('[unset]\n'); // a stage not built on base has none of them
+    const env = (result.config.config?.Env ?? []) as string[];
+    expect(env).toContain('SEEN=joe');
+    expect(env.some((e) => e.startsWith('NAME='))).toBe(false); // ARGs stay out of the image
+    // The RUN's history names the ARGs it saw, inherited ones included, as BuildKit's does.
+    expect(result.config.history!.map((h) => h.created_by)).toContain('RUN |3 GIVEN=cli KEPT=parent NAME=joe /bin/sh -c echo "hello $NAME! $KEPT $GIVEN" > /hello');
+  }, 10 * 60_000);
+
   it("makes WORKDIR's directory when the tree lacks it, owned by the USER, even if nothing uses it, as BuildKit does", async () => {
     const dockerfile = [`FROM ${BASE}`, 'USER nobody', 'WORKDIR /home/app/work', 'RUN touch made-by-nobody', 'USER root', 'WORKDIR /etc', 'WORKDIR /unused/deep', 'USER ghost', 'WORKDIR /ghost', ''].join('\n');
     const dir = writeContext(join(work, 'workdir'), { Dockerfile: dockerfile });

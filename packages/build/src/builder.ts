@@ -621,6 +621,10 @@ class Builder {
     const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
     if (earlier && earlier.name === stage.image.toLowerCase()) {
       const base = this.#results.get(earlier.index)!;
+      const state = new StageState(this.#dockerfile, structuredClone(base.state.config), buildArgs, globals);
+      // The ARGs the base stage declared are this stage's too, with their values: BuildKit's scoping (its
+      // child stages inherit them), where the image config carries only the ENV.
+      for (const [name, value] of base.state.args) state.args.set(name, value);
       return {
         name: label,
         platform: base.platform,
@@ -634,7 +638,7 @@ class Builder {
         history: [...base.history],
         docker: base.docker,
         baseConfig: base.baseConfig,
-        state: new StageState(this.#dockerfile, structuredClone(base.state.config), buildArgs, globals),
+        state,
       };
     }
     const image = await this.#imageFor(stage.image, platform, stage.from.line);

@@ -79,8 +79,8 @@ export class StageState {
       case 'ARG':
         for (const [name, raw] of keyValues(step.args, escape, false)) {
           const value = Object.hasOwn(this.buildArgs, name) ? this.buildArgs[name]! : raw !== undefined ? this.#word(raw) : this.globals.get(name);
+          // Declared again without a value, an ARG keeps the one it has (from this stage or its base stage), as in BuildKit.
           if (value !== undefined) this.args.set(name, value);
-          else this.args.delete(name);
         }
         return true;
       case 'ENV': {
