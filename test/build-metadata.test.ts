@@ -164,6 +164,9 @@ describe('Dockerfile frontend', () => {
     // A bind mount's `from` is a dependency as COPY --from is (its variables the global ARGs).
     const mounted = parseDockerfile(['ARG SRC=a', 'FROM scratch AS a', 'FROM scratch AS unused', 'FROM scratch AS m', 'RUN --mount=type=bind,from=$SRC,target=/x true'].join('\n'));
     expect(neededStages(mounted, targetStage(mounted)).map((s) => s.name)).toEqual(['a', 'm']);
+    // A stage may name itself (what it holds so far, as in BuildKit); a later stage it may not (see above).
+    const own = parseDockerfile('FROM scratch AS a\nCOPY --from=a /x /y\n');
+    expect(neededStages(own, targetStage(own)).map((s) => s.name)).toEqual(['a']);
   });
 
   it('reads flags apart from the arguments, FROM --platform expanded with the global ARGs', () => {

@@ -405,8 +405,8 @@ export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: R
         const source = stageNamedHere(name, stage.index);
         if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no earlier stage ${name}`);
         // BuildKit builds stages in the order they are written: a later stage's name is an error there, not
-        // an image to pull.
-        if (source === undefined && stageNamedHere(name, Infinity) !== undefined) {
+        // an image to pull. (Its own name is what the stage holds so far, in BuildKit as here.)
+        if (source === undefined && (stageNamedHere(name, Infinity)?.index ?? -1) > stage.index) {
           throw lineError(instruction.line, `${what}=${name}: stage ${name} is defined after this one (a stage can only use earlier stages)`);
         }
         if (source === stage) throw lineError(instruction.line, `${what} names its own stage`);
