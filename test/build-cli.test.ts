@@ -126,6 +126,28 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(copied.stdout).toContain('Dockerfile:2: Attempting to Copy file "secret.txt" that is excluded by .dockerignore\n');
   }, 120_000);
 
+  it("finds variables nothing defines (UndefinedVar) with the base image's own, in a build and in a check run", () => {
+    const base = writeContext(join(work, 'env-base'), { Dockerfile: `FROM ${BASE}\nENV APP_HOME=/srv/app\n` });
+    expect(strata(['build', '-q', '-t', 'example.com/env-base:1', base]).status).toBe(0);
+    const dir = writeContext(join(work, 'undefined-var'), { Dockerfile: 'FROM example.com/env-base:1\nWORKDIR $APP_HOME\nLABEL home=$APP_HOM\nRUN echo $UNSET_IN_SHELL\n' });
+    const finding = "UndefinedVar: Usage of undefined variable '$APP_HOM' (did you mean $APP_HOME?) (line 3)";
+    const built = strata(['build', '-t', 'example.com/undefined-var:1', dir]);
+    expect(built.status, built.stderr).toBe(0);
+    expect(built.stderr).toContain(`1 warning found:\n - ${finding}\n`);
+    const checked = strata(['build', '--check', dir]);
+    expect(checked.status).toBe(1);
+    expect(checked.stdout).toContain("WARNING: UndefinedVar - https://docs.docker.com/go/dockerfile/rule/undefined-var/\nVariables should be defined before their use\nDockerfile:3: Usage of undefined variable '$APP_HOM' (did you mean $APP_HOME?)\n");
+    // With error=true the build stops before its first step, once it has the base image's config.
+    const strict = strata(['build', '--progress', 'plain', '--no-cache', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=error=true', dir]);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toContain('Dockerfile line 3: lint violation found for rules: UndefinedVar');
+    expect(strict.stderr).not.toContain('[1/');
+    // A check run pulls nothing: a base the store does not hold leaves its stage unjudged.
+    const elsewhere = writeContext(join(work, 'undefined-var-elsewhere'), { Dockerfile: 'FROM example.com/not-here:1\nLABEL home=$APP_HOM\n' });
+    const unknown = strata(['build', '--check', elsewhere]);
+    expect(unknown.status, unknown.stderr).toBe(0);
+  }, 120_000);
+
   it('reads the Dockerfile from stdin with -f -, and never the context\'s', () => {
     // The context's own Dockerfile names a file that is not there: building it would fail.
     const dir = writeContext(join(work, 'stdin'), { 'a.txt': 'from stdin\n', Dockerfile: 'FROM scratch\nCOPY missing.txt /\n' });

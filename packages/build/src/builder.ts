@@ -56,6 +56,7 @@ import { BuildCache, type CacheRecord } from './cache.js';
 import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
 import { checkDockerfile, checkFailure, checkOptionsOf, type BuildCheck, type CheckOptions } from './checks.js';
+import { checkVariables } from './check-variables.js';
 import { withArchiveContext, withUrlContext, type ArchiveContext } from './archive-context.js';
 import { withGitContext } from './git-context.js';
 import { isGitSource } from './git-source.js';
@@ -283,7 +284,28 @@ export async function build(images: Images, options: BuildOptions): Promise<Buil
  * URL or archive context fetched for it). Throws for a Dockerfile that does not parse, as a build would.
  */
 export async function checkBuild(images: Images, options: BuildOptions): Promise<BuildCheck[]> {
-  return withBuildInput(images, options, async (options, context, text, dockerignore) => buildChecks(options, text, context, dockerignore, true).found);
+  return withBuildInput(images, options, async (options, context, text, dockerignore) => {
+    const { found, checks, dockerfile } = buildChecks(options, text, context, dockerignore, true);
+    const platform = options.platform ?? options.platforms?.[0];
+    const variables = checkVariables(text, dockerfile, dockerfile.stages, (stage) => storedImageEnv(images, options, stage, platform), { checks, buildArgs: options.buildArgs ?? {} });
+    return [...found, ...variables].sort((a, b) => a.line - b.line);
+  });
+}
+
+/**
+ * The ENV of the image `stage` starts from, for a check run: from the store's copy, or undefined where the
+ * store has none (a check run pulls nothing) or a named context stands for it.
+ */
+function storedImageEnv(images: Images, options: BuildOptions, stage: Stage, platform: string | undefined): readonly string[] | undefined {
+  if (options.contexts !== undefined && Object.hasOwn(options.contexts, stage.image)) return undefined;
+  try {
+    const image = images.image(stage.image);
+    const wanted = parsePlatform(stage.platform ?? platform ?? formatPlatform(hostPlatform()));
+    return imageEnv(images.platformImage(image.name ?? image.target.digest, { platform: wanted }));
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
 }
 
 /**
@@ -320,14 +342,14 @@ function ignoreFilesOf(options: BuildOptions, context: string, dockerignore: boo
  * the rules about steps run on the stages the build needs, or on all of them (`allStages`, a check run), as
  * in BuildKit.
  */
-function buildChecks(options: BuildOptions, text: string, context: string, dockerignore: boolean, allStages: boolean): { found: BuildCheck[]; checks: CheckOptions } {
+function buildChecks(options: BuildOptions, text: string, context: string, dockerignore: boolean, allStages: boolean): { found: BuildCheck[]; checks: CheckOptions; dockerfile: Dockerfile } {
   const buildArgs = options.buildArgs ?? {};
   const checks = checkOptionsOf(text, buildArgs);
   const platform = options.platform ?? options.platforms?.[0];
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(platform ? parsePlatform(platform) : hostPlatform(), hostPlatform()));
   const stages = allStages ? undefined : neededStages(dockerfile, targetStage(dockerfile, options.target), buildArgs, new Set(Object.keys(options.contexts ?? {})));
   const ignored = readIgnorePatterns(ignoreFilesOf(options, context, dockerignore));
-  return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ignored, ...(stages ? { stages } : {}) }), checks };
+  return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ignored, ...(stages ? { stages } : {}) }), checks, dockerfile };
 }
 
 /** The build of the Dockerfile `text` in the directory `context`; `dockerignore`: the context's ignore files apply. */
@@ -338,16 +360,41 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
   const { found, checks } = buildChecks(options, text, context, dockerignore, false);
   for (const check of found) options.onEvent?.({ type: 'check', check });
   if (checks.error && found.length > 0) throw checkFailure(found);
-  return { ...(await buildPlatforms(images, options, context, text, dockerignore)), checks: found };
+  // UndefinedVar needs the base images' variables: each platform's builder runs it once it has their
+  // configs, before its first step. A finding is listed once, whichever platforms' builds found it.
+  const variables: BuildCheck[] = [];
+  const seen = new Set<string>();
+  const judgeVariables: VariablesCheck | undefined =
+    checks.skipAll || checks.skip.has('UndefinedVar')
+      ? undefined
+      : (dockerfile, stages, baseEnv) => {
+          const fresh = checkVariables(text, dockerfile, stages, baseEnv, { checks, buildArgs: options.buildArgs ?? {} }).filter((check) => {
+            const key = `${check.line}\0${check.detail}`;
+            if (seen.has(key)) return false;
+            seen.add(key);
+            return true;
+          });
+          for (const check of fresh) options.onEvent?.({ type: 'check', check });
+          variables.push(...fresh);
+          if (checks.error && fresh.length > 0) throw checkFailure(fresh);
+        };
+  const built = await buildPlatforms(images, options, context, text, dockerignore, judgeVariables);
+  return { ...built, checks: [...found, ...variables].sort((a, b) => a.line - b.line) };
 }
 
+/** The ENV of an image's config. */
+const imageEnv = (image: PlatformImage): readonly string[] => ((image.config.config ?? {}) as RunConfig).Env ?? [];
+
+/** Runs UndefinedVar on a builder's stages, given the ENV of the images they start from. */
+type VariablesCheck = (dockerfile: Dockerfile, stages: readonly Stage[], baseEnv: (stage: Stage) => readonly string[] | undefined) => void;
+
 /** The build of `text` for its platform, or for each of several into an index. */
-async function buildPlatforms(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean): Promise<BuiltImage> {
+async function buildPlatforms(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean, judgeVariables?: VariablesCheck): Promise<BuiltImage> {
   const platforms = options.platforms ?? [];
   if (platforms.length <= 1) {
     if (Object.keys(options.annotations?.index ?? {}).length > 0) throw new InvalidArgumentError('index annotations are for a build of several platforms, whose result is an index');
     const one = platforms.length === 1 ? { ...options, platform: platforms[0]! } : options;
-    const { builder, target } = planBuild(images, one, text, context, { dockerignore });
+    const { builder, target } = planBuild(images, one, text, context, { dockerignore, ...(judgeVariables ? { judgeVariables } : {}) });
     return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
   }
   const parsed = platforms.map((p) => parsePlatform(p));
@@ -362,7 +409,7 @@ async function buildPlatforms(images: Images, options: BuildOptions, context: st
     const named = namedContexts(images, options, checksums);
     try {
       for (const platform of parsed) {
-        const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore, named });
+        const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore, named, ...(judgeVariables ? { judgeVariables } : {}) });
         built.push({ platform, result: await builder.run(lease, target) });
         if (typeof options.cacheTo === 'object') for (const step of builder.cacheSteps(options.cacheTo.mode ?? 'min')) if (!steps.has(step.key)) steps.set(step.key, step);
       }
@@ -394,6 +441,8 @@ interface BuilderSharing {
   readonly dockerignore?: boolean;
   /** Named contexts shared with the other platforms' builders (and disposed by the caller). */
   readonly named?: NamedContexts;
+  /** Runs UndefinedVar once the images the stages start from are known, before the first step. */
+  readonly judgeVariables?: VariablesCheck;
 }
 
 /** The build's named contexts (`options.contexts`), their directories' checksums kept in `checksums`. */
@@ -492,9 +541,13 @@ class Builder {
   #ran = 0;
   #cached = 0;
   #lease!: Lease;
+  readonly #judgeVariables: VariablesCheck | undefined;
+  /** The images stages start from, by stage index, once resolved ahead of the first step (for UndefinedVar). */
+  readonly #baseImages = new Map<number, { ref: string; platformImage: PlatformImage }>();
 
-  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true, named }: BuilderSharing = {}) {
+  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true, named, judgeVariables }: BuilderSharing = {}) {
     this.#nameless = nameless;
+    this.#judgeVariables = judgeVariables;
     this.#images = images;
     this.#options = options;
     this.#dockerfile = dockerfile;
@@ -548,6 +601,14 @@ class Builder {
   async run(lease: Lease, target: Stage): Promise<BuiltImage> {
     this.#lease = lease;
     try {
+      if (this.#judgeVariables) {
+        await this.#resolveBaseImages();
+        this.#judgeVariables(this.#dockerfile, this.#stages, (stage) => {
+          if (this.#named.isTree(stage.image)) return [];
+          const image = this.#baseImages.get(stage.index);
+          return image === undefined ? undefined : imageEnv(image.platformImage);
+        });
+      }
       for (const stage of this.#stages) await this.#buildStage(stage);
     } finally {
       this.#checksums.flush();
@@ -604,6 +665,20 @@ class Builder {
     }
   }
 
+  /**
+   * The image each stage that starts from one needs, resolved (pulled when missing) before the first step, as
+   * BuildKit resolves them before it builds: their variables are what UndefinedVar judges steps against.
+   */
+  async #resolveBaseImages(): Promise<void> {
+    for (const stage of this.#stages) {
+      if (stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image)) continue;
+      const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
+      if (earlier && earlier.name === stage.image.toLowerCase()) continue;
+      const platform = stage.platform ? parsePlatform(stage.platform) : this.#platform;
+      this.#baseImages.set(stage.index, await this.#imageFor(stage.image, platform, stage.from.line));
+    }
+  }
+
   async #base(stage: Stage, label: string): Promise<StageResult> {
     const platform = stage.platform ? parsePlatform(stage.platform) : this.#platform;
     const globals = globalArgs(this.#dockerfile, this.#options.buildArgs ?? {});
@@ -641,7 +716,7 @@ class Builder {
         state,
       };
     }
-    const image = await this.#imageFor(stage.image, platform, stage.from.line);
+    const image = this.#baseImages.get(stage.index) ?? (await this.#imageFor(stage.image, platform, stage.from.line));
     // An image of one platform is no base for another (the store takes a lone manifest for any platform),
     // as BuildKit's resolver refuses it: the stage would be that platform's under another's name.
     const { os, architecture, variant } = image.platformImage.config;

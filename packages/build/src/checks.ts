@@ -5,9 +5,10 @@
  * directive, or the `BUILDKIT_DOCKERFILE_CHECK` build argument in its place, and a `# check=skip=…` comment
  * just above an instruction for that instruction alone.
  *
- * Checked from the Dockerfile and the context's `.dockerignore`: the rules that need a base image's platform
- * (InvalidBaseImagePlatform) or every variable a step sees (UndefinedVar) are not run, and a base image's own
- * SHELL is taken as unset (JSONArgsRecommended), as it is in all but Windows images. Rules about what a stage
+ * Checked from the Dockerfile and the context's `.dockerignore`; UndefinedVar, which needs the base images'
+ * variables, is check-variables.ts's. The rule that needs a base image's platform (InvalidBaseImagePlatform)
+ * is not run, and a base image's own SHELL is taken as unset (JSONArgsRecommended), as it is in all but
+ * Windows images. Rules about what a stage
  * does (its ENV, LABEL, WORKDIR, CMD, ENTRYPOINT, HEALTHCHECK, EXPOSE, ARG, COPY and ADD) are run for the
  * stages the build needs, or for all in a check run, as BuildKit runs them.
  */
@@ -59,6 +60,7 @@ export const CHECK_RULES = {
     'IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release',
   ),
   CopyIgnoredFile: rule('copy-ignored-file', 'Attempting to Copy file that is excluded by .dockerignore'),
+  UndefinedVar: rule('undefined-var', 'Variables should be defined before their use'),
 } as const;
 
 export type CheckRule = keyof typeof CHECK_RULES;
@@ -139,7 +141,7 @@ function directives(text: string): { values: Map<string, string>; lines: Set<num
 }
 
 /** Where and how an instruction was written: what the parsed Dockerfile does not keep. */
-interface Written {
+export interface Written {
   /** The keyword as written (`From`, `copy`…). */
   readonly keyword: string;
   /** Its first line (1-based). */
@@ -178,7 +180,7 @@ function writtenInstructions(text: string): Map<number, Written> {
 }
 
 /** An Env that records the names looked up in it, and which of them it did not hold. */
-class WatchedEnv implements Env {
+export class WatchedEnv implements Env {
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
   constructor(readonly inner: Env) {}
@@ -256,23 +258,7 @@ export interface CheckDockerfileOptions {
  * line order, skipped rules left out.
  */
 export function checkDockerfile(text: string, dockerfile: Dockerfile, options: CheckDockerfileOptions = {}): BuildCheck[] {
-  const config = options.checks ?? ALL_RULES;
-  const written = writtenInstructions(text);
-  const found: BuildCheck[] = [];
-  /** Reports `name` at `line`, unless skipped for the whole file or by the comments above instruction `at`. */
-  const report = (name: CheckRule, line: number, detail: string, at?: number): void => {
-    if (config.skipAll || config.skip.has(name)) return;
-    for (const value of at === undefined ? [] : (written.get(at)?.checks ?? [])) {
-      let local: CheckOptions;
-      try {
-        local = parseCheckOptions(value);
-      } catch {
-        continue; // a comment that only looks like a check
-      }
-      if (local.skipAll || local.skip.has(name)) return;
-    }
-    found.push({ rule: name, ...CHECK_RULES[name], detail, line });
-  };
+  const { report, found, written } = reporter(text, options.checks ?? ALL_RULES);
   const keywordOf = (instruction: Instruction) => written.get(instruction.line)?.keyword ?? instruction.keyword;
 
   noEmptyContinuations(text, dockerfile.escape, written, report);
@@ -328,7 +314,28 @@ export function checkDockerfile(text: string, dockerfile: Dockerfile, options: C
   return found.sort((a, b) => a.line - b.line); // stable: a line's findings in the order the rules ran
 }
 
-type Report = (name: CheckRule, line: number, detail: string, at?: number) => void;
+/** Reports rule `name` at `line`, unless skipped for the whole file or by the comments above instruction `at`. */
+export type Report = (name: CheckRule, line: number, detail: string, at?: number) => void;
+
+/** A `Report` under `config` and the comments of `text`, and the findings it keeps. */
+export function reporter(text: string, config: CheckOptions = ALL_RULES): { report: Report; found: BuildCheck[]; written: ReadonlyMap<number, Written> } {
+  const written = writtenInstructions(text);
+  const found: BuildCheck[] = [];
+  const report: Report = (name, line, detail, at) => {
+    if (config.skipAll || config.skip.has(name)) return;
+    for (const value of at === undefined ? [] : (written.get(at)?.checks ?? [])) {
+      let local: CheckOptions;
+      try {
+        local = parseCheckOptions(value);
+      } catch {
+        continue; // a comment that only looks like a check
+      }
+      if (local.skipAll || local.skip.has(name)) return;
+    }
+    found.push({ rule: name, ...CHECK_RULES[name], detail, line });
+  };
+  return { report, found, written };
+}
 
 /**
  * NoEmptyContinuation: an instruction continued over a line of nothing but spaces (which the parser skips),

@@ -4,6 +4,7 @@
  */
 export { build, checkBuild, type BuildOptions, type BuildEvent, type BuildResult, type Entitlement } from './builder.js';
 export { checkDockerfile, checkOptionsOf, parseCheckOptions, CHECK_RULES, type BuildCheck, type CheckOptions, type CheckRule, type CheckDockerfileOptions } from './checks.js';
+export { checkVariables, type CheckVariablesOptions } from './check-variables.js';
 export type { CacheExport, CacheSource } from './image-cache.js';
 export { BuildCache, type CacheEntry, type CacheRecord } from './cache.js';
 export { FileChecksums } from './checksums.js';

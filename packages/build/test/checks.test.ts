@@ -5,7 +5,7 @@
  * `# check=skip=` comment above one instruction.
  */
 import { describe, expect, it } from 'vitest';
-import { checkDockerfile, checkOptionsOf, neededStages, parseCheckOptions, parseDockerfile, platformArgs, targetStage } from '@strata/build';
+import { checkDockerfile, checkOptionsOf, checkVariables, neededStages, parseCheckOptions, parseDockerfile, platformArgs, targetStage } from '@strata/build';
 import { exposedPorts } from '../src/metadata.js';
 
 const AMD64 = { os: 'linux', architecture: 'amd64' };
@@ -17,6 +17,18 @@ function found(text: string, options: { buildArgs?: Record<string, string>; buil
   const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile), buildArgs) : undefined;
   const checks = checkOptionsOf(text, buildArgs);
   return checkDockerfile(text, dockerfile, { checks, buildArgs, ignored: options.ignored ?? [], ...(stages ? { stages } : {}) }).map((f) => `${f.rule} ${f.line}: ${f.detail}`);
+}
+
+/**
+ * UndefinedVar's findings on `text` as `line: detail`: base images' ENV from `images` (by name; one not
+ * listed is unknown), for a check run or for a build of its last stage.
+ */
+function undefinedVars(text: string, options: { images?: Record<string, string[]>; buildArgs?: Record<string, string>; build?: boolean } = {}): string[] {
+  const buildArgs = options.buildArgs ?? {};
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(AMD64, AMD64));
+  const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile), buildArgs) : dockerfile.stages;
+  const checks = checkOptionsOf(text, buildArgs);
+  return checkVariables(text, dockerfile, stages, (stage) => options.images?.[stage.image], { checks, buildArgs }).map((f) => `${f.line}: ${f.detail}`);
 }
 
 describe('build checks', () => {
@@ -164,6 +176,68 @@ describe('build checks', () => {
     expect(found('FROM scratch\n\n# check=error=true\nRUN true\n')).toEqual([]);
     expect(checkOptionsOf('# syntax=docker/dockerfile:1\n# check=error=true\nFROM scratch\n').error).toBe(true);
     expect(checkOptionsOf('FROM scratch\n# check=error=true\n').error).toBe(false);
+  });
+
+  it("finds variables nothing defines (UndefinedVar), on BuildKit's own cases", () => {
+    const alpine = { images: { alpine: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] } };
+    // BuildKit's testUnmatchedVars.
+    expect(undefinedVars('\nFROM scratch\nARG foo\nCOPY Dockerfile${foo} .\n')).toEqual([]);
+    expect(undefinedVars('\nFROM alpine AS base\nARG foo=Dockerfile\n\nFROM base\nCOPY $foo .\n', alpine)).toEqual([]);
+    expect(undefinedVars('\nFROM alpine\nRUN echo $PATH\n', alpine)).toEqual([]);
+    expect(undefinedVars('\nFROM alpine\nCOPY $foo .\nARG foo=bar\nRUN echo $foo\n', alpine)).toEqual(["3: Usage of undefined variable '$foo'"]);
+    expect(undefinedVars('\nFROM alpine\nARG DIR_BINARIES=binaries/\nARG DIR_ASSETS=assets/\nARG DIR_CONFIG=config/\nCOPY $DIR_ASSET .\n', alpine)).toEqual([
+      "6: Usage of undefined variable '$DIR_ASSET' (did you mean $DIR_ASSETS?)",
+    ]);
+    expect(undefinedVars('\nFROM alpine\nENV PATH=$PAHT:/tmp/bin\n', alpine)).toEqual(["3: Usage of undefined variable '$PAHT' (did you mean $PATH?)"]);
+    // BuildKit's testAllTargetUnmarshal: a build judges the stages it needs, a check run every stage.
+    const two = '\nFROM scratch AS first\nCOPY $foo .\n\nFROM scratch AS second\nCOPY $bar .\n';
+    expect(undefinedVars(two, { build: true })).toEqual(["6: Usage of undefined variable '$bar'"]);
+    expect(undefinedVars(two)).toEqual(["3: Usage of undefined variable '$foo'", "6: Usage of undefined variable '$bar'"]);
+  });
+
+  it('judges UndefinedVar with the base image\'s variables, where the frontend expands words, and not where a shell does', () => {
+    const python = { images: { python: ['PATH=/usr/local/bin:/usr/bin:/bin', 'PYTHON_VERSION=3.13.1'] } };
+    // The reference's examples: a base image's variable is defined; an ARG default naming nothing is not.
+    expect(undefinedVars('FROM python AS base\nARG VERSION=$PYTHON_VERSION\n', python)).toEqual([]);
+    expect(undefinedVars('FROM python AS base\nARG VERSION=$foo\n', python)).toEqual(["2: Usage of undefined variable '$foo'"]);
+    // An image whose config is not known (not in the store for a check run) leaves its stage, and those built on it, unjudged.
+    expect(undefinedVars('FROM unknown AS a\nCOPY $x .\nFROM a\nCOPY $y .\n')).toEqual([]);
+    // Shell forms and exec forms of RUN, CMD and ENTRYPOINT, and HEALTHCHECK and EXPOSE, are not the frontend's to expand.
+    expect(undefinedVars('FROM scratch\nRUN echo $a\nRUN ["echo", "$b"]\nCMD echo $c\nENTRYPOINT ["$d"]\nHEALTHCHECK CMD echo $e\nEXPOSE $f\n')).toEqual([]);
+    // Every word the frontend does expand (to values the steps take); a default (${x:-y}) still names an
+    // undefined variable, as in BuildKit.
+    const steps = [
+      'FROM scratch',
+      'ENV A=$e1 $e2=x',
+      'LABEL l=${e3:-fallback}',
+      'WORKDIR /$e4',
+      'USER u$e5',
+      'VOLUME ["/$e6"]',
+      'STOPSIGNAL SIGTERM${e7}',
+      'COPY --chown=$e8 --chmod=$e9 a /$e10',
+      'RUN --mount=type=cache,target=/$e11 true',
+      'COPY <<EOF /x',
+      '$e12',
+      'EOF',
+      "COPY <<'EOF' /y",
+      '$quoted',
+      'EOF',
+    ].join('\n');
+    expect(undefinedVars(steps).map((f) => f.split("'")[1])).toEqual(['$e1', '$e2', '$e3', '$e4', '$e5', '$e6', '$e7', '$e8', '$e9', '$e10', '$e11', '$e12']);
+  });
+
+  it('follows declarations through a stage for UndefinedVar: ARGs one by one, build arguments, ENV from the step before, parent stages', () => {
+    expect(undefinedVars('FROM scratch\nARG A=1 B=$A\n')).toEqual([]);
+    // ENV expands all its values with the variables before it, as Docker does: A is not set yet for B.
+    expect(undefinedVars('FROM scratch\nENV A=1 B=$A\nENV C=$A\n')).toEqual(["2: Usage of undefined variable '$A'"]);
+    // A default a build argument replaces is not expanded, so not judged.
+    expect(undefinedVars('FROM scratch\nARG V=$nothing\n', { buildArgs: { V: 'x' } })).toEqual([]);
+    // A global ARG is the stage's only once declared in it; a parent stage's ARGs and ENV are its children's.
+    expect(undefinedVars('ARG G=1\nFROM scratch\nCOPY $G .\nARG G\nCOPY $G .\n')).toEqual(["3: Usage of undefined variable '$G'"]);
+    expect(undefinedVars('FROM scratch AS base\nARG NAME=joe\nENV HOME=/root\nFROM base\nCOPY $NAME $HOME\nFROM scratch\nCOPY $NAME .\n')).toEqual(["7: Usage of undefined variable '$NAME'"]);
+    // Skipped by a comment above the step, or by the directive.
+    expect(undefinedVars('FROM scratch\n# check=skip=UndefinedVar\nCOPY $a .\nCOPY $b .\n')).toEqual(["4: Usage of undefined variable '$b'"]);
+    expect(undefinedVars('# check=skip=UndefinedVar\nFROM scratch\nCOPY $a .\n')).toEqual([]);
   });
 
   it('reads check options as BuildKit does, and refuses what it refuses', () => {
