@@ -9,8 +9,7 @@
  * expanded heredocs, RUN's `--mount` values, and ARG defaults where no build argument replaces them. Never
  * RUN, CMD or ENTRYPOINT themselves: their shell expands them, from the container's environment.
  */
-import type { Dockerfile, Instruction, Stage } from './dockerfile.js';
-import { globalArgs, stageNamed } from './dockerfile.js';
+import { globalArgs, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { expandHeredoc, keyValues, processWord, processWords } from './lex.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { DEFAULT_PATH } from './run-step.js';
@@ -18,7 +17,6 @@ import { reporter, suggestName, WatchedEnv, type BuildCheck, type CheckOptions, 
 
 /** Build arguments BuildKit reads for itself, never a step's variables. */
 const NOT_VARIABLES = new Set(['BUILDKIT_SBOM_SCAN_CONTEXT', 'BUILDKIT_SBOM_SCAN_STAGE']);
-
 
 /** Options of `checkVariables`. */
 export interface CheckVariablesOptions {
