@@ -61,9 +61,9 @@ import { withArchiveContext, withUrlContext, type ArchiveContext } from './archi
 import { withGitContext } from './git-context.js';
 import { isGitSource } from './git-source.js';
 import { chownThrough } from './copy.js';
-import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageBelow, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
-import { DEFAULT_PATH, RunSteps } from './run-step.js';
+import { RunSteps, withDefaultPath } from './run-step.js';
 import { CopySteps } from './copy-step.js';
 import { atLine, withLine } from './step-errors.js';
 import { isUrlSource, redactUrls } from './remote.js';
@@ -299,9 +299,7 @@ export async function checkBuild(images: Images, options: BuildOptions): Promise
 function storedImageEnv(images: Images, options: BuildOptions, stage: Stage, platform: string | undefined): readonly string[] | undefined {
   if (options.contexts !== undefined && Object.hasOwn(options.contexts, stage.image)) return undefined;
   try {
-    const image = images.image(stage.image);
-    const wanted = parsePlatform(stage.platform ?? platform ?? formatPlatform(hostPlatform()));
-    return imageEnv(images.platformImage(image.name ?? image.target.digest, { platform: wanted }));
+    return imageEnv(storedImage(images, stage.image, parsePlatform(stage.platform ?? platform ?? formatPlatform(hostPlatform()))).platformImage);
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
@@ -380,6 +378,13 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
         };
   const built = await buildPlatforms(images, options, context, text, dockerignore, judgeVariables);
   return { ...built, checks: [...found, ...variables].sort((a, b) => a.line - b.line) };
+}
+
+/** The store's image `reference` for `platform`, by its name (or digest, for a nameless one); NOT_FOUND when the store has none. */
+function storedImage(images: Images, reference: string, platform: Platform): { ref: string; platformImage: PlatformImage } {
+  const image = images.image(reference);
+  const ref = image.name ?? image.target.digest;
+  return { ref, platformImage: images.platformImage(ref, { platform }) };
 }
 
 /** The ENV of an image's config. */
@@ -671,16 +676,27 @@ class Builder {
    */
   async #resolveBaseImages(): Promise<void> {
     for (const stage of this.#stages) {
-      if (stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image)) continue;
-      const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
-      if (earlier && earlier.name === stage.image.toLowerCase()) continue;
-      const platform = stage.platform ? parsePlatform(stage.platform) : this.#platform;
-      this.#baseImages.set(stage.index, await this.#imageFor(stage.image, platform, stage.from.line));
+      if (this.#startsEmpty(stage) || this.#stageBelow(stage) !== undefined) continue;
+      this.#baseImages.set(stage.index, await this.#imageFor(stage.image, this.#platformOf(stage), stage.from.line));
     }
   }
 
+  /** True for a stage from scratch or from a named context's directory (whose files come in its first step). */
+  #startsEmpty(stage: Stage): boolean {
+    return stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image);
+  }
+
+  /** The earlier stage `stage` is built on, unless a named context stands for the name its FROM gives. */
+  #stageBelow(stage: Stage): Stage | undefined {
+    return stageBelow(this.#dockerfile, stage, (name) => this.#named.has(name));
+  }
+
+  #platformOf(stage: Stage): Platform {
+    return stage.platform ? parsePlatform(stage.platform) : this.#platform;
+  }
+
   async #base(stage: Stage, label: string): Promise<StageResult> {
-    const platform = stage.platform ? parsePlatform(stage.platform) : this.#platform;
+    const platform = this.#platformOf(stage);
     const globals = globalArgs(this.#dockerfile, this.#options.buildArgs ?? {});
     const buildArgs = this.#options.buildArgs ?? {};
     const fresh = (config: RunConfig, fields: Omit<StageResult, 'state' | 'name' | 'platform'>): StageResult => ({
@@ -690,11 +706,11 @@ class Builder {
       state: new StageState(this.#dockerfile, config, buildArgs, globals),
     });
     // A named context's directory starts from scratch; its files come in the stage's first step (#buildStage).
-    if (stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image)) {
-      return fresh({ Env: [DEFAULT_PATH] }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], stepKeys: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
+    if (this.#startsEmpty(stage)) {
+      return fresh({ Env: withDefaultPath([]) }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], stepKeys: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
     }
-    const earlier = this.#named.has(stage.image) ? undefined : stageNamed(this.#dockerfile, stage.image, stage.index);
-    if (earlier && earlier.name === stage.image.toLowerCase()) {
+    const earlier = this.#stageBelow(stage);
+    if (earlier) {
       const base = this.#results.get(earlier.index)!;
       const state = new StageState(this.#dockerfile, structuredClone(base.state.config), buildArgs, globals);
       // The ARGs the base stage declared are this stage's too, with their values: BuildKit's scoping (its
@@ -728,7 +744,7 @@ class Builder {
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
     // A base without PATH gets Docker's default, as BuildKit and buildah give it (scratch's too).
     const baseRun = structuredClone((p.config.config ?? {}) as RunConfig);
-    if (!(baseRun.Env ?? []).some((e) => e.startsWith('PATH='))) baseRun.Env = [DEFAULT_PATH, ...(baseRun.Env ?? [])];
+    baseRun.Env = withDefaultPath(baseRun.Env ?? []);
     return fresh(baseRun, {
       snapshot: unpacked.chainID,
       key: sha256('image', p.manifestDescriptor.digest),
@@ -755,10 +771,7 @@ class Builder {
    * once a build); `line` 0 for one no line names (a `cacheFrom` image).
    */
   async #image(reference: string, platform: Platform, line: number) {
-    const find = () => {
-      const image = this.#images.image(reference);
-      return { ref: image.name ?? image.target.digest, platformImage: this.#images.platformImage(image.name ?? image.target.digest, { platform }) };
-    };
+    const find = () => storedImage(this.#images, reference, platform);
     const once = `${reference}\0${formatPlatform(platform)}`;
     if (this.#options.pullAlways && this.#options.pull && !this.#pulled.has(once)) {
       this.#pulled.add(once);

@@ -9,10 +9,10 @@
  * expanded heredocs, RUN's `--mount` values, and ARG defaults where no build argument replaces them. Never
  * RUN, CMD or ENTRYPOINT themselves: their shell expands them, from the container's environment.
  */
-import { globalArgs, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { globalArgs, stageBelow, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { expandHeredoc, keyValues, processWord, processWords } from './lex.js';
-import { StageState, type RunConfig } from './metadata.js';
-import { DEFAULT_PATH } from './run-step.js';
+import { StageState } from './metadata.js';
+import { withDefaultPath } from './run-step.js';
 import { reporter, suggestName, WatchedEnv, type BuildCheck, type CheckOptions, type Report } from './checks.js';
 
 /** Build arguments BuildKit reads for itself, never a step's variables. */
@@ -46,11 +46,10 @@ export function checkVariables(text: string, dockerfile: Dockerfile, stages: rea
   }
   const followed = new Map<number, Followed | undefined>();
   for (const stage of [...stages].sort((a, b) => a.index - b.index)) {
-    const image = stage.image.toLowerCase();
-    const base = image === 'scratch' ? undefined : stageNamed(dockerfile, stage.image, stage.index);
+    const base = stageBelow(dockerfile, stage);
     let state: StageState;
     let declared: Set<string>;
-    if (base !== undefined && base.name === image) {
+    if (base !== undefined) {
       // Built on an earlier stage: its config, and its ARGs with their values (see the builder's #base).
       const below = followed.get(base.index);
       if (below === undefined) {
@@ -61,13 +60,12 @@ export function checkVariables(text: string, dockerfile: Dockerfile, stages: rea
       for (const [name, value] of below.state.args) state.args.set(name, value);
       declared = new Set(below.declared);
     } else {
-      const env = image === 'scratch' ? [] : baseEnv(stage);
+      const env = stage.image.toLowerCase() === 'scratch' ? [] : baseEnv(stage);
       if (env === undefined) {
         followed.set(stage.index, undefined);
         continue;
       }
-      const config: RunConfig = { Env: env.some((e) => e.startsWith('PATH=')) ? [...env] : [DEFAULT_PATH, ...env] };
-      state = new StageState(dockerfile, config, buildArgs, globals);
+      state = new StageState(dockerfile, { Env: withDefaultPath(env) }, buildArgs, globals);
       declared = new Set();
     }
     followed.set(stage.index, followStage(dockerfile, stage, state, declared, buildArgs, report));

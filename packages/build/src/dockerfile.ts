@@ -370,6 +370,17 @@ export function stageNamed(dockerfile: Dockerfile, reference: string, before = d
   return undefined;
 }
 
+/**
+ * The earlier stage `stage` is built on: the one its FROM names by name (a number there names an image), unless
+ * `replaced` says a named context stands for that name.
+ */
+export function stageBelow(dockerfile: Dockerfile, stage: Stage, replaced: (name: string) => boolean = () => false): Stage | undefined {
+  const image = stage.image.toLowerCase();
+  if (image === 'scratch' || replaced(stage.image)) return undefined;
+  const below = stageNamed(dockerfile, stage.image, stage.index);
+  return below?.name === image ? below : undefined;
+}
+
 /** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount` `from=` (bind and cache). */
 function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array<{ name: string; what: string }> {
   return wordsAt(instruction, () => {

@@ -45,6 +45,11 @@ function sandboxHostname(given: string | undefined): string {
 /** The PATH Docker gives a stage that starts from scratch (and a RUN whose environment has none). */
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** A base image's ENV as a stage starts with it: Docker's default PATH first when it sets none (scratch's too), as BuildKit and buildah give it. */
+export function withDefaultPath(env: readonly string[]): string[] {
+  return env.some((e) => e.startsWith('PATH=')) ? [...env] : [DEFAULT_PATH, ...env];
+}
+
 /** What RUN reads of the build it is a step of. */
 export interface RunBuild<S> {
   readonly images: Images;
