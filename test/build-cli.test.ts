@@ -377,11 +377,31 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     // Index annotations on a single platform's image, and a form strata does not take, are refused.
     expect(strata(['build', '--annotation', 'index:a=b', dir]).stderr).toContain('index annotations are for a build of several platforms');
     expect(strata(['build', '--annotation', 'manifest-descriptor:a=b', dir]).stderr).toContain('--annotation is [manifest:|index:]key=value');
-    // A base of this platform alone is no base for the other (BuildKit's resolver refuses it too): said with the line.
-    const foreign = writeContext(join(work, 'multi-run'), { Dockerfile: `FROM ${BASE}\nRUN true\n` });
-    const refused = strata(['build', '--platform', 'linux/amd64,linux/arm64', foreign]);
-    expect(refused.status).toBe(1);
-    expect(refused.stderr).toContain(`Dockerfile line 1: FROM ${BASE}: the image is for linux/amd64, not linux/arm64`);
+    // A lone manifest of this platform serves the other too, as BuildKit builds on it, with its
+    // InvalidBaseImagePlatform finding (its own test's words); the image says the platform asked for, as
+    // BuildKit writes it. A check run finds it too; with error=true nothing is built; a directive skips it.
+    const foreign = writeContext(join(work, 'multi-foreign'), { Dockerfile: `FROM ${BASE}\nLABEL built=yes\n` });
+    const finding = `InvalidBaseImagePlatform: Base image ${BASE} was pulled with platform "linux/amd64", expected "linux/arm64" for current build (line 1)`;
+    const warned = strata(['build', '--platform', 'linux/amd64,linux/arm64', '-t', 'example.com/foreign:1', foreign]);
+    expect(warned.status, warned.stderr).toBe(0);
+    expect(warned.stderr).toContain(`1 warning found:\n - ${finding}\n`);
+    for (const arch of ['amd64', 'arm64']) {
+      const inspected = JSON.parse(strata(['image', 'inspect', '--json', '--platform', `linux/${arch}`, 'example.com/foreign:1']).stdout) as { config: { architecture: string; config: { Labels: Record<string, string> } } };
+      expect(inspected.config.architecture).toBe(arch);
+      expect(inspected.config.config.Labels).toEqual({ built: 'yes' });
+    }
+    const checked = strata(['build', '--check', '--platform', 'linux/arm64', foreign]);
+    expect(checked.status).toBe(1);
+    expect(checked.stdout).toContain(`WARNING: InvalidBaseImagePlatform\nBase image platform does not match expected target platform\nDockerfile:1: Base image ${BASE} was pulled with platform "linux/amd64", expected "linux/arm64" for current build\n`);
+    expect(strata(['build', '--check', '--platform', 'linux/amd64', foreign]).status).toBe(0);
+    const strict = strata(['build', '--progress', 'plain', '--platform', 'linux/arm64', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=error=true', foreign]);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toContain('Dockerfile line 1: lint violation found for rules: InvalidBaseImagePlatform');
+    expect(strict.stderr).not.toContain('[1/');
+    const skipped = writeContext(join(work, 'multi-foreign-skipped'), { Dockerfile: `# check=skip=InvalidBaseImagePlatform\nFROM ${BASE}\nLABEL built=yes\n` });
+    const quiet = strata(['build', '--platform', 'linux/arm64', skipped]);
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stderr).not.toContain('warning');
   }, 300_000);
 
   it('fails with the line and a non-zero status, and lists and prunes the cache', () => {

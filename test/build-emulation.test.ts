@@ -88,6 +88,28 @@ describe.skipIf(!needs('root', 'overlay', 'qemu-aarch64', 'buildah'))('RUN for a
     expect(diffSnapshots(theirs, comparable(mine), 40)).toEqual([]);
   }, 10 * 60_000);
 
+  it("stands a stage on an arm64 base as arm64 when the build names no platform, as BuildKit detects one its emulators run; a build for amd64 takes it with BuildKit's finding", async () => {
+    // The image of the test above is one arm64 manifest, no index.
+    const dir = writeContext(join(work, 'detected'), { Dockerfile: 'FROM example.com/emulated:arm64\nRUN uname -m > /detected\n' });
+    const detected = await buildWith(images, { context: dir, tags: ['example.com/detected:1'] });
+    expect(detected.result.checks).toEqual([]);
+    expect(images.platformImage('example.com/detected:1').config).toMatchObject({ os: 'linux', architecture: 'arm64' });
+    expect((await treeOf('example.com/detected:1', 'linux/arm64')).get('detected')?.sha256).toBe(sha('aarch64\n'));
+    const finding = { rule: 'InvalidBaseImagePlatform', line: 1, detail: 'Base image example.com/emulated:arm64 was pulled with platform "linux/arm64", expected "linux/amd64" for current build' };
+    const asked = await buildWith(images, { context: dir, platform: 'linux/amd64', tags: ['example.com/detected:amd64'] });
+    expect(asked.result.checks).toEqual([expect.objectContaining(finding)]);
+    expect(asked.events.filter((e) => e.type === 'check')).toHaveLength(1);
+    expect(images.platformImage('example.com/detected:amd64').config).toMatchObject({ os: 'linux', architecture: 'amd64' });
+    // A platform nothing here runs (no emulator knows Windows's programs): the stage stays this host's, the
+    // image keeps its base's platform (BuildKit writes a platform only where the build names one), and found.
+    const windows = writeContext(join(work, 'windows'), { Dockerfile: 'FROM scratch\nCOPY a.txt /\n', 'a.txt': 'a\n' });
+    await buildWith(images, { context: windows, platform: 'windows/amd64', tags: ['example.com/windows:1'] });
+    const onWindows = writeContext(join(work, 'on-windows'), { Dockerfile: 'FROM example.com/windows:1\nLABEL on=windows\n' });
+    const undetected = await buildWith(images, { context: onWindows, tags: ['example.com/on-windows:1'] });
+    expect(undetected.result.checks).toEqual([expect.objectContaining({ ...finding, detail: 'Base image example.com/windows:1 was pulled with platform "windows/amd64", expected "linux/amd64" for current build' })]);
+    expect(images.platformImage('example.com/on-windows:1').config).toMatchObject({ os: 'windows', architecture: 'amd64' });
+  }, 10 * 60_000);
+
   it('runs a 386 build on this amd64 host with no emulator where the kernel runs 386 programs, as in buildah, and says why not where it does not', async () => {
     // The kernel is the oracle for the probe: Debian's i386 busybox runs here exactly when strata's says so.
     // Kernels built without IA32 emulation (some VMs') refuse it; no Debian package registers an emulator for

@@ -55,7 +55,7 @@ import {
 import { BuildCache, type CacheRecord } from './cache.js';
 import { cacheMountsDir } from './cache-mounts.js';
 import { FileChecksums } from './checksums.js';
-import { checkDockerfile, checkFailure, checkOptionsOf, type BuildCheck, type CheckOptions } from './checks.js';
+import { checkDockerfile, checkFailure, checkOptionsOf, reporter, type BuildCheck, type CheckOptions, type CheckReport } from './checks.js';
 import { checkVariables } from './check-variables.js';
 import { withArchiveContext, withUrlContext, type ArchiveContext } from './archive-context.js';
 import { withGitContext } from './git-context.js';
@@ -64,6 +64,7 @@ import { chownThrough } from './copy.js';
 import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageBelow, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { RunSteps, withDefaultPath } from './run-step.js';
+import { emulationFor } from './emulation.js';
 import { CopySteps } from './copy-step.js';
 import { atLine, withLine } from './step-errors.js';
 import { isUrlSource, redactUrls } from './remote.js';
@@ -287,19 +288,32 @@ export async function checkBuild(images: Images, options: BuildOptions): Promise
   return withBuildInput(images, options, async (options, context, text, dockerignore) => {
     const { found, checks, dockerfile } = buildChecks(options, text, context, dockerignore, true);
     const platform = options.platform ?? options.platforms?.[0];
-    const variables = checkVariables(text, dockerfile, dockerfile.stages, (stage) => storedImageEnv(images, options, stage, platform), { checks, buildArgs: options.buildArgs ?? {} });
-    return [...found, ...variables].sort((a, b) => a.line - b.line);
+    const wanted = (stage: Stage) => parsePlatform(stage.platform ?? platform ?? formatPlatform(hostPlatform()));
+    const stored = new Map(dockerfile.stages.map((stage) => [stage.index, storedBaseImage(images, options, dockerfile, stage, wanted(stage))]));
+    const baseEnv = (stage: Stage) => {
+      const image = stored.get(stage.index);
+      return image === undefined ? undefined : imageEnv(image);
+    };
+    const variables = checkVariables(text, dockerfile, dockerfile.stages, baseEnv, { checks, buildArgs: options.buildArgs ?? {} });
+    const { report, found: platforms } = reporter(text, checks);
+    for (const stage of dockerfile.stages) {
+      const image = stored.get(stage.index);
+      const finding = image && judgeBasePlatform(stage, wanted(stage), image, platform === undefined && stage.platform === undefined).finding;
+      if (finding !== undefined) report('InvalidBaseImagePlatform', stage.from.line, finding, stage.from.line);
+    }
+    return [...found, ...variables, ...platforms].sort((a, b) => a.line - b.line);
   });
 }
 
 /**
- * The ENV of the image `stage` starts from, for a check run: from the store's copy, or undefined where the
- * store has none (a check run pulls nothing) or a named context stands for it.
+ * The image `stage` starts from, for a check run: the store's copy, or undefined where the store has none (a
+ * check run pulls nothing), a named context stands for it, or it starts from scratch or an earlier stage.
  */
-function storedImageEnv(images: Images, options: BuildOptions, stage: Stage, platform: string | undefined): readonly string[] | undefined {
+function storedBaseImage(images: Images, options: BuildOptions, dockerfile: Dockerfile, stage: Stage, platform: Platform): PlatformImage | undefined {
   if (options.contexts !== undefined && Object.hasOwn(options.contexts, stage.image)) return undefined;
+  if (stage.image.toLowerCase() === 'scratch' || stageBelow(dockerfile, stage) !== undefined) return undefined;
   try {
-    return imageEnv(storedImage(images, stage.image, parsePlatform(stage.platform ?? platform ?? formatPlatform(hostPlatform()))).platformImage);
+    return storedImage(images, stage.image, platform).platformImage;
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
@@ -358,27 +372,56 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
   const { found, checks } = buildChecks(options, text, context, dockerignore, false);
   for (const check of found) options.onEvent?.({ type: 'check', check });
   if (checks.error && found.length > 0) throw checkFailure(found);
-  // UndefinedVar needs the base images' variables: each platform's builder runs it once it has their
-  // configs, before its first step. A finding is listed once, whichever platforms' builds found it.
-  const variables: BuildCheck[] = [];
+  // UndefinedVar needs the base images' variables, InvalidBaseImagePlatform their platforms: each platform's
+  // builder runs them once it has their configs, before its first step. A finding is listed once, whichever
+  // platforms' builds found it.
+  const late: BuildCheck[] = [];
   const seen = new Set<string>();
+  const take = (fresh: readonly BuildCheck[]): void => {
+    const unseen = fresh.filter((check) => {
+      const key = `${check.rule}\0${check.line}\0${check.detail}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    for (const check of unseen) options.onEvent?.({ type: 'check', check });
+    late.push(...unseen);
+    if (checks.error && unseen.length > 0) throw checkFailure(unseen);
+  };
   const judgeVariables: VariablesCheck | undefined =
     checks.skipAll || checks.skip.has('UndefinedVar')
       ? undefined
-      : (dockerfile, stages, baseEnv) => {
-          const fresh = checkVariables(text, dockerfile, stages, baseEnv, { checks, buildArgs: options.buildArgs ?? {} }).filter((check) => {
-            const key = `${check.line}\0${check.detail}`;
-            if (seen.has(key)) return false;
-            seen.add(key);
-            return true;
-          });
-          for (const check of fresh) options.onEvent?.({ type: 'check', check });
-          variables.push(...fresh);
-          if (checks.error && fresh.length > 0) throw checkFailure(fresh);
-        };
-  const built = await buildPlatforms(images, options, context, text, dockerignore, judgeVariables);
-  return { ...built, checks: [...found, ...variables].sort((a, b) => a.line - b.line) };
+      : (dockerfile, stages, baseEnv) => take(checkVariables(text, dockerfile, stages, baseEnv, { checks, buildArgs: options.buildArgs ?? {} }));
+  const { report, found: reported } = reporter(text, checks);
+  const reportCheck: CheckReport = (name, line, detail) => {
+    report(name, line, detail, line);
+    take(reported.splice(0));
+  };
+  const built = await buildPlatforms(images, options, context, text, dockerignore, { reportCheck, ...(judgeVariables ? { judgeVariables } : {}) });
+  return { ...built, checks: [...found, ...late].sort((a, b) => a.line - b.line) };
 }
+
+/**
+ * The platform a stage has, given the one it asked for (`wanted`) and the image it starts from, as BuildKit
+ * has it, with InvalidBaseImagePlatform's finding where they differ in OS or architecture. A lone manifest
+ * serves any platform (an index offers only the platforms it lists): BuildKit builds on it. Where no
+ * platform was asked for (`implicit`), the stage is the image's platform when this host runs that
+ * platform's programs (itself or through a registered emulator), as BuildKit detects a platform its worker
+ * supports; otherwise the image is taken as the wanted platform's, and found.
+ */
+function judgeBasePlatform(stage: Stage, wanted: Platform, image: PlatformImage, implicit: boolean): { platform: Platform; finding?: string } {
+  const actual = configPlatform(image.config);
+  if (actual.os === wanted.os && actual.architecture === wanted.architecture) return { platform: wanted };
+  const host = hostPlatform();
+  if (implicit && ((actual.os === host.os && actual.architecture === host.architecture) || emulationFor(actual).ok)) return { platform: actual };
+  return { platform: wanted, finding: `Base image ${stage.image} was pulled with platform ${JSON.stringify(checkPlatform(actual))}, expected ${JSON.stringify(checkPlatform(wanted))} for current build` };
+}
+
+/** An image config's platform. */
+const configPlatform = (config: ImageConfig): Platform => ({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
+
+/** A platform as BuildKit's findings write it: normalised, arm64's default variant left out. */
+const checkPlatform = (p: Platform): string => formatPlatform(p.architecture === 'arm64' && p.variant === 'v8' ? { os: p.os, architecture: p.architecture } : p);
 
 /** The store's image `reference` for `platform`, by its name (or digest, for a nameless one); NOT_FOUND when the store has none. */
 function storedImage(images: Images, reference: string, platform: Platform): { ref: string; platformImage: PlatformImage } {
@@ -394,12 +437,12 @@ const imageEnv = (image: PlatformImage): readonly string[] => ((image.config.con
 type VariablesCheck = (dockerfile: Dockerfile, stages: readonly Stage[], baseEnv: (stage: Stage) => readonly string[] | undefined) => void;
 
 /** The build of `text` for its platform, or for each of several into an index. */
-async function buildPlatforms(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean, judgeVariables?: VariablesCheck): Promise<BuiltImage> {
+async function buildPlatforms(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean, checking: Pick<BuilderSharing, 'judgeVariables' | 'reportCheck'>): Promise<BuiltImage> {
   const platforms = options.platforms ?? [];
   if (platforms.length <= 1) {
     if (Object.keys(options.annotations?.index ?? {}).length > 0) throw new InvalidArgumentError('index annotations are for a build of several platforms, whose result is an index');
     const one = platforms.length === 1 ? { ...options, platform: platforms[0]! } : options;
-    const { builder, target } = planBuild(images, one, text, context, { dockerignore, ...(judgeVariables ? { judgeVariables } : {}) });
+    const { builder, target } = planBuild(images, one, text, context, { dockerignore, ...checking });
     return images.leases.with((lease) => builder.run(lease, target), { 'strata.io/work': 'build' });
   }
   const parsed = platforms.map((p) => parsePlatform(p));
@@ -414,7 +457,7 @@ async function buildPlatforms(images: Images, options: BuildOptions, context: st
     const named = namedContexts(images, options, checksums);
     try {
       for (const platform of parsed) {
-        const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore, named, ...(judgeVariables ? { judgeVariables } : {}) });
+        const { builder, target } = planBuild(images, { ...options, platform: formatPlatform(platform), tags: [] }, text, context, { nameless: true, dockerignore, named, ...checking });
         built.push({ platform, result: await builder.run(lease, target) });
         if (typeof options.cacheTo === 'object') for (const step of builder.cacheSteps(options.cacheTo.mode ?? 'min')) if (!steps.has(step.key)) steps.set(step.key, step);
       }
@@ -448,6 +491,8 @@ interface BuilderSharing {
   readonly named?: NamedContexts;
   /** Runs UndefinedVar once the images the stages start from are known, before the first step. */
   readonly judgeVariables?: VariablesCheck;
+  /** Reports what a rule found that only the builder can see (a base image's platform). */
+  readonly reportCheck?: CheckReport;
 }
 
 /** The build's named contexts (`options.contexts`), their directories' checksums kept in `checksums`. */
@@ -547,12 +592,16 @@ class Builder {
   #cached = 0;
   #lease!: Lease;
   readonly #judgeVariables: VariablesCheck | undefined;
-  /** The images stages start from, by stage index, once resolved ahead of the first step (for UndefinedVar). */
+  readonly #reportCheck: CheckReport | undefined;
+  /** The images stages start from, by stage index, resolved ahead of the first step. */
   readonly #baseImages = new Map<number, { ref: string; platformImage: PlatformImage }>();
+  /** The platform of each stage that took its base image's (BuildKit's detection), by stage index. */
+  readonly #detectedPlatforms = new Map<number, Platform>();
 
-  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true, named, judgeVariables }: BuilderSharing = {}) {
+  constructor(images: Images, options: BuildOptions, dockerfile: Dockerfile, context: string, stages: Stage[], { nameless = false, dockerignore = true, named, judgeVariables, reportCheck }: BuilderSharing = {}) {
     this.#nameless = nameless;
     this.#judgeVariables = judgeVariables;
+    this.#reportCheck = reportCheck;
     this.#images = images;
     this.#options = options;
     this.#dockerfile = dockerfile;
@@ -606,8 +655,8 @@ class Builder {
   async run(lease: Lease, target: Stage): Promise<BuiltImage> {
     this.#lease = lease;
     try {
+      await this.#resolveBaseImages();
       if (this.#judgeVariables) {
-        await this.#resolveBaseImages();
         this.#judgeVariables(this.#dockerfile, this.#stages, (stage) => {
           if (this.#named.isTree(stage.image)) return [];
           const image = this.#baseImages.get(stage.index);
@@ -672,13 +721,25 @@ class Builder {
 
   /**
    * The image each stage that starts from one needs, resolved (pulled when missing) before the first step, as
-   * BuildKit resolves them before it builds: their variables are what UndefinedVar judges steps against.
+   * BuildKit resolves them before it builds: their variables are what UndefinedVar judges steps against, and
+   * their platforms are judged here (`judgeBasePlatform`).
    */
   async #resolveBaseImages(): Promise<void> {
     for (const stage of this.#stages) {
       if (this.#startsEmpty(stage) || this.#stageBelow(stage) !== undefined) continue;
-      this.#baseImages.set(stage.index, await this.#imageFor(stage.image, this.#platformOf(stage), stage.from.line));
+      const wanted = this.#platformOf(stage);
+      const image = await this.#imageFor(stage.image, wanted, stage.from.line);
+      this.#baseImages.set(stage.index, image);
+      // A stage on a named context's image is that image's platform, as BuildKit takes it, with no finding.
+      const judged = this.#named.has(stage.image) ? { platform: configPlatform(image.platformImage.config) } : judgeBasePlatform(stage, wanted, image.platformImage, this.#platformImplicit(stage));
+      if (judged.finding !== undefined) this.#reportCheck?.('InvalidBaseImagePlatform', stage.from.line, judged.finding);
+      if (judged.platform.os !== wanted.os || judged.platform.architecture !== wanted.architecture) this.#detectedPlatforms.set(stage.index, judged.platform);
     }
+  }
+
+  /** Whether neither the build nor the stage's FROM asked for a platform: the base image may choose it. */
+  #platformImplicit(stage: Stage): boolean {
+    return this.#options.platform === undefined && stage.platform === undefined;
   }
 
   /** True for a stage from scratch or from a named context's directory (whose files come in its first step). */
@@ -696,7 +757,7 @@ class Builder {
   }
 
   async #base(stage: Stage, label: string): Promise<StageResult> {
-    const platform = this.#platformOf(stage);
+    const platform = this.#detectedPlatforms.get(stage.index) ?? this.#platformOf(stage);
     const globals = globalArgs(this.#dockerfile, this.#options.buildArgs ?? {});
     const buildArgs = this.#options.buildArgs ?? {};
     const fresh = (config: RunConfig, fields: Omit<StageResult, 'state' | 'name' | 'platform'>): StageResult => ({
@@ -732,13 +793,7 @@ class Builder {
         state,
       };
     }
-    const image = this.#baseImages.get(stage.index) ?? (await this.#imageFor(stage.image, platform, stage.from.line));
-    // An image of one platform is no base for another (the store takes a lone manifest for any platform),
-    // as BuildKit's resolver refuses it: the stage would be that platform's under another's name.
-    const { os, architecture, variant } = image.platformImage.config;
-    if (os !== platform.os || architecture !== platform.architecture || (variant !== undefined && platform.variant !== undefined && variant !== platform.variant)) {
-      throw new NotFoundError(`Dockerfile line ${stage.from.line}: FROM ${stage.image}: the image is for ${formatPlatform({ os, architecture, ...(variant ? { variant } : {}) })}, not ${formatPlatform(platform)}`, { path: stage.image });
-    }
+    const image = this.#baseImages.get(stage.index)!;
     const unpacked = await this.#images.unpack(image.ref, { platform: { platform }, ...(this.#options.signal ? { signal: this.#options.signal } : {}) });
     const p = image.platformImage;
     if (unpacked.chainID) this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: unpacked.chainID });
@@ -1066,7 +1121,14 @@ class Builder {
       history = foldHistory(history, stage.baseLayers, { created: createdAt(this.#epoch), created_by: 'strata build --squash', comment: `${stage.own.length} layer(s) folded into one` });
     }
     const base = stage.baseConfig;
-    const platform = base ? { os: base.os, architecture: base.architecture, ...(base.variant ? { variant: base.variant } : {}) } : stage.platform;
+    const own = base ? configPlatform(base) : stage.platform;
+    // A build that asked for a platform makes an image of it, whatever the final stage stood on (its base
+    // image's, FROM --platform's), as BuildKit writes it: the base's variant kept where the build's names
+    // none and the base is of the same OS and CPU.
+    const asked = this.#options.platform === undefined ? undefined : this.#platform;
+    const sameCpu = asked !== undefined && asked.os === own.os && asked.architecture === own.architecture;
+    const variant = asked === undefined ? own.variant : (asked.variant ?? (sameCpu ? own.variant : undefined));
+    const platform: Platform = { ...(asked ?? own), ...(variant ? { variant } : {}) };
     // What Docker's classic builder recorded of the container that made the base is not this image's.
     const { container: _container, container_config: _containerConfig, ...kept } = (base ?? {}) as ImageConfig & { container?: unknown; container_config?: unknown };
     const config: ImageConfig = {

@@ -61,6 +61,8 @@ export const CHECK_RULES = {
   ),
   CopyIgnoredFile: rule('copy-ignored-file', 'Attempting to Copy file that is excluded by .dockerignore'),
   UndefinedVar: rule('undefined-var', 'Variables should be defined before their use'),
+  // BuildKit documents no page for it.
+  InvalidBaseImagePlatform: { description: 'Base image platform does not match expected target platform', url: '' },
 } as const;
 
 export type CheckRule = keyof typeof CHECK_RULES;
@@ -316,6 +318,9 @@ export function checkDockerfile(text: string, dockerfile: Dockerfile, options: C
 
 /** Reports rule `name` at `line`, unless skipped for the whole file or by the comments above instruction `at`. */
 export type Report = (name: CheckRule, line: number, detail: string, at?: number) => void;
+
+/** Reports rule `name` at the instruction of `line`, skipped as `Report` skips it; a builder's, for what only a build sees. */
+export type CheckReport = (name: CheckRule, line: number, detail: string) => void;
 
 /** A `Report` under `config` and the comments of `text`, and the findings it keeps. */
 export function reporter(text: string, config: CheckOptions = ALL_RULES): { report: Report; found: BuildCheck[]; written: ReadonlyMap<number, Written> } {

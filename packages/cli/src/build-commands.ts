@@ -273,7 +273,7 @@ function printCheckRun(checks: readonly BuildCheck[], dockerfile: string): void 
     return;
   }
   const lines = [`Check complete, ${checks.length} warning${checks.length === 1 ? ' has' : 's have'} been found!`];
-  for (const check of checks) lines.push('', `WARNING: ${check.rule} - ${check.url}`, check.description, `${dockerfile}:${check.line}: ${sanitize(check.detail)}`);
+  for (const check of checks) lines.push('', `WARNING: ${check.rule}${check.url ? ` - ${check.url}` : ''}`, check.description, `${dockerfile}:${check.line}: ${sanitize(check.detail)}`);
   print(`${lines.join('\n')}\n`);
   process.exitCode = 1;
 }
