@@ -16,7 +16,7 @@ import { posix } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { InvalidArgumentError } from '@strata/core';
 import { parsePlatform, parseReference } from '@strata/images';
-import { globalArgs, lineError, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { globalArgs, lineError, stageBelow, stageNamed, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { hasExceptions, patternFilter } from './ignore.js';
 import { keyValues, processWord, processWords, splitRaw, type Env } from './lex.js';
 import { portParts } from './metadata.js';
@@ -598,10 +598,7 @@ function splitRawSafe(text: string, escape: string): string[] {
 /** `stage` and the Dockerfile's stages below it (its FROM naming an earlier stage), bottom first. */
 function stagesBelow(dockerfile: Dockerfile, stage: Stage): Stage[] {
   const chain = [stage];
-  for (let s: Stage | undefined = stage; s !== undefined; ) {
-    s = s.image === 'scratch' ? undefined : stageNamed(dockerfile, s.image, s.index);
-    if (s !== undefined) chain.unshift(s);
-  }
+  for (let s = stageBelow(dockerfile, stage); s !== undefined; s = stageBelow(dockerfile, s)) chain.unshift(s);
   return chain;
 }
 

@@ -93,6 +93,8 @@ describe('build checks', () => {
   it('finds a first WORKDIR that is relative, unless a stage below set one or its value is not known here', () => {
     expect(found('FROM scratch\nWORKDIR app/\nWORKDIR more\n')).toEqual(['WorkdirRelativePath 2: Relative workdir "app/" can have unexpected results if the base image changes']);
     expect(found('FROM scratch AS a\nWORKDIR /app\nFROM a\nWORKDIR sub/\n')).toEqual([]);
+    // A number in FROM names an image, not the stage of that index (BuildKit looks stages up by name).
+    expect(found('FROM scratch\nWORKDIR /app\nFROM 0\nWORKDIR sub/\n')).toEqual(['WorkdirRelativePath 4: Relative workdir "sub/" can have unexpected results if the base image changes']);
     expect(found('FROM scratch\nARG DIR=/srv\nWORKDIR $DIR/app\n')).toEqual([]);
     expect(found('FROM scratch\nARG DIR=srv\nWORKDIR ${DIR}\n')).toEqual(['WorkdirRelativePath 3: Relative workdir "srv" can have unexpected results if the base image changes']);
     expect(found('FROM busybox\nWORKDIR $HOME/app\n')).toEqual([]);
