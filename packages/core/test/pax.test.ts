@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { asciiText } from '../src/tar/ascii.js';
 import { decodePax, encodePax, formatPaxTime, parsePaxTime } from '../src/tar/pax.js';
+import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12 } from '../src/tar/header.js';
+import { TarWriter } from '../src/tar/writer.js';
 
 describe('pax records', () => {
   it('round trip arbitrary binary values byte for byte', () => {
@@ -77,5 +79,33 @@ describe('asciiText', () => {
     const long = new Uint8Array(20_000).map((_, i) => 0x20 + (i % 95));
     expect(asciiText(long)).toBe(Buffer.from(long).toString('latin1'));
     expect(asciiText(new Uint8Array(0))).toBe('');
+  });
+});
+
+describe("the tar writer's time records", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const none = new Uint8Array(0);
+
+  it('writes a time that needs PAX, alone, as the records of any other entry are written: header and record byte for byte', () => {
+    const written = (mtime: { sec: number; nsec: number }) => {
+      const writer = new TarWriter();
+      writer.writeHeader({ path: 'dir/file', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime, xattrs: new Map() });
+      writer.finish();
+      return Buffer.concat(writer.take());
+    };
+    expect(written({ sec: 1_700_000_000, nsec: 500_000_000 }).subarray(512, 534).toString('latin1')).toBe('22 mtime=1700000000.5\n');
+    fc.assert(
+      fc.property(fc.integer({ min: -1e11, max: 1e11 }), fc.integer({ min: 0, max: 999_999_999 }), (sec, nsec) => {
+        fc.pre(nsec !== 0 || sec < 0 || sec > OCTAL_LIMIT_12);
+        const out = written({ sec, nsec });
+        const record = encodePax([['mtime', formatPaxTime({ sec, nsec })]]);
+        const header = new Uint8Array(BLOCK_SIZE);
+        const mtime = Math.max(0, Math.min(sec, OCTAL_LIMIT_12));
+        encodeHeader(header, { name: bytes('PaxHeaders/file'), prefix: none, mode: 0o644, uid: 0, gid: 0, size: record.length, mtime, typeflag: 'x', linkname: none, uname: none, gname: none, devmajor: 0, devminor: 0 });
+        expect(out.subarray(0, BLOCK_SIZE)).toEqual(Buffer.from(header));
+        expect(out.subarray(BLOCK_SIZE, BLOCK_SIZE + record.length)).toEqual(Buffer.from(record));
+        expect(out.subarray(BLOCK_SIZE + record.length, 2 * BLOCK_SIZE).every((b) => b === 0)).toBe(true);
+      }),
+    );
   });
 });

@@ -61,7 +61,7 @@ function keyText(bytes: Uint8Array): string {
 const encoder = new TextEncoder();
 
 /** The length prefix of a record whose other bytes number `body`: it counts its own digits too. */
-function recordLength(body: number): number {
+export function paxRecordLength(body: number): number {
   let length = body + String(body).length;
   if (String(length).length !== String(body).length) length = body + String(length).length;
   return length;
@@ -74,14 +74,14 @@ export function encodePax(records: ReadonlyArray<readonly [string, Uint8Array | 
     let text = '';
     for (const [key, value] of records) {
       const record = ` ${key}=${value as string}\n`;
-      text += `${recordLength(Buffer.byteLength(record))}${record}`;
+      text += `${paxRecordLength(Buffer.byteLength(record))}${record}`;
     }
     return Buffer.from(text, 'utf8');
   }
   const parts: Uint8Array[] = [];
   for (const [key, raw] of records) {
     const value = typeof raw === 'string' ? encoder.encode(raw) : raw;
-    const length = recordLength(encoder.encode(` ${key}=`).length + value.length + 1);
+    const length = paxRecordLength(encoder.encode(` ${key}=`).length + value.length + 1);
     parts.push(encoder.encode(`${length} ${key}=`), value, encoder.encode('\n'));
   }
   return Buffer.concat(parts);

@@ -14,7 +14,7 @@ import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
 import { encodeName, fsPath, hasEscapes } from '../name-bytes.js';
 import { BLOCK_SIZE, encodeHeader, OCTAL_LIMIT_12, OCTAL_LIMIT_8, type HeaderFields } from './header.js';
-import { encodePax, formatPaxTime } from './pax.js';
+import { encodePax, formatPaxTime, paxRecordLength } from './pax.js';
 
 /** Where a file entry's content comes from. */
 export type ContentSource =
@@ -204,6 +204,37 @@ export class TarWriter {
     this.#used += BLOCK_SIZE;
   }
 
+  /** The PAX header and record of an entry whose time alone needs one (as `encodePax` writes it). */
+  #paxTimeRecord(path: string, mtime: Timestamp): void {
+    const time = formatPaxTime(mtime);
+    const record = `${paxRecordLength(8 + time.length)} mtime=${time}\n`; // " mtime=" and "\n" are 8 bytes
+    this.#paxHeader(path, record.length, mtime.sec);
+    this.#reserve(BLOCK_SIZE); // a time's record is under 60 bytes
+    this.#chunk.fill(0, this.#used, this.#used + BLOCK_SIZE);
+    encoder.encodeInto(record, this.#chunk.subarray(this.#used, this.#used + record.length));
+    this.#used += BLOCK_SIZE;
+  }
+
+  /** The header of the PAX records (`size` bytes) of the entry at `path`. */
+  #paxHeader(path: string, size: number, sec: number): void {
+    const paxName = utf8(`PaxHeaders/${baseName(path)}`, PAX_NAME_SCRATCH);
+    this.#header({
+      name: paxName.length <= 100 ? paxName : paxName.subarray(0, 100),
+      prefix: EMPTY,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size,
+      mtime: Math.max(0, Math.min(sec, OCTAL_LIMIT_12)),
+      typeflag: 'x',
+      linkname: EMPTY,
+      uname: EMPTY,
+      gname: EMPTY,
+      devmajor: 0,
+      devminor: 0,
+    });
+  }
+
   /** Writes the header (and PAX record, when needed) of `entry`. Content follows via the content methods. */
   writeHeader(entry: Entry): void {
     if (entry.path === ROOT) throw new InvalidArgumentError('the layer root has no entry of its own here');
@@ -225,7 +256,12 @@ export class TarWriter {
     if (entry.uid > OCTAL_LIMIT_8) (records ??= []).push(['uid', String(entry.uid)]);
     if (entry.gid > OCTAL_LIMIT_8) (records ??= []).push(['gid', String(entry.gid)]);
     if (size > OCTAL_LIMIT_12) (records ??= []).push(['size', String(size)]);
-    if (mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > OCTAL_LIMIT_12) (records ??= []).push(['mtime', formatPaxTime(mtime)]);
+    const paxTime = mtime.nsec !== 0 || mtime.sec < 0 || mtime.sec > OCTAL_LIMIT_12;
+    // A sub-second time alone, nearly every PAX record of a real tree: its record written straight into the
+    // chunk (the general path below gives the same bytes).
+    if (paxTime && records === undefined && uname.length <= 32 && gname.length <= 32 && devmajor <= OCTAL_LIMIT_8 && devminor <= OCTAL_LIMIT_8 && entry.xattrs.size === 0) {
+      this.#paxTimeRecord(entry.path, mtime);
+    } else if (paxTime) (records ??= []).push(['mtime', formatPaxTime(mtime)]);
     if (uname.length > 32) (records ??= []).push(['uname', uname]);
     if (gname.length > 32) (records ??= []).push(['gname', gname]);
     if (devmajor > OCTAL_LIMIT_8) (records ??= []).push(['SCHILY.devmajor', String(devmajor)]);
@@ -234,22 +270,7 @@ export class TarWriter {
 
     if (records !== undefined) {
       const pax = encodePax(records);
-      const paxName = utf8(`PaxHeaders/${baseName(entry.path)}`, PAX_NAME_SCRATCH);
-      this.#header({
-        name: paxName.length <= 100 ? paxName : paxName.subarray(0, 100),
-        prefix: EMPTY,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        size: pax.length,
-        mtime: Math.max(0, Math.min(mtime.sec, OCTAL_LIMIT_12)),
-        typeflag: 'x',
-        linkname: EMPTY,
-        uname: EMPTY,
-        gname: EMPTY,
-        devmajor: 0,
-        devminor: 0,
-      });
+      this.#paxHeader(entry.path, pax.length, mtime.sec);
       this.#writeBytes(pax);
       this.#pad(pax.length);
     }
