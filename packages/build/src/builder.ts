@@ -138,13 +138,18 @@ export interface BuildOptions {
   readonly push?: (image: string, ref: string) => Promise<void>;
   /** Fold the layers above the target stage's base into one. */
   readonly squash?: boolean;
-  /** `os/arch[/variant]` of the base images and the result (default the host's; RUN needs the host's). */
+  /**
+   * `os/arch[/variant]` the build is for: the base images' platform in their indexes, and the result's.
+   * Without it, the host's, and a stage on a base image of another platform that this host runs is that
+   * platform's, as BuildKit detects it. RUN of another platform than the host's goes through the emulator
+   * the host registered (binfmt_misc), and is UNSUPPORTED, saying why, where there is none.
+   */
   readonly platform?: string;
   /**
    * Several platforms (`docker buildx build --platform a,b`): the build once for each, in order, and an
    * index of their images named by `tags`, as BuildKit makes one. A stage `FROM --platform=$BUILDPLATFORM`
-   * runs on this host for every target and is cached across them; a RUN in a stage of another platform is
-   * UNSUPPORTED (no emulation); a cache image (`cacheTo`) holds every platform's steps. Not with `platform`.
+   * runs on this host for every target and is cached across them; a cache image (`cacheTo`) holds every
+   * platform's steps. Not with `platform`.
    */
   readonly platforms?: readonly string[];
   /** Fixes layer times (a ceiling), config `created` and history times: with it, builds are reproducible. */
