@@ -397,10 +397,12 @@ async function buildIn(images: Images, options: BuildOptions, context: string, t
     checks.skipAll || checks.skip.has('UndefinedVar')
       ? undefined
       : (dockerfile, stages, baseEnv) => take(checkVariables(text, dockerfile, stages, baseEnv, { checks, buildArgs: options.buildArgs ?? {} }));
-  const { report, found: reported } = reporter(text, checks);
+  // Made on the first finding: it parses the Dockerfile's text again, which most builds never need.
+  let reporting: ReturnType<typeof reporter> | undefined;
   const reportCheck: CheckReport = (name, line, detail) => {
-    report(name, line, detail, line);
-    take(reported.splice(0));
+    reporting ??= reporter(text, checks);
+    reporting.report(name, line, detail, line);
+    take(reporting.found.splice(0));
   };
   const built = await buildPlatforms(images, options, context, text, dockerignore, { reportCheck, ...(judgeVariables ? { judgeVariables } : {}) });
   return { ...built, checks: [...found, ...late].sort((a, b) => a.line - b.line) };

@@ -6,9 +6,9 @@
  * just above an instruction for that instruction alone.
  *
  * Checked from the Dockerfile and the context's `.dockerignore`; UndefinedVar, which needs the base images'
- * variables, is check-variables.ts's. The rule that needs a base image's platform (InvalidBaseImagePlatform)
- * is not run, and a base image's own SHELL is taken as unset (JSONArgsRecommended), as it is in all but
- * Windows images. Rules about what a stage does (its ENV, LABEL, WORKDIR, CMD, ENTRYPOINT, HEALTHCHECK,
+ * variables, is check-variables.ts's, and InvalidBaseImagePlatform, which needs their platforms, the
+ * builder's (`reporter` serves both). A base image's own SHELL is taken as unset (JSONArgsRecommended), as it
+ * is in all but Windows images. Rules about what a stage does (its ENV, LABEL, WORKDIR, CMD, ENTRYPOINT, HEALTHCHECK,
  * EXPOSE, ARG, COPY and ADD) are run for the stages the build needs, or for all in a check run, as BuildKit
  * runs them.
  */
