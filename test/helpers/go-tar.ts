@@ -28,6 +28,11 @@ export interface GoEntry {
   devminor: number;
   /** `SCHILY.xattr.*` records, values in base64. */
   xattrs: Record<string, string>;
+  /**
+   * `LIBARCHIVE.xattr.*` records, which Go's reader keeps among the PAX records but does not take for xattrs:
+   * names percent-decoded and values base64-decoded here, as libarchive writes them, values again in base64.
+   */
+  libarchiveXattrs: Record<string, string>;
   /** Name, link name, user and group name are all valid UTF-8. */
   utf8: boolean;
   /** The bytes of name, link name, user and group name, in base64 (JSON shows bytes that are not UTF-8 as U+FFFD). */
@@ -54,6 +59,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"unicode/utf8"
@@ -114,9 +120,17 @@ func main() {
 			break
 		}
 		xattrs := map[string]string{}
+		libarchiveXattrs := map[string]string{}
 		for k, v := range h.PAXRecords {
 			if strings.HasPrefix(k, "SCHILY.xattr.") {
 				xattrs[k[len("SCHILY.xattr."):]] = base64.StdEncoding.EncodeToString([]byte(v))
+			}
+			if strings.HasPrefix(k, "LIBARCHIVE.xattr.") {
+				name, nameErr := url.PathUnescape(k[len("LIBARCHIVE.xattr."):])
+				value, valueErr := base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "="))
+				if nameErr == nil && valueErr == nil {
+					libarchiveXattrs[name] = base64.StdEncoding.EncodeToString(value)
+				}
 			}
 		}
 		n, print, err := contentPrint(r)
@@ -128,7 +142,7 @@ func main() {
 			"name": h.Name, "typeflag": string([]byte{h.Typeflag}), "size": h.Size, "mode": h.Mode,
 			"uid": h.Uid, "gid": h.Gid, "sec": h.ModTime.Unix(), "nsec": h.ModTime.Nanosecond(),
 			"linkname": h.Linkname, "uname": h.Uname, "gname": h.Gname, "devmajor": h.Devmajor, "devminor": h.Devminor,
-			"xattrs": xattrs,
+			"xattrs": xattrs, "libarchiveXattrs": libarchiveXattrs,
 			"utf8": utf8.ValidString(h.Name) && utf8.ValidString(h.Linkname) && utf8.ValidString(h.Uname) && utf8.ValidString(h.Gname),
 			"bytes": map[string]string{"name": b64(h.Name), "linkname": b64(h.Linkname), "uname": b64(h.Uname), "gname": b64(h.Gname)},
 			"read": n, "print": print,
