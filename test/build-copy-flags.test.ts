@@ -6,7 +6,7 @@
  * documents them). Built on the userspace driver: no RUN.
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, copyFileSync, linkSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
@@ -195,6 +195,30 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     await expect(layer.lstat('/none')).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await listing(layer, '/etc')).toEqual({ 'a.txt': 'a', 'b.txt': 'b' });
     await expect(built('FROM scratch\nCOPY a.txt b.txt /file\n', { 'a.txt': 'a', 'b.txt': 'b' })).rejects.toThrow(/line 2: COPY with more than one source file the destination must be a directory/);
+  }, 300_000);
+
+  it('keeps the hardlinks within one source (the context, a stage, an archive), as BuildKit copies them, and not across sources', async () => {
+    const { layer } = await built(
+      ['FROM scratch AS stage', 'COPY tree /t/', 'FROM scratch', 'COPY tree /ctx/', 'COPY --from=stage /t /from/', 'ADD links.tar /tar/', 'COPY tree/a tree/sub/b /two/', ''].join('\n'),
+      { 'tree/a': 'linked', 'tree/c': 'alone', 'tree/sub/keep': 'k' },
+      (dir) => {
+        linkSync(join(dir, 'tree/a'), join(dir, 'tree/sub/b'));
+        execFileSync('tar', ['-cf', join(dir, 'links.tar'), '-C', join(dir, 'tree'), '.']); // GNU tar: sub/b as a hardlink entry to a
+      },
+    );
+    const inode = (path: string) => {
+      const stat = layer.view.stat(path)!;
+      return { nlink: stat.nlink, identity: stat.identity };
+    };
+    for (const dir of ['ctx', 'from', 'tar']) {
+      const [a, b] = [inode(`${dir}/a`), inode(`${dir}/sub/b`)];
+      expect(a.nlink, dir).toBe(2);
+      expect(b, dir).toEqual(a);
+      expect(await layer.readFile(`/${dir}/sub/b`, 'utf8')).toBe('linked');
+      expect(inode(`${dir}/c`).nlink).toBe(1);
+    }
+    // Two sources are two copies, as BuildKit's copier runs once for each.
+    expect([inode('two/a').nlink, inode('two/b').nlink]).toEqual([1, 1]);
   }, 300_000);
 
   it('--chmod takes symbolic modes (Dockerfile 1.14), applied to each file and directory copied', async () => {

@@ -247,6 +247,20 @@ export class CopySelection {
     };
     let filesAtDest = 0;
     for (const top of this.#tops) {
+      // Within one source, the names of one file are written once and linked (BuildKit's copier does so
+      // per source, and an archive's extraction keeps its hardlinks).
+      const linked = new Map<string, string>();
+      const writeLinked = async (node: SourceNode, target: string) => {
+        const first = node.linkKey === undefined ? undefined : linked.get(node.linkKey);
+        if (first === undefined) {
+          await writeNode(top.tree, node, target);
+          if (node.linkKey !== undefined) linked.set(node.linkKey, target);
+          return;
+        }
+        if (!(madeDirs.has(posix.dirname(target)) && !written.has(target))) await layer.rm(target, { recursive: true, force: true });
+        await layer.link(first, target);
+        written.add(target);
+      };
       let base: string;
       if (top.node.type === 'directory') {
         base = this.dest.replace(/\/+$/, '') || '/';
@@ -267,7 +281,7 @@ export class CopySelection {
       }
       for (const { node, rel } of top.below) {
         const target = posix.join(base, rel);
-        await writeNode(top.tree, node, target);
+        await writeLinked(node, target);
         if (node.type === 'directory') dirTimes.push({ path: target, node });
       }
     }

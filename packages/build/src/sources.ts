@@ -30,6 +30,11 @@ export interface SourceNode {
   readonly linkname?: string;
   /** Device nodes and FIFOs: the type bits (`S_IFCHR`, `S_IFBLK`, `S_IFIFO`, or `S_IFSOCK`) and device numbers. */
   readonly special?: { readonly typeBits: number; readonly major: number; readonly minor: number };
+  /**
+   * A file with more than one name in its tree: the same string for each of its names there, so that one
+   * COPY source writes the later names as hardlinks to the first, as BuildKit's copy does.
+   */
+  readonly linkKey?: string;
   /** Context files: device, inode, size, mtime and ctime, for the checksum records. */
   readonly stamp?: string;
   readonly ctime?: number;
@@ -229,6 +234,7 @@ export class ContextTree implements SourceTree {
       mtime: { sec: f[o + STAT.mtimeSec]!, nsec: f[o + STAT.mtimeNsec]! },
       ...(type === 'symlink' ? { linkname: batch.links[i]! } : {}),
       ...(type === 'other' ? { special: { typeBits: mode & 0o170000, major: f[o + STAT.rdevMajor]!, minor: f[o + STAT.rdevMinor]! } } : {}),
+      ...(type === 'file' && f[o + STAT.nlink]! > 1 ? { linkKey: `${f[o + STAT.dev]}:${f[o + STAT.inoHigh]}:${f[o + STAT.inoLow]}` } : {}),
       // What tells a file unchanged since its checksum was taken (see FileChecksums). Joined, not a template:
       // a template's result is a rope of a dozen pieces that lives as long as the node (0.7 KiB a file).
       stamp: [f[o + STAT.dev], f[o + STAT.inoHigh], f[o + STAT.inoLow], size, `${f[o + STAT.mtimeSec]}.${f[o + STAT.mtimeNsec]}`, `${f[o + STAT.ctimeSec]}.${f[o + STAT.ctimeNsec]}`].join(':'),
@@ -328,7 +334,16 @@ export class SnapshotTree implements SourceTree {
       mtime: timeOf(st.mtimeNs),
       ...(type === 'symlink' ? { linkname: await this.#layer.readlink(`/${path}`) } : {}),
       ...(type === 'other' ? { special: { typeBits: st.mode & 0o170000, major: st.rdev >> 8, minor: st.rdev & 0xff } } : {}),
+      ...(type === 'file' && st.nlink > 1 ? this.#linkKey(path) : {}),
     };
+  }
+
+  /** A hardlinked file's key: its set's identity in the layer that shows it (none where the view cannot tell). */
+  #linkKey(path: string): { linkKey?: string } {
+    const view = this.#layer.view;
+    const shown = view.lookup(path);
+    const identity = shown?.type === 'file' ? view.stat(path)?.identity : undefined;
+    return identity === undefined ? {} : { linkKey: `${shown!.layer}/${identity}` };
   }
 
   async match(source: string): Promise<string[]> {
