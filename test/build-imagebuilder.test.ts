@@ -3,12 +3,14 @@
  * package): the Dockerfiles and contexts its conformance tests build with Docker and with imagebuilder,
  * built here by strata and by buildah (`buildah bud`, imagebuilder inside) on the same base images, and
  * compared: both build each, and the images have the same tree and config. Many of the steps check
- * themselves (`RUN ls -al /a/b/c && ! ls -al /a/b/1`), as Docker built them.
+ * themselves (`RUN ls -al /a/b/c && ! ls -al /a/b/1`), as Docker built them. Beside them, the Dockerfiles of
+ * imagebuilder's builder tests (HEALTHCHECK forms, ARG against ENV, targets), two of which both refuse.
  *
  * The corpus's base images are stand-ins, the same in both stores: `busybox` is Debian's static busybox with
- * its applets and a small /etc/passwd; `centos:7`, `alpine` and `golang` are the minbase image (`golang`
- * with its /go/src and WORKDIR /go, which the corpus relies on). Left out: the cases that fetch from the
- * internet (ADD of GitHub URLs), and `testdata/ignore`, which imagebuilder's own suite leaves out.
+ * its applets and a small /etc/passwd; `centos:7`, `alpine`, `debian`, `ubuntu` and `golang` are the
+ * minbase image (`golang` with its /go/src and WORKDIR /go, which the corpus relies on). Left out: the cases
+ * that fetch from the internet (ADD of GitHub URLs), `testdata/ignore`, which imagebuilder's own suite
+ * leaves out, and Dockerfile.mount, which needs imagebuilder's transient mounts.
  *
  * Known and kept differences, left out of the comparison:
  * - times (each build runs at its own moment; build-buildah compares the copies' times);
@@ -40,8 +42,12 @@ interface Case {
   context: string;
   dockerfile?: string;
   args?: Record<string, string>;
+  /** The stage to build (the last by default). */
+  target?: string;
   /** What the steps print, as imagebuilder's case expects it of Docker. */
   output?: RegExp[];
+  /** A Dockerfile Docker refuses: both refuse it, before any image is made. */
+  refused?: true;
   differences?: string[];
 }
 
@@ -97,6 +103,16 @@ const CASES: Case[] = [
   { name: 'multistage copy', context: 'testdata/copyfrom' },
   { name: 'multistageconfiginheritance', context: 'testdata/multistage', dockerfile: 'Dockerfile.env' },
   ...Array.from({ length: 14 }, (_, i) => ({ name: `copyfrom_${i + 1}`, context: 'testdata', dockerfile: `Dockerfile.copyfrom_${i + 1}` })),
+  // The Dockerfiles of imagebuilder's own builder tests.
+  { name: 'healthcheck', context: 'testdata', dockerfile: 'Dockerfile.healthcheck' },
+  { name: 'envsubst', context: 'testdata', dockerfile: 'Dockerfile.envsubst' },
+  { name: 'envargconflict', context: 'testdata', dockerfile: 'Dockerfile.envargconflict' },
+  { name: 'multiarg', context: 'testdata', dockerfile: 'Dockerfile.multiarg', output: [/^a=1 b=2 c=3 d=4$/m] },
+  { name: 'target, the last stage', context: 'testdata', dockerfile: 'Dockerfile.target' },
+  { name: 'target, a stage by name', context: 'testdata', dockerfile: 'Dockerfile.target', target: 'mytarget' },
+  { name: 'escape', context: 'testdata', dockerfile: 'Dockerfile.escape', output: [/^0$/m] },
+  { name: 'unknown instructions', context: 'testdata', dockerfile: 'Dockerfile.unknown', refused: true },
+  { name: 'HEALTHCHECK without arguments', context: 'testdata', dockerfile: 'Dockerfile.badhealthcheck', refused: true },
 ];
 
 /** The stand-in for Docker Hub's busybox: Debian's static busybox, its applets, root and nobody. */
@@ -115,6 +131,9 @@ const STAND_INS: Record<string, string> = {
   'docker.io/library/golang:1.9': 'golang',
   'docker.io/library/centos:7': BASE,
   'docker.io/library/alpine:latest': BASE,
+  'docker.io/library/debian:latest': BASE,
+  'docker.io/library/ubuntu:latest': BASE,
+  'docker.io/library/ubuntu:18.04': BASE,
 };
 
 describe.skipIf(!needs('root', 'overlay', 'buildah', 'podman', 'umoci', 'skopeo', 'debootstrap', 'gnu-tar'))("imagebuilder's conformance corpus: strata builds it as buildah does", () => {
@@ -190,18 +209,25 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'podman', 'umoci', 'skopeo'
   /** A config value as both builders mean it: buildah writes an empty string, list or map where BuildKit writes none. */
   const meaning = (value: unknown) => (value === undefined || value === null || value === '' || (typeof value === 'object' && Object.keys(value).length === 0) ? null : value);
 
-  const CONFIG_KEYS = ['Env', 'Cmd', 'Entrypoint', 'User', 'WorkingDir', 'ExposedPorts', 'Volumes', 'Labels', 'Shell', 'StopSignal', 'OnBuild'];
+  const CONFIG_KEYS = ['Env', 'Cmd', 'Entrypoint', 'User', 'WorkingDir', 'ExposedPorts', 'Volumes', 'Labels', 'Shell', 'StopSignal', 'OnBuild', 'Healthcheck'];
 
   CASES.forEach((c, i) => {
     it(c.name, async () => {
       const context = join(corpus, c.context);
       const dockerfile = join(context, c.dockerfile ?? 'Dockerfile');
       const tag = `example.com/ib-${i}`;
-      // Every case is one Docker built: both build it (an error names its builder's reason).
-      const { output } = await buildWith(images, { context, dockerfile, tags: [`${tag}:strata`], ...(c.args ? { buildArgs: c.args } : {}) });
+      const flags = ['-f', dockerfile, ...(c.target ? ['--target', c.target] : []), ...Object.entries(c.args ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`])];
+      const options = { context, dockerfile, tags: [`${tag}:strata`], ...(c.args ? { buildArgs: c.args } : {}), ...(c.target ? { target: c.target } : {}) };
+      if (c.refused) {
+        await expect(buildWith(images, options)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+        expect(() => buildah.build(context, `${tag}:buildah`, flags)).toThrow();
+        return;
+      }
+      // Every other case is one Docker built: both build it (an error names its builder's reason).
+      const { output } = await buildWith(images, options);
       for (const line of c.output ?? []) expect(output).toMatch(line);
       try {
-        buildah.build(context, `${tag}:buildah`, ['-f', dockerfile, ...Object.entries(c.args ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`])]);
+        buildah.build(context, `${tag}:buildah`, flags);
       } catch (error) {
         throw new Error(`buildah refused it: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`);
       }
