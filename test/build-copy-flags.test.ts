@@ -295,7 +295,7 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     await expect(buildWith(images, { context: missing, contexts })).rejects.toThrow(/Dockerfile line 2: COPY "lib\/secret.key" is not in context "shared"/);
     // FROM a directory: the stage's root is its files (the .dockerignore applied), root's, times kept, as
     // BuildKit starts a stage from a local source; a RUN-less stage builds on the userspace driver too.
-    const from = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM shared AS tree\nCOPY --from=tree /lib/a.txt /again.txt\n' });
+    const from = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM shared AS tree\nCOPY --from=shared /lib/a.txt /again.txt\n' });
     const fromTree = await buildWith(images, { context: from, contexts });
     const root = await imageView(images, fromTree.result.target.digest);
     expect(await listing(root, '/')).toEqual({ '.dockerignore': '**/*.key\n', 'again.txt': 'a', 'lib/': '', 'lib/a.txt': 'a' });

@@ -164,9 +164,12 @@ describe('Dockerfile frontend', () => {
     // A bind mount's `from` is a dependency as COPY --from is (its variables the global ARGs).
     const mounted = parseDockerfile(['ARG SRC=a', 'FROM scratch AS a', 'FROM scratch AS unused', 'FROM scratch AS m', 'RUN --mount=type=bind,from=$SRC,target=/x true'].join('\n'));
     expect(neededStages(mounted, targetStage(mounted)).map((s) => s.name)).toEqual(['a', 'm']);
-    // A stage may name itself (what it holds so far, as in BuildKit); a later stage it may not (see above).
+    // A stage naming itself depends on itself: BuildKit's cycle (its TestDockerfileCircularDependencies), for
+    // COPY --from and a mount's from alike; a later stage it may not name either (see above).
     const own = parseDockerfile('FROM scratch AS a\nCOPY --from=a /x /y\n');
-    expect(neededStages(own, targetStage(own)).map((s) => s.name)).toEqual(['a']);
+    expect(() => neededStages(own, targetStage(own))).toThrow(/line 2: COPY --from=a: circular dependency detected on stage: a/);
+    const mountsOwn = parseDockerfile('FROM scratch AS stage0\nRUN --mount=from=stage0,target=/x true\n');
+    expect(() => neededStages(mountsOwn, targetStage(mountsOwn))).toThrow(/line 2: RUN --mount from=stage0: circular dependency detected on stage: stage0/);
   });
 
   it('reads flags apart from the arguments, FROM --platform expanded with the global ARGs', () => {

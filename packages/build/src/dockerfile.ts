@@ -416,11 +416,12 @@ export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: R
         const source = stageNamedHere(name, stage.index);
         if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no earlier stage ${name}`);
         // BuildKit builds stages in the order they are written: a later stage's name is an error there, not
-        // an image to pull. (Its own name is what the stage holds so far, in BuildKit as here.)
-        if (source === undefined && (stageNamedHere(name, Infinity)?.index ?? -1) > stage.index) {
+        // an image to pull; and its own name makes a stage depend on itself, which BuildKit refuses as a cycle.
+        const named = source === undefined ? stageNamedHere(name, Infinity) : undefined;
+        if (named === stage) throw lineError(instruction.line, `${what}=${name}: circular dependency detected on stage: ${name} (a stage cannot use itself)`);
+        if (named !== undefined && named.index > stage.index) {
           throw lineError(instruction.line, `${what}=${name}: stage ${name} is defined after this one (a stage can only use earlier stages)`);
         }
-        if (source === stage) throw lineError(instruction.line, `${what} names its own stage`);
         if (source) visit(source);
       }
     }
