@@ -494,7 +494,8 @@ function checkSteps(dockerfile: Dockerfile, stage: Stage, keywordOf: (i: Instruc
           report('LegacyKeyValueFormat', at, `"${keywordOf(step)} key=value" should be used instead of legacy "${keywordOf(step)} key value" format`, at);
         }
         if (step.keyword === 'ENV') {
-          for (const [name, raw] of safeKeyValues(step.args, escape, true)) {
+          for (const [key, raw] of safeKeyValues(step.args, escape, true)) {
+            const name = expand(key) ?? key;
             if (SECRET.test(name) && !NOT_SECRET.test(name)) report('SecretsUsedInArgOrEnv', at, `Do not use ARG or ENV instructions for sensitive data (ENV "${name}")`, at);
             const value = raw === undefined ? undefined : expand(raw);
             if (value === undefined) vars.delete(name);

@@ -86,7 +86,9 @@ export class StageState {
       case 'ENV': {
         const vars = this.variables();
         const env = [...(config.Env ?? [])];
-        for (const [name, raw] of keyValues(step.args, escape, true)) {
+        for (const [key, raw] of keyValues(step.args, escape, true)) {
+          // The name is a word as the value is (BuildKit expands both): `ENV "A"=1` sets A.
+          const name = processWord(key, vars, escape);
           const value = processWord(raw ?? '', vars, escape);
           const entry = `${name}=${value}`;
           const existing = env.findIndex((e) => e === name || e.startsWith(`${name}=`));
