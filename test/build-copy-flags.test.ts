@@ -221,6 +221,16 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect([inode('two/a').nlink, inode('two/b').nlink]).toEqual([1, 1]);
   }, 300_000);
 
+  it("expands each word of COPY on its own, as BuildKit does: an empty one is the context's root, one with spaces one path", async () => {
+    const { layer } = await built(
+      ['FROM scratch', 'ARG EMPTY', 'ARG TWO="a b"', 'COPY ${EMPTY} /ctx/', 'COPY ${TWO} /two/', 'COPY "a b" /quoted/', ''].join('\n'),
+      { a: 'A', b: 'B', 'a b': 'AB' },
+    );
+    expect(Object.keys(await listing(layer, '/ctx')).sort()).toEqual(['Dockerfile', 'a', 'a b', 'b']);
+    expect(await listing(layer, '/two')).toEqual({ 'a b': 'AB' });
+    expect(await listing(layer, '/quoted')).toEqual({ 'a b': 'AB' });
+  }, 300_000);
+
   it('--chmod takes symbolic modes (Dockerfile 1.14), applied to each file and directory copied', async () => {
     const context: ContextFiles = { 'bin/run.sh': { content: 'run', mode: 0o644 }, 'bin/data': { content: 'd', mode: 0o600 }, 'tree/exec': { content: 'e', mode: 0o744 }, 'tree/sub/plain': { content: 'p', mode: 0o640 }, 'tree/sub': { dir: true, mode: 0o700 } };
     const { layer } = await built('FROM scratch\nCOPY --chmod=+x bin/run.sh /usr/local/bin/\nCOPY --chmod=u=rwX,go=rX tree /opt/tree/\nCOPY --chmod=g=u,o= bin /g/\n', context);

@@ -16,7 +16,7 @@ import { CopySelection, headOf, type CopyOptions, type PickedSource, type Select
 import { chompHeredoc, flagText, lineError, type Heredoc, type Instruction } from './dockerfile.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { checkoutGit, gitScratch, isGitSource, parseGitRef, resolveGit, stripCredentials, type GitRef } from './git-source.js';
-import { expandHeredoc, processWord, processWords } from './lex.js';
+import { expandHeredoc, processWord, splitRaw } from './lex.js';
 import type { StageState } from './metadata.js';
 import { isRemoteSource, isUrlSource, redactUrls } from './remote.js';
 import { ContextTree, type SourceNode, type SourceTree } from './sources.js';
@@ -66,7 +66,9 @@ export class CopySteps<S extends { readonly state: StageState }> {
   async plan(stage: S, step: Instruction): Promise<StepPlan> {
     const vars = stage.state.variables();
     const escape = this.#build.escape;
-    const words = step.json ? step.json.map((w) => processWord(w, vars, escape)) : processWords(step.args, vars, escape);
+    // Each word is expanded on its own, as BuildKit expands COPY's (split first, then expanded): `${EMPTY}` is
+    // an empty source (the context's root), and a value with spaces one path, never several.
+    const words = (step.json ?? splitRaw(step.args, escape)).map((w) => processWord(w, vars, escape));
     if (words.length < 2) throw lineError(step.line, `${step.keyword} needs a source and a destination`);
     const sources = words.slice(0, -1);
     let dest = words.at(-1)!;
