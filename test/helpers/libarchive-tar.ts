@@ -6,12 +6,11 @@
  * with the compressor's own tool where one is compressed (compress's .Z through gzip, which reads it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { debianSource } from './debian-source.js';
 
 const VERSION = '3.6.2';
-const SOURCE = `http://deb.debian.org/debian/pool/main/liba/libarchive/libarchive_${VERSION}.orig.tar.xz`;
 const SHA256 = '9e2c1b80d5fbe59b61308fdfab6c79b5021d7ff4ff2489fb12daf0a96a83551d';
 
 /** The decompressor of each suffix a corpus archive may have (lzop, lrzip, grzip and lzip ones are left out). */
@@ -58,40 +57,14 @@ with tarfile.open(source) as tf:
 print(json.dumps(sorted(names)))
 `;
 
-// Python's, as python3 is installed for the corpora anyway (curl may not be); three tries.
-const DOWNLOAD = String.raw`
-import sys, time, urllib.request
-for attempt in range(3):
-    try:
-        urllib.request.urlretrieve(sys.argv[1], sys.argv[2])
-        break
-    except OSError:
-        if attempt == 2: raise
-        time.sleep(2)
-`;
-
-/** The source tarball, downloaded once into `cache` and checked against its pinned digest every time. */
-function sourceTarball(cache: string): string {
-  const path = join(cache, `libarchive_${VERSION}.orig.tar.xz`);
-  if (!existsSync(path)) {
-    mkdirSync(cache, { recursive: true });
-    execFileSync('python3', ['-c', DOWNLOAD, SOURCE, `${path}.part`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    renameSync(`${path}.part`, path);
-  }
-  const digest = createHash('sha256').update(readFileSync(path)).digest('hex');
-  if (digest !== SHA256) throw new Error(`${path}: sha256 ${digest}, expected ${SHA256} (remove it to download again)`);
-  return path;
-}
-
 /**
  * Writes libarchive's tar test archives into `dir`, each uncompressed, and returns their names (the
  * compressed ones named for their compressor: `test_extract-gz.tar` for `test_extract.tar.gz`).
  */
 export function libarchiveTarCorpus(dir: string): string[] {
-  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
   const decoded = join(dir, 'uu');
   mkdirSync(decoded, { recursive: true });
-  const run = spawnSync('python3', ['-c', UNPACK, sourceTarball(cache), decoded], { encoding: 'utf8' });
+  const run = spawnSync('python3', ['-c', UNPACK, debianSource('liba/libarchive', `libarchive_${VERSION}.orig.tar.xz`, SHA256), decoded], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
   const archives: string[] = [];
   for (const name of JSON.parse(run.stdout) as string[]) {
