@@ -50,7 +50,9 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     ['several sources into a file', `FROM ${BASE}\nCOPY a.txt b.txt /x\n`, { 'b.txt': 'b' }, /Dockerfile line 2: COPY with more than one source file the destination must be a directory/],
     ['a bad --chmod', `FROM ${BASE}\nCOPY --chmod=u+q a.txt /x\n`, {}, /Dockerfile line 2: COPY --chmod=u\+q: "u\+q" is not a clause \(an octal mode up to 7777, or chmod's symbolic form/],
     ['an unknown --chown user', `FROM ${BASE}\nCOPY --chown=nosuchuser a.txt /x\n`, {}, /Dockerfile line 2: COPY --chown=nosuchuser: user "nosuchuser" is not in the image's \/etc\/passwd/],
-    ['a required build arg left unset', `FROM ${BASE}\nARG VERSION\nCOPY a.txt /\nCOPY a.txt /opt/\${VERSION:?pass --build-arg VERSION}/\n`, {}, /Dockerfile line 4: COPY: VERSION: pass --build-arg VERSION/],
+    ['a required build arg left unset', `FROM ${BASE}\nARG VERSION\nCOPY a.txt /\nCOPY a.txt /opt/\${VERSION:?needs_a_build_arg}/\n`, {}, /Dockerfile line 4: COPY: VERSION: needs_a_build_arg/],
+    // COPY's line is split into words before they are expanded, as BuildKit splits it: a space inside ${…} splits it too.
+    ['a COPY word split inside a variable', `FROM ${BASE}\nARG VERSION=1\nCOPY a.txt /\nCOPY a.txt /opt/\${VERSION:?pass --build-arg VERSION}/\n`, {}, /Dockerfile line 4: COPY: missing \} in "\/opt\/\$\{VERSION:\?pass"/],
     ['a pattern with a bad escape', `FROM ${BASE}\nARG V=x\nCOPY a.txt /c\${V#\\q}/\n`, {}, /Dockerfile line 3: COPY: invalid escape "\\\\q"/],
     ['a RUN as an unknown user', `FROM ${BASE}\nUSER ghost\nRUN true\n`, {}, /Dockerfile line 3: RUN as "ghost": user "ghost" is not in the image's \/etc\/passwd/],
   ];
