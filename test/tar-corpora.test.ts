@@ -259,9 +259,8 @@ describe.skipIf(!needs('root', 'go', 'python3'))("Python's tarfile corpus: strat
 });
 
 describe.skipIf(!needs('root', 'go', 'python3'))("libarchive's corpus: strata reads it as Go does", () => {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-libarchive-corpus-'));
-  const archives = needs('go', 'python3') ? libarchiveTarCorpus(dir) : [];
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = needs('go', 'python3') ? libarchiveTarCorpus() : '';
+  const archives = dir ? readdirSync(dir).filter((name) => name.endsWith('.tar')).sort() : [];
 
   it('the corpus is there, with its tricky cases', () => {
     expect(archives.length).toBeGreaterThanOrEqual(50);

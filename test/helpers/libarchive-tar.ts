@@ -6,7 +6,7 @@
  * with the compressor's own tool where one is compressed (compress's .Z through gzip, which reads it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianSource } from './debian-source.js';
 
@@ -58,23 +58,31 @@ print(json.dumps(sorted(names)))
 `;
 
 /**
- * Writes libarchive's tar test archives into `dir`, each uncompressed, and returns their names (the
- * compressed ones named for their compressor: `test_extract-gz.tar` for `test_extract.tar.gz`).
+ * The directory of libarchive's tar test archives, each uncompressed (the compressed ones named for their
+ * compressor: `test_extract-gz.tar` for `test_extract.tar.gz`), written once into the cache.
  */
-export function libarchiveTarCorpus(dir: string): string[] {
-  const decoded = join(dir, 'uu');
-  mkdirSync(decoded, { recursive: true });
-  const run = spawnSync('python3', ['-c', UNPACK, debianSource('liba/libarchive', `libarchive_${VERSION}.orig.tar.xz`, SHA256), decoded], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
-  const archives: string[] = [];
-  for (const name of JSON.parse(run.stdout) as string[]) {
-    const [, base, suffix = ''] = /^(.*)\.(?:tar|ustar)(\.[A-Za-z0-9]+)?$/.exec(name)!;
-    const tool = DECOMPRESS[suffix];
-    if (tool === undefined) continue;
-    const plain = `${base}${suffix.replace('.', '-')}.tar`;
-    const bytes = tool ? execFileSync(tool[0]!, [...tool.slice(1), join(decoded, name)], { maxBuffer: 1 << 30 }) : readFileSync(join(decoded, name));
-    writeFileSync(join(dir, plain), bytes);
-    archives.push(plain);
+export function libarchiveTarCorpus(): string {
+  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
+  const dir = join(cache, `libarchive-${VERSION}-tar`);
+  if (existsSync(dir)) return dir;
+  const tarball = debianSource('liba/libarchive', `libarchive_${VERSION}.orig.tar.xz`, SHA256);
+  const work = mkdtempSync(join(cache, 'libarchive-tar-'));
+  try {
+    const decoded = join(work, 'uu');
+    mkdirSync(decoded);
+    const run = spawnSync('python3', ['-c', UNPACK, tarball, decoded], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
+    for (const name of JSON.parse(run.stdout) as string[]) {
+      const [, base, suffix = ''] = /^(.*)\.(?:tar|ustar)(\.[A-Za-z0-9]+)?$/.exec(name)!;
+      const tool = DECOMPRESS[suffix];
+      if (tool === undefined) continue;
+      const bytes = tool ? execFileSync(tool[0]!, [...tool.slice(1), join(decoded, name)], { maxBuffer: 1 << 30 }) : readFileSync(join(decoded, name));
+      writeFileSync(join(work, `${base}${suffix.replace('.', '-')}.tar`), bytes);
+    }
+    rmSync(decoded, { recursive: true });
+    renameSync(work, dir);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
-  return archives.sort();
+  return dir;
 }
