@@ -22,7 +22,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lutimesSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPlatform, type Images } from '@strata/images';
 import { BASE, Buildah, buildWith, imageTree, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { serveFiles } from './helpers/http-files.js';
@@ -220,11 +220,8 @@ describe.skipIf(!needs('root', 'overlay', 'buildah', 'umoci', 'skopeo', 'deboots
   }, 10 * 60_000);
 
   it('runs RUN --mount=type=cache and type=tmpfs as buildah does, none of them in a layer', async () => {
-    const id = `strata-test-${Date.now()}`; // buildah keeps its caches outside its store: one of this run's own
-    onTestFinished(() => {
-      // ...which it leaves there (rootful buildah 1.28: /var/tmp/buildah-cache/<id>): removed, so runs do not pile up.
-      for (const name of [id, `${id}-owned`]) rmSync(join('/var/tmp/buildah-cache', name), { recursive: true, force: true });
-    });
+    // buildah keeps its caches outside its store, in its TMPDIR (the Buildah helper's, under `work`): one of this run's own.
+    const id = `strata-test-${Date.now()}`;
     const dir = writeContext(join(work, 'mount-context'), {
       Dockerfile: [
         `FROM ${BASE}`,

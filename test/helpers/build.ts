@@ -66,15 +66,19 @@ export async function imageTree(images: Images, ref: string, work: string, optio
 /** buildah with a store of its own under `work`, the minbase image in it as `BASE`. */
 export class Buildah {
   readonly #args: string[];
+  /** Its temporary directory, under `work`: buildah keeps RUN --mount=type=cache's caches there, which would outlive the test in /var/tmp. */
+  readonly #env: NodeJS.ProcessEnv;
 
   constructor(readonly work: string) {
     this.#args = ['--root', join(work, 'buildah', 'root'), '--runroot', join(work, 'buildah', 'run'), '--storage-driver', 'overlay'];
+    this.#env = { ...process.env, TMPDIR: join(work, 'buildah', 'tmp') };
+    mkdirSync(this.#env.TMPDIR!, { recursive: true });
     const id = this.run(['pull', '--quiet', `oci:${aptImage().layout}:base`]).trim().split('\n').at(-1)!;
     this.run(['tag', id, BASE]);
   }
 
   run(args: string[]): string {
-    return execFileSync('buildah', [...this.#args, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 }).toString();
+    return execFileSync('buildah', [...this.#args, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024, env: this.#env }).toString();
   }
 
   /** `buildah bud --layers --isolation chroot` of `context`, tagged `tag`. */
