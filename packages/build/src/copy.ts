@@ -228,9 +228,9 @@ export class CopySelection {
     // (two sources may put the same name in one directory).
     const madeDirs = new Set<string>();
     const written = new Set<string>();
+    const knownAbsent = (target: string) => madeDirs.has(posix.dirname(target)) && !written.has(target);
     const writeNode = async (tree: SourceTree, node: SourceNode, target: string) => {
-      const absent = madeDirs.has(posix.dirname(target)) && !written.has(target);
-      if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.chmod, absent)) madeDirs.add(target);
+      if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.chmod, knownAbsent(target))) madeDirs.add(target);
       written.add(target);
     };
     // An archive's destination stays 0755 whatever --chmod says, as BuildKit's unpack makes it.
@@ -257,7 +257,7 @@ export class CopySelection {
           if (node.linkKey !== undefined) linked.set(node.linkKey, target);
           return;
         }
-        if (!(madeDirs.has(posix.dirname(target)) && !written.has(target))) await layer.rm(target, { recursive: true, force: true });
+        if (!knownAbsent(target)) await layer.rm(target, { recursive: true, force: true });
         await layer.link(first, target);
         written.add(target);
       };
