@@ -29,6 +29,7 @@ const SAME: Record<string, string[]> = {
   'add-chown': ['Dockerfile'],
   'add-create-absolute-path': ['Dockerfile'],
   'add-create-relative-path': ['Dockerfile'],
+  'add-file': ['Dockerfile'],
   'addtl-tags': ['Dockerfile'],
   'build-arg': ['Dockerfile', 'Dockerfile2', 'Dockerfile3', 'Dockerfile4'],
   'build-with-from': ['Containerfile'],
@@ -50,6 +51,7 @@ const SAME: Record<string, string[]> = {
   'copy-multistage-paths': ['Dockerfile.absolute', 'Dockerfile.relative'],
   'copy-root': ['Dockerfile'],
   'copy-workdir': ['Dockerfile', 'Dockerfile.2'],
+  'dest-final-slash': ['Dockerfile'],
   'dest-symlink-dangling': ['Dockerfile'],
   dockerfile: ['Dockerfile'],
   dockerignore2: ['Dockerfile'],
@@ -105,8 +107,6 @@ const KNOWN: Record<string, Known[]> = {
   'dockerignore/Dockerfile.succeed': known(EXCEPTIONS_BELOW, 'extra: subdir', 'extra: subdir/sub1.txt'),
   'dockerignore6/Dockerfile.succeed': known(EXCEPTIONS_BELOW, 'extra: subdir', 'extra: subdir/sub1.txt'),
   'preserve-volumes/Dockerfile': known(VOLUME_KEEPS_RUN, 'extra: vol/anothervolfile', 'extra: vol/subvol/subvolfile'),
-  'add-file/Dockerfile': [],
-  'dest-final-slash/Dockerfile': [],
 };
 
 const STAND_INS: Record<string, StandIn> = {

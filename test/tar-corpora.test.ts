@@ -3,11 +3,12 @@
  * and moby: Go's own (archive/tar's testdata, shipped with Debian's Go toolchain), Python's (tarfile's
  * testtar.tar, from Python's test suite: ustar, GNU, PAX, v7, Solaris and star headers in one archive, cut
  * here into one archive per member) and libarchive's (its test suite's archives, from Debian's source
- * package: GNU sparse files of each tar version, PAX xattrs and ACLs, Mac, Perl and Plexus writers). Where Go reads an archive, strata reads the same entries (names, types,
- * modes, owners, times to the nanosecond, links, devices, xattrs and content, sparse files' holes read as
- * zeros), or refuses it for one of the reasons it documents, at the entry that calls for it; where Go
- * refuses, strata refuses too, with a typed error. `ls`, `apply` and `digest` agree with the reader on each,
- * and the apply leaves holes as holes; so does the archive opened as a tree (TarLayer), as it is and gzipped.
+ * package: GNU sparse files of each tar version, PAX xattrs and ACLs, Mac, Perl and Plexus writers).
+ * Where Go reads an archive, strata reads the same entries (names, types, modes, owners, times to the
+ * nanosecond, links, devices, xattrs and content, sparse files' holes read as zeros), or refuses it for one
+ * of the reasons it documents, at the entry that calls for it; where Go refuses, strata refuses too, with a
+ * typed error. `ls`, `apply` and `digest` agree with the reader on each, and the apply leaves holes as
+ * holes; so does the archive opened as a tree (TarLayer), as it is and gzipped.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
