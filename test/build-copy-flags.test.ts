@@ -46,12 +46,12 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     rmSync(work, { recursive: true, force: true });
   });
 
-  async function built(dockerfile: string, files: ContextFiles, prepare?: (dir: string) => void): Promise<{ layer: WritableLayer; history: string[] }> {
+  async function built(dockerfile: string, files: ContextFiles, prepare?: (dir: string) => void): Promise<{ layer: WritableLayer; history: string[]; ran: string[] }> {
     const dir = writeContext(join(work, `context-${++n}`), { ...files, Dockerfile: dockerfile });
     prepare?.(dir);
-    const { result } = await buildWith(images, { context: dir });
+    const { result, ran } = await buildWith(images, { context: dir });
     const layer = await imageView(images, result.target.digest);
-    return { layer, history: (result.config.history ?? []).map((h) => h.created_by ?? '') };
+    return { layer, history: (result.config.history ?? []).map((h) => h.created_by ?? ''), ran };
   }
 
   /** Every path under `dir`, with a file's content or a symlink's target. */
@@ -219,6 +219,31 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     }
     // Two sources are two copies, as BuildKit's copier runs once for each.
     expect([inode('two/a').nlink, inode('two/b').nlink]).toEqual([1, 1]);
+  }, 300_000);
+
+  it('tells a context whose names share a file from one with copies: each builds its own COPY layer, not the cached one', async () => {
+    const dockerfile = 'FROM scratch\nCOPY tree /t/\n';
+    const files: ContextFiles = { 'tree/a': 'same', 'tree/b': 'same', 'tree/c': 'same' };
+    const linkAB = (dir: string) => {
+      rmSync(join(dir, 'tree/b'));
+      linkSync(join(dir, 'tree/a'), join(dir, 'tree/b'));
+    };
+    const linkAC = (dir: string) => {
+      rmSync(join(dir, 'tree/c'));
+      linkSync(join(dir, 'tree/a'), join(dir, 'tree/c'));
+    };
+    const nlinks = (layer: WritableLayer) => ['a', 'b', 'c'].map((name) => layer.view.stat(`t/${name}`)!.nlink);
+    const copies = await built(dockerfile, files);
+    expect(nlinks(copies.layer)).toEqual([1, 1, 1]);
+    const ab = await built(dockerfile, files, linkAB);
+    expect(ab.ran).toEqual(['COPY tree /t/']);
+    expect(nlinks(ab.layer)).toEqual([2, 2, 1]);
+    // The same bytes and the same number of links, another pair of names.
+    const ac = await built(dockerfile, files, linkAC);
+    expect(ac.ran).toEqual(['COPY tree /t/']);
+    expect(nlinks(ac.layer)).toEqual([2, 1, 2]);
+    // And the same structure again is a hit.
+    expect((await built(dockerfile, files, linkAB)).ran).toEqual([]);
   }, 300_000);
 
   it("expands each word of COPY on its own, as BuildKit does: an empty one is the context's root, one with spaces one path", async () => {

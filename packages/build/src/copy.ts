@@ -205,10 +205,16 @@ export class CopySelection {
     );
     for (const top of this.#tops) {
       hash.update(encodeName(`top ${top.name} ${top.node.type}\n`)); // a name's bytes, escapes included (UTF-8 otherwise, as before)
+      // A later name of a file `write` links to an earlier one in this source counts as that link: a context
+      // changed only in which names share a file makes a different layer.
+      const firstNames = new Map<string, string>();
       for (const { node, rel } of [{ node: top.node, rel: '' }, ...top.below]) {
         const owner = options.keepOwners && options.owner === undefined ? ` ${node.uid}:${node.gid}` : '';
         const special = node.special ? ` ${node.special.typeBits.toString(8)}:${node.special.major}:${node.special.minor}` : '';
-        hash.update(`${JSON.stringify(rel)} ${node.type}${special} ${node.mode.toString(8)}${owner} ${JSON.stringify(node.linkname ?? '')} ${sums.get(node) ?? ''}\n`);
+        const first = node.linkKey === undefined ? undefined : firstNames.get(node.linkKey);
+        if (node.linkKey !== undefined && first === undefined) firstNames.set(node.linkKey, rel);
+        const link = first === undefined ? '' : ` linked to ${JSON.stringify(first)}`;
+        hash.update(`${JSON.stringify(rel)} ${node.type}${special} ${node.mode.toString(8)}${owner} ${JSON.stringify(node.linkname ?? '')} ${sums.get(node) ?? ''}${link}\n`);
       }
     }
     return hash.digest('hex');
