@@ -5,6 +5,9 @@
  * keeps `./` prefixes) are the callers' to mind; the listing is normalised to strata's clean paths.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export interface PythonEntry {
   path: string;
@@ -106,12 +109,31 @@ print(json.dumps({'source': source, 'pieces': pieces}))
 /**
  * Python's own corpus of tar archives (`test/testtar.tar` of its test suite: ustar, GNU, PAX, v7, Solaris
  * and star headers, signed checksums, long names, sparse files, non-UTF-8 names), one archive holding them
- * all. Split into one archive per member (a hardlink's preceded by its target), written into `dir` with
- * `recursion.tar` beside it; their names, or none when the test suite is not installed
- * (`libpython3.X-testsuite` on Debian).
+ * all. Split into one archive per member (a hardlink's preceded by its target), with `recursion.tar` beside
+ * them, once per version of the archive, into the cache (as the Go lister and libarchive's corpus are), so
+ * no run leaves a split behind; the directory and the pieces' names, or none when the test suite is not
+ * installed (`libpython3.X-testsuite` on Debian).
  */
-export function pythonTarCorpus(dir?: string): { source: string | null; pieces: string[] } {
-  const run = spawnSync('python3', ['-c', SPLIT, ...(dir ? [dir] : [])], { encoding: 'utf8' });
+export function pythonTarCorpus(): { source: string | null; dir: string; pieces: string[] } {
+  const found = JSON.parse(python([])) as { source: string | null };
+  if (found.source === null) return { source: null, dir: '', pieces: [] };
+  const version = createHash('sha256').update(readFileSync(found.source)).digest('hex').slice(0, 16);
+  const dir = join(process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata', `python-testtar-${version}`);
+  if (!existsSync(dir)) {
+    mkdirSync(dirname(dir), { recursive: true });
+    const work = mkdtempSync(`${dir}-`);
+    try {
+      python([work]);
+      renameSync(work, dir);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  return { source: found.source, dir, pieces: readdirSync(dir).sort() };
+}
+
+function python(args: string[]): string {
+  const run = spawnSync('python3', ['-c', SPLIT, ...args], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as { source: string | null; pieces: string[] };
+  return run.stdout;
 }
