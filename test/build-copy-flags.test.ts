@@ -221,6 +221,11 @@ describe.skipIf(!needs('root', 'umoci', 'skopeo', 'debootstrap'))('COPY and ADD 
     expect([inode('two/a').nlink, inode('two/b').nlink]).toEqual([1, 1]);
   }, 300_000);
 
+  it('takes --from=NAME, a name given twice, from the last stage of it, as BuildKit does', async () => {
+    const { layer } = await built(['FROM scratch AS a', 'COPY one /one', 'FROM a AS a', 'COPY two /two', 'FROM scratch', 'COPY --from=a / /out/', ''].join('\n'), { one: '1', two: '2' });
+    expect(await listing(layer, '/out')).toEqual({ one: '1', two: '2' });
+  }, 300_000);
+
   it('tells a context whose names share a file from one with copies: each builds its own COPY layer, not the cached one', async () => {
     const dockerfile = 'FROM scratch\nCOPY tree /t/\n';
     const files: ContextFiles = { 'tree/a': 'same', 'tree/b': 'same', 'tree/c': 'same' };

@@ -145,7 +145,7 @@ describe('Dockerfile frontend', () => {
       ['ARG V=${X:?}\nFROM scratch\n', /line 1: ARG: X: is not allowed to be unset/],
       ["FROM ${X:?required}\n", /line 1: FROM: X: required/],
       ['FROM scratch\nLABEL a=${B#\\x}\n', /line 2: .*invalid escape/],
-      ['FROM scratch\nCOPY --from=1 a b\n', /line 2: COPY --from=1: there is no earlier stage 1/],
+      ['FROM scratch\nCOPY --from=1 a b\n', /line 2: COPY --from=1: there is no stage 1/],
       ['FROM scratch AS first\nCOPY --from=later a b\nFROM scratch AS later\nFROM first\n', /line 2: COPY --from=later: stage later is defined after this one/],
       ['FROM scratch AS first\nRUN --mount=from=Later,target=/x true\nFROM scratch AS later\nFROM first\n', /line 2: RUN --mount from=Later: stage Later is defined after this one/],
       ['# nothing\n', /no FROM/],
@@ -170,6 +170,13 @@ describe('Dockerfile frontend', () => {
     expect(() => neededStages(own, targetStage(own))).toThrow(/line 2: COPY --from=a: circular dependency detected on stage: a/);
     const mountsOwn = parseDockerfile('FROM scratch AS stage0\nRUN --mount=from=stage0,target=/x true\n');
     expect(() => neededStages(mountsOwn, targetStage(mountsOwn))).toThrow(/line 2: RUN --mount from=stage0: circular dependency detected on stage: stage0/);
+    // A name given twice names its last stage in the file, as BuildKit looks it up for --from: the second
+    // `a` (built on the first, which FROM names, as only earlier stages are there for it) ...
+    const twice = parseDockerfile('FROM scratch AS a\nFROM a AS a\nFROM scratch AS c\nCOPY --from=a /x /x\n');
+    expect(neededStages(twice, targetStage(twice)).map((s) => s.index)).toEqual([0, 1, 2]);
+    // ... and an error where that last one comes after the stage naming it.
+    const later = parseDockerfile('FROM scratch AS a\nFROM scratch AS c\nCOPY --from=a /x /x\nFROM scratch AS a\n');
+    expect(() => neededStages(later, targetStage(later, 'c'))).toThrow(/line 3: COPY --from=a: stage a is defined after this one/);
   });
 
   it('reads flags apart from the arguments, FROM --platform expanded with the global ARGs', () => {

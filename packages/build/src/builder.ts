@@ -61,7 +61,7 @@ import { withArchiveContext, withUrlContext, type ArchiveContext } from './archi
 import { withGitContext } from './git-context.js';
 import { isGitSource } from './git-source.js';
 import { chownThrough } from './copy.js';
-import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageBelow, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageBelow, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { RunSteps, withDefaultPath } from './run-step.js';
 import { emulationFor } from './emulation.js';
@@ -1086,7 +1086,8 @@ class Builder {
    * directory.
    */
   async #fromTree(from: string, step: Instruction, stage: StageResult): Promise<{ tree: SourceTree; identity: string; keepOwners: boolean }> {
-    const index = this.#named.has(from) ? undefined : this.#stages.find((s) => s.name === from.toLowerCase() || (/^\d+$/.test(from) && s.index === Number(from)));
+    // As neededStages resolved it: a name given twice is its last stage.
+    const index = this.#named.has(from) ? undefined : stageNamed(this.#dockerfile, from);
     let snapshot: string | undefined;
     let label: string;
     if (index && this.#results.has(index.index)) {

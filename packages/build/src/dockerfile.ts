@@ -363,7 +363,7 @@ export function targetStage(dockerfile: Dockerfile, target?: string): Stage {
 /** The stage a `FROM` or `COPY --from` names by name or index, or undefined (then it names an image). */
 export function stageNamed(dockerfile: Dockerfile, reference: string, before = dockerfile.stages.length): Stage | undefined {
   const lower = reference.toLowerCase();
-  // A name given twice (a DuplicateStageName warning) names the later stage, as in BuildKit.
+  // A name given twice (a DuplicateStageName warning) names the last such stage before `before`, as in BuildKit.
   const byName = dockerfile.stages.findLast((s) => s.name === lower && s.index < before);
   if (byName) return byName;
   if (/^\d+$/.test(reference) && Number(reference) < before) return dockerfile.stages[Number(reference)];
@@ -413,13 +413,13 @@ export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: R
     if (base) visit(base);
     for (const instruction of stage.instructions) {
       for (const { name, what } of sourcesNamed(instruction, env, dockerfile.escape)) {
-        const source = stageNamedHere(name, stage.index);
-        if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no earlier stage ${name}`);
-        // BuildKit builds stages in the order they are written: a later stage's name is an error there, not
-        // an image to pull; and its own name makes a stage depend on itself, which BuildKit refuses as a cycle.
-        const named = source === undefined ? stageNamedHere(name, Infinity) : undefined;
-        if (named === stage) throw lineError(instruction.line, `${what}=${name}: circular dependency detected on stage: ${name} (a stage cannot use itself)`);
-        if (named !== undefined && named.index > stage.index) {
+        // BuildKit looks the name up among all the stages (a name given twice names the last stage of it) and
+        // builds stages in the order they are written: a later stage is an error there, not an image to pull,
+        // and its own name makes a stage depend on itself, which BuildKit refuses as a cycle.
+        const source = stageNamedHere(name, Infinity);
+        if (source === undefined && /^\d+$/.test(name)) throw lineError(instruction.line, `${what}=${name}: there is no stage ${name}`);
+        if (source === stage) throw lineError(instruction.line, `${what}=${name}: circular dependency detected on stage: ${name} (a stage cannot use itself)`);
+        if (source !== undefined && source.index > stage.index) {
           throw lineError(instruction.line, `${what}=${name}: stage ${name} is defined after this one (a stage can only use earlier stages)`);
         }
         if (source) visit(source);
