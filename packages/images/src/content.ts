@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { closeSync, createReadStream, existsSync, fstatSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -30,6 +30,7 @@ import {
   quote,
   startWriteback,
   syncFile,
+  writeAll,
   type ByteInput,
   type Sha256Stream,
 } from '@strata/core';
@@ -245,7 +246,7 @@ export class ContentWriter {
   }
 
   #writeStaged(data: Uint8Array): void {
-    for (let done = 0; done < data.length; ) done += writeSync(this.#fd, data, done, data.length - done, this.#offset + done);
+    writeAll(this.#fd, data, this.#offset);
     this.#offset += data.length;
     this.#staged = 0;
     if (this.#offset - this.#writeback >= WRITEBACK_BYTES) {

@@ -6,8 +6,8 @@
  * and the file is removed: nothing half-fetched is left looking complete.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
-import { DigestMismatchError, InvalidArgumentError, LimitExceededError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from '@strata/core';
+import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
+import { DigestMismatchError, InvalidArgumentError, LimitExceededError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError, writeAll } from '@strata/core';
 import { header, retriableStatus, retryAfterMs, Transport, TransientStatus, withRetries, type RetryEvent, type TransportOptions } from './transport.js';
 
 export interface DownloadOptions extends TransportOptions {
@@ -121,7 +121,7 @@ export async function download(url: string | URL, file: string, options: Downloa
           }
           sha256.update(chunk);
           check?.update(chunk);
-          for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written, chunk.length - written, size - chunk.length + written);
+          writeAll(fd, chunk, size - chunk.length);
         }
         if (Number.isFinite(length) && size !== length) throw new ShortBody(`${shown} sent ${size} of the ${length} bytes it announced`);
         const modified = header(response, 'last-modified');

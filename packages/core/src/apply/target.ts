@@ -15,11 +15,12 @@
  * operation still goes through descriptors opened without following symlinks, so a directory swapped for
  * a symlink from outside is refused (UNSAFE_PATH), never followed.
  */
-import { ftruncateSync, writeSync } from 'node:fs';
+import { ftruncateSync } from 'node:fs';
 import { FailedPreconditionError, fsError, LayerFormatError, UnsafePathError } from '../errors.js';
 import type { Timestamp } from '../entry.js';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../mode.js';
 import { readUmask } from '../host/umask.js';
+import { writeAll } from '../host/write-all.js';
 import { isHole } from '../tar/sparse.js';
 import {
   closeFd,
@@ -383,7 +384,7 @@ export class ApplyTarget {
       let holes = false;
       for (let chunk: Uint8Array | undefined = first; chunk !== undefined; ) {
         if (isHole(chunk)) holes = true;
-        else for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written, chunk.length - written, position + written);
+        else writeAll(fd, chunk, position);
         position += chunk.length;
         const wait = turn();
         if (wait) await wait;

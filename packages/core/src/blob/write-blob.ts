@@ -3,7 +3,7 @@
  * the written bytes computed on the way in one pass, and the blob written to a temporary name and renamed
  * into place only when complete.
  */
-import { closeSync, createWriteStream, fdatasync, lstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, fdatasync, lstatSync, openSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,7 @@ import type { DecodedDigests } from './decode.js';
 import { tap } from './decode.js';
 import type { SplicedChunk } from './file-range.js';
 import { createSha256, createWritingSha256 } from './sha256.js';
+import { writeAll } from '../host/write-all.js';
 
 /** What a written blob is: the digests of the written and of the uncompressed bytes. */
 export type BlobDigests = DecodedDigests;
@@ -74,7 +75,7 @@ async function writePlainFile(
         if (!writer || !options.pool) throw new InvalidArgumentError('chunks with file ranges need the writing thread and a pool');
         wait = writer.consumeBatch(chunk, batch.files, options.pool);
       } else {
-        if (!writer) for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
+        if (!writer) writeAll(fd, chunk);
         // Written (or handed to the writer): the hasher may now take the buffer itself, back to the pool after.
         wait = options.pool ? hash.consume(chunk, options.pool) : hash.update(chunk);
       }

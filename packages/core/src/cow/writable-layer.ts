@@ -37,7 +37,6 @@ import {
   renameSync,
   symlinkSync,
   unlinkSync,
-  writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { fsError } from '../errors.js';
@@ -45,6 +44,7 @@ import type { Timestamp } from '../entry.js';
 import { lutimens, mknod, removeXattr, setXattr } from '../native.js';
 import { fsPath } from '../name-bytes.js';
 import { removeTree } from '../host/remove-tree.js';
+import { writeAll } from '../host/write-all.js';
 import { specialTypeBits, typeBitsOf } from '../mode.js';
 import { resolvePath, type LookupResult } from '../resolve.js';
 import { baseName, childPath, isWithin, parentOf, ROOT } from '../path.js';
@@ -395,7 +395,7 @@ export class WritableLayer {
     const bytes = typeof data === 'string' ? UTF8.encode(data) : data;
     this.#withUpperFile(file, 'open', { create: true, exclusive: flag.includes('x'), truncate: !flag.startsWith('a'), ...(opts.mode !== undefined ? { mode: opts.mode } : {}) }, (fd) => {
       const position = flag.startsWith('a') ? fstatSync(fd).size : 0;
-      for (let w = 0; w < bytes.length; ) w += writeSync(fd, bytes, w, bytes.length - w, position + w);
+      writeAll(fd, bytes, position);
     });
   }
 
@@ -754,11 +754,10 @@ export class LayerFileHandle {
     if (this.#fd === undefined) throw fsError('EBADF', 'write', '<handle>');
     const bytes = typeof data === 'string' ? UTF8.encode(data) : data;
     const at = position ?? this.#position;
-    let n = 0;
-    while (n < bytes.length) n += writeSync(this.#fd, bytes, n, bytes.length - n, at + n);
-    if (position === null) this.#position += n;
+    writeAll(this.#fd, bytes, at);
+    if (position === null) this.#position += bytes.length;
     this.#onChange();
-    return { bytesWritten: n };
+    return { bytesWritten: bytes.length };
   }
 
   /** Truncates the file to `length`. */

@@ -4,12 +4,13 @@
  * left behind however the process ends; it is read through its descriptor's path under /proc/self/fd,
  * which opens the same file.
  */
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LimitExceededError, UnsupportedError } from '../errors.js';
 import { decodeInput } from '../blob/decode.js';
 import { turn } from '../turns.js';
+import { writeAll } from '../host/write-all.js';
 
 /** A plain tarball in an unnamed file: `path` opens it until `close` is called. */
 export interface LayerSpool {
@@ -49,7 +50,7 @@ export async function spoolLayer(source: string, maxBytes: number, dir = tmpdir(
       for await (const chunk of decoded.stream) {
         written += chunk.length;
         if (written > maxBytes) throw new LimitExceededError(`${source}: decompressed, the tarball is over ${maxBytes} bytes (the limits of what it may hold)`);
-        for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done);
+        writeAll(fd, chunk);
         const wait = turn();
         if (wait) await wait;
       }

@@ -4,7 +4,7 @@
  * decompressed into an unnamed temporary file (`layer-spool.ts`), which `close` lets go of.
  */
 import { crypto } from '../builtins.js';
-import { closeSync, constants as fsConstants, createReadStream, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsConstants, createReadStream, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import type { Entry } from '../entry.js';
 import { LayerFormatError } from '../errors.js';
 import { cleanLayerPath, ROOT } from '../path.js';
@@ -16,6 +16,7 @@ import { holeChunks } from '../tar/sparse.js';
 import { IndexedLayer, type IndexRecord } from './indexed-layer.js';
 import type { ContentReader } from './layer-tree.js';
 import { spoolLayer, type LayerSpool } from './layer-spool.js';
+import { writeAll } from '../host/write-all.js';
 
 const INDEX_VERSION = 2;
 
@@ -306,7 +307,7 @@ export class TarLayer extends IndexedLayer {
         for (let done = 0; done < length; ) {
           const piece = buffer.subarray(0, Math.min(buffer.length, length - done));
           this.#readFully(input, piece, from + done);
-          for (let w = 0; w < piece.length; ) w += writeSync(output, piece, w, piece.length - w, to + done + w);
+          writeAll(output, piece, to + done);
           done += piece.length;
         }
       };
