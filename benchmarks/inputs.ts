@@ -19,7 +19,8 @@ export interface Inputs {
   scratch: Scratch;
 }
 
-const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
+/** Where inputs made or downloaded once are kept (the benchmarks' trees, the tests' corpora and tools). */
+export const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
 
 /** Builds (once) a Debian bookworm minbase root filesystem with debootstrap; tests use it too. */
 export function minbaseRootfs(): string {

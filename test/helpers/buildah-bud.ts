@@ -6,18 +6,18 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianSource } from './debian-source.js';
+import { CACHE } from '../../benchmarks/inputs.js';
 
 const VERSION = '1.28.2+ds1';
 const SHA256 = '94cc5f4979f56dc2f5f425d00fb3094784d5af847036f1a80d7c2e7354597f9e';
 
 /** The directory of the corpus's contexts (`tests/bud`), one directory per case, unpacked once. */
 export function buildahBudCorpus(): string {
-  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
-  const dir = join(cache, `buildah-${VERSION}-bud`);
+  const dir = join(CACHE, `buildah-${VERSION}-bud`);
   if (existsSync(dir)) return dir;
   const tarball = debianSource('g/golang-github-containers-buildah', `golang-github-containers-buildah_${VERSION}.orig.tar.xz`, SHA256);
-  mkdirSync(cache, { recursive: true });
-  const work = mkdtempSync(join(cache, 'buildah-bud-'));
+  mkdirSync(CACHE, { recursive: true });
+  const work = mkdtempSync(join(CACHE, 'buildah-bud-'));
   try {
     execFileSync('tar', ['-xJf', tarball, '-C', work, '--strip-components=3', '--wildcards', '*/tests/bud/*']);
     renameSync(work, dir);

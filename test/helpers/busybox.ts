@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { CACHE } from '../../benchmarks/inputs.js';
 
 export function busybox(arch: 'amd64' | 'arm64' | 'i386'): string {
-  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
-  const path = join(cache, 'busybox', arch, 'busybox');
+  const path = join(CACHE, 'busybox', arch, 'busybox');
   if (existsSync(path)) return path;
   const native = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
   const foreign = execFileSync('dpkg', ['--print-foreign-architectures'], { encoding: 'utf8' }).split('\n');

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { CACHE } from '../../benchmarks/inputs.js';
 
 // Python's, as python3 is installed for the corpora anyway (curl may not be); three tries.
 const DOWNLOAD = String.raw`
@@ -22,10 +23,9 @@ for attempt in range(3):
 
 /** The tarball `file` of Debian's `pool/main/<dir>`, from the cache or downloaded, checked against `sha256`. */
 export function debianSource(dir: string, file: string, sha256: string): string {
-  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
-  const path = join(cache, file);
+  const path = join(CACHE, file);
   if (!existsSync(path)) {
-    mkdirSync(cache, { recursive: true });
+    mkdirSync(CACHE, { recursive: true });
     execFileSync('python3', ['-c', DOWNLOAD, `http://deb.debian.org/debian/pool/main/${dir}/${file}`, `${path}.part`], { stdio: ['ignore', 'ignore', 'pipe'] });
     renameSync(`${path}.part`, path);
   }

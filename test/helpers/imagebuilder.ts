@@ -8,13 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CACHE } from '../../benchmarks/inputs.js';
 
 const PACKAGE = 'golang-github-openshift-imagebuilder-dev';
 
 /** The corpus's `dockerclient` directory: its own tests' context where they name none, `testdata` in it. */
 export function imagebuilderCorpus(): string {
-  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
-  const dir = join(cache, 'imagebuilder', 'dockerclient');
+  const dir = join(CACHE, 'imagebuilder', 'dockerclient');
   if (existsSync(dir)) return dir;
   const work = mkdtempSync(join(tmpdir(), 'strata-imagebuilder-'));
   try {
@@ -22,7 +22,7 @@ export function imagebuilderCorpus(): string {
     const deb = readdirSync(work).find((name) => name.endsWith('.deb'));
     if (deb === undefined) throw new Error(`apt-get download ${PACKAGE} gave no package`);
     execFileSync('dpkg-deb', ['-x', join(work, deb), join(work, 'tree')]);
-    mkdirSync(join(cache, 'imagebuilder'), { recursive: true });
+    mkdirSync(join(CACHE, 'imagebuilder'), { recursive: true });
     renameSync(join(work, 'tree', 'usr', 'share', 'gocode', 'src', 'github.com', 'openshift', 'imagebuilder', 'dockerclient'), dir);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianSource } from './debian-source.js';
+import { CACHE } from '../../benchmarks/inputs.js';
 
 const VERSION = '3.6.2';
 const SHA256 = '9e2c1b80d5fbe59b61308fdfab6c79b5021d7ff4ff2489fb12daf0a96a83551d';
@@ -62,11 +63,10 @@ print(json.dumps(sorted(names)))
  * compressor: `test_extract-gz.tar` for `test_extract.tar.gz`), written once into the cache.
  */
 export function libarchiveTarCorpus(): string {
-  const cache = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
-  const dir = join(cache, `libarchive-${VERSION}-tar`);
+  const dir = join(CACHE, `libarchive-${VERSION}-tar`);
   if (existsSync(dir)) return dir;
   const tarball = debianSource('liba/libarchive', `libarchive_${VERSION}.orig.tar.xz`, SHA256);
-  const work = mkdtempSync(join(cache, 'libarchive-tar-'));
+  const work = mkdtempSync(join(CACHE, 'libarchive-tar-'));
   try {
     const decoded = join(work, 'uu');
     mkdirSync(decoded);

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CACHE } from '../../benchmarks/inputs.js';
 
 export interface PythonEntry {
   path: string;
@@ -118,7 +119,7 @@ export function pythonTarCorpus(): { source: string | null; dir: string; pieces:
   const found = JSON.parse(python([])) as { source: string | null };
   if (found.source === null) return { source: null, dir: '', pieces: [] };
   const version = createHash('sha256').update(readFileSync(found.source)).digest('hex').slice(0, 16);
-  const dir = join(process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata', `python-testtar-${version}`);
+  const dir = join(CACHE, `python-testtar-${version}`);
   if (!existsSync(dir)) {
     mkdirSync(dirname(dir), { recursive: true });
     const work = mkdtempSync(`${dir}-`);
