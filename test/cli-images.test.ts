@@ -149,6 +149,27 @@ describe('strata image, container, commit and gc', () => {
     }
   });
 
+  it('prunes as docker image prune -a does, with until and label filters, keeping what containers use', () => {
+    const pruneRoot = join(work, 'prune-root');
+    const p = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', pruneRoot, '--driver', 'userspace', ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    for (const args of [['image', 'import', archive, '-q'], ['image', 'tag', 'example.com/one:1', 'example.com/one:alias'], ['container', 'create', 'example.com/one:alias', 'c']]) {
+      expect(p(...args).status).toBe(0);
+    }
+    const removed = (r: ReturnType<typeof p>) => {
+      expect(r.status, r.stderr).toBe(0);
+      return lines(r.stdout).filter((l) => /^(Untagged|Deleted):/.test(l));
+    };
+    expect(removed(p('image', 'prune'))).toEqual([]);
+    expect(removed(p('image', 'prune', '-a', '--filter', 'until=1h'))).toEqual([]);
+    expect(removed(p('image', 'prune', '-a', '--filter', 'label=test'))).toEqual([]); // no config has it
+    const wrong = p('image', 'prune', '--filter', 'since=1h');
+    expect([wrong.status, wrong.stderr]).toEqual([2, expect.stringMatching(/image prune filters are until, label and label!/)]);
+    expect(p('image', 'prune', '--filter', 'until=yesterday').status).toBe(2);
+    const two = JSON.parse(p('image', 'inspect', 'example.com/two:1', '--json').stdout).manifest as string;
+    expect(removed(p('image', 'prune', '--all', '--filter', `until=${Math.ceil(Date.now() / 1000) + 60}`))).toEqual(['Untagged: example.com/one:1', 'Untagged: example.com/two:1', `Deleted: ${two}`]);
+    expect(lines(p('image', 'ls', '--json').stdout).map((l) => JSON.parse(l).name)).toEqual(['example.com/one:alias']);
+  });
+
   it.skipIf(!needs('root', 'overlay'))('mounts a container with the kernel, and will not remove it mounted', () => {
     const kernelRoot = join(work, 'kernel-root');
     const k = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', kernelRoot, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });

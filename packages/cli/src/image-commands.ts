@@ -9,6 +9,7 @@ import type { Compression } from '@strata/core';
 import type { GcResult, Images, PlatformChoice } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
+import { parsePruneFilters } from './prune-filters.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
 import { archiveToStdout, spoolStdin } from './stdin.js';
 
@@ -193,10 +194,14 @@ export function registerImageCommands(cli: Command): void {
 
   image
     .command('prune')
-    .description('remove dangling images no container uses, then collect what nothing holds')
-    .action((_o: unknown, command: Command) =>
+    .description('remove dangling images (with --all, every image) no container uses, then collect what nothing holds')
+    .option('-a, --all', 'every image no container uses, not only dangling ones')
+    .option('--filter <filter>', 'until=<time> (24h, Unix seconds, a date), label=<key>[=<value>], label!=<key>[=<value>] (repeatable)', collect)
+    .action((o: { all?: boolean; filter?: string[] }, command: Command) =>
       withImages(command, async (images) => {
-        for (const digest of images.prune()) print(`Deleted: ${digest}\n`);
+        const removed = images.prune({ all: o.all ?? false, ...parsePruneFilters(o.filter ?? []) });
+        for (const name of removed.untagged) print(`Untagged: ${sanitize(name)}\n`);
+        for (const digest of removed.deleted) print(`Deleted: ${digest}\n`);
         reportGc(await images.gc(), false);
       }),
     );

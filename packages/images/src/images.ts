@@ -15,6 +15,7 @@ import {
   flatten,
   InvalidArgumentError,
   isNotFound,
+  isStrataError,
   NotFoundError,
   packDirectory,
   processIdMap,
@@ -81,6 +82,25 @@ export interface RemoveResult {
   readonly untagged: string[];
   /** Image IDs no name or container holds any more (their content goes with the next `gc`). */
   readonly deleted: string[];
+}
+
+/** A test of an image config's labels, as `docker image prune --filter label=…` takes it. */
+export interface LabelFilter {
+  readonly key: string;
+  /** The value the label must have; without one, the label must be there. */
+  readonly value?: string;
+  /** The test turned round (`label!=key`, `label=key!=value`): the label absent, or another value. */
+  readonly negate?: boolean;
+}
+
+/** What `prune` considers, as `docker image prune` does. */
+export interface PruneOptions {
+  /** Every image no container uses, not only dangling ones (`docker image prune --all`). */
+  readonly all?: boolean;
+  /** Only images the store recorded before this time (`--filter until=`, the time Docker's containerd store compares too). */
+  readonly until?: Date;
+  /** Only images with a config (of any platform) whose labels pass every one of these. */
+  readonly labels?: readonly LabelFilter[];
 }
 
 /** Options of `commit`. */
@@ -323,18 +343,57 @@ export class Images {
     return { untagged, deleted: [...deleted] };
   }
 
-  /** Removes dangling images no container uses (`docker image prune`); their content goes with the next `gc`. */
-  prune(): string[] {
-    const removed: string[] = [];
+  /**
+   * Removes the dangling images, or with `all` every image, that no container uses and the filters let
+   * through (`docker image prune [-a] [--filter …]`); their content goes with the next `gc`. As Docker
+   * decides it: the name a container was made from stays, and so does the last name of an image a container
+   * uses; other names of that image go.
+   */
+  prune(options: PruneOptions = {}): RemoveResult {
+    const untagged: string[] = [];
+    const deleted: string[] = [];
     this.root.metadata.transaction(() => {
+      const all = this.images.current();
+      const names = new Map<string, number>();
+      for (const image of all) names.set(image.target.digest, (names.get(image.target.digest) ?? 0) + 1);
       const usersByDigest = this.containers.usersByDigest();
-      for (const image of this.images.current()) {
-        if (image.name !== undefined || usersByDigest.has(image.target.digest)) continue;
+      const namedByContainers = new Set([...usersByDigest.values()].flat().map((c) => c.image));
+      const candidates = all
+        .filter((image) => (options.all || image.name === undefined) && !namedByContainers.has(image.name ?? image.target.digest))
+        .filter((image) => options.until === undefined || image.created < options.until)
+        .filter((image) => !options.labels?.length || this.#labelsPass(image.target, options.labels))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      for (const image of candidates) {
+        const digest = image.target.digest;
+        const left = names.get(digest)!;
+        if (left === 1 && usersByDigest.has(digest)) continue;
+        names.set(digest, left - 1);
         this.images.delete(image.key);
-        removed.push(image.target.digest);
+        if (image.name !== undefined) untagged.push(image.name);
+        if (left === 1) deleted.push(digest);
       }
     });
-    return removed;
+    return { untagged, deleted };
+  }
+
+  /** Whether a config of the image at `target` (any platform present) has labels that pass every filter. */
+  #labelsPass(target: Descriptor, filters: readonly LabelFilter[]): boolean {
+    let images: PlatformImage[];
+    try {
+      images = platformImages(this.content, target, { all: true });
+    } catch (error) {
+      if (isStrataError(error)) return false; // nothing readable to match
+      throw error;
+    }
+    return images.some(({ config }) => {
+      const found = config.config?.['Labels'];
+      const labels = typeof found === 'object' && found !== null ? (found as Record<string, unknown>) : {};
+      return filters.every(({ key, value, negate = false }) => {
+        const present = Object.hasOwn(labels, key);
+        const passes = value === undefined ? present : present && labels[key] === value;
+        return passes !== negate;
+      });
+    });
   }
 
   // ---- unpack ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ export {
   type ImageDetails,
   type HistoryStep,
   type RemoveResult,
+  type PruneOptions,
+  type LabelFilter,
   type CommitOptions,
   type SquashOptions,
   type ImageFsckProblem,

@@ -299,10 +299,37 @@ describe('images on a root', () => {
       ['example.com/two:1', false],
       [undefined, true],
     ]);
-    expect(root.images.prune()).toEqual([one.manifestDescriptor.digest]);
+    expect(root.images.prune()).toEqual({ untagged: [], deleted: [one.manifestDescriptor.digest] });
     const freed = await root.images.gc();
     expect(freed.blobs.sort()).toEqual([...one.blobs.keys()].filter((d) => !two.blobs.has(d)).sort());
     expect(root.images.list().map((i) => i.name)).toEqual(['example.com/one:1', 'example.com/two:1']);
+  });
+
+  it('prunes as docker image prune does: --all, until and label filters, and the names containers use kept', async () => {
+    const one = buildImage({ layers: [base, app], label: 'keep' });
+    const two = buildImage({ layers: [base, other], label: 'drop' });
+    const layout = writeDirectory(join(root.dir, 'layout'), layoutFiles(new Map([...one.blobs, ...two.blobs]), [named(one.manifestDescriptor, 'example.com/one:1', '1'), named(two.manifestDescriptor, 'example.com/two:1', '1')]));
+    const before = new Date(Date.now() - 1000);
+    await root.images.import(layout);
+    root.images.tag('example.com/one:1', 'example.com/one:alias');
+    await root.images.createContainer('example.com/one:alias', 'c1');
+    const none = { untagged: [], deleted: [] };
+    expect(root.images.prune()).toEqual(none); // nothing is dangling
+    expect(root.images.prune({ all: true, until: before })).toEqual(none); // nothing was there before
+    expect(root.images.prune({ all: true, labels: [{ key: 'absent' }] })).toEqual(none);
+    // The labels are read from the configs. The container was made from one:alias: that name stays, one's
+    // other name goes, and the image with the name left.
+    const later = new Date(Date.now() + 60_000);
+    expect(root.images.prune({ all: true, until: later, labels: [{ key: 'test', value: 'keep' }] })).toEqual({ untagged: ['example.com/one:1'], deleted: [] });
+    // Moved to image two, the name the container was made from stays there, and image one, dangling now, stays
+    // for the container; two's other name goes.
+    root.images.tag('example.com/two:1', 'example.com/one:alias');
+    expect(root.images.prune({ all: true })).toEqual({ untagged: ['example.com/two:1'], deleted: [] });
+    await root.images.removeContainer('c1');
+    expect(root.images.prune()).toEqual({ untagged: [], deleted: [one.manifestDescriptor.digest] });
+    // `label!=test=keep`: image two's label is another value.
+    expect(root.images.prune({ all: true, labels: [{ key: 'test', value: 'keep', negate: true }] })).toEqual({ untagged: ['example.com/one:alias'], deleted: [two.manifestDescriptor.digest] });
+    expect(root.images.list()).toEqual([]);
   });
 
   it('removes an image and collects only what it did not share', async () => {
