@@ -353,12 +353,13 @@ export class Images {
     const untagged: string[] = [];
     const deleted: string[] = [];
     this.root.metadata.transaction(() => {
-      const all = this.images.current();
+      const records = this.images.current();
+      /** Records (names, or the dangling one) left per image. */
       const names = new Map<string, number>();
-      for (const image of all) names.set(image.target.digest, (names.get(image.target.digest) ?? 0) + 1);
+      for (const image of records) names.set(image.target.digest, (names.get(image.target.digest) ?? 0) + 1);
       const usersByDigest = this.containers.usersByDigest();
       const namedByContainers = new Set([...usersByDigest.values()].flat().map((c) => c.image));
-      const candidates = all
+      const candidates = records
         .filter((image) => (options.all || image.name === undefined) && !namedByContainers.has(image.name ?? image.target.digest))
         .filter((image) => options.until === undefined || image.created < options.until)
         .filter((image) => !options.labels?.length || this.#labelsPass(image.target, options.labels))
