@@ -3,7 +3,7 @@
  * and cached) and /usr/share (50,000+ entries); the tiny run uses /usr/share/zoneinfo.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeScratch, type Scratch } from './scratch.js';
 
@@ -21,6 +21,24 @@ export interface Inputs {
 
 /** Where inputs made or downloaded once are kept (the benchmarks' trees, the tests' corpora and tools). */
 export const CACHE = process.env.STRATA_BENCH_CACHE ?? '/var/cache/strata';
+
+/**
+ * The cache's directory `name`, made once: `fill` writes it into a new directory beside it, which is renamed
+ * into place only when complete, so a failed or interrupted fill leaves nothing that looks made.
+ */
+export function cachedDirectory(name: string, fill: (work: string) => void): string {
+  const dir = join(CACHE, name);
+  if (existsSync(dir)) return dir;
+  mkdirSync(CACHE, { recursive: true });
+  const work = mkdtempSync(`${dir}-`);
+  try {
+    fill(work);
+    renameSync(work, dir);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return dir;
+}
 
 /** Builds (once) a Debian bookworm minbase root filesystem with debootstrap; tests use it too. */
 export function minbaseRootfs(): string {

@@ -6,10 +6,10 @@
  * with the compressor's own tool where one is compressed (compress's .Z through gzip, which reads it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianSource } from './debian-source.js';
-import { CACHE } from '../../benchmarks/inputs.js';
+import { cachedDirectory } from '../../benchmarks/inputs.js';
 
 const VERSION = '3.6.2';
 const SHA256 = '9e2c1b80d5fbe59b61308fdfab6c79b5021d7ff4ff2489fb12daf0a96a83551d';
@@ -63,11 +63,8 @@ print(json.dumps(sorted(names)))
  * compressor: `test_extract-gz.tar` for `test_extract.tar.gz`), written once into the cache.
  */
 export function libarchiveTarCorpus(): string {
-  const dir = join(CACHE, `libarchive-${VERSION}-tar`);
-  if (existsSync(dir)) return dir;
-  const tarball = debianSource('liba/libarchive', `libarchive_${VERSION}.orig.tar.xz`, SHA256);
-  const work = mkdtempSync(join(CACHE, 'libarchive-tar-'));
-  try {
+  return cachedDirectory(`libarchive-${VERSION}-tar`, (work) => {
+    const tarball = debianSource('liba/libarchive', `libarchive_${VERSION}.orig.tar.xz`, SHA256);
     const decoded = join(work, 'uu');
     mkdirSync(decoded);
     const run = spawnSync('python3', ['-c', UNPACK, tarball, decoded], { encoding: 'utf8' });
@@ -80,9 +77,5 @@ export function libarchiveTarCorpus(): string {
       writeFileSync(join(work, `${base}${suffix.replace('.', '-')}.tar`), bytes);
     }
     rmSync(decoded, { recursive: true });
-    renameSync(work, dir);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-  return dir;
+  });
 }

@@ -6,9 +6,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { CACHE } from '../../benchmarks/inputs.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cachedDirectory } from '../../benchmarks/inputs.js';
 
 export interface PythonEntry {
   path: string;
@@ -119,17 +118,7 @@ export function pythonTarCorpus(): { source: string | null; dir: string; pieces:
   const found = JSON.parse(python([])) as { source: string | null };
   if (found.source === null) return { source: null, dir: '', pieces: [] };
   const version = createHash('sha256').update(readFileSync(found.source)).digest('hex').slice(0, 16);
-  const dir = join(CACHE, `python-testtar-${version}`);
-  if (!existsSync(dir)) {
-    mkdirSync(dirname(dir), { recursive: true });
-    const work = mkdtempSync(`${dir}-`);
-    try {
-      python([work]);
-      renameSync(work, dir);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
-  }
+  const dir = cachedDirectory(`python-testtar-${version}`, (work) => python([work]));
   return { source: found.source, dir, pieces: readdirSync(dir).sort() };
 }
 
