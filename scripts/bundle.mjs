@@ -51,7 +51,7 @@ for (const [dir, file] of [
 ]) {
   await build({
     ...common,
-    external: [...common.external, '@strata/*', 'lmdb', 'dockerfile-ast', '@balena/dockerignore', 'fast-glob'],
+    external: [...common.external, '@strata/*', 'lmdb', 'dockerfile-ast', '@balena/dockerignore'],
     entryPoints: [`${root}packages/${dir}/src/index.ts`],
     outfile: `${root}packages/${dir}/dist/${file}`,
     format: 'esm',

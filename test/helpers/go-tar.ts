@@ -6,10 +6,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EntryType } from '@strata/core';
+import { goProgram, goRoot } from './go-program.js';
 
 export interface GoEntry {
   name: string;
@@ -153,50 +152,14 @@ func main() {
 }
 `;
 
-let built: string | undefined;
-
-/** Go's environment for a build that writes only under `dir` and fetches nothing. */
-function goEnv(dir: string): NodeJS.ProcessEnv {
-  return { ...process.env, HOME: dir, GOCACHE: join(dir, 'cache'), GOPATH: join(dir, 'gopath'), GOPROXY: 'off', GOFLAGS: '', GO111MODULE: 'off' };
-}
-
-/**
- * The lister, built once per source and toolchain (a few seconds) into a directory named by their hash, which
- * every later test file and run reuses: a directory per process was left behind by each test file (its
- * exit hook does not run in vitest's workers). Built aside and renamed in, so concurrent builds cannot mix.
- */
-function lister(): string {
-  if (built !== undefined && existsSync(built)) return built;
-  const key = createHash('sha256').update(LISTER).update(execFileSync('go', ['version'])).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), `strata-go-tar-${key}`);
-  const binary = join(dir, 'go-tar-list');
-  if (!existsSync(binary)) {
-    const build = mkdtempSync(join(tmpdir(), 'strata-go-tar-build-'));
-    try {
-      mkdirSync(join(build, 'src'));
-      writeFileSync(join(build, 'src', 'main.go'), LISTER);
-      execFileSync('go', ['build', '-o', join(build, 'go-tar-list'), join(build, 'src', 'main.go')], { env: goEnv(build), stdio: ['ignore', 'ignore', 'pipe'] });
-      for (const scratch of ['src', 'cache', 'gopath']) rmSync(join(build, scratch), { recursive: true, force: true });
-      renameSync(build, dir);
-    } catch (error) {
-      rmSync(build, { recursive: true, force: true });
-      // Another worker renamed its build in first: use that one.
-      if (!existsSync(binary)) throw error;
-    }
-  }
-  built = binary;
-  return binary;
-}
-
 /** What Go's archive/tar reads from the uncompressed tar at `path`. */
 export function goList(path: string): GoListing {
-  return JSON.parse(execFileSync(lister(), [path], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as GoListing;
+  return JSON.parse(execFileSync(goProgram('go-tar-list', LISTER), [path], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as GoListing;
 }
 
 /** The directory of Go's own archive/tar test archives, as the toolchain ships it. */
 export function goTarCorpus(): string {
-  const root = execFileSync('go', ['env', 'GOROOT'], { encoding: 'utf8' }).trim();
-  return join(root, 'src', 'archive', 'tar', 'testdata');
+  return join(goRoot(), 'src', 'archive', 'tar', 'testdata');
 }
 
 /**

@@ -5,15 +5,14 @@
  * content and its checksum. Paths are relative to the tree's root, `/`-separated, `''` for the root itself.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, lstat as lstatCallback, openSync, readdir as readdirCallback, readFileSync, readSync, stat as statCallback, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { decodeName, DirectoryScan, fsPath, isNotFound, lstatBatch, STAT, turn, type LstatBatch, type WritableLayer } from '@strata/core';
+import { decodeName, DirectoryScan, fsPath, isNotFound, isStrataError, lstatBatch, pathMatcher, STAT, turn, type LstatBatch, type WritableLayer } from '@strata/core';
 import { hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
-import glob, { type Options as GlobOptions } from 'fast-glob';
 
 export type SourceType = 'file' | 'directory' | 'symlink' | 'other';
 
@@ -44,7 +43,7 @@ export interface SourceNode {
 export interface SourceTree {
   /** What messages call it: `the build context`, `stage "builder"`. */
   readonly label: string;
-  /** The paths a COPY source names, wildcards expanded, sorted; `[]` when nothing matches. */
+  /** The paths a COPY source names, wildcards expanded as `matchSource` does; `[]` when nothing matches. */
   match(source: string): Promise<string[]>;
   /** The node at `path`, a symlink there followed (within the tree); undefined when absent or excluded. */
   resolve(path: string): Promise<SourceNode | undefined>;
@@ -86,6 +85,32 @@ export function cleanSource(source: string, label: string): string {
   return cleaned === '.' ? '' : cleaned;
 }
 
+/**
+ * The paths `source` names in `tree`, as BuildKit's copy finds them (fsutil's `ResolveWildcards`): without
+ * wildcards, the path if it is there. With them, the segments before the first wildcard name a directory,
+ * symlinks followed within the tree; below it each segment matches the names of one level as Go's
+ * `filepath.Match` does (`*` never crosses a `/`, so `**` is `*`; no braces), symlinks not followed, and
+ * matches come in the order of that walk, each level by name.
+ */
+export async function matchSource(tree: SourceTree, source: string): Promise<string[]> {
+  const path = cleanSource(source, tree.label);
+  if (!WILDCARD.test(path)) return (await tree.resolve(path)) ? [path] : [];
+  const segments = path.split('/');
+  const first = segments.findIndex((segment) => WILDCARD.test(segment));
+  const base = await tree.resolve(segments.slice(0, first).join('/'));
+  let current = base?.type === 'directory' ? [base] : [];
+  for (const segment of segments.slice(first)) {
+    const matches = WILDCARD.test(segment) ? segmentMatcher(segment) : (name: string) => name === segment;
+    const next: SourceNode[] = [];
+    for (const dir of current) {
+      if (dir.type !== 'directory') continue;
+      for (const child of await tree.children(dir.path)) if (matches(posix.basename(child.path))) next.push(child);
+    }
+    current = next;
+  }
+  return current.map((node) => node.path);
+}
+
 const CHUNK = 1024 * 1024;
 
 /**
@@ -120,27 +145,6 @@ export async function hashStream(chunks: AsyncIterable<Uint8Array>): Promise<str
   for await (const chunk of chunks) hash.update(chunk);
   return hash.digest('hex');
 }
-
-type StatCallback = (error: NodeJS.ErrnoException | null, stats: Stats) => void;
-type ReaddirCallback = (error: NodeJS.ErrnoException | null, entries: Dirent[]) => void;
-type GlobFs = Required<NonNullable<GlobOptions['fs']>>;
-
-/**
- * The file system calls fast-glob makes, on strata's spelling of names: a path carrying escapes goes as its
- * bytes, and a listing Node shows with U+FFFD is read again as bytes and decoded with its escapes, so a
- * wildcard matches a name that is not UTF-8 (and reaches below one) as it matches any other.
- */
-const BYTE_NAMES_FS: NonNullable<GlobOptions['fs']> = {
-  lstat: ((path: string, callback: StatCallback) => lstatCallback(fsPath(path), callback)) as GlobFs['lstat'],
-  stat: ((path: string, callback: StatCallback) => statCallback(fsPath(path), callback)) as GlobFs['stat'],
-  readdir: ((path: string, _options: { withFileTypes: true }, callback: ReaddirCallback) =>
-    readdirCallback(fsPath(path), { withFileTypes: true }, (error, entries) => {
-      if (error !== null || !entries.some((d) => d.name.includes('\uFFFD'))) return callback(error, entries);
-      readdirCallback(fsPath(path), { withFileTypes: true, encoding: 'buffer' }, (again, raw) =>
-        callback(again, again === null ? raw.map((d) => Object.assign(Object.create(d) as Dirent, { name: decodeName(d.name) })) : []),
-      );
-    })) as unknown as GlobFs['readdir'], // fast-glob asks with file types only (it needs no stats)
-};
 
 /** The context directory holding context path `path` (`''` for the context's root). */
 function contextDirOf(path: string): string {
@@ -204,11 +208,8 @@ export class ContextTree implements SourceTree {
     return path === '' ? this.#root : join(this.#root, path);
   }
 
-  async match(source: string): Promise<string[]> {
-    const path = cleanSource(source, this.label);
-    if (!WILDCARD.test(path)) return (await this.resolve(path)) ? [path] : [];
-    const found = await glob(path, { cwd: this.#root, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true, fs: BYTE_NAMES_FS });
-    return found.filter((p) => !this.#excluded(p)).sort();
+  match(source: string): Promise<string[]> {
+    return matchSource(this, source);
   }
 
   #excluded(path: string): boolean {
@@ -346,27 +347,8 @@ export class SnapshotTree implements SourceTree {
     return identity === undefined ? {} : { linkKey: `${shown!.layer}/${identity}` };
   }
 
-  async match(source: string): Promise<string[]> {
-    const path = cleanSource(source, this.label);
-    if (!WILDCARD.test(path)) return (await this.#node(path)) ? [path] : [];
-    // Walk from the last directory without wildcards, one segment at a time, as Go's filepath.Glob does.
-    let current = [''];
-    for (const segment of path.split('/')) {
-      const next: string[] = [];
-      for (const dir of current) {
-        if (!WILDCARD.test(segment)) {
-          const p = dir === '' ? segment : `${dir}/${segment}`;
-          if (await this.#node(p)) next.push(p);
-          continue;
-        }
-        const node = await this.#node(dir);
-        if (node?.type !== 'directory') continue;
-        const re = segmentPattern(segment);
-        for (const name of (await this.#layer.readdir(`/${dir}`)).sort()) if (re.test(name)) next.push(dir === '' ? name : `${dir}/${name}`);
-      }
-      current = next;
-    }
-    return current;
+  match(source: string): Promise<string[]> {
+    return matchSource(this, source);
   }
 
   async resolve(path: string): Promise<SourceNode | undefined> {
@@ -408,27 +390,11 @@ export class SnapshotTree implements SourceTree {
   }
 }
 
-/** A Go `filepath.Match` segment (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes) as a regular expression. */
-export function segmentPattern(segment: string): RegExp {
-  let out = '';
-  for (let i = 0; i < segment.length; i++) {
-    const c = segment[i]!;
-    if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else if (c === '\\' && i + 1 < segment.length) out += escapeRegex(segment[++i]!);
-    else if (c === '[') {
-      const end = segment.indexOf(']', i + 2);
-      if (end < 0) throw new SourceError(`bad pattern ${JSON.stringify(segment)}`);
-      let body = segment.slice(i + 1, end);
-      if (body.startsWith('^')) body = `^${body.slice(1).replace(/[\]\\]/g, '\\$&')}`;
-      else body = body.replace(/[\]\\^]/g, '\\$&');
-      out += `[${body}]`;
-      i = end;
-    } else out += escapeRegex(c);
+/** A glob segment as Go's `filepath.Match` reads it; a malformed one is the source's error. */
+function segmentMatcher(segment: string): (name: string) => boolean {
+  try {
+    return pathMatcher(segment);
+  } catch (error) {
+    throw isStrataError(error) && error.code === 'INVALID_ARGUMENT' ? new SourceError(error.message) : error;
   }
-  return new RegExp(`^${out}$`);
-}
-
-function escapeRegex(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

@@ -131,4 +131,25 @@ describe('the build context', () => {
     expect(await tree.match('x*')).toEqual(['x\uFFFD']);
     expect((await tree.children('')).map((c) => c.path)).toEqual(['x\uFFFD']);
   });
+
+  it("expands wildcards as BuildKit's copy does: Go's filepath.Match a level at a time, in the walk's order", async () => {
+    const { root, tree } = contextWith('wildcards', 'ignored*\n');
+    for (const dir of ['a', 'a-b', 'a/deep', 'real', 'real/sub']) mkdirSync(join(root, dir));
+    for (const file of ['x.txt', 'a/x.txt', 'a-b/x.txt', 'a/deep/x.txt', 'real/r.txt', 'real/sub/s.txt', '{p,q}.txt', 'p.txt', '!n', 'n', 'ignored.txt']) writeFileSync(join(root, file), file);
+    symlinkSync('real', join(root, 'link'));
+    // `**` is `*` twice: one level, never a globstar; the walk takes `a` before `a-b`, as a byte sort of the paths would not.
+    expect(await tree.match('**/x.txt')).toEqual(['a/x.txt', 'a-b/x.txt']);
+    expect(await tree.match('*/*/x.txt')).toEqual(['a/deep/x.txt']);
+    // Braces are no alternation, and `!` no negation in a class (Go's `^` is).
+    expect(await tree.match('{p,q}.tx?')).toEqual(['{p,q}.txt']);
+    expect(await tree.match('[!]n')).toEqual(['!n']);
+    expect(await tree.match('[^!a]')).toEqual(['n']);
+    expect(await tree.match('\\{p*')).toEqual(['{p,q}.txt']);
+    // A symlink before the first wildcard leads to its directory; one a wildcard reaches is not descended.
+    expect(await tree.match('link/*.txt')).toEqual(['real/r.txt']);
+    expect(await tree.match('li*/r.txt')).toEqual([]);
+    // .dockerignore holds for what a wildcard finds.
+    expect(await tree.match('*.txt')).toEqual(['p.txt', 'x.txt', '{p,q}.txt']);
+    await expect(tree.match('a[')).rejects.toThrow(/bad pattern "a\["/);
+  });
 });

@@ -29,6 +29,8 @@ export {
 // The entry model and layer paths.
 export type { Entry, EntryType, Timestamp, Change } from './entry.js';
 export { cleanEntryName, cleanLayerPath, compareTarOrder, ROOT } from './path.js';
+/** Go's `path.Match` patterns (COPY sources, `reference=` filters). */
+export { pathMatcher } from './path-pattern.js';
 /** Text a layer controls, made safe for messages and terminals. */
 export { quote, sanitize } from './quote.js';
 export { callerAsRoot, mapEntryOwner, processIdMap, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';
