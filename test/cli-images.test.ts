@@ -39,7 +39,8 @@ describe('strata image, container, commit and gc', () => {
     expect(lines(imported.stdout)).toEqual(['Loaded image: example.com/one:1', 'Loaded image: example.com/two:1', expect.stringMatching(/^Unpacked example.com\/one:1: sha256:/), expect.stringMatching(/^Unpacked example.com\/two:1: sha256:/)]);
     expect(imported.stderr).toMatch(/import .*: 100%/); // progress, on stderr, as plain lines off a terminal
     const listed = lines(ok('image', 'ls', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(listed.map((i) => Object.keys(i))).toEqual([['name', 'digest', 'size', 'created', 'dangling'], ['name', 'digest', 'size', 'created', 'dangling']]);
+    expect(listed.map((i) => Object.keys(i))).toEqual([['name', 'digest', 'size', 'created', 'recorded', 'dangling'], ['name', 'digest', 'size', 'created', 'recorded', 'dangling']]);
+    expect(listed[0]!.created).toBe('2024-01-01T00:00:00Z'); // the config's, as docker images shows it
     expect(listed.map((i) => [i.name, i.dangling])).toEqual([['example.com/one:1', false], ['example.com/two:1', false]]);
     expect(lines(ok('image', 'ls').stdout)[0]).toMatch(/^NAME\s+ID\s+SIZE\s+CREATED$/);
     const inspected = JSON.parse(ok('image', 'inspect', 'example.com/one:1', '--json').stdout) as Record<string, unknown>;
@@ -163,11 +164,39 @@ describe('strata image, container, commit and gc', () => {
     expect(removed(p('image', 'prune', '-a', '--filter', 'until=1h'))).toEqual([]);
     expect(removed(p('image', 'prune', '-a', '--filter', 'label=test'))).toEqual([]); // no config has it
     const wrong = p('image', 'prune', '--filter', 'since=1h');
-    expect([wrong.status, wrong.stderr]).toEqual([2, expect.stringMatching(/image prune filters are until, label and label!/)]);
+    expect([wrong.status, wrong.stderr]).toEqual([2, expect.stringMatching(/the filters here are until, label, label!/)]);
     expect(p('image', 'prune', '--filter', 'until=yesterday').status).toBe(2);
     const two = JSON.parse(p('image', 'inspect', 'example.com/two:1', '--json').stdout).manifest as string;
     expect(removed(p('image', 'prune', '--all', '--filter', `until=${Math.ceil(Date.now() / 1000) + 60}`))).toEqual(['Untagged: example.com/one:1', 'Untagged: example.com/two:1', `Deleted: ${two}`]);
     expect(lines(p('image', 'ls', '--json').stdout).map((l) => JSON.parse(l).name)).toEqual(['example.com/one:alias']);
+  });
+
+  it("lists with docker images' filters, and only the IDs with -q", () => {
+    const listRoot = join(work, 'list-root');
+    const l = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', listRoot, '--driver', 'userspace', ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    for (const args of [['image', 'import', archive, '-q'], ['image', 'tag', 'example.com/one:1', 'one:alias']]) expect(l(...args).status).toBe(0);
+    const names = (...filters: string[]) => {
+      const r = l('image', 'ls', '--json', ...filters.flatMap((f) => ['--filter', f]));
+      expect(r.status, r.stderr).toBe(0);
+      return lines(r.stdout).map((line) => JSON.parse(line).name as string);
+    };
+    // Created at the same time: by name.
+    expect(names()).toEqual(['docker.io/library/one:alias', 'example.com/one:1', 'example.com/two:1']);
+    expect(names('reference=one')).toEqual(['docker.io/library/one:alias']);
+    expect(names('reference=example.com/*:1', 'reference=one:alias')).toEqual(['docker.io/library/one:alias', 'example.com/one:1', 'example.com/two:1']);
+    expect(names('reference=example.com/t*', 'dangling=false')).toEqual(['example.com/two:1']);
+    expect(names('label=test')).toEqual([]);
+    expect(names('since=example.com/one:1')).toEqual([]); // not after itself
+    expect(names('until=1h')).toEqual([]);
+    const ids = lines(l('image', 'ls', '-q').stdout);
+    expect(ids).toHaveLength(2); // one:alias and example.com/one:1 are one image
+    expect(ids.every((id) => /^sha256:[0-9a-f]{64}$/.test(id))).toBe(true);
+    const missing = l('image', 'ls', '--filter', 'before=example.com/none:1');
+    expect([missing.status, missing.stderr]).toEqual([1, expect.stringMatching(/^strata: NOT_FOUND: /)]);
+    const pattern = l('image', 'ls', '--filter', 'reference=one[');
+    expect([pattern.status, pattern.stderr]).toEqual([1, expect.stringMatching(/^strata: INVALID_ARGUMENT: bad pattern "one\["/)]);
+    const unknown = l('image', 'ls', '--filter', 'id=1');
+    expect([unknown.status, unknown.stderr]).toEqual([2, expect.stringMatching(/the filters here are dangling, label, label!, before, since, reference, until/)]);
   });
 
   it.skipIf(!needs('root', 'overlay'))('mounts a container with the kernel, and will not remove it mounted', () => {

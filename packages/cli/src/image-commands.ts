@@ -9,7 +9,7 @@ import type { Compression } from '@strata/core';
 import type { GcResult, Images, PlatformChoice } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
-import { parsePruneFilters } from './prune-filters.js';
+import { LIST_FILTERS, parseImageFilters, PRUNE_FILTERS } from './image-filters.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
 import { archiveToStdout, spoolStdin } from './stdin.js';
 
@@ -111,17 +111,24 @@ export function registerImageCommands(cli: Command): void {
 
   image
     .command('ls')
-    .description('list images (NAME ID SIZE CREATED); dangling ones show as <none>')
-    .option('--json', 'one JSON object per image: name, digest, size, created, dangling')
-    .option('--dangling', 'only dangling images')
-    .action((o: { json?: boolean; dangling?: boolean }, command: Command) =>
+    .description('list images (NAME ID SIZE CREATED), newest first; dangling ones show as <none>')
+    .option('--json', 'one JSON object per image: name, digest, size, created, recorded, dangling')
+    .option('-q, --quiet', 'only the IDs, each once')
+    .option('--dangling', 'only dangling images (--filter dangling=true)')
+    .option('--filter <filter>', 'dangling=true|false, label=<key>[=<value>], label!=<key>[=<value>], before=<image>, since=<image>, reference=<pattern>, until=<time> (repeatable)', collect)
+    .action((o: { json?: boolean; quiet?: boolean; dangling?: boolean; filter?: string[] }, command: Command) =>
       withImages(command, async (images) => {
-        const list = images.list({ dangling: o.dangling ?? false });
-        if (o.json) {
-          print(list.map((i) => `${JSON.stringify({ name: i.name ?? null, digest: i.digest, size: i.size, created: dateOf(i.created), dangling: i.dangling })}\n`).join(''));
+        const filters = parseImageFilters([...(o.dangling ? ['dangling=true'] : []), ...(o.filter ?? [])], LIST_FILTERS);
+        const list = images.list(filters);
+        if (o.quiet) {
+          print([...new Set(list.map((i) => `${i.digest}\n`))].join(''));
           return;
         }
-        print(table([['NAME', 'ID', 'SIZE', 'CREATED'], ...list.map((i) => [sanitize(i.name ?? '<none>'), shortId(i.digest), humanBytes(i.size), dateOf(i.created)])]));
+        if (o.json) {
+          print(list.map((i) => `${JSON.stringify({ name: i.name ?? null, digest: i.digest, size: i.size, created: i.created ? dateOf(i.created) : null, recorded: dateOf(i.recorded), dangling: i.dangling })}\n`).join(''));
+          return;
+        }
+        print(table([['NAME', 'ID', 'SIZE', 'CREATED'], ...list.map((i) => [sanitize(i.name ?? '<none>'), shortId(i.digest), humanBytes(i.size), i.created ? dateOf(i.created) : '-'])]));
       }),
     );
 
@@ -199,7 +206,8 @@ export function registerImageCommands(cli: Command): void {
     .option('--filter <filter>', 'until=<time> (24h, Unix seconds, a date), label=<key>[=<value>], label!=<key>[=<value>] (repeatable)', collect)
     .action((o: { all?: boolean; filter?: string[] }, command: Command) =>
       withImages(command, async (images) => {
-        const removed = images.prune({ all: o.all ?? false, ...parsePruneFilters(o.filter ?? []) });
+        const { until, labels } = parseImageFilters(o.filter ?? [], PRUNE_FILTERS);
+        const removed = images.prune({ all: o.all ?? false, ...(until ? { until } : {}), ...(labels ? { labels } : {}) });
         for (const name of removed.untagged) print(`Untagged: ${sanitize(name)}\n`);
         for (const digest of removed.deleted) print(`Deleted: ${digest}\n`);
         reportGc(await images.gc(), false);

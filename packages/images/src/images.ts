@@ -18,6 +18,7 @@ import {
   isStrataError,
   NotFoundError,
   packDirectory,
+  pathMatcher,
   processIdMap,
   quote,
   removeTree,
@@ -39,6 +40,7 @@ import { ImageStore, type Image } from './image-store.js';
 import { importImages, type ImportOptions, type ImportResult } from './import.js';
 import { Leases } from './leases.js';
 import { kindOf } from './media-types.js';
+import { nameForms } from './reference.js';
 import { createdAt, foldHistory, layerLabels, sourceDateEpoch, writeNewImage } from './new-image.js';
 import { formatPlatform, hostPlatform, type PlatformChoice } from './platform.js';
 import { unpackImage, type UnpackOptions, type UnpackResult } from './unpack.js';
@@ -51,8 +53,38 @@ export interface ImageSummary {
   readonly digest: string;
   /** Bytes of the host platform's manifest, config and layers as stored (compressed), or of the target alone. */
   readonly size: number;
-  readonly created: Date;
+  /** When the image was made: the host platform's config `created` (what `docker images` shows); undefined without one. */
+  readonly created: Date | undefined;
+  /** When the root recorded this name (or the dangling image). */
+  readonly recorded: Date;
   readonly dangling: boolean;
+}
+
+/** What `list` shows, as `docker image ls --filter` chooses: an image passes every filter given. */
+export interface ListOptions {
+  /** Only dangling images (true), or only named ones (false). */
+  readonly dangling?: boolean;
+  /** Only images with a config (of any platform) whose labels pass every one of these. */
+  readonly labels?: readonly LabelFilter[];
+  /** Only images created before each of these (names or IDs); an image without `created` passes none. */
+  readonly before?: readonly string[];
+  /** Only images created after each of these (names or IDs). */
+  readonly since?: readonly string[];
+  /**
+   * Only names that one of these Go `path.Match` patterns matches, in any of the name's four forms
+   * (`alpine:latest`, `alpine`, `docker.io/library/alpine:latest`, `docker.io/library/alpine`), as Docker
+   * matches them; never dangling images.
+   */
+  readonly references?: readonly string[];
+  /** Only names (or dangling images) the root recorded before this time. */
+  readonly until?: Date;
+}
+
+/** The config's `created` as a time; undefined when missing or not a date. */
+function createdOf(image: PlatformImage | undefined): Date | undefined {
+  const created = image?.config.created;
+  const time = created === undefined ? Number.NaN : Date.parse(created);
+  return Number.isNaN(time) ? undefined : new Date(time);
 }
 
 /** What `inspect` says of an image. */
@@ -181,22 +213,41 @@ export class Images {
     return this.images.resolve(text)[0]!;
   }
 
-  /** Every image, with sizes. */
-  list(options: { dangling?: boolean } = {}): ImageSummary[] {
+  /**
+   * The images `options` let through, with sizes: newest `created` first (then by name), as `docker images`
+   * orders them. Throws NOT_FOUND for a `before` or `since` image the root lacks, INVALID_ARGUMENT for a
+   * malformed `references` pattern.
+   */
+  list(options: ListOptions = {}): ImageSummary[] {
+    const bounds = (refs: readonly string[] = []) => refs.flatMap((ref) => createdOf(this.#hostImage(this.image(ref).target)) ?? []).map((d) => d.getTime());
+    const before = bounds(options.before);
+    const since = bounds(options.since);
+    const patterns = (options.references ?? []).map((pattern) => pathMatcher(pattern));
     const out: ImageSummary[] = [];
     for (const image of this.images.list()) {
-      if (options.dangling && image.name !== undefined) continue;
-      out.push({ name: image.name, digest: image.target.digest, size: this.#size(image.target), created: image.created, dangling: image.name === undefined });
+      const dangling = image.name === undefined;
+      if (options.dangling !== undefined && options.dangling !== dangling) continue;
+      if (options.until !== undefined && !(image.created < options.until)) continue;
+      if (patterns.length > 0 && (dangling || !nameForms(image.name!).some((form) => patterns.some((matches) => matches(form))))) continue;
+      const p = this.#hostImage(image.target);
+      const created = createdOf(p);
+      const time = created?.getTime() ?? Number.NaN;
+      if (before.some((bound) => !(time < bound)) || since.some((bound) => !(time > bound))) continue;
+      if (options.labels?.length && !this.#labelsPass(image.target, options.labels)) continue;
+      const size = p ? p.manifestDescriptor.size + p.manifest.config.size + p.manifest.layers.reduce((sum, l) => sum + l.size, 0) : image.target.size;
+      out.push({ name: image.name, digest: image.target.digest, size, created, recorded: image.created, dangling });
     }
-    return out;
+    const timeOf = (i: ImageSummary) => i.created?.getTime() ?? -Infinity;
+    return out.sort((a, b) => timeOf(b) - timeOf(a) || (a.name === b.name ? 0 : a.name === undefined ? 1 : b.name === undefined ? -1 : a.name < b.name ? -1 : 1));
   }
 
-  #size(target: Descriptor): number {
+  /** The host platform's image of `target`, undefined where the store cannot read one. */
+  #hostImage(target: Descriptor): PlatformImage | undefined {
     try {
-      const p = platformImage(this.content, target);
-      return p.manifestDescriptor.size + p.manifest.config.size + p.manifest.layers.reduce((sum, l) => sum + l.size, 0);
-    } catch {
-      return target.size;
+      return platformImage(this.content, target);
+    } catch (error) {
+      if (isStrataError(error)) return undefined;
+      throw error;
     }
   }
 

@@ -8,6 +8,7 @@ export {
   Images,
   openImages,
   type ImageSummary,
+  type ListOptions,
   type ImageDetails,
   type HistoryStep,
   type RemoveResult,
@@ -51,4 +52,4 @@ export {
 export * as mediaTypes from './media-types.js';
 export { platformImage, platformImages, layersOf, readIndex, readManifest, readConfig, type PlatformImage, type BlobReader } from './graph.js';
 export { hostPlatform, parsePlatform, formatPlatform, chooseManifests, isAttestation, platformMatches, type PlatformChoice } from './platform.js';
-export { parseReference, normalizeReference, formatReference, type Reference } from './reference.js';
+export { parseReference, normalizeReference, formatReference, nameForms, type Reference } from './reference.js';

@@ -63,3 +63,21 @@ export function formatReference(ref: Reference): string {
 export function normalizeReference(text: string): string {
   return formatReference(parseReference(text));
 }
+
+/**
+ * The forms of a stored name that Docker matches a `reference=` filter against: familiar with its tag or
+ * digest (`alpine:latest`), familiar alone (`alpine`), full with them, full alone. Familiar drops
+ * `docker.io/`, and `library/` before a one-component path.
+ */
+export function nameForms(name: string): string[] {
+  let ref: Reference;
+  try {
+    ref = parseReference(name);
+  } catch {
+    return [name];
+  }
+  const full = `${ref.domain}/${ref.path}`;
+  const familiar = ref.domain !== 'docker.io' ? full : ref.path.startsWith('library/') && !ref.path.slice('library/'.length).includes('/') ? ref.path.slice('library/'.length) : ref.path;
+  const suffix = `${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
+  return [`${familiar}${suffix}`, familiar, `${full}${suffix}`, full];
+}

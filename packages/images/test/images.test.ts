@@ -332,6 +332,65 @@ describe('images on a root', () => {
     expect(root.images.list()).toEqual([]);
   });
 
+  it('lists as docker images does: newest created first, and its filters', async () => {
+    const made = (created: string | undefined, label: string, layers: Buffer[]) =>
+      buildImage({
+        layers,
+        label,
+        config: (c) => {
+          if (created === undefined) delete c['created'];
+          else c['created'] = created;
+        },
+      });
+    const old = made('2020-01-01T00:00:00Z', 'keep', [base]);
+    const mid = made('2022-06-01T12:00:00.5Z', 'drop', [base, app]);
+    const recent = made('2024-03-01T00:00:00Z', 'keep', [base, other]);
+    const undated = made(undefined, 'keep', [app]);
+    const blobs = new Map([...old.blobs, ...mid.blobs, ...recent.blobs, ...undated.blobs]);
+    const layout = writeDirectory(
+      join(root.dir, 'layout'),
+      layoutFiles(blobs, [
+        named(old.manifestDescriptor, 'docker.io/library/alpine:3', '3'),
+        named(mid.manifestDescriptor, 'docker.io/team/tool:1', '1'),
+        named(recent.manifestDescriptor, 'example.com/team/app:2', '2'),
+        named(undated.manifestDescriptor, 'example.com/undated:1', 'u'),
+      ]),
+    );
+    const start = new Date(Date.now() - 1000);
+    await root.images.import(layout);
+    root.images.tag('example.com/team/app:2', 'docker.io/library/alpine:3'); // `old` keeps no name
+    const names = (options: Parameters<Images['list']>[0] = {}) => root.images.list(options).map((i) => i.name ?? i.digest);
+    expect(names()).toEqual(['docker.io/library/alpine:3', 'example.com/team/app:2', 'docker.io/team/tool:1', old.manifestDescriptor.digest, 'example.com/undated:1']);
+    const listed = root.images.list();
+    expect(listed[0]).toMatchObject({ created: new Date('2024-03-01T00:00:00Z'), dangling: false });
+    expect(listed[2]!.created).toEqual(new Date('2022-06-01T12:00:00.500Z'));
+    expect(listed[4]!.created).toBeUndefined();
+    expect(listed.every((i) => i.recorded >= start)).toBe(true);
+
+    expect(names({ dangling: true })).toEqual([old.manifestDescriptor.digest]);
+    expect(names({ dangling: false })).toHaveLength(4);
+    expect(names({ labels: [{ key: 'test', value: 'keep' }] })).toEqual(['docker.io/library/alpine:3', 'example.com/team/app:2', old.manifestDescriptor.digest, 'example.com/undated:1']);
+    expect(names({ labels: [{ key: 'test', value: 'keep', negate: true }] })).toEqual(['docker.io/team/tool:1']);
+    // before and since compare the configs' created; an image without one passes neither.
+    expect(names({ before: ['docker.io/team/tool:1'] })).toEqual([old.manifestDescriptor.digest]);
+    expect(names({ since: ['docker.io/team/tool:1'] })).toEqual(['docker.io/library/alpine:3', 'example.com/team/app:2']);
+    expect(names({ since: [old.manifestDescriptor.digest], before: ['example.com/team/app:2'] })).toEqual(['docker.io/team/tool:1']);
+    expect(names({ before: ['example.com/undated:1'] })).toHaveLength(5); // no created: no bound
+    expect(() => names({ before: ['example.com/missing:1'] })).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    // reference: Go path.Match on the familiar and full forms, with and without the tag.
+    expect(names({ references: ['alpine'] })).toEqual(['docker.io/library/alpine:3']);
+    expect(names({ references: ['alpine:3'] })).toEqual(['docker.io/library/alpine:3']);
+    expect(names({ references: ['docker.io/library/alp*'] })).toEqual(['docker.io/library/alpine:3']);
+    expect(names({ references: ['team/*'] })).toEqual(['docker.io/team/tool:1']);
+    expect(names({ references: ['*/team/*'] })).toEqual(['example.com/team/app:2', 'docker.io/team/tool:1']);
+    expect(names({ references: ['*'] })).toEqual(['docker.io/library/alpine:3']); // `*` stops at a `/`
+    expect(names({ references: ['*:[12]', 'example.com/undated'] })).toEqual(['example.com/undated:1']);
+    expect(names({ references: ['*/*:[12]'] })).toEqual(['docker.io/team/tool:1', 'example.com/undated:1']);
+    expect(() => names({ references: ['a['] })).toThrow(/bad pattern/);
+    expect(names({ until: start })).toEqual([]);
+    expect(names({ until: new Date(Date.now() + 60_000), references: ['alpine'], labels: [{ key: 'test' }] })).toEqual(['docker.io/library/alpine:3']);
+  });
+
   it('removes an image and collects only what it did not share', async () => {
     const { one, two, layout } = twoImages();
     await root.images.import(layout);

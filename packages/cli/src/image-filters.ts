@@ -1,29 +1,56 @@
 /**
- * `image prune --filter`, as the docker CLI spells its filters: `until=<time>`, `label=<key>[=<value>]` and
- * `label!=<key>[=<value>]` (`label=<key>!=<value>` too). A time is a duration back from now in Go's form
- * (`24h`, `1h30m`), Unix seconds (`1700000000`, `1700000000.5`) or an RFC 3339 date or date-time, local
- * time where it names no zone, as Docker's timestamp parser reads them.
+ * `image ls --filter` and `image prune --filter`, as the docker CLI spells its filters: `dangling=true|false`,
+ * `label=<key>[=<value>]` and `label!=<key>[=<value>]` (`label=<key>!=<value>` too), `before=<image>`,
+ * `since=<image>`, `reference=<pattern>` and `until=<time>`. A time is a duration back from now in Go's
+ * form (`24h`, `1h30m`), Unix seconds (`1700000000`, `1700000000.5`) or an RFC 3339 date or date-time,
+ * local time where it names no zone, as Docker's timestamp parser reads them.
  */
-import type { LabelFilter, PruneOptions } from '@strata/images';
+import type { LabelFilter, ListOptions } from '@strata/images';
 import { UsageError } from './format.js';
 
-/** The `until` and `labels` of `prune` from the `--filter` values, `now` the time durations count back from. */
-export function parsePruneFilters(filters: readonly string[], now = new Date()): Pick<PruneOptions, 'until' | 'labels'> {
+/** A filter's name, as `--filter <name>=<value>` gives it. */
+export type ImageFilterName = 'dangling' | 'label' | 'label!' | 'before' | 'since' | 'reference' | 'until';
+
+/** What `image ls` takes; `image prune` takes `until` and the label filters. */
+export const LIST_FILTERS: readonly ImageFilterName[] = ['dangling', 'label', 'label!', 'before', 'since', 'reference', 'until'];
+export const PRUNE_FILTERS: readonly ImageFilterName[] = ['until', 'label', 'label!'];
+
+/**
+ * The options of `Images.list` (and of `prune`, a subset) from the `--filter` values, each of a name in
+ * `accepted`; `now` is the time durations count back from. Several of a name must all pass, as in Docker,
+ * except `reference`, of which one must.
+ */
+export function parseImageFilters(filters: readonly string[], accepted: readonly ImageFilterName[], now = new Date()): ListOptions {
   let until: Date | undefined;
+  let dangling: boolean | undefined;
   const labels: LabelFilter[] = [];
+  const lists = { before: [] as string[], since: [] as string[], reference: [] as string[] };
   for (const filter of filters) {
     const [name, value] = splitOnce(filter, '=');
-    if (value === undefined || value === '') throw new UsageError(`--filter ${filter}: a filter is name=value (until, label, label!)`);
+    if (!(accepted as readonly string[]).includes(name)) throw new UsageError(`--filter ${filter}: the filters here are ${accepted.join(', ')}`);
+    if (value === undefined || value === '') throw new UsageError(`--filter ${filter}: a filter is name=value`);
     if (name === 'until') {
       const time = parseTimestamp(value, now);
       if (until === undefined || time < until) until = time; // several: the earliest, as all must pass
     } else if (name === 'label' || name === 'label!') {
       labels.push(labelFilter(value, name === 'label!'));
+    } else if (name === 'dangling') {
+      const wanted = /^(?:true|1)$/i.test(value) ? true : /^(?:false|0)$/i.test(value) ? false : undefined;
+      if (wanted === undefined) throw new UsageError(`--filter ${filter}: dangling is true or false`);
+      if (dangling !== undefined && dangling !== wanted) throw new UsageError('--filter dangling: given both true and false');
+      dangling = wanted;
     } else {
-      throw new UsageError(`--filter ${filter}: image prune filters are until, label and label!`);
+      lists[name as keyof typeof lists].push(value);
     }
   }
-  return { ...(until !== undefined ? { until } : {}), ...(labels.length > 0 ? { labels } : {}) };
+  return {
+    ...(until !== undefined ? { until } : {}),
+    ...(labels.length > 0 ? { labels } : {}),
+    ...(dangling !== undefined ? { dangling } : {}),
+    ...(lists.before.length > 0 ? { before: lists.before } : {}),
+    ...(lists.since.length > 0 ? { since: lists.since } : {}),
+    ...(lists.reference.length > 0 ? { references: lists.reference } : {}),
+  };
 }
 
 function labelFilter(text: string, negate: boolean): LabelFilter {

@@ -1,13 +1,16 @@
 /**
- * `image prune --filter`'s parsing: the times Docker's timestamp parser takes (durations in Go's form, Unix
- * seconds, RFC 3339 dates, local time where no zone is named) and its label filters, `!` on either side.
+ * `image ls` and `image prune --filter`'s parsing: the times Docker's timestamp parser takes (durations in
+ * Go's form, Unix seconds, RFC 3339 dates, local time where no zone is named), its label filters, `!` on
+ * either side, and the filters only `image ls` takes.
  */
 import { describe, expect, it } from 'vitest';
-import { parsePruneFilters, parseTimestamp } from '../src/prune-filters.js';
+import { LIST_FILTERS, parseImageFilters, parseTimestamp, PRUNE_FILTERS } from '../src/image-filters.js';
+
+const parsePruneFilters = (filters: string[], at: Date) => parseImageFilters(filters, PRUNE_FILTERS, at);
 
 const now = new Date('2026-06-15T12:00:00Z');
 
-describe('image prune filters', () => {
+describe('image filters', () => {
   it('reads times as Docker does', () => {
     expect(parseTimestamp('24h', now).toISOString()).toBe('2026-06-14T12:00:00.000Z');
     expect(parseTimestamp('1h30m', now).toISOString()).toBe('2026-06-15T10:30:00.000Z');
@@ -33,5 +36,18 @@ describe('image prune filters', () => {
       { key: 'g', value: 'h', negate: true },
     ]);
     for (const bad of ['until', 'until=', 'since=1h', 'dangling=true', 'label==x']) expect(() => parsePruneFilters([bad], now), bad).toThrow();
+  });
+
+  it("reads image ls's filters: dangling, before, since, reference", () => {
+    expect(parseImageFilters(['dangling=TRUE', 'dangling=1', 'before=a', 'before=b:1', 'since=c', 'reference=x*', 'reference=*/y', 'until=1h'], LIST_FILTERS, now)).toEqual({
+      dangling: true,
+      before: ['a', 'b:1'],
+      since: ['c'],
+      references: ['x*', '*/y'],
+      until: new Date('2026-06-15T11:00:00Z'),
+    });
+    expect(parseImageFilters(['dangling=false'], LIST_FILTERS, now)).toEqual({ dangling: false });
+    for (const bad of ['dangling=yes', 'before=', 'reference', 'bogus=1']) expect(() => parseImageFilters([bad], LIST_FILTERS, now), bad).toThrow();
+    expect(() => parseImageFilters(['dangling=true', 'dangling=false'], LIST_FILTERS, now)).toThrow(/both true and false/);
   });
 });
