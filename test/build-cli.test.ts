@@ -413,6 +413,9 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(ls.status, ls.stderr).toBe(0);
     const records = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; size: number });
     expect(records.map((x) => x.step)).toContain('COPY hello.txt /');
+    // Records just used: not unused for an hour, and they fit in a gigabyte.
+    for (const kept of [['--filter', 'until=1h'], ['--older-than', '1'], ['--keep-storage', '1g']]) expect(strata(['build', 'cache', 'prune', ...kept]).stdout).toMatch(/^Deleted 0 cache record\(s\)/);
+    for (const bad of [['--keep-storage', 'lots'], ['--filter', 'label=x']]) expect(strata(['build', 'cache', 'prune', ...bad]).status).toBe(2);
     const prune = strata(['build', 'cache', 'prune']);
     expect(prune.status, prune.stderr).toBe(0);
     expect(prune.stdout).toMatch(/^Deleted \d+ cache record\(s\); freed /);

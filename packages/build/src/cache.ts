@@ -29,6 +29,14 @@ export interface CacheEntry extends CacheRecord {
   readonly key: string;
 }
 
+/** What `prune` deletes. */
+export interface CachePruneOptions {
+  /** Only records (and cache mounts) not used since this time (`--filter until=`, `--older-than`). */
+  readonly before?: Date;
+  /** Stop once the records left hold at most this many bytes of layers (`--keep-storage`); cache mounts stay. */
+  readonly keepBytes?: number;
+}
+
 const LEASE = 'build-cache:';
 
 export class BuildCache {
@@ -85,23 +93,45 @@ export class BuildCache {
 
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
-   * what only they held. The cache mounts' directories no build holds go too (all, or those no step has had
-   * since `before`), and pruning all also forgets the remembered checksums (of snapshot and context files)
-   * and what ADD's URLs answered.
-   * Returns the keys deleted.
+   * what only they held. With `keepBytes`, as `docker builder prune --keep-storage` does: least recently
+   * used first, only until the records left hold at most that many bytes of layers (each layer once, as
+   * `build cache ls` sizes them). Without it, the cache mounts' directories no build holds go too (all, or
+   * those no step has had since `before`), and pruning all also forgets the remembered checksums (of
+   * snapshot and context files) and what ADD's URLs answered.
+   * Returns the keys deleted, least recently used first.
    */
-  prune(options: { before?: Date } = {}): string[] {
-    const doomed = this.list()
-      .filter((r) => options.before === undefined || r.used < options.before.getTime())
-      .map((r) => r.key);
-    this.#drop(doomed);
-    if (options.before === undefined) {
+  prune(options: CachePruneOptions = {}): string[] {
+    const { before, keepBytes } = options;
+    const records = this.list();
+    const candidates = records.filter((r) => before === undefined || r.used < before.getTime()).reverse();
+    let doomed = candidates;
+    if (keepBytes !== undefined) {
+      const holders = new Map<string, number>();
+      let total = 0;
+      for (const { layer } of records) {
+        const held = holders.get(layer.digest) ?? 0;
+        if (held === 0) total += layer.size;
+        holders.set(layer.digest, held + 1);
+      }
+      doomed = [];
+      for (const record of candidates) {
+        if (total <= keepBytes) break;
+        doomed.push(record);
+        const left = holders.get(record.layer.digest)! - 1;
+        holders.set(record.layer.digest, left);
+        if (left === 0) total -= record.layer.size;
+      }
+    }
+    const keys = doomed.map((r) => r.key);
+    this.#drop(keys);
+    if (keepBytes !== undefined) return keys;
+    if (before === undefined) {
       this.#sums.clear();
       new FileChecksums(this.#images.root.metadata).clear();
       new UrlRecords(this.#images.root.metadata).clear();
     }
-    new CacheMounts(cacheMountsDir(this.#images)).prune(options.before);
-    return doomed;
+    new CacheMounts(cacheMountsDir(this.#images)).prune(before);
+    return keys;
   }
 
   #drop(keys: readonly string[]): void {

@@ -13,6 +13,7 @@ import { print, sanitize, UsageError } from './format.js';
 import { pushedLine } from './registry-commands.js';
 import { archiveToStdout, readStdin, spoolStdin } from './stdin.js';
 import { humanBytes } from './progress.js';
+import { parseImageFilters } from './image-filters.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
 import { collect, table, withImages } from './root.js';
 
@@ -459,14 +460,19 @@ export function registerBuildCommands(cli: Command): void {
     );
   cache
     .command('prune')
-    .description('delete build cache records (all, or those unused for a while) and collect what only they held')
+    .description('delete build cache records (all, those unused for a while, or the least recently used beyond a size) and collect what only they held')
+    .option('--filter <filter>', 'until=<time>: only records and cache mounts unused since then (24h, Unix seconds, a date; repeatable)', collect)
     .option('--older-than <hours>', 'only records and cache mounts not used for this many hours')
-    .action((o: { olderThan?: string }, command: Command) =>
+    .option('--keep-storage <size>', 'delete the least recently used records only until those left hold this much (bytes, or with k, m, g); cache mounts stay')
+    .action((o: { filter?: string[]; olderThan?: string; keepStorage?: string }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
         if (o.olderThan !== undefined && !/^\d+(\.\d+)?$/.test(o.olderThan)) throw new UsageError(`--older-than takes hours: ${o.olderThan}`);
-        const before = o.olderThan === undefined ? undefined : new Date(Date.now() - Number(o.olderThan) * 3600_000);
-        const removed = new BuildCache(images).prune(before ? { before } : {});
+        // Both given, the earlier time: a record must pass both.
+        const times = [parseImageFilters(o.filter ?? [], ['until']).until, o.olderThan === undefined ? undefined : new Date(Date.now() - Number(o.olderThan) * 3600_000)].filter((t) => t !== undefined);
+        const before = times.length > 0 ? new Date(Math.min(...times.map((t) => t.getTime()))) : undefined;
+        const keepBytes = o.keepStorage === undefined ? undefined : bytesOf('--keep-storage', o.keepStorage);
+        const removed = new BuildCache(images).prune({ ...(before ? { before } : {}), ...(keepBytes !== undefined ? { keepBytes } : {}) });
         const gc = await images.gc();
         print(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
       }),

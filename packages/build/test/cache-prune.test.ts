@@ -1,0 +1,53 @@
+/**
+ * `BuildCache.prune` as `docker builder prune` chooses what goes: all, those unused since a time, and with
+ * `keepBytes` (`--keep-storage`) the least recently used only until what is left fits, a layer two records
+ * share counted once.
+ */
+import { describe, expect, it } from 'vitest';
+import { imagesRoot } from '../../images/test/helpers.js';
+import type { LayerDescriptor } from '@strata/core';
+import { BuildCache } from '../src/index.js';
+
+const layer = (n: number, size: number): LayerDescriptor => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${String(n).repeat(64)}`, size, diffID: `sha256:${String(n).repeat(64)}`, uncompressedSize: size, compression: 'none' });
+
+describe('build cache prune', () => {
+  const root = imagesRoot('strata-cache-prune-');
+
+  /** Records a..e, used in that order (a longest ago), sizes 100..500; d shares b's layer. */
+  function records(cache: BuildCache): void {
+    const now = Date.now();
+    const table = [
+      ['a', layer(1, 100)],
+      ['b', layer(2, 200)],
+      ['c', layer(3, 300)],
+      ['d', layer(2, 200)],
+      ['e', layer(5, 500)],
+    ] as const;
+    table.forEach(([key, l]) => cache.put(key, { snapshot: `snap-${key}`, layer: l, step: `RUN ${key}` }));
+    // Used in order, an hour apart, the last an hour ago.
+    const metadata = root.images.root.metadata;
+    const stored = metadata.table<Record<string, unknown>>('build-cache');
+    metadata.transaction(() => table.forEach(([key], i) => stored.put(key, { ...stored.get(key)!, used: now - (table.length - i) * 3600_000 })));
+  }
+
+  it('deletes the least recently used only until the rest fits, a shared layer counted once', () => {
+    const cache = new BuildCache(root.images);
+    records(cache);
+    // Layers: 100 + 200 + 300 + 500 = 1100 bytes (b and d share one).
+    expect(cache.prune({ keepBytes: 2000 })).toEqual([]);
+    // a goes (1000 left, not yet 900); b goes but its layer stays for d; c goes (700).
+    expect(cache.prune({ keepBytes: 900 })).toEqual(['a', 'b', 'c']);
+    expect(cache.list().map((r) => r.key)).toEqual(['e', 'd']);
+    // Only records unused since `before` are candidates: d is, e is not.
+    expect(cache.prune({ keepBytes: 0, before: new Date(Date.now() - 90 * 60_000) })).toEqual(['d']);
+    expect(cache.list().map((r) => r.key)).toEqual(['e']);
+  });
+
+  it('deletes all, or those unused since a time, without a size', () => {
+    const cache = new BuildCache(root.images);
+    records(cache);
+    expect(cache.prune({ before: new Date(Date.now() - 150 * 60_000) })).toEqual(['a', 'b', 'c']);
+    expect(cache.prune()).toEqual(['d', 'e']);
+    expect(cache.list()).toEqual([]);
+  });
+});
