@@ -70,11 +70,17 @@ export async function readTreeFile(tree: SourceTree, path: string): Promise<stri
 /** An error about a COPY source, raised with the step's line by the caller. */
 export class SourceError extends Error {}
 
-const WILDCARD = /[*?[\\]/;
-
-/** Whether a source path has wildcards (`*`, `?`, `[`, or an escape of one). */
+/**
+ * Whether a source path has wildcards: `*`, `?` or `[` not escaped by a `\`, as BuildKit's copy tells
+ * (fsutil's containsWildcards); a path with none is taken as it is, backslashes and all.
+ */
 export function hasWildcards(source: string): boolean {
-  return WILDCARD.test(source);
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (c === '*' || c === '?' || c === '[') return true;
+  }
+  return false;
 }
 
 /** A source path cleaned: leading `/` and `./` dropped; refused when it climbs out of the tree. */
@@ -87,20 +93,20 @@ export function cleanSource(source: string, label: string): string {
 
 /**
  * The paths `source` names in `tree`, as BuildKit's copy finds them (fsutil's `ResolveWildcards`): without
- * wildcards, the path if it is there. With them, the segments before the first wildcard name a directory,
- * symlinks followed within the tree; below it each segment matches the names of one level as Go's
- * `filepath.Match` does (`*` never crosses a `/`, so `**` is `*`; no braces), symlinks not followed, and
- * matches come in the order of that walk, each level by name.
+ * wildcards, the path if it is there. With them, the segments before the first with a wildcard name a
+ * directory, symlinks followed within the tree; from there each segment matches the names of one level as
+ * Go's `filepath.Match` does (`*` never crosses a `/`, so `**` is `*`; no braces; `\` escapes), symlinks
+ * not followed, and matches come in the order of that walk, each level by name.
  */
 export async function matchSource(tree: SourceTree, source: string): Promise<string[]> {
   const path = cleanSource(source, tree.label);
-  if (!WILDCARD.test(path)) return (await tree.resolve(path)) ? [path] : [];
+  if (!hasWildcards(path)) return (await tree.resolve(path)) ? [path] : [];
   const segments = path.split('/');
-  const first = segments.findIndex((segment) => WILDCARD.test(segment));
+  const first = segments.findIndex(hasWildcards);
   const base = await tree.resolve(segments.slice(0, first).join('/'));
   let current = base?.type === 'directory' ? [base] : [];
   for (const segment of segments.slice(first)) {
-    const matches = WILDCARD.test(segment) ? segmentMatcher(segment) : (name: string) => name === segment;
+    const matches = segmentMatcher(segment);
     const next: SourceNode[] = [];
     for (const dir of current) {
       if (dir.type !== 'directory') continue;

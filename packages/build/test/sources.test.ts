@@ -150,6 +150,11 @@ describe('the build context', () => {
     expect(await tree.match('li*/r.txt')).toEqual([]);
     // .dockerignore holds for what a wildcard finds.
     expect(await tree.match('*.txt')).toEqual(['p.txt', 'x.txt', '{p,q}.txt']);
+    // A backslash escapes only once a wildcard came (as BuildKit tells one); before, it is part of the name.
+    writeFileSync(join(root, 'back\\slash'), 'literal');
+    expect(await tree.match('back\\slash')).toEqual(['back\\slash']);
+    expect(await tree.match('a\\*')).toEqual([]);
+    expect(await tree.match('a*/x\\.txt')).toEqual(['a/x.txt', 'a-b/x.txt']);
     await expect(tree.match('a[')).rejects.toThrow(/bad pattern "a\["/);
   });
 });
