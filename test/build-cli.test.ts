@@ -105,6 +105,13 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const config = (JSON.parse(strata(['image', 'inspect', '--json', 'example.com/checked:1']).stdout) as { config: { config: { ExposedPorts: unknown } } }).config.config;
     expect(config.ExposedPorts).toEqual({ '80/tcp': {} });
 
+    // With --progress json, each finding is an object of the stream, before the steps.
+    const json = strata(['build', '--progress', 'json', dir]);
+    expect(json.status, json.stderr).toBe(0);
+    const objects = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { warning?: { rule: string; detail: string; line: number; url: string }; step?: number });
+    expect(objects.slice(0, 4).map((o) => o.warning && `${o.warning.rule}: ${o.warning.detail} (line ${o.warning.line})`)).toEqual(findings);
+    expect(objects[0]!.warning!.url).toBe('https://docs.docker.com/go/dockerfile/rule/from-as-casing/');
+    expect(objects.slice(4).every((o) => typeof o.step === 'number')).toBe(true);
     const checked = strata(['build', '--check', '-t', 'example.com/checked:2', dir]);
     expect(checked.status).toBe(1);
     expect(checked.stdout).toContain('Check complete, 4 warnings have been found!\n\nWARNING: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/\n');

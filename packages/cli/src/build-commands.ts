@@ -281,6 +281,11 @@ function printCheckRun(checks: readonly BuildCheck[], dockerfile: string): void 
 
 function showEvents(mode: 'plain' | 'json', quiet: boolean): (event: BuildEvent) => void {
   return (event) => {
+    // In JSON, warnings are objects of the stream as they come, as BuildKit's rawjson carries them too.
+    if (mode === 'json' && (event.type === 'check' || event.type === 'warning')) {
+      const warning = event.type === 'check' ? { rule: event.check.rule, detail: event.check.detail, line: event.check.line, url: event.check.url } : { message: event.message };
+      print(`${JSON.stringify({ warning })}\n`);
+    }
     if (event.type === 'check') return; // listed after the build
     if (event.type === 'warning') {
       process.stderr.write(`strata: warning: ${sanitize(event.message)}\n`);
@@ -327,7 +332,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--cache-to <type=inline|type=registry,ref=REF|type=local,dest=DIR>', 'record which step made each layer: in the image, or in a cache image pushed to REF or written at DIR (,mode=min|max)')
     .option('--squash', 'fold the layers above the base into one')
     .option('--platform <os/arch[/variant][,...]>', 'the platform of the base images and the result (default: this host); several: an index of one image each')
-    .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step)').choices(['auto', 'plain', 'json']).default('auto'))
+    .addOption(new Option('--progress <mode>', 'auto, plain, or json (one object per step, and one per warning)').choices(['auto', 'plain', 'json']).default('auto'))
     .option('-o, --output <type=oci|docker|local|tar,dest=PATH|-|type=image|registry[,name=REF]>', 'also export the image (oci, docker: an archive, oci with tar=false a layout; local, tar: its filesystem; registry: push it); a PATH alone is type=local, dest=- or - alone stdout')
     .option('--source-date-epoch <seconds>', 'fix layer, config and history times (default $SOURCE_DATE_EPOCH)')
     .option('--push', 'push the image to each of its -t names once built (docker buildx build --push)')
