@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isStrataError, pathMatcher } from '@strata/core';
 import { goProgram, goRoot } from './helpers/go-program.js';
+import { seededRandom } from './helpers/random.js';
 
 const MATCHER = String.raw`package main
 
@@ -62,17 +63,6 @@ function goTable(): Array<[string, string]> {
   return rows.map(([, pattern, name]) => [JSON.parse(pattern!) as string, JSON.parse(name!) as string]);
 }
 
-/** A deterministic generator (xorshift), so a failure names a case that comes back. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
-
 describe('pathMatcher against Go path.Match', () => {
   it("agrees on every case of Go's own table", () => {
     const table = goTable();
@@ -84,7 +74,7 @@ describe('pathMatcher against Go path.Match', () => {
   });
 
   it('agrees on random patterns and names', () => {
-    const next = random(0x5eed);
+    const next = seededRandom(0x5eed);
     const pick = (alphabet: readonly string[], max: number) => Array.from({ length: Math.floor(next() * (max + 1)) }, () => alphabet[Math.floor(next() * alphabet.length)]!).join('');
     const patternChars = ['a', 'b', 'z', '/', '*', '?', '[', ']', '^', '-', '\\', '\u03b1', '\u{1f600}'];
     const nameChars = ['a', 'b', 'z', '/', '-', ']', '^', '*', '\u03b1', '\u{1f600}'];

@@ -94,9 +94,9 @@ export function cleanSource(source: string, label: string): string {
 /**
  * The paths `source` names in `tree`, as BuildKit's copy finds them (fsutil's `ResolveWildcards`): without
  * wildcards, the path if it is there. With them, the segments before the first with a wildcard name a
- * directory, symlinks followed within the tree; from there each segment matches the names of one level as
- * Go's `filepath.Match` does (`*` never crosses a `/`, so `**` is `*`; no braces; `\` escapes), symlinks
- * not followed, and matches come in the order of that walk, each level by name.
+ * directory, symlinks followed within the tree; below it, the rest is matched with Go's `filepath.Match`
+ * (`*` never crosses a `/`, so `**` is `*`; no braces; `\` escapes) against each path of a walk that does
+ * not follow symlinks and does not enter a directory that matched, each level in name order.
  */
 export async function matchSource(tree: SourceTree, source: string): Promise<string[]> {
   const path = cleanSource(source, tree.label);
@@ -104,9 +104,27 @@ export async function matchSource(tree: SourceTree, source: string): Promise<str
   const segments = path.split('/');
   const first = segments.findIndex(hasWildcards);
   const base = await tree.resolve(segments.slice(0, first).join('/'));
-  let current = base?.type === 'directory' ? [base] : [];
-  for (const segment of segments.slice(first)) {
-    const matches = segmentMatcher(segment);
+  if (base?.type !== 'directory') return [];
+  const rest = segments.slice(first);
+  if (rest.join('/').includes('[')) {
+    // A class may take a `/` (`[^a]`), so a path deeper than the pattern can match: walk it all, as BuildKit does.
+    const matches = sourceMatcher(rest.join('/'));
+    const skip = base.path === '' ? 0 : base.path.length + 1;
+    const found: string[] = [];
+    const walk = async (dir: SourceNode): Promise<void> => {
+      for (const child of await tree.children(dir.path)) {
+        if (matches(child.path.slice(skip))) found.push(child.path);
+        else if (child.type === 'directory') await walk(child);
+      }
+    };
+    await walk(base);
+    return found;
+  }
+  // Without a class, a `/` of a path can only meet a `/` of the pattern: matching a level at a time is the same, and
+  // reads only the directories on the way.
+  let current = [base];
+  for (const segment of rest) {
+    const matches = sourceMatcher(segment);
     const next: SourceNode[] = [];
     for (const dir of current) {
       if (dir.type !== 'directory') continue;
@@ -396,10 +414,10 @@ export class SnapshotTree implements SourceTree {
   }
 }
 
-/** A glob segment as Go's `filepath.Match` reads it; a malformed one is the source's error. */
-function segmentMatcher(segment: string): (name: string) => boolean {
+/** A source pattern as Go's `filepath.Match` reads it; a malformed one is the source's error. */
+function sourceMatcher(pattern: string): (path: string) => boolean {
   try {
-    return pathMatcher(segment);
+    return pathMatcher(pattern);
   } catch (error) {
     throw isStrataError(error) && error.code === 'INVALID_ARGUMENT' ? new SourceError(error.message) : error;
   }
