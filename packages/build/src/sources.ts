@@ -13,7 +13,6 @@ import { decodeName, DirectoryScan, fsPath, isNotFound, isStrataError, lstatBatc
 import { hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
-
 export type SourceType = 'file' | 'directory' | 'symlink' | 'other';
 
 /** One node of a source tree, as COPY needs to know it. */

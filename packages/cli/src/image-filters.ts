@@ -1,7 +1,8 @@
 /**
- * `image ls --filter` and `image prune --filter`, as the docker CLI spells its filters: `dangling=true|false`,
- * `label=<key>[=<value>]` and `label!=<key>[=<value>]` (`label=<key>!=<value>` too), `before=<image>`,
- * `since=<image>`, `reference=<pattern>` and `until=<time>`. A time is a duration back from now in Go's
+ * `image ls --filter`, `image prune --filter` (and `build cache prune --filter until=`), as the docker CLI
+ * spells its filters: `dangling=true|false`, `label=<key>[=<value>]` and `label!=<key>[=<value>]`
+ * (`label=<key>!=<value>` too), `before=<image>`, `since=<image>`, `reference=<pattern>` and
+ * `until=<time>`. A time is a duration back from now in Go's
  * form (`24h`, `1h30m`), Unix seconds (`1700000000`, `1700000000.5`) or an RFC 3339 date or date-time,
  * local time where it names no zone, as Docker's timestamp parser reads them.
  */

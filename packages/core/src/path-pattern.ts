@@ -13,6 +13,7 @@
 import { InvalidArgumentError } from './errors.js';
 
 const SLASH = 0x2f;
+const BACKSLASH = 0x5c;
 /** `?`: one character, not `/`. */
 const ANY = -1;
 
@@ -45,7 +46,6 @@ function parse(pattern: string): Chunk[] {
   const chunks: Chunk[] = [];
   let items: Item[] = [];
   let star = false;
-  const BACKSLASH = 0x5c;
   for (let i = 0; i < chars.length; i++) {
     const c = chars[i]!;
     if (c === 0x2a /* * */) {
@@ -122,7 +122,7 @@ function matchChunk(items: readonly Item[], name: Buffer, at: number): number {
     }
     const lead = name[at]!;
     // A character, or U+FFFD for a byte that starts none (after a `*` stopped inside one), as Go decodes.
-    const width = lead < 0x80 ? 1 : lead < 0xc0 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+    const width = lead < 0xc0 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
     const c = lead < 0x80 ? lead : lead < 0xc0 ? 0xfffd : name.toString('utf8', at, at + width).codePointAt(0)!;
     at += width;
     if (item === ANY) {
