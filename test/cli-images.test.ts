@@ -195,6 +195,12 @@ describe('strata image, container, commit and gc', () => {
     expect([missing.status, missing.stderr]).toEqual([1, expect.stringMatching(/^strata: NOT_FOUND: /)]);
     const pattern = l('image', 'ls', '--filter', 'reference=one[');
     expect([pattern.status, pattern.stderr]).toEqual([1, expect.stringMatching(/^strata: INVALID_ARGUMENT: bad pattern "one\["/)]);
+    // df: two images (one of them under two names), nothing active, no containers, no build cache.
+    const df = lines(l('df', '--json').stdout).map((line) => JSON.parse(line) as { type: string; total: number; active: number; size: number; reclaimable: number });
+    expect(df.map((r) => [r.type, r.total, r.active])).toEqual([['Images', 2, 0], ['Containers', 0, 0], ['Build Cache', 0, 0]]);
+    expect(df[0]!.size).toBeGreaterThan(0);
+    expect(df[0]!.reclaimable).toBe(df[0]!.size);
+    expect(lines(l('df').stdout)[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
     const unknown = l('image', 'ls', '--filter', 'id=1');
     expect([unknown.status, unknown.stderr]).toEqual([2, expect.stringMatching(/the filters here are dangling, label, label!, before, since, reference, until/)]);
   });

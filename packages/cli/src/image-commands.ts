@@ -337,6 +337,32 @@ export function registerContainerCommands(cli: Command): void {
     .action((o: { json?: boolean }, command: Command) => withImages(command, async (images) => reportGc(await images.gc(), o.json ?? false)));
 
   cli
+    .command('df')
+    .description('the space images, containers and the build cache take (docker system df)')
+    .option('--json', 'one JSON object per line: type, total, active, size, reclaimable')
+    .action((o: { json?: boolean }, command: Command) =>
+      withImages(command, async (images) => {
+        const { BuildCache } = await import('@strata/build');
+        const usage = await images.diskUsage();
+        // The build cache's records, sized as build cache ls sizes them (each layer once); none is in use between builds.
+        const records = new BuildCache(images).list();
+        const layers = new Map(records.map((r) => [r.layer.digest, r.layer.size]));
+        const cacheBytes = [...layers.values()].reduce((sum, n) => sum + n, 0);
+        const rows = [
+          { type: 'Images', ...usage.images },
+          { type: 'Containers', ...usage.containers },
+          { type: 'Build Cache', total: records.length, active: 0, size: cacheBytes, reclaimable: cacheBytes },
+        ];
+        if (o.json) {
+          print(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+          return;
+        }
+        const percent = (r: (typeof rows)[number]) => (r.size > 0 ? ` (${Math.round((r.reclaimable / r.size) * 100)}%)` : '');
+        print(table([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...rows.map((r) => [r.type, String(r.total), String(r.active), humanBytes(r.size), `${humanBytes(r.reclaimable)}${percent(r)}`])]));
+      }),
+    );
+
+  cli
     .command('fsck')
     .description('check the root: snapshots against the database, images and containers against their content')
     .option('--content', 'also re-hash every blob')

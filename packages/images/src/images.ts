@@ -80,6 +80,16 @@ export interface ListOptions {
   readonly until?: Date;
 }
 
+/** One line of `diskUsage`, as `docker system df` shows one. */
+export interface UsageSummary {
+  readonly total: number;
+  readonly active: number;
+  /** Bytes on disk, each blob and snapshot counted once. */
+  readonly size: number;
+  /** Bytes that removing what is not active (and collecting) would free. */
+  readonly reclaimable: number;
+}
+
 /** The config's `created` as a time; undefined when missing or not a date. */
 function createdOf(image: PlatformImage | undefined): Date | undefined {
   const created = image?.config.created;
@@ -239,6 +249,73 @@ export class Images {
     }
     const timeOf = (i: ImageSummary) => i.created?.getTime() ?? -Infinity;
     return out.sort((a, b) => timeOf(b) - timeOf(a) || (a.name === b.name ? 0 : a.name === undefined ? 1 : b.name === undefined ? -1 : a.name < b.name ? -1 : 1));
+  }
+
+  /**
+   * The space images and containers take, as `docker system df` counts it. Images by ID: the blobs they
+   * reach in the store (every platform present) and the snapshots of their unpacked chains, each counted
+   * once however many images share it; an image a container uses is active, and what no active image holds
+   * is reclaimable (Docker counts only what each unused image holds alone, which misses a base two unused
+   * images share). A container's size is its writable snapshot's; it is active while mounted.
+   */
+  async diskUsage(): Promise<{ images: UsageSummary; containers: UsageSummary }> {
+    const targets = new Map(this.images.list().map((image) => [image.target.digest, image.target])); // refreshed: the containers' too
+    const activeDigests = new Set(this.containers.usersByDigest().keys());
+    /** Blob digests and snapshot keys, with their bytes and whether an active image holds them. */
+    const units = new Map<string, { size: number; active: boolean }>();
+    const hold = (unit: string, size: number, active: boolean) => {
+      const known = units.get(unit);
+      units.set(unit, { size, active: active || (known?.active ?? false) });
+    };
+    let activeImages = 0;
+    for (const [digest, target] of targets) {
+      const active = activeDigests.has(digest);
+      if (active) activeImages++;
+      // Keyed by kind: an uncompressed layer's digest is its diffID, the chainID of a bottom snapshot.
+      if (this.content.has(digest)) hold(`blob ${digest}`, target.size, active);
+      let images: PlatformImage[] = [];
+      try {
+        images = platformImages(this.content, target, { all: true });
+      } catch (error) {
+        if (!isStrataError(error)) throw error; // nothing more of it to count
+      }
+      for (const { manifestDescriptor, manifest, config } of images) {
+        for (const blob of [manifestDescriptor, manifest.config, ...manifest.layers]) if (this.content.has(blob.digest)) hold(`blob ${blob.digest}`, blob.size, active);
+        const diffIDs = config.rootfs.diff_ids;
+        for (let i = 1; i <= diffIDs.length; i++) {
+          const key = chainID(diffIDs.slice(0, i));
+          const size = units.get(`snapshot ${key}`)?.size ?? (await this.#snapshotSize(key));
+          if (size === undefined) break; // not unpacked from here up
+          hold(`snapshot ${key}`, size, active);
+        }
+      }
+    }
+    let size = 0;
+    let reclaimable = 0;
+    for (const unit of units.values()) {
+      size += unit.size;
+      if (!unit.active) reclaimable += unit.size;
+    }
+    const containers = { total: 0, active: 0, size: 0, reclaimable: 0 };
+    for (const container of this.containers.list()) {
+      const bytes = (await this.#snapshotSize(container.snapshot)) ?? 0;
+      const mounted = (await this.mountPoints(container.name)).length > 0;
+      containers.total++;
+      containers.size += bytes;
+      if (mounted) containers.active++;
+      else containers.reclaimable += bytes;
+    }
+    return { images: { total: targets.size, active: activeImages, size, reclaimable }, containers };
+  }
+
+  /** The bytes of a snapshot (its own, not its parents'), undefined when there is none of that key. */
+  async #snapshotSize(key: string): Promise<number | undefined> {
+    try {
+      return (await this.snapshotter.usage(key)).size;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
   }
 
   /** The host platform's image of `target`, undefined where the store cannot read one. */

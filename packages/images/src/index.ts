@@ -9,6 +9,7 @@ export {
   openImages,
   type ImageSummary,
   type ListOptions,
+  type UsageSummary,
   type ImageDetails,
   type HistoryStep,
   type RemoveResult,

@@ -391,6 +391,43 @@ describe('images on a root', () => {
     expect(names({ until: new Date(Date.now() + 60_000), references: ['alpine'], labels: [{ key: 'test' }] })).toEqual(['docker.io/library/alpine:3']);
   });
 
+  it('reports disk usage as docker system df does: blobs and unpacked snapshots once each, what no active image holds reclaimable', async () => {
+    const { one, two, layout } = twoImages();
+    await root.images.import(layout);
+    const container = await root.images.createContainer('example.com/one:1', 'c1'); // unpacks one, not two
+    const sum = (digests: Iterable<string>, sizes: Map<string, Buffer>) => [...digests].reduce((n, d) => n + sizes.get(d)!.length, 0);
+    const blobs = new Map([...one.blobs, ...two.blobs]);
+    const snapshots = [chainID(one.diffIDs.slice(0, 1)), chainID(one.diffIDs)];
+    let snapshotBytes = 0;
+    for (const key of snapshots) snapshotBytes += (await root.images.snapshotter.usage(key)).size;
+    expect(snapshotBytes).toBeGreaterThan(0);
+    const usage = await root.images.diskUsage();
+    expect(usage.images).toEqual({
+      total: 2,
+      active: 1,
+      size: sum(blobs.keys(), blobs) + snapshotBytes,
+      reclaimable: sum([...two.blobs.keys()].filter((d) => !one.blobs.has(d)), two.blobs), // the base layer is one's too
+    });
+    const upper = (await root.images.snapshotter.usage(container.snapshot)).size;
+    expect(usage.containers).toEqual({ total: 1, active: 0, size: upper, reclaimable: upper });
+    // A second name adds no image; with the container gone, nothing is active and everything reclaimable.
+    root.images.tag('example.com/one:1', 'example.com/one:alias');
+    await root.images.removeContainer('c1');
+    const after = await root.images.diskUsage();
+    expect(after.images).toMatchObject({ total: 2, active: 0, reclaimable: after.images.size });
+    expect(after.images.size).toBe(usage.images.size);
+    expect(after.containers).toEqual({ total: 0, active: 0, size: 0, reclaimable: 0 });
+    // An uncompressed layer's digest is its diffID, which is also the chainID of the snapshot it unpacks to:
+    // the blob and the snapshot are both counted.
+    const plain = buildImage({ layers: [other], gzip: false });
+    expect(plain.manifestDescriptor.digest).not.toBe(one.manifestDescriptor.digest);
+    await root.images.import(writeDirectory(join(root.dir, 'plain'), layoutFiles(plain.blobs, [named(plain.manifestDescriptor, 'example.com/plain:1', '1')])));
+    const unpacked = await root.images.unpack('example.com/plain:1');
+    expect(unpacked.chainID).toBe(plain.diffIDs[0]);
+    const plainBytes = sum(plain.blobs.keys(), plain.blobs) + (await root.images.snapshotter.usage(unpacked.chainID)).size;
+    expect((await root.images.diskUsage()).images).toMatchObject({ total: 3, size: after.images.size + plainBytes });
+  });
+
   it('removes an image and collects only what it did not share', async () => {
     const { one, two, layout } = twoImages();
     await root.images.import(layout);
