@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive, removeTree } from '@strata/core';
+import { diskUsage, processAlive, removeTree } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { CacheMount } from './run-mounts.js';
 
@@ -145,27 +145,37 @@ export class CacheMounts {
     return at(`${name}${USED}`) ?? at(name) ?? 0;
   }
 
+  /** Every cache directory: when a step last had it (ms), the bytes it takes, and whether a live build holds it. */
+  list(): Array<{ name: string; used: number; size: number; held: boolean }> {
+    return this.#names().map((name) => ({ name, used: this.#lastUse(name), size: diskUsage(join(this.dir, name)).size, held: this.#holders(name).length > 0 }));
+  }
+
+  /** Removes the directory `name` unless a live build holds it (then false). */
+  remove(name: string): boolean {
+    if (this.#holders(name).length > 0) return false;
+    removeTree(join(this.dir, name));
+    rmSync(join(this.dir, `${name}${USED}`), { force: true });
+    return true;
+  }
+
   /**
    * Removes every cache directory no live build holds (with `before`, only those no step has had since);
    * returns how many went.
    */
   prune(before?: Date): number {
-    let entries: string[];
+    let removed = 0;
+    for (const name of this.#names()) if ((before === undefined || this.#lastUse(name) < before.getTime()) && this.remove(name)) removed++;
+    return removed;
+  }
+
+  /** The cache directories' names (the files beside them have a dot in theirs). */
+  #names(): string[] {
     try {
-      entries = readdirSync(this.dir);
+      return readdirSync(this.dir).filter((name) => !name.includes('.'));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
-    let removed = 0;
-    for (const name of entries) {
-      if (name.includes('.') || this.#holders(name).length > 0) continue;
-      if (before !== undefined && this.#lastUse(name) >= before.getTime()) continue;
-      removeTree(join(this.dir, name));
-      rmSync(join(this.dir, `${name}${USED}`), { force: true });
-      removed++;
-    }
-    return removed;
   }
 }
 

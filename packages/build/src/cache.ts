@@ -33,7 +33,7 @@ export interface CacheEntry extends CacheRecord {
 export interface CachePruneOptions {
   /** Only records (and cache mounts) not used since this time (`--filter until=`, `--older-than`). */
   readonly before?: Date;
-  /** Stop once the records left hold at most this many bytes of layers (`--keep-storage`); cache mounts stay. */
+  /** Stop once what is left (records' layers and cache mounts) takes at most this many bytes (`--keep-storage`). */
   readonly keepBytes?: number;
 }
 
@@ -93,44 +93,56 @@ export class BuildCache {
 
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
-   * what only they held. With `keepBytes`, as `docker builder prune --keep-storage` does: least recently
-   * used first, only until the records left hold at most that many bytes of layers (each layer once, as
-   * `build cache ls` sizes them). Without it, the cache mounts' directories no build holds go too (all, or
-   * those no step has had since `before`), and pruning all also forgets the remembered checksums (of
-   * snapshot and context files) and what ADD's URLs answered.
-   * Returns the keys deleted, least recently used first.
+   * what only they held. The cache mounts' directories no build holds go too (all, or those no step has had
+   * since `before`). With `keepBytes`, as `docker builder prune --keep-storage` does: records and cache
+   * mounts together, least recently used first, only until what is left takes at most that many bytes
+   * (a record its layer's, each layer once as `build cache ls` sizes them; a mount what `du` counts).
+   * Pruning all also forgets the remembered checksums (of snapshot and context files) and what ADD's URLs
+   * answered. Returns the keys of the records deleted, least recently used first.
    */
   prune(options: CachePruneOptions = {}): string[] {
     const { before, keepBytes } = options;
+    const unused = (used: number) => before === undefined || used < before.getTime();
     const records = this.list();
-    const candidates = records.filter((r) => before === undefined || r.used < before.getTime()).reverse();
-    let doomed = candidates;
-    if (keepBytes !== undefined) {
-      const holders = new Map<string, number>();
-      let total = 0;
-      for (const { layer } of records) {
-        const held = holders.get(layer.digest) ?? 0;
-        if (held === 0) total += layer.size;
-        holders.set(layer.digest, held + 1);
+    const mounts = new CacheMounts(cacheMountsDir(this.#images));
+    if (keepBytes === undefined) {
+      const keys = records.filter((r) => unused(r.used)).map((r) => r.key).reverse();
+      this.#drop(keys);
+      if (before === undefined) {
+        this.#sums.clear();
+        new FileChecksums(this.#images.root.metadata).clear();
+        new UrlRecords(this.#images.root.metadata).clear();
       }
-      doomed = [];
-      for (const record of candidates) {
-        if (total <= keepBytes) break;
-        doomed.push(record);
-        const left = holders.get(record.layer.digest)! - 1;
-        holders.set(record.layer.digest, left);
-        if (left === 0) total -= record.layer.size;
+      mounts.prune(before);
+      return keys;
+    }
+    const holders = new Map<string, number>();
+    let total = 0;
+    for (const { layer } of records) {
+      const held = holders.get(layer.digest) ?? 0;
+      if (held === 0) total += layer.size;
+      holders.set(layer.digest, held + 1);
+    }
+    const dirs = mounts.list();
+    for (const dir of dirs) total += dir.size;
+    type Candidate = { used: number; record?: CacheEntry; mount?: string; size: number };
+    const candidates: Candidate[] = [
+      ...records.filter((r) => unused(r.used)).map((record) => ({ used: record.used, record, size: record.layer.size })),
+      ...dirs.filter((d) => !d.held && unused(d.used)).map((d) => ({ used: d.used, mount: d.name, size: d.size })),
+    ].sort((a, b) => a.used - b.used);
+    const keys: string[] = [];
+    for (const candidate of candidates) {
+      if (total <= keepBytes) break;
+      if (candidate.record) {
+        keys.push(candidate.record.key);
+        const left = holders.get(candidate.record.layer.digest)! - 1;
+        holders.set(candidate.record.layer.digest, left);
+        if (left === 0) total -= candidate.size;
+      } else if (mounts.remove(candidate.mount!)) {
+        total -= candidate.size;
       }
     }
-    const keys = doomed.map((r) => r.key);
     this.#drop(keys);
-    if (keepBytes !== undefined) return keys;
-    if (before === undefined) {
-      this.#sums.clear();
-      new FileChecksums(this.#images.root.metadata).clear();
-      new UrlRecords(this.#images.root.metadata).clear();
-    }
-    new CacheMounts(cacheMountsDir(this.#images)).prune(before);
     return keys;
   }
 

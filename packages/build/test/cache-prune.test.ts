@@ -1,11 +1,14 @@
 /**
  * `BuildCache.prune` as `docker builder prune` chooses what goes: all, those unused since a time, and with
- * `keepBytes` (`--keep-storage`) the least recently used only until what is left fits, a layer two records
- * share counted once.
+ * `keepBytes` (`--keep-storage`) the least recently used records and cache mounts only until what is left
+ * fits, a layer two records share counted once.
  */
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { diskUsage, type LayerDescriptor } from '@strata/core';
 import { imagesRoot } from '../../images/test/helpers.js';
-import type { LayerDescriptor } from '@strata/core';
+import { cacheMountsDir } from '../src/cache-mounts.js';
 import { BuildCache } from '../src/index.js';
 
 const layer = (n: number, size: number): LayerDescriptor => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${String(n).repeat(64)}`, size, diffID: `sha256:${String(n).repeat(64)}`, uncompressedSize: size, compression: 'none' });
@@ -49,5 +52,30 @@ describe('build cache prune', () => {
     expect(cache.prune({ before: new Date(Date.now() - 150 * 60_000) })).toEqual(['a', 'b', 'c']);
     expect(cache.prune()).toEqual(['d', 'e']);
     expect(cache.list()).toEqual([]);
+  });
+
+  it('takes cache mounts in the same order, by when a step last had them, and leaves a held one', () => {
+    const cache = new BuildCache(root.images);
+    records(cache);
+    const dir = cacheMountsDir(root.images);
+    const mount = (name: string, hoursAgo: number) => {
+      mkdirSync(join(dir, name), { recursive: true });
+      writeFileSync(join(dir, name, 'data'), 'x'.repeat(10_000));
+      writeFileSync(join(dir, `${name}.used`), '');
+      const at = (Date.now() - hoursAgo * 3600_000) / 1000;
+      utimesSync(join(dir, `${name}.used`), at, at);
+      return diskUsage(join(dir, name)).size;
+    };
+    const older = mount('older', 4.5); // between a and b
+    mount('held', 6); // the oldest, but a live build holds it
+    writeFileSync(join(dir, `held.use-${process.pid}-test`), String(process.pid));
+    const held = diskUsage(join(dir, 'held')).size;
+    // 1100 bytes of layers and the two mounts: a, then the older mount, go; the held one stays and counts.
+    expect(cache.prune({ keepBytes: 1000 + held })).toEqual(['a']);
+    expect(existsSync(join(dir, 'older'))).toBe(false);
+    expect(existsSync(join(dir, 'older.used'))).toBe(false);
+    expect(existsSync(join(dir, 'held'))).toBe(true);
+    expect(older).toBeGreaterThan(0);
+    expect(cache.list().map((r) => r.key)).toEqual(['e', 'd', 'c', 'b']);
   });
 });

@@ -468,7 +468,7 @@ export function registerBuildCommands(cli: Command): void {
     .description('delete build cache records (all, those unused for a while, or the least recently used beyond a size) and collect what only they held')
     .option('--filter <filter>', 'until=<time>: only records and cache mounts unused since then (24h, Unix seconds, a date; repeatable)', collect)
     .option('--older-than <hours>', 'only records and cache mounts not used for this many hours')
-    .option('--keep-storage <size>', 'delete the least recently used records only until those left hold this much (bytes, or with k, m, g); cache mounts stay')
+    .option('--keep-storage <size>', 'delete the least recently used records and cache mounts only until what is left takes this much (bytes, or with k, m, g)')
     .action((o: { filter?: string[]; olderThan?: string; keepStorage?: string }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');

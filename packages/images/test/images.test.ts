@@ -424,7 +424,7 @@ describe('images on a root', () => {
     await root.images.import(writeDirectory(join(root.dir, 'plain'), layoutFiles(plain.blobs, [named(plain.manifestDescriptor, 'example.com/plain:1', '1')])));
     const unpacked = await root.images.unpack('example.com/plain:1');
     expect(unpacked.chainID).toBe(plain.diffIDs[0]);
-    const plainBytes = sum(plain.blobs.keys(), plain.blobs) + (await root.images.snapshotter.usage(unpacked.chainID)).size;
+    const plainBytes = sum(plain.blobs.keys(), plain.blobs) + (await root.images.snapshotter.usage(unpacked.chainID!)).size;
     expect((await root.images.diskUsage()).images).toMatchObject({ total: 3, size: after.images.size + plainBytes });
   });
 
