@@ -92,6 +92,20 @@ export class BuildCache {
   }
 
   /**
+   * The space the cache takes, as `docker system df` counts its build cache: each record (its layer, a
+   * layer two records share once) and each cache mount (what `du` counts), active while a build holds it;
+   * what is not active is reclaimable.
+   */
+  usage(): { total: number; active: number; size: number; reclaimable: number } {
+    const records = this.list();
+    const layers = new Map(records.map((r) => [r.layer.digest, r.layer.size]));
+    const mounts = new CacheMounts(cacheMountsDir(this.#images)).list();
+    const held = mounts.filter((m) => m.held).reduce((sum, m) => sum + m.size, 0);
+    const size = [...layers.values(), ...mounts.map((m) => m.size)].reduce((sum, n) => sum + n, 0);
+    return { total: records.length + mounts.length, active: mounts.filter((m) => m.held).length, size, reclaimable: size - held };
+  }
+
+  /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
    * what only they held. The cache mounts' directories no build holds go too (all, or those no step has had
    * since `before`). With `keepBytes`, as `docker builder prune --keep-storage` does: records and cache

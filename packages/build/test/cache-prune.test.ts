@@ -54,7 +54,7 @@ describe('build cache prune', () => {
     expect(cache.list()).toEqual([]);
   });
 
-  it('takes cache mounts in the same order, by when a step last had them, and leaves a held one', () => {
+  it('takes cache mounts in the same order, by when a step last had them, and leaves a held one; sizes both for df', () => {
     const cache = new BuildCache(root.images);
     records(cache);
     const dir = cacheMountsDir(root.images);
@@ -70,6 +70,8 @@ describe('build cache prune', () => {
     mount('held', 6); // the oldest, but a live build holds it
     writeFileSync(join(dir, `held.use-${process.pid}-test`), String(process.pid));
     const held = diskUsage(join(dir, 'held')).size;
+    // What df shows of it: five records (1100 bytes of layers), two mounts, the held one active.
+    expect(cache.usage()).toEqual({ total: 7, active: 1, size: 1100 + older + held, reclaimable: 1100 + older });
     // 1100 bytes of layers and the two mounts: a, then the older mount, go; the held one stays and counts.
     expect(cache.prune({ keepBytes: 1000 + held })).toEqual(['a']);
     expect(existsSync(join(dir, 'older'))).toBe(false);

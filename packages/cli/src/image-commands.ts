@@ -344,14 +344,10 @@ export function registerContainerCommands(cli: Command): void {
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
         const usage = await images.diskUsage();
-        // The build cache's records, sized as build cache ls sizes them (each layer once); none is in use between builds.
-        const records = new BuildCache(images).list();
-        const layers = new Map(records.map((r) => [r.layer.digest, r.layer.size]));
-        const cacheBytes = [...layers.values()].reduce((sum, n) => sum + n, 0);
         const rows = [
           { type: 'Images', ...usage.images },
           { type: 'Containers', ...usage.containers },
-          { type: 'Build Cache', total: records.length, active: 0, size: cacheBytes, reclaimable: cacheBytes },
+          { type: 'Build Cache', ...new BuildCache(images).usage() },
         ];
         if (o.json) {
           print(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
