@@ -5,6 +5,7 @@
  * Records, their leases, and the checksums remembered for files of committed snapshots all live in the
  * root's database.
  */
+import { statfsSync } from 'node:fs';
 import type { LayerDescriptor } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
@@ -33,8 +34,28 @@ export interface CacheEntry extends CacheRecord {
 export interface CachePruneOptions {
   /** Only records (and cache mounts) not used since this time (`--filter until=`, `--older-than`). */
   readonly before?: Date;
-  /** Stop once what is left (records' layers and cache mounts) takes at most this many bytes (`--keep-storage`). */
+  /** Stop once what is left (records' layers and cache mounts) takes at most this many bytes (`--keep-storage`, `--max-used-space`). */
   readonly keepBytes?: number;
+  /** Never prune below this many bytes (`--reserved-space`). */
+  readonly reservedSpace?: number;
+  /** Prune until the file system of the root has this many bytes free (`--min-free-space`), or nothing is left to prune. */
+  readonly minFreeSpace?: number;
+}
+
+/**
+ * How many bytes of cache a size-bounded prune keeps, as BuildKit works it out (cache/manager.go,
+ * calculateKeepBytes): `keepBytes`, lowered to what frees `minFreeSpace` when the disk has less free, never
+ * below `reservedSpace`; with only `minFreeSpace` and enough free, everything.
+ */
+export function bytesToKeep(options: Pick<CachePruneOptions, 'keepBytes' | 'reservedSpace' | 'minFreeSpace'>, total: number, free: number): number {
+  const { keepBytes, reservedSpace, minFreeSpace } = options;
+  let keep = keepBytes ?? 0;
+  if (minFreeSpace !== undefined) {
+    const excess = minFreeSpace - free;
+    if (excess > 0) keep = keepBytes === undefined ? total - excess : Math.min(keep, total - excess);
+    else if (keepBytes === undefined) keep = total;
+  }
+  return Math.max(keep, reservedSpace ?? 0);
 }
 
 const LEASE = 'build-cache:';
@@ -108,18 +129,19 @@ export class BuildCache {
   /**
    * Deletes records (all, or those not used since `before`) and their leases; the next collection frees
    * what only they held. The cache mounts' directories no build holds go too (all, or those no step has had
-   * since `before`). With `keepBytes`, as `docker builder prune --keep-storage` does: records and cache
-   * mounts together, least recently used first, only until what is left takes at most that many bytes
-   * (a record its layer's, each layer once as `build cache ls` sizes them; a mount what `du` counts).
+   * since `before`). With `keepBytes`, `reservedSpace` or `minFreeSpace`, as `docker builder prune
+   * --keep-storage` (and `--reserved-space`, `--min-free-space`) does: records and cache mounts together,
+   * least recently used first, only until what is left takes at most what `bytesToKeep` says (a record its
+   * layer's, each layer once as `build cache ls` sizes them; a mount what `du` counts).
    * Pruning all also forgets the remembered checksums (of snapshot and context files) and what ADD's URLs
    * answered. Returns the keys of the records deleted, least recently used first.
    */
   prune(options: CachePruneOptions = {}): string[] {
-    const { before, keepBytes } = options;
+    const { before, keepBytes, reservedSpace, minFreeSpace } = options;
     const unused = (used: number) => before === undefined || used < before.getTime();
     const records = this.list();
     const mounts = new CacheMounts(cacheMountsDir(this.#images));
-    if (keepBytes === undefined) {
+    if (keepBytes === undefined && reservedSpace === undefined && minFreeSpace === undefined) {
       const keys = records.filter((r) => unused(r.used)).map((r) => r.key).reverse();
       this.#drop(keys);
       if (before === undefined) {
@@ -139,6 +161,12 @@ export class BuildCache {
     }
     const dirs = mounts.list();
     for (const dir of dirs) total += dir.size;
+    let free = 0;
+    if (minFreeSpace !== undefined) {
+      const fs = statfsSync(this.#images.root.path);
+      free = fs.bavail * fs.bsize;
+    }
+    const keep = bytesToKeep(options, total, free);
     type Candidate = { used: number; record?: CacheEntry; mount?: string; size: number };
     const candidates: Candidate[] = [
       ...records.filter((r) => unused(r.used)).map((record) => ({ used: record.used, record, size: record.layer.size })),
@@ -146,7 +174,7 @@ export class BuildCache {
     ].sort((a, b) => a.used - b.used);
     const keys: string[] = [];
     for (const candidate of candidates) {
-      if (total <= keepBytes) break;
+      if (total <= keep) break;
       if (candidate.record) {
         keys.push(candidate.record.key);
         const left = holders.get(candidate.record.layer.digest)! - 1;

@@ -6,7 +6,7 @@ export { build, checkBuild, type BuildOptions, type BuildEvent, type BuildResult
 export { checkDockerfile, checkOptionsOf, parseCheckOptions, CHECK_RULES, type BuildCheck, type CheckOptions, type CheckRule, type CheckDockerfileOptions } from './checks.js';
 export { checkVariables, type CheckVariablesOptions } from './check-variables.js';
 export type { CacheExport, CacheSource } from './image-cache.js';
-export { BuildCache, type CacheEntry, type CachePruneOptions, type CacheRecord } from './cache.js';
+export { BuildCache, bytesToKeep, type CacheEntry, type CachePruneOptions, type CacheRecord } from './cache.js';
 export { FileChecksums } from './checksums.js';
 export { parseDockerfile, targetStage, stageNamed, neededStages, globalArgs, platformArgs, lineError, type Dockerfile, type Stage, type Instruction, type Keyword } from './dockerfile.js';
 export { processWord, processWords, splitRaw, keyValues, WordError, type Env } from './lex.js';

@@ -3,28 +3,28 @@
  * `keepBytes` (`--keep-storage`) the least recently used records and cache mounts only until what is left
  * fits, a layer two records share counted once.
  */
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diskUsage, type LayerDescriptor } from '@strata/core';
 import { imagesRoot } from '../../images/test/helpers.js';
 import { cacheMountsDir } from '../src/cache-mounts.js';
-import { BuildCache } from '../src/index.js';
+import { BuildCache, bytesToKeep } from '../src/index.js';
 
 const layer = (n: number, size: number): LayerDescriptor => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${String(n).repeat(64)}`, size, diffID: `sha256:${String(n).repeat(64)}`, uncompressedSize: size, compression: 'none' });
 
 describe('build cache prune', () => {
   const root = imagesRoot('strata-cache-prune-');
 
-  /** Records a..e, used in that order (a longest ago), sizes 100..500; d shares b's layer. */
-  function records(cache: BuildCache): void {
+  /** Records a..e, used in that order (a longest ago), sizes 100..500 (times `unit`); d shares b's layer. */
+  function records(cache: BuildCache, unit = 1): void {
     const now = Date.now();
     const table = [
-      ['a', layer(1, 100)],
-      ['b', layer(2, 200)],
-      ['c', layer(3, 300)],
-      ['d', layer(2, 200)],
-      ['e', layer(5, 500)],
+      ['a', layer(1, 100 * unit)],
+      ['b', layer(2, 200 * unit)],
+      ['c', layer(3, 300 * unit)],
+      ['d', layer(2, 200 * unit)],
+      ['e', layer(5, 500 * unit)],
     ] as const;
     table.forEach(([key, l]) => cache.put(key, { snapshot: `snap-${key}`, layer: l, step: `RUN ${key}` }));
     // Used in order, an hour apart, the last an hour ago.
@@ -79,5 +79,23 @@ describe('build cache prune', () => {
     expect(existsSync(join(dir, 'held'))).toBe(true);
     expect(older).toBeGreaterThan(0);
     expect(cache.list().map((r) => r.key)).toEqual(['e', 'd', 'c', 'b']);
+  });
+
+  it("works out what a size-bounded prune keeps as BuildKit does, and frees the disk down to --min-free-space", () => {
+    expect(bytesToKeep({ keepBytes: 100 }, 1000, 0)).toBe(100);
+    expect(bytesToKeep({ minFreeSpace: 500 }, 1000, 800)).toBe(1000); // free enough: keep everything
+    expect(bytesToKeep({ minFreeSpace: 500 }, 1000, 200)).toBe(700);
+    expect(bytesToKeep({ keepBytes: 900, minFreeSpace: 500 }, 1000, 200)).toBe(700);
+    expect(bytesToKeep({ keepBytes: 100, minFreeSpace: 500 }, 1000, 200)).toBe(100);
+    expect(bytesToKeep({ minFreeSpace: 500, reservedSpace: 800 }, 1000, 0)).toBe(800);
+    expect(bytesToKeep({ reservedSpace: 300 }, 1000, 0)).toBe(300);
+    // Records of terabytes (sizes are only numbers here), so what else writes to the disk meanwhile cannot
+    // move the outcome: 1.5 TB more free than there is leaves 9.5 of the 11 TB.
+    const cache = new BuildCache(root.images);
+    const tenGB = 1e10;
+    records(cache, tenGB);
+    const fs = statfsSync(root.images.root.path);
+    expect(cache.prune({ minFreeSpace: fs.bavail * fs.bsize + 150 * tenGB })).toEqual(['a', 'b', 'c']);
+    expect(cache.prune({ reservedSpace: 0 })).toEqual(['d', 'e']);
   });
 });

@@ -468,16 +468,22 @@ export function registerBuildCommands(cli: Command): void {
     .description('delete build cache records (all, those unused for a while, or the least recently used beyond a size) and collect what only they held')
     .option('--filter <filter>', 'until=<time>: only records and cache mounts unused since then (24h, Unix seconds, a date; repeatable)', collect)
     .option('--older-than <hours>', 'only records and cache mounts not used for this many hours')
-    .option('--keep-storage <size>', 'delete the least recently used records and cache mounts only until what is left takes this much (bytes, or with k, m, g)')
-    .action((o: { filter?: string[]; olderThan?: string; keepStorage?: string }, command: Command) =>
+    .option('--keep-storage, --max-used-space <size>', 'delete the least recently used records and cache mounts only until what is left takes this much (bytes, or with k, m, g)')
+    .option('--reserved-space <size>', 'never prune the cache below this much')
+    .option('--min-free-space <size>', 'prune until the file system of the root has this much free')
+    .action((o: { filter?: string[]; olderThan?: string; maxUsedSpace?: string; reservedSpace?: string; minFreeSpace?: string }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
         if (o.olderThan !== undefined && !/^\d+(\.\d+)?$/.test(o.olderThan)) throw new UsageError(`--older-than takes hours: ${o.olderThan}`);
         // Both given, the earlier time: a record must pass both.
         const times = [parseImageFilters(o.filter ?? [], ['until']).until, o.olderThan === undefined ? undefined : new Date(Date.now() - Number(o.olderThan) * 3600_000)].filter((t) => t !== undefined);
         const before = times.length > 0 ? new Date(Math.min(...times.map((t) => t.getTime()))) : undefined;
-        const keepBytes = o.keepStorage === undefined ? undefined : bytesOf('--keep-storage', o.keepStorage);
-        const removed = new BuildCache(images).prune({ ...(before ? { before } : {}), ...(keepBytes !== undefined ? { keepBytes } : {}) });
+        const sizes = {
+          ...(o.maxUsedSpace !== undefined ? { keepBytes: bytesOf('--keep-storage', o.maxUsedSpace) } : {}),
+          ...(o.reservedSpace !== undefined ? { reservedSpace: bytesOf('--reserved-space', o.reservedSpace) } : {}),
+          ...(o.minFreeSpace !== undefined ? { minFreeSpace: bytesOf('--min-free-space', o.minFreeSpace) } : {}),
+        };
+        const removed = new BuildCache(images).prune({ ...(before ? { before } : {}), ...sizes });
         const gc = await images.gc();
         print(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
       }),
