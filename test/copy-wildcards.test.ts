@@ -117,7 +117,7 @@ describe("COPY's wildcards against BuildKit's resolution (Go's Walk and Match)",
     const next = seededRandom(0xc0ffee);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
     const names = ['a', 'b', 'ab', 'a-b', 'ba', 'x.t', '-', 'a b', '\u03b1', 'a\\b'];
-    const tokens = ['a', 'b', '*', '*', '*', '?', '?', '[ab]', '[^a]', '[^a]', '[a-c]', '[!a]', '\\*', '\\a', '-', 'x', '.t', '**', '[\u03b1-\u03c9]'];
+    const tokens = ['a', 'b', '*', '*', '*', '?', '?', '[ab]', '[^a]', '[^a]', '[a-c]', '[!a]', '\\*', '\\a', '-', 'x', '.t', '**', '[\u03b1-\u03c9]', '[t]', '[^/]', '[\\--0]'];
     const differ: unknown[] = [];
     let compared = 0;
     /** Cases where Go found something, and where it found a path deeper than the pattern (a class took a `/`). */

@@ -73,6 +73,12 @@ describe('pathMatcher against Go path.Match', () => {
     expect(new Set(go)).toEqual(new Set(['match', 'no', 'bad']));
   });
 
+  it('tells whether a class of the pattern can match a `/`', () => {
+    const takes = (pattern: string) => pathMatcher(pattern).classTakesSlash;
+    expect(['a[^b]', '[\\--0]', '[/]', '*[!-0]'].filter(takes)).toEqual(['a[^b]', '[\\--0]', '[/]', '*[!-0]']);
+    expect(['a[t]', '[^/]', '*?', 'a/b', '\\[', '[^\\--0]'].filter(takes)).toEqual([]);
+  });
+
   it('agrees on random patterns and names', () => {
     const next = seededRandom(0x5eed);
     const pick = (alphabet: readonly string[], max: number) => Array.from({ length: Math.floor(next() * (max + 1)) }, () => alphabet[Math.floor(next() * alphabet.length)]!).join('');

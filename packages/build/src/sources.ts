@@ -9,7 +9,7 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync,
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { decodeName, DirectoryScan, fsPath, isNotFound, isStrataError, lstatBatch, pathMatcher, STAT, turn, type LstatBatch, type WritableLayer } from '@strata/core';
+import { decodeName, DirectoryScan, fsPath, isNotFound, isStrataError, lstatBatch, pathMatcher, STAT, turn, type LstatBatch, type PathMatcher, type WritableLayer } from '@strata/core';
 import { hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
@@ -105,9 +105,10 @@ export async function matchSource(tree: SourceTree, source: string): Promise<str
   const base = await tree.resolve(segments.slice(0, first).join('/'));
   if (base?.type !== 'directory') return [];
   const rest = segments.slice(first);
-  if (rest.join('/').includes('[')) {
+  const matches = sourceMatcher(rest.join('/'));
+  const levels = matches.classTakesSlash ? undefined : levelMatchers(rest);
+  if (levels === undefined) {
     // A class may take a `/` (`[^a]`), so a path deeper than the pattern can match: walk it all, as BuildKit does.
-    const matches = sourceMatcher(rest.join('/'));
     const skip = base.path === '' ? 0 : base.path.length + 1;
     const found: string[] = [];
     const walk = async (dir: SourceNode): Promise<void> => {
@@ -119,15 +120,14 @@ export async function matchSource(tree: SourceTree, source: string): Promise<str
     await walk(base);
     return found;
   }
-  // Without a class, a `/` of a path can only meet a `/` of the pattern: matching a level at a time is the same, and
-  // reads only the directories on the way.
+  // Otherwise a `/` of a path can only meet a `/` of the pattern: matching a level at a time is the same, and reads
+  // only the directories on the way (`requirements.tx[t]` reads one).
   let current = [base];
-  for (const segment of rest) {
-    const matches = sourceMatcher(segment);
+  for (const matchesName of levels) {
     const next: SourceNode[] = [];
     for (const dir of current) {
       if (dir.type !== 'directory') continue;
-      for (const child of await tree.children(dir.path)) if (matches(posix.basename(child.path))) next.push(child);
+      for (const child of await tree.children(dir.path)) if (matchesName(posix.basename(child.path))) next.push(child);
     }
     current = next;
   }
@@ -413,8 +413,18 @@ export class SnapshotTree implements SourceTree {
   }
 }
 
+/** Each segment's matcher; undefined where a class holds a `/` (`[^/]`), so that a segment alone is no pattern. */
+function levelMatchers(segments: readonly string[]): PathMatcher[] | undefined {
+  try {
+    return segments.map((segment) => pathMatcher(segment));
+  } catch (error) {
+    if (isStrataError(error) && error.code === 'INVALID_ARGUMENT') return undefined;
+    throw error;
+  }
+}
+
 /** A source pattern as Go's `filepath.Match` reads it; a malformed one is the source's error. */
-function sourceMatcher(pattern: string): (path: string) => boolean {
+function sourceMatcher(pattern: string): PathMatcher {
   try {
     return pathMatcher(pattern);
   } catch (error) {

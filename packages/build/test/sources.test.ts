@@ -155,6 +155,18 @@ describe('the build context', () => {
     expect(await tree.match('back\\slash')).toEqual(['back\\slash']);
     expect(await tree.match('a\\*')).toEqual([]);
     expect(await tree.match('a*/x\\.txt')).toEqual(['a/x.txt', 'a-b/x.txt']);
+    // A class that cannot take a `/` is matched a level at a time: `x.tx[t]` reads the root alone. One that
+    // can (`[^a]`), or holds one (`[^/]`), is matched against every path below.
+    const read: string[] = [];
+    const children = tree.children.bind(tree);
+    tree.children = async (dir: string) => {
+      read.push(dir);
+      return children(dir);
+    };
+    expect(await tree.match('x.tx[t]')).toEqual(['x.txt']);
+    expect(read).toEqual(['']);
+    expect(await tree.match('a[^/]b/x.txt')).toEqual(['a-b/x.txt']);
+    expect(read.length).toBeGreaterThan(2);
     await expect(tree.match('a[')).rejects.toThrow(/bad pattern "a\["/);
   });
 });

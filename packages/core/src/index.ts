@@ -30,7 +30,7 @@ export {
 export type { Entry, EntryType, Timestamp, Change } from './entry.js';
 export { cleanEntryName, cleanLayerPath, compareTarOrder, ROOT } from './path.js';
 /** Go's `path.Match` patterns (COPY sources, `reference=` filters). */
-export { pathMatcher } from './path-pattern.js';
+export { pathMatcher, type PathMatcher } from './path-pattern.js';
 /** Text a layer controls, made safe for messages and terminals. */
 export { quote, sanitize } from './quote.js';
 export { callerAsRoot, mapEntryOwner, processIdMap, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';

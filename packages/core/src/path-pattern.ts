@@ -32,10 +32,24 @@ interface Chunk {
   readonly items: readonly Item[];
 }
 
-/** A test of names against `pattern`, as `path.Match` decides it. Throws INVALID_ARGUMENT for a malformed pattern. */
-export function pathMatcher(pattern: string): (name: string) => boolean {
+/** A test of names against a pattern; `classTakesSlash` says whether a class of it can match a `/`. */
+export type PathMatcher = ((name: string) => boolean) & { readonly classTakesSlash: boolean };
+
+/**
+ * A test of names against `pattern`, as `path.Match` decides it. Only a class can match a `/` (`*` and `?`
+ * never do): without such a class, a name's `/`s meet the pattern's, one for one. Throws INVALID_ARGUMENT
+ * for a malformed pattern.
+ */
+export function pathMatcher(pattern: string): PathMatcher {
   const chunks = parse(pattern);
-  return (name) => matches(chunks, Buffer.from(name, 'utf8'));
+  const classTakesSlash = chunks.some((chunk) => chunk.items.some((item) => typeof item !== 'number' && takes(item, SLASH)));
+  return Object.assign((name: string) => matches(chunks, Buffer.from(name, 'utf8')), { classTakesSlash });
+}
+
+function takes(item: CharClass, c: number): boolean {
+  let inside = false;
+  for (let r = 0; r < item.ranges.length && !inside; r += 2) inside = item.ranges[r]! <= c && c <= item.ranges[r + 1]!;
+  return inside !== item.negated;
 }
 
 function parse(pattern: string): Chunk[] {
@@ -125,13 +139,7 @@ function matchChunk(items: readonly Item[], name: Buffer, at: number): number {
     const width = lead < 0xc0 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
     const c = lead < 0x80 ? lead : lead < 0xc0 ? 0xfffd : name.toString('utf8', at, at + width).codePointAt(0)!;
     at += width;
-    if (item === ANY) {
-      if (c === SLASH) return -1;
-    } else {
-      let inside = false;
-      for (let r = 0; r < item.ranges.length && !inside; r += 2) inside = item.ranges[r]! <= c && c <= item.ranges[r + 1]!;
-      if (inside === item.negated) return -1;
-    }
+    if (item === ANY ? c === SLASH : !takes(item, c)) return -1;
   }
   return at;
 }
