@@ -56,7 +56,7 @@ export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, typ
 export type { EntryContent } from './tar/reader.js';
 export { isHole } from './tar/sparse.js';
 export { decodeName, encodeName, fsPath, hasEscapes } from './name-bytes.js';
-export { digestLayer, chainID, type LayerDigests } from './layer/digests.js';
+export { digestLayer, chainID, chainIDs, type LayerDigests } from './layer/digests.js';
 export {
   applyLayer,
   isApplyIncomplete,

@@ -15,7 +15,7 @@
  * snapshotter's cleanup (as containerd leaves them to its backend), and a removal that fails is reported
  * and does not stop the sweep.
  */
-import { chainID, removeTree } from '@strata/core';
+import { chainIDs, removeTree } from '@strata/core';
 import type { Root, SnapshotEntry } from '@strata/snapshotter';
 import type { ContainerStore } from './container-store.js';
 import type { ContentStore } from './content.js';
@@ -81,7 +81,7 @@ function references(content: ContentStore, d: Descriptor, markContent: (d: Descr
       for (const layer of manifest.layers) markContent(layer);
     } else {
       const diffIDs = parseConfig(bytes, d.digest).rootfs.diff_ids;
-      for (let i = 1; i <= diffIDs.length; i++) markSnapshot(chainID(diffIDs.slice(0, i)));
+      for (const chain of chainIDs(diffIDs)) markSnapshot(chain);
     }
   } catch {
     // unreadable documents reference nothing

@@ -11,6 +11,7 @@ import {
   AlreadyExistsError,
   applyLayer,
   chainID,
+  chainIDs,
   FailedPreconditionError,
   flatten,
   InvalidArgumentError,
@@ -281,9 +282,7 @@ export class Images {
       }
       for (const { manifestDescriptor, manifest, config } of images) {
         for (const blob of [manifestDescriptor, manifest.config, ...manifest.layers]) if (this.content.has(blob.digest)) hold(`blob ${blob.digest}`, blob.size, active);
-        const diffIDs = config.rootfs.diff_ids;
-        for (let i = 1; i <= diffIDs.length; i++) {
-          const key = chainID(diffIDs.slice(0, i));
+        for (const key of chainIDs(config.rootfs.diff_ids)) {
           const size = units.get(`snapshot ${key}`)?.size ?? (await this.#snapshotSize(key));
           if (size === undefined) break; // not unpacked from here up
           hold(`snapshot ${key}`, size, active);

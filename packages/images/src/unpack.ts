@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chainID, DigestMismatchError, NotFoundError, isAlreadyExists, isNotFound, PARALLEL_HASH_THRESHOLD, type ByteInput, type ReadLimits } from '@strata/core';
+import { chainIDs, DigestMismatchError, NotFoundError, isAlreadyExists, isNotFound, PARALLEL_HASH_THRESHOLD, type ByteInput, type ReadLimits } from '@strata/core';
 import type { Metadata, Snapshotter } from '@strata/snapshotter';
 import type { ContentStore } from './content.js';
 import { layersOf, mayBeAbsent, type PlatformImage } from './graph.js';
@@ -77,7 +77,7 @@ export async function unpackImage(parts: UnpackParts, image: PlatformImage, opti
   const { snapshotter: sn, content, leases, metadata } = parts;
   const layers = layersOf(image);
   const diffIDs = image.config.rootfs.diff_ids;
-  const chains = diffIDs.map((_, i) => chainID(diffIDs.slice(0, i + 1)));
+  const chains = chainIDs(diffIDs);
 
   // What is there already is held by the lease first, so the total to read is known and nothing goes meanwhile.
   leases.add(lease.id, ...chains.map((id) => ({ type: 'snapshot' as const, id })));

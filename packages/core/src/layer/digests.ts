@@ -57,9 +57,15 @@ export async function digestLayer(input: ByteInput, options: Omit<ReadLayerOptio
  */
 export function chainID(diffIDs: readonly string[]): string {
   if (diffIDs.length === 0) throw new InvalidArgumentError('chainID of an empty stack');
-  let chain = diffIDs[0]!;
-  for (let i = 1; i < diffIDs.length; i++) {
-    chain = `sha256:${crypto().createHash('sha256').update(`${chain} ${diffIDs[i]}`).digest('hex')}`;
+  return chainIDs(diffIDs).at(-1)!;
+}
+
+/** The chainID of each stack a layer tops, bottom first (`chainIDs(d)[i]` is `chainID(d.slice(0, i + 1))`), in one pass. */
+export function chainIDs(diffIDs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const diffID of diffIDs) {
+    const below = out.at(-1);
+    out.push(below === undefined ? diffID : `sha256:${crypto().createHash('sha256').update(`${below} ${diffID}`).digest('hex')}`);
   }
-  return chain;
+  return out;
 }
