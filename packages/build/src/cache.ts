@@ -119,11 +119,26 @@ export class BuildCache {
    */
   usage(): { total: number; active: number; size: number; reclaimable: number } {
     const records = this.list();
-    const layers = new Map(records.map((r) => [r.layer.digest, r.layer.size]));
+    const { mounts, total } = this.#weigh(records);
+    const held = mounts.filter((m) => m.held);
+    return { total: records.length + mounts.length, active: held.length, size: total, reclaimable: total - held.reduce((sum, m) => sum + m.size, 0) };
+  }
+
+  /**
+   * What `records` and the cache mounts weigh: each layer once (with how many of the records hold it, so
+   * a prune knows when it frees one), each mount what `du` counts.
+   */
+  #weigh(records: readonly CacheEntry[]): { holders: Map<string, number>; mounts: ReturnType<CacheMounts['list']>; total: number } {
+    const holders = new Map<string, number>();
+    let total = 0;
+    for (const { layer } of records) {
+      const held = holders.get(layer.digest) ?? 0;
+      if (held === 0) total += layer.size;
+      holders.set(layer.digest, held + 1);
+    }
     const mounts = new CacheMounts(cacheMountsDir(this.#images)).list();
-    const held = mounts.filter((m) => m.held).reduce((sum, m) => sum + m.size, 0);
-    const size = [...layers.values(), ...mounts.map((m) => m.size)].reduce((sum, n) => sum + n, 0);
-    return { total: records.length + mounts.length, active: mounts.filter((m) => m.held).length, size, reclaimable: size - held };
+    for (const mount of mounts) total += mount.size;
+    return { holders, mounts, total };
   }
 
   /**
@@ -152,15 +167,9 @@ export class BuildCache {
       mounts.prune(before);
       return keys;
     }
-    const holders = new Map<string, number>();
-    let total = 0;
-    for (const { layer } of records) {
-      const held = holders.get(layer.digest) ?? 0;
-      if (held === 0) total += layer.size;
-      holders.set(layer.digest, held + 1);
-    }
-    const dirs = mounts.list();
-    for (const dir of dirs) total += dir.size;
+    const weighed = this.#weigh(records);
+    const { holders, mounts: dirs } = weighed;
+    let total = weighed.total;
     let free = 0;
     if (minFreeSpace !== undefined) {
       const fs = statfsSync(this.#images.root.path);
