@@ -44,6 +44,9 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     ['a source that is not there', `FROM ${BASE}\nCOPY a.txt nosuch.txt /x/\n`, {}, /Dockerfile line 2: COPY "nosuch\.txt" is not in the build context/],
     ['a --parents path that is not there', `FROM ${BASE}\nCOPY --parents a.txt sub/nosuch.txt /x/\n`, {}, /Dockerfile line 2: COPY "sub\/nosuch\.txt" is not in the build context/],
     ['a missing stage or image', `FROM ${BASE}\nCOPY --from=nosuch /x /x\n`, {}, /Dockerfile line 2: image "nosuch" is not in the store/],
+    // BuildKit's own testDockerfileCopyFromArgs, and the same in a stage the target does not need.
+    ['a variable in COPY --from', `FROM scratch\nCOPY --from=$FOO . .\n`, {}, /Dockerfile line 2: COPY --from=\$FOO: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround/],
+    ['a variable in an unneeded stage\'s COPY --from', `FROM ${BASE} AS unused\nARG SRC=${BASE}\nCOPY --from=\${SRC} /etc/hostname /h\nFROM ${BASE}\nCOPY a.txt /\n`, {}, /Dockerfile line 3: COPY --from=\$\{SRC\}: variable expansion is not supported/],
     ['a missing base', `FROM example.com/never:seen\n`, {}, /Dockerfile line 1: image "example.com\/never:seen" is not in the store/],
     ['an ADD of an ssh git remote without an agent', `FROM ${BASE}\nADD git@example.com:x.git /x\n`, {}, /Dockerfile line 2: ADD git@example.com:x.git: an ssh remote needs the build's SSH agent \(strata build --ssh default\)/],
     ['an ADD of another remote', `FROM ${BASE}\nADD ftp://example.com/x /x\n`, {}, /Dockerfile line 2: ADD ftp:\/\/example.com\/x: strata fetches http and https URLs and git repositories/],

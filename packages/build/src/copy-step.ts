@@ -97,8 +97,7 @@ export class CopySteps<S extends { readonly state: StageState }> {
     let keepOwners = false;
     let fromIdentity = 'context';
     if (flags.from !== undefined) {
-      const from = processWord(flags.from, vars, escape);
-      ({ tree, identity: fromIdentity, keepOwners } = await this.#build.fromTree(from, step, stage));
+      ({ tree, identity: fromIdentity, keepOwners } = await this.#build.fromTree(flags.from, step, stage));
     }
     // Here-documents among the sources (`COPY <<EOF <<EOF2 /dest/`): each `<<NAME` word stands for the next one.
     const documents = new Map<number, Heredoc>();

@@ -340,6 +340,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
       stages.push({ index: stages.length, ...(name ? { name } : {}), from: instruction, image, ...(platform ? { platform } : {}), instructions: [] });
       continue;
     }
+    if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) checkCopyFrom(instruction, escape);
     const stage = stages.at(-1);
     if (stage === undefined) {
       if (instruction.keyword !== 'ARG') throw lineError(line, `${instruction.keyword} before the first FROM (only ARG may come before it)`);
@@ -381,10 +382,21 @@ export function stageBelow(dockerfile: Dockerfile, stage: Stage, replaced: (name
   return below?.name === image ? below : undefined;
 }
 
+/**
+ * `COPY --from` names a stage or an image as written: BuildKit refuses a value that expansion would change (a
+ * variable, an escape, quotes), in every stage, needed or not, before any step runs.
+ */
+function checkCopyFrom(instruction: Instruction, escape: string): void {
+  const from = instruction.flags.from!;
+  if (wordsAt(instruction, () => processWord(from, new Map(), escape)) !== from) {
+    throw lineError(instruction.line, `COPY --from=${from}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround`);
+  }
+}
+
 /** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount` `from=` (bind and cache). */
 function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array<{ name: string; what: string }> {
   return wordsAt(instruction, () => {
-    if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: processWord(instruction.flags.from, env, escape), what: 'COPY --from' }];
+    if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: instruction.flags.from, what: 'COPY --from' }];
     const out: Array<{ name: string; what: string }> = [];
     for (const spec of instruction.mounts ?? []) {
       const mount = runMountAt(processWord(spec, env, escape), '/', instruction.line);
