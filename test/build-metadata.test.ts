@@ -161,9 +161,19 @@ describe('Dockerfile frontend', () => {
     expect(neededStages(dockerfile, targetStage(dockerfile, 'c')).map((s) => s.name)).toEqual(['a', 'b', 'c']);
     expect(neededStages(dockerfile, targetStage(dockerfile)).map((s) => s.name)).toEqual(['d']);
     expect(() => targetStage(dockerfile, 'missing')).toThrow(/target stage "missing"/);
-    // A bind mount's `from` is a dependency as COPY --from is (its variables the global ARGs).
-    const mounted = parseDockerfile(['ARG SRC=a', 'FROM scratch AS a', 'FROM scratch AS unused', 'FROM scratch AS m', 'RUN --mount=type=bind,from=$SRC,target=/x true'].join('\n'));
+    // A bind mount's `from` is a dependency as COPY --from is.
+    const mounted = parseDockerfile(['FROM scratch AS a', 'FROM scratch AS unused', 'FROM scratch AS m', 'RUN --mount=type=bind,from=a,target=/x true'].join('\n'));
     expect(neededStages(mounted, targetStage(mounted)).map((s) => s.name)).toEqual(['a', 'm']);
+    // Neither takes a variable: BuildKit refuses both while parsing, in any stage (its testMountFromError and
+    // testDockerfileCopyFromArgs), where buildah expands them. A `$` that ends a mount's `from` is a name's.
+    expect(() => parseDockerfile('ARG SRC=a\nFROM scratch AS a\nFROM scratch\nENV ttt=a\nRUN --mount=from=$ttt,type=cache,target=/tmp ls\n')).toThrow(
+      /line 5: RUN --mount from=\$ttt: 'from' doesn't support variable expansion, define alias stage instead/,
+    );
+    expect(() => parseDockerfile('FROM scratch AS unused\nRUN --mount=type=bind,FROM=${SRC},target=/x true\nFROM scratch\n')).toThrow(/line 2: RUN --mount from=\$\{SRC\}: 'from' doesn't/);
+    expect(parseDockerfile('FROM scratch\nRUN --mount=from=image$,target=/x true\n').stages[0]!.instructions).toHaveLength(1);
+    expect(() => parseDockerfile('FROM scratch\nCOPY --from=$FOO . .\n')).toThrow(/line 2: COPY --from=\$FOO: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround/);
+    expect(() => parseDockerfile('FROM scratch AS unused\nCOPY --from="a" /x /y\nFROM scratch\n')).toThrow(/line 2: COPY --from=.*variable expansion is not supported/);
+    expect(parseDockerfile('FROM scratch\nCOPY --from=image$ /x /y\n').stages[0]!.instructions).toHaveLength(1);
     // A stage naming itself depends on itself: BuildKit's cycle (its TestDockerfileCircularDependencies), for
     // COPY --from and a mount's from alike; a later stage it may not name either (see above).
     const own = parseDockerfile('FROM scratch AS a\nCOPY --from=a /x /y\n');

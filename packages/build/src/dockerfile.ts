@@ -341,6 +341,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
       continue;
     }
     if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) checkCopyFrom(instruction, escape);
+    for (const spec of instruction.mounts ?? []) checkMountFrom(spec, line);
     const stage = stages.at(-1);
     if (stage === undefined) {
       if (instruction.keyword !== 'ARG') throw lineError(line, `${instruction.keyword} before the first FROM (only ARG may come before it)`);
@@ -390,6 +391,20 @@ function checkCopyFrom(instruction: Instruction, escape: string): void {
   const from = instruction.flags.from!;
   if (wordsAt(instruction, () => processWord(from, new Map(), escape)) !== from) {
     throw lineError(instruction.line, `COPY --from=${from}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround`);
+  }
+}
+
+/**
+ * A mount's `from` is read as written too: BuildKit's parser refuses one with a `$` anywhere but at its end,
+ * before any variable is known.
+ */
+function checkMountFrom(spec: string, line: number): void {
+  for (const field of spec.split(',')) {
+    const eq = field.indexOf('=');
+    if (eq < 0 || field.slice(0, eq).trim().toLowerCase() !== 'from') continue;
+    const value = field.slice(eq + 1);
+    const dollar = value.indexOf('$');
+    if (dollar >= 0 && dollar !== value.length - 1) throw lineError(line, `RUN --mount from=${value}: 'from' doesn't support variable expansion, define alias stage instead`);
   }
 }
 
