@@ -418,8 +418,10 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(r.stderr).toContain('Dockerfile line 2: RUN exit 7 failed with exit status 7');
     const ls = strata(['build', 'cache', 'ls', '--json']);
     expect(ls.status, ls.stderr).toBe(0);
-    const records = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; size: number });
+    const records = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; size: number; layerSize: number });
     expect(records.map((x) => x.step)).toContain('COPY hello.txt /');
+    // A record's size is what it keeps on disk: its layer blob and its snapshot.
+    for (const record of records) expect(record.size, record.step).toBeGreaterThan(record.layerSize);
     // Records just used: not unused for an hour, and they fit in a gigabyte.
     for (const kept of [['--filter', 'until=1h'], ['--older-than', '1'], ['--keep-storage', '1g'], ['--min-free-space', '1k'], ['--max-used-space', '1', '--reserved-space', '1g']]) {
       expect(strata(['build', 'cache', 'prune', ...kept]).stdout).toMatch(/^Deleted 0 cache record\(s\)/);

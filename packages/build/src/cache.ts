@@ -6,7 +6,7 @@
  * root's database.
  */
 import { statfsSync } from 'node:fs';
-import type { LayerDescriptor } from '@strata/core';
+import { isNotFound, type LayerDescriptor } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
 import { BufferedTable } from './buffered-table.js';
@@ -28,6 +28,11 @@ export interface CacheRecord {
 /** One record as `build cache ls` shows it. */
 export interface CacheEntry extends CacheRecord {
   readonly key: string;
+}
+
+/** What a record keeps on disk, named by kind (an uncompressed layer's digest is also a bottom snapshot's chainID). */
+function recordUnits(record: CacheRecord): [string, string] {
+  return [`blob ${record.layer.digest}`, `snapshot ${record.snapshot}`];
 }
 
 /** What `prune` deletes. */
@@ -113,32 +118,58 @@ export class BuildCache {
   }
 
   /**
-   * The space the cache takes, as `docker system df` counts its build cache: each record (its layer, a
-   * layer two records share once) and each cache mount (what `du` counts), active while a build holds it;
-   * what is not active is reclaimable.
+   * The space the cache takes, as `docker system df` counts its build cache: each record by what it keeps
+   * on disk (its layer blob and its snapshot, each counted once however many records share it) and each
+   * cache mount (what `du` counts), active while a build holds it; what is not active is reclaimable.
    */
-  usage(): { total: number; active: number; size: number; reclaimable: number } {
+  async usage(): Promise<{ total: number; active: number; size: number; reclaimable: number }> {
     const records = this.list();
-    const { mounts, total } = this.#weigh(records);
+    const { mounts, total } = await this.#weigh(records);
     const held = mounts.filter((m) => m.held);
     return { total: records.length + mounts.length, active: held.length, size: total, reclaimable: total - held.reduce((sum, m) => sum + m.size, 0) };
   }
 
   /**
-   * What `records` and the cache mounts weigh: each layer once (with how many of the records hold it, so
-   * a prune knows when it frees one), each mount what `du` counts.
+   * The bytes each record keeps on disk, by key: its layer blob and its snapshot's own usage (frozen at
+   * commit), as BuildKit sizes a record by its snapshot; a part another record shares counts for each.
    */
-  #weigh(records: readonly CacheEntry[]): { holders: Map<string, number>; mounts: ReturnType<CacheMounts['list']>; total: number } {
-    const holders = new Map<string, number>();
+  async sizes(records: readonly CacheEntry[] = this.list()): Promise<Map<string, number>> {
+    const { units } = await this.#weigh(records);
+    return new Map(records.map((r) => [r.key, recordUnits(r).reduce((sum, unit) => sum + units.get(unit)!.size, 0)]));
+  }
+
+  /**
+   * What `records` and the cache mounts weigh: each blob and snapshot once, with how many of the records
+   * hold it (so a prune knows when it frees one), and each mount what `du` counts.
+   */
+  async #weigh(records: readonly CacheEntry[]): Promise<{ units: Map<string, { size: number; holders: number }>; mounts: ReturnType<CacheMounts['list']>; total: number }> {
+    const units = new Map<string, { size: number; holders: number }>();
     let total = 0;
-    for (const { layer } of records) {
-      const held = holders.get(layer.digest) ?? 0;
-      if (held === 0) total += layer.size;
-      holders.set(layer.digest, held + 1);
+    for (const record of records) {
+      for (const unit of recordUnits(record)) {
+        const known = units.get(unit);
+        if (known !== undefined) {
+          known.holders++;
+          continue;
+        }
+        const size = unit.startsWith('blob ') ? record.layer.size : await this.#snapshotSize(record.snapshot);
+        units.set(unit, { size, holders: 1 });
+        total += size;
+      }
     }
     const mounts = new CacheMounts(cacheMountsDir(this.#images)).list();
     for (const mount of mounts) total += mount.size;
-    return { holders, mounts, total };
+    return { units, mounts, total };
+  }
+
+  /** A snapshot's own bytes; 0 when it is gone (collected from under a record, or never made). */
+  async #snapshotSize(key: string): Promise<number> {
+    try {
+      return (await this.#images.snapshotter.usage(key)).size;
+    } catch (error) {
+      if (isNotFound(error)) return 0;
+      throw error;
+    }
   }
 
   /**
@@ -147,11 +178,12 @@ export class BuildCache {
    * since `before`). With `keepBytes`, `reservedSpace` or `minFreeSpace`, as `docker builder prune
    * --keep-storage` (and `--reserved-space`, `--min-free-space`) does: records and cache mounts together,
    * least recently used first, only until what is left takes at most what `bytesToKeep` says (a record its
-   * layer's, each layer once as `build cache ls` sizes them; a mount what `du` counts).
+   * layer blob and snapshot, each once however many records hold it, as `usage` sizes them; a mount what
+   * `du` counts).
    * Pruning all also forgets the remembered checksums (of snapshot and context files) and what ADD's URLs
    * answered. Returns the keys of the records deleted, least recently used first.
    */
-  prune(options: CachePruneOptions = {}): string[] {
+  async prune(options: CachePruneOptions = {}): Promise<string[]> {
     const { before, keepBytes, reservedSpace, minFreeSpace } = options;
     const unused = (used: number) => before === undefined || used < before.getTime();
     const records = this.list();
@@ -167,8 +199,8 @@ export class BuildCache {
       mounts.prune(before);
       return keys;
     }
-    const weighed = this.#weigh(records);
-    const { holders, mounts: dirs } = weighed;
+    const weighed = await this.#weigh(records);
+    const { units, mounts: dirs } = weighed;
     let total = weighed.total;
     let free = 0;
     if (minFreeSpace !== undefined) {
@@ -176,20 +208,21 @@ export class BuildCache {
       free = fs.bavail * fs.bsize;
     }
     const keep = bytesToKeep(options, total, free);
-    type Candidate = { used: number; record?: CacheEntry; mount?: string; size: number };
+    type Candidate = { used: number; record: CacheEntry } | { used: number; mount: string; size: number };
     const candidates: Candidate[] = [
-      ...records.filter((r) => unused(r.used)).map((record) => ({ used: record.used, record, size: record.layer.size })),
+      ...records.filter((r) => unused(r.used)).map((record) => ({ used: record.used, record })),
       ...dirs.filter((d) => !d.held && unused(d.used)).map((d) => ({ used: d.used, mount: d.name, size: d.size })),
     ].sort((a, b) => a.used - b.used);
     const keys: string[] = [];
     for (const candidate of candidates) {
       if (total <= keep) break;
-      if (candidate.record) {
+      if ('record' in candidate) {
         keys.push(candidate.record.key);
-        const left = holders.get(candidate.record.layer.digest)! - 1;
-        holders.set(candidate.record.layer.digest, left);
-        if (left === 0) total -= candidate.size;
-      } else if (mounts.remove(candidate.mount!)) {
+        for (const name of recordUnits(candidate.record)) {
+          const unit = units.get(name)!;
+          if (--unit.holders === 0) total -= unit.size;
+        }
+      } else if (mounts.remove(candidate.mount)) {
         total -= candidate.size;
       }
     }

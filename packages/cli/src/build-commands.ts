@@ -453,13 +453,15 @@ export function registerBuildCommands(cli: Command): void {
     .action((o: { json?: boolean }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
-        const records = new BuildCache(images).list();
+        const cache = new BuildCache(images);
+        const records = cache.list();
+        const sizes = await cache.sizes(records);
         if (o.json) {
-          for (const r of records) print(`${JSON.stringify({ key: r.key, step: r.step, snapshot: r.snapshot, layer: r.layer.digest, diffID: r.layer.diffID, size: r.layer.size, created: new Date(r.created).toISOString(), used: new Date(r.used).toISOString() })}\n`);
+          for (const r of records) print(`${JSON.stringify({ key: r.key, step: r.step, snapshot: r.snapshot, layer: r.layer.digest, diffID: r.layer.diffID, size: sizes.get(r.key), layerSize: r.layer.size, created: new Date(r.created).toISOString(), used: new Date(r.used).toISOString() })}\n`);
           return;
         }
         const rows = [['KEY', 'SIZE', 'LAST USED', 'STEP']];
-        for (const r of records) rows.push([r.key.slice(0, 12), humanBytes(r.layer.size), new Date(r.used).toISOString(), sanitize(r.step.length > 60 ? `${r.step.slice(0, 57)}...` : r.step)]);
+        for (const r of records) rows.push([r.key.slice(0, 12), humanBytes(sizes.get(r.key)!), new Date(r.used).toISOString(), sanitize(r.step.length > 60 ? `${r.step.slice(0, 57)}...` : r.step)]);
         print(table(rows));
       }),
     );
@@ -483,7 +485,7 @@ export function registerBuildCommands(cli: Command): void {
           ...(o.reservedSpace !== undefined ? { reservedSpace: bytesOf('--reserved-space', o.reservedSpace) } : {}),
           ...(o.minFreeSpace !== undefined ? { minFreeSpace: bytesOf('--min-free-space', o.minFreeSpace) } : {}),
         };
-        const removed = new BuildCache(images).prune({ ...(before ? { before } : {}), ...sizes });
+        const removed = await new BuildCache(images).prune({ ...(before ? { before } : {}), ...sizes });
         const gc = await images.gc();
         print(`Deleted ${removed.length} cache record(s); freed ${humanBytes(gc.bytes)} (${gc.blobs.length} blob(s), ${gc.snapshots.length} snapshot(s))\n`);
       }),

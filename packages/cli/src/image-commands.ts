@@ -347,7 +347,7 @@ export function registerContainerCommands(cli: Command): void {
         const rows = [
           { type: 'Images', ...usage.images },
           { type: 'Containers', ...usage.containers },
-          { type: 'Build Cache', ...new BuildCache(images).usage() },
+          { type: 'Build Cache', ...(await new BuildCache(images).usage()) },
         ];
         if (o.json) {
           print(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
