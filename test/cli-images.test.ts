@@ -171,7 +171,7 @@ describe('strata image, container, commit and gc', () => {
     expect(lines(p('image', 'ls', '--json').stdout).map((l) => JSON.parse(l).name)).toEqual(['example.com/one:alias']);
   });
 
-  it("lists with docker images' filters, and only the IDs with -q", () => {
+  it("lists with docker images' filters, only the IDs with -q, and in docker's --format", () => {
     const listRoot = join(work, 'list-root');
     const l = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', listRoot, '--driver', 'userspace', ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
     for (const args of [['image', 'import', archive, '-q'], ['image', 'tag', 'example.com/one:1', 'one:alias']]) expect(l(...args).status).toBe(0);
@@ -201,6 +201,32 @@ describe('strata image, container, commit and gc', () => {
     expect(df[0]!.size).toBeGreaterThan(0);
     expect(df[0]!.reclaimable).toBe(df[0]!.size);
     expect(lines(l('df').stdout)[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
+    // --format as docker's: a Go template per image, json, or table [TEMPLATE] aligned as Go's tabwriter.
+    const ok2 = (...args: string[]) => {
+      const r = l(...args);
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const full = lines(ok2('image', 'ls', '-q'));
+    expect(ok2('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}')).toBe('one:alias\nexample.com/one:1\nexample.com/two:1\n');
+    expect(ok2('image', 'ls', '--format', '{{if eq .Repository "one"}}{{.ID}} {{.Digest}}{{end}}', '--no-trunc').split('\n').filter(Boolean)).toEqual([`${full[0]} ${full[0]}`]);
+    const json = lines(ok2('image', 'ls', '--format', 'json')).map((line) => JSON.parse(line) as Record<string, string>);
+    expect(Object.keys(json[0]!)).toEqual(['CreatedAt', 'CreatedSince', 'Digest', 'ID', 'Repository', 'Size', 'Tag']);
+    expect(json.map((r) => [r.Repository, r.Tag, r.ID!.length, r.Digest!.length])).toEqual([['one', 'alias', 12, 71], ['example.com/one', '1', 12, 71], ['example.com/two', '1', 12, 71]]);
+    expect(json[0]!.Size).toMatch(/^\d+(\.\d+)?[kMG]?B$/);
+    expect(json[0]!.CreatedSince).toMatch(/ ago$|^N\/A$/);
+    expect(json[0]!.CreatedAt).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC$|^N\/A$/);
+    const table = lines(ok2('image', 'ls', '--format', 'table'));
+    expect(table[0]).toMatch(/^REPOSITORY {8}TAG {7}IMAGE ID {7}CREATED +SIZE$/);
+    expect(table[1]).toMatch(/^one {15}alias {5}[0-9a-f]{12}   /);
+    expect(lines(ok2('image', 'ls', '--format', 'table {{.Tag}}\\t{{.Repository}}'))).toEqual(['TAG       REPOSITORY', 'alias     one', '1         example.com/one', '1         example.com/two']);
+    expect(lines(ok2('image', 'ls', '--digests'))[0]).toMatch(/^NAME\s+DIGEST\s+ID\s+SIZE\s+CREATED$/);
+    expect(lines(ok2('image', 'ls', '--format', 'table', '--digests'))[0]).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+IMAGE ID\s+CREATED\s+SIZE$/);
+    for (const bad of [['--format', '{{.Tag'], ['--format', '{{nosuch .Tag}}'], ['--format', 'x', '--json']]) {
+      const r = l('image', 'ls', ...bad);
+      expect([r.status, r.stdout], bad.join(' ')).toEqual([2, '']);
+    }
+    expect(l('image', 'ls', '--format', '{{.Tag').stderr).toMatch(/^strata: --format: template: :1: unclosed action/);
     const unknown = l('image', 'ls', '--filter', 'id=1');
     expect([unknown.status, unknown.stderr]).toEqual([2, expect.stringMatching(/the filters here are dangling, label, label!, before, since, reference, until/)]);
   });

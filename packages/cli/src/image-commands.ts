@@ -10,6 +10,7 @@ import type { GcResult, Images, PlatformChoice } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
 import { LIST_FILTERS, parseImageFilters, PRUNE_FILTERS } from './image-filters.js';
+import { createdSince, dockerSize, formatRows, goTime } from './row-format.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
 import { archiveToStdout, spoolStdin } from './stdin.js';
 
@@ -22,6 +23,20 @@ function dateOf(d: Date): string {
 
 function shortId(digest: string): string {
   return digest.slice('sha256:'.length, 'sha256:'.length + 12);
+}
+
+/** `docker images`' column headers, by field. */
+const IMAGE_HEADERS = { ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE' };
+
+/**
+ * An image name as `docker images` splits it: the familiar repository, and the tag (`<none>` for none).
+ * `nameForms` is the images library's, loaded with the root (the command's bundle loads no library first).
+ */
+function repositoryAndTag(name: string | undefined, nameForms: (name: string) => string[]): { Repository: string; Tag: string } {
+  if (name === undefined) return { Repository: '<none>', Tag: '<none>' };
+  const [familiar, repository] = nameForms(name).map(sanitize);
+  const tag = familiar!.startsWith(`${repository!}:`) ? familiar!.slice(repository!.length + 1).replace(/@.*$/, '') : '<none>';
+  return { Repository: repository!, Tag: tag };
 }
 
 function reportGc(freed: GcResult, json: boolean): void {
@@ -113,22 +128,36 @@ export function registerImageCommands(cli: Command): void {
     .command('ls')
     .description('list images (NAME ID SIZE CREATED), newest first; dangling ones show as <none>')
     .option('--json', 'one JSON object per image: name, digest, size, created, recorded, dangling')
-    .option('-q, --quiet', 'only the IDs, each once')
+    .option('--format <format>', "docker's: a Go template per image ({{.Repository}}:{{.Tag}}; fields ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size), json, or table [TEMPLATE]")
+    .option('-q, --quiet', 'only the IDs (whole), each once')
+    .option('--digests', 'show each image’s digest too')
+    .option('--no-trunc', 'whole IDs in the table and --format')
     .option('--dangling', 'only dangling images (--filter dangling=true)')
     .option('--filter <filter>', 'dangling=true|false, label=<key>[=<value>], label!=<key>[=<value>], before=<image>, since=<image>, reference=<pattern>, until=<time> (repeatable)', collect)
-    .action((o: { json?: boolean; quiet?: boolean; dangling?: boolean; filter?: string[] }, command: Command) =>
+    .action((o: { json?: boolean; format?: string; quiet?: boolean; digests?: boolean; trunc: boolean; dangling?: boolean; filter?: string[] }, command: Command) =>
       withImages(command, async (images) => {
         const filters = parseImageFilters([...(o.dangling ? ['dangling=true'] : []), ...(o.filter ?? [])], LIST_FILTERS);
+        if ([o.json, o.format !== undefined, o.quiet].filter(Boolean).length > 1) throw new UsageError('--json, --format and --quiet are each a form of the listing: give one');
         const list = images.list(filters);
+        const id = (digest: string) => (o.trunc ? shortId(digest) : digest);
         if (o.quiet) {
-          print([...new Set(list.map((i) => `${i.digest}\n`))].join(''));
+          print([...new Set(list.map((i) => `${i.digest}\n`))].join('')); // whole, as earlier versions printed them
           return;
         }
         if (o.json) {
           print(list.map((i) => `${JSON.stringify({ name: i.name ?? null, digest: i.digest, size: i.size, created: i.created ? dateOf(i.created) : null, recorded: dateOf(i.recorded), dangling: i.dangling })}\n`).join(''));
           return;
         }
-        print(table([['NAME', 'ID', 'SIZE', 'CREATED'], ...list.map((i) => [sanitize(i.name ?? '<none>'), shortId(i.digest), humanBytes(i.size), i.created ? dateOf(i.created) : '-'])]));
+        if (o.format !== undefined) {
+          const { nameForms } = await import('@strata/images');
+          const rows = list.map((i) => ({ ID: id(i.digest), ...repositoryAndTag(i.name, nameForms), Digest: i.digest, CreatedSince: createdSince(i.created), CreatedAt: i.created ? goTime(i.created) : 'N/A', Size: dockerSize(i.size) }));
+          const columns = o.digests ? '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}' : '{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
+          // The template is the caller's own (its tabs and newlines wanted); only the names came from outside.
+          print(formatRows(o.format, { rows, headers: IMAGE_HEADERS, table: columns }));
+          return;
+        }
+        const header = ['NAME', ...(o.digests ? ['DIGEST'] : []), 'ID', 'SIZE', 'CREATED'];
+        print(table([header, ...list.map((i) => [sanitize(i.name ?? '<none>'), ...(o.digests ? [i.digest] : []), id(i.digest), humanBytes(i.size), i.created ? dateOf(i.created) : '-'])]));
       }),
     );
 
