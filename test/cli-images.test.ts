@@ -227,6 +227,23 @@ describe('strata image, container, commit and gc', () => {
       expect([r.status, r.stdout], bad.join(' ')).toEqual([2, '']);
     }
     expect(l('image', 'ls', '--format', '{{.Tag').stderr).toMatch(/^strata: --format: template: :1: unclosed action/);
+    // image inspect -f over docker's inspect fields, and history --format over docker history's.
+    const inspected = JSON.parse(ok2('image', 'inspect', 'example.com/one:1', '--json')) as { digest: string; config: { rootfs: { diff_ids: string[] }; os: string } };
+    expect(ok2('image', 'inspect', 'one:alias', '-f', '{{.Id}}|{{json .RepoTags}}|{{.Os}}|{{len .RootFS.Layers}}|{{index .RootFS.Layers 0}}|{{if .RepoDigests}}{{index .RepoDigests 0}}{{end}}')).toBe(
+      `${inspected.digest}|["one:alias","example.com/one:1"]|${inspected.config.os}|${inspected.config.rootfs.diff_ids.length}|${inspected.config.rootfs.diff_ids[0]}|one@${inspected.digest}\n`,
+    );
+    expect(Object.keys(JSON.parse(ok2('image', 'inspect', 'one:alias', '--format', 'json')))).toEqual(expect.arrayContaining(['Id', 'RepoTags', 'RepoDigests', 'Created', 'Config', 'Architecture', 'Os', 'Size', 'RootFS']));
+    const steps = lines(ok2('image', 'history', 'example.com/one:1', '--json')).length;
+    expect(lines(ok2('image', 'history', 'example.com/one:1', '--format', '{{.ID}} {{.Size}}'))).toEqual([
+      expect.stringMatching(new RegExp(`^${inspected.digest.slice(7, 19)} \\d`)),
+      ...Array.from({ length: steps - 1 }, () => expect.stringMatching(/^<missing> \d/)),
+    ]);
+    expect(lines(ok2('image', 'history', 'example.com/one:1', '--format', '{{.ID}}', '--no-trunc'))[0]).toBe(inspected.digest);
+    expect(lines(ok2('image', 'history', 'example.com/one:1', '--format', 'table'))[0]).toMatch(/^IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT$/);
+    for (const bad of [['inspect', 'one:alias', '-f', '{{.Id'], ['inspect', 'one:alias', '--format', 'table'], ['history', 'one:alias', '--format', '{{if}}']]) {
+      const r = l('image', ...bad);
+      expect([r.status, r.stdout], bad.join(' ')).toEqual([2, '']);
+    }
     const unknown = l('image', 'ls', '--filter', 'id=1');
     expect([unknown.status, unknown.stderr]).toEqual([2, expect.stringMatching(/the filters here are dangling, label, label!, before, since, reference, until/)]);
   });

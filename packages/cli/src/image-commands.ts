@@ -6,7 +6,7 @@
 import { rmSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Compression } from '@strata/core';
-import type { GcResult, Images, PlatformChoice } from '@strata/images';
+import type { GcResult, ImageDetails, Images, PlatformChoice } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
 import { LIST_FILTERS, parseImageFilters, PRUNE_FILTERS } from './image-filters.js';
@@ -27,6 +27,41 @@ function shortId(digest: string): string {
 
 /** `docker images`' column headers, by field. */
 const IMAGE_HEADERS = { ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE' };
+
+/** `docker history`'s column headers, by field. */
+const HISTORY_HEADERS = { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
+
+/** `text` cut to `width` characters, its last an ellipsis, as docker cuts a table's long cells. */
+function ellipsis(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length <= width ? text : `${chars.slice(0, width - 1).join('')}\u2026`;
+}
+
+/**
+ * An image as `docker image inspect` shows it, for `--format`: its ID, names as tags and digests, the
+ * config's fields, platform and layers (docker's own keys, with the OCI config's `config` as `Config`).
+ */
+function dockerInspect(d: ImageDetails, nameForms: (name: string) => string[]): Record<string, unknown> {
+  const names = d.names.map((name) => repositoryAndTag(name, nameForms));
+  const { config } = d;
+  return {
+    Id: d.digest,
+    RepoTags: names.filter((n) => n.Tag !== '<none>').map((n) => `${n.Repository}:${n.Tag}`),
+    RepoDigests: [...new Set(names.map((n) => `${n.Repository}@${d.digest}`))],
+    Parent: '',
+    Comment: '',
+    Created: config.created ?? '',
+    DockerVersion: '',
+    Author: config.author ?? '',
+    Config: config.config ?? {},
+    Architecture: config.architecture,
+    ...(config.variant !== undefined ? { Variant: config.variant } : {}),
+    Os: config.os,
+    ...(config['os.version'] !== undefined ? { OsVersion: config['os.version'] } : {}),
+    Size: d.layers.reduce((sum, layer) => sum + layer.size, 0),
+    RootFS: { Type: 'layers', Layers: config.rootfs.diff_ids },
+  };
+}
 
 /**
  * An image name as `docker images` splits it: the familiar repository, and the tag (`<none>` for none).
@@ -167,10 +202,18 @@ export function registerImageCommands(cli: Command): void {
     .argument('<ref>')
     .option('--platform <os/arch[/variant]>', 'the platform of a multi-platform image')
     .option('--json', 'as one JSON object')
-    .action((ref: string, o: PlatformOptions & { json?: boolean }, command: Command) =>
+    .option('-f, --format <template>', "a Go template over docker's image inspect fields (Id, RepoTags, RepoDigests, Created, Author, Config, Architecture, Os, Size, RootFS), or json")
+    .action((ref: string, o: PlatformOptions & { json?: boolean; format?: string }, command: Command) =>
       withImages(command, async (images) => {
         const platform = await platformChoice(o);
         const d = images.inspect(ref, platform);
+        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the output: give one');
+        if (o.format !== undefined) {
+          if (o.format.startsWith('table')) throw new UsageError('--format: inspect writes no table (a template, or json)');
+          const { nameForms } = await import('@strata/images');
+          print(formatRows(o.format, { rows: [dockerInspect(d, nameForms)], headers: {}, table: '' }));
+          return;
+        }
         if (o.json) {
           print(`${JSON.stringify({ names: d.names, digest: d.digest, mediaType: d.mediaType, manifest: d.manifest.digest, platform: d.platform, configDigest: d.configDigest, config: d.config, layers: d.layers, unpacked: d.unpacked ?? null })}\n`);
           return;
@@ -195,9 +238,31 @@ export function registerImageCommands(cli: Command): void {
     .description('the steps that made an image, newest first')
     .argument('<ref>')
     .option('--json', 'one JSON object per step')
-    .action((ref: string, o: { json?: boolean }, command: Command) =>
+    .option('--format <format>', "docker's: a Go template per step (fields ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment), json, or table [TEMPLATE]")
+    .option('--no-trunc', 'whole IDs and steps in --format')
+    .action((ref: string, o: { json?: boolean; format?: string; trunc: boolean }, command: Command) =>
       withImages(command, async (images) => {
         const steps = images.history(ref);
+        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the listing: give one');
+        if (o.format !== undefined) {
+          const id = images.inspect(ref).digest;
+          const rows = steps.map((s, i) => {
+            const created = s.created === undefined ? undefined : new Date(s.created);
+            const known = created !== undefined && !Number.isNaN(created.getTime());
+            const by = s.created_by?.replaceAll('\t', ' ') ?? '';
+            return {
+              // Only the top step is an image of its own; docker shows the others as <missing>.
+              ID: i > 0 ? '<missing>' : o.trunc ? shortId(id) : id,
+              CreatedSince: known ? createdSince(created) : 'N/A',
+              CreatedAt: known ? created.toISOString().replace(/\.\d{3}Z$/, 'Z') : 'N/A',
+              CreatedBy: sanitize(o.trunc ? ellipsis(by, 45) : by),
+              Size: dockerSize(s.size),
+              Comment: sanitize(s.comment ?? ''),
+            };
+          });
+          print(formatRows(o.format, { rows, headers: HISTORY_HEADERS, table: '{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}' }));
+          return;
+        }
         if (o.json) {
           print(steps.map((s) => `${JSON.stringify({ created: s.created ?? null, createdBy: s.created_by ?? '', comment: s.comment ?? '', author: s.author ?? '', emptyLayer: s.empty_layer ?? false, layer: s.layer ?? null, size: s.size })}\n`).join(''));
           return;
