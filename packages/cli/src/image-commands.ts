@@ -10,7 +10,7 @@ import type { GcResult, ImageDetails, Images, PlatformChoice } from '@strata/ima
 import { print, sanitize, UsageError } from './format.js';
 import { humanBytes, progress } from './progress.js';
 import { LIST_FILTERS, parseImageFilters, PRUNE_FILTERS } from './image-filters.js';
-import { createdSince, dockerSize, formatRows, goTime } from './row-format.js';
+import { createdSince, dockerSize, formatRows, goTime, terminalSafe } from './row-format.js';
 import { collect, labels, platformChoice, table, withImages, type PlatformOptions } from './root.js';
 import { archiveToStdout, spoolStdin } from './stdin.js';
 
@@ -211,7 +211,7 @@ export function registerImageCommands(cli: Command): void {
         if (o.format !== undefined) {
           if (o.format.startsWith('table')) throw new UsageError('--format: inspect writes no table (a template, or json)');
           const { nameForms } = await import('@strata/images');
-          print(formatRows(o.format, { rows: [dockerInspect(d, nameForms)], headers: {}, table: '' }));
+          print(formatRows(o.format, { rows: [terminalSafe(dockerInspect(d, nameForms)) as Record<string, unknown>], headers: {}, table: '' }));
           return;
         }
         if (o.json) {

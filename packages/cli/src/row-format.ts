@@ -5,7 +5,7 @@
  * them from a shell.
  */
 import { parseTemplate, TemplateError } from './go-template.js';
-import { UsageError } from './format.js';
+import { sanitize, UsageError } from './format.js';
 
 /** What a listing gives `formatRows`. */
 export interface RowFormat {
@@ -32,6 +32,18 @@ export function formatRows(format: string, { rows, headers, table }: RowFormat):
     if (error instanceof TemplateError) throw new UsageError(`--format: ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * `value` with every string in it (keys too) made safe for a terminal as `sanitize` makes a message: what an
+ * image's config holds reaches the screen through a template, which is the caller's own and keeps its tabs
+ * and newlines.
+ */
+export function terminalSafe(value: unknown): unknown {
+  if (typeof value === 'string') return sanitize(value);
+  if (Array.isArray(value)) return value.map(terminalSafe);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [sanitize(k), terminalSafe(v)]));
+  return value;
 }
 
 /**
