@@ -17,6 +17,7 @@ export class GoFloat {
   constructor(readonly value: number) {}
 }
 
+/** A JSON object: a Go map to the template. */
 export function isObject(value: Value): value is Record<string, Value> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof GoFloat);
 }
@@ -56,7 +57,7 @@ export function truth(value: Value): boolean {
   return true;
 }
 
-/** `fmt.Print`'s form of a value: `[a b]`, `map[k:v]`, `<nil>`; numbers of the data as written. */
+/** `fmt.Print`'s form of a value: `[a b]`, `map[k:v]`, `<nil>`, integers in decimal, other numbers as a float64. */
 export function printValue(value: Value): string {
   if (value === NO_VALUE) return '<no value>';
   if (value === null) return '<nil>';

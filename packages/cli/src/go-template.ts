@@ -137,7 +137,7 @@ function unquote(quoted: string, fail: (message: string) => never): string {
       const digits = e === 'x' ? quoted.slice(i + 1, i + 3) : quoted.slice(i, i + 3);
       if (!(e === 'x' ? /^[0-9a-fA-F]{2}$/ : /^[0-3][0-7]{2}$/).test(digits)) fail(`invalid syntax: ${quoted}`);
       bytes.push(parseInt(digits, e === 'x' ? 16 : 8));
-      i += e === 'x' ? 2 : 2;
+      i += 2; // to the last digit (hex: past `x`; octal: `e` was the first)
     } else if (e === 'u' || e === 'U') {
       const n = e === 'u' ? 4 : 8;
       const digits = quoted.slice(i + 1, i + 1 + n);
@@ -171,7 +171,6 @@ function numberAt(source: string, start: number, fail: (message: string) => neve
   return { value: sign * value, end: start + text.length };
 }
 
-
 // ---------------------------------------------------------------------------------------------------------
 // Parsing.
 
@@ -197,6 +196,7 @@ class Parser {
     this.#text = text;
     let i = 0;
     let trimNext = false;
+    let line = 1;
     for (;;) {
       const open = text.indexOf('{{', i);
       let before = text.slice(i, open < 0 ? undefined : open);
@@ -211,7 +211,7 @@ class Parser {
         start += 2;
       }
       if (before !== '') this.#items.push({ text: before });
-      const line = text.slice(0, open).split('\n').length;
+      for (let k = i; k < open; k++) if (text.charCodeAt(k) === 10) line++;
       const close = this.#closing(start, line);
       let end = close;
       trimNext = false;
@@ -226,6 +226,7 @@ class Parser {
       } else {
         this.#items.push({ tokens: tokenize(inner, () => `:${line}`), line });
       }
+      for (let k = open; k < close; k++) if (text.charCodeAt(k) === 10) line++;
       i = close + 2;
     }
   }
@@ -306,7 +307,7 @@ class Parser {
       const rest = body.end.rest;
       if (rest.length > 0 && rest[0]!.t === 'keyword' && (rest[0] as { s: string }).s === 'if' && word === 'if') {
         // `{{else if x}}` is `{{else}}{{if x}}…{{end}}`, sharing the outer `{{end}}`.
-        otherwise = [this.#elseIf(rest.slice(1), body.end.line, depth, inRange)];
+        otherwise = [this.#control('if', rest.slice(1), body.end.line, depth, inRange)];
       } else {
         if (rest.length > 0) throw new TemplateError(`template: :${body.end.line}: unexpected ${describe(rest[0]!)} in else`);
         const tail = this.#list(depth + 1, inRange);
@@ -315,10 +316,6 @@ class Parser {
       }
     }
     return { kind: word, pipe, body: body.nodes, otherwise };
-  }
-
-  #elseIf(tokens: Token[], line: number, depth: number, inRange: boolean): Node {
-    return this.#control('if', tokens, line, depth, inRange);
   }
 }
 
@@ -543,13 +540,10 @@ class Executor {
     }
     const fn = FUNCTIONS[name];
     if (fn === undefined) throw new TemplateError(`template: function "${name}" not defined`);
-    // A missing key reaches a function as nil, as Go hands it the zero value of the parameter's type.
     const values = args.map((a) => this.#operand(a, dot));
     if (piped) values.push(final);
-    return fn(
-      values.map((v) => (v === NO_VALUE ? null : v)),
-      name,
-    );
+    // A missing key reaches a function as nil, as Go hands it the zero value of the parameter's type.
+    return fn(values.map((v) => (v === NO_VALUE ? null : v)), name);
   }
 
   #operand(operand: Operand, dot: Value): Value {
