@@ -200,6 +200,11 @@ describe('strata image, container, commit and gc', () => {
     expect(df.map((r) => [r.type, r.total, r.active])).toEqual([['Images', 2, 0], ['Containers', 0, 0], ['Build Cache', 0, 0]]);
     expect(df[0]!.size).toBeGreaterThan(0);
     expect(df[0]!.reclaimable).toBe(df[0]!.size);
+    expect(lines(l('df', '--format', '{{.Type}}:{{.TotalCount}}:{{.Active}}').stdout)).toEqual(['Images:2:0', 'Containers:0:0', 'Build Cache:0:0']);
+    const dfJson = lines(l('df', '--format', 'json').stdout).map((line) => JSON.parse(line) as Record<string, string>);
+    expect(Object.keys(dfJson[0]!)).toEqual(['Active', 'Reclaimable', 'Size', 'TotalCount', 'Type']);
+    expect(dfJson[0]!.Reclaimable).toBe(`${dfJson[0]!.Size} (100%)`);
+    expect(lines(l('df', '--format', 'table').stdout)[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
     expect(lines(l('df').stdout)[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
     // --format as docker's: a Go template per image, json, or table [TEMPLATE] aligned as Go's tabwriter.
     const ok2 = (...args: string[]) => {

@@ -99,20 +99,23 @@ type result struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "size" {
-		// docker's units.HumanSizeWithPrecision(size, 3), as docker images prints SIZE.
-		var sizes []float64
-		if err := json.NewDecoder(os.Stdin).Decode(&sizes); err != nil {
+		// docker's units.HumanSizeWithPrecision(size, digits): docker images' SIZE with 3, HumanSize's 4 for df.
+		var input struct {
+			Digits int       \`json:"digits"\`
+			Sizes  []float64 \`json:"sizes"\`
+		}
+		if err := json.NewDecoder(os.Stdin).Decode(&input); err != nil {
 			panic(err)
 		}
-		out := make([]string, len(sizes))
+		out := make([]string, len(input.Sizes))
 		units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
-		for i, size := range sizes {
+		for i, size := range input.Sizes {
 			unit := 0
 			for size >= 1000 && unit < len(units)-1 {
 				size /= 1000
 				unit++
 			}
-			out[i] = fmt.Sprintf("%.*g%s", 3, size, units[unit])
+			out[i] = fmt.Sprintf("%.*g%s", input.Digits, size, units[unit])
 		}
 		json.NewEncoder(os.Stdout).Encode(out)
 		return
@@ -306,12 +309,14 @@ function ours(template: string, data: unknown): Verdict {
 }
 
 describe.skipIf(!needs('go'))("--format's templates against Go's text/template", () => {
-  it("write sizes as docker images does (units.HumanSizeWithPrecision(n, 3), Go's %.3g), and times since as docker's units.HumanDuration", () => {
+  it("write sizes as docker does (units.HumanSizeWithPrecision: Go's %.3g for images, %.4g for df), and times since as docker's units.HumanDuration", () => {
     const random = seededRandom(7);
-    const sizes = [0, 1, 999, 1000, 1001, 1024, 9995, 99_949, 99_950, 999_499, 999_500, 999_999, 1e6, 1_048_576, 12_345_678, 3.42e9, 1e21, 1e27, 1e30];
+    const sizes = [0, 1, 999, 1000, 1001, 1024, 9995, 99_949, 99_950, 999_499, 999_500, 999_949, 999_950, 999_999, 1e6, 1_048_576, 12_345_678, 3.42e9, 1e21, 1e27, 1e30];
     for (let n = 0; n < 500; n++) sizes.push(Math.floor(10 ** (random() * 13)));
-    const expected = JSON.parse(execFileSync(goProgram('go-text-template', ORACLE), ['size'], { input: JSON.stringify(sizes), encoding: 'utf8' })) as string[];
-    expect(sizes.map(dockerSize)).toEqual(expected);
+    for (const digits of [3, 4]) {
+      const expected = JSON.parse(execFileSync(goProgram('go-text-template', ORACLE), ['size'], { input: JSON.stringify({ digits, sizes }), encoding: 'utf8' })) as string[];
+      expect(sizes.map((size) => dockerSize(size, digits))).toEqual(expected);
+    }
     const now = Date.UTC(2026, 11, 6);
     const ago = (seconds: number) => createdSince(new Date(now - seconds * 1000), now);
     expect([0.5, 1, 59, 60, 119, 120, 3599, 3600 * 1.4, 3600 * 1.6, 3600 * 47.4, 3600 * 48, 86_400 * 13.9, 86_400 * 14, 86_400 * 59, 86_400 * 60, 86_400 * 729, 86_400 * 730].map(ago)).toEqual([

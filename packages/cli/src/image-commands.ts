@@ -28,6 +28,9 @@ function shortId(digest: string): string {
 /** `docker images`' column headers, by field. */
 const IMAGE_HEADERS = { ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE' };
 
+/** `docker system df`'s column headers, by field. */
+const DF_HEADERS = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' };
+
 /** `docker history`'s column headers, by field. */
 const HISTORY_HEADERS = { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
 
@@ -434,15 +437,24 @@ export function registerContainerCommands(cli: Command): void {
     .command('df')
     .description('the space images, containers and the build cache take (docker system df)')
     .option('--json', 'one JSON object per line: type, total, active, size, reclaimable')
-    .action((o: { json?: boolean }, command: Command) =>
+    .option('--format <format>', "docker system df's: a Go template per line (fields Type, TotalCount, Active, Size, Reclaimable), json, or table [TEMPLATE]")
+    .action((o: { json?: boolean; format?: string }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
+        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the listing: give one');
         const usage = await images.diskUsage();
         const rows = [
           { type: 'Images', ...usage.images },
           { type: 'Containers', ...usage.containers },
           { type: 'Build Cache', ...(await new BuildCache(images).usage()) },
         ];
+        if (o.format !== undefined) {
+          // As docker writes them: sizes to four digits, the share reclaimable in whole percent (none for the build cache).
+          const share = (r: (typeof rows)[number]) => (r.size > 0 && r.type !== 'Build Cache' ? ` (${Math.floor((r.reclaimable * 100) / r.size)}%)` : '');
+          const lines = rows.map((r) => ({ Type: r.type, TotalCount: String(r.total), Active: String(r.active), Size: dockerSize(r.size, 4), Reclaimable: `${dockerSize(r.reclaimable, 4)}${share(r)}` }));
+          print(formatRows(o.format, { rows: lines, headers: DF_HEADERS, table: '{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}' }));
+          return;
+        }
         if (o.json) {
           print(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
           return;

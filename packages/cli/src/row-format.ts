@@ -115,8 +115,11 @@ export function goTime(time: Date): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} +0000 UTC`;
 }
 
-/** Bytes as docker's `units.HumanSizeWithPrecision(n, 3)` writes them: decimal units, three digits (`12.3MB`). */
-export function dockerSize(bytes: number): string {
+/**
+ * Bytes as docker's `units.HumanSizeWithPrecision(n, digits)` writes them: decimal units, three digits by
+ * default (`12.3MB`, as `docker images` shows sizes), four as `units.HumanSize` (`docker system df`).
+ */
+export function dockerSize(bytes: number, digits = 3): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
   let size = bytes;
   let unit = 0;
@@ -125,9 +128,9 @@ export function dockerSize(bytes: number): string {
     unit++;
   }
   // Go's %.3g: three significant digits, trailing zeros dropped, an exponent from 1e3 up (999.9 is 1e+03).
-  const [mantissa, exponent] = size.toExponential(2).split('e') as [string, string];
+  const [mantissa, exponent] = size.toExponential(digits - 1).split('e') as [string, string];
   const exp = Number(exponent);
-  const digits = mantissa.replace(/\.?0+$/, '');
-  const text = exp < -4 || exp >= 3 ? `${digits}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}` : String(Number(size.toPrecision(3)));
+  const significant = mantissa.replace(/\.?0+$/, '');
+  const text = exp < -4 || exp >= digits ? `${significant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}` : String(Number(size.toPrecision(digits)));
   return `${text}${units[unit]}`;
 }
