@@ -227,7 +227,7 @@ describe('strata image, container, commit and gc', () => {
     expect(lines(ok2('image', 'ls', '--format', 'table {{.Tag}}\\t{{.Repository}}'))).toEqual(['TAG       REPOSITORY', 'alias     one', '1         example.com/one', '1         example.com/two']);
     expect(lines(ok2('image', 'ls', '--digests'))[0]).toMatch(/^NAME\s+DIGEST\s+ID\s+SIZE\s+CREATED$/);
     expect(lines(ok2('image', 'ls', '--format', 'table', '--digests'))[0]).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+IMAGE ID\s+CREATED\s+SIZE$/);
-    for (const bad of [['--format', '{{.Tag'], ['--format', '{{nosuch .Tag}}'], ['--format', 'x', '--json']]) {
+    for (const bad of [['--format', '{{.Tag'], ['--format', '{{nosuch .Tag}}'], ['--format', '{{.Repo}}'], ['--format', 'x', '--json']]) {
       const r = l('image', 'ls', ...bad);
       expect([r.status, r.stdout], bad.join(' ')).toEqual([2, '']);
     }

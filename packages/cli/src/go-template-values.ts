@@ -27,13 +27,26 @@ export function sortedKeys(value: Record<string, Value>): string[] {
   return Object.keys(value).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
-/** The value of `.A.B…` on `value`: a missing key's is missing, and so are its fields. */
+/** Marks a row whose fields are fixed, as a Go struct's are: its type's name, for the error a missing field gets. */
+const STRUCT = Symbol('struct');
+
+/**
+ * `row` as a Go struct of type `type` to a template: a field it lacks is an error, as docker's listings'
+ * typed rows make a mistyped `{{.Repo}}`, where a map's missing key is `<no value>`.
+ */
+export function asStruct<T extends Record<string, unknown>>(row: T, type: string): T {
+  return Object.defineProperty(row, STRUCT, { value: type, enumerable: false });
+}
+
+/** The value of `.A.B…` on `value`: a map's missing key's is missing, and so are its fields. */
 export function fields(value: Value, names: readonly string[]): Value {
   for (const name of names) {
     if (value === NO_VALUE) continue; // a field of a missing key is missing too
     if (value === null) throw new TemplateError(`template: nil pointer evaluating interface {}.${name}`);
     if (!isObject(value)) throw new TemplateError(`template: can't evaluate field ${name} in type ${goType(value)}`);
-    value = Object.hasOwn(value, name) ? value[name] : NO_VALUE;
+    if (Object.hasOwn(value, name)) value = value[name];
+    else if (STRUCT in value) throw new TemplateError(`template: can't evaluate field ${name} in type ${(value as { [STRUCT]: string })[STRUCT]}`);
+    else value = NO_VALUE;
   }
   return value;
 }

@@ -191,7 +191,7 @@ export function registerImageCommands(cli: Command): void {
           const rows = list.map((i) => ({ ID: id(i.digest), ...repositoryAndTag(i.name, nameForms), Digest: i.digest, CreatedSince: createdSince(i.created), CreatedAt: i.created ? goTime(i.created) : 'N/A', Size: dockerSize(i.size) }));
           const columns = o.digests ? '{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}' : '{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
           // The template is the caller's own (its tabs and newlines wanted); only the names came from outside.
-          print(formatRows(o.format, { rows, headers: IMAGE_HEADERS, table: columns }));
+          print(formatRows(o.format, { rows, headers: IMAGE_HEADERS, table: columns, type: 'image' }));
           return;
         }
         const header = ['NAME', ...(o.digests ? ['DIGEST'] : []), 'ID', 'SIZE', 'CREATED'];
@@ -263,7 +263,7 @@ export function registerImageCommands(cli: Command): void {
               Comment: sanitize(s.comment ?? ''),
             };
           });
-          print(formatRows(o.format, { rows, headers: HISTORY_HEADERS, table: '{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}' }));
+          print(formatRows(o.format, { rows, headers: HISTORY_HEADERS, table: '{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}', type: 'history step' }));
           return;
         }
         if (o.json) {
@@ -452,7 +452,7 @@ export function registerContainerCommands(cli: Command): void {
           // As docker writes them: sizes to four digits, the share reclaimable in whole percent (none for the build cache).
           const share = (r: (typeof rows)[number]) => (r.size > 0 && r.type !== 'Build Cache' ? ` (${Math.floor((r.reclaimable * 100) / r.size)}%)` : '');
           const lines = rows.map((r) => ({ Type: r.type, TotalCount: String(r.total), Active: String(r.active), Size: dockerSize(r.size, 4), Reclaimable: `${dockerSize(r.reclaimable, 4)}${share(r)}` }));
-          print(formatRows(o.format, { rows: lines, headers: DF_HEADERS, table: '{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}' }));
+          print(formatRows(o.format, { rows: lines, headers: DF_HEADERS, table: '{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}', type: 'disk usage' }));
           return;
         }
         if (o.json) {

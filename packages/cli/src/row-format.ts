@@ -5,6 +5,7 @@
  * them from a shell.
  */
 import { parseTemplate, TemplateError } from './go-template.js';
+import { asStruct } from './go-template-values.js';
 import { sanitize, UsageError } from './format.js';
 
 /** What a listing gives `formatRows`. */
@@ -15,10 +16,15 @@ export interface RowFormat {
   readonly headers: Readonly<Record<string, string>>;
   /** The template `table` alone stands for (docker's default columns). */
   readonly table: string;
+  /**
+   * The rows' type, for a listing whose rows are docker's typed ones: a field they lack is then an error
+   * naming it, where a map's missing key prints `<no value>` (as `inspect`'s JSON does).
+   */
+  readonly type?: string;
 }
 
 /** The listing in `format`, each row ending in a newline. Throws UsageError for a template that does not parse or run. */
-export function formatRows(format: string, { rows, headers, table }: RowFormat): string {
+export function formatRows(format: string, { rows, headers, table, type }: RowFormat): string {
   const isTable = format.startsWith('table');
   let text = format === 'json' ? '{{json .}}' : isTable ? format.slice('table'.length) : format;
   text = text.replace(/^ +| +$/g, '');
@@ -26,7 +32,7 @@ export function formatRows(format: string, { rows, headers, table }: RowFormat):
   text = text.replaceAll('\\t', '\t').replaceAll('\\n', '\n');
   try {
     const run = parseTemplate(text);
-    const lines = rows.map((row) => `${run(row)}\n`);
+    const lines = rows.map((row) => `${run(type === undefined ? row : asStruct({ ...row }, type))}\n`);
     return isTable ? tabwrite(`${run(headers)}\n${lines.join('')}`) : lines.join('');
   } catch (error) {
     if (error instanceof TemplateError) throw new UsageError(`--format: ${error.message}`);

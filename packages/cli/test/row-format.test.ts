@@ -38,6 +38,14 @@ describe('--format', () => {
     expect(() => formatRows('{{.Tag.Deep}}', listing)).toThrow(/--format: template: can't evaluate field Deep in type string/);
   });
 
+  it("takes typed rows' missing fields as mistakes, as docker's listings do, and a map's as no value", () => {
+    const typed = { ...listing, type: 'image' };
+    expect(() => formatRows('{{.Repo}}', typed)).toThrow(/--format: template: can't evaluate field Repo in type image/);
+    expect(formatRows('{{.Repo}}', listing)).toBe('<no value>\n<no value>\n');
+    expect(formatRows('{{json .}} {{len .}} {{range $k, $v := .}}{{$k}}{{end}}', typed)).toBe('{"Repository":"alpine","Size":"7.8MB","Tag":"3.19"} 3 RepositorySizeTag\n{"Repository":"example.com/a-longer-name","Size":"120MB","Tag":"latest"} 3 RepositorySizeTag\n');
+    expect(listing.rows[0]).toEqual({ Repository: 'alpine', Tag: '3.19', Size: '7.8MB' }); // the caller's rows are not marked
+  });
+
   it("makes what an image holds safe for a terminal, keeping the template's own tabs and newlines", () => {
     const data = terminalSafe({ Config: { Labels: { 'a\u001b[2J': 'b\u0007', ok: ['x\u009b1m'] } }, Size: 3 });
     expect(data).toEqual({ Config: { Labels: { 'a\\u001b[2J': 'b\\u0007', ok: ['x\\u009b1m'] } }, Size: 3 });
