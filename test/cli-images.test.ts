@@ -73,6 +73,9 @@ describe('strata image, container, commit and gc', () => {
     ok('container', 'create', 'example.com/one:1', 'web', '--label', 'team=x');
     const containers = lines(ok('container', 'ls', '--json').stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(containers).toMatchObject([{ name: 'web', image: 'example.com/one:1', snapshot: 'container-web', labels: { team: 'x' } }]);
+    expect(ok('container', 'ls', '--format', '{{.Names}} {{.Image}} {{.Labels}} {{.State}} {{.Snapshot}} {{.RunningFor}}').stdout).toMatch(/^web example\.com\/one:1 team=x created container-web (Less than a second|\d+ seconds?) ago\n$/);
+    expect(lines(ok('container', 'ls', '--format', 'table').stdout)).toEqual([expect.stringMatching(/^NAMES\s+IMAGE\s+CREATED\s+STATE$/), expect.stringMatching(/^web\s+example\.com\/one:1\s+.+ ago\s+created$/)]);
+    expect(strata('container', 'ls', '--format', '{{.ID}}').status).toBe(2); // docker's ID: strata's containers have names only
     const layerPath = join(work, 'web.tar');
     expect(ok('container', 'diff', 'web', '-o', layerPath).stdout).toMatch(/^diffID sha256:/);
     const committed = ok('commit', 'web', 'example.com/one:web', '-m', 'from the cli', '--author', 'tester');

@@ -31,6 +31,9 @@ const IMAGE_HEADERS = { ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Di
 /** `docker system df`'s column headers, by field. */
 const DF_HEADERS = { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' };
 
+/** `docker ps`' column headers, by field, and strata's for its own. */
+const CONTAINER_HEADERS = { Names: 'NAMES', Image: 'IMAGE', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Labels: 'LABELS', State: 'STATE', Snapshot: 'SNAPSHOT' };
+
 /** `docker history`'s column headers, by field. */
 const HISTORY_HEADERS = { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
 
@@ -364,9 +367,21 @@ export function registerContainerCommands(cli: Command): void {
     .command('ls')
     .description('list containers (NAME IMAGE SNAPSHOT CREATED)')
     .option('--json', 'one JSON object per container')
-    .action((o: { json?: boolean }, command: Command) =>
+    .option('--format <format>', "as docker ps takes it: a Go template per container (fields Names, Image, CreatedAt, RunningFor, Labels, State: mounted or created, Snapshot), json, or table [TEMPLATE]")
+    .action((o: { json?: boolean; format?: string }, command: Command) =>
       withImages(command, async (images) => {
+        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the listing: give one');
         const list = images.containers.list();
+        if (o.format !== undefined) {
+          const rows = [];
+          for (const c of list) {
+            const state = (await images.mountPoints(c.name)).length > 0 ? 'mounted' : 'created';
+            const labels = Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).sort().join(',');
+            rows.push({ Names: sanitize(c.name), Image: sanitize(c.image), CreatedAt: goTime(c.created), RunningFor: createdSince(c.created), Labels: sanitize(labels), State: state, Snapshot: sanitize(c.snapshot) });
+          }
+          print(formatRows(o.format, { rows, headers: CONTAINER_HEADERS, table: '{{.Names}}\t{{.Image}}\t{{.RunningFor}}\t{{.State}}', type: 'container' }));
+          return;
+        }
         if (o.json) {
           print(list.map((c) => `${JSON.stringify({ name: c.name, image: c.image, imageDigest: c.target.digest, snapshot: c.snapshot, chainID: c.chainID, created: dateOf(c.created), labels: c.labels })}\n`).join(''));
           return;
