@@ -191,6 +191,8 @@ class Parser {
   /** Actions, in order: the text before each and its tokens. */
   readonly #items: Array<{ text: string } | { tokens: Token[]; line: number }> = [];
   #next = 0;
+  /** The variables declared where the parse is, as Go's parser tracks them: using another is an error. */
+  readonly #scope: string[] = ['$'];
 
   constructor(text: string) {
     this.#text = text;
@@ -291,14 +293,16 @@ class Parser {
         }
         if (word === 'define' || word === 'template' || word === 'block') throw new TemplateError(`template: ${at}: {{${word}}} is not taken by strata's --format`);
       }
-      nodes.push({ kind: 'print', pipe: pipeline(tokens, at, true) });
+      nodes.push({ kind: 'print', pipe: pipeline(tokens, at, true, this.#scope) });
     }
     return { nodes };
   }
 
   #control(word: 'if' | 'with' | 'range', tokens: Token[], line: number, depth: number, inRange: boolean): Node {
     const at = `:${line}`;
-    const pipe = pipeline(tokens, at, word === 'range' ? 'range' : true);
+    // What the control's pipeline and lists declare is gone at its {{end}}.
+    const mark = this.#scope.length;
+    const pipe = pipeline(tokens, at, word === 'range' ? 'range' : true, this.#scope);
     const bodyInRange = word === 'range' || inRange;
     const body = this.#list(depth + 1, bodyInRange);
     if (body.end === undefined) throw new TemplateError(`template: ${at}: unexpected EOF`);
@@ -315,6 +319,7 @@ class Parser {
         otherwise = tail.nodes;
       }
     }
+    this.#scope.length = mark;
     return { kind: word, pipe, body: body.nodes, otherwise };
   }
 }
@@ -325,8 +330,11 @@ function describe(token: Token): string {
   return `"${token.t}"`;
 }
 
-/** A pipeline of `tokens`; `declare` says whether it may declare variables (`range` two). */
-function pipeline(tokens: Token[], at: string, declare: boolean | 'range'): Pipeline {
+/**
+ * A pipeline of `tokens`; `declare` says whether it may declare variables (`range` two), which join `scope`
+ * (the variables it may use).
+ */
+function pipeline(tokens: Token[], at: string, declare: boolean | 'range', scope: string[]): Pipeline {
   const fail = (message: string): never => {
     throw new TemplateError(`template: ${at}: ${message}`);
   };
@@ -341,6 +349,10 @@ function pipeline(tokens: Token[], at: string, declare: boolean | 'range'): Pipe
       variables = names.filter((t) => t.t === 'variable').map((t) => (t as { s: string }).s);
       assign = tokens[decl]!.t === '=';
       tokens = tokens.slice(decl + 1);
+      for (const name of variables) {
+        if (!assign) scope.push(name);
+        else if (!scope.includes(name)) fail(`undefined variable "${name}"`);
+      }
     }
   }
   const commands: Operand[][] = [];
@@ -357,6 +369,7 @@ function pipeline(tokens: Token[], at: string, declare: boolean | 'range'): Pipe
       case 'field':
         return { kind: 'field', names: [token.s, ...chained()] };
       case 'variable':
+        if (!scope.includes(token.s)) fail(`undefined variable "${token.s}"`);
         return { kind: 'variable', name: token.s, names: chained() };
       case '.':
         return { kind: 'dot' };
@@ -377,7 +390,7 @@ function pipeline(tokens: Token[], at: string, declare: boolean | 'range'): Pipe
           i++;
         }
         if (depth > 0) fail('unclosed left paren');
-        return { kind: 'pipe', pipe: pipeline(tokens.slice(start, i - 1), at, false), names: chained() };
+        return { kind: 'pipe', pipe: pipeline(tokens.slice(start, i - 1), at, false, scope), names: chained() };
       }
       default:
         return fail(`unexpected ${describe(token)} in operand`);
