@@ -172,7 +172,13 @@ describe('Dockerfile frontend', () => {
     expect(() => parseDockerfile('FROM scratch AS unused\nRUN --mount=type=bind,FROM=${SRC},target=/x true\nFROM scratch\n')).toThrow(/line 2: RUN --mount from=\$\{SRC\}: 'from' doesn't/);
     expect(parseDockerfile('FROM scratch\nRUN --mount=from=image$,target=/x true\n').stages[0]!.instructions).toHaveLength(1);
     expect(() => parseDockerfile('FROM scratch\nCOPY --from=$FOO . .\n')).toThrow(/line 2: COPY --from=\$FOO: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround/);
-    expect(() => parseDockerfile('FROM scratch AS unused\nCOPY --from="a" /x /y\nFROM scratch\n')).toThrow(/line 2: COPY --from=.*variable expansion is not supported/);
+    for (const from of ['"$FOO"', "'$FOO'", '\\$FOO', '${FOO}']) {
+      expect(() => parseDockerfile(`FROM scratch AS unused\nCOPY --from=${from} /x /y\nFROM scratch\n`), from).toThrow(/line 2: COPY --from=.*variable expansion is not supported/);
+    }
+    // Quotes and escapes are the parser's, as in BuildKit's (extractBuilderFlags): the name is what is left.
+    const quoted = parseDockerfile('FROM scratch AS a\nFROM scratch\nCOPY --from="a" /x /y\nCOPY --from=\'a\' /x /y\nCOPY --from=\\a /x /y\n');
+    expect(quoted.stages[1]!.instructions.map((i) => i.flags.from)).toEqual(['a', 'a', 'a']);
+    expect(neededStages(quoted, targetStage(quoted)).map((s) => s.name)).toEqual(['a', undefined]);
     expect(parseDockerfile('FROM scratch\nCOPY --from=image$ /x /y\n').stages[0]!.instructions).toHaveLength(1);
     // A stage naming itself depends on itself: BuildKit's cycle (its TestDockerfileCircularDependencies), for
     // COPY --from and a mount's from alike; a later stage it may not name either (see above).

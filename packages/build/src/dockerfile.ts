@@ -226,7 +226,8 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
       mounts.push(value);
     } else if (name === 'exclude') excludes.push(value);
     else if (name in flags) throw lineError(line, `${keyword} --${name} given twice`);
-    else flags[name] = value;
+    // COPY --from is taken as BuildKit's parser reads a flag, before any expansion (see checkCopyFrom).
+    else flags[name] = keyword === 'COPY' && name === 'from' ? unquoteFlag(value, escape) : value;
     if (name === 'network') runNetworkAt(value, line); // before the first step, as BuildKit's frontend refuses it
     if (name === 'security') runSecurityAt(value, line);
   }
@@ -384,8 +385,31 @@ export function stageBelow(dockerfile: Dockerfile, stage: Stage, replaced: (name
 }
 
 /**
+ * A flag's value as BuildKit's parser reads it (`extractBuilderFlags`): quotes removed, the escape character
+ * taking the next one as it is, inside quotes too.
+ */
+function unquoteFlag(raw: string, escape: string): string {
+  let out = '';
+  let quote = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === escape) {
+      if (i + 1 < raw.length) out += raw[++i];
+    } else if (quote === '' && (c === '"' || c === "'")) {
+      quote = c;
+    } else if (c === quote) {
+      quote = '';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/**
  * `COPY --from` names a stage or an image as written: BuildKit refuses a value that expansion would change (a
- * variable, an escape, quotes), in every stage, needed or not, before any step runs.
+ * variable: `$SRC`, `"${SRC}"`, `\$SRC`), in every stage, needed or not, before any step runs; quotes around
+ * a name are its parser's, and go.
  */
 function checkCopyFrom(instruction: Instruction, escape: string): void {
   const from = instruction.flags.from!;
