@@ -25,6 +25,14 @@ function shortId(digest: string): string {
   return digest.slice('sha256:'.length, 'sha256:'.length + 12);
 }
 
+/**
+ * `--format` (spelt `flags`), which the command's other forms of output (`--json`, or those `others` names)
+ * cannot be given with: commander refuses the pair as a usage mistake.
+ */
+function formatOption(description: string, others = ['json'], flags = '--format <format>'): Option {
+  return new Option(flags, description).conflicts(others);
+}
+
 /** `docker images`' column headers, by field. */
 const IMAGE_HEADERS = { ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE' };
 
@@ -168,8 +176,8 @@ export function registerImageCommands(cli: Command): void {
   image
     .command('ls')
     .description('list images (NAME ID SIZE CREATED), newest first; dangling ones show as <none>')
-    .option('--json', 'one JSON object per image: name, digest, size, created, recorded, dangling')
-    .option('--format <format>', "docker's: a Go template per image ({{.Repository}}:{{.Tag}}; fields ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size), json, or table [TEMPLATE]")
+    .addOption(new Option('--json', 'one JSON object per image: name, digest, size, created, recorded, dangling').conflicts('quiet'))
+    .addOption(formatOption("docker's: a Go template per image ({{.Repository}}:{{.Tag}}; fields ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size), json, or table [TEMPLATE]", ['json', 'quiet']))
     .option('-q, --quiet', 'only the IDs (whole), each once')
     .option('--digests', 'show each image’s digest too')
     .option('--no-trunc', 'whole IDs in the table and --format')
@@ -178,7 +186,6 @@ export function registerImageCommands(cli: Command): void {
     .action((o: { json?: boolean; format?: string; quiet?: boolean; digests?: boolean; trunc: boolean; dangling?: boolean; filter?: string[] }, command: Command) =>
       withImages(command, async (images) => {
         const filters = parseImageFilters([...(o.dangling ? ['dangling=true'] : []), ...(o.filter ?? [])], LIST_FILTERS);
-        if ([o.json, o.format !== undefined, o.quiet].filter(Boolean).length > 1) throw new UsageError('--json, --format and --quiet are each a form of the listing: give one');
         const list = images.list(filters);
         const id = (digest: string) => (o.trunc ? shortId(digest) : digest);
         if (o.quiet) {
@@ -208,12 +215,11 @@ export function registerImageCommands(cli: Command): void {
     .argument('<ref>')
     .option('--platform <os/arch[/variant]>', 'the platform of a multi-platform image')
     .option('--json', 'as one JSON object')
-    .option('-f, --format <template>', "a Go template over docker's image inspect fields (Id, RepoTags, RepoDigests, Created, Author, Config, Architecture, Os, Size, RootFS), or json")
+    .addOption(formatOption("a Go template over docker's image inspect fields (Id, RepoTags, RepoDigests, Created, Author, Config, Architecture, Os, Size, RootFS), or json", ['json'], '-f, --format <template>'))
     .action((ref: string, o: PlatformOptions & { json?: boolean; format?: string }, command: Command) =>
       withImages(command, async (images) => {
         const platform = await platformChoice(o);
         const d = images.inspect(ref, platform);
-        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the output: give one');
         if (o.format !== undefined) {
           if (o.format.startsWith('table')) throw new UsageError('--format: inspect writes no table (a template, or json)');
           const { nameForms } = await import('@strata/images');
@@ -244,12 +250,11 @@ export function registerImageCommands(cli: Command): void {
     .description('the steps that made an image, newest first')
     .argument('<ref>')
     .option('--json', 'one JSON object per step')
-    .option('--format <format>', "docker's: a Go template per step (fields ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment), json, or table [TEMPLATE]")
+    .addOption(formatOption("docker's: a Go template per step (fields ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment), json, or table [TEMPLATE]"))
     .option('--no-trunc', 'whole IDs and steps in --format')
     .action((ref: string, o: { json?: boolean; format?: string; trunc: boolean }, command: Command) =>
       withImages(command, async (images) => {
         const steps = images.history(ref);
-        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the listing: give one');
         if (o.format !== undefined) {
           const id = images.inspect(ref).digest;
           const rows = steps.map((s, i) => {
@@ -367,10 +372,9 @@ export function registerContainerCommands(cli: Command): void {
     .command('ls')
     .description('list containers (NAME IMAGE SNAPSHOT CREATED)')
     .option('--json', 'one JSON object per container')
-    .option('--format <format>', "as docker ps takes it: a Go template per container (fields Names, Image, CreatedAt, RunningFor, Labels, State: mounted or created, Snapshot), json, or table [TEMPLATE]")
+    .addOption(formatOption("as docker ps takes it: a Go template per container (fields Names, Image, CreatedAt, RunningFor, Labels, State: mounted or created, Snapshot), json, or table [TEMPLATE]"))
     .action((o: { json?: boolean; format?: string }, command: Command) =>
       withImages(command, async (images) => {
-        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the listing: give one');
         const list = images.containers.list();
         if (o.format !== undefined) {
           const rows = [];
@@ -452,11 +456,10 @@ export function registerContainerCommands(cli: Command): void {
     .command('df')
     .description('the space images, containers and the build cache take (docker system df)')
     .option('--json', 'one JSON object per line: type, total, active, size, reclaimable')
-    .option('--format <format>', "docker system df's: a Go template per line (fields Type, TotalCount, Active, Size, Reclaimable), json, or table [TEMPLATE]")
+    .addOption(formatOption("docker system df's: a Go template per line (fields Type, TotalCount, Active, Size, Reclaimable), json, or table [TEMPLATE]"))
     .action((o: { json?: boolean; format?: string }, command: Command) =>
       withImages(command, async (images) => {
         const { BuildCache } = await import('@strata/build');
-        if (o.json && o.format !== undefined) throw new UsageError('--json and --format are each a form of the listing: give one');
         const usage = await images.diskUsage();
         const rows = [
           { type: 'Images', ...usage.images },
