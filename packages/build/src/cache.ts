@@ -6,7 +6,7 @@
  * root's database.
  */
 import { statfsSync } from 'node:fs';
-import { isNotFound, type LayerDescriptor } from '@strata/core';
+import type { LayerDescriptor } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { Table } from '@strata/snapshotter';
 import { BufferedTable } from './buffered-table.js';
@@ -134,7 +134,7 @@ export class BuildCache {
    * commit), as BuildKit sizes a record by its snapshot; a part another record shares counts for each.
    */
   async sizes(records: readonly CacheEntry[] = this.list()): Promise<Map<string, number>> {
-    const { units } = await this.#weigh(records);
+    const units = await this.#units(records);
     return new Map(records.map((r) => [r.key, recordUnits(r).reduce((sum, unit) => sum + units.get(unit)!.size, 0)]));
   }
 
@@ -143,8 +143,17 @@ export class BuildCache {
    * hold it (so a prune knows when it frees one), and each mount what `du` counts.
    */
   async #weigh(records: readonly CacheEntry[]): Promise<{ units: Map<string, { size: number; holders: number }>; mounts: ReturnType<CacheMounts['list']>; total: number }> {
-    const units = new Map<string, { size: number; holders: number }>();
+    const units = await this.#units(records);
     let total = 0;
+    for (const unit of units.values()) total += unit.size;
+    const mounts = new CacheMounts(cacheMountsDir(this.#images)).list();
+    for (const mount of mounts) total += mount.size;
+    return { units, mounts, total };
+  }
+
+  /** The blobs and snapshots `records` keep, each once, with its bytes and how many of the records hold it. */
+  async #units(records: readonly CacheEntry[]): Promise<Map<string, { size: number; holders: number }>> {
+    const units = new Map<string, { size: number; holders: number }>();
     for (const record of records) {
       for (const unit of recordUnits(record)) {
         const known = units.get(unit);
@@ -152,24 +161,12 @@ export class BuildCache {
           known.holders++;
           continue;
         }
-        const size = unit.startsWith('blob ') ? record.layer.size : await this.#snapshotSize(record.snapshot);
+        // A snapshot gone from under a record (or never made) weighs nothing.
+        const size = unit.startsWith('blob ') ? record.layer.size : ((await this.#images.snapshotSize(record.snapshot)) ?? 0);
         units.set(unit, { size, holders: 1 });
-        total += size;
       }
     }
-    const mounts = new CacheMounts(cacheMountsDir(this.#images)).list();
-    for (const mount of mounts) total += mount.size;
-    return { units, mounts, total };
-  }
-
-  /** A snapshot's own bytes; 0 when it is gone (collected from under a record, or never made). */
-  async #snapshotSize(key: string): Promise<number> {
-    try {
-      return (await this.#images.snapshotter.usage(key)).size;
-    } catch (error) {
-      if (isNotFound(error)) return 0;
-      throw error;
-    }
+    return units;
   }
 
   /**

@@ -283,7 +283,7 @@ export class Images {
       for (const { manifestDescriptor, manifest, config } of images) {
         for (const blob of [manifestDescriptor, manifest.config, ...manifest.layers]) if (this.content.has(blob.digest)) hold(`blob ${blob.digest}`, blob.size, active);
         for (const key of chainIDs(config.rootfs.diff_ids)) {
-          const size = units.get(`snapshot ${key}`)?.size ?? (await this.#snapshotSize(key));
+          const size = units.get(`snapshot ${key}`)?.size ?? (await this.snapshotSize(key));
           if (size === undefined) break; // not unpacked from here up
           hold(`snapshot ${key}`, size, active);
         }
@@ -297,7 +297,7 @@ export class Images {
     }
     const containers = { total: 0, active: 0, size: 0, reclaimable: 0 };
     for (const container of this.containers.list()) {
-      const bytes = (await this.#snapshotSize(container.snapshot)) ?? 0;
+      const bytes = (await this.snapshotSize(container.snapshot)) ?? 0;
       const mounted = (await this.mountPoints(container.name)).length > 0;
       containers.total++;
       containers.size += bytes;
@@ -308,7 +308,7 @@ export class Images {
   }
 
   /** The bytes of a snapshot (its own, not its parents'), undefined when there is none of that key. */
-  async #snapshotSize(key: string): Promise<number | undefined> {
+  async snapshotSize(key: string): Promise<number | undefined> {
     try {
       return (await this.snapshotter.usage(key)).size;
     } catch (error) {
