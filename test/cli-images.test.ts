@@ -274,4 +274,23 @@ describe('strata image, container, commit and gc', () => {
     expect(k('commit', 'm', 'example.com/one:m').status).toBe(0);
     expect(k('container', 'rm', 'm').status).toBe(0);
   });
+
+  it('builds FROM an image whose config says null where Docker writes it, and refuses one whose fields have the wrong types', () => {
+    const typedRoot = join(work, 'typed-root');
+    const t = (...args: string[]) => spawnSync(process.execPath, [cli, '--root', typedRoot, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    const base = layer({ 'etc/': '', 'etc/os-release': 'ID=cli\n' });
+    const nulls = buildImage({ layers: [base], config: (c) => (c.config = { Env: null, Cmd: null, Entrypoint: null, Labels: null, OnBuild: null, Shell: null, Volumes: null, ExposedPorts: { '80/tcp': null }, Healthcheck: null }) });
+    const wrong = buildImage({ layers: [base], config: (c) => (c.config = { Env: 'PATH=/bin' }) });
+    const imported = t('image', 'import', writeArchive(join(work, 'nulls.tar'), layoutFiles(nulls.blobs, [named(nulls.manifestDescriptor, 'example.com/nulls:1')])), '-q');
+    expect(imported.status, imported.stderr).toBe(0);
+    const refused = t('image', 'import', writeArchive(join(work, 'wrong.tar'), layoutFiles(wrong.blobs, [named(wrong.manifestDescriptor, 'example.com/wrong:1')])), '-q');
+    expect([refused.status, refused.stderr]).toEqual([1, expect.stringMatching(/^strata: IMAGE_FORMAT: config sha256:[0-9a-f]{64}: config\.Env must be an array of strings, not a string\n$/)]);
+    const context = join(work, 'typed-context');
+    mkdirSync(context);
+    writeFileSync(join(context, 'Dockerfile'), 'FROM example.com/nulls:1\nENV A=1\nLABEL a=b\nEXPOSE 81\nVOLUME /v\nONBUILD RUN true\nHEALTHCHECK CMD true\nCMD ["run"]\nCOPY Dockerfile /\n');
+    const built = t('build', context, '-t', 'example.com/built:1', '-q');
+    expect(built.status, built.stderr).toBe(0);
+    const config = JSON.parse(t('image', 'inspect', 'example.com/built:1', '--json').stdout).config.config as Record<string, unknown>;
+    expect(config).toMatchObject({ Env: [expect.stringMatching(/^PATH=/), 'A=1'], Labels: { a: 'b' }, ExposedPorts: { '80/tcp': {}, '81/tcp': {} }, Volumes: { '/v': {} }, OnBuild: ['RUN true'], Cmd: ['run'] });
+  });
 });

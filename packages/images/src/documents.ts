@@ -164,16 +164,100 @@ export function parseManifest(bytes: Uint8Array, where: string): Manifest {
   return { schemaVersion: 2, ...(typeof value.mediaType === 'string' ? { mediaType: value.mediaType } : {}), config, layers, ...(annotations ? { annotations } : {}) };
 }
 
-/** An image config: what strata reads of it checked, the rest kept. */
-export function parseConfig(bytes: Uint8Array, where: string): ImageConfig {
-  const value = parseJson(bytes, where);
+/** The layers' diffIDs a config lists, with nothing else of it checked (what collection needs of a stored one). */
+export function configDiffIDs(bytes: Uint8Array, where: string): readonly string[] {
+  return rootfsOf(parseJson(bytes, where), where);
+}
+
+function rootfsOf(value: unknown, where: string): readonly string[] {
   if (!isObject(value)) fail(where, 'a config must be an object');
-  if (typeof value.architecture !== 'string' || typeof value.os !== 'string') fail(where, 'a config needs an os and an architecture');
   const rootfs = value.rootfs;
   if (!isObject(rootfs) || rootfs.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) fail(where, 'a config needs rootfs.type "layers" and rootfs.diff_ids');
   rootfs.diff_ids.forEach((d, i) => checkDigest(d, `${where} rootfs.diff_ids[${i}]`));
-  if (value.history !== undefined && !Array.isArray(value.history)) fail(where, 'history must be an array');
-  return value as unknown as ImageConfig;
+  return rootfs.diff_ids as string[];
+}
+
+/**
+ * An image config, every field the image spec (and Docker's additions) types checked for its type, the rest
+ * kept as it came. A field of the wrong type is refused, as Go's typed decoding in containerd and Docker
+ * refuses it; null stands for absent, as it does there.
+ */
+export function parseConfig(bytes: Uint8Array, where: string): ImageConfig {
+  const config = parseJson(bytes, where);
+  if (!isObject(config)) fail(where, 'a config must be an object');
+  if (typeof config.architecture !== 'string' || typeof config.os !== 'string') fail(where, 'a config needs an os and an architecture');
+  rootfsOf(config, where);
+  checkFields(config, CONFIG_FIELDS, where, '');
+  if (config.config !== undefined && config.config !== null) {
+    if (!isObject(config.config)) fail(where, `config must be an object, not ${kindOf(config.config)}`);
+    checkFields(config.config, RUN_CONFIG_FIELDS, where, 'config.');
+    const healthcheck = config.config.Healthcheck;
+    if (healthcheck !== undefined && healthcheck !== null) checkFields(healthcheck as Record<string, unknown>, HEALTHCHECK_FIELDS, where, 'config.Healthcheck.');
+  }
+  if (config.history !== undefined && config.history !== null) {
+    if (!Array.isArray(config.history)) fail(where, `history must be an array, not ${kindOf(config.history)}`);
+    for (const [i, step] of config.history.entries()) {
+      if (!isObject(step)) fail(where, `history[${i}] must be an object, not ${kindOf(step)}`);
+      checkFields(step, HISTORY_FIELDS, where, `history[${i}].`);
+    }
+  }
+  return config as unknown as ImageConfig;
+}
+
+type FieldType = 'string' | 'strings' | 'boolean' | 'integer' | 'object' | 'set' | 'labels';
+
+const CONFIG_FIELDS: Readonly<Record<string, FieldType>> = { created: 'string', author: 'string', variant: 'string', 'os.version': 'string', 'os.features': 'strings' };
+const RUN_CONFIG_FIELDS: Readonly<Record<string, FieldType>> = {
+  User: 'string', WorkingDir: 'string', StopSignal: 'string', Env: 'strings', Entrypoint: 'strings', Cmd: 'strings', Shell: 'strings',
+  OnBuild: 'strings', ExposedPorts: 'set', Volumes: 'set', Labels: 'labels', ArgsEscaped: 'boolean', Healthcheck: 'object',
+};
+const HEALTHCHECK_FIELDS: Readonly<Record<string, FieldType>> = { Test: 'strings', Interval: 'integer', Timeout: 'integer', StartPeriod: 'integer', StartInterval: 'integer', Retries: 'integer' };
+const HISTORY_FIELDS: Readonly<Record<string, FieldType>> = { created: 'string', author: 'string', created_by: 'string', comment: 'string', empty_layer: 'boolean' };
+
+/**
+ * Throws unless each of `fields` that `object` holds (null aside) has its type, naming (after `prefix`) the
+ * first value that does not; a set's null members become {}.
+ */
+function checkFields(object: Record<string, unknown>, fields: Readonly<Record<string, FieldType>>, where: string, prefix: string): void {
+  const wrong = (name: string, expected: string, value: unknown): never => fail(where, `${prefix}${name} must be ${expected}, not ${kindOf(value)}`);
+  for (const [name, type] of Object.entries(fields)) {
+    const value = object[name];
+    if (value === undefined || value === null) continue;
+    switch (type) {
+      case 'string':
+        if (typeof value !== 'string') wrong(name, 'a string', value);
+        break;
+      case 'boolean':
+        if (typeof value !== 'boolean') wrong(name, 'true or false', value);
+        break;
+      case 'integer':
+        if (!Number.isSafeInteger(value)) wrong(name, 'an integer', value);
+        break;
+      case 'object':
+        if (!isObject(value)) wrong(name, 'an object', value);
+        break;
+      case 'strings':
+        if (!Array.isArray(value)) wrong(name, 'an array of strings', value);
+        for (const [i, v] of (value as unknown[]).entries()) if (typeof v !== 'string') wrong(`${name}[${i}]`, 'a string', v);
+        break;
+      case 'set':
+      case 'labels':
+        if (!isObject(value)) wrong(name, type === 'set' ? 'an object of objects' : 'an object of strings', value);
+        for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+          if (type === 'set' ? v !== null && !isObject(v) : typeof v !== 'string') wrong(`${name}[${quote(key)}]`, type === 'set' ? 'an object' : 'a string', v);
+          // A member of a set is Go's struct{}: null decodes to it, and a config written from it says {}.
+          if (v === null) (value as Record<string, unknown>)[key] = {};
+        }
+    }
+  }
+}
+
+/** What a JSON value is, for a message (never the value itself, which may be anything). */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? (Number.isSafeInteger(value) ? 'a number' : 'an integer out of range') : 'a fraction';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** The bytes of a document as strata writes them: JSON, no insignificant whitespace. */

@@ -19,7 +19,7 @@ import { chainIDs, removeTree } from '@strata/core';
 import type { Root, SnapshotEntry } from '@strata/snapshotter';
 import type { ContainerStore } from './container-store.js';
 import type { ContentStore } from './content.js';
-import { MAX_DOCUMENT_BYTES, parseConfig, parseIndex, parseManifest, type Descriptor } from './documents.js';
+import { MAX_DOCUMENT_BYTES, configDiffIDs, parseIndex, parseManifest, type Descriptor } from './documents.js';
 import type { ImageStore } from './image-store.js';
 import type { Leases } from './leases.js';
 import { kindOf } from './media-types.js';
@@ -80,7 +80,7 @@ function references(content: ContentStore, d: Descriptor, markContent: (d: Descr
       markContent(manifest.config);
       for (const layer of manifest.layers) markContent(layer);
     } else {
-      const diffIDs = parseConfig(bytes, d.digest).rootfs.diff_ids;
+      const diffIDs = configDiffIDs(bytes, d.digest);
       for (const chain of chainIDs(diffIDs)) markSnapshot(chain);
     }
   } catch {

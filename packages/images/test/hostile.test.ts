@@ -2,7 +2,7 @@
  * Hostile images: each is a typed error, and nothing is published (no blob, no image, no ingest left, no
  * snapshot committed). Archives are built by the naive tar builder and documents by hand.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -114,6 +114,37 @@ describe('hostile images', () => {
     await refused(dockerArchive((m) => ((m[0]!.Layers as string[]).push((m[0]!.Layers as string[])[0]!))), 'IMAGE_FORMAT');
     const built = buildImage({ layers: [base], gzip: false, config: (c) => ((c.rootfs as { diff_ids: string[] }).diff_ids = [sha256(Buffer.from('other'))]) });
     await refused(writeArchive(join(root.dir, 'd.tar'), dockerSaveFiles([{ built, tags: ['x:1'], layers: [base] }])), 'DIGEST_MISMATCH');
+  });
+
+  it('refuses a config field of the wrong type, naming it, as Go\'s typed decoding in containerd and Docker does', async () => {
+    const cases: [string, (c: Record<string, unknown>) => void][] = [
+      ['config must be an object, not a string', (c) => (c.config = 'x')],
+      ['config.Env must be an array of strings, not a string', (c) => (c.config = { Env: 'PATH=/bin' })],
+      ['config.Env[1] must be a string, not a number', (c) => (c.config = { Env: ['A=b', 5] })],
+      ['config.Cmd[0] must be a string, not null', (c) => (c.config = { Cmd: [null] })],
+      ['config.Entrypoint must be an array of strings, not an object', (c) => (c.config = { Entrypoint: {} })],
+      ['config.User must be a string, not a number', (c) => (c.config = { User: 0 })],
+      ['config.WorkingDir must be a string, not an array', (c) => (c.config = { WorkingDir: ['/'] })],
+      ['config.Labels["a"] must be a string, not a number', (c) => (c.config = { Labels: { a: 1 } })],
+      ['config.ExposedPorts["80/tcp"] must be an object, not a string', (c) => (c.config = { ExposedPorts: { '80/tcp': 'yes' } })],
+      ['config.Volumes must be an object of objects, not an array', (c) => (c.config = { Volumes: ['/v'] })],
+      ['config.ArgsEscaped must be true or false, not a string', (c) => (c.config = { ArgsEscaped: 'true' })],
+      ['config.Healthcheck.Interval must be an integer, not a fraction', (c) => (c.config = { Healthcheck: { Test: ['CMD', 'true'], Interval: 1.5 } })],
+      ['history[1] must be an object, not null', (c) => (c.history = [{ created_by: 'a' }, null])],
+      ['history[0].empty_layer must be true or false, not a string', (c) => (c.history = [{ empty_layer: 'yes' }])],
+      ['history[0].created_by must be a string, not an array', (c) => (c.history = [{ created_by: ['sh'] }])],
+      ['created must be a string, not a number', (c) => (c.created = 0)],
+      ['variant must be a string, not a number', (c) => (c.variant = 8)],
+      ['os.features must be an array of strings, not a string', (c) => (c['os.features'] = 'x')],
+    ];
+    for (const [message, edit] of cases) {
+      const image = buildImage({ layers: [base], config: edit });
+      const source = writeDirectory(join(root.dir, 'typed'), layoutFiles(image.blobs, [named(image.manifestDescriptor, 'example.com/typed:1')]));
+      await expect(root.images.import(source), message).rejects.toMatchObject({ code: 'IMAGE_FORMAT', message: expect.stringContaining(message) });
+      expect(root.images.list()).toEqual([]);
+      expect(root.images.content.digests()).toEqual([]);
+      rmSync(source, { recursive: true });
+    }
   });
 
   it('finds a config whose diff_ids do not match the layers while unpacking, and commits nothing', async () => {

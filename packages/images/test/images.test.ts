@@ -289,6 +289,25 @@ describe('images on a root', () => {
     expect(await snapshotKeys(root.images)).toEqual([chainID([one.diffIDs[0]!]), chainID(one.diffIDs), unpacked.chainID!].sort());
   });
 
+  it('reads a config whose fields are null as one without them, as Go decodes it (Docker writes "Cmd": null)', async () => {
+    const image = buildImage({
+      layers: [base],
+      config: (c) => {
+        Object.assign(c, { author: null, variant: null });
+        c.config = { Env: null, Cmd: null, Entrypoint: null, Labels: null, OnBuild: null, Healthcheck: { Test: null, Interval: null }, ExposedPorts: { '80/tcp': null }, Volumes: { '/data': {} } };
+      },
+    });
+    await root.images.import(writeDirectory(join(root.dir, 'nulls'), layoutFiles(image.blobs, [named(image.manifestDescriptor, 'example.com/nulls:1')])));
+    // A set's null member is Go's struct{}, which a config written from it spells {}.
+    expect(root.images.inspect('example.com/nulls:1').config.config).toMatchObject({ Env: null, Cmd: null, ExposedPorts: { '80/tcp': {} }, Volumes: { '/data': {} } });
+    expect(root.images.history('example.com/nulls:1')).toMatchObject([{ created_by: 'step 0', layer: expect.stringMatching(/^sha256:/) }]);
+    await root.images.createContainer('example.com/nulls:1', 'c');
+    await (await root.images.openContainer('c')).writeFile('/etc/new', 'x\n');
+    await root.images.commit('c', 'example.com/nulls:2');
+    expect(root.images.history('example.com/nulls:2').map((h) => h.created_by)).toEqual(['', 'step 0']);
+    expect(root.images.inspect('example.com/nulls:2').config.config).toMatchObject({ ExposedPorts: { '80/tcp': {} } });
+  });
+
   it('leaves a re-tagged image dangling, and prune removes dangling images', async () => {
     const { one, two, layout } = twoImages();
     await root.images.import(layout);
