@@ -70,6 +70,32 @@ describe('credentials and challenges', () => {
     expect(readFileSync(authFile, 'utf8')).not.toContain('strata-secret');
   });
 
+  it('takes a config with a field of the wrong type as none, as Docker does, and will not replace a broken login file', async () => {
+    const dir = mkdtempSync(join(work, 'broken-'));
+    const dockerConfig = join(dir, 'config.json');
+    const authFile = join(dir, 'auth.json');
+    const lookup = credentialsFrom({ authFile, dockerConfig });
+    const good = { auth: Buffer.from('user:secret').toString('base64') };
+    for (const broken of [{ 'a.example': { auth: 5 } }, { 'a.example': good, 'b.example': 'x' }, [good]]) {
+      writeFileSync(dockerConfig, JSON.stringify({ auths: broken }));
+      expect(await lookup('a.example')).toBeUndefined();
+    }
+    writeFileSync(dockerConfig, JSON.stringify({ auths: { 'a.example': good }, credsStore: 5 }));
+    expect(await lookup('a.example')).toBeUndefined();
+    // null is absent, as Go decodes it.
+    writeFileSync(dockerConfig, JSON.stringify({ auths: { 'a.example': good, 'b.example': null, 'c.example': { auth: null, username: 'u', password: 'p' } }, credHelpers: null, credsStore: null }));
+    expect(await lookup('a.example')).toEqual({ username: 'user', password: 'secret' });
+    expect(await lookup('b.example')).toBeUndefined();
+    expect(await lookup('c.example')).toEqual({ username: 'u', password: 'p' });
+
+    for (const text of ['{"auths": {"a.example": ', JSON.stringify({ auths: { 'a.example': good }, credsStore: 5 })]) {
+      writeFileSync(authFile, text);
+      expect(() => saveLogin('new.example', { username: 'u', password: 'p' }, authFile)).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+      expect(() => removeLogin('a.example', authFile)).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+      expect(readFileSync(authFile, 'utf8')).toBe(text);
+    }
+  });
+
   it('keeps a login file that is a symlink a symlink, writing its target (dangling too), as Docker keeps its config', () => {
     const dotfiles = join(work, 'dotfiles');
     mkdirSync(dotfiles);

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidArgumentError, UnauthenticatedError, quote } from '@strata/core';
+import { FailedPreconditionError, InvalidArgumentError, UnauthenticatedError, quote } from '@strata/core';
 
 /** What a registry is told. */
 export interface Credentials {
@@ -22,16 +22,17 @@ export interface Credentials {
 export type CredentialSource = (host: string) => Promise<Credentials | undefined>;
 
 interface AuthEntry {
-  auth?: string;
-  username?: string;
-  password?: string;
-  identitytoken?: string;
+  auth?: string | null;
+  username?: string | null;
+  password?: string | null;
+  identitytoken?: string | null;
 }
 
+/** What strata reads of a config file (null, as in Go, stands for absent). */
 interface ConfigFile {
-  auths?: Record<string, AuthEntry>;
-  credHelpers?: Record<string, string>;
-  credsStore?: string;
+  auths?: Record<string, AuthEntry | null> | null;
+  credHelpers?: Record<string, string> | null;
+  credsStore?: string | null;
 }
 
 /** The hosts Docker files Docker Hub's credentials under. */
@@ -42,10 +43,10 @@ function aliases(host: string): string[] {
   return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`];
 }
 
-function fromEntry(entry: AuthEntry | undefined): Credentials | undefined {
-  if (entry === undefined) return undefined;
+function fromEntry(entry: AuthEntry | null | undefined): Credentials | undefined {
+  if (entry === undefined || entry === null) return undefined;
   if (entry.identitytoken) return { identityToken: entry.identitytoken, ...(entry.username ? { username: entry.username } : {}) };
-  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+  if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
   if (entry.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
@@ -54,13 +55,42 @@ function fromEntry(entry: AuthEntry | undefined): Credentials | undefined {
   return undefined;
 }
 
+/**
+ * A config file, or undefined when there is none or it is broken: not JSON, or a field strata reads of the
+ * wrong type (Docker's CLI, whose typed decoding fails on either, warns and goes on without the file). Its
+ * contents are not repeated anywhere.
+ */
 function readConfig(path: string): ConfigFile | undefined {
   if (!existsSync(path)) return undefined;
+  let config: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as ConfigFile;
+    config = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
-    return undefined; // a broken file is as good as none; its contents are not repeated anywhere
+    return undefined;
   }
+  return isConfigFile(config) ? config : undefined;
+}
+
+/** strata's login file, to change it: none is empty, a broken one is refused rather than replaced (it may hold other logins). */
+function readLoginFile(path: string): ConfigFile {
+  const config = readConfig(path);
+  if (config === undefined && existsSync(path)) throw new FailedPreconditionError(`the login file ${quote(path)} is not one strata can read (not JSON, or a field of the wrong type): mend or remove it`);
+  return config ?? {};
+}
+
+function isConfigFile(value: unknown): value is ConfigFile {
+  if (!isRecord(value)) return false;
+  const { auths, credHelpers, credsStore } = value;
+  const entryOk = (entry: unknown) => entry === null || (isRecord(entry) && ['auth', 'username', 'password', 'identitytoken'].every((k) => entry[k] === undefined || entry[k] === null || typeof entry[k] === 'string'));
+  return (
+    (auths === undefined || auths === null || (isRecord(auths) && Object.values(auths).every(entryOk))) &&
+    (credHelpers === undefined || credHelpers === null || (isRecord(credHelpers) && Object.values(credHelpers).every((h) => typeof h === 'string'))) &&
+    (credsStore === undefined || credsStore === null || typeof credsStore === 'string')
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Asks a `docker-credential-<helper>` for `host`'s credentials (the helper protocol's `get`). */
@@ -116,15 +146,15 @@ export function credentialsFrom(files: { authFile?: string; dockerConfig?: strin
 export function saveLogin(host: string, credentials: { username: string; password: string }, authFile = defaultAuthFile()): void {
   if (credentials.username === '' || credentials.username.includes(':')) throw new InvalidArgumentError('a username is non-empty and holds no colon');
   if (credentials.password === '') throw new UnauthenticatedError(`no password given for ${quote(host)}`);
-  const config = readConfig(authFile) ?? {};
+  const config = readLoginFile(authFile);
   const auths = { ...(config.auths ?? {}), [host]: { auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64') } };
   writePrivate(authFile, JSON.stringify({ ...config, auths }, null, 2));
 }
 
 /** Forgets `host`'s credentials; false when there were none. */
 export function removeLogin(host: string, authFile = defaultAuthFile()): boolean {
-  const config = readConfig(authFile);
-  if (config?.auths?.[host] === undefined) return false;
+  const config = readLoginFile(authFile);
+  if (config.auths?.[host] === undefined) return false;
   const { [host]: _gone, ...auths } = config.auths;
   writePrivate(authFile, JSON.stringify({ ...config, auths }, null, 2));
   return true;
