@@ -24,7 +24,7 @@ describe('credentials and challenges', () => {
     const bin = join(work, 'bin');
     mkdirSync(bin);
     const helper = join(bin, 'docker-credential-strata-test');
-    writeFileSync(helper, `#!/bin/sh\n[ "$1" = get ] || exit 1\nhost=$(cat)\ncase "$host" in\n  helped.example) echo '{"ServerURL":"helped.example","Username":"helper-user","Secret":"helper-secret"}' ;;\n  token.example) echo '{"ServerURL":"token.example","Username":"<token>","Secret":"refresh-token"}' ;;\n  store.example) echo '{"ServerURL":"store.example","Username":"store-user","Secret":"store-secret"}' ;;\n  *) echo "credentials not found in native keychain"; exit 1 ;;\nesac\n`);
+    writeFileSync(helper, `#!/bin/sh\n[ "$1" = get ] || exit 1\nhost=$(cat)\ncase "$host" in\n  helped.example) echo '{"ServerURL":"helped.example","Username":"helper-user","Secret":"helper-secret"}' ;;\n  token.example) echo '{"ServerURL":"token.example","Username":"<token>","Secret":"refresh-token"}' ;;\n  store.example) echo '{"ServerURL":"store.example","Username":"store-user","Secret":"store-secret"}' ;;\n  null.example) echo null ;;\n  number.example) echo '{"Username":"u","Secret":5}' ;;\n  *) echo "credentials not found in native keychain"; exit 1 ;;\nesac\n`);
     chmodSync(helper, 0o755);
     savedPath = process.env.PATH;
     process.env.PATH = `${bin}:${process.env.PATH}`;
@@ -63,6 +63,9 @@ describe('credentials and challenges', () => {
     expect(await lookup('missing.example')).toBeUndefined(); // its helper has nothing: not the store either
     expect(await lookup('store.example')).toEqual({ username: 'store-user', password: 'store-secret' });
     expect(await lookup('nowhere.example')).toBeUndefined();
+    // A helper's answer that is JSON but no secret is none.
+    expect(await lookup('null.example')).toBeUndefined();
+    expect(await lookup('number.example')).toBeUndefined();
 
     expect(removeLogin('both.example', authFile)).toBe(true);
     expect(removeLogin('both.example', authFile)).toBe(false);

@@ -258,4 +258,16 @@ describe('hostile registries', () => {
     expect(fake.seen.filter((s) => s.path === '/v2/evil/app/manifests/x')).toHaveLength(2);
     nothingLeft();
   });
+
+  it('refuses a token answer that is JSON but no token (null, a number, a token of the wrong type)', async () => {
+    await setUp();
+    const answers = ['null', '5', '"token"', '{"token": 5}', '{"token": {"a": 1}, "access_token": null}', '[]'];
+    let answer = '';
+    fake.routes.set('GET /token', (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
+    fake.routes.set('GET /v2/evil/app/manifests/x', (_req, res) => void res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${fake.host}/token",service="evil"` }).end());
+    for (answer of answers) {
+      await expect(pull('evil/app:x'), answer).rejects.toMatchObject({ code: 'REGISTRY', message: expect.stringMatching(/sent no usable token/) });
+      nothingLeft();
+    }
+  });
 });

@@ -156,7 +156,7 @@ export class Authorizer {
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      body = JSON.parse((await Transport.read(response, 256 * 1024, 'a token response')).toString('utf8'));
+      body = JSON.parse((await Transport.read(response, 256 * 1024, 'a token response')).toString('utf8')) ?? {}; // null: no token
     } catch (error) {
       if ((error as { code?: string }).code === 'LIMIT_EXCEEDED') throw error;
       throw new RegistryError(`${quote(this.#host)}'s token service sent something that is not JSON`);

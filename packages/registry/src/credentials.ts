@@ -102,9 +102,9 @@ async function fromHelper(helper: string, host: string): Promise<Credentials | u
   }); // undefined: not found, or the helper has nothing for this host
   if (output === undefined) return undefined;
   try {
-    const { Username, Secret } = JSON.parse(output) as { Username?: string; Secret?: string };
-    if (!Secret) return undefined;
-    return Username === '<token>' ? { identityToken: Secret } : { username: Username ?? '', password: Secret };
+    const { Username, Secret } = (JSON.parse(output) ?? {}) as { Username?: unknown; Secret?: unknown };
+    if (typeof Secret !== 'string' || Secret === '') return undefined;
+    return Username === '<token>' ? { identityToken: Secret } : { username: typeof Username === 'string' ? Username : '', password: Secret };
   } catch {
     return undefined;
   }
