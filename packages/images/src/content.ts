@@ -512,10 +512,10 @@ export class ContentStore {
       writeFileSync(join(dir, 'ref'), ref);
       const meta = join(dir, 'expected');
       if (existsSync(meta)) {
-        const before = JSON.parse(readFileSync(meta, 'utf8')) as Expected;
+        const before = readExpected(meta);
         const other = (a: unknown, b: unknown) => a !== undefined && b !== undefined && a !== b;
-        // The same ref for another blob: what was written is not a prefix of it.
-        if (other(before.digest, expected.digest) || other(before.size, expected.size)) rmSync(join(dir, 'data'), { force: true });
+        // The same ref for another blob, or a record cut short by a crash: what was written may not be a prefix of it.
+        if (before === undefined || other(before.digest, expected.digest) || other(before.size, expected.size)) rmSync(join(dir, 'data'), { force: true });
       }
       writeFileSync(meta, JSON.stringify({ ...expected, started: Date.now() }));
       const fd = openSync(join(dir, 'data'), 'a+');
@@ -558,14 +558,14 @@ export class ContentStore {
       const dir = join(this.#ingests, name);
       try {
         const ref = readFileSync(join(dir, 'ref'), 'utf8');
-        const meta = JSON.parse(readFileSync(join(dir, 'expected'), 'utf8')) as Expected & { started: number };
+        const meta = readExpected(join(dir, 'expected')) ?? {};
         const st = statSync(join(dir, 'data'));
         out.push({
           ref,
           offset: st.size,
           total: meta.size ?? 0,
           ...(meta.digest ? { expected: meta.digest } : {}),
-          started: new Date(meta.started),
+          started: typeof meta.started === 'number' ? new Date(meta.started) : st.mtime,
           updated: st.mtime,
           locked: this.ingestLocked(ref),
         });
@@ -744,4 +744,14 @@ export class ContentStore {
 
 function isAlreadyExists(error: unknown): boolean {
   return (error as { code?: string } | undefined)?.code === 'ALREADY_EXISTS';
+}
+
+/** An ingest's record of what it expects, or undefined when a crash cut it short (written in place, not renamed). */
+function readExpected(path: string): (Expected & { started?: number }) | undefined {
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Expected & { started?: number }) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { imagesRoot } from './helpers.js';
@@ -37,6 +37,24 @@ describe('content store', () => {
     expect(root.images.content.ingests()).toEqual([]);
     expect(await text(root.images.content.read(digest, { start: 10, end: 20 }))).toBe(data.subarray(10, 20).toString());
     expect(root.images.content.info(digest).size).toBe(data.length);
+  });
+
+  it('starts over an ingest whose record a crash cut short, and lists it meanwhile', async () => {
+    const data = randomBytes(50_000);
+    const digest = digestOf(data);
+    const first = root.images.content.writer('pull-cut', { digest, size: data.length });
+    await first.write(Buffer.alloc(20_000)); // not a prefix of data: the record is all that says which blob
+    first.close();
+    const ingests = join(root.dir, 'root', 'content', 'ingest');
+    const [dir] = readdirSync(ingests).filter((name) => /^[0-9a-f]{64}$/.test(name));
+    for (const cut of ['', '{"digest":"sha256:', 'null']) {
+      writeFileSync(join(ingests, dir!, 'expected'), cut);
+      expect(root.images.content.ingests()).toMatchObject([{ ref: 'pull-cut', offset: 20_000, total: 0, locked: false }]);
+    }
+    const again = root.images.content.writer('pull-cut', { digest, size: data.length });
+    expect(again.offset).toBe(0);
+    await again.write(data);
+    expect(await again.commit()).toEqual({ digest, size: data.length });
   });
 
   it('allows one live writer per ref, in this process and across processes', () => {
