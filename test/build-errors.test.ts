@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from '@strata/build';
 import type { Images } from '@strata/images';
 import { BASE, buildWith, type ContextFiles, imageTree, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
@@ -89,6 +90,17 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     expect(images.images.get('example.com/add:cut')).toBeUndefined();
     expect(await activeSnapshots()).toEqual([]);
   }, 120_000);
+
+  it('refuses a tag or cache image that cannot be a name before it builds anything, as docker build refuses its -t', async () => {
+    const events: string[] = [];
+    const dir = context(`FROM ${BASE}\nCOPY a.txt /\n`);
+    const before = images.list().length;
+    await expect(build(images, { context: dir, tags: ['example.com/fine:1', 'example.com/Bad:1'], onEvent: (e) => events.push(e.type) })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('"example.com/Bad:1"') });
+    await expect(build(images, { context: dir, cacheFrom: ['example.com/Cache:1'], onEvent: (e) => events.push(e.type) })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(build(images, { context: dir, cacheTo: { ref: 'example.com/Cache:1' }, push: async () => {}, onEvent: (e) => events.push(e.type) })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(events).toEqual([]);
+    expect(images.list()).toHaveLength(before);
+  });
 
   it('refuses a target stage that is not there', async () => {
     await expect(buildWith(images, { context: context(`FROM ${BASE} AS one\n`), target: 'two' })).rejects.toThrow(/target stage "two" is not in the Dockerfile/);

@@ -40,6 +40,7 @@ import {
   layerDescriptor,
   layerLabels,
   mediaTypes,
+  normalizeReference,
   parsePlatform,
   UNCOMPRESSED_LABEL,
   UNCOMPRESSED_SIZE_LABEL,
@@ -281,6 +282,11 @@ function sha256(...parts: string[]): string {
 
 /** Builds a Dockerfile into an image in `images`' root. */
 export async function build(images: Images, options: BuildOptions): Promise<BuildResult> {
+  // A name that cannot be one is refused before anything is built, as docker build refuses its -t and
+  // BuildKit a cache reference.
+  const cacheTo = typeof options.cacheTo === 'object' && 'ref' in options.cacheTo ? [options.cacheTo.ref] : [];
+  const cacheFrom = (options.cacheFrom ?? []).filter((source) => typeof source === 'string');
+  for (const name of [...(options.tags ?? []), ...cacheTo, ...cacheFrom]) normalizeReference(name);
   return withBuildInput(images, options, (options, context, text, dockerignore) => buildIn(images, options, context, text, dockerignore));
 }
 
