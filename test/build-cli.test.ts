@@ -263,9 +263,14 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       const unset = spawnSync(process.execPath, [cli, '--root', root, 'build', '--ssh', 'default', dir], { encoding: 'utf8', env: { ...process.env, SSH_AUTH_SOCK: '', NODE_EXTRA_CA_CERTS: '' } });
       expect(unset.status).toBe(2);
       expect(unset.stderr).toContain('--ssh default: no socket given and SSH_AUTH_SOCK is not set');
-      const notSocket = strata(['build', '--no-cache', '--ssh', `default=${dir}`, dir]);
-      expect(notSocket.status).toBe(1);
-      expect(notSocket.stderr).toMatch(/Dockerfile line 2: RUN --mount=type=ssh,id=default: ".*ssh" is not an SSH agent's socket/);
+      // What is neither a socket nor a key file, or not there at all, is refused before the build, as
+      // BuildKit's ssh provider refuses it; so is an id given twice.
+      for (const path of [dir, join(work, 'no-such.sock')]) {
+        const notSocket = strata(['build', '--no-cache', '--ssh', `default=${path}`, dir]);
+        expect([notSocket.status, notSocket.stderr]).toEqual([2, `strata: --ssh default: ${path} is neither an agent's socket nor a key file\n`]);
+      }
+      const twice = strata(['build', '--ssh', `default=${socket}`, '--ssh', `default=${socket}`, dir]);
+      expect([twice.status, twice.stderr]).toEqual([2, 'strata: --ssh default: given twice\n']);
       // Key files instead of a socket, as buildx takes them: an agent of the build's own holds them.
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'key')]);
       const keyed = strata(['build', '--no-cache', '--progress', 'plain', '--ssh', `default=${join(work, 'key')}`, dir]);

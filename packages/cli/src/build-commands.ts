@@ -89,11 +89,14 @@ function sshAgents(specs: string[] = []): { agents: Record<string, string>; keys
     const value = eq < 0 ? process.env.SSH_AUTH_SOCK : spec.slice(eq + 1);
     if (!/^[\w.-]+$/.test(id)) throw new UsageError(`an SSH agent is ID[=SOCKET|=KEYFILE[,KEYFILE]...]: ${spec}`);
     if (!value) throw new UsageError(`--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`);
+    if (id in agents || id in keys) throw new UsageError(`--ssh ${id}: given twice`);
     const paths = value.split(',');
-    // A socket is an agent's; files are keys, which an agent of the build's own will hold.
-    if (paths.length === 1 && !statSync(value, { throwIfNoEntry: false })?.isFile()) agents[id] = value;
+    // A socket is an agent's; files are keys, which an agent of the build's own will hold. Each must be
+    // there when the build starts, as BuildKit's ssh provider checks.
+    const kinds = paths.map((path) => statSync(path, { throwIfNoEntry: false }));
+    if (paths.length === 1 && kinds[0]?.isSocket()) agents[id] = value;
     else {
-      for (const path of paths) if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`--ssh ${id}: ${path} is neither an agent's socket nor a key file`);
+      for (const [i, path] of paths.entries()) if (!kinds[i]?.isFile()) throw new UsageError(`--ssh ${id}: ${path} is neither an agent's socket nor a key file`);
       keys[id] = paths;
     }
   }
