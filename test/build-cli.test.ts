@@ -66,6 +66,16 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const bad = strata(['build', '--secret', 'src=/nowhere', dir]);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('a secret is id=ID[,src=PATH|,env=VAR]');
+    // With neither src nor env: the variable named by the id, else the file, as BuildKit reads it.
+    const byId = strata(['build', '--no-cache', '--progress', 'plain', '--secret', `id=file,src=${join(dir, 'token.txt')}`, '--secret', 'id=env', dir], { env: 'named by the id\n' });
+    expect(byId.status, byId.stderr).toBe(0);
+    expect(byId.stderr).toContain('from a file\nnamed by the id\n');
+    // A file that is not there, not a file, or over BuildKit's 500 KiB is refused before the build.
+    writeFileSync(join(work, 'big-secret'), Buffer.alloc(500 * 1024 + 1));
+    for (const [src, what] of [['/nowhere', 'not there'], [dir, 'not a file'], [join(work, 'big-secret'), "512001 bytes, over BuildKit's 512000 for a secret"]]) {
+      const refused = strata(['build', '--secret', `id=file,src=${src}`, dir]);
+      expect([refused.status, refused.stderr]).toEqual([2, `strata: the secret file: ${src} is ${what}\n`]);
+    }
   }, 120_000);
 
   it('labels the image with --label over the Dockerfile\'s LABELs, writes its ID with --iidfile and buildx\'s --metadata-file', () => {

@@ -65,15 +65,28 @@ function secrets(specs: string[] = []): Record<string, Uint8Array> {
     }
     const id = fields.get('id');
     if (!id || [...fields.keys()].some((k) => !['id', 'src', 'source', 'env', 'type'].includes(k))) throw new UsageError(`a secret is id=ID[,src=PATH|,env=VAR]: ${spec}`);
-    const type = fields.get('type') ?? (fields.has('env') ? 'env' : 'file');
+    const src = fields.get('src') ?? fields.get('source');
+    // With neither a source nor a type: the variable named by the id if the environment has one, else the file, as BuildKit reads it.
+    const type = fields.get('type') ?? (fields.has('env') || (src === undefined && process.env[id] !== undefined) ? 'env' : 'file');
     if (type === 'env') {
       const value = process.env[fields.get('env') ?? id];
       if (value === undefined) throw new UsageError(`the secret ${id}: the environment has no ${fields.get('env') ?? id}`);
       out[id] = Buffer.from(value);
-    } else if (type === 'file') out[id] = readFileSync(fields.get('src') ?? fields.get('source') ?? id);
+    } else if (type === 'file') out[id] = secretFile(id, src ?? id);
     else throw new UsageError(`a secret's type is file or env: ${spec}`);
   }
   return out;
+}
+
+/** BuildKit's bound on a secret's size. */
+const MAX_SECRET_BYTES = 500 * 1024;
+
+/** A secret's file, read whole: it must be a file within BuildKit's bound. */
+function secretFile(id: string, path: string): Buffer {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat?.isFile()) throw new UsageError(`the secret ${id}: ${path} is ${stat ? 'not a file' : 'not there'}`);
+  if (stat.size > MAX_SECRET_BYTES) throw new UsageError(`the secret ${id}: ${path} is ${stat.size} bytes, over BuildKit's ${MAX_SECRET_BYTES} for a secret`);
+  return readFileSync(path);
 }
 
 /**
