@@ -73,7 +73,8 @@ export class CopySteps<S extends { readonly state: StageState }> {
     const sources = words.slice(0, -1);
     let dest = words.at(-1)!;
     const workdir = stage.state.config.WorkingDir || '/';
-    const dirLike = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
+    // An empty destination is the workdir, as `.` is: BuildKit takes both for a directory.
+    const dirLike = dest === '' || dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
     dest = posix.resolve(workdir, dest);
     if (dirLike && dest !== '/') dest += '/';
     const flags = step.flags;

@@ -333,7 +333,11 @@ export class CopySelection {
       await chown(target, owner);
       await layer.chmod(target, mode);
     } else {
-      return false; // a socket: no layer can hold one (tar has no form for it), as Docker skips them
+      // A socket: no layer can hold one (tar has no form for it), so it becomes an empty file, as BuildKit's
+      // context transfer makes it (its testCopySocket).
+      await (await layer.open(target, 'wx', 0o600)).close();
+      await chown(target, owner);
+      await layer.chmod(target, mode & 0o7777);
     }
     if (node.type === 'symlink') await chown(target, owner);
     await layer.lutimes(target, seconds(node.mtime), seconds(node.mtime));

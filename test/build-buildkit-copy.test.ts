@@ -1,0 +1,213 @@
+/**
+ * COPY and ADD against what BuildKit's own copy integration tests (frontend/dockerfile/dockerfile_copy_test.go)
+ * expect of them: the same contexts and steps, restated here for the Debian base (busybox's `adduser -D` is
+ * `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`). Where a test checks the image from
+ * inside, a RUN step here checks the same and fails the build otherwise; where it checks the exported tree,
+ * this reads the image. Among them: an empty destination is the workdir, with `--link` too; a socket in the
+ * context arrives as an empty file; symlinks are followed to their files; owners of what already exists stay.
+ */
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Images } from '@strata/images';
+import type { WritableLayer } from '@strata/core';
+import { BASE, buildWith, type ContextFiles, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
+import { needs } from './helpers/oracle.js';
+
+/** A shell function for RUN steps: fails the step unless path $1 has owner $2 (uid:gid), naming what it has. */
+const OWNER = 'owner() { a=$(stat -c %u:%g "$1"); [ "$a" = "$2" ] || { echo "$1 is $a, not $2"; exit 1; }; }';
+
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("COPY as BuildKit's copy tests expect it", () => {
+  let work: string;
+  let images: Images;
+  let n = 0;
+
+  beforeAll(async () => {
+    work = scratch('strata-build-buildkit-copy-');
+    images = await rootWithBase(work);
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await images?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** Builds `dockerfile` in a context of `files` (made ready by `prepare`), and opens the image's tree. */
+  async function built(dockerfile: string, files: ContextFiles = {}, options: { buildArgs?: Record<string, string>; target?: string; prepare?: (dir: string) => void } = {}): Promise<WritableLayer> {
+    const dir = writeContext(join(work, `context-${++n}`), { ...files, Dockerfile: dockerfile });
+    options.prepare?.(dir);
+    const { result } = await buildWith(images, { context: dir, ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}), ...(options.target ? { target: options.target } : {}) });
+    return imageView(images, result.target.digest);
+  }
+
+  const read = (layer: WritableLayer, path: string) => layer.readFile(path, 'utf8');
+
+  it('takes an empty destination for the workdir, with --link too, and keeps a trailing slash a directory (testEmptyDestDir, testCopyLink*DestDir, testPreserveDestDirSlash)', async () => {
+    const files = { testfile: 'contents0' };
+    await built(`FROM ${BASE}\nENV empty=""\nCOPY testfile $empty\nRUN [ "$(cat testfile)" = "contents0" ]\n`, files);
+    await built(`FROM ${BASE}\nCOPY testfile /sample/\nRUN [ "$(cat /sample/testfile)" = "contents0" ]\n`, files);
+    for (const dest of ['.', '$empty']) {
+      const layer = await built(`FROM ${BASE}\nWORKDIR /var/www\nENV empty=""\nCOPY --link testfile ${dest}\nRUN [ "$(cat testfile)" = "contents0" ]\n`, files);
+      expect(await read(layer, '/var/www/testfile')).toBe('contents0');
+    }
+  }, 120_000);
+
+  it("keeps the owners of what exists, gives new files their source's or --chown's (testCopyChownExistingDir)", async () => {
+    const dockerfile = [
+      `FROM ${BASE} AS source`,
+      'RUN touch /file && chown 100:200 /file && mkdir -p /dir/subdir && touch /dir/subdir/nestedfile && chown 100:200 /dir && chown 101:201 /dir/subdir && chown 102:202 /dir/subdir/nestedfile',
+      `FROM ${BASE} AS test_base`,
+      'RUN mkdir -p /existingdir/existingsubdir && touch /existingdir/existingfile && chown 500:600 /existingdir && chown 501:601 /existingdir/existingsubdir /existingdir/existingfile',
+      'FROM test_base AS copy_from',
+      'COPY --from=source /file .',
+      'COPY --from=source /dir /dir',
+      'COPY --from=source /dir/. /existingdir',
+      `RUN ${OWNER}; owner /file 100:200 && owner /dir 0:0 && owner /dir/subdir 101:201 && owner /dir/subdir/nestedfile 102:202 && owner /existingdir 500:600 && owner /existingdir/existingsubdir 501:601 && owner /existingdir/existingfile 501:601 && owner /existingdir/subdir 101:201 && owner /existingdir/subdir/nestedfile 102:202`,
+      'FROM test_base AS copy_from_chowned',
+      'COPY --from=source --chown=300:400 /file .',
+      'COPY --from=source --chown=300:400 /dir /dir',
+      'COPY --from=source --chown=300:400 /dir/. /existingdir',
+      `RUN ${OWNER}; for p in /file /dir /dir/subdir /dir/subdir/nestedfile /existingdir/subdir /existingdir/subdir/nestedfile; do owner $p 300:400; done && owner /existingdir 500:600 && owner /existingdir/existingsubdir 501:601 && owner /existingdir/existingfile 501:601`,
+      '',
+    ].join('\n');
+    await built(dockerfile);
+    await built(dockerfile, {}, { target: 'copy_from' });
+  }, 120_000);
+
+  it('chowns by names, build args and variables, a directory made for the copy included (testCopyChownCreateDest, testCopyChown)', async () => {
+    await built(
+      `FROM ${BASE}\nARG group\nENV owner user01\nRUN useradd -U user && useradd -U user01\nCOPY --chown=user:user . /dest\nCOPY --chown=\${owner}:\${group} . /dest01\nRUN [ "$(stat -c "%U %G" /dest)" = "user user" ] && [ "$(stat -c "%U %G" /dest01)" = "user01 user" ]\n`,
+      {},
+      { buildArgs: { group: 'user' } },
+    );
+    const layer = await built(
+      `FROM ${BASE}\nENV owner 1000\nCOPY --chown=daemon foo /\nCOPY --chown=1000:nogroup bar /baz\nARG group\nCOPY --chown=\${owner}:\${group} foo /foobis\nRUN stat -c "%U %G" /foo > /fooowner && stat -c "%u %G" /baz/sub > /subowner && stat -c "%u %G" /foobis > /foobisowner\n`,
+      { foo: 'foo-contents', 'bar/sub': '' },
+      { buildArgs: { group: 'nogroup' } },
+    );
+    expect([await read(layer, '/fooowner'), await read(layer, '/subowner'), await read(layer, '/foobisowner')]).toEqual(['daemon daemon\n', '1000 nogroup\n', '1000 nogroup\n']);
+  }, 120_000);
+
+  it('follows symlinks in the context and in a stage to the files they name (testCopyThroughSymlink*, testCopyFollowAllSymlinks, testCopySymlinks)', async () => {
+    let layer = await built('FROM scratch\nCOPY link/foo .\n', { link: { symlink: 'sub' }, 'sub/foo': 'contents' });
+    expect(await read(layer, '/foo')).toBe('contents');
+    layer = await built(`FROM ${BASE} AS build\nRUN mkdir -p /out/sub && ln -s /out/sub /sub && ln -s out/sub /sub2 && printf data > /sub/foo\nFROM scratch\nCOPY --from=build /sub/foo .\nCOPY --from=build /sub2/foo bar\n`);
+    expect([await read(layer, '/foo'), await read(layer, '/bar')]).toEqual(['data', 'data']);
+    // A directory's symlink is copied as one; named as a source, it is followed.
+    layer = await built('FROM scratch\nCOPY foo /\nCOPY foo/sub bar\n', { bar: 'bar-contents', 'foo/sub': { symlink: '../bar' } });
+    expect(await layer.readlink('/sub')).toBe('../bar');
+    expect(await read(layer, '/bar')).toBe('bar-contents');
+    layer = await built('FROM scratch\nCOPY foo /\nCOPY sub/l* alllinks/\n', {
+      bar: 'bar-contents',
+      foo: { symlink: 'bar' },
+      'sub/lfile': 'lfile-contents',
+      'sub/l0': { symlink: 'subfile' },
+      'sub/subfile': 'subfile-contents',
+      'sub/l1': { symlink: 'second' },
+      'sub/second': { symlink: 'baz' },
+      'sub/baz': 'baz-contents',
+    });
+    expect([await read(layer, '/foo'), await read(layer, '/alllinks/l0'), await read(layer, '/alllinks/lfile'), await read(layer, '/alllinks/l1')]).toEqual(['bar-contents', 'subfile-contents', 'lfile-contents', 'baz-contents']);
+    expect((await layer.lstat('/alllinks/l1')).isFile()).toBe(true);
+  }, 120_000);
+
+  it('copies a socket of the context as an empty file with its mode (testCopySocket)', async () => {
+    const layer = await built('FROM scratch\nCOPY . /\n', {}, {
+      prepare: (dir) => execFileSync('python3', ['-c', 'import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o600)', join(dir, 'socket.sock')]),
+    });
+    const st = await layer.lstat('/socket.sock');
+    expect([st.isFile(), st.size, st.mode & 0o7777]).toEqual([true, 0, 0o600]);
+  }, 120_000);
+
+  it('overwrites what a copy made before, and expands a source word (testCopyOverrideFiles, testCopyVarSubstitution)', async () => {
+    let layer = await built('FROM scratch\nCOPY sub sub\nCOPY sub sub\nCOPY files/foo.go dest/foo.go\nCOPY files/foo.go dest/foo.go\nCOPY files dest\n', { 'sub/dir1/dir2/foo': 'foo-contents', 'files/foo.go': 'foo.go-contents' });
+    expect([await read(layer, '/sub/dir1/dir2/foo'), await read(layer, '/dest/foo.go')]).toEqual(['foo-contents', 'foo.go-contents']);
+    layer = await built('FROM scratch\nENV FOO bar\nCOPY $FOO baz\n', { bar: 'bar-contents' });
+    expect(await read(layer, '/baz')).toBe('bar-contents');
+  }, 120_000);
+
+  it('matches wildcards and copies a directory\'s contents however its path ends (testCopyWildcards)', async () => {
+    const layer = await built(
+      'FROM scratch\nCOPY *.go /gofiles/\nCOPY f*.go foo2.go\nCOPY sub/* /subdest/\nCOPY sub/*/dir2/foo /subdest2/\nCOPY sub/*/dir2/foo /subdest3/bar\nCOPY . all/\nCOPY sub/dir1/ subdest4\nCOPY sub/dir1/. subdest5\nCOPY sub/dir1 subdest6\n',
+      { 'foo.go': 'foo-contents', 'bar.go': 'bar-contents', 'sub/dir1/dir2/foo': 'foo-contents' },
+    );
+    const expected: Record<string, string> = {
+      'gofiles/foo.go': 'foo-contents',
+      'gofiles/bar.go': 'bar-contents',
+      'foo2.go': 'foo-contents',
+      'subdest/dir2/foo': 'foo-contents',
+      'subdest2/foo': 'foo-contents',
+      'subdest3/bar': 'foo-contents',
+      'all/foo.go': 'foo-contents',
+      'subdest4/dir2/foo': 'foo-contents',
+      'subdest5/dir2/foo': 'foo-contents',
+      'subdest6/dir2/foo': 'foo-contents',
+    };
+    for (const [path, content] of Object.entries(expected)) expect(await read(layer, `/${path}`), path).toBe(content);
+  }, 120_000);
+
+  it('resolves destinations against relative and parent workdirs, and keeps names as written (testCopyRelative, testCopyUnicodePath)', async () => {
+    const has = (path: string) => `RUN [ "$(cat ${path})" = hello ]`;
+    await built(
+      [
+        `FROM ${BASE}`,
+        'WORKDIR /test1',
+        'WORKDIR test2',
+        'RUN [ "$PWD" = /test1/test2 ]',
+        'COPY foo ./',
+        has('/test1/test2/foo'),
+        'ADD foo ./bar/baz',
+        has('/test1/test2/bar/baz'),
+        'COPY foo ./bar/baz2',
+        has('/test1/test2/bar/baz2'),
+        'WORKDIR ..',
+        'COPY foo ./',
+        has('/test1/foo'),
+        'COPY foo /test3/',
+        has('/test3/foo'),
+        'WORKDIR /test4',
+        'COPY . .',
+        has('/test4/foo'),
+        'WORKDIR /test5/test6',
+        'COPY foo ../',
+        has('/test5/foo'),
+        '',
+      ].join('\n'),
+      { foo: 'hello' },
+    );
+    const layer = await built('FROM scratch\nCOPY test-äöü.txt /\nCOPY test-%C3%A4%C3%B6%C3%BC.txt /\nCOPY test+aou.txt /\n', { 'test-äöü.txt': 'foo', 'test-%C3%A4%C3%B6%C3%BC.txt': 'bar', 'test+aou.txt': 'baz' });
+    expect([await read(layer, '/test-äöü.txt'), await read(layer, '/test-%C3%A4%C3%B6%C3%BC.txt'), await read(layer, '/test+aou.txt')]).toEqual(['foo', 'bar', 'baz']);
+  }, 120_000);
+
+  it("gives --chmod's symbolic modes what GNU chmod gives the same file (testChmodNonOctal)", async () => {
+    const cases: [source: 'file' | 'dir', name: string, mode: string][] = [
+      ['file', 'f1', 'go-w'],
+      ['file', 'f2', 'u=rw,g=r,o=r'],
+      ['file', 'f3', 'a+X'],
+      ['dir', 'd1', 'go-w'],
+      ['dir', 'd2', 'u+rw,g+r,o-x,o+w'],
+      ['dir', 'd3', 'a+X'],
+    ];
+    const expected = cases.map(([source, name, mode]) =>
+      source === 'dir'
+        ? `RUN mkdir -p /input/dirs/${name} && cp -a /input/dir /input/dirs/${name}/${name} && cp -a /input/dirs/${name}/. /expected/ && chmod ${mode} /expected/${name}`
+        : `RUN cp -a /input/file /expected/${name} && chmod ${mode} /expected/${name}`,
+    );
+    const copies = cases.map(([source, name, mode]) => (source === 'dir' ? `COPY --from=base --chmod=${mode} /input/dirs/${name} /` : `COPY --from=base --chmod=${mode} /input/file /${name}`));
+    const checks = cases.map(([, name]) => `RUN [ "$(stat -c %A /actual/${name})" = "$(stat -c %A /expected/${name})" ] || { stat -c '%n %A' /actual/${name} /expected/${name}; exit 1; }`);
+    await built(
+      [
+        `FROM ${BASE} AS base`,
+        'RUN mkdir /input /expected && touch /input/file && chmod 666 /input/file && mkdir /input/dir && chmod 124 /input/dir',
+        ...expected,
+        'FROM scratch AS result',
+        ...copies,
+        'FROM base',
+        'COPY --from=result / /actual/',
+        ...checks,
+        '',
+      ].join('\n'),
+    );
+  }, 120_000);
+});
