@@ -102,6 +102,15 @@ describe('apply edges', () => {
     });
   }
 
+  it('lists the directories it made only as parents: not one an entry named, before or after its children, nor one a file replaced', async () => {
+    const target = fresh();
+    const dir = (name: string): RawEntry => ({ name, type: '5', mode: 0o755 });
+    const layer = rawTar([file('a/b/c/x'), dir('a/b/'), file('e/f/y'), file('g/z'), dir('h/'), file('h/i/w'), file('g', 'now a file\n')]);
+    const { impliedDirectories } = await applyLayer(layerFile(layer), target, { listImpliedDirectories: true });
+    expect(impliedDirectories?.sort()).toEqual(['a', 'a/b/c', 'e', 'e/f', 'h/i']);
+    expect((await applyLayer(layerFile(layer), fresh())).impliedDirectories).toBeUndefined();
+  });
+
   it('a directory replaced by a file in the same layer: the file wins, its children and their pending work go', async () => {
     const target = fresh();
     await applyLayer(layerFile(rawTar([{ name: 'd/', type: '5', mode: 0o700 }, file('d/x'), file('d', 'now a file\n')])), target);

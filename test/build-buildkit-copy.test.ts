@@ -1,24 +1,27 @@
 /**
- * COPY and ADD against what BuildKit's own copy integration tests (frontend/dockerfile/dockerfile_copy_test.go)
- * expect of them: the same contexts and steps, restated here for the Debian base (busybox's `adduser -D` is
+ * COPY and ADD against what BuildKit's own copy and add integration tests (frontend/dockerfile/
+ * dockerfile_copy_test.go, dockerfile_add_test.go) expect of them: the same contexts and steps, restated here for the Debian base (busybox's `adduser -D` is
  * `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`). Where a test checks the image from
  * inside, a RUN step here checks the same and fails the build otherwise; where it checks the exported tree,
  * this reads the image. Among them: an empty destination is the workdir, with `--link` too; a socket in the
- * context arrives as an empty file; symlinks are followed to their files; owners of what already exists stay.
+ * context arrives as an empty file; symlinks are followed to their files; owners of what already exists stay;
+ * an archive that only implies a directory where the image has a symlink extracts through the symlink.
  */
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Images } from '@strata/images';
 import type { WritableLayer } from '@strata/core';
 import { BASE, buildWith, type ContextFiles, imageView, rootWithBase, scratch, writeContext } from './helpers/build.js';
 import { needs } from './helpers/oracle.js';
+import { rawTar, type RawEntry } from './helpers/raw-tar.js';
 
 /** A shell function for RUN steps: fails the step unless path $1 has owner $2 (uid:gid), naming what it has. */
 const OWNER = 'owner() { a=$(stat -c %u:%g "$1"); [ "$a" = "$2" ] || { echo "$1 is $a, not $2"; exit 1; }; }';
 
-describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("COPY as BuildKit's copy tests expect it", () => {
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("COPY and ADD as BuildKit's tests expect them", () => {
   let work: string;
   let images: Images;
   let n = 0;
@@ -178,6 +181,41 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("CO
     );
     const layer = await built('FROM scratch\nCOPY test-äöü.txt /\nCOPY test-%C3%A4%C3%B6%C3%BC.txt /\nCOPY test+aou.txt /\n', { 'test-äöü.txt': 'foo', 'test-%C3%A4%C3%B6%C3%BC.txt': 'bar', 'test+aou.txt': 'baz' });
     expect([await read(layer, '/test-äöü.txt'), await read(layer, '/test-%C3%A4%C3%B6%C3%BC.txt'), await read(layer, '/test+aou.txt')]).toEqual(['foo', 'bar', 'baz']);
+  }, 120_000);
+
+  it('extracts an ADDed archive as BuildKit does: through the image\'s symlinks where it only implies a parent, its parents made, --chown over its owners, several by a wildcard (testDockerfileAddArchive*, testDockerfileAddChownArchive)', async () => {
+    const dir = (name: string): RawEntry => ({ name, type: '5', mode: 0o755 });
+    const file = (name: string, data: string): RawEntry => ({ name, type: '0', mode: 0o644, data });
+    const archives = (entries: Record<string, RawEntry[]>) => (context: string) => {
+      for (const [name, list] of Object.entries(entries)) writeFileSync(join(context, name), name.endsWith('.gz') ? gzipSync(rawTar(list)) : rawTar(list));
+    };
+    // The image has var/run -> /run (absolute); an archive naming var/run/act/… but not var/run lands in /run.
+    const head = 'ref: refs/heads/main\n';
+    let layer = await built('FROM scratch\nADD rootfs.tar /\nADD payload.tar /\n', {}, {
+      prepare: archives({
+        'rootfs.tar': [dir('run/'), dir('var/'), { name: 'var/run', type: '2', linkname: '/run', mode: 0o777 }],
+        'payload.tar': [
+          ...['var/run/act/', 'var/run/act/actions/', 'var/run/act/actions/broad/', 'var/run/act/actions/broad/.git/'].map(dir),
+          file('var/run/act/actions/broad/.git/HEAD', head),
+          { name: 'var/run/act/actions/broad/.git/HEAD.link', type: '1', linkname: 'var/run/act/actions/broad/.git/HEAD', mode: 0o644 },
+        ],
+      }),
+    });
+    expect(await layer.readlink('/var/run')).toBe('/run');
+    expect([await read(layer, '/run/act/actions/broad/.git/HEAD'), await read(layer, '/run/act/actions/broad/.git/HEAD.link')]).toEqual([head, head]);
+    expect((await layer.stat('/run/act/actions/broad/.git/HEAD.link')).ino).toBe((await layer.stat('/run/act/actions/broad/.git/HEAD')).ino);
+    // An archive that names the symlink's path as a directory replaces it, as an extraction does.
+    layer = await built('FROM scratch\nADD rootfs.tar /\nADD payload.tar /\n', {}, {
+      prepare: archives({ 'rootfs.tar': [dir('run/'), dir('var/'), { name: 'var/run', type: '2', linkname: '/run', mode: 0o777 }], 'payload.tar': [dir('var/run/'), file('var/run/x', 'x')] }),
+    });
+    expect((await layer.lstat('/var/run')).isDirectory()).toBe(true);
+    expect(await read(layer, '/var/run/x')).toBe('x');
+    layer = await built('FROM scratch\nADD t.tar.gz /\n', {}, { prepare: archives({ 't.tar.gz': [file('etc/dnf/dnf.conf', 'content0')] }) });
+    expect(await read(layer, '/etc/dnf/dnf.conf')).toBe('content0');
+    layer = await built('FROM scratch\nADD --chown=100:200 t.tar /out/\n', {}, { prepare: archives({ 't.tar': [file('foo', 'content0')] }) });
+    for (const path of ['/out', '/out/foo']) expect([(await layer.lstat(path)).uid, (await layer.lstat(path)).gid], path).toEqual([100, 200]);
+    layer = await built('FROM scratch\nADD *.tar /dest\n', {}, { prepare: archives({ 't.tar': [file('foo', 'content0')], 'b.tar': [file('bar', 'content1')] }) });
+    expect([await read(layer, '/dest/foo'), await read(layer, '/dest/bar')]).toEqual(['content0', 'content1']);
   }, 120_000);
 
   it("gives --chmod's symbolic modes what GNU chmod gives the same file (testChmodNonOctal)", async () => {

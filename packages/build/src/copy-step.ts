@@ -269,7 +269,12 @@ export class CopySteps<S extends { readonly state: StageState }> {
       // bzip2 and xz through the system's tools (core reads plain, gzip and zstd layers itself).
       const format = externalFormat(await headOf(tree, node, 16));
       // The build's limits hold for what an archive inflates to, as for what COPY selects (a bomb stops there).
-      const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, { layout: 'plain', maxEntries: this.#build.limits.maxEntries, maxTotalBytes: this.#build.limits.maxBytes });
+      const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, {
+        layout: 'plain',
+        maxEntries: this.#build.limits.maxEntries,
+        maxTotalBytes: this.#build.limits.maxBytes,
+        listImpliedDirectories: true,
+      });
       // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
       const foreign = options.owner === undefined ? applied.owners[0] : undefined;
       if (foreign !== undefined) {
@@ -279,7 +284,7 @@ export class CopySteps<S extends { readonly state: StageState }> {
       const selection = await CopySelection.select(extracted, ['.'], `${target.replace(/\/+$/, '')}/`, this.#build.limits);
       // The archive's modes are kept: --chmod is for what ADD copies, not what it unpacks (as BuildKit's unpack).
       const { chmod: _chmod, ...kept } = options;
-      await selection.write(layer, { ...kept, keepOwners: true });
+      await selection.write(layer, { ...kept, keepOwners: true, impliedDirectories: new Set(applied.impliedDirectories) });
     } finally {
       rmSync(temp, { recursive: true, force: true });
     }

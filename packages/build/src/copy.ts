@@ -83,6 +83,12 @@ export interface CopyOptions {
    * what the map says, and an owner it cannot give is UNSUPPORTED.
    */
   readonly idMap?: IdMap;
+  /**
+   * Directories of the source that only stand for a path (an archive's parents no entry named), by path
+   * below the source: where the image has a symlink to a directory there, what is below goes through it, as
+   * an extraction into the image would take it (BuildKit's testDockerfileAddArchiveThroughAbsoluteSymlink).
+   */
+  readonly impliedDirectories?: ReadonlySet<string>;
 }
 
 /** A file owner. */
@@ -287,6 +293,7 @@ export class CopySelection {
       }
       for (const { node, rel } of top.below) {
         const target = posix.join(base, rel);
+        if (node.type === 'directory' && options.impliedDirectories?.has(rel) && (await isSymlinkToDirectory(layer, target))) continue;
         await writeLinked(node, target);
         if (node.type === 'directory') dirTimes.push({ path: target, node });
       }
@@ -404,6 +411,16 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
 
 function seconds(t: { sec: number; nsec: number }): number {
   return t.sec + t.nsec / 1e9;
+}
+
+/** Whether `path` is a symlink that leads (inside the container) to a directory. */
+async function isSymlinkToDirectory(layer: WritableLayer, path: string): Promise<boolean> {
+  if (!(await lstatOrUndefined(layer, path))?.isSymbolicLink()) return false;
+  try {
+    return (await layer.stat(path)).isDirectory();
+  } catch {
+    return false; // dangling, or a loop: replaced by the directory, as before
+  }
 }
 
 async function lstatOrUndefined(layer: WritableLayer, path: string) {

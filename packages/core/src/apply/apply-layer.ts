@@ -63,6 +63,8 @@ export interface ApplyOptions extends ReadLimits {
   parallelHash?: boolean | 'auto';
   /** Non-fatal observations: overlay xattrs dropped from entries, xattrs the file system refused. */
   onWarning?: (message: string, path: string) => void;
+  /** List the parent directories the apply made that no entry named (`ApplyResult.impliedDirectories`). */
+  listImpliedDirectories?: boolean;
   signal?: AbortSignal;
 }
 
@@ -72,6 +74,12 @@ export interface ApplyResult extends LayerDigests {
   entries: number;
   /** In `record` mode, every entry whose owner is not 0:0. */
   owners: OwnerRecord[];
+  /**
+   * With `listImpliedDirectories`: the directories made only as parents of entries (`var/run` for a layer
+   * whose first entry is `var/run/x`), which a copy into another tree may take through a symlink there, as an
+   * extraction into that tree would.
+   */
+  impliedDirectories?: string[];
 }
 
 /** The xattr left on the target root while an in-place apply is under way; it stays if the apply fails. */
@@ -168,14 +176,16 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
       warn: options.onWarning ?? (() => {}),
       ownerIsDefault: (entry: Entry) => fresh && !rootSetgid && entry.uid === euid && entry.gid === egid,
     });
-    if (options.layout === 'overlay' && options.lowers !== undefined && options.lowers.length > 0) {
-      const below = new MergedView(options.lowers);
+    const implied = options.listImpliedDirectories ? { made: [] as string[], named: new Set<string>() } : undefined;
+    const below = options.layout === 'overlay' && options.lowers !== undefined && options.lowers.length > 0 ? new MergedView(options.lowers) : undefined;
+    if (below !== undefined || implied !== undefined) {
       target.onParentMade = (path) => {
-        const stat = below.stat(path);
+        implied?.made.push(path);
+        const stat = below?.stat(path);
         if (stat?.type === 'directory') writer.implicitDirectory(path, entryFromStat(stat));
       };
     }
-    const { layout: _layout, xattrNamespace: _ns, owners: _owners, devices: _devices, onWarning: _warn, lowers: _lowers, ...readOptions } = options;
+    const { layout: _layout, xattrNamespace: _ns, owners: _owners, devices: _devices, onWarning: _warn, lowers: _lowers, listImpliedDirectories: _implied, ...readOptions } = options;
     const reader = readLayer(source, readOptions);
     const entries = reader.entries();
     let count = 0;
@@ -202,6 +212,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
           continue;
         }
         const path = writer.place(entry.path);
+        if (implied !== undefined && entry.type === 'directory') implied.named.add(path);
         const creating = writer.create(entry, body, path);
         if (creating) await creating;
         state.touch(path);
@@ -213,7 +224,9 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     }
     await writer.finish();
     target.confirmModes();
-    return { ...(await reader.digests()), entries: count, owners: writer.ownerRecords };
+    const result: ApplyResult = { ...(await reader.digests()), entries: count, owners: writer.ownerRecords };
+    if (implied !== undefined) result.impliedDirectories = implied.made.filter((path) => !implied.named.has(path) && target.kind(path) === 'directory');
+    return result;
   } finally {
     target.close();
   }
