@@ -369,7 +369,7 @@ function buildChecks(options: BuildOptions, text: string, context: string, docke
   const buildArgs = options.buildArgs ?? {};
   const checks = checkOptionsOf(text, buildArgs);
   const platform = options.platform ?? options.platforms?.[0];
-  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(platform ? parsePlatform(platform) : hostPlatform(), hostPlatform()));
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(platform ? parsePlatform(platform) : hostPlatform(), hostPlatform(), options.target));
   const stages = allStages ? undefined : neededStages(dockerfile, targetStage(dockerfile, options.target), buildArgs, new Set(Object.keys(options.contexts ?? {})));
   const ignored = readIgnorePatterns(ignoreFilesOf(options, context, dockerignore));
   return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ignored, ...(stages ? { stages } : {}) }), checks, dockerfile };
@@ -517,7 +517,7 @@ function namedContexts(images: Images, options: BuildOptions, checksums: FileChe
 /** The Dockerfile read for `options.platform` (its automatic platform ARGs), and the builder of its target stage. */
 function planBuild(images: Images, options: BuildOptions, text: string, context: string, shared: BuilderSharing = {}): { builder: Builder; target: Stage } {
   const buildArgs = options.buildArgs ?? {};
-  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform()));
+  const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform(), options.target));
   const target = targetStage(dockerfile, options.target);
   const stages = neededStages(dockerfile, target, buildArgs, new Set(Object.keys(options.contexts ?? {})));
   return { builder: new Builder(images, options, dockerfile, context, stages, shared), target };

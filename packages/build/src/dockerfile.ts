@@ -275,19 +275,22 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
 }
 
 /**
- * BuildKit's automatic platform ARGs: `TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`, `TARGETVARIANT` of the
- * platform the build is for, and the same four `BUILD…` of the one it runs on. Defined in the global scope,
- * so a FROM line can use them as they are (`FROM --platform=$BUILDPLATFORM`) and a stage gets one by
- * declaring it without a value (`ARG TARGETARCH`).
+ * BuildKit's automatic ARGs: `TARGETPLATFORM`, `TARGETOS`, `TARGETOSVERSION`, `TARGETARCH`, `TARGETVARIANT`
+ * of the platform the build is for, the same five `BUILD…` of the one it runs on, and `TARGETSTAGE`, the
+ * target's name (given none, `parseDockerfile` makes it the last stage's, or `default`). Defined in the
+ * global scope, so a FROM line can use them as they are (`FROM --platform=$BUILDPLATFORM`) and a stage gets
+ * one by declaring it without a value (`ARG TARGETARCH`).
  */
-export function platformArgs(target: Platform, build: Platform): Map<string, string> {
+export function platformArgs(target: Platform, build: Platform, targetStage?: string): Map<string, string> {
   const args = new Map<string, string>();
   for (const [prefix, p] of [['TARGET', target], ['BUILD', build]] as const) {
     args.set(`${prefix}PLATFORM`, formatPlatform(p));
     args.set(`${prefix}OS`, p.os);
+    args.set(`${prefix}OSVERSION`, p['os.version'] ?? '');
     args.set(`${prefix}ARCH`, p.architecture);
     args.set(`${prefix}VARIANT`, p.variant ?? '');
   }
+  if (targetStage !== undefined) args.set('TARGETSTAGE', targetStage);
   return args;
 }
 
@@ -312,9 +315,11 @@ export function globalArgs(dockerfile: Dockerfile, buildArgs: Readonly<Record<st
  * Parses and checks a Dockerfile: instructions known, flags known, FROM first, stage names well formed.
  * `automaticArgs` are the global scope's before the Dockerfile's ARGs (`platformArgs`, for a build).
  */
-export function parseDockerfile(text: string, buildArgs: Readonly<Record<string, string>> = {}, automaticArgs: ReadonlyMap<string, string> = new Map()): Dockerfile {
+export function parseDockerfile(text: string, buildArgs: Readonly<Record<string, string>> = {}, automatic: ReadonlyMap<string, string> = new Map()): Dockerfile {
   const ast = DockerfileParser.parse(text);
   const escape = ast.getEscapeCharacter();
+  // TARGETSTAGE is the target's name; with none given, the last stage's, or "default" (BuildKit's defaultArgs).
+  const automaticArgs = automatic.has('TARGETSTAGE') ? automatic : new Map([...automatic, ['TARGETSTAGE', lastStageName(ast.getInstructions()) ?? 'default']]);
   const globals: Instruction[] = [];
   const stages: { index: number; name?: string; from: Instruction; image: string; platform?: string; instructions: Instruction[] }[] = [];
   let env: Env | undefined;
@@ -356,6 +361,14 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
 }
 
 /** The stage `target` names (a name or an index; default the last). */
+/** The name the last FROM gives its stage, if any. */
+function lastStageName(instructions: readonly { getKeyword(): string; getArgumentsContent(): string | null }[]): string | undefined {
+  const from = instructions.findLast((i) => i.getKeyword().toUpperCase() === 'FROM');
+  const words = from?.getArgumentsContent()?.split(/\s+/).filter((w) => w !== '') ?? [];
+  const named = words.filter((w) => !w.startsWith('--'));
+  return named.length === 3 && named[1]!.toUpperCase() === 'AS' ? named[2]!.toLowerCase() : undefined;
+}
+
 export function targetStage(dockerfile: Dockerfile, target?: string): Stage {
   if (target === undefined) return dockerfile.stages.at(-1)!;
   const stage = stageNamed(dockerfile, target);

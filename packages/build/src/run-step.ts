@@ -27,7 +27,26 @@ import { forwardAgent } from './ssh-agent.js';
 import { resolveUser } from './users.js';
 
 /** Docker's predefined ARGs: a RUN sees them when given as build args, without an ARG declaring them. */
-const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+/** Docker's predefined proxy ARGs, by kind (a build arg of either case gives both). */
+const PROXY_KINDS = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'];
+
+/**
+ * The proxy variables RUN sees, as BuildKit gives them: a build arg named for a kind in any case (the last in
+ * sorted order when several are) sets it in both cases, an empty one neither; `taken` names are left alone.
+ */
+function proxyEnv(buildArgs: Readonly<Record<string, string>>, taken: (name: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const kind of PROXY_KINDS) {
+    const given = Object.keys(buildArgs)
+      .filter((name) => name.toLowerCase() === kind)
+      .sort()
+      .at(-1);
+    const value = given === undefined ? '' : buildArgs[given]!;
+    if (value === '') continue;
+    for (const name of [kind.toUpperCase(), kind]) if (!taken(name)) out.push(`${name}=${value}`);
+  }
+  return out;
+}
 
 /** A RUN step's hostname, as BuildKit names its sandbox; the build arg `BUILDKIT_SANDBOX_HOSTNAME` sets another. */
 const SANDBOX_HOSTNAME = 'buildkitsandbox';
@@ -169,7 +188,7 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
     // Docker's predefined proxy ARGs, given as build args and not declared: the step sees them, but neither
     // its key nor the history does (a proxy's address or credentials are the machine's, not the image's).
     const buildArgs = this.#build.options.buildArgs ?? {};
-    const proxies = PROXY_ARGS.filter((name) => Object.hasOwn(buildArgs, name) && !stage.state.args.has(name) && !names.has(name)).map((name) => `${name}=${buildArgs[name]}`);
+    const proxies = proxyEnv(buildArgs, (name) => stage.state.args.has(name) || names.has(name));
     const cwd = config.WorkingDir || '/';
     const user = config.User || 'root';
     const mounts = this.#runMounts(stage, step, cwd);

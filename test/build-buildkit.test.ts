@@ -1,11 +1,13 @@
 /**
- * COPY and ADD against what BuildKit's own copy and add integration tests (frontend/dockerfile/
- * dockerfile_copy_test.go, dockerfile_add_test.go) expect of them: the same contexts and steps, restated here for the Debian base (busybox's `adduser -D` is
- * `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`). Where a test checks the image from
- * inside, a RUN step here checks the same and fails the build otherwise; where it checks the exported tree,
- * this reads the image. Among them: an empty destination is the workdir, with `--link` too; a socket in the
- * context arrives as an empty file; symlinks are followed to their files; owners of what already exists stay;
- * an archive that only implies a directory where the image has a symlink extracts through the symlink.
+ * Builds against what BuildKit's own integration tests (frontend/dockerfile/dockerfile_copy_test.go,
+ * dockerfile_add_test.go, dockerfile_args_test.go) expect: the same contexts and steps, restated here for
+ * the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[`
+ * is `=`, `echo -n` is `printf %s`). Where a test checks the image from inside, a RUN step here checks the
+ * same and fails the build otherwise; where it checks the exported tree, this reads the image. Among them: an
+ * empty destination is the workdir, with `--link` too; a socket in the context arrives as an empty file;
+ * symlinks are followed to their files; owners of what already exists stay; an archive that only implies a
+ * directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the target; a
+ * proxy build arg of either case gives RUN both, out of the step's key.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +23,7 @@ import { rawTar, type RawEntry } from './helpers/raw-tar.js';
 /** A shell function for RUN steps: fails the step unless path $1 has owner $2 (uid:gid), naming what it has. */
 const OWNER = 'owner() { a=$(stat -c %u:%g "$1"); [ "$a" = "$2" ] || { echo "$1 is $a, not $2"; exit 1; }; }';
 
-describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("COPY and ADD as BuildKit's tests expect them", () => {
+describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("builds as BuildKit's tests expect them", () => {
   let work: string;
   let images: Images;
   let n = 0;
@@ -37,8 +39,8 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("CO
   });
 
   /** Builds `dockerfile` in a context of `files` (made ready by `prepare`), and opens the image's tree. */
-  async function built(dockerfile: string, files: ContextFiles = {}, options: { buildArgs?: Record<string, string>; target?: string; prepare?: (dir: string) => void } = {}): Promise<WritableLayer> {
-    const dir = writeContext(join(work, `context-${++n}`), { ...files, Dockerfile: dockerfile });
+  async function built(dockerfile: string, files: ContextFiles = {}, options: { buildArgs?: Record<string, string>; target?: string; prepare?: (dir: string) => void; context?: string } = {}): Promise<WritableLayer> {
+    const dir = options.context ?? writeContext(join(work, `context-${++n}`), { ...files, Dockerfile: dockerfile });
     options.prepare?.(dir);
     const { result } = await buildWith(images, { context: dir, ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}), ...(options.target ? { target: options.target } : {}) });
     return imageView(images, result.target.digest);
@@ -248,4 +250,53 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("CO
       ].join('\n'),
     );
   }, 120_000);
+
+  it('names the target stage TARGETSTAGE: the one asked for, else the last one\'s name, else "default" (testTargetStageNameArg)', async () => {
+    const base = `FROM ${BASE} AS base\nWORKDIR /out\nRUN printf %s "value:$TARGETSTAGE" > /out/first\nARG TARGETSTAGE\nRUN printf %s "value:$TARGETSTAGE" > /out/second\nFROM scratch AS foo\nCOPY --from=base /out/ /\nFROM scratch\nCOPY --from=base /out/ /\n`;
+    for (const [dockerfile, target, expected] of [
+      [base, 'foo', 'value:foo'],
+      [base, undefined, 'value:default'],
+      [`${base}FROM scratch AS final\nCOPY --from=base /out/ /\n`, undefined, 'value:final'],
+    ] as const) {
+      const layer = await built(dockerfile, {}, target ? { target } : {});
+      expect([await read(layer, '/first'), await read(layer, '/second')]).toEqual(['value:', expected]);
+    }
+  }, 120_000);
+
+  it("gives RUN a proxy build arg of either case in both cases, empty ones not, and keeps them out of the step's key (testBuiltinArgs)", async () => {
+    const context = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: `FROM ${BASE} AS build\nARG FOO\nARG BAR\nARG BAZ=bazcontent\nRUN printf %s $HTTP_PROXY::$NO_PROXY::$FOO::$BAR::$BAZ > /out\n`,
+    });
+    const out = async (buildArgs: Record<string, string>) => read(await built('', {}, { context, buildArgs }), '/out');
+    expect(await out({ FOO: 'foocontents', http_proxy: 'hpvalue', NO_PROXY: 'npvalue' })).toBe('hpvalue::npvalue::foocontents::::bazcontent');
+    // Another proxy is the same step: the cache answers, with what the first run wrote.
+    expect(await out({ FOO: 'foocontents', http_proxy: 'hpvalue2' })).toBe('hpvalue::npvalue::foocontents::::bazcontent');
+    expect(await out({ FOO: 'foocontents2', http_proxy: 'hpvalue2' })).toBe('hpvalue2::::foocontents2::::bazcontent');
+  }, 120_000);
+
+  it('expands global and stage ARGs as BuildKit does: several on a line, quoted, in FROM, with defaults and required ones (testGlobalArgErrors, testArgDefaultExpansion, testMultiArgs, testQuotedMetaArgs, testDefaultEnvWithArgs, testEmptyStringArgInEnv, testEnvEmptyFormatting)', async () => {
+    const builds = (dockerfile: string, buildArgs: Record<string, string> = {}) => buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile }), buildArgs });
+    await expect(builds(`ARG FOO=\${FOO:?"custom error"}\nFROM ${BASE}\n`)).rejects.toThrow(/FOO: custom error/);
+    await builds(`ARG FOO=\${FOO:?"custom error"}\nFROM ${BASE}\n`, { FOO: 'bar' });
+    await expect(builds('FROM scratch\nARG FOO\nARG BAR=${FOO:?"foo missing"}\n')).rejects.toThrow(/FOO: foo missing/);
+    for (const buildArgs of [{ FOO: '123' }, { BAR: '123' }]) await builds('FROM scratch\nARG FOO\nARG BAR=${FOO:?"foo missing"}\n', buildArgs);
+    // The base image's name is made of global ARGs (busy$a2 there, ba$a2 here).
+    let layer = await built('ARG a1="foo bar" a2=se\nARG a3="$a2-foo"\nFROM example.com/base:ba$a2 AS build\nARG a3 a4="123 456" a1\nRUN printf %s "$a1:$a3:$a4" > /out\n');
+    expect(await read(layer, '/out')).toBe('foo bar:se-foo:123 456');
+    layer = await built('ARG a1="se"\nARG a2="$a1-foo"\nFROM example.com/base:ba$a1 AS build\nARG a2\nARG a3="bar-$a2"\nRUN printf %s $a3 > /out\n');
+    expect(await read(layer, '/out')).toBe('bar-se-foo');
+    const script = { 'myscript.sh': { content: '#!/usr/bin/env sh\nprintf %s "$my_arg $*" > /out\n', mode: 0o700 } };
+    const withDefaults = 'ARG image=idlebase\nFROM example.com/base:${image#idle} AS build\nARG my_arg\nENV my_arg "my_arg=${my_arg:-def_val}"\nENV my_trimmed_arg "${my_arg%%e*}"\nCOPY myscript.sh myscript.sh\nRUN ./myscript.sh $my_arg $my_trimmed_arg\n';
+    for (const [buildArgs, expected] of [
+      [{}, 'my_arg=def_val my_arg=def_val my_arg=d'],
+      [{ my_arg: '' }, 'my_arg=def_val my_arg=def_val my_arg=d'],
+      [{ my_arg: 'override' }, 'my_arg=override my_arg=override my_arg=ov'],
+    ] as const) {
+      expect(await read(await built(withDefaults, script, { buildArgs }), '/out')).toBe(expected);
+    }
+    const env = await read(await built(`FROM ${BASE}\nARG FOO\nARG BAR=\nRUN env > /env.txt\n`), '/env.txt');
+    expect(env.split('\n')).toContain('BAR=');
+    expect(env).not.toMatch(/^FOO=/m);
+    await built(`FROM ${BASE}\nENV myenv foo%sbar\nRUN [ "$myenv" = 'foo%sbar' ]\n`);
+  }, 240_000);
 });
