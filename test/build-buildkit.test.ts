@@ -1,13 +1,15 @@
 /**
- * Builds against what BuildKit's own integration tests (frontend/dockerfile/dockerfile_copy_test.go,
- * dockerfile_add_test.go, dockerfile_args_test.go) expect: the same contexts and steps, restated here for
- * the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[`
- * is `=`, `echo -n` is `printf %s`). Where a test checks the image from inside, a RUN step here checks the
+ * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
+ * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go): the same contexts and
+ * steps, restated here for the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody` group
+ * Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is `printf %s`), and images those tests push to a
+ * registry tagged in the root instead. Where a test checks the image from inside, a RUN step here checks the
  * same and fails the build otherwise; where it checks the exported tree, this reads the image. Among them: an
  * empty destination is the workdir, with `--link` too; a socket in the context arrives as an empty file;
  * symlinks are followed to their files; owners of what already exists stay; an archive that only implies a
  * directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the target; a
- * proxy build arg of either case gives RUN both, out of the step's key.
+ * proxy build arg of either case gives RUN both, out of the step's key; ONBUILD triggers build the stages
+ * they name.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -298,5 +300,33 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     expect(env.split('\n')).toContain('BAR=');
     expect(env).not.toMatch(/^FOO=/m);
     await built(`FROM ${BASE}\nENV myenv foo%sbar\nRUN [ "$myenv" = 'foo%sbar' ]\n`);
+  }, 240_000);
+
+  it("runs ONBUILD triggers as BuildKit does: once, in a stage built on the stage that set them, and with the stages they name built (dockerfile_onbuild_test.go)", async () => {
+    const tagged = async (dockerfile: string, tag: string) => buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile }), tags: [tag] });
+    // testOnBuildCleared: a child of the image runs the trigger; a grandchild does not again.
+    await tagged(`FROM ${BASE}\nONBUILD RUN mkdir -p /out && printf 11 >> /out/foo\n`, 'example.com/onbuild:base');
+    await tagged('FROM example.com/onbuild:base\n', 'example.com/onbuild:child');
+    let layer = await built('FROM example.com/onbuild:child AS base\nFROM example.com/onbuild:child\nCOPY --from=base /out /\n');
+    expect(await read(layer, '/foo')).toBe('11');
+    // testOnBuildWithChildStage: a stage on a stage that ran the image's trigger does not run it again.
+    await tagged(`FROM ${BASE}\nONBUILD RUN mkdir -p /out && touch /out/didrun\n`, 'example.com/onbuild:stage');
+    layer = await built('FROM example.com/onbuild:stage AS base\nRUN [ -f /out/didrun ] && touch /step1\nRUN rm /out/didrun\nRUN [ ! -f /out/didrun ] && touch /step2\nFROM base AS child\nRUN [ ! -f /out/didrun ] && touch /step3\n');
+    for (const step of ['/step1', '/step2', '/step3']) expect((await layer.lstat(step)).isFile(), step).toBe(true);
+    // testOnBuildInheritedStageRun and …WithFrom: a stage's ONBUILD runs in the stage built on it, a stage it names built first.
+    layer = await built(`FROM ${BASE} AS base\nONBUILD RUN mkdir -p /out && printf 11 >> /out/foo\nFROM base AS mid\nRUN cp /out/foo /out/bar\n`);
+    expect(await read(layer, '/out/bar')).toBe('11');
+    layer = await built(`FROM ${BASE} AS src\nRUN mkdir -p /in && printf 12 > /in/file\nFROM ${BASE} AS base\nONBUILD COPY --from=src /in/file /out/foo\nFROM base AS mid\nRUN cp /out/foo /out/bar\n`);
+    expect(await read(layer, '/out/bar')).toBe('12');
+    // testOnBuildNamedContext and testOnBuildNewDeps: an image's trigger names stages of the Dockerfile built on it, which nothing else needs.
+    await tagged(`FROM ${BASE}\nONBUILD COPY --from=otherstage /testfile /out/foo\n`, 'example.com/onbuild:named');
+    layer = await built(`FROM ${BASE} AS otherstage\nRUN printf hello > /testfile\nFROM example.com/onbuild:named AS inputstage\nFROM scratch\nCOPY --from=inputstage /out/foo /bar\n`);
+    expect(await read(layer, '/bar')).toBe('hello');
+    await tagged(`FROM ${BASE}\nONBUILD RUN --mount=type=bind,target=/in,from=inputstage mkdir /out && cat /in/foo > /out/bar\n`, 'example.com/onbuild:deps');
+    layer = await built(`FROM ${BASE} AS inputstage\nRUN printf foo > /foo\nFROM example.com/onbuild:deps AS base\nRUN printf bar3 > /out/bar3\n`);
+    expect([await read(layer, '/out/bar'), await read(layer, '/out/bar3')]).toEqual(['foo', 'bar3']);
+    // testOnBuildWithCacheMount: the trigger's cache mount is the child's.
+    await tagged(`FROM ${BASE}\nONBUILD RUN --mount=type=cache,target=/cache printf 42 >> /cache/foo && printf 11 >> /bar\n`, 'example.com/onbuild:cache');
+    await built('FROM example.com/onbuild:cache\nRUN --mount=type=cache,target=/cache [ "$(cat /cache/foo)" = "42" ] && [ "$(cat /bar)" = "11" ]\n');
   }, 240_000);
 });

@@ -62,7 +62,7 @@ import { withArchiveContext, withUrlContext, type ArchiveContext } from './archi
 import { withGitContext } from './git-context.js';
 import { isGitSource } from './git-source.js';
 import { chownThrough } from './copy.js';
-import { flagText, globalArgs, lineError, neededStages, parseDockerfile, platformArgs, stageBelow, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { flagText, globalArgs, lineError, neededStages, parseDockerfile, parseTriggers, platformArgs, stageBelow, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { RunSteps, withDefaultPath } from './run-step.js';
 import { emulationFor } from './emulation.js';
@@ -567,7 +567,7 @@ class Builder {
   /** The target stage, once built. */
   #final: StageResult | undefined;
   readonly #dockerfile: Dockerfile;
-  readonly #stages: Stage[];
+  #stages: Stage[];
   readonly #cache: BuildCache;
   readonly #checksums: FileChecksums;
   readonly #urlRecords: UrlRecords;
@@ -669,6 +669,15 @@ class Builder {
     this.#lease = lease;
     try {
       await this.#resolveBaseImages();
+      // A base image's ONBUILD triggers may name stages of this Dockerfile (COPY --from, a mount's from) that
+      // nothing else needs: those are built too, as BuildKit resolves the triggers before it plans the build.
+      for (;;) {
+        const stages = neededStages(this.#dockerfile, target, this.#options.buildArgs ?? {}, new Set(Object.keys(this.#options.contexts ?? {})), (stage) => this.#imageTriggers(stage));
+        if (stages.length === this.#stages.length) break;
+        this.#total += stages.filter((s) => !this.#stages.includes(s)).reduce((n, s) => n + 1 + s.instructions.length, 0);
+        this.#stages = stages;
+        await this.#resolveBaseImages();
+      }
       if (this.#judgeVariables) {
         this.#judgeVariables(this.#dockerfile, this.#stages, (stage) => {
           if (this.#named.isTree(stage.image)) return [];
@@ -722,7 +731,7 @@ class Builder {
       this.#total += 1;
     }
     if (triggers.length > 0) {
-      for (const trigger of parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`).stages[0]!.instructions) steps.push({ ...trigger, line: stage.from.line });
+      steps.push(...parseTriggers(triggers, stage.from.line));
       this.#total += steps.length;
     }
     steps.push(...stage.instructions);
@@ -739,7 +748,7 @@ class Builder {
    */
   async #resolveBaseImages(): Promise<void> {
     for (const stage of this.#stages) {
-      if (this.#startsEmpty(stage) || this.#stageBelow(stage) !== undefined) continue;
+      if (this.#startsEmpty(stage) || this.#stageBelow(stage) !== undefined || this.#baseImages.has(stage.index)) continue;
       const wanted = this.#platformOf(stage);
       const image = await this.#imageFor(stage.image, wanted, stage.from.line);
       this.#baseImages.set(stage.index, image);
@@ -748,6 +757,13 @@ class Builder {
       if (judged.finding !== undefined) this.#reportCheck?.('InvalidBaseImagePlatform', stage.from.line, judged.finding);
       if (judged.platform.os !== wanted.os || judged.platform.architecture !== wanted.architecture) this.#detectedPlatforms.set(stage.index, judged.platform);
     }
+  }
+
+  /** The ONBUILD triggers of the image `stage` starts from (resolved by then), as the steps they run. */
+  #imageTriggers(stage: Stage): Instruction[] {
+    const image = this.#baseImages.get(stage.index);
+    const triggers = (image?.platformImage.config.config as RunConfig | undefined)?.OnBuild ?? [];
+    return parseTriggers(triggers, stage.from.line);
   }
 
   /** Whether neither the build nor the stage's FROM asked for a platform: the base image may choose it. */

@@ -458,12 +458,25 @@ function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array
   });
 }
 
+/** ONBUILD triggers (an image config's `OnBuild`, or a stage's ONBUILD lines) as the steps they run, at `line`. */
+export function parseTriggers(triggers: readonly string[], line: number): Instruction[] {
+  if (triggers.length === 0) return [];
+  return parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`).stages[0]!.instructions.map((trigger) => ({ ...trigger, line }));
+}
+
 /**
  * The stages `target` needs, in the order they must be built (dependencies first): those its FROM, a
  * `COPY --from` or a mount's `from` (bind or cache) names, and theirs, unless a named context `replaced`
- * them. Stages nothing needs are not built.
+ * them; the ONBUILD triggers a stage runs first count as its steps (a stage's base stage's ONBUILD lines,
+ * or, through `imageTriggers`, its base image's). Stages nothing needs are not built.
  */
-export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: Readonly<Record<string, string>> = {}, replaced: ReadonlySet<string> = new Set()): Stage[] {
+export function neededStages(
+  dockerfile: Dockerfile,
+  target: Stage,
+  buildArgs: Readonly<Record<string, string>> = {},
+  replaced: ReadonlySet<string> = new Set(),
+  imageTriggers: (stage: Stage) => readonly Instruction[] = () => [],
+): Stage[] {
   const env = globalArgs(dockerfile, buildArgs);
   // A stage a named context replaces is never built (it is looked up by name: `FROM x`, `--from=x`).
   const stageNamedHere = (name: string, before: number) => (replaced.has(name) ? undefined : stageNamed(dockerfile, name, before));
@@ -475,7 +488,9 @@ export function neededStages(dockerfile: Dockerfile, target: Stage, buildArgs: R
     state.set(stage.index, 'visiting');
     const base = stageNamedHere(stage.image, stage.index);
     if (base) visit(base);
-    for (const instruction of stage.instructions) {
+    const ownTriggers = base?.instructions.filter((i) => i.keyword === 'ONBUILD').map((i) => i.args);
+    const triggers = ownTriggers ? parseTriggers(ownTriggers, stage.from.line) : imageTriggers(stage);
+    for (const instruction of [...triggers, ...stage.instructions]) {
       for (const { name, what } of sourcesNamed(instruction, env, dockerfile.escape)) {
         // BuildKit looks the name up among all the stages (a name given twice names the last stage of it) and
         // builds stages in the order they are written: a later stage is an error there, not an image to pull,
