@@ -13,7 +13,8 @@ import { globalArgs, stageBelow, type Dockerfile, type Instruction, type Stage }
 import { expandHeredoc, keyValues, processWord, processWords } from './lex.js';
 import { StageState } from './metadata.js';
 import { withDefaultPath } from './run-step.js';
-import { reporter, suggestName, WatchedEnv, type BuildCheck, type CheckOptions, type Report } from './checks.js';
+import { reporter, WatchedEnv, type BuildCheck, type CheckOptions, type Report } from './checks.js';
+import { suggestName } from './suggest.js';
 
 /** Build arguments BuildKit reads for itself, never a step's variables. */
 const NOT_VARIABLES = new Set(['BUILDKIT_SBOM_SCAN_CONTEXT', 'BUILDKIT_SBOM_SCAN_STAGE']);

@@ -20,6 +20,7 @@ import { globalArgs, lineError, stageBelow, stageNamed, type Dockerfile, type In
 import { hasExceptions, patternFilter } from './ignore.js';
 import { keyValues, processWord, processWords, splitRaw, type Env } from './lex.js';
 import { portParts } from './metadata.js';
+import { suggestName } from './suggest.js';
 
 /** One finding: BuildKit's rule, its description and documentation, what was found, and the line. */
 export interface BuildCheck {
@@ -212,32 +213,6 @@ export class WatchedEnv implements Env {
   [Symbol.iterator](): MapIterator<[string, string]> {
     return this.inner[Symbol.iterator]();
   }
-}
-
-/** The Levenshtein distance of two strings. */
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length]!;
-}
-
-/** The closest of `options` to `name` within two edits, as BuildKit suggests one; undefined when none is, or one is `name`. */
-export function suggestName(name: string, options: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let min = 3;
-  for (const option of [...options].sort()) {
-    if (option === name) return undefined;
-    const d = distance(name, option);
-    if (d < min) {
-      best = option;
-      min = d;
-    }
-  }
-  return best;
 }
 
 const SECRET = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;

@@ -10,6 +10,7 @@ import { InvalidArgumentError, StrataError } from '@strata/core';
 import { formatPlatform, type Platform } from '@strata/images';
 import { keyValues, processWord, WordError, type Env } from './lex.js';
 import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
+import { didYouMean, suggestIgnoringCase, suggestName } from './suggest.js';
 
 export type Keyword =
   | 'FROM'
@@ -205,7 +206,11 @@ function fdHeredocHint(text: string, line: number): string {
 function instructionOf(ast: AstInstruction, text: string, escape: string): Instruction {
   const line = ast.getRange().start.line + 1;
   const keyword = ast.getKeyword().toUpperCase();
-  if (!KEYWORDS.has(keyword)) throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}${fdHeredocHint(text, line)}`);
+  if (!KEYWORDS.has(keyword)) {
+    // A heredoc's body read as instructions says why; otherwise the nearest instruction, as BuildKit suggests it.
+    const hint = fdHeredocHint(text, line) || didYouMean(suggestIgnoringCase(ast.getKeyword(), KEYWORDS));
+    throw lineError(line, `unknown instruction ${JSON.stringify(ast.getKeyword())}${hint}`);
+  }
   const allowed = FLAGS[keyword as Keyword];
   const flags: Record<string, string> = {};
   const mounts: string[] = [];
@@ -329,7 +334,7 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
     if (instruction.keyword === 'ONBUILD') {
       const trigger = instruction.args.split(/\s+/, 1)[0]!.toUpperCase();
       if (trigger === 'ONBUILD' || trigger === 'FROM' || trigger === 'MAINTAINER') throw lineError(line, `ONBUILD ${trigger} is not allowed`);
-      if (!KEYWORDS.has(trigger)) throw lineError(line, `ONBUILD of an unknown instruction ${JSON.stringify(trigger)}`);
+      if (!KEYWORDS.has(trigger)) throw lineError(line, `ONBUILD of an unknown instruction ${JSON.stringify(trigger)}${didYouMean(suggestName(trigger, KEYWORDS))}`);
     }
     if (instruction.keyword === 'FROM') {
       env ??= globalArgs({ escape, automaticArgs, globalArgs: globals, stages: [] }, buildArgs);
@@ -372,7 +377,10 @@ function lastStageName(instructions: readonly { getKeyword(): string; getArgumen
 export function targetStage(dockerfile: Dockerfile, target?: string): Stage {
   if (target === undefined) return dockerfile.stages.at(-1)!;
   const stage = stageNamed(dockerfile, target);
-  if (stage === undefined) throw new InvalidArgumentError(`target stage ${JSON.stringify(target)} is not in the Dockerfile`);
+  if (stage === undefined) {
+    const names = dockerfile.stages.flatMap((s) => (s.name === undefined ? [] : [s.name]));
+    throw new InvalidArgumentError(`target stage ${JSON.stringify(target)} is not in the Dockerfile${didYouMean(suggestName(target.toLowerCase(), names))}`);
+  }
   return stage;
 }
 

@@ -8,6 +8,7 @@
  * given) and `ssh` (a socket forwarding to an SSH agent the build was given).
  */
 import { posix } from 'node:path';
+import { didYouMean, suggestName } from './suggest.js';
 
 /**
  * A cache mount: the directory for `id`, created `mode`/`uid`/`gid`, shared as `sharing` says; with `from`
@@ -135,9 +136,9 @@ export function parseRunMount(spec: string, cwd: string, sshBefore = 0): RunMoun
     fields.set(key, eq < 0 ? undefined : part.slice(eq + 1));
   }
   const named = fields.get('type') ?? 'bind';
-  if (!TYPES.has(named)) throw new MountError(`--mount type=${JSON.stringify(named)} is not a mount type (bind, cache, tmpfs, secret, ssh)`);
+  if (!TYPES.has(named)) throw new MountError(`--mount type=${JSON.stringify(named)} is not a mount type (bind, cache, tmpfs, secret, ssh)${didYouMean(suggestName(named, TYPES))}`);
   const type = named as keyof typeof FIELDS;
-  for (const key of fields.keys()) if (!FIELDS[type].has(key)) throw new MountError(`--mount type=${type} takes no ${key}`);
+  for (const key of fields.keys()) if (!FIELDS[type].has(key)) throw new MountError(`--mount type=${type} takes no ${key}${didYouMean(suggestName(key, FIELDS[type]))}`);
   const targets = ['target', 'dst', 'destination'].filter((k) => fields.has(k));
   if (type === 'ssh') {
     if (targets.length > 1) throw new MountError('--mount type=ssh takes one target');
