@@ -1,15 +1,15 @@
 /**
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
- * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go): the same contexts and
- * steps, restated here for the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody` group
- * Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is `printf %s`), and images those tests push to a
- * registry tagged in the root instead. Where a test checks the image from inside, a RUN step here checks the
- * same and fails the build otherwise; where it checks the exported tree, this reads the image. Among them: an
- * empty destination is the workdir, with `--link` too; a socket in the context arrives as an empty file;
- * symlinks are followed to their files; owners of what already exists stay; an archive that only implies a
- * directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the target; a
- * proxy build arg of either case gives RUN both, out of the step's key; ONBUILD triggers build the stages
- * they name.
+ * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go): the
+ * same contexts and steps, restated here for the Debian base (busybox's `adduser -D` is `useradd -U`, its
+ * `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is `printf %s`), and images those tests
+ * push to a registry tagged in the root instead. Where a test checks the image from inside, a RUN step here
+ * checks the same and fails the build otherwise; where it checks the exported tree, this reads the image.
+ * Among them: an empty destination is the workdir, with `--link` too; a socket in the context arrives as an
+ * empty file; symlinks are followed to their files; owners of what already exists stay; an archive that only
+ * implies a directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the
+ * target; a proxy build arg of either case gives RUN both, out of the step's key; ONBUILD triggers build the
+ * stages they name; a `dockerfile` stands for a missing `Dockerfile`.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -328,5 +328,36 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     // testOnBuildWithCacheMount: the trigger's cache mount is the child's.
     await tagged(`FROM ${BASE}\nONBUILD RUN --mount=type=cache,target=/cache printf 42 >> /cache/foo && printf 11 >> /bar\n`, 'example.com/onbuild:cache');
     await built('FROM example.com/onbuild:cache\nRUN --mount=type=cache,target=/cache [ "$(cat /cache/foo)" = "42" ] && [ "$(cat /bar)" = "11" ]\n');
+  }, 240_000);
+
+  it("reads the Dockerfile, follows symlinks and gives users and ports as BuildKit's core tests expect (dockerfile_core_test.go)", async () => {
+    // testDockerfileLowercase (moby#10858), from a directory and from an archive, and testSymlinkedDockerfile.
+    const lower = writeContext(join(work, `context-${++n}`), { dockerfile: 'FROM scratch\nENV foo bar\n' });
+    expect((await buildWith(images, { context: lower })).result.config.config?.Env).toContain('foo=bar');
+    execFileSync('tar', ['-cf', join(work, 'lower.tar'), '-C', lower, 'dockerfile']);
+    expect((await buildWith(images, { context: join(work, 'lower.tar') })).result.config.config?.Env).toContain('foo=bar');
+    const linked = writeContext(join(work, `context-${++n}`), { 'Dockerfile.web': 'FROM scratch\nENV foo web\n', Dockerfile: { symlink: 'Dockerfile.web' } });
+    expect((await buildWith(images, { context: linked })).result.config.config?.Env).toContain('foo=web');
+    // testSymlinkDestination: a COPY into a symlink an ADDed archive made goes where it points.
+    const layer = await built('FROM scratch\nADD t.tar /\nCOPY foo /symlink/\n', { foo: 'content0' }, {
+      prepare: (dir) => writeFileSync(join(dir, 't.tar'), rawTar([{ name: 'symlink', type: '2', linkname: '../tmp/symlink-target', mode: 0o755 }])),
+    });
+    expect(await read(layer, '/tmp/symlink-target/foo')).toBe('content0');
+    // testContextChangeDirToFile: a context's directory become a file is copied as the file.
+    const changing = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY foo /\n', 'foo/bar': 'contents' });
+    await built('', {}, { context: changing });
+    rmSync(join(changing, 'foo'), { recursive: true });
+    writeFileSync(join(changing, 'foo'), 'contents2');
+    expect(await read(await built('', {}, { context: changing }), '/foo')).toBe('contents2');
+    // testExposeExpansion and testLabels (a --label beside the Dockerfile's).
+    const ports = await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nARG PORTS="3000 4000/udp"\nEXPOSE $PORTS\nEXPOSE 5000\n' }) });
+    expect(Object.keys(ports.result.config.config?.ExposedPorts as object).sort()).toEqual(['3000/tcp', '4000/udp', '5000/tcp']);
+    const labels = await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nLABEL foo=bar\n' }), labels: { bar: 'baz' } });
+    expect(labels.result.config.config?.Labels).toEqual({ foo: 'bar', bar: 'baz' });
+    // testUserAdditionalGids (CVE-2023-25173): a user's groups are its own, never root's supplementary ones.
+    await built(`FROM ${BASE}\nSHELL ["/bin/sh", "-euxc"]\nRUN [ "$(id)" = "uid=0(root) gid=0(root) groups=0(root)" ]\nUSER 1234\nRUN [ "$(id)" = "uid=1234 gid=0(root) groups=0(root)" ]\nUSER 1234:1234\nRUN [ "$(id)" = "uid=1234 gid=1234 groups=1234" ]\nUSER daemon\nRUN [ "$(id)" = "uid=1(daemon) gid=1(daemon) groups=1(daemon)" ]\n`);
+    // testTargetMistype.
+    const mistyped = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch AS build\nCOPY Dockerfile /out\nFROM scratch\nCOPY --from=build /out /\n' });
+    await expect(buildWith(images, { context: mistyped, target: 'bulid' })).rejects.toThrow('target stage "bulid" is not in the Dockerfile (did you mean build?)');
   }, 240_000);
 });

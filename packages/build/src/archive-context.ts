@@ -13,10 +13,10 @@ import type { Images } from '@strata/images';
 import { download } from '@strata/registry';
 import type { BuildOptions } from './builder.js';
 import { FileChecksums } from './checksums.js';
-import { withPrefix } from './dockerfile.js';
+import { dockerfileNames, withPrefix } from './dockerfile.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { redactUrls } from './remote.js';
-import { ContextTree, readTreeFile, SourceError } from './sources.js';
+import { ContextTree, readFirstTreeFile, readTreeFile, SourceError } from './sources.js';
 
 /** What an archive context gives the build: the directory of its files, the Dockerfile's text, whether `.dockerignore` applies. */
 export interface ArchiveContext {
@@ -83,7 +83,7 @@ export async function withArchiveContext<T>(images: Images, options: BuildOption
         const tree = new ContextTree(dir, () => false, false, new FileChecksums(images.root.metadata));
         settleIgnoreFile(dir, await readTreeFile(tree, '.dockerignore'));
         const dockerfile = options.dockerfile ?? 'Dockerfile';
-        const text = options.dockerfileText ?? (await readTreeFile(tree, dockerfile));
+        const text = options.dockerfileText ?? (await readFirstTreeFile(tree, dockerfileNames(dockerfile)));
         if (text === undefined) throw new InvalidArgumentError(`no Dockerfile ${JSON.stringify(dockerfile)} in the archive`);
         context = { dir, dockerfileText: text, archive: true };
       }

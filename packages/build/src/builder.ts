@@ -15,7 +15,7 @@
  * their own leases. A failing step removes its container; nothing is named unless the whole build worked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import {
   chainID,
@@ -62,7 +62,7 @@ import { withArchiveContext, withUrlContext, type ArchiveContext } from './archi
 import { withGitContext } from './git-context.js';
 import { isGitSource } from './git-source.js';
 import { chownThrough } from './copy.js';
-import { flagText, globalArgs, lineError, neededStages, parseDockerfile, parseTriggers, platformArgs, stageBelow, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { dockerfileNames, flagText, globalArgs, lineError, neededStages, parseDockerfile, parseTriggers, platformArgs, stageBelow, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { RunSteps, withDefaultPath } from './run-step.js';
 import { emulationFor } from './emulation.js';
@@ -346,7 +346,7 @@ async function withBuildInput<T>(images: Images, options: BuildOptions, run: (op
   const kind = statSync(context, { throwIfNoEntry: false });
   if (kind?.isFile()) return withArchiveContext(images, options, context, limits, fromArchive);
   if (!kind?.isDirectory()) throw new InvalidArgumentError(`the build context ${quote(context)} is neither a directory, an archive nor a Dockerfile`);
-  const text = options.dockerfileText ?? readFileSync(options.dockerfile ?? join(context, 'Dockerfile'), 'utf8');
+  const text = options.dockerfileText ?? readDockerfile(options.dockerfile ?? join(context, 'Dockerfile'));
   return run(options, context, text, true);
 }
 
@@ -358,6 +358,18 @@ async function withBuildInput<T>(images: Images, options: BuildOptions, run: (op
 function ignoreFilesOf(options: BuildOptions, context: string, dockerignore: boolean): string[] {
   if (!dockerignore) return [];
   return [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
+}
+
+/** A Dockerfile on the host, by any of its names (`dockerfileNames`); the first name's error when none is there. */
+function readDockerfile(path: string): string {
+  const [first, ...others] = dockerfileNames(path);
+  try {
+    return readFileSync(first!, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    for (const other of others) if (existsSync(other)) return readFileSync(other, 'utf8');
+    throw error;
+  }
 }
 
 /**

@@ -5,6 +5,7 @@
  * processing follows Docker's rules (`lex.ts`) rather than the parser's own value splitting, which reads
  * escaped quotes differently from Docker.
  */
+import { posix } from 'node:path';
 import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
 import { InvalidArgumentError, StrataError } from '@strata/core';
 import { formatPlatform, type Platform } from '@strata/images';
@@ -464,6 +465,11 @@ function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array
     }
     return out;
   });
+}
+
+/** The names a Dockerfile is looked for by, in order: a `Dockerfile` may be spelled `dockerfile` (moby#10858), as BuildKit reads it. */
+export function dockerfileNames(name: string): string[] {
+  return posix.basename(name) === 'Dockerfile' ? [name, posix.join(posix.dirname(name), 'dockerfile')] : [name];
 }
 
 /** ONBUILD triggers (an image config's `OnBuild`, or a stage's ONBUILD lines) as the steps they run, at `line`. */

@@ -12,10 +12,10 @@ import { FailedPreconditionError, InvalidArgumentError } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { BuildOptions } from './builder.js';
 import { FileChecksums } from './checksums.js';
-import { withPrefix } from './dockerfile.js';
+import { dockerfileNames, withPrefix } from './dockerfile.js';
 import { checkoutGit, gitScratch, parseGitRef, resolveGit, type GitRef } from './git-source.js';
 import { redactUrls } from './remote.js';
-import { ContextTree, readTreeFile, SourceError } from './sources.js';
+import { ContextTree, readFirstTreeFile, SourceError } from './sources.js';
 
 /** What a git context gives the build: the checkout's directory, and the Dockerfile read from it. */
 export interface GitContext {
@@ -43,7 +43,7 @@ export async function withGitContext<T>(images: Images, options: BuildOptions, b
   });
   try {
     const dockerfile = options.dockerfile ?? 'Dockerfile';
-    const text = options.dockerfileText ?? (await readTreeFile(new ContextTree(dir, () => false, false, checksums), dockerfile).catch((error: unknown) => {
+    const text = options.dockerfileText ?? (await readFirstTreeFile(new ContextTree(dir, () => false, false, checksums), dockerfileNames(dockerfile)).catch((error: unknown) => {
       throw named(error);
     }));
     if (text === undefined) throw named(new InvalidArgumentError(`no Dockerfile ${JSON.stringify(dockerfile)} in the repository's context`));

@@ -66,6 +66,15 @@ export async function readTreeFile(tree: SourceTree, path: string): Promise<stri
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The text of the first of `paths` that is a file in `tree` (see `readTreeFile`), or undefined. */
+export async function readFirstTreeFile(tree: SourceTree, paths: readonly string[]): Promise<string | undefined> {
+  for (const path of paths) {
+    const text = await readTreeFile(tree, path);
+    if (text !== undefined) return text;
+  }
+  return undefined;
+}
+
 /** An error about a COPY source, raised with the step's line by the caller. */
 export class SourceError extends Error {}
 
