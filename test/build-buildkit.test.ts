@@ -1,15 +1,16 @@
 /**
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
- * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go): the
- * same contexts and steps, restated here for the Debian base (busybox's `adduser -D` is `useradd -U`, its
- * `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is `printf %s`), and images those tests
- * push to a registry tagged in the root instead. Where a test checks the image from inside, a RUN step here
- * checks the same and fails the build otherwise; where it checks the exported tree, this reads the image.
- * Among them: an empty destination is the workdir, with `--link` too; a socket in the context arrives as an
- * empty file; symlinks are followed to their files; owners of what already exists stay; an archive that only
- * implies a directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the
- * target; a proxy build arg of either case gives RUN both, out of the step's key; ONBUILD triggers build the
- * stages they name; a `dockerfile` stands for a missing `Dockerfile`.
+ * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go,
+ * dockerfile_mount_test.go): the same contexts and steps, restated here for the Debian base (busybox's
+ * `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is
+ * `printf %s`), and images those tests push to a registry tagged in the root instead. Where a test checks the
+ * image from inside, a RUN step here checks the same and fails the build otherwise; where it checks the
+ * exported tree, this reads the image. Among them: an empty destination is the workdir, with `--link` too; a
+ * socket in the context arrives as an empty file; symlinks are followed to their files; owners of what
+ * already exists stay; an archive that only implies a directory where the image has a symlink extracts
+ * through the symlink; `TARGETSTAGE` names the target; a proxy build arg of either case gives RUN both, out of
+ * the step's key; ONBUILD triggers build the stages they name; a `dockerfile` stands for a missing
+ * `Dockerfile`; a mount's fields take the stage's ENV.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -48,7 +49,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     return imageView(images, result.target.digest);
   }
 
-  const read = (layer: WritableLayer, path: string) => layer.readFile(path, 'utf8');
+  const read = async (layer: WritableLayer, path: string) => String(await layer.readFile(path, 'utf8'));
 
   it('takes an empty destination for the workdir, with --link too, and keeps a trailing slash a directory (testEmptyDestDir, testCopyLink*DestDir, testPreserveDestDirSlash)', async () => {
     const files = { testfile: 'contents0' };
@@ -207,7 +208,8 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     });
     expect(await layer.readlink('/var/run')).toBe('/run');
     expect([await read(layer, '/run/act/actions/broad/.git/HEAD'), await read(layer, '/run/act/actions/broad/.git/HEAD.link')]).toEqual([head, head]);
-    expect((await layer.stat('/run/act/actions/broad/.git/HEAD.link')).ino).toBe((await layer.stat('/run/act/actions/broad/.git/HEAD')).ino);
+    // One file by two names (the layer keeps the hardlink).
+    expect([(await layer.stat('/run/act/actions/broad/.git/HEAD')).nlink, (await layer.stat('/run/act/actions/broad/.git/HEAD.link')).nlink]).toEqual([2, 2]);
     // An archive that names the symlink's path as a directory replaces it, as an extraction does.
     layer = await built('FROM scratch\nADD rootfs.tar /\nADD payload.tar /\n', {}, {
       prepare: archives({ 'rootfs.tar': [dir('run/'), dir('var/'), { name: 'var/run', type: '2', linkname: '/run', mode: 0o777 }], 'payload.tar': [dir('var/run/'), file('var/run/x', 'x')] }),
@@ -360,4 +362,43 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     const mistyped = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch AS build\nCOPY Dockerfile /out\nFROM scratch\nCOPY --from=build /out /\n' });
     await expect(buildWith(images, { context: mistyped, target: 'bulid' })).rejects.toThrow('target stage "bulid" is not in the Dockerfile (did you mean build?)');
   }, 240_000);
+
+  it("mounts as BuildKit's mount tests expect: the context, tmpfs, caches by id with their owners and variables, a stage read-write, refusals with suggestions (dockerfile_mount_test.go)", async () => {
+    await built(`FROM ${BASE}\nRUN --mount=target=/context [ "$(cat /context/testfile)" = "contents0" ]\n`, { testfile: 'contents0' });
+    await built(`FROM ${BASE}\nRUN --mount=target=/mytmp,type=tmpfs touch /mytmp/foo\nRUN [ ! -f /mytmp/foo ]\n`);
+    // testMountInvalid, with BuildKit's suggestions.
+    for (const [line, message] of [
+      ['RUN --mont=target=/mytmp,type=tmpfs /bin/true', /RUN --mont is not supported \(did you mean --mount\?\)/],
+      ['RUN --mount=typ=tmpfs /bin/true', /takes no typ \(did you mean type\?\)/],
+      ['RUN --mount=type=tmp /bin/true', /type="tmp" is not a mount type .*\(did you mean tmpfs\?\)/],
+    ] as const) {
+      await expect(buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: `FROM scratch\n${line}\n` }) })).rejects.toThrow(message);
+    }
+    // testMountRWCache: a read-write mount of a stage leaves nothing; a context change the stage does not copy keeps the step.
+    const rw = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: `FROM ${BASE} AS build\nCOPY cachebust /\nRUN mkdir out && echo foo > out/foo\nFROM ${BASE} AS second\nRUN --mount=from=build,src=out,target=/out,rw touch /out/bar && head -c 100 /dev/urandom | sha256sum > /unique\n`,
+      cachebust: '0',
+    });
+    const first = await read(await built('', {}, { context: rw }), '/unique');
+    writeFileSync(join(rw, 'cachebust'), '1');
+    expect(await read(await built('', {}, { context: rw }), '/unique')).toBe(first);
+    // testCacheMountUser, testCacheMountDefaultID, testMountEnvVar, testMountArg, testMountEnvAcrossStages, testMountMetaArg.
+    await built(`FROM ${BASE}\nRUN --mount=type=cache,target=/mycache,uid=1001,gid=1002,mode=0751 [ "$(stat -c "%u %g %f" /mycache)" = "1001 1002 41e9" ]\n`);
+    await built(`FROM ${BASE}\nRUN --mount=type=cache,target=/mycache touch /mycache/foo\nRUN --mount=type=cache,target=/mycache2 [ ! -f /mycache2/foo ]\nRUN --mount=type=cache,target=/mycache [ -f /mycache/foo ]\n`);
+    await built(`FROM ${BASE}\nENV SOME_PATH=/mycache\nRUN --mount=type=cache,target=/mycache touch /mycache/foo\nRUN --mount=type=cache,target=$SOME_PATH [ -f $SOME_PATH/foo ]\n`);
+    await built(`FROM ${BASE}\nARG MNT_TYPE=cache\nRUN --mount=type=$MNT_TYPE,target=/mycache2 touch /mycache2/foo\nRUN --mount=type=cache,target=/mycache2 [ -f /mycache2/foo ]\n`);
+    await built(`FROM ${BASE} AS stage1\nENV MNT_ID=mycache\nENV MNT_TYPE2=cache\nRUN --mount=type=cache,id=mycache,target=/abcabc touch /abcabc/foo\nRUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/cbacba [ -f /cbacba/foo ]\nFROM stage1\nRUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/whatever [ -f /whatever/foo ]\n`);
+    await built(`ARG META_PATH=/tmp/meta\nFROM ${BASE}\nARG META_PATH\nRUN --mount=type=cache,id=mycache,target=/tmp/meta touch /tmp/meta/foo\nRUN --mount=type=cache,id=mycache,target=$META_PATH [ -f /tmp/meta/foo ]\n`);
+    // testMountTmpfsSize.
+    expect(await read(await built(`FROM ${BASE}\nRUN --mount=type=tmpfs,target=/dev/shm,size=128m mount | grep /dev/shm > /tmpfssize\n`), '/tmpfssize')).toContain('size=131072k');
+    // testMountDuplicate (moby/buildkit#4123): two binds of the context, the changed file seen.
+    const twice = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: `FROM ${BASE}\nRUN --mount=source=.,target=/tmp/test --mount=source=b.txt,target=/tmp/b.txt cat /tmp/test/a.txt /tmp/b.txt > /combined.txt\n`,
+      'a.txt': 'foo\n',
+      'b.txt': 'bar\n',
+    });
+    expect(await read(await built('', {}, { context: twice }), '/combined.txt')).toBe('foo\nbar\n');
+    writeFileSync(join(twice, 'a.txt'), 'updated\n');
+    expect(await read(await built('', {}, { context: twice }), '/combined.txt')).toBe('updated\nbar\n');
+  }, 300_000);
 });

@@ -31,7 +31,7 @@ function evaluate(text: string, buildArgs: Record<string, string>): { config: Ru
   const globals = globalArgs(dockerfile, buildArgs);
   const configs = new Map<number, RunConfig>();
   let last: StageState | undefined;
-  for (const stage of neededStages(dockerfile, targetStage(dockerfile), buildArgs)) {
+  for (const stage of neededStages(dockerfile, targetStage(dockerfile))) {
     const base = dockerfile.stages.find((s) => s.name === stage.image.toLowerCase() && s.index < stage.index);
     const state = new StageState(dockerfile, base ? configs.get(base.index)! : SCRATCH, buildArgs, globals);
     for (const step of stage.instructions) expect(state.apply(step), `line ${step.line}`).toBe(true);

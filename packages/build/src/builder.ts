@@ -382,7 +382,7 @@ function buildChecks(options: BuildOptions, text: string, context: string, docke
   const checks = checkOptionsOf(text, buildArgs);
   const platform = options.platform ?? options.platforms?.[0];
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(platform ? parsePlatform(platform) : hostPlatform(), hostPlatform(), options.target));
-  const stages = allStages ? undefined : neededStages(dockerfile, targetStage(dockerfile, options.target), buildArgs, new Set(Object.keys(options.contexts ?? {})));
+  const stages = allStages ? undefined : neededStages(dockerfile, targetStage(dockerfile, options.target), new Set(Object.keys(options.contexts ?? {})));
   const ignored = readIgnorePatterns(ignoreFilesOf(options, context, dockerignore));
   return { found: checkDockerfile(text, dockerfile, { checks, buildArgs, ignored, ...(stages ? { stages } : {}) }), checks, dockerfile };
 }
@@ -531,7 +531,7 @@ function planBuild(images: Images, options: BuildOptions, text: string, context:
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(options.platform ? parsePlatform(options.platform) : hostPlatform(), hostPlatform(), options.target));
   const target = targetStage(dockerfile, options.target);
-  const stages = neededStages(dockerfile, target, buildArgs, new Set(Object.keys(options.contexts ?? {})));
+  const stages = neededStages(dockerfile, target, new Set(Object.keys(options.contexts ?? {})));
   return { builder: new Builder(images, options, dockerfile, context, stages, shared), target };
 }
 
@@ -684,7 +684,7 @@ class Builder {
       // A base image's ONBUILD triggers may name stages of this Dockerfile (COPY --from, a mount's from) that
       // nothing else needs: those are built too, as BuildKit resolves the triggers before it plans the build.
       for (;;) {
-        const stages = neededStages(this.#dockerfile, target, this.#options.buildArgs ?? {}, new Set(Object.keys(this.#options.contexts ?? {})), (stage) => this.#imageTriggers(stage));
+        const stages = neededStages(this.#dockerfile, target, new Set(Object.keys(this.#options.contexts ?? {})), (stage) => this.#imageTriggers(stage));
         if (stages.length === this.#stages.length) break;
         this.#total += stages.filter((s) => !this.#stages.includes(s)).reduce((n, s) => n + 1 + s.instructions.length, 0);
         this.#stages = stages;

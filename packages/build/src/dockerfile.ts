@@ -10,7 +10,7 @@ import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile
 import { InvalidArgumentError, StrataError } from '@strata/core';
 import { formatPlatform, type Platform } from '@strata/images';
 import { keyValues, processWord, WordError, type Env } from './lex.js';
-import { MountError, parseRunMount, type RunMount } from './run-mounts.js';
+import { mountFrom, MountError, parseRunMount, type RunMount } from './run-mounts.js';
 import { didYouMean, suggestIgnoringCase, suggestName } from './suggest.js';
 
 export type Keyword =
@@ -219,7 +219,10 @@ function instructionOf(ast: AstInstruction, text: string, escape: string): Instr
   const astFlags = (ast as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? [];
   for (const flag of astFlags) {
     const name = flag.getName();
-    if (!allowed.includes(name)) throw lineError(line, `${keyword} --${name} is not supported${allowed.length ? ` (${keyword} takes ${allowed.map((f) => `--${f}`).join(', ')})` : ''}`);
+    if (!allowed.includes(name)) {
+      const near = suggestName(name, allowed);
+      throw lineError(line, `${keyword} --${name} is not supported${near ? ` (did you mean --${near}?)` : allowed.length ? ` (${keyword} takes ${allowed.map((f) => `--${f}`).join(', ')})` : ''}`);
+    }
     let value = flag.getValue();
     if (SWITCHES.has(name)) {
       value = value === null ? 'true' : value.toLowerCase();
@@ -455,15 +458,12 @@ function checkMountFrom(spec: string, line: number): void {
 }
 
 /** The stages or images an instruction reads from: `COPY --from`, and `RUN --mount` `from=` (bind and cache). */
-function sourcesNamed(instruction: Instruction, env: Env, escape: string): Array<{ name: string; what: string }> {
-  return wordsAt(instruction, () => {
-    if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: instruction.flags.from, what: 'COPY --from' }];
-    const out: Array<{ name: string; what: string }> = [];
-    for (const spec of instruction.mounts ?? []) {
-      const mount = runMountAt(processWord(spec, env, escape), '/', instruction.line);
-      if ((mount.type === 'bind' || mount.type === 'cache') && mount.from !== undefined) out.push({ name: mount.from, what: 'RUN --mount from' });
-    }
-    return out;
+function sourcesNamed(instruction: Instruction): Array<{ name: string; what: string }> {
+  if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: instruction.flags.from, what: 'COPY --from' }];
+  // A mount's other fields may use the stage's ENV and ARGs, which only the step's state has: only from is read here.
+  return (instruction.mounts ?? []).flatMap((spec) => {
+    const from = mountFrom(spec);
+    return from === undefined || from === '' ? [] : [{ name: from, what: 'RUN --mount from' }];
   });
 }
 
@@ -487,11 +487,9 @@ export function parseTriggers(triggers: readonly string[], line: number): Instru
 export function neededStages(
   dockerfile: Dockerfile,
   target: Stage,
-  buildArgs: Readonly<Record<string, string>> = {},
   replaced: ReadonlySet<string> = new Set(),
   imageTriggers: (stage: Stage) => readonly Instruction[] = () => [],
 ): Stage[] {
-  const env = globalArgs(dockerfile, buildArgs);
   // A stage a named context replaces is never built (it is looked up by name: `FROM x`, `--from=x`).
   const stageNamedHere = (name: string, before: number) => (replaced.has(name) ? undefined : stageNamed(dockerfile, name, before));
   const order: Stage[] = [];
@@ -505,7 +503,7 @@ export function neededStages(
     const ownTriggers = base?.instructions.filter((i) => i.keyword === 'ONBUILD').map((i) => i.args);
     const triggers = ownTriggers ? parseTriggers(ownTriggers, stage.from.line) : imageTriggers(stage);
     for (const instruction of [...triggers, ...stage.instructions]) {
-      for (const { name, what } of sourcesNamed(instruction, env, dockerfile.escape)) {
+      for (const { name, what } of sourcesNamed(instruction)) {
         // BuildKit looks the name up among all the stages (a name given twice names the last stage of it) and
         // builds stages in the order they are written: a later stage is an error there, not an image to pull,
         // and its own name makes a stage depend on itself, which BuildKit refuses as a cycle.

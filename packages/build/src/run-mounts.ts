@@ -122,6 +122,18 @@ function size(value: string): number {
 }
 
 /**
+ * The `from` of a `--mount` value as written, if it has one: the stage or image a bind or cache mount reads,
+ * which takes no variables (`checkMountFrom`), while the other fields may use the stage's.
+ */
+export function mountFrom(spec: string): string | undefined {
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq >= 0 && part.slice(0, eq).trim().toLowerCase() === 'from') return part.slice(eq + 1);
+  }
+  return undefined;
+}
+
+/**
  * One `--mount` value, its variables already expanded, for a step whose working directory is `cwd` (a
  * relative target is below it, as BuildKit resolves it); `sshBefore` counts the step's ssh mounts before
  * this one (their default targets are numbered). Throws MountError for what is malformed.

@@ -14,7 +14,7 @@ const AMD64 = { os: 'linux', architecture: 'amd64' };
 function found(text: string, options: { buildArgs?: Record<string, string>; build?: boolean; ignored?: string[] } = {}): string[] {
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(AMD64, AMD64));
-  const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile), buildArgs) : undefined;
+  const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile)) : undefined;
   const checks = checkOptionsOf(text, buildArgs);
   return checkDockerfile(text, dockerfile, { checks, buildArgs, ignored: options.ignored ?? [], ...(stages ? { stages } : {}) }).map((f) => `${f.rule} ${f.line}: ${f.detail}`);
 }
@@ -26,7 +26,7 @@ function found(text: string, options: { buildArgs?: Record<string, string>; buil
 function undefinedVars(text: string, options: { images?: Record<string, string[]>; buildArgs?: Record<string, string>; build?: boolean } = {}): string[] {
   const buildArgs = options.buildArgs ?? {};
   const dockerfile = parseDockerfile(text, buildArgs, platformArgs(AMD64, AMD64));
-  const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile), buildArgs) : dockerfile.stages;
+  const stages = options.build ? neededStages(dockerfile, targetStage(dockerfile)) : dockerfile.stages;
   const checks = checkOptionsOf(text, buildArgs);
   return checkVariables(text, dockerfile, stages, (stage) => options.images?.[stage.image], { checks, buildArgs }).map((f) => `${f.line}: ${f.detail}`);
 }
