@@ -1,16 +1,16 @@
 /**
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
  * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go,
- * dockerfile_mount_test.go): the same contexts and steps, restated here for the Debian base (busybox's
- * `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is
- * `printf %s`), and images those tests push to a registry tagged in the root instead. Where a test checks the
- * image from inside, a RUN step here checks the same and fails the build otherwise; where it checks the
- * exported tree, this reads the image. Among them: an empty destination is the workdir, with `--link` too; a
- * socket in the context arrives as an empty file; symlinks are followed to their files; owners of what
- * already exists stay; an archive that only implies a directory where the image has a symlink extracts
- * through the symlink; `TARGETSTAGE` names the target; a proxy build arg of either case gives RUN both, out of
- * the step's key; ONBUILD triggers build the stages they name; a `dockerfile` stands for a missing
- * `Dockerfile`; a mount's fields take the stage's ENV.
+ * dockerfile_mount_test.go, dockerfile_dockerignore_test.go): the same contexts and steps, restated here for
+ * the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[`
+ * is `=`, `echo -n` is `printf %s`), and images those tests push to a registry tagged in the root instead.
+ * Where a test checks the image from inside, a RUN step here checks the same and fails the build otherwise;
+ * where it checks the exported tree, this reads the image. Among them: an empty destination is the workdir,
+ * with `--link` too; a socket in the context arrives as an empty file; symlinks are followed to their files;
+ * owners of what already exists stay; an archive that only implies a directory where the image has a symlink
+ * extracts through the symlink; `TARGETSTAGE` names the target; a proxy build arg of either case gives RUN
+ * both, out of the step's key; ONBUILD triggers build the stages they name; a `dockerfile` stands for a
+ * missing `Dockerfile`; a mount's fields take the stage's ENV; a malformed `.dockerignore` is refused.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -401,4 +401,11 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     writeFileSync(join(twice, 'a.txt'), 'updated\n');
     expect(await read(await built('', {}, { context: twice }), '/combined.txt')).toBe('updated\nbar\n');
   }, 300_000);
+
+  it("filters the context as BuildKit's dockerignore tests expect: exceptions, the Dockerfile and the ignore file left out, a malformed file refused (dockerfile_dockerignore_test.go)", async () => {
+    const layer = await built('FROM scratch\nCOPY . .\n', { foo: 'foo-contents', bar: 'bar-contents', baz: 'baz-contents', bay: 'bay-contents', '.dockerignore': '\nba*\nDockerfile\n!bay\n.dockerignore\n' });
+    expect((await layer.readdir('/')).sort()).toEqual(['bay', 'foo']);
+    const invalid = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY . .\n', '.dockerignore': '!\n' });
+    await expect(buildWith(images, { context: invalid })).rejects.toThrow('.dockerignore: illegal exclusion pattern: "!"');
+  }, 120_000);
 });

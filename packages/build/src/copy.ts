@@ -165,7 +165,7 @@ export class CopySelection {
     const tops: Top[] = [];
     const counted = () => tops.reduce((n, t) => n + t.below.length, 0);
     const exclude = options.exclude ?? [];
-    const filter: WalkFilter | undefined = exclude.length > 0 ? { excluded: patternFilter(exclude), exceptions: hasExceptions(exclude) } : undefined;
+    const filter: WalkFilter | undefined = exclude.length > 0 ? { excluded: excludeFilter(exclude), exceptions: hasExceptions(exclude) } : undefined;
     for (const source of sources) {
       if (typeof source !== 'string') {
         tops.push({ name: source.name, node: source.node, below: [], tree: source.tree, extractable: source.extractable ?? false });
@@ -349,6 +349,15 @@ export class CopySelection {
     if (node.type === 'symlink') await chown(target, owner);
     await layer.lutimes(target, seconds(node.mtime), seconds(node.mtime));
     return false;
+  }
+}
+
+/** `--exclude`'s filter; a pattern Docker's matcher refuses is the step's error. */
+function excludeFilter(patterns: readonly string[]): ContextFilter {
+  try {
+    return patternFilter(patterns);
+  } catch (error) {
+    throw new SourceError(`--exclude: ${(error as Error).message}`);
   }
 }
 

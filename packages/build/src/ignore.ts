@@ -5,6 +5,7 @@
  */
 import * as balena from '@balena/dockerignore';
 import type { Ignore } from '@balena/dockerignore';
+import { InvalidArgumentError, pathMatcher } from '@strata/core';
 
 // A CommonJS module (module.exports is the factory): Node's ESM loader and the bundler both give it as `default`.
 const dockerignore = (balena as unknown as { default: (options?: { ignorecase?: boolean }) => Ignore }).default;
@@ -35,6 +36,19 @@ export function hasExceptions(patterns: readonly string[]): boolean {
  * `!` makes an exception): what COPY's `--exclude` and `--parents` patterns use, as BuildKit's copy does.
  */
 export function patternFilter(patterns: readonly string[]): ContextFilter {
+  checkPatterns(patterns);
   const matcher = dockerignore({ ignorecase: false }).add([...patterns]);
   return (path) => matcher.ignores(path);
+}
+
+/**
+ * Throws INVALID_ARGUMENT for what Docker's pattern matcher refuses: a `!` with nothing after it, and a
+ * pattern Go's `filepath.Match` finds malformed (`[` unclosed, a bad range).
+ */
+export function checkPatterns(patterns: readonly string[]): void {
+  for (const raw of patterns) {
+    const pattern = raw.trim();
+    if (pattern === '!') throw new InvalidArgumentError('illegal exclusion pattern: "!"');
+    pathMatcher(pattern.startsWith('!') ? pattern.slice(1).trim() : pattern);
+  }
 }

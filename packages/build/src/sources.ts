@@ -9,8 +9,8 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync,
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { decodeName, DirectoryScan, fsPath, isNotFound, isStrataError, lstatBatch, pathMatcher, STAT, turn, type LstatBatch, type PathMatcher, type WritableLayer } from '@strata/core';
-import { hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
+import { decodeName, DirectoryScan, fsPath, InvalidArgumentError, isNotFound, isStrataError, lstatBatch, pathMatcher, STAT, turn, type LstatBatch, type PathMatcher, type WritableLayer } from '@strata/core';
+import { checkPatterns, hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
 export type SourceType = 'file' | 'directory' | 'symlink' | 'other';
@@ -206,14 +206,23 @@ export function contextTree(dir: string, ignoreFiles: readonly string[], checksu
   return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
 }
 
-/** The patterns of the first of `ignoreFiles` that exists (none when none does). */
+/** The patterns of the first of `ignoreFiles` that exists (none when none does); INVALID_ARGUMENT naming it for one Docker's matcher refuses. */
 export function readIgnorePatterns(ignoreFiles: readonly string[]): string[] {
   for (const file of ignoreFiles) {
+    let text: string;
     try {
-      return ignorePatterns(decodeName(readFileSync(file))); // bytes that are not UTF-8 as the names they match
+      text = decodeName(readFileSync(file)); // bytes that are not UTF-8 as the names they match
     } catch (error) {
-      if (!isNotFound(error)) throw error;
+      if (isNotFound(error)) continue;
+      throw error;
     }
+    const patterns = ignorePatterns(text);
+    try {
+      checkPatterns(patterns);
+    } catch (error) {
+      throw new InvalidArgumentError(`${basename(file)}: ${(error as Error).message}`, { cause: error });
+    }
+    return patterns;
   }
   return [];
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FileChecksums } from '../src/checksums.js';
 import { contextFilter } from '../src/ignore.js';
-import { ContextTree } from '../src/sources.js';
+import { ContextTree, readIgnorePatterns } from '../src/sources.js';
 
 const work = mkdtempSync(join(tmpdir(), 'strata-sources-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -123,6 +123,22 @@ describe('the build context', () => {
       }
     };
     await expect(read()).rejects.toThrow(/swapped" is no longer a regular file/);
+  });
+
+  it("refuses a .dockerignore Docker's matcher refuses, naming it: a lone ! and a malformed pattern (BuildKit's testDockerignoreInvalid)", () => {
+    const dir = join(work, 'invalid-ignore');
+    mkdirSync(dir);
+    for (const [text, message] of [
+      ['!\n', /^\.dockerignore: illegal exclusion pattern: "!"$/],
+      ['keep\n  !  \n', /^\.dockerignore: illegal exclusion pattern: "!"$/],
+      ['[\n', /^\.dockerignore: bad pattern "\["/],
+      ['!a[b-\n', /^\.dockerignore: bad pattern "a\[b-"/],
+    ] as const) {
+      writeFileSync(join(dir, '.dockerignore'), text);
+      expect(() => readIgnorePatterns([join(dir, '.dockerignore')]), text).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }));
+    }
+    writeFileSync(join(dir, '.dockerignore'), 'ba*\nDockerfile\n!bay\n.dockerignore\n**/x[0-9]\n');
+    expect(readIgnorePatterns([join(dir, '.dockerignore')])).toEqual(['ba*', 'Dockerfile', '!bay', '.dockerignore', '**/x[0-9]']);
   });
 
   it('matches a name that is U+FFFD itself', async () => {
