@@ -1,16 +1,17 @@
 /**
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
  * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go,
- * dockerfile_mount_test.go, dockerfile_dockerignore_test.go): the same contexts and steps, restated here for
- * the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[`
- * is `=`, `echo -n` is `printf %s`), and images those tests push to a registry tagged in the root instead.
- * Where a test checks the image from inside, a RUN step here checks the same and fails the build otherwise;
- * where it checks the exported tree, this reads the image. Among them: an empty destination is the workdir,
- * with `--link` too; a socket in the context arrives as an empty file; symlinks are followed to their files;
- * owners of what already exists stay; an archive that only implies a directory where the image has a symlink
- * extracts through the symlink; `TARGETSTAGE` names the target; a proxy build arg of either case gives RUN
- * both, out of the step's key; ONBUILD triggers build the stages they name; a `dockerfile` stands for a
- * missing `Dockerfile`; a mount's fields take the stage's ENV; a malformed `.dockerignore` is refused.
+ * dockerfile_mount_test.go, dockerfile_dockerignore_test.go, dockerfile_source_date_epoch_test.go): the same
+ * contexts and steps, restated here for the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody`
+ * group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is `printf %s`), and images those tests push to a
+ * registry tagged in the root instead. Where a test checks the image from inside, a RUN step here checks the
+ * same and fails the build otherwise; where it checks the exported tree, this reads the image. Among them: an
+ * empty destination is the workdir, with `--link` too; a socket in the context arrives as an empty file;
+ * symlinks are followed to their files; owners of what already exists stay; an archive that only implies a
+ * directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the target; a
+ * proxy build arg of either case gives RUN both, out of the step's key; ONBUILD triggers build the stages
+ * they name; a `dockerfile` stands for a missing `Dockerfile`; a mount's fields take the stage's ENV; a
+ * malformed `.dockerignore` is refused.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -407,5 +408,20 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     expect((await layer.readdir('/')).sort()).toEqual(['bay', 'foo']);
     const invalid = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY . .\n', '.dockerignore': '!\n' });
     await expect(buildWith(images, { context: invalid })).rejects.toThrow('.dockerignore: illegal exclusion pattern: "!"');
+  }, 120_000);
+
+  it("takes SOURCE_DATE_EPOCH from a build arg or a global ARG's default, as BuildKit's source date epoch tests expect (dockerfile_source_date_epoch_test.go)", async () => {
+    const created = async (dockerfile: string, buildArgs: Record<string, string> = {}) => {
+      const { result } = await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: dockerfile }), buildArgs });
+      return [result.config.created, ...(result.config.history ?? []).map((h) => h.created)];
+    };
+    // testSourceDateEpochWithoutExporter: the image's and every step's time.
+    expect(await created('FROM scratch\nENTRYPOINT foo bar\nCOPY Dockerfile .\n', { SOURCE_DATE_EPOCH: '1700000001' })).toEqual(Array(3).fill('2023-11-14T22:13:21Z'));
+    // testSourceDateEpochDockerfileDefault and …Override.
+    const withDefault = 'ARG SOURCE_DATE_EPOCH=1445412480\nFROM scratch\nCOPY Dockerfile .\n';
+    expect(await created(withDefault)).toEqual(Array(2).fill('2015-10-21T07:28:00Z'));
+    expect(await created(withDefault, { SOURCE_DATE_EPOCH: '1700000002' })).toEqual(Array(2).fill('2023-11-14T22:13:22Z'));
+    // testSourceDateEpochDockerfileDefaultInvalid.
+    await expect(created('ARG SOURCE_DATE_EPOCH=not-a-timestamp\nFROM scratch\nCOPY Dockerfile .\n')).rejects.toThrow('invalid SOURCE_DATE_EPOCH: not-a-timestamp');
   }, 120_000);
 });

@@ -153,7 +153,10 @@ export interface BuildOptions {
    * platform's steps. Not with `platform`.
    */
   readonly platforms?: readonly string[];
-  /** Fixes layer times (a ceiling), config `created` and history times: with it, builds are reproducible. */
+  /**
+   * Fixes layer times (a ceiling), config `created` and history times: with it, builds are reproducible.
+   * Without it, the build arg `SOURCE_DATE_EPOCH`, or the default a global `ARG SOURCE_DATE_EPOCH` gives.
+   */
   readonly sourceDateEpoch?: number;
   /** Compression of the layers written (default none, as Docker's and buildah's stores keep them). */
   readonly compression?: Compression;
@@ -360,6 +363,18 @@ function ignoreFilesOf(options: BuildOptions, context: string, dockerignore: boo
   return [...(options.dockerfileText === undefined ? [`${options.dockerfile ?? join(context, 'Dockerfile')}.dockerignore`] : []), join(context, '.dockerignore')];
 }
 
+/**
+ * The build's SOURCE_DATE_EPOCH, as BuildKit takes it: the option, else the build arg, else the default of a
+ * global `ARG SOURCE_DATE_EPOCH=…` in the Dockerfile; one that is not whole seconds is refused.
+ */
+function withSourceDateEpoch(options: BuildOptions, dockerfile: Dockerfile): BuildOptions {
+  if (options.sourceDateEpoch !== undefined) return options;
+  const text = options.buildArgs?.SOURCE_DATE_EPOCH ?? globalArgs(dockerfile, options.buildArgs ?? {}).get('SOURCE_DATE_EPOCH');
+  if (text === undefined || text === '') return options;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new InvalidArgumentError(`invalid SOURCE_DATE_EPOCH: ${text} (whole seconds since 1970 are expected)`);
+  return { ...options, sourceDateEpoch: Number(text) };
+}
+
 /** A Dockerfile on the host, by any of its names (`dockerfileNames`); the first name's error when none is there. */
 function readDockerfile(path: string): string {
   const [first, ...others] = dockerfileNames(path);
@@ -388,11 +403,12 @@ function buildChecks(options: BuildOptions, text: string, context: string, docke
 }
 
 /** The build of the Dockerfile `text` in the directory `context`; `dockerignore`: the context's ignore files apply. */
-async function buildIn(images: Images, options: BuildOptions, context: string, text: string, dockerignore: boolean): Promise<BuildResult> {
-  const platforms = options.platforms ?? [];
-  if (platforms.length > 0 && options.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
+async function buildIn(images: Images, given: BuildOptions, context: string, text: string, dockerignore: boolean): Promise<BuildResult> {
+  const platforms = given.platforms ?? [];
+  if (platforms.length > 0 && given.platform !== undefined) throw new InvalidArgumentError('a build takes platform or platforms, not both');
   // The checks come first, as BuildKit's: warnings before the first step, and with error=true no step at all.
-  const { found, checks } = buildChecks(options, text, context, dockerignore, false);
+  const { found, checks, dockerfile } = buildChecks(given, text, context, dockerignore, false);
+  const options = withSourceDateEpoch(given, dockerfile);
   for (const check of found) options.onEvent?.({ type: 'check', check });
   if (checks.error && found.length > 0) throw checkFailure(found);
   // UndefinedVar needs the base images' variables, InvalidBaseImagePlatform their platforms: each platform's

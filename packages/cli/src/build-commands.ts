@@ -358,7 +358,8 @@ export function registerBuildCommands(cli: Command): void {
     .action((context: string, o: BuildFlags, command: Command) =>
       withImages(command, async (images) => {
         const { build, checkBuild } = await import('@strata/build');
-        const epochText = o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
+        // The environment's SOURCE_DATE_EPOCH stands for the build arg, as buildx passes it, unless one is given.
+        const epochText = o.sourceDateEpoch ?? ((o.buildArg ?? []).some((pair) => pair.startsWith('SOURCE_DATE_EPOCH=')) ? undefined : process.env.SOURCE_DATE_EPOCH);
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
         // An archive on stdout, as buildx writes one: never into a terminal, and nothing else on stdout.
