@@ -1,17 +1,17 @@
 /**
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
  * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go,
- * dockerfile_mount_test.go, dockerfile_dockerignore_test.go, dockerfile_source_date_epoch_test.go): the same
- * contexts and steps, restated here for the Debian base (busybox's `adduser -D` is `useradd -U`, its `nobody`
- * group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is `printf %s`), and images those tests push to a
- * registry tagged in the root instead. Where a test checks the image from inside, a RUN step here checks the
- * same and fails the build otherwise; where it checks the exported tree, this reads the image. Among them: an
- * empty destination is the workdir, with `--link` too; a socket in the context arrives as an empty file;
- * symlinks are followed to their files; owners of what already exists stay; an archive that only implies a
- * directory where the image has a symlink extracts through the symlink; `TARGETSTAGE` names the target; a
- * proxy build arg of either case gives RUN both, out of the step's key; ONBUILD triggers build the stages
- * they name; a `dockerfile` stands for a missing `Dockerfile`; a mount's fields take the stage's ENV; a
- * malformed `.dockerignore` is refused.
+ * dockerfile_mount_test.go, dockerfile_dockerignore_test.go, dockerfile_source_date_epoch_test.go,
+ * dockerfile_history_test.go): the same contexts and steps, restated here for the Debian base (busybox's
+ * `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is
+ * `printf %s`), and images those tests push to a registry tagged in the root instead. Where a test checks the
+ * image from inside, a RUN step here checks the same and fails the build otherwise; where it checks the
+ * exported tree, this reads the image. Among them: an empty destination is the workdir, with `--link` too; a
+ * socket in the context arrives as an empty file; symlinks are followed to their files; owners of what
+ * already exists stay; an archive that only implies a directory where the image has a symlink extracts
+ * through the symlink; `TARGETSTAGE` names the target; a proxy build arg of either case gives RUN both, out
+ * of the step's key; ONBUILD triggers build the stages they name; a `dockerfile` stands for a missing
+ * `Dockerfile`; a mount's fields take the stage's ENV; a malformed `.dockerignore` is refused.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -423,5 +423,28 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     expect(await created(withDefault, { SOURCE_DATE_EPOCH: '1700000002' })).toEqual(Array(2).fill('2023-11-14T22:13:22Z'));
     // testSourceDateEpochDockerfileDefaultInvalid.
     await expect(created('ARG SOURCE_DATE_EPOCH=not-a-timestamp\nFROM scratch\nCOPY Dockerfile .\n')).rejects.toThrow('invalid SOURCE_DATE_EPOCH: not-a-timestamp');
+  }, 120_000);
+
+  it("records the history BuildKit's history tests expect: a stage's own steps, which make layers, and the ARGs a RUN saw in the order first declared (dockerfile_history_test.go)", async () => {
+    let { result } = await buildWith(images, {
+      context: writeContext(join(work, `context-${++n}`), {
+        Dockerfile: `FROM ${BASE} AS base\nENV foo=bar\nCOPY foo /foo2\nFROM ${BASE}\nLABEL lbl=val\nCOPY --from=base foo2 foo3\nWORKDIR /workdir\nRUN echo bar > foo4\nRUN ls\nEXPOSE 2375 5000 1234/udp\n`,
+        foo: 'contents0',
+      }),
+    });
+    const own = (result.config.history ?? []).slice(-6).map((h) => [h.created_by, h.empty_layer === true]);
+    expect(own).toEqual([
+      [expect.stringContaining('lbl=val'), true],
+      [expect.stringMatching(/^COPY .*foo2 .*foo3/), false],
+      [expect.stringContaining('/workdir'), false],
+      [expect.stringContaining('echo bar > foo4'), false],
+      [expect.stringContaining('ls'), false],
+      [expect.stringContaining('2375 5000 1234/udp'), true],
+    ]);
+    expect(result.config.rootfs.diff_ids).toHaveLength((result.config.history ?? []).filter((h) => !h.empty_layer).length);
+    // testExportedHistoryFlattenArgs (moby/buildkit#5505): an ARG declared again keeps its place, with its last value.
+    ({ result } = await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: `FROM ${BASE}\nARG foo=bar\nARG bar=123\nARG foo=bar2\nRUN ls /etc/\n` }) }));
+    const history = (result.config.history ?? []).map((h) => h.created_by);
+    expect(history.slice(-4)).toEqual(['ARG foo=bar', 'ARG bar=123', 'ARG foo=bar2', 'RUN |2 foo=bar2 bar=123 /bin/sh -c ls /etc/']);
   }, 120_000);
 });

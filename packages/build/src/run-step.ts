@@ -182,7 +182,8 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
     // The environment: the config's, then the build args in scope that it does not set, as Docker gives RUN.
     const env = [...(config.Env ?? [])];
     const names = new Set(env.map((e) => e.split('=', 1)[0]!));
-    const args_ = [...stage.state.args].filter(([name]) => !names.has(name)).sort(([a], [b]) => (a < b ? -1 : 1));
+    // In the order the ARGs were first declared (a base stage's first), as BuildKit lists them (`RUN |2 foo=… bar=…`).
+    const args_ = [...stage.state.args].filter(([name]) => !names.has(name));
     for (const [name, value] of args_) env.push(`${name}=${value}`);
     if (!env.some((e) => e.startsWith('PATH='))) env.push(DEFAULT_PATH);
     // Docker's predefined proxy ARGs, given as build args and not declared: the step sees them, but neither
