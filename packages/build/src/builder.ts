@@ -76,7 +76,7 @@ import { contextTree, ContextTree, readIgnorePatterns, SnapshotTree, type Source
 import { resolveUser } from './users.js';
 
 /** What a build may be allowed beyond a sandboxed step (BuildKit's entitlements). */
-export type Entitlement = 'security.insecure';
+export type Entitlement = 'security.insecure' | 'network.host';
 
 /** Options of `build`. */
 export interface BuildOptions {
@@ -172,6 +172,7 @@ export interface BuildOptions {
   /**
    * Entitlements the build grants, as `docker buildx build --allow`: `security.insecure` lets `RUN
    * --security=insecure` run privileged (every capability, the host's devices, no masked paths).
+   * `network.host` is taken and changes nothing: RUN steps are on the host's network already.
    */
   readonly allow?: readonly Entitlement[];
   /** Called for a FROM image the store lacks (a pull); without it, such a FROM is NOT_FOUND. */

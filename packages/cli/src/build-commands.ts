@@ -331,7 +331,7 @@ export function registerBuildCommands(cli: Command): void {
     .option('--build-arg <name=value>', 'a build argument (repeatable)', collect)
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('--ssh <id[=socket|=keyfile,...]>', 'an SSH agent (or key files) for RUN --mount=type=ssh and git over ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
-    .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure (repeatable)', collect)
+    .option('--allow <entitlement>', 'grant an entitlement: security.insecure, for RUN --security=insecure; network.host, which RUN has already (repeatable)', collect)
     .option('--build-context <name=value>', 'a named context: docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], a git repository, an http(s) URL (its file, named context), or a directory (repeatable)', collect)
     .option('--label <key=value>', 'a label for the image, over the Dockerfile\'s (repeatable)', collect)
     .option('--annotation <[manifest:|index:]key=value>', 'an annotation on the image\'s manifest, or its index (repeatable)', collect)
@@ -368,7 +368,7 @@ export function registerBuildCommands(cli: Command): void {
         if (output !== undefined && 'dest' in output && output.platformSplit === false && o.platform?.includes(',')) {
           throw new UsageError('-o platform-split=false: strata does not merge the filesystems of several platforms into one directory');
         }
-        for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure`);
+        for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure' && entitlement !== 'network.host') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure and network.host`);
         // `-o type=image|registry` names the image (`name=`) and pushes it as --push does.
         const tags = [...(o.tag ?? []), ...(output?.format === 'image' && output.name !== undefined ? [output.name] : [])];
         const push = o.push === true || (output?.format === 'image' && output.push);
