@@ -361,7 +361,6 @@ function excludeFilter(patterns: readonly string[]): ContextFilter {
   }
 }
 
-/** Whether a file is a tar archive, plain or compressed with gzip, zstd, bzip2 or xz (ADD's test). */
 /** A file's first `size` bytes (fewer if it is shorter): what its format is told by. */
 export async function headOf(tree: SourceTree, node: SourceNode, size: number): Promise<Buffer> {
   let head = Buffer.alloc(0);
@@ -372,6 +371,7 @@ export async function headOf(tree: SourceTree, node: SourceNode, size: number): 
   return head;
 }
 
+/** Whether a file is a tar archive, plain or compressed with gzip, zstd, bzip2 or xz (ADD's test). */
 async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
   const head = await headOf(tree, node, 64 * 1024);
   const ustar = (b: Buffer) => b.length >= 263 && b.subarray(257, 262).toString('latin1') === 'ustar';

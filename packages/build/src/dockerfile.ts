@@ -369,7 +369,6 @@ export function parseDockerfile(text: string, buildArgs: Readonly<Record<string,
   return { escape, automaticArgs, globalArgs: globals, stages };
 }
 
-/** The stage `target` names (a name or an index; default the last). */
 /** The name the last FROM gives its stage, if any. */
 function lastStageName(instructions: readonly { getKeyword(): string; getArgumentsContent(): string | null }[]): string | undefined {
   const from = instructions.findLast((i) => i.getKeyword().toUpperCase() === 'FROM');
@@ -378,6 +377,7 @@ function lastStageName(instructions: readonly { getKeyword(): string; getArgumen
   return named.length === 3 && named[1]!.toUpperCase() === 'AS' ? named[2]!.toLowerCase() : undefined;
 }
 
+/** The stage `target` names (a name or an index; default the last). */
 export function targetStage(dockerfile: Dockerfile, target?: string): Stage {
   if (target === undefined) return dockerfile.stages.at(-1)!;
   const stage = stageNamed(dockerfile, target);

@@ -26,8 +26,7 @@ import { cleanSource, SourceError, type SourceTree } from './sources.js';
 import { forwardAgent } from './ssh-agent.js';
 import { resolveUser } from './users.js';
 
-/** Docker's predefined ARGs: a RUN sees them when given as build args, without an ARG declaring them. */
-/** Docker's predefined proxy ARGs, by kind (a build arg of either case gives both). */
+/** Docker's predefined proxy ARGs, by kind: a RUN sees them when given as build args, without an ARG declaring them. */
 const PROXY_KINDS = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'];
 
 /**

@@ -206,7 +206,10 @@ export function contextTree(dir: string, ignoreFiles: readonly string[], checksu
   return new ContextTree(dir, patternFilter(patterns), hasExceptions(patterns), checksums, label);
 }
 
-/** The patterns of the first of `ignoreFiles` that exists (none when none does); INVALID_ARGUMENT naming it for one Docker's matcher refuses. */
+/**
+ * The patterns of the first of `ignoreFiles` that exists (none when none does); INVALID_ARGUMENT naming the
+ * file for a pattern Docker's matcher refuses.
+ */
 export function readIgnorePatterns(ignoreFiles: readonly string[]): string[] {
   for (const file of ignoreFiles) {
     let text: string;

@@ -178,9 +178,9 @@ function rootfsOf(value: unknown, where: string): readonly string[] {
 }
 
 /**
- * An image config, every field the image spec (and Docker's additions) types checked for its type, the rest
- * kept as it came. A field of the wrong type is refused, as Go's typed decoding in containerd and Docker
- * refuses it; null stands for absent, as it does there.
+ * An image config, each field the image spec (and Docker's additions) gives a type checked against it, the
+ * rest kept as it came. A field of the wrong type is refused, as Go's typed decoding in containerd and
+ * Docker refuses it; null stands for absent, as it does there.
  */
 export function parseConfig(bytes: Uint8Array, where: string): ImageConfig {
   const config = parseJson(bytes, where);
@@ -208,8 +208,19 @@ type FieldType = 'string' | 'strings' | 'boolean' | 'integer' | 'object' | 'set'
 
 const CONFIG_FIELDS: Readonly<Record<string, FieldType>> = { created: 'string', author: 'string', variant: 'string', 'os.version': 'string', 'os.features': 'strings' };
 const RUN_CONFIG_FIELDS: Readonly<Record<string, FieldType>> = {
-  User: 'string', WorkingDir: 'string', StopSignal: 'string', Env: 'strings', Entrypoint: 'strings', Cmd: 'strings', Shell: 'strings',
-  OnBuild: 'strings', ExposedPorts: 'set', Volumes: 'set', Labels: 'labels', ArgsEscaped: 'boolean', Healthcheck: 'object',
+  User: 'string',
+  WorkingDir: 'string',
+  StopSignal: 'string',
+  Env: 'strings',
+  Entrypoint: 'strings',
+  Cmd: 'strings',
+  Shell: 'strings',
+  OnBuild: 'strings',
+  ExposedPorts: 'set',
+  Volumes: 'set',
+  Labels: 'labels',
+  ArgsEscaped: 'boolean',
+  Healthcheck: 'object',
 };
 const HEALTHCHECK_FIELDS: Readonly<Record<string, FieldType>> = { Test: 'strings', Interval: 'integer', Timeout: 'integer', StartPeriod: 'integer', StartInterval: 'integer', Retries: 'integer' };
 const HISTORY_FIELDS: Readonly<Record<string, FieldType>> = { created: 'string', author: 'string', created_by: 'string', comment: 'string', empty_layer: 'boolean' };
