@@ -33,7 +33,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
   let n = 0;
 
   beforeAll(async () => {
-    work = scratch('strata-build-buildkit-copy-');
+    work = scratch('strata-build-buildkit-');
     images = await rootWithBase(work);
   }, 30 * 60_000);
 
