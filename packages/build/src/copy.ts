@@ -424,12 +424,8 @@ function seconds(t: { sec: number; nsec: number }): number {
 
 /** Whether `path` is a symlink that leads (inside the container) to a directory. */
 async function isSymlinkToDirectory(layer: WritableLayer, path: string): Promise<boolean> {
-  if (!(await lstatOrUndefined(layer, path))?.isSymbolicLink()) return false;
-  try {
-    return (await layer.stat(path)).isDirectory();
-  } catch {
-    return false; // dangling, or a loop: replaced by the directory, as before
-  }
+  // A dangling one, or a loop, is not: it is replaced by the directory, as before.
+  return (await lstatOrUndefined(layer, path))?.isSymbolicLink() === true && (await isDirectory(layer, path));
 }
 
 async function lstatOrUndefined(layer: WritableLayer, path: string) {

@@ -10,7 +10,7 @@ import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile
 import { InvalidArgumentError, StrataError } from '@strata/core';
 import { formatPlatform, type Platform } from '@strata/images';
 import { keyValues, processWord, WordError, type Env } from './lex.js';
-import { mountFrom, MountError, parseRunMount, type RunMount } from './run-mounts.js';
+import { mountFroms, MountError, parseRunMount, type RunMount } from './run-mounts.js';
 import { didYouMean, suggestIgnoringCase, suggestName } from './suggest.js';
 
 export type Keyword =
@@ -448,10 +448,7 @@ function checkCopyFrom(instruction: Instruction, escape: string): void {
  * before any variable is known.
  */
 function checkMountFrom(spec: string, line: number): void {
-  for (const field of spec.split(',')) {
-    const eq = field.indexOf('=');
-    if (eq < 0 || field.slice(0, eq).trim().toLowerCase() !== 'from') continue;
-    const value = field.slice(eq + 1);
+  for (const value of mountFroms(spec)) {
     const dollar = value.indexOf('$');
     if (dollar >= 0 && dollar !== value.length - 1) throw lineError(line, `RUN --mount from=${value}: 'from' doesn't support variable expansion, define alias stage instead`);
   }
@@ -462,7 +459,7 @@ function sourcesNamed(instruction: Instruction): Array<{ name: string; what: str
   if (instruction.keyword === 'COPY' && instruction.flags.from !== undefined) return [{ name: instruction.flags.from, what: 'COPY --from' }];
   // A mount's other fields may use the stage's ENV and ARGs, which only the step's state has: only from is read here.
   return (instruction.mounts ?? []).flatMap((spec) => {
-    const from = mountFrom(spec);
+    const from = mountFroms(spec)[0];
     return from === undefined || from === '' ? [] : [{ name: from, what: 'RUN --mount from' }];
   });
 }

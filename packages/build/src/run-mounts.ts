@@ -122,15 +122,17 @@ function size(value: string): number {
 }
 
 /**
- * The `from` of a `--mount` value as written, if it has one: the stage or image a bind or cache mount reads,
- * which takes no variables (`checkMountFrom`), while the other fields may use the stage's.
+ * The `from` fields of a `--mount` value as written (one, unless it is given twice): the stage or image a
+ * bind or cache mount reads, which takes no variables (`checkMountFrom`), while the other fields may use the
+ * stage's.
  */
-export function mountFrom(spec: string): string | undefined {
+export function mountFroms(spec: string): string[] {
+  const out: string[] = [];
   for (const part of spec.split(',')) {
     const eq = part.indexOf('=');
-    if (eq >= 0 && part.slice(0, eq).trim().toLowerCase() === 'from') return part.slice(eq + 1);
+    if (eq >= 0 && part.slice(0, eq).trim().toLowerCase() === 'from') out.push(part.slice(eq + 1));
   }
-  return undefined;
+  return out;
 }
 
 /**

@@ -358,8 +358,9 @@ export function registerBuildCommands(cli: Command): void {
     .action((context: string, o: BuildFlags, command: Command) =>
       withImages(command, async (images) => {
         const { build, checkBuild } = await import('@strata/build');
+        const args = buildArgs(o.buildArg);
         // The environment's SOURCE_DATE_EPOCH stands for the build arg, as buildx passes it, unless one is given.
-        const epochText = o.sourceDateEpoch ?? ((o.buildArg ?? []).some((pair) => pair.startsWith('SOURCE_DATE_EPOCH=')) ? undefined : process.env.SOURCE_DATE_EPOCH);
+        const epochText = o.sourceDateEpoch ?? (Object.hasOwn(args, 'SOURCE_DATE_EPOCH') ? undefined : process.env.SOURCE_DATE_EPOCH);
         if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`the source date epoch is whole seconds: ${epochText}`);
         const output = o.output === undefined ? undefined : outputSpec(o.output);
         // An archive on stdout, as buildx writes one: never into a terminal, and nothing else on stdout.
@@ -401,7 +402,7 @@ export function registerBuildCommands(cli: Command): void {
             ...(o.file === '-' ? { dockerfileText: await readStdin('the Dockerfile (-f -)', 16 * 1024 * 1024) } : o.file !== undefined ? { dockerfile: o.file } : {}),
             ...(tags.length > 0 ? { tags } : {}),
             ...(o.target !== undefined ? { target: o.target } : {}),
-            buildArgs: buildArgs(o.buildArg),
+            buildArgs: args,
             secrets: secrets(o.secret),
             ssh,
             ...(o.allow ? { allow: o.allow as Entitlement[] } : {}),
