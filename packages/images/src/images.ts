@@ -347,7 +347,7 @@ export class Images {
    * one tar archive into `output`: a file written aside and renamed into place, or a stream (a Writable, or
    * a path naming a symlink, FIFO or device such as `/dev/stdout`, written into as it is). With `split`,
    * every platform the image holds, each in a directory of its own named as BuildKit names them
-   * (`linux_amd64`, `linux_arm64_v8`). What `docker buildx build -o type=local` and `type=tar` give (split
+   * (`linux_amd64`, `linux_arm_v7`). What `docker buildx build -o type=local` and `type=tar` give (split
    * for a build of several platforms). Owners are the image's as root; without root they are the caller's,
    * in the directory and the archive alike.
    */

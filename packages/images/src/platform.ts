@@ -13,14 +13,58 @@ export function hostPlatform(): Platform {
   return { os: 'linux', architecture };
 }
 
-/** Parses `os/arch[/variant]`. Throws INVALID_ARGUMENT. */
+/** Operating systems and architectures Go knows, as containerd tells a lone word's kind by them. */
+const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'windows', 'zos']);
+const KNOWN_ARCHITECTURES = new Set(['386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'ppc64', 'ppc64le', 'loong64', 'mips', 'mipsle', 'mips64', 'mips64le', 'mips64p32', 'mips64p32le', 'ppc', 'riscv', 'riscv64', 's390', 's390x', 'sparc', 'sparc64', 'wasm']);
+
+/**
+ * An architecture and variant in the one spelling images use, as containerd normalises them: `x86_64` is
+ * amd64, `aarch64` arm64 (v8 its default, so unwritten), `i386` 386, `armhf` arm/v7, `armel` arm/v6, and a
+ * bare `arm` v7.
+ */
+function normalizeArchitecture(architecture: string, variant: string | undefined): { architecture: string; variant?: string } {
+  const arch = architecture.toLowerCase();
+  const v = variant?.toLowerCase() ?? '';
+  const as = (a: string, w: string) => (w === '' ? { architecture: a } : { architecture: a, variant: w });
+  switch (arch) {
+    case 'i386':
+      return as('386', '');
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
+      return as('amd64', v === 'v1' ? '' : v);
+    case 'aarch64':
+    case 'arm64':
+      return as('arm64', v === '8' || v === 'v8' || v === 'v8.0' ? '' : v === '9' || v === '9.0' || v === 'v9.0' ? 'v9' : v);
+    case 'armhf':
+      return as('arm', 'v7');
+    case 'armel':
+      return as('arm', 'v6');
+    case 'arm':
+      return as('arm', v === '' || v === '7' ? 'v7' : v === '5' || v === '6' || v === '8' ? `v${v}` : v);
+    default:
+      return as(arch, v);
+  }
+}
+
+/**
+ * Parses a platform as BuildKit and containerd read `--platform`: `os/arch[/variant]`, or a lone OS (the
+ * host's architecture) or architecture (linux), in any case, normalised (`linux/arm` is linux/arm/v7,
+ * `linux/arm64/v8` linux/arm64, `linux/x86_64` linux/amd64). Throws INVALID_ARGUMENT.
+ */
 export function parsePlatform(text: string): Platform {
   const parts = text.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
+  if (parts.length > 3 || parts.some((p) => !/^[A-Za-z0-9._-]+$/.test(p))) {
     throw new InvalidArgumentError(`platform ${quote(text)} is not os/architecture[/variant]`);
   }
-  const [os, architecture, variant] = parts as [string, string, string | undefined];
-  return variant === undefined ? { os, architecture } : { os, architecture, variant };
+  const os = parts[0]!.toLowerCase() === 'macos' ? 'darwin' : parts[0]!.toLowerCase();
+  if (parts.length === 1) {
+    if (KNOWN_OS.has(os)) return { ...hostPlatform(), os };
+    const alone = normalizeArchitecture(parts[0]!, undefined);
+    if (KNOWN_ARCHITECTURES.has(alone.architecture)) return { os: 'linux', ...alone };
+    throw new InvalidArgumentError(`platform ${quote(text)} is neither an operating system nor an architecture (os/architecture[/variant])`);
+  }
+  return { os, ...normalizeArchitecture(parts[1]!, parts[2]) };
 }
 
 /** `os/arch[/variant]`. */
