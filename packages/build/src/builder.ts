@@ -460,6 +460,12 @@ function judgeBasePlatform(stage: Stage, wanted: Platform, image: PlatformImage,
 }
 
 /** An image config's platform. */
+/**
+ * The config a stage from scratch starts with, as BuildKit's empty image: the root as its workdir and
+ * Docker's default PATH, which Windows is left to set itself.
+ */
+const scratchConfig = (platform: Platform): RunConfig => (platform.os === 'windows' ? { WorkingDir: '/' } : { WorkingDir: '/', Env: withDefaultPath([]) });
+
 const configPlatform = (config: ImageConfig): Platform => ({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
 
 /** A platform as BuildKit's findings write it: normalised, arm64's default variant left out. */
@@ -800,9 +806,12 @@ class Builder {
     return this.#options.platform === undefined && stage.platform === undefined;
   }
 
-  /** True for a stage from scratch or from a named context's directory (whose files come in its first step). */
+  /**
+   * True for a stage from scratch (or a named context that is `docker-image://scratch`) or from a named
+   * context's directory (whose files come in its first step).
+   */
   #startsEmpty(stage: Stage): boolean {
-    return stage.image.toLowerCase() === 'scratch' || this.#named.isTree(stage.image);
+    return stage.image.toLowerCase() === 'scratch' || this.#named.isScratch(stage.image) || this.#named.isTree(stage.image);
   }
 
   /** The earlier stage `stage` is built on, unless a named context stands for the name its FROM gives. */
@@ -826,7 +835,7 @@ class Builder {
     });
     // A named context's directory starts from scratch; its files come in the stage's first step (#buildStage).
     if (this.#startsEmpty(stage)) {
-      return fresh({ Env: withDefaultPath([]) }, { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], stepKeys: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
+      return fresh(scratchConfig(platform), { snapshot: undefined, key: sha256('scratch', formatPlatform(platform)), diffIDs: [], layers: [], own: [], stepKeys: [], baseLayers: 0, history: [], docker: false, baseConfig: undefined });
     }
     const earlier = this.#stageBelow(stage);
     if (earlier) {
@@ -1148,6 +1157,7 @@ class Builder {
     } else {
       const tree = await this.#named.tree(from, step.line);
       if (tree !== undefined) return { tree, identity: 'tree', keepOwners: false };
+      if (this.#named.isScratch(from)) throw lineError(step.line, `COPY --from=${from}: the named context is scratch, which is empty`);
       const image = await this.#imageFor(from, stage.platform, step.line);
       const unpacked = await this.#images.unpack(image.ref, { platform: { platform: stage.platform } });
       snapshot = unpacked.chainID;

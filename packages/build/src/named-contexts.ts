@@ -25,7 +25,7 @@ interface LayoutContext {
   readonly tag?: string;
 }
 
-type NamedContext = { readonly image: string } | { readonly tree: ContextTree } | { readonly git: GitRef } | { readonly url: string } | { readonly layout: LayoutContext };
+type NamedContext = { readonly image: string } | { readonly scratch: true } | { readonly tree: ContextTree } | { readonly git: GitRef } | { readonly url: string } | { readonly layout: LayoutContext };
 
 /**
  * What fetching a context takes from the build: its SSH agents (`default` for ssh remotes), the most bytes
@@ -55,7 +55,9 @@ export class NamedContexts {
     for (const [name, value] of Object.entries(contexts)) {
       const image = /^docker-image:\/\/(.+)$/.exec(value)?.[1];
       const layout = /^oci-layout:\/\/(.+)$/.exec(value)?.[1];
-      if (image !== undefined) this.#named.set(name, { image });
+      // `docker-image://scratch` is the empty image, as in FROM; nothing to pull (BuildKit's named contexts).
+      if (image === 'scratch') this.#named.set(name, { scratch: true });
+      else if (image !== undefined) this.#named.set(name, { image });
       else if (layout !== undefined) this.#named.set(name, { layout: parseLayoutContext(name, layout) });
       else if (isGitSource(value)) {
         try {
@@ -81,6 +83,12 @@ export class NamedContexts {
   isTree(name: string): boolean {
     const named = this.#named.get(name);
     return named !== undefined && ('tree' in named || 'git' in named || 'url' in named);
+  }
+
+  /** Whether `name` is `docker-image://scratch`: a stage on it starts empty. */
+  isScratch(name: string): boolean {
+    const named = this.#named.get(name);
+    return named !== undefined && 'scratch' in named;
   }
 
   /** The reference a `docker-image://` context names; undefined for other kinds and other names. */
