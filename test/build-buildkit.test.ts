@@ -2,7 +2,8 @@
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
  * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go,
  * dockerfile_mount_test.go, dockerfile_dockerignore_test.go, dockerfile_source_date_epoch_test.go,
- * dockerfile_history_test.go): the same contexts and steps, restated here for the Debian base (busybox's
+ * dockerfile_history_test.go, dockerfile_export_test.go, dockerfile_image_test.go, dockerfile_namedcontext_test.go):
+ * the same contexts and steps, restated here for the Debian base (busybox's
  * `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is
  * `printf %s`), and images those tests push to a registry tagged in the root instead. Where a test checks the
  * image from inside, a RUN step here checks the same and fails the build otherwise; where it checks the
@@ -11,10 +12,12 @@
  * already exists stay; an archive that only implies a directory where the image has a symlink extracts
  * through the symlink; `TARGETSTAGE` names the target; a proxy build arg of either case gives RUN both, out
  * of the step's key; ONBUILD triggers build the stages they name; a `dockerfile` stands for a missing
- * `Dockerfile`; a mount's fields take the stage's ENV; a malformed `.dockerignore` is refused.
+ * `Dockerfile`; a mount's fields take the stage's ENV; a malformed `.dockerignore` is refused; platforms are
+ * normalised (`linux/arm` is arm/v7); a scratch image's workdir is `/`; an exported archive or layout carries
+ * the names `-o name=` gives; a named context of `docker-image://scratch` is the empty image.
  */
-import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +29,7 @@ import { rawTar, type RawEntry } from './helpers/raw-tar.js';
 
 /** A shell function for RUN steps: fails the step unless path $1 has owner $2 (uid:gid), naming what it has. */
 const OWNER = 'owner() { a=$(stat -c %u:%g "$1"); [ "$a" = "$2" ] || { echo "$1 is $a, not $2"; exit 1; }; }';
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("builds as BuildKit's tests expect them", () => {
   let work: string;
@@ -447,4 +451,129 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     const history = (result.config.history ?? []).map((h) => h.created_by);
     expect(history.slice(-4)).toEqual(['ARG foo=bar', 'ARG bar=123', 'ARG foo=bar2', 'RUN |2 foo=bar2 bar=123 /bin/sh -c ls /etc/']);
   }, 120_000);
+
+  it("exports as BuildKit's export and image tests expect: platforms normalised and split, names given by -o name=, a scratch image's config (dockerfile_export_test.go, dockerfile_image_test.go)", async () => {
+    const root = join(work, 'cli-root');
+    const strata = (args: string[]) => {
+      const r = spawnSync(process.execPath, [cli, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+      expect(r.status, r.stderr).toBe(0);
+      return r;
+    };
+    const out = (name: string) => join(work, `out-${++n}-${name}`);
+    const json = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
+    const blob = (dir: string, digest: string) => join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const untar = (archive: string) => {
+      const dir = `${archive}.d`;
+      mkdirSync(dir);
+      execFileSync('tar', ['-xf', archive, '-C', dir]);
+      return dir;
+    };
+
+    // testExportMultiPlatform: linux/arm is arm/v7, each platform in a directory of its own.
+    const arches = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: 'FROM scratch\nARG TARGETARCH\nARG TARGETPLATFORM\nLABEL target=$TARGETPLATFORM\nCOPY arch-$TARGETARCH whoami\n',
+      'arch-arm': 'i am arm',
+      'arch-amd64': 'i am amd64',
+      'arch-s390x': 'i am s390x',
+      'arch-ppc64le': 'i am ppc64le',
+    });
+    const split = out('split');
+    strata(['build', '-q', '--platform', 'windows/amd64,linux/arm,linux/s390x', '-o', `type=local,dest=${split}`, arches]);
+    expect(readdirSync(split).sort()).toEqual(['linux_arm_v7', 'linux_s390x', 'windows_amd64']);
+    expect(readFileSync(join(split, 'windows_amd64', 'whoami'), 'utf8')).toBe('i am amd64');
+    expect(readFileSync(join(split, 'linux_arm_v7', 'whoami'), 'utf8')).toBe('i am arm');
+    expect(readFileSync(join(split, 'linux_s390x', 'whoami'), 'utf8')).toBe('i am s390x');
+    const archive = untar((() => {
+      const path = out('multi.tar');
+      strata(['build', '-q', '--platform', 'windows/amd64,linux/arm/v6,linux/ppc64le', '-o', `type=oci,dest=${path}`, arches]);
+      return path;
+    })());
+    const top = json(join(archive, 'index.json')).manifests as { digest: string }[];
+    expect(top).toHaveLength(1);
+    const list = json(blob(archive, top[0]!.digest)).manifests as { digest: string; platform: Record<string, string> }[];
+    expect(list.map((m) => [m.platform.os, m.platform.architecture, m.platform.variant].filter(Boolean).join('/'))).toEqual(['windows/amd64', 'linux/arm/v6', 'linux/ppc64le']);
+    for (const [i, [os, arch, platform, whoami]] of [['windows', 'amd64', 'windows/amd64', 'i am amd64'], ['linux', 'arm', 'linux/arm/v6', 'i am arm'], ['linux', 'ppc64le', 'linux/ppc64le', 'i am ppc64le']].entries()) {
+      const manifest = json(blob(archive, list[i]!.digest));
+      expect(manifest.layers).toHaveLength(1);
+      expect(execFileSync('tar', ['-xOf', blob(archive, manifest.layers[0].digest), 'whoami'], { encoding: 'utf8' })).toBe(whoami);
+      const config = json(blob(archive, manifest.config.digest));
+      expect([config.os, config.architecture, config.config.Labels.target]).toEqual([os, arch, platform]);
+    }
+
+    // testTarExporterBasic and testTarExporterMulti: the filesystem as one tar, split by platform when several.
+    const stages = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch AS stage-linux\nCOPY foo forlinux\n\nFROM scratch AS stage-darwin\nCOPY bar fordarwin\n\nFROM stage-$TARGETOS\n', foo: 'data', bar: 'data2' });
+    const one = out('one.tar');
+    strata(['build', '-q', '-o', `type=tar,dest=${one}`, stages]);
+    expect(execFileSync('tar', ['-xOf', one, 'forlinux'], { encoding: 'utf8' })).toBe('data');
+    const two = out('two.tar');
+    strata(['build', '-q', '--platform', 'linux/amd64,darwin/amd64', '-o', `type=tar,dest=${two}`, stages]);
+    expect(execFileSync('tar', ['-xOf', two, 'linux_amd64/forlinux'], { encoding: 'utf8' })).toBe('data');
+    expect(execFileSync('tar', ['-xOf', two, 'darwin_amd64/fordarwin'], { encoding: 'utf8' })).toBe('data2');
+
+    // testOCILayoutMultiname: name=a,b (quoted, as buildx reads -o as CSV) gives both names to the one
+    // manifest, in a layout and in an archive alike.
+    const heredoc = writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nCOPY <<EOF /foo\nhello\nEOF\n' });
+    const validate = (index: Record<string, any>) => {
+      const [a, b] = index.manifests as { digest: string; annotations: Record<string, string> }[];
+      expect(index.manifests).toHaveLength(2);
+      expect(a!.digest).toBe(b!.digest);
+      expect([a!.annotations['io.containerd.image.name'], b!.annotations['io.containerd.image.name']]).toEqual(['docker.io/org/repo:tag1', 'docker.io/org/repo:tag2']);
+      expect([a!.annotations['org.opencontainers.image.ref.name'], b!.annotations['org.opencontainers.image.ref.name']]).toEqual(['tag1', 'tag2']);
+    };
+    const layout = out('layout');
+    strata(['build', '-q', '-o', `type=oci,dest=${layout},tar=false,"name=org/repo:tag1,org/repo:tag2"`, heredoc]);
+    validate(json(join(layout, 'index.json')));
+    const named = out('named.tar');
+    strata(['build', '-q', '-o', `type=oci,dest=${named},"name=org/repo:tag1,org/repo:tag2"`, heredoc]);
+    validate(JSON.parse(execFileSync('tar', ['-xOf', named, 'index.json'], { encoding: 'utf8' })));
+    // A docker archive, as docker save writes one: the image once, with both tags.
+    const docker = out('docker.tar');
+    strata(['build', '-q', '-t', 'org/repo:tag1', '-t', 'org/repo:tag2', '-o', `type=docker,dest=${docker}`, heredoc]);
+    expect(JSON.parse(execFileSync('tar', ['-xOf', docker, 'manifest.json'], { encoding: 'utf8' })).map((m: { RepoTags: string[] }) => m.RepoTags)).toEqual([['org/repo:tag1', 'org/repo:tag2']]);
+    const r = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '-o', `type=oci,dest=${out('bad.tar')},name="a,b"`, heredoc], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    expect(r.stderr).toContain('a quote inside an unquoted field');
+
+    // testDockerfileScratchConfig: a platform, the root as its workdir, Docker's PATH, one empty-layer step.
+    const { result } = await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nENV foo=bar\n' }) });
+    expect(result.config.os).not.toBe('');
+    expect(result.config.architecture).not.toBe('');
+    expect(result.config.config?.WorkingDir).toBe('/');
+    expect(result.config.rootfs).toEqual({ type: 'layers', diff_ids: [] });
+    expect((result.config.history ?? []).map((h) => [h.created_by, h.empty_layer])).toEqual([[expect.stringContaining('ENV foo=bar'), true]]);
+    expect(result.config.config?.Env).toEqual(expect.arrayContaining(['foo=bar', expect.stringMatching(/^PATH=/)]));
+
+    // testPullScratch: an image from scratch with no layer serves as a base.
+    await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nLABEL foo=bar\n' }), tags: ['docker.io/moby/testpullscratch:latest'] });
+    const child = (await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM docker.io/moby/testpullscratch:latest\nLABEL bar=baz\nCOPY foo .\n', foo: 'foo-contents' }) })).result;
+    expect(child.config.rootfs.diff_ids).toHaveLength(1);
+    expect(child.config.config?.Labels).toEqual({ foo: 'bar', bar: 'baz' });
+    expect(await read(await imageView(images, child.target.digest), '/foo')).toBe('foo-contents');
+  }, 300_000);
+
+  it("resolves named contexts as BuildKit's namedcontext tests expect: an image for a stage and its bases, scratch, a directory with its own .dockerignore, a layout's config (dockerfile_namedcontext_test.go)", async () => {
+    const context = (files: ContextFiles) => writeContext(join(work, `context-${++n}`), files);
+    // testNamedImageContext: the context stands for the stage "base" (its own FROM chain never built).
+    await buildWith(images, {
+      context: context({ Dockerfile: `FROM ${BASE} AS parent\nFROM parent AS base\nRUN echo base > /out\nFROM base\nRUN [ -f /etc/debian_version ]\nRUN [ ! -f /out ]\n` }),
+      contexts: { base: `docker-image://${BASE}` },
+    });
+    // testNamedImageContextScratch: docker-image://scratch is the empty image, not one to pull.
+    let { result } = await buildWith(images, { context: context({ Dockerfile: 'FROM busybox AS build\nCOPY <<EOF /out\nhello world!\nEOF\n' }), contexts: { busybox: 'docker-image://scratch' } });
+    let layer = await imageView(images, result.target.digest);
+    expect(await layer.readdir('/')).toEqual(['out']);
+    expect(await read(layer, '/out')).toBe('hello world!\n');
+    // testNamedLocalContext: a directory, filtered by its own .dockerignore.
+    const basedir = context({ out: 'dummy-result', out2: 'dummy-result', '.dockerignore': 'out2\n' });
+    ({ result } = await buildWith(images, { context: context({ Dockerfile: `FROM ${BASE} AS base\nRUN cat /etc/debian_version > /out\nFROM scratch\nCOPY --from=base /o* /\n` }), contexts: { base: basedir } }));
+    layer = await imageView(images, result.target.digest);
+    expect(await layer.readdir('/')).toEqual(['out']);
+    expect(await read(layer, '/out')).toBe('dummy-result');
+    // testNamedOCILayoutContextExport: an image exported to a layout keeps its workdir and ENV as a named context.
+    ({ result } = await buildWith(images, { context: context({ Dockerfile: 'FROM scratch\nWORKDIR /test\nENV foo=bar\n' }) }));
+    const layout = join(work, `layout-${++n}`);
+    await images.export([result.target.digest], layout, { format: 'oci' });
+    ({ result } = await buildWith(images, { context: context({ Dockerfile: 'FROM nonexistent AS base\n' }), contexts: { nonexistent: `oci-layout://${layout}@${result.target.digest}` } }));
+    expect(result.config.config?.WorkingDir).toBe('/test');
+    expect(result.config.config?.Env).toContain('foo=bar');
+  }, 300_000);
 });

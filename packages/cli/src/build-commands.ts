@@ -193,8 +193,48 @@ function buildArgs(pairs: string[] = []): Record<string, string> {
 
 /** The `key=value` fields of a comma-separated flag value (`type=registry,ref=REF`), as buildx writes them. */
 function keyValueFields(text: string): Record<string, string> {
-  return Object.fromEntries(text.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  return Object.fromEntries(csvFields(text).map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
 }
+
+/**
+ * The comma-separated fields of an `-o`, `--cache-to` or `--cache-from` value, read as CSV as buildx reads
+ * them: a field in double quotes may hold commas (`"name=a,b"`), `""` in it is one quote, and a quote inside
+ * an unquoted field is refused.
+ */
+function csvFields(text: string): string[] {
+  const fields: string[] = [];
+  let at = 0;
+  for (;;) {
+    if (text[at] === '"') {
+      let field = '';
+      let i = at + 1;
+      for (;;) {
+        const quote = text.indexOf('"', i);
+        if (quote < 0) throw new UsageError(`an unclosed quote in ${JSON.stringify(text)}`);
+        field += text.slice(i, quote);
+        if (text[quote + 1] !== '"') {
+          i = quote + 1;
+          break;
+        }
+        field += '"';
+        i = quote + 2;
+      }
+      if (i < text.length && text[i] !== ',') throw new UsageError(`text after a closing quote in ${JSON.stringify(text)}`);
+      fields.push(field);
+      at = i + 1;
+    } else {
+      const comma = text.indexOf(',', at);
+      const field = text.slice(at, comma < 0 ? text.length : comma);
+      if (field.includes('"')) throw new UsageError(`a quote inside an unquoted field of ${JSON.stringify(text)}`);
+      fields.push(field);
+      at = comma < 0 ? text.length + 1 : comma + 1;
+    }
+    if (at > text.length) return fields;
+  }
+}
+
+/** `name=a,b` of an exporter: the names, as BuildKit splits them. */
+const exporterNames = (name: string | undefined): string[] => (name ?? '').split(',').filter((n) => n !== '');
 
 /** `--annotation [manifest:|index:]key=value`, as buildx reads them (its descriptor and per-platform forms are not taken). */
 function annotations(pairs: string[]): { manifest: Record<string, string>; index: Record<string, string> } {
@@ -235,15 +275,15 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
  * archive); or, as buildx's image exporters, `type=image[,name=REF][,push=true]` (the image, named too) and
  * `type=registry[,name=REF]` (the same, pushed: `--push`).
  */
-function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; platformSplit?: boolean } | { format: 'image'; name: string | undefined; push: boolean } {
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; names: string[]; platformSplit?: boolean } | { format: 'image'; names: string[]; push: boolean } {
   // buildx's shorthands: a path alone is the filesystem into that directory, `-` a tar archive of it on stdout.
-  if (text === '-') return { format: 'tar', dest: '-' };
-  if (!text.includes('=')) return { format: 'local', dest: text };
+  if (text === '-') return { format: 'tar', dest: '-', names: [] };
+  if (!text.includes('=')) return { format: 'local', dest: text, names: [] };
   const fields = keyValueFields(text);
   const format = fields.type;
   if (format === 'image' || format === 'registry') {
     if (fields.push !== undefined && fields.push !== 'true' && fields.push !== 'false') throw new UsageError(`-o push= is true or false: ${text}`);
-    return { format: 'image', name: fields.name || undefined, push: format === 'registry' || fields.push === 'true' };
+    return { format: 'image', names: exporterNames(fields.name), push: format === 'registry' || fields.push === 'true' };
   }
   if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local, tar, image or registry: ${text}`);
   if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
@@ -253,7 +293,8 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   if (fields.dest === '-' && (chosen === 'local' || chosen === 'oci')) throw new UsageError(`-o dest=- (stdout) is for archives, not a directory: ${text}`);
   const split = fields['platform-split'];
   if (split !== undefined && ((chosen !== 'local' && chosen !== 'tar') || (split !== 'true' && split !== 'false'))) throw new UsageError(`-o platform-split= is true or false, for type=local and type=tar: ${text}`);
-  return { format: chosen, dest: fields.dest, ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
+  if (fields.name !== undefined && (chosen === 'local' || chosen === 'tar')) throw new UsageError(`-o name= names an image, for type=oci and type=docker: ${text}`);
+  return { format: chosen, dest: fields.dest, names: exporterNames(fields.name), ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
 }
 
 /**
@@ -371,7 +412,7 @@ export function registerBuildCommands(cli: Command): void {
         }
         for (const entitlement of o.allow ?? []) if (entitlement !== 'security.insecure' && entitlement !== 'network.host') throw new UsageError(`--allow ${entitlement}: the entitlements are security.insecure and network.host`);
         // `-o type=image|registry` names the image (`name=`) and pushes it as --push does.
-        const tags = [...(o.tag ?? []), ...(output?.format === 'image' && output.name !== undefined ? [output.name] : [])];
+        const tags = [...(o.tag ?? []), ...(output?.format === 'image' ? output.names : [])];
         const push = o.push === true || (output?.format === 'image' && output.push);
         if (push && tags.length === 0) throw new UsageError('--push needs a name to push to (-t, or -o name=)');
         const { agents, keys } = sshAgents(o.ssh);
@@ -443,7 +484,13 @@ export function registerBuildCommands(cli: Command): void {
           // Several platforms: each in a directory of its own, as buildx splits them.
           const split = output.platformSplit ?? result.platforms !== undefined;
           if (output.format === 'local' || output.format === 'tar') await images.exportFilesystem(result.target.digest, dest, { tar: output.format === 'tar', split });
-          else await images.export([result.target.digest], dest, { format: output.format });
+          else {
+            // Named in the archive as buildx names it: by the exporter's name= if given, else by the tags.
+            const { exportImages, normalizeReference } = await import('@strata/images');
+            const names = output.names.length > 0 ? output.names.map((name) => normalizeReference(name)) : result.names;
+            const named = names.length > 0 ? names.map((name) => ({ name, target: result.target })) : [{ name: undefined, target: result.target }];
+            await exportImages(images.content, named, dest, { format: output.format });
+          }
         }
         if (push) {
           for (const name of result.names) {

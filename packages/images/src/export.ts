@@ -91,7 +91,8 @@ export class Exporter {
   readonly #blobs = new Map<string, OutBlob>();
   readonly #entries: Descriptor[] = [];
   readonly #docker: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-  readonly #pendingDocker: { image: ExportImage; p: PlatformImage }[] = [];
+  /** The docker archive's images, by manifest: each with the names it goes by (one `RepoTags` list, as `docker save` writes). */
+  readonly #pendingDocker = new Map<string, { names: (string | undefined)[]; p: PlatformImage }>();
 
   constructor(content: ContentStore, options: ExportOptions) {
     this.#content = content;
@@ -151,7 +152,9 @@ export class Exporter {
       if (layer.digest === diffID) this.#blobs.set(diffID, { kind: 'stored', digest: diffID, size: this.#content.size(diffID) });
       else this.#blobs.set(diffID, { kind: 'decompressed', digest: diffID, size: this.#knownSize(layer, diffID), from: layer.digest });
     });
-    this.#pendingDocker.push({ image, p });
+    const pending = this.#pendingDocker.get(p.manifestDescriptor.digest);
+    if (pending === undefined) this.#pendingDocker.set(p.manifestDescriptor.digest, { names: [image.name], p });
+    else pending.names.push(image.name);
   }
 
   /** Bytes of a layer uncompressed as unpack recorded them, or -1 (counted in `prepare`). */
@@ -179,17 +182,17 @@ export class Exporter {
       }
     }
     const path = (digest: string) => `blobs/sha256/${digest.slice('sha256:'.length)}`;
-    for (const { image, p } of this.#pendingDocker) {
+    for (const { names, p } of this.#pendingDocker.values()) {
       const diffIDs = p.config.rootfs.diff_ids;
       const layers = diffIDs.map((diffID) => ({ mediaType: OCI_LAYER, digest: diffID, size: (this.#blobs.get(diffID) as { size: number }).size }));
       const manifest: Manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: p.manifest.config.digest, size: p.manifest.config.size }, layers };
       const blob = this.#addBytes(encodeJson(manifest));
       const platform = { architecture: p.config.architecture, os: p.config.os, ...(p.config.variant ? { variant: p.config.variant } : {}) };
-      this.#entries.push({ mediaType: OCI_MANIFEST, ...blob, platform, annotations: nameAnnotations(image.name) });
-      const tags = image.name !== undefined && parseReference(image.name).tag !== undefined ? [familiarName(image.name)] : [];
+      for (const name of names) this.#entries.push({ mediaType: OCI_MANIFEST, ...blob, platform, annotations: nameAnnotations(name) });
+      const tags = [...new Set(names.flatMap((name) => (name !== undefined && parseReference(name).tag !== undefined ? [familiarName(name)] : [])))];
       this.#docker.push({ Config: path(p.manifest.config.digest), RepoTags: tags, Layers: diffIDs.map(path) });
     }
-    this.#pendingDocker.length = 0;
+    this.#pendingDocker.clear();
   }
 
   get entries(): Descriptor[] {
