@@ -576,4 +576,24 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     expect(result.config.config?.WorkingDir).toBe('/test');
     expect(result.config.config?.Env).toContain('foo=bar');
   }, 300_000);
+
+  it("refuses a cache mount's source reached through a symlink a step left in the cache, as BuildKit's testCacheMountSourceEscape expects, with nothing of the host read", async () => {
+    const escape = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: [
+        `FROM ${BASE} AS init`,
+        'RUN --mount=type=cache,id=sourceescape,target=/cache mkdir -p /cache/sel && echo benign > /cache/sel/benign.txt',
+        'FROM init AS link',
+        'RUN --mount=type=cache,id=sourceescape,target=/cache rm -rf /cache/sel && ln -s /etc /cache/sel',
+        'FROM link AS victim',
+        'RUN --mount=type=cache,id=sourceescape,source=sel,target=/victim cat /victim/hostname > /leaked',
+        'FROM scratch',
+        'COPY --from=victim /leaked /leaked',
+        '',
+      ].join('\n'),
+    });
+    await expect(buildWith(images, { context: escape, noCache: true })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('"sel" is reached through a symlink') });
+    // The symlink on the way, not at the end, likewise.
+    writeFileSync(join(escape, 'Dockerfile'), readFileSync(join(escape, 'Dockerfile'), 'utf8').replace('source=sel,', 'source=sel/ssl,'));
+    await expect(buildWith(images, { context: escape, noCache: true })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('"sel/ssl" is reached through a symlink') });
+  }, 300_000);
 });

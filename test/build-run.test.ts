@@ -247,8 +247,14 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(await read('/second')).toBe('added\n'); // the same cache, kept between the steps
     expect(await read('/plain')).toBe(''); // the id alone is another cache
     await expect(view.lstat('/c/sub')).rejects.toMatchObject({ code: 'ENOENT' }); // never in a layer
-    const bad = writeContext(join(work, 'cache-from-bad'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=cache,target=/c,source=/x true\n` });
-    await expect(buildWith(images, { context: bad })).rejects.toThrow(/Dockerfile line 2: --mount type=cache takes a source only with from/);
+    // Without from, source is a directory of the cache, as BuildKit mounts a subpath; a missing one is refused.
+    const sub = writeContext(join(work, 'cache-source'), {
+      Dockerfile: `FROM ${BASE}\nRUN --mount=type=cache,id=sub,target=/c mkdir -p /c/sel/deeper && echo benign > /c/sel/deeper/benign.txt\nRUN --mount=type=cache,id=sub,source=/sel/deeper,target=/v,ro cat /v/benign.txt > /via-source\n`,
+    });
+    const viaSource = await imageView(images, (await buildWith(images, { context: sub })).result.target.digest);
+    expect(String(await viaSource.readFile('/via-source', 'utf8'))).toBe('benign\n');
+    const missing = writeContext(join(work, 'cache-source-missing'), { Dockerfile: `FROM ${BASE}\nRUN --mount=type=cache,id=sub,target=/c,source=absent true\n` });
+    await expect(buildWith(images, { context: missing })).rejects.toThrow(/Dockerfile line 2: RUN --mount=type=cache,id=sub: the cache's source "absent" is not in the cache/);
   }, 10 * 60_000);
 
   it('gives a secret as an environment variable with env= (Dockerfile 1.10), alone or beside its file, as the reference shows', async () => {

@@ -9,10 +9,10 @@
  * crashed build's hold is seen as stale, and prune leaves what a live build holds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { diskUsage, processAlive, removeTree } from '@strata/core';
+import { closeFd, diskUsage, FailedPreconditionError, mountBind, openDirAt, openRoot, processAlive, removeTree, unmount } from '@strata/core';
 import type { Images } from '@strata/images';
 import type { CacheMount } from './run-mounts.js';
 
@@ -184,4 +184,44 @@ function makeDirectory(path: string, mount: CacheMount): void {
   mkdirSync(path, { mode: 0o700 });
   chownSync(path, mount.uid, mount.gid);
   chmodSync(path, mount.mode);
+}
+
+/**
+ * Directory `source` of a held cache (`RUN --mount=type=cache,source=…` without `from`), as BuildKit mounts
+ * a subpath of the cache, bound at `at` (a new directory of the step's bundle) for the runtime to mount: the
+ * directory is opened beneath the cache with no symlink followed on the way, and that open directory is what
+ * is bound, so nothing a step leaves in the shared cache, a symlink out or a directory renamed, can point the
+ * mount elsewhere (BuildKit's testCacheMountSourceEscape). The runtime cannot bind the descriptor itself: a
+ * bind's source must be a mount of its own namespace. `release` unmounts it. Throws FAILED_PRECONDITION when
+ * it is missing, not a directory, or reached through a symlink.
+ */
+export function cacheSubdirectory(cache: HeldCache, source: string, at: string): HeldCache {
+  const relative = posix.join('/', source).slice(1);
+  if (relative === '') return { path: cache.path, release: () => {} };
+  const root = openRoot(cache.path);
+  let fd: number;
+  try {
+    fd = openDirAt(root, relative);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // The last component a symlink says ENOTDIR (O_NOFOLLOW with O_DIRECTORY); a look names it, for the message only.
+    const symlink = code === 'ELOOP' || code === 'EXDEV' || (code === 'ENOTDIR' && lstatSync(join(cache.path, relative), { throwIfNoEntry: false })?.isSymbolicLink() === true);
+    const why = symlink ? 'is reached through a symlink, which a cache source may not follow' : code === 'ENOENT' ? 'is not in the cache' : code === 'ENOTDIR' ? 'is not a directory' : `cannot be opened (${code})`;
+    throw new FailedPreconditionError(`the cache's source ${JSON.stringify(source)} ${why}`, { path: source, cause: error });
+  } finally {
+    closeFd(root);
+  }
+  try {
+    mkdirSync(at, { mode: 0o700 });
+    mountBind(`/proc/self/fd/${fd}`, at, false);
+  } finally {
+    closeFd(fd); // the mount holds the directory now
+  }
+  return {
+    path: at,
+    release: () => {
+      unmount(at, { detach: true });
+      rmdirSync(at); // fails while still mounted: the bundle is then left, never removed through the cache
+    },
+  };
 }

@@ -13,7 +13,8 @@ import { didYouMean, suggestName } from './suggest.js';
 /**
  * A cache mount: the directory for `id`, created `mode`/`uid`/`gid`, shared as `sharing` says; with `from`
  * (a stage, image or named context), first filled with what its `source` directory holds, and kept apart
- * from the same id on another base, as BuildKit keys it.
+ * from the same id on another base, as BuildKit keys it. Without `from`, `source` is the directory of the
+ * cache to mount, as BuildKit mounts a subpath of it.
  */
 export interface CacheMount {
   readonly type: 'cache';
@@ -21,7 +22,7 @@ export interface CacheMount {
   readonly target: string;
   readonly id: string;
   readonly from?: string;
-  /** A directory of `from` (`.` for its root). */
+  /** A directory of `from` (`.` for its root), or without `from` of the cache itself. */
   readonly source?: string;
   readonly sharing: 'shared' | 'private' | 'locked';
   readonly readonly: boolean;
@@ -199,9 +200,8 @@ export function parseRunMount(spec: string, cwd: string, sshBefore = 0): RunMoun
   const from = fields.get('from');
   const source = fields.get('source') ?? fields.get('src');
   if (fields.has('from') && !from) throw new MountError('--mount from needs a stage or an image');
-  if (source !== undefined && from === undefined) throw new MountError('--mount type=cache takes a source only with from');
   const sharing = fields.get('sharing') ?? 'shared';
   if (sharing !== 'shared' && sharing !== 'private' && sharing !== 'locked') throw new MountError(`--mount sharing=${JSON.stringify(sharing)} is not shared, private or locked`);
-  const base = from === undefined ? {} : { from, source: source || '.' };
+  const base = from === undefined ? (source ? { source } : {}) : { from, source: source || '.' };
   return { type, target, id: fields.get('id') || target, ...base, sharing, readonly: !writable(true), mode: octal(fields.get('mode'), 0o755), uid: numeric(fields, 'uid'), gid: numeric(fields, 'gid') };
 }

@@ -13,7 +13,7 @@ import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, r
 import { formatPlatform, hostPlatform, type Images, type Platform } from '@strata/images';
 import { BindTrees } from './bind-trees.js';
 import type { BuildEvent, BuildOptions } from './builder.js';
-import { CacheMounts, type HeldCache } from './cache-mounts.js';
+import { cacheSubdirectory, CacheMounts, type HeldCache } from './cache-mounts.js';
 import { CopySelection } from './copy.js';
 import { emulationFor } from './emulation.js';
 import { chompHeredoc, lineError, runMountAt, runNetworkAt, runSecurityAt, type Instruction } from './dockerfile.js';
@@ -360,7 +360,16 @@ export class RunSteps<S extends { readonly state: StageState; readonly platform:
           base === undefined ? {} : { key: `${mount.id}\0from\0${base.sum}`, seed: (dir) => base.selection.write(new WritableLayer([], dir), { keepOwners: base.keepOwners }) },
         );
         held.push(cache);
-        out.push({ destination: mount.target, type: 'bind', source: cache.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
+        let mounted = cache;
+        if (base === undefined && mount.source !== undefined) {
+          try {
+            mounted = cacheSubdirectory(cache, mount.source, join(bundle, `cache-${i}`));
+          } catch (error) {
+            throw new FailedPreconditionError(`Dockerfile line ${step.line}: RUN --mount=type=cache,id=${mount.id}: ${(error as Error).message}`, { cause: error });
+          }
+          held.push(mounted);
+        }
+        out.push({ destination: mount.target, type: 'bind', source: mounted.path, options: ['rbind', mount.readonly ? 'ro' : 'rw'] });
       }
     }
     return out;

@@ -53,7 +53,8 @@ describe('RUN --mount', () => {
     expect(() => parseRunMount('type=cache,target=/a,uid=me', '/')).toThrow('is not a numeric id');
     expect(parseRunMount('type=cache,target=/a,from=builder', '/')).toMatchObject({ type: 'cache', from: 'builder', source: '.' });
     expect(parseRunMount('type=cache,target=/a,from=builder,src=/x', '/')).toMatchObject({ from: 'builder', source: '/x' });
-    expect(() => parseRunMount('type=cache,target=/a,source=/x', '/')).toThrow('takes a source only with from');
+    expect(parseRunMount('type=cache,target=/a,source=x', '/')).toMatchObject({ type: 'cache', source: 'x' });
+    expect(parseRunMount('type=cache,target=/a,source=', '/')).not.toHaveProperty('source');
     expect(() => parseRunMount('type=tmpfs,target=/a,id=x', '/')).toThrow('type=tmpfs takes no id');
     expect(() => parseRunMount('type=tmpfs,target=/a,size=lots', '/')).toThrow('is not a size');
     expect(() => parseRunMount('type=bind,target=/a,src=x,source=y', '/')).toThrow('source given twice');
