@@ -495,6 +495,26 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
       await images.close();
     }
   }, 300_000);
+
+  it('answers --call=targets and --call=outline as buildx prints them, text or JSON, building nothing', () => {
+    const dir = writeContext(join(work, 'call'), {
+      Dockerfile: '\n# build defines stage for compiling the binary\nFROM alpine AS build\nARG VERSION=1.0\n# TOKEN is read from the environment\nARG TOKEN\nRUN --mount=type=secret,id=npmrc,required=true true\n\nFROM busybox as second\n\n# binary returns the compiled binary\nFROM second AS binary\nCOPY --from=build /out /\n',
+    });
+    const targets = strata(['build', '--call', 'targets', dir]);
+    expect(targets.status, targets.stderr).toBe(0);
+    expect(targets.stdout).toBe('TARGET           DESCRIPTION\nbuild            defines stage for compiling the binary\nsecond           \nbinary (default) returns the compiled binary\n');
+    const json = JSON.parse(strata(['build', '--call', 'targets,format=json', dir]).stdout) as { targets: Record<string, unknown>[]; sources: string[] };
+    expect(json.targets[2]).toEqual({ name: 'binary', default: true, description: 'returns the compiled binary', base: 'second', location: { ranges: [{ start: { line: 12 }, end: { line: 12 } }] } });
+    expect(Buffer.from(json.sources[0]!, 'base64').toString()).toContain('FROM second AS binary');
+    const outline = strata(['build', '--call=outline', '--build-arg', 'VERSION=2.0', dir]);
+    expect(outline.status, outline.stderr).toBe(0);
+    expect(outline.stdout).toBe(
+      'TARGET:      binary\nDESCRIPTION: returns the compiled binary\n\nBUILD ARG   VALUE   DESCRIPTION\nVERSION     2.0     \nTOKEN               is read from the environment\n\nSECRET   REQUIRED\nnpmrc    true\n\n',
+    );
+    expect(strata(['build', '--call', 'bogus', dir]).stderr).toContain('--call is build, check, targets or outline');
+    expect(strata(['build', '--check', '--call', 'targets', dir]).stderr).toContain('--check is --call=check');
+    expect(strata(['build', '--call', 'check,format=json', dir]).stderr).toContain('writes no JSON');
+  });
 });
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'docker-registry'))('strata build with a registry', () => {

@@ -65,6 +65,7 @@ import { chownThrough } from './copy.js';
 import { dockerfileNames, flagText, globalArgs, lineError, neededStages, parseDockerfile, parseTriggers, platformArgs, stageBelow, stageNamed, targetStage, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { StageState, type RunConfig } from './metadata.js';
 import { RunSteps, withDefaultPath } from './run-step.js';
+import { listTargets, outlineTarget, type BuildOutline, type TargetList } from './subrequests.js';
 import { emulationFor } from './emulation.js';
 import { CopySteps } from './copy-step.js';
 import { atLine, withLine } from './step-errors.js';
@@ -318,6 +319,24 @@ export async function checkBuild(images: Images, options: BuildOptions): Promise
     }
     return [...found, ...variables, ...platforms].sort((a, b) => a.line - b.line);
   });
+}
+
+/**
+ * `docker buildx build --call=targets`: the stages of the Dockerfile `options` name (read as `build` reads it:
+ * the context, `dockerfile`, `dockerfileText`), nothing built.
+ */
+export async function buildTargets(images: Images, options: BuildOptions): Promise<TargetList> {
+  return withBuildInput(images, options, async (_options, _context, text) => listTargets(text));
+}
+
+/**
+ * `docker buildx build --call=outline`: what building `options.target` reads (build args with their values,
+ * secrets, SSH agents), nothing built.
+ */
+export async function buildOutline(images: Images, options: BuildOptions): Promise<BuildOutline> {
+  return withBuildInput(images, options, async (options, _context, text) =>
+    outlineTarget(text, { ...(options.target !== undefined ? { target: options.target } : {}), ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}), ...(options.platform !== undefined ? { platform: options.platform } : {}) }),
+  );
 }
 
 /**

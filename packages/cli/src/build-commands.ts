@@ -7,7 +7,7 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { BuildCheck, BuildEvent, BuildOptions, BuildResult, CacheExport, Entitlement } from '@strata/build';
+import type { BuildCheck, BuildEvent, BuildOptions, BuildOutline, BuildResult, BuildTarget, CacheExport, Entitlement, MountOutline, SourceLocation } from '@strata/build';
 import type { Images } from '@strata/images';
 import { print, sanitize, UsageError } from './format.js';
 import { pushedLine } from './registry-commands.js';
@@ -16,6 +16,7 @@ import { humanBytes } from './progress.js';
 import { parseImageFilters } from './image-filters.js';
 import { agentWithKeys, type KeyAgent } from './ssh-keys.js';
 import { collect, table, withImages } from './root.js';
+import { tabwrite } from './row-format.js';
 
 interface BuildFlags {
   file?: string;
@@ -49,6 +50,7 @@ interface BuildFlags {
   sourceDateEpoch?: string;
   plainHttp?: boolean;
   check?: boolean;
+  call?: string;
 }
 
 /**
@@ -297,6 +299,68 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   return { format: chosen, dest: fields.dest, names: exporterNames(fields.name), ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
 }
 
+/** `--call METHOD[,format=json]`, as buildx reads it (a CSV list: the method, then its options). */
+function callSpec(text: string): { method: 'build' | 'check' | 'targets' | 'outline'; json: boolean } {
+  let method = 'build';
+  let json = false;
+  for (const field of csvFields(text)) {
+    const eq = field.indexOf('=');
+    if (eq < 0) method = field;
+    else if (field.slice(0, eq) === 'format' && (field.slice(eq + 1) === 'json' || field.slice(eq + 1) === 'text')) json = field.slice(eq + 1) === 'json';
+    else throw new UsageError(`--call takes a method and format=json|text: ${text}`);
+  }
+  if (method !== 'build' && method !== 'check' && method !== 'targets' && method !== 'outline') throw new UsageError(`--call is build, check, targets or outline: ${text}`);
+  if (json && (method === 'build' || method === 'check')) throw new UsageError(`--call=${method} writes no JSON: ${text}`);
+  return { method, json };
+}
+
+/** BuildKit's JSON of a declaration's place (a pb.Location: zero fields left out). */
+const locationJson = (location: SourceLocation) => ({ ranges: location.ranges.map((r) => ({ start: { line: r.start.line }, end: { line: r.end.line } })) });
+
+/** A target as BuildKit's subrequest writes it (empty fields left out, as its JSON tags say). */
+const targetJson = (t: BuildTarget) => ({
+  ...(t.name ? { name: t.name } : {}),
+  ...(t.default ? { default: true } : {}),
+  ...(t.description ? { description: t.description } : {}),
+  ...(t.base ? { base: t.base } : {}),
+  ...(t.platform ? { platform: t.platform } : {}),
+  location: locationJson(t.location),
+});
+
+/** `--call=targets` as buildx prints it: a TARGET and DESCRIPTION table, the default marked. */
+function targetsText(targets: readonly BuildTarget[]): string {
+  const rows = targets.map((t) => `${sanitize(t.name === '' && t.default ? '(default)' : t.default ? `${t.name} (default)` : t.name)}\t${sanitize(t.description)}\n`);
+  return tabwrite(`TARGET\tDESCRIPTION\n${rows.join('')}`, { minWidth: 0, padding: 1 });
+}
+
+function outlineJson(o: BuildOutline): Record<string, unknown> {
+  const mounts = (list: readonly MountOutline[]) => list.map((m) => ({ name: m.name, ...(m.required ? { required: true } : {}), location: locationJson(m.location) }));
+  return {
+    ...(o.name ? { name: o.name } : {}),
+    ...(o.description ? { description: o.description } : {}),
+    ...(o.args.length > 0 ? { args: o.args.map((a) => ({ name: a.name, ...(a.description ? { description: a.description } : {}), ...(a.value ? { value: a.value } : {}), location: locationJson(a.location) })) } : {}),
+    ...(o.secrets.length > 0 ? { secrets: mounts(o.secrets) } : {}),
+    ...(o.ssh.length > 0 ? { ssh: mounts(o.ssh) } : {}),
+    sources: [Buffer.from(o.source).toString('base64')],
+  };
+}
+
+/** `--call=outline` as buildx prints it: the target, then tables of build args, secrets and SSH agents, each followed by a blank line. */
+function outlineText(o: BuildOutline): string {
+  let out = '';
+  if (o.name !== '' || o.description !== '') {
+    out += tabwrite(`TARGET:\t${sanitize(o.name || '(default)')}\n${o.description ? `DESCRIPTION:\t${sanitize(o.description)}\n` : ''}`, { minWidth: 0, padding: 1 });
+    out += '\n';
+  }
+  const table = (header: string, rows: string[]) => {
+    if (rows.length > 0) out += `${tabwrite(`${header}\n${rows.join('')}`, { minWidth: 0, padding: 3 })}\n`;
+  };
+  table('BUILD ARG\tVALUE\tDESCRIPTION', o.args.map((a) => `${sanitize(a.name)}\t${sanitize(a.value)}\t${sanitize(a.description)}\n`));
+  table('SECRET\tREQUIRED', o.secrets.map((m) => `${sanitize(m.name)}\t${m.required ? 'true' : ''}\n`));
+  table('SSH\tREQUIRED', o.ssh.map((m) => `${sanitize(m.name)}\t${m.required ? 'true' : ''}\n`));
+  return out;
+}
+
 /**
  * The build result as `docker buildx build --metadata-file` writes it, the keys CI tools read: the image's
  * digest and descriptor, its config's digest (a single platform's), its names comma-separated.
@@ -396,9 +460,12 @@ export function registerBuildCommands(cli: Command): void {
     .option('--plain-http', 'pull missing base images, and push, over plain http')
     .option('-q, --quiet', 'print only the image ID')
     .option('--check', 'run the build checks on every stage and build nothing (docker build --check): exit status 1 when they find anything')
+    .option('--call <method>', 'build (the default), check (as --check), targets (list the stages) or outline (the build args, secrets and SSH agents the target reads), nothing built but for build; [,format=json] as docker buildx build --call')
     .action((context: string, o: BuildFlags, command: Command) =>
       withImages(command, async (images) => {
-        const { build, checkBuild } = await import('@strata/build');
+        const { build, buildOutline, buildTargets, checkBuild } = await import('@strata/build');
+        const call = callSpec(o.call ?? (o.check ? 'check' : 'build'));
+        if (o.check && call.method !== 'check') throw new UsageError(`--check is --call=check: not with --call=${call.method}`);
         const args = buildArgs(o.buildArg);
         // The environment's SOURCE_DATE_EPOCH stands for the build arg, as buildx passes it, unless one is given.
         const epochText = o.sourceDateEpoch ?? (Object.hasOwn(args, 'SOURCE_DATE_EPOCH') ? undefined : process.env.SOURCE_DATE_EPOCH);
@@ -470,8 +537,18 @@ export function registerBuildCommands(cli: Command): void {
             },
             onEvent: showEvents(o.progress === 'json' ? 'json' : 'plain', o.quiet ?? false),
           };
-          if (o.check) {
+          if (call.method === 'check') {
             printCheckRun(await checkBuild(images, options), o.file === '-' ? '-' : (o.file ?? 'Dockerfile'));
+            return;
+          }
+          if (call.method === 'targets') {
+            const list = await buildTargets(images, options);
+            print(call.json ? `${JSON.stringify({ targets: list.targets.map(targetJson), sources: [Buffer.from(list.source).toString('base64')] }, null, 2)}\n` : targetsText(list.targets));
+            return;
+          }
+          if (call.method === 'outline') {
+            const outline = await buildOutline(images, options);
+            print(call.json ? `${JSON.stringify(outlineJson(outline), null, 2)}\n` : outlineText(outline));
             return;
           }
           result = await build(images, options);

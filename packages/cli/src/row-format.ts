@@ -53,11 +53,11 @@ export function terminalSafe(value: unknown): unknown {
 }
 
 /**
- * Text aligned as Go's `tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)` aligns it (docker's tables): each
- * tab-terminated cell padded to its column's widest plus 3, at least 10, a column running over the
- * consecutive lines that have it; the text after a line's last tab is not padded.
+ * Text aligned as Go's `tabwriter.NewWriter(w, minWidth, 1, padding, ' ', 0)` aligns it (docker's tables: 10
+ * and 3): each tab-terminated cell padded to its column's widest plus `padding`, at least `minWidth`, a
+ * column running over the consecutive lines that have it; the text after a line's last tab is not padded.
  */
-export function tabwrite(text: string): string {
+export function tabwrite(text: string, { minWidth = 10, padding = 3 }: { minWidth?: number; padding?: number } = {}): string {
   const lines = text.split('\n').map((line) => line.split('\t'));
   // A last line without its newline ends with the cell being written, which Go's Flush keeps only if it
   // holds something: after a final tab, the cell before it is that line's last.
@@ -79,9 +79,9 @@ export function tabwrite(text: string): string {
     for (let i = line0; i < line1; i++) {
       if (column >= lines[i]!.length - 1) continue;
       writeLines(l, i);
-      let w = 10;
+      let w = minWidth;
       let end = i;
-      for (; end < line1 && column < lines[end]!.length - 1; end++) w = Math.max(w, width(lines[end]![column]!) + 3);
+      for (; end < line1 && column < lines[end]!.length - 1; end++) w = Math.max(w, width(lines[end]![column]!) + padding);
       widths.push(w);
       format(i, end);
       widths.pop();
