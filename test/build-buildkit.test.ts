@@ -2,7 +2,8 @@
  * Builds against what BuildKit's own integration tests expect (frontend/dockerfile/dockerfile_copy_test.go,
  * dockerfile_add_test.go, dockerfile_args_test.go, dockerfile_onbuild_test.go, dockerfile_core_test.go,
  * dockerfile_mount_test.go, dockerfile_dockerignore_test.go, dockerfile_source_date_epoch_test.go,
- * dockerfile_history_test.go, dockerfile_export_test.go, dockerfile_image_test.go, dockerfile_namedcontext_test.go):
+ * dockerfile_history_test.go, dockerfile_export_test.go, dockerfile_image_test.go, dockerfile_namedcontext_test.go,
+ * dockerfile_cache_test.go):
  * the same contexts and steps, restated here for the Debian base (busybox's
  * `adduser -D` is `useradd -U`, its `nobody` group Debian's `nogroup`, `==` in `[` is `=`, `echo -n` is
  * `printf %s`), and images those tests push to a registry tagged in the root instead. Where a test checks the
@@ -596,4 +597,46 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     writeFileSync(join(escape, 'Dockerfile'), readFileSync(join(escape, 'Dockerfile'), 'utf8').replace('source=sel,', 'source=sel/ssl,'));
     await expect(buildWith(images, { context: escape, noCache: true })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('"sel/ssl" is reached through a symlink') });
   }, 300_000);
+
+  it("reuses and invalidates steps as BuildKit's cache tests expect: --no-cache and its filter, wildcards by what they match, the same image ID twice (dockerfile_cache_test.go, testCopyWildcardCache)", async () => {
+    const unique = async (result: { target: { digest: string } }, path: string) => read(await imageView(images, result.target.digest), path);
+    // testNoCache: --no-cache runs every stage again; a filter only the stages it names.
+    const stages = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: `FROM ${BASE} AS s0\nRUN head -c 100 /dev/urandom | sha256sum | tee unique\nFROM ${BASE} AS s1\nRUN head -c 100 /dev/urandom | sha256sum | tee unique2\nFROM scratch\nCOPY --from=s0 unique /\nCOPY --from=s1 unique2 /\n`,
+    });
+    const first = (await buildWith(images, { context: stages })).result;
+    const second = (await buildWith(images, { context: stages, noCache: true })).result;
+    const third = (await buildWith(images, { context: stages, noCacheFilter: ['s1'] })).result;
+    expect(await unique(second, '/unique')).not.toBe(await unique(first, '/unique'));
+    expect(await unique(second, '/unique2')).not.toBe(await unique(first, '/unique2'));
+    expect(await unique(third, '/unique')).toBe(await unique(second, '/unique'));
+    expect(await unique(third, '/unique2')).not.toBe(await unique(second, '/unique2'));
+
+    // testCopyWildcardCache: a later COPY's source changing leaves the steps before it cached.
+    const wild = writeContext(join(work, `context-${++n}`), {
+      Dockerfile: `FROM ${BASE} AS base\nCOPY foo* files/\nRUN head -c 100 /dev/urandom | sha256sum > unique\nCOPY bar files/\nFROM scratch\nCOPY --from=base unique /\n`,
+      foo1: 'foo1-data',
+      foo2: 'foo2-data',
+      bar: 'bar-data',
+    });
+    const before = await unique((await buildWith(images, { context: wild })).result, '/unique');
+    writeFileSync(join(wild, 'bar'), 'bar-data-mod');
+    expect(await unique((await buildWith(images, { context: wild })).result, '/unique')).toBe(before);
+
+    // testWildcardRenameCache: a file a wildcard matched renamed is a change, and the next step sees it.
+    const renamed = writeContext(join(work, `context-${++n}`), { Dockerfile: `FROM ${BASE}\nCOPY file* /files/\nRUN ls /files/file1\n`, file1: 'foo' });
+    await buildWith(images, { context: renamed });
+    execFileSync('mv', [join(renamed, 'file1'), join(renamed, 'file2')]);
+    await expect(buildWith(images, { context: renamed })).rejects.toThrow(/RUN ls \/files\/file1 failed/);
+
+    // testReproducibleIDs: the same Dockerfile and context built under two names is one image.
+    const same = writeContext(join(work, `context-${++n}`), { Dockerfile: `FROM ${BASE}\nENV foo=bar\nCOPY foo /\nRUN echo bar > bar\n`, foo: 'foo-contents' });
+    const one = (await buildWith(images, { context: same, tags: ['example.com/moby/dockerfileids:test'] })).result;
+    const two = (await buildWith(images, { context: same, tags: ['example.com/moby/dockerfileids2:test'] })).result;
+    expect(two.target).toEqual(one.target);
+    // The times are the layers' (BuildKit's exporter): ENV takes the first new layer's, the image the last step's.
+    const [env, copy, run] = one.config.history!.slice(-3);
+    expect([env!.created_by, env!.created]).toEqual(['ENV foo=bar', copy!.created]);
+    expect(one.config.created).toBe(run!.created);
+  }, 600_000);
 });

@@ -941,7 +941,8 @@ class Builder {
     if (stage.state.apply(step)) {
       const made = step.keyword === 'WORKDIR' ? await this.#planWorkdir(stage, step) : undefined;
       if (made === undefined) {
-        stage.history.push({ created: createdAt(this.#epoch), created_by: historyText(step), empty_layer: true });
+        // Without an epoch, a step that makes no layer takes its time from the layers around it (#finish).
+        stage.history.push({ ...(this.#epoch !== undefined ? { created: createdAt(this.#epoch) } : {}), created_by: historyText(step), empty_layer: true });
         done(false, null);
         return;
       }
@@ -955,7 +956,7 @@ class Builder {
       const cached = this.#options.noCache || this.#noCacheStages.has(stage.name) ? undefined : ((await this.#cache.get(key)) ?? (await this.#fromCacheImages(stage, step, key, text)));
       if (cached && chainID([...stage.diffIDs, cached.layer.diffID]) === cached.snapshot) {
         this.#images.leases.add(this.#lease.id, { type: 'snapshot', id: cached.snapshot }, { type: 'content', id: cached.layer.digest });
-        this.#addLayer(stage, cached.layer, cached.snapshot, chained, key, plan.history);
+        this.#addLayer(stage, cached.layer, cached.snapshot, chained, key, plan.history, cached.created);
         this.#cached++;
         done(true, cached.layer.diffID);
         return;
@@ -964,8 +965,8 @@ class Builder {
         // Made before on another base: the same layer goes onto this one (its blob is the cache's).
         this.#images.leases.add(this.#lease.id, { type: 'content', id: cached.layer.digest });
         const snapshot = await this.#applyOnto(stage, step, cached.layer);
-        this.#cache.put(key, { snapshot, layer: cached.layer, step: text });
-        this.#addLayer(stage, cached.layer, snapshot, chained, key, plan.history);
+        this.#cache.put(key, { snapshot, layer: cached.layer, step: text }, cached.created);
+        this.#addLayer(stage, cached.layer, snapshot, chained, key, plan.history, cached.created);
         this.#cached++;
         done(true, cached.layer.diffID);
         return;
@@ -976,8 +977,9 @@ class Builder {
         });
       }
       const { layer, snapshot } = plan.link ? await this.#executeLinked(stage, step, number, plan.execute) : await this.#execute(stage, step, number, plan.execute);
-      this.#cache.put(key, { snapshot, layer, step: text });
-      this.#addLayer(stage, layer, snapshot, chained, key, plan.history);
+      const made = Date.now();
+      this.#cache.put(key, { snapshot, layer, step: text }, made);
+      this.#addLayer(stage, layer, snapshot, chained, key, plan.history, made);
       this.#ran++;
       done(false, layer.diffID);
     } finally {
@@ -985,14 +987,18 @@ class Builder {
     }
   }
 
-  /** `chained`: the stage's key after the step; `stepKey`: the step's own, by which the cache found or keeps it. */
-  #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, chained: string, stepKey: string, createdBy: string): void {
+  /**
+   * `chained`: the stage's key after the step; `stepKey`: the step's own, by which the cache found or keeps
+   * it; `made`: when the layer was made (ms), a cached step's first run, which its history keeps (clamped to
+   * the epoch where there is one), as BuildKit takes a layer's time from its cache record.
+   */
+  #addLayer(stage: StageResult, layer: LayerDescriptor, snapshot: string, chained: string, stepKey: string, createdBy: string, made: number): void {
     this.#stepLayers.set(stepKey, { layer, below: chainOf(stage.diffIDs) });
     stage.diffIDs.push(layer.diffID);
     stage.stepKeys.push(stepKey);
     stage.layers.push(layerDescriptor(layer, stage.docker));
     stage.own.push(layer);
-    stage.history.push({ created: createdAt(this.#epoch), created_by: createdBy });
+    stage.history.push({ created: this.#epoch !== undefined ? createdAt(this.#epoch) : timeOf(made), created_by: createdBy });
     stage.snapshot = snapshot;
     stage.key = chained;
   }
@@ -1019,7 +1025,7 @@ class Builder {
         const labels = this.#images.content.info(digest).labels; // NOT_FOUND: the image's blob is not in the store
         const layer: LayerDescriptor = { diffID: hit.diffID, digest, size, uncompressedSize: Number(labels[UNCOMPRESSED_SIZE_LABEL] ?? 0), compression: mediaTypes.layerCompressionOf(mediaType) ?? 'none', mediaType };
         const snapshot = await this.#applyOnto(stage, step, layer);
-        this.#cache.put(key, { snapshot, layer, step: text });
+        this.#cache.put(key, { snapshot, layer, step: text }, hit.created);
         return await this.#cache.get(key);
       } catch (error) {
         if (!isStrataError(error)) throw error;
@@ -1194,7 +1200,8 @@ class Builder {
     const { content, images } = this.#images;
     let diffIDs = stage.diffIDs;
     let layers = stage.layers;
-    let history = stage.history;
+    // Without an epoch, the times the layers were made: a rebuild whose steps are all cached is the same image.
+    let history = this.#epoch === undefined ? fillHistoryTimes(stage.history) : stage.history;
     if (this.#options.squash && stage.own.length > 0) {
       const temp = content.temporaryPath();
       let layer: LayerDescriptor;
@@ -1206,7 +1213,8 @@ class Builder {
       }
       diffIDs = [...diffIDs.slice(0, stage.baseLayers), layer.diffID];
       layers = [...layers.slice(0, stage.baseLayers), layerDescriptor(layer, stage.docker)];
-      history = foldHistory(history, stage.baseLayers, { created: createdAt(this.#epoch), created_by: 'strata build --squash', comment: `${stage.own.length} layer(s) folded into one` });
+      const lastMade = history.findLast((h) => !h.empty_layer)?.created;
+      history = foldHistory(history, stage.baseLayers, { ...(this.#epoch !== undefined ? { created: createdAt(this.#epoch) } : lastMade !== undefined ? { created: lastMade } : {}), created_by: 'strata build --squash', comment: `${stage.own.length} layer(s) folded into one` });
     }
     const base = stage.baseConfig;
     const own = base ? configPlatform(base) : stage.platform;
@@ -1222,7 +1230,8 @@ class Builder {
     const config: ImageConfig = {
       ...kept,
       ...platform,
-      created: createdAt(this.#epoch),
+      // The epoch, else the last step's time (BuildKit's exporter); none where no step has one.
+      ...(this.#epoch !== undefined ? { created: createdAt(this.#epoch) } : lastCreated(history)),
       ...(stage.state.author !== undefined ? { author: stage.state.author } : {}),
       config: withLabels(stage.state.config, this.#options.labels) as Record<string, unknown>,
       rootfs: { type: 'layers', diff_ids: diffIDs },
@@ -1247,6 +1256,41 @@ class Builder {
     return { target, names, config, ran: this.#ran, cached: this.#cached };
   }
 
+}
+
+/** A time (ms) as image configs write it. */
+const timeOf = (ms: number): string => new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
+
+/**
+ * History times where a step gave none (a step that made no layer, or a base image's entry without one),
+ * as BuildKit's exporter fills them: before the first step with a time after such a gap, that step's time;
+ * after it, the time of the step before. So a config step takes the time of the layers around it, never the
+ * time of the build.
+ */
+function fillHistoryTimes(history: readonly History[]): History[] {
+  let created: string | undefined;
+  let gap = false;
+  for (const h of history) {
+    if (h.created !== undefined) {
+      created = h.created;
+      if (gap) break;
+    } else gap = true;
+  }
+  gap = false;
+  return history.map((h) => {
+    if (h.created !== undefined) {
+      if (gap) created = h.created;
+      return h;
+    }
+    gap = true;
+    return created === undefined ? h : { ...h, created };
+  });
+}
+
+/** The config's `created` where no epoch sets it: the last history time, as BuildKit's exporter takes it. */
+function lastCreated(history: readonly History[]): { created?: string } {
+  const created = history.findLast((h) => h.created !== undefined)?.created;
+  return created === undefined ? {} : { created };
 }
 
 /** The config with the build's own labels over the Dockerfile's (none: the config as it is). */

@@ -98,16 +98,18 @@ export class BuildCache {
     return record;
   }
 
-  /** Records `key` (replacing a record there), its lease holding the snapshot and the layer blob. */
-  put(key: string, record: Omit<CacheRecord, 'created' | 'used'>): void {
+  /**
+   * Records `key` (replacing a record there), its lease holding the snapshot and the layer blob; `created`
+   * is when the layer was made (default now), which the images built with it give that step.
+   */
+  put(key: string, record: Omit<CacheRecord, 'created' | 'used'>, created = Date.now()): void {
     const { leases, root } = this.#images;
     root.metadata.transaction(() => {
       const id = LEASE + key;
       if (leases.list().some((l) => l.id === id)) leases.delete(id);
       leases.create({ id, labels: { 'strata.io/build-cache': key } });
       leases.add(id, { type: 'snapshot', id: record.snapshot }, { type: 'content', id: record.layer.digest });
-      const now = Date.now();
-      this.#records.put(key, { ...record, created: now, used: now });
+      this.#records.put(key, { ...record, created, used: Date.now() });
     });
   }
 

@@ -128,6 +128,8 @@ export interface CachedStep {
   readonly diffID: string;
   /** The chainID of the layers below ('' for none): the stage must stand on exactly these. */
   readonly below: string;
+  /** When the layer was made, as the image's history says (ms since the epoch), if it does. */
+  readonly created?: number;
 }
 
 /** Where a `cacheFrom` image is: a reference of the store or a registry, or an OCI layout directory (`src`). */
@@ -176,8 +178,12 @@ export class CacheSources {
         this.#warn(`--cache-from ${describe(source)}: the image has no build cache of strata's (built without --cache-to); its steps run`);
         continue;
       }
+      // The layers' times, where the history gives one per layer: a step taken from here keeps its time.
+      const layerItems = (config.history ?? []).filter((h) => !h.empty_layer);
+      const layerTimes = layerItems.length === diffIDs.length ? layerItems.map((h) => h.created) : [];
       for (const { index, key, below } of field.layers) {
-        const step = { ref: image.ref, layer: manifest.layers[index]!, diffID: diffIDs[index]!, below: below ?? chainOf(diffIDs.slice(0, index)) };
+        const made = Date.parse(layerTimes[index] ?? '');
+        const step = { ref: image.ref, layer: manifest.layers[index]!, diffID: diffIDs[index]!, below: below ?? chainOf(diffIDs.slice(0, index)), ...(Number.isNaN(made) ? {} : { created: made }) };
         steps.set(key, [...(steps.get(key) ?? []), step]);
       }
     }
