@@ -556,6 +556,22 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'doc
     expect(exported.status, exported.stderr).toBe(0);
     const remoteTags = strataIn(roots[1]!, ['image', 'ls-remote', `${registry.host}/cache/exported`, '--json']);
     expect(JSON.parse(remoteTags.stdout)).toEqual(['1']);
+    // The build's plain layers go gzip-compressed, as BuildKit's exporter pushes them; compression= chooses
+    // (the first root's: its layers are its own builds', plain, where the other took them from the registry).
+    const layerTypes = (tag: string) =>
+      (JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/cache/exported:${tag}`], { encoding: 'utf8' })) as { layers: { mediaType: string }[] }).layers.map((l) => l.mediaType).at(-1);
+    expect(layerTypes('1')).toMatch(/tar[+.]gzip$/);
+    const metadata = join(work, 'pushed-metadata.json');
+    const zstd = strataIn(roots[0]!, ['build', '-q', '--metadata-file', metadata, '-o', `type=registry,name=${registry.host}/cache/exported:zstd,compression=zstd`, context]);
+    expect(zstd.status, zstd.stderr).toBe(0);
+    expect(layerTypes('zstd')).toMatch(/tar\+zstd$/);
+    // The metadata file names what the registry holds, as buildx's does: not the local, plain image.
+    const remoteDigest = execFileSync('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${registry.host}/cache/exported:zstd`], { encoding: 'utf8' }).trim();
+    expect(JSON.parse(readFileSync(metadata, 'utf8'))['containerimage.digest']).toBe(remoteDigest);
+    expect(zstd.stdout.trim()).not.toBe(remoteDigest);
+    expect(strataIn(roots[0]!, ['build', '-q', '-o', `type=registry,name=${registry.host}/cache/exported:plain,compression=uncompressed`, context]).status).toBe(0);
+    expect(layerTypes('plain')).toMatch(/\.tar$/);
+    expect(strataIn(roots[1]!, ['build', '-q', '-o', `type=registry,name=${registry.host}/cache/exported:x,compression=lz4`, context]).stderr).toContain('-o compression= is gzip, zstd or uncompressed');
     // Read when a step misses the root's own cache: a changed file's steps look, and the image is missing.
     writeFileSync(join(context, 'hello.txt'), 'changed\n');
     const missing = strataIn(roots[1]!, ['build', '--cache-from', `${registry.host}/cache/none:1`, context]);

@@ -120,6 +120,33 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'doc
       }
     }, 300_000);
 
+    if (mode === 'none') {
+      it('compresses plain layers on the way, as docker push does: gzip in the registry, the same tree, the same digests on a second push; as stored when asked', async () => {
+        const host = registry.host;
+        // A plain layer, as a build writes them: the apt image squashed above its base, uncompressed.
+        await images.squash('example.com/apt:apt', 'example.com/apt:plain', { base: 'example.com/apt:base', compression: 'none' });
+        const local = images.image('example.com/apt:plain').target;
+        const pushed = await pushImage(images, 'example.com/apt:plain', `${host}/plain/app:1`, { credentials, compression: 'gzip' });
+        expect(pushed.digest).not.toBe(local.digest);
+        const raw = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/plain/app:1`])).stdout) as { layers: { mediaType: string }[] };
+        expect(raw.layers.map((l) => l.mediaType.replace(/^application\/vnd\.(oci|docker)\.image\.(layer\.v1|rootfs\.diff)\./, ''))).toEqual(
+          raw.layers.map(() => expect.stringMatching(/^tar[+.]gzip$/)),
+        );
+        expect(diffSnapshots(expected, await skopeoTree(registry, `${host}/plain/app:1`))).toEqual([]);
+        // Again, elsewhere: the same manifest, the compressed layer found again, nothing uploaded but by mount.
+        const again = await pushImage(images, 'example.com/apt:plain', `${host}/plain/app:2`, { credentials, compression: 'gzip' });
+        expect(again).toMatchObject({ digest: pushed.digest, uploaded: 0 });
+        // As stored: the local manifest.
+        expect((await pushImage(images, 'example.com/apt:plain', `${host}/plain/app:3`, { credentials })).digest).toBe(local.digest);
+        // The CLI compresses by default; --compression none pushes as stored.
+        const root = join(work, `root-${mode}`);
+        const cli = await run(CLI, ['--root', root, 'push', 'example.com/apt:plain', `${host}/plain/cli:1`, '--quiet']);
+        expect(cli.stdout).toContain(pushed.digest);
+        const stored = await run(CLI, ['--root', root, 'push', 'example.com/apt:plain', `${host}/plain/cli:2`, '--quiet', '--compression', 'none']);
+        expect(stored.stdout).toContain(local.digest);
+      }, 300_000);
+    }
+
     if (mode === 'token') {
       it('the CLI logs in (0600, the password never printed), pulls with the saved login, lists tags and logs out', async () => {
         const host = registry.host;

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildCheck, BuildEvent, BuildOptions, BuildOutline, BuildResult, BuildTarget, CacheExport, Entitlement, MountOutline, SourceLocation } from '@strata/build';
 import type { Images } from '@strata/images';
+import type { PushResult } from '@strata/registry';
 import { print, sanitize, UsageError } from './format.js';
 import { pushedLine } from './registry-commands.js';
 import { archiveToStdout, readStdin, spoolStdin } from './stdin.js';
@@ -277,7 +278,7 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
  * archive); or, as buildx's image exporters, `type=image[,name=REF][,push=true]` (the image, named too) and
  * `type=registry[,name=REF]` (the same, pushed: `--push`).
  */
-function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; names: string[]; platformSplit?: boolean } | { format: 'image'; names: string[]; push: boolean } {
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; names: string[]; platformSplit?: boolean } | { format: 'image'; names: string[]; push: boolean; compression?: 'gzip' | 'zstd' | 'none' } {
   // buildx's shorthands: a path alone is the filesystem into that directory, `-` a tar archive of it on stdout.
   if (text === '-') return { format: 'tar', dest: '-', names: [] };
   if (!text.includes('=')) return { format: 'local', dest: text, names: [] };
@@ -285,7 +286,10 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   const format = fields.type;
   if (format === 'image' || format === 'registry') {
     if (fields.push !== undefined && fields.push !== 'true' && fields.push !== 'false') throw new UsageError(`-o push= is true or false: ${text}`);
-    return { format: 'image', names: exporterNames(fields.name), push: format === 'registry' || fields.push === 'true' };
+    // BuildKit's exporter compression, for what is pushed: its "uncompressed" is strata's none.
+    const compression = fields.compression === 'uncompressed' ? 'none' : fields.compression;
+    if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') throw new UsageError(`-o compression= is gzip, zstd or uncompressed: ${text}`);
+    return { format: 'image', names: exporterNames(fields.name), push: format === 'registry' || fields.push === 'true', ...(compression !== undefined ? { compression } : {}) };
   }
   if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local, tar, image or registry: ${text}`);
   if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
@@ -365,9 +369,10 @@ function outlineText(o: BuildOutline): string {
  * The build result as `docker buildx build --metadata-file` writes it, the keys CI tools read: the image's
  * digest and descriptor, its config's digest (a single platform's), its names comma-separated.
  */
-function buildMetadata(images: Images, result: BuildResult): Record<string, unknown> {
-  const { mediaType, digest, size } = result.target;
-  const manifest = result.platforms ? undefined : (JSON.parse(images.content.readBytes(digest, 4 * 1024 * 1024).toString()) as { config: { digest: string } });
+function buildMetadata(images: Images, result: BuildResult, pushed: PushResult | undefined): Record<string, unknown> {
+  const manifest = result.platforms ? undefined : (JSON.parse(images.content.readBytes(result.target.digest, 4 * 1024 * 1024).toString()) as { config: { digest: string } });
+  // Pushed: what the registry holds (its layers compressed on the way), as buildx records what it pushed.
+  const { mediaType, digest, size } = pushed ?? result.target;
   return {
     ...(manifest ? { 'containerimage.config.digest': manifest.config.digest } : {}),
     'containerimage.descriptor': { mediaType, digest, size },
@@ -485,9 +490,11 @@ export function registerBuildCommands(cli: Command): void {
         const { agents, keys } = sshAgents(o.ssh);
         const started: KeyAgent[] = [];
         // The image pushed (a cache image's too) over plain http when asked, as pulls go.
+        // Plain layers go gzip-compressed, as BuildKit's image exporter pushes them, unless -o compression= says otherwise.
+        const pushCompression = (output?.format === 'image' ? output.compression : undefined) ?? 'gzip';
         const pushTo = async (image: string, ref?: string) => {
           const { pushImage } = await import('@strata/registry');
-          return pushImage(images, image, ref, o.plainHttp ? { plainHttp: true } : {});
+          return pushImage(images, image, ref, { ...(o.plainHttp ? { plainHttp: true } : {}), ...(pushCompression !== 'none' ? { compression: pushCompression } : {}) });
         };
         const ssh = { ...agents };
         let result: Awaited<ReturnType<typeof build>>;
@@ -569,14 +576,15 @@ export function registerBuildCommands(cli: Command): void {
             await exportImages(images.content, named, dest, { format: output.format });
           }
         }
+        let pushed: PushResult | undefined;
         if (push) {
           for (const name of result.names) {
-            const pushed = await pushTo(name);
+            pushed = await pushTo(name);
             if (!o.quiet) process.stderr.write(pushedLine(pushed));
           }
         }
         if (o.iidfile !== undefined) writeFileSync(o.iidfile, result.target.digest);
-        if (o.metadataFile !== undefined) writeFileSync(o.metadataFile, `${JSON.stringify(buildMetadata(images, result), null, 2)}\n`);
+        if (o.metadataFile !== undefined) writeFileSync(o.metadataFile, `${JSON.stringify(buildMetadata(images, result, pushed), null, 2)}\n`);
         const stderr = (text: string) => process.stderr.write(text);
         if (o.quiet) (toStdout ? stderr : print)(`${result.target.digest}\n`);
         else {

@@ -17,6 +17,8 @@ interface ConnectionOptions {
 const plainHttpOption = () => new Option('--plain-http', 'speak plain http to the registry (always so for localhost and 127.0.0.1)');
 const caFileOption = () => new Option('--ca-file <pem>', 'trust this CA for the registry, besides the system’s');
 const quietOption = () => new Option('-q, --quiet', 'no progress');
+const compressionOption = () =>
+  new Option('--compression <kind>', 'what plain (uncompressed) layers become on the way, as docker push and skopeo send them: gzip, zstd, or none (as stored)').choices(['gzip', 'zstd', 'none']).default('gzip');
 
 /** What a push did, one line, as `push` and `build --push` print it. */
 export function pushedLine(result: PushResult): string {
@@ -69,17 +71,18 @@ export function registerRegistryCommands(cli: Command): void {
     .argument('<image>', 'a name or ID of the root')
     .argument('[ref]', 'where to push it (default: the image’s name)')
     .option('--platform <os/arch[/variant]>', 'push only this platform of a multi-platform image')
+    .addOption(compressionOption())
     .addOption(plainHttpOption())
     .addOption(caFileOption())
     .addOption(quietOption())
-    .action((image: string, ref: string | undefined, o: ConnectionOptions & { platform?: string; quiet?: boolean }, command: Command) =>
+    .action((image: string, ref: string | undefined, o: ConnectionOptions & { platform?: string; quiet?: boolean; compression: 'gzip' | 'zstd' | 'none' }, command: Command) =>
       withImages(command, async (images) => {
         const { pushImage } = await import('@strata/registry');
         const platform = await platformChoice(o);
         const shown = transferProgress({ quiet: o.quiet ?? false });
         let result;
         try {
-          result = await pushImage(images, image, ref, { ...connection(o), ...(platform ? { platform } : {}), ...(o.quiet ? {} : { onProgress: shown.onProgress }) });
+          result = await pushImage(images, image, ref, { ...connection(o), ...(platform ? { platform } : {}), ...(o.compression !== 'none' ? { compression: o.compression } : {}), ...(o.quiet ? {} : { onProgress: shown.onProgress }) });
         } finally {
           shown.stop();
         }

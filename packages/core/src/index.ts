@@ -49,6 +49,7 @@ export {
 // Layer blobs: read, digest, apply, write.
 export type { ByteInput } from './blob/input.js';
 export { detectFileCompression, type Compression } from './blob/compression.js';
+export { writeBlob, type BlobDigests, type WriteBlobOptions } from './blob/write-blob.js';
 export { createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './blob/sha256.js';
 export { BufferPool } from './blob/buffer-pool.js';
 export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type DecodedInput, type DecodeOptions } from './blob/decode.js';

@@ -54,3 +54,4 @@ export * as mediaTypes from './media-types.js';
 export { platformImage, platformImages, layersOf, readIndex, readManifest, readConfig, type PlatformImage, type BlobReader } from './graph.js';
 export { hostPlatform, parsePlatform, formatPlatform, chooseManifests, isAttestation, platformMatches, type PlatformChoice } from './platform.js';
 export { parseReference, normalizeReference, formatReference, nameForms, type Reference } from './reference.js';
+export { compressLayers, type LayerCompression } from './compress-layers.js';

@@ -8,7 +8,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { FailedPreconditionError, NotFoundError, quote } from '@strata/core';
-import { hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type PlatformChoice } from '@strata/images';
+import { compressLayers, hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type LayerCompression, type PlatformChoice } from '@strata/images';
 import { eachLimited, retryReports, type TransferEvent } from './pull.js';
 import { Registry, type RegistryOptions, type UploadSession } from './registry.js';
 import { recordSource, sourcesOf } from './sources.js';
@@ -17,6 +17,12 @@ import { withRetries } from './transport.js';
 export interface PushOptions extends RegistryOptions {
   /** Push only this platform of an index (default: the whole index when the store holds all of it). */
   readonly platform?: PlatformChoice;
+  /**
+   * What plain (uncompressed) layers become on the way, as `docker push` and skopeo send them: compressed
+   * into new blobs under a new manifest (and index), which is what the registry gets and the result names.
+   * Undefined: everything as stored. A push to a digest goes as stored (the digest names those bytes).
+   */
+  readonly compression?: LayerCompression;
   /** Blobs sent at once (default 3). */
   readonly concurrency?: number;
   /** Blobs up to this size go in one request; larger ones in chunks of this size (default 128 MiB; streamed from the file either way). */
@@ -27,8 +33,11 @@ export interface PushOptions extends RegistryOptions {
 export interface PushResult {
   /** Where it went: `registry/repository:tag` (or `@digest`). */
   readonly name: string;
-  /** The digest of what the tag names. */
+  /** The digest of what the tag names (with `compression`, of the compressed copy, not the local image). */
   readonly digest: string;
+  /** The media type and size of what the tag names. */
+  readonly mediaType: string;
+  readonly size: number;
   readonly uploaded: number;
   readonly mounted: number;
   readonly existed: number;
@@ -53,11 +62,20 @@ export async function pushImage(images: Images, source: string, destination?: st
   const registry = new Registry(ref.domain, { ...options, onRetry: (e) => progress?.({ kind: 'retry', ...e }) });
   const content = images.content;
   const stats = { uploaded: 0, mounted: 0, existed: 0, bytes: 0 };
+  // The compressed documents and layers are held while they go; a later push finds the layers again by label.
+  const lease = options.compression !== undefined && ref.digest === undefined ? images.leases.create({ expiresInMs: 24 * 3600_000, labels: { 'strata.io/push': name } }) : undefined;
   try {
-    // What goes: the index as it is when whole (and no platform was asked), else the platform's manifests.
+    // What goes: the index as it is when whole (and no platform was asked), else the platform's manifest.
     let top = image.target;
+    const whole = mediaTypes.kindOf(top.mediaType) === 'index' && options.platform === undefined && complete(images, top);
+    if (!whole) {
+      const chosen = platformImages(content, top, options.platform ?? { platform: hostPlatform() });
+      if (mediaTypes.kindOf(top.mediaType) === 'index' && chosen.length > 1) throw new FailedPreconditionError(`${quote(source)} is part of an index: push one platform (--platform), or pull the rest first`);
+      if (mediaTypes.kindOf(top.mediaType) === 'index') top = chosen[0]!.manifestDescriptor;
+    }
+    if (lease !== undefined) top = await compressLayers(content, top, options.compression!, lease.id, options.signal);
     const manifests: Descriptor[] = [];
-    if (mediaTypes.kindOf(top.mediaType) === 'index' && options.platform === undefined && complete(images, top)) {
+    if (whole) {
       const collect = (d: Descriptor) => {
         for (const child of readIndex(content, d).manifests) {
           if (mediaTypes.kindOf(child.mediaType) === 'index') collect(child);
@@ -65,13 +83,7 @@ export async function pushImage(images: Images, source: string, destination?: st
         }
       };
       collect(top);
-    } else {
-      const chosen = platformImages(content, top, options.platform ?? { platform: hostPlatform() });
-      if (mediaTypes.kindOf(top.mediaType) === 'index' && chosen.length > 1) throw new FailedPreconditionError(`${quote(source)} is part of an index: push one platform (--platform), or pull the rest first`);
-      for (const p of chosen) manifests.push(p.manifestDescriptor);
-      if (mediaTypes.kindOf(top.mediaType) === 'index') top = chosen[0]!.manifestDescriptor;
-    }
-    if (mediaTypes.kindOf(top.mediaType) !== 'index' && !manifests.some((m) => m.digest === top.digest)) manifests.push(top);
+    } else manifests.push(top);
 
     const blobs = new Map<string, Descriptor>();
     for (const m of manifests) {
@@ -112,9 +124,10 @@ export async function pushImage(images: Images, source: string, destination?: st
 
     // The registry holds these now: later pushes to its other repositories mount them.
     images.root.metadata.transaction(() => recordSource(content, [...blobs.keys(), ...manifests.map((m) => m.digest), top.digest], ref.domain, repository));
-    return { name, digest, ...stats };
+    return { name, digest, mediaType: top.mediaType, size: top.size, ...stats };
   } finally {
     await registry.close();
+    if (lease !== undefined) images.leases.delete(lease.id);
   }
 }
 
