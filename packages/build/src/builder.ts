@@ -478,13 +478,13 @@ function judgeBasePlatform(stage: Stage, wanted: Platform, image: PlatformImage,
   return { platform: wanted, finding: `Base image ${stage.image} was pulled with platform ${JSON.stringify(checkPlatform(actual))}, expected ${JSON.stringify(checkPlatform(wanted))} for current build` };
 }
 
-/** An image config's platform. */
 /**
  * The config a stage from scratch starts with, as BuildKit's empty image: the root as its workdir and
  * Docker's default PATH, which Windows is left to set itself.
  */
 const scratchConfig = (platform: Platform): RunConfig => (platform.os === 'windows' ? { WorkingDir: '/' } : { WorkingDir: '/', Env: withDefaultPath([]) });
 
+/** An image config's platform. */
 const configPlatform = (config: ImageConfig): Platform => ({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
 
 /** A platform as BuildKit's findings write it: normalised, arm64's default variant left out. */
