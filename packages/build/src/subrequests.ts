@@ -95,11 +95,11 @@ function docComment(comments: readonly string[], name: string): string {
   return '';
 }
 
+/** A FROM line's words as written: the image, then `AS name` if it names the stage. */
+const fromWords = (stage: Stage): string[] => stage.from.args.split(/\s+/).filter((w) => w !== '');
+
 /** The stage name a FROM line gives, as written. */
-const writtenName = (stage: Stage): string => {
-  const words = stage.from.args.split(/\s+/).filter((w) => w !== '');
-  return words.length === 3 ? words[2]! : '';
-};
+const writtenName = (stage: Stage): string => fromWords(stage)[2] ?? '';
 
 /** The stages of `text`, as `--call=targets` lists them. Throws INVALID_ARGUMENT for a Dockerfile that does not parse. */
 export function listTargets(text: string): TargetList {
@@ -109,7 +109,7 @@ export function listTargets(text: string): TargetList {
     name: stage.name ?? '',
     default: i === dockerfile.stages.length - 1,
     description: docComment(comments(stage.from.line), writtenName(stage)),
-    base: stage.from.args.split(/\s+/).filter((w) => w !== '')[0] ?? '',
+    base: fromWords(stage)[0] ?? '',
     platform: stage.from.flags.platform ?? '',
     location: at(stage.from.line),
   }));
@@ -224,9 +224,8 @@ function outlineStage(
   const base = stageBelow(dockerfile, stage);
   const o = base === undefined ? { allArgs: new Map(topArgs), usedArgs: new Set<string>(), secrets: new Map(), ssh: new Map(), deps: new Set<number>() } : cloneOutline(earlier.get(base.index)!);
   // What the FROM line read of the global scope.
-  const fromWords = [stage.from.args.split(/\s+/).filter((w) => w !== '')[0] ?? '', stage.from.flags.platform ?? ''];
   const watched = new WatchedEnv(globals);
-  for (const word of fromWords) if (word !== '') wordsAt(stage.from, () => processWord(word, watched, dockerfile.escape));
+  for (const word of [fromWords(stage)[0] ?? '', stage.from.flags.platform ?? '']) if (word !== '') wordsAt(stage.from, () => processWord(word, watched, dockerfile.escape));
   for (const name of watched.matched) o.usedArgs.add(name);
 
   const state = new StageState(dockerfile, {}, buildArgs, globals);

@@ -8,7 +8,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { FailedPreconditionError, NotFoundError, quote } from '@strata/core';
-import { compressLayers, hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type LayerCompression, type PlatformChoice } from '@strata/images';
+import { compressLayers, DEFAULT_LEASE_TTL_MS, hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type LayerCompression, type PlatformChoice } from '@strata/images';
 import { eachLimited, retryReports, type TransferEvent } from './pull.js';
 import { Registry, type RegistryOptions, type UploadSession } from './registry.js';
 import { recordSource, sourcesOf } from './sources.js';
@@ -63,7 +63,7 @@ export async function pushImage(images: Images, source: string, destination?: st
   const content = images.content;
   const stats = { uploaded: 0, mounted: 0, existed: 0, bytes: 0 };
   // The compressed documents and layers are held while they go; a later push finds the layers again by label.
-  const lease = options.compression !== undefined && ref.digest === undefined ? images.leases.create({ expiresInMs: 24 * 3600_000, labels: { 'strata.io/push': name } }) : undefined;
+  const lease = options.compression !== undefined && ref.digest === undefined ? images.leases.create({ expiresInMs: DEFAULT_LEASE_TTL_MS, labels: { 'strata.io/push': name } }) : undefined;
   try {
     // What goes: the index as it is when whole (and no platform was asked), else the platform's manifest.
     let top = image.target;
