@@ -496,6 +496,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     for (const [i, [os, arch, platform, whoami]] of [['windows', 'amd64', 'windows/amd64', 'i am amd64'], ['linux', 'arm', 'linux/arm/v6', 'i am arm'], ['linux', 'ppc64le', 'linux/ppc64le', 'i am ppc64le']].entries()) {
       const manifest = json(blob(archive, list[i]!.digest));
       expect(manifest.layers).toHaveLength(1);
+      expect(manifest.layers[0].mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip'); // as BuildKit's OCI exporter compresses
       expect(execFileSync('tar', ['-xOf', blob(archive, manifest.layers[0].digest), 'whoami'], { encoding: 'utf8' })).toBe(whoami);
       const config = json(blob(archive, manifest.config.digest));
       expect([config.os, config.architecture, config.config.Labels.target]).toEqual([os, arch, platform]);
@@ -522,8 +523,10 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
       expect([a!.annotations['org.opencontainers.image.ref.name'], b!.annotations['org.opencontainers.image.ref.name']]).toEqual(['tag1', 'tag2']);
     };
     const layout = out('layout');
-    strata(['build', '-q', '-o', `type=oci,dest=${layout},tar=false,"name=org/repo:tag1,org/repo:tag2"`, heredoc]);
+    strata(['build', '-q', '-o', `type=oci,dest=${layout},tar=false,"name=org/repo:tag1,org/repo:tag2",compression=uncompressed`, heredoc]);
     validate(json(join(layout, 'index.json')));
+    const plain = json(blob(layout, json(join(layout, 'index.json')).manifests[0].digest));
+    expect(plain.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar']);
     const named = out('named.tar');
     strata(['build', '-q', '-o', `type=oci,dest=${named},"name=org/repo:tag1,org/repo:tag2"`, heredoc]);
     validate(JSON.parse(execFileSync('tar', ['-xOf', named, 'index.json'], { encoding: 'utf8' })));
@@ -533,6 +536,8 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))("bu
     expect(JSON.parse(execFileSync('tar', ['-xOf', docker, 'manifest.json'], { encoding: 'utf8' })).map((m: { RepoTags: string[] }) => m.RepoTags)).toEqual([['org/repo:tag1', 'org/repo:tag2']]);
     const r = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '-o', `type=oci,dest=${out('bad.tar')},name="a,b"`, heredoc], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
     expect(r.stderr).toContain('a quote inside an unquoted field');
+    const zstdDocker = spawnSync(process.execPath, [cli, '--root', root, 'build', '-q', '-o', `type=docker,dest=${out('bad-docker.tar')},compression=zstd`, heredoc], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    expect(zstdDocker.stderr).toContain('-o compression= is for type=oci and the image exporters');
 
     // testDockerfileScratchConfig: a platform, the root as its workdir, Docker's PATH, one empty-layer step.
     const { result } = await buildWith(images, { context: writeContext(join(work, `context-${++n}`), { Dockerfile: 'FROM scratch\nENV foo=bar\n' }) });

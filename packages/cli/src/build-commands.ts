@@ -236,6 +236,9 @@ function csvFields(text: string): string[] {
   }
 }
 
+/** An exporter's `compression=`, as strata names them. */
+type ExportCompression = 'gzip' | 'zstd' | 'none';
+
 /** `name=a,b` of an exporter: the names, as BuildKit splits them. */
 const exporterNames = (name: string | undefined): string[] => (name ?? '').split(',').filter((n) => n !== '');
 
@@ -278,18 +281,19 @@ function cacheToSpec(text: string): 'inline' | CacheExport {
  * archive); or, as buildx's image exporters, `type=image[,name=REF][,push=true]` (the image, named too) and
  * `type=registry[,name=REF]` (the same, pushed: `--push`).
  */
-function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; names: string[]; platformSplit?: boolean } | { format: 'image'; names: string[]; push: boolean; compression?: 'gzip' | 'zstd' | 'none' } {
+function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 'local' | 'tar'; dest: string; names: string[]; platformSplit?: boolean; compression?: ExportCompression } | { format: 'image'; names: string[]; push: boolean; compression?: ExportCompression } {
   // buildx's shorthands: a path alone is the filesystem into that directory, `-` a tar archive of it on stdout.
   if (text === '-') return { format: 'tar', dest: '-', names: [] };
   if (!text.includes('=')) return { format: 'local', dest: text, names: [] };
   const fields = keyValueFields(text);
   const format = fields.type;
+  // BuildKit's exporter compression, of what is pushed or written as an OCI image: its "uncompressed" is strata's none.
+  const compression = fields.compression === 'uncompressed' ? 'none' : fields.compression;
+  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') throw new UsageError(`-o compression= is gzip, zstd or uncompressed: ${text}`);
+  const compressed = compression !== undefined ? { compression: compression as ExportCompression } : {};
   if (format === 'image' || format === 'registry') {
     if (fields.push !== undefined && fields.push !== 'true' && fields.push !== 'false') throw new UsageError(`-o push= is true or false: ${text}`);
-    // BuildKit's exporter compression, for what is pushed: its "uncompressed" is strata's none.
-    const compression = fields.compression === 'uncompressed' ? 'none' : fields.compression;
-    if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') throw new UsageError(`-o compression= is gzip, zstd or uncompressed: ${text}`);
-    return { format: 'image', names: exporterNames(fields.name), push: format === 'registry' || fields.push === 'true', ...(compression !== undefined ? { compression } : {}) };
+    return { format: 'image', names: exporterNames(fields.name), push: format === 'registry' || fields.push === 'true', ...compressed };
   }
   if (format !== 'oci' && format !== 'docker' && format !== 'oci-archive' && format !== 'local' && format !== 'tar') throw new UsageError(`-o type= is oci, oci-archive, docker, local, tar, image or registry: ${text}`);
   if (!fields.dest) throw new UsageError(`-o needs dest=PATH: ${text}`);
@@ -300,7 +304,9 @@ function outputSpec(text: string): { format: 'oci' | 'docker' | 'oci-archive' | 
   const split = fields['platform-split'];
   if (split !== undefined && ((chosen !== 'local' && chosen !== 'tar') || (split !== 'true' && split !== 'false'))) throw new UsageError(`-o platform-split= is true or false, for type=local and type=tar: ${text}`);
   if (fields.name !== undefined && (chosen === 'local' || chosen === 'tar')) throw new UsageError(`-o name= names an image, for type=oci and type=docker: ${text}`);
-  return { format: chosen, dest: fields.dest, names: exporterNames(fields.name), ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
+  // A docker archive holds its layers uncompressed, as docker save writes them.
+  if (compression !== undefined && chosen !== 'oci' && chosen !== 'oci-archive') throw new UsageError(`-o compression= is for type=oci and the image exporters: ${text}`);
+  return { format: chosen, dest: fields.dest, names: exporterNames(fields.name), ...compressed, ...(split !== undefined ? { platformSplit: split === 'true' } : {}) };
 }
 
 /** `--call METHOD[,format=json]`, as buildx reads it (a CSV list: the method, then its options). */
@@ -570,10 +576,15 @@ export function registerBuildCommands(cli: Command): void {
           if (output.format === 'local' || output.format === 'tar') await images.exportFilesystem(result.target.digest, dest, { tar: output.format === 'tar', split });
           else {
             // Named in the archive as buildx names it: by the exporter's name= if given, else by the tags.
-            const { exportImages, normalizeReference } = await import('@strata/images');
+            const { compressLayers, exportImages, normalizeReference } = await import('@strata/images');
             const names = output.names.length > 0 ? output.names.map((name) => normalizeReference(name)) : result.names;
-            const named = names.length > 0 ? names.map((name) => ({ name, target: result.target })) : [{ name: undefined, target: result.target }];
-            await exportImages(images.content, named, dest, { format: output.format });
+            // An OCI image's plain layers go gzip-compressed, as BuildKit's OCI exporter writes them (compression= choosing).
+            const compression = output.format === 'docker' ? 'none' : (output.compression ?? 'gzip');
+            await images.leases.with(async (lease) => {
+              const target = compression === 'none' ? result.target : await compressLayers(images.content, result.target, compression, lease.id);
+              const named = names.length > 0 ? names.map((name) => ({ name, target })) : [{ name: undefined, target }];
+              await exportImages(images.content, named, dest, { format: output.format as 'oci' | 'oci-archive' | 'docker' });
+            });
           }
         }
         let pushed: PushResult | undefined;
