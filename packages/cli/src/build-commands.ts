@@ -343,6 +343,7 @@ function targetsText(targets: readonly BuildTarget[]): string {
   return tabwrite(`TARGET\tDESCRIPTION\n${rows.join('')}`, { minWidth: 0, padding: 1 });
 }
 
+/** An outline as BuildKit's subrequest writes it (empty fields left out, the Dockerfile as base64 `sources`). */
 function outlineJson(o: BuildOutline): Record<string, unknown> {
   const mounts = (list: readonly MountOutline[]) => list.map((m) => ({ name: m.name, ...(m.required ? { required: true } : {}), location: locationJson(m.location) }));
   return {
