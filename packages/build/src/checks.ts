@@ -149,12 +149,14 @@ export interface Written {
   readonly keyword: string;
   /** Its first line (1-based). */
   readonly line: number;
-  /** The `check=` values of the comments just above it. */
+  /** The comments just above it, as BuildKit attaches them (its doc comment is among them). */
+  readonly comments: readonly string[];
+  /** The `check=` values of those comments. */
   readonly checks: readonly string[];
 }
 
 /** Each instruction as written, by its first line, from the text's own parse. */
-function writtenInstructions(text: string): Map<number, Written> {
+export function writtenInstructions(text: string): Map<number, Written> {
   const ast = DockerfileParser.parse(text);
   const lines = text.split('\n');
   const heads = directives(text).lines;
@@ -176,7 +178,7 @@ function writtenInstructions(text: string): Map<number, Written> {
       const match = /^check\s*=\s*(.+?)\s*$/i.exec(c);
       return match ? [firstWord(match[1]!)] : [];
     });
-    written.set(start + 1, { keyword: node.getInstruction(), line: start + 1, checks });
+    written.set(start + 1, { keyword: node.getInstruction(), line: start + 1, comments, checks });
     after = range.end.line + 1;
   }
   return written;

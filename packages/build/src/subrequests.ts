@@ -5,11 +5,11 @@
  * starts with the stage's or the argument's name), in the shapes BuildKit's subrequests return.
  */
 import { hostPlatform, parsePlatform } from '@strata/images';
-import { WatchedEnv } from './checks.js';
-import { globalArgs, parseDockerfile, platformArgs, stageBelow, stageNamed, targetStage, wordsAt, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { WatchedEnv, writtenInstructions } from './checks.js';
+import { globalArgs, parseDockerfile, platformArgs, runMountAt, stageBelow, stageNamed, targetStage, wordsAt, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import { keyValues, processWord } from './lex.js';
 import { StageState } from './metadata.js';
-import { mountFroms, parseRunMount } from './run-mounts.js';
+import { mountFroms } from './run-mounts.js';
 
 /** Where a stage or an argument is declared: its line, as BuildKit's `pb.Location` gives it (one range). */
 export interface SourceLocation {
@@ -62,30 +62,10 @@ export interface BuildOutline {
 
 const at = (line: number): SourceLocation => ({ ranges: [{ start: { line }, end: { line } }] });
 
-/** A parser directive (`# syntax=…`), which BuildKit reads only in the lines before anything else. */
-const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
-
-/**
- * The comment lines just above each line of `text` that BuildKit attaches to the instruction starting
- * there: upward past blank lines, up to anything else or an empty `#` (which ends a block); the directives
- * at the top are not comments.
- */
-function commentsAbove(text: string): (line: number) => string[] {
-  const lines = text.split(/\r?\n/);
-  let directives = 0;
-  while (directives < lines.length && DIRECTIVE.test(lines[directives]!.trim())) directives++;
-  return (line) => {
-    const out: string[] = [];
-    for (let i = line - 2; i >= directives; i--) {
-      const trimmed = lines[i]!.trim();
-      if (trimmed === '') continue;
-      if (!trimmed.startsWith('#')) break;
-      const comment = trimmed.slice(1).trim();
-      if (comment === '') break;
-      out.unshift(comment);
-    }
-    return out;
-  };
+/** The comments just above each instruction, by its first line, as BuildKit attaches them (checks.ts reads them so). */
+function commentsAbove(text: string): (line: number) => readonly string[] {
+  const written = writtenInstructions(text);
+  return (line) => written.get(line)?.comments ?? [];
 }
 
 /** BuildKit's doc comment for `name`: the first comment line that starts with it and a space, the rest of that line. */
@@ -189,7 +169,7 @@ export function outlineTarget(text: string, options: { target?: string; buildArg
 }
 
 /** The global ARGs, each with its value for this build and the arguments its default read. */
-function globalArgInfos(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>>, comments: (line: number) => string[]): Map<string, ArgInfo> {
+function globalArgInfos(dockerfile: Dockerfile, buildArgs: Readonly<Record<string, string>>, comments: (line: number) => readonly string[]): Map<string, ArgInfo> {
   const env = new Map<string, string>(dockerfile.automaticArgs);
   const infos = new Map<string, ArgInfo>();
   for (const arg of dockerfile.globalArgs) {
@@ -219,7 +199,7 @@ function outlineStage(
   topArgs: ReadonlyMap<string, ArgInfo>,
   globals: Map<string, string>,
   buildArgs: Readonly<Record<string, string>>,
-  comments: (line: number) => string[],
+  comments: (line: number) => readonly string[],
 ): StageOutline {
   const base = stageBelow(dockerfile, stage);
   const o = base === undefined ? { allArgs: new Map(topArgs), usedArgs: new Set<string>(), secrets: new Map(), ssh: new Map(), deps: new Set<number>() } : cloneOutline(earlier.get(base.index)!);
@@ -247,7 +227,7 @@ function outlineStage(
     if (step.keyword === 'COPY' && step.flags.from !== undefined) addDependency(dockerfile, stage, step.flags.from, o);
     for (const spec of step.mounts ?? []) {
       for (const from of mountFroms(spec)) addDependency(dockerfile, stage, from, o);
-      const mount = wordsAt(step, () => parseRunMount(processWord(spec, state.variables(), dockerfile.escape), '/'));
+      const mount = runMountAt(wordsAt(step, () => processWord(spec, state.variables(), dockerfile.escape)), '/', step.line);
       if (mount.type === 'secret' && !o.secrets.has(mount.id)) o.secrets.set(mount.id, { required: mount.required, line: step.line });
       if (mount.type === 'ssh' && !o.ssh.has(mount.id)) o.ssh.set(mount.id, { required: mount.required, line: step.line });
     }

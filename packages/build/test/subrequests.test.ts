@@ -117,7 +117,8 @@ describe('subrequests', () => {
     ]);
   });
 
-  it('refuses a target the Dockerfile does not have, with a suggestion', () => {
+  it('refuses a target the Dockerfile does not have, with a suggestion, and a malformed mount with its line', () => {
     expect(() => outlineTarget('FROM scratch AS build\n', { target: 'biuld' })).toThrow(/target stage "biuld" is not in the Dockerfile.*build/);
+    expect(() => outlineTarget('FROM scratch\nRUN --mount=type=bogus true\n')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^Dockerfile line 2: .*bogus/) }));
   });
 });
