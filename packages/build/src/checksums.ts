@@ -10,6 +10,7 @@
  * Records live in the root's database (table `build-files`, keyed by the file's absolute path) and are
  * written in one transaction per build (`flush`).
  */
+import { alignedBuffer } from '@strata/core';
 import type { Metadata } from '@strata/snapshotter';
 import { BufferedTable } from './buffered-table.js';
 import { hashStream, readChunks } from './sources.js';
@@ -43,7 +44,7 @@ export class FileChecksums {
       return known.sum;
     }
     const startedAt = Date.now() / 1000;
-    const buffer = this.#buffers.pop() ?? Buffer.allocUnsafe(1024 * 1024);
+    const buffer = this.#buffers.pop() ?? alignedBuffer(1024 * 1024);
     let sum: string;
     try {
       sum = await hashStream(readChunks(path, node.size, buffer));

@@ -694,7 +694,7 @@ static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, copy_mode *mod
         continue;
       }
     } else {
-      char buffer[65536];
+      _Alignas(64) char buffer[65536]; // the kernel's copy into it is slow unaligned (see `file_hasher`)
       size_t want = goal - total < sizeof buffer ? goal - total : sizeof buffer;
       n = pread(fd, buffer, want, at);
       if (n > 0) {
@@ -725,6 +725,11 @@ static ssize_t copy_fd_at(int fd, int out, size_t goal, off_t at, copy_mode *mod
 // of CPU mapped (MAP_POPULATE, 1-4 MiB windows) against 143 ms read into a 256 KiB buffer (128 against 210-230
 // on ext4), where the hash alone is about 116 ms. A mapping touches every page through a new translation, which
 // in a VM costs more than the copy; the buffer stays in the cache and its translations stay warm.
+//
+// Page-aligned (see io_buffer.c): malloc's large blocks start 16 bytes into a page, and the kernel's copy into
+// such a buffer took five times as long on these VMs (AMD's `rep movsb` with a destination not 32-byte
+// aligned). A digest's hashing thread, racing the parse on the other core, took 0.9 s for the 727 MB
+// /usr/share layer, and slowed the parse beside it; 0.6 s aligned.
 typedef struct {
   pthread_mutex_t lock;
   EVP_MD_CTX *ctx;
@@ -786,7 +791,7 @@ napi_value js_file_hasher_create(napi_env env, napi_callback_info info) {
 static int hash_written(file_hasher *h, int64_t limit) {
   int64_t goal = atomic_load(&h->written);
   if (goal > h->hashed + limit) goal = h->hashed + limit;
-  if (h->hashed < goal && !h->buffer && !(h->buffer = malloc(HASH_BUFFER))) return ENOMEM;
+  if (h->hashed < goal && !h->buffer && !(h->buffer = aligned_alloc(4096, HASH_BUFFER))) return ENOMEM;
   while (h->hashed < goal) {
     size_t want = goal - h->hashed < HASH_BUFFER ? (size_t)(goal - h->hashed) : HASH_BUFFER;
     ssize_t n = pread(h->fd, h->buffer, want, (off_t)h->hashed);
@@ -918,7 +923,8 @@ typedef struct {
   pthread_cond_t hash_wake;
   uint64_t writes;
   bool hash_stop;
-  uint8_t out[WRITER_BUFFER];
+  // Page-aligned, as the hasher's buffer, for the small files read into it (see `file_hasher`).
+  _Alignas(4096) uint8_t out[WRITER_BUFFER];
 } layer_writer;
 
 // `length` more bytes are in the file: the hasher may take them.
@@ -1225,8 +1231,10 @@ napi_value js_layer_writer_create(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   file_hasher *hasher = handle_args(env, info, 3, argv, "layer_writer_create(hasher, fd, durable)");
   if (!hasher) return NULL;
-  layer_writer *w = calloc(1, sizeof *w);
+  // Aligned as its buffer asks (calloc promises 16 bytes): small files are read into `out`.
+  layer_writer *w = aligned_alloc(_Alignof(layer_writer), sizeof *w);
   if (!w) return throw_errno(env, ENOMEM, "layer_writer_create", "layer file");
+  memset(w, 0, sizeof *w);
   w->fd = (int)get_number(env, argv[1]);
   napi_get_value_bool(env, argv[2], &w->durable);
   w->durable = w->durable && w->fd >= 0;

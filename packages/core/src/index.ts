@@ -97,7 +97,7 @@ export { processAlive } from './host/process.js';
 // beside them, such as a builder's copy, to give way in the same line.
 export { turn } from './turns.js';
 export { mountOverlay, mountBind, mountAll, mountCommand, unmount, diskUsage, type Mount } from './host/mounts.js';
-export { getXattr, setXattr, removeXattr, lstatBatch, startWriteback, openRoot, openDirAt, closeFd, STAT, type LstatBatch } from './native.js';
+export { getXattr, setXattr, removeXattr, lstatBatch, startWriteback, openRoot, openDirAt, closeFd, alignedBuffer, STAT, type LstatBatch } from './native.js';
 
 // Changes: from an upper directory or two trees, and as a layer.
 export { diffUpper, type DiffUpperOptions } from './diff/diff-upper.js';

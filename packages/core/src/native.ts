@@ -111,6 +111,16 @@ export function lutimens(path: string, atime: { sec: number; nsec: number }, mti
  */
 export const ioBuffer = (size: number): ArrayBuffer => addon.ioBuffer(size);
 
+/**
+ * A buffer to read files into again and again (a checksum's, a comparison's): page-aligned, where Node's
+ * `Buffer.allocUnsafe` of a large size starts 16 bytes into a page, and the kernel copies a read into such
+ * a buffer about five times slower on these VMs (see `native/io_buffer.c`). An `ioBuffer`, so made once and
+ * kept, not per read.
+ */
+export function alignedBuffer(size: number): Buffer {
+  return Buffer.from(ioBuffer(size));
+}
+
 const NO_XATTRS: ReadonlyMap<string, Uint8Array> = new Map();
 
 /**

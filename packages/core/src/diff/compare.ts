@@ -2,6 +2,7 @@
  * Entry comparison for diffs: metadata first, content only when asked.
  */
 import type { Entry } from '../entry.js';
+import { alignedBuffer } from '../native.js';
 import { openHostContent } from '../tree/host-layer.js';
 import type { ContentReader, NodeStat } from '../tree/layer-tree.js';
 import type { MergedView } from '../union/merged-view.js';
@@ -65,7 +66,7 @@ let compareBuffers: [Buffer, Buffer] | undefined;
  * hashing both sides, and no collision can hide a change. Closes both readers.
  */
 function sameBytes(a: ContentReader, b: ContentReader): boolean {
-  const [x, y] = (compareBuffers ??= [Buffer.allocUnsafe(COMPARE_CHUNK), Buffer.allocUnsafe(COMPARE_CHUNK)]);
+  const [x, y] = (compareBuffers ??= [alignedBuffer(COMPARE_CHUNK), alignedBuffer(COMPARE_CHUNK)]);
   try {
     for (let position = 0; ; position += COMPARE_CHUNK) {
       const n = a.read(x, position);
