@@ -367,7 +367,7 @@ export class Images {
         const into = under === '' ? dir : join(dir, under);
         mkdirSync(into, { recursive: true });
         for (const layer of p.manifest.layers) {
-          await applyLayer(createReadStream(this.content.path(layer.digest)), into, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
+          await applyLayer(this.content.path(layer.digest), into, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
         }
       }
       // A file is written aside and renamed into place by the writer; a symlink or device is written into,

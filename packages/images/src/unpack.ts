@@ -9,8 +9,7 @@
  * meanwhile keeps the snapshots it made and the blobs it reads.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chainIDs, DigestMismatchError, NotFoundError, isAlreadyExists, isNotFound, PARALLEL_HASH_THRESHOLD, type ByteInput, type ReadLimits } from '@strata/core';
+import { chainIDs, DigestMismatchError, NotFoundError, isAlreadyExists, isNotFound, type ReadLimits } from '@strata/core';
 import type { Metadata, Snapshotter } from '@strata/snapshotter';
 import type { ContentStore } from './content.js';
 import { layersOf, mayBeAbsent, type PlatformImage } from './graph.js';
@@ -63,14 +62,6 @@ async function committed(sn: Snapshotter, key: string): Promise<boolean> {
   }
 }
 
-/** A blob's bytes as an input that reports how much has been read. */
-async function* counted(path: string, report: (n: number) => void): AsyncGenerator<Uint8Array> {
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-    report((chunk as Buffer).length);
-    yield chunk as Buffer;
-  }
-}
-
 /** Unpacks `image` (under `lease`, or a lease of its own). */
 export async function unpackImage(parts: UnpackParts, image: PlatformImage, options: UnpackOptions = {}, lease?: Lease): Promise<UnpackResult> {
   if (lease === undefined) return parts.leases.with((own) => unpackImage(parts, image, options, own), { 'strata.io/work': 'unpack' });
@@ -118,15 +109,14 @@ export async function unpackImage(parts: UnpackParts, image: PlatformImage, opti
     await sn.prepare(key, parent, { labels: { 'containerd.io/snapshot.ref': chain } });
     let committedHere = false;
     try {
-      const path = content.path(layer.digest);
-      const input: ByteInput = options.onProgress
-        ? counted(path, (n) => {
+      const onProgress = options.onProgress;
+      const onRead = onProgress
+        ? (n: number) => {
             done += n;
-            options.onProgress!(done, total);
-          })
-        : path;
-      // A counted stream has no size for `auto` to judge by: large layers are hashed on the native thread anyway.
-      const applied = await sn.applyLayer(key, input, { ...options.limits, parallelHash: layer.size >= PARALLEL_HASH_THRESHOLD, ...(options.signal ? { signal: options.signal } : {}) });
+            onProgress(done, total);
+          }
+        : undefined;
+      const applied = await sn.applyLayer(key, content.path(layer.digest), { ...options.limits, ...(onRead ? { onRead } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       if (applied.digest !== layer.digest) {
         throw new DigestMismatchError(`layer ${i} of ${image.manifestDescriptor.digest}: the stored blob is ${applied.digest}, not ${layer.digest} (the store is damaged; run fsck --content)`);
       }

@@ -66,6 +66,21 @@ describe('images on a root', () => {
     expect(root.images.inspect('example.com/one:1').unpacked).toBe(first.chainID);
   });
 
+  it("reports an unpack's progress as the bytes of the layer blobs it reads, up to their total", async () => {
+    // A plain layer larger than a read (1 MiB), so that a blob's bytes arrive in several reports.
+    const big = layer({ 'data/': '', 'data/blob': Buffer.alloc(3 * 1024 * 1024 + 1234, 7).toString() });
+    const built = buildImage({ layers: [layer({ 'p/': '', 'p/small': 'x\n' }), big], gzip: false });
+    await root.images.import(writeDirectory(join(root.dir, 'progress'), layoutFiles(built.blobs, [named(built.manifestDescriptor, 'example.com/progress:1')])));
+    const reports: Array<[number, number]> = [];
+    const unpacked = await root.images.unpack('example.com/progress:1', { onProgress: (done, total) => void reports.push([done, total]) });
+    expect(unpacked.layers.map((l) => l.applied)).toEqual([true, true]);
+    const total = (JSON.parse(built.manifest.toString()) as { layers: { size: number }[] }).layers.reduce((sum, l) => sum + l.size, 0);
+    expect(reports.length).toBeGreaterThan(2);
+    expect(reports.every(([, t]) => t === total)).toBe(true);
+    expect(reports.every(([done], i) => i === 0 || done > reports[i - 1]![0])).toBe(true);
+    expect(reports.at(-1)![0]).toBe(total);
+  });
+
   it('imports docker save archives, legacy and OCI-flavoured, following their in-archive links', async () => {
     const built = buildImage({ layers: [base, app], gzip: false });
     const files = dockerSaveFiles([{ built, tags: ['example.com/legacy:v1', 'legacy:latest'], layers: [base, app] }]);

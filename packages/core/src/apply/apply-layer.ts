@@ -61,6 +61,11 @@ export interface ApplyOptions extends ReadLimits {
    * for files of 8 MiB and more; give `true` for a large layer that arrives as a stream.
    */
   parallelHash?: boolean | 'auto';
+  /**
+   * Told the length of each chunk of the layer as given (compressed, if it is) as it is read: a progress
+   * bar's count, where reading a file through a counting stream would lose the file's faster path.
+   */
+  onRead?: (bytes: number) => void;
   /** Non-fatal observations: overlay xattrs dropped from entries, xattrs the file system refused. */
   onWarning?: (message: string, path: string) => void;
   /** List the parent directories the apply made that no entry named (`ApplyResult.impliedDirectories`). */

@@ -88,6 +88,8 @@ export interface DecodeOptions {
    * (an apply): the digest would not be of the very bytes it read. Default false.
    */
   hashFromFile?: boolean;
+  /** Told the length of each chunk of the input as given (compressed, if it is) as it is read: for progress. */
+  onRead?: (bytes: number) => void;
 }
 
 /** A hash of an opened file by a thread that reads it itself; undefined where it cannot be reopened (no `/proc`). */
@@ -126,10 +128,17 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const hashing = options.hash ?? true;
   const fileHash = hashing && parallel && options.hashFromFile === true ? fileSha256(opened) : undefined;
   const wire = fileHash ?? (hashing ? createSha256(parallel) : createByteCounter());
+  const onRead = options.onRead;
   async function* raw(): AsyncGenerator<Uint8Array> {
-    for (const chunk of head) yield chunk;
+    for (const chunk of head) {
+      onRead?.(chunk.length);
+      yield chunk;
+    }
     if (done) return;
-    for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
+    for (let next = await source.next(); !next.done; next = await source.next()) {
+      onRead?.(next.value.length);
+      yield next.value;
+    }
   }
   const pooled = pooledDecompressor(compression);
   const decompress = pooled ? undefined : decompressor(compression);
