@@ -197,6 +197,33 @@ describe.skipIf(!needs('root'))('strata command', () => {
     expect(r.stderr).toMatch(/^strata: ENOENT: /);
   });
 
+  it('a layer command loads none of Node\'s streams, net or fs/promises modules', () => {
+    // Loading them is 30-odd of Node's modules at every command's start (net and streams 3-5 ms, fs/promises
+    // 1.5-2 ms here): a layer command writes its output through its own threads and `print`. A layer of 9
+    // MiB, past the size where hashing moves to the native thread (small ones hash with node:crypto, which
+    // loads streams).
+    const preload = join(work, 'modules.cjs');
+    const list = join(work, 'modules.txt');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
+    mkdirSync(join(work, 'big'));
+    writeFileSync(join(work, 'big/f'), Buffer.alloc(9 << 20, 1));
+    const layer = join(work, 'big.tar');
+    const commands = [
+      ['pack', join(work, 'big'), '-o', layer],
+      ['digest', layer],
+      ['apply', layer, join(work, 'big-out')],
+      ['diff', '--upper', join(work, 'big'), '--lower', join(work, 'src'), '-o', join(work, 'big-diff.tar')],
+    ];
+    for (const args of commands) {
+      const r = spawnSync(process.execPath, ['-r', preload, cli, ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const loaded = readFileSync(list, 'utf8').split('\n');
+      expect(loaded.length, args[0]).toBeGreaterThan(20); // the list was written, by this run
+      expect(loaded.filter((m) => /^NativeModule (net|stream|fs\/promises)$/.test(m)), args[0]).toEqual([]);
+      rmSync(list);
+    }
+  });
+
   describe('code cache', () => {
     // Each case has a cache of its own (STRATA_CODE_CACHE), so the other tests' runs cannot touch it.
     const run = (cache: string, ...args: string[]) =>

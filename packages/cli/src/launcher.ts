@@ -140,7 +140,7 @@ type ModuleFunction = (exports: unknown, require: NodeJS.Require, module: { expo
  * streams below them) cost every command 6-8 ms. Each is handed out as a stand-in that loads it on first
  * use: the bundles reach a module's members at the call (`(0, mod.fn)()`), never by a copy made at load.
  */
-const LOADED_ON_USE = new Set(['node:child_process', 'readline', 'node:readline', 'node:tty', 'node:fs/promises', 'node:stream', 'node:stream/promises']);
+const LOADED_ON_USE = new Set(['node:child_process', 'node:net', 'readline', 'node:readline', 'node:tty', 'node:fs/promises', 'node:stream', 'node:stream/promises']);
 
 function loadedOnUse(load: () => object): object {
   let module: object | undefined;
