@@ -205,14 +205,14 @@ describe.skipIf(!needs('root'))('strata command', () => {
     const preload = join(work, 'modules.cjs');
     const list = join(work, 'modules.txt');
     writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
-    mkdirSync(join(work, 'big'));
-    writeFileSync(join(work, 'big/f'), Buffer.alloc(9 << 20, 1));
-    const layer = join(work, 'big.tar');
+    mkdirSync(join(work, 'nine-mib'));
+    writeFileSync(join(work, 'nine-mib/f'), Buffer.alloc(9 << 20, 1));
+    const layer = join(work, 'nine-mib.tar');
     const commands = [
-      ['pack', join(work, 'big'), '-o', layer],
+      ['pack', join(work, 'nine-mib'), '-o', layer],
       ['digest', layer],
-      ['apply', layer, join(work, 'big-out')],
-      ['diff', '--upper', join(work, 'big'), '--lower', join(work, 'src'), '-o', join(work, 'big-diff.tar')],
+      ['apply', layer, join(work, 'nine-mib-out')],
+      ['diff', '--upper', join(work, 'nine-mib'), '--lower', join(work, 'src'), '-o', join(work, 'nine-mib-diff.tar')],
     ];
     for (const args of commands) {
       const r = spawnSync(process.execPath, ['-r', preload, cli, ...args], { encoding: 'utf8' });
