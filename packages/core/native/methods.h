@@ -1,5 +1,5 @@
 // Every function the addon exports, in one list: its JavaScript name and its C function (in
-// strata_native.c, at.c, mount.c, decode.c, gunzip.c, unzstd.c or io_buffer.c). init() registers exactly these.
+// strata_native.c, at.c, mount.c, decode.c, gunzip.c, unzstd.c, io_buffer.c or sha256.c). init() registers exactly these.
 #ifndef STRATA_METHODS_H
 #define STRATA_METHODS_H
 
@@ -52,7 +52,10 @@
   X("gzipDecoderCreate", js_gzip_decoder_create) \
   X("zstdDecoderCreate", js_zstd_decoder_create) \
   X("decoderRun", js_decoder_run)         \
-  X("ioBuffer", js_io_buffer)
+  X("ioBuffer", js_io_buffer)             \
+  X("sha256Create", js_sha256_create)     \
+  X("sha256Update", js_sha256_update)     \
+  X("sha256Digest", js_sha256_digest)
 
 #define STRATA_DECLARE(name, fn) napi_value fn(napi_env env, napi_callback_info info);
 STRATA_METHODS(STRATA_DECLARE)

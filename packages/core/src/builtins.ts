@@ -1,7 +1,7 @@
 /**
  * Built-in modules loaded on first use, not at import: each costs a process milliseconds to load, and most
- * strata jobs never touch them. node:crypto (two dozen internal modules) serves only small inputs hashed on
- * this thread, a chainID and a temporary name: a layer job hashing on the addon's threads never needs it.
+ * strata jobs never touch them. node:crypto (forty of Node's modules, streams among them) serves only a
+ * tarball index's temporary name: layer jobs hash through the addon, on its threads or on this one.
  * node:zlib (~3 ms) serves only gzip layers. node:stream (1.2-1.5 ms) serves only compressed blobs and
  * streams a caller hands in: a command's layer job reads and writes files through the addon.
  */

@@ -60,6 +60,9 @@ interface StrataNative {
   zstdDecoderCreate(): object | null;
   decoderRun(decoder: object, input: Uint8Array, output: Uint8Array): Promise<[consumed: number, produced: number, ended: boolean]>;
   ioBuffer(size: number): ArrayBuffer;
+  sha256Create(): object;
+  sha256Update(hash: object, bytes: Uint8Array): void;
+  sha256Digest(hash: object): string;
 }
 
 /**
@@ -191,6 +194,23 @@ export function setXattr(path: string, name: string, value: Uint8Array): void {
 /** Removes one xattr from `path` itself; absent is not an error. */
 export function removeXattr(path: string, name: string): void {
   addon.lremovexattr(path, name);
+}
+
+/**
+ * sha256 of bytes from memory, on this thread (`native/sha256.c`): what `node:crypto` does, without loading
+ * its forty modules into a command that hashes one small layer. Dropped unfinished, the collector frees it.
+ */
+export class MemorySha256 {
+  readonly #hash = addon.sha256Create();
+
+  update(bytes: Uint8Array): void {
+    addon.sha256Update(this.#hash, bytes);
+  }
+
+  /** Hex of everything added so far; the hash starts again empty after it. */
+  digest(): string {
+    return addon.sha256Digest(this.#hash);
+  }
 }
 
 /**

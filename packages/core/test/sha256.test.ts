@@ -3,15 +3,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../src/blob/buffer-pool.js';
 import { createSha256 } from '../src/blob/sha256.js';
+import { MemorySha256 } from '../src/native.js';
 
 const expected = (chunks: Uint8Array[]) => `sha256:${chunks.reduce((h, c) => h.update(c), createHash('sha256')).digest('hex')}`;
 /** The addon's writing threads alive in this process (by name: V8 and libuv start threads of their own at will). */
 const threads = () => readdirSync('/proc/self/task').filter((task) => readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'strata-writer').length;
 
+/** Chunk sizes to hash: empty, tiny, around a MiB, and many of every size. */
+const CHUNKINGS = [[0], [1, 2, 3], [1024 * 1024, 17, 1024 * 1024], Array.from({ length: 40 }, (_, i) => (i * 7919) % 300_000)];
+
 describe('sha256 streams', () => {
   it('on the native thread: the digest of exactly the bytes given, copied or consumed, in any chunking', async () => {
     const pool = new BufferPool(1024 * 1024);
-    for (const sizes of [[0], [1, 2, 3], [1024 * 1024, 17, 1024 * 1024], Array.from({ length: 40 }, (_, i) => (i * 7919) % 300_000)]) {
+    for (const sizes of CHUNKINGS) {
       const chunks = sizes.map((n) => randomBytes(n));
       const stream = createSha256(true);
       for (const [i, chunk] of chunks.entries()) {
@@ -58,5 +62,34 @@ describe('sha256 streams', () => {
     await abandoned.update(chunk);
     await abandoned.abort();
     expect(threads()).toBeLessThanOrEqual(before);
+  });
+
+  it('on this thread: the digest of exactly the bytes given, views of larger buffers included, in any chunking', async () => {
+    const pool = new BufferPool(1024 * 1024);
+    for (const sizes of CHUNKINGS) {
+      const chunks = sizes.map((n) => randomBytes(n));
+      const stream = createSha256(false);
+      for (const [i, chunk] of chunks.entries()) {
+        if (i % 2 === 0) {
+          // A view into the middle of a larger buffer: only its own bytes count.
+          const wide = Buffer.concat([Buffer.from('before'), chunk, Buffer.from('after')]);
+          expect(stream.update(wide.subarray(6, 6 + chunk.length))).toBeUndefined();
+        } else {
+          const owned = pool.take();
+          chunk.copy(owned);
+          expect(stream.consume(owned.subarray(0, chunk.length), pool)).toBeUndefined();
+        }
+      }
+      expect(await stream.digest()).toBe(expected(chunks));
+      expect(stream.size).toBe(sizes.reduce((a, b) => a + b, 0));
+    }
+  });
+
+  it('the addon\'s in-memory hash starts again after a digest and refuses what is not bytes', () => {
+    const hash = new MemorySha256();
+    hash.update(Buffer.from('abc'));
+    expect(hash.digest()).toBe(createHash('sha256').update('abc').digest('hex'));
+    expect(hash.digest()).toBe(createHash('sha256').digest('hex'));
+    expect(() => hash.update('abc' as unknown as Uint8Array)).toThrow(TypeError);
   });
 });

@@ -5,9 +5,8 @@
  * thread beside it, and by this one while it would otherwise wait.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
-import { crypto } from '../builtins.js';
 import { FailedPreconditionError } from '../errors.js';
-import { FileHasher, FileHashRun, ioBuffer, LayerWriter } from '../native.js';
+import { FileHasher, FileHashRun, ioBuffer, LayerWriter, MemorySha256 } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
 import { fileShrank, type FileRange } from './file-range.js';
 import { turn } from '../turns.js';
@@ -73,7 +72,7 @@ abstract class SyncStream implements Sha256Stream {
 }
 
 class InlineSha256 extends SyncStream {
-  readonly #hash = crypto().createHash('sha256');
+  readonly #hash = new MemorySha256();
 
   update(chunk: Uint8Array): undefined {
     this.#hash.update(chunk);
@@ -82,7 +81,7 @@ class InlineSha256 extends SyncStream {
   }
 
   async digest(): Promise<string> {
-    return `sha256:${this.#hash.digest('hex')}`;
+    return `sha256:${this.#hash.digest()}`;
   }
 }
 

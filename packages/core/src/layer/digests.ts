@@ -2,7 +2,7 @@
  * The identities of a layer: diffID (sha256 of the uncompressed tar), digest and size of the blob as
  * given; and chainID, per the OCI image spec.
  */
-import { crypto } from '../builtins.js';
+import { MemorySha256 } from '../native.js';
 import type { Compression } from '../blob/compression.js';
 import type { DecodedDigests } from '../blob/decode.js';
 import type { ByteInput } from '../blob/input.js';
@@ -63,9 +63,11 @@ export function chainID(diffIDs: readonly string[]): string {
 /** The chainID of each stack a layer tops, bottom first (`chainIDs(d)[i]` is `chainID(d.slice(0, i + 1))`), in one pass. */
 export function chainIDs(diffIDs: readonly string[]): string[] {
   const out: string[] = [];
+  const hash = new MemorySha256(); // starts again empty after each digest
   for (const diffID of diffIDs) {
     const below = out.at(-1);
-    out.push(below === undefined ? diffID : `sha256:${crypto().createHash('sha256').update(`${below} ${diffID}`).digest('hex')}`);
+    if (below !== undefined) hash.update(Buffer.from(`${below} ${diffID}`));
+    out.push(below === undefined ? diffID : `sha256:${hash.digest()}`);
   }
   return out;
 }

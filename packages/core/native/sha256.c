@@ -1,0 +1,77 @@
+// sha256 of bytes handed over from memory on the calling thread: what a small input is hashed with (below
+// PARALLEL_HASH_THRESHOLD, where waiting for another thread costs more than hashing inline). OpenSSL comes
+// from the Node binary, as for the file hasher; `node:crypto` would do the same hashing, but loading it
+// loads some forty of Node's modules (crypto's and every stream module), 5-6 ms of a command's start.
+// A hash is an external: one the caller drops unfinished is freed by the collector.
+#include "common.h"
+#include <openssl/evp.h>
+
+static void free_context(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  EVP_MD_CTX_free(data);
+}
+
+// The context behind a hash argument; NULL (with a TypeError thrown) when it is not one.
+static EVP_MD_CTX *context_arg(napi_env env, napi_value value, const char *usage) {
+  void *ctx = NULL;
+  if (napi_get_value_external(env, value, &ctx) != napi_ok || ctx == NULL) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return NULL;
+  }
+  return ctx;
+}
+
+// sha256_create() -> hash (an external).
+napi_value js_sha256_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    EVP_MD_CTX_free(ctx);
+    return throw_errno(env, ENOMEM, "sha256_create", NULL);
+  }
+  napi_value result;
+  if (napi_create_external(env, ctx, free_context, NULL, &result) != napi_ok) {
+    EVP_MD_CTX_free(ctx);
+    return NULL;
+  }
+  return result;
+}
+
+// sha256_update(hash, bytes): adds the bytes of a Uint8Array.
+napi_value js_sha256_update(napi_env env, napi_callback_info info) {
+  const char *usage = "sha256_update(hash, bytes)";
+  napi_value argv[2];
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  size_t length = 0;
+  EVP_MD_CTX *ctx = argc < 2 ? NULL : context_arg(env, argv[0], usage);
+  if (!ctx) return NULL;
+  if (get_bytes(env, argv[1], &data, &length) != 0) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return NULL;
+  }
+  if (EVP_DigestUpdate(ctx, data, length) != 1) return throw_errno(env, EIO, "sha256_update", NULL);
+  return NULL;
+}
+
+// sha256_digest(hash) -> hex of everything added. The context starts again (empty) after it.
+napi_value js_sha256_digest(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  EVP_MD_CTX *ctx = argc < 1 ? NULL : context_arg(env, argv[0], "sha256_digest(hash)");
+  if (!ctx) return NULL;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(ctx, md, &size) != 1 || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) return throw_errno(env, EIO, "sha256_digest", NULL);
+  static const char digits[] = "0123456789abcdef";
+  char hex[2 * EVP_MAX_MD_SIZE];
+  for (unsigned int i = 0; i < size; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  napi_value result;
+  napi_create_string_utf8(env, hex, 2 * size, &result);
+  return result;
+}
