@@ -50,7 +50,7 @@ export {
 export type { ByteInput } from './blob/input.js';
 export { detectFileCompression, type Compression } from './blob/compression.js';
 export { writeBlob, type BlobDigests, type WriteBlobOptions } from './blob/write-blob.js';
-export { createSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './blob/sha256.js';
+export { createSha256, PARALLEL_HASH_THRESHOLD, sha256OfFile, type Sha256Stream } from './blob/sha256.js';
 export { BufferPool } from './blob/buffer-pool.js';
 export { digestBlob, decodeInput as decodeBlob, type DecodedDigests, type DecodedInput, type DecodeOptions } from './blob/decode.js';
 export { readLayer, type ReadLayerOptions, type ReadLimits, type LayerEntry, type LayerReader } from './layer/read-layer.js';

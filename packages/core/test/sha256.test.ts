@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../src/blob/buffer-pool.js';
-import { createSha256 } from '../src/blob/sha256.js';
+import { createSha256, sha256OfFile } from '../src/blob/sha256.js';
 import { MemorySha256 } from '../src/native.js';
 
 const expected = (chunks: Uint8Array[]) => `sha256:${chunks.reduce((h, c) => h.update(c), createHash('sha256')).digest('hex')}`;
@@ -91,5 +93,19 @@ describe('sha256 streams', () => {
     expect(hash.digest()).toBe(createHash('sha256').update('abc').digest('hex'));
     expect(hash.digest()).toBe(createHash('sha256').digest('hex'));
     expect(() => hash.update('abc' as unknown as Uint8Array)).toThrow(TypeError);
+  });
+
+  it('a whole file, hashed by a thread of its own: its digest and size; a missing one is ENOENT', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-sha256-file-'));
+    try {
+      for (const size of [0, 1, 5 * 1024 * 1024 + 3]) {
+        const bytes = randomBytes(size);
+        writeFileSync(join(dir, 'f'), bytes);
+        expect(await sha256OfFile(join(dir, 'f'))).toEqual({ digest: expected([bytes]), size });
+      }
+      await expect(sha256OfFile(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,6 +5,7 @@
  * thread beside it, and by this one while it would otherwise wait.
  * Either way the digest is of exactly the bytes that were processed, in order.
  */
+import { statSync } from 'node:fs';
 import { FailedPreconditionError } from '../errors.js';
 import { FileHasher, FileHashRun, ioBuffer, LayerWriter, MemorySha256 } from '../native.js';
 import type { BufferPool } from './buffer-pool.js';
@@ -163,6 +164,17 @@ export class FileSha256 extends SyncStream {
     this.#run.free(); // waits for the thread: only then may the hasher go
     this.#hasher.free();
   }
+}
+
+/**
+ * The sha256 of the whole file at `path` and its size, for a check that re-hashes stored files: read and
+ * hashed by a native thread of its own, the event loop free but for a 1 ms poll. A file that shrinks while
+ * hashed fails with EIO; Node's errors otherwise (ENOENT…).
+ */
+export async function sha256OfFile(path: string): Promise<{ digest: string; size: number }> {
+  const hash = new FileSha256(path, statSync(path).size);
+  hash.skipped(hash.fileSize); // nothing reads the file here but the thread
+  return { digest: await hash.digest(), size: hash.fileSize };
 }
 
 /** A sha256 stream that also writes what it hashes to a file, splicing in host files' contents. */
