@@ -11,10 +11,13 @@ static void free_context(napi_env env, void *data, void *hint) {
   EVP_MD_CTX_free(data);
 }
 
-// The context behind a hash argument; NULL (with a TypeError thrown) when it is not one.
-static EVP_MD_CTX *context_arg(napi_env env, napi_value value, const char *usage) {
+// The context behind the first of `want` arguments (read into argv); NULL (with a TypeError thrown) when an
+// argument is missing or the first is not a hash.
+static EVP_MD_CTX *context_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *ctx = NULL;
-  if (napi_get_value_external(env, value, &ctx) != napi_ok || ctx == NULL) {
+  if (argc < want || napi_get_value_external(env, argv[0], &ctx) != napi_ok || ctx == NULL) {
     napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
@@ -41,12 +44,10 @@ napi_value js_sha256_create(napi_env env, napi_callback_info info) {
 napi_value js_sha256_update(napi_env env, napi_callback_info info) {
   const char *usage = "sha256_update(hash, bytes)";
   napi_value argv[2];
-  size_t argc = 2;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  EVP_MD_CTX *ctx = context_args(env, info, 2, argv, usage);
+  if (!ctx) return NULL;
   void *data = NULL;
   size_t length = 0;
-  EVP_MD_CTX *ctx = argc < 2 ? NULL : context_arg(env, argv[0], usage);
-  if (!ctx) return NULL;
   if (get_bytes(env, argv[1], &data, &length) != 0) {
     napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
@@ -58,9 +59,7 @@ napi_value js_sha256_update(napi_env env, napi_callback_info info) {
 // sha256_digest(hash) -> hex of everything added. The context starts again (empty) after it.
 napi_value js_sha256_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  EVP_MD_CTX *ctx = argc < 1 ? NULL : context_arg(env, argv[0], "sha256_digest(hash)");
+  EVP_MD_CTX *ctx = context_args(env, info, 1, argv, "sha256_digest(hash)");
   if (!ctx) return NULL;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
