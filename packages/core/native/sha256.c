@@ -2,9 +2,12 @@
 // PARALLEL_HASH_THRESHOLD, where waiting for another thread costs more than hashing inline). OpenSSL comes
 // from the Node binary, as for the file hasher; `node:crypto` would do the same hashing, but loading it
 // loads some forty of Node's modules (crypto's and every stream module), 5-6 ms of a command's start.
-// A hash is an external: one the caller drops unfinished is freed by the collector.
+// A hash is an external: one the caller drops unfinished is freed by the collector. Tagged, so that no other
+// external (a decoder's) passes for one.
 #include "common.h"
 #include <openssl/evp.h>
+
+static const napi_type_tag SHA256_TAG = {0x5e2a0c4f9b1d4e37, 0xa6c3f1e8d20b7795};
 
 static void free_context(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
@@ -17,7 +20,9 @@ static EVP_MD_CTX *context_args(napi_env env, napi_callback_info info, size_t wa
   size_t argc = want;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *ctx = NULL;
-  if (argc < want || napi_get_value_external(env, argv[0], &ctx) != napi_ok || ctx == NULL) {
+  bool tagged = false;
+  if (argc < want || napi_check_object_type_tag(env, argv[0], &SHA256_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], &ctx) != napi_ok || ctx == NULL) {
     napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
@@ -37,6 +42,7 @@ napi_value js_sha256_create(napi_env env, napi_callback_info info) {
     EVP_MD_CTX_free(ctx);
     return NULL;
   }
+  napi_type_tag_object(env, result, &SHA256_TAG);
   return result;
 }
 
