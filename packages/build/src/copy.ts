@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
+import { eachLimited, encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import type { ModeChange } from './chmod.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { hasExceptions, patternFilter, type ContextFilter } from './ignore.js';
@@ -200,15 +200,9 @@ export class CopySelection {
     const files: { node: SourceNode; tree: SourceTree }[] = [];
     for (const top of this.#tops) for (const node of [top.node, ...top.below.map((s) => s.node)]) if (node.type === 'file') files.push({ node, tree: top.tree });
     const sums = new Map<SourceNode, string>();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, files.length) }, async () => {
-        while (next < files.length) {
-          const { node, tree } = files[next++]!;
-          sums.set(node, await tree.checksum(node));
-        }
-      }),
-    );
+    await eachLimited(files, concurrency, async ({ node, tree }) => {
+      sums.set(node, await tree.checksum(node));
+    });
     for (const top of this.#tops) {
       hash.update(encodeName(`top ${top.name} ${top.node.type}\n`)); // a name's bytes, escapes included (UTF-8 otherwise, as before)
       // A later name of a file `write` links to an earlier one in this source counts as that link: a context

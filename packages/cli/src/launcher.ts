@@ -137,9 +137,9 @@ type ModuleFunction = (exports: unknown, require: NodeJS.Require, module: { expo
  * child_process for subcommands that are programs of their own (strata has none), cli-progress readline
  * for a progress bar, the command tty to refuse a layer on a terminal, the build commands net to check an
  * `--add-host` address, the core streams for compressed blobs and streams a caller hands it (the command
- * prints without them). Loading them (and net, dgram and
- * streams below them) cost every command 6-8 ms. Each is handed out as a stand-in that loads it on first
- * use: the bundles reach a module's members at the call (`(0, mod.fn)()`), never by a copy made at load.
+ * prints without them). Loading them (and net, dgram and streams below them) cost every command 6-8 ms.
+ * Each is handed out as a stand-in that loads it on first use: the bundles reach a module's members at the
+ * call (`(0, mod.fn)()`), never by a copy made at load.
  */
 const LOADED_ON_USE = new Set(['node:child_process', 'node:net', 'readline', 'node:readline', 'node:tty', 'node:fs/promises', 'node:stream', 'node:stream/promises']);
 

@@ -96,6 +96,7 @@ export { processAlive } from './host/process.js';
 // The event loop's turns that strata's long jobs take (a slice of 5 ms each): for loops of an embedder's own
 // beside them, such as a builder's copy, to give way in the same line.
 export { turn } from './turns.js';
+export { eachLimited } from './each-limited.js';
 export { mountOverlay, mountBind, mountAll, mountCommand, unmount, diskUsage, type Mount } from './host/mounts.js';
 export { getXattr, setXattr, removeXattr, lstatBatch, startWriteback, openRoot, openDirAt, closeFd, alignedBuffer, STAT, type LstatBatch } from './native.js';
 

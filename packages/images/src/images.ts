@@ -11,6 +11,7 @@ import {
   applyLayer,
   chainID,
   chainIDs,
+  eachLimited,
   FailedPreconditionError,
   flatten,
   InvalidArgumentError,
@@ -710,11 +711,9 @@ export class Images {
     if (options.content) {
       // Each blob read and hashed by a native thread of its own, CONTENT_CHECKS at a time; reported in order.
       const actuals: string[] = new Array(digests.length);
-      let next = 0;
-      const checker = async (): Promise<void> => {
-        for (let i = next++; i < digests.length; i = next++) actuals[i] = (await sha256OfFile(this.content.path(digests[i]!))).digest;
-      };
-      await Promise.all(Array.from({ length: Math.min(CONTENT_CHECKS, digests.length) }, checker));
+      await eachLimited(digests, CONTENT_CHECKS, async (digest, i) => {
+        actuals[i] = (await sha256OfFile(this.content.path(digest))).digest;
+      });
       for (const [i, digest] of digests.entries()) {
         const actual = actuals[i]!;
         verified++;

@@ -8,7 +8,7 @@
  * whole blob instead); a blob that fails verification is discarded and fetched once more from the start,
  * never published. The work runs under a lease, so a collection meanwhile takes nothing it fetched.
  */
-import { DigestMismatchError, FailedPreconditionError, ImageFormatError, NotFoundError } from '@strata/core';
+import { DigestMismatchError, eachLimited, FailedPreconditionError, ImageFormatError, NotFoundError } from '@strata/core';
 import {
   chooseManifests,
   formatPlatform,
@@ -57,26 +57,6 @@ export interface PullResult {
   readonly refetched: number;
   /** The top chainID, when unpacked. */
   readonly chainID?: string;
-}
-
-/** Runs `work` on every item, at most `limit` at a time; the first failure stops new work and is thrown. */
-export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  });
-  const results = await Promise.allSettled(runners);
-  const failure = results.find((r) => r.status === 'rejected');
-  if (failure) throw (failure as PromiseRejectedResult).reason;
 }
 
 /** What a retry loop over a transfer reports, and the signal that stops it. */

@@ -7,9 +7,9 @@
  * that names them, so a tag never names something incomplete.
  */
 import { createReadStream } from 'node:fs';
-import { FailedPreconditionError, NotFoundError, quote } from '@strata/core';
+import { eachLimited, FailedPreconditionError, NotFoundError, quote } from '@strata/core';
 import { compressLayers, DEFAULT_LEASE_TTL_MS, hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type LayerCompression, type PlatformChoice } from '@strata/images';
-import { eachLimited, retryReports, type TransferEvent } from './pull.js';
+import { retryReports, type TransferEvent } from './pull.js';
 import { Registry, type RegistryOptions, type UploadSession } from './registry.js';
 import { recordSource, sourcesOf } from './sources.js';
 import { withRetries } from './transport.js';
