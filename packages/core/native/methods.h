@@ -1,5 +1,5 @@
 // Every function the addon exports, in one list: its JavaScript name and its C function (in
-// strata_native.c, at.c, mount.c, decode.c, gunzip.c, unzstd.c, io_buffer.c or sha256.c). init() registers exactly these.
+// strata_native.c, at.c, mount.c, decode.c, gunzip.c, unzstd.c, io_buffer.c, sha256.c or tar_header.c). init() registers exactly these.
 #ifndef STRATA_METHODS_H
 #define STRATA_METHODS_H
 
@@ -55,7 +55,8 @@
   X("ioBuffer", js_io_buffer)             \
   X("sha256Create", js_sha256_create)     \
   X("sha256Update", js_sha256_update)     \
-  X("sha256Digest", js_sha256_digest)
+  X("sha256Digest", js_sha256_digest)     \
+  X("tarHeader", js_tar_header)
 
 #define STRATA_DECLARE(name, fn) napi_value fn(napi_env env, napi_callback_info info);
 STRATA_METHODS(STRATA_DECLARE)

@@ -63,6 +63,10 @@ interface StrataNative {
   sha256Create(): object;
   sha256Update(hash: object, bytes: Uint8Array): void;
   sha256Digest(hash: object): string;
+  tarHeader(
+    chunk: Uint8Array, at: number, path: string, linkname: string | undefined, typeflag: number, mode: number, uid: number, gid: number,
+    size: number, mtimeSec: number, mtimeNsec: number, devmajor: number, devminor: number,
+  ): number;
 }
 
 /**
@@ -179,6 +183,20 @@ export function startWriteback(fd: number, offset: number, length: number): void
  */
 export function writeNewFile(path: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined, mtime: { sec: number; nsec: number }): void {
   addon.writeNewFile(path, data, mode, owner?.uid ?? -1, owner?.gid ?? -1, mtime.sec, mtime.nsec);
+}
+
+/**
+ * The tar header blocks of an entry without xattrs or owner names, PAX header and records first where
+ * needed, written at `chunk[at]` (`native/tar_header.c`): the bytes `TarWriter`'s JavaScript encoder writes
+ * for it. Returns how many; -n when they would be n and fewer are left after `at` (nothing written); 0
+ * when the JavaScript encoder has to write the entry (a name with a NUL, longer than a path, a lone
+ * surrogate that is no escape, a negative number). `typeflag` is the flag character's code.
+ */
+export function tarHeader(
+  chunk: Uint8Array, at: number, path: string, linkname: string | undefined, typeflag: number, mode: number, uid: number, gid: number,
+  size: number, mtime: { sec: number; nsec: number }, devmajor: number, devminor: number,
+): number {
+  return addon.tarHeader(chunk, at, path, linkname, typeflag, mode, uid, gid, size, mtime.sec, mtime.nsec, devmajor, devminor);
 }
 
 /** One xattr of `path`, or undefined when absent. */

@@ -9,7 +9,7 @@ import type { BufferPool } from '../blob/buffer-pool.js';
 import { fileShrank, type FileRange, type SplicedChunk } from '../blob/file-range.js';
 import type { Entry, Timestamp } from '../entry.js';
 import { mapEntryOwner, type IdMap } from '../idmap.js';
-import { readFileInto } from '../native.js';
+import { readFileInto, tarHeader } from '../native.js';
 import { turn } from '../turns.js';
 import { baseName, ROOT } from '../path.js';
 import { encodeName, fsPath, hasEscapes } from '../name-bytes.js';
@@ -54,6 +54,7 @@ const TYPEFLAGS: Record<Entry['type'], string> = {
   directory: '5',
   fifo: '6',
 };
+const TYPEFLAG_CODES = Object.fromEntries(Object.entries(TYPEFLAGS).map(([type, flag]) => [type, flag.charCodeAt(0)])) as Record<Entry['type'], number>;
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
@@ -112,6 +113,11 @@ export interface TarWriterOptions extends WriteTarOptions {
    * the files to splice in (the writing thread does the reading, off the encoding thread).
    */
   deferFiles?: boolean;
+  /**
+   * Encode every header in JavaScript, none through the addon's encoder (`tarHeader`): the reference that
+   * encoder is tested against; the bytes are the same either way.
+   */
+  javascriptHeaders?: boolean;
 }
 
 /** A deferring writer hands its chunk on once it stands for this many bytes of files, so the consumer starts early. */
@@ -126,6 +132,7 @@ export class TarWriter {
   readonly #epoch: number | undefined;
   readonly #pool: BufferPool | undefined;
   readonly #defer: boolean;
+  readonly #nativeHeaders: boolean;
   /** Deferred files of the current chunk, and of each ready chunk. */
   #inserts: FileRange[] = [];
   readonly #readyInserts: FileRange[][] = [];
@@ -136,6 +143,7 @@ export class TarWriter {
     if (options.pool && options.pool.size !== CHUNK_SIZE) throw new InvalidArgumentError(`tar writer pools hold ${CHUNK_SIZE}-byte buffers`);
     this.#pool = options.pool;
     this.#defer = options.deferFiles ?? false;
+    this.#nativeHeaders = !(options.javascriptHeaders ?? false);
     this.#chunk = this.#fresh();
   }
 
@@ -238,6 +246,10 @@ export class TarWriter {
   /** Writes the header (and PAX record, when needed) of `entry`. Content follows via the content methods. */
   writeHeader(entry: Entry): void {
     if (entry.path === ROOT) throw new InvalidArgumentError('the layer root has no entry of its own here');
+    // Nearly every entry of a layer through the addon's encoder: the same bytes, without the per-entry
+    // JavaScript a fresh process first runs interpreted (a first diff + write of the apt change 143 ms,
+    // 111 with no header encoding at all).
+    if (this.#nativeHeaders && entry.xattrs.size === 0 && !entry.uname && !entry.gname && this.#nativeHeader(entry)) return;
     const isDir = entry.type === 'directory';
     const nameText = isDir ? `${entry.path}/` : entry.path;
     const name = utf8(nameText, NAME_SCRATCH);
@@ -289,6 +301,23 @@ export class TarWriter {
       devmajor: Math.min(devmajor, OCTAL_LIMIT_8),
       devminor: Math.min(devminor, OCTAL_LIMIT_8),
     });
+  }
+
+  /** `entry`'s header by the addon's encoder; false when it declines the entry. */
+  #nativeHeader(entry: Entry): boolean {
+    const mtime = clampTime(entry.mtime, this.#epoch);
+    const type = TYPEFLAG_CODES[entry.type];
+    const size = entry.type === 'file' ? entry.size : 0;
+    const devmajor = entry.devmajor ?? 0;
+    const devminor = entry.devminor ?? 0;
+    let written = tarHeader(this.#chunk, this.#used, entry.path, entry.linkname, type, entry.mode, entry.uid, entry.gid, size, mtime, devmajor, devminor);
+    if (written < 0) {
+      this.#flush();
+      written = tarHeader(this.#chunk, 0, entry.path, entry.linkname, type, entry.mode, entry.uid, entry.gid, size, mtime, devmajor, devminor);
+    }
+    if (written <= 0) return false;
+    this.#used += written;
+    return true;
   }
 
   /**
