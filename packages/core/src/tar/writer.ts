@@ -1,6 +1,7 @@
 /**
  * Deterministic layer writer. Entries become POSIX ustar headers, with a PAX record only where ustar cannot
- * say it (long names, big or negative numbers, sub-second times, xattrs). Output comes in 256 KiB chunks:
+ * say it (long names, big or negative numbers, sub-second times, xattrs); the addon encodes them
+ * (`native/tar_header.c`), this file those it declines, byte for byte alike. Output comes in 256 KiB chunks:
  * headers and file content are written straight into the chunk, so a file is read once and copied never.
  */
 import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
