@@ -63,6 +63,12 @@ export async function imageTree(images: Images, ref: string, work: string, optio
   return chainTree(images, unpacked.chainID!, work, options);
 }
 
+/**
+ * buildah's re-exec of itself copies its binary to a sealed memfd, and the kernel refuses the seal with EBUSY
+ * while a page of the copy is still pinned; the copy is buildah's, not the test's, and a second run passes.
+ */
+const SEALING_BUSY = /sealing memfd copy: Device or resource busy/;
+
 /** buildah with a store of its own under `work`, the minbase image in it as `BASE`. */
 export class Buildah {
   readonly #args: string[];
@@ -78,7 +84,13 @@ export class Buildah {
   }
 
   run(args: string[]): string {
-    return execFileSync('buildah', [...this.#args, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024, env: this.#env }).toString();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return execFileSync('buildah', [...this.#args, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024, env: this.#env }).toString();
+      } catch (error) {
+        if (attempt === 3 || !SEALING_BUSY.test(String((error as { stderr?: unknown }).stderr))) throw error;
+      }
+    }
   }
 
   /** `buildah bud --layers --isolation chroot` of `context`, tagged `tag`. */
