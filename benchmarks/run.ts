@@ -178,12 +178,15 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
   const strata = cases.find((c) => c.label === 'strata')!;
   const ratios = Object.fromEntries(cases.filter((c) => c !== strata).map((c) => [c.label, strata.median / c.median]));
   const hashStart = plan.hashFloor === undefined ? undefined : startOf(plan.cases, plan.hashFloor);
+  const strataCase = plan.cases.find((c) => c.label === 'strata');
+  const nodeStart = strataCase !== undefined && 'command' in strataCase && strataCase.command[0] === process.execPath ? medianSeconds([process.execPath, '-e', '0']) : undefined;
   plan.reset?.();
   plan.cleanup?.();
   rmSync(work, { recursive: true, force: true });
   const floors = [
     ...(plan.sameWork === undefined ? [] : [cpuFloor(cases, plan.sameWork)]),
     ...(plan.hashFloor === undefined ? [] : [hashFloor(cases, plan.hashFloor, hashStart!)]),
+    ...(nodeStart === undefined ? [] : [nodeStartNote(cases, nodeStart)]),
   ];
   return { name, description: plan.description, cases, ratios, notes: [...floors, ...(plan.notes?.() ?? [])] };
 }
@@ -195,8 +198,26 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
 function startOf(plannedCases: Case[], label: string): number {
   const c = plannedCases.find((x) => x.label === label);
   if (c === undefined || !('command' in c)) throw new Error(`no command case ${label}`);
-  const onNothing = [...c.command.slice(0, -1), '/dev/null'];
-  return median(Array.from({ length: 21 }, () => timeCommand(onNothing).seconds));
+  return medianSeconds([...c.command.slice(0, -1), '/dev/null']);
+}
+
+/** The median seconds of 21 warm runs of `command`. */
+const medianSeconds = (command: string[]) => median(Array.from({ length: 21 }, () => timeCommand(command).seconds));
+
+/**
+ * What Node's own start (`node -e 0`, warm, timed in the same block) is of the peer's time, and what strata's
+ * command took beyond it: a command written for Node pays that start before its first line, so a target for
+ * the CLI below the peer's time plus Node's start asks for less than nothing of strata's own work.
+ */
+function nodeStartNote(cases: CaseResult[], start: number): string {
+  const strata = cases.find((c) => c.label === 'strata')!;
+  // The first peer that is not strata on other inputs (diff-upper-base-growth's).
+  const first = cases.find((c) => !c.label.startsWith('strata'))!;
+  const beyond = strata.median - start;
+  return (
+    `Node's start: \`node -e 0\` takes ${start.toFixed(3)} s, ${(start / first.median).toFixed(2)}× \`${first.label}\`, before a command's first line; ` +
+    `strata's command beyond it took ${beyond.toFixed(3)} s, ${(beyond / first.median).toFixed(2)}× \`${first.label}\`.`
+  );
 }
 
 /**

@@ -37,6 +37,14 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
         expect(notes(name).filter((n) => n.startsWith('CPU floor: `tar -c` and `sha256 alone` take '))).toHaveLength(1);
         expect(notes(name).filter((n) => /^Hash floor: `sha256 alone` .* takes \d+\.\d{3} s, \d+\.\d ms of it its own start/.test(n))).toHaveLength(1);
       }
+      // Node's start beside the commands that Node runs, and only there.
+      const nodeStart = /^Node's start: `node -e 0` takes \d+\.\d{3} s, \d+\.\d{2}× `[^`]+`, before a command's first line; strata's command beyond it took -?\d+\.\d{3} s/;
+      for (const name of [...['apply', 'pack', 'digest'].map((n) => `${n}/zoneinfo`), 'diff-upper', 'commit', 'registry-push', 'build-cold']) {
+        expect(notes(name).filter((n) => nodeStart.test(n)), name).toHaveLength(1);
+      }
+      for (const name of [...['apply', 'pack', 'digest'].flatMap((n) => [`${n}-embedded`, `${n}-first-layer`]).map((n) => `${n}/zoneinfo`), 'diff-upper-embedded', 'diff-upper-first-layer', 'commit-embedded']) {
+        expect(notes(name).filter((n) => n.startsWith("Node's start")), name).toHaveLength(0);
+      }
       expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| strata / peer |');
     } finally {
       rmSync(out, { recursive: true, force: true });
