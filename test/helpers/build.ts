@@ -65,7 +65,7 @@ export async function imageTree(images: Images, ref: string, work: string, optio
 
 /**
  * buildah's re-exec of itself copies its binary to a sealed memfd, and the kernel refuses the seal with EBUSY
- * while a page of the copy is still pinned; the copy is buildah's, not the test's, and a second run passes.
+ * while a page of the copy is still pinned: a passing failure of buildah's own, not of what the test asked.
  */
 const SEALING_BUSY = /sealing memfd copy: Device or resource busy/;
 
