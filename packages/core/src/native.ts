@@ -190,7 +190,7 @@ export function writeNewFile(path: string, data: Uint8Array, mode: number, owner
  * needed, written at `chunk[at]` (`native/tar_header.c`): the bytes `TarWriter`'s JavaScript encoder writes
  * for it. Returns how many; -n when they would be n and fewer are left after `at` (nothing written); 0
  * when the JavaScript encoder has to write the entry (a name with a NUL, longer than a path, a lone
- * surrogate that is no escape, a negative number). `typeflag` is the flag character's code.
+ * surrogate that is no escape, a negative id, size or device number). `typeflag` is the flag character's code.
  */
 export function tarHeader(
   chunk: Uint8Array, at: number, path: string, linkname: string | undefined, typeflag: number, mode: number, uid: number, gid: number,

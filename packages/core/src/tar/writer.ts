@@ -313,8 +313,8 @@ export class TarWriter {
     const devminor = entry.devminor ?? 0;
     let written = tarHeader(this.#chunk, this.#used, entry.path, entry.linkname, type, entry.mode, entry.uid, entry.gid, size, mtime, devmajor, devminor);
     if (written < 0) {
-      this.#flush();
-      written = tarHeader(this.#chunk, 0, entry.path, entry.linkname, type, entry.mode, entry.uid, entry.gid, size, mtime, devmajor, devminor);
+      this.#reserve(-written); // it wrote nothing: the room it asked for, then once more
+      written = tarHeader(this.#chunk, this.#used, entry.path, entry.linkname, type, entry.mode, entry.uid, entry.gid, size, mtime, devmajor, devminor);
     }
     if (written <= 0) return false;
     this.#used += written;
