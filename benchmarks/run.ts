@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchmarks as fileBenchmarks, type Benchmark, type Case } from './suite.js';
+import { benchmarks as fileBenchmarks, type Benchmark, type Case, type CommandCase } from './suite.js';
 import { mergedBenchmarks } from './merged.js';
 import { diffBenchmarks } from './diff.js';
 import { snapshotBenchmarks } from './snapshots.js';
@@ -103,6 +103,19 @@ function ownProgramFiles(): string[] {
  */
 const commandEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_EXTRA_CA_CERTS'));
 
+class CommandFailed extends Error {
+  constructor(
+    command: string[],
+    status: number | null,
+    readonly stderr: string,
+  ) {
+    super(`benchmark command failed (${status}): ${command.join(' ')}\n${stderr}`);
+  }
+}
+
+/** Most runs of one timed command, the first included, when its failures are ones it may retry. */
+const ATTEMPTS = 3;
+
 /**
  * Times a command; a probe's time is the one it prints last, not its whole run, and so is its CPU time (the
  * second figure on that line). A command's CPU time is its own and its children's, as `time` reports them
@@ -113,7 +126,7 @@ function timeCommand(command: string[], probe = false): Sample {
   const started = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', usage, ...command], { stdio: ['ignore', probe ? 'pipe' : 'ignore', 'pipe'], env: commandEnv, encoding: 'utf8' });
   let seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (r.status !== 0) throw new Error(`benchmark command failed (${r.status}): ${command.join(' ')}\n${r.stderr}`);
+  if (r.status !== 0) throw new CommandFailed(command, r.status, r.stderr);
   const [maxRssKiB, user, system] = readFileSync(usage, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
   rmSync(usage, { force: true });
   let cpuSeconds = user! + system!;
@@ -122,6 +135,19 @@ function timeCommand(command: string[], probe = false): Sample {
     if (!(seconds > 0) || !(cpuSeconds >= 0)) throw new Error(`benchmark probe printed no time and CPU time: ${command.join(' ')}\n${r.stdout}`);
   }
   return { seconds, cpuSeconds, maxRssKiB: maxRssKiB! };
+}
+
+/** Times a command case, run again from `prepare` after a failure its `retryWhen` calls passing. */
+function timeCommandCase(c: CommandCase, prepare: () => void): Sample {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return timeCommand(c.command);
+    } catch (error) {
+      if (!(error instanceof CommandFailed) || attempt === ATTEMPTS || c.retryWhen?.(error.stderr) !== true) throw error;
+      process.stderr.write(`  ${c.label}: a passing failure of ${c.command[0]}'s own, run again\n`);
+      prepare();
+    }
+  }
 }
 
 /** Times a function in this process; CPU time and peak RSS are the process's own (all its threads). */
@@ -158,15 +184,17 @@ async function runBenchmark(bench: Benchmark, tree: Tree, inputs: Inputs): Promi
     // Alternate the order each run so neither side always goes first after a cache drop.
     const order = run % 2 === 0 ? plan.cases : [...plan.cases].reverse();
     for (const c of order) {
-      plan.reset?.();
-      if (plan.writeHeavy) {
+      const prepare = () => {
+        plan.reset?.();
+        if (!plan.writeHeavy) return;
         dropCaches();
         warm(plan.inputs);
         if ('command' in c) warm(programFiles(c.command));
         if ('probe' in c) warm(programFiles(c.probe));
         if ('run' in c) spawnSync('cat', ownProgramFiles(), { stdio: 'ignore' });
-      }
-      samples.get(c.label)!.push('command' in c ? timeCommand(c.command) : 'probe' in c ? timeCommand(c.probe, true) : await timeInline(c.run));
+      };
+      prepare();
+      samples.get(c.label)!.push('command' in c ? timeCommandCase(c, prepare) : 'probe' in c ? timeCommand(c.probe, true) : await timeInline(c.run));
     }
   }
   const cases = plan.cases.map((c) => {

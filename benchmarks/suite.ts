@@ -19,7 +19,17 @@ const probe = (...args: string[]) => [process.execPath, PROBE, ...args];
  * as its last line of output), for work in a fresh process without the process's start-up; or (for
  * operations that are too small to time as a process) a function timed in this process.
  */
-export type Case = { label: string; command: string[] } | { label: string; probe: string[] } | { label: string; run: () => unknown };
+export type Case = CommandCase | { label: string; probe: string[] } | { label: string; run: () => unknown };
+
+/**
+ * A whole command. `retryWhen`: a failure of the program's own that says nothing of the job (judged by its
+ * stderr), after which the run is done again from its reset; the failed run's time is not kept.
+ */
+export interface CommandCase {
+  label: string;
+  command: string[];
+  retryWhen?: (stderr: string) => boolean;
+}
 
 export interface Plan {
   description: string;

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalArgs, neededStages, parseDockerfile, platformArgs, StageState, targetStage, type RunConfig } from '@strata/build';
 import { hostPlatform } from '@strata/images';
 import { needs } from './helpers/oracle.js';
+import { execBuildah } from './helpers/buildah-run.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'dockerfiles');
 /** The PATH Docker and buildah give an image built from scratch. */
@@ -80,8 +81,8 @@ describe.skipIf(!needs('buildah'))('Dockerfile config steps against buildah', ()
   function buildah(file: string, buildArgs: Record<string, string>): Record<string, unknown> {
     const tag = `strata-test-${Math.random().toString(36).slice(2)}`;
     const args = Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
-    execFileSync('buildah', [...store(), 'bud', '--quiet', '--format', 'docker', ...args, '-t', tag, '-f', file, FIXTURES], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const inspected = JSON.parse(execFileSync('buildah', [...store(), 'inspect', '--type', 'image', tag], { encoding: 'utf8' })) as { Docker: { config: Record<string, unknown> } };
+    execBuildah('buildah', [...store(), 'bud', '--quiet', '--format', 'docker', ...args, '-t', tag, '-f', file, FIXTURES]);
+    const inspected = JSON.parse(execBuildah('buildah', [...store(), 'inspect', '--type', 'image', tag])) as { Docker: { config: Record<string, unknown> } };
     return inspected.Docker.config;
   }
 

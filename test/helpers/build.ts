@@ -3,7 +3,7 @@
  * buildah with the same image in a store of its own, build contexts written from a table, and the trees of
  * the results as the kernel shows them.
  */
-import { execFileSync } from 'node:child_process';
+import { execBuildah } from './buildah-run.js';
 import { chmodSync, lutimesSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build, type BuildEvent, type BuildOptions, type BuildResult } from '@strata/build';
@@ -63,12 +63,6 @@ export async function imageTree(images: Images, ref: string, work: string, optio
   return chainTree(images, unpacked.chainID!, work, options);
 }
 
-/**
- * buildah's re-exec of itself copies its binary to a sealed memfd, and the kernel refuses the seal with EBUSY
- * while a page of the copy is still pinned: a passing failure of buildah's own, not of what the test asked.
- */
-const SEALING_BUSY = /sealing memfd copy: Device or resource busy/;
-
 /** buildah with a store of its own under `work`, the minbase image in it as `BASE`. */
 export class Buildah {
   readonly #args: string[];
@@ -83,14 +77,9 @@ export class Buildah {
     this.run(['tag', id, BASE]);
   }
 
+  /** A buildah command on this store (run again when buildah only failed to seal its memfd copy). */
   run(args: string[]): string {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return execFileSync('buildah', [...this.#args, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024, env: this.#env }).toString();
-      } catch (error) {
-        if (attempt === 3 || !SEALING_BUSY.test(String((error as { stderr?: unknown }).stderr))) throw error;
-      }
-    }
+    return execBuildah('buildah', [...this.#args, ...args], this.#env);
   }
 
   /** `buildah bud --layers --isolation chroot` of `context`, tagged `tag`. */

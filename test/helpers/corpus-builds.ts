@@ -12,7 +12,7 @@
  * copies' times), and what buildah's chroot isolation leaves behind: the empty files it bind-mounted over
  * (/etc/hosts, /etc/hostname, /etc/resolv.conf) and the empty /run and /etc it made for them.
  */
-import { execFileSync } from 'node:child_process';
+import { execBuildah } from './buildah-run.js';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -169,7 +169,7 @@ export class CorpusBuilds {
    * container, which a USER the image does not know refuses), less what its chroot isolation left.
    */
   #theirTree(tag: string, mine: Map<string, NodeRecord>): Map<string, NodeRecord> {
-    const podman = (...args: string[]) => execFileSync('podman', ['--root', join(this.work, 'buildah', 'root'), '--runroot', join(this.work, 'buildah', 'run'), '--storage-driver', 'overlay', ...args], { encoding: 'utf8' });
+    const podman = (...args: string[]) => execBuildah('podman', ['--root', join(this.work, 'buildah', 'root'), '--runroot', join(this.work, 'buildah', 'run'), '--storage-driver', 'overlay', ...args]);
     const mount = podman('image', 'mount', tag).trim();
     let tree: Map<string, NodeRecord>;
     try {
