@@ -3,13 +3,13 @@
  * buildah with the same image in a store of its own, build contexts written from a table, and the trees of
  * the results as the kernel shows them.
  */
-import { execBuildah } from './buildah-run.js';
 import { chmodSync, lutimesSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build, type BuildEvent, type BuildOptions, type BuildResult } from '@strata/build';
 import type { WritableLayer } from '@strata/core';
 import { openImages, type Images } from '@strata/images';
 import { aptImage } from '../../benchmarks/inputs.js';
+import { execBuildah } from './buildah-run.js';
 import type { NodeRecord } from './snapshot.js';
 import { chainTree, picture } from './unpacked.js';
 

@@ -1,5 +1,5 @@
 /**
- * Running buildah (and podman, which builds with buildah's code) from the tests and the benchmarks.
+ * Running buildah, and podman on a buildah store, from the tests and the benchmarks.
  *
  * buildah's re-exec of itself copies its binary to a sealed memfd, and the kernel refuses the seal with EBUSY
  * while a page of the copy is still pinned (CI saw it once in the bud corpus): a passing failure of buildah's

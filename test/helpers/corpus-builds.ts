@@ -12,13 +12,13 @@
  * copies' times), and what buildah's chroot isolation leaves behind: the empty files it bind-mounted over
  * (/etc/hosts, /etc/hostname, /etc/resolv.conf) and the empty /run and /etc it made for them.
  */
-import { execBuildah } from './buildah-run.js';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Images } from '@strata/images';
+import { execBuildah } from './buildah-run.js';
 import { busybox } from './busybox.js';
 import { BASE, Buildah, buildWith, imageTree, rootWithBase, scratch, writeContext } from './build.js';
 import { diffSnapshots, type NodeRecord } from './snapshot.js';
