@@ -126,7 +126,10 @@ function timeCommand(command: string[], probe = false): Sample {
   const started = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', usage, ...command], { stdio: ['ignore', probe ? 'pipe' : 'ignore', 'pipe'], env: commandEnv, encoding: 'utf8' });
   let seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (r.status !== 0) throw new CommandFailed(command, r.status, r.stderr);
+  if (r.status !== 0) {
+    rmSync(usage, { force: true });
+    throw new CommandFailed(command, r.status, r.stderr);
+  }
   const [maxRssKiB, user, system] = readFileSync(usage, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
   rmSync(usage, { force: true });
   let cpuSeconds = user! + system!;
