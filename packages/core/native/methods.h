@@ -56,7 +56,8 @@
   X("sha256Create", js_sha256_create)     \
   X("sha256Update", js_sha256_update)     \
   X("sha256Digest", js_sha256_digest)     \
-  X("tarHeader", js_tar_header)
+  X("tarHeader", js_tar_header)          \
+  X("tarHeaderFields", js_tar_header_fields)
 
 #define STRATA_DECLARE(name, fn) napi_value fn(napi_env env, napi_callback_info info);
 STRATA_METHODS(STRATA_DECLARE)

@@ -2,7 +2,8 @@
 // for byte what its JavaScript encoder writes (a POSIX ustar header, after a PAX header and records where
 // ustar cannot say something). It decides nothing about the layer: the writer hands it an entry's fields,
 // and takes the JavaScript path for whatever this declines. In a fresh process the encoder's JavaScript
-// ran interpreted and then kept V8's compilers busy for most of a first layer's 1,800 entries.
+// ran interpreted and then kept V8's compilers busy for most of a first layer's 1,800 entries. And the
+// reader's common headers (src/tar/header.ts), decoded as its JavaScript decodes them (below).
 #include "common.h"
 
 #define BLOCK 512
@@ -204,5 +205,126 @@ napi_value js_tar_header(napi_env env, napi_callback_info info) {
   }
   encode_ustar(out, &h);
   napi_create_int64(env, (int64_t)total, &result);
+  return result;
+}
+
+// ---- Decoding, for the reader (src/tar/header.ts) ----
+// The common header, decoded as the reader's JavaScript decodes it: octal numbers, the unsigned checksum,
+// the magic, and where each byte field ends. It judges nothing: anything else (a base-256 number, a field
+// that holds no number, a checksum only a signed sum matches or none does) is left to the JavaScript
+// decoder, which reads it or gives the reader's error. In a fresh process that decoder's byte loops ran
+// interpreted for a first layer's first thousands of headers and then kept V8's compilers busy.
+
+// The fields, as HEADER_FIELD in src/native.ts numbers them. Int32s, which V8 reads as small integers (a
+// Float64Array's elements come out boxed); a 12-byte number (size, mtime: below 2^36) as two, `high * 2^30 + low`.
+enum { H_MODE, H_UID, H_GID, H_SIZE_HIGH, H_SIZE_LOW, H_MTIME_HIGH, H_MTIME_LOW, H_DEVMAJOR, H_DEVMINOR, H_TYPEFLAG, H_NAME, H_LINKNAME, H_UNAME, H_GNAME, H_PREFIX, H_FIELDS };
+
+// The length of the byte field at `offset`: up to its first NUL.
+static size_t field_length(const uint8_t *block, int offset, int length) {
+  const uint8_t *nul = memchr(block + offset, 0, (size_t)length);
+  return nul ? (size_t)(nul - (block + offset)) : (size_t)length;
+}
+
+// An octal field as the JavaScript's numberField reads it: digits before the first NUL, spaces around them;
+// none is 0 when nothing but NULs and spaces follow. False for anything else: base-256, which the JavaScript
+// reads, and what it refuses.
+static bool octal_field(const uint8_t *block, int offset, int length, uint64_t *value) {
+  if (block[offset] & 0x80) return false; // base-256
+  size_t stop = (size_t)offset + field_length(block, offset, length);
+  size_t i = (size_t)offset, last = stop, end = (size_t)offset + (size_t)length;
+  while (i < last && block[i] == ' ') i++;
+  while (last > i && block[last - 1] == ' ') last--;
+  if (i == last) {
+    for (size_t j = stop; j < end; j++)
+      if (block[j] != 0 && block[j] != ' ') return false;
+    *value = 0;
+    return true;
+  }
+  uint64_t v = 0; // at most 12 digits
+  for (; i < last; i++) {
+    if (block[i] < '0' || block[i] > '7') return false;
+    v = v * 8 + (uint64_t)(block[i] - '0');
+  }
+  *value = v;
+  return true;
+}
+
+// Go's test of a GNU time field (readsAsGoNumber in header.ts): empty, base-256, or octal digits.
+static bool reads_as_go_number(const uint8_t *block, int offset) {
+  if (block[offset] == 0 || (block[offset] & 0x80)) return true;
+  size_t start = (size_t)offset, end = (size_t)offset + 12;
+  while (start < end && (block[start] == ' ' || block[start] == 0)) start++;
+  while (end > start && (block[end - 1] == ' ' || block[end - 1] == 0)) end--;
+  const uint8_t *nul = memchr(block + start, 0, end - start);
+  if (nul) end = (size_t)(nul - block);
+  for (size_t i = start; i < end; i++)
+    if (block[i] < '0' || block[i] > '7') return false;
+  return true;
+}
+
+// The prefix an old Go writer put into a GNU header (legacyGoPrefix in header.ts): its length, 0 for none.
+static size_t legacy_go_prefix(const uint8_t *block) {
+  if (reads_as_go_number(block, 345) && reads_as_go_number(block, 357)) return 0;
+  size_t length = field_length(block, 345, 155);
+  for (size_t i = 0; i < length; i++)
+    if (block[345 + i] >= 0x80) return 0;
+  return length;
+}
+
+// tarHeaderFields(block, out): 1 for a POSIX ustar header, 2 for GNU, 0 for neither (pre-POSIX), with its
+// fields in `out` (byte fields as lengths from their offsets); -1, `out` undefined, where the JavaScript
+// decoder must decide.
+napi_value js_tar_header_fields(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *block;
+  size_t length;
+  napi_typedarray_type type;
+  size_t count = 0;
+  int32_t *out = NULL;
+  if (argc < 2 || get_bytes(env, argv[0], (void **)&block, &length) != 0 || length < BLOCK ||
+      napi_get_typedarray_info(env, argv[1], &type, &count, (void **)&out, NULL, NULL) != napi_ok || type != napi_int32_array || count < H_FIELDS) {
+    napi_throw_type_error(env, "EINVAL", "tarHeaderFields(block, out): a block of 512 bytes and an Int32Array");
+    return NULL;
+  }
+  int kind = -1;
+  uint64_t stored;
+  if (octal_field(block, 148, 8, &stored)) {
+    uint64_t sum = 8 * ' ';
+    for (int i = 0; i < BLOCK; i++) sum += (i >= 148 && i < 156) ? 0 : block[i];
+    if (stored == sum) kind = 0;
+  }
+  if (kind == 0 && memcmp(block + 257, "ustar", 5) == 0) {
+    if (block[262] == 0) kind = 1;
+    else if (block[262] == ' ' && block[263] == ' ' && block[264] == 0) kind = 2;
+  }
+  bool named = kind > 0;
+  uint64_t mode, uid, gid, size, mtime, devmajor = 0, devminor = 0;
+  if (kind >= 0 &&
+      (!octal_field(block, 100, 8, &mode) || !octal_field(block, 108, 8, &uid) || !octal_field(block, 116, 8, &gid) ||
+       !octal_field(block, 124, 12, &size) || !octal_field(block, 136, 12, &mtime) ||
+       (named && (!octal_field(block, 329, 8, &devmajor) || !octal_field(block, 337, 8, &devminor)))))
+    kind = -1;
+  if (kind >= 0) {
+    // An 8-byte field holds at most 7 digits (below 2^21), a 12-byte one 12 (below 2^36).
+    out[H_MODE] = (int32_t)mode;
+    out[H_UID] = (int32_t)uid;
+    out[H_GID] = (int32_t)gid;
+    out[H_SIZE_HIGH] = (int32_t)(size >> 30);
+    out[H_SIZE_LOW] = (int32_t)(size & 0x3fffffff);
+    out[H_MTIME_HIGH] = (int32_t)(mtime >> 30);
+    out[H_MTIME_LOW] = (int32_t)(mtime & 0x3fffffff);
+    out[H_DEVMAJOR] = (int32_t)devmajor;
+    out[H_DEVMINOR] = (int32_t)devminor;
+    out[H_TYPEFLAG] = block[156];
+    out[H_NAME] = (int32_t)field_length(block, 0, 100);
+    out[H_LINKNAME] = (int32_t)field_length(block, 157, 100);
+    out[H_UNAME] = named ? (int32_t)field_length(block, 265, 32) : 0;
+    out[H_GNAME] = named ? (int32_t)field_length(block, 297, 32) : 0;
+    out[H_PREFIX] = kind == 1 ? (int32_t)field_length(block, 345, 155) : kind == 2 ? (int32_t)legacy_go_prefix(block) : 0;
+  }
+  napi_value result;
+  napi_create_int32(env, kind, &result);
   return result;
 }

@@ -67,6 +67,7 @@ interface StrataNative {
     chunk: Uint8Array, at: number, path: string, linkname: string | undefined, typeflag: number, mode: number, uid: number, gid: number,
     size: number, mtimeSec: number, mtimeNsec: number, devmajor: number, devminor: number,
   ): number;
+  tarHeaderFields(block: Uint8Array, out: Int32Array): number;
 }
 
 /**
@@ -198,6 +199,24 @@ export function tarHeader(
 ): number {
   return addon.tarHeader(chunk, at, path, linkname, typeflag, mode, uid, gid, size, mtime.sec, mtime.nsec, devmajor, devminor);
 }
+
+/**
+ * Where `tarHeaderFields` puts a header's fields (keep in step with `native/tar_header.c`): byte fields as
+ * lengths, the 12-byte numbers as two parts, `high * 2 ** 30 + low`.
+ */
+export const HEADER_FIELD = {
+  mode: 0, uid: 1, gid: 2, sizeHigh: 3, sizeLow: 4, mtimeHigh: 5, mtimeLow: 6, devmajor: 7, devminor: 8, typeflag: 9,
+  name: 10, linkname: 11, uname: 12, gname: 13, prefix: 14, count: 15,
+} as const;
+
+/**
+ * Decodes a tar header block as `decodeHeader`'s JavaScript does (`native/tar_header.c`), its fields into
+ * `out` (`HEADER_FIELD`; a pre-POSIX header's owner names and device numbers empty): 1 for POSIX ustar, 2
+ * for GNU, 0 for pre-POSIX; -1, `out` undefined, where that JavaScript has to decide (a base-256 number, a
+ * field that is no number, a checksum only a signed sum matches or none does). Int32s: V8 reads them as
+ * small integers, where a Float64Array's elements come out boxed.
+ */
+export const tarHeaderFields = (block: Uint8Array, out: Int32Array): number => addon.tarHeaderFields(block, out);
 
 /** One xattr of `path`, or undefined when absent. */
 export function getXattr(path: string, name: string): Uint8Array | undefined {
