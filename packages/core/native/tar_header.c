@@ -307,7 +307,7 @@ napi_value js_tar_header_fields(napi_env env, napi_callback_info info) {
        (named && (!octal_field(block, 329, 8, &devmajor) || !octal_field(block, 337, 8, &devminor)))))
     kind = -1;
   if (kind >= 0) {
-    // An 8-byte field holds at most 7 digits (below 2^21), a 12-byte one 12 (below 2^36).
+    // An 8-byte field holds at most 8 digits (below 2^24), a 12-byte one 12 (below 2^36).
     out[H_MODE] = (int32_t)mode;
     out[H_UID] = (int32_t)uid;
     out[H_GID] = (int32_t)gid;

@@ -15,7 +15,7 @@ function outcome(decode: (block: Uint8Array) => RawHeader, block: Uint8Array): u
 }
 
 /** Writes the checksum field: as writers sum (unsigned), as some historic ones did (signed), or left as it is. */
-function sign(block: Uint8Array, how: 'unsigned' | 'signed' | 'none', digits: string): void {
+function sign(block: Uint8Array, how: 'unsigned' | 'signed' | 'none', digits: 'octal6' | 'octal7' | 'spaces'): void {
   if (how === 'none') return;
   let sum = 0;
   for (let i = 0; i < 512; i++) {
