@@ -175,8 +175,8 @@ function wide(high: number, low: number): number {
  * accepted, as GNU tar does) or a numeric field is not a number.
  *
  * Through the addon: in a fresh process the byte loops below ran interpreted for the first layer's first
- * thousands of headers, and then kept V8's compilers busy beside it (in a first digest of minbase, 30-40 ms
- * of their CPU on two cores where the hashing thread waits for one).
+ * thousands of headers, and then kept V8's compilers busy beside it (in a first digest of minbase, 20-40 ms
+ * of their CPU, on two cores where the hashing thread waits for one).
  */
 export function decodeHeader(block: Uint8Array): RawHeader {
   const kind = tarHeaderFields(block, fields);
