@@ -41,6 +41,14 @@ typedef struct {
   char typeflag;
 } ustar;
 
+// A header's checksum as writers compute it: the sum of its bytes, the checksum field's own counted as spaces.
+static unsigned header_sum(const uint8_t *block) {
+  unsigned sum = 8 * ' ';
+  for (int i = 0; i < BLOCK; i++)
+    if (i < 148 || i >= 156) sum += block[i];
+  return sum;
+}
+
 static void encode_ustar(uint8_t *block, const ustar *h) {
   memset(block, 0, BLOCK);
   put_bytes(block, 0, h->name, 100);
@@ -55,8 +63,7 @@ static void encode_ustar(uint8_t *block, const ustar *h) {
   put_number(block, 329, 8, h->devmajor);
   put_number(block, 337, 8, h->devminor);
   put_bytes(block, 345, h->prefix, 155);
-  unsigned sum = 8 * 0x20; // the checksum field counts as spaces
-  for (int i = 0; i < BLOCK; i++) sum += block[i];
+  unsigned sum = header_sum(block);
   for (int i = 153; i >= 148; i--, sum >>= 3) block[i] = (uint8_t)('0' + (sum & 7));
   block[154] = 0;
   block[155] = ' ';
@@ -291,9 +298,7 @@ napi_value js_tar_header_fields(napi_env env, napi_callback_info info) {
   int kind = -1;
   uint64_t stored;
   if (octal_field(block, 148, 8, &stored)) {
-    uint64_t sum = 8 * ' ';
-    for (int i = 0; i < BLOCK; i++) sum += (i >= 148 && i < 156) ? 0 : block[i];
-    if (stored == sum) kind = 0;
+    if (stored == header_sum(block)) kind = 0;
   }
   if (kind == 0 && memcmp(block + 257, "ustar", 5) == 0) {
     if (block[262] == 0) kind = 1;
