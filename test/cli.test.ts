@@ -132,6 +132,19 @@ describe.skipIf(!needs('root'))('strata command', () => {
     expect(strata('pack', join(work, 'src')).status).toBe(2);
   });
 
+  it('parses a layer command without the root commands, and still lists them all in the help', () => {
+    const help = strata('--help');
+    expect(help.status).toBe(0);
+    for (const name of ['apply', 'digest', 'diff', 'snapshot', 'image', 'container', 'login', 'build']) expect(help.stdout).toMatch(new RegExp(`^  ${name}\\b`, 'm'));
+    const digestHelp = strata('digest', '--help');
+    expect(digestHelp.status).toBe(0);
+    expect(digestHelp.stdout).toMatch(/^Usage: strata digest \[options\] <layer>/);
+    const bogus = strata('apply', '--bogus', 'l.tar', 'dir');
+    expect(bogus.status).toBe(2);
+    expect(bogus.stderr).toMatch(/^strata: error: unknown option '--bogus'/);
+    expect(strata('image', 'frobnicate').status).toBe(2);
+  });
+
   it('prints all of a long listing through a stdout left non-blocking, and stops quietly when its reader goes', async () => {
     const layer = join(work, 'many.tar');
     const tree = join(work, 'many');
