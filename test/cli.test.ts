@@ -13,6 +13,26 @@ import { rawTar, sha256 } from './helpers/raw-tar.js';
 const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const strata = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
+/**
+ * The command with one of its outputs a pipe that the reader made non-blocking and reads only after half a
+ * second (the other output discarded): its writes meet EAGAIN. What was read comes back as stdout.
+ */
+function readLate(output: 'stdout' | 'stderr', ...args: string[]) {
+  const script = [
+    'import fcntl, os, subprocess, sys, time',
+    'r, w = os.pipe()',
+    'fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)',
+    `p = subprocess.Popen(sys.argv[1:], ${output === 'stdout' ? 'stdout=w, stderr=subprocess.DEVNULL' : 'stdout=subprocess.DEVNULL, stderr=w'})`,
+    'os.close(w)',
+    'time.sleep(0.5)',
+    'data = b""',
+    'while chunk := os.read(r, 65536): data += chunk',
+    'sys.stdout.buffer.write(data)',
+    'sys.exit(p.wait())',
+  ].join('\n');
+  return spawnSync('python3', ['-c', script, process.execPath, cli, ...args], { encoding: 'utf8' });
+}
+
 describe.skipIf(!needs('root'))('strata command', () => {
   let work: string;
   beforeAll(() => {
@@ -156,19 +176,7 @@ describe.skipIf(!needs('root'))('strata command', () => {
     const whole = strata('ls', layer);
     expect(whole.stdout.length).toBeGreaterThan(4 * 65536); // more than a pipe holds, several times over
     // A pipe the reader made non-blocking and reads late: writes meet EAGAIN, and nothing is lost or reordered.
-    const script = [
-      'import fcntl, os, subprocess, sys, time',
-      'r, w = os.pipe()',
-      'fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)',
-      'p = subprocess.Popen(sys.argv[1:], stdout=w)',
-      'os.close(w)',
-      'time.sleep(0.5)',
-      'data = b""',
-      'while chunk := os.read(r, 65536): data += chunk',
-      'sys.stdout.buffer.write(data)',
-      'sys.exit(p.wait())',
-    ].join('\n');
-    const late = spawnSync('python3', ['-c', script, process.execPath, cli, 'ls', layer], { encoding: 'utf8' });
+    const late = readLate('stdout', 'ls', layer);
     expect(late.status, late.stderr).toBe(0);
     expect(late.stdout).toBe(whole.stdout);
     // A reader that takes the first chunk and goes: the command ends as it would have, with nothing on stderr.
@@ -178,6 +186,23 @@ describe.skipIf(!needs('root'))('strata command', () => {
     child.stdout.once('data', () => child.stdout.destroy());
     const status = await new Promise((resolve) => child.on('close', resolve));
     expect([status, stderr]).toEqual([0, '']);
+  });
+
+  it('writes every warning through a stderr left non-blocking before it ends', () => {
+    // Sockets have no tar form: each one in an upper is left out with a warning, more of them than a pipe holds.
+    const upper = join(work, 'sockets-upper');
+    const lower = join(work, 'sockets-lower');
+    mkdirSync(lower, { recursive: true });
+    const make = `import os, stat, sys\nos.makedirs(sys.argv[1])\nfor i in range(1500): os.mknod(os.path.join(sys.argv[1], "a-socket-with-a-rather-long-name-%04d" % i), stat.S_IFSOCK | 0o644)`;
+    expect(spawnSync('python3', ['-c', make, upper]).status).toBe(0);
+    const args = ['diff', '--upper', upper, '--lower', lower, '-o', join(work, 'sockets.tar')];
+    const whole = strata(...args);
+    expect(whole.status, whole.stderr).toBe(0);
+    expect(whole.stderr.split('\n').filter((line) => line.startsWith('strata: warning: '))).toHaveLength(1500);
+    expect(whole.stderr.length).toBeGreaterThan(2 * 65536);
+    const late = readLate('stderr', ...args);
+    expect(late.status, late.stderr).toBe(0);
+    expect(late.stdout).toBe(whole.stderr);
   });
 
   it("runs V8's helper threads ten steps of nice below its own, which keep the caller's priority", async () => {

@@ -2,7 +2,7 @@
  * The commands themselves, each printing its result to stdout.
  */
 import { fstatSync, statSync } from 'node:fs';
-import { print, sanitize } from './format.js';
+import { print, printError, sanitize } from './format.js';
 import {
   applyLayer,
   cleanEntryName,
@@ -26,7 +26,7 @@ import {
 } from '@strata/core';
 
 function warn(message: string, path: string): void {
-  process.stderr.write(`strata: warning: ${sanitize(path)}: ${sanitize(message)}\n`);
+  printError(`strata: warning: ${sanitize(path)}: ${sanitize(message)}\n`);
 }
 
 /** A layer argument: `-` is stdin, as tar's `-f -`. */
@@ -94,7 +94,7 @@ function printDescriptor(d: LayerDescriptor, output: string): void {
   const written = statSync(output, { throwIfNoEntry: false });
   const toStdout = written !== undefined && written.dev === stdout.dev && written.ino === stdout.ino;
   const descriptor = `diffID ${d.diffID}\ndigest ${d.digest}\nsize ${d.size}\n`;
-  if (toStdout) process.stderr.write(descriptor);
+  if (toStdout) printError(descriptor);
   else print(descriptor);
 }
 
