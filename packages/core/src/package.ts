@@ -17,7 +17,8 @@ const PACKAGE_NAME = '@strata/core';
  * at start-up: 4-5 ms against 1.5 in a fresh process, which every command and every importer pays.
  */
 export function findManifest(file: string): string | undefined {
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
+  // The package `file` is in: the nearest package.json, not looked for past a node_modules directory.
+  for (let dir = dirname(file); basename(dir) !== 'node_modules'; dir = dirname(dir)) {
     const manifest = join(dir, 'package.json');
     let text: string;
     try {

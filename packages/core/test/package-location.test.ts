@@ -72,6 +72,15 @@ describe('finding the installed @strata/core as Node does', () => {
     expect(findManifest(from)).toBe(nodeAnswer(from));
   });
 
+  it('not the package above a node_modules directory the file is in', () => {
+    // A file of a package without a manifest, inside an @strata/core checkout's node_modules: Node's
+    // self-reference stops at node_modules, and no node_modules up from it holds @strata/core.
+    manifest(join(root, 'checkout'), '@strata/core');
+    const from = file(join(root, 'checkout', 'node_modules', 'bare', 'lib', 'index.js'));
+    expect(findManifest(from)).toBeUndefined();
+    expect(nodeAnswer(from)).toBeUndefined();
+  });
+
   it('nothing where there is nothing, for the caller to ask Node', () => {
     manifest(join(root, 'alone'), 'alone');
     const from = file(join(root, 'alone', 'index.js'));
