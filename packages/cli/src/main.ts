@@ -44,13 +44,10 @@ function epoch(value: number | undefined): number | undefined {
 }
 
 /**
- * The commands defined in this file, which open no root. A command line that starts with one of them is
- * parsed without the parsers of the root's commands (snapshot, image, container, registry, build), which
- * commander would otherwise build first: 2-3 ms of a fresh process, for the shortest commands there are.
+ * The parser for a command line whose first word is `firstWord`, and whether that word names one of the layer
+ * commands defined here, which open no root.
  */
-const LAYER_COMMANDS = new Set(['apply', 'digest', 'ls', 'pack', 'diff', 'flatten']);
-
-function program(withRootCommands: boolean): Command {
+function program(firstWord: string): { cli: Command; layerCommand: boolean } {
   const cli = new Command('strata')
     .description('The layer engine under container images: layers, snapshots, images and containers.')
     .version(version, '-V, --version')
@@ -137,16 +134,23 @@ function program(withRootCommands: boolean): Command {
       runFlatten(layers, { output: outputPath(o.output), compression: o.compression, sourceDateEpoch: epoch(o.sourceDateEpoch) }),
     );
 
-  if (!withRootCommands) return cli;
-  registerSnapshotCommands(cli);
-  registerImageCommands(cli);
-  registerContainerCommands(cli);
-  registerRegistryCommands(cli);
-  registerBuildCommands(cli);
-  return cli;
+  // A layer command's line is parsed without the root's commands (snapshot, image, container, registry,
+  // build), whose parsers commander would otherwise build first: 2-3 ms of a fresh process, for the shortest
+  // commands there are. Any other first word (an option, help, a root command, a typo) gets them all.
+  const layerCommand = cli.commands.some((command) => command.name() === firstWord);
+  if (!layerCommand) {
+    registerSnapshotCommands(cli);
+    registerImageCommands(cli);
+    registerContainerCommands(cli);
+    registerRegistryCommands(cli);
+    registerBuildCommands(cli);
+  }
+  return { cli, layerCommand };
 }
 
 let ranCommand: string | undefined;
+/** Set once the command line turned out to start with a layer command. */
+let ranLayerCommand = false;
 
 /** @strata/core as the command bundle carries it: the launcher hands it to the bundle of the root libraries. */
 export * as strataCore from '@strata/core';
@@ -157,9 +161,11 @@ export function commandName(): string | undefined {
 }
 
 /** Runs the command line and sets the exit code: 2 for usage errors, 1 for failures, one line on stderr. */
-async function run(argv: string[], layerCommand: boolean): Promise<void> {
+async function run(argv: string[]): Promise<void> {
   try {
-    const cli = program(!layerCommand).hook('preAction', (_root, action) => {
+    const { cli, layerCommand } = program(argv[0] ?? '');
+    ranLayerCommand = layerCommand;
+    cli.hook('preAction', (_root, action) => {
       const names: string[] = [];
       for (let command: Command | null = action; command?.parent; command = command.parent) names.unshift(command.name());
       ranCommand = names.join(' ');
@@ -188,14 +194,12 @@ process.on('exit', () => {
     process.exitCode = 13;
   }
 });
-const argv = process.argv.slice(2);
-const layerCommand = LAYER_COMMANDS.has(argv[0] ?? '');
-void run(argv, layerCommand).finally(() => {
+void run(process.argv.slice(2)).finally(() => {
   settled = true;
   // A layer command is done when it settles: its layer written and renamed into place, its threads joined,
   // its output written through `print` and `printError` at once. Ending the process here spares Node's
   // teardown of the heap the job grew (2-8 ms of a layer command). Not while a stream still holds output
   // (a descriptor left non-blocking), and not for the root's commands, which end as Node ends them, once
   // their libraries have let go of everything (the metadata database, connections, child processes).
-  if (layerCommand && !outputPending()) process.exit();
+  if (ranLayerCommand && !outputPending()) process.exit();
 });
