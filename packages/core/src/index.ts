@@ -91,6 +91,7 @@ export {
 // Host helpers: kernel mounts of layer directories (privileged), disk usage, extended attributes.
 export { syncFile } from './host/sync.js';
 export { writeAll } from './host/write-all.js';
+export { readChunks, type ChunkRange } from './host/read-chunks.js';
 export { removeTree } from './host/remove-tree.js';
 export { processAlive } from './host/process.js';
 // The event loop's turns that strata's long jobs take (a slice of 5 ms each): for loops of an embedder's own

@@ -28,6 +28,7 @@ import {
   PARALLEL_HASH_THRESHOLD,
   processAlive,
   quote,
+  readChunks,
   startWriteback,
   syncFile,
   writeAll,
@@ -92,7 +93,7 @@ async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
 }
 
 async function* chunksOf(input: ByteInput): AsyncGenerator<Uint8Array> {
-  if (typeof input === 'string') yield* createReadStream(input, { highWaterMark: 1024 * 1024 });
+  if (typeof input === 'string') yield* readChunks(input);
   else if (input instanceof Uint8Array) yield input;
   else yield* input as AsyncIterable<Uint8Array>;
 }

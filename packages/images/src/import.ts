@@ -13,7 +13,7 @@
  * and never on the host: `..`, absolute names and links that leave the archive are UNSAFE_PATH.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, realpathSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import {
   cleanLayerPath,
@@ -22,6 +22,7 @@ import {
   ImageFormatError,
   InvalidArgumentError,
   NotFoundError,
+  readChunks,
   readLayer,
   UnsafePathError,
   UnsupportedError,
@@ -268,7 +269,7 @@ export class Importer {
         this.#resumed += Math.min(writer.offset, d.size);
         try {
           // Read from where an earlier, killed run stopped: the bytes before are in the ingest already.
-          await fill(writer, createReadStream(path, { highWaterMark: 1024 * 1024, start: Math.min(writer.offset, d.size) }), 0, this.#options.signal);
+          await fill(writer, readChunks(path, { start: Math.min(writer.offset, d.size) }), 0, this.#options.signal);
         } catch (error) {
           writer.close();
           throw error;

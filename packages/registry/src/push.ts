@@ -6,8 +6,7 @@
  * upload that breaks resumes from the offset the registry reports. Manifests last, children before the index
  * that names them, so a tag never names something incomplete.
  */
-import { createReadStream } from 'node:fs';
-import { eachLimited, FailedPreconditionError, NotFoundError, quote } from '@strata/core';
+import { eachLimited, FailedPreconditionError, NotFoundError, quote, readChunks } from '@strata/core';
 import { compressLayers, DEFAULT_LEASE_TTL_MS, hostPlatform, MAX_DOCUMENT_BYTES, mediaTypes, normalizeReference, parseReference, platformImages, readIndex, readManifest, type Descriptor, type Images, type LayerCompression, type PlatformChoice } from '@strata/images';
 import { retryReports, type TransferEvent } from './pull.js';
 import { Registry, type RegistryOptions, type UploadSession } from './registry.js';
@@ -147,7 +146,7 @@ async function upload(
   const what = `upload of ${d.digest}`;
   const reports = retryReports(what, registry, progress);
   /** The file's bytes from `start` as they go, reported. */
-  async function* sent(chunks: AsyncIterable<Buffer>, start: number): AsyncIterable<Uint8Array> {
+  async function* sent(chunks: AsyncIterable<Uint8Array>, start: number): AsyncIterable<Uint8Array> {
     let done = start;
     for await (const chunk of chunks) {
       yield chunk;
@@ -160,7 +159,7 @@ async function upload(
     await withRetries(policy, what, async (attempt) => {
       const current = attempt === 1 && session !== undefined ? session : ((await registry.startUpload(repository)) as UploadSession);
       session = undefined;
-      await registry.finishUpload(repository, current, d.digest, () => sent(createReadStream(path, { highWaterMark: 1024 * 1024 }), 0), d.size);
+      await registry.finishUpload(repository, current, d.digest, () => sent(readChunks(path), 0), d.size);
     }, reports);
     return;
   }
@@ -178,7 +177,7 @@ async function upload(
     while (current.offset < d.size) {
       const length = Math.min(size, d.size - current.offset);
       const from = current.offset;
-      current = await registry.uploadChunk(repository, current, () => sent(createReadStream(path, { start: from, end: from + length - 1, highWaterMark: 1024 * 1024 }), from), length);
+      current = await registry.uploadChunk(repository, current, () => sent(readChunks(path, { start: from, length }), from), length);
     }
     await registry.finishUpload(repository, current, d.digest);
   }, reports);

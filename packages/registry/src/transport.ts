@@ -8,9 +8,9 @@
  * origin drops it; a redirect from https to http is refused.
  */
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { finished, Readable } from 'node:stream';
+import { finished } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { LimitExceededError, RegistryError, UnavailableError, quote } from '@strata/core';
 
@@ -37,6 +37,10 @@ export interface HttpRequest {
   readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly url: URL;
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * What to send. Chunks of an iterable are each written to the connection before the next is asked for,
+   * so its source may fill the same buffer again (see `readChunks`).
+   */
   readonly body?: Buffer | AsyncIterable<Uint8Array>;
   readonly signal?: AbortSignal;
 }
@@ -132,11 +136,7 @@ export class Transport {
       request.on('error', reject);
       if (req.body === undefined) request.end();
       else if (Buffer.isBuffer(req.body)) request.end(req.body);
-      else {
-        const body = Readable.from(req.body, { objectMode: false });
-        body.on('error', (error) => request.destroy(error));
-        body.pipe(request);
-      }
+      else sendBody(request, req.body).catch((error: unknown) => request.destroy(error as Error));
     });
   }
 
@@ -165,6 +165,27 @@ export class Transport {
     this.#http.destroy();
     this.#https.destroy();
   }
+}
+
+/**
+ * Writes `body` into `request` a chunk at a time, each once the last is in the connection (its write
+ * called back), then ends it. Stops when the request closes first (an answer before the whole body, an
+ * error, a timeout): the source is then returned, which closes what it read from.
+ */
+async function sendBody(request: ClientRequest, body: AsyncIterable<Uint8Array>): Promise<void> {
+  let closed = false;
+  const close = new Promise<void>((resolve) =>
+    request.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+  for await (const chunk of body) {
+    if (closed) return;
+    await Promise.race([new Promise<void>((resolve, reject) => request.write(chunk, (error) => (error ? reject(error) : resolve()))), close]);
+    if (closed) return;
+  }
+  request.end();
 }
 
 /** Drops a body: read when small (its connection is kept), else destroyed. Never fails. */
