@@ -123,7 +123,10 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   // into fresh memory otherwise, about 1 ms of every apply).
   const compression = detectCompression(head.length === 1 ? head[0]! : Buffer.concat(head));
   const setting = options.parallelHash ?? 'auto';
-  const big = opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD;
+  // A pipe is hashed as a large input: what comes through one is a layer of any size, and a small one
+  // hashed on a thread costs nothing measurable (a 3 KB layer piped into `strata apply -`: 110 ms either
+  // way), where minbase's took 0.66 s hashed here and 0.51 s on a thread.
+  const big = opened.pipe === true || (opened.size !== undefined && opened.size >= PARALLEL_HASH_THRESHOLD);
   const parallel = setting === 'auto' ? big : setting;
   const hashing = options.hash ?? true;
   const fileHash = hashing && parallel && options.hashFromFile === true ? fileSha256(opened) : undefined;

@@ -4,8 +4,10 @@
  * layer, content straight from the source: plain layer files from the entries pass one kept (content
  * copied by offset), compressed ones streamed again. Memory grows with the number of paths.
  */
+import { statSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { InvalidArgumentError } from '../errors.js';
+import { quote } from '../quote.js';
 import { parentOf, ROOT } from '../path.js';
 import type { ByteInput } from '../blob/input.js';
 import { readLayer, type ReadLayerOptions } from '../layer/read-layer.js';
@@ -30,6 +32,7 @@ export interface FlattenOptions extends WriteLayerOptions, Omit<ReadLayerOptions
 export async function flatten(layers: readonly ByteInput[], destination: string | Writable, options: FlattenOptions = {}): Promise<LayerDescriptor> {
   for (const layer of layers) {
     if (typeof layer !== 'string' && !(layer instanceof Uint8Array)) throw new InvalidArgumentError('flatten reads each layer twice: give paths or bytes');
+    if (typeof layer === 'string' && !statSync(layer).isFile()) throw new InvalidArgumentError(`flatten reads each layer twice: ${quote(layer)} is not a file (a pipe can be read once)`);
   }
   // Uncompressed layer files are read in place: the fold keeps their entries with offsets, so pass two
   // does not parse them again, and a surviving file's content is a range of its layer file, which the

@@ -156,20 +156,23 @@ export class TarLayer extends IndexedLayer {
   }
 
   /**
-   * Opens the layer tarball at `tarPath` (plain, gzip or zstd). Throws as `readLayer` does, and UNSUPPORTED
-   * for a compressed one where there is no /proc to read its decompressed copy through.
+   * Opens the layer tarball at `tarPath` (plain, gzip or zstd; a file, or a pipe such as `<(…)`, which is
+   * copied first as a compressed one is). Throws as `readLayer` does, and UNSUPPORTED for a compressed or
+   * piped one where there is no /proc to read its copy through.
    */
   static async open(tarPath: string, options: TarLayerOptions = {}): Promise<TarLayer> {
     const { indexPath, spoolDir, ...limits } = options;
     const st = statSync(tarPath, { bigint: true });
-    const cached = indexPath === undefined ? undefined : loadIndex(indexPath, st);
+    // A pipe has no offsets to read by, nor an identity an index could be kept for.
+    const seekable = st.isFile();
+    const cached = indexPath === undefined || !seekable ? undefined : loadIndex(indexPath, st);
     if (cached !== undefined) {
       const layer = new TarLayer(tarPath);
       for (const { entry, offset } of cached) layer.add(entry, offset);
       layer.finish();
       return layer;
     }
-    if (detectFileCompression(tarPath) === 'none') {
+    if (seekable && detectFileCompression(tarPath) === 'none') {
       const { layer, records, sparse } = await TarLayer.#index(tarPath, limits);
       if (indexPath !== undefined && !sparse) saveIndex(indexPath, st, records);
       return layer;
