@@ -93,7 +93,8 @@ async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
 }
 
 async function* chunksOf(input: ByteInput): AsyncGenerator<Uint8Array> {
-  if (typeof input === 'string') yield* readChunks(input);
+  // A pipe's path (which readChunks refuses, as it would wait on this thread) goes through a stream.
+  if (typeof input === 'string') yield* statSync(input).isFile() ? readChunks(input) : createReadStream(input, { highWaterMark: 1024 * 1024 });
   else if (input instanceof Uint8Array) yield input;
   else yield* input as AsyncIterable<Uint8Array>;
 }

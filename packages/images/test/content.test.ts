@@ -2,7 +2,7 @@
  * The content store and leases: containerd's content semantics (resumable ingests by ref, one live writer,
  * verified commits, ALREADY_EXISTS for what is there, ranges and labels), and what leases hold.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -85,6 +85,23 @@ describe('content store', () => {
     await expect(short.commit()).rejects.toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
     expect(root.images.content.ingests().map((i) => [i.ref, i.offset])).toEqual([['w3', data.length]]); // resumable
     expect(root.images.content.digests()).toEqual([]);
+  });
+
+  it('ingests a file by its path, and a pipe by its path, each whole and verified', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 11);
+    const file = join(root.dir, 'blob');
+    writeFileSync(file, data);
+    expect(await root.images.content.ingest(file, { digest: digestOf(data), size: data.length })).toEqual({ digest: digestOf(data), size: data.length });
+    const other = Buffer.concat([data, Buffer.from('!')]);
+    writeFileSync(join(root.dir, 'other'), other);
+    const fifo = join(root.dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', 'exec cat "$0" > "$1"', join(root.dir, 'other'), fifo], { stdio: 'ignore' });
+    try {
+      expect(await root.images.content.ingest(fifo)).toEqual({ digest: digestOf(other), size: other.length });
+    } finally {
+      writer.kill();
+    }
   });
 
   it('says ALREADY_EXISTS for a digest it holds, at open and at commit, and costs nothing', async () => {

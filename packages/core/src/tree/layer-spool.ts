@@ -1,8 +1,8 @@
 /**
  * A compressed layer tarball, or one read from a pipe, made readable by offset: decompressed (gzip or zstd
- * have no random access) or copied into an unnamed temporary file, byte for byte. The file is unlinked as soon as it is open, so nothing is
- * left behind however the process ends; it is read through its descriptor's path under /proc/self/fd,
- * which opens the same file.
+ * have no random access) or copied into an unnamed temporary file, byte for byte. The file is unlinked as
+ * soon as it is open, so nothing is left behind however the process ends; it is read through its
+ * descriptor's path under /proc/self/fd, which opens the same file.
  */
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
