@@ -167,6 +167,27 @@ export const benchmarks: Benchmark[] = [
       };
     },
   }),
+  {
+    // What a puller or `docker save |` hands over: a layer on stdin, which strata reads by its path (a pipe).
+    name: 'apply-stdin',
+    async plan(tree, work) {
+      const layer = layerOf(tree.path, work);
+      const target = join(work, 'target');
+      return {
+        description: `extract a layer of ${tree.path} that cat pipes in: strata apply - (its CLI) vs tar -x from the same pipe`,
+        cases: [
+          { label: 'strata', command: ['sh', '-c', 'cat "$2" | exec "$0" "$1" apply - "$3" > /dev/null', process.execPath, CLI, layer, target] },
+          { label: 'tar -x', command: ['sh', '-c', 'cat "$0" | exec tar -x -C "$1"', layer, target] },
+        ],
+        writeHeavy: true,
+        inputs: [layer],
+        reset: () => {
+          rmSync(target, { recursive: true, force: true });
+          mkdirSync(target);
+        },
+      };
+    },
+  },
   ...forms({
     name: 'pack',
     describe: (tree) => `write a layer of ${tree.path}, strata computing its diffID on the way (vs tar -c)`,

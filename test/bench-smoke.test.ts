@@ -17,7 +17,7 @@ describe.skipIf(!needs('root', 'gnu-tar', 'openssl', 'overlay', 'umoci', 'skopeo
       expect(r.status, r.stderr).toBe(0);
       const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { results: Array<{ name: string; ratios: Record<string, number>; notes: string[] }> };
       expect(report.results.map((x) => x.name)).toEqual([
-        ...['apply', 'pack', 'digest'].flatMap((job) => [job, `${job}-embedded`, `${job}-first-layer`]).map((n) => `${n}/zoneinfo`),
+        ...['apply', 'apply-embedded', 'apply-first-layer', 'apply-stdin', ...['pack', 'digest'].flatMap((job) => [job, `${job}-embedded`, `${job}-first-layer`])].map((n) => `${n}/zoneinfo`),
         ...['lookup-1-layers', 'lookup-8-layers', 'lookup-64-layers', 'lookup-128-layers', 'readdir-10k-8-layers', 'copy-up-100MB', 'readfile-walk'].map((n) => `${n}/zoneinfo`),
         ...['diff-upper', 'diff-upper-embedded', 'diff-upper-first-layer', 'diff-trees', 'flatten-5', 'diff-upper-base-growth'],
         ...['snapshot-prepare-commit', 'snapshot-usage', 'snapshot-stat-walk'],

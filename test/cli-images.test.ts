@@ -66,6 +66,19 @@ describe('strata image, container, commit and gc', () => {
     expect(loaded.stdout.toString()).toBe('Loaded image: example.com/one:1\n');
     const digest = (rootDir: string) => (JSON.parse(raw(rootDir, ['image', 'inspect', 'example.com/one:1', '--json']).stdout.toString()) as { manifest: string }).manifest;
     expect(digest(other)).toBe(digest(root));
+    // Through a shell's pipe, and from a file on stdin: each read through its path, not process.stdin's stream.
+    const archiveFile = join(work, 'one.tar');
+    writeFileSync(archiveFile, saved.stdout);
+    for (const [name, script] of [
+      ['pipe', 'cat "$3" | exec "$0" "$1" --root "$2" image import -'],
+      ['file', 'exec "$0" "$1" --root "$2" image import - < "$3"'],
+    ] as const) {
+      const dir = join(work, `${name}-root`);
+      const r = spawnSync('sh', ['-c', script, process.execPath, cli, dir, archiveFile], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe('Loaded image: example.com/one:1\n');
+      expect(digest(dir)).toBe(digest(root));
+    }
     expect(raw(root, ['image', 'export', 'example.com/one:1', '-o', '-', '--format', 'oci']).stderr.toString()).toContain('an OCI layout is a directory');
   });
 

@@ -1,8 +1,9 @@
 /**
  * The commands themselves, each printing its result to stdout.
  */
-import { fstatSync, readFileSync, statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import { print, printError, sanitize } from './format.js';
+import { stdinPath } from './stdin.js';
 import {
   applyLayer,
   cleanEntryName,
@@ -32,24 +33,6 @@ function warn(message: string, path: string): void {
 /** A layer argument: `-` is stdin, as tar's `-f -`. */
 function layerInput(layer: string): ByteInput {
   return layer === '-' ? (stdinPath() ?? process.stdin) : layer;
-}
-
-/**
- * Stdin as a path, when it is a pipe or a file not yet read from: then it is read as any layer path is,
- * on this thread into pooled buffers (a file by offset, with its size known), where `process.stdin`'s
- * stream takes a fresh buffer for each 64 KiB: minbase's layer piped into `strata apply -` took 0.9 s that
- * way. Undefined for anything else (a socket, a terminal, a file partly read, no /proc): the stream then.
- */
-function stdinPath(): string | undefined {
-  try {
-    const stat = fstatSync(0);
-    if (!stat.isFIFO() && !stat.isFile()) return undefined;
-    // A file is reopened from its start: only where that is where stdin stands.
-    const info = readFileSync('/proc/self/fdinfo/0', 'latin1');
-    return stat.isFIFO() || /^pos:\s+0$/m.test(info) ? '/proc/self/fd/0' : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** `strata apply`: prints the applied layer's diffID. */

@@ -1,7 +1,26 @@
 /** Reading what a command is given on standard input, and writing an archive to standard output. */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readSync, type WriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { writeAll } from '@strata/core';
 import { UsageError } from './format.js';
+
+/**
+ * Stdin as a path, when it is a pipe or a file not yet read from: read through it as a file is (plain reads
+ * on this thread; a layer file by offset, its size known), where `process.stdin`'s stream takes a fresh
+ * buffer for each 64 KiB: minbase's layer piped into `strata apply -` took 0.9 s that way. Undefined for
+ * anything else (a socket, a terminal, a file partly read, no /proc): the stream then.
+ */
+export function stdinPath(): string | undefined {
+  try {
+    const stat = fstatSync(0);
+    if (!stat.isFIFO() && !stat.isFile()) return undefined;
+    // A file is reopened from its start: only where that is where stdin stands.
+    const info = readFileSync('/proc/self/fdinfo/0', 'latin1');
+    return stat.isFIFO() || /^pos:\s+0$/m.test(info) ? '/proc/self/fd/0' : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** All of stdin as text, for `what` (named in the errors): refused from a terminal and over `limit` bytes. */
 export async function readStdin(what: string, limit: number): Promise<string> {
@@ -21,8 +40,25 @@ export async function readStdin(what: string, limit: number): Promise<string> {
  * terminal. A build context can be large: it streams, and never sits in memory whole.
  */
 export async function spoolStdin(what: string, path: string): Promise<void> {
-  if (process.stdin.isTTY) throw new UsageError(`${what} is read from a pipe, not a terminal`);
-  await pipeline(process.stdin, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+  const source = stdinPath();
+  if (source === undefined) {
+    if (process.stdin.isTTY) throw new UsageError(`${what} is read from a pipe, not a terminal`);
+    await pipeline(process.stdin, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+    return;
+  }
+  // A pipe or a file, copied by plain reads and writes through one buffer (see `stdinPath`).
+  const input = openSync(source, 'r');
+  try {
+    const output = openSync(path, 'wx', 0o600);
+    try {
+      const buffer = Buffer.allocUnsafe(1024 * 1024);
+      for (let n; (n = readSync(input, buffer, 0, buffer.length, null)) > 0; ) writeAll(output, buffer.subarray(0, n));
+    } finally {
+      closeSync(output);
+    }
+  } finally {
+    closeSync(input);
+  }
 }
 
 /**
