@@ -3,7 +3,8 @@
  * CLI): Docker's and ctr's shapes, JSON listings, progress on stderr only, typed one-line errors.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +81,21 @@ describe('strata image, container, commit and gc', () => {
       expect(digest(dir)).toBe(digest(root));
     }
     expect(raw(root, ['image', 'export', 'example.com/one:1', '-o', '-', '--format', 'oci']).stderr.toString()).toContain('an OCI layout is a directory');
+  });
+
+  it('exports to stdout through a pipe whose reader falls behind, with progress on, the archive -o FILE writes', () => {
+    // Larger than a pipe holds: the export waits for its reader (it failed "write failed" a few MB in).
+    const bigRoot = join(work, 'big-root');
+    const big = buildImage({ layers: [layer({ 'data/': '', 'data/blob': randomBytes(4 << 20).toString('hex') })] }); // gzip leaves half
+    const bigArchive = writeArchive(join(work, 'big.tar'), layoutFiles(big.blobs, [named(big.manifestDescriptor, 'example.com/big:1', '1')]));
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '' };
+    expect(spawnSync(process.execPath, [cli, '--root', bigRoot, 'image', 'import', bigArchive, '-q'], { env }).status).toBe(0);
+    const [file, piped] = [join(work, 'big-file.tar'), join(work, 'big-piped.tar')];
+    expect(spawnSync(process.execPath, [cli, '--root', bigRoot, 'image', 'export', 'example.com/big:1', '-o', file, '-q'], { env }).status).toBe(0);
+    const r = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$1" --root "$2" image export example.com/big:1 -o - | { sleep 1; cat > "$3"; }', process.execPath, cli, bigRoot, piped], { encoding: 'utf8', env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/export -: 100%/);
+    expect(readFileSync(piped).equals(readFileSync(file))).toBe(true);
   });
 
   it('makes containers, commits them, refuses to remove an image in use, and collects', () => {

@@ -1,6 +1,7 @@
 /** Reading what a command is given on standard input, and writing an archive to standard output. */
 import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readSync, type WriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { isatty } from 'node:tty';
 import { writeAll } from '@strata/core';
 import { UsageError } from './format.js';
 
@@ -64,9 +65,11 @@ export async function spoolStdin(what: string, path: string): Promise<void> {
 /**
  * Stdout as a stream of its own on fd 1, for an archive `flag` sends there: refused for a terminal (`or`: what
  * else the user may do). Left open when done, and written from where it stands (an append redirect keeps
- * what it had).
+ * what it had). The terminal is told by `isatty`, not `process.stdout`, whose making sets a pipe on fd 1
+ * non-blocking: this stream's writes then came back empty (EAGAIN) whenever the reader fell behind, and
+ * `export -o - | cat > file` failed ("write failed") a few MB in.
  */
 export function archiveToStdout(flag: string, or?: string): WriteStream {
-  if (process.stdout.isTTY) throw new UsageError(`${flag}: an archive is not for a terminal; redirect stdout${or ? `, or ${or}` : ''}`);
+  if (isatty(1)) throw new UsageError(`${flag}: an archive is not for a terminal; redirect stdout${or ? `, or ${or}` : ''}`);
   return createWriteStream('', { fd: 1, autoClose: false });
 }
