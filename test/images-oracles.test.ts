@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { needs } from './helpers/oracle.js';
 import { diffSnapshots, snapshotTree, type NodeRecord } from './helpers/snapshot.js';
 import { chainTree, picture } from './helpers/unpacked.js';
 
+const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'strata.cjs');
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 }).toString();
 
 describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootstrap'))('images against umoci, skopeo and podman', () => {
@@ -126,6 +127,49 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootst
         expect(diffSnapshots(expected, await unpackedTree(images, 'example.com/podman:saved')), format).toEqual([]);
       });
     }
+  });
+
+  it('without root, unpacks to the tree `umoci unpack --rootless` gives, but for the device nodes neither can make', () => {
+    // Both as nobody: the image's files are the caller's (owners other than root are not kept). umoci puts an empty file where a device was;
+    // strata leaves the device out (as Docker and containerd do in a user namespace) and hides what is below.
+    const home = join(work, 'rootless');
+    mkdirSync(home);
+    run('cp', ['-r', apt.layout, join(home, 'layout')]);
+    run('chown', ['-R', '65534:65534', home]);
+    chmodSync(work, 0o755);
+    const asNobody = (cmd: string, args: string[]) =>
+      run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', cmd, ...args]);
+    const strata = (...args: string[]) => asNobody(process.execPath, [cli, '--root', join(home, 'root'), '--driver', 'userspace', ...args]);
+    asNobody('umoci', ['unpack', '--rootless', '--image', `${join(home, 'layout')}:apt`, join(home, 'bundle')]);
+    // umoci also keeps each owner other than root in a `user.rootlesscontainers` xattr; strata reports them
+    // in the apply's result and does not keep them (see the README's Images).
+    const umoci = snapshotTree(join(home, 'bundle', 'rootfs'), { ignoreXattr: (name) => name === 'user.rootlesscontainers' });
+    const placeholders = [...umoci].filter(([path, node]) => path.startsWith('dev/') && node.type === 'file' && node.size === 0).map(([path]) => path);
+    expect(placeholders.sort()).toEqual(['console', 'full', 'null', 'ptmx', 'random', 'tty', 'urandom', 'zero'].map((name) => `dev/${name}`));
+    for (const path of placeholders) umoci.delete(path);
+
+    const chain = /Unpacked example\.com\/apt:apt: (sha256:[0-9a-f]{64})/.exec(strata('image', 'import', join(home, 'layout'), '--name', 'example.com/apt', '--unpack', '-q'))![1]!;
+    expect(strata('unpack', 'example.com/apt:apt', '-q')).toBe(`${chain}\n`); // unpacked already: the same chain
+    strata('snapshot', 'view', 'check', chain);
+    const options = /-o (\S+)$/.exec(strata('snapshot', 'mounts', '/mnt', 'check').trim())![1]!;
+    const target = mkdtempSync(join(work, 'rootless-view-'));
+    run('mount', ['-t', 'overlay', 'overlay', target, '-o', options]);
+    try {
+      expect(diffSnapshots(umoci, picture(target))).toEqual([]);
+    } finally {
+      run('umount', [target]);
+    }
+    // A build's filesystem export applies the layers again, into one directory, devices left out the same
+    // way. Its directories' times are not umoci's where the apt layer adds to a directory it has no entry
+    // for: applied in place, as Docker and GNU tar apply it, such a directory keeps the time of the change.
+    mkdirSync(join(home, 'context'));
+    writeFileSync(join(home, 'context', 'Dockerfile'), 'FROM example.com/apt:apt\nLABEL rootless=yes\n');
+    run('chown', ['-R', '65534:65534', join(home, 'context')]);
+    strata('build', join(home, 'context'), '-q', '-o', `type=local,dest=${join(home, 'files')}`);
+    const noDirTimes = { ignoreDirMtime: true, ignoreXattr: (name: string) => name === 'user.rootlesscontainers' };
+    const umociFiles = snapshotTree(join(home, 'bundle', 'rootfs'), noDirTimes);
+    for (const path of placeholders) umociFiles.delete(path);
+    expect(diffSnapshots(umociFiles, snapshotTree(join(home, 'files'), noDirTimes))).toEqual([]);
   });
 
   for (const driver of ['overlay', 'userspace'] as const) {

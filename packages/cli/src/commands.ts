@@ -36,10 +36,11 @@ function layerInput(layer: string): ByteInput {
 }
 
 /** `strata apply`: prints the applied layer's diffID. */
-export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean }): Promise<void> {
+export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean; devices?: 'create' | 'skip' | 'refuse' }): Promise<void> {
   const result = await applyLayer(layerInput(layer), dir, {
     layout: options.format,
     ...(options.userxattr ? { xattrNamespace: 'user' as const } : {}),
+    ...(options.devices ? { devices: options.devices } : {}),
     onWarning: warn,
   });
   print(`${result.diffID}\n`);

@@ -64,7 +64,10 @@ function program(firstWord: string): { cli: Command; layerCommand: boolean } {
     .argument('<dir>')
     .addOption(new Option('--format <layout>', 'plain, or overlay (deletions kept as overlayfs reads them)').choices(['plain', 'overlay']).default('plain'))
     .option('--userxattr', 'overlay markers in the user.* namespace (userxattr mounts)')
-    .action((layer: string, dir: string, o: { format: 'plain' | 'overlay'; userxattr?: boolean }) => runApply(layer, dir, { format: o.format, userxattr: o.userxattr ?? false }));
+    .addOption(new Option('--devices <what>', 'device nodes: create (root only), skip with a warning, or refuse (default: create as root, else refuse)').choices(['create', 'skip', 'refuse']))
+    .action((layer: string, dir: string, o: { format: 'plain' | 'overlay'; userxattr?: boolean; devices?: 'create' | 'skip' | 'refuse' }) =>
+      runApply(layer, dir, { format: o.format, userxattr: o.userxattr ?? false, ...(o.devices ? { devices: o.devices } : {}) }),
+    );
 
   cli
     .command('digest')

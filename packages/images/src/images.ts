@@ -353,7 +353,7 @@ export class Images {
    * every platform the image holds, each in a directory of its own named as BuildKit names them
    * (`linux_amd64`, `linux_arm_v7`). What `docker buildx build -o type=local` and `type=tar` give (split
    * for a build of several platforms). Owners are the image's as root; without root they are the caller's,
-   * in the directory and the archive alike.
+   * in the directory and the archive alike, and device nodes, which only root can make, are left out.
    */
   async exportFilesystem(ref: string, output: string | Writable, options: { tar?: boolean; platform?: PlatformChoice; split?: boolean; signal?: AbortSignal } = {}): Promise<void> {
     if (typeof output !== 'string' && !options.tar) throw new InvalidArgumentError('a filesystem goes into a stream only as a tar archive (tar: true)');
@@ -365,13 +365,14 @@ export class Images {
       ? platformImages(this.content, target, { all: true }).map((p) => ({ p, under: formatPlatform(platformOf(p)).replaceAll('/', '_') }))
       : [{ p: platformImage(this.content, target, options.platform), under: '' }];
     const dir = options.tar ? this.content.temporaryPath() : (output as string);
+    const asRoot = process.geteuid?.() === 0;
     mkdirSync(dir, { recursive: true });
     try {
       for (const { p, under } of chosen) {
         const into = under === '' ? dir : join(dir, under);
         mkdirSync(into, { recursive: true });
         for (const layer of p.manifest.layers) {
-          await applyLayer(this.content.path(layer.digest), into, { layout: 'plain', ...(options.signal ? { signal: options.signal } : {}) });
+          await applyLayer(this.content.path(layer.digest), into, { layout: 'plain', devices: asRoot ? 'create' : 'skip', ...(options.signal ? { signal: options.signal } : {}) });
         }
       }
       // A file is written aside and renamed into place by the writer; a symlink or device is written into,

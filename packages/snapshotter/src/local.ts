@@ -214,7 +214,8 @@ export class LocalSnapshotter implements Snapshotter {
     const layout = this.#impl.applyLayout;
     // In overlay layout the parents are the lowers: directories the layer implies are copied up from them.
     const lowers = layout === 'overlay' ? this.#impl.layers('active', this.#layout.fs(record.id), this.#chain(record.parent)) : undefined;
-    return applyLayer(layer, this.#layout.fs(record.id), { ...options, layout, xattrNamespace: this.#impl.namespace, ...(lowers ? { lowers } : {}) });
+    const devices = options.devices ?? (process.geteuid?.() === 0 ? 'create' : 'skip');
+    return applyLayer(layer, this.#layout.fs(record.id), { ...options, layout, devices, xattrNamespace: this.#impl.namespace, ...(lowers ? { lowers } : {}) });
   }
 
   async remove(key: string): Promise<void> {

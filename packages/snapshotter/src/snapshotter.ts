@@ -196,7 +196,9 @@ export interface Snapshotter {
   /**
    * Applies a layer tarball into the active snapshot `key`, in the form its driver keeps trees (into the
    * upper directory in overlay layout, or into the full copy): how images are unpacked, one snapshot per
-   * layer. Throws FAILED_PRECONDITION (not active) and what `applyLayer` throws.
+   * layer. Without root, device nodes are skipped unless `options.devices` says otherwise (the caller cannot
+   * make them; containerd skips them in a user namespace too, and a container's runtime gives it its `/dev`).
+   * Throws FAILED_PRECONDITION (not active) and what `applyLayer` throws.
    */
   applyLayer(key: string, layer: ByteInput, options?: ApplyOptions): Promise<ApplyResult>;
 

@@ -48,8 +48,14 @@ export interface ApplyOptions extends ReadLimits {
    * layer's owners in the result, for rootless use. Default: `apply` as root, else `record`.
    */
   owners?: 'apply' | 'record';
-  /** `create` device nodes (default as root), or `refuse` them with UNSUPPORTED (default otherwise). */
-  devices?: 'create' | 'refuse';
+  /**
+   * Character and block devices: `create` them (default as root), `refuse` them with UNSUPPORTED (default
+   * otherwise), or `skip` them, each with a warning, as Docker and containerd do in a user namespace, where
+   * no process may make one: what stood at the path is removed all the same, and in overlay layout a
+   * whiteout hides what is below it, so the merged view has nothing there. A hardlink to a skipped device
+   * is skipped too.
+   */
+  devices?: 'create' | 'skip' | 'refuse';
   /**
    * In overlay layout, the layers below the target (bottom first): a parent directory the layer does not
    * name but needs is made as a copy-up of theirs (owner, mode, xattrs, times), not as a new 0755
@@ -128,7 +134,7 @@ export async function applyLayer(source: ByteInput, target: string, options: App
   oneOf(options.layout, ['plain', 'overlay'], 'layout');
   oneOf(options.xattrNamespace, ['trusted', 'user'], 'xattrNamespace');
   oneOf(options.owners, ['apply', 'record'], 'owners');
-  oneOf(options.devices, ['create', 'refuse'], 'devices');
+  oneOf(options.devices, ['create', 'skip', 'refuse'], 'devices');
   // Applies of files begun together start in line as well: each opens its file, starts its hashing thread
   // and reads its first chunk before its first entry, none of it waiting on the loop, and three such starts
   // in one turn held the loop 20-28 ms. A stream is not held here: its first chunk waits on the loop anyway,

@@ -25,6 +25,8 @@ export interface Deletions {
   recreated(dir: string): void;
   /** A directory is needed at `path`, where `kind` stands: true when this strategy cleared the way. */
   clearForDirectory(path: string, kind: HostKind): boolean;
+  /** The layer's entry at `path` is left out (see `devices: 'skip'`): nothing below may show there either. */
+  absent(path: string): void;
 }
 
 /** Deletions executed: the target becomes the merged tree. */
@@ -72,6 +74,10 @@ export class PlainDeletions implements Deletions {
 
   recreated(dir: string): void {
     this.markOpaque(dir);
+  }
+
+  absent(_path: string): void {
+    // What stood at the path was removed when the entry replaced it: the target has nothing there.
   }
 
   /** Records that `dir` hides what is below it; a plain target has nothing to record. */
@@ -133,6 +139,13 @@ export class OverlayDeletions extends PlainDeletions {
     this.#devices.add(path);
     // A later entry at this path replaces the device; a later whiteout must not remove it.
     this.state.touch(path);
+  }
+
+  /** A whiteout device in the entry's place, so what the layers below have there stays hidden. */
+  override absent(path: string): void {
+    if (this.#underOpaque(path)) return;
+    this.target.mknod(path, WHITEOUT_DEVICE.typeBits, WHITEOUT_DEVICE.perm, WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
+    this.#devices.add(path);
   }
 
   #underOpaque(path: string): boolean {

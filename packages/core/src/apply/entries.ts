@@ -24,7 +24,7 @@ const REFUSED_XATTR = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'EINVAL', 'ENOS
 export interface EntryPolicy {
   /** `apply`: chown every entry. `record`: leave the caller's owner and report the layer's. */
   readonly owners: 'apply' | 'record';
-  readonly devices: 'create' | 'refuse';
+  readonly devices: 'create' | 'skip' | 'refuse';
   readonly warn: (message: string, path: string) => void;
   /**
    * True when a new entry with this owner would get it without a chown: the target started empty, is not
@@ -133,8 +133,13 @@ export class EntryWriter {
       case 'char':
       case 'block':
       case 'fifo': {
-        if (entry.type !== 'fifo' && this.policy.devices === 'refuse') {
-          throw new UnsupportedError(`device nodes are not permitted here: ${quote(entry.path)}`, { path: entry.path });
+        if (entry.type !== 'fifo' && this.policy.devices !== 'create') {
+          if (this.policy.devices === 'refuse') {
+            const why = process.geteuid?.() === 0 ? '' : ' (only root can make them; the devices option can skip them)';
+            throw new UnsupportedError(`device nodes are not permitted here: ${quote(entry.path)}${why}`, { path: entry.path });
+          }
+          this.#skipDevice(entry, path, `${entry.type} device ${entry.devmajor ?? 0}:${entry.devminor ?? 0} not made`);
+          break;
         }
         this.target.mknod(path, specialTypeBits(entry.type), 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
         this.target.setAttrs(path, { owner: this.#ownerFor(entry), mode: entry.mode, mtime: entry.mtime });
@@ -200,9 +205,26 @@ export class EntryWriter {
     }
   }
 
-  /** Links hardlink `entry` at `path` to what its target names now: false when nothing (linkable) is there. */
+  /**
+   * A device the policy leaves out (`devices: 'skip'`): nothing stands at `path` (what stood there went when
+   * the entry replaced it) and nothing below shows through; links to it are left out too.
+   */
+  #skipDevice(entry: Entry, path: string, what: string): void {
+    this.deletions.absent(path);
+    this.state.skippedDevices.add(path);
+    this.policy.warn(`${what}: devices are skipped here`, entry.path);
+  }
+
+  /**
+   * Links hardlink `entry` at `path` to what its target names now: false when nothing (linkable) is there.
+   * A link to a skipped device is skipped with it.
+   */
   #link(entry: Entry, path: string): boolean {
     const target = this.target.resolve(entry.linkname!);
+    if (this.state.skippedDevices.size !== 0 && this.state.skippedDevices.has(target)) {
+      this.#skipDevice(entry, path, `hardlink to the skipped device ${quote(entry.linkname!)} not made`);
+      return true;
+    }
     const kind = this.target.kind(target);
     if (kind === undefined || kind === 'whiteout') return false;
     if (kind === 'directory') throw new LayerFormatError(`hardlink to a directory: ${quote(entry.path)} -> ${quote(entry.linkname!)}`, { path: entry.path });

@@ -25,6 +25,8 @@ export class ApplyState {
   readonly directories = new Map<string, Entry>();
   /** Hardlinks linked at the end (their target came later in the layer), by the link's resolved path. */
   readonly links = new Map<string, Entry>();
+  /** Devices (and links to them) the policy left out, where no later entry took the path. */
+  readonly skippedDevices = new Set<string>();
 
   /** Records that the layer put something at `path`. */
   touch(path: string): void {
@@ -51,6 +53,7 @@ export class ApplyState {
   replaced(path: string, present = true): void {
     if (present) this.directories.delete(path);
     if (this.links.size !== 0) this.links.delete(path); // nearly always empty
+    if (this.skippedDevices.size !== 0) this.skippedDevices.delete(path); // empty but where devices are skipped
   }
 
   /** `path` was removed (with everything below it, for a directory): forget what was pending there. */
@@ -59,5 +62,6 @@ export class ApplyState {
     if (!wasDirectory) return;
     for (const dir of this.directories.keys()) if (isWithin(dir, path)) this.directories.delete(dir);
     for (const link of this.links.keys()) if (isWithin(link, path)) this.links.delete(link);
+    for (const device of this.skippedDevices) if (isWithin(device, path)) this.skippedDevices.delete(device);
   }
 }
