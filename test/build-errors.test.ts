@@ -4,7 +4,7 @@
  * userspace driver) while a Dockerfile without RUN still builds there; an aborted build stops its RUN.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from '@strata/build';
@@ -89,6 +89,23 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap'))('ba
     await expect(buildWith(images, { context: dir, tags: ['example.com/add:cut'] })).rejects.toThrow(/Dockerfile line 2: ADD xz: .*(truncated|Unexpected end)/);
     expect(images.images.get('example.com/add:cut')).toBeUndefined();
     expect(await activeSnapshots()).toEqual([]);
+  }, 120_000);
+
+  it.skipIf(!needs('zstd'))('extracts zstd archives (one opened by a skippable frame too) and copies a zstd file of anything else as a file, as BuildKit does', async () => {
+    const dir = context(`FROM ${BASE}\nADD z.tar.zst /z/\nADD skip.tar.zst /skip/\nADD notes.zst /notes/\n`, { 'src/pkg/file': 'inside\n' });
+    const zstd = (input: Buffer) => execFileSync('zstd', ['-q', '-c'], { input });
+    const tar = execFileSync('tar', ['-c', '-C', join(dir, 'src'), 'pkg']);
+    const skippable = Buffer.alloc(8 + 4);
+    skippable.writeUInt32LE(0x184d2a5a, 0);
+    skippable.writeUInt32LE(4, 4);
+    writeFileSync(join(dir, 'z.tar.zst'), zstd(tar));
+    writeFileSync(join(dir, 'skip.tar.zst'), Buffer.concat([skippable, zstd(tar)]));
+    writeFileSync(join(dir, 'notes.zst'), zstd(Buffer.from('notes, not an archive\n'.repeat(100))));
+    const { result } = await buildWith(images, { context: dir, tags: ['example.com/add:zstd'] });
+    const tree = await imageTree(images, result.names[0]!, work);
+    expect(tree.get('z/pkg/file')).toMatchObject({ type: 'file', size: 7 });
+    expect(tree.get('skip/pkg/file')).toMatchObject({ type: 'file', size: 7 });
+    expect(tree.get('notes/notes.zst')).toMatchObject({ type: 'file', size: statSync(join(dir, 'notes.zst')).size });
   }, 120_000);
 
   it('refuses a tag or cache image that cannot be a name before it builds anything, as docker build refuses its -t', async () => {

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { eachLimited, encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
+import { decodeBlob, detectCompression, eachLimited, encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import type { ModeChange } from './chmod.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { hasExceptions, patternFilter, type ContextFilter } from './ignore.js';
@@ -365,6 +365,15 @@ export async function headOf(tree: SourceTree, node: SourceNode, size: number): 
   return head;
 }
 
+/** Whether `head` opens a zstd stream (a frame, or a skippable one). */
+function isZstd(head: Buffer): boolean {
+  try {
+    return detectCompression(head) === 'zstd';
+  } catch {
+    return false; // the start of another compression's magic, not all of it: not zstd either
+  }
+}
+
 /** Whether a file is a tar archive, plain or compressed with gzip, zstd, bzip2 or xz (ADD's test). */
 async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean> {
   const head = await headOf(tree, node, 64 * 1024);
@@ -393,8 +402,20 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
       return false;
     }
   }
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return true;
   const format = externalFormat(head);
+  if (format === undefined && isZstd(head)) {
+    // As BuildKit: an archive only if a tar header comes out (a zstd file of anything else is copied as is).
+    let start = Buffer.alloc(0);
+    try {
+      for await (const chunk of (await decodeBlob(tree.read(node), { hash: false })).stream) {
+        start = Buffer.concat([start, chunk]);
+        if (start.length >= 512) break; // a header is all it takes: the rest is never inflated
+      }
+    } catch {
+      return false;
+    }
+    return ustar(start);
+  }
   if (format !== undefined) {
     // Inflated by the system's tool until a tar header shows (a bzip2 block may need all of its input first).
     let start = Buffer.alloc(0);

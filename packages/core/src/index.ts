@@ -48,7 +48,7 @@ export {
 
 // Layer blobs: read, digest, apply, write.
 export type { ByteInput } from './blob/input.js';
-export { detectFileCompression, type Compression } from './blob/compression.js';
+export { detectCompression, detectFileCompression, type Compression } from './blob/compression.js';
 export { writeBlob, type BlobDigests, type WriteBlobOptions } from './blob/write-blob.js';
 export { createSha256, PARALLEL_HASH_THRESHOLD, sha256OfFile, type Sha256Stream } from './blob/sha256.js';
 export { BufferPool } from './blob/buffer-pool.js';

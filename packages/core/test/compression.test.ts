@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { crc32, gunzipSync, gzipSync, deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressor, decoderEngines, decompressor, type Compression, type Decompress } from '../src/blob/compression.js';
+import { needs } from '../../../test/helpers/oracle.js';
+import { compressor, decoderEngines, decompressor, detectCompression, type Compression, type Decompress } from '../src/blob/compression.js';
+import { digestBlob } from '../src/index.js';
 
 const BLOCK = 256 * 1024;
 
@@ -217,6 +219,7 @@ describe('gzip read through ISA-L, zstd through the system libzstd, on the threa
         'no checksum': await zstdOf(data, { checksumFlag: false }),
         'three frames': Buffer.concat([one, await zstdOf(Buffer.alloc(0)), second]),
         'a skippable frame between': Buffer.concat([one, skippable, second]),
+        'a skippable frame first': Buffer.concat([skippable, one]),
         'trailing garbage': Buffer.concat([one, Buffer.from('junk')]),
         'trailing zeros': Buffer.concat([one, Buffer.alloc(16)]),
         'a flipped byte': flipped,
@@ -237,5 +240,32 @@ describe('gzip read through ISA-L, zstd through the system libzstd, on the threa
     );
     const text = Buffer.from('whiteout '.repeat(1000));
     expect(await outcome((compressed) => zstdEngines.native!(compressed), [await zstdOf(text)])).toEqual(text);
+  });
+});
+
+describe('zstd that opens with a skippable frame', () => {
+  const skippable = (magic: number, payload: Buffer) => {
+    const frame = Buffer.alloc(8 + payload.length);
+    frame.writeUInt32LE(magic, 0);
+    frame.writeUInt32LE(payload.length, 4);
+    payload.copy(frame, 8);
+    return frame;
+  };
+
+  it('is detected by each of the sixteen magic numbers, as containerd and moby detect it, and nothing else near them is', () => {
+    for (let magic = 0x184d2a50; magic <= 0x184d2a5f; magic++) expect(detectCompression(skippable(magic, Buffer.alloc(0)))).toBe('zstd');
+    expect(detectCompression(skippable(0x184d2a60, Buffer.alloc(0)))).toBe('none');
+    expect(detectCompression(skippable(0x184d2a4f, Buffer.alloc(0)))).toBe('none');
+    expect(detectCompression(skippable(0x184d2a50, Buffer.alloc(0)).subarray(0, 7))).toBe('none'); // too short to be a frame
+  });
+
+  it.skipIf(!needs('zstd'))('gives the diffID of what `zstd -d` makes of it', async () => {
+    const tar = execFileSync('tar', ['-c', '-C', import.meta.dirname, '.'], { maxBuffer: 1 << 30 });
+    const layer = Buffer.concat([skippable(0x184d2a5e, Buffer.from('metadata a reader skips')), execFileSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 1 << 30 })]);
+    const inflated = execFileSync('zstd', ['-q', '-d', '-c'], { input: layer, maxBuffer: 1 << 30 });
+    expect(inflated.equals(tar)).toBe(true);
+    const digests = await digestBlob(layer);
+    expect(digests).toMatchObject({ compression: 'zstd', uncompressedSize: tar.length, size: layer.length });
+    expect(digests.uncompressedDigest).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`);
   });
 });

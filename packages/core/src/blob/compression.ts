@@ -27,10 +27,18 @@ function zstd(): ZstdNapi {
 /** The compressions strata reads and writes. */
 export type Compression = 'none' | 'gzip' | 'zstd';
 
-/** Identifies the compression of a layer from its first bytes (at least 6 for certainty). */
+/** Bytes `detectCompression` needs to be certain. */
+export const COMPRESSION_MAGIC_BYTES = 8;
+
+/**
+ * Identifies the compression of a layer from its first bytes (`COMPRESSION_MAGIC_BYTES` for certainty). A
+ * zstd stream may open with a skippable frame (magic 0x184D2A50 to 0x184D2A5F, then its length), as
+ * containerd and moby recognise it.
+ */
 export function detectCompression(head: Uint8Array): Compression {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head.length >= 8 && (head[0]! & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd';
   if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58) {
     throw new UnsupportedError('xz-compressed layers are not supported (OCI layers are gzip or zstd)');
   }
@@ -42,7 +50,7 @@ export function detectCompression(head: Uint8Array): Compression {
 
 /** The compression of the layer file at `path`, from its first bytes. */
 export function detectFileCompression(path: string): Compression {
-  const head = new Uint8Array(6);
+  const head = new Uint8Array(COMPRESSION_MAGIC_BYTES);
   const fd = openSync(path, 'r');
   try {
     return detectCompression(head.subarray(0, readSync(fd, head, 0, head.length, 0)));

@@ -5,7 +5,7 @@
  */
 import { LayerFormatError, StrataError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
-import { decompressor, detectCompression, pooledDecompressor, type Compression } from './compression.js';
+import { COMPRESSION_MAGIC_BYTES, decompressor, detectCompression, pooledDecompressor, type Compression } from './compression.js';
 import { openInput, READ_CHUNK, type ByteInput, type OpenedInput } from './input.js';
 import { turn } from '../turns.js';
 import { createByteCounter, createSha256, FileSha256, PARALLEL_HASH_THRESHOLD, type Sha256Stream } from './sha256.js';
@@ -110,7 +110,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
   const head: Uint8Array[] = [];
   let headLength = 0;
   let done = false;
-  while (headLength < 6) {
+  while (headLength < COMPRESSION_MAGIC_BYTES) {
     const next = await source.next();
     if (next.done) {
       done = true;
@@ -119,7 +119,7 @@ export async function decodeInput(input: ByteInput, options: DecodeOptions = {})
     head.push(next.value);
     headLength += next.value.length;
   }
-  // The magic numbers are in the first 6 bytes: joined only when the first chunk is shorter (a 1 MiB copy
+  // The magic numbers are in the first 8 bytes: joined only when the first chunk is shorter (a 1 MiB copy
   // into fresh memory otherwise, about 1 ms of every apply).
   const compression = detectCompression(head.length === 1 ? head[0]! : Buffer.concat(head));
   const setting = options.parallelHash ?? 'auto';
