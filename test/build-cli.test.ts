@@ -321,10 +321,10 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     const dir = writeContext(join(rootless, 'context'), { Dockerfile: 'FROM scratch\nENV A=1\nLABEL who=nobody\n', 'a.txt': 'a\n' });
     spawnSync('chown', ['-R', '65534:65534', rootless]);
     chmodSync(work, 0o755); // nobody passes through the scratch directory
-    const build = (dockerfile: string, as: 'nobody' | 'root') => {
+    const build = (dockerfile: string, as: 'nobody' | 'root', extra: string[] = []) => {
       writeFileSync(join(dir, 'Dockerfile'), dockerfile);
       spawnSync('chown', ['65534:65534', join(dir, 'Dockerfile')]);
-      const command = [cli, '--root', join(rootless, as === 'root' ? 'root-of-root' : 'root'), '--driver', 'userspace', 'build', '-q', '--source-date-epoch', '1700000000', dir];
+      const command = [cli, '--root', join(rootless, as === 'root' ? 'root-of-root' : 'root'), '--driver', 'userspace', 'build', '-q', '--source-date-epoch', '1700000000', ...extra, dir];
       const env = { ...process.env, HOME: rootless, NODE_EXTRA_CA_CERTS: '' };
       if (as === 'root') return spawnSync(process.execPath, command, { encoding: 'utf8', env });
       return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...command], { encoding: 'utf8', env });
@@ -354,6 +354,13 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     expect(theirs.status).toBe(1);
     expect(theirs.stderr).toContain('Dockerfile line 2: ADD');
     expect(theirs.stderr).toContain('belongs to 1000:1000');
+    // An archive's device nodes, which only root can make, are left out, as BuildKit leaves them out in a
+    // user namespace; the rest is unpacked.
+    writeFileSync(join(dir, 'devices.tar'), rawTar([{ name: 'dev/', type: '5', mode: 0o755 }, { name: 'dev/null', type: '3', mode: 0o666, devmajor: 1, devminor: 3 }, { name: 'dev/keep', data: 'kept\n' }]));
+    spawnSync('chown', ['65534:65534', join(dir, 'devices.tar')]);
+    const devices = build('FROM scratch\nADD devices.tar /\n', 'nobody', ['-o', `type=local,dest=${join(rootless, 'devices-out')}`]);
+    expect(devices.status, devices.stderr).toBe(0);
+    expect(readdirSync(join(rootless, 'devices-out', 'dev'))).toEqual(['keep']);
     const run = asNobody('FROM scratch\nRUN true\n');
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('Dockerfile line 2: RUN needs root');

@@ -271,6 +271,8 @@ export class CopySteps<S extends { readonly state: StageState }> {
       // The build's limits hold for what an archive inflates to, as for what COPY selects (a bomb stops there).
       const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, {
         layout: 'plain',
+        // Without root its device nodes are left out, as BuildKit's unpack leaves them out in a user namespace.
+        devices: this.#build.idMap ? 'skip' : 'create',
         maxEntries: this.#build.limits.maxEntries,
         maxTotalBytes: this.#build.limits.maxBytes,
         listImpliedDirectories: true,
