@@ -67,6 +67,15 @@ describe.skipIf(!needs('root'))('device nodes skipped', () => {
     expect(warnings).toContain('dev/disk: hardlink to the skipped device "dev/sda" not made: devices are skipped here');
   });
 
+  it('a skipped device whose path a later entry makes a directory is that directory: a hardlink to it is refused as one', async () => {
+    const layer = join(work, 'device-then-dir.tar');
+    writeFileSync(layer, rawTar([char('x', 1, 3), file('x/child', 'c\n'), link('h', 'x')]));
+    await expect(applyLayer(layer, join(work, 'device-then-dir'), { devices: 'skip' })).rejects.toMatchObject({ code: 'LAYER_FORMAT', message: expect.stringContaining('hardlink to a directory') });
+    writeFileSync(layer, rawTar([char('x', 1, 3), file('x/child', 'c\n')]));
+    await applyLayer(layer, join(work, 'device-then-dir'), { devices: 'skip' });
+    expect(snapshotTree(join(work, 'device-then-dir')).get('x/child')).toMatchObject({ type: 'file' });
+  });
+
   it('the same layer as root with devices created makes them (the skip is the option, not the process)', async () => {
     const target = join(work, 'created');
     await applyLayer(join(work, 'devices.tar'), target);

@@ -221,12 +221,12 @@ export class EntryWriter {
    */
   #link(entry: Entry, path: string): boolean {
     const target = this.target.resolve(entry.linkname!);
-    if (this.state.skippedDevices.size !== 0 && this.state.skippedDevices.has(target)) {
+    const kind = this.target.kind(target);
+    if (kind === undefined || kind === 'whiteout') {
+      if (this.state.skippedDevices.size === 0 || !this.state.skippedDevices.has(target)) return false;
       this.#skipDevice(entry, path, `hardlink to the skipped device ${quote(entry.linkname!)} not made`);
       return true;
     }
-    const kind = this.target.kind(target);
-    if (kind === undefined || kind === 'whiteout') return false;
     if (kind === 'directory') throw new LayerFormatError(`hardlink to a directory: ${quote(entry.path)} -> ${quote(entry.linkname!)}`, { path: entry.path });
     if (target === path) throw new LayerFormatError(`hardlink to itself: ${quote(entry.path)}`, { path: entry.path });
     this.target.link(target, path);
