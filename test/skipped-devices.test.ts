@@ -107,7 +107,7 @@ describe.skipIf(!needs('root'))('device nodes skipped', () => {
     }
   });
 
-  it('without root, `strata apply` refuses devices, naming the way round, and leaves no target; --devices skip applies the rest', () => {
+  it('without root, `strata apply` refuses devices, naming the way round unless told to refuse, and leaves no target; --devices skip applies the rest', () => {
     const home = join(work, 'nobody');
     mkdirSync(home);
     chownSync(home, 65534, 65534);
@@ -117,6 +117,8 @@ describe.skipIf(!needs('root'))('device nodes skipped', () => {
     expect(refused.status).toBe(1);
     expect(refused.stderr).toBe('strata: UNSUPPORTED: device nodes are not permitted here: "dev/console" (only root can make them; the devices option can skip them)\n');
     expect(existsSync(join(home, 'refused'))).toBe(false);
+    // Refused because the caller asked: no way round offered.
+    expect(asNobody('apply', '--devices', 'refuse', join(work, 'devices.tar'), join(home, 'refused')).stderr).toBe('strata: UNSUPPORTED: device nodes are not permitted here: "dev/console"\n');
     const applied = asNobody('apply', '--devices', 'skip', join(work, 'devices.tar'), join(home, 'applied'));
     expect(applied.status, applied.stderr).toBe(0);
     expect(applied.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);

@@ -184,6 +184,7 @@ async function applyInto(source: ByteInput, root: string, options: ApplyOptions,
     const writer = new EntryWriter(target, state, deletions, {
       owners: options.owners ?? (isRoot ? 'apply' : 'record'),
       devices: options.devices ?? (isRoot ? 'create' : 'refuse'),
+      ...(options.devices === undefined && !isRoot ? { devicesRefused: ' (only root can make them; the devices option can skip them)' } : {}),
       warn: options.onWarning ?? (() => {}),
       ownerIsDefault: (entry: Entry) => fresh && !rootSetgid && entry.uid === euid && entry.gid === egid,
     });

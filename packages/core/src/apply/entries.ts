@@ -25,6 +25,8 @@ export interface EntryPolicy {
   /** `apply`: chown every entry. `record`: leave the caller's owner and report the layer's. */
   readonly owners: 'apply' | 'record';
   readonly devices: 'create' | 'skip' | 'refuse';
+  /** What a refusal of a device adds (why, and the way round), when the caller did not ask for it. */
+  readonly devicesRefused?: string;
   readonly warn: (message: string, path: string) => void;
   /**
    * True when a new entry with this owner would get it without a chown: the target started empty, is not
@@ -135,8 +137,7 @@ export class EntryWriter {
       case 'fifo': {
         if (entry.type !== 'fifo' && this.policy.devices !== 'create') {
           if (this.policy.devices === 'refuse') {
-            const why = process.geteuid?.() === 0 ? '' : ' (only root can make them; the devices option can skip them)';
-            throw new UnsupportedError(`device nodes are not permitted here: ${quote(entry.path)}${why}`, { path: entry.path });
+            throw new UnsupportedError(`device nodes are not permitted here: ${quote(entry.path)}${this.policy.devicesRefused ?? ''}`, { path: entry.path });
           }
           this.#skipDevice(entry, path, `${entry.type} device ${entry.devmajor ?? 0}:${entry.devminor ?? 0} not made`);
           break;
