@@ -355,14 +355,19 @@ function excludeFilter(patterns: readonly string[]): ContextFilter {
   }
 }
 
-/** A file's first `size` bytes (fewer if it is shorter): what its format is told by. */
-export async function headOf(tree: SourceTree, node: SourceNode, size: number): Promise<Buffer> {
-  let head = Buffer.alloc(0);
-  for await (const chunk of tree.read(node)) {
-    head = Buffer.concat([head, chunk]);
-    if (head.length >= size) break;
+/** The first `size` bytes of `chunks` (fewer if they end first), reading no further than it takes. */
+async function startOf(chunks: AsyncIterable<Uint8Array>, size: number): Promise<Buffer> {
+  let start = Buffer.alloc(0);
+  for await (const chunk of chunks) {
+    start = Buffer.concat([start, chunk]);
+    if (start.length >= size) break;
   }
-  return head;
+  return start;
+}
+
+/** A file's first `size` bytes (fewer if it is shorter): what its format is told by. */
+export function headOf(tree: SourceTree, node: SourceNode, size: number): Promise<Buffer> {
+  return startOf(tree.read(node), size);
 }
 
 /** Whether `head` opens a zstd stream (a frame, or a skippable one). */
@@ -405,30 +410,21 @@ async function isTarArchive(tree: SourceTree, node: SourceNode): Promise<boolean
   const format = externalFormat(head);
   if (format === undefined && isZstd(head)) {
     // As BuildKit: an archive only if a tar header comes out (a zstd file of anything else is copied as is).
-    let start = Buffer.alloc(0);
+    // A header is all it takes: the rest is never inflated.
     try {
-      for await (const chunk of (await decodeBlob(tree.read(node), { hash: false })).stream) {
-        start = Buffer.concat([start, chunk]);
-        if (start.length >= 512) break; // a header is all it takes: the rest is never inflated
-      }
+      return ustar(await startOf((await decodeBlob(tree.read(node), { hash: false })).stream, 512));
     } catch {
       return false;
     }
-    return ustar(start);
   }
   if (format !== undefined) {
     // Inflated by the system's tool until a tar header shows (a bzip2 block may need all of its input first).
-    let start = Buffer.alloc(0);
     try {
-      for await (const chunk of inflate(format, tree.read(node))) {
-        start = Buffer.concat([start, chunk]);
-        if (start.length >= 512) break;
-      }
+      return ustar(await startOf(inflate(format, tree.read(node)), 512));
     } catch (error) {
       if (error instanceof UnsupportedError) throw new SourceError(`${JSON.stringify(node.path)}: ${error.message}`);
       return false; // not what it looked like: copied as a file, as BuildKit does
     }
-    return ustar(start);
   }
   return ustar(head);
 }
