@@ -134,18 +134,22 @@ export class OverlayDeletions extends PlainDeletions {
     else if (parent !== 'directory') return;
     const kind = this.target.kind(path);
     if (kind !== undefined) this.target.remove(path, kind);
-    if (this.#underOpaque(path)) return;
-    this.target.mknod(path, WHITEOUT_DEVICE.typeBits, WHITEOUT_DEVICE.perm, WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
-    this.#devices.add(path);
+    if (!this.#placeWhiteout(path)) return;
     // A later entry at this path replaces the device; a later whiteout must not remove it.
     this.state.touch(path);
   }
 
   /** A whiteout device in the entry's place, so what the layers below have there stays hidden. */
   override absent(path: string): void {
-    if (this.#underOpaque(path)) return;
+    this.#placeWhiteout(path);
+  }
+
+  /** A whiteout device at `path`, unless an opaque directory of this layer hides what is below: true when made. */
+  #placeWhiteout(path: string): boolean {
+    if (this.#underOpaque(path)) return false;
     this.target.mknod(path, WHITEOUT_DEVICE.typeBits, WHITEOUT_DEVICE.perm, WHITEOUT_DEVICE.major, WHITEOUT_DEVICE.minor);
     this.#devices.add(path);
+    return true;
   }
 
   #underOpaque(path: string): boolean {
