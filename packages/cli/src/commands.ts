@@ -36,11 +36,12 @@ function layerInput(layer: string): ByteInput {
 }
 
 /** `strata apply`: prints the applied layer's diffID. */
-export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean; devices?: 'create' | 'skip' | 'refuse' }): Promise<void> {
+export async function runApply(layer: string, dir: string, options: { format: 'plain' | 'overlay'; userxattr: boolean; devices?: 'create' | 'skip' | 'refuse'; owners?: 'apply' | 'record' | 'xattr' }): Promise<void> {
   const result = await applyLayer(layerInput(layer), dir, {
     layout: options.format,
     ...(options.userxattr ? { xattrNamespace: 'user' as const } : {}),
     ...(options.devices ? { devices: options.devices } : {}),
+    ...(options.owners ? { owners: options.owners } : {}),
     onWarning: warn,
   });
   print(`${result.diffID}\n`);

@@ -65,8 +65,9 @@ function program(firstWord: string): { cli: Command; layerCommand: boolean } {
     .addOption(new Option('--format <layout>', 'plain, or overlay (deletions kept as overlayfs reads them)').choices(['plain', 'overlay']).default('plain'))
     .option('--userxattr', 'overlay markers in the user.* namespace (userxattr mounts)')
     .addOption(new Option('--devices <what>', 'device nodes: create (root only), skip with a warning, or refuse (default: create as root, else refuse)').choices(['create', 'skip', 'refuse']))
-    .action((layer: string, dir: string, o: { format: 'plain' | 'overlay'; userxattr?: boolean; devices?: 'create' | 'skip' | 'refuse' }) =>
-      runApply(layer, dir, { format: o.format, userxattr: o.userxattr ?? false, ...(o.devices ? { devices: o.devices } : {}) }),
+    .addOption(new Option('--owners <how>', 'owners: apply (root only), keep the caller\'s, or keep the caller\'s and record the others in user.rootlesscontainers xattrs as umoci --rootless does (default: apply as root, else keep)').choices(['apply', 'keep', 'xattr']))
+    .action((layer: string, dir: string, o: { format: 'plain' | 'overlay'; userxattr?: boolean; devices?: 'create' | 'skip' | 'refuse'; owners?: 'apply' | 'keep' | 'xattr' }) =>
+      runApply(layer, dir, { format: o.format, userxattr: o.userxattr ?? false, ...(o.devices ? { devices: o.devices } : {}), ...(o.owners ? { owners: o.owners === 'keep' ? 'record' : o.owners } : {}) }),
     );
 
   cli

@@ -33,7 +33,9 @@ export { cleanEntryName, cleanLayerPath, compareTarOrder, ROOT } from './path.js
 export { pathMatcher, type PathMatcher } from './path-pattern.js';
 /** Text a layer controls, made safe for messages and terminals. */
 export { quote, sanitize } from './quote.js';
-export { callerAsRoot, mapEntryOwner, processIdMap, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';
+export { callerAsRoot, containerOwner, mapEntryOwner, processIdMap, toContainerId, toHostId, type IdMap, type IdMapping } from './idmap.js';
+/** Owners a rootless unpack could not give, kept in `user.rootlesscontainers` xattrs as umoci keeps them. */
+export { decodeRootlessOwner, encodeRootlessOwner, ROOTLESS_OWNER_XATTR, type RecordedOwner } from './rootless-owner.js';
 
 // Deletions: OCI whiteout names and overlayfs markers.
 export {

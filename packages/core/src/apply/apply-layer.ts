@@ -45,9 +45,13 @@ export interface ApplyOptions extends ReadLimits {
   xattrNamespace?: OverlayXattrNamespace;
   /**
    * `apply`: chown every entry (needs root). `record`: leave files owned by the caller and report the
-   * layer's owners in the result, for rootless use. Default: `apply` as root, else `record`.
+   * layer's owners in the result, for rootless use. `xattr`: as `record`, and keep each owner other than
+   * root in the file's `user.rootlesscontainers` xattr, as `umoci unpack --rootless` does (a layer's own
+   * such xattr is dropped with a warning), so that a rootless commit can give it back (`mapEntryOwner`).
+   * The kernel takes no `user.*` xattr on a symlink: a symlink's owner is only reported. Default: `apply`
+   * as root, else `record`.
    */
-  owners?: 'apply' | 'record';
+  owners?: 'apply' | 'record' | 'xattr';
   /**
    * Character and block devices: `create` them (default as root), `refuse` them with UNSUPPORTED (default
    * otherwise), or `skip` them, each with a warning, as Docker and containerd do in a user namespace, where
@@ -83,7 +87,7 @@ export interface ApplyOptions extends ReadLimits {
 export interface ApplyResult extends LayerDigests {
   /** Entries applied, whiteouts and opaque markers included. */
   entries: number;
-  /** In `record` mode, every entry whose owner is not 0:0. */
+  /** In `record` and `xattr` modes, every entry whose owner is not 0:0. */
   owners: OwnerRecord[];
   /**
    * With `listImpliedDirectories`: the directories made only as parents of entries (`var/run` for a layer
@@ -133,7 +137,7 @@ function oneOf<T extends string>(value: T | undefined, allowed: readonly T[], na
 export async function applyLayer(source: ByteInput, target: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   oneOf(options.layout, ['plain', 'overlay'], 'layout');
   oneOf(options.xattrNamespace, ['trusted', 'user'], 'xattrNamespace');
-  oneOf(options.owners, ['apply', 'record'], 'owners');
+  oneOf(options.owners, ['apply', 'record', 'xattr'], 'owners');
   oneOf(options.devices, ['create', 'skip', 'refuse'], 'devices');
   // Applies of files begun together start in line as well: each opens its file, starts its hashing thread
   // and reads its first chunk before its first entry, none of it waiting on the loop, and three such starts

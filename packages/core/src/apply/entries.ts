@@ -10,6 +10,7 @@ import { ROOT } from '../path.js';
 import { quote } from '../quote.js';
 import { turn } from '../turns.js';
 import { isOverlayXattr } from '../whiteout.js';
+import { encodeRootlessOwner, ROOTLESS_OWNER_XATTR } from '../rootless-owner.js';
 import type { EntryContent } from '../tar/reader.js';
 import type { Deletions } from './deletions.js';
 import type { ApplyState } from './state.js';
@@ -22,8 +23,11 @@ const REFUSED_XATTR = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'EINVAL', 'ENOS
 
 /** How owners and devices are treated, and where warnings go. */
 export interface EntryPolicy {
-  /** `apply`: chown every entry. `record`: leave the caller's owner and report the layer's. */
-  readonly owners: 'apply' | 'record';
+  /**
+   * `apply`: chown every entry. `record`: leave the caller's owner and report the layer's. `xattr`: as
+   * `record`, and keep each owner other than root in the `user.rootlesscontainers` xattr.
+   */
+  readonly owners: 'apply' | 'record' | 'xattr';
   readonly devices: 'create' | 'skip' | 'refuse';
   /** What a refusal of a device adds (why, and the way round), when the caller did not ask for it. */
   readonly devicesRefused?: string;
@@ -35,9 +39,10 @@ export interface EntryPolicy {
   readonly ownerIsDefault: (entry: Entry) => boolean;
 }
 
-/** An owner the layer asked for and a rootless apply recorded instead of applying. */
+/** An owner the layer asked for and a rootless apply reported instead of applying. */
 export interface OwnerRecord {
   path: string;
+  type: Entry['type'];
   uid: number;
   gid: number;
 }
@@ -62,8 +67,8 @@ export class EntryWriter {
 
   /** The owner to give `entry`, or undefined when there is nothing to change (recorded instead, rootless). */
   #ownerFor(entry: Entry): Owner {
-    if (this.policy.owners === 'record') {
-      if (entry.uid !== 0 || entry.gid !== 0) this.ownerRecords.push({ path: entry.path, uid: entry.uid, gid: entry.gid });
+    if (this.policy.owners !== 'apply') {
+      if (entry.uid !== 0 || entry.gid !== 0) this.ownerRecords.push({ path: entry.path, type: entry.type, uid: entry.uid, gid: entry.gid });
       return undefined;
     }
     return this.policy.ownerIsDefault(entry) ? undefined : entry;
@@ -71,25 +76,44 @@ export class EntryWriter {
 
   /**
    * The entry's xattrs, after its owner (a chown clears `security.capability`). Overlay markers are dropped:
-   * a layer cannot forge them. An xattr the target's file system refuses (a namespace it does not know,
+   * a layer cannot forge them. With `owners: 'xattr'`, an owner other than root is recorded in
+   * `user.rootlesscontainers` (and a layer's own record dropped). An xattr the target's file system refuses (a namespace it does not know,
    * `user.*` on a symlink or device, an invalid capability, a value too large) is skipped with a warning,
    * as GNU tar does; any other failure fails the apply.
    */
-  #setXattrs(path: string, entry: Entry): void {
-    if (entry.xattrs.size === 0) return;
+  #setXattrs(path: string, entry: Entry, copyUp = false): void {
+    // A copy-up's entry is the host's, owner record included, not the layer's: its xattrs are copied as they are.
+    const recording = this.policy.owners === 'xattr' && !copyUp;
+    const ownerRecord = recording ? encodeRootlessOwner(entry.uid, entry.gid, entry.path) : undefined;
+    if (entry.xattrs.size === 0 && ownerRecord === undefined) return;
     for (const [name, value] of entry.xattrs) {
       if (isOverlayXattr(name)) {
         this.policy.warn(`dropping overlay xattr ${quote(name)}: a layer cannot set overlayfs markers`, entry.path);
         continue;
       }
-      try {
-        this.target.setXattr(path, name, value);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? '';
-        if (!REFUSED_XATTR.has(code)) throw error;
-        this.policy.warn(`xattr ${quote(name)} not set: the file system refused it (${code})`, entry.path);
+      if (name === ROOTLESS_OWNER_XATTR && recording) {
+        // umoci's rootless unpack drops it too: here the record is the entry's owner, not the layer's word.
+        this.policy.warn(`dropping the layer's ${quote(name)} xattr: a rootless apply records the entry's own owner there`, entry.path);
+        continue;
       }
+      this.#setXattr(path, entry, name, value);
     }
+    if (ownerRecord !== undefined) this.#setXattr(path, entry, ROOTLESS_OWNER_XATTR, ownerRecord);
+  }
+
+  #setXattr(path: string, entry: Entry, name: string, value: Uint8Array): void {
+    try {
+      this.target.setXattr(path, name, value);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (!REFUSED_XATTR.has(code)) throw error;
+      this.policy.warn(`xattr ${quote(name)} not set: the file system refused it (${code})`, entry.path);
+    }
+  }
+
+  /** An existing directory given to root: the owner record an earlier apply left on it goes. */
+  #clearOwnerRecord(path: string, entry: Entry): void {
+    if (this.policy.owners === 'xattr' && entry.uid === 0 && entry.gid === 0) this.target.removeXattr(path, ROOTLESS_OWNER_XATTR);
   }
 
   /** The layer's entry for the root directory: owner and xattrs now, mode and times at the end. */
@@ -97,6 +121,7 @@ export class EntryWriter {
     if (entry.type !== 'directory') throw new LayerFormatError('the layer root must be a directory', { path: ROOT });
     const owner = this.#ownerFor(entry);
     if (owner !== undefined) this.target.setAttrs(ROOT, { owner });
+    this.#clearOwnerRecord(ROOT, entry);
     this.#setXattrs(ROOT, entry);
     this.state.directories.set(ROOT, entry);
   }
@@ -157,6 +182,8 @@ export class EntryWriter {
       this.target.mkdir(path, 0o700); // its mode at the end: until then the apply must be able to write in it
       // Deleted and re-created, or made where a deletion stood: nothing below may show through.
       if (existing === 'whiteout' || this.state.whitedOut.has(path)) this.deletions.recreated(path);
+    } else {
+      this.#clearOwnerRecord(path, entry);
     }
     const owner = this.#ownerFor(entry);
     if (owner !== undefined) this.target.setAttrs(path, { owner });
@@ -171,7 +198,7 @@ export class EntryWriter {
    */
   implicitDirectory(path: string, below: Entry): void {
     if (this.policy.owners === 'apply' && !this.policy.ownerIsDefault(below)) this.target.setAttrs(path, { owner: below });
-    this.#setXattrs(path, below);
+    this.#setXattrs(path, below, true);
     this.state.directories.set(path, below);
   }
 

@@ -35,6 +35,7 @@ import {
   openRoot,
   readlinkAt,
   removeAt,
+  removeXattrAt,
   setAttrsAt,
   setXattrAt,
   STAT,
@@ -442,6 +443,16 @@ export class ApplyTarget {
     } catch (error) {
       if (isErrno(error)) throw fsError(error.code ?? 'EIO', 'setxattr', path === ROOT ? this.root : `${this.root}/${path}`);
       throw error;
+    }
+  }
+
+  /** Removes one xattr, if it is there. */
+  removeXattr(path: string, key: string): void {
+    try {
+      if (path === ROOT) removeXattrAt(this.#rootFd, '', key);
+      else removeXattrAt(this.#parent(path), baseName(path), key);
+    } catch (error) {
+      this.#fail(error, path);
     }
   }
 
