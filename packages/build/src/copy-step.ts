@@ -172,7 +172,7 @@ export class CopySteps<S extends { readonly state: StageState }> {
   ): Promise<StepPlan> {
     const selection = await atLine(step, () => CopySelection.select(tree, picked, dest, this.#build.limits, select));
     const archives = step.keyword === 'ADD' && unpack !== false ? await atLine(step, () => selection.archives()) : [];
-    const copyOptions = { keepOwners, ...(chmod ? { chmod: chmod.change } : {}) };
+    const copyOptions = { keepOwners, ...(chmod ? { chmod: chmod.change } : {}), ...(this.#build.idMap ? { idMap: this.#build.idMap } : {}) };
     const sum = await atLine(step, () => selection.checksum(copyOptions)); // a file that changed kind since the listing
     // What is added is only there when given, so the steps of roots built before these flags keep their keys.
     const flagged = [...(select.parents ? ['parents'] : []), ...(select.exclude ? [['exclude', ...select.exclude]] : []), ...(unpack !== undefined ? [['unpack', unpack]] : [])];
@@ -271,16 +271,19 @@ export class CopySteps<S extends { readonly state: StageState }> {
       // The build's limits hold for what an archive inflates to, as for what COPY selects (a bomb stops there).
       const applied = await applyLayer(format ? inflate(format, tree.read(node)) : tree.read(node), temp, {
         layout: 'plain',
-        // Without root its device nodes are left out, as BuildKit's unpack leaves them out in a user namespace.
+        // Without root its device nodes are left out, as BuildKit's unpack leaves them out in a user namespace,
+        // and its owners other than root are kept in owner records, which the copy below reads.
         devices: this.#build.idMap ? 'skip' : 'create',
+        owners: this.#build.idMap ? 'xattr' : 'apply',
         maxEntries: this.#build.limits.maxEntries,
         maxTotalBytes: this.#build.limits.maxBytes,
         listImpliedDirectories: true,
       });
-      // Without root the archive's owners were only recorded: unless --chown replaces them, they must be root's.
-      const foreign = options.owner === undefined ? applied.owners[0] : undefined;
+      // Without root a symlink's owner other than root is nowhere kept (it takes no owner record): unless
+      // --chown replaces it, it is refused, never given to root.
+      const foreign = options.owner === undefined ? applied.owners.find((o) => o.type === 'symlink') : undefined;
       if (foreign !== undefined) {
-        throw new UnsupportedError(`${JSON.stringify(foreign.path)} in ${JSON.stringify(node.path)} belongs to ${foreign.uid}:${foreign.gid}, which a build without root cannot give (give the files an owner with --chown)`);
+        throw new UnsupportedError(`${JSON.stringify(foreign.path)} in ${JSON.stringify(node.path)} belongs to ${foreign.uid}:${foreign.gid}, which a build without root cannot give to a symlink (give the files an owner with --chown)`);
       }
       const extracted = new ContextTree(temp, () => false, false, this.#build.checksums);
       const selection = await CopySelection.select(extracted, ['.'], `${target.replace(/\/+$/, '')}/`, this.#build.limits);

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { decodeBlob, detectCompression, eachLimited, encodeName, toContainerId, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
+import { containerOwner, decodeBlob, detectCompression, eachLimited, encodeName, encodeRootlessOwner, ROOTLESS_OWNER_XATTR, toHostId, UnsupportedError, type IdMap, type WritableLayer } from '@strata/core';
 import type { ModeChange } from './chmod.js';
 import { externalFormat, inflate } from './external-decompress.js';
 import { hasExceptions, patternFilter, type ContextFilter } from './ignore.js';
@@ -79,8 +79,8 @@ export interface CopyOptions {
    */
   readonly madeDirMode?: number;
   /**
-   * Set in a rootless build: owners are the containers' (and a kept owner is read through it); the host gets
-   * what the map says, and an owner it cannot give is UNSUPPORTED.
+   * Set in a rootless build: owners are the containers' (and a kept owner is read through it, owner record
+   * included); the host gets what the map says, and an owner it lacks is kept in an owner record.
    */
   readonly idMap?: IdMap;
   /**
@@ -97,29 +97,57 @@ type Owner = { readonly uid: number; readonly gid: number };
 /** Sets owners in the step's container, through the build's id map when it has one. */
 type Chown = (target: string, owner: Owner) => Promise<void>;
 
-/** UNSUPPORTED for an owner a rootless build has no host id for. */
-function ownerOutsideMap(path: string, uid: number, gid: number, tense: 'would belong' | 'belongs'): UnsupportedError {
-  return new UnsupportedError(`${JSON.stringify(path)} ${tense} to ${uid}:${gid}, which a build without root cannot give (its one id is its caller's, which its containers see as root)`, { path });
+/** UNSUPPORTED for an owner a rootless build has no way to give. */
+function ownerOutsideMap(path: string, uid: number, gid: number, tense: 'would belong' | 'belongs', why = 'its one id is its caller\'s, which its containers see as root'): UnsupportedError {
+  return new UnsupportedError(`${JSON.stringify(path)} ${tense} to ${uid}:${gid}, which a build without root cannot give (${why})`, { path });
 }
 
-/** Sets owners in a step's container: as they are, or through a rootless build's id map (UNSUPPORTED for an owner it lacks). */
+/**
+ * Sets owners in a step's container: as they are, or through a rootless build's id map. An id the map lacks
+ * is the caller's on the host and kept in the file's owner record (`user.rootlesscontainers`), as a rootless
+ * unpack keeps the image's owners; the layer's writer gives it back. A symlink holds no xattr of that
+ * namespace, so such an owner of a symlink is UNSUPPORTED.
+ */
 export function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chown {
   if (map === undefined) return (target, owner) => layer.lchown(target, owner.uid, owner.gid);
+  const rootUid = toHostId(map.uids, 0);
+  const rootGid = toHostId(map.gids, 0);
   return async (target, owner) => {
     const uid = toHostId(map.uids, owner.uid);
     const gid = toHostId(map.gids, owner.gid);
-    if (uid === undefined || gid === undefined) throw ownerOutsideMap(target, owner.uid, owner.gid, 'would belong');
-    await layer.lchown(target, uid, gid);
+    const hostUid = uid ?? rootUid;
+    const hostGid = gid ?? rootGid;
+    if (hostUid === undefined || hostGid === undefined) throw ownerOutsideMap(target, owner.uid, owner.gid, 'would belong');
+    await layer.lchown(target, hostUid, hostGid);
+    const record = encodeRootlessOwner(uid === undefined ? owner.uid : 0, gid === undefined ? owner.gid : 0, target);
+    if (record === undefined) {
+      // An owner the map gives: a record an unpack or an earlier step left would say otherwise.
+      if ((await layer.listxattr(target)).includes(ROOTLESS_OWNER_XATTR)) await layer.removexattr(target, ROOTLESS_OWNER_XATTR);
+      return;
+    }
+    try {
+      await layer.setxattr(target, ROOTLESS_OWNER_XATTR, record);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+      throw ownerOutsideMap(target, owner.uid, owner.gid, 'would belong', 'a symlink holds no owner record');
+    }
   };
 }
 
-/** A kept owner as the containers see it (the host's own, without a map). */
-function sourceOwner(node: SourceNode, map: IdMap | undefined): Owner {
+/**
+ * A kept owner as the containers see it: the host's own without a map; with one, through it and the node's
+ * owner record. Undefined for a host owner the map lacks.
+ */
+async function keptOwner(tree: SourceTree, node: SourceNode, map: IdMap | undefined): Promise<Owner | undefined> {
   if (map === undefined) return { uid: node.uid, gid: node.gid };
-  const uid = toContainerId(map.uids, node.uid);
-  const gid = toContainerId(map.gids, node.gid);
-  if (uid === undefined || gid === undefined) throw ownerOutsideMap(node.path, node.uid, node.gid, 'belongs');
-  return { uid, gid };
+  return containerOwner(node.uid, node.gid, await tree.ownerRecord?.(node), map, node.path);
+}
+
+/** `keptOwner`, UNSUPPORTED where there is none. */
+async function sourceOwner(tree: SourceTree, node: SourceNode, map: IdMap | undefined): Promise<Owner> {
+  const owner = await keptOwner(tree, node, map);
+  if (owner === undefined) throw ownerOutsideMap(node.path, node.uid, node.gid, 'belongs');
+  return owner;
 }
 
 /** A COPY's selection: made once, checksummed for the key, then written if the key misses. */
@@ -209,7 +237,9 @@ export class CopySelection {
       // changed only in which names share a file makes a different layer.
       const firstNames = new Map<string, string>();
       for (const { node, rel } of [{ node: top.node, rel: '' }, ...top.below]) {
-        const owner = options.keepOwners && options.owner === undefined ? ` ${node.uid}:${node.gid}` : '';
+        // A host owner the map lacks fails the write, not the key: it counts as it is.
+        const kept = options.keepOwners && options.owner === undefined ? ((await keptOwner(top.tree, node, options.idMap)) ?? node) : undefined;
+        const owner = kept ? ` ${kept.uid}:${kept.gid}` : '';
         const special = node.special ? ` ${node.special.typeBits.toString(8)}:${node.special.major}:${node.special.minor}` : '';
         const first = node.linkKey === undefined ? undefined : firstNames.get(node.linkKey);
         if (node.linkKey !== undefined && first === undefined) firstNames.set(node.linkKey, rel);
@@ -227,7 +257,7 @@ export class CopySelection {
    */
   async write(layer: WritableLayer, options: CopyOptions, extract?: (tree: SourceTree, node: SourceNode, dir: string) => Promise<void>): Promise<void> {
     const dirTimes: { path: string; node: SourceNode }[] = [];
-    const owner = (node: SourceNode) => options.owner ?? (options.keepOwners ? sourceOwner(node, options.idMap) : { uid: 0, gid: 0 });
+    const owner = async (tree: SourceTree, node: SourceNode) => options.owner ?? (options.keepOwners ? sourceOwner(tree, node, options.idMap) : { uid: 0, gid: 0 });
     const chown = chownThrough(layer, options.idMap);
     // What is known to be absent is not looked up first (a lookup that fails costs an error and its stack:
     // 0.25 s of a 9 s COPY of /usr/share): a path in a directory this call made, unless this call wrote it
@@ -236,7 +266,7 @@ export class CopySelection {
     const written = new Set<string>();
     const knownAbsent = (target: string) => madeDirs.has(posix.dirname(target)) && !written.has(target);
     const writeNode = async (tree: SourceTree, node: SourceNode, target: string) => {
-      if (await this.#writeNode(layer, tree, chown, node, target, owner(node), options.chmod, knownAbsent(target))) madeDirs.add(target);
+      if (await this.#writeNode(layer, tree, chown, node, target, await owner(tree, node), options.chmod, knownAbsent(target))) madeDirs.add(target);
       written.add(target);
     };
     // An archive's destination stays 0755 whatever --chmod says, as BuildKit's unpack makes it.

@@ -9,7 +9,7 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync,
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, posix, sep } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { decodeName, DirectoryScan, fsPath, InvalidArgumentError, isNotFound, isStrataError, lstatBatch, pathMatcher, STAT, turn, type LstatBatch, type PathMatcher, type WritableLayer } from '@strata/core';
+import { decodeName, DirectoryScan, fsPath, getXattr, InvalidArgumentError, isNotFound, isStrataError, lstatBatch, pathMatcher, ROOTLESS_OWNER_XATTR, STAT, turn, type LstatBatch, type PathMatcher, type WritableLayer } from '@strata/core';
 import { checkPatterns, hasExceptions, ignorePatterns, patternFilter, type ContextFilter } from './ignore.js';
 import type { FileChecksums } from './checksums.js';
 
@@ -52,6 +52,11 @@ export interface SourceTree {
   read(node: SourceNode): AsyncIterable<Uint8Array>;
   /** A checksum of a file's content (cached where the tree can tell it has not changed). */
   checksum(node: SourceNode): Promise<string>;
+  /**
+   * The node's `user.rootlesscontainers` xattr, where a rootless unpack keeps an owner it could not give;
+   * undefined where it has none. A tree that never holds one (downloads, here-documents) has no such method.
+   */
+  ownerRecord?(node: SourceNode): Promise<Uint8Array | undefined>;
 }
 
 /**
@@ -342,6 +347,10 @@ export class ContextTree implements SourceTree {
   checksum(node: SourceNode): Promise<string> {
     return this.#checksums.of(this.#host(node.path), node);
   }
+
+  async ownerRecord(node: SourceNode): Promise<Uint8Array | undefined> {
+    return getXattr(this.#host(node.path), ROOTLESS_OWNER_XATTR);
+  }
 }
 
 /**
@@ -431,6 +440,12 @@ export class SnapshotTree implements SourceTree {
 
   checksum(node: SourceNode): Promise<string> {
     return this.#memo(node.path, () => hashStream(this.read(node)));
+  }
+
+  async ownerRecord(node: SourceNode): Promise<Uint8Array | undefined> {
+    // Listed first: a missing xattr is an error (ENODATA) to `getxattr`, and most nodes have none.
+    const path = `/${node.path}`;
+    return (await this.#layer.listxattr(path)).includes(ROOTLESS_OWNER_XATTR) ? this.#layer.getxattr(path, ROOTLESS_OWNER_XATTR) : undefined;
   }
 }
 
