@@ -8,10 +8,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readLayer } from '@strata/core';
 import { openImages, type Images } from '@strata/images';
 import { aptImage, type AptImage } from '../benchmarks/inputs.js';
 import { needs } from './helpers/oracle.js';
@@ -55,6 +56,22 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootst
     } finally {
       await images.close();
     }
+  }
+
+  /** A layer's entries by path: owner, mode and xattr names. */
+  async function layerEntries(layer: string): Promise<Map<string, { uid: number; gid: number; mode: number; xattrs: string[] }>> {
+    const entries = new Map<string, { uid: number; gid: number; mode: number; xattrs: string[] }>();
+    for await (const { entry } of readLayer(layer)) entries.set(entry.path, { uid: entry.uid, gid: entry.gid, mode: entry.mode, xattrs: [...entry.xattrs.keys()] });
+    return entries;
+  }
+
+  /** The path of the last layer of the image tagged `tag` in the OCI layout at `layout`. */
+  function lastLayer(layout: string, tag: string): string {
+    const blob = (digest: string) => join(layout, 'blobs', ...digest.split(':'));
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+    const manifest = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)!;
+    const layers = (JSON.parse(readFileSync(blob(manifest.digest), 'utf8')) as { layers: { digest: string }[] }).layers;
+    return blob(layers.at(-1)!.digest);
   }
 
   /** The tree umoci unpacks from an OCI layout. */
@@ -129,9 +146,10 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootst
     }
   });
 
-  it('without root, unpacks to the tree `umoci unpack --rootless` gives, but for the device nodes neither can make', () => {
-    // Both as nobody: the image's files are the caller's (owners other than root are not kept). umoci puts an empty file where a device was;
-    // strata leaves the device out (as Docker and containerd do in a user namespace) and hides what is below.
+  it('without root, unpacks to the tree `umoci unpack --rootless` gives, owner records included, but for the device nodes neither can make; commits and builds give the owners back', async () => {
+    // Both as nobody: the image's files are the caller's, and each owner other than root is kept in a
+    // `user.rootlesscontainers` xattr. umoci puts an empty file where a device was; strata leaves the device
+    // out (as Docker and containerd do in a user namespace) and hides what is below.
     const home = join(work, 'rootless');
     mkdirSync(home);
     run('cp', ['-r', apt.layout, join(home, 'layout')]);
@@ -141,9 +159,9 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootst
       run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', cmd, ...args]);
     const strata = (...args: string[]) => asNobody(process.execPath, [cli, '--root', join(home, 'root'), '--driver', 'userspace', ...args]);
     asNobody('umoci', ['unpack', '--rootless', '--image', `${join(home, 'layout')}:apt`, join(home, 'bundle')]);
-    // umoci also keeps each owner other than root in a `user.rootlesscontainers` xattr; strata reports them
-    // in the apply's result and does not keep them (see the README's Images).
-    const umoci = snapshotTree(join(home, 'bundle', 'rootfs'), { ignoreXattr: (name) => name === 'user.rootlesscontainers' });
+    const umoci = snapshotTree(join(home, 'bundle', 'rootfs'));
+    const recorded = [...umoci.values()].filter((node) => node.xattrs?.['user.rootlesscontainers'] !== undefined).length;
+    expect(recorded).toBeGreaterThan(5); // /etc/shadow's group, /var/local's, apt's partial directory…
     const placeholders = [...umoci].filter(([path, node]) => path.startsWith('dev/') && node.type === 'file' && node.size === 0).map(([path]) => path);
     expect(placeholders.sort()).toEqual(['console', 'full', 'null', 'ptmx', 'random', 'tty', 'urandom', 'zero'].map((name) => `dev/${name}`));
     for (const path of placeholders) umoci.delete(path);
@@ -166,10 +184,59 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'podman', 'debootst
     writeFileSync(join(home, 'context', 'Dockerfile'), 'FROM example.com/apt:apt\nLABEL rootless=yes\n');
     run('chown', ['-R', '65534:65534', join(home, 'context')]);
     strata('build', join(home, 'context'), '-q', '-o', `type=local,dest=${join(home, 'files')}`);
-    const noDirTimes = { ignoreDirMtime: true, ignoreXattr: (name: string) => name === 'user.rootlesscontainers' };
+    const noDirTimes = { ignoreDirMtime: true };
     const umociFiles = snapshotTree(join(home, 'bundle', 'rootfs'), noDirTimes);
     for (const path of placeholders) umociFiles.delete(path);
     expect(diffSnapshots(umociFiles, snapshotTree(join(home, 'files'), noDirTimes))).toEqual([]);
+
+    // A container's change, made through a kernel overlay mount in the caller's own user namespace (as a
+    // rootless runtime makes it: the copy-up carries the record), commits with the image's owners, as
+    // `umoci repack` of the same change to its rootless bundle gives them.
+    strata('container', 'create', 'example.com/apt:apt', 'c');
+    const containerMount = /-o (\S+)$/.exec(strata('snapshot', 'mounts', '/mnt', 'container-c').trim())![1]!;
+    const change = 'echo extra >> "$0/etc/shadow" && touch "$0/var/local/new"';
+    const merged = join(home, 'merged');
+    mkdirSync(merged);
+    run('chown', ['65534:65534', merged]);
+    asNobody('unshare', ['-Urm', 'sh', '-c', `mount -t overlay overlay "$0" -o "$1" && ${change}`, merged, containerMount]);
+    strata('container', 'diff', 'c', '-o', join(home, 'change.tar'));
+    const ours = await layerEntries(join(home, 'change.tar'));
+    asNobody('sh', ['-c', change, join(home, 'bundle', 'rootfs')]);
+    asNobody('umoci', ['repack', '--image', `${join(home, 'layout')}:changed`, join(home, 'bundle')]);
+    const theirs = await layerEntries(lastLayer(join(home, 'layout'), 'changed'));
+    expect([...theirs.keys()]).toEqual(['etc/shadow', 'var/local', 'var/local/new']);
+    for (const [path, entry] of theirs) expect(ours.get(path), path).toEqual(entry);
+    expect(ours.get('etc/shadow')).toMatchObject({ uid: 0, gid: 42, xattrs: [] }); // the record gave the owner and left the layer
+
+    // A build without root gives the image a build as root gives, byte for byte, where the owners come
+    // from records: COPY --from of files the image recorded, COPY --chown to an id the caller has no other
+    // way to give, a COPY that makes a recorded directory root's, an ADDed archive of another user's files.
+    const copies = join(home, 'copies');
+    mkdirSync(join(copies, 'sub', 'local'), { recursive: true });
+    writeFileSync(join(copies, 'a.txt'), 'a\n');
+    writeFileSync(join(copies, 'sub', 'local', 'm'), 'm\n');
+    run('tar', ['-cf', join(copies, 'theirs.tar'), '--owner=1000', '--group=1000', '-C', copies, 'a.txt']);
+    writeFileSync(
+      join(copies, 'Dockerfile'),
+      [
+        'FROM example.com/apt:apt',
+        'COPY --chown=1000:1000 a.txt /owned/',
+        'COPY --from=example.com/apt:apt /etc/shadow /var/cache/apt/archives/partial /copied/',
+        'COPY --from=example.com/apt:apt /var/cache/apt/archives /archives',
+        'COPY sub/ /var/',
+        'ADD theirs.tar /theirs/',
+        'COPY --chown=0:1000 a.txt /var/log/btmp',
+        '',
+      ].join('\n'),
+    );
+    run('chown', ['-R', '65534:65534', copies]);
+    const build = (dest: string) => ['build', copies, '-q', '--source-date-epoch', '1700000000', '-o', `type=oci,dest=${join(home, dest)}`];
+    strata(...build('by-nobody.tar'));
+    const asRoot = (...args: string[]) => run(process.execPath, [cli, '--root', join(home, 'root-of-root'), '--driver', 'userspace', ...args]);
+    asRoot('image', 'import', join(home, 'layout'), '--name', 'example.com/apt', '-q');
+    asRoot(...build('by-root.tar'));
+    const sha256 = (file: string) => createHash('sha256').update(readFileSync(join(home, file))).digest('hex');
+    expect(sha256('by-nobody.tar')).toBe(sha256('by-root.tar'));
   });
 
   for (const driver of ['overlay', 'userspace'] as const) {

@@ -372,12 +372,14 @@ export class Images {
         const into = under === '' ? dir : join(dir, under);
         mkdirSync(into, { recursive: true });
         for (const layer of p.manifest.layers) {
-          await applyLayer(this.content.path(layer.digest), into, { layout: 'plain', devices: asRoot ? 'create' : 'skip', ...(options.signal ? { signal: options.signal } : {}) });
+          // Without root, owners other than the caller's go into owner records, as in a rootless root.
+          await applyLayer(this.content.path(layer.digest), into, { layout: 'plain', devices: asRoot ? 'create' : 'skip', owners: asRoot ? 'apply' : 'xattr', ...(options.signal ? { signal: options.signal } : {}) });
         }
       }
       // A file is written aside and renamed into place by the writer; a symlink or device is written into,
       // never replaced (renaming over /dev/stdout replaced the system's link with the archive).
-      if (options.tar) await packDirectory(dir, output);
+      // Packed as a rootless commit is: the caller's files as root's, the records' owners given back.
+      if (options.tar) await packDirectory(dir, output, this.#idMap ? { idMap: this.#idMap } : {});
     } finally {
       if (options.tar) removeTree(dir);
     }

@@ -214,8 +214,12 @@ export class LocalSnapshotter implements Snapshotter {
     const layout = this.#impl.applyLayout;
     // In overlay layout the parents are the lowers: directories the layer implies are copied up from them.
     const lowers = layout === 'overlay' ? this.#impl.layers('active', this.#layout.fs(record.id), this.#chain(record.parent)) : undefined;
-    const devices = options.devices ?? (process.geteuid?.() === 0 ? 'create' : 'skip');
-    return applyLayer(layer, this.#layout.fs(record.id), { ...options, layout, devices, xattrNamespace: this.#impl.namespace, ...(lowers ? { lowers } : {}) });
+    // Without root, what only root can do is left to the peers' rootless ways: devices skipped, and owners
+    // other than the caller's kept in owner records (umoci's), which a commit reads back.
+    const asRoot = process.geteuid?.() === 0;
+    const devices = options.devices ?? (asRoot ? 'create' : 'skip');
+    const owners = options.owners ?? (asRoot ? 'apply' : 'xattr');
+    return applyLayer(layer, this.#layout.fs(record.id), { ...options, layout, devices, owners, xattrNamespace: this.#impl.namespace, ...(lowers ? { lowers } : {}) });
   }
 
   async remove(key: string): Promise<void> {
