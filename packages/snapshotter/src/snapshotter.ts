@@ -197,7 +197,9 @@ export interface Snapshotter {
    * Applies a layer tarball into the active snapshot `key`, in the form its driver keeps trees (into the
    * upper directory in overlay layout, or into the full copy): how images are unpacked, one snapshot per
    * layer. Without root, device nodes are skipped unless `options.devices` says otherwise (the caller cannot
-   * make them; containerd skips them in a user namespace too, and a container's runtime gives it its `/dev`).
+   * make them; containerd skips them in a user namespace too, and a container's runtime gives it its `/dev`),
+   * and owners other than root are kept in `user.rootlesscontainers` records unless `options.owners` says
+   * otherwise (as `umoci unpack --rootless` keeps them; `diff` through the caller's id map gives them back).
    * Throws FAILED_PRECONDITION (not active) and what `applyLayer` throws.
    */
   applyLayer(key: string, layer: ByteInput, options?: ApplyOptions): Promise<ApplyResult>;
