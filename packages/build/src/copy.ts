@@ -105,8 +105,8 @@ function ownerOutsideMap(path: string, uid: number, gid: number, tense: 'would b
 /**
  * Sets owners in a step's container: as they are, or through a rootless build's id map. An id the map lacks
  * is the caller's on the host and kept in the file's owner record (`user.rootlesscontainers`), as a rootless
- * unpack keeps the image's owners; the layer's writer gives it back. A symlink holds no xattr of that
- * namespace, so such an owner of a symlink is UNSUPPORTED.
+ * unpack keeps the image's owners; the layer's writer gives it back. A symlink or fifo holds no xattr of
+ * that namespace, so such an owner of one is UNSUPPORTED.
  */
 export function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chown {
   if (map === undefined) return (target, owner) => layer.lchown(target, owner.uid, owner.gid);
@@ -129,7 +129,7 @@ export function chownThrough(layer: WritableLayer, map: IdMap | undefined): Chow
       await layer.setxattr(target, ROOTLESS_OWNER_XATTR, record);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
-      throw ownerOutsideMap(target, owner.uid, owner.gid, 'would belong', 'a symlink holds no owner record');
+      throw ownerOutsideMap(target, owner.uid, owner.gid, 'would belong', 'only files and directories hold an owner record');
     }
   };
 }

@@ -77,9 +77,9 @@ export class EntryWriter {
   /**
    * The entry's xattrs, after its owner (a chown clears `security.capability`). Overlay markers are dropped:
    * a layer cannot forge them. With `owners: 'xattr'`, an owner other than root is recorded in
-   * `user.rootlesscontainers` (and a layer's own record dropped). An xattr the target's file system refuses (a namespace it does not know,
-   * `user.*` on a symlink or device, an invalid capability, a value too large) is skipped with a warning,
-   * as GNU tar does; any other failure fails the apply.
+   * `user.rootlesscontainers` (and a layer's own record dropped). An xattr the target's file system refuses
+   * (a namespace it does not know, `user.*` on a symlink or device, an invalid capability, a value too
+   * large) is skipped with a warning, as GNU tar does; any other failure fails the apply.
    */
   #setXattrs(path: string, entry: Entry, copyUp = false): void {
     // A copy-up's entry is the host's, owner record included, not the layer's: its xattrs are copied as they are.
