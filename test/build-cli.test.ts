@@ -347,7 +347,7 @@ describe.skipIf(!needs('root', 'overlay', 'umoci', 'skopeo', 'debootstrap', 'ssh
     // them) and given back in the layer: the same image as root's again.
     spawnSync('tar', ['-cf', join(dir, 'theirs.tar'), '--owner=1000', '--group=1000', '-C', dir, 'a.txt']);
     spawnSync('chown', ['65534:65534', join(dir, 'theirs.tar')]);
-    const owning = 'FROM scratch\nCOPY --chown=1000:1000 a.txt /\nCOPY --chown=7 a.txt /dir/\nADD theirs.tar /theirs/\nCOPY --chown=0:0 a.txt /dir/\n';
+    const owning = 'FROM scratch\nCOPY --chown=1000:1000 a.txt /\nCOPY --chown=7 a.txt /dir/\nADD theirs.tar /theirs/\nCOPY --chown=0:0 a.txt /dir/\nUSER 1000:1000\nWORKDIR /work/sub\n';
     const owned = asNobody(owning);
     expect(owned.status, owned.stderr).toBe(0);
     expect(owned.stdout).toBe(build(owning, 'root').stdout);
