@@ -81,9 +81,8 @@ export class EntryWriter {
    * (a namespace it does not know, `user.*` on a symlink or device, an invalid capability, a value too
    * large) is skipped with a warning, as GNU tar does; any other failure fails the apply.
    */
-  #setXattrs(path: string, entry: Entry, copyUp = false): void {
-    // A copy-up's entry is the host's, owner record included, not the layer's: its xattrs are copied as they are.
-    const recording = this.policy.owners === 'xattr' && !copyUp;
+  #setXattrs(path: string, entry: Entry): void {
+    const recording = this.policy.owners === 'xattr';
     const ownerRecord = recording ? encodeRootlessOwner(entry.uid, entry.gid, entry.path) : undefined;
     if (entry.xattrs.size === 0 && ownerRecord === undefined) return;
     for (const [name, value] of entry.xattrs) {
@@ -198,7 +197,8 @@ export class EntryWriter {
    */
   implicitDirectory(path: string, below: Entry): void {
     if (this.policy.owners === 'apply' && !this.policy.ownerIsDefault(below)) this.target.setAttrs(path, { owner: below });
-    this.#setXattrs(path, below, true);
+    // The host's xattrs, not a layer's (overlay markers already left out), an owner record included: copied as they are.
+    for (const [name, value] of below.xattrs) this.#setXattr(path, below, name, value);
     this.state.directories.set(path, below);
   }
 
